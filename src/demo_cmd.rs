@@ -1,0 +1,163 @@
+//! `siyu demo`: write the demo brand's exports, import them, report, serve.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use siyu::demo::write_exports;
+use siyu::know::import::{ImportOptions, import_file, presets};
+use siyu::know::report::{Overview, overview, yuan};
+use siyu::platform::access::{self, Role};
+use siyu::platform::config::Settings;
+use siyu::platform::runtime::open;
+
+use crate::{print_summary, progress_bar, serve};
+
+pub const DEMO_TENANT: &str = "demo";
+pub const DEMO_PASSWORD: &str = "siyu-demo";
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// How many people the brand has (up to 10,000,000).
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    customers: u64,
+    /// Exit after the report instead of serving the console.
+    #[arg(long)]
+    no_serve: bool,
+    /// Address to serve on.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Seed for the generator: the same seed writes the same exports.
+    #[arg(long, default_value_t = 618)]
+    seed: u64,
+    /// Where to write the export files (default: DATA_DIR/demo).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+pub async fn run(s: &Settings, a: DemoArgs) -> anyhow::Result<()> {
+    let (db, cipher) = open(s).await?;
+    let tenant = match access::find_tenant(&db, DEMO_TENANT).await? {
+        Some(t) => t,
+        None => access::create_tenant(&db, DEMO_TENANT).await?,
+    };
+    for (user, name, role) in [
+        ("admin", "管理员", Role::Admin),
+        ("ops", "运营", Role::Operator),
+    ] {
+        match access::create_user(&db, tenant.id, user, name, DEMO_PASSWORD, role).await {
+            Ok(_) | Err(access::AccessError::UserExists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let key = access::create_api_key(&db, tenant.id, "demo", Role::Admin).await?;
+
+    let dir = a.dir.clone().unwrap_or_else(|| s.data_dir.join("demo"));
+    let pb = progress_bar(a.customers, "writing exports");
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:>18} [{bar:36}] {pos}/{len} people {elapsed}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let (dir2, n, seed, pb2) = (dir.clone(), a.customers, a.seed, pb.clone());
+    let files =
+        tokio::task::spawn_blocking(move || write_exports(&dir2, n, seed, |i| pb2.set_position(i)))
+            .await?
+            .with_context(|| format!("writing demo exports to {}", dir.display()))?;
+    pb.finish_and_clear();
+
+    let started = std::time::Instant::now();
+    let mut rows = 0;
+    for f in &files {
+        let preset = presets::preset(f.preset).with_context(|| format!("preset {}", f.preset))?;
+        let pb = progress_bar(0, f.preset);
+        let summary = import_file(
+            &db,
+            &cipher,
+            tenant.id,
+            &f.path,
+            &ImportOptions::new(preset),
+            Some(&pb),
+        )
+        .await?;
+        pb.finish_and_clear();
+        rows += summary.read;
+        print_summary(&summary);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "imported {rows} rows in {secs:.1} s ({:.0} rows/s)\n",
+        rows as f64 / secs.max(1e-9)
+    );
+
+    let o = overview(&db, tenant.id).await?;
+    print_report(&o);
+
+    if a.no_serve {
+        db.close().await;
+        return Ok(());
+    }
+    let listen = a.listen.unwrap_or_else(|| s.listen.clone());
+    serve(db, cipher, &listen, |addr| {
+        println!("\nConsole 控制台: http://{addr}/console");
+        println!("  品牌 brand: {DEMO_TENANT}   用户 user: admin (sees full phones) or ops   密码 password: {DEMO_PASSWORD}");
+        println!("API key for this run: {key}");
+        println!("  curl -H 'Authorization: Bearer {key}' http://{addr}/api/v1/customers?per_page=3");
+        println!("Ctrl-C to stop.");
+    })
+    .await
+}
+
+pub fn print_report(o: &Overview) {
+    let pct = |r: f64| format!("{:.1}%", r * 100.0);
+    println!("Siyu demo brand — 客户归一报告 / who the customers are");
+    println!(
+        "  buyer records across channels 各渠道买家记录  {:>10}",
+        o.buyer_records
+    );
+    println!(
+        "  people after OneID            归一后的客户    {:>10}",
+        o.people
+    );
+    println!(
+        "  bought in 2+ channels         跨渠道购买      {:>10}",
+        o.multi_channel_people
+    );
+    println!(
+        "  merges                        合并次数        {:>10}",
+        o.merges
+    );
+    println!(
+        "  orders                        订单            {:>10}",
+        o.orders
+    );
+    println!(
+        "  GMV (net of refunds)          GMV            {:>14}",
+        yuan(o.gmv)
+    );
+    println!(
+        "  repeat-purchase rate online   线上复购率      {:>10}  ({} of {} buyers)",
+        pct(o.online.rate),
+        o.online.repeat_buyers,
+        o.online.buyers
+    );
+    println!(
+        "  repeat-purchase rate stores   门店复购率      {:>10}  ({} of {} buyers)",
+        pct(o.store.rate),
+        o.store.repeat_buyers,
+        o.store.buyers
+    );
+    println!("  GMV by channel 分渠道:");
+    for c in &o.channels {
+        println!(
+            "    {:<8} {:>8} orders {:>8} buyers {:>16}",
+            c.channel,
+            c.orders,
+            c.buyers,
+            yuan(c.gmv)
+        );
+    }
+}

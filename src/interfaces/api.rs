@@ -1,0 +1,333 @@
+//! `/api/v1`: ingestion and the customer 360, authenticated by `Authorization: Bearer <key>`.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value as Json_, json};
+
+use super::AppState;
+use crate::know::customers::{self, customer_360, find_by_identity, list_customers};
+use crate::know::events::{EventInput, ItemError, MAX_BATCH, store_events};
+use crate::know::identity::Identity;
+use crate::know::orders::{OrderInput, dedupe_orders, key_identities, store_orders};
+use crate::know::phone::Phone;
+use crate::platform::access::{Caller, caller_by_api_key};
+use crate::platform::clock::now_ms;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/events", post(post_events))
+        .route("/api/v1/orders", post(post_orders))
+        .route("/api/v1/customers", get(get_customers))
+        .route("/api/v1/customers/{id}", get(get_customer))
+}
+
+/// An API error as JSON: `{"error": {"code": …, "message": …}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"error": {"code": self.code, "message": self.message}})),
+        )
+            .into_response()
+    }
+}
+
+impl<E: std::fmt::Display> From<E> for ApiError
+where
+    E: Into<anyhow::Error>,
+{
+    fn from(e: E) -> Self {
+        tracing::error!(error = %e, "request failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the server log",
+        )
+    }
+}
+
+/// The caller of an API request, from its bearer key.
+pub struct ApiCaller(pub Caller);
+
+impl FromRequestParts<AppState> for ApiCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| unauthorized("missing Authorization: Bearer <api key>"))?;
+        let key = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| unauthorized("Authorization must be Bearer <api key>"))?;
+        match caller_by_api_key(&state.db, key).await? {
+            Some(c) => Ok(ApiCaller(c)),
+            None => Err(unauthorized("unknown or revoked API key")),
+        }
+    }
+}
+
+fn require_write(c: &Caller) -> Result<(), ApiError> {
+    if c.role.may_write() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("role {} may not write", c.role.as_str()),
+        ))
+    }
+}
+
+/// Parses `{"<field>": [ … ]}` into its items, so that one malformed item does not sink the batch.
+fn batch_items(body: &Bytes, field: &str) -> Result<Vec<Json_>, ApiError> {
+    let v: Json_ = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("body is not JSON: {e}")))?;
+    let items = match v {
+        Json_::Object(mut m) => match m.remove(field) {
+            Some(Json_::Array(a)) => a,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "body must be {{\"{field}\": [ … ]}}"
+                )));
+            }
+        },
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "body must be {{\"{field}\": [ … ]}}"
+            )));
+        }
+    };
+    if items.is_empty() {
+        return Err(ApiError::bad_request(format!("{field} is empty")));
+    }
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("{} {field} in one batch; at most {MAX_BATCH}", items.len()),
+        ));
+    }
+    Ok(items)
+}
+
+fn rejected_json(rejected: &[(usize, ItemError)]) -> Vec<Json_> {
+    rejected
+        .iter()
+        .map(|(i, e)| json!({"index": i, "field": e.field, "reason": e.reason}))
+        .collect()
+}
+
+/// Checks every item; returns the good ones with their index and the rejections.
+fn check_items<T, U>(
+    items: Vec<Json_>,
+    check: impl Fn(T) -> Result<U, ItemError>,
+) -> (Vec<U>, Vec<(usize, ItemError)>)
+where
+    T: serde::de::DeserializeOwned,
+{
+    let mut good = Vec::with_capacity(items.len());
+    let mut bad = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        match serde_json::from_value::<T>(item) {
+            Ok(v) => match check(v) {
+                Ok(u) => good.push(u),
+                Err(e) => bad.push((i, e)),
+            },
+            Err(e) => bad.push((
+                i,
+                ItemError {
+                    field: String::new(),
+                    reason: e.to_string(),
+                },
+            )),
+        }
+    }
+    (good, bad)
+}
+
+/// `POST /api/v1/events`: 202 once the valid events are committed; invalid ones listed by index.
+async fn post_events(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_write(&caller)?;
+    let now = now_ms();
+    let (events, rejected) =
+        check_items(batch_items(&body, "events")?, |e: EventInput| e.check(now));
+    if events.is_empty() {
+        return Ok((
+            StatusCode::BAD_REQUEST,
+            Json(json!({"accepted": 0, "duplicates": 0, "rejected": rejected_json(&rejected)})),
+        )
+            .into_response());
+    }
+    let out = store_events(&app.db, &app.cipher, caller.tenant_id, &events, now).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"accepted": out.stored, "duplicates": out.duplicates, "rejected": rejected_json(&rejected)})),
+    )
+        .into_response())
+}
+
+/// `POST /api/v1/orders`: new orders are imported, known ones updated (status, refund, lines).
+async fn post_orders(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_write(&caller)?;
+    let now = now_ms();
+    let (orders, rejected) =
+        check_items(batch_items(&body, "orders")?, |o: OrderInput| o.check(now));
+    if orders.is_empty() {
+        return Ok((
+            StatusCode::BAD_REQUEST,
+            Json(json!({"imported": 0, "updated": 0, "rejected": rejected_json(&rejected)})),
+        )
+            .into_response());
+    }
+    let orders = dedupe_orders(orders);
+    let keyed = key_identities(&app.cipher, &orders);
+    let out = store_orders(&app.db, caller.tenant_id, "api", &orders, &keyed, now).await?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({"imported": out.imported, "updated": out.updated, "rejected": rejected_json(&rejected)})),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct CustomerQuery {
+    phone: Option<String>,
+    identity: Option<String>,
+    #[serde(default)]
+    page: Option<i64>,
+    #[serde(default)]
+    per_page: Option<i64>,
+    #[serde(default)]
+    unmask: Option<bool>,
+}
+
+/// Whether full phone numbers are shown: only when asked for, and only to roles that may.
+fn unmask(caller: &Caller, asked: Option<bool>) -> Result<bool, ApiError> {
+    match asked {
+        Some(true) if caller.role.may_see_phone() => Ok(true),
+        Some(true) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "role {} may not see full phone numbers",
+                caller.role.as_str()
+            ),
+        )),
+        _ => Ok(false),
+    }
+}
+
+/// `GET /api/v1/customers`: a page of customers, or the one holding `?phone=` or `?identity=kind:value`.
+async fn get_customers(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Query(q): Query<CustomerQuery>,
+) -> Result<Response, ApiError> {
+    let unmask = unmask(&caller, q.unmask)?;
+    let identity = match (&q.phone, &q.identity) {
+        (Some(p), _) => Some(Identity::Phone(
+            Phone::parse(p).map_err(|e| ApiError::bad_request(format!("phone: {e}")))?,
+        )),
+        (None, Some(i)) => Some(
+            Identity::parse_shorthand(i)
+                .map_err(|e| ApiError::bad_request(format!("identity: {e}")))?,
+        ),
+        (None, None) => None,
+    };
+    if let Some(identity) = identity {
+        let found = find_by_identity(&app.db, &app.cipher, caller.tenant_id, &identity).await?;
+        let c = match found {
+            Some(id) => customer_360(&app.db, &app.cipher, caller.tenant_id, id, unmask).await?,
+            None => None,
+        };
+        return match c {
+            Some(c) => Ok(Json(c).into_response()),
+            None => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no customer has that identity",
+            )),
+        };
+    }
+    let page = list_customers(
+        &app.db,
+        &app.cipher,
+        caller.tenant_id,
+        q.page.unwrap_or(1),
+        q.per_page.unwrap_or(50),
+        None,
+        unmask,
+    )
+    .await?;
+    Ok(Json(page).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct UnmaskQuery {
+    #[serde(default)]
+    unmask: Option<bool>,
+}
+
+/// `GET /api/v1/customers/{id}`: the customer 360. A merged id answers with the survivor.
+async fn get_customer(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    Query(q): Query<UnmaskQuery>,
+) -> Result<Response, ApiError> {
+    let unmask = unmask(&caller, q.unmask)?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("customer id {id:?} is not a number")))?;
+    match customers::customer_360(&app.db, &app.cipher, caller.tenant_id, id, unmask).await? {
+        Some(c) => Ok(Json(c).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no customer {id}"),
+        )),
+    }
+}

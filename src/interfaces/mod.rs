@@ -1,0 +1,47 @@
+//! HTTP: `/api/v1` (JSON), `/console` (the operators' web console), health and readiness.
+
+pub mod api;
+pub mod console;
+pub mod i18n;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::Redirect;
+use axum::routing::get;
+
+use crate::platform::crypto::FieldCipher;
+use crate::platform::db::Db;
+
+/// What every handler needs.
+#[derive(Clone)]
+pub struct App {
+    pub db: Db,
+    pub cipher: FieldCipher,
+}
+
+pub type AppState = Arc<App>;
+
+pub fn router(app: App) -> Router {
+    let state: AppState = Arc::new(app);
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/console") }))
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(api::routes())
+        .merge(console::routes())
+        // 1,000 events with properties fit comfortably; larger bodies are refused with 413.
+        .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
+        .with_state(state)
+}
+
+/// Serves until the future `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: App,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

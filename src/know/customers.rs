@@ -1,0 +1,381 @@
+//! The customer as operators see them: identities, purchase summary, recent orders and events.
+
+use serde::Serialize;
+
+use super::identity::{Identity, IdentityKind};
+use super::phone::mask;
+use crate::platform::crypto::FieldCipher;
+use crate::platform::db::{Db, DbResult, sql};
+
+/// Statuses that count as a purchase.
+pub const PURCHASE_STATUSES: &str = "('paid','shipped','completed')";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IdentityView {
+    pub kind: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct OrderView {
+    pub id: i64,
+    pub channel: String,
+    pub order_no: String,
+    pub status: String,
+    pub ordered_at: i64,
+    pub amount: i64,
+    pub refund_amount: i64,
+    pub item_count: i64,
+    pub store_id: Option<String>,
+    pub guide_id: Option<String>,
+    pub phone_hint: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct EventView {
+    pub event_key: String,
+    #[sqlx(rename = "type")]
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub channel: Option<String>,
+    pub touchpoint: Option<String>,
+    pub occurred_at: i64,
+}
+
+/// Purchase summary over orders that count as purchases; amounts net of refunds, in fen.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PurchaseSummary {
+    pub first_order_at: Option<i64>,
+    pub last_order_at: Option<i64>,
+    pub order_count: i64,
+    pub total_spend: i64,
+    pub average_order_value: i64,
+    pub channels: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Customer360 {
+    pub id: i64,
+    /// Set when the requested id was merged into this customer.
+    pub merged_from: Option<i64>,
+    pub display_name: Option<String>,
+    pub created_at: i64,
+    pub identities: Vec<IdentityView>,
+    pub phone_hints: Vec<String>,
+    #[serde(flatten)]
+    pub summary: PurchaseSummary,
+    pub recent_orders: Vec<OrderView>,
+    pub recent_events: Vec<EventView>,
+}
+
+/// Follows merges: the surviving customer id for `id`, if it exists in the tenant.
+pub async fn surviving_id(db: &Db, tenant_id: i64, id: i64) -> DbResult<Option<i64>> {
+    let row: Option<(i64, Option<i64>)> = db
+        .fetch_optional(
+            &sql("SELECT id, merged_into FROM customers WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(id),
+        )
+        .await?;
+    Ok(row.map(|(id, m)| m.unwrap_or(id)))
+}
+
+/// The customer holding an identity.
+pub async fn find_by_identity(
+    db: &Db,
+    cipher: &FieldCipher,
+    tenant_id: i64,
+    identity: &Identity,
+) -> DbResult<Option<i64>> {
+    let row: Option<(i64,)> = db
+        .fetch_optional(
+            &sql("SELECT customer_id FROM identities WHERE tenant_id = $1 AND ikey = $2")
+                .bind(tenant_id)
+                .bind(identity.lookup_key(cipher)),
+        )
+        .await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// An identity's value as a caller may see it: phones decrypted, then masked unless `unmask`.
+pub fn show_identity(
+    cipher: &FieldCipher,
+    kind: &str,
+    ikey: &str,
+    value_enc: Option<&str>,
+    unmask: bool,
+) -> IdentityView {
+    let value = if kind == IdentityKind::Phone.as_str() {
+        match value_enc.map(|v| cipher.decrypt(v)) {
+            Some(Ok(p)) if unmask => p,
+            Some(Ok(p)) => mask(&p),
+            _ => "****".to_owned(),
+        }
+    } else {
+        ikey.split_once(':')
+            .map(|(_, v)| v.to_owned())
+            .unwrap_or_default()
+    };
+    IdentityView {
+        kind: kind.to_owned(),
+        value,
+    }
+}
+
+pub async fn identities_of(
+    db: &Db,
+    cipher: &FieldCipher,
+    tenant_id: i64,
+    id: i64,
+    unmask: bool,
+) -> DbResult<Vec<IdentityView>> {
+    let rows: Vec<(String, String, Option<String>)> = db
+        .fetch_all(
+            &sql("SELECT kind, ikey, value_enc FROM identities WHERE tenant_id = $1 AND customer_id = $2 ORDER BY kind, first_seen")
+                .bind(tenant_id)
+                .bind(id),
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|(k, ikey, enc)| show_identity(cipher, k, ikey, enc.as_deref(), unmask))
+        .collect())
+}
+
+pub async fn purchase_summary(db: &Db, tenant_id: i64, id: i64) -> DbResult<PurchaseSummary> {
+    let (first, last, count, spend): (Option<i64>, Option<i64>, i64, i64) = db
+        .fetch_one(
+            &sql(format!(
+                "SELECT MIN(ordered_at), MAX(ordered_at), COUNT(*), CAST(COALESCE(SUM(amount - refund_amount), 0) AS BIGINT) \
+                 FROM orders WHERE tenant_id = $1 AND customer_id = $2 AND status IN {PURCHASE_STATUSES}"
+            ))
+            .bind(tenant_id)
+            .bind(id),
+        )
+        .await?;
+    let channels: Vec<(String,)> = db
+        .fetch_all(
+            &sql(format!(
+                "SELECT DISTINCT channel FROM orders WHERE tenant_id = $1 AND customer_id = $2 AND status IN {PURCHASE_STATUSES} ORDER BY channel"
+            ))
+            .bind(tenant_id)
+            .bind(id),
+        )
+        .await?;
+    Ok(PurchaseSummary {
+        first_order_at: first,
+        last_order_at: last,
+        order_count: count,
+        total_spend: spend,
+        average_order_value: if count > 0 { spend / count } else { 0 },
+        channels: channels.into_iter().map(|c| c.0).collect(),
+    })
+}
+
+/// The whole picture of one customer; `None` when the id is not in the tenant.
+pub async fn customer_360(
+    db: &Db,
+    cipher: &FieldCipher,
+    tenant_id: i64,
+    requested: i64,
+    unmask: bool,
+) -> DbResult<Option<Customer360>> {
+    let Some(id) = surviving_id(db, tenant_id, requested).await? else {
+        return Ok(None);
+    };
+    let (display_name, created_at): (Option<String>, i64) = db
+        .fetch_one(
+            &sql("SELECT display_name, created_at FROM customers WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(id),
+        )
+        .await?;
+    let recent_orders: Vec<OrderView> = db
+        .fetch_all(
+            &sql("SELECT id, channel, order_no, status, ordered_at, amount, refund_amount, item_count, store_id, guide_id, phone_hint \
+                  FROM orders WHERE tenant_id = $1 AND customer_id = $2 ORDER BY ordered_at DESC LIMIT 20")
+                .bind(tenant_id)
+                .bind(id),
+        )
+        .await?;
+    let recent_events: Vec<EventView> = db
+        .fetch_all(
+            &sql("SELECT event_key, type, channel, touchpoint, occurred_at FROM events WHERE tenant_id = $1 AND customer_id = $2 \
+                  ORDER BY occurred_at DESC LIMIT 20")
+                .bind(tenant_id)
+                .bind(id),
+        )
+        .await?;
+    let hints: Vec<(String,)> = db
+        .fetch_all(
+            &sql("SELECT DISTINCT phone_hint FROM orders WHERE tenant_id = $1 AND customer_id = $2 AND phone_hint IS NOT NULL ORDER BY phone_hint")
+                .bind(tenant_id)
+                .bind(id),
+        )
+        .await?;
+    Ok(Some(Customer360 {
+        id,
+        merged_from: (id != requested).then_some(requested),
+        display_name,
+        created_at,
+        identities: identities_of(db, cipher, tenant_id, id, unmask).await?,
+        phone_hints: hints.into_iter().map(|h| h.0).collect(),
+        summary: purchase_summary(db, tenant_id, id).await?,
+        recent_orders,
+        recent_events,
+    }))
+}
+
+/// A row of the customer list.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct CustomerRow {
+    pub id: i64,
+    pub display_name: Option<String>,
+    pub created_at: i64,
+    pub order_count: i64,
+    pub total_spend: i64,
+    pub last_order_at: Option<i64>,
+    #[sqlx(skip)]
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CustomerPage {
+    pub customers: Vec<CustomerRow>,
+    pub page: i64,
+    pub per_page: i64,
+    pub total: i64,
+}
+
+/// One page of the tenant's customers, newest first, with purchase figures and a phone
+/// (masked unless `unmask`). `only` restricts the page to the given ids (search results).
+pub async fn list_customers(
+    db: &Db,
+    cipher: &FieldCipher,
+    tenant_id: i64,
+    page: i64,
+    per_page: i64,
+    only: Option<&[i64]>,
+    unmask: bool,
+) -> DbResult<CustomerPage> {
+    let page = page.max(1);
+    let per_page = per_page.clamp(1, 200);
+    let select = format!(
+        "SELECT c.id, c.display_name, c.created_at, \
+         (SELECT COUNT(*) FROM orders o WHERE o.tenant_id = c.tenant_id AND o.customer_id = c.id AND o.status IN {PURCHASE_STATUSES}) AS order_count, \
+         (SELECT CAST(COALESCE(SUM(o.amount - o.refund_amount), 0) AS BIGINT) FROM orders o WHERE o.tenant_id = c.tenant_id AND o.customer_id = c.id AND o.status IN {PURCHASE_STATUSES}) AS total_spend, \
+         (SELECT MAX(o.ordered_at) FROM orders o WHERE o.tenant_id = c.tenant_id AND o.customer_id = c.id) AS last_order_at \
+         FROM customers c WHERE c.tenant_id = $1 AND c.merged_into IS NULL"
+    );
+    let (mut rows, total): (Vec<CustomerRow>, i64) = match only {
+        Some(ids) => {
+            let ids: Vec<i64> = ids.iter().copied().take(200).collect();
+            if ids.is_empty() {
+                (Vec::new(), 0)
+            } else {
+                let mut q = sql(format!(
+                    "{select} AND c.id IN ({}) ORDER BY c.id DESC",
+                    crate::platform::db::list_placeholders(ids.len(), 2)
+                ))
+                .bind(tenant_id);
+                for id in &ids {
+                    q.push_arg(*id);
+                }
+                let rows: Vec<CustomerRow> = db.fetch_all(&q).await?;
+                let n = rows.len() as i64;
+                (rows, n)
+            }
+        }
+        None => {
+            let rows = db
+                .fetch_all(
+                    &sql(format!("{select} ORDER BY c.id DESC LIMIT $2 OFFSET $3"))
+                        .bind(tenant_id)
+                        .bind(per_page)
+                        .bind((page - 1) * per_page),
+                )
+                .await?;
+            let (total,): (i64,) =
+                db.fetch_one(&sql("SELECT COUNT(*) FROM customers WHERE tenant_id = $1 AND merged_into IS NULL").bind(tenant_id)).await?;
+            (rows, total)
+        }
+    };
+    for r in rows.iter_mut() {
+        let p: Option<(Option<String>,)> = db
+            .fetch_optional(
+                &sql("SELECT value_enc FROM identities WHERE tenant_id = $1 AND customer_id = $2 AND kind = 'phone' ORDER BY first_seen LIMIT 1")
+                    .bind(tenant_id)
+                    .bind(r.id),
+            )
+            .await?;
+        r.phone = p.map(|(enc,)| show_identity(cipher, "phone", "", enc.as_deref(), unmask).value);
+    }
+    Ok(CustomerPage {
+        customers: rows,
+        page,
+        per_page,
+        total,
+    })
+}
+
+/// Finds customers for a console or API search: a phone, `kind:value`, a customer id (`#123`),
+/// an order id, or part of a name.
+pub async fn search(db: &Db, cipher: &FieldCipher, tenant_id: i64, q: &str) -> DbResult<Vec<i64>> {
+    let q = q.trim();
+    if q.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Ok(p) = super::phone::Phone::parse(q) {
+        return Ok(find_by_identity(db, cipher, tenant_id, &Identity::Phone(p))
+            .await?
+            .into_iter()
+            .collect());
+    }
+    if let Ok(i) = Identity::parse_shorthand(q) {
+        return Ok(find_by_identity(db, cipher, tenant_id, &i)
+            .await?
+            .into_iter()
+            .collect());
+    }
+    if let Some(id) = q.strip_prefix('#').and_then(|s| s.parse::<i64>().ok()) {
+        return Ok(surviving_id(db, tenant_id, id).await?.into_iter().collect());
+    }
+    let by_order: Vec<(i64,)> = db
+        .fetch_all(
+            &sql("SELECT customer_id FROM orders WHERE tenant_id = $1 AND order_no = $2 LIMIT 20")
+                .bind(tenant_id)
+                .bind(q),
+        )
+        .await?;
+    if !by_order.is_empty() {
+        return Ok(by_order.into_iter().map(|r| r.0).collect());
+    }
+    // Buyer ids of any marketplace, then names.
+    let mut ids: Vec<i64> = Vec::new();
+    use IdentityKind::*;
+    for kind in [
+        Tmall,
+        Jd,
+        Douyin,
+        Pdd,
+        Youzan,
+        MemberNo,
+        Unionid,
+        ExternalUserid,
+    ] {
+        if let Some(id) =
+            find_by_identity(db, cipher, tenant_id, &Identity::Other(kind, q.to_owned())).await?
+        {
+            ids.push(id);
+        }
+    }
+    if !ids.is_empty() {
+        ids.dedup();
+        return Ok(ids);
+    }
+    let like = format!("%{}%", q.replace(['%', '_'], ""));
+    let rows: Vec<(i64,)> = db
+        .fetch_all(&sql("SELECT id FROM customers WHERE tenant_id = $1 AND merged_into IS NULL AND display_name LIKE $2 ORDER BY id DESC LIMIT 50").bind(tenant_id).bind(like))
+        .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}

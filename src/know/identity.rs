@@ -1,0 +1,263 @@
+//! The identities a customer can be known by, normalised and keyed for lookup.
+
+use serde::{Deserialize, Serialize};
+
+use super::phone::{Phone, PhoneError};
+use crate::platform::crypto::FieldCipher;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityKind {
+    Phone,
+    Unionid,
+    /// A WeChat openid, meaningful only with its app id.
+    Openid,
+    /// A WeCom external contact id.
+    ExternalUserid,
+    Tmall,
+    Jd,
+    Douyin,
+    Pdd,
+    Youzan,
+    MemberNo,
+    Email,
+}
+
+pub const ALL_KINDS: &[IdentityKind] = &[
+    IdentityKind::Phone,
+    IdentityKind::Unionid,
+    IdentityKind::Openid,
+    IdentityKind::ExternalUserid,
+    IdentityKind::Tmall,
+    IdentityKind::Jd,
+    IdentityKind::Douyin,
+    IdentityKind::Pdd,
+    IdentityKind::Youzan,
+    IdentityKind::MemberNo,
+    IdentityKind::Email,
+];
+
+impl IdentityKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityKind::Phone => "phone",
+            IdentityKind::Unionid => "unionid",
+            IdentityKind::Openid => "openid",
+            IdentityKind::ExternalUserid => "external_userid",
+            IdentityKind::Tmall => "tmall",
+            IdentityKind::Jd => "jd",
+            IdentityKind::Douyin => "douyin",
+            IdentityKind::Pdd => "pdd",
+            IdentityKind::Youzan => "youzan",
+            IdentityKind::MemberNo => "member_no",
+            IdentityKind::Email => "email",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<IdentityKind> {
+        ALL_KINDS.iter().copied().find(|k| k.as_str() == s)
+    }
+
+    /// The marketplace buyer-id kind for a sales channel, if the channel is a marketplace.
+    pub fn buyer_id_of(channel: &str) -> Option<IdentityKind> {
+        match channel {
+            "tmall" | "taobao" => Some(IdentityKind::Tmall),
+            "jd" => Some(IdentityKind::Jd),
+            "douyin" => Some(IdentityKind::Douyin),
+            "pdd" => Some(IdentityKind::Pdd),
+            "youzan" => Some(IdentityKind::Youzan),
+            _ => None,
+        }
+    }
+}
+
+/// A normalised identity value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Identity {
+    Phone(Phone),
+    /// An openid with the app id it belongs to.
+    Openid {
+        app_id: String,
+        openid: String,
+    },
+    Other(IdentityKind, String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error("unknown identity kind {0:?}")]
+    UnknownKind(String),
+    #[error(transparent)]
+    Phone(#[from] PhoneError),
+    #[error("{0} is empty")]
+    Empty(&'static str),
+    #[error("{0} is longer than 128 characters")]
+    TooLong(&'static str),
+    #[error("{0} contains control characters")]
+    Control(&'static str),
+    #[error("openid needs its app_id (write openid:APPID/OPENID or give app_id)")]
+    OpenidWithoutApp,
+    #[error("email {0:?} has no @")]
+    Email(String),
+    #[error("identity {0:?} is not kind:value")]
+    Shorthand(String),
+}
+
+fn clean(kind: IdentityKind, v: &str) -> Result<String, IdentityError> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Err(IdentityError::Empty(kind.as_str()));
+    }
+    if v.chars().count() > 128 {
+        return Err(IdentityError::TooLong(kind.as_str()));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(IdentityError::Control(kind.as_str()));
+    }
+    Ok(v.to_owned())
+}
+
+impl Identity {
+    pub fn new(
+        kind: IdentityKind,
+        value: &str,
+        app_id: Option<&str>,
+    ) -> Result<Identity, IdentityError> {
+        Ok(match kind {
+            IdentityKind::Phone => Identity::Phone(Phone::parse(value)?),
+            IdentityKind::Openid => {
+                let (app, openid) = match app_id {
+                    Some(a) => (a, value),
+                    None => value
+                        .split_once('/')
+                        .ok_or(IdentityError::OpenidWithoutApp)?,
+                };
+                Identity::Openid {
+                    app_id: clean(kind, app)?,
+                    openid: clean(kind, openid)?,
+                }
+            }
+            IdentityKind::Email => {
+                let e = clean(kind, value)?.to_lowercase();
+                if !e.contains('@') {
+                    return Err(IdentityError::Email(e));
+                }
+                Identity::Other(kind, e)
+            }
+            k => Identity::Other(k, clean(k, value)?),
+        })
+    }
+
+    /// Parses `kind:value`, e.g. `phone:13800138000` or `openid:wxAPP/oOPENID`.
+    pub fn parse_shorthand(s: &str) -> Result<Identity, IdentityError> {
+        let (k, v) = s
+            .split_once(':')
+            .ok_or_else(|| IdentityError::Shorthand(s.to_owned()))?;
+        let kind = IdentityKind::parse(k.trim())
+            .ok_or_else(|| IdentityError::UnknownKind(k.to_owned()))?;
+        Identity::new(kind, v, None)
+    }
+
+    pub fn kind(&self) -> IdentityKind {
+        match self {
+            Identity::Phone(_) => IdentityKind::Phone,
+            Identity::Openid { .. } => IdentityKind::Openid,
+            Identity::Other(k, _) => *k,
+        }
+    }
+
+    /// The lookup key stored in `identities.ikey`. Phones are a keyed hash, never the number.
+    pub fn key(&self, cipher: &FieldCipher) -> KeyedIdentity {
+        match self {
+            Identity::Phone(p) => KeyedIdentity {
+                ikey: format!("phone:{}", cipher.lookup_hash(p.as_str())),
+                kind: IdentityKind::Phone,
+                value_enc: Some(cipher.encrypt(p.as_str())),
+            },
+            Identity::Openid { app_id, openid } => KeyedIdentity {
+                ikey: format!("openid:{app_id}/{openid}"),
+                kind: IdentityKind::Openid,
+                value_enc: None,
+            },
+            Identity::Other(k, v) => KeyedIdentity {
+                ikey: format!("{}:{v}", k.as_str()),
+                kind: *k,
+                value_enc: None,
+            },
+        }
+    }
+
+    /// Only the lookup key, without the cost of encrypting (for reads).
+    pub fn lookup_key(&self, cipher: &FieldCipher) -> String {
+        match self {
+            Identity::Phone(p) => format!("phone:{}", cipher.lookup_hash(p.as_str())),
+            other => other.key(cipher).ikey,
+        }
+    }
+}
+
+/// An identity as stored: its lookup key, kind, and (phones only) the encrypted value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedIdentity {
+    pub ikey: String,
+    pub kind: IdentityKind,
+    pub value_enc: Option<String>,
+}
+
+/// An identity as the API accepts it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct IdentityInput {
+    pub kind: String,
+    pub value: String,
+    #[serde(default)]
+    pub app_id: Option<String>,
+}
+
+impl IdentityInput {
+    pub fn parse(&self) -> Result<Identity, IdentityError> {
+        let kind = IdentityKind::parse(&self.kind)
+            .ok_or_else(|| IdentityError::UnknownKind(self.kind.clone()))?;
+        Identity::new(kind, &self.value, self.app_id.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_normalise_and_hide_phones() {
+        let c = FieldCipher::new(&[1u8; 32]);
+        let a = Identity::new(IdentityKind::Phone, "+86 138-0013-8000", None).expect("phone");
+        let b = Identity::new(IdentityKind::Phone, "138 0013 8000", None).expect("phone");
+        assert_eq!(a.key(&c).ikey, b.key(&c).ikey);
+        assert!(!a.key(&c).ikey.contains("13800138000"));
+        assert_eq!(a.lookup_key(&c), a.key(&c).ikey);
+        let e = Identity::new(IdentityKind::Email, " Li.Na@Example.COM ", None).expect("email");
+        assert_eq!(e.key(&c).ikey, "email:li.na@example.com");
+    }
+
+    #[test]
+    fn shorthand_and_openid_need_their_parts() {
+        assert!(matches!(
+            Identity::parse_shorthand("openid:wx1/o1"),
+            Ok(Identity::Openid { .. })
+        ));
+        assert_eq!(
+            Identity::parse_shorthand("openid:o1"),
+            Err(IdentityError::OpenidWithoutApp)
+        );
+        assert!(matches!(
+            Identity::parse_shorthand("weibo:x"),
+            Err(IdentityError::UnknownKind(_))
+        ));
+        assert!(matches!(
+            Identity::parse_shorthand("tmall:"),
+            Err(IdentityError::Empty("tmall"))
+        ));
+        assert!(matches!(
+            Identity::parse_shorthand("nothing"),
+            Err(IdentityError::Shorthand(_))
+        ));
+    }
+}

@@ -1,0 +1,485 @@
+//! `siyu import orders`: seller exports and POS files into orders and customers.
+//!
+//! A file is read as bytes, its encoding detected (UTF-8 with or without BOM, or GB18030/GBK),
+//! parsed row by row on a blocking thread, and stored in chunks, each in one transaction, while
+//! the next chunk is parsed. Bad rows go to `NAME.rejected.csv` beside the input with their line,
+//! column and reason; every good row is kept.
+
+pub mod presets;
+pub mod rows;
+pub mod values;
+
+use std::path::{Path, PathBuf};
+
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+use self::presets::{Columns, Preset};
+use self::rows::{RowContext, RowError, fold_line};
+use crate::know::oneid::IdentityRecord;
+use crate::know::orders::{
+    OrderRecord, OrderStatus, StoreOutcome, dedupe_orders, key_identities, store_orders,
+};
+use crate::platform::clock::now_ms;
+use crate::platform::crypto::FieldCipher;
+use crate::platform::db::{Db, DbError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextEncoding {
+    Utf8,
+    Gb18030,
+}
+
+/// Picks the encoding of an export: a UTF-8 BOM or valid UTF-8 means UTF-8; otherwise whichever
+/// of UTF-8 and GB18030 reads the bytes with fewer errors (a UTF-8 file with one broken row stays
+/// UTF-8, and that row is rejected).
+pub fn detect_encoding(bytes: &[u8]) -> (TextEncoding, usize) {
+    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        return (TextEncoding::Utf8, 3);
+    }
+    if std::str::from_utf8(bytes).is_ok() {
+        return (TextEncoding::Utf8, 0);
+    }
+    let utf8_errors = String::from_utf8_lossy(bytes).matches('\u{FFFD}').count();
+    let (gb, _) = encoding_rs::GB18030.decode_without_bom_handling(bytes);
+    let gb_errors = gb.matches('\u{FFFD}').count();
+    if gb_errors < utf8_errors {
+        (TextEncoding::Gb18030, 0)
+    } else {
+        (TextEncoding::Utf8, 0)
+    }
+}
+
+fn decode_field(enc: TextEncoding, raw: &[u8]) -> Option<String> {
+    match enc {
+        TextEncoding::Utf8 => std::str::from_utf8(raw).ok().map(str::to_owned),
+        TextEncoding::Gb18030 => encoding_rs::GB18030
+            .decode_without_bom_handling_and_without_replacement(raw)
+            .map(|c| c.into_owned()),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("{0}: the file is empty")]
+    Empty(String),
+    #[error(
+        "{file}: no column for {field} found in the header; the {preset} preset looks for {wanted} (use --mapping to name it)"
+    )]
+    MissingColumn {
+        file: String,
+        field: String,
+        preset: String,
+        wanted: String,
+    },
+    #[error("{0}: cannot read the header row: {1}")]
+    Header(String, String),
+    #[error("{0}: storing orders failed: {1}")]
+    Store(String, DbError),
+}
+
+/// What importing one file did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FileSummary {
+    pub file: String,
+    pub encoding: Option<TextEncoding>,
+    /// Data rows read (not counting the header).
+    pub read: u64,
+    pub imported: u64,
+    pub updated: u64,
+    pub rejected: u64,
+    pub customers_created: u64,
+    pub customers_merged: u64,
+    pub rejected_file: Option<String>,
+    /// The first rejections, for the terminal; all of them are in the rejected file.
+    pub errors: Vec<RowError>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub preset: Preset,
+    pub channel: Option<String>,
+    pub store_id: Option<String>,
+    /// Orders per transaction.
+    pub chunk_orders: usize,
+}
+
+impl ImportOptions {
+    pub fn new(preset: Preset) -> Self {
+        ImportOptions {
+            preset,
+            channel: None,
+            store_id: None,
+            chunk_orders: 2_000,
+        }
+    }
+}
+
+/// `orders.csv` → `orders.rejected.csv` beside it.
+pub fn rejected_path(file: &Path) -> PathBuf {
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "import".into());
+    file.with_file_name(format!("{stem}.rejected.csv"))
+}
+
+struct Chunk {
+    orders: Vec<OrderRecord>,
+    keyed: Vec<IdentityRecord>,
+    position: u64,
+}
+
+struct ParseEnd {
+    read: u64,
+    rejected: u64,
+    errors: Vec<RowError>,
+    encoding: TextEncoding,
+}
+
+const SHOWN_ERRORS: usize = 20;
+
+/// Imports one file. `progress`, when given, is set to the file's length in bytes and advanced
+/// as chunks are stored.
+pub async fn import_file(
+    db: &Db,
+    cipher: &FieldCipher,
+    tenant_id: i64,
+    path: &Path,
+    opts: &ImportOptions,
+    progress: Option<&ProgressBar>,
+) -> Result<FileSummary, ImportError> {
+    let name = path.display().to_string();
+    let bytes = tokio::fs::read(path)
+        .await
+        .map_err(|e| ImportError::Io(name.clone(), e))?;
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ImportError::Empty(name));
+    }
+    if let Some(pb) = progress {
+        pb.set_length(bytes.len() as u64);
+        pb.set_position(0);
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(4);
+    let parse_opts = opts.clone();
+    let parse_name = name.clone();
+    let reject_to = rejected_path(path);
+    let cipher2 = cipher.clone();
+    let parser = tokio::task::spawn_blocking(move || {
+        parse_file(&parse_name, &bytes, &parse_opts, &cipher2, &reject_to, tx)
+    });
+
+    let mut outcome = StoreOutcome::default();
+    let mut store_err = None;
+    while let Some(chunk) = rx.recv().await {
+        match store_orders(
+            db,
+            tenant_id,
+            "import",
+            &chunk.orders,
+            &chunk.keyed,
+            now_ms(),
+        )
+        .await
+        {
+            Ok(o) => outcome.add(o),
+            Err(e) => {
+                store_err = Some(e);
+                break;
+            }
+        }
+        if let Some(pb) = progress {
+            pb.set_position(chunk.position);
+        }
+    }
+    drop(rx);
+    let end = parser
+        .await
+        .map_err(|e| ImportError::Io(name.clone(), std::io::Error::other(e.to_string())))??;
+    if let Some(e) = store_err {
+        return Err(ImportError::Store(name, e));
+    }
+    if let Some(pb) = progress {
+        pb.set_position(pb.length().unwrap_or(0));
+    }
+    let reject_file = rejected_path(path);
+    Ok(FileSummary {
+        file: name,
+        encoding: Some(end.encoding),
+        read: end.read,
+        imported: outcome.imported,
+        updated: outcome.updated,
+        rejected: end.rejected,
+        customers_created: outcome.customers_created,
+        customers_merged: outcome.customers_merged,
+        rejected_file: (end.rejected > 0).then(|| reject_file.display().to_string()),
+        errors: end.errors,
+    })
+}
+
+fn parse_file(
+    name: &str,
+    bytes: &[u8],
+    opts: &ImportOptions,
+    cipher: &FieldCipher,
+    reject_to: &Path,
+    tx: tokio::sync::mpsc::Sender<Chunk>,
+) -> Result<ParseEnd, ImportError> {
+    let (encoding, bom) = detect_encoding(bytes);
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(&bytes[bom..]);
+    let mut rec = csv::ByteRecord::new();
+    let header: Vec<String> = match rdr.read_byte_record(&mut rec) {
+        Ok(true) => rec
+            .iter()
+            .map(|f| {
+                decode_field(encoding, f).unwrap_or_else(|| String::from_utf8_lossy(f).into_owned())
+            })
+            .collect(),
+        Ok(false) => return Err(ImportError::Empty(name.to_owned())),
+        Err(e) => return Err(ImportError::Header(name.to_owned(), e.to_string())),
+    };
+    let columns = Columns::resolve(&opts.preset, &header);
+    for f in [presets::Field::OrderNo, presets::Field::OrderedAt] {
+        if columns.get(f).is_none() {
+            let wanted = opts
+                .preset
+                .headers
+                .iter()
+                .find(|(x, _)| *x == f)
+                .map(|(_, n)| n.join(" / "))
+                .unwrap_or_default();
+            return Err(ImportError::MissingColumn {
+                file: name.to_owned(),
+                field: f.name().to_owned(),
+                preset: opts.preset.name.clone(),
+                wanted,
+            });
+        }
+    }
+    let is_store = opts.preset.channel.as_deref() == Some("store");
+    let ctx = RowContext {
+        columns,
+        channel: opts.channel.clone().or_else(|| opts.preset.channel.clone()),
+        store_id: opts.store_id.clone(),
+        default_status: if is_store {
+            OrderStatus::Completed
+        } else {
+            OrderStatus::Paid
+        },
+    };
+
+    let mut rejects: Option<csv::Writer<std::fs::File>> = None;
+    let _ = std::fs::remove_file(reject_to); // a stale file from an earlier run would mislead
+    let mut reject =
+        |e: RowError, raw: &[String], errors: &mut Vec<RowError>| -> Result<(), ImportError> {
+            let io = |e: csv::Error| {
+                ImportError::Io(
+                    reject_to.display().to_string(),
+                    std::io::Error::other(e.to_string()),
+                )
+            };
+            if rejects.is_none() {
+                let f = std::fs::File::create(reject_to)
+                    .map_err(|e| ImportError::Io(reject_to.display().to_string(), e))?;
+                let mut w = csv::WriterBuilder::new().flexible(true).from_writer(f);
+                let bom_line: Vec<String> =
+                    ["\u{feff}line".to_string(), "column".into(), "reason".into()]
+                        .into_iter()
+                        .chain(header.iter().cloned())
+                        .collect();
+                w.write_record(&bom_line).map_err(io)?;
+                rejects = Some(w);
+            }
+            if let Some(w) = rejects.as_mut() {
+                let row: Vec<String> = [e.line.to_string(), e.column.clone(), e.reason.clone()]
+                    .into_iter()
+                    .chain(raw.iter().cloned())
+                    .collect();
+                w.write_record(&row).map_err(io)?;
+            }
+            if errors.len() < SHOWN_ERRORS {
+                errors.push(e);
+            }
+            Ok(())
+        };
+
+    let mut read = 0u64;
+    let mut rejected = 0u64;
+    let mut errors = Vec::new();
+    let mut chunk: Vec<OrderRecord> = Vec::with_capacity(opts.chunk_orders + 1);
+    let send = |chunk: Vec<OrderRecord>, position: u64| -> bool {
+        let keyed = key_identities(cipher, &chunk);
+        tx.blocking_send(Chunk {
+            orders: chunk,
+            keyed,
+            position,
+        })
+        .is_ok()
+    };
+    loop {
+        let line = rdr.position().line();
+        let more = match rdr.read_byte_record(&mut rec) {
+            Ok(m) => m,
+            Err(e) => {
+                // A record the CSV reader cannot frame (e.g. an unterminated quote at the end).
+                read += 1;
+                rejected += 1;
+                reject(
+                    RowError {
+                        line,
+                        column: String::new(),
+                        reason: format!("unreadable CSV: {e}"),
+                    },
+                    &[],
+                    &mut errors,
+                )?;
+                break;
+            }
+        };
+        if !more {
+            break;
+        }
+        let line = rec.position().map(|p| p.line()).unwrap_or(line);
+        if rec.len() == 1
+            && rec
+                .get(0)
+                .is_some_and(|f| f.iter().all(u8::is_ascii_whitespace))
+        {
+            continue; // blank line
+        }
+        read += 1;
+        let mut fields = Vec::with_capacity(rec.len());
+        let mut bad_field = None;
+        for (i, raw) in rec.iter().enumerate() {
+            match decode_field(encoding, raw) {
+                Some(s) => fields.push(s),
+                None => {
+                    bad_field.get_or_insert(i);
+                    fields.push(String::from_utf8_lossy(raw).into_owned());
+                }
+            }
+        }
+        if rec.len() != header.len() {
+            rejected += 1;
+            let reason = format!(
+                "expected {} columns as in the header, found {}",
+                header.len(),
+                rec.len()
+            );
+            reject(
+                RowError {
+                    line,
+                    column: String::new(),
+                    reason,
+                },
+                &fields,
+                &mut errors,
+            )?;
+            continue;
+        }
+        if let Some(i) = bad_field {
+            rejected += 1;
+            let reason = format!(
+                "invalid {} byte sequence",
+                if encoding == TextEncoding::Utf8 {
+                    "UTF-8"
+                } else {
+                    "GB18030"
+                }
+            );
+            reject(
+                RowError {
+                    line,
+                    column: header.get(i).cloned().unwrap_or_default(),
+                    reason,
+                },
+                &fields,
+                &mut errors,
+            )?;
+            continue;
+        }
+        match ctx.parse(line, &fields) {
+            Ok(order) => {
+                // Rows of one order (one line each) are adjacent in exports: fold them.
+                match chunk.last_mut() {
+                    Some(last)
+                        if last.order_no == order.order_no && last.channel == order.channel =>
+                    {
+                        fold_line(last, order)
+                    }
+                    _ => {
+                        if chunk.len() >= opts.chunk_orders {
+                            let full = std::mem::replace(
+                                &mut chunk,
+                                Vec::with_capacity(opts.chunk_orders + 1),
+                            );
+                            if !send(dedupe_orders(full), rdr.position().byte()) {
+                                break; // the writer stopped: its error is reported
+                            }
+                        }
+                        chunk.push(order);
+                    }
+                }
+            }
+            Err(e) => {
+                rejected += 1;
+                reject(e, &fields, &mut errors)?;
+            }
+        }
+    }
+    if !chunk.is_empty() {
+        send(dedupe_orders(chunk), rdr.position().byte());
+    }
+    if let Some(mut w) = rejects {
+        w.flush()
+            .map_err(|e| ImportError::Io(reject_to.display().to_string(), e))?;
+    }
+    Ok(ParseEnd {
+        read,
+        rejected,
+        errors,
+        encoding,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodings_are_told_apart() {
+        let gbk = encoding_rs::GBK
+            .encode("订单编号,买家会员名\n1,张三\n")
+            .0
+            .into_owned();
+        assert_eq!(detect_encoding(&gbk).0, TextEncoding::Gb18030);
+        assert_eq!(
+            detect_encoding("订单编号\n".as_bytes()),
+            (TextEncoding::Utf8, 0)
+        );
+        let mut bom = vec![0xEF, 0xBB, 0xBF];
+        bom.extend_from_slice("订单编号\n".as_bytes());
+        assert_eq!(detect_encoding(&bom), (TextEncoding::Utf8, 3));
+        // A UTF-8 file with one broken byte stays UTF-8.
+        let mut broken = "订单编号,买家会员名,收货人姓名\n1,张三,李四\n2,王五,赵六\n"
+            .as_bytes()
+            .to_vec();
+        broken.push(0xFF);
+        broken.extend_from_slice(b",x\n");
+        assert_eq!(detect_encoding(&broken).0, TextEncoding::Utf8);
+    }
+
+    #[test]
+    fn rejected_file_sits_beside_the_input() {
+        assert_eq!(
+            rejected_path(Path::new("/x/orders.csv")),
+            PathBuf::from("/x/orders.rejected.csv")
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! Cell values as seller exports write them: `￥1,299.00`, `="2024061812345"`, `2024/6/18 10:01:02`.
+
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
+
+use crate::platform::clock::china;
+
+/// Strips what spreadsheet exports wrap around values: the Excel formula quote `="…"`, a leading
+/// apostrophe or tab, surrounding spaces (including full-width).
+pub fn clean_cell(s: &str) -> &str {
+    let t = s.trim_matches(|c: char| c.is_whitespace() || c == '\u{3000}' || c == '\u{feff}');
+    let t = t
+        .strip_prefix("=\"")
+        .and_then(|r| r.strip_suffix('"'))
+        .unwrap_or(t);
+    let t = t.strip_prefix('\'').unwrap_or(t);
+    t.trim()
+}
+
+/// Parses an amount in yuan into fen: `￥1,299.00`, `¥ 99`, `1299.5元`, `RMB 12.30`.
+pub fn parse_money(s: &str) -> Result<i64, String> {
+    let t = clean_cell(s);
+    let t = t
+        .trim_start_matches(['￥', '¥'])
+        .trim_start_matches("RMB")
+        .trim_start_matches("CNY")
+        .trim_end_matches('元')
+        .trim();
+    if t.is_empty() {
+        return Err("amount is empty".into());
+    }
+    let digits: String = t
+        .chars()
+        .filter(|c| *c != ',' && *c != '，' && *c != ' ')
+        .collect();
+    let (neg, digits) = match digits.strip_prefix('-') {
+        Some(d) => (true, d.to_owned()),
+        None => (false, digits),
+    };
+    if neg {
+        return Err(format!("amount {s:?} is negative"));
+    }
+    let (whole, frac) = match digits.split_once('.') {
+        Some((w, f)) => (w, f),
+        None => (digits.as_str(), ""),
+    };
+    let frac = frac.trim_end_matches('0');
+    if whole.is_empty() && frac.is_empty() && !digits.contains('0') {
+        return Err(format!("amount {s:?} is not a number"));
+    }
+    if !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("amount {s:?} is not a number"));
+    }
+    if frac.len() > 2 {
+        return Err(format!(
+            "amount {s:?} has more than 2 decimals (fen is the smallest unit)"
+        ));
+    }
+    if whole.len() > 12 {
+        return Err(format!("amount {s:?} is too large"));
+    }
+    let w: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole
+            .parse()
+            .map_err(|_| format!("amount {s:?} is not a number"))?
+    };
+    let f: i64 = match frac.len() {
+        0 => 0,
+        1 => {
+            frac.parse::<i64>()
+                .map_err(|_| format!("amount {s:?} is not a number"))?
+                * 10
+        }
+        _ => frac
+            .parse()
+            .map_err(|_| format!("amount {s:?} is not a number"))?,
+    };
+    Ok(w * 100 + f)
+}
+
+/// Parses a whole quantity: `2`, `2.0`, `2件`.
+pub fn parse_quantity(s: &str) -> Result<i64, String> {
+    let t = clean_cell(s)
+        .trim_end_matches(['件', '个', '瓶', '盒', '套'])
+        .trim();
+    let t = t
+        .strip_suffix(".0")
+        .or_else(|| t.strip_suffix(".00"))
+        .unwrap_or(t);
+    match t.parse::<i64>() {
+        Ok(n) if (0..=1_000_000).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "quantity {s:?} is not a whole number from 0 to 1,000,000"
+        )),
+    }
+}
+
+/// Parses a local date-time as exports write it and returns UTC milliseconds. Times without a
+/// zone are China Standard Time, the zone of every platform's seller export.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    let t = clean_cell(s);
+    if t.is_empty() {
+        return Err("date is empty".into());
+    }
+    if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(t) {
+        return Ok(dt.timestamp_millis());
+    }
+    let norm: String = t
+        .replace('/', "-")
+        .replace('T', " ")
+        .replace('年', "-")
+        .replace('月', "-")
+        .replace('日', "");
+    let (date_part, time_part) = match norm.split_once(' ') {
+        Some((d, tm)) => (d.trim(), Some(tm.trim())),
+        None => (norm.as_str(), None),
+    };
+    let date = NaiveDate::parse_from_str(date_part, "%Y-%m-%d")
+        .map_err(|_| format!("date {s:?} is not a date like 2024-06-18 or 2024/6/18 10:01:02"))?;
+    let time = match time_part {
+        None | Some("") => NaiveTime::MIN,
+        Some(tm) => NaiveTime::parse_from_str(tm, "%H:%M:%S%.f")
+            .or_else(|_| NaiveTime::parse_from_str(tm, "%H:%M"))
+            .map_err(|_| format!("time in {s:?} is not like 10:01 or 10:01:02"))?,
+    };
+    let local = NaiveDateTime::new(date, time);
+    if !(1990..=2100).contains(&chrono::Datelike::year(&local.date())) {
+        return Err(format!("date {s:?} is out of range"));
+    }
+    china()
+        .from_local_datetime(&local)
+        .single()
+        .map(|d| d.timestamp_millis())
+        .ok_or_else(|| format!("date {s:?} does not exist in China Standard Time"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_as_exports_write_it() {
+        assert_eq!(parse_money("￥1,299.00"), Ok(129_900));
+        assert_eq!(parse_money("¥ 99"), Ok(9_900));
+        assert_eq!(parse_money("1299.5元"), Ok(129_950));
+        assert_eq!(parse_money("0.01"), Ok(1));
+        assert_eq!(parse_money("0"), Ok(0));
+        assert_eq!(parse_money("=\"12.30\""), Ok(1_230));
+        assert!(parse_money("12.345").is_err());
+        assert!(parse_money("abc").is_err());
+        assert!(parse_money("").is_err());
+        assert!(parse_money("-5").is_err());
+        assert!(parse_money("1.2.3").is_err());
+    }
+
+    #[test]
+    fn dates_are_china_time() {
+        // 2024-06-18 10:01:02 +08:00 = 02:01:02 UTC
+        let want = 1_718_676_062_000;
+        assert_eq!(parse_time("2024/6/18 10:01:02"), Ok(want));
+        assert_eq!(parse_time("2024-06-18 10:01:02"), Ok(want));
+        assert_eq!(parse_time("2024-06-18 10:01"), Ok(want - 2_000));
+        assert_eq!(parse_time("2024-06-18T10:01:02+08:00"), Ok(want));
+        assert_eq!(parse_time("2024-06-18"), Ok(want - (10 * 3600 + 62) * 1000));
+        assert!(parse_time("2024-13-01").is_err());
+        assert!(parse_time("18/06/2024").is_err());
+        assert!(parse_time("").is_err());
+    }
+
+    #[test]
+    fn cells_lose_their_excel_wrapping() {
+        assert_eq!(clean_cell("=\"2024061812345\""), "2024061812345");
+        assert_eq!(clean_cell("\t'2024061812345 "), "2024061812345");
+        assert_eq!(parse_quantity("2件"), Ok(2));
+        assert_eq!(parse_quantity("3.0"), Ok(3));
+        assert!(parse_quantity("-1").is_err());
+    }
+}

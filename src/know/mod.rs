@@ -1,0 +1,10 @@
+//! Know the customer: one record per real person (OneID) with their orders and events.
+
+pub mod customers;
+pub mod events;
+pub mod identity;
+pub mod import;
+pub mod oneid;
+pub mod orders;
+pub mod phone;
+pub mod report;

@@ -1,0 +1,318 @@
+//! Identity resolution (OneID): identities seen together on one record belong to one customer.
+//!
+//! Records are resolved a chunk at a time inside the caller's write transaction: the chunk's
+//! identity keys are looked up, a union-find joins keys that share a record and keys that already
+//! belong to a customer, each component becomes one customer (new, existing, or the oldest of
+//! several, which absorbs the others). Since every component is exactly a connected component of
+//! the identity graph seen so far, the final customers do not depend on the order records arrive.
+
+use std::collections::HashMap;
+
+use super::identity::KeyedIdentity;
+use crate::platform::db::{DbResult, MAX_BINDS, Tx, list_placeholders, sql, values_placeholders};
+
+/// Union-find with path halving and union by smaller index (so roots are deterministic).
+#[derive(Debug, Default)]
+pub struct UnionFind {
+    parent: Vec<usize>,
+}
+
+impl UnionFind {
+    pub fn new(n: usize) -> Self {
+        UnionFind {
+            parent: (0..n).collect(),
+        }
+    }
+    pub fn add(&mut self) -> usize {
+        self.parent.push(self.parent.len());
+        self.parent.len() - 1
+    }
+    pub fn find(&mut self, mut x: usize) -> usize {
+        while self.parent[x] != x {
+            self.parent[x] = self.parent[self.parent[x]];
+            x = self.parent[x];
+        }
+        x
+    }
+    pub fn union(&mut self, a: usize, b: usize) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra != rb {
+            let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+            self.parent[hi] = lo;
+        }
+    }
+}
+
+/// One record's identities, and a display name for a customer it may create.
+#[derive(Debug, Clone, Default)]
+pub struct IdentityRecord {
+    pub identities: Vec<KeyedIdentity>,
+    pub name: Option<String>,
+}
+
+/// What resolving a chunk did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ResolveStats {
+    pub customers_created: u64,
+    pub customers_merged: u64,
+    pub identities_added: u64,
+}
+
+/// Resolves each record to a customer id (`None` for a record without identities), creating
+/// customers, adding identities and merging customers as needed. Call inside a write
+/// transaction that holds the tenant lock.
+pub async fn resolve(
+    tx: &mut Tx,
+    tenant_id: i64,
+    records: &[IdentityRecord],
+    now: i64,
+) -> DbResult<(Vec<Option<i64>>, ResolveStats)> {
+    let mut stats = ResolveStats::default();
+    // Distinct keys in first-seen order.
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut keys: Vec<&KeyedIdentity> = Vec::new();
+    for r in records {
+        for k in &r.identities {
+            index.entry(k.ikey.as_str()).or_insert_with(|| {
+                keys.push(k);
+                keys.len() - 1
+            });
+        }
+    }
+    if keys.is_empty() {
+        return Ok((vec![None; records.len()], stats));
+    }
+
+    // Which keys are known already, and to whom.
+    let mut existing: Vec<Option<i64>> = vec![None; keys.len()];
+    for batch in keys.chunks(MAX_BINDS - 1) {
+        let mut q = sql(format!(
+            "SELECT ikey, customer_id FROM identities WHERE tenant_id = $1 AND ikey IN ({})",
+            list_placeholders(batch.len(), 2)
+        ))
+        .bind(tenant_id);
+        for k in batch {
+            q.push_arg(k.ikey.as_str());
+        }
+        let rows: Vec<(String, i64)> = tx.fetch_all(&q).await?;
+        for (ikey, cid) in rows {
+            if let Some(&i) = index.get(ikey.as_str()) {
+                existing[i] = Some(cid);
+            }
+        }
+    }
+
+    // Join keys of one record, and keys with the customer that owns them.
+    let mut uf = UnionFind::new(keys.len());
+    let mut customer_node: HashMap<i64, usize> = HashMap::new();
+    for (i, cid) in existing.iter().enumerate() {
+        if let Some(c) = cid {
+            let node = *customer_node.entry(*c).or_insert_with(|| uf.add());
+            uf.union(i, node);
+        }
+    }
+    for r in records {
+        let mut it = r.identities.iter().map(|k| index[k.ikey.as_str()]);
+        if let Some(first) = it.next() {
+            for other in it {
+                uf.union(first, other);
+            }
+        }
+    }
+
+    // Existing customers per component.
+    let mut comp_customers: HashMap<usize, Vec<i64>> = HashMap::new();
+    for (&c, &node) in &customer_node {
+        let root = uf.find(node);
+        comp_customers.entry(root).or_default().push(c);
+    }
+    // New customers for components without one, in record order (deterministic ids).
+    let mut comp_owner: HashMap<usize, i64> = HashMap::new();
+    let mut merges: Vec<(i64, i64)> = Vec::new(); // (merged, kept)
+    let mut merge_kinds: HashMap<usize, String> = HashMap::new();
+    for (root, cs) in comp_customers.iter_mut() {
+        cs.sort_unstable();
+        comp_owner.insert(*root, cs[0]);
+        for &m in &cs[1..] {
+            merges.push((m, cs[0]));
+        }
+        if cs.len() > 1 {
+            merge_kinds.insert(*root, String::new());
+        }
+    }
+    let mut new_customers: Vec<(usize, Option<&str>)> = Vec::new(); // (root, name)
+    for r in records {
+        if let Some(k) = r.identities.first() {
+            let root = uf.find(index[k.ikey.as_str()]);
+            if let std::collections::hash_map::Entry::Vacant(e) = comp_owner.entry(root) {
+                e.insert(-1 - new_customers.len() as i64); // placeholder until ids are reserved
+                new_customers.push((root, r.name.as_deref()));
+            }
+        }
+    }
+    if !new_customers.is_empty() {
+        let first = tx
+            .reserve_ids("customer", new_customers.len() as i64)
+            .await?;
+        for (n, (root, _)) in new_customers.iter().enumerate() {
+            comp_owner.insert(*root, first + n as i64);
+        }
+        for batch in new_customers.chunks(MAX_BINDS / 4) {
+            let mut q = sql(format!(
+                "INSERT INTO customers (id, tenant_id, display_name, created_at) VALUES {}",
+                values_placeholders(batch.len(), 4, 1)
+            ));
+            for (root, name) in batch {
+                q.push_arg(comp_owner[root]);
+                q.push_arg(tenant_id);
+                q.push_arg(name.map(str::to_owned));
+                q.push_arg(now);
+            }
+            tx.execute(&q).await?;
+        }
+        stats.customers_created = new_customers.len() as u64;
+    }
+
+    // Add the keys not seen before.
+    let mut fresh: Vec<(&KeyedIdentity, i64)> = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let root = uf.find(i);
+        if existing[i].is_none() {
+            fresh.push((k, comp_owner[&root]));
+        }
+        if let Some(kinds) = merge_kinds.get_mut(&root) {
+            if !kinds.split('+').any(|s| s == k.kind.as_str()) {
+                if !kinds.is_empty() {
+                    kinds.push('+');
+                }
+                kinds.push_str(k.kind.as_str());
+            }
+        }
+    }
+    for batch in fresh.chunks(MAX_BINDS / 6) {
+        let mut q = sql(format!(
+            "INSERT INTO identities (tenant_id, ikey, kind, customer_id, value_enc, first_seen) VALUES {}",
+            values_placeholders(batch.len(), 6, 1)
+        ));
+        for (k, cid) in batch {
+            q.push_arg(tenant_id);
+            q.push_arg(k.ikey.as_str());
+            q.push_arg(k.kind.as_str());
+            q.push_arg(*cid);
+            q.push_arg(k.value_enc.clone());
+            q.push_arg(now);
+        }
+        tx.execute(&q).await?;
+    }
+    stats.identities_added = fresh.len() as u64;
+
+    if !merges.is_empty() {
+        merges.sort_unstable();
+        let via: Vec<String> = merges
+            .iter()
+            .map(|(_, kept)| {
+                let root = comp_customers
+                    .iter()
+                    .find(|(_, cs)| cs[0] == *kept)
+                    .map(|(r, _)| *r);
+                root.and_then(|r| merge_kinds.get(&r).cloned())
+                    .unwrap_or_default()
+            })
+            .collect();
+        merge_customers(tx, tenant_id, &merges, &via, now).await?;
+        stats.customers_merged = merges.len() as u64;
+    }
+
+    let out = records
+        .iter()
+        .map(|r| {
+            r.identities
+                .first()
+                .map(|k| comp_owner[&uf.find(index[k.ikey.as_str()])])
+        })
+        .collect();
+    Ok((out, stats))
+}
+
+/// Moves everything of each merged customer to the kept one and records the merge.
+async fn merge_customers(
+    tx: &mut Tx,
+    tenant_id: i64,
+    merges: &[(i64, i64)],
+    via: &[String],
+    now: i64,
+) -> DbResult<()> {
+    for (batch, via) in merges.chunks(MAX_BINDS / 4).zip(via.chunks(MAX_BINDS / 4)) {
+        // Placeholders in order of appearance (see `sqlite_text`): the map first, the tenant last.
+        let map = values_placeholders(batch.len(), 2, 1);
+        let t = 2 * batch.len() + 1;
+        let with_map = |text: String| {
+            let mut q = sql(text);
+            for (from, to) in batch {
+                q.push_arg(*from);
+                q.push_arg(*to);
+            }
+            q.bind(tenant_id)
+        };
+        for table in ["identities", "orders", "events"] {
+            tx.execute(&with_map(format!(
+                "UPDATE {table} SET customer_id = m.column2 FROM (VALUES {map}) AS m \
+                 WHERE {table}.customer_id = m.column1 AND {table}.tenant_id = ${t}"
+            )))
+            .await?;
+        }
+        // Tags: the kept customer may already carry the same tag, so copy then delete.
+        tx.execute(&with_map(format!(
+            "INSERT INTO customer_tags (tenant_id, customer_id, tag_id, source, tagged_at) \
+             SELECT t.tenant_id, m.column2, t.tag_id, t.source, t.tagged_at FROM customer_tags t \
+             JOIN (VALUES {map}) AS m ON t.customer_id = m.column1 WHERE t.tenant_id = ${t} \
+             ON CONFLICT DO NOTHING"
+        )))
+        .await?;
+        let ids = list_placeholders(batch.len(), 2);
+        let mut del = sql(format!(
+            "DELETE FROM customer_tags WHERE tenant_id = $1 AND customer_id IN ({ids})"
+        ))
+        .bind(tenant_id);
+        for (from, _) in batch {
+            del.push_arg(*from);
+        }
+        tx.execute(&del).await?;
+        // The merged customers, and any merged into them before, now point at the kept one.
+        tx.execute(&with_map(format!(
+            "UPDATE customers SET merged_into = m.column2 FROM (VALUES {map}) AS m \
+             WHERE (customers.id = m.column1 OR customers.merged_into = m.column1) AND customers.tenant_id = ${t}"
+        )))
+        .await?;
+        let mut q = sql(format!(
+            "INSERT INTO customer_merges (tenant_id, kept_id, merged_id, via_kind, merged_at) VALUES {}",
+            values_placeholders(batch.len(), 5, 1)
+        ));
+        for ((from, to), v) in batch.iter().zip(via) {
+            q.push_arg(tenant_id);
+            q.push_arg(*to);
+            q.push_arg(*from);
+            q.push_arg(v.as_str());
+            q.push_arg(now);
+        }
+        tx.execute(&q).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn union_find_roots_are_the_smallest_member() {
+        let mut uf = UnionFind::new(5);
+        uf.union(3, 4);
+        uf.union(4, 1);
+        assert_eq!(uf.find(3), 1);
+        assert_eq!(uf.find(0), 0);
+        let n = uf.add();
+        uf.union(n, 0);
+        assert_eq!(uf.find(n), 0);
+    }
+}

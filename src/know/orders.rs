@@ -1,0 +1,415 @@
+//! Orders from every channel, unique per (tenant, channel, order id), and how they are stored.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::identity::{Identity, KeyedIdentity};
+use super::oneid::{self, IdentityRecord, ResolveStats};
+use crate::platform::crypto::FieldCipher;
+use crate::platform::db::{Db, DbResult, MAX_BINDS, list_placeholders, sql, values_placeholders};
+
+/// Sales channels Siyu knows by name. Others are accepted as written (lowercase ASCII).
+pub const CHANNELS: &[&str] = &[
+    "tmall",
+    "jd",
+    "douyin",
+    "pdd",
+    "youzan",
+    "store",
+    "mall",
+    "xiaohongshu",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Pending,
+    Paid,
+    Shipped,
+    Completed,
+    Refunded,
+    Closed,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "pending",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Shipped => "shipped",
+            OrderStatus::Completed => "completed",
+            OrderStatus::Refunded => "refunded",
+            OrderStatus::Closed => "closed",
+        }
+    }
+
+    /// Reads a status as Chinese seller exports and APIs write it.
+    pub fn parse(s: &str) -> Option<OrderStatus> {
+        let s = s.trim();
+        Some(match s {
+            "pending" | "等待买家付款" | "待付款" | "未付款" => OrderStatus::Pending,
+            "paid"
+            | "买家已付款"
+            | "已付款"
+            | "待发货"
+            | "等待卖家发货"
+            | "买家已付款，等待卖家发货" => OrderStatus::Paid,
+            "shipped"
+            | "卖家已发货"
+            | "已发货"
+            | "等待确认收货"
+            | "待收货"
+            | "等待买家确认收货" => OrderStatus::Shipped,
+            "completed" | "交易成功" | "已完成" | "完成" | "已签收" | "已收货" => {
+                OrderStatus::Completed
+            }
+            "refunded" | "已退款" | "退款成功" | "售后完成" | "全额退款" => {
+                OrderStatus::Refunded
+            }
+            "closed" | "交易关闭" | "已关闭" | "已取消" | "取消" => OrderStatus::Closed,
+            _ => return None,
+        })
+    }
+
+    /// Whether the order counts as a purchase (spend, order count, repurchase).
+    pub fn is_purchase(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Completed
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    #[serde(default)]
+    pub sku: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub category: Option<String>,
+    pub quantity: i64,
+    /// Unit price in fen.
+    pub price: i64,
+}
+
+/// An order as the store takes it, from an import row group or the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRecord {
+    pub channel: String,
+    pub order_no: String,
+    pub status: OrderStatus,
+    pub ordered_at: i64,
+    pub paid_at: Option<i64>,
+    /// Paid amount in fen.
+    pub amount: i64,
+    pub refund_amount: i64,
+    pub store_id: Option<String>,
+    pub guide_id: Option<String>,
+    pub buyer_name: Option<String>,
+    /// A masked phone from a marketplace export: shown, never merged on.
+    pub phone_hint: Option<String>,
+    pub province: Option<String>,
+    pub identities: Vec<Identity>,
+    pub lines: Vec<OrderLine>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StoreOutcome {
+    pub imported: u64,
+    pub updated: u64,
+    pub customers_created: u64,
+    pub customers_merged: u64,
+}
+
+impl StoreOutcome {
+    pub fn add(&mut self, o: StoreOutcome) {
+        self.imported += o.imported;
+        self.updated += o.updated;
+        self.customers_created += o.customers_created;
+        self.customers_merged += o.customers_merged;
+    }
+}
+
+/// Identities keyed for storage (encrypting phones), done outside the write transaction.
+pub fn key_identities(cipher: &FieldCipher, orders: &[OrderRecord]) -> Vec<IdentityRecord> {
+    orders
+        .iter()
+        .map(|o| IdentityRecord {
+            identities: o
+                .identities
+                .iter()
+                .map(|i| i.key(cipher))
+                .collect::<Vec<KeyedIdentity>>(),
+            name: o.buyer_name.clone(),
+        })
+        .collect()
+}
+
+const ORDER_COLS: usize = 18;
+
+/// Stores a chunk of orders in one transaction: resolves buyers, inserts new orders, updates
+/// re-imported ones (status, refund, amounts, lines). Within a chunk an order key must occur once.
+pub async fn store_orders(
+    db: &Db,
+    tenant_id: i64,
+    source: &str,
+    orders: &[OrderRecord],
+    keyed: &[IdentityRecord],
+    now: i64,
+) -> DbResult<StoreOutcome> {
+    let mut tx = db.begin().await?;
+    tx.lock_tenant(tenant_id).await?;
+    let (owners, rs): (Vec<Option<i64>>, ResolveStats) =
+        oneid::resolve(&mut tx, tenant_id, keyed, now).await?;
+
+    // Existing orders of this chunk.
+    let mut existing: HashMap<(String, String), i64> = HashMap::new();
+    for batch in orders.chunks(MAX_BINDS - 1) {
+        let mut q = sql(format!(
+            "SELECT id, channel, order_no FROM orders WHERE tenant_id = $1 AND order_no IN ({})",
+            list_placeholders(batch.len(), 2)
+        ))
+        .bind(tenant_id);
+        for o in batch {
+            q.push_arg(o.order_no.as_str());
+        }
+        let rows: Vec<(i64, String, String)> = tx.fetch_all(&q).await?;
+        for (id, ch, no) in rows {
+            existing.insert((ch, no), id);
+        }
+    }
+    let fresh = orders
+        .iter()
+        .filter(|o| !existing.contains_key(&(o.channel.clone(), o.order_no.clone())))
+        .count();
+    let mut next_id = if fresh > 0 {
+        tx.reserve_ids("order", fresh as i64).await?
+    } else {
+        0
+    };
+
+    let mut ids = Vec::with_capacity(orders.len());
+    for o in orders {
+        let id = match existing.get(&(o.channel.clone(), o.order_no.clone())) {
+            Some(id) => *id,
+            None => {
+                next_id += 1;
+                next_id - 1
+            }
+        };
+        ids.push(id);
+    }
+
+    // Validation guarantees every order names its buyer; one that does not is not stored.
+    let rows: Vec<usize> = (0..orders.len()).filter(|&i| owners[i].is_some()).collect();
+    for batch in rows.chunks(MAX_BINDS / ORDER_COLS) {
+        let mut q = sql(format!(
+            "INSERT INTO orders (id, tenant_id, channel, order_no, customer_id, status, ordered_at, paid_at, amount, \
+             refund_amount, item_count, store_id, guide_id, buyer_name, phone_hint, province, source, updated_at) VALUES {} \
+             ON CONFLICT (tenant_id, channel, order_no) DO UPDATE SET customer_id = excluded.customer_id, \
+             status = excluded.status, ordered_at = excluded.ordered_at, paid_at = excluded.paid_at, \
+             amount = excluded.amount, refund_amount = excluded.refund_amount, item_count = excluded.item_count, \
+             store_id = excluded.store_id, guide_id = excluded.guide_id, buyer_name = excluded.buyer_name, \
+             phone_hint = excluded.phone_hint, province = excluded.province, updated_at = excluded.updated_at",
+            values_placeholders(batch.len(), ORDER_COLS, 1)
+        ));
+        for &i in batch {
+            let o = &orders[i];
+            let customer = owners[i].unwrap_or_default();
+            q.push_arg(ids[i]);
+            q.push_arg(tenant_id);
+            q.push_arg(o.channel.as_str());
+            q.push_arg(o.order_no.as_str());
+            q.push_arg(customer);
+            q.push_arg(o.status.as_str());
+            q.push_arg(o.ordered_at);
+            q.push_arg(o.paid_at);
+            q.push_arg(o.amount);
+            q.push_arg(o.refund_amount);
+            q.push_arg(o.lines.iter().map(|l| l.quantity).sum::<i64>());
+            q.push_arg(o.store_id.clone());
+            q.push_arg(o.guide_id.clone());
+            q.push_arg(o.buyer_name.clone());
+            q.push_arg(o.phone_hint.clone());
+            q.push_arg(o.province.clone());
+            q.push_arg(source);
+            q.push_arg(now);
+        }
+        tx.execute(&q).await?;
+    }
+
+    // Lines: replaced wholesale on update.
+    let updated_ids: Vec<i64> = existing.values().copied().collect();
+    for batch in updated_ids.chunks(MAX_BINDS - 1) {
+        let mut q = sql(format!(
+            "DELETE FROM order_lines WHERE tenant_id = $1 AND order_id IN ({})",
+            list_placeholders(batch.len(), 2)
+        ))
+        .bind(tenant_id);
+        for id in batch {
+            q.push_arg(*id);
+        }
+        tx.execute(&q).await?;
+    }
+    let lines: Vec<(i64, usize, &OrderLine)> = orders
+        .iter()
+        .zip(&ids)
+        .flat_map(|(o, id)| o.lines.iter().enumerate().map(move |(n, l)| (*id, n, l)))
+        .collect();
+    for batch in lines.chunks(MAX_BINDS / 8) {
+        let mut q = sql(format!(
+            "INSERT INTO order_lines (tenant_id, order_id, line_no, sku, title, category, quantity, price) VALUES {}",
+            values_placeholders(batch.len(), 8, 1)
+        ));
+        for (id, n, l) in batch {
+            q.push_arg(tenant_id);
+            q.push_arg(*id);
+            q.push_arg(*n as i64);
+            q.push_arg(l.sku.clone());
+            q.push_arg(l.title.clone());
+            q.push_arg(l.category.clone());
+            q.push_arg(l.quantity);
+            q.push_arg(l.price);
+        }
+        tx.execute(&q).await?;
+    }
+    tx.commit().await?;
+    Ok(StoreOutcome {
+        imported: fresh as u64,
+        updated: (orders.len() - fresh) as u64,
+        customers_created: rs.customers_created,
+        customers_merged: rs.customers_merged,
+    })
+}
+
+/// A batch may hold the same order twice: the later one wins, as a re-import would.
+pub fn dedupe_orders(batch: Vec<OrderRecord>) -> Vec<OrderRecord> {
+    let mut seen = HashMap::with_capacity(batch.len());
+    let mut out: Vec<OrderRecord> = Vec::with_capacity(batch.len());
+    for o in batch {
+        let key = (o.channel.clone(), o.order_no.clone());
+        match seen.get(&key) {
+            Some(&i) => out[i] = o,
+            None => {
+                seen.insert(key, out.len());
+                out.push(o);
+            }
+        }
+    }
+    out
+}
+
+/// An order as `POST /api/v1/orders` takes it. Amounts are fen; times UTC milliseconds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderInput {
+    pub channel: String,
+    pub order_no: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    pub ordered_at: i64,
+    #[serde(default)]
+    pub paid_at: Option<i64>,
+    pub amount: i64,
+    #[serde(default)]
+    pub refund_amount: i64,
+    #[serde(default)]
+    pub store_id: Option<String>,
+    #[serde(default)]
+    pub guide_id: Option<String>,
+    #[serde(default)]
+    pub buyer_name: Option<String>,
+    #[serde(default)]
+    pub identities: Vec<super::identity::IdentityInput>,
+    #[serde(default)]
+    pub lines: Vec<OrderLine>,
+}
+
+impl OrderInput {
+    /// Checks an API order with the same rules as an imported row. Errors name the field.
+    pub fn check(self, now: i64) -> Result<OrderRecord, super::events::ItemError> {
+        use super::events::ItemError;
+        use super::import::rows::{check_channel, check_order_no};
+        let e = |f: &str, r: String| ItemError {
+            field: f.to_owned(),
+            reason: r,
+        };
+        let channel = check_channel(&self.channel).map_err(|r| e("channel", r))?;
+        let order_no = check_order_no(&self.order_no).map_err(|r| e("order_no", r))?;
+        let status = match self.status.as_deref() {
+            Some(s) => OrderStatus::parse(s).ok_or_else(|| {
+                e(
+                    "status",
+                    format!(
+                        "{s:?} is not one of pending, paid, shipped, completed, refunded, closed"
+                    ),
+                )
+            })?,
+            None => OrderStatus::Paid,
+        };
+        let range = 946_684_800_000..=now + 86_400_000;
+        if !range.contains(&self.ordered_at) {
+            return Err(e(
+                "ordered_at",
+                format!(
+                    "{} is outside 2000-01-01 … now+1 day (UTC milliseconds)",
+                    self.ordered_at
+                ),
+            ));
+        }
+        if let Some(p) = self.paid_at.filter(|p| !range.contains(p)) {
+            return Err(e(
+                "paid_at",
+                format!("{p} is outside 2000-01-01 … now+1 day (UTC milliseconds)"),
+            ));
+        }
+        if self.amount < 0 {
+            return Err(e("amount", "must be fen, 0 or more".into()));
+        }
+        if self.refund_amount < 0 || self.refund_amount > self.amount {
+            return Err(e(
+                "refund_amount",
+                "must be fen, from 0 to the amount".into(),
+            ));
+        }
+        for (i, l) in self.lines.iter().enumerate() {
+            if l.quantity < 0 || l.price < 0 {
+                return Err(e(
+                    &format!("lines[{i}]"),
+                    "quantity and price must be 0 or more".into(),
+                ));
+            }
+        }
+        let mut identities = Vec::with_capacity(self.identities.len());
+        for (i, id) in self.identities.iter().enumerate() {
+            identities.push(
+                id.parse()
+                    .map_err(|err| e(&format!("identities[{i}]"), err.to_string()))?,
+            );
+        }
+        if identities.is_empty() {
+            return Err(e(
+                "identities",
+                "an order needs at least one buyer identity".into(),
+            ));
+        }
+        Ok(OrderRecord {
+            channel,
+            order_no,
+            status,
+            ordered_at: self.ordered_at,
+            paid_at: self.paid_at,
+            amount: self.amount,
+            refund_amount: self.refund_amount,
+            store_id: self.store_id,
+            guide_id: self.guide_id,
+            buyer_name: self.buyer_name,
+            phone_hint: None,
+            province: None,
+            identities,
+            lines: self.lines,
+        })
+    }
+}

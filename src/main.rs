@@ -1,0 +1,392 @@
+//! The `siyu` command: serve, demo, import, tenants and users, migrations, benchmarks.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use siyu::interfaces::{self, App};
+use siyu::know::import::presets::{self, PRESET_NAMES};
+use siyu::know::import::{FileSummary, ImportOptions, import_file};
+use siyu::platform::access::{self, Role};
+use siyu::platform::config::Settings;
+use siyu::platform::db::Db;
+use siyu::platform::runtime::{open, redact_url};
+
+mod bench;
+mod demo_cmd;
+
+#[derive(Parser)]
+#[command(
+    name = "siyu",
+    version,
+    about = "Siyu (私域): customer operations for brands that sell on marketplaces and in stores"
+)]
+struct Cli {
+    /// Configuration file (default: ./siyu.toml when present).
+    #[arg(long, global = true, env = "SIYU_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://… (overrides the configuration).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API and the console.
+    Serve {
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Build a demo brand offline, report on it, then serve the console.
+    Demo(demo_cmd::DemoArgs),
+    /// Import data files.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Manage tenants (brands).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage console users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Measure import and ingestion throughput.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Import order exports (seller-center CSVs or POS files).
+    Orders(ImportOrdersArgs),
+}
+
+#[derive(Args)]
+struct ImportOrdersArgs {
+    /// Export layout: tmall, jd, douyin, pdd, youzan, pos or generic.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(PRESET_NAMES))]
+    preset: String,
+    /// TOML file naming the columns of a layout no preset knows.
+    #[arg(long)]
+    mapping: Option<PathBuf>,
+    /// Store id for POS files without a store column.
+    #[arg(long)]
+    store: Option<String>,
+    /// Channel for generic files without a channel column.
+    #[arg(long)]
+    channel: Option<String>,
+    /// Tenant name (may be omitted when there is exactly one).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant and print its first API key (shown once).
+    Create { name: String },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a console user.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: String,
+        /// Password (at least 8 characters); read from SIYU_USER_PASSWORD when not given.
+        #[arg(long, env = "SIYU_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long, default_value = "operator", value_parser = ["admin", "operator", "guide", "viewer"])]
+        role: String,
+        /// Name shown in the console.
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+fn settings(cli: &Cli) -> anyhow::Result<Settings> {
+    let mut s = Settings::load(cli.config.as_deref())?;
+    if let Some(url) = &cli.database_url {
+        s.database_url = url.clone();
+    }
+    Ok(s)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Binds and serves until Ctrl-C or SIGTERM.
+pub async fn serve(
+    db: Db,
+    cipher: siyu::platform::crypto::FieldCipher,
+    listen: &str,
+    banner: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr()?;
+    banner(addr);
+    tracing::info!(%addr, "serving");
+    interfaces::serve(
+        listener,
+        App {
+            db: db.clone(),
+            cipher,
+        },
+        shutdown_signal(),
+    )
+    .await?;
+    db.close().await;
+    Ok(())
+}
+
+pub fn progress_bar(len: u64, msg: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>18} [{bar:36}] {percent:>3}% {binary_bytes:>9}/{binary_total_bytes:<9} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(msg.to_owned());
+    pb.enable_steady_tick(Duration::from_millis(200));
+    pb
+}
+
+async fn tenant_id_for(db: &Db, name: Option<&str>) -> anyhow::Result<i64> {
+    if let Some(n) = name {
+        return Ok(access::tenant_by_name(db, n).await?.id);
+    }
+    let all: Vec<(i64, String)> = db
+        .fetch_all(&siyu::platform::db::sql(
+            "SELECT id, name FROM tenants ORDER BY id",
+        ))
+        .await?;
+    match all.as_slice() {
+        [(id, _)] => Ok(*id),
+        [] => bail!("no tenant yet: create one with `siyu tenant create NAME`"),
+        _ => bail!(
+            "several tenants exist ({}): say which with --tenant",
+            all.iter()
+                .map(|t| t.1.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+pub fn print_summary(s: &FileSummary) {
+    println!(
+        "{}: read {}, imported {}, updated {}, rejected {} ({} new customers, {} merges, {})",
+        s.file,
+        s.read,
+        s.imported,
+        s.updated,
+        s.rejected,
+        s.customers_created,
+        s.customers_merged,
+        match s.encoding {
+            Some(siyu::know::import::TextEncoding::Gb18030) => "GB18030",
+            _ => "UTF-8",
+        }
+    );
+    for e in &s.errors {
+        println!(
+            "  line {}{}: {}",
+            e.line,
+            if e.column.is_empty() {
+                String::new()
+            } else {
+                format!(", column {}", e.column)
+            },
+            e.reason
+        );
+    }
+    if s.rejected as usize > s.errors.len() {
+        println!("  … and {} more", s.rejected as usize - s.errors.len());
+    }
+    if let Some(f) = &s.rejected_file {
+        println!("  rejected rows written to {f}");
+    }
+}
+
+async fn import_orders(settings: &Settings, a: ImportOrdersArgs) -> anyhow::Result<bool> {
+    let (db, cipher) = open(settings).await?;
+    let tenant = tenant_id_for(&db, a.tenant.as_deref()).await?;
+    let base =
+        presets::preset(&a.preset).with_context(|| format!("unknown preset {}", a.preset))?;
+    let preset = match &a.mapping {
+        Some(m) => presets::load_mapping(m, base)?,
+        None => base,
+    };
+    let mut opts = ImportOptions::new(preset);
+    opts.store_id = a.store.clone();
+    opts.channel = a.channel.clone();
+    let mut summaries = Vec::new();
+    let mut failures = Vec::new();
+    for f in &a.files {
+        let pb = if a.json {
+            ProgressBar::hidden()
+        } else {
+            progress_bar(
+                0,
+                &f.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            )
+        };
+        match import_file(&db, &cipher, tenant, f, &opts, Some(&pb)).await {
+            Ok(s) => {
+                pb.finish_and_clear();
+                if !a.json {
+                    print_summary(&s);
+                }
+                summaries.push(s);
+            }
+            Err(e) => {
+                pb.abandon();
+                eprintln!("error: {e}");
+                failures.push(
+                    serde_json::json!({"file": f.display().to_string(), "error": e.to_string()}),
+                );
+            }
+        }
+    }
+    let total = |f: fn(&FileSummary) -> u64| summaries.iter().map(f).sum::<u64>();
+    if a.json {
+        let out = serde_json::json!({
+            "files": summaries,
+            "failed": failures,
+            "read": total(|s| s.read),
+            "imported": total(|s| s.imported),
+            "updated": total(|s| s.updated),
+            "rejected": total(|s| s.rejected),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if summaries.len() > 1 {
+        println!(
+            "total: read {}, imported {}, updated {}, rejected {}",
+            total(|s| s.read),
+            total(|s| s.imported),
+            total(|s| s.updated),
+            total(|s| s.rejected)
+        );
+    }
+    db.close().await;
+    Ok(total(|s| s.imported) + total(|s| s.updated) > 0)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SIYU_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=error"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> std::process::ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::from(2),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a command; `Ok(false)` means it ran but achieved nothing (an import with no good row).
+async fn run(cli: Cli) -> anyhow::Result<bool> {
+    let s = settings(&cli)?;
+    match cli.command {
+        Command::Serve { listen } => {
+            let (db, cipher) = open(&s).await?;
+            let listen = listen.unwrap_or_else(|| s.listen.clone());
+            serve(db, cipher, &listen, |addr| {
+                println!(
+                    "Siyu is serving on http://{addr}/console ({})",
+                    redact_url(&s.database_url)
+                );
+            })
+            .await?;
+        }
+        Command::Demo(args) => demo_cmd::run(&s, args).await?,
+        Command::Import(ImportCommand::Orders(a)) => return import_orders(&s, a).await,
+        Command::Tenant(TenantCommand::Create { name }) => {
+            let (db, _) = open(&s).await?;
+            let t = access::create_tenant(&db, &name).await?;
+            let key = access::create_api_key(&db, t.id, "default", Role::Admin).await?;
+            println!("tenant {} created (id {})", t.name, t.id);
+            println!("API key (shown once, store it now): {key}");
+        }
+        Command::User(UserCommand::Create {
+            tenant,
+            username,
+            password,
+            role,
+            name,
+        }) => {
+            let (db, _) = open(&s).await?;
+            let t = access::tenant_by_name(&db, &tenant).await?;
+            let role = Role::parse(&role).with_context(|| format!("unknown role {role}"))?;
+            let id = access::create_user(
+                &db,
+                t.id,
+                &username,
+                name.as_deref().unwrap_or(&username),
+                &password,
+                role,
+            )
+            .await?;
+            println!(
+                "user {username} created in {} (id {id}, role {})",
+                t.name,
+                role.as_str()
+            );
+        }
+        Command::Migrate => {
+            let (db, _) = open(&s).await?;
+            println!("database is up to date ({})", redact_url(&s.database_url));
+            db.close().await;
+        }
+        Command::Bench(a) => bench::run(&s, a).await?,
+    }
+    Ok(true)
+}

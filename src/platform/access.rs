@@ -1,0 +1,265 @@
+//! Tenants, API keys, console users and their sessions.
+
+use argon2::Argon2;
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
+};
+
+use super::clock::now_ms;
+use super::crypto::{random_token, token_hash};
+use super::db::{Db, DbError, sql};
+
+/// What a caller may do. Personal data (full phone numbers) is shown to admins only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Operator,
+    Guide,
+    Viewer,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "operator" => Some(Role::Operator),
+            "guide" => Some(Role::Guide),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Guide => "guide",
+            Role::Viewer => "viewer",
+        }
+    }
+    pub fn may_see_phone(self) -> bool {
+        self == Role::Admin
+    }
+    pub fn may_write(self) -> bool {
+        matches!(self, Role::Admin | Role::Operator)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("tenant {0:?} already exists")]
+    TenantExists(String),
+    #[error("no tenant named {0:?}")]
+    NoTenant(String),
+    #[error("user {0:?} already exists in this tenant")]
+    UserExists(String),
+    #[error("unknown role {0:?}: use admin, operator, guide or viewer")]
+    BadRole(String),
+    #[error("password must be at least 8 characters")]
+    WeakPassword,
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Tenant {
+    pub id: i64,
+    pub name: String,
+    pub time_zone: String,
+    pub created_at: i64,
+}
+
+/// Who is calling: resolved from an API key or a console session.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant_id: i64,
+    pub role: Role,
+    pub user_id: Option<i64>,
+    pub name: String,
+}
+
+pub async fn create_tenant(db: &Db, name: &str) -> Result<Tenant, AccessError> {
+    let name = name.trim();
+    if find_tenant(db, name).await?.is_some() {
+        return Err(AccessError::TenantExists(name.to_owned()));
+    }
+    let t: Tenant = db
+        .fetch_one(
+            &sql("INSERT INTO tenants (name, created_at) VALUES ($1, $2) RETURNING id, name, time_zone, created_at")
+                .bind(name)
+                .bind(now_ms()),
+        )
+        .await?;
+    Ok(t)
+}
+
+pub async fn find_tenant(db: &Db, name: &str) -> Result<Option<Tenant>, AccessError> {
+    Ok(db
+        .fetch_optional(
+            &sql("SELECT id, name, time_zone, created_at FROM tenants WHERE name = $1")
+                .bind(name.trim()),
+        )
+        .await?)
+}
+
+pub async fn tenant_by_name(db: &Db, name: &str) -> Result<Tenant, AccessError> {
+    find_tenant(db, name)
+        .await?
+        .ok_or_else(|| AccessError::NoTenant(name.to_owned()))
+}
+
+/// Creates an API key and returns it in clear: the only time it is ever shown. The store keeps a
+/// SHA-256 of it.
+pub async fn create_api_key(
+    db: &Db,
+    tenant_id: i64,
+    name: &str,
+    role: Role,
+) -> Result<String, AccessError> {
+    let key = format!("sy_{}", random_token(32));
+    db.execute(
+        &sql("INSERT INTO api_keys (tenant_id, name, prefix, key_hash, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(tenant_id)
+            .bind(name)
+            .bind(&key[..10])
+            .bind(token_hash(&key))
+            .bind(role.as_str())
+            .bind(now_ms()),
+    )
+    .await?;
+    Ok(key)
+}
+
+/// Resolves a bearer key to its caller; `None` for unknown or revoked keys.
+pub async fn caller_by_api_key(db: &Db, key: &str) -> Result<Option<Caller>, AccessError> {
+    let row: Option<(i64, String, String)> = db
+        .fetch_optional(
+            &sql("SELECT tenant_id, role, name FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+                .bind(token_hash(key)),
+        )
+        .await?;
+    Ok(row.and_then(|(tenant_id, role, name)| {
+        Role::parse(&role).map(|role| Caller {
+            tenant_id,
+            role,
+            user_id: None,
+            name: format!("api key {name}"),
+        })
+    }))
+}
+
+pub fn hash_password(password: &str) -> Result<String, AccessError> {
+    if password.chars().count() < 8 {
+        return Err(AccessError::WeakPassword);
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AccessError::Hash(e.to_string()))
+}
+
+pub async fn create_user(
+    db: &Db,
+    tenant_id: i64,
+    username: &str,
+    display_name: &str,
+    password: &str,
+    role: Role,
+) -> Result<i64, AccessError> {
+    let hash = hash_password(password)?;
+    let existing: Option<(i64,)> = db
+        .fetch_optional(
+            &sql("SELECT id FROM users WHERE tenant_id = $1 AND username = $2")
+                .bind(tenant_id)
+                .bind(username),
+        )
+        .await?;
+    if existing.is_some() {
+        return Err(AccessError::UserExists(username.to_owned()));
+    }
+    let (id,): (i64,) = db
+        .fetch_one(
+            &sql("INSERT INTO users (tenant_id, username, display_name, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
+                .bind(tenant_id)
+                .bind(username)
+                .bind(display_name)
+                .bind(hash)
+                .bind(role.as_str())
+                .bind(now_ms()),
+        )
+        .await?;
+    Ok(id)
+}
+
+/// Session lifetime for the console.
+pub const SESSION_MS: i64 = 12 * 3600 * 1000;
+
+/// Checks a console login; on success opens a session and returns its token.
+pub async fn login(
+    db: &Db,
+    tenant: &str,
+    username: &str,
+    password: &str,
+) -> Result<Option<String>, AccessError> {
+    let Some(t) = find_tenant(db, tenant).await? else {
+        return Ok(None);
+    };
+    let row: Option<(i64, String)> = db
+        .fetch_optional(
+            &sql("SELECT id, password_hash FROM users WHERE tenant_id = $1 AND username = $2")
+                .bind(t.id)
+                .bind(username.trim()),
+        )
+        .await?;
+    let Some((user_id, hash)) = row else {
+        return Ok(None);
+    };
+    let ok = PasswordHash::new(&hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    });
+    if !ok {
+        return Ok(None);
+    }
+    let token = random_token(32);
+    let now = now_ms();
+    db.execute(
+        &sql("INSERT INTO sessions (token_hash, tenant_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(token_hash(&token))
+            .bind(t.id)
+            .bind(user_id)
+            .bind(now)
+            .bind(now + SESSION_MS),
+    )
+    .await?;
+    Ok(Some(token))
+}
+
+pub async fn caller_by_session(db: &Db, token: &str) -> Result<Option<Caller>, AccessError> {
+    let row: Option<(i64, i64, String, String)> = db
+        .fetch_optional(
+            &sql("SELECT s.tenant_id, s.user_id, u.role, u.display_name FROM sessions s JOIN users u ON u.id = s.user_id \
+                  WHERE s.token_hash = $1 AND s.expires_at > $2")
+                .bind(token_hash(token))
+                .bind(now_ms()),
+        )
+        .await?;
+    Ok(row.and_then(|(tenant_id, user_id, role, name)| {
+        Role::parse(&role).map(|role| Caller {
+            tenant_id,
+            role,
+            user_id: Some(user_id),
+            name,
+        })
+    }))
+}
+
+pub async fn logout(db: &Db, token: &str) -> Result<(), AccessError> {
+    db.execute(&sql("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash(token)))
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! Configuration from `siyu.toml` and `SIYU_*` environment variables (environment wins).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::crypto::{self, FieldCipher};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// `sqlite://PATH` (the default, `./data/siyu.db`) or `postgres://…`.
+    pub database_url: String,
+    /// 32 bytes, base64 or hex. When absent, read from or generated into `data_dir/secret.key`.
+    pub secret_key: Option<String>,
+    /// Where the SQLite file, the generated secret and demo exports live.
+    pub data_dir: PathBuf,
+    /// Address `siyu serve` listens on.
+    pub listen: String,
+    /// Largest number of database connections in the pool.
+    pub max_connections: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            database_url: "sqlite://./data/siyu.db".into(),
+            secret_key: None,
+            data_dir: PathBuf::from("./data"),
+            listen: "127.0.0.1:8080".into(),
+            max_connections: 8,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("SIYU_SECRET_KEY: {0}")]
+    Secret(#[from] crypto::CryptoError),
+    #[error("secret key file {path}: {source}")]
+    SecretFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Settings {
+    /// Reads `siyu.toml` (or the given file) if present, then `SIYU_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut b = config::Config::builder();
+        match file {
+            Some(f) => b = b.add_source(config::File::from(f).required(true)),
+            None => b = b.add_source(config::File::with_name("siyu.toml").required(false)),
+        }
+        b = b.add_source(config::Environment::with_prefix("SIYU").separator("__"));
+        Ok(b.build()?.try_deserialize()?)
+    }
+
+    /// The field cipher from `secret_key`, or from `data_dir/secret.key`, generating that file
+    /// (and warning) on first run.
+    pub fn field_cipher(&self) -> Result<FieldCipher, ConfigError> {
+        if let Some(k) = &self.secret_key {
+            return Ok(FieldCipher::new(&crypto::parse_secret(k)?));
+        }
+        let path = self.data_dir.join("secret.key");
+        let io = |source| ConfigError::SecretFile {
+            path: path.clone(),
+            source,
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&self.data_dir).map_err(io)?;
+                let k = crypto::generate_secret();
+                write_private(&path, &k).map_err(io)?;
+                tracing::warn!(
+                    path = %path.display(),
+                    "SIYU_SECRET_KEY is not set: generated a new field-encryption key. Back it up; \
+                     without it encrypted phone numbers cannot be read."
+                );
+                k
+            }
+            Err(e) => return Err(io(e)),
+        };
+        Ok(FieldCipher::new(&crypto::parse_secret(&text)?))
+    }
+
+    /// Creates the directory of a `sqlite://` database file so that the first run just works.
+    pub fn prepare_data_dir(&self) -> std::io::Result<()> {
+        if let Some(path) = self.database_url.strip_prefix("sqlite://") {
+            let path = path.split('?').next().unwrap_or(path);
+            if path != ":memory:" {
+                if let Some(dir) = Path::new(path)
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(dir)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}

@@ -1,0 +1,182 @@
+//! Field encryption for personal data and keyed hashes to find it again.
+//!
+//! Phones are stored as AES-256-GCM ciphertext (random 96-bit nonce per value) and looked up by
+//! an HMAC-SHA256 of the normalised number, so equality search works without decrypting and a
+//! stolen database does not reveal numbers. Both keys derive from the one `SIYU_SECRET_KEY`.
+
+use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+type HmacSha256 = Hmac<Sha256>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("secret key must be 32 bytes, base64 or hex encoded (got {0} bytes)")]
+    KeyLength(usize),
+    #[error("secret key is neither base64 nor hex")]
+    KeyEncoding,
+    #[error("ciphertext is malformed or was encrypted with another key")]
+    Decrypt,
+}
+
+#[derive(Clone)]
+pub struct FieldCipher {
+    aead: Aes256Gcm,
+    lookup_key: [u8; 32],
+}
+
+impl std::fmt::Debug for FieldCipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FieldCipher(..)")
+    }
+}
+
+fn derive(secret: &[u8], label: &[u8]) -> [u8; 32] {
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(label);
+    mac.finalize().into_bytes().into()
+}
+
+/// Parses a 32-byte secret from base64 (standard or URL-safe) or hex.
+pub fn parse_secret(text: &str) -> Result<[u8; 32], CryptoError> {
+    let t = text.trim();
+    let bytes = if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        hex::decode(t).map_err(|_| CryptoError::KeyEncoding)?
+    } else {
+        STANDARD
+            .decode(t)
+            .or_else(|_| URL_SAFE_NO_PAD.decode(t))
+            .map_err(|_| CryptoError::KeyEncoding)?
+    };
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| CryptoError::KeyLength(bytes.len()))
+}
+
+/// A fresh random secret, base64 encoded.
+pub fn generate_secret() -> String {
+    let mut k = [0u8; 32];
+    rand::rng().fill_bytes(&mut k);
+    STANDARD.encode(k)
+}
+
+/// A random token of `n` bytes, URL-safe base64 (API keys, session ids).
+pub fn random_token(n: usize) -> String {
+    let mut k = vec![0u8; n];
+    rand::rng().fill_bytes(&mut k);
+    URL_SAFE_NO_PAD.encode(k)
+}
+
+/// SHA-256 hex of a high-entropy token (API keys, session ids): fast and sufficient, since the
+/// token itself is 256 random bits.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+impl FieldCipher {
+    pub fn new(secret: &[u8; 32]) -> Self {
+        let enc = derive(secret, b"siyu/field-encryption/v1");
+        let aead = Aes256Gcm::new_from_slice(&enc).unwrap_or_else(|_| unreachable!("32-byte key"));
+        FieldCipher {
+            aead,
+            lookup_key: derive(secret, b"siyu/lookup-hash/v1"),
+        }
+    }
+
+    /// Encrypts a value as `v1:` + base64(nonce ‖ ciphertext ‖ tag).
+    pub fn encrypt(&self, plain: &str) -> String {
+        let mut nonce = [0u8; 12];
+        rand::rng().fill_bytes(&mut nonce);
+        let ct = self
+            .aead
+            .encrypt(Nonce::from_slice(&nonce), plain.as_bytes())
+            .unwrap_or_else(|_| unreachable!("AES-GCM encrypts any input under 64 GiB"));
+        let mut out = Vec::with_capacity(12 + ct.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        format!("v1:{}", STANDARD.encode(out))
+    }
+
+    pub fn decrypt(&self, stored: &str) -> Result<String, CryptoError> {
+        let b64 = stored.strip_prefix("v1:").ok_or(CryptoError::Decrypt)?;
+        let raw = STANDARD.decode(b64).map_err(|_| CryptoError::Decrypt)?;
+        if raw.len() < 12 + 16 {
+            return Err(CryptoError::Decrypt);
+        }
+        let (nonce, ct) = raw.split_at(12);
+        let plain = self
+            .aead
+            .decrypt(Nonce::from_slice(nonce), ct)
+            .map_err(|_| CryptoError::Decrypt)?;
+        String::from_utf8(plain).map_err(|_| CryptoError::Decrypt)
+    }
+
+    /// Keyed hash for equality lookup (hex, 128 bits kept: collisions are out of reach and
+    /// keys stay short in indexes).
+    pub fn lookup_hash(&self, value: &str) -> String {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.lookup_key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key"));
+        mac.update(value.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cipher() -> FieldCipher {
+        FieldCipher::new(&[7u8; 32])
+    }
+
+    #[test]
+    fn encrypt_round_trips_and_is_randomised() {
+        let c = cipher();
+        let a = c.encrypt("13800138000");
+        let b = c.encrypt("13800138000");
+        assert_ne!(a, b, "same plaintext must not give the same ciphertext");
+        assert!(!a.contains("13800138000"));
+        assert_eq!(c.decrypt(&a).ok().as_deref(), Some("13800138000"));
+    }
+
+    #[test]
+    fn decrypt_rejects_tampering_and_other_keys() {
+        let c = cipher();
+        let a = c.encrypt("13800138000");
+        let other = FieldCipher::new(&[8u8; 32]);
+        assert!(other.decrypt(&a).is_err());
+        let mut tampered = a.clone().into_bytes();
+        let last = tampered.len() - 3;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        assert!(c.decrypt(&String::from_utf8_lossy(&tampered)).is_err());
+        assert!(c.decrypt("v1:abc").is_err());
+        assert!(c.decrypt("plain").is_err());
+    }
+
+    #[test]
+    fn lookup_hash_is_stable_and_keyed() {
+        let c = cipher();
+        assert_eq!(c.lookup_hash("13800138000"), c.lookup_hash("13800138000"));
+        assert_ne!(
+            c.lookup_hash("13800138000"),
+            FieldCipher::new(&[8u8; 32]).lookup_hash("13800138000")
+        );
+        assert_eq!(c.lookup_hash("x").len(), 32);
+    }
+
+    #[test]
+    fn secrets_parse_from_base64_and_hex() {
+        let s = generate_secret();
+        assert!(parse_secret(&s).is_ok());
+        assert!(parse_secret(&"ab".repeat(32)).is_ok());
+        assert!(matches!(
+            parse_secret("c2hvcnQ="),
+            Err(CryptoError::KeyLength(5))
+        ));
+        assert!(parse_secret("!!!").is_err());
+    }
+}

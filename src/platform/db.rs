@@ -1,0 +1,476 @@
+//! One store, two backends: the same `$N` SQL runs on SQLite (the embedded default) and on
+//! PostgreSQL. Repositories build a [`Sql`] (text plus bound values) and run it on a [`Db`] or a
+//! [`Tx`]; only genuinely different dialect points are matched on [`Backend`].
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, FromRow, Postgres, Sqlite, Transaction};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("migration {version} ({name}) failed: {source}")]
+    Migration {
+        version: i64,
+        name: String,
+        source: sqlx::Error,
+    },
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A pool on one of the two backends.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A transaction on one of the two backends.
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// A bound value. Integers, text and bytes are all the schema uses: money is fen, times are
+/// UTC milliseconds, JSON and ids are text.
+#[derive(Debug, Clone)]
+pub enum Value {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Bytes(Option<Vec<u8>>),
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Value {
+    fn from(v: Option<i64>) -> Self {
+        Value::Int(v)
+    }
+}
+impl From<i32> for Value {
+    fn from(v: i32) -> Self {
+        Value::Int(Some(i64::from(v)))
+    }
+}
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Int(Some(i64::from(v)))
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Text(Some(v))
+    }
+}
+impl From<&String> for Value {
+    fn from(v: &String) -> Self {
+        Value::Text(Some(v.clone()))
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Text(Some(v.to_owned()))
+    }
+}
+impl From<Option<String>> for Value {
+    fn from(v: Option<String>) -> Self {
+        Value::Text(v)
+    }
+}
+impl From<Option<&str>> for Value {
+    fn from(v: Option<&str>) -> Self {
+        Value::Text(v.map(str::to_owned))
+    }
+}
+impl From<Vec<u8>> for Value {
+    fn from(v: Vec<u8>) -> Self {
+        Value::Bytes(Some(v))
+    }
+}
+
+/// SQL text with `$1…$N` placeholders and its values.
+#[derive(Debug, Clone)]
+pub struct Sql {
+    text: String,
+    args: Vec<Value>,
+}
+
+/// Starts a statement.
+pub fn sql(text: impl Into<String>) -> Sql {
+    Sql {
+        text: text.into(),
+        args: Vec::new(),
+    }
+}
+
+impl Sql {
+    pub fn bind(mut self, v: impl Into<Value>) -> Self {
+        self.args.push(v.into());
+        self
+    }
+    pub fn push_arg(&mut self, v: impl Into<Value>) {
+        self.args.push(v.into());
+    }
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+    pub fn arg_count(&self) -> usize {
+        self.args.len()
+    }
+}
+
+/// Writes `($k,$k+1,…),(…)` for `rows` rows of `cols` columns starting at placeholder `first`.
+pub fn values_placeholders(rows: usize, cols: usize, first: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    let mut n = first;
+    for r in 0..rows {
+        if r > 0 {
+            s.push(',');
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push(',');
+            }
+            s.push('$');
+            s.push_str(&n.to_string());
+            n += 1;
+        }
+        s.push(')');
+    }
+    s
+}
+
+/// Writes `$k,$k+1,…` for an `IN (…)` list of `n` values.
+pub fn list_placeholders(n: usize, first: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// SQLite (and sqlx's binding on top of it) looks numbered parameters up in a linear list, so a
+/// statement with thousands of `$N` or `?N` takes quadratic time to prepare and bind; a plain
+/// `?` is an index. When the `$N` appear exactly in the order 1, 2, 3 … they become `?`;
+/// otherwise `?N`, which SQLite also accepts.
+fn sqlite_text(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut plain = String::with_capacity(text.len());
+    let mut expected = 1u64;
+    let mut sequential = true;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'$' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+            let start = i + 1;
+            let mut end = start;
+            while end < bytes.len() && bytes[end].is_ascii_digit() {
+                end += 1;
+            }
+            let n: u64 = text[start..end].parse().unwrap_or(0);
+            if n != expected {
+                sequential = false;
+            }
+            expected += 1;
+            out.push('?');
+            out.push_str(&text[start..end]);
+            plain.push('?');
+            i = end;
+        } else {
+            let ch_len = text[i..].chars().next().map_or(1, char::len_utf8);
+            out.push_str(&text[i..i + ch_len]);
+            plain.push_str(&text[i..i + ch_len]);
+            i += ch_len;
+        }
+    }
+    if sequential { plain } else { out }
+}
+
+macro_rules! bound_query {
+    (sqlite, $sql:expr) => {{
+        let mut q = sqlx::query(AssertSqlSafe(sqlite_text(&$sql.text)));
+        for a in &$sql.args {
+            q = match a {
+                Value::Int(v) => q.bind(*v),
+                Value::Text(v) => q.bind(v.clone()),
+                Value::Bytes(v) => q.bind(v.clone()),
+            };
+        }
+        q
+    }};
+    ($sql:expr) => {{
+        let mut q = sqlx::query(AssertSqlSafe($sql.text.clone()));
+        for a in &$sql.args {
+            q = match a {
+                Value::Int(v) => q.bind(*v),
+                Value::Text(v) => q.bind(v.clone()),
+                Value::Bytes(v) => q.bind(v.clone()),
+            };
+        }
+        q
+    }};
+}
+
+macro_rules! bound_query_as {
+    (sqlite, $t:ty, $sql:expr) => {{
+        let mut q = sqlx::query_as::<_, $t>(AssertSqlSafe(sqlite_text(&$sql.text)));
+        for a in &$sql.args {
+            q = match a {
+                Value::Int(v) => q.bind(*v),
+                Value::Text(v) => q.bind(v.clone()),
+                Value::Bytes(v) => q.bind(v.clone()),
+            };
+        }
+        q
+    }};
+    ($t:ty, $sql:expr) => {{
+        let mut q = sqlx::query_as::<_, $t>(AssertSqlSafe($sql.text.clone()));
+        for a in &$sql.args {
+            q = match a {
+                Value::Int(v) => q.bind(*v),
+                Value::Text(v) => q.bind(v.clone()),
+                Value::Bytes(v) => q.bind(v.clone()),
+            };
+        }
+        q
+    }};
+}
+
+/// Rows decodable from either backend.
+pub trait Row: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{}
+
+/// Connection settings that matter for correctness.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub max_connections: u32,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions { max_connections: 8 }
+    }
+}
+
+impl Db {
+    /// Opens `sqlite://PATH` (created when absent, WAL mode) or `postgres://…`.
+    pub async fn connect(url: &str, opts: &ConnectOptions) -> DbResult<Db> {
+        if url.starts_with("sqlite:") {
+            let co = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // NORMAL in WAL mode: a committed transaction survives a process crash; only an
+                // OS crash or power loss can roll back the last commits.
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(30))
+                .foreign_keys(false)
+                .pragma("cache_size", "-65536")
+                .pragma("temp_store", "memory");
+            let in_memory = url.contains(":memory:");
+            let pool = SqlitePoolOptions::new()
+                .max_connections(if in_memory { 1 } else { opts.max_connections })
+                .min_connections(if in_memory { 1 } else { 0 })
+                .idle_timeout(if in_memory {
+                    None
+                } else {
+                    Some(Duration::from_secs(600))
+                })
+                .max_lifetime(if in_memory {
+                    None
+                } else {
+                    Some(Duration::from_secs(3600))
+                })
+                .connect_with(co)
+                .await?;
+            Ok(Db::Sqlite(pool))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = PgPoolOptions::new()
+                .max_connections(opts.max_connections)
+                .connect(url)
+                .await?;
+            Ok(Db::Postgres(pool))
+        } else {
+            Err(DbError::UnsupportedUrl(url.to_owned()))
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`)
+    /// so that two writers never deadlock upgrading read locks.
+    pub async fn begin(&self) -> DbResult<Tx> {
+        Ok(match self {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    pub async fn execute(&self, s: &Sql) -> DbResult<u64> {
+        Ok(match self {
+            Db::Sqlite(p) => bound_query!(sqlite, s).execute(p).await?.rows_affected(),
+            Db::Postgres(p) => bound_query!(s).execute(p).await?.rows_affected(),
+        })
+    }
+
+    pub async fn fetch_all<T: Row>(&self, s: &Sql) -> DbResult<Vec<T>> {
+        Ok(match self {
+            Db::Sqlite(p) => bound_query_as!(sqlite, T, s).fetch_all(p).await?,
+            Db::Postgres(p) => bound_query_as!(T, s).fetch_all(p).await?,
+        })
+    }
+
+    pub async fn fetch_optional<T: Row>(&self, s: &Sql) -> DbResult<Option<T>> {
+        Ok(match self {
+            Db::Sqlite(p) => bound_query_as!(sqlite, T, s).fetch_optional(p).await?,
+            Db::Postgres(p) => bound_query_as!(T, s).fetch_optional(p).await?,
+        })
+    }
+
+    pub async fn fetch_one<T: Row>(&self, s: &Sql) -> DbResult<T> {
+        Ok(match self {
+            Db::Sqlite(p) => bound_query_as!(sqlite, T, s).fetch_one(p).await?,
+            Db::Postgres(p) => bound_query_as!(T, s).fetch_one(p).await?,
+        })
+    }
+
+    /// Runs a script of `;`-separated statements without binds (migrations).
+    pub async fn execute_script(&self, script: &str) -> Result<(), sqlx::Error> {
+        match self {
+            Db::Sqlite(p) => sqlx::raw_sql(AssertSqlSafe(script.to_owned()))
+                .execute(p)
+                .await
+                .map(|_| ()),
+            Db::Postgres(p) => sqlx::raw_sql(AssertSqlSafe(script.to_owned()))
+                .execute(p)
+                .await
+                .map(|_| ()),
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite(p) => p.close().await,
+            Db::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+impl Tx {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    pub async fn execute(&mut self, s: &Sql) -> DbResult<u64> {
+        Ok(match self {
+            Tx::Sqlite(t) => bound_query!(sqlite, s)
+                .execute(&mut **t)
+                .await?
+                .rows_affected(),
+            Tx::Postgres(t) => bound_query!(s).execute(&mut **t).await?.rows_affected(),
+        })
+    }
+
+    pub async fn fetch_all<T: Row>(&mut self, s: &Sql) -> DbResult<Vec<T>> {
+        Ok(match self {
+            Tx::Sqlite(t) => bound_query_as!(sqlite, T, s).fetch_all(&mut **t).await?,
+            Tx::Postgres(t) => bound_query_as!(T, s).fetch_all(&mut **t).await?,
+        })
+    }
+
+    pub async fn fetch_optional<T: Row>(&mut self, s: &Sql) -> DbResult<Option<T>> {
+        Ok(match self {
+            Tx::Sqlite(t) => {
+                bound_query_as!(sqlite, T, s)
+                    .fetch_optional(&mut **t)
+                    .await?
+            }
+            Tx::Postgres(t) => bound_query_as!(T, s).fetch_optional(&mut **t).await?,
+        })
+    }
+
+    pub async fn fetch_one<T: Row>(&mut self, s: &Sql) -> DbResult<T> {
+        Ok(match self {
+            Tx::Sqlite(t) => bound_query_as!(sqlite, T, s).fetch_one(&mut **t).await?,
+            Tx::Postgres(t) => bound_query_as!(T, s).fetch_one(&mut **t).await?,
+        })
+    }
+
+    pub async fn commit(self) -> DbResult<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// Serialises writers of one tenant across processes (PostgreSQL); on SQLite the
+    /// `BEGIN IMMEDIATE` write lock already does.
+    pub async fn lock_tenant(&mut self, tenant_id: i64) -> DbResult<()> {
+        if let Tx::Postgres(_) = self {
+            self.execute(&sql("SELECT pg_advisory_xact_lock(7301, $1::int4)").bind(tenant_id))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Reserves `n` consecutive ids from the named counter and returns the first.
+    pub async fn reserve_ids(&mut self, counter: &str, n: i64) -> DbResult<i64> {
+        let (next,): (i64,) = self
+            .fetch_one(
+                &sql("UPDATE id_counters SET next_id = next_id + $2 WHERE name = $1 RETURNING next_id")
+                    .bind(counter)
+                    .bind(n),
+            )
+            .await?;
+        Ok(next - n)
+    }
+}
+
+/// The largest number of bound values one statement may carry on both backends
+/// (PostgreSQL: 65,535; SQLite as bundled: 32,766).
+pub const MAX_BINDS: usize = 32_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_rows_in_order() {
+        assert_eq!(values_placeholders(2, 3, 2), "($2,$3,$4),($5,$6,$7)");
+        assert_eq!(list_placeholders(3, 5), "$5,$6,$7");
+        assert_eq!(
+            sqlite_text("SELECT $1, '$' || $2 || '中'"),
+            "SELECT ?, '$' || ? || '中'"
+        );
+        assert_eq!(sqlite_text("SELECT $2, $1"), "SELECT ?2, ?1");
+        assert_eq!(sqlite_text("SELECT $1, $1"), "SELECT ?1, ?1");
+    }
+}

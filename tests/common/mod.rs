@@ -1,0 +1,218 @@
+//! Test harness: a fresh database per test on SQLite (always) and PostgreSQL (when
+//! `SIYU_TEST_DATABASE_URL` is set), and the real server on a random port.
+#![allow(dead_code)]
+
+use siyu::interfaces::App;
+use siyu::platform::crypto::FieldCipher;
+use siyu::platform::db::{ConnectOptions, Db};
+use siyu::platform::migrate::migrate;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backends this run tests: SQLite always, PostgreSQL when configured.
+pub fn backends() -> Vec<Backend> {
+    match std::env::var("SIYU_TEST_DATABASE_URL") {
+        Ok(u) if !u.is_empty() => vec![Backend::Sqlite, Backend::Postgres],
+        _ => {
+            eprintln!("SKIPPED on PostgreSQL: SIYU_TEST_DATABASE_URL is not set (SQLite only)");
+            vec![Backend::Sqlite]
+        }
+    }
+}
+
+/// A database that exists for one test and is removed afterwards.
+pub struct TestDb {
+    pub db: Db,
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_drop: Option<(String, String)>, // (admin url, database name)
+}
+
+fn random_suffix() -> String {
+    use rand::Rng;
+    let mut r = rand::rng();
+    (0..12)
+        .map(|_| char::from(b'a' + r.random_range(0..26u8)))
+        .collect()
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("siyu.db").display());
+                let db = Db::connect(&url, &ConnectOptions::default())
+                    .await
+                    .expect("open sqlite");
+                migrate(&db).await.expect("migrate sqlite");
+                TestDb {
+                    db,
+                    url,
+                    _dir: Some(dir),
+                    pg_drop: None,
+                }
+            }
+            Backend::Postgres => {
+                let admin =
+                    std::env::var("SIYU_TEST_DATABASE_URL").expect("SIYU_TEST_DATABASE_URL");
+                let name = format!("siyu_test_{}", random_suffix());
+                let admin_db = Db::connect(&admin, &ConnectOptions { max_connections: 1 })
+                    .await
+                    .expect("connect to PostgreSQL");
+                admin_db
+                    .execute_script(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create test database");
+                admin_db.close().await;
+                let base = admin
+                    .rsplit_once('/')
+                    .map(|(b, _)| b.to_owned())
+                    .expect("URL with a database");
+                let url = format!("{base}/{name}");
+                let db = Db::connect(&url, &ConnectOptions::default())
+                    .await
+                    .expect("open test database");
+                migrate(&db).await.expect("migrate postgres");
+                TestDb {
+                    db,
+                    url,
+                    _dir: None,
+                    pg_drop: Some((admin, name)),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.pg_drop.take() {
+            let db = self.db.clone();
+            // Drop runs outside async; a short-lived runtime on its own thread does the cleanup.
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    rt.block_on(async {
+                        db.close().await;
+                        if let Ok(a) =
+                            Db::connect(&admin, &ConnectOptions { max_connections: 1 }).await
+                        {
+                            let _ = a
+                                .execute_script(&format!(
+                                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                                ))
+                                .await;
+                            a.close().await;
+                        }
+                    });
+                }
+            })
+            .join();
+        }
+    }
+}
+
+pub fn cipher() -> FieldCipher {
+    FieldCipher::new(&[42u8; 32])
+}
+
+/// The real server on 127.0.0.1 and a random port.
+pub struct TestServer {
+    pub base: String,
+    pub tdb: TestDb,
+    pub cipher: FieldCipher,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> TestServer {
+        let tdb = TestDb::new(backend).await;
+        let cipher = cipher();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = App {
+            db: tdb.db.clone(),
+            cipher: cipher.clone(),
+        };
+        tokio::spawn(async move {
+            let _ = siyu::interfaces::serve(listener, app, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        TestServer {
+            base: format!("http://{addr}"),
+            tdb,
+            cipher,
+            stop: Some(tx),
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.tdb.db
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A tenant with an API key of the given role.
+pub async fn tenant_with_key(
+    db: &Db,
+    name: &str,
+    role: siyu::platform::access::Role,
+) -> (i64, String) {
+    let t = siyu::platform::access::create_tenant(db, name)
+        .await
+        .expect("tenant");
+    let key = siyu::platform::access::create_api_key(db, t.id, "test", role)
+        .await
+        .expect("key");
+    (t.id, key)
+}
+
+/// The customers of a tenant as sets of identity keys, sorted: comparable across runs whatever
+/// the ids.
+pub async fn partition(db: &Db, tenant_id: i64) -> Vec<Vec<String>> {
+    let rows: Vec<(i64, String)> = db
+        .fetch_all(
+            &siyu::platform::db::sql(
+                "SELECT customer_id, ikey FROM identities WHERE tenant_id = $1",
+            )
+            .bind(tenant_id),
+        )
+        .await
+        .expect("identities");
+    let mut by: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
+    for (c, k) in rows {
+        by.entry(c).or_default().push(k);
+    }
+    let mut parts: Vec<Vec<String>> = by
+        .into_values()
+        .map(|mut v| {
+            v.sort();
+            v
+        })
+        .collect();
+    parts.sort();
+    parts
+}
