@@ -54,7 +54,11 @@ impl Settings {
             Some(f) => b = b.add_source(config::File::from(f).required(true)),
             None => b = b.add_source(config::File::with_name("siyu.toml").required(false)),
         }
-        b = b.add_source(config::Environment::with_prefix("SIYU").separator("__"));
+        b = b.add_source(
+            config::Environment::with_prefix("SIYU")
+                .prefix_separator("_")
+                .separator("__"),
+        );
         Ok(b.build()?.try_deserialize()?)
     }
 
