@@ -1,9 +1,199 @@
-//! `siyu bench`: import and ingestion throughput, measured on this machine.
-pub use siyu::platform::config::Settings;
+//! `siyu bench`: order import rows/s and event ingestion events/s, on SQLite and PostgreSQL.
+//!
+//! Each run uses fresh databases (a temporary SQLite file; a temporary PostgreSQL database that
+//! is dropped afterwards) so numbers are comparable run to run. Build with `--release`.
 
-#[derive(clap::Args)]
-pub struct BenchArgs {}
+use std::time::Instant;
 
-pub async fn run(_s: &Settings, _a: BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+use anyhow::Context;
+use clap::Args;
+use serde_json::json;
+
+use siyu::demo::write_exports;
+use siyu::interfaces::{self, App};
+use siyu::know::import::{ImportOptions, import_file, presets};
+use siyu::platform::access::{self, Role};
+use siyu::platform::config::Settings;
+use siyu::platform::crypto::FieldCipher;
+use siyu::platform::db::{ConnectOptions, Db};
+use siyu::platform::migrate::migrate;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Order rows to import (about; the demo generator decides the exact count).
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: u64,
+    /// Events to post over HTTP.
+    #[arg(long, default_value_t = 200_000)]
+    events: u64,
+    /// Events per request.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// PostgreSQL server to measure as well (a temporary database is created there).
+    #[arg(long, env = "SIYU_BENCH_POSTGRES_URL")]
+    postgres: Option<String>,
+}
+
+/// A database that lives for one measurement.
+struct Scratch {
+    db: Db,
+    drop_pg: Option<(String, String)>,
+    _dir: Option<tempfile_dir::Dir>,
+}
+
+mod tempfile_dir {
+    /// A directory removed when dropped (the bench needs no more than this).
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+async fn scratch(backend: &str, pg_admin: Option<&str>) -> anyhow::Result<Scratch> {
+    let tag = format!("{}_{}", std::process::id(), siyu::platform::crypto::random_token(6).to_lowercase().replace(['-', '_'], "x"));
+    if backend == "sqlite" {
+        let dir = std::env::temp_dir().join(format!("siyu-bench-{tag}"));
+        std::fs::create_dir_all(&dir)?;
+        let db = Db::connect(&format!("sqlite://{}", dir.join("bench.db").display()), &ConnectOptions::default()).await?;
+        migrate(&db).await?;
+        Ok(Scratch { db, drop_pg: None, _dir: Some(tempfile_dir::Dir(dir)) })
+    } else {
+        let admin = pg_admin.context("no PostgreSQL URL")?;
+        let name = format!("siyu_bench_{tag}");
+        let a = Db::connect(admin, &ConnectOptions { max_connections: 1 }).await?;
+        a.execute_script(&format!("CREATE DATABASE {name}")).await?;
+        a.close().await;
+        let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).context("PostgreSQL URL needs a database")?;
+        let db = Db::connect(&format!("{base}/{name}"), &ConnectOptions { max_connections: 16 }).await?;
+        migrate(&db).await?;
+        Ok(Scratch { db, drop_pg: Some((admin.to_owned(), name)), _dir: None })
+    }
+}
+
+impl Scratch {
+    async fn finish(self) -> anyhow::Result<()> {
+        self.db.close().await;
+        if let Some((admin, name)) = self.drop_pg {
+            let a = Db::connect(&admin, &ConnectOptions { max_connections: 1 }).await?;
+            a.execute_script(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
+            a.close().await;
+        }
+        Ok(())
+    }
+}
+
+async fn bench_import(backend: &str, pg: Option<&str>, files: &[siyu::demo::DemoFile], cipher: &FieldCipher) -> anyhow::Result<(u64, f64)> {
+    let s = scratch(backend, pg).await?;
+    let t = access::create_tenant(&s.db, "bench").await?;
+    let start = Instant::now();
+    let mut rows = 0;
+    for f in files {
+        let p = presets::preset(f.preset).context("preset")?;
+        let pb = crate::progress_bar(0, &format!("{backend} {}", f.preset));
+        let sum = import_file(&s.db, cipher, t.id, &f.path, &ImportOptions::new(p), Some(&pb)).await?;
+        pb.finish_and_clear();
+        anyhow::ensure!(sum.rejected == 0, "bench rows were rejected: {:?}", sum.errors);
+        rows += sum.read;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    s.finish().await?;
+    Ok((rows, secs))
+}
+
+async fn bench_ingest(backend: &str, pg: Option<&str>, a: &BenchArgs, cipher: &FieldCipher) -> anyhow::Result<(u64, f64, f64)> {
+    let s = scratch(backend, pg).await?;
+    let t = access::create_tenant(&s.db, "bench").await?;
+    let key = access::create_api_key(&s.db, t.id, "bench", Role::Admin).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(interfaces::serve(listener, App { db: s.db.clone(), cipher: cipher.clone() }, async {
+        let _ = stop_rx.await;
+    }));
+    let client = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).build()?;
+    let url = format!("http://{addr}/api/v1/events");
+    let requests = a.events.div_ceil(a.batch as u64);
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let now = siyu::platform::clock::now_ms();
+    let pb = crate::progress_bar(requests, &format!("{backend} ingest"));
+    pb.set_style(indicatif::ProgressStyle::with_template("{msg:>18} [{bar:36}] {pos}/{len} requests {elapsed}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..a.concurrency {
+        let (client, url, key, next, pb, batch) = (client.clone(), url.clone(), key.clone(), next.clone(), pb.clone(), a.batch);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let r = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if r >= requests {
+                    return Ok::<_, anyhow::Error>(latencies);
+                }
+                let events: Vec<_> = (0..batch as u64)
+                    .map(|i| {
+                        let n = r * batch as u64 + i;
+                        json!({"id": format!("ev-{n}"), "type": "page_view", "timestamp": now - (n % 86_400_000) as i64,
+                               "channel": "mall", "touchpoint": "sms",
+                               "identities": [{"kind": "phone", "value": format!("139{:08}", n % 50_000)}],
+                               "properties": {"path": "/p/1"}})
+                    })
+                    .collect();
+                let t0 = Instant::now();
+                let resp = client.post(&url).bearer_auth(&key).json(&json!({"events": events})).send().await?;
+                anyhow::ensure!(resp.status() == reqwest::StatusCode::ACCEPTED, "ingest answered {}", resp.status());
+                latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
+                pb.inc(1);
+            }
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    pb.finish_and_clear();
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    let (stored,): (i64,) = s.db.fetch_one(&siyu::platform::db::sql("SELECT COUNT(*) FROM events")).await?;
+    anyhow::ensure!(stored as u64 == requests * a.batch as u64, "stored {stored} events, expected {}", requests * a.batch as u64);
+    lat.sort_by(f64::total_cmp);
+    let p99 = lat.get(lat.len().saturating_sub(1).min(lat.len() * 99 / 100)).copied().unwrap_or(0.0);
+    s.finish().await?;
+    Ok((stored as u64, secs, p99))
+}
+
+pub async fn run(_s: &Settings, a: BenchArgs) -> anyhow::Result<()> {
+    let cipher = FieldCipher::new(&[9u8; 32]);
+    let dir = std::env::temp_dir().join(format!("siyu-bench-files-{}", std::process::id()));
+    let _cleanup = tempfile_dir::Dir(dir.clone());
+    // The demo writes about 2.7 order rows per person.
+    let people = (a.rows as f64 / 2.7).ceil() as u64;
+    let pb = crate::progress_bar(people, "writing exports");
+    let (d, pb2) = (dir.clone(), pb.clone());
+    let files = tokio::task::spawn_blocking(move || write_exports(&d, people, 1, |i| pb2.set_position(i))).await??;
+    pb.finish_and_clear();
+    let mut backends = vec!["sqlite"];
+    if a.postgres.is_some() {
+        backends.push("postgres");
+    }
+    println!("| measurement | backend | amount | seconds | rate |");
+    println!("|---|---|---:|---:|---:|");
+    for b in &backends {
+        let (rows, secs) = bench_import(b, a.postgres.as_deref(), &files, &cipher).await?;
+        println!("| order import (6 platform exports, OneID, encryption) | {b} | {rows} rows | {secs:.2} | {:.0} rows/s |", rows as f64 / secs);
+    }
+    for b in &backends {
+        let (n, secs, p99) = bench_ingest(b, a.postgres.as_deref(), &a, &cipher).await?;
+        println!(
+            "| event ingestion over HTTP, batches of {}, {} in flight, durable before 202 | {b} | {n} events | {secs:.2} | {:.0} events/s (p99 {p99:.1} ms per batch) |",
+            a.batch,
+            a.concurrency,
+            n as f64 / secs
+        );
+    }
+    Ok(())
 }

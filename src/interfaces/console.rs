@@ -162,10 +162,10 @@ async fn login_submit(
 }
 
 async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
-        if let Err(e) = access::logout(&app.db, token).await {
-            return server_error(e);
-        }
+    if let Some(token) = cookie(&headers, SESSION_COOKIE)
+        && let Err(e) = access::logout(&app.db, token).await
+    {
+        return server_error(e);
     }
     let mut r = Redirect::to("/console/login").into_response();
     r.headers_mut().insert(
@@ -328,6 +328,17 @@ async fn customers_page(
     })
 }
 
+struct OrderRow {
+    time: String,
+    channel: String,
+    order_no: String,
+    status: String,
+    amount: String,
+    refund: String,
+    items: i64,
+    store: String,
+}
+
 #[derive(Template)]
 #[template(path = "console/customer.html")]
 struct CustomerPage {
@@ -343,7 +354,7 @@ struct CustomerPage {
     last_order: String,
     channels: String,
     identities: Vec<(String, String)>,
-    orders: Vec<(String, String, String, String, String, String, i64, String)>,
+    orders: Vec<OrderRow>,
     events: Vec<(String, String, String, String)>,
     may_unmask: bool,
 }
@@ -414,17 +425,15 @@ async fn customer_page(
         orders: c
             .recent_orders
             .iter()
-            .map(|o| {
-                (
-                    format_local(o.ordered_at),
-                    channel_name(l, &o.channel),
-                    o.order_no.clone(),
-                    status_name(l, &o.status),
-                    yuan(o.amount),
-                    yuan(o.refund_amount),
-                    o.item_count,
-                    o.store_id.clone().unwrap_or_default(),
-                )
+            .map(|o| OrderRow {
+                time: format_local(o.ordered_at),
+                channel: channel_name(l, &o.channel),
+                order_no: o.order_no.clone(),
+                status: status_name(l, &o.status),
+                amount: yuan(o.amount),
+                refund: yuan(o.refund_amount),
+                items: o.item_count,
+                store: o.store_id.clone().unwrap_or_default(),
             })
             .collect(),
         events: c

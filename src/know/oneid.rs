@@ -180,13 +180,13 @@ pub async fn resolve(
         if existing[i].is_none() {
             fresh.push((k, comp_owner[&root]));
         }
-        if let Some(kinds) = merge_kinds.get_mut(&root) {
-            if !kinds.split('+').any(|s| s == k.kind.as_str()) {
-                if !kinds.is_empty() {
-                    kinds.push('+');
-                }
-                kinds.push_str(k.kind.as_str());
+        if let Some(kinds) = merge_kinds.get_mut(&root)
+            && !kinds.split('+').any(|s| s == k.kind.as_str())
+        {
+            if !kinds.is_empty() {
+                kinds.push('+');
             }
+            kinds.push_str(k.kind.as_str());
         }
     }
     for batch in fresh.chunks(MAX_BINDS / 6) {

@@ -111,7 +111,7 @@ pub fn yuan(fen: i64) -> String {
     let whole = (f / 100).to_string();
     let mut grouped = String::new();
     for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(c);
@@ -125,7 +125,7 @@ mod tests {
     fn yuan_groups_thousands() {
         assert_eq!(super::yuan(129_900), "¥1,299.00");
         assert_eq!(super::yuan(5), "¥0.05");
-        assert_eq!(super::yuan(123_456_789_01), "¥123,456,789.01");
+        assert_eq!(super::yuan(12_345_678_901), "¥123,456,789.01");
         assert_eq!(super::yuan(-100), "-¥1.00");
     }
 }

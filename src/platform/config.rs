@@ -95,13 +95,8 @@ impl Settings {
     pub fn prepare_data_dir(&self) -> std::io::Result<()> {
         if let Some(path) = self.database_url.strip_prefix("sqlite://") {
             let path = path.split('?').next().unwrap_or(path);
-            if path != ":memory:" {
-                if let Some(dir) = Path::new(path)
-                    .parent()
-                    .filter(|d| !d.as_os_str().is_empty())
-                {
-                    std::fs::create_dir_all(dir)?;
-                }
+            if let Some(dir) = Path::new(path).parent().filter(|d| path != ":memory:" && !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
             }
         }
         Ok(())

@@ -109,8 +109,7 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
     let norm: String = t
         .replace('/', "-")
         .replace('T', " ")
-        .replace('年', "-")
-        .replace('月', "-")
+        .replace(['年', '月'], "-")
         .replace('日', "");
     let (date_part, time_part) = match norm.split_once(' ') {
         Some((d, tm)) => (d.trim(), Some(tm.trim())),
