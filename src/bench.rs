@@ -55,23 +55,50 @@ mod tempfile_dir {
 }
 
 async fn scratch(backend: &str, pg_admin: Option<&str>) -> anyhow::Result<Scratch> {
-    let tag = format!("{}_{}", std::process::id(), siyu::platform::crypto::random_token(6).to_lowercase().replace(['-', '_'], "x"));
+    let tag = format!(
+        "{}_{}",
+        std::process::id(),
+        siyu::platform::crypto::random_token(6)
+            .to_lowercase()
+            .replace(['-', '_'], "x")
+    );
     if backend == "sqlite" {
         let dir = std::env::temp_dir().join(format!("siyu-bench-{tag}"));
         std::fs::create_dir_all(&dir)?;
-        let db = Db::connect(&format!("sqlite://{}", dir.join("bench.db").display()), &ConnectOptions::default()).await?;
+        let db = Db::connect(
+            &format!("sqlite://{}", dir.join("bench.db").display()),
+            &ConnectOptions::default(),
+        )
+        .await?;
         migrate(&db).await?;
-        Ok(Scratch { db, drop_pg: None, _dir: Some(tempfile_dir::Dir(dir)) })
+        Ok(Scratch {
+            db,
+            drop_pg: None,
+            _dir: Some(tempfile_dir::Dir(dir)),
+        })
     } else {
         let admin = pg_admin.context("no PostgreSQL URL")?;
         let name = format!("siyu_bench_{tag}");
         let a = Db::connect(admin, &ConnectOptions { max_connections: 1 }).await?;
         a.execute_script(&format!("CREATE DATABASE {name}")).await?;
         a.close().await;
-        let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).context("PostgreSQL URL needs a database")?;
-        let db = Db::connect(&format!("{base}/{name}"), &ConnectOptions { max_connections: 16 }).await?;
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_owned())
+            .context("PostgreSQL URL needs a database")?;
+        let db = Db::connect(
+            &format!("{base}/{name}"),
+            &ConnectOptions {
+                max_connections: 16,
+            },
+        )
+        .await?;
         migrate(&db).await?;
-        Ok(Scratch { db, drop_pg: Some((admin.to_owned(), name)), _dir: None })
+        Ok(Scratch {
+            db,
+            drop_pg: Some((admin.to_owned(), name)),
+            _dir: None,
+        })
     }
 }
 
@@ -80,14 +107,20 @@ impl Scratch {
         self.db.close().await;
         if let Some((admin, name)) = self.drop_pg {
             let a = Db::connect(&admin, &ConnectOptions { max_connections: 1 }).await?;
-            a.execute_script(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
+            a.execute_script(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await?;
             a.close().await;
         }
         Ok(())
     }
 }
 
-async fn bench_import(backend: &str, pg: Option<&str>, files: &[siyu::demo::DemoFile], cipher: &FieldCipher) -> anyhow::Result<(u64, f64)> {
+async fn bench_import(
+    backend: &str,
+    pg: Option<&str>,
+    files: &[siyu::demo::DemoFile],
+    cipher: &FieldCipher,
+) -> anyhow::Result<(u64, f64)> {
     let s = scratch(backend, pg).await?;
     let t = access::create_tenant(&s.db, "bench").await?;
     let start = Instant::now();
@@ -95,9 +128,21 @@ async fn bench_import(backend: &str, pg: Option<&str>, files: &[siyu::demo::Demo
     for f in files {
         let p = presets::preset(f.preset).context("preset")?;
         let pb = crate::progress_bar(0, &format!("{backend} {}", f.preset));
-        let sum = import_file(&s.db, cipher, t.id, &f.path, &ImportOptions::new(p), Some(&pb)).await?;
+        let sum = import_file(
+            &s.db,
+            cipher,
+            t.id,
+            &f.path,
+            &ImportOptions::new(p),
+            Some(&pb),
+        )
+        .await?;
         pb.finish_and_clear();
-        anyhow::ensure!(sum.rejected == 0, "bench rows were rejected: {:?}", sum.errors);
+        anyhow::ensure!(
+            sum.rejected == 0,
+            "bench rows were rejected: {:?}",
+            sum.errors
+        );
         rows += sum.read;
     }
     let secs = start.elapsed().as_secs_f64();
@@ -105,27 +150,53 @@ async fn bench_import(backend: &str, pg: Option<&str>, files: &[siyu::demo::Demo
     Ok((rows, secs))
 }
 
-async fn bench_ingest(backend: &str, pg: Option<&str>, a: &BenchArgs, cipher: &FieldCipher) -> anyhow::Result<(u64, f64, f64)> {
+async fn bench_ingest(
+    backend: &str,
+    pg: Option<&str>,
+    a: &BenchArgs,
+    cipher: &FieldCipher,
+) -> anyhow::Result<(u64, f64, f64)> {
     let s = scratch(backend, pg).await?;
     let t = access::create_tenant(&s.db, "bench").await?;
     let key = access::create_api_key(&s.db, t.id, "bench", Role::Admin).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(interfaces::serve(listener, App { db: s.db.clone(), cipher: cipher.clone() }, async {
-        let _ = stop_rx.await;
-    }));
-    let client = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).build()?;
+    let server = tokio::spawn(interfaces::serve(
+        listener,
+        App {
+            db: s.db.clone(),
+            cipher: cipher.clone(),
+        },
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(a.concurrency)
+        .build()?;
     let url = format!("http://{addr}/api/v1/events");
     let requests = a.events.div_ceil(a.batch as u64);
     let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let now = siyu::platform::clock::now_ms();
     let pb = crate::progress_bar(requests, &format!("{backend} ingest"));
-    pb.set_style(indicatif::ProgressStyle::with_template("{msg:>18} [{bar:36}] {pos}/{len} requests {elapsed}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:>18} [{bar:36}] {pos}/{len} requests {elapsed}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..a.concurrency {
-        let (client, url, key, next, pb, batch) = (client.clone(), url.clone(), key.clone(), next.clone(), pb.clone(), a.batch);
+        let (client, url, key, next, pb, batch) = (
+            client.clone(),
+            url.clone(),
+            key.clone(),
+            next.clone(),
+            pb.clone(),
+            a.batch,
+        );
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             loop {
@@ -158,10 +229,19 @@ async fn bench_ingest(backend: &str, pg: Option<&str>, a: &BenchArgs, cipher: &F
     pb.finish_and_clear();
     let _ = stop_tx.send(());
     let _ = server.await;
-    let (stored,): (i64,) = s.db.fetch_one(&siyu::platform::db::sql("SELECT COUNT(*) FROM events")).await?;
-    anyhow::ensure!(stored as u64 == requests * a.batch as u64, "stored {stored} events, expected {}", requests * a.batch as u64);
+    let (stored,): (i64,) =
+        s.db.fetch_one(&siyu::platform::db::sql("SELECT COUNT(*) FROM events"))
+            .await?;
+    anyhow::ensure!(
+        stored as u64 == requests * a.batch as u64,
+        "stored {stored} events, expected {}",
+        requests * a.batch as u64
+    );
     lat.sort_by(f64::total_cmp);
-    let p99 = lat.get(lat.len().saturating_sub(1).min(lat.len() * 99 / 100)).copied().unwrap_or(0.0);
+    let p99 = lat
+        .get(lat.len().saturating_sub(1).min(lat.len() * 99 / 100))
+        .copied()
+        .unwrap_or(0.0);
     s.finish().await?;
     Ok((stored as u64, secs, p99))
 }
@@ -174,7 +254,9 @@ pub async fn run(_s: &Settings, a: BenchArgs) -> anyhow::Result<()> {
     let people = (a.rows as f64 / 2.7).ceil() as u64;
     let pb = crate::progress_bar(people, "writing exports");
     let (d, pb2) = (dir.clone(), pb.clone());
-    let files = tokio::task::spawn_blocking(move || write_exports(&d, people, 1, |i| pb2.set_position(i))).await??;
+    let files =
+        tokio::task::spawn_blocking(move || write_exports(&d, people, 1, |i| pb2.set_position(i)))
+            .await??;
     pb.finish_and_clear();
     let mut backends = vec!["sqlite"];
     if a.postgres.is_some() {
@@ -184,7 +266,10 @@ pub async fn run(_s: &Settings, a: BenchArgs) -> anyhow::Result<()> {
     println!("|---|---|---:|---:|---:|");
     for b in &backends {
         let (rows, secs) = bench_import(b, a.postgres.as_deref(), &files, &cipher).await?;
-        println!("| order import (6 platform exports, OneID, encryption) | {b} | {rows} rows | {secs:.2} | {:.0} rows/s |", rows as f64 / secs);
+        println!(
+            "| order import (6 platform exports, OneID, encryption) | {b} | {rows} rows | {secs:.2} | {:.0} rows/s |",
+            rows as f64 / secs
+        );
     }
     for b in &backends {
         let (n, secs, p99) = bench_ingest(b, a.postgres.as_deref(), &a, &cipher).await?;

@@ -117,6 +117,8 @@ struct Export {
     path: PathBuf,
     gbk: bool,
     out: Vec<u8>,
+    /// Rows waiting to be written in time order: (order time, order sequence, cells).
+    pending: Vec<(i64, u64, Vec<String>)>,
 }
 
 impl Export {
@@ -125,6 +127,7 @@ impl Export {
             path: dir.join(name),
             gbk,
             out: Vec::new(),
+            pending: Vec::new(),
         };
         if bom {
             e.out.extend_from_slice(&[0xEF, 0xBB, 0xBF]);
@@ -154,7 +157,20 @@ impl Export {
             self.out.extend_from_slice(line.as_bytes());
         }
     }
-    fn finish(self) -> std::io::Result<PathBuf> {
+    /// Queues an order row; exports list orders by time, not by buyer.
+    fn push(&mut self, t: i64, seq: u64, cells: Vec<String>) {
+        self.pending.push((t, seq, cells));
+    }
+    /// Writes the queued rows in time order (rows of one order stay together, in line order).
+    fn flush(&mut self) {
+        let mut rows = std::mem::take(&mut self.pending);
+        rows.sort_by_key(|(t, seq, _)| (*t, *seq));
+        for (_, _, cells) in rows {
+            self.row(&cells);
+        }
+    }
+    fn finish(mut self) -> std::io::Result<PathBuf> {
+        self.flush();
         let mut f = std::fs::File::create(&self.path)?;
         f.write_all(&self.out)?;
         f.sync_all()?;
@@ -317,6 +333,19 @@ pub fn write_exports(
         if n % 1000 == 0 {
             progress(n);
         }
+        // Rows are sorted by time within blocks of people, so memory stays bounded at any size.
+        if n % 20_000 == 0 && n > 0 {
+            for e in [
+                &mut tmall,
+                &mut jd,
+                &mut douyin,
+                &mut pdd,
+                &mut youzan,
+                &mut pos,
+            ] {
+                e.flush();
+            }
+        }
         let p = Person {
             phone: format!(
                 "1{}{:09}",
@@ -388,87 +417,49 @@ pub fn write_exports(
                             } else {
                                 p.phone.clone()
                             };
-                            tmall.row(&[
-                                format!("{}{:010}", 3_000_000_000u64 + n % 97, order_seq),
-                                buyer_id.clone(),
-                                p.name.clone(),
-                                phone,
-                                status_zh.to_string(),
-                                fmt_time(t, 0),
-                                fmt_time(paid, 0),
-                                yuan_export(amount),
-                                if first {
-                                    yuan_plain(refund)
-                                } else {
-                                    "0.00".into()
-                                },
-                                line.1.to_string(),
-                                line.0.to_string(),
-                                line.2.to_string(),
-                                q.to_string(),
-                                yuan_plain(line.3),
-                                p.province.to_string(),
-                            ])
+                            tmall.push(
+                                t,
+                                order_seq,
+                                vec![
+                                    format!("{}{:010}", 3_000_000_000u64 + n % 97, order_seq),
+                                    buyer_id.clone(),
+                                    p.name.clone(),
+                                    phone,
+                                    status_zh.to_string(),
+                                    fmt_time(t, 0),
+                                    fmt_time(paid, 0),
+                                    yuan_export(amount),
+                                    if first {
+                                        yuan_plain(refund)
+                                    } else {
+                                        "0.00".into()
+                                    },
+                                    line.1.to_string(),
+                                    line.0.to_string(),
+                                    line.2.to_string(),
+                                    q.to_string(),
+                                    yuan_plain(line.3),
+                                    p.province.to_string(),
+                                ],
+                            )
                         }
-                        "jd" => jd.row(&[
-                            format!("=\"{}\"", 280_000_000_000u64 + order_seq),
-                            buyer_id.clone(),
-                            p.name.clone(),
-                            format!("+86 {}-{}-{}", &p.phone[..3], &p.phone[3..7], &p.phone[7..]),
-                            match status_zh {
-                                "交易成功" => "已完成",
-                                "交易关闭" => "已取消",
-                                "卖家已发货" => "等待确认收货",
-                                s => s,
-                            }
-                            .to_string(),
-                            fmt_time(t, 1),
-                            fmt_time(paid, 1),
-                            yuan_plain(amount),
-                            line.1.to_string(),
-                            line.0.to_string(),
-                            line.2.to_string(),
-                            q.to_string(),
-                            yuan_plain(line.3),
-                            p.province.to_string(),
-                        ]),
-                        "douyin" => douyin.row(&[
-                            format!("69{:016}", order_seq),
-                            buyer_id.clone(),
-                            p.name.clone(),
-                            format!("{} {} {}", &p.phone[..3], &p.phone[3..7], &p.phone[7..]),
-                            match status_zh {
-                                "交易成功" => "已完成",
-                                "交易关闭" => "已关闭",
-                                "卖家已发货" => "已发货",
-                                s => s,
-                            }
-                            .to_string(),
-                            fmt_time(t, 2),
-                            fmt_time(paid, 2),
-                            yuan_plain(amount),
-                            line.1.to_string(),
-                            line.0.to_string(),
-                            line.2.to_string(),
-                            q.to_string(),
-                            yuan_plain(line.3),
-                            p.province.to_string(),
-                        ]),
-                        "pdd" => {
-                            let phone = if rng.random::<f64>() < 0.7 {
-                                format!("{}****{}", &p.phone[..3], &p.phone[7..])
-                            } else {
-                                format!("86{}", p.phone)
-                            };
-                            pdd.row(&[
-                                format!("{}-{:015}", 240_000 + n % 1000, order_seq),
+                        "jd" => jd.push(
+                            t,
+                            order_seq,
+                            vec![
+                                format!("=\"{}\"", 280_000_000_000u64 + order_seq),
                                 buyer_id.clone(),
                                 p.name.clone(),
-                                phone,
+                                format!(
+                                    "+86 {}-{}-{}",
+                                    &p.phone[..3],
+                                    &p.phone[3..7],
+                                    &p.phone[7..]
+                                ),
                                 match status_zh {
-                                    "交易成功" => "已收货",
+                                    "交易成功" => "已完成",
                                     "交易关闭" => "已取消",
-                                    "卖家已发货" => "已发货",
+                                    "卖家已发货" => "等待确认收货",
                                     s => s,
                                 }
                                 .to_string(),
@@ -481,68 +472,135 @@ pub fn write_exports(
                                 q.to_string(),
                                 yuan_plain(line.3),
                                 p.province.to_string(),
-                            ])
-                        }
-                        "youzan" => youzan.row(&[
-                            format!("E{:020}", order_seq),
-                            buyer_id.clone(),
-                            p.name.clone(),
-                            // Full-width digits, as some H5 forms store them.
-                            if rng.random::<f64>() < 0.2 {
-                                p.phone
-                                    .chars()
-                                    .map(|c| {
-                                        char::from_u32(c as u32 - '0' as u32 + '０' as u32)
-                                            .unwrap_or(c)
-                                    })
-                                    .collect()
-                            } else {
-                                p.phone.clone()
-                            },
-                            match status_zh {
-                                "交易成功" => "交易成功",
-                                "交易关闭" => "交易关闭",
-                                "卖家已发货" => "已发货",
-                                s => s,
-                            }
-                            .to_string(),
-                            fmt_time(t, 1),
-                            fmt_time(paid, 1),
-                            yuan_plain(amount),
-                            if first {
-                                yuan_plain(refund)
-                            } else {
-                                "0.00".into()
-                            },
-                            line.1.to_string(),
-                            line.0.to_string(),
-                            line.2.to_string(),
-                            q.to_string(),
-                            yuan_plain(line.3),
-                        ]),
-                        _ => {
-                            let store = format!("S{:03}", (n % 12) + 1);
-                            pos.row(&[
-                                format!("{store}-{:08}", order_seq),
-                                store.clone(),
-                                format!("G{:03}", (n % 40) + 1),
-                                format!("M{:08}", n + 1),
+                            ],
+                        ),
+                        "douyin" => douyin.push(
+                            t,
+                            order_seq,
+                            vec![
+                                format!("69{:016}", order_seq),
+                                buyer_id.clone(),
                                 p.name.clone(),
-                                p.phone.clone(),
-                                fmt_time(t, 1),
-                                line.0.to_string(),
+                                format!("{} {} {}", &p.phone[..3], &p.phone[3..7], &p.phone[7..]),
+                                match status_zh {
+                                    "交易成功" => "已完成",
+                                    "交易关闭" => "已关闭",
+                                    "卖家已发货" => "已发货",
+                                    s => s,
+                                }
+                                .to_string(),
+                                fmt_time(t, 2),
+                                fmt_time(paid, 2),
+                                yuan_plain(amount),
                                 line.1.to_string(),
+                                line.0.to_string(),
                                 line.2.to_string(),
                                 q.to_string(),
                                 yuan_plain(line.3),
-                                yuan_plain(amount),
+                                p.province.to_string(),
+                            ],
+                        ),
+                        "pdd" => {
+                            let phone = if rng.random::<f64>() < 0.7 {
+                                format!("{}****{}", &p.phone[..3], &p.phone[7..])
+                            } else {
+                                format!("86{}", p.phone)
+                            };
+                            pdd.push(
+                                t,
+                                order_seq,
+                                vec![
+                                    format!("{}-{:015}", 240_000 + n % 1000, order_seq),
+                                    buyer_id.clone(),
+                                    p.name.clone(),
+                                    phone,
+                                    match status_zh {
+                                        "交易成功" => "已收货",
+                                        "交易关闭" => "已取消",
+                                        "卖家已发货" => "已发货",
+                                        s => s,
+                                    }
+                                    .to_string(),
+                                    fmt_time(t, 1),
+                                    fmt_time(paid, 1),
+                                    yuan_plain(amount),
+                                    line.1.to_string(),
+                                    line.0.to_string(),
+                                    line.2.to_string(),
+                                    q.to_string(),
+                                    yuan_plain(line.3),
+                                    p.province.to_string(),
+                                ],
+                            )
+                        }
+                        "youzan" => youzan.push(
+                            t,
+                            order_seq,
+                            vec![
+                                format!("E{:020}", order_seq),
+                                buyer_id.clone(),
+                                p.name.clone(),
+                                // Full-width digits, as some H5 forms store them.
+                                if rng.random::<f64>() < 0.2 {
+                                    p.phone
+                                        .chars()
+                                        .map(|c| {
+                                            char::from_u32(c as u32 - '0' as u32 + '０' as u32)
+                                                .unwrap_or(c)
+                                        })
+                                        .collect()
+                                } else {
+                                    p.phone.clone()
+                                },
                                 match status_zh {
-                                    "已退款" => "已退款",
-                                    "交易关闭" => "已取消",
-                                    _ => "已完成",
+                                    "交易成功" => "交易成功",
+                                    "交易关闭" => "交易关闭",
+                                    "卖家已发货" => "已发货",
+                                    s => s,
                                 }
                                 .to_string(),
-                            ])
+                                fmt_time(t, 1),
+                                fmt_time(paid, 1),
+                                yuan_plain(amount),
+                                if first {
+                                    yuan_plain(refund)
+                                } else {
+                                    "0.00".into()
+                                },
+                                line.1.to_string(),
+                                line.0.to_string(),
+                                line.2.to_string(),
+                                q.to_string(),
+                                yuan_plain(line.3),
+                            ],
+                        ),
+                        _ => {
+                            let store = format!("S{:03}", (n % 12) + 1);
+                            pos.push(
+                                t,
+                                order_seq,
+                                vec![
+                                    format!("{store}-{:08}", order_seq),
+                                    store.clone(),
+                                    format!("G{:03}", (n % 40) + 1),
+                                    format!("M{:08}", n + 1),
+                                    p.name.clone(),
+                                    p.phone.clone(),
+                                    fmt_time(t, 1),
+                                    line.0.to_string(),
+                                    line.1.to_string(),
+                                    line.2.to_string(),
+                                    q.to_string(),
+                                    yuan_plain(line.3),
+                                    yuan_plain(amount),
+                                    match status_zh {
+                                        "已退款" => "已退款",
+                                        "交易关闭" => "已取消",
+                                        _ => "已完成",
+                                    }
+                                    .to_string(),
+                                ],
+                            )
                         }
                     }
                 }

@@ -340,3 +340,44 @@ async fn orders_update_on_repush_and_the_360_adds_up() {
         assert_eq!(st, StatusCode::BAD_REQUEST);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_event_changes_nothing_and_a_status_push_keeps_lines() {
+    for backend in backends() {
+        let s = TestServer::start(backend).await;
+        let c = reqwest::Client::new();
+        let (_, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
+        let ev = |phone: &str| json!({"events": [{"id": "same", "type": "x", "timestamp": now_ms(), "identities": [{"kind": "phone", "value": phone}, {"kind": "unionid", "value": "u-9"}]}]});
+        post(&c, &s.url("/api/v1/events"), &key, ev("13800138000")).await;
+        post(
+            &c,
+            &s.url("/api/v1/orders"),
+            &key,
+            json!({"orders": [order("P-1", "13900139000", 100, "paid")]}),
+        )
+        .await;
+        // Replaying event "same" with another phone must not merge the order's buyer in.
+        let (_, v) = post(&c, &s.url("/api/v1/events"), &key, ev("13900139000")).await;
+        assert_eq!(v["duplicates"], 1);
+        let (_, a) = get(&c, &s.url("/api/v1/customers?phone=13800138000"), &key).await;
+        let (_, b) = get(&c, &s.url("/api/v1/customers?phone=13900139000"), &key).await;
+        assert_ne!(
+            a["id"], b["id"],
+            "{backend:?}: a duplicate event merged two customers"
+        );
+
+        // A status push without lines keeps the order's items.
+        let mut push = order("P-1", "13900139000", 100, "completed");
+        push["lines"] = json!([]);
+        post(
+            &c,
+            &s.url("/api/v1/orders"),
+            &key,
+            json!({"orders": [push]}),
+        )
+        .await;
+        let (_, b) = get(&c, &s.url("/api/v1/customers?phone=13900139000"), &key).await;
+        assert_eq!(b["recent_orders"][0]["status"], "completed");
+        assert_eq!(b["recent_orders"][0]["item_count"], 1, "{b}");
+    }
+}

@@ -23,49 +23,162 @@ fn session_cookie(r: &reqwest::Response) -> Option<String> {
 async fn console_sessions_masking_and_languages() {
     for backend in backends() {
         let s = TestServer::start(backend).await;
-        let c = reqwest::Client::builder().redirect(Policy::none()).build().expect("client");
-        let t = access::create_tenant(s.db(), "brand").await.expect("tenant");
-        access::create_user(s.db(), t.id, "ops", "运营小王", "ops-password", Role::Operator).await.expect("user");
-        let key = access::create_api_key(s.db(), t.id, "k", Role::Admin).await.expect("key");
+        let c = reqwest::Client::builder()
+            .redirect(Policy::none())
+            .build()
+            .expect("client");
+        let t = access::create_tenant(s.db(), "brand")
+            .await
+            .expect("tenant");
+        access::create_user(
+            s.db(),
+            t.id,
+            "ops",
+            "运营小王",
+            "ops-password",
+            Role::Operator,
+        )
+        .await
+        .expect("user");
+        let key = access::create_api_key(s.db(), t.id, "k", Role::Admin)
+            .await
+            .expect("key");
         let body = serde_json::json!({"orders": [{"channel": "jd", "order_no": "J-1", "ordered_at": siyu::platform::clock::now_ms(),
             "amount": 129_900, "buyer_name": "<script>alert(1)</script>", "identities": [{"kind": "phone", "value": "13800138000"}]}]});
-        let r = c.post(s.url("/api/v1/orders")).bearer_auth(&key).json(&body).send().await.expect("post");
+        let r = c
+            .post(s.url("/api/v1/orders"))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+            .await
+            .expect("post");
         assert_eq!(r.status(), StatusCode::OK);
 
-        let r = c.get(s.url("/console/customers")).send().await.expect("get");
+        let r = c
+            .get(s.url("/console/customers"))
+            .send()
+            .await
+            .expect("get");
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         assert_eq!(r.headers()["location"], "/console/login");
 
-        let r = c.post(s.url("/console/login")).form(&[("tenant", "brand"), ("username", "ops"), ("password", "nope-nope")]).send().await.expect("post");
+        let r = c
+            .post(s.url("/console/login"))
+            .form(&[
+                ("tenant", "brand"),
+                ("username", "ops"),
+                ("password", "nope-nope"),
+            ])
+            .send()
+            .await
+            .expect("post");
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-        assert!(r.text().await.expect("body").contains("品牌、用户名或密码不正确"));
+        assert!(
+            r.text()
+                .await
+                .expect("body")
+                .contains("品牌、用户名或密码不正确")
+        );
 
-        let r = c.post(s.url("/console/login")).form(&[("tenant", "brand"), ("username", "ops"), ("password", "ops-password")]).send().await.expect("post");
+        let r = c
+            .post(s.url("/console/login"))
+            .form(&[
+                ("tenant", "brand"),
+                ("username", "ops"),
+                ("password", "ops-password"),
+            ])
+            .send()
+            .await
+            .expect("post");
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let cookie = session_cookie(&r).expect("session cookie");
-        let (stored,): (String,) = s.db().fetch_one(&sql("SELECT token_hash FROM sessions")).await.expect("session");
-        assert!(!cookie.contains(&stored), "the store keeps a hash of the session token, not the token");
+        let (stored,): (String,) = s
+            .db()
+            .fetch_one(&sql("SELECT token_hash FROM sessions"))
+            .await
+            .expect("session");
+        assert!(
+            !cookie.contains(&stored),
+            "the store keeps a hash of the session token, not the token"
+        );
 
-        let page = c.get(s.url("/console/customers")).header("cookie", &cookie).send().await.expect("get").text().await.expect("html");
+        let page = c
+            .get(s.url("/console/customers"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("get")
+            .text()
+            .await
+            .expect("html");
         assert!(page.contains("<html lang=\"zh-CN\">") && page.contains("客户"));
-        assert!(page.contains("138****8000") && !page.contains("13800138000"), "operators see masked phones");
+        assert!(
+            page.contains("138****8000") && !page.contains("13800138000"),
+            "operators see masked phones"
+        );
         assert!(page.contains("¥1,299.00"));
-        assert!(!page.contains("<script>alert(1)</script>") && page.contains("&#60;script&#62;"), "names are escaped: {page}");
+        assert!(
+            !page.contains("<script>alert(1)</script>") && page.contains("&#60;script&#62;"),
+            "names are escaped: {page}"
+        );
 
         // An operator may not reveal phones even by asking.
-        let (id,): (i64,) = s.db().fetch_one(&sql("SELECT id FROM customers")).await.expect("id");
-        let page = c.get(s.url(&format!("/console/customers/{id}?unmask=1"))).header("cookie", &cookie).send().await.expect("get").text().await.expect("html");
+        let (id,): (i64,) = s
+            .db()
+            .fetch_one(&sql("SELECT id FROM customers"))
+            .await
+            .expect("id");
+        let page = c
+            .get(s.url(&format!("/console/customers/{id}?unmask=1")))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("get")
+            .text()
+            .await
+            .expect("html");
         assert!(page.contains("138****8000") && !page.contains("13800138000"));
         assert!(!page.contains("id=\"unmask\""));
 
-        let r = c.get(s.url("/console/lang/en")).header("cookie", &cookie).header("referer", format!("{}/console/customers/{id}", s.base)).send().await.expect("get");
+        let r = c
+            .get(s.url("/console/lang/en"))
+            .header("cookie", &cookie)
+            .header("referer", format!("{}/console/customers/{id}", s.base))
+            .send()
+            .await
+            .expect("get");
         assert_eq!(r.headers()["location"], format!("/console/customers/{id}"));
-        let page = c.get(s.url("/console/overview")).header("cookie", format!("{cookie}; siyu_lang=en")).send().await.expect("get").text().await.expect("html");
-        assert!(page.contains("<html lang=\"en\">") && page.contains("People after identity resolution"));
+        let page = c
+            .get(s.url("/console/overview"))
+            .header("cookie", format!("{cookie}; siyu_lang=en"))
+            .send()
+            .await
+            .expect("get")
+            .text()
+            .await
+            .expect("html");
+        assert!(
+            page.contains("<html lang=\"en\">")
+                && page.contains("People after identity resolution")
+        );
 
-        let r = c.post(s.url("/console/logout")).header("cookie", &cookie).send().await.expect("post");
+        let r = c
+            .post(s.url("/console/logout"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("post");
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        let r = c.get(s.url("/console/customers")).header("cookie", &cookie).send().await.expect("get");
-        assert_eq!(r.headers()["location"], "/console/login", "a logged-out session is gone");
+        let r = c
+            .get(s.url("/console/customers"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(
+            r.headers()["location"],
+            "/console/login",
+            "a logged-out session is gone"
+        );
     }
 }

@@ -36,11 +36,35 @@ fn order(no: &str, phone: &str, amount: i64, days_ago: i64) -> OrderRecord {
 }
 
 pub async fn seed(s: &TestServer) -> (String, String, String) {
-    let t = access::create_tenant(s.db(), "品牌甲").await.expect("tenant");
-    access::create_user(s.db(), t.id, "admin", "管理员", "correct-horse", Role::Admin).await.expect("user");
-    let orders = vec![order("T-1", "13800138000", 29_900, 30), order("T-2", "138 0013 8000", 9_900, 3), order("T-3", "13900139000", 5_000, 1)];
+    let t = access::create_tenant(s.db(), "品牌甲")
+        .await
+        .expect("tenant");
+    access::create_user(
+        s.db(),
+        t.id,
+        "admin",
+        "管理员",
+        "correct-horse",
+        Role::Admin,
+    )
+    .await
+    .expect("user");
+    let orders = vec![
+        order("T-1", "13800138000", 29_900, 30),
+        order("T-2", "138 0013 8000", 9_900, 3),
+        order("T-3", "13900139000", 5_000, 1),
+    ];
     let keyed = key_identities(&s.cipher, &orders);
-    store_orders(s.db(), t.id, "test", &orders, &keyed, siyu::platform::clock::now_ms()).await.expect("orders");
+    store_orders(
+        s.db(),
+        t.id,
+        "test",
+        &orders,
+        &keyed,
+        siyu::platform::clock::now_ms(),
+    )
+    .await
+    .expect("orders");
     ("品牌甲".into(), "admin".into(), "correct-horse".into())
 }
 
@@ -48,8 +72,14 @@ pub async fn seed(s: &TestServer) -> (String, String, String) {
 async fn console_works_in_headless_chromium() {
     let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
-    let node_ok = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !Path::new(&chromium).exists() || !node_ok || !e2e.join("node_modules/playwright-core").exists() {
+    let node_ok = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !Path::new(&chromium).exists()
+        || !node_ok
+        || !e2e.join("node_modules/playwright-core").exists()
+    {
         eprintln!(
             "SKIPPED console_works_in_headless_chromium: needs {chromium}, node and tests/e2e/node_modules \
              (apt-get install chromium; npm ci --prefix tests/e2e)"
@@ -76,6 +106,10 @@ async fn console_works_in_headless_chromium() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
-    assert!(out.status.success(), "console e2e failed (screenshots in {}):\n{stdout}\n{stderr}", shots.display());
+    assert!(
+        out.status.success(),
+        "console e2e failed (screenshots in {}):\n{stdout}\n{stderr}",
+        shots.display()
+    );
     assert!(stdout.contains("all console checks passed"));
 }

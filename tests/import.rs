@@ -314,3 +314,97 @@ fn cli_import_reports_json_and_fails_when_nothing_imports() {
     assert!(!out.status.success(), "nothing imported must be a failure");
     assert!(String::from_utf8_lossy(&out.stdout).contains("order id is missing"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn masked_ids_continuation_rows_and_channels_sharing_order_numbers() {
+    for backend in backends() {
+        let tdb = TestDb::new(backend).await;
+        let dir = tempfile::tempdir().expect("tmp");
+        let tmall = dir.path().join("tmall.csv");
+        std::fs::write(
+            &tmall,
+            format!(
+                "{TMALL_HEADER}\n\
+                 100,t**8,张三,13800138000,交易成功,2024-06-18 10:00,,300.00,0,精华,SK-101,护肤,1,200\n\
+                 100,,,,,,,,,面霜,SK-102,护肤,1,100\n\
+                 101,t**8,李四,13900139000,交易成功,2024-06-18 11:00,,99.00,0,洁面,SK-103,护肤,1,99\n\
+                 102,t**8,王五,***********,交易成功,2024-06-18 12:00,,99.00,120.00,洁面,SK-103,护肤,1,99\n"
+            ),
+        )
+        .expect("write");
+        let s = import_file(
+            &tdb.db,
+            &cipher(),
+            1,
+            &tmall,
+            &ImportOptions::new(preset("tmall").expect("p")),
+            None,
+        )
+        .await
+        .expect("import");
+        // Row 5: refund above the amount; its buyer id is masked and its phone unreadable anyway.
+        assert_eq!((s.imported, s.rejected), (2, 1), "{:?}", s.errors);
+        assert_eq!(s.errors[0].column, "退款金额");
+        // A masked nickname shared by two buyers does not make them one person.
+        assert_eq!(partition(&tdb.db, 1).await.len(), 2);
+        // The continuation row with blank order cells is the order's second line.
+        let (lines,): (i64,) = tdb
+            .db
+            .fetch_one(&sql("SELECT COUNT(*) FROM order_lines l JOIN orders o ON o.id = l.order_id WHERE o.order_no = '100'"))
+            .await
+            .expect("lines");
+        assert_eq!(lines, 2);
+
+        // JD order 100 is another order; importing it leaves Tmall's lines alone.
+        let jd = dir.path().join("jd.csv");
+        std::fs::write(&jd, "订单号,下单帐号,联系电话,下单时间,应付金额,商品名称,订购数量\n100,jd_1,13700137000,2024-06-19 10:00,50,口红,1\n")
+            .expect("write");
+        let s = import_file(
+            &tdb.db,
+            &cipher(),
+            1,
+            &jd,
+            &ImportOptions::new(preset("jd").expect("p")),
+            None,
+        )
+        .await
+        .expect("import");
+        assert_eq!((s.imported, s.updated), (1, 0));
+        let s = import_file(
+            &tdb.db,
+            &cipher(),
+            1,
+            &jd,
+            &ImportOptions::new(preset("jd").expect("p")),
+            None,
+        )
+        .await
+        .expect("import");
+        assert_eq!((s.imported, s.updated), (0, 1));
+        let (lines,): (i64,) = tdb
+            .db
+            .fetch_one(&sql("SELECT COUNT(*) FROM order_lines l JOIN orders o ON o.id = l.order_id WHERE o.order_no = '100' AND o.channel = 'tmall'"))
+            .await
+            .expect("lines");
+        assert_eq!(
+            lines, 2,
+            "{backend:?}: another channel's order with the same number wiped these lines"
+        );
+
+        // POS receipt numbers restart in every store: the store keeps them apart.
+        let pos = dir.path().join("pos.csv");
+        std::fs::write(&pos, "单号,门店,手机号,销售时间,实收金额\n0001,S01,13800138000,2024-06-18 10:00,10\n0001,S02,13900139000,2024-06-18 10:00,20\n")
+            .expect("write");
+        let s = import_file(
+            &tdb.db,
+            &cipher(),
+            1,
+            &pos,
+            &ImportOptions::new(preset("pos").expect("p")),
+            None,
+        )
+        .await
+        .expect("import");
+        assert_eq!(s.imported, 2);
+    }
+}

@@ -112,14 +112,35 @@ pub fn show_identity(
             _ => "****".to_owned(),
         }
     } else {
-        ikey.split_once(':')
+        let v = ikey
+            .split_once(':')
             .map(|(_, v)| v.to_owned())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        match kind {
+            // Member numbers are often the phone number; emails are personal data too.
+            "member_no" if !unmask => mask_tail(&v, 4),
+            "email" if !unmask => match v.split_once('@') {
+                Some((user, domain)) => {
+                    format!("{}***@{domain}", user.chars().next().unwrap_or('*'))
+                }
+                None => "***".to_owned(),
+            },
+            _ => v,
+        }
     };
     IdentityView {
         kind: kind.to_owned(),
         value,
     }
+}
+
+/// Keeps the last `keep` characters and stars the rest.
+fn mask_tail(v: &str, keep: usize) -> String {
+    let n = v.chars().count();
+    v.chars()
+        .enumerate()
+        .map(|(i, c)| if i + keep < n { '*' } else { c })
+        .collect()
 }
 
 pub async fn identities_of(

@@ -6,7 +6,9 @@ use serde_json::Value as Json;
 use super::identity::{Identity, IdentityInput};
 use super::oneid::{self, IdentityRecord};
 use crate::platform::crypto::FieldCipher;
-use crate::platform::db::{Db, DbResult, MAX_BINDS, sql, values_placeholders};
+use std::collections::HashSet;
+
+use crate::platform::db::{Db, DbResult, MAX_BINDS, list_placeholders, sql, values_placeholders};
 
 /// Largest batch `POST /api/v1/events` takes.
 pub const MAX_BATCH: usize = 1000;
@@ -167,19 +169,46 @@ pub async fn store_events(
     if events.is_empty() {
         return Ok(EventOutcome::default());
     }
-    let keyed: Vec<IdentityRecord> = events
+    let mut tx = db.begin().await?;
+    tx.lock_tenant(tenant_id).await?;
+    // A duplicate changes nothing: drop ids already stored (and repeats within the batch)
+    // before their identities can create or merge customers.
+    let mut known: HashSet<String> = HashSet::new();
+    for batch in events.chunks(MAX_BINDS - 1) {
+        let mut q = sql(format!(
+            "SELECT event_key FROM events WHERE tenant_id = $1 AND event_key IN ({})",
+            list_placeholders(batch.len(), 2)
+        ))
+        .bind(tenant_id);
+        for e in batch {
+            q.push_arg(e.key.as_str());
+        }
+        let rows: Vec<(String,)> = tx.fetch_all(&q).await?;
+        known.extend(rows.into_iter().map(|r| r.0));
+    }
+    let mut in_batch: HashSet<&str> = HashSet::with_capacity(events.len());
+    let fresh: Vec<&Event> = events
+        .iter()
+        .filter(|e| !known.contains(&e.key) && in_batch.insert(e.key.as_str()))
+        .collect();
+    if fresh.is_empty() {
+        tx.commit().await?;
+        return Ok(EventOutcome {
+            stored: 0,
+            duplicates: events.len() as u64,
+        });
+    }
+    let keyed: Vec<IdentityRecord> = fresh
         .iter()
         .map(|e| IdentityRecord {
             identities: e.identities.iter().map(|i| i.key(cipher)).collect(),
             name: None,
         })
         .collect();
-    let mut tx = db.begin().await?;
-    tx.lock_tenant(tenant_id).await?;
     let (owners, _) = oneid::resolve(&mut tx, tenant_id, &keyed, now).await?;
-    let first = tx.reserve_ids("event", events.len() as i64).await?;
+    let first = tx.reserve_ids("event", fresh.len() as i64).await?;
     let mut stored = 0;
-    let idx: Vec<usize> = (0..events.len()).collect();
+    let idx: Vec<usize> = (0..fresh.len()).collect();
     for batch in idx.chunks(MAX_BINDS / EVENT_COLS) {
         let mut q = sql(format!(
             "INSERT INTO events (id, tenant_id, event_key, customer_id, type, channel, touchpoint, occurred_at, received_at, properties) \
@@ -187,7 +216,7 @@ pub async fn store_events(
             values_placeholders(batch.len(), EVENT_COLS, 1)
         ));
         for &i in batch {
-            let e = &events[i];
+            let e = fresh[i];
             q.push_arg(first + i as i64);
             q.push_arg(tenant_id);
             q.push_arg(e.key.as_str());

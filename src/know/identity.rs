@@ -99,6 +99,8 @@ pub enum IdentityError {
     OpenidWithoutApp,
     #[error("email {0:?} has no @")]
     Email(String),
+    #[error("{0} is masked (contains *) and cannot identify anyone")]
+    Masked(&'static str),
     #[error("identity {0:?} is not kind:value")]
     Shorthand(String),
 }
@@ -113,6 +115,10 @@ fn clean(kind: IdentityKind, v: &str) -> Result<String, IdentityError> {
     }
     if v.chars().any(char::is_control) {
         return Err(IdentityError::Control(kind.as_str()));
+    }
+    // Marketplaces mask nicknames (t**8, 张**): thousands of buyers share such a value.
+    if v.contains(['*', '＊']) {
+        return Err(IdentityError::Masked(kind.as_str()));
     }
     Ok(v.to_owned())
 }
@@ -259,5 +265,9 @@ mod tests {
             Identity::parse_shorthand("nothing"),
             Err(IdentityError::Shorthand(_))
         ));
+        assert_eq!(
+            Identity::parse_shorthand("tmall:t**8"),
+            Err(IdentityError::Masked("tmall"))
+        );
     }
 }

@@ -242,7 +242,8 @@ async fn merge_customers(
     via: &[String],
     now: i64,
 ) -> DbResult<()> {
-    for (batch, via) in merges.chunks(MAX_BINDS / 4).zip(via.chunks(MAX_BINDS / 4)) {
+    // The widest statement below binds 5 values per merge.
+    for (batch, via) in merges.chunks(MAX_BINDS / 5).zip(via.chunks(MAX_BINDS / 5)) {
         // Placeholders in order of appearance (see `sqlite_text`): the map first, the tenant last.
         let map = values_placeholders(batch.len(), 2, 1);
         let t = 2 * batch.len() + 1;

@@ -9,6 +9,9 @@ use super::oneid::{self, IdentityRecord, ResolveStats};
 use crate::platform::crypto::FieldCipher;
 use crate::platform::db::{Db, DbResult, MAX_BINDS, list_placeholders, sql, values_placeholders};
 
+/// The largest amount one order may carry, in fen (10 billion yuan): guards sums from overflow.
+pub const MAX_FEN: i64 = 1_000_000_000_000;
+
 /// Sales channels Siyu knows by name. Others are accepted as written (lowercase ASCII).
 pub const CHANNELS: &[&str] = &[
     "tmall",
@@ -210,7 +213,8 @@ pub async fn store_orders(
              refund_amount, item_count, store_id, guide_id, buyer_name, phone_hint, province, source, updated_at) VALUES {} \
              ON CONFLICT (tenant_id, channel, order_no) DO UPDATE SET customer_id = excluded.customer_id, \
              status = excluded.status, ordered_at = excluded.ordered_at, paid_at = excluded.paid_at, \
-             amount = excluded.amount, refund_amount = excluded.refund_amount, item_count = excluded.item_count, \
+             amount = excluded.amount, refund_amount = excluded.refund_amount, \
+             item_count = CASE WHEN excluded.item_count > 0 THEN excluded.item_count ELSE orders.item_count END, \
              store_id = excluded.store_id, guide_id = excluded.guide_id, buyer_name = excluded.buyer_name, \
              phone_hint = excluded.phone_hint, province = excluded.province, updated_at = excluded.updated_at",
             values_placeholders(batch.len(), ORDER_COLS, 1)
@@ -228,7 +232,12 @@ pub async fn store_orders(
             q.push_arg(o.paid_at);
             q.push_arg(o.amount);
             q.push_arg(o.refund_amount);
-            q.push_arg(o.lines.iter().map(|l| l.quantity).sum::<i64>());
+            q.push_arg(
+                o.lines
+                    .iter()
+                    .map(|l| l.quantity)
+                    .fold(0i64, i64::saturating_add),
+            );
             q.push_arg(o.store_id.clone());
             q.push_arg(o.guide_id.clone());
             q.push_arg(o.buyer_name.clone());
@@ -240,8 +249,17 @@ pub async fn store_orders(
         tx.execute(&q).await?;
     }
 
-    // Lines: replaced wholesale on update.
-    let updated_ids: Vec<i64> = existing.values().copied().collect();
+    // Lines: replaced on update when the record carries lines (a status push without lines keeps
+    // the items it had).
+    let updated_ids: Vec<i64> = orders
+        .iter()
+        .filter(|o| !o.lines.is_empty())
+        .filter_map(|o| {
+            existing
+                .get(&(o.channel.clone(), o.order_no.clone()))
+                .copied()
+        })
+        .collect();
     for batch in updated_ids.chunks(MAX_BINDS - 1) {
         let mut q = sql(format!(
             "DELETE FROM order_lines WHERE tenant_id = $1 AND order_id IN ({})",
@@ -365,8 +383,8 @@ impl OrderInput {
                 format!("{p} is outside 2000-01-01 … now+1 day (UTC milliseconds)"),
             ));
         }
-        if self.amount < 0 {
-            return Err(e("amount", "must be fen, 0 or more".into()));
+        if !(0..=MAX_FEN).contains(&self.amount) {
+            return Err(e("amount", format!("must be fen, from 0 to {MAX_FEN}")));
         }
         if self.refund_amount < 0 || self.refund_amount > self.amount {
             return Err(e(
@@ -375,10 +393,10 @@ impl OrderInput {
             ));
         }
         for (i, l) in self.lines.iter().enumerate() {
-            if l.quantity < 0 || l.price < 0 {
+            if !(0..=1_000_000).contains(&l.quantity) || !(0..=MAX_FEN).contains(&l.price) {
                 return Err(e(
                     &format!("lines[{i}]"),
-                    "quantity and price must be 0 or more".into(),
+                    format!("quantity must be 0–1,000,000 and price 0–{MAX_FEN} fen"),
                 ));
             }
         }

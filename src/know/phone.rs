@@ -18,23 +18,24 @@ pub enum PhoneInput {
 pub enum PhoneError {
     #[error("phone is empty")]
     Empty,
-    #[error("phone {0:?} contains {1:?}, which is not a digit or separator")]
-    BadCharacter(String, char),
-    #[error("phone {0:?} has {1} digits; a mainland mobile number has 11")]
-    Length(String, usize),
-    #[error("phone {0:?} is not a mainland mobile number (must start with 13–19)")]
-    NotMobile(String),
-    #[error("phone {0:?} has a country code other than +86")]
-    Foreign(String),
-    #[error("phone {0:?} is masked in a way that cannot be read (expected like 138****8000)")]
-    BadMask(String),
+    // Errors never carry the number itself: they reach terminals, JSON and logs.
+    #[error("phone contains {0:?}, which is not a digit or separator")]
+    BadCharacter(char),
+    #[error("phone has {0} digits; a mainland mobile number has 11")]
+    Length(usize),
+    #[error("phone is not a mainland mobile number (must start with 13–19)")]
+    NotMobile,
+    #[error("phone has a country code other than +86")]
+    Foreign,
+    #[error("phone is masked in a way that cannot be read (expected like 138****8000)")]
+    BadMask,
 }
 
 impl Phone {
     pub fn parse(input: &str) -> Result<Phone, PhoneError> {
         match parse_phone(input)? {
             PhoneInput::Phone(p) => Ok(p),
-            PhoneInput::Masked(_) => Err(PhoneError::BadMask(input.to_owned())),
+            PhoneInput::Masked(_) => Err(PhoneError::BadMask),
         }
     }
     pub fn as_str(&self) -> &str {
@@ -87,7 +88,7 @@ pub fn parse_phone(input: &str) -> Result<PhoneInput, PhoneError> {
             }
             '+' if i == 0 => plus = true,
             ' ' | '-' | '.' | '(' | ')' | '（' | '）' | '\u{3000}' | '\t' | '－' => {}
-            _ => return Err(PhoneError::BadCharacter(raw.to_owned(), ch)),
+            _ => return Err(PhoneError::BadCharacter(ch)),
         }
     }
     // Strip the country code: +86…, 0086…, or 86 followed by 11 digits.
@@ -96,7 +97,7 @@ pub fn parse_phone(input: &str) -> Result<PhoneInput, PhoneError> {
     } else if plus {
         match digits.strip_prefix("86") {
             Some(rest) => rest,
-            None => return Err(PhoneError::Foreign(raw.to_owned())),
+            None => return Err(PhoneError::Foreign),
         }
     } else if digits.len() == 13 && digits.starts_with("86") {
         &digits[2..]
@@ -114,15 +115,15 @@ pub fn parse_phone(input: &str) -> Result<PhoneInput, PhoneError> {
                 &national[7..]
             )))
         } else {
-            Err(PhoneError::BadMask(raw.to_owned()))
+            Err(PhoneError::BadMask)
         };
     }
     if national.len() != 11 {
-        return Err(PhoneError::Length(raw.to_owned(), national.len()));
+        return Err(PhoneError::Length(national.len()));
     }
     let b = national.as_bytes();
     if b[0] != b'1' || !(b'3'..=b'9').contains(&b[1]) {
-        return Err(PhoneError::NotMobile(raw.to_owned()));
+        return Err(PhoneError::NotMobile);
     }
     Ok(PhoneInput::Phone(Phone(national.to_owned())))
 }
@@ -164,10 +165,7 @@ mod tests {
             parse_phone("+86 138****8000"),
             Ok(PhoneInput::Masked("138****8000".into()))
         );
-        assert!(matches!(
-            parse_phone("1**8000"),
-            Err(PhoneError::BadMask(_))
-        ));
+        assert!(matches!(parse_phone("1**8000"), Err(PhoneError::BadMask)));
         assert!(Phone::parse("138****8000").is_err());
     }
 
@@ -176,23 +174,23 @@ mod tests {
         assert_eq!(parse_phone(""), Err(PhoneError::Empty));
         assert!(matches!(
             parse_phone("1380013800"),
-            Err(PhoneError::Length(_, 10))
+            Err(PhoneError::Length(10))
         ));
         assert!(matches!(
             parse_phone("12800138000"),
-            Err(PhoneError::NotMobile(_))
+            Err(PhoneError::NotMobile)
         ));
         assert!(matches!(
             parse_phone("010-62345678"),
-            Err(PhoneError::Length(_, 11)) | Err(PhoneError::NotMobile(_))
+            Err(PhoneError::Length(11)) | Err(PhoneError::NotMobile)
         ));
         assert!(matches!(
             parse_phone("138abc38000"),
-            Err(PhoneError::BadCharacter(_, 'a'))
+            Err(PhoneError::BadCharacter('a'))
         ));
         assert!(matches!(
             parse_phone("+1 415 555 0100"),
-            Err(PhoneError::Foreign(_))
+            Err(PhoneError::Foreign)
         ));
     }
 

@@ -95,7 +95,10 @@ impl Settings {
     pub fn prepare_data_dir(&self) -> std::io::Result<()> {
         if let Some(path) = self.database_url.strip_prefix("sqlite://") {
             let path = path.split('?').next().unwrap_or(path);
-            if let Some(dir) = Path::new(path).parent().filter(|d| path != ":memory:" && !d.as_os_str().is_empty()) {
+            if let Some(dir) = Path::new(path)
+                .parent()
+                .filter(|d| path != ":memory:" && !d.as_os_str().is_empty())
+            {
                 std::fs::create_dir_all(dir)?;
             }
         }

@@ -179,8 +179,17 @@ fn sqlite_text(text: &str) -> String {
     let mut expected = 1u64;
     let mut sequential = true;
     let mut i = 0;
+    let mut quote: Option<u8> = None; // inside '…' or "…": copied as is
     while i < bytes.len() {
-        if bytes[i] == b'$' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+        let b = bytes[i];
+        if let Some(q) = quote {
+            if b == q {
+                quote = None;
+            }
+        } else if b == b'\'' || b == b'"' {
+            quote = Some(b);
+        }
+        if quote.is_none() && b == b'$' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
             let start = i + 1;
             let mut end = start;
             while end < bytes.len() && bytes[end].is_ascii_digit() {
@@ -472,5 +481,6 @@ mod tests {
         );
         assert_eq!(sqlite_text("SELECT $2, $1"), "SELECT ?2, ?1");
         assert_eq!(sqlite_text("SELECT $1, $1"), "SELECT ?1, ?1");
+        assert_eq!(sqlite_text("SELECT '$1', $1"), "SELECT '$1', ?");
     }
 }

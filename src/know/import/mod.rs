@@ -15,7 +15,7 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 
 use self::presets::{Columns, Preset};
-use self::rows::{RowContext, RowError, fold_line};
+use self::rows::{RowContext, RowError};
 use crate::know::oneid::IdentityRecord;
 use crate::know::orders::{
     OrderRecord, OrderStatus, StoreOutcome, dedupe_orders, key_identities, store_orders,
@@ -404,28 +404,38 @@ fn parse_file(
             )?;
             continue;
         }
-        match ctx.parse(line, &fields) {
-            Ok(order) => {
-                // Rows of one order (one line each) are adjacent in exports: fold them.
-                match chunk.last_mut() {
-                    Some(last)
-                        if last.order_no == order.order_no && last.channel == order.channel =>
-                    {
-                        fold_line(last, order)
-                    }
-                    _ => {
-                        if chunk.len() >= opts.chunk_orders {
-                            let full = std::mem::replace(
-                                &mut chunk,
-                                Vec::with_capacity(opts.chunk_orders + 1),
-                            );
-                            if !send(dedupe_orders(full), rdr.position().byte()) {
-                                break; // the writer stopped: its error is reported
-                            }
-                        }
-                        chunk.push(order);
+        // Rows of one order (one line each) are adjacent in exports: a row continuing the last
+        // order adds its line; order-level cells may be blank there.
+        let continues = match (ctx.order_key(line, &fields), chunk.last()) {
+            (Ok((ch, no)), Some(last)) => last.channel == ch && last.order_no == no,
+            _ => false,
+        };
+        if continues {
+            let amount = chunk.last().map(|o| o.amount);
+            match ctx.parse_line(line, &fields, amount) {
+                Ok(Some(l)) => {
+                    if let Some(last) = chunk.last_mut() {
+                        last.lines.push(l);
                     }
                 }
+                Ok(None) => {}
+                Err(e) => {
+                    rejected += 1;
+                    reject(e, &fields, &mut errors)?;
+                }
+            }
+            continue;
+        }
+        match ctx.parse(line, &fields) {
+            Ok(order) => {
+                if chunk.len() >= opts.chunk_orders {
+                    let full =
+                        std::mem::replace(&mut chunk, Vec::with_capacity(opts.chunk_orders + 1));
+                    if !send(dedupe_orders(full), rdr.position().byte()) {
+                        break; // the writer stopped: its error is reported
+                    }
+                }
+                chunk.push(order);
             }
             Err(e) => {
                 rejected += 1;

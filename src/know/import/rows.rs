@@ -2,9 +2,9 @@
 
 use super::presets::{Columns, Field};
 use super::values::{clean_cell, parse_money, parse_quantity, parse_time};
-use crate::know::identity::{Identity, IdentityKind};
-use crate::know::orders::{OrderLine, OrderRecord, OrderStatus};
-use crate::know::phone::{PhoneInput, parse_phone};
+use crate::know::identity::{Identity, IdentityError, IdentityKind};
+use crate::know::orders::{MAX_FEN, OrderLine, OrderRecord, OrderStatus};
+use crate::know::phone::{PhoneError, PhoneInput, parse_phone};
 
 /// A rejected row: where, and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -62,28 +62,85 @@ impl RowContext {
             .filter(|s| !s.is_empty())
     }
 
-    /// Turns one row into an order with at most one line.
-    pub fn parse(&self, line: u64, rec: &[String]) -> Result<OrderRecord, RowError> {
-        let err = |f: Field, reason: String| RowError {
+    fn err(&self, line: u64, f: Field, reason: String) -> RowError {
+        RowError {
             line,
             column: self.columns.header_of(f),
             reason,
-        };
+        }
+    }
+
+    /// The store a row belongs to: its own column, or `--store`.
+    fn store(&self, rec: &[String]) -> Option<String> {
+        self.cell(rec, Field::StoreId)
+            .map(str::to_owned)
+            .or_else(|| self.store_id.clone())
+    }
+
+    /// The order a row belongs to: (channel, order id). POS receipt numbers restart in every
+    /// store, so a store order's id is prefixed with its store unless it already is.
+    pub fn order_key(&self, line: u64, rec: &[String]) -> Result<(String, String), RowError> {
         let order_no = check_order_no(self.cell(rec, Field::OrderNo).unwrap_or(""))
-            .map_err(|r| err(Field::OrderNo, r))?;
+            .map_err(|r| self.err(line, Field::OrderNo, r))?;
         let channel = match self
             .cell(rec, Field::Channel)
             .map(str::to_owned)
             .or_else(|| self.channel.clone())
         {
-            Some(c) => check_channel(&c).map_err(|r| err(Field::Channel, r))?,
+            Some(c) => check_channel(&c).map_err(|r| self.err(line, Field::Channel, r))?,
             None => {
-                return Err(err(
+                return Err(self.err(
+                    line,
                     Field::Channel,
                     "channel is missing: give a channel column or --channel".into(),
                 ));
             }
         };
+        let order_no = match self.store(rec) {
+            Some(store) if channel == "store" && !order_no.starts_with(&store) => {
+                format!("{store}-{order_no}")
+            }
+            _ => order_no,
+        };
+        Ok((channel, order_no))
+    }
+
+    /// The order line a row carries, if any. `amount` prices a line without a unit price.
+    pub fn parse_line(
+        &self,
+        line: u64,
+        rec: &[String],
+        amount: Option<i64>,
+    ) -> Result<Option<OrderLine>, RowError> {
+        let title = self.cell(rec, Field::Title).map(str::to_owned);
+        let sku = self.cell(rec, Field::Sku).map(str::to_owned);
+        if title.is_none() && sku.is_none() {
+            return Ok(None);
+        }
+        let quantity = match self.cell(rec, Field::Quantity) {
+            Some(s) => parse_quantity(s).map_err(|r| self.err(line, Field::Quantity, r))?,
+            None => 1,
+        };
+        let price = match self.cell(rec, Field::Price) {
+            Some(s) => parse_money(s).map_err(|r| self.err(line, Field::Price, r))?,
+            None => match amount {
+                Some(a) if quantity > 0 => a / quantity,
+                _ => 0,
+            },
+        };
+        Ok(Some(OrderLine {
+            sku,
+            title,
+            category: self.cell(rec, Field::Category).map(str::to_owned),
+            quantity,
+            price,
+        }))
+    }
+
+    /// Turns the first row of an order into the order, with at most one line.
+    pub fn parse(&self, line: u64, rec: &[String]) -> Result<OrderRecord, RowError> {
+        let err = |f: Field, reason: String| self.err(line, f, reason);
+        let (channel, order_no) = self.order_key(line, rec)?;
         let status = match self.cell(rec, Field::Status) {
             Some(s) => OrderStatus::parse(s)
                 .ok_or_else(|| err(Field::Status, format!("status {s:?} is not recognised")))?,
@@ -95,28 +152,40 @@ impl RowContext {
             Some(s) => Some(parse_time(s).map_err(|r| err(Field::PaidAt, r))?),
             None => None,
         };
-        let quantity = match self.cell(rec, Field::Quantity) {
-            Some(s) => parse_quantity(s).map_err(|r| err(Field::Quantity, r))?,
-            None => 1,
-        };
-        let price = match self.cell(rec, Field::Price) {
-            Some(s) => Some(parse_money(s).map_err(|r| err(Field::Price, r))?),
-            None => None,
-        };
         let amount = match (
             self.columns.get(Field::Amount),
             self.cell(rec, Field::Amount),
         ) {
-            (_, Some(s)) => parse_money(s).map_err(|r| err(Field::Amount, r))?,
+            (_, Some(s)) => Some(parse_money(s).map_err(|r| err(Field::Amount, r))?),
             (Some(_), None) => return Err(err(Field::Amount, "amount is empty".into())),
-            (None, None) => price
-                .map(|p| p * quantity)
-                .ok_or_else(|| err(Field::Amount, "no amount and no unit price".into()))?,
+            (None, None) => None,
         };
+        let order_line = self.parse_line(line, rec, amount)?;
+        let amount = match (amount, &order_line) {
+            (Some(a), _) => a,
+            (None, Some(l)) => l
+                .price
+                .checked_mul(l.quantity)
+                .filter(|a| *a <= MAX_FEN)
+                .ok_or_else(|| err(Field::Price, "unit price × quantity is too large".into()))?,
+            (None, None) => return Err(err(Field::Amount, "no amount and no unit price".into())),
+        };
+        if amount > MAX_FEN {
+            return Err(err(
+                Field::Amount,
+                format!("amount is larger than {} yuan", MAX_FEN / 100),
+            ));
+        }
         let refund_amount = match self.cell(rec, Field::RefundAmount) {
             Some(s) => parse_money(s).map_err(|r| err(Field::RefundAmount, r))?,
             None => 0,
         };
+        if refund_amount > amount {
+            return Err(err(
+                Field::RefundAmount,
+                "refund is larger than the amount paid".into(),
+            ));
+        }
 
         let mut identities = Vec::new();
         let mut phone_hint = None;
@@ -124,24 +193,25 @@ impl RowContext {
             match parse_phone(p) {
                 Ok(PhoneInput::Phone(p)) => identities.push(Identity::Phone(p)),
                 Ok(PhoneInput::Masked(m)) => phone_hint = Some(m),
+                // A mask we cannot read (e.g. all stars) says nothing; it is not an error.
+                Err(PhoneError::BadMask) => {}
                 Err(e) => return Err(err(Field::Phone, e.to_string())),
             }
         }
-        if let (Some(b), Some(kind)) = (
-            self.cell(rec, Field::BuyerId),
-            IdentityKind::buyer_id_of(&channel),
-        ) {
-            identities.push(
-                Identity::new(kind, b, None).map_err(|e| err(Field::BuyerId, e.to_string()))?,
-            );
-        }
-        for (f, kind) in [
-            (Field::MemberNo, IdentityKind::MemberNo),
-            (Field::Unionid, IdentityKind::Unionid),
-            (Field::Email, IdentityKind::Email),
-        ] {
-            if let Some(v) = self.cell(rec, f) {
-                identities.push(Identity::new(kind, v, None).map_err(|e| err(f, e.to_string()))?);
+        let ids = [
+            (Field::BuyerId, IdentityKind::buyer_id_of(&channel)),
+            (Field::MemberNo, Some(IdentityKind::MemberNo)),
+            (Field::Unionid, Some(IdentityKind::Unionid)),
+            (Field::Email, Some(IdentityKind::Email)),
+        ];
+        for (f, kind) in ids {
+            if let (Some(v), Some(kind)) = (self.cell(rec, f), kind) {
+                match Identity::new(kind, v, None) {
+                    Ok(i) => identities.push(i),
+                    // Masked nicknames are shared by thousands of buyers: never an identity.
+                    Err(IdentityError::Masked(_)) => {}
+                    Err(e) => return Err(err(f, e.to_string())),
+                }
             }
         }
         if identities.is_empty() {
@@ -150,19 +220,6 @@ impl RowContext {
                 "no buyer identity: the row has no buyer id, valid phone, member number, unionid or email".into(),
             ));
         }
-        let title = self.cell(rec, Field::Title).map(str::to_owned);
-        let sku = self.cell(rec, Field::Sku).map(str::to_owned);
-        let lines = if title.is_some() || sku.is_some() {
-            vec![OrderLine {
-                sku,
-                title,
-                category: self.cell(rec, Field::Category).map(str::to_owned),
-                quantity,
-                price: price.unwrap_or(if quantity > 0 { amount / quantity } else { 0 }),
-            }]
-        } else {
-            Vec::new()
-        };
         Ok(OrderRecord {
             channel,
             order_no,
@@ -171,26 +228,13 @@ impl RowContext {
             paid_at,
             amount,
             refund_amount,
-            store_id: self
-                .cell(rec, Field::StoreId)
-                .map(str::to_owned)
-                .or_else(|| self.store_id.clone()),
+            store_id: self.store(rec),
             guide_id: self.cell(rec, Field::GuideId).map(str::to_owned),
             buyer_name: self.cell(rec, Field::BuyerName).map(str::to_owned),
             phone_hint,
             province: self.cell(rec, Field::Province).map(str::to_owned),
             identities,
-            lines,
+            lines: order_line.into_iter().collect(),
         })
-    }
-}
-
-/// Folds the next row of the same order into `into`: one more line, and identities it adds.
-pub fn fold_line(into: &mut OrderRecord, next: OrderRecord) {
-    into.lines.extend(next.lines);
-    for i in next.identities {
-        if !into.identities.contains(&i) {
-            into.identities.push(i);
-        }
     }
 }
