@@ -282,7 +282,12 @@ async fn merge_customers(
         // The merged customers, and any merged into them before, now point at the kept one.
         tx.execute(&with_map(format!(
             "UPDATE customers SET merged_into = m.column2 FROM (VALUES {map}) AS m \
-             WHERE (customers.id = m.column1 OR customers.merged_into = m.column1) AND customers.tenant_id = ${t}"
+             WHERE customers.merged_into = m.column1 AND customers.tenant_id = ${t}"
+        )))
+        .await?;
+        tx.execute(&with_map(format!(
+            "UPDATE customers SET merged_into = m.column2 FROM (VALUES {map}) AS m \
+             WHERE customers.id = m.column1 AND customers.tenant_id = ${t}"
         )))
         .await?;
         let mut q = sql(format!(

@@ -167,20 +167,31 @@ pub async fn store_orders(
     let (owners, rs): (Vec<Option<i64>>, ResolveStats) =
         oneid::resolve(&mut tx, tenant_id, keyed, now).await?;
 
-    // Existing orders of this chunk.
+    // Existing orders of this chunk, looked up per channel so the (tenant, channel, order_no)
+    // index answers.
     let mut existing: HashMap<(String, String), i64> = HashMap::new();
-    for batch in orders.chunks(MAX_BINDS - 1) {
-        let mut q = sql(format!(
-            "SELECT id, channel, order_no FROM orders WHERE tenant_id = $1 AND order_no IN ({})",
-            list_placeholders(batch.len(), 2)
-        ))
-        .bind(tenant_id);
-        for o in batch {
-            q.push_arg(o.order_no.as_str());
-        }
-        let rows: Vec<(i64, String, String)> = tx.fetch_all(&q).await?;
-        for (id, ch, no) in rows {
-            existing.insert((ch, no), id);
+    let mut by_channel: HashMap<&str, Vec<&str>> = HashMap::new();
+    for o in orders {
+        by_channel
+            .entry(o.channel.as_str())
+            .or_default()
+            .push(o.order_no.as_str());
+    }
+    for (channel, nos) in by_channel {
+        for batch in nos.chunks(MAX_BINDS - 2) {
+            let mut q = sql(format!(
+                "SELECT id, order_no FROM orders WHERE tenant_id = $1 AND channel = $2 AND order_no IN ({})",
+                list_placeholders(batch.len(), 3)
+            ))
+            .bind(tenant_id)
+            .bind(channel);
+            for no in batch {
+                q.push_arg(*no);
+            }
+            let rows: Vec<(i64, String)> = tx.fetch_all(&q).await?;
+            for (id, no) in rows {
+                existing.insert((channel.to_owned(), no), id);
+            }
         }
     }
     let fresh = orders

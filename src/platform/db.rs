@@ -3,6 +3,7 @@
 //! [`Tx`]; only genuinely different dialect points are matched on [`Backend`].
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
@@ -37,13 +38,21 @@ pub enum Backend {
 /// A pool on one of the two backends.
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePool, WriteGate),
     Postgres(PgPool),
 }
 
+/// SQLite has one writer at a time. Writers queue here, in the process, instead of in SQLite's
+/// busy handler, which sleeps and retries and so wastes most of the time a lock is free.
+#[derive(Clone, Debug, Default)]
+pub struct WriteGate(Arc<tokio::sync::Mutex<()>>);
+
 /// A transaction on one of the two backends.
 pub enum Tx {
-    Sqlite(Transaction<'static, Sqlite>),
+    Sqlite(
+        Transaction<'static, Sqlite>,
+        tokio::sync::OwnedMutexGuard<()>,
+    ),
     Postgres(Transaction<'static, Postgres>),
 }
 
@@ -227,7 +236,9 @@ macro_rules! bound_query {
         q
     }};
     ($sql:expr) => {{
-        let mut q = sqlx::query(AssertSqlSafe($sql.text.clone()));
+        // Long generated statements (bulk inserts, IN lists) are planned afresh each time: a
+        // plan cached while a table was empty must not outlive the table's growth.
+        let mut q = sqlx::query(AssertSqlSafe($sql.text.clone())).persistent($sql.args.len() <= 16);
         for a in &$sql.args {
             q = match a {
                 Value::Int(v) => q.bind(*v),
@@ -252,7 +263,8 @@ macro_rules! bound_query_as {
         q
     }};
     ($t:ty, $sql:expr) => {{
-        let mut q = sqlx::query_as::<_, $t>(AssertSqlSafe($sql.text.clone()));
+        let mut q = sqlx::query_as::<_, $t>(AssertSqlSafe($sql.text.clone()))
+            .persistent($sql.args.len() <= 16);
         for a in &$sql.args {
             q = match a {
                 Value::Int(v) => q.bind(*v),
@@ -311,7 +323,7 @@ impl Db {
                 })
                 .connect_with(co)
                 .await?;
-            Ok(Db::Sqlite(pool))
+            Ok(Db::Sqlite(pool, WriteGate::default()))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections)
@@ -325,7 +337,7 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         match self {
-            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Sqlite(..) => Backend::Sqlite,
             Db::Postgres(_) => Backend::Postgres,
         }
     }
@@ -334,35 +346,38 @@ impl Db {
     /// so that two writers never deadlock upgrading read locks.
     pub async fn begin(&self) -> DbResult<Tx> {
         Ok(match self {
-            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Sqlite(p, gate) => {
+                let guard = gate.0.clone().lock_owned().await;
+                Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?, guard)
+            }
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
     }
 
     pub async fn execute(&self, s: &Sql) -> DbResult<u64> {
         Ok(match self {
-            Db::Sqlite(p) => bound_query!(sqlite, s).execute(p).await?.rows_affected(),
+            Db::Sqlite(p, _) => bound_query!(sqlite, s).execute(p).await?.rows_affected(),
             Db::Postgres(p) => bound_query!(s).execute(p).await?.rows_affected(),
         })
     }
 
     pub async fn fetch_all<T: Row>(&self, s: &Sql) -> DbResult<Vec<T>> {
         Ok(match self {
-            Db::Sqlite(p) => bound_query_as!(sqlite, T, s).fetch_all(p).await?,
+            Db::Sqlite(p, _) => bound_query_as!(sqlite, T, s).fetch_all(p).await?,
             Db::Postgres(p) => bound_query_as!(T, s).fetch_all(p).await?,
         })
     }
 
     pub async fn fetch_optional<T: Row>(&self, s: &Sql) -> DbResult<Option<T>> {
         Ok(match self {
-            Db::Sqlite(p) => bound_query_as!(sqlite, T, s).fetch_optional(p).await?,
+            Db::Sqlite(p, _) => bound_query_as!(sqlite, T, s).fetch_optional(p).await?,
             Db::Postgres(p) => bound_query_as!(T, s).fetch_optional(p).await?,
         })
     }
 
     pub async fn fetch_one<T: Row>(&self, s: &Sql) -> DbResult<T> {
         Ok(match self {
-            Db::Sqlite(p) => bound_query_as!(sqlite, T, s).fetch_one(p).await?,
+            Db::Sqlite(p, _) => bound_query_as!(sqlite, T, s).fetch_one(p).await?,
             Db::Postgres(p) => bound_query_as!(T, s).fetch_one(p).await?,
         })
     }
@@ -370,7 +385,7 @@ impl Db {
     /// Runs a script of `;`-separated statements without binds (migrations).
     pub async fn execute_script(&self, script: &str) -> Result<(), sqlx::Error> {
         match self {
-            Db::Sqlite(p) => sqlx::raw_sql(AssertSqlSafe(script.to_owned()))
+            Db::Sqlite(p, _) => sqlx::raw_sql(AssertSqlSafe(script.to_owned()))
                 .execute(p)
                 .await
                 .map(|_| ()),
@@ -383,7 +398,7 @@ impl Db {
 
     pub async fn close(&self) {
         match self {
-            Db::Sqlite(p) => p.close().await,
+            Db::Sqlite(p, _) => p.close().await,
             Db::Postgres(p) => p.close().await,
         }
     }
@@ -392,14 +407,14 @@ impl Db {
 impl Tx {
     pub fn backend(&self) -> Backend {
         match self {
-            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Sqlite(..) => Backend::Sqlite,
             Tx::Postgres(_) => Backend::Postgres,
         }
     }
 
     pub async fn execute(&mut self, s: &Sql) -> DbResult<u64> {
         Ok(match self {
-            Tx::Sqlite(t) => bound_query!(sqlite, s)
+            Tx::Sqlite(t, _) => bound_query!(sqlite, s)
                 .execute(&mut **t)
                 .await?
                 .rows_affected(),
@@ -409,14 +424,14 @@ impl Tx {
 
     pub async fn fetch_all<T: Row>(&mut self, s: &Sql) -> DbResult<Vec<T>> {
         Ok(match self {
-            Tx::Sqlite(t) => bound_query_as!(sqlite, T, s).fetch_all(&mut **t).await?,
+            Tx::Sqlite(t, _) => bound_query_as!(sqlite, T, s).fetch_all(&mut **t).await?,
             Tx::Postgres(t) => bound_query_as!(T, s).fetch_all(&mut **t).await?,
         })
     }
 
     pub async fn fetch_optional<T: Row>(&mut self, s: &Sql) -> DbResult<Option<T>> {
         Ok(match self {
-            Tx::Sqlite(t) => {
+            Tx::Sqlite(t, _) => {
                 bound_query_as!(sqlite, T, s)
                     .fetch_optional(&mut **t)
                     .await?
@@ -427,14 +442,14 @@ impl Tx {
 
     pub async fn fetch_one<T: Row>(&mut self, s: &Sql) -> DbResult<T> {
         Ok(match self {
-            Tx::Sqlite(t) => bound_query_as!(sqlite, T, s).fetch_one(&mut **t).await?,
+            Tx::Sqlite(t, _) => bound_query_as!(sqlite, T, s).fetch_one(&mut **t).await?,
             Tx::Postgres(t) => bound_query_as!(T, s).fetch_one(&mut **t).await?,
         })
     }
 
     pub async fn commit(self) -> DbResult<()> {
         match self {
-            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Sqlite(t, _) => t.commit().await?,
             Tx::Postgres(t) => t.commit().await?,
         }
         Ok(())

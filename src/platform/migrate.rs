@@ -4,12 +4,20 @@ use super::clock::now_ms;
 use super::db::{Backend, Db, DbError, DbResult, sql};
 
 /// (version, name, SQLite script, PostgreSQL script)
-pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "foundation",
-    include_str!("../../migrations/sqlite/0001_foundation.sql"),
-    include_str!("../../migrations/postgres/0001_foundation.sql"),
-)];
+pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../../migrations/sqlite/0001_foundation.sql"),
+        include_str!("../../migrations/postgres/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "lookup indexes",
+        include_str!("../../migrations/sqlite/0002_lookup_indexes.sql"),
+        include_str!("../../migrations/postgres/0002_lookup_indexes.sql"),
+    ),
+];
 
 /// Applies every migration not yet applied, each in its own transaction. Returns how many ran.
 pub async fn migrate(db: &Db) -> DbResult<usize> {
@@ -38,7 +46,7 @@ pub async fn migrate(db: &Db) -> DbResult<usize> {
             Backend::Postgres => postgres,
         };
         let run = match &mut tx {
-            super::db::Tx::Sqlite(t) => sqlx::raw_sql(sqlx::AssertSqlSafe(script.to_string()))
+            super::db::Tx::Sqlite(t, _) => sqlx::raw_sql(sqlx::AssertSqlSafe(script.to_string()))
                 .execute(&mut **t)
                 .await
                 .map(|_| ()),

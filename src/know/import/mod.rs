@@ -113,7 +113,7 @@ impl ImportOptions {
             preset,
             channel: None,
             store_id: None,
-            chunk_orders: 2_000,
+            chunk_orders: 10_000,
         }
     }
 }
