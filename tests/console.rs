@@ -141,6 +141,15 @@ async fn console_sessions_masking_and_languages() {
         assert!(!page.contains("id=\"unmask\""));
 
         let r = c
+            .get(s.url("/console/customers/999999"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert!(r.text().await.expect("html").contains("未找到该客户"));
+
+        let r = c
             .get(s.url("/console/lang/en"))
             .header("cookie", &cookie)
             .header("referer", format!("{}/console/customers/{id}", s.base))
@@ -157,10 +166,7 @@ async fn console_sessions_masking_and_languages() {
             .text()
             .await
             .expect("html");
-        assert!(
-            page.contains("<html lang=\"en\">")
-                && page.contains("People after identity resolution")
-        );
+        assert!(page.contains("<html lang=\"en\">") && page.contains("People after OneID"));
 
         let r = c
             .post(s.url("/console/logout"))

@@ -77,11 +77,28 @@ impl FromRequestParts<AppState> for ConsoleUser {
 
 fn server_error(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "console request failed");
+    let text = format!(
+        "{} / {}",
+        super::i18n::ZH.internal_error,
+        super::i18n::EN.internal_error
+    );
     (
         StatusCode::INTERNAL_SERVER_ERROR,
-        "internal error; see the server log",
+        Html(format!(
+            "<!doctype html><meta charset=\"utf-8\"><p>{text}</p>"
+        )),
     )
         .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "console/message.html")]
+struct MessagePage {
+    tr: &'static Tr,
+    lang: &'static str,
+    user: String,
+    active: &'static str,
+    message: &'static str,
 }
 
 fn page(t: impl Template) -> Response {
@@ -372,11 +389,15 @@ async fn customer_page(
     Query(uq): Query<UnmaskQuery>,
 ) -> Response {
     let not_found = || {
-        (
-            StatusCode::NOT_FOUND,
-            Html(format!("<p>{}</p>", u.lang.tr().not_found)),
-        )
-            .into_response()
+        let mut r = page(MessagePage {
+            tr: u.lang.tr(),
+            lang: u.lang.code(),
+            user: u.caller.name.clone(),
+            active: "customers",
+            message: u.lang.tr().not_found,
+        });
+        *r.status_mut() = StatusCode::NOT_FOUND;
+        r
     };
     let Ok(id) = id.parse::<i64>() else {
         return not_found();
@@ -443,7 +464,10 @@ async fn customer_page(
                 (
                     format_local(e.occurred_at),
                     e.kind.clone(),
-                    e.channel.clone().unwrap_or_default(),
+                    e.channel
+                        .as_deref()
+                        .map(|c| channel_name(l, c))
+                        .unwrap_or_default(),
                     e.touchpoint.clone().unwrap_or_default(),
                 )
             })

@@ -48,7 +48,8 @@ pub struct Tr {
     pub orders: &'static str,
     pub spend: &'static str,
     pub last_order: &'static str,
-    pub created: &'static str,
+    pub id: &'static str,
+    pub internal_error: &'static str,
     pub no_results: &'static str,
     pub prev: &'static str,
     pub next: &'static str,
@@ -101,13 +102,14 @@ pub static ZH: Tr = Tr {
     customers: "客户",
     customer: "客户详情",
     search: "搜索",
-    search_hint: "手机号、订单号、买家ID、#客户ID 或姓名",
+    search_hint: "手机号、订单号、买家ID、类型:值（如 unionid:o6_x）、#客户ID 或姓名",
     name: "姓名",
     phone: "手机号",
     orders: "订单",
     spend: "消费金额",
     last_order: "最近下单",
-    created: "创建时间",
+    id: "客户ID",
+    internal_error: "服务器内部错误，请查看服务日志",
     no_results: "没有找到客户",
     prev: "上一页",
     next: "下一页",
@@ -160,18 +162,20 @@ pub static EN: Tr = Tr {
     customers: "Customers",
     customer: "Customer",
     search: "Search",
-    search_hint: "phone, order id, buyer id, #customer id or name",
+    search_hint: "phone, order no., buyer id, kind:value (e.g. unionid:o6_x), #customer id or name",
     name: "Name",
     phone: "Phone",
     orders: "Orders",
     spend: "Spend",
     last_order: "Last order",
-    created: "Created",
+    id: "ID",
+    internal_error: "Internal error; see the server log",
     no_results: "No customers found",
     prev: "Previous",
     next: "Next",
     page: "page",
     total: "Total",
+
     identities: "Identities",
     kind: "Kind",
     value: "Value",
@@ -182,7 +186,7 @@ pub static EN: Tr = Tr {
     aov: "Average order value",
     channels: "Channels bought in",
     channel: "Channel",
-    order_no: "Order",
+    order_no: "Order no.",
     status: "Status",
     time: "Time",
     amount: "Amount",
@@ -195,7 +199,7 @@ pub static EN: Tr = Tr {
     merged_from: "Merged customer id",
     show_phone: "Show full phone",
     buyer_records: "Buyer records across channels",
-    people: "People after identity resolution",
+    people: "People after OneID",
     merges: "Merges",
     multi_channel: "Bought in 2+ channels",
     gmv: "GMV",
@@ -218,9 +222,20 @@ pub fn channel_name(lang: Lang, c: &str) -> String {
         "xiaohongshu" => "小红书",
         other => other,
     };
+    let en = match c {
+        "tmall" => "Tmall",
+        "jd" => "JD",
+        "douyin" => "Douyin",
+        "pdd" => "PDD",
+        "youzan" => "Youzan",
+        "store" => "Store",
+        "mall" => "Mini-program mall",
+        "xiaohongshu" => "Xiaohongshu",
+        other => other,
+    };
     match lang {
         Lang::Zh => zh.to_owned(),
-        Lang::En => c.to_owned(),
+        Lang::En => en.to_owned(),
     }
 }
 
@@ -259,8 +274,17 @@ pub fn status_name(lang: Lang, s: &str) -> String {
         "closed" => "已关闭",
         other => other,
     };
+    let en = match s {
+        "pending" => "Pending payment",
+        "paid" => "Paid",
+        "shipped" => "Shipped",
+        "completed" => "Completed",
+        "refunded" => "Refunded",
+        "closed" => "Closed",
+        other => other,
+    };
     match lang {
         Lang::Zh => zh.to_owned(),
-        Lang::En => s.to_owned(),
+        Lang::En => en.to_owned(),
     }
 }

@@ -371,6 +371,17 @@ pub async fn search(db: &Db, cipher: &FieldCipher, tenant_id: i64, q: &str) -> D
     if !by_order.is_empty() {
         return Ok(by_order.into_iter().map(|r| r.0).collect());
     }
+    // Store receipts are kept as STORE-NUMBER (numbers restart in every store).
+    let by_receipt: Vec<(i64,)> = db
+        .fetch_all(
+            &sql("SELECT customer_id FROM orders WHERE tenant_id = $1 AND channel = 'store' AND order_no LIKE $2 LIMIT 20")
+                .bind(tenant_id)
+                .bind(format!("%-{}", q.replace(['%', '_'], ""))),
+        )
+        .await?;
+    if !by_receipt.is_empty() {
+        return Ok(by_receipt.into_iter().map(|r| r.0).collect());
+    }
     // Buyer ids of any marketplace, then names.
     let mut ids: Vec<i64> = Vec::new();
     use IdentityKind::*;

@@ -18,6 +18,11 @@ pub fn backends() -> Vec<Backend> {
     match std::env::var("SIYU_TEST_DATABASE_URL") {
         Ok(u) if !u.is_empty() => vec![Backend::Sqlite, Backend::Postgres],
         _ => {
+            // In CI everything is installed: a skip there would hide a missing backend.
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but SIYU_TEST_DATABASE_URL is not: PostgreSQL would be skipped"
+            );
             eprintln!("SKIPPED on PostgreSQL: SIYU_TEST_DATABASE_URL is not set (SQLite only)");
             vec![Backend::Sqlite]
         }
