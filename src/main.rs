@@ -152,15 +152,7 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     banner(addr);
     tracing::info!(%addr, "serving");
-    interfaces::serve(
-        listener,
-        App {
-            db: db.clone(),
-            cipher,
-        },
-        shutdown_signal(),
-    )
-    .await?;
+    interfaces::serve(listener, App::new(db.clone(), cipher), shutdown_signal()).await?;
     db.close().await;
     Ok(())
 }

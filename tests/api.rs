@@ -381,3 +381,79 @@ async fn a_replayed_event_changes_nothing_and_a_status_push_keeps_lines() {
         assert_eq!(b["recent_orders"][0]["item_count"], 1, "{b}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_batches_with_overlapping_ids_store_each_event_once() {
+    for backend in backends() {
+        let s = TestServer::start(backend).await;
+        let c = reqwest::Client::new();
+        let (tenant, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
+        let (_, other_key) = tenant_with_key(s.db(), "other", Role::Admin).await;
+        let t = now_ms();
+        let mut tasks = Vec::new();
+        for k in 0..20u64 {
+            let (c, url) = (c.clone(), s.url("/api/v1/events"));
+            // Every other request goes to a second tenant, so groups mix tenants.
+            let key = if k % 2 == 0 {
+                key.clone()
+            } else {
+                other_key.clone()
+            };
+            tasks.push(tokio::spawn(async move {
+                let events: Vec<Value> = (k * 25..k * 25 + 50)
+                    .map(|n| json!({"id": format!("ov-{n}"), "type": "visit", "timestamp": t,
+                                    "identities": [{"kind": "phone", "value": format!("137{:08}", n % 97)}]}))
+                    .collect();
+                let (st, v) = post(&c, &url, &key, json!({"events": events})).await;
+                assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+                (k % 2, v["accepted"].as_u64().unwrap_or(0), v["duplicates"].as_u64().unwrap_or(0))
+            }));
+        }
+        let mut per_tenant = [(0u64, 0u64); 2];
+        for t in tasks {
+            let (which, a, d) = t.await.expect("task");
+            per_tenant[which as usize].0 += a;
+            per_tenant[which as usize].1 += d;
+        }
+        // Tenant A got requests k = 0, 2, …, 18: ids 0..50, 50..100, …: 500 distinct, no overlap.
+        assert_eq!(per_tenant[0], (500, 0), "{backend:?}");
+        // Tenant B got k = 1, 3, …, 19: ids 25..75, 75..125, …: also disjoint.
+        assert_eq!(per_tenant[1], (500, 0), "{backend:?}");
+        let (n,): (i64,) = s
+            .db()
+            .fetch_one(
+                &siyu::platform::db::sql("SELECT COUNT(*) FROM events WHERE tenant_id = $1")
+                    .bind(tenant),
+            )
+            .await
+            .expect("count");
+        assert_eq!(n, 500);
+
+        // Ten requests at once to tenant A whose ids overlap by half (1000..1050, 1025..1075, …)
+        // and repeat ids of the first round: each id is stored once, whichever group it lands in.
+        let mut tasks = Vec::new();
+        for k in 0..10u64 {
+            let (c, url, key) = (c.clone(), s.url("/api/v1/events"), key.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut events: Vec<Value> = (1000 + k * 25..1000 + k * 25 + 50)
+                    .map(|n| json!({"id": format!("ov-{n}"), "type": "visit", "timestamp": t}))
+                    .collect();
+                events
+                    .push(json!({"id": format!("ov-{}", k * 50), "type": "visit", "timestamp": t}));
+                let (_, v) = post(&c, &url, &key, json!({"events": events})).await;
+                (
+                    v["accepted"].as_u64().unwrap_or(0),
+                    v["duplicates"].as_u64().unwrap_or(0),
+                )
+            }));
+        }
+        let (mut a, mut d) = (0, 0);
+        for t in tasks {
+            let (x, y) = t.await.expect("task");
+            a += x;
+            d += y;
+        }
+        // 1000..1275 are 275 new ids among 500 sent; the 10 first-round ids are duplicates.
+        assert_eq!((a, d), (275, 235), "{backend:?}");
+    }
+}

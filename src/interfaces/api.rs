@@ -9,11 +9,12 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value as Json_, json};
 
 use super::AppState;
 use crate::know::customers::{self, customer_360, find_by_identity, list_customers};
-use crate::know::events::{EventInput, ItemError, MAX_BATCH, store_events};
+use crate::know::events::{EventInput, ItemError, MAX_BATCH};
 use crate::know::identity::Identity;
 use crate::know::orders::{OrderInput, dedupe_orders, key_identities, store_orders};
 use crate::know::phone::Phone;
@@ -114,24 +115,20 @@ fn require_write(c: &Caller) -> Result<(), ApiError> {
 }
 
 /// Parses `{"<field>": [ … ]}` into its items, so that one malformed item does not sink the batch.
-fn batch_items(body: &Bytes, field: &str) -> Result<Vec<Json_>, ApiError> {
-    let v: Json_ = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("body is not JSON: {e}")))?;
-    let items = match v {
-        Json_::Object(mut m) => match m.remove(field) {
-            Some(Json_::Array(a)) => a,
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "body must be {{\"{field}\": [ … ]}}"
-                )));
+fn batch_items<'a>(body: &'a Bytes, field: &str) -> Result<Vec<&'a RawValue>, ApiError> {
+    // Items stay raw until each is read on its own: no intermediate JSON tree, and one bad
+    // item cannot sink the batch.
+    let shape = || ApiError::bad_request(format!("body must be {{\"{field}\": [ … ]}}"));
+    let top: std::collections::HashMap<&str, &RawValue> =
+        serde_json::from_slice(body).map_err(|e| {
+            if e.is_data() {
+                shape()
+            } else {
+                ApiError::bad_request(format!("body is not JSON: {e}"))
             }
-        },
-        _ => {
-            return Err(ApiError::bad_request(format!(
-                "body must be {{\"{field}\": [ … ]}}"
-            )));
-        }
-    };
+        })?;
+    let raw = top.get(field).ok_or_else(shape)?;
+    let items: Vec<&RawValue> = serde_json::from_str(raw.get()).map_err(|_| shape())?;
     if items.is_empty() {
         return Err(ApiError::bad_request(format!("{field} is empty")));
     }
@@ -154,7 +151,7 @@ fn rejected_json(rejected: &[(usize, ItemError)]) -> Vec<Json_> {
 
 /// Checks every item; returns the good ones with their index and the rejections.
 fn check_items<T, U>(
-    items: Vec<Json_>,
+    items: Vec<&RawValue>,
     check: impl Fn(T) -> Result<U, ItemError>,
 ) -> (Vec<U>, Vec<(usize, ItemError)>)
 where
@@ -163,7 +160,7 @@ where
     let mut good = Vec::with_capacity(items.len());
     let mut bad = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
-        match serde_json::from_value::<T>(item) {
+        match serde_json::from_str::<T>(item.get()) {
             Ok(v) => match check(v) {
                 Ok(u) => good.push(u),
                 Err(e) => bad.push((i, e)),
@@ -197,7 +194,7 @@ async fn post_events(
         )
             .into_response());
     }
-    let out = store_events(&app.db, &app.cipher, caller.tenant_id, &events, now).await?;
+    let out = app.events.write(caller.tenant_id, events).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"accepted": out.stored, "duplicates": out.duplicates, "rejected": rejected_json(&rejected)})),

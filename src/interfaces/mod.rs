@@ -11,6 +11,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::Redirect;
 use axum::routing::get;
 
+use crate::know::ingest::EventWriter;
 use crate::platform::crypto::FieldCipher;
 use crate::platform::db::Db;
 
@@ -19,6 +20,22 @@ use crate::platform::db::Db;
 pub struct App {
     pub db: Db,
     pub cipher: FieldCipher,
+    /// Group-commit writer for ingested events.
+    pub events: EventWriter,
+}
+
+impl App {
+    /// The application state; starts the event writer on the current runtime.
+    pub fn new(db: Db, cipher: FieldCipher) -> App {
+        let events = EventWriter::start(db.clone(), cipher.clone());
+        App { db, cipher, events }
+    }
+
+    /// The same with the event writer's group size set (see [`EventWriter::start_with`]).
+    pub fn with_event_groups(db: Db, cipher: FieldCipher, group_events: usize) -> App {
+        let events = EventWriter::start_with(db.clone(), cipher.clone(), group_events);
+        App { db, cipher, events }
+    }
 }
 
 pub type AppState = Arc<App>;

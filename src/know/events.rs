@@ -8,7 +8,9 @@ use super::oneid::{self, IdentityRecord};
 use crate::platform::crypto::FieldCipher;
 use std::collections::HashSet;
 
-use crate::platform::db::{Db, DbResult, MAX_BINDS, list_placeholders, sql, values_placeholders};
+use crate::platform::db::{
+    Db, DbResult, MAX_BINDS, Tx, list_placeholders, sql, values_placeholders,
+};
 
 /// Largest batch `POST /api/v1/events` takes.
 pub const MAX_BATCH: usize = 1000;
@@ -171,6 +173,24 @@ pub async fn store_events(
     }
     let mut tx = db.begin().await?;
     tx.lock_tenant(tenant_id).await?;
+    let stored = store_events_in(&mut tx, cipher, tenant_id, events, now).await?;
+    tx.commit().await?;
+    let n = stored.iter().filter(|s| **s).count() as u64;
+    Ok(EventOutcome {
+        stored: n,
+        duplicates: events.len() as u64 - n,
+    })
+}
+
+/// Stores events inside the caller's transaction, which holds the tenant lock. Returns, per
+/// event, whether it was stored (`false`: its id was seen before, here or earlier).
+pub async fn store_events_in(
+    tx: &mut Tx,
+    cipher: &FieldCipher,
+    tenant_id: i64,
+    events: &[Event],
+    now: i64,
+) -> DbResult<Vec<bool>> {
     // A duplicate changes nothing: drop ids already stored (and repeats within the batch)
     // before their identities can create or merge customers.
     let mut known: HashSet<String> = HashSet::new();
@@ -187,16 +207,18 @@ pub async fn store_events(
         known.extend(rows.into_iter().map(|r| r.0));
     }
     let mut in_batch: HashSet<&str> = HashSet::with_capacity(events.len());
+    let flags: Vec<bool> = events
+        .iter()
+        .map(|e| !known.contains(&e.key) && in_batch.insert(e.key.as_str()))
+        .collect();
     let fresh: Vec<&Event> = events
         .iter()
-        .filter(|e| !known.contains(&e.key) && in_batch.insert(e.key.as_str()))
+        .zip(&flags)
+        .filter(|(_, f)| **f)
+        .map(|(e, _)| e)
         .collect();
     if fresh.is_empty() {
-        tx.commit().await?;
-        return Ok(EventOutcome {
-            stored: 0,
-            duplicates: events.len() as u64,
-        });
+        return Ok(vec![false; events.len()]);
     }
     let keyed: Vec<IdentityRecord> = fresh
         .iter()
@@ -205,7 +227,7 @@ pub async fn store_events(
             name: None,
         })
         .collect();
-    let (owners, _) = oneid::resolve(&mut tx, tenant_id, &keyed, now).await?;
+    let (owners, _) = oneid::resolve(tx, tenant_id, &keyed, now).await?;
     let first = tx.reserve_ids("event", fresh.len() as i64).await?;
     let mut stored = 0;
     let idx: Vec<usize> = (0..fresh.len()).collect();
@@ -230,9 +252,10 @@ pub async fn store_events(
         }
         stored += tx.execute(&q).await?;
     }
-    tx.commit().await?;
-    Ok(EventOutcome {
-        stored,
-        duplicates: events.len() as u64 - stored,
-    })
+    debug_assert_eq!(
+        stored as usize,
+        fresh.len(),
+        "under the tenant lock every fresh event is new"
+    );
+    Ok(flags)
 }

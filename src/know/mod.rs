@@ -4,6 +4,7 @@ pub mod customers;
 pub mod events;
 pub mod identity;
 pub mod import;
+pub mod ingest;
 pub mod oneid;
 pub mod orders;
 pub mod phone;

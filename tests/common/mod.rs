@@ -145,10 +145,7 @@ impl TestServer {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = App {
-            db: tdb.db.clone(),
-            cipher: cipher.clone(),
-        };
+        let app = App::new(tdb.db.clone(), cipher.clone());
         tokio::spawn(async move {
             let _ = siyu::interfaces::serve(listener, app, async {
                 let _ = rx.await;
