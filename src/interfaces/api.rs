@@ -119,7 +119,7 @@ fn batch_items<'a>(body: &'a Bytes, field: &str) -> Result<Vec<&'a RawValue>, Ap
     // Items stay raw until each is read on its own: no intermediate JSON tree, and one bad
     // item cannot sink the batch.
     let shape = || ApiError::bad_request(format!("body must be {{\"{field}\": [ … ]}}"));
-    let top: std::collections::HashMap<&str, &RawValue> =
+    let top: std::collections::HashMap<String, &RawValue> =
         serde_json::from_slice(body).map_err(|e| {
             if e.is_data() {
                 shape()

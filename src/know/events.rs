@@ -109,8 +109,11 @@ fn check_time(field: &str, t: &Json, now: i64) -> Result<i64, ItemError> {
 impl EventInput {
     pub fn check(self, now: i64) -> Result<Event, ItemError> {
         let key = self.id.trim().to_owned();
-        if key.is_empty() || key.chars().count() > 128 {
-            return Err(item_err("id", "must be 1–128 characters"));
+        if key.is_empty() || key.chars().count() > 128 || key.chars().any(char::is_control) {
+            return Err(item_err(
+                "id",
+                "must be 1–128 characters without control characters",
+            ));
         }
         let kind = check_name("type", &self.kind, 64)?;
         let occurred_at = check_time("timestamp", &self.timestamp, now)?;

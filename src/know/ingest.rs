@@ -47,7 +47,8 @@ impl EventWriter {
     /// Starts a writer whose groups stop growing at `group_events` (0: one request per
     /// transaction, the baseline `siyu bench` compares against).
     pub fn start_with(db: Db, cipher: FieldCipher, group_events: usize) -> EventWriter {
-        let (jobs, rx) = mpsc::channel(1024);
+        // A short queue: past it, requests wait in their handlers (backpressure), not in memory here.
+        let (jobs, rx) = mpsc::channel(64);
         tokio::spawn(run(db, cipher, rx, group_events));
         EventWriter { jobs }
     }
@@ -91,29 +92,68 @@ async fn run(db: Db, cipher: FieldCipher, mut rx: mpsc::Receiver<Job>, group_eve
                 Err(_) => break,
             }
         }
-        match write_group(&db, &cipher, &jobs).await {
-            Ok(outcomes) => {
-                for (job, o) in jobs.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(Ok(o));
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, jobs = jobs.len(), "event group failed; nothing of it was stored");
-                for job in jobs {
-                    let _ = job.reply.send(Err(e.to_string()));
-                }
-            }
+        let (work, replies): (Vec<(i64, Vec<Event>)>, Vec<_>) = jobs
+            .into_iter()
+            .map(|j| ((j.tenant_id, j.events), j.reply))
+            .unzip();
+        let work = std::sync::Arc::new(work);
+        let outcomes = match write_isolated(&db, &cipher, &work).await {
+            Ok(o) => o,
+            Err(e) => vec![Err(e); work.len()],
+        };
+        for (reply, o) in replies.into_iter().zip(outcomes) {
+            let _ = reply.send(o);
         }
     }
 }
 
+/// Writes the group in one transaction; if that fails, each job alone, so that one bad request
+/// (or one tenant's failure) costs only its own answer. A panic in a write fails only the
+/// requests it was writing; the writer goes on.
+async fn write_isolated(
+    db: &Db,
+    cipher: &FieldCipher,
+    work: &std::sync::Arc<Vec<(i64, Vec<Event>)>>,
+) -> Result<Vec<Result<EventOutcome, String>>, String> {
+    let (d, c, w) = (db.clone(), cipher.clone(), work.clone());
+    let joined = tokio::spawn(async move { write_group(&d, &c, &w).await }).await;
+    match joined {
+        Ok(Ok(outcomes)) => return Ok(outcomes.into_iter().map(Ok).collect()),
+        Ok(Err(e)) if work.len() == 1 => return Ok(vec![Err(e.to_string())]),
+        Err(e) if work.len() == 1 => return Ok(vec![Err(format!("event writer panicked: {e}"))]),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, jobs = work.len(), "event group failed; writing its requests one by one")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, jobs = work.len(), "event group panicked; writing its requests one by one")
+        }
+    }
+    let mut out = Vec::with_capacity(work.len());
+    for job in work.iter() {
+        let single = std::sync::Arc::new(vec![job.clone()]);
+        let (d, c, w) = (db.clone(), cipher.clone(), single.clone());
+        out.push(
+            match tokio::spawn(async move { write_group(&d, &c, &w).await }).await {
+                Ok(Ok(mut o)) => Ok(o.pop().unwrap_or_default()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(format!("event writer panicked: {e}")),
+            },
+        );
+    }
+    Ok(out)
+}
+
 /// Writes every job in one transaction, tenants in id order (so that writers on other processes
 /// take the tenant locks in the same order), and returns each job's outcome.
-async fn write_group(db: &Db, cipher: &FieldCipher, jobs: &[Job]) -> DbResult<Vec<EventOutcome>> {
+async fn write_group(
+    db: &Db,
+    cipher: &FieldCipher,
+    jobs: &[(i64, Vec<Event>)],
+) -> DbResult<Vec<EventOutcome>> {
     let now = now_ms();
     let mut by_tenant: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
-    for (i, j) in jobs.iter().enumerate() {
-        by_tenant.entry(j.tenant_id).or_default().push(i);
+    for (i, (tenant, _)) in jobs.iter().enumerate() {
+        by_tenant.entry(*tenant).or_default().push(i);
     }
     let mut outcomes = vec![EventOutcome::default(); jobs.len()];
     let mut tx = db.begin().await?;
@@ -123,12 +163,12 @@ async fn write_group(db: &Db, cipher: &FieldCipher, jobs: &[Job]) -> DbResult<Ve
         // the later one, as it would be had they come one after the other.
         let events: Vec<Event> = idx
             .iter()
-            .flat_map(|&i| jobs[i].events.iter().cloned())
+            .flat_map(|&i| jobs[i].1.iter().cloned())
             .collect();
         let stored = store_events_in(&mut tx, cipher, tenant, &events, now).await?;
         let mut at = 0;
         for &i in &idx {
-            let len = jobs[i].events.len();
+            let len = jobs[i].1.len();
             let s = stored[at..at + len].iter().filter(|s| **s).count() as u64;
             outcomes[i] = EventOutcome {
                 stored: s,
