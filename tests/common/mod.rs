@@ -218,3 +218,20 @@ pub async fn partition(db: &Db, tenant_id: i64) -> Vec<Vec<String>> {
     parts.sort();
     parts
 }
+
+/// Serves an app on a database of the caller's (e.g. a second pool on the same database, as a
+/// second process would have). Returns the base URL and a sender that stops it.
+pub async fn serve_on(db: Db, cipher: FieldCipher) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = siyu::interfaces::serve(listener, App::new(db, cipher), async {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    (format!("http://{addr}"), tx)
+}
