@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use siyu::platform::access::Role;
@@ -14,31 +12,8 @@ use siyu::platform::db::{ConnectOptions, Db};
 use common::{TestDb, backends, cipher, partition, serve_on, tenant_with_key};
 
 fn components(records: &[(usize, usize)]) -> Vec<Vec<String>> {
-    let mut adj: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
-    for &(a, b) in records {
-        adj.entry(a).or_default().insert(b);
-        adj.entry(b).or_default().insert(a);
-    }
-    let mut seen = BTreeSet::new();
-    let mut parts = Vec::new();
-    for &s in adj.keys() {
-        if !seen.insert(s) {
-            continue;
-        }
-        let (mut stack, mut comp) = (vec![s], Vec::new());
-        while let Some(n) = stack.pop() {
-            comp.push(format!("unionid:u{n}"));
-            for &m in &adj[&n] {
-                if seen.insert(m) {
-                    stack.push(m);
-                }
-            }
-        }
-        comp.sort();
-        parts.push(comp);
-    }
-    parts.sort();
-    parts
+    let records: Vec<Vec<usize>> = records.iter().map(|&(a, b)| vec![a, b]).collect();
+    common::connected_components(&records, |n| format!("unionid:u{n}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

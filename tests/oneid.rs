@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use proptest::prelude::*;
 use siyu::know::identity::{IdentityKind, KeyedIdentity};
 use siyu::know::oneid::{IdentityRecord, resolve};
@@ -12,41 +10,8 @@ use siyu::platform::db::{Db, sql};
 
 use common::{Backend, TestDb, backends, partition};
 
-/// Connected components of keys linked by records, computed the obvious way.
 fn reference(records: &[Vec<usize>]) -> Vec<Vec<String>> {
-    let mut adj: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
-    for r in records {
-        for &a in r {
-            adj.entry(a).or_default();
-            for &b in r {
-                if a != b {
-                    adj.entry(a).or_default().insert(b);
-                }
-            }
-        }
-    }
-    let mut seen = BTreeSet::new();
-    let mut parts = Vec::new();
-    for &start in adj.keys() {
-        if seen.contains(&start) {
-            continue;
-        }
-        let mut stack = vec![start];
-        let mut comp = Vec::new();
-        seen.insert(start);
-        while let Some(n) = stack.pop() {
-            comp.push(key(n));
-            for &m in &adj[&n] {
-                if seen.insert(m) {
-                    stack.push(m);
-                }
-            }
-        }
-        comp.sort();
-        parts.push(comp);
-    }
-    parts.sort();
-    parts
+    common::connected_components(records, key)
 }
 
 fn key(n: usize) -> String {

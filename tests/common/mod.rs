@@ -235,3 +235,39 @@ pub async fn serve_on(db: Db, cipher: FieldCipher) -> (String, tokio::sync::ones
     });
     (format!("http://{addr}"), tx)
 }
+
+/// Connected components of keys linked by records, computed the obvious way (the reference
+/// OneID is tested against). `key` names node `n` as an identity key.
+pub fn connected_components(
+    records: &[Vec<usize>],
+    key: impl Fn(usize) -> String,
+) -> Vec<Vec<String>> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut adj: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
+    for r in records {
+        for &a in r {
+            let e = adj.entry(a).or_default();
+            e.extend(r.iter().copied().filter(|&b| b != a));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    let mut parts = Vec::new();
+    for &start in adj.keys() {
+        if !seen.insert(start) {
+            continue;
+        }
+        let (mut stack, mut comp) = (vec![start], Vec::new());
+        while let Some(n) = stack.pop() {
+            comp.push(key(n));
+            for &m in &adj[&n] {
+                if seen.insert(m) {
+                    stack.push(m);
+                }
+            }
+        }
+        comp.sort();
+        parts.push(comp);
+    }
+    parts.sort();
+    parts
+}
