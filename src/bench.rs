@@ -284,7 +284,7 @@ pub async fn run(_s: &Settings, a: BenchArgs) -> anyhow::Result<()> {
     for b in &backends {
         let (rows, secs) = bench_import(b, a.postgres.as_deref(), &files, &cipher).await?;
         println!(
-            "| order import (6 platform exports, OneID, encryption) | {b} | {rows} rows | {secs:.2} | {:.0} rows/s |",
+            "| order import (12 exports of 6 platforms, OneID, encryption) | {b} | {rows} rows | {secs:.2} | {:.0} rows/s |",
             rows as f64 / secs
         );
     }

@@ -112,30 +112,44 @@ fn yuan_export(fen: i64) -> String {
     s.replace('¥', "￥")
 }
 
-/// One export file being written, in the platform's encoding.
+/// How far back the "history" export reaches; later orders go to the "recent" export, as a brand
+/// imports two years of history once and then the latest months.
+const RECENT_DAYS: i64 = 90;
+
+/// One platform's exports being written, in its encoding: a history file and a recent file.
 struct Export {
-    path: PathBuf,
+    paths: [PathBuf; 2],
     gbk: bool,
-    out: Vec<u8>,
+    /// Orders at or after this time go to the recent file.
+    cutoff: i64,
+    out: [Vec<u8>; 2],
     /// Rows waiting to be written in time order: (order time, order sequence, cells).
     pending: Vec<(i64, u64, Vec<String>)>,
 }
 
 impl Export {
     fn new(dir: &Path, name: &str, gbk: bool, bom: bool, header: &[&str]) -> Export {
+        let now = now_ms();
         let mut e = Export {
-            path: dir.join(name),
+            paths: [
+                dir.join(format!("{name}_history.csv")),
+                dir.join(format!("{name}_recent.csv")),
+            ],
             gbk,
-            out: Vec::new(),
+            cutoff: now - RECENT_DAYS * 86_400_000,
+            out: [Vec::new(), Vec::new()],
             pending: Vec::new(),
         };
-        if bom {
-            e.out.extend_from_slice(&[0xEF, 0xBB, 0xBF]);
+        let header: Vec<String> = header.iter().map(|s| s.to_string()).collect();
+        for f in 0..2 {
+            if bom {
+                e.out[f].extend_from_slice(&[0xEF, 0xBB, 0xBF]);
+            }
+            e.row(f, &header);
         }
-        e.row(&header.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         e
     }
-    fn row(&mut self, cells: &[String]) {
+    fn row(&mut self, file: usize, cells: &[String]) {
         let mut line = String::new();
         for (i, c) in cells.iter().enumerate() {
             if i > 0 {
@@ -151,10 +165,9 @@ impl Export {
         }
         line.push_str("\r\n");
         if self.gbk {
-            self.out
-                .extend_from_slice(&encoding_rs::GBK.encode(&line).0);
+            self.out[file].extend_from_slice(&encoding_rs::GBK.encode(&line).0);
         } else {
-            self.out.extend_from_slice(line.as_bytes());
+            self.out[file].extend_from_slice(line.as_bytes());
         }
     }
     /// Queues an order row; exports list orders by time, not by buyer.
@@ -165,16 +178,21 @@ impl Export {
     fn flush(&mut self) {
         let mut rows = std::mem::take(&mut self.pending);
         rows.sort_by_key(|(t, seq, _)| (*t, *seq));
-        for (_, _, cells) in rows {
-            self.row(&cells);
+        for (t, _, cells) in rows {
+            let file = usize::from(t >= self.cutoff);
+            self.row(file, &cells);
         }
     }
-    fn finish(mut self) -> std::io::Result<PathBuf> {
+    /// Writes both files and returns (history, recent).
+    fn finish(mut self) -> std::io::Result<(PathBuf, PathBuf)> {
         self.flush();
-        let mut f = std::fs::File::create(&self.path)?;
-        f.write_all(&self.out)?;
-        f.sync_all()?;
-        Ok(self.path)
+        for (path, out) in self.paths.iter().zip(&self.out) {
+            let mut f = std::fs::File::create(path)?;
+            f.write_all(out)?;
+            f.sync_all()?;
+        }
+        let [history, recent] = self.paths;
+        Ok((history, recent))
     }
 }
 
@@ -197,7 +215,7 @@ pub fn write_exports(
     let now = now_ms();
     let mut tmall = Export::new(
         dir,
-        "tmall_orders.csv",
+        "tmall_orders",
         true,
         false,
         &[
@@ -220,7 +238,7 @@ pub fn write_exports(
     );
     let mut jd = Export::new(
         dir,
-        "jd_orders.csv",
+        "jd_orders",
         false,
         true,
         &[
@@ -242,7 +260,7 @@ pub fn write_exports(
     );
     let mut douyin = Export::new(
         dir,
-        "douyin_orders.csv",
+        "douyin_orders",
         false,
         false,
         &[
@@ -264,7 +282,7 @@ pub fn write_exports(
     );
     let mut pdd = Export::new(
         dir,
-        "pdd_orders.csv",
+        "pdd_orders",
         true,
         false,
         &[
@@ -286,7 +304,7 @@ pub fn write_exports(
     );
     let mut youzan = Export::new(
         dir,
-        "youzan_orders.csv",
+        "youzan_orders",
         false,
         true,
         &[
@@ -308,7 +326,7 @@ pub fn write_exports(
     );
     let mut pos = Export::new(
         dir,
-        "store_pos.csv",
+        "store_pos",
         false,
         true,
         &[
@@ -608,30 +626,22 @@ pub fn write_exports(
         }
     }
     progress(customers);
-    Ok(vec![
-        DemoFile {
-            path: tmall.finish()?,
-            preset: "tmall",
-        },
-        DemoFile {
-            path: jd.finish()?,
-            preset: "jd",
-        },
-        DemoFile {
-            path: douyin.finish()?,
-            preset: "douyin",
-        },
-        DemoFile {
-            path: pdd.finish()?,
-            preset: "pdd",
-        },
-        DemoFile {
-            path: youzan.finish()?,
-            preset: "youzan",
-        },
-        DemoFile {
-            path: pos.finish()?,
-            preset: "pos",
-        },
-    ])
+    // History first, then the recent months: what a brand does, and what makes OneID merge
+    // (a buyer known only by a masked phone in history meets their full phone later).
+    let mut history = Vec::new();
+    let mut recent = Vec::new();
+    for (e, preset) in [
+        (tmall, "tmall"),
+        (jd, "jd"),
+        (douyin, "douyin"),
+        (pdd, "pdd"),
+        (youzan, "youzan"),
+        (pos, "pos"),
+    ] {
+        let (h, r) = e.finish()?;
+        history.push(DemoFile { path: h, preset });
+        recent.push(DemoFile { path: r, preset });
+    }
+    history.extend(recent);
+    Ok(history)
 }

@@ -123,6 +123,9 @@ pub fn print_report(o: &Overview) {
         o.people
     );
     println!(
+        "    (a buyer known only by a masked phone or one platform's buyer id cannot be linked to their other channels)"
+    );
+    println!(
         "  bought in 2+ channels         跨渠道购买      {:>10}",
         o.multi_channel_people
     );
