@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 
 use super::identity::KeyedIdentity;
-use crate::platform::db::{DbResult, MAX_BINDS, Tx, list_placeholders, sql, values_placeholders};
+use crate::platform::db::{
+    Backend, DbResult, MAX_BINDS, Sql, Tx, list_placeholders, sql, values_placeholders,
+};
 
 /// Union-find with path halving and union by smaller index (so roots are deterministic).
 #[derive(Debug, Default)]
@@ -255,11 +257,19 @@ async fn merge_customers(
             }
             q.bind(tenant_id)
         };
-        for table in ["identities", "orders", "events"] {
-            tx.execute(&with_map(format!(
-                "UPDATE {table} SET customer_id = m.column2 FROM (VALUES {map}) AS m \
-                 WHERE {table}.customer_id = m.column1 AND {table}.tenant_id = ${t}"
-            )))
+        for (table, column) in [
+            ("identities", "customer_id"),
+            ("orders", "customer_id"),
+            ("events", "customer_id"),
+        ] {
+            tx.execute(&repoint(
+                tx.backend(),
+                tenant_id,
+                batch,
+                table,
+                column,
+                column,
+            ))
             .await?;
         }
         // Tags: the kept customer may already carry the same tag, so copy then delete.
@@ -280,15 +290,23 @@ async fn merge_customers(
         }
         tx.execute(&del).await?;
         // The merged customers, and any merged into them before, now point at the kept one.
-        tx.execute(&with_map(format!(
-            "UPDATE customers SET merged_into = m.column2 FROM (VALUES {map}) AS m \
-             WHERE customers.merged_into = m.column1 AND customers.tenant_id = ${t}"
-        )))
+        tx.execute(&repoint(
+            tx.backend(),
+            tenant_id,
+            batch,
+            "customers",
+            "merged_into",
+            "merged_into",
+        ))
         .await?;
-        tx.execute(&with_map(format!(
-            "UPDATE customers SET merged_into = m.column2 FROM (VALUES {map}) AS m \
-             WHERE customers.id = m.column1 AND customers.tenant_id = ${t}"
-        )))
+        tx.execute(&repoint(
+            tx.backend(),
+            tenant_id,
+            batch,
+            "customers",
+            "merged_into",
+            "id",
+        ))
         .await?;
         let mut q = sql(format!(
             "INSERT INTO customer_merges (tenant_id, kept_id, merged_id, via_kind, merged_at) VALUES {}",
@@ -304,6 +322,53 @@ async fn merge_customers(
         tx.execute(&q).await?;
     }
     Ok(())
+}
+
+/// `UPDATE table SET set_col = kept WHERE match_col = merged` for each (merged, kept) pair.
+///
+/// PostgreSQL joins the pairs as a VALUES list. SQLite's planner, without statistics, may scan
+/// the whole table for that join (seconds per chunk at a million rows), so there the rows are
+/// found through the index with `IN (…)` and mapped with a CASE. Placeholders appear in order
+/// (see `sqlite_text`).
+fn repoint(
+    backend: Backend,
+    tenant_id: i64,
+    batch: &[(i64, i64)],
+    table: &str,
+    set_col: &str,
+    match_col: &str,
+) -> Sql {
+    let n = batch.len();
+    let mut q = match backend {
+        Backend::Postgres => sql(format!(
+            "UPDATE {table} SET {set_col} = m.column2 FROM (VALUES {}) AS m \
+             WHERE {table}.{match_col} = m.column1 AND {table}.tenant_id = ${}",
+            values_placeholders(n, 2, 1),
+            2 * n + 1
+        )),
+        Backend::Sqlite => {
+            let whens: String = (0..n)
+                .map(|i| format!(" WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2))
+                .collect();
+            sql(format!(
+                "UPDATE {table} SET {set_col} = CASE {match_col}{whens} END \
+                 WHERE tenant_id = ${} AND {match_col} IN ({})",
+                2 * n + 1,
+                list_placeholders(n, 2 * n + 2)
+            ))
+        }
+    };
+    for (from, to) in batch {
+        q.push_arg(*from);
+        q.push_arg(*to);
+    }
+    q.push_arg(tenant_id);
+    if backend == Backend::Sqlite {
+        for (from, _) in batch {
+            q.push_arg(*from);
+        }
+    }
+    q
 }
 
 #[cfg(test)]
