@@ -97,10 +97,7 @@ async fn run(db: Db, cipher: FieldCipher, mut rx: mpsc::Receiver<Job>, group_eve
             .map(|j| ((j.tenant_id, j.events), j.reply))
             .unzip();
         let work = std::sync::Arc::new(work);
-        let outcomes = match write_isolated(&db, &cipher, &work).await {
-            Ok(o) => o,
-            Err(e) => vec![Err(e); work.len()],
-        };
+        let outcomes = write_isolated(&db, &cipher, &work).await;
         for (reply, o) in replies.into_iter().zip(outcomes) {
             let _ = reply.send(o);
         }
@@ -114,13 +111,13 @@ async fn write_isolated(
     db: &Db,
     cipher: &FieldCipher,
     work: &std::sync::Arc<Vec<(i64, Vec<Event>)>>,
-) -> Result<Vec<Result<EventOutcome, String>>, String> {
+) -> Vec<Result<EventOutcome, String>> {
     let (d, c, w) = (db.clone(), cipher.clone(), work.clone());
     let joined = tokio::spawn(async move { write_group(&d, &c, &w).await }).await;
     match joined {
-        Ok(Ok(outcomes)) => return Ok(outcomes.into_iter().map(Ok).collect()),
-        Ok(Err(e)) if work.len() == 1 => return Ok(vec![Err(e.to_string())]),
-        Err(e) if work.len() == 1 => return Ok(vec![Err(format!("event writer panicked: {e}"))]),
+        Ok(Ok(outcomes)) => return outcomes.into_iter().map(Ok).collect(),
+        Ok(Err(e)) if work.len() == 1 => return vec![Err(e.to_string())],
+        Err(e) if work.len() == 1 => return vec![Err(format!("event writer panicked: {e}"))],
         Ok(Err(e)) => {
             tracing::warn!(error = %e, jobs = work.len(), "event group failed; writing its requests one by one")
         }
@@ -140,7 +137,7 @@ async fn write_isolated(
             },
         );
     }
-    Ok(out)
+    out
 }
 
 /// Writes every job in one transaction, tenants in id order (so that writers on other processes
