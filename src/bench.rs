@@ -11,7 +11,7 @@ use serde_json::json;
 
 use siyu::demo::write_exports;
 use siyu::interfaces::{self, App};
-use siyu::know::import::{ImportOptions, import_file, presets};
+use siyu::know::import::import_file;
 use siyu::platform::access::{self, Role};
 use siyu::platform::config::Settings;
 use siyu::platform::crypto::FieldCipher;
@@ -126,17 +126,8 @@ async fn bench_import(
     let start = Instant::now();
     let mut rows = 0;
     for f in files {
-        let p = presets::preset(f.preset).context("preset")?;
-        let pb = crate::progress_bar(0, &format!("{backend} {}", f.preset));
-        let sum = import_file(
-            &s.db,
-            cipher,
-            t.id,
-            &f.path,
-            &ImportOptions::new(p),
-            Some(&pb),
-        )
-        .await?;
+        let pb = crate::progress_bar(0, &format!("{backend} {}", f.platform));
+        let sum = import_file(&s.db, cipher, t.id, &f.path, &f.options, Some(&pb)).await?;
         pb.finish_and_clear();
         anyhow::ensure!(
             sum.rejected == 0,

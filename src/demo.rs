@@ -12,6 +12,7 @@ use chrono::{TimeZone, Timelike};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::know::import::{ImportOptions, presets};
 use crate::platform::clock::{china, now_ms};
 
 const SURNAMES: &[&str] = &[
@@ -196,11 +197,13 @@ impl Export {
     }
 }
 
-/// A demo export: the file and the preset that reads it.
+/// A demo export: the file, its platform, and the import options (the platform's preset) that
+/// read it.
 #[derive(Debug, Clone)]
 pub struct DemoFile {
     pub path: PathBuf,
-    pub preset: &'static str,
+    pub platform: &'static str,
+    pub options: ImportOptions,
 }
 
 /// Writes the brand's exports for `customers` people into `dir`. Same seed, same files.
@@ -639,8 +642,20 @@ pub fn write_exports(
         (pos, "pos"),
     ] {
         let (h, r) = e.finish()?;
-        history.push(DemoFile { path: h, preset });
-        recent.push(DemoFile { path: r, preset });
+        let options = ImportOptions::new(
+            presets::preset(preset)
+                .ok_or_else(|| std::io::Error::other(format!("no import preset {preset}")))?,
+        );
+        history.push(DemoFile {
+            path: h,
+            platform: preset,
+            options: options.clone(),
+        });
+        recent.push(DemoFile {
+            path: r,
+            platform: preset,
+            options,
+        });
     }
     history.extend(recent);
     Ok(history)

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 
 use siyu::demo::write_exports;
-use siyu::know::import::{ImportOptions, import_file, presets};
+use siyu::know::import::import_file;
 use siyu::know::report::{Overview, overview, yuan};
 use siyu::platform::access::{self, Role};
 use siyu::platform::config::Settings;
@@ -72,17 +72,8 @@ pub async fn run(s: &Settings, a: DemoArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut rows = 0;
     for f in &files {
-        let preset = presets::preset(f.preset).with_context(|| format!("preset {}", f.preset))?;
-        let pb = progress_bar(0, f.preset);
-        let summary = import_file(
-            &db,
-            &cipher,
-            tenant.id,
-            &f.path,
-            &ImportOptions::new(preset),
-            Some(&pb),
-        )
-        .await?;
+        let pb = progress_bar(0, f.platform);
+        let summary = import_file(&db, &cipher, tenant.id, &f.path, &f.options, Some(&pb)).await?;
         pb.finish_and_clear();
         rows += summary.read;
         print_summary(&summary);

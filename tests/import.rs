@@ -181,15 +181,15 @@ async fn demo_exports_give_the_same_customers_in_any_order() {
         let tdb = TestDb::new(backend).await;
         let mut parts = Vec::new();
         for (tenant, order) in [(1i64, &files), (2, &reversed), (3, &rotated)] {
-            let mut small = ImportOptions::new(preset("tmall").expect("preset"));
-            small.chunk_orders = if tenant == 3 { 7 } else { 2_000 }; // many chunks: merges across transactions
+            // Tenant 3 in many small chunks: merges across transactions.
+            let chunk_orders = if tenant == 3 { 7 } else { 2_000 };
             for f in order.iter() {
-                let mut opts = ImportOptions::new(preset(f.preset).expect("preset"));
-                opts.chunk_orders = small.chunk_orders;
+                let mut opts = f.options.clone();
+                opts.chunk_orders = chunk_orders;
                 let s = import_file(&tdb.db, &cipher(), tenant, &f.path, &opts, None)
                     .await
                     .expect("import");
-                assert_eq!(s.rejected, 0, "{backend:?} {}: {:?}", f.preset, s.errors);
+                assert_eq!(s.rejected, 0, "{backend:?} {}: {:?}", f.platform, s.errors);
             }
             parts.push(partition(&tdb.db, tenant).await);
         }
@@ -236,16 +236,9 @@ async fn demo_exports_give_the_same_customers_in_any_order() {
         // Importing everything again updates; nothing is duplicated and nobody changes.
         let mut updated = 0;
         for f in &files {
-            let s = import_file(
-                &tdb.db,
-                &cipher(),
-                1,
-                &f.path,
-                &ImportOptions::new(preset(f.preset).expect("preset")),
-                None,
-            )
-            .await
-            .expect("re-import");
+            let s = import_file(&tdb.db, &cipher(), 1, &f.path, &f.options, None)
+                .await
+                .expect("re-import");
             assert_eq!(s.imported, 0);
             updated += s.updated;
         }

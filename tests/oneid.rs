@@ -188,3 +188,41 @@ fn order_of_records_does_not_change_customers() {
         }
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_moves_tags_and_keeps_one_of_each() {
+    for backend in backends() {
+        let tdb = TestDb::new(backend).await;
+        run_case(&tdb.db, 9, &[vec![0, 1], vec![2, 3]], &[1]).await;
+        let owners: Vec<(i64,)> = tdb
+            .db
+            .fetch_all(&sql("SELECT DISTINCT customer_id FROM identities WHERE tenant_id = 9 ORDER BY customer_id"))
+            .await
+            .expect("owners");
+        let (a, b) = (owners[0].0, owners[1].0);
+        // Both carry tag 1; only the newer one carries tag 2.
+        for (customer, tag) in [(a, 1i64), (b, 1), (b, 2)] {
+            tdb.db
+                .execute(
+                    &sql("INSERT INTO customer_tags (tenant_id, customer_id, tag_id, source, tagged_at) VALUES (9, $1, $2, 'manual', 0)")
+                        .bind(customer)
+                        .bind(tag),
+                )
+                .await
+                .expect("tag");
+        }
+        run_case(&tdb.db, 9, &[vec![1, 2]], &[1]).await;
+        let tags: Vec<(i64, i64)> = tdb
+            .db
+            .fetch_all(&sql(
+                "SELECT customer_id, tag_id FROM customer_tags WHERE tenant_id = 9 ORDER BY tag_id",
+            ))
+            .await
+            .expect("tags");
+        assert_eq!(
+            tags,
+            vec![(a, 1), (a, 2)],
+            "{backend:?}: the older customer keeps one of each tag"
+        );
+    }
+}

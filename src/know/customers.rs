@@ -7,8 +7,7 @@ use super::phone::mask;
 use crate::platform::crypto::FieldCipher;
 use crate::platform::db::{Db, DbResult, sql};
 
-/// Statuses that count as a purchase.
-pub const PURCHASE_STATUSES: &str = "('paid','shipped','completed')";
+use super::orders::PURCHASE_STATUSES;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct IdentityView {

@@ -8,9 +8,7 @@ use super::oneid::{self, IdentityRecord};
 use crate::platform::crypto::FieldCipher;
 use std::collections::HashSet;
 
-use crate::platform::db::{
-    Db, DbResult, MAX_BINDS, Tx, list_placeholders, sql, values_placeholders,
-};
+use crate::platform::db::{Db, DbResult, MAX_BINDS, Tx, sql, values_placeholders};
 
 /// Largest batch `POST /api/v1/events` takes.
 pub const MAX_BATCH: usize = 1000;
@@ -196,19 +194,14 @@ pub async fn store_events_in(
 ) -> DbResult<Vec<bool>> {
     // A duplicate changes nothing: drop ids already stored (and repeats within the batch)
     // before their identities can create or merge customers.
-    let mut known: HashSet<String> = HashSet::new();
-    for batch in events.chunks(MAX_BINDS - 1) {
-        let mut q = sql(format!(
-            "SELECT event_key FROM events WHERE tenant_id = $1 AND event_key IN ({})",
-            list_placeholders(batch.len(), 2)
-        ))
-        .bind(tenant_id);
-        for e in batch {
-            q.push_arg(e.key.as_str());
-        }
-        let rows: Vec<(String,)> = tx.fetch_all(&q).await?;
-        known.extend(rows.into_iter().map(|r| r.0));
-    }
+    let rows: Vec<(String,)> = tx
+        .fetch_in(
+            "SELECT event_key FROM events WHERE tenant_id = $1 AND event_key",
+            &[tenant_id.into()],
+            events.iter().map(|e| e.key.as_str().into()).collect(),
+        )
+        .await?;
+    let known: HashSet<String> = rows.into_iter().map(|r| r.0).collect();
     let mut in_batch: HashSet<&str> = HashSet::with_capacity(events.len());
     let flags: Vec<bool> = events
         .iter()

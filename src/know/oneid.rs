@@ -87,20 +87,16 @@ pub async fn resolve(
 
     // Which keys are known already, and to whom.
     let mut existing: Vec<Option<i64>> = vec![None; keys.len()];
-    for batch in keys.chunks(MAX_BINDS - 1) {
-        let mut q = sql(format!(
-            "SELECT ikey, customer_id FROM identities WHERE tenant_id = $1 AND ikey IN ({})",
-            list_placeholders(batch.len(), 2)
-        ))
-        .bind(tenant_id);
-        for k in batch {
-            q.push_arg(k.ikey.as_str());
-        }
-        let rows: Vec<(String, i64)> = tx.fetch_all(&q).await?;
-        for (ikey, cid) in rows {
-            if let Some(&i) = index.get(ikey.as_str()) {
-                existing[i] = Some(cid);
-            }
+    let rows: Vec<(String, i64)> = tx
+        .fetch_in(
+            "SELECT ikey, customer_id FROM identities WHERE tenant_id = $1 AND ikey",
+            &[tenant_id.into()],
+            keys.iter().map(|k| k.ikey.as_str().into()).collect(),
+        )
+        .await?;
+    for (ikey, cid) in rows {
+        if let Some(&i) = index.get(ikey.as_str()) {
+            existing[i] = Some(cid);
         }
     }
 
@@ -249,65 +245,47 @@ async fn merge_customers(
         // Placeholders in order of appearance (see `sqlite_text`): the map first, the tenant last.
         let map = values_placeholders(batch.len(), 2, 1);
         let t = 2 * batch.len() + 1;
-        let with_map = |text: String| {
-            let mut q = sql(text);
-            for (from, to) in batch {
-                q.push_arg(*from);
-                q.push_arg(*to);
-            }
-            q.bind(tenant_id)
-        };
-        for (table, column) in [
-            ("identities", "customer_id"),
-            ("orders", "customer_id"),
-            ("events", "customer_id"),
-        ] {
+        for table in ["identities", "orders", "events"] {
             tx.execute(&repoint(
                 tx.backend(),
                 tenant_id,
                 batch,
                 table,
-                column,
-                column,
+                "customer_id",
+                "customer_id",
             ))
             .await?;
         }
         // Tags: the kept customer may already carry the same tag, so copy then delete.
-        tx.execute(&with_map(format!(
+        let mut copy = sql(format!(
             "INSERT INTO customer_tags (tenant_id, customer_id, tag_id, source, tagged_at) \
              SELECT t.tenant_id, m.column2, t.tag_id, t.source, t.tagged_at FROM customer_tags t \
              JOIN (VALUES {map}) AS m ON t.customer_id = m.column1 WHERE t.tenant_id = ${t} \
              ON CONFLICT DO NOTHING"
-        )))
-        .await?;
-        let ids = list_placeholders(batch.len(), 2);
-        let mut del = sql(format!(
-            "DELETE FROM customer_tags WHERE tenant_id = $1 AND customer_id IN ({ids})"
-        ))
-        .bind(tenant_id);
-        for (from, _) in batch {
-            del.push_arg(*from);
+        ));
+        for (from, to) in batch {
+            copy.push_arg(*from);
+            copy.push_arg(*to);
         }
-        tx.execute(&del).await?;
+        tx.execute(&copy.bind(tenant_id)).await?;
+        tx.execute_in(
+            "DELETE FROM customer_tags WHERE tenant_id = $1 AND customer_id",
+            &[tenant_id.into()],
+            batch.iter().map(|(from, _)| (*from).into()).collect(),
+        )
+        .await?;
         // The merged customers, and any merged into them before, now point at the kept one.
-        tx.execute(&repoint(
-            tx.backend(),
-            tenant_id,
-            batch,
-            "customers",
-            "merged_into",
-            "merged_into",
-        ))
-        .await?;
-        tx.execute(&repoint(
-            tx.backend(),
-            tenant_id,
-            batch,
-            "customers",
-            "merged_into",
-            "id",
-        ))
-        .await?;
+        for match_col in ["merged_into", "id"] {
+            tx.execute(&repoint(
+                tx.backend(),
+                tenant_id,
+                batch,
+                "customers",
+                "merged_into",
+                match_col,
+            ))
+            .await?;
+        }
         let mut q = sql(format!(
             "INSERT INTO customer_merges (tenant_id, kept_id, merged_id, via_kind, merged_at) VALUES {}",
             values_placeholders(batch.len(), 5, 1)

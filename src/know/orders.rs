@@ -7,22 +7,13 @@ use serde::{Deserialize, Serialize};
 use super::identity::{Identity, KeyedIdentity};
 use super::oneid::{self, IdentityRecord, ResolveStats};
 use crate::platform::crypto::FieldCipher;
-use crate::platform::db::{Db, DbResult, MAX_BINDS, list_placeholders, sql, values_placeholders};
+use crate::platform::db::{Db, DbResult, MAX_BINDS, Value, sql, values_placeholders};
 
 /// The largest amount one order may carry, in fen (10 billion yuan): guards sums from overflow.
 pub const MAX_FEN: i64 = 1_000_000_000_000;
 
-/// Sales channels Siyu knows by name. Others are accepted as written (lowercase ASCII).
-pub const CHANNELS: &[&str] = &[
-    "tmall",
-    "jd",
-    "douyin",
-    "pdd",
-    "youzan",
-    "store",
-    "mall",
-    "xiaohongshu",
-];
+/// The statuses that count as a purchase, as an SQL list (see [`OrderStatus::is_purchase`]).
+pub const PURCHASE_STATUSES: &str = "('paid','shipped','completed')";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -75,7 +66,8 @@ impl OrderStatus {
         })
     }
 
-    /// Whether the order counts as a purchase (spend, order count, repurchase).
+    /// Whether the order counts as a purchase (spend, order count, repurchase). SQL uses
+    /// [`PURCHASE_STATUSES`], which a test keeps equal to this.
     pub fn is_purchase(self) -> bool {
         matches!(
             self,
@@ -178,20 +170,15 @@ pub async fn store_orders(
             .push(o.order_no.as_str());
     }
     for (channel, nos) in by_channel {
-        for batch in nos.chunks(MAX_BINDS - 2) {
-            let mut q = sql(format!(
-                "SELECT id, order_no FROM orders WHERE tenant_id = $1 AND channel = $2 AND order_no IN ({})",
-                list_placeholders(batch.len(), 3)
-            ))
-            .bind(tenant_id)
-            .bind(channel);
-            for no in batch {
-                q.push_arg(*no);
-            }
-            let rows: Vec<(i64, String)> = tx.fetch_all(&q).await?;
-            for (id, no) in rows {
-                existing.insert((channel.to_owned(), no), id);
-            }
+        let rows: Vec<(i64, String)> = tx
+            .fetch_in(
+                "SELECT id, order_no FROM orders WHERE tenant_id = $1 AND channel = $2 AND order_no",
+                &[tenant_id.into(), channel.into()],
+                nos.into_iter().map(Value::from).collect(),
+            )
+            .await?;
+        for (id, no) in rows {
+            existing.insert((channel.to_owned(), no), id);
         }
     }
     let fresh = orders
@@ -271,17 +258,12 @@ pub async fn store_orders(
                 .copied()
         })
         .collect();
-    for batch in updated_ids.chunks(MAX_BINDS - 1) {
-        let mut q = sql(format!(
-            "DELETE FROM order_lines WHERE tenant_id = $1 AND order_id IN ({})",
-            list_placeholders(batch.len(), 2)
-        ))
-        .bind(tenant_id);
-        for id in batch {
-            q.push_arg(*id);
-        }
-        tx.execute(&q).await?;
-    }
+    tx.execute_in(
+        "DELETE FROM order_lines WHERE tenant_id = $1 AND order_id",
+        &[tenant_id.into()],
+        updated_ids.into_iter().map(Value::from).collect(),
+    )
+    .await?;
     let lines: Vec<(i64, usize, &OrderLine)> = orders
         .iter()
         .zip(&ids)
@@ -440,5 +422,43 @@ impl OrderInput {
             identities,
             lines: self.lines,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purchase_statuses_in_sql_match_the_rule() {
+        let all = [
+            OrderStatus::Pending,
+            OrderStatus::Paid,
+            OrderStatus::Shipped,
+            OrderStatus::Completed,
+            OrderStatus::Refunded,
+            OrderStatus::Closed,
+        ];
+        let listed: Vec<&str> = all
+            .iter()
+            .filter(|s| s.is_purchase())
+            .map(|s| s.as_str())
+            .collect();
+        let sql_list = format!(
+            "({})",
+            listed
+                .iter()
+                .map(|s| format!("'{s}'"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert_eq!(sql_list, PURCHASE_STATUSES);
+        for s in all {
+            assert_eq!(
+                OrderStatus::parse(s.as_str()),
+                Some(s),
+                "status names round-trip"
+            );
+        }
     }
 }

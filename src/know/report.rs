@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::customers::PURCHASE_STATUSES;
+use super::orders::PURCHASE_STATUSES;
 use crate::platform::db::{Db, DbResult, sql};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]

@@ -139,12 +139,6 @@ impl Sql {
     pub fn push_arg(&mut self, v: impl Into<Value>) {
         self.args.push(v.into());
     }
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-    pub fn arg_count(&self) -> usize {
-        self.args.len()
-    }
 }
 
 /// Writes `($k,$k+1,…),(…)` for `rows` rows of `cols` columns starting at placeholder `first`.
@@ -465,6 +459,36 @@ impl Tx {
         Ok(())
     }
 
+    /// Runs `HEAD IN (…list…)` in as many statements as the bind limit needs and returns all
+    /// rows. `head` uses `$1…$k` for the `fixed` values, e.g.
+    /// `"SELECT ikey, customer_id FROM identities WHERE tenant_id = $1 AND ikey"`.
+    pub async fn fetch_in<T: Row>(
+        &mut self,
+        head: &str,
+        fixed: &[Value],
+        list: Vec<Value>,
+    ) -> DbResult<Vec<T>> {
+        let mut out = Vec::new();
+        for q in in_statements(head, fixed, list) {
+            out.extend(self.fetch_all::<T>(&q).await?);
+        }
+        Ok(out)
+    }
+
+    /// [`Tx::fetch_in`] for statements without rows (`DELETE … WHERE … IN`); returns rows affected.
+    pub async fn execute_in(
+        &mut self,
+        head: &str,
+        fixed: &[Value],
+        list: Vec<Value>,
+    ) -> DbResult<u64> {
+        let mut n = 0;
+        for q in in_statements(head, fixed, list) {
+            n += self.execute(&q).await?;
+        }
+        Ok(n)
+    }
+
     /// Reserves `n` consecutive ids from the named counter and returns the first.
     pub async fn reserve_ids(&mut self, counter: &str, n: i64) -> DbResult<i64> {
         let (next,): (i64,) = self
@@ -476,6 +500,24 @@ impl Tx {
             .await?;
         Ok(next - n)
     }
+}
+
+/// `HEAD IN (…)` statements covering `list`, each within the bind limit.
+fn in_statements(head: &str, fixed: &[Value], list: Vec<Value>) -> Vec<Sql> {
+    let per = MAX_BINDS - fixed.len();
+    let mut out = Vec::with_capacity(list.len().div_ceil(per));
+    let mut list = list.into_iter().peekable();
+    while list.peek().is_some() {
+        let batch: Vec<Value> = list.by_ref().take(per).collect();
+        let mut q = sql(format!(
+            "{head} IN ({})",
+            list_placeholders(batch.len(), fixed.len() + 1)
+        ));
+        q.args.extend(fixed.iter().cloned());
+        q.args.extend(batch);
+        out.push(q);
+    }
+    out
 }
 
 /// The largest number of bound values one statement may carry on both backends
@@ -490,6 +532,21 @@ mod tests {
     fn placeholders_number_rows_in_order() {
         assert_eq!(values_placeholders(2, 3, 2), "($2,$3,$4),($5,$6,$7)");
         assert_eq!(list_placeholders(3, 5), "$5,$6,$7");
+        let qs = in_statements(
+            "SELECT 1 WHERE t = $1 AND k",
+            &[Value::from(7i64)],
+            (0..MAX_BINDS as i64 + 5).map(Value::from).collect(),
+        );
+        assert_eq!(qs.len(), 2);
+        assert!(
+            qs[1].text.ends_with("k IN ($2,$3,$4,$5,$6,$7)"),
+            "{}",
+            qs[1].text
+        );
+        assert_eq!(
+            qs.iter().map(|q| q.args.len() - 1).sum::<usize>(),
+            MAX_BINDS + 5
+        );
         assert_eq!(
             sqlite_text("SELECT $1, '$' || $2 || '中'"),
             "SELECT ?, '$' || ? || '中'"

@@ -77,7 +77,9 @@ pub enum ImportError {
     },
     #[error("{0}: cannot read the header row: {1}")]
     Header(String, String),
-    #[error("{0}: storing orders failed: {1}")]
+    #[error(
+        "{0}: storing orders failed: {1}. Chunks stored before stay; run the same import again to complete it (re-imports update, never duplicate)"
+    )]
     Store(String, DbError),
 }
 
