@@ -17,6 +17,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0002_lookup_indexes.sql"),
         include_str!("../../migrations/postgres/0002_lookup_indexes.sql"),
     ),
+    (
+        3,
+        "layering",
+        include_str!("../../migrations/sqlite/0003_layering.sql"),
+        include_str!("../../migrations/postgres/0003_layering.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied, each in its own transaction. Returns how many ran.

@@ -1,0 +1,528 @@
+//! The audience index engine: one [`TenantIndex`] per tenant, built from the store on first use
+//! and kept current after every write, while the store stays the source of truth. Writers tell
+//! it which customers changed; it reloads exactly those customers from the store, so a repeated
+//! or late notice is harmless. Rule tags are re-evaluated after each change.
+
+pub mod index;
+pub mod sql;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use roaring::RoaringBitmap;
+
+use super::orders::PURCHASE_STATUSES;
+use super::rfm::{DAY_MS, RfmClass, Stage};
+use super::rule::{MAX_EVENT_DAYS, Rule};
+use crate::platform::clock::now_ms;
+use crate::platform::db::{Db, DbResult, Value, list_placeholders, sql};
+pub use index::{Facts, IndexSize, Query, StatsFact, TenantIndex};
+
+const CHINA_OFFSET_MS: i64 = 8 * 3_600_000;
+
+/// The day number (days since 1970-01-01) of a UTC millisecond time in China.
+pub fn local_day(ms: i64) -> i32 {
+    (ms + CHINA_OFFSET_MS).div_euclid(DAY_MS) as i32
+}
+
+/// The first millisecond of a China day.
+pub fn day_start(day: i32) -> i64 {
+    i64::from(day) * DAY_MS - CHINA_OFFSET_MS
+}
+
+/// The earliest event time a rule of `days` days can see at `now`.
+pub fn event_window_start(days: u32, now: i64) -> i64 {
+    day_start(local_day(now) - (days as i32 - 1))
+}
+
+/// Customer ids in the index are u32; the store's ids are far below that.
+fn id32(id: i64) -> Option<u32> {
+    u32::try_from(id).ok()
+}
+
+/// Ids in one load: a range of ids (a build) or a list (a refresh).
+enum Scope<'a> {
+    Range(i64, i64),
+    Ids(&'a [i64]),
+}
+
+impl Scope<'_> {
+    /// `column` restricted to the scope, with its parameters numbered from `first`.
+    fn clause(&self, column: &str, first: usize) -> (String, Vec<Value>) {
+        match self {
+            Scope::Range(lo, hi) => (
+                format!("{column} >= ${first} AND {column} < ${}", first + 1),
+                vec![(*lo).into(), (*hi).into()],
+            ),
+            Scope::Ids(ids) => (
+                format!("{column} IN ({})", list_placeholders(ids.len(), first)),
+                ids.iter().map(|i| Value::from(*i)).collect(),
+            ),
+        }
+    }
+}
+
+async fn fetch<T: crate::platform::db::Row>(
+    db: &Db,
+    head: &str,
+    tenant: i64,
+    extra: &[Value],
+    scope: &Scope<'_>,
+    column: &str,
+    tail: &str,
+) -> DbResult<Vec<T>> {
+    let (clause, args) = scope.clause(column, 2 + extra.len());
+    let mut q = sql(format!("{head} AND {clause}{tail}")).bind(tenant);
+    for v in extra.iter().cloned().chain(args) {
+        q.push_arg(v);
+    }
+    db.fetch_all(&q).await
+}
+
+/// Loads what the index holds about the customers in `scope`.
+async fn load_facts(db: &Db, tenant: i64, scope: &Scope<'_>, now: i64) -> DbResult<Facts> {
+    let mut f = Facts::default();
+    let rows: Vec<(i64,)> = fetch(
+        db,
+        "SELECT id FROM customers WHERE tenant_id = $1 AND merged_into IS NULL",
+        tenant,
+        &[],
+        scope,
+        "id",
+        "",
+    )
+    .await?;
+    f.customers = rows.into_iter().filter_map(|r| id32(r.0)).collect();
+    type StatsRow = (i64, i64, i64, i64, i64, i64, i64, String, String);
+    let rows: Vec<StatsRow> = fetch(
+        db,
+        "SELECT customer_id, order_count, spend, last_order_at, r_score, f_score, m_score, rfm_class, stage \
+         FROM customer_stats WHERE tenant_id = $1",
+        tenant,
+        &[],
+        scope,
+        "customer_id",
+        "",
+    )
+    .await?;
+    for (id, count, spend, last, r, fs, m, class, stage) in rows {
+        let (Some(id), Some(class), Some(stage)) =
+            (id32(id), RfmClass::parse(&class), Stage::parse(&stage))
+        else {
+            tracing::warn!(customer = id, "skipping unreadable purchase figures");
+            continue;
+        };
+        f.stats.push((
+            id,
+            StatsFact {
+                order_count: count,
+                spend,
+                last_order_at: last,
+                r: r as u8,
+                f: fs as u8,
+                m: m as u8,
+                class,
+                stage,
+            },
+        ));
+    }
+    let rows: Vec<(i64, i64)> = fetch(
+        db,
+        "SELECT customer_id, tag_id FROM customer_tags WHERE tenant_id = $1",
+        tenant,
+        &[],
+        scope,
+        "customer_id",
+        "",
+    )
+    .await?;
+    f.tags = rows
+        .into_iter()
+        .filter_map(|(c, t)| Some((id32(c)?, t)))
+        .collect();
+    let rows: Vec<(i64, String)> = fetch(
+        db,
+        "SELECT DISTINCT customer_id, kind FROM identities WHERE tenant_id = $1",
+        tenant,
+        &[],
+        scope,
+        "customer_id",
+        "",
+    )
+    .await?;
+    f.kinds = rows
+        .into_iter()
+        .filter_map(|(c, k)| Some((id32(c)?, k)))
+        .collect();
+    let rows: Vec<(i64, String)> = fetch(
+        db,
+        &format!(
+            "SELECT DISTINCT customer_id, channel FROM orders WHERE tenant_id = $1 AND status IN {PURCHASE_STATUSES}"
+        ),
+        tenant,
+        &[],
+        scope,
+        "customer_id",
+        "",
+    )
+    .await?;
+    f.channels = rows
+        .into_iter()
+        .filter_map(|(c, k)| Some((id32(c)?, k)))
+        .collect();
+    let rows: Vec<(i64, Option<String>, Option<String>)> = fetch(
+        db,
+        &format!(
+            "SELECT DISTINCT o.customer_id, l.category, l.sku FROM orders o \
+             JOIN order_lines l ON l.order_id = o.id \
+             WHERE o.tenant_id = $1 AND o.status IN {PURCHASE_STATUSES}"
+        ),
+        tenant,
+        &[],
+        scope,
+        "o.customer_id",
+        "",
+    )
+    .await?;
+    for (c, cat, sku) in rows {
+        let Some(c) = id32(c) else { continue };
+        if let Some(cat) = cat {
+            f.categories.push((c, cat));
+        }
+        if let Some(sku) = sku {
+            f.skus.push((c, sku));
+        }
+    }
+    let rows: Vec<(i64, String, String, Option<i64>)> = fetch(
+        db,
+        "SELECT customer_id, name, value, num FROM customer_attributes WHERE tenant_id = $1",
+        tenant,
+        &[],
+        scope,
+        "customer_id",
+        "",
+    )
+    .await?;
+    f.attrs = rows
+        .into_iter()
+        .filter_map(|(c, n, v, x)| Some((id32(c)?, n, v, x)))
+        .collect();
+    f.events = load_events(db, tenant, scope, now).await?;
+    Ok(f)
+}
+
+async fn load_events(
+    db: &Db,
+    tenant: i64,
+    scope: &Scope<'_>,
+    now: i64,
+) -> DbResult<Vec<(u32, String, i64)>> {
+    let rows: Vec<(i64, String, i64)> = fetch(
+        db,
+        "SELECT customer_id, type, occurred_at FROM events WHERE tenant_id = $1 AND occurred_at >= $2",
+        tenant,
+        &[event_window_start(MAX_EVENT_DAYS, now).into()],
+        scope,
+        "customer_id",
+        "",
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(c, t, at)| Some((id32(c)?, t, at)))
+        .collect())
+}
+
+/// Ids per build query: one roaring container's worth at a time, times four.
+const BUILD_STEP: i64 = 1 << 18;
+/// Ids per refresh query.
+const REFRESH_CHUNK: usize = 2_000;
+
+/// Builds a tenant's index from the store; `progress` hears (ids done, ids in all).
+pub async fn build_index(
+    db: &Db,
+    tenant: i64,
+    now: i64,
+    mut progress: impl FnMut(u64, u64),
+) -> DbResult<TenantIndex> {
+    let (lo, hi): (Option<i64>, Option<i64>) = db
+        .fetch_one(
+            &sql("SELECT min(id), max(id) FROM customers WHERE tenant_id = $1").bind(tenant),
+        )
+        .await?;
+    let mut ix = TenantIndex::default();
+    let (Some(lo), Some(hi)) = (lo, hi) else {
+        return Ok(ix);
+    };
+    let mut at = lo;
+    while at <= hi {
+        let next = at.saturating_add(BUILD_STEP);
+        let facts = load_facts(db, tenant, &Scope::Range(at, next), now).await?;
+        ix.insert(facts);
+        progress((next.min(hi + 1) - lo) as u64, (hi + 1 - lo) as u64);
+        at = next;
+    }
+    Ok(ix)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AudienceError {
+    #[error(transparent)]
+    Db(#[from] crate::platform::db::DbError),
+    #[error("the audience index of tenant {0} is not available")]
+    Unavailable(i64),
+}
+
+struct Slot {
+    /// Held while the index is built or changed from the store, so reloads apply in order.
+    maint: Arc<tokio::sync::Mutex<()>>,
+    index: RwLock<Option<TenantIndex>>,
+    /// Rule tags: (tag id, rule), loaded with the index and after tag changes.
+    rule_tags: RwLock<Vec<(i64, Rule)>>,
+}
+
+/// Every tenant's audience index. Cheap to share (`Arc`).
+pub struct Audiences {
+    db: Db,
+    slots: Mutex<HashMap<i64, Arc<Slot>>>,
+}
+
+/// What a write changed for some customers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Orders, identities, tags, attributes: reload everything about them (and recompute
+    /// their purchase figures when `orders` is set).
+    Customers { orders: bool },
+    /// Only new events (no new identities or merges).
+    Events,
+}
+
+impl Audiences {
+    pub fn new(db: Db) -> Arc<Audiences> {
+        Arc::new(Audiences {
+            db,
+            slots: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn slot_entry(&self, tenant: i64) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots
+            .entry(tenant)
+            .or_insert_with(|| {
+                Arc::new(Slot {
+                    maint: Arc::new(tokio::sync::Mutex::new(())),
+                    index: RwLock::new(None),
+                    rule_tags: RwLock::new(Vec::new()),
+                })
+            })
+            .clone()
+    }
+
+    /// The slot with its index built; the caller holds the maintenance lock.
+    async fn built(
+        &self,
+        tenant: i64,
+    ) -> Result<(Arc<Slot>, tokio::sync::OwnedMutexGuard<()>), AudienceError> {
+        let slot = self.slot_entry(tenant);
+        let lock = owned_lock(Arc::clone(&slot)).await;
+        let missing = slot
+            .index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none();
+        if missing {
+            let started = std::time::Instant::now();
+            let ix = build_index(&self.db, tenant, now_ms(), |_, _| {}).await?;
+            let rules = super::tags::rule_tags(&self.db, tenant).await?;
+            tracing::info!(tenant, customers = ix.universe.len(), ms = started.elapsed().as_millis() as u64, "audience index built");
+            *slot.index.write().unwrap_or_else(|p| p.into_inner()) = Some(ix);
+            *slot.rule_tags.write().unwrap_or_else(|p| p.into_inner()) = rules;
+        }
+        Ok((slot, lock))
+    }
+
+    /// Builds the index of every tenant now (at start), rather than on first use.
+    pub async fn warm(&self) -> Result<(), AudienceError> {
+        let tenants: Vec<(i64,)> = self
+            .db
+            .fetch_all(&sql("SELECT id FROM tenants ORDER BY id"))
+            .await?;
+        for (t,) in tenants {
+            self.built(t).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the tenant's index.
+    pub async fn read<R>(
+        &self,
+        tenant: i64,
+        f: impl FnOnce(&TenantIndex) -> R,
+    ) -> Result<R, AudienceError> {
+        let slot = {
+            let (slot, _lock) = self.built(tenant).await?;
+            slot
+        };
+        let guard = slot.index.read().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(ix) => Ok(f(ix)),
+            None => Err(AudienceError::Unavailable(tenant)),
+        }
+    }
+
+    /// Counts a rule's members now.
+    pub async fn count(&self, tenant: i64, rule: &Rule) -> Result<u64, AudienceError> {
+        let now = now_ms();
+        self.read(tenant, |ix| ix.query(now).count(rule)).await
+    }
+
+    /// A rule's members now.
+    pub async fn members(&self, tenant: i64, rule: &Rule) -> Result<RoaringBitmap, AudienceError> {
+        let now = now_ms();
+        self.read(tenant, |ix| ix.query(now).members(rule)).await
+    }
+
+    /// Brings the index up to date with the store for these customers after a committed write.
+    pub async fn changed(
+        &self,
+        tenant: i64,
+        customers: &[i64],
+        change: Change,
+    ) -> Result<(), AudienceError> {
+        if customers.is_empty() {
+            return Ok(());
+        }
+        let (slot, _lock) = self.built(tenant).await?;
+        let now = now_ms();
+        let mut ids: Vec<i64> = customers.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        for chunk in ids.chunks(REFRESH_CHUNK) {
+            match change {
+                Change::Customers { orders } => {
+                    // Customers merged into these are gone: take them out too.
+                    let merged: Vec<(i64,)> = self
+                        .db
+                        .fetch_all(&{
+                            let mut q = sql(format!(
+                                "SELECT id FROM customers WHERE tenant_id = $1 AND merged_into IN ({})",
+                                list_placeholders(chunk.len(), 2)
+                            ))
+                            .bind(tenant);
+                            for id in chunk {
+                                q.push_arg(*id);
+                            }
+                            q
+                        })
+                        .await?;
+                    if orders {
+                        super::profile::recompute_customers(&self.db, tenant, chunk, now).await?;
+                    }
+                    let facts = load_facts(&self.db, tenant, &Scope::Ids(chunk), now).await?;
+                    let gone: RoaringBitmap = chunk
+                        .iter()
+                        .copied()
+                        .chain(merged.into_iter().map(|r| r.0))
+                        .filter_map(id32)
+                        .collect();
+                    let mut w = slot.index.write().unwrap_or_else(|p| p.into_inner());
+                    if let Some(ix) = w.as_mut() {
+                        ix.remove(&gone);
+                        ix.insert(facts);
+                    }
+                }
+                Change::Events => {
+                    let events = load_events(&self.db, tenant, &Scope::Ids(chunk), now).await?;
+                    let mut w = slot.index.write().unwrap_or_else(|p| p.into_inner());
+                    if let Some(ix) = w.as_mut() {
+                        ix.set_event_counts(&events);
+                    }
+                }
+            }
+        }
+        self.refresh_rule_tags_locked(tenant, &slot, now).await
+    }
+
+    /// Rebuilds a tenant's index from the store (after a bulk change such as an import or the
+    /// daily recompute).
+    pub async fn rebuild(&self, tenant: i64) -> Result<(), AudienceError> {
+        let slot = self.slot_entry(tenant);
+        let _lock = owned_lock(Arc::clone(&slot)).await;
+        let now = now_ms();
+        let mut ix = build_index(&self.db, tenant, now, |_, _| {}).await?;
+        ix.prune_events(local_day(now) - MAX_EVENT_DAYS as i32);
+        *slot.index.write().unwrap_or_else(|p| p.into_inner()) = Some(ix);
+        *slot.rule_tags.write().unwrap_or_else(|p| p.into_inner()) =
+            super::tags::rule_tags(&self.db, tenant).await?;
+        self.refresh_rule_tags_locked(tenant, &slot, now).await
+    }
+
+    /// Re-reads the tenant's rule tags (after one is created, changed or deleted) and brings
+    /// their members up to date.
+    pub async fn rule_tags_changed(&self, tenant: i64) -> Result<(), AudienceError> {
+        let (slot, _lock) = self.built(tenant).await?;
+        let rules = super::tags::rule_tags(&self.db, tenant).await?;
+        let live: Vec<i64> = rules.iter().map(|r| r.0).collect();
+        {
+            let mut w = slot.index.write().unwrap_or_else(|p| p.into_inner());
+            let old: Vec<i64> = slot
+                .rule_tags
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|r| r.0)
+                .collect();
+            if let Some(ix) = w.as_mut() {
+                for id in old.into_iter().filter(|id| !live.contains(id)) {
+                    ix.drop_tag(id);
+                }
+            }
+        }
+        *slot.rule_tags.write().unwrap_or_else(|p| p.into_inner()) = rules;
+        self.refresh_rule_tags_locked(tenant, &slot, now_ms()).await
+    }
+
+    /// Tag membership changed by hand (already stored): reload those customers' tags.
+    pub async fn tags_changed(&self, tenant: i64, customers: &[i64]) -> Result<(), AudienceError> {
+        self.changed(tenant, customers, Change::Customers { orders: false })
+            .await
+    }
+
+    /// Evaluates each rule tag, stores who joined and left it, and applies that to the index.
+    async fn refresh_rule_tags_locked(
+        &self,
+        tenant: i64,
+        slot: &Slot,
+        now: i64,
+    ) -> Result<(), AudienceError> {
+        let rules = slot
+            .rule_tags
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for (tag_id, rule) in rules {
+            let (add, remove) = {
+                let r = slot.index.read().unwrap_or_else(|p| p.into_inner());
+                let Some(ix) = r.as_ref() else { return Ok(()) };
+                let want = ix.query(now).members(&rule);
+                let empty = RoaringBitmap::new();
+                let have = ix.tag(tag_id).unwrap_or(&empty);
+                (&want - have, have - &want)
+            };
+            if add.is_empty() && remove.is_empty() {
+                continue;
+            }
+            super::tags::apply_rule_tag(&self.db, tenant, tag_id, &add, &remove, now).await?;
+            let mut w = slot.index.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(ix) = w.as_mut() {
+                ix.set_tag(tag_id, &add, &remove);
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn owned_lock(slot: Arc<Slot>) -> tokio::sync::OwnedMutexGuard<()> {
+    Arc::clone(&slot.maint).lock_owned().await
+}

@@ -1,0 +1,249 @@
+//! Saved segments (人群包): a named rule, counted live by the audience index, and snapshots:
+//! the members at one moment, frozen for a campaign to send to.
+
+use roaring::RoaringBitmap;
+use serde::Serialize;
+
+use super::rule::{Rule, RuleError};
+use crate::platform::db::{Db, DbError, DbResult, sql};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct SegmentRow {
+    pub id: i64,
+    pub name: String,
+    #[serde(skip)]
+    pub rule: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl SegmentRow {
+    pub fn rule(&self) -> Result<Rule, RuleError> {
+        let v: serde_json::Value = serde_json::from_str(&self.rule).map_err(|e| RuleError {
+            path: "$".into(),
+            reason: e.to_string(),
+        })?;
+        Rule::from_json(&v)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    #[error("name: {0}")]
+    Name(String),
+    #[error("a segment named {0:?} exists already")]
+    Exists(String),
+    #[error("segment {0} not found")]
+    NotFound(i64),
+    #[error("snapshot {0} not found")]
+    SnapshotNotFound(i64),
+    #[error("{0}")]
+    Rule(#[from] RuleError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+fn check_name(name: &str) -> Result<String, SegmentError> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > 60 || n.chars().any(char::is_control) {
+        return Err(SegmentError::Name(
+            "must be 1–60 characters without control characters".into(),
+        ));
+    }
+    Ok(n.to_owned())
+}
+
+const COLS: &str = "id, name, rule, created_by, created_at, updated_at";
+
+pub async fn list(db: &Db, tenant: i64) -> DbResult<Vec<SegmentRow>> {
+    db.fetch_all(
+        &sql(format!(
+            "SELECT {COLS} FROM segments WHERE tenant_id = $1 ORDER BY updated_at DESC, id DESC"
+        ))
+        .bind(tenant),
+    )
+    .await
+}
+
+pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<SegmentRow, SegmentError> {
+    db.fetch_optional(
+        &sql(format!(
+            "SELECT {COLS} FROM segments WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant)
+        .bind(id),
+    )
+    .await?
+    .ok_or(SegmentError::NotFound(id))
+}
+
+async fn name_taken(db: &Db, tenant: i64, name: &str, except: i64) -> DbResult<bool> {
+    let row: Option<(i64,)> = db
+        .fetch_optional(
+            &sql("SELECT id FROM segments WHERE tenant_id = $1 AND name = $2 AND id <> $3")
+                .bind(tenant)
+                .bind(name)
+                .bind(except),
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
+pub async fn create(
+    db: &Db,
+    tenant: i64,
+    name: &str,
+    rule: &Rule,
+    by: &str,
+    now: i64,
+) -> Result<SegmentRow, SegmentError> {
+    let name = check_name(name)?;
+    rule.check()?;
+    if name_taken(db, tenant, &name, 0).await? {
+        return Err(SegmentError::Exists(name));
+    }
+    Ok(db
+        .fetch_one(
+            &sql(format!(
+                "INSERT INTO segments (tenant_id, name, rule, created_by, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLS}"
+            ))
+            .bind(tenant)
+            .bind(name)
+            .bind(rule.to_json().to_string())
+            .bind(by)
+            .bind(now)
+            .bind(now),
+        )
+        .await?)
+}
+
+pub async fn update(
+    db: &Db,
+    tenant: i64,
+    id: i64,
+    name: Option<&str>,
+    rule: Option<&Rule>,
+    now: i64,
+) -> Result<SegmentRow, SegmentError> {
+    let old = get(db, tenant, id).await?;
+    let name = match name {
+        Some(n) => check_name(n)?,
+        None => old.name,
+    };
+    if name_taken(db, tenant, &name, id).await? {
+        return Err(SegmentError::Exists(name));
+    }
+    let rule_text = match rule {
+        Some(r) => {
+            r.check()?;
+            r.to_json().to_string()
+        }
+        None => old.rule,
+    };
+    db.execute(
+        &sql("UPDATE segments SET name = $1, rule = $2, updated_at = $3 WHERE tenant_id = $4 AND id = $5")
+            .bind(name)
+            .bind(rule_text)
+            .bind(now)
+            .bind(tenant)
+            .bind(id),
+    )
+    .await?;
+    get(db, tenant, id).await
+}
+
+pub async fn delete(db: &Db, tenant: i64, id: i64) -> Result<(), SegmentError> {
+    get(db, tenant, id).await?;
+    db.execute(
+        &sql("DELETE FROM segments WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id),
+    )
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct SnapshotRow {
+    pub id: i64,
+    pub segment_id: i64,
+    pub size: i64,
+    pub taken_by: String,
+    pub taken_at: i64,
+}
+
+/// Freezes a segment's members (as the audience index has them now).
+pub async fn take_snapshot(
+    db: &Db,
+    tenant: i64,
+    segment: &SegmentRow,
+    members: &RoaringBitmap,
+    by: &str,
+    now: i64,
+) -> Result<SnapshotRow, SegmentError> {
+    let mut blob = Vec::with_capacity(members.serialized_size());
+    members
+        .serialize_into(&mut blob)
+        .map_err(|e| DbError::from(sqlx::Error::Io(e)))?;
+    Ok(db
+        .fetch_one(
+            &sql(
+                "INSERT INTO segment_snapshots (tenant_id, segment_id, rule, size, members, taken_by, taken_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, segment_id, size, taken_by, taken_at",
+            )
+            .bind(tenant)
+            .bind(segment.id)
+            .bind(segment.rule.as_str())
+            .bind(members.len() as i64)
+            .bind(blob)
+            .bind(by)
+            .bind(now),
+        )
+        .await?)
+}
+
+pub async fn snapshots(db: &Db, tenant: i64, segment: i64) -> DbResult<Vec<SnapshotRow>> {
+    db.fetch_all(
+        &sql(
+            "SELECT id, segment_id, size, taken_by, taken_at FROM segment_snapshots \
+             WHERE tenant_id = $1 AND segment_id = $2 ORDER BY taken_at DESC, id DESC",
+        )
+        .bind(tenant)
+        .bind(segment),
+    )
+    .await
+}
+
+/// A snapshot's members.
+pub async fn snapshot_members(
+    db: &Db,
+    tenant: i64,
+    snapshot: i64,
+) -> Result<(SnapshotRow, RoaringBitmap), SegmentError> {
+    let row: Option<(i64, i64, i64, String, i64, Vec<u8>)> = db
+        .fetch_optional(
+            &sql(
+                "SELECT id, segment_id, size, taken_by, taken_at, members FROM segment_snapshots \
+                 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant)
+            .bind(snapshot),
+        )
+        .await?;
+    let (id, segment_id, size, taken_by, taken_at, blob) =
+        row.ok_or(SegmentError::SnapshotNotFound(snapshot))?;
+    let members = RoaringBitmap::deserialize_from(&blob[..])
+        .map_err(|e| DbError::from(sqlx::Error::Io(e)))?;
+    Ok((
+        SnapshotRow {
+            id,
+            segment_id,
+            size,
+            taken_by,
+            taken_at,
+        },
+        members,
+    ))
+}
