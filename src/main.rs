@@ -152,7 +152,15 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     banner(addr);
     tracing::info!(%addr, "serving");
-    interfaces::serve(listener, App::new(db.clone(), cipher), shutdown_signal()).await?;
+    let app = App::new(db.clone(), cipher);
+    let started = std::time::Instant::now();
+    app.audiences.prepare().await?;
+    app.audiences.spawn_daily();
+    tracing::info!(
+        ms = started.elapsed().as_millis() as u64,
+        "audience indexes ready"
+    );
+    interfaces::serve(listener, app, shutdown_signal()).await?;
     db.close().await;
     Ok(())
 }
@@ -269,6 +277,10 @@ async fn import_orders(settings: &Settings, a: ImportOrdersArgs) -> anyhow::Resu
         }
     }
     let total = |f: fn(&FileSummary) -> u64| summaries.iter().map(f).sum::<u64>();
+    if total(|s| s.imported) + total(|s| s.updated) > 0 {
+        // Purchase figures, RFM and stages follow the orders just stored.
+        siyu::know::profile::recompute_all(&db, tenant, siyu::platform::clock::now_ms()).await?;
+    }
     if a.json {
         let out = serde_json::json!({
             "files": summaries,

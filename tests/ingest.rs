@@ -25,7 +25,7 @@ fn events(prefix: &str, n: usize) -> Vec<siyu::know::events::Event> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_answered_and_the_writer_goes_on() {
     let tdb = TestDb::new(Backend::Sqlite).await;
-    let writer = EventWriter::start(tdb.db.clone(), cipher());
+    let writer = EventWriter::start(tdb.db.clone(), cipher(), None);
     let ok = writer.write(1, events("a", 10)).await.expect("stored");
     assert_eq!((ok.stored, ok.duplicates), (10, 0));
 

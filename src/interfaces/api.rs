@@ -16,7 +16,7 @@ use super::AppState;
 use crate::know::customers::{self, customer_360, find_by_identity, list_customers};
 use crate::know::events::{EventInput, ItemError, MAX_BATCH};
 use crate::know::identity::Identity;
-use crate::know::orders::{OrderInput, dedupe_orders, key_identities, store_orders};
+use crate::know::orders::{OrderInput, dedupe_orders, key_identities, owners_of, store_orders};
 use crate::know::phone::Phone;
 use crate::platform::access::{Caller, caller_by_api_key};
 use crate::platform::clock::now_ms;
@@ -45,7 +45,7 @@ impl ApiError {
             message: message.into(),
         }
     }
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 }
@@ -60,11 +60,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl<E: std::fmt::Display> From<E> for ApiError
-where
-    E: Into<anyhow::Error>,
-{
-    fn from(e: E) -> Self {
+impl ApiError {
+    /// A failure the caller cannot fix: logged in full, answered without detail.
+    pub fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "request failed");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -73,6 +71,22 @@ where
         )
     }
 }
+
+macro_rules! internal_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ApiError {
+            fn from(e: $t) -> Self {
+                ApiError::internal(e)
+            }
+        }
+    )*};
+}
+internal_errors!(
+    crate::platform::db::DbError,
+    crate::platform::access::AccessError,
+    crate::know::ingest::IngestError,
+    anyhow::Error
+);
 
 /// The caller of an API request, from its bearer key.
 pub struct ApiCaller(pub Caller);
@@ -102,7 +116,7 @@ impl FromRequestParts<AppState> for ApiCaller {
     }
 }
 
-fn require_write(c: &Caller) -> Result<(), ApiError> {
+pub(crate) fn require_write(c: &Caller) -> Result<(), ApiError> {
     if c.role.may_write() {
         Ok(())
     } else {
@@ -222,6 +236,15 @@ async fn post_orders(
     let orders = dedupe_orders(orders);
     let keyed = key_identities(&app.cipher, &orders);
     let out = store_orders(&app.db, caller.tenant_id, "api", &orders, &keyed, now).await?;
+    let owners = owners_of(&app.db, caller.tenant_id, &orders).await?;
+    app.audiences
+        .changed(
+            caller.tenant_id,
+            &owners,
+            crate::know::audience::Change::Customers { orders: true },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
     Ok((
         StatusCode::OK,
         Json(json!({"imported": out.imported, "updated": out.updated, "rejected": rejected_json(&rejected)})),
@@ -242,7 +265,7 @@ struct CustomerQuery {
 }
 
 /// Whether full phone numbers are shown: only when asked for, and only to roles that may.
-fn unmask(caller: &Caller, asked: Option<bool>) -> Result<bool, ApiError> {
+pub(crate) fn unmask(caller: &Caller, asked: Option<bool>) -> Result<bool, ApiError> {
     match asked {
         Some(true) if caller.role.may_see_phone() => Ok(true),
         Some(true) => Err(ApiError::new(

@@ -1,6 +1,7 @@
 //! HTTP: `/api/v1` (JSON), `/console` (the operators' web console), health and readiness.
 
 pub mod api;
+pub mod api_layering;
 pub mod console;
 pub mod i18n;
 
@@ -11,6 +12,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::Redirect;
 use axum::routing::get;
 
+use crate::know::audience::Audiences;
 use crate::know::ingest::EventWriter;
 use crate::platform::crypto::FieldCipher;
 use crate::platform::db::Db;
@@ -22,19 +24,31 @@ pub struct App {
     pub cipher: FieldCipher,
     /// Group-commit writer for ingested events.
     pub events: EventWriter,
+    /// The audience index of every tenant.
+    pub audiences: Arc<Audiences>,
 }
 
 impl App {
     /// The application state; starts the event writer on the current runtime.
     pub fn new(db: Db, cipher: FieldCipher) -> App {
-        let events = EventWriter::start(db.clone(), cipher.clone());
-        App { db, cipher, events }
+        Self::with_event_groups(db, cipher, crate::know::ingest::GROUP_EVENTS)
     }
 
     /// The same with the event writer's group size set (see [`EventWriter::start_with`]).
     pub fn with_event_groups(db: Db, cipher: FieldCipher, group_events: usize) -> App {
-        let events = EventWriter::start_with(db.clone(), cipher.clone(), group_events);
-        App { db, cipher, events }
+        let audiences = Audiences::new(db.clone());
+        let events = EventWriter::start_with(
+            db.clone(),
+            cipher.clone(),
+            group_events,
+            Some(audiences.clone()),
+        );
+        App {
+            db,
+            cipher,
+            events,
+            audiences,
+        }
     }
 }
 
@@ -46,6 +60,7 @@ pub fn router(app: App) -> Router {
         .route("/", get(|| async { Redirect::to("/console") }))
         .route("/healthz", get(|| async { "ok" }))
         .merge(api::routes())
+        .merge(api_layering::routes())
         .merge(console::routes())
         // 1,000 events with properties fit comfortably; larger bodies are refused with 413.
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024))

@@ -174,7 +174,7 @@ pub async fn store_events(
     }
     let mut tx = db.begin().await?;
     tx.lock_tenant(tenant_id).await?;
-    let stored = store_events_in(&mut tx, cipher, tenant_id, events, now).await?;
+    let (stored, _) = store_events_in(&mut tx, cipher, tenant_id, events, now).await?;
     tx.commit().await?;
     let n = stored.iter().filter(|s| **s).count() as u64;
     Ok(EventOutcome {
@@ -183,15 +183,24 @@ pub async fn store_events(
     })
 }
 
+/// Which customers a write touched, for the audience index.
+#[derive(Debug, Default, Clone)]
+pub struct Touched {
+    pub customers: Vec<i64>,
+    /// Customers were created or merged, or identities added: more than events changed.
+    pub identities_changed: bool,
+}
+
 /// Stores events inside the caller's transaction, which holds the tenant lock. Returns, per
-/// event, whether it was stored (`false`: its id was seen before, here or earlier).
+/// event, whether it was stored (`false`: its id was seen before, here or earlier), and the
+/// customers the stored events belong to.
 pub async fn store_events_in(
     tx: &mut Tx,
     cipher: &FieldCipher,
     tenant_id: i64,
     events: &[Event],
     now: i64,
-) -> DbResult<Vec<bool>> {
+) -> DbResult<(Vec<bool>, Touched)> {
     // A duplicate changes nothing: drop ids already stored (and repeats within the batch)
     // before their identities can create or merge customers.
     let rows: Vec<(String,)> = tx
@@ -214,7 +223,7 @@ pub async fn store_events_in(
         .map(|(e, _)| e)
         .collect();
     if fresh.is_empty() {
-        return Ok(vec![false; events.len()]);
+        return Ok((vec![false; events.len()], Touched::default()));
     }
     let keyed: Vec<IdentityRecord> = fresh
         .iter()
@@ -223,7 +232,7 @@ pub async fn store_events_in(
             name: None,
         })
         .collect();
-    let (owners, _) = oneid::resolve(tx, tenant_id, &keyed, now).await?;
+    let (owners, rs) = oneid::resolve(tx, tenant_id, &keyed, now).await?;
     let first = tx.reserve_ids("event", fresh.len() as i64).await?;
     let mut stored = 0;
     let idx: Vec<usize> = (0..fresh.len()).collect();
@@ -253,5 +262,12 @@ pub async fn store_events_in(
         fresh.len(),
         "under the tenant lock every fresh event is new"
     );
-    Ok(flags)
+    let mut customers: Vec<i64> = owners.iter().flatten().copied().collect();
+    customers.sort_unstable();
+    customers.dedup();
+    let touched = Touched {
+        customers,
+        identities_changed: rs.customers_created + rs.customers_merged + rs.identities_added > 0,
+    };
+    Ok((flags, touched))
 }

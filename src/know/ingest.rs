@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::events::{Event, EventOutcome, store_events_in};
+use std::sync::Arc;
+
+use super::audience::{Audiences, Change};
+use super::events::{Event, EventOutcome, Touched, store_events_in};
 use crate::platform::clock::now_ms;
 use crate::platform::crypto::FieldCipher;
 use crate::platform::db::{Db, DbResult};
@@ -39,17 +42,23 @@ pub struct EventWriter {
 }
 
 impl EventWriter {
-    /// Starts the writer on the current runtime.
-    pub fn start(db: Db, cipher: FieldCipher) -> EventWriter {
-        Self::start_with(db, cipher, GROUP_EVENTS)
+    /// Starts the writer on the current runtime; after each commit it brings the audience
+    /// index up to date before answering.
+    pub fn start(db: Db, cipher: FieldCipher, audiences: Option<Arc<Audiences>>) -> EventWriter {
+        Self::start_with(db, cipher, GROUP_EVENTS, audiences)
     }
 
     /// Starts a writer whose groups stop growing at `group_events` (0: one request per
     /// transaction, the baseline `siyu bench` compares against).
-    pub fn start_with(db: Db, cipher: FieldCipher, group_events: usize) -> EventWriter {
+    pub fn start_with(
+        db: Db,
+        cipher: FieldCipher,
+        group_events: usize,
+        audiences: Option<Arc<Audiences>>,
+    ) -> EventWriter {
         // A short queue: past it, requests wait in their handlers (backpressure), not in memory here.
         let (jobs, rx) = mpsc::channel(64);
-        tokio::spawn(run(db, cipher, rx, group_events));
+        tokio::spawn(run(db, cipher, rx, group_events, audiences));
         EventWriter { jobs }
     }
 
@@ -79,7 +88,13 @@ impl EventWriter {
     }
 }
 
-async fn run(db: Db, cipher: FieldCipher, mut rx: mpsc::Receiver<Job>, group_events: usize) {
+async fn run(
+    db: Db,
+    cipher: FieldCipher,
+    mut rx: mpsc::Receiver<Job>,
+    group_events: usize,
+    audiences: Option<Arc<Audiences>>,
+) {
     while let Some(first) = rx.recv().await {
         let mut n = first.events.len();
         let mut jobs = vec![first];
@@ -97,7 +112,20 @@ async fn run(db: Db, cipher: FieldCipher, mut rx: mpsc::Receiver<Job>, group_eve
             .map(|j| ((j.tenant_id, j.events), j.reply))
             .unzip();
         let work = std::sync::Arc::new(work);
-        let outcomes = write_isolated(&db, &cipher, &work).await;
+        let (outcomes, touched) = write_isolated(&db, &cipher, &work).await;
+        if let Some(a) = &audiences {
+            for (tenant, t) in touched {
+                let change = if t.identities_changed {
+                    Change::Customers { orders: false }
+                } else {
+                    Change::Events
+                };
+                // The events are stored; a stale index is repaired by the next rebuild.
+                if let Err(e) = a.changed(tenant, &t.customers, change).await {
+                    tracing::error!(tenant, error = %e, "audience index not updated after events");
+                }
+            }
+        }
         for (reply, o) in replies.into_iter().zip(outcomes) {
             let _ = reply.send(o);
         }
@@ -107,17 +135,24 @@ async fn run(db: Db, cipher: FieldCipher, mut rx: mpsc::Receiver<Job>, group_eve
 /// Writes the group in one transaction; if that fails, each job alone, so that one bad request
 /// (or one tenant's failure) costs only its own answer. A panic in a write fails only the
 /// requests it was writing; the writer goes on.
+type Outcomes = (Vec<Result<EventOutcome, String>>, Vec<(i64, Touched)>);
+
 async fn write_isolated(
     db: &Db,
     cipher: &FieldCipher,
     work: &std::sync::Arc<Vec<(i64, Vec<Event>)>>,
-) -> Vec<Result<EventOutcome, String>> {
+) -> Outcomes {
     let (d, c, w) = (db.clone(), cipher.clone(), work.clone());
     let joined = tokio::spawn(async move { write_group(&d, &c, &w).await }).await;
     match joined {
-        Ok(Ok(outcomes)) => return outcomes.into_iter().map(Ok).collect(),
-        Ok(Err(e)) if work.len() == 1 => return vec![Err(e.to_string())],
-        Err(e) if work.len() == 1 => return vec![Err(format!("event writer panicked: {e}"))],
+        Ok(Ok((outcomes, touched))) => return (outcomes.into_iter().map(Ok).collect(), touched),
+        Ok(Err(e)) if work.len() == 1 => return (vec![Err(e.to_string())], Vec::new()),
+        Err(e) if work.len() == 1 => {
+            return (
+                vec![Err(format!("event writer panicked: {e}"))],
+                Vec::new(),
+            );
+        }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, jobs = work.len(), "event group failed; writing its requests one by one")
         }
@@ -126,18 +161,22 @@ async fn write_isolated(
         }
     }
     let mut out = Vec::with_capacity(work.len());
+    let mut all_touched = Vec::new();
     for job in work.iter() {
         let single = std::sync::Arc::new(vec![job.clone()]);
         let (d, c, w) = (db.clone(), cipher.clone(), single.clone());
         out.push(
             match tokio::spawn(async move { write_group(&d, &c, &w).await }).await {
-                Ok(Ok(mut o)) => Ok(o.pop().unwrap_or_default()),
+                Ok(Ok((mut o, touched))) => {
+                    all_touched.extend(touched);
+                    Ok(o.pop().unwrap_or_default())
+                }
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(e) => Err(format!("event writer panicked: {e}")),
             },
         );
     }
-    out
+    (out, all_touched)
 }
 
 /// Writes every job in one transaction, tenants in id order (so that writers on other processes
@@ -146,13 +185,14 @@ async fn write_group(
     db: &Db,
     cipher: &FieldCipher,
     jobs: &[(i64, Vec<Event>)],
-) -> DbResult<Vec<EventOutcome>> {
+) -> DbResult<(Vec<EventOutcome>, Vec<(i64, Touched)>)> {
     let now = now_ms();
     let mut by_tenant: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
     for (i, (tenant, _)) in jobs.iter().enumerate() {
         by_tenant.entry(*tenant).or_default().push(i);
     }
     let mut outcomes = vec![EventOutcome::default(); jobs.len()];
+    let mut touched = Vec::new();
     let mut tx = db.begin().await?;
     for (tenant, idx) in by_tenant {
         tx.lock_tenant(tenant).await?;
@@ -162,7 +202,8 @@ async fn write_group(
             .iter()
             .flat_map(|&i| jobs[i].1.iter().cloned())
             .collect();
-        let stored = store_events_in(&mut tx, cipher, tenant, &events, now).await?;
+        let (stored, t) = store_events_in(&mut tx, cipher, tenant, &events, now).await?;
+        touched.push((tenant, t));
         let mut at = 0;
         for &i in &idx {
             let len = jobs[i].1.len();
@@ -175,5 +216,5 @@ async fn write_group(
         }
     }
     tx.commit().await?;
-    Ok(outcomes)
+    Ok((outcomes, touched))
 }

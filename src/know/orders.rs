@@ -295,6 +295,36 @@ pub async fn store_orders(
     })
 }
 
+/// The customers who own these orders now (after a store), for the audience index.
+pub async fn owners_of(db: &Db, tenant_id: i64, orders: &[OrderRecord]) -> DbResult<Vec<i64>> {
+    let mut by_channel: HashMap<&str, Vec<Value>> = HashMap::new();
+    for o in orders {
+        by_channel
+            .entry(o.channel.as_str())
+            .or_default()
+            .push(o.order_no.as_str().into());
+    }
+    let mut owners = Vec::new();
+    for (channel, nos) in by_channel {
+        for chunk in nos.chunks(MAX_BINDS / 2) {
+            let mut q = sql(format!(
+                "SELECT DISTINCT customer_id FROM orders WHERE tenant_id = $1 AND channel = $2 AND order_no IN ({})",
+                crate::platform::db::list_placeholders(chunk.len(), 3)
+            ))
+            .bind(tenant_id)
+            .bind(channel);
+            for v in chunk {
+                q.push_arg(v.clone());
+            }
+            let rows: Vec<(i64,)> = db.fetch_all(&q).await?;
+            owners.extend(rows.into_iter().map(|r| r.0));
+        }
+    }
+    owners.sort_unstable();
+    owners.dedup();
+    Ok(owners)
+}
+
 /// A batch may hold the same order twice: the later one wins, as a re-import would.
 pub fn dedupe_orders(batch: Vec<OrderRecord>) -> Vec<OrderRecord> {
     let mut seen = HashMap::with_capacity(batch.len());

@@ -247,3 +247,90 @@ pub async fn snapshot_members(
         members,
     ))
 }
+
+/// Members as CSV for an operator: id, name, phone (masked unless `unmask`), stage, RFM class,
+/// purchases, spend in yuan and last purchase in China time.
+pub async fn export_csv(
+    db: &Db,
+    cipher: &crate::platform::crypto::FieldCipher,
+    tenant: i64,
+    members: &RoaringBitmap,
+    unmask: bool,
+) -> Result<Vec<u8>, SegmentError> {
+    use crate::platform::clock::format_local;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let io = |e: csv::Error| DbError::from(sqlx::Error::Io(std::io::Error::other(e)));
+    w.write_record([
+        "customer_id",
+        "name",
+        "phone",
+        "stage",
+        "rfm_class",
+        "orders",
+        "spend_yuan",
+        "last_order",
+    ])
+    .map_err(io)?;
+    let ids: Vec<i64> = members.iter().map(i64::from).collect();
+    type Row = (
+        i64,
+        Option<String>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    for chunk in ids.chunks(1_000) {
+        let mut q = sql(format!(
+            "SELECT c.id, c.display_name, s.order_count, s.spend, s.last_order_at, s.rfm_class, s.stage, \
+             (SELECT i.value_enc FROM identities i WHERE i.tenant_id = c.tenant_id AND i.customer_id = c.id \
+              AND i.kind = 'phone' ORDER BY i.first_seen LIMIT 1) \
+             FROM customers c LEFT JOIN customer_stats s ON s.tenant_id = c.tenant_id AND s.customer_id = c.id \
+             WHERE c.tenant_id = $1 AND c.id IN ({}) ORDER BY c.id",
+            crate::platform::db::list_placeholders(chunk.len(), 2)
+        ))
+        .bind(tenant);
+        for id in chunk {
+            q.push_arg(*id);
+        }
+        let rows: Vec<Row> = db.fetch_all(&q).await?;
+        for (id, name, count, spend, last, class, stage, phone) in rows {
+            let phone = phone
+                .map(|enc| {
+                    super::customers::show_identity(cipher, "phone", "", Some(&enc), unmask).value
+                })
+                .unwrap_or_default();
+            let class = class
+                .as_deref()
+                .and_then(super::rfm::RfmClass::parse)
+                .map(|c| c.zh().to_owned())
+                .unwrap_or_default();
+            let stage = stage
+                .as_deref()
+                .and_then(super::rfm::Stage::parse)
+                .unwrap_or(super::rfm::Stage::Prospect);
+            w.write_record([
+                id.to_string(),
+                name.unwrap_or_default(),
+                phone,
+                stage.zh().to_owned(),
+                class,
+                count.unwrap_or(0).to_string(),
+                plain_yuan(spend.unwrap_or(0)),
+                last.map(format_local).unwrap_or_default(),
+            ])
+            .map_err(io)?;
+        }
+    }
+    w.into_inner()
+        .map_err(|e| DbError::from(sqlx::Error::Io(std::io::Error::other(e.to_string()))).into())
+}
+
+/// `1234.50`: yuan without grouping, for spreadsheets.
+fn plain_yuan(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    let f = fen.unsigned_abs();
+    format!("{sign}{}.{:02}", f / 100, f % 100)
+}

@@ -526,3 +526,51 @@ impl Audiences {
 async fn owned_lock(slot: Arc<Slot>) -> tokio::sync::OwnedMutexGuard<()> {
     Arc::clone(&slot.maint).lock_owned().await
 }
+
+impl Audiences {
+    /// At start: recomputes purchase figures for tenants whose figures are missing or more than
+    /// a day old (windows move with time), then builds every tenant's index.
+    pub async fn prepare(&self) -> Result<(), AudienceError> {
+        let tenants: Vec<(i64,)> = self
+            .db
+            .fetch_all(&sql("SELECT id FROM tenants ORDER BY id"))
+            .await?;
+        let now = now_ms();
+        for (t,) in tenants {
+            let (_, model) = super::profile::settings(&self.db, t).await?;
+            if model.is_none_or(|m| now - m.computed_at > DAY_MS) {
+                super::profile::recompute_all(&self.db, t, now).await?;
+            }
+            self.built(t).await?;
+        }
+        Ok(())
+    }
+
+    /// Once a day, at 04:00 China time: recompute every tenant's figures and rebuild its index.
+    pub fn spawn_daily(self: &Arc<Self>) {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                let now = now_ms();
+                let next = day_start(local_day(now) + 1) + 4 * 3_600_000;
+                let wait = u64::try_from(next - now).unwrap_or(0);
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                if let Err(e) = me.recompute_everyone().await {
+                    tracing::error!(error = %e, "daily recompute failed");
+                }
+            }
+        });
+    }
+
+    async fn recompute_everyone(&self) -> Result<(), AudienceError> {
+        let tenants: Vec<(i64,)> = self
+            .db
+            .fetch_all(&sql("SELECT id FROM tenants ORDER BY id"))
+            .await?;
+        for (t,) in tenants {
+            super::profile::recompute_all(&self.db, t, now_ms()).await?;
+            self.rebuild(t).await?;
+        }
+        Ok(())
+    }
+}
