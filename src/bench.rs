@@ -18,8 +18,22 @@ use siyu::platform::crypto::FieldCipher;
 use siyu::platform::db::{ConnectOptions, Db};
 use siyu::platform::migrate::migrate;
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Suite {
+    /// Order import and event ingestion.
+    Ingest,
+    /// The audience index against SQL on synthetic customers.
+    Audience,
+}
+
 #[derive(Args)]
 pub struct BenchArgs {
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = Suite::Ingest)]
+    suite: Suite,
+    /// Synthetic customers for the audience suite.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub customers: u64,
     /// Order rows to import (about; the demo generator decides the exact count).
     #[arg(long, default_value_t = 1_000_000)]
     rows: u64,
@@ -34,12 +48,12 @@ pub struct BenchArgs {
     concurrency: usize,
     /// PostgreSQL server to measure as well (a temporary database is created there).
     #[arg(long, env = "SIYU_BENCH_POSTGRES_URL")]
-    postgres: Option<String>,
+    pub postgres: Option<String>,
 }
 
 /// A database that lives for one measurement.
-struct Scratch {
-    db: Db,
+pub struct Scratch {
+    pub db: Db,
     drop_pg: Option<(String, String)>,
     _dir: Option<tempfile_dir::Dir>,
 }
@@ -54,7 +68,7 @@ mod tempfile_dir {
     }
 }
 
-async fn scratch(backend: &str, pg_admin: Option<&str>) -> anyhow::Result<Scratch> {
+pub async fn scratch(backend: &str, pg_admin: Option<&str>) -> anyhow::Result<Scratch> {
     let tag = format!(
         "{}_{}",
         std::process::id(),
@@ -103,7 +117,7 @@ async fn scratch(backend: &str, pg_admin: Option<&str>) -> anyhow::Result<Scratc
 }
 
 impl Scratch {
-    async fn finish(self) -> anyhow::Result<()> {
+    pub async fn finish(self) -> anyhow::Result<()> {
         self.db.close().await;
         if let Some((admin, name)) = self.drop_pg {
             let a = Db::connect(&admin, &ConnectOptions { max_connections: 1 }).await?;
@@ -255,6 +269,9 @@ async fn bench_ingest(
 }
 
 pub async fn run(_s: &Settings, a: BenchArgs) -> anyhow::Result<()> {
+    if a.suite == Suite::Audience {
+        return crate::bench_audience::run(&a).await;
+    }
     let cipher = FieldCipher::new(&[9u8; 32]);
     let dir = std::env::temp_dir().join(format!("siyu-bench-files-{}", std::process::id()));
     let _cleanup = tempfile_dir::Dir(dir.clone());

@@ -11,7 +11,9 @@ use roaring::{MultiOps, RoaringBitmap};
 use crate::know::rfm::{ALL_STAGES, RfmClass, Stage};
 use crate::know::rule::{AttrOp, EventTest, OrdersTest, Range, Rule, last_order_bounds};
 
+use super::bins::{Bins, Scale};
 use super::local_day;
+use crate::know::rfm::DAY_MS;
 
 /// A dense column of values by customer id, starting at the smallest id it holds.
 #[derive(Debug, Default, Clone)]
@@ -126,10 +128,15 @@ pub struct TenantIndex {
     stages: [RoaringBitmap; 6],
     attr_text: HashMap<String, HashMap<String, RoaringBitmap>>,
     attr_num: HashMap<String, HashMap<u32, i64>>,
+    attr_bins: HashMap<String, Bins>,
     attr_exists: HashMap<String, RoaringBitmap>,
     order_count: Column<u32>,
     spend: Column<i64>,
     last_order_at: Column<i64>,
+    count_bins: Bins,
+    spend_bins: Bins,
+    aov_bins: Bins,
+    last_bins: DayBins,
     events: HashMap<String, BTreeMap<i32, DayEvents>>,
 }
 
@@ -164,6 +171,12 @@ impl TenantIndex {
                 .set(id, u32::try_from(s.order_count).unwrap_or(u32::MAX));
             self.spend.set(id, s.spend);
             self.last_order_at.set(id, s.last_order_at);
+            self.count_bins.insert(id, s.order_count);
+            self.spend_bins.insert(id, s.spend);
+            if s.order_count > 0 {
+                self.aov_bins.insert(id, s.spend / s.order_count);
+            }
+            self.last_bins.0.insert(id, s.last_order_at);
             self.classes[s.class.index()].insert(id);
             for (d, score) in [s.r, s.f, s.m].into_iter().enumerate() {
                 if (1..=5).contains(&score) {
@@ -192,6 +205,7 @@ impl TenantIndex {
             let by_value = self.attr_text.entry(name.clone()).or_default();
             bump(by_value, &value, id);
             if let Some(n) = num {
+                self.attr_bins.entry(name.clone()).or_default().insert(id, n);
                 self.attr_num.entry(name).or_default().insert(id, n);
             }
         }
@@ -263,6 +277,17 @@ impl TenantIndex {
             for b in m.values_mut() {
                 *b -= ids;
             }
+        }
+        for b in [
+            &mut self.count_bins,
+            &mut self.spend_bins,
+            &mut self.aov_bins,
+            &mut self.last_bins.0,
+        ] {
+            b.remove(ids);
+        }
+        for b in self.attr_bins.values_mut() {
+            b.remove(ids);
         }
         for m in self.attr_num.values_mut() {
             for id in ids {
@@ -341,6 +366,12 @@ impl TenantIndex {
             .for_each(|m| m.values().for_each(&mut add));
         self.classes.iter().for_each(&mut add);
         self.stages.iter().for_each(&mut add);
+        for b in [&self.count_bins, &self.spend_bins, &self.aov_bins, &self.last_bins.0]
+            .into_iter()
+            .chain(self.attr_bins.values())
+        {
+            b.bitmaps().for_each(&mut add);
+        }
         self.scores.iter().flatten().for_each(&mut add);
         let mut extra = 0usize;
         for days in self.events.values() {
@@ -399,17 +430,56 @@ impl<'a> Query<'a> {
     /// How many customers match.
     pub fn count(&self, rule: &Rule) -> u64 {
         if let Rule::And(children) = rule
-            && children.len() >= 2
+            && let order = self.plan(children)
+            && let Some((last, rest)) = order.split_last()
+            && !rest.is_empty()
         {
-            // Build all but the largest cheap set, then count its overlap with that one.
-            let mut order = self.plan(children);
-            if let Some(pos) = order.iter().rposition(|r| self.cheap(r) && !is_not(r)) {
-                let last = order.remove(pos);
-                let cand = self.and_of(&order);
-                return cand.intersection_len(&self.eval(last));
+            // Build all but the last step, then count the last step's overlap without
+            // building it.
+            let cand = self.and_of(rest);
+            if cand.is_empty() {
+                return 0;
             }
+            return match last {
+                Rule::Not(inner) if self.cheap(inner) => {
+                    cand.len() - cand.intersection_len(&self.eval(inner))
+                }
+                c if self.cheap(c) => cand.intersection_len(&self.eval(c)),
+                c if self.filter_is_cheaper(&cand, c) => self.filter_count(&cand, c),
+                c => cand.intersection_len(&self.eval(c)),
+            };
         }
         self.eval(rule).len()
+    }
+
+    /// Candidates worth testing one by one for `c`: for a purchase condition no one without
+    /// purchases can meet, only buyers.
+    fn narrow<'c>(&self, cand: &'c RoaringBitmap, c: &Rule) -> Cow<'c, RoaringBitmap> {
+        match c {
+            Rule::Orders(o) if !self.non_buyer_matches(o) => Cow::Owned(cand & &self.ix.buyers),
+            _ => Cow::Borrowed(cand),
+        }
+    }
+
+    fn filter_set(&self, cand: &RoaringBitmap, c: &Rule) -> RoaringBitmap {
+        let base = self.narrow(cand, c);
+        let kept = match c {
+            Rule::Orders(o) if !self.non_buyer_matches(o) => {
+                RoaringBitmap::from_sorted_iter(base.iter().filter(|id| self.buyer_orders_match(o, *id)))
+            }
+            _ => RoaringBitmap::from_sorted_iter(base.iter().filter(|id| self.test(c, *id))),
+        };
+        kept.unwrap_or_default()
+    }
+
+    fn filter_count(&self, cand: &RoaringBitmap, c: &Rule) -> u64 {
+        let base = self.narrow(cand, c);
+        match c {
+            Rule::Orders(o) if !self.non_buyer_matches(o) => {
+                base.iter().filter(|id| self.buyer_orders_match(o, *id)).count() as u64
+            }
+            _ => base.iter().filter(|id| self.test(c, *id)).count() as u64,
+        }
     }
 
     /// The customers who match.
@@ -439,9 +509,8 @@ impl<'a> Query<'a> {
                 c if self.cheap(c) => {
                     *cand.to_mut() &= &*self.eval(c);
                 }
-                c if cand.len() <= self.estimate(c) => {
-                    let kept: RoaringBitmap = cand.iter().filter(|id| self.test(c, *id)).collect();
-                    cand = Cow::Owned(kept);
+                c if self.filter_is_cheaper(&cand, c) => {
+                    cand = Cow::Owned(self.filter_set(&cand, c));
                 }
                 c => {
                     *cand.to_mut() &= &*self.eval(c);
@@ -449,6 +518,11 @@ impl<'a> Query<'a> {
             }
         }
         cand
+    }
+
+    /// Testing candidates one by one beats building a range's set when they are few.
+    fn filter_is_cheaper(&self, cand: &RoaringBitmap, c: &Rule) -> bool {
+        cand.len().saturating_mul(8) <= self.estimate(c)
     }
 
     /// Whether a rule's set comes from bitmap operations alone.
@@ -560,15 +634,12 @@ impl<'a> Query<'a> {
                     None => Cow::Owned(RoaringBitmap::new()),
                 },
                 Ok(AttrOp::Range(r)) => Cow::Owned(
-                    ix.attr_num
-                        .get(&a.name)
-                        .map(|m| {
-                            m.iter()
-                                .filter(|(_, v)| r.contains(**v))
-                                .map(|(id, _)| *id)
-                                .collect()
-                        })
-                        .unwrap_or_default(),
+                    match (ix.attr_bins.get(&a.name), ix.attr_num.get(&a.name)) {
+                        (Some(bins), Some(values)) => bins.range(r.min, r.max, |id| {
+                            values.get(&id).copied().unwrap_or_default()
+                        }),
+                        _ => RoaringBitmap::new(),
+                    },
                 ),
                 Ok(AttrOp::Exists(true)) => ix
                     .attr_exists
@@ -611,11 +682,31 @@ impl<'a> Query<'a> {
             }
             Rule::Channel(cs) => union_of(cs.iter().filter_map(|c| ix.channels.get(c)).collect()),
             Rule::Orders(o) => {
-                let mut set: RoaringBitmap = ix
-                    .buyers
-                    .iter()
-                    .filter(|id| self.buyer_orders_match(o, *id))
-                    .collect();
+                let count = |id: u32| i64::from(ix.order_count.get(id));
+                let spend = |id: u32| ix.spend.get(id);
+                let mut sets = Vec::new();
+                if let Some(r) = o.count {
+                    sets.push(ix.count_bins.range(r.min, r.max, count));
+                }
+                if let Some(r) = o.spend {
+                    sets.push(ix.spend_bins.range(r.min, r.max, spend));
+                }
+                if let Some(r) = o.aov {
+                    sets.push(ix.aov_bins.range(r.min, r.max, |id| {
+                        spend(id) / count(id).max(1)
+                    }));
+                }
+                if let Some(r) = o.last_order_days {
+                    let (lo, hi) = last_order_bounds(&r, self.now);
+                    sets.push(ix.last_bins.0.range(Some(lo), Some(hi), |id| {
+                        ix.last_order_at.get(id)
+                    }));
+                }
+                let mut set = if sets.is_empty() {
+                    ix.buyers.clone()
+                } else {
+                    sets.intersection()
+                };
                 if self.non_buyer_matches(o) {
                     set |= &ix.universe - &ix.buyers;
                 }
@@ -743,6 +834,13 @@ impl<'a> Query<'a> {
     }
 }
 
-fn is_not(r: &Rule) -> bool {
-    matches!(r, Rule::Not(_))
+
+/// Bins of last purchase times, by day.
+#[derive(Debug)]
+struct DayBins(Bins);
+
+impl Default for DayBins {
+    fn default() -> Self {
+        DayBins(Bins::new(Scale::Linear(DAY_MS)))
+    }
 }

@@ -3,6 +3,7 @@
 //! it which customers changed; it reloads exactly those customers from the store, so a repeated
 //! or late notice is harmless. Rule tags are re-evaluated after each change.
 
+pub mod bins;
 pub mod index;
 pub mod sql;
 
