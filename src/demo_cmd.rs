@@ -86,6 +86,7 @@ pub async fn run(s: &Settings, a: DemoArgs) -> anyhow::Result<()> {
 
     let o = overview(&db, tenant.id).await?;
     print_report(&o);
+    layering_report(&db, tenant.id).await?;
 
     if a.no_serve {
         db.close().await;
@@ -154,4 +155,96 @@ pub fn print_report(o: &Overview) {
             yuan(c.gmv)
         );
     }
+}
+
+/// The demo brand's layering: figures and RFM recomputed, rule tags and saved segments the
+/// operations team would start with, and their sizes from the audience index.
+async fn layering_report(db: &siyu::platform::db::Db, tenant: i64) -> anyhow::Result<()> {
+    use serde_json::json;
+    use siyu::know::audience::{Audiences, sql as rule_sql};
+    use siyu::know::rfm::{ALL_CLASSES, ALL_STAGES};
+    use siyu::know::rule::Rule;
+    use siyu::know::{profile, segments, tags};
+    use siyu::platform::clock::now_ms;
+
+    let now = now_ms();
+    profile::recompute_all(db, tenant, now).await?;
+    let rule_tags = [
+        (
+            "天猫复购",
+            json!({"and": [{"channel": ["tmall"]}, {"orders": {"count": {"min": 2}}}]}),
+        ),
+        ("高价值", json!({"rfm": {"class": ["important_value"]}})),
+    ];
+    for (name, rule) in &rule_tags {
+        match tags::create(db, tenant, "规则", name, Some(&Rule::from_json(rule)?), now).await {
+            Ok(_) | Err(tags::TagError::Exists { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let saved = [
+        (
+            "天猫高客单沉默客户（未加企微）",
+            json!({"and": [
+                {"channel": ["tmall"]},
+                {"orders": {"count": {"min": 2}, "aov": {"min": 30000}, "last_order_days": {"min": 90, "max": 180}}},
+                {"not": {"identity": ["external_userid"]}}
+            ]}),
+        ),
+        (
+            "门店休眠老客",
+            json!({"and": [{"channel": ["store"]}, {"stage": ["dormant", "churned"]}, {"orders": {"count": {"min": 2}}}]}),
+        ),
+        (
+            "新客待复购",
+            json!({"and": [{"stage": ["new"]}, {"orders": {"count": {"max": 1}}}]}),
+        ),
+    ];
+    for (name, rule) in &saved {
+        match segments::create(db, tenant, name, &Rule::from_json(rule)?, "demo", now).await {
+            Ok(_) | Err(segments::SegmentError::Exists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let audiences = Audiences::new(db.clone());
+    let started = std::time::Instant::now();
+    audiences.rebuild(tenant).await?;
+    let built = started.elapsed().as_secs_f64();
+    let (classes, stages, total) = audiences
+        .read(tenant, |ix| {
+            (ix.class_sizes(), ix.stage_sizes(), ix.universe.len())
+        })
+        .await?;
+    println!("\n分层 / layering (audience index of {total} customers built in {built:.2} s)");
+    println!("  RFM classes RFM 八类客户:");
+    for (c, n) in ALL_CLASSES.iter().zip(classes) {
+        println!("    {:<8} {:<20} {n:>8}", c.zh(), c.en());
+    }
+    println!("  lifecycle stages 生命周期:");
+    for (st, n) in ALL_STAGES.iter().zip(stages) {
+        println!("    {:<8} {:<20} {n:>8}", st.zh(), st.en());
+    }
+    println!("  rule tags 规则标签:");
+    for t in tags::list(db, tenant).await? {
+        let n = audiences
+            .read(tenant, |ix| ix.tag(t.id).map_or(0, |b| b.len()))
+            .await?;
+        println!("    {}/{:<20} {n:>8}", t.group_name, t.name);
+    }
+    println!("  saved segments 人群 (index count vs the same rule as SQL):");
+    for seg in segments::list(db, tenant).await? {
+        let rule = seg.rule()?;
+        let t = std::time::Instant::now();
+        let n = audiences.count(tenant, &rule).await?;
+        let index_ms = t.elapsed().as_secs_f64() * 1000.0;
+        let t = std::time::Instant::now();
+        let m = rule_sql::count(db, tenant, &rule, now_ms()).await?;
+        let sql_ms = t.elapsed().as_secs_f64() * 1000.0;
+        anyhow::ensure!(n == m, "segment {}: index {n}, SQL {m}", seg.name);
+        println!(
+            "    {:<24} {n:>8}   index {index_ms:.2} ms, SQL {sql_ms:.1} ms",
+            seg.name
+        );
+    }
+    Ok(())
 }

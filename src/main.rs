@@ -19,6 +19,7 @@ use siyu::platform::runtime::{open, redact_url};
 mod bench;
 mod bench_audience;
 mod demo_cmd;
+mod layering_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -55,6 +56,11 @@ enum Command {
     /// Manage console users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Saved segments and rules.
+    #[command(subcommand)]
+    Segment(layering_cmd::SegmentCommand),
+    /// Print the RFM class and lifecycle stage distribution.
+    Rfm(layering_cmd::RfmArgs),
     /// Apply database migrations and exit.
     Migrate,
     /// Measure import and ingestion throughput.
@@ -392,6 +398,8 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             db.close().await;
         }
         Command::Bench(a) => bench::run(&s, a).await?,
+        Command::Segment(c) => layering_cmd::segment(&s, c).await?,
+        Command::Rfm(a) => layering_cmd::rfm(&s, a).await?,
     }
     Ok(true)
 }

@@ -104,7 +104,14 @@ async fn seed(db: &Db, tenant: i64, seed: u64, n: i64, now: i64) -> Vec<i64> {
             }
         }
         if rng.random_bool(0.7) {
-            set_attr(db, tenant, id, "city", CITIES[rng.random_range(0..CITIES.len())]).await;
+            set_attr(
+                db,
+                tenant,
+                id,
+                "city",
+                CITIES[rng.random_range(0..CITIES.len())],
+            )
+            .await;
         }
         if rng.random_bool(0.6) {
             set_attr(db, tenant, id, "age", &rng.random_range(18..60).to_string()).await;
@@ -160,11 +167,8 @@ async fn set_attr(db: &Db, tenant: i64, id: i64, name: &str, value: &str) {
 }
 
 fn range(lo: i64, hi: i64) -> impl Strategy<Value = Range> {
-    (
-        proptest::option::of(lo..hi),
-        proptest::option::of(lo..hi),
-    )
-        .prop_map(move |(a, b)| match (a, b) {
+    (proptest::option::of(lo..hi), proptest::option::of(lo..hi)).prop_map(move |(a, b)| {
+        match (a, b) {
             (None, None) => Range {
                 min: Some(lo),
                 max: None,
@@ -174,7 +178,8 @@ fn range(lo: i64, hi: i64) -> impl Strategy<Value = Range> {
                 max: Some(a.max(b)),
             },
             (a, b) => Range { min: a, max: b },
-        })
+        }
+    })
 }
 
 fn pick<T: Clone + std::fmt::Debug + 'static>(items: Vec<T>) -> impl Strategy<Value = Vec<T>> {
@@ -200,8 +205,12 @@ fn leaf(tags: Vec<i64>) -> impl Strategy<Value = Rule> {
             }
             Rule::Tags(t)
         }),
-        (pick(CITIES.iter().map(|s| s.to_string()).collect()), 0..3usize, range(15, 65)).prop_map(
-            |(cities, which, r)| Rule::Attr(match which {
+        (
+            pick(CITIES.iter().map(|s| s.to_string()).collect()),
+            0..3usize,
+            range(15, 65)
+        )
+            .prop_map(|(cities, which, r)| Rule::Attr(match which {
                 0 => AttrTest {
                     name: "city".into(),
                     eq: None,
@@ -223,28 +232,69 @@ fn leaf(tags: Vec<i64>) -> impl Strategy<Value = Rule> {
                     range: None,
                     exists: Some(r.min.unwrap_or(0) % 2 == 0),
                 },
-            })
-        ),
-        (pick(ALL_CLASSES.to_vec()), proptest::option::of(range(1, 6)), proptest::option::of(range(1, 6)))
-            .prop_map(|(class, r, m)| Rule::Rfm(RfmTest { class: if r.is_some() && m.is_some() { Vec::new() } else { class }, r, f: None, m })),
+            })),
+        (
+            pick(ALL_CLASSES.to_vec()),
+            proptest::option::of(range(1, 6)),
+            proptest::option::of(range(1, 6))
+        )
+            .prop_map(|(class, r, m)| Rule::Rfm(RfmTest {
+                class: if r.is_some() && m.is_some() {
+                    Vec::new()
+                } else {
+                    class
+                },
+                r,
+                f: None,
+                m
+            })),
         pick(ALL_STAGES.to_vec()).prop_map(Rule::Stage),
         pick(CHANNELS.iter().map(|s| s.to_string()).collect()).prop_map(Rule::Channel),
-        (proptest::option::of(range(0, 5)), proptest::option::of(range(0, 150_000)), proptest::option::of(range(0, 100_000)), proptest::option::of(range(0, 500)))
+        (
+            proptest::option::of(range(0, 5)),
+            proptest::option::of(range(0, 150_000)),
+            proptest::option::of(range(0, 100_000)),
+            proptest::option::of(range(0, 500))
+        )
             .prop_map(|(count, spend, aov, last)| {
-                let mut o = OrdersTest { count, spend, aov, last_order_days: last };
+                let mut o = OrdersTest {
+                    count,
+                    spend,
+                    aov,
+                    last_order_days: last,
+                };
                 if o == OrdersTest::default() {
-                    o.count = Some(Range { min: Some(1), max: None });
+                    o.count = Some(Range {
+                        min: Some(1),
+                        max: None,
+                    });
                 }
                 Rule::Orders(o)
             }),
-        (pick(CATEGORIES.iter().map(|s| s.to_string()).collect()), pick(SKUS.iter().map(|s| s.to_string()).collect()), any::<bool>())
-            .prop_map(|(c, s, by_cat)| Rule::Bought(if by_cat { BoughtTest { category: c, sku: Vec::new() } } else { BoughtTest { category: Vec::new(), sku: s } })),
-        (0..EVENTS.len(), 1..45u32, 1..4u32, any::<bool>()).prop_map(|(k, days, min_times, did)| Rule::Event(EventTest {
-            kind: EVENTS[k].into(),
-            days,
-            min_times,
-            did,
-        })),
+        (
+            pick(CATEGORIES.iter().map(|s| s.to_string()).collect()),
+            pick(SKUS.iter().map(|s| s.to_string()).collect()),
+            any::<bool>()
+        )
+            .prop_map(|(c, s, by_cat)| Rule::Bought(if by_cat {
+                BoughtTest {
+                    category: c,
+                    sku: Vec::new(),
+                }
+            } else {
+                BoughtTest {
+                    category: Vec::new(),
+                    sku: s,
+                }
+            })),
+        (0..EVENTS.len(), 1..45u32, 1..4u32, any::<bool>()).prop_map(
+            |(k, days, min_times, did)| Rule::Event(EventTest {
+                kind: EVENTS[k].into(),
+                days,
+                min_times,
+                did,
+            })
+        ),
         pick(KINDS.iter().map(|s| s.to_string()).collect()).prop_map(Rule::Identity),
     ]
 }
@@ -284,10 +334,7 @@ async fn index_agrees_with_sql_on_random_rules() {
             );
             let mut nonempty = 0;
             for case in 0..150 {
-                let r = strategy
-                    .new_tree(&mut runner)
-                    .expect("rule")
-                    .current();
+                let r = strategy.new_tree(&mut runner).expect("rule").current();
                 let expect = rule_sql::members(&t.db, tenant, &r, now)
                     .await
                     .unwrap_or_else(|e| panic!("{backend:?} SQL for {r:?}: {e}"));

@@ -65,6 +65,9 @@ pub async fn seed(s: &TestServer) -> (String, String, String) {
     )
     .await
     .expect("orders");
+    siyu::know::profile::recompute_all(s.db(), t.id, siyu::platform::clock::now_ms())
+        .await
+        .expect("figures");
     ("品牌甲".into(), "admin".into(), "correct-horse".into())
 }
 

@@ -94,7 +94,14 @@ async fn writes_change_segment_counts_at_once() {
         )
         .await;
         assert_eq!(st, StatusCode::OK);
-        let (_, v) = send(&c, M::GET, &url(&format!("/api/v1/segments/{seg_id}")), &key, None).await;
+        let (_, v) = send(
+            &c,
+            M::GET,
+            &url(&format!("/api/v1/segments/{seg_id}")),
+            &key,
+            None,
+        )
+        .await;
         assert_eq!(v["count"], 2, "{v}");
         // A fresh order makes customer 1 active again: out of the silent audience.
         let (st, _) = send(
@@ -106,7 +113,14 @@ async fn writes_change_segment_counts_at_once() {
         )
         .await;
         assert_eq!(st, StatusCode::OK);
-        let (_, v) = send(&c, M::GET, &url(&format!("/api/v1/segments/{seg_id}")), &key, None).await;
+        let (_, v) = send(
+            &c,
+            M::GET,
+            &url(&format!("/api/v1/segments/{seg_id}")),
+            &key,
+            None,
+        )
+        .await;
         assert_eq!(v["count"], 1, "{v}");
 
         // Tags: create, tag by an uploaded list (one bad line, one unknown phone), count.
@@ -135,24 +149,47 @@ async fn writes_change_segment_counts_at_once() {
         assert_eq!(missing[0]["line"], 3);
         assert_eq!(missing[1]["reason"], "no such customer");
         let tag_rule = json!({"rule": {"tags": {"any": [tag_id]}}});
-        let (_, v) = send(&c, M::POST, &url("/api/v1/audience/count"), &key, Some(tag_rule.clone())).await;
+        let (_, v) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/audience/count"),
+            &key,
+            Some(tag_rule.clone()),
+        )
+        .await;
         assert_eq!(v["count"], 2, "{v}");
 
         // An event: "viewed in the last 7 days" counts its customer at once.
         let ev_rule = json!({"rule": {"event": {"type": "page_view", "days": 7}}});
-        let (_, v) = send(&c, M::POST, &url("/api/v1/audience/count"), &key, Some(ev_rule.clone())).await;
+        let (_, v) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/audience/count"),
+            &key,
+            Some(ev_rule.clone()),
+        )
+        .await;
         assert_eq!(v["count"], 0, "{v}");
         let (st, _) = send(
             &c,
             M::POST,
             &url("/api/v1/events"),
             &key,
-            Some(json!({"events": [{"id": "ev-1", "type": "page_view", "timestamp": now_ms(),
-                                     "identities": [{"kind": "phone", "value": "13800000003"}]}]})),
+            Some(
+                json!({"events": [{"id": "ev-1", "type": "page_view", "timestamp": now_ms(),
+                                     "identities": [{"kind": "phone", "value": "13800000003"}]}]}),
+            ),
         )
         .await;
         assert_eq!(st, StatusCode::ACCEPTED);
-        let (_, v) = send(&c, M::POST, &url("/api/v1/audience/count"), &key, Some(ev_rule.clone())).await;
+        let (_, v) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/audience/count"),
+            &key,
+            Some(ev_rule.clone()),
+        )
+        .await;
         assert_eq!(v["count"], 1, "{v}");
         // An event from someone new creates a customer who counts too.
         let (st, _) = send(
@@ -160,26 +197,96 @@ async fn writes_change_segment_counts_at_once() {
             M::POST,
             &url("/api/v1/events"),
             &key,
-            Some(json!({"events": [{"id": "ev-2", "type": "page_view", "timestamp": now_ms(),
-                                     "identities": [{"kind": "phone", "value": "13800000009"}]}]})),
+            Some(
+                json!({"events": [{"id": "ev-2", "type": "page_view", "timestamp": now_ms(),
+                                     "identities": [{"kind": "phone", "value": "13800000009"}]}]}),
+            ),
         )
         .await;
         assert_eq!(st, StatusCode::ACCEPTED);
-        let (_, v) = send(&c, M::POST, &url("/api/v1/audience/count"), &key, Some(ev_rule)).await;
-        assert_eq!(v["count"], 2, "{v}");
         let (_, v) = send(
             &c,
             M::POST,
             &url("/api/v1/audience/count"),
             &key,
-            Some(json!({"rule": {"stage": ["prospect"]}})),
+            Some(ev_rule.clone()),
+        )
+        .await;
+        assert_eq!(v["count"], 2, "{v}");
+        let prospects = json!({"rule": {"stage": ["prospect"]}});
+        let (_, v) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/audience/count"),
+            &key,
+            Some(prospects.clone()),
         )
         .await;
         assert_eq!(v["count"], 1, "{v}");
 
+        // An event that links two customers merges them: the newer one leaves every count and
+        // its events count for the survivor.
+        let everyone = json!({"rule": {"and": []}});
+        let (_, v) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/audience/count"),
+            &key,
+            Some(everyone.clone()),
+        )
+        .await;
+        let before = v["count"].as_u64().expect("count");
+        let (st, _) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/events"),
+            &key,
+            Some(
+                json!({"events": [{"id": "ev-3", "type": "page_view", "timestamp": now_ms(),
+                                     "identities": [{"kind": "phone", "value": "13800000002"},
+                                                    {"kind": "phone", "value": "13800000009"}]}]}),
+            ),
+        )
+        .await;
+        assert_eq!(st, StatusCode::ACCEPTED);
+        let (_, v) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/audience/count"),
+            &key,
+            Some(everyone),
+        )
+        .await;
+        assert_eq!(v["count"].as_u64(), Some(before - 1), "{v}");
+        let (_, v) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/audience/count"),
+            &key,
+            Some(prospects),
+        )
+        .await;
+        assert_eq!(v["count"], 0, "{v}");
+        let (_, v) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/audience/count"),
+            &key,
+            Some(ev_rule),
+        )
+        .await;
+        assert_eq!(v["count"], 2, "{v}");
+
         // Untagging changes the count at once; history records both.
         let cust3 = {
-            let (_, v) = send(&c, M::GET, &url("/api/v1/customers?phone=13800000003"), &key, None).await;
+            let (_, v) = send(
+                &c,
+                M::GET,
+                &url("/api/v1/customers?phone=13800000003"),
+                &key,
+                None,
+            )
+            .await;
             v["id"].as_i64().expect("id")
         };
         let (st, v) = send(
@@ -191,14 +298,34 @@ async fn writes_change_segment_counts_at_once() {
         )
         .await;
         assert_eq!(st, StatusCode::OK, "{v}");
-        let (_, v) = send(&c, M::POST, &url("/api/v1/audience/count"), &key, Some(tag_rule)).await;
+        let (_, v) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/audience/count"),
+            &key,
+            Some(tag_rule),
+        )
+        .await;
         assert_eq!(v["count"], 1, "{v}");
-        let (_, v) = send(&c, M::GET, &url(&format!("/api/v1/customers/{cust3}/tags")), &key, None).await;
+        let (_, v) = send(
+            &c,
+            M::GET,
+            &url(&format!("/api/v1/customers/{cust3}/tags")),
+            &key,
+            None,
+        )
+        .await;
         let hist = v["history"].as_array().expect("history");
         assert_eq!(hist.len(), 2, "{v}");
         assert_eq!(hist[0]["action"], "remove");
         assert_eq!(hist[1]["action"], "add");
-        assert!(hist[1]["source"].as_str().unwrap_or("").starts_with("upload:"), "{v}");
+        assert!(
+            hist[1]["source"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("upload:"),
+            "{v}"
+        );
 
         // Attributes, and a rule tag that follows them.
         let (st, v) = send(
@@ -222,7 +349,14 @@ async fn writes_change_segment_counts_at_once() {
         assert_eq!(rt["customers"], 1, "{rt}");
         let rule_tag = rt["id"].as_i64().expect("id");
         let cust1 = {
-            let (_, v) = send(&c, M::GET, &url("/api/v1/customers?phone=13800000001"), &key, None).await;
+            let (_, v) = send(
+                &c,
+                M::GET,
+                &url("/api/v1/customers?phone=13800000001"),
+                &key,
+                None,
+            )
+            .await;
             v["id"].as_i64().expect("id")
         };
         send(
@@ -242,7 +376,14 @@ async fn writes_change_segment_counts_at_once() {
         )
         .await;
         assert_eq!(v["count"], 2, "{v}");
-        let (_, v) = send(&c, M::GET, &url(&format!("/api/v1/customers/{cust1}/tags")), &key, None).await;
+        let (_, v) = send(
+            &c,
+            M::GET,
+            &url(&format!("/api/v1/customers/{cust1}/tags")),
+            &key,
+            None,
+        )
+        .await;
         assert_eq!(v["history"][0]["source"], "rule", "{v}");
         // A rule tag's members cannot be set by hand.
         let (st, _) = send(
@@ -256,7 +397,14 @@ async fn writes_change_segment_counts_at_once() {
         assert_eq!(st, StatusCode::BAD_REQUEST);
 
         // Preview and export mask phones; snapshots freeze members.
-        let (st, v) = send(&c, M::GET, &url(&format!("/api/v1/segments/{seg_id}/preview")), &key, None).await;
+        let (st, v) = send(
+            &c,
+            M::GET,
+            &url(&format!("/api/v1/segments/{seg_id}/preview")),
+            &key,
+            None,
+        )
+        .await;
         assert_eq!(st, StatusCode::OK, "{v}");
         assert_eq!(v["sample"].as_array().map(Vec::len), Some(1), "{v}");
         assert_eq!(v["sample"][0]["phone"], "138****0004", "{v}");
@@ -272,13 +420,23 @@ async fn writes_change_segment_counts_at_once() {
         assert!(csv.contains("138****0004"), "{csv}");
         assert!(!csv.contains("13800000004"), "{csv}");
         assert!(csv.contains("900.00"), "spend in yuan: {csv}");
-        let (st, snap) = send(&c, M::POST, &url(&format!("/api/v1/segments/{seg_id}/snapshots")), &key, None).await;
+        let (st, snap) = send(
+            &c,
+            M::POST,
+            &url(&format!("/api/v1/segments/{seg_id}/snapshots")),
+            &key,
+            None,
+        )
+        .await;
         assert_eq!(st, StatusCode::CREATED, "{snap}");
         assert_eq!(snap["size"], 1);
         let (st, v) = send(
             &c,
             M::GET,
-            &url(&format!("/api/v1/segments/{seg_id}/snapshots/{}", snap["id"])),
+            &url(&format!(
+                "/api/v1/segments/{seg_id}/snapshots/{}",
+                snap["id"]
+            )),
             &key,
             None,
         )
@@ -288,7 +446,12 @@ async fn writes_change_segment_counts_at_once() {
 
         // RFM distribution covers every buyer.
         let (_, v) = send(&c, M::GET, &url("/api/v1/rfm"), &key, None).await;
-        let classes: u64 = v["classes"].as_array().expect("classes").iter().map(|c| c["customers"].as_u64().unwrap_or(0)).sum();
+        let classes: u64 = v["classes"]
+            .as_array()
+            .expect("classes")
+            .iter()
+            .map(|c| c["customers"].as_u64().unwrap_or(0))
+            .sum();
         assert_eq!(classes, 4, "{v}");
         assert_eq!(v["classes"][0]["zh"], "重要价值客户");
 

@@ -56,14 +56,20 @@ pub fn routes() -> Router<AppState> {
 
 impl From<RuleError> for ApiError {
     fn from(e: RuleError) -> Self {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_rule", e.to_string())
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_rule",
+            e.to_string(),
+        )
     }
 }
 
 impl From<TagError> for ApiError {
     fn from(e: TagError) -> Self {
         match e {
-            TagError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+            TagError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
             TagError::Exists { .. } => ApiError::new(StatusCode::CONFLICT, "exists", e.to_string()),
             TagError::Rule(r) => r.into(),
             TagError::Invalid { .. } => ApiError::bad_request(e.to_string()),
@@ -90,9 +96,11 @@ impl From<AudienceError> for ApiError {
     fn from(e: AudienceError) -> Self {
         match e {
             AudienceError::Db(d) => d.into(),
-            AudienceError::Unavailable(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
-            }
+            AudienceError::Unavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            ),
         }
     }
 }
@@ -192,12 +200,17 @@ async fn delete_tag(
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
     let id = parse_id("tag id", &id)?;
-    let was_rule = tags::get(&app.db, caller.tenant_id, id).await?.rule.is_some();
+    let was_rule = tags::get(&app.db, caller.tenant_id, id)
+        .await?
+        .rule
+        .is_some();
     let members = tags::delete(&app.db, caller.tenant_id, id).await?;
     if was_rule {
         app.audiences.rule_tags_changed(caller.tenant_id).await?;
     }
-    app.audiences.tags_changed(caller.tenant_id, &members).await?;
+    app.audiences
+        .tags_changed(caller.tenant_id, &members)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -222,7 +235,8 @@ async fn targets(
     for (i, id) in t.customer_ids.iter().enumerate() {
         match surviving_id(&app.db, tenant, *id).await? {
             Some(s) => found.push(s),
-            None => missing.push(json!({"index": i, "value": id.to_string(), "reason": "no such customer"})),
+            None => missing
+                .push(json!({"index": i, "value": id.to_string(), "reason": "no such customer"})),
         }
     }
     if let Some(list) = &t.list {
@@ -255,9 +269,13 @@ async fn tag_customers(
     } else {
         actor(&caller)
     };
-    let added = tags::tag_customers(&app.db, caller.tenant_id, &tag, &ids, &source, now_ms()).await?;
+    let added =
+        tags::tag_customers(&app.db, caller.tenant_id, &tag, &ids, &source, now_ms()).await?;
     app.audiences.tags_changed(caller.tenant_id, &added).await?;
-    Ok(Json(json!({"tagged": added.len(), "already": ids.len() - added.len(), "not_found": missing})).into_response())
+    Ok(Json(
+        json!({"tagged": added.len(), "already": ids.len() - added.len(), "not_found": missing}),
+    )
+    .into_response())
 }
 
 /// `DELETE /api/v1/tags/{id}/customers`: removes a manual tag from customers.
@@ -271,10 +289,18 @@ async fn untag_customers(
     let Json(t) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let tag = tags::get(&app.db, caller.tenant_id, parse_id("tag id", &id)?).await?;
     let (ids, missing) = targets(&app, caller.tenant_id, &t).await?;
-    let removed =
-        tags::untag_customers(&app.db, caller.tenant_id, &tag, &ids, &actor(&caller), now_ms())
-            .await?;
-    app.audiences.tags_changed(caller.tenant_id, &removed).await?;
+    let removed = tags::untag_customers(
+        &app.db,
+        caller.tenant_id,
+        &tag,
+        &ids,
+        &actor(&caller),
+        now_ms(),
+    )
+    .await?;
+    app.audiences
+        .tags_changed(caller.tenant_id, &removed)
+        .await?;
     Ok(Json(json!({"untagged": removed.len(), "not_found": missing})).into_response())
 }
 
@@ -290,7 +316,13 @@ async fn put_attributes(
     let id = parse_id("customer id", &id)?;
     let id = surviving_id(&app.db, caller.tenant_id, id)
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no customer {id}")))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no customer {id}"),
+            )
+        })?;
     attributes::set_attributes(&app.db, caller.tenant_id, id, &attrs, now_ms()).await?;
     app.audiences
         .changed(caller.tenant_id, &[id], Change::Customers { orders: false })
@@ -312,7 +344,13 @@ async fn customer_tags(
     let id = parse_id("customer id", &id)?;
     let id = surviving_id(&app.db, caller.tenant_id, id)
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no customer {id}")))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no customer {id}"),
+            )
+        })?;
     let now: Vec<Json_> = tags::tags_of(&app.db, caller.tenant_id, id)
         .await?
         .into_iter()
@@ -326,7 +364,9 @@ async fn customer_tags(
 pub async fn rfm_json(app: &AppState, tenant: i64) -> Result<Json_, ApiError> {
     let (classes, stages, total) = app
         .audiences
-        .read(tenant, |ix| (ix.class_sizes(), ix.stage_sizes(), ix.universe.len()))
+        .read(tenant, |ix| {
+            (ix.class_sizes(), ix.stage_sizes(), ix.universe.len())
+        })
         .await?;
     let (settings, model) = profile::settings(&app.db, tenant).await?;
     Ok(json!({
@@ -338,7 +378,10 @@ pub async fn rfm_json(app: &AppState, tenant: i64) -> Result<Json_, ApiError> {
     }))
 }
 
-async fn rfm(State(app): State<AppState>, ApiCaller(caller): ApiCaller) -> Result<Response, ApiError> {
+async fn rfm(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+) -> Result<Response, ApiError> {
     Ok(Json(rfm_json(&app, caller.tenant_id).await?).into_response())
 }
 
@@ -367,7 +410,10 @@ fn parse_rule_body(
     body: Result<Json<RuleBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(Rule, usize), ApiError> {
     let Json(b) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    Ok((Rule::from_json(&b.rule)?, b.limit.unwrap_or(20).clamp(1, 200)))
+    Ok((
+        Rule::from_json(&b.rule)?,
+        b.limit.unwrap_or(20).clamp(1, 200),
+    ))
 }
 
 /// `POST /api/v1/audience/count`: `{"rule": …}` → `{"count": n, "micros": t}`.
@@ -408,7 +454,16 @@ pub async fn preview_json(
         .filter_map(|i| members.select((i * step) as u32))
         .map(i64::from)
         .collect();
-    let page = list_customers(&app.db, &app.cipher, caller.tenant_id, 1, 200, Some(&ids), unmask).await?;
+    let page = list_customers(
+        &app.db,
+        &app.cipher,
+        caller.tenant_id,
+        1,
+        200,
+        Some(&ids),
+        unmask,
+    )
+    .await?;
     Ok(json!({"count": n, "sample": page.customers}))
 }
 
@@ -426,7 +481,11 @@ fn segment_json(s: &SegmentRow, count: Option<u64>) -> Json_ {
            "count": count, "created_by": s.created_by, "created_at": s.created_at, "updated_at": s.updated_at})
 }
 
-async fn segment_count(app: &AppState, tenant: i64, s: &SegmentRow) -> Result<Option<u64>, ApiError> {
+async fn segment_count(
+    app: &AppState,
+    tenant: i64,
+    s: &SegmentRow,
+) -> Result<Option<u64>, ApiError> {
     Ok(match s.rule() {
         Ok(r) => Some(app.audiences.count(tenant, &r).await?),
         Err(_) => None,
@@ -460,9 +519,23 @@ async fn create_segment(
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
     let Json(b) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let name = b.name.ok_or_else(|| ApiError::bad_request("name: required"))?;
-    let rule = Rule::from_json(b.rule.as_ref().ok_or_else(|| ApiError::bad_request("rule: required"))?)?;
-    let s = segments::create(&app.db, caller.tenant_id, &name, &rule, &actor(&caller), now_ms()).await?;
+    let name = b
+        .name
+        .ok_or_else(|| ApiError::bad_request("name: required"))?;
+    let rule = Rule::from_json(
+        b.rule
+            .as_ref()
+            .ok_or_else(|| ApiError::bad_request("rule: required"))?,
+    )?;
+    let s = segments::create(
+        &app.db,
+        caller.tenant_id,
+        &name,
+        &rule,
+        &actor(&caller),
+        now_ms(),
+    )
+    .await?;
     let n = segment_count(&app, caller.tenant_id, &s).await?;
     Ok((StatusCode::CREATED, Json(segment_json(&s, n))).into_response())
 }
@@ -556,7 +629,8 @@ async fn export_segment(
     let unmask = unmask(&caller, q.unmask)?;
     let s = segments::get(&app.db, caller.tenant_id, parse_id("segment id", &id)?).await?;
     let members = app.audiences.members(caller.tenant_id, &s.rule()?).await?;
-    let body = segments::export_csv(&app.db, &app.cipher, caller.tenant_id, &members, unmask).await?;
+    let body =
+        segments::export_csv(&app.db, &app.cipher, caller.tenant_id, &members, unmask).await?;
     Ok(csv_response(&format!("segment-{}", s.id), body))
 }
 
@@ -568,7 +642,15 @@ async fn take_snapshot(
     require_write(&caller)?;
     let s = segments::get(&app.db, caller.tenant_id, parse_id("segment id", &id)?).await?;
     let members = app.audiences.members(caller.tenant_id, &s.rule()?).await?;
-    let snap = segments::take_snapshot(&app.db, caller.tenant_id, &s, &members, &actor(&caller), now_ms()).await?;
+    let snap = segments::take_snapshot(
+        &app.db,
+        caller.tenant_id,
+        &s,
+        &members,
+        &actor(&caller),
+        now_ms(),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(snap)).into_response())
 }
 
@@ -589,8 +671,12 @@ async fn snapshot_members(
     Path((id, snapshot)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let seg = parse_id("segment id", &id)?;
-    let (row, members) =
-        segments::snapshot_members(&app.db, caller.tenant_id, parse_id("snapshot id", &snapshot)?).await?;
+    let (row, members) = segments::snapshot_members(
+        &app.db,
+        caller.tenant_id,
+        parse_id("snapshot id", &snapshot)?,
+    )
+    .await?;
     if row.segment_id != seg {
         return Err(SegmentError::SnapshotNotFound(row.id).into());
     }

@@ -75,7 +75,7 @@ impl FromRequestParts<AppState> for ConsoleUser {
     }
 }
 
-fn server_error(e: impl std::fmt::Display) -> Response {
+pub(crate) fn server_error(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "console request failed");
     let text = format!(
         "{} / {}",
@@ -101,7 +101,7 @@ struct MessagePage {
     message: &'static str,
 }
 
-fn page(t: impl Template) -> Response {
+pub(crate) fn page(t: impl Template) -> Response {
     match t.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => server_error(e),
@@ -374,6 +374,9 @@ struct CustomerPage {
     orders: Vec<OrderRow>,
     events: Vec<(String, String, String, String)>,
     may_unmask: bool,
+    stage: String,
+    rfm_class: String,
+    repurchase: String,
 }
 
 #[derive(Deserialize)]
@@ -421,6 +424,35 @@ async fn customer_page(
         name: c.display_name.clone().unwrap_or_default(),
         spend: yuan(c.summary.total_spend),
         aov: yuan(c.summary.average_order_value),
+        stage: crate::know::rfm::Stage::parse(&c.layer.stage)
+            .map(|s| {
+                if l == super::i18n::Lang::Zh {
+                    s.zh()
+                } else {
+                    s.en()
+                }
+            })
+            .unwrap_or("-")
+            .to_owned(),
+        rfm_class: c
+            .layer
+            .rfm_class
+            .as_deref()
+            .and_then(crate::know::rfm::RfmClass::parse)
+            .map(|k| {
+                if l == super::i18n::Lang::Zh {
+                    k.zh()
+                } else {
+                    k.en()
+                }
+            })
+            .unwrap_or("-")
+            .to_owned(),
+        repurchase: c
+            .layer
+            .repurchase_at
+            .map(format_local)
+            .unwrap_or_else(|| "-".into()),
         first_order: c
             .summary
             .first_order_at

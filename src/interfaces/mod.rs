@@ -3,6 +3,7 @@
 pub mod api;
 pub mod api_layering;
 pub mod console;
+pub mod console_layering;
 pub mod i18n;
 
 use std::sync::Arc;
@@ -62,6 +63,7 @@ pub fn router(app: App) -> Router {
         .merge(api::routes())
         .merge(api_layering::routes())
         .merge(console::routes())
+        .merge(console_layering::routes())
         // 1,000 events with properties fit comfortably; larger bodies are refused with 413.
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(state)

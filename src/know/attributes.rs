@@ -24,15 +24,20 @@ pub async fn set_attributes(
     for (name, v) in attrs {
         let name = name.trim().to_owned();
         if name.is_empty() || name.chars().count() > 40 || name.chars().any(char::is_control) {
-            return Err(AttrError::Invalid(format!("{name:?}: a name must be 1–40 characters")));
+            return Err(AttrError::Invalid(format!(
+                "{name:?}: a name must be 1–40 characters"
+            )));
         }
         if v.is_null() {
             removed.push(name);
             continue;
         }
-        let text = super::rule::attr_text(v).map_err(|reason| AttrError::Invalid(format!("{name}: {reason}")))?;
+        let text = super::rule::attr_text(v)
+            .map_err(|reason| AttrError::Invalid(format!("{name}: {reason}")))?;
         if text.chars().count() > 200 {
-            return Err(AttrError::Invalid(format!("{name}: longer than 200 characters")));
+            return Err(AttrError::Invalid(format!(
+                "{name}: longer than 200 characters"
+            )));
         }
         let num = text.parse::<i64>().ok();
         rows.push((name, text, num));

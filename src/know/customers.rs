@@ -65,6 +65,58 @@ pub struct Customer360 {
     pub summary: PurchaseSummary,
     pub recent_orders: Vec<OrderView>,
     pub recent_events: Vec<EventView>,
+    pub layer: LayerView,
+    pub tags: Vec<TagView>,
+    pub attributes: Vec<(String, String)>,
+}
+
+/// Where the customer sits: lifecycle stage, RFM class and scores, repurchase date.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerView {
+    pub stage: String,
+    pub rfm_class: Option<String>,
+    pub r_score: Option<i64>,
+    pub f_score: Option<i64>,
+    pub m_score: Option<i64>,
+    pub repurchase_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TagView {
+    pub id: i64,
+    pub group: String,
+    pub name: String,
+    pub rule: bool,
+}
+
+async fn layer_of(db: &Db, tenant_id: i64, id: i64) -> DbResult<LayerView> {
+    type Row = (String, String, i64, i64, i64, Option<i64>);
+    let row: Option<Row> = db
+        .fetch_optional(
+            &sql("SELECT stage, rfm_class, r_score, f_score, m_score, repurchase_at FROM customer_stats \
+                  WHERE tenant_id = $1 AND customer_id = $2")
+                .bind(tenant_id)
+                .bind(id),
+        )
+        .await?;
+    Ok(match row {
+        Some((stage, class, r, f, m, re)) => LayerView {
+            stage,
+            rfm_class: Some(class),
+            r_score: Some(r),
+            f_score: Some(f),
+            m_score: Some(m),
+            repurchase_at: re,
+        },
+        None => LayerView {
+            stage: super::rfm::Stage::Prospect.as_str().to_owned(),
+            rfm_class: None,
+            r_score: None,
+            f_score: None,
+            m_score: None,
+            repurchase_at: None,
+        },
+    })
 }
 
 /// Follows merges: the surviving customer id for `id`, if it exists in the tenant.
@@ -243,6 +295,18 @@ pub async fn customer_360(
         summary: purchase_summary(db, tenant_id, id).await?,
         recent_orders,
         recent_events,
+        layer: layer_of(db, tenant_id, id).await?,
+        tags: super::tags::tags_of(db, tenant_id, id)
+            .await?
+            .into_iter()
+            .map(|t| TagView {
+                id: t.id,
+                rule: t.rule.is_some(),
+                group: t.group_name,
+                name: t.name,
+            })
+            .collect(),
+        attributes: super::attributes::attributes_of(db, tenant_id, id).await?,
     }))
 }
 

@@ -148,10 +148,7 @@ async fn write_isolated(
         Ok(Ok((outcomes, touched))) => return (outcomes.into_iter().map(Ok).collect(), touched),
         Ok(Err(e)) if work.len() == 1 => return (vec![Err(e.to_string())], Vec::new()),
         Err(e) if work.len() == 1 => {
-            return (
-                vec![Err(format!("event writer panicked: {e}"))],
-                Vec::new(),
-            );
+            return (vec![Err(format!("event writer panicked: {e}"))], Vec::new());
         }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, jobs = work.len(), "event group failed; writing its requests one by one")

@@ -1,5 +1,7 @@
 //! Know the customer: one record per real person (OneID) with their orders and events.
 
+pub mod attributes;
+pub mod audience;
 pub mod customers;
 pub mod events;
 pub mod identity;
@@ -8,10 +10,8 @@ pub mod ingest;
 pub mod oneid;
 pub mod orders;
 pub mod phone;
-pub mod report;
-pub mod attributes;
-pub mod audience;
 pub mod profile;
+pub mod report;
 pub mod rfm;
 pub mod rule;
 pub mod segments;

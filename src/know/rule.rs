@@ -412,8 +412,10 @@ mod tests {
 
     #[test]
     fn errors_name_the_place_and_reason() {
-        let e = Rule::from_json(&json!({"and": [{"stage": ["new"]}, {"orders": {"count": {"min": 5, "max": 2}}}]}))
-            .expect_err("min > max");
+        let e = Rule::from_json(
+            &json!({"and": [{"stage": ["new"]}, {"orders": {"count": {"min": 5, "max": 2}}}]}),
+        )
+        .expect_err("min > max");
         assert_eq!(e.path, "$.and[1].orders.count");
         assert!(e.reason.contains("greater"), "{e}");
         let e = Rule::from_json(&json!({"event": {"type": "view", "days": 0}})).expect_err("days");
@@ -438,11 +440,7 @@ mod tests {
         let (lo, hi) = last_order_bounds(&r, now);
         for t in [lo - 1, lo, lo + 1, hi - 1, hi, hi + 1, now - 100 * DAY] {
             let days = (now - t).div_euclid(DAY);
-            assert_eq!(
-                t >= lo && t <= hi,
-                r.contains(days),
-                "t={t} days={days}"
-            );
+            assert_eq!(t >= lo && t <= hi, r.contains(days), "t={t} days={days}");
         }
     }
 }

@@ -25,7 +25,9 @@ pub struct Tag {
 
 impl Tag {
     pub fn rule_json(&self) -> Option<serde_json::Value> {
-        self.rule.as_deref().and_then(|r| serde_json::from_str(r).ok())
+        self.rule
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok())
     }
 }
 
@@ -45,8 +47,7 @@ pub enum TagError {
 
 fn check_name(field: &'static str, s: &str, allow_empty: bool) -> Result<String, TagError> {
     let s = s.trim();
-    if (!allow_empty && s.is_empty()) || s.chars().count() > 40 || s.chars().any(char::is_control)
-    {
+    if (!allow_empty && s.is_empty()) || s.chars().count() > 40 || s.chars().any(char::is_control) {
         return Err(TagError::Invalid {
             field,
             reason: "must be 1–40 characters without control characters".into(),

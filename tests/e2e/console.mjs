@@ -57,10 +57,74 @@ try {
   await page.click('#unmask');
   check((await page.textContent('#identities')).includes(phone), 'an admin can reveal the full phone on purpose');
 
+  // Layering: a tag from a list, the RFM chart, a segment built with a live count.
+  await page.click('header nav >> text=标签');
+  await page.waitForURL('**/console/tags');
+  await page.fill('#new-tag input[name=group]', '兴趣');
+  await page.fill('#new-tag input[name=name]', '敏感肌');
+  await page.click('#create-tag');
+  await page.waitForURL('**/console/tags');
+  check((await page.locator('.tag-row').count()) === 1, 'an operator creates a tag');
+  await page.fill('#upload-list', phone.slice(0, 3) + ' ' + phone.slice(3, 7) + ' ' + phone.slice(7) + '\n13900000000\nnot-a-phone\n');
+  await page.click('#upload-submit');
+  await page.waitForSelector('#upload-result');
+  check((await page.textContent('#upload-result')).trim().endsWith(': 1'), 'an uploaded list tags the customer it names');
+  const problems = await page.textContent('#upload-problems');
+  check(problems.includes('13900000000') && problems.includes('not-a-phone'), 'lines that name no one are reported with their reason');
+  check((await page.textContent('.tag-members')).trim() === '1', 'the tag counts its member at once');
+  await page.screenshot({ path: shots + '/tags.png', fullPage: true });
+
+  await page.click('header nav >> text=RFM 分层');
+  await page.waitForURL('**/console/rfm');
+  check((await page.locator('.rfm-bar').count()) === 8, 'the RFM chart shows the eight classes');
+  const counts = await page.$$eval('.rfm-bar', (bars) => bars.map((b) => Number(b.dataset.count)));
+  check(counts.reduce((a, b) => a + b, 0) === 2, 'every buyer is in one RFM class');
+  check((await page.textContent('#rfm-chart')).includes('重要价值客户'), 'classes carry their Chinese names');
+  await page.screenshot({ path: shots + '/rfm.png', fullPage: true });
+
+  await page.click('header nav >> text=人群');
+  await page.waitForURL('**/console/segments');
+  await page.click('#new-segment');
+  await page.waitForURL('**/console/segments/new');
+  await page.waitForFunction(() => /^\d+$/.test(document.querySelector('#live-count').textContent));
+  const everyone = Number(await page.textContent('#live-count'));
+  check(everyone === 2, 'an empty rule counts everyone');
+  await page.click('#add-condition');
+  await page.selectOption('.cond-type', 'order_count');
+  await page.fill('.cond-min', '2');
+  await page.waitForFunction(() => document.querySelector('#live-count').textContent === '1');
+  check(true, 'the count follows the conditions while typing');
+  await page.check('.cond-not');
+  await page.waitForFunction(() => document.querySelector('#live-count').textContent === '1');
+  await page.uncheck('.cond-not');
+  await page.click('#add-condition');
+  await page.locator('.cond-type').nth(1).selectOption('tag');
+  await page.waitForFunction(() => document.querySelector('#live-count').textContent === '1');
+  await page.selectOption('#mode', 'or');
+  await page.waitForFunction(() => document.querySelector('#live-count').textContent === '1');
+  await page.locator('.cond-remove').nth(1).click();
+  await page.fill('#segment-name', '复购客户');
+  await page.click('#save-segment');
+  await page.waitForURL(/\/console\/segments\/\d+$/);
+  await page.waitForFunction(() => document.querySelector('#live-count').textContent === '1');
+  check((await page.inputValue('.cond-min')) === '2', 'a saved segment opens in the builder with its conditions');
+  await page.click('#preview');
+  await page.waitForSelector('.preview-row');
+  const sample = await page.textContent('#preview-rows');
+  check(sample.includes(masked) && !sample.includes(phone), 'the sample preview masks phones');
+  await page.click('#snapshot');
+  await page.waitForSelector('.snapshot-row');
+  check((await page.textContent('.snapshot-row')).includes('1'), 'a snapshot freezes the members');
+  await page.screenshot({ path: shots + '/segment.png', fullPage: true });
+  await page.click('header nav >> text=人群');
+  await page.waitForURL('**/console/segments');
+  check((await page.textContent('.segment-count')).trim() === '1', 'the segment list shows the live count');
+
   await page.click('#lang-switch');
   await page.waitForLoadState();
   check((await page.textContent('header nav')).includes('Customers'), 'the English switch translates the console');
-  check(/\/console\/customers\/\d+/.test(page.url()), 'switching language stays on the same page');
+  check(page.url().endsWith('/console/segments'), 'switching language stays on the same page');
+  check((await page.textContent('#segment-table')).includes('Customers'), 'the segment list is in English too');
 
   await page.click('text=Sign out');
   await page.goto(base + '/console/customers');

@@ -205,11 +205,18 @@ impl TenantIndex {
             let by_value = self.attr_text.entry(name.clone()).or_default();
             bump(by_value, &value, id);
             if let Some(n) = num {
-                self.attr_bins.entry(name.clone()).or_default().insert(id, n);
+                self.attr_bins
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(id, n);
                 self.attr_num.entry(name).or_default().insert(id, n);
             }
         }
-        let events: Vec<_> = f.events.into_iter().filter(|e| live.contains(e.0)).collect();
+        let events: Vec<_> = f
+            .events
+            .into_iter()
+            .filter(|e| live.contains(e.0))
+            .collect();
         self.add_events(&events);
     }
 
@@ -232,7 +239,9 @@ impl TenantIndex {
     pub fn set_event_counts(&mut self, events: &[(u32, String, i64)]) {
         let mut counts: HashMap<(&str, i32, u32), u32> = HashMap::new();
         for (id, kind, at) in events {
-            *counts.entry((kind.as_str(), local_day(*at), *id)).or_default() += 1;
+            *counts
+                .entry((kind.as_str(), local_day(*at), *id))
+                .or_default() += 1;
         }
         for ((kind, day, id), n) in counts {
             let days = match self.events.get_mut(kind) {
@@ -366,9 +375,14 @@ impl TenantIndex {
             .for_each(|m| m.values().for_each(&mut add));
         self.classes.iter().for_each(&mut add);
         self.stages.iter().for_each(&mut add);
-        for b in [&self.count_bins, &self.spend_bins, &self.aov_bins, &self.last_bins.0]
-            .into_iter()
-            .chain(self.attr_bins.values())
+        for b in [
+            &self.count_bins,
+            &self.spend_bins,
+            &self.aov_bins,
+            &self.last_bins.0,
+        ]
+        .into_iter()
+        .chain(self.attr_bins.values())
         {
             b.bitmaps().for_each(&mut add);
         }
@@ -446,10 +460,49 @@ impl<'a> Query<'a> {
                 }
                 c if self.cheap(c) => cand.intersection_len(&self.eval(c)),
                 c if self.filter_is_cheaper(&cand, c) => self.filter_count(&cand, c),
-                c => cand.intersection_len(&self.eval(c)),
+                c => self.count_overlap(&cand, c),
             };
         }
         self.eval(rule).len()
+    }
+
+    /// How many of `cand` a range condition selects: one range over binned values is counted
+    /// bin by bin, anything else is built and intersected.
+    fn count_overlap(&self, cand: &RoaringBitmap, c: &Rule) -> u64 {
+        let ix = self.ix;
+        let count = |id: u32| i64::from(ix.order_count.get(id));
+        let spend = |id: u32| ix.spend.get(id);
+        match c {
+            Rule::Orders(o) if !self.non_buyer_matches(o) => {
+                match (o.count, o.spend, o.aov, o.last_order_days) {
+                    (Some(r), None, None, None) => {
+                        ix.count_bins.count_in(cand, r.min, r.max, count)
+                    }
+                    (None, Some(r), None, None) => {
+                        ix.spend_bins.count_in(cand, r.min, r.max, spend)
+                    }
+                    (None, None, Some(r), None) => ix
+                        .aov_bins
+                        .count_in(cand, r.min, r.max, |id| spend(id) / count(id).max(1)),
+                    (None, None, None, Some(r)) => {
+                        let (lo, hi) = last_order_bounds(&r, self.now);
+                        ix.last_bins
+                            .0
+                            .count_in(cand, Some(lo), Some(hi), |id| ix.last_order_at.get(id))
+                    }
+                    _ => cand.intersection_len(&self.eval(c)),
+                }
+            }
+            Rule::Attr(a) => match (a.op(), ix.attr_bins.get(&a.name), ix.attr_num.get(&a.name)) {
+                (Ok(AttrOp::Range(r)), Some(bins), Some(values)) => {
+                    bins.count_in(cand, r.min, r.max, |id| {
+                        values.get(&id).copied().unwrap_or_default()
+                    })
+                }
+                _ => cand.intersection_len(&self.eval(c)),
+            },
+            _ => cand.intersection_len(&self.eval(c)),
+        }
     }
 
     /// Candidates worth testing one by one for `c`: for a purchase condition no one without
@@ -464,9 +517,9 @@ impl<'a> Query<'a> {
     fn filter_set(&self, cand: &RoaringBitmap, c: &Rule) -> RoaringBitmap {
         let base = self.narrow(cand, c);
         let kept = match c {
-            Rule::Orders(o) if !self.non_buyer_matches(o) => {
-                RoaringBitmap::from_sorted_iter(base.iter().filter(|id| self.buyer_orders_match(o, *id)))
-            }
+            Rule::Orders(o) if !self.non_buyer_matches(o) => RoaringBitmap::from_sorted_iter(
+                base.iter().filter(|id| self.buyer_orders_match(o, *id)),
+            ),
             _ => RoaringBitmap::from_sorted_iter(base.iter().filter(|id| self.test(c, *id))),
         };
         kept.unwrap_or_default()
@@ -475,9 +528,10 @@ impl<'a> Query<'a> {
     fn filter_count(&self, cand: &RoaringBitmap, c: &Rule) -> u64 {
         let base = self.narrow(cand, c);
         match c {
-            Rule::Orders(o) if !self.non_buyer_matches(o) => {
-                base.iter().filter(|id| self.buyer_orders_match(o, *id)).count() as u64
-            }
+            Rule::Orders(o) if !self.non_buyer_matches(o) => base
+                .iter()
+                .filter(|id| self.buyer_orders_match(o, *id))
+                .count() as u64,
             _ => base.iter().filter(|id| self.test(c, *id)).count() as u64,
         }
     }
@@ -544,11 +598,7 @@ impl<'a> Query<'a> {
         let sum = |bs: Vec<&RoaringBitmap>| bs.iter().map(|b| b.len()).sum::<u64>().min(all);
         match rule {
             Rule::And(rs) => rs.iter().map(|r| self.estimate(r)).min().unwrap_or(all),
-            Rule::Or(rs) => rs
-                .iter()
-                .map(|r| self.estimate(r))
-                .sum::<u64>()
-                .min(all),
+            Rule::Or(rs) => rs.iter().map(|r| self.estimate(r)).sum::<u64>().min(all),
             Rule::Not(_) => all,
             Rule::Tags(t) => {
                 if !t.all.is_empty() {
@@ -564,9 +614,10 @@ impl<'a> Query<'a> {
                 }
             }
             Rule::Attr(a) => match a.op() {
-                Ok(AttrOp::In(vs)) => ix.attr_text.get(&a.name).map_or(0, |m| {
-                    sum(vs.iter().filter_map(|v| m.get(v)).collect())
-                }),
+                Ok(AttrOp::In(vs)) => ix
+                    .attr_text
+                    .get(&a.name)
+                    .map_or(0, |m| sum(vs.iter().filter_map(|v| m.get(v)).collect())),
                 Ok(AttrOp::Exists(true)) | Ok(AttrOp::Range(_)) => {
                     ix.attr_exists.get(&a.name).map_or(0, |b| b.len())
                 }
@@ -692,15 +743,18 @@ impl<'a> Query<'a> {
                     sets.push(ix.spend_bins.range(r.min, r.max, spend));
                 }
                 if let Some(r) = o.aov {
-                    sets.push(ix.aov_bins.range(r.min, r.max, |id| {
-                        spend(id) / count(id).max(1)
-                    }));
+                    sets.push(
+                        ix.aov_bins
+                            .range(r.min, r.max, |id| spend(id) / count(id).max(1)),
+                    );
                 }
                 if let Some(r) = o.last_order_days {
                     let (lo, hi) = last_order_bounds(&r, self.now);
-                    sets.push(ix.last_bins.0.range(Some(lo), Some(hi), |id| {
-                        ix.last_order_at.get(id)
-                    }));
+                    sets.push(
+                        ix.last_bins
+                            .0
+                            .range(Some(lo), Some(hi), |id| ix.last_order_at.get(id)),
+                    );
                 }
                 let mut set = if sets.is_empty() {
                     ix.buyers.clone()
@@ -833,7 +887,6 @@ impl<'a> Query<'a> {
         }
     }
 }
-
 
 /// Bins of last purchase times, by day.
 #[derive(Debug)]

@@ -247,9 +247,7 @@ pub async fn build_index(
     mut progress: impl FnMut(u64, u64),
 ) -> DbResult<TenantIndex> {
     let (lo, hi): (Option<i64>, Option<i64>) = db
-        .fetch_one(
-            &sql("SELECT min(id), max(id) FROM customers WHERE tenant_id = $1").bind(tenant),
-        )
+        .fetch_one(&sql("SELECT min(id), max(id) FROM customers WHERE tenant_id = $1").bind(tenant))
         .await?;
     let mut ix = TenantIndex::default();
     let (Some(lo), Some(hi)) = (lo, hi) else {
@@ -336,7 +334,12 @@ impl Audiences {
             let started = std::time::Instant::now();
             let ix = build_index(&self.db, tenant, now_ms(), |_, _| {}).await?;
             let rules = super::tags::rule_tags(&self.db, tenant).await?;
-            tracing::info!(tenant, customers = ix.universe.len(), ms = started.elapsed().as_millis() as u64, "audience index built");
+            tracing::info!(
+                tenant,
+                customers = ix.universe.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "audience index built"
+            );
             *slot.index.write().unwrap_or_else(|p| p.into_inner()) = Some(ix);
             *slot.rule_tags.write().unwrap_or_else(|p| p.into_inner()) = rules;
         }
@@ -361,10 +364,18 @@ impl Audiences {
         tenant: i64,
         f: impl FnOnce(&TenantIndex) -> R,
     ) -> Result<R, AudienceError> {
-        let slot = {
-            let (slot, _lock) = self.built(tenant).await?;
-            slot
-        };
+        let mut slot = self.slot_entry(tenant);
+        let ready = slot
+            .index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        if !ready {
+            // First use: build under the maintenance lock (a reader never waits on a writer's
+            // reload otherwise).
+            let (built, _lock) = self.built(tenant).await?;
+            slot = built;
+        }
         let guard = slot.index.read().unwrap_or_else(|p| p.into_inner());
         match guard.as_ref() {
             Some(ix) => Ok(f(ix)),

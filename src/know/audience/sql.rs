@@ -237,17 +237,13 @@ pub fn select(what: &str, tenant: i64, rule: &Rule, now: i64) -> Sql {
 
 /// Counts a rule's members with SQL.
 pub async fn count(db: &Db, tenant: i64, rule: &Rule, now: i64) -> DbResult<u64> {
-    let (n,): (i64,) = db
-        .fetch_one(&select("count(*)", tenant, rule, now))
-        .await?;
+    let (n,): (i64,) = db.fetch_one(&select("count(*)", tenant, rule, now)).await?;
     Ok(n as u64)
 }
 
 /// A rule's members with SQL, in id order.
 pub async fn members(db: &Db, tenant: i64, rule: &Rule, now: i64) -> DbResult<Vec<i64>> {
-    let rows: Vec<(i64,)> = db
-        .fetch_all(&select("c.id", tenant, rule, now))
-        .await?;
+    let rows: Vec<(i64,)> = db.fetch_all(&select("c.id", tenant, rule, now)).await?;
     let mut ids: Vec<i64> = rows.into_iter().map(|r| r.0).collect();
     ids.sort_unstable();
     Ok(ids)
