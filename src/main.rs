@@ -163,6 +163,7 @@ pub async fn serve(
     let started = std::time::Instant::now();
     app.audiences.prepare().await?;
     app.audiences.spawn_daily();
+    app.audiences.spawn_hourly_rule_tags();
     tracing::info!(
         ms = started.elapsed().as_millis() as u64,
         "audience indexes ready"

@@ -277,6 +277,33 @@ async fn writes_change_segment_counts_at_once() {
         .await;
         assert_eq!(v["count"], 2, "{v}");
 
+        // A tag a saved segment uses cannot be deleted from under it.
+        let (st, uses) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/segments"),
+            &key,
+            Some(json!({"name": "敏感肌人群", "rule": {"tags": {"any": [tag_id]}}})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{uses}");
+        let (st, v) = send(
+            &c,
+            M::DELETE,
+            &url(&format!("/api/v1/tags/{tag_id}")),
+            &key,
+            None,
+        )
+        .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("敏感肌人群"),
+            "{v}"
+        );
+
         // Untagging changes the count at once; history records both.
         let cust3 = {
             let (_, v) = send(

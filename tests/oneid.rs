@@ -211,7 +211,35 @@ async fn a_merge_moves_tags_and_keeps_one_of_each() {
                 .await
                 .expect("tag");
         }
+        // Both have a city; only the newer one has an age.
+        for (customer, name, value) in [(a, "city", "上海"), (b, "city", "北京"), (b, "age", "31")]
+        {
+            tdb.db
+                .execute(
+                    &sql("INSERT INTO customer_attributes (tenant_id, customer_id, name, value, updated_at) VALUES (9, $1, $2, $3, 0)")
+                        .bind(customer)
+                        .bind(name)
+                        .bind(value),
+                )
+                .await
+                .expect("attribute");
+        }
         run_case(&tdb.db, 9, &[vec![1, 2]], &[1]).await;
+        let attrs: Vec<(i64, String, String)> = tdb
+            .db
+            .fetch_all(&sql(
+                "SELECT customer_id, name, value FROM customer_attributes WHERE tenant_id = 9 ORDER BY name",
+            ))
+            .await
+            .expect("attributes");
+        assert_eq!(
+            attrs,
+            vec![
+                (a, "age".into(), "31".into()),
+                (a, "city".into(), "上海".into())
+            ],
+            "{backend:?}: attributes move to the kept customer, whose own values win"
+        );
         let tags: Vec<(i64, i64)> = tdb
             .db
             .fetch_all(&sql(

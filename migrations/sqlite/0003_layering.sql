@@ -2,6 +2,10 @@
 -- RFM and lifecycle stage, layering settings, saved segments and their snapshots.
 
 ALTER TABLE tags ADD COLUMN rule TEXT;
+-- Tag, segment and snapshot ids come from counters, so a deleted one's id is never reused
+-- (SQLite would hand out the largest id again) and a rule naming it cannot change meaning.
+INSERT INTO id_counters (name, next_id) SELECT 'tag', COALESCE(MAX(id), 0) + 1 FROM tags;
+INSERT INTO id_counters (name, next_id) VALUES ('segment', 1), ('snapshot', 1);
 CREATE INDEX customer_tags_tag ON customer_tags (tenant_id, tag_id, customer_id);
 
 CREATE TABLE tag_history (

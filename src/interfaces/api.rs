@@ -235,8 +235,10 @@ async fn post_orders(
     }
     let orders = dedupe_orders(orders);
     let keyed = key_identities(&app.cipher, &orders);
+    // Owners before and after: an order that moves to another customer changes both.
+    let mut owners = owners_of(&app.db, caller.tenant_id, &orders).await?;
     let out = store_orders(&app.db, caller.tenant_id, "api", &orders, &keyed, now).await?;
-    let owners = owners_of(&app.db, caller.tenant_id, &orders).await?;
+    owners.extend(owners_of(&app.db, caller.tenant_id, &orders).await?);
     app.audiences
         .changed(
             caller.tenant_id,

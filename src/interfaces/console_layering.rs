@@ -341,7 +341,6 @@ async fn builder_options(app: &AppState, u: &ConsoleUser) -> Result<Json_, ApiEr
     let tag_list: Vec<Json_> = tags::list(&app.db, tenant)
         .await?
         .into_iter()
-        .filter(|t| t.rule.is_none())
         .map(|t| json!({"value": t.id, "label": format!("{}/{}", t.group_name, t.name)}))
         .collect();
     let channels: Vec<(String,)> = app

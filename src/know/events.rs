@@ -189,6 +189,8 @@ pub struct Touched {
     pub customers: Vec<i64>,
     /// Customers were created or merged, or identities added: more than events changed.
     pub identities_changed: bool,
+    /// Customers were merged: their orders moved, so purchase figures change.
+    pub merged: bool,
 }
 
 /// Stores events inside the caller's transaction, which holds the tenant lock. Returns, per
@@ -268,6 +270,7 @@ pub async fn store_events_in(
     let touched = Touched {
         customers,
         identities_changed: rs.customers_created + rs.customers_merged + rs.identities_added > 0,
+        merged: rs.customers_merged > 0,
     };
     Ok((flags, touched))
 }

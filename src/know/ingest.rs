@@ -116,7 +116,7 @@ async fn run(
         if let Some(a) = &audiences {
             for (tenant, t) in touched {
                 let change = if t.identities_changed {
-                    Change::Customers { orders: false }
+                    Change::Customers { orders: t.merged }
                 } else {
                     Change::Events
                 };

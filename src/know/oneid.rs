@@ -274,6 +274,24 @@ async fn merge_customers(
             batch.iter().map(|(from, _)| (*from).into()).collect(),
         )
         .await?;
+        // Attributes likewise; where both have one, the kept customer's value stays.
+        let mut copy = sql(format!(
+            "INSERT INTO customer_attributes (tenant_id, customer_id, name, value, num, updated_at) \
+             SELECT a.tenant_id, m.column2, a.name, a.value, a.num, a.updated_at FROM customer_attributes a \
+             JOIN (VALUES {map}) AS m ON a.customer_id = m.column1 WHERE a.tenant_id = ${t} \
+             ON CONFLICT DO NOTHING"
+        ));
+        for (from, to) in batch {
+            copy.push_arg(*from);
+            copy.push_arg(*to);
+        }
+        tx.execute(&copy.bind(tenant_id)).await?;
+        tx.execute_in(
+            "DELETE FROM customer_attributes WHERE tenant_id = $1 AND customer_id",
+            &[tenant_id.into()],
+            batch.iter().map(|(from, _)| (*from).into()).collect(),
+        )
+        .await?;
         // The merged customers, and any merged into them before, now point at the kept one.
         for match_col in ["merged_into", "id"] {
             tx.execute(&repoint(

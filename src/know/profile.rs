@@ -147,13 +147,26 @@ pub async fn recompute_all(db: &Db, tenant: i64, now: i64) -> DbResult<RfmModel>
 /// Recomputes some customers' figures with the model in force (fitting one first if there is
 /// none yet).
 pub async fn recompute_customers(db: &Db, tenant: i64, ids: &[i64], now: i64) -> DbResult<()> {
-    let (settings, model) = settings(db, tenant).await?;
+    let mut tx = db.begin().await?;
+    tx.lock_tenant(tenant).await?;
+    // Read under the lock: a settings change (which recomputes everyone) cannot slip between.
+    let row: Option<(String, Option<String>)> = tx
+        .fetch_optional(
+            &sql("SELECT settings, model FROM layering_settings WHERE tenant_id = $1").bind(tenant),
+        )
+        .await?;
+    let settings: LayeringSettings = row
+        .as_ref()
+        .and_then(|r| serde_json::from_str(&r.0).ok())
+        .unwrap_or_default();
+    let model: Option<RfmModel> = row
+        .and_then(|r| r.1)
+        .and_then(|m| serde_json::from_str(&m).ok());
     let Some(model) = model else {
+        tx.commit().await?;
         recompute_all(db, tenant, now).await?;
         return Ok(());
     };
-    let mut tx = db.begin().await?;
-    tx.lock_tenant(tenant).await?;
     let by = purchases(&mut tx, tenant, Some(ids)).await?;
     let mut rows: Vec<(i64, PurchaseStats)> = by
         .iter()

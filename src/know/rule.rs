@@ -286,8 +286,8 @@ impl Rule {
                 list(t.any.len() + t.all.len() + t.none.len())?;
             }
             Rule::Attr(a) => {
-                if a.name.trim().is_empty() {
-                    return err("attr: name is empty".into());
+                if a.name.trim().is_empty() || a.name.trim() != a.name {
+                    return err("attr: name is empty or has spaces around it".into());
                 }
                 match a.op() {
                     Ok(AttrOp::In(v)) => list(v.len())?,

@@ -103,12 +103,15 @@ pub async fn create(
     if name_taken(db, tenant, &name, 0).await? {
         return Err(SegmentError::Exists(name));
     }
-    Ok(db
+    let mut tx = db.begin().await?;
+    let id = tx.reserve_ids("segment", 1).await?;
+    let row = tx
         .fetch_one(
             &sql(format!(
-                "INSERT INTO segments (tenant_id, name, rule, created_by, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLS}"
+                "INSERT INTO segments (id, tenant_id, name, rule, created_by, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLS}"
             ))
+            .bind(id)
             .bind(tenant)
             .bind(name)
             .bind(rule.to_json().to_string())
@@ -116,7 +119,9 @@ pub async fn create(
             .bind(now)
             .bind(now),
         )
-        .await?)
+        .await?;
+    tx.commit().await?;
+    Ok(row)
 }
 
 pub async fn update(
@@ -187,12 +192,15 @@ pub async fn take_snapshot(
     members
         .serialize_into(&mut blob)
         .map_err(|e| DbError::from(sqlx::Error::Io(e)))?;
-    Ok(db
+    let mut tx = db.begin().await?;
+    let id = tx.reserve_ids("snapshot", 1).await?;
+    let row = tx
         .fetch_one(
             &sql(
-                "INSERT INTO segment_snapshots (tenant_id, segment_id, rule, size, members, taken_by, taken_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, segment_id, size, taken_by, taken_at",
+                "INSERT INTO segment_snapshots (id, tenant_id, segment_id, rule, size, members, taken_by, taken_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, segment_id, size, taken_by, taken_at",
             )
+            .bind(id)
             .bind(tenant)
             .bind(segment.id)
             .bind(segment.rule.as_str())
@@ -201,7 +209,9 @@ pub async fn take_snapshot(
             .bind(by)
             .bind(now),
         )
-        .await?)
+        .await?;
+    tx.commit().await?;
+    Ok(row)
 }
 
 pub async fn snapshots(db: &Db, tenant: i64, segment: i64) -> DbResult<Vec<SnapshotRow>> {
@@ -313,7 +323,7 @@ pub async fn export_csv(
                 .unwrap_or(super::rfm::Stage::Prospect);
             w.write_record([
                 id.to_string(),
-                name.unwrap_or_default(),
+                inert(name.unwrap_or_default()),
                 phone,
                 stage.zh().to_owned(),
                 class,
@@ -328,9 +338,34 @@ pub async fn export_csv(
         .map_err(|e| DbError::from(sqlx::Error::Io(std::io::Error::other(e.to_string()))).into())
 }
 
+/// Text a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) gets a
+/// leading `'`: buyer names come from outside.
+fn inert(s: String) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s
+    }
+}
+
 /// `1234.50`: yuan without grouping, for spreadsheets.
 fn plain_yuan(fen: i64) -> String {
     let sign = if fen < 0 { "-" } else { "" };
     let f = fen.unsigned_abs();
     format!("{sign}{}.{:02}", f / 100, f % 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exported_text_never_runs_as_a_formula() {
+        assert_eq!(inert("=HYPERLINK(\"x\")".into()), "'=HYPERLINK(\"x\")");
+        assert_eq!(inert("@SUM(A1)".into()), "'@SUM(A1)");
+        assert_eq!(inert("-1+2".into()), "'-1+2");
+        assert_eq!(inert("张三".into()), "张三");
+        assert_eq!(plain_yuan(-1_050), "-10.50");
+        assert_eq!(plain_yuan(123_456), "1234.56");
+    }
 }

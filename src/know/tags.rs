@@ -113,17 +113,22 @@ pub async fn create(
         return Err(TagError::Exists { group, name });
     }
     let rule_text = rule.map(|r| r.to_json().to_string());
-    Ok(db
+    let mut tx = db.begin().await?;
+    let id = tx.reserve_ids("tag", 1).await?;
+    let tag: Tag = tx
         .fetch_one(
-            &sql("INSERT INTO tags (tenant_id, group_name, name, rule, created_at) VALUES ($1, $2, $3, $4, $5) \
+            &sql("INSERT INTO tags (id, tenant_id, group_name, name, rule, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
                   RETURNING id, group_name, name, rule, created_at")
+                .bind(id)
                 .bind(tenant)
                 .bind(group)
                 .bind(name)
                 .bind(rule_text)
                 .bind(now),
         )
-        .await?)
+        .await?;
+    tx.commit().await?;
+    Ok(tag)
 }
 
 /// Deletes a tag and its memberships (the history stays). A manual tag named by a rule tag's
@@ -135,6 +140,17 @@ pub async fn delete(db: &Db, tenant: i64, id: i64) -> Result<Vec<i64>, TagError>
             return Err(TagError::Invalid {
                 field: "id",
                 reason: format!("rule tag {rid} uses tag {id}; change or delete it first"),
+            });
+        }
+    }
+    for s in super::segments::list(db, tenant).await? {
+        if s.rule().is_ok_and(|r| r.tag_ids().contains(&id)) {
+            return Err(TagError::Invalid {
+                field: "id",
+                reason: format!(
+                    "segment {} ({}) uses tag {id}; change or delete it first",
+                    s.id, s.name
+                ),
             });
         }
     }
@@ -338,6 +354,17 @@ pub async fn apply_rule_tag(
     let remove: Vec<i64> = remove.iter().map(i64::from).collect();
     let mut tx = db.begin().await?;
     tx.lock_tenant(tenant).await?;
+    // Deleted meanwhile (under the same lock): nothing to store.
+    let exists: Option<(i64,)> = tx
+        .fetch_optional(
+            &sql("SELECT id FROM tags WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant)
+                .bind(tag),
+        )
+        .await?;
+    if exists.is_none() {
+        return tx.commit().await;
+    }
     add_in(&mut tx, tenant, tag, &add, "rule", now).await?;
     remove_in(&mut tx, tenant, tag, &remove, "rule", now).await?;
     tx.commit().await

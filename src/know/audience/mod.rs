@@ -410,6 +410,18 @@ impl Audiences {
         let mut ids: Vec<i64> = customers.to_vec();
         ids.sort_unstable();
         ids.dedup();
+        let mut change = change;
+        if change == Change::Events {
+            // A customer the index does not hold (written by another process) is loaded whole.
+            let r = slot.index.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(ix) = r.as_ref()
+                && ids
+                    .iter()
+                    .any(|id| id32(*id).is_none_or(|i| !ix.universe.contains(i)))
+            {
+                change = Change::Customers { orders: false };
+            }
+        }
         for chunk in ids.chunks(REFRESH_CHUNK) {
             match change {
                 Change::Customers { orders } => {
@@ -564,7 +576,8 @@ impl Audiences {
         tokio::spawn(async move {
             loop {
                 let now = now_ms();
-                let next = day_start(local_day(now) + 1) + 4 * 3_600_000;
+                let today = day_start(local_day(now)) + 4 * 3_600_000;
+                let next = if today > now { today } else { today + DAY_MS };
                 let wait = u64::try_from(next - now).unwrap_or(0);
                 tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
                 if let Err(e) = me.recompute_everyone().await {
@@ -572,6 +585,34 @@ impl Audiences {
                 }
             }
         });
+    }
+
+    /// Every hour: rule tags whose rules look at time windows (days since a purchase, events in
+    /// the last N days) follow the clock even when nothing is written.
+    pub fn spawn_hourly_rule_tags(self: &Arc<Self>) {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3_600));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let tenants: Vec<i64> = {
+                    let slots = me.slots.lock().unwrap_or_else(|p| p.into_inner());
+                    slots.keys().copied().collect()
+                };
+                for t in tenants {
+                    if let Err(e) = me.refresh_rule_tags(t).await {
+                        tracing::error!(tenant = t, error = %e, "rule tag refresh failed");
+                    }
+                }
+            }
+        });
+    }
+
+    /// Brings the tenant's rule tags up to date with its index now.
+    pub async fn refresh_rule_tags(&self, tenant: i64) -> Result<(), AudienceError> {
+        let (slot, _lock) = self.built(tenant).await?;
+        self.refresh_rule_tags_locked(tenant, &slot, now_ms()).await
     }
 
     async fn recompute_everyone(&self) -> Result<(), AudienceError> {
