@@ -34,6 +34,9 @@ pub struct BenchArgs {
     /// Synthetic customers for the audience suite.
     #[arg(long, default_value_t = 1_000_000)]
     pub customers: u64,
+    /// Audience suite: measure the index only (SQLite store, no SQL counts).
+    #[arg(long)]
+    pub index_only: bool,
     /// Order rows to import (about; the demo generator decides the exact count).
     #[arg(long, default_value_t = 1_000_000)]
     rows: u64,

@@ -161,9 +161,12 @@ pub async fn serve(
     tracing::info!(%addr, "serving");
     let app = App::new(db.clone(), cipher);
     let started = std::time::Instant::now();
+    let versions = siyu::know::audience::rebuild_versions(&db).await?;
     app.audiences.prepare().await?;
     app.audiences.spawn_daily();
     app.audiences.spawn_hourly_rule_tags();
+    app.audiences
+        .spawn_rebuild_watch(std::time::Duration::from_secs(2), versions);
     tracing::info!(
         ms = started.elapsed().as_millis() as u64,
         "audience indexes ready"
@@ -288,6 +291,8 @@ async fn import_orders(settings: &Settings, a: ImportOrdersArgs) -> anyhow::Resu
     if total(|s| s.imported) + total(|s| s.updated) > 0 {
         // Purchase figures, RFM and stages follow the orders just stored.
         siyu::know::profile::recompute_all(&db, tenant, siyu::platform::clock::now_ms()).await?;
+        // A server running on this database rebuilds its index of the tenant.
+        siyu::know::audience::request_rebuild(&db, tenant).await?;
     }
     if a.json {
         let out = serde_json::json!({

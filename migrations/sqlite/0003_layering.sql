@@ -84,4 +84,16 @@ CREATE TABLE segment_snapshots (
 CREATE INDEX segment_snapshots_segment ON segment_snapshots (tenant_id, segment_id, taken_at);
 
 CREATE INDEX events_type ON events (tenant_id, type, occurred_at);
+-- "Has an identity of kind K" per customer: with the kind in the index SQLite's planner uses it
+-- instead of scanning the tenant's identities by primary key.
+DROP INDEX identities_customer;
+CREATE INDEX identities_customer ON identities (tenant_id, customer_id, kind);
 CREATE INDEX orders_channel_customer ON orders (tenant_id, channel, customer_id);
+
+-- Bulk writes from another process (`siyu import`) ask every server to rebuild the tenant's
+-- audience index; servers watch this table.
+CREATE TABLE audience_rebuilds (
+    tenant_id    INTEGER PRIMARY KEY,
+    version      INTEGER NOT NULL,
+    requested_at INTEGER NOT NULL
+);

@@ -320,11 +320,18 @@ pub struct RfmScores {
 }
 
 impl RfmModel {
-    /// Cut points from the settings or the data, and the means of the scores they give.
+    /// Cut points from the settings or the data, and the means of the scores they give. F and
+    /// M cut points come from the customers who bought in the window: those who did not score 1
+    /// anyway, and their zeros would squash everyone else into the top scores.
     pub fn fit(stats: &[PurchaseStats], s: &LayeringSettings, now: i64) -> RfmModel {
         let mut r: Vec<i64> = stats.iter().map(|p| p.recency_days(now)).collect();
-        let mut f: Vec<i64> = stats.iter().map(|p| p.window_orders).collect();
-        let mut m: Vec<i64> = stats.iter().map(|p| p.window_spend).collect();
+        let in_window: Vec<&PurchaseStats> =
+            match stats.iter().filter(|p| p.window_orders > 0).count() {
+                0 => stats.iter().collect(),
+                _ => stats.iter().filter(|p| p.window_orders > 0).collect(),
+            };
+        let mut f: Vec<i64> = in_window.iter().map(|p| p.window_orders).collect();
+        let mut m: Vec<i64> = in_window.iter().map(|p| p.window_spend).collect();
         let r_cuts = s.r_cuts.unwrap_or_else(|| quintile_cuts(&mut r));
         let f_cuts = s.f_cuts.unwrap_or_else(|| quintile_cuts(&mut f));
         let m_cuts = s.m_cuts.unwrap_or_else(|| quintile_cuts(&mut m));
@@ -409,6 +416,31 @@ mod tests {
         for m in model.means {
             assert!((2.0..=4.0).contains(&m), "{m}");
         }
+    }
+
+    #[test]
+    fn customers_outside_the_window_do_not_squash_the_rest() {
+        let now = 2_000 * DAY_MS;
+        let mut data: Vec<PurchaseStats> = Vec::new();
+        // 40 lapsed buyers: nothing in the window.
+        for i in 0..40 {
+            let mut p = stats(400 + i, 2, 50_000, now);
+            p.window_orders = 0;
+            p.window_spend = 0;
+            data.push(p);
+        }
+        // 60 buyers in the window with spread frequency and spend.
+        for i in 0..60 {
+            data.push(stats(i * 5, 1 + i % 4, 1_000 * (1 + i % 30), now));
+        }
+        let model = RfmModel::fit(&data, &LayeringSettings::default(), now);
+        let mut classes: Vec<RfmClass> = data.iter().map(|p| model.score(p, now).class).collect();
+        classes.sort();
+        classes.dedup();
+        // A recent single big purchase is "important develop", not lumped with the best.
+        let develop = model.score(&stats(1, 1, 29_000, now), now);
+        assert_eq!(develop.class, RfmClass::ImportantDevelop, "{develop:?} {model:?}");
+        assert!(classes.len() >= 5, "{classes:?}");
     }
 
     #[test]

@@ -627,3 +627,66 @@ impl Audiences {
         Ok(())
     }
 }
+
+/// Asks every running server to rebuild the tenant's index (after a bulk write such as an
+/// import in another process): bumps the tenant's rebuild version.
+pub async fn request_rebuild(db: &Db, tenant: i64) -> DbResult<()> {
+    db.execute(
+        &sql(
+            "INSERT INTO audience_rebuilds (tenant_id, version, requested_at) VALUES ($1, 1, $2) \
+             ON CONFLICT (tenant_id) DO UPDATE SET version = audience_rebuilds.version + 1, \
+             requested_at = excluded.requested_at",
+        )
+        .bind(tenant)
+        .bind(now_ms()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Rebuild versions now, per tenant: read before building, so that a request made during the
+/// build is acted on after it.
+pub async fn rebuild_versions(db: &Db) -> DbResult<HashMap<i64, i64>> {
+    let rows: Vec<(i64, i64)> = db
+        .fetch_all(&sql("SELECT tenant_id, version FROM audience_rebuilds"))
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+impl Audiences {
+    /// Every `every`: rebuilds the tenants whose rebuild version moved past `seen` (the versions
+    /// read before this process built its indexes).
+    pub fn spawn_rebuild_watch(
+        self: &Arc<Self>,
+        every: std::time::Duration,
+        mut seen: HashMap<i64, i64>,
+    ) {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let now = match rebuild_versions(&me.db).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read rebuild requests");
+                        continue;
+                    }
+                };
+                for (tenant, version) in now {
+                    if version > seen.get(&tenant).copied().unwrap_or(0) {
+                        tracing::info!(tenant, "rebuilding the audience index on request");
+                        match me.rebuild(tenant).await {
+                            Ok(()) => {
+                                seen.insert(tenant, version);
+                            }
+                            Err(e) => {
+                                tracing::error!(tenant, error = %e, "audience rebuild failed")
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
