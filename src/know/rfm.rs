@@ -439,7 +439,11 @@ mod tests {
         classes.dedup();
         // A recent single big purchase is "important develop", not lumped with the best.
         let develop = model.score(&stats(1, 1, 29_000, now), now);
-        assert_eq!(develop.class, RfmClass::ImportantDevelop, "{develop:?} {model:?}");
+        assert_eq!(
+            develop.class,
+            RfmClass::ImportantDevelop,
+            "{develop:?} {model:?}"
+        );
         assert!(classes.len() >= 5, "{classes:?}");
     }
 
