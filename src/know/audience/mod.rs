@@ -278,6 +278,11 @@ struct Slot {
     index: RwLock<Option<TenantIndex>>,
     /// Rule tags: (tag id, rule), loaded with the index and after tag changes.
     rule_tags: RwLock<Vec<(i64, Rule)>>,
+    /// One rebuild at a time.
+    rebuilding: tokio::sync::Mutex<()>,
+    /// While a rebuild reads the store, the customers changed meanwhile; reloaded into the new
+    /// index once it is in place.
+    pending: Mutex<Option<Vec<i64>>>,
 }
 
 /// Every tenant's audience index. Cheap to share (`Arc`).
@@ -313,6 +318,8 @@ impl Audiences {
                     maint: Arc::new(tokio::sync::Mutex::new(())),
                     index: RwLock::new(None),
                     rule_tags: RwLock::new(Vec::new()),
+                    rebuilding: tokio::sync::Mutex::new(()),
+                    pending: Mutex::new(None),
                 })
             })
             .clone()
@@ -410,6 +417,14 @@ impl Audiences {
         let mut ids: Vec<i64> = customers.to_vec();
         ids.sort_unstable();
         ids.dedup();
+        if let Some(p) = slot
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            p.extend_from_slice(&ids);
+        }
         let mut change = change;
         if change == Change::Events {
             // A customer the index does not hold (written by another process) is loaded whole.
@@ -470,16 +485,49 @@ impl Audiences {
 
     /// Rebuilds a tenant's index from the store (after a bulk change such as an import or the
     /// daily recompute).
+    ///
+    /// The old index keeps answering and taking changes while the new one is read from the
+    /// store (minutes for millions of customers), so writers never wait for a rebuild; the
+    /// customers changed meanwhile are reloaded into the new index once it is in place.
     pub async fn rebuild(&self, tenant: i64) -> Result<(), AudienceError> {
+        self.rebuild_then(tenant, async {}).await
+    }
+
+    /// [`Self::rebuild`], running `meanwhile` after the store was read and before the new index
+    /// replaces the old one (tests use it to write in that window).
+    pub async fn rebuild_then(
+        &self,
+        tenant: i64,
+        meanwhile: impl std::future::Future<Output = ()>,
+    ) -> Result<(), AudienceError> {
         let slot = self.slot_entry(tenant);
-        let _lock = owned_lock(Arc::clone(&slot)).await;
+        let _one = slot.rebuilding.lock().await;
+        *slot.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
         let now = now_ms();
-        let mut ix = build_index(&self.db, tenant, now, |_, _| {}).await?;
-        ix.prune_events(local_day(now) - MAX_EVENT_DAYS as i32);
-        *slot.index.write().unwrap_or_else(|p| p.into_inner()) = Some(ix);
-        *slot.rule_tags.write().unwrap_or_else(|p| p.into_inner()) =
-            super::tags::rule_tags(&self.db, tenant).await?;
-        self.refresh_rule_tags_locked(tenant, &slot, now).await
+        let built = build_index(&self.db, tenant, now, |_, _| {}).await;
+        meanwhile.await;
+        let pending = {
+            let _lock = owned_lock(Arc::clone(&slot)).await;
+            let pending = slot
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .unwrap_or_default();
+            let mut ix = built?;
+            ix.prune_events(local_day(now) - MAX_EVENT_DAYS as i32);
+            *slot.index.write().unwrap_or_else(|p| p.into_inner()) = Some(ix);
+            *slot.rule_tags.write().unwrap_or_else(|p| p.into_inner()) =
+                super::tags::rule_tags(&self.db, tenant).await?;
+            pending
+        };
+        // Also refreshes the rule tags.
+        self.changed(tenant, &pending, Change::Customers { orders: false })
+            .await?;
+        if pending.is_empty() {
+            self.refresh_rule_tags(tenant).await?;
+        }
+        Ok(())
     }
 
     /// Re-reads the tenant's rule tags (after one is created, changed or deleted) and brings
