@@ -165,6 +165,7 @@ pub async fn serve(
     app.audiences.prepare().await?;
     app.audiences.spawn_daily();
     app.audiences.spawn_hourly_rule_tags();
+    siyu::convert::points::spawn_daily_expiry(db.clone());
     app.audiences
         .spawn_rebuild_watch(std::time::Duration::from_secs(2), versions);
     tracing::info!(

@@ -1,6 +1,7 @@
 //! HTTP: `/api/v1` (JSON), `/console` (the operators' web console), health and readiness.
 
 pub mod api;
+pub mod api_convert;
 pub mod api_layering;
 pub mod console;
 pub mod console_layering;
@@ -62,6 +63,7 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .merge(api::routes())
         .merge(api_layering::routes())
+        .merge(api_convert::routes())
         .merge(console::routes())
         .merge(console_layering::routes())
         // 1,000 events with properties fit comfortably; larger bodies are refused with 413.

@@ -23,6 +23,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0003_layering.sql"),
         include_str!("../../migrations/postgres/0003_layering.sql"),
     ),
+    (
+        4,
+        "members",
+        include_str!("../../migrations/sqlite/0004_members.sql"),
+        include_str!("../../migrations/postgres/0004_members.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied, each in its own transaction. Returns how many ran.

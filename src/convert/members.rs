@@ -1,0 +1,188 @@
+//! Members (会员): a customer who joined, by phone, by a WeChat identity or in a store, with a
+//! member number. Joining is idempotent: the same person joining again gets the same number.
+
+use serde::Serialize;
+
+use crate::know::identity::{Identity, IdentityKind};
+use crate::know::oneid::{self, IdentityRecord};
+use crate::platform::crypto::FieldCipher;
+use crate::platform::db::{Db, DbError, sql};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JoinedVia {
+    Phone,
+    Wechat,
+    Store,
+}
+
+impl JoinedVia {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JoinedVia::Phone => "phone",
+            JoinedVia::Wechat => "wechat",
+            JoinedVia::Store => "store",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Member {
+    pub customer_id: i64,
+    pub member_no: String,
+    pub joined_via: String,
+    pub store_id: Option<String>,
+    pub birthday_month: Option<i64>,
+    pub joined_at: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MemberError {
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("customer {0} is not a member")]
+    NotMember(i64),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// A request to join.
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    /// Who: a phone for `phone` and `store`, a unionid or openid for `wechat`.
+    pub identity: Identity,
+    pub via: JoinedVia,
+    pub store_id: Option<String>,
+    pub birthday_month: Option<i64>,
+    pub display_name: Option<String>,
+}
+
+impl JoinRequest {
+    /// Names the field that does not fit the way of joining.
+    pub fn check(&self) -> Result<(), MemberError> {
+        let kind = self.identity.kind();
+        let ok = match self.via {
+            JoinedVia::Phone => kind == IdentityKind::Phone,
+            JoinedVia::Wechat => matches!(kind, IdentityKind::Unionid | IdentityKind::Openid),
+            JoinedVia::Store => kind == IdentityKind::Phone,
+        };
+        if !ok {
+            return Err(MemberError::Invalid {
+                field: "identity",
+                reason: format!(
+                    "joining by {} needs {}",
+                    self.via.as_str(),
+                    match self.via {
+                        JoinedVia::Wechat => "a unionid or openid",
+                        _ => "a phone",
+                    }
+                ),
+            });
+        }
+        if self.via == JoinedVia::Store && self.store_id.as_deref().is_none_or(str::is_empty) {
+            return Err(MemberError::Invalid {
+                field: "store_id",
+                reason: "joining in a store needs the store".into(),
+            });
+        }
+        if let Some(m) = self.birthday_month
+            && !(1..=12).contains(&m)
+        {
+            return Err(MemberError::Invalid {
+                field: "birthday_month",
+                reason: format!("{m} is not a month (1–12)"),
+            });
+        }
+        Ok(())
+    }
+}
+
+const COLS: &str = "customer_id, member_no, joined_via, store_id, birthday_month, joined_at";
+
+pub async fn get(db: &Db, tenant: i64, customer: i64) -> Result<Member, MemberError> {
+    db.fetch_optional(
+        &sql(format!(
+            "SELECT {COLS} FROM members WHERE tenant_id = $1 AND customer_id = $2"
+        ))
+        .bind(tenant)
+        .bind(customer),
+    )
+    .await?
+    .ok_or(MemberError::NotMember(customer))
+}
+
+/// Joins (or finds) the member for the request's person: the identity resolves through OneID
+/// (creating the customer if new), the member number becomes an identity of the customer too.
+/// Returns the member and whether they joined just now.
+pub async fn join(
+    db: &Db,
+    cipher: &FieldCipher,
+    tenant: i64,
+    req: &JoinRequest,
+    now: i64,
+) -> Result<(Member, bool), MemberError> {
+    req.check()?;
+    let mut tx = db.begin().await?;
+    tx.lock_tenant(tenant).await?;
+    let record = IdentityRecord {
+        identities: vec![req.identity.key(cipher)],
+        name: req.display_name.clone(),
+    };
+    let (owners, _) = oneid::resolve(&mut tx, tenant, &[record], now).await?;
+    let customer = owners
+        .first()
+        .copied()
+        .flatten()
+        .ok_or_else(|| MemberError::Invalid {
+            field: "identity",
+            reason: "names no one".into(),
+        })?;
+    let existing: Option<Member> = tx
+        .fetch_optional(
+            &sql(format!(
+                "SELECT {COLS} FROM members WHERE tenant_id = $1 AND customer_id = $2"
+            ))
+            .bind(tenant)
+            .bind(customer),
+        )
+        .await?;
+    if let Some(m) = existing {
+        tx.commit().await?;
+        return Ok((m, false));
+    }
+    let n = tx.reserve_ids("member", 1).await?;
+    let member_no = format!("M{n:08}");
+    let no_identity = Identity::new(IdentityKind::MemberNo, &member_no, None).map_err(|e| {
+        MemberError::Invalid {
+            field: "member_no",
+            reason: e.to_string(),
+        }
+    })?;
+    oneid::resolve(
+        &mut tx,
+        tenant,
+        &[IdentityRecord {
+            identities: vec![req.identity.key(cipher), no_identity.key(cipher)],
+            name: None,
+        }],
+        now,
+    )
+    .await?;
+    let m: Member = tx
+        .fetch_one(
+            &sql(format!(
+                "INSERT INTO members (tenant_id, customer_id, member_no, joined_via, store_id, birthday_month, joined_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLS}"
+            ))
+            .bind(tenant)
+            .bind(customer)
+            .bind(member_no)
+            .bind(req.via.as_str())
+            .bind(req.store_id.clone())
+            .bind(req.birthday_month)
+            .bind(now),
+        )
+        .await?;
+    tx.commit().await?;
+    Ok((m, true))
+}

@@ -1,0 +1,244 @@
+//! `/api/v1` for members and points.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::api::{ApiCaller, ApiError, require_write};
+use super::api_layering::actor;
+use crate::convert::members::{self, JoinRequest, JoinedVia, MemberError};
+use crate::convert::points::{self, Change, PointsError, PointsSettings};
+use crate::know::audience::Change as IndexChange;
+use crate::know::customers::surviving_id;
+use crate::know::identity::IdentityInput;
+use crate::platform::clock::now_ms;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/members", post(join))
+        .route("/api/v1/members/{id}", get(member))
+        .route(
+            "/api/v1/members/{id}/points",
+            get(ledger).post(change_points),
+        )
+        .route("/api/v1/points/settings", put(put_settings))
+        .route("/api/v1/points/expire", post(expire))
+}
+
+impl From<MemberError> for ApiError {
+    fn from(e: MemberError) -> Self {
+        match e {
+            MemberError::Invalid { .. } => ApiError::bad_request(e.to_string()),
+            MemberError::NotMember(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_a_member", e.to_string())
+            }
+            MemberError::Db(d) => d.into(),
+        }
+    }
+}
+
+impl From<PointsError> for ApiError {
+    fn from(e: PointsError) -> Self {
+        match e {
+            PointsError::Invalid { .. } => ApiError::bad_request(e.to_string()),
+            PointsError::Insufficient { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "insufficient_points", e.to_string())
+            }
+            PointsError::NotMember(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_a_member", e.to_string())
+            }
+            PointsError::Db(d) => d.into(),
+        }
+    }
+}
+
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    b.map(|Json(v)| v)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+async fn customer_id(app: &AppState, tenant: i64, raw: &str) -> Result<i64, ApiError> {
+    let id: i64 = raw
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("customer id {raw:?} is not a number")))?;
+    surviving_id(&app.db, tenant, id).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no customer {id}"),
+        )
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinBody {
+    via: JoinedVia,
+    identity: IdentityInput,
+    #[serde(default)]
+    store_id: Option<String>,
+    #[serde(default)]
+    birthday_month: Option<i64>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `POST /api/v1/members`: 201 when the person joined now, 200 when they were a member already.
+async fn join(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    b: Result<Json<JoinBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    require_write(&caller)?;
+    let b = body(b)?;
+    let identity = b
+        .identity
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("identity: {e}")))?;
+    let req = JoinRequest {
+        identity,
+        via: b.via,
+        store_id: b.store_id,
+        birthday_month: b.birthday_month,
+        display_name: b.name,
+    };
+    let (m, new) = members::join(&app.db, &app.cipher, caller.tenant_id, &req, now_ms()).await?;
+    app.audiences
+        .changed(
+            caller.tenant_id,
+            &[m.customer_id],
+            IndexChange::Customers { orders: false },
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    let balance = points::balance(&app.db, caller.tenant_id, m.customer_id).await?;
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({"member": m, "points": balance, "joined_now": new})),
+    )
+        .into_response())
+}
+
+async fn member(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = customer_id(&app, caller.tenant_id, &id).await?;
+    let m = members::get(&app.db, caller.tenant_id, id).await?;
+    let balance = points::balance(&app.db, caller.tenant_id, id).await?;
+    Ok(Json(json!({"member": m, "points": balance})).into_response())
+}
+
+async fn ledger(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = customer_id(&app, caller.tenant_id, &id).await?;
+    members::get(&app.db, caller.tenant_id, id).await?;
+    let entries = points::entries(&app.db, caller.tenant_id, id).await?;
+    let balance = points::balance(&app.db, caller.tenant_id, id).await?;
+    Ok(Json(json!({"customer_id": id, "points": balance, "entries": entries})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case", tag = "kind")]
+enum PointsBody {
+    /// Points for a paid order (once per order).
+    Earn {
+        order_ref: String,
+        paid: i64,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    Redeem {
+        points: i64,
+        #[serde(default)]
+        reference: Option<String>,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    Adjust {
+        points: i64,
+        reason: String,
+    },
+}
+
+/// `POST /api/v1/members/{id}/points`: earn, redeem or adjust; answers the entry and balance.
+async fn change_points(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    b: Result<Json<PointsBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    require_write(&caller)?;
+    let b = body(b)?;
+    let id = customer_id(&app, caller.tenant_id, &id).await?;
+    let who = actor(&caller);
+    let (change, reason) = match b {
+        PointsBody::Earn {
+            order_ref,
+            paid,
+            reason,
+        } => (
+            Change::Earn {
+                order_ref,
+                paid_fen: paid,
+            },
+            reason.unwrap_or_else(|| "消费积分 earned".into()),
+        ),
+        PointsBody::Redeem {
+            points,
+            reference,
+            reason,
+        } => (
+            Change::Redeem { points, reference },
+            reason.unwrap_or_else(|| "积分兑换 redeemed".into()),
+        ),
+        PointsBody::Adjust { points, reason } => (
+            Change::Adjust { points },
+            if reason.trim().is_empty() {
+                String::new()
+            } else {
+                format!("{reason} ({who})")
+            },
+        ),
+    };
+    let (entry, balance) =
+        points::apply(&app.db, caller.tenant_id, id, &change, &reason, now_ms()).await?;
+    Ok(Json(json!({"entry": entry, "points": balance})).into_response())
+}
+
+async fn put_settings(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    b: Result<Json<PointsSettings>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    require_write(&caller)?;
+    let s = body(b)?;
+    points::save_settings(&app.db, caller.tenant_id, &s, now_ms()).await?;
+    Ok(Json(s).into_response())
+}
+
+/// `POST /api/v1/points/expire`: expires unspent points past their date now (also daily).
+async fn expire(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+) -> Result<Response, ApiError> {
+    require_write(&caller)?;
+    let n = points::expire_all(&app.db, caller.tenant_id, now_ms()).await?;
+    Ok(Json(json!({"expired": n})).into_response())
+}

@@ -1,0 +1,273 @@
+//! Members and the points ledger over HTTP, on every backend: joining is idempotent, an order
+//! earns once, redemptions under load never overdraw, expiry takes what was not spent in time,
+//! and the balance is always the sum of the entries.
+
+mod common;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use siyu::platform::access::Role;
+use siyu::platform::db::sql;
+
+use common::{TestServer, backends, tenant_with_key};
+
+async fn send(
+    c: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    key: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut r = c.request(method, url).bearer_auth(key);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.expect("request");
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_join_once_and_points_always_balance() {
+    use reqwest::Method as M;
+    for backend in backends() {
+        let s = TestServer::start(backend).await;
+        let c = reqwest::Client::new();
+        let (tenant, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
+        let url = |p: &str| s.url(p);
+
+        // Joining by phone, then again with the phone written another way: one member.
+        let (st, v) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/members"),
+            &key,
+            Some(json!({"via": "phone", "identity": {"kind": "phone", "value": "13800000001"}, "birthday_month": 6})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let id = v["member"]["customer_id"].as_i64().expect("id");
+        let no = v["member"]["member_no"].as_str().expect("no").to_owned();
+        assert!(no.starts_with('M'), "{v}");
+        let (st, v) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/members"),
+            &key,
+            Some(json!({"via": "store", "store_id": "SH-01", "identity": {"kind": "phone", "value": "+86 138 0000 0001"}})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["member"]["member_no"], no.as_str());
+        // The member number is an identity: the customer is found by it, and segments see it.
+        let (st, v) = send(
+            &c,
+            M::GET,
+            &url(&format!("/api/v1/customers?identity=member_no:{no}")),
+            &key,
+            None,
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["id"].as_i64(), Some(id));
+        let (_, v) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/audience/count"),
+            &key,
+            Some(json!({"rule": {"identity": ["member_no"]}})),
+        )
+        .await;
+        assert_eq!(v["count"], 1, "{v}");
+
+        // Bad requests name the field.
+        for (body, field) in [
+            (
+                json!({"via": "wechat", "identity": {"kind": "phone", "value": "13800000002"}}),
+                "identity",
+            ),
+            (
+                json!({"via": "store", "identity": {"kind": "phone", "value": "13800000002"}}),
+                "store_id",
+            ),
+            (
+                json!({"via": "phone", "identity": {"kind": "phone", "value": "13800000002"}, "birthday_month": 13}),
+                "birthday_month",
+            ),
+            (
+                json!({"via": "phone", "identity": {"kind": "phone", "value": "1380000"}}),
+                "identity",
+            ),
+        ] {
+            let (st, v) = send(&c, M::POST, &url("/api/v1/members"), &key, Some(body)).await;
+            assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with(field),
+                "{v}"
+            );
+        }
+
+        // An order earns once: whole yuan, one point each by default.
+        let points = url(&format!("/api/v1/members/{id}/points"));
+        let earn = json!({"kind": "earn", "order_ref": "tmall:T-1", "paid": 29_999});
+        let (st, v) = send(&c, M::POST, &points, &key, Some(earn.clone())).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["points"], 299);
+        let (_, v) = send(&c, M::POST, &points, &key, Some(earn)).await;
+        assert_eq!(v["entry"], Value::Null, "{v}");
+        assert_eq!(v["points"], 299);
+
+        // No overdraft; adjustments need a reason and cannot go below zero.
+        let (st, v) = send(
+            &c,
+            M::POST,
+            &points,
+            &key,
+            Some(json!({"kind": "redeem", "points": 300})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CONFLICT, "{v}");
+        let (st, _) = send(
+            &c,
+            M::POST,
+            &points,
+            &key,
+            Some(json!({"kind": "redeem", "points": 99, "reference": "gift:G1"})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+        let (st, _) = send(
+            &c,
+            M::POST,
+            &points,
+            &key,
+            Some(json!({"kind": "adjust", "points": 0, "reason": "x"})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        let (st, _) = send(
+            &c,
+            M::POST,
+            &points,
+            &key,
+            Some(json!({"kind": "adjust", "points": -1000, "reason": "x"})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CONFLICT);
+        let (st, v) = send(
+            &c,
+            M::POST,
+            &points,
+            &key,
+            Some(json!({"kind": "adjust", "points": 50, "reason": "客诉补偿"})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["points"], 250);
+
+        // 40 redemptions of 10 at once against 250: exactly 25 succeed.
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let (c, points, key) = (c.clone(), points.clone(), key.clone());
+            tasks.push(tokio::spawn(async move {
+                send(
+                    &c,
+                    M::POST,
+                    &points,
+                    &key,
+                    Some(json!({"kind": "redeem", "points": 10, "reference": format!("r{i}")})),
+                )
+                .await
+                .0
+            }));
+        }
+        let mut ok = 0;
+        let mut refused = 0;
+        for t in tasks {
+            match t.await.expect("task") {
+                StatusCode::OK => ok += 1,
+                StatusCode::CONFLICT => refused += 1,
+                other => panic!("{backend:?}: unexpected {other}"),
+            }
+        }
+        assert_eq!((ok, refused), (25, 15), "{backend:?}");
+        let (_, v) = send(&c, M::GET, &points, &key, None).await;
+        assert_eq!(v["points"], 0, "{v}");
+        let (sum,): (i64,) = s
+            .db()
+            .fetch_one(
+                &sql("SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) FROM points_entries WHERE tenant_id = $1 AND customer_id = $2")
+                    .bind(tenant)
+                    .bind(id),
+            )
+            .await
+            .expect("sum");
+        assert_eq!(sum, 0, "{backend:?}: the balance is the sum of the entries");
+
+        // Expiry takes earned points not spent in time, once.
+        let (_, v) = send(
+            &c,
+            M::POST,
+            &points,
+            &key,
+            Some(json!({"kind": "earn", "order_ref": "jd:J-1", "paid": 10_000})),
+        )
+        .await;
+        assert_eq!(v["points"], 100);
+        let (_, v) = send(
+            &c,
+            M::POST,
+            &points,
+            &key,
+            Some(json!({"kind": "redeem", "points": 30})),
+        )
+        .await;
+        assert_eq!(v["points"], 70);
+        s.db()
+            .execute(&sql("UPDATE points_entries SET expires_at = 1 WHERE tenant_id = $1 AND ref = 'jd:J-1'").bind(tenant))
+            .await
+            .expect("backdate");
+        let (st, v) = send(&c, M::POST, &url("/api/v1/points/expire"), &key, None).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        // tmall:T-1 (299) was spent entirely before; of jd:J-1's 100, 30 were spent.
+        assert_eq!(v["expired"], 70, "{v}");
+        let (_, v) = send(&c, M::POST, &url("/api/v1/points/expire"), &key, None).await;
+        assert_eq!(v["expired"], 0, "{v}");
+        let (_, v) = send(&c, M::GET, &points, &key, None).await;
+        assert_eq!(v["points"], 0, "{v}");
+        assert_eq!(v["entries"][0]["kind"], "expire", "{v}");
+
+        // Someone who did not join has no ledger.
+        let (st, v) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/orders"),
+            &key,
+            Some(json!({"orders": [{"channel": "jd", "order_no": "X", "status": "paid", "ordered_at": 1_700_000_000_000i64,
+                                     "amount": 100, "identities": [{"kind": "phone", "value": "13900000009"}]}]})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let (_, v) = send(
+            &c,
+            M::GET,
+            &url("/api/v1/customers?phone=13900000009"),
+            &key,
+            None,
+        )
+        .await;
+        let other = v["id"].as_i64().expect("id");
+        let (st, _) = send(
+            &c,
+            M::POST,
+            &url(&format!("/api/v1/members/{other}/points")),
+            &key,
+            Some(json!({"kind": "redeem", "points": 1})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+    }
+}
