@@ -1,4 +1,5 @@
-//! Convert (转化/复购): members and points so far; coupons and marketing activities follow.
+//! Convert (转化/复购): members, points and coupons so far; marketing activities follow.
 
+pub mod coupons;
 pub mod members;
 pub mod points;

@@ -13,6 +13,7 @@ use serde_json::json;
 use super::AppState;
 use super::api::{ApiCaller, ApiError, require_write};
 use super::api_layering::actor;
+use crate::convert::coupons::{self, CouponError, TemplateInput, UseOn};
 use crate::convert::members::{self, JoinRequest, JoinedVia, MemberError};
 use crate::convert::points::{self, Change, PointsError, PointsSettings};
 use crate::know::audience::Change as IndexChange;
@@ -30,6 +31,181 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/v1/points/settings", put(put_settings))
         .route("/api/v1/points/expire", post(expire))
+        .route(
+            "/api/v1/coupon-templates",
+            get(list_templates).post(create_template),
+        )
+        .route("/api/v1/coupon-templates/{id}/claim", post(claim))
+        .route("/api/v1/coupon-templates/{id}/issue", post(issue))
+        .route("/api/v1/coupons/redeem", post(redeem))
+        .route("/api/v1/coupons/refund", post(refund))
+        .route("/api/v1/customers/{id}/coupons", get(customer_coupons))
+}
+
+impl From<CouponError> for ApiError {
+    fn from(e: CouponError) -> Self {
+        match e {
+            CouponError::Invalid { .. } => ApiError::bad_request(e.to_string()),
+            CouponError::NoTemplate(_) | CouponError::NoCoupon(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            CouponError::Refused(_) => {
+                ApiError::new(StatusCode::CONFLICT, "refused", e.to_string())
+            }
+            CouponError::Db(d) => d.into(),
+        }
+    }
+}
+
+async fn list_templates(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+) -> Result<Response, ApiError> {
+    let now = now_ms();
+    let mut out = Vec::new();
+    for t in coupons::templates(&app.db, caller.tenant_id).await? {
+        let r = coupons::report(&app.db, caller.tenant_id, t.id, now).await?;
+        out.push(json!({"template": t, "report": r}));
+    }
+    Ok(Json(json!({"templates": out})).into_response())
+}
+
+async fn create_template(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    b: Result<Json<TemplateInput>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    require_write(&caller)?;
+    let t = body(b)?;
+    let t = coupons::create_template(&app.db, caller.tenant_id, &t, now_ms()).await?;
+    Ok((StatusCode::CREATED, Json(t)).into_response())
+}
+
+fn template_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::bad_request(format!("template id {raw:?} is not a number")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimBody {
+    customer_id: i64,
+}
+
+/// `POST /api/v1/coupon-templates/{id}/claim`: one customer claims one coupon.
+async fn claim(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    b: Result<Json<ClaimBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    require_write(&caller)?;
+    let b = body(b)?;
+    let customer = customer_id(&app, caller.tenant_id, &b.customer_id.to_string()).await?;
+    let g = coupons::grant(
+        &app.db,
+        caller.tenant_id,
+        template_id(&id)?,
+        &[customer],
+        "claim",
+        now_ms(),
+    )
+    .await?;
+    match (g.granted.into_iter().next(), g.refused.into_iter().next()) {
+        (Some(c), _) => Ok((StatusCode::CREATED, Json(c)).into_response()),
+        (None, Some((_, why))) => Err(CouponError::Refused(why).into()),
+        (None, None) => Err(ApiError::internal(
+            "a claim granted nothing and refused nothing",
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueBody {
+    #[serde(default)]
+    customer_ids: Vec<i64>,
+    /// A segment snapshot: every frozen member gets one.
+    #[serde(default)]
+    snapshot_id: Option<i64>,
+}
+
+/// `POST /api/v1/coupon-templates/{id}/issue`: the brand gives coupons to a list or a snapshot.
+async fn issue(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    b: Result<Json<IssueBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    require_write(&caller)?;
+    let b = body(b)?;
+    let mut customers = b.customer_ids.clone();
+    let mut source = actor(&caller);
+    if let Some(sid) = b.snapshot_id {
+        let (_, members) =
+            crate::know::segments::snapshot_members(&app.db, caller.tenant_id, sid).await?;
+        customers.extend(members.iter().map(i64::from));
+        source = format!("snapshot:{sid}");
+    }
+    if customers.is_empty() {
+        return Err(ApiError::bad_request("give customer_ids or snapshot_id"));
+    }
+    let g = coupons::grant(
+        &app.db,
+        caller.tenant_id,
+        template_id(&id)?,
+        &customers,
+        &source,
+        now_ms(),
+    )
+    .await?;
+    let refused: Vec<_> = g
+        .refused
+        .iter()
+        .map(|(c, why)| json!({"customer_id": c, "reason": why}))
+        .collect();
+    Ok(Json(json!({"granted": g.granted.len(), "refused": refused})).into_response())
+}
+
+/// `POST /api/v1/coupons/redeem`: online (order API) or in store (a guide types the code).
+async fn redeem(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    b: Result<Json<UseOn>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    require_write(&caller)?;
+    let u = body(b)?;
+    let c = coupons::redeem(&app.db, caller.tenant_id, &u, now_ms()).await?;
+    Ok(Json(c).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefundBody {
+    order_ref: String,
+}
+
+/// `POST /api/v1/coupons/refund`: an order was refunded; its coupons return while valid.
+async fn refund(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    b: Result<Json<RefundBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    require_write(&caller)?;
+    let b = body(b)?;
+    let (back, lapsed) =
+        coupons::refund_order(&app.db, caller.tenant_id, &b.order_ref, now_ms()).await?;
+    Ok(Json(json!({"returned": back, "lapsed": lapsed})).into_response())
+}
+
+async fn customer_coupons(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = customer_id(&app, caller.tenant_id, &id).await?;
+    let list = coupons::coupons_of(&app.db, caller.tenant_id, id).await?;
+    Ok(Json(json!({"customer_id": id, "coupons": list})).into_response())
 }
 
 impl From<MemberError> for ApiError {

@@ -29,6 +29,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0004_members.sql"),
         include_str!("../../migrations/postgres/0004_members.sql"),
     ),
+    (
+        5,
+        "coupons",
+        include_str!("../../migrations/sqlite/0005_coupons.sql"),
+        include_str!("../../migrations/postgres/0005_coupons.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied, each in its own transaction. Returns how many ran.
