@@ -240,6 +240,59 @@ async fn members_join_once_and_points_always_balance() {
         assert_eq!(v["points"], 0, "{v}");
         assert_eq!(v["entries"][0]["kind"], "expire", "{v}");
 
+        // Two members found to be one person: the older membership stays, the ledger follows.
+        let (st, v) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/members"),
+            &key,
+            Some(json!({"via": "phone", "identity": {"kind": "phone", "value": "13800000002"}})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let second = v["member"]["customer_id"].as_i64().expect("id");
+        let (_, v) = send(
+            &c,
+            M::POST,
+            &url(&format!("/api/v1/members/{second}/points")),
+            &key,
+            Some(json!({"kind": "earn", "order_ref": "pdd:P-1", "paid": 5_000})),
+        )
+        .await;
+        assert_eq!(v["points"], 50, "{v}");
+        let (st, v) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/orders"),
+            &key,
+            Some(json!({"orders": [{"channel": "mall", "order_no": "BOTH", "status": "paid", "ordered_at": 1_700_000_000_000i64,
+                                     "amount": 100, "identities": [{"kind": "phone", "value": "13800000001"},
+                                                                   {"kind": "phone", "value": "13800000002"}]}]})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let (st, v) = send(
+            &c,
+            M::GET,
+            &url(&format!("/api/v1/members/{second}")),
+            &key,
+            None,
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["member"]["customer_id"].as_i64(), Some(id), "{v}");
+        assert_eq!(v["member"]["member_no"], no.as_str(), "{v}");
+        assert_eq!(
+            v["points"], 50,
+            "{backend:?}: the merged member's points follow: {v}"
+        );
+        let (members,): (i64,) = s
+            .db()
+            .fetch_one(&sql("SELECT count(*) FROM members WHERE tenant_id = $1").bind(tenant))
+            .await
+            .expect("members");
+        assert_eq!(members, 1, "{backend:?}: one person, one membership");
+
         // Someone who did not join has no ledger.
         let (st, v) = send(
             &c,

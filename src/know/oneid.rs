@@ -245,7 +245,15 @@ async fn merge_customers(
         // Placeholders in order of appearance (see `sqlite_text`): the map first, the tenant last.
         let map = values_placeholders(batch.len(), 2, 1);
         let t = 2 * batch.len() + 1;
-        for table in ["identities", "orders", "events"] {
+        // Everything that belongs to the person follows them (the points ledger and coupons too:
+        // a balance is the sum of its entries, so the survivor's balance is the sum of both).
+        for table in [
+            "identities",
+            "orders",
+            "events",
+            "points_entries",
+            "coupons",
+        ] {
             tx.execute(&repoint(
                 tx.backend(),
                 tenant_id,
@@ -292,6 +300,47 @@ async fn merge_customers(
             batch.iter().map(|(from, _)| (*from).into()).collect(),
         )
         .await?;
+        // Membership: the survivor keeps its own; a survivor who was not a member takes the
+        // earliest-joined membership of those merged into it (member numbers moved with the
+        // identities above). Read, delete, then insert: a member number is unique.
+        type MemberRow = (i64, String, String, Option<String>, Option<i64>, i64);
+        let mut moved: Vec<MemberRow> = tx
+            .fetch_in(
+                "SELECT customer_id, member_no, joined_via, store_id, birthday_month, joined_at FROM members \
+                 WHERE tenant_id = $1 AND customer_id",
+                &[tenant_id.into()],
+                batch.iter().map(|(from, _)| (*from).into()).collect(),
+            )
+            .await?;
+        if !moved.is_empty() {
+            tx.execute_in(
+                "DELETE FROM members WHERE tenant_id = $1 AND customer_id",
+                &[tenant_id.into()],
+                batch.iter().map(|(from, _)| (*from).into()).collect(),
+            )
+            .await?;
+            moved.sort_by_key(|r| r.5);
+            let kept_of: HashMap<i64, i64> = batch.iter().copied().collect();
+            for (from, no, via, store, bday, joined) in moved {
+                let Some(kept) = kept_of.get(&from) else {
+                    continue;
+                };
+                tx.execute(
+                    &sql(
+                        "INSERT INTO members (tenant_id, customer_id, member_no, joined_via, store_id, birthday_month, joined_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(tenant_id)
+                    .bind(*kept)
+                    .bind(no)
+                    .bind(via)
+                    .bind(store)
+                    .bind(bday)
+                    .bind(joined),
+                )
+                .await?;
+            }
+        }
         // The merged customers, and any merged into them before, now point at the kept one.
         for match_col in ["merged_into", "id"] {
             tx.execute(&repoint(
