@@ -28,6 +28,7 @@ const SKUS: [&str; 4] = ["S1", "S2", "S3", "S4"];
 const CITIES: [&str; 3] = ["上海", "北京", "杭州"];
 const KINDS: [&str; 3] = ["phone", "external_userid", "member_no"];
 const EVENTS: [&str; 2] = ["view", "cart"];
+const TIERS: [&str; 3] = ["银卡", "金卡", "黑金"];
 
 /// A random tenant: customers (some merged away), orders with lines, tags, attributes,
 /// identities and events spread over the last 500 days.
@@ -115,6 +116,17 @@ async fn seed(db: &Db, tenant: i64, seed: u64, n: i64, now: i64) -> Vec<i64> {
         }
         if rng.random_bool(0.6) {
             set_attr(db, tenant, id, "age", &rng.random_range(18..60).to_string()).await;
+        }
+        if rng.random_bool(0.5) {
+            db.execute(
+                &sql("INSERT INTO members (tenant_id, customer_id, member_no, joined_via, joined_at, tier) VALUES ($1, $2, $3, 'phone', 0, $4)")
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(format!("M{id}"))
+                    .bind(if rng.random_bool(0.8) { Some(TIERS[rng.random_range(0..TIERS.len())]) } else { None }),
+            )
+            .await
+            .expect("member");
         }
         for k in KINDS {
             if rng.random_bool(0.4) {
@@ -296,6 +308,7 @@ fn leaf(tags: Vec<i64>) -> impl Strategy<Value = Rule> {
             })
         ),
         pick(KINDS.iter().map(|s| s.to_string()).collect()).prop_map(Rule::Identity),
+        pick(TIERS.iter().map(|s| s.to_string()).collect()).prop_map(Rule::Tier),
     ]
 }
 

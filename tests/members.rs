@@ -324,3 +324,140 @@ async fn members_join_once_and_points_always_balance() {
         assert_eq!(st, StatusCode::NOT_FOUND);
     }
 }
+
+/// Tiers by spend in a rolling window: up at once, down only at the review; higher tiers earn
+/// more points; segments select by tier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiers_move_up_at_once_and_down_at_review() {
+    use reqwest::Method as M;
+    for backend in backends() {
+        let s = TestServer::start(backend).await;
+        let c = reqwest::Client::new();
+        let (_, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
+        let url = |p: &str| s.url(p);
+        let now = siyu::platform::clock::now_ms();
+
+        let (st, v) = send(
+            &c,
+            M::PUT,
+            &url("/api/v1/points/settings"),
+            &key,
+            Some(json!({"tiers": {"basis": "spend", "window_days": 365, "tiers": [
+                {"name": "银卡", "min": 0},
+                {"name": "金卡", "min": 100000, "points_multiplier_pct": 200, "benefits": ["生日礼"]},
+                {"name": "金卡", "min": 200000}
+            ]}})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("tiers[2].name"),
+            "{v}"
+        );
+        let (st, v) = send(
+            &c,
+            M::PUT,
+            &url("/api/v1/points/settings"),
+            &key,
+            Some(json!({"tiers": {"basis": "spend", "window_days": 365, "tiers": [
+                {"name": "银卡", "min": 0},
+                {"name": "金卡", "min": 100000, "points_multiplier_pct": 200, "benefits": ["生日礼"]}
+            ]}})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+
+        let (st, v) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/members"),
+            &key,
+            Some(json!({"via": "phone", "identity": {"kind": "phone", "value": "13800000007"}})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        assert_eq!(v["member"]["tier"], "银卡", "{v}");
+        let id = v["member"]["customer_id"].as_i64().expect("id");
+
+        // 1,200 yuan in the window: gold at once, and gold earns double.
+        let order = |no: &str, status: &str| {
+            json!({"orders": [{"channel": "mall", "order_no": no, "status": status, "ordered_at": now - 86_400_000,
+                               "amount": 120_000, "refund_amount": if status == "refunded" { 120_000 } else { 0 },
+                               "identities": [{"kind": "phone", "value": "13800000007"}]}]})
+        };
+        let (st, _) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/orders"),
+            &key,
+            Some(order("G-1", "paid")),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+        let (_, v) = send(
+            &c,
+            M::GET,
+            &url(&format!("/api/v1/members/{id}")),
+            &key,
+            None,
+        )
+        .await;
+        assert_eq!(v["member"]["tier"], "金卡", "{v}");
+        let (_, v) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/audience/count"),
+            &key,
+            Some(json!({"rule": {"tier": ["金卡"]}})),
+        )
+        .await;
+        assert_eq!(v["count"], 1, "{v}");
+        let (_, v) = send(
+            &c,
+            M::POST,
+            &url(&format!("/api/v1/members/{id}/points")),
+            &key,
+            Some(json!({"kind": "earn", "order_ref": "mall:G-1", "paid": 120_000})),
+        )
+        .await;
+        assert_eq!(v["points"], 2_400, "{v}");
+
+        // Refunded: still gold until the review, then silver.
+        let (st, _) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/orders"),
+            &key,
+            Some(order("G-1", "refunded")),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+        let (_, v) = send(
+            &c,
+            M::GET,
+            &url(&format!("/api/v1/members/{id}")),
+            &key,
+            None,
+        )
+        .await;
+        assert_eq!(v["member"]["tier"], "金卡", "{v}");
+        let (st, v) = send(&c, M::POST, &url("/api/v1/tiers/review"), &key, None).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["changes"][0]["to"], "银卡", "{v}");
+        let (_, v) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/audience/count"),
+            &key,
+            Some(json!({"rule": {"tier": ["金卡"]}})),
+        )
+        .await;
+        assert_eq!(
+            v["count"], 0,
+            "{backend:?}: the index follows the review: {v}"
+        );
+    }
+}

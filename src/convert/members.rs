@@ -34,6 +34,7 @@ pub struct Member {
     pub store_id: Option<String>,
     pub birthday_month: Option<i64>,
     pub joined_at: i64,
+    pub tier: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +98,7 @@ impl JoinRequest {
     }
 }
 
-const COLS: &str = "customer_id, member_no, joined_via, store_id, birthday_month, joined_at";
+const COLS: &str = "customer_id, member_no, joined_via, store_id, birthday_month, joined_at, tier";
 
 pub async fn get(db: &Db, tenant: i64, customer: i64) -> Result<Member, MemberError> {
     db.fetch_optional(

@@ -3,3 +3,4 @@
 pub mod coupons;
 pub mod members;
 pub mod points;
+pub mod tiers;

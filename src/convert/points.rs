@@ -15,6 +15,8 @@ pub struct PointsSettings {
     pub points_per_yuan: i64,
     /// Earned points expire this many days after they are earned.
     pub expire_days: i64,
+    /// Member tiers (none by default).
+    pub tiers: super::tiers::TierSettings,
 }
 
 impl Default for PointsSettings {
@@ -22,6 +24,7 @@ impl Default for PointsSettings {
         PointsSettings {
             points_per_yuan: 1,
             expire_days: 365,
+            tiers: super::tiers::TierSettings::default(),
         }
     }
 }
@@ -40,7 +43,10 @@ impl PointsSettings {
                 reason: "must be 1–3650".into(),
             });
         }
-        Ok(())
+        self.tiers.check().map_err(|reason| PointsError::Invalid {
+            field: "tiers",
+            reason,
+        })
     }
 
     /// Points for a payment of `fen`: whole yuan only.
@@ -189,16 +195,16 @@ pub async fn apply(
     let s = settings(db, tenant).await?;
     let mut tx = db.begin().await?;
     tx.lock_tenant(tenant).await?;
-    let member: Option<(i64,)> = tx
+    let member: Option<(i64, Option<String>)> = tx
         .fetch_optional(
-            &sql("SELECT customer_id FROM members WHERE tenant_id = $1 AND customer_id = $2")
+            &sql("SELECT customer_id, tier FROM members WHERE tenant_id = $1 AND customer_id = $2")
                 .bind(tenant)
                 .bind(customer),
         )
         .await?;
-    if member.is_none() {
+    let Some((_, tier)) = member else {
         return Err(PointsError::NotMember(customer));
-    }
+    };
     let entry = match change {
         Change::Earn {
             order_ref,
@@ -217,7 +223,8 @@ pub async fn apply(
                         .bind(order_ref.as_str()),
                 )
                 .await?;
-            let points = s.points_for(*paid_fen);
+            let points =
+                s.points_for(*paid_fen) * super::tiers::multiplier(&s.tiers, tier.as_deref()) / 100;
             if done.is_some() || points == 0 {
                 None
             } else {
@@ -382,14 +389,15 @@ pub async fn expire_all(db: &Db, tenant: i64, now: i64) -> Result<i64, DbError> 
     Ok(total)
 }
 
-/// Once a day at 04:30 China time, expires every tenant's unspent points that are past their date.
+/// Once a day at 03:30 China time (before the audience indexes rebuild at 04:00): expires every
+/// tenant's unspent points that are past their date, then reviews tiers, downgrades included.
 pub fn spawn_daily_expiry(db: Db) {
     tokio::spawn(async move {
         loop {
             let now = crate::platform::clock::now_ms();
             let china = now + 8 * 3_600_000;
             let today =
-                china.div_euclid(DAY_MS) * DAY_MS - 8 * 3_600_000 + 4 * 3_600_000 + 1_800_000;
+                china.div_euclid(DAY_MS) * DAY_MS - 8 * 3_600_000 + 3 * 3_600_000 + 1_800_000;
             let next = if today > now { today } else { today + DAY_MS };
             tokio::time::sleep(std::time::Duration::from_millis(
                 u64::try_from(next - now).unwrap_or(0),
@@ -405,6 +413,15 @@ pub fn spawn_daily_expiry(db: Db) {
                     Ok(n) if n > 0 => tracing::info!(tenant = t, points = n, "points expired"),
                     Ok(_) => {}
                     Err(e) => tracing::error!(tenant = t, error = %e, "points expiry failed"),
+                }
+                match super::tiers::review(&db, t, None, true, crate::platform::clock::now_ms())
+                    .await
+                {
+                    Ok(c) if !c.is_empty() => {
+                        tracing::info!(tenant = t, changes = c.len(), "tiers reviewed")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(tenant = t, error = %e, "tier review failed"),
                 }
             }
         }

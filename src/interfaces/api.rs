@@ -239,6 +239,8 @@ async fn post_orders(
     let mut owners = owners_of(&app.db, caller.tenant_id, &orders).await?;
     let out = store_orders(&app.db, caller.tenant_id, "api", &orders, &keyed, now).await?;
     owners.extend(owners_of(&app.db, caller.tenant_id, &orders).await?);
+    // Members who now qualify for a higher tier move up at once (down only at the daily review).
+    crate::convert::tiers::review(&app.db, caller.tenant_id, Some(&owners), false, now).await?;
     app.audiences
         .changed(
             caller.tenant_id,

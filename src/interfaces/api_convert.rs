@@ -16,6 +16,7 @@ use super::api_layering::actor;
 use crate::convert::coupons::{self, CouponError, TemplateInput, UseOn};
 use crate::convert::members::{self, JoinRequest, JoinedVia, MemberError};
 use crate::convert::points::{self, Change, PointsError, PointsSettings};
+use crate::convert::tiers;
 use crate::know::audience::Change as IndexChange;
 use crate::know::customers::surviving_id;
 use crate::know::identity::IdentityInput;
@@ -31,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/v1/points/settings", put(put_settings))
         .route("/api/v1/points/expire", post(expire))
+        .route("/api/v1/tiers/review", post(review_tiers))
         .route(
             "/api/v1/coupon-templates",
             get(list_templates).post(create_template),
@@ -285,7 +287,17 @@ async fn join(
         birthday_month: b.birthday_month,
         display_name: b.name,
     };
-    let (m, new) = members::join(&app.db, &app.cipher, caller.tenant_id, &req, now_ms()).await?;
+    let now = now_ms();
+    let (joined, new) = members::join(&app.db, &app.cipher, caller.tenant_id, &req, now).await?;
+    tiers::review(
+        &app.db,
+        caller.tenant_id,
+        Some(&[joined.customer_id]),
+        false,
+        now,
+    )
+    .await?;
+    let m = members::get(&app.db, caller.tenant_id, joined.customer_id).await?;
     app.audiences
         .changed(
             caller.tenant_id,
@@ -393,8 +405,23 @@ async fn change_points(
             },
         ),
     };
+    let now = now_ms();
     let (entry, balance) =
-        points::apply(&app.db, caller.tenant_id, id, &change, &reason, now_ms()).await?;
+        points::apply(&app.db, caller.tenant_id, id, &change, &reason, now).await?;
+    if matches!(change, Change::Earn { .. })
+        && !tiers::review(&app.db, caller.tenant_id, Some(&[id]), false, now)
+            .await?
+            .is_empty()
+    {
+        app.audiences
+            .changed(
+                caller.tenant_id,
+                &[id],
+                IndexChange::Customers { orders: false },
+            )
+            .await
+            .map_err(ApiError::internal)?;
+    }
     Ok(Json(json!({"entry": entry, "points": balance})).into_response())
 }
 
@@ -417,4 +444,24 @@ async fn expire(
     require_write(&caller)?;
     let n = points::expire_all(&app.db, caller.tenant_id, now_ms()).await?;
     Ok(Json(json!({"expired": n})).into_response())
+}
+
+/// `POST /api/v1/tiers/review`: reviews every member's tier now, downgrades included (also
+/// daily at 03:30).
+async fn review_tiers(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+) -> Result<Response, ApiError> {
+    require_write(&caller)?;
+    let changes = tiers::review(&app.db, caller.tenant_id, None, true, now_ms()).await?;
+    let ids: Vec<i64> = changes.iter().map(|c| c.customer_id).collect();
+    app.audiences
+        .changed(
+            caller.tenant_id,
+            &ids,
+            IndexChange::Customers { orders: false },
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({"changes": changes})).into_response())
 }

@@ -42,6 +42,8 @@ pub enum Rule {
     /// Holds an identity of any of these kinds (e.g. `external_userid`: a WeCom contact;
     /// `member_no`: a member).
     Identity(Vec<String>),
+    /// A member in any of these tiers.
+    Tier(Vec<String>),
 }
 
 /// Tags by id. Every list given must hold: `any` at least one, `all` every one, `none` not one.
@@ -344,6 +346,12 @@ impl Rule {
                 if e.min_times == 0 || e.min_times > 10_000 {
                     return err("event: min_times must be 1–10000".into());
                 }
+            }
+            Rule::Tier(t) => {
+                if t.is_empty() {
+                    return err("tier: the list is empty".into());
+                }
+                list(t.len())?;
             }
             Rule::Identity(kinds) => {
                 if kinds.is_empty() {

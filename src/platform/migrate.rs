@@ -35,6 +35,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0005_coupons.sql"),
         include_str!("../../migrations/postgres/0005_coupons.sql"),
     ),
+    (
+        6,
+        "tiers",
+        include_str!("../../migrations/sqlite/0006_tiers.sql"),
+        include_str!("../../migrations/postgres/0006_tiers.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied, each in its own transaction. Returns how many ran.

@@ -73,6 +73,8 @@ pub struct Facts {
     pub stats: Vec<(u32, StatsFact)>,
     pub tags: Vec<(u32, i64)>,
     pub kinds: Vec<(u32, String)>,
+    /// Member tiers.
+    pub tiers: Vec<(u32, String)>,
     pub channels: Vec<(u32, String)>,
     pub categories: Vec<(u32, String)>,
     pub skus: Vec<(u32, String)>,
@@ -119,6 +121,7 @@ pub struct TenantIndex {
     buyers: RoaringBitmap,
     tags: HashMap<i64, RoaringBitmap>,
     kinds: HashMap<String, RoaringBitmap>,
+    tiers: HashMap<String, RoaringBitmap>,
     channels: HashMap<String, RoaringBitmap>,
     categories: HashMap<String, RoaringBitmap>,
     skus: HashMap<String, RoaringBitmap>,
@@ -191,6 +194,9 @@ impl TenantIndex {
         for (id, k) in f.kinds.into_iter().filter(|f| live.contains(f.0)) {
             bump(&mut self.kinds, &k, id);
         }
+        for (id, t) in f.tiers.into_iter().filter(|f| live.contains(f.0)) {
+            bump(&mut self.tiers, &t, id);
+        }
         for (id, c) in f.channels.into_iter().filter(|f| live.contains(f.0)) {
             bump(&mut self.channels, &c, id);
         }
@@ -261,6 +267,7 @@ impl TenantIndex {
         self.buyers -= ids;
         let maps = [
             &mut self.kinds,
+            &mut self.tiers,
             &mut self.channels,
             &mut self.categories,
             &mut self.skus,
@@ -363,6 +370,7 @@ impl TenantIndex {
         self.tags.values().for_each(&mut add);
         for m in [
             &self.kinds,
+            &self.tiers,
             &self.channels,
             &self.categories,
             &self.skus,
@@ -641,6 +649,7 @@ impl<'a> Query<'a> {
             Rule::Event(e) if !e.did => all,
             Rule::Event(e) => sum(self.event_days(e)),
             Rule::Identity(k) => sum(k.iter().filter_map(|k| ix.kinds.get(k)).collect()),
+            Rule::Tier(t) => sum(t.iter().filter_map(|t| ix.tiers.get(t)).collect()),
         }
     }
 
@@ -790,6 +799,7 @@ impl<'a> Query<'a> {
                 }
             }
             Rule::Identity(ks) => union_of(ks.iter().filter_map(|k| ix.kinds.get(k)).collect()),
+            Rule::Tier(ts) => union_of(ts.iter().filter_map(|t| ix.tiers.get(t)).collect()),
         }
     }
 
@@ -846,6 +856,7 @@ impl<'a> Query<'a> {
             }
             Rule::Event(e) => (self.event_count(e, id) >= e.min_times) == e.did,
             Rule::Identity(ks) => ks.iter().any(|k| has(ix.kinds.get(k))),
+            Rule::Tier(ts) => ts.iter().any(|t| has(ix.tiers.get(t))),
         }
     }
 

@@ -157,6 +157,20 @@ async fn load_facts(db: &Db, tenant: i64, scope: &Scope<'_>, now: i64) -> DbResu
         .collect();
     let rows: Vec<(i64, String)> = fetch(
         db,
+        "SELECT customer_id, tier FROM members WHERE tenant_id = $1 AND tier IS NOT NULL",
+        tenant,
+        &[],
+        scope,
+        "customer_id",
+        "",
+    )
+    .await?;
+    f.tiers = rows
+        .into_iter()
+        .filter_map(|(c, t)| Some((id32(c)?, t)))
+        .collect();
+    let rows: Vec<(i64, String)> = fetch(
+        db,
         &format!(
             "SELECT DISTINCT customer_id, channel FROM orders WHERE tenant_id = $1 AND status IN {PURCHASE_STATUSES}"
         ),

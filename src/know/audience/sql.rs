@@ -206,6 +206,12 @@ impl Builder {
                     format!("c.id NOT IN ({sub})")
                 }
             }
+            Rule::Tier(tiers) => {
+                let (tn, l) = (self.tenant(), self.list(tiers));
+                format!(
+                    "EXISTS (SELECT 1 FROM members m WHERE m.tenant_id = {tn} AND m.customer_id = c.id AND m.tier IN ({l}))"
+                )
+            }
             Rule::Identity(kinds) => {
                 let (tn, l) = (self.tenant(), self.list(kinds));
                 format!(

@@ -1,0 +1,5 @@
+-- Member tiers: the tier a member holds now and since when.
+
+ALTER TABLE members ADD COLUMN tier TEXT;
+ALTER TABLE members ADD COLUMN tier_since BIGINT;
+CREATE INDEX members_tier ON members (tenant_id, tier);
