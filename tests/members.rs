@@ -266,7 +266,7 @@ async fn members_join_once_and_points_always_balance() {
             &url("/api/v1/orders"),
             &key,
             Some(json!({"orders": [{"channel": "mall", "order_no": "BOTH", "status": "paid", "ordered_at": 1_700_000_000_000i64,
-                                     "amount": 100, "identities": [{"kind": "phone", "value": "13800000001"},
+                                     "amount": 50, "identities": [{"kind": "phone", "value": "13800000001"},
                                                                    {"kind": "phone", "value": "13800000002"}]}]})),
         )
         .await;
@@ -415,26 +415,42 @@ async fn tiers_move_up_at_once_and_down_at_review() {
         )
         .await;
         assert_eq!(v["count"], 1, "{v}");
+        // The order earned by itself, at the rate of the tier the member had when it came in;
+        // asking again earns nothing twice.
+        let points = url(&format!("/api/v1/members/{id}/points"));
         let (_, v) = send(
             &c,
             M::POST,
-            &url(&format!("/api/v1/members/{id}/points")),
+            &points,
             &key,
             Some(json!({"kind": "earn", "order_ref": "mall:G-1", "paid": 120_000})),
         )
         .await;
-        assert_eq!(v["points"], 2_400, "{v}");
-
-        // Refunded: still gold until the review, then silver.
-        let (st, _) = send(
-            &c,
-            M::POST,
-            &url("/api/v1/orders"),
-            &key,
-            Some(order("G-1", "refunded")),
-        )
-        .await;
+        assert_eq!(v["entry"], Value::Null, "{v}");
+        assert_eq!(v["points"], 1_200, "{v}");
+        // Gold earns double.
+        let mut second = order("G-2", "paid");
+        second["orders"][0]["amount"] = json!(10_000);
+        let (st, _) = send(&c, M::POST, &url("/api/v1/orders"), &key, Some(second)).await;
         assert_eq!(st, StatusCode::OK);
+        let (_, v) = send(&c, M::GET, &points, &key, None).await;
+        assert_eq!(v["points"], 1_400, "{v}");
+
+        // Refunded: the order's points are taken back once; still gold until the review, then
+        // silver (100 yuan left in the window).
+        for _ in 0..2 {
+            let (st, _) = send(
+                &c,
+                M::POST,
+                &url("/api/v1/orders"),
+                &key,
+                Some(order("G-1", "refunded")),
+            )
+            .await;
+            assert_eq!(st, StatusCode::OK);
+        }
+        let (_, v) = send(&c, M::GET, &points, &key, None).await;
+        assert_eq!(v["points"], 200, "{v}");
         let (_, v) = send(
             &c,
             M::GET,

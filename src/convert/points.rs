@@ -389,6 +389,134 @@ pub async fn expire_all(db: &Db, tenant: i64, now: i64) -> Result<i64, DbError> 
     Ok(total)
 }
 
+/// An order of a member as the store has it now.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberOrder {
+    pub customer_id: i64,
+    pub channel: String,
+    pub order_no: String,
+    pub status: String,
+    pub amount: i64,
+    pub refund_amount: i64,
+}
+
+/// The members' orders among `keys` (channel, order number).
+pub async fn member_orders(
+    db: &Db,
+    tenant: i64,
+    keys: &[(String, String)],
+) -> Result<Vec<MemberOrder>, DbError> {
+    let mut by_channel: std::collections::HashMap<&str, Vec<&str>> = Default::default();
+    for (c, n) in keys {
+        by_channel.entry(c.as_str()).or_default().push(n.as_str());
+    }
+    let mut out = Vec::new();
+    for (channel, nos) in by_channel {
+        for chunk in nos.chunks(1_000) {
+            let mut q = sql(format!(
+                "SELECT o.customer_id, o.channel, o.order_no, o.status, o.amount, o.refund_amount FROM orders o \
+                 JOIN members m ON m.tenant_id = o.tenant_id AND m.customer_id = o.customer_id \
+                 WHERE o.tenant_id = $1 AND o.channel = $2 AND o.order_no IN ({})",
+                crate::platform::db::list_placeholders(chunk.len(), 3)
+            ))
+            .bind(tenant)
+            .bind(channel);
+            for n in chunk {
+                q.push_arg(*n);
+            }
+            out.extend(db.fetch_all::<MemberOrder>(&q).await?);
+        }
+    }
+    Ok(out)
+}
+
+/// Points follow a member's orders: a paid order earns once (by its net amount); a refunded
+/// order takes back what it earned, as far as the balance allows. Returns the members touched.
+pub async fn follow_orders(
+    db: &Db,
+    tenant: i64,
+    orders: &[MemberOrder],
+    now: i64,
+) -> Result<Vec<i64>, PointsError> {
+    let mut touched = Vec::new();
+    for o in orders {
+        let reference = format!("{}:{}", o.channel, o.order_no);
+        match o.status.as_str() {
+            "paid" | "shipped" | "completed" => {
+                let (entry, _) = apply(
+                    db,
+                    tenant,
+                    o.customer_id,
+                    &Change::Earn {
+                        order_ref: reference,
+                        paid_fen: o.amount - o.refund_amount,
+                    },
+                    "消费积分 earned",
+                    now,
+                )
+                .await?;
+                if entry.is_some() {
+                    touched.push(o.customer_id);
+                }
+            }
+            "refunded" if take_back(db, tenant, o.customer_id, &reference, now).await? => {
+                touched.push(o.customer_id);
+            }
+            _ => {}
+        }
+    }
+    touched.sort_unstable();
+    touched.dedup();
+    Ok(touched)
+}
+
+/// Takes back an order's earned points once (never below a zero balance).
+async fn take_back(
+    db: &Db,
+    tenant: i64,
+    customer: i64,
+    reference: &str,
+    now: i64,
+) -> Result<bool, PointsError> {
+    let mut tx = db.begin().await?;
+    tx.lock_tenant(tenant).await?;
+    let earned: Option<(i64,)> = tx
+        .fetch_optional(
+            &sql("SELECT delta FROM points_entries WHERE tenant_id = $1 AND kind = 'earn' AND ref = $2")
+                .bind(tenant)
+                .bind(reference),
+        )
+        .await?;
+    let done: Option<(i64,)> = tx
+        .fetch_optional(
+            &sql("SELECT id FROM points_entries WHERE tenant_id = $1 AND kind = 'reverse' AND ref = $2")
+                .bind(tenant)
+                .bind(reference),
+        )
+        .await?;
+    let (Some((earned,)), None) = (earned, done) else {
+        return Ok(false);
+    };
+    expire_in(&mut tx, tenant, customer, now).await?;
+    let balance = balance_in(&mut tx, tenant, customer).await?;
+    let back = earned.min(balance.max(0));
+    // Recorded even when nothing is left to take, so a repeated refund does nothing.
+    insert(
+        &mut tx,
+        tenant,
+        customer,
+        -back,
+        "reverse",
+        "退款扣回 refunded",
+        Some(reference),
+        None,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(back > 0)
+}
+
 /// Once a day at 03:30 China time (before the audience indexes rebuild at 04:00): expires every
 /// tenant's unspent points that are past their date, then reviews tiers, downgrades included.
 pub fn spawn_daily_expiry(db: Db) {

@@ -239,6 +239,16 @@ async fn post_orders(
     let mut owners = owners_of(&app.db, caller.tenant_id, &orders).await?;
     let out = store_orders(&app.db, caller.tenant_id, "api", &orders, &keyed, now).await?;
     owners.extend(owners_of(&app.db, caller.tenant_id, &orders).await?);
+    // Members' points follow their orders (earned once, taken back on refund).
+    let keys: Vec<(String, String)> = orders
+        .iter()
+        .map(|o| (o.channel.clone(), o.order_no.clone()))
+        .collect();
+    let member_orders =
+        crate::convert::points::member_orders(&app.db, caller.tenant_id, &keys).await?;
+    crate::convert::points::follow_orders(&app.db, caller.tenant_id, &member_orders, now)
+        .await
+        .map_err(ApiError::internal)?;
     // Members who now qualify for a higher tier move up at once (down only at the daily review).
     crate::convert::tiers::review(&app.db, caller.tenant_id, Some(&owners), false, now).await?;
     app.audiences
