@@ -87,6 +87,7 @@ pub async fn run(s: &Settings, a: DemoArgs) -> anyhow::Result<()> {
     let o = overview(&db, tenant.id).await?;
     print_report(&o);
     layering_report(&db, tenant.id).await?;
+    convert_report(&db, &cipher, tenant.id).await?;
 
     if a.no_serve {
         db.close().await;
@@ -246,5 +247,152 @@ async fn layering_report(db: &siyu::platform::db::Db, tenant: i64) -> anyhow::Re
             seg.name
         );
     }
+    Ok(())
+}
+
+/// The demo brand's members and coupons: repeat store buyers join in store (with a welcome
+/// gift of points), tiers are reviewed, and the dormant store regulars get a coupon from a
+/// snapshot of their segment; a third of them come back and use it.
+async fn convert_report(
+    db: &siyu::platform::db::Db,
+    cipher: &siyu::platform::crypto::FieldCipher,
+    tenant: i64,
+) -> anyhow::Result<()> {
+    use serde_json::json;
+    use siyu::convert::coupons::{self, TemplateInput, UseOn};
+    use siyu::convert::members::{self, JoinRequest, JoinedVia};
+    use siyu::convert::points::{self, Change, PointsSettings};
+    use siyu::convert::tiers;
+    use siyu::know::audience::Audiences;
+    use siyu::know::identity::Identity;
+    use siyu::know::phone::Phone;
+    use siyu::know::segments;
+    use siyu::platform::clock::now_ms;
+    use siyu::platform::db::sql;
+
+    let now = now_ms();
+    let settings: PointsSettings = serde_json::from_value(json!({
+        "points_per_yuan": 1, "expire_days": 365,
+        "tiers": {"basis": "spend", "window_days": 365, "tiers": [
+            {"name": "银卡", "min": 0},
+            {"name": "金卡", "min": 200_000, "points_multiplier_pct": 150, "benefits": ["生日礼", "包邮"]},
+            {"name": "黑金", "min": 800_000, "points_multiplier_pct": 200, "benefits": ["专属导购", "新品试用"]}
+        ]}
+    }))?;
+    points::save_settings(db, tenant, &settings, now).await?;
+
+    // Store buyers with two or more store orders join in their store.
+    let rows: Vec<(i64, Option<String>, Option<String>)> = db
+        .fetch_all(
+            &sql(
+                "SELECT o.customer_id, MIN(o.store_id), \
+                 (SELECT i.value_enc FROM identities i WHERE i.tenant_id = o.tenant_id AND i.customer_id = o.customer_id \
+                  AND i.kind = 'phone' ORDER BY i.first_seen LIMIT 1) \
+                 FROM orders o WHERE o.tenant_id = $1 AND o.channel = 'store' AND o.status IN ('paid','shipped','completed') \
+                 GROUP BY o.tenant_id, o.customer_id HAVING count(*) >= 2 ORDER BY o.customer_id LIMIT 3000",
+            )
+            .bind(tenant),
+        )
+        .await?;
+    let mut joined = 0;
+    let mut ids = Vec::new();
+    for (_, store, enc) in rows {
+        let Some(phone) = enc
+            .and_then(|e| cipher.decrypt(&e).ok())
+            .and_then(|p| Phone::parse(&p).ok())
+        else {
+            continue;
+        };
+        let req = JoinRequest {
+            identity: Identity::Phone(phone),
+            via: JoinedVia::Store,
+            store_id: Some(store.unwrap_or_else(|| "S-001".into())),
+            birthday_month: None,
+            display_name: None,
+        };
+        let (m, new) = members::join(db, cipher, tenant, &req, now).await?;
+        if new {
+            joined += 1;
+            points::apply(
+                db,
+                tenant,
+                m.customer_id,
+                &Change::Adjust { points: 100 },
+                "入会礼 welcome gift",
+                now,
+            )
+            .await?;
+        }
+        ids.push(m.customer_id);
+    }
+    tiers::review(db, tenant, Some(&ids), false, now).await?;
+    let by_tier: Vec<(Option<String>, i64)> = db
+        .fetch_all(&sql("SELECT tier, count(*) FROM members WHERE tenant_id = $1 GROUP BY tier ORDER BY tier").bind(tenant))
+        .await?;
+
+    // A coupon for the dormant store regulars, from a snapshot of their segment.
+    let template = match coupons::templates(db, tenant)
+        .await?
+        .into_iter()
+        .find(|t| t.name == "老客回店满300减30")
+    {
+        Some(t) => t,
+        None => {
+            let input: TemplateInput = serde_json::from_value(json!({
+                "name": "老客回店满300减30", "kind": "amount_off", "value": 3_000, "threshold": 30_000,
+                "valid_days": 30, "per_customer": 1, "total": 5_000, "channels": ["store"]
+            }))?;
+            coupons::create_template(db, tenant, &input, now).await?
+        }
+    };
+    let audiences = Audiences::new(db.clone());
+    let mut issued = 0;
+    if let Some(seg) = segments::list(db, tenant)
+        .await?
+        .into_iter()
+        .find(|s| s.name == "门店休眠老客")
+    {
+        let members_now = audiences.members(tenant, &seg.rule()?).await?;
+        let snap = segments::take_snapshot(db, tenant, &seg, &members_now, "demo", now).await?;
+        let (_, frozen) = segments::snapshot_members(db, tenant, snap.id).await?;
+        let list: Vec<i64> = frozen.iter().map(i64::from).collect();
+        let g = coupons::grant(
+            db,
+            tenant,
+            template.id,
+            &list,
+            &format!("snapshot:{}", snap.id),
+            now,
+        )
+        .await?;
+        issued = g.granted.len();
+        // A third come back to their store and use it.
+        for (n, c) in g.granted.iter().enumerate().filter(|(n, _)| n % 3 == 0) {
+            let u = UseOn {
+                code: c.code.clone(),
+                order_ref: format!("store:BACK-{}", c.id),
+                amount: 32_000 + (n as i64 % 7) * 4_000,
+                channel: Some("store".into()),
+                store_id: None,
+            };
+            coupons::redeem(db, tenant, &u, now).await?;
+        }
+    }
+    let r = coupons::report(db, tenant, template.id, now).await?;
+    println!("\n转化 / convert");
+    println!("  store regulars joined as members 门店老客入会      {joined:>8}");
+    for (tier, n) in by_tier {
+        println!(
+            "    tier 等级 {:<10} {n:>8}",
+            tier.unwrap_or_else(|| "-".into())
+        );
+    }
+    println!(
+        "  coupon 优惠券 {}: issued to the 门店休眠老客 snapshot {issued}, redeemed {}, order GMV {}, discount {}",
+        template.name,
+        r.redeemed,
+        siyu::know::report::yuan(r.order_gmv),
+        siyu::know::report::yuan(r.discount)
+    );
     Ok(())
 }

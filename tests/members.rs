@@ -477,3 +477,46 @@ async fn tiers_move_up_at_once_and_down_at_review() {
         );
     }
 }
+
+/// A member number the brand's imported data already uses is never given to someone else
+/// (that would merge two people).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_member_numbers_skip_numbers_in_use() {
+    use reqwest::Method as M;
+    for backend in backends() {
+        let s = TestServer::start(backend).await;
+        let c = reqwest::Client::new();
+        let (_, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
+        let url = |p: &str| s.url(p);
+        // An order from the brand's old member system carries member number M00000001.
+        let (st, v) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/orders"),
+            &key,
+            Some(json!({"orders": [{"channel": "pos", "order_no": "R-1", "status": "paid", "ordered_at": 1_700_000_000_000i64,
+                                     "amount": 100, "identities": [{"kind": "member_no", "value": "M00000001"}]}]})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let (st, v) = send(
+            &c,
+            M::POST,
+            &url("/api/v1/members"),
+            &key,
+            Some(json!({"via": "phone", "identity": {"kind": "phone", "value": "13800000011"}})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        assert_ne!(v["member"]["member_no"], "M00000001", "{v}");
+        let (_, all) = send(
+            &c,
+            M::GET,
+            &url("/api/v1/customers?per_page=10"),
+            &key,
+            None,
+        )
+        .await;
+        assert_eq!(all["total"], 2, "{backend:?}: two people stay two: {all}");
+    }
+}

@@ -151,14 +151,27 @@ pub async fn join(
         tx.commit().await?;
         return Ok((m, false));
     }
-    let n = tx.reserve_ids("member", 1).await?;
-    let member_no = format!("M{n:08}");
-    let no_identity = Identity::new(IdentityKind::MemberNo, &member_no, None).map_err(|e| {
-        MemberError::Invalid {
-            field: "member_no",
-            reason: e.to_string(),
+    // A number the brand's own data already uses (imported member numbers) is skipped: taking
+    // it would merge the new member with whoever holds it.
+    let (member_no, no_identity) = loop {
+        let n = tx.reserve_ids("member", 1).await?;
+        let no = format!("M{n:08}");
+        let identity =
+            Identity::new(IdentityKind::MemberNo, &no, None).map_err(|e| MemberError::Invalid {
+                field: "member_no",
+                reason: e.to_string(),
+            })?;
+        let taken: Option<(i64,)> = tx
+            .fetch_optional(
+                &sql("SELECT customer_id FROM identities WHERE tenant_id = $1 AND ikey = $2")
+                    .bind(tenant)
+                    .bind(identity.key(cipher).ikey),
+            )
+            .await?;
+        if taken.is_none() {
+            break (no, identity);
         }
-    })?;
+    };
     oneid::resolve(
         &mut tx,
         tenant,
