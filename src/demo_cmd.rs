@@ -170,6 +170,11 @@ async fn layering_report(db: &siyu::platform::db::Db, tenant: i64) -> anyhow::Re
 
     let now = now_ms();
     profile::recompute_all(db, tenant, now).await?;
+    if db.backend() == siyu::platform::db::Backend::Postgres {
+        // Fresh statistics after the bulk import (as `siyu import` does).
+        db.execute_script("ANALYZE customers, identities, orders, order_lines, customer_stats")
+            .await?;
+    }
     let rule_tags = [
         (
             "天猫复购",

@@ -292,6 +292,12 @@ async fn import_orders(settings: &Settings, a: ImportOrdersArgs) -> anyhow::Resu
     if total(|s| s.imported) + total(|s| s.updated) > 0 {
         // Purchase figures, RFM and stages follow the orders just stored.
         siyu::know::profile::recompute_all(&db, tenant, siyu::platform::clock::now_ms()).await?;
+        // PostgreSQL plans the reference SQL and the console's queries from statistics that a
+        // bulk import leaves stale until autovacuum comes round.
+        if db.backend() == siyu::platform::db::Backend::Postgres {
+            db.execute_script("ANALYZE customers, identities, orders, order_lines, customer_stats")
+                .await?;
+        }
         // A server running on this database rebuilds its index of the tenant.
         siyu::know::audience::request_rebuild(&db, tenant).await?;
     }
