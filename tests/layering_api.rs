@@ -7,26 +7,10 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use siyu::platform::access::Role;
 
-use common::{TestServer, backends, tenant_with_key};
+use common::{TestServer, backends, send, tenant_with_key};
 
 fn now_ms() -> i64 {
     siyu::platform::clock::now_ms()
-}
-
-async fn send(
-    c: &reqwest::Client,
-    method: reqwest::Method,
-    url: &str,
-    key: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut r = c.request(method, url).bearer_auth(key);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.expect("request");
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 fn order(no: &str, phone: &str, amount: i64, days_ago: i64, channel: &str) -> Value {

@@ -9,23 +9,7 @@ use serde_json::{Value, json};
 use siyu::platform::access::Role;
 use siyu::platform::db::sql;
 
-use common::{TestServer, backends, tenant_with_key};
-
-async fn send(
-    c: &reqwest::Client,
-    method: reqwest::Method,
-    url: &str,
-    key: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut r = c.request(method, url).bearer_auth(key);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.expect("request");
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
+use common::{TestServer, backends, send, tenant_with_key};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_join_once_and_points_always_balance() {

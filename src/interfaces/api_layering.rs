@@ -601,7 +601,8 @@ async fn preview_segment(
     Ok(Json(preview_json(&app, &caller, &rule, limit, unmask).await?).into_response())
 }
 
-fn csv_response(name: &str, body: Vec<u8>) -> Response {
+/// A CSV download; the API and the console export with it.
+pub(crate) fn csv_response(name: &str, body: Vec<u8>) -> Response {
     // A BOM so that Excel opens UTF-8 Chinese correctly.
     let mut out = Vec::with_capacity(body.len() + 3);
     out.extend_from_slice(b"\xEF\xBB\xBF");

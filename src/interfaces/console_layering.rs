@@ -475,24 +475,7 @@ async fn export_segment(
         Ok::<_, ApiError>(body)
     };
     match run.await {
-        Ok(body) => {
-            let mut out = b"\xEF\xBB\xBF".to_vec();
-            out.extend(body);
-            (
-                [
-                    (
-                        axum::http::header::CONTENT_TYPE,
-                        "text/csv; charset=utf-8".to_owned(),
-                    ),
-                    (
-                        axum::http::header::CONTENT_DISPOSITION,
-                        format!("attachment; filename=\"segment-{id}.csv\""),
-                    ),
-                ],
-                out,
-            )
-                .into_response()
-        }
+        Ok(body) => super::api_layering::csv_response(&format!("segment-{id}"), body),
         Err(e) => e.into_response(),
     }
 }

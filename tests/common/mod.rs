@@ -271,3 +271,20 @@ pub fn connected_components(
     parts.sort();
     parts
 }
+
+/// One JSON request with a bearer key: the status and the body (`null` when not JSON).
+pub async fn send(
+    c: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    key: &str,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut r = c.request(method, url).bearer_auth(key);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.expect("request");
+    let status = r.status();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
