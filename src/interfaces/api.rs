@@ -116,6 +116,14 @@ impl FromRequestParts<AppState> for ApiCaller {
     }
 }
 
+/// A JSON body, or a 400 that says what is wrong with it.
+pub(crate) fn json_body<T>(
+    b: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, ApiError> {
+    b.map(|Json(v)| v)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
 pub(crate) fn require_write(c: &Caller) -> Result<(), ApiError> {
     if c.role.may_write() {
         Ok(())

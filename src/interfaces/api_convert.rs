@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use super::api::{ApiCaller, ApiError, require_write};
+use super::api::{ApiCaller, ApiError, json_body, require_write};
 use super::api_layering::actor;
 use crate::convert::coupons::{self, CouponError, TemplateInput, UseOn};
 use crate::convert::members::{self, JoinRequest, JoinedVia, MemberError};
@@ -78,7 +78,7 @@ async fn create_template(
     b: Result<Json<TemplateInput>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
-    let t = body(b)?;
+    let t = json_body(b)?;
     let t = coupons::create_template(&app.db, caller.tenant_id, &t, now_ms()).await?;
     Ok((StatusCode::CREATED, Json(t)).into_response())
 }
@@ -102,7 +102,7 @@ async fn claim(
     b: Result<Json<ClaimBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
-    let b = body(b)?;
+    let b = json_body(b)?;
     let customer = customer_id(&app, caller.tenant_id, &b.customer_id.to_string()).await?;
     let g = coupons::grant(
         &app.db,
@@ -140,7 +140,7 @@ async fn issue(
     b: Result<Json<IssueBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
-    let b = body(b)?;
+    let b = json_body(b)?;
     let mut customers = b.customer_ids.clone();
     let mut source = actor(&caller);
     if let Some(sid) = b.snapshot_id {
@@ -176,7 +176,7 @@ async fn redeem(
     b: Result<Json<UseOn>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
-    let u = body(b)?;
+    let u = json_body(b)?;
     let c = coupons::redeem(&app.db, caller.tenant_id, &u, now_ms()).await?;
     Ok(Json(c).into_response())
 }
@@ -194,7 +194,7 @@ async fn refund(
     b: Result<Json<RefundBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
-    let b = body(b)?;
+    let b = json_body(b)?;
     let (back, lapsed) =
         coupons::refund_order(&app.db, caller.tenant_id, &b.order_ref, now_ms()).await?;
     Ok(Json(json!({"returned": back, "lapsed": lapsed})).into_response())
@@ -237,11 +237,6 @@ impl From<PointsError> for ApiError {
     }
 }
 
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    b.map(|Json(v)| v)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
-}
-
 async fn customer_id(app: &AppState, tenant: i64, raw: &str) -> Result<i64, ApiError> {
     let id: i64 = raw
         .parse()
@@ -275,7 +270,7 @@ async fn join(
     b: Result<Json<JoinBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
-    let b = body(b)?;
+    let b = json_body(b)?;
     let identity = b
         .identity
         .parse()
@@ -373,7 +368,7 @@ async fn change_points(
     b: Result<Json<PointsBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
-    let b = body(b)?;
+    let b = json_body(b)?;
     let id = customer_id(&app, caller.tenant_id, &id).await?;
     let who = actor(&caller);
     let (change, reason) = match b {
@@ -431,7 +426,7 @@ async fn put_settings(
     b: Result<Json<PointsSettings>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
-    let s = body(b)?;
+    let s = json_body(b)?;
     points::save_settings(&app.db, caller.tenant_id, &s, now_ms()).await?;
     Ok(Json(s).into_response())
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json_, json};
 
 use super::AppState;
-use super::api::{ApiCaller, ApiError, require_write, unmask};
+use super::api::{ApiCaller, ApiError, json_body, require_write, unmask};
 use crate::know::attributes::{self, AttrError};
 use crate::know::audience::{AudienceError, Change};
 use crate::know::customers::{list_customers, surviving_id};
@@ -168,7 +168,7 @@ async fn create_tag(
     body: Result<Json<NewTag>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
-    let Json(t) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let t = json_body(body)?;
     let rule = t.rule.as_ref().map(Rule::from_json).transpose()?;
     let tag = tags::create(
         &app.db,
@@ -261,7 +261,7 @@ async fn tag_customers(
     body: Result<Json<TagTargets>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
-    let Json(t) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let t = json_body(body)?;
     let tag = tags::get(&app.db, caller.tenant_id, parse_id("tag id", &id)?).await?;
     let (ids, missing) = targets(&app, caller.tenant_id, &t).await?;
     let source = if t.list.is_some() {
@@ -286,7 +286,7 @@ async fn untag_customers(
     body: Result<Json<TagTargets>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
-    let Json(t) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let t = json_body(body)?;
     let tag = tags::get(&app.db, caller.tenant_id, parse_id("tag id", &id)?).await?;
     let (ids, missing) = targets(&app, caller.tenant_id, &t).await?;
     let removed = tags::untag_customers(
@@ -312,7 +312,7 @@ async fn put_attributes(
     body: Result<Json<serde_json::Map<String, Json_>>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
-    let Json(attrs) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let attrs = json_body(body)?;
     let id = parse_id("customer id", &id)?;
     let id = surviving_id(&app.db, caller.tenant_id, id)
         .await?
@@ -392,7 +392,7 @@ async fn put_rfm_settings(
     body: Result<Json<LayeringSettings>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
-    let Json(s) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let s = json_body(body)?;
     s.check().map_err(ApiError::bad_request)?;
     profile::save_settings(&app.db, caller.tenant_id, &s, now_ms()).await?;
     app.audiences.rebuild(caller.tenant_id).await?;
@@ -409,7 +409,7 @@ struct RuleBody {
 fn parse_rule_body(
     body: Result<Json<RuleBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(Rule, usize), ApiError> {
-    let Json(b) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let b = json_body(body)?;
     Ok((
         Rule::from_json(&b.rule)?,
         b.limit.unwrap_or(20).clamp(1, 200),
@@ -518,7 +518,7 @@ async fn create_segment(
     body: Result<Json<SegmentBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
-    let Json(b) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let b = json_body(body)?;
     let name = b
         .name
         .ok_or_else(|| ApiError::bad_request("name: required"))?;
@@ -557,7 +557,7 @@ async fn update_segment(
     body: Result<Json<SegmentBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
-    let Json(b) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let b = json_body(body)?;
     let rule = b.rule.as_ref().map(Rule::from_json).transpose()?;
     let s = segments::update(
         &app.db,

@@ -80,6 +80,20 @@ async fn fetch<T: crate::platform::db::Row>(
     db.fetch_all(&q).await
 }
 
+/// (customer, text) rows of a query restricted to the scope by `customer_id`.
+async fn pairs(
+    db: &Db,
+    head: &str,
+    tenant: i64,
+    scope: &Scope<'_>,
+) -> DbResult<Vec<(u32, String)>> {
+    let rows: Vec<(i64, String)> = fetch(db, head, tenant, &[], scope, "customer_id", "").await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(c, v)| Some((id32(c)?, v)))
+        .collect())
+}
+
 /// Loads what the index holds about the customers in `scope`.
 async fn load_facts(db: &Db, tenant: i64, scope: &Scope<'_>, now: i64) -> DbResult<Facts> {
     let mut f = Facts::default();
@@ -141,50 +155,29 @@ async fn load_facts(db: &Db, tenant: i64, scope: &Scope<'_>, now: i64) -> DbResu
         .into_iter()
         .filter_map(|(c, t)| Some((id32(c)?, t)))
         .collect();
-    let rows: Vec<(i64, String)> = fetch(
+    f.kinds = pairs(
         db,
         "SELECT DISTINCT customer_id, kind FROM identities WHERE tenant_id = $1",
         tenant,
-        &[],
         scope,
-        "customer_id",
-        "",
     )
     .await?;
-    f.kinds = rows
-        .into_iter()
-        .filter_map(|(c, k)| Some((id32(c)?, k)))
-        .collect();
-    let rows: Vec<(i64, String)> = fetch(
+    f.tiers = pairs(
         db,
         "SELECT customer_id, tier FROM members WHERE tenant_id = $1 AND tier IS NOT NULL",
         tenant,
-        &[],
         scope,
-        "customer_id",
-        "",
     )
     .await?;
-    f.tiers = rows
-        .into_iter()
-        .filter_map(|(c, t)| Some((id32(c)?, t)))
-        .collect();
-    let rows: Vec<(i64, String)> = fetch(
+    f.channels = pairs(
         db,
         &format!(
             "SELECT DISTINCT customer_id, channel FROM orders WHERE tenant_id = $1 AND status IN {PURCHASE_STATUSES}"
         ),
         tenant,
-        &[],
         scope,
-        "customer_id",
-        "",
     )
     .await?;
-    f.channels = rows
-        .into_iter()
-        .filter_map(|(c, k)| Some((id32(c)?, k)))
-        .collect();
     let rows: Vec<(i64, Option<String>, Option<String>)> = fetch(
         db,
         &format!(
