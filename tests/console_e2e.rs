@@ -68,6 +68,37 @@ pub async fn seed(s: &TestServer) -> (String, String, String) {
     siyu::know::profile::recompute_all(s.db(), t.id, siyu::platform::clock::now_ms())
         .await
         .expect("figures");
+    // A member who joined in store, and a coupon template.
+    let join = siyu::convert::members::JoinRequest {
+        identity: siyu::know::identity::Identity::Phone(
+            siyu::know::phone::Phone::parse("13800138000").expect("phone"),
+        ),
+        via: siyu::convert::members::JoinedVia::Store,
+        store_id: Some("SH-01".into()),
+        birthday_month: None,
+        display_name: None,
+    };
+    siyu::convert::members::join(
+        s.db(),
+        &s.cipher,
+        t.id,
+        &join,
+        siyu::platform::clock::now_ms(),
+    )
+    .await
+    .expect("member");
+    let template: siyu::convert::coupons::TemplateInput = serde_json::from_value(serde_json::json!({
+        "name": "满300减30", "kind": "amount_off", "value": 3000, "threshold": 30000, "valid_days": 30, "total": 100
+    }))
+    .expect("template");
+    siyu::convert::coupons::create_template(
+        s.db(),
+        t.id,
+        &template,
+        siyu::platform::clock::now_ms(),
+    )
+    .await
+    .expect("coupon template");
     ("品牌甲".into(), "admin".into(), "correct-horse".into())
 }
 

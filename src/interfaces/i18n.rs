@@ -91,6 +91,18 @@ pub struct Tr {
     pub repurchase: &'static str,
     pub nav_rfm: &'static str,
     pub nav_segments: &'static str,
+    pub nav_members: &'static str,
+    pub members_title: &'static str,
+    pub member_no: &'static str,
+    pub tier: &'static str,
+    pub points: &'static str,
+    pub joined: &'static str,
+    pub coupons_title: &'static str,
+    pub coupon: &'static str,
+    pub issued: &'static str,
+    pub redeemed: &'static str,
+    pub order_gmv: &'static str,
+    pub no_members: &'static str,
 }
 
 pub static ZH: Tr = Tr {
@@ -156,6 +168,18 @@ pub static ZH: Tr = Tr {
     repurchase: "复购日期",
     nav_rfm: "RFM 分层",
     nav_segments: "人群",
+    nav_members: "会员",
+    members_title: "会员",
+    member_no: "会员号",
+    tier: "等级",
+    points: "积分",
+    joined: "入会",
+    coupons_title: "优惠券",
+    coupon: "券",
+    issued: "已发放",
+    redeemed: "已核销",
+    order_gmv: "用券订单金额",
+    no_members: "还没有会员",
 };
 
 pub static EN: Tr = Tr {
@@ -222,6 +246,18 @@ pub static EN: Tr = Tr {
     repurchase: "Repurchased",
     nav_rfm: "RFM",
     nav_segments: "Segments",
+    nav_members: "Members",
+    members_title: "Members",
+    member_no: "Member no.",
+    tier: "Tier",
+    points: "Points",
+    joined: "Joined",
+    coupons_title: "Coupons",
+    coupon: "Coupon",
+    issued: "Issued",
+    redeemed: "Redeemed",
+    order_gmv: "GMV of orders using it",
+    no_members: "No members yet",
 };
 
 /// Channel names as operators say them.

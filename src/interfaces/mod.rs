@@ -4,6 +4,7 @@ pub mod api;
 pub mod api_convert;
 pub mod api_layering;
 pub mod console;
+pub mod console_convert;
 pub mod console_layering;
 pub mod i18n;
 
@@ -66,6 +67,7 @@ pub fn router(app: App) -> Router {
         .merge(api_convert::routes())
         .merge(console::routes())
         .merge(console_layering::routes())
+        .merge(console_convert::routes())
         // 1,000 events with properties fit comfortably; larger bodies are refused with 413.
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(state)

@@ -82,6 +82,12 @@ try {
   check((await page.textContent('#rfm-chart')).includes('重要价值客户'), 'classes carry their Chinese names');
   await page.screenshot({ path: shots + '/rfm.png', fullPage: true });
 
+  await page.click('header nav >> text=会员');
+  await page.waitForURL('**/console/members');
+  check((await page.locator('.member-row').count()) === 1, 'the member list shows the member who joined in store');
+  check((await page.textContent('#coupon-table')).includes('满300减30'), 'coupon templates are listed with their report');
+  await page.screenshot({ path: shots + '/members.png', fullPage: true });
+
   await page.click('header nav >> text=人群');
   await page.waitForURL('**/console/segments');
   await page.click('#new-segment');
