@@ -160,18 +160,26 @@ pub async fn serve(
     banner(addr);
     tracing::info!(%addr, "serving");
     let app = App::new(db.clone(), cipher);
-    let started = std::time::Instant::now();
     let versions = siyu::know::audience::rebuild_versions(&db).await?;
-    app.audiences.prepare().await?;
-    app.audiences.spawn_daily();
-    app.audiences.spawn_hourly_rule_tags();
+    // Indexes build in the background so the server answers at once (a large tenant takes
+    // minutes); a count for a tenant still building waits for its index.
+    let audiences = app.audiences.clone();
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        match audiences.prepare().await {
+            Ok(()) => tracing::info!(
+                ms = started.elapsed().as_millis() as u64,
+                "audience indexes ready"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "building audience indexes failed; they build on first use")
+            }
+        }
+        audiences.spawn_daily();
+        audiences.spawn_hourly_rule_tags();
+        audiences.spawn_rebuild_watch(std::time::Duration::from_secs(2), versions);
+    });
     siyu::convert::points::spawn_daily_expiry(db.clone());
-    app.audiences
-        .spawn_rebuild_watch(std::time::Duration::from_secs(2), versions);
-    tracing::info!(
-        ms = started.elapsed().as_millis() as u64,
-        "audience indexes ready"
-    );
     interfaces::serve(listener, app, shutdown_signal()).await?;
     db.close().await;
     Ok(())

@@ -168,6 +168,45 @@ async fn console_sessions_masking_and_languages() {
             .expect("html");
         assert!(page.contains("<html lang=\"en\">") && page.contains("People after OneID"));
 
+        // A viewer may look at tags but not change them, and is told why.
+        access::create_user(
+            s.db(),
+            t.id,
+            "viewer",
+            "看板",
+            "viewer-password",
+            Role::Viewer,
+        )
+        .await
+        .expect("viewer");
+        let r = c
+            .post(s.url("/console/login"))
+            .form(&[
+                ("tenant", "brand"),
+                ("username", "viewer"),
+                ("password", "viewer-password"),
+            ])
+            .send()
+            .await
+            .expect("post");
+        let viewer = session_cookie(&r).expect("viewer session");
+        let r = c
+            .post(s.url("/console/tags"))
+            .header("cookie", &viewer)
+            .form(&[("group", "兴趣"), ("name", "敏感肌")])
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let page = r.text().await.expect("page");
+        assert!(page.contains("你的角色只能查看"), "{page}");
+        let (tags,): (i64,) = s
+            .db()
+            .fetch_one(&sql("SELECT count(*) FROM tags"))
+            .await
+            .expect("tags");
+        assert_eq!(tags, 0, "nothing was created");
+
         let r = c
             .post(s.url("/console/logout"))
             .header("cookie", &cookie)

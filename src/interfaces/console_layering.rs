@@ -104,6 +104,13 @@ async fn render_tags(
     }
 }
 
+/// A role that may only read is shown the page again with the reason, and a 403.
+async fn forbidden(app: &AppState, u: &ConsoleUser) -> Response {
+    let mut r = render_tags(app, u, None, vec![u.lang.lt().read_only.to_owned()]).await;
+    *r.status_mut() = StatusCode::FORBIDDEN;
+    r
+}
+
 async fn tags_page(State(app): State<AppState>, u: ConsoleUser) -> Response {
     render_tags(&app, &u, None, Vec::new()).await
 }
@@ -120,7 +127,7 @@ async fn create_tag(
     Form(f): Form<NewTagForm>,
 ) -> Response {
     if !u.caller.role.may_write() {
-        return StatusCode::FORBIDDEN.into_response();
+        return forbidden(&app, &u).await;
     }
     match tags::create(
         &app.db,
@@ -149,7 +156,7 @@ async fn upload_list(
     Form(f): Form<UploadForm>,
 ) -> Response {
     if !u.caller.role.may_write() {
-        return StatusCode::FORBIDDEN.into_response();
+        return forbidden(&app, &u).await;
     }
     let tenant = u.caller.tenant_id;
     let run = async {

@@ -381,6 +381,7 @@ pub struct LayerTr {
     pub count: &'static str,
     pub no_segments: &'static str,
     pub rule_json: &'static str,
+    pub read_only: &'static str,
 }
 
 pub static ZH_L: LayerTr = LayerTr {
@@ -423,6 +424,7 @@ pub static ZH_L: LayerTr = LayerTr {
     count: "人数",
     no_segments: "还没有人群，点“新建人群”开始圈选",
     rule_json: "规则 JSON",
+    read_only: "你的角色只能查看，不能修改标签；请联系管理员开通运营或管理员角色",
 };
 
 pub static EN_L: LayerTr = LayerTr {
@@ -465,6 +467,7 @@ pub static EN_L: LayerTr = LayerTr {
     count: "Customers",
     no_segments: "No segments yet: choose New segment to build one",
     rule_json: "Rule JSON",
+    read_only: "Your role can view but not change tags; ask an admin for the operator or admin role",
 };
 
 impl Lang {
