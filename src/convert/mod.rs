@@ -1,6 +1,9 @@
-//! Convert (转化/复购): members, points and coupons so far; marketing activities follow.
+//! Convert (转化/复购): members, points, coupons, and the marketing activities (flash sales,
+//! group buys, bargains, gifts for points) with the payments they take.
 
 pub mod coupons;
+pub mod flash;
 pub mod members;
+pub mod payments;
 pub mod points;
 pub mod tiers;

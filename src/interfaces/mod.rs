@@ -1,6 +1,7 @@
 //! HTTP: `/api/v1` (JSON), `/console` (the operators' web console), health and readiness.
 
 pub mod api;
+pub mod api_activities;
 pub mod api_convert;
 pub mod api_layering;
 pub mod console;
@@ -15,6 +16,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::Redirect;
 use axum::routing::get;
 
+use crate::convert::flash::FlashSales;
+use crate::convert::payments::Payments;
 use crate::know::audience::Audiences;
 use crate::know::ingest::EventWriter;
 use crate::platform::crypto::FieldCipher;
@@ -29,6 +32,10 @@ pub struct App {
     pub events: EventWriter,
     /// The audience index of every tenant.
     pub audiences: Arc<Audiences>,
+    /// Flash sales being sold, with their counters in memory.
+    pub flash: Arc<FlashSales>,
+    /// The payment provider for activities, and Siyu's record of payments.
+    pub payments: Payments,
 }
 
 impl App {
@@ -46,11 +53,15 @@ impl App {
             group_events,
             Some(audiences.clone()),
         );
+        let flash = FlashSales::new(db.clone());
+        flash.spawn_expiry(std::time::Duration::from_secs(1));
         App {
+            payments: Payments::local(db.clone()),
             db,
             cipher,
             events,
             audiences,
+            flash,
         }
     }
 }
@@ -65,6 +76,7 @@ pub fn router(app: App) -> Router {
         .merge(api::routes())
         .merge(api_layering::routes())
         .merge(api_convert::routes())
+        .merge(api_activities::routes())
         .merge(console::routes())
         .merge(console_layering::routes())
         .merge(console_convert::routes())

@@ -253,6 +253,9 @@ async fn merge_customers(
             "events",
             "points_entries",
             "coupons",
+            "flash_orders",
+            "payments",
+            "gift_redemptions",
         ] {
             tx.execute(&repoint(
                 tx.backend(),

@@ -41,6 +41,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0006_tiers.sql"),
         include_str!("../../migrations/postgres/0006_tiers.sql"),
     ),
+    (
+        7,
+        "activities",
+        include_str!("../../migrations/sqlite/0007_activities.sql"),
+        include_str!("../../migrations/postgres/0007_activities.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied, each in its own transaction. Returns how many ran.

@@ -133,6 +133,8 @@ pub struct TestServer {
     pub base: String,
     pub tdb: TestDb,
     pub cipher: FieldCipher,
+    /// The server's own state (its flash-sale counters, …), for tests that look inside.
+    pub app: App,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -146,8 +148,9 @@ impl TestServer {
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let app = App::new(tdb.db.clone(), cipher.clone());
+        let served = app.clone();
         tokio::spawn(async move {
-            let _ = siyu::interfaces::serve(listener, app, async {
+            let _ = siyu::interfaces::serve(listener, served, async {
                 let _ = rx.await;
             })
             .await;
@@ -156,6 +159,7 @@ impl TestServer {
             base: format!("http://{addr}"),
             tdb,
             cipher,
+            app,
             stop: Some(tx),
         }
     }
@@ -281,6 +285,78 @@ pub async fn send(
     body: Option<serde_json::Value>,
 ) -> (reqwest::StatusCode, serde_json::Value) {
     let mut r = c.request(method, url).bearer_auth(key);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.expect("request");
+    let status = r.status();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// `n` customers of the tenant behind `key`, made by pushing one order each (phones
+/// 139{prefix}{i}), returned by id.
+pub async fn make_customers(s: &TestServer, key: &str, prefix: u32, n: usize) -> Vec<i64> {
+    let c = reqwest::Client::new();
+    let orders: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({"channel": "tmall", "order_no": format!("MK-{prefix}-{i}"), "status": "paid",
+                   "ordered_at": 1_700_000_000_000i64, "amount": 10_000,
+                   "identities": [{"kind": "phone", "value": format!("139{prefix:02}{i:06}")}]})
+        })
+        .collect();
+    for chunk in orders.chunks(500) {
+        let (st, v) = send(
+            &c,
+            reqwest::Method::POST,
+            &s.url("/api/v1/orders"),
+            key,
+            Some(serde_json::json!({"orders": chunk})),
+        )
+        .await;
+        assert_eq!(st, reqwest::StatusCode::OK, "{v}");
+    }
+    let tenant: (i64,) = s
+        .db()
+        .fetch_one(
+            &siyu::platform::db::sql("SELECT tenant_id FROM orders WHERE order_no = $1")
+                .bind(format!("MK-{prefix}-0")),
+        )
+        .await
+        .expect("tenant of the orders");
+    let rows: Vec<(i64,)> = s
+        .db()
+        .fetch_all(
+            &siyu::platform::db::sql(
+                "SELECT DISTINCT customer_id FROM orders WHERE tenant_id = $1 AND order_no LIKE $2 ORDER BY customer_id",
+            )
+            .bind(tenant.0)
+            .bind(format!("MK-{prefix}-%")),
+        )
+        .await
+        .expect("customers");
+    assert_eq!(rows.len(), n);
+    rows.into_iter().map(|r| r.0).collect()
+}
+
+/// A customer token for the tenant's customer, valid for an hour.
+pub fn customer_token(s: &TestServer, tenant: i64, customer: i64) -> String {
+    s.cipher
+        .customer_token(siyu::platform::crypto::CustomerClaim {
+            tenant_id: tenant,
+            customer_id: customer,
+            expires_at: siyu::platform::clock::now_ms() + 3_600_000,
+        })
+}
+
+/// A request from a customer's own page (H5): `X-Siyu-Customer: token`.
+pub async fn send_as_customer(
+    c: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut r = c.request(method, url).header("x-siyu-customer", token);
     if let Some(b) = body {
         r = r.json(&b);
     }

@@ -1,0 +1,251 @@
+//! Payments for activities (flash sales, group buys, bargains) through one adapter trait.
+//!
+//! Siyu does not hold money: a [`PaymentProvider`] charges and refunds, and Siyu keeps its own
+//! record of every payment (`payments`) so that a refund is made once and only for what was paid.
+//! The [`LocalProvider`] settles at once, so the demo and the tests run offline; WeChat Pay is a
+//! later adapter behind the same trait.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::platform::crypto::random_token;
+use crate::platform::db::{Db, DbError, Tx, sql};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    #[error("the payment provider declined: {0}")]
+    Declined(String),
+    #[error("the payment provider could not be reached: {0}")]
+    Unavailable(String),
+    #[error("payment {0} not found")]
+    NotFound(i64),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// What a provider is asked to charge.
+#[derive(Debug, Clone)]
+pub struct Charge {
+    pub tenant_id: i64,
+    pub customer_id: i64,
+    /// Fen.
+    pub amount: i64,
+    /// What it pays for, e.g. `flash:12` or `team:3`; the provider shows it as the description.
+    pub purpose: String,
+}
+
+/// A payment service. Implementations answer only after the provider has settled or refused.
+pub trait PaymentProvider: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Charges and returns the provider's reference for the payment.
+    fn charge<'a>(&'a self, c: &'a Charge) -> BoxFuture<'a, Result<String, PaymentError>>;
+    /// Refunds a whole payment and returns the provider's refund reference. Called at most once
+    /// per payment by [`Payments::refund`].
+    fn refund<'a>(
+        &'a self,
+        provider_ref: &'a str,
+        amount: i64,
+    ) -> BoxFuture<'a, Result<String, PaymentError>>;
+}
+
+/// Settles every charge and refund at once, in process.
+#[derive(Debug, Default)]
+pub struct LocalProvider;
+
+impl PaymentProvider for LocalProvider {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+    fn charge<'a>(&'a self, c: &'a Charge) -> BoxFuture<'a, Result<String, PaymentError>> {
+        Box::pin(async move {
+            if c.amount < 0 {
+                return Err(PaymentError::Declined("negative amount".into()));
+            }
+            Ok(format!("local-{}", random_token(12)))
+        })
+    }
+    fn refund<'a>(
+        &'a self,
+        provider_ref: &'a str,
+        _amount: i64,
+    ) -> BoxFuture<'a, Result<String, PaymentError>> {
+        Box::pin(async move { Ok(format!("{provider_ref}-refund")) })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Payment {
+    pub id: i64,
+    pub customer_id: i64,
+    pub provider: String,
+    pub provider_ref: String,
+    pub purpose: String,
+    pub amount: i64,
+    pub status: String,
+    pub refund_ref: Option<String>,
+    pub created_at: i64,
+    pub refunded_at: Option<i64>,
+}
+
+const PAYMENT_COLS: &str = "id, customer_id, provider, provider_ref, purpose, amount, status, refund_ref, created_at, refunded_at";
+
+/// The provider and Siyu's record of what it did.
+#[derive(Clone)]
+pub struct Payments {
+    db: Db,
+    provider: Arc<dyn PaymentProvider>,
+}
+
+impl std::fmt::Debug for Payments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Payments({})", self.provider.name())
+    }
+}
+
+impl Payments {
+    pub fn new(db: Db, provider: Arc<dyn PaymentProvider>) -> Payments {
+        Payments { db, provider }
+    }
+
+    /// Payments settled by the [`LocalProvider`].
+    pub fn local(db: Db) -> Payments {
+        Payments::new(db, Arc::new(LocalProvider))
+    }
+
+    /// Charges the customer and records the payment. A charge the provider took is recorded
+    /// even if the caller then fails, so that it can be found and refunded.
+    pub async fn charge(&self, c: Charge, now: i64) -> Result<Payment, PaymentError> {
+        let provider_ref = self.provider.charge(&c).await?;
+        let mut tx = self.db.begin().await?;
+        let id = tx.reserve_ids("payment", 1).await?;
+        tx.execute(
+            &sql("INSERT INTO payments (id, tenant_id, customer_id, provider, provider_ref, purpose, amount, status, created_at) \
+                  VALUES ($1, $2, $3, $4, $5, $6, $7, 'paid', $8)")
+                .bind(id)
+                .bind(c.tenant_id)
+                .bind(c.customer_id)
+                .bind(self.provider.name())
+                .bind(&provider_ref)
+                .bind(&c.purpose)
+                .bind(c.amount)
+                .bind(now),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Payment {
+            id,
+            customer_id: c.customer_id,
+            provider: self.provider.name().to_owned(),
+            provider_ref,
+            purpose: c.purpose,
+            amount: c.amount,
+            status: "paid".into(),
+            refund_ref: None,
+            created_at: now,
+            refunded_at: None,
+        })
+    }
+
+    /// Refunds a payment in full, once: a payment already refunded is returned as it is.
+    pub async fn refund(&self, tenant: i64, id: i64, now: i64) -> Result<Payment, PaymentError> {
+        let p = self.get(tenant, id).await?;
+        if p.status == "refunded" {
+            return Ok(p);
+        }
+        // Claim the refund first, so two callers cannot both send it to the provider.
+        let claimed = self
+            .db
+            .execute(
+                &sql("UPDATE payments SET status = 'refunding' WHERE tenant_id = $1 AND id = $2 AND status = 'paid'")
+                    .bind(tenant)
+                    .bind(id),
+            )
+            .await?;
+        if claimed == 0 {
+            return self.get(tenant, id).await;
+        }
+        match self.provider.refund(&p.provider_ref, p.amount).await {
+            Ok(refund_ref) => {
+                self.db
+                    .execute(
+                        &sql("UPDATE payments SET status = 'refunded', refund_ref = $3, refunded_at = $4 WHERE tenant_id = $1 AND id = $2")
+                            .bind(tenant)
+                            .bind(id)
+                            .bind(refund_ref)
+                            .bind(now),
+                    )
+                    .await?;
+                self.get(tenant, id).await
+            }
+            Err(e) => {
+                // Back to paid, so the refund is tried again later.
+                self.db
+                    .execute(
+                        &sql("UPDATE payments SET status = 'paid' WHERE tenant_id = $1 AND id = $2")
+                            .bind(tenant)
+                            .bind(id),
+                    )
+                    .await?;
+                Err(e)
+            }
+        }
+    }
+
+    pub async fn get(&self, tenant: i64, id: i64) -> Result<Payment, PaymentError> {
+        self.db
+            .fetch_optional(
+                &sql(format!(
+                    "SELECT {PAYMENT_COLS} FROM payments WHERE tenant_id = $1 AND id = $2"
+                ))
+                .bind(tenant)
+                .bind(id),
+            )
+            .await?
+            .ok_or(PaymentError::NotFound(id))
+    }
+}
+
+/// Records a paid activity order in `orders` (channel `mall`), so that it counts for RFM,
+/// points and tiers like any other order. Runs inside the caller's transaction.
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_paid_order(
+    tx: &mut Tx,
+    tenant: i64,
+    customer_id: i64,
+    order_no: &str,
+    sku: &str,
+    title: &str,
+    quantity: i64,
+    amount: i64,
+    now: i64,
+) -> Result<(), DbError> {
+    let id = tx.reserve_ids("order", 1).await?;
+    tx.execute(
+        &sql("INSERT INTO orders (id, tenant_id, channel, order_no, customer_id, status, ordered_at, paid_at, amount, refund_amount, item_count, source, updated_at) \
+              VALUES ($1, $2, 'mall', $3, $4, 'paid', $5, $5, $6, 0, $7, 'activity', $5)")
+            .bind(id)
+            .bind(tenant)
+            .bind(order_no)
+            .bind(customer_id)
+            .bind(now)
+            .bind(amount)
+            .bind(quantity),
+    )
+    .await?;
+    tx.execute(
+        &sql("INSERT INTO order_lines (tenant_id, order_id, line_no, sku, title, quantity, price) VALUES ($1, $2, 1, $3, $4, $5, $6)")
+            .bind(tenant)
+            .bind(id)
+            .bind(sku)
+            .bind(title)
+            .bind(quantity)
+            .bind(if quantity > 0 { amount / quantity } else { amount }),
+    )
+    .await?;
+    Ok(())
+}
