@@ -154,7 +154,10 @@ async fn reservations_expire_pay_and_cancel() {
         let (st, b) = send_as_customer(&c, M::POST, &s.url(&attempt), &t1, Some(json!({}))).await;
         assert_eq!(st, StatusCode::CREATED, "{b}");
         let (st, v) = send_as_customer(&c, M::POST, &s.url(&attempt), &t2, Some(json!({}))).await;
-        assert_eq!((st, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("sold_out")));
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (StatusCode::CONFLICT, Some("sold_out"))
+        );
 
         // Paying makes an order in the mall channel; another customer cannot pay it.
         let pay_a = format!("/h5/v1/flash-orders/{}/pay", a["id"]);
@@ -175,7 +178,10 @@ async fn reservations_expire_pay_and_cancel() {
         assert_eq!(order, (customers[0], "paid".into(), 5_000));
         let payment: (String, i64) = s
             .db()
-            .fetch_one(&sql("SELECT status, amount FROM payments WHERE id = $1").bind(v["payment_id"].as_i64().expect("payment")))
+            .fetch_one(
+                &sql("SELECT status, amount FROM payments WHERE id = $1")
+                    .bind(v["payment_id"].as_i64().expect("payment")),
+            )
             .await
             .expect("payment recorded");
         assert_eq!(payment, ("paid".into(), 5_000));
@@ -196,8 +202,19 @@ async fn reservations_expire_pay_and_cancel() {
             None,
         )
         .await;
-        assert_eq!((st, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("refused")), "{v}");
-        let (st, v) = send_as_customer(&c, M::GET, &s.url(&format!("/h5/v1/flash-sales/{sale}")), &t2, None).await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (StatusCode::CONFLICT, Some("refused")),
+            "{v}"
+        );
+        let (st, v) = send_as_customer(
+            &c,
+            M::GET,
+            &s.url(&format!("/h5/v1/flash-sales/{sale}")),
+            &t2,
+            None,
+        )
+        .await;
         assert_eq!(st, StatusCode::OK);
         assert_eq!(v["left"], 1);
         let (st, d) = send_as_customer(&c, M::POST, &s.url(&attempt), &t2, Some(json!({}))).await;
@@ -212,7 +229,10 @@ async fn reservations_expire_pay_and_cancel() {
             None,
         )
         .await;
-        assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("cancelled")));
+        assert_eq!(
+            (st, v["status"].as_str()),
+            (StatusCode::OK, Some("cancelled"))
+        );
         let (st, _) = send_as_customer(&c, M::POST, &s.url(&attempt), &t2, Some(json!({}))).await;
         assert_eq!(st, StatusCode::CREATED);
 
@@ -241,12 +261,20 @@ async fn windows_tokens_and_bad_input_are_refused_plainly() {
         M::POST,
         &s.url("/api/v1/flash-sales"),
         &key,
-        Some(json!({"name": "x", "sku": "x", "title": "x", "price": 100, "stock": 0,
-                    "starts_at": now, "ends_at": now + 1})),
+        Some(
+            json!({"name": "x", "sku": "x", "title": "x", "price": 100, "stock": 0,
+                    "starts_at": now, "ends_at": now + 1}),
+        ),
     )
     .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    assert!(v["error"]["message"].as_str().expect("msg").starts_with("stock:"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .starts_with("stock:"),
+        "{v}"
+    );
 
     let later = create_sale(
         &s,
@@ -272,12 +300,20 @@ async fn windows_tokens_and_bad_input_are_refused_plainly() {
             Some(json!({"quantity": 1})),
         )
         .await;
-        assert_eq!((st, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some(code)));
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (StatusCode::CONFLICT, Some(code))
+        );
     }
     let url = s.url(&format!("/h5/v1/flash-sales/{later}/attempts"));
     let (st, v) = send_as_customer(&c, M::POST, &url, &token, Some(json!({"quantity": 0}))).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    assert!(v["error"]["message"].as_str().expect("msg").contains("quantity"));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("quantity")
+    );
     // No token, a forged one, another tenant's customer in a genuine token.
     let r = c.post(&url).json(&json!({})).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
@@ -286,7 +322,11 @@ async fn windows_tokens_and_bad_input_are_refused_plainly() {
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     let other = customer_token(&s, tenant + 1, customers[0]);
     let (st, _) = send_as_customer(&c, M::POST, &url, &other, Some(json!({}))).await;
-    assert_eq!(st, StatusCode::NOT_FOUND, "another tenant's sale is not there");
+    assert_eq!(
+        st,
+        StatusCode::NOT_FOUND,
+        "another tenant's sale is not there"
+    );
     // The token also works as ?t= (links opened from a message).
     let r = c
         .get(s.url(&format!("/h5/v1/flash-sales/{later}?t={token}")))
@@ -326,11 +366,21 @@ async fn a_fresh_process_recovers_exactly_what_was_left() {
             Err(siyu::convert::flash::FlashError::LimitReached(1))
         ));
         for &cu in &customers[4..7] {
-            other.attempt(tenant, sale, cu, 1, now_ms()).await.expect("reserved");
+            other
+                .attempt(tenant, sale, cu, 1, now_ms())
+                .await
+                .expect("reserved");
         }
         // The first process's memory says 3 are left, but the store's guard refuses them.
-        let r = s.app.flash.attempt(tenant, sale, customers[8], 1, now_ms()).await;
-        assert!(matches!(r, Err(siyu::convert::flash::FlashError::SoldOut)), "{r:?}");
+        let r = s
+            .app
+            .flash
+            .attempt(tenant, sale, customers[8], 1, now_ms())
+            .await;
+        assert!(
+            matches!(r, Err(siyu::convert::flash::FlashError::SoldOut)),
+            "{r:?}"
+        );
         let units: i64 = held(&s, sale).await.values().sum();
         assert_eq!(units, 7, "{backend:?}: never more than the stock");
     }

@@ -136,7 +136,11 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> FlashError {
 
 impl SaleInput {
     pub fn check(&self) -> Result<(), FlashError> {
-        for (field, v) in [("name", &self.name), ("sku", &self.sku), ("title", &self.title)] {
+        for (field, v) in [
+            ("name", &self.name),
+            ("sku", &self.sku),
+            ("title", &self.title),
+        ] {
             if v.trim().is_empty() {
                 return Err(invalid(field, "must not be empty"));
             }
@@ -540,7 +544,10 @@ impl FlashSales {
             return Err(FlashError::NoOrder(order_id));
         }
         if o.status != "pending" {
-            return Err(FlashError::Refused(format!("the reservation is {}", o.status)));
+            return Err(FlashError::Refused(format!(
+                "the reservation is {}",
+                o.status
+            )));
         }
         self.release(
             "cancelled",
@@ -566,7 +573,11 @@ impl FlashSales {
 
     /// Runs `update` (which ends reservations and returns them), moves `sold` back in the same
     /// transaction, then returns the units to the counters in memory.
-    async fn release(&self, why: &str, update: &crate::platform::db::Sql) -> Result<usize, FlashError> {
+    async fn release(
+        &self,
+        why: &str,
+        update: &crate::platform::db::Sql,
+    ) -> Result<usize, FlashError> {
         let _g = self.loading.lock().await;
         let mut tx = self.db.begin().await?;
         let ended: Vec<(i64, i64, i64, i64)> = tx.fetch_all(update).await?;
@@ -590,7 +601,11 @@ impl FlashSales {
             }
         }
         if !ended.is_empty() {
-            tracing::debug!(count = ended.len(), why, "flash reservations returned to stock");
+            tracing::debug!(
+                count = ended.len(),
+                why,
+                "flash reservations returned to stock"
+            );
         }
         Ok(ended.len())
     }
@@ -639,7 +654,10 @@ async fn write_reservations(db: Db, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-async fn store_reservations(db: &Db, jobs: &[Job]) -> DbResult<Vec<Result<FlashOrder, FlashError>>> {
+async fn store_reservations(
+    db: &Db,
+    jobs: &[Job],
+) -> DbResult<Vec<Result<FlashOrder, FlashError>>> {
     let mut tx = db.begin().await?;
     // Move `sold` per sale; the condition is the store's own guard against overselling.
     let mut per_sale: HashMap<(i64, i64), Vec<usize>> = HashMap::new();
@@ -651,13 +669,14 @@ async fn store_reservations(db: &Db, jobs: &[Job]) -> DbResult<Vec<Result<FlashO
     sales.sort_by_key(|(k, _)| *k);
     for ((tenant, sale), idx) in &sales {
         let total: i64 = idx.iter().map(|&i| jobs[i].quantity).sum();
-        let n = tx
-            .execute(&take_units(*tenant, *sale, total))
-            .await?;
+        let n = tx.execute(&take_units(*tenant, *sale, total)).await?;
         if n == 0 {
             // Fewer units in the store than memory thought: take them one reservation at a time.
             for &i in idx {
-                accepted[i] = tx.execute(&take_units(*tenant, *sale, jobs[i].quantity)).await? == 1;
+                accepted[i] = tx
+                    .execute(&take_units(*tenant, *sale, jobs[i].quantity))
+                    .await?
+                    == 1;
             }
         }
     }
@@ -767,7 +786,10 @@ mod tests {
         assert!(matches!(l.take(3, 1), Err(FlashError::SoldOut)));
         l.give_back(1, 2, true);
         assert_eq!(l.left(), 2);
-        assert!(l.take(1, 2).is_ok(), "returned units and limit are free again");
+        assert!(
+            l.take(1, 2).is_ok(),
+            "returned units and limit are free again"
+        );
     }
 
     #[test]

@@ -186,9 +186,11 @@ impl Payments {
                 // Back to paid, so the refund is tried again later.
                 self.db
                     .execute(
-                        &sql("UPDATE payments SET status = 'paid' WHERE tenant_id = $1 AND id = $2")
-                            .bind(tenant)
-                            .bind(id),
+                        &sql(
+                            "UPDATE payments SET status = 'paid' WHERE tenant_id = $1 AND id = $2",
+                        )
+                        .bind(tenant)
+                        .bind(id),
                     )
                     .await?;
                 Err(e)

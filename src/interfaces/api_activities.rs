@@ -66,9 +66,11 @@ impl From<FlashError> for ApiError {
 impl From<PaymentError> for ApiError {
     fn from(e: PaymentError) -> Self {
         match e {
-            PaymentError::Declined(_) => {
-                ApiError::new(StatusCode::PAYMENT_REQUIRED, "payment_declined", e.to_string())
-            }
+            PaymentError::Declined(_) => ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "payment_declined",
+                e.to_string(),
+            ),
             PaymentError::Unavailable(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "payment_unavailable",
@@ -412,7 +414,11 @@ async fn h5_cancel(
 ) -> Result<Response, ApiError> {
     let o = app
         .flash
-        .cancel(c.tenant_id, path_id("flash order", &id)?, Some(c.customer_id))
+        .cancel(
+            c.tenant_id,
+            path_id("flash order", &id)?,
+            Some(c.customer_id),
+        )
         .await?;
     Ok(Json(o).into_response())
 }

@@ -229,11 +229,18 @@ mod tests {
         let t = c.customer_token(claim);
         assert_eq!(c.verify_customer_token(&t, 999), Some(claim));
         assert_eq!(c.verify_customer_token(&t, 1_000), None, "expired");
-        assert_eq!(FieldCipher::new(&[8u8; 32]).verify_customer_token(&t, 0), None);
+        assert_eq!(
+            FieldCipher::new(&[8u8; 32]).verify_customer_token(&t, 0),
+            None
+        );
         let forged = t.replacen("3.42", "3.43", 1);
         assert_eq!(c.verify_customer_token(&forged, 0), None);
         let (body, _) = t.rsplit_once('.').expect("mac");
-        assert_eq!(c.verify_customer_token(&format!("{body}.AA"), 0), None, "short MAC");
+        assert_eq!(
+            c.verify_customer_token(&format!("{body}.AA"), 0),
+            None,
+            "short MAC"
+        );
         for junk in ["", ".", "a.b.c.d", "3.42.1000", "3.42.1000.!!"] {
             assert_eq!(c.verify_customer_token(junk, 0), None, "{junk:?}");
         }
