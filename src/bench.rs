@@ -24,6 +24,8 @@ pub enum Suite {
     Ingest,
     /// The audience index against SQL on synthetic customers.
     Audience,
+    /// Flash-sale attempts over HTTP, stock in memory against a Redis Lua script.
+    Flash,
 }
 
 #[derive(Args)]
@@ -48,7 +50,20 @@ pub struct BenchArgs {
     batch: usize,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 16)]
-    concurrency: usize,
+    pub concurrency: usize,
+    /// Flash suite: attempts to make.
+    #[arg(long, default_value_t = 400_000)]
+    pub attempts: u64,
+    /// Flash suite: units for sale.
+    #[arg(long, default_value_t = 10_000)]
+    pub stock: u64,
+    /// Flash suite: Redis to compare against (a Lua check-and-decrement).
+    #[arg(
+        long,
+        env = "SIYU_BENCH_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379/"
+    )]
+    pub redis: Option<String>,
     /// PostgreSQL server to measure as well (a temporary database is created there).
     #[arg(long, env = "SIYU_BENCH_POSTGRES_URL")]
     pub postgres: Option<String>,
@@ -274,6 +289,9 @@ async fn bench_ingest(
 pub async fn run(_s: &Settings, a: BenchArgs) -> anyhow::Result<()> {
     if a.suite == Suite::Audience {
         return crate::bench_audience::run(&a).await;
+    }
+    if a.suite == Suite::Flash {
+        return crate::bench_flash::run(&a).await;
     }
     let cipher = FieldCipher::new(&[9u8; 32]);
     let dir = std::env::temp_dir().join(format!("siyu-bench-files-{}", std::process::id()));

@@ -18,6 +18,7 @@ use siyu::platform::runtime::{open, redact_url};
 
 mod bench;
 mod bench_audience;
+mod bench_flash;
 mod demo_cmd;
 mod layering_cmd;
 
@@ -151,6 +152,7 @@ pub async fn serve(
     db: Db,
     cipher: siyu::platform::crypto::FieldCipher,
     listen: &str,
+    flash_gate: Option<&str>,
     banner: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
@@ -159,7 +161,15 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     banner(addr);
     tracing::info!(%addr, "serving");
-    let app = App::new(db.clone(), cipher);
+    let mut app = App::new(db.clone(), cipher);
+    if let Some(url) = flash_gate {
+        let flash = siyu::convert::flash::FlashSales::with_redis(db.clone(), url, "siyu:flash")
+            .await
+            .with_context(|| format!("connecting the flash-sale gate to {}", redact_url(url)))?;
+        flash.spawn_expiry(Duration::from_secs(1));
+        app.flash = flash;
+        tracing::info!("flash-sale stock is counted in Redis");
+    }
     let versions = siyu::know::audience::rebuild_versions(&db).await?;
     // Indexes build in the background so the server answers at once (a large tenant takes
     // minutes); a count for a tenant still building waits for its index.
@@ -371,7 +381,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Serve { listen } => {
             let (db, cipher) = open(&s).await?;
             let listen = listen.unwrap_or_else(|| s.listen.clone());
-            serve(db, cipher, &listen, |addr| {
+            serve(db, cipher, &listen, s.flash_gate.as_deref(), |addr| {
                 println!(
                     "Siyu is serving on http://{addr}/console ({})",
                     redact_url(&s.database_url)

@@ -385,3 +385,99 @@ async fn a_fresh_process_recovers_exactly_what_was_left() {
         assert_eq!(units, 7, "{backend:?}: never more than the stock");
     }
 }
+
+/// Redis on this machine, or `None` (and a plain skip) when there is none; in CI it must be there.
+async fn redis_url() -> Option<String> {
+    let url =
+        std::env::var("SIYU_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    let reachable = match redis::Client::open(url.as_str()) {
+        Ok(c) => c.get_multiplexed_async_connection().await.is_ok(),
+        Err(_) => false,
+    };
+    if reachable {
+        return Some(url);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set but Redis is not reachable at {url}"
+    );
+    eprintln!("SKIPPED the Redis stock gate: no Redis at {url}");
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_gate_never_oversells_either() {
+    let Some(url) = redis_url().await else { return };
+    use siyu::convert::flash::{FlashError, FlashSales, SaleInput};
+    for backend in backends() {
+        let tdb = common::TestDb::new(backend).await;
+        let prefix = format!("siyu:test:{}", siyu::platform::crypto::random_token(6));
+        let flash = FlashSales::with_redis(tdb.db.clone(), &url, &prefix)
+            .await
+            .expect("redis gate");
+        assert_eq!(flash.gate_name(), "redis");
+        let now = now_ms();
+        let sale = flash
+            .create(
+                1,
+                &SaleInput {
+                    name: "秒杀".into(),
+                    sku: "A".into(),
+                    title: "A".into(),
+                    price: 100,
+                    original_price: None,
+                    stock: 30,
+                    per_customer: 2,
+                    starts_at: now - 1_000,
+                    ends_at: now + 3_600_000,
+                    pay_minutes: 1,
+                },
+                now,
+            )
+            .await
+            .expect("sale");
+        let mut tasks = Vec::new();
+        for t in 0..64i64 {
+            let flash = flash.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut got = Vec::new();
+                for k in 0..4i64 {
+                    let customer = 1 + (t * 5 + k) % 40;
+                    match flash.attempt(1, sale.id, customer, 1, now_ms()).await {
+                        Ok(_) => got.push(customer),
+                        Err(FlashError::SoldOut | FlashError::LimitReached(_)) => {}
+                        Err(e) => panic!("unexpected {e}"),
+                    }
+                }
+                got
+            }));
+        }
+        let mut per: HashMap<i64, i64> = HashMap::new();
+        for t in tasks {
+            for c in t.await.expect("task") {
+                *per.entry(c).or_default() += 1;
+            }
+        }
+        assert_eq!(per.values().sum::<i64>(), 30, "{backend:?}");
+        assert!(
+            per.values().all(|&n| n <= 2),
+            "{backend:?}: limit held in Redis"
+        );
+        // Expiry returns every unit to Redis; they sell again.
+        assert_eq!(
+            flash.expire_due(now_ms() + 61_000).await.expect("expire"),
+            30
+        );
+        let mut again = 0;
+        for customer in 100..140 {
+            if flash
+                .attempt(1, sale.id, customer, 1, now_ms())
+                .await
+                .is_ok()
+            {
+                again += 1;
+            }
+        }
+        assert_eq!(again, 30, "{backend:?}");
+    }
+}

@@ -213,6 +213,125 @@ impl Live {
     }
 }
 
+/// Where attempts are decided: this process's memory (the default), or Redis, where a Lua
+/// script checks and decrements (for several processes selling one sale, and the usual
+/// alternative `siyu bench --suite flash` compares against).
+enum Gate {
+    Memory,
+    Redis(RedisGate),
+}
+
+/// Keys per sale: `{prefix}:{tenant}:{sale}:left` (units) and `…:held` (a hash of units per
+/// customer).
+struct RedisGate {
+    conn: redis::aio::MultiplexedConnection,
+    prefix: String,
+    seed: redis::Script,
+    take: redis::Script,
+    give: redis::Script,
+}
+
+/// Seeds a sale once: a process that finds the keys leaves them (Redis holds the truth).
+const SEED_LUA: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+return 1
+"#;
+
+/// 1 taken, -1 sold out, -2 the customer's limit.
+const TAKE_LUA: &str = r#"
+local q = tonumber(ARGV[2])
+local held = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if held + q > tonumber(ARGV[3]) then return -2 end
+local left = tonumber(redis.call('GET', KEYS[1]) or '0')
+if left < q then return -1 end
+redis.call('DECRBY', KEYS[1], q)
+redis.call('HINCRBY', KEYS[2], ARGV[1], q)
+return 1
+"#;
+
+const GIVE_LUA: &str = r#"
+local q = tonumber(ARGV[2])
+if ARGV[3] == '1' then redis.call('INCRBY', KEYS[1], q) end
+if redis.call('HINCRBY', KEYS[2], ARGV[1], -q) <= 0 then redis.call('HDEL', KEYS[2], ARGV[1]) end
+return 1
+"#;
+
+impl RedisGate {
+    async fn connect(url: &str, prefix: &str) -> Result<RedisGate, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let conn = client.get_multiplexed_async_connection().await?;
+        Ok(RedisGate {
+            conn,
+            prefix: prefix.to_owned(),
+            seed: redis::Script::new(SEED_LUA),
+            take: redis::Script::new(TAKE_LUA),
+            give: redis::Script::new(GIVE_LUA),
+        })
+    }
+
+    fn keys(&self, tenant: i64, sale: i64) -> (String, String) {
+        let base = format!("{}:{tenant}:{sale}", self.prefix);
+        (format!("{base}:left"), format!("{base}:held"))
+    }
+
+    async fn seed(&self, tenant: i64, sale: i64, c: &Counter) -> Result<(), FlashError> {
+        let (left, held) = self.keys(tenant, sale);
+        let mut inv = self.seed.key(left);
+        inv.key(held).arg(c.left);
+        for (cu, q) in &c.held {
+            inv.arg(*cu).arg(*q);
+        }
+        let _: i64 = inv
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(gate_error)?;
+        Ok(())
+    }
+
+    async fn take(&self, tenant: i64, s: &Sale, customer: i64, qty: i64) -> Result<(), FlashError> {
+        let (left, held) = self.keys(tenant, s.id);
+        let r: i64 = self
+            .take
+            .key(left)
+            .key(held)
+            .arg(customer)
+            .arg(qty)
+            .arg(s.per_customer)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(gate_error)?;
+        match r {
+            1 => Ok(()),
+            -2 => Err(FlashError::LimitReached(s.per_customer)),
+            _ => Err(FlashError::SoldOut),
+        }
+    }
+
+    async fn give(&self, tenant: i64, sale: i64, customer: i64, qty: i64, to_stock: bool) {
+        let (left, held) = self.keys(tenant, sale);
+        let r: Result<i64, _> = self
+            .give
+            .key(left)
+            .key(held)
+            .arg(customer)
+            .arg(qty)
+            .arg(if to_stock { "1" } else { "0" })
+            .invoke_async(&mut self.conn.clone())
+            .await;
+        if let Err(e) = r {
+            // Redis now counts fewer units than the store: the sale undersells, never oversells.
+            tracing::error!(error = %e, tenant, sale, "returning units to the Redis gate failed");
+        }
+    }
+}
+
+fn gate_error(e: redis::RedisError) -> FlashError {
+    FlashError::Store(format!("the Redis stock gate failed: {e}"))
+}
+
 struct Job {
     tenant: i64,
     sale_id: i64,
@@ -232,6 +351,7 @@ pub struct FlashSales {
     /// are being returned cannot count them twice or miss them.
     loading: tokio::sync::Mutex<()>,
     writer: mpsc::Sender<Job>,
+    gate: Gate,
 }
 
 impl std::fmt::Debug for FlashSales {
@@ -243,6 +363,20 @@ impl std::fmt::Debug for FlashSales {
 impl FlashSales {
     /// Starts the reservation writer on the current runtime.
     pub fn new(db: Db) -> Arc<FlashSales> {
+        Self::with_gate(db, Gate::Memory)
+    }
+
+    /// Counts stock in Redis at `url` under the key prefix `prefix` (see [`Gate`]).
+    pub async fn with_redis(
+        db: Db,
+        url: &str,
+        prefix: &str,
+    ) -> Result<Arc<FlashSales>, FlashError> {
+        let g = RedisGate::connect(url, prefix).await.map_err(gate_error)?;
+        Ok(Self::with_gate(db, Gate::Redis(g)))
+    }
+
+    fn with_gate(db: Db, gate: Gate) -> Arc<FlashSales> {
         let (writer, rx) = mpsc::channel(4_096);
         tokio::spawn(write_reservations(db.clone(), rx));
         Arc::new(FlashSales {
@@ -250,7 +384,36 @@ impl FlashSales {
             live: RwLock::default(),
             loading: tokio::sync::Mutex::new(()),
             writer,
+            gate,
         })
+    }
+
+    /// `memory` or `redis`.
+    pub fn gate_name(&self) -> &'static str {
+        match self.gate {
+            Gate::Memory => "memory",
+            Gate::Redis(_) => "redis",
+        }
+    }
+
+    async fn take(
+        &self,
+        live: &Live,
+        tenant: i64,
+        customer: i64,
+        qty: i64,
+    ) -> Result<(), FlashError> {
+        match &self.gate {
+            Gate::Memory => live.take(customer, qty),
+            Gate::Redis(r) => r.take(tenant, &live.sale, customer, qty).await,
+        }
+    }
+
+    async fn give_back(&self, live: &Live, tenant: i64, customer: i64, qty: i64, to_stock: bool) {
+        match &self.gate {
+            Gate::Memory => live.give_back(customer, qty, to_stock),
+            Gate::Redis(r) => r.give(tenant, live.sale.id, customer, qty, to_stock).await,
+        }
     }
 
     pub async fn create(&self, tenant: i64, s: &SaleInput, now: i64) -> Result<Sale, FlashError> {
@@ -307,7 +470,7 @@ impl FlashSales {
 
     /// Units left as this process sees them (memory when the sale is being sold, else the store).
     pub async fn left(&self, tenant: i64, id: i64) -> Result<i64, FlashError> {
-        if let Some(l) = self.cached(tenant, id) {
+        if let (Gate::Memory, Some(l)) = (&self.gate, self.cached(tenant, id)) {
             return Ok(l.left());
         }
         let s = self.get(tenant, id).await?;
@@ -341,11 +504,15 @@ impl FlashSales {
                     .bind(id),
             )
             .await?;
+        let counter = Counter {
+            left: sale.stock - sale.sold,
+            held: held.into_iter().collect(),
+        };
+        if let Gate::Redis(r) = &self.gate {
+            r.seed(tenant, id, &counter).await?;
+        }
         let live = Arc::new(Live {
-            counter: Mutex::new(Counter {
-                left: sale.stock - sale.sold,
-                held: held.into_iter().collect(),
-            }),
+            counter: Mutex::new(counter),
             sale,
         });
         self.live
@@ -375,7 +542,7 @@ impl FlashSales {
         if now >= s.ends_at {
             return Err(FlashError::Ended);
         }
-        live.take(customer, quantity)?;
+        self.take(&live, tenant, customer, quantity).await?;
         let (reply, answer) = oneshot::channel();
         let job = Job {
             tenant,
@@ -397,11 +564,13 @@ impl FlashSales {
             Ok(o) => Ok(o),
             // The store says no unit is left (another process sold it): memory was behind.
             Err(FlashError::SoldOut) => {
-                live.give_back(customer, quantity, false);
+                self.give_back(&live, tenant, customer, quantity, false)
+                    .await;
                 Err(FlashError::SoldOut)
             }
             Err(e) => {
-                live.give_back(customer, quantity, true);
+                self.give_back(&live, tenant, customer, quantity, true)
+                    .await;
                 Err(e)
             }
         }
@@ -597,7 +766,7 @@ impl FlashSales {
         tx.commit().await?;
         for (tenant, sale, customer, q) in &ended {
             if let Some(l) = self.cached(*tenant, *sale) {
-                l.give_back(*customer, *q, true);
+                self.give_back(&l, *tenant, *customer, *q, true).await;
             }
         }
         if !ended.is_empty() {
@@ -610,14 +779,15 @@ impl FlashSales {
         Ok(ended.len())
     }
 
-    /// Expires due reservations every `every`, for as long as the process runs.
+    /// Expires due reservations every `every`, until the sales are dropped.
     pub fn spawn_expiry(self: &Arc<Self>, every: Duration) {
-        let me = self.clone();
+        let me = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
+                let Some(me) = me.upgrade() else { return };
                 if let Err(e) = me.expire_due(now_ms()).await {
                     tracing::error!(error = %e, "expiring flash reservations failed; will retry");
                 }

@@ -19,6 +19,9 @@ pub struct Settings {
     pub listen: String,
     /// Largest number of database connections in the pool.
     pub max_connections: u32,
+    /// `redis://…`: flash-sale stock is counted in Redis (a Lua check-and-decrement) instead of
+    /// in this process's memory, for several servers selling one sale. Unset: in memory.
+    pub flash_gate: Option<String>,
 }
 
 impl Default for Settings {
@@ -29,6 +32,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("./data"),
             listen: "127.0.0.1:8080".into(),
             max_connections: 8,
+            flash_gate: None,
         }
     }
 }
