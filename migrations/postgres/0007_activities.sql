@@ -163,3 +163,6 @@ CREATE TABLE gift_redemptions (
     created_at  BIGINT NOT NULL
 );
 CREATE INDEX gift_redemptions_customer ON gift_redemptions (tenant_id, gift_id, customer_id);
+
+-- Where a member came from when an activity brought them (e.g. bargain:12 for a helper).
+ALTER TABLE members ADD COLUMN source TEXT;

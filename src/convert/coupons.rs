@@ -284,6 +284,20 @@ pub async fn grant(
 ) -> Result<Grant, CouponError> {
     let mut tx = db.begin().await?;
     tx.lock_tenant(tenant).await?;
+    let out = grant_in(&mut tx, tenant, template_id, customers, source, now).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// [`grant`] inside the caller's transaction, which holds the tenant lock.
+pub async fn grant_in(
+    tx: &mut Tx,
+    tenant: i64,
+    template_id: i64,
+    customers: &[i64],
+    source: &str,
+    now: i64,
+) -> Result<Grant, CouponError> {
     let t: Template = tx
         .fetch_optional(
             &sql(format!(
@@ -328,7 +342,7 @@ pub async fn grant(
             (None, Some(e)) => (t.starts_at.unwrap_or(now), e),
             (None, None) => (now, now),
         };
-        let coupon = insert_coupon(&mut tx, tenant, t.id, c, source, from, until, now).await?;
+        let coupon = insert_coupon(tx, tenant, t.id, c, source, from, until, now).await?;
         out.granted.push(coupon);
         issued += 1;
     }
@@ -339,7 +353,6 @@ pub async fn grant(
             .bind(t.id),
     )
     .await?;
-    tx.commit().await?;
     Ok(out)
 }
 

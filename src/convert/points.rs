@@ -195,6 +195,22 @@ pub async fn apply(
     let s = settings(db, tenant).await?;
     let mut tx = db.begin().await?;
     tx.lock_tenant(tenant).await?;
+    let out = apply_in(&mut tx, &s, tenant, customer, change, reason, now).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// [`apply`] inside the caller's transaction, which holds the tenant lock (a gift redeemed for
+/// points spends them in the same transaction that takes the gift's stock).
+pub async fn apply_in(
+    tx: &mut Tx,
+    s: &PointsSettings,
+    tenant: i64,
+    customer: i64,
+    change: &Change,
+    reason: &str,
+    now: i64,
+) -> Result<(Option<Entry>, i64), PointsError> {
     let member: Option<(i64, Option<String>)> = tx
         .fetch_optional(
             &sql("SELECT customer_id, tier FROM members WHERE tenant_id = $1 AND customer_id = $2")
@@ -230,7 +246,7 @@ pub async fn apply(
             } else {
                 Some(
                     insert(
-                        &mut tx,
+                        tx,
                         tenant,
                         customer,
                         points,
@@ -252,8 +268,8 @@ pub async fn apply(
                 });
             }
             // Expired points are gone before anything is spent.
-            expire_in(&mut tx, tenant, customer, now).await?;
-            let balance = balance_in(&mut tx, tenant, customer).await?;
+            expire_in(tx, tenant, customer, now).await?;
+            let balance = balance_in(tx, tenant, customer).await?;
             if balance < *points {
                 return Err(PointsError::Insufficient {
                     customer,
@@ -263,7 +279,7 @@ pub async fn apply(
             }
             Some(
                 insert(
-                    &mut tx,
+                    tx,
                     tenant,
                     customer,
                     -points,
@@ -289,8 +305,8 @@ pub async fn apply(
                     reason: "an adjustment needs a reason".into(),
                 });
             }
-            expire_in(&mut tx, tenant, customer, now).await?;
-            let balance = balance_in(&mut tx, tenant, customer).await?;
+            expire_in(tx, tenant, customer, now).await?;
+            let balance = balance_in(tx, tenant, customer).await?;
             if balance + points < 0 {
                 return Err(PointsError::Insufficient {
                     customer,
@@ -300,14 +316,13 @@ pub async fn apply(
             }
             Some(
                 insert(
-                    &mut tx, tenant, customer, *points, "adjust", reason, None, None, now,
+                    tx, tenant, customer, *points, "adjust", reason, None, None, now,
                 )
                 .await?,
             )
         }
     };
-    let after = balance_in(&mut tx, tenant, customer).await?;
-    tx.commit().await?;
+    let after = balance_in(tx, tenant, customer).await?;
     Ok((entry, after))
 }
 

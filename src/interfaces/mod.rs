@@ -4,6 +4,7 @@ pub mod api;
 pub mod api_activities;
 pub mod api_convert;
 pub mod api_layering;
+pub mod api_teams;
 pub mod console;
 pub mod console_convert;
 pub mod console_layering;
@@ -55,8 +56,10 @@ impl App {
         );
         let flash = FlashSales::new(db.clone());
         flash.spawn_expiry(std::time::Duration::from_secs(1));
+        let payments = Payments::local(db.clone());
+        spawn_activity_sweeps(db.clone(), payments.clone());
         App {
-            payments: Payments::local(db.clone()),
+            payments,
             db,
             cipher,
             events,
@@ -68,6 +71,28 @@ impl App {
 
 pub type AppState = Arc<App>;
 
+/// Every 30 s: cancel group-buy teams past their deadline and refund their members (and any
+/// payment left without a seat), and end bargains past theirs. Stops when the pool closes.
+fn spawn_activity_sweeps(db: Db, payments: Payments) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if db.is_closed() {
+                return;
+            }
+            let now = crate::platform::clock::now_ms();
+            if let Err(e) = crate::convert::group_buy::sweep(&db, &payments, now, 60_000).await {
+                tracing::error!(error = %e, "group-buy sweep failed; will retry");
+            }
+            if let Err(e) = crate::convert::bargain::expire_due(&db, now).await {
+                tracing::error!(error = %e, "bargain expiry failed; will retry");
+            }
+        }
+    });
+}
+
 pub fn router(app: App) -> Router {
     let state: AppState = Arc::new(app);
     Router::new()
@@ -77,6 +102,7 @@ pub fn router(app: App) -> Router {
         .merge(api_layering::routes())
         .merge(api_convert::routes())
         .merge(api_activities::routes())
+        .merge(api_teams::routes())
         .merge(console::routes())
         .merge(console_layering::routes())
         .merge(console_convert::routes())

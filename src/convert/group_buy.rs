@@ -1,0 +1,487 @@
+//! Group buys (拼团): a leader opens a team, others join by its link, and a full team becomes
+//! orders. A team that is not full by its deadline is cancelled and everyone in it refunded.
+//!
+//! Everyone pays when they open or join (through the payment adapter), then takes a seat in one
+//! transaction whose conditional update (`members < team_size`) makes a team of more than N
+//! impossible however many join at once. A payment that did not get a seat (the team filled or
+//! expired meanwhile, or the process died between the two) is refunded: at once, or by the
+//! sweep that also cancels expired teams.
+
+use serde::{Deserialize, Serialize};
+
+use super::payments::{Charge, PaymentError, Payments, insert_paid_order};
+use crate::platform::db::{Db, DbError, sql};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupBuyInput {
+    pub name: String,
+    pub sku: String,
+    pub title: String,
+    /// The team price per person, fen.
+    pub price: i64,
+    #[serde(default)]
+    pub original_price: Option<i64>,
+    pub team_size: i64,
+    /// How long a team has to fill, from when it is opened.
+    #[serde(default = "day")]
+    pub team_minutes: i64,
+    pub starts_at: i64,
+    pub ends_at: i64,
+}
+
+fn day() -> i64 {
+    1_440
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct GroupBuy {
+    pub id: i64,
+    pub name: String,
+    pub sku: String,
+    pub title: String,
+    pub price: i64,
+    pub original_price: i64,
+    pub team_size: i64,
+    pub team_minutes: i64,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Team {
+    pub id: i64,
+    pub group_buy_id: i64,
+    pub leader_id: i64,
+    pub team_size: i64,
+    pub members: i64,
+    pub status: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub closed_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct TeamMember {
+    pub customer_id: i64,
+    pub payment_id: i64,
+    pub joined_at: i64,
+    pub order_no: Option<String>,
+}
+
+const BUY_COLS: &str = "id, name, sku, title, price, original_price, team_size, team_minutes, starts_at, ends_at, created_at";
+const TEAM_COLS: &str =
+    "id, group_buy_id, leader_id, team_size, members, status, created_at, expires_at, closed_at";
+
+#[derive(Debug, thiserror::Error)]
+pub enum GroupBuyError {
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("group buy {0} not found")]
+    NoGroupBuy(i64),
+    #[error("team {0} not found")]
+    NoTeam(i64),
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> GroupBuyError {
+    GroupBuyError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+impl GroupBuyInput {
+    pub fn check(&self) -> Result<(), GroupBuyError> {
+        for (field, v) in [
+            ("name", &self.name),
+            ("sku", &self.sku),
+            ("title", &self.title),
+        ] {
+            if v.trim().is_empty() {
+                return Err(invalid(field, "must not be empty"));
+            }
+        }
+        if self.price < 0 {
+            return Err(invalid("price", "must be ≥ 0 fen"));
+        }
+        if self.original_price.is_some_and(|p| p < self.price) {
+            return Err(invalid("original_price", "must be ≥ price"));
+        }
+        if !(2..=100).contains(&self.team_size) {
+            return Err(invalid("team_size", "must be between 2 and 100"));
+        }
+        if !(1..=10_080).contains(&self.team_minutes) {
+            return Err(invalid(
+                "team_minutes",
+                "must be between 1 and 10080 (7 days)",
+            ));
+        }
+        if self.ends_at <= self.starts_at {
+            return Err(invalid("ends_at", "must be after starts_at"));
+        }
+        Ok(())
+    }
+}
+
+pub async fn create(
+    db: &Db,
+    tenant: i64,
+    g: &GroupBuyInput,
+    now: i64,
+) -> Result<GroupBuy, GroupBuyError> {
+    g.check()?;
+    let mut tx = db.begin().await?;
+    let id = tx.reserve_ids("group_buy", 1).await?;
+    tx.execute(
+        &sql("INSERT INTO group_buys (id, tenant_id, name, sku, title, price, original_price, team_size, team_minutes, starts_at, ends_at, created_at) \
+              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+            .bind(id)
+            .bind(tenant)
+            .bind(g.name.trim())
+            .bind(g.sku.trim())
+            .bind(g.title.trim())
+            .bind(g.price)
+            .bind(g.original_price.unwrap_or(g.price))
+            .bind(g.team_size)
+            .bind(g.team_minutes)
+            .bind(g.starts_at)
+            .bind(g.ends_at)
+            .bind(now),
+    )
+    .await?;
+    tx.commit().await?;
+    get(db, tenant, id).await
+}
+
+pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<GroupBuy, GroupBuyError> {
+    db.fetch_optional(
+        &sql(format!(
+            "SELECT {BUY_COLS} FROM group_buys WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant)
+        .bind(id),
+    )
+    .await?
+    .ok_or(GroupBuyError::NoGroupBuy(id))
+}
+
+pub async fn list(db: &Db, tenant: i64) -> Result<Vec<GroupBuy>, GroupBuyError> {
+    Ok(db
+        .fetch_all(
+            &sql(format!(
+                "SELECT {BUY_COLS} FROM group_buys WHERE tenant_id = $1 ORDER BY id DESC"
+            ))
+            .bind(tenant),
+        )
+        .await?)
+}
+
+pub async fn team(db: &Db, tenant: i64, id: i64) -> Result<Team, GroupBuyError> {
+    db.fetch_optional(
+        &sql(format!(
+            "SELECT {TEAM_COLS} FROM teams WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant)
+        .bind(id),
+    )
+    .await?
+    .ok_or(GroupBuyError::NoTeam(id))
+}
+
+pub async fn teams(db: &Db, tenant: i64, group_buy: i64) -> Result<Vec<Team>, GroupBuyError> {
+    Ok(db
+        .fetch_all(
+            &sql(format!(
+                "SELECT {TEAM_COLS} FROM teams WHERE tenant_id = $1 AND group_buy_id = $2 ORDER BY id DESC"
+            ))
+            .bind(tenant)
+            .bind(group_buy),
+        )
+        .await?)
+}
+
+pub async fn team_members(
+    db: &Db,
+    tenant: i64,
+    team: i64,
+) -> Result<Vec<TeamMember>, GroupBuyError> {
+    Ok(db
+        .fetch_all(
+            &sql("SELECT customer_id, payment_id, joined_at, order_no FROM team_members WHERE tenant_id = $1 AND team_id = $2 ORDER BY joined_at, customer_id")
+                .bind(tenant)
+                .bind(team),
+        )
+        .await?)
+}
+
+/// A leader opens a team and pays for their place in it.
+pub async fn open_team(
+    db: &Db,
+    payments: &Payments,
+    tenant: i64,
+    group_buy: i64,
+    leader: i64,
+    now: i64,
+) -> Result<Team, GroupBuyError> {
+    let g = get(db, tenant, group_buy).await?;
+    if now < g.starts_at {
+        return Err(GroupBuyError::Refused(
+            "the group buy has not started".into(),
+        ));
+    }
+    if now >= g.ends_at {
+        return Err(GroupBuyError::Refused("the group buy has ended".into()));
+    }
+    let payment = payments
+        .charge(
+            Charge {
+                tenant_id: tenant,
+                customer_id: leader,
+                amount: g.price,
+                purpose: format!("group_buy:{group_buy}"),
+            },
+            now,
+        )
+        .await?;
+    let opened = async {
+        let mut tx = db.begin().await?;
+        let id = tx.reserve_ids("team", 1).await?;
+        // A team never outlives its group buy.
+        let expires_at = (now + g.team_minutes * 60_000).min(g.ends_at);
+        tx.execute(
+            &sql("INSERT INTO teams (id, tenant_id, group_buy_id, leader_id, team_size, members, status, created_at, expires_at) \
+                  VALUES ($1, $2, $3, $4, $5, 1, 'open', $6, $7)")
+                .bind(id)
+                .bind(tenant)
+                .bind(group_buy)
+                .bind(leader)
+                .bind(g.team_size)
+                .bind(now)
+                .bind(expires_at),
+        )
+        .await?;
+        tx.execute(
+            &sql("INSERT INTO team_members (tenant_id, team_id, customer_id, payment_id, joined_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(tenant)
+                .bind(id)
+                .bind(leader)
+                .bind(payment.id)
+                .bind(now),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok::<i64, DbError>(id)
+    }
+    .await;
+    match opened {
+        Ok(id) => team(db, tenant, id).await,
+        Err(e) => {
+            payments.refund(tenant, payment.id, now).await?;
+            Err(e.into())
+        }
+    }
+}
+
+/// A customer joins a team by its link and pays; the last seat turns the team into orders.
+pub async fn join_team(
+    db: &Db,
+    payments: &Payments,
+    tenant: i64,
+    team_id: i64,
+    customer: i64,
+    now: i64,
+) -> Result<Team, GroupBuyError> {
+    let t = team(db, tenant, team_id).await?;
+    if let Some(why) = refusal(&t, now) {
+        return Err(GroupBuyError::Refused(why));
+    }
+    let already: Option<(i64,)> = db
+        .fetch_optional(
+            &sql("SELECT customer_id FROM team_members WHERE tenant_id = $1 AND team_id = $2 AND customer_id = $3")
+                .bind(tenant)
+                .bind(team_id)
+                .bind(customer),
+        )
+        .await?;
+    if already.is_some() {
+        return Err(GroupBuyError::Refused("already in this team".into()));
+    }
+    let g = get(db, tenant, t.group_buy_id).await?;
+    let payment = payments
+        .charge(
+            Charge {
+                tenant_id: tenant,
+                customer_id: customer,
+                amount: g.price,
+                purpose: format!("team:{team_id}"),
+            },
+            now,
+        )
+        .await?;
+    let seated = take_seat(db, tenant, &g, team_id, customer, payment.id, now).await;
+    match seated {
+        Ok(None) => team(db, tenant, team_id).await,
+        Ok(Some(why)) => {
+            payments.refund(tenant, payment.id, now).await?;
+            Err(GroupBuyError::Refused(why))
+        }
+        Err(e) => {
+            payments.refund(tenant, payment.id, now).await?;
+            Err(e.into())
+        }
+    }
+}
+
+fn refusal(t: &Team, now: i64) -> Option<String> {
+    match t.status.as_str() {
+        "open" if t.expires_at <= now => Some("the team has expired".into()),
+        "open" => None,
+        "full" => Some("the team is full".into()),
+        s => Some(format!("the team is {s}")),
+    }
+}
+
+/// The seat, in one transaction: `None` when taken, or why not.
+async fn take_seat(
+    db: &Db,
+    tenant: i64,
+    g: &GroupBuy,
+    team_id: i64,
+    customer: i64,
+    payment: i64,
+    now: i64,
+) -> Result<Option<String>, DbError> {
+    let mut tx = db.begin().await?;
+    let n = tx
+        .execute(
+            &sql(
+                "UPDATE teams SET members = members + 1 WHERE tenant_id = $1 AND id = $2 \
+                  AND status = 'open' AND members < team_size AND expires_at > $3",
+            )
+            .bind(tenant)
+            .bind(team_id)
+            .bind(now),
+        )
+        .await?;
+    if n == 0 {
+        drop(tx); // rolls back
+        let t = team(db, tenant, team_id).await.ok();
+        return Ok(Some(
+            t.and_then(|t| refusal(&t, now))
+                .unwrap_or_else(|| "the team is full".into()),
+        ));
+    }
+    let inserted = tx
+        .execute(
+            &sql("INSERT INTO team_members (tenant_id, team_id, customer_id, payment_id, joined_at) VALUES ($1, $2, $3, $4, $5) \
+                  ON CONFLICT DO NOTHING")
+                .bind(tenant)
+                .bind(team_id)
+                .bind(customer)
+                .bind(payment)
+                .bind(now),
+        )
+        .await?;
+    if inserted == 0 {
+        drop(tx); // rolls back
+        return Ok(Some("already in this team".into()));
+    }
+    let (members, size): (i64, i64) = tx
+        .fetch_one(
+            &sql("SELECT members, team_size FROM teams WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant)
+                .bind(team_id),
+        )
+        .await?;
+    if members == size {
+        // Full: everyone's payment becomes an order, in this same transaction.
+        tx.execute(
+            &sql(
+                "UPDATE teams SET status = 'full', closed_at = $3 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant)
+            .bind(team_id)
+            .bind(now),
+        )
+        .await?;
+        let everyone: Vec<(i64,)> = tx
+            .fetch_all(
+                &sql("SELECT customer_id FROM team_members WHERE tenant_id = $1 AND team_id = $2 ORDER BY customer_id")
+                    .bind(tenant)
+                    .bind(team_id),
+            )
+            .await?;
+        for (c,) in everyone {
+            let order_no = format!("GB{team_id}-{c}");
+            insert_paid_order(
+                &mut tx, tenant, c, &order_no, &g.sku, &g.title, 1, g.price, now,
+            )
+            .await?;
+            tx.execute(
+                &sql("UPDATE team_members SET order_no = $4 WHERE tenant_id = $1 AND team_id = $2 AND customer_id = $3")
+                    .bind(tenant)
+                    .bind(team_id)
+                    .bind(c)
+                    .bind(order_no),
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(None)
+}
+
+/// What a sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Sweep {
+    pub teams_cancelled: usize,
+    pub refunds: usize,
+}
+
+/// Cancels teams past their deadline and refunds every payment that bought no seat in a live
+/// team: members of cancelled teams, and payments left without a seat (the process died
+/// between charging and seating) for longer than `grace_ms`.
+pub async fn sweep(
+    db: &Db,
+    payments: &Payments,
+    now: i64,
+    grace_ms: i64,
+) -> Result<Sweep, GroupBuyError> {
+    let cancelled = db
+        .execute(
+            &sql("UPDATE teams SET status = 'cancelled', closed_at = $1 WHERE status = 'open' AND expires_at <= $1")
+                .bind(now),
+        )
+        .await? as usize;
+    let due: Vec<(i64, i64)> = db
+        .fetch_all(
+            &sql("SELECT p.tenant_id, p.id FROM payments p \
+                  JOIN team_members m ON m.tenant_id = p.tenant_id AND m.payment_id = p.id \
+                  JOIN teams t ON t.tenant_id = m.tenant_id AND t.id = m.team_id \
+                  WHERE t.status = 'cancelled' AND p.status = 'paid' \
+                  UNION \
+                  SELECT p.tenant_id, p.id FROM payments p \
+                  WHERE (p.purpose LIKE 'team:%' OR p.purpose LIKE 'group_buy:%') AND p.status = 'paid' AND p.created_at <= $1 \
+                  AND NOT EXISTS (SELECT 1 FROM team_members m WHERE m.tenant_id = p.tenant_id AND m.payment_id = p.id)")
+                .bind(now - grace_ms),
+        )
+        .await?;
+    let mut refunds = 0;
+    for (tenant, id) in due {
+        match payments.refund(tenant, id, now).await {
+            Ok(_) => refunds += 1,
+            Err(e) => tracing::warn!(tenant, payment = id, error = %e, "refund failed; will retry"),
+        }
+    }
+    Ok(Sweep {
+        teams_cancelled: cancelled,
+        refunds,
+    })
+}
