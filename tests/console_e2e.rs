@@ -102,8 +102,8 @@ pub async fn seed(s: &TestServer) -> (String, String, String) {
     ("品牌甲".into(), "admin".into(), "correct-horse".into())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn console_works_in_headless_chromium() {
+/// Chromium and the e2e folder, or `None` (and a plain skip) when they are not installed.
+fn browser(test: &str) -> Option<(String, std::path::PathBuf)> {
     let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
     let node_ok = Command::new("node")
@@ -116,14 +116,22 @@ async fn console_works_in_headless_chromium() {
     {
         assert!(
             std::env::var_os("CI").is_none(),
-            "CI is set but Chromium, node or tests/e2e/node_modules is missing: the console test would be skipped"
+            "CI is set but Chromium, node or tests/e2e/node_modules is missing: {test} would be skipped"
         );
         eprintln!(
-            "SKIPPED console_works_in_headless_chromium: needs {chromium}, node and tests/e2e/node_modules \
+            "SKIPPED {test}: needs {chromium}, node and tests/e2e/node_modules \
              (apt-get install chromium; npm ci --prefix tests/e2e)"
         );
-        return;
+        return None;
     }
+    Some((chromium, e2e))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_works_in_headless_chromium() {
+    let Some((chromium, e2e)) = browser("console_works_in_headless_chromium") else {
+        return;
+    };
     let s = TestServer::start(Backend::Sqlite).await;
     let (tenant, user, password) = seed(&s).await;
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-e2e");
@@ -150,4 +158,99 @@ async fn console_works_in_headless_chromium() {
         shots.display()
     );
     assert!(stdout.contains("all console checks passed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h5_pages_work_on_a_phone_screen() {
+    let Some((chromium, e2e)) = browser("h5_pages_work_on_a_phone_screen") else {
+        return;
+    };
+    let s = TestServer::start(Backend::Sqlite).await;
+    let t = access::create_tenant(s.db(), "品牌乙")
+        .await
+        .expect("tenant");
+    let now = siyu::platform::clock::now_ms();
+    let sale = |name: &str, starts_at: i64| siyu::convert::flash::SaleInput {
+        name: name.into(),
+        sku: "CREAM".into(),
+        title: "修护面霜 50ml".into(),
+        price: 9_900,
+        original_price: Some(29_900),
+        stock: 5,
+        per_customer: 1,
+        starts_at,
+        ends_at: now + 3_600_000,
+        pay_minutes: 15,
+    };
+    let soon = s
+        .app
+        .flash
+        .create(t.id, &sale("明早秒杀", now + 600_000), now)
+        .await
+        .expect("sale");
+    let live = s
+        .app
+        .flash
+        .create(t.id, &sale("正在秒杀", now - 1_000), now)
+        .await
+        .expect("sale");
+    let orders = vec![order("H-1", "13700137000", 10_000, 3)];
+    let keyed = key_identities(&s.cipher, &orders);
+    store_orders(s.db(), t.id, "test", &orders, &keyed, now)
+        .await
+        .expect("orders");
+    let (customer,): (i64,) = s
+        .db()
+        .fetch_one(&siyu::platform::db::sql(
+            "SELECT customer_id FROM orders WHERE order_no = 'H-1'",
+        ))
+        .await
+        .expect("customer");
+    let token = s
+        .cipher
+        .customer_token(siyu::platform::crypto::CustomerClaim {
+            tenant_id: t.id,
+            customer_id: customer,
+            expires_at: now + 3_600_000,
+        });
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("h5-e2e");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let args = vec![
+        s.base.clone(),
+        token,
+        soon.id.to_string(),
+        live.id.to_string(),
+        shots.display().to_string(),
+    ];
+    let script = e2e.join("h5.mjs");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(script)
+            .args(&args)
+            .env("CHROMIUM_PATH", chromium)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "H5 e2e failed (screenshots in {}):\n{stdout}\n{stderr}",
+        shots.display()
+    );
+    assert!(stdout.contains("all H5 checks passed"));
+    let (paid,): (i64,) = s
+        .db()
+        .fetch_one(
+            &siyu::platform::db::sql(
+                "SELECT COUNT(*) FROM orders WHERE channel = 'mall' AND customer_id = $1",
+            )
+            .bind(customer),
+        )
+        .await
+        .expect("orders");
+    assert_eq!(paid, 1, "paying on the page made the order");
 }

@@ -8,6 +8,7 @@ pub mod api_teams;
 pub mod console;
 pub mod console_convert;
 pub mod console_layering;
+pub mod h5;
 pub mod i18n;
 
 use std::sync::Arc;
@@ -103,6 +104,7 @@ pub fn router(app: App) -> Router {
         .merge(api_convert::routes())
         .merge(api_activities::routes())
         .merge(api_teams::routes())
+        .merge(h5::routes())
         .merge(console::routes())
         .merge(console_layering::routes())
         .merge(console_convert::routes())

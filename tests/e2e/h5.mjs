@@ -1,0 +1,58 @@
+// Drives the H5 flash-sale page in headless Chromium at a phone's size, as a customer would.
+// Usage: node h5.mjs BASE_URL CUSTOMER_TOKEN UPCOMING_SALE_ID LIVE_SALE_ID SCREENSHOT_DIR
+import { chromium } from 'playwright-core';
+
+const [base, token, soon, live, shots] = process.argv.slice(2);
+const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+function check(cond, what) {
+  if (!cond) throw new Error('FAILED: ' + what);
+  console.log('ok - ' + what);
+}
+
+const browser = await chromium.launch({
+  executablePath,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+let page;
+try {
+  const context = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
+  page = await context.newPage();
+  const t = encodeURIComponent(token);
+
+  await page.goto(`${base}/h5/flash/${soon}?t=${t}`);
+  await page.waitForFunction(() => document.getElementById('countdown')?.textContent.includes('距开始'));
+  const first = await page.textContent('#countdown');
+  await page.waitForTimeout(1200);
+  check((await page.textContent('#countdown')) !== first, 'the countdown to the start ticks');
+  check(await page.isDisabled('#action'), 'before the start the buy button is disabled');
+  check(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'the page fits a phone screen');
+  await page.screenshot({ path: shots + '/flash-soon.png', fullPage: true });
+
+  await page.goto(`${base}/h5/flash/${live}?t=${t}`);
+  await page.waitForFunction(() => document.getElementById('action')?.textContent.includes('立即抢购'));
+  check((await page.textContent('#left')).includes('剩余 5 件'), 'the units left are shown');
+  await page.click('#action');
+  await page.waitForFunction(() => document.getElementById('countdown')?.textContent.includes('已抢到'));
+  check((await page.textContent('#action')).includes('¥99.00'), 'a reservation asks to pay the flash price');
+  await page.screenshot({ path: shots + '/flash-reserved.png', fullPage: true });
+  await page.click('#action');
+  await page.waitForFunction(() => document.getElementById('msg')?.textContent.includes('FS'));
+  check((await page.textContent('#countdown')).includes('支付成功'), 'paying confirms on the page');
+
+  await page.reload();
+  await page.waitForFunction(() => document.getElementById('action')?.textContent.includes('已购买'));
+  check(true, 'after a reload the page remembers the purchase');
+
+  await page.goto(`${base}/h5/flash/${live}?t=forged`);
+  await page.waitForFunction(() => document.getElementById('msg')?.textContent.length > 0);
+  check((await page.textContent('#msg')).includes('链接已失效'), 'a bad link says so in plain words');
+  console.log('all H5 checks passed');
+} catch (e) {
+  if (page) await page.screenshot({ path: shots + '/h5-failure.png', fullPage: true }).catch(() => {});
+  console.error(e.message);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
