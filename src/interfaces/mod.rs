@@ -6,6 +6,7 @@ pub mod api_convert;
 pub mod api_layering;
 pub mod api_teams;
 pub mod console;
+pub mod console_activities;
 pub mod console_convert;
 pub mod console_layering;
 pub mod h5;
@@ -108,6 +109,7 @@ pub fn router(app: App) -> Router {
         .merge(console::routes())
         .merge(console_layering::routes())
         .merge(console_convert::routes())
+        .merge(console_activities::routes())
         // 1,000 events with properties fit comfortably; larger bodies are refused with 413.
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(state)

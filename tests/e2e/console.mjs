@@ -88,6 +88,36 @@ try {
   check((await page.textContent('#coupon-table')).includes('满300减30'), 'coupon templates are listed with their report');
   await page.screenshot({ path: shots + '/members.png', fullPage: true });
 
+  // Activities: a flash sale created from the form; a bad amount is refused by name.
+  await page.click('header nav >> text=活动');
+  await page.waitForURL('**/console/activities');
+  check((await page.textContent('h2')).includes('营销活动'), 'the activities page opens');
+  const flash = page.locator('#new-flash');
+  await flash.locator('input[name=name]').fill('双12秒杀');
+  await flash.locator('input[name=sku]').fill('CREAM-50');
+  await flash.locator('input[name=title]').fill('修护面霜');
+  await flash.locator('input[name=price]').fill('九十九');
+  await flash.locator('input[name=starts_at]').fill('2026-12-12T20:00');
+  await flash.locator('input[name=ends_at]').fill('2026-12-12T22:00');
+  await flash.locator('button').click();
+  await page.waitForSelector('.activity-error');
+  check((await page.textContent('.activity-error')).startsWith('price:'), 'a bad price is refused by name');
+  const again = page.locator('#new-flash');
+  await again.locator('input[name=name]').fill('双12秒杀');
+  await again.locator('input[name=sku]').fill('CREAM-50');
+  await again.locator('input[name=title]').fill('修护面霜');
+  await again.locator('input[name=price]').fill('99.00');
+  await again.locator('input[name=original_price]').fill('299');
+  await again.locator('input[name=stock]').fill('500');
+  await again.locator('input[name=starts_at]').fill('2026-12-12T20:00');
+  await again.locator('input[name=ends_at]').fill('2026-12-12T22:00');
+  await again.locator('button').click();
+  await page.waitForSelector('.flash-row');
+  const row = await page.textContent('.flash-row');
+  check(row.includes('双12秒杀') && row.includes('99.00') && row.includes('2026-12-12 20:00'), 'the new flash sale is listed with its price and China-time window');
+  check((await page.textContent('.flash-left')).trim() === '500', 'all its stock is left');
+  await page.screenshot({ path: shots + '/activities.png', fullPage: true });
+
   await page.click('header nav >> text=人群');
   await page.waitForURL('**/console/segments');
   await page.click('#new-segment');
