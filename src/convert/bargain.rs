@@ -162,7 +162,7 @@ pub fn next_cut(remaining: i64, assists_left: i64, r: f64) -> i64 {
         return if assists_left <= 1 {
             remaining.max(0)
         } else {
-            remaining.min(1).max(0)
+            remaining.clamp(0, 1)
         };
     }
     let share = remaining as f64 / assists_left as f64;

@@ -218,7 +218,7 @@ impl Live {
 /// alternative `siyu bench --suite flash` compares against).
 enum Gate {
     Memory,
-    Redis(RedisGate),
+    Redis(Box<RedisGate>),
 }
 
 /// Keys per sale: `{prefix}:{tenant}:{sale}:left` (units) and `…:held` (a hash of units per
@@ -373,7 +373,7 @@ impl FlashSales {
         prefix: &str,
     ) -> Result<Arc<FlashSales>, FlashError> {
         let g = RedisGate::connect(url, prefix).await.map_err(gate_error)?;
-        Ok(Self::with_gate(db, Gate::Redis(g)))
+        Ok(Self::with_gate(db, Gate::Redis(Box::new(g))))
     }
 
     fn with_gate(db: Db, gate: Gate) -> Arc<FlashSales> {
