@@ -524,7 +524,8 @@ async fn activities_report(
             open += 1;
         }
     }
-    let swept = group_buy::sweep(db, &payments, now_ms() + 61 * 60_000, 60_000).await?;
+    let swept =
+        group_buy::sweep(db, &payments, Some(tenant), now_ms() + 61 * 60_000, 60_000).await?;
     println!(
         "  group buy 拼团 {}: {} teams opened, {full} full (orders made), {open} short of members: {} cancelled, {} payments refunded",
         g.name,

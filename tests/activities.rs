@@ -122,7 +122,7 @@ async fn a_team_never_has_more_than_n_members() {
             .db()
             .fetch_one(
                 &sql("SELECT COUNT(*) FROM orders WHERE channel = 'mall' AND order_no LIKE $1")
-                    .bind(format!("GB{team}-%")),
+                    .bind(format!("SY-GB{team}-%")),
             )
             .await
             .expect("orders");
@@ -174,18 +174,28 @@ async fn an_expired_team_is_cancelled_and_refunded() {
         .await;
         assert_eq!(st, StatusCode::OK);
         // The deadline passes with 2 of 3.
-        let swept =
-            siyu::convert::group_buy::sweep(s.db(), &s.app.payments, now_ms() + 61_000, 60_000)
-                .await
-                .expect("sweep");
+        let swept = siyu::convert::group_buy::sweep(
+            s.db(),
+            &s.app.payments,
+            None,
+            now_ms() + 61_000,
+            60_000,
+        )
+        .await
+        .expect("sweep");
         assert_eq!(swept.teams_cancelled, 1);
         assert_eq!(swept.refunds, 2);
         assert_eq!(payments_by_status(&s).await, (0, 2), "{backend:?}");
         // Sweeping again refunds nothing twice.
-        let again =
-            siyu::convert::group_buy::sweep(s.db(), &s.app.payments, now_ms() + 120_000, 60_000)
-                .await
-                .expect("sweep");
+        let again = siyu::convert::group_buy::sweep(
+            s.db(),
+            &s.app.payments,
+            None,
+            now_ms() + 120_000,
+            60_000,
+        )
+        .await
+        .expect("sweep");
         assert_eq!((again.teams_cancelled, again.refunds), (0, 0));
         let (st, v) = send_as_customer(
             &reqwest::Client::new(),

@@ -39,7 +39,8 @@ CREATE TABLE flash_orders (
     order_no    TEXT
 );
 CREATE INDEX flash_orders_sale ON flash_orders (tenant_id, sale_id, customer_id);
-CREATE INDEX flash_orders_due ON flash_orders (expires_at) WHERE status = 'pending';
+CREATE INDEX flash_orders_due ON flash_orders (expires_at) WHERE status IN ('pending', 'paying');
+CREATE INDEX flash_orders_payment ON flash_orders (tenant_id, payment_id);
 
 CREATE TABLE payments (
     id           BIGINT PRIMARY KEY,
@@ -55,6 +56,8 @@ CREATE TABLE payments (
     refunded_at  BIGINT
 );
 CREATE INDEX payments_customer ON payments (tenant_id, customer_id);
+-- The sweep looks for paid payments that bought nothing.
+CREATE INDEX payments_paid ON payments (created_at) WHERE status = 'paid';
 
 CREATE TABLE group_buys (
     id             BIGINT PRIMARY KEY,
@@ -96,6 +99,7 @@ CREATE TABLE team_members (
     order_no    TEXT,
     PRIMARY KEY (team_id, customer_id)
 );
+CREATE INDEX team_members_payment ON team_members (tenant_id, payment_id);
 
 CREATE TABLE bargain_items (
     id             BIGINT PRIMARY KEY,
@@ -129,6 +133,8 @@ CREATE TABLE bargains (
     payment_id  BIGINT,
     UNIQUE (tenant_id, item_id, customer_id)
 );
+CREATE INDEX bargains_payment ON bargains (tenant_id, payment_id);
+CREATE INDEX bargains_due ON bargains (expires_at) WHERE status IN ('open', 'reached');
 
 CREATE TABLE bargain_assists (
     tenant_id   BIGINT NOT NULL,

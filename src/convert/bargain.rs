@@ -124,8 +124,14 @@ impl ItemInput {
                 return Err(invalid(field, "must not be empty"));
             }
         }
-        if self.floor_price < 0 {
-            return Err(invalid("floor_price", "must be ≥ 0 fen"));
+        if !(0..=super::payments::MAX_PRICE).contains(&self.price) {
+            return Err(invalid(
+                "price",
+                "must be between 0 and 100,000,000 fen (¥1,000,000)",
+            ));
+        }
+        if !(0..=self.price).contains(&self.floor_price) {
+            return Err(invalid("floor_price", "must be between 0 and price"));
         }
         if !(1..=1_000).contains(&self.assists) {
             return Err(invalid("assists", "must be between 1 and 1000"));
@@ -400,7 +406,7 @@ pub async fn assist(
     }
     let reached = b.assists + 1 >= it.assists;
     tx.execute(
-        &sql("UPDATE bargains SET price_now = price_now - $3, assists = assists + 1, status = $4 WHERE tenant_id = $1 AND id = $2")
+        &sql("UPDATE bargains SET price_now = price_now - $3, assists = assists + 1, status = $4 WHERE tenant_id = $1 AND id = $2 AND status = 'open'")
             .bind(tenant)
             .bind(bargain_id)
             .bind(cut)
@@ -473,9 +479,11 @@ pub async fn buy(
             now,
         )
         .await?;
-    let order_no = format!("BG{bargain_id}");
+    let order_no = format!("SY-BG{bargain_id}");
     let bought = async {
         let mut tx = db.begin().await?;
+        // Assists take this lock too: none can change the bargain while it is bought.
+        tx.lock_tenant(tenant).await?;
         let stock = tx
             .execute(
                 &sql("UPDATE bargain_items SET sold = sold + 1 WHERE tenant_id = $1 AND id = $2 AND sold + 1 <= stock")

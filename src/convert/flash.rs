@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use super::payments::{Charge, PaymentError, Payments, insert_paid_order};
+use super::payments::{Charge, MAX_PRICE, PaymentError, Payments, insert_paid_order};
 use crate::platform::clock::now_ms;
 use crate::platform::db::{Db, DbError, DbResult, Value, sql, values_placeholders};
 
@@ -145,8 +145,11 @@ impl SaleInput {
                 return Err(invalid(field, "must not be empty"));
             }
         }
-        if self.price < 0 {
-            return Err(invalid("price", "must be ≥ 0 fen"));
+        if !(0..=MAX_PRICE).contains(&self.price) {
+            return Err(invalid(
+                "price",
+                "must be between 0 and 100,000,000 fen (¥1,000,000)",
+            ));
         }
         if self.original_price.is_some_and(|p| p < self.price) {
             return Err(invalid("original_price", "must be ≥ price"));
@@ -524,7 +527,7 @@ impl FlashSales {
 
     /// One attempt to buy: a durable reservation, or why not.
     pub async fn attempt(
-        &self,
+        self: &Arc<Self>,
         tenant: i64,
         sale_id: i64,
         customer: i64,
@@ -542,8 +545,11 @@ impl FlashSales {
         if now >= s.ends_at {
             return Err(FlashError::Ended);
         }
+        // Above the limit on its own: refused before any arithmetic on the customer's number.
+        if quantity > s.per_customer {
+            return Err(FlashError::LimitReached(s.per_customer));
+        }
         self.take(&live, tenant, customer, quantity).await?;
-        let (reply, answer) = oneshot::channel();
         let job = Job {
             tenant,
             sale_id,
@@ -552,28 +558,37 @@ impl FlashSales {
             amount: s.price * quantity,
             now,
             expires_at: now + s.pay_minutes * 60_000,
-            reply,
+            reply: oneshot::channel().0,
         };
-        let outcome = match self.writer.send(job).await {
-            Ok(()) => answer
-                .await
-                .unwrap_or_else(|_| Err(FlashError::Store("the writer stopped".into()))),
-            Err(_) => Err(FlashError::Store("the writer stopped".into())),
-        };
-        match outcome {
-            Ok(o) => Ok(o),
-            // The store says no unit is left (another process sold it): memory was behind.
-            Err(FlashError::SoldOut) => {
-                self.give_back(&live, tenant, customer, quantity, false)
-                    .await;
-                Err(FlashError::SoldOut)
+        // From here the unit is taken: the rest runs in its own task, so a client that goes
+        // away mid-request cannot leave the unit neither reserved nor given back.
+        let me = self.clone();
+        let finish = tokio::spawn(async move {
+            let (reply, answer) = oneshot::channel();
+            let outcome = match me.writer.send(Job { reply, ..job }).await {
+                Ok(()) => answer
+                    .await
+                    .unwrap_or_else(|_| Err(FlashError::Store("the writer stopped".into()))),
+                Err(_) => Err(FlashError::Store("the writer stopped".into())),
+            };
+            match outcome {
+                Ok(o) => Ok(o),
+                // The store says no unit is left (another process sold it): memory was behind.
+                Err(FlashError::SoldOut) => {
+                    me.give_back(&live, tenant, customer, quantity, false).await;
+                    Err(FlashError::SoldOut)
+                }
+                Err(e) => {
+                    me.give_back(&live, tenant, customer, quantity, true).await;
+                    Err(e)
+                }
             }
-            Err(e) => {
-                self.give_back(&live, tenant, customer, quantity, true)
-                    .await;
-                Err(e)
-            }
-        }
+        });
+        finish.await.unwrap_or_else(|e| {
+            Err(FlashError::Store(format!(
+                "the reservation task failed: {e}"
+            )))
+        })
     }
 
     pub async fn order(&self, tenant: i64, id: i64) -> Result<FlashOrder, FlashError> {
@@ -631,10 +646,15 @@ impl FlashSales {
             .await?)
     }
 
-    /// Pays a pending reservation through the provider and records the order. A reservation
-    /// that expired while the payment ran is refunded, not sold.
+    /// Pays a pending reservation through the provider and records the order.
+    ///
+    /// The reservation is claimed first (`pending → paying`, only before its deadline), so two
+    /// payments of one reservation cannot both charge. The charge and its recording run in
+    /// their own task: a client that goes away cannot stop them halfway. A charge that cannot
+    /// be recorded is refunded; one lost to a crash is refunded by the payments sweep, and a
+    /// reservation left `paying` expires 5 minutes after its deadline.
     pub async fn pay(
-        &self,
+        self: &Arc<Self>,
         payments: &Payments,
         tenant: i64,
         order_id: i64,
@@ -645,14 +665,43 @@ impl FlashSales {
         if customer.is_some_and(|c| c != o.customer_id) {
             return Err(FlashError::NoOrder(order_id));
         }
-        match o.status.as_str() {
-            "paid" => return Ok(o),
-            "pending" if o.expires_at > now => {}
-            "pending" => return Err(FlashError::Refused("the reservation has expired".into())),
-            s => return Err(FlashError::Refused(format!("the reservation is {s}"))),
+        let claimed = self
+            .db
+            .execute(
+                &sql("UPDATE flash_orders SET status = 'paying' WHERE tenant_id = $1 AND id = $2 AND status = 'pending' AND expires_at > $3")
+                    .bind(tenant)
+                    .bind(order_id)
+                    .bind(now),
+            )
+            .await?;
+        if claimed == 0 {
+            let o = self.order(tenant, order_id).await?;
+            return match o.status.as_str() {
+                "paid" => Ok(o),
+                "paying" => Err(FlashError::Refused("the reservation is being paid".into())),
+                "pending" => Err(FlashError::Refused("the reservation has expired".into())),
+                s => Err(FlashError::Refused(format!("the reservation is {s}"))),
+            };
         }
+        let (me, payments) = (self.clone(), payments.clone());
+        tokio::spawn(async move { me.charge_and_record(&payments, tenant, o).await })
+            .await
+            .unwrap_or_else(|e| Err(FlashError::Store(format!("the payment task failed: {e}"))))
+    }
+
+    async fn charge_and_record(
+        &self,
+        payments: &Payments,
+        tenant: i64,
+        o: FlashOrder,
+    ) -> Result<FlashOrder, FlashError> {
+        let back_to_pending = || {
+            sql("UPDATE flash_orders SET status = 'pending' WHERE tenant_id = $1 AND id = $2 AND status = 'paying'")
+                .bind(tenant)
+                .bind(o.id)
+        };
         let sale = self.get(tenant, o.sale_id).await?;
-        let payment = payments
+        let payment = match payments
             .charge(
                 Charge {
                     tenant_id: tenant,
@@ -660,45 +709,64 @@ impl FlashSales {
                     amount: o.amount,
                     purpose: format!("flash:{}", o.id),
                 },
-                now,
+                now_ms(),
             )
-            .await?;
-        let order_no = format!("FS{}", o.id);
-        let mut tx = self.db.begin().await?;
-        let n = tx
-            .execute(
-                &sql("UPDATE flash_orders SET status = 'paid', paid_at = $3, payment_id = $4, order_no = $5 \
-                      WHERE tenant_id = $1 AND id = $2 AND status = 'pending' AND expires_at > $3")
-                    .bind(tenant)
-                    .bind(order_id)
-                    .bind(now)
-                    .bind(payment.id)
-                    .bind(&order_no),
-            )
-            .await?;
-        if n == 1 {
-            insert_paid_order(
-                &mut tx,
-                tenant,
-                o.customer_id,
-                &order_no,
-                &sale.sku,
-                &sale.title,
-                o.quantity,
-                o.amount,
-                now,
-            )
-            .await?;
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                self.db.execute(&back_to_pending()).await?;
+                return Err(e.into());
+            }
+        };
+        let order_no = format!("SY-FS{}", o.id);
+        let now = now_ms();
+        let recorded = async {
+            let mut tx = self.db.begin().await?;
+            let n = tx
+                .execute(
+                    &sql("UPDATE flash_orders SET status = 'paid', paid_at = $3, payment_id = $4, order_no = $5 \
+                          WHERE tenant_id = $1 AND id = $2 AND status = 'paying'")
+                        .bind(tenant)
+                        .bind(o.id)
+                        .bind(now)
+                        .bind(payment.id)
+                        .bind(&order_no),
+                )
+                .await?;
+            if n == 1 {
+                insert_paid_order(
+                    &mut tx,
+                    tenant,
+                    o.customer_id,
+                    &order_no,
+                    &sale.sku,
+                    &sale.title,
+                    o.quantity,
+                    o.amount,
+                    now,
+                )
+                .await?;
+                tx.commit().await?;
+            }
+            Ok::<u64, DbError>(n)
         }
-        tx.commit().await?;
-        if n == 0 {
-            payments.refund(tenant, payment.id, now).await?;
-            return Err(FlashError::Refused(
-                "the reservation expired before the payment settled; the payment was refunded"
-                    .into(),
-            ));
+        .await;
+        match recorded {
+            Ok(1) => self.order(tenant, o.id).await,
+            Ok(_) => {
+                payments.refund(tenant, payment.id, now).await?;
+                Err(FlashError::Refused(
+                    "the reservation expired before the payment settled; the payment was refunded"
+                        .into(),
+                ))
+            }
+            Err(e) => {
+                payments.refund(tenant, payment.id, now).await?;
+                let _ = self.db.execute(&back_to_pending()).await;
+                Err(e.into())
+            }
         }
-        self.order(tenant, order_id).await
     }
 
     /// The customer gives a pending reservation up; its units return to stock at once.
@@ -733,9 +801,10 @@ impl FlashSales {
     pub async fn expire_due(&self, now: i64) -> Result<usize, FlashError> {
         self.release(
             "expired",
-            &sql("UPDATE flash_orders SET status = 'expired' WHERE status = 'pending' AND expires_at <= $1 \
-                  RETURNING tenant_id, sale_id, customer_id, quantity")
-                .bind(now),
+            &sql("UPDATE flash_orders SET status = 'expired' WHERE (status = 'pending' AND expires_at <= $1) \
+                  OR (status = 'paying' AND expires_at <= $2) RETURNING tenant_id, sale_id, customer_id, quantity")
+                .bind(now)
+                .bind(now - 5 * 60_000),
         )
         .await
     }
@@ -750,7 +819,8 @@ impl FlashSales {
         let _g = self.loading.lock().await;
         let mut tx = self.db.begin().await?;
         let ended: Vec<(i64, i64, i64, i64)> = tx.fetch_all(update).await?;
-        let mut per_sale: HashMap<(i64, i64), i64> = HashMap::new();
+        // Sales in id order, as the reservation writer takes them: no deadlock between the two.
+        let mut per_sale: std::collections::BTreeMap<(i64, i64), i64> = Default::default();
         for (tenant, sale, _, q) in &ended {
             *per_sale.entry((*tenant, *sale)).or_default() += q;
         }
@@ -765,8 +835,12 @@ impl FlashSales {
         }
         tx.commit().await?;
         for (tenant, sale, customer, q) in &ended {
-            if let Some(l) = self.cached(*tenant, *sale) {
-                self.give_back(&l, *tenant, *customer, *q, true).await;
+            match (&self.gate, self.cached(*tenant, *sale)) {
+                (Gate::Memory, Some(l)) => l.give_back(*customer, *q, true),
+                // A sale not loaded here reads the store when it is (nothing to return to).
+                (Gate::Memory, None) => {}
+                // Redis outlives this process: its counts get the units back either way.
+                (Gate::Redis(r), _) => r.give(*tenant, *sale, *customer, *q, true).await,
             }
         }
         if !ended.is_empty() {
@@ -783,7 +857,9 @@ impl FlashSales {
     pub fn spawn_expiry(self: &Arc<Self>, every: Duration) {
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
+            // The first run after one period, not at once: a server that swaps in the Redis
+            // gate right after start has dropped this instance by then.
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;

@@ -108,8 +108,11 @@ impl GroupBuyInput {
                 return Err(invalid(field, "must not be empty"));
             }
         }
-        if self.price < 0 {
-            return Err(invalid("price", "must be ≥ 0 fen"));
+        if !(0..=super::payments::MAX_PRICE).contains(&self.price) {
+            return Err(invalid(
+                "price",
+                "must be between 0 and 100,000,000 fen (¥1,000,000)",
+            ));
         }
         if self.original_price.is_some_and(|p| p < self.price) {
             return Err(invalid("original_price", "must be ≥ price"));
@@ -325,6 +328,8 @@ pub async fn join_team(
             now,
         )
         .await?;
+    // The seat is taken at the time it is taken: a slow charge cannot seat into an expired team.
+    let now = crate::platform::clock::now_ms();
     let seated = take_seat(db, tenant, &g, team_id, customer, payment.id, now).await;
     match seated {
         Ok(None) => team(db, tenant, team_id).await,
@@ -419,7 +424,7 @@ async fn take_seat(
             )
             .await?;
         for (c,) in everyone {
-            let order_no = format!("GB{team_id}-{c}");
+            let order_no = format!("SY-GB{team_id}-{c}");
             insert_paid_order(
                 &mut tx, tenant, c, &order_no, &g.sku, &g.title, 1, g.price, now,
             )
@@ -445,19 +450,23 @@ pub struct Sweep {
     pub refunds: usize,
 }
 
-/// Cancels teams past their deadline and refunds every payment that bought no seat in a live
-/// team: members of cancelled teams, and payments left without a seat (the process died
-/// between charging and seating) for longer than `grace_ms`.
+/// Cancels teams past their deadline and refunds their members, then refunds every payment
+/// left without a seat, reservation or bargain for longer than `grace_ms` (the process died
+/// between charging and seating). With `tenant`, only that tenant's.
 pub async fn sweep(
     db: &Db,
     payments: &Payments,
+    tenant: Option<i64>,
     now: i64,
     grace_ms: i64,
 ) -> Result<Sweep, GroupBuyError> {
+    let t = tenant.unwrap_or(-1);
     let cancelled = db
         .execute(
-            &sql("UPDATE teams SET status = 'cancelled', closed_at = $1 WHERE status = 'open' AND expires_at <= $1")
-                .bind(now),
+            &sql("UPDATE teams SET status = 'cancelled', closed_at = $1 WHERE status = 'open' AND expires_at <= $1 \
+                  AND ($2 < 0 OR tenant_id = $2)")
+                .bind(now)
+                .bind(t),
         )
         .await? as usize;
     let due: Vec<(i64, i64)> = db
@@ -465,12 +474,8 @@ pub async fn sweep(
             &sql("SELECT p.tenant_id, p.id FROM payments p \
                   JOIN team_members m ON m.tenant_id = p.tenant_id AND m.payment_id = p.id \
                   JOIN teams t ON t.tenant_id = m.tenant_id AND t.id = m.team_id \
-                  WHERE t.status = 'cancelled' AND p.status = 'paid' \
-                  UNION \
-                  SELECT p.tenant_id, p.id FROM payments p \
-                  WHERE (p.purpose LIKE 'team:%' OR p.purpose LIKE 'group_buy:%') AND p.status = 'paid' AND p.created_at <= $1 \
-                  AND NOT EXISTS (SELECT 1 FROM team_members m WHERE m.tenant_id = p.tenant_id AND m.payment_id = p.id)")
-                .bind(now - grace_ms),
+                  WHERE t.status = 'cancelled' AND p.status = 'paid' AND ($1 < 0 OR p.tenant_id = $1)")
+                .bind(t),
         )
         .await?;
     let mut refunds = 0;
@@ -480,6 +485,7 @@ pub async fn sweep(
             Err(e) => tracing::warn!(tenant, payment = id, error = %e, "refund failed; will retry"),
         }
     }
+    refunds += payments.refund_unclaimed(tenant, now, grace_ms).await?;
     Ok(Sweep {
         teams_cancelled: cancelled,
         refunds,

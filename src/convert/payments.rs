@@ -14,6 +14,10 @@ use serde::Serialize;
 use crate::platform::crypto::random_token;
 use crate::platform::db::{Db, DbError, Tx, sql};
 
+/// The highest activity price accepted, in fen (¥1,000,000): far above any item, far below
+/// where price × quantity could overflow.
+pub const MAX_PRICE: i64 = 100_000_000;
+
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 #[derive(Debug, thiserror::Error)]
@@ -119,8 +123,10 @@ impl Payments {
 
     /// Charges the customer and records the payment. A charge the provider took is recorded
     /// even if the caller then fails, so that it can be found and refunded.
-    pub async fn charge(&self, c: Charge, now: i64) -> Result<Payment, PaymentError> {
+    pub async fn charge(&self, c: Charge, _requested_at: i64) -> Result<Payment, PaymentError> {
         let provider_ref = self.provider.charge(&c).await?;
+        // Stamped when recorded, not when asked: the sweep's grace counts from here.
+        let now = crate::platform::clock::now_ms();
         let mut tx = self.db.begin().await?;
         let id = tx.reserve_ids("payment", 1).await?;
         tx.execute(
@@ -173,7 +179,7 @@ impl Payments {
             Ok(refund_ref) => {
                 self.db
                     .execute(
-                        &sql("UPDATE payments SET status = 'refunded', refund_ref = $3, refunded_at = $4 WHERE tenant_id = $1 AND id = $2")
+                        &sql("UPDATE payments SET status = 'refunded', refund_ref = $3, refunded_at = $4 WHERE tenant_id = $1 AND id = $2 AND status = 'refunding'")
                             .bind(tenant)
                             .bind(id)
                             .bind(refund_ref)
@@ -196,6 +202,39 @@ impl Payments {
                 Err(e)
             }
         }
+    }
+
+    /// Refunds every payment that bought nothing: paid at least `grace_ms` ago and named by no
+    /// reservation, bargain or team seat (the process died between charging and recording, or
+    /// a refund failed and waits to be tried again). With `tenant`, only that tenant's.
+    pub async fn refund_unclaimed(
+        &self,
+        tenant: Option<i64>,
+        now: i64,
+        grace_ms: i64,
+    ) -> Result<usize, PaymentError> {
+        let due: Vec<(i64, i64)> = self
+            .db
+            .fetch_all(
+                &sql("SELECT p.tenant_id, p.id FROM payments p WHERE p.status = 'paid' AND p.created_at <= $1 \
+                      AND ($2 < 0 OR p.tenant_id = $2) \
+                      AND NOT EXISTS (SELECT 1 FROM flash_orders f WHERE f.tenant_id = p.tenant_id AND f.payment_id = p.id) \
+                      AND NOT EXISTS (SELECT 1 FROM bargains b WHERE b.tenant_id = p.tenant_id AND b.payment_id = p.id) \
+                      AND NOT EXISTS (SELECT 1 FROM team_members m WHERE m.tenant_id = p.tenant_id AND m.payment_id = p.id)")
+                    .bind(now - grace_ms)
+                    .bind(tenant.unwrap_or(-1)),
+            )
+            .await?;
+        let mut n = 0;
+        for (t, id) in due {
+            match self.refund(t, id, now).await {
+                Ok(_) => n += 1,
+                Err(e) => {
+                    tracing::warn!(tenant = t, payment = id, error = %e, "refund failed; will retry")
+                }
+            }
+        }
+        Ok(n)
     }
 
     pub async fn get(&self, tenant: i64, id: i64) -> Result<Payment, PaymentError> {

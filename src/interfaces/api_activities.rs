@@ -293,25 +293,27 @@ async fn sale_orders(
 }
 
 /// After an activity order is paid: points, tiers and the audience index follow, as for any
-/// order pushed through `/api/v1/orders`.
-pub(crate) async fn after_paid(
-    app: &AppState,
-    tenant: i64,
-    customer: i64,
-    order_no: &str,
-) -> Result<(), ApiError> {
+/// order pushed through `/api/v1/orders`. Best effort: the money and the order are already
+/// committed, so a failure here is logged and repaired by the daily recompute and tier review,
+/// never answered as a failed purchase.
+pub(crate) async fn after_paid(app: &AppState, tenant: i64, customer: i64, order_no: &str) {
     let now = now_ms();
     let keys = [("mall".to_owned(), order_no.to_owned())];
-    let member_orders = crate::convert::points::member_orders(&app.db, tenant, &keys).await?;
-    crate::convert::points::follow_orders(&app.db, tenant, &member_orders, now)
-        .await
-        .map_err(ApiError::internal)?;
-    crate::convert::tiers::review(&app.db, tenant, Some(&[customer]), false, now).await?;
-    app.audiences
-        .changed(tenant, &[customer], IndexChange::Customers { orders: true })
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
-    Ok(())
+    let run = async {
+        let member_orders = crate::convert::points::member_orders(&app.db, tenant, &keys).await?;
+        crate::convert::points::follow_orders(&app.db, tenant, &member_orders, now)
+            .await
+            .map_err(anyhow::Error::from)?;
+        crate::convert::tiers::review(&app.db, tenant, Some(&[customer]), false, now).await?;
+        app.audiences
+            .changed(tenant, &[customer], IndexChange::Customers { orders: true })
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        Ok::<(), anyhow::Error>(())
+    };
+    if let Err(e) = run.await {
+        tracing::error!(tenant, customer, order_no, error = %e, "points, tiers or the index did not follow a paid activity order");
+    }
 }
 
 async fn pay_order(
@@ -325,7 +327,7 @@ async fn pay_order(
         .pay(&app.payments, tenant, id, customer, now_ms())
         .await?;
     if let Some(no) = &o.order_no {
-        after_paid(app, tenant, o.customer_id, no).await?;
+        after_paid(app, tenant, o.customer_id, no).await;
     }
     Ok(Json(o).into_response())
 }

@@ -139,7 +139,7 @@ async fn team_answer(app: &AppState, tenant: i64, t: Team) -> Result<Response, A
     if t.status == "full" {
         for m in &members {
             if let Some(no) = &m.order_no {
-                after_paid(app, tenant, m.customer_id, no).await?;
+                after_paid(app, tenant, m.customer_id, no).await;
             }
         }
     }
@@ -206,7 +206,14 @@ async fn sweep(
     ApiCaller(caller): ApiCaller,
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
-    let s = group_buy::sweep(&app.db, &app.payments, now_ms(), 60_000).await?;
+    let s = group_buy::sweep(
+        &app.db,
+        &app.payments,
+        Some(caller.tenant_id),
+        now_ms(),
+        600_000,
+    )
+    .await?;
     Ok(Json(s).into_response())
 }
 
@@ -367,7 +374,7 @@ async fn buy(
 ) -> Result<Response, ApiError> {
     let b = bargain::buy(&app.db, &app.payments, tenant, id, customer, now_ms()).await?;
     if let Some(no) = &b.order_no {
-        after_paid(app, tenant, b.customer_id, no).await?;
+        after_paid(app, tenant, b.customer_id, no).await;
     }
     Ok(Json(b).into_response())
 }

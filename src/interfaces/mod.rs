@@ -85,7 +85,9 @@ fn spawn_activity_sweeps(db: Db, payments: Payments) {
                 return;
             }
             let now = crate::platform::clock::now_ms();
-            if let Err(e) = crate::convert::group_buy::sweep(&db, &payments, now, 60_000).await {
+            if let Err(e) =
+                crate::convert::group_buy::sweep(&db, &payments, None, now, 600_000).await
+            {
                 tracing::error!(error = %e, "group-buy sweep failed; will retry");
             }
             if let Err(e) = crate::convert::bargain::expire_due(&db, now).await {
