@@ -213,6 +213,13 @@ async fn h5_pages_work_on_a_phone_screen() {
             customer_id: customer,
             expires_at: now + 3_600_000,
         });
+    let template: siyu::convert::coupons::TemplateInput = serde_json::from_value(serde_json::json!({
+        "name": "满300减30", "kind": "amount_off", "value": 3000, "threshold": 30000, "valid_days": 30, "total": 100
+    }))
+    .expect("template");
+    let template = siyu::convert::coupons::create_template(s.db(), t.id, &template, now)
+        .await
+        .expect("coupon template");
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("h5-e2e");
     std::fs::create_dir_all(&shots).expect("screenshot dir");
     let args = vec![
@@ -221,6 +228,7 @@ async fn h5_pages_work_on_a_phone_screen() {
         soon.id.to_string(),
         live.id.to_string(),
         shots.display().to_string(),
+        template.id.to_string(),
     ];
     let script = e2e.join("h5.mjs");
     let out = tokio::task::spawn_blocking(move || {

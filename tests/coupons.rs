@@ -261,3 +261,48 @@ async fn coupons_never_exceed_their_limits() {
         assert_eq!(v["coupons"][0]["status"], "redeemed", "{v}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_claims_a_coupon_from_their_own_page() {
+    use reqwest::Method as M;
+    let s = TestServer::start(common::Backend::Sqlite).await;
+    let (tenant, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
+    let customers = common::make_customers(&s, &key, 8, 3).await;
+    let c = reqwest::Client::new();
+    let (st, t) = send(
+        &c,
+        M::POST,
+        &s.url("/api/v1/coupon-templates"),
+        &key,
+        Some(
+            json!({"name": "新人券", "kind": "amount_off", "value": 1_000, "threshold": 5_000,
+                    "valid_days": 7, "total": 2}),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    let claim = s.url(&format!("/h5/v1/coupon-templates/{}/claim", t["id"]));
+    let page = s.url(&format!("/h5/v1/coupon-templates/{}", t["id"]));
+    let tok: Vec<String> = customers
+        .iter()
+        .map(|&cu| common::customer_token(&s, tenant, cu))
+        .collect();
+    let (st, v) = common::send_as_customer(&c, M::POST, &claim, &tok[0], None).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["customer_id"].as_i64(), Some(customers[0]));
+    assert_eq!(v["source"], "h5");
+    let (st, v) = common::send_as_customer(&c, M::POST, &claim, &tok[0], None).await;
+    assert_eq!(st, StatusCode::CONFLICT, "one each: {v}");
+    let (st, v) = common::send_as_customer(&c, M::GET, &page, &tok[0], None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        (v["left"].as_i64(), v["mine"].as_array().map(Vec::len)),
+        (Some(1), Some(1))
+    );
+    let (st, _) = common::send_as_customer(&c, M::POST, &claim, &tok[1], None).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, v) = common::send_as_customer(&c, M::POST, &claim, &tok[2], None).await;
+    assert_eq!(st, StatusCode::CONFLICT, "the total is 2: {v}");
+    let r = c.post(&claim).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}

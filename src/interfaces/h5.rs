@@ -34,6 +34,10 @@ pub fn routes() -> Router<AppState> {
             get(|p| page("bargain", "砍价 · Bargain", p)),
         )
         .route(
+            "/h5/coupons/{id}",
+            get(|p| page("coupon", "领券 · Claim a coupon", p)),
+        )
+        .route(
             "/h5/gifts",
             get(|| async { render("gifts", "积分兑换 · Gifts", 0) }),
         )

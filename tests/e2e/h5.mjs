@@ -1,8 +1,8 @@
 // Drives the H5 flash-sale page in headless Chromium at a phone's size, as a customer would.
-// Usage: node h5.mjs BASE_URL CUSTOMER_TOKEN UPCOMING_SALE_ID LIVE_SALE_ID SCREENSHOT_DIR
+// Usage: node h5.mjs BASE_URL CUSTOMER_TOKEN UPCOMING_SALE_ID LIVE_SALE_ID SCREENSHOT_DIR COUPON_TEMPLATE_ID
 import { chromium } from 'playwright-core';
 
-const [base, token, soon, live, shots] = process.argv.slice(2);
+const [base, token, soon, live, shots, couponTemplate] = process.argv.slice(2);
 const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
 function check(cond, what) {
@@ -44,6 +44,14 @@ try {
   await page.reload();
   await page.waitForFunction(() => document.getElementById('action')?.textContent.includes('已购买'));
   check(true, 'after a reload the page remembers the purchase');
+
+  await page.goto(`${base}/h5/coupons/${couponTemplate}?t=${t}`);
+  await page.waitForFunction(() => document.getElementById('action')?.textContent.includes('立即领取'));
+  check((await page.textContent('#rule')).includes('满 ¥300.00'), 'the coupon page shows its threshold');
+  await page.click('#action');
+  await page.waitForFunction(() => document.querySelector('.coupon-code'));
+  check((await page.textContent('#action')).includes('已领取'), 'a claimed coupon shows its code and cannot be claimed twice');
+  await page.screenshot({ path: shots + '/coupon.png', fullPage: true });
 
   await page.goto(`${base}/h5/flash/${live}?t=forged`);
   await page.waitForFunction(() => document.getElementById('msg')?.textContent.length > 0);
