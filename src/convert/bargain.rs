@@ -115,21 +115,8 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> BargainError {
 
 impl ItemInput {
     pub fn check(&self) -> Result<(), BargainError> {
-        for (field, v) in [
-            ("name", &self.name),
-            ("sku", &self.sku),
-            ("title", &self.title),
-        ] {
-            if v.trim().is_empty() {
-                return Err(invalid(field, "must not be empty"));
-            }
-        }
-        if !(0..=super::payments::MAX_PRICE).contains(&self.price) {
-            return Err(invalid(
-                "price",
-                "must be between 0 and 100,000,000 fen (¥1,000,000)",
-            ));
-        }
+        super::payments::check_item(&self.name, &self.sku, &self.title, self.price, None)
+            .map_err(|(field, reason)| invalid(field, reason))?;
         if !(0..=self.price).contains(&self.floor_price) {
             return Err(invalid("floor_price", "must be between 0 and price"));
         }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use super::payments::{Charge, MAX_PRICE, PaymentError, Payments, insert_paid_order};
+use super::payments::{Charge, PaymentError, Payments, insert_paid_order};
 use crate::platform::clock::now_ms;
 use crate::platform::db::{Db, DbError, DbResult, Value, sql, values_placeholders};
 
@@ -136,24 +136,14 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> FlashError {
 
 impl SaleInput {
     pub fn check(&self) -> Result<(), FlashError> {
-        for (field, v) in [
-            ("name", &self.name),
-            ("sku", &self.sku),
-            ("title", &self.title),
-        ] {
-            if v.trim().is_empty() {
-                return Err(invalid(field, "must not be empty"));
-            }
-        }
-        if !(0..=MAX_PRICE).contains(&self.price) {
-            return Err(invalid(
-                "price",
-                "must be between 0 and 100,000,000 fen (¥1,000,000)",
-            ));
-        }
-        if self.original_price.is_some_and(|p| p < self.price) {
-            return Err(invalid("original_price", "must be ≥ price"));
-        }
+        super::payments::check_item(
+            &self.name,
+            &self.sku,
+            &self.title,
+            self.price,
+            self.original_price,
+        )
+        .map_err(|(field, reason)| invalid(field, reason))?;
         if !(1..=10_000_000).contains(&self.stock) {
             return Err(invalid("stock", "must be between 1 and 10,000,000"));
         }

@@ -99,24 +99,14 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> GroupBuyError {
 
 impl GroupBuyInput {
     pub fn check(&self) -> Result<(), GroupBuyError> {
-        for (field, v) in [
-            ("name", &self.name),
-            ("sku", &self.sku),
-            ("title", &self.title),
-        ] {
-            if v.trim().is_empty() {
-                return Err(invalid(field, "must not be empty"));
-            }
-        }
-        if !(0..=super::payments::MAX_PRICE).contains(&self.price) {
-            return Err(invalid(
-                "price",
-                "must be between 0 and 100,000,000 fen (¥1,000,000)",
-            ));
-        }
-        if self.original_price.is_some_and(|p| p < self.price) {
-            return Err(invalid("original_price", "must be ≥ price"));
-        }
+        super::payments::check_item(
+            &self.name,
+            &self.sku,
+            &self.title,
+            self.price,
+            self.original_price,
+        )
+        .map_err(|(field, reason)| invalid(field, reason))?;
         if !(2..=100).contains(&self.team_size) {
             return Err(invalid("team_size", "must be between 2 and 100"));
         }

@@ -18,6 +18,32 @@ use crate::platform::db::{Db, DbError, Tx, sql};
 /// where price × quantity could overflow.
 pub const MAX_PRICE: i64 = 100_000_000;
 
+/// The item an activity sells, checked alike for flash sales, group buys and bargains: the
+/// first wrong field and why.
+pub fn check_item(
+    name: &str,
+    sku: &str,
+    title: &str,
+    price: i64,
+    original_price: Option<i64>,
+) -> Result<(), (&'static str, String)> {
+    for (field, v) in [("name", name), ("sku", sku), ("title", title)] {
+        if v.trim().is_empty() {
+            return Err((field, "must not be empty".into()));
+        }
+    }
+    if !(0..=MAX_PRICE).contains(&price) {
+        return Err((
+            "price",
+            "must be between 0 and 100,000,000 fen (¥1,000,000)".into(),
+        ));
+    }
+    if original_price.is_some_and(|p| p < price) {
+        return Err(("original_price", "must be ≥ price".into()));
+    }
+    Ok(())
+}
+
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 #[derive(Debug, thiserror::Error)]
