@@ -616,6 +616,23 @@ impl FlashSales {
         Ok(self.db.fetch_all(&q).await?)
     }
 
+    /// Reservations and units by status: `(status, reservations, units)`.
+    pub async fn counts(
+        &self,
+        tenant: i64,
+        id: i64,
+    ) -> Result<Vec<(String, i64, i64)>, FlashError> {
+        Ok(self
+            .db
+            .fetch_all(
+                &sql("SELECT status, COUNT(*), CAST(COALESCE(SUM(quantity), 0) AS BIGINT) FROM flash_orders \
+                      WHERE tenant_id = $1 AND sale_id = $2 GROUP BY status ORDER BY status")
+                    .bind(tenant)
+                    .bind(id),
+            )
+            .await?)
+    }
+
     /// One customer's reservations in a sale, newest first.
     pub async fn customer_orders(
         &self,

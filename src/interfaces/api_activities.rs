@@ -198,17 +198,7 @@ async fn create_sale(
 async fn sale_view(app: &AppState, tenant: i64, id: i64) -> Result<serde_json::Value, ApiError> {
     let sale = app.flash.get(tenant, id).await?;
     let left = app.flash.left(tenant, id).await?;
-    let counts: Vec<(String, i64, i64)> = app
-        .db
-        .fetch_all(
-            &crate::platform::db::sql(
-                "SELECT status, COUNT(*), CAST(COALESCE(SUM(quantity), 0) AS BIGINT) FROM flash_orders \
-                 WHERE tenant_id = $1 AND sale_id = $2 GROUP BY status ORDER BY status",
-            )
-            .bind(tenant)
-            .bind(id),
-        )
-        .await?;
+    let counts = app.flash.counts(tenant, id).await?;
     let by_status: serde_json::Map<String, serde_json::Value> = counts
         .into_iter()
         .map(|(s, n, units)| (s, json!({"orders": n, "units": units})))

@@ -107,7 +107,13 @@ async fn render(app: &AppState, u: &ConsoleUser, errors: Vec<String>) -> Respons
     let run = async {
         let mut fl = Vec::new();
         for s in app.flash.list(tenant).await? {
-            let st = by_status(app, "SELECT status, CAST(COALESCE(SUM(quantity), 0) AS BIGINT) FROM flash_orders WHERE tenant_id = $1 AND sale_id = $2 GROUP BY status", tenant, s.id).await?;
+            let st: Vec<(String, i64)> = app
+                .flash
+                .counts(tenant, s.id)
+                .await?
+                .into_iter()
+                .map(|(status, _, units)| (status, units))
+                .collect();
             fl.push(FlashRow {
                 id: s.id,
                 price: yuan(s.price),
@@ -201,15 +207,18 @@ fn time(field: &str, v: &str) -> Result<i64, String> {
     parse_time(&v.replace('T', " ")).map_err(|e| format!("{field}: {e}"))
 }
 
-/// Runs a create; a refusal is shown on the page with the figures, a success goes back to it.
-async fn created<E: std::fmt::Display>(
-    app: &AppState,
-    u: &ConsoleUser,
-    r: Result<Result<(), E>, String>,
-) -> Response {
+/// An optional amount: empty is none.
+fn opt_fen(field: &str, v: &str) -> Result<Option<i64>, String> {
+    match v.trim() {
+        "" => Ok(None),
+        v => fen(field, v).map(Some),
+    }
+}
+
+/// After a create: a refusal is shown on the page with the figures, a success goes back to it.
+async fn created(app: &AppState, u: &ConsoleUser, r: Result<(), String>) -> Response {
     match r {
-        Ok(Ok(())) => Redirect::to("/console/activities").into_response(),
-        Ok(Err(e)) => render(app, u, vec![e.to_string()]).await,
+        Ok(()) => Redirect::to("/console/activities").into_response(),
         Err(e) => render(app, u, vec![e]).await,
     }
 }
@@ -241,33 +250,24 @@ async fn create_flash(
     u: ConsoleUser,
     Form(f): Form<FlashForm>,
 ) -> Response {
-    let input = || -> Result<flash::SaleInput, String> {
+    let r = async {
         may_write(&u)?;
-        Ok(flash::SaleInput {
+        let i = flash::SaleInput {
             price: fen("price", &f.price)?,
-            original_price: if f.original_price.trim().is_empty() {
-                None
-            } else {
-                Some(fen("original_price", &f.original_price)?)
-            },
+            original_price: opt_fen("original_price", &f.original_price)?,
             starts_at: time("starts_at", &f.starts_at)?,
             ends_at: time("ends_at", &f.ends_at)?,
-            name: f.name.clone(),
-            sku: f.sku.clone(),
-            title: f.title.clone(),
+            name: f.name,
+            sku: f.sku,
+            title: f.title,
             stock: f.stock,
             per_customer: f.per_customer,
             pay_minutes: f.pay_minutes,
-        })
+        };
+        let created = app.flash.create(u.caller.tenant_id, &i, now_ms()).await;
+        created.map(|_| ()).map_err(|e| e.to_string())
     };
-    let r = match input() {
-        Ok(i) => Ok(app
-            .flash
-            .create(u.caller.tenant_id, &i, now_ms())
-            .await
-            .map(|_| ())),
-        Err(e) => Err(e),
-    };
+    let r = r.await;
     created(&app, &u, r).await
 }
 
@@ -289,30 +289,23 @@ async fn create_group_buy(
     u: ConsoleUser,
     Form(f): Form<GroupForm>,
 ) -> Response {
-    let input = || -> Result<group_buy::GroupBuyInput, String> {
+    let r = async {
         may_write(&u)?;
-        Ok(group_buy::GroupBuyInput {
+        let i = group_buy::GroupBuyInput {
             price: fen("price", &f.price)?,
-            original_price: if f.original_price.trim().is_empty() {
-                None
-            } else {
-                Some(fen("original_price", &f.original_price)?)
-            },
+            original_price: opt_fen("original_price", &f.original_price)?,
             starts_at: time("starts_at", &f.starts_at)?,
             ends_at: time("ends_at", &f.ends_at)?,
-            name: f.name.clone(),
-            sku: f.sku.clone(),
-            title: f.title.clone(),
+            name: f.name,
+            sku: f.sku,
+            title: f.title,
             team_size: f.team_size,
             team_minutes: f.team_minutes,
-        })
+        };
+        let created = group_buy::create(&app.db, u.caller.tenant_id, &i, now_ms()).await;
+        created.map(|_| ()).map_err(|e| e.to_string())
     };
-    let r = match input() {
-        Ok(i) => Ok(group_buy::create(&app.db, u.caller.tenant_id, &i, now_ms())
-            .await
-            .map(|_| ())),
-        Err(e) => Err(e),
-    };
+    let r = r.await;
     created(&app, &u, r).await
 }
 
@@ -335,29 +328,24 @@ async fn create_bargain(
     u: ConsoleUser,
     Form(f): Form<BargainForm>,
 ) -> Response {
-    let input = || -> Result<bargain::ItemInput, String> {
+    let r = async {
         may_write(&u)?;
-        Ok(bargain::ItemInput {
+        let i = bargain::ItemInput {
             price: fen("price", &f.price)?,
             floor_price: fen("floor_price", &f.floor_price)?,
             starts_at: time("starts_at", &f.starts_at)?,
             ends_at: time("ends_at", &f.ends_at)?,
-            name: f.name.clone(),
-            sku: f.sku.clone(),
-            title: f.title.clone(),
+            name: f.name,
+            sku: f.sku,
+            title: f.title,
             assists: f.assists,
             bargain_hours: f.bargain_hours,
             stock: f.stock,
-        })
+        };
+        let created = bargain::create_item(&app.db, u.caller.tenant_id, &i, now_ms()).await;
+        created.map(|_| ()).map_err(|e| e.to_string())
     };
-    let r = match input() {
-        Ok(i) => Ok(
-            bargain::create_item(&app.db, u.caller.tenant_id, &i, now_ms())
-                .await
-                .map(|_| ()),
-        ),
-        Err(e) => Err(e),
-    };
+    let r = r.await;
     created(&app, &u, r).await
 }
 
@@ -377,7 +365,7 @@ async fn create_gift(
     u: ConsoleUser,
     Form(f): Form<GiftForm>,
 ) -> Response {
-    let input = || -> Result<gifts::GiftInput, String> {
+    let r = async {
         may_write(&u)?;
         let template_id = match f.template_id.trim() {
             "" => None,
@@ -386,20 +374,17 @@ async fn create_gift(
                     .map_err(|_| format!("template_id: {t:?} is not a number"))?,
             ),
         };
-        Ok(gifts::GiftInput {
-            name: f.name.clone(),
+        let i = gifts::GiftInput {
+            name: f.name,
             kind: f.kind,
             template_id,
             points: f.points,
             stock: f.stock,
             per_customer: f.per_customer,
-        })
+        };
+        let created = gifts::create(&app.db, u.caller.tenant_id, &i, now_ms()).await;
+        created.map(|_| ()).map_err(|e| e.to_string())
     };
-    let r = match input() {
-        Ok(i) => Ok(gifts::create(&app.db, u.caller.tenant_id, &i, now_ms())
-            .await
-            .map(|_| ())),
-        Err(e) => Err(e),
-    };
+    let r = r.await;
     created(&app, &u, r).await
 }
