@@ -36,6 +36,7 @@ try {
   await page.click('#action');
   await page.waitForFunction(() => document.getElementById('countdown')?.textContent.includes('已抢到'));
   check((await page.textContent('#action')).includes('¥99.00'), 'a reservation asks to pay the flash price');
+  check((await page.textContent('#left')).includes('剩余 4 件'), 'the units left count the reservation');
   await page.screenshot({ path: shots + '/flash-reserved.png', fullPage: true });
   await page.click('#action');
   await page.waitForFunction(() => document.getElementById('msg')?.textContent.includes('FS'));
