@@ -127,7 +127,23 @@ async fn a_team_never_has_more_than_n_members() {
             .await
             .expect("orders");
         assert_eq!(orders, 5);
-        assert_eq!(payments_by_status(&s).await, (5, 36), "{backend:?}");
+        // A join refused before paying (the team already full) charges nothing; one refused
+        // after paying (it lost the race for the last seat) is refunded. Which of the two each
+        // of the 36 met depends on timing, so the count of refunds is not fixed, but nobody
+        // turned away keeps a paid charge and nothing is left half-refunded.
+        let (paid, refunded) = payments_by_status(&s).await;
+        assert_eq!(paid, 5, "{backend:?}");
+        assert!(refunded <= 36, "{backend:?}: {refunded} refunds");
+        let (total,): (i64,) = s
+            .db()
+            .fetch_one(&sql("SELECT COUNT(*) FROM payments"))
+            .await
+            .expect("payments");
+        assert_eq!(
+            total,
+            paid + refunded,
+            "{backend:?}: a payment neither paid nor refunded"
+        );
         // Joining twice is refused.
         let (st, _) = send_as_customer(
             &c,
