@@ -4,8 +4,11 @@
 //! and `platform` (storage, access, configuration) so far; `interfaces` holds the HTTP API and
 //! the console.
 
+pub mod channels;
 pub mod convert;
 pub mod demo;
+pub mod engage;
 pub mod interfaces;
 pub mod know;
+pub mod measure;
 pub mod platform;

@@ -47,6 +47,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0007_activities.sql"),
         include_str!("../../migrations/postgres/0007_activities.sql"),
     ),
+    (
+        8,
+        "acquire",
+        include_str!("../../migrations/sqlite/0008_acquire.sql"),
+        include_str!("../../migrations/postgres/0008_acquire.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied, each in its own transaction. Returns how many ran.

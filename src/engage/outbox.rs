@@ -1,0 +1,642 @@
+//! The outbox: every outbound message is written here first, then sent by a dispatcher that
+//! claims due messages in batches, asks the contact policy about each, hands the ones allowed
+//! to the channel's provider and records the outcome. Nothing acknowledged is lost: a message
+//! is a row before anyone is told it is queued, and a dispatcher that dies mid-batch leaves
+//! leases that the next one reclaims.
+//!
+//! Idempotency: enqueueing is keyed by `dedupe_key` (unique per tenant), and a message whose
+//! send was interrupted is sent again only to a provider that dedupes by the outbox id (`log`);
+//! for the others it becomes `unknown`, since a second SMS is worse than a missing one.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+
+use super::policy::{self, ContactPolicy, Facts, PolicyError, Purpose, Verdict};
+use crate::channels::sms::{SmsError, SmsMessage, SmsProvider, billable_parts};
+use crate::platform::crypto::FieldCipher;
+use crate::platform::db::{Backend, Db, DbError, MAX_BINDS, Value, sql, values_placeholders};
+
+/// A claimed message's lease: a dispatcher that has not finished it by then is presumed dead.
+pub const LEASE_MS: i64 = 60_000;
+/// Attempts before a message that keeps failing is given up.
+pub const MAX_ATTEMPTS: i64 = 5;
+const WEEK_MS: i64 = 7 * 86_400_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+}
+
+/// A message to write to the outbox.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub tenant_id: i64,
+    pub purpose: Purpose,
+    pub customer_id: Option<i64>,
+    /// 11-digit mainland number (already normalised).
+    pub phone: String,
+    pub content: String,
+    pub template_code: Option<String>,
+    pub template_params: Vec<(String, String)>,
+    /// Enqueueing the same key twice writes one message.
+    pub dedupe_key: String,
+    pub campaign_id: Option<i64>,
+    pub variant: Option<String>,
+    /// Not sent before this time (a campaign's schedule).
+    pub not_before: i64,
+}
+
+pub fn content_hash(content: &str) -> String {
+    hex::encode(&Sha256::digest(content.as_bytes())[..16])
+}
+
+/// Writes messages to the outbox in as few statements as the bind limit allows; returns how
+/// many were new (the rest were already there under their dedupe key).
+pub async fn enqueue(
+    db: &Db,
+    cipher: &FieldCipher,
+    msgs: &[NewMessage],
+    now: i64,
+) -> Result<u64, DbError> {
+    let mut tx = db.begin().await?;
+    let n = enqueue_in(&mut tx, cipher, msgs, now).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// [`enqueue`] inside the caller's transaction, so a message commits with what caused it.
+pub async fn enqueue_in(
+    tx: &mut crate::platform::db::Tx,
+    cipher: &FieldCipher,
+    msgs: &[NewMessage],
+    now: i64,
+) -> Result<u64, DbError> {
+    if msgs.is_empty() {
+        return Ok(0);
+    }
+    const COLS: usize = 16;
+    let first = tx.reserve_ids("outbox", msgs.len() as i64).await?;
+    let mut written = 0;
+    for (c, chunk) in msgs.chunks(MAX_BINDS / COLS).enumerate() {
+        let mut q = sql(format!(
+            "INSERT INTO outbox (id, tenant_id, channel, purpose, customer_id, address_hash, address_enc, content, \
+             content_hash, template_code, template_params, parts, dedupe_key, campaign_id, variant, not_before, \
+             status, created_at) \
+             SELECT v.*, 'queued', {now} FROM (VALUES {}) AS v WHERE true \
+             ON CONFLICT (tenant_id, dedupe_key) DO NOTHING",
+            values_placeholders(chunk.len(), COLS, 1)
+        ));
+        let base = first + (c * (MAX_BINDS / COLS)) as i64;
+        for (i, m) in chunk.iter().enumerate() {
+            let params = (!m.template_params.is_empty())
+                .then(|| serde_json::to_string(&m.template_params).unwrap_or_else(|_| "[]".into()));
+            q.push_arg(base + i as i64);
+            q.push_arg(m.tenant_id);
+            q.push_arg("sms");
+            q.push_arg(m.purpose.as_str());
+            q.push_arg(m.customer_id);
+            q.push_arg(cipher.lookup_hash(&m.phone));
+            q.push_arg(cipher.encrypt(&m.phone));
+            q.push_arg(m.content.clone());
+            q.push_arg(content_hash(&m.content));
+            q.push_arg(m.template_code.clone());
+            q.push_arg(params);
+            q.push_arg(billable_parts(&m.content));
+            q.push_arg(m.dedupe_key.clone());
+            q.push_arg(m.campaign_id);
+            q.push_arg(m.variant.clone());
+            q.push_arg(m.not_before);
+        }
+        written += tx.execute(&q).await?;
+    }
+    Ok(written)
+}
+
+/// What one dispatch round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DispatchReport {
+    pub claimed: u64,
+    pub sent: u64,
+    pub deferred: u64,
+    pub suppressed: u64,
+    pub retried: u64,
+    pub failed: u64,
+    /// Interrupted sends reclaimed from a dispatcher that died.
+    pub reclaimed: u64,
+}
+
+impl DispatchReport {
+    fn add(&mut self, o: DispatchReport) {
+        self.claimed += o.claimed;
+        self.sent += o.sent;
+        self.deferred += o.deferred;
+        self.suppressed += o.suppressed;
+        self.retried += o.retried;
+        self.failed += o.failed;
+        self.reclaimed += o.reclaimed;
+    }
+}
+
+#[derive(sqlx::FromRow, Debug)]
+struct Claimed {
+    id: i64,
+    tenant_id: i64,
+    purpose: String,
+    customer_id: Option<i64>,
+    address_hash: String,
+    address_enc: String,
+    content: String,
+    content_hash: String,
+    template_code: Option<String>,
+    template_params: Option<String>,
+    attempts: i64,
+}
+
+/// Sends what the outbox holds, through one provider.
+pub struct Outbox {
+    db: Db,
+    cipher: FieldCipher,
+    provider: Arc<dyn SmsProvider>,
+    batch: usize,
+    wake: Notify,
+}
+
+impl Outbox {
+    pub fn new(db: Db, cipher: FieldCipher, provider: Arc<dyn SmsProvider>) -> Arc<Outbox> {
+        Arc::new(Outbox {
+            db,
+            cipher,
+            provider,
+            batch: 2_000,
+            wake: Notify::new(),
+        })
+    }
+
+    pub fn provider_name(&self) -> &'static str {
+        self.provider.name()
+    }
+
+    /// Tells the dispatcher that messages were queued, so it does not wait for its next tick.
+    pub fn notify(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Dispatches until nothing is due at `now`; returns the totals.
+    pub async fn drain(&self, now: i64) -> Result<DispatchReport, OutboxError> {
+        let mut total = self.reclaim(now).await?;
+        loop {
+            let r = self.dispatch_batch(now).await?;
+            total.add(r);
+            if r.claimed == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Runs the dispatcher until the pool closes: woken by [`Outbox::notify`] or every `tick`.
+    pub fn spawn(self: &Arc<Self>, tick: Duration) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if me.db.is_closed() {
+                    return;
+                }
+                if let Err(e) = me.drain(crate::platform::clock::now_ms()).await {
+                    tracing::error!(error = %e, "outbox dispatch failed; will retry");
+                }
+                let _ = tokio::time::timeout(tick, me.wake.notified()).await;
+            }
+        });
+    }
+
+    /// Leases that ran out belong to a dispatcher that died mid-send: the message goes again
+    /// if the provider dedupes, and is marked `unknown` otherwise.
+    pub async fn reclaim(&self, now: i64) -> Result<DispatchReport, OutboxError> {
+        let (status, reason) = if self.provider.idempotent() {
+            ("queued", None)
+        } else {
+            (
+                "unknown",
+                Some("interrupted while sending; not sent again to avoid a duplicate"),
+            )
+        };
+        let n = self
+            .db
+            .execute(
+                &sql(
+                    "UPDATE outbox SET status = $1, reason = $2, lease_until = NULL \
+                      WHERE status = 'sending' AND lease_until < $3",
+                )
+                .bind(status)
+                .bind(reason.map(str::to_string))
+                .bind(now),
+            )
+            .await?;
+        if n > 0 {
+            tracing::warn!(messages = n, status, "reclaimed interrupted sends");
+        }
+        Ok(DispatchReport {
+            reclaimed: n,
+            ..Default::default()
+        })
+    }
+
+    /// Claims up to one batch of due messages and takes each to its end state for this round.
+    pub async fn dispatch_batch(&self, now: i64) -> Result<DispatchReport, OutboxError> {
+        let claimed = self.claim(now).await?;
+        let mut report = DispatchReport {
+            claimed: claimed.len() as u64,
+            ..Default::default()
+        };
+        if claimed.is_empty() {
+            return Ok(report);
+        }
+        let verdicts = self.decide(&claimed, now).await?;
+        let mut to_send = Vec::new();
+        let mut deferred: Vec<(i64, i64)> = Vec::new();
+        let mut suppressed: Vec<(i64, &'static str)> = Vec::new();
+        for (m, v) in claimed.iter().zip(verdicts) {
+            match v {
+                Verdict::Send => to_send.push(m),
+                Verdict::Defer(until) => deferred.push((m.id, until)),
+                Verdict::Suppress(why) => suppressed.push((m.id, why.as_str())),
+            }
+        }
+        report.deferred = deferred.len() as u64;
+        report.suppressed = suppressed.len() as u64;
+        let mut sent: Vec<(i64, String)> = Vec::new();
+        let mut retry: Vec<(i64, i64, String)> = Vec::new();
+        let mut failed: Vec<(i64, String)> = Vec::new();
+        let rate = self.provider.rate_per_second().max(1) as usize;
+        for chunk in to_send.chunks(rate.min(self.batch)) {
+            let started = Instant::now();
+            let mut msgs = Vec::with_capacity(chunk.len());
+            for m in chunk {
+                match self.cipher.decrypt(&m.address_enc) {
+                    Ok(phone) => msgs.push(SmsMessage {
+                        outbox_id: m.id,
+                        tenant_id: m.tenant_id,
+                        phone,
+                        content: m.content.clone(),
+                        template_code: m.template_code.clone(),
+                        template_params: m
+                            .template_params
+                            .as_deref()
+                            .and_then(|t| serde_json::from_str(t).ok())
+                            .unwrap_or_default(),
+                    }),
+                    Err(e) => failed.push((m.id, format!("address: {e}"))),
+                }
+            }
+            let attempts: HashMap<i64, i64> = chunk.iter().map(|m| (m.id, m.attempts)).collect();
+            let results = self.provider.send(&msgs).await;
+            for (msg, r) in msgs.iter().zip(results) {
+                match r {
+                    Ok(reference) => sent.push((msg.outbox_id, reference)),
+                    Err(e) => {
+                        let tries = attempts.get(&msg.outbox_id).copied().unwrap_or(1);
+                        if e.retryable() && tries < MAX_ATTEMPTS {
+                            // 30 s, 1 min, 2 min, 4 min.
+                            let wait = 30_000 << (tries - 1).clamp(0, 4);
+                            retry.push((msg.outbox_id, now + wait, e.to_string()));
+                        } else {
+                            failed.push((msg.outbox_id, describe(&e)));
+                        }
+                    }
+                }
+            }
+            // Stay under the provider's rate: a chunk of `rate` messages takes a second.
+            if rate < usize::MAX / 2 && chunk.len() >= rate {
+                let floor = Duration::from_secs_f64(chunk.len() as f64 / rate as f64);
+                if let Some(rest) = floor.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(rest).await;
+                }
+            }
+        }
+        report.sent = sent.len() as u64;
+        report.retried = retry.len() as u64;
+        report.failed = failed.len() as u64;
+        self.record(now, &sent, &deferred, &suppressed, &retry, &failed)
+            .await?;
+        Ok(report)
+    }
+
+    async fn claim(&self, now: i64) -> Result<Vec<Claimed>, DbError> {
+        let lock = match self.db.backend() {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        self.db
+            .fetch_all(
+                &sql(format!(
+                    "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = $1 \
+                     WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND not_before <= $2 \
+                                  ORDER BY not_before, id LIMIT $3 {lock}) \
+                     RETURNING id, tenant_id, purpose, customer_id, address_hash, address_enc, content, \
+                               content_hash, template_code, template_params, attempts"
+                ))
+                .bind(now + LEASE_MS)
+                .bind(now)
+                .bind(self.batch as i64),
+            )
+            .await
+            .map(|mut rows: Vec<Claimed>| {
+                rows.sort_by_key(|r| r.id);
+                rows
+            })
+    }
+
+    /// The policy's verdict for each claimed message, in order. Facts are read per tenant in a
+    /// few queries; messages earlier in the batch count towards caps and dedupe of later ones.
+    async fn decide(&self, batch: &[Claimed], now: i64) -> Result<Vec<Verdict>, OutboxError> {
+        let mut by_tenant: HashMap<i64, Vec<usize>> = HashMap::new();
+        for (i, m) in batch.iter().enumerate() {
+            by_tenant.entry(m.tenant_id).or_default().push(i);
+        }
+        let mut out = vec![Verdict::Send; batch.len()];
+        for (tenant, idx) in by_tenant {
+            let policy = policy::load(&self.db, tenant).await?;
+            let marketing: Vec<&Claimed> = idx
+                .iter()
+                .map(|&i| &batch[i])
+                .filter(|m| m.purpose != "verification")
+                .collect();
+            let facts = self.facts(tenant, &policy, &marketing, now).await?;
+            let mut week = facts.week;
+            let mut seen = facts.recent;
+            for &i in &idx {
+                let m = &batch[i];
+                let purpose = Purpose::parse(&m.purpose).unwrap_or(Purpose::Marketing);
+                let who = recipient_key(m);
+                let pair = (m.address_hash.clone(), m.content_hash.clone());
+                let f = Facts {
+                    unsubscribed: facts.unsubscribed.contains(&m.address_hash),
+                    sent_this_week: week.get(&who).copied().unwrap_or(0),
+                    duplicate: policy.dedupe_hours > 0 && seen.contains(&pair),
+                };
+                let v = policy.decide(purpose, now, f);
+                if v == Verdict::Send && purpose != Purpose::Verification {
+                    seen.insert(pair);
+                    if purpose == Purpose::Marketing {
+                        *week.entry(who).or_default() += 1;
+                    }
+                }
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn facts(
+        &self,
+        tenant: i64,
+        policy: &ContactPolicy,
+        msgs: &[&Claimed],
+        now: i64,
+    ) -> Result<BatchFacts, DbError> {
+        let mut f = BatchFacts::default();
+        if msgs.is_empty() {
+            return Ok(f);
+        }
+        let addresses: Vec<Value> = msgs
+            .iter()
+            .map(|m| m.address_hash.clone())
+            .collect::<HashSet<String>>()
+            .into_iter()
+            .map(Value::from)
+            .collect();
+        let mut tx = self.db.begin().await?;
+        let unsub: Vec<(String,)> = tx
+            .fetch_in(
+                "SELECT address_hash FROM unsubscribes WHERE tenant_id = $1 AND channel = 'sms' AND address_hash",
+                &[tenant.into()],
+                addresses.clone(),
+            )
+            .await?;
+        f.unsubscribed = unsub.into_iter().map(|(a,)| a).collect();
+        // Sent marketing in the last 7 days, per customer (or per number without one).
+        let customers: Vec<Value> = msgs
+            .iter()
+            .filter_map(|m| m.customer_id)
+            .collect::<HashSet<i64>>()
+            .into_iter()
+            .map(Value::from)
+            .collect();
+        // One row per message (at most the cap per customer), counted here.
+        let by_customer: Vec<(i64,)> = tx
+            .fetch_in(
+                "SELECT customer_id FROM outbox WHERE tenant_id = $1 AND purpose = 'marketing' \
+                 AND status IN ('sent', 'delivered', 'undelivered') AND sent_at >= $2 AND customer_id",
+                &[tenant.into(), (now - WEEK_MS).into()],
+                customers,
+            )
+            .await?;
+        for (c,) in by_customer {
+            *f.week.entry(format!("c{c}")).or_default() += 1;
+        }
+        let by_address: Vec<(String,)> = tx
+            .fetch_in(
+                "SELECT address_hash FROM outbox WHERE tenant_id = $1 AND purpose = 'marketing' \
+                 AND customer_id IS NULL AND status IN ('sent', 'delivered', 'undelivered') AND sent_at >= $2 \
+                 AND address_hash",
+                &[tenant.into(), (now - WEEK_MS).into()],
+                addresses.clone(),
+            )
+            .await?;
+        for (a,) in by_address {
+            *f.week.entry(format!("a{a}")).or_default() += 1;
+        }
+        if policy.dedupe_hours > 0 {
+            let recent: Vec<(String, String)> = tx
+                .fetch_in(
+                    "SELECT address_hash, content_hash FROM outbox WHERE tenant_id = $1 \
+                     AND status IN ('sent', 'delivered', 'undelivered') AND sent_at >= $2 AND address_hash",
+                    &[tenant.into(), (now - policy.dedupe_hours * 3_600_000).into()],
+                    addresses,
+                )
+                .await?;
+            f.recent = recent.into_iter().collect();
+        }
+        drop(tx);
+        Ok(f)
+    }
+
+    /// Records a round's outcomes in one transaction.
+    async fn record(
+        &self,
+        now: i64,
+        sent: &[(i64, String)],
+        deferred: &[(i64, i64)],
+        suppressed: &[(i64, &'static str)],
+        retry: &[(i64, i64, String)],
+        failed: &[(i64, String)],
+    ) -> Result<(), DbError> {
+        let mut tx = self.db.begin().await?;
+        let provider = self.provider.name();
+        for chunk in sent.chunks(MAX_BINDS / 2) {
+            let mut q = sql(format!(
+                "UPDATE outbox SET status = 'sent', provider = '{provider}', provider_ref = v.column2, \
+                 sent_at = {now}, lease_until = NULL FROM (VALUES {}) AS v WHERE outbox.id = v.column1",
+                values_placeholders(chunk.len(), 2, 1)
+            ));
+            for (id, r) in chunk {
+                q.push_arg(*id);
+                q.push_arg(r.clone());
+            }
+            tx.execute(&q).await?;
+        }
+        for chunk in deferred.chunks(MAX_BINDS / 2) {
+            // Deferring is not an attempt.
+            let mut q = sql(format!(
+                "UPDATE outbox SET status = 'queued', attempts = attempts - 1, not_before = v.column2, \
+                 lease_until = NULL FROM (VALUES {}) AS v WHERE outbox.id = v.column1",
+                values_placeholders(chunk.len(), 2, 1)
+            ));
+            for (id, until) in chunk {
+                q.push_arg(*id);
+                q.push_arg(*until);
+            }
+            tx.execute(&q).await?;
+        }
+        for chunk in suppressed.chunks(MAX_BINDS / 2) {
+            let mut q = sql(format!(
+                "UPDATE outbox SET status = 'suppressed', reason = v.column2, lease_until = NULL \
+                 FROM (VALUES {}) AS v WHERE outbox.id = v.column1",
+                values_placeholders(chunk.len(), 2, 1)
+            ));
+            for (id, why) in chunk {
+                q.push_arg(*id);
+                q.push_arg(*why);
+            }
+            tx.execute(&q).await?;
+        }
+        for (id, at, why) in retry {
+            tx.execute(
+                &sql("UPDATE outbox SET status = 'queued', not_before = $2, reason = $3, lease_until = NULL WHERE id = $1")
+                    .bind(*id)
+                    .bind(*at)
+                    .bind(why.clone()),
+            )
+            .await?;
+        }
+        for (id, why) in failed {
+            tx.execute(
+                &sql("UPDATE outbox SET status = 'failed', reason = $2, lease_until = NULL WHERE id = $1")
+                    .bind(*id)
+                    .bind(why.clone()),
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+}
+
+fn describe(e: &SmsError) -> String {
+    e.to_string()
+}
+
+fn recipient_key(m: &Claimed) -> String {
+    match m.customer_id {
+        Some(c) => format!("c{c}"),
+        None => format!("a{}", m.address_hash),
+    }
+}
+
+#[derive(Default)]
+struct BatchFacts {
+    unsubscribed: HashSet<String>,
+    week: HashMap<String, i64>,
+    recent: HashSet<(String, String)>,
+}
+
+/// A delivery receipt from a provider's callback: the message reached the phone or did not.
+pub async fn record_receipt(
+    db: &Db,
+    provider: &str,
+    provider_ref: &str,
+    delivered: bool,
+    code: &str,
+    at: i64,
+) -> Result<bool, DbError> {
+    let n = db
+        .execute(
+            &sql("UPDATE outbox SET status = $3, delivery = $4, delivered_at = $5 \
+                  WHERE provider = $1 AND provider_ref = $2 AND status IN ('sent', 'delivered', 'undelivered')")
+            .bind(provider)
+            .bind(provider_ref)
+            .bind(if delivered { "delivered" } else { "undelivered" })
+            .bind(code)
+            .bind(at),
+        )
+        .await?;
+    Ok(n > 0)
+}
+
+/// A reply from a phone: recorded against the tenant that last messaged that number, and an
+/// unsubscribe when it says R, TD or 退订. Returns the tenant, if any had messaged it.
+pub async fn record_reply(
+    db: &Db,
+    cipher: &FieldCipher,
+    provider: &str,
+    phone: &str,
+    text: &str,
+    at: i64,
+) -> Result<Option<(i64, bool)>, DbError> {
+    let hash = cipher.lookup_hash(phone);
+    let tenant: Option<(i64,)> = db
+        .fetch_optional(
+            &sql(
+                "SELECT tenant_id FROM outbox WHERE address_hash = $1 AND sent_at IS NOT NULL \
+                  ORDER BY sent_at DESC LIMIT 1",
+            )
+            .bind(hash.clone()),
+        )
+        .await?;
+    let Some((tenant,)) = tenant else {
+        return Ok(None);
+    };
+    let unsubscribe = crate::channels::sms::is_unsubscribe_reply(text);
+    let mut tx = db.begin().await?;
+    let id = tx.reserve_ids("sms_reply", 1).await?;
+    tx.execute(
+        &sql("INSERT INTO sms_replies (id, tenant_id, provider, address_hash, content, unsubscribed, received_at) \
+              VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(id)
+            .bind(tenant)
+            .bind(provider)
+            .bind(hash.clone())
+            .bind(text)
+            .bind(unsubscribe as i64)
+            .bind(at),
+    )
+    .await?;
+    if unsubscribe {
+        tx.execute(
+            &sql("INSERT INTO unsubscribes (tenant_id, channel, address_hash, source, created_at) VALUES ($1, 'sms', $2, $3, $4) \
+                  ON CONFLICT (tenant_id, channel, address_hash) DO NOTHING")
+                .bind(tenant)
+                .bind(hash)
+                .bind(format!("reply:{provider}"))
+                .bind(at),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Some((tenant, unsubscribe)))
+}
+
+/// Counts of a tenant's outbox by status.
+pub async fn counts(db: &Db, tenant: i64) -> Result<Vec<(String, i64)>, DbError> {
+    db.fetch_all(
+        &sql("SELECT status, COUNT(*) FROM outbox WHERE tenant_id = $1 GROUP BY status ORDER BY status")
+            .bind(tenant),
+    )
+    .await
+}
