@@ -4,6 +4,7 @@
 //! and `platform` (storage, access, configuration) so far; `interfaces` holds the HTTP API and
 //! the console.
 
+pub mod acquire;
 pub mod channels;
 pub mod convert;
 pub mod demo;

@@ -152,7 +152,7 @@ pub async fn serve(
     db: Db,
     cipher: siyu::platform::crypto::FieldCipher,
     listen: &str,
-    flash_gate: Option<&str>,
+    settings: &Settings,
     banner: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
@@ -161,8 +161,21 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     banner(addr);
     tracing::info!(%addr, "serving");
-    let mut app = App::new(db.clone(), cipher);
-    if let Some(url) = flash_gate {
+    let mut app = App::new(db.clone(), cipher.clone());
+    app.public_url = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"))
+        .trim_end_matches('/')
+        .to_string();
+    app.sms_callback_token = settings.sms.callback_token.clone();
+    let provider = settings
+        .sms
+        .provider(&db)
+        .context("configuring the SMS provider ([sms] in siyu.toml)")?;
+    tracing::info!(provider = provider.name(), "SMS provider");
+    app.outbox = siyu::engage::outbox::Outbox::new(db.clone(), cipher, provider);
+    if let Some(url) = settings.flash_gate.as_deref() {
         let flash = siyu::convert::flash::FlashSales::with_redis(db.clone(), url, "siyu:flash")
             .await
             .with_context(|| format!("connecting the flash-sale gate to {}", redact_url(url)))?;
@@ -381,7 +394,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Serve { listen } => {
             let (db, cipher) = open(&s).await?;
             let listen = listen.unwrap_or_else(|| s.listen.clone());
-            serve(db, cipher, &listen, s.flash_gate.as_deref(), |addr| {
+            serve(db, cipher, &listen, &s, |addr| {
                 println!(
                     "Siyu is serving on http://{addr}/console ({})",
                     redact_url(&s.database_url)

@@ -3,7 +3,7 @@
 -- every outbound message passes through with the contact policy's unsubscribes.
 
 INSERT INTO id_counters (name, next_id) VALUES
-    ('outbox', 1), ('sms_reply', 1), ('link', 1), ('campaign', 1), ('card_batch', 1), ('card', 1);
+    ('outbox', 1), ('sms_reply', 1), ('link', 1), ('click', 1), ('campaign', 1), ('card_batch', 1), ('card', 1);
 
 -- Every outbound message, written before it is sent. `dedupe_key` makes enqueueing idempotent
 -- (a campaign launched twice writes each recipient's message once).

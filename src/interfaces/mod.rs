@@ -1,6 +1,7 @@
 //! HTTP: `/api/v1` (JSON), `/console` (the operators' web console), health and readiness.
 
 pub mod api;
+pub mod api_acquire;
 pub mod api_activities;
 pub mod api_convert;
 pub mod api_layering;
@@ -19,8 +20,11 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::Redirect;
 use axum::routing::get;
 
+use crate::acquire::links::Tracker;
+use crate::channels::sms::log::LogProvider;
 use crate::convert::flash::FlashSales;
 use crate::convert::payments::Payments;
+use crate::engage::outbox::Outbox;
 use crate::know::audience::Audiences;
 use crate::know::ingest::EventWriter;
 use crate::platform::crypto::FieldCipher;
@@ -39,6 +43,14 @@ pub struct App {
     pub flash: Arc<FlashSales>,
     /// The payment provider for activities, and Siyu's record of payments.
     pub payments: Payments,
+    /// Every outbound message goes through here; the dispatcher starts with the server.
+    pub outbox: Arc<Outbox>,
+    /// Tracking-link redirects and their click writer.
+    pub links: Arc<Tracker>,
+    /// How customers reach this server (`https://s.brand.cn`): the start of tracking links.
+    pub public_url: String,
+    /// The token in SMS providers' callback URLs; callbacks are refused without one.
+    pub sms_callback_token: Option<String>,
 }
 
 impl App {
@@ -60,7 +72,17 @@ impl App {
         flash.spawn_expiry(std::time::Duration::from_secs(1));
         let payments = Payments::local(db.clone());
         spawn_activity_sweeps(db.clone(), payments.clone());
+        let outbox = Outbox::new(
+            db.clone(),
+            cipher.clone(),
+            Arc::new(LogProvider::new(db.clone())),
+        );
+        let links = Tracker::start(db.clone());
         App {
+            outbox,
+            links,
+            public_url: "http://127.0.0.1:8080".into(),
+            sms_callback_token: None,
             payments,
             db,
             cipher,
@@ -103,6 +125,7 @@ pub fn router(app: App) -> Router {
         .route("/", get(|| async { Redirect::to("/console") }))
         .route("/healthz", get(|| async { "ok" }))
         .merge(api::routes())
+        .merge(api_acquire::routes())
         .merge(api_layering::routes())
         .merge(api_convert::routes())
         .merge(api_activities::routes())
@@ -123,7 +146,11 @@ pub async fn serve(
     app: App,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
+    app.outbox.spawn(std::time::Duration::from_secs(1));
+    axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -22,6 +22,11 @@ pub struct Settings {
     /// `redis://…`: flash-sale stock is counted in Redis (a Lua check-and-decrement) instead of
     /// in this process's memory, for several servers selling one sale. Unset: in memory.
     pub flash_gate: Option<String>,
+    /// How customers reach this server, e.g. `https://s.brand.cn`: tracking links and QR codes
+    /// start with it. Unset: `http://` and the listen address.
+    pub public_url: Option<String>,
+    /// `[sms]`: the SMS provider (`log` by default) and its account.
+    pub sms: crate::channels::sms::SmsSettings,
 }
 
 impl Default for Settings {
@@ -33,6 +38,8 @@ impl Default for Settings {
             listen: "127.0.0.1:8080".into(),
             max_connections: 8,
             flash_gate: None,
+            public_url: None,
+            sms: Default::default(),
         }
     }
 }

@@ -52,6 +52,11 @@ fn derive(secret: &[u8], label: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// Compares secrets without an early exit, so the time taken does not reveal how much matched.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Parses a 32-byte secret from base64 (standard or URL-safe) or hex.
 pub fn parse_secret(text: &str) -> Result<[u8; 32], CryptoError> {
     let t = text.trim();

@@ -128,6 +128,9 @@ pub fn cipher() -> FieldCipher {
     FieldCipher::new(&[42u8; 32])
 }
 
+/// The token in the test server's SMS callback URLs.
+pub const SMS_CALLBACK_TOKEN: &str = "cb-test-token";
+
 /// The real server on 127.0.0.1 and a random port.
 pub struct TestServer {
     pub base: String,
@@ -147,7 +150,9 @@ impl TestServer {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = App::new(tdb.db.clone(), cipher.clone());
+        let mut app = App::new(tdb.db.clone(), cipher.clone());
+        app.public_url = format!("http://{addr}");
+        app.sms_callback_token = Some(SMS_CALLBACK_TOKEN.into());
         let served = app.clone();
         tokio::spawn(async move {
             let _ = siyu::interfaces::serve(listener, served, async {

@@ -1,0 +1,134 @@
+//! Short unguessable codes: tracking links (8 characters of base 62, 47 bits) and package-card
+//! codes (10 characters of Crockford base 32 plus an ISO 7064 MOD 37-36 check character, so a
+//! code typed with one wrong character, or two neighbours swapped, is caught before lookup).
+
+use rand::Rng;
+
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// Crockford's base 32: no I, L, O or U, so nothing reads as 1, 0 or a rude word.
+const CROCKFORD: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// The MOD 37-36 alphabet (0–9, A–Z) the check character is computed over.
+const ALNUM: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+pub const LINK_CODE_LEN: usize = 8;
+pub const CARD_CODE_LEN: usize = 11;
+
+pub fn link_code() -> String {
+    let mut r = rand::rng();
+    (0..LINK_CODE_LEN)
+        .map(|_| BASE62[r.random_range(0..BASE62.len())] as char)
+        .collect()
+}
+
+pub fn is_link_code(s: &str) -> bool {
+    s.len() == LINK_CODE_LEN && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// ISO 7064 MOD 37,36 (a hybrid system): the character that makes the whole code check.
+fn check_char(body: &str) -> Option<char> {
+    const M: u32 = 36;
+    let mut p = M;
+    for c in body.chars() {
+        let v = ALNUM.iter().position(|&a| a as char == c)? as u32;
+        let mut s = (p + v) % M;
+        if s == 0 {
+            s = M;
+        }
+        p = (2 * s) % (M + 1);
+    }
+    let v = (M + 1 - p) % M;
+    Some(ALNUM[v as usize] as char)
+}
+
+/// A new card code: 10 random Crockford characters and the check character.
+pub fn card_code() -> String {
+    let mut r = rand::rng();
+    loop {
+        let body: String = (0..CARD_CODE_LEN - 1)
+            .map(|_| CROCKFORD[r.random_range(0..CROCKFORD.len())] as char)
+            .collect();
+        // The check character ranges over 0–9A–Z; draw again when it is one Crockford leaves
+        // out, so every character of a code can be typed from the card unambiguously.
+        if let Some(check) = check_char(&body).filter(|c| CROCKFORD.contains(&(*c as u8))) {
+            return format!("{body}{check}");
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CardCodeError {
+    #[error("a card code has {CARD_CODE_LEN} characters; this one has {0}")]
+    Length(usize),
+    #[error("{0:?} is not a character used in card codes")]
+    Character(char),
+    #[error("the code does not check: a character was mistyped")]
+    Check,
+}
+
+/// Normalises what a customer typed (case, spaces, dashes, the letters Crockford reads as
+/// digits) and checks it.
+pub fn parse_card_code(typed: &str) -> Result<String, CardCodeError> {
+    let mut s = String::with_capacity(CARD_CODE_LEN);
+    for c in typed.chars() {
+        if c.is_whitespace() || c == '-' {
+            continue;
+        }
+        let c = match c.to_ascii_uppercase() {
+            'O' => '0',
+            'I' | 'L' => '1',
+            c => c,
+        };
+        if !CROCKFORD.contains(&(c as u8)) || !c.is_ascii() {
+            return Err(CardCodeError::Character(c));
+        }
+        s.push(c);
+    }
+    if s.len() != CARD_CODE_LEN {
+        return Err(CardCodeError::Length(s.len()));
+    }
+    let (body, check) = s.split_at(CARD_CODE_LEN - 1);
+    if check_char(body).map(String::from).as_deref() != Some(check) {
+        return Err(CardCodeError::Check);
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn new_codes_check() {
+        for _ in 0..1000 {
+            let c = card_code();
+            assert_eq!(parse_card_code(&c), Ok(c.clone()));
+            assert!(is_link_code(&link_code()));
+        }
+        assert_eq!(parse_card_code("abc"), Err(CardCodeError::Length(3)));
+    }
+
+    proptest! {
+        /// Every single wrong character is caught.
+        #[test]
+        fn one_wrong_character_is_caught(pos in 0..CARD_CODE_LEN, sub in 0..CROCKFORD.len()) {
+            let c = card_code();
+            let mut b: Vec<u8> = c.clone().into_bytes();
+            prop_assume!(b[pos] != CROCKFORD[sub]);
+            b[pos] = CROCKFORD[sub];
+            let typo = String::from_utf8(b).expect("ascii");
+            prop_assert!(parse_card_code(&typo).is_err());
+        }
+
+        /// Swapping two different neighbours is caught.
+        #[test]
+        fn a_swap_is_caught(pos in 0..CARD_CODE_LEN - 1) {
+            let c = card_code();
+            let mut b: Vec<u8> = c.into_bytes();
+            prop_assume!(b[pos] != b[pos + 1]);
+            b.swap(pos, pos + 1);
+            let typo = String::from_utf8(b).expect("ascii");
+            prop_assert!(parse_card_code(&typo).is_err());
+        }
+    }
+}

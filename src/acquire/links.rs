@@ -1,0 +1,302 @@
+//! Tracking links: `/t/{code}` answers a redirect to the link's target and records the click
+//! (time, link, hashed IP, user agent, a first-party visitor id for unique visitors).
+//!
+//! The redirect never waits for the database: codes are resolved from memory after their first
+//! use, and clicks go to a writer task that stores them in groups. A click that arrives while
+//! the writer's queue is full is counted as dropped and logged, never allowed to slow the
+//! redirect; a click is not something anyone was promised.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::codes;
+use crate::platform::db::{Db, DbError, MAX_BINDS, Tx, sql, values_placeholders};
+
+/// What a redirect needs to know about a link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Link {
+    pub id: i64,
+    pub tenant_id: i64,
+    pub code: String,
+    pub target: String,
+    pub channel: String,
+    pub campaign_id: Option<i64>,
+    pub batch_id: Option<i64>,
+    pub variant: Option<String>,
+    pub customer_id: Option<i64>,
+    pub created_at: i64,
+}
+
+/// A link to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewLink {
+    pub target: String,
+    pub channel: String,
+    pub campaign_id: Option<i64>,
+    pub batch_id: Option<i64>,
+    pub variant: Option<String>,
+    pub customer_id: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("target: {0}")]
+    Target(String),
+    #[error("channel: must be 1–32 letters, digits, - or _")]
+    Channel,
+    #[error("link {0} not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Only http(s) targets: a tracking link must never become an open redirect to `javascript:`.
+pub fn check_target(target: &str) -> Result<(), LinkError> {
+    let t = target.trim();
+    if t.len() > 2_000 {
+        return Err(LinkError::Target("longer than 2000 characters".into()));
+    }
+    match reqwest::Url::parse(t) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(()),
+        Ok(_) => Err(LinkError::Target("must be an http or https URL".into())),
+        Err(e) => Err(LinkError::Target(format!("not a URL ({e})"))),
+    }
+}
+
+fn check_channel(c: &str) -> Result<(), LinkError> {
+    if (1..=32).contains(&c.len())
+        && c.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(())
+    } else {
+        Err(LinkError::Channel)
+    }
+}
+
+/// Creates links inside the caller's transaction (a campaign creates one per recipient).
+pub async fn create_in(
+    tx: &mut Tx,
+    tenant: i64,
+    links: &[NewLink],
+    now: i64,
+) -> Result<Vec<Link>, LinkError> {
+    for l in links {
+        check_target(&l.target)?;
+        check_channel(&l.channel)?;
+    }
+    if links.is_empty() {
+        return Ok(Vec::new());
+    }
+    const COLS: usize = 10;
+    let first = tx.reserve_ids("link", links.len() as i64).await?;
+    let mut out = Vec::with_capacity(links.len());
+    for (i, l) in links.iter().enumerate() {
+        out.push(Link {
+            id: first + i as i64,
+            tenant_id: tenant,
+            code: codes::link_code(),
+            target: l.target.trim().to_string(),
+            channel: l.channel.clone(),
+            campaign_id: l.campaign_id,
+            batch_id: l.batch_id,
+            variant: l.variant.clone(),
+            customer_id: l.customer_id,
+            created_at: now,
+        });
+    }
+    for chunk in out.chunks(MAX_BINDS / COLS) {
+        let mut q = sql(format!(
+            "INSERT INTO links (id, tenant_id, code, target, channel, campaign_id, batch_id, variant, customer_id, created_at) VALUES {}",
+            values_placeholders(chunk.len(), COLS, 1)
+        ));
+        for l in chunk {
+            q.push_arg(l.id);
+            q.push_arg(l.tenant_id);
+            q.push_arg(l.code.clone());
+            q.push_arg(l.target.clone());
+            q.push_arg(l.channel.clone());
+            q.push_arg(l.campaign_id);
+            q.push_arg(l.batch_id);
+            q.push_arg(l.variant.clone());
+            q.push_arg(l.customer_id);
+            q.push_arg(l.created_at);
+        }
+        // 47 random bits per code: a collision in a batch is astronomically unlikely, and the
+        // UNIQUE index turns it into an error rather than a wrong redirect.
+        tx.execute(&q).await?;
+    }
+    Ok(out)
+}
+
+const LINK_COLUMNS: &str =
+    "id, tenant_id, code, target, channel, campaign_id, batch_id, variant, customer_id, created_at";
+
+pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<Link, LinkError> {
+    db.fetch_optional(
+        &sql(format!(
+            "SELECT {LINK_COLUMNS} FROM links WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant)
+        .bind(id),
+    )
+    .await?
+    .ok_or_else(|| LinkError::NotFound(id.to_string()))
+}
+
+pub async fn by_code(db: &Db, code: &str) -> Result<Option<Link>, DbError> {
+    db.fetch_optional(&sql(format!("SELECT {LINK_COLUMNS} FROM links WHERE code = $1")).bind(code))
+        .await
+}
+
+/// Clicks of a link: page views and unique visitors.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct ClickCounts {
+    pub clicks: i64,
+    pub visitors: i64,
+}
+
+pub async fn click_counts(db: &Db, tenant: i64, link: i64) -> Result<ClickCounts, DbError> {
+    let (clicks, visitors): (i64, i64) = db
+        .fetch_one(
+            &sql("SELECT COUNT(*), COUNT(DISTINCT visitor) FROM clicks WHERE tenant_id = $1 AND link_id = $2")
+                .bind(tenant)
+                .bind(link),
+        )
+        .await?;
+    Ok(ClickCounts { clicks, visitors })
+}
+
+/// One click, as the redirect saw it.
+#[derive(Debug, Clone)]
+pub struct Click {
+    pub tenant_id: i64,
+    pub link_id: i64,
+    pub visitor: String,
+    pub ip_hash: String,
+    pub user_agent: String,
+    pub at: i64,
+}
+
+/// Resolves codes from memory and hands clicks to the group writer.
+pub struct Tracker {
+    db: Db,
+    cache: RwLock<HashMap<String, Arc<Link>>>,
+    clicks: mpsc::Sender<Queued>,
+    pub dropped: AtomicU64,
+}
+
+enum Queued {
+    Click(Click),
+    /// Answered once everything queued before it is stored.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Clicks waiting at most; past this the redirect drops the click rather than wait.
+const CLICK_QUEUE: usize = 200_000;
+/// Clicks written per transaction at most.
+const CLICK_GROUP: usize = 5_000;
+
+impl Tracker {
+    /// Starts the click writer on the current runtime.
+    pub fn start(db: Db) -> Arc<Tracker> {
+        let (tx, rx) = mpsc::channel(CLICK_QUEUE);
+        tokio::spawn(write_clicks(db.clone(), rx));
+        Arc::new(Tracker {
+            db,
+            cache: RwLock::default(),
+            clicks: tx,
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    /// The link for a code: from memory after the first lookup. Unknown codes are not
+    /// remembered, so a guessed code costs one indexed read and no memory.
+    pub async fn resolve(&self, code: &str) -> Result<Option<Arc<Link>>, DbError> {
+        if !codes::is_link_code(code) {
+            return Ok(None);
+        }
+        if let Some(l) = self.cache.read().ok().and_then(|c| c.get(code).cloned()) {
+            return Ok(Some(l));
+        }
+        let Some(link) = by_code(&self.db, code).await? else {
+            return Ok(None);
+        };
+        let link = Arc::new(link);
+        if let Ok(mut c) = self.cache.write() {
+            // A crude bound: links are small, but a campaign makes one per recipient.
+            if c.len() > 1_000_000 {
+                c.clear();
+            }
+            c.insert(code.to_string(), link.clone());
+        }
+        Ok(Some(link))
+    }
+
+    /// Queues a click without waiting.
+    pub fn record(&self, click: Click) {
+        if self.clicks.try_send(Queued::Click(click)).is_err() {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(dropped = n, "click queue full; clicks dropped");
+            }
+        }
+    }
+
+    /// Waits until every click queued so far is stored (tests, shutdown, benchmarks).
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.clicks.send(Queued::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+async fn write_clicks(db: Db, mut rx: mpsc::Receiver<Queued>) {
+    let mut group = Vec::with_capacity(CLICK_GROUP);
+    while rx.recv_many(&mut group, CLICK_GROUP).await > 0 {
+        let mut clicks = Vec::with_capacity(group.len());
+        let mut flushes = Vec::new();
+        for q in group.drain(..) {
+            match q {
+                Queued::Click(c) => clicks.push(c),
+                Queued::Flush(f) => flushes.push(f),
+            }
+        }
+        if !clicks.is_empty()
+            && let Err(e) = store_clicks(&db, &clicks).await
+        {
+            tracing::error!(error = %e, clicks = clicks.len(), "storing clicks failed; they are lost");
+        }
+        for f in flushes {
+            let _ = f.send(());
+        }
+    }
+}
+
+async fn store_clicks(db: &Db, clicks: &[Click]) -> Result<(), DbError> {
+    const COLS: usize = 7;
+    let mut tx = db.begin().await?;
+    for chunk in clicks.chunks(MAX_BINDS / COLS) {
+        let mut q = sql(format!(
+            "INSERT INTO clicks (tenant_id, link_id, visitor, ip_hash, user_agent, at, id) VALUES {}",
+            values_placeholders(chunk.len(), COLS, 1)
+        ));
+        let base = tx.reserve_ids("click", chunk.len() as i64).await?;
+        for (i, c) in chunk.iter().enumerate() {
+            q.push_arg(c.tenant_id);
+            q.push_arg(c.link_id);
+            q.push_arg(c.visitor.clone());
+            q.push_arg(c.ip_hash.clone());
+            q.push_arg(c.user_agent.clone());
+            q.push_arg(c.at);
+            q.push_arg(base + i as i64);
+        }
+        tx.execute(&q).await?;
+    }
+    tx.commit().await
+}

@@ -1,0 +1,8 @@
+//! Acquire: bringing marketplace buyers into the brand's own channels. Tracking links and QR
+//! codes, SMS recall campaigns, package-card batches and their landing page.
+
+pub mod campaigns;
+pub mod codes;
+pub mod links;
+pub mod qr;
+pub mod report;
