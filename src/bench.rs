@@ -26,6 +26,8 @@ pub enum Suite {
     Audience,
     /// Flash-sale attempts over HTTP, stock in memory against a Redis Lua script.
     Flash,
+    /// Tracking-link redirects (against nginx) and outbox throughput.
+    Acquire,
 }
 
 #[derive(Args)]
@@ -64,6 +66,12 @@ pub struct BenchArgs {
         default_value = "redis://127.0.0.1:6379/"
     )]
     pub redis: Option<String>,
+    /// Acquire suite: redirects to request.
+    #[arg(long, default_value_t = 300_000)]
+    pub requests: u64,
+    /// Acquire suite: campaign messages to launch and send.
+    #[arg(long, default_value_t = 200_000)]
+    pub messages: u64,
     /// PostgreSQL server to measure as well (a temporary database is created there).
     #[arg(long, env = "SIYU_BENCH_POSTGRES_URL")]
     pub postgres: Option<String>,
@@ -75,6 +83,8 @@ pub struct Scratch {
     drop_pg: Option<(String, String)>,
     _dir: Option<tempfile_dir::Dir>,
 }
+
+pub use tempfile_dir::Dir as TempDir;
 
 mod tempfile_dir {
     /// A directory removed when dropped (the bench needs no more than this).
@@ -292,6 +302,9 @@ pub async fn run(_s: &Settings, a: BenchArgs) -> anyhow::Result<()> {
     }
     if a.suite == Suite::Flash {
         return crate::bench_flash::run(&a).await;
+    }
+    if a.suite == Suite::Acquire {
+        return crate::bench_acquire::run(&a).await;
     }
     let cipher = FieldCipher::new(&[9u8; 32]);
     let dir = std::env::temp_dir().join(format!("siyu-bench-files-{}", std::process::id()));

@@ -89,13 +89,18 @@ pub async fn run(s: &Settings, a: DemoArgs) -> anyhow::Result<()> {
     layering_report(&db, tenant.id).await?;
     convert_report(&db, &cipher, tenant.id).await?;
     activities_report(&db, &cipher, tenant.id).await?;
+    let public_url = s
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", a.listen.as_deref().unwrap_or(&s.listen)));
+    acquire_report(&db, &cipher, tenant.id, &public_url).await?;
 
     if a.no_serve {
         db.close().await;
         return Ok(());
     }
     let listen = a.listen.unwrap_or_else(|| s.listen.clone());
-    serve(db, cipher, &listen, &s, |addr| {
+    serve(db, cipher, &listen, s, |addr| {
         println!("\nConsole 控制台: http://{addr}/console");
         println!("  品牌 brand: {DEMO_TENANT}   用户 user: admin (sees full phones) or ops   密码 password: {DEMO_PASSWORD}");
         println!("API key for this run: {key}");
@@ -612,5 +617,182 @@ async fn activities_report(
         members.len(),
         gift.stock
     );
+    Ok(())
+}
+
+/// Acquire: an SMS recall campaign to the dormant store regulars, two versions of the text and
+/// a 10% hold-out, sent through the outbox (the `log` provider) at the first time the contact
+/// policy allows; customers' clicks and orders in the next day are simulated, and the report is
+/// read as an operator would read it.
+async fn acquire_report(
+    db: &siyu::platform::db::Db,
+    cipher: &siyu::platform::crypto::FieldCipher,
+    tenant: i64,
+    public_url: &str,
+) -> anyhow::Result<()> {
+    use siyu::acquire::campaigns::{self, NewCampaign, VariantSpec};
+    use siyu::acquire::report;
+    use siyu::channels::sms::log::LogProvider;
+    use siyu::engage::outbox::Outbox;
+    use siyu::engage::policy;
+    use siyu::know::audience::Audiences;
+    use siyu::know::segments;
+    use siyu::platform::clock::now_ms;
+    use siyu::platform::db::sql;
+
+    let now = now_ms();
+    let segs = segments::list(db, tenant).await?;
+    let seg = segs
+        .iter()
+        .find(|s| s.name == "门店休眠老客")
+        .or(segs.first())
+        .context("the demo's segments are missing")?;
+    let members = Audiences::new(db.clone())
+        .members(tenant, &seg.rule()?)
+        .await?;
+    let snap = segments::take_snapshot(db, tenant, seg, &members, "demo", now).await?;
+    // Sent at the first moment outside quiet hours, as the outbox would.
+    let pol = policy::load(db, tenant).await?;
+    let send_at = pol.quiet_until(now).unwrap_or(now);
+    let (c, content) = campaigns::create(
+        db,
+        tenant,
+        &NewCampaign {
+            name: format!("门店老客召回 {}", segs.len()),
+            snapshot_id: snap.id,
+            variants: vec![
+                VariantSpec {
+                    name: "A".into(),
+                    content: "【茶小铺】好久不见，20元回归券已放入您的账户 {link} 拒收请回复R"
+                        .into(),
+                    weight: 1,
+                },
+                VariantSpec {
+                    name: "B".into(),
+                    content: "【茶小铺】您常买的明前龙井到店了，老客专享价 {link} 拒收请回复R"
+                        .into(),
+                    weight: 1,
+                },
+            ],
+            holdout_percent: 10,
+            seed: Some(format!("demo-{}", snap.id)),
+            target_url: Some("https://shop.example.cn/huigui".into()),
+            template_code: None,
+            exclude_phones: vec![],
+            forbidden_words: vec![],
+            cost_per_part: Some(5),
+            window_days: Some(7),
+            scheduled_at: Some(send_at),
+        },
+        public_url.chars().count() + 11,
+        now,
+    )
+    .await?;
+    let launched = campaigns::launch(db, cipher, public_url, tenant, c.id, now).await?;
+    let outbox = Outbox::new(
+        db.clone(),
+        cipher.clone(),
+        std::sync::Arc::new(LogProvider::new(db.clone())),
+    );
+    let started = std::time::Instant::now();
+    let sent = outbox.drain(send_at).await?;
+    let secs = started.elapsed().as_secs_f64();
+
+    // The day after: some recipients click, some of those buy; B's text works better, and the
+    // hold-out buys a little on its own. Deterministic, so every run reads the same.
+    let recipients: Vec<(i64, String, Option<i64>)> = db
+        .fetch_all(
+            &sql("SELECT r.customer_id, r.variant, l.id FROM campaign_recipients r \
+                  LEFT JOIN links l ON l.tenant_id = r.tenant_id AND l.campaign_id = r.campaign_id AND l.customer_id = r.customer_id \
+                  WHERE r.tenant_id = $1 AND r.campaign_id = $2 AND r.outcome IN ('queued', 'control') ORDER BY r.customer_id")
+                .bind(tenant)
+                .bind(c.id),
+        )
+        .await?;
+    let mut tx = db.begin().await?;
+    for (cust, variant, link) in &recipients {
+        let roll = (*cust as u64).wrapping_mul(2_654_435_761) % 1000;
+        let (click, buy) = match variant.as_str() {
+            "A" => (120, 30),
+            "B" => (160, 55),
+            _ => (0, 12),
+        };
+        let hours = 1 + (roll % 20) as i64;
+        if let Some(link) = link
+            && roll < click
+        {
+            let id = tx.reserve_ids("click", 1).await?;
+            tx.execute(
+                &sql("INSERT INTO clicks (id, tenant_id, link_id, visitor, ip_hash, user_agent, at) VALUES ($1, $2, $3, $4, '', 'demo', $5)")
+                    .bind(id)
+                    .bind(tenant)
+                    .bind(*link)
+                    .bind(format!("demo{cust}"))
+                    .bind(send_at + hours * 3_600_000 - 1_800_000),
+            )
+            .await?;
+        }
+        if roll < buy {
+            siyu::convert::payments::insert_paid_order(
+                &mut tx,
+                tenant,
+                *cust,
+                &format!("SY-RC{}-{cust}", c.id),
+                "LJ-250",
+                "明前龙井 250g",
+                1,
+                25_800,
+                send_at + hours * 3_600_000,
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
+
+    let r = report::campaign_report(db, tenant, c.id).await?;
+    let yuan = |f: i64| f as f64 / 100.0;
+    println!(
+        "\n拉新召回 / acquire — SMS recall to {:?} (snapshot of {})",
+        seg.name, snap.size
+    );
+    println!(
+        "  content checks 文案检查: A {} chars / {} part(s), B {} chars / {} part(s)",
+        content[0].chars, content[0].parts, content[1].chars, content[1].parts
+    );
+    println!(
+        "  launch 发送名单: {} queued, {} hold-out, {} without phone, {} unsubscribed",
+        launched.queued, launched.control, launched.no_phone, launched.unsubscribed
+    );
+    println!(
+        "  outbox 发件箱: {} sent, {} held by the contact policy, in {secs:.2} s (send time {})",
+        sent.sent,
+        sent.suppressed,
+        chrono::DateTime::from_timestamp_millis(send_at + 8 * 3_600_000)
+            .map(|t| t.format("%Y-%m-%d %H:%M China time").to_string())
+            .unwrap_or_default()
+    );
+    println!(
+        "  {:<8} {:>8} {:>7} {:>7} {:>8} {:>10} {:>9} {:>7}",
+        "variant", "eligible", "sent", "clicks", "buyers", "GMV ¥", "cost ¥", "ROI"
+    );
+    for v in r.variants.iter().chain(std::iter::once(&r.total)) {
+        println!(
+            "  {:<8} {:>8} {:>7} {:>7} {:>8} {:>10.2} {:>9.2} {:>7}",
+            v.variant,
+            v.eligible,
+            v.sent,
+            v.clicks,
+            v.buyers,
+            yuan(v.gmv),
+            yuan(v.cost),
+            v.roi
+                .map(|x| format!("{x:.1}"))
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    if let Some(ab) = &r.ab {
+        println!("  A/B 结论: {}", ab.verdict_zh.replace('\n', "\n    "));
+        println!("  A/B verdict: {}", ab.verdict_en.replace('\n', "\n    "));
+    }
     Ok(())
 }

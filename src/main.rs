@@ -17,6 +17,7 @@ use siyu::platform::db::Db;
 use siyu::platform::runtime::{open, redact_url};
 
 mod bench;
+mod bench_acquire;
 mod bench_audience;
 mod bench_flash;
 mod demo_cmd;

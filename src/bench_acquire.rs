@@ -1,0 +1,334 @@
+//! `siyu bench --suite acquire`: tracking-link redirects per second with click logging on,
+//! side by side with nginx answering the same 302 (when nginx is installed), both driven by the
+//! same keep-alive load generator; and outbox throughput: a campaign's messages rendered with
+//! their tracking links and checked (the launch), then decided by the contact policy and handed
+//! to the `log` provider (the dispatch).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use anyhow::Context;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use roaring::RoaringBitmap;
+
+use crate::bench::{BenchArgs, scratch};
+use siyu::acquire::campaigns::{self, NewCampaign, VariantSpec};
+use siyu::channels::sms::log::LogProvider;
+use siyu::engage::outbox::Outbox;
+use siyu::engage::policy::{self, ContactPolicy};
+use siyu::interfaces::{self, App};
+use siyu::platform::access;
+use siyu::platform::clock::now_ms;
+use siyu::platform::crypto::FieldCipher;
+use siyu::platform::db::{sql, values_placeholders};
+
+const TARGET: &str = "https://shop.example.cn/huigui";
+
+/// GETs `path` `requests` times over `concurrency` keep-alive connections; every answer must
+/// be a 302. Returns the seconds taken.
+async fn load(
+    addr: std::net::SocketAddr,
+    path: &str,
+    requests: u64,
+    concurrency: usize,
+    label: &str,
+) -> anyhow::Result<f64> {
+    let next = Arc::new(AtomicU64::new(0));
+    let pb = crate::progress_bar(requests, label);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (next, path, pb) = (next.clone(), path.to_string(), pb.clone());
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let (mut send, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= requests {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let req = hyper::Request::get(path.as_str())
+                    .header(hyper::header::HOST, "bench")
+                    .header(hyper::header::USER_AGENT, "siyu-bench")
+                    .body(Empty::<Bytes>::new())?;
+                send.ready().await?;
+                let resp = send.send_request(req).await?;
+                let status = resp.status();
+                resp.into_body().collect().await?;
+                anyhow::ensure!(status.as_u16() == 302, "redirect answered {status}");
+                if n % 4_096 == 0 {
+                    pb.set_position(n);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    pb.finish_and_clear();
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// nginx on a free port with `return 302` and an access log (it logs each click too).
+struct Nginx {
+    child: std::process::Child,
+    _dir: crate::bench::TempDir,
+    addr: std::net::SocketAddr,
+}
+
+fn start_nginx(workers: usize) -> anyhow::Result<Nginx> {
+    let bin = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .context("nginx is not installed (apt-get install nginx)")?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let dir = std::env::temp_dir().join(format!("siyu-bench-nginx-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("logs"))?;
+    let conf = format!(
+        "worker_processes {workers};\nerror_log {d}/logs/error.log;\npid {d}/nginx.pid;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n  access_log {d}/logs/access.log combined buffer=64k;\n  keepalive_requests 1000000;\n\
+         client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
+         server {{ listen 127.0.0.1:{port}; location /t/ {{ return 302 {TARGET}; }} }}\n}}\n",
+        d = dir.display()
+    );
+    std::fs::write(dir.join("nginx.conf"), conf)?;
+    let child = std::process::Command::new(bin)
+        .args([
+            "-p",
+            &dir.display().to_string(),
+            "-c",
+            &dir.join("nginx.conf").display().to_string(),
+            "-g",
+            "daemon off;",
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("starting nginx")?;
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(Nginx {
+        child,
+        _dir: crate::bench::TempDir(dir),
+        addr,
+    })
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn redirects(a: &BenchArgs, cipher: &FieldCipher) -> anyhow::Result<()> {
+    let s = scratch("sqlite", None).await?;
+    let t = access::create_tenant(&s.db, "bench").await?;
+    let app = App::new(s.db.clone(), cipher.clone());
+    let tracker = app.links.clone();
+    let mut tx = s.db.begin().await?;
+    let link = siyu::acquire::links::create_in(
+        &mut tx,
+        t.id,
+        &[siyu::acquire::links::NewLink {
+            target: TARGET.into(),
+            channel: "sms".into(),
+            ..Default::default()
+        }],
+        now_ms(),
+    )
+    .await?
+    .remove(0);
+    tx.commit().await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(interfaces::serve(listener, app, async {
+        let _ = stop_rx.await;
+    }));
+    let path = format!("/t/{}", link.code);
+    // Warm the code into memory and the connections up.
+    load(addr, &path, 2_000, a.concurrency, "warm-up").await?;
+    let siyu_secs = load(addr, &path, a.requests, a.concurrency, "siyu /t/").await?;
+    tracker.flush().await;
+    let (clicks,): (i64,) =
+        s.db.fetch_one(&sql("SELECT COUNT(*) FROM clicks WHERE link_id = $1").bind(link.id))
+            .await?;
+    let dropped = tracker.dropped.load(Ordering::Relaxed);
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    println!(
+        "| redirects over HTTP/1.1 keep-alive: {} requests by {} connections, load generator in the same process | server | seconds | redirects/s | clicks stored | clicks dropped |",
+        a.requests, a.concurrency
+    );
+    println!("|---|---|---:|---:|---:|---:|");
+    let siyu_rate = a.requests as f64 / siyu_secs;
+    println!(
+        "| `GET /t/{{code}}` → 302, click logged | siyu | {siyu_secs:.2} | {siyu_rate:.0} | {} | {dropped} |",
+        clicks - 2_000
+    );
+    match start_nginx(2) {
+        Ok(n) => {
+            load(n.addr, &path, 2_000, a.concurrency, "warm-up").await?;
+            let secs = load(n.addr, &path, a.requests, a.concurrency, "nginx").await?;
+            let rate = a.requests as f64 / secs;
+            println!(
+                "| `return 302`, access log on (2 workers) | nginx | {secs:.2} | {rate:.0} | (access log) | |"
+            );
+            println!("| ratio siyu / nginx | | | {:.2}× | | |", siyu_rate / rate);
+        }
+        Err(e) => println!("| nginx: skipped ({e:#}) | | | | | |"),
+    }
+    s.finish().await?;
+    Ok(())
+}
+
+async fn outbox(a: &BenchArgs, backend: &str, cipher: &FieldCipher) -> anyhow::Result<()> {
+    let s = scratch(backend, a.postgres.as_deref()).await?;
+    let t = access::create_tenant(&s.db, "bench").await?;
+    let n = a.messages as i64;
+    let pb = crate::progress_bar(n as u64, &format!("{backend} customers"));
+    for chunk in (1..=n).collect::<Vec<_>>().chunks(5_000) {
+        let mut tx = s.db.begin().await?;
+        let mut q = sql(format!(
+            "INSERT INTO customers (id, tenant_id, created_at) VALUES {}",
+            values_placeholders(chunk.len(), 3, 1)
+        ));
+        for &i in chunk {
+            q.push_arg(i);
+            q.push_arg(t.id);
+            q.push_arg(0i64);
+        }
+        tx.execute(&q).await?;
+        let mut q = sql(format!(
+            "INSERT INTO identities (tenant_id, ikey, kind, customer_id, value_enc, first_seen) VALUES {}",
+            values_placeholders(chunk.len(), 6, 1)
+        ));
+        for &i in chunk {
+            let phone = format!("13{i:09}");
+            q.push_arg(t.id);
+            q.push_arg(format!("phone:{}", cipher.lookup_hash(&phone)));
+            q.push_arg("phone");
+            q.push_arg(i);
+            q.push_arg(cipher.encrypt(&phone));
+            q.push_arg(0i64);
+        }
+        tx.execute(&q).await?;
+        tx.commit().await?;
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    let members: RoaringBitmap = (1..=n as u32).collect();
+    let mut blob = Vec::new();
+    members.serialize_into(&mut blob)?;
+    s.db.execute(
+        &sql("INSERT INTO segment_snapshots (id, tenant_id, segment_id, rule, size, members, taken_by, taken_at) VALUES (1, $1, 1, 'all', $2, $3, 'bench', 0)")
+            .bind(t.id)
+            .bind(n)
+            .bind(blob),
+    )
+    .await?;
+    // No quiet hours, so the run measures sending at any hour; caps and dedupe still apply.
+    policy::save(
+        &s.db,
+        t.id,
+        &ContactPolicy {
+            quiet_start_minute: 0,
+            quiet_end_minute: 0,
+            ..ContactPolicy::default()
+        },
+    )
+    .await?;
+    let now = now_ms();
+    let (c, _) = campaigns::create(
+        &s.db,
+        t.id,
+        &NewCampaign {
+            name: "bench".into(),
+            snapshot_id: 1,
+            variants: vec![
+                VariantSpec {
+                    name: "A".into(),
+                    content: "【茶小铺】好久不见，20元回归券已到账 {link} 拒收请回复R".into(),
+                    weight: 1,
+                },
+                VariantSpec {
+                    name: "B".into(),
+                    content: "【茶小铺】新茶到店，老客专享价 {link} 拒收请回复R".into(),
+                    weight: 1,
+                },
+            ],
+            holdout_percent: 0,
+            seed: Some("bench".into()),
+            target_url: Some(TARGET.into()),
+            template_code: None,
+            exclude_phones: vec![],
+            forbidden_words: vec![],
+            cost_per_part: None,
+            window_days: None,
+            scheduled_at: Some(now),
+        },
+        30,
+        now,
+    )
+    .await?;
+    let started = Instant::now();
+    let launched = campaigns::launch(&s.db, cipher, "https://s.tea.cn", t.id, c.id, now).await?;
+    let launch_secs = started.elapsed().as_secs_f64();
+    let ob = Outbox::new(
+        s.db.clone(),
+        cipher.clone(),
+        Arc::new(LogProvider::new(s.db.clone())),
+    );
+    let started = Instant::now();
+    let r = ob.drain(now).await?;
+    let send_secs = started.elapsed().as_secs_f64();
+    let (logged,): (i64,) = s.db.fetch_one(&sql("SELECT COUNT(*) FROM sms_log")).await?;
+    anyhow::ensure!(
+        logged as u64 == launched.queued && r.sent == launched.queued,
+        "{backend}: {} queued, {} sent, {logged} logged",
+        launched.queued,
+        r.sent
+    );
+    println!(
+        "| {backend} | {n} | {launch_secs:.2} | {:.0} | {send_secs:.2} | {:.0} | {:.0} |",
+        n as f64 / launch_secs,
+        r.sent as f64 / send_secs,
+        r.sent as f64 / (launch_secs + send_secs)
+    );
+    s.finish().await?;
+    Ok(())
+}
+
+pub async fn run(a: &BenchArgs) -> anyhow::Result<()> {
+    let cipher = FieldCipher::new(&[9u8; 32]);
+    redirects(a, &cipher).await?;
+    println!();
+    println!(
+        "| outbox: a campaign to {} customers, each message with its own tracking link | backend | messages | launch s (render, check, link, enqueue) | launched/s | dispatch s (policy, log provider, record) | dispatched/s | end to end/s |",
+        a.messages
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    let mut backends = vec!["sqlite"];
+    if a.postgres.is_some() {
+        backends.push("postgres");
+    }
+    for b in backends {
+        print!("| | ");
+        outbox(a, b, &cipher).await?;
+    }
+    Ok(())
+}
