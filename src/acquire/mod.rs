@@ -2,7 +2,9 @@
 //! codes, SMS recall campaigns, package-card batches and their landing page.
 
 pub mod campaigns;
+pub mod cards;
 pub mod codes;
 pub mod links;
+pub mod otp;
 pub mod qr;
 pub mod report;

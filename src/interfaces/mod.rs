@@ -3,6 +3,7 @@
 pub mod api;
 pub mod api_acquire;
 pub mod api_activities;
+pub mod api_cards;
 pub mod api_convert;
 pub mod api_layering;
 pub mod api_teams;
@@ -126,6 +127,7 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .merge(api::routes())
         .merge(api_acquire::routes())
+        .merge(api_cards::routes())
         .merge(api_layering::routes())
         .merge(api_convert::routes())
         .merge(api_activities::routes())

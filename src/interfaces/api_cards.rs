@@ -1,0 +1,359 @@
+//! Package cards over HTTP: batches and their print files for operators (`/api/v1`), and the
+//! landing page a buyer reaches by scanning a card (`/c/{code}`, `/h5/v1/cards/…`).
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::api::{ApiCaller, ApiError, json_body, require_write};
+use super::api_activities::path_id;
+use crate::acquire::cards::{self, CardError, NewBatch};
+use crate::acquire::otp::{self, OtpError};
+use crate::convert::members::{self, JoinRequest, JoinedVia};
+use crate::know::identity::{Identity, IdentityKind};
+use crate::know::phone::Phone;
+use crate::platform::clock::now_ms;
+use crate::platform::crypto::CustomerClaim;
+use crate::platform::db::sql;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/card-batches", get(list).post(create))
+        .route("/api/v1/card-batches/{id}", get(report))
+        .route("/api/v1/card-batches/{id}/cards.csv", get(cards_csv))
+        .route("/api/v1/card-batches/{id}/cards.pdf", get(cards_pdf))
+        .route("/api/v1/cards/{code}/contact", post(contact))
+        .route("/c/{code}", get(landing))
+        .route("/h5/v1/cards/{code}/otp", post(send_code))
+        .route("/h5/v1/cards/{code}/claim", post(claim))
+}
+
+impl From<CardError> for ApiError {
+    fn from(e: CardError) -> Self {
+        match e {
+            CardError::Invalid { .. } | CardError::Code(_) => ApiError::bad_request(e.to_string()),
+            CardError::BatchNotFound(_) | CardError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            CardError::Claimed => ApiError::new(StatusCode::CONFLICT, "claimed", e.to_string()),
+            CardError::Coupon(e) => e.into(),
+            CardError::Db(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<OtpError> for ApiError {
+    fn from(e: OtpError) -> Self {
+        match e {
+            OtpError::TooSoon => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_soon", e.to_string())
+            }
+            OtpError::Db(e) => ApiError::internal(e),
+            _ => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "code_rejected",
+                e.to_string(),
+            ),
+        }
+    }
+}
+
+/// `POST /api/v1/card-batches`
+async fn create(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    b: Result<Json<NewBatch>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    require_write(&caller)?;
+    let b = json_body(b)?;
+    let batch = cards::create_batch(&app.db, caller.tenant_id, &b, now_ms()).await?;
+    Ok((StatusCode::CREATED, Json(json!({"batch": batch, "cards_pdf": format!("/api/v1/card-batches/{}/cards.pdf", batch.id)}))).into_response())
+}
+
+async fn list(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(
+        json!({"batches": cards::list_batches(&app.db, caller.tenant_id).await?}),
+    ))
+}
+
+/// `GET /api/v1/card-batches/{id}`: the batch and its report.
+async fn report(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Json<cards::BatchReport>, ApiError> {
+    Ok(Json(
+        cards::batch_report(&app.db, caller.tenant_id, path_id("card batch", &id)?).await?,
+    ))
+}
+
+async fn cards_csv(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = path_id("card batch", &id)?;
+    cards::get_batch(&app.db, caller.tenant_id, id).await?;
+    let cs = cards::cards_of(&app.db, caller.tenant_id, id).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"cards-{id}.csv\""),
+            ),
+        ],
+        cards::cards_csv(&cs, &app.public_url),
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/card-batches/{id}/cards.pdf`: for the printing shop.
+async fn cards_pdf(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = path_id("card batch", &id)?;
+    cards::get_batch(&app.db, caller.tenant_id, id).await?;
+    let cs = cards::cards_of(&app.db, caller.tenant_id, id).await?;
+    let url = app.public_url.clone();
+    let pdf = tokio::task::spawn_blocking(move || cards::cards_pdf(&cs, &url))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"cards-{id}.pdf\""),
+            ),
+        ],
+        pdf,
+    )
+        .into_response())
+}
+
+/// `POST /api/v1/cards/{code}/contact`: the buyer added the guide (called by the WeCom side
+/// with the card code it put in the contact way's `state`).
+async fn contact(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(code): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_write(&caller)?;
+    let (tenant, c) = cards::card(&app.db, &code).await?;
+    if tenant != caller.tenant_id {
+        return Err(CardError::NotFound(code).into());
+    }
+    let first = cards::record_contact(&app.db, tenant, c.id, now_ms()).await?;
+    Ok(Json(json!({"recorded": first})))
+}
+
+/// `GET /c/{code}`: the landing page; counts the scan.
+async fn landing(
+    State(app): State<AppState>,
+    Path(code): Path<String>,
+) -> Result<Response, ApiError> {
+    let (_, c) = match cards::card(&app.db, &code).await {
+        Ok(x) => x,
+        Err(CardError::Code(_) | CardError::NotFound(_)) => {
+            return Ok((
+                StatusCode::NOT_FOUND,
+                Html(page(
+                    "卡片无效 / Card not found",
+                    "<p>请核对卡片上的编码。<br>Please check the code on the card.</p>",
+                    "",
+                )),
+            )
+                .into_response());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    cards::record_scan(&app.db, c.id, now_ms()).await?;
+    let body = if c.claimed_at.is_some() {
+        "<p>这张卡的礼品已领取。<br>This card's gift has been claimed.</p>".to_string()
+    } else {
+        format!(
+            r#"<p>输入手机号，领取您的专属礼品<br><small>Enter your phone to claim your gift</small></p>
+<form id="f"><input id="phone" name="phone" inputmode="tel" maxlength="13" placeholder="手机号 Phone" required>
+<div class="row"><input id="otp" name="otp" inputmode="numeric" maxlength="6" placeholder="验证码 Code">
+<button type="button" id="send">获取验证码 Send code</button></div>
+<button type="submit" id="claim">立即领取 Claim</button></form><p id="msg" role="status"></p><div id="done"></div>
+<script>
+const code = {code:?};
+const msg = t => document.getElementById('msg').textContent = t;
+async function post(path, body) {{
+  const r = await fetch('/h5/v1/cards/' + code + path, {{method: 'POST', headers: {{'content-type': 'application/json'}}, body: JSON.stringify(body)}});
+  return [r.status, await r.json()];
+}}
+document.getElementById('send').onclick = async () => {{
+  const [s, v] = await post('/otp', {{phone: document.getElementById('phone').value}});
+  msg(s === 202 ? '验证码已发送 / Code sent' : v.error.message);
+}};
+document.getElementById('f').onsubmit = async e => {{
+  e.preventDefault();
+  const [s, v] = await post('/claim', {{phone: document.getElementById('phone').value, otp: document.getElementById('otp').value}});
+  if (s !== 200) {{ msg(v.error.message); return; }}
+  msg('领取成功 / Claimed: ' + v.coupon.code);
+  if (v.contact_qr_url) document.getElementById('done').innerHTML = '<p>添加您的专属顾问 / Add your guide</p><img alt="WeCom QR" src="' + encodeURI(v.contact_qr_url) + '">';
+}};
+</script>"#
+        )
+    };
+    Ok(Html(page("领取礼品 / Claim your gift", &body, &c.code)).into_response())
+}
+
+fn page(title: &str, body: &str, code: &str) -> String {
+    format!(
+        r#"<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{title}</title><style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:2rem auto;padding:0 1rem}}
+input,button{{font-size:1rem;padding:.6rem;margin:.3rem 0;width:100%;box-sizing:border-box}}.row{{display:flex;gap:.5rem}}
+img{{width:12rem}}small{{color:#666}}</style></head><body><h1>{title}</h1>{body}<p><small>{code}</small></p></body></html>"#
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeBody {
+    phone: String,
+}
+
+async fn brand(app: &AppState, tenant: i64) -> Result<String, ApiError> {
+    let (name,): (String,) = app
+        .db
+        .fetch_one(&sql("SELECT name FROM tenants WHERE id = $1").bind(tenant))
+        .await?;
+    Ok(name)
+}
+
+/// `POST /h5/v1/cards/{code}/otp`: a one-time code to the phone typed on the landing page.
+async fn send_code(
+    State(app): State<AppState>,
+    Path(code): Path<String>,
+    b: Result<Json<CodeBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let (tenant, c) = cards::card(&app.db, &code).await?;
+    if c.claimed_at.is_some() {
+        return Err(CardError::Claimed.into());
+    }
+    let phone = Phone::parse(&json_body(b)?.phone)
+        .map_err(|e| ApiError::bad_request(format!("phone: {e}")))?;
+    let brand = brand(&app, tenant).await?;
+    otp::request(
+        &app.db,
+        &app.cipher,
+        tenant,
+        &brand,
+        phone.as_str(),
+        "card",
+        now_ms(),
+    )
+    .await?;
+    app.outbox.notify();
+    Ok((StatusCode::ACCEPTED, Json(json!({"sent": true}))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimBody {
+    phone: Option<String>,
+    otp: Option<String>,
+}
+
+/// `POST /h5/v1/cards/{code}/claim`: with a verified phone (`phone` and `otp`), or as the
+/// customer of a WeChat session (`X-Siyu-Customer`); joins them as a member and grants the
+/// card's coupon, once per card.
+async fn claim(
+    State(app): State<AppState>,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+    b: Result<Json<ClaimBody>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (tenant, c) = cards::card(&app.db, &code).await?;
+    if c.claimed_at.is_some() {
+        return Err(CardError::Claimed.into());
+    }
+    let b = json_body(b)?;
+    let now = now_ms();
+    let token = headers.get("x-siyu-customer").and_then(|v| v.to_str().ok());
+    let customer = match (token, b.phone.as_deref()) {
+        (Some(t), _) => match app.cipher.verify_customer_token(t.trim(), now) {
+            Some(CustomerClaim {
+                tenant_id,
+                customer_id,
+                ..
+            }) if tenant_id == tenant => customer_id,
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "the customer token is invalid or expired",
+                ));
+            }
+        },
+        (None, Some(p)) => {
+            let phone =
+                Phone::parse(p).map_err(|e| ApiError::bad_request(format!("phone: {e}")))?;
+            let code = b.otp.as_deref().ok_or_else(|| {
+                ApiError::bad_request("otp: the code sent to the phone is required")
+            })?;
+            otp::verify(
+                &app.db,
+                &app.cipher,
+                tenant,
+                phone.as_str(),
+                "card",
+                code,
+                now,
+            )
+            .await?;
+            let identity = Identity::new(IdentityKind::Phone, phone.as_str(), None)
+                .map_err(|e| ApiError::bad_request(format!("phone: {e}")))?;
+            let (m, _) = members::join(
+                &app.db,
+                &app.cipher,
+                tenant,
+                &JoinRequest {
+                    identity,
+                    via: JoinedVia::Phone,
+                    store_id: None,
+                    birthday_month: None,
+                    display_name: None,
+                },
+                now,
+            )
+            .await?;
+            m.customer_id
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "phone: required (or a customer token)",
+            ));
+        }
+    };
+    let coupon = cards::claim(&app.db, tenant, c.id, customer, now).await?;
+    let (qr,): (Option<String>,) = app
+        .db
+        .fetch_one(&sql("SELECT contact_qr_url FROM card_batches WHERE id = $1").bind(c.batch_id))
+        .await?;
+    let token = app.cipher.customer_token(CustomerClaim {
+        tenant_id: tenant,
+        customer_id: customer,
+        expires_at: now + 7 * 86_400_000,
+    });
+    Ok(Json(
+        json!({"coupon": coupon, "contact_qr_url": qr, "customer_token": token}),
+    ))
+}
