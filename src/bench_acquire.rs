@@ -327,7 +327,7 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<()> {
         backends.push("postgres");
     }
     for b in backends {
-        print!("| | ");
+        print!("| ");
         outbox(a, b, &cipher).await?;
     }
     Ok(())

@@ -93,6 +93,7 @@ pub struct Tr {
     pub nav_segments: &'static str,
     pub nav_members: &'static str,
     pub nav_activities: &'static str,
+    pub nav_acquire: &'static str,
     pub members_title: &'static str,
     pub member_no: &'static str,
     pub tier: &'static str,
@@ -171,6 +172,7 @@ pub static ZH: Tr = Tr {
     nav_segments: "人群",
     nav_members: "会员",
     nav_activities: "活动",
+    nav_acquire: "拉新召回",
     members_title: "会员",
     member_no: "会员号",
     tier: "等级",
@@ -250,6 +252,7 @@ pub static EN: Tr = Tr {
     nav_segments: "Segments",
     nav_members: "Members",
     nav_activities: "Activities",
+    nav_acquire: "Acquire",
     members_title: "Members",
     member_no: "Member no.",
     tier: "Tier",
@@ -623,6 +626,91 @@ impl Lang {
         match self {
             Lang::Zh => &ZH_A,
             Lang::En => &EN_A,
+        }
+    }
+}
+
+/// The acquire page: SMS recall campaigns and package-card batches with their reports.
+pub struct AcqTr {
+    pub title: &'static str,
+    pub campaigns: &'static str,
+    pub batches: &'static str,
+    pub name: &'static str,
+    pub status: &'static str,
+    pub sent: &'static str,
+    pub clicks: &'static str,
+    pub buyers: &'static str,
+    pub gmv: &'static str,
+    pub cost: &'static str,
+    pub roi: &'static str,
+    pub verdict: &'static str,
+    pub series: &'static str,
+    pub channel: &'static str,
+    pub shipped: &'static str,
+    pub scanned: &'static str,
+    pub claimed: &'static str,
+    pub recall_rate: &'static str,
+    pub per_card: &'static str,
+    pub files: &'static str,
+    pub none: &'static str,
+    pub api_hint: &'static str,
+}
+
+pub static ZH_Q: AcqTr = AcqTr {
+    title: "拉新召回",
+    campaigns: "短信召回",
+    batches: "包裹卡",
+    name: "名称",
+    status: "状态",
+    sent: "已发送",
+    clicks: "点击",
+    buyers: "下单人数",
+    gmv: "成交额（元）",
+    cost: "成本（元）",
+    roi: "投入产出比",
+    verdict: "A/B 结论",
+    series: "发送后 3/6/12/24 小时成交额",
+    channel: "渠道",
+    shipped: "寄出",
+    scanned: "扫码",
+    claimed: "领取",
+    recall_rate: "召回率",
+    per_card: "单卡贡献（元）",
+    files: "文件",
+    none: "暂无",
+    api_hint: "通过 API 创建：POST /api/v1/campaigns、/api/v1/card-batches（见 docs/ACQUIRE.md）",
+};
+
+pub static EN_Q: AcqTr = AcqTr {
+    title: "Acquire",
+    campaigns: "SMS recall",
+    batches: "Package cards",
+    name: "Name",
+    status: "Status",
+    sent: "Sent",
+    clicks: "Clicks",
+    buyers: "Buyers",
+    gmv: "GMV (yuan)",
+    cost: "Cost (yuan)",
+    roi: "ROI",
+    verdict: "A/B verdict",
+    series: "GMV 3/6/12/24 hours after send",
+    channel: "Channel",
+    shipped: "Shipped",
+    scanned: "Scanned",
+    claimed: "Claimed",
+    recall_rate: "Recall rate",
+    per_card: "Per card (yuan)",
+    files: "Files",
+    none: "None yet",
+    api_hint: "Create through the API: POST /api/v1/campaigns, /api/v1/card-batches (see docs/ACQUIRE.md)",
+};
+
+impl Lang {
+    pub fn aq(self) -> &'static AcqTr {
+        match self {
+            Lang::Zh => &ZH_Q,
+            Lang::En => &EN_Q,
         }
     }
 }

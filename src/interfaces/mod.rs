@@ -8,6 +8,7 @@ pub mod api_convert;
 pub mod api_layering;
 pub mod api_teams;
 pub mod console;
+pub mod console_acquire;
 pub mod console_activities;
 pub mod console_convert;
 pub mod console_layering;
@@ -137,6 +138,7 @@ pub fn router(app: App) -> Router {
         .merge(console_layering::routes())
         .merge(console_convert::routes())
         .merge(console_activities::routes())
+        .merge(console_acquire::routes())
         // 1,000 events with properties fit comfortably; larger bodies are refused with 413.
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(state)

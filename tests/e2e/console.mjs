@@ -118,6 +118,12 @@ try {
   check((await page.textContent('.flash-left')).trim() === '500', 'all its stock is left');
   await page.screenshot({ path: shots + '/activities.png', fullPage: true });
 
+  // Acquire: campaigns and card batches with their figures (none yet here).
+  await page.click('header nav >> text=拉新召回');
+  await page.waitForURL('**/console/acquire');
+  check((await page.textContent('h2')).includes('拉新召回'), 'the acquire page opens');
+  check((await page.textContent('main')).includes('/api/v1/campaigns'), 'it says how campaigns are created');
+
   await page.click('header nav >> text=人群');
   await page.waitForURL('**/console/segments');
   await page.click('#new-segment');
