@@ -170,6 +170,7 @@ pub async fn serve(
         .trim_end_matches('/')
         .to_string();
     app.sms_callback_token = settings.sms.callback_token.clone();
+    app.otp_template = settings.sms.otp_template.clone();
     let provider = settings
         .sms
         .provider(&db)

@@ -213,5 +213,19 @@ async fn a_card_is_scanned_verified_claimed_once_and_reported() {
         assert_eq!(r["total"]["cost"], 50 * 30);
         assert_eq!(r["variants"].as_array().expect("variants").len(), 2);
         assert_eq!(r["ab"]["status"], "not_enough_data");
+        let csv = c
+            .get(s.url(&format!("/api/v1/card-batches/{id}/report.csv")))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("csv")
+            .text()
+            .await
+            .expect("body");
+        assert!(
+            csv.lines()
+                .any(|l| l.starts_with("total,50,1,1,2,1,0.0400,")),
+            "{csv}"
+        );
     }
 }

@@ -554,6 +554,49 @@ fn finish(r: &mut CardReport) {
     r.roi = (r.cost > 0).then(|| r.gmv as f64 / r.cost as f64);
 }
 
+/// The batch report as CSV: one row per variant and the total, money in yuan.
+pub fn batch_csv(r: &BatchReport) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record([
+        "variant",
+        "shipped",
+        "scanned",
+        "scans",
+        "claimed",
+        "contacts",
+        "recall_rate",
+        "buyers",
+        "orders",
+        "gmv_yuan",
+        "coupons_used",
+        "coupon_cost_yuan",
+        "cost_yuan",
+        "roi",
+        "per_card_yuan",
+    ]);
+    let yuan = |f: i64| format!("{}.{:02}", f / 100, (f % 100).abs());
+    for v in r.variants.iter().chain(std::iter::once(&r.total)) {
+        let _ = w.write_record([
+            v.variant.clone(),
+            v.shipped.to_string(),
+            v.scanned.to_string(),
+            v.scans.to_string(),
+            v.claimed.to_string(),
+            v.contacts.to_string(),
+            format!("{:.4}", v.recall_rate),
+            v.buyers.to_string(),
+            v.orders.to_string(),
+            yuan(v.gmv),
+            v.coupons_used.to_string(),
+            yuan(v.coupon_cost),
+            yuan(v.cost),
+            v.roi.map(|x| format!("{x:.2}")).unwrap_or_default(),
+            format!("{:.2}", v.per_card / 100.0),
+        ]);
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
 /// The cards for the printing shop as CSV (code, URL, variant) for variable-data printing.
 pub fn cards_csv(cards: &[Card], public_url: &str) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());

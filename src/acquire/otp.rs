@@ -31,16 +31,28 @@ fn code_hash(cipher: &FieldCipher, phone: &str, purpose: &str, code: &str) -> St
     cipher.lookup_hash(&format!("otp:{purpose}:{phone}:{code}"))
 }
 
-/// Sends a new code to `phone` for `purpose`, signed with the brand's 【name】.
+/// Who a code is sent as: the brand whose 【name】 signs it, and the provider's approved
+/// template where the provider needs one.
+pub struct Sender<'a> {
+    pub tenant: i64,
+    pub brand: &'a str,
+    pub template_code: Option<String>,
+}
+
+/// Sends a new code to `phone` for `purpose`.
 pub async fn request(
     db: &Db,
     cipher: &FieldCipher,
-    tenant: i64,
-    brand: &str,
+    from: Sender<'_>,
     phone: &str,
     purpose: &str,
     now: i64,
 ) -> Result<(), OtpError> {
+    let Sender {
+        tenant,
+        brand,
+        template_code,
+    } = from;
     let address = cipher.lookup_hash(phone);
     let last: Option<(i64,)> = db
         .fetch_optional(
@@ -76,7 +88,7 @@ pub async fn request(
             customer_id: None,
             phone: phone.to_string(),
             content: format!("【{brand}】您的验证码是{code}，5分钟内有效。如非本人操作请忽略。"),
-            template_code: None,
+            template_code,
             template_params: vec![("code".into(), code)],
             dedupe_key: format!("otp:{purpose}:{address}:{now}"),
             campaign_id: None,

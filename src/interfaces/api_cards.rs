@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/card-batches", get(list).post(create))
         .route("/api/v1/card-batches/{id}", get(report))
         .route("/api/v1/card-batches/{id}/cards.csv", get(cards_csv))
+        .route("/api/v1/card-batches/{id}/report.csv", get(report_csv))
         .route("/api/v1/card-batches/{id}/cards.pdf", get(cards_pdf))
         .route("/api/v1/cards/{code}/contact", post(contact))
         .route("/c/{code}", get(landing))
@@ -95,6 +96,27 @@ async fn report(
     Ok(Json(
         cards::batch_report(&app.db, caller.tenant_id, path_id("card batch", &id)?).await?,
     ))
+}
+
+/// `GET /api/v1/card-batches/{id}/report.csv`
+async fn report_csv(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = path_id("card batch", &id)?;
+    let r = cards::batch_report(&app.db, caller.tenant_id, id).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"card-batch-{id}.csv\""),
+            ),
+        ],
+        format!("\u{feff}{}", cards::batch_csv(&r)),
+    )
+        .into_response())
 }
 
 async fn cards_csv(
@@ -254,8 +276,11 @@ async fn send_code(
     otp::request(
         &app.db,
         &app.cipher,
-        tenant,
-        &brand,
+        otp::Sender {
+            tenant,
+            brand: &brand,
+            template_code: app.otp_template.clone(),
+        },
         phone.as_str(),
         "card",
         now_ms(),

@@ -53,6 +53,8 @@ pub struct App {
     pub public_url: String,
     /// The token in SMS providers' callback URLs; callbacks are refused without one.
     pub sms_callback_token: Option<String>,
+    /// The provider's approved template for one-time codes (`sms.otp_template`).
+    pub otp_template: Option<String>,
 }
 
 impl App {
@@ -85,6 +87,7 @@ impl App {
             links,
             public_url: "http://127.0.0.1:8080".into(),
             sms_callback_token: None,
+            otp_template: None,
             payments,
             db,
             cipher,

@@ -91,6 +91,8 @@ pub struct SmsSettings {
     pub rate_per_second: Option<u32>,
     /// Token in the callback URLs the provider pushes receipts and replies to.
     pub callback_token: Option<String>,
+    /// The approved template for one-time codes (one variable, `code`); `log` needs none.
+    pub otp_template: Option<String>,
 }
 
 impl SmsSettings {
