@@ -574,7 +574,7 @@ pub fn batch_csv(r: &BatchReport) -> String {
         "roi",
         "per_card_yuan",
     ]);
-    let yuan = |f: i64| format!("{}.{:02}", f / 100, (f % 100).abs());
+    let yuan = crate::know::report::plain_yuan;
     for v in r.variants.iter().chain(std::iter::once(&r.total)) {
         let _ = w.write_record([
             v.variant.clone(),

@@ -380,7 +380,7 @@ pub fn campaign_csv(r: &CampaignReport) -> String {
         "gmv_12h_yuan",
         "gmv_24h_yuan",
     ]);
-    let yuan = |f: i64| format!("{}.{:02}", f / 100, (f % 100).abs());
+    let yuan = crate::know::report::plain_yuan;
     for v in r.variants.iter().chain(std::iter::once(&r.total)) {
         let mut rec = vec![
             v.variant.clone(),

@@ -104,6 +104,13 @@ pub async fn overview(db: &Db, tenant_id: i64) -> DbResult<Overview> {
     })
 }
 
+/// Fen as yuan for spreadsheets (CSV exports): `1234.50`, `-0.50`, no grouping or symbol.
+pub fn plain_yuan(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    let f = fen.unsigned_abs();
+    format!("{sign}{}.{:02}", f / 100, f % 100)
+}
+
 /// Fen as yuan for people: `¥1,299.00`.
 pub fn yuan(fen: i64) -> String {
     let neg = fen < 0;
@@ -121,6 +128,12 @@ pub fn yuan(fen: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn plain_yuan_keeps_the_sign_of_small_amounts() {
+        assert_eq!(super::plain_yuan(-50), "-0.50");
+        assert_eq!(super::plain_yuan(123_450), "1234.50");
+    }
+
     #[test]
     fn yuan_groups_thousands() {
         assert_eq!(super::yuan(129_900), "¥1,299.00");

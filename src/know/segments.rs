@@ -4,6 +4,7 @@
 use roaring::RoaringBitmap;
 use serde::Serialize;
 
+use super::report::plain_yuan;
 use super::rule::{Rule, RuleError};
 use crate::platform::db::{Db, DbError, DbResult, sql};
 
@@ -346,13 +347,6 @@ fn inert(s: String) -> String {
     } else {
         s
     }
-}
-
-/// `1234.50`: yuan without grouping, for spreadsheets.
-fn plain_yuan(fen: i64) -> String {
-    let sign = if fen < 0 { "-" } else { "" };
-    let f = fen.unsigned_abs();
-    format!("{sign}{}.{:02}", f / 100, f % 100)
 }
 
 #[cfg(test)]
