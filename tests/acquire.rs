@@ -618,3 +618,42 @@ async fn providers_sign_requests_the_fakes_accept_and_refuse_a_wrong_key() {
         );
     }
 }
+
+/// A drawn code some row already holds, or one drawn twice in a batch, is drawn again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn colliding_codes_are_drawn_again() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    // Draws AAAA0000 three times (one taken in the table, then a repeat in the batch), then
+    // fresh codes.
+    fn draw() -> String {
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        if n < 3 {
+            "AAAA0000".into()
+        } else {
+            format!("BBBB{n:04}")
+        }
+    }
+    for backend in backends() {
+        N.store(0, std::sync::atomic::Ordering::SeqCst);
+        let s = TestServer::start(backend).await;
+        s.db()
+            .execute(&sql("INSERT INTO links (id, tenant_id, code, target, channel, created_at) VALUES (999, 1, 'AAAA0000', 'https://a.cn/', 'x', 0)"))
+            .await
+            .expect("a link holding the code");
+        let mut tx = s.db().begin().await.expect("tx");
+        let codes = siyu::acquire::codes::unused(&mut tx, "links", 3, draw)
+            .await
+            .expect("codes");
+        assert_eq!(codes.len(), 3);
+        assert!(
+            !codes.contains(&"AAAA0000".to_string()),
+            "{backend:?}: {codes:?}"
+        );
+        assert_eq!(
+            codes.iter().collect::<HashSet<_>>().len(),
+            3,
+            "{backend:?}: {codes:?}"
+        );
+    }
+}

@@ -150,7 +150,6 @@ CREATE TABLE card_batches (
     contact_qr_url     TEXT,
     cost_per_card      BIGINT NOT NULL,
     window_days        BIGINT NOT NULL,
-    seed               TEXT NOT NULL,
     created_at         BIGINT NOT NULL
 );
 

@@ -150,7 +150,6 @@ CREATE TABLE card_batches (
     contact_qr_url     TEXT,
     cost_per_card      INTEGER NOT NULL,
     window_days        INTEGER NOT NULL,
-    seed               TEXT NOT NULL,
     created_at         INTEGER NOT NULL
 );
 

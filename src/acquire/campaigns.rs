@@ -204,6 +204,7 @@ pub fn check_content(
     if c.is_empty() {
         return Err(invalid(field, "is empty"));
     }
+    // 【 is 3 bytes: a closing 】 after byte 3 means the signature is not empty.
     let signed = (c.starts_with('【') && c.find('】').is_some_and(|e| e > 3))
         || (c.ends_with('】') && c.rfind('【').is_some());
     if !signed {

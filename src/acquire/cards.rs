@@ -189,7 +189,7 @@ pub async fn create_batch(
     let id = tx.reserve_ids("card_batch", 1).await?;
     tx.execute(
         &sql("INSERT INTO card_batches (id, tenant_id, name, channel, coupon_template_id, variants, size, contact_qr_url, \
-              cost_per_card, window_days, seed, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '', $11)")
+              cost_per_card, window_days, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
             .bind(id)
             .bind(tenant)
             .bind(name)
@@ -204,6 +204,7 @@ pub async fn create_batch(
     )
     .await?;
     let first = tx.reserve_ids("card", b.size).await?;
+    let fresh = codes::unused(&mut tx, "cards", b.size as usize, codes::card_code).await?;
     const COLS: usize = 5;
     let all: Vec<i64> = (0..b.size).collect();
     for chunk in all.chunks(MAX_BINDS / COLS) {
@@ -215,9 +216,7 @@ pub async fn create_batch(
             q.push_arg(first + i);
             q.push_arg(tenant);
             q.push_arg(id);
-            // 50 random bits per code: a repeat among a million cards has odds near 1e-3 of one
-            // in a billion; the UNIQUE index would refuse the batch rather than share a code.
-            q.push_arg(codes::card_code());
+            q.push_arg(fresh[i as usize].clone());
             q.push_arg(variant_of(id, i, &variants));
         }
         tx.execute(&q).await?;

@@ -2,7 +2,11 @@
 //! codes (10 characters of Crockford base 32 plus an ISO 7064 MOD 37-36 check character, so a
 //! code typed with one wrong character, or two neighbours swapped, is caught before lookup).
 
+use std::collections::HashSet;
+
 use rand::Rng;
+
+use crate::platform::db::{DbError, Tx, Value};
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// Crockford's base 32: no I, L, O or U, so nothing reads as 1, 0 or a rude word.
@@ -16,6 +20,14 @@ pub const CARD_CODE_LEN: usize = 11;
 pub fn link_code() -> String {
     let mut r = rand::rng();
     (0..LINK_CODE_LEN)
+        .map(|_| BASE62[r.random_range(0..BASE62.len())] as char)
+        .collect()
+}
+
+/// A first-party visitor id for the `sy_v` cookie: 16 characters of base 62 (95 bits).
+pub fn visitor_id() -> String {
+    let mut r = rand::rng();
+    (0..16)
         .map(|_| BASE62[r.random_range(0..BASE62.len())] as char)
         .collect()
 }
@@ -91,6 +103,53 @@ pub fn parse_card_code(typed: &str) -> Result<String, CardCodeError> {
         return Err(CardCodeError::Check);
     }
     Ok(s)
+}
+
+/// `n` codes drawn by `draw` that no row of `table` (`links` or `cards`) holds yet and no two
+/// alike. A collision is rare (47 or 50 random bits) but grows with every batch stored, so it
+/// is drawn again here rather than failing a whole batch on the UNIQUE index.
+pub async fn unused(
+    tx: &mut Tx,
+    table: &'static str,
+    n: usize,
+    draw: fn() -> String,
+) -> Result<Vec<String>, DbError> {
+    let mut codes: Vec<String> = (0..n).map(|_| draw()).collect();
+    let mut check: Vec<usize> = (0..n).collect();
+    loop {
+        let mut bad = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::with_capacity(n);
+        for (i, c) in codes.iter().enumerate() {
+            if !seen.insert(c.as_str()) {
+                bad.push(i);
+            }
+        }
+        // Only codes new since the last look need asking about.
+        let taken: HashSet<String> = tx
+            .fetch_in::<(String,)>(
+                &format!("SELECT code FROM {table} WHERE code"),
+                &[],
+                check
+                    .iter()
+                    .map(|&i| Value::from(codes[i].clone()))
+                    .collect(),
+            )
+            .await?
+            .into_iter()
+            .map(|(c,)| c)
+            .collect();
+        bad.extend(check.iter().copied().filter(|&i| taken.contains(&codes[i])));
+        bad.sort_unstable();
+        bad.dedup();
+        if bad.is_empty() {
+            break;
+        }
+        for &i in &bad {
+            codes[i] = draw();
+        }
+        check = bad;
+    }
+    Ok(codes)
 }
 
 #[cfg(test)]

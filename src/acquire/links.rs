@@ -94,12 +94,13 @@ pub async fn create_in(
     }
     const COLS: usize = 10;
     let first = tx.reserve_ids("link", links.len() as i64).await?;
+    let fresh = codes::unused(tx, "links", links.len(), codes::link_code).await?;
     let mut out = Vec::with_capacity(links.len());
-    for (i, l) in links.iter().enumerate() {
+    for ((i, l), code) in links.iter().enumerate().zip(fresh) {
         out.push(Link {
             id: first + i as i64,
             tenant_id: tenant,
-            code: codes::link_code(),
+            code,
             target: l.target.trim().to_string(),
             channel: l.channel.clone(),
             campaign_id: l.campaign_id,
@@ -126,8 +127,6 @@ pub async fn create_in(
             q.push_arg(l.customer_id);
             q.push_arg(l.created_at);
         }
-        // 47 random bits per code: a collision in a batch is astronomically unlikely, and the
-        // UNIQUE index turns it into an error rather than a wrong redirect.
         tx.execute(&q).await?;
     }
     Ok(out)

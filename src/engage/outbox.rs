@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use super::policy::{self, ContactPolicy, Facts, PolicyError, Purpose, Verdict};
-use crate::channels::sms::{SmsError, SmsMessage, SmsProvider, billable_parts};
+use crate::channels::sms::{SmsMessage, SmsProvider, billable_parts};
 use crate::platform::crypto::FieldCipher;
 use crate::platform::db::{Backend, Db, DbError, MAX_BINDS, Value, sql, values_placeholders};
 
@@ -307,7 +307,7 @@ impl Outbox {
                             let wait = 30_000 << (tries - 1).clamp(0, 4);
                             retry.push((msg.outbox_id, now + wait, e.to_string()));
                         } else {
-                            failed.push((msg.outbox_id, describe(&e)));
+                            failed.push((msg.outbox_id, e.to_string()));
                         }
                     }
                 }
@@ -536,10 +536,6 @@ impl Outbox {
         }
         tx.commit().await
     }
-}
-
-fn describe(e: &SmsError) -> String {
-    e.to_string()
 }
 
 fn recipient_key(m: &Claimed) -> String {

@@ -126,15 +126,7 @@ async fn redirect(State(app): State<AppState>, Path(code): Path<String>, req: Re
     let headers = req.headers();
     let (visitor, new_visitor) = match visitor_of(headers) {
         Some(v) => (v, false),
-        None => (
-            crate::platform::crypto::random_token(12)
-                .chars()
-                .filter(char::is_ascii_alphanumeric)
-                .chain(std::iter::repeat('0'))
-                .take(16)
-                .collect(),
-            true,
-        ),
+        None => (codes::visitor_id(), true),
     };
     // Behind a proxy the client is the first X-Forwarded-For entry; only a hash is kept.
     let ip = headers

@@ -216,18 +216,24 @@ async fn landing(
 <script>
 const code = {code:?};
 const msg = t => document.getElementById('msg').textContent = t;
+// What the customer can do about each refusal, Chinese first; the server's English follows.
+const said = {{too_soon: '验证码已发送，请一分钟后再试 / Wait a minute before asking again',
+  code_rejected: '验证码错误或已过期，请重新获取 / Wrong or expired code: ask for a new one',
+  claimed: '这张卡的礼品已领取 / This card has been claimed',
+  bad_request: '请输入正确的手机号 / Please enter a valid mainland mobile number'}};
+const why = v => (said[v.error.code] || '出错了，请稍后再试 / Something went wrong') + ' (' + v.error.message + ')';
 async function post(path, body) {{
   const r = await fetch('/h5/v1/cards/' + code + path, {{method: 'POST', headers: {{'content-type': 'application/json'}}, body: JSON.stringify(body)}});
   return [r.status, await r.json()];
 }}
 document.getElementById('send').onclick = async () => {{
   const [s, v] = await post('/otp', {{phone: document.getElementById('phone').value}});
-  msg(s === 202 ? '验证码已发送 / Code sent' : v.error.message);
+  msg(s === 202 ? '验证码已发送 / Code sent' : why(v));
 }};
 document.getElementById('f').onsubmit = async e => {{
   e.preventDefault();
   const [s, v] = await post('/claim', {{phone: document.getElementById('phone').value, otp: document.getElementById('otp').value}});
-  if (s !== 200) {{ msg(v.error.message); return; }}
+  if (s !== 200) {{ msg(why(v)); return; }}
   msg('领取成功 / Claimed: ' + v.coupon.code);
   if (v.contact_qr_url) document.getElementById('done').innerHTML = '<p>添加您的专属顾问 / Add your guide</p><img alt="WeCom QR" src="' + encodeURI(v.contact_qr_url) + '">';
 }};
