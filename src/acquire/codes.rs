@@ -1,5 +1,6 @@
 //! Short unguessable codes: tracking links (8 characters of base 62, 47 bits) and package-card
-//! codes (10 characters of Crockford base 32 plus an ISO 7064 MOD 37-36 check character, so a
+//! codes (10 characters of Crockford base 32 plus a check character from a weighted sum modulo
+//! 37, the construction of ISO 7064's pure systems, so a
 //! code typed with one wrong character, or two neighbours swapped, is caught before lookup).
 
 use std::collections::HashSet;
@@ -11,8 +12,6 @@ use crate::platform::db::{DbError, Tx, Value};
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// Crockford's base 32: no I, L, O or U, so nothing reads as 1, 0 or a rude word.
 const CROCKFORD: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-/// The MOD 37-36 alphabet (0–9, A–Z) the check character is computed over.
-const ALNUM: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 pub const LINK_CODE_LEN: usize = 8;
 pub const CARD_CODE_LEN: usize = 11;
@@ -36,20 +35,29 @@ pub fn is_link_code(s: &str) -> bool {
     s.len() == LINK_CODE_LEN && s.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-/// ISO 7064 MOD 37,36 (a hybrid system): the character that makes the whole code check.
-fn check_char(body: &str) -> Option<char> {
-    const M: u32 = 36;
-    let mut p = M;
-    for c in body.chars() {
-        let v = ALNUM.iter().position(|&a| a as char == c)? as u32;
-        let mut s = (p + v) % M;
-        if s == 0 {
-            s = M;
-        }
-        p = (2 * s) % (M + 1);
+/// Weight of position `i` (check character included): 2^(i+1) mod 37. 2 generates all of
+/// 1..36 modulo the prime 37, so the 11 weights are distinct and non-zero, and neighbours
+/// differ: a wrong character changes the sum by (a−b)·w ≢ 0, a swap by (a−b)·(w_i − w_{i+1})
+/// ≢ 0 (mod 37), since character values are below 37.
+fn weight(i: usize) -> u32 {
+    (0..=i).fold(1, |w, _| w * 2 % 37)
+}
+
+fn value(c: char) -> Option<u32> {
+    CROCKFORD
+        .iter()
+        .position(|&a| a as char == c)
+        .map(|v| v as u32)
+}
+
+/// The check value (0–36) that makes the weighted sum of the whole code ≡ 0 (mod 37).
+fn check_value(body: &str) -> Option<u32> {
+    let mut sum = 0;
+    for (i, c) in body.chars().enumerate() {
+        sum = (sum + value(c)? * weight(i)) % 37;
     }
-    let v = (M + 1 - p) % M;
-    Some(ALNUM[v as usize] as char)
+    let w = weight(body.chars().count());
+    (0..37).find(|c| (sum + c * w).is_multiple_of(37))
 }
 
 /// A new card code: 10 random Crockford characters and the check character.
@@ -59,10 +67,10 @@ pub fn card_code() -> String {
         let body: String = (0..CARD_CODE_LEN - 1)
             .map(|_| CROCKFORD[r.random_range(0..CROCKFORD.len())] as char)
             .collect();
-        // The check character ranges over 0–9A–Z; draw again when it is one Crockford leaves
-        // out, so every character of a code can be typed from the card unambiguously.
-        if let Some(check) = check_char(&body).filter(|c| CROCKFORD.contains(&(*c as u8))) {
-            return format!("{body}{check}");
+        // The check value ranges over 0–36; draw again when it has no Crockford character
+        // (5 in 37), so every character of a code can be typed from the card.
+        if let Some(check) = check_value(&body).and_then(|v| CROCKFORD.get(v as usize)) {
+            return format!("{body}{}", *check as char);
         }
     }
 }
@@ -99,7 +107,8 @@ pub fn parse_card_code(typed: &str) -> Result<String, CardCodeError> {
         return Err(CardCodeError::Length(s.len()));
     }
     let (body, check) = s.split_at(CARD_CODE_LEN - 1);
-    if check_char(body).map(String::from).as_deref() != Some(check) {
+    let given = check.chars().next().and_then(value);
+    if given.is_none() || check_value(body) != given {
         return Err(CardCodeError::Check);
     }
     Ok(s)
