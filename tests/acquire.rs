@@ -583,14 +583,16 @@ async fn providers_sign_requests_the_fakes_accept_and_refuse_a_wrong_key() {
                 dedupe_key: "otp-1".into(),
                 campaign_id: None,
                 variant: None,
-                not_before: now,
+                // Due only at the time this test's own dispatcher is run for, so the server's
+                // dispatcher (the log provider) cannot take it first.
+                not_before: now + 3_600_000,
             }],
             now,
         )
         .await
         .expect("enqueue");
         let outbox = Outbox::new(s.db().clone(), s.cipher.clone(), Arc::new(aliyun(SECRET)));
-        let r = outbox.drain(now).await.expect("drain");
+        let r = outbox.drain(now + 3_600_000).await.expect("drain");
         assert_eq!(r.sent, 1, "{backend:?}: {r:?}");
         let (id, reference): (i64, String) = s
             .db()
