@@ -6,6 +6,7 @@
 
 pub mod acquire;
 pub mod channels;
+pub mod connect;
 pub mod convert;
 pub mod demo;
 pub mod engage;

@@ -4,12 +4,14 @@ pub mod api;
 pub mod api_acquire;
 pub mod api_activities;
 pub mod api_cards;
+pub mod api_connect;
 pub mod api_convert;
 pub mod api_layering;
 pub mod api_teams;
 pub mod console;
 pub mod console_acquire;
 pub mod console_activities;
+pub mod console_connect;
 pub mod console_convert;
 pub mod console_layering;
 pub mod h5;
@@ -24,6 +26,7 @@ use axum::routing::get;
 
 use crate::acquire::links::Tracker;
 use crate::channels::sms::log::LogProvider;
+use crate::connect::service::Connect;
 use crate::convert::flash::FlashSales;
 use crate::convert::payments::Payments;
 use crate::engage::outbox::Outbox;
@@ -49,6 +52,8 @@ pub struct App {
     pub outbox: Arc<Outbox>,
     /// Tracking-link redirects and their click writer.
     pub links: Arc<Tracker>,
+    /// WeCom: corps, the callback queue and its workers.
+    pub connect: Arc<Connect>,
     /// How customers reach this server (`https://s.brand.cn`): the start of tracking links.
     pub public_url: String,
     /// The token in SMS providers' callback URLs; callbacks are refused without one.
@@ -82,7 +87,9 @@ impl App {
             Arc::new(LogProvider::new(db.clone())),
         );
         let links = Tracker::start(db.clone());
+        let connect = Connect::start(db.clone(), cipher.clone(), events.clone());
         App {
+            connect,
             outbox,
             links,
             public_url: "http://127.0.0.1:8080".into(),
@@ -132,6 +139,7 @@ pub fn router(app: App) -> Router {
         .merge(api::routes())
         .merge(api_acquire::routes())
         .merge(api_cards::routes())
+        .merge(api_connect::routes())
         .merge(api_layering::routes())
         .merge(api_convert::routes())
         .merge(api_activities::routes())
@@ -142,6 +150,7 @@ pub fn router(app: App) -> Router {
         .merge(console_convert::routes())
         .merge(console_activities::routes())
         .merge(console_acquire::routes())
+        .merge(console_connect::routes())
         // 1,000 events with properties fit comfortably; larger bodies are refused with 413.
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(state)
@@ -154,6 +163,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     app.outbox.spawn(std::time::Duration::from_secs(1));
+    app.connect.spawn_ticks(std::time::Duration::from_secs(30));
     axum::serve(
         listener,
         router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),

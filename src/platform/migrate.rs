@@ -53,6 +53,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0008_acquire.sql"),
         include_str!("../../migrations/postgres/0008_acquire.sql"),
     ),
+    (
+        9,
+        "connect",
+        include_str!("../../migrations/sqlite/0009_connect.sql"),
+        include_str!("../../migrations/postgres/0009_connect.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied, each in its own transaction. Returns how many ran.

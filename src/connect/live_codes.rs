@@ -1,0 +1,687 @@
+//! Channel live codes (渠道活码): a WeCom "contact me" QR per channel, store, campaign or
+//! package-card batch. Its `state` names the code when a customer adds a guide through it; its
+//! guides follow a schedule with a daily cap each and a backup; it carries the tags and the
+//! welcome message the new contact gets.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::client::{Content, WecomApi, WecomError};
+use crate::know::tags;
+use crate::platform::db::{Db, DbError, sql};
+
+/// What a code was made for; the touchpoint of an add is `live_code:{id}`.
+pub const SOURCES: [&str; 4] = ["channel", "store", "campaign", "card_batch"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum LiveCodeError {
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("live code {0} not found")]
+    NotFound(i64),
+    #[error(transparent)]
+    Wecom(#[from] WecomError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> LiveCodeError {
+    LiveCodeError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// A guide on the code's rota: on these weekdays (1 = Monday … 7; empty: every day), between
+/// `from` and `to` local time ("09:00"–"21:00"; absent: all day), up to `daily_cap` adds a day.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GuideSlot {
+    pub userid: String,
+    #[serde(default)]
+    pub weekdays: Vec<u8>,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub daily_cap: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TimedWelcome {
+    pub from: String,
+    pub to: String,
+    #[serde(flatten)]
+    pub content: Content,
+}
+
+/// The welcome message: the default content, and content for times of day that replace it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Welcome {
+    #[serde(flatten)]
+    pub content: Content,
+    #[serde(default)]
+    pub by_time: Vec<TimedWelcome>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewLiveCode {
+    pub name: String,
+    #[serde(default = "default_source")]
+    pub source: String,
+    #[serde(default)]
+    pub source_id: Option<i64>,
+    #[serde(default)]
+    pub tag_ids: Vec<i64>,
+    pub welcome: Welcome,
+    pub guides: Vec<GuideSlot>,
+    pub backup_userid: String,
+}
+
+fn default_source() -> String {
+    "channel".into()
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LiveCode {
+    pub id: i64,
+    pub tenant_id: i64,
+    pub name: String,
+    pub source: String,
+    pub source_id: Option<i64>,
+    pub state: String,
+    pub config_id: String,
+    pub qr_code: String,
+    pub tag_ids: Vec<i64>,
+    pub welcome: Welcome,
+    pub guides: Vec<GuideSlot>,
+    pub backup_userid: String,
+    /// The guides the contact way assigns right now.
+    pub serving: Vec<String>,
+    pub created_at: i64,
+}
+
+impl LiveCode {
+    pub fn touchpoint(&self) -> String {
+        format!("live_code:{}", self.id)
+    }
+
+    /// The welcome for this moment: the first time-of-day content whose window holds it.
+    pub fn welcome_at(&self, now: i64, offset_min: i64) -> &Content {
+        let m = local_minute(now, offset_min);
+        self.welcome
+            .by_time
+            .iter()
+            .find(|t| {
+                matches!((parse_hhmm(&t.from), parse_hhmm(&t.to)), (Some(a), Some(b)) if in_window(m, a, b))
+            })
+            .map(|t| &t.content)
+            .unwrap_or(&self.welcome.content)
+    }
+
+    /// Guides on duty now and under their cap today; the backup when there are none.
+    pub fn guides_now(
+        &self,
+        now: i64,
+        offset_min: i64,
+        today: &HashMap<String, i64>,
+    ) -> Vec<String> {
+        let m = local_minute(now, offset_min);
+        let wd = weekday(local_day(now, offset_min));
+        let mut out: Vec<String> = Vec::new();
+        for g in &self.guides {
+            let on_day = g.weekdays.is_empty() || g.weekdays.contains(&wd);
+            let on_time = match (
+                g.from.as_deref().and_then(parse_hhmm),
+                g.to.as_deref().and_then(parse_hhmm),
+            ) {
+                (Some(a), Some(b)) => in_window(m, a, b),
+                _ => true,
+            };
+            let under_cap = g
+                .daily_cap
+                .is_none_or(|cap| today.get(&g.userid).copied().unwrap_or(0) < cap);
+            if on_day && on_time && under_cap && !out.contains(&g.userid) {
+                out.push(g.userid.clone());
+            }
+        }
+        if out.is_empty() {
+            out.push(self.backup_userid.clone());
+        }
+        out
+    }
+}
+
+/// "HH:MM" as minutes after midnight.
+pub fn parse_hhmm(s: &str) -> Option<i64> {
+    let (h, m) = s.trim().split_once(':')?;
+    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+    ((0..24).contains(&h) && (0..60).contains(&m)).then_some(h * 60 + m)
+}
+
+/// Whether minute `m` is in [a, b), a window that may wrap midnight.
+fn in_window(m: i64, a: i64, b: i64) -> bool {
+    if a <= b {
+        a <= m && m < b
+    } else {
+        m >= a || m < b
+    }
+}
+
+pub fn local_minute(now: i64, offset_min: i64) -> i64 {
+    (now.div_euclid(60_000) + offset_min).rem_euclid(1440)
+}
+
+/// Days since 1970-01-01 in local time.
+pub fn local_day(now: i64, offset_min: i64) -> i64 {
+    (now + offset_min * 60_000).div_euclid(86_400_000)
+}
+
+/// 1 = Monday … 7 = Sunday (1970-01-01 was a Thursday).
+fn weekday(day: i64) -> u8 {
+    ((day + 3).rem_euclid(7) + 1) as u8
+}
+
+fn check(n: &NewLiveCode) -> Result<(), LiveCodeError> {
+    if n.name.trim().is_empty() || n.name.chars().count() > 64 {
+        return Err(invalid("name", "must be 1–64 characters"));
+    }
+    if !SOURCES.contains(&n.source.as_str()) {
+        return Err(invalid(
+            "source",
+            format!("{:?} is not one of {}", n.source, SOURCES.join(", ")),
+        ));
+    }
+    if n.guides.is_empty() {
+        return Err(invalid("guides", "at least one guide"));
+    }
+    if n.guides.len() > 100 {
+        return Err(invalid(
+            "guides",
+            "at most 100 guides (WeCom's limit per contact way)",
+        ));
+    }
+    if n.backup_userid.trim().is_empty() {
+        return Err(invalid("backup_userid", "a backup guide is required"));
+    }
+    for (i, g) in n.guides.iter().enumerate() {
+        if g.userid.trim().is_empty() {
+            return Err(invalid(format!("guides[{i}].userid"), "is empty"));
+        }
+        if let Some(bad) = g.weekdays.iter().find(|d| !(1..=7).contains(*d)) {
+            return Err(invalid(
+                format!("guides[{i}].weekdays"),
+                format!("{bad} is not 1 (Monday) … 7"),
+            ));
+        }
+        for (f, v) in [("from", &g.from), ("to", &g.to)] {
+            if let Some(v) = v
+                && parse_hhmm(v).is_none()
+            {
+                return Err(invalid(
+                    format!("guides[{i}].{f}"),
+                    format!("{v:?} is not HH:MM"),
+                ));
+            }
+        }
+        if g.daily_cap.is_some_and(|c| c < 1) {
+            return Err(invalid(
+                format!("guides[{i}].daily_cap"),
+                "must be at least 1",
+            ));
+        }
+    }
+    n.welcome
+        .content
+        .check("welcome")
+        .map_err(|r| invalid("welcome", r))?;
+    for (i, t) in n.welcome.by_time.iter().enumerate() {
+        if parse_hhmm(&t.from).is_none() || parse_hhmm(&t.to).is_none() {
+            return Err(invalid(
+                format!("welcome.by_time[{i}]"),
+                "from and to must be HH:MM",
+            ));
+        }
+        t.content
+            .check(&format!("welcome.by_time[{i}]"))
+            .map_err(|r| invalid(format!("welcome.by_time[{i}]"), r))?;
+    }
+    Ok(())
+}
+
+/// Creates the code: its contact way in WeCom, its tags mirrored as WeCom corp tags.
+pub async fn create(
+    db: &Db,
+    api: &WecomApi,
+    tenant: i64,
+    n: NewLiveCode,
+    now: i64,
+    offset_min: i64,
+) -> Result<LiveCode, LiveCodeError> {
+    check(&n)?;
+    let mut tag_list = Vec::new();
+    for (i, id) in n.tag_ids.iter().enumerate() {
+        let t = tags::get(db, tenant, *id)
+            .await
+            .map_err(|_| invalid(format!("tag_ids[{i}]"), format!("tag {id} does not exist")))?;
+        if t.rule.is_some() {
+            return Err(invalid(
+                format!("tag_ids[{i}]"),
+                format!("tag {id} is a rule tag; its members follow its rule"),
+            ));
+        }
+        tag_list.push(t);
+    }
+    for t in &tag_list {
+        wecom_tag_id(db, api, tenant, t.id, &t.name).await?;
+    }
+    let id = {
+        let mut tx = db.begin().await?;
+        let id = tx.reserve_ids("live_code", 1).await?;
+        tx.commit().await?;
+        id
+    };
+    let state = format!("siyu:lc:{id}");
+    let mut code = LiveCode {
+        id,
+        tenant_id: tenant,
+        name: n.name.trim().to_owned(),
+        source: n.source,
+        source_id: n.source_id,
+        state,
+        config_id: String::new(),
+        qr_code: String::new(),
+        tag_ids: n.tag_ids,
+        welcome: n.welcome,
+        guides: n.guides,
+        backup_userid: n.backup_userid,
+        serving: Vec::new(),
+        created_at: now,
+    };
+    code.serving = code.guides_now(now, offset_min, &HashMap::new());
+    let (config_id, qr) = api
+        .add_contact_way(&code.state, &code.serving, &code.name)
+        .await?;
+    code.config_id = config_id;
+    code.qr_code = qr;
+    db.execute(
+        &sql("INSERT INTO live_codes (id, tenant_id, name, source, source_id, state, config_id, qr_code, tag_ids, welcome, guides, backup_userid, serving, created_at) \
+              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)")
+            .bind(code.id)
+            .bind(tenant)
+            .bind(code.name.as_str())
+            .bind(code.source.as_str())
+            .bind(code.source_id)
+            .bind(code.state.as_str())
+            .bind(code.config_id.as_str())
+            .bind(code.qr_code.as_str())
+            .bind(json_text(&code.tag_ids))
+            .bind(json_text(&code.welcome))
+            .bind(json_text(&code.guides))
+            .bind(code.backup_userid.as_str())
+            .bind(json_text(&code.serving))
+            .bind(now),
+    )
+    .await?;
+    Ok(code)
+}
+
+fn json_text<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+/// The WeCom corp tag mirroring a Siyu tag, created in the group "Siyu" the first time.
+pub async fn wecom_tag_id(
+    db: &Db,
+    api: &WecomApi,
+    tenant: i64,
+    tag_id: i64,
+    name: &str,
+) -> Result<String, LiveCodeError> {
+    let known: Option<(String,)> = db
+        .fetch_optional(
+            &sql("SELECT wecom_tag_id FROM wecom_tags WHERE tenant_id = $1 AND tag_id = $2")
+                .bind(tenant)
+                .bind(tag_id),
+        )
+        .await?;
+    if let Some((id,)) = known {
+        return Ok(id);
+    }
+    let id = match api.add_corp_tag("Siyu", name).await {
+        Ok(id) => id,
+        // The tag exists in WeCom already (made by hand, or by an earlier attempt): find it.
+        Err(e) if e.errcode() == Some(40071) => {
+            let list = api.get_corp_tag_list().await?;
+            list["tag_group"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|g| g["group_name"] == "Siyu")
+                .flat_map(|g| g["tag"].as_array().cloned().unwrap_or_default())
+                .find(|t| t["name"] == name)
+                .and_then(|t| t["id"].as_str().map(str::to_owned))
+                .ok_or(e)?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    db.execute(
+        &sql("INSERT INTO wecom_tags (tenant_id, tag_id, wecom_tag_id) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, tag_id) DO NOTHING")
+            .bind(tenant)
+            .bind(tag_id)
+            .bind(id.as_str()),
+    )
+    .await?;
+    Ok(id)
+}
+
+/// WeCom ids of tags already mirrored.
+pub async fn wecom_tag_ids(db: &Db, tenant: i64, tag_ids: &[i64]) -> Result<Vec<String>, DbError> {
+    let mut out = Vec::with_capacity(tag_ids.len());
+    for t in tag_ids {
+        let row: Option<(String,)> = db
+            .fetch_optional(
+                &sql("SELECT wecom_tag_id FROM wecom_tags WHERE tenant_id = $1 AND tag_id = $2")
+                    .bind(tenant)
+                    .bind(*t),
+            )
+            .await?;
+        out.extend(row.map(|r| r.0));
+    }
+    Ok(out)
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    tenant_id: i64,
+    name: String,
+    source: String,
+    source_id: Option<i64>,
+    state: String,
+    config_id: String,
+    qr_code: String,
+    tag_ids: String,
+    welcome: String,
+    guides: String,
+    backup_userid: String,
+    serving: String,
+    created_at: i64,
+}
+
+impl Row {
+    fn into_code(self) -> LiveCode {
+        LiveCode {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            name: self.name,
+            source: self.source,
+            source_id: self.source_id,
+            state: self.state,
+            config_id: self.config_id,
+            qr_code: self.qr_code,
+            tag_ids: serde_json::from_str(&self.tag_ids).unwrap_or_default(),
+            welcome: serde_json::from_str(&self.welcome).unwrap_or_default(),
+            guides: serde_json::from_str(&self.guides).unwrap_or_default(),
+            backup_userid: self.backup_userid,
+            serving: serde_json::from_str(&self.serving).unwrap_or_default(),
+            created_at: self.created_at,
+        }
+    }
+}
+
+const COLUMNS: &str = "id, tenant_id, name, source, source_id, state, config_id, qr_code, tag_ids, welcome, guides, backup_userid, serving, created_at";
+
+pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<LiveCode, LiveCodeError> {
+    let r: Option<Row> = db
+        .fetch_optional(
+            &sql(format!(
+                "SELECT {COLUMNS} FROM live_codes WHERE tenant_id = $1 AND id = $2"
+            ))
+            .bind(tenant)
+            .bind(id),
+        )
+        .await?;
+    r.map(Row::into_code).ok_or(LiveCodeError::NotFound(id))
+}
+
+/// The code a callback's `state` names; None for states Siyu did not make (foreign codes).
+pub async fn by_state(db: &Db, tenant: i64, state: &str) -> Result<Option<LiveCode>, DbError> {
+    let r: Option<Row> = db
+        .fetch_optional(
+            &sql(format!(
+                "SELECT {COLUMNS} FROM live_codes WHERE tenant_id = $1 AND state = $2"
+            ))
+            .bind(tenant)
+            .bind(state),
+        )
+        .await?;
+    Ok(r.map(Row::into_code))
+}
+
+pub async fn list(db: &Db, tenant: i64) -> Result<Vec<LiveCode>, DbError> {
+    let rows: Vec<Row> = db
+        .fetch_all(
+            &sql(format!(
+                "SELECT {COLUMNS} FROM live_codes WHERE tenant_id = $1 ORDER BY id"
+            ))
+            .bind(tenant),
+        )
+        .await?;
+    Ok(rows.into_iter().map(Row::into_code).collect())
+}
+
+/// Adds per guide on a local day.
+pub async fn adds_on(db: &Db, code: i64, day: i64) -> Result<HashMap<String, i64>, DbError> {
+    let rows: Vec<(String, i64)> = db
+        .fetch_all(
+            &sql("SELECT userid, adds FROM live_code_daily WHERE code_id = $1 AND day = $2")
+                .bind(code)
+                .bind(day),
+        )
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+pub async fn count_add(
+    db: &Db,
+    tenant: i64,
+    code: i64,
+    day: i64,
+    userid: &str,
+) -> Result<(), DbError> {
+    db.execute(
+        &sql("INSERT INTO live_code_daily (tenant_id, code_id, day, userid, adds) VALUES ($1, $2, $3, $4, 1) \
+              ON CONFLICT (code_id, day, userid) DO UPDATE SET adds = live_code_daily.adds + 1")
+            .bind(tenant)
+            .bind(code)
+            .bind(day)
+            .bind(userid),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Points the contact way at the guides due now (schedule, caps); returns whether it changed.
+pub async fn rotate(
+    db: &Db,
+    api: &WecomApi,
+    code: &LiveCode,
+    now: i64,
+    offset_min: i64,
+) -> Result<bool, LiveCodeError> {
+    let today = adds_on(db, code.id, local_day(now, offset_min)).await?;
+    let due = code.guides_now(now, offset_min, &today);
+    if due == code.serving {
+        return Ok(false);
+    }
+    api.update_contact_way(&code.config_id, &code.state, &due)
+        .await?;
+    db.execute(
+        &sql("UPDATE live_codes SET serving = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(code.tenant_id)
+            .bind(code.id)
+            .bind(json_text(&due)),
+    )
+    .await?;
+    Ok(true)
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CodeStats {
+    pub id: i64,
+    pub name: String,
+    pub source: String,
+    pub state: String,
+    pub qr_code: String,
+    pub serving: Vec<String>,
+    pub adds: i64,
+    pub deletions: i64,
+    pub net: i64,
+    pub welcomes_sent: i64,
+    pub welcomes_failed: i64,
+}
+
+/// Adds, deletions (either side) and net contacts per code, and its welcome messages.
+pub async fn stats(db: &Db, tenant: i64) -> Result<Vec<CodeStats>, DbError> {
+    let codes = list(db, tenant).await?;
+    let counts: Vec<(i64, i64, i64)> = db
+        .fetch_all(
+            &sql("SELECT code_id, COUNT(*), COUNT(deleted_at) FROM wecom_contacts WHERE tenant_id = $1 AND code_id IS NOT NULL GROUP BY code_id")
+                .bind(tenant),
+        )
+        .await?;
+    let welcomes: Vec<(i64, String, i64)> = db
+        .fetch_all(
+            &sql("SELECT code_id, result, COUNT(*) FROM welcome_messages WHERE tenant_id = $1 AND code_id IS NOT NULL GROUP BY code_id, result")
+                .bind(tenant),
+        )
+        .await?;
+    let counts: HashMap<i64, (i64, i64)> =
+        counts.into_iter().map(|(c, a, d)| (c, (a, d))).collect();
+    Ok(codes
+        .into_iter()
+        .map(|c| {
+            let (adds, deletions) = counts.get(&c.id).copied().unwrap_or((0, 0));
+            let w = |ok: bool| {
+                welcomes
+                    .iter()
+                    .filter(|(id, r, _)| *id == c.id && (r == "sent") == ok)
+                    .map(|x| x.2)
+                    .sum()
+            };
+            CodeStats {
+                id: c.id,
+                name: c.name,
+                source: c.source,
+                state: c.state,
+                qr_code: c.qr_code,
+                serving: c.serving,
+                adds,
+                deletions,
+                net: adds - deletions,
+                welcomes_sent: w(true),
+                welcomes_failed: w(false),
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code() -> LiveCode {
+        LiveCode {
+            id: 1,
+            tenant_id: 1,
+            name: "门店A".into(),
+            source: "store".into(),
+            source_id: Some(7),
+            state: "siyu:lc:1".into(),
+            config_id: "cfg".into(),
+            qr_code: String::new(),
+            tag_ids: vec![],
+            welcome: Welcome {
+                content: Content {
+                    text: "欢迎".into(),
+                    attachments: vec![],
+                },
+                by_time: vec![TimedWelcome {
+                    from: "21:00".into(),
+                    to: "09:00".into(),
+                    content: Content {
+                        text: "晚上好，顾问明早回复您".into(),
+                        attachments: vec![],
+                    },
+                }],
+            },
+            guides: vec![
+                GuideSlot {
+                    userid: "day".into(),
+                    weekdays: vec![1, 2, 3, 4, 5],
+                    from: Some("09:00".into()),
+                    to: Some("18:00".into()),
+                    daily_cap: Some(2),
+                },
+                GuideSlot {
+                    userid: "weekend".into(),
+                    weekdays: vec![6, 7],
+                    from: None,
+                    to: None,
+                    daily_cap: None,
+                },
+            ],
+            backup_userid: "backup".into(),
+            serving: vec![],
+            created_at: 0,
+        }
+    }
+
+    // 2024-06-17 is a Monday; 10:00 Beijing time is 02:00 UTC.
+    const MON_10: i64 = 1_718_589_600_000;
+
+    #[test]
+    fn guides_follow_the_rota_the_cap_and_the_backup() {
+        let c = code();
+        assert_eq!(weekday(local_day(MON_10, 480)), 1);
+        assert_eq!(c.guides_now(MON_10, 480, &HashMap::new()), vec!["day"]);
+        let capped = HashMap::from([("day".to_owned(), 2)]);
+        assert_eq!(c.guides_now(MON_10, 480, &capped), vec!["backup"]);
+        // Monday 19:00: after the day guide's hours.
+        assert_eq!(
+            c.guides_now(MON_10 + 9 * 3_600_000, 480, &HashMap::new()),
+            vec!["backup"]
+        );
+        // Saturday.
+        assert_eq!(
+            c.guides_now(MON_10 + 5 * 86_400_000, 480, &HashMap::new()),
+            vec!["weekend"]
+        );
+    }
+
+    #[test]
+    fn the_welcome_varies_by_time_of_day() {
+        let c = code();
+        assert_eq!(c.welcome_at(MON_10, 480).text, "欢迎");
+        assert_eq!(c.welcome_at(MON_10 - 60 * 60_000, 480).text, "欢迎");
+        // 22:00 and 08:59 are inside the wrapping 21:00–09:00 window.
+        assert_eq!(
+            c.welcome_at(MON_10 + 12 * 3_600_000, 480).text,
+            "晚上好，顾问明早回复您"
+        );
+        assert_eq!(
+            c.welcome_at(MON_10 - 61 * 60_000, 480).text,
+            "晚上好，顾问明早回复您"
+        );
+    }
+
+    #[test]
+    fn hhmm_parses_strictly() {
+        assert_eq!(parse_hhmm("09:30"), Some(570));
+        assert_eq!(parse_hhmm("24:00"), None);
+        assert_eq!(parse_hhmm("9"), None);
+    }
+}

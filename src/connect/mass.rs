@@ -1,0 +1,475 @@
+//! Mass messages to customers (群发) through their guides: an audience from a segment snapshot
+//! or tags, each customer reached through the guide who added them last, one WeCom task per
+//! guide (`add_msg_template`), results read back, reminders sent. WeCom lets a customer receive
+//! one mass message a day; Siyu's contact policy (quiet hours, the weekly marketing cap) applies
+//! on top.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::client::{Content, WecomApi};
+use super::live_codes::local_day;
+use crate::engage::policy::{self, Facts, Purpose, Verdict};
+use crate::know::segments;
+use crate::platform::db::{Db, DbError, sql};
+
+/// WeCom: each customer receives at most this many mass messages from the corp per day.
+pub const WECOM_PER_CUSTOMER_PER_DAY: i64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MassError {
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("mass message {0} not found")]
+    NotFound(i64),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Audience {
+    #[serde(default)]
+    pub snapshot_id: Option<i64>,
+    /// Customers with any of these tags.
+    #[serde(default)]
+    pub tag_ids: Vec<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMass {
+    pub name: String,
+    pub audience: Audience,
+    pub content: Content,
+    /// marketing (the default) or service.
+    #[serde(default)]
+    pub purpose: Option<String>,
+    /// Not before this time (UTC ms); default now.
+    #[serde(default)]
+    pub not_before: Option<i64>,
+    #[serde(default)]
+    pub remind_after_minutes: Option<i64>,
+}
+
+pub async fn create(db: &Db, tenant: i64, n: NewMass, now: i64) -> Result<i64, MassError> {
+    let bad = |field, reason: String| MassError::Invalid { field, reason };
+    if n.name.trim().is_empty() {
+        return Err(bad("name", "is empty".into()));
+    }
+    if n.audience.snapshot_id.is_none() == n.audience.tag_ids.is_empty() {
+        return Err(bad(
+            "audience",
+            "give snapshot_id or tag_ids, one of them".into(),
+        ));
+    }
+    if let Some(s) = n.audience.snapshot_id {
+        segments::snapshot_members(db, tenant, s)
+            .await
+            .map_err(|e| bad("audience.snapshot_id", e.to_string()))?;
+    }
+    n.content.check("content").map_err(|r| bad("content", r))?;
+    let purpose = n.purpose.unwrap_or_else(|| "marketing".into());
+    if !matches!(
+        Purpose::parse(&purpose),
+        Some(Purpose::Marketing | Purpose::Service)
+    ) {
+        return Err(bad(
+            "purpose",
+            format!("{purpose:?} is not marketing or service"),
+        ));
+    }
+    let remind = n.remind_after_minutes.unwrap_or(120);
+    if !(1..=7 * 24 * 60).contains(&remind) {
+        return Err(bad("remind_after_minutes", "must be 1 … 10080".into()));
+    }
+    let mut tx = db.begin().await?;
+    let id = tx.reserve_ids("mass_message", 1).await?;
+    tx.execute(
+        &sql("INSERT INTO mass_messages (id, tenant_id, name, audience, content, purpose, remind_after_ms, status, not_before, created_at) \
+              VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9)")
+            .bind(id)
+            .bind(tenant)
+            .bind(n.name.trim())
+            .bind(serde_json::to_string(&n.audience).unwrap_or_default())
+            .bind(serde_json::to_string(&n.content).unwrap_or_default())
+            .bind(purpose)
+            .bind(remind * 60_000)
+            .bind(n.not_before.unwrap_or(now))
+            .bind(now),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+async fn audience_customers(db: &Db, tenant: i64, a: &Audience) -> Result<HashSet<i64>, MassError> {
+    if let Some(s) = a.snapshot_id {
+        let (_, members) = segments::snapshot_members(db, tenant, s)
+            .await
+            .map_err(|e| MassError::Invalid {
+                field: "audience.snapshot_id",
+                reason: e.to_string(),
+            })?;
+        return Ok(members.iter().map(i64::from).collect());
+    }
+    let mut out = HashSet::new();
+    for t in &a.tag_ids {
+        let rows: Vec<(i64,)> = db
+            .fetch_all(
+                &sql("SELECT customer_id FROM customer_tags WHERE tenant_id = $1 AND tag_id = $2")
+                    .bind(tenant)
+                    .bind(*t),
+            )
+            .await?;
+        out.extend(rows.into_iter().map(|r| r.0));
+    }
+    Ok(out)
+}
+
+/// Releases mass messages that are due: decides each recipient and hands each guide a task.
+/// Returns tasks handed to WeCom.
+pub async fn release_due(
+    db: &Db,
+    api: &WecomApi,
+    tenant: i64,
+    now: i64,
+) -> Result<usize, MassError> {
+    let due: Vec<(i64, String, String, String)> = db
+        .fetch_all(
+            &sql("SELECT id, audience, content, purpose FROM mass_messages WHERE tenant_id = $1 AND status = 'scheduled' AND not_before <= $2 ORDER BY id")
+                .bind(tenant)
+                .bind(now),
+        )
+        .await?;
+    if due.is_empty() {
+        return release_pending(db, api, tenant).await;
+    }
+    let pol = policy::load(db, tenant).await.map_err(|e| match e {
+        policy::PolicyError::Db(d) => MassError::Db(d),
+        other => MassError::Invalid {
+            field: "policy",
+            reason: other.to_string(),
+        },
+    })?;
+    let offset = pol.utc_offset_minutes;
+    for (id, audience, _content, purpose) in due {
+        let purpose = Purpose::parse(&purpose).unwrap_or(Purpose::Marketing);
+        if purpose == Purpose::Marketing
+            && let Some(until) = pol.quiet_until(now)
+        {
+            // Quiet hours: hold the whole message, as the outbox holds SMS.
+            db.execute(
+                &sql("UPDATE mass_messages SET not_before = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(until),
+            )
+            .await?;
+            continue;
+        }
+        let audience: Audience = serde_json::from_str(&audience).unwrap_or_default();
+        let customers = audience_customers(db, tenant, &audience).await?;
+        // Each customer's most recent guide among those still holding them.
+        let rows: Vec<(i64, String, String, i64)> = db
+            .fetch_all(
+                &sql(
+                    "SELECT customer_id, external_userid, userid, added_at FROM wecom_contacts \
+                      WHERE tenant_id = $1 AND deleted_at IS NULL AND customer_id IS NOT NULL",
+                )
+                .bind(tenant),
+            )
+            .await?;
+        let mut via: HashMap<i64, (String, String, i64)> = HashMap::new();
+        for (c, ext, guide, at) in rows {
+            if customers.contains(&c) && via.get(&c).is_none_or(|v| at > v.2) {
+                via.insert(c, (ext, guide, at));
+            }
+        }
+        let day = local_day(now, offset);
+        let today: Vec<(String, i64)> = db
+            .fetch_all(
+                &sql("SELECT external_userid, COUNT(*) FROM mass_recipients WHERE tenant_id = $1 AND day = $2 AND status IN ('assigned', 'sent') GROUP BY external_userid")
+                    .bind(tenant)
+                    .bind(day),
+            )
+            .await?;
+        let today: HashMap<String, i64> = today.into_iter().collect();
+        let week: Vec<(i64, i64)> = db
+            .fetch_all(
+                &sql("SELECT customer_id, COUNT(*) FROM mass_recipients WHERE tenant_id = $1 AND created_at > $2 AND status IN ('assigned', 'sent') GROUP BY customer_id")
+                    .bind(tenant)
+                    .bind(now - 7 * 86_400_000),
+            )
+            .await?;
+        let week: HashMap<i64, i64> = week.into_iter().collect();
+        let mut tx = db.begin().await?;
+        let mut senders: HashMap<String, i64> = HashMap::new();
+        for (c, (ext, guide, _)) in &via {
+            let status = if today.get(ext).copied().unwrap_or(0) >= WECOM_PER_CUSTOMER_PER_DAY {
+                "daily_limit"
+            } else {
+                let facts = Facts {
+                    unsubscribed: false,
+                    sent_this_week: week.get(c).copied().unwrap_or(0),
+                    duplicate: false,
+                };
+                match pol.decide(purpose, now, facts) {
+                    Verdict::Suppress(s) => s.as_str(),
+                    _ => "assigned",
+                }
+            };
+            if status == "assigned" {
+                *senders.entry(guide.clone()).or_default() += 1;
+            }
+            tx.execute(
+                &sql("INSERT INTO mass_recipients (tenant_id, mass_id, customer_id, external_userid, sender, status, day, created_at) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (mass_id, external_userid) DO NOTHING")
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(*c)
+                    .bind(ext.as_str())
+                    .bind(guide.as_str())
+                    .bind(status)
+                    .bind(day)
+                    .bind(now),
+            )
+            .await?;
+        }
+        for (sender, n) in &senders {
+            let task = tx.reserve_ids("mass_task", 1).await?;
+            tx.execute(
+                &sql("INSERT INTO mass_tasks (id, tenant_id, mass_id, sender, recipients, status, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6) \
+                      ON CONFLICT (mass_id, sender) DO NOTHING")
+                    .bind(task)
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(sender.as_str())
+                    .bind(*n)
+                    .bind(now),
+            )
+            .await?;
+        }
+        let without_contact = customers.len() - via.len();
+        let mut a = serde_json::to_value(&audience).unwrap_or_default();
+        a["size"] = json!(customers.len());
+        a["without_contact"] = json!(without_contact);
+        tx.execute(
+            &sql("UPDATE mass_messages SET status = 'released', released_at = $2, audience = $3 WHERE id = $1")
+                .bind(id)
+                .bind(now)
+                .bind(a.to_string()),
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    release_pending(db, api, tenant).await
+}
+
+/// Hands tasks written but not yet in WeCom to their guides.
+async fn release_pending(db: &Db, api: &WecomApi, tenant: i64) -> Result<usize, MassError> {
+    let pending: Vec<(i64, i64, String, String)> = db
+        .fetch_all(
+            &sql("SELECT t.id, t.mass_id, t.sender, m.content FROM mass_tasks t JOIN mass_messages m ON m.id = t.mass_id \
+                  WHERE t.tenant_id = $1 AND t.status = 'pending'")
+                .bind(tenant),
+        )
+        .await?;
+    let mut handed = 0;
+    for (task, mass, sender, content) in pending {
+        let content: Content = serde_json::from_str(&content).unwrap_or_default();
+        let ext: Vec<(String,)> = db
+            .fetch_all(
+                &sql("SELECT external_userid FROM mass_recipients WHERE mass_id = $1 AND sender = $2 AND status = 'assigned' ORDER BY external_userid")
+                    .bind(mass)
+                    .bind(sender.as_str()),
+            )
+            .await?;
+        let ext: Vec<String> = ext.into_iter().map(|r| r.0).collect();
+        match api
+            .add_msg_template("single", &sender, &ext, &[], &content)
+            .await
+        {
+            Ok((msgid, failed)) => {
+                handed += 1;
+                let mut tx = db.begin().await?;
+                tx.execute(
+                    &sql("UPDATE mass_tasks SET status = 'assigned', msgid = $2 WHERE id = $1")
+                        .bind(task)
+                        .bind(msgid),
+                )
+                .await?;
+                for f in failed {
+                    tx.execute(
+                        &sql("UPDATE mass_recipients SET status = 'refused' WHERE mass_id = $1 AND external_userid = $2")
+                            .bind(mass)
+                            .bind(f),
+                    )
+                    .await?;
+                }
+                tx.commit().await?;
+            }
+            Err(e) => {
+                db.execute(
+                    &sql("UPDATE mass_tasks SET status = 'failed', error = $2 WHERE id = $1")
+                        .bind(task)
+                        .bind(e.to_string()),
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(handed)
+}
+
+/// Reads back each guide's sends; reminds guides past the reminder time once.
+/// Returns (tasks completed, reminders sent).
+pub async fn follow_up(
+    db: &Db,
+    api: &WecomApi,
+    tenant: i64,
+    now: i64,
+) -> Result<(usize, usize), MassError> {
+    #[allow(clippy::type_complexity)]
+    let open: Vec<(i64, i64, String, String, i64, Option<i64>, i64)> = db
+        .fetch_all(
+            &sql("SELECT t.id, t.mass_id, t.sender, t.msgid, t.created_at, t.reminded_at, m.remind_after_ms FROM mass_tasks t \
+                  JOIN mass_messages m ON m.id = t.mass_id WHERE t.tenant_id = $1 AND t.status = 'assigned' AND t.msgid IS NOT NULL")
+                .bind(tenant),
+        )
+        .await?;
+    let (mut done, mut reminded) = (0, 0);
+    for (task, mass, sender, msgid, created, reminded_at, remind_after) in open {
+        let results = match api.get_groupmsg_send_result(&msgid, &sender).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, task, "mass-message result not read; will retry");
+                continue;
+            }
+        };
+        let mut tx = db.begin().await?;
+        let mut sent = 0;
+        for r in &results {
+            let status = match r.status {
+                1 => "sent",
+                2 => "not_contact",
+                3 => "limit",
+                _ => continue,
+            };
+            sent += i64::from(r.status == 1);
+            if let Some(ext) = &r.external_userid {
+                tx.execute(
+                    &sql("UPDATE mass_recipients SET status = $3 WHERE mass_id = $1 AND external_userid = $2")
+                        .bind(mass)
+                        .bind(ext.as_str())
+                        .bind(status),
+                )
+                .await?;
+            }
+        }
+        let finished = !results.is_empty() && results.iter().all(|r| r.status != 0);
+        tx.execute(
+            &sql("UPDATE mass_tasks SET sent = $2, status = $3, completed_at = $4 WHERE id = $1")
+                .bind(task)
+                .bind(sent)
+                .bind(if finished { "done" } else { "assigned" })
+                .bind(finished.then_some(now)),
+        )
+        .await?;
+        tx.commit().await?;
+        if finished {
+            done += 1;
+        } else if reminded_at.is_none() && now >= created + remind_after {
+            if let Err(e) = api.remind_groupmsg_send(&msgid).await {
+                tracing::warn!(error = %e, task, "mass-message reminder not sent; will retry");
+                continue;
+            }
+            db.execute(
+                &sql("UPDATE mass_tasks SET reminded_at = $2 WHERE id = $1")
+                    .bind(task)
+                    .bind(now),
+            )
+            .await?;
+            reminded += 1;
+        }
+    }
+    Ok((done, reminded))
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow)]
+pub struct GuideTask {
+    pub sender: String,
+    pub msgid: Option<String>,
+    pub recipients: i64,
+    pub sent: i64,
+    pub status: String,
+    pub error: Option<String>,
+    pub reminded_at: Option<i64>,
+    pub completed_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MassView {
+    pub id: i64,
+    pub name: String,
+    pub purpose: String,
+    pub status: String,
+    pub audience: serde_json::Value,
+    pub content: Content,
+    pub not_before: i64,
+    pub released_at: Option<i64>,
+    /// Recipients by status: assigned, sent, capped, daily_limit, refused, not_contact, limit.
+    pub recipients: HashMap<String, i64>,
+    /// Completion by guide.
+    pub tasks: Vec<GuideTask>,
+}
+
+pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<MassView, MassError> {
+    #[allow(clippy::type_complexity)]
+    let row: Option<(String, String, String, String, String, i64, Option<i64>)> = db
+        .fetch_optional(
+            &sql("SELECT name, purpose, status, audience, content, not_before, released_at FROM mass_messages WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant)
+                .bind(id),
+        )
+        .await?;
+    let r = row.ok_or(MassError::NotFound(id))?;
+    let counts: Vec<(String, i64)> = db
+        .fetch_all(
+            &sql("SELECT status, COUNT(*) FROM mass_recipients WHERE mass_id = $1 GROUP BY status")
+                .bind(id),
+        )
+        .await?;
+    let tasks: Vec<GuideTask> = db
+        .fetch_all(
+            &sql("SELECT sender, msgid, recipients, sent, status, error, reminded_at, completed_at FROM mass_tasks WHERE mass_id = $1 ORDER BY sender")
+                .bind(id),
+        )
+        .await?;
+    Ok(MassView {
+        id,
+        name: r.0,
+        purpose: r.1,
+        status: r.2,
+        audience: serde_json::from_str(&r.3).unwrap_or_default(),
+        content: serde_json::from_str(&r.4).unwrap_or_default(),
+        not_before: r.5,
+        released_at: r.6,
+        recipients: counts.into_iter().collect(),
+        tasks,
+    })
+}
+
+pub async fn list(db: &Db, tenant: i64) -> Result<Vec<MassView>, MassError> {
+    let ids: Vec<(i64,)> = db
+        .fetch_all(
+            &sql("SELECT id FROM mass_messages WHERE tenant_id = $1 ORDER BY id DESC LIMIT 50")
+                .bind(tenant),
+        )
+        .await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for (id,) in ids {
+        out.push(get(db, tenant, id).await?);
+    }
+    Ok(out)
+}

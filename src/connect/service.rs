@@ -1,0 +1,876 @@
+//! The connect service: each tenant's WeCom corp (settings, callback crypto, API client), the
+//! callback inbox and the queue behind it, and the periodic work (live-code rotas, SOP posts,
+//! mass messages, callbacks left unfinished).
+//!
+//! A callback is decrypted, parsed and written to `wecom_inbox` before it is acknowledged, so
+//! nothing acknowledged is lost; WeCom's retries of the same message hash to the same key and are
+//! dropped. Then it is queued: adds with a welcome_code go to the urgent lane, where the welcome
+//! message is sent first (its code lives 20 s); everything else, and the rest of an add's work,
+//! runs in order on the normal lane.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::sync::{Semaphore, mpsc};
+
+use super::client::{WECOM_BASE_URL, WecomApi, WecomError};
+use super::crypto::{CallbackCrypto, CallbackError};
+use super::events::{self, CallbackEvent, Envelope, Fields, ParseError};
+use super::live_codes::{self, LiveCode, local_day};
+use super::{groups, mass, sop};
+use crate::know::customers;
+use crate::know::events::Event;
+use crate::know::identity::{Identity, IdentityKind};
+use crate::know::ingest::EventWriter;
+use crate::know::tags;
+use crate::platform::clock::now_ms;
+use crate::platform::crypto::FieldCipher;
+use crate::platform::db::{Db, DbError, sql};
+
+/// Unfinished callbacks are retried this many times.
+const MAX_ATTEMPTS: i64 = 5;
+/// Welcome sends in flight at once.
+const WELCOME_CONCURRENCY: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("WeCom is not configured for this tenant (PUT /api/v1/wecom)")]
+    NotConfigured,
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error(transparent)]
+    Callback(#[from] CallbackError),
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    #[error(transparent)]
+    Wecom(#[from] WecomError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// A tenant's WeCom settings as the operator enters them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorpSettings {
+    pub corp_id: String,
+    /// The secret of the app with customer-contact permission.
+    pub secret: String,
+    /// The callback Token and EncodingAESKey set in the WeCom admin console.
+    pub token: String,
+    pub encoding_aes_key: String,
+    /// Default `https://qyapi.weixin.qq.com`; a local sandbox in tests and the demo.
+    #[serde(default)]
+    pub base_url: Option<String>,
+}
+
+/// A configured corp, ready to take callbacks and call the API.
+pub struct Corp {
+    pub tenant: i64,
+    pub crypto: CallbackCrypto,
+    pub api: Arc<WecomApi>,
+    /// The tenant's offset from UTC (its contact policy's time zone): rotas, welcome times.
+    pub offset_min: i64,
+}
+
+/// The query string WeCom puts on a callback URL.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CallbackQuery {
+    #[serde(default)]
+    pub msg_signature: String,
+    #[serde(default)]
+    pub timestamp: String,
+    #[serde(default)]
+    pub nonce: String,
+    #[serde(default)]
+    pub echostr: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    Queued,
+    /// A retry of a callback already taken.
+    Duplicate,
+}
+
+#[derive(Debug, Clone)]
+struct Job {
+    tenant: i64,
+    key: String,
+    env: Envelope,
+    received_at: i64,
+    welcome: Option<WelcomeOutcome>,
+}
+
+#[derive(Debug, Clone)]
+struct WelcomeOutcome {
+    code_id: i64,
+    result: String,
+    sent_at: Option<i64>,
+}
+
+/// What one round of periodic work did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TickReport {
+    pub codes_rotated: usize,
+    pub sop_tasks_assigned: usize,
+    pub sop_tasks_completed: usize,
+    pub sop_reminders: usize,
+    pub mass_tasks_assigned: usize,
+    pub mass_tasks_completed: usize,
+    pub mass_reminders: usize,
+    pub callbacks_retried: usize,
+}
+
+pub struct Connect {
+    db: Db,
+    cipher: FieldCipher,
+    events: EventWriter,
+    http: reqwest::Client,
+    corps: RwLock<HashMap<i64, Arc<Corp>>>,
+    codes: RwLock<HashMap<(i64, String), Arc<LiveCode>>>,
+    urgent: mpsc::Sender<Job>,
+    normal: mpsc::UnboundedSender<Job>,
+}
+
+impl Connect {
+    /// The service with its two workers started on the current runtime.
+    pub fn start(db: Db, cipher: FieldCipher, events: EventWriter) -> Arc<Connect> {
+        let (urgent, urgent_rx) = mpsc::channel(10_000);
+        let (normal, normal_rx) = mpsc::unbounded_channel();
+        let c = Arc::new(Connect {
+            db,
+            cipher,
+            events,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+            corps: RwLock::new(HashMap::new()),
+            codes: RwLock::new(HashMap::new()),
+            urgent,
+            normal,
+        });
+        tokio::spawn(urgent_lane(Arc::downgrade(&c), urgent_rx));
+        tokio::spawn(normal_lane(Arc::downgrade(&c), normal_rx));
+        c
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Checks and stores a tenant's settings (secrets encrypted) and starts using them.
+    pub async fn configure(
+        &self,
+        tenant: i64,
+        s: CorpSettings,
+        now: i64,
+    ) -> Result<Arc<Corp>, ConnectError> {
+        let bad = |field, reason: &str| ConnectError::Invalid {
+            field,
+            reason: reason.to_owned(),
+        };
+        if s.corp_id.trim().is_empty() {
+            return Err(bad("corp_id", "is empty"));
+        }
+        if s.secret.trim().is_empty() {
+            return Err(bad("secret", "is empty"));
+        }
+        if s.token.trim().is_empty() || s.token.len() > 32 {
+            return Err(bad("token", "must be 1–32 characters"));
+        }
+        CallbackCrypto::new(&s.token, &s.encoding_aes_key, &s.corp_id)
+            .map_err(|e| bad("encoding_aes_key", &e.to_string()))?;
+        let base = s.base_url.clone().unwrap_or_else(|| WECOM_BASE_URL.into());
+        if reqwest::Url::parse(&base).is_err() {
+            return Err(bad("base_url", "is not a URL"));
+        }
+        self.db
+            .execute(
+                &sql("INSERT INTO wecom_corps (tenant_id, corp_id, secret_enc, token_enc, aes_key_enc, base_url, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                      ON CONFLICT (tenant_id) DO UPDATE SET corp_id = excluded.corp_id, secret_enc = excluded.secret_enc, token_enc = excluded.token_enc, \
+                      aes_key_enc = excluded.aes_key_enc, base_url = excluded.base_url, updated_at = excluded.updated_at")
+                    .bind(tenant)
+                    .bind(s.corp_id.trim())
+                    .bind(self.cipher.encrypt(&s.secret))
+                    .bind(self.cipher.encrypt(&s.token))
+                    .bind(self.cipher.encrypt(&s.encoding_aes_key))
+                    .bind(base)
+                    .bind(now),
+            )
+            .await?;
+        self.write_corps().remove(&tenant);
+        self.corp(tenant).await
+    }
+
+    fn write_corps(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<i64, Arc<Corp>>> {
+        self.corps.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The tenant's corp, loaded once.
+    pub async fn corp(&self, tenant: i64) -> Result<Arc<Corp>, ConnectError> {
+        if let Some(c) = self
+            .corps
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&tenant)
+        {
+            return Ok(c.clone());
+        }
+        let row: Option<(String, String, String, String, String)> = self
+            .db
+            .fetch_optional(
+                &sql("SELECT corp_id, secret_enc, token_enc, aes_key_enc, base_url FROM wecom_corps WHERE tenant_id = $1")
+                    .bind(tenant),
+            )
+            .await?;
+        let (corp_id, secret, token, key, base) = row.ok_or(ConnectError::NotConfigured)?;
+        let dec = |v: &str, field| {
+            self.cipher.decrypt(v).map_err(|e| ConnectError::Invalid {
+                field,
+                reason: format!("stored value cannot be decrypted with this secret key: {e}"),
+            })
+        };
+        let crypto = CallbackCrypto::new(
+            &dec(&token, "token")?,
+            &dec(&key, "encoding_aes_key")?,
+            &corp_id,
+        )?;
+        let offset_min = crate::engage::policy::load(&self.db, tenant)
+            .await
+            .map(|p| p.utc_offset_minutes)
+            .unwrap_or(480);
+        let corp = Arc::new(Corp {
+            tenant,
+            crypto,
+            api: Arc::new(WecomApi::new(
+                self.http.clone(),
+                &base,
+                &corp_id,
+                &dec(&secret, "secret")?,
+                50,
+            )),
+            offset_min,
+        });
+        self.write_corps().insert(tenant, corp.clone());
+        Ok(corp)
+    }
+
+    /// URL verification: the decrypted echostr, which WeCom expects back verbatim.
+    pub async fn verify_url(
+        &self,
+        tenant: i64,
+        q: &CallbackQuery,
+        now: i64,
+    ) -> Result<String, ConnectError> {
+        let corp = self.corp(tenant).await?;
+        let echo = q.echostr.as_deref().ok_or(ConnectError::Invalid {
+            field: "echostr",
+            reason: "missing".into(),
+        })?;
+        Ok(corp
+            .crypto
+            .open(&q.msg_signature, &q.timestamp, &q.nonce, echo, now)?)
+    }
+
+    /// Takes a callback: verify, decrypt, parse, store, queue. Returns once it is durable.
+    pub async fn receive(
+        &self,
+        tenant: i64,
+        q: &CallbackQuery,
+        body: &str,
+        now: i64,
+    ) -> Result<Received, ConnectError> {
+        let corp = self.corp(tenant).await?;
+        let outer = Fields::parse(body)?;
+        let encrypt = outer.get("Encrypt").ok_or(ParseError::Missing("Encrypt"))?;
+        let plain = corp
+            .crypto
+            .open(&q.msg_signature, &q.timestamp, &q.nonce, encrypt, now)?;
+        let env = events::parse(&plain)?;
+        let key = hex::encode(&Sha256::digest(plain.as_bytes())[..16]);
+        let kind = match &env.event {
+            CallbackEvent::Other { event, change_type } => format!("{event}:{change_type}"),
+            e => serde_json::to_value(e)
+                .ok()
+                .and_then(|v| v["kind"].as_str().map(str::to_owned))
+                .unwrap_or_default(),
+        };
+        let stored = self
+            .db
+            .execute(
+                &sql("INSERT INTO wecom_inbox (tenant_id, event_key, event, body, received_at) VALUES ($1, $2, $3, $4, $5) \
+                      ON CONFLICT (tenant_id, event_key) DO NOTHING")
+                    .bind(tenant)
+                    .bind(key.as_str())
+                    .bind(kind)
+                    .bind(serde_json::to_string(&env).unwrap_or_default())
+                    .bind(now),
+            )
+            .await?;
+        if stored == 0 {
+            return Ok(Received::Duplicate);
+        }
+        let job = Job {
+            tenant,
+            key,
+            received_at: now,
+            welcome: None,
+            env,
+        };
+        // A full urgent lane sends the job the normal way: the contact is still handled, only
+        // the welcome may miss its 20 s.
+        if job.env.event.is_urgent() {
+            if let Err(e) = self.urgent.try_send(job) {
+                let _ = self.normal.send(e.into_inner());
+            }
+        } else {
+            let _ = self.normal.send(job);
+        }
+        Ok(Received::Queued)
+    }
+
+    /// The live code a `state` names, from memory after the first time.
+    async fn code_by_state(
+        &self,
+        tenant: i64,
+        state: &str,
+    ) -> Result<Option<Arc<LiveCode>>, DbError> {
+        let k = (tenant, state.to_owned());
+        if let Some(c) = self.codes.read().unwrap_or_else(|p| p.into_inner()).get(&k) {
+            return Ok(Some(c.clone()));
+        }
+        let Some(code) = live_codes::by_state(&self.db, tenant, state).await? else {
+            return Ok(None);
+        };
+        let code = Arc::new(code);
+        self.codes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(k, code.clone());
+        Ok(Some(code))
+    }
+
+    /// Drops cached codes (after a code changes).
+    pub fn forget_codes(&self) {
+        self.codes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    async fn send_welcome(&self, job: &mut Job) {
+        let CallbackEvent::ContactAdded {
+            state: Some(state),
+            welcome_code: Some(code),
+            ..
+        } = &job.env.event
+        else {
+            return;
+        };
+        let (corp, live) = match (
+            self.corp(job.tenant).await,
+            self.code_by_state(job.tenant, state).await,
+        ) {
+            (Ok(c), Ok(Some(l))) => (c, l),
+            // Not our code (a foreign state), or not loadable: the normal lane records the add.
+            _ => return,
+        };
+        let now = now_ms();
+        let outcome = if now - job.received_at > super::sandbox::WELCOME_CODE_TTL_MS {
+            ("expired".to_owned(), None)
+        } else {
+            match corp
+                .api
+                .send_welcome_msg(code, live.welcome_at(now, corp.offset_min))
+                .await
+            {
+                Ok(()) => ("sent".to_owned(), Some(now_ms())),
+                Err(e) => {
+                    tracing::warn!(error = %e, "welcome message not sent");
+                    (format!("failed: {e}"), None)
+                }
+            }
+        };
+        job.welcome = Some(WelcomeOutcome {
+            code_id: live.id,
+            result: outcome.0,
+            sent_at: outcome.1,
+        });
+    }
+
+    async fn handle(&self, job: &Job) -> Result<(), ConnectError> {
+        let tenant = job.tenant;
+        let corp = self.corp(tenant).await?;
+        let api = &corp.api;
+        let now = now_ms();
+        let at = job.env.create_time.saturating_mul(1000);
+        match &job.env.event {
+            CallbackEvent::ContactAdded {
+                userid,
+                external_userid,
+                state,
+                welcome_code,
+                half,
+            } => {
+                let code = match state {
+                    Some(s) => self.code_by_state(tenant, s).await?,
+                    None => None,
+                };
+                let details = match api.get_external_contact(external_userid).await {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "external contact details not read; recording the add without them");
+                        None
+                    }
+                };
+                let unionid = details.as_ref().and_then(|d| d.unionid.clone());
+                let customer = self
+                    .record_event(
+                        job,
+                        "contact_added",
+                        external_userid,
+                        unionid.as_deref(),
+                        json!({"userid": userid, "state": state, "live_code_id": code.as_ref().map(|c| c.id),
+                               "foreign_state": state.is_some() && code.is_none(), "half": half}),
+                        Some(code.as_ref().map(|c| c.touchpoint()).unwrap_or_else(|| "wecom".into())),
+                    )
+                    .await?;
+                self.db
+                    .execute(
+                        &sql("INSERT INTO wecom_contacts (tenant_id, external_userid, userid, customer_id, code_id, state, added_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                              ON CONFLICT (tenant_id, external_userid, userid) DO UPDATE SET customer_id = excluded.customer_id, code_id = excluded.code_id, \
+                              state = excluded.state, added_at = excluded.added_at, deleted_at = NULL, deleted_by = NULL")
+                            .bind(tenant)
+                            .bind(external_userid.as_str())
+                            .bind(userid.as_str())
+                            .bind(customer)
+                            .bind(code.as_ref().map(|c| c.id))
+                            .bind(state.clone())
+                            .bind(at),
+                    )
+                    .await?;
+                if let (Some(w), Some(wc)) = (&job.welcome, welcome_code) {
+                    self.db
+                        .execute(
+                            &sql("INSERT INTO welcome_messages (tenant_id, welcome_code, code_id, external_userid, userid, received_at, sent_at, result) \
+                                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, welcome_code) DO NOTHING")
+                                .bind(tenant)
+                                .bind(wc.as_str())
+                                .bind(w.code_id)
+                                .bind(external_userid.as_str())
+                                .bind(userid.as_str())
+                                .bind(job.received_at)
+                                .bind(w.sent_at)
+                                .bind(w.result.as_str()),
+                        )
+                        .await?;
+                }
+                if let (Some(code), Some(customer)) = (code, customer) {
+                    self.apply_code(&corp, &code, customer, userid, external_userid, now)
+                        .await?;
+                }
+            }
+            CallbackEvent::ContactEdited {
+                userid,
+                external_userid,
+            } => {
+                let unionid = api
+                    .get_external_contact(external_userid)
+                    .await
+                    .ok()
+                    .and_then(|d| d.unionid);
+                self.record_event(
+                    job,
+                    "contact_edited",
+                    external_userid,
+                    unionid.as_deref(),
+                    json!({"userid": userid}),
+                    None,
+                )
+                .await?;
+            }
+            CallbackEvent::ContactDeleted {
+                userid,
+                external_userid,
+                by,
+            } => {
+                self.db
+                    .execute(
+                        &sql("UPDATE wecom_contacts SET deleted_at = $4, deleted_by = $5 WHERE tenant_id = $1 AND external_userid = $2 AND userid = $3 AND deleted_at IS NULL")
+                            .bind(tenant)
+                            .bind(external_userid.as_str())
+                            .bind(userid.as_str())
+                            .bind(at)
+                            .bind(by.as_str()),
+                    )
+                    .await?;
+                self.record_event(
+                    job,
+                    "contact_deleted",
+                    external_userid,
+                    None,
+                    json!({"userid": userid, "by": by}),
+                    None,
+                )
+                .await?;
+            }
+            CallbackEvent::TransferFailed {
+                userid,
+                external_userid,
+                reason,
+            } => {
+                self.record_event(
+                    job,
+                    "contact_transfer_failed",
+                    external_userid,
+                    None,
+                    json!({"userid": userid, "reason": reason}),
+                    None,
+                )
+                .await?;
+            }
+            CallbackEvent::ChatCreated { chat_id } => {
+                groups::sync_group(&self.db, api, tenant, chat_id, now)
+                    .await
+                    .map_err(group_err)?;
+            }
+            CallbackEvent::ChatUpdated {
+                chat_id,
+                detail,
+                join_scene,
+                quit_scene,
+                members,
+            } => {
+                groups::apply_update(
+                    &self.db,
+                    api,
+                    tenant,
+                    chat_id,
+                    detail,
+                    members,
+                    *join_scene,
+                    *quit_scene,
+                    at,
+                    now,
+                )
+                .await
+                .map_err(group_err)?;
+            }
+            CallbackEvent::ChatDismissed { chat_id } => {
+                groups::dismiss(&self.db, tenant, chat_id, at).await?
+            }
+            CallbackEvent::TagChanged {
+                id,
+                tag_type,
+                change_type,
+            } => {
+                // A mirrored tag deleted in WeCom is made again the next time a code needs it.
+                if change_type == "delete" && tag_type == "tag" {
+                    self.db
+                        .execute(
+                            &sql(
+                                "DELETE FROM wecom_tags WHERE tenant_id = $1 AND wecom_tag_id = $2",
+                            )
+                            .bind(tenant)
+                            .bind(id.as_str()),
+                        )
+                        .await?;
+                }
+            }
+            CallbackEvent::Other { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// The code's work on a new contact: its tags here and in WeCom, the guide's count for the
+    /// day (and the rota that follows from it), and the package card the customer claimed.
+    async fn apply_code(
+        &self,
+        corp: &Corp,
+        code: &LiveCode,
+        customer: i64,
+        userid: &str,
+        external_userid: &str,
+        now: i64,
+    ) -> Result<(), ConnectError> {
+        let source = format!("wecom:{}", code.touchpoint());
+        for id in &code.tag_ids {
+            match tags::get(&self.db, corp.tenant, *id).await {
+                Ok(tag) => {
+                    if let Err(e) =
+                        tags::tag_customers(&self.db, corp.tenant, &tag, &[customer], &source, now)
+                            .await
+                    {
+                        tracing::warn!(error = %e, tag = id, "live-code tag not applied");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, tag = id, "live-code tag is gone"),
+            }
+        }
+        let wecom_tags = live_codes::wecom_tag_ids(&self.db, corp.tenant, &code.tag_ids).await?;
+        if !wecom_tags.is_empty() {
+            corp.api
+                .mark_tag(userid, external_userid, &wecom_tags, &[])
+                .await?;
+        }
+        live_codes::count_add(
+            &self.db,
+            corp.tenant,
+            code.id,
+            local_day(now, corp.offset_min),
+            userid,
+        )
+        .await?;
+        // The cached code may hold an old rota; read it fresh.
+        let fresh = live_codes::get(&self.db, corp.tenant, code.id).await;
+        if let Ok(fresh) = fresh
+            && let Err(e) =
+                live_codes::rotate(&self.db, &corp.api, &fresh, now, corp.offset_min).await
+        {
+            tracing::warn!(error = %e, code = code.id, "live-code rota not updated; the next tick retries");
+        }
+        if code.source == "card_batch"
+            && let Some(batch) = code.source_id
+        {
+            self.db
+                .execute(
+                    &sql("UPDATE cards SET contact_at = $4 WHERE tenant_id = $1 AND batch_id = $2 AND customer_id = $3 AND contact_at IS NULL")
+                        .bind(corp.tenant)
+                        .bind(batch)
+                        .bind(customer)
+                        .bind(now),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Records a contact event on the customer's timeline (creating or merging the customer by
+    /// external_userid and unionid); returns the customer.
+    async fn record_event(
+        &self,
+        job: &Job,
+        kind: &str,
+        external_userid: &str,
+        unionid: Option<&str>,
+        properties: serde_json::Value,
+        touchpoint: Option<String>,
+    ) -> Result<Option<i64>, ConnectError> {
+        let bad = |e: crate::know::identity::IdentityError| ConnectError::Invalid {
+            field: "ExternalUserID",
+            reason: e.to_string(),
+        };
+        let ext =
+            Identity::new(IdentityKind::ExternalUserid, external_userid, None).map_err(bad)?;
+        let mut identities = vec![ext.clone()];
+        if let Some(u) = unionid
+            && let Ok(u) = Identity::new(IdentityKind::Unionid, u, None)
+        {
+            identities.push(u);
+        }
+        let event = Event {
+            key: format!("wecom:{}", job.key),
+            kind: kind.into(),
+            identities,
+            properties: properties.to_string(),
+            occurred_at: job.env.create_time.saturating_mul(1000),
+            channel: Some("wecom".into()),
+            touchpoint,
+        };
+        self.events
+            .write(job.tenant, vec![event])
+            .await
+            .map_err(|e| ConnectError::Invalid {
+                field: "event",
+                reason: e.to_string(),
+            })?;
+        Ok(customers::find_by_identity(&self.db, &self.cipher, job.tenant, &ext).await?)
+    }
+
+    async fn finish(&self, job: &Job, result: &Result<(), ConnectError>) {
+        let q = match result {
+            Ok(()) => sql("UPDATE wecom_inbox SET done_at = $3, attempts = attempts + 1, error = NULL WHERE tenant_id = $1 AND event_key = $2")
+                .bind(job.tenant)
+                .bind(job.key.as_str())
+                .bind(now_ms()),
+            Err(e) => {
+                tracing::warn!(error = %e, event = job.key, "callback work failed; will retry");
+                sql("UPDATE wecom_inbox SET attempts = attempts + 1, error = $3 WHERE tenant_id = $1 AND event_key = $2")
+                    .bind(job.tenant)
+                    .bind(job.key.as_str())
+                    .bind(e.to_string())
+            }
+        };
+        if let Err(e) = self.db.execute(&q).await {
+            tracing::error!(error = %e, "callback state not recorded");
+        }
+    }
+
+    /// Requeues callbacks received over a minute ago and not finished (a failure, a restart).
+    async fn retry_unfinished(&self, now: i64) -> Result<usize, DbError> {
+        let rows: Vec<(i64, String, String, i64)> = self
+            .db
+            .fetch_all(
+                &sql("SELECT tenant_id, event_key, body, received_at FROM wecom_inbox WHERE done_at IS NULL AND received_at < $1 AND attempts < $2 ORDER BY received_at LIMIT 1000")
+                    .bind(now - 60_000)
+                    .bind(MAX_ATTEMPTS),
+            )
+            .await?;
+        let n = rows.len();
+        for (tenant, key, body, received_at) in rows {
+            match serde_json::from_str::<Envelope>(&body) {
+                Ok(env) => {
+                    let job = Job {
+                        tenant,
+                        key,
+                        env,
+                        received_at,
+                        welcome: None,
+                    };
+                    let r = self.handle(&job).await;
+                    self.finish(&job, &r).await;
+                }
+                Err(e) => {
+                    let job = Job {
+                        tenant,
+                        key,
+                        env: Envelope {
+                            corp_id: String::new(),
+                            create_time: 0,
+                            event: CallbackEvent::Other {
+                                event: String::new(),
+                                change_type: String::new(),
+                            },
+                        },
+                        received_at,
+                        welcome: None,
+                    };
+                    self.finish(
+                        &job,
+                        &Err(ConnectError::Invalid {
+                            field: "body",
+                            reason: e.to_string(),
+                        }),
+                    )
+                    .await;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// One round of periodic work for every configured tenant.
+    pub async fn tick(&self, now: i64) -> Result<TickReport, ConnectError> {
+        let mut r = TickReport {
+            callbacks_retried: self.retry_unfinished(now).await?,
+            ..Default::default()
+        };
+        let tenants: Vec<(i64,)> = self
+            .db
+            .fetch_all(&sql("SELECT tenant_id FROM wecom_corps"))
+            .await?;
+        for (tenant,) in tenants {
+            let corp = self.corp(tenant).await?;
+            for code in live_codes::list(&self.db, tenant).await? {
+                match live_codes::rotate(&self.db, &corp.api, &code, now, corp.offset_min).await {
+                    Ok(true) => r.codes_rotated += 1,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, code = code.id, "rota not updated"),
+                }
+            }
+            r.sop_tasks_assigned += sop::release_due(&self.db, &corp.api, tenant, now).await?;
+            let (done, reminded) = sop::follow_up(&self.db, &corp.api, tenant, now).await?;
+            r.sop_tasks_completed += done;
+            r.sop_reminders += reminded;
+            r.mass_tasks_assigned += mass::release_due(&self.db, &corp.api, tenant, now)
+                .await
+                .map_err(mass_err)?;
+            let (done, reminded) = mass::follow_up(&self.db, &corp.api, tenant, now)
+                .await
+                .map_err(mass_err)?;
+            r.mass_tasks_completed += done;
+            r.mass_reminders += reminded;
+        }
+        Ok(r)
+    }
+
+    /// Runs [`Connect::tick`] every `every` until the service is dropped or the pool closes.
+    pub fn spawn_ticks(self: &Arc<Self>, every: Duration) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(every);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                t.tick().await;
+                let Some(c) = weak.upgrade() else { return };
+                if c.db.is_closed() {
+                    return;
+                }
+                if let Err(e) = c.tick(now_ms()).await {
+                    tracing::warn!(error = %e, "connect tick failed; will retry");
+                }
+            }
+        });
+    }
+
+    /// Counts of the inbox: received, done, unfinished.
+    pub async fn inbox_counts(&self, tenant: i64) -> Result<(i64, i64), DbError> {
+        self.db
+            .fetch_one(
+                &sql("SELECT COUNT(*), COUNT(done_at) FROM wecom_inbox WHERE tenant_id = $1")
+                    .bind(tenant),
+            )
+            .await
+    }
+}
+
+fn group_err(e: groups::GroupError) -> ConnectError {
+    match e {
+        groups::GroupError::Wecom(w) => ConnectError::Wecom(w),
+        groups::GroupError::Db(d) => ConnectError::Db(d),
+        other => ConnectError::Invalid {
+            field: "group",
+            reason: other.to_string(),
+        },
+    }
+}
+
+fn mass_err(e: mass::MassError) -> ConnectError {
+    match e {
+        mass::MassError::Db(d) => ConnectError::Db(d),
+        other => ConnectError::Invalid {
+            field: "mass_message",
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Welcome messages: many in flight, each handed to the normal lane when sent.
+async fn urgent_lane(c: Weak<Connect>, mut rx: mpsc::Receiver<Job>) {
+    let slots = Arc::new(Semaphore::new(WELCOME_CONCURRENCY));
+    while let Some(mut job) = rx.recv().await {
+        let Some(svc) = c.upgrade() else { return };
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        tokio::spawn(async move {
+            svc.send_welcome(&mut job).await;
+            drop(permit);
+            let _ = svc.normal.send(job);
+        });
+    }
+}
+
+/// Everything else, one callback at a time in arrival order.
+async fn normal_lane(c: Weak<Connect>, mut rx: mpsc::UnboundedReceiver<Job>) {
+    while let Some(job) = rx.recv().await {
+        let Some(svc) = c.upgrade() else { return };
+        let r = svc.handle(&job).await;
+        svc.finish(&job, &r).await;
+    }
+}

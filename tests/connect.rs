@@ -1,0 +1,686 @@
+//! Connect over HTTP on every backend, against the local WeCom sandbox: the callback URL is
+//! verified; an add through a channel live code is tagged (here and in WeCom), welcomed with its
+//! welcome_code and attributed within a second; retries, foreign states, deletions, expired
+//! tokens and malformed callbacks are handled; a group timeline from callbacks reproduces a
+//! retention table worked out by hand; SOP posts and mass messages reach guides, are reminded
+//! and completed.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use rand::{Rng, SeedableRng};
+use reqwest::{Method as M, StatusCode};
+use serde_json::{Value, json};
+use siyu::connect::client::{ChatMember, GroupChat};
+use siyu::connect::crypto::CallbackCrypto;
+use siyu::connect::events::{CallbackEvent, DeletedBy, Envelope};
+use siyu::connect::sandbox::{Sandbox, SandboxCorp};
+use siyu::platform::access::Role;
+use siyu::platform::clock::now_ms;
+use siyu::platform::db::sql;
+
+use common::{TestServer, backends, send, tenant_with_key};
+
+struct World {
+    s: TestServer,
+    wecom: Sandbox,
+    key: String,
+    tenant: i64,
+    callback: String,
+    c: reqwest::Client,
+}
+
+async fn world(backend: common::Backend) -> World {
+    let s = TestServer::start(backend).await;
+    let (tenant, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
+    let wecom = Sandbox::start(SandboxCorp::default())
+        .await
+        .expect("sandbox");
+    let c = reqwest::Client::new();
+    let corp = wecom.corp().clone();
+    let (st, v) = send(
+        &c,
+        M::PUT,
+        &s.url("/api/v1/wecom"),
+        &key,
+        Some(
+            json!({"corp_id": corp.corp_id, "secret": corp.secret, "token": corp.token,
+                    "encoding_aes_key": corp.encoding_aes_key, "base_url": wecom.url()}),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let callback = v["callback_url"].as_str().expect("callback_url").to_owned();
+    assert_eq!(callback, s.url(&format!("/callbacks/wecom/{tenant}")));
+    // No quiet hours, so mass messages go out whatever the hour the test runs.
+    let (st, v) = send(&c, M::PUT, &s.url("/api/v1/contact-policy"), &key,
+        Some(json!({"marketing_per_week": 2, "quiet_start_minute": 0, "quiet_end_minute": 0, "dedupe_hours": 24}))).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    World {
+        s,
+        wecom,
+        key,
+        tenant,
+        callback,
+        c,
+    }
+}
+
+impl World {
+    async fn api(&self, m: M, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        send(&self.c, m, &self.s.url(path), &self.key, body).await
+    }
+
+    async fn deliver(&self, env: &Envelope) {
+        let (st, body) = self
+            .wecom
+            .deliver(&self.callback, env)
+            .await
+            .expect("deliver");
+        assert_eq!((st, body.as_str()), (200, "success"), "{env:?}");
+    }
+
+    async fn tag(&self, name: &str) -> i64 {
+        let (st, v) = self
+            .api(
+                M::POST,
+                "/api/v1/tags",
+                Some(json!({"group": "渠道", "name": name})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        v["id"].as_i64().expect("tag id")
+    }
+
+    async fn code(&self, name: &str, tag: i64, guides: Value, backup: &str) -> Value {
+        let (st, v) = self
+            .api(
+                M::POST,
+                "/api/v1/live-codes",
+                Some(json!({
+                    "name": name, "source": "store", "source_id": 12, "tag_ids": [tag],
+                    "welcome": {"text": "欢迎来到门店，送您一张 20 元券", "attachments": [
+                        {"msgtype": "miniprogram", "miniprogram": {"title": "领券", "pic_media_id": "MEDIA", "appid": "wxmall", "page": "/coupon"}}]},
+                    "guides": guides, "backup_userid": backup
+                })),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        v
+    }
+
+    async fn customer(&self, external_userid: &str) -> Option<Value> {
+        let (st, v) = self
+            .api(
+                M::GET,
+                &format!("/api/v1/customers?identity=external_userid:{external_userid}"),
+                None,
+            )
+            .await;
+        (st == StatusCode::OK).then_some(v)
+    }
+
+    async fn settle(&self) {
+        // The callback queue is asynchronous; wait until the inbox has nothing unfinished.
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (received, done) = self
+                .s
+                .app
+                .connect
+                .inbox_counts(self.tenant)
+                .await
+                .expect("counts");
+            if received == done {
+                return;
+            }
+            if Instant::now() > until {
+                let errors: Vec<(String, Option<String>)> = self
+                    .s
+                    .db()
+                    .fetch_all(&sql(
+                        "SELECT event, error FROM wecom_inbox WHERE done_at IS NULL",
+                    ))
+                    .await
+                    .expect("inbox");
+                panic!("callbacks unfinished after 10 s: {errors:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn welcome_code(env: &Envelope) -> String {
+    match &env.event {
+        CallbackEvent::ContactAdded {
+            welcome_code: Some(c),
+            ..
+        } => c.clone(),
+        e => panic!("not an add: {e:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_add_through_a_live_code_is_welcomed_tagged_and_attributed_within_a_second() {
+    for backend in backends() {
+        let w = world(backend).await;
+        // WeCom checks the callback URL when it is saved: the decrypted echostr comes back.
+        let (st, echo) = w.wecom.verify_url(&w.callback).await.expect("verify");
+        assert_eq!(
+            (st, echo.as_str()),
+            (200, "sandbox-echo-1616140317555161061")
+        );
+
+        let tag = w.tag("门店新客").await;
+        let code = w
+            .code("静安店活码", tag, json!([{"userid": "guide_a"}]), "guide_b")
+            .await;
+        let state = code["state"].as_str().expect("state").to_owned();
+        assert!(state.len() <= 30, "{state}");
+        let code_id = code["id"].as_i64().expect("id");
+        assert_eq!(code["serving"], json!(["guide_a"]));
+        let way = w.wecom.calls("add_contact_way");
+        assert_eq!(way.len(), 1);
+        assert_eq!(way[0].body["state"], state.as_str());
+        assert_eq!(way[0].body["user"], json!(["guide_a"]));
+        // The code's tag is mirrored in WeCom.
+        let corp_tag = w.wecom.calls("add_corp_tag");
+        assert_eq!(corp_tag.len(), 1);
+        assert_eq!(corp_tag[0].body["tag"][0]["name"], "门店新客");
+
+        // The customer scans and adds guide_a.
+        let env = w
+            .wecom
+            .customer_adds("guide_a", "wmCUST1", Some("ounion-1"), Some(&state));
+        let started = Instant::now();
+        w.deliver(&env).await;
+        let deadline = started + Duration::from_secs(1);
+        let (customer, welcomed, marked) = loop {
+            let customer = w.customer("wmCUST1").await;
+            let tagged = customer.as_ref().is_some_and(|c| {
+                c["tags"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|x| x["id"] == tag))
+            });
+            let welcomed = w.wecom.calls("send_welcome_msg");
+            let marked = w.wecom.calls("mark_tag");
+            if tagged && !welcomed.is_empty() && !marked.is_empty() {
+                break (customer.expect("customer"), welcomed, marked);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{backend:?}: not done within a second: customer {customer:?}, welcome {welcomed:?}, mark_tag {marked:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!(welcomed.len(), 1);
+        assert_eq!(welcomed[0].errcode, 0, "{:?}", welcomed[0]);
+        assert_eq!(
+            welcomed[0].body["welcome_code"],
+            welcome_code(&env).as_str()
+        );
+        assert_eq!(
+            welcomed[0].body["text"]["content"],
+            "欢迎来到门店，送您一张 20 元券"
+        );
+        assert_eq!(welcomed[0].body["attachments"][0]["msgtype"], "miniprogram");
+        assert_eq!(marked[0].errcode, 0, "{:?}", marked[0]);
+        assert_eq!(marked[0].body["userid"], "guide_a");
+        assert_eq!(marked[0].body["external_userid"], "wmCUST1");
+        let in_wecom: Vec<String> = w
+            .wecom
+            .contact_tags("guide_a", "wmCUST1")
+            .into_iter()
+            .collect();
+        assert_eq!(
+            in_wecom.len(),
+            1,
+            "the contact carries the code's tag in WeCom"
+        );
+        assert_eq!(marked[0].body["add_tag"], json!(in_wecom));
+        // The unionid WeCom gave joined the customer's identities.
+        let ids: Vec<String> = customer["identities"]
+            .as_array()
+            .expect("ids")
+            .iter()
+            .map(|i| i["kind"].as_str().unwrap_or("").to_owned())
+            .collect();
+        assert!(
+            ids.contains(&"unionid".to_owned()) && ids.contains(&"external_userid".to_owned()),
+            "{ids:?}"
+        );
+        // The touchpoint is recorded for attribution.
+        w.settle().await;
+        let cust = customer["id"].as_i64().expect("id");
+        let (n,): (i64,) = w.s.db().fetch_one(&sql("SELECT COUNT(*) FROM events WHERE tenant_id = $1 AND customer_id = $2 AND type = 'contact_added' AND touchpoint = $3 AND channel = 'wecom'")
+            .bind(w.tenant).bind(cust).bind(format!("live_code:{code_id}"))).await.expect("events");
+        assert_eq!(n, 1, "{backend:?}");
+
+        // WeCom retries the same callback: acknowledged, nothing done twice.
+        w.deliver(&env).await;
+        w.settle().await;
+        assert_eq!(w.wecom.calls("send_welcome_msg").len(), 1);
+
+        // A state Siyu did not make is a foreign code: the contact is kept, nothing is sent for it.
+        w.deliver(
+            &w.wecom
+                .customer_adds("guide_a", "wmCUST2", None, Some("crm-legacy-77")),
+        )
+        .await;
+        // An expired token is refreshed and the call made again.
+        let issued = w.wecom.token_issues();
+        w.wecom.expire_tokens();
+        w.deliver(
+            &w.wecom
+                .customer_adds("guide_a", "wmCUST3", None, Some(&state)),
+        )
+        .await;
+        w.settle().await;
+        assert!(w.customer("wmCUST2").await.is_some());
+        assert!(w.wecom.token_issues() > issued);
+        let welcomes = w.wecom.calls("send_welcome_msg");
+        assert_eq!(
+            welcomes.iter().filter(|c| c.errcode == 0).count(),
+            2,
+            "{welcomes:?}"
+        );
+
+        // The customer deletes the guide.
+        w.deliver(&Envelope {
+            corp_id: w.wecom.corp().corp_id.clone(),
+            create_time: now_ms() / 1000,
+            event: CallbackEvent::ContactDeleted {
+                userid: "guide_a".into(),
+                external_userid: "wmCUST1".into(),
+                by: DeletedBy::Customer,
+            },
+        })
+        .await;
+        w.settle().await;
+        let (st, codes) = w.api(M::GET, "/api/v1/live-codes", None).await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(codes[0]["adds"], 2, "{codes}");
+        assert_eq!(codes[0]["deletions"], 1);
+        assert_eq!(codes[0]["net"], 1);
+        assert_eq!(codes[0]["welcomes_sent"], 2);
+
+        // Bad input is refused with a reason, never a 500.
+        let (q, body) = w.wecom.seal(&env, now_ms() / 1000);
+        let bad_sig = q.replacen("msg_signature=", "msg_signature=0", 1);
+        let r =
+            w.c.post(format!("{}?{bad_sig}", w.callback))
+                .body(body.clone())
+                .send()
+                .await
+                .expect("post");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert!(r.text().await.expect("text").contains("msg_signature"));
+        let (old_q, old_body) = w.wecom.seal(&env, now_ms() / 1000 - 3600);
+        let r =
+            w.c.post(format!("{}?{old_q}", w.callback))
+                .body(old_body)
+                .send()
+                .await
+                .expect("post");
+        assert_eq!(
+            r.status(),
+            StatusCode::BAD_REQUEST,
+            "an hour-old timestamp is a replay"
+        );
+        let r =
+            w.c.post(s_url(&w, "/callbacks/wecom/999999"))
+                .body(body)
+                .send()
+                .await
+                .expect("post");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+}
+
+fn s_url(w: &World, p: &str) -> String {
+    w.s.url(p)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_bytes_never_panic_the_callback_endpoint() {
+    let backend = backends()[0];
+    let w = world(backend).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let (good_q, good_body) = w.wecom.seal(
+        &w.wecom.customer_adds("g", "wmX", None, None),
+        now_ms() / 1000,
+    );
+    for i in 0..400 {
+        let len = rng.random_range(0..600);
+        let mut bytes: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        // A third of the cases flip bytes in a valid callback; a third are random bodies with
+        // random timestamps; a third carry a valid signature over random ciphertext.
+        let query = if i % 3 == 2 {
+            // A valid signature over garbage ciphertext: reaches decryption and its checks.
+            let corp = w.wecom.corp();
+            let c = CallbackCrypto::new(&corp.token, &corp.encoding_aes_key, &corp.corp_id)
+                .expect("crypto");
+            let junk: String = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            let ts = (now_ms() / 1000).to_string();
+            let sig = c.signature(&ts, "n", &junk);
+            bytes = format!("<xml><Encrypt><![CDATA[{junk}]]></Encrypt></xml>").into_bytes();
+            format!("msg_signature={sig}&timestamp={ts}&nonce=n")
+        } else if i % 3 == 0 {
+            bytes = good_body.clone().into_bytes();
+            for _ in 0..rng.random_range(1..8) {
+                let at = rng.random_range(0..bytes.len());
+                bytes[at] = rng.random();
+            }
+            good_q.clone()
+        } else {
+            let ts: String = (0..rng.random_range(0..12))
+                .map(|_| char::from(rng.random_range(b'0'..=b'z')))
+                .collect();
+            format!("msg_signature=abc&timestamp={ts}&nonce=1")
+        };
+        let r =
+            w.c.post(format!("{}?{query}", w.callback))
+                .body(bytes)
+                .send()
+                .await
+                .expect("post");
+        assert!(
+            r.status() == StatusCode::BAD_REQUEST || r.status() == StatusCode::OK,
+            "case {i}: {}",
+            r.status()
+        );
+    }
+    // Still serving.
+    let (st, body) = w
+        .wecom
+        .deliver(&w.callback, &w.wecom.customer_adds("g", "wmY", None, None))
+        .await
+        .expect("deliver");
+    assert_eq!((st, body.as_str()), (200, "success"));
+}
+
+const DAY: i64 = 86_400_000;
+const WEEK: i64 = 7 * DAY;
+
+/// Monday 00:00 Beijing time of the week `weeks_ago` weeks before now.
+fn monday_weeks_ago(weeks_ago: i64) -> i64 {
+    let local = now_ms() + 8 * 3_600_000;
+    let day = local.div_euclid(DAY);
+    let monday = day - (day + 3).rem_euclid(7);
+    (monday - 7 * weeks_ago) * DAY - 8 * 3_600_000
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_timeline_from_callbacks_reproduces_the_retention_table() {
+    for backend in backends() {
+        let w = world(backend).await;
+        let w1 = monday_weeks_ago(9);
+        let w2 = w1 + WEEK;
+        w.wecom.put_group(GroupChat {
+            chat_id: "wrVIP1".into(),
+            name: "VIP 福利群".into(),
+            owner: "guide_a".into(),
+            create_time: (w1 - DAY) / 1000,
+            member_list: vec![ChatMember {
+                userid: "guide_a".into(),
+                member_type: 1,
+                join_time: (w1 - DAY) / 1000,
+                join_scene: 0,
+            }],
+        });
+        let corp = w.wecom.corp().corp_id.clone();
+        w.deliver(&Envelope {
+            corp_id: corp,
+            create_time: (w1 - DAY) / 1000,
+            event: CallbackEvent::ChatCreated {
+                chat_id: "wrVIP1".into(),
+            },
+        })
+        .await;
+        w.settle().await;
+        // (member, joined, left) — worked out by hand below.
+        let timeline: Vec<(&str, i64, Option<i64>)> = vec![
+            ("wmA", w1 + DAY, None),
+            ("wmB", w1 + 2 * DAY, Some(w1 + 5 * DAY)),
+            ("wmC", w1 + 3 * DAY, Some(w1 + 13 * DAY)),
+            ("wmD", w1 + 4 * DAY, Some(w1 + 24 * DAY)),
+            ("wmE", w1 + 6 * DAY, Some(w1 + 36 * DAY)),
+            ("wmF", w2 + DAY / 2, None),
+            ("wmG", w2 + DAY, Some(w2 + 9 * DAY)),
+        ];
+        let mut moves: Vec<(i64, &str, bool)> = Vec::new();
+        for (m, j, l) in &timeline {
+            moves.push((*j, m, true));
+            if let Some(l) = l {
+                moves.push((*l, m, false));
+            }
+        }
+        moves.sort();
+        for (at, m, join) in moves {
+            let env = if join {
+                w.wecom.join_group("wrVIP1", &[m], at / 1000)
+            } else {
+                w.wecom.leave_group("wrVIP1", &[m], at / 1000)
+            };
+            w.deliver(&env).await;
+        }
+        w.settle().await;
+        // By hand, week k keeps a member whose stay outlasted k weeks:
+        //   cohort 1 (A B C D E; stays ∞, 3, 10, 20, 30 days): weeks 1–4 keep 4, 3, 2, 2 of 5
+        //   cohort 2 (F G; stays ∞, 8 days):                    weeks 1–4 keep 2, 1, 1, 1 of 2
+        let (st, table) = w
+            .api(M::GET, "/api/v1/groups/retention?weeks=4", None)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{table}");
+        assert_eq!(
+            table,
+            json!([
+                {"week_start": w1, "joined": 5, "retained": [4, 3, 2, 2], "rate": [0.8, 0.6, 0.4, 0.4]},
+                {"week_start": w2, "joined": 2, "retained": [2, 1, 1, 1], "rate": [1.0, 0.5, 0.5, 0.5]},
+            ]),
+            "{backend:?}"
+        );
+        // Group kinds filter the table; the group list counts current and past customers.
+        let (st, _) = w
+            .api(
+                M::PUT,
+                "/api/v1/groups/wrVIP1/kind",
+                Some(json!({"kind": "vip"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        let (_, vip) = w
+            .api(M::GET, "/api/v1/groups/retention?weeks=4&kind=vip", None)
+            .await;
+        assert_eq!(vip, table);
+        let (_, flash) = w
+            .api(M::GET, "/api/v1/groups/retention?weeks=4&kind=flash", None)
+            .await;
+        assert_eq!(flash, json!([]));
+        let (st, bad) = w
+            .api(
+                M::PUT,
+                "/api/v1/groups/wrVIP1/kind",
+                Some(json!({"kind": "gold"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        assert!(
+            bad["error"]["message"]
+                .as_str()
+                .expect("msg")
+                .starts_with("kind:")
+        );
+        let (_, groups) = w.api(M::GET, "/api/v1/groups", None).await;
+        assert_eq!(groups[0]["customers"], 2, "{groups}");
+        assert_eq!(groups[0]["joined"], 7);
+        assert_eq!(groups[0]["kind"], "vip");
+        // Dismissing the group ends every stint.
+        w.deliver(&Envelope {
+            corp_id: w.wecom.corp().corp_id.clone(),
+            create_time: now_ms() / 1000,
+            event: CallbackEvent::ChatDismissed {
+                chat_id: "wrVIP1".into(),
+            },
+        })
+        .await;
+        w.settle().await;
+        let (_, groups) = w.api(M::GET, "/api/v1/groups", None).await;
+        assert_eq!(groups[0]["customers"], 0);
+        assert!(groups[0]["dismissed_at"].is_i64());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sop_posts_and_mass_messages_reach_guides_and_are_followed_up() {
+    for backend in backends() {
+        let w = world(backend).await;
+        let tag = w.tag("活码客户").await;
+        let code = w
+            .code(
+                "官网活码",
+                tag,
+                json!([{"userid": "guide_a", "daily_cap": 1}, {"userid": "guide_c"}]),
+                "guide_b",
+            )
+            .await;
+        let state = code["state"].as_str().expect("state").to_owned();
+        // guide_a reaches its cap of one add a day: the contact way drops it from the rota.
+        w.deliver(&w.wecom.customer_adds("guide_a", "wmM1", None, Some(&state)))
+            .await;
+        w.settle().await;
+        let config_id = code["config_id"].as_str().expect("config_id");
+        assert_eq!(w.wecom.contact_way_users(config_id), vec!["guide_c"]);
+        w.deliver(&w.wecom.customer_adds("guide_c", "wmM2", None, Some(&state)))
+            .await;
+        w.settle().await;
+
+        // A group SOP post for VIP groups.
+        w.wecom.put_group(GroupChat {
+            chat_id: "wrSOP1".into(),
+            name: "VIP群".into(),
+            owner: "guide_a".into(),
+            create_time: now_ms() / 1000,
+            member_list: vec![],
+        });
+        let (st, _) = w.api(M::POST, "/api/v1/groups/sync", None).await;
+        assert_eq!(st, StatusCode::OK);
+        let (st, _) = w
+            .api(
+                M::PUT,
+                "/api/v1/groups/wrSOP1/kind",
+                Some(json!({"kind": "vip"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        let (st, bad) = w.api(M::POST, "/api/v1/sop-posts", Some(json!({"name": "x", "group_kind": "gold", "due_at": now_ms(), "content": {"text": "t"}}))).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}");
+        let (st, _) = w.api(M::POST, "/api/v1/sop-posts", Some(json!({"name": "周三会员日", "group_kind": "vip", "due_at": now_ms() - 1000,
+            "content": {"text": "今晚 8 点会员日，满 300 减 50", "attachments": [{"msgtype": "image", "image": {"media_id": "M1"}}]}, "remind_after_minutes": 30}))).await;
+        assert_eq!(st, StatusCode::CREATED);
+
+        // A mass message to the code's customers, through the guide who holds each.
+        let (st, _) = w
+            .api(
+                M::POST,
+                "/api/v1/mass-messages",
+                Some(json!({"name": "新品上市", "audience": {"tag_ids": [tag]},
+            "content": {"text": "新品到店，来店试用"}})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED);
+        let (st, r) = w.api(M::POST, "/api/v1/connect/tick", None).await;
+        assert_eq!(st, StatusCode::OK, "{r}");
+        assert_eq!(r["sop_tasks_assigned"], 1, "{r}");
+        assert_eq!(r["mass_tasks_assigned"], 2, "{r}");
+        let groupmsg = w.wecom.calls("add_msg_template");
+        let sop = groupmsg
+            .iter()
+            .find(|c| c.body["chat_type"] == "group")
+            .expect("sop task");
+        assert_eq!(sop.body["sender"], "guide_a");
+        assert_eq!(sop.body["chat_id_list"], json!(["wrSOP1"]));
+        let singles: Vec<_> = groupmsg
+            .iter()
+            .filter(|c| c.body["chat_type"] == "single")
+            .collect();
+        assert_eq!(singles.len(), 2);
+        for c in &singles {
+            let want = if c.body["sender"] == "guide_a" {
+                json!(["wmM1"])
+            } else {
+                json!(["wmM2"])
+            };
+            assert_eq!(c.body["external_userid"], want, "{:?}", c.body);
+        }
+
+        // A second mass message the same day: WeCom's one-a-day limit holds it back for both.
+        let (_, second) = w.api(M::POST, "/api/v1/mass-messages", Some(json!({"name": "再推一次", "audience": {"tag_ids": [tag]}, "content": {"text": "再来一条"}}))).await;
+        w.api(M::POST, "/api/v1/connect/tick", None).await;
+        let (_, v) = w
+            .api(
+                M::GET,
+                &format!("/api/v1/mass-messages/{}", second["id"]),
+                None,
+            )
+            .await;
+        assert_eq!(v["recipients"], json!({"daily_limit": 2}), "{v}");
+        assert_eq!(v["tasks"], json!([]));
+
+        // Half an hour on, nothing sent: both SOP owner and guides are reminded once.
+        let later = now_ms() + 2 * 3_600_000 + 60_000;
+        let r = w.s.app.connect.tick(later).await.expect("tick");
+        assert_eq!((r.sop_reminders, r.mass_reminders), (1, 2), "{r:?}");
+        let r = w.s.app.connect.tick(later + 60_000).await.expect("tick");
+        assert_eq!(
+            (r.sop_reminders, r.mass_reminders),
+            (0, 0),
+            "reminded once: {r:?}"
+        );
+        assert_eq!(w.wecom.reminders().len(), 3);
+
+        // The guides send in WeCom; the next round reads completion back.
+        for g in ["guide_a", "guide_b", "guide_c"] {
+            for m in w.wecom.tasks_of(g) {
+                w.wecom.guide_sends(&m);
+            }
+        }
+        let r = w.s.app.connect.tick(later + 120_000).await.expect("tick");
+        assert_eq!(
+            (r.sop_tasks_completed, r.mass_tasks_completed),
+            (1, 2),
+            "{r:?}"
+        );
+        let (_, list) = w.api(M::GET, "/api/v1/mass-messages", None).await;
+        let first = list
+            .as_array()
+            .expect("list")
+            .iter()
+            .find(|m| m["name"] == "新品上市")
+            .expect("first");
+        assert_eq!(first["recipients"], json!({"sent": 2}), "{first}");
+        let by_guide: Vec<(String, i64, String)> = first["tasks"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .map(|t| {
+                (
+                    t["sender"].as_str().unwrap_or("").to_owned(),
+                    t["sent"].as_i64().unwrap_or(-1),
+                    t["status"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            by_guide,
+            vec![
+                ("guide_a".into(), 1, "done".into()),
+                ("guide_c".into(), 1, "done".into())
+            ]
+        );
+        let (_, cal) = w.api(M::GET, "/api/v1/sop-posts", None).await;
+        assert_eq!(cal[0]["tasks"][0]["status"], "sent", "{cal}");
+    }
+}
