@@ -28,6 +28,8 @@ pub enum Suite {
     Flash,
     /// Tracking-link redirects (against nginx) and outbox throughput.
     Acquire,
+    /// WeCom callbacks per second and welcome-message latency under a burst of adds.
+    Connect,
 }
 
 #[derive(Args)]
@@ -72,6 +74,12 @@ pub struct BenchArgs {
     /// Acquire suite: campaign messages to launch and send.
     #[arg(long, default_value_t = 200_000)]
     pub messages: u64,
+    /// Connect suite: callbacks to post for the throughput figure.
+    #[arg(long, default_value_t = 20_000)]
+    pub callbacks: usize,
+    /// Connect suite: adds in the welcome-latency burst.
+    #[arg(long, default_value_t = 1_000)]
+    pub burst: usize,
     /// PostgreSQL server to measure as well (a temporary database is created there).
     #[arg(long, env = "SIYU_BENCH_POSTGRES_URL")]
     pub postgres: Option<String>,
@@ -305,6 +313,9 @@ pub async fn run(_s: &Settings, a: BenchArgs) -> anyhow::Result<()> {
     }
     if a.suite == Suite::Acquire {
         return crate::bench_acquire::run(&a).await;
+    }
+    if a.suite == Suite::Connect {
+        return crate::bench_connect::run(&a).await;
     }
     let cipher = FieldCipher::new(&[9u8; 32]);
     let dir = std::env::temp_dir().join(format!("siyu-bench-files-{}", std::process::id()));

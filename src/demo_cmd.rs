@@ -94,6 +94,7 @@ pub async fn run(s: &Settings, a: DemoArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("http://{}", a.listen.as_deref().unwrap_or(&s.listen)));
     acquire_report(&db, &cipher, tenant.id, &public_url).await?;
+    crate::demo_connect::connect_report(&db, &cipher, tenant.id).await?;
 
     if a.no_serve {
         db.close().await;

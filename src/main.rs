@@ -19,8 +19,10 @@ use siyu::platform::runtime::{open, redact_url};
 mod bench;
 mod bench_acquire;
 mod bench_audience;
+mod bench_connect;
 mod bench_flash;
 mod demo_cmd;
+mod demo_connect;
 mod layering_cmd;
 
 #[derive(Parser)]

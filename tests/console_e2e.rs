@@ -99,7 +99,107 @@ pub async fn seed(s: &TestServer) -> (String, String, String) {
     )
     .await
     .expect("coupon template");
+    seed_wecom(s, t.id).await;
     ("品牌甲".into(), "admin".into(), "correct-horse".into())
+}
+
+/// A live code with one add through it, and a VIP group whose members joined six weeks ago, one
+/// of whom left a week later: the WeCom page has a code row and a retention table to show.
+async fn seed_wecom(s: &TestServer, tenant: i64) {
+    use siyu::connect::client::{ChatMember, Content, GroupChat};
+    use siyu::connect::live_codes::{self, GuideSlot, NewLiveCode, Welcome};
+    use siyu::connect::sandbox::{Sandbox, SandboxCorp};
+    use siyu::connect::service::CorpSettings;
+    let now = siyu::platform::clock::now_ms();
+    let wecom = Sandbox::start(SandboxCorp::default())
+        .await
+        .expect("sandbox");
+    let sc = wecom.corp().clone();
+    let corp = s
+        .app
+        .connect
+        .configure(
+            tenant,
+            CorpSettings {
+                corp_id: sc.corp_id,
+                secret: sc.secret,
+                token: sc.token,
+                encoding_aes_key: sc.encoding_aes_key,
+                base_url: Some(wecom.url().to_owned()),
+            },
+            now,
+        )
+        .await
+        .expect("wecom");
+    let code = live_codes::create(
+        s.db(),
+        &corp.api,
+        tenant,
+        NewLiveCode {
+            name: "静安店活码".into(),
+            source: "store".into(),
+            source_id: None,
+            tag_ids: vec![],
+            welcome: Welcome {
+                content: Content {
+                    text: "欢迎".into(),
+                    attachments: vec![],
+                },
+                by_time: vec![],
+            },
+            guides: vec![GuideSlot {
+                userid: "ba_li".into(),
+                weekdays: vec![],
+                from: None,
+                to: None,
+                daily_cap: None,
+            }],
+            backup_userid: "ba_zhao".into(),
+        },
+        now,
+        480,
+    )
+    .await
+    .expect("live code");
+    let callback = s.url(&format!("/callbacks/wecom/{tenant}"));
+    let weeks6 = (now - 42 * 86_400_000) / 1000;
+    siyu::connect::groups::store_snapshot(
+        s.db(),
+        tenant,
+        &GroupChat {
+            chat_id: "wrE2E".into(),
+            name: "VIP 福利群".into(),
+            owner: "ba_li".into(),
+            create_time: weeks6,
+            member_list: ["wmE2EA", "wmE2EB"]
+                .iter()
+                .map(|m| ChatMember {
+                    userid: (*m).into(),
+                    member_type: 2,
+                    join_time: weeks6,
+                    join_scene: 3,
+                })
+                .collect(),
+        },
+        now,
+    )
+    .await
+    .expect("group");
+    for env in [
+        wecom.customer_adds("ba_li", "wmE2E1", None, Some(&code.state)),
+        wecom.leave_group("wrE2E", &["wmE2EB"], weeks6 + 10 * 86_400),
+    ] {
+        let (st, body) = wecom.deliver(&callback, &env).await.expect("deliver");
+        assert_eq!((st, body.as_str()), (200, "success"));
+    }
+    for _ in 0..500 {
+        let (received, done) = s.app.connect.inbox_counts(tenant).await.expect("inbox");
+        if received == done {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("WeCom callbacks unfinished");
 }
 
 /// Chromium and the e2e folder, or `None` (and a plain skip) when they are not installed.

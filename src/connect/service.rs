@@ -6,7 +6,8 @@
 //! nothing acknowledged is lost; WeCom's retries of the same message hash to the same key and are
 //! dropped. Then it is queued: adds with a welcome_code go to the urgent lane, where the welcome
 //! message is sent first (its code lives 20 s); everything else, and the rest of an add's work,
-//! runs in order on the normal lane.
+//! runs on the normal lanes: several, each in arrival order, with every callback about one
+//! contact or one group on the same lane so their order holds.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
@@ -33,6 +34,8 @@ use crate::platform::db::{Db, DbError, sql};
 
 /// Unfinished callbacks are retried this many times.
 const MAX_ATTEMPTS: i64 = 5;
+/// Lanes for callback work other than welcomes.
+const NORMAL_LANES: usize = 8;
 /// Welcome sends in flight at once.
 const WELCOME_CONCURRENCY: usize = 64;
 
@@ -133,14 +136,15 @@ pub struct Connect {
     corps: RwLock<HashMap<i64, Arc<Corp>>>,
     codes: RwLock<HashMap<(i64, String), Arc<LiveCode>>>,
     urgent: mpsc::Sender<Job>,
-    normal: mpsc::UnboundedSender<Job>,
+    normal: Vec<mpsc::UnboundedSender<Job>>,
 }
 
 impl Connect {
     /// The service with its two workers started on the current runtime.
     pub fn start(db: Db, cipher: FieldCipher, events: EventWriter) -> Arc<Connect> {
         let (urgent, urgent_rx) = mpsc::channel(10_000);
-        let (normal, normal_rx) = mpsc::unbounded_channel();
+        let (normal, normal_rx): (Vec<_>, Vec<_>) =
+            (0..NORMAL_LANES).map(|_| mpsc::unbounded_channel()).unzip();
         let c = Arc::new(Connect {
             db,
             cipher,
@@ -155,7 +159,9 @@ impl Connect {
             normal,
         });
         tokio::spawn(urgent_lane(Arc::downgrade(&c), urgent_rx));
-        tokio::spawn(normal_lane(Arc::downgrade(&c), normal_rx));
+        for rx in normal_rx {
+            tokio::spawn(normal_lane(Arc::downgrade(&c), rx));
+        }
         c
     }
 
@@ -326,12 +332,39 @@ impl Connect {
         // the welcome may miss its 20 s.
         if job.env.event.is_urgent() {
             if let Err(e) = self.urgent.try_send(job) {
-                let _ = self.normal.send(e.into_inner());
+                self.to_normal_lane(e.into_inner());
             }
         } else {
-            let _ = self.normal.send(job);
+            self.to_normal_lane(job);
         }
         Ok(Received::Queued)
+    }
+
+    /// The lane of the contact or group a callback is about, so callbacks about one keep their
+    /// order while different ones run side by side.
+    fn to_normal_lane(&self, job: Job) {
+        let subject = match &job.env.event {
+            CallbackEvent::ContactAdded {
+                external_userid, ..
+            }
+            | CallbackEvent::ContactEdited {
+                external_userid, ..
+            }
+            | CallbackEvent::ContactDeleted {
+                external_userid, ..
+            }
+            | CallbackEvent::TransferFailed {
+                external_userid, ..
+            } => external_userid.as_str(),
+            CallbackEvent::ChatCreated { chat_id }
+            | CallbackEvent::ChatUpdated { chat_id, .. }
+            | CallbackEvent::ChatDismissed { chat_id } => chat_id.as_str(),
+            _ => "",
+        };
+        let lane = subject.bytes().fold(0usize, |h, b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(b))
+        }) % self.normal.len();
+        let _ = self.normal[lane].send(job);
     }
 
     /// The live code a `state` names, from memory after the first time.
@@ -861,12 +894,12 @@ async fn urgent_lane(c: Weak<Connect>, mut rx: mpsc::Receiver<Job>) {
         tokio::spawn(async move {
             svc.send_welcome(&mut job).await;
             drop(permit);
-            let _ = svc.normal.send(job);
+            svc.to_normal_lane(job);
         });
     }
 }
 
-/// Everything else, one callback at a time in arrival order.
+/// Everything else: on each lane one callback at a time, in arrival order.
 async fn normal_lane(c: Weak<Connect>, mut rx: mpsc::UnboundedReceiver<Job>) {
     while let Some(job) = rx.recv().await {
         let Some(svc) = c.upgrade() else { return };

@@ -124,6 +124,20 @@ try {
   check((await page.textContent('h2')).includes('拉新召回'), 'the acquire page opens');
   check((await page.textContent('main')).includes('/api/v1/campaigns'), 'it says how campaigns are created');
 
+  // WeCom: the live code with its add, the group and its retention by join week.
+  await page.click('header nav >> text=企微承接');
+  await page.waitForURL('**/console/connect');
+  check((await page.textContent('h2')).includes('企微承接'), 'the WeCom page opens');
+  const codeRow = await page.textContent('.code-row');
+  check(codeRow.includes('静安店活码') && codeRow.includes('ba_li'), 'the live code is listed with its guide on duty');
+  check((await page.textContent('.code-row .net')).trim() === '1', 'its one add counts as net 1');
+  check(await page.locator('.code-row img').evaluate((img) => img.complete && img.naturalWidth > 0), 'its QR image loads');
+  check((await page.textContent('.group-row')).includes('VIP 福利群'), 'the group is listed');
+  const cohort = await page.textContent('.cohort-row');
+  check(cohort.includes('100%') && cohort.includes('50%'), 'retention shows week 1 kept by both and later weeks by one');
+  check((await page.getAttribute('#retention-line polyline', 'points')).split(' ').length >= 4, 'the average line is drawn');
+  await page.screenshot({ path: shots + '/connect.png', fullPage: true });
+
   await page.click('header nav >> text=人群');
   await page.waitForURL('**/console/segments');
   await page.click('#new-segment');
