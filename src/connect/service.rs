@@ -137,6 +137,8 @@ pub struct Connect {
     codes: RwLock<HashMap<(i64, String), Arc<LiveCode>>>,
     urgent: mpsc::Sender<Job>,
     normal: Vec<mpsc::UnboundedSender<Job>>,
+    /// Callbacks queued in this process and not finished: the retry sweep leaves them alone.
+    in_flight: std::sync::Mutex<std::collections::HashSet<(i64, String)>>,
 }
 
 impl Connect {
@@ -157,6 +159,7 @@ impl Connect {
             codes: RwLock::new(HashMap::new()),
             urgent,
             normal,
+            in_flight: Default::default(),
         });
         tokio::spawn(urgent_lane(Arc::downgrade(&c), urgent_rx));
         for rx in normal_rx {
@@ -258,7 +261,7 @@ impl Connect {
                 &base,
                 &corp_id,
                 &dec(&secret, "secret")?,
-                50,
+                8_000,
             )),
             offset_min,
         });
@@ -321,6 +324,10 @@ impl Connect {
         if stored == 0 {
             return Ok(Received::Duplicate);
         }
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((tenant, key.clone()));
         let job = Job {
             tenant,
             key,
@@ -726,6 +733,10 @@ impl Connect {
     }
 
     async fn finish(&self, job: &Job, result: &Result<(), ConnectError>) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(job.tenant, job.key.clone()));
         let q = match result {
             Ok(()) => sql("UPDATE wecom_inbox SET done_at = $3, attempts = attempts + 1, error = NULL WHERE tenant_id = $1 AND event_key = $2")
                 .bind(job.tenant)
@@ -754,6 +765,12 @@ impl Connect {
                     .bind(MAX_ATTEMPTS),
             )
             .await?;
+        let rows: Vec<_> = {
+            let busy = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            rows.into_iter()
+                .filter(|r| !busy.contains(&(r.0, r.1.clone())))
+                .collect()
+        };
         let n = rows.len();
         for (tenant, key, body, received_at) in rows {
             match serde_json::from_str::<Envelope>(&body) {
