@@ -684,3 +684,65 @@ async fn sop_posts_and_mass_messages_reach_guides_and_are_followed_up() {
         assert_eq!(cal[0]["tasks"][0]["status"], "sent", "{cal}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_whose_work_fails_is_kept_and_retried() {
+    for backend in backends() {
+        let w = world(backend).await;
+        let tag = w.tag("重试标签").await;
+        let code = w
+            .code("重试活码", tag, json!([{"userid": "guide_a"}]), "guide_b")
+            .await;
+        let state = code["state"].as_str().expect("state").to_owned();
+        let mut env = w
+            .wecom
+            .customer_adds("guide_a", "wmRETRY", None, Some(&state));
+        if let CallbackEvent::ContactAdded { welcome_code, .. } = &mut env.event {
+            *welcome_code = None;
+        }
+        // WeCom is busy through all of mark_tag's attempts: the work fails after the callback
+        // was acknowledged.
+        w.wecom.busy_next(4);
+        w.deliver(&env).await;
+        let until = Instant::now() + Duration::from_secs(10);
+        let error = loop {
+            let row: Option<(Option<String>,)> = w.s.db()
+                .fetch_optional(&sql("SELECT error FROM wecom_inbox WHERE tenant_id = $1 AND done_at IS NULL AND error IS NOT NULL").bind(w.tenant))
+                .await
+                .expect("inbox");
+            if let Some((Some(e),)) = row {
+                break e;
+            }
+            assert!(Instant::now() < until, "the failure was not recorded");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(
+            error.contains("mark_tag") && error.contains("-1"),
+            "{error}"
+        );
+        assert!(w.wecom.contact_tags("guide_a", "wmRETRY").is_empty());
+        // A minute on, the sweep does the work again, and it is done once.
+        let r = w.s.app.connect.tick(now_ms() + 61_000).await.expect("tick");
+        assert_eq!(r.callbacks_retried, 1, "{r:?}");
+        let (received, done) =
+            w.s.app
+                .connect
+                .inbox_counts(w.tenant)
+                .await
+                .expect("counts");
+        assert_eq!(received, done);
+        assert_eq!(w.wecom.contact_tags("guide_a", "wmRETRY").len(), 1);
+        let (adds,): (i64,) =
+            w.s.db()
+                .fetch_one(
+                    &sql("SELECT CAST(COALESCE(SUM(adds), 0) AS BIGINT) FROM live_code_daily WHERE tenant_id = $1")
+                        .bind(w.tenant),
+                )
+                .await
+                .expect("daily");
+        assert_eq!(
+            adds, 1,
+            "{backend:?}: the guide's count is not doubled by the retry"
+        );
+    }
+}

@@ -537,6 +537,8 @@ pub struct CodeStats {
     pub state: String,
     pub qr_code: String,
     pub serving: Vec<String>,
+    /// The default welcome text.
+    pub welcome: String,
     pub adds: i64,
     pub deletions: i64,
     pub net: i64,
@@ -579,6 +581,7 @@ pub async fn stats(db: &Db, tenant: i64) -> Result<Vec<CodeStats>, DbError> {
                 state: c.state,
                 qr_code: c.qr_code,
                 serving: c.serving,
+                welcome: c.welcome.content.text,
                 adds,
                 deletions,
                 net: adds - deletions,

@@ -130,6 +130,7 @@ try {
   check((await page.textContent('h2')).includes('企微承接'), 'the WeCom page opens');
   const codeRow = await page.textContent('.code-row');
   check(codeRow.includes('静安店活码') && codeRow.includes('ba_li'), 'the live code is listed with its guide on duty');
+  check((await page.textContent('.code-row .welcome')).includes('欢迎'), 'and its welcome message');
   check((await page.textContent('.code-row .net')).trim() === '1', 'its one add counts as net 1');
   check(await page.locator('.code-row img').evaluate((img) => img.complete && img.naturalWidth > 0), 'its QR image loads');
   check((await page.textContent('.group-row')).includes('VIP 福利群'), 'the group is listed');
@@ -144,7 +145,7 @@ try {
   await page.waitForURL('**/console/segments/new');
   await page.waitForFunction(() => /^\d+$/.test(document.querySelector('#live-count').textContent));
   const everyone = Number(await page.textContent('#live-count'));
-  check(everyone === 2, 'an empty rule counts everyone');
+  check(everyone === 3, 'an empty rule counts everyone (two buyers and the WeCom contact)');
   await page.click('#add-condition');
   await page.selectOption('.cond-type', 'order_count');
   await page.fill('.cond-min', '2');
