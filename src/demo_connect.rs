@@ -324,6 +324,7 @@ pub async fn connect_report(db: &Db, cipher: &FieldCipher, tenant: i64) -> anyho
                 attachments: vec![],
             },
             remind_after_minutes: Some(60),
+            repeat_every_days: Some(7),
         },
         now,
     )
@@ -341,6 +342,7 @@ pub async fn connect_report(db: &Db, cipher: &FieldCipher, tenant: i64) -> anyho
                 attachments: vec![],
             },
             remind_after_minutes: None,
+            repeat_every_days: None,
         },
         now,
     )

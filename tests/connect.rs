@@ -578,7 +578,8 @@ async fn sop_posts_and_mass_messages_reach_guides_and_are_followed_up() {
         let (st, bad) = w.api(M::POST, "/api/v1/sop-posts", Some(json!({"name": "x", "group_kind": "gold", "due_at": now_ms(), "content": {"text": "t"}}))).await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}");
         let (st, _) = w.api(M::POST, "/api/v1/sop-posts", Some(json!({"name": "周三会员日", "group_kind": "vip", "due_at": now_ms() - 1000,
-            "content": {"text": "今晚 8 点会员日，满 300 减 50", "attachments": [{"msgtype": "image", "image": {"media_id": "M1"}}]}, "remind_after_minutes": 30}))).await;
+            "content": {"text": "今晚 8 点会员日，满 300 减 50", "attachments": [{"msgtype": "image", "image": {"media_id": "M1"}}]}, "remind_after_minutes": 30,
+            "repeat_every_days": 7}))).await;
         assert_eq!(st, StatusCode::CREATED);
 
         // A mass message to the code's customers, through the guide who holds each.
@@ -682,6 +683,13 @@ async fn sop_posts_and_mass_messages_reach_guides_and_are_followed_up() {
         );
         let (_, cal) = w.api(M::GET, "/api/v1/sop-posts", None).await;
         assert_eq!(cal[0]["tasks"][0]["status"], "sent", "{cal}");
+        // The weekly post's next date is on the calendar, a week after the first.
+        assert_eq!(cal.as_array().expect("calendar").len(), 2, "{cal}");
+        assert_eq!(
+            cal[1]["due_at"].as_i64().expect("due") - cal[0]["due_at"].as_i64().expect("due"),
+            7 * 86_400_000
+        );
+        assert_eq!(cal[1]["released_at"], Value::Null);
     }
 }
 

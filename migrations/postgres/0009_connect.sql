@@ -130,6 +130,7 @@ CREATE TABLE sop_posts (
     due_at          BIGINT NOT NULL,
     content         TEXT NOT NULL,
     remind_after_ms BIGINT NOT NULL,
+    repeat_days     BIGINT,
     created_at      BIGINT NOT NULL,
     released_at     BIGINT
 );

@@ -130,6 +130,7 @@ CREATE TABLE sop_posts (
     due_at          INTEGER NOT NULL,
     content         TEXT NOT NULL,
     remind_after_ms INTEGER NOT NULL,
+    repeat_days     INTEGER,
     created_at      INTEGER NOT NULL,
     released_at     INTEGER
 );

@@ -33,6 +33,10 @@ pub struct NewPost {
     /// Remind the owner this long after the task if it is not sent (default 60).
     #[serde(default)]
     pub remind_after_minutes: Option<i64>,
+    /// Repeat every this many days (7: every week on the same weekday and time); when a post is
+    /// released, its next date joins the calendar.
+    #[serde(default)]
+    pub repeat_every_days: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow)]
@@ -59,6 +63,7 @@ pub struct Post {
     pub due_at: i64,
     pub content: Content,
     pub remind_after_ms: i64,
+    pub repeat_every_days: Option<i64>,
     pub released_at: Option<i64>,
     pub tasks: Vec<Task>,
 }
@@ -90,11 +95,14 @@ pub async fn create(db: &Db, tenant: i64, n: NewPost, now: i64) -> Result<i64, S
     if !(1..=7 * 24 * 60).contains(&remind) {
         return Err(bad("remind_after_minutes", "must be 1 … 10080"));
     }
+    if n.repeat_every_days.is_some_and(|d| !(1..=365).contains(&d)) {
+        return Err(bad("repeat_every_days", "must be 1 … 365"));
+    }
     let mut tx = db.begin().await?;
     let id = tx.reserve_ids("sop_post", 1).await?;
     tx.execute(
-        &sql("INSERT INTO sop_posts (id, tenant_id, name, group_kind, chat_id, due_at, content, remind_after_ms, created_at) \
-              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        &sql("INSERT INTO sop_posts (id, tenant_id, name, group_kind, chat_id, due_at, content, remind_after_ms, repeat_days, created_at) \
+              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
             .bind(id)
             .bind(tenant)
             .bind(n.name.trim())
@@ -103,6 +111,7 @@ pub async fn create(db: &Db, tenant: i64, n: NewPost, now: i64) -> Result<i64, S
             .bind(n.due_at)
             .bind(serde_json::to_string(&n.content).unwrap_or_default())
             .bind(remind * 60_000)
+            .bind(n.repeat_every_days)
             .bind(now),
     )
     .await?;
@@ -113,9 +122,9 @@ pub async fn create(db: &Db, tenant: i64, n: NewPost, now: i64) -> Result<i64, S
 /// Posts due between `from` and `to`, with their tasks.
 pub async fn calendar(db: &Db, tenant: i64, from: i64, to: i64) -> Result<Vec<Post>, DbError> {
     #[allow(clippy::type_complexity)]
-    let rows: Vec<(i64, String, Option<String>, Option<String>, i64, String, i64, Option<i64>)> = db
+    let rows: Vec<(i64, String, Option<String>, Option<String>, i64, String, i64, Option<i64>, Option<i64>)> = db
         .fetch_all(
-            &sql("SELECT id, name, group_kind, chat_id, due_at, content, remind_after_ms, released_at FROM sop_posts \
+            &sql("SELECT id, name, group_kind, chat_id, due_at, content, remind_after_ms, released_at, repeat_days FROM sop_posts \
                   WHERE tenant_id = $1 AND due_at >= $2 AND due_at < $3 ORDER BY due_at, id")
                 .bind(tenant)
                 .bind(from)
@@ -142,6 +151,7 @@ pub async fn calendar(db: &Db, tenant: i64, from: i64, to: i64) -> Result<Vec<Po
             due_at: r.4,
             content: serde_json::from_str(&r.5).unwrap_or_default(),
             remind_after_ms: r.6,
+            repeat_every_days: r.8,
             released_at: r.7,
             tasks: tasks.iter().filter(|t| t.post_id == r.0).cloned().collect(),
         })
@@ -150,14 +160,15 @@ pub async fn calendar(db: &Db, tenant: i64, from: i64, to: i64) -> Result<Vec<Po
 
 /// Hands due posts to group owners; returns tasks handed to WeCom.
 pub async fn release_due(db: &Db, api: &WecomApi, tenant: i64, now: i64) -> Result<usize, DbError> {
-    let due: Vec<(i64, Option<String>, Option<String>)> = db
+    #[allow(clippy::type_complexity)]
+    let due: Vec<(i64, Option<String>, Option<String>, i64, Option<i64>)> = db
         .fetch_all(
-            &sql("SELECT id, group_kind, chat_id FROM sop_posts WHERE tenant_id = $1 AND released_at IS NULL AND due_at <= $2 ORDER BY due_at")
+            &sql("SELECT id, group_kind, chat_id, due_at, repeat_days FROM sop_posts WHERE tenant_id = $1 AND released_at IS NULL AND due_at <= $2 ORDER BY due_at")
                 .bind(tenant)
                 .bind(now),
         )
         .await?;
-    for (post, kind, chat) in due {
+    for (post, kind, chat, due_at, repeat) in due {
         let targets = groups::active_by_owner(db, tenant, kind.as_deref(), chat.as_deref()).await?;
         let mut tx = db.begin().await?;
         for (owner, chats) in targets {
@@ -180,6 +191,21 @@ pub async fn release_due(db: &Db, api: &WecomApi, tenant: i64, now: i64) -> Resu
                 .bind(now),
         )
         .await?;
+        if let Some(days) = repeat.filter(|d| *d > 0) {
+            // The next date after now (dates missed while nothing ran are skipped, not sent late).
+            let step = days * 86_400_000;
+            let next = due_at + step * ((now - due_at).div_euclid(step) + 1);
+            let id = tx.reserve_ids("sop_post", 1).await?;
+            tx.execute(
+                &sql("INSERT INTO sop_posts (id, tenant_id, name, group_kind, chat_id, due_at, content, remind_after_ms, repeat_days, created_at) \
+                      SELECT $2, tenant_id, name, group_kind, chat_id, $3, content, remind_after_ms, repeat_days, $4 FROM sop_posts WHERE id = $1")
+                    .bind(post)
+                    .bind(id)
+                    .bind(next)
+                    .bind(now),
+            )
+            .await?;
+        }
         tx.commit().await?;
     }
     // Tasks written but not yet handed over (now, or before a crash).
