@@ -111,6 +111,18 @@ impl World {
         v
     }
 
+    async fn customer_by(&self, identity: &str) -> i64 {
+        let (st, v) = self
+            .api(
+                M::GET,
+                &format!("/api/v1/customers?identity={identity}"),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{identity}: {v}");
+        v["id"].as_i64().expect("customer id")
+    }
+
     async fn customer(&self, external_userid: &str) -> Option<Value> {
         let (st, v) = self
             .api(
@@ -752,5 +764,98 @@ async fn a_callback_whose_work_fails_is_kept_and_retried() {
             adds, 1,
             "{backend:?}: the guide's count is not doubled by the retry"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_batch_code_shows_on_the_landing_page_and_records_the_claimants_contact() {
+    for backend in backends() {
+        let w = world(backend).await;
+        let (st, t) = w.api(M::POST, "/api/v1/coupon-templates",
+            Some(json!({"name": "包裹卡20元券", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": 100}))).await;
+        assert_eq!(st, StatusCode::CREATED, "{t}");
+        let (st, b) = w.api(M::POST, "/api/v1/card-batches",
+            Some(json!({"name": "天猫12月包裹卡", "channel": "tmall", "coupon_template_id": t["id"], "size": 5}))).await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+        let batch = b["batch"]["id"].as_i64().expect("batch id");
+        let tag = w.tag("包裹卡客户").await;
+        // A code for a batch that does not exist is refused, naming the field.
+        let (st, bad) = w
+            .api(
+                M::POST,
+                "/api/v1/live-codes",
+                Some(
+                    json!({"name": "x", "source": "card_batch", "source_id": 999_999,
+            "welcome": {"text": "hi"}, "guides": [{"userid": "g"}], "backup_userid": "b"}),
+                ),
+            )
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        assert!(
+            bad["error"]["message"]
+                .as_str()
+                .expect("msg")
+                .starts_with("source_id:"),
+            "{bad}"
+        );
+        let (st, code) = w.api(M::POST, "/api/v1/live-codes", Some(json!({"name": "包裹卡活码", "source": "card_batch", "source_id": batch,
+            "tag_ids": [tag], "welcome": {"text": "欢迎，券已到账"}, "guides": [{"userid": "eba_chen"}], "backup_userid": "ba_zhao"}))).await;
+        assert_eq!(st, StatusCode::CREATED, "{code}");
+        let (_, report) = w
+            .api(M::GET, &format!("/api/v1/card-batches/{batch}"), None)
+            .await;
+        assert_eq!(
+            report["batch"]["contact_qr_url"], code["qr_code"],
+            "{report}"
+        );
+
+        // A buyer known by their WeChat unionid claims a card in a WeChat session…
+        let (st, v) = w
+            .api(
+                M::POST,
+                "/api/v1/events",
+                Some(json!({"events": [{"id": "mp-login-1", "type": "mp_login",
+            "identities": [{"kind": "unionid", "value": "ounionCARD"}], "timestamp": now_ms()}]})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+        let buyer = w.customer_by("unionid:ounionCARD").await;
+        let card: (String,) = w
+            .s
+            .db()
+            .fetch_one(
+                &sql("SELECT code FROM cards WHERE batch_id = $1 ORDER BY id LIMIT 1").bind(batch),
+            )
+            .await
+            .expect("card");
+        let token = common::customer_token(&w.s, w.tenant, buyer);
+        let (st, v) = common::send_as_customer(
+            &w.c,
+            M::POST,
+            &w.s.url(&format!("/h5/v1/cards/{}/claim", card.0)),
+            &token,
+            Some(json!({})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["contact_qr_url"], code["qr_code"]);
+        // …then adds the guide through the QR the page showed: one customer, the card's contact.
+        let state = code["state"].as_str().expect("state");
+        w.deliver(
+            &w.wecom
+                .customer_adds("eba_chen", "wmCARD", Some("ounionCARD"), Some(state)),
+        )
+        .await;
+        w.settle().await;
+        assert_eq!(
+            w.customer_by("external_userid:wmCARD").await,
+            buyer,
+            "OneID joins the add to the claimant"
+        );
+        let (_, report) = w
+            .api(M::GET, &format!("/api/v1/card-batches/{batch}"), None)
+            .await;
+        assert_eq!(report["total"]["claimed"], 1, "{report}");
+        assert_eq!(report["total"]["contacts"], 1, "{backend:?}: {report}");
     }
 }

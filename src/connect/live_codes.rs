@@ -274,6 +274,24 @@ pub async fn create(
         }
         tag_list.push(t);
     }
+    if n.source == "card_batch" {
+        let batch = n
+            .source_id
+            .ok_or_else(|| invalid("source_id", "a card-batch code names its batch"))?;
+        let known: Option<(i64,)> = db
+            .fetch_optional(
+                &sql("SELECT id FROM card_batches WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant)
+                    .bind(batch),
+            )
+            .await?;
+        if known.is_none() {
+            return Err(invalid(
+                "source_id",
+                format!("card batch {batch} does not exist"),
+            ));
+        }
+    }
     for t in &tag_list {
         wecom_tag_id(db, api, tenant, t.id, &t.name).await?;
     }
@@ -325,6 +343,17 @@ pub async fn create(
             .bind(now),
     )
     .await?;
+    if code.source == "card_batch" {
+        // The batch's landing page shows this code's QR after a claim, so the add that follows
+        // carries the batch's state back.
+        db.execute(
+            &sql("UPDATE card_batches SET contact_qr_url = $3 WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant)
+                .bind(code.source_id)
+                .bind(code.qr_code.as_str()),
+        )
+        .await?;
+    }
     Ok(code)
 }
 
