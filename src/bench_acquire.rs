@@ -78,6 +78,8 @@ async fn load(
 /// nginx on a free port with `return 302` and an access log (it logs each click too).
 struct Nginx {
     child: std::process::Child,
+    bin: &'static str,
+    dir: std::path::PathBuf,
     _dir: crate::bench::TempDir,
     addr: std::net::SocketAddr,
 }
@@ -110,6 +112,7 @@ fn start_nginx(workers: usize) -> anyhow::Result<Nginx> {
             "-g",
             "daemon off;",
         ])
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .context("starting nginx")?;
@@ -122,6 +125,8 @@ fn start_nginx(workers: usize) -> anyhow::Result<Nginx> {
     }
     Ok(Nginx {
         child,
+        bin,
+        dir: dir.clone(),
         _dir: crate::bench::TempDir(dir),
         addr,
     })
@@ -129,7 +134,22 @@ fn start_nginx(workers: usize) -> anyhow::Result<Nginx> {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // `-s stop` ends the workers too; killing the master alone would leave them running.
+        let stopped = std::process::Command::new(self.bin)
+            .args([
+                "-p",
+                &self.dir.display().to_string(),
+                "-c",
+                &self.dir.join("nginx.conf").display().to_string(),
+                "-s",
+                "stop",
+            ])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !stopped {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
@@ -168,8 +188,6 @@ async fn redirects(a: &BenchArgs, cipher: &FieldCipher) -> anyhow::Result<()> {
         s.db.fetch_one(&sql("SELECT COUNT(*) FROM clicks WHERE link_id = $1").bind(link.id))
             .await?;
     let dropped = tracker.dropped.load(Ordering::Relaxed);
-    let _ = stop_tx.send(());
-    let _ = server.await;
     println!(
         "| redirects over HTTP/1.1 keep-alive: {} requests by {} connections, load generator in the same process | server | seconds | redirects/s | clicks stored | clicks dropped |",
         a.requests, a.concurrency
@@ -180,7 +198,7 @@ async fn redirects(a: &BenchArgs, cipher: &FieldCipher) -> anyhow::Result<()> {
         "| `GET /t/{{code}}` → 302, click logged | siyu | {siyu_secs:.2} | {siyu_rate:.0} | {} | {dropped} |",
         clicks - 2_000
     );
-    match start_nginx(2) {
+    let nginx = match start_nginx(2) {
         Ok(n) => {
             load(n.addr, &path, 2_000, a.concurrency, "warm-up").await?;
             let secs = load(n.addr, &path, a.requests, a.concurrency, "nginx").await?;
@@ -189,11 +207,97 @@ async fn redirects(a: &BenchArgs, cipher: &FieldCipher) -> anyhow::Result<()> {
                 "| `return 302`, access log on (2 workers) | nginx | {secs:.2} | {rate:.0} | (access log) | |"
             );
             println!("| ratio siyu / nginx | | | {:.2}× | | |", siyu_rate / rate);
+            Some(n)
         }
-        Err(e) => println!("| nginx: skipped ({e:#}) | | | | | |"),
+        Err(e) => {
+            println!("| nginx: skipped ({e:#}) | | | | | |");
+            None
+        }
+    };
+    // The same two servers under wrk, a load generator in its own process written in C, so the
+    // client's cost is small and not inside the measured process.
+    match wrk(addr, &path, a.concurrency, 10).await {
+        None => println!("\nwrk: skipped (not installed; apt-get install wrk)"),
+        Some(run) => {
+            let (n, rate) = run?;
+            tracker.flush().await;
+            let (after,): (i64,) = s
+                .db
+                .fetch_one(&sql("SELECT COUNT(*) FROM clicks WHERE link_id = $1").bind(link.id))
+                .await?;
+            let stored = after - clicks;
+            println!(
+                "\n| redirects under wrk (1 thread, {} connections, 10 s, keep-alive) | server | requests | redirects/s | clicks stored |",
+                a.concurrency
+            );
+            println!("|---|---|---:|---:|---:|");
+            println!(
+                "| `GET /t/{{code}}` → 302, click logged | siyu | {n} | {rate:.0} | {stored} |"
+            );
+            if let Some(ng) = &nginx
+                && let Some(Ok((nn, nrate))) = wrk(ng.addr, &path, a.concurrency, 10).await
+            {
+                println!(
+                    "| `return 302`, access log on (2 workers) | nginx | {nn} | {nrate:.0} | (access log) |"
+                );
+                println!("| ratio siyu / nginx | | | {:.2}× | |", rate / nrate);
+            }
+        }
     }
+    drop(nginx);
+    let _ = stop_tx.send(());
+    let _ = server.await;
     s.finish().await?;
     Ok(())
+}
+
+/// Runs wrk against `addr` for `secs` seconds: (requests, requests per second); None when wrk
+/// is not installed.
+async fn wrk(
+    addr: std::net::SocketAddr,
+    path: &str,
+    connections: usize,
+    secs: u64,
+) -> Option<anyhow::Result<(u64, f64)>> {
+    let url = format!("http://{addr}{path}");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("wrk")
+            .args([
+                "-t1",
+                &format!("-c{connections}"),
+                &format!("-d{secs}s"),
+                &url,
+            ])
+            .output()
+    })
+    .await
+    .ok()?;
+    let out = match out {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(Err(e.into())),
+    };
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let parse = || -> anyhow::Result<(u64, f64)> {
+        anyhow::ensure!(out.status.success(), "wrk failed: {text}");
+        anyhow::ensure!(!text.contains("Non-2xx"), "wrk saw error answers: {text}");
+        let requests = text
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .split_once(" requests in ")
+                    .map(|(n, _)| n.trim().to_owned())
+            })
+            .and_then(|n| n.parse().ok())
+            .context("no request count in wrk's output")?;
+        let rate = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Requests/sec:"))
+            .and_then(|r| r.trim().parse().ok())
+            .context("no Requests/sec in wrk's output")?;
+        Ok((requests, rate))
+    };
+    Some(parse())
 }
 
 async fn outbox(a: &BenchArgs, backend: &str, cipher: &FieldCipher) -> anyhow::Result<()> {

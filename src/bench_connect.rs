@@ -45,6 +45,7 @@ async fn setup(db: siyu::platform::db::Db, cipher: &FieldCipher) -> anyhow::Resu
         .await;
     });
     let tenant = access::create_tenant(&db, "bench-connect").await?.id;
+    app.connect.allow_any_base_url();
     let wecom = Sandbox::start(SandboxCorp::default()).await?;
     let corp = wecom.corp().clone();
     let c = app

@@ -114,6 +114,7 @@ pub async fn connect_report(db: &Db, cipher: &FieldCipher, tenant: i64) -> anyho
         cipher.clone(),
         EventWriter::start(db.clone(), cipher.clone(), None),
     );
+    connect.allow_any_base_url();
     let sc = wecom.corp().clone();
     let now = now_ms();
     let corp = connect

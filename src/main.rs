@@ -173,6 +173,9 @@ pub async fn serve(
         .to_string();
     app.sms_callback_token = settings.sms.callback_token.clone();
     app.otp_template = settings.sms.otp_template.clone();
+    if settings.wecom_allow_base_url {
+        app.connect.allow_any_base_url();
+    }
     let provider = settings
         .sms
         .provider(&db)

@@ -744,13 +744,7 @@ async fn a_callback_whose_work_fails_is_kept_and_retried() {
         // A minute on, the sweep does the work again, and it is done once.
         let r = w.s.app.connect.tick(now_ms() + 61_000).await.expect("tick");
         assert_eq!(r.callbacks_retried, 1, "{r:?}");
-        let (received, done) =
-            w.s.app
-                .connect
-                .inbox_counts(w.tenant)
-                .await
-                .expect("counts");
-        assert_eq!(received, done);
+        w.settle().await;
         assert_eq!(w.wecom.contact_tags("guide_a", "wmRETRY").len(), 1);
         let (adds,): (i64,) =
             w.s.db()
@@ -858,4 +852,64 @@ async fn a_card_batch_code_shows_on_the_landing_page_and_records_the_claimants_c
         assert_eq!(report["total"]["claimed"], 1, "{report}");
         assert_eq!(report["total"]["contacts"], 1, "{backend:?}: {report}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_cannot_point_wecom_calls_inside_the_network_unless_the_server_allows_it() {
+    let tdb = common::TestDb::new(backends()[0]).await;
+    let cipher = common::cipher();
+    let connect = siyu::connect::service::Connect::start(
+        tdb.db.clone(),
+        cipher.clone(),
+        siyu::know::ingest::EventWriter::start(tdb.db.clone(), cipher, None),
+    );
+    let tenant = siyu::platform::access::create_tenant(&tdb.db, "brand")
+        .await
+        .expect("tenant")
+        .id;
+    let corp = SandboxCorp::default();
+    let settings = |base: Option<&str>| siyu::connect::service::CorpSettings {
+        corp_id: corp.corp_id.clone(),
+        secret: corp.secret.clone(),
+        token: corp.token.clone(),
+        encoding_aes_key: corp.encoding_aes_key.clone(),
+        base_url: base.map(str::to_owned),
+    };
+    let refused = connect
+        .configure(tenant, settings(Some("http://169.254.169.254")), now_ms())
+        .await;
+    assert!(
+        matches!(
+            &refused,
+            Err(siyu::connect::service::ConnectError::Invalid {
+                field: "base_url",
+                ..
+            })
+        ),
+        "{:?}",
+        refused.err()
+    );
+    // WeCom itself is always allowed; a bad key is refused naming its field.
+    assert!(
+        connect
+            .configure(tenant, settings(None), now_ms())
+            .await
+            .is_ok()
+    );
+    let mut bad = settings(None);
+    bad.encoding_aes_key = "too-short".into();
+    assert!(matches!(
+        connect.configure(tenant, bad, now_ms()).await,
+        Err(siyu::connect::service::ConnectError::Invalid {
+            field: "encoding_aes_key",
+            ..
+        })
+    ));
+    connect.allow_any_base_url();
+    assert!(
+        connect
+            .configure(tenant, settings(Some("http://127.0.0.1:9")), now_ms())
+            .await
+            .is_ok()
+    );
 }

@@ -11,6 +11,16 @@ use tokio::sync::Mutex;
 
 pub const WECOM_BASE_URL: &str = "https://qyapi.weixin.qq.com";
 
+/// Calls that create something in WeCom: after a transport failure the call may have worked,
+/// so it is not repeated (a second task or contact way would be made).
+const CREATING: [&str; 3] = [
+    "/cgi-bin/externalcontact/add_msg_template",
+    "/cgi-bin/externalcontact/add_contact_way",
+    "/cgi-bin/externalcontact/add_corp_tag",
+];
+/// WeCom's limits on one mass-message task.
+pub const MAX_TASK_CONTACTS: usize = 10_000;
+pub const MAX_TASK_CHATS: usize = 2_000;
 /// Error codes that mean "get a new access token and try again".
 const TOKEN_ERRORS: [i64; 3] = [40001, 40014, 42001];
 /// "System busy" and the frequency limits: wait and try again.
@@ -328,6 +338,7 @@ impl WecomApi {
             };
             let v = match read(path, req.send().await).await {
                 Ok(v) => v,
+                Err(e) if CREATING.contains(&path) => return Err(e),
                 Err(e) => {
                     last = Some(e);
                     continue;
@@ -398,7 +409,8 @@ impl WecomApi {
         let v = self
             .post(
                 path,
-                json!({"type": 2, "scene": 2, "remark": remark, "skip_verify": true, "state": state, "user": users}),
+                // WeCom takes a remark of at most 30 characters.
+                json!({"type": 2, "scene": 2, "remark": remark.chars().take(30).collect::<String>(), "skip_verify": true, "state": state, "user": users}),
             )
             .await?;
         let config_id = str_field(path, &v, "config_id")?;
@@ -520,15 +532,22 @@ impl WecomApi {
         content: &Content,
     ) -> Result<(String, Vec<String>), WecomError> {
         let path = "/cgi-bin/externalcontact/add_msg_template";
+        // WeCom reads a task without a list as "all of this guide's customers (or groups)":
+        // never send one.
+        let (list, field, max) = match chat_type {
+            "group" => (chat_ids, "chat_id_list", MAX_TASK_CHATS),
+            _ => (external_userids, "external_userid", MAX_TASK_CONTACTS),
+        };
+        if list.is_empty() || list.len() > max {
+            return Err(WecomError::Answer {
+                path: path.into(),
+                reason: format!("{field} must hold 1 … {max} entries, not {}", list.len()),
+            });
+        }
         let mut body = content.body();
         body["chat_type"] = json!(chat_type);
         body["sender"] = json!(sender);
-        if !external_userids.is_empty() {
-            body["external_userid"] = json!(external_userids);
-        }
-        if !chat_ids.is_empty() {
-            body["chat_id_list"] = json!(chat_ids);
-        }
+        body[field] = json!(list);
         let v = self.post(path, body).await?;
         let msgid = str_field(path, &v, "msgid")?;
         let failed = decode(path, v["fail_list"].clone()).unwrap_or_default();
@@ -623,13 +642,14 @@ async fn read(
         path: path.into(),
         reason,
     };
-    let r = answer.map_err(|e| transport(e.to_string()))?;
+    // Without the URL: it carries the access token (and, for gettoken, the secret).
+    let r = answer.map_err(|e| transport(e.without_url().to_string()))?;
     if !r.status().is_success() {
         return Err(transport(format!("HTTP {}", r.status())));
     }
     r.json::<Json>()
         .await
-        .map_err(|e| transport(format!("body: {e}")))
+        .map_err(|e| transport(format!("body: {}", e.without_url())))
 }
 
 #[cfg(test)]

@@ -228,7 +228,11 @@ pub fn check_timestamp(timestamp: &str, now_ms: i64) -> Result<i64, CallbackErro
         .trim()
         .parse()
         .map_err(|_| CallbackError::TimestampFormat(timestamp.chars().take(20).collect()))?;
-    if (ts.saturating_mul(1000) - now_ms).abs() > TIMESTAMP_WINDOW_SECS * 1000 {
+    let off = ts
+        .checked_mul(1000)
+        .map(|ms| ms.abs_diff(now_ms))
+        .unwrap_or(u64::MAX);
+    if off > (TIMESTAMP_WINDOW_SECS * 1000) as u64 {
         return Err(CallbackError::TimestampWindow(ts));
     }
     Ok(ts)

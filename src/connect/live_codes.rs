@@ -129,17 +129,22 @@ impl LiveCode {
         today: &HashMap<String, i64>,
     ) -> Vec<String> {
         let m = local_minute(now, offset_min);
-        let wd = weekday(local_day(now, offset_min));
+        let day = local_day(now, offset_min);
         let mut out: Vec<String> = Vec::new();
         for g in &self.guides {
-            let on_day = g.weekdays.is_empty() || g.weekdays.contains(&wd);
-            let on_time = match (
+            let window = (
                 g.from.as_deref().and_then(parse_hhmm),
                 g.to.as_deref().and_then(parse_hhmm),
-            ) {
-                (Some(a), Some(b)) => in_window(m, a, b),
-                _ => true,
+            );
+            let (on_time, shift_day) = match window {
+                // After midnight in an overnight shift, the shift began the day before.
+                (Some(a), Some(b)) => (
+                    in_window(m, a, b),
+                    if a > b && m < b { day - 1 } else { day },
+                ),
+                _ => (true, day),
             };
+            let on_day = g.weekdays.is_empty() || g.weekdays.contains(&weekday(shift_day));
             let under_cap = g
                 .daily_cap
                 .is_none_or(|cap| today.get(&g.userid).copied().unwrap_or(0) < cap);
@@ -214,6 +219,12 @@ fn check(n: &NewLiveCode) -> Result<(), LiveCodeError> {
             return Err(invalid(
                 format!("guides[{i}].weekdays"),
                 format!("{bad} is not 1 (Monday) … 7"),
+            ));
+        }
+        if g.from.is_some() != g.to.is_some() || (g.from.is_some() && g.from == g.to) {
+            return Err(invalid(
+                format!("guides[{i}]"),
+                "give both from and to (different times), or neither for all day",
             ));
         }
         for (f, v) in [("from", &g.from), ("to", &g.to)] {
@@ -691,6 +702,26 @@ mod tests {
         assert_eq!(
             c.guides_now(MON_10 + 5 * 86_400_000, 480, &HashMap::new()),
             vec!["weekend"]
+        );
+        // A Friday-night shift 21:00–02:00 still holds at 01:00 on Saturday, and not on Friday
+        // at 01:00 (that hour belongs to Thursday's shift).
+        let mut night = code();
+        night.guides = vec![GuideSlot {
+            userid: "night".into(),
+            weekdays: vec![5],
+            from: Some("21:00".into()),
+            to: Some("02:00".into()),
+            daily_cap: None,
+        }];
+        let sat_01 = MON_10 + 4 * 86_400_000 + 15 * 3_600_000;
+        assert_eq!(
+            night.guides_now(sat_01, 480, &HashMap::new()),
+            vec!["night"]
+        );
+        let fri_01 = sat_01 - 86_400_000;
+        assert_eq!(
+            night.guides_now(fri_01, 480, &HashMap::new()),
+            vec!["backup"]
         );
     }
 

@@ -197,13 +197,27 @@ pub async fn release_due(
         let today: HashMap<String, i64> = today.into_iter().collect();
         let week: Vec<(i64, i64)> = db
             .fetch_all(
-                &sql("SELECT customer_id, COUNT(*) FROM mass_recipients WHERE tenant_id = $1 AND created_at > $2 AND status IN ('assigned', 'sent') GROUP BY customer_id")
+                // The weekly cap counts marketing only.
+                &sql("SELECT r.customer_id, COUNT(*) FROM mass_recipients r JOIN mass_messages m ON m.tenant_id = r.tenant_id AND m.id = r.mass_id \
+                      WHERE r.tenant_id = $1 AND r.created_at > $2 AND r.status IN ('assigned', 'sent') AND m.purpose = 'marketing' GROUP BY r.customer_id")
                     .bind(tenant)
                     .bind(now - 7 * 86_400_000),
             )
             .await?;
         let week: HashMap<i64, i64> = week.into_iter().collect();
         let mut tx = db.begin().await?;
+        // Claimed first, in the same transaction: another tick that read it finds it taken.
+        let claimed = tx
+            .execute(
+                &sql("UPDATE mass_messages SET status = 'released', released_at = $3 WHERE tenant_id = $1 AND id = $2 AND status = 'scheduled'")
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(now),
+            )
+            .await?;
+        if claimed == 0 {
+            continue;
+        }
         let mut senders: HashMap<String, i64> = HashMap::new();
         for (c, (ext, guide, _)) in &via {
             let status = if today.get(ext).copied().unwrap_or(0) >= WECOM_PER_CUSTOMER_PER_DAY {
@@ -255,9 +269,9 @@ pub async fn release_due(
         a["size"] = json!(customers.len());
         a["without_contact"] = json!(without_contact);
         tx.execute(
-            &sql("UPDATE mass_messages SET status = 'released', released_at = $2, audience = $3 WHERE id = $1")
+            &sql("UPDATE mass_messages SET audience = $3 WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant)
                 .bind(id)
-                .bind(now)
                 .bind(a.to_string()),
         )
         .await?;
@@ -277,6 +291,18 @@ async fn release_pending(db: &Db, api: &WecomApi, tenant: i64) -> Result<usize, 
         .await?;
     let mut handed = 0;
     for (task, mass, sender, content) in pending {
+        // Claimed before WeCom is called, so no task is handed over twice. A crash between the
+        // call and the answer leaves it `sending`, for an operator to check, not resent.
+        let claimed = db
+            .execute(
+                &sql("UPDATE mass_tasks SET status = 'sending' WHERE tenant_id = $1 AND id = $2 AND status = 'pending'")
+                    .bind(tenant)
+                    .bind(task),
+            )
+            .await?;
+        if claimed == 0 {
+            continue;
+        }
         let content: Content = serde_json::from_str(&content).unwrap_or_default();
         let ext: Vec<(String,)> = db
             .fetch_all(
@@ -310,12 +336,21 @@ async fn release_pending(db: &Db, api: &WecomApi, tenant: i64) -> Result<usize, 
                 tx.commit().await?;
             }
             Err(e) => {
-                db.execute(
+                let mut tx = db.begin().await?;
+                tx.execute(
                     &sql("UPDATE mass_tasks SET status = 'failed', error = $2 WHERE id = $1")
                         .bind(task)
                         .bind(e.to_string()),
                 )
                 .await?;
+                // Not reached: they no longer count toward the daily limit or the weekly cap.
+                tx.execute(
+                    &sql("UPDATE mass_recipients SET status = 'failed' WHERE mass_id = $1 AND sender = $2 AND status = 'assigned'")
+                        .bind(mass)
+                        .bind(sender.as_str()),
+                )
+                .await?;
+                tx.commit().await?;
             }
         }
     }

@@ -4,8 +4,8 @@
 //!
 //! A callback is decrypted, parsed and written to `wecom_inbox` before it is acknowledged, so
 //! nothing acknowledged is lost; WeCom's retries of the same message hash to the same key and are
-//! dropped. Then it is queued: adds with a welcome_code go to the urgent lane, where the welcome
-//! message is sent first (its code lives 20 s); everything else, and the rest of an add's work,
+//! dropped. Then it is queued: an add with a welcome_code also goes to the urgent lane, where its
+//! welcome message is sent at once (the code lives 20 s); everything, an add's other work included,
 //! runs on the normal lanes: several, each in arrival order, with every callback about one
 //! contact or one group on the same lane so their order holds.
 
@@ -105,14 +105,6 @@ struct Job {
     key: String,
     env: Envelope,
     received_at: i64,
-    welcome: Option<WelcomeOutcome>,
-}
-
-#[derive(Debug, Clone)]
-struct WelcomeOutcome {
-    code_id: i64,
-    result: String,
-    sent_at: Option<i64>,
 }
 
 /// What one round of periodic work did.
@@ -135,7 +127,13 @@ pub struct Connect {
     http: reqwest::Client,
     corps: RwLock<HashMap<i64, Arc<Corp>>>,
     codes: RwLock<HashMap<(i64, String), Arc<LiveCode>>>,
-    urgent: mpsc::Sender<Job>,
+    urgent: mpsc::UnboundedSender<Job>,
+    /// One round of periodic work at a time (the 30 s timer and `POST /api/v1/connect/tick`).
+    tick_lock: tokio::sync::Mutex<()>,
+    /// Off by default: a tenant's `base_url` may then point only at WeCom itself, not at hosts
+    /// inside the network. `siyu serve` turns it on with `wecom_allow_base_url`; tests, the demo
+    /// and the benchmark turn it on for the sandbox.
+    any_base_url: std::sync::atomic::AtomicBool,
     normal: Vec<mpsc::UnboundedSender<Job>>,
     /// Callbacks queued in this process and not finished: the retry sweep leaves them alone.
     in_flight: std::sync::Mutex<std::collections::HashSet<(i64, String)>>,
@@ -144,7 +142,7 @@ pub struct Connect {
 impl Connect {
     /// The service with its two workers started on the current runtime.
     pub fn start(db: Db, cipher: FieldCipher, events: EventWriter) -> Arc<Connect> {
-        let (urgent, urgent_rx) = mpsc::channel(10_000);
+        let (urgent, urgent_rx) = mpsc::unbounded_channel();
         let (normal, normal_rx): (Vec<_>, Vec<_>) =
             (0..NORMAL_LANES).map(|_| mpsc::unbounded_channel()).unzip();
         let c = Arc::new(Connect {
@@ -158,6 +156,8 @@ impl Connect {
             corps: RwLock::new(HashMap::new()),
             codes: RwLock::new(HashMap::new()),
             urgent,
+            tick_lock: tokio::sync::Mutex::new(()),
+            any_base_url: std::sync::atomic::AtomicBool::new(false),
             normal,
             in_flight: Default::default(),
         });
@@ -197,6 +197,14 @@ impl Connect {
         let base = s.base_url.clone().unwrap_or_else(|| WECOM_BASE_URL.into());
         if reqwest::Url::parse(&base).is_err() {
             return Err(bad("base_url", "is not a URL"));
+        }
+        if base.trim_end_matches('/') != WECOM_BASE_URL
+            && !self.any_base_url.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(bad(
+                "base_url",
+                "only https://qyapi.weixin.qq.com unless the server allows others (wecom_allow_base_url)",
+            ));
         }
         self.db
             .execute(
@@ -332,18 +340,13 @@ impl Connect {
             tenant,
             key,
             received_at: now,
-            welcome: None,
             env,
         };
-        // A full urgent lane sends the job the normal way: the contact is still handled, only
-        // the welcome may miss its 20 s.
+        // The welcome does not wait behind other work, and other work does not wait for it.
         if job.env.event.is_urgent() {
-            if let Err(e) = self.urgent.try_send(job) {
-                self.to_normal_lane(e.into_inner());
-            }
-        } else {
-            self.to_normal_lane(job);
+            let _ = self.urgent.send(job.clone());
         }
+        self.to_normal_lane(job);
         Ok(Received::Queued)
     }
 
@@ -403,10 +406,18 @@ impl Connect {
             .clear();
     }
 
-    async fn send_welcome(&self, job: &mut Job) {
+    /// Allows any `base_url` (the sandbox, a proxy).
+    pub fn allow_any_base_url(&self) {
+        self.any_base_url
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    async fn send_welcome(&self, job: &Job) {
         let CallbackEvent::ContactAdded {
             state: Some(state),
             welcome_code: Some(code),
+            userid,
+            external_userid,
             ..
         } = &job.env.event
         else {
@@ -436,11 +447,24 @@ impl Connect {
                 }
             }
         };
-        job.welcome = Some(WelcomeOutcome {
-            code_id: live.id,
-            result: outcome.0,
-            sent_at: outcome.1,
-        });
+        let recorded = self
+            .db
+            .execute(
+                &sql("INSERT INTO welcome_messages (tenant_id, welcome_code, code_id, external_userid, userid, received_at, sent_at, result) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, welcome_code) DO NOTHING")
+                    .bind(job.tenant)
+                    .bind(code.as_str())
+                    .bind(live.id)
+                    .bind(external_userid.as_str())
+                    .bind(userid.as_str())
+                    .bind(job.received_at)
+                    .bind(outcome.1)
+                    .bind(outcome.0),
+            )
+            .await;
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "welcome message outcome not recorded");
+        }
     }
 
     async fn handle(&self, job: &Job) -> Result<(), ConnectError> {
@@ -454,8 +478,8 @@ impl Connect {
                 userid,
                 external_userid,
                 state,
-                welcome_code,
                 half,
+                ..
             } => {
                 let code = match state {
                     Some(s) => self.code_by_state(tenant, s).await?,
@@ -480,6 +504,18 @@ impl Connect {
                         Some(code.as_ref().map(|c| c.touchpoint()).unwrap_or_else(|| "wecom".into())),
                     )
                     .await?;
+                // Counted for the guide's daily cap only when the relationship becomes active
+                // (not again for the full add after a half add, nor for a retry).
+                let before: Option<(Option<i64>,)> = self
+                    .db
+                    .fetch_optional(
+                        &sql("SELECT deleted_at FROM wecom_contacts WHERE tenant_id = $1 AND external_userid = $2 AND userid = $3")
+                            .bind(tenant)
+                            .bind(external_userid.as_str())
+                            .bind(userid.as_str()),
+                    )
+                    .await?;
+                let newly = before.is_none_or(|(deleted,)| deleted.is_some());
                 self.db
                     .execute(
                         &sql("INSERT INTO wecom_contacts (tenant_id, external_userid, userid, customer_id, code_id, state, added_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -494,24 +530,8 @@ impl Connect {
                             .bind(at),
                     )
                     .await?;
-                if let (Some(w), Some(wc)) = (&job.welcome, welcome_code) {
-                    self.db
-                        .execute(
-                            &sql("INSERT INTO welcome_messages (tenant_id, welcome_code, code_id, external_userid, userid, received_at, sent_at, result) \
-                                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, welcome_code) DO NOTHING")
-                                .bind(tenant)
-                                .bind(wc.as_str())
-                                .bind(w.code_id)
-                                .bind(external_userid.as_str())
-                                .bind(userid.as_str())
-                                .bind(job.received_at)
-                                .bind(w.sent_at)
-                                .bind(w.result.as_str()),
-                        )
-                        .await?;
-                }
                 if let (Some(code), Some(customer)) = (code, customer) {
-                    self.apply_code(&corp, &code, customer, userid, external_userid, now)
+                    self.apply_code(&corp, &code, customer, userid, external_userid, newly, now)
                         .await?;
                 }
             }
@@ -629,6 +649,7 @@ impl Connect {
 
     /// The code's work on a new contact: its tags here and in WeCom, the guide's count for the
     /// day (and the rota that follows from it), and the package card the customer claimed.
+    #[allow(clippy::too_many_arguments)]
     async fn apply_code(
         &self,
         corp: &Corp,
@@ -636,6 +657,7 @@ impl Connect {
         customer: i64,
         userid: &str,
         external_userid: &str,
+        newly: bool,
         now: i64,
     ) -> Result<(), ConnectError> {
         let source = format!("wecom:{}", code.touchpoint());
@@ -652,27 +674,29 @@ impl Connect {
                 Err(e) => tracing::warn!(error = %e, tag = id, "live-code tag is gone"),
             }
         }
+        if newly {
+            live_codes::count_add(
+                &self.db,
+                corp.tenant,
+                code.id,
+                local_day(now, corp.offset_min),
+                userid,
+            )
+            .await?;
+            // The cached code may hold an old rota; read it fresh.
+            let fresh = live_codes::get(&self.db, corp.tenant, code.id).await;
+            if let Ok(fresh) = fresh
+                && let Err(e) =
+                    live_codes::rotate(&self.db, &corp.api, &fresh, now, corp.offset_min).await
+            {
+                tracing::warn!(error = %e, code = code.id, "live-code rota not updated; the next tick retries");
+            }
+        }
         let wecom_tags = live_codes::wecom_tag_ids(&self.db, corp.tenant, &code.tag_ids).await?;
         if !wecom_tags.is_empty() {
             corp.api
                 .mark_tag(userid, external_userid, &wecom_tags, &[])
                 .await?;
-        }
-        live_codes::count_add(
-            &self.db,
-            corp.tenant,
-            code.id,
-            local_day(now, corp.offset_min),
-            userid,
-        )
-        .await?;
-        // The cached code may hold an old rota; read it fresh.
-        let fresh = live_codes::get(&self.db, corp.tenant, code.id).await;
-        if let Ok(fresh) = fresh
-            && let Err(e) =
-                live_codes::rotate(&self.db, &corp.api, &fresh, now, corp.offset_min).await
-        {
-            tracing::warn!(error = %e, code = code.id, "live-code rota not updated; the next tick retries");
         }
         if code.source == "card_batch"
             && let Some(batch) = code.source_id
@@ -733,10 +757,6 @@ impl Connect {
     }
 
     async fn finish(&self, job: &Job, result: &Result<(), ConnectError>) {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&(job.tenant, job.key.clone()));
         let q = match result {
             Ok(()) => sql("UPDATE wecom_inbox SET done_at = $3, attempts = attempts + 1, error = NULL WHERE tenant_id = $1 AND event_key = $2")
                 .bind(job.tenant)
@@ -753,38 +773,44 @@ impl Connect {
         if let Err(e) = self.db.execute(&q).await {
             tracing::error!(error = %e, "callback state not recorded");
         }
+        // Only now, so the retry sweep cannot take a job whose outcome is not yet written.
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(job.tenant, job.key.clone()));
     }
 
-    /// Requeues callbacks received over a minute ago and not finished (a failure, a restart).
-    async fn retry_unfinished(&self, now: i64) -> Result<usize, DbError> {
+    /// Requeues callbacks received over a minute ago and not finished (a failure, a restart) on
+    /// their lanes; returns how many.
+    async fn retry_unfinished(&self, now: i64, tenant: Option<i64>) -> Result<usize, DbError> {
         let rows: Vec<(i64, String, String, i64)> = self
             .db
             .fetch_all(
-                &sql("SELECT tenant_id, event_key, body, received_at FROM wecom_inbox WHERE done_at IS NULL AND received_at < $1 AND attempts < $2 ORDER BY received_at LIMIT 1000")
+                &sql("SELECT tenant_id, event_key, body, received_at FROM wecom_inbox WHERE done_at IS NULL AND received_at < $1 AND attempts < $2 \
+                      AND ($3 IS NULL OR tenant_id = $3) ORDER BY received_at LIMIT 1000")
                     .bind(now - 60_000)
-                    .bind(MAX_ATTEMPTS),
+                    .bind(MAX_ATTEMPTS)
+                    .bind(tenant),
             )
             .await?;
-        let rows: Vec<_> = {
-            let busy = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-            rows.into_iter()
-                .filter(|r| !busy.contains(&(r.0, r.1.clone())))
-                .collect()
-        };
-        let n = rows.len();
+        let mut n = 0;
         for (tenant, key, body, received_at) in rows {
+            if !self
+                .in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert((tenant, key.clone()))
+            {
+                continue; // queued in this process already
+            }
+            n += 1;
             match serde_json::from_str::<Envelope>(&body) {
-                Ok(env) => {
-                    let job = Job {
-                        tenant,
-                        key,
-                        env,
-                        received_at,
-                        welcome: None,
-                    };
-                    let r = self.handle(&job).await;
-                    self.finish(&job, &r).await;
-                }
+                Ok(env) => self.to_normal_lane(Job {
+                    tenant,
+                    key,
+                    env,
+                    received_at,
+                }),
                 Err(e) => {
                     let job = Job {
                         tenant,
@@ -798,26 +824,24 @@ impl Connect {
                             },
                         },
                         received_at,
-                        welcome: None,
                     };
-                    self.finish(
-                        &job,
-                        &Err(ConnectError::Invalid {
-                            field: "body",
-                            reason: e.to_string(),
-                        }),
-                    )
-                    .await;
+                    let failed = Err(ConnectError::Invalid {
+                        field: "body",
+                        reason: e.to_string(),
+                    });
+                    self.finish(&job, &failed).await;
                 }
             }
         }
         Ok(n)
     }
 
-    /// One round of periodic work for every configured tenant.
+    /// One round of periodic work for every configured tenant; one tenant's failure is logged
+    /// and the others go on.
     pub async fn tick(&self, now: i64) -> Result<TickReport, ConnectError> {
+        let _one = self.tick_lock.lock().await;
         let mut r = TickReport {
-            callbacks_retried: self.retry_unfinished(now).await?,
+            callbacks_retried: self.retry_unfinished(now, None).await?,
             ..Default::default()
         };
         let tenants: Vec<(i64,)> = self
@@ -825,28 +849,51 @@ impl Connect {
             .fetch_all(&sql("SELECT tenant_id FROM wecom_corps"))
             .await?;
         for (tenant,) in tenants {
-            let corp = self.corp(tenant).await?;
-            for code in live_codes::list(&self.db, tenant).await? {
-                match live_codes::rotate(&self.db, &corp.api, &code, now, corp.offset_min).await {
-                    Ok(true) => r.codes_rotated += 1,
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(error = %e, code = code.id, "rota not updated"),
-                }
+            if let Err(e) = self.tenant_work(tenant, now, &mut r).await {
+                tracing::warn!(tenant, error = %e, "connect work for this tenant failed; will retry");
             }
-            r.sop_tasks_assigned += sop::release_due(&self.db, &corp.api, tenant, now).await?;
-            let (done, reminded) = sop::follow_up(&self.db, &corp.api, tenant, now).await?;
-            r.sop_tasks_completed += done;
-            r.sop_reminders += reminded;
-            r.mass_tasks_assigned += mass::release_due(&self.db, &corp.api, tenant, now)
-                .await
-                .map_err(mass_err)?;
-            let (done, reminded) = mass::follow_up(&self.db, &corp.api, tenant, now)
-                .await
-                .map_err(mass_err)?;
-            r.mass_tasks_completed += done;
-            r.mass_reminders += reminded;
         }
         Ok(r)
+    }
+
+    /// One round of periodic work for one tenant (`POST /api/v1/connect/tick`).
+    pub async fn tick_tenant(&self, tenant: i64, now: i64) -> Result<TickReport, ConnectError> {
+        let _one = self.tick_lock.lock().await;
+        let mut r = TickReport {
+            callbacks_retried: self.retry_unfinished(now, Some(tenant)).await?,
+            ..Default::default()
+        };
+        self.tenant_work(tenant, now, &mut r).await?;
+        Ok(r)
+    }
+
+    async fn tenant_work(
+        &self,
+        tenant: i64,
+        now: i64,
+        r: &mut TickReport,
+    ) -> Result<(), ConnectError> {
+        let corp = self.corp(tenant).await?;
+        for code in live_codes::list(&self.db, tenant).await? {
+            match live_codes::rotate(&self.db, &corp.api, &code, now, corp.offset_min).await {
+                Ok(true) => r.codes_rotated += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, code = code.id, "rota not updated"),
+            }
+        }
+        r.sop_tasks_assigned += sop::release_due(&self.db, &corp.api, tenant, now).await?;
+        let (done, reminded) = sop::follow_up(&self.db, &corp.api, tenant, now).await?;
+        r.sop_tasks_completed += done;
+        r.sop_reminders += reminded;
+        r.mass_tasks_assigned += mass::release_due(&self.db, &corp.api, tenant, now)
+            .await
+            .map_err(mass_err)?;
+        let (done, reminded) = mass::follow_up(&self.db, &corp.api, tenant, now)
+            .await
+            .map_err(mass_err)?;
+        r.mass_tasks_completed += done;
+        r.mass_reminders += reminded;
+        Ok(())
     }
 
     /// Runs [`Connect::tick`] every `every` until the service is dropped or the pool closes.
@@ -900,18 +947,17 @@ fn mass_err(e: mass::MassError) -> ConnectError {
     }
 }
 
-/// Welcome messages: many in flight, each handed to the normal lane when sent.
-async fn urgent_lane(c: Weak<Connect>, mut rx: mpsc::Receiver<Job>) {
+/// Welcome messages: many in flight at once, each recording its own outcome.
+async fn urgent_lane(c: Weak<Connect>, mut rx: mpsc::UnboundedReceiver<Job>) {
     let slots = Arc::new(Semaphore::new(WELCOME_CONCURRENCY));
-    while let Some(mut job) = rx.recv().await {
+    while let Some(job) = rx.recv().await {
         let Some(svc) = c.upgrade() else { return };
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;
         };
         tokio::spawn(async move {
-            svc.send_welcome(&mut job).await;
+            svc.send_welcome(&job).await;
             drop(permit);
-            svc.to_normal_lane(job);
         });
     }
 }

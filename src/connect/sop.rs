@@ -171,6 +171,18 @@ pub async fn release_due(db: &Db, api: &WecomApi, tenant: i64, now: i64) -> Resu
     for (post, kind, chat, due_at, repeat) in due {
         let targets = groups::active_by_owner(db, tenant, kind.as_deref(), chat.as_deref()).await?;
         let mut tx = db.begin().await?;
+        // Claimed first: a second tick (or server) that read the same post finds it taken.
+        let claimed = tx
+            .execute(
+                &sql("UPDATE sop_posts SET released_at = $3 WHERE tenant_id = $1 AND id = $2 AND released_at IS NULL")
+                    .bind(tenant)
+                    .bind(post)
+                    .bind(now),
+            )
+            .await?;
+        if claimed == 0 {
+            continue;
+        }
         for (owner, chats) in targets {
             let id = tx.reserve_ids("sop_task", 1).await?;
             tx.execute(
@@ -185,12 +197,6 @@ pub async fn release_due(db: &Db, api: &WecomApi, tenant: i64, now: i64) -> Resu
             )
             .await?;
         }
-        tx.execute(
-            &sql("UPDATE sop_posts SET released_at = $2 WHERE id = $1")
-                .bind(post)
-                .bind(now),
-        )
-        .await?;
         if let Some(days) = repeat.filter(|d| *d > 0) {
             // The next date after now (dates missed while nothing ran are skipped, not sent late).
             let step = days * 86_400_000;
@@ -218,6 +224,18 @@ pub async fn release_due(db: &Db, api: &WecomApi, tenant: i64, now: i64) -> Resu
         .await?;
     let mut handed = 0;
     for (id, owner, chats, content) in pending {
+        // Claimed before WeCom is called, so no task is handed over twice. A crash between the
+        // call and the answer leaves it `sending`, for an operator to check, not resent.
+        let claimed = db
+            .execute(
+                &sql("UPDATE sop_tasks SET status = 'sending' WHERE tenant_id = $1 AND id = $2 AND status = 'pending'")
+                    .bind(tenant)
+                    .bind(id),
+            )
+            .await?;
+        if claimed == 0 {
+            continue;
+        }
         let chats: Vec<String> = serde_json::from_str(&chats).unwrap_or_default();
         let content: Content = serde_json::from_str(&content).unwrap_or_default();
         let q = match api

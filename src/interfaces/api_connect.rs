@@ -361,11 +361,12 @@ async fn get_mass(
     Ok(Json(mass::get(&app.db, c.tenant_id, id).await?))
 }
 
-/// `POST /api/v1/connect/tick`: runs the periodic work now (the server runs it every 30 s).
+/// `POST /api/v1/connect/tick`: runs the caller's periodic work now (the server runs every
+/// tenant's every 30 s).
 async fn tick(
     State(app): State<AppState>,
     ApiCaller(c): ApiCaller,
 ) -> Result<Json<crate::connect::service::TickReport>, ApiError> {
     require_write(&c)?;
-    Ok(Json(app.connect.tick(now_ms()).await?))
+    Ok(Json(app.connect.tick_tenant(c.tenant_id, now_ms()).await?))
 }

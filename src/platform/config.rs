@@ -27,6 +27,9 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// `[sms]`: the SMS provider (`log` by default) and its account.
     pub sms: crate::channels::sms::SmsSettings,
+    /// Lets tenants point their WeCom `base_url` somewhere other than WeCom (a proxy, a local
+    /// sandbox). Off: the server only ever calls `https://qyapi.weixin.qq.com`.
+    pub wecom_allow_base_url: bool,
 }
 
 impl Default for Settings {
@@ -40,6 +43,7 @@ impl Default for Settings {
             flash_gate: None,
             public_url: None,
             sms: Default::default(),
+            wecom_allow_base_url: false,
         }
     }
 }
