@@ -161,9 +161,10 @@ pub async fn release_due(
         {
             // Quiet hours: hold the whole message, as the outbox holds SMS.
             db.execute(
-                &sql("UPDATE mass_messages SET not_before = $2 WHERE id = $1")
+                &sql("UPDATE mass_messages SET not_before = $2 WHERE tenant_id = $3 AND id = $1")
                     .bind(id)
-                    .bind(until),
+                    .bind(until)
+                    .bind(tenant),
             )
             .await?;
             continue;
@@ -306,9 +307,9 @@ async fn release_pending(db: &Db, api: &WecomApi, tenant: i64) -> Result<usize, 
         let content: Content = serde_json::from_str(&content).unwrap_or_default();
         let ext: Vec<(String,)> = db
             .fetch_all(
-                &sql("SELECT external_userid FROM mass_recipients WHERE mass_id = $1 AND sender = $2 AND status = 'assigned' ORDER BY external_userid")
+                &sql("SELECT external_userid FROM mass_recipients WHERE tenant_id = $3 AND mass_id = $1 AND sender = $2 AND status = 'assigned' ORDER BY external_userid")
                     .bind(mass)
-                    .bind(sender.as_str()),
+                    .bind(sender.as_str()).bind(tenant),
             )
             .await?;
         let ext: Vec<String> = ext.into_iter().map(|r| r.0).collect();
@@ -320,16 +321,16 @@ async fn release_pending(db: &Db, api: &WecomApi, tenant: i64) -> Result<usize, 
                 handed += 1;
                 let mut tx = db.begin().await?;
                 tx.execute(
-                    &sql("UPDATE mass_tasks SET status = 'assigned', msgid = $2 WHERE id = $1")
+                    &sql("UPDATE mass_tasks SET status = 'assigned', msgid = $2 WHERE tenant_id = $3 AND id = $1")
                         .bind(task)
-                        .bind(msgid),
+                        .bind(msgid).bind(tenant),
                 )
                 .await?;
                 for f in failed {
                     tx.execute(
-                        &sql("UPDATE mass_recipients SET status = 'refused' WHERE mass_id = $1 AND external_userid = $2")
+                        &sql("UPDATE mass_recipients SET status = 'refused' WHERE tenant_id = $3 AND mass_id = $1 AND external_userid = $2")
                             .bind(mass)
-                            .bind(f),
+                            .bind(f).bind(tenant),
                     )
                     .await?;
                 }
@@ -338,16 +339,16 @@ async fn release_pending(db: &Db, api: &WecomApi, tenant: i64) -> Result<usize, 
             Err(e) => {
                 let mut tx = db.begin().await?;
                 tx.execute(
-                    &sql("UPDATE mass_tasks SET status = 'failed', error = $2 WHERE id = $1")
+                    &sql("UPDATE mass_tasks SET status = 'failed', error = $2 WHERE tenant_id = $3 AND id = $1")
                         .bind(task)
-                        .bind(e.to_string()),
+                        .bind(e.to_string()).bind(tenant),
                 )
                 .await?;
                 // Not reached: they no longer count toward the daily limit or the weekly cap.
                 tx.execute(
-                    &sql("UPDATE mass_recipients SET status = 'failed' WHERE mass_id = $1 AND sender = $2 AND status = 'assigned'")
+                    &sql("UPDATE mass_recipients SET status = 'failed' WHERE tenant_id = $3 AND mass_id = $1 AND sender = $2 AND status = 'assigned'")
                         .bind(mass)
-                        .bind(sender.as_str()),
+                        .bind(sender.as_str()).bind(tenant),
                 )
                 .await?;
                 tx.commit().await?;
@@ -394,21 +395,21 @@ pub async fn follow_up(
             sent += i64::from(r.status == 1);
             if let Some(ext) = &r.external_userid {
                 tx.execute(
-                    &sql("UPDATE mass_recipients SET status = $3 WHERE mass_id = $1 AND external_userid = $2")
+                    &sql("UPDATE mass_recipients SET status = $3 WHERE tenant_id = $4 AND mass_id = $1 AND external_userid = $2")
                         .bind(mass)
                         .bind(ext.as_str())
-                        .bind(status),
+                        .bind(status).bind(tenant),
                 )
                 .await?;
             }
         }
         let finished = !results.is_empty() && results.iter().all(|r| r.status != 0);
         tx.execute(
-            &sql("UPDATE mass_tasks SET sent = $2, status = $3, completed_at = $4 WHERE id = $1")
+            &sql("UPDATE mass_tasks SET sent = $2, status = $3, completed_at = $4 WHERE tenant_id = $5 AND id = $1")
                 .bind(task)
                 .bind(sent)
                 .bind(if finished { "done" } else { "assigned" })
-                .bind(finished.then_some(now)),
+                .bind(finished.then_some(now)).bind(tenant),
         )
         .await?;
         tx.commit().await?;
@@ -420,9 +421,10 @@ pub async fn follow_up(
                 continue;
             }
             db.execute(
-                &sql("UPDATE mass_tasks SET reminded_at = $2 WHERE id = $1")
+                &sql("UPDATE mass_tasks SET reminded_at = $2 WHERE tenant_id = $3 AND id = $1")
                     .bind(task)
-                    .bind(now),
+                    .bind(now)
+                    .bind(tenant),
             )
             .await?;
             reminded += 1;
@@ -471,14 +473,14 @@ pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<MassView, MassError> {
     let r = row.ok_or(MassError::NotFound(id))?;
     let counts: Vec<(String, i64)> = db
         .fetch_all(
-            &sql("SELECT status, COUNT(*) FROM mass_recipients WHERE mass_id = $1 GROUP BY status")
-                .bind(id),
+            &sql("SELECT status, COUNT(*) FROM mass_recipients WHERE tenant_id = $2 AND mass_id = $1 GROUP BY status")
+                .bind(id).bind(tenant),
         )
         .await?;
     let tasks: Vec<GuideTask> = db
         .fetch_all(
-            &sql("SELECT sender, msgid, recipients, sent, status, error, reminded_at, completed_at FROM mass_tasks WHERE mass_id = $1 ORDER BY sender")
-                .bind(id),
+            &sql("SELECT sender, msgid, recipients, sent, status, error, reminded_at, completed_at FROM mass_tasks WHERE tenant_id = $2 AND mass_id = $1 ORDER BY sender")
+                .bind(id).bind(tenant),
         )
         .await?;
     Ok(MassView {

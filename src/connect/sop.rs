@@ -244,13 +244,13 @@ pub async fn release_due(db: &Db, api: &WecomApi, tenant: i64, now: i64) -> Resu
         {
             Ok((msgid, _)) => {
                 handed += 1;
-                sql("UPDATE sop_tasks SET status = 'assigned', msgid = $2 WHERE id = $1")
+                sql("UPDATE sop_tasks SET status = 'assigned', msgid = $2 WHERE tenant_id = $3 AND id = $1")
                     .bind(id)
-                    .bind(msgid)
+                    .bind(msgid).bind(tenant)
             }
-            Err(e) => sql("UPDATE sop_tasks SET status = 'failed', error = $2 WHERE id = $1")
+            Err(e) => sql("UPDATE sop_tasks SET status = 'failed', error = $2 WHERE tenant_id = $3 AND id = $1")
                 .bind(id)
-                .bind(e.to_string()),
+                .bind(e.to_string()).bind(tenant),
         };
         db.execute(&q).await?;
     }
@@ -283,9 +283,9 @@ pub async fn follow_up(
         };
         if !results.is_empty() && results.iter().all(|r| r.status != 0) {
             db.execute(
-                &sql("UPDATE sop_tasks SET status = 'sent', completed_at = $2 WHERE id = $1")
+                &sql("UPDATE sop_tasks SET status = 'sent', completed_at = $2 WHERE tenant_id = $3 AND id = $1")
                     .bind(id)
-                    .bind(now),
+                    .bind(now).bind(tenant),
             )
             .await?;
             done += 1;
@@ -295,9 +295,10 @@ pub async fn follow_up(
                 continue;
             }
             db.execute(
-                &sql("UPDATE sop_tasks SET reminded_at = $2 WHERE id = $1")
+                &sql("UPDATE sop_tasks SET reminded_at = $2 WHERE tenant_id = $3 AND id = $1")
                     .bind(id)
-                    .bind(now),
+                    .bind(now)
+                    .bind(tenant),
             )
             .await?;
             reminded += 1;
