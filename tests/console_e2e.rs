@@ -362,3 +362,92 @@ async fn h5_pages_work_on_a_phone_screen() {
         .expect("orders");
     assert_eq!(paid, 1, "paying on the page made the order");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_package_card_is_claimed_on_a_phone_screen() {
+    let Some((chromium, e2e)) = browser("a_package_card_is_claimed_on_a_phone_screen") else {
+        return;
+    };
+    let s = TestServer::start(Backend::Sqlite).await;
+    let (_, key) = common::tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    let c = reqwest::Client::new();
+    let (st, t) = common::send(&c, reqwest::Method::POST, &s.url("/api/v1/coupon-templates"), &key,
+        Some(serde_json::json!({"name": "包裹卡20元券", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": 100}))).await;
+    assert_eq!(st, reqwest::StatusCode::CREATED, "{t}");
+    let (st, b) = common::send(&c, reqwest::Method::POST, &s.url("/api/v1/card-batches"), &key,
+        Some(serde_json::json!({"name": "天猫包裹卡", "channel": "tmall", "coupon_template_id": t["id"], "size": 3,
+            "contact_qr_url": "https://work.weixin.qq.com/ca/guide"}))).await;
+    assert_eq!(st, reqwest::StatusCode::CREATED, "{b}");
+    let id = b["batch"]["id"].as_i64().expect("batch");
+    let csv = c
+        .get(s.url(&format!("/api/v1/card-batches/{id}/cards.csv")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("csv")
+        .text()
+        .await
+        .expect("csv body");
+    let card = csv
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split(',').next())
+        .expect("a card")
+        .to_owned();
+    // The code the buyer would receive by SMS, asked for as the page does.
+    let phone = "13912345678";
+    let (st, v) = common::send(
+        &c,
+        reqwest::Method::POST,
+        &s.url(&format!("/h5/v1/cards/{card}/otp")),
+        "",
+        Some(serde_json::json!({"phone": phone})),
+    )
+    .await;
+    assert_eq!(st, reqwest::StatusCode::ACCEPTED, "{v}");
+    let mut otp = String::new();
+    for _ in 0..200 {
+        let row: Option<(String,)> = s
+            .db()
+            .fetch_optional(&siyu::platform::db::sql(
+                "SELECT l.content FROM sms_log l JOIN outbox o ON o.id = l.outbox_id WHERE o.purpose = 'verification' ORDER BY l.outbox_id DESC LIMIT 1",
+            ))
+            .await
+            .expect("log");
+        if let Some((text,)) = row {
+            otp = text.chars().filter(char::is_ascii_digit).take(6).collect();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(otp.len(), 6, "no verification SMS was sent");
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("card-e2e");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let args = [
+        s.base.clone(),
+        card,
+        phone.to_owned(),
+        otp,
+        shots.display().to_string(),
+    ];
+    let script = e2e.join("card.mjs");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(script)
+            .args(&args)
+            .env("CHROMIUM_PATH", chromium)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "card e2e failed (screenshots in {}):\n{stdout}\n{stderr}",
+        shots.display()
+    );
+    assert!(stdout.contains("all card checks passed"));
+}

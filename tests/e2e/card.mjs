@@ -1,0 +1,64 @@
+// Drives a package card's landing page in headless Chromium at a phone's size: the refusals a
+// buyer can meet, in Chinese first, then the claim and the guide's WeCom QR.
+// Usage: node card.mjs BASE_URL CARD_CODE PHONE OTP SCREENSHOT_DIR
+import { chromium } from 'playwright-core';
+
+const [base, card, phone, otp, shots] = process.argv.slice(2);
+const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+function check(cond, what) {
+  if (!cond) throw new Error('FAILED: ' + what);
+  console.log('ok - ' + what);
+}
+
+const browser = await chromium.launch({
+  executablePath,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+let page;
+try {
+  const context = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
+  page = await context.newPage();
+  const message = async (text) => {
+    await page.waitForFunction((t) => document.getElementById('msg').textContent.includes(t), text);
+    return page.textContent('#msg');
+  };
+
+  await page.goto(`${base}/c/${card}`);
+  check((await page.textContent('h1')).includes('领取礼品'), 'the card page opens in Chinese');
+  check(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'the page fits a phone screen');
+
+  await page.fill('#phone', '12345');
+  await page.click('#send');
+  check((await message('请输入正确的手机号')).includes('Please enter'), 'a bad phone number is refused, Chinese first');
+
+  // The harness asked for a code for this phone a moment ago: a second one is refused.
+  await page.fill('#phone', phone);
+  await page.click('#send');
+  await message('一分钟后再试');
+  check(true, 'asking again within a minute is refused with what to do');
+
+  await page.fill('#otp', otp === '000000' ? '111111' : '000000');
+  await page.click('#claim');
+  await message('验证码错误');
+  check(true, 'a wrong code is refused');
+
+  await page.fill('#otp', otp);
+  await page.click('#claim');
+  const done = await message('领取成功');
+  check(/Claimed: \S+/.test(done), 'the right code claims the gift and shows the coupon');
+  await page.waitForSelector('#done img[alt="WeCom QR"]');
+  check((await page.textContent('#done')).includes('添加您的专属顾问'), "the guide's WeCom QR follows the claim");
+  await page.screenshot({ path: shots + '/card-claimed.png', fullPage: true });
+
+  await page.reload();
+  check((await page.textContent('body')).includes('礼品已领取'), 'the card, scanned again, says it was claimed');
+  console.log('all card checks passed');
+} catch (e) {
+  if (page) await page.screenshot({ path: shots + '/card-failure.png', fullPage: true }).catch(() => {});
+  console.error(e.message);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
