@@ -913,3 +913,59 @@ async fn a_tenant_cannot_point_wecom_calls_inside_the_network_unless_the_server_
             .is_ok()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guide_with_more_customers_than_one_task_takes_gets_several() {
+    for backend in backends() {
+        let w = world(backend).await;
+        let tag = w.tag("大号客户").await;
+        let code = w
+            .code("电商大号", tag, json!([{"userid": "eba_big"}]), "ba_zhao")
+            .await;
+        let state = code["state"].as_str().expect("state").to_owned();
+        for i in 0..3 {
+            w.deliver(
+                &w.wecom
+                    .customer_adds("eba_big", &format!("wmBIG{i}"), None, Some(&state)),
+            )
+            .await;
+        }
+        w.settle().await;
+        let (st, _) = w
+            .api(
+                M::POST,
+                "/api/v1/mass-messages",
+                Some(json!({"name": "大促预告", "audience": {"tag_ids": [tag]},
+            "content": {"text": "双12 预告"}, "purpose": "service"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED);
+        // WeCom takes 10,000 customers a task; here two, so three customers make two parts.
+        let corp = w.s.app.connect.corp(w.tenant).await.expect("corp");
+        let handed =
+            siyu::connect::mass::release_due_in_parts(w.s.db(), &corp.api, w.tenant, now_ms(), 2)
+                .await
+                .expect("release");
+        assert_eq!(handed, 2);
+        let sizes: Vec<usize> = w
+            .wecom
+            .calls("add_msg_template")
+            .iter()
+            .map(|c| c.body["external_userid"].as_array().map_or(0, Vec::len))
+            .collect();
+        assert_eq!(sizes, vec![2, 1], "{backend:?}");
+        let (_, list) = w.api(M::GET, "/api/v1/mass-messages", None).await;
+        let parts: Vec<(i64, i64)> = list[0]["tasks"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .map(|t| {
+                (
+                    t["part"].as_i64().unwrap_or(-1),
+                    t["recipients"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect();
+        assert_eq!(parts, vec![(0, 2), (1, 1)]);
+    }
+}

@@ -171,6 +171,8 @@ CREATE TABLE mass_tasks (
     tenant_id    BIGINT NOT NULL,
     mass_id      BIGINT NOT NULL,
     sender       TEXT NOT NULL,
+    -- A guide's recipients beyond WeCom's 10,000 per task go into further parts.
+    part         BIGINT NOT NULL DEFAULT 0,
     msgid        TEXT,
     recipients   BIGINT NOT NULL,
     sent         BIGINT NOT NULL DEFAULT 0,
@@ -179,7 +181,7 @@ CREATE TABLE mass_tasks (
     created_at   BIGINT NOT NULL,
     reminded_at  BIGINT,
     completed_at BIGINT,
-    UNIQUE (mass_id, sender)
+    UNIQUE (mass_id, sender, part)
 );
 
 -- Who a mass message goes to, through which guide, and what happened; `day` (local day
@@ -190,6 +192,7 @@ CREATE TABLE mass_recipients (
     customer_id     BIGINT NOT NULL,
     external_userid TEXT NOT NULL,
     sender          TEXT NOT NULL,
+    task_id         BIGINT,
     status          TEXT NOT NULL,
     day             BIGINT NOT NULL,
     created_at      BIGINT NOT NULL,

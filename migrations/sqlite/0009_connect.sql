@@ -171,6 +171,8 @@ CREATE TABLE mass_tasks (
     tenant_id    INTEGER NOT NULL,
     mass_id      INTEGER NOT NULL,
     sender       TEXT NOT NULL,
+    -- A guide's recipients beyond WeCom's 10,000 per task go into further parts.
+    part         INTEGER NOT NULL DEFAULT 0,
     msgid        TEXT,
     recipients   INTEGER NOT NULL,
     sent         INTEGER NOT NULL DEFAULT 0,
@@ -179,7 +181,7 @@ CREATE TABLE mass_tasks (
     created_at   INTEGER NOT NULL,
     reminded_at  INTEGER,
     completed_at INTEGER,
-    UNIQUE (mass_id, sender)
+    UNIQUE (mass_id, sender, part)
 );
 
 -- Who a mass message goes to, through which guide, and what happened; `day` (local day
@@ -190,6 +192,7 @@ CREATE TABLE mass_recipients (
     customer_id     INTEGER NOT NULL,
     external_userid TEXT NOT NULL,
     sender          TEXT NOT NULL,
+    task_id         INTEGER,
     status          TEXT NOT NULL,
     day             INTEGER NOT NULL,
     created_at      INTEGER NOT NULL,

@@ -128,14 +128,26 @@ async fn audience_customers(db: &Db, tenant: i64, a: &Audience) -> Result<HashSe
     Ok(out)
 }
 
-/// Releases mass messages that are due: decides each recipient and hands each guide a task.
-/// Returns tasks handed to WeCom.
+/// Releases mass messages that are due: decides each recipient and hands each guide a task (or
+/// several, of at most WeCom's 10,000 customers each). Returns tasks handed to WeCom.
 pub async fn release_due(
     db: &Db,
     api: &WecomApi,
     tenant: i64,
     now: i64,
 ) -> Result<usize, MassError> {
+    release_due_in_parts(db, api, tenant, now, super::client::MAX_TASK_CONTACTS).await
+}
+
+/// [`release_due`] with the most customers one task may carry.
+pub async fn release_due_in_parts(
+    db: &Db,
+    api: &WecomApi,
+    tenant: i64,
+    now: i64,
+    per_task: usize,
+) -> Result<usize, MassError> {
+    let per_task = per_task.max(1);
     let due: Vec<(i64, String, String, String)> = db
         .fetch_all(
             &sql("SELECT id, audience, content, purpose FROM mass_messages WHERE tenant_id = $1 AND status = 'scheduled' AND not_before <= $2 ORDER BY id")
@@ -219,8 +231,16 @@ pub async fn release_due(
         if claimed == 0 {
             continue;
         }
-        let mut senders: HashMap<String, i64> = HashMap::new();
-        for (c, (ext, guide, _)) in &via {
+        // Decided in a fixed order, so each guide's parts are the same on every run.
+        let mut order: Vec<(&i64, &(String, String, i64))> = via.iter().collect();
+        order.sort_by(|x, y| (&x.1.1, &x.1.0).cmp(&(&y.1.1, &y.1.0)));
+        #[allow(clippy::type_complexity)]
+        let mut decided: Vec<(i64, &str, &str, &'static str, Option<i64>)> =
+            Vec::with_capacity(order.len());
+        // (guide, part) → (task id, recipients)
+        let mut parts: HashMap<(String, i64), (i64, i64)> = HashMap::new();
+        let mut per_guide: HashMap<&str, i64> = HashMap::new();
+        for (c, (ext, guide, _)) in order {
             let status = if today.get(ext).copied().unwrap_or(0) >= WECOM_PER_CUSTOMER_PER_DAY {
                 "daily_limit"
             } else {
@@ -234,33 +254,49 @@ pub async fn release_due(
                     _ => "assigned",
                 }
             };
-            if status == "assigned" {
-                *senders.entry(guide.clone()).or_default() += 1;
-            }
+            let task = if status == "assigned" {
+                let n = per_guide.entry(guide.as_str()).or_default();
+                let part = *n / per_task as i64;
+                *n += 1;
+                let key = (guide.clone(), part);
+                if !parts.contains_key(&key) {
+                    let task = tx.reserve_ids("mass_task", 1).await?;
+                    parts.insert(key.clone(), (task, 0));
+                }
+                let slot = parts.entry(key).or_insert((0, 0));
+                slot.1 += 1;
+                Some(slot.0)
+            } else {
+                None
+            };
+            decided.push((*c, ext.as_str(), guide.as_str(), status, task));
+        }
+        for ((sender, part), (task, n)) in &parts {
             tx.execute(
-                &sql("INSERT INTO mass_recipients (tenant_id, mass_id, customer_id, external_userid, sender, status, day, created_at) \
-                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (mass_id, external_userid) DO NOTHING")
+                &sql("INSERT INTO mass_tasks (id, tenant_id, mass_id, sender, part, recipients, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7) \
+                      ON CONFLICT (mass_id, sender, part) DO NOTHING")
+                    .bind(*task)
                     .bind(tenant)
                     .bind(id)
-                    .bind(*c)
-                    .bind(ext.as_str())
-                    .bind(guide.as_str())
-                    .bind(status)
-                    .bind(day)
+                    .bind(sender.as_str())
+                    .bind(*part)
+                    .bind(*n)
                     .bind(now),
             )
             .await?;
         }
-        for (sender, n) in &senders {
-            let task = tx.reserve_ids("mass_task", 1).await?;
+        for (c, ext, guide, status, task) in decided {
             tx.execute(
-                &sql("INSERT INTO mass_tasks (id, tenant_id, mass_id, sender, recipients, status, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6) \
-                      ON CONFLICT (mass_id, sender) DO NOTHING")
-                    .bind(task)
+                &sql("INSERT INTO mass_recipients (tenant_id, mass_id, customer_id, external_userid, sender, task_id, status, day, created_at) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (mass_id, external_userid) DO NOTHING")
                     .bind(tenant)
                     .bind(id)
-                    .bind(sender.as_str())
-                    .bind(*n)
+                    .bind(c)
+                    .bind(ext)
+                    .bind(guide)
+                    .bind(task)
+                    .bind(status)
+                    .bind(day)
                     .bind(now),
             )
             .await?;
@@ -286,7 +322,7 @@ async fn release_pending(db: &Db, api: &WecomApi, tenant: i64) -> Result<usize, 
     let pending: Vec<(i64, i64, String, String)> = db
         .fetch_all(
             &sql("SELECT t.id, t.mass_id, t.sender, m.content FROM mass_tasks t JOIN mass_messages m ON m.id = t.mass_id \
-                  WHERE t.tenant_id = $1 AND t.status = 'pending'")
+                  WHERE t.tenant_id = $1 AND t.status = 'pending' ORDER BY t.id")
                 .bind(tenant),
         )
         .await?;
@@ -307,9 +343,9 @@ async fn release_pending(db: &Db, api: &WecomApi, tenant: i64) -> Result<usize, 
         let content: Content = serde_json::from_str(&content).unwrap_or_default();
         let ext: Vec<(String,)> = db
             .fetch_all(
-                &sql("SELECT external_userid FROM mass_recipients WHERE tenant_id = $3 AND mass_id = $1 AND sender = $2 AND status = 'assigned' ORDER BY external_userid")
+                &sql("SELECT external_userid FROM mass_recipients WHERE tenant_id = $3 AND mass_id = $1 AND task_id = $2 AND status = 'assigned' ORDER BY external_userid")
                     .bind(mass)
-                    .bind(sender.as_str()).bind(tenant),
+                    .bind(task).bind(tenant),
             )
             .await?;
         let ext: Vec<String> = ext.into_iter().map(|r| r.0).collect();
@@ -346,9 +382,9 @@ async fn release_pending(db: &Db, api: &WecomApi, tenant: i64) -> Result<usize, 
                 .await?;
                 // Not reached: they no longer count toward the daily limit or the weekly cap.
                 tx.execute(
-                    &sql("UPDATE mass_recipients SET status = 'failed' WHERE tenant_id = $3 AND mass_id = $1 AND sender = $2 AND status = 'assigned'")
+                    &sql("UPDATE mass_recipients SET status = 'failed' WHERE tenant_id = $3 AND mass_id = $1 AND task_id = $2 AND status = 'assigned'")
                         .bind(mass)
-                        .bind(sender.as_str()).bind(tenant),
+                        .bind(task).bind(tenant),
                 )
                 .await?;
                 tx.commit().await?;
@@ -436,6 +472,8 @@ pub async fn follow_up(
 #[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow)]
 pub struct GuideTask {
     pub sender: String,
+    /// 0, or 1, 2 … for a guide with more customers than one WeCom task takes.
+    pub part: i64,
     pub msgid: Option<String>,
     pub recipients: i64,
     pub sent: i64,
@@ -479,7 +517,7 @@ pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<MassView, MassError> {
         .await?;
     let tasks: Vec<GuideTask> = db
         .fetch_all(
-            &sql("SELECT sender, msgid, recipients, sent, status, error, reminded_at, completed_at FROM mass_tasks WHERE tenant_id = $2 AND mass_id = $1 ORDER BY sender")
+            &sql("SELECT sender, part, msgid, recipients, sent, status, error, reminded_at, completed_at FROM mass_tasks WHERE tenant_id = $2 AND mass_id = $1 ORDER BY sender, part")
                 .bind(id).bind(tenant),
         )
         .await?;

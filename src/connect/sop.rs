@@ -218,7 +218,7 @@ pub async fn release_due(db: &Db, api: &WecomApi, tenant: i64, now: i64) -> Resu
     let pending: Vec<(i64, String, String, String)> = db
         .fetch_all(
             &sql("SELECT t.id, t.owner, t.chat_ids, p.content FROM sop_tasks t JOIN sop_posts p ON p.id = t.post_id \
-                  WHERE t.tenant_id = $1 AND t.status = 'pending'")
+                  WHERE t.tenant_id = $1 AND t.status = 'pending' ORDER BY t.id")
                 .bind(tenant),
         )
         .await?;

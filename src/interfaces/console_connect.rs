@@ -145,7 +145,14 @@ async fn connect_page(State(app): State<AppState>, u: ConsoleUser) -> Response {
                     guides: m
                         .tasks
                         .into_iter()
-                        .map(|t| (t.sender, t.sent, t.recipients, t.status))
+                        .map(|t| {
+                            let who = if t.part > 0 {
+                                format!("{} #{}", t.sender, t.part + 1)
+                            } else {
+                                t.sender
+                            };
+                            (who, t.sent, t.recipients, t.status)
+                        })
                         .collect(),
                 }
             })
