@@ -969,3 +969,55 @@ async fn a_guide_with_more_customers_than_one_task_takes_gets_several() {
         assert_eq!(parts, vec![(0, 2), (1, 1)]);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_whose_answer_was_lost_is_found_in_wecom_not_sent_twice() {
+    for backend in backends() {
+        let w = world(backend).await;
+        let tag = w.tag("丢包客户").await;
+        let code = w
+            .code("丢包活码", tag, json!([{"userid": "guide_l"}]), "ba_zhao")
+            .await;
+        let state = code["state"].as_str().expect("state").to_owned();
+        w.deliver(
+            &w.wecom
+                .customer_adds("guide_l", "wmLOST", None, Some(&state)),
+        )
+        .await;
+        w.settle().await;
+        let (st, m) = w
+            .api(
+                M::POST,
+                "/api/v1/mass-messages",
+                Some(json!({"name": "回访", "audience": {"tag_ids": [tag]},
+            "content": {"text": "您好"}, "purpose": "service"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED);
+        // WeCom makes the task, but its answer never arrives.
+        w.wecom.lose_answers(1);
+        let r = w.s.app.connect.tick(now_ms()).await.expect("tick");
+        assert_eq!(r.mass_tasks_assigned, 0, "{r:?}");
+        let (_, v) = w
+            .api(M::GET, &format!("/api/v1/mass-messages/{}", m["id"]), None)
+            .await;
+        assert_eq!(v["tasks"][0]["status"], "sending", "{v}");
+        assert_eq!(w.wecom.tasks_of("guide_l").len(), 1);
+        // A minute on, the task is found in WeCom's list and adopted, not made again.
+        let r = w.s.app.connect.tick(now_ms() + 61_000).await.expect("tick");
+        assert_eq!(
+            (r.tasks_adopted, r.tasks_handed_again),
+            (1, 0),
+            "{backend:?}: {r:?}"
+        );
+        let (_, v) = w
+            .api(M::GET, &format!("/api/v1/mass-messages/{}", m["id"]), None)
+            .await;
+        assert_eq!(v["tasks"][0]["status"], "assigned", "{v}");
+        assert_eq!(
+            v["tasks"][0]["msgid"],
+            json!(w.wecom.tasks_of("guide_l")[0])
+        );
+        assert_eq!(w.wecom.tasks_of("guide_l").len(), 1, "never sent twice");
+    }
+}

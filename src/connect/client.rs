@@ -576,6 +576,38 @@ impl WecomApi {
         .await
     }
 
+    /// msgids of the mass-message tasks the corp's API created for `creator` between two times
+    /// (seconds): how a task whose creation answer was lost is found again.
+    pub async fn groupmsg_ids_since(
+        &self,
+        chat_type: &str,
+        creator: &str,
+        start_time: i64,
+        end_time: i64,
+    ) -> Result<Vec<String>, WecomError> {
+        let path = "/cgi-bin/externalcontact/get_groupmsg_list_v2";
+        let mut out = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let v = self
+                .post(
+                    path,
+                    json!({"chat_type": chat_type, "start_time": start_time, "end_time": end_time,
+                           "creator": creator, "filter_type": 0, "limit": 100, "cursor": cursor}),
+                )
+                .await?;
+            for m in v["group_msg_list"].as_array().into_iter().flatten() {
+                if let Some(id) = m["msgid"].as_str() {
+                    out.push(id.to_owned());
+                }
+            }
+            match v["next_cursor"].as_str() {
+                Some(c) if !c.is_empty() => cursor = c.to_owned(),
+                _ => return Ok(out),
+            }
+        }
+    }
+
     /// Every recipient's state of a guide's part of a mass message (all pages).
     pub async fn get_groupmsg_send_result(
         &self,

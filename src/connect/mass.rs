@@ -372,6 +372,16 @@ async fn release_pending(db: &Db, api: &WecomApi, tenant: i64) -> Result<usize, 
                 }
                 tx.commit().await?;
             }
+            Err(e @ super::client::WecomError::Transport { .. }) => {
+                // WeCom may have made the task: left `sending` for `tasks::reconcile`.
+                db.execute(
+                    &sql("UPDATE mass_tasks SET error = $2 WHERE tenant_id = $3 AND id = $1")
+                        .bind(task)
+                        .bind(e.to_string())
+                        .bind(tenant),
+                )
+                .await?;
+            }
             Err(e) => {
                 let mut tx = db.begin().await?;
                 tx.execute(

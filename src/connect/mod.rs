@@ -12,3 +12,4 @@ pub mod mass;
 pub mod sandbox;
 pub mod service;
 pub mod sop;
+pub mod tasks;

@@ -76,6 +76,8 @@ struct World {
     templates: HashMap<String, Template>,
     reminders: Vec<String>,
     busy_next: u32,
+    /// add_msg_template calls whose answer is lost after the task was made.
+    lose_answers: u32,
     seq: u64,
 }
 
@@ -149,6 +151,12 @@ impl Sandbox {
         for v in self.world().tokens.values_mut() {
             *v = 0;
         }
+    }
+
+    /// The next `n` mass-message tasks are made but their answers are lost (HTTP 502), as when
+    /// a connection drops after WeCom acted.
+    pub fn lose_answers(&self, n: u32) {
+        self.world().lose_answers = n;
     }
 
     /// The next `n` API calls are answered "system busy" (-1).
@@ -449,11 +457,11 @@ async fn api(
     Path(rest): Path<String>,
     Query(q): Query<HashMap<String, String>>,
     body: axum::body::Bytes,
-) -> axum::Json<Json> {
+) -> axum::response::Response {
     let path = format!("/cgi-bin/externalcontact/{rest}");
     let b: Json = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(_) => return axum::Json(err(47001, "data format error")),
+        Err(_) => return axum::Json(err(47001, "data format error")).into_response(),
     };
     let mut w = s.world();
     let ans = if let Some(e) = check_token(&w, &q) {
@@ -465,7 +473,11 @@ async fn api(
         answer(&s, &mut w, &rest, &b)
     };
     record(&mut w, &path, b, &ans);
-    axum::Json(ans)
+    if rest == "add_msg_template" && ans["errcode"] == 0 && w.lose_answers > 0 {
+        w.lose_answers -= 1;
+        return axum::http::StatusCode::BAD_GATEWAY.into_response();
+    }
+    axum::Json(ans).into_response()
 }
 
 fn answer(s: &Sandbox, w: &mut World, rest: &str, b: &Json) -> Json {
@@ -634,9 +646,11 @@ fn answer(s: &Sandbox, w: &mut World, rest: &str, b: &Json) -> Json {
             ok(json!({}))
         }
         "get_groupmsg_list_v2" => {
+            let creator = b["creator"].as_str();
             let list: Vec<Json> = w
                 .templates
                 .iter()
+                .filter(|(_, t)| creator.is_none_or(|c| c == t.sender))
                 .map(|(id, t)| json!({"msgid": id, "creator": t.sender, "create_type": 0}))
                 .collect();
             ok(json!({"group_msg_list": list, "next_cursor": ""}))

@@ -118,6 +118,10 @@ pub struct TickReport {
     pub mass_tasks_completed: usize,
     pub mass_reminders: usize,
     pub callbacks_retried: usize,
+    /// Tasks whose creation answer was lost, found in WeCom and adopted.
+    pub tasks_adopted: usize,
+    /// …or not found there, and handed over again.
+    pub tasks_handed_again: usize,
 }
 
 pub struct Connect {
@@ -874,6 +878,9 @@ impl Connect {
         r: &mut TickReport,
     ) -> Result<(), ConnectError> {
         let corp = self.corp(tenant).await?;
+        let (adopted, again) = super::tasks::reconcile(&self.db, &corp.api, tenant, now).await?;
+        r.tasks_adopted += adopted;
+        r.tasks_handed_again += again;
         for code in live_codes::list(&self.db, tenant).await? {
             match live_codes::rotate(&self.db, &corp.api, &code, now, corp.offset_min).await {
                 Ok(true) => r.codes_rotated += 1,

@@ -248,6 +248,13 @@ pub async fn release_due(db: &Db, api: &WecomApi, tenant: i64, now: i64) -> Resu
                     .bind(id)
                     .bind(msgid).bind(tenant)
             }
+            // WeCom may have made the task: left `sending` for `tasks::reconcile`.
+            Err(e @ super::client::WecomError::Transport { .. }) => {
+                sql("UPDATE sop_tasks SET error = $2 WHERE tenant_id = $3 AND id = $1")
+                    .bind(id)
+                    .bind(e.to_string())
+                    .bind(tenant)
+            }
             Err(e) => sql("UPDATE sop_tasks SET status = 'failed', error = $2 WHERE tenant_id = $3 AND id = $1")
                 .bind(id)
                 .bind(e.to_string()).bind(tenant),
