@@ -629,6 +629,29 @@ async fn sop_posts_and_mass_messages_reach_guides_and_are_followed_up() {
             assert_eq!(c.body["external_userid"], want, "{:?}", c.body);
         }
 
+        // A customer who opts out of WeCom mass messages is left out, and says why.
+        let (st, _) = w
+            .api(
+                M::POST,
+                "/api/v1/wecom/unsubscribes",
+                Some(json!({"external_userid": "wmM1"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        let (st, bad) = w
+            .api(
+                M::POST,
+                "/api/v1/wecom/unsubscribes",
+                Some(json!({"external_userid": ""})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        assert!(
+            bad["error"]["message"]
+                .as_str()
+                .expect("msg")
+                .starts_with("external_userid:")
+        );
         // A second mass message the same day: WeCom's one-a-day limit holds it back for both.
         let (_, second) = w.api(M::POST, "/api/v1/mass-messages", Some(json!({"name": "再推一次", "audience": {"tag_ids": [tag]}, "content": {"text": "再来一条"}}))).await;
         w.api(M::POST, "/api/v1/connect/tick", None).await;
@@ -639,7 +662,11 @@ async fn sop_posts_and_mass_messages_reach_guides_and_are_followed_up() {
                 None,
             )
             .await;
-        assert_eq!(v["recipients"], json!({"daily_limit": 2}), "{v}");
+        assert_eq!(
+            v["recipients"],
+            json!({"daily_limit": 1, "unsubscribed": 1}),
+            "{v}"
+        );
         assert_eq!(v["tasks"], json!([]));
 
         // Half an hour on, nothing sent: both SOP owner and guides are reminded once.

@@ -218,6 +218,16 @@ pub async fn release_due_in_parts(
             )
             .await?;
         let week: HashMap<i64, i64> = week.into_iter().collect();
+        // Customers who asked not to get mass messages on WeCom (by external_userid, which is a
+        // pseudonymous id, not personal data like a phone).
+        let opted_out: Vec<(String,)> = db
+            .fetch_all(
+                &sql("SELECT address_hash FROM unsubscribes WHERE tenant_id = $1 AND channel = 'wecom'")
+                    .bind(tenant),
+            )
+            .await?;
+        let opted_out: std::collections::HashSet<String> =
+            opted_out.into_iter().map(|r| r.0).collect();
         let mut tx = db.begin().await?;
         // Claimed first, in the same transaction: another tick that read it finds it taken.
         let claimed = tx
@@ -241,7 +251,9 @@ pub async fn release_due_in_parts(
         let mut parts: HashMap<(String, i64), (i64, i64)> = HashMap::new();
         let mut per_guide: HashMap<&str, i64> = HashMap::new();
         for (c, (ext, guide, _)) in order {
-            let status = if today.get(ext).copied().unwrap_or(0) >= WECOM_PER_CUSTOMER_PER_DAY {
+            let status = if opted_out.contains(ext.as_str()) {
+                "unsubscribed"
+            } else if today.get(ext).copied().unwrap_or(0) >= WECOM_PER_CUSTOMER_PER_DAY {
                 "daily_limit"
             } else {
                 let facts = Facts {

@@ -41,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/mass-messages", get(list_mass).post(create_mass))
         .route("/api/v1/mass-messages/{id}", get(get_mass))
         .route("/api/v1/connect/tick", post(tick))
+        .route("/api/v1/wecom/unsubscribes", post(unsubscribe))
 }
 
 impl From<ConnectError> for ApiError {
@@ -359,6 +360,30 @@ async fn get_mass(
 ) -> Result<Json<mass::MassView>, ApiError> {
     let id = path_id("mass message", &id)?;
     Ok(Json(mass::get(&app.db, c.tenant_id, id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OptOut {
+    external_userid: String,
+}
+
+/// `POST /api/v1/wecom/unsubscribes`: the customer asked the guide for no more mass messages.
+async fn unsubscribe(
+    State(app): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    body: Result<Json<OptOut>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    require_write(&c)?;
+    let b = json_body(body)?;
+    let ext = b.external_userid.trim();
+    if ext.is_empty() || ext.len() > 64 || ext.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "external_userid: must be 1–64 characters",
+        ));
+    }
+    crate::engage::policy::unsubscribe(&app.db, c.tenant_id, "wecom", ext, "api", now_ms()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /api/v1/connect/tick`: runs the caller's periodic work now (the server runs every
