@@ -204,9 +204,13 @@ pub async fn apply_update(
     }
 }
 
+/// `quit_scene` of stints ended because the group was dismissed: they did not leave, so
+/// retention treats them as unobserved from then on, not as lost.
+pub const DISMISSED: i64 = -1;
+
 pub async fn dismiss(db: &Db, tenant: i64, chat_id: &str, at: i64) -> Result<(), DbError> {
     db.execute(
-        &sql("UPDATE wecom_group_members SET left_at = $3 WHERE tenant_id = $1 AND chat_id = $2 AND left_at IS NULL")
+        &sql("UPDATE wecom_group_members SET left_at = $3, quit_scene = -1 WHERE tenant_id = $1 AND chat_id = $2 AND left_at IS NULL")
             .bind(tenant)
             .bind(chat_id)
             .bind(at),
@@ -302,6 +306,8 @@ pub struct Cohort {
     pub joined: i64,
     /// Index k-1 holds week k; None until every member of the cohort is k weeks in.
     pub retained: Vec<Option<i64>>,
+    /// retained ÷ the members observed that long: stints ended by a dismissal before week k
+    /// are neither kept nor lost.
     pub rate: Vec<Option<f64>>,
 }
 
@@ -310,19 +316,20 @@ const WEEK: i64 = 7 * 86_400_000;
 /// The retention table of member stints (joined, left). A stint is retained at week k when it
 /// had not ended k weeks after it began. A cell is filled once the whole cohort week is k weeks
 /// old, so a partly observed week never shows as loss.
-pub fn retention_table(
-    stints: &[(i64, Option<i64>)],
-    now: i64,
-    weeks: usize,
-    offset_min: i64,
-) -> Vec<Cohort> {
-    let mut by_week: std::collections::BTreeMap<i64, Vec<(i64, Option<i64>)>> = Default::default();
-    for &(joined, left) in stints {
+/// A stint: joined, left, and whether it ended because the group was dismissed.
+pub type Stint = (i64, Option<i64>, bool);
+
+pub fn retention_table(stints: &[Stint], now: i64, weeks: usize, offset_min: i64) -> Vec<Cohort> {
+    let mut by_week: std::collections::BTreeMap<i64, Vec<Stint>> = Default::default();
+    for &(joined, left, dismissed) in stints {
         let day = local_day(joined, offset_min);
         // Days since the Monday (1970-01-01 was a Thursday: day 0 is weekday 3 counting Monday = 0).
         let monday = day - (day + 3).rem_euclid(7);
         let start = monday * 86_400_000 - offset_min * 60_000;
-        by_week.entry(start).or_default().push((joined, left));
+        by_week
+            .entry(start)
+            .or_default()
+            .push((joined, left, dismissed));
     }
     by_week
         .into_iter()
@@ -335,12 +342,15 @@ pub fn retention_table(
                     rate.push(None);
                     continue;
                 }
-                let n = members
-                    .iter()
-                    .filter(|(j, l)| l.is_none_or(|l| l > j + k * WEEK))
-                    .count() as i64;
+                let kept = |s: &&Stint| s.1.is_none_or(|l| l > s.0 + k * WEEK);
+                let n = members.iter().filter(kept).count() as i64;
+                // Stints cut short by a dismissal are not losses: out of the share from then on.
+                let unobserved = members.iter().filter(|s| s.2 && !kept(s)).count();
                 retained.push(Some(n));
-                rate.push(Some(n as f64 / members.len() as f64));
+                rate.push(
+                    (members.len() > unobserved)
+                        .then(|| n as f64 / (members.len() - unobserved) as f64),
+                );
             }
             Cohort {
                 week_start: start,
@@ -361,10 +371,10 @@ pub async fn retention(
     weeks: usize,
     offset_min: i64,
 ) -> Result<Vec<Cohort>, DbError> {
-    let stints: Vec<(i64, Option<i64>)> = db
+    let rows: Vec<(i64, Option<i64>, Option<i64>)> = db
         .fetch_all(
             &sql(
-                "SELECT m.joined_at, m.left_at FROM wecom_group_members m JOIN wecom_groups g \
+                "SELECT m.joined_at, m.left_at, m.quit_scene FROM wecom_group_members m JOIN wecom_groups g \
                     ON g.tenant_id = m.tenant_id AND g.chat_id = m.chat_id \
                   WHERE m.tenant_id = $1 AND m.member_type = 2 AND ($2 IS NULL OR g.kind = $2)",
             )
@@ -372,6 +382,10 @@ pub async fn retention(
             .bind(kind),
         )
         .await?;
+    let stints: Vec<Stint> = rows
+        .into_iter()
+        .map(|(j, l, q)| (j, l, q == Some(DISMISSED)))
+        .collect();
     Ok(retention_table(&stints, now, weeks, offset_min))
 }
 
@@ -386,9 +400,9 @@ mod tests {
     #[test]
     fn cohorts_start_on_local_mondays_and_fill_only_when_whole() {
         let stints = vec![
-            (MON + DAY, None),                     // in week 1 cohort, stays
-            (MON + 6 * DAY, Some(MON + 10 * DAY)), // leaves 4 days in: lost by week 1
-            (MON + 7 * DAY, Some(MON + 30 * DAY)), // next cohort, leaves after 23 days
+            (MON + DAY, None, false),                     // in week 1 cohort, stays
+            (MON + 6 * DAY, Some(MON + 10 * DAY), false), // leaves 4 days in: lost by week 1
+            (MON + 7 * DAY, Some(MON + 30 * DAY), false), // next cohort, leaves after 23 days
         ];
         let now = MON + 5 * WEEK;
         let t = retention_table(&stints, now, 4, 480);
@@ -399,5 +413,20 @@ mod tests {
         assert_eq!(t[1].week_start, MON + WEEK);
         assert_eq!(t[1].retained, vec![Some(1), Some(1), Some(1), None]);
         assert_eq!(t[1].rate[3], None);
+    }
+
+    #[test]
+    fn a_dismissal_is_not_counted_as_members_leaving() {
+        // Both stay ten days; then the group is dismissed under one of them.
+        let stints = vec![(MON, None, false), (MON, Some(MON + 10 * DAY), true)];
+        let t = retention_table(&stints, MON + 6 * WEEK, 3, 480);
+        assert_eq!(t[0].retained, vec![Some(2), Some(1), Some(1)]);
+        assert_eq!(t[0].rate, vec![Some(1.0), Some(1.0), Some(1.0)]);
+        // Had they left on their own, it would be a loss.
+        let left = vec![(MON, None, false), (MON, Some(MON + 10 * DAY), false)];
+        assert_eq!(
+            retention_table(&left, MON + 6 * WEEK, 3, 480)[0].rate[1],
+            Some(0.5)
+        );
     }
 }
