@@ -238,26 +238,22 @@ async fn console_works_in_headless_chromium() {
     std::fs::create_dir_all(&shots).expect("screenshot dir");
     let base = s.base.clone();
     let shots_arg = shots.display().to_string();
-    let script = e2e.join("console.mjs");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(script)
-            .args([&base, &tenant, &user, &password, "13800138000", &shots_arg])
-            .env("CHROMIUM_PATH", chromium)
-            .output()
-    })
-    .await
-    .expect("join")
-    .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "console e2e failed (screenshots in {}):\n{stdout}\n{stderr}",
-        shots.display()
-    );
-    assert!(stdout.contains("all console checks passed"));
+    let args = vec![
+        base,
+        tenant,
+        user,
+        password,
+        "13800138000".into(),
+        shots_arg,
+    ];
+    run_node(
+        &e2e.join("console.mjs"),
+        &args,
+        &chromium,
+        &shots,
+        "all console checks passed",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,26 +326,14 @@ async fn h5_pages_work_on_a_phone_screen() {
         shots.display().to_string(),
         template.id.to_string(),
     ];
-    let script = e2e.join("h5.mjs");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(script)
-            .args(&args)
-            .env("CHROMIUM_PATH", chromium)
-            .output()
-    })
-    .await
-    .expect("join")
-    .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "H5 e2e failed (screenshots in {}):\n{stdout}\n{stderr}",
-        shots.display()
-    );
-    assert!(stdout.contains("all H5 checks passed"));
+    run_node(
+        &e2e.join("h5.mjs"),
+        &args,
+        &chromium,
+        &shots,
+        "all H5 checks passed",
+    )
+    .await;
     let (paid,): (i64,) = s
         .db()
         .fetch_one(
@@ -430,7 +414,20 @@ async fn a_package_card_is_claimed_on_a_phone_screen() {
         otp,
         shots.display().to_string(),
     ];
-    let script = e2e.join("card.mjs");
+    run_node(
+        &e2e.join("card.mjs"),
+        &args,
+        &chromium,
+        &shots,
+        "all card checks passed",
+    )
+    .await;
+}
+
+/// Runs an e2e script under Node with Chromium; fails the test with its output (and where the
+/// screenshots are) unless it succeeds and prints `done`.
+async fn run_node(script: &Path, args: &[String], chromium: &str, shots: &Path, done: &str) {
+    let (script, args, chromium) = (script.to_owned(), args.to_vec(), chromium.to_owned());
     let out = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg(script)
@@ -446,8 +443,8 @@ async fn a_package_card_is_claimed_on_a_phone_screen() {
     println!("{stdout}");
     assert!(
         out.status.success(),
-        "card e2e failed (screenshots in {}):\n{stdout}\n{stderr}",
+        "e2e failed (screenshots in {}):\n{stdout}\n{stderr}",
         shots.display()
     );
-    assert!(stdout.contains("all card checks passed"));
+    assert!(stdout.contains(done), "{stdout}");
 }

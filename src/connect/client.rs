@@ -488,28 +488,38 @@ impl WecomApi {
             })
     }
 
-    /// Every customer group's chat_id (all pages).
-    pub async fn groupchat_list(&self) -> Result<Vec<String>, WecomError> {
-        let path = "/cgi-bin/externalcontact/groupchat/list";
+    /// Every item of a cursor-paged list: `body` is sent with `cursor` set on each page, and
+    /// the items of `field` are collected until `next_cursor` is empty.
+    async fn all_pages(
+        &self,
+        path: &str,
+        mut body: Json,
+        field: &str,
+    ) -> Result<Vec<Json>, WecomError> {
         let mut out = Vec::new();
-        let mut cursor = String::new();
         loop {
-            let v = self
-                .post(
-                    path,
-                    json!({"status_filter": 0, "cursor": cursor, "limit": 1000}),
-                )
-                .await?;
-            for g in v["group_chat_list"].as_array().into_iter().flatten() {
-                if let Some(id) = g["chat_id"].as_str() {
-                    out.push(id.to_owned());
-                }
-            }
+            let v = self.post(path, body.clone()).await?;
+            out.extend(v[field].as_array().cloned().unwrap_or_default());
             match v["next_cursor"].as_str() {
-                Some(c) if !c.is_empty() => cursor = c.to_owned(),
+                Some(c) if !c.is_empty() => body["cursor"] = json!(c),
                 _ => return Ok(out),
             }
         }
+    }
+
+    /// Every customer group's chat_id (all pages).
+    pub async fn groupchat_list(&self) -> Result<Vec<String>, WecomError> {
+        let list = self
+            .all_pages(
+                "/cgi-bin/externalcontact/groupchat/list",
+                json!({"status_filter": 0, "cursor": "", "limit": 1000}),
+                "group_chat_list",
+            )
+            .await?;
+        Ok(list
+            .iter()
+            .filter_map(|g| g["chat_id"].as_str().map(str::to_owned))
+            .collect())
     }
 
     pub async fn groupchat_get(&self, chat_id: &str) -> Result<GroupChat, WecomError> {
@@ -585,27 +595,18 @@ impl WecomApi {
         start_time: i64,
         end_time: i64,
     ) -> Result<Vec<String>, WecomError> {
-        let path = "/cgi-bin/externalcontact/get_groupmsg_list_v2";
-        let mut out = Vec::new();
-        let mut cursor = String::new();
-        loop {
-            let v = self
-                .post(
-                    path,
-                    json!({"chat_type": chat_type, "start_time": start_time, "end_time": end_time,
-                           "creator": creator, "filter_type": 0, "limit": 100, "cursor": cursor}),
-                )
-                .await?;
-            for m in v["group_msg_list"].as_array().into_iter().flatten() {
-                if let Some(id) = m["msgid"].as_str() {
-                    out.push(id.to_owned());
-                }
-            }
-            match v["next_cursor"].as_str() {
-                Some(c) if !c.is_empty() => cursor = c.to_owned(),
-                _ => return Ok(out),
-            }
-        }
+        let list = self
+            .all_pages(
+                "/cgi-bin/externalcontact/get_groupmsg_list_v2",
+                json!({"chat_type": chat_type, "start_time": start_time, "end_time": end_time,
+                       "creator": creator, "filter_type": 0, "limit": 100, "cursor": ""}),
+                "group_msg_list",
+            )
+            .await?;
+        Ok(list
+            .iter()
+            .filter_map(|m| m["msgid"].as_str().map(str::to_owned))
+            .collect())
     }
 
     /// Every recipient's state of a guide's part of a mass message (all pages).
@@ -615,22 +616,14 @@ impl WecomApi {
         userid: &str,
     ) -> Result<Vec<SendResult>, WecomError> {
         let path = "/cgi-bin/externalcontact/get_groupmsg_send_result";
-        let mut out = Vec::new();
-        let mut cursor = String::new();
-        loop {
-            let v = self
-                .post(
-                    path,
-                    json!({"msgid": msgid, "userid": userid, "limit": 1000, "cursor": cursor}),
-                )
-                .await?;
-            let page: Vec<SendResult> = decode(path, v["send_list"].clone())?;
-            out.extend(page);
-            match v["next_cursor"].as_str() {
-                Some(c) if !c.is_empty() => cursor = c.to_owned(),
-                _ => return Ok(out),
-            }
-        }
+        let list = self
+            .all_pages(
+                path,
+                json!({"msgid": msgid, "userid": userid, "limit": 1000, "cursor": ""}),
+                "send_list",
+            )
+            .await?;
+        decode(path, Json::Array(list))
     }
 }
 

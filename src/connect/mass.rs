@@ -340,16 +340,7 @@ async fn release_pending(db: &Db, api: &WecomApi, tenant: i64) -> Result<usize, 
         .await?;
     let mut handed = 0;
     for (task, mass, sender, content) in pending {
-        // Claimed before WeCom is called, so no task is handed over twice. A crash between the
-        // call and the answer leaves it `sending`, for an operator to check, not resent.
-        let claimed = db
-            .execute(
-                &sql("UPDATE mass_tasks SET status = 'sending' WHERE tenant_id = $1 AND id = $2 AND status = 'pending'")
-                    .bind(tenant)
-                    .bind(task),
-            )
-            .await?;
-        if claimed == 0 {
+        if !super::tasks::claim(db, super::tasks::Tasks::Mass, tenant, task).await? {
             continue;
         }
         let content: Content = serde_json::from_str(&content).unwrap_or_default();

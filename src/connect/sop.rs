@@ -224,16 +224,7 @@ pub async fn release_due(db: &Db, api: &WecomApi, tenant: i64, now: i64) -> Resu
         .await?;
     let mut handed = 0;
     for (id, owner, chats, content) in pending {
-        // Claimed before WeCom is called, so no task is handed over twice. A crash between the
-        // call and the answer leaves it `sending`, for an operator to check, not resent.
-        let claimed = db
-            .execute(
-                &sql("UPDATE sop_tasks SET status = 'sending' WHERE tenant_id = $1 AND id = $2 AND status = 'pending'")
-                    .bind(tenant)
-                    .bind(id),
-            )
-            .await?;
-        if claimed == 0 {
+        if !super::tasks::claim(db, super::tasks::Tasks::Sop, tenant, id).await? {
             continue;
         }
         let chats: Vec<String> = serde_json::from_str(&chats).unwrap_or_default();

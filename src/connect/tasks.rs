@@ -9,6 +9,38 @@ use std::collections::HashSet;
 use super::client::WecomApi;
 use crate::platform::db::{Db, DbError, sql};
 
+/// The two tables of guide tasks.
+#[derive(Debug, Clone, Copy)]
+pub enum Tasks {
+    Mass,
+    Sop,
+}
+
+impl Tasks {
+    fn table(self) -> &'static str {
+        match self {
+            Tasks::Mass => "mass_tasks",
+            Tasks::Sop => "sop_tasks",
+        }
+    }
+}
+
+/// Claims a task before WeCom is called (`pending` → `sending`), so no task is handed over
+/// twice; false when another round has it. A lost answer leaves it `sending` for [`reconcile`].
+pub async fn claim(db: &Db, tasks: Tasks, tenant: i64, id: i64) -> Result<bool, DbError> {
+    let n = db
+        .execute(
+            &sql(format!(
+                "UPDATE {} SET status = 'sending' WHERE tenant_id = $1 AND id = $2 AND status = 'pending'",
+                tasks.table()
+            ))
+            .bind(tenant)
+            .bind(id),
+        )
+        .await?;
+    Ok(n > 0)
+}
+
 /// Returns (adopted, retried).
 pub async fn reconcile(
     db: &Db,
@@ -28,10 +60,11 @@ pub async fn reconcile(
     let mut known: HashSet<String> = known.into_iter().map(|r| r.0).collect();
     let (mut adopted, mut retried) = (0, 0);
     // Constant table and column names, never input.
-    for (table, who, chat_type) in [
-        ("mass_tasks", "sender", "single"),
-        ("sop_tasks", "owner", "group"),
+    for (tasks, who, chat_type) in [
+        (Tasks::Mass, "sender", "single"),
+        (Tasks::Sop, "owner", "group"),
     ] {
+        let table = tasks.table();
         let rows: Vec<(i64, String, i64)> = db
             .fetch_all(
                 &sql(format!(
