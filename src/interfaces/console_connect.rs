@@ -135,7 +135,7 @@ async fn connect_page(State(app): State<AppState>, u: ConsoleUser) -> Response {
                 let mut counts: Vec<String> = m
                     .recipients
                     .iter()
-                    .map(|(k, v)| format!("{k} {v}"))
+                    .map(|(k, v)| format!("{} {v}", cn.label(k)))
                     .collect();
                 counts.sort();
                 MassRow {

@@ -749,6 +749,21 @@ pub struct ConnTr {
     pub sent: &'static str,
     pub none: &'static str,
     pub api_hint: &'static str,
+    /// Names for the codes the API uses (sources, group kinds, statuses).
+    pub labels: &'static [(&'static str, &'static str)],
+}
+
+impl ConnTr {
+    /// The page's word for an API code, or the code itself when there is none.
+    pub fn label<'a>(&self, code: &'a str) -> &'a str
+    where
+        'static: 'a,
+    {
+        self.labels
+            .iter()
+            .find(|(k, _)| *k == code)
+            .map_or(code, |(_, v)| v)
+    }
 }
 
 pub static ZH_C: ConnTr = ConnTr {
@@ -781,6 +796,30 @@ pub static ZH_C: ConnTr = ConnTr {
     sent: "已发",
     none: "暂无",
     api_hint: "通过 API 配置：PUT /api/v1/wecom、POST /api/v1/live-codes、/api/v1/sop-posts、/api/v1/mass-messages（见 docs/CONNECT.md）",
+    labels: &[
+        ("channel", "渠道"),
+        ("store", "门店"),
+        ("campaign", "活动"),
+        ("card_batch", "包裹卡"),
+        ("general", "普通群"),
+        ("category", "品类群"),
+        ("flash", "快闪群"),
+        ("vip", "VIP 群"),
+        ("scheduled", "待下发"),
+        ("released", "已下发"),
+        ("pending", "待交给导购"),
+        ("sending", "交付中"),
+        ("assigned", "待导购发送"),
+        ("done", "已完成"),
+        ("sent", "已发送"),
+        ("failed", "失败"),
+        ("capped", "超出频次"),
+        ("daily_limit", "今日已收过群发"),
+        ("unsubscribed", "已退订"),
+        ("refused", "企微拒收"),
+        ("not_contact", "已非好友"),
+        ("limit", "企微上限"),
+    ],
 };
 
 pub static EN_C: ConnTr = ConnTr {
@@ -813,6 +852,14 @@ pub static EN_C: ConnTr = ConnTr {
     sent: "Sent",
     none: "None yet",
     api_hint: "Set up through the API: PUT /api/v1/wecom, POST /api/v1/live-codes, /api/v1/sop-posts, /api/v1/mass-messages (see docs/CONNECT.md)",
+    labels: &[
+        ("card_batch", "package cards"),
+        ("vip", "VIP"),
+        ("assigned", "with the guide"),
+        ("daily_limit", "had one today"),
+        ("not_contact", "no longer a contact"),
+        ("limit", "WeCom's limit"),
+    ],
 };
 
 impl Lang {

@@ -134,6 +134,7 @@ try {
   check((await page.textContent('.code-row .net')).trim() === '1', 'its one add counts as net 1');
   check(await page.locator('.code-row img').evaluate((img) => img.complete && img.naturalWidth > 0), 'its QR image loads');
   check((await page.textContent('.group-row')).includes('VIP 福利群'), 'the group is listed');
+  check((await page.textContent('.group-row')).includes('普通群') && codeRow.includes('门店'), 'kinds and sources are named in Chinese');
   const cohort = await page.textContent('.cohort-row');
   check(cohort.includes('100%') && cohort.includes('50%'), 'retention shows week 1 kept by both and later weeks by one');
   check((await page.getAttribute('#retention-line polyline', 'points')).split(' ').length >= 4, 'the average line is drawn');
