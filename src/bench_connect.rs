@@ -5,7 +5,6 @@
 //! - A burst of 1,000 adds through a live code: the time from posting each add to the sandbox
 //!   receiving its `send_welcome_msg` (p50, p99, max), against the welcome_code's 20 s.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -155,19 +154,10 @@ async fn post_all(
 }
 
 async fn drained(app: &App, tenant: i64, timeout: Duration) -> anyhow::Result<()> {
-    let until = Instant::now() + timeout;
-    loop {
-        let (received, done) = app.connect.inbox_counts(tenant).await?;
-        if received == done {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            Instant::now() < until,
-            "{} callbacks unfinished after {timeout:?}",
-            received - done
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.connect
+        .wait_drained(tenant, timeout)
+        .await
+        .map_err(|n| anyhow::anyhow!("{n} callbacks unfinished after {timeout:?}"))
 }
 
 fn pct(sorted: &[i64], p: usize) -> i64 {
@@ -233,17 +223,7 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<()> {
         }
         let (_, posted) = post_all(&w.url, sealed, a.burst.min(200)).await?;
         drained(&w.app, w.tenant, Duration::from_secs(120)).await?;
-        let sent: HashMap<String, i64> = w
-            .wecom
-            .calls("send_welcome_msg")
-            .into_iter()
-            .filter(|c| c.errcode == 0)
-            .filter_map(|c| {
-                c.body["welcome_code"]
-                    .as_str()
-                    .map(|k| (k.to_owned(), c.at_ms))
-            })
-            .collect();
+        let sent = w.wecom.welcomes_accepted();
         let mut lat: Vec<i64> = codes
             .iter()
             .zip(&posted)

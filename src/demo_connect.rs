@@ -12,7 +12,7 @@ use siyu::connect::client::{ChatMember, Content, GroupChat};
 use siyu::connect::events::{CallbackEvent, DeletedBy, Envelope};
 use siyu::connect::live_codes::{self, GuideSlot, NewLiveCode, TimedWelcome, Welcome};
 use siyu::connect::sandbox::{Sandbox, SandboxCorp};
-use siyu::connect::service::{CallbackQuery, Connect, CorpSettings};
+use siyu::connect::service::{Connect, CorpSettings};
 use siyu::connect::{groups, mass, sop};
 use siyu::know::ingest::EventWriter;
 use siyu::know::tags;
@@ -23,38 +23,17 @@ use siyu::platform::db::{Db, sql};
 const DAY: i64 = 86_400_000;
 const WEEK: i64 = 7 * DAY;
 
-fn query(q: &str) -> CallbackQuery {
-    let get = |k: &str| {
-        q.split('&')
-            .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
-            .unwrap_or("")
-            .to_owned()
-    };
-    CallbackQuery {
-        msg_signature: get("msg_signature"),
-        timestamp: get("timestamp"),
-        nonce: get("nonce"),
-        echostr: None,
-    }
-}
-
 async fn deliver(c: &Connect, wecom: &Sandbox, tenant: i64, env: &Envelope) -> anyhow::Result<()> {
     let now = now_ms();
-    let (q, body) = wecom.seal(env, now / 1000);
-    c.receive(tenant, &query(&q), &body, now).await?;
+    let (q, body) = wecom.seal_query(env, now / 1000);
+    c.receive(tenant, &q, &body, now).await?;
     Ok(())
 }
 
 async fn drained(c: &Connect, tenant: i64) -> anyhow::Result<()> {
-    let until = Instant::now() + Duration::from_secs(120);
-    loop {
-        let (received, done) = c.inbox_counts(tenant).await?;
-        if received == done {
-            return Ok(());
-        }
-        anyhow::ensure!(Instant::now() < until, "WeCom callbacks unfinished");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    c.wait_drained(tenant, Duration::from_secs(120))
+        .await
+        .map_err(|n| anyhow::anyhow!("{n} WeCom callbacks unfinished after 2 minutes"))
 }
 
 fn welcome(text: &str) -> Welcome {
@@ -202,16 +181,7 @@ pub async fn connect_report(db: &Db, cipher: &FieldCipher, tenant: i64) -> anyho
     let ack = started.elapsed().as_secs_f64();
     drained(&connect, tenant).await?;
     let all = started.elapsed().as_secs_f64();
-    let sent: std::collections::HashMap<String, i64> = wecom
-        .calls("send_welcome_msg")
-        .into_iter()
-        .filter(|c| c.errcode == 0)
-        .filter_map(|c| {
-            c.body["welcome_code"]
-                .as_str()
-                .map(|k| (k.to_owned(), c.at_ms))
-        })
-        .collect();
+    let sent = wecom.welcomes_accepted();
     let mut lat: Vec<i64> = posted
         .iter()
         .filter_map(|(c, t)| c.as_ref().and_then(|c| sent.get(c)).map(|s| s - t))

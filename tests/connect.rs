@@ -136,30 +136,22 @@ impl World {
 
     async fn settle(&self) {
         // The callback queue is asynchronous; wait until the inbox has nothing unfinished.
-        let until = Instant::now() + Duration::from_secs(10);
-        loop {
-            let (received, done) = self
+        if let Err(n) = self
+            .s
+            .app
+            .connect
+            .wait_drained(self.tenant, Duration::from_secs(10))
+            .await
+        {
+            let errors: Vec<(String, Option<String>)> = self
                 .s
-                .app
-                .connect
-                .inbox_counts(self.tenant)
+                .db()
+                .fetch_all(&sql(
+                    "SELECT event, error FROM wecom_inbox WHERE done_at IS NULL",
+                ))
                 .await
-                .expect("counts");
-            if received == done {
-                return;
-            }
-            if Instant::now() > until {
-                let errors: Vec<(String, Option<String>)> = self
-                    .s
-                    .db()
-                    .fetch_all(&sql(
-                        "SELECT event, error FROM wecom_inbox WHERE done_at IS NULL",
-                    ))
-                    .await
-                    .expect("inbox");
-                panic!("callbacks unfinished after 10 s: {errors:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+                .expect("inbox");
+            panic!("{n} callbacks unfinished after 10 s: {errors:?}");
         }
     }
 }

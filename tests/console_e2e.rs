@@ -192,14 +192,12 @@ async fn seed_wecom(s: &TestServer, tenant: i64) {
         let (st, body) = wecom.deliver(&callback, &env).await.expect("deliver");
         assert_eq!((st, body.as_str()), (200, "success"));
     }
-    for _ in 0..500 {
-        let (received, done) = s.app.connect.inbox_counts(tenant).await.expect("inbox");
-        if received == done {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("WeCom callbacks unfinished");
+    let drained = s
+        .app
+        .connect
+        .wait_drained(tenant, std::time::Duration::from_secs(10))
+        .await;
+    assert_eq!(drained, Ok(()), "WeCom callbacks unfinished");
 }
 
 /// Chromium and the e2e folder, or `None` (and a plain skip) when they are not installed.

@@ -5,6 +5,9 @@ use quick_xml::Reader;
 use quick_xml::events::Event as Xml;
 use serde::{Deserialize, Serialize};
 
+/// How long a welcome_code may be used after the add (WeCom: 20 s, once).
+pub const WELCOME_CODE_TTL_MS: i64 = 20_000;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ParseError {
     #[error("XML: {0}")]
@@ -180,6 +183,21 @@ pub enum CallbackEvent {
 }
 
 impl CallbackEvent {
+    /// The name the inbox files an event under (`contact_added`, `chat_updated`, …).
+    pub fn kind(&self) -> String {
+        match self {
+            CallbackEvent::ContactAdded { .. } => "contact_added".into(),
+            CallbackEvent::ContactEdited { .. } => "contact_edited".into(),
+            CallbackEvent::ContactDeleted { .. } => "contact_deleted".into(),
+            CallbackEvent::TransferFailed { .. } => "transfer_failed".into(),
+            CallbackEvent::ChatCreated { .. } => "chat_created".into(),
+            CallbackEvent::ChatUpdated { .. } => "chat_updated".into(),
+            CallbackEvent::ChatDismissed { .. } => "chat_dismissed".into(),
+            CallbackEvent::TagChanged { .. } => "tag_changed".into(),
+            CallbackEvent::Other { event, change_type } => format!("{event}:{change_type}"),
+        }
+    }
+
     /// Welcome messages go first: their code expires 20 s after the add.
     pub fn is_urgent(&self) -> bool {
         matches!(

@@ -14,11 +14,9 @@ use serde_json::{Value as Json, json};
 
 use super::client::{ChatMember, GroupChat};
 use super::crypto::CallbackCrypto;
-use super::events::{CallbackEvent, Envelope, to_xml};
+use super::events::{CallbackEvent, Envelope, WELCOME_CODE_TTL_MS, to_xml};
+use super::service::CallbackQuery;
 use crate::platform::clock::now_ms;
-
-/// How long a welcome_code may be used after the add (WeCom: 20 s).
-pub const WELCOME_CODE_TTL_MS: i64 = 20_000;
 
 /// The corp the sandbox plays.
 #[derive(Debug, Clone)]
@@ -286,6 +284,37 @@ impl Sandbox {
             .collect();
         v.sort();
         v
+    }
+
+    /// The encrypted callback for `env` as Siyu reads it: the query's values and the body.
+    pub fn seal_query(&self, env: &Envelope, now_s: i64) -> (CallbackQuery, String) {
+        let (q, body) = self.seal(env, now_s);
+        let get = |k: &str| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                .unwrap_or("")
+                .to_owned()
+        };
+        let query = CallbackQuery {
+            msg_signature: get("msg_signature"),
+            timestamp: get("timestamp"),
+            nonce: get("nonce"),
+            echostr: None,
+        };
+        (query, body)
+    }
+
+    /// When each welcome_code's `send_welcome_msg` was accepted (UTC ms).
+    pub fn welcomes_accepted(&self) -> HashMap<String, i64> {
+        self.calls("send_welcome_msg")
+            .into_iter()
+            .filter(|c| c.errcode == 0)
+            .filter_map(|c| {
+                c.body["welcome_code"]
+                    .as_str()
+                    .map(|k| (k.to_owned(), c.at_ms))
+            })
+            .collect()
     }
 
     /// The encrypted callback for `env`, with the query string WeCom would put on the URL.

@@ -79,6 +79,15 @@ pub struct Corp {
     pub offset_min: i64,
 }
 
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingsView {
+    pub corp_id: String,
+    pub base_url: String,
+    pub updated_at: i64,
+    pub callbacks_received: i64,
+    pub callbacks_done: i64,
+}
+
 /// The query string WeCom puts on a callback URL.
 #[derive(Debug, Clone, Deserialize)]
 pub struct CallbackQuery {
@@ -170,10 +179,6 @@ impl Connect {
             tokio::spawn(normal_lane(Arc::downgrade(&c), rx));
         }
         c
-    }
-
-    pub fn db(&self) -> &Db {
-        &self.db
     }
 
     /// Checks and stores a tenant's settings (secrets encrypted) and starts using them.
@@ -314,13 +319,7 @@ impl Connect {
             .open(&q.msg_signature, &q.timestamp, &q.nonce, encrypt, now)?;
         let env = events::parse(&plain)?;
         let key = hex::encode(&Sha256::digest(plain.as_bytes())[..16]);
-        let kind = match &env.event {
-            CallbackEvent::Other { event, change_type } => format!("{event}:{change_type}"),
-            e => serde_json::to_value(e)
-                .ok()
-                .and_then(|v| v["kind"].as_str().map(str::to_owned))
-                .unwrap_or_default(),
-        };
+        let kind = env.event.kind();
         let stored = self
             .db
             .execute(
@@ -436,7 +435,7 @@ impl Connect {
             _ => return,
         };
         let now = now_ms();
-        let outcome = if now - job.received_at > super::sandbox::WELCOME_CODE_TTL_MS {
+        let outcome = if now - job.received_at > super::events::WELCOME_CODE_TTL_MS {
             ("expired".to_owned(), None)
         } else {
             match corp
@@ -920,6 +919,45 @@ impl Connect {
                 }
             }
         });
+    }
+
+    /// Waits until every callback received for the tenant has been worked through; Err with
+    /// the number still unfinished when `timeout` passes first.
+    pub async fn wait_drained(&self, tenant: i64, timeout: Duration) -> Result<(), i64> {
+        let until = std::time::Instant::now() + timeout;
+        loop {
+            match self.inbox_counts(tenant).await {
+                Ok((received, done)) if received == done => return Ok(()),
+                Ok((received, done)) if std::time::Instant::now() > until => {
+                    return Err(received - done);
+                }
+                Err(e) if std::time::Instant::now() > until => {
+                    tracing::warn!(error = %e, "callback counts not read");
+                    return Err(-1);
+                }
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    /// What `GET /api/v1/wecom` shows: the settings without their secrets, and the inbox.
+    pub async fn settings_view(&self, tenant: i64) -> Result<SettingsView, ConnectError> {
+        let row: Option<(String, String, i64)> = self
+            .db
+            .fetch_optional(
+                &sql("SELECT corp_id, base_url, updated_at FROM wecom_corps WHERE tenant_id = $1")
+                    .bind(tenant),
+            )
+            .await?;
+        let (corp_id, base_url, updated_at) = row.ok_or(ConnectError::NotConfigured)?;
+        let (received, done) = self.inbox_counts(tenant).await?;
+        Ok(SettingsView {
+            corp_id,
+            base_url,
+            updated_at,
+            callbacks_received: received,
+            callbacks_done: done,
+        })
     }
 
     /// Counts of the inbox: received, done, unfinished.

@@ -170,21 +170,12 @@ async fn get_corp(
     State(app): State<AppState>,
     ApiCaller(c): ApiCaller,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let row: Option<(String, String, i64)> = app
-        .db
-        .fetch_optional(
-            &crate::platform::db::sql(
-                "SELECT corp_id, base_url, updated_at FROM wecom_corps WHERE tenant_id = $1",
-            )
-            .bind(c.tenant_id),
-        )
-        .await?;
-    let (corp_id, base_url, updated_at) = row.ok_or(ConnectError::NotConfigured)?;
-    let (received, done) = app.connect.inbox_counts(c.tenant_id).await?;
+    let v = app.connect.settings_view(c.tenant_id).await?;
     Ok(Json(json!({
-        "corp_id": corp_id, "base_url": base_url, "updated_at": updated_at,
+        "corp_id": v.corp_id, "base_url": v.base_url, "updated_at": v.updated_at,
         "callback_url": format!("{}/callbacks/wecom/{}", app.public_url, c.tenant_id),
-        "callbacks": {"received": received, "done": done, "unfinished": received - done},
+        "callbacks": {"received": v.callbacks_received, "done": v.callbacks_done,
+                      "unfinished": v.callbacks_received - v.callbacks_done},
     })))
 }
 

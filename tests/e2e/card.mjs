@@ -1,21 +1,11 @@
 // Drives a package card's landing page in headless Chromium at a phone's size: the refusals a
 // buyer can meet, in Chinese first, then the claim and the guide's WeCom QR.
 // Usage: node card.mjs BASE_URL CARD_CODE PHONE OTP SCREENSHOT_DIR
-import { chromium } from 'playwright-core';
+import { check, launch } from './browser.mjs';
 
 const [base, card, phone, otp, shots] = process.argv.slice(2);
-const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
-function check(cond, what) {
-  if (!cond) throw new Error('FAILED: ' + what);
-  console.log('ok - ' + what);
-}
-
-const browser = await chromium.launch({
-  executablePath,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 let page;
 try {
   const context = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });

@@ -1,21 +1,11 @@
 // Drives the Siyu console in headless Chromium like an operator would.
 // Usage: node console.mjs BASE_URL TENANT USER PASSWORD PHONE SCREENSHOT_DIR
-import { chromium } from 'playwright-core';
+import { check, launch } from './browser.mjs';
 
 const [base, tenant, user, password, phone, shots] = process.argv.slice(2);
 const masked = phone.slice(0, 3) + '****' + phone.slice(7);
-const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
-function check(cond, what) {
-  if (!cond) throw new Error('FAILED: ' + what);
-  console.log('ok - ' + what);
-}
-
-const browser = await chromium.launch({
-  executablePath,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 let page;
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });

@@ -1,20 +1,10 @@
 // Drives the H5 flash-sale page in headless Chromium at a phone's size, as a customer would.
 // Usage: node h5.mjs BASE_URL CUSTOMER_TOKEN UPCOMING_SALE_ID LIVE_SALE_ID SCREENSHOT_DIR COUPON_TEMPLATE_ID
-import { chromium } from 'playwright-core';
+import { check, launch } from './browser.mjs';
 
 const [base, token, soon, live, shots, couponTemplate] = process.argv.slice(2);
-const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
-function check(cond, what) {
-  if (!cond) throw new Error('FAILED: ' + what);
-  console.log('ok - ' + what);
-}
-
-const browser = await chromium.launch({
-  executablePath,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 let page;
 try {
   const context = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
