@@ -329,16 +329,19 @@ impl Outbox {
     }
 
     async fn claim(&self, now: i64) -> Result<Vec<Claimed>, DbError> {
-        let lock = match self.db.backend() {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
+        let next = "SELECT id FROM outbox WHERE status = 'queued' AND not_before <= $2 \
+                    ORDER BY not_before, id LIMIT $3";
+        // PostgreSQL joins `id IN (subquery)` by hashing the whole outbox; `= ANY(ARRAY(…))`
+        // looks the batch up by primary key. SQLite looks `IN` up by rowid.
+        let claimed = match self.db.backend() {
+            Backend::Postgres => format!("id = ANY(ARRAY({next} FOR UPDATE SKIP LOCKED))"),
+            Backend::Sqlite => format!("id IN ({next})"),
         };
         self.db
             .fetch_all(
                 &sql(format!(
                     "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = $1 \
-                     WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND not_before <= $2 \
-                                  ORDER BY not_before, id LIMIT $3 {lock}) \
+                     WHERE {claimed} \
                      RETURNING id, tenant_id, purpose, customer_id, address_hash, address_enc, content, \
                                content_hash, template_code, template_params, attempts"
                 ))

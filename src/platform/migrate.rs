@@ -59,6 +59,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0009_connect.sql"),
         include_str!("../../migrations/postgres/0009_connect.sql"),
     ),
+    (
+        10,
+        "outbox claim order",
+        include_str!("../../migrations/sqlite/0010_outbox_claim_order.sql"),
+        include_str!("../../migrations/postgres/0010_outbox_claim_order.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied, each in its own transaction. Returns how many ran.
