@@ -73,6 +73,14 @@ impl World {
         send(&self.c, m, &self.s.url(path), &self.key, body).await
     }
 
+    /// Asserts that the request is refused with a 400 whose message names `field` first.
+    async fn rejects(&self, m: M, path: &str, body: Value, field: &str) {
+        let (st, bad) = self.api(m, path, Some(body)).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}");
+        let msg = bad["error"]["message"].as_str().expect("msg");
+        assert!(msg.starts_with(&format!("{field}:")), "{bad}");
+    }
+
     async fn deliver(&self, env: &Envelope) {
         let (st, body) = self
             .wecom
@@ -503,20 +511,13 @@ async fn a_group_timeline_from_callbacks_reproduces_the_retention_table() {
             .api(M::GET, "/api/v1/groups/retention?weeks=4&kind=flash", None)
             .await;
         assert_eq!(flash, json!([]));
-        let (st, bad) = w
-            .api(
-                M::PUT,
-                "/api/v1/groups/wrVIP1/kind",
-                Some(json!({"kind": "gold"})),
-            )
-            .await;
-        assert_eq!(st, StatusCode::BAD_REQUEST);
-        assert!(
-            bad["error"]["message"]
-                .as_str()
-                .expect("msg")
-                .starts_with("kind:")
-        );
+        w.rejects(
+            M::PUT,
+            "/api/v1/groups/wrVIP1/kind",
+            json!({"kind": "gold"}),
+            "kind",
+        )
+        .await;
         let (_, groups) = w.api(M::GET, "/api/v1/groups", None).await;
         assert_eq!(groups[0]["customers"], 2, "{groups}");
         assert_eq!(groups[0]["joined"], 7);
@@ -630,20 +631,13 @@ async fn sop_posts_and_mass_messages_reach_guides_and_are_followed_up() {
             )
             .await;
         assert_eq!(st, StatusCode::NO_CONTENT);
-        let (st, bad) = w
-            .api(
-                M::POST,
-                "/api/v1/wecom/unsubscribes",
-                Some(json!({"external_userid": ""})),
-            )
-            .await;
-        assert_eq!(st, StatusCode::BAD_REQUEST);
-        assert!(
-            bad["error"]["message"]
-                .as_str()
-                .expect("msg")
-                .starts_with("external_userid:")
-        );
+        w.rejects(
+            M::POST,
+            "/api/v1/wecom/unsubscribes",
+            json!({"external_userid": ""}),
+            "external_userid",
+        )
+        .await;
         // A second mass message the same day: WeCom's one-a-day limit holds it back for both.
         let (_, second) = w.api(M::POST, "/api/v1/mass-messages", Some(json!({"name": "再推一次", "audience": {"tag_ids": [tag]}, "content": {"text": "再来一条"}}))).await;
         w.api(M::POST, "/api/v1/connect/tick", None).await;
@@ -793,24 +787,14 @@ async fn a_card_batch_code_shows_on_the_landing_page_and_records_the_claimants_c
         let batch = b["batch"]["id"].as_i64().expect("batch id");
         let tag = w.tag("包裹卡客户").await;
         // A code for a batch that does not exist is refused, naming the field.
-        let (st, bad) = w
-            .api(
-                M::POST,
-                "/api/v1/live-codes",
-                Some(
-                    json!({"name": "x", "source": "card_batch", "source_id": 999_999,
+        w.rejects(
+            M::POST,
+            "/api/v1/live-codes",
+            json!({"name": "x", "source": "card_batch", "source_id": 999_999,
             "welcome": {"text": "hi"}, "guides": [{"userid": "g"}], "backup_userid": "b"}),
-                ),
-            )
-            .await;
-        assert_eq!(st, StatusCode::BAD_REQUEST);
-        assert!(
-            bad["error"]["message"]
-                .as_str()
-                .expect("msg")
-                .starts_with("source_id:"),
-            "{bad}"
-        );
+            "source_id",
+        )
+        .await;
         let (st, code) = w.api(M::POST, "/api/v1/live-codes", Some(json!({"name": "包裹卡活码", "source": "card_batch", "source_id": batch,
             "tag_ids": [tag], "welcome": {"text": "欢迎，券已到账"}, "guides": [{"userid": "eba_chen"}], "backup_userid": "ba_zhao"}))).await;
         assert_eq!(st, StatusCode::CREATED, "{code}");

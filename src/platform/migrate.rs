@@ -1,7 +1,7 @@
 //! Schema migrations, kept per backend with the same version numbers and applied on start.
 
 use super::clock::now_ms;
-use super::db::{Backend, Db, DbError, DbResult, sql};
+use super::db::{Backend, Db, DbError, DbResult, sql, values_placeholders};
 
 /// (version, name, SQLite script, PostgreSQL script)
 pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
@@ -163,46 +163,46 @@ fn hint_stat(columns: &[&str], unique: bool) -> String {
 pub async fn seed_planner_stats(db: &Db) -> DbResult<usize> {
     let mut tx = db.begin().await?;
     tx.execute(&sql("ANALYZE sqlite_schema")).await?; // creates sqlite_stat1 when absent
-    let have: Vec<(String,)> = tx.fetch_all(&sql("SELECT idx FROM sqlite_stat1")).await?;
-    let have: std::collections::HashSet<String> = have.into_iter().map(|(i,)| i).collect();
-    // (table, index, unique, origin, without rowid)
-    let indexes: Vec<(String, String, i64, String, i64)> = tx
-        .fetch_all(&sql("SELECT m.name, il.name, il.\"unique\", il.origin, \
-                    CASE WHEN m.sql LIKE '%WITHOUT ROWID%' THEN 1 ELSE 0 END \
-               FROM sqlite_schema m, pragma_index_list(m.name) il \
-              WHERE m.type = 'table' ORDER BY m.name, il.name"))
+    // (table, name in sqlite_stat1, unique, column): the key columns, in order, of every index
+    // without statistics. ANALYZE names a WITHOUT ROWID table's primary key after the table.
+    let columns: Vec<(String, String, i64, String)> = tx
+        .fetch_all(&sql(
+            "SELECT tbl, idx, is_unique, col FROM ( \
+               SELECT t.name AS tbl, il.name AS index_name, ii.seqno AS seqno, il.\"unique\" AS is_unique, \
+                      ii.name AS col, \
+                      CASE WHEN il.origin = 'pk' AND t.wr THEN t.name ELSE il.name END AS idx \
+                 FROM pragma_table_list t, pragma_index_list(t.name) il, pragma_index_info(il.name) ii \
+                WHERE t.schema = 'main' AND t.type = 'table') \
+              WHERE idx NOT IN (SELECT idx FROM sqlite_stat1 WHERE idx IS NOT NULL) \
+              ORDER BY tbl, index_name, seqno",
+        ))
         .await?;
-    let mut written = 0;
-    for (table, index, unique, origin, without_rowid) in indexes {
-        // ANALYZE names a WITHOUT ROWID table's primary key after the table.
-        let stat_name = if origin == "pk" && without_rowid == 1 {
-            table.clone()
-        } else {
-            index.clone()
-        };
-        if have.contains(&stat_name) {
-            continue;
-        }
-        let columns: Vec<(String,)> = tx
-            .fetch_all(
-                &sql("SELECT name FROM pragma_index_info($1) ORDER BY seqno").bind(index.as_str()),
+    let hints: Vec<(&str, &str, String)> = columns
+        .chunk_by(|a, b| (&a.0, &a.1) == (&b.0, &b.1))
+        .map(|index| {
+            let names: Vec<&str> = index.iter().map(|c| c.3.as_str()).collect();
+            (
+                index[0].0.as_str(),
+                index[0].1.as_str(),
+                hint_stat(&names, index[0].2 == 1),
             )
-            .await?;
-        tx.execute(
-            &sql("INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES ($1, $2, $3)")
-                .bind(table)
-                .bind(stat_name)
-                .bind(hint_stat(
-                    &columns.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(),
-                    unique == 1,
-                )),
-        )
-        .await?;
-        written += 1;
+        })
+        .collect();
+    if !hints.is_empty() {
+        let mut q = sql(format!(
+            "INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES {}",
+            values_placeholders(hints.len(), 3, 1)
+        ));
+        for (table, index, stat) in &hints {
+            q.push_arg(*table);
+            q.push_arg(*index);
+            q.push_arg(stat.as_str());
+        }
+        tx.execute(&q).await?;
+        tx.execute(&sql("ANALYZE sqlite_schema")).await?; // loads them into this connection
     }
-    tx.execute(&sql("ANALYZE sqlite_schema")).await?; // loads them into this connection
     tx.commit().await?;
-    Ok(written)
+    Ok(hints.len())
 }
 
 #[cfg(test)]
@@ -259,6 +259,18 @@ mod tests {
             text.iter().any(|t| t.contains("INDEX outbox_customer")),
             "{text:?}"
         );
+        // Rows carry each index's key columns in order, under the name ANALYZE would use.
+        for (idx, want) in [
+            ("outbox_due", "1000000 100000 10 2"),
+            ("identities", "1000000 100000 1"),
+            ("identities_customer", "1000000 100000 10 1"),
+        ] {
+            let (stat,): (String,) = db
+                .fetch_one(&sql("SELECT stat FROM sqlite_stat1 WHERE idx = $1").bind(idx))
+                .await
+                .expect("stat");
+            assert_eq!(stat, want, "{idx}");
+        }
         // A second start leaves the hints alone and adds none.
         assert_eq!(seed_planner_stats(&db).await.expect("seed"), 0);
     }
