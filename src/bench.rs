@@ -11,7 +11,7 @@ use serde_json::json;
 
 use siyu::demo::write_exports;
 use siyu::interfaces::{self, App};
-use siyu::know::import::import_file;
+use siyu::know::import::parse_ahead;
 use siyu::platform::access::{self, Role};
 use siyu::platform::config::Settings;
 use siyu::platform::crypto::FieldCipher;
@@ -166,19 +166,67 @@ impl Scratch {
     }
 }
 
+/// CPU seconds used so far by the whole process and by SQLite's worker threads (sqlx runs each
+/// SQLite connection on its own thread), from `/proc` (Linux; zeros elsewhere). Threads that
+/// ended are counted in the process total only.
+pub fn cpu_seconds() -> (f64, f64) {
+    // utime and stime are fields 14 and 15 of `stat`, counted after the `(comm)` field.
+    fn ticks(stat: &str) -> Option<(String, u64)> {
+        let open = stat.find('(')?;
+        let close = stat.rfind(')')?;
+        let comm = stat.get(open + 1..close)?.to_owned();
+        let mut rest = stat.get(close + 2..)?.split(' ');
+        let utime: u64 = rest.nth(11)?.parse().ok()?;
+        let stime: u64 = rest.next()?.parse().ok()?;
+        Some((comm, utime + stime))
+    }
+    const TICK: f64 = 0.01; // USER_HZ is 100 on Linux
+    let total = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| ticks(&s))
+        .map_or(0.0, |(_, t)| t as f64 * TICK);
+    let mut sqlite = 0.0;
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for e in dir.flatten() {
+            if let Some((comm, t)) = std::fs::read_to_string(e.path().join("stat"))
+                .ok()
+                .and_then(|s| ticks(&s))
+                && comm.starts_with("sqlx-sqlite")
+            {
+                sqlite += t as f64 * TICK;
+            }
+        }
+    }
+    (total, sqlite)
+}
+
+/// What an import run measured: rows, wall seconds, CPU seconds of the process and of SQLite's
+/// threads.
+pub struct ImportRun {
+    rows: u64,
+    secs: f64,
+    cpu: f64,
+    sqlite_cpu: f64,
+}
+
 async fn bench_import(
     backend: &str,
     pg: Option<&str>,
     files: &[siyu::demo::DemoFile],
     cipher: &FieldCipher,
-) -> anyhow::Result<(u64, f64)> {
+) -> anyhow::Result<ImportRun> {
     let s = scratch(backend, pg).await?;
     let t = access::create_tenant(&s.db, "bench").await?;
+    let (cpu0, sqlite0) = cpu_seconds();
     let start = Instant::now();
     let mut rows = 0;
-    for f in files {
+    let parsed = parse_ahead(
+        cipher,
+        files.iter().map(|f| (f.path.clone(), f.options.clone())),
+    );
+    for (f, parsing) in files.iter().zip(parsed) {
         let pb = crate::progress_bar(0, &format!("{backend} {}", f.platform));
-        let sum = import_file(&s.db, cipher, t.id, &f.path, &f.options, Some(&pb)).await?;
+        let sum = parsing.store(&s.db, t.id, Some(&pb)).await?;
         pb.finish_and_clear();
         anyhow::ensure!(
             sum.rejected == 0,
@@ -188,8 +236,14 @@ async fn bench_import(
         rows += sum.read;
     }
     let secs = start.elapsed().as_secs_f64();
+    let (cpu1, sqlite1) = cpu_seconds();
     s.finish().await?;
-    Ok((rows, secs))
+    Ok(ImportRun {
+        rows,
+        secs,
+        cpu: cpu1 - cpu0,
+        sqlite_cpu: sqlite1 - sqlite0,
+    })
 }
 
 async fn bench_ingest(
@@ -336,10 +390,14 @@ pub async fn run(_s: &Settings, a: BenchArgs) -> anyhow::Result<()> {
     println!("| measurement | backend | amount | seconds | rate |");
     println!("|---|---|---:|---:|---:|");
     for b in &backends {
-        let (rows, secs) = bench_import(b, a.postgres.as_deref(), &files, &cipher).await?;
+        let r = bench_import(b, a.postgres.as_deref(), &files, &cipher).await?;
         println!(
-            "| order import (12 exports of 6 platforms, OneID, encryption) | {b} | {rows} rows | {secs:.2} | {:.0} rows/s |",
-            rows as f64 / secs
+            "| order import (12 exports of 6 platforms, OneID, encryption) | {b} | {} rows | {:.2} | {:.0} rows/s (CPU {:.1} s, of which SQLite threads {:.1} s) |",
+            r.rows,
+            r.secs,
+            r.rows as f64 / r.secs,
+            r.cpu,
+            r.sqlite_cpu
         );
     }
     for b in &backends {

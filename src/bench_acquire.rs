@@ -389,6 +389,7 @@ async fn outbox(a: &BenchArgs, backend: &str, cipher: &FieldCipher) -> anyhow::R
         now,
     )
     .await?;
+    let (cpu0, sqlite0) = crate::bench::cpu_seconds();
     let started = Instant::now();
     let launched = campaigns::launch(&s.db, cipher, "https://s.tea.cn", t.id, c.id, now).await?;
     let launch_secs = started.elapsed().as_secs_f64();
@@ -400,6 +401,7 @@ async fn outbox(a: &BenchArgs, backend: &str, cipher: &FieldCipher) -> anyhow::R
     let started = Instant::now();
     let r = ob.drain(now).await?;
     let send_secs = started.elapsed().as_secs_f64();
+    let (cpu1, sqlite1) = crate::bench::cpu_seconds();
     let (logged,): (i64,) = s.db.fetch_one(&sql("SELECT COUNT(*) FROM sms_log")).await?;
     anyhow::ensure!(
         logged as u64 == launched.queued && r.sent == launched.queued,
@@ -408,10 +410,12 @@ async fn outbox(a: &BenchArgs, backend: &str, cipher: &FieldCipher) -> anyhow::R
         r.sent
     );
     println!(
-        "| {backend} | {n} | {launch_secs:.2} | {:.0} | {send_secs:.2} | {:.0} | {:.0} |",
+        "| {backend} | {n} | {launch_secs:.2} | {:.0} | {send_secs:.2} | {:.0} | {:.0} | {:.1} / {:.1} |",
         n as f64 / launch_secs,
         r.sent as f64 / send_secs,
-        r.sent as f64 / (launch_secs + send_secs)
+        r.sent as f64 / (launch_secs + send_secs),
+        cpu1 - cpu0,
+        sqlite1 - sqlite0
     );
     s.finish().await?;
     Ok(())
@@ -422,10 +426,10 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<()> {
     redirects(a, &cipher).await?;
     println!();
     println!(
-        "| outbox: a campaign to {} customers, each message with its own tracking link | backend | messages | launch s (render, check, link, enqueue) | launched/s | dispatch s (policy, log provider, record) | dispatched/s | end to end/s |",
+        "| outbox: a campaign to {} customers, each message with its own tracking link | backend | messages | launch s (render, check, link, enqueue) | launched/s | dispatch s (policy, log provider, record) | dispatched/s | end to end/s | CPU s: process / SQLite threads |",
         a.messages
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut backends = vec!["sqlite"];
     if a.postgres.is_some() {
         backends.push("postgres");

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 
 use siyu::demo::write_exports;
-use siyu::know::import::import_file;
+use siyu::know::import::parse_ahead;
 use siyu::know::report::{Overview, overview, yuan};
 use siyu::platform::access::{self, Role};
 use siyu::platform::config::Settings;
@@ -71,9 +71,13 @@ pub async fn run(s: &Settings, a: DemoArgs) -> anyhow::Result<()> {
 
     let started = std::time::Instant::now();
     let mut rows = 0;
-    for f in &files {
+    let parsed = parse_ahead(
+        &cipher,
+        files.iter().map(|f| (f.path.clone(), f.options.clone())),
+    );
+    for (f, parsing) in files.iter().zip(parsed) {
         let pb = progress_bar(0, f.platform);
-        let summary = import_file(&db, &cipher, tenant.id, &f.path, &f.options, Some(&pb)).await?;
+        let summary = parsing.store(&db, tenant.id, Some(&pb)).await?;
         pb.finish_and_clear();
         rows += summary.read;
         print_summary(&summary);

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use siyu::interfaces::{self, App};
 use siyu::know::import::presets::{self, PRESET_NAMES};
-use siyu::know::import::{FileSummary, ImportOptions, import_file};
+use siyu::know::import::{FileSummary, ImportOptions, parse_ahead};
 use siyu::platform::access::{self, Role};
 use siyu::platform::config::Settings;
 use siyu::platform::db::Db;
@@ -298,7 +298,8 @@ async fn import_orders(settings: &Settings, a: ImportOrdersArgs) -> anyhow::Resu
     opts.channel = a.channel.clone();
     let mut summaries = Vec::new();
     let mut failures = Vec::new();
-    for f in &a.files {
+    for parsing in parse_ahead(&cipher, a.files.iter().map(|f| (f.clone(), opts.clone()))) {
+        let f = parsing.path().to_path_buf();
         let pb = if a.json {
             ProgressBar::hidden()
         } else {
@@ -309,7 +310,7 @@ async fn import_orders(settings: &Settings, a: ImportOrdersArgs) -> anyhow::Resu
                     .unwrap_or_default(),
             )
         };
-        match import_file(&db, &cipher, tenant, f, &opts, Some(&pb)).await {
+        match parsing.store(&db, tenant, Some(&pb)).await {
             Ok(s) => {
                 pb.finish_and_clear();
                 if !a.json {

@@ -83,8 +83,7 @@ pub async fn enqueue_in(
     }
     const COLS: usize = 16;
     let first = tx.reserve_ids("outbox", msgs.len() as i64).await?;
-    let mut written = 0;
-    for (c, chunk) in msgs.chunks(MAX_BINDS / COLS).enumerate() {
+    let statements = msgs.chunks(MAX_BINDS / COLS).enumerate().map(|(c, chunk)| {
         let mut q = sql(format!(
             "INSERT INTO outbox (id, tenant_id, channel, purpose, customer_id, address_hash, address_enc, content, \
              content_hash, template_code, template_params, parts, dedupe_key, campaign_id, variant, not_before, \
@@ -104,18 +103,19 @@ pub async fn enqueue_in(
             q.push_arg(m.customer_id);
             q.push_arg(cipher.lookup_hash(&m.phone));
             q.push_arg(cipher.encrypt(&m.phone));
-            q.push_arg(m.content.clone());
+            q.push_arg(m.content.as_str());
             q.push_arg(content_hash(&m.content));
-            q.push_arg(m.template_code.clone());
+            q.push_arg(m.template_code.as_deref());
             q.push_arg(params);
             q.push_arg(billable_parts(&m.content));
-            q.push_arg(m.dedupe_key.clone());
+            q.push_arg(m.dedupe_key.as_str());
             q.push_arg(m.campaign_id);
-            q.push_arg(m.variant.clone());
+            q.push_arg(m.variant.as_deref());
             q.push_arg(m.not_before);
         }
-        written += tx.execute(&q).await?;
-    }
+        q
+    });
+    let written = tx.execute_each(statements).await?;
     Ok(written)
 }
 
@@ -578,6 +578,14 @@ pub async fn record_receipt(
     Ok(n > 0)
 }
 
+/// The tenant that last sent to a number: a provider's reply callback names only the number. No
+/// outbox index starts with the number, so the newest send is looked up tenant by tenant through
+/// `outbox_address (tenant_id, address_hash, sent_at)`, one index probe each, instead of
+/// scanning the outbox.
+const LAST_SENDER: &str = "SELECT tenant_id FROM (SELECT t.id AS tenant_id, \
+     (SELECT MAX(o.sent_at) FROM outbox o WHERE o.tenant_id = t.id AND o.address_hash = $1) AS last \
+     FROM tenants t) AS s WHERE last IS NOT NULL ORDER BY last DESC, tenant_id LIMIT 1";
+
 /// A reply from a phone: recorded against the tenant that last messaged that number, and an
 /// unsubscribe when it says R, TD or 退订. Returns the tenant, if any had messaged it.
 pub async fn record_reply(
@@ -590,13 +598,7 @@ pub async fn record_reply(
 ) -> Result<Option<(i64, bool)>, DbError> {
     let hash = cipher.lookup_hash(phone);
     let tenant: Option<(i64,)> = db
-        .fetch_optional(
-            &sql(
-                "SELECT tenant_id FROM outbox WHERE address_hash = $1 AND sent_at IS NOT NULL \
-                  ORDER BY sent_at DESC LIMIT 1",
-            )
-            .bind(hash.clone()),
-        )
+        .fetch_optional(&sql(LAST_SENDER).bind(hash.clone()))
         .await?;
     let Some((tenant,)) = tenant else {
         return Ok(None);
@@ -638,4 +640,65 @@ pub async fn counts(db: &Db, tenant: i64) -> Result<Vec<(String, i64)>, DbError>
             .bind(tenant),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_reply_goes_to_the_tenant_that_last_sent_to_the_number() {
+        let db = Db::connect("sqlite::memory:", &Default::default())
+            .await
+            .expect("db");
+        crate::platform::migrate::migrate(&db)
+            .await
+            .expect("migrate");
+        for (id, name) in [(1, "a"), (2, "b"), (3, "c")] {
+            db.execute(
+                &sql("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, 0)")
+                    .bind(id)
+                    .bind(name),
+            )
+            .await
+            .expect("tenant");
+        }
+        // Tenant 1 wrote to the number first, tenant 2 later; tenant 3's message is unsent.
+        for (id, tenant, sent_at) in [(1, 1, Some(100)), (2, 2, Some(200)), (3, 3, None)] {
+            db.execute(
+                &sql(
+                    "INSERT INTO outbox (id, tenant_id, channel, purpose, address_hash, address_enc, \
+                     content, content_hash, parts, dedupe_key, status, not_before, created_at, sent_at) \
+                     VALUES ($1, $2, 'sms', 'marketing', 'h1', 'x', 'hi', 'c', 1, $3, 'sent', 0, 0, $4)",
+                )
+                .bind(id)
+                .bind(tenant)
+                .bind(format!("k{id}"))
+                .bind(sent_at),
+            )
+            .await
+            .expect("message");
+        }
+        let last: Option<(i64,)> = db
+            .fetch_optional(&sql(LAST_SENDER).bind("h1"))
+            .await
+            .expect("last sender");
+        assert_eq!(last, Some((2,)));
+        let none: Option<(i64,)> = db
+            .fetch_optional(&sql(LAST_SENDER).bind("h2"))
+            .await
+            .expect("no sender");
+        assert_eq!(none, None);
+        // One index probe per tenant, never a scan of the outbox.
+        let plan: Vec<(i64, i64, i64, String)> = db
+            .fetch_all(&sql(format!("EXPLAIN QUERY PLAN {LAST_SENDER}")).bind("h1"))
+            .await
+            .expect("plan");
+        let text: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+        assert!(
+            text.iter().any(|t| t.contains("INDEX outbox_address")),
+            "{text:?}"
+        );
+        assert!(!text.iter().any(|t| t.starts_with("SCAN o")), "{text:?}");
+    }
 }

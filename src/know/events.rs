@@ -3,12 +3,12 @@
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::identity::{Identity, IdentityInput};
+use super::identity::{Identity, IdentityInput, KeyedIdentity};
 use super::oneid::{self, IdentityRecord};
 use crate::platform::crypto::FieldCipher;
 use std::collections::HashSet;
 
-use crate::platform::db::{Db, DbResult, MAX_BINDS, Tx, sql, values_placeholders};
+use crate::platform::db::{DbResult, MAX_BINDS, Tx, sql, values_placeholders};
 
 /// Largest batch `POST /api/v1/events` takes.
 pub const MAX_BATCH: usize = 1000;
@@ -160,27 +160,19 @@ pub struct EventOutcome {
 
 const EVENT_COLS: usize = 10;
 
-/// Stores checked events in one transaction; an event whose id was seen before is a duplicate
-/// and changes nothing. Returns only after commit.
-pub async fn store_events(
-    db: &Db,
-    cipher: &FieldCipher,
-    tenant_id: i64,
-    events: &[Event],
-    now: i64,
-) -> DbResult<EventOutcome> {
-    if events.is_empty() {
-        return Ok(EventOutcome::default());
+/// A checked event with its identities keyed (phones hashed and encrypted), which takes CPU
+/// best spent before the write lock is taken.
+#[derive(Debug, Clone)]
+pub struct KeyedEvent {
+    pub event: Event,
+    pub identities: Vec<KeyedIdentity>,
+}
+
+impl KeyedEvent {
+    pub fn new(event: Event, cipher: &FieldCipher) -> KeyedEvent {
+        let identities = event.identities.iter().map(|i| i.key(cipher)).collect();
+        KeyedEvent { event, identities }
     }
-    let mut tx = db.begin().await?;
-    tx.lock_tenant(tenant_id).await?;
-    let (stored, _) = store_events_in(&mut tx, cipher, tenant_id, events, now).await?;
-    tx.commit().await?;
-    let n = stored.iter().filter(|s| **s).count() as u64;
-    Ok(EventOutcome {
-        stored: n,
-        duplicates: events.len() as u64 - n,
-    })
 }
 
 /// Which customers a write touched, for the audience index.
@@ -198,9 +190,8 @@ pub struct Touched {
 /// customers the stored events belong to.
 pub async fn store_events_in(
     tx: &mut Tx,
-    cipher: &FieldCipher,
     tenant_id: i64,
-    events: &[Event],
+    events: &[&KeyedEvent],
     now: i64,
 ) -> DbResult<(Vec<bool>, Touched)> {
     // A duplicate changes nothing: drop ids already stored (and repeats within the batch)
@@ -209,20 +200,20 @@ pub async fn store_events_in(
         .fetch_in(
             "SELECT event_key FROM events WHERE tenant_id = $1 AND event_key",
             &[tenant_id.into()],
-            events.iter().map(|e| e.key.as_str().into()).collect(),
+            events.iter().map(|e| e.event.key.as_str().into()).collect(),
         )
         .await?;
     let known: HashSet<String> = rows.into_iter().map(|r| r.0).collect();
     let mut in_batch: HashSet<&str> = HashSet::with_capacity(events.len());
     let flags: Vec<bool> = events
         .iter()
-        .map(|e| !known.contains(&e.key) && in_batch.insert(e.key.as_str()))
+        .map(|e| !known.contains(&e.event.key) && in_batch.insert(e.event.key.as_str()))
         .collect();
-    let fresh: Vec<&Event> = events
+    let fresh: Vec<&KeyedEvent> = events
         .iter()
         .zip(&flags)
         .filter(|(_, f)| **f)
-        .map(|(e, _)| e)
+        .map(|(e, _)| *e)
         .collect();
     if fresh.is_empty() {
         return Ok((vec![false; events.len()], Touched::default()));
@@ -230,35 +221,36 @@ pub async fn store_events_in(
     let keyed: Vec<IdentityRecord> = fresh
         .iter()
         .map(|e| IdentityRecord {
-            identities: e.identities.iter().map(|i| i.key(cipher)).collect(),
+            identities: e.identities.clone(),
             name: None,
         })
         .collect();
     let (owners, rs) = oneid::resolve(tx, tenant_id, &keyed, now).await?;
     let first = tx.reserve_ids("event", fresh.len() as i64).await?;
-    let mut stored = 0;
     let idx: Vec<usize> = (0..fresh.len()).collect();
-    for batch in idx.chunks(MAX_BINDS / EVENT_COLS) {
-        let mut q = sql(format!(
-            "INSERT INTO events (id, tenant_id, event_key, customer_id, type, channel, touchpoint, occurred_at, received_at, properties) \
-             VALUES {} ON CONFLICT (tenant_id, event_key) DO NOTHING",
-            values_placeholders(batch.len(), EVENT_COLS, 1)
-        ));
-        for &i in batch {
-            let e = fresh[i];
-            q.push_arg(first + i as i64);
-            q.push_arg(tenant_id);
-            q.push_arg(e.key.as_str());
-            q.push_arg(owners[i]);
-            q.push_arg(e.kind.as_str());
-            q.push_arg(e.channel.clone());
-            q.push_arg(e.touchpoint.clone());
-            q.push_arg(e.occurred_at);
-            q.push_arg(now);
-            q.push_arg(e.properties.as_str());
-        }
-        stored += tx.execute(&q).await?;
-    }
+    let stored = tx
+        .execute_each(idx.chunks(MAX_BINDS / EVENT_COLS).map(|batch| {
+            let mut q = sql(format!(
+                "INSERT INTO events (id, tenant_id, event_key, customer_id, type, channel, touchpoint, occurred_at, received_at, properties) \
+                 VALUES {} ON CONFLICT (tenant_id, event_key) DO NOTHING",
+                values_placeholders(batch.len(), EVENT_COLS, 1)
+            ));
+            for &i in batch {
+                let e = &fresh[i].event;
+                q.push_arg(first + i as i64);
+                q.push_arg(tenant_id);
+                q.push_arg(e.key.as_str());
+                q.push_arg(owners[i]);
+                q.push_arg(e.kind.as_str());
+                q.push_arg(e.channel.as_deref());
+                q.push_arg(e.touchpoint.as_deref());
+                q.push_arg(e.occurred_at);
+                q.push_arg(now);
+                q.push_arg(e.properties.as_str());
+            }
+            q
+        }))
+        .await?;
     debug_assert_eq!(
         stored as usize,
         fresh.len(),

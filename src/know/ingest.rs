@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use std::sync::Arc;
 
 use super::audience::{Audiences, Change};
-use super::events::{Event, EventOutcome, Touched, store_events_in};
+use super::events::{Event, EventOutcome, KeyedEvent, Touched, store_events_in};
 use crate::platform::clock::now_ms;
 use crate::platform::crypto::FieldCipher;
 use crate::platform::db::{Db, DbResult};
@@ -23,7 +23,7 @@ pub const GROUP_EVENTS: usize = 5_000;
 
 struct Job {
     tenant_id: i64,
-    events: Vec<Event>,
+    events: Vec<KeyedEvent>,
     reply: oneshot::Sender<Result<EventOutcome, String>>,
 }
 
@@ -39,6 +39,7 @@ pub enum IngestError {
 #[derive(Clone, Debug)]
 pub struct EventWriter {
     jobs: mpsc::Sender<Job>,
+    cipher: FieldCipher,
 }
 
 impl EventWriter {
@@ -58,8 +59,8 @@ impl EventWriter {
     ) -> EventWriter {
         // A short queue: past it, requests wait in their handlers (backpressure), not in memory here.
         let (jobs, rx) = mpsc::channel(64);
-        tokio::spawn(run(db, cipher, rx, group_events, audiences));
-        EventWriter { jobs }
+        tokio::spawn(run(db, rx, group_events, audiences));
+        EventWriter { jobs, cipher }
     }
 
     /// Stores a tenant's checked events; returns after they are committed.
@@ -71,6 +72,12 @@ impl EventWriter {
         if events.is_empty() {
             return Ok(EventOutcome::default());
         }
+        // Keyed here, on the caller's task, so that many requests hash and encrypt at once
+        // and the single writer only writes.
+        let events = events
+            .into_iter()
+            .map(|e| KeyedEvent::new(e, &self.cipher))
+            .collect();
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job {
@@ -90,7 +97,6 @@ impl EventWriter {
 
 async fn run(
     db: Db,
-    cipher: FieldCipher,
     mut rx: mpsc::Receiver<Job>,
     group_events: usize,
     audiences: Option<Arc<Audiences>>,
@@ -107,12 +113,12 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let (work, replies): (Vec<(i64, Vec<Event>)>, Vec<_>) = jobs
+        let (work, replies): (Vec<(i64, Vec<KeyedEvent>)>, Vec<_>) = jobs
             .into_iter()
             .map(|j| ((j.tenant_id, j.events), j.reply))
             .unzip();
         let work = std::sync::Arc::new(work);
-        let (outcomes, touched) = write_isolated(&db, &cipher, &work).await;
+        let (outcomes, touched) = write_isolated(&db, &work).await;
         if let Some(a) = &audiences {
             for (tenant, t) in touched {
                 let change = if t.identities_changed {
@@ -137,13 +143,9 @@ async fn run(
 /// requests it was writing; the writer goes on.
 type Outcomes = (Vec<Result<EventOutcome, String>>, Vec<(i64, Touched)>);
 
-async fn write_isolated(
-    db: &Db,
-    cipher: &FieldCipher,
-    work: &std::sync::Arc<Vec<(i64, Vec<Event>)>>,
-) -> Outcomes {
-    let (d, c, w) = (db.clone(), cipher.clone(), work.clone());
-    let joined = tokio::spawn(async move { write_group(&d, &c, &w).await }).await;
+async fn write_isolated(db: &Db, work: &std::sync::Arc<Vec<(i64, Vec<KeyedEvent>)>>) -> Outcomes {
+    let (d, w) = (db.clone(), work.clone());
+    let joined = tokio::spawn(async move { write_group(&d, &w).await }).await;
     match joined {
         Ok(Ok((outcomes, touched))) => return (outcomes.into_iter().map(Ok).collect(), touched),
         Ok(Err(e)) if work.len() == 1 => return (vec![Err(e.to_string())], Vec::new()),
@@ -161,9 +163,9 @@ async fn write_isolated(
     let mut all_touched = Vec::new();
     for job in work.iter() {
         let single = std::sync::Arc::new(vec![job.clone()]);
-        let (d, c, w) = (db.clone(), cipher.clone(), single.clone());
+        let (d, w) = (db.clone(), single.clone());
         out.push(
-            match tokio::spawn(async move { write_group(&d, &c, &w).await }).await {
+            match tokio::spawn(async move { write_group(&d, &w).await }).await {
                 Ok(Ok((mut o, touched))) => {
                     all_touched.extend(touched);
                     Ok(o.pop().unwrap_or_default())
@@ -180,8 +182,7 @@ async fn write_isolated(
 /// take the tenant locks in the same order), and returns each job's outcome.
 async fn write_group(
     db: &Db,
-    cipher: &FieldCipher,
-    jobs: &[(i64, Vec<Event>)],
+    jobs: &[(i64, Vec<KeyedEvent>)],
 ) -> DbResult<(Vec<EventOutcome>, Vec<(i64, Touched)>)> {
     let now = now_ms();
     let mut by_tenant: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
@@ -195,11 +196,8 @@ async fn write_group(
         tx.lock_tenant(tenant).await?;
         // One tenant's jobs as one batch: a repeated id across two requests is a duplicate in
         // the later one, as it would be had they come one after the other.
-        let events: Vec<Event> = idx
-            .iter()
-            .flat_map(|&i| jobs[i].1.iter().cloned())
-            .collect();
-        let (stored, t) = store_events_in(&mut tx, cipher, tenant, &events, now).await?;
+        let events: Vec<&KeyedEvent> = idx.iter().flat_map(|&i| jobs[i].1.iter()).collect();
+        let (stored, t) = store_events_in(&mut tx, tenant, &events, now).await?;
         touched.push((tenant, t));
         let mut at = 0;
         for &i in &idx {

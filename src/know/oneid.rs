@@ -155,19 +155,21 @@ pub async fn resolve(
         for (n, (root, _)) in new_customers.iter().enumerate() {
             comp_owner.insert(*root, first + n as i64);
         }
-        for batch in new_customers.chunks(MAX_BINDS / 4) {
+        let owner = &comp_owner;
+        tx.execute_each(new_customers.chunks(MAX_BINDS / 4).map(|batch| {
             let mut q = sql(format!(
                 "INSERT INTO customers (id, tenant_id, display_name, created_at) VALUES {}",
                 values_placeholders(batch.len(), 4, 1)
             ));
             for (root, name) in batch {
-                q.push_arg(comp_owner[root]);
+                q.push_arg(owner[root]);
                 q.push_arg(tenant_id);
-                q.push_arg(name.map(str::to_owned));
+                q.push_arg(*name);
                 q.push_arg(now);
             }
-            tx.execute(&q).await?;
-        }
+            q
+        }))
+        .await?;
         stats.customers_created = new_customers.len() as u64;
     }
 
@@ -187,7 +189,7 @@ pub async fn resolve(
             kinds.push_str(k.kind.as_str());
         }
     }
-    for batch in fresh.chunks(MAX_BINDS / 6) {
+    tx.execute_each(fresh.chunks(MAX_BINDS / 6).map(|batch| {
         let mut q = sql(format!(
             "INSERT INTO identities (tenant_id, ikey, kind, customer_id, value_enc, first_seen) VALUES {}",
             values_placeholders(batch.len(), 6, 1)
@@ -197,11 +199,12 @@ pub async fn resolve(
             q.push_arg(k.ikey.as_str());
             q.push_arg(k.kind.as_str());
             q.push_arg(*cid);
-            q.push_arg(k.value_enc.clone());
+            q.push_arg(k.value_enc.as_deref());
             q.push_arg(now);
         }
-        tx.execute(&q).await?;
-    }
+        q
+    }))
+    .await?;
     stats.identities_added = fresh.len() as u64;
 
     if !merges.is_empty() {

@@ -205,7 +205,7 @@ pub async fn store_orders(
 
     // Validation guarantees every order names its buyer; one that does not is not stored.
     let rows: Vec<usize> = (0..orders.len()).filter(|&i| owners[i].is_some()).collect();
-    for batch in rows.chunks(MAX_BINDS / ORDER_COLS) {
+    let order_rows = rows.chunks(MAX_BINDS / ORDER_COLS).map(|batch| {
         let mut q = sql(format!(
             "INSERT INTO orders (id, tenant_id, channel, order_no, customer_id, status, ordered_at, paid_at, amount, \
              refund_amount, item_count, store_id, guide_id, buyer_name, phone_hint, province, source, updated_at) VALUES {} \
@@ -236,16 +236,17 @@ pub async fn store_orders(
                     .map(|l| l.quantity)
                     .fold(0i64, i64::saturating_add),
             );
-            q.push_arg(o.store_id.clone());
-            q.push_arg(o.guide_id.clone());
-            q.push_arg(o.buyer_name.clone());
-            q.push_arg(o.phone_hint.clone());
-            q.push_arg(o.province.clone());
+            q.push_arg(o.store_id.as_deref());
+            q.push_arg(o.guide_id.as_deref());
+            q.push_arg(o.buyer_name.as_deref());
+            q.push_arg(o.phone_hint.as_deref());
+            q.push_arg(o.province.as_deref());
             q.push_arg(source);
             q.push_arg(now);
         }
-        tx.execute(&q).await?;
-    }
+        q
+    });
+    tx.execute_each(order_rows).await?;
 
     // Lines: replaced on update when the record carries lines (a status push without lines keeps
     // the items it had).
@@ -269,7 +270,7 @@ pub async fn store_orders(
         .zip(&ids)
         .flat_map(|(o, id)| o.lines.iter().enumerate().map(move |(n, l)| (*id, n, l)))
         .collect();
-    for batch in lines.chunks(MAX_BINDS / 8) {
+    let line_rows = lines.chunks(MAX_BINDS / 8).map(|batch| {
         let mut q = sql(format!(
             "INSERT INTO order_lines (tenant_id, order_id, line_no, sku, title, category, quantity, price) VALUES {}",
             values_placeholders(batch.len(), 8, 1)
@@ -278,14 +279,15 @@ pub async fn store_orders(
             q.push_arg(tenant_id);
             q.push_arg(*id);
             q.push_arg(*n as i64);
-            q.push_arg(l.sku.clone());
-            q.push_arg(l.title.clone());
-            q.push_arg(l.category.clone());
+            q.push_arg(l.sku.as_deref());
+            q.push_arg(l.title.as_deref());
+            q.push_arg(l.category.as_deref());
             q.push_arg(l.quantity);
             q.push_arg(l.price);
         }
-        tx.execute(&q).await?;
-    }
+        q
+    });
+    tx.execute_each(line_rows).await?;
     tx.commit().await?;
     Ok(StoreOutcome {
         imported: fresh as u64,

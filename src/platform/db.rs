@@ -61,7 +61,8 @@ pub enum Tx {
 #[derive(Debug, Clone)]
 pub enum Value {
     Int(Option<i64>),
-    Text(Option<String>),
+    /// Shared, so binding hands SQLite and PostgreSQL the same bytes without copying them.
+    Text(Option<Arc<str>>),
     Bytes(Option<Vec<u8>>),
 }
 
@@ -87,27 +88,27 @@ impl From<bool> for Value {
 }
 impl From<String> for Value {
     fn from(v: String) -> Self {
-        Value::Text(Some(v))
+        Value::Text(Some(v.into()))
     }
 }
 impl From<&String> for Value {
     fn from(v: &String) -> Self {
-        Value::Text(Some(v.clone()))
+        Value::Text(Some(v.as_str().into()))
     }
 }
 impl From<&str> for Value {
     fn from(v: &str) -> Self {
-        Value::Text(Some(v.to_owned()))
+        Value::Text(Some(v.into()))
     }
 }
 impl From<Option<String>> for Value {
     fn from(v: Option<String>) -> Self {
-        Value::Text(v)
+        Value::Text(v.map(Arc::from))
     }
 }
 impl From<Option<&str>> for Value {
     fn from(v: Option<&str>) -> Self {
-        Value::Text(v.map(str::to_owned))
+        Value::Text(v.map(Arc::from))
     }
 }
 impl From<Vec<u8>> for Value {
@@ -143,7 +144,8 @@ impl Sql {
 
 /// Writes `($k,$k+1,…),(…)` for `rows` rows of `cols` columns starting at placeholder `first`.
 pub fn values_placeholders(rows: usize, cols: usize, first: usize) -> String {
-    let mut s = String::with_capacity(rows * cols * 5);
+    use std::fmt::Write;
+    let mut s = String::with_capacity(rows * cols * 7);
     let mut n = first;
     for r in 0..rows {
         if r > 0 {
@@ -154,8 +156,7 @@ pub fn values_placeholders(rows: usize, cols: usize, first: usize) -> String {
             if c > 0 {
                 s.push(',');
             }
-            s.push('$');
-            s.push_str(&n.to_string());
+            let _ = write!(s, "${n}");
             n += 1;
         }
         s.push(')');
@@ -165,10 +166,15 @@ pub fn values_placeholders(rows: usize, cols: usize, first: usize) -> String {
 
 /// Writes `$k,$k+1,…` for an `IN (…)` list of `n` values.
 pub fn list_placeholders(n: usize, first: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    use std::fmt::Write;
+    let mut s = String::with_capacity(n * 7);
+    for i in first..first + n {
+        if i > first {
+            s.push(',');
+        }
+        let _ = write!(s, "${i}");
+    }
+    s
 }
 
 /// SQLite (and sqlx's binding on top of it) looks numbered parameters up in a linear list, so a
@@ -176,13 +182,20 @@ pub fn list_placeholders(n: usize, first: usize) -> String {
 /// `?` is an index. When the `$N` appear exactly in the order 1, 2, 3 … they become `?`;
 /// otherwise `?N`, which SQLite also accepts.
 fn sqlite_text(text: &str) -> String {
+    rewrite_placeholders(text, false)
+        .unwrap_or_else(|| rewrite_placeholders(text, true).unwrap_or_else(|| text.to_owned()))
+}
+
+/// One pass over `text` copying the runs between placeholders: `$N` becomes `?` (`None` as
+/// soon as a number is out of sequence) or, when `numbered`, `?N`. Quotes and `$` are ASCII, so
+/// walking bytes never splits a character.
+fn rewrite_placeholders(text: &str, numbered: bool) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
-    let mut plain = String::with_capacity(text.len());
     let mut expected = 1u64;
-    let mut sequential = true;
-    let mut i = 0;
+    let mut copied = 0;
     let mut quote: Option<u8> = None; // inside '…' or "…": copied as is
+    let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
         if let Some(q) = quote {
@@ -191,30 +204,28 @@ fn sqlite_text(text: &str) -> String {
             }
         } else if b == b'\'' || b == b'"' {
             quote = Some(b);
-        }
-        if quote.is_none() && b == b'$' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+        } else if b == b'$' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
             let start = i + 1;
             let mut end = start;
             while end < bytes.len() && bytes[end].is_ascii_digit() {
                 end += 1;
             }
-            let n: u64 = text[start..end].parse().unwrap_or(0);
-            if n != expected {
-                sequential = false;
+            out.push_str(&text[copied..i]);
+            out.push('?');
+            if numbered {
+                out.push_str(&text[start..end]);
+            } else if text[start..end].parse::<u64>().ok() != Some(expected) {
+                return None;
             }
             expected += 1;
-            out.push('?');
-            out.push_str(&text[start..end]);
-            plain.push('?');
+            copied = end;
             i = end;
-        } else {
-            let ch_len = text[i..].chars().next().map_or(1, char::len_utf8);
-            out.push_str(&text[i..i + ch_len]);
-            plain.push_str(&text[i..i + ch_len]);
-            i += ch_len;
+            continue;
         }
+        i += 1;
     }
-    if sequential { plain } else { out }
+    out.push_str(&text[copied..]);
+    Some(out)
 }
 
 macro_rules! bound_query {
@@ -428,6 +439,38 @@ impl Tx {
         })
     }
 
+    /// Runs statements in order, building and binding each while the database runs the one
+    /// before: bulk writes spend about as long building their values as SQLite spends storing
+    /// them, and one connection takes one statement at a time. Returns the rows affected.
+    pub async fn execute_each(&mut self, mut stmts: impl Iterator<Item = Sql>) -> DbResult<u64> {
+        macro_rules! run_each {
+            ($conn:expr, $bind:expr) => {{
+                let mut total = 0;
+                let mut next = stmts.next().map(|s| $bind(&s));
+                while let Some(q) = next {
+                    let mut running = std::pin::pin!(q.execute(&mut **$conn));
+                    // The first poll hands the statement to the database (SQLite's worker
+                    // thread, or PostgreSQL's socket); the next one is made while it runs.
+                    let started = std::future::poll_fn(|cx| {
+                        std::task::Poll::Ready(std::future::Future::poll(running.as_mut(), cx))
+                    })
+                    .await;
+                    next = stmts.next().map(|s| $bind(&s));
+                    total += match started {
+                        std::task::Poll::Ready(done) => done?,
+                        std::task::Poll::Pending => running.await?,
+                    }
+                    .rows_affected();
+                }
+                Ok(total)
+            }};
+        }
+        match self {
+            Tx::Sqlite(t, _) => run_each!(t, |s: &Sql| bound_query!(sqlite, s)),
+            Tx::Postgres(t) => run_each!(t, |s: &Sql| bound_query!(s)),
+        }
+    }
+
     pub async fn fetch_all<T: Row>(&mut self, s: &Sql) -> DbResult<Vec<T>> {
         Ok(match self {
             Tx::Sqlite(t, _) => bound_query_as!(sqlite, T, s).fetch_all(&mut **t).await?,
@@ -557,6 +600,60 @@ mod tests {
             .expect("pages");
         db.close().await;
         assert_eq!((mode.as_str(), pages), ("wal", 10_000));
+    }
+
+    #[tokio::test]
+    async fn statements_run_in_order_while_the_next_is_built() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::connect(&url, &ConnectOptions::default())
+            .await
+            .expect("db");
+        db.execute_script("CREATE TABLE t (n INTEGER PRIMARY KEY, label TEXT NOT NULL)")
+            .await
+            .expect("table");
+        let built = std::cell::Cell::new(0);
+        let batch = |from: i64| {
+            built.set(built.get() + 1);
+            let mut q = sql(format!(
+                "INSERT INTO t (n, label) VALUES {}",
+                values_placeholders(3, 2, 1)
+            ));
+            for n in from..from + 3 {
+                q.push_arg(n);
+                q.push_arg(format!("row {n}"));
+            }
+            q
+        };
+        let mut tx = db.begin().await.expect("begin");
+        let n = tx
+            .execute_each([0, 3, 6].into_iter().map(batch))
+            .await
+            .expect("inserts");
+        tx.commit().await.expect("commit");
+        assert_eq!((n, built.get()), (9, 3));
+        let rows: Vec<(i64, String)> = db
+            .fetch_all(&sql("SELECT n, label FROM t ORDER BY n"))
+            .await
+            .expect("rows");
+        assert_eq!(rows.len(), 9);
+        assert_eq!(rows[8], (8, "row 8".to_string()));
+
+        // A statement that fails stops the run with its error; the caller's transaction then
+        // rolls back everything, the statements before it included.
+        let mut tx = db.begin().await.expect("begin");
+        let err = tx
+            .execute_each([9, 0, 12].into_iter().map(batch))
+            .await
+            .expect_err("the second repeats keys");
+        assert!(err.to_string().contains("UNIQUE"), "{err}");
+        drop(tx);
+        let (count,): (i64,) = db
+            .fetch_one(&sql("SELECT COUNT(*) FROM t"))
+            .await
+            .expect("count");
+        assert_eq!(count, 9);
+        db.close().await;
     }
 
     #[test]

@@ -154,72 +154,155 @@ pub async fn import_file(
     opts: &ImportOptions,
     progress: Option<&ProgressBar>,
 ) -> Result<FileSummary, ImportError> {
-    let name = path.display().to_string();
-    let bytes = tokio::fs::read(path)
+    Parsing::start(cipher, path, opts)
+        .store(db, tenant_id, progress)
         .await
-        .map_err(|e| ImportError::Io(name.clone(), e))?;
-    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(ImportError::Empty(name));
-    }
-    if let Some(pb) = progress {
-        pb.set_length(bytes.len() as u64);
-        pb.set_position(0);
-    }
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(4);
-    let parse_opts = opts.clone();
-    let parse_name = name.clone();
-    let reject_to = rejected_path(path);
-    let cipher2 = cipher.clone();
-    let parser = tokio::task::spawn_blocking(move || {
-        parse_file(&parse_name, &bytes, &parse_opts, &cipher2, &reject_to, tx)
-    });
+}
 
-    let mut outcome = StoreOutcome::default();
-    let mut store_err = None;
-    while let Some(chunk) = rx.recv().await {
-        match store_orders(
-            db,
-            tenant_id,
-            "import",
-            &chunk.orders,
-            &chunk.keyed,
-            now_ms(),
-        )
-        .await
-        {
-            Ok(o) => outcome.add(o),
-            Err(e) => {
-                store_err = Some(e);
-                break;
+/// A file being read and parsed on a blocking thread, its chunks waiting to be stored. Starting
+/// the next file's parse before storing the current one keeps the database busy across file
+/// boundaries (else it waits for the next file's first chunk each time).
+pub struct Parsing {
+    name: String,
+    path: PathBuf,
+    rx: tokio::sync::mpsc::Receiver<Chunk>,
+    parser: tokio::task::JoinHandle<Result<ParseEnd, ImportError>>,
+}
+
+impl Parsing {
+    /// Starts reading and parsing `path`; nothing is stored until [`Parsing::store`].
+    pub fn start(cipher: &FieldCipher, path: &Path, opts: &ImportOptions) -> Parsing {
+        let name = path.display().to_string();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(4);
+        let (parse_opts, parse_name, file) = (opts.clone(), name.clone(), path.to_path_buf());
+        let cipher = cipher.clone();
+        let parser = tokio::task::spawn_blocking(move || {
+            let bytes = std::fs::read(&file).map_err(|e| ImportError::Io(parse_name.clone(), e))?;
+            if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+                return Err(ImportError::Empty(parse_name));
+            }
+            parse_file(
+                &parse_name,
+                &bytes,
+                &parse_opts,
+                &cipher,
+                &rejected_path(&file),
+                tx,
+            )
+        });
+        Parsing {
+            name,
+            path: path.to_path_buf(),
+            rx,
+            parser,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stores the file's chunks as they are parsed, each in one transaction.
+    pub async fn store(
+        self,
+        db: &Db,
+        tenant_id: i64,
+        progress: Option<&ProgressBar>,
+    ) -> Result<FileSummary, ImportError> {
+        let Parsing {
+            name,
+            path,
+            mut rx,
+            parser,
+        } = self;
+        if let Some(pb) = progress {
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            pb.set_length(len);
+            pb.set_position(0);
+        }
+        let mut outcome = StoreOutcome::default();
+        let mut store_err = None;
+        while let Some(chunk) = rx.recv().await {
+            match store_orders(
+                db,
+                tenant_id,
+                "import",
+                &chunk.orders,
+                &chunk.keyed,
+                now_ms(),
+            )
+            .await
+            {
+                Ok(o) => outcome.add(o),
+                Err(e) => {
+                    store_err = Some(e);
+                    break;
+                }
+            }
+            if let Some(pb) = progress {
+                pb.set_position(chunk.position);
             }
         }
-        if let Some(pb) = progress {
-            pb.set_position(chunk.position);
+        drop(rx);
+        let end = parser
+            .await
+            .map_err(|e| ImportError::Io(name.clone(), std::io::Error::other(e.to_string())))??;
+        if let Some(e) = store_err {
+            return Err(ImportError::Store(name, e));
         }
+        if let Some(pb) = progress {
+            pb.set_position(pb.length().unwrap_or(0));
+        }
+        let reject_file = rejected_path(&path);
+        Ok(FileSummary {
+            file: name,
+            encoding: Some(end.encoding),
+            read: end.read,
+            imported: outcome.imported,
+            updated: outcome.updated,
+            rejected: end.rejected,
+            customers_created: outcome.customers_created,
+            customers_merged: outcome.customers_merged,
+            rejected_file: (end.rejected > 0).then(|| reject_file.display().to_string()),
+            errors: end.errors,
+        })
     }
-    drop(rx);
-    let end = parser
-        .await
-        .map_err(|e| ImportError::Io(name.clone(), std::io::Error::other(e.to_string())))??;
-    if let Some(e) = store_err {
-        return Err(ImportError::Store(name, e));
+}
+
+/// Files to import, each one's parse started when the one before it is handed out, so that it
+/// is ready by the time the one before it is stored.
+pub fn parse_ahead<'a, I>(cipher: &'a FieldCipher, files: I) -> ParseAhead<'a, I::IntoIter>
+where
+    I: IntoIterator<Item = (PathBuf, ImportOptions)>,
+{
+    ParseAhead {
+        cipher,
+        files: files.into_iter(),
+        next: None,
     }
-    if let Some(pb) = progress {
-        pb.set_position(pb.length().unwrap_or(0));
+}
+
+pub struct ParseAhead<'a, I> {
+    cipher: &'a FieldCipher,
+    files: I,
+    next: Option<Parsing>,
+}
+
+impl<I: Iterator<Item = (PathBuf, ImportOptions)>> Iterator for ParseAhead<'_, I> {
+    type Item = Parsing;
+    fn next(&mut self) -> Option<Parsing> {
+        let mut start = || {
+            self.files
+                .next()
+                .map(|(path, opts)| Parsing::start(self.cipher, &path, &opts))
+        };
+        let current = match self.next.take() {
+            Some(p) => p,
+            None => start()?,
+        };
+        self.next = start();
+        Some(current)
     }
-    let reject_file = rejected_path(path);
-    Ok(FileSummary {
-        file: name,
-        encoding: Some(end.encoding),
-        read: end.read,
-        imported: outcome.imported,
-        updated: outcome.updated,
-        rejected: end.rejected,
-        customers_created: outcome.customers_created,
-        customers_merged: outcome.customers_merged,
-        rejected_file: (end.rejected > 0).then(|| reject_file.display().to_string()),
-        errors: end.errors,
-    })
 }
 
 fn parse_file(
