@@ -579,17 +579,35 @@ fn in_statements(head: &str, fixed: &[Value], list: Vec<Value>) -> Vec<Sql> {
 /// (PostgreSQL: 65,535; SQLite as bundled: 32,766).
 pub const MAX_BINDS: usize = 32_000;
 
+/// The steps of SQLite's plan for a statement (`EXPLAIN QUERY PLAN`), for tests that hold a
+/// query to its index.
+#[cfg(test)]
+pub(crate) async fn query_plan(db: &Db, q: Sql) -> Vec<String> {
+    let explain = Sql {
+        text: format!("EXPLAIN QUERY PLAN {}", q.text),
+        args: q.args,
+    };
+    let rows: Vec<(i64, i64, i64, String)> = db.fetch_all(&explain).await.expect("query plan");
+    rows.into_iter().map(|r| r.3).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn sqlite_connections_write_ahead_with_rare_checkpoints() {
+    /// A SQLite file in a directory that lives as long as the returned guard.
+    async fn file_db() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().expect("dir");
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let db = Db::connect(&url, &ConnectOptions::default())
             .await
             .expect("db");
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn sqlite_connections_write_ahead_with_rare_checkpoints() {
+        let (_dir, db) = file_db().await;
         let (mode,): (String,) = db
             .fetch_one(&sql("PRAGMA journal_mode"))
             .await
@@ -604,11 +622,7 @@ mod tests {
 
     #[tokio::test]
     async fn statements_run_in_order_while_the_next_is_built() {
-        let dir = tempfile::tempdir().expect("dir");
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let db = Db::connect(&url, &ConnectOptions::default())
-            .await
-            .expect("db");
+        let (_dir, db) = file_db().await;
         db.execute_script("CREATE TABLE t (n INTEGER PRIMARY KEY, label TEXT NOT NULL)")
             .await
             .expect("table");

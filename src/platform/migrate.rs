@@ -208,6 +208,7 @@ pub async fn seed_planner_stats(db: &Db) -> DbResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::db::query_plan;
 
     #[test]
     fn hints_say_a_tenant_is_many_rows_and_a_unique_key_one() {
@@ -233,31 +234,31 @@ mod tests {
             .map(|i| i.to_string())
             .collect::<Vec<_>>()
             .join(",");
-        let plan: Vec<(i64, i64, i64, String)> = db
-            .fetch_all(&sql(format!(
-                "EXPLAIN QUERY PLAN SELECT customer_id, value_enc FROM identities \
+        let plan = query_plan(
+            &db,
+            sql(format!(
+                "SELECT customer_id, value_enc FROM identities \
                   WHERE tenant_id = 1 AND kind = 'phone' AND customer_id IN ({list})"
-            )))
-            .await
-            .expect("plan");
-        let text: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+            )),
+        )
+        .await;
         assert!(
-            text.iter().any(|t| t.contains("INDEX identities_customer")),
-            "{text:?}"
+            plan.iter().any(|t| t.contains("INDEX identities_customer")),
+            "{plan:?}"
         );
         // The outbox's weekly cap reads by customer, not through every sent message.
-        let plan: Vec<(i64, i64, i64, String)> = db
-            .fetch_all(&sql(format!(
-                "EXPLAIN QUERY PLAN SELECT customer_id FROM outbox WHERE tenant_id = 1 \
+        let plan = query_plan(
+            &db,
+            sql(format!(
+                "SELECT customer_id FROM outbox WHERE tenant_id = 1 \
                   AND purpose = 'marketing' AND status IN ('sent', 'delivered', 'undelivered') \
                   AND sent_at >= 5 AND customer_id IN ({list})"
-            )))
-            .await
-            .expect("plan");
-        let text: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+            )),
+        )
+        .await;
         assert!(
-            text.iter().any(|t| t.contains("INDEX outbox_customer")),
-            "{text:?}"
+            plan.iter().any(|t| t.contains("INDEX outbox_customer")),
+            "{plan:?}"
         );
         // Rows carry each index's key columns in order, under the name ANALYZE would use.
         for (idx, want) in [
