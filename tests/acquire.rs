@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use siyu::channels::sms::aliyun::{self, Aliyun, AliyunConfig};
 use siyu::channels::sms::tencent::{self, Tencent, TencentConfig};
 use siyu::channels::sms::{SmsMessage, SmsProvider};
-use siyu::engage::outbox::{NewMessage, Outbox, enqueue};
+use siyu::engage::outbox::{Address, NewMessage, Outbox, enqueue};
 use siyu::engage::policy::Purpose;
 use siyu::platform::access::Role;
 use siyu::platform::clock::now_ms;
@@ -571,12 +571,11 @@ async fn providers_sign_requests_the_fakes_accept_and_refuse_a_wrong_key() {
         let now = now_ms();
         enqueue(
             s.db(),
-            &s.cipher,
             &[NewMessage {
                 tenant_id: tenant,
                 purpose: Purpose::Verification,
                 customer_id: None,
-                phone: "13800138000".into(),
+                address: Address::of_phone(&s.cipher, "13800138000"),
                 content: "【茶小铺】验证码 1234".into(),
                 template_code: Some("SMS_1".into()),
                 template_params: vec![("code".into(), "1234".into())],

@@ -130,7 +130,7 @@ async fn earlier_sends(db: &Db, tenant: i64) {
                 tenant_id: tenant,
                 purpose: Purpose::Marketing,
                 customer_id: Some(i),
-                phone: phone(i),
+                address: outbox::Address::of_phone(&c, &phone(i)),
                 content: format!("【茶小铺】上周上新第{k}弹，拒收请回复R"),
                 template_code: None,
                 template_params: vec![],
@@ -141,7 +141,7 @@ async fn earlier_sends(db: &Db, tenant: i64) {
             });
         }
     }
-    outbox::enqueue(db, &c, &msgs, LAUNCH - 2 * 24 * HOUR)
+    outbox::enqueue(db, &msgs, LAUNCH - 2 * 24 * HOUR)
         .await
         .expect("earlier");
     db.execute(

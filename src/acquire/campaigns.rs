@@ -10,12 +10,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::links::{self, NewLink};
-use crate::engage::outbox::{self, NewMessage};
+use crate::engage::outbox::{self, Address, NewMessage};
 use crate::engage::policy::Purpose;
 use crate::know::phone::Phone;
 use crate::know::segments::{self, SegmentError};
 use crate::platform::crypto::FieldCipher;
-use crate::platform::db::{Db, DbError, MAX_BINDS, Value, sql, values_placeholders};
+use crate::platform::db::{Db, DbError, MAX_BINDS, list_placeholders, sql, values_placeholders};
 
 /// The variant name of the hold-out group, which is sent nothing.
 pub const CONTROL: &str = "control";
@@ -533,44 +533,125 @@ pub async fn launch(
         .map(i64::from)
         .filter(|c| !done.contains(c))
         .collect();
-    for chunk in ids.chunks(LAUNCH_CHUNK) {
-        let mut tx = db.begin().await?;
-        let phones: Vec<(i64, Option<String>, i64)> = tx
-            .fetch_in(
-                "SELECT customer_id, value_enc, first_seen FROM identities WHERE tenant_id = $1 AND kind = 'phone' AND customer_id",
-                &[tenant.into()],
-                chunk.iter().map(|&c| Value::from(c)).collect(),
+    // Each chunk's numbers are read on a pooled connection while the chunk before is written:
+    // in WAL mode a reader does not wait for SQLite's writer (nor on PostgreSQL).
+    let mut chunks = ids.chunks(LAUNCH_CHUNK);
+    let mut numbers = match chunks.next() {
+        Some(c) => Some((c, first_numbers(db, tenant, c).await?)),
+        None => None,
+    };
+    while let Some((chunk, first)) = numbers.take() {
+        let following = chunks.next();
+        let write = async {
+            write_chunk(
+                db,
+                tenant,
+                &c,
+                public_url,
+                &variant_pieces,
+                chunk,
+                &first,
+                &mut taken,
+                &exclude,
+                &unsubscribed,
+                now,
             )
-            .await?;
-        // One number per person: the one they gave first.
-        let mut first: HashMap<i64, (i64, String)> = HashMap::new();
-        for (cust, enc, seen) in phones {
-            let Some(phone) = enc.and_then(|e| cipher.decrypt(&e).ok()) else {
-                continue;
-            };
-            let e = first.entry(cust).or_insert((seen, phone.clone()));
-            if seen < e.0 {
-                *e = (seen, phone);
+            .await
+        };
+        let read = async {
+            match following {
+                Some(next) => first_numbers(db, tenant, next)
+                    .await
+                    .map(|f| Some((next, f))),
+                None => Ok(None),
+            }
+        };
+        let (written, read) = tokio::join!(write, read);
+        written?;
+        numbers = read?;
+    }
+    db.execute(
+        &sql("UPDATE campaigns SET status = 'launched', launched_at = $3 WHERE tenant_id = $1 AND id = $2 AND launched_at IS NULL")
+            .bind(tenant)
+            .bind(id)
+            .bind(now),
+    )
+    .await?;
+    launch_report(db, tenant, id).await
+}
+
+/// Each customer's phone as the outbox stores it (hash and ciphertext, straight from the
+/// identity: nothing decrypted), the one they gave first when they gave several.
+async fn first_numbers(
+    db: &Db,
+    tenant: i64,
+    customers: &[i64],
+) -> Result<HashMap<i64, Address>, DbError> {
+    let mut q = sql(format!(
+        "SELECT customer_id, ikey, value_enc, first_seen FROM identities \
+         WHERE tenant_id = $1 AND kind = 'phone' AND customer_id IN ({})",
+        list_placeholders(customers.len(), 2)
+    ))
+    .bind(tenant);
+    for &c in customers {
+        q.push_arg(c);
+    }
+    let rows: Vec<(i64, String, Option<String>, i64)> = db.fetch_all(&q).await?;
+    let mut first: HashMap<i64, (i64, Address)> = HashMap::new();
+    for (cust, ikey, enc, seen) in rows {
+        let Some(address) = Address::of_identity(&ikey, enc) else {
+            continue;
+        };
+        match first.entry(cust) {
+            std::collections::hash_map::Entry::Occupied(mut e) if seen < e.get().0 => {
+                e.insert((seen, address));
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {}
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert((seen, address));
             }
         }
+    }
+    Ok(first.into_iter().map(|(c, (_, a))| (c, a)).collect())
+}
+
+/// Writes one chunk of a launch in one transaction: each customer's outcome, and for those
+/// queued their tracking links and message.
+#[allow(clippy::too_many_arguments)]
+async fn write_chunk(
+    db: &Db,
+    tenant: i64,
+    c: &Campaign,
+    public_url: &str,
+    variant_pieces: &HashMap<String, Vec<Piece>>,
+    chunk: &[i64],
+    first: &HashMap<i64, Address>,
+    taken: &mut HashSet<String>,
+    exclude: &HashSet<String>,
+    unsubscribed: &HashSet<String>,
+    now: i64,
+) -> Result<(), CampaignError> {
+    let id = c.id;
+    let mut tx = db.begin().await?;
+    {
         let mut recipients: Vec<(i64, String, &'static str)> = Vec::with_capacity(chunk.len());
-        let mut to_send: Vec<(i64, String, String)> = Vec::new();
+        let mut to_send: Vec<(i64, Address, String)> = Vec::new();
         for &cust in chunk {
             let variant = assign(&c.seed, cust, c.holdout_percent, &c.variants);
             let outcome = match first.get(&cust) {
                 None => "no_phone",
-                Some((_, phone)) => {
-                    let hash = cipher.lookup_hash(phone);
-                    if exclude.contains(&hash) {
+                Some(address) => {
+                    let hash = &address.hash;
+                    if exclude.contains(hash) {
                         "excluded"
-                    } else if unsubscribed.contains(&hash) {
+                    } else if unsubscribed.contains(hash) {
                         "unsubscribed"
-                    } else if !taken.insert(hash) {
+                    } else if !taken.insert(hash.clone()) {
                         "duplicate"
                     } else if variant == CONTROL {
                         "control"
                     } else {
-                        to_send.push((cust, phone.clone(), variant.clone()));
+                        to_send.push((cust, address.clone(), variant.clone()));
                         "queued"
                     }
                 }
@@ -596,7 +677,7 @@ pub async fn launch(
         let made = links::create_in(&mut tx, tenant, &wanted, now).await?;
         let mut made = made.into_iter();
         let mut messages = Vec::with_capacity(to_send.len());
-        for (cust, phone, variant) in to_send {
+        for (cust, address, variant) in to_send {
             let mut content = String::new();
             let mut first_link = None;
             for p in variant_pieces.get(&variant).into_iter().flatten() {
@@ -616,7 +697,7 @@ pub async fn launch(
                 tenant_id: tenant,
                 purpose: Purpose::Marketing,
                 customer_id: Some(cust),
-                phone,
+                address,
                 content,
                 template_code: c.template_code.clone(),
                 template_params: first_link
@@ -628,7 +709,7 @@ pub async fn launch(
                 not_before: c.scheduled_at,
             });
         }
-        outbox::enqueue_in(&mut tx, cipher, &messages, now).await?;
+        outbox::enqueue_in(&mut tx, &messages, now).await?;
         for part in recipients.chunks(MAX_BINDS / 5) {
             let mut q = sql(format!(
                 "INSERT INTO campaign_recipients (tenant_id, campaign_id, customer_id, variant, outcome) VALUES {} \
@@ -644,16 +725,9 @@ pub async fn launch(
             }
             tx.execute(&q).await?;
         }
-        tx.commit().await?;
     }
-    db.execute(
-        &sql("UPDATE campaigns SET status = 'launched', launched_at = $3 WHERE tenant_id = $1 AND id = $2 AND launched_at IS NULL")
-            .bind(tenant)
-            .bind(id)
-            .bind(now),
-    )
-    .await?;
-    launch_report(db, tenant, id).await
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The launch's outcome counts, from the recipients recorded.

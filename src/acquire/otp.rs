@@ -81,12 +81,11 @@ pub async fn request(
     .await?;
     outbox::enqueue_in(
         &mut tx,
-        cipher,
         &[NewMessage {
             tenant_id: tenant,
             purpose: Purpose::Verification,
             customer_id: None,
-            phone: phone.to_string(),
+            address: outbox::Address::of_phone(cipher, phone),
             content: format!("【{brand}】您的验证码是{code}，5分钟内有效。如非本人操作请忽略。"),
             template_code,
             template_params: vec![("code".into(), code)],

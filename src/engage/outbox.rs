@@ -40,8 +40,7 @@ pub struct NewMessage {
     pub tenant_id: i64,
     pub purpose: Purpose,
     pub customer_id: Option<i64>,
-    /// 11-digit mainland number (already normalised).
-    pub phone: String,
+    pub address: Address,
     pub content: String,
     pub template_code: Option<String>,
     pub template_params: Vec<(String, String)>,
@@ -53,20 +52,41 @@ pub struct NewMessage {
     pub not_before: i64,
 }
 
+/// A number as the outbox keeps it: its keyed lookup hash and its ciphertext, never the digits.
+#[derive(Debug, Clone)]
+pub struct Address {
+    pub hash: String,
+    pub enc: String,
+}
+
+impl Address {
+    /// `phone`: an 11-digit mainland number, already normalised.
+    pub fn of_phone(cipher: &FieldCipher, phone: &str) -> Address {
+        Address {
+            hash: cipher.lookup_hash(phone),
+            enc: cipher.encrypt(phone),
+        }
+    }
+
+    /// A phone identity as stored (`phone:HASH`, and its ciphertext) is already both: nothing is
+    /// decrypted or hashed again. `None` for any other identity.
+    pub fn of_identity(ikey: &str, value_enc: Option<String>) -> Option<Address> {
+        Some(Address {
+            hash: ikey.strip_prefix("phone:")?.to_owned(),
+            enc: value_enc?,
+        })
+    }
+}
+
 pub fn content_hash(content: &str) -> String {
     hex::encode(&Sha256::digest(content.as_bytes())[..16])
 }
 
 /// Writes messages to the outbox in as few statements as the bind limit allows; returns how
 /// many were new (the rest were already there under their dedupe key).
-pub async fn enqueue(
-    db: &Db,
-    cipher: &FieldCipher,
-    msgs: &[NewMessage],
-    now: i64,
-) -> Result<u64, DbError> {
+pub async fn enqueue(db: &Db, msgs: &[NewMessage], now: i64) -> Result<u64, DbError> {
     let mut tx = db.begin().await?;
-    let n = enqueue_in(&mut tx, cipher, msgs, now).await?;
+    let n = enqueue_in(&mut tx, msgs, now).await?;
     tx.commit().await?;
     Ok(n)
 }
@@ -74,7 +94,6 @@ pub async fn enqueue(
 /// [`enqueue`] inside the caller's transaction, so a message commits with what caused it.
 pub async fn enqueue_in(
     tx: &mut crate::platform::db::Tx,
-    cipher: &FieldCipher,
     msgs: &[NewMessage],
     now: i64,
 ) -> Result<u64, DbError> {
@@ -101,8 +120,8 @@ pub async fn enqueue_in(
             q.push_arg("sms");
             q.push_arg(m.purpose.as_str());
             q.push_arg(m.customer_id);
-            q.push_arg(cipher.lookup_hash(&m.phone));
-            q.push_arg(cipher.encrypt(&m.phone));
+            q.push_arg(m.address.hash.as_str());
+            q.push_arg(m.address.enc.as_str());
             q.push_arg(m.content.as_str());
             q.push_arg(content_hash(&m.content));
             q.push_arg(m.template_code.as_deref());

@@ -353,12 +353,11 @@ async fn send_message(
     };
     let written = outbox::enqueue(
         &app.db,
-        &app.cipher,
         &[NewMessage {
             tenant_id: caller.tenant_id,
             purpose: b.purpose,
             customer_id: b.customer_id,
-            phone: phone.as_str().to_string(),
+            address: outbox::Address::of_phone(&app.cipher, phone.as_str()),
             content,
             template_code: b.template_code,
             template_params: b.template_params,

@@ -237,7 +237,7 @@ mod tests {
         let plan = query_plan(
             &db,
             sql(format!(
-                "SELECT customer_id, value_enc FROM identities \
+                "SELECT customer_id, ikey, value_enc, first_seen FROM identities \
                   WHERE tenant_id = 1 AND kind = 'phone' AND customer_id IN ({list})"
             )),
         )
