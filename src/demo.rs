@@ -129,8 +129,7 @@ struct Export {
 }
 
 impl Export {
-    fn new(dir: &Path, name: &str, gbk: bool, bom: bool, header: &[&str]) -> Export {
-        let now = now_ms();
+    fn new(dir: &Path, name: &str, gbk: bool, bom: bool, header: &[&str], now: i64) -> Export {
         let mut e = Export {
             paths: [
                 dir.join(format!("{name}_history.csv")),
@@ -206,16 +205,28 @@ pub struct DemoFile {
     pub options: ImportOptions,
 }
 
-/// Writes the brand's exports for `customers` people into `dir`. Same seed, same files.
+/// Writes the brand's exports for `customers` people into `dir`, with two years of orders up
+/// to now.
 pub fn write_exports(
     dir: &Path,
     customers: u64,
     seed: u64,
+    progress: impl FnMut(u64),
+) -> std::io::Result<Vec<DemoFile>> {
+    write_exports_at(dir, customers, seed, now_ms(), progress)
+}
+
+/// [`write_exports`] as of `now` (UTC milliseconds). Same seed and same `now`, same files; the
+/// seed alone is not enough, since order dates are drawn relative to `now`.
+pub fn write_exports_at(
+    dir: &Path,
+    customers: u64,
+    seed: u64,
+    now: i64,
     mut progress: impl FnMut(u64),
 ) -> std::io::Result<Vec<DemoFile>> {
     std::fs::create_dir_all(dir)?;
     let mut rng = StdRng::seed_from_u64(seed);
-    let now = now_ms();
     let mut tmall = Export::new(
         dir,
         "tmall_orders",
@@ -238,6 +249,7 @@ pub fn write_exports(
             "宝贝单价",
             "收货地址省份",
         ],
+        now,
     );
     let mut jd = Export::new(
         dir,
@@ -260,6 +272,7 @@ pub fn write_exports(
             "京东价",
             "省份",
         ],
+        now,
     );
     let mut douyin = Export::new(
         dir,
@@ -282,6 +295,7 @@ pub fn write_exports(
             "商品单价",
             "省",
         ],
+        now,
     );
     let mut pdd = Export::new(
         dir,
@@ -304,6 +318,7 @@ pub fn write_exports(
             "商品单价(元)",
             "省",
         ],
+        now,
     );
     let mut youzan = Export::new(
         dir,
@@ -326,6 +341,7 @@ pub fn write_exports(
             "商品数量",
             "商品单价",
         ],
+        now,
     );
     let mut pos = Export::new(
         dir,
@@ -348,6 +364,7 @@ pub fn write_exports(
             "实收金额",
             "状态",
         ],
+        now,
     );
     let mut order_seq: u64 = 0;
     for n in 0..customers {
