@@ -15,7 +15,7 @@ use crate::engage::policy::Purpose;
 use crate::know::phone::Phone;
 use crate::know::segments::{self, SegmentError};
 use crate::platform::crypto::FieldCipher;
-use crate::platform::db::{Db, DbError, MAX_BINDS, list_placeholders, sql, values_placeholders};
+use crate::platform::db::{Db, DbError, MAX_BINDS, Value, sql, values_placeholders};
 
 /// The variant name of the hold-out group, which is sent nothing.
 pub const CONTROL: &str = "control";
@@ -587,29 +587,21 @@ async fn first_numbers(
     tenant: i64,
     customers: &[i64],
 ) -> Result<HashMap<i64, Address>, DbError> {
-    let mut q = sql(format!(
-        "SELECT customer_id, ikey, value_enc, first_seen FROM identities \
-         WHERE tenant_id = $1 AND kind = 'phone' AND customer_id IN ({})",
-        list_placeholders(customers.len(), 2)
-    ))
-    .bind(tenant);
-    for &c in customers {
-        q.push_arg(c);
-    }
-    let rows: Vec<(i64, String, Option<String>, i64)> = db.fetch_all(&q).await?;
+    let rows: Vec<(i64, String, Option<String>, i64)> = db
+        .fetch_in(
+            "SELECT customer_id, ikey, value_enc, first_seen FROM identities \
+             WHERE tenant_id = $1 AND kind = 'phone' AND customer_id",
+            &[tenant.into()],
+            customers.iter().map(|&c| Value::from(c)).collect(),
+        )
+        .await?;
     let mut first: HashMap<i64, (i64, Address)> = HashMap::new();
     for (cust, ikey, enc, seen) in rows {
         let Some(address) = Address::of_identity(&ikey, enc) else {
             continue;
         };
-        match first.entry(cust) {
-            std::collections::hash_map::Entry::Occupied(mut e) if seen < e.get().0 => {
-                e.insert((seen, address));
-            }
-            std::collections::hash_map::Entry::Occupied(_) => {}
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert((seen, address));
-            }
+        if first.get(&cust).is_none_or(|(earlier, _)| seen < *earlier) {
+            first.insert(cust, (seen, address));
         }
     }
     Ok(first.into_iter().map(|(c, (_, a))| (c, a)).collect())

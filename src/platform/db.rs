@@ -391,6 +391,21 @@ impl Db {
         })
     }
 
+    /// [`Tx::fetch_in`] outside a transaction: `HEAD IN (…list…)` in as many statements as the
+    /// bind limit needs.
+    pub async fn fetch_in<T: Row>(
+        &self,
+        head: &str,
+        fixed: &[Value],
+        list: Vec<Value>,
+    ) -> DbResult<Vec<T>> {
+        let mut out = Vec::new();
+        for q in in_statements(head, fixed, list) {
+            out.extend(self.fetch_all::<T>(&q).await?);
+        }
+        Ok(out)
+    }
+
     /// Runs a script of `;`-separated statements without binds (migrations).
     pub async fn execute_script(&self, script: &str) -> Result<(), sqlx::Error> {
         match self {
