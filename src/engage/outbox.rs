@@ -665,6 +665,29 @@ pub async fn counts(db: &Db, tenant: i64) -> Result<Vec<(String, i64)>, DbError>
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_stored_phone_identity_is_already_the_outbox_address() {
+        // A launch takes the address from the identity without decrypting: the identity's key
+        // must carry the same hash the outbox (unsubscribes, caps, dedupe) looks numbers up by.
+        let cipher = FieldCipher::new(&[3u8; 32]);
+        let phone = crate::know::identity::Identity::new(
+            crate::know::identity::IdentityKind::Phone,
+            "+86 138-0013-8000",
+            None,
+        )
+        .expect("phone");
+        let keyed = phone.key(&cipher);
+        let from_identity =
+            Address::of_identity(&keyed.ikey, keyed.value_enc.clone()).expect("a phone identity");
+        let from_number = Address::of_phone(&cipher, "13800138000");
+        assert_eq!(from_identity.hash, from_number.hash);
+        assert_eq!(
+            cipher.decrypt(&from_identity.enc).expect("decrypts"),
+            "13800138000"
+        );
+        assert!(Address::of_identity("email:a@b.cn", None).is_none());
+    }
+
     #[tokio::test]
     async fn a_reply_goes_to_the_tenant_that_last_sent_to_the_number() {
         let db = Db::connect("sqlite::memory:", &Default::default())

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::identity::{Identity, IdentityInput, KeyedIdentity};
+use super::identity::{Identity, IdentityInput};
 use super::oneid::{self, IdentityRecord};
 use crate::platform::crypto::FieldCipher;
 use std::collections::HashSet;
@@ -165,12 +165,15 @@ const EVENT_COLS: usize = 10;
 #[derive(Debug, Clone)]
 pub struct KeyedEvent {
     pub event: Event,
-    pub identities: Vec<KeyedIdentity>,
+    pub identities: IdentityRecord,
 }
 
 impl KeyedEvent {
     pub fn new(event: Event, cipher: &FieldCipher) -> KeyedEvent {
-        let identities = event.identities.iter().map(|i| i.key(cipher)).collect();
+        let identities = IdentityRecord {
+            identities: event.identities.iter().map(|i| i.key(cipher)).collect(),
+            name: None,
+        };
         KeyedEvent { event, identities }
     }
 }
@@ -218,13 +221,7 @@ pub async fn store_events_in(
     if fresh.is_empty() {
         return Ok((vec![false; events.len()], Touched::default()));
     }
-    let keyed: Vec<IdentityRecord> = fresh
-        .iter()
-        .map(|e| IdentityRecord {
-            identities: e.identities.clone(),
-            name: None,
-        })
-        .collect();
+    let keyed: Vec<&IdentityRecord> = fresh.iter().map(|e| &e.identities).collect();
     let (owners, rs) = oneid::resolve(tx, tenant_id, &keyed, now).await?;
     let first = tx.reserve_ids("event", fresh.len() as i64).await?;
     let idx: Vec<usize> = (0..fresh.len()).collect();

@@ -62,13 +62,16 @@ pub struct ResolveStats {
 
 /// Resolves each record to a customer id (`None` for a record without identities), creating
 /// customers, adding identities and merging customers as needed. Call inside a write
-/// transaction that holds the tenant lock.
-pub async fn resolve(
+/// transaction that holds the tenant lock. Records may be owned or borrowed (events keep theirs
+/// beside the event, and are not copied to be resolved).
+pub async fn resolve<R: std::borrow::Borrow<IdentityRecord>>(
     tx: &mut Tx,
     tenant_id: i64,
-    records: &[IdentityRecord],
+    records: &[R],
     now: i64,
 ) -> DbResult<(Vec<Option<i64>>, ResolveStats)> {
+    let records: Vec<&IdentityRecord> = records.iter().map(|r| r.borrow()).collect();
+    let records = records.as_slice();
     let mut stats = ResolveStats::default();
     // Distinct keys in first-seen order.
     let mut index: HashMap<&str, usize> = HashMap::new();

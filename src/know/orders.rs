@@ -308,19 +308,14 @@ pub async fn owners_of(db: &Db, tenant_id: i64, orders: &[OrderRecord]) -> DbRes
     }
     let mut owners = Vec::new();
     for (channel, nos) in by_channel {
-        for chunk in nos.chunks(MAX_BINDS / 2) {
-            let mut q = sql(format!(
-                "SELECT DISTINCT customer_id FROM orders WHERE tenant_id = $1 AND channel = $2 AND order_no IN ({})",
-                crate::platform::db::list_placeholders(chunk.len(), 3)
-            ))
-            .bind(tenant_id)
-            .bind(channel);
-            for v in chunk {
-                q.push_arg(v.clone());
-            }
-            let rows: Vec<(i64,)> = db.fetch_all(&q).await?;
-            owners.extend(rows.into_iter().map(|r| r.0));
-        }
+        let rows: Vec<(i64,)> = db
+            .fetch_in(
+                "SELECT DISTINCT customer_id FROM orders WHERE tenant_id = $1 AND channel = $2 AND order_no",
+                &[tenant_id.into(), channel.into()],
+                nos,
+            )
+            .await?;
+        owners.extend(rows.into_iter().map(|r| r.0));
     }
     owners.sort_unstable();
     owners.dedup();

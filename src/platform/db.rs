@@ -455,8 +455,9 @@ impl Tx {
     }
 
     /// Runs statements in order, building and binding each while the database runs the one
-    /// before: bulk writes spend about as long building their values as SQLite spends storing
-    /// them, and one connection takes one statement at a time. Returns the rows affected.
+    /// before: one connection takes one statement at a time, and a bulk insert's values took
+    /// about two fifths as long to build as SQLite took to store them (import profile,
+    /// docs/BENCHMARKS.md). Returns the rows affected.
     pub async fn execute_each(&mut self, mut stmts: impl Iterator<Item = Sql>) -> DbResult<u64> {
         macro_rules! run_each {
             ($conn:expr, $bind:expr) => {{
