@@ -44,8 +44,16 @@ pub enum Db {
 
 /// SQLite has one writer at a time. Writers queue here, in the process, instead of in SQLite's
 /// busy handler, which sleeps and retries and so wastes most of the time a lock is free.
-#[derive(Clone, Debug, Default)]
-pub struct WriteGate(Arc<tokio::sync::Mutex<()>>);
+///
+/// Every transaction through the gate runs on one connection of its own. SQLite drops a
+/// connection's whole page cache when it finds the database changed by another connection;
+/// a writer that took whichever pooled connection was free found its cache stale after every
+/// commit and read its indexes back from the file (docs/BENCHMARKS.md).
+#[derive(Clone, Debug)]
+pub struct WriteGate {
+    turn: Arc<tokio::sync::Mutex<()>>,
+    writer: SqlitePool,
+}
 
 /// A transaction on one of the two backends.
 pub enum Tx {
@@ -330,9 +338,25 @@ impl Db {
                 } else {
                     Some(Duration::from_secs(3600))
                 })
-                .connect_with(co)
+                .connect_with(co.clone())
                 .await?;
-            Ok(Db::Sqlite(pool, WriteGate::default()))
+            // An in-memory database exists once per connection: its writer is the pool's one.
+            let writer = if in_memory {
+                pool.clone()
+            } else {
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .connect_with(co)
+                    .await?
+            };
+            let gate = WriteGate {
+                turn: Arc::default(),
+                writer,
+            };
+            Ok(Db::Sqlite(pool, gate))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections)
@@ -355,9 +379,9 @@ impl Db {
     /// so that two writers never deadlock upgrading read locks.
     pub async fn begin(&self) -> DbResult<Tx> {
         Ok(match self {
-            Db::Sqlite(p, gate) => {
-                let guard = gate.0.clone().lock_owned().await;
-                Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?, guard)
+            Db::Sqlite(_, gate) => {
+                let guard = gate.turn.clone().lock_owned().await;
+                Tx::Sqlite(gate.writer.begin_with("BEGIN IMMEDIATE").await?, guard)
             }
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
@@ -430,7 +454,10 @@ impl Db {
 
     pub async fn close(&self) {
         match self {
-            Db::Sqlite(p, _) => p.close().await,
+            Db::Sqlite(p, gate) => {
+                gate.writer.close().await;
+                p.close().await
+            }
             Db::Postgres(p) => p.close().await,
         }
     }
