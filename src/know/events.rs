@@ -3,6 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value as Json;
 
+use super::audience::StoredEvent;
 use super::identity::{Identity, IdentityInput};
 use super::oneid::{self, IdentityRecord};
 use crate::platform::crypto::FieldCipher;
@@ -178,14 +179,16 @@ impl KeyedEvent {
     }
 }
 
-/// Which customers a write touched, for the audience index.
+/// What a write changed, for the audience index.
 #[derive(Debug, Default, Clone)]
 pub struct Touched {
-    pub customers: Vec<i64>,
-    /// Customers were created or merged, or identities added: more than events changed.
-    pub identities_changed: bool,
+    /// Customers created, merged or given identities: more than their events changed, so the
+    /// index reloads them whole (their new events with them).
+    pub reshaped: Vec<i64>,
     /// Customers were merged: their orders moved, so purchase figures change.
     pub merged: bool,
+    /// The events stored for every other customer, which the index counts on top.
+    pub events: Vec<StoredEvent>,
 }
 
 /// Stores events inside the caller's transaction, which holds the tenant lock. Returns, per
@@ -253,13 +256,23 @@ pub async fn store_events_in(
         fresh.len(),
         "under the tenant lock every fresh event is new"
     );
-    let mut customers: Vec<i64> = owners.iter().flatten().copied().collect();
-    customers.sort_unstable();
-    customers.dedup();
+    let events = fresh
+        .iter()
+        .zip(&owners)
+        .filter_map(|(e, owner)| {
+            let customer = (*owner)?;
+            let counted = rs.reshaped.binary_search(&customer).is_err();
+            counted.then(|| StoredEvent {
+                customer,
+                kind: e.event.kind.clone(),
+                at: e.event.occurred_at,
+            })
+        })
+        .collect();
     let touched = Touched {
-        customers,
-        identities_changed: rs.customers_created + rs.customers_merged + rs.identities_added > 0,
         merged: rs.customers_merged > 0,
+        reshaped: rs.reshaped,
+        events,
     };
     Ok((flags, touched))
 }

@@ -101,6 +101,12 @@ async fn run(
     group_events: usize,
     audiences: Option<Arc<Audiences>>,
 ) {
+    // Committed groups go to a second task that brings the audience index up to date and only
+    // then answers, while this one writes the next group: the index reads run on other pooled
+    // connections beside the writer instead of holding it idle. A queue of one keeps at most
+    // two written groups waiting for their answers.
+    let (committed, answers) = mpsc::channel(1);
+    let answering = tokio::spawn(answer(answers, audiences.clone()));
     while let Some(first) = rx.recv().await {
         let mut n = first.events.len();
         let mut jobs = vec![first];
@@ -117,23 +123,65 @@ async fn run(
             .into_iter()
             .map(|j| ((j.tenant_id, j.events), j.reply))
             .unzip();
+        // Numbered before it begins, for the audience index (see `Audiences::events_stored`).
+        let write = audiences.as_ref().map_or(0, |a| a.begin_write());
         let work = std::sync::Arc::new(work);
         let (outcomes, touched) = write_isolated(&db, &work).await;
+        if committed
+            .send(Committed {
+                outcomes,
+                touched,
+                write,
+                replies,
+            })
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    drop(committed);
+    let _ = answering.await;
+}
+
+/// A written group on its way to being answered.
+struct Committed {
+    outcomes: Vec<Result<EventOutcome, String>>,
+    touched: Vec<(i64, Touched)>,
+    write: u64,
+    replies: Vec<oneshot::Sender<Result<EventOutcome, String>>>,
+}
+
+/// Brings the audience index up to date with each committed group, in commit order, then
+/// answers its requests: a segment read after a `202` sees the events it acknowledged.
+async fn answer(mut groups: mpsc::Receiver<Committed>, audiences: Option<Arc<Audiences>>) {
+    while let Some(g) = groups.recv().await {
         if let Some(a) = &audiences {
-            for (tenant, t) in touched {
-                let change = if t.identities_changed {
-                    Change::Customers { orders: t.merged }
-                } else {
-                    Change::Events
-                };
-                // The events are stored; a stale index is repaired by the next rebuild.
-                if let Err(e) = a.changed(tenant, &t.customers, change).await {
-                    tracing::error!(tenant, error = %e, "audience index not updated after events");
-                }
+            let (a, touched, write) = (a.clone(), g.touched, g.write);
+            // The events are stored whatever happens to the index: a panic there fails no
+            // request and stops no writer.
+            if let Err(e) = tokio::spawn(update_index(a, touched, write)).await {
+                tracing::error!(error = %e, "audience index update panicked after events");
             }
         }
-        for (reply, o) in replies.into_iter().zip(outcomes) {
+        for (reply, o) in g.replies.into_iter().zip(g.outcomes) {
             let _ = reply.send(o);
+        }
+    }
+}
+
+/// One committed group's changes to the audience index. A stale index is repaired by the
+/// next rebuild, and a customer whose reload failed is reloaded with its next event.
+async fn update_index(a: Arc<Audiences>, touched: Vec<(i64, Touched)>, write: u64) {
+    for (tenant, t) in touched {
+        if let Err(e) = a
+            .changed(tenant, &t.reshaped, Change::Customers { orders: t.merged })
+            .await
+        {
+            tracing::error!(tenant, error = %e, "audience index not updated after events");
+        }
+        if let Err(e) = a.events_stored(tenant, &t.events, write).await {
+            tracing::error!(tenant, error = %e, "audience index not updated after events");
         }
     }
 }

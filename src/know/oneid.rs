@@ -53,11 +53,14 @@ pub struct IdentityRecord {
 }
 
 /// What resolving a chunk did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ResolveStats {
     pub customers_created: u64,
     pub customers_merged: u64,
     pub identities_added: u64,
+    /// Customers whose identities changed: created, given identities, or kept in a merge
+    /// (sorted, distinct). Whatever is known about them beyond their events must be reloaded.
+    pub reshaped: Vec<i64>,
 }
 
 /// Resolves each record to a customer id (`None` for a record without identities), creating
@@ -174,6 +177,9 @@ pub async fn resolve<R: std::borrow::Borrow<IdentityRecord>>(
         }))
         .await?;
         stats.customers_created = new_customers.len() as u64;
+        stats
+            .reshaped
+            .extend(new_customers.iter().map(|(root, _)| comp_owner[root]));
     }
 
     // Add the keys not seen before.
@@ -209,6 +215,7 @@ pub async fn resolve<R: std::borrow::Borrow<IdentityRecord>>(
     }))
     .await?;
     stats.identities_added = fresh.len() as u64;
+    stats.reshaped.extend(fresh.iter().map(|(_, cid)| *cid));
 
     if !merges.is_empty() {
         merges.sort_unstable();
@@ -225,7 +232,10 @@ pub async fn resolve<R: std::borrow::Borrow<IdentityRecord>>(
             .collect();
         merge_customers(tx, tenant_id, &merges, &via, now).await?;
         stats.customers_merged = merges.len() as u64;
+        stats.reshaped.extend(merges.iter().map(|(_, kept)| *kept));
     }
+    stats.reshaped.sort_unstable();
+    stats.reshaped.dedup();
 
     let out = records
         .iter()

@@ -226,35 +226,18 @@ impl TenantIndex {
         self.add_events(&events);
     }
 
-    fn add_events(&mut self, events: &[(u32, String, i64)]) {
+    /// Counts events on top of those held (each event once: a repeat would count twice).
+    pub fn add_events<K: AsRef<str>>(&mut self, events: &[(u32, K, i64)]) {
         for (id, kind, at) in events {
+            let kind = kind.as_ref();
             let day = local_day(*at);
-            let days = match self.events.get_mut(kind.as_str()) {
-                Some(d) => d,
-                None => self.events.entry(kind.clone()).or_default(),
-            };
-            let de = days.entry(day).or_default();
-            let n = de.count(*id);
-            de.set(*id, n + 1);
-        }
-    }
-
-    /// Sets each (customer, type, day) count to what `events` holds for it. Events are never
-    /// deleted or moved except by a merge (which goes through [`Self::remove`]), so the days a
-    /// reload does not mention are unchanged and a repeated reload changes nothing.
-    pub fn set_event_counts(&mut self, events: &[(u32, String, i64)]) {
-        let mut counts: HashMap<(&str, i32, u32), u32> = HashMap::new();
-        for (id, kind, at) in events {
-            *counts
-                .entry((kind.as_str(), local_day(*at), *id))
-                .or_default() += 1;
-        }
-        for ((kind, day, id), n) in counts {
             let days = match self.events.get_mut(kind) {
                 Some(d) => d,
                 None => self.events.entry(kind.to_owned()).or_default(),
             };
-            days.entry(day).or_default().set(id, n);
+            let de = days.entry(day).or_default();
+            let n = de.count(*id);
+            de.set(*id, n + 1);
         }
     }
 

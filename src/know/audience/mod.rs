@@ -8,6 +8,7 @@ pub mod index;
 pub mod sql;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use roaring::RoaringBitmap;
@@ -290,12 +291,26 @@ struct Slot {
     /// While a rebuild reads the store, the customers changed meanwhile; reloaded into the new
     /// index once it is in place.
     pending: Mutex<Option<Vec<i64>>>,
+    /// What reads of the store may have seen, as the event writer's group numbers (see
+    /// [`Audiences::events_stored`]): the whole index as of the last build, and customers
+    /// reloaded since, each as of its reload.
+    covered: Mutex<Covered>,
+}
+
+#[derive(Default)]
+struct Covered {
+    all: u64,
+    customers: HashMap<i64, u64>,
+    /// The latest group counted.
+    counted: u64,
 }
 
 /// Every tenant's audience index. Cheap to share (`Arc`).
 pub struct Audiences {
     db: Db,
     slots: Mutex<HashMap<i64, Arc<Slot>>>,
+    /// Event writer groups begun (see [`Audiences::begin_write`]).
+    writes_begun: AtomicU64,
 }
 
 /// What a write changed for some customers.
@@ -304,8 +319,15 @@ pub enum Change {
     /// Orders, identities, tags, attributes: reload everything about them (and recompute
     /// their purchase figures when `orders` is set).
     Customers { orders: bool },
-    /// Only new events (no new identities or merges).
-    Events,
+}
+
+/// An event just stored, as the index counts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub customer: i64,
+    pub kind: String,
+    /// When it happened (UTC milliseconds).
+    pub at: i64,
 }
 
 impl Audiences {
@@ -313,6 +335,7 @@ impl Audiences {
         Arc::new(Audiences {
             db,
             slots: Mutex::new(HashMap::new()),
+            writes_begun: AtomicU64::new(0),
         })
     }
 
@@ -327,6 +350,7 @@ impl Audiences {
                     rule_tags: RwLock::new(Vec::new()),
                     rebuilding: tokio::sync::Mutex::new(()),
                     pending: Mutex::new(None),
+                    covered: Mutex::default(),
                 })
             })
             .clone()
@@ -355,6 +379,7 @@ impl Audiences {
                 "audience index built"
             );
             *slot.index.write().unwrap_or_else(|p| p.into_inner()) = Some(ix);
+            self.cover_all(&slot);
             *slot.rule_tags.write().unwrap_or_else(|p| p.into_inner()) = rules;
         }
         Ok((slot, lock))
@@ -424,70 +449,168 @@ impl Audiences {
         let mut ids: Vec<i64> = customers.to_vec();
         ids.sort_unstable();
         ids.dedup();
+        let Change::Customers { orders } = change;
+        self.reload_locked(tenant, &slot, &ids, orders, now).await?;
+        self.refresh_rule_tags_locked(tenant, &slot, now).await
+    }
+
+    /// Numbers an event writer's group before it begins writing; the number goes with the
+    /// group's events to [`Self::events_stored`].
+    pub fn begin_write(&self) -> u64 {
+        self.writes_begun.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// The index as a whole now covers every group begun so far.
+    fn cover_all(&self, slot: &Slot) {
+        let mut c = slot.covered.lock().unwrap_or_else(|p| p.into_inner());
+        c.all = self.writes_begun.load(Ordering::SeqCst);
+        c.customers.clear();
+    }
+
+    /// Counts events just stored for customers that already existed (no identities added, no
+    /// merges). Each stored event is counted once, by its writer, instead of reloading every
+    /// event of its customer: a reload costs what the customer ever did in the window, and an
+    /// active customer's every new event paid that again.
+    ///
+    /// `write` is the group's number from [`Self::begin_write`]. A read of the store since
+    /// that group began may have seen its events already: an index built or a customer
+    /// reloaded since then (by another group's answer, a tag change, a rebuild) is not
+    /// counted on but reloaded, which is always right. So is a customer the index does not
+    /// hold (created by another process).
+    pub async fn events_stored(
+        &self,
+        tenant: i64,
+        events: &[StoredEvent],
+        write: u64,
+    ) -> Result<(), AudienceError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let (slot, _lock) = self.built(tenant).await?;
+        let now = now_ms();
+        let mut ids: Vec<i64> = events.iter().map(|e| e.customer).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let seen: Vec<i64> = {
+            let mut c = slot.covered.lock().unwrap_or_else(|p| p.into_inner());
+            if c.all >= write || write < c.counted {
+                // Built since the group began, or a group out of order (a second writer):
+                // reload, which is right in any case.
+                ids.clone()
+            } else {
+                // Groups come in order: a reload before this one began matters to none.
+                c.counted = write;
+                c.customers.retain(|_, w| *w >= write);
+                ids.iter()
+                    .copied()
+                    .filter(|id| c.customers.contains_key(id))
+                    .collect()
+            }
+        };
         if let Some(p) = slot
             .pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_mut()
         {
+            // A rebuild is reading the store: it reloads these once the new index is in place.
             p.extend_from_slice(&ids);
         }
-        let mut change = change;
-        if change == Change::Events {
-            // A customer the index does not hold (written by another process) is loaded whole.
-            let r = slot.index.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(ix) = r.as_ref()
-                && ids
-                    .iter()
-                    .any(|id| id32(*id).is_none_or(|i| !ix.universe.contains(i)))
-            {
-                change = Change::Customers { orders: false };
-            }
-        }
-        for chunk in ids.chunks(REFRESH_CHUNK) {
-            match change {
-                Change::Customers { orders } => {
-                    // Customers merged into these are gone: take them out too.
-                    let merged: Vec<(i64,)> = self
-                        .db
-                        .fetch_all(&{
-                            let mut q = sql(format!(
-                                "SELECT id FROM customers WHERE tenant_id = $1 AND merged_into IN ({})",
-                                list_placeholders(chunk.len(), 2)
-                            ))
-                            .bind(tenant);
-                            for id in chunk {
-                                q.push_arg(*id);
-                            }
-                            q
-                        })
-                        .await?;
-                    if orders {
-                        super::profile::recompute_customers(&self.db, tenant, chunk, now).await?;
-                    }
-                    let facts = load_facts(&self.db, tenant, &Scope::Ids(chunk), now).await?;
-                    let gone: RoaringBitmap = chunk
-                        .iter()
-                        .copied()
-                        .chain(merged.into_iter().map(|r| r.0))
-                        .filter_map(id32)
-                        .collect();
-                    let mut w = slot.index.write().unwrap_or_else(|p| p.into_inner());
-                    if let Some(ix) = w.as_mut() {
-                        ix.remove(&gone);
-                        ix.insert(facts);
-                    }
-                }
-                Change::Events => {
-                    let events = load_events(&self.db, tenant, &Scope::Ids(chunk), now).await?;
-                    let mut w = slot.index.write().unwrap_or_else(|p| p.into_inner());
-                    if let Some(ix) = w.as_mut() {
-                        ix.set_event_counts(&events);
-                    }
-                }
-            }
+        let since = event_window_start(MAX_EVENT_DAYS, now);
+        let reload: Vec<i64> = {
+            let mut w = slot.index.write().unwrap_or_else(|p| p.into_inner());
+            let Some(ix) = w.as_mut() else {
+                return Ok(());
+            };
+            let counted_on = |c: i64| {
+                id32(c).filter(|i| ix.universe.contains(*i) && seen.binary_search(&c).is_err())
+            };
+            let reload = ids
+                .iter()
+                .copied()
+                .filter(|c| counted_on(*c).is_none())
+                .collect();
+            let counted: Vec<(u32, &str, i64)> = events
+                .iter()
+                .filter(|e| e.at >= since)
+                .filter_map(|e| Some((counted_on(e.customer)?, e.kind.as_str(), e.at)))
+                .collect();
+            ix.add_events(&counted);
+            reload
+        };
+        if !reload.is_empty() {
+            self.reload_locked(tenant, &slot, &reload, false, now)
+                .await?;
         }
         self.refresh_rule_tags_locked(tenant, &slot, now).await
+    }
+
+    /// Reloads these customers whole from the store (sorted, distinct ids); the caller holds
+    /// the slot's lock.
+    async fn reload_locked(
+        &self,
+        tenant: i64,
+        slot: &Slot,
+        ids: &[i64],
+        orders: bool,
+        now: i64,
+    ) -> Result<(), AudienceError> {
+        if let Some(p) = slot
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            p.extend_from_slice(ids);
+        }
+        // Until a customer's reload is in the index, counting events on top of it could be
+        // wrong either way: a later group's events reload it (and so does a failed reload).
+        self.cover(slot, ids, u64::MAX);
+        for chunk in ids.chunks(REFRESH_CHUNK) {
+            // Customers merged into these are gone: take them out too.
+            let merged: Vec<(i64,)> = self
+                .db
+                .fetch_all(&{
+                    let mut q = sql(format!(
+                        "SELECT id FROM customers WHERE tenant_id = $1 AND merged_into IN ({})",
+                        list_placeholders(chunk.len(), 2)
+                    ))
+                    .bind(tenant);
+                    for id in chunk {
+                        q.push_arg(*id);
+                    }
+                    q
+                })
+                .await?;
+            if orders {
+                super::profile::recompute_customers(&self.db, tenant, chunk, now).await?;
+            }
+            let facts = load_facts(&self.db, tenant, &Scope::Ids(chunk), now).await?;
+            let gone: RoaringBitmap = chunk
+                .iter()
+                .copied()
+                .chain(merged.into_iter().map(|r| r.0))
+                .filter_map(id32)
+                .collect();
+            {
+                let mut w = slot.index.write().unwrap_or_else(|p| p.into_inner());
+                if let Some(ix) = w.as_mut() {
+                    ix.remove(&gone);
+                    ix.insert(facts);
+                }
+            }
+            // These reads may have seen any group begun by now.
+            self.cover(slot, chunk, self.writes_begun.load(Ordering::SeqCst));
+        }
+        Ok(())
+    }
+
+    /// Notes that reads of these customers may have seen writer groups up to `upto`.
+    fn cover(&self, slot: &Slot, ids: &[i64], upto: u64) {
+        let mut c = slot.covered.lock().unwrap_or_else(|p| p.into_inner());
+        for id in ids {
+            c.customers.insert(*id, upto);
+        }
     }
 
     /// Rebuilds a tenant's index from the store (after a bulk change such as an import or the
@@ -524,6 +647,7 @@ impl Audiences {
             let mut ix = built?;
             ix.prune_events(local_day(now) - MAX_EVENT_DAYS as i32);
             *slot.index.write().unwrap_or_else(|p| p.into_inner()) = Some(ix);
+            self.cover_all(&slot);
             *slot.rule_tags.write().unwrap_or_else(|p| p.into_inner()) =
                 super::tags::rule_tags(&self.db, tenant).await?;
             pending
