@@ -323,7 +323,11 @@ impl Db {
                 // Checkpoint every 10,000 pages (40 MiB of WAL) instead of 1,000: a page that
                 // several transactions change is copied into the database once per checkpoint,
                 // so fewer checkpoints copy less. Measured in docs/BENCHMARKS.md.
-                .pragma("wal_autocheckpoint", "10000");
+                .pragma("wal_autocheckpoint", "10000")
+                // Rows a query may have ready before its reader takes them (sqlx's default is
+                // 50): SQLite's thread finishes a lookup of thousands of keys instead of
+                // stopping each time the task reading them is not running (docs/BENCHMARKS.md).
+                .row_buffer_size(4096);
             let in_memory = url.contains(":memory:");
             let pool = SqlitePoolOptions::new()
                 .max_connections(if in_memory { 1 } else { opts.max_connections })
