@@ -7,7 +7,7 @@ use super::audience::StoredEvent;
 use super::identity::{Identity, IdentityInput};
 use super::oneid::{self, IdentityRecord};
 use crate::platform::crypto::FieldCipher;
-use std::collections::HashSet;
+use foldhash::HashSet;
 
 use crate::platform::db::{DbResult, MAX_BINDS, Tx, sql, values_placeholders};
 
@@ -210,7 +210,8 @@ pub async fn store_events_in(
         )
         .await?;
     let known: HashSet<String> = rows.into_iter().map(|r| r.0).collect();
-    let mut in_batch: HashSet<&str> = HashSet::with_capacity(events.len());
+    let mut in_batch: HashSet<&str> =
+        HashSet::with_capacity_and_hasher(events.len(), Default::default());
     let flags: Vec<bool> = events
         .iter()
         .map(|e| !known.contains(&e.event.key) && in_batch.insert(e.event.key.as_str()))

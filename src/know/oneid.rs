@@ -6,7 +6,9 @@
 //! several, which absorbs the others). Since every component is exactly a connected component of
 //! the identity graph seen so far, the final customers do not depend on the order records arrive.
 
-use std::collections::HashMap;
+// A fast seeded hash: these maps are rebuilt for every chunk on the writer's path, and
+// SipHash was a visible share of that task's time (docs/BENCHMARKS.md).
+use foldhash::HashMap;
 
 use super::identity::KeyedIdentity;
 use crate::platform::db::{
@@ -77,7 +79,7 @@ pub async fn resolve<R: std::borrow::Borrow<IdentityRecord>>(
     let records = records.as_slice();
     let mut stats = ResolveStats::default();
     // Distinct keys in first-seen order.
-    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut index: HashMap<&str, usize> = HashMap::default();
     let mut keys: Vec<&KeyedIdentity> = Vec::new();
     for r in records {
         for k in &r.identities {
@@ -108,7 +110,7 @@ pub async fn resolve<R: std::borrow::Borrow<IdentityRecord>>(
 
     // Join keys of one record, and keys with the customer that owns them.
     let mut uf = UnionFind::new(keys.len());
-    let mut customer_node: HashMap<i64, usize> = HashMap::new();
+    let mut customer_node: HashMap<i64, usize> = HashMap::default();
     for (i, cid) in existing.iter().enumerate() {
         if let Some(c) = cid {
             let node = *customer_node.entry(*c).or_insert_with(|| uf.add());
@@ -125,15 +127,15 @@ pub async fn resolve<R: std::borrow::Borrow<IdentityRecord>>(
     }
 
     // Existing customers per component.
-    let mut comp_customers: HashMap<usize, Vec<i64>> = HashMap::new();
+    let mut comp_customers: HashMap<usize, Vec<i64>> = HashMap::default();
     for (&c, &node) in &customer_node {
         let root = uf.find(node);
         comp_customers.entry(root).or_default().push(c);
     }
     // New customers for components without one, in record order (deterministic ids).
-    let mut comp_owner: HashMap<usize, i64> = HashMap::new();
+    let mut comp_owner: HashMap<usize, i64> = HashMap::default();
     let mut merges: Vec<(i64, i64)> = Vec::new(); // (merged, kept)
-    let mut merge_kinds: HashMap<usize, String> = HashMap::new();
+    let mut merge_kinds: HashMap<usize, String> = HashMap::default();
     for (root, cs) in comp_customers.iter_mut() {
         cs.sort_unstable();
         comp_owner.insert(*root, cs[0]);

@@ -1,6 +1,6 @@
 //! Orders from every channel, unique per (tenant, channel, order id), and how they are stored.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -161,8 +161,9 @@ pub async fn store_orders(
 
     // Existing orders of this chunk, looked up per channel so the (tenant, channel, order_no)
     // index answers.
-    let mut existing: HashMap<(String, String), i64> = HashMap::new();
-    let mut by_channel: HashMap<&str, Vec<&str>> = HashMap::new();
+    // Keyed per channel by order number, so a lookup needs no owned key.
+    let mut existing: HashMap<&str, HashMap<String, i64>> = HashMap::default();
+    let mut by_channel: HashMap<&str, Vec<&str>> = HashMap::default();
     for o in orders {
         by_channel
             .entry(o.channel.as_str())
@@ -177,14 +178,15 @@ pub async fn store_orders(
                 nos.into_iter().map(Value::from).collect(),
             )
             .await?;
-        for (id, no) in rows {
-            existing.insert((channel.to_owned(), no), id);
-        }
+        existing.insert(channel, rows.into_iter().map(|(id, no)| (no, id)).collect());
     }
-    let fresh = orders
-        .iter()
-        .filter(|o| !existing.contains_key(&(o.channel.clone(), o.order_no.clone())))
-        .count();
+    let known = |o: &OrderRecord| {
+        existing
+            .get(o.channel.as_str())
+            .and_then(|m| m.get(o.order_no.as_str()))
+            .copied()
+    };
+    let fresh = orders.iter().filter(|o| known(o).is_none()).count();
     let mut next_id = if fresh > 0 {
         tx.reserve_ids("order", fresh as i64).await?
     } else {
@@ -193,8 +195,8 @@ pub async fn store_orders(
 
     let mut ids = Vec::with_capacity(orders.len());
     for o in orders {
-        let id = match existing.get(&(o.channel.clone(), o.order_no.clone())) {
-            Some(id) => *id,
+        let id = match known(o) {
+            Some(id) => id,
             None => {
                 next_id += 1;
                 next_id - 1
@@ -253,11 +255,7 @@ pub async fn store_orders(
     let updated_ids: Vec<i64> = orders
         .iter()
         .filter(|o| !o.lines.is_empty())
-        .filter_map(|o| {
-            existing
-                .get(&(o.channel.clone(), o.order_no.clone()))
-                .copied()
-        })
+        .filter_map(known)
         .collect();
     tx.execute_in(
         "DELETE FROM order_lines WHERE tenant_id = $1 AND order_id",
@@ -299,7 +297,7 @@ pub async fn store_orders(
 
 /// The customers who own these orders now (after a store), for the audience index.
 pub async fn owners_of(db: &Db, tenant_id: i64, orders: &[OrderRecord]) -> DbResult<Vec<i64>> {
-    let mut by_channel: HashMap<&str, Vec<Value>> = HashMap::new();
+    let mut by_channel: HashMap<&str, Vec<Value>> = HashMap::default();
     for o in orders {
         by_channel
             .entry(o.channel.as_str())
@@ -324,7 +322,7 @@ pub async fn owners_of(db: &Db, tenant_id: i64, orders: &[OrderRecord]) -> DbRes
 
 /// A batch may hold the same order twice: the later one wins, as a re-import would.
 pub fn dedupe_orders(batch: Vec<OrderRecord>) -> Vec<OrderRecord> {
-    let mut seen = HashMap::with_capacity(batch.len());
+    let mut seen = HashMap::with_capacity_and_hasher(batch.len(), Default::default());
     let mut out: Vec<OrderRecord> = Vec::with_capacity(batch.len());
     for o in batch {
         let key = (o.channel.clone(), o.order_no.clone());
