@@ -177,7 +177,7 @@ async fn the_index_counts_ingested_events_as_the_store_holds_them() {
 /// that nothing read meanwhile check that events are counted at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_a_reload_has_read_are_not_counted_twice() {
-    use siyu::know::audience::{Audiences, StoredEvent};
+    use siyu::know::audience::{Audiences, EventsWritten, StoredEvent};
     use siyu::know::rule::{EventTest, Rule};
     for backend in common::backends() {
         let tdb = TestDb::new(backend).await;
@@ -226,14 +226,17 @@ async fn events_a_reload_has_read_are_not_counted_twice() {
                     .await
                     .expect("event");
                 }
-                customers
-                    .iter()
-                    .map(|c| StoredEvent {
-                        customer: *c,
-                        kind: "view".into(),
-                        at: now,
-                    })
-                    .collect::<Vec<_>>()
+                EventsWritten {
+                    events: customers
+                        .iter()
+                        .map(|c| StoredEvent {
+                            customer: *c,
+                            kind: "view".into(),
+                            at: now,
+                        })
+                        .collect(),
+                    ..EventsWritten::default()
+                }
             }
         };
         let members = |min_times| {
@@ -251,7 +254,7 @@ async fn events_a_reload_has_read_are_not_counted_twice() {
         let write = audiences.begin_write();
         let stored = store(&[5, 6]).await;
         audiences
-            .events_stored(tenant, &stored, write)
+            .events_written(tenant, &stored, write)
             .await
             .expect("counted");
         assert_eq!(members(1).await, vec![5, 6], "{backend:?}");
@@ -265,7 +268,7 @@ async fn events_a_reload_has_read_are_not_counted_twice() {
             .await
             .expect("reloaded");
         audiences
-            .events_stored(tenant, &stored, write)
+            .events_written(tenant, &stored, write)
             .await
             .expect("counted");
         assert_eq!(members(2).await, vec![5, 6], "{backend:?}: two views each");
@@ -279,7 +282,7 @@ async fn events_a_reload_has_read_are_not_counted_twice() {
         let write = audiences.begin_write();
         let stored = store(&[5]).await;
         audiences
-            .events_stored(tenant, &stored, write)
+            .events_written(tenant, &stored, write)
             .await
             .expect("counted");
         assert_eq!(members(3).await, vec![5], "{backend:?}");
@@ -289,7 +292,7 @@ async fn events_a_reload_has_read_are_not_counted_twice() {
         let stored = store(&[5, 6]).await;
         audiences.rebuild(tenant).await.expect("rebuild");
         audiences
-            .events_stored(tenant, &stored, write)
+            .events_written(tenant, &stored, write)
             .await
             .expect("counted");
         assert_eq!(members(3).await, vec![5, 6], "{backend:?}");
@@ -303,7 +306,7 @@ async fn events_a_reload_has_read_are_not_counted_twice() {
                 let write = audiences.begin_write();
                 let stored = store(&[5]).await;
                 audiences
-                    .events_stored(tenant, &stored, write)
+                    .events_written(tenant, &stored, write)
                     .await
                     .expect("counted");
                 assert_eq!(members(5).await, vec![5], "{backend:?}: the old index");

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::audience::StoredEvent;
+use super::audience::{EventsWritten, StoredEvent};
 use super::identity::{Identity, IdentityInput};
 use super::oneid::{self, IdentityRecord};
 use crate::platform::crypto::FieldCipher;
@@ -179,18 +179,6 @@ impl KeyedEvent {
     }
 }
 
-/// What a write changed, for the audience index.
-#[derive(Debug, Default, Clone)]
-pub struct Touched {
-    /// Customers created, merged or given identities: more than their events changed, so the
-    /// index reloads them whole (their new events with them).
-    pub reshaped: Vec<i64>,
-    /// Customers were merged: their orders moved, so purchase figures change.
-    pub merged: bool,
-    /// The events stored for every other customer, which the index counts on top.
-    pub events: Vec<StoredEvent>,
-}
-
 /// Stores events inside the caller's transaction, which holds the tenant lock. Returns, per
 /// event, whether it was stored (`false`: its id was seen before, here or earlier), and the
 /// customers the stored events belong to.
@@ -199,7 +187,7 @@ pub async fn store_events_in(
     tenant_id: i64,
     events: &[&KeyedEvent],
     now: i64,
-) -> DbResult<(Vec<bool>, Touched)> {
+) -> DbResult<(Vec<bool>, EventsWritten)> {
     // A duplicate changes nothing: drop ids already stored (and repeats within the batch)
     // before their identities can create or merge customers.
     let rows: Vec<(String,)> = tx
@@ -223,7 +211,7 @@ pub async fn store_events_in(
         .map(|(e, _)| *e)
         .collect();
     if fresh.is_empty() {
-        return Ok((vec![false; events.len()], Touched::default()));
+        return Ok((vec![false; events.len()], EventsWritten::default()));
     }
     let keyed: Vec<&IdentityRecord> = fresh.iter().map(|e| &e.identities).collect();
     let (owners, rs) = oneid::resolve(tx, tenant_id, &keyed, now).await?;
@@ -270,7 +258,7 @@ pub async fn store_events_in(
             })
         })
         .collect();
-    let touched = Touched {
+    let touched = EventsWritten {
         merged: rs.customers_merged > 0,
         reshaped: rs.reshaped,
         events,

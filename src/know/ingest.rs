@@ -12,8 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use std::sync::Arc;
 
-use super::audience::{Audiences, Change};
-use super::events::{Event, EventOutcome, KeyedEvent, Touched, store_events_in};
+use super::audience::{Audiences, EventsWritten};
+use super::events::{Event, EventOutcome, KeyedEvent, store_events_in};
 use crate::platform::clock::now_ms;
 use crate::platform::crypto::FieldCipher;
 use crate::platform::db::{Db, DbResult};
@@ -123,7 +123,7 @@ async fn run(
             .into_iter()
             .map(|j| ((j.tenant_id, j.events), j.reply))
             .unzip();
-        // Numbered before it begins, for the audience index (see `Audiences::events_stored`).
+        // Numbered before it begins, for the audience index (see `Audiences::events_written`).
         let write = audiences.as_ref().map_or(0, |a| a.begin_write());
         let work = std::sync::Arc::new(work);
         let (outcomes, touched) = write_isolated(&db, &work).await;
@@ -147,7 +147,7 @@ async fn run(
 /// A written group on its way to being answered.
 struct Committed {
     outcomes: Vec<Result<EventOutcome, String>>,
-    touched: Vec<(i64, Touched)>,
+    touched: Vec<(i64, EventsWritten)>,
     write: u64,
     replies: Vec<oneshot::Sender<Result<EventOutcome, String>>>,
 }
@@ -172,15 +172,9 @@ async fn answer(mut groups: mpsc::Receiver<Committed>, audiences: Option<Arc<Aud
 
 /// One committed group's changes to the audience index. A stale index is repaired by the
 /// next rebuild, and a customer whose reload failed is reloaded with its next event.
-async fn update_index(a: Arc<Audiences>, touched: Vec<(i64, Touched)>, write: u64) {
-    for (tenant, t) in touched {
-        if let Err(e) = a
-            .changed(tenant, &t.reshaped, Change::Customers { orders: t.merged })
-            .await
-        {
-            tracing::error!(tenant, error = %e, "audience index not updated after events");
-        }
-        if let Err(e) = a.events_stored(tenant, &t.events, write).await {
+async fn update_index(a: Arc<Audiences>, written: Vec<(i64, EventsWritten)>, write: u64) {
+    for (tenant, w) in written {
+        if let Err(e) = a.events_written(tenant, &w, write).await {
             tracing::error!(tenant, error = %e, "audience index not updated after events");
         }
     }
@@ -189,7 +183,7 @@ async fn update_index(a: Arc<Audiences>, touched: Vec<(i64, Touched)>, write: u6
 /// Writes the group in one transaction; if that fails, each job alone, so that one bad request
 /// (or one tenant's failure) costs only its own answer. A panic in a write fails only the
 /// requests it was writing; the writer goes on.
-type Outcomes = (Vec<Result<EventOutcome, String>>, Vec<(i64, Touched)>);
+type Outcomes = (Vec<Result<EventOutcome, String>>, Vec<(i64, EventsWritten)>);
 
 async fn write_isolated(db: &Db, work: &std::sync::Arc<Vec<(i64, Vec<KeyedEvent>)>>) -> Outcomes {
     let (d, w) = (db.clone(), work.clone());
@@ -231,7 +225,7 @@ async fn write_isolated(db: &Db, work: &std::sync::Arc<Vec<(i64, Vec<KeyedEvent>
 async fn write_group(
     db: &Db,
     jobs: &[(i64, Vec<KeyedEvent>)],
-) -> DbResult<(Vec<EventOutcome>, Vec<(i64, Touched)>)> {
+) -> DbResult<(Vec<EventOutcome>, Vec<(i64, EventsWritten)>)> {
     let now = now_ms();
     let mut by_tenant: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
     for (i, (tenant, _)) in jobs.iter().enumerate() {

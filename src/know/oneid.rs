@@ -6,8 +6,8 @@
 //! several, which absorbs the others). Since every component is exactly a connected component of
 //! the identity graph seen so far, the final customers do not depend on the order records arrive.
 
-// A fast seeded hash: these maps are rebuilt for every chunk on the writer's path, and
-// SipHash was a visible share of that task's time (docs/BENCHMARKS.md).
+// A fast seeded hash: these maps are rebuilt for every chunk on the writer's path, where
+// SipHash showed in the profile (the change measured small, docs/BENCHMARKS.md).
 use foldhash::HashMap;
 
 use super::identity::KeyedIdentity;

@@ -292,7 +292,7 @@ struct Slot {
     /// index once it is in place.
     pending: Mutex<Option<Vec<i64>>>,
     /// What reads of the store may have seen, as the event writer's group numbers (see
-    /// [`Audiences::events_stored`]): the whole index as of the last build, and customers
+    /// [`Audiences::events_written`]): the whole index as of the last build, and customers
     /// reloaded since, each as of its reload.
     covered: Mutex<Covered>,
 }
@@ -319,6 +319,18 @@ pub enum Change {
     /// Orders, identities, tags, attributes: reload everything about them (and recompute
     /// their purchase figures when `orders` is set).
     Customers { orders: bool },
+}
+
+/// What an event writer's group did to one tenant, for the index.
+#[derive(Debug, Default, Clone)]
+pub struct EventsWritten {
+    /// Customers created, merged or given identities: more than their events changed, so the
+    /// index reloads them whole (their new events with them).
+    pub reshaped: Vec<i64>,
+    /// Customers were merged: their orders moved, so purchase figures are recomputed.
+    pub merged: bool,
+    /// The events stored for every other customer, which the index counts on top.
+    pub events: Vec<StoredEvent>,
 }
 
 /// An event just stored, as the index counts it.
@@ -455,7 +467,7 @@ impl Audiences {
     }
 
     /// Numbers an event writer's group before it begins writing; the number goes with the
-    /// group's events to [`Self::events_stored`].
+    /// group's events to [`Self::events_written`].
     pub fn begin_write(&self) -> u64 {
         self.writes_begun.fetch_add(1, Ordering::SeqCst) + 1
     }
@@ -467,27 +479,33 @@ impl Audiences {
         c.customers.clear();
     }
 
-    /// Counts events just stored for customers that already existed (no identities added, no
-    /// merges). Each stored event is counted once, by its writer, instead of reloading every
-    /// event of its customer: a reload costs what the customer ever did in the window, and an
-    /// active customer's every new event paid that again.
+    /// Brings the index up to date with an event writer's committed group: reshaped customers
+    /// are reloaded whole, and the events of the others counted on top. Each stored event is
+    /// counted once, by its writer, instead of reloading every event of its customer: a reload
+    /// costs what the customer ever did in the window, and an active customer's every new
+    /// event paid that again.
     ///
     /// `write` is the group's number from [`Self::begin_write`]. A read of the store since
     /// that group began may have seen its events already: an index built or a customer
     /// reloaded since then (by another group's answer, a tag change, a rebuild) is not
     /// counted on but reloaded, which is always right. So is a customer the index does not
     /// hold (created by another process).
-    pub async fn events_stored(
+    pub async fn events_written(
         &self,
         tenant: i64,
-        events: &[StoredEvent],
+        written: &EventsWritten,
         write: u64,
     ) -> Result<(), AudienceError> {
-        if events.is_empty() {
+        if written.reshaped.is_empty() && written.events.is_empty() {
             return Ok(());
         }
         let (slot, _lock) = self.built(tenant).await?;
         let now = now_ms();
+        if !written.reshaped.is_empty() {
+            self.reload_locked(tenant, &slot, &written.reshaped, written.merged, now)
+                .await?;
+        }
+        let events = &written.events;
         let mut ids: Vec<i64> = events.iter().map(|e| e.customer).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -542,6 +560,7 @@ impl Audiences {
             self.reload_locked(tenant, &slot, &reload, false, now)
                 .await?;
         }
+        // Once per group, however the customers came up to date.
         self.refresh_rule_tags_locked(tenant, &slot, now).await
     }
 
@@ -570,17 +589,11 @@ impl Audiences {
             // Customers merged into these are gone: take them out too.
             let merged: Vec<(i64,)> = self
                 .db
-                .fetch_all(&{
-                    let mut q = sql(format!(
-                        "SELECT id FROM customers WHERE tenant_id = $1 AND merged_into IN ({})",
-                        list_placeholders(chunk.len(), 2)
-                    ))
-                    .bind(tenant);
-                    for id in chunk {
-                        q.push_arg(*id);
-                    }
-                    q
-                })
+                .fetch_in(
+                    "SELECT id FROM customers WHERE tenant_id = $1 AND merged_into",
+                    &[tenant.into()],
+                    chunk.iter().map(|id| (*id).into()).collect(),
+                )
                 .await?;
             if orders {
                 super::profile::recompute_customers(&self.db, tenant, chunk, now).await?;
