@@ -643,9 +643,10 @@ async fn colliding_codes_are_drawn_again() {
             .await
             .expect("a link holding the code");
         let mut tx = s.db().begin().await.expect("tx");
-        let codes = siyu::acquire::codes::unused(&mut tx, "links", 3, draw)
-            .await
-            .expect("codes");
+        let codes =
+            siyu::acquire::codes::unused(siyu::platform::db::Reader::Tx(&mut tx), "links", 3, draw)
+                .await
+                .expect("codes");
         assert_eq!(codes.len(), 3);
         assert!(
             !codes.contains(&"AAAA0000".to_string()),

@@ -9,13 +9,14 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::codes;
 use super::links::{self, NewLink};
 use crate::engage::outbox::{self, Address, NewMessage};
 use crate::engage::policy::Purpose;
 use crate::know::phone::Phone;
 use crate::know::segments::{self, SegmentError};
 use crate::platform::crypto::FieldCipher;
-use crate::platform::db::{Db, DbError, MAX_BINDS, Value, sql, values_placeholders};
+use crate::platform::db::{Db, DbError, MAX_BINDS, Reader, Value, sql, values_placeholders};
 
 /// The variant name of the hold-out group, which is sent nothing.
 pub const CONTROL: &str = "control";
@@ -471,6 +472,20 @@ pub async fn launch(
     id: i64,
     now: i64,
 ) -> Result<LaunchReport, CampaignError> {
+    launch_then(db, cipher, public_url, tenant, id, now, &|| {}).await
+}
+
+/// [`launch`], calling `queued` after each chunk of messages is committed to the outbox, so the
+/// dispatcher can start sending the first chunk while the rest is still being written.
+pub async fn launch_then(
+    db: &Db,
+    cipher: &FieldCipher,
+    public_url: &str,
+    tenant: i64,
+    id: i64,
+    now: i64,
+    queued: &(dyn Fn() + Send + Sync),
+) -> Result<LaunchReport, CampaignError> {
     let c = get(db, tenant, id).await?;
     if c.status == "launched" {
         return launch_report(db, tenant, id).await;
@@ -533,42 +548,36 @@ pub async fn launch(
         .map(i64::from)
         .filter(|c| !done.contains(c))
         .collect();
-    // Each chunk's numbers are read on a pooled connection while the chunk before is written:
-    // in WAL mode a reader does not wait for SQLite's writer (nor on PostgreSQL).
+    // Each chunk is read (its numbers, on a pooled connection), decided and rendered while the
+    // chunk before is written: in WAL mode a reader does not wait for SQLite's writer (nor on
+    // PostgreSQL), and the writer is held only while it writes.
+    let plan = LaunchPlan {
+        db,
+        tenant,
+        campaign: &c,
+        public_url,
+        variant_pieces: &variant_pieces,
+        exclude: &exclude,
+        unsubscribed: &unsubscribed,
+    };
     let mut chunks = ids.chunks(LAUNCH_CHUNK);
-    let mut numbers = match chunks.next() {
-        Some(c) => Some((c, first_numbers(db, tenant, c).await?)),
+    let mut next = match chunks.next() {
+        Some(chunk) => Some(plan.prepare(chunk, &mut taken).await?),
         None => None,
     };
-    while let Some((chunk, first)) = numbers.take() {
+    while let Some(prepared) = next.take() {
         let following = chunks.next();
-        let write = async {
-            write_chunk(
-                db,
-                tenant,
-                &c,
-                public_url,
-                &variant_pieces,
-                chunk,
-                &first,
-                &mut taken,
-                &exclude,
-                &unsubscribed,
-                now,
-            )
-            .await
-        };
-        let read = async {
+        let write = write_chunk(db, tenant, id, prepared, now);
+        let prepare = async {
             match following {
-                Some(next) => first_numbers(db, tenant, next)
-                    .await
-                    .map(|f| Some((next, f))),
+                Some(chunk) => plan.prepare(chunk, &mut taken).await.map(Some),
                 None => Ok(None),
             }
         };
-        let (written, read) = tokio::join!(write, read);
+        let (written, prepared) = tokio::join!(write, prepare);
         written?;
-        numbers = read?;
+        queued();
+        next = prepared?;
     }
     db.execute(
         &sql("UPDATE campaigns SET status = 'launched', launched_at = $3 WHERE tenant_id = $1 AND id = $2 AND launched_at IS NULL")
@@ -607,25 +616,37 @@ async fn first_numbers(
     Ok(first.into_iter().map(|(c, (_, a))| (c, a)).collect())
 }
 
-/// Writes one chunk of a launch in one transaction: each customer's outcome, and for those
-/// queued their tracking links and message.
-#[allow(clippy::too_many_arguments)]
-async fn write_chunk(
-    db: &Db,
+/// What every chunk of one launch is decided against.
+struct LaunchPlan<'a> {
+    db: &'a Db,
     tenant: i64,
-    c: &Campaign,
-    public_url: &str,
-    variant_pieces: &HashMap<String, Vec<Piece>>,
-    chunk: &[i64],
-    first: &HashMap<i64, Address>,
-    taken: &mut HashSet<String>,
-    exclude: &HashSet<String>,
-    unsubscribed: &HashSet<String>,
-    now: i64,
-) -> Result<(), CampaignError> {
-    let id = c.id;
-    let mut tx = db.begin().await?;
-    {
+    campaign: &'a Campaign,
+    public_url: &'a str,
+    variant_pieces: &'a HashMap<String, Vec<Piece>>,
+    exclude: &'a HashSet<String>,
+    unsubscribed: &'a HashSet<String>,
+}
+
+/// One chunk of a launch, decided and rendered, ready to be written.
+struct PreparedChunk {
+    /// (customer, variant, outcome) for every customer of the chunk.
+    recipients: Vec<(i64, String, &'static str)>,
+    links: Vec<NewLink>,
+    /// One unused code per link, already in the messages' text.
+    codes: Vec<String>,
+    messages: Vec<NewMessage>,
+}
+
+impl LaunchPlan<'_> {
+    /// Reads the chunk's numbers, decides each customer's outcome (noting the numbers it takes
+    /// in `taken`), draws the tracking links' codes and renders the messages; writes nothing.
+    async fn prepare(
+        &self,
+        chunk: &[i64],
+        taken: &mut HashSet<String>,
+    ) -> Result<PreparedChunk, CampaignError> {
+        let c = self.campaign;
+        let first = first_numbers(self.db, self.tenant, chunk).await?;
         let mut recipients: Vec<(i64, String, &'static str)> = Vec::with_capacity(chunk.len());
         let mut to_send: Vec<(i64, Address, String)> = Vec::new();
         for &cust in chunk {
@@ -634,9 +655,9 @@ async fn write_chunk(
                 None => "no_phone",
                 Some(address) => {
                     let hash = &address.hash;
-                    if exclude.contains(hash) {
+                    if self.exclude.contains(hash) {
                         "excluded"
-                    } else if unsubscribed.contains(hash) {
+                    } else if self.unsubscribed.contains(hash) {
                         "unsubscribed"
                     } else if !taken.insert(hash.clone()) {
                         "duplicate"
@@ -651,14 +672,14 @@ async fn write_chunk(
             recipients.push((cust, variant, outcome));
         }
         // Tracking links: one per link in the text, per recipient.
-        let mut wanted = Vec::new();
+        let mut links = Vec::new();
         for (cust, _, variant) in &to_send {
-            for p in variant_pieces.get(variant).into_iter().flatten() {
+            for p in self.variant_pieces.get(variant).into_iter().flatten() {
                 if let Piece::Link(target) = p {
-                    wanted.push(NewLink {
+                    links.push(NewLink {
                         target: target.clone(),
                         channel: "sms".into(),
-                        campaign_id: Some(id),
+                        campaign_id: Some(c.id),
                         variant: Some(variant.clone()),
                         customer_id: Some(*cust),
                         batch_id: None,
@@ -666,19 +687,25 @@ async fn write_chunk(
                 }
             }
         }
-        let made = links::create_in(&mut tx, tenant, &wanted, now).await?;
-        let mut made = made.into_iter();
+        let codes = codes::unused(
+            Reader::Pool(self.db),
+            "links",
+            links.len(),
+            codes::link_code,
+        )
+        .await?;
+        let mut code = codes.iter();
         let mut messages = Vec::with_capacity(to_send.len());
         for (cust, address, variant) in to_send {
             let mut content = String::new();
             let mut first_link = None;
-            for p in variant_pieces.get(&variant).into_iter().flatten() {
+            for p in self.variant_pieces.get(&variant).into_iter().flatten() {
                 match p {
                     Piece::Text(t) => content.push_str(t),
                     Piece::Link(_) => {
-                        let url = made
+                        let url = code
                             .next()
-                            .map(|l| format!("{public_url}/t/{}", l.code))
+                            .map(|code| format!("{}/t/{code}", self.public_url))
                             .unwrap_or_default();
                         content.push_str(&url);
                         first_link.get_or_insert(url);
@@ -686,7 +713,7 @@ async fn write_chunk(
                 }
             }
             messages.push(NewMessage {
-                tenant_id: tenant,
+                tenant_id: self.tenant,
                 purpose: Purpose::Marketing,
                 customer_id: Some(cust),
                 address,
@@ -695,29 +722,49 @@ async fn write_chunk(
                 template_params: first_link
                     .map(|l| vec![("link".to_string(), l)])
                     .unwrap_or_default(),
-                dedupe_key: format!("campaign:{id}:{cust}"),
-                campaign_id: Some(id),
+                dedupe_key: format!("campaign:{}:{cust}", c.id),
+                campaign_id: Some(c.id),
                 variant: Some(variant),
                 not_before: c.scheduled_at,
             });
         }
-        outbox::enqueue_in(&mut tx, &messages, now).await?;
-        for part in recipients.chunks(MAX_BINDS / 5) {
-            let mut q = sql(format!(
-                "INSERT INTO campaign_recipients (tenant_id, campaign_id, customer_id, variant, outcome) VALUES {} \
-                 ON CONFLICT (tenant_id, campaign_id, customer_id) DO NOTHING",
-                values_placeholders(part.len(), 5, 1)
-            ));
-            for (cust, variant, outcome) in part {
-                q.push_arg(tenant);
-                q.push_arg(id);
-                q.push_arg(*cust);
-                q.push_arg(variant.clone());
-                q.push_arg(*outcome);
-            }
-            tx.execute(&q).await?;
-        }
+        Ok(PreparedChunk {
+            recipients,
+            links,
+            codes,
+            messages,
+        })
     }
+}
+
+/// Writes one prepared chunk of a launch in one transaction: each customer's outcome, and for
+/// those queued their tracking links and message.
+async fn write_chunk(
+    db: &Db,
+    tenant: i64,
+    id: i64,
+    p: PreparedChunk,
+    now: i64,
+) -> Result<(), CampaignError> {
+    let mut tx = db.begin().await?;
+    links::insert_in(&mut tx, tenant, &p.links, p.codes, now).await?;
+    outbox::enqueue_in(&mut tx, &p.messages, now).await?;
+    tx.execute_each(p.recipients.chunks(MAX_BINDS / 5).map(|part| {
+        let mut q = sql(format!(
+            "INSERT INTO campaign_recipients (tenant_id, campaign_id, customer_id, variant, outcome) VALUES {} \
+             ON CONFLICT (tenant_id, campaign_id, customer_id) DO NOTHING",
+            values_placeholders(part.len(), 5, 1)
+        ));
+        for (cust, variant, outcome) in part {
+            q.push_arg(tenant);
+            q.push_arg(id);
+            q.push_arg(*cust);
+            q.push_arg(variant.as_str());
+            q.push_arg(*outcome);
+        }
+        q
+    }))
+    .await?;
     tx.commit().await?;
     Ok(())
 }

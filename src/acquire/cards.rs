@@ -13,7 +13,7 @@ use super::report::{Point, SERIES_HOURS};
 use crate::convert::coupons::{self, Coupon, CouponError};
 use crate::know::orders::PURCHASE_STATUSES;
 use crate::measure::abtest::{self, Analysis, Arm};
-use crate::platform::db::{Db, DbError, MAX_BINDS, Value, sql, values_placeholders};
+use crate::platform::db::{Db, DbError, MAX_BINDS, Reader, Value, sql, values_placeholders};
 
 pub const MAX_BATCH: i64 = 100_000;
 const HOUR: i64 = 3_600_000;
@@ -204,7 +204,13 @@ pub async fn create_batch(
     )
     .await?;
     let first = tx.reserve_ids("card", b.size).await?;
-    let fresh = codes::unused(&mut tx, "cards", b.size as usize, codes::card_code).await?;
+    let fresh = codes::unused(
+        Reader::Tx(&mut tx),
+        "cards",
+        b.size as usize,
+        codes::card_code,
+    )
+    .await?;
     const COLS: usize = 5;
     let all: Vec<i64> = (0..b.size).collect();
     for chunk in all.chunks(MAX_BINDS / COLS) {

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use rand::Rng;
 
-use crate::platform::db::{DbError, Tx, Value};
+use crate::platform::db::{DbError, Reader, Value};
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// Crockford's base 32: no I, L, O or U, so nothing reads as 1, 0 or a rude word.
@@ -118,7 +118,7 @@ pub fn parse_card_code(typed: &str) -> Result<String, CardCodeError> {
 /// alike. A collision is rare (47 or 50 random bits) but grows with every batch stored, so it
 /// is drawn again here rather than failing a whole batch on the UNIQUE index.
 pub async fn unused(
-    tx: &mut Tx,
+    mut from: Reader<'_>,
     table: &'static str,
     n: usize,
     draw: fn() -> String,
@@ -134,7 +134,7 @@ pub async fn unused(
             }
         }
         // Only codes new since the last look need asking about.
-        let taken: HashSet<String> = tx
+        let taken: HashSet<String> = from
             .fetch_in::<(String,)>(
                 &format!("SELECT code FROM {table} WHERE code"),
                 &[],

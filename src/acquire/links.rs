@@ -14,7 +14,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::codes;
-use crate::platform::db::{Db, DbError, MAX_BINDS, Tx, sql, values_placeholders};
+use crate::platform::db::{Db, DbError, MAX_BINDS, Reader, Tx, sql, values_placeholders};
 
 /// What a redirect needs to know about a link.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -85,18 +85,38 @@ pub async fn create_in(
     links: &[NewLink],
     now: i64,
 ) -> Result<Vec<Link>, LinkError> {
+    if links.is_empty() {
+        return Ok(Vec::new());
+    }
     for l in links {
         check_target(&l.target)?;
         check_channel(&l.channel)?;
     }
+    let fresh = codes::unused(Reader::Tx(tx), "links", links.len(), codes::link_code).await?;
+    insert_in(tx, tenant, links, fresh, now).await
+}
+
+/// Stores links under codes drawn beforehand by [`codes::unused`] (a campaign draws them before
+/// its write transaction, so that the writer is not held while it looks; a code taken in the
+/// meantime fails the transaction on the UNIQUE index rather than going to two links).
+pub async fn insert_in(
+    tx: &mut Tx,
+    tenant: i64,
+    links: &[NewLink],
+    codes: Vec<String>,
+    now: i64,
+) -> Result<Vec<Link>, LinkError> {
     if links.is_empty() {
         return Ok(Vec::new());
     }
+    for l in links {
+        check_target(&l.target)?;
+        check_channel(&l.channel)?;
+    }
     const COLS: usize = 10;
     let first = tx.reserve_ids("link", links.len() as i64).await?;
-    let fresh = codes::unused(tx, "links", links.len(), codes::link_code).await?;
     let mut out = Vec::with_capacity(links.len());
-    for ((i, l), code) in links.iter().enumerate().zip(fresh) {
+    for ((i, l), code) in links.iter().enumerate().zip(codes) {
         out.push(Link {
             id: first + i as i64,
             tenant_id: tenant,
@@ -110,7 +130,7 @@ pub async fn create_in(
             created_at: now,
         });
     }
-    for chunk in out.chunks(MAX_BINDS / COLS) {
+    tx.execute_each(out.chunks(MAX_BINDS / COLS).map(|chunk| {
         let mut q = sql(format!(
             "INSERT INTO links (id, tenant_id, code, target, channel, campaign_id, batch_id, variant, customer_id, created_at) VALUES {}",
             values_placeholders(chunk.len(), COLS, 1)
@@ -118,17 +138,18 @@ pub async fn create_in(
         for l in chunk {
             q.push_arg(l.id);
             q.push_arg(l.tenant_id);
-            q.push_arg(l.code.clone());
-            q.push_arg(l.target.clone());
-            q.push_arg(l.channel.clone());
+            q.push_arg(l.code.as_str());
+            q.push_arg(l.target.as_str());
+            q.push_arg(l.channel.as_str());
             q.push_arg(l.campaign_id);
             q.push_arg(l.batch_id);
-            q.push_arg(l.variant.clone());
+            q.push_arg(l.variant.as_deref());
             q.push_arg(l.customer_id);
             q.push_arg(l.created_at);
         }
-        tx.execute(&q).await?;
-    }
+        q
+    }))
+    .await?;
     Ok(out)
 }
 

@@ -152,7 +152,7 @@ pub struct DispatchReport {
 }
 
 impl DispatchReport {
-    fn add(&mut self, o: DispatchReport) {
+    pub fn add(&mut self, o: DispatchReport) {
         self.claimed += o.claimed;
         self.sent += o.sent;
         self.deferred += o.deferred;
@@ -434,8 +434,10 @@ impl Outbox {
             .into_iter()
             .map(Value::from)
             .collect();
-        let mut tx = self.db.begin().await?;
-        let unsub: Vec<(String,)> = tx
+        // Read on pooled connections, not in a write transaction: the writer stays free for
+        // the launch and the other rounds while these reads run.
+        let db = &self.db;
+        let unsub: Vec<(String,)> = db
             .fetch_in(
                 "SELECT address_hash FROM unsubscribes WHERE tenant_id = $1 AND channel = 'sms' AND address_hash",
                 &[tenant.into()],
@@ -452,7 +454,7 @@ impl Outbox {
             .map(Value::from)
             .collect();
         // One row per message (at most the cap per customer), counted here.
-        let by_customer: Vec<(i64,)> = tx
+        let by_customer: Vec<(i64,)> = db
             .fetch_in(
                 "SELECT customer_id FROM outbox WHERE tenant_id = $1 AND purpose = 'marketing' \
                  AND status IN ('sent', 'delivered', 'undelivered') AND sent_at >= $2 AND customer_id",
@@ -463,7 +465,7 @@ impl Outbox {
         for (c,) in by_customer {
             *f.week.entry(format!("c{c}")).or_default() += 1;
         }
-        let by_address: Vec<(String,)> = tx
+        let by_address: Vec<(String,)> = db
             .fetch_in(
                 "SELECT address_hash FROM outbox WHERE tenant_id = $1 AND purpose = 'marketing' \
                  AND customer_id IS NULL AND status IN ('sent', 'delivered', 'undelivered') AND sent_at >= $2 \
@@ -476,7 +478,7 @@ impl Outbox {
             *f.week.entry(format!("a{a}")).or_default() += 1;
         }
         if policy.dedupe_hours > 0 {
-            let recent: Vec<(String, String)> = tx
+            let recent: Vec<(String, String)> = db
                 .fetch_in(
                     "SELECT address_hash, content_hash FROM outbox WHERE tenant_id = $1 \
                      AND status IN ('sent', 'delivered', 'undelivered') AND sent_at >= $2 AND address_hash",
@@ -486,7 +488,6 @@ impl Outbox {
                 .await?;
             f.recent = recent.into_iter().collect();
         }
-        drop(tx);
         Ok(f)
     }
 
@@ -599,10 +600,11 @@ pub async fn record_receipt(
 
 /// The tenant that last sent to a number: a provider's reply callback names only the number. No
 /// outbox index starts with the number, so the newest send is looked up tenant by tenant through
-/// `outbox_address (tenant_id, address_hash, sent_at)`, one index probe each, instead of
+/// `outbox_address (tenant_id, address_hash, sent_at)` of sent messages, one index probe each, instead of
 /// scanning the outbox.
 const LAST_SENDER: &str = "SELECT tenant_id FROM (SELECT t.id AS tenant_id, \
-     (SELECT MAX(o.sent_at) FROM outbox o WHERE o.tenant_id = t.id AND o.address_hash = $1) AS last \
+     (SELECT MAX(o.sent_at) FROM outbox o WHERE o.tenant_id = t.id AND o.address_hash = $1 \
+     AND o.sent_at IS NOT NULL) AS last \
      FROM tenants t) AS s WHERE last IS NOT NULL ORDER BY last DESC, tenant_id LIMIT 1";
 
 /// A reply from a phone: recorded against the tenant that last messaged that number, and an

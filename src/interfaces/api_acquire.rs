@@ -455,13 +455,15 @@ async fn launch(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require_write(&caller)?;
     let id = path_id("campaign", &id)?;
-    let r = campaigns::launch(
+    let outbox = app.outbox.clone();
+    let r = campaigns::launch_then(
         &app.db,
         &app.cipher,
         &app.public_url,
         caller.tenant_id,
         id,
         now_ms(),
+        &move || outbox.notify(),
     )
     .await?;
     app.outbox.notify();

@@ -289,6 +289,27 @@ macro_rules! bound_query_as {
     }};
 }
 
+/// Where a lookup runs: inside the caller's write transaction, or on a pooled connection, so
+/// that work done before a transaction does not hold the writer.
+pub enum Reader<'a> {
+    Tx(&'a mut Tx),
+    Pool(&'a Db),
+}
+
+impl Reader<'_> {
+    pub async fn fetch_in<T: Row>(
+        &mut self,
+        head: &str,
+        fixed: &[Value],
+        list: Vec<Value>,
+    ) -> DbResult<Vec<T>> {
+        match self {
+            Reader::Tx(tx) => tx.fetch_in(head, fixed, list).await,
+            Reader::Pool(db) => db.fetch_in(head, fixed, list).await,
+        }
+    }
+}
+
 /// Rows decodable from either backend.
 pub trait Row: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
 impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin

@@ -65,6 +65,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0010_outbox_claim_order.sql"),
         include_str!("../../migrations/postgres/0010_outbox_claim_order.sql"),
     ),
+    (
+        11,
+        "outbox partial indexes",
+        include_str!("../../migrations/sqlite/0011_outbox_partial_indexes.sql"),
+        include_str!("../../migrations/postgres/0011_outbox_partial_indexes.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied, each in its own transaction. Returns how many ran.
@@ -262,7 +268,7 @@ mod tests {
         );
         // Rows carry each index's key columns in order, under the name ANALYZE would use.
         for (idx, want) in [
-            ("outbox_due", "1000000 100000 10 2"),
+            ("outbox_customer", "1000000 100000 10 2"),
             ("identities", "1000000 100000 1"),
             ("identities_customer", "1000000 100000 10 1"),
         ] {
@@ -274,6 +280,44 @@ mod tests {
         }
         // A second start leaves the hints alone and adds none.
         assert_eq!(seed_planner_stats(&db).await.expect("seed"), 0);
+    }
+
+    #[tokio::test]
+    async fn each_outbox_reader_finds_the_index_of_the_messages_it_reads() {
+        let db = Db::connect("sqlite::memory:", &Default::default())
+            .await
+            .expect("db");
+        migrate(&db).await.expect("migrate");
+        for (query, index) in [
+            (
+                "SELECT id FROM outbox WHERE status = 'queued' AND not_before <= 5 \
+                 ORDER BY not_before, id LIMIT 2000",
+                "outbox_queued",
+            ),
+            (
+                "SELECT id FROM outbox WHERE status = 'sending' AND lease_until < 5",
+                "outbox_leased",
+            ),
+            (
+                "SELECT id FROM outbox WHERE provider = 'log' AND provider_ref = 'r1' \
+                 AND status IN ('sent', 'delivered', 'undelivered')",
+                "outbox_ref",
+            ),
+            (
+                "SELECT address_hash, content_hash FROM outbox WHERE tenant_id = 1 \
+                 AND status IN ('sent', 'delivered', 'undelivered') AND sent_at >= 5 \
+                 AND address_hash IN ('a', 'b')",
+                "outbox_address",
+            ),
+        ] {
+            let plan = query_plan(&db, sql(query)).await;
+            assert!(
+                plan.iter().any(|t| t.contains(&format!("INDEX {index}"))),
+                "{query}: {plan:?}"
+            );
+            // The queue is read in claim order off the index, never sorted.
+            assert!(!plan.iter().any(|t| t.contains("TEMP B-TREE")), "{plan:?}");
+        }
     }
 
     #[test]
