@@ -6,6 +6,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
+
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -49,17 +51,62 @@ pub enum Db {
 /// connection's whole page cache when it finds the database changed by another connection;
 /// a writer that took whichever pooled connection was free found its cache stale after every
 /// commit and read its indexes back from the file (docs/BENCHMARKS.md).
+///
+/// The write-ahead log is copied into the database file by a checkpointer on a connection of
+/// its own, not by the writer when a commit finds the log long: a checkpoint waits for two
+/// `fsync`s, and the writer, which checkpointed itself before, stood still for them (an import
+/// ran 20% faster with no checkpoints at all; docs/BENCHMARKS.md). The turn holds what wakes it.
 #[derive(Clone, Debug)]
 pub struct WriteGate {
-    turn: Arc<tokio::sync::Mutex<()>>,
+    turn: Arc<tokio::sync::Mutex<Option<Arc<Notify>>>>,
     writer: SqlitePool,
+    checkpointer: Option<SqlitePool>,
+}
+
+/// After a commit, the checkpointer waits this long for more before it copies the log: a page
+/// that several transactions changed is copied once per checkpoint.
+const CHECKPOINT_AFTER: Duration = Duration::from_millis(500);
+
+/// A connection checkpoints by itself only when the log reaches this many pages (400 MiB): the
+/// bound on the log should the checkpointer fall behind.
+pub const BACKSTOP_CHECKPOINT_PAGES: i64 = 100_000;
+
+/// Copies the log into the database after commits, on `pool`'s one connection, until the
+/// database is closed or every handle to it is dropped. `PASSIVE` neither waits for nor blocks
+/// the writer or readers; whatever a reader still needs is copied by a later checkpoint.
+fn spawn_checkpointer(pool: SqlitePool, commits: std::sync::Weak<Notify>) {
+    tokio::spawn(async move {
+        while let Some(signal) = commits.upgrade() {
+            let woken = tokio::time::timeout(Duration::from_secs(5), signal.notified())
+                .await
+                .is_ok();
+            drop(signal);
+            if pool.is_closed() {
+                break;
+            }
+            if !woken {
+                continue;
+            }
+            tokio::time::sleep(CHECKPOINT_AFTER).await;
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                if pool.is_closed() {
+                    break;
+                }
+                tracing::warn!(error = %e, "WAL checkpoint failed; the next commit tries again");
+            }
+        }
+        pool.close().await;
+    });
 }
 
 /// A transaction on one of the two backends.
 pub enum Tx {
     Sqlite(
         Transaction<'static, Sqlite>,
-        tokio::sync::OwnedMutexGuard<()>,
+        tokio::sync::OwnedMutexGuard<Option<Arc<Notify>>>,
     ),
     Postgres(Transaction<'static, Postgres>),
 }
@@ -150,8 +197,54 @@ impl Sql {
     }
 }
 
+/// Statement text generated for bulk statements, kept because they repeat their shapes: every
+/// full batch of an import is the same 32,000 placeholders, and writing them out and
+/// respelling them for SQLite took a fifth of the writers' own time (docs/BENCHMARKS.md).
+/// Bounded: when full it starts over, and the shapes in use come back at their next use.
+struct TextCache<K>(std::sync::LazyLock<std::sync::Mutex<foldhash::HashMap<K, Arc<str>>>>);
+
+const TEXT_CACHE_ENTRIES: usize = 64;
+
+impl<K: std::hash::Hash + Eq> TextCache<K> {
+    const fn new() -> Self {
+        TextCache(std::sync::LazyLock::new(Default::default))
+    }
+
+    fn get_or_make<Q>(&self, key: &Q, make: impl FnOnce() -> (K, String)) -> Arc<str>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        let lock = || self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = lock().get(key) {
+            return t.clone();
+        }
+        let (key, text) = make();
+        let text: Arc<str> = text.into();
+        let mut map = lock();
+        if map.len() >= TEXT_CACHE_ENTRIES {
+            map.clear();
+        }
+        map.insert(key, text.clone());
+        text
+    }
+}
+
+static VALUES_TEXT: TextCache<(usize, usize, usize)> = TextCache::new();
+static LIST_TEXT: TextCache<(usize, usize)> = TextCache::new();
+static SQLITE_TEXT: TextCache<Box<str>> = TextCache::new();
+
+/// Statements shorter than this are respelled for SQLite each time: they are quick to respell,
+/// and many are one of a kind.
+const SQLITE_TEXT_CACHED_FROM: usize = 2_048;
+
 /// Writes `($k,$k+1,…),(…)` for `rows` rows of `cols` columns starting at placeholder `first`.
-pub fn values_placeholders(rows: usize, cols: usize, first: usize) -> String {
+pub fn values_placeholders(rows: usize, cols: usize, first: usize) -> Arc<str> {
+    let key = (rows, cols, first);
+    VALUES_TEXT.get_or_make(&key, || (key, write_values_placeholders(rows, cols, first)))
+}
+
+fn write_values_placeholders(rows: usize, cols: usize, first: usize) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(rows * cols * 7);
     let mut n = first;
@@ -173,7 +266,12 @@ pub fn values_placeholders(rows: usize, cols: usize, first: usize) -> String {
 }
 
 /// Writes `$k,$k+1,…` for an `IN (…)` list of `n` values.
-pub fn list_placeholders(n: usize, first: usize) -> String {
+pub fn list_placeholders(n: usize, first: usize) -> Arc<str> {
+    let key = (n, first);
+    LIST_TEXT.get_or_make(&key, || (key, write_list_placeholders(n, first)))
+}
+
+fn write_list_placeholders(n: usize, first: usize) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(n * 7);
     for i in first..first + n {
@@ -189,9 +287,15 @@ pub fn list_placeholders(n: usize, first: usize) -> String {
 /// statement with thousands of `$N` or `?N` takes quadratic time to prepare and bind; a plain
 /// `?` is an index. When the `$N` appear exactly in the order 1, 2, 3 … they become `?`;
 /// otherwise `?N`, which SQLite also accepts.
-fn sqlite_text(text: &str) -> String {
-    rewrite_placeholders(text, false)
-        .unwrap_or_else(|| rewrite_placeholders(text, true).unwrap_or_else(|| text.to_owned()))
+fn sqlite_text(text: &str) -> Arc<str> {
+    let respell = || {
+        rewrite_placeholders(text, false)
+            .unwrap_or_else(|| rewrite_placeholders(text, true).unwrap_or_else(|| text.to_owned()))
+    };
+    if text.len() < SQLITE_TEXT_CACHED_FROM {
+        return respell().into();
+    }
+    SQLITE_TEXT.get_or_make(text, || (text.into(), respell()))
 }
 
 /// One pass over `text` copying the runs between placeholders: `$N` becomes `?` (`None` as
@@ -341,10 +445,9 @@ impl Db {
                 .foreign_keys(false)
                 .pragma("cache_size", "-65536")
                 .pragma("temp_store", "memory")
-                // Checkpoint every 10,000 pages (40 MiB of WAL) instead of 1,000: a page that
-                // several transactions change is copied into the database once per checkpoint,
-                // so fewer checkpoints copy less. Measured in docs/BENCHMARKS.md.
-                .pragma("wal_autocheckpoint", "10000")
+                // The checkpointer copies the log (see `WriteGate`); a connection does so
+                // itself only as a backstop.
+                .pragma("wal_autocheckpoint", BACKSTOP_CHECKPOINT_PAGES.to_string())
                 // Rows a query may have ready before its reader takes them (sqlx's default is
                 // 50): SQLite's thread finishes a lookup of thousands of keys instead of
                 // stopping each time the task reading them is not running (docs/BENCHMARKS.md).
@@ -374,12 +477,26 @@ impl Db {
                     .min_connections(1)
                     .idle_timeout(None)
                     .max_lifetime(None)
-                    .connect_with(co)
+                    .connect_with(co.clone())
                     .await?
             };
+            let (commits, checkpointer) = if in_memory {
+                (None, None) // no log to copy
+            } else {
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(0)
+                    .idle_timeout(Some(Duration::from_secs(60)))
+                    .connect_with(co.clone())
+                    .await?;
+                let commits = Arc::new(Notify::new());
+                spawn_checkpointer(pool.clone(), Arc::downgrade(&commits));
+                (Some(commits), Some(pool))
+            };
             let gate = WriteGate {
-                turn: Arc::default(),
+                turn: Arc::new(tokio::sync::Mutex::new(commits)),
                 writer,
+                checkpointer,
             };
             Ok(Db::Sqlite(pool, gate))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -480,6 +597,9 @@ impl Db {
     pub async fn close(&self) {
         match self {
             Db::Sqlite(p, gate) => {
+                if let Some(c) = &gate.checkpointer {
+                    c.close().await;
+                }
                 gate.writer.close().await;
                 p.close().await
             }
@@ -566,7 +686,12 @@ impl Tx {
 
     pub async fn commit(self) -> DbResult<()> {
         match self {
-            Tx::Sqlite(t, _) => t.commit().await?,
+            Tx::Sqlite(t, turn) => {
+                t.commit().await?;
+                if let Some(commits) = turn.as_ref() {
+                    commits.notify_one();
+                }
+            }
             Tx::Postgres(t) => t.commit().await?,
         }
         Ok(())
@@ -685,7 +810,37 @@ mod tests {
             .await
             .expect("pages");
         db.close().await;
-        assert_eq!((mode.as_str(), pages), ("wal", 10_000));
+        assert_eq!((mode.as_str(), pages), ("wal", BACKSTOP_CHECKPOINT_PAGES));
+    }
+
+    #[tokio::test]
+    async fn committed_pages_reach_the_database_file_without_the_writer_copying_them() {
+        let (dir, db) = file_db().await;
+        let file = dir.path().join("t.db");
+        db.execute_script("CREATE TABLE t (n INTEGER PRIMARY KEY, pad TEXT NOT NULL)")
+            .await
+            .expect("table");
+        let before = std::fs::metadata(&file).expect("size").len();
+        // About 4 MiB in one commit: far below the backstop, so only the checkpointer copies it.
+        let mut tx = db.begin().await.expect("begin");
+        tx.execute(&sql(
+            "WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM k WHERE n < 4000) \
+             INSERT INTO t SELECT n, printf('%.1000c', 'x') FROM k",
+        ))
+        .await
+        .expect("rows");
+        tx.commit().await.expect("commit");
+        assert!(std::fs::metadata(&file).expect("size").len() < before + 1_000_000);
+        let mut copied = false;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if std::fs::metadata(&file).expect("size").len() > before + 4_000_000 {
+                copied = true;
+                break;
+            }
+        }
+        db.close().await;
+        assert!(copied, "the log was not copied into {}", file.display());
     }
 
     #[tokio::test]
@@ -740,8 +895,8 @@ mod tests {
 
     #[test]
     fn placeholders_number_rows_in_order() {
-        assert_eq!(values_placeholders(2, 3, 2), "($2,$3,$4),($5,$6,$7)");
-        assert_eq!(list_placeholders(3, 5), "$5,$6,$7");
+        assert_eq!(&*values_placeholders(2, 3, 2), "($2,$3,$4),($5,$6,$7)");
+        assert_eq!(&*list_placeholders(3, 5), "$5,$6,$7");
         let qs = in_statements(
             "SELECT 1 WHERE t = $1 AND k",
             &[Value::from(7i64)],
@@ -758,11 +913,42 @@ mod tests {
             MAX_BINDS + 5
         );
         assert_eq!(
-            sqlite_text("SELECT $1, '$' || $2 || '中'"),
+            &*sqlite_text("SELECT $1, '$' || $2 || '中'"),
             "SELECT ?, '$' || ? || '中'"
         );
-        assert_eq!(sqlite_text("SELECT $2, $1"), "SELECT ?2, ?1");
-        assert_eq!(sqlite_text("SELECT $1, $1"), "SELECT ?1, ?1");
-        assert_eq!(sqlite_text("SELECT '$1', $1"), "SELECT '$1', ?");
+        assert_eq!(&*sqlite_text("SELECT $2, $1"), "SELECT ?2, ?1");
+        assert_eq!(&*sqlite_text("SELECT $1, $1"), "SELECT ?1, ?1");
+        assert_eq!(&*sqlite_text("SELECT '$1', $1"), "SELECT '$1', ?");
+    }
+
+    #[test]
+    fn kept_statement_text_is_the_text_written_afresh() {
+        // More shapes than the cache keeps, each asked for twice, so that answers come from
+        // writing, from the cache, and after the cache started over.
+        for round in 0..2 {
+            for rows in 1..=(TEXT_CACHE_ENTRIES + 10) {
+                let first = 1 + round;
+                assert_eq!(
+                    &*values_placeholders(rows, 3, first),
+                    write_values_placeholders(rows, 3, first)
+                );
+                assert_eq!(
+                    &*list_placeholders(rows * 40, first),
+                    write_list_placeholders(rows * 40, first)
+                );
+                let text = format!(
+                    "INSERT INTO t (a, b, c) VALUES {} ON CONFLICT DO NOTHING",
+                    values_placeholders(rows * 40, 3, 1)
+                );
+                let respelled = rewrite_placeholders(&text, false).expect("in order");
+                assert!(respelled.len() >= SQLITE_TEXT_CACHED_FROM || rows < 10);
+                assert_eq!(&*sqlite_text(&text), respelled);
+                let reordered = format!("SELECT $2, {}", list_placeholders(rows * 400, 1));
+                assert_eq!(
+                    &*sqlite_text(&reordered),
+                    rewrite_placeholders(&reordered, true).expect("numbered")
+                );
+            }
+        }
     }
 }
