@@ -473,9 +473,11 @@ async fn outbox_overlapped(
         now,
         &move || woken.notify_one(),
     )
-    .await?;
+    .await;
+    // Also when the launch failed, so that the dispatcher ends.
     launch_done.store(true, Ordering::SeqCst);
     wake.notify_one();
+    let launched = launched?;
     let r = dispatcher.await??;
     let secs = started.elapsed().as_secs_f64();
     let (cpu1, sqlite1) = crate::bench::cpu_seconds();

@@ -567,7 +567,13 @@ pub async fn launch_then(
     };
     while let Some(prepared) = next.take() {
         let following = chunks.next();
-        let write = write_chunk(db, tenant, id, prepared, now);
+        // The dispatcher is woken as soon as this chunk is committed, not after the next is
+        // prepared.
+        let write = async {
+            write_chunk(db, tenant, id, prepared, now).await?;
+            queued();
+            Ok::<_, CampaignError>(())
+        };
         let prepare = async {
             match following {
                 Some(chunk) => plan.prepare(chunk, &mut taken).await.map(Some),
@@ -576,7 +582,6 @@ pub async fn launch_then(
         };
         let (written, prepared) = tokio::join!(write, prepare);
         written?;
-        queued();
         next = prepared?;
     }
     db.execute(

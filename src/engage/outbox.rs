@@ -102,16 +102,18 @@ pub async fn enqueue_in(
     }
     const COLS: usize = 16;
     let first = tx.reserve_ids("outbox", msgs.len() as i64).await?;
-    let statements = msgs.chunks(MAX_BINDS / COLS).enumerate().map(|(c, chunk)| {
+    let per = (MAX_BINDS - 1) / COLS;
+    let statements = msgs.chunks(per).enumerate().map(|(c, chunk)| {
         let mut q = sql(format!(
             "INSERT INTO outbox (id, tenant_id, channel, purpose, customer_id, address_hash, address_enc, content, \
              content_hash, template_code, template_params, parts, dedupe_key, campaign_id, variant, not_before, \
              status, created_at) \
-             SELECT v.*, 'queued', {now} FROM (VALUES {}) AS v WHERE true \
+             SELECT v.*, 'queued', $1 FROM (VALUES {}) AS v WHERE true \
              ON CONFLICT (tenant_id, dedupe_key) DO NOTHING",
-            values_placeholders(chunk.len(), COLS, 1)
+            values_placeholders(chunk.len(), COLS, 2)
         ));
-        let base = first + (c * (MAX_BINDS / COLS)) as i64;
+        q.push_arg(now);
+        let base = first + (c * per) as i64;
         for (i, m) in chunk.iter().enumerate() {
             let params = (!m.template_params.is_empty())
                 .then(|| serde_json::to_string(&m.template_params).unwrap_or_else(|_| "[]".into()));
@@ -503,12 +505,16 @@ impl Outbox {
     ) -> Result<(), DbError> {
         let mut tx = self.db.begin().await?;
         let provider = self.provider.name();
-        for chunk in sent.chunks(MAX_BINDS / 2) {
+        for chunk in sent.chunks((MAX_BINDS - 2) / 2) {
+            // The provider and time are bound, not written in: the text stays the same from one
+            // round to the next, and is kept (`values_placeholders`).
             let mut q = sql(format!(
-                "UPDATE outbox SET status = 'sent', provider = '{provider}', provider_ref = v.column2, \
-                 sent_at = {now}, lease_until = NULL FROM (VALUES {}) AS v WHERE outbox.id = v.column1",
-                values_placeholders(chunk.len(), 2, 1)
+                "UPDATE outbox SET status = 'sent', provider = $1, provider_ref = v.column2, \
+                 sent_at = $2, lease_until = NULL FROM (VALUES {}) AS v WHERE outbox.id = v.column1",
+                values_placeholders(chunk.len(), 2, 3)
             ));
+            q.push_arg(provider);
+            q.push_arg(now);
             for (id, r) in chunk {
                 q.push_arg(*id);
                 q.push_arg(r.clone());

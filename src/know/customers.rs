@@ -404,6 +404,18 @@ pub async fn list_customers(
 
 /// Finds customers for a console or API search: a phone, `kind:value`, a customer id (`#123`),
 /// an order id, or part of a name.
+/// Owners of an order number from any channel, through the unique `(tenant_id, channel,
+/// order_no)` index: the tenant's channels are found one index probe each (a loose scan:
+/// the next channel after the last), then the number is looked up in each.
+const ORDER_FROM_ANY_CHANNEL: &str = "WITH RECURSIVE channels(channel) AS ( \
+       SELECT MIN(channel) FROM orders WHERE tenant_id = $1 \
+       UNION ALL \
+       SELECT (SELECT MIN(o.channel) FROM orders o WHERE o.tenant_id = $1 AND o.channel > c.channel) \
+         FROM channels c WHERE c.channel IS NOT NULL) \
+     SELECT o.customer_id FROM channels c \
+       JOIN orders o ON o.tenant_id = $1 AND o.channel = c.channel AND o.order_no = $2 \
+     LIMIT 20";
+
 pub async fn search(db: &Db, cipher: &FieldCipher, tenant_id: i64, q: &str) -> DbResult<Vec<i64>> {
     let q = q.trim();
     if q.is_empty() {
@@ -425,11 +437,7 @@ pub async fn search(db: &Db, cipher: &FieldCipher, tenant_id: i64, q: &str) -> D
         return Ok(surviving_id(db, tenant_id, id).await?.into_iter().collect());
     }
     let by_order: Vec<(i64,)> = db
-        .fetch_all(
-            &sql("SELECT customer_id FROM orders WHERE tenant_id = $1 AND order_no = $2 LIMIT 20")
-                .bind(tenant_id)
-                .bind(q),
-        )
+        .fetch_all(&sql(ORDER_FROM_ANY_CHANNEL).bind(tenant_id).bind(q))
         .await?;
     if !by_order.is_empty() {
         return Ok(by_order.into_iter().map(|r| r.0).collect());
@@ -473,4 +481,68 @@ pub async fn search(db: &Db, cipher: &FieldCipher, tenant_id: i64, q: &str) -> D
         .fetch_all(&sql("SELECT id FROM customers WHERE tenant_id = $1 AND merged_into IS NULL AND display_name LIKE $2 ORDER BY id DESC LIMIT 50").bind(tenant_id).bind(like))
         .await?;
     Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::db::query_plan;
+
+    #[tokio::test]
+    async fn an_order_number_is_found_in_any_channel_without_scanning_orders() {
+        let db = Db::connect("sqlite::memory:", &Default::default())
+            .await
+            .expect("db");
+        crate::platform::migrate::migrate(&db)
+            .await
+            .expect("migrate");
+        for (id, tenant, channel, no, customer) in [
+            (1, 1, "jd", "A100", 10),
+            (2, 1, "tmall", "A100", 11),
+            (3, 1, "tmall", "B200", 12),
+            (4, 1, "store", "S1-7", 13),
+            (5, 2, "douyin", "C300", 20),
+        ] {
+            db.execute(
+                &sql(
+                    "INSERT INTO orders (id, tenant_id, channel, order_no, customer_id, status, \
+                     ordered_at, amount, source, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'paid', 0, 100, 'test', 0)",
+                )
+                .bind(id)
+                .bind(tenant)
+                .bind(channel)
+                .bind(no)
+                .bind(customer),
+            )
+            .await
+            .expect("order");
+        }
+        let cipher = FieldCipher::new(&[9u8; 32]);
+        let mut found = search(&db, &cipher, 1, "A100").await.expect("search");
+        found.sort_unstable();
+        assert_eq!(found, vec![10, 11]);
+        assert_eq!(
+            search(&db, &cipher, 1, "B200").await.expect("search"),
+            vec![12]
+        );
+        // Another tenant's order is not found; a store receipt by its number is.
+        assert!(
+            search(&db, &cipher, 1, "C300")
+                .await
+                .expect("search")
+                .is_empty()
+        );
+        assert_eq!(
+            search(&db, &cipher, 1, "7").await.expect("search"),
+            vec![13]
+        );
+        let plan = query_plan(&db, sql(ORDER_FROM_ANY_CHANNEL).bind(1i64).bind("A100")).await;
+        // Each channel's number is one probe of the unique index, not a range of the tenant.
+        assert!(
+            plan.iter()
+                .any(|t| t.ends_with("(tenant_id=? AND channel=? AND order_no=?)")),
+            "{plan:?}"
+        );
+    }
 }

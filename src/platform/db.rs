@@ -58,7 +58,7 @@ pub enum Db {
 /// ran 20% faster with no checkpoints at all; docs/BENCHMARKS.md). The turn holds what wakes it.
 #[derive(Clone, Debug)]
 pub struct WriteGate {
-    turn: Arc<tokio::sync::Mutex<Option<Arc<Notify>>>>,
+    turn: Arc<Turn>,
     writer: SqlitePool,
     checkpointer: Option<SqlitePool>,
 }
@@ -67,39 +67,76 @@ pub struct WriteGate {
 /// that several transactions changed is copied once per checkpoint.
 const CHECKPOINT_AFTER: Duration = Duration::from_millis(500);
 
+/// Without commits, the checkpointer still looks this often (writes that bypass the gate, such
+/// as single statements on pooled connections, or another process).
+const CHECKPOINT_IDLE: Duration = Duration::from_secs(5);
+
+/// SQLite starts the log over only when a write transaction begins right after a checkpoint
+/// copied all of it, which under steady writes never happens by itself: the writer commits
+/// more between the checkpoint and its next transaction (measured: the log grew to the
+/// backstop in a 1,000,000-row import). Past this many pages (100 MiB), the checkpointer copies
+/// again holding the writer's turn, so the next transaction starts the log over.
+const LOG_PAGES_BEFORE_RESTART: i64 = 25_000;
+
 /// A connection checkpoints by itself only when the log reaches this many pages (400 MiB): the
 /// bound on the log should the checkpointer fall behind.
 pub const BACKSTOP_CHECKPOINT_PAGES: i64 = 100_000;
 
+/// The log file is cut back to this size when it starts over (SQLite keeps it at its largest
+/// otherwise). Above what a long import reaches between restarts: cutting the file to 64 MiB
+/// and growing it again cost an import a fifth more CPU in the file system.
+const LOG_FILE_LIMIT_BYTES: i64 = 256 * 1024 * 1024;
+
+type Turn = tokio::sync::Mutex<Option<Arc<Notify>>>;
+
 /// Copies the log into the database after commits, on `pool`'s one connection, until the
 /// database is closed or every handle to it is dropped. `PASSIVE` neither waits for nor blocks
 /// the writer or readers; whatever a reader still needs is copied by a later checkpoint.
-fn spawn_checkpointer(pool: SqlitePool, commits: std::sync::Weak<Notify>) {
+fn spawn_checkpointer(
+    pool: SqlitePool,
+    turn: std::sync::Weak<Turn>,
+    commits: std::sync::Weak<Notify>,
+) {
     tokio::spawn(async move {
         while let Some(signal) = commits.upgrade() {
-            let woken = tokio::time::timeout(Duration::from_secs(5), signal.notified())
+            let woken = tokio::time::timeout(CHECKPOINT_IDLE, signal.notified())
                 .await
                 .is_ok();
             drop(signal);
             if pool.is_closed() {
                 break;
             }
-            if !woken {
-                continue;
+            if woken {
+                tokio::time::sleep(CHECKPOINT_AFTER).await;
             }
-            tokio::time::sleep(CHECKPOINT_AFTER).await;
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&pool)
-                .await
-            {
-                if pool.is_closed() {
-                    break;
+            match checkpoint(&pool).await {
+                // Even when all of it was copied: the writer committed more since, so its next
+                // transaction would not start the log over.
+                Ok((log, _)) if log >= LOG_PAGES_BEFORE_RESTART => {
+                    let Some(turn) = turn.upgrade() else { break };
+                    let _writers_wait = turn.lock().await;
+                    if let Err(e) = checkpoint(&pool).await {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; the next commit tries again");
+                    }
                 }
-                tracing::warn!(error = %e, "WAL checkpoint failed; the next commit tries again");
+                Ok(_) => {}
+                Err(_) if pool.is_closed() => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; the next commit tries again")
+                }
             }
         }
         pool.close().await;
     });
+}
+
+/// One `PASSIVE` checkpoint: (pages in the log, pages copied into the database).
+async fn checkpoint(pool: &SqlitePool) -> Result<(i64, i64), sqlx::Error> {
+    let (busy, log, copied): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(pool)
+        .await?;
+    tracing::debug!(busy, log, copied, "WAL checkpoint");
+    Ok((log, copied))
 }
 
 /// A transaction on one of the two backends.
@@ -200,32 +237,86 @@ impl Sql {
 /// Statement text generated for bulk statements, kept because they repeat their shapes: every
 /// full batch of an import is the same 32,000 placeholders, and writing them out and
 /// respelling them for SQLite took a fifth of the writers' own time (docs/BENCHMARKS.md).
-/// Bounded: when full it starts over, and the shapes in use come back at their next use.
-struct TextCache<K>(std::sync::LazyLock<std::sync::Mutex<foldhash::HashMap<K, Arc<str>>>>);
+/// Bounded by the bytes it holds; the text used longest ago goes first.
+struct TextCache<K>(std::sync::LazyLock<std::sync::Mutex<Kept<K>>>);
 
-const TEXT_CACHE_ENTRIES: usize = 64;
+struct Kept<K> {
+    texts: foldhash::HashMap<K, KeptText>,
+    bytes: usize,
+    uses: u64,
+}
 
-impl<K: std::hash::Hash + Eq> TextCache<K> {
+struct KeptText {
+    text: Arc<str>,
+    used: u64,
+    bytes: usize,
+}
+
+impl<K> Default for Kept<K> {
+    fn default() -> Self {
+        Kept {
+            texts: Default::default(),
+            bytes: 0,
+            uses: 0,
+        }
+    }
+}
+
+/// The text of the largest statements a few times over (a full batch is about 200 KiB).
+const TEXT_CACHE_BYTES: usize = 8 << 20;
+
+impl<K: std::hash::Hash + Eq + Clone> TextCache<K> {
     const fn new() -> Self {
         TextCache(std::sync::LazyLock::new(Default::default))
     }
 
-    fn get_or_make<Q>(&self, key: &Q, make: impl FnOnce() -> (K, String)) -> Arc<str>
+    /// The text kept for `key`, or the one `make` writes (with the key to keep it under and the
+    /// bytes that key holds).
+    fn get_or_make<Q>(&self, key: &Q, make: impl FnOnce() -> (K, usize, String)) -> Arc<str>
     where
         K: std::borrow::Borrow<Q>,
         Q: std::hash::Hash + Eq + ?Sized,
     {
         let lock = || self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(t) = lock().get(key) {
-            return t.clone();
+        {
+            let mut kept = lock();
+            kept.uses += 1;
+            let now = kept.uses;
+            if let Some(k) = kept.texts.get_mut(key) {
+                k.used = now;
+                return k.text.clone();
+            }
         }
-        let (key, text) = make();
+        let (key, key_bytes, text) = make();
         let text: Arc<str> = text.into();
-        let mut map = lock();
-        if map.len() >= TEXT_CACHE_ENTRIES {
-            map.clear();
+        let bytes = key_bytes + text.len();
+        if bytes > TEXT_CACHE_BYTES / 4 {
+            return text;
         }
-        map.insert(key, text.clone());
+        let mut kept = lock();
+        while kept.bytes + bytes > TEXT_CACHE_BYTES {
+            let Some(oldest) = kept
+                .texts
+                .iter()
+                .min_by_key(|(_, k)| k.used)
+                .map(|(key, _)| key.clone())
+            else {
+                break;
+            };
+            if let Some(gone) = kept.texts.remove::<K>(&oldest) {
+                kept.bytes -= gone.bytes;
+            }
+        }
+        let used = kept.uses;
+        kept.bytes += bytes;
+        let entry = KeptText {
+            text: text.clone(),
+            used,
+            bytes,
+        };
+        if let Some(raced) = kept.texts.insert(key, entry) {
+            kept.bytes -= raced.bytes; // another thread wrote the same text meanwhile
+        }
         text
     }
 }
@@ -241,7 +332,9 @@ const SQLITE_TEXT_CACHED_FROM: usize = 2_048;
 /// Writes `($k,$k+1,…),(…)` for `rows` rows of `cols` columns starting at placeholder `first`.
 pub fn values_placeholders(rows: usize, cols: usize, first: usize) -> Arc<str> {
     let key = (rows, cols, first);
-    VALUES_TEXT.get_or_make(&key, || (key, write_values_placeholders(rows, cols, first)))
+    VALUES_TEXT.get_or_make(&key, || {
+        (key, 0, write_values_placeholders(rows, cols, first))
+    })
 }
 
 fn write_values_placeholders(rows: usize, cols: usize, first: usize) -> String {
@@ -268,7 +361,7 @@ fn write_values_placeholders(rows: usize, cols: usize, first: usize) -> String {
 /// Writes `$k,$k+1,…` for an `IN (…)` list of `n` values.
 pub fn list_placeholders(n: usize, first: usize) -> Arc<str> {
     let key = (n, first);
-    LIST_TEXT.get_or_make(&key, || (key, write_list_placeholders(n, first)))
+    LIST_TEXT.get_or_make(&key, || (key, 0, write_list_placeholders(n, first)))
 }
 
 fn write_list_placeholders(n: usize, first: usize) -> String {
@@ -295,7 +388,7 @@ fn sqlite_text(text: &str) -> Arc<str> {
     if text.len() < SQLITE_TEXT_CACHED_FROM {
         return respell().into();
     }
-    SQLITE_TEXT.get_or_make(text, || (text.into(), respell()))
+    SQLITE_TEXT.get_or_make(text, || (text.into(), text.len(), respell()))
 }
 
 /// One pass over `text` copying the runs between placeholders: `$N` becomes `?` (`None` as
@@ -448,6 +541,7 @@ impl Db {
                 // The checkpointer copies the log (see `WriteGate`); a connection does so
                 // itself only as a backstop.
                 .pragma("wal_autocheckpoint", BACKSTOP_CHECKPOINT_PAGES.to_string())
+                .pragma("journal_size_limit", LOG_FILE_LIMIT_BYTES.to_string())
                 // Rows a query may have ready before its reader takes them (sqlx's default is
                 // 50): SQLite's thread finishes a lookup of thousands of keys instead of
                 // stopping each time the task reading them is not running (docs/BENCHMARKS.md).
@@ -490,14 +584,20 @@ impl Db {
                     .connect_with(co.clone())
                     .await?;
                 let commits = Arc::new(Notify::new());
-                spawn_checkpointer(pool.clone(), Arc::downgrade(&commits));
                 (Some(commits), Some(pool))
             };
             let gate = WriteGate {
-                turn: Arc::new(tokio::sync::Mutex::new(commits)),
+                turn: Arc::new(tokio::sync::Mutex::new(commits.clone())),
                 writer,
                 checkpointer,
             };
+            if let (Some(commits), Some(pool)) = (&commits, &gate.checkpointer) {
+                spawn_checkpointer(
+                    pool.clone(),
+                    Arc::downgrade(&gate.turn),
+                    Arc::downgrade(commits),
+                );
+            }
             Ok(Db::Sqlite(pool, gate))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
@@ -830,7 +930,6 @@ mod tests {
         .await
         .expect("rows");
         tx.commit().await.expect("commit");
-        assert!(std::fs::metadata(&file).expect("size").len() < before + 1_000_000);
         let mut copied = false;
         for _ in 0..100 {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -923,10 +1022,10 @@ mod tests {
 
     #[test]
     fn kept_statement_text_is_the_text_written_afresh() {
-        // More shapes than the cache keeps, each asked for twice, so that answers come from
-        // writing, from the cache, and after the cache started over.
+        // More text than the cache keeps, each shape asked for twice, so that answers come
+        // from writing, from the cache, and after older text was let go.
         for round in 0..2 {
-            for rows in 1..=(TEXT_CACHE_ENTRIES + 10) {
+            for rows in 1..=80 {
                 let first = 1 + round;
                 assert_eq!(
                     &*values_placeholders(rows, 3, first),
@@ -943,12 +1042,21 @@ mod tests {
                 let respelled = rewrite_placeholders(&text, false).expect("in order");
                 assert!(respelled.len() >= SQLITE_TEXT_CACHED_FROM || rows < 10);
                 assert_eq!(&*sqlite_text(&text), respelled);
-                let reordered = format!("SELECT $2, {}", list_placeholders(rows * 400, 1));
+                let reordered = format!("SELECT $2, {}", list_placeholders(rows * 1_000, 1));
                 assert_eq!(
                     &*sqlite_text(&reordered),
                     rewrite_placeholders(&reordered, true).expect("numbered")
                 );
             }
         }
+        let kept = SQLITE_TEXT.0.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(kept.bytes <= TEXT_CACHE_BYTES, "{} bytes kept", kept.bytes);
+        assert_eq!(
+            kept.bytes,
+            kept.texts
+                .iter()
+                .map(|(k, t)| k.len() + t.text.len())
+                .sum::<usize>()
+        );
     }
 }

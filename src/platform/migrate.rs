@@ -71,6 +71,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0011_outbox_partial_indexes.sql"),
         include_str!("../../migrations/postgres/0011_outbox_partial_indexes.sql"),
     ),
+    (
+        12,
+        "orders without the order number index",
+        include_str!("../../migrations/sqlite/0012_orders_without_order_no_index.sql"),
+        include_str!("../../migrations/postgres/0012_orders_without_order_no_index.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied, each in its own transaction. Returns how many ran.
