@@ -96,6 +96,7 @@ fn spawn_checkpointer(
     pool: SqlitePool,
     turn: std::sync::Weak<Turn>,
     commits: std::sync::Weak<Notify>,
+    restart_pages: i64,
 ) {
     tokio::spawn(async move {
         while let Some(signal) = commits.upgrade() {
@@ -112,7 +113,7 @@ fn spawn_checkpointer(
             match checkpoint(&pool).await {
                 // Even when all of it was copied: the writer committed more since, so its next
                 // transaction would not start the log over.
-                Ok((log, _)) if log >= LOG_PAGES_BEFORE_RESTART => {
+                Ok((log, _)) if log >= restart_pages => {
                     let Some(turn) = turn.upgrade() else { break };
                     let _writers_wait = turn.lock().await;
                     if let Err(e) = checkpoint(&pool).await {
@@ -527,6 +528,15 @@ impl Default for ConnectOptions {
 impl Db {
     /// Opens `sqlite://PATH` (created when absent, WAL mode) or `postgres://…`.
     pub async fn connect(url: &str, opts: &ConnectOptions) -> DbResult<Db> {
+        Db::connect_restarting_log_at(url, opts, LOG_PAGES_BEFORE_RESTART).await
+    }
+
+    /// [`Db::connect`], with the log (SQLite) started over past `restart_pages`.
+    async fn connect_restarting_log_at(
+        url: &str,
+        opts: &ConnectOptions,
+        restart_pages: i64,
+    ) -> DbResult<Db> {
         if url.starts_with("sqlite:") {
             let co = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -596,6 +606,7 @@ impl Db {
                     pool.clone(),
                     Arc::downgrade(&gate.turn),
                     Arc::downgrade(commits),
+                    restart_pages,
                 );
             }
             Ok(Db::Sqlite(pool, gate))
@@ -911,6 +922,57 @@ mod tests {
             .expect("pages");
         db.close().await;
         assert_eq!((mode.as_str(), pages), ("wal", BACKSTOP_CHECKPOINT_PAGES));
+    }
+
+    /// Rows `from..=to` of about 1 KiB each into `t (n, pad)`.
+    async fn write_rows(tx: &mut Tx, from: i64, to: i64) {
+        tx.execute(
+            &sql(
+                "WITH RECURSIVE k(n) AS (SELECT $1 UNION ALL SELECT n + 1 FROM k WHERE n < $2) \
+                 INSERT INTO t SELECT n, printf('%.1000c', 'x') FROM k",
+            )
+            .bind(from)
+            .bind(to),
+        )
+        .await
+        .expect("rows");
+    }
+
+    #[tokio::test]
+    async fn a_long_log_starts_over_though_the_writer_keeps_committing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::connect_restarting_log_at(&url, &ConnectOptions::default(), 100)
+            .await
+            .expect("db");
+        db.execute_script("CREATE TABLE t (n INTEGER PRIMARY KEY, pad TEXT NOT NULL)")
+            .await
+            .expect("table");
+        // About 1,000 pages, past the 100 at which the log is to start over.
+        let mut a = db.begin().await.expect("begin");
+        write_rows(&mut a, 1, 4_000).await;
+        a.commit().await.expect("commit");
+        // The next transaction is open while the checkpointer copies, and commits after it:
+        // the log is copied but holds more by the time a transaction begins again, so SQLite
+        // would not start it over by itself.
+        let mut b = db.begin().await.expect("begin");
+        write_rows(&mut b, 4_001, 4_010).await;
+        tokio::time::sleep(CHECKPOINT_AFTER * 3).await;
+        b.commit().await.expect("commit");
+        // The checkpointer was waiting for the turn before this transaction, copies the rest
+        // holding it, and this transaction starts the log over.
+        let mut c = db.begin().await.expect("begin");
+        write_rows(&mut c, 4_011, 4_011).await;
+        c.commit().await.expect("commit");
+        let (_, log, _): (i64, i64, i64) = db
+            .fetch_one(&sql("PRAGMA wal_checkpoint(PASSIVE)"))
+            .await
+            .expect("checkpoint");
+        db.close().await;
+        assert!(
+            (0..20).contains(&log),
+            "{log} pages in the log: it did not start over"
+        );
     }
 
     #[tokio::test]
