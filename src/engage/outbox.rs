@@ -698,12 +698,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reply_goes_to_the_tenant_that_last_sent_to_the_number() {
-        let db = Db::connect("sqlite::memory:", &Default::default())
-            .await
-            .expect("db");
-        crate::platform::migrate::migrate(&db)
-            .await
-            .expect("migrate");
+        let db = crate::platform::migrate::migrated_in_memory().await;
         for (id, name) in [(1, "a"), (2, "b"), (3, "c")] {
             db.execute(
                 &sql("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, 0)")

@@ -490,12 +490,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_order_number_is_found_in_any_channel_without_scanning_orders() {
-        let db = Db::connect("sqlite::memory:", &Default::default())
-            .await
-            .expect("db");
-        crate::platform::migrate::migrate(&db)
-            .await
-            .expect("migrate");
+        let db = crate::platform::migrate::migrated_in_memory().await;
         for (id, tenant, channel, no, customer) in [
             (1, 1, "jd", "A100", 10),
             (2, 1, "tmall", "A100", 11),

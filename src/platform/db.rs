@@ -13,7 +13,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, FromRow, Postgres, Sqlite, Transaction};
+use sqlx::{AssertSqlSafe, FromRow, Postgres, SqlSafeStr, SqlStr, Sqlite, Transaction};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -381,15 +381,17 @@ fn write_list_placeholders(n: usize, first: usize) -> String {
 /// statement with thousands of `$N` or `?N` takes quadratic time to prepare and bind; a plain
 /// `?` is an index. When the `$N` appear exactly in the order 1, 2, 3 … they become `?`;
 /// otherwise `?N`, which SQLite also accepts.
-fn sqlite_text(text: &str) -> Arc<str> {
+fn sqlite_text(text: &str) -> SqlStr {
     let respell = || {
         rewrite_placeholders(text, false)
             .unwrap_or_else(|| rewrite_placeholders(text, true).unwrap_or_else(|| text.to_owned()))
     };
+    // Short text goes to sqlx as the `String` just written, not copied again into an `Arc`.
     if text.len() < SQLITE_TEXT_CACHED_FROM {
-        return respell().into();
+        return AssertSqlSafe(respell()).into_sql_str();
     }
-    SQLITE_TEXT.get_or_make(text, || (text.into(), text.len(), respell()))
+    AssertSqlSafe(SQLITE_TEXT.get_or_make(text, || (text.into(), text.len(), respell())))
+        .into_sql_str()
 }
 
 /// One pass over `text` copying the runs between placeholders: `$N` becomes `?` (`None` as
@@ -436,7 +438,7 @@ fn rewrite_placeholders(text: &str, numbered: bool) -> Option<String> {
 
 macro_rules! bound_query {
     (sqlite, $sql:expr) => {{
-        let mut q = sqlx::query(AssertSqlSafe(sqlite_text(&$sql.text)));
+        let mut q = sqlx::query(sqlite_text(&$sql.text));
         for a in &$sql.args {
             q = match a {
                 Value::Int(v) => q.bind(*v),
@@ -463,7 +465,7 @@ macro_rules! bound_query {
 
 macro_rules! bound_query_as {
     (sqlite, $t:ty, $sql:expr) => {{
-        let mut q = sqlx::query_as::<_, $t>(AssertSqlSafe(sqlite_text(&$sql.text)));
+        let mut q = sqlx::query_as::<_, $t>(sqlite_text(&$sql.text));
         for a in &$sql.args {
             q = match a {
                 Value::Int(v) => q.bind(*v),
@@ -1074,12 +1076,12 @@ mod tests {
             MAX_BINDS + 5
         );
         assert_eq!(
-            &*sqlite_text("SELECT $1, '$' || $2 || '中'"),
+            sqlite_text("SELECT $1, '$' || $2 || '中'").as_str(),
             "SELECT ?, '$' || ? || '中'"
         );
-        assert_eq!(&*sqlite_text("SELECT $2, $1"), "SELECT ?2, ?1");
-        assert_eq!(&*sqlite_text("SELECT $1, $1"), "SELECT ?1, ?1");
-        assert_eq!(&*sqlite_text("SELECT '$1', $1"), "SELECT '$1', ?");
+        assert_eq!(sqlite_text("SELECT $2, $1").as_str(), "SELECT ?2, ?1");
+        assert_eq!(sqlite_text("SELECT $1, $1").as_str(), "SELECT ?1, ?1");
+        assert_eq!(sqlite_text("SELECT '$1', $1").as_str(), "SELECT '$1', ?");
     }
 
     #[test]
@@ -1103,10 +1105,10 @@ mod tests {
                 );
                 let respelled = rewrite_placeholders(&text, false).expect("in order");
                 assert!(respelled.len() >= SQLITE_TEXT_CACHED_FROM || rows < 10);
-                assert_eq!(&*sqlite_text(&text), respelled);
+                assert_eq!(sqlite_text(&text).as_str(), respelled);
                 let reordered = format!("SELECT $2, {}", list_placeholders(rows * 1_000, 1));
                 assert_eq!(
-                    &*sqlite_text(&reordered),
+                    sqlite_text(&reordered).as_str(),
                     rewrite_placeholders(&reordered, true).expect("numbered")
                 );
             }

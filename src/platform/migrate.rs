@@ -217,6 +217,16 @@ pub async fn seed_planner_stats(db: &Db) -> DbResult<usize> {
     Ok(hints.len())
 }
 
+/// A migrated in-memory SQLite database, for tests that need the schema and nothing else.
+#[cfg(test)]
+pub(crate) async fn migrated_in_memory() -> Db {
+    let db = Db::connect("sqlite::memory:", &Default::default())
+        .await
+        .expect("db");
+    migrate(&db).await.expect("migrate");
+    db
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,10 +248,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_long_customer_list_is_looked_up_through_the_customer_index() {
-        let db = Db::connect("sqlite::memory:", &Default::default())
-            .await
-            .expect("db");
-        migrate(&db).await.expect("migrate");
+        let db = migrated_in_memory().await;
         let list = (1..=2000)
             .map(|i| i.to_string())
             .collect::<Vec<_>>()
@@ -290,10 +297,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_outbox_reader_finds_the_index_of_the_messages_it_reads() {
-        let db = Db::connect("sqlite::memory:", &Default::default())
-            .await
-            .expect("db");
-        migrate(&db).await.expect("migrate");
+        let db = migrated_in_memory().await;
         for (query, index) in [
             (
                 "SELECT id FROM outbox WHERE status = 'queued' AND not_before <= 5 \
