@@ -392,7 +392,7 @@ pub async fn run(_s: &Settings, a: BenchArgs) -> anyhow::Result<()> {
     for b in &backends {
         let r = bench_import(b, a.postgres.as_deref(), &files, &cipher).await?;
         println!(
-            "| order import (12 exports of 6 platforms, OneID, encryption) | {b} | {} rows | {:.2} | {:.0} rows/s (CPU {:.1} s, of which SQLite threads {:.1} s) |",
+            "| order import (12 exports of 6 platforms, OneID, encryption) | {b} | {} rows | {:.2} | {:.0} rows/s (CPU {:.1} s, of which on sqlx's SQLite threads {:.1} s) |",
             r.rows,
             r.secs,
             r.rows as f64 / r.secs,

@@ -14,6 +14,7 @@ use super::identity::KeyedIdentity;
 use crate::platform::db::{
     Backend, DbResult, MAX_BINDS, Sql, Tx, list_placeholders, sql, values_placeholders,
 };
+use crate::platform::rows::Arg;
 
 /// Union-find with path halving and union by smaller index (so roots are deterministic).
 #[derive(Debug, Default)]
@@ -94,19 +95,14 @@ pub async fn resolve<R: std::borrow::Borrow<IdentityRecord>>(
     }
 
     // Which keys are known already, and to whom.
-    let mut existing: Vec<Option<i64>> = vec![None; keys.len()];
-    let rows: Vec<(String, i64)> = tx
-        .fetch_in(
-            "SELECT ikey, customer_id FROM identities WHERE tenant_id = $1 AND ikey",
+    let key_texts: Vec<&str> = keys.iter().map(|k| k.ikey.as_str()).collect();
+    let existing: Vec<Option<i64>> = tx
+        .find_ids(
+            "SELECT customer_id, ikey FROM identities WHERE tenant_id = $1 AND ikey",
             &[tenant_id.into()],
-            keys.iter().map(|k| k.ikey.as_str().into()).collect(),
+            &key_texts,
         )
         .await?;
-    for (ikey, cid) in rows {
-        if let Some(&i) = index.get(ikey.as_str()) {
-            existing[i] = Some(cid);
-        }
-    }
 
     // Join keys of one record, and keys with the customer that owns them.
     let mut uf = UnionFind::new(keys.len());
@@ -164,19 +160,22 @@ pub async fn resolve<R: std::borrow::Borrow<IdentityRecord>>(
             comp_owner.insert(*root, first + n as i64);
         }
         let owner = &comp_owner;
-        tx.execute_each(new_customers.chunks(MAX_BINDS / 4).map(|batch| {
-            let mut q = sql(format!(
-                "INSERT INTO customers (id, tenant_id, display_name, created_at) VALUES {}",
-                values_placeholders(batch.len(), 4, 1)
-            ));
-            for (root, name) in batch {
-                q.push_arg(owner[root]);
-                q.push_arg(tenant_id);
-                q.push_arg(*name);
-                q.push_arg(now);
-            }
-            q
-        }))
+        let rows: Vec<[Arg; 4]> = new_customers
+            .iter()
+            .map(|(root, name)| {
+                [
+                    owner[root].into(),
+                    tenant_id.into(),
+                    (*name).into(),
+                    now.into(),
+                ]
+            })
+            .collect();
+        tx.insert_rows(
+            "INSERT INTO customers (id, tenant_id, display_name, created_at)",
+            "",
+            &rows,
+        )
         .await?;
         stats.customers_created = new_customers.len() as u64;
         stats
@@ -200,21 +199,27 @@ pub async fn resolve<R: std::borrow::Borrow<IdentityRecord>>(
             kinds.push_str(k.kind.as_str());
         }
     }
-    tx.execute_each(fresh.chunks(MAX_BINDS / 6).map(|batch| {
-        let mut q = sql(format!(
-            "INSERT INTO identities (tenant_id, ikey, kind, customer_id, value_enc, first_seen) VALUES {}",
-            values_placeholders(batch.len(), 6, 1)
-        ));
-        for (k, cid) in batch {
-            q.push_arg(tenant_id);
-            q.push_arg(k.ikey.as_str());
-            q.push_arg(k.kind.as_str());
-            q.push_arg(*cid);
-            q.push_arg(k.value_enc.as_deref());
-            q.push_arg(now);
-        }
-        q
-    }))
+    // In key order: the keys are hashes, and stored in order they land a few to a page
+    // instead of each on a page of its own (docs/BENCHMARKS.md, session 15).
+    fresh.sort_unstable_by(|a, b| a.0.ikey.cmp(&b.0.ikey));
+    let rows: Vec<[Arg; 6]> = fresh
+        .iter()
+        .map(|(k, cid)| {
+            [
+                tenant_id.into(),
+                k.ikey.as_str().into(),
+                k.kind.as_str().into(),
+                (*cid).into(),
+                k.value_enc.as_deref().into(),
+                now.into(),
+            ]
+        })
+        .collect();
+    tx.insert_rows(
+        "INSERT INTO identities (tenant_id, ikey, kind, customer_id, value_enc, first_seen)",
+        "",
+        &rows,
+    )
     .await?;
     stats.identities_added = fresh.len() as u64;
     stats.reshaped.extend(fresh.iter().map(|(_, cid)| *cid));

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::identity::{Identity, KeyedIdentity};
 use super::oneid::{self, IdentityRecord, ResolveStats};
 use crate::platform::crypto::FieldCipher;
-use crate::platform::db::{Db, DbResult, MAX_BINDS, Value, sql, values_placeholders};
+use crate::platform::db::{Db, DbResult, Value};
+use crate::platform::rows::Arg;
 
 /// The largest amount one order may carry, in fen (10 billion yuan): guards sums from overflow.
 pub const MAX_FEN: i64 = 1_000_000_000_000;
@@ -142,8 +143,6 @@ pub fn key_identities(cipher: &FieldCipher, orders: &[OrderRecord]) -> Vec<Ident
         .collect()
 }
 
-const ORDER_COLS: usize = 18;
-
 /// Stores a chunk of orders in one transaction: resolves buyers, inserts new orders, updates
 /// re-imported ones (status, refund, amounts, lines). Within a chunk an order key must occur once.
 pub async fn store_orders(
@@ -161,101 +160,99 @@ pub async fn store_orders(
 
     // Existing orders of this chunk, looked up per channel so the (tenant, channel, order_no)
     // index answers.
-    // Keyed per channel by order number, so a lookup needs no owned key.
-    let mut existing: HashMap<&str, HashMap<String, i64>> = HashMap::default();
-    let mut by_channel: HashMap<&str, Vec<&str>> = HashMap::default();
-    for o in orders {
-        by_channel
-            .entry(o.channel.as_str())
-            .or_default()
-            .push(o.order_no.as_str());
+    let mut by_channel: HashMap<&str, Vec<usize>> = HashMap::default();
+    for (i, o) in orders.iter().enumerate() {
+        by_channel.entry(o.channel.as_str()).or_default().push(i);
     }
-    for (channel, nos) in by_channel {
-        let rows: Vec<(i64, String)> = tx
-            .fetch_in(
+    let mut known: Vec<Option<i64>> = vec![None; orders.len()];
+    for (channel, at) in by_channel {
+        let nos: Vec<&str> = at.iter().map(|&i| orders[i].order_no.as_str()).collect();
+        let found = tx
+            .find_ids(
                 "SELECT id, order_no FROM orders WHERE tenant_id = $1 AND channel = $2 AND order_no",
                 &[tenant_id.into(), channel.into()],
-                nos.into_iter().map(Value::from).collect(),
+                &nos,
             )
             .await?;
-        existing.insert(channel, rows.into_iter().map(|(id, no)| (no, id)).collect());
+        for (i, id) in at.into_iter().zip(found) {
+            known[i] = id;
+        }
     }
-    let known = |o: &OrderRecord| {
-        existing
-            .get(o.channel.as_str())
-            .and_then(|m| m.get(o.order_no.as_str()))
-            .copied()
-    };
-    let fresh = orders.iter().filter(|o| known(o).is_none()).count();
+    let fresh = known.iter().filter(|k| k.is_none()).count();
     let mut next_id = if fresh > 0 {
         tx.reserve_ids("order", fresh as i64).await?
     } else {
         0
     };
-
-    let mut ids = Vec::with_capacity(orders.len());
-    for o in orders {
-        let id = match known(o) {
-            Some(id) => id,
-            None => {
-                next_id += 1;
-                next_id - 1
-            }
-        };
-        ids.push(id);
+    // Orders are stored, and new ones numbered, in (channel, order number) order: the table,
+    // its unique index and the lines then each grow at a few places per chunk rather than at
+    // one place per order (order numbers of one export interleave; docs/BENCHMARKS.md).
+    let mut in_key_order: Vec<usize> = (0..orders.len()).collect();
+    in_key_order.sort_unstable_by(|&a, &b| {
+        (orders[a].channel.as_str(), orders[a].order_no.as_str())
+            .cmp(&(orders[b].channel.as_str(), orders[b].order_no.as_str()))
+    });
+    let mut ids: Vec<i64> = known.iter().map(|k| k.unwrap_or_default()).collect();
+    for &i in &in_key_order {
+        if known[i].is_none() {
+            ids[i] = next_id;
+            next_id += 1;
+        }
     }
 
     // Validation guarantees every order names its buyer; one that does not is not stored.
-    let rows: Vec<usize> = (0..orders.len()).filter(|&i| owners[i].is_some()).collect();
-    let order_rows = rows.chunks(MAX_BINDS / ORDER_COLS).map(|batch| {
-        let mut q = sql(format!(
-            "INSERT INTO orders (id, tenant_id, channel, order_no, customer_id, status, ordered_at, paid_at, amount, \
-             refund_amount, item_count, store_id, guide_id, buyer_name, phone_hint, province, source, updated_at) VALUES {} \
-             ON CONFLICT (tenant_id, channel, order_no) DO UPDATE SET customer_id = excluded.customer_id, \
-             status = excluded.status, ordered_at = excluded.ordered_at, paid_at = excluded.paid_at, \
-             amount = excluded.amount, refund_amount = excluded.refund_amount, \
-             item_count = CASE WHEN excluded.item_count > 0 THEN excluded.item_count ELSE orders.item_count END, \
-             store_id = excluded.store_id, guide_id = excluded.guide_id, buyer_name = excluded.buyer_name, \
-             phone_hint = excluded.phone_hint, province = excluded.province, updated_at = excluded.updated_at",
-            values_placeholders(batch.len(), ORDER_COLS, 1)
-        ));
-        for &i in batch {
+    let rows: Vec<[Arg; 18]> = in_key_order
+        .iter()
+        .filter_map(|&i| {
             let o = &orders[i];
-            let customer = owners[i].unwrap_or_default();
-            q.push_arg(ids[i]);
-            q.push_arg(tenant_id);
-            q.push_arg(o.channel.as_str());
-            q.push_arg(o.order_no.as_str());
-            q.push_arg(customer);
-            q.push_arg(o.status.as_str());
-            q.push_arg(o.ordered_at);
-            q.push_arg(o.paid_at);
-            q.push_arg(o.amount);
-            q.push_arg(o.refund_amount);
-            q.push_arg(
-                o.lines
-                    .iter()
-                    .map(|l| l.quantity)
-                    .fold(0i64, i64::saturating_add),
-            );
-            q.push_arg(o.store_id.as_deref());
-            q.push_arg(o.guide_id.as_deref());
-            q.push_arg(o.buyer_name.as_deref());
-            q.push_arg(o.phone_hint.as_deref());
-            q.push_arg(o.province.as_deref());
-            q.push_arg(source);
-            q.push_arg(now);
-        }
-        q
-    });
-    tx.execute_each(order_rows).await?;
+            let customer = owners[i]?;
+            let item_count = o
+                .lines
+                .iter()
+                .map(|l| l.quantity)
+                .fold(0i64, i64::saturating_add);
+            Some([
+                ids[i].into(),
+                tenant_id.into(),
+                o.channel.as_str().into(),
+                o.order_no.as_str().into(),
+                customer.into(),
+                o.status.as_str().into(),
+                o.ordered_at.into(),
+                o.paid_at.into(),
+                o.amount.into(),
+                o.refund_amount.into(),
+                item_count.into(),
+                o.store_id.as_deref().into(),
+                o.guide_id.as_deref().into(),
+                o.buyer_name.as_deref().into(),
+                o.phone_hint.as_deref().into(),
+                o.province.as_deref().into(),
+                source.into(),
+                now.into(),
+            ])
+        })
+        .collect();
+    tx.insert_rows(
+        "INSERT INTO orders (id, tenant_id, channel, order_no, customer_id, status, ordered_at, paid_at, amount, \
+         refund_amount, item_count, store_id, guide_id, buyer_name, phone_hint, province, source, updated_at)",
+        "ON CONFLICT (tenant_id, channel, order_no) DO UPDATE SET customer_id = excluded.customer_id, \
+         status = excluded.status, ordered_at = excluded.ordered_at, paid_at = excluded.paid_at, \
+         amount = excluded.amount, refund_amount = excluded.refund_amount, \
+         item_count = CASE WHEN excluded.item_count > 0 THEN excluded.item_count ELSE orders.item_count END, \
+         store_id = excluded.store_id, guide_id = excluded.guide_id, buyer_name = excluded.buyer_name, \
+         phone_hint = excluded.phone_hint, province = excluded.province, updated_at = excluded.updated_at",
+        &rows,
+    )
+    .await?;
 
     // Lines: replaced on update when the record carries lines (a status push without lines keeps
     // the items it had).
     let updated_ids: Vec<i64> = orders
         .iter()
-        .filter(|o| !o.lines.is_empty())
-        .filter_map(known)
+        .zip(&known)
+        .filter(|(o, _)| !o.lines.is_empty())
+        .filter_map(|(_, k)| *k)
         .collect();
     tx.execute_in(
         "DELETE FROM order_lines WHERE tenant_id = $1 AND order_id",
@@ -263,29 +260,30 @@ pub async fn store_orders(
         updated_ids.into_iter().map(Value::from).collect(),
     )
     .await?;
-    let lines: Vec<(i64, usize, &OrderLine)> = orders
+    let lines: Vec<[Arg; 8]> = in_key_order
         .iter()
-        .zip(&ids)
-        .flat_map(|(o, id)| o.lines.iter().enumerate().map(move |(n, l)| (*id, n, l)))
+        .map(|&i| (&orders[i], &ids[i]))
+        .flat_map(|(o, id)| {
+            o.lines.iter().enumerate().map(move |(n, l)| {
+                [
+                    tenant_id.into(),
+                    (*id).into(),
+                    (n as i64).into(),
+                    l.sku.as_deref().into(),
+                    l.title.as_deref().into(),
+                    l.category.as_deref().into(),
+                    l.quantity.into(),
+                    l.price.into(),
+                ]
+            })
+        })
         .collect();
-    let line_rows = lines.chunks(MAX_BINDS / 8).map(|batch| {
-        let mut q = sql(format!(
-            "INSERT INTO order_lines (tenant_id, order_id, line_no, sku, title, category, quantity, price) VALUES {}",
-            values_placeholders(batch.len(), 8, 1)
-        ));
-        for (id, n, l) in batch {
-            q.push_arg(tenant_id);
-            q.push_arg(*id);
-            q.push_arg(*n as i64);
-            q.push_arg(l.sku.as_deref());
-            q.push_arg(l.title.as_deref());
-            q.push_arg(l.category.as_deref());
-            q.push_arg(l.quantity);
-            q.push_arg(l.price);
-        }
-        q
-    });
-    tx.execute_each(line_rows).await?;
+    tx.insert_rows(
+        "INSERT INTO order_lines (tenant_id, order_id, line_no, sku, title, category, quantity, price)",
+        "",
+        &lines,
+    )
+    .await?;
     tx.commit().await?;
     Ok(StoreOutcome {
         imported: fresh as u64,

@@ -19,6 +19,13 @@ use sqlx::{AssertSqlSafe, FromRow, Postgres, SqlSafeStr, SqlStr, Sqlite, Transac
 pub enum DbError {
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
+    /// An error SQLite reported for a statement run on its handle (`platform::rows`).
+    #[error("database error: {message} (SQLite code {code}) in: {statement}")]
+    Sqlite {
+        code: i32,
+        message: String,
+        statement: String,
+    },
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
     #[error("migration {version} ({name}) failed: {source}")]
@@ -397,7 +404,7 @@ fn sqlite_text(text: &str) -> SqlStr {
 /// One pass over `text` copying the runs between placeholders: `$N` becomes `?` (`None` as
 /// soon as a number is out of sequence) or, when `numbered`, `?N`. Quotes and `$` are ASCII, so
 /// walking bytes never splits a character.
-fn rewrite_placeholders(text: &str, numbered: bool) -> Option<String> {
+pub(crate) fn rewrite_placeholders(text: &str, numbered: bool) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut expected = 1u64;

@@ -77,6 +77,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0012_orders_without_order_no_index.sql"),
         include_str!("../../migrations/postgres/0012_orders_without_order_no_index.sql"),
     ),
+    (
+        13,
+        "orders without the channel and customer index",
+        include_str!("../../migrations/sqlite/0013_orders_without_channel_customer_index.sql"),
+        include_str!("../../migrations/postgres/0013_orders_without_channel_customer_index.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied, each in its own transaction. Returns how many ran.

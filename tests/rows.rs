@@ -1,0 +1,227 @@
+//! Bulk rows and key lookups (`platform::rows`): SQLite steps one statement per row on its own
+//! handle, PostgreSQL sends multi-row statements; both must store and find the same rows, and
+//! fail the same way.
+
+mod common;
+
+use siyu::platform::db::{Db, sql};
+use siyu::platform::rows::Arg;
+
+use common::{TestDb, backends};
+
+/// More identities than one PostgreSQL statement carries (32,000 binds / 6 columns), with the
+/// texts a binding could get wrong: empty, non-ASCII, quotes and placeholders inside, and NULL.
+fn identity_keys() -> Vec<String> {
+    let mut keys: Vec<String> = (0..12_000).map(|n| format!("tmall:买家{n:05}")).collect();
+    keys.push(String::new());
+    keys.push("email:o'brien?$1@example.com".into());
+    keys
+}
+
+async fn store_identities(db: &Db, tenant: i64, keys: &[String]) -> u64 {
+    let mut tx = db.begin().await.expect("begin");
+    let rows: Vec<[Arg; 6]> = keys
+        .iter()
+        .enumerate()
+        .map(|(n, k)| {
+            let value: Option<&str> = if n % 2 == 0 { Some("v1:secret") } else { None };
+            [
+                tenant.into(),
+                k.as_str().into(),
+                "tmall".into(),
+                (n as i64 + 1).into(),
+                value.into(),
+                7i64.into(),
+            ]
+        })
+        .collect();
+    let written = tx
+        .insert_rows(
+            "INSERT INTO identities (tenant_id, ikey, kind, customer_id, value_enc, first_seen)",
+            "",
+            &rows,
+        )
+        .await
+        .expect("insert identities");
+    tx.commit().await.expect("commit");
+    written
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_are_stored_and_found_by_key_alike_on_every_backend() {
+    for backend in backends() {
+        let t = TestDb::new(backend).await;
+        let keys = identity_keys();
+        assert_eq!(
+            store_identities(&t.db, 1, &keys).await,
+            keys.len() as u64,
+            "{backend:?}"
+        );
+        // Another tenant's rows are not found.
+        store_identities(&t.db, 2, &keys[..10]).await;
+
+        let (count, nulls): (i64, i64) = t
+            .db
+            .fetch_one(
+                &sql("SELECT COUNT(*), COUNT(*) - COUNT(value_enc) FROM identities WHERE tenant_id = $1")
+                    .bind(1i64),
+            )
+            .await
+            .expect("count");
+        assert_eq!((count, nulls), (keys.len() as i64, keys.len() as i64 / 2));
+        let (stored,): (String,) =
+            t.db.fetch_one(
+                &sql("SELECT ikey FROM identities WHERE tenant_id = 1 AND customer_id = $1")
+                    .bind(keys.len() as i64),
+            )
+            .await
+            .expect("the key with quotes");
+        assert_eq!(stored, "email:o'brien?$1@example.com", "{backend:?}");
+
+        // Lookups: present, missing, repeated, in any order.
+        let wanted: Vec<&str> = vec![
+            "tmall:买家00042",
+            "tmall:nobody",
+            "",
+            "tmall:买家00042",
+            "email:o'brien?$1@example.com",
+            "tmall:买家11999",
+        ];
+        let mut tx = t.db.begin().await.expect("begin");
+        let found = tx
+            .find_ids(
+                "SELECT customer_id, ikey FROM identities WHERE tenant_id = $1 AND ikey",
+                &[Arg::from(1i64)],
+                &wanted,
+            )
+            .await
+            .expect("find");
+        assert_eq!(
+            found,
+            vec![
+                Some(43),
+                None,
+                Some(12_001),
+                Some(43),
+                Some(12_002),
+                Some(12_000)
+            ],
+            "{backend:?}"
+        );
+        assert_eq!(
+            tx.find_ids(
+                "SELECT customer_id, ikey FROM identities WHERE tenant_id = $1 AND ikey",
+                &[Arg::from(3i64)],
+                &wanted,
+            )
+            .await
+            .expect("find in a tenant without rows"),
+            vec![None; wanted.len()]
+        );
+        assert!(
+            tx.find_ids(
+                "SELECT customer_id, ikey FROM identities WHERE tenant_id = $1 AND ikey",
+                &[Arg::from(1i64)],
+                &[]
+            )
+            .await
+            .expect("no keys")
+            .is_empty()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tail_updates_rows_that_exist_and_counts_them() {
+    for backend in backends() {
+        let t = TestDb::new(backend).await;
+        let upsert =
+            "ON CONFLICT (tenant_id, ikey) DO UPDATE SET customer_id = excluded.customer_id";
+        let head =
+            "INSERT INTO identities (tenant_id, ikey, kind, customer_id, value_enc, first_seen)";
+        let row = |key: &'static str, customer: i64| -> [Arg<'static>; 6] {
+            [
+                1i64.into(),
+                key.into(),
+                "tmall".into(),
+                customer.into(),
+                Arg::Text(None),
+                1i64.into(),
+            ]
+        };
+        let mut tx = t.db.begin().await.expect("begin");
+        assert_eq!(
+            tx.insert_rows(head, upsert, &[row("tmall:a", 1), row("tmall:b", 2)])
+                .await
+                .expect("first"),
+            2
+        );
+        assert_eq!(
+            tx.insert_rows(head, upsert, &[row("tmall:b", 5), row("tmall:c", 6)])
+                .await
+                .expect("second"),
+            2,
+            "{backend:?}: one updated, one inserted"
+        );
+        tx.commit().await.expect("commit");
+        let rows: Vec<(String, i64)> =
+            t.db.fetch_all(&sql(
+                "SELECT ikey, customer_id FROM identities ORDER BY ikey",
+            ))
+            .await
+            .expect("rows");
+        assert_eq!(
+            rows,
+            vec![
+                ("tmall:a".to_owned(), 1),
+                ("tmall:b".to_owned(), 5),
+                ("tmall:c".to_owned(), 6)
+            ],
+            "{backend:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_that_breaks_a_constraint_fails_the_statement_and_keeps_nothing_of_the_transaction() {
+    for backend in backends() {
+        let t = TestDb::new(backend).await;
+        store_identities(&t.db, 1, &["tmall:kept".to_owned()]).await;
+        let mut tx = t.db.begin().await.expect("begin");
+        let row = |key: &'static str| -> [Arg<'static>; 6] {
+            [
+                1i64.into(),
+                key.into(),
+                "tmall".into(),
+                9i64.into(),
+                Arg::Text(None),
+                1i64.into(),
+            ]
+        };
+        let err = tx
+            .insert_rows(
+                "INSERT INTO identities (tenant_id, ikey, kind, customer_id, value_enc, first_seen)",
+                "",
+                &[row("tmall:new"), row("tmall:kept")],
+            )
+            .await
+            .expect_err("a second row for one key");
+        let msg = err.to_string().to_lowercase();
+        assert!(
+            msg.contains("unique") || msg.contains("duplicate key"),
+            "{backend:?}: the reason is named: {msg}"
+        );
+        if backend == common::Backend::Sqlite {
+            assert!(
+                msg.contains("insert into identities"),
+                "the statement is named: {msg}"
+            );
+        }
+        drop(tx);
+        let keys: Vec<(String,)> =
+            t.db.fetch_all(&sql("SELECT ikey FROM identities ORDER BY ikey"))
+                .await
+                .expect("rows");
+        assert_eq!(keys, vec![("tmall:kept".to_owned(),)], "{backend:?}");
+    }
+}
