@@ -16,7 +16,8 @@ use crate::engage::policy::Purpose;
 use crate::know::phone::Phone;
 use crate::know::segments::{self, SegmentError};
 use crate::platform::crypto::FieldCipher;
-use crate::platform::db::{Db, DbError, MAX_BINDS, Reader, Value, sql, values_placeholders};
+use crate::platform::db::{Db, DbError, Reader, Value, sql};
+use crate::platform::rows::Arg;
 
 /// The variant name of the hold-out group, which is sent nothing.
 pub const CONTROL: &str = "control";
@@ -754,21 +755,24 @@ async fn write_chunk(
     let mut tx = db.begin().await?;
     links::insert_in(&mut tx, tenant, &p.links, p.codes, now).await?;
     outbox::enqueue_in(&mut tx, &p.messages, now).await?;
-    tx.execute_each(p.recipients.chunks(MAX_BINDS / 5).map(|part| {
-        let mut q = sql(format!(
-            "INSERT INTO campaign_recipients (tenant_id, campaign_id, customer_id, variant, outcome) VALUES {} \
-             ON CONFLICT (tenant_id, campaign_id, customer_id) DO NOTHING",
-            values_placeholders(part.len(), 5, 1)
-        ));
-        for (cust, variant, outcome) in part {
-            q.push_arg(tenant);
-            q.push_arg(id);
-            q.push_arg(*cust);
-            q.push_arg(variant.as_str());
-            q.push_arg(*outcome);
-        }
-        q
-    }))
+    let rows: Vec<[Arg; 5]> = p
+        .recipients
+        .iter()
+        .map(|(cust, variant, outcome)| {
+            [
+                tenant.into(),
+                id.into(),
+                (*cust).into(),
+                variant.as_str().into(),
+                (*outcome).into(),
+            ]
+        })
+        .collect();
+    tx.insert_rows(
+        "INSERT INTO campaign_recipients (tenant_id, campaign_id, customer_id, variant, outcome)",
+        "ON CONFLICT (tenant_id, campaign_id, customer_id) DO NOTHING",
+        &rows,
+    )
     .await?;
     tx.commit().await?;
     Ok(())

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use super::codes;
 use crate::platform::db::{Db, DbError, MAX_BINDS, Reader, Tx, sql, values_placeholders};
+use crate::platform::rows::Arg;
 
 /// What a redirect needs to know about a link.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -110,7 +111,6 @@ pub async fn insert_in(
         check_target(&l.target)?;
         check_channel(&l.channel)?;
     }
-    const COLS: usize = 10;
     let first = tx.reserve_ids("link", links.len() as i64).await?;
     let mut out = Vec::with_capacity(links.len());
     for ((i, l), code) in links.iter().enumerate().zip(codes) {
@@ -127,25 +127,28 @@ pub async fn insert_in(
             created_at: now,
         });
     }
-    tx.execute_each(out.chunks(MAX_BINDS / COLS).map(|chunk| {
-        let mut q = sql(format!(
-            "INSERT INTO links (id, tenant_id, code, target, channel, campaign_id, batch_id, variant, customer_id, created_at) VALUES {}",
-            values_placeholders(chunk.len(), COLS, 1)
-        ));
-        for l in chunk {
-            q.push_arg(l.id);
-            q.push_arg(l.tenant_id);
-            q.push_arg(l.code.as_str());
-            q.push_arg(l.target.as_str());
-            q.push_arg(l.channel.as_str());
-            q.push_arg(l.campaign_id);
-            q.push_arg(l.batch_id);
-            q.push_arg(l.variant.as_deref());
-            q.push_arg(l.customer_id);
-            q.push_arg(l.created_at);
-        }
-        q
-    }))
+    let rows: Vec<[Arg; 10]> = out
+        .iter()
+        .map(|l| {
+            [
+                l.id.into(),
+                l.tenant_id.into(),
+                l.code.as_str().into(),
+                l.target.as_str().into(),
+                l.channel.as_str().into(),
+                l.campaign_id.into(),
+                l.batch_id.into(),
+                l.variant.as_deref().into(),
+                l.customer_id.into(),
+                l.created_at.into(),
+            ]
+        })
+        .collect();
+    tx.insert_rows(
+        "INSERT INTO links (id, tenant_id, code, target, channel, campaign_id, batch_id, variant, customer_id, created_at)",
+        "",
+        &rows,
+    )
     .await?;
     Ok(out)
 }

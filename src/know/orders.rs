@@ -188,7 +188,9 @@ pub async fn store_orders(
     // its unique index and the lines then each grow at a few places per chunk rather than at
     // one place per order (order numbers of one export interleave; docs/BENCHMARKS.md).
     let mut in_key_order: Vec<usize> = (0..orders.len()).collect();
-    in_key_order.sort_unstable_by(|&a, &b| {
+    // Stable, though keys are unique here (`dedupe_orders`): were one repeated, the later record
+    // would still be written last and win, as it would in a re-import.
+    in_key_order.sort_by(|&a, &b| {
         (orders[a].channel.as_str(), orders[a].order_no.as_str())
             .cmp(&(orders[b].channel.as_str(), orders[b].order_no.as_str()))
     });

@@ -6,9 +6,12 @@
 //! SQLite no longer parses and plans a statement of tens of thousands of placeholders for every
 //! batch, nor copies every text value twice (into sqlx's arguments, then into SQLite), nor keeps
 //! a statement journal: a statement that writes several rows and may fail on a constraint makes
-//! SQLite copy every page it touches first, so as to undo just that statement, though a
-//! failure here rolls the whole transaction back (docs/BENCHMARKS.md). On PostgreSQL, where a
-//! round trip per row would be the dear part, the rows go in multi-row statements as before.
+//! SQLite copy every page it touches first, so as to undo just that statement (docs/BENCHMARKS.md).
+//! On PostgreSQL, where a round trip per row would be the dear part, the rows go in multi-row
+//! statements as before.
+//!
+//! After an error the transaction must be dropped (rolled back), as every caller does with `?`:
+//! on SQLite the rows before the failing one were written in it.
 
 use std::ffi::{CStr, c_int};
 use std::ptr::NonNull;
@@ -87,7 +90,7 @@ impl Tx {
                         for (i, a) in row.iter().enumerate() {
                             stmt.bind(i + 1, *a)?;
                         }
-                        stmt.step()?;
+                        while stmt.step()? {}
                         written += stmt.changes();
                         stmt.reset();
                     }
@@ -100,6 +103,57 @@ impl Tx {
                         "{head} VALUES {} {tail}",
                         values_placeholders(batch.len(), N, 1)
                     ));
+                    for row in batch {
+                        for a in row {
+                            q.push_arg(*a);
+                        }
+                    }
+                    q
+                });
+                self.execute_each(stmts).await
+            }
+        }
+    }
+
+    /// Runs `each`, a statement over one row's values `$1…$N` (an `UPDATE … WHERE id = $1`),
+    /// once per row on SQLite. On PostgreSQL `batched` gives the statement for a batch of rows
+    /// from their `($1,…,$N),(…)` list, which it joins as `(VALUES …) AS v` (columns `column1`…).
+    /// Returns the rows changed.
+    pub async fn execute_rows<'a, const N: usize>(
+        &mut self,
+        each: &str,
+        batched: impl Fn(&str) -> String,
+        rows: &[[Arg<'a>; N]],
+    ) -> DbResult<u64> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        match self {
+            Tx::Sqlite(t, _) => {
+                // `$k` become `?` when in order 1, 2, 3 …, else `?k`: either way the k-th value
+                // binds at k.
+                let text = rewrite_placeholders(each, false)
+                    .or_else(|| rewrite_placeholders(each, true))
+                    .unwrap_or_else(|| each.to_owned());
+                let mut handle = t.lock_handle().await?;
+                let db = handle.as_raw_handle();
+                blocking(|| {
+                    let mut stmt = Statement::prepare(db, &text)?;
+                    let mut changed = 0u64;
+                    for row in rows {
+                        for (i, a) in row.iter().enumerate() {
+                            stmt.bind(i + 1, *a)?;
+                        }
+                        while stmt.step()? {}
+                        changed += stmt.changes();
+                        stmt.reset();
+                    }
+                    Ok(changed)
+                })
+            }
+            Tx::Postgres(_) => {
+                let stmts = rows.chunks(rows_per_statement(N)).map(|batch| {
+                    let mut q = sql(batched(&values_placeholders(batch.len(), N, 1)));
                     for row in batch {
                         for a in row {
                             q.push_arg(*a);
@@ -214,6 +268,11 @@ impl<'h> Statement<'h> {
                 text,
                 _borrows: std::marker::PhantomData,
             }),
+            None if rc == ffi::SQLITE_OK => Err(DbError::Sqlite {
+                code: ffi::SQLITE_MISUSE,
+                message: "no statement in the text".into(),
+                statement: head_of(text),
+            }),
             _ => Err(error_of(db, rc, text)),
         }
     }
@@ -227,10 +286,15 @@ impl<'h> Statement<'h> {
         let rc = unsafe {
             match a {
                 Arg::Int(Some(v)) => ffi::sqlite3_bind_int64(p, at, v),
+                // An empty string's pointer dangles (it is never read); SQLite gets a real one.
                 Arg::Text(Some(s)) => ffi::sqlite3_bind_text64(
                     p,
                     at,
-                    s.as_ptr().cast(),
+                    if s.is_empty() {
+                        c"".as_ptr()
+                    } else {
+                        s.as_ptr().cast()
+                    },
                     s.len() as u64,
                     ffi::SQLITE_STATIC(),
                     ffi::SQLITE_UTF8 as u8,
