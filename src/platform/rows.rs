@@ -77,42 +77,14 @@ impl Tx {
         tail: &str,
         rows: &[[Arg<'a>; N]],
     ) -> DbResult<u64> {
-        match self {
-            Tx::Sqlite(t, _) => {
-                let marks = vec!["?"; N].join(",");
-                let text = format!("{head} VALUES ({marks}) {tail}");
-                let mut handle = t.lock_handle().await?;
-                let db = handle.as_raw_handle();
-                blocking(|| {
-                    let mut stmt = Statement::prepare(db, &text)?;
-                    let mut written = 0u64;
-                    for row in rows {
-                        for (i, a) in row.iter().enumerate() {
-                            stmt.bind(i + 1, *a)?;
-                        }
-                        while stmt.step()? {}
-                        written += stmt.changes();
-                        stmt.reset();
-                    }
-                    Ok(written)
-                })
-            }
-            Tx::Postgres(_) => {
-                let stmts = rows.chunks(rows_per_statement(N)).map(|batch| {
-                    let mut q = sql(format!(
-                        "{head} VALUES {} {tail}",
-                        values_placeholders(batch.len(), N, 1)
-                    ));
-                    for row in batch {
-                        for a in row {
-                            q.push_arg(*a);
-                        }
-                    }
-                    q
-                });
-                self.execute_each(stmts).await
-            }
-        }
+        let marks: Vec<String> = (1..=N).map(|k| format!("${k}")).collect();
+        let each = format!("{head} VALUES ({}) {tail}", marks.join(","));
+        self.execute_rows(
+            &each,
+            |values| format!("{head} VALUES {values} {tail}"),
+            rows,
+        )
+        .await
     }
 
     /// Runs `each`, a statement over one row's values `$1…$N` (an `UPDATE … WHERE id = $1`),
