@@ -525,7 +525,7 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<()> {
     redirects(a, &cipher).await?;
     println!();
     println!(
-        "| outbox: a campaign to {} customers, each message with its own tracking link | backend | messages | launch alone s (render, check, link, enqueue) | launched/s | dispatch alone s (policy, log provider, record) | dispatched/s | in stages, end to end/s | CPU s: process / SQLite threads | launch and dispatch together s | **together, end to end/s** | CPU s: process / SQLite threads |",
+        "| outbox: a campaign to {} customers, each message with its own tracking link | backend | messages | launch alone s (render, check, link, enqueue) | launched/s | dispatch alone s (policy, log provider, record) | dispatched/s | in stages, end to end/s | CPU s: process / sqlx's SQLite threads | launch and dispatch together s | **together, end to end/s** | CPU s: process / sqlx's SQLite threads |",
         a.messages
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");

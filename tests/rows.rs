@@ -108,6 +108,18 @@ async fn rows_are_stored_and_found_by_key_alike_on_every_backend() {
             ],
             "{backend:?}"
         );
+        // Placeholders out of order bind by number, not by where they stand.
+        assert_eq!(
+            tx.find_ids(
+                "SELECT customer_id, ikey FROM identities WHERE kind = $2 AND tenant_id = $1 AND ikey",
+                &[Arg::from(1i64), Arg::from("tmall")],
+                &["tmall:买家00042", "tmall:nobody"],
+            )
+            .await
+            .expect("find with reordered placeholders"),
+            vec![Some(43), None],
+            "{backend:?}"
+        );
         assert_eq!(
             tx.find_ids(
                 "SELECT customer_id, ikey FROM identities WHERE tenant_id = $1 AND ikey",

@@ -83,8 +83,8 @@ pub fn content_hash(content: &str) -> String {
     hex::encode(&Sha256::digest(content.as_bytes())[..16])
 }
 
-/// Writes messages to the outbox in as few statements as the bind limit allows; returns how
-/// many were new (the rest were already there under their dedupe key).
+/// Writes messages to the outbox (`Tx::insert_rows`); returns how many were new (the rest were
+/// already there under their dedupe key).
 pub async fn enqueue(db: &Db, msgs: &[NewMessage], now: i64) -> Result<u64, DbError> {
     let mut tx = db.begin().await?;
     let n = enqueue_in(&mut tx, msgs, now).await?;

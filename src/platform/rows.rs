@@ -102,11 +102,7 @@ impl Tx {
         }
         match self {
             Tx::Sqlite(t, _) => {
-                // `$k` become `?` when in order 1, 2, 3 …, else `?k`: either way the k-th value
-                // binds at k.
-                let text = rewrite_placeholders(each, false)
-                    .or_else(|| rewrite_placeholders(each, true))
-                    .unwrap_or_else(|| each.to_owned());
+                let text = sqlite_text(each);
                 let mut handle = t.lock_handle().await?;
                 let db = handle.as_raw_handle();
                 blocking(|| {
@@ -153,8 +149,7 @@ impl Tx {
         }
         match self {
             Tx::Sqlite(t, _) => {
-                let numbered = format!("{head} = ${}", fixed.len() + 1);
-                let text = rewrite_placeholders(&numbered, false).unwrap_or(numbered);
+                let text = sqlite_text(&format!("{head} = ${}", fixed.len() + 1));
                 // In key order, so that probes walk the index forwards over pages just read.
                 let mut order: Vec<usize> = (0..keys.len()).collect();
                 order.sort_unstable_by_key(|&i| keys[i]);
@@ -193,6 +188,14 @@ impl Tx {
             }
         }
     }
+}
+
+/// SQLite's spelling of a statement: `$k` become `?` when they appear in order 1, 2, 3 …, else
+/// `?k`; either way the k-th value binds at k.
+fn sqlite_text(text: &str) -> String {
+    rewrite_placeholders(text, false)
+        .or_else(|| rewrite_placeholders(text, true))
+        .unwrap_or_else(|| text.to_owned())
 }
 
 /// Runs SQLite work on this thread, letting a multi-threaded runtime move its other tasks to
