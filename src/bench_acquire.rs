@@ -445,26 +445,12 @@ async fn outbox_overlapped(
         cipher.clone(),
         Arc::new(LogProvider::new(s.db.clone())),
     );
-    let launch_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let wake = Arc::new(tokio::sync::Notify::new());
+    // The dispatcher as the server runs it: woken, and handed each chunk, as the launch
+    // commits it.
+    ob.spawn(std::time::Duration::from_millis(100));
+    let mut totals = ob.totals();
     let (cpu0, sqlite0) = crate::bench::cpu_seconds();
     let started = Instant::now();
-    let dispatcher = {
-        let (ob, launch_done, wake) = (ob.clone(), launch_done.clone(), wake.clone());
-        tokio::spawn(async move {
-            let mut total = siyu::engage::outbox::DispatchReport::default();
-            loop {
-                // Read before draining: a drain that starts after the launch ended sees all.
-                let last = launch_done.load(Ordering::SeqCst);
-                total.add(ob.drain(now).await?);
-                if last {
-                    return anyhow::Ok(total);
-                }
-                wake.notified().await;
-            }
-        })
-    };
-    let woken = wake.clone();
     let launched = campaigns::launch_then(
         &s.db,
         cipher,
@@ -472,14 +458,18 @@ async fn outbox_overlapped(
         tenant,
         campaign,
         now,
-        &move || woken.notify_one(),
+        Some(&ob),
     )
-    .await;
-    // Also when the launch failed, so that the dispatcher ends.
-    launch_done.store(true, Ordering::SeqCst);
-    wake.notify_one();
-    let launched = launched?;
-    let r = dispatcher.await??;
+    .await?;
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(600),
+        totals.wait_for(|t| t.sent + t.failed + t.suppressed >= launched.queued),
+    )
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!("{backend}: the dispatcher did not send the launch in 10 minutes")
+    })??
+    .to_owned();
     let secs = started.elapsed().as_secs_f64();
     let (cpu1, sqlite1) = crate::bench::cpu_seconds();
     every_message_logged_once(&s, backend, launched.queued, r.sent).await?;

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::codes;
 use super::links::{self, NewLink};
-use crate::engage::outbox::{self, Address, NewMessage};
+use crate::engage::outbox::{self, Address, Leased, NewMessage, Outbox};
 use crate::engage::policy::Purpose;
 use crate::know::phone::Phone;
 use crate::know::segments::{self, SegmentError};
@@ -22,7 +22,7 @@ use crate::platform::rows::Arg;
 /// The variant name of the hold-out group, which is sent nothing.
 pub const CONTROL: &str = "control";
 /// Customers handled per transaction when launching.
-const LAUNCH_CHUNK: usize = 2_000;
+const LAUNCH_CHUNK: usize = 5_000;
 /// Words China's advertising law forbids in ads (absolute claims, medical claims); a tenant adds
 /// its own per campaign.
 pub const FORBIDDEN_WORDS: &[&str] = &[
@@ -473,11 +473,13 @@ pub async fn launch(
     id: i64,
     now: i64,
 ) -> Result<LaunchReport, CampaignError> {
-    launch_then(db, cipher, public_url, tenant, id, now, &|| {}).await
+    launch_then(db, cipher, public_url, tenant, id, now, None).await
 }
 
-/// [`launch`], calling `queued` after each chunk of messages is committed to the outbox, so the
-/// dispatcher can start sending the first chunk while the rest is still being written.
+/// [`launch`] beside this process's dispatcher, which starts sending the first chunk while the
+/// rest is still being written. A campaign due now has each chunk written leased to the
+/// dispatcher and handed to it as it commits ([`Outbox::room_for`]), so the dispatcher does not
+/// claim it again; otherwise the dispatcher is woken to claim what was queued.
 pub async fn launch_then(
     db: &Db,
     cipher: &FieldCipher,
@@ -485,7 +487,7 @@ pub async fn launch_then(
     tenant: i64,
     id: i64,
     now: i64,
-    queued: &(dyn Fn() + Send + Sync),
+    outbox: Option<&Outbox>,
 ) -> Result<LaunchReport, CampaignError> {
     let c = get(db, tenant, id).await?;
     if c.status == "launched" {
@@ -571,8 +573,17 @@ pub async fn launch_then(
         // The dispatcher is woken as soon as this chunk is committed, not after the next is
         // prepared.
         let write = async {
-            write_chunk(db, tenant, id, prepared, now).await?;
-            queued();
+            let room = match outbox {
+                Some(o) if c.scheduled_at <= now => o.room_for(prepared.messages.len()).await,
+                _ => None,
+            };
+            let leased = write_chunk(db, tenant, id, prepared, now, room.is_some()).await?;
+            if let Some(o) = outbox {
+                match (room, leased) {
+                    (Some(room), Some(leased)) => o.hand_over(room, leased),
+                    _ => o.notify(),
+                }
+            }
             Ok::<_, CampaignError>(())
         };
         let prepare = async {
@@ -725,7 +736,9 @@ impl LaunchPlan<'_> {
                 address,
                 content,
                 template_code: c.template_code.clone(),
+                // A template's one variable is the link; text sent as written needs none.
                 template_params: first_link
+                    .filter(|_| c.template_code.is_some())
                     .map(|l| vec![("link".to_string(), l)])
                     .unwrap_or_default(),
                 dedupe_key: format!("campaign:{}:{cust}", c.id),
@@ -744,17 +757,24 @@ impl LaunchPlan<'_> {
 }
 
 /// Writes one prepared chunk of a launch in one transaction: each customer's outcome, and for
-/// those queued their tracking links and message.
+/// those queued their tracking links and message, written `leased` to this process's
+/// dispatcher when it has room for them (then returned, to hand over).
 async fn write_chunk(
     db: &Db,
     tenant: i64,
     id: i64,
     p: PreparedChunk,
     now: i64,
-) -> Result<(), CampaignError> {
+    leased: bool,
+) -> Result<Option<Leased>, CampaignError> {
     let mut tx = db.begin().await?;
     links::insert_in(&mut tx, tenant, &p.links, p.codes, now).await?;
-    outbox::enqueue_in(&mut tx, &p.messages, now).await?;
+    let handed = if leased {
+        outbox::enqueue_leased_in(&mut tx, p.messages, now).await?
+    } else {
+        outbox::enqueue_in(&mut tx, &p.messages, now).await?;
+        None
+    };
     let rows: Vec<[Arg; 5]> = p
         .recipients
         .iter()
@@ -775,7 +795,7 @@ async fn write_chunk(
     )
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(handed)
 }
 
 /// The launch's outcome counts, from the recipients recorded.

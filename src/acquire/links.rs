@@ -107,9 +107,14 @@ pub async fn insert_in(
     if links.is_empty() {
         return Ok(Vec::new());
     }
+    // A launch's links share a few targets: each is checked once, not once per recipient.
+    let mut checked: Option<&NewLink> = None;
     for l in links {
-        check_target(&l.target)?;
-        check_channel(&l.channel)?;
+        if checked.is_none_or(|c| c.target != l.target || c.channel != l.channel) {
+            check_target(&l.target)?;
+            check_channel(&l.channel)?;
+            checked = Some(l);
+        }
     }
     let first = tx.reserve_ids("link", links.len() as i64).await?;
     let mut out = Vec::with_capacity(links.len());

@@ -102,15 +102,96 @@ pub async fn enqueue_in(
         return Ok(0);
     }
     let first = tx.reserve_ids("outbox", msgs.len() as i64).await?;
-    let hashes: Vec<String> = msgs.iter().map(|m| content_hash(&m.content)).collect();
-    let params: Vec<Option<String>> = msgs
-        .iter()
-        .map(|m| {
-            (!m.template_params.is_empty())
-                .then(|| serde_json::to_string(&m.template_params).unwrap_or_else(|_| "[]".into()))
+    let derived = Derived::of(msgs);
+    insert_messages(tx, first, msgs, &derived, now, None).await
+}
+
+/// [`enqueue_in`] for messages this process's dispatcher will send at once: they are written
+/// already leased to it (as its claim would leave them), and come back ready to hand over
+/// ([`Outbox::hand_over`]), so the dispatcher neither looks them up nor moves them again before
+/// sending. When any of them was already in the outbox (a dedupe key seen before), those
+/// written are queued instead, for the dispatcher to claim as usual, and `None` comes back.
+pub async fn enqueue_leased_in(
+    tx: &mut crate::platform::db::Tx,
+    msgs: Vec<NewMessage>,
+    now: i64,
+) -> Result<Option<Leased>, DbError> {
+    if msgs.is_empty() {
+        return Ok(None);
+    }
+    let first = tx.reserve_ids("outbox", msgs.len() as i64).await?;
+    let derived = Derived::of(&msgs);
+    let written = insert_messages(tx, first, &msgs, &derived, now, Some(now + LEASE_MS)).await?;
+    if written != msgs.len() as u64 {
+        tx.execute(
+            &sql(
+                "UPDATE outbox SET status = 'queued', attempts = 0, lease_until = NULL \
+                 WHERE id >= $1 AND id < $2 AND status = 'sending'",
+            )
+            .bind(first)
+            .bind(first + msgs.len() as i64),
+        )
+        .await?;
+        return Ok(None);
+    }
+    let rows = msgs
+        .into_iter()
+        .zip(derived.hashes.into_iter().zip(derived.params))
+        .enumerate()
+        .map(|(i, (m, (content_hash, template_params)))| Claimed {
+            id: first + i as i64,
+            tenant_id: m.tenant_id,
+            purpose: m.purpose.as_str().to_owned(),
+            customer_id: m.customer_id,
+            content_hash,
+            address_hash: m.address.hash,
+            address_enc: m.address.enc,
+            content: m.content,
+            template_code: m.template_code,
+            template_params,
+            attempts: 1,
         })
         .collect();
-    let rows: Vec<[Arg; 18]> = msgs
+    Ok(Some(Leased(rows)))
+}
+
+/// What a message's row stores beside its own fields: its content's hash and its template
+/// parameters as JSON.
+struct Derived {
+    hashes: Vec<String>,
+    params: Vec<Option<String>>,
+}
+
+impl Derived {
+    fn of(msgs: &[NewMessage]) -> Derived {
+        Derived {
+            hashes: msgs.iter().map(|m| content_hash(&m.content)).collect(),
+            params: msgs
+                .iter()
+                .map(|m| {
+                    (!m.template_params.is_empty()).then(|| {
+                        serde_json::to_string(&m.template_params).unwrap_or_else(|_| "[]".into())
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Writes `msgs` under ids `first..`: queued, or leased until `lease_until` (attempt 1).
+async fn insert_messages(
+    tx: &mut crate::platform::db::Tx,
+    first: i64,
+    msgs: &[NewMessage],
+    derived: &Derived,
+    now: i64,
+    lease_until: Option<i64>,
+) -> Result<u64, DbError> {
+    let (status, attempts) = match lease_until {
+        Some(_) => ("sending", 1i64),
+        None => ("queued", 0),
+    };
+    let rows: Vec<[Arg; 20]> = msgs
         .iter()
         .enumerate()
         .map(|(i, m)| {
@@ -123,15 +204,17 @@ pub async fn enqueue_in(
                 m.address.hash.as_str().into(),
                 m.address.enc.as_str().into(),
                 m.content.as_str().into(),
-                hashes[i].as_str().into(),
+                derived.hashes[i].as_str().into(),
                 m.template_code.as_deref().into(),
-                params[i].as_deref().into(),
+                derived.params[i].as_deref().into(),
                 billable_parts(&m.content).into(),
                 m.dedupe_key.as_str().into(),
                 m.campaign_id.into(),
                 m.variant.as_deref().into(),
                 m.not_before.into(),
-                "queued".into(),
+                status.into(),
+                attempts.into(),
+                lease_until.into(),
                 now.into(),
             ]
         })
@@ -140,7 +223,7 @@ pub async fn enqueue_in(
         .insert_rows(
             "INSERT INTO outbox (id, tenant_id, channel, purpose, customer_id, address_hash, address_enc, content, \
              content_hash, template_code, template_params, parts, dedupe_key, campaign_id, variant, not_before, \
-             status, created_at)",
+             status, attempts, lease_until, created_at)",
             "ON CONFLICT (tenant_id, dedupe_key) DO NOTHING",
             &rows,
         )
@@ -159,6 +242,8 @@ pub struct DispatchReport {
     pub failed: u64,
     /// Interrupted sends reclaimed from a dispatcher that died.
     pub reclaimed: u64,
+    /// Of those claimed, handed over by a launch as it wrote them ([`Outbox::hand_over`]).
+    pub handed: u64,
 }
 
 impl DispatchReport {
@@ -170,8 +255,30 @@ impl DispatchReport {
         self.retried += o.retried;
         self.failed += o.failed;
         self.reclaimed += o.reclaimed;
+        self.handed += o.handed;
     }
 }
+
+/// Messages written already leased to this process's dispatcher ([`enqueue_leased_in`]), to be
+/// handed over to it ([`Outbox::hand_over`]).
+#[derive(Debug)]
+pub struct Leased(Vec<Claimed>);
+
+impl Leased {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Room for one leased chunk beside the one being sent: a launch writes a chunk leased only
+/// once there is room for it here, so a crash leaves at most two chunks leased and unsent.
+const HANDOFF_ROOM: usize = 1;
+/// How long a launch waits for that room before it queues the chunk instead.
+const HANDOFF_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(sqlx::FromRow, Debug)]
 struct Claimed {
@@ -195,17 +302,62 @@ pub struct Outbox {
     provider: Arc<dyn SmsProvider>,
     batch: usize,
     wake: Notify,
+    /// Chunks a launch in this process wrote leased to this dispatcher.
+    handed: tokio::sync::mpsc::Sender<Leased>,
+    taken: std::sync::Mutex<tokio::sync::mpsc::Receiver<Leased>>,
+    /// Set once [`Outbox::spawn`] runs the dispatcher: only then is anything handed over.
+    dispatching: std::sync::atomic::AtomicBool,
+    /// Everything dispatched so far, for whoever waits for a launch to go out.
+    totals: tokio::sync::watch::Sender<DispatchReport>,
 }
+
+/// Room to hand a leased chunk to the dispatcher; see [`Outbox::room_for`].
+pub type HandoffRoom = tokio::sync::mpsc::OwnedPermit<Leased>;
 
 impl Outbox {
     pub fn new(db: Db, cipher: FieldCipher, provider: Arc<dyn SmsProvider>) -> Arc<Outbox> {
+        let (handed, taken) = tokio::sync::mpsc::channel(HANDOFF_ROOM);
         Arc::new(Outbox {
             db,
             cipher,
             provider,
             batch: 2_000,
             wake: Notify::new(),
+            handed,
+            taken: std::sync::Mutex::new(taken),
+            dispatching: std::sync::atomic::AtomicBool::new(false),
+            totals: tokio::sync::watch::Sender::new(DispatchReport::default()),
         })
+    }
+
+    /// Room to hand over a chunk of `messages` once written (leased, [`enqueue_leased_in`]), if
+    /// this process runs the dispatcher and it will be free for it soon. `None` (queue the chunk
+    /// as usual) when it does not run, when its provider is so slow that two chunks might
+    /// outlast their lease, or when no room came within a few seconds.
+    pub async fn room_for(&self, messages: usize) -> Option<HandoffRoom> {
+        if !self.dispatching.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        // The chunk waits while the one before is sent: both must go well within the lease.
+        let per_lease = i64::from(self.provider.rate_per_second()).saturating_mul(LEASE_MS / 1000);
+        if per_lease < 4 * messages as i64 {
+            return None;
+        }
+        match tokio::time::timeout(HANDOFF_WAIT, self.handed.clone().reserve_owned()).await {
+            Ok(Ok(room)) => Some(room),
+            _ => None,
+        }
+    }
+
+    /// Hands a chunk written leased to the dispatcher, which sends it next.
+    pub fn hand_over(&self, room: HandoffRoom, leased: Leased) {
+        room.send(leased);
+        self.notify();
+    }
+
+    /// What has been dispatched so far: a receiver to wait on until a launch has gone out.
+    pub fn totals(&self) -> tokio::sync::watch::Receiver<DispatchReport> {
+        self.totals.subscribe()
     }
 
     pub fn provider_name(&self) -> &'static str {
@@ -231,6 +383,8 @@ impl Outbox {
 
     /// Runs the dispatcher until the pool closes: woken by [`Outbox::notify`] or every `tick`.
     pub fn spawn(self: &Arc<Self>, tick: Duration) {
+        self.dispatching
+            .store(true, std::sync::atomic::Ordering::Release);
         let me = self.clone();
         tokio::spawn(async move {
             loop {
@@ -256,8 +410,8 @@ impl Outbox {
                 Some("interrupted while sending; not sent again to avoid a duplicate"),
             )
         };
-        let n = self
-            .db
+        let mut tx = self.db.begin().await?;
+        let n = tx
             .execute(
                 &sql(
                     "UPDATE outbox SET status = $1, reason = $2, lease_until = NULL \
@@ -268,6 +422,7 @@ impl Outbox {
                 .bind(now),
             )
             .await?;
+        tx.commit().await?;
         if n > 0 {
             tracing::warn!(messages = n, status, "reclaimed interrupted sends");
         }
@@ -277,11 +432,17 @@ impl Outbox {
         })
     }
 
-    /// Claims up to one batch of due messages and takes each to its end state for this round.
+    /// Takes the next chunk handed over, or else claims up to one batch of due messages, and
+    /// takes each message to its end state for this round.
     pub async fn dispatch_batch(&self, now: i64) -> Result<DispatchReport, OutboxError> {
-        let claimed = self.claim(now).await?;
+        let handed = self.taken.lock().ok().and_then(|mut t| t.try_recv().ok());
+        let (claimed, handed) = match handed {
+            Some(Leased(rows)) => (rows, true),
+            None => (self.claim(now).await?, false),
+        };
         let mut report = DispatchReport {
             claimed: claimed.len() as u64,
+            handed: if handed { claimed.len() as u64 } else { 0 },
             ..Default::default()
         };
         if claimed.is_empty() {
@@ -289,21 +450,25 @@ impl Outbox {
         }
         let verdicts = self.decide(&claimed, now).await?;
         let mut to_send = Vec::new();
-        let mut deferred: Vec<(i64, i64)> = Vec::new();
-        let mut suppressed: Vec<(i64, &'static str)> = Vec::new();
+        let mut out = Outcomes::default();
         for (m, v) in claimed.iter().zip(verdicts) {
             match v {
                 Verdict::Send => to_send.push(m),
-                Verdict::Defer(until) => deferred.push((m.id, until)),
-                Verdict::Suppress(why) => suppressed.push((m.id, why.as_str())),
+                Verdict::Defer(until) => out.deferred.push((m.id, until)),
+                Verdict::Suppress(why) => out.suppressed.push((m.id, why.as_str())),
             }
         }
-        report.deferred = deferred.len() as u64;
-        report.suppressed = suppressed.len() as u64;
-        let mut sent: Vec<(i64, String)> = Vec::new();
-        let mut retry: Vec<(i64, i64, String)> = Vec::new();
-        let mut failed: Vec<(i64, String)> = Vec::new();
+        report.deferred = out.deferred.len() as u64;
+        report.suppressed = out.suppressed.len() as u64;
+
         let rate = self.provider.rate_per_second().max(1) as usize;
+        // A provider that writes to this database sends inside the transaction that records
+        // the outcomes.
+        let mut local = if self.provider.writes_to_database() && !to_send.is_empty() {
+            Some(self.db.begin().await?)
+        } else {
+            None
+        };
         for chunk in to_send.chunks(rate.min(self.batch)) {
             let started = Instant::now();
             let mut msgs = Vec::with_capacity(chunk.len());
@@ -321,22 +486,25 @@ impl Outbox {
                             .and_then(|t| serde_json::from_str(t).ok())
                             .unwrap_or_default(),
                     }),
-                    Err(e) => failed.push((m.id, format!("address: {e}"))),
+                    Err(e) => out.failed.push((m.id, format!("address: {e}"))),
                 }
             }
             let attempts: HashMap<i64, i64> = chunk.iter().map(|m| (m.id, m.attempts)).collect();
-            let results = self.provider.send(&msgs).await;
+            let results = match local.as_mut() {
+                Some(tx) => self.provider.send_in(tx, &msgs).await?,
+                None => self.provider.send(&msgs).await,
+            };
             for (msg, r) in msgs.iter().zip(results) {
                 match r {
-                    Ok(reference) => sent.push((msg.outbox_id, reference)),
+                    Ok(reference) => out.sent.push((msg.outbox_id, reference)),
                     Err(e) => {
                         let tries = attempts.get(&msg.outbox_id).copied().unwrap_or(1);
                         if e.retryable() && tries < MAX_ATTEMPTS {
                             // 30 s, 1 min, 2 min, 4 min.
                             let wait = 30_000 << (tries - 1).clamp(0, 4);
-                            retry.push((msg.outbox_id, now + wait, e.to_string()));
+                            out.retry.push((msg.outbox_id, now + wait, e.to_string()));
                         } else {
-                            failed.push((msg.outbox_id, e.to_string()));
+                            out.failed.push((msg.outbox_id, e.to_string()));
                         }
                     }
                 }
@@ -349,11 +517,11 @@ impl Outbox {
                 }
             }
         }
-        report.sent = sent.len() as u64;
-        report.retried = retry.len() as u64;
-        report.failed = failed.len() as u64;
-        self.record(now, &sent, &deferred, &suppressed, &retry, &failed)
-            .await?;
+        report.sent = out.sent.len() as u64;
+        report.retried = out.retry.len() as u64;
+        report.failed = out.failed.len() as u64;
+        self.record(local, now, &out).await?;
+        self.totals.send_modify(|t| t.add(report));
         Ok(report)
     }
 
@@ -367,7 +535,11 @@ impl Outbox {
             Backend::Postgres => format!("id = ANY(ARRAY({next} FOR UPDATE SKIP LOCKED))"),
             Backend::Sqlite => format!("id IN ({next})"),
         };
-        self.db
+        // Through the write gate like every other writer: on a pooled connection the claim
+        // met a launch's transaction in SQLite's busy handler, which sleeps milliseconds at a
+        // time, and read its pages back after every commit of the writer's connection.
+        let mut tx = self.db.begin().await?;
+        let mut rows: Vec<Claimed> = tx
             .fetch_all(
                 &sql(format!(
                     "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = $1 \
@@ -379,11 +551,10 @@ impl Outbox {
                 .bind(now)
                 .bind(self.batch as i64),
             )
-            .await
-            .map(|mut rows: Vec<Claimed>| {
-                rows.sort_by_key(|r| r.id);
-                rows
-            })
+            .await?;
+        tx.commit().await?;
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
     }
 
     /// The policy's verdict for each claimed message, in order. Facts are read per tenant in a
@@ -476,13 +647,22 @@ impl Outbox {
         for (c,) in by_customer {
             *f.week.entry(format!("c{c}")).or_default() += 1;
         }
+        // Only numbers sent to without a customer are capped by number.
+        let anonymous: Vec<Value> = msgs
+            .iter()
+            .filter(|m| m.customer_id.is_none())
+            .map(|m| m.address_hash.clone())
+            .collect::<HashSet<String>>()
+            .into_iter()
+            .map(Value::from)
+            .collect();
         let by_address: Vec<(String,)> = db
             .fetch_in(
                 "SELECT address_hash FROM outbox WHERE tenant_id = $1 AND purpose = 'marketing' \
                  AND customer_id IS NULL AND status IN ('sent', 'delivered', 'undelivered') AND sent_at >= $2 \
                  AND address_hash",
                 &[tenant.into(), (now - WEEK_MS).into()],
-                addresses.clone(),
+                anonymous,
             )
             .await?;
         for (a,) in by_address {
@@ -502,17 +682,24 @@ impl Outbox {
         Ok(f)
     }
 
-    /// Records a round's outcomes in one transaction.
+    /// Records a round's outcomes in one transaction: `tx` when the provider sent in it.
     async fn record(
         &self,
+        tx: Option<crate::platform::db::Tx>,
         now: i64,
-        sent: &[(i64, String)],
-        deferred: &[(i64, i64)],
-        suppressed: &[(i64, &'static str)],
-        retry: &[(i64, i64, String)],
-        failed: &[(i64, String)],
+        out: &Outcomes,
     ) -> Result<(), DbError> {
-        let mut tx = self.db.begin().await?;
+        let Outcomes {
+            sent,
+            deferred,
+            suppressed,
+            retry,
+            failed,
+        } = out;
+        let mut tx = match tx {
+            Some(tx) => tx,
+            None => self.db.begin().await?,
+        };
         let provider = self.provider.name();
         let rows: Vec<[Arg; 4]> = sent
             .iter()
@@ -588,6 +775,20 @@ fn recipient_key(m: &Claimed) -> String {
         Some(c) => format!("c{c}"),
         None => format!("a{}", m.address_hash),
     }
+}
+
+/// Where each message of a round ended, by outcome.
+#[derive(Default)]
+struct Outcomes {
+    /// With the provider's reference.
+    sent: Vec<(i64, String)>,
+    /// Until when.
+    deferred: Vec<(i64, i64)>,
+    /// Why.
+    suppressed: Vec<(i64, &'static str)>,
+    /// When to try again, and what went wrong.
+    retry: Vec<(i64, i64, String)>,
+    failed: Vec<(i64, String)>,
 }
 
 #[derive(Default)]

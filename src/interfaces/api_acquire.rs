@@ -455,7 +455,6 @@ async fn launch(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require_write(&caller)?;
     let id = path_id("campaign", &id)?;
-    let outbox = app.outbox.clone();
     let r = campaigns::launch_then(
         &app.db,
         &app.cipher,
@@ -463,7 +462,7 @@ async fn launch(
         caller.tenant_id,
         id,
         now_ms(),
-        &move || outbox.notify(),
+        Some(&app.outbox),
     )
     .await?;
     app.outbox.notify();

@@ -5,7 +5,8 @@ use futures_util::future::BoxFuture;
 
 use super::{BatchResult, SmsMessage, SmsProvider};
 use crate::platform::clock::now_ms;
-use crate::platform::db::{Db, MAX_BINDS, sql, values_placeholders};
+use crate::platform::db::{Db, DbError, Tx};
+use crate::platform::rows::Arg;
 
 pub struct LogProvider {
     db: Db,
@@ -16,26 +17,42 @@ impl LogProvider {
         LogProvider { db }
     }
 
-    async fn record(&self, batch: &[SmsMessage]) -> Result<(), crate::platform::db::DbError> {
-        let now = now_ms();
+    async fn record(&self, batch: &[SmsMessage]) -> Result<(), DbError> {
         let mut tx = self.db.begin().await?;
-        for chunk in batch.chunks(MAX_BINDS / 4) {
-            let mut q = sql(format!(
-                "INSERT INTO sms_log (outbox_id, tenant_id, content, logged_at) VALUES {} \
-                 ON CONFLICT (outbox_id) DO NOTHING",
-                values_placeholders(chunk.len(), 4, 1)
-            ));
-            for m in chunk {
-                // No number here: the outbox row it points at holds it, encrypted.
-                q.push_arg(m.outbox_id);
-                q.push_arg(m.tenant_id);
-                q.push_arg(m.content.clone());
-                q.push_arg(now);
-            }
-            tx.execute(&q).await?;
-        }
+        record_in(&mut tx, batch).await?;
         tx.commit().await
     }
+}
+
+/// One `sms_log` row per message; a message logged before (a retry) is not logged again.
+async fn record_in(tx: &mut Tx, batch: &[SmsMessage]) -> Result<(), DbError> {
+    let now = now_ms();
+    // No number here: the outbox row it points at holds it, encrypted.
+    let rows: Vec<[Arg; 4]> = batch
+        .iter()
+        .map(|m| {
+            [
+                m.outbox_id.into(),
+                m.tenant_id.into(),
+                m.content.as_str().into(),
+                now.into(),
+            ]
+        })
+        .collect();
+    tx.insert_rows(
+        "INSERT INTO sms_log (outbox_id, tenant_id, content, logged_at)",
+        "ON CONFLICT (outbox_id) DO NOTHING",
+        &rows,
+    )
+    .await?;
+    Ok(())
+}
+
+fn references(batch: &[SmsMessage]) -> BatchResult {
+    batch
+        .iter()
+        .map(|m| Ok(format!("log:{}", m.outbox_id)))
+        .collect()
 }
 
 impl SmsProvider for LogProvider {
@@ -51,10 +68,7 @@ impl SmsProvider for LogProvider {
     fn send<'a>(&'a self, batch: &'a [SmsMessage]) -> BoxFuture<'a, BatchResult> {
         Box::pin(async move {
             match self.record(batch).await {
-                Ok(()) => batch
-                    .iter()
-                    .map(|m| Ok(format!("log:{}", m.outbox_id)))
-                    .collect(),
+                Ok(()) => references(batch),
                 Err(e) => {
                     let text = e.to_string();
                     batch
@@ -68,6 +82,19 @@ impl SmsProvider for LogProvider {
                         .collect()
                 }
             }
+        })
+    }
+    fn writes_to_database(&self) -> bool {
+        true
+    }
+    fn send_in<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        batch: &'a [SmsMessage],
+    ) -> BoxFuture<'a, Result<BatchResult, DbError>> {
+        Box::pin(async move {
+            record_in(tx, batch).await?;
+            Ok(references(batch))
         })
     }
 }

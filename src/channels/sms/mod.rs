@@ -69,6 +69,21 @@ pub trait SmsProvider: Send + Sync {
     fn rate_per_second(&self) -> u32;
     /// Sends a batch; one result per message, the provider's reference on success.
     fn send<'a>(&'a self, batch: &'a [SmsMessage]) -> BoxFuture<'a, BatchResult>;
+    /// Whether sending is a write to the outbox's own database (`log`): then the outbox sends
+    /// with [`SmsProvider::send_in`], inside the transaction that records the outcomes, so the
+    /// two commit together and the writer is taken once per batch, not twice.
+    fn writes_to_database(&self) -> bool {
+        false
+    }
+    /// [`SmsProvider::send`] inside the outbox's transaction, for a provider that
+    /// [writes to the database](SmsProvider::writes_to_database); the others send as usual.
+    fn send_in<'a>(
+        &'a self,
+        _tx: &'a mut crate::platform::db::Tx,
+        batch: &'a [SmsMessage],
+    ) -> BoxFuture<'a, Result<BatchResult, crate::platform::db::DbError>> {
+        Box::pin(async move { Ok(self.send(batch).await) })
+    }
 }
 
 /// `[sms]` in `siyu.toml` (or `SIYU_SMS__PROVIDER=aliyun` …).
