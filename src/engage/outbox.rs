@@ -410,6 +410,15 @@ impl Outbox {
                 Some("interrupted while sending; not sent again to avoid a duplicate"),
             )
         };
+        if !self
+            .any(
+                "SELECT id FROM outbox WHERE status = 'sending' AND lease_until < $1 LIMIT 1",
+                now,
+            )
+            .await?
+        {
+            return Ok(DispatchReport::default());
+        }
         let mut tx = self.db.begin().await?;
         let n = tx
             .execute(
@@ -525,7 +534,24 @@ impl Outbox {
         Ok(report)
     }
 
+    /// Whether `probe` (bound to `now`) finds a row, read on a pooled connection: the writer
+    /// is taken only when there is something to change, not on every wake while a launch
+    /// writes.
+    async fn any(&self, probe: &str, now: i64) -> Result<bool, DbError> {
+        let found: Option<(i64,)> = self.db.fetch_optional(&sql(probe).bind(now)).await?;
+        Ok(found.is_some())
+    }
+
     async fn claim(&self, now: i64) -> Result<Vec<Claimed>, DbError> {
+        if !self
+            .any(
+                "SELECT id FROM outbox WHERE status = 'queued' AND not_before <= $1 LIMIT 1",
+                now,
+            )
+            .await?
+        {
+            return Ok(Vec::new());
+        }
         let next = "SELECT id FROM outbox WHERE status = 'queued' AND not_before <= $2 \
                     ORDER BY not_before, id LIMIT $3";
         // PostgreSQL joins `id IN (subquery)` by hashing the whole outbox; `= ANY(ARRAY(…))`
