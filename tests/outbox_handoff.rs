@@ -6,7 +6,8 @@
 
 mod common;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -17,7 +18,7 @@ use siyu::channels::sms::{BatchResult, SmsMessage, SmsProvider};
 use siyu::engage::outbox::{self, Address, LEASE_MS, NewMessage, Outbox};
 use siyu::engage::policy::{self, ContactPolicy, Purpose};
 use siyu::platform::clock::now_ms;
-use siyu::platform::db::{Db, sql, values_placeholders};
+use siyu::platform::db::{Db, DbError, Tx, sql, values_placeholders};
 
 use common::{TestDb, backends, cipher};
 
@@ -160,7 +161,8 @@ async fn a_launch_hands_its_chunks_to_the_dispatcher_and_the_policy_still_decide
         )
         .await
         .expect("campaign");
-        let ob = Outbox::new(db.clone(), cipher(), Arc::new(LogProvider::new(db.clone())));
+        let provider = Arc::new(CountingLog::new(db));
+        let ob = Outbox::new(db.clone(), cipher(), provider.clone());
         // Not running: nothing would be handed over.
         assert!(ob.room_for(10).await.is_none(), "{backend:?}");
         for i in (1..=N).filter(|&i| unsubscribed(i)) {
@@ -203,10 +205,8 @@ async fn a_launch_hands_its_chunks_to_the_dispatcher_and_the_policy_still_decide
         .expect("sent within two minutes")
         .expect("dispatcher")
         .to_owned();
-        assert_eq!(
-            report.handed, launched.queued,
-            "{backend:?}: every chunk was handed over"
-        );
+        // Chunks of 5,000 (a chunk finding no room within seconds on a slow machine is queued).
+        assert!(report.handed >= 5_000, "{backend:?}: {report:?}");
         assert_eq!(report.suppressed, capped, "{backend:?}");
         assert_eq!(report.sent, launched.queued - capped, "{backend:?}");
         let (logged, distinct): (i64, i64) = db
@@ -218,6 +218,13 @@ async fn a_launch_hands_its_chunks_to_the_dispatcher_and_the_policy_still_decide
             .expect("log");
         assert_eq!(logged as u64, report.sent, "{backend:?}");
         assert_eq!(distinct, logged, "{backend:?}: someone got two messages");
+        // Nor was any message handed to the provider twice (the log's key would hide that).
+        let sends = provider.sends.lock().expect("sends").clone();
+        assert_eq!(sends.len() as u64, report.sent, "{backend:?}");
+        assert!(
+            sends.values().all(|&n| n == 1),
+            "{backend:?}: a message went twice"
+        );
         // As a claim would leave them: one attempt each, no lease left.
         let rows: Vec<(String, i64, i64)> = db
             .fetch_all(&sql(
@@ -234,6 +241,55 @@ async fn a_launch_hands_its_chunks_to_the_dispatcher_and_the_policy_still_decide
             ],
             "{backend:?}"
         );
+    }
+}
+
+/// The `log` provider, counting how often each outbox message is handed to it.
+struct CountingLog {
+    log: LogProvider,
+    sends: Mutex<HashMap<i64, u32>>,
+}
+
+impl CountingLog {
+    fn new(db: &Db) -> CountingLog {
+        CountingLog {
+            log: LogProvider::new(db.clone()),
+            sends: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn count(&self, batch: &[SmsMessage]) {
+        let mut sends = self.sends.lock().expect("sends");
+        for m in batch {
+            *sends.entry(m.outbox_id).or_default() += 1;
+        }
+    }
+}
+
+impl SmsProvider for CountingLog {
+    fn name(&self) -> &'static str {
+        "log"
+    }
+    fn idempotent(&self) -> bool {
+        true
+    }
+    fn rate_per_second(&self) -> u32 {
+        u32::MAX
+    }
+    fn send<'a>(&'a self, batch: &'a [SmsMessage]) -> BoxFuture<'a, BatchResult> {
+        self.count(batch);
+        self.log.send(batch)
+    }
+    fn writes_to_database(&self) -> bool {
+        true
+    }
+    fn send_in<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        batch: &'a [SmsMessage],
+    ) -> BoxFuture<'a, Result<BatchResult, DbError>> {
+        self.count(batch);
+        self.log.send_in(tx, batch)
     }
 }
 
@@ -265,7 +321,8 @@ async fn a_chunk_written_leased_but_never_handed_over_goes_after_its_lease() {
     for backend in backends() {
         let t = TestDb::new(backend).await;
         let db = &t.db;
-        let now = 1_795_392_000_000;
+        // A day ahead, so the lease runs from this time rather than the clock.
+        let now = now_ms() + 86_400_000;
         let tenant = siyu::platform::access::create_tenant(db, "tea")
             .await
             .expect("tenant")
@@ -281,6 +338,32 @@ async fn a_chunk_written_leased_but_never_handed_over_goes_after_its_lease() {
         )
         .await
         .expect("policy");
+        // A chunk of a launch that began ten minutes ago is leased from when it is written.
+        let before = now_ms();
+        let mut tx = db.begin().await.expect("tx");
+        outbox::enqueue_leased_in(
+            &mut tx,
+            vec![message(tenant, 900, "late", before - 600_000)],
+            before - 600_000,
+        )
+        .await
+        .expect("enqueue")
+        .expect("leased");
+        tx.commit().await.expect("commit");
+        let (lease,): (i64,) = db
+            .fetch_one(&sql(
+                "SELECT lease_until FROM outbox WHERE dedupe_key = 'late'",
+            ))
+            .await
+            .expect("lease");
+        assert!(
+            lease >= before + LEASE_MS,
+            "{backend:?}: lease {lease} counted from the launch's start"
+        );
+        // Out of the way of the day-ahead drains below.
+        db.execute(&sql("DELETE FROM outbox WHERE dedupe_key = 'late'"))
+            .await
+            .expect("delete");
         for (provider, idempotent) in [
             (
                 Arc::new(LogProvider::new(db.clone())) as Arc<dyn SmsProvider>,
@@ -384,14 +467,14 @@ async fn a_chunk_with_a_message_already_in_the_outbox_is_queued_not_leased() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_is_handed_to_a_provider_too_slow_to_send_two_chunks_within_a_lease() {
+async fn only_a_provider_that_dedupes_and_keeps_up_is_handed_chunks() {
     struct Slow;
     impl SmsProvider for Slow {
         fn name(&self) -> &'static str {
             "slow"
         }
         fn idempotent(&self) -> bool {
-            false
+            true
         }
         fn rate_per_second(&self) -> u32 {
             100
@@ -401,15 +484,24 @@ async fn nothing_is_handed_to_a_provider_too_slow_to_send_two_chunks_within_a_le
         }
     }
     let t = TestDb::new(common::Backend::Sqlite).await;
+    // A chunk left leased by a crash would become `unknown` for a provider that does not dedupe,
+    // though it was never sent: such a provider claims as before.
+    let once = Outbox::new(t.db.clone(), cipher(), Arc::new(Counting));
+    once.spawn(Duration::from_secs(60));
+    assert!(once.room_for(100).await.is_none());
+    // 100 a second sends a chunk of 100 within a second, not one of 5,000.
     let slow = Outbox::new(t.db.clone(), cipher(), Arc::new(Slow));
     slow.spawn(Duration::from_secs(60));
-    // 100 a second sends 6,000 in a lease: room for chunks of 1,500, not of 5,000.
-    assert!(slow.room_for(1_500).await.is_some());
     assert!(slow.room_for(5_000).await.is_none());
-    let fast = Outbox::new(t.db.clone(), cipher(), Arc::new(Counting));
-    fast.spawn(Duration::from_secs(60));
+    assert!(slow.room_for(100).await.is_some());
     // Room for one chunk beside the one being sent. Nobody takes it here, so the next launch
     // chunk finds no room within a few seconds and is queued instead of waiting on.
-    let _room = fast.room_for(5_000).await.expect("room");
-    assert!(fast.room_for(5_000).await.is_none());
+    let log = Outbox::new(
+        t.db.clone(),
+        cipher(),
+        Arc::new(LogProvider::new(t.db.clone())),
+    );
+    log.spawn(Duration::from_secs(60));
+    let _room = log.room_for(5_000).await.expect("room");
+    assert!(log.room_for(5_000).await.is_none());
 }

@@ -121,7 +121,10 @@ pub async fn enqueue_leased_in(
     }
     let first = tx.reserve_ids("outbox", msgs.len() as i64).await?;
     let derived = Derived::of(&msgs);
-    let written = insert_messages(tx, first, &msgs, &derived, now, Some(now + LEASE_MS)).await?;
+    // The lease runs from now, not from `now` (a launch's start, minutes ago for a large one),
+    // or a chunk could be written with its lease already run out.
+    let lease_until = now.max(crate::platform::clock::now_ms()) + LEASE_MS;
+    let written = insert_messages(tx, first, &msgs, &derived, now, Some(lease_until)).await?;
     if written != msgs.len() as u64 {
         tx.execute(
             &sql(
@@ -332,15 +335,16 @@ impl Outbox {
 
     /// Room to hand over a chunk of `messages` once written (leased, [`enqueue_leased_in`]), if
     /// this process runs the dispatcher and it will be free for it soon. `None` (queue the chunk
-    /// as usual) when it does not run, when its provider is so slow that two chunks might
-    /// outlast their lease, or when no room came within a few seconds.
+    /// as usual) when it does not run, when no room came within a few seconds, and for a
+    /// provider that does not dedupe by the outbox id or cannot send the chunk within a second:
+    /// a chunk left leased by a crash is sent again only to a provider that dedupes (for the
+    /// others it would become `unknown`, though it waited unsent), and a slow provider would
+    /// keep each launch chunk waiting for room.
     pub async fn room_for(&self, messages: usize) -> Option<HandoffRoom> {
-        if !self.dispatching.load(std::sync::atomic::Ordering::Acquire) {
-            return None;
-        }
-        // The chunk waits while the one before is sent: both must go well within the lease.
-        let per_lease = i64::from(self.provider.rate_per_second()).saturating_mul(LEASE_MS / 1000);
-        if per_lease < 4 * messages as i64 {
+        if !self.dispatching.load(std::sync::atomic::Ordering::Acquire)
+            || !self.provider.idempotent()
+            || (self.provider.rate_per_second() as usize) < messages
+        {
             return None;
         }
         match tokio::time::timeout(HANDOFF_WAIT, self.handed.clone().reserve_owned()).await {
@@ -371,9 +375,18 @@ impl Outbox {
 
     /// Dispatches until nothing is due at `now`; returns the totals.
     pub async fn drain(&self, now: i64) -> Result<DispatchReport, OutboxError> {
-        let mut total = self.reclaim(now).await?;
+        self.drain_by(&|| now).await
+    }
+
+    /// [`Outbox::drain`] reading the clock for each batch: handed chunks can keep one drain
+    /// going for a whole launch, and quiet hours, `sent_at` and leases must not use its start.
+    async fn drain_by(
+        &self,
+        now: &(dyn Fn() -> i64 + Sync),
+    ) -> Result<DispatchReport, OutboxError> {
+        let mut total = self.reclaim(now()).await?;
         loop {
-            let r = self.dispatch_batch(now).await?;
+            let r = self.dispatch_batch(now()).await?;
             total.add(r);
             if r.claimed == 0 {
                 return Ok(total);
@@ -391,7 +404,7 @@ impl Outbox {
                 if me.db.is_closed() {
                     return;
                 }
-                if let Err(e) = me.drain(crate::platform::clock::now_ms()).await {
+                if let Err(e) = me.drain_by(&crate::platform::clock::now_ms).await {
                     tracing::error!(error = %e, "outbox dispatch failed; will retry");
                 }
                 let _ = tokio::time::timeout(tick, me.wake.notified()).await;
