@@ -78,18 +78,7 @@ async fn seed(db: &Db, tenant: i64, now: i64) -> i64 {
     )
     .await
     .expect("snapshot");
-    // Sent any hour; the weekly cap of two still holds.
-    policy::save(
-        db,
-        tenant,
-        &ContactPolicy {
-            quiet_start_minute: 0,
-            quiet_end_minute: 0,
-            ..ContactPolicy::default()
-        },
-    )
-    .await
-    .expect("policy");
+    sending_any_hour(db, tenant).await;
     let earlier: Vec<NewMessage> = (1..=N)
         .filter(|&i| at_cap(i))
         .flat_map(|i| (0..2).map(move |k| (i, k)))
@@ -106,6 +95,30 @@ async fn seed(db: &Db, tenant: i64, now: i64) -> i64 {
     .await
     .expect("earlier sent");
     77
+}
+
+/// No quiet hours, so a test sends whatever the hour; the weekly cap of two still holds.
+async fn sending_any_hour(db: &Db, tenant: i64) {
+    policy::save(
+        db,
+        tenant,
+        &ContactPolicy {
+            quiet_start_minute: 0,
+            quiet_end_minute: 0,
+            ..ContactPolicy::default()
+        },
+    )
+    .await
+    .expect("policy");
+}
+
+async fn tenant_sending_any_hour(db: &Db) -> i64 {
+    let tenant = siyu::platform::access::create_tenant(db, "tea")
+        .await
+        .expect("tenant")
+        .id;
+    sending_any_hour(db, tenant).await;
+    tenant
 }
 
 fn message(tenant: i64, i: i64, key: &str, not_before: i64) -> NewMessage {
@@ -323,21 +336,7 @@ async fn a_chunk_written_leased_but_never_handed_over_goes_after_its_lease() {
         let db = &t.db;
         // A day ahead, so the lease runs from this time rather than the clock.
         let now = now_ms() + 86_400_000;
-        let tenant = siyu::platform::access::create_tenant(db, "tea")
-            .await
-            .expect("tenant")
-            .id;
-        policy::save(
-            db,
-            tenant,
-            &ContactPolicy {
-                quiet_start_minute: 0,
-                quiet_end_minute: 0,
-                ..ContactPolicy::default()
-            },
-        )
-        .await
-        .expect("policy");
+        let tenant = tenant_sending_any_hour(db).await;
         // A chunk of a launch that began ten minutes ago is leased from when it is written.
         let before = now_ms();
         let mut tx = db.begin().await.expect("tx");
@@ -417,21 +416,7 @@ async fn a_chunk_with_a_message_already_in_the_outbox_is_queued_not_leased() {
         let t = TestDb::new(backend).await;
         let db = &t.db;
         let now = 1_795_392_000_000;
-        let tenant = siyu::platform::access::create_tenant(db, "tea")
-            .await
-            .expect("tenant")
-            .id;
-        policy::save(
-            db,
-            tenant,
-            &ContactPolicy {
-                quiet_start_minute: 0,
-                quiet_end_minute: 0,
-                ..ContactPolicy::default()
-            },
-        )
-        .await
-        .expect("policy");
+        let tenant = tenant_sending_any_hour(db).await;
         outbox::enqueue(db, &[message(tenant, 1, "k1", now)], now)
             .await
             .expect("first");
