@@ -448,7 +448,6 @@ async fn outbox_overlapped(
     // The dispatcher as the server runs it: woken, and handed each chunk, as the launch
     // commits it.
     ob.spawn(std::time::Duration::from_millis(100));
-    let mut totals = ob.totals();
     let (cpu0, sqlite0) = crate::bench::cpu_seconds();
     let started = Instant::now();
     let launched = campaigns::launch_then(
@@ -461,15 +460,12 @@ async fn outbox_overlapped(
         Some(&ob),
     )
     .await?;
-    let r = tokio::time::timeout(
-        std::time::Duration::from_secs(600),
-        totals.wait_for(|t| t.sent + t.failed + t.suppressed >= launched.queued),
-    )
-    .await
-    .map_err(|_| {
-        anyhow::anyhow!("{backend}: the dispatcher did not send the launch in 10 minutes")
-    })??
-    .to_owned();
+    let r = ob
+        .settled(launched.queued, std::time::Duration::from_secs(600))
+        .await
+        .ok_or_else(|| {
+            anyhow::anyhow!("{backend}: the dispatcher did not send the launch in 10 minutes")
+        })?;
     let secs = started.elapsed().as_secs_f64();
     let (cpu1, sqlite1) = crate::bench::cpu_seconds();
     every_message_logged_once(&s, backend, launched.queued, r.sent).await?;

@@ -191,7 +191,6 @@ async fn a_launch_hands_its_chunks_to_the_dispatcher_and_the_policy_still_decide
             .expect("unsubscribe");
         }
         ob.spawn(Duration::from_millis(50));
-        let mut totals = ob.totals();
         let launched = campaigns::launch_then(
             db,
             &cipher(),
@@ -210,14 +209,10 @@ async fn a_launch_hands_its_chunks_to_the_dispatcher_and_the_policy_still_decide
             (1..=N).filter(|&i| !unsubscribed(i)).count() as u64,
             "{backend:?}"
         );
-        let report = tokio::time::timeout(
-            Duration::from_secs(120),
-            totals.wait_for(|t| t.sent + t.suppressed >= launched.queued),
-        )
-        .await
-        .expect("sent within two minutes")
-        .expect("dispatcher")
-        .to_owned();
+        let report = ob
+            .settled(launched.queued, Duration::from_secs(120))
+            .await
+            .expect("sent within two minutes");
         // Chunks of 5,000 (a chunk finding no room within seconds on a slow machine is queued).
         assert!(report.handed >= 5_000, "{backend:?}: {report:?}");
         assert_eq!(report.suppressed, capped, "{backend:?}");

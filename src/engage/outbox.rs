@@ -278,7 +278,8 @@ impl Leased {
 }
 
 /// Room for one leased chunk beside the one being sent: a launch writes a chunk leased only
-/// once there is room for it here, so a crash leaves at most two chunks leased and unsent.
+/// once there is room for it here, so a crash leaves that chunk and the ones being sent (one
+/// per drain running) leased and unsent.
 const HANDOFF_ROOM: usize = 1;
 /// How long a launch waits for that room before it queues the chunk instead.
 const HANDOFF_WAIT: Duration = Duration::from_secs(5);
@@ -359,9 +360,16 @@ impl Outbox {
         self.notify();
     }
 
-    /// What has been dispatched so far: a receiver to wait on until a launch has gone out.
-    pub fn totals(&self) -> tokio::sync::watch::Receiver<DispatchReport> {
-        self.totals.subscribe()
+    /// Waits until `messages` (a launch's queued count, say) have reached an end state since
+    /// this dispatcher started: sent, suppressed or failed. The totals then; `None` when that
+    /// took longer than `within`.
+    pub async fn settled(&self, messages: u64, within: Duration) -> Option<DispatchReport> {
+        let mut totals = self.totals.subscribe();
+        let done = totals.wait_for(|t| t.sent + t.suppressed + t.failed >= messages);
+        match tokio::time::timeout(within, done).await {
+            Ok(Ok(t)) => Some(*t),
+            _ => None,
+        }
     }
 
     pub fn provider_name(&self) -> &'static str {
