@@ -445,8 +445,8 @@ async fn outbox_overlapped(
         cipher.clone(),
         Arc::new(LogProvider::new(s.db.clone())),
     );
-    // The dispatcher as the server runs it: woken, and handed each chunk, as the launch
-    // commits it.
+    // The outbox as the server runs it: with `log`, each chunk is sent in the transaction
+    // that writes it, and the dispatcher is there for anything left queued.
     ob.spawn(std::time::Duration::from_millis(100));
     let (cpu0, sqlite0) = crate::bench::cpu_seconds();
     let started = Instant::now();

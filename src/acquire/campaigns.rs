@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::codes;
 use super::links::{self, NewLink};
-use crate::engage::outbox::{self, Address, Leased, NewMessage, Outbox};
+use crate::engage::outbox::{self, Address, DispatchReport, NewMessage, Outbox, OutboxError};
 use crate::engage::policy::Purpose;
 use crate::know::phone::Phone;
 use crate::know::segments::{self, SegmentError};
@@ -125,6 +125,8 @@ pub enum CampaignError {
     Link(#[from] links::LinkError),
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> CampaignError {
@@ -476,10 +478,10 @@ pub async fn launch(
     launch_then(db, cipher, public_url, tenant, id, now, None).await
 }
 
-/// [`launch`] beside this process's dispatcher, which starts sending the first chunk while the
-/// rest is still being written. A campaign due now has each chunk written leased to the
-/// dispatcher and handed to it as it commits ([`Outbox::room_for`]), so the dispatcher does not
-/// claim it again; otherwise the dispatcher is woken to claim what was queued.
+/// [`launch`] beside this process's outbox. A campaign due now, through a provider that
+/// records into this database (`log`), has each chunk sent in the transaction that writes it
+/// ([`Outbox::write_and_send_in`]); otherwise the dispatcher is woken as each chunk commits,
+/// and sends it while the next is written.
 pub async fn launch_then(
     db: &Db,
     cipher: &FieldCipher,
@@ -554,6 +556,9 @@ pub async fn launch_then(
     // Each chunk is read (its numbers, on a pooled connection), decided and rendered while the
     // chunk before is written: in WAL mode a reader does not wait for SQLite's writer (nor on
     // PostgreSQL), and the writer is held only while it writes.
+    // A campaign due now, beside a provider that records into this database, is sent as it is
+    // written; otherwise each chunk is queued and the dispatcher woken.
+    let sender = outbox.filter(|o| c.scheduled_at <= now && o.sends_where_written());
     let plan = LaunchPlan {
         db,
         tenant,
@@ -573,15 +578,11 @@ pub async fn launch_then(
         // The dispatcher is woken as soon as this chunk is committed, not after the next is
         // prepared.
         let write = async {
-            let room = match outbox {
-                Some(o) if c.scheduled_at <= now => o.room_for(prepared.messages.len()).await,
-                _ => None,
-            };
-            let leased = write_chunk(db, tenant, id, prepared, now, room.is_some()).await?;
+            let sent = write_chunk(db, tenant, id, prepared, now, sender).await?;
             if let Some(o) = outbox {
-                match (room, leased) {
-                    (Some(room), Some(leased)) => o.hand_over(room, leased),
-                    _ => o.notify(),
+                match sent {
+                    Some(r) => o.count_sent(r),
+                    None => o.notify(),
                 }
             }
             Ok::<_, CampaignError>(())
@@ -651,7 +652,7 @@ struct PreparedChunk {
     links: Vec<NewLink>,
     /// One unused code per link, already in the messages' text.
     codes: Vec<String>,
-    messages: Vec<NewMessage>,
+    messages: outbox::Staged,
 }
 
 impl LaunchPlan<'_> {
@@ -751,29 +752,30 @@ impl LaunchPlan<'_> {
             recipients,
             links,
             codes,
-            messages,
+            messages: outbox::Staged::of(messages),
         })
     }
 }
 
 /// Writes one prepared chunk of a launch in one transaction: each customer's outcome, and for
-/// those queued their tracking links and message, written `leased` to this process's
-/// dispatcher when it has room for them (then returned, to hand over).
+/// those queued their tracking links and message, sent in the same transaction when `sender`
+/// sends where it writes (then what it did comes back).
 async fn write_chunk(
     db: &Db,
     tenant: i64,
     id: i64,
     p: PreparedChunk,
     now: i64,
-    leased: bool,
-) -> Result<Option<Leased>, CampaignError> {
+    sender: Option<&Outbox>,
+) -> Result<Option<DispatchReport>, CampaignError> {
     let mut tx = db.begin().await?;
     links::insert_in(&mut tx, tenant, &p.links, p.codes, now).await?;
-    let handed = if leased {
-        outbox::enqueue_leased_in(&mut tx, p.messages, now).await?
-    } else {
-        outbox::enqueue_in(&mut tx, &p.messages, now).await?;
-        None
+    let sent = match sender {
+        Some(o) => o.write_and_send_in(&mut tx, p.messages, now).await?,
+        None => {
+            outbox::enqueue_staged_in(&mut tx, &p.messages, now).await?;
+            None
+        }
     };
     let rows: Vec<[Arg; 5]> = p
         .recipients
@@ -795,7 +797,7 @@ async fn write_chunk(
     )
     .await?;
     tx.commit().await?;
-    Ok(handed)
+    Ok(sent)
 }
 
 /// The launch's outcome counts, from the recipients recorded.

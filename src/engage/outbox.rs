@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use super::policy::{self, ContactPolicy, Facts, PolicyError, Purpose, Verdict};
 use crate::channels::sms::{SmsMessage, SmsProvider, billable_parts};
 use crate::platform::crypto::FieldCipher;
-use crate::platform::db::{Backend, Db, DbError, Value, sql};
+use crate::platform::db::{Backend, Db, DbError, Reader, Tx, Value, sql};
 use crate::platform::rows::Arg;
 
 /// A claimed message's lease: a dispatcher that has not finished it by then is presumed dead.
@@ -33,6 +33,11 @@ pub enum OutboxError {
     Db(#[from] DbError),
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    #[error(
+        "{} of these {expected} messages are in the outbox already (their dedupe keys); nothing was sent",
+        expected - written
+    )]
+    AlreadyQueued { expected: u64, written: u64 },
 }
 
 /// A message to write to the outbox.
@@ -106,62 +111,68 @@ pub async fn enqueue_in(
     insert_messages(tx, first, msgs, &derived, now, None).await
 }
 
-/// [`enqueue_in`] for messages this process's dispatcher will send at once: they are written
-/// already leased to it (as its claim would leave them), and come back ready to hand over
-/// ([`Outbox::hand_over`]), so the dispatcher neither looks them up nor moves them again before
-/// sending. When any of them was already in the outbox (a dedupe key seen before), those
-/// written are queued instead, for the dispatcher to claim as usual, and `None` comes back.
-pub async fn enqueue_leased_in(
+/// [`enqueue_in`] for messages staged before the transaction began.
+pub async fn enqueue_staged_in(
     tx: &mut crate::platform::db::Tx,
-    msgs: Vec<NewMessage>,
+    staged: &Staged,
     now: i64,
-) -> Result<Option<Leased>, DbError> {
-    if msgs.is_empty() {
-        return Ok(None);
+) -> Result<u64, DbError> {
+    if staged.msgs.is_empty() {
+        return Ok(0);
     }
-    let first = tx.reserve_ids("outbox", msgs.len() as i64).await?;
-    let derived = Derived::of(&msgs);
-    // The lease runs from now, not from `now` (a launch's start, minutes ago for a large one),
-    // or a chunk could be written with its lease already run out.
-    let lease_until = now.max(crate::platform::clock::now_ms()) + LEASE_MS;
-    let written = insert_messages(tx, first, &msgs, &derived, now, Some(lease_until)).await?;
-    if written != msgs.len() as u64 {
-        tx.execute(
-            &sql(
-                "UPDATE outbox SET status = 'queued', attempts = 0, lease_until = NULL \
-                 WHERE id >= $1 AND id < $2 AND status = 'sending'",
-            )
-            .bind(first)
-            .bind(first + msgs.len() as i64),
-        )
-        .await?;
-        return Ok(None);
-    }
-    let rows = msgs
-        .into_iter()
-        .zip(derived.hashes.into_iter().zip(derived.params))
-        .enumerate()
-        .map(|(i, (m, (content_hash, template_params)))| Claimed {
-            id: first + i as i64,
-            tenant_id: m.tenant_id,
-            purpose: m.purpose.as_str().to_owned(),
-            customer_id: m.customer_id,
-            content_hash,
-            address_hash: m.address.hash,
-            address_enc: m.address.enc,
-            content: m.content,
-            template_code: m.template_code,
-            template_params,
-            attempts: 1,
-        })
-        .collect();
-    Ok(Some(Leased(rows)))
+    let first = tx.reserve_ids("outbox", staged.msgs.len() as i64).await?;
+    insert_messages(tx, first, &staged.msgs, &staged.derived, now, None).await
 }
 
-/// What a message's row stores beside its own fields: its content's hash and its template
-/// parameters as JSON.
+/// Messages with what their rows store beside their own fields (content hashes, template
+/// parameters as JSON), worked out before a transaction takes the writer, which then only
+/// writes.
+pub struct Staged {
+    msgs: Vec<NewMessage>,
+    derived: Derived,
+}
+
+impl Staged {
+    pub fn of(msgs: Vec<NewMessage>) -> Staged {
+        let derived = Derived::of(&msgs);
+        Staged { msgs, derived }
+    }
+
+    pub fn len(&self) -> usize {
+        self.msgs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.msgs.is_empty()
+    }
+
+    /// The messages as the contact policy reads them (no ids, numbers or text).
+    fn as_policy_sees_it(&self) -> Vec<Claimed> {
+        self.msgs
+            .iter()
+            .zip(&self.derived.hashes)
+            .map(|(m, hash)| Claimed {
+                id: 0,
+                tenant_id: m.tenant_id,
+                purpose: m.purpose.as_str().to_owned(),
+                customer_id: m.customer_id,
+                address_hash: m.address.hash.clone(),
+                address_enc: String::new(),
+                content: String::new(),
+                content_hash: hash.clone(),
+                template_code: None,
+                template_params: None,
+                attempts: 0,
+            })
+            .collect()
+    }
+}
+
+/// What a message's row stores beside its own fields: its content's hash, its billable parts
+/// and its template parameters as JSON.
 struct Derived {
     hashes: Vec<String>,
+    parts: Vec<i64>,
     params: Vec<Option<String>>,
 }
 
@@ -169,6 +180,7 @@ impl Derived {
     fn of(msgs: &[NewMessage]) -> Derived {
         Derived {
             hashes: msgs.iter().map(|m| content_hash(&m.content)).collect(),
+            parts: msgs.iter().map(|m| billable_parts(&m.content)).collect(),
             params: msgs
                 .iter()
                 .map(|m| {
@@ -181,23 +193,53 @@ impl Derived {
     }
 }
 
-/// Writes `msgs` under ids `first..`: queued, or leased until `lease_until` (attempt 1).
+/// The state a message's row is written in.
+struct Written {
+    status: &'static str,
+    attempts: i64,
+    not_before: i64,
+    reason: Option<String>,
+    provider: Option<&'static str>,
+    provider_ref: Option<String>,
+    sent_at: Option<i64>,
+}
+
+impl Written {
+    fn queued(not_before: i64) -> Written {
+        Written {
+            status: "queued",
+            attempts: 0,
+            not_before,
+            reason: None,
+            provider: None,
+            provider_ref: None,
+            sent_at: None,
+        }
+    }
+}
+
+/// Writes `msgs` under ids `first..`, each in its state (queued when `states` is `None`).
 async fn insert_messages(
     tx: &mut crate::platform::db::Tx,
     first: i64,
     msgs: &[NewMessage],
     derived: &Derived,
     now: i64,
-    lease_until: Option<i64>,
+    states: Option<&[Written]>,
 ) -> Result<u64, DbError> {
-    let (status, attempts) = match lease_until {
-        Some(_) => ("sending", 1i64),
-        None => ("queued", 0),
+    let queued: Vec<Written>;
+    let states = match states {
+        Some(s) => s,
+        None => {
+            queued = msgs.iter().map(|m| Written::queued(m.not_before)).collect();
+            &queued
+        }
     };
-    let rows: Vec<[Arg; 20]> = msgs
+    let rows: Vec<[Arg; 23]> = msgs
         .iter()
+        .zip(states)
         .enumerate()
-        .map(|(i, m)| {
+        .map(|(i, (m, w))| {
             [
                 (first + i as i64).into(),
                 m.tenant_id.into(),
@@ -210,14 +252,17 @@ async fn insert_messages(
                 derived.hashes[i].as_str().into(),
                 m.template_code.as_deref().into(),
                 derived.params[i].as_deref().into(),
-                billable_parts(&m.content).into(),
+                derived.parts[i].into(),
                 m.dedupe_key.as_str().into(),
                 m.campaign_id.into(),
                 m.variant.as_deref().into(),
-                m.not_before.into(),
-                status.into(),
-                attempts.into(),
-                lease_until.into(),
+                w.not_before.into(),
+                w.status.into(),
+                w.attempts.into(),
+                w.reason.as_deref().into(),
+                w.provider.into(),
+                w.provider_ref.as_deref().into(),
+                w.sent_at.into(),
                 now.into(),
             ]
         })
@@ -226,7 +271,7 @@ async fn insert_messages(
         .insert_rows(
             "INSERT INTO outbox (id, tenant_id, channel, purpose, customer_id, address_hash, address_enc, content, \
              content_hash, template_code, template_params, parts, dedupe_key, campaign_id, variant, not_before, \
-             status, attempts, lease_until, created_at)",
+             status, attempts, reason, provider, provider_ref, sent_at, created_at)",
             "ON CONFLICT (tenant_id, dedupe_key) DO NOTHING",
             &rows,
         )
@@ -245,8 +290,6 @@ pub struct DispatchReport {
     pub failed: u64,
     /// Interrupted sends reclaimed from a dispatcher that died.
     pub reclaimed: u64,
-    /// Of those claimed, handed over by a launch as it wrote them ([`Outbox::hand_over`]).
-    pub handed: u64,
 }
 
 impl DispatchReport {
@@ -258,31 +301,8 @@ impl DispatchReport {
         self.retried += o.retried;
         self.failed += o.failed;
         self.reclaimed += o.reclaimed;
-        self.handed += o.handed;
     }
 }
-
-/// Messages written already leased to this process's dispatcher ([`enqueue_leased_in`]), to be
-/// handed over to it ([`Outbox::hand_over`]).
-#[derive(Debug)]
-pub struct Leased(Vec<Claimed>);
-
-impl Leased {
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-/// Room for one leased chunk beside the one being sent: a launch writes a chunk leased only
-/// once there is room for it here, so a crash leaves that chunk and the ones being sent (one
-/// per drain running) leased and unsent.
-const HANDOFF_ROOM: usize = 1;
-/// How long a launch waits for that room before it queues the chunk instead.
-const HANDOFF_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(sqlx::FromRow, Debug)]
 struct Claimed {
@@ -306,58 +326,150 @@ pub struct Outbox {
     provider: Arc<dyn SmsProvider>,
     batch: usize,
     wake: Notify,
-    /// Chunks a launch in this process wrote leased to this dispatcher.
-    handed: tokio::sync::mpsc::Sender<Leased>,
-    taken: std::sync::Mutex<tokio::sync::mpsc::Receiver<Leased>>,
-    /// Set once [`Outbox::spawn`] runs the dispatcher: only then is anything handed over.
-    dispatching: std::sync::atomic::AtomicBool,
     /// Everything dispatched so far, for whoever waits for a launch to go out.
     totals: tokio::sync::watch::Sender<DispatchReport>,
 }
 
-/// Room to hand a leased chunk to the dispatcher; see [`Outbox::room_for`].
-pub type HandoffRoom = tokio::sync::mpsc::OwnedPermit<Leased>;
-
 impl Outbox {
     pub fn new(db: Db, cipher: FieldCipher, provider: Arc<dyn SmsProvider>) -> Arc<Outbox> {
-        let (handed, taken) = tokio::sync::mpsc::channel(HANDOFF_ROOM);
         Arc::new(Outbox {
             db,
             cipher,
             provider,
             batch: 2_000,
             wake: Notify::new(),
-            handed,
-            taken: std::sync::Mutex::new(taken),
-            dispatching: std::sync::atomic::AtomicBool::new(false),
             totals: tokio::sync::watch::Sender::new(DispatchReport::default()),
         })
     }
 
-    /// Room to hand over a chunk of `messages` once written (leased, [`enqueue_leased_in`]), if
-    /// this process runs the dispatcher and it will be free for it soon. `None` (queue the chunk
-    /// as usual) when it does not run, when no room came within a few seconds, and for a
-    /// provider that does not dedupe by the outbox id or cannot send the chunk within a second:
-    /// a chunk left leased by a crash is sent again only to a provider that dedupes (for the
-    /// others it would become `unknown`, though it waited unsent), and a slow provider would
-    /// keep each launch chunk waiting for room.
-    pub async fn room_for(&self, messages: usize) -> Option<HandoffRoom> {
-        if !self.dispatching.load(std::sync::atomic::Ordering::Acquire)
-            || !self.provider.idempotent()
-            || (self.provider.rate_per_second() as usize) < messages
-        {
-            return None;
-        }
-        match tokio::time::timeout(HANDOFF_WAIT, self.handed.clone().reserve_owned()).await {
-            Ok(Ok(room)) => Some(room),
-            _ => None,
-        }
+    /// Whether messages can be sent in the transaction that writes them
+    /// ([`Outbox::write_and_send_in`]): the provider records into this database (`log`), so a
+    /// message's row and its send commit together, or neither does, and there is nothing to
+    /// lease, claim or send again after a crash. Every other provider is sent to by the
+    /// dispatcher after the row is committed.
+    pub fn sends_where_written(&self) -> bool {
+        self.provider.writes_to_database()
     }
 
-    /// Hands a chunk written leased to the dispatcher, which sends it next.
-    pub fn hand_over(&self, room: HandoffRoom, leased: Leased) {
-        room.send(leased);
-        self.notify();
+    /// Writes `staged` in `tx` and, in the same transaction, sends what the contact policy
+    /// allows now: each row is written in the state its verdict leaves it (sent, suppressed, or
+    /// queued until quiet hours end), as the dispatcher would have left it. The policy's facts
+    /// are read in `tx`, after every send committed before it. What was done comes back, to
+    /// pass to [`Outbox::count_sent`] once `tx` commits; `None` when the provider does not send
+    /// where it writes, or a message is for another tenant or not due yet: then all are written
+    /// queued, as [`enqueue_staged_in`] writes them, for the dispatcher. The messages must be
+    /// new: one whose dedupe key is in the outbox already fails the whole call
+    /// ([`OutboxError::AlreadyQueued`]), and the caller's transaction must not commit (a launch
+    /// skips the customers it recorded before, so it meets this only when launched twice at
+    /// once).
+    pub async fn write_and_send_in(
+        &self,
+        tx: &mut Tx,
+        staged: Staged,
+        now: i64,
+    ) -> Result<Option<DispatchReport>, OutboxError> {
+        let ob = self;
+        let Some(tenant) = staged.msgs.first().map(|m| m.tenant_id) else {
+            return Ok(None);
+        };
+        // `now` may be a launch's start, minutes ago for a large one; a send happens now.
+        let now = now.max(crate::platform::clock::now_ms());
+        let sends_here = ob.sends_where_written()
+            && staged
+                .msgs
+                .iter()
+                .all(|m| m.tenant_id == tenant && m.not_before <= now);
+        if !sends_here {
+            enqueue_staged_in(tx, &staged, now).await?;
+            return Ok(None);
+        }
+        let n = staged.msgs.len();
+        let first = tx.reserve_ids("outbox", n as i64).await?;
+        let batch = staged.as_policy_sees_it();
+        let verdicts = self.decide(&mut Reader::Tx(tx), &batch, now).await?;
+        let mut states: Vec<Written> = staged
+            .msgs
+            .iter()
+            .map(|m| Written::queued(m.not_before))
+            .collect();
+        let mut report = DispatchReport {
+            claimed: n as u64,
+            ..Default::default()
+        };
+        let mut msgs = Vec::new();
+        for (i, (m, v)) in staged.msgs.iter().zip(verdicts).enumerate() {
+            let w = &mut states[i];
+            match v {
+                Verdict::Send => match ob.cipher.decrypt(&m.address.enc) {
+                    Ok(phone) => msgs.push(SmsMessage {
+                        outbox_id: first + i as i64,
+                        tenant_id: m.tenant_id,
+                        phone,
+                        content: m.content.clone(),
+                        template_code: m.template_code.clone(),
+                        template_params: m.template_params.clone(),
+                    }),
+                    Err(e) => {
+                        w.status = "failed";
+                        w.attempts = 1;
+                        w.reason = Some(format!("address: {e}"));
+                        report.failed += 1;
+                    }
+                },
+                Verdict::Defer(until) => {
+                    w.not_before = until;
+                    report.deferred += 1;
+                }
+                Verdict::Suppress(why) => {
+                    w.status = "suppressed";
+                    w.reason = Some(why.as_str().to_owned());
+                    report.suppressed += 1;
+                }
+            }
+        }
+        let results = ob.provider.send_in(tx, &msgs).await?;
+        for (msg, r) in msgs.iter().zip(results) {
+            let w = &mut states[(msg.outbox_id - first) as usize];
+            w.attempts = 1;
+            match r {
+                Ok(reference) => {
+                    w.status = "sent";
+                    w.provider = Some(ob.provider.name());
+                    w.provider_ref = Some(reference);
+                    w.sent_at = Some(now);
+                    report.sent += 1;
+                }
+                Err(e) if e.retryable() => {
+                    w.not_before = now + 30_000;
+                    w.reason = Some(e.to_string());
+                    report.retried += 1;
+                }
+                Err(e) => {
+                    w.status = "failed";
+                    w.reason = Some(e.to_string());
+                    report.failed += 1;
+                }
+            }
+        }
+        let written =
+            insert_messages(tx, first, &staged.msgs, &staged.derived, now, Some(&states)).await?;
+        if written != n as u64 {
+            // The caller's transaction must not commit a send without its row.
+            return Err(OutboxError::AlreadyQueued {
+                expected: n as u64,
+                written,
+            });
+        }
+        Ok(Some(report))
+    }
+
+    /// Counts what [`Outbox::write_and_send_in`] did, once its transaction committed, and wakes
+    /// the dispatcher for what it left queued.
+    pub fn count_sent(&self, r: DispatchReport) {
+        self.totals.send_modify(|t| t.add(r));
+        if r.deferred + r.retried > 0 {
+            self.notify();
+        }
     }
 
     /// Waits until `messages` (a launch's queued count, say) have reached an end state since
@@ -386,8 +498,8 @@ impl Outbox {
         self.drain_by(&|| now).await
     }
 
-    /// [`Outbox::drain`] reading the clock for each batch: handed chunks can keep one drain
-    /// going for a whole launch, and quiet hours, `sent_at` and leases must not use its start.
+    /// [`Outbox::drain`] reading the clock for each batch: a drain can last as long as a large
+    /// launch, and quiet hours, `sent_at` and leases must not use its start.
     async fn drain_by(
         &self,
         now: &(dyn Fn() -> i64 + Sync),
@@ -404,8 +516,6 @@ impl Outbox {
 
     /// Runs the dispatcher until the pool closes: woken by [`Outbox::notify`] or every `tick`.
     pub fn spawn(self: &Arc<Self>, tick: Duration) {
-        self.dispatching
-            .store(true, std::sync::atomic::Ordering::Release);
         let me = self.clone();
         tokio::spawn(async move {
             loop {
@@ -462,49 +572,45 @@ impl Outbox {
         })
     }
 
-    /// Takes the next chunk handed over, or else claims up to one batch of due messages, and
-    /// takes each message to its end state for this round.
+    /// Claims up to one batch of due messages, and takes each message to its end state for
+    /// this round.
     pub async fn dispatch_batch(&self, now: i64) -> Result<DispatchReport, OutboxError> {
-        let handed = self.taken.lock().ok().and_then(|mut t| t.try_recv().ok());
-        let (claimed, handed) = match handed {
-            Some(Leased(rows)) => (rows, true),
-            None => (self.claim(now).await?, false),
-        };
+        let claimed = self.claim(now).await?;
         let mut report = DispatchReport {
             claimed: claimed.len() as u64,
-            handed: if handed { claimed.len() as u64 } else { 0 },
             ..Default::default()
         };
         if claimed.is_empty() {
             return Ok(report);
         }
-        let verdicts = self.decide(&claimed, now).await?;
-        let mut to_send = Vec::new();
-        let mut out = Outcomes::default();
-        for (m, v) in claimed.iter().zip(verdicts) {
-            match v {
-                Verdict::Send => to_send.push(m),
-                Verdict::Defer(until) => out.deferred.push((m.id, until)),
-                Verdict::Suppress(why) => out.suppressed.push((m.id, why.as_str())),
-            }
-        }
-        report.deferred = out.deferred.len() as u64;
-        report.suppressed = out.suppressed.len() as u64;
-
-        let rate = self.provider.rate_per_second().max(1) as usize;
+        // Numbers are decrypted before any transaction: SQLite's writer should only write
+        // while it is held.
+        let phones: Vec<_> = claimed
+            .iter()
+            .map(|m| self.cipher.decrypt(&m.address_enc))
+            .collect();
         // A provider that writes to this database sends inside the transaction that records
-        // the outcomes.
-        let mut local = if self.provider.writes_to_database() && !to_send.is_empty() {
+        // the outcomes, and the policy's facts are read in it too: then no send committed
+        // meanwhile (a launch sending where it writes) is missed.
+        let mut local = if self.provider.writes_to_database() {
             Some(self.db.begin().await?)
         } else {
             None
         };
-        for chunk in to_send.chunks(rate.min(self.batch)) {
-            let started = Instant::now();
-            let mut msgs = Vec::with_capacity(chunk.len());
-            for m in chunk {
-                match self.cipher.decrypt(&m.address_enc) {
-                    Ok(phone) => msgs.push(SmsMessage {
+        let verdicts = match local.as_mut() {
+            Some(tx) => self.decide(&mut Reader::Tx(tx), &claimed, now).await?,
+            None => {
+                self.decide(&mut Reader::Pool(&self.db), &claimed, now)
+                    .await?
+            }
+        };
+        let mut out = Outcomes::default();
+        let mut msgs = Vec::new();
+        let mut tries = Vec::new();
+        for ((m, v), phone) in claimed.iter().zip(verdicts).zip(phones) {
+            match (v, phone) {
+                (Verdict::Send, Ok(phone)) => {
+                    msgs.push(SmsMessage {
                         outbox_id: m.id,
                         tenant_id: m.tenant_id,
                         phone,
@@ -515,20 +621,29 @@ impl Outbox {
                             .as_deref()
                             .and_then(|t| serde_json::from_str(t).ok())
                             .unwrap_or_default(),
-                    }),
-                    Err(e) => out.failed.push((m.id, format!("address: {e}"))),
+                    });
+                    tries.push(m.attempts);
                 }
+                (Verdict::Send, Err(e)) => out.failed.push((m.id, format!("address: {e}"))),
+                (Verdict::Defer(until), _) => out.deferred.push((m.id, until)),
+                (Verdict::Suppress(why), _) => out.suppressed.push((m.id, why.as_str())),
             }
-            let attempts: HashMap<i64, i64> = chunk.iter().map(|m| (m.id, m.attempts)).collect();
+        }
+        report.deferred = out.deferred.len() as u64;
+        report.suppressed = out.suppressed.len() as u64;
+        let rate = self.provider.rate_per_second().max(1) as usize;
+        let per_send = rate.min(self.batch);
+        for (chunk, chunk_tries) in msgs.chunks(per_send).zip(tries.chunks(per_send)) {
+            let started = Instant::now();
             let results = match local.as_mut() {
-                Some(tx) => self.provider.send_in(tx, &msgs).await?,
-                None => self.provider.send(&msgs).await,
+                Some(tx) => self.provider.send_in(tx, chunk).await?,
+                None => self.provider.send(chunk).await,
             };
-            for (msg, r) in msgs.iter().zip(results) {
+
+            for ((msg, &tries), r) in chunk.iter().zip(chunk_tries).zip(results) {
                 match r {
                     Ok(reference) => out.sent.push((msg.outbox_id, reference)),
                     Err(e) => {
-                        let tries = attempts.get(&msg.outbox_id).copied().unwrap_or(1);
                         if e.retryable() && tries < MAX_ATTEMPTS {
                             // 30 s, 1 min, 2 min, 4 min.
                             let wait = 30_000 << (tries - 1).clamp(0, 4);
@@ -606,47 +721,41 @@ impl Outbox {
 
     /// The policy's verdict for each claimed message, in order. Facts are read per tenant in a
     /// few queries; messages earlier in the batch count towards caps and dedupe of later ones.
-    async fn decide(&self, batch: &[Claimed], now: i64) -> Result<Vec<Verdict>, OutboxError> {
-        let mut by_tenant: HashMap<i64, Vec<usize>> = HashMap::new();
-        for (i, m) in batch.iter().enumerate() {
-            by_tenant.entry(m.tenant_id).or_default().push(i);
-        }
-        let mut out = vec![Verdict::Send; batch.len()];
-        for (tenant, idx) in by_tenant {
+    async fn decide(
+        &self,
+        reader: &mut Reader<'_>,
+        batch: &[Claimed],
+        now: i64,
+    ) -> Result<Vec<Verdict>, OutboxError> {
+        let known = self.read_facts(reader, batch, now).await?;
+        Ok(verdicts(batch, known, now))
+    }
+
+    /// What the policy needs to know about a batch, per tenant: its policy, and the facts about
+    /// its recipients as the database holds them.
+    async fn read_facts(
+        &self,
+        reader: &mut Reader<'_>,
+        batch: &[Claimed],
+        now: i64,
+    ) -> Result<Known, OutboxError> {
+        let mut known = Known::new();
+        let tenants: HashSet<i64> = batch.iter().map(|m| m.tenant_id).collect();
+        for tenant in tenants {
             let policy = policy::load(&self.db, tenant).await?;
-            let marketing: Vec<&Claimed> = idx
+            let marketing: Vec<&Claimed> = batch
                 .iter()
-                .map(|&i| &batch[i])
-                .filter(|m| m.purpose != "verification")
+                .filter(|m| m.tenant_id == tenant && m.purpose != "verification")
                 .collect();
-            let facts = self.facts(tenant, &policy, &marketing, now).await?;
-            let mut week = facts.week;
-            let mut seen = facts.recent;
-            for &i in &idx {
-                let m = &batch[i];
-                let purpose = Purpose::parse(&m.purpose).unwrap_or(Purpose::Marketing);
-                let who = recipient_key(m);
-                let pair = (m.address_hash.clone(), m.content_hash.clone());
-                let f = Facts {
-                    unsubscribed: facts.unsubscribed.contains(&m.address_hash),
-                    sent_this_week: week.get(&who).copied().unwrap_or(0),
-                    duplicate: policy.dedupe_hours > 0 && seen.contains(&pair),
-                };
-                let v = policy.decide(purpose, now, f);
-                if v == Verdict::Send && purpose != Purpose::Verification {
-                    seen.insert(pair);
-                    if purpose == Purpose::Marketing {
-                        *week.entry(who).or_default() += 1;
-                    }
-                }
-                out[i] = v;
-            }
+            let facts = self.facts(reader, tenant, &policy, &marketing, now).await?;
+            known.insert(tenant, (policy, facts));
         }
-        Ok(out)
+        Ok(known)
     }
 
     async fn facts(
         &self,
+        db: &mut Reader<'_>,
         tenant: i64,
         policy: &ContactPolicy,
         msgs: &[&Claimed],
@@ -663,9 +772,8 @@ impl Outbox {
             .into_iter()
             .map(Value::from)
             .collect();
-        // Read on pooled connections, not in a write transaction: the writer stays free for
-        // the launch and the other rounds while these reads run.
-        let db = &self.db;
+        // The dispatcher reads on pooled connections, not in a write transaction: the writer
+        // stays free for launches while these reads run.
         let unsub: Vec<(String,)> = db
             .fetch_in(
                 "SELECT address_hash FROM unsubscribes WHERE tenant_id = $1 AND channel = 'sms' AND address_hash",
@@ -843,6 +951,37 @@ struct BatchFacts {
     unsubscribed: HashSet<String>,
     week: HashMap<String, i64>,
     recent: HashSet<(String, String)>,
+}
+
+/// Each tenant's policy and facts, for one batch.
+type Known = HashMap<i64, (ContactPolicy, BatchFacts)>;
+
+/// The policy's verdict for each message of `batch`, in order; messages earlier in the batch
+/// count towards caps and dedupe of later ones.
+fn verdicts(batch: &[Claimed], mut known: Known, now: i64) -> Vec<Verdict> {
+    let mut out = vec![Verdict::Send; batch.len()];
+    for (i, m) in batch.iter().enumerate() {
+        let Some((policy, facts)) = known.get_mut(&m.tenant_id) else {
+            continue;
+        };
+        let purpose = Purpose::parse(&m.purpose).unwrap_or(Purpose::Marketing);
+        let who = recipient_key(m);
+        let pair = (m.address_hash.clone(), m.content_hash.clone());
+        let f = Facts {
+            unsubscribed: facts.unsubscribed.contains(&m.address_hash),
+            sent_this_week: facts.week.get(&who).copied().unwrap_or(0),
+            duplicate: policy.dedupe_hours > 0 && facts.recent.contains(&pair),
+        };
+        let v = policy.decide(purpose, now, f);
+        if v == Verdict::Send && purpose != Purpose::Verification {
+            facts.recent.insert(pair);
+            if purpose == Purpose::Marketing {
+                *facts.week.entry(who).or_default() += 1;
+            }
+        }
+        out[i] = v;
+    }
+    out
 }
 
 /// A delivery receipt from a provider's callback: the message reached the phone or did not.

@@ -82,6 +82,9 @@ impl From<OutboxError> for ApiError {
         match e {
             OutboxError::Db(e) => ApiError::internal(e),
             OutboxError::Policy(e) => e.into(),
+            OutboxError::AlreadyQueued { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
         }
     }
 }
@@ -96,6 +99,7 @@ impl From<CampaignError> for ApiError {
             CampaignError::Segment(e) => e.into(),
             CampaignError::Link(e) => e.into(),
             CampaignError::Db(e) => ApiError::internal(e),
+            CampaignError::Outbox(e) => e.into(),
         }
     }
 }

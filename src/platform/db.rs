@@ -557,6 +557,9 @@ impl Db {
                 .foreign_keys(false)
                 .pragma("cache_size", "-65536")
                 .pragma("temp_store", "memory")
+                // Pages read through the map, not copied by read(): a pooled reader's cache is
+                // dropped by every commit, and a launch's reads of the next chunk re-read many.
+                .pragma("mmap_size", "1073741824")
                 // The checkpointer copies the log (see `WriteGate`); a connection does so
                 // itself only as a backstop.
                 .pragma("wal_autocheckpoint", BACKSTOP_CHECKPOINT_PAGES.to_string())

@@ -1,8 +1,8 @@
-//! A launch beside this process's dispatcher writes each chunk already leased to it and hands
-//! the chunk over, instead of queueing it for the dispatcher to claim. The contact policy still
-//! decides every message; each goes out once; a chunk that was written leased but never handed
-//! over (the process died) goes out after its lease, as a claimed one would; and a chunk some of
-//! whose messages were already in the outbox is queued instead.
+//! Through a provider that records into this database (`log`), a launch sends each chunk in the
+//! transaction that writes it, instead of queueing it for the dispatcher to claim. The contact
+//! policy still decides every message, each goes out once, quiet hours still queue; a message
+//! already in the outbox fails the write and nothing of it is sent; and a provider that sends
+//! over the network is still sent to by the dispatcher, after the rows commit.
 
 mod common;
 
@@ -15,7 +15,7 @@ use roaring::RoaringBitmap;
 use siyu::acquire::campaigns::{self, NewCampaign, VariantSpec};
 use siyu::channels::sms::log::LogProvider;
 use siyu::channels::sms::{BatchResult, SmsMessage, SmsProvider};
-use siyu::engage::outbox::{self, Address, LEASE_MS, NewMessage, Outbox};
+use siyu::engage::outbox::{self, Address, NewMessage, Outbox, OutboxError, Staged};
 use siyu::engage::policy::{self, ContactPolicy, Purpose};
 use siyu::platform::clock::now_ms;
 use siyu::platform::db::{Db, DbError, Tx, sql, values_placeholders};
@@ -138,7 +138,7 @@ fn message(tenant: i64, i: i64, key: &str, not_before: i64) -> NewMessage {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_launch_hands_its_chunks_to_the_dispatcher_and_the_policy_still_decides() {
+async fn a_launch_through_log_sends_as_it_writes_and_the_policy_still_decides() {
     for backend in backends() {
         let t = TestDb::new(backend).await;
         let db = &t.db;
@@ -176,8 +176,6 @@ async fn a_launch_hands_its_chunks_to_the_dispatcher_and_the_policy_still_decide
         .expect("campaign");
         let provider = Arc::new(CountingLog::new(db));
         let ob = Outbox::new(db.clone(), cipher(), provider.clone());
-        // Not running: nothing would be handed over.
-        assert!(ob.room_for(10).await.is_none(), "{backend:?}");
         for i in (1..=N).filter(|&i| unsubscribed(i)) {
             policy::unsubscribe(
                 db,
@@ -209,12 +207,12 @@ async fn a_launch_hands_its_chunks_to_the_dispatcher_and_the_policy_still_decide
             (1..=N).filter(|&i| !unsubscribed(i)).count() as u64,
             "{backend:?}"
         );
+        // Each chunk was sent as it was written, so by now all are.
         let report = ob
-            .settled(launched.queued, Duration::from_secs(120))
+            .settled(launched.queued, Duration::ZERO)
             .await
-            .expect("sent within two minutes");
-        // Chunks of 5,000 (a chunk finding no room within seconds on a slow machine is queued).
-        assert!(report.handed >= 5_000, "{backend:?}: {report:?}");
+            .expect("sent by the launch itself");
+        assert_eq!(report.claimed, launched.queued, "{backend:?}");
         assert_eq!(report.suppressed, capped, "{backend:?}");
         assert_eq!(report.sent, launched.queued - capped, "{backend:?}");
         let (logged, distinct): (i64, i64) = db
@@ -233,21 +231,32 @@ async fn a_launch_hands_its_chunks_to_the_dispatcher_and_the_policy_still_decide
             sends.values().all(|&n| n == 1),
             "{backend:?}: a message went twice"
         );
-        // As a claim would leave them: one attempt each, no lease left.
+        // Written in their end states: sent with one attempt, its provider, reference and time;
+        // held back with no attempt; nothing leased or left for the dispatcher.
         let rows: Vec<(String, i64, i64)> = db
-            .fetch_all(&sql(
-                "SELECT status, attempts, COUNT(*) FROM outbox WHERE campaign_id IS NOT NULL \
-                 AND lease_until IS NULL GROUP BY status, attempts ORDER BY status",
-            ))
+            .fetch_all(
+                &sql(
+                    "SELECT status, attempts, COUNT(*) FROM outbox WHERE campaign_id IS NOT NULL \
+                 AND lease_until IS NULL AND (status <> 'sent' OR (provider = 'log' \
+                 AND provider_ref = 'log:' || id AND sent_at >= $1)) \
+                 GROUP BY status, attempts ORDER BY status",
+                )
+                .bind(now),
+            )
             .await
             .expect("statuses");
         assert_eq!(
             rows,
             vec![
                 ("sent".to_string(), 1, report.sent as i64),
-                ("suppressed".to_string(), 1, capped as i64),
+                ("suppressed".to_string(), 0, capped as i64),
             ],
             "{backend:?}"
+        );
+        let again = ob.drain(now_ms()).await.expect("drain");
+        assert_eq!(
+            again.claimed, 0,
+            "{backend:?}: the dispatcher found work left"
         );
     }
 }
@@ -325,88 +334,80 @@ impl SmsProvider for Counting {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chunk_written_leased_but_never_handed_over_goes_after_its_lease() {
+async fn quiet_hours_leave_messages_queued_for_the_dispatcher() {
     for backend in backends() {
         let t = TestDb::new(backend).await;
         let db = &t.db;
-        // A day ahead, so the lease runs from this time rather than the clock.
-        let now = now_ms() + 86_400_000;
-        let tenant = tenant_sending_any_hour(db).await;
-        // A chunk of a launch that began ten minutes ago is leased from when it is written.
-        let before = now_ms();
+        let tenant = siyu::platform::access::create_tenant(db, "tea")
+            .await
+            .expect("tenant")
+            .id;
+        // The default policy: no marketing 21:00–09:00 in Shanghai. 14:00 UTC is 22:00 there.
+        policy::save(db, tenant, &ContactPolicy::default())
+            .await
+            .expect("policy");
+        let night = 1_799_157_600_000;
+        let ob = Outbox::new(db.clone(), cipher(), Arc::new(LogProvider::new(db.clone())));
         let mut tx = db.begin().await.expect("tx");
-        outbox::enqueue_leased_in(
-            &mut tx,
-            vec![message(tenant, 900, "late", before - 600_000)],
-            before - 600_000,
-        )
-        .await
-        .expect("enqueue")
-        .expect("leased");
+        let r = ob
+            .write_and_send_in(
+                &mut tx,
+                Staged::of(vec![
+                    message(tenant, 1, "q1", night),
+                    message(tenant, 2, "q2", night),
+                ]),
+                night,
+            )
+            .await
+            .expect("write")
+            .expect("sent where written");
         tx.commit().await.expect("commit");
-        let (lease,): (i64,) = db
-            .fetch_one(&sql(
-                "SELECT lease_until FROM outbox WHERE dedupe_key = 'late'",
+        assert_eq!((r.sent, r.deferred), (0, 2), "{backend:?}");
+        ob.count_sent(r);
+        let rows: Vec<(String, i64, i64)> = db
+            .fetch_all(&sql(
+                "SELECT status, attempts, not_before FROM outbox ORDER BY dedupe_key",
             ))
             .await
-            .expect("lease");
+            .expect("rows");
+        let morning = rows[0].2;
+        assert!(morning > night, "{backend:?}: {rows:?}");
         assert!(
-            lease >= before + LEASE_MS,
-            "{backend:?}: lease {lease} counted from the launch's start"
+            rows.iter()
+                .all(|r| (r.0.as_str(), r.1, r.2) == ("queued", 0, morning)),
+            "{backend:?}: {rows:?}"
         );
-        // Out of the way of the day-ahead drains below.
-        db.execute(&sql("DELETE FROM outbox WHERE dedupe_key = 'late'"))
+        // The dispatcher sends them when the night is over, once each.
+        assert_eq!(ob.drain(morning - 1).await.expect("drain").claimed, 0);
+        let sent = ob.drain(morning).await.expect("drain");
+        assert_eq!(sent.sent, 2, "{backend:?}");
+        let (logged,): (i64,) = db
+            .fetch_one(&sql("SELECT COUNT(*) FROM sms_log"))
             .await
-            .expect("delete");
-        for (provider, idempotent) in [
-            (
-                Arc::new(LogProvider::new(db.clone())) as Arc<dyn SmsProvider>,
-                true,
-            ),
-            (Arc::new(Counting), false),
-        ] {
-            let first = if idempotent { 1 } else { 101 };
-            let msgs: Vec<NewMessage> = (first..first + 50)
-                .map(|i| message(tenant, i, &format!("crash:{i}"), now))
-                .collect();
-            let mut tx = db.begin().await.expect("tx");
-            let leased = outbox::enqueue_leased_in(&mut tx, msgs, now)
-                .await
-                .expect("enqueue")
-                .expect("all new, so leased");
-            assert_eq!(leased.len(), 50);
-            tx.commit().await.expect("commit");
-            // The process dies before its dispatcher sees the chunk.
-            drop(leased);
-            let next = Outbox::new(db.clone(), cipher(), provider);
-            let r = next.drain(now + 1_000).await.expect("drain");
-            assert_eq!(
-                r.claimed, 0,
-                "{backend:?}: still leased to the dead process"
-            );
-            let r = next.drain(now + LEASE_MS + 1_000).await.expect("drain");
-            assert_eq!(r.reclaimed, 50, "{backend:?}");
-            let (status, n): (String, i64) = db
-                .fetch_one(
-                    &sql(
-                        "SELECT MIN(status), COUNT(*) FROM outbox WHERE dedupe_key LIKE 'crash:%' \
-                          AND customer_id >= $1 AND customer_id < $2",
-                    )
-                    .bind(first)
-                    .bind(first + 50),
-                )
-                .await
-                .expect("statuses");
-            // Sent again only where a second send cannot deliver twice.
-            let expected = if idempotent { "sent" } else { "unknown" };
-            assert_eq!((status.as_str(), n), (expected, 50), "{backend:?}");
-            assert_eq!(r.sent, if idempotent { 50 } else { 0 }, "{backend:?}");
-        }
+            .expect("log");
+        assert_eq!(logged, 2, "{backend:?}");
+        // A message not due yet is written queued, and not sent.
+        let mut tx = db.begin().await.expect("tx");
+        let r = ob
+            .write_and_send_in(
+                &mut tx,
+                Staged::of(vec![message(tenant, 3, "later", morning + 86_400_000)]),
+                morning,
+            )
+            .await
+            .expect("write");
+        tx.commit().await.expect("commit");
+        assert!(r.is_none(), "{backend:?}");
+        let (status,): (String,) = db
+            .fetch_one(&sql("SELECT status FROM outbox WHERE dedupe_key = 'later'"))
+            .await
+            .expect("later");
+        assert_eq!(status, "queued", "{backend:?}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chunk_with_a_message_already_in_the_outbox_is_queued_not_leased() {
+async fn a_message_already_in_the_outbox_fails_the_write_and_nothing_is_sent() {
     for backend in backends() {
         let t = TestDb::new(backend).await;
         let db = &t.db;
@@ -415,73 +416,85 @@ async fn a_chunk_with_a_message_already_in_the_outbox_is_queued_not_leased() {
         outbox::enqueue(db, &[message(tenant, 1, "k1", now)], now)
             .await
             .expect("first");
+        let ob = Outbox::new(db.clone(), cipher(), Arc::new(LogProvider::new(db.clone())));
         let mut tx = db.begin().await.expect("tx");
-        let leased = outbox::enqueue_leased_in(
-            &mut tx,
-            vec![message(tenant, 1, "k1", now), message(tenant, 2, "k2", now)],
-            now,
-        )
-        .await
-        .expect("enqueue");
-        tx.commit().await.expect("commit");
-        assert!(leased.is_none(), "{backend:?}: k1 was there before");
-        let rows: Vec<(String, String, i64, Option<i64>)> = db
+        let e = ob
+            .write_and_send_in(
+                &mut tx,
+                Staged::of(vec![
+                    message(tenant, 1, "k1", now),
+                    message(tenant, 2, "k2", now),
+                ]),
+                now,
+            )
+            .await
+            .expect_err("k1 was there before");
+        assert!(
+            matches!(
+                e,
+                OutboxError::AlreadyQueued {
+                    expected: 2,
+                    written: 1
+                }
+            ),
+            "{backend:?}: {e}"
+        );
+        assert!(e.to_string().contains("1 of these 2"), "{e}");
+        drop(tx);
+        let rows: Vec<(String, String)> = db
             .fetch_all(&sql(
-                "SELECT dedupe_key, status, attempts, lease_until FROM outbox ORDER BY dedupe_key",
+                "SELECT dedupe_key, status FROM outbox ORDER BY dedupe_key",
             ))
             .await
             .expect("rows");
         assert_eq!(
             rows,
-            vec![
-                ("k1".to_string(), "queued".to_string(), 0, None),
-                ("k2".to_string(), "queued".to_string(), 0, None),
-            ],
+            vec![("k1".to_string(), "queued".to_string())],
             "{backend:?}"
         );
-        // Claimed and sent as usual, each once.
-        let ob = Outbox::new(db.clone(), cipher(), Arc::new(LogProvider::new(db.clone())));
+        let (logged,): (i64,) = db
+            .fetch_one(&sql("SELECT COUNT(*) FROM sms_log"))
+            .await
+            .expect("log");
+        assert_eq!(logged, 0, "{backend:?}: a send was kept without its row");
+        // k1 goes as usual, once.
         let r = ob.drain(now).await.expect("drain");
-        assert_eq!((r.sent, r.handed), (2, 0), "{backend:?}");
+        assert_eq!(r.sent, 1, "{backend:?}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_a_provider_that_dedupes_and_keeps_up_is_handed_chunks() {
-    struct Slow;
-    impl SmsProvider for Slow {
-        fn name(&self) -> &'static str {
-            "slow"
-        }
-        fn idempotent(&self) -> bool {
-            true
-        }
-        fn rate_per_second(&self) -> u32 {
-            100
-        }
-        fn send<'a>(&'a self, batch: &'a [SmsMessage]) -> BoxFuture<'a, BatchResult> {
-            Box::pin(async move { batch.iter().map(|_| Ok(String::new())).collect() })
-        }
+async fn a_provider_that_sends_over_the_network_is_sent_to_by_the_dispatcher() {
+    for backend in backends() {
+        let t = TestDb::new(backend).await;
+        let db = &t.db;
+        let now = 1_795_392_000_000;
+        let tenant = tenant_sending_any_hour(db).await;
+        let ob = Outbox::new(db.clone(), cipher(), Arc::new(Counting));
+        assert!(!ob.sends_where_written());
+        let mut tx = db.begin().await.expect("tx");
+        let r = ob
+            .write_and_send_in(
+                &mut tx,
+                Staged::of(
+                    (1..=3)
+                        .map(|i| message(tenant, i, &format!("n{i}"), now))
+                        .collect(),
+                ),
+                now,
+            )
+            .await
+            .expect("write");
+        tx.commit().await.expect("commit");
+        assert!(r.is_none(), "{backend:?}: sent before the rows committed");
+        let (queued,): (i64,) = db
+            .fetch_one(&sql(
+                "SELECT COUNT(*) FROM outbox WHERE status = 'queued' AND attempts = 0",
+            ))
+            .await
+            .expect("queued");
+        assert_eq!(queued, 3, "{backend:?}");
+        let r = ob.drain(now).await.expect("drain");
+        assert_eq!((r.claimed, r.sent), (3, 3), "{backend:?}");
     }
-    let t = TestDb::new(common::Backend::Sqlite).await;
-    // A chunk left leased by a crash would become `unknown` for a provider that does not dedupe,
-    // though it was never sent: such a provider claims as before.
-    let once = Outbox::new(t.db.clone(), cipher(), Arc::new(Counting));
-    once.spawn(Duration::from_secs(60));
-    assert!(once.room_for(100).await.is_none());
-    // 100 a second sends a chunk of 100 within a second, not one of 5,000.
-    let slow = Outbox::new(t.db.clone(), cipher(), Arc::new(Slow));
-    slow.spawn(Duration::from_secs(60));
-    assert!(slow.room_for(5_000).await.is_none());
-    assert!(slow.room_for(100).await.is_some());
-    // Room for one chunk beside the one being sent. Nobody takes it here, so the next launch
-    // chunk finds no room within a few seconds and is queued instead of waiting on.
-    let log = Outbox::new(
-        t.db.clone(),
-        cipher(),
-        Arc::new(LogProvider::new(t.db.clone())),
-    );
-    log.spawn(Duration::from_secs(60));
-    let _room = log.room_for(5_000).await.expect("room");
-    assert!(log.room_for(5_000).await.is_none());
 }
