@@ -353,7 +353,8 @@ impl Outbox {
 
     /// Writes `staged` in `tx` and, in the same transaction, sends what the contact policy
     /// allows now: each row is written in the state its verdict leaves it (sent, suppressed, or
-    /// queued until quiet hours end), as the dispatcher would have left it. The policy's facts
+    /// queued until quiet hours end), as the dispatcher would have left it, except that a
+    /// message held back was never attempted (attempts 0). The policy's facts
     /// are read in `tx`, after every send committed before it. What was done comes back, to
     /// pass to [`Outbox::count_sent`] once `tx` commits; `None` when the provider does not send
     /// where it writes, or a message is for another tenant or not due yet: then all are written
@@ -742,7 +743,7 @@ impl Outbox {
         let mut known = Known::new();
         let tenants: HashSet<i64> = batch.iter().map(|m| m.tenant_id).collect();
         for tenant in tenants {
-            let policy = policy::load(&self.db, tenant).await?;
+            let policy = policy::load_in(reader, tenant).await?;
             let marketing: Vec<&Claimed> = batch
                 .iter()
                 .filter(|m| m.tenant_id == tenant && m.purpose != "verification")
@@ -772,8 +773,8 @@ impl Outbox {
             .into_iter()
             .map(Value::from)
             .collect();
-        // The dispatcher reads on pooled connections, not in a write transaction: the writer
-        // stays free for launches while these reads run.
+        // In the writer's transaction when the caller sends in it (`log`), so that no send
+        // committed meanwhile is missed; else on pooled connections, leaving the writer free.
         let unsub: Vec<(String,)> = db
             .fetch_in(
                 "SELECT address_hash FROM unsubscribes WHERE tenant_id = $1 AND channel = 'sms' AND address_hash",
@@ -1097,6 +1098,55 @@ mod tests {
             "13800138000"
         );
         assert!(Address::of_identity("email:a@b.cn", None).is_none());
+    }
+
+    /// An in-memory database has one connection, which the writer's transaction holds: the
+    /// policy and its facts must be read in that transaction, or the read waits for it forever.
+    #[tokio::test]
+    async fn log_sends_where_written_on_a_database_with_one_connection() {
+        let db = crate::platform::migrate::migrated_in_memory().await;
+        db.execute(&sql(
+            "INSERT INTO tenants (id, name, created_at) VALUES (1, 'a', 0)",
+        ))
+        .await
+        .expect("tenant");
+        let cipher = FieldCipher::new(&[3u8; 32]);
+        let ob = Outbox::new(
+            db.clone(),
+            cipher.clone(),
+            Arc::new(crate::channels::sms::log::LogProvider::new(db.clone())),
+        );
+        // 04:00 UTC is noon in Shanghai, outside the default quiet hours.
+        let noon = 1_799_121_600_000;
+        let msg = |i: i64| NewMessage {
+            tenant_id: 1,
+            purpose: Purpose::Marketing,
+            customer_id: Some(i),
+            address: Address::of_phone(&cipher, &format!("1380013800{i}")),
+            content: format!("【茶】第{i}条 拒收请回复R"),
+            template_code: None,
+            template_params: vec![],
+            dedupe_key: format!("k{i}"),
+            campaign_id: None,
+            variant: None,
+            not_before: noon,
+        };
+        let sent = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut tx = db.begin().await.expect("tx");
+            let r = ob
+                .write_and_send_in(&mut tx, Staged::of(vec![msg(1), msg(2)]), noon)
+                .await
+                .expect("write")
+                .expect("sent where written");
+            tx.commit().await.expect("commit");
+            // And the dispatcher, which reads its facts in its transaction for `log` too.
+            enqueue(&db, &[msg(3)], noon).await.expect("enqueue");
+            let d = ob.drain(noon).await.expect("drain");
+            r.sent + d.sent
+        })
+        .await
+        .expect("no read waited for the writer's connection");
+        assert_eq!(sent, 3);
     }
 
     #[tokio::test]

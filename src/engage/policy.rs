@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::platform::clock::now_ms;
-use crate::platform::db::{Db, DbError, sql};
+use crate::platform::db::{Db, DbError, Reader, sql};
 
 const MINUTE: i64 = 60_000;
 const DAY_MINUTES: i64 = 1_440;
@@ -221,6 +221,12 @@ pub fn utc_offset_minutes(time_zone: &str) -> Result<i64, PolicyError> {
 
 /// The tenant's policy: its own row, or the defaults, with its time zone's offset.
 pub async fn load(db: &Db, tenant: i64) -> Result<ContactPolicy, PolicyError> {
+    load_in(&mut Reader::Pool(db), tenant).await
+}
+
+/// [`load`] where the caller reads: in its transaction, so that a writer holding the only
+/// connection (an in-memory SQLite database) or a pool's last one is not waited for.
+pub async fn load_in(db: &mut Reader<'_>, tenant: i64) -> Result<ContactPolicy, PolicyError> {
     let row: Option<(i64, i64, i64, i64)> = db
         .fetch_optional(
             &sql(

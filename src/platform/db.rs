@@ -504,6 +504,13 @@ pub enum Reader<'a> {
 }
 
 impl Reader<'_> {
+    pub async fn fetch_optional<T: Row>(&mut self, s: &Sql) -> DbResult<Option<T>> {
+        match self {
+            Reader::Tx(tx) => tx.fetch_optional(s).await,
+            Reader::Pool(db) => db.fetch_optional(s).await,
+        }
+    }
+
     pub async fn fetch_in<T: Row>(
         &mut self,
         head: &str,
