@@ -343,12 +343,14 @@ impl Outbox {
     }
 
     /// Whether messages can be sent in the transaction that writes them
-    /// ([`Outbox::write_and_send_in`]): the provider records into this database (`log`), so a
-    /// message's row and its send commit together, or neither does, and there is nothing to
-    /// lease, claim or send again after a crash. Every other provider is sent to by the
-    /// dispatcher after the row is committed.
+    /// ([`Outbox::write_and_send_in`]): on SQLite, when the provider records into this database
+    /// (`log`), so a message's row and its send commit together, or neither does, and there is
+    /// nothing to lease, claim or send again after a crash. Every other provider, and every
+    /// provider on PostgreSQL (where a dispatcher beside the launch writes in parallel, which
+    /// measured faster: docs/BENCHMARKS.md), is sent to by the dispatcher after the row is
+    /// committed.
     pub fn sends_where_written(&self) -> bool {
-        self.provider.writes_to_database()
+        self.db.backend() == Backend::Sqlite && self.provider.writes_to_database()
     }
 
     /// Writes `staged` in `tx` and, in the same transaction, sends what the contact policy
