@@ -478,8 +478,8 @@ pub async fn launch(
     launch_then(db, cipher, public_url, tenant, id, now, None).await
 }
 
-/// [`launch`] beside this process's outbox. A campaign due now, through a provider that
-/// records into this database (`log`), has each chunk sent in the transaction that writes it
+/// [`launch`] beside this process's outbox. A campaign due now, on SQLite through a provider
+/// that records into this database (`log`), has each chunk sent in the transaction that writes it
 /// ([`Outbox::write_and_send_in`]); otherwise the dispatcher is woken as each chunk commits,
 /// and sends it while the next is written.
 pub async fn launch_then(
@@ -556,8 +556,8 @@ pub async fn launch_then(
     // Each chunk is read (its numbers, on a pooled connection), decided and rendered while the
     // chunk before is written: in WAL mode a reader does not wait for SQLite's writer (nor on
     // PostgreSQL), and the writer is held only while it writes.
-    // A campaign due now, beside a provider that records into this database, is sent as it is
-    // written; otherwise each chunk is queued and the dispatcher woken.
+    // A campaign due now is sent as it is written when the outbox can
+    // ([`Outbox::sends_where_written`]); otherwise each chunk is queued and the dispatcher woken.
     let sender = outbox.filter(|o| c.scheduled_at <= now && o.sends_where_written());
     let plan = LaunchPlan {
         db,
