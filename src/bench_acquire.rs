@@ -431,9 +431,10 @@ async fn outbox_in_stages(
     ))
 }
 
-/// Launch and dispatch as the server runs them: the dispatcher is woken as each chunk of the
-/// launch is committed and sends it while the next is written. Returns the seconds from the
-/// launch's start until the last message was handed to the provider.
+/// Launch and dispatch as the server runs them: on SQLite each chunk is sent in the transaction
+/// that writes it; on PostgreSQL the dispatcher is woken as each chunk commits and sends it
+/// while the next is written. Returns the seconds from the launch's start until the last
+/// message was handed to the provider.
 async fn outbox_overlapped(
     a: &BenchArgs,
     backend: &str,

@@ -34,7 +34,8 @@ pub enum OutboxError {
     #[error(transparent)]
     Policy(#[from] PolicyError),
     #[error(
-        "{} of these {expected} messages are in the outbox already (their dedupe keys); nothing was sent",
+        "{} of these {expected} messages are in the outbox already (their dedupe keys), so none was sent: \
+         another launch of the same campaign is running; let it finish, and launching again then sends only to those it missed",
         expected - written
     )]
     AlreadyQueued { expected: u64, written: u64 },
@@ -106,9 +107,7 @@ pub async fn enqueue_in(
     if msgs.is_empty() {
         return Ok(0);
     }
-    let first = tx.reserve_ids("outbox", msgs.len() as i64).await?;
-    let derived = Derived::of(msgs);
-    insert_messages(tx, first, msgs, &derived, now, None).await
+    queue_new(tx, msgs, &Derived::of(msgs), now).await
 }
 
 /// [`enqueue_in`] for messages staged before the transaction began.
@@ -120,8 +119,18 @@ pub async fn enqueue_staged_in(
     if staged.msgs.is_empty() {
         return Ok(0);
     }
-    let first = tx.reserve_ids("outbox", staged.msgs.len() as i64).await?;
-    insert_messages(tx, first, &staged.msgs, &staged.derived, now, None).await
+    queue_new(tx, &staged.msgs, &staged.derived, now).await
+}
+
+/// Writes `msgs` queued under ids reserved for them.
+async fn queue_new(
+    tx: &mut crate::platform::db::Tx,
+    msgs: &[NewMessage],
+    derived: &Derived,
+    now: i64,
+) -> Result<u64, DbError> {
+    let first = tx.reserve_ids("outbox", msgs.len() as i64).await?;
+    insert_messages(tx, first, msgs, derived, now, None).await
 }
 
 /// Messages with what their rows store beside their own fields (content hashes, template
@@ -371,13 +380,12 @@ impl Outbox {
         staged: Staged,
         now: i64,
     ) -> Result<Option<DispatchReport>, OutboxError> {
-        let ob = self;
         let Some(tenant) = staged.msgs.first().map(|m| m.tenant_id) else {
             return Ok(None);
         };
         // `now` may be a launch's start, minutes ago for a large one; a send happens now.
         let now = now.max(crate::platform::clock::now_ms());
-        let sends_here = ob.sends_where_written()
+        let sends_here = self.sends_where_written()
             && staged
                 .msgs
                 .iter()
@@ -403,7 +411,7 @@ impl Outbox {
         for (i, (m, v)) in staged.msgs.iter().zip(verdicts).enumerate() {
             let w = &mut states[i];
             match v {
-                Verdict::Send => match ob.cipher.decrypt(&m.address.enc) {
+                Verdict::Send => match self.cipher.decrypt(&m.address.enc) {
                     Ok(phone) => msgs.push(SmsMessage {
                         outbox_id: first + i as i64,
                         tenant_id: m.tenant_id,
@@ -430,20 +438,20 @@ impl Outbox {
                 }
             }
         }
-        let results = ob.provider.send_in(tx, &msgs).await?;
+        let results = self.provider.send_in(tx, &msgs).await?;
         for (msg, r) in msgs.iter().zip(results) {
             let w = &mut states[(msg.outbox_id - first) as usize];
             w.attempts = 1;
             match r {
                 Ok(reference) => {
                     w.status = "sent";
-                    w.provider = Some(ob.provider.name());
+                    w.provider = Some(self.provider.name());
                     w.provider_ref = Some(reference);
                     w.sent_at = Some(now);
                     report.sent += 1;
                 }
                 Err(e) if e.retryable() => {
-                    w.not_before = now + 30_000;
+                    w.not_before = now + retry_wait(1);
                     w.reason = Some(e.to_string());
                     report.retried += 1;
                 }
@@ -642,15 +650,13 @@ impl Outbox {
                 Some(tx) => self.provider.send_in(tx, chunk).await?,
                 None => self.provider.send(chunk).await,
             };
-
             for ((msg, &tries), r) in chunk.iter().zip(chunk_tries).zip(results) {
                 match r {
                     Ok(reference) => out.sent.push((msg.outbox_id, reference)),
                     Err(e) => {
                         if e.retryable() && tries < MAX_ATTEMPTS {
-                            // 30 s, 1 min, 2 min, 4 min.
-                            let wait = 30_000 << (tries - 1).clamp(0, 4);
-                            out.retry.push((msg.outbox_id, now + wait, e.to_string()));
+                            out.retry
+                                .push((msg.outbox_id, now + retry_wait(tries), e.to_string()));
                         } else {
                             out.failed.push((msg.outbox_id, e.to_string()));
                         }
@@ -926,6 +932,12 @@ impl Outbox {
         }
         tx.commit().await
     }
+}
+
+/// How long a message waits after its `tries`-th attempt failed and may be retried: 30 s,
+/// 1 min, 2 min, 4 min.
+fn retry_wait(tries: i64) -> i64 {
+    30_000 << (tries - 1).clamp(0, 4)
 }
 
 fn recipient_key(m: &Claimed) -> String {
