@@ -4,8 +4,8 @@
 
 mod common;
 
-use siyu::platform::db::{Db, sql};
-use siyu::platform::rows::Arg;
+use siyu::platform::db::{Db, Reader, sql};
+use siyu::platform::rows::{Arg, Keys};
 
 use common::{TestDb, backends};
 
@@ -235,5 +235,80 @@ async fn a_row_that_breaks_a_constraint_fails_the_statement_and_keeps_nothing_of
                 .await
                 .expect("rows");
         assert_eq!(keys, vec![("tmall:kept".to_owned(),)], "{backend:?}");
+    }
+}
+
+/// `probe` finds every row for every key, repeated keys and NULL columns included, the same in
+/// a transaction (SQLite: a statement per key on its handle) as on the pool (`IN` lists).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_find_every_row_of_every_key_in_a_transaction_and_on_the_pool() {
+    for backend in backends() {
+        let t = TestDb::new(backend).await;
+        let keys = identity_keys();
+        store_identities(&t.db, 1, &keys).await;
+        // A second identity for customer 43, so that one key finds two rows.
+        store_identities(&t.db, 1, &["tmall:second".to_string()]).await;
+        t.db.execute(&sql(
+            "UPDATE identities SET customer_id = 43 WHERE ikey = 'tmall:second'",
+        ))
+        .await
+        .expect("second identity");
+        let texts: Vec<String> = [
+            "tmall:买家00042",
+            "tmall:nobody",
+            "tmall:买家00043",
+            "tmall:买家00042",
+        ]
+        .map(String::from)
+        .to_vec();
+        let ints: Vec<i64> = vec![43, 99_999, 44];
+        let mut tx = t.db.begin().await.expect("begin");
+        for reader in [Reader::Tx(&mut tx), Reader::Pool(&t.db)] {
+            let mut reader = reader;
+            let mut by_text = reader
+                .probe(
+                    "SELECT value_enc, ikey FROM identities WHERE tenant_id = $1 AND ikey",
+                    &[Arg::from(1i64)],
+                    Keys::Text(&texts),
+                )
+                .await
+                .expect("probe by text");
+            by_text.sort();
+            // 00042 is customer 43 (even row: a value), 00043 customer 44 (odd: NULL).
+            assert_eq!(
+                by_text,
+                vec![
+                    (0, Some("v1:secret".to_string())),
+                    (2, None),
+                    (3, Some("v1:secret".to_string())),
+                ],
+                "{backend:?}"
+            );
+            let mut by_int = reader
+                .probe(
+                    "SELECT ikey, customer_id FROM identities WHERE tenant_id = $1 AND customer_id",
+                    &[Arg::from(1i64)],
+                    Keys::Int(&ints),
+                )
+                .await
+                .expect("probe by id");
+            by_int.sort();
+            assert_eq!(
+                by_int,
+                vec![
+                    (0, Some("tmall:second".to_string())),
+                    (0, Some("tmall:买家00042".to_string())),
+                    (2, Some("tmall:买家00043".to_string())),
+                ],
+                "{backend:?}"
+            );
+            assert!(
+                reader
+                    .probe("SELECT ikey, customer_id FROM identities WHERE tenant_id = $1 AND customer_id", &[Arg::from(1i64)], Keys::Int(&[]))
+                    .await
+                    .expect("no keys")
+                    .is_empty()
+            );
+        }
     }
 }

@@ -18,8 +18,8 @@ use tokio::sync::Notify;
 use super::policy::{self, ContactPolicy, Facts, PolicyError, Purpose, Verdict};
 use crate::channels::sms::{SmsMessage, SmsProvider, billable_parts};
 use crate::platform::crypto::FieldCipher;
-use crate::platform::db::{Backend, Db, DbError, Reader, Tx, Value, sql};
-use crate::platform::rows::Arg;
+use crate::platform::db::{Backend, Db, DbError, Reader, Tx, sql};
+use crate::platform::rows::{Arg, Keys};
 
 /// A claimed message's lease: a dispatcher that has not finished it by then is presumed dead.
 pub const LEASE_MS: i64 = 60_000;
@@ -774,74 +774,79 @@ impl Outbox {
         if msgs.is_empty() {
             return Ok(f);
         }
-        let addresses: Vec<Value> = msgs
+        let addresses: Vec<String> = msgs
             .iter()
             .map(|m| m.address_hash.clone())
             .collect::<HashSet<String>>()
             .into_iter()
-            .map(Value::from)
             .collect();
         // In the writer's transaction when the caller sends in it (`log`), so that no send
         // committed meanwhile is missed; else on pooled connections, leaving the writer free.
-        let unsub: Vec<(String,)> = db
-            .fetch_in(
-                "SELECT address_hash FROM unsubscribes WHERE tenant_id = $1 AND channel = 'sms' AND address_hash",
+        let unsub = db
+            .probe(
+                "SELECT address_hash, address_hash FROM unsubscribes WHERE tenant_id = $1 AND channel = 'sms' AND address_hash",
                 &[tenant.into()],
-                addresses.clone(),
+                Keys::Text(&addresses),
             )
             .await?;
-        f.unsubscribed = unsub.into_iter().map(|(a,)| a).collect();
+        f.unsubscribed = unsub
+            .into_iter()
+            .map(|(i, _)| addresses[i].clone())
+            .collect();
         // Sent marketing in the last 7 days, per customer (or per number without one).
-        let customers: Vec<Value> = msgs
+        let customers: Vec<i64> = msgs
             .iter()
             .filter_map(|m| m.customer_id)
             .collect::<HashSet<i64>>()
             .into_iter()
-            .map(Value::from)
             .collect();
         // One row per message (at most the cap per customer), counted here.
-        let by_customer: Vec<(i64,)> = db
-            .fetch_in(
-                "SELECT customer_id FROM outbox WHERE tenant_id = $1 AND purpose = 'marketing' \
+        let week_ago = now - WEEK_MS;
+        let by_customer = db
+            .probe(
+                "SELECT address_hash, customer_id FROM outbox WHERE tenant_id = $1 AND purpose = 'marketing' \
                  AND status IN ('sent', 'delivered', 'undelivered') AND sent_at >= $2 AND customer_id",
-                &[tenant.into(), (now - WEEK_MS).into()],
-                customers,
+                &[tenant.into(), week_ago.into()],
+                Keys::Int(&customers),
             )
             .await?;
-        for (c,) in by_customer {
-            *f.week.entry(format!("c{c}")).or_default() += 1;
+        for (i, _) in by_customer {
+            *f.week.entry(format!("c{}", customers[i])).or_default() += 1;
         }
         // Only numbers sent to without a customer are capped by number.
-        let anonymous: Vec<Value> = msgs
+        let anonymous: Vec<String> = msgs
             .iter()
             .filter(|m| m.customer_id.is_none())
             .map(|m| m.address_hash.clone())
             .collect::<HashSet<String>>()
             .into_iter()
-            .map(Value::from)
             .collect();
-        let by_address: Vec<(String,)> = db
-            .fetch_in(
-                "SELECT address_hash FROM outbox WHERE tenant_id = $1 AND purpose = 'marketing' \
+        let by_address = db
+            .probe(
+                "SELECT address_hash, address_hash FROM outbox WHERE tenant_id = $1 AND purpose = 'marketing' \
                  AND customer_id IS NULL AND status IN ('sent', 'delivered', 'undelivered') AND sent_at >= $2 \
                  AND address_hash",
-                &[tenant.into(), (now - WEEK_MS).into()],
-                anonymous,
+                &[tenant.into(), week_ago.into()],
+                Keys::Text(&anonymous),
             )
             .await?;
-        for (a,) in by_address {
-            *f.week.entry(format!("a{a}")).or_default() += 1;
+        for (i, _) in by_address {
+            *f.week.entry(format!("a{}", anonymous[i])).or_default() += 1;
         }
         if policy.dedupe_hours > 0 {
-            let recent: Vec<(String, String)> = db
-                .fetch_in(
-                    "SELECT address_hash, content_hash FROM outbox WHERE tenant_id = $1 \
+            let since = now - policy.dedupe_hours * 3_600_000;
+            let recent = db
+                .probe(
+                    "SELECT content_hash, address_hash FROM outbox WHERE tenant_id = $1 \
                      AND status IN ('sent', 'delivered', 'undelivered') AND sent_at >= $2 AND address_hash",
-                    &[tenant.into(), (now - policy.dedupe_hours * 3_600_000).into()],
-                    addresses,
+                    &[tenant.into(), since.into()],
+                    Keys::Text(&addresses),
                 )
                 .await?;
-            f.recent = recent.into_iter().collect();
+            f.recent = recent
+                .into_iter()
+                .filter_map(|(i, hash)| Some((addresses[i].clone(), hash?)))
+                .collect();
         }
         Ok(f)
     }

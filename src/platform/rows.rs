@@ -20,7 +20,7 @@ use foldhash::HashMap;
 use libsqlite3_sys as ffi;
 
 use super::db::{
-    DbError, DbResult, MAX_BINDS, Tx, Value, rewrite_placeholders, sql, values_placeholders,
+    DbError, DbResult, MAX_BINDS, Reader, Tx, Value, rewrite_placeholders, sql, values_placeholders,
 };
 
 /// A value bound for one row, borrowed from the caller's data.
@@ -190,6 +190,110 @@ impl Tx {
     }
 }
 
+/// The keys a probe looks up, all of one type.
+#[derive(Debug, Clone, Copy)]
+pub enum Keys<'a> {
+    Text(&'a [String]),
+    Int(&'a [i64]),
+}
+
+impl<'a> Keys<'a> {
+    fn len(&self) -> usize {
+        match self {
+            Keys::Text(k) => k.len(),
+            Keys::Int(k) => k.len(),
+        }
+    }
+
+    fn arg(&self, i: usize) -> Arg<'a> {
+        match *self {
+            Keys::Text(k) => Arg::Text(Some(k[i].as_str())),
+            Keys::Int(k) => Arg::Int(Some(k[i])),
+        }
+    }
+
+    /// Indices in key order, so that probes walk an index forwards over pages just read.
+    fn in_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        match *self {
+            Keys::Text(k) => order.sort_unstable_by(|&a, &b| k[a].cmp(&k[b])),
+            Keys::Int(k) => order.sort_unstable_by_key(|&i| k[i]),
+        }
+        order
+    }
+}
+
+impl Reader<'_> {
+    /// For each key, every row `head` finds for it, as (the key's index, the row's first
+    /// column as text). `head` selects that column and then the key, and ends with the key's
+    /// column: `SELECT content_hash, address_hash FROM outbox WHERE tenant_id = $1 AND
+    /// address_hash`, the `$1…$k` being `fixed`. In a SQLite transaction one short statement is
+    /// stepped per key on the handle, with no statement of thousands of values for SQLite to
+    /// parse and sort into a temporary B-tree first; elsewhere the keys go in `IN` lists.
+    pub async fn probe(
+        &mut self,
+        head: &str,
+        fixed: &[Arg<'_>],
+        keys: Keys<'_>,
+    ) -> DbResult<Vec<(usize, Option<String>)>> {
+        if keys.len() == 0 {
+            return Ok(Vec::new());
+        }
+        if let Reader::Tx(Tx::Sqlite(t, _)) = self {
+            let text = sqlite_text(&format!("{head} = ${}", fixed.len() + 1));
+            let order = keys.in_order();
+            let mut handle = t.lock_handle().await?;
+            let db = handle.as_raw_handle();
+            return blocking(|| {
+                let mut stmt = Statement::prepare(db, &text)?;
+                for (i, a) in fixed.iter().enumerate() {
+                    stmt.bind(i + 1, *a)?;
+                }
+                let key_at = fixed.len() + 1;
+                let mut found = Vec::new();
+                for i in order {
+                    stmt.bind(key_at, keys.arg(i))?;
+                    while stmt.step()? {
+                        found.push((i, stmt.column_text(0)));
+                    }
+                    stmt.reset();
+                }
+                Ok(found)
+            });
+        }
+        let fixed: Vec<Value> = fixed.iter().map(|a| Value::from(*a)).collect();
+        let list: Vec<Value> = (0..keys.len()).map(|i| Value::from(keys.arg(i))).collect();
+        let mut found = Vec::new();
+        match keys {
+            Keys::Text(k) => {
+                let mut at: HashMap<&str, Vec<usize>> = HashMap::default();
+                for (i, key) in k.iter().enumerate() {
+                    at.entry(key.as_str()).or_default().push(i);
+                }
+                let rows: Vec<(Option<String>, String)> = self.fetch_in(head, &fixed, list).await?;
+                for (value, key) in rows {
+                    for &i in at.get(key.as_str()).into_iter().flatten() {
+                        found.push((i, value.clone()));
+                    }
+                }
+            }
+            Keys::Int(k) => {
+                let mut at: HashMap<i64, Vec<usize>> = HashMap::default();
+                for (i, key) in k.iter().enumerate() {
+                    at.entry(*key).or_default().push(i);
+                }
+                let rows: Vec<(Option<String>, i64)> = self.fetch_in(head, &fixed, list).await?;
+                for (value, key) in rows {
+                    for &i in at.get(&key).into_iter().flatten() {
+                        found.push((i, value.clone()));
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
 /// SQLite's spelling of a statement: `$k` become `?` when they appear in order 1, 2, 3 …, else
 /// `?k`; either way the k-th value binds at k.
 fn sqlite_text(text: &str) -> String {
@@ -302,6 +406,21 @@ impl<'h> Statement<'h> {
             } else {
                 Some(ffi::sqlite3_column_int64(self.stmt.as_ptr(), col))
             }
+        }
+    }
+
+    fn column_text(&self, col: c_int) -> Option<String> {
+        // SAFETY: called only after `step` returned a row; the text pointer is valid for the
+        // byte count SQLite reports until the next step or reset, and is copied before either.
+        unsafe {
+            let p = self.stmt.as_ptr();
+            let text = ffi::sqlite3_column_text(p, col);
+            if text.is_null() {
+                return None;
+            }
+            let len = ffi::sqlite3_column_bytes(p, col).max(0) as usize;
+            let bytes = std::slice::from_raw_parts(text, len);
+            Some(String::from_utf8_lossy(bytes).into_owned())
         }
     }
 
