@@ -1,4 +1,5 @@
-//! Bulk writes and key lookups a row at a time, for the writers' hot paths (import, events).
+//! Bulk writes and key lookups a row at a time, for the writers' hot paths (import, events,
+//! the contact policy's reads in a launch's transaction).
 //!
 //! On SQLite these run on the connection's own handle: one short statement is prepared and
 //! stepped once per row, its values bound straight from the caller's data. Against the
@@ -263,35 +264,29 @@ impl Reader<'_> {
         }
         let fixed: Vec<Value> = fixed.iter().map(|a| Value::from(*a)).collect();
         let list: Vec<Value> = (0..keys.len()).map(|i| Value::from(keys.arg(i))).collect();
-        let mut found = Vec::new();
-        match keys {
-            Keys::Text(k) => {
-                let mut at: HashMap<&str, Vec<usize>> = HashMap::default();
-                for (i, key) in k.iter().enumerate() {
-                    at.entry(key.as_str()).or_default().push(i);
-                }
-                let rows: Vec<(Option<String>, String)> = self.fetch_in(head, &fixed, list).await?;
-                for (value, key) in rows {
-                    for &i in at.get(key.as_str()).into_iter().flatten() {
-                        found.push((i, value.clone()));
-                    }
-                }
-            }
-            Keys::Int(k) => {
-                let mut at: HashMap<i64, Vec<usize>> = HashMap::default();
-                for (i, key) in k.iter().enumerate() {
-                    at.entry(*key).or_default().push(i);
-                }
-                let rows: Vec<(Option<String>, i64)> = self.fetch_in(head, &fixed, list).await?;
-                for (value, key) in rows {
-                    for &i in at.get(&key).into_iter().flatten() {
-                        found.push((i, value.clone()));
-                    }
-                }
-            }
-        }
-        Ok(found)
+        Ok(match keys {
+            Keys::Text(k) => found_at(k, self.fetch_in(head, &fixed, list).await?),
+            Keys::Int(k) => found_at(k, self.fetch_in(head, &fixed, list).await?),
+        })
     }
+}
+
+/// Rows of (value, key) as (the index of every key equal to theirs, value).
+fn found_at<K: Eq + std::hash::Hash>(
+    keys: &[K],
+    rows: Vec<(Option<String>, K)>,
+) -> Vec<(usize, Option<String>)> {
+    let mut at: HashMap<&K, Vec<usize>> = HashMap::default();
+    for (i, key) in keys.iter().enumerate() {
+        at.entry(key).or_default().push(i);
+    }
+    let mut found = Vec::new();
+    for (value, key) in rows {
+        for &i in at.get(&key).into_iter().flatten() {
+            found.push((i, value.clone()));
+        }
+    }
+    found
 }
 
 /// SQLite's spelling of a statement: `$k` become `?` when they appear in order 1, 2, 3 …, else
