@@ -5,6 +5,7 @@
 //! the contact policy's window and under the provider's rate.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -127,6 +128,10 @@ pub enum CampaignError {
     Db(#[from] DbError),
     #[error(transparent)]
     Outbox(#[from] OutboxError),
+    #[error(
+        "the launch was interrupted (the server is shutting down); launching again sends only to those it missed"
+    )]
+    Interrupted,
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> CampaignError {
@@ -529,7 +534,7 @@ pub async fn launch_then(
         .into_iter()
         .map(|(c,)| c)
         .collect();
-    let mut taken: HashSet<String> = db
+    let taken: HashSet<String> = db
         .fetch_all::<(String,)>(
             &sql("SELECT address_hash FROM outbox WHERE tenant_id = $1 AND campaign_id = $2")
                 .bind(tenant)
@@ -559,43 +564,39 @@ pub async fn launch_then(
     // A campaign due now is sent as it is written when the outbox can
     // ([`Outbox::sends_where_written`]); otherwise each chunk is queued and the dispatcher woken.
     let sender = outbox.filter(|o| c.scheduled_at <= now && o.sends_where_written());
-    let plan = LaunchPlan {
-        db,
+    let plan = Arc::new(LaunchPlan {
+        db: db.clone(),
         tenant,
-        campaign: &c,
-        public_url,
-        variant_pieces: &variant_pieces,
-        exclude: &exclude,
-        unsubscribed: &unsubscribed,
+        campaign: c.clone(),
+        public_url: public_url.to_owned(),
+        variant_pieces,
+        exclude,
+        unsubscribed,
+    });
+    // Each chunk is prepared on a task of its own, so that on a multi-threaded runtime it runs
+    // on the other core while this task writes the chunk before: the writes hold SQLite's
+    // handle on this thread, and a preparation joined to them ran only while they waited.
+    let prepare = |chunk: Vec<i64>, taken: HashSet<String>| {
+        let plan = Arc::clone(&plan);
+        tokio::spawn(async move { plan.prepare(&chunk, taken).await })
     };
-    let mut chunks = ids.chunks(LAUNCH_CHUNK);
-    let mut next = match chunks.next() {
-        Some(chunk) => Some(plan.prepare(chunk, &mut taken).await?),
-        None => None,
-    };
-    while let Some(prepared) = next.take() {
-        let following = chunks.next();
-        // The dispatcher is woken as soon as this chunk is committed, not after the next is
-        // prepared.
-        let write = async {
-            let sent = write_chunk(db, tenant, id, prepared, now, sender).await?;
-            if let Some(o) = outbox {
-                match sent {
-                    Some(r) => o.count_sent(r),
-                    None => o.notify(),
-                }
-            }
-            Ok::<_, CampaignError>(())
+    let mut chunks = ids.chunks(LAUNCH_CHUNK).map(<[i64]>::to_vec);
+    let mut next = chunks.next().map(|chunk| prepare(chunk, taken));
+    while let Some(preparing) = next.take() {
+        let (prepared, taken) = match preparing.await {
+            Ok(done) => done?,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => return Err(CampaignError::Interrupted),
         };
-        let prepare = async {
-            match following {
-                Some(chunk) => plan.prepare(chunk, &mut taken).await.map(Some),
-                None => Ok(None),
+        next = chunks.next().map(|chunk| prepare(chunk, taken));
+        let sent = write_chunk(db, tenant, id, prepared, now, sender).await?;
+        // The dispatcher is woken as soon as this chunk is committed.
+        if let Some(o) = outbox {
+            match sent {
+                Some(r) => o.count_sent(r),
+                None => o.notify(),
             }
-        };
-        let (written, prepared) = tokio::join!(write, prepare);
-        written?;
-        next = prepared?;
+        }
     }
     db.execute(
         &sql("UPDATE campaigns SET status = 'launched', launched_at = $3 WHERE tenant_id = $1 AND id = $2 AND launched_at IS NULL")
@@ -635,14 +636,14 @@ async fn first_numbers(
 }
 
 /// What every chunk of one launch is decided against.
-struct LaunchPlan<'a> {
-    db: &'a Db,
+struct LaunchPlan {
+    db: Db,
     tenant: i64,
-    campaign: &'a Campaign,
-    public_url: &'a str,
-    variant_pieces: &'a HashMap<String, Vec<Piece>>,
-    exclude: &'a HashSet<String>,
-    unsubscribed: &'a HashSet<String>,
+    campaign: Campaign,
+    public_url: String,
+    variant_pieces: HashMap<String, Vec<Piece>>,
+    exclude: HashSet<String>,
+    unsubscribed: HashSet<String>,
 }
 
 /// One chunk of a launch, decided and rendered, ready to be written.
@@ -655,16 +656,17 @@ struct PreparedChunk {
     messages: outbox::Staged,
 }
 
-impl LaunchPlan<'_> {
+impl LaunchPlan {
     /// Reads the chunk's numbers, decides each customer's outcome (noting the numbers it takes
-    /// in `taken`), draws the tracking links' codes and renders the messages; writes nothing.
+    /// in `taken`, which it hands back), draws the tracking links' codes and renders the
+    /// messages; writes nothing.
     async fn prepare(
         &self,
         chunk: &[i64],
-        taken: &mut HashSet<String>,
-    ) -> Result<PreparedChunk, CampaignError> {
-        let c = self.campaign;
-        let first = first_numbers(self.db, self.tenant, chunk).await?;
+        mut taken: HashSet<String>,
+    ) -> Result<(PreparedChunk, HashSet<String>), CampaignError> {
+        let c = &self.campaign;
+        let first = first_numbers(&self.db, self.tenant, chunk).await?;
         let mut recipients: Vec<(i64, String, &'static str)> = Vec::with_capacity(chunk.len());
         let mut to_send: Vec<(i64, Address, String)> = Vec::new();
         for &cust in chunk {
@@ -706,7 +708,7 @@ impl LaunchPlan<'_> {
             }
         }
         let codes = codes::unused(
-            Reader::Pool(self.db),
+            Reader::Pool(&self.db),
             "links",
             links.len(),
             codes::link_code,
@@ -748,12 +750,15 @@ impl LaunchPlan<'_> {
                 not_before: c.scheduled_at,
             });
         }
-        Ok(PreparedChunk {
-            recipients,
-            links,
-            codes,
-            messages: outbox::Staged::of(messages),
-        })
+        Ok((
+            PreparedChunk {
+                recipients,
+                links,
+                codes,
+                messages: outbox::Staged::of(messages),
+            },
+            taken,
+        ))
     }
 }
 

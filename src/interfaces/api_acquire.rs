@@ -100,6 +100,11 @@ impl From<CampaignError> for ApiError {
             CampaignError::Link(e) => e.into(),
             CampaignError::Db(e) => ApiError::internal(e),
             CampaignError::Outbox(e) => e.into(),
+            CampaignError::Interrupted => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            ),
         }
     }
 }
