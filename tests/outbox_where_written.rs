@@ -366,7 +366,7 @@ async fn quiet_hours_leave_messages_queued_for_the_dispatcher() {
         let r = ob
             .write_and_send_in(
                 &mut tx,
-                Staged::of(vec![
+                &Staged::of(vec![
                     message(tenant, 1, "q1", night),
                     message(tenant, 2, "q2", night),
                 ]),
@@ -405,7 +405,7 @@ async fn quiet_hours_leave_messages_queued_for_the_dispatcher() {
         let r = ob
             .write_and_send_in(
                 &mut tx,
-                Staged::of(vec![message(tenant, 3, "later", morning + 86_400_000)]),
+                &Staged::of(vec![message(tenant, 3, "later", morning + 86_400_000)]),
                 morning,
             )
             .await
@@ -435,7 +435,7 @@ async fn a_message_already_in_the_outbox_fails_the_write_and_nothing_is_sent() {
         let e = ob
             .write_and_send_in(
                 &mut tx,
-                Staged::of(vec![
+                &Staged::of(vec![
                     message(tenant, 1, "k1", now),
                     message(tenant, 2, "k2", now),
                 ]),
@@ -490,7 +490,7 @@ async fn a_provider_that_sends_over_the_network_is_sent_to_by_the_dispatcher() {
         let r = ob
             .write_and_send_in(
                 &mut tx,
-                Staged::of(
+                &Staged::of(
                     (1..=3)
                         .map(|i| message(tenant, i, &format!("n{i}"), now))
                         .collect(),

@@ -261,6 +261,7 @@ async fn probes_find_every_row_of_every_key_in_a_transaction_and_on_the_pool() {
         ]
         .map(String::from)
         .to_vec();
+        let text_keys: Vec<&str> = texts.iter().map(String::as_str).collect();
         let ints: Vec<i64> = vec![43, 99_999, 44];
         let mut tx = t.db.begin().await.expect("begin");
         for reader in [Reader::Tx(&mut tx), Reader::Pool(&t.db)] {
@@ -269,7 +270,7 @@ async fn probes_find_every_row_of_every_key_in_a_transaction_and_on_the_pool() {
                 .probe(
                     "SELECT value_enc, ikey FROM identities WHERE tenant_id = $1 AND ikey",
                     &[Arg::from(1i64)],
-                    Keys::Text(&texts),
+                    Keys::Text(&text_keys),
                 )
                 .await
                 .expect("probe by text");

@@ -774,9 +774,9 @@ async fn write_chunk(
     sender: Option<&Outbox>,
 ) -> Result<Option<DispatchReport>, CampaignError> {
     let mut tx = db.begin().await?;
-    links::insert_in(&mut tx, tenant, &p.links, p.codes, now).await?;
+    links::insert_in(&mut tx, tenant, &p.links, &p.codes, now).await?;
     let sent = match sender {
-        Some(o) => o.write_and_send_in(&mut tx, p.messages, now).await?,
+        Some(o) => o.write_and_send_in(&mut tx, &p.messages, now).await?,
         None => {
             outbox::enqueue_staged_in(&mut tx, &p.messages, now).await?;
             None

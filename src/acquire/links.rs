@@ -91,21 +91,40 @@ pub async fn create_in(
     }
     // `insert_in` checks targets and channels; a bad one costs only this lookup.
     let fresh = codes::unused(Reader::Tx(tx), "links", links.len(), codes::link_code).await?;
-    insert_in(tx, tenant, links, fresh, now).await
+    let first = insert_in(tx, tenant, links, &fresh, now).await?;
+    Ok(links
+        .iter()
+        .zip(fresh)
+        .enumerate()
+        .map(|(i, (l, code))| Link {
+            id: first + i as i64,
+            tenant_id: tenant,
+            code,
+            target: l.target.trim().to_string(),
+            channel: l.channel.clone(),
+            campaign_id: l.campaign_id,
+            batch_id: l.batch_id,
+            variant: l.variant.clone(),
+            customer_id: l.customer_id,
+            created_at: now,
+        })
+        .collect())
 }
 
 /// Stores links under codes drawn beforehand by [`codes::unused`] (a campaign draws them before
 /// its write transaction, so that the writer is not held while it looks; a code taken in the
-/// meantime fails the transaction on the UNIQUE index rather than going to two links).
+/// meantime fails the transaction on the UNIQUE index rather than going to two links). Returns
+/// the first link's id; the others follow it in order. Binds straight from `links`: a launch
+/// stores 50,000 and needs none of them back.
 pub async fn insert_in(
     tx: &mut Tx,
     tenant: i64,
     links: &[NewLink],
-    codes: Vec<String>,
+    codes: &[String],
     now: i64,
-) -> Result<Vec<Link>, LinkError> {
+) -> Result<i64, LinkError> {
     if links.is_empty() {
-        return Ok(Vec::new());
+        return Ok(0);
     }
     // A launch's links share a few targets: each is checked once, not once per recipient.
     let mut checked: Option<&NewLink> = None;
@@ -117,35 +136,22 @@ pub async fn insert_in(
         }
     }
     let first = tx.reserve_ids("link", links.len() as i64).await?;
-    let mut out = Vec::with_capacity(links.len());
-    for ((i, l), code) in links.iter().enumerate().zip(codes) {
-        out.push(Link {
-            id: first + i as i64,
-            tenant_id: tenant,
-            code,
-            target: l.target.trim().to_string(),
-            channel: l.channel.clone(),
-            campaign_id: l.campaign_id,
-            batch_id: l.batch_id,
-            variant: l.variant.clone(),
-            customer_id: l.customer_id,
-            created_at: now,
-        });
-    }
-    let rows: Vec<[Arg; 10]> = out
+    let rows: Vec<[Arg; 10]> = links
         .iter()
-        .map(|l| {
+        .zip(codes)
+        .enumerate()
+        .map(|(i, (l, code))| {
             [
-                l.id.into(),
-                l.tenant_id.into(),
-                l.code.as_str().into(),
-                l.target.as_str().into(),
+                (first + i as i64).into(),
+                tenant.into(),
+                code.as_str().into(),
+                l.target.trim().into(),
                 l.channel.as_str().into(),
                 l.campaign_id.into(),
                 l.batch_id.into(),
                 l.variant.as_deref().into(),
                 l.customer_id.into(),
-                l.created_at.into(),
+                now.into(),
             ]
         })
         .collect();
@@ -155,7 +161,7 @@ pub async fn insert_in(
         &rows,
     )
     .await?;
-    Ok(out)
+    Ok(first)
 }
 
 const LINK_COLUMNS: &str =

@@ -194,7 +194,7 @@ impl Tx {
 /// The keys a probe looks up, all of one type.
 #[derive(Debug, Clone, Copy)]
 pub enum Keys<'a> {
-    Text(&'a [String]),
+    Text(&'a [&'a str]),
     Int(&'a [i64]),
 }
 
@@ -208,7 +208,7 @@ impl<'a> Keys<'a> {
 
     fn arg(&self, i: usize) -> Arg<'a> {
         match *self {
-            Keys::Text(k) => Arg::Text(Some(k[i].as_str())),
+            Keys::Text(k) => Arg::Text(Some(k[i])),
             Keys::Int(k) => Arg::Int(Some(k[i])),
         }
     }
@@ -217,7 +217,7 @@ impl<'a> Keys<'a> {
     fn in_order(&self) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.len()).collect();
         match *self {
-            Keys::Text(k) => order.sort_unstable_by(|&a, &b| k[a].cmp(&k[b])),
+            Keys::Text(k) => order.sort_unstable_by(|&a, &b| k[a].cmp(k[b])),
             Keys::Int(k) => order.sort_unstable_by_key(|&i| k[i]),
         }
         order
@@ -265,7 +265,10 @@ impl Reader<'_> {
         let fixed: Vec<Value> = fixed.iter().map(|a| Value::from(*a)).collect();
         let list: Vec<Value> = (0..keys.len()).map(|i| Value::from(keys.arg(i))).collect();
         Ok(match keys {
-            Keys::Text(k) => found_at(k, self.fetch_in(head, &fixed, list).await?),
+            Keys::Text(k) => {
+                let rows: Vec<(Option<String>, String)> = self.fetch_in(head, &fixed, list).await?;
+                found_at(k, rows.iter().map(|(v, key)| (v.clone(), key.as_str())))
+            }
             Keys::Int(k) => found_at(k, self.fetch_in(head, &fixed, list).await?),
         })
     }
@@ -274,7 +277,7 @@ impl Reader<'_> {
 /// Rows of (value, key) as (the index of every key equal to theirs, value).
 fn found_at<K: Eq + std::hash::Hash>(
     keys: &[K],
-    rows: Vec<(Option<String>, K)>,
+    rows: impl IntoIterator<Item = (Option<String>, K)>,
 ) -> Vec<(usize, Option<String>)> {
     let mut at: HashMap<&K, Vec<usize>> = HashMap::default();
     for (i, key) in keys.iter().enumerate() {
