@@ -800,11 +800,7 @@ impl Outbox {
         // In the writer's transaction when the caller sends in it (`log`), so that no send
         // committed meanwhile is missed; else on pooled connections, leaving the writer free.
         let unsub = db
-            .probe(
-                "SELECT address_hash, address_hash FROM unsubscribes WHERE tenant_id = $1 AND channel = 'sms' AND address_hash",
-                &[tenant.into()],
-                Keys::Text(&addresses),
-            )
+            .probe(UNSUBSCRIBED, &[tenant.into()], Keys::Text(&addresses))
             .await?;
         f.unsubscribed = unsub.into_iter().map(|(i, _)| addresses[i]).collect();
         // Sent marketing in the last 7 days, per customer (or per number without one).
@@ -818,8 +814,7 @@ impl Outbox {
         let week_ago = now - WEEK_MS;
         let by_customer = db
             .probe(
-                "SELECT address_hash, customer_id FROM outbox WHERE tenant_id = $1 AND purpose = 'marketing' \
-                 AND status IN ('sent', 'delivered', 'undelivered') AND sent_at >= $2 AND customer_id",
+                SENT_TO_CUSTOMER,
                 &[tenant.into(), week_ago.into()],
                 Keys::Int(&customers),
             )
@@ -837,9 +832,7 @@ impl Outbox {
             .collect();
         let by_address = db
             .probe(
-                "SELECT address_hash, address_hash FROM outbox WHERE tenant_id = $1 AND purpose = 'marketing' \
-                 AND customer_id IS NULL AND status IN ('sent', 'delivered', 'undelivered') AND sent_at >= $2 \
-                 AND address_hash",
+                SENT_TO_NUMBER,
                 &[tenant.into(), week_ago.into()],
                 Keys::Text(&anonymous),
             )
@@ -851,8 +844,7 @@ impl Outbox {
             let since = now - policy.dedupe_hours * 3_600_000;
             let recent = db
                 .probe(
-                    "SELECT content_hash, address_hash FROM outbox WHERE tenant_id = $1 \
-                     AND status IN ('sent', 'delivered', 'undelivered') AND sent_at >= $2 AND address_hash",
+                    SENT_RECENTLY,
                     &[tenant.into(), since.into()],
                     Keys::Text(&addresses),
                 )
@@ -959,6 +951,20 @@ fn retry_wait(tries: i64) -> i64 {
     30_000 << (tries - 1).clamp(0, 4)
 }
 
+/// The contact policy's facts, each probed per key ([`Reader::probe`]): whether a number
+/// unsubscribed ($1 tenant); marketing sent since $2 to a customer, or to a number without one;
+/// anything sent since $2 to a number, with its content's hash (dedupe).
+const UNSUBSCRIBED: &str = "SELECT address_hash, address_hash FROM unsubscribes WHERE tenant_id = $1 \
+     AND channel = 'sms' AND address_hash";
+const SENT_TO_CUSTOMER: &str = "SELECT address_hash, customer_id FROM outbox WHERE tenant_id = $1 \
+     AND purpose = 'marketing' AND status IN ('sent', 'delivered', 'undelivered') AND sent_at >= $2 \
+     AND customer_id";
+const SENT_TO_NUMBER: &str = "SELECT address_hash, address_hash FROM outbox WHERE tenant_id = $1 \
+     AND purpose = 'marketing' AND customer_id IS NULL AND status IN ('sent', 'delivered', 'undelivered') \
+     AND sent_at >= $2 AND address_hash";
+const SENT_RECENTLY: &str = "SELECT content_hash, address_hash FROM outbox WHERE tenant_id = $1 \
+     AND status IN ('sent', 'delivered', 'undelivered') AND sent_at >= $2 AND address_hash";
+
 /// Whom a weekly cap counts: the customer, or the number when there is none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Who<'a> {
@@ -989,8 +995,8 @@ struct Outcomes {
     failed: Vec<(i64, String)>,
 }
 
-/// Hashing for the facts' sets: keyed by numbers' hashes already, they need no defence
-/// against chosen collisions, and SipHash was a visible share of deciding a launch's chunk.
+/// Hashing for the facts' sets: keyed by numbers' hashes already, they need no defence against
+/// chosen collisions, and take foldhash as `rows.rs` does.
 type FastSet<T> = foldhash::HashSet<T>;
 
 /// What the database holds about a batch's recipients, borrowing the batch's numbers; a
@@ -1242,5 +1248,40 @@ mod tests {
             "{plan:?}"
         );
         assert!(!plan.iter().any(|t| t.starts_with("SCAN o")), "{plan:?}");
+    }
+
+    /// Each fact is probed once per key of a launch's chunk (5,000 keys): a probe that scanned
+    /// instead of searching its partial index would make every chunk quadratic, silently.
+    #[tokio::test]
+    async fn each_fact_probe_searches_an_index_for_its_key() {
+        let db = crate::platform::migrate::migrated_in_memory().await;
+        for (head, index, key) in [
+            (
+                UNSUBSCRIBED,
+                "sqlite_autoindex_unsubscribes_1",
+                Arg::from("h1"),
+            ),
+            (SENT_TO_CUSTOMER, "outbox_customer", Arg::from(7i64)),
+            (SENT_TO_NUMBER, "outbox_address", Arg::from("h1")),
+            (SENT_RECENTLY, "outbox_address", Arg::from("h1")),
+        ] {
+            let fixed = if head == UNSUBSCRIBED { 1 } else { 2 };
+            let mut q = sql(format!("{head} = ${}", fixed + 1));
+            q.push_arg(Arg::from(1i64));
+            if fixed == 2 {
+                q.push_arg(Arg::from(5i64));
+            }
+            q.push_arg(key);
+            let plan = crate::platform::db::query_plan(&db, q).await;
+            assert!(
+                plan.iter()
+                    .any(|t| t.starts_with("SEARCH") && t.contains(&format!("INDEX {index}"))),
+                "{head}: {plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|t| t.starts_with("SCAN")),
+                "{head}: {plan:?}"
+            );
+        }
     }
 }
