@@ -415,7 +415,7 @@ async fn dispatch(
 }
 
 /// Tracking links are `{public_url}/t/XXXXXXXX`; the content check counts them at that length.
-fn link_len(app: &AppState) -> usize {
+pub(super) fn link_len(app: &AppState) -> usize {
     app.public_url.chars().count() + 3 + codes::LINK_CODE_LEN
 }
 

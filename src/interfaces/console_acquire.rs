@@ -1,21 +1,35 @@
 //! Console page for acquire: SMS recall campaigns and package-card batches, each with its
-//! figures, the GMV series after send as a small bar chart, the A/B verdict and its exports.
+//! figures, the GMV series after send as a small bar chart, the A/B verdict and its exports; a
+//! form to create a campaign from a segment snapshot, and a button to launch a draft.
 
 use askama::Template;
-use axum::Router;
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
 
 use super::AppState;
 use super::api::ApiError;
+use super::api_acquire::link_len;
 use super::console::{ConsoleUser, page};
 use super::i18n::{AcqTr, Lang, Tr};
-use crate::acquire::{campaigns, cards, report};
+use crate::acquire::campaigns::{self, NewCampaign, VariantSpec};
+use crate::acquire::{cards, report};
+use crate::know::import::values::{parse_money, parse_time};
 use crate::know::report::yuan;
+use crate::know::segments::{self, NamedSnapshot};
+use crate::platform::clock::{format_local, now_ms};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/console/acquire", get(acquire_page))
+    Router::new()
+        .route("/console/acquire", get(acquire_page))
+        .route("/console/acquire/campaigns", post(create_campaign))
+        .route(
+            "/console/acquire/campaigns/{id}/launch",
+            post(launch_campaign),
+        )
 }
 
 pub struct Bar {
@@ -28,7 +42,9 @@ pub struct Bar {
 pub struct CampaignRow {
     pub id: i64,
     pub name: String,
-    pub status: String,
+    pub status: &'static str,
+    /// Not launched yet: the row offers the launch button.
+    pub draft: bool,
     pub sent: i64,
     pub clicks: i64,
     pub buyers: i64,
@@ -62,6 +78,24 @@ struct AcquirePage {
     active: &'static str,
     campaigns: Vec<CampaignRow>,
     batches: Vec<BatchRow>,
+    snapshots: Vec<SnapshotOption>,
+    errors: Vec<String>,
+    notices: Vec<String>,
+}
+
+/// A snapshot the campaign form offers as the audience.
+pub struct SnapshotOption {
+    pub id: i64,
+    pub label: String,
+}
+
+impl SnapshotOption {
+    fn of(s: NamedSnapshot) -> SnapshotOption {
+        SnapshotOption {
+            id: s.id,
+            label: format!("{} · {} · {}", s.segment, s.size, format_local(s.taken_at)),
+        }
+    }
 }
 
 fn roi(r: Option<f64>) -> String {
@@ -86,8 +120,56 @@ fn bars(points: &[report::Point]) -> Vec<Bar> {
         .collect()
 }
 
-async fn acquire_page(State(app): State<AppState>, u: ConsoleUser) -> Response {
+#[derive(Deserialize)]
+struct PageQuery {
+    /// A campaign just launched from the page, whose outcome counts it shows.
+    launched: Option<i64>,
+}
+
+async fn acquire_page(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let mut notices = Vec::new();
+    if let Some(id) = q.launched {
+        match campaigns::launch_report(&app.db, u.caller.tenant_id, id).await {
+            Ok(r) => notices.push(launch_notice(u.lang.aq(), &r)),
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    }
+    render(&app, &u, Vec::new(), notices).await
+}
+
+/// What became of a launch's customers, in the page's words.
+fn launch_notice(aq: &AcqTr, r: &campaigns::LaunchReport) -> String {
+    format!(
+        "{}: {} {} · {} {} · {} {} · {} {} · {} {} · {} {}",
+        aq.launch_done,
+        aq.queued,
+        r.queued,
+        aq.control,
+        r.control,
+        aq.no_phone,
+        r.no_phone,
+        aq.duplicate,
+        r.duplicate,
+        aq.excluded,
+        r.excluded,
+        aq.unsubscribed,
+        r.unsubscribed
+    )
+}
+
+/// The page, with what the last form did: refusals naming their field, or a launch's counts.
+async fn render(
+    app: &AppState,
+    u: &ConsoleUser,
+    errors: Vec<String>,
+    notices: Vec<String>,
+) -> Response {
     let tenant = u.caller.tenant_id;
+    let aq = u.lang.aq();
     let run = async {
         let mut cs = Vec::new();
         for c in campaigns::list(&app.db, tenant).await?.into_iter().take(20) {
@@ -102,10 +184,12 @@ async fn acquire_page(State(app): State<AppState>, u: ConsoleUser) -> Response {
                         }
                     })
                     .unwrap_or_default();
+            let draft = c.status != "launched";
             cs.push(CampaignRow {
                 id: c.id,
                 name: c.name,
-                status: c.status,
+                status: if draft { aq.draft } else { aq.launched },
+                draft,
                 sent: r.total.sent,
                 clicks: r.total.clicks,
                 buyers: r.total.buyers,
@@ -136,18 +220,191 @@ async fn acquire_page(State(app): State<AppState>, u: ConsoleUser) -> Response {
                 roi: roi(r.total.roi),
             });
         }
-        Ok::<_, ApiError>((cs, bs))
+        let snapshots = segments::recent_snapshots(&app.db, tenant, 50).await?;
+        Ok::<_, ApiError>((cs, bs, snapshots))
     };
     match run.await {
-        Ok((campaigns, batches)) => page(AcquirePage {
+        Ok((campaigns, batches, snapshots)) => page(AcquirePage {
             tr: u.lang.tr(),
-            aq: u.lang.aq(),
+            aq,
             lang: u.lang.code(),
             user: u.caller.name.clone(),
             active: "acquire",
             campaigns,
             batches,
+            snapshots: snapshots.into_iter().map(SnapshotOption::of).collect(),
+            errors,
+            notices,
         }),
         Err(e) => e.into_response(),
+    }
+}
+
+fn may_write(u: &ConsoleUser) -> Result<(), ApiError> {
+    if u.caller.role.may_write() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            u.lang.aq().read_only,
+        ))
+    }
+}
+
+/// The page with a refusal on it, answered with the refusal's status.
+async fn refused(app: &AppState, u: &ConsoleUser, e: ApiError) -> Response {
+    let mut r = render(app, u, vec![e.message().to_owned()], Vec::new()).await;
+    // A page that could not be drawn keeps its own error status.
+    if r.status().is_success() {
+        *r.status_mut() = e.status();
+    }
+    r
+}
+
+/// The campaign form as posted: every field as text, and each may be missing, so that a bad
+/// one is refused by name on the page rather than by the form decoder.
+#[derive(Deserialize)]
+struct CampaignForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    snapshot_id: String,
+    #[serde(default)]
+    variant_a: String,
+    #[serde(default)]
+    variant_b: String,
+    #[serde(default)]
+    variant_c: String,
+    #[serde(default)]
+    holdout_percent: String,
+    #[serde(default)]
+    target_url: String,
+    #[serde(default)]
+    scheduled_at: String,
+    #[serde(default)]
+    forbidden_words: String,
+    #[serde(default)]
+    exclude_phones: String,
+    #[serde(default)]
+    cost_per_part: String,
+    #[serde(default)]
+    window_days: String,
+}
+
+/// A whole number from the form, or `None` when left empty.
+fn number(field: &str, v: &str) -> Result<Option<i64>, String> {
+    match v.trim() {
+        "" => Ok(None),
+        v => v
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{field}: {v:?} is not a whole number")),
+    }
+}
+
+impl CampaignForm {
+    /// The campaign the form describes: variants A, B, C from the texts filled in (equal
+    /// weights), money in yuan, the schedule in China time (empty: now), lists split by commas,
+    /// semicolons, 、 or lines (not spaces: a number may be typed `138 0013 8000`).
+    fn campaign(self) -> Result<NewCampaign, String> {
+        let snapshot_id = number("snapshot_id", &self.snapshot_id)?.ok_or_else(|| {
+            "snapshot_id: pick a segment snapshot (take one on the segment's page)".to_string()
+        })?;
+        let variants = [
+            ("A", self.variant_a),
+            ("B", self.variant_b),
+            ("C", self.variant_c),
+        ]
+        .into_iter()
+        .filter(|(_, content)| !content.trim().is_empty())
+        .map(|(name, content)| VariantSpec {
+            name: name.into(),
+            content,
+            weight: 1,
+        })
+        .collect();
+        let list = |v: &str| -> Vec<String> {
+            v.split([',', '，', '、', ';', '；', '\n', '\r'])
+                .map(str::trim)
+                .filter(|w| !w.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        let cost_per_part = match self.cost_per_part.trim() {
+            "" => None,
+            v => Some(parse_money(v).map_err(|e| format!("cost_per_part: {e}"))?),
+        };
+        let scheduled_at = match self.scheduled_at.trim() {
+            "" => None,
+            v => Some(parse_time(&v.replace('T', " ")).map_err(|e| format!("scheduled_at: {e}"))?),
+        };
+        let target_url = Some(self.target_url.trim().to_string()).filter(|t| !t.is_empty());
+        Ok(NewCampaign {
+            name: self.name,
+            snapshot_id,
+            variants,
+            holdout_percent: number("holdout_percent", &self.holdout_percent)?.unwrap_or(0),
+            seed: None,
+            target_url,
+            template_code: None,
+            exclude_phones: list(&self.exclude_phones),
+            forbidden_words: list(&self.forbidden_words),
+            cost_per_part,
+            window_days: number("window_days", &self.window_days)?,
+            scheduled_at,
+        })
+    }
+}
+
+/// `POST /console/acquire/campaigns`: a draft campaign, refused by field on the page.
+async fn create_campaign(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Form(f): Form<CampaignForm>,
+) -> Response {
+    let r = async {
+        may_write(&u)?;
+        let c = f.campaign().map_err(ApiError::bad_request)?;
+        Ok::<_, ApiError>(
+            campaigns::create(&app.db, u.caller.tenant_id, &c, link_len(&app), now_ms()).await?,
+        )
+    };
+    match r.await {
+        Ok(_) => Redirect::to("/console/acquire").into_response(),
+        Err(e) => refused(&app, &u, e).await,
+    }
+}
+
+/// `POST /console/acquire/campaigns/{id}/launch`: the draft's audience becomes outbox
+/// messages, as `POST /api/v1/campaigns/{id}/launch` does (idempotent); then the page says
+/// what became of each customer.
+async fn launch_campaign(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Path(id): Path<String>,
+) -> Response {
+    let r = async {
+        may_write(&u)?;
+        let id: i64 = id
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("campaign: {id:?} is not a campaign id")))?;
+        campaigns::launch_then(
+            &app.db,
+            &app.cipher,
+            &app.public_url,
+            u.caller.tenant_id,
+            id,
+            now_ms(),
+            Some(&app.outbox),
+        )
+        .await?;
+        app.outbox.notify();
+        Ok::<_, ApiError>(id)
+    };
+    match r.await {
+        // Back to the page, which reads the launch's counts: reloading it launches nothing.
+        Ok(id) => Redirect::to(&format!("/console/acquire?launched={id}")).into_response(),
+        Err(e) => refused(&app, &u, e).await,
     }
 }

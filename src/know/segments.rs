@@ -227,6 +227,40 @@ pub async fn snapshots(db: &Db, tenant: i64, segment: i64) -> DbResult<Vec<Snaps
     .await
 }
 
+/// A snapshot with its segment's name, as a campaign's audience is picked from them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedSnapshot {
+    pub id: i64,
+    /// The segment's name, or `#id` when the segment was deleted since.
+    pub segment: String,
+    pub size: i64,
+    pub taken_at: i64,
+}
+
+/// The tenant's latest snapshots, newest first, with their segments' names.
+pub async fn recent_snapshots(db: &Db, tenant: i64, limit: i64) -> DbResult<Vec<NamedSnapshot>> {
+    let rows: Vec<(i64, i64, Option<String>, i64, i64)> = db
+        .fetch_all(
+            &sql(
+                "SELECT s.id, s.segment_id, g.name, s.size, s.taken_at FROM segment_snapshots s \
+                 LEFT JOIN segments g ON g.tenant_id = s.tenant_id AND g.id = s.segment_id \
+                 WHERE s.tenant_id = $1 ORDER BY s.taken_at DESC, s.id DESC LIMIT $2",
+            )
+            .bind(tenant)
+            .bind(limit),
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, segment_id, name, size, taken_at)| NamedSnapshot {
+            id,
+            segment: name.unwrap_or_else(|| format!("#{segment_id}")),
+            size,
+            taken_at,
+        })
+        .collect())
+}
+
 /// A snapshot's members.
 pub async fn snapshot_members(
     db: &Db,

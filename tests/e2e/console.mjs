@@ -113,6 +113,7 @@ try {
   await page.waitForURL('**/console/acquire');
   check((await page.textContent('h2')).includes('拉新召回'), 'the acquire page opens');
   check((await page.textContent('main')).includes('/api/v1/campaigns'), 'it says how campaigns are created');
+  check((await page.textContent('#no-snapshot')).includes('人群'), 'without a snapshot the campaign form says to take one first');
 
   // WeCom: the live code with its add, the group and its retention by join week.
   await page.click('header nav >> text=企微承接');
@@ -164,6 +165,35 @@ try {
   await page.waitForSelector('.snapshot-row');
   check((await page.textContent('.snapshot-row')).includes('1'), 'a snapshot freezes the members');
   await page.screenshot({ path: shots + '/segment.png', fullPage: true });
+
+  // Acquire again: an SMS recall made in the form from that snapshot, then launched.
+  await page.click('header nav >> text=拉新召回');
+  await page.waitForURL('**/console/acquire');
+  const form = page.locator('#new-campaign');
+  check((await form.locator('select[name=snapshot_id] option').first().textContent()).includes('复购客户'), 'the campaign form offers the snapshot by its segment');
+  await form.locator('input[name=name]').fill('复购召回');
+  await form.locator('textarea[name=variant_a]').fill('【品牌甲】老客回归礼 {link}');
+  await form.locator('input[name=target_url]').fill('https://shop.example.cn/back');
+  await form.locator('button').click();
+  await page.waitForSelector('.campaign-error');
+  check((await page.textContent('.campaign-error')).startsWith('variants[0].content'), 'a text without the opt-out is refused by name');
+  const campaign = page.locator('#new-campaign');
+  await campaign.locator('input[name=name]').fill('复购召回');
+  await campaign.locator('textarea[name=variant_a]').fill('【品牌甲】老客回归礼已到账 {link} 拒收请回复R');
+  await campaign.locator('textarea[name=variant_b]').fill('【品牌甲】新品老客价 {link} 拒收请回复R');
+  await campaign.locator('input[name=target_url]').fill('https://shop.example.cn/back');
+  await campaign.locator('input[name=cost_per_part]').fill('0.05');
+  await campaign.locator('button').click();
+  await page.waitForSelector('.campaign-row .launch-form');
+  const draft = await page.textContent('.campaign-row');
+  check(draft.includes('复购召回') && draft.includes('草稿'), 'the new campaign is listed as a draft with its launch button');
+  await page.click('.campaign-row .launch-form button');
+  await page.waitForSelector('.launch-notice');
+  check((await page.textContent('.launch-notice')).includes('写入发件箱 1'), "launching it writes the snapshot's one member's message");
+  check((await page.textContent('.campaign-status')).includes('已发出'), 'and the campaign shows as launched');
+  check((await page.locator('.campaign-row .launch-form').count()) === 0, 'with no launch button left');
+  await page.screenshot({ path: shots + '/acquire.png', fullPage: true });
+
   await page.click('header nav >> text=人群');
   await page.waitForURL('**/console/segments');
   check((await page.textContent('.segment-count')).trim() === '1', 'the segment list shows the live count');

@@ -1,0 +1,309 @@
+//! The acquire page's campaign form and launch button, over plain HTTP, on every backend: a
+//! draft made from a segment snapshot, refusals named by field with their status, a read-only
+//! role turned away, and a launch that reports what became of each customer, twice the same.
+
+mod common;
+
+use reqwest::Method as M;
+use reqwest::StatusCode;
+use reqwest::redirect::Policy;
+use serde_json::json;
+use siyu::platform::access::{self, Role};
+use siyu::platform::db::sql;
+
+use common::{TestServer, backends, make_customers, send, tenant_with_key};
+
+/// Signs `username` in to the console; returns its session cookie.
+async fn sign_in(c: &reqwest::Client, s: &TestServer, username: &str, password: &str) -> String {
+    let r = c
+        .post(s.url("/console/login"))
+        .form(&[
+            ("tenant", "茶小铺"),
+            ("username", username),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{username} signs in");
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("siyu_session=") && !v.starts_with("siyu_session=;"))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+        .expect("session cookie")
+}
+
+async fn post_form(
+    c: &reqwest::Client,
+    s: &TestServer,
+    cookie: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let r = c
+        .post(s.url(path))
+        .header("cookie", cookie)
+        .form(form)
+        .send()
+        .await
+        .expect("post");
+    let status = r.status();
+    (status, r.text().await.expect("page"))
+}
+
+async fn campaigns_stored(s: &TestServer) -> Vec<(i64, String, i64, String)> {
+    s.db()
+        .fetch_all(&sql(
+            "SELECT id, status, cost_per_part, exclude_list FROM campaigns ORDER BY id",
+        ))
+        .await
+        .expect("campaigns")
+}
+
+async fn outbox_rows(s: &TestServer, campaign: i64) -> i64 {
+    let (n,): (i64,) = s
+        .db()
+        .fetch_one(&sql("SELECT COUNT(*) FROM outbox WHERE campaign_id = $1").bind(campaign))
+        .await
+        .expect("outbox");
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_is_created_from_a_snapshot_and_launched_from_the_console() {
+    for backend in backends() {
+        let s = TestServer::start(backend).await;
+        let c = reqwest::Client::builder()
+            .redirect(Policy::none())
+            .build()
+            .expect("client");
+        let (tenant, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+        // Three buyers: 13901000000, 13901000001, 13901000002.
+        make_customers(&s, &key, 1, 3).await;
+        let (_, seg) = send(
+            &c,
+            M::POST,
+            &s.url("/api/v1/segments"),
+            &key,
+            Some(json!({"name": "老客", "rule": {"and": []}})),
+        )
+        .await;
+        let (st, snap) = send(
+            &c,
+            M::POST,
+            &s.url(&format!("/api/v1/segments/{}/snapshots", seg["id"])),
+            &key,
+            None,
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{snap}");
+        let snapshot = snap["id"].as_i64().expect("snapshot id").to_string();
+        for (user, role) in [("ops", Role::Operator), ("viewer", Role::Viewer)] {
+            access::create_user(s.db(), tenant, user, user, "a-long-password", role)
+                .await
+                .expect("user");
+        }
+        let ops = sign_in(&c, &s, "ops", "a-long-password").await;
+        let viewer = sign_in(&c, &s, "viewer", "a-long-password").await;
+
+        // The form offers the snapshot, by its segment's name and size.
+        let page = c
+            .get(s.url("/console/acquire"))
+            .header("cookie", &ops)
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("page");
+        assert!(page.contains("新建短信召回"), "{page}");
+        assert!(
+            page.contains(&format!("<option value=\"{snapshot}\">老客 · 3 · ")),
+            "{page}"
+        );
+
+        // Refusals are named by field, shown on the page with a 400, and nothing is stored.
+        let good_a = "【茶小铺】好久不见，20元回归券已到账 {link} 拒收请回复R";
+        let (st, page) = post_form(
+            &c,
+            &s,
+            &ops,
+            "/console/acquire/campaigns",
+            &[
+                ("name", "双12召回"),
+                ("snapshot_id", &snapshot),
+                ("variant_a", "【茶小铺】好久不见 {link}"),
+                ("target_url", "https://shop.tea.cn/welcome"),
+            ],
+        )
+        .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        assert!(
+            page.contains("campaign-error") && page.contains("variants[0].content"),
+            "the missing opt-out text is named: {page}"
+        );
+        let (st, page) = post_form(
+            &c,
+            &s,
+            &ops,
+            "/console/acquire/campaigns",
+            &[
+                ("name", "双12召回"),
+                ("snapshot_id", &snapshot),
+                ("variant_a", good_a),
+                ("target_url", "https://shop.tea.cn/welcome"),
+                ("holdout_percent", "十"),
+            ],
+        )
+        .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        // The page escapes the quotes around the value it names.
+        assert!(page.contains("holdout_percent: &#34;十&#34;"), "{page}");
+        let (st, page) = post_form(
+            &c,
+            &s,
+            &ops,
+            "/console/acquire/campaigns",
+            &[
+                ("name", "双12召回"),
+                ("snapshot_id", &snapshot),
+                ("variant_a", good_a),
+                ("target_url", "https://shop.tea.cn/welcome"),
+                ("cost_per_part", "五分"),
+            ],
+        )
+        .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        assert!(page.contains("cost_per_part:"), "{page}");
+        let (st, page) = post_form(
+            &c,
+            &s,
+            &viewer,
+            "/console/acquire/campaigns",
+            &[
+                ("name", "双12召回"),
+                ("snapshot_id", &snapshot),
+                ("variant_a", good_a),
+            ],
+        )
+        .await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+        assert!(page.contains("你的角色只能查看"), "{page}");
+        assert!(campaigns_stored(&s).await.is_empty(), "nothing was created");
+
+        // A good form: two variants, one number excluded, the cost in yuan.
+        let (st, _) = post_form(
+            &c,
+            &s,
+            &ops,
+            "/console/acquire/campaigns",
+            &[
+                ("name", "双12召回"),
+                ("snapshot_id", &snapshot),
+                ("variant_a", good_a),
+                (
+                    "variant_b",
+                    "【茶小铺】新茶到店，老客专享价 {link} 拒收请回复R",
+                ),
+                ("variant_c", "  "),
+                ("holdout_percent", "0"),
+                ("target_url", "https://shop.tea.cn/welcome"),
+                ("scheduled_at", ""),
+                ("forbidden_words", "最便宜，第一"),
+                ("exclude_phones", "139 0100 0000"),
+                ("cost_per_part", "0.06"),
+                ("window_days", ""),
+            ],
+        )
+        .await;
+        assert_eq!(st, StatusCode::SEE_OTHER);
+        let stored = campaigns_stored(&s).await;
+        assert_eq!(stored.len(), 1);
+        let (id, status, cost, exclude) = stored[0].clone();
+        assert_eq!((status.as_str(), cost), ("draft", 6));
+        assert_eq!(exclude, "[\"13901000000\"]");
+        let (st, v) = send(
+            &c,
+            M::GET,
+            &s.url(&format!("/api/v1/campaigns/{id}")),
+            &key,
+            None,
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let names: Vec<&str> = v["campaign"]["variants"]
+            .as_array()
+            .expect("variants")
+            .iter()
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        assert_eq!(names, ["A", "B"], "the blank third text is no variant");
+        assert_eq!(v["campaign"]["window_days"], 7);
+
+        let page = c
+            .get(s.url("/console/acquire"))
+            .header("cookie", &ops)
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("page");
+        let launch = format!("/console/acquire/campaigns/{id}/launch");
+        assert!(
+            page.contains("双12召回") && page.contains("草稿") && page.contains(&launch),
+            "the draft is listed with its launch button: {page}"
+        );
+
+        // A viewer cannot launch it.
+        let (st, page) = post_form(&c, &s, &viewer, &launch, &[]).await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+        assert!(page.contains("你的角色只能查看"), "{page}");
+        assert_eq!(outbox_rows(&s, id).await, 0);
+
+        // The operator launches it: two messages, the excluded number counted; the page it
+        // returns to says so, and launching again changes nothing.
+        for _ in 0..2 {
+            let r = c
+                .post(s.url(&launch))
+                .header("cookie", &ops)
+                .send()
+                .await
+                .expect("launch");
+            assert_eq!(r.status(), StatusCode::SEE_OTHER);
+            let back = r.headers()["location"]
+                .to_str()
+                .expect("location")
+                .to_owned();
+            assert_eq!(back, format!("/console/acquire?launched={id}"));
+            let page = c
+                .get(s.url(&back))
+                .header("cookie", &ops)
+                .send()
+                .await
+                .expect("page")
+                .text()
+                .await
+                .expect("page");
+            assert!(
+                page.contains("launch-notice")
+                    && page.contains("写入发件箱 2")
+                    && page.contains("排除名单 1"),
+                "{page}"
+            );
+            assert!(!page.contains(&launch), "a launched campaign has no button");
+            assert_eq!(outbox_rows(&s, id).await, 2);
+        }
+        assert_eq!(campaigns_stored(&s).await[0].1, "launched");
+
+        // Launching what is not there is refused by name.
+        let (st, page) = post_form(&c, &s, &ops, "/console/acquire/campaigns/x/launch", &[]).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        assert!(page.contains("campaign: &#34;x&#34;"), "{page}");
+        let (st, _) = post_form(&c, &s, &ops, "/console/acquire/campaigns/999/launch", &[]).await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+    }
+}
