@@ -307,3 +307,139 @@ async fn a_campaign_is_created_from_a_snapshot_and_launched_from_the_console() {
         assert_eq!(st, StatusCode::NOT_FOUND);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_batch_is_created_from_the_console() {
+    for backend in backends() {
+        let s = TestServer::start(backend).await;
+        let c = reqwest::Client::builder()
+            .redirect(Policy::none())
+            .build()
+            .expect("client");
+        let (tenant, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+        access::create_user(
+            s.db(),
+            tenant,
+            "ops",
+            "ops",
+            "a-long-password",
+            Role::Operator,
+        )
+        .await
+        .expect("user");
+        let ops = sign_in(&c, &s, "ops", "a-long-password").await;
+
+        // Without a coupon template there is no hook to offer: the page says how to make one.
+        let page = c
+            .get(s.url("/console/acquire"))
+            .header("cookie", &ops)
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("page");
+        assert!(
+            page.contains("no-offer") && !page.contains("new-batch"),
+            "{page}"
+        );
+        let (st, t) = send(
+            &c,
+            M::POST,
+            &s.url("/api/v1/coupon-templates"),
+            &key,
+            Some(json!({"name": "回归礼10元", "kind": "amount_off", "value": 1000, "threshold": 5000, "valid_days": 30, "total": 1000})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{t}");
+        let template = t["id"].as_i64().expect("template id").to_string();
+        let page = c
+            .get(s.url("/console/acquire"))
+            .header("cookie", &ops)
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("page");
+        assert!(
+            page.contains(&format!("<option value=\"{template}\">回归礼10元</option>")),
+            "{page}"
+        );
+
+        let form = |size: &'static str, cost: &'static str| {
+            vec![
+                ("name", "双12包裹卡"),
+                ("channel", "tmall"),
+                ("coupon_template_id", template.as_str()),
+                ("size", size),
+                ("variants", "红卡，蓝卡"),
+                ("contact_qr_url", "https://work.weixin.qq.com/ca/cawcde"),
+                ("cost_per_card", cost),
+                ("window_days", ""),
+            ]
+        };
+        for (size, cost, named) in [
+            ("一千", "0.30", "size: &#34;一千&#34;"),
+            ("0", "0.30", "size: must be"),
+            ("50", "三毛", "cost_per_card:"),
+        ] {
+            let (st, page) = post_form(
+                &c,
+                &s,
+                &ops,
+                "/console/acquire/card-batches",
+                &form(size, cost),
+            )
+            .await;
+            assert_eq!(st, StatusCode::BAD_REQUEST, "{size} {cost}");
+            assert!(page.contains(named), "{named}: {page}");
+        }
+        let (n,): (i64,) = s
+            .db()
+            .fetch_one(&sql("SELECT COUNT(*) FROM card_batches"))
+            .await
+            .expect("batches");
+        assert_eq!(n, 0, "nothing was created");
+
+        let (st, _) = post_form(
+            &c,
+            &s,
+            &ops,
+            "/console/acquire/card-batches",
+            &form("50", "0.30"),
+        )
+        .await;
+        assert_eq!(st, StatusCode::SEE_OTHER);
+        let (id, cost, variants): (i64, i64, String) = s
+            .db()
+            .fetch_one(&sql("SELECT id, cost_per_card, variants FROM card_batches"))
+            .await
+            .expect("batch");
+        assert_eq!(cost, 30);
+        assert!(
+            variants.contains("红卡") && variants.contains("蓝卡"),
+            "{variants}"
+        );
+        let (cards,): (i64,) = s
+            .db()
+            .fetch_one(&sql("SELECT COUNT(DISTINCT code) FROM cards WHERE batch_id = $1").bind(id))
+            .await
+            .expect("cards");
+        assert_eq!(cards, 50, "fifty unique codes");
+        let page = c
+            .get(s.url("/console/acquire"))
+            .header("cookie", &ops)
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("page");
+        assert!(
+            page.contains("双12包裹卡")
+                && page.contains(&format!("/api/v1/card-batches/{id}/cards.pdf")),
+            "the batch is listed with its PDF for the printing shop: {page}"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! Console page for acquire: SMS recall campaigns and package-card batches, each with its
-//! figures, the GMV series after send as a small bar chart, the A/B verdict and its exports; a
-//! form to create a campaign from a segment snapshot, and a button to launch a draft.
+//! figures, the GMV series after send as a small bar chart, the A/B verdict and its exports;
+//! forms to create a campaign from a segment snapshot (and a button to launch a draft) and a
+//! card batch with its hook coupon.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -16,7 +17,9 @@ use super::api_acquire::link_len;
 use super::console::{ConsoleUser, page};
 use super::i18n::{AcqTr, Lang, Tr};
 use crate::acquire::campaigns::{self, NewCampaign, VariantSpec};
-use crate::acquire::{cards, report};
+use crate::acquire::cards::{self, CardVariant, NewBatch};
+use crate::acquire::report;
+use crate::convert::coupons;
 use crate::know::import::values::{parse_money, parse_time};
 use crate::know::report::yuan;
 use crate::know::segments::{self, NamedSnapshot};
@@ -26,6 +29,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/console/acquire", get(acquire_page))
         .route("/console/acquire/campaigns", post(create_campaign))
+        .route("/console/acquire/card-batches", post(create_batch))
         .route(
             "/console/acquire/campaigns/{id}/launch",
             post(launch_campaign),
@@ -79,6 +83,8 @@ struct AcquirePage {
     campaigns: Vec<CampaignRow>,
     batches: Vec<BatchRow>,
     snapshots: Vec<SnapshotOption>,
+    /// The coupon templates a card batch may offer: (id, name).
+    offers: Vec<(i64, String)>,
     errors: Vec<String>,
     notices: Vec<String>,
 }
@@ -221,10 +227,15 @@ async fn render(
             });
         }
         let snapshots = segments::recent_snapshots(&app.db, tenant, 50).await?;
-        Ok::<_, ApiError>((cs, bs, snapshots))
+        let offers = coupons::templates(&app.db, tenant)
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t.name))
+            .collect();
+        Ok::<_, ApiError>((cs, bs, snapshots, offers))
     };
     match run.await {
-        Ok((campaigns, batches, snapshots)) => page(AcquirePage {
+        Ok((campaigns, batches, snapshots, offers)) => page(AcquirePage {
             tr: u.lang.tr(),
             aq,
             lang: u.lang.code(),
@@ -233,6 +244,7 @@ async fn render(
             campaigns,
             batches,
             snapshots: snapshots.into_iter().map(SnapshotOption::of).collect(),
+            offers,
             errors,
             notices,
         }),
@@ -292,6 +304,26 @@ struct CampaignForm {
     window_days: String,
 }
 
+/// A list typed in one box: split by commas, 、, semicolons or lines (not spaces: a number may
+/// be typed `138 0013 8000`).
+fn list(v: &str) -> Vec<String> {
+    v.split([',', '，', '、', ';', '；', '\n', '\r'])
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// An amount in yuan from the form, as fen, or `None` when left empty.
+fn yuan_fen(field: &str, v: &str) -> Result<Option<i64>, String> {
+    match v.trim() {
+        "" => Ok(None),
+        v => parse_money(v)
+            .map(Some)
+            .map_err(|e| format!("{field}: {e}")),
+    }
+}
+
 /// A whole number from the form, or `None` when left empty.
 fn number(field: &str, v: &str) -> Result<Option<i64>, String> {
     match v.trim() {
@@ -305,8 +337,8 @@ fn number(field: &str, v: &str) -> Result<Option<i64>, String> {
 
 impl CampaignForm {
     /// The campaign the form describes: variants A, B, C from the texts filled in (equal
-    /// weights), money in yuan, the schedule in China time (empty: now), lists split by commas,
-    /// semicolons, 、 or lines (not spaces: a number may be typed `138 0013 8000`).
+    /// weights), money in yuan, the schedule in China time (empty: now), lists as [`list`]
+    /// splits them.
     fn campaign(self) -> Result<NewCampaign, String> {
         let snapshot_id = number("snapshot_id", &self.snapshot_id)?.ok_or_else(|| {
             "snapshot_id: pick a segment snapshot (take one on the segment's page)".to_string()
@@ -324,17 +356,7 @@ impl CampaignForm {
             weight: 1,
         })
         .collect();
-        let list = |v: &str| -> Vec<String> {
-            v.split([',', '，', '、', ';', '；', '\n', '\r'])
-                .map(str::trim)
-                .filter(|w| !w.is_empty())
-                .map(String::from)
-                .collect()
-        };
-        let cost_per_part = match self.cost_per_part.trim() {
-            "" => None,
-            v => Some(parse_money(v).map_err(|e| format!("cost_per_part: {e}"))?),
-        };
+        let cost_per_part = yuan_fen("cost_per_part", &self.cost_per_part)?;
         let scheduled_at = match self.scheduled_at.trim() {
             "" => None,
             v => Some(parse_time(&v.replace('T', " ")).map_err(|e| format!("scheduled_at: {e}"))?),
@@ -369,6 +391,72 @@ async fn create_campaign(
         Ok::<_, ApiError>(
             campaigns::create(&app.db, u.caller.tenant_id, &c, link_len(&app), now_ms()).await?,
         )
+    };
+    match r.await {
+        Ok(_) => Redirect::to("/console/acquire").into_response(),
+        Err(e) => refused(&app, &u, e).await,
+    }
+}
+
+/// The card-batch form as posted, every field as text.
+#[derive(Deserialize)]
+struct BatchForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    channel: String,
+    #[serde(default)]
+    coupon_template_id: String,
+    #[serde(default)]
+    size: String,
+    #[serde(default)]
+    variants: String,
+    #[serde(default)]
+    contact_qr_url: String,
+    #[serde(default)]
+    cost_per_card: String,
+    #[serde(default)]
+    window_days: String,
+}
+
+impl BatchForm {
+    /// The batch the form describes: designs named in one box (equal weights; none is one
+    /// `default` design), the printing cost in yuan.
+    fn batch(self) -> Result<NewBatch, String> {
+        let coupon_template_id = number("coupon_template_id", &self.coupon_template_id)?
+            .ok_or_else(|| {
+                "coupon_template_id: pick the hook coupon (create a coupon template first: POST /api/v1/coupon-templates)"
+                    .to_string()
+            })?;
+        let size = number("size", &self.size)?
+            .ok_or_else(|| "size: how many cards to print".to_string())?;
+        Ok(NewBatch {
+            name: self.name,
+            channel: self.channel.trim().to_string(),
+            coupon_template_id,
+            size,
+            variants: list(&self.variants)
+                .into_iter()
+                .map(|name| CardVariant { name, weight: 1 })
+                .collect(),
+            contact_qr_url: Some(self.contact_qr_url.trim().to_string()).filter(|u| !u.is_empty()),
+            cost_per_card: yuan_fen("cost_per_card", &self.cost_per_card)?.unwrap_or(0),
+            window_days: number("window_days", &self.window_days)?.unwrap_or(7),
+        })
+    }
+}
+
+/// `POST /console/acquire/card-batches`: a batch of unique card codes, listed with its PDF for
+/// the printing shop; refused by field on the page.
+async fn create_batch(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Form(f): Form<BatchForm>,
+) -> Response {
+    let r = async {
+        may_write(&u)?;
+        let b = f.batch().map_err(ApiError::bad_request)?;
+        Ok::<_, ApiError>(cards::create_batch(&app.db, u.caller.tenant_id, &b, now_ms()).await?)
     };
     match r.await {
         Ok(_) => Redirect::to("/console/acquire").into_response(),

@@ -114,6 +114,16 @@ try {
   check((await page.textContent('h2')).includes('拉新召回'), 'the acquire page opens');
   check((await page.textContent('main')).includes('/api/v1/campaigns'), 'it says how campaigns are created');
   check((await page.textContent('#no-snapshot')).includes('人群'), 'without a snapshot the campaign form says to take one first');
+  const batch = page.locator('#new-batch');
+  check((await batch.locator('select[name=coupon_template_id]').textContent()).includes('满300减30'), 'the card-batch form offers the coupon template as the hook');
+  await batch.locator('input[name=name]').fill('双12包裹卡');
+  await batch.locator('input[name=size]').fill('200');
+  await batch.locator('input[name=variants]').fill('红卡，蓝卡');
+  await batch.locator('input[name=cost_per_card]').fill('0.30');
+  await batch.locator('button').click();
+  await page.waitForSelector('.batch-row');
+  const batchRow = await page.textContent('.batch-row');
+  check(batchRow.includes('双12包裹卡') && batchRow.includes('tmall') && batchRow.includes('PDF'), 'the new card batch is listed with its PDF for the printing shop');
 
   // WeCom: the live code with its add, the group and its retention by join week.
   await page.click('header nav >> text=企微承接');
