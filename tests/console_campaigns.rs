@@ -54,6 +54,17 @@ async fn post_form(
     (status, r.text().await.expect("page"))
 }
 
+async fn get_page(c: &reqwest::Client, s: &TestServer, cookie: &str, path: &str) -> String {
+    let r = c
+        .get(s.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(r.status(), StatusCode::OK, "{path}");
+    r.text().await.expect("page")
+}
+
 async fn campaigns_stored(s: &TestServer) -> Vec<(i64, String, i64, String)> {
     s.db()
         .fetch_all(&sql(
@@ -258,7 +269,26 @@ async fn a_campaign_is_created_from_a_snapshot_and_launched_from_the_console() {
             "the draft is listed with its launch button: {page}"
         );
 
-        // A viewer cannot launch it.
+        assert!(
+            page.contains("data-confirm=\"确定发出？") && page.contains("人数：3\""),
+            "the button asks first, naming the audience's size: {page}"
+        );
+        // A page asked for a draft's counts, or for nonsense, shows none.
+        for q in [
+            format!("?launched={id}"),
+            "?launched=x".into(),
+            "?launched=".into(),
+        ] {
+            let page = get_page(&c, &s, &ops, &format!("/console/acquire{q}")).await;
+            assert!(!page.contains("launch-notice"), "{q}: {page}");
+        }
+
+        // A viewer sees no forms or buttons, and cannot launch by posting.
+        let page = get_page(&c, &s, &viewer, "/console/acquire").await;
+        assert!(
+            page.contains("双12召回") && !page.contains("new-campaign") && !page.contains(&launch),
+            "{page}"
+        );
         let (st, page) = post_form(&c, &s, &viewer, &launch, &[]).await;
         assert_eq!(st, StatusCode::FORBIDDEN);
         assert!(page.contains("你的角色只能查看"), "{page}");
@@ -299,6 +329,61 @@ async fn a_campaign_is_created_from_a_snapshot_and_launched_from_the_console() {
         }
         assert_eq!(campaigns_stored(&s).await[0].1, "launched");
 
+        // Another tenant's snapshot and campaign are not there for this one.
+        let (_, other_key) = tenant_with_key(s.db(), "别家", Role::Admin).await;
+        make_customers(&s, &other_key, 2, 1).await;
+        let (_, other_seg) = send(
+            &c,
+            M::POST,
+            &s.url("/api/v1/segments"),
+            &other_key,
+            Some(json!({"name": "别家老客", "rule": {"and": []}})),
+        )
+        .await;
+        let (_, other_snap) = send(
+            &c,
+            M::POST,
+            &s.url(&format!("/api/v1/segments/{}/snapshots", other_seg["id"])),
+            &other_key,
+            None,
+        )
+        .await;
+        let other_snapshot = other_snap["id"].as_i64().expect("snapshot id").to_string();
+        let (st, page) = post_form(
+            &c,
+            &s,
+            &ops,
+            "/console/acquire/campaigns",
+            &[
+                ("name", "借别家的人群"),
+                ("snapshot_id", &other_snapshot),
+                ("variant_a", good_a),
+                ("target_url", "https://shop.tea.cn/welcome"),
+            ],
+        )
+        .await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{page}");
+        let (st, other) = send(
+            &c,
+            M::POST,
+            &s.url("/api/v1/campaigns"),
+            &other_key,
+            Some(json!({"name": "别家召回", "snapshot_id": other_snap["id"], "target_url": "https://x.cn/",
+                "variants": [{"name": "A", "content": good_a}]})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{other}");
+        let other_launch = format!(
+            "/console/acquire/campaigns/{}/launch",
+            other["campaign"]["id"]
+        );
+        let (st, _) = post_form(&c, &s, &ops, &other_launch, &[]).await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+        assert_eq!(
+            outbox_rows(&s, other["campaign"]["id"].as_i64().expect("id")).await,
+            0
+        );
+
         // Launching what is not there is refused by name.
         let (st, page) = post_form(&c, &s, &ops, "/console/acquire/campaigns/x/launch", &[]).await;
         assert_eq!(st, StatusCode::BAD_REQUEST);
@@ -327,7 +412,18 @@ async fn a_card_batch_is_created_from_the_console() {
         )
         .await
         .expect("user");
+        access::create_user(
+            s.db(),
+            tenant,
+            "viewer",
+            "viewer",
+            "a-long-password",
+            Role::Viewer,
+        )
+        .await
+        .expect("viewer");
         let ops = sign_in(&c, &s, "ops", "a-long-password").await;
+        let viewer = sign_in(&c, &s, "viewer", "a-long-password").await;
 
         // Without a coupon template there is no hook to offer: the page says how to make one.
         let page = c
@@ -395,6 +491,16 @@ async fn a_card_batch_is_created_from_the_console() {
             assert_eq!(st, StatusCode::BAD_REQUEST, "{size} {cost}");
             assert!(page.contains(named), "{named}: {page}");
         }
+        let (st, page) = post_form(
+            &c,
+            &s,
+            &viewer,
+            "/console/acquire/card-batches",
+            &form("50", "0.30"),
+        )
+        .await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+        assert!(page.contains("你的角色只能查看"), "{page}");
         let (n,): (i64,) = s
             .db()
             .fetch_one(&sql("SELECT COUNT(*) FROM card_batches"))

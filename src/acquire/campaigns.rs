@@ -578,12 +578,14 @@ pub async fn launch_then(
     // handle on this thread, and a preparation joined to them ran only while they waited.
     let prepare = |chunk: Vec<i64>, taken: HashSet<String>| {
         let plan = Arc::clone(&plan);
-        tokio::spawn(async move { plan.prepare(&chunk, taken).await })
+        Preparing(tokio::spawn(
+            async move { plan.prepare(&chunk, taken).await },
+        ))
     };
     let mut chunks = ids.chunks(LAUNCH_CHUNK).map(<[i64]>::to_vec);
     let mut next = chunks.next().map(|chunk| prepare(chunk, taken));
-    while let Some(preparing) = next.take() {
-        let (prepared, taken) = match preparing.await {
+    while let Some(mut preparing) = next.take() {
+        let (prepared, taken) = match (&mut preparing.0).await {
             Ok(done) => done?,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(_) => return Err(CampaignError::Interrupted),
@@ -633,6 +635,16 @@ async fn first_numbers(
         }
     }
     Ok(first.into_iter().map(|(c, (_, a))| (c, a)).collect())
+}
+
+/// A chunk being prepared on a task of its own. It only reads, but it does not outlive its
+/// launch: a launch that ends early (an error, a dropped request) stops it.
+struct Preparing(tokio::task::JoinHandle<Result<(PreparedChunk, HashSet<String>), CampaignError>>);
+
+impl Drop for Preparing {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// What every chunk of one launch is decided against.

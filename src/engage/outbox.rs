@@ -1266,7 +1266,7 @@ mod tests {
             (SENT_RECENTLY, "outbox_address", Arg::from("h1")),
         ] {
             let fixed = if head == UNSUBSCRIBED { 1 } else { 2 };
-            let mut q = sql(format!("{head} = ${}", fixed + 1));
+            let mut q = sql(crate::platform::rows::probe_statement(head, fixed));
             q.push_arg(Arg::from(1i64));
             if fixed == 2 {
                 q.push_arg(Arg::from(5i64));

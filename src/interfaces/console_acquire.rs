@@ -4,6 +4,7 @@
 //! card batch with its hook coupon.
 
 use askama::Template;
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -15,12 +16,12 @@ use super::AppState;
 use super::api::ApiError;
 use super::api_acquire::link_len;
 use super::console::{ConsoleUser, page};
+use super::console_form::{list, number, opt_fen, opt_time};
 use super::i18n::{AcqTr, Lang, Tr};
-use crate::acquire::campaigns::{self, NewCampaign, VariantSpec};
+use crate::acquire::campaigns::{self, CampaignError, NewCampaign, VariantSpec};
 use crate::acquire::cards::{self, CardVariant, NewBatch};
 use crate::acquire::report;
 use crate::convert::coupons;
-use crate::know::import::values::{parse_money, parse_time};
 use crate::know::report::yuan;
 use crate::know::segments::{self, NamedSnapshot};
 use crate::platform::clock::{format_local, now_ms};
@@ -49,6 +50,8 @@ pub struct CampaignRow {
     pub status: &'static str,
     /// Not launched yet: the row offers the launch button.
     pub draft: bool,
+    /// What the launch button asks before it sends, with the audience's size.
+    pub confirm: String,
     pub sent: i64,
     pub clicks: i64,
     pub buyers: i64,
@@ -82,6 +85,8 @@ struct AcquirePage {
     active: &'static str,
     campaigns: Vec<CampaignRow>,
     batches: Vec<BatchRow>,
+    /// Whether the user may create and launch: a viewer is shown no forms or buttons.
+    may_write: bool,
     snapshots: Vec<SnapshotOption>,
     /// The coupon templates a card batch may offer: (id, name).
     offers: Vec<(i64, String)>,
@@ -128,8 +133,9 @@ fn bars(points: &[report::Point]) -> Vec<Bar> {
 
 #[derive(Deserialize)]
 struct PageQuery {
-    /// A campaign just launched from the page, whose outcome counts it shows.
-    launched: Option<i64>,
+    /// A campaign just launched from the page, whose outcome counts it shows. Text, so that a
+    /// hand-edited address still opens the page.
+    launched: Option<String>,
 }
 
 async fn acquire_page(
@@ -137,11 +143,20 @@ async fn acquire_page(
     u: ConsoleUser,
     Query(q): Query<PageQuery>,
 ) -> Response {
+    let tenant = u.caller.tenant_id;
     let mut notices = Vec::new();
-    if let Some(id) = q.launched {
-        match campaigns::launch_report(&app.db, u.caller.tenant_id, id).await {
-            Ok(r) => notices.push(launch_notice(u.lang.aq(), &r)),
+    // Only a launched campaign of this tenant has counts to show; anything else shows none.
+    if let Some(id) = q.launched.and_then(|l| l.parse::<i64>().ok()) {
+        let launched = match campaigns::get(&app.db, tenant, id).await {
+            Ok(c) => c.status == "launched",
+            Err(CampaignError::NotFound(_)) => false,
             Err(e) => return ApiError::from(e).into_response(),
+        };
+        if launched {
+            match campaigns::launch_report(&app.db, tenant, id).await {
+                Ok(r) => notices.push(launch_notice(u.lang.aq(), &r)),
+                Err(e) => return ApiError::from(e).into_response(),
+            }
         }
     }
     render(&app, &u, Vec::new(), notices).await
@@ -191,11 +206,18 @@ async fn render(
                     })
                     .unwrap_or_default();
             let draft = c.status != "launched";
+            let confirm = if draft {
+                let size = segments::snapshot_size(&app.db, tenant, c.snapshot_id).await?;
+                format!("{}{}", aq.confirm_launch, size.unwrap_or(0))
+            } else {
+                String::new()
+            };
             cs.push(CampaignRow {
                 id: c.id,
                 name: c.name,
                 status: if draft { aq.draft } else { aq.launched },
                 draft,
+                confirm,
                 sent: r.total.sent,
                 clicks: r.total.clicks,
                 buyers: r.total.buyers,
@@ -243,6 +265,7 @@ async fn render(
             active: "acquire",
             campaigns,
             batches,
+            may_write: u.caller.role.may_write(),
             snapshots: snapshots.into_iter().map(SnapshotOption::of).collect(),
             offers,
             errors,
@@ -262,6 +285,11 @@ fn may_write(u: &ConsoleUser) -> Result<(), ApiError> {
             u.lang.aq().read_only,
         ))
     }
+}
+
+/// A form the decoder could not read (a field given twice, bad encoding), as a refusal.
+fn unreadable(e: FormRejection) -> ApiError {
+    ApiError::bad_request(format!("form: {}", e.body_text()))
 }
 
 /// The page with a refusal on it, answered with the refusal's status.
@@ -304,37 +332,6 @@ struct CampaignForm {
     window_days: String,
 }
 
-/// A list typed in one box: split by commas, 、, semicolons or lines (not spaces: a number may
-/// be typed `138 0013 8000`).
-fn list(v: &str) -> Vec<String> {
-    v.split([',', '，', '、', ';', '；', '\n', '\r'])
-        .map(str::trim)
-        .filter(|w| !w.is_empty())
-        .map(String::from)
-        .collect()
-}
-
-/// An amount in yuan from the form, as fen, or `None` when left empty.
-fn yuan_fen(field: &str, v: &str) -> Result<Option<i64>, String> {
-    match v.trim() {
-        "" => Ok(None),
-        v => parse_money(v)
-            .map(Some)
-            .map_err(|e| format!("{field}: {e}")),
-    }
-}
-
-/// A whole number from the form, or `None` when left empty.
-fn number(field: &str, v: &str) -> Result<Option<i64>, String> {
-    match v.trim() {
-        "" => Ok(None),
-        v => v
-            .parse()
-            .map(Some)
-            .map_err(|_| format!("{field}: {v:?} is not a whole number")),
-    }
-}
-
 impl CampaignForm {
     /// The campaign the form describes: variants A, B, C from the texts filled in (equal
     /// weights), money in yuan, the schedule in China time (empty: now), lists as [`list`]
@@ -356,11 +353,8 @@ impl CampaignForm {
             weight: 1,
         })
         .collect();
-        let cost_per_part = yuan_fen("cost_per_part", &self.cost_per_part)?;
-        let scheduled_at = match self.scheduled_at.trim() {
-            "" => None,
-            v => Some(parse_time(&v.replace('T', " ")).map_err(|e| format!("scheduled_at: {e}"))?),
-        };
+        let cost_per_part = opt_fen("cost_per_part", &self.cost_per_part)?;
+        let scheduled_at = opt_time("scheduled_at", &self.scheduled_at)?;
         let target_url = Some(self.target_url.trim().to_string()).filter(|t| !t.is_empty());
         Ok(NewCampaign {
             name: self.name,
@@ -383,10 +377,11 @@ impl CampaignForm {
 async fn create_campaign(
     State(app): State<AppState>,
     u: ConsoleUser,
-    Form(f): Form<CampaignForm>,
+    f: Result<Form<CampaignForm>, FormRejection>,
 ) -> Response {
     let r = async {
         may_write(&u)?;
+        let Form(f) = f.map_err(unreadable)?;
         let c = f.campaign().map_err(ApiError::bad_request)?;
         Ok::<_, ApiError>(
             campaigns::create(&app.db, u.caller.tenant_id, &c, link_len(&app), now_ms()).await?,
@@ -440,7 +435,7 @@ impl BatchForm {
                 .map(|name| CardVariant { name, weight: 1 })
                 .collect(),
             contact_qr_url: Some(self.contact_qr_url.trim().to_string()).filter(|u| !u.is_empty()),
-            cost_per_card: yuan_fen("cost_per_card", &self.cost_per_card)?.unwrap_or(0),
+            cost_per_card: opt_fen("cost_per_card", &self.cost_per_card)?.unwrap_or(0),
             window_days: number("window_days", &self.window_days)?.unwrap_or(7),
         })
     }
@@ -451,10 +446,11 @@ impl BatchForm {
 async fn create_batch(
     State(app): State<AppState>,
     u: ConsoleUser,
-    Form(f): Form<BatchForm>,
+    f: Result<Form<BatchForm>, FormRejection>,
 ) -> Response {
     let r = async {
         may_write(&u)?;
+        let Form(f) = f.map_err(unreadable)?;
         let b = f.batch().map_err(ApiError::bad_request)?;
         Ok::<_, ApiError>(cards::create_batch(&app.db, u.caller.tenant_id, &b, now_ms()).await?)
     };

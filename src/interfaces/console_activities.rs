@@ -11,9 +11,9 @@ use serde::Deserialize;
 use super::AppState;
 use super::api::ApiError;
 use super::console::{ConsoleUser, page};
+use super::console_form::{fen, opt_fen, time};
 use super::i18n::{ActTr, Tr};
 use crate::convert::{bargain, flash, gifts, group_buy};
-use crate::know::import::values::{parse_money, parse_time};
 use crate::know::report::yuan;
 use crate::platform::clock::{format_local, now_ms};
 use crate::platform::db::sql;
@@ -195,24 +195,6 @@ async fn render(app: &AppState, u: &ConsoleUser, errors: Vec<String>) -> Respons
 
 async fn activities_page(State(app): State<AppState>, u: ConsoleUser) -> Response {
     render(&app, &u, Vec::new()).await
-}
-
-/// The form's amount (yuan) as fen, or an error naming the field.
-fn fen(field: &str, v: &str) -> Result<i64, String> {
-    parse_money(v).map_err(|e| format!("{field}: {e}"))
-}
-
-/// The form's `datetime-local` (China time) as UTC milliseconds.
-fn time(field: &str, v: &str) -> Result<i64, String> {
-    parse_time(&v.replace('T', " ")).map_err(|e| format!("{field}: {e}"))
-}
-
-/// An optional amount: empty is none.
-fn opt_fen(field: &str, v: &str) -> Result<Option<i64>, String> {
-    match v.trim() {
-        "" => Ok(None),
-        v => fen(field, v).map(Some),
-    }
 }
 
 /// After a create: a refusal is shown on the page with the figures, a success goes back to it.

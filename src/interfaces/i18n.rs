@@ -689,6 +689,7 @@ pub struct AcqTr {
     pub designs: &'static str,
     pub contact_qr: &'static str,
     pub cost_per_card: &'static str,
+    pub confirm_launch: &'static str,
     pub create: &'static str,
 }
 
@@ -747,6 +748,7 @@ pub static ZH_Q: AcqTr = AcqTr {
     designs: "卡面版本（逗号分隔，可选）",
     contact_qr: "导购企微二维码链接（可选）",
     cost_per_card: "每张卡成本（元）",
+    confirm_launch: "确定发出？将给人群快照中的每个人各发一条短信（受触达策略约束），人数：",
     create: "创建",
 };
 
@@ -805,6 +807,7 @@ pub static EN_Q: AcqTr = AcqTr {
     designs: "Card designs (comma-separated, optional)",
     contact_qr: "Guide's WeCom QR URL (optional)",
     cost_per_card: "Cost per card (yuan)",
+    confirm_launch: "Launch now? One SMS to each person in the snapshot (under the contact policy); people: ",
     create: "Create",
 };
 

@@ -13,6 +13,7 @@ pub mod console_acquire;
 pub mod console_activities;
 pub mod console_connect;
 pub mod console_convert;
+mod console_form;
 pub mod console_layering;
 pub mod h5;
 pub mod i18n;

@@ -261,6 +261,19 @@ pub async fn recent_snapshots(db: &Db, tenant: i64, limit: i64) -> DbResult<Vec<
         .collect())
 }
 
+/// How many people a snapshot froze, without reading its members; `None` when the tenant has no
+/// such snapshot.
+pub async fn snapshot_size(db: &Db, tenant: i64, id: i64) -> DbResult<Option<i64>> {
+    let row: Option<(i64,)> = db
+        .fetch_optional(
+            &sql("SELECT size FROM segment_snapshots WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant)
+                .bind(id),
+        )
+        .await?;
+    Ok(row.map(|(n,)| n))
+}
+
 /// A snapshot's members.
 pub async fn snapshot_members(
     db: &Db,

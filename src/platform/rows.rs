@@ -150,7 +150,7 @@ impl Tx {
         }
         match self {
             Tx::Sqlite(t, _) => {
-                let text = sqlite_text(&format!("{head} = ${}", fixed.len() + 1));
+                let text = sqlite_text(&probe_statement(head, fixed.len()));
                 // In key order, so that probes walk the index forwards over pages just read.
                 let mut order: Vec<usize> = (0..keys.len()).collect();
                 order.sort_unstable_by_key(|&i| keys[i]);
@@ -241,7 +241,7 @@ impl Reader<'_> {
             return Ok(Vec::new());
         }
         if let Reader::Tx(Tx::Sqlite(t, _)) = self {
-            let text = sqlite_text(&format!("{head} = ${}", fixed.len() + 1));
+            let text = sqlite_text(&probe_statement(head, fixed.len()));
             let order = keys.in_order();
             let mut handle = t.lock_handle().await?;
             let db = handle.as_raw_handle();
@@ -272,6 +272,12 @@ impl Reader<'_> {
             Keys::Int(k) => found_at(k, self.fetch_in(head, &fixed, list).await?),
         })
     }
+}
+
+/// The statement a probe steps once per key: `head` compared with the key, which binds after
+/// the `fixed` values.
+pub(crate) fn probe_statement(head: &str, fixed: usize) -> String {
+    format!("{head} = ${}", fixed + 1)
 }
 
 /// Rows of (value, key) as (the index of every key equal to theirs, value).

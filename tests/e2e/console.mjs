@@ -197,8 +197,11 @@ try {
   await page.waitForSelector('.campaign-row .launch-form');
   const draft = await page.textContent('.campaign-row');
   check(draft.includes('复购召回') && draft.includes('草稿'), 'the new campaign is listed as a draft with its launch button');
+  let asked = '';
+  page.once('dialog', async (d) => { asked = d.message(); await d.accept(); });
   await page.click('.campaign-row .launch-form button');
   await page.waitForSelector('.launch-notice');
+  check(asked.includes('确定发出') && asked.includes('人数：1'), 'the launch button asks first, naming how many people get the SMS');
   check((await page.textContent('.launch-notice')).includes('写入发件箱 1'), "launching it writes the snapshot's one member's message");
   check((await page.textContent('.campaign-status')).includes('已发出'), 'and the campaign shows as launched');
   check((await page.locator('.campaign-row .launch-form').count()) === 0, 'with no launch button left');
