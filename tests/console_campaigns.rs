@@ -549,3 +549,86 @@ async fn a_card_batch_is_created_from_the_console() {
         );
     }
 }
+
+/// A launch that stopped partway (a crash after its first chunk committed) shows as such, and
+/// the button resumes it: only the customers not yet recorded get a message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launch_that_stopped_partway_is_shown_and_resumed() {
+    for backend in backends() {
+        let s = TestServer::start(backend).await;
+        let c = reqwest::Client::builder()
+            .redirect(Policy::none())
+            .build()
+            .expect("client");
+        let (tenant, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+        let customers = make_customers(&s, &key, 3, 3).await;
+        let (_, seg) = send(
+            &c,
+            M::POST,
+            &s.url("/api/v1/segments"),
+            &key,
+            Some(json!({"name": "老客", "rule": {"and": []}})),
+        )
+        .await;
+        let (_, snap) = send(
+            &c,
+            M::POST,
+            &s.url(&format!("/api/v1/segments/{}/snapshots", seg["id"])),
+            &key,
+            None,
+        )
+        .await;
+        let (st, v) = send(
+            &c,
+            M::POST,
+            &s.url("/api/v1/campaigns"),
+            &key,
+            Some(json!({"name": "双12召回", "snapshot_id": snap["id"], "target_url": "https://shop.tea.cn/",
+                "variants": [{"name": "A", "content": "【茶小铺】好久不见 {link} 拒收请回复R"}]})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let id = v["campaign"]["id"].as_i64().expect("campaign id");
+        // What a first chunk leaves when the process dies after its commit: a recorded outcome.
+        s.db()
+            .execute(
+                &sql("INSERT INTO campaign_recipients (tenant_id, campaign_id, customer_id, variant, outcome) \
+                      VALUES ($1, $2, $3, 'A', 'no_phone')")
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(customers[0]),
+            )
+            .await
+            .expect("recipient");
+        access::create_user(
+            s.db(),
+            tenant,
+            "ops",
+            "ops",
+            "a-long-password",
+            Role::Operator,
+        )
+        .await
+        .expect("user");
+        let ops = sign_in(&c, &s, "ops", "a-long-password").await;
+        let page = get_page(&c, &s, &ops, "/console/acquire").await;
+        assert!(
+            page.contains("发出中断（可继续）") && page.contains("继续发出"),
+            "{page}"
+        );
+        let r = c
+            .post(s.url(&format!("/console/acquire/campaigns/{id}/launch")))
+            .header("cookie", &ops)
+            .send()
+            .await
+            .expect("resume");
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let page = get_page(&c, &s, &ops, &format!("/console/acquire?launched={id}")).await;
+        assert!(
+            page.contains("写入发件箱 2") && page.contains("无手机号 1"),
+            "the two not recorded get a message, the one recorded keeps its outcome: {page}"
+        );
+        assert_eq!(outbox_rows(&s, id).await, 2);
+        assert!(!page.contains("继续发出"), "{page}");
+    }
+}

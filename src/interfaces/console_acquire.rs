@@ -50,6 +50,8 @@ pub struct CampaignRow {
     pub status: &'static str,
     /// Not launched yet: the row offers the launch button.
     pub draft: bool,
+    /// The launch button's words: launch, or resume one that stopped partway.
+    pub button: &'static str,
     /// What the launch button asks before it sends, with the audience's size.
     pub confirm: String,
     pub sent: i64,
@@ -206,16 +208,28 @@ async fn render(
                     })
                     .unwrap_or_default();
             let draft = c.status != "launched";
-            let confirm = if draft {
+            // A draft with recipients recorded is a launch that stopped partway (a crash, a
+            // restart): launching again sends only to those it missed.
+            let (status, button, confirm) = if draft {
                 let size = segments::snapshot_size(&app.db, tenant, c.snapshot_id).await?;
-                format!("{}{}", aq.confirm_launch, size.unwrap_or(0))
+                let confirm = format!("{}{}", aq.confirm_launch, size.unwrap_or(0));
+                if campaigns::launch_report(&app.db, tenant, c.id)
+                    .await?
+                    .audience
+                    > 0
+                {
+                    (aq.interrupted, aq.resume, confirm)
+                } else {
+                    (aq.draft, aq.launch, confirm)
+                }
             } else {
-                String::new()
+                (aq.launched, aq.launch, String::new())
             };
             cs.push(CampaignRow {
                 id: c.id,
                 name: c.name,
-                status: if draft { aq.draft } else { aq.launched },
+                status,
+                button,
                 draft,
                 confirm,
                 sent: r.total.sent,

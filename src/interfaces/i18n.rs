@@ -690,6 +690,8 @@ pub struct AcqTr {
     pub contact_qr: &'static str,
     pub cost_per_card: &'static str,
     pub confirm_launch: &'static str,
+    pub interrupted: &'static str,
+    pub resume: &'static str,
     pub create: &'static str,
 }
 
@@ -749,6 +751,8 @@ pub static ZH_Q: AcqTr = AcqTr {
     contact_qr: "导购企微二维码链接（可选）",
     cost_per_card: "每张卡成本（元）",
     confirm_launch: "确定发出？将给人群快照中的每个人各发一条短信（受触达策略约束），人数：",
+    interrupted: "发出中断（可继续）",
+    resume: "继续发出",
     create: "创建",
 };
 
@@ -808,6 +812,8 @@ pub static EN_Q: AcqTr = AcqTr {
     contact_qr: "Guide's WeCom QR URL (optional)",
     cost_per_card: "Cost per card (yuan)",
     confirm_launch: "Launch now? One SMS to each person in the snapshot (under the contact policy); people: ",
+    interrupted: "Stopped partway (can resume)",
+    resume: "Resume",
     create: "Create",
 };
 
