@@ -7,17 +7,7 @@ use reqwest::redirect::Policy;
 use siyu::platform::access::{self, Role};
 use siyu::platform::db::sql;
 
-use common::{TestServer, backends};
-
-fn session_cookie(r: &reqwest::Response) -> Option<String> {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("siyu_session=") && !v.starts_with("siyu_session=;"))
-        .and_then(|v| v.split(';').next())
-        .map(str::to_owned)
-}
+use common::{TestServer, backends, session_cookie};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_sessions_masking_and_languages() {

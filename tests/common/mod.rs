@@ -371,3 +371,14 @@ pub async fn send_as_customer(
     let status = r.status();
     (status, r.json().await.unwrap_or(serde_json::Value::Null))
 }
+
+/// The console session a login answer sets, as a `cookie` header value.
+pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("siyu_session=") && !v.starts_with("siyu_session=;"))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+}
