@@ -47,6 +47,29 @@ async fn post_form(
     (status, r.text().await.expect("page"))
 }
 
+/// A segment of everyone in the tenant behind `key`, frozen in a snapshot; its id.
+async fn snapshot_of_everyone(c: &reqwest::Client, s: &TestServer, key: &str, name: &str) -> i64 {
+    let (st, seg) = send(
+        c,
+        M::POST,
+        &s.url("/api/v1/segments"),
+        key,
+        Some(json!({"name": name, "rule": {"and": []}})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{seg}");
+    let (st, snap) = send(
+        c,
+        M::POST,
+        &s.url(&format!("/api/v1/segments/{}/snapshots", seg["id"])),
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{snap}");
+    snap["id"].as_i64().expect("snapshot id")
+}
+
 async fn get_page(c: &reqwest::Client, s: &TestServer, cookie: &str, path: &str) -> String {
     let r = c
         .get(s.url(path))
@@ -87,24 +110,7 @@ async fn a_campaign_is_created_from_a_snapshot_and_launched_from_the_console() {
         let (tenant, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
         // Three buyers: 13901000000, 13901000001, 13901000002.
         make_customers(&s, &key, 1, 3).await;
-        let (_, seg) = send(
-            &c,
-            M::POST,
-            &s.url("/api/v1/segments"),
-            &key,
-            Some(json!({"name": "老客", "rule": {"and": []}})),
-        )
-        .await;
-        let (st, snap) = send(
-            &c,
-            M::POST,
-            &s.url(&format!("/api/v1/segments/{}/snapshots", seg["id"])),
-            &key,
-            None,
-        )
-        .await;
-        assert_eq!(st, StatusCode::CREATED, "{snap}");
-        let snapshot = snap["id"].as_i64().expect("snapshot id").to_string();
+        let snapshot = snapshot_of_everyone(&c, &s, &key, "老客").await.to_string();
         for (user, role) in [("ops", Role::Operator), ("viewer", Role::Viewer)] {
             access::create_user(s.db(), tenant, user, user, "a-long-password", role)
                 .await
@@ -302,23 +308,8 @@ async fn a_campaign_is_created_from_a_snapshot_and_launched_from_the_console() {
         // Another tenant's snapshot and campaign are not there for this one.
         let (_, other_key) = tenant_with_key(s.db(), "别家", Role::Admin).await;
         make_customers(&s, &other_key, 2, 1).await;
-        let (_, other_seg) = send(
-            &c,
-            M::POST,
-            &s.url("/api/v1/segments"),
-            &other_key,
-            Some(json!({"name": "别家老客", "rule": {"and": []}})),
-        )
-        .await;
-        let (_, other_snap) = send(
-            &c,
-            M::POST,
-            &s.url(&format!("/api/v1/segments/{}/snapshots", other_seg["id"])),
-            &other_key,
-            None,
-        )
-        .await;
-        let other_snapshot = other_snap["id"].as_i64().expect("snapshot id").to_string();
+        let other_snap = snapshot_of_everyone(&c, &s, &other_key, "别家老客").await;
+        let other_snapshot = other_snap.to_string();
         let (st, page) = post_form(
             &c,
             &s,
@@ -338,8 +329,10 @@ async fn a_campaign_is_created_from_a_snapshot_and_launched_from_the_console() {
             M::POST,
             &s.url("/api/v1/campaigns"),
             &other_key,
-            Some(json!({"name": "别家召回", "snapshot_id": other_snap["id"], "target_url": "https://x.cn/",
-                "variants": [{"name": "A", "content": good_a}]})),
+            Some(
+                json!({"name": "别家召回", "snapshot_id": other_snap, "target_url": "https://x.cn/",
+                "variants": [{"name": "A", "content": good_a}]}),
+            ),
         )
         .await;
         assert_eq!(st, StatusCode::CREATED, "{other}");
@@ -532,28 +525,13 @@ async fn a_launch_that_stopped_partway_is_shown_and_resumed() {
             .expect("client");
         let (tenant, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
         let customers = make_customers(&s, &key, 3, 3).await;
-        let (_, seg) = send(
-            &c,
-            M::POST,
-            &s.url("/api/v1/segments"),
-            &key,
-            Some(json!({"name": "老客", "rule": {"and": []}})),
-        )
-        .await;
-        let (_, snap) = send(
-            &c,
-            M::POST,
-            &s.url(&format!("/api/v1/segments/{}/snapshots", seg["id"])),
-            &key,
-            None,
-        )
-        .await;
+        let snap = snapshot_of_everyone(&c, &s, &key, "老客").await;
         let (st, v) = send(
             &c,
             M::POST,
             &s.url("/api/v1/campaigns"),
             &key,
-            Some(json!({"name": "双12召回", "snapshot_id": snap["id"], "target_url": "https://shop.tea.cn/",
+            Some(json!({"name": "双12召回", "snapshot_id": snap, "target_url": "https://shop.tea.cn/",
                 "variants": [{"name": "A", "content": "【茶小铺】好久不见 {link} 拒收请回复R"}]})),
         )
         .await;
