@@ -9,14 +9,15 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::json;
 
-use siyu::demo::write_exports;
-use siyu::interfaces::{self, App};
+use siyu::app::{App, AppSettings};
+use siyu::interfaces;
 use siyu::know::import::parse_ahead;
 use siyu::platform::access::{self, Role};
 use siyu::platform::config::Settings;
 use siyu::platform::crypto::FieldCipher;
 use siyu::platform::db::{ConnectOptions, Db};
 use siyu::platform::migrate::migrate;
+use siyu_demo::write_exports;
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Suite {
@@ -212,7 +213,7 @@ pub struct ImportRun {
 async fn bench_import(
     backend: &str,
     pg: Option<&str>,
-    files: &[siyu::demo::DemoFile],
+    files: &[siyu_demo::DemoFile],
     cipher: &FieldCipher,
 ) -> anyhow::Result<ImportRun> {
     let s = scratch(backend, pg).await?;
@@ -259,13 +260,18 @@ async fn bench_ingest(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(interfaces::serve(
-        listener,
-        App::with_event_groups(s.db.clone(), cipher.clone(), group_events),
-        async {
-            let _ = stop_rx.await;
+    let app = App::build(
+        s.db.clone(),
+        cipher.clone(),
+        AppSettings {
+            event_group_size: group_events,
+            ..AppSettings::local(format!("http://{addr}"))
         },
-    ));
+    )
+    .await?;
+    let server = tokio::spawn(interfaces::serve(listener, app, async {
+        let _ = stop_rx.await;
+    }));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(a.concurrency)
         .build()?;
@@ -282,7 +288,7 @@ async fn bench_ingest(
     );
     // Request bodies are built before the clock starts: the measurement is the server's work
     // (and the sending), not the load generator's JSON building.
-    let bodies: std::sync::Arc<Vec<axum::body::Bytes>> = std::sync::Arc::new(
+    let bodies: std::sync::Arc<Vec<hyper::body::Bytes>> = std::sync::Arc::new(
         (0..requests)
             .map(|r| {
                 let events: Vec<_> = (0..a.batch as u64)
@@ -294,7 +300,7 @@ async fn bench_ingest(
                                "properties": {"path": "/p/1"}})
                     })
                     .collect();
-                axum::body::Bytes::from(json!({"events": events}).to_string())
+                hyper::body::Bytes::from(json!({"events": events}).to_string())
             })
             .collect(),
     );

@@ -16,10 +16,11 @@ use roaring::RoaringBitmap;
 
 use crate::bench::{BenchArgs, scratch};
 use siyu::acquire::campaigns::{self, NewCampaign, VariantSpec};
+use siyu::app::{App, AppSettings};
 use siyu::channels::sms::log::LogProvider;
 use siyu::engage::outbox::Outbox;
 use siyu::engage::policy::{self, ContactPolicy};
-use siyu::interfaces::{self, App};
+use siyu::interfaces;
 use siyu::platform::access;
 use siyu::platform::clock::now_ms;
 use siyu::platform::crypto::FieldCipher;
@@ -157,7 +158,12 @@ impl Drop for Nginx {
 async fn redirects(a: &BenchArgs, cipher: &FieldCipher) -> anyhow::Result<()> {
     let s = scratch("sqlite", None).await?;
     let t = access::create_tenant(&s.db, "bench").await?;
-    let app = App::new(s.db.clone(), cipher.clone());
+    let app = App::build(
+        s.db.clone(),
+        cipher.clone(),
+        AppSettings::local("http://127.0.0.1"),
+    )
+    .await?;
     let tracker = app.links.clone();
     let mut tx = s.db.begin().await?;
     let link = siyu::acquire::links::create_in(

@@ -177,6 +177,7 @@ async fn generate(db: &Db, tenant: i64, n: i64, now: i64, label: &str) -> anyhow
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists.
+    #[allow(unsafe_code)]
     unsafe {
         libc::malloc_trim(0);
     }

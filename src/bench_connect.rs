@@ -12,14 +12,15 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::bench::{BenchArgs, scratch};
+use siyu::app::{App, AppSettings};
 use siyu::connect::events::{CallbackEvent, Envelope};
 use siyu::connect::live_codes::{self, GuideSlot, NewLiveCode, Welcome};
-use siyu::connect::sandbox::{Sandbox, SandboxCorp};
 use siyu::connect::service::CorpSettings;
-use siyu::interfaces::{self, App};
+use siyu::interfaces;
 use siyu::platform::access;
 use siyu::platform::clock::now_ms;
 use siyu::platform::crypto::FieldCipher;
+use siyu_wecom_sandbox::{Sandbox, SandboxCorp};
 
 struct Setup {
     url: String,
@@ -33,8 +34,12 @@ struct Setup {
 async fn setup(db: siyu::platform::db::Db, cipher: &FieldCipher) -> anyhow::Result<Setup> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let mut app = App::new(db.clone(), cipher.clone());
-    app.public_url = format!("http://{addr}");
+    let app = App::build(
+        db.clone(),
+        cipher.clone(),
+        AppSettings::local(format!("http://{addr}")),
+    )
+    .await?;
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let served = app.clone();
     tokio::spawn(async move {
@@ -44,7 +49,6 @@ async fn setup(db: siyu::platform::db::Db, cipher: &FieldCipher) -> anyhow::Resu
         .await;
     });
     let tenant = access::create_tenant(&db, "bench-connect").await?.id;
-    app.connect.allow_any_base_url();
     let wecom = Sandbox::start(SandboxCorp::default()).await?;
     let corp = wecom.corp().clone();
     let c = app

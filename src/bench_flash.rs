@@ -14,8 +14,9 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 
 use crate::bench::{BenchArgs, scratch};
-use siyu::convert::flash::{FlashSales, SaleInput};
-use siyu::interfaces::{self, App};
+use siyu::app::{App, AppSettings, FlashGate};
+use siyu::convert::flash::SaleInput;
+use siyu::interfaces;
 use siyu::platform::access;
 use siyu::platform::clock::now_ms;
 use siyu::platform::crypto::{CustomerClaim, FieldCipher};
@@ -40,13 +41,16 @@ async fn run_once(
 ) -> anyhow::Result<FlashRun> {
     let s = scratch(backend, a.postgres.as_deref()).await?;
     let t = access::create_tenant(&s.db, "bench").await?;
-    let mut app = App::new(s.db.clone(), cipher.clone());
-    if let Some(url) = redis {
-        let prefix = format!("siyu:bench:{}", siyu::platform::crypto::random_token(6));
-        app.flash = FlashSales::with_redis(s.db.clone(), url, &prefix)
-            .await
-            .context("connecting to Redis")?;
-    }
+    let settings = AppSettings {
+        flash_gate: redis.map(|url| FlashGate {
+            url: url.to_owned(),
+            prefix: format!("siyu:bench:{}", siyu::platform::crypto::random_token(6)),
+        }),
+        ..AppSettings::local("http://127.0.0.1")
+    };
+    let app = App::build(s.db.clone(), cipher.clone(), settings)
+        .await
+        .context("building the app (connecting to Redis?)")?;
     let now = now_ms();
     let sale = app
         .flash

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use siyu::demo::write_exports;
 use siyu::know::import::parse_ahead;
 use siyu::know::report::{Overview, overview, yuan};
 use siyu::platform::access::{self, Role};
 use siyu::platform::config::Settings;
 use siyu::platform::runtime::open;
+use siyu_demo::write_exports;
 
 use crate::{print_summary, progress_bar, serve};
 
@@ -176,16 +176,12 @@ async fn layering_report(db: &siyu::platform::db::Db, tenant: i64) -> anyhow::Re
     use siyu::know::audience::{Audiences, sql as rule_sql};
     use siyu::know::rfm::{ALL_CLASSES, ALL_STAGES};
     use siyu::know::rule::Rule;
-    use siyu::know::{profile, segments, tags};
+    use siyu::know::{segments, tags};
     use siyu::platform::clock::now_ms;
 
     let now = now_ms();
-    profile::recompute_all(db, tenant, now).await?;
-    if db.backend() == siyu::platform::db::Backend::Postgres {
-        // Fresh statistics after the bulk import (as `siyu import` does).
-        db.execute_script("ANALYZE customers, identities, orders, order_lines, customer_stats")
-            .await?;
-    }
+    // What follows any import (`siyu import` does the same).
+    siyu::workflows::import_finished(db, tenant, now).await?;
     let rule_tags = [
         (
             "天猫复购",

@@ -11,7 +11,6 @@ use rand::{Rng, SeedableRng};
 use siyu::connect::client::{ChatMember, Content, GroupChat};
 use siyu::connect::events::{CallbackEvent, DeletedBy, Envelope};
 use siyu::connect::live_codes::{self, GuideSlot, NewLiveCode, TimedWelcome, Welcome};
-use siyu::connect::sandbox::{Sandbox, SandboxCorp};
 use siyu::connect::service::{Connect, CorpSettings};
 use siyu::connect::{groups, mass, sop};
 use siyu::know::ingest::EventWriter;
@@ -19,6 +18,7 @@ use siyu::know::tags;
 use siyu::platform::clock::now_ms;
 use siyu::platform::crypto::FieldCipher;
 use siyu::platform::db::{Db, sql};
+use siyu_wecom_sandbox::{Sandbox, SandboxCorp};
 
 const DAY: i64 = 86_400_000;
 const WEEK: i64 = 7 * DAY;

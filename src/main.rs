@@ -8,7 +8,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use siyu::interfaces::{self, App};
+use siyu::app::{App, AppSettings};
+use siyu::interfaces;
 use siyu::know::import::presets::{self, PRESET_NAMES};
 use siyu::know::import::{FileSummary, ImportOptions, parse_ahead};
 use siyu::platform::access::{self, Role};
@@ -164,52 +165,16 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     banner(addr);
     tracing::info!(%addr, "serving");
-    let mut app = App::new(db.clone(), cipher.clone());
-    app.public_url = settings
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}"))
-        .trim_end_matches('/')
-        .to_string();
-    app.sms_callback_token = settings.sms.callback_token.clone();
-    app.otp_template = settings.sms.otp_template.clone();
-    if settings.wecom_allow_base_url {
-        app.connect.allow_any_base_url();
-    }
-    let provider = settings
-        .sms
-        .provider(&db)
-        .context("configuring the SMS provider ([sms] in siyu.toml)")?;
-    tracing::info!(provider = provider.name(), "SMS provider");
-    app.outbox = siyu::engage::outbox::Outbox::new(db.clone(), cipher, provider);
-    if let Some(url) = settings.flash_gate.as_deref() {
-        let flash = siyu::convert::flash::FlashSales::with_redis(db.clone(), url, "siyu:flash")
-            .await
-            .with_context(|| format!("connecting the flash-sale gate to {}", redact_url(url)))?;
-        flash.spawn_expiry(Duration::from_secs(1));
-        app.flash = flash;
+    let app = App::build(
+        db.clone(),
+        cipher,
+        AppSettings::from_settings(settings, addr),
+    )
+    .await?;
+    tracing::info!(provider = app.outbox.provider_name(), "SMS provider");
+    if settings.flash_gate.is_some() {
         tracing::info!("flash-sale stock is counted in Redis");
     }
-    let versions = siyu::know::audience::rebuild_versions(&db).await?;
-    // Indexes build in the background so the server answers at once (a large tenant takes
-    // minutes); a count for a tenant still building waits for its index.
-    let audiences = app.audiences.clone();
-    tokio::spawn(async move {
-        let started = std::time::Instant::now();
-        match audiences.prepare().await {
-            Ok(()) => tracing::info!(
-                ms = started.elapsed().as_millis() as u64,
-                "audience indexes ready"
-            ),
-            Err(e) => {
-                tracing::error!(error = %e, "building audience indexes failed; they build on first use")
-            }
-        }
-        audiences.spawn_daily();
-        audiences.spawn_hourly_rule_tags();
-        audiences.spawn_rebuild_watch(std::time::Duration::from_secs(2), versions);
-    });
-    siyu::convert::points::spawn_daily_expiry(db.clone());
     interfaces::serve(listener, app, shutdown_signal()).await?;
     db.close().await;
     Ok(())
@@ -329,16 +294,9 @@ async fn import_orders(settings: &Settings, a: ImportOrdersArgs) -> anyhow::Resu
     }
     let total = |f: fn(&FileSummary) -> u64| summaries.iter().map(f).sum::<u64>();
     if total(|s| s.imported) + total(|s| s.updated) > 0 {
-        // Purchase figures, RFM and stages follow the orders just stored.
-        siyu::know::profile::recompute_all(&db, tenant, siyu::platform::clock::now_ms()).await?;
-        // PostgreSQL plans the reference SQL and the console's queries from statistics that a
-        // bulk import leaves stale until autovacuum comes round.
-        if db.backend() == siyu::platform::db::Backend::Postgres {
-            db.execute_script("ANALYZE customers, identities, orders, order_lines, customer_stats")
-                .await?;
-        }
-        // A server running on this database rebuilds its index of the tenant.
-        siyu::know::audience::request_rebuild(&db, tenant).await?;
+        // Figures, RFM and stages follow the orders; a server on this database rebuilds its
+        // index of the tenant.
+        siyu::workflows::import_finished(&db, tenant, siyu::platform::clock::now_ms()).await?;
     }
     if a.json {
         let out = serde_json::json!({

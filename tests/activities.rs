@@ -12,19 +12,9 @@ use siyu::platform::clock::now_ms;
 use siyu::platform::db::sql;
 
 use common::{
-    TestServer, backends, customer_token, make_customers, send, send_as_customer, tenant_with_key,
+    TestServer, backends, customer_token, make_customers, post, send, send_as_customer,
+    tenant_with_key,
 };
-
-async fn post(s: &TestServer, key: &str, path: &str, body: Value) -> (StatusCode, Value) {
-    send(
-        &reqwest::Client::new(),
-        M::POST,
-        &s.url(path),
-        key,
-        Some(body),
-    )
-    .await
-}
 
 async fn payments_by_status(s: &TestServer) -> (i64, i64) {
     let rows: Vec<(String, i64)> = s

@@ -16,10 +16,10 @@ use serde_json::{Value, json};
 use siyu::connect::client::{ChatMember, GroupChat};
 use siyu::connect::crypto::CallbackCrypto;
 use siyu::connect::events::{CallbackEvent, DeletedBy, Envelope};
-use siyu::connect::sandbox::{Sandbox, SandboxCorp};
 use siyu::platform::access::Role;
 use siyu::platform::clock::now_ms;
 use siyu::platform::db::sql;
+use siyu_wecom_sandbox::{Sandbox, SandboxCorp};
 
 use common::{TestServer, backends, send, tenant_with_key};
 

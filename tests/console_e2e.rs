@@ -108,8 +108,8 @@ pub async fn seed(s: &TestServer) -> (String, String, String) {
 async fn seed_wecom(s: &TestServer, tenant: i64) {
     use siyu::connect::client::{ChatMember, Content, GroupChat};
     use siyu::connect::live_codes::{self, GuideSlot, NewLiveCode, Welcome};
-    use siyu::connect::sandbox::{Sandbox, SandboxCorp};
     use siyu::connect::service::CorpSettings;
+    use siyu_wecom_sandbox::{Sandbox, SandboxCorp};
     let now = siyu::platform::clock::now_ms();
     let wecom = Sandbox::start(SandboxCorp::default())
         .await

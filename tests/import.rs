@@ -5,10 +5,10 @@ mod common;
 
 use std::path::Path;
 
-use siyu::demo::write_exports_at;
 use siyu::know::import::presets::preset;
 use siyu::know::import::{ImportOptions, import_file};
 use siyu::platform::db::sql;
+use siyu_demo::write_exports_at;
 
 use common::{TestDb, backends, cipher, partition};
 

@@ -2,7 +2,7 @@
 //! `SIYU_TEST_DATABASE_URL` is set), and the real server on a random port.
 #![allow(dead_code)]
 
-use siyu::interfaces::App;
+use siyu::app::{App, AppSettings};
 use siyu::platform::crypto::FieldCipher;
 use siyu::platform::db::{ConnectOptions, Db};
 use siyu::platform::migrate::migrate;
@@ -27,6 +27,43 @@ pub fn backends() -> Vec<Backend> {
             vec![Backend::Sqlite]
         }
     }
+}
+
+/// PostgreSQL when configured; otherwise None, after saying so (a test run in CI fails instead).
+pub fn postgres() -> Option<Backend> {
+    match std::env::var("SIYU_TEST_DATABASE_URL") {
+        Ok(u) if !u.is_empty() => Some(Backend::Postgres),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but SIYU_TEST_DATABASE_URL is not: PostgreSQL would be skipped"
+            );
+            eprintln!("SKIPPED on PostgreSQL: SIYU_TEST_DATABASE_URL is not set");
+            None
+        }
+    }
+}
+
+/// `on_each_backend!(name)` beside `async fn name(backend: Backend)`: the body runs once per
+/// backend as tests of their own (`name::sqlite`, `name::postgres`), so a failure on one backend
+/// names itself.
+#[macro_export]
+macro_rules! on_each_backend {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(b) = $crate::common::postgres() {
+                    super::$name(b).await
+                }
+            }
+        }
+    };
 }
 
 /// A database that exists for one test and is removed afterwards.
@@ -150,11 +187,12 @@ impl TestServer {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let mut app = App::new(tdb.db.clone(), cipher.clone());
-        app.public_url = format!("http://{addr}");
-        app.sms_callback_token = Some(SMS_CALLBACK_TOKEN.into());
-        // WeCom calls go to the local sandbox.
-        app.connect.allow_any_base_url();
+        // WeCom calls go wherever a tenant points them: the local sandbox.
+        let mut settings = AppSettings::local(format!("http://{addr}"));
+        settings.sms.callback_token = Some(SMS_CALLBACK_TOKEN.into());
+        let app = App::build(tdb.db.clone(), cipher.clone(), settings)
+            .await
+            .expect("build the app");
         let served = app.clone();
         tokio::spawn(async move {
             let _ = siyu::interfaces::serve(listener, served, async {
@@ -162,8 +200,10 @@ impl TestServer {
             })
             .await;
         });
+        let base = format!("http://{addr}");
+        wait_ready(&base).await;
         TestServer {
-            base: format!("http://{addr}"),
+            base,
             tdb,
             cipher,
             app,
@@ -238,13 +278,36 @@ pub async fn serve_on(db: Db, cipher: FieldCipher) -> (String, tokio::sync::ones
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let app = App::build(db, cipher, AppSettings::local(format!("http://{addr}")))
+        .await
+        .expect("build the app");
     tokio::spawn(async move {
-        let _ = siyu::interfaces::serve(listener, App::new(db, cipher), async {
+        let _ = siyu::interfaces::serve(listener, app, async {
             let _ = rx.await;
         })
         .await;
     });
-    (format!("http://{addr}"), tx)
+    let base = format!("http://{addr}");
+    wait_ready(&base).await;
+    (base, tx)
+}
+
+/// Waits until the server's `/readyz` answers 200: its audience indexes are built, so what a
+/// test writes next is not raced by the start-up build.
+pub async fn wait_ready(base: &str) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Ok(r) = reqwest::get(format!("{base}/readyz")).await
+            && r.status().is_success()
+        {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "{base}/readyz did not answer 200"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// Connected components of keys linked by records, computed the obvious way (the reference
@@ -281,6 +344,23 @@ pub fn connected_components(
     }
     parts.sort();
     parts
+}
+
+/// A JSON POST to the test server with a bearer key: the status and the body.
+pub async fn post(
+    s: &TestServer,
+    key: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    send(
+        &reqwest::Client::new(),
+        reqwest::Method::POST,
+        &s.url(path),
+        key,
+        Some(body),
+    )
+    .await
 }
 
 /// One JSON request with a bearer key: the status and the body (`null` when not JSON).

@@ -1,0 +1,160 @@
+//! The composition root: the one way the application is put together.
+//!
+//! `siyu serve`, the demo, every benchmark and every test server call [`App::build`] with
+//! [`AppSettings`] of their own (a port, a fresh database, the sandbox's WeCom), then
+//! [`Workers::start`] through the web layer's `serve`. Nothing changes an `App` once it is built,
+//! so a background loop never holds a part that another was swapped for.
+
+pub mod workers;
+
+use std::sync::Arc;
+
+use crate::acquire::links::Tracker;
+use crate::channels::sms::{SmsError, SmsSettings};
+use crate::connect::service::Connect;
+use crate::convert::flash::{FlashError, FlashSales};
+use crate::convert::payments::Payments;
+use crate::engage::outbox::Outbox;
+use crate::know::audience::Audiences;
+use crate::know::ingest::EventWriter;
+use crate::platform::config::Settings;
+use crate::platform::crypto::FieldCipher;
+use crate::platform::db::Db;
+
+pub use workers::Workers;
+
+/// Everything that differs between a server, a test, the demo and a benchmark.
+#[derive(Debug, Clone)]
+pub struct AppSettings {
+    /// How customers reach this server (`https://s.brand.cn`): the start of tracking links.
+    pub public_url: String,
+    /// `[sms]`: the provider messages go out through, its callback token, the one-time-code
+    /// template.
+    pub sms: SmsSettings,
+    /// Flash-sale stock counted in Redis (for several servers selling one sale) instead of in
+    /// this process's memory.
+    pub flash_gate: Option<FlashGate>,
+    /// Lets tenants point WeCom's `base_url` elsewhere (a proxy, the sandbox).
+    pub wecom_allow_base_url: bool,
+    /// The event writer's largest group (see [`EventWriter::start_with`]).
+    pub event_group_size: usize,
+}
+
+/// Where the flash-sale gate's Redis is, and the prefix of its keys.
+#[derive(Debug, Clone)]
+pub struct FlashGate {
+    pub url: String,
+    pub prefix: String,
+}
+
+impl AppSettings {
+    /// A server's settings from `siyu.toml` and `SIYU_*`, for one bound to `listening`.
+    pub fn from_settings(s: &Settings, listening: std::net::SocketAddr) -> AppSettings {
+        AppSettings {
+            public_url: s
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{listening}")),
+            sms: s.sms.clone(),
+            flash_gate: s.flash_gate.as_ref().map(|url| FlashGate {
+                url: url.clone(),
+                prefix: "siyu:flash".into(),
+            }),
+            wecom_allow_base_url: s.wecom_allow_base_url,
+            event_group_size: crate::know::ingest::GROUP_EVENTS,
+        }
+    }
+
+    /// A process of its own on this machine (tests, the demo, benchmarks): the `log` SMS
+    /// provider, flash-sale stock in memory, WeCom wherever a tenant points it.
+    pub fn local(public_url: impl Into<String>) -> AppSettings {
+        AppSettings {
+            public_url: public_url.into(),
+            sms: SmsSettings::default(),
+            flash_gate: None,
+            wecom_allow_base_url: true,
+            event_group_size: crate::know::ingest::GROUP_EVENTS,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("configuring the SMS provider ([sms] in siyu.toml)")]
+    Sms(#[from] SmsError),
+    #[error("connecting the flash-sale gate to {url}")]
+    FlashGate { url: String, source: FlashError },
+}
+
+/// What every handler and background loop needs.
+#[derive(Clone)]
+pub struct App {
+    pub db: Db,
+    pub cipher: FieldCipher,
+    /// Group-commit writer for ingested events.
+    pub events: EventWriter,
+    /// The audience index of every tenant.
+    pub audiences: Arc<Audiences>,
+    /// Flash sales being sold, with their counters in memory or Redis.
+    pub flash: Arc<FlashSales>,
+    /// The payment provider for activities, and Siyu's record of payments.
+    pub payments: Payments,
+    /// Every outbound message goes through here.
+    pub outbox: Arc<Outbox>,
+    /// Tracking-link redirects and their click writer.
+    pub links: Arc<Tracker>,
+    /// WeCom: corps, the callback queue and its lanes.
+    pub connect: Arc<Connect>,
+    /// How customers reach this server: the start of tracking links.
+    pub public_url: String,
+    /// The token in SMS providers' callback URLs; callbacks are refused without one.
+    pub sms_callback_token: Option<String>,
+    /// The provider's approved template for one-time codes (`sms.otp_template`).
+    pub otp_template: Option<String>,
+}
+
+pub type AppState = Arc<App>;
+
+impl App {
+    /// Builds the application on an open, migrated store. The writers that answer requests
+    /// (events, clicks, flash reservations, WeCom callbacks) start with their parts, on the
+    /// current runtime; the loops that run on their own start with [`Workers::start`].
+    pub async fn build(db: Db, cipher: FieldCipher, s: AppSettings) -> Result<App, BuildError> {
+        let audiences = Audiences::new(db.clone());
+        let events = EventWriter::start_with(
+            db.clone(),
+            cipher.clone(),
+            s.event_group_size,
+            Some(audiences.clone()),
+        );
+        let flash = match &s.flash_gate {
+            None => FlashSales::new(db.clone()),
+            Some(g) => FlashSales::with_redis(db.clone(), &g.url, &g.prefix)
+                .await
+                .map_err(|source| BuildError::FlashGate {
+                    url: crate::platform::runtime::redact_url(&g.url),
+                    source,
+                })?,
+        };
+        let provider = s.sms.provider(&db)?;
+        let outbox = Outbox::new(db.clone(), cipher.clone(), provider);
+        let connect = Connect::start(db.clone(), cipher.clone(), events.clone());
+        if s.wecom_allow_base_url {
+            connect.allow_any_base_url();
+        }
+        Ok(App {
+            payments: Payments::local(db.clone()),
+            links: Tracker::start(db.clone()),
+            public_url: s.public_url.trim_end_matches('/').to_owned(),
+            sms_callback_token: s.sms.callback_token.clone(),
+            otp_template: s.sms.otp_template.clone(),
+            connect,
+            outbox,
+            flash,
+            events,
+            audiences,
+            db,
+            cipher,
+        })
+    }
+}

@@ -1,0 +1,12 @@
+//! Tenants, access, storage, configuration: what every capability stands on.
+
+pub mod access;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod migrate;
+// The one module that steps SQLite's own C handle (bulk rows); unsafe is denied elsewhere.
+#[allow(unsafe_code)]
+pub mod rows;
+pub mod runtime;

@@ -1,0 +1,7 @@
+//! What happens across capabilities when something arrives. Each entry point (the push API,
+//! an import, the H5 activities, the demo) stores what it was given and then calls one
+//! function here, so no path can forget a step.
+
+pub mod orders;
+
+pub use orders::{OrdersStored, import_finished, orders_stored};
