@@ -84,17 +84,16 @@ async fn lapsed_brand(backend: Backend, phones: &[&str]) -> Brand {
 struct Figures {
     last_order_at: i64,
     stage: String,
-    rfm_class: String,
     r_score: i64,
 }
 
 impl Brand {
     async fn figures(&self, customer: i64) -> Figures {
-        let (last_order_at, stage, rfm_class, r_score): (i64, String, String, i64) = self
+        let (last_order_at, stage, r_score): (i64, String, i64) = self
             .s
             .db()
             .fetch_one(
-                &sql("SELECT last_order_at, stage, rfm_class, r_score FROM customer_stats WHERE tenant_id = $1 AND customer_id = $2")
+                &sql("SELECT last_order_at, stage, r_score FROM customer_stats WHERE tenant_id = $1 AND customer_id = $2")
                     .bind(self.tenant)
                     .bind(customer),
             )
@@ -103,7 +102,6 @@ impl Brand {
         Figures {
             last_order_at,
             stage,
-            rfm_class,
             r_score,
         }
     }
