@@ -92,6 +92,7 @@ pub async fn connect_report(db: &Db, cipher: &FieldCipher, tenant: i64) -> anyho
         db.clone(),
         cipher.clone(),
         EventWriter::start(db.clone(), cipher.clone(), None),
+        None,
     );
     connect.allow_any_base_url();
     let sc = wecom.corp().clone();

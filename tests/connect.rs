@@ -3,7 +3,7 @@
 //! welcome_code and attributed within a second; retries, foreign states, deletions, expired
 //! tokens and malformed callbacks are handled; a group timeline from callbacks reproduces a
 //! retention table worked out by hand; SOP posts and mass messages reach guides, are reminded
-//! and completed.
+//! and completed; a lapsed buyer who adds a guide is in the WeCom audiences at once.
 
 mod common;
 
@@ -865,6 +865,7 @@ async fn a_tenant_cannot_point_wecom_calls_inside_the_network_unless_the_server_
         tdb.db.clone(),
         cipher.clone(),
         siyu::know::ingest::EventWriter::start(tdb.db.clone(), cipher, None),
+        None,
     );
     let tenant = siyu::platform::access::create_tenant(&tdb.db, "brand")
         .await
@@ -1023,4 +1024,78 @@ async fn a_task_whose_answer_was_lost_is_found_in_wecom_not_sent_twice() {
         );
         assert_eq!(w.wecom.tasks_of("guide_l").len(), 1, "never sent twice");
     }
+}
+
+on_each_backend!(a_lapsed_buyer_who_adds_a_guide_is_in_the_wecom_audiences_at_once);
+/// The WeCom entry point: a marketplace buyer of 200 days ago scans a store's live code. The
+/// add finds the buyer by the unionid WeCom gives, and the audiences count them as a WeCom
+/// contact carrying the code's tag as soon as the callback is handled; having bought nothing,
+/// they stay among the lapsed.
+async fn a_lapsed_buyer_who_adds_a_guide_is_in_the_wecom_audiences_at_once(
+    backend: common::Backend,
+) {
+    let w = world(backend).await;
+    let at = now_ms() - 200 * 86_400_000;
+    let (st, v) = w
+        .api(
+            M::POST,
+            "/api/v1/orders",
+            Some(json!({"orders": [{"channel": "miniprogram", "order_no": "MP-1", "status": "completed",
+                "ordered_at": at, "amount": 19_900,
+                "identities": [{"kind": "phone", "value": "13800001111"}, {"kind": "unionid", "value": "ounion-lapsed"}]}]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let buyer = w.customer_by("unionid:ounion-lapsed").await;
+    let tag = w.tag("门店新客").await;
+    let code = w
+        .code("静安店活码", tag, json!([{"userid": "guide_a"}]), "guide_b")
+        .await;
+    let state = code["state"].as_str().expect("state").to_owned();
+    let count = |rule: Value| {
+        let w = &w;
+        async move {
+            let (st, v) = w
+                .api(
+                    M::POST,
+                    "/api/v1/audience/count",
+                    Some(json!({ "rule": rule })),
+                )
+                .await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+            v["count"].as_i64().expect("count")
+        }
+    };
+    let contacts = json!({"identity": ["external_userid"]});
+    let tagged = json!({"tags": {"any": [tag]}});
+    let lapsed = json!({"orders": {"last_order_days": {"min": 90}}});
+    assert_eq!(count(contacts.clone()).await, 0, "{backend:?}");
+    assert_eq!(count(tagged.clone()).await, 0, "{backend:?}");
+    assert_eq!(count(lapsed.clone()).await, 1, "{backend:?}");
+
+    let env = w
+        .wecom
+        .customer_adds("guide_a", "wmLAPSED", Some("ounion-lapsed"), Some(&state));
+    w.deliver(&env).await;
+    w.settle().await;
+    assert_eq!(
+        w.customer_by("external_userid:wmLAPSED").await,
+        buyer,
+        "{backend:?}: the add is the buyer, found by unionid"
+    );
+    assert_eq!(
+        count(contacts).await,
+        1,
+        "{backend:?}: counted as a WeCom contact"
+    );
+    assert_eq!(
+        count(tagged).await,
+        1,
+        "{backend:?}: carries the code's tag"
+    );
+    assert_eq!(
+        count(lapsed).await,
+        1,
+        "{backend:?}: an add is not a purchase"
+    );
 }

@@ -3,6 +3,7 @@
 //! with a WeChat identity), claims the hook offer (a coupon), and is shown the guide's WeCom QR.
 //! Scans, claims and contacts are recorded per card, and the batch is measured like a campaign.
 
+use crate::platform::refusal::{Refusal, Refuse};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -98,6 +99,18 @@ pub enum CardError {
     Coupon(#[from] CouponError),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl Refuse for CardError {
+    fn refusal(&self) -> Refusal {
+        match self {
+            CardError::Invalid { .. } | CardError::Code(_) => Refusal::Invalid,
+            CardError::BatchNotFound(_) | CardError::NotFound(_) => Refusal::NotFound("not_found"),
+            CardError::Claimed => Refusal::Conflict("claimed"),
+            CardError::Coupon(e) => e.refusal(),
+            CardError::Db(_) => Refusal::Internal,
+        }
+    }
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> CardError {

@@ -6,6 +6,7 @@
 //! the writer's queue is full is counted as dropped and logged, never allowed to slow the
 //! redirect; a click is not something anyone was promised.
 
+use crate::platform::refusal::{Refusal, Refuse};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -53,6 +54,16 @@ pub enum LinkError {
     NotFound(String),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl Refuse for LinkError {
+    fn refusal(&self) -> Refusal {
+        match self {
+            LinkError::NotFound(_) => Refusal::NotFound("not_found"),
+            LinkError::Db(_) => Refusal::Internal,
+            _ => Refusal::Invalid,
+        }
+    }
 }
 
 /// Only http(s) targets: a tracking link must never become an open redirect to `javascript:`.

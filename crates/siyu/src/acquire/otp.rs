@@ -2,6 +2,7 @@
 //! code a minute per number. Only a keyed hash of the code is stored, and the code goes out
 //! through the outbox as a verification message (which the contact policy always lets through).
 
+use crate::platform::refusal::{Refusal, Refuse};
 use rand::Rng;
 
 use crate::engage::outbox::{self, NewMessage};
@@ -25,6 +26,18 @@ pub enum OtpError {
     Wrong,
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl Refuse for OtpError {
+    fn refusal(&self) -> Refusal {
+        match self {
+            OtpError::TooSoon => Refusal::TooSoon("too_soon"),
+            OtpError::Db(_) => Refusal::Internal,
+            OtpError::Expired | OtpError::TooManyTries | OtpError::Wrong => {
+                Refusal::Rejected("code_rejected")
+            }
+        }
+    }
 }
 
 fn code_hash(cipher: &FieldCipher, phone: &str, purpose: &str, code: &str) -> String {

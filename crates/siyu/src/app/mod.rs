@@ -138,7 +138,12 @@ impl App {
         };
         let provider = s.sms.provider(&db)?;
         let outbox = Outbox::new(db.clone(), cipher.clone(), provider);
-        let connect = Connect::start(db.clone(), cipher.clone(), events.clone());
+        let connect = Connect::start(
+            db.clone(),
+            cipher.clone(),
+            events.clone(),
+            Some(audiences.clone()),
+        );
         if s.wecom_allow_base_url {
             connect.allow_any_base_url();
         }

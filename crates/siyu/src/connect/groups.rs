@@ -1,6 +1,7 @@
 //! Customer groups (社群): synced from WeCom and kept current by callbacks, with every member's
 //! stints (joined, left) so retention by join cohort can be read back at any time.
 
+use crate::platform::refusal::{Refusal, Refuse};
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
@@ -22,6 +23,17 @@ pub enum GroupError {
     Wecom(#[from] WecomError),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl Refuse for GroupError {
+    fn refusal(&self) -> Refusal {
+        match self {
+            GroupError::NotFound(_) => Refusal::NotFound("not_found"),
+            GroupError::Db(_) => Refusal::Internal,
+            GroupError::Wecom(_) => Refusal::Upstream("wecom"),
+            _ => Refusal::Invalid,
+        }
+    }
 }
 
 /// External contacts' ids start with "wm" or "wo"; employees' do not. Callbacks name members

@@ -3,6 +3,7 @@
 //! guides follow a schedule with a daily cap each and a backup; it carries the tags and the
 //! welcome message the new contact gets.
 
+use crate::platform::refusal::{Refusal, Refuse};
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,17 @@ pub enum LiveCodeError {
     Wecom(#[from] WecomError),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl Refuse for LiveCodeError {
+    fn refusal(&self) -> Refusal {
+        match self {
+            LiveCodeError::NotFound(_) => Refusal::NotFound("not_found"),
+            LiveCodeError::Db(_) => Refusal::Internal,
+            LiveCodeError::Wecom(_) => Refusal::Upstream("wecom"),
+            _ => Refusal::Invalid,
+        }
+    }
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> LiveCodeError {

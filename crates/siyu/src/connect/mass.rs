@@ -4,6 +4,7 @@
 //! one mass message a day; Siyu's contact policy (quiet hours, the weekly marketing cap) applies
 //! on top.
 
+use crate::platform::refusal::{Refusal, Refuse};
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,16 @@ pub enum MassError {
     NotFound(i64),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl Refuse for MassError {
+    fn refusal(&self) -> Refusal {
+        match self {
+            MassError::NotFound(_) => Refusal::NotFound("not_found"),
+            MassError::Db(_) => Refusal::Internal,
+            _ => Refusal::Invalid,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -3,6 +3,7 @@
 //! (`add_msg_template` with `chat_id_list`), which they confirm in WeCom; a reminder follows if
 //! they have not sent it in time, and completion is read back from WeCom.
 
+use crate::platform::refusal::{Refusal, Refuse};
 use serde::{Deserialize, Serialize};
 
 use super::client::{Content, WecomApi};
@@ -15,6 +16,15 @@ pub enum SopError {
     Invalid { field: &'static str, reason: String },
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl Refuse for SopError {
+    fn refusal(&self) -> Refusal {
+        match self {
+            SopError::Db(_) => Refusal::Internal,
+            _ => Refusal::Invalid,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -4,6 +4,7 @@
 //! bargain recorded as where they came from. The customer buys at the price reached, while the
 //! item has stock and before the bargain's deadline.
 
+use crate::platform::refusal::{Refusal, Refuse};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -104,6 +105,19 @@ pub enum BargainError {
     Payment(#[from] PaymentError),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl Refuse for BargainError {
+    fn refusal(&self) -> Refusal {
+        match self {
+            BargainError::Invalid { .. } => Refusal::Invalid,
+            BargainError::NoItem(_) | BargainError::NoBargain(_) => Refusal::NotFound("not_found"),
+            BargainError::Refused(_) => Refusal::Conflict("refused"),
+            BargainError::Member(m) => m.refusal(),
+            BargainError::Payment(p) => p.refusal(),
+            BargainError::Db(_) => Refusal::Internal,
+        }
+    }
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> BargainError {

@@ -5,6 +5,7 @@
 //! and per-customer limits hold however many requests arrive at once, and a code is redeemed
 //! at most once.
 
+use crate::platform::refusal::{Refusal, Refuse};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -126,6 +127,17 @@ pub enum CouponError {
     Refused(String),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl Refuse for CouponError {
+    fn refusal(&self) -> Refusal {
+        match self {
+            CouponError::Invalid { .. } => Refusal::Invalid,
+            CouponError::NoTemplate(_) | CouponError::NoCoupon(_) => Refusal::NotFound("not_found"),
+            CouponError::Refused(_) => Refusal::Conflict("refused"),
+            CouponError::Db(_) => Refusal::Internal,
+        }
+    }
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> CouponError {

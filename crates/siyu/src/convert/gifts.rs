@@ -3,6 +3,7 @@
 //! (`redeemed + 1 <= stock`), spends the points (the ledger refuses a short balance) and, for a
 //! coupon, grants it, so a redemption happens whole or not at all, and never past the stock.
 
+use crate::platform::refusal::{Refusal, Refuse};
 use serde::{Deserialize, Serialize};
 
 use super::coupons::{self, CouponError};
@@ -84,6 +85,19 @@ pub enum GiftError {
     Coupon(#[from] CouponError),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl Refuse for GiftError {
+    fn refusal(&self) -> Refusal {
+        match self {
+            GiftError::Invalid { .. } => Refusal::Invalid,
+            GiftError::NoGift(_) => Refusal::NotFound("not_found"),
+            GiftError::Refused(_) => Refusal::Conflict("refused"),
+            GiftError::Points(p) => p.refusal(),
+            GiftError::Coupon(c) => c.refusal(),
+            GiftError::Db(_) => Refusal::Internal,
+        }
+    }
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> GiftError {

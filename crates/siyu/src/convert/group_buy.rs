@@ -7,6 +7,7 @@
 //! expired meanwhile, or the process died between the two) is refunded: at once, or by the
 //! sweep that also cancels expired teams.
 
+use crate::platform::refusal::{Refusal, Refuse};
 use serde::{Deserialize, Serialize};
 
 use super::payments::{Charge, PaymentError, Payments, insert_paid_order};
@@ -88,6 +89,20 @@ pub enum GroupBuyError {
     Payment(#[from] PaymentError),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl Refuse for GroupBuyError {
+    fn refusal(&self) -> Refusal {
+        match self {
+            GroupBuyError::Invalid { .. } => Refusal::Invalid,
+            GroupBuyError::NoGroupBuy(_) | GroupBuyError::NoTeam(_) => {
+                Refusal::NotFound("not_found")
+            }
+            GroupBuyError::Refused(_) => Refusal::Conflict("refused"),
+            GroupBuyError::Payment(p) => p.refusal(),
+            GroupBuyError::Db(_) => Refusal::Internal,
+        }
+    }
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> GroupBuyError {

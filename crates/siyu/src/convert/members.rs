@@ -1,6 +1,7 @@
 //! Members (会员): a customer who joined, by phone, by a WeChat identity or in a store, with a
 //! member number. Joining is idempotent: the same person joining again gets the same number.
 
+use crate::platform::refusal::{Refusal, Refuse};
 use serde::Serialize;
 
 use crate::know::identity::{Identity, IdentityKind};
@@ -45,6 +46,16 @@ pub enum MemberError {
     NotMember(i64),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl Refuse for MemberError {
+    fn refusal(&self) -> Refusal {
+        match self {
+            MemberError::Invalid { .. } => Refusal::Invalid,
+            MemberError::NotMember(_) => Refusal::NotFound("not_a_member"),
+            MemberError::Db(_) => Refusal::Internal,
+        }
+    }
 }
 
 /// A request to join.

@@ -5,6 +5,7 @@
 //! The [`LocalProvider`] settles at once, so the demo and the tests run offline; WeChat Pay is a
 //! later adapter behind the same trait.
 
+use crate::platform::refusal::{Refusal, Refuse};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -56,6 +57,17 @@ pub enum PaymentError {
     NotFound(i64),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl Refuse for PaymentError {
+    fn refusal(&self) -> Refusal {
+        match self {
+            PaymentError::Declined(_) => Refusal::PaymentDeclined,
+            PaymentError::Unavailable(_) => Refusal::Unavailable("payment_unavailable"),
+            PaymentError::NotFound(_) => Refusal::NotFound("not_found"),
+            PaymentError::Db(_) => Refusal::Internal,
+        }
+    }
 }
 
 /// What a provider is asked to charge.

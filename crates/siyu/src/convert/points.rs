@@ -2,6 +2,7 @@
 //! never a number kept beside them. Earned points expire; spending uses the points that expire
 //! first, so what expires is what was earned and not spent in time.
 
+use crate::platform::refusal::{Refusal, Refuse};
 use serde::{Deserialize, Serialize};
 
 use crate::platform::db::{Db, DbError, Tx, sql};
@@ -69,6 +70,17 @@ pub enum PointsError {
     NotMember(i64),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl Refuse for PointsError {
+    fn refusal(&self) -> Refusal {
+        match self {
+            PointsError::Invalid { .. } => Refusal::Invalid,
+            PointsError::Insufficient { .. } => Refusal::Conflict("insufficient_points"),
+            PointsError::NotMember(_) => Refusal::NotFound("not_a_member"),
+            PointsError::Db(_) => Refusal::Internal,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]

@@ -3,6 +3,7 @@
 //! in the tenant's time zone (deferred, not dropped) and dedupe of the same text to the same
 //! person; service messages only dedupe; verification codes always go.
 
+use crate::platform::refusal::{Refusal, Refuse};
 use serde::{Deserialize, Serialize};
 
 use crate::platform::clock::now_ms;
@@ -78,6 +79,15 @@ pub enum PolicyError {
     Invalid { field: &'static str, reason: String },
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl Refuse for PolicyError {
+    fn refusal(&self) -> Refusal {
+        match self {
+            PolicyError::Db(_) => Refusal::Internal,
+            _ => Refusal::Invalid,
+        }
+    }
 }
 
 /// What the policy knows about one recipient when it decides.

@@ -2,6 +2,7 @@
 //! which segment rules test with `attr`.
 
 use crate::platform::db::{Db, DbError, DbResult, sql};
+use crate::platform::refusal::{Refusal, Refuse};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AttrError {
@@ -9,6 +10,15 @@ pub enum AttrError {
     Invalid(String),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl Refuse for AttrError {
+    fn refusal(&self) -> Refusal {
+        match self {
+            AttrError::Invalid(_) => Refusal::Invalid,
+            AttrError::Db(_) => Refusal::Internal,
+        }
+    }
 }
 
 /// Sets customer attributes (name → JSON scalar; `null` removes one).

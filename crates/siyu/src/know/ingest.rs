@@ -6,6 +6,7 @@
 //! writes them all in one transaction, commits once, and only then answers each request. Under
 //! load the groups grow by themselves; when idle a request is written alone, at once.
 
+use crate::platform::refusal::{Refusal, Refuse};
 use std::collections::BTreeMap;
 
 use tokio::sync::{mpsc, oneshot};
@@ -33,6 +34,12 @@ pub enum IngestError {
     Store(String),
     #[error("the event writer has stopped")]
     Stopped,
+}
+
+impl Refuse for IngestError {
+    fn refusal(&self) -> Refusal {
+        Refusal::Internal
+    }
 }
 
 /// A handle to the writer task; cheap to clone.

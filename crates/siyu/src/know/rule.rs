@@ -10,6 +10,7 @@
 //! ]}
 //! ```
 
+use crate::platform::refusal::{Refusal, Refuse};
 use serde::{Deserialize, Serialize};
 
 use super::identity::IdentityKind;
@@ -204,6 +205,12 @@ fn yes() -> bool {
 pub struct RuleError {
     pub path: String,
     pub reason: String,
+}
+
+impl Refuse for RuleError {
+    fn refusal(&self) -> Refusal {
+        Refusal::Rejected("invalid_rule")
+    }
 }
 
 impl Rule {

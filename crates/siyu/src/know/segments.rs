@@ -1,6 +1,7 @@
 //! Saved segments (人群包): a named rule, counted live by the audience index, and snapshots:
 //! the members at one moment, frozen for a campaign to send to.
 
+use crate::platform::refusal::{Refusal, Refuse};
 use roaring::RoaringBitmap;
 use serde::Serialize;
 
@@ -43,6 +44,20 @@ pub enum SegmentError {
     Rule(#[from] RuleError),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl Refuse for SegmentError {
+    fn refusal(&self) -> Refusal {
+        match self {
+            SegmentError::NotFound(_) | SegmentError::SnapshotNotFound(_) => {
+                Refusal::NotFound("not_found")
+            }
+            SegmentError::Exists(_) => Refusal::Conflict("exists"),
+            SegmentError::Rule(r) => r.refusal(),
+            SegmentError::Name(_) => Refusal::Invalid,
+            SegmentError::Db(_) => Refusal::Internal,
+        }
+    }
 }
 
 fn check_name(name: &str) -> Result<String, SegmentError> {

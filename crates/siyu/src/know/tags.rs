@@ -2,6 +2,7 @@
 //! members are whoever a segment rule selects, kept current by the audience index. Every change
 //! of membership is written to `tag_history` with its source.
 
+use crate::platform::refusal::{Refusal, Refuse};
 use roaring::RoaringBitmap;
 use serde::Serialize;
 
@@ -43,6 +44,18 @@ pub enum TagError {
     Rule(#[from] RuleError),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl Refuse for TagError {
+    fn refusal(&self) -> Refusal {
+        match self {
+            TagError::NotFound(_) => Refusal::NotFound("not_found"),
+            TagError::Exists { .. } => Refusal::Conflict("exists"),
+            TagError::Rule(r) => r.refusal(),
+            TagError::Invalid { .. } => Refusal::Invalid,
+            TagError::Db(_) => Refusal::Internal,
+        }
+    }
 }
 
 fn check_name(field: &'static str, s: &str, allow_empty: bool) -> Result<String, TagError> {

@@ -6,6 +6,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod migrate;
+pub mod refusal;
 // The one module that steps SQLite's own C handle (bulk rows); unsafe is denied elsewhere.
 #[allow(unsafe_code)]
 pub mod rows;

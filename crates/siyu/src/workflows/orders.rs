@@ -54,6 +54,30 @@ pub async fn orders_stored(
     Ok(())
 }
 
+/// An order paid on an H5 activity (flash sale, group buy, bargain), stored in the `mall`
+/// channel: [`orders_stored`] for its buyer. Best effort: the money and the order are already
+/// committed, so a failure here is logged and repaired by the daily recompute and tier review,
+/// never answered as a failed purchase.
+pub async fn activity_paid(
+    db: &Db,
+    audiences: &Audiences,
+    tenant: i64,
+    customer: i64,
+    order_no: &str,
+    now: i64,
+) {
+    let keys = [("mall".to_owned(), order_no.to_owned())];
+    let stored = OrdersStored {
+        tenant,
+        orders: &keys,
+        buyers: &[customer],
+        now,
+    };
+    if let Err(e) = orders_stored(db, audiences, stored).await {
+        tracing::error!(tenant, customer, order_no, error = %e, "points, tiers or the index did not follow a paid activity order");
+    }
+}
+
 /// After a bulk import into a tenant: everyone's figures, RFM model and stages recomputed,
 /// PostgreSQL's planner statistics refreshed, and every server on this database asked to
 /// rebuild its index of the tenant.

@@ -1,0 +1,3 @@
+//! Callbacks from the providers of `channels`.
+
+pub mod sms;

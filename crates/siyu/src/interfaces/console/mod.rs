@@ -1,0 +1,253 @@
+//! `/console`: the operators' web console, server-rendered, zh-CN first: sign-in, language,
+//! the overview, and one module per capability's pages.
+
+pub mod acquire;
+pub mod activities;
+pub mod connect;
+pub mod customers;
+mod form;
+pub mod members;
+pub mod segments;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::header::{COOKIE, LOCATION, REFERER, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::interfaces::AppState;
+use crate::interfaces::i18n::{Lang, Tr, channel_name};
+use crate::know::report::{overview, yuan};
+use crate::platform::access::{self, Caller};
+
+pub(crate) const SESSION_COOKIE: &str = "siyu_session";
+
+pub(crate) const LANG_COOKIE: &str = "siyu_lang";
+
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+pub(crate) fn lang_of(headers: &HeaderMap) -> Lang {
+    Lang::from_cookie(cookie(headers, LANG_COOKIE))
+}
+
+/// A signed-in console user; anyone else is sent to the login page.
+pub struct ConsoleUser {
+    pub caller: Caller,
+    pub lang: Lang,
+}
+
+impl FromRequestParts<AppState> for ConsoleUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let lang = lang_of(&parts.headers);
+        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
+            return Err(Redirect::to("/console/login").into_response());
+        };
+        match access::caller_by_session(&state.db, token).await {
+            Ok(Some(caller)) => Ok(ConsoleUser { caller, lang }),
+            Ok(None) => Err(Redirect::to("/console/login").into_response()),
+            Err(e) => Err(server_error(e)),
+        }
+    }
+}
+
+pub(crate) fn server_error(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "console request failed");
+    let text = format!(
+        "{} / {}",
+        crate::interfaces::i18n::ZH.internal_error,
+        crate::interfaces::i18n::EN.internal_error
+    );
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Html(format!(
+            "<!doctype html><meta charset=\"utf-8\"><p>{text}</p>"
+        )),
+    )
+        .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "console/message.html")]
+pub(crate) struct MessagePage {
+    tr: &'static Tr,
+    lang: &'static str,
+    user: String,
+    active: &'static str,
+    message: &'static str,
+}
+
+pub(crate) fn page(t: impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/login.html")]
+pub(crate) struct LoginPage {
+    tr: &'static Tr,
+    lang: &'static str,
+    user: String,
+    active: &'static str,
+    failed: bool,
+    tenant: String,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginQuery {
+    #[serde(default)]
+    tenant: Option<String>,
+}
+
+pub(crate) async fn login_page(headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
+    let lang = lang_of(&headers);
+    page(LoginPage {
+        tr: lang.tr(),
+        lang: lang.code(),
+        user: String::new(),
+        active: "",
+        failed: false,
+        tenant: q.tenant.unwrap_or_default(),
+    })
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginForm {
+    tenant: String,
+    username: String,
+    password: String,
+}
+
+pub(crate) async fn login_submit(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let lang = lang_of(&headers);
+    match access::login(&app.db, &f.tenant, &f.username, &f.password).await {
+        Ok(Some(token)) => {
+            let cookie = format!(
+                "{SESSION_COOKIE}={token}; Path=/console; HttpOnly; SameSite=Lax; Max-Age={}",
+                access::SESSION_MS / 1000
+            );
+            let mut r = Redirect::to("/console/overview").into_response();
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                r.headers_mut().insert(SET_COOKIE, v);
+            }
+            r
+        }
+        Ok(None) => {
+            let mut r = page(LoginPage {
+                tr: lang.tr(),
+                lang: lang.code(),
+                user: String::new(),
+                active: "",
+                failed: true,
+                tenant: f.tenant,
+            });
+            *r.status_mut() = StatusCode::UNAUTHORIZED;
+            r
+        }
+        Err(e) => server_error(e),
+    }
+}
+
+pub(crate) async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = cookie(&headers, SESSION_COOKIE)
+        && let Err(e) = access::logout(&app.db, token).await
+    {
+        return server_error(e);
+    }
+    let mut r = Redirect::to("/console/login").into_response();
+    r.headers_mut().insert(
+        SET_COOKIE,
+        HeaderValue::from_static("siyu_session=; Path=/console; HttpOnly; Max-Age=0"),
+    );
+    r
+}
+
+pub(crate) async fn set_lang(Path(code): Path<String>, headers: HeaderMap) -> Response {
+    let value = if code == "en" { "en" } else { "zh" };
+    // Back to the page the switch was clicked on, if it was one of ours.
+    let back = headers
+        .get(REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.find("/console").map(|i| r[i..].to_owned()))
+        .unwrap_or_else(|| "/console".to_owned());
+    let mut r = (StatusCode::SEE_OTHER, ()).into_response();
+    if let (Ok(loc), Ok(c)) = (
+        HeaderValue::from_str(&back),
+        HeaderValue::from_str(&format!(
+            "{LANG_COOKIE}={value}; Path=/; Max-Age=31536000; SameSite=Lax"
+        )),
+    ) {
+        r.headers_mut().insert(LOCATION, loc);
+        r.headers_mut().insert(SET_COOKIE, c);
+    }
+    r
+}
+
+#[derive(Template)]
+#[template(path = "console/overview.html")]
+pub(crate) struct OverviewPage {
+    tr: &'static Tr,
+    lang: &'static str,
+    user: String,
+    active: &'static str,
+    o: crate::know::report::Overview,
+    gmv: String,
+    repeat_online: String,
+    repeat_store: String,
+    channels: Vec<(String, i64, i64, String)>,
+}
+
+pub(crate) fn percent(r: f64) -> String {
+    format!("{:.1}%", r * 100.0)
+}
+
+pub(crate) async fn overview_page(State(app): State<AppState>, u: ConsoleUser) -> Response {
+    let o = match overview(&app.db, u.caller.tenant_id).await {
+        Ok(o) => o,
+        Err(e) => return server_error(e),
+    };
+    page(OverviewPage {
+        tr: u.lang.tr(),
+        lang: u.lang.code(),
+        user: u.caller.name.clone(),
+        active: "overview",
+        gmv: yuan(o.gmv),
+        repeat_online: percent(o.online.rate),
+        repeat_store: percent(o.store.rate),
+        channels: o
+            .channels
+            .iter()
+            .map(|c| {
+                (
+                    channel_name(u.lang, &c.channel),
+                    c.orders,
+                    c.buyers,
+                    yuan(c.gmv),
+                )
+            })
+            .collect(),
+        o,
+    })
+}

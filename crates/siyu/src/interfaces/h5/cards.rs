@@ -1,0 +1,226 @@
+//! `/c/{code}`: a package-insert card's landing page, its one-time code and its claim.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::acquire::cards::{self, CardError};
+use crate::acquire::otp;
+use crate::convert::members::{self, JoinRequest, JoinedVia};
+use crate::interfaces::AppState;
+use crate::interfaces::api::{ApiError, json_body};
+use crate::know::identity::{Identity, IdentityKind};
+use crate::know::phone::Phone;
+use crate::platform::clock::now_ms;
+use crate::platform::crypto::CustomerClaim;
+use crate::platform::db::sql;
+
+/// `GET /c/{code}`: the landing page; counts the scan.
+pub(crate) async fn landing(
+    State(app): State<AppState>,
+    Path(code): Path<String>,
+) -> Result<Response, ApiError> {
+    let (_, c) = match cards::card(&app.db, &code).await {
+        Ok(x) => x,
+        Err(CardError::Code(_) | CardError::NotFound(_)) => {
+            return Ok((
+                StatusCode::NOT_FOUND,
+                Html(page(
+                    "卡片无效 / Card not found",
+                    "<p>请核对卡片上的编码。<br>Please check the code on the card.</p>",
+                    "",
+                )),
+            )
+                .into_response());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    cards::record_scan(&app.db, c.id, now_ms()).await?;
+    let body = if c.claimed_at.is_some() {
+        "<p>这张卡的礼品已领取。<br>This card's gift has been claimed.</p>".to_string()
+    } else {
+        format!(
+            r#"<p>输入手机号，领取您的专属礼品<br><small>Enter your phone to claim your gift</small></p>
+<form id="f"><input id="phone" name="phone" inputmode="tel" maxlength="13" placeholder="手机号 Phone" required>
+<div class="row"><input id="otp" name="otp" inputmode="numeric" maxlength="6" placeholder="验证码 Code">
+<button type="button" id="send">获取验证码 Send code</button></div>
+<button type="submit" id="claim">立即领取 Claim</button></form><p id="msg" role="status"></p><div id="done"></div>
+<script>
+const code = {code:?};
+const msg = t => document.getElementById('msg').textContent = t;
+// What the customer can do about each refusal, Chinese first; the server's English follows.
+const said = {{too_soon: '验证码已发送，请一分钟后再试 / Wait a minute before asking again',
+  code_rejected: '验证码错误或已过期，请重新获取 / Wrong or expired code: ask for a new one',
+  claimed: '这张卡的礼品已领取 / This card has been claimed',
+  bad_request: '请输入正确的手机号 / Please enter a valid mainland mobile number'}};
+const why = v => (said[v.error.code] || '出错了，请稍后再试 / Something went wrong') + ' (' + v.error.message + ')';
+async function post(path, body) {{
+  const r = await fetch('/h5/v1/cards/' + code + path, {{method: 'POST', headers: {{'content-type': 'application/json'}}, body: JSON.stringify(body)}});
+  return [r.status, await r.json()];
+}}
+document.getElementById('send').onclick = async () => {{
+  const [s, v] = await post('/otp', {{phone: document.getElementById('phone').value}});
+  msg(s === 202 ? '验证码已发送 / Code sent' : why(v));
+}};
+document.getElementById('f').onsubmit = async e => {{
+  e.preventDefault();
+  const [s, v] = await post('/claim', {{phone: document.getElementById('phone').value, otp: document.getElementById('otp').value}});
+  if (s !== 200) {{ msg(why(v)); return; }}
+  msg('领取成功 / Claimed: ' + v.coupon.code);
+  if (v.contact_qr_url) document.getElementById('done').innerHTML = '<p>添加您的专属顾问 / Add your guide</p><img alt="WeCom QR" src="' + encodeURI(v.contact_qr_url) + '">';
+}};
+</script>"#
+        )
+    };
+    Ok(Html(page("领取礼品 / Claim your gift", &body, &c.code)).into_response())
+}
+
+pub(crate) fn page(title: &str, body: &str, code: &str) -> String {
+    format!(
+        r#"<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{title}</title><style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:2rem auto;padding:0 1rem}}
+input,button{{font-size:1rem;padding:.6rem;margin:.3rem 0;width:100%;box-sizing:border-box}}.row{{display:flex;gap:.5rem}}
+img{{width:12rem}}small{{color:#666}}</style></head><body><h1>{title}</h1>{body}<p><small>{code}</small></p></body></html>"#
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CodeBody {
+    phone: String,
+}
+
+pub(crate) async fn brand(app: &AppState, tenant: i64) -> Result<String, ApiError> {
+    let (name,): (String,) = app
+        .db
+        .fetch_one(&sql("SELECT name FROM tenants WHERE id = $1").bind(tenant))
+        .await?;
+    Ok(name)
+}
+
+/// `POST /h5/v1/cards/{code}/otp`: a one-time code to the phone typed on the landing page.
+pub(crate) async fn send_code(
+    State(app): State<AppState>,
+    Path(code): Path<String>,
+    b: Result<Json<CodeBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let (tenant, c) = cards::card(&app.db, &code).await?;
+    if c.claimed_at.is_some() {
+        return Err(CardError::Claimed.into());
+    }
+    let phone = Phone::parse(&json_body(b)?.phone)
+        .map_err(|e| ApiError::bad_request(format!("phone: {e}")))?;
+    let brand = brand(&app, tenant).await?;
+    otp::request(
+        &app.db,
+        &app.cipher,
+        otp::Sender {
+            tenant,
+            brand: &brand,
+            template_code: app.otp_template.clone(),
+        },
+        phone.as_str(),
+        "card",
+        now_ms(),
+    )
+    .await?;
+    app.outbox.notify();
+    Ok((StatusCode::ACCEPTED, Json(json!({"sent": true}))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClaimBody {
+    phone: Option<String>,
+    otp: Option<String>,
+}
+
+/// `POST /h5/v1/cards/{code}/claim`: with a verified phone (`phone` and `otp`), or as the
+/// customer of a WeChat session (`X-Siyu-Customer`); joins them as a member and grants the
+/// card's coupon, once per card.
+pub(crate) async fn claim(
+    State(app): State<AppState>,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+    b: Result<Json<ClaimBody>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (tenant, c) = cards::card(&app.db, &code).await?;
+    if c.claimed_at.is_some() {
+        return Err(CardError::Claimed.into());
+    }
+    let b = json_body(b)?;
+    let now = now_ms();
+    let token = headers.get("x-siyu-customer").and_then(|v| v.to_str().ok());
+    let customer = match (token, b.phone.as_deref()) {
+        (Some(t), _) => match app.cipher.verify_customer_token(t.trim(), now) {
+            Some(CustomerClaim {
+                tenant_id,
+                customer_id,
+                ..
+            }) if tenant_id == tenant => customer_id,
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "the customer token is invalid or expired",
+                ));
+            }
+        },
+        (None, Some(p)) => {
+            let phone =
+                Phone::parse(p).map_err(|e| ApiError::bad_request(format!("phone: {e}")))?;
+            let code = b.otp.as_deref().ok_or_else(|| {
+                ApiError::bad_request("otp: the code sent to the phone is required")
+            })?;
+            otp::verify(
+                &app.db,
+                &app.cipher,
+                tenant,
+                phone.as_str(),
+                "card",
+                code,
+                now,
+            )
+            .await?;
+            let identity = Identity::new(IdentityKind::Phone, phone.as_str(), None)
+                .map_err(|e| ApiError::bad_request(format!("phone: {e}")))?;
+            let (m, _) = members::join(
+                &app.db,
+                &app.cipher,
+                tenant,
+                &JoinRequest {
+                    identity,
+                    via: JoinedVia::Phone,
+                    store_id: None,
+                    birthday_month: None,
+                    display_name: None,
+                },
+                now,
+            )
+            .await?;
+            m.customer_id
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "phone: required (or a customer token)",
+            ));
+        }
+    };
+    let coupon = cards::claim(&app.db, tenant, c.id, customer, now).await?;
+    let (qr,): (Option<String>,) = app
+        .db
+        .fetch_one(&sql("SELECT contact_qr_url FROM card_batches WHERE id = $1").bind(c.batch_id))
+        .await?;
+    let token = app.cipher.customer_token(CustomerClaim {
+        tenant_id: tenant,
+        customer_id: customer,
+        expires_at: now + 7 * 86_400_000,
+    });
+    Ok(Json(
+        json!({"coupon": coupon, "contact_qr_url": qr, "customer_token": token}),
+    ))
+}

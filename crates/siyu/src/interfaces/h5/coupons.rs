@@ -1,0 +1,56 @@
+//! A customer claiming a coupon.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::CustomerCaller;
+use crate::interfaces::AppState;
+use crate::interfaces::api::{ApiError, path_id};
+use crate::platform::clock::now_ms;
+
+/// `GET /h5/v1/coupon-templates/{id}`: what the claim page shows, and the customer's own
+/// coupons of this template.
+pub(crate) async fn coupon(
+    State(app): State<AppState>,
+    CustomerCaller(c): CustomerCaller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = path_id("coupon template", &id)?;
+    let t = crate::convert::coupons::template(&app.db, c.tenant_id, id).await?;
+    let mine: Vec<_> = crate::convert::coupons::coupons_of(&app.db, c.tenant_id, c.customer_id)
+        .await?
+        .into_iter()
+        .filter(|x| x.template_id == id)
+        .collect();
+    Ok(Json(json!({
+        "template": {"id": t.id, "name": t.name, "kind": t.kind, "value": t.value, "gift": t.gift,
+                     "threshold": t.threshold, "starts_at": t.starts_at, "ends_at": t.ends_at,
+                     "valid_days": t.valid_days, "per_customer": t.per_customer},
+        "left": (t.total - t.issued).max(0),
+        "mine": mine,
+        "now": now_ms(),
+    }))
+    .into_response())
+}
+
+/// `POST /h5/v1/coupon-templates/{id}/claim`: the customer claims one from their own page.
+pub(crate) async fn claim_coupon(
+    State(app): State<AppState>,
+    CustomerCaller(c): CustomerCaller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = path_id("coupon template", &id)?;
+    let g =
+        crate::convert::coupons::grant(&app.db, c.tenant_id, id, &[c.customer_id], "h5", now_ms())
+            .await?;
+    match (g.granted.into_iter().next(), g.refused.into_iter().next()) {
+        (Some(coupon), _) => Ok((StatusCode::CREATED, Json(coupon)).into_response()),
+        (None, Some((_, why))) => Err(crate::convert::coupons::CouponError::Refused(why).into()),
+        (None, None) => Err(ApiError::internal(
+            "a claim granted nothing and refused nothing",
+        )),
+    }
+}
