@@ -105,7 +105,10 @@ pub async fn run(s: &Settings, a: DemoArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let listen = a.listen.unwrap_or_else(|| s.listen.clone());
-    serve(db, cipher, &listen, s, |addr| {
+    // The demo's customers pay with the local provider, which takes no money.
+    let mut s = s.clone();
+    s.payment_provider = Some(siyu::convert::payments::LOCAL_DEMO.into());
+    serve(db, cipher, &listen, &s, |addr| {
         println!("\nConsole 控制台: http://{addr}/console");
         println!("  品牌 brand: {DEMO_TENANT}   用户 user: admin (sees full phones) or ops   密码 password: {DEMO_PASSWORD}");
         println!("API key for this run: {key}");

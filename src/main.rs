@@ -172,6 +172,15 @@ pub async fn serve(
     )
     .await?;
     tracing::info!(provider = app.outbox.provider_name(), "SMS provider");
+    match app.payments.provider_name() {
+        None => tracing::warn!(
+            "no payment provider (payment_provider): H5 flash-sale attempts, group-buy teams and bargain purchases are refused"
+        ),
+        Some("local") => tracing::warn!(
+            "payment_provider = local-demo: purchases settle WITHOUT taking money; for a demo only"
+        ),
+        Some(p) => tracing::info!(provider = p, "payment provider"),
+    }
     if settings.flash_gate.is_some() {
         tracing::info!("flash-sale stock is counted in Redis");
     }

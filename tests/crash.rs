@@ -6,71 +6,16 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
+use common::served::{SECRET, siyu, start, start_with_env, tenant_key};
 use common::{TestDb, backends};
 
-const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-
-fn siyu(db_url: &str, data_dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_siyu"));
-    c.env("SIYU_DATABASE_URL", db_url)
-        .env("SIYU_DATA_DIR", data_dir)
-        .env("SIYU_SECRET_KEY", SECRET)
-        .env("SIYU_LOG", "warn")
-        .stdin(Stdio::null());
-    c
-}
-
-/// Starts `siyu serve` on a free port and returns the child and its base URL.
-async fn start(db_url: &str, data_dir: &std::path::Path) -> (Child, String) {
-    let mut child = siyu(db_url, data_dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start siyu serve");
-    let out = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(out).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("server started in time")
-        .expect("read stdout")
-        .expect("a banner line");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .expect("address in banner")
-        .to_owned();
-    (child, format!("http://{addr}"))
-}
-
-/// Creates a tenant with the CLI and returns its API key.
-async fn tenant_key(db_url: &str, dir: &std::path::Path, name: &str) -> String {
-    let out = siyu(db_url, dir)
-        .args(["tenant", "create", name])
-        .output()
-        .await
-        .expect("tenant create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.split("store it now): ").nth(1))
-        .expect("API key printed")
-        .trim()
-        .to_owned()
-}
+/// Customers buy on the H5 page, which needs a payment provider.
+const PAYING: &[(&str, &str)] = &[("SIYU_PAYMENT_PROVIDER", "local-demo")];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flash_sale_killed_mid_sale_loses_no_unit() {
@@ -80,7 +25,12 @@ async fn a_flash_sale_killed_mid_sale_loses_no_unit() {
         let tdb = TestDb::new(backend).await;
         let dir = tempfile::tempdir().expect("tmp");
         let key = tenant_key(&tdb.url, dir.path(), "crash").await;
-        let (mut child, base) = start(&tdb.url, dir.path()).await;
+        let (mut child, base) = start_with_env(
+            &tdb.url,
+            dir.path(),
+            &[("SIYU_PAYMENT_PROVIDER", "local-demo")],
+        )
+        .await;
         let client = reqwest::Client::new();
         let now = siyu::platform::clock::now_ms();
         let r = client
@@ -179,7 +129,7 @@ async fn a_flash_sale_killed_mid_sale_loses_no_unit() {
         );
 
         // Restart and count.
-        let (_child, base) = start(&tdb.url, dir.path()).await;
+        let (_child, base) = start_with_env(&tdb.url, dir.path(), PAYING).await;
         let stored: Vec<(i64, i64)> = tdb
             .db
             .fetch_all(

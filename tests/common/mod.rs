@@ -2,6 +2,8 @@
 //! `SIYU_TEST_DATABASE_URL` is set), and the real server on a random port.
 #![allow(dead_code)]
 
+pub mod served;
+
 use siyu::app::{App, AppSettings};
 use siyu::platform::crypto::FieldCipher;
 use siyu::platform::db::{ConnectOptions, Db};

@@ -13,7 +13,7 @@ use crate::acquire::links::Tracker;
 use crate::channels::sms::{SmsError, SmsSettings};
 use crate::connect::service::Connect;
 use crate::convert::flash::{FlashError, FlashSales};
-use crate::convert::payments::Payments;
+use crate::convert::payments::{PaymentError, Payments};
 use crate::engage::outbox::Outbox;
 use crate::know::audience::Audiences;
 use crate::know::ingest::EventWriter;
@@ -38,6 +38,8 @@ pub struct AppSettings {
     pub wecom_allow_base_url: bool,
     /// The event writer's largest group (see [`EventWriter::start_with`]).
     pub event_group_size: usize,
+    /// Who takes customers' money (see [`Payments::configured`]): none unless named.
+    pub payment_provider: Option<String>,
 }
 
 /// Where the flash-sale gate's Redis is, and the prefix of its keys.
@@ -62,11 +64,13 @@ impl AppSettings {
             }),
             wecom_allow_base_url: s.wecom_allow_base_url,
             event_group_size: crate::know::ingest::GROUP_EVENTS,
+            payment_provider: s.payment_provider.clone(),
         }
     }
 
     /// A process of its own on this machine (tests, the demo, benchmarks): the `log` SMS
-    /// provider, flash-sale stock in memory, WeCom wherever a tenant points it.
+    /// provider, flash-sale stock in memory, WeCom wherever a tenant points it, payments
+    /// settled locally without taking money.
     pub fn local(public_url: impl Into<String>) -> AppSettings {
         AppSettings {
             public_url: public_url.into(),
@@ -74,6 +78,7 @@ impl AppSettings {
             flash_gate: None,
             wecom_allow_base_url: true,
             event_group_size: crate::know::ingest::GROUP_EVENTS,
+            payment_provider: Some(crate::convert::payments::LOCAL_DEMO.into()),
         }
     }
 }
@@ -82,6 +87,8 @@ impl AppSettings {
 pub enum BuildError {
     #[error("configuring the SMS provider ([sms] in siyu.toml)")]
     Sms(#[from] SmsError),
+    #[error("configuring payments (payment_provider in siyu.toml)")]
+    Payments(#[from] PaymentError),
     #[error("connecting the flash-sale gate to {url}")]
     FlashGate { url: String, source: FlashError },
 }
@@ -148,7 +155,7 @@ impl App {
             connect.allow_any_base_url();
         }
         Ok(App {
-            payments: Payments::local(db.clone()),
+            payments: Payments::configured(db.clone(), s.payment_provider.as_deref())?,
             links: Tracker::start(db.clone()),
             public_url: s.public_url.trim_end_matches('/').to_owned(),
             sms_callback_token: s.sms.callback_token.clone(),

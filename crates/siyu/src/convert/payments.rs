@@ -55,6 +55,14 @@ pub enum PaymentError {
     Unavailable(String),
     #[error("payment {0} not found")]
     NotFound(i64),
+    #[error(
+        "online payment is not set up on this server (payment_provider in siyu.toml); nothing was charged"
+    )]
+    NotConfigured,
+    #[error(
+        "payment_provider {0:?} is not a payment provider: leave it unset, or write \"local-demo\" for a demo that takes no money"
+    )]
+    UnknownProvider(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -65,7 +73,8 @@ impl Refuse for PaymentError {
             PaymentError::Declined(_) => Refusal::PaymentDeclined,
             PaymentError::Unavailable(_) => Refusal::Unavailable("payment_unavailable"),
             PaymentError::NotFound(_) => Refusal::NotFound("not_found"),
-            PaymentError::Db(_) => Refusal::Internal,
+            PaymentError::NotConfigured => Refusal::Unavailable("payments_not_configured"),
+            PaymentError::UnknownProvider(_) | PaymentError::Db(_) => Refusal::Internal,
         }
     }
 }
@@ -136,22 +145,28 @@ pub struct Payment {
 
 const PAYMENT_COLS: &str = "id, customer_id, provider, provider_ref, purpose, amount, status, refund_ref, created_at, refunded_at";
 
-/// The provider and Siyu's record of what it did.
+/// The name of the setting that turns on the [`LocalProvider`]: it says what it is for.
+pub const LOCAL_DEMO: &str = "local-demo";
+
+/// The provider, if one is set up, and Siyu's record of what it did.
 #[derive(Clone)]
 pub struct Payments {
     db: Db,
-    provider: Arc<dyn PaymentProvider>,
+    provider: Option<Arc<dyn PaymentProvider>>,
 }
 
 impl std::fmt::Debug for Payments {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Payments({})", self.provider.name())
+        write!(f, "Payments({})", self.provider_name().unwrap_or("none"))
     }
 }
 
 impl Payments {
     pub fn new(db: Db, provider: Arc<dyn PaymentProvider>) -> Payments {
-        Payments { db, provider }
+        Payments {
+            db,
+            provider: Some(provider),
+        }
     }
 
     /// Payments settled by the [`LocalProvider`].
@@ -159,10 +174,35 @@ impl Payments {
         Payments::new(db, Arc::new(LocalProvider))
     }
 
+    /// The provider the `payment_provider` setting names: none when unset (every charge is
+    /// refused), the [`LocalProvider`] for [`LOCAL_DEMO`].
+    pub fn configured(db: Db, name: Option<&str>) -> Result<Payments, PaymentError> {
+        match name.map(str::trim) {
+            None | Some("") => Ok(Payments { db, provider: None }),
+            Some(LOCAL_DEMO) => Ok(Payments::local(db)),
+            Some(other) => Err(PaymentError::UnknownProvider(other.to_owned())),
+        }
+    }
+
+    /// The provider's name (`local` for the local one), or none.
+    pub fn provider_name(&self) -> Option<&'static str> {
+        self.provider.as_ref().map(|p| p.name())
+    }
+
+    /// Refuses at once when no provider is set up, so that a purchase is turned away before it
+    /// holds stock it could never pay for.
+    pub fn require(&self) -> Result<(), PaymentError> {
+        match self.provider {
+            Some(_) => Ok(()),
+            None => Err(PaymentError::NotConfigured),
+        }
+    }
+
     /// Charges the customer and records the payment. A charge the provider took is recorded
     /// even if the caller then fails, so that it can be found and refunded.
     pub async fn charge(&self, c: Charge, _requested_at: i64) -> Result<Payment, PaymentError> {
-        let provider_ref = self.provider.charge(&c).await?;
+        let provider = self.provider.as_ref().ok_or(PaymentError::NotConfigured)?;
+        let provider_ref = provider.charge(&c).await?;
         // Stamped when recorded, not when asked: the sweep's grace counts from here.
         let now = crate::platform::clock::now_ms();
         let mut tx = self.db.begin().await?;
@@ -173,7 +213,7 @@ impl Payments {
                 .bind(id)
                 .bind(c.tenant_id)
                 .bind(c.customer_id)
-                .bind(self.provider.name())
+                .bind(provider.name())
                 .bind(&provider_ref)
                 .bind(&c.purpose)
                 .bind(c.amount)
@@ -184,7 +224,7 @@ impl Payments {
         Ok(Payment {
             id,
             customer_id: c.customer_id,
-            provider: self.provider.name().to_owned(),
+            provider: provider.name().to_owned(),
             provider_ref,
             purpose: c.purpose,
             amount: c.amount,
@@ -213,7 +253,23 @@ impl Payments {
         if claimed == 0 {
             return self.get(tenant, id).await;
         }
-        match self.provider.refund(&p.provider_ref, p.amount).await {
+        // A local payment took no money and is refunded locally whatever is set up now.
+        let provider: Arc<dyn PaymentProvider> =
+            match &self.provider {
+                _ if p.provider == LocalProvider.name() => Arc::new(LocalProvider),
+                Some(configured) if configured.name() == p.provider => configured.clone(),
+                _ => {
+                    self.db
+                    .execute(
+                        &sql("UPDATE payments SET status = 'paid' WHERE tenant_id = $1 AND id = $2")
+                            .bind(tenant)
+                            .bind(id),
+                    )
+                    .await?;
+                    return Err(PaymentError::NotConfigured);
+                }
+            };
+        match provider.refund(&p.provider_ref, p.amount).await {
             Ok(refund_ref) => {
                 self.db
                     .execute(

@@ -30,6 +30,10 @@ pub struct Settings {
     /// Lets tenants point their WeCom `base_url` somewhere other than WeCom (a proxy, a local
     /// sandbox). Off: the server only ever calls `https://qyapi.weixin.qq.com`.
     pub wecom_allow_base_url: bool,
+    /// Who takes customers' money on the H5 activities. Unset: no one, and flash-sale attempts,
+    /// group-buy teams and bargain purchases are refused. `local-demo` settles at once without
+    /// taking money: for the demo and tests only.
+    pub payment_provider: Option<String>,
 }
 
 impl Default for Settings {
@@ -44,6 +48,7 @@ impl Default for Settings {
             public_url: None,
             sms: Default::default(),
             wecom_allow_base_url: false,
+            payment_provider: None,
         }
     }
 }

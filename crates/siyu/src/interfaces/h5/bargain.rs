@@ -36,6 +36,8 @@ pub(crate) async fn buy_bargain(
     CustomerCaller(c): CustomerCaller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    // No provider, no purchase: turned away before anything is held or charged.
+    app.payments.require()?;
     buy(
         &app,
         c.tenant_id,

@@ -53,6 +53,8 @@ pub(crate) async fn attempt(
     Path(id): Path<String>,
     b: Result<Json<H5AttemptBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
+    // No provider, no purchase: turned away before anything is held or charged.
+    app.payments.require()?;
     let id = path_id("flash sale", &id)?;
     let b = json_body(b)?;
     let o = app
@@ -67,6 +69,8 @@ pub(crate) async fn pay(
     CustomerCaller(c): CustomerCaller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    // No provider, no purchase: turned away before anything is held or charged.
+    app.payments.require()?;
     pay_order(
         &app,
         c.tenant_id,

@@ -18,6 +18,8 @@ pub(crate) async fn open_team(
     CustomerCaller(c): CustomerCaller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    // No provider, no purchase: turned away before anything is held or charged.
+    app.payments.require()?;
     let id = path_id("group buy", &id)?;
     let t = group_buy::open_team(
         &app.db,
@@ -37,6 +39,8 @@ pub(crate) async fn join_team(
     CustomerCaller(c): CustomerCaller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    // No provider, no purchase: turned away before anything is held or charged.
+    app.payments.require()?;
     let id = path_id("team", &id)?;
     let t = group_buy::join_team(
         &app.db,
