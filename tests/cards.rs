@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use siyu::platform::access::Role;
 use siyu::platform::db::sql;
 
-use common::{TestServer, backends, customer_token, make_customers, send, tenant_with_key};
+use common::{
+    Backend, TestServer, backends, customer_token, make_customers, send, tenant_with_key,
+};
 
 async fn h5(
     c: &reqwest::Client,
@@ -228,4 +230,198 @@ async fn a_card_is_scanned_verified_claimed_once_and_reported() {
             "{csv}"
         );
     }
+}
+
+/// A tenant with a batch of `size` cards over a coupon; the cards' codes.
+async fn card_codes(s: &TestServer, size: i64) -> Vec<String> {
+    let (_, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    let c = reqwest::Client::new();
+    let (st, t) = send(&c, M::POST, &s.url("/api/v1/coupon-templates"), &key,
+        Some(json!({"name": "包裹卡20元券", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": 10_000}))).await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    let (st, b) = send(
+        &c,
+        M::POST,
+        &s.url("/api/v1/card-batches"),
+        &key,
+        Some(
+            json!({"name": "包裹卡", "channel": "tmall", "coupon_template_id": t["id"], "size": size}),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+    let csv = c
+        .get(s.url(&format!(
+            "/api/v1/card-batches/{}/cards.csv",
+            b["batch"]["id"]
+        )))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("csv")
+        .text()
+        .await
+        .expect("body");
+    csv.lines()
+        .skip(1)
+        .map(|l| l.split(',').next().expect("code").to_string())
+        .collect()
+}
+
+on_each_backend!(parallel_guesses_get_at_most_the_allowed_tries);
+/// Someone who found a card guesses the code sent to the buyer's phone from many connections at
+/// once: only five guesses are ever compared, then the number is locked for a while, even for
+/// the right code and for a new one.
+async fn parallel_guesses_get_at_most_the_allowed_tries(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let codes = card_codes(&s, 1).await;
+    let c = reqwest::Client::new();
+    let phone = "13912345678";
+    let otp = s.url(&format!("/h5/v1/cards/{}/otp", codes[0]));
+    let claim = s.url(&format!("/h5/v1/cards/{}/claim", codes[0]));
+    let (st, v) = h5(&c, otp.clone(), json!({"phone": phone}), None).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    let code = sent_code(&s).await;
+    let guesses: Vec<String> = (0..30)
+        .map(|i| {
+            format!(
+                "{:06}",
+                (code.parse::<u32>().expect("digits") + 1 + i) % 1_000_000
+            )
+        })
+        .collect();
+    let tasks: Vec<_> = guesses
+        .into_iter()
+        .map(|g| {
+            let (c, url) = (c.clone(), claim.clone());
+            tokio::spawn(async move { h5(&c, url, json!({"phone": phone, "otp": g}), None).await })
+        })
+        .collect();
+    let mut compared = 0;
+    for t in tasks {
+        let (st, v) = t.await.expect("guess");
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{backend:?}: {v}");
+        if v["error"]["message"] == "the code is wrong" {
+            compared += 1;
+        }
+    }
+    assert!(
+        compared <= 5,
+        "{backend:?}: {compared} parallel guesses were compared with the code"
+    );
+    let (st, v) = h5(&c, claim, json!({"phone": phone, "otp": code}), None).await;
+    assert_eq!(
+        st,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{backend:?}: the right code after five wrong ones: {v}"
+    );
+    let (st, v) = h5(&c, otp, json!({"phone": phone}), None).await;
+    assert_eq!(
+        st,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{backend:?}: a new code for a locked number: {v}"
+    );
+}
+
+on_each_backend!(one_card_texts_at_most_three_numbers);
+/// SMS pumping through one card: a found or photographed card asks for codes to number after
+/// number. The first three numbers get theirs; the fourth is refused and nothing is sent to it.
+async fn one_card_texts_at_most_three_numbers(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let codes = card_codes(&s, 1).await;
+    let c = reqwest::Client::new();
+    let otp = s.url(&format!("/h5/v1/cards/{}/otp", codes[0]));
+    for i in 0..3 {
+        let (st, v) = h5(
+            &c,
+            otp.clone(),
+            json!({"phone": format!("1391234000{i}")}),
+            None,
+        )
+        .await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{backend:?}: number {i}: {v}");
+    }
+    let (st, v) = h5(&c, otp, json!({"phone": "13912340009"}), None).await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{backend:?}: {v}");
+    assert_eq!(v["error"]["code"], "card_limit", "{backend:?}: {v}");
+    let (n,): (i64,) = s
+        .db()
+        .fetch_one(&sql(
+            "SELECT count(*) FROM outbox WHERE purpose = 'verification'",
+        ))
+        .await
+        .expect("outbox");
+    assert_eq!(n, 3, "{backend:?}: texts queued");
+}
+
+/// Asks for a code to `phone` from `card`'s page, as `from` says it is (a header anyone can
+/// send).
+async fn ask(s: &TestServer, card: &str, phone: &str, from: &str) -> (StatusCode, Value) {
+    let r = reqwest::Client::new()
+        .post(s.url(&format!("/h5/v1/cards/{card}/otp")))
+        .header("x-forwarded-for", from)
+        .json(&json!({ "phone": phone }))
+        .send()
+        .await
+        .expect("request");
+    let st = r.status();
+    (st, r.json().await.unwrap_or(Value::Null))
+}
+
+on_each_backend!(a_tenants_day_of_codes_and_one_address_are_budgeted);
+/// A brand's day of codes ends at its budget, whichever cards ask; one address asking through
+/// many cards is stopped however it names itself in `X-Forwarded-For` (no proxy is trusted);
+/// and every tenant's hour ends at the circuit breaker.
+async fn a_tenants_day_of_codes_and_one_address_are_budgeted(backend: Backend) {
+    let s = TestServer::start_with(backend, |a| a.sms.otp_per_tenant_day = Some(5)).await;
+    let cards = card_codes(&s, 3).await;
+    let mut sent = 0;
+    for (card, numbers) in [(&cards[0], 3), (&cards[1], 2)] {
+        for i in 0..numbers {
+            let phone = format!("1391234{sent:04}");
+            let (st, v) = ask(&s, card, &phone, &format!("198.51.100.{i}")).await;
+            assert_eq!(st, StatusCode::ACCEPTED, "{backend:?}: code {sent}: {v}");
+            sent += 1;
+        }
+    }
+    let (st, v) = ask(&s, &cards[2], "13912349999", "198.51.100.77").await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{backend:?}: {v}");
+    assert_eq!(v["error"]["code"], "sms_budget", "{backend:?}: {v}");
+    let (n,): (i64,) = s
+        .db()
+        .fetch_one(&sql(
+            "SELECT count(*) FROM outbox WHERE purpose = 'verification'",
+        ))
+        .await
+        .expect("outbox");
+    assert_eq!(n, 5, "{backend:?}: the tenant's day");
+
+    let s = TestServer::start_with(backend, |a| a.sms.otp_per_address_hour = Some(2)).await;
+    let cards = card_codes(&s, 3).await;
+    for (i, card) in cards.iter().enumerate() {
+        let (st, v) = ask(
+            &s,
+            card,
+            &format!("1381234000{i}"),
+            &format!("203.0.113.{i}"),
+        )
+        .await;
+        let want = if i < 2 {
+            StatusCode::ACCEPTED
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(st, want, "{backend:?}: ask {i} from one address: {v}");
+    }
+
+    let s = TestServer::start_with(backend, |a| a.sms.otp_global_per_hour = Some(1)).await;
+    let cards = card_codes(&s, 2).await;
+    let (st, v) = ask(&s, &cards[0], "13712340000", "192.0.2.1").await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{backend:?}: {v}");
+    let (st, v) = ask(&s, &cards[1], "13712340001", "192.0.2.2").await;
+    assert_eq!(
+        (st, v["error"]["code"].clone()),
+        (StatusCode::SERVICE_UNAVAILABLE, json!("sms_budget")),
+        "{backend:?}: past the breaker: {v}"
+    );
 }

@@ -182,6 +182,11 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(backend: Backend) -> TestServer {
+        TestServer::start_with(backend, |_| {}).await
+    }
+
+    /// [`TestServer::start`] with settings changed by `change` (a limit, a provider).
+    pub async fn start_with(backend: Backend, change: impl FnOnce(&mut AppSettings)) -> TestServer {
         let tdb = TestDb::new(backend).await;
         let cipher = cipher();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -192,6 +197,7 @@ impl TestServer {
         // WeCom calls go wherever a tenant points them: the local sandbox.
         let mut settings = AppSettings::local(format!("http://{addr}"));
         settings.sms.callback_token = Some(SMS_CALLBACK_TOKEN.into());
+        change(&mut settings);
         let app = App::build(tdb.db.clone(), cipher.clone(), settings)
             .await
             .expect("build the app");

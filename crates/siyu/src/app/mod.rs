@@ -10,6 +10,7 @@ pub mod workers;
 use std::sync::Arc;
 
 use crate::acquire::links::Tracker;
+use crate::acquire::otp::OtpLimits;
 use crate::channels::sms::{SmsError, SmsSettings};
 use crate::connect::service::Connect;
 use crate::convert::flash::{FlashError, FlashSales};
@@ -40,6 +41,8 @@ pub struct AppSettings {
     pub event_group_size: usize,
     /// Who takes customers' money (see [`Payments::configured`]): none unless named.
     pub payment_provider: Option<String>,
+    /// Proxies whose `X-Forwarded-For` is believed (see [`parse_trusted_proxies`]).
+    pub trusted_proxies: Option<String>,
 }
 
 /// Where the flash-sale gate's Redis is, and the prefix of its keys.
@@ -65,6 +68,7 @@ impl AppSettings {
             wecom_allow_base_url: s.wecom_allow_base_url,
             event_group_size: crate::know::ingest::GROUP_EVENTS,
             payment_provider: s.payment_provider.clone(),
+            trusted_proxies: s.trusted_proxies.clone(),
         }
     }
 
@@ -79,6 +83,7 @@ impl AppSettings {
             wecom_allow_base_url: true,
             event_group_size: crate::know::ingest::GROUP_EVENTS,
             payment_provider: Some(crate::convert::payments::LOCAL_DEMO.into()),
+            trusted_proxies: None,
         }
     }
 }
@@ -87,6 +92,8 @@ impl AppSettings {
 pub enum BuildError {
     #[error("configuring the SMS provider ([sms] in siyu.toml)")]
     Sms(#[from] SmsError),
+    #[error("trusted_proxies: {0:?} is not an address or a range such as 10.0.0.0/8")]
+    TrustedProxy(String),
     #[error("configuring payments (payment_provider in siyu.toml)")]
     Payments(#[from] PaymentError),
     #[error("connecting the flash-sale gate to {url}")]
@@ -118,9 +125,27 @@ pub struct App {
     pub sms_callback_token: Option<String>,
     /// The provider's approved template for one-time codes (`sms.otp_template`).
     pub otp_template: Option<String>,
+    /// How many one-time codes the public may have sent (`sms.otp_*`).
+    pub otp_limits: OtpLimits,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 pub type AppState = Arc<App>;
+
+/// `trusted_proxies`: addresses and ranges separated by commas; a bare address is one host.
+pub fn parse_trusted_proxies(list: Option<&str>) -> Result<Vec<ipnet::IpNet>, BuildError> {
+    list.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| BuildError::TrustedProxy(s.to_owned()))
+        })
+        .collect()
+}
 
 impl App {
     /// Builds the application on an open, migrated store. The writers that answer requests
@@ -160,6 +185,8 @@ impl App {
             public_url: s.public_url.trim_end_matches('/').to_owned(),
             sms_callback_token: s.sms.callback_token.clone(),
             otp_template: s.sms.otp_template.clone(),
+            otp_limits: OtpLimits::from_settings(&s.sms),
+            trusted_proxies: parse_trusted_proxies(s.trusted_proxies.as_deref())?,
             connect,
             outbox,
             flash,

@@ -28,6 +28,7 @@ pub const LOOPS: &[&str] = &[
     "hourly rule tags",
     "audience rebuild requests",
     "points expiry and tier review",
+    "spent budgets sweep",
 ];
 
 /// How often the loops run.
@@ -98,6 +99,7 @@ impl Workers {
             audiences.spawn_rebuild_watch(watch_every, versions);
         });
         crate::convert::points::spawn_daily_expiry(app.db.clone());
+        spawn_budget_sweep(app);
         Ok(Workers { audiences_ready })
     }
 
@@ -111,6 +113,25 @@ impl Workers {
     pub fn loops(&self) -> &'static [&'static str] {
         LOOPS
     }
+}
+
+/// Forgets the public's budgets (one-time codes and the like) whose windows ended days ago,
+/// hourly. Stops when the pool closes.
+fn spawn_budget_sweep(app: &App) {
+    let db = app.db.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3_600));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if db.is_closed() {
+                return;
+            }
+            if let Err(e) = crate::platform::limits::sweep(&db, now_ms()).await {
+                tracing::error!(error = %e, "sweeping spent budgets failed; will retry");
+            }
+        }
+    });
 }
 
 /// Cancels group-buy teams past their deadline and refunds their members (and any payment left

@@ -2,6 +2,7 @@
 //! operators' web console), health and readiness. Every route is listed in [`routes`].
 
 pub mod api;
+pub mod client_ip;
 pub mod console;
 pub mod h5;
 pub mod i18n;

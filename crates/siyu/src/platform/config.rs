@@ -34,6 +34,10 @@ pub struct Settings {
     /// group-buy teams and bargain purchases are refused. `local-demo` settles at once without
     /// taking money: for the demo and tests only.
     pub payment_provider: Option<String>,
+    /// Proxies in front of the server whose `X-Forwarded-For` is believed, as addresses or
+    /// ranges separated by commas (`10.0.0.0/8, 127.0.0.1`). Unset: the header is ignored and
+    /// the connection's peer is the client.
+    pub trusted_proxies: Option<String>,
 }
 
 impl Default for Settings {
@@ -49,6 +53,7 @@ impl Default for Settings {
             sms: Default::default(),
             wecom_allow_base_url: false,
             payment_provider: None,
+            trusted_proxies: None,
         }
     }
 }

@@ -89,6 +89,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0014_primary_keys_not_null.sql"),
         include_str!("../../migrations/postgres/0014_primary_keys_not_null.sql"),
     ),
+    (
+        15,
+        "abuse limits",
+        include_str!("../../migrations/sqlite/0015_abuse_limits.sql"),
+        include_str!("../../migrations/postgres/0015_abuse_limits.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied, each in its own transaction. Returns how many ran.

@@ -5,6 +5,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod limits;
 pub mod migrate;
 pub mod refusal;
 // The one module that steps SQLite's own C handle (bulk rows); unsafe is denied elsewhere.

@@ -108,6 +108,16 @@ pub struct SmsSettings {
     pub callback_token: Option<String>,
     /// The approved template for one-time codes (one variable, `code`); `log` needs none.
     pub otp_template: Option<String>,
+    /// One-time codes one number may receive in a day (default 5).
+    pub otp_per_phone_day: Option<i64>,
+    /// Numbers one package card may send codes to (default 3).
+    pub otp_numbers_per_card: Option<i64>,
+    /// Codes asked from one address in an hour (default 10).
+    pub otp_per_address_hour: Option<i64>,
+    /// Codes one tenant sends in a day (default 2,000).
+    pub otp_per_tenant_day: Option<i64>,
+    /// Codes every tenant together sends in an hour (default 10,000); reaching it logs an alert.
+    pub otp_global_per_hour: Option<i64>,
 }
 
 impl SmsSettings {

@@ -13,6 +13,7 @@ use crate::acquire::otp;
 use crate::convert::members::{self, JoinRequest, JoinedVia};
 use crate::interfaces::AppState;
 use crate::interfaces::api::{ApiError, json_body};
+use crate::interfaces::client_ip::ClientIp;
 use crate::know::identity::{Identity, IdentityKind};
 use crate::know::phone::Phone;
 use crate::platform::clock::now_ms;
@@ -56,6 +57,11 @@ const msg = t => document.getElementById('msg').textContent = t;
 const said = {{too_soon: '验证码已发送，请一分钟后再试 / Wait a minute before asking again',
   code_rejected: '验证码错误或已过期，请重新获取 / Wrong or expired code: ask for a new one',
   claimed: '这张卡的礼品已领取 / This card has been claimed',
+  locked: '错误次数过多，请半小时后再试 / Too many wrong codes: try again in half an hour',
+  phone_limit: '该号码今天的验证码已用完，请明天再试 / This number has had its codes for today',
+  card_limit: '这张卡已向多个号码发送过验证码 / This card has sent codes to as many numbers as it may',
+  rate_limited: '请求过于频繁，请稍后再试 / Too many requests: try again later',
+  sms_budget: '短信暂时无法发送，请稍后再试 / Codes cannot be sent just now',
   bad_request: '请输入正确的手机号 / Please enter a valid mainland mobile number'}};
 const why = v => (said[v.error.code] || '出错了，请稍后再试 / Something went wrong') + ' (' + v.error.message + ')';
 async function post(path, body) {{
@@ -105,6 +111,7 @@ pub(crate) async fn brand(app: &AppState, tenant: i64) -> Result<String, ApiErro
 /// `POST /h5/v1/cards/{code}/otp`: a one-time code to the phone typed on the landing page.
 pub(crate) async fn send_code(
     State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
     Path(code): Path<String>,
     b: Result<Json<CodeBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -123,6 +130,11 @@ pub(crate) async fn send_code(
             brand: &brand,
             template_code: app.otp_template.clone(),
         },
+        otp::Asker {
+            card: Some(c.id),
+            address: Some(&ClientIp(ip).subject()),
+        },
+        &app.otp_limits,
         phone.as_str(),
         "card",
         now_ms(),

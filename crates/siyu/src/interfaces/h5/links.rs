@@ -9,6 +9,7 @@ use crate::acquire::links::Click;
 use crate::acquire::{codes, qr};
 use crate::interfaces::AppState;
 use crate::interfaces::api::ApiError;
+use crate::interfaces::client_ip::{ClientIp, client_of};
 use crate::platform::clock::now_ms;
 
 /// The visitor cookie: first-party, a year, so unique visitors count people, not clicks.
@@ -43,18 +44,16 @@ pub(crate) async fn redirect(
         Some(v) => (v, false),
         None => (codes::visitor_id(), true),
     };
-    // Behind a proxy the client is the first X-Forwarded-For entry; only a hash is kept.
-    let ip = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(|s| s.trim().to_string())
-        .or_else(|| {
-            req.extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string())
-        })
-        .unwrap_or_default();
+    // Only a hash of the address is kept.
+    let ip = ClientIp(client_of(
+        req.extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
+        headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+        &app.trusted_proxies,
+    ))
+    .subject();
     let ua: String = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())

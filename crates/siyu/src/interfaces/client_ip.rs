@@ -1,0 +1,115 @@
+//! Who is asking, as far as the server can trust it. The peer of the connection, unless that
+//! peer is a proxy named in `trusted_proxies`: then the nearest address in `X-Forwarded-For`
+//! that is not a trusted proxy. A header from anyone else is ignored, so a client cannot choose
+//! the address its limits are counted against.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use ipnet::IpNet;
+
+use super::AppState;
+
+/// The client's address; IPv6 clients are counted by their /64, which one subscriber holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+impl ClientIp {
+    /// The address as limits count it (an IPv6 /64 as its network).
+    pub fn subject(&self) -> String {
+        match self.0 {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        }
+    }
+}
+
+/// The client of a request whose connection came from `peer`, given the proxies trusted.
+pub fn client_of(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    // Right to left: each trusted proxy appended the address it received from.
+    let mut client = peer;
+    for hop in forwarded_for.unwrap_or("").rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => client = ip,
+            Ok(ip) => return ip,
+            Err(_) => return client,
+        }
+    }
+    client
+}
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        Ok(ClientIp(client_of(peer, forwarded, &state.trusted_proxies)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn the_header_counts_only_from_a_trusted_proxy() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
+        // From the internet directly: whatever it claims, the peer is the client.
+        assert_eq!(
+            client_of(ip("203.0.113.9"), Some("1.2.3.4"), &trusted),
+            ip("203.0.113.9")
+        );
+        // Through the load balancer: the address it received from.
+        assert_eq!(
+            client_of(ip("10.0.0.2"), Some("1.2.3.4, 203.0.113.9"), &trusted),
+            ip("203.0.113.9")
+        );
+        // Through two trusted proxies.
+        assert_eq!(
+            client_of(ip("10.0.0.2"), Some("203.0.113.9, 10.0.0.7"), &trusted),
+            ip("203.0.113.9")
+        );
+        // A trusted proxy that sent no header, or garbage.
+        assert_eq!(client_of(ip("10.0.0.2"), None, &trusted), ip("10.0.0.2"));
+        assert_eq!(
+            client_of(ip("10.0.0.2"), Some("nonsense"), &trusted),
+            ip("10.0.0.2")
+        );
+        // No proxies trusted: the header is ignored.
+        assert_eq!(
+            client_of(ip("10.0.0.2"), Some("1.2.3.4"), &[]),
+            ip("10.0.0.2")
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let a = ClientIp(ip("2001:db8:1:2:aaaa::1")).subject();
+        let b = ClientIp(ip("2001:db8:1:2:bbbb::9")).subject();
+        assert_eq!(a, b);
+        assert_eq!(a, "2001:db8:1:2::/64");
+    }
+}
