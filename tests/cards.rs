@@ -425,3 +425,41 @@ async fn a_tenants_day_of_codes_and_one_address_are_budgeted(backend: Backend) {
         "{backend:?}: past the breaker: {v}"
     );
 }
+
+on_each_backend!(the_public_cannot_send_large_bodies);
+/// What the internet may send is small: a customer page's request over 16 KiB and a provider
+/// callback over 256 KiB are refused (413) before they are read, and a callback to a URL
+/// without the token is refused before its body is looked at.
+async fn the_public_cannot_send_large_bodies(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let codes = card_codes(&s, 1).await;
+    let c = reqwest::Client::new();
+    let big = format!("{{\"phone\": \"{}\"}}", "1".repeat(64 * 1024));
+    let r = c
+        .post(s.url(&format!("/h5/v1/cards/{}/otp", codes[0])))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE, "{backend:?}");
+
+    let receipts = format!("[{}]", vec!["{}"; 200_000].join(","));
+    let token = common::SMS_CALLBACK_TOKEN;
+    let r = c
+        .post(s.url(&format!("/callbacks/sms/aliyun/{token}/report")))
+        .header("content-type", "application/json")
+        .body(receipts.clone())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE, "{backend:?}");
+    let r = c
+        .post(s.url("/callbacks/sms/aliyun/not-the-token/report"))
+        .header("content-type", "application/json")
+        .body(receipts)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "{backend:?}");
+}

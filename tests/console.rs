@@ -7,7 +7,7 @@ use reqwest::redirect::Policy;
 use siyu::platform::access::{self, Role};
 use siyu::platform::db::sql;
 
-use common::{TestServer, backends, session_cookie};
+use common::{Backend, TestServer, backends, session_cookie};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_sessions_masking_and_languages() {
@@ -216,4 +216,163 @@ async fn console_sessions_masking_and_languages() {
             "a logged-out session is gone"
         );
     }
+}
+
+/// Tags in the tenant: what a forged form would have made.
+async fn tag_count(s: &TestServer) -> i64 {
+    let (n,): (i64,) = s
+        .db()
+        .fetch_one(&sql("SELECT count(*) FROM tags"))
+        .await
+        .expect("tags");
+    n
+}
+
+on_each_backend!(a_cross_site_form_post_is_refused);
+/// A page on another site makes the operator's browser post to the console (the browser sends
+/// the session cookie along): the login form and every write are refused unless they come from
+/// the console's own pages. Clients that are not browsers send neither header and are let
+/// through; they carry no victim's cookie.
+async fn a_cross_site_form_post_is_refused(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    let t = access::create_tenant(s.db(), "brand")
+        .await
+        .expect("tenant");
+    access::create_user(s.db(), t.id, "ops", "运营", "ops-password", Role::Operator)
+        .await
+        .expect("user");
+    let login = [
+        ("tenant", "brand"),
+        ("username", "ops"),
+        ("password", "ops-password"),
+    ];
+    let evil = "https://evil.example";
+
+    let r = c
+        .post(s.url("/console/login"))
+        .header("origin", evil)
+        .header("sec-fetch-site", "cross-site")
+        .form(&login)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "{backend:?}: login CSRF");
+    assert!(
+        session_cookie(&r).is_none(),
+        "{backend:?}: a session was set"
+    );
+
+    let r = c
+        .post(s.url("/console/login"))
+        .header("origin", &s.base)
+        .header("sec-fetch-site", "same-origin")
+        .form(&login)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{backend:?}");
+    let cookie = session_cookie(&r).expect("session cookie");
+
+    let tag = [("group", "活动"), ("name", "伪造")];
+    for headers in [
+        vec![("origin", evil), ("sec-fetch-site", "cross-site")],
+        vec![("origin", evil)],
+        vec![("origin", "null")],
+        vec![("sec-fetch-site", "same-site")],
+    ] {
+        let mut req = c
+            .post(s.url("/console/tags"))
+            .header("cookie", &cookie)
+            .form(&tag);
+        for (k, v) in &headers {
+            req = req.header(*k, *v);
+        }
+        let r = req.send().await.expect("post");
+        assert_eq!(
+            r.status(),
+            StatusCode::FORBIDDEN,
+            "{backend:?}: {headers:?}"
+        );
+    }
+    assert_eq!(tag_count(&s).await, 0, "{backend:?}: a forged form wrote");
+
+    let r = c
+        .post(s.url("/console/tags"))
+        .header("cookie", &cookie)
+        .header("origin", &s.base)
+        .header("sec-fetch-site", "same-origin")
+        .form(&tag)
+        .send()
+        .await
+        .expect("post");
+    assert!(r.status().is_redirection(), "{backend:?}: {}", r.status());
+    assert_eq!(
+        tag_count(&s).await,
+        1,
+        "{backend:?}: the console's own form"
+    );
+}
+
+on_each_backend!(sign_in_attempts_are_limited_per_account_and_address);
+/// Guessing a password is slow: ten attempts per account and thirty per address in fifteen
+/// minutes, then the sign-in page asks to wait, even with the right password.
+async fn sign_in_attempts_are_limited_per_account_and_address(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    let t = access::create_tenant(s.db(), "brand")
+        .await
+        .expect("tenant");
+    access::create_user(s.db(), t.id, "ops", "运营", "ops-password", Role::Operator)
+        .await
+        .expect("user");
+    let attempt = |user: &'static str, password: &'static str| {
+        let (c, url) = (c.clone(), s.url("/console/login"));
+        async move {
+            c.post(url)
+                .form(&[
+                    ("tenant", "brand"),
+                    ("username", user),
+                    ("password", password),
+                ])
+                .send()
+                .await
+                .expect("post")
+        }
+    };
+    for i in 0..access::LOGINS_PER_ACCOUNT {
+        let r = attempt("ops", "wrong-guess").await;
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "{backend:?}: guess {i}"
+        );
+    }
+    let r = attempt("ops", "ops-password").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "{backend:?}");
+    assert!(session_cookie(&r).is_none(), "{backend:?}");
+    assert!(r.text().await.expect("body").contains("尝试次数过多"));
+
+    // From one address, other accounts too: 30 attempts in all, the 10 counted above included
+    // (a refused attempt counts nothing).
+    let names = [
+        "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p",
+    ];
+    let mut answered = Vec::new();
+    for name in names.iter().cycle().take(21) {
+        answered.push(attempt(name, "x").await.status());
+    }
+    assert!(
+        answered[..20]
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{backend:?}: {answered:?}"
+    );
+    assert_eq!(answered[20], StatusCode::TOO_MANY_REQUESTS, "{backend:?}");
 }

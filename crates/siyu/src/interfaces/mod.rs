@@ -20,6 +20,11 @@ pub use crate::app::{App, AppState};
 pub fn router(app: App, workers: &Workers) -> Router {
     let state: AppState = Arc::new(app);
     routes::table(workers)
+        // Every write to /console comes from the console's own pages.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            console::origin::same_origin,
+        ))
         // 1,000 events with properties fit comfortably; larger bodies are refused with 413.
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(state)

@@ -27,87 +27,9 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             }),
         )
         // Customer pages and their JSON (/t, /c, /h5): public, facing the internet.
-        .route("/t/{code}", get(h5::links::redirect))
-        .route("/t/{code}/qr.svg", get(h5::links::qr_svg))
-        .route("/t/{code}/qr.png", get(h5::links::qr_png))
-        .route("/h5/v1/flash-sales/{id}", get(h5::flash::sale))
-        .route("/h5/v1/flash-sales/{id}/attempts", post(h5::flash::attempt))
-        .route("/h5/v1/flash-orders/{id}/pay", post(h5::flash::pay))
-        .route("/h5/v1/flash-orders/{id}/cancel", post(h5::flash::cancel))
-        .route("/c/{code}", get(h5::cards::landing))
-        .route("/h5/v1/cards/{code}/otp", post(h5::cards::send_code))
-        .route("/h5/v1/cards/{code}/claim", post(h5::cards::claim))
-        .route(
-            "/h5/v1/group-buys/{id}/teams",
-            post(h5::group_buy::open_team),
-        )
-        .route("/h5/v1/teams/{id}", get(h5::group_buy::team_view))
-        .route("/h5/v1/teams/{id}/join", post(h5::group_buy::join_team))
-        .route(
-            "/h5/v1/bargain-items/{id}/bargains",
-            post(h5::bargain::start_bargain),
-        )
-        .route("/h5/v1/bargains/{id}", get(h5::bargain::bargain_view))
-        .route("/h5/v1/bargains/{id}/buy", post(h5::bargain::buy_bargain))
-        .route("/h5/v1/gifts", get(h5::gifts::list))
-        .route("/h5/v1/coupon-templates/{id}", get(h5::coupons::coupon))
-        .route(
-            "/h5/v1/coupon-templates/{id}/claim",
-            post(h5::coupons::claim_coupon),
-        )
-        .route("/h5/v1/gifts/{id}/redeem", post(h5::gifts::redeem_gift))
-        .route(
-            "/h5/flash/{id}",
-            get(|p| h5::page("flash", "秒杀 · Flash sale", p)),
-        )
-        .route(
-            "/h5/group-buys/{id}",
-            get(|p| h5::page("group", "拼团 · Group buy", p)),
-        )
-        .route(
-            "/h5/teams/{id}",
-            get(|p| h5::page("team", "拼团 · Group buy", p)),
-        )
-        .route(
-            "/h5/bargain-items/{id}",
-            get(|p| h5::page("bargain_item", "砍价 · Bargain", p)),
-        )
-        .route(
-            "/h5/bargains/{id}",
-            get(|p| h5::page("bargain", "砍价 · Bargain", p)),
-        )
-        .route(
-            "/h5/coupons/{id}",
-            get(|p| h5::page("coupon", "领券 · Claim a coupon", p)),
-        )
-        .route(
-            "/h5/gifts",
-            get(|| async { h5::render("gifts", "积分兑换 · Gifts", 0) }),
-        )
+        .merge(customer_pages())
         // Providers calling back (SMS reports and replies, WeCom): checked by token or signature.
-        .route(
-            "/callbacks/sms/aliyun/{token}/report",
-            post(api::channels::sms::aliyun_report),
-        )
-        .route(
-            "/callbacks/sms/aliyun/{token}/reply",
-            post(api::channels::sms::aliyun_reply),
-        )
-        .route(
-            "/callbacks/sms/tencent/{token}/report",
-            post(api::channels::sms::tencent_report),
-        )
-        .route(
-            "/callbacks/sms/tencent/{token}/reply",
-            post(api::channels::sms::tencent_reply),
-        )
-        .route(
-            "/callbacks/wecom/{tenant}",
-            get(api::connect::wecom::verify_url)
-                .post(api::connect::wecom::callback)
-                // WeCom's callbacks are a few hundred bytes; refuse anything far larger.
-                .layer(DefaultBodyLimit::max(64 * 1024)),
-        )
+        .merge(callbacks())
         // API: signing a customer in for the H5 pages.
         .route(
             "/api/v1/customer-tokens",
@@ -406,7 +328,9 @@ pub fn table(workers: &Workers) -> Router<AppState> {
         )
         .route(
             "/console/login",
-            get(console::login_page).post(console::login_submit),
+            get(console::login_page)
+                .post(console::login_submit)
+                .layer(DefaultBodyLimit::max(LOGIN_BODY_BYTES)),
         )
         .route("/console/logout", post(console::logout))
         .route("/console/lang/{code}", get(console::set_lang))
@@ -494,4 +418,103 @@ pub fn table(workers: &Workers) -> Router<AppState> {
         )
         .route("/console/members", get(console::members::members_page))
         .route("/console/connect", get(console::connect::connect_page))
+}
+
+/// Bodies the public may send: a phone number, a code, a quantity.
+const PUBLIC_BODY_BYTES: usize = 16 * 1024;
+/// Providers' callbacks: a batch of receipts or replies.
+const CALLBACK_BODY_BYTES: usize = 256 * 1024;
+/// The console's sign-in form, the one console write made before signing in.
+const LOGIN_BODY_BYTES: usize = 8 * 1024;
+
+/// The customer's pages and the JSON they call: anyone on the internet, so small bodies.
+fn customer_pages() -> Router<AppState> {
+    Router::new()
+        .route("/t/{code}", get(h5::links::redirect))
+        .route("/t/{code}/qr.svg", get(h5::links::qr_svg))
+        .route("/t/{code}/qr.png", get(h5::links::qr_png))
+        .route("/h5/v1/flash-sales/{id}", get(h5::flash::sale))
+        .route("/h5/v1/flash-sales/{id}/attempts", post(h5::flash::attempt))
+        .route("/h5/v1/flash-orders/{id}/pay", post(h5::flash::pay))
+        .route("/h5/v1/flash-orders/{id}/cancel", post(h5::flash::cancel))
+        .route("/c/{code}", get(h5::cards::landing))
+        .route("/h5/v1/cards/{code}/otp", post(h5::cards::send_code))
+        .route("/h5/v1/cards/{code}/claim", post(h5::cards::claim))
+        .route(
+            "/h5/v1/group-buys/{id}/teams",
+            post(h5::group_buy::open_team),
+        )
+        .route("/h5/v1/teams/{id}", get(h5::group_buy::team_view))
+        .route("/h5/v1/teams/{id}/join", post(h5::group_buy::join_team))
+        .route(
+            "/h5/v1/bargain-items/{id}/bargains",
+            post(h5::bargain::start_bargain),
+        )
+        .route("/h5/v1/bargains/{id}", get(h5::bargain::bargain_view))
+        .route("/h5/v1/bargains/{id}/buy", post(h5::bargain::buy_bargain))
+        .route("/h5/v1/gifts", get(h5::gifts::list))
+        .route("/h5/v1/coupon-templates/{id}", get(h5::coupons::coupon))
+        .route(
+            "/h5/v1/coupon-templates/{id}/claim",
+            post(h5::coupons::claim_coupon),
+        )
+        .route("/h5/v1/gifts/{id}/redeem", post(h5::gifts::redeem_gift))
+        .route(
+            "/h5/flash/{id}",
+            get(|p| h5::page("flash", "秒杀 · Flash sale", p)),
+        )
+        .route(
+            "/h5/group-buys/{id}",
+            get(|p| h5::page("group", "拼团 · Group buy", p)),
+        )
+        .route(
+            "/h5/teams/{id}",
+            get(|p| h5::page("team", "拼团 · Group buy", p)),
+        )
+        .route(
+            "/h5/bargain-items/{id}",
+            get(|p| h5::page("bargain_item", "砍价 · Bargain", p)),
+        )
+        .route(
+            "/h5/bargains/{id}",
+            get(|p| h5::page("bargain", "砍价 · Bargain", p)),
+        )
+        .route(
+            "/h5/coupons/{id}",
+            get(|p| h5::page("coupon", "领券 · Claim a coupon", p)),
+        )
+        .route(
+            "/h5/gifts",
+            get(|| async { h5::render("gifts", "积分兑换 · Gifts", 0) }),
+        )
+        .layer(DefaultBodyLimit::max(PUBLIC_BODY_BYTES))
+}
+
+/// Providers calling back, before their token or signature is checked.
+fn callbacks() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/callbacks/sms/aliyun/{token}/report",
+            post(api::channels::sms::aliyun_report),
+        )
+        .route(
+            "/callbacks/sms/aliyun/{token}/reply",
+            post(api::channels::sms::aliyun_reply),
+        )
+        .route(
+            "/callbacks/sms/tencent/{token}/report",
+            post(api::channels::sms::tencent_report),
+        )
+        .route(
+            "/callbacks/sms/tencent/{token}/reply",
+            post(api::channels::sms::tencent_reply),
+        )
+        .route(
+            "/callbacks/wecom/{tenant}",
+            get(api::connect::wecom::verify_url)
+                .post(api::connect::wecom::callback)
+                // WeCom's callbacks are a few hundred bytes; refuse anything far larger.
+                .layer(DefaultBodyLimit::max(64 * 1024)),
+        )
+        .layer(DefaultBodyLimit::max(CALLBACK_BODY_BYTES))
 }

@@ -7,7 +7,10 @@ use argon2::password_hash::{
 
 use super::clock::now_ms;
 use super::crypto::{random_token, token_hash};
+use std::sync::LazyLock;
+
 use super::db::{Db, DbError, sql};
+use super::limits::{self, Budget, Window};
 
 /// What a caller may do. Personal data (full phone numbers) is shown to admins only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -197,46 +200,113 @@ pub async fn create_user(
 /// Session lifetime for the console.
 pub const SESSION_MS: i64 = 12 * 3600 * 1000;
 
-/// Checks a console login; on success opens a session and returns its token.
+/// What a sign-in came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    /// Signed in: the session's token.
+    Session(String),
+    /// No such brand or user, or the wrong password (which one is not said).
+    Wrong,
+    /// Too many attempts from this address or for this account lately.
+    Throttled,
+}
+
+/// Sign-in attempts from one address in [`LOGIN_WINDOW`].
+pub const LOGINS_PER_ADDRESS: i64 = 30;
+/// Sign-in attempts for one account in [`LOGIN_WINDOW`].
+pub const LOGINS_PER_ACCOUNT: i64 = 10;
+pub const LOGIN_WINDOW: Window = Window::Minutes(15);
+
+/// Password checks at once: Argon2 takes tens of milliseconds of a core, so many sign-ins at
+/// once wait here on the blocking pool rather than stall the threads that answer requests.
+static PASSWORD_CHECKS: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+});
+
+/// A hash made like users' hashes, checked when the brand or user is unknown so that the
+/// answer takes as long as for a wrong password.
+static UNKNOWN_USER_HASH: LazyLock<String> =
+    LazyLock::new(|| hash_password("no user has this password").unwrap_or_default());
+
+/// Checks a password against a stored hash on the blocking pool, a few at a time.
+async fn password_matches(password: &str, hash: String) -> bool {
+    let Ok(_permit) = PASSWORD_CHECKS.acquire().await else {
+        return false;
+    };
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).is_ok_and(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Checks a console login from `address` (as the server trusts it); on success opens a
+/// session. Attempts count against the address and the account before the password is looked
+/// at, so guessing is slow from one place and for one account from many.
 pub async fn login(
     db: &Db,
     tenant: &str,
     username: &str,
     password: &str,
-) -> Result<Option<String>, AccessError> {
-    let Some(t) = find_tenant(db, tenant).await? else {
-        return Ok(None);
+    address: &str,
+) -> Result<Login, AccessError> {
+    let now = now_ms();
+    let account = token_hash(&format!("{}\u{0}{}", tenant.trim(), username.trim()));
+    let mut tx = db.begin().await?;
+    let from = Budget::new(
+        0,
+        "login_address",
+        address,
+        LOGIN_WINDOW,
+        LOGINS_PER_ADDRESS,
+    );
+    let of = Budget::new(
+        0,
+        "login_account",
+        &account,
+        LOGIN_WINDOW,
+        LOGINS_PER_ACCOUNT,
+    );
+    if limits::take(&mut tx, from, now).await?.is_none()
+        || limits::take(&mut tx, of, now).await?.is_none()
+    {
+        return Ok(Login::Throttled);
+    }
+    tx.commit().await?;
+    let user = match find_tenant(db, tenant).await? {
+        Some(t) => db
+            .fetch_optional::<(i64, String)>(
+                &sql("SELECT id, password_hash FROM users WHERE tenant_id = $1 AND username = $2")
+                    .bind(t.id)
+                    .bind(username.trim()),
+            )
+            .await?
+            .map(|(user_id, hash)| (t.id, user_id, hash)),
+        None => None,
     };
-    let row: Option<(i64, String)> = db
-        .fetch_optional(
-            &sql("SELECT id, password_hash FROM users WHERE tenant_id = $1 AND username = $2")
-                .bind(t.id)
-                .bind(username.trim()),
-        )
-        .await?;
-    let Some((user_id, hash)) = row else {
-        return Ok(None);
+    let Some((tenant_id, user_id, hash)) = user else {
+        password_matches(password, UNKNOWN_USER_HASH.clone()).await;
+        return Ok(Login::Wrong);
     };
-    let ok = PasswordHash::new(&hash).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    });
-    if !ok {
-        return Ok(None);
+    if !password_matches(password, hash).await {
+        return Ok(Login::Wrong);
     }
     let token = random_token(32);
-    let now = now_ms();
     db.execute(
         &sql("INSERT INTO sessions (token_hash, tenant_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(token_hash(&token))
-            .bind(t.id)
+            .bind(tenant_id)
             .bind(user_id)
             .bind(now)
             .bind(now + SESSION_MS),
     )
     .await?;
-    Ok(Some(token))
+    Ok(Login::Session(token))
 }
 
 pub async fn caller_by_session(db: &Db, token: &str) -> Result<Option<Caller>, AccessError> {

@@ -15,6 +15,8 @@ const CHINA_OFFSET_MS: i64 = 8 * HOUR_MS;
 /// How long a window lasts; a daily one starts at midnight in China.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Window {
+    /// A window of this many minutes.
+    Minutes(i64),
     Hour,
     Day,
     /// For as long as the subject lives (a card's numbers).
@@ -25,6 +27,7 @@ impl Window {
     /// The start of the window `now` falls in.
     pub fn start(self, now: i64) -> i64 {
         match self {
+            Window::Minutes(m) => now.div_euclid(m * 60_000) * m * 60_000,
             Window::Hour => now.div_euclid(HOUR_MS) * HOUR_MS,
             Window::Day => (now + CHINA_OFFSET_MS).div_euclid(DAY_MS) * DAY_MS - CHINA_OFFSET_MS,
             Window::Ever => 0,
@@ -108,5 +111,6 @@ mod tests {
         assert_eq!(Window::Day.start(now + 1_800_000), start + DAY_MS);
         assert_eq!(Window::Hour.start(now + 1), 1_796_396_400_000);
         assert_eq!(Window::Ever.start(now), 0);
+        assert_eq!(Window::Minutes(15).start(now + 60_000), now);
     }
 }

@@ -122,12 +122,17 @@ impl FromRequestParts<AppState> for ApiCaller {
     }
 }
 
-/// A JSON body, or a 400 that says what is wrong with it.
+/// A JSON body, or a 400 that says what is wrong with it (413 when it is over the route's
+/// size limit).
 pub(crate) fn json_body<T>(
     b: Result<Json<T>, axum::extract::rejection::JsonRejection>,
 ) -> Result<T, ApiError> {
-    b.map(|Json(v)| v)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
+    b.map(|Json(v)| v).map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.body_text())
+        }
+        _ => ApiError::bad_request(e.body_text()),
+    })
 }
 
 pub(crate) fn require_write(c: &Caller) -> Result<(), ApiError> {

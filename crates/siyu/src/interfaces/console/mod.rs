@@ -7,6 +7,7 @@ pub mod connect;
 pub mod customers;
 mod form;
 pub mod members;
+pub mod origin;
 pub mod segments;
 
 use askama::Template;
@@ -19,8 +20,10 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use crate::interfaces::AppState;
+use crate::interfaces::client_ip::ClientIp;
 use crate::interfaces::i18n::{Lang, Tr, channel_name};
 use crate::know::report::{overview, yuan};
+use crate::platform::access::Login;
 use crate::platform::access::{self, Caller};
 
 pub(crate) const SESSION_COOKIE: &str = "siyu_session";
@@ -108,6 +111,8 @@ pub(crate) struct LoginPage {
     user: String,
     active: &'static str,
     failed: bool,
+    /// Too many attempts lately: wait before trying again.
+    throttled: bool,
     tenant: String,
 }
 
@@ -125,6 +130,7 @@ pub(crate) async fn login_page(headers: HeaderMap, Query(q): Query<LoginQuery>) 
         user: String::new(),
         active: "",
         failed: false,
+        throttled: false,
         tenant: q.tenant.unwrap_or_default(),
     })
 }
@@ -138,14 +144,35 @@ pub(crate) struct LoginForm {
 
 pub(crate) async fn login_submit(
     State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
     let lang = lang_of(&headers);
-    match access::login(&app.db, &f.tenant, &f.username, &f.password).await {
-        Ok(Some(token)) => {
+    let from = ClientIp(ip).subject();
+    let refused = |throttled: bool, status: StatusCode, tenant: String| {
+        let mut r = page(LoginPage {
+            tr: lang.tr(),
+            lang: lang.code(),
+            user: String::new(),
+            active: "",
+            failed: !throttled,
+            throttled,
+            tenant,
+        });
+        *r.status_mut() = status;
+        r
+    };
+    match access::login(&app.db, &f.tenant, &f.username, &f.password, &from).await {
+        Ok(Login::Session(token)) => {
+            // Sent only over https when the console is served over https.
+            let secure = if app.public_url.starts_with("https://") {
+                "; Secure"
+            } else {
+                ""
+            };
             let cookie = format!(
-                "{SESSION_COOKIE}={token}; Path=/console; HttpOnly; SameSite=Lax; Max-Age={}",
+                "{SESSION_COOKIE}={token}; Path=/console; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
                 access::SESSION_MS / 1000
             );
             let mut r = Redirect::to("/console/overview").into_response();
@@ -154,18 +181,8 @@ pub(crate) async fn login_submit(
             }
             r
         }
-        Ok(None) => {
-            let mut r = page(LoginPage {
-                tr: lang.tr(),
-                lang: lang.code(),
-                user: String::new(),
-                active: "",
-                failed: true,
-                tenant: f.tenant,
-            });
-            *r.status_mut() = StatusCode::UNAUTHORIZED;
-            r
-        }
+        Ok(Login::Wrong) => refused(false, StatusCode::UNAUTHORIZED, f.tenant),
+        Ok(Login::Throttled) => refused(true, StatusCode::TOO_MANY_REQUESTS, f.tenant),
         Err(e) => server_error(e),
     }
 }

@@ -3,8 +3,9 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -14,17 +15,32 @@ use crate::interfaces::api::{ApiError, json_body};
 use crate::know::phone::Phone;
 use crate::platform::clock::now_ms;
 
+/// A callback whose URL holds the configured token. Checked from the path before the body is
+/// read, so a stranger's large body is never parsed.
+pub(crate) struct SmsToken;
+
+impl FromRequestParts<AppState> for SmsToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let Path(token) = Path::<String>::from_request_parts(parts, app)
+            .await
+            .map_err(|_| unknown())?;
+        check_token(app, &token).map(|()| SmsToken)
+    }
+}
+
+fn unknown() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "unknown callback")
+}
+
 /// Providers push to a URL holding the configured token; anything else is refused.
 pub(crate) fn check_token(app: &AppState, token: &str) -> Result<(), ApiError> {
     match &app.sms_callback_token {
         Some(t) if crate::platform::crypto::constant_time_eq(t.as_bytes(), token.as_bytes()) => {
             Ok(())
         }
-        _ => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "unknown callback",
-        )),
+        _ => Err(unknown()),
     }
 }
 
@@ -48,10 +64,9 @@ pub(crate) struct AliyunReport {
 /// `POST /callbacks/sms/aliyun/{token}/report`: a JSON array of delivery receipts.
 pub(crate) async fn aliyun_report(
     State(app): State<AppState>,
-    Path(token): Path<String>,
+    _token: SmsToken,
     b: Result<Json<Vec<AliyunReport>>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    check_token(&app, &token)?;
     for r in json_body(b)? {
         let at = china_time(&r.report_time).unwrap_or_else(now_ms);
         outbox::record_receipt(&app.db, "aliyun", &r.biz_id, r.success, &r.err_code, at).await?;
@@ -70,10 +85,9 @@ pub(crate) struct AliyunReply {
 /// `POST /callbacks/sms/aliyun/{token}/reply`: a JSON array of replies (SmsUp).
 pub(crate) async fn aliyun_reply(
     State(app): State<AppState>,
-    Path(token): Path<String>,
+    _token: SmsToken,
     b: Result<Json<Vec<AliyunReply>>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    check_token(&app, &token)?;
     for r in json_body(b)? {
         let Ok(phone) = Phone::parse(&r.phone_number) else {
             continue;
@@ -104,10 +118,9 @@ pub(crate) struct TencentReport {
 /// `POST /callbacks/sms/tencent/{token}/report`: a JSON array of status reports.
 pub(crate) async fn tencent_report(
     State(app): State<AppState>,
-    Path(token): Path<String>,
+    _token: SmsToken,
     b: Result<Json<Vec<TencentReport>>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    check_token(&app, &token)?;
     for r in json_body(b)? {
         let at = r
             .user_receive_time
@@ -137,10 +150,9 @@ pub(crate) struct TencentReply {
 /// `POST /callbacks/sms/tencent/{token}/reply`: one reply.
 pub(crate) async fn tencent_reply(
     State(app): State<AppState>,
-    Path(token): Path<String>,
+    _token: SmsToken,
     b: Result<Json<TencentReply>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    check_token(&app, &token)?;
     let r = json_body(b)?;
     if let Ok(phone) = Phone::parse(&r.mobile) {
         let at = r.time.map(|t| t * 1000).unwrap_or_else(now_ms);
