@@ -463,3 +463,74 @@ async fn the_public_cannot_send_large_bodies(backend: Backend) {
         .expect("post");
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "{backend:?}");
 }
+
+on_each_backend!(a_hundred_concurrent_card_claims_never_pass_a_coupons_limits);
+/// A hundred buyers claim a hundred cards of one batch at once, and the batch's coupon has ten:
+/// ten coupons are granted, the template counts ten, and the other claims are refused whole
+/// (their cards stay unclaimed).
+async fn a_hundred_concurrent_card_claims_never_pass_a_coupons_limits(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (tenant, key) = tenant_with_key(s.db(), "品牌", Role::Admin).await;
+    let c = reqwest::Client::new();
+    let (st, t) = send(&c, M::POST, &s.url("/api/v1/coupon-templates"), &key,
+        Some(json!({"name": "限量10张", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": 10}))).await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    let (st, b) = send(
+        &c,
+        M::POST,
+        &s.url("/api/v1/card-batches"),
+        &key,
+        Some(json!({"name": "包裹卡", "channel": "tmall", "coupon_template_id": t["id"], "size": 100})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+    let csv = c
+        .get(s.url(&format!(
+            "/api/v1/card-batches/{}/cards.csv",
+            b["batch"]["id"]
+        )))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("csv")
+        .text()
+        .await
+        .expect("body");
+    let cards: Vec<String> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().expect("code").to_string())
+        .collect();
+    let buyers = make_customers(&s, &key, 51, 100).await;
+    let tasks: Vec<_> = cards
+        .iter()
+        .zip(&buyers)
+        .map(|(card, &buyer)| {
+            let (c, url, token) = (
+                c.clone(),
+                s.url(&format!("/h5/v1/cards/{card}/claim")),
+                customer_token(&s, tenant, buyer),
+            );
+            tokio::spawn(async move { h5(&c, url, json!({}), Some(&token)).await.0 })
+        })
+        .collect();
+    let mut claimed = 0;
+    for t in tasks {
+        if t.await.expect("claim") == StatusCode::OK {
+            claimed += 1;
+        }
+    }
+    let (coupons,): (i64,) = s
+        .db()
+        .fetch_one(&sql("SELECT count(*) FROM coupons"))
+        .await
+        .expect("coupons");
+    let (issued,): (i64,) = s
+        .db()
+        .fetch_one(&sql("SELECT issued FROM coupon_templates"))
+        .await
+        .expect("issued");
+    assert_eq!(coupons, 10, "{backend:?}: coupons granted");
+    assert_eq!(issued, 10, "{backend:?}: the template's count");
+    assert_eq!(claimed, 10, "{backend:?}: claims answered as granted");
+}

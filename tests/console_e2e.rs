@@ -308,7 +308,8 @@ async fn h5_pages_work_on_a_phone_screen() {
             expires_at: now + 3_600_000,
         });
     let template: siyu::convert::coupons::TemplateInput = serde_json::from_value(serde_json::json!({
-        "name": "满300减30", "kind": "amount_off", "value": 3000, "threshold": 30000, "valid_days": 30, "total": 100
+        "name": "满300减30", "kind": "amount_off", "value": 3000, "threshold": 30000, "valid_days": 30, "total": 100,
+        "claim_via": "h5"
     }))
     .expect("template");
     let template = siyu::convert::coupons::create_template(s.db(), t.id, &template, now)

@@ -276,7 +276,7 @@ async fn a_customer_claims_a_coupon_from_their_own_page() {
         &key,
         Some(
             json!({"name": "新人券", "kind": "amount_off", "value": 1_000, "threshold": 5_000,
-                    "valid_days": 7, "total": 2}),
+                    "valid_days": 7, "total": 2, "claim_via": "h5"}),
         ),
     )
     .await;
@@ -305,4 +305,137 @@ async fn a_customer_claims_a_coupon_from_their_own_page() {
     assert_eq!(st, StatusCode::CONFLICT, "the total is 2: {v}");
     let r = c.post(&claim).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// A template made through the API; its id.
+async fn template(s: &TestServer, key: &str, body: Value) -> i64 {
+    let (st, t) = send(
+        &reqwest::Client::new(),
+        reqwest::Method::POST,
+        &s.url("/api/v1/coupon-templates"),
+        key,
+        Some(body),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    t["id"].as_i64().expect("id")
+}
+
+/// Claims a coupon of `template` for `customer` through the API; its code.
+async fn claimed(s: &TestServer, key: &str, template: i64, customer: i64) -> String {
+    let (st, v) = send(
+        &reqwest::Client::new(),
+        reqwest::Method::POST,
+        &s.url(&format!("/api/v1/coupon-templates/{template}/claim")),
+        key,
+        Some(json!({ "customer_id": customer })),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    v["code"].as_str().expect("code").to_owned()
+}
+
+/// Redeems `code` on an order; the status and the discount given.
+async fn redeem(
+    s: &TestServer,
+    key: &str,
+    code: &str,
+    order: &str,
+    amount: i64,
+) -> (StatusCode, i64) {
+    let (st, v) = send(
+        &reqwest::Client::new(),
+        reqwest::Method::POST,
+        &s.url("/api/v1/coupons/redeem"),
+        key,
+        Some(json!({"code": code, "order_ref": order, "amount": amount, "channel": "tmall"})),
+    )
+    .await;
+    (st, v["discount"].as_i64().unwrap_or(0))
+}
+
+on_each_backend!(stacked_coupons_never_take_more_than_the_order);
+/// Three "¥50 off" coupons on a ¥100 order take ¥100 at most: each applies to what is left.
+/// Once a coupon that does not stack is on an order, no other coupon joins it.
+async fn stacked_coupons_never_take_more_than_the_order(backend: common::Backend) {
+    let s = TestServer::start(backend).await;
+    let (_, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
+    let buyer = common::make_customers(&s, &key, 7, 1).await[0];
+    let fifty = template(
+        &s,
+        &key,
+        json!({"name": "立减50", "kind": "amount_off", "value": 5_000,
+        "valid_days": 7, "total": 100, "per_customer": 5, "stackable": true}),
+    )
+    .await;
+    let mut taken = 0;
+    for _ in 0..3 {
+        let code = claimed(&s, &key, fifty, buyer).await;
+        let (st, off) = redeem(&s, &key, &code, "o-stack", 10_000).await;
+        if st == StatusCode::OK {
+            taken += off;
+        }
+    }
+    assert!(
+        taken <= 10_000,
+        "{backend:?}: three coupons took {taken} fen off a 10,000 fen order"
+    );
+    assert_eq!(taken, 10_000, "{backend:?}: the first two take it all");
+
+    let alone = template(
+        &s,
+        &key,
+        json!({"name": "不可叠加", "kind": "amount_off", "value": 1_000,
+        "valid_days": 7, "total": 100}),
+    )
+    .await;
+    let code = claimed(&s, &key, alone, buyer).await;
+    assert_eq!(
+        redeem(&s, &key, &code, "o-alone", 10_000).await.0,
+        StatusCode::OK
+    );
+    let code = claimed(&s, &key, fifty, buyer).await;
+    assert_eq!(
+        redeem(&s, &key, &code, "o-alone", 10_000).await.0,
+        StatusCode::CONFLICT,
+        "{backend:?}: a stackable coupon joined one that does not stack"
+    );
+}
+
+on_each_backend!(an_h5_page_claims_only_what_is_offered_there);
+/// A customer page names a template by its id, and ids are small counters: only templates the
+/// brand offers on H5 can be claimed there, not the package-card coupon, the points gift's or
+/// an API-only compensation coupon.
+async fn an_h5_page_claims_only_what_is_offered_there(backend: common::Backend) {
+    use reqwest::Method as M;
+    let s = TestServer::start(backend).await;
+    let (tenant, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
+    let buyer = common::make_customers(&s, &key, 9, 1).await[0];
+    let token = common::customer_token(&s, tenant, buyer);
+    let c = reqwest::Client::new();
+    let api_only = template(
+        &s,
+        &key,
+        json!({"name": "补偿券", "kind": "amount_off", "value": 5_000,
+        "valid_days": 7, "total": 100}),
+    )
+    .await;
+    for path in [
+        format!("/h5/v1/coupon-templates/{api_only}/claim"),
+        format!("/h5/v1/coupon-templates/{api_only}"),
+    ] {
+        let method = if path.ends_with("claim") {
+            M::POST
+        } else {
+            M::GET
+        };
+        let (st, v) = common::send_as_customer(&c, method, &s.url(&path), &token, None).await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{backend:?}: {path}: {v}");
+    }
+    let (n,): (i64,) = s
+        .db()
+        .fetch_one(&siyu::platform::db::sql("SELECT count(*) FROM coupons"))
+        .await
+        .expect("coupons");
+    assert_eq!(n, 0, "{backend:?}: a coupon was issued");
 }

@@ -345,6 +345,9 @@ pub async fn claim(
     now: i64,
 ) -> Result<Coupon, CardError> {
     let mut tx = db.begin().await?;
+    // The coupon's totals and per-customer limits are read and counted under the tenant lock,
+    // as every grant is: concurrent claims on PostgreSQL would otherwise each see room left.
+    tx.lock_tenant(tenant).await?;
     let n = tx
         .execute(
             &sql("UPDATE cards SET customer_id = $3, claimed_at = $4 WHERE tenant_id = $1 AND id = $2 AND claimed_at IS NULL")

@@ -72,6 +72,35 @@ pub struct TemplateInput {
     pub stores: Vec<String>,
     #[serde(default)]
     pub stackable: bool,
+    /// Where it may be claimed; a customer's own page claims only `h5` templates.
+    #[serde(default)]
+    pub claim_via: ClaimVia,
+}
+
+/// Where a template may be claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimVia {
+    /// On a customer's own page (`/h5/coupons/{id}`).
+    H5,
+    /// With a package card.
+    Card,
+    /// As a gift for points.
+    Points,
+    /// By the brand's systems only (claims and issues through the API).
+    #[default]
+    Api,
+}
+
+impl ClaimVia {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimVia::H5 => "h5",
+            ClaimVia::Card => "card",
+            ClaimVia::Points => "points",
+            ClaimVia::Api => "api",
+        }
+    }
 }
 
 fn one() -> i64 {
@@ -96,6 +125,15 @@ pub struct Template {
     pub stores: Option<String>,
     pub stackable: bool,
     pub created_at: i64,
+    /// `h5`, `card`, `points` or `api` ([`ClaimVia`]).
+    pub claim_via: String,
+}
+
+impl Template {
+    /// Whether a customer may claim it from their own page.
+    pub fn offered_on_h5(&self) -> bool {
+        self.claim_via == ClaimVia::H5.as_str()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -196,7 +234,7 @@ impl TemplateInput {
 }
 
 const TEMPLATE_COLS: &str = "id, name, kind, value, gift, threshold, starts_at, ends_at, valid_days, per_customer, \
-     total, issued, channels, stores, CASE WHEN stackable = 1 THEN TRUE ELSE FALSE END AS stackable, created_at";
+     total, issued, channels, stores, CASE WHEN stackable = 1 THEN TRUE ELSE FALSE END AS stackable, created_at, claim_via";
 const COUPON_COLS: &str = "id, template_id, customer_id, code, status, source, granted_at, valid_from, valid_until, \
      redeemed_at, order_ref, order_amount, discount";
 
@@ -222,8 +260,8 @@ pub async fn create_template(
         .fetch_one(
             &sql(format!(
                 "INSERT INTO coupon_templates (id, tenant_id, name, kind, value, gift, threshold, starts_at, ends_at, \
-                 valid_days, per_customer, total, issued, channels, stores, stackable, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13, $14, $15, $16) RETURNING {TEMPLATE_COLS}"
+                 valid_days, per_customer, total, issued, channels, stores, stackable, created_at, claim_via) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13, $14, $15, $16, $17) RETURNING {TEMPLATE_COLS}"
             ))
             .bind(id)
             .bind(tenant)
@@ -240,7 +278,8 @@ pub async fn create_template(
             .bind(list_text(&t.channels))
             .bind(list_text(&t.stores))
             .bind(t.stackable)
-            .bind(now),
+            .bind(now)
+            .bind(t.claim_via.as_str()),
         )
         .await?;
     tx.commit().await?;
@@ -358,13 +397,24 @@ pub async fn grant_in(
         out.granted.push(coupon);
         issued += 1;
     }
-    tx.execute(
-        &sql("UPDATE coupon_templates SET issued = $1 WHERE tenant_id = $2 AND id = $3")
-            .bind(issued)
-            .bind(tenant)
-            .bind(t.id),
-    )
-    .await?;
+    // Counted relatively and guarded, so the total holds even for a caller that forgot the
+    // tenant lock: the transaction is refused whole rather than over-issue.
+    let granted = out.granted.len() as i64;
+    if granted > 0 {
+        let counted = tx
+            .execute(
+                &sql("UPDATE coupon_templates SET issued = issued + $1 WHERE tenant_id = $2 AND id = $3 AND issued + $1 <= total")
+                    .bind(granted)
+                    .bind(tenant)
+                    .bind(t.id),
+            )
+            .await?;
+        if counted == 0 {
+            return Err(CouponError::Refused(
+                "all coupons of this template are gone".into(),
+            ));
+        }
+    }
     Ok(out)
 }
 
@@ -431,9 +481,45 @@ pub struct UseOn {
 pub fn discount(kind: Kind, value: i64, amount: i64) -> i64 {
     match kind {
         Kind::AmountOff => value.min(amount).max(0),
-        Kind::PercentOff => amount.max(0) * value / 100,
+        // In i128: a large amount times a percentage must not wrap.
+        Kind::PercentOff => (i128::from(amount.max(0)) * i128::from(value) / 100) as i64,
         Kind::FreeGift => 0,
     }
+}
+
+/// A coupon already redeemed on an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prior {
+    pub discount: i64,
+    /// The order amount given with it.
+    pub amount: i64,
+    pub stackable: bool,
+}
+
+/// The discount of one more coupon on an order of `amount` fen that already carries `prior`:
+/// taken from what the others left, never below zero; refused when either side does not
+/// stack, when the order's amount differs from the one given before, or when nothing is left.
+pub fn stacked_discount(
+    prior: &[Prior],
+    amount: i64,
+    kind: Kind,
+    value: i64,
+    stackable: bool,
+) -> Result<i64, String> {
+    if !prior.is_empty() {
+        if !stackable || prior.iter().any(|p| !p.stackable) {
+            return Err("already carries a coupon, and one of them does not stack".into());
+        }
+        if prior.iter().any(|p| p.amount != amount) {
+            return Err("the amount differs from the one given with its first coupon".into());
+        }
+    }
+    let used: i64 = prior.iter().map(|p| p.discount.max(0)).sum();
+    let left = (amount - used).max(0);
+    if left == 0 && kind != Kind::FreeGift && !prior.is_empty() {
+        return Err("nothing is left on the order to take off".into());
+    }
+    Ok(discount(kind, value, left).clamp(0, left))
 }
 
 fn allowed(list: Option<&str>, v: Option<&str>) -> bool {
@@ -503,26 +589,28 @@ pub async fn redeem(db: &Db, tenant: i64, u: &UseOn, now: i64) -> Result<Coupon,
             u.store_id.as_deref().unwrap_or("-")
         )));
     }
-    if !t.stackable {
-        let (other,): (i64,) = tx
-            .fetch_one(
-                &sql("SELECT count(*) FROM coupons WHERE tenant_id = $1 AND order_ref = $2 AND status = 'redeemed'")
-                    .bind(tenant)
-                    .bind(u.order_ref.as_str()),
-            )
-            .await?;
-        if other > 0 {
-            return Err(CouponError::Refused(format!(
-                "order {} already used a coupon and this one does not stack",
-                u.order_ref
-            )));
-        }
-    }
-    let off = discount(
-        Kind::parse(&t.kind).unwrap_or(Kind::FreeGift),
-        t.value,
-        u.amount,
-    );
+    // Coupons already on this order: each discount applies to what the ones before left, and
+    // a coupon that does not stack is alone.
+    let before: Vec<(i64, i64, bool)> = tx
+        .fetch_all(
+            &sql("SELECT c.discount, c.order_amount, CASE WHEN t.stackable = 1 THEN TRUE ELSE FALSE END \
+                  FROM coupons c JOIN coupon_templates t ON t.tenant_id = c.tenant_id AND t.id = c.template_id \
+                  WHERE c.tenant_id = $1 AND c.order_ref = $2 AND c.status = 'redeemed'")
+                .bind(tenant)
+                .bind(u.order_ref.as_str()),
+        )
+        .await?;
+    let prior: Vec<Prior> = before
+        .into_iter()
+        .map(|(discount, amount, stackable)| Prior {
+            discount,
+            amount,
+            stackable,
+        })
+        .collect();
+    let kind = Kind::parse(&t.kind).unwrap_or(Kind::FreeGift);
+    let off = stacked_discount(&prior, u.amount, kind, t.value, t.stackable)
+        .map_err(|why| CouponError::Refused(format!("order {}: {why}", u.order_ref)))?;
     let row: Coupon = tx
         .fetch_one(
             &sql(format!(
@@ -636,6 +724,63 @@ mod tests {
     use super::*;
 
     #[test]
+    fn stacked_coupons_take_what_the_others_left() {
+        let fifty = |prior: &[Prior]| stacked_discount(prior, 10_000, Kind::AmountOff, 5_000, true);
+        let first = fifty(&[]).expect("first");
+        let p1 = Prior {
+            discount: first,
+            amount: 10_000,
+            stackable: true,
+        };
+        let second = fifty(&[p1]).expect("second");
+        let p2 = Prior {
+            discount: second,
+            amount: 10_000,
+            stackable: true,
+        };
+        assert_eq!((first, second), (5_000, 5_000));
+        assert!(fifty(&[p1, p2]).is_err(), "nothing is left");
+        // A percentage applies to what is left, not to the whole order.
+        assert_eq!(
+            stacked_discount(&[p1], 10_000, Kind::PercentOff, 10, true),
+            Ok(500)
+        );
+        // Either side that does not stack stands alone; the amount is the first one's.
+        let alone = Prior {
+            discount: 1_000,
+            amount: 10_000,
+            stackable: false,
+        };
+        assert!(fifty(&[alone]).is_err());
+        assert!(stacked_discount(&[p1], 10_000, Kind::AmountOff, 100, false).is_err());
+        assert!(stacked_discount(&[p1], 20_000, Kind::AmountOff, 100, true).is_err());
+        // A percentage of a huge amount does not wrap.
+        assert_eq!(discount(Kind::PercentOff, 50, i64::MAX), i64::MAX / 2);
+    }
+
+    proptest::proptest! {
+        /// However many coupons of whatever kinds stack on an order, together they never take
+        /// more than the order, and none takes a negative amount.
+        #[test]
+        fn stacked_coupons_never_take_more_than_the_order(
+            amount in 0i64..10_000_000,
+            coupons in proptest::collection::vec((0u8..3, 0i64..20_000_000), 0..8),
+        ) {
+            let mut prior: Vec<Prior> = Vec::new();
+            for (k, value) in coupons {
+                let kind = [Kind::AmountOff, Kind::PercentOff, Kind::FreeGift][usize::from(k)];
+                let value = if kind == Kind::PercentOff { value % 101 } else { value };
+                if let Ok(off) = stacked_discount(&prior, amount, kind, value, true) {
+                    proptest::prop_assert!(off >= 0);
+                    prior.push(Prior { discount: off, amount, stackable: true });
+                }
+            }
+            let total: i64 = prior.iter().map(|p| p.discount).sum();
+            proptest::prop_assert!(total <= amount, "{} taken off {}", total, amount);
+        }
+    }
+
+    #[test]
     fn discounts() {
         assert_eq!(discount(Kind::AmountOff, 3_000, 29_900), 3_000);
         assert_eq!(discount(Kind::AmountOff, 3_000, 2_000), 2_000);
@@ -666,6 +811,7 @@ mod tests {
             channels: Vec::new(),
             stores: Vec::new(),
             stackable: false,
+            claim_via: ClaimVia::Api,
         };
         assert!(ok.check().is_ok());
         let bad = |f: fn(&mut TemplateInput), field: &str| {

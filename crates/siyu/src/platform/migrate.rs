@@ -95,6 +95,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0015_abuse_limits.sql"),
         include_str!("../../migrations/postgres/0015_abuse_limits.sql"),
     ),
+    (
+        16,
+        "coupon claim via",
+        include_str!("../../migrations/sqlite/0016_coupon_claim_via.sql"),
+        include_str!("../../migrations/postgres/0016_coupon_claim_via.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied, each in its own transaction. Returns how many ran.

@@ -7,9 +7,19 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::CustomerCaller;
+use crate::convert::coupons::{self, CouponError, Template};
 use crate::interfaces::AppState;
 use crate::interfaces::api::{ApiError, path_id};
 use crate::platform::clock::now_ms;
+
+/// The template, if the brand offers it on customers' pages; any other is answered as not found,
+/// so that a page cannot claim the package-card, points-gift or API-only coupons by their ids.
+async fn offered_on_h5(app: &AppState, tenant: i64, id: i64) -> Result<Template, ApiError> {
+    match coupons::template(&app.db, tenant, id).await? {
+        t if t.offered_on_h5() => Ok(t),
+        _ => Err(CouponError::NoTemplate(id).into()),
+    }
+}
 
 /// `GET /h5/v1/coupon-templates/{id}`: what the claim page shows, and the customer's own
 /// coupons of this template.
@@ -19,7 +29,7 @@ pub(crate) async fn coupon(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = path_id("coupon template", &id)?;
-    let t = crate::convert::coupons::template(&app.db, c.tenant_id, id).await?;
+    let t = offered_on_h5(&app, c.tenant_id, id).await?;
     let mine: Vec<_> = crate::convert::coupons::coupons_of(&app.db, c.tenant_id, c.customer_id)
         .await?
         .into_iter()
@@ -43,6 +53,7 @@ pub(crate) async fn claim_coupon(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = path_id("coupon template", &id)?;
+    offered_on_h5(&app, c.tenant_id, id).await?;
     let g =
         crate::convert::coupons::grant(&app.db, c.tenant_id, id, &[c.customer_id], "h5", now_ms())
             .await?;
