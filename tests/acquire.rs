@@ -659,3 +659,52 @@ async fn colliding_codes_are_drawn_again() {
         );
     }
 }
+
+on_each_backend!(an_api_key_cannot_send_marketing_past_the_contact_policy);
+/// A write key cannot dress marketing up as a one-time code or a service notice to get past
+/// unsubscribes, weekly caps and quiet hours: `verification` is the server's own, and `service`
+/// needs the provider's approved template (and is logged).
+async fn an_api_key_cannot_send_marketing_past_the_contact_policy(backend: common::Backend) {
+    let s = TestServer::start(backend).await;
+    let (_, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    let c = reqwest::Client::new();
+    let send_as = |purpose: &'static str, template: Option<&'static str>| {
+        let (c, url, key) = (c.clone(), s.url("/api/v1/messages"), key.clone());
+        async move {
+            let mut body = json!({"phone": "13912345678", "content": "【茶小铺】双12 全场5折，拒收请回复R", "purpose": purpose});
+            if let Some(t) = template {
+                body["template_code"] = json!(t);
+            }
+            send(&c, M::POST, &url, &key, Some(body)).await
+        }
+    };
+    let (st, v) = send_as("verification", None).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{backend:?}: {v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("purpose:"),
+        "{v}"
+    );
+    let (st, v) = send_as("service", None).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{backend:?}: {v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("template_code:"),
+        "{v}"
+    );
+    let (st, v) = send_as("service", Some("SMS_1234")).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{backend:?}: {v}");
+    let (n,): (i64,) = s
+        .db()
+        .fetch_one(&sql("SELECT count(*) FROM outbox"))
+        .await
+        .expect("outbox");
+    assert_eq!(
+        n, 1,
+        "{backend:?}: only the service notice with its template is queued"
+    );
+}

@@ -376,3 +376,38 @@ async fn sign_in_attempts_are_limited_per_account_and_address(backend: Backend) 
     );
     assert_eq!(answered[20], StatusCode::TOO_MANY_REQUESTS, "{backend:?}");
 }
+
+on_each_backend!(pages_carry_the_headers_that_hold_browsers_to_them);
+/// The console and the customer pages run only their own scripts, are never framed by another
+/// site, and a customer page (whose URL carries the customer's token) sends no Referer; over
+/// https the browser is told to stay on https.
+async fn pages_carry_the_headers_that_hold_browsers_to_them(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = reqwest::Client::new();
+    for (path, referrer) in [
+        ("/console/login", "same-origin"),
+        ("/h5/flash/1", "no-referrer"),
+    ] {
+        let r = c.get(s.url(path)).send().await.expect("get");
+        let h = r.headers();
+        let csp = h["content-security-policy"].to_str().expect("csp");
+        assert!(
+            csp.contains("frame-ancestors 'none'"),
+            "{backend:?}: {path}: {csp}"
+        );
+        assert!(
+            csp.contains("default-src 'self'"),
+            "{backend:?}: {path}: {csp}"
+        );
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["referrer-policy"], referrer, "{path}");
+        assert!(
+            h.get("strict-transport-security").is_none(),
+            "{path}: HSTS over http"
+        );
+    }
+    let s = TestServer::start_with(backend, |a| a.public_url = "https://s.brand.cn".into()).await;
+    let r = c.get(s.url("/console/login")).send().await.expect("get");
+    assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
+}

@@ -5,6 +5,7 @@ pub mod api;
 pub mod client_ip;
 pub mod console;
 pub mod h5;
+mod headers;
 pub mod i18n;
 mod routes;
 
@@ -20,6 +21,10 @@ pub use crate::app::{App, AppState};
 pub fn router(app: App, workers: &Workers) -> Router {
     let state: AppState = Arc::new(app);
     routes::table(workers)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            headers::secure_headers,
+        ))
         // Every write to /console comes from the console's own pages.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -20,6 +20,8 @@ use crate::platform::clock::now_ms;
 pub(crate) struct MessageBody {
     phone: String,
     content: String,
+    /// `marketing` (the default) or `service`; `verification` is the one-time-code flow's own.
+    #[serde(default = "marketing")]
     purpose: Purpose,
     customer_id: Option<i64>,
     template_code: Option<String>,
@@ -28,6 +30,10 @@ pub(crate) struct MessageBody {
     /// The caller's own key for this message: the same key is queued once.
     dedupe_key: Option<String>,
     not_before: Option<i64>,
+}
+
+fn marketing() -> Purpose {
+    Purpose::Marketing
 }
 
 /// `POST /api/v1/messages`: queue one SMS through the outbox and its policy.
@@ -42,6 +48,30 @@ pub(crate) async fn send_message(
     let content = b.content.trim().to_string();
     if content.is_empty() || content.chars().count() > 500 {
         return Err(ApiError::bad_request("content: must be 1–500 characters"));
+    }
+    // The purposes that pass the contact policy's unsubscribes, caps and quiet hours are not the
+    // caller's to choose freely: verification belongs to one-time codes, and a service notice
+    // goes out under an approved template and is logged.
+    match b.purpose {
+        Purpose::Marketing => {}
+        Purpose::Verification => {
+            return Err(ApiError::bad_request(
+                "purpose: verification messages are sent only by the server's one-time codes; use marketing or service",
+            ));
+        }
+        Purpose::Service => match &b.template_code {
+            Some(t) if !t.trim().is_empty() => tracing::info!(
+                tenant = caller.tenant_id,
+                actor = %crate::interfaces::api::actor(&caller),
+                template = %t,
+                "service message through the API (passes unsubscribes, caps and quiet hours)"
+            ),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "template_code: a service message needs the provider's approved template",
+                ));
+            }
+        },
     }
     let now = now_ms();
     let key = match b.dedupe_key {
