@@ -534,3 +534,93 @@ async fn a_hundred_concurrent_card_claims_never_pass_a_coupons_limits(backend: B
     assert_eq!(issued, 10, "{backend:?}: the template's count");
     assert_eq!(claimed, 10, "{backend:?}: claims answered as granted");
 }
+
+on_each_backend!(card_codes_are_for_roles_that_may_write);
+/// Each card's code claims its coupon, so the print files are bearer secrets: a read-only key
+/// or console user cannot download them; an operator downloads them from the console, signed
+/// in by the session.
+async fn card_codes_are_for_roles_that_may_write(backend: Backend) {
+    use siyu::platform::access;
+    let s = TestServer::start(backend).await;
+    let (tenant, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let (st, t) = send(&c, M::POST, &s.url("/api/v1/coupon-templates"), &key,
+        Some(json!({"name": "包裹卡券", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": 100}))).await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    let (st, b) = send(
+        &c,
+        M::POST,
+        &s.url("/api/v1/card-batches"),
+        &key,
+        Some(
+            json!({"name": "包裹卡", "channel": "tmall", "coupon_template_id": t["id"], "size": 3}),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+    let id = b["batch"]["id"].as_i64().expect("batch");
+    let viewer = access::create_api_key(s.db(), tenant, "看板", Role::Viewer)
+        .await
+        .expect("key");
+    for file in ["cards.csv", "cards.pdf"] {
+        let (st, v) = send(
+            &c,
+            M::GET,
+            &s.url(&format!("/api/v1/card-batches/{id}/{file}")),
+            &viewer,
+            None,
+        )
+        .await;
+        assert_eq!(
+            st,
+            StatusCode::FORBIDDEN,
+            "{backend:?}: a viewer key got {file}: {v}"
+        );
+    }
+    let session = |user: &'static str| {
+        let (c, url) = (c.clone(), s.url("/console/login"));
+        async move {
+            let r = c
+                .post(url)
+                .form(&[
+                    ("tenant", "茶小铺"),
+                    ("username", user),
+                    ("password", "password-1"),
+                ])
+                .send()
+                .await
+                .expect("login");
+            common::session_cookie(&r).expect("session")
+        }
+    };
+    access::create_user(s.db(), tenant, "ops", "运营", "password-1", Role::Operator)
+        .await
+        .expect("user");
+    access::create_user(s.db(), tenant, "boss", "老板", "password-1", Role::Viewer)
+        .await
+        .expect("user");
+    let pdf = format!("/console/acquire/card-batches/{id}/cards.pdf");
+    let r = c
+        .get(s.url(&pdf))
+        .header("cookie", session("ops").await)
+        .send()
+        .await
+        .expect("pdf");
+    assert_eq!(r.status(), StatusCode::OK, "{backend:?}");
+    assert_eq!(r.headers()["content-type"], "application/pdf");
+    assert!(r.bytes().await.expect("body").starts_with(b"%PDF-"));
+    let r = c
+        .get(s.url(&pdf))
+        .header("cookie", session("boss").await)
+        .send()
+        .await
+        .expect("pdf");
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "{backend:?}: a viewer's console session"
+    );
+}

@@ -507,7 +507,7 @@ async fn a_card_batch_is_created_from_the_console() {
             .expect("page");
         assert!(
             page.contains("双12包裹卡")
-                && page.contains(&format!("/api/v1/card-batches/{id}/cards.pdf")),
+                && page.contains(&format!("/console/acquire/card-batches/{id}/cards.pdf")),
             "the batch is listed with its PDF for the printing shop: {page}"
         );
     }

@@ -124,6 +124,8 @@ try {
   await page.waitForSelector('.batch-row');
   const batchRow = await page.textContent('.batch-row');
   check(batchRow.includes('双12包裹卡') && batchRow.includes('tmall') && batchRow.includes('PDF'), 'the new card batch is listed with its PDF for the printing shop');
+  const pdf = await page.request.get(new URL(await page.getAttribute('.batch-row a:has-text("PDF")', 'href'), page.url()).href);
+  check(pdf.status() === 200 && pdf.headers()['content-type'] === 'application/pdf', 'the PDF link downloads the print file with the console session');
 
   // WeCom: the live code with its add, the group and its retention by join week.
   await page.click('header nav >> text=企微承接');

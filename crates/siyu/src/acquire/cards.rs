@@ -4,6 +4,7 @@
 //! Scans, claims and contacts are recorded per card, and the batch is measured like a campaign.
 
 use crate::platform::refusal::{Refusal, Refuse};
+use crate::platform::spreadsheet::inert;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -598,7 +599,7 @@ pub fn batch_csv(r: &BatchReport) -> String {
     let yuan = crate::know::report::plain_yuan;
     for v in r.variants.iter().chain(std::iter::once(&r.total)) {
         let _ = w.write_record([
-            v.variant.clone(),
+            inert(&v.variant).into_owned(),
             v.shipped.to_string(),
             v.scanned.to_string(),
             v.scans.to_string(),
@@ -626,7 +627,7 @@ pub fn cards_csv(cards: &[Card], public_url: &str) -> String {
         let _ = w.write_record([
             c.code.as_str(),
             &format!("{public_url}/c/{}", c.code),
-            c.variant.as_str(),
+            &inert(&c.variant),
         ]);
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()

@@ -15,6 +15,7 @@ use super::campaigns::{self, CONTROL, Campaign, CampaignError, LaunchReport};
 use crate::know::orders::PURCHASE_STATUSES;
 use crate::measure::abtest::{self, Analysis, Arm};
 use crate::platform::db::{Db, Value};
+use crate::platform::spreadsheet::inert;
 
 /// Hours after send at which the time series is read.
 pub const SERIES_HOURS: [i64; 4] = [3, 6, 12, 24];
@@ -383,7 +384,7 @@ pub fn campaign_csv(r: &CampaignReport) -> String {
     let yuan = crate::know::report::plain_yuan;
     for v in r.variants.iter().chain(std::iter::once(&r.total)) {
         let mut rec = vec![
-            v.variant.clone(),
+            inert(&v.variant).into_owned(),
             v.eligible.to_string(),
             v.sent.to_string(),
             v.delivered.to_string(),

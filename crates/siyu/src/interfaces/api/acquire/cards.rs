@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::acquire::cards::{self, CardError, NewBatch};
 use crate::interfaces::AppState;
 use crate::interfaces::api::{ApiCaller, ApiError, json_body, path_id, require_write};
+use crate::platform::access::Caller;
 use crate::platform::clock::now_ms;
 
 /// `POST /api/v1/card-batches`
@@ -65,25 +66,60 @@ pub(crate) async fn report_csv(
         .into_response())
 }
 
+/// The cards of a batch as a file for the printing shop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PrintFile {
+    Csv,
+    Pdf,
+}
+
+/// A batch's cards as `file`, for a caller who may write: each code claims a card's coupon, so
+/// the codes are bearer secrets, not for read-only roles. The API and the console both serve it.
+pub(crate) async fn print_file(
+    app: &AppState,
+    caller: &Caller,
+    raw_id: &str,
+    file: PrintFile,
+) -> Result<Response, ApiError> {
+    require_write(caller)?;
+    let id = path_id("card batch", raw_id)?;
+    cards::get_batch(&app.db, caller.tenant_id, id).await?;
+    let cs = cards::cards_of(&app.db, caller.tenant_id, id).await?;
+    let (body, content_type, ext) = match file {
+        PrintFile::Csv => (
+            cards::cards_csv(&cs, &app.public_url).into_bytes(),
+            "text/csv; charset=utf-8",
+            "csv",
+        ),
+        PrintFile::Pdf => {
+            let url = app.public_url.clone();
+            let pdf = tokio::task::spawn_blocking(move || cards::cards_pdf(&cs, &url))
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            (pdf, "application/pdf", "pdf")
+        }
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"cards-{id}.{ext}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/card-batches/{id}/cards.csv`: code, URL and variant per card.
 pub(crate) async fn cards_csv(
     State(app): State<AppState>,
     ApiCaller(caller): ApiCaller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = path_id("card batch", &id)?;
-    cards::get_batch(&app.db, caller.tenant_id, id).await?;
-    let cs = cards::cards_of(&app.db, caller.tenant_id, id).await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"cards-{id}.csv\""),
-            ),
-        ],
-        cards::cards_csv(&cs, &app.public_url),
-    )
-        .into_response())
+    print_file(&app, &caller, &id, PrintFile::Csv).await
 }
 
 /// `GET /api/v1/card-batches/{id}/cards.pdf`: for the printing shop.
@@ -92,25 +128,7 @@ pub(crate) async fn cards_pdf(
     ApiCaller(caller): ApiCaller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = path_id("card batch", &id)?;
-    cards::get_batch(&app.db, caller.tenant_id, id).await?;
-    let cs = cards::cards_of(&app.db, caller.tenant_id, id).await?;
-    let url = app.public_url.clone();
-    let pdf = tokio::task::spawn_blocking(move || cards::cards_pdf(&cs, &url))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/pdf".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"cards-{id}.pdf\""),
-            ),
-        ],
-        pdf,
-    )
-        .into_response())
+    print_file(&app, &caller, &id, PrintFile::Pdf).await
 }
 
 /// `POST /api/v1/cards/{code}/contact`: the buyer added the guide (called by the WeCom side
