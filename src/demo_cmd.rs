@@ -515,6 +515,9 @@ async fn activities_report(
             team_minutes: 60,
             starts_at: now - 1_000,
             ends_at: now + 86_400_000,
+            // 15 teams of 3 at most: every seat the demo takes, and no more.
+            stock: Some(45),
+            per_customer: 1,
         },
         now,
     )

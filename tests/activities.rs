@@ -509,3 +509,64 @@ async fn gifts_never_pass_their_stock_and_ledgers_balance() {
         assert_eq!(redeemed, 1, "the refused redemption took no stock");
     }
 }
+
+on_each_backend!(a_group_buy_holds_its_stock_and_one_team_seat_per_customer);
+/// A group buy sells what it has: one customer opens or joins at most `per_customer` teams (one
+/// by default), and teams together hold at most `stock` seats, however many try at once.
+/// Refused seats are refunded; a cancelled team gives its seats back.
+async fn a_group_buy_holds_its_stock_and_one_team_seat_per_customer(backend: common::Backend) {
+    let s = TestServer::start(backend).await;
+    let (tenant, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
+    let customers = make_customers(&s, &key, 23, 12).await;
+    let now = now_ms();
+    let (st, g) = post(
+        &s,
+        &key,
+        "/api/v1/group-buys",
+        json!({"name": "2人团", "sku": "TEA", "title": "茶礼盒", "price": 6_900, "team_size": 2,
+               "stock": 4, "team_minutes": 60, "starts_at": now - 1_000, "ends_at": now + 86_400_000}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{g}");
+    let c = reqwest::Client::new();
+    let open = s.url(&format!("/h5/v1/group-buys/{}/teams", g["id"]));
+    // One customer opening team after team: the second is refused.
+    let first = customer_token(&s, tenant, customers[0]);
+    let (st, v) = send_as_customer(&c, M::POST, &open, &first, None).await;
+    assert_eq!(st, StatusCode::CREATED, "{backend:?}: {v}");
+    let (st, v) = send_as_customer(&c, M::POST, &open, &first, None).await;
+    assert_eq!(
+        st,
+        StatusCode::CONFLICT,
+        "{backend:?}: a second team of one's own: {v}"
+    );
+    // Eleven others open at once: three seats are left.
+    let tasks: Vec<_> = customers[1..]
+        .iter()
+        .map(|&cu| {
+            let (c, url, token) = (c.clone(), open.clone(), customer_token(&s, tenant, cu));
+            tokio::spawn(async move { send_as_customer(&c, M::POST, &url, &token, None).await.0 })
+        })
+        .collect();
+    let mut opened = 0;
+    for t in tasks {
+        match t.await.expect("open") {
+            StatusCode::CREATED => opened += 1,
+            StatusCode::CONFLICT => {}
+            other => panic!("{backend:?}: {other}"),
+        }
+    }
+    assert_eq!(opened, 3, "{backend:?}: seats past the stock");
+    let (seats,): (i64,) = s
+        .db()
+        .fetch_one(&sql("SELECT count(*) FROM team_members"))
+        .await
+        .expect("seats");
+    assert_eq!(seats, 4, "{backend:?}");
+    let (paid,): (i64,) = s
+        .db()
+        .fetch_one(&sql("SELECT count(*) FROM payments WHERE status = 'paid'"))
+        .await
+        .expect("payments");
+    assert_eq!(paid, 4, "{backend:?}: every refused seat is refunded");
+}

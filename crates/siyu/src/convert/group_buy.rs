@@ -29,10 +29,20 @@ pub struct GroupBuyInput {
     pub team_minutes: i64,
     pub starts_at: i64,
     pub ends_at: i64,
+    /// Seats all teams together may hold (units to sell); none: no limit.
+    #[serde(default)]
+    pub stock: Option<i64>,
+    /// Teams one customer may be in.
+    #[serde(default = "one")]
+    pub per_customer: i64,
 }
 
 fn day() -> i64 {
     1_440
+}
+
+fn one() -> i64 {
+    1
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -48,6 +58,8 @@ pub struct GroupBuy {
     pub starts_at: i64,
     pub ends_at: i64,
     pub created_at: i64,
+    pub stock: Option<i64>,
+    pub per_customer: i64,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -71,7 +83,8 @@ pub struct TeamMember {
     pub order_no: Option<String>,
 }
 
-const BUY_COLS: &str = "id, name, sku, title, price, original_price, team_size, team_minutes, starts_at, ends_at, created_at";
+const BUY_COLS: &str = "id, name, sku, title, price, original_price, team_size, team_minutes, starts_at, ends_at, created_at, \
+     stock, per_customer";
 const TEAM_COLS: &str =
     "id, group_buy_id, leader_id, team_size, members, status, created_at, expires_at, closed_at";
 
@@ -134,8 +147,68 @@ impl GroupBuyInput {
         if self.ends_at <= self.starts_at {
             return Err(invalid("ends_at", "must be after starts_at"));
         }
+        if self.stock.is_some_and(|s| !(1..=10_000_000).contains(&s)) {
+            return Err(invalid("stock", "must be between 1 and 10000000"));
+        }
+        if !(1..=100).contains(&self.per_customer) {
+            return Err(invalid("per_customer", "must be between 1 and 100"));
+        }
         Ok(())
     }
+}
+
+/// Seats held in the group buy's teams that are not cancelled.
+fn seats_held(tenant: i64, group_buy: i64) -> crate::platform::db::Sql {
+    sql(
+        "SELECT CAST(COALESCE(SUM(members), 0) AS BIGINT) FROM teams \
+         WHERE tenant_id = $1 AND group_buy_id = $2 AND status <> 'cancelled'",
+    )
+    .bind(tenant)
+    .bind(group_buy)
+}
+
+/// Teams of the group buy, not cancelled, that the customer is in.
+fn teams_of(tenant: i64, group_buy: i64, customer: i64) -> crate::platform::db::Sql {
+    sql("SELECT count(*) FROM team_members m JOIN teams t ON t.tenant_id = m.tenant_id AND t.id = m.team_id \
+         WHERE m.tenant_id = $1 AND t.group_buy_id = $2 AND m.customer_id = $3 AND t.status <> 'cancelled'")
+    .bind(tenant)
+    .bind(group_buy)
+    .bind(customer)
+}
+
+/// Why one more seat for this customer does not fit the group buy, if it does not.
+fn no_room(g: &GroupBuy, held: i64, mine: i64) -> Option<String> {
+    if g.stock.is_some_and(|stock| held >= stock) {
+        return Some("sold out".into());
+    }
+    (mine >= g.per_customer)
+        .then(|| format!("limit reached: at most {} per customer", g.per_customer))
+}
+
+/// [`no_room`] read in the transaction that takes the seat, under the tenant lock, so that
+/// seats taken at once cannot pass the stock or a customer's limit.
+async fn no_room_in(
+    tx: &mut crate::platform::db::Tx,
+    g: &GroupBuy,
+    tenant: i64,
+    customer: i64,
+) -> Result<Option<String>, DbError> {
+    tx.lock_tenant(tenant).await?;
+    let (held,): (i64,) = tx.fetch_one(&seats_held(tenant, g.id)).await?;
+    let (mine,): (i64,) = tx.fetch_one(&teams_of(tenant, g.id, customer)).await?;
+    Ok(no_room(g, held, mine))
+}
+
+/// [`no_room`] read before charging, so that most refusals take no money at all.
+async fn no_room_now(
+    db: &Db,
+    g: &GroupBuy,
+    tenant: i64,
+    customer: i64,
+) -> Result<Option<String>, DbError> {
+    let (held,): (i64,) = db.fetch_one(&seats_held(tenant, g.id)).await?;
+    let (mine,): (i64,) = db.fetch_one(&teams_of(tenant, g.id, customer)).await?;
+    Ok(no_room(g, held, mine))
 }
 
 pub async fn create(
@@ -148,8 +221,8 @@ pub async fn create(
     let mut tx = db.begin().await?;
     let id = tx.reserve_ids("group_buy", 1).await?;
     tx.execute(
-        &sql("INSERT INTO group_buys (id, tenant_id, name, sku, title, price, original_price, team_size, team_minutes, starts_at, ends_at, created_at) \
-              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+        &sql("INSERT INTO group_buys (id, tenant_id, name, sku, title, price, original_price, team_size, team_minutes, starts_at, ends_at, created_at, \
+              stock, per_customer) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)")
             .bind(id)
             .bind(tenant)
             .bind(g.name.trim())
@@ -161,7 +234,9 @@ pub async fn create(
             .bind(g.team_minutes)
             .bind(g.starts_at)
             .bind(g.ends_at)
-            .bind(now),
+            .bind(now)
+            .bind(g.stock)
+            .bind(g.per_customer),
     )
     .await?;
     tx.commit().await?;
@@ -247,6 +322,9 @@ pub async fn open_team(
     if now >= g.ends_at {
         return Err(GroupBuyError::Refused("the group buy has ended".into()));
     }
+    if let Some(why) = no_room_now(db, &g, tenant, leader).await? {
+        return Err(GroupBuyError::Refused(why));
+    }
     let payment = payments
         .charge(
             Charge {
@@ -260,6 +338,9 @@ pub async fn open_team(
         .await?;
     let opened = async {
         let mut tx = db.begin().await?;
+        if let Some(why) = no_room_in(&mut tx, &g, tenant, leader).await? {
+            return Ok(Err(why));
+        }
         let id = tx.reserve_ids("team", 1).await?;
         // A team never outlives its group buy.
         let expires_at = (now + g.team_minutes * 60_000).min(g.ends_at);
@@ -285,11 +366,15 @@ pub async fn open_team(
         )
         .await?;
         tx.commit().await?;
-        Ok::<i64, DbError>(id)
+        Ok::<Result<i64, String>, DbError>(Ok(id))
     }
     .await;
     match opened {
-        Ok(id) => team(db, tenant, id).await,
+        Ok(Ok(id)) => team(db, tenant, id).await,
+        Ok(Err(why)) => {
+            payments.refund(tenant, payment.id, now).await?;
+            Err(GroupBuyError::Refused(why))
+        }
         Err(e) => {
             payments.refund(tenant, payment.id, now).await?;
             Err(e.into())
@@ -322,6 +407,9 @@ pub async fn join_team(
         return Err(GroupBuyError::Refused("already in this team".into()));
     }
     let g = get(db, tenant, t.group_buy_id).await?;
+    if let Some(why) = no_room_now(db, &g, tenant, customer).await? {
+        return Err(GroupBuyError::Refused(why));
+    }
     let payment = payments
         .charge(
             Charge {
@@ -369,6 +457,9 @@ async fn take_seat(
     now: i64,
 ) -> Result<Option<String>, DbError> {
     let mut tx = db.begin().await?;
+    if let Some(why) = no_room_in(&mut tx, g, tenant, customer).await? {
+        return Ok(Some(why));
+    }
     let n = tx
         .execute(
             &sql(

@@ -101,6 +101,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0016_coupon_claim_via.sql"),
         include_str!("../../migrations/postgres/0016_coupon_claim_via.sql"),
     ),
+    (
+        17,
+        "group buy limits",
+        include_str!("../../migrations/sqlite/0017_group_buy_limits.sql"),
+        include_str!("../../migrations/postgres/0017_group_buy_limits.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied, each in its own transaction. Returns how many ran.

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::form::{fen, opt_fen, time};
+use super::form::{fen, number, opt_fen, time};
 use crate::convert::{bargain, flash, gifts, group_buy};
 use crate::interfaces::AppState;
 use crate::interfaces::api::ApiError;
@@ -252,8 +252,17 @@ pub(crate) struct GroupForm {
     original_price: String,
     team_size: i64,
     team_minutes: i64,
+    /// Empty: no limit.
+    #[serde(default)]
+    stock: String,
+    #[serde(default = "one")]
+    per_customer: i64,
     starts_at: String,
     ends_at: String,
+}
+
+fn one() -> i64 {
+    1
 }
 
 pub(crate) async fn create_group_buy(
@@ -273,6 +282,8 @@ pub(crate) async fn create_group_buy(
             title: f.title,
             team_size: f.team_size,
             team_minutes: f.team_minutes,
+            stock: number("stock", &f.stock)?,
+            per_customer: f.per_customer,
         };
         let created = group_buy::create(&app.db, u.caller.tenant_id, &i, now_ms()).await;
         created.map(|_| ()).map_err(|e| e.to_string())
