@@ -504,3 +504,81 @@ async fn new_member_numbers_skip_numbers_in_use() {
         assert_eq!(all["total"], 2, "{backend:?}: two people stay two: {all}");
     }
 }
+
+on_each_backend!(a_refund_after_the_points_were_spent_leaves_a_debt);
+/// Pay, spend the points, refund, keep what the points bought: the refund takes back every
+/// point the order earned, so the balance goes below zero and nothing more can be spent until
+/// new orders pay the debt.
+async fn a_refund_after_the_points_were_spent_leaves_a_debt(backend: common::Backend) {
+    use reqwest::Method as M;
+    let s = TestServer::start(backend).await;
+    let c = reqwest::Client::new();
+    let (_, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
+    let url = |p: &str| s.url(p);
+    let (st, v) = send(
+        &c,
+        M::POST,
+        &url("/api/v1/members"),
+        &key,
+        Some(json!({"via": "phone", "identity": {"kind": "phone", "value": "13800000011"}})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let id = v["member"]["customer_id"].as_i64().expect("id");
+    let order = |status: &str| {
+        json!({"orders": [{"channel": "mall", "order_no": "D-1", "status": status,
+                           "ordered_at": siyu::platform::clock::now_ms() - 60_000, "amount": 50_000,
+                           "refund_amount": if status == "refunded" { 50_000 } else { 0 },
+                           "identities": [{"kind": "phone", "value": "13800000011"}]}]})
+    };
+    let (st, _) = send(
+        &c,
+        M::POST,
+        &url("/api/v1/orders"),
+        &key,
+        Some(order("paid")),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let points = url(&format!("/api/v1/members/{id}/points"));
+    let (_, v) = send(&c, M::GET, &points, &key, None).await;
+    let earned = v["points"].as_i64().expect("points");
+    assert!(earned > 0, "{backend:?}: {v}");
+    let (st, v) = send(
+        &c,
+        M::POST,
+        &points,
+        &key,
+        Some(json!({"kind": "redeem", "points": earned, "reason": "兑换礼品"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{backend:?}: {v}");
+    let (st, _) = send(
+        &c,
+        M::POST,
+        &url("/api/v1/orders"),
+        &key,
+        Some(order("refunded")),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, v) = send(&c, M::GET, &points, &key, None).await;
+    assert_eq!(
+        v["points"].as_i64(),
+        Some(-earned),
+        "{backend:?}: the refund took back only what was left: {v}"
+    );
+    let (st, v) = send(
+        &c,
+        M::POST,
+        &points,
+        &key,
+        Some(json!({"kind": "redeem", "points": 1, "reason": "再兑换"})),
+    )
+    .await;
+    assert_eq!(
+        st,
+        StatusCode::CONFLICT,
+        "{backend:?}: spending from a debt: {v}"
+    );
+}

@@ -344,9 +344,16 @@ pub async fn apply_in(
 fn unspent_expired(entries: &[(i64, Option<i64>)], now: i64) -> i64 {
     use std::collections::BTreeMap;
     let mut lots: BTreeMap<(i64, usize), i64> = BTreeMap::new();
+    // What was taken beyond every lot (a refund after the points were spent): the next points
+    // earned pay it first, so they cannot expire again.
+    let mut debt = 0;
     for (n, (delta, expires)) in entries.iter().enumerate() {
         if *delta > 0 {
-            lots.insert((expires.unwrap_or(i64::MAX), n), *delta);
+            let paid = debt.min(*delta);
+            debt -= paid;
+            if *delta > paid {
+                lots.insert((expires.unwrap_or(i64::MAX), n), *delta - paid);
+            }
             continue;
         }
         let mut owed = -delta;
@@ -361,6 +368,7 @@ fn unspent_expired(entries: &[(i64, Option<i64>)], now: i64) -> i64 {
                 lot.remove();
             }
         }
+        debt += owed;
     }
     lots.iter()
         .filter(|((expires, _), _)| *expires <= now)
@@ -458,7 +466,7 @@ pub async fn member_orders(
 }
 
 /// Points follow a member's orders: a paid order earns once (by its net amount); a refunded
-/// order takes back what it earned, as far as the balance allows. Returns the members touched.
+/// order takes back what it earned, below zero if it was spent. Returns the members touched.
 pub async fn follow_orders(
     db: &Db,
     tenant: i64,
@@ -497,7 +505,10 @@ pub async fn follow_orders(
     Ok(touched)
 }
 
-/// Takes back an order's earned points once (never below a zero balance).
+/// Takes back an order's earned points once, all of them: points already spent (on a gift, a
+/// coupon) leave the balance below zero, a debt that blocks spending and that the next points
+/// earned pay first. Taking back only what is left would let a customer pay, spend the points,
+/// refund and keep what they bought.
 async fn take_back(
     db: &Db,
     tenant: i64,
@@ -525,9 +536,8 @@ async fn take_back(
         return Ok(false);
     };
     expire_in(&mut tx, tenant, customer, now).await?;
-    let balance = balance_in(&mut tx, tenant, customer).await?;
-    let back = earned.min(balance.max(0));
-    // Recorded even when nothing is left to take, so a repeated refund does nothing.
+    let back = earned.max(0);
+    // Recorded even when it is zero, so a repeated refund does nothing.
     insert(
         &mut tx,
         tenant,
@@ -637,5 +647,14 @@ mod tests {
         );
         // Not yet due: nothing expires.
         assert_eq!(unspent_expired(&[(100, Some(5_000))], now), 0);
+        // A refund took back 100 points already spent (a debt of 100); of the 300 earned
+        // next, 100 paid the debt, so 200 are left to expire, not 300.
+        assert_eq!(
+            unspent_expired(
+                &[(100, None), (-100, None), (-100, None), (300, Some(500))],
+                now
+            ),
+            200
+        );
     }
 }
