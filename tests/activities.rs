@@ -570,3 +570,129 @@ async fn a_group_buy_holds_its_stock_and_one_team_seat_per_customer(backend: com
         .expect("payments");
     assert_eq!(paid, 4, "{backend:?}: every refused seat is refunded");
 }
+
+/// Every key anywhere in a JSON value.
+fn keys(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                out.push(k.clone());
+                keys(x, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| keys(x, out)),
+        _ => {}
+    }
+}
+
+on_each_backend!(h5_views_show_a_customer_only_what_is_theirs);
+/// A team's and a bargain's share pages go to friends: they show the seats, the price and the
+/// cuts, but not who the others are, what they paid with or their order numbers.
+async fn h5_views_show_a_customer_only_what_is_theirs(backend: common::Backend) {
+    let s = TestServer::start(backend).await;
+    let (tenant, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
+    let people = make_customers(&s, &key, 31, 3).await;
+    let now = now_ms();
+    let window = json!({"starts_at": now - 1_000, "ends_at": now + 86_400_000});
+    let mut gb =
+        json!({"name": "2人团", "sku": "TEA", "title": "茶", "price": 100, "team_size": 2});
+    gb.as_object_mut()
+        .expect("obj")
+        .extend(window.as_object().expect("obj").clone());
+    let (st, g) = post(&s, &key, "/api/v1/group-buys", gb).await;
+    assert_eq!(st, StatusCode::CREATED, "{g}");
+    let mut bi = json!({"name": "砍价", "sku": "MASK", "title": "面膜", "price": 19_900, "floor_price": 990, "assists": 5, "stock": 10});
+    bi.as_object_mut()
+        .expect("obj")
+        .extend(window.as_object().expect("obj").clone());
+    let (st, item) = post(&s, &key, "/api/v1/bargain-items", bi).await;
+    assert_eq!(st, StatusCode::CREATED, "{item}");
+    let c = reqwest::Client::new();
+    let owner = customer_token(&s, tenant, people[0]);
+    let friend = customer_token(&s, tenant, people[1]);
+    let secret = ["leader_id", "customer_id", "payment_id", "helper_id"];
+
+    let (st, t) = send_as_customer(
+        &c,
+        M::POST,
+        &s.url(&format!("/h5/v1/group-buys/{}/teams", g["id"])),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    let team = t["team"]["id"].as_i64().expect("team");
+    let (st, joined) = send_as_customer(
+        &c,
+        M::POST,
+        &s.url(&format!("/h5/v1/teams/{team}/join")),
+        &friend,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{joined}");
+    let (st, seen) = send_as_customer(
+        &c,
+        M::GET,
+        &s.url(&format!("/h5/v1/teams/{team}")),
+        &customer_token(&s, tenant, people[2]),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{seen}");
+    for (what, v) in [
+        ("opened", &t),
+        ("joined", &joined),
+        ("seen by a stranger", &seen),
+    ] {
+        let mut k = Vec::new();
+        keys(v, &mut k);
+        assert!(
+            !k.iter().any(|k| secret.contains(&k.as_str())),
+            "{backend:?}: team {what}: {v}"
+        );
+    }
+    assert_eq!(joined["in_team"], true, "{joined}");
+    assert!(
+        joined["my_order_no"].is_string(),
+        "the full team made the friend's order: {joined}"
+    );
+    assert_eq!(seen["in_team"], false);
+    assert!(seen["my_order_no"].is_null());
+
+    let (st, b) = send_as_customer(
+        &c,
+        M::POST,
+        &s.url(&format!("/h5/v1/bargain-items/{}/bargains", item["id"])),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+    let (st, _) = send(
+        &c,
+        M::POST,
+        &s.url(&format!("/api/v1/bargains/{}/assists", b["id"])),
+        &key,
+        Some(json!({"identity": {"kind": "unionid", "value": "o6_helper"}, "name": "小李"})),
+    )
+    .await;
+    assert!(st.is_success(), "{st}");
+    let (st, v) = send_as_customer(
+        &c,
+        M::GET,
+        &s.url(&format!("/h5/v1/bargains/{}", b["id"])),
+        &friend,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let mut k = Vec::new();
+    keys(&v, &mut k);
+    assert!(
+        !k.iter().any(|k| secret.contains(&k.as_str())),
+        "{backend:?}: bargain: {v}"
+    );
+    assert_eq!(v["bargain"]["mine"], false, "{v}");
+    assert_eq!(v["assists"].as_array().map(Vec::len), Some(1), "{v}");
+}

@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::convert::group_buy;
+use crate::convert::group_buy::Team;
 use crate::interfaces::AppState;
-use crate::interfaces::api::convert::group_buy::team_answer;
+use crate::interfaces::api::convert::group_buy::follow_team;
 use crate::interfaces::api::{ApiError, path_id};
 use crate::interfaces::h5::CustomerCaller;
 use crate::platform::clock::now_ms;
@@ -30,7 +31,7 @@ pub(crate) async fn open_team(
         now_ms(),
     )
     .await?;
-    let r = team_answer(&app, c.tenant_id, t).await?;
+    let r = team_page(&app, c.tenant_id, c.customer_id, t).await?;
     Ok((StatusCode::CREATED, r).into_response())
 }
 
@@ -51,7 +52,7 @@ pub(crate) async fn join_team(
         now_ms(),
     )
     .await?;
-    team_answer(&app, c.tenant_id, t).await
+    team_page(&app, c.tenant_id, c.customer_id, t).await
 }
 
 /// What a team's share page shows: the item, the seats, and the deadline.
@@ -62,9 +63,31 @@ pub(crate) async fn team_view(
 ) -> Result<Response, ApiError> {
     let id = path_id("team", &id)?;
     let t = group_buy::team(&app.db, c.tenant_id, id).await?;
-    let g = group_buy::get(&app.db, c.tenant_id, t.group_buy_id).await?;
-    let members = group_buy::team_members(&app.db, c.tenant_id, id).await?;
-    let mine = members.iter().any(|m| m.customer_id == c.customer_id);
-    Ok(Json(json!({"team": t, "group_buy": g, "seats_taken": members.len(), "in_team": mine, "now": now_ms()}))
-        .into_response())
+    team_page(&app, c.tenant_id, c.customer_id, t).await
+}
+
+/// A team as one customer sees it: the item, the seats and the deadline, whether they are in
+/// it and their own order; never who the others are, what they paid with or their orders.
+async fn team_page(
+    app: &AppState,
+    tenant: i64,
+    viewer: i64,
+    t: Team,
+) -> Result<Response, ApiError> {
+    let g = group_buy::get(&app.db, tenant, t.group_buy_id).await?;
+    let members = follow_team(app, tenant, &t).await?;
+    let mine = members.iter().find(|m| m.customer_id == viewer);
+    Ok(Json(json!({
+        "team": {"id": t.id, "group_buy_id": t.group_buy_id, "team_size": t.team_size,
+                 "members": t.members, "status": t.status, "created_at": t.created_at,
+                 "expires_at": t.expires_at, "closed_at": t.closed_at},
+        "group_buy": {"id": g.id, "name": g.name, "title": g.title, "price": g.price,
+                      "original_price": g.original_price, "team_size": g.team_size,
+                      "starts_at": g.starts_at, "ends_at": g.ends_at},
+        "seats_taken": members.len(),
+        "in_team": mine.is_some(),
+        "my_order_no": mine.and_then(|m| m.order_no.clone()),
+        "now": now_ms(),
+    }))
+    .into_response())
 }

@@ -49,11 +49,13 @@ pub(crate) async fn buy_view(
 }
 
 /// A team and its members; when the team is full, points, tiers and the index follow the orders.
-pub(crate) async fn team_answer(
+/// After a team's seat is taken: a full team's orders follow every member
+/// ([`crate::workflows::activity_paid`]). Returns the members.
+pub(crate) async fn follow_team(
     app: &AppState,
     tenant: i64,
-    t: Team,
-) -> Result<Response, ApiError> {
+    t: &Team,
+) -> Result<Vec<group_buy::TeamMember>, ApiError> {
     let members = group_buy::team_members(&app.db, tenant, t.id).await?;
     if t.status == "full" {
         for m in &members {
@@ -70,6 +72,16 @@ pub(crate) async fn team_answer(
             }
         }
     }
+    Ok(members)
+}
+
+/// The team and its members, for the brand's systems.
+pub(crate) async fn team_answer(
+    app: &AppState,
+    tenant: i64,
+    t: Team,
+) -> Result<Response, ApiError> {
+    let members = follow_team(app, tenant, &t).await?;
     Ok(Json(json!({"team": t, "members": members})).into_response())
 }
 
