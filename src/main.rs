@@ -61,6 +61,17 @@ enum Command {
     /// Manage console users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Print who changed access (keys, users), newest first.
+    Audit {
+        #[arg(long)]
+        tenant: String,
+        /// How many entries.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
     /// Saved segments and rules.
     #[command(subcommand)]
     Segment(layering_cmd::SegmentCommand),
@@ -125,6 +136,55 @@ enum UserCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Disable a console user: they cannot sign in, and their sessions end now.
+    Disable {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: String,
+    },
+    /// Give a console user a new password; their sessions end.
+    Password {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: String,
+        /// The new password (at least 8 characters); read from SIYU_USER_PASSWORD when not given.
+        #[arg(long, env = "SIYU_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create an API key and print it (shown once).
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "operator", value_parser = ["admin", "operator", "guide", "viewer"])]
+        role: String,
+    },
+    /// List a tenant's API keys by their first characters.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke an API key (by the first characters `key list` shows); it stops working at once.
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        prefix: String,
+    },
+}
+
+/// Who runs the CLI, for the audit log.
+fn cli_actor() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
 }
 
 fn settings(cli: &Cli) -> anyhow::Result<Settings> {
@@ -410,6 +470,66 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 t.name,
                 role.as_str()
             );
+        }
+        Command::User(UserCommand::Disable { tenant, username }) => {
+            let (db, _) = open(&s).await?;
+            let t = access::tenant_by_name(&db, &tenant).await?;
+            access::disable_user(&db, t.id, &username, &cli_actor()).await?;
+            println!(
+                "user {username} of {} disabled; their sessions ended",
+                t.name
+            );
+        }
+        Command::User(UserCommand::Password {
+            tenant,
+            username,
+            password,
+        }) => {
+            let (db, _) = open(&s).await?;
+            let t = access::tenant_by_name(&db, &tenant).await?;
+            access::set_password(&db, t.id, &username, &password, &cli_actor()).await?;
+            println!(
+                "user {username} of {} has a new password; their sessions ended",
+                t.name
+            );
+        }
+        Command::Key(KeyCommand::Create { tenant, name, role }) => {
+            let (db, _) = open(&s).await?;
+            let t = access::tenant_by_name(&db, &tenant).await?;
+            let role = Role::parse(&role).with_context(|| format!("unknown role {role}"))?;
+            let key = access::issue_api_key(&db, t.id, &name, role, &cli_actor()).await?;
+            println!("API key {name} ({}) for {}", role.as_str(), t.name);
+            println!("API key (shown once, store it now): {key}");
+        }
+        Command::Key(KeyCommand::List { tenant }) => {
+            let (db, _) = open(&s).await?;
+            let t = access::tenant_by_name(&db, &tenant).await?;
+            for k in access::api_keys(&db, t.id).await? {
+                let state = match k.revoked_at {
+                    Some(at) => format!("revoked {}", siyu::platform::clock::format_local(at)),
+                    None => "active".into(),
+                };
+                println!("{}…  {:<9} {:<24} {state}", k.prefix, k.role, k.name);
+            }
+        }
+        Command::Key(KeyCommand::Revoke { tenant, prefix }) => {
+            let (db, _) = open(&s).await?;
+            let t = access::tenant_by_name(&db, &tenant).await?;
+            access::revoke_api_key(&db, t.id, &prefix, &cli_actor()).await?;
+            println!("API key {prefix}… of {} revoked", t.name);
+        }
+        Command::Audit { tenant, limit } => {
+            let (db, _) = open(&s).await?;
+            let t = access::tenant_by_name(&db, &tenant).await?;
+            for e in access::audit_log(&db, t.id, limit).await? {
+                println!(
+                    "{}  {:<24} {:<18} {}",
+                    siyu::platform::clock::format_local(e.at),
+                    e.actor,
+                    e.action,
+                    e.subject
+                );
+            }
         }
         Command::Migrate => {
             let (db, _) = open(&s).await?;

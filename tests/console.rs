@@ -411,3 +411,144 @@ async fn pages_carry_the_headers_that_hold_browsers_to_them(backend: Backend) {
     let r = c.get(s.url("/console/login")).send().await.expect("get");
     assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
 }
+
+on_each_backend!(keys_are_revoked_and_users_disabled_and_it_is_all_in_the_audit_log);
+/// An admin creates a key for a partner and revokes it when the partner leaves: it stops
+/// working at once. A user who leaves is disabled (their session ends, they cannot sign in); a
+/// user whose password leaked gets a new one (the old session ends). Each change is in the
+/// audit log, which only admins read.
+async fn keys_are_revoked_and_users_disabled_and_it_is_all_in_the_audit_log(backend: Backend) {
+    use reqwest::Method as M;
+    let s = TestServer::start(backend).await;
+    let c = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    let (tenant, admin) = common::tenant_with_key(s.db(), "brand", Role::Admin).await;
+    let api = |m: M, path: &str, key: &str, body: Option<serde_json::Value>| {
+        let (c, url, key) = (c.clone(), s.url(path), key.to_owned());
+        async move { common::send(&c, m, &url, &key, body).await }
+    };
+    let (st, v) = api(
+        M::POST,
+        "/api/v1/access/keys",
+        &admin,
+        Some(serde_json::json!({"name": "ERP 对接", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{backend:?}: {v}");
+    let partner = v["key"].as_str().expect("key").to_owned();
+    let prefix = v["prefix"].as_str().expect("prefix").to_owned();
+    let (st, _) = api(M::GET, "/api/v1/customers", &partner, None).await;
+    assert_eq!(st, StatusCode::OK, "{backend:?}: the new key works");
+    let (st, _) = api(M::GET, "/api/v1/access/keys", &partner, None).await;
+    assert_eq!(
+        st,
+        StatusCode::FORBIDDEN,
+        "{backend:?}: a viewer manages no keys"
+    );
+    let (st, v) = api(
+        M::DELETE,
+        &format!("/api/v1/access/keys/{prefix}"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{backend:?}: {v}");
+    let (st, _) = api(M::GET, "/api/v1/customers", &partner, None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{backend:?}: a revoked key");
+    let (_, v) = api(M::GET, "/api/v1/access/keys", &admin, None).await;
+    let listed = v["keys"].as_array().expect("keys");
+    assert!(
+        listed
+            .iter()
+            .any(|k| k["prefix"] == prefix.as_str() && k["revoked_at"].is_i64()),
+        "{v}"
+    );
+    assert!(
+        !v.to_string().contains(&partner),
+        "{backend:?}: a listed key shows only its prefix"
+    );
+
+    access::create_user(
+        s.db(),
+        tenant,
+        "ops",
+        "运营",
+        "ops-password",
+        Role::Operator,
+    )
+    .await
+    .expect("user");
+    let sign_in = |password: &'static str| {
+        let (c, url) = (c.clone(), s.url("/console/login"));
+        async move {
+            c.post(url)
+                .form(&[
+                    ("tenant", "brand"),
+                    ("username", "ops"),
+                    ("password", password),
+                ])
+                .send()
+                .await
+                .expect("login")
+        }
+    };
+    let page = |cookie: String| {
+        let (c, url) = (c.clone(), s.url("/console/overview"));
+        async move {
+            c.get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .expect("page")
+                .status()
+        }
+    };
+    let old = session_cookie(&sign_in("ops-password").await).expect("session");
+    assert_eq!(page(old.clone()).await, StatusCode::OK);
+    access::set_password(s.db(), tenant, "ops", "new-password-2", "cli:test")
+        .await
+        .expect("password");
+    assert_eq!(
+        page(old).await,
+        StatusCode::SEE_OTHER,
+        "{backend:?}: the old session ended"
+    );
+    assert_eq!(
+        sign_in("ops-password").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let new = session_cookie(&sign_in("new-password-2").await).expect("session");
+    access::disable_user(s.db(), tenant, "ops", "cli:test")
+        .await
+        .expect("disable");
+    assert_eq!(
+        page(new).await,
+        StatusCode::SEE_OTHER,
+        "{backend:?}: a disabled user's session"
+    );
+    assert_eq!(
+        sign_in("new-password-2").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let (st, v) = api(M::GET, "/api/v1/access/audit", &admin, None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let actions: Vec<&str> = v["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "user_disabled",
+            "password_changed",
+            "key_revoked",
+            "key_created"
+        ],
+        "{backend:?}: {v}"
+    );
+}

@@ -28,7 +28,7 @@ pub const LOOPS: &[&str] = &[
     "hourly rule tags",
     "audience rebuild requests",
     "points expiry and tier review",
-    "spent budgets sweep",
+    "spent budgets and ended sessions sweep",
 ];
 
 /// How often the loops run.
@@ -115,8 +115,8 @@ impl Workers {
     }
 }
 
-/// Forgets the public's budgets (one-time codes and the like) whose windows ended days ago,
-/// hourly. Stops when the pool closes.
+/// Forgets the public's budgets (one-time codes and the like) whose windows ended days ago, and
+/// console sessions that ended, hourly. Stops when the pool closes.
 fn spawn_budget_sweep(app: &App) {
     let db = app.db.clone();
     tokio::spawn(async move {
@@ -129,6 +129,9 @@ fn spawn_budget_sweep(app: &App) {
             }
             if let Err(e) = crate::platform::limits::sweep(&db, now_ms()).await {
                 tracing::error!(error = %e, "sweeping spent budgets failed; will retry");
+            }
+            if let Err(e) = crate::platform::access::purge_sessions(&db, now_ms()).await {
+                tracing::error!(error = %e, "purging ended sessions failed; will retry");
             }
         }
     });

@@ -30,6 +30,16 @@ pub fn table(workers: &Workers) -> Router<AppState> {
         .merge(customer_pages())
         // Providers calling back (SMS reports and replies, WeCom): checked by token or signature.
         .merge(callbacks())
+        // API, access: the tenant's keys and the audit log (admins).
+        .route(
+            "/api/v1/access/keys",
+            get(api::access::list_keys).post(api::access::create_key),
+        )
+        .route(
+            "/api/v1/access/keys/{prefix}",
+            delete(api::access::revoke_key),
+        )
+        .route("/api/v1/access/audit", get(api::access::audit_log))
         // API: signing a customer in for the H5 pages.
         .route(
             "/api/v1/customer-tokens",

@@ -62,6 +62,10 @@ pub enum AccessError {
     BadRole(String),
     #[error("password must be at least 8 characters")]
     WeakPassword,
+    #[error("no API key starting {0:?} in this tenant")]
+    NoKey(String),
+    #[error("no user {0:?} in this tenant")]
+    NoUser(String),
     #[error("password hashing failed: {0}")]
     Hash(String),
 }
@@ -281,7 +285,7 @@ pub async fn login(
     let user = match find_tenant(db, tenant).await? {
         Some(t) => db
             .fetch_optional::<(i64, String)>(
-                &sql("SELECT id, password_hash FROM users WHERE tenant_id = $1 AND username = $2")
+                &sql("SELECT id, password_hash FROM users WHERE tenant_id = $1 AND username = $2 AND disabled_at IS NULL")
                     .bind(t.id)
                     .bind(username.trim()),
             )
@@ -313,7 +317,7 @@ pub async fn caller_by_session(db: &Db, token: &str) -> Result<Option<Caller>, A
     let row: Option<(i64, i64, String, String)> = db
         .fetch_optional(
             &sql("SELECT s.tenant_id, s.user_id, u.role, u.display_name FROM sessions s JOIN users u ON u.id = s.user_id \
-                  WHERE s.token_hash = $1 AND s.expires_at > $2")
+                  WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL")
                 .bind(token_hash(token))
                 .bind(now_ms()),
         )
@@ -332,4 +336,188 @@ pub async fn logout(db: &Db, token: &str) -> Result<(), AccessError> {
     db.execute(&sql("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash(token)))
         .await?;
     Ok(())
+}
+
+/// Who changed access: the CLI's operator or a signed-in admin.
+pub type Actor<'a> = &'a str;
+
+async fn audit(
+    db: &Db,
+    tenant: i64,
+    actor: Actor<'_>,
+    action: &str,
+    subject: &str,
+) -> Result<(), AccessError> {
+    db.execute(
+        &sql("INSERT INTO audit_log (tenant_id, at, actor, action, subject) VALUES ($1, $2, $3, $4, $5)")
+            .bind(tenant)
+            .bind(now_ms())
+            .bind(actor)
+            .bind(action)
+            .bind(subject),
+    )
+    .await?;
+    Ok(())
+}
+
+/// [`create_api_key`], written to the audit log.
+pub async fn issue_api_key(
+    db: &Db,
+    tenant: i64,
+    name: &str,
+    role: Role,
+    actor: Actor<'_>,
+) -> Result<String, AccessError> {
+    let key = create_api_key(db, tenant, name, role).await?;
+    let subject = format!("key {} ({name}, {})", &key[..10], role.as_str());
+    audit(db, tenant, actor, "key_created", &subject).await?;
+    Ok(key)
+}
+
+/// An API key as an admin sees it: never the key itself, only its first characters.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub id: i64,
+    pub name: String,
+    pub prefix: String,
+    pub role: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+pub async fn api_keys(db: &Db, tenant: i64) -> Result<Vec<ApiKeyRow>, AccessError> {
+    Ok(db
+        .fetch_all(
+            &sql("SELECT id, name, prefix, role, created_at, revoked_at FROM api_keys WHERE tenant_id = $1 ORDER BY id")
+                .bind(tenant),
+        )
+        .await?)
+}
+
+/// Revokes the tenant's key whose first characters are `prefix` (as listed): it stops working
+/// at once. Revoking a revoked key changes nothing.
+pub async fn revoke_api_key(
+    db: &Db,
+    tenant: i64,
+    prefix: &str,
+    actor: Actor<'_>,
+) -> Result<(), AccessError> {
+    let n = db
+        .execute(
+            &sql("UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND prefix = $2 AND revoked_at IS NULL")
+                .bind(tenant)
+                .bind(prefix)
+                .bind(now_ms()),
+        )
+        .await?;
+    if n == 0 {
+        let known = api_keys(db, tenant)
+            .await?
+            .iter()
+            .any(|k| k.prefix == prefix);
+        if !known {
+            return Err(AccessError::NoKey(prefix.to_owned()));
+        }
+        return Ok(());
+    }
+    audit(db, tenant, actor, "key_revoked", &format!("key {prefix}")).await
+}
+
+/// Disables a console user: they cannot sign in, and their sessions end now.
+pub async fn disable_user(
+    db: &Db,
+    tenant: i64,
+    username: &str,
+    actor: Actor<'_>,
+) -> Result<(), AccessError> {
+    let id = user_id(db, tenant, username).await?;
+    db.execute(
+        &sql("UPDATE users SET disabled_at = $3 WHERE tenant_id = $1 AND id = $2 AND disabled_at IS NULL")
+            .bind(tenant)
+            .bind(id)
+            .bind(now_ms()),
+    )
+    .await?;
+    end_sessions(db, id).await?;
+    audit(
+        db,
+        tenant,
+        actor,
+        "user_disabled",
+        &format!("user {username}"),
+    )
+    .await
+}
+
+/// Gives a console user a new password; their sessions end, so a stolen one stops working.
+pub async fn set_password(
+    db: &Db,
+    tenant: i64,
+    username: &str,
+    password: &str,
+    actor: Actor<'_>,
+) -> Result<(), AccessError> {
+    let hash = hash_password(password)?;
+    let id = user_id(db, tenant, username).await?;
+    db.execute(
+        &sql("UPDATE users SET password_hash = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .bind(hash),
+    )
+    .await?;
+    end_sessions(db, id).await?;
+    audit(
+        db,
+        tenant,
+        actor,
+        "password_changed",
+        &format!("user {username}"),
+    )
+    .await
+}
+
+async fn user_id(db: &Db, tenant: i64, username: &str) -> Result<i64, AccessError> {
+    let row: Option<(i64,)> = db
+        .fetch_optional(
+            &sql("SELECT id FROM users WHERE tenant_id = $1 AND username = $2")
+                .bind(tenant)
+                .bind(username.trim()),
+        )
+        .await?;
+    row.map(|(id,)| id)
+        .ok_or_else(|| AccessError::NoUser(username.to_owned()))
+}
+
+async fn end_sessions(db: &Db, user: i64) -> Result<(), AccessError> {
+    db.execute(&sql("DELETE FROM sessions WHERE user_id = $1").bind(user))
+        .await?;
+    Ok(())
+}
+
+/// Deletes sessions that ended (they are refused anyway); returns how many.
+pub async fn purge_sessions(db: &Db, now: i64) -> Result<u64, AccessError> {
+    Ok(db
+        .execute(&sql("DELETE FROM sessions WHERE expires_at <= $1").bind(now))
+        .await?)
+}
+
+/// One change of access, as the audit log holds it.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct AuditEntry {
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+}
+
+/// The tenant's latest changes of access, newest first.
+pub async fn audit_log(db: &Db, tenant: i64, limit: i64) -> Result<Vec<AuditEntry>, AccessError> {
+    Ok(db
+        .fetch_all(
+            &sql("SELECT at, actor, action, subject FROM audit_log WHERE tenant_id = $1 ORDER BY at DESC, id DESC LIMIT $2")
+                .bind(tenant)
+                .bind(limit),
+        )
+        .await?)
 }

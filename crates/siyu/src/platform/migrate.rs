@@ -107,6 +107,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0017_group_buy_limits.sql"),
         include_str!("../../migrations/postgres/0017_group_buy_limits.sql"),
     ),
+    (
+        18,
+        "access lifecycle",
+        include_str!("../../migrations/sqlite/0018_access_lifecycle.sql"),
+        include_str!("../../migrations/postgres/0018_access_lifecycle.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied, each in its own transaction. Returns how many ran.

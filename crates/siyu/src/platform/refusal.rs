@@ -44,7 +44,13 @@ impl Refuse for super::db::DbError {
 
 impl Refuse for super::access::AccessError {
     fn refusal(&self) -> Refusal {
-        Refusal::Internal
+        use super::access::AccessError as E;
+        match self {
+            E::NoKey(_) | E::NoUser(_) | E::NoTenant(_) => Refusal::NotFound("not_found"),
+            E::WeakPassword | E::BadRole(_) => Refusal::Invalid,
+            E::TenantExists(_) | E::UserExists(_) => Refusal::Conflict("exists"),
+            _ => Refusal::Internal,
+        }
     }
 }
 

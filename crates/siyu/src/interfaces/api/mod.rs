@@ -2,6 +2,7 @@
 //! Bearer <key>`. One module per capability, named as the domain's; the error every handler
 //! answers with, and the one conversion from a domain refusal to HTTP, live here.
 
+pub mod access;
 pub mod acquire;
 pub mod channels;
 pub mod connect;
@@ -143,6 +144,19 @@ pub(crate) fn require_write(c: &Caller) -> Result<(), ApiError> {
             StatusCode::FORBIDDEN,
             "forbidden",
             format!("role {} may not write", c.role.as_str()),
+        ))
+    }
+}
+
+/// Access itself (keys, the audit log) is for admins only.
+pub(crate) fn require_admin(c: &Caller) -> Result<(), ApiError> {
+    if c.role == crate::platform::access::Role::Admin {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("role {} may not manage access", c.role.as_str()),
         ))
     }
 }
