@@ -388,21 +388,7 @@ async fn a_package_card_is_claimed_on_a_phone_screen() {
     )
     .await;
     assert_eq!(st, reqwest::StatusCode::ACCEPTED, "{v}");
-    let mut otp = String::new();
-    for _ in 0..200 {
-        let row: Option<(String,)> = s
-            .db()
-            .fetch_optional(&siyu::platform::db::sql(
-                "SELECT l.content FROM sms_log l JOIN outbox o ON o.id = l.outbox_id WHERE o.purpose = 'verification' ORDER BY l.outbox_id DESC LIMIT 1",
-            ))
-            .await
-            .expect("log");
-        if let Some((text,)) = row {
-            otp = text.chars().filter(char::is_ascii_digit).take(6).collect();
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let otp = common::sent_code(&s).await;
     assert_eq!(otp.len(), 6, "no verification SMS was sent");
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("card-e2e");
     std::fs::create_dir_all(&shots).expect("screenshot dir");

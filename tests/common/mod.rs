@@ -470,3 +470,17 @@ pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
         .and_then(|v| v.split(';').next())
         .map(str::to_owned)
 }
+
+/// The one-time code last sent by SMS, as the buyer's phone would show it. The outbox holds
+/// only a placeholder: the code is derived from the message's key with the server's secret.
+pub async fn sent_code(s: &TestServer) -> String {
+    let (tenant, key): (i64, String) = s
+        .db()
+        .fetch_one(&siyu::platform::db::sql(
+            "SELECT tenant_id, dedupe_key FROM outbox WHERE purpose = 'verification' ORDER BY id DESC LIMIT 1",
+        ))
+        .await
+        .expect("a verification message");
+    s.cipher
+        .one_time_code(&siyu::engage::outbox::code_seed(tenant, &key))
+}

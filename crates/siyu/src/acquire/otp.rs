@@ -1,6 +1,8 @@
 //! One-time SMS codes for H5 pages: six digits, valid five minutes, at most five tries, one new
-//! code a minute per number. Only a keyed hash of the code is stored, and the code goes out
-//! through the outbox as a verification message (which the contact policy always lets through).
+//! code a minute per number. The code is derived from a secret and the message's key, and only
+//! a keyed hash of it is stored; it goes out through the outbox as a verification message
+//! (which the contact policy always lets through) holding a placeholder, and the dispatcher
+//! puts the code in on the way to the provider.
 //!
 //! Anyone on the internet can ask for a code, and every code is a paid SMS to someone's phone,
 //! so each request spends budgets taken in the same transaction (see [`OtpLimits`]): codes per
@@ -9,10 +11,8 @@
 //! code is compared, so parallel guesses get five tries in all, and five wrong ones lock the
 //! number for half an hour.
 
-use rand::Rng;
-
 use crate::channels::sms::SmsSettings;
-use crate::engage::outbox::{self, NewMessage};
+use crate::engage::outbox::{self, CODE_KEY_PREFIX, CODE_PLACEHOLDER, NewMessage};
 use crate::engage::policy::Purpose;
 use crate::platform::crypto::{FieldCipher, constant_time_eq};
 use crate::platform::db::{Db, DbError, sql};
@@ -145,7 +145,9 @@ pub async fn request(
         template_code,
     } = from;
     let address = cipher.lookup_hash(phone);
-    let code = format!("{:06}", rand::rng().random_range(0..1_000_000));
+    // Derived from the message's key, never stored: the outbox and the log hold a placeholder.
+    let dedupe_key = format!("{CODE_KEY_PREFIX}{purpose}:{address}:{now}");
+    let code = cipher.one_time_code(&outbox::code_seed(tenant, &dedupe_key));
     let mut tx = db.begin().await?;
     // A new code replaces the old one only once a minute has passed and the number is not
     // locked: one statement, so two requests at once cannot both send.
@@ -187,10 +189,12 @@ pub async fn request(
             purpose: Purpose::Verification,
             customer_id: None,
             address: outbox::Address::of_phone(cipher, phone),
-            content: format!("【{brand}】您的验证码是{code}，5分钟内有效。如非本人操作请忽略。"),
+            content: format!(
+                "【{brand}】您的验证码是{CODE_PLACEHOLDER}，5分钟内有效。如非本人操作请忽略。"
+            ),
             template_code,
-            template_params: vec![("code".into(), code)],
-            dedupe_key: format!("otp:{purpose}:{address}:{now}"),
+            template_params: vec![("code".into(), CODE_PLACEHOLDER.into())],
+            dedupe_key,
             campaign_id: None,
             variant: None,
             not_before: now,

@@ -29,6 +29,7 @@ pub struct FieldCipher {
     aead: Aes256Gcm,
     lookup_key: [u8; 32],
     customer_key: [u8; 32],
+    code_key: [u8; 32],
 }
 
 /// Who a customer token speaks for: the H5 pages and mini-program calls act as this customer.
@@ -99,6 +100,7 @@ impl FieldCipher {
             aead,
             lookup_key: derive(secret, b"siyu/lookup-hash/v1"),
             customer_key: derive(secret, b"siyu/customer-token/v1"),
+            code_key: derive(secret, b"siyu/one-time-code/v1"),
         }
     }
 
@@ -137,6 +139,18 @@ impl FieldCipher {
             .unwrap_or_else(|_| unreachable!("HMAC takes any key"));
         mac.update(value.as_bytes());
         hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+
+    /// The six-digit one-time code for `seed`: derived when the code is sent and never stored,
+    /// so the outbox and the SMS log hold only a placeholder and `otp_codes` only a hash.
+    pub fn one_time_code(&self, seed: &str) -> String {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.code_key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key"));
+        mac.update(seed.as_bytes());
+        let bytes = mac.finalize().into_bytes();
+        let mut n = [0u8; 8];
+        n.copy_from_slice(&bytes[..8]);
+        format!("{:06}", u64::from_be_bytes(n) % 1_000_000)
     }
 
     /// A token that lets a customer's own pages (H5, mini-program) act for them until

@@ -189,6 +189,19 @@ pub async fn counts(db: &Db, tenant: i64) -> Result<Vec<(String, i64)>, DbError>
     .await
 }
 
+/// Where a one-time code stands in a verification message as stored: the code itself is put
+/// in only when the message is handed to the provider.
+pub const CODE_PLACEHOLDER: &str = "{code}";
+
+/// The dedupe keys of one-time codes start with this.
+pub const CODE_KEY_PREFIX: &str = "otp:";
+
+/// The seed a one-time code is derived from ([`FieldCipher::one_time_code`]): the tenant and
+/// the message's dedupe key, unique per code sent.
+pub fn code_seed(tenant: i64, dedupe_key: &str) -> String {
+    format!("{tenant}:{dedupe_key}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
