@@ -456,13 +456,14 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             let (db, _) = open(&s).await?;
             let t = access::tenant_by_name(&db, &tenant).await?;
             let role = Role::parse(&role).with_context(|| format!("unknown role {role}"))?;
-            let id = access::create_user(
+            let id = access::add_user(
                 &db,
                 t.id,
                 &username,
                 name.as_deref().unwrap_or(&username),
                 &password,
                 role,
+                &cli_actor(),
             )
             .await?;
             println!(

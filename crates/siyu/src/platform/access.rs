@@ -360,6 +360,22 @@ async fn audit(
     Ok(())
 }
 
+/// [`create_user`], written to the audit log.
+pub async fn add_user(
+    db: &Db,
+    tenant: i64,
+    username: &str,
+    display_name: &str,
+    password: &str,
+    role: Role,
+    actor: Actor<'_>,
+) -> Result<i64, AccessError> {
+    let id = create_user(db, tenant, username, display_name, password, role).await?;
+    let subject = format!("user {username} ({})", role.as_str());
+    audit(db, tenant, actor, "user_created", &subject).await?;
+    Ok(id)
+}
+
 /// [`create_api_key`], written to the audit log.
 pub async fn issue_api_key(
     db: &Db,
