@@ -1,0 +1,65 @@
+//! Making a coupon template and reading templates back.
+
+use super::*;
+use crate::platform::db::{Db, DbError, sql};
+
+pub async fn create_template(
+    db: &Db,
+    tenant: i64,
+    t: &TemplateInput,
+    now: i64,
+) -> Result<Template, CouponError> {
+    t.check()?;
+    let mut tx = db.begin().await?;
+    let id = tx.reserve_ids("coupon_template", 1).await?;
+    let row = tx
+        .fetch_one(
+            &sql(format!(
+                "INSERT INTO coupon_templates (id, tenant_id, name, kind, value, gift, threshold, starts_at, ends_at, \
+                 valid_days, per_customer, total, issued, channels, stores, stackable, created_at, claim_via) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13, $14, $15, $16, $17) RETURNING {TEMPLATE_COLS}"
+            ))
+            .bind(id)
+            .bind(tenant)
+            .bind(t.name.trim())
+            .bind(t.kind.as_str())
+            .bind(if t.kind == Kind::FreeGift { 0 } else { t.value })
+            .bind(t.gift.clone())
+            .bind(t.threshold)
+            .bind(t.starts_at)
+            .bind(t.ends_at)
+            .bind(t.valid_days)
+            .bind(t.per_customer)
+            .bind(t.total)
+            .bind(list_text(&t.channels))
+            .bind(list_text(&t.stores))
+            .bind(t.stackable)
+            .bind(now)
+            .bind(t.claim_via.as_str()),
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+pub async fn template(db: &Db, tenant: i64, id: i64) -> Result<Template, CouponError> {
+    db.fetch_optional(
+        &sql(format!(
+            "SELECT {TEMPLATE_COLS} FROM coupon_templates WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant)
+        .bind(id),
+    )
+    .await?
+    .ok_or(CouponError::NoTemplate(id))
+}
+
+pub async fn templates(db: &Db, tenant: i64) -> Result<Vec<Template>, DbError> {
+    db.fetch_all(
+        &sql(format!(
+            "SELECT {TEMPLATE_COLS} FROM coupon_templates WHERE tenant_id = $1 ORDER BY id DESC"
+        ))
+        .bind(tenant),
+    )
+    .await
+}
