@@ -216,40 +216,46 @@ async fn a_card_is_scanned_verified_claimed_once_and_reported() {
     }
 }
 
-/// A tenant with a batch of `size` cards over a coupon; the cards' codes.
-async fn card_codes(s: &TestServer, size: i64) -> Vec<String> {
-    let (_, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+/// A batch of `size` cards over a coupon template of `total` coupons, made through the API with
+/// `key`; the batch's id and the cards' codes.
+async fn batch(s: &TestServer, key: &str, total: i64, size: i64) -> (i64, Vec<String>) {
     let c = reqwest::Client::new();
-    let (st, t) = send(&c, M::POST, &s.url("/api/v1/coupon-templates"), &key,
-        Some(json!({"name": "包裹卡20元券", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": 10_000}))).await;
+    let (st, t) = send(&c, M::POST, &s.url("/api/v1/coupon-templates"), key,
+        Some(json!({"name": "包裹卡20元券", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": total}))).await;
     assert_eq!(st, StatusCode::CREATED, "{t}");
     let (st, b) = send(
         &c,
         M::POST,
         &s.url("/api/v1/card-batches"),
-        &key,
+        key,
         Some(
             json!({"name": "包裹卡", "channel": "tmall", "coupon_template_id": t["id"], "size": size}),
         ),
     )
     .await;
     assert_eq!(st, StatusCode::CREATED, "{b}");
+    let id = b["batch"]["id"].as_i64().expect("batch");
     let csv = c
-        .get(s.url(&format!(
-            "/api/v1/card-batches/{}/cards.csv",
-            b["batch"]["id"]
-        )))
-        .bearer_auth(&key)
+        .get(s.url(&format!("/api/v1/card-batches/{id}/cards.csv")))
+        .bearer_auth(key)
         .send()
         .await
         .expect("csv")
         .text()
         .await
         .expect("body");
-    csv.lines()
+    let codes = csv
+        .lines()
         .skip(1)
         .map(|l| l.split(',').next().expect("code").to_string())
-        .collect()
+        .collect();
+    (id, codes)
+}
+
+/// A tenant with a batch of `size` cards over a coupon; the cards' codes.
+async fn card_codes(s: &TestServer, size: i64) -> Vec<String> {
+    let (_, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    batch(s, &key, 10_000, size).await.1
 }
 
 on_each_backend!(parallel_guesses_get_at_most_the_allowed_tries);
@@ -490,35 +496,7 @@ async fn a_hundred_concurrent_card_claims_never_pass_a_coupons_limits(backend: B
     let s = TestServer::start(backend).await;
     let (tenant, key) = tenant_with_key(s.db(), "品牌", Role::Admin).await;
     let c = reqwest::Client::new();
-    let (st, t) = send(&c, M::POST, &s.url("/api/v1/coupon-templates"), &key,
-        Some(json!({"name": "限量10张", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": 10}))).await;
-    assert_eq!(st, StatusCode::CREATED, "{t}");
-    let (st, b) = send(
-        &c,
-        M::POST,
-        &s.url("/api/v1/card-batches"),
-        &key,
-        Some(json!({"name": "包裹卡", "channel": "tmall", "coupon_template_id": t["id"], "size": 100})),
-    )
-    .await;
-    assert_eq!(st, StatusCode::CREATED, "{b}");
-    let csv = c
-        .get(s.url(&format!(
-            "/api/v1/card-batches/{}/cards.csv",
-            b["batch"]["id"]
-        )))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .expect("csv")
-        .text()
-        .await
-        .expect("body");
-    let cards: Vec<String> = csv
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').next().expect("code").to_string())
-        .collect();
+    let (_, cards) = batch(&s, &key, 10, 100).await;
     let buyers = make_customers(&s, &key, 51, 100).await;
     let tasks: Vec<_> = cards
         .iter()
@@ -565,21 +543,7 @@ async fn card_codes_are_for_roles_that_may_write(backend: Backend) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    let (st, t) = send(&c, M::POST, &s.url("/api/v1/coupon-templates"), &key,
-        Some(json!({"name": "包裹卡券", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": 100}))).await;
-    assert_eq!(st, StatusCode::CREATED, "{t}");
-    let (st, b) = send(
-        &c,
-        M::POST,
-        &s.url("/api/v1/card-batches"),
-        &key,
-        Some(
-            json!({"name": "包裹卡", "channel": "tmall", "coupon_template_id": t["id"], "size": 3}),
-        ),
-    )
-    .await;
-    assert_eq!(st, StatusCode::CREATED, "{b}");
-    let id = b["batch"]["id"].as_i64().expect("batch");
+    let (id, _) = batch(&s, &key, 100, 3).await;
     let viewer = access::create_api_key(s.db(), tenant, "看板", Role::Viewer)
         .await
         .expect("key");

@@ -218,6 +218,22 @@ async fn console_sessions_masking_and_languages() {
     }
 }
 
+/// A client that does not follow redirects, and a tenant "brand" with an operator "ops"
+/// (password `ops-password`); the tenant's id.
+async fn brand_with_ops(s: &TestServer) -> (reqwest::Client, i64) {
+    let c = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    let t = access::create_tenant(s.db(), "brand")
+        .await
+        .expect("tenant");
+    access::create_user(s.db(), t.id, "ops", "运营", "ops-password", Role::Operator)
+        .await
+        .expect("user");
+    (c, t.id)
+}
+
 /// Tags in the tenant: what a forged form would have made.
 async fn tag_count(s: &TestServer) -> i64 {
     let (n,): (i64,) = s
@@ -235,16 +251,7 @@ on_each_backend!(a_cross_site_form_post_is_refused);
 /// through; they carry no victim's cookie.
 async fn a_cross_site_form_post_is_refused(backend: Backend) {
     let s = TestServer::start(backend).await;
-    let c = reqwest::Client::builder()
-        .redirect(Policy::none())
-        .build()
-        .expect("client");
-    let t = access::create_tenant(s.db(), "brand")
-        .await
-        .expect("tenant");
-    access::create_user(s.db(), t.id, "ops", "运营", "ops-password", Role::Operator)
-        .await
-        .expect("user");
+    let (c, _) = brand_with_ops(&s).await;
     let login = [
         ("tenant", "brand"),
         ("username", "ops"),
@@ -322,16 +329,7 @@ on_each_backend!(sign_in_attempts_are_limited_per_account_and_address);
 /// minutes, then the sign-in page asks to wait, even with the right password.
 async fn sign_in_attempts_are_limited_per_account_and_address(backend: Backend) {
     let s = TestServer::start(backend).await;
-    let c = reqwest::Client::builder()
-        .redirect(Policy::none())
-        .build()
-        .expect("client");
-    let t = access::create_tenant(s.db(), "brand")
-        .await
-        .expect("tenant");
-    access::create_user(s.db(), t.id, "ops", "运营", "ops-password", Role::Operator)
-        .await
-        .expect("user");
+    let (c, _) = brand_with_ops(&s).await;
     let attempt = |user: &'static str, password: &'static str| {
         let (c, url) = (c.clone(), s.url("/console/login"));
         async move {
