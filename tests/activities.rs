@@ -472,7 +472,7 @@ async fn gifts_never_pass_their_stock_and_ledgers_balance() {
             &key,
             "/api/v1/coupon-templates",
             json!({"name": "满100减20", "kind": "amount_off", "value": 2_000,
-            "threshold": 10_000, "valid_days": 30, "total": 100}),
+            "threshold": 10_000, "valid_days": 30, "total": 100, "claim_via": "points"}),
         )
         .await;
         assert_eq!(st, StatusCode::CREATED, "{t}");

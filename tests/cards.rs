@@ -36,7 +36,7 @@ async fn a_card_is_scanned_verified_claimed_once_and_reported() {
         let (tenant, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
         let c = reqwest::Client::new();
         let (st, t) = send(&c, M::POST, &s.url("/api/v1/coupon-templates"), &key,
-            Some(json!({"name": "包裹卡20元券", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": 10_000}))).await;
+            Some(json!({"name": "包裹卡20元券", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": 10_000, "claim_via": "card"}))).await;
         assert_eq!(st, StatusCode::CREATED, "{t}");
         let (st, bad) = send(
             &c,
@@ -54,6 +54,19 @@ async fn a_card_is_scanned_verified_claimed_once_and_reported() {
                 .as_str()
                 .expect("msg")
                 .starts_with("size:"),
+            "{bad}"
+        );
+        // A template not set up for cards (the brand's API-only compensation coupon) is refused.
+        let (_, api_only) = send(&c, M::POST, &s.url("/api/v1/coupon-templates"), &key,
+            Some(json!({"name": "补偿券", "kind": "amount_off", "value": 5_000, "valid_days": 7, "total": 10}))).await;
+        let (st, bad) = send(&c, M::POST, &s.url("/api/v1/card-batches"), &key,
+            Some(json!({"name": "x", "channel": "tmall", "coupon_template_id": api_only["id"], "size": 10}))).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(
+            bad["error"]["message"]
+                .as_str()
+                .expect("msg")
+                .starts_with("coupon_template_id:"),
             "{bad}"
         );
         let (st, b) = send(&c, M::POST, &s.url("/api/v1/card-batches"), &key, Some(json!({
@@ -221,7 +234,7 @@ async fn a_card_is_scanned_verified_claimed_once_and_reported() {
 async fn batch(s: &TestServer, key: &str, total: i64, size: i64) -> (i64, Vec<String>) {
     let c = reqwest::Client::new();
     let (st, t) = send(&c, M::POST, &s.url("/api/v1/coupon-templates"), key,
-        Some(json!({"name": "包裹卡20元券", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": total}))).await;
+        Some(json!({"name": "包裹卡20元券", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": total, "claim_via": "card"}))).await;
     assert_eq!(st, StatusCode::CREATED, "{t}");
     let (st, b) = send(
         &c,

@@ -779,7 +779,7 @@ async fn a_card_batch_code_shows_on_the_landing_page_and_records_the_claimants_c
     for backend in backends() {
         let w = world(backend).await;
         let (st, t) = w.api(M::POST, "/api/v1/coupon-templates",
-            Some(json!({"name": "包裹卡20元券", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": 100}))).await;
+            Some(json!({"name": "包裹卡20元券", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": 100, "claim_via": "card"}))).await;
         assert_eq!(st, StatusCode::CREATED, "{t}");
         let (st, b) = w.api(M::POST, "/api/v1/card-batches",
             Some(json!({"name": "天猫12月包裹卡", "channel": "tmall", "coupon_template_id": t["id"], "size": 5}))).await;

@@ -407,7 +407,7 @@ async fn a_card_batch_is_created_from_the_console() {
             M::POST,
             &s.url("/api/v1/coupon-templates"),
             &key,
-            Some(json!({"name": "回归礼10元", "kind": "amount_off", "value": 1000, "threshold": 5000, "valid_days": 30, "total": 1000})),
+            Some(json!({"name": "回归礼10元", "kind": "amount_off", "value": 1000, "threshold": 5000, "valid_days": 30, "total": 1000, "claim_via": "card"})),
         )
         .await;
         assert_eq!(st, StatusCode::CREATED, "{t}");

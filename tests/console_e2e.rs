@@ -88,7 +88,8 @@ pub async fn seed(s: &TestServer) -> (String, String, String) {
     .await
     .expect("member");
     let template: siyu::convert::coupons::TemplateInput = serde_json::from_value(serde_json::json!({
-        "name": "满300减30", "kind": "amount_off", "value": 3000, "threshold": 30000, "valid_days": 30, "total": 100
+        "name": "满300减30", "kind": "amount_off", "value": 3000, "threshold": 30000, "valid_days": 30, "total": 100,
+        "claim_via": "card"
     }))
     .expect("template");
     siyu::convert::coupons::create_template(
@@ -355,7 +356,7 @@ async fn a_package_card_is_claimed_on_a_phone_screen() {
     let (_, key) = common::tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
     let c = reqwest::Client::new();
     let (st, t) = common::send(&c, reqwest::Method::POST, &s.url("/api/v1/coupon-templates"), &key,
-        Some(serde_json::json!({"name": "包裹卡20元券", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": 100}))).await;
+        Some(serde_json::json!({"name": "包裹卡20元券", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": 100, "claim_via": "card"}))).await;
     assert_eq!(st, reqwest::StatusCode::CREATED, "{t}");
     let (st, b) = common::send(&c, reqwest::Method::POST, &s.url("/api/v1/card-batches"), &key,
         Some(serde_json::json!({"name": "天猫包裹卡", "channel": "tmall", "coupon_template_id": t["id"], "size": 3,

@@ -115,7 +115,7 @@ try {
   check((await page.textContent('main')).includes('/api/v1/campaigns'), 'it says how campaigns are created');
   check((await page.textContent('#no-snapshot')).includes('人群'), 'without a snapshot the campaign form says to take one first');
   const batch = page.locator('#new-batch');
-  check((await batch.locator('select[name=coupon_template_id]').textContent()).includes('满300减30'), 'the card-batch form offers the coupon template as the hook');
+  check((await batch.locator('select[name=coupon_template_id]').textContent()).includes('满300减30'), 'the card-batch form offers the coupon template set up for cards as the hook');
   await batch.locator('input[name=name]').fill('双12包裹卡');
   await batch.locator('input[name=size]').fill('200');
   await batch.locator('input[name=variants]').fill('红卡，蓝卡');

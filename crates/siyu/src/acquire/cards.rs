@@ -164,7 +164,7 @@ pub async fn create_batch(
     if let Some(u) = &b.contact_qr_url {
         super::links::check_target(u).map_err(|e| invalid("contact_qr_url", e.to_string()))?;
     }
-    coupons::template(db, tenant, b.coupon_template_id)
+    let template = coupons::template(db, tenant, b.coupon_template_id)
         .await
         .map_err(|_| {
             invalid(
@@ -172,6 +172,16 @@ pub async fn create_batch(
                 format!("coupon template {} not found", b.coupon_template_id),
             )
         })?;
+    // A card grants only what the brand set up for cards (`claim_via: card`).
+    if template.claim_via != coupons::ClaimVia::Card.as_str() {
+        return Err(invalid(
+            "coupon_template_id",
+            format!(
+                "coupon template {} is for {}, not package cards: make one with claim_via card",
+                template.id, template.claim_via
+            ),
+        ));
+    }
     let variants = if b.variants.is_empty() {
         vec![CardVariant {
             name: "default".into(),

@@ -140,7 +140,17 @@ impl GiftInput {
 pub async fn create(db: &Db, tenant: i64, g: &GiftInput, now: i64) -> Result<Gift, GiftError> {
     g.check()?;
     if let Some(t) = g.template_id {
-        coupons::template(db, tenant, t).await?;
+        // A gift grants only what the brand set up as gifts for points (`claim_via: points`).
+        let template = coupons::template(db, tenant, t).await?;
+        if template.claim_via != coupons::ClaimVia::Points.as_str() {
+            return Err(invalid(
+                "template_id",
+                format!(
+                    "coupon template {t} is for {}, not gifts for points: make one with claim_via points",
+                    template.claim_via
+                ),
+            ));
+        }
     }
     let mut tx = db.begin().await?;
     let id = tx.reserve_ids("gift", 1).await?;

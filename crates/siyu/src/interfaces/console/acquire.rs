@@ -252,9 +252,11 @@ pub(crate) async fn render(
             });
         }
         let snapshots = segments::recent_snapshots(&app.db, tenant, 50).await?;
+        // A batch may only use a template set up for cards.
         let offers = coupons::templates(&app.db, tenant)
             .await?
             .into_iter()
+            .filter(|t| t.claim_via == coupons::ClaimVia::Card.as_str())
             .map(|t| (t.id, t.name))
             .collect();
         Ok::<_, ApiError>((cs, bs, snapshots, offers))
