@@ -438,4 +438,34 @@ async fn an_h5_page_claims_only_what_is_offered_there(backend: common::Backend) 
         .await
         .expect("coupons");
     assert_eq!(n, 0, "{backend:?}: a coupon was issued");
+
+    // The brand offers it on H5 after all (a template made before claim channels existed).
+    let (st, v) = send(
+        &c,
+        M::PUT,
+        &s.url(&format!("/api/v1/coupon-templates/{api_only}/claim-via")),
+        &key,
+        Some(json!({"claim_via": "h5"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{backend:?}: {v}");
+    assert_eq!(v["claim_via"], "h5", "{v}");
+    let (st, v) = send(
+        &c,
+        M::PUT,
+        &s.url(&format!("/api/v1/coupon-templates/{api_only}/claim-via")),
+        &key,
+        Some(json!({"claim_via": "anywhere"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{backend:?}: {v}");
+    let (st, v) = common::send_as_customer(
+        &c,
+        M::POST,
+        &s.url(&format!("/h5/v1/coupon-templates/{api_only}/claim")),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{backend:?}: {v}");
 }

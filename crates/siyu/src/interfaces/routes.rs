@@ -260,6 +260,10 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             get(api::convert::coupons::list_templates).post(api::convert::coupons::create_template),
         )
         .route(
+            "/api/v1/coupon-templates/{id}/claim-via",
+            put(api::convert::coupons::put_claim_via),
+        )
+        .route(
             "/api/v1/coupon-templates/{id}/claim",
             post(api::convert::coupons::claim),
         )

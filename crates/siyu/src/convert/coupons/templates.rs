@@ -63,3 +63,25 @@ pub async fn templates(db: &Db, tenant: i64) -> Result<Vec<Template>, DbError> {
     )
     .await
 }
+
+/// Changes where a template may be claimed (a template made before claim channels existed is
+/// `api` until the brand says otherwise). Coupons already granted are not touched.
+pub async fn set_claim_via(
+    db: &Db,
+    tenant: i64,
+    id: i64,
+    via: ClaimVia,
+) -> Result<Template, CouponError> {
+    let n = db
+        .execute(
+            &sql("UPDATE coupon_templates SET claim_via = $3 WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant)
+                .bind(id)
+                .bind(via.as_str()),
+        )
+        .await?;
+    if n == 0 {
+        return Err(CouponError::NoTemplate(id));
+    }
+    template(db, tenant, id).await
+}

@@ -37,6 +37,26 @@ pub(crate) async fn create_template(
     Ok((StatusCode::CREATED, Json(t)).into_response())
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClaimViaBody {
+    claim_via: coupons::ClaimVia,
+}
+
+/// `PUT /api/v1/coupon-templates/{id}/claim-via` `{"claim_via": "h5"}`: where it may be claimed.
+pub(crate) async fn put_claim_via(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    b: Result<Json<ClaimViaBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    require_write(&caller)?;
+    let id = template_id(&id)?;
+    let via = json_body(b)?.claim_via;
+    let t = coupons::set_claim_via(&app.db, caller.tenant_id, id, via).await?;
+    Ok(Json(t).into_response())
+}
+
 pub(crate) fn template_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse()
         .map_err(|_| ApiError::bad_request(format!("template id {raw:?} is not a number")))
