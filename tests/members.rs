@@ -581,4 +581,15 @@ async fn a_refund_after_the_points_were_spent_leaves_a_debt(backend: common::Bac
         StatusCode::CONFLICT,
         "{backend:?}: spending from a debt: {v}"
     );
+    // An operator may still add points to a member in debt (a goodwill gesture pays part of it).
+    let (st, v) = send(
+        &c,
+        M::POST,
+        &points,
+        &key,
+        Some(json!({"kind": "adjust", "points": 1, "reason": "客诉补偿"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{backend:?}: adding to a debt: {v}");
+    assert_eq!(v["points"].as_i64(), Some(1 - earned), "{v}");
 }

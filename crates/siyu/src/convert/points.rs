@@ -319,7 +319,8 @@ pub async fn apply_in(
             }
             expire_in(tx, tenant, customer, now).await?;
             let balance = balance_in(tx, tenant, customer).await?;
-            if balance + points < 0 {
+            // Taking points away may not go below zero; adding them always may (paying a debt).
+            if *points < 0 && balance + points < 0 {
                 return Err(PointsError::Insufficient {
                     customer,
                     balance,
@@ -518,9 +519,9 @@ async fn take_back(
 ) -> Result<bool, PointsError> {
     let mut tx = db.begin().await?;
     tx.lock_tenant(tenant).await?;
-    let earned: Option<(i64,)> = tx
+    let earned: Option<(i64, Option<i64>)> = tx
         .fetch_optional(
-            &sql("SELECT delta FROM points_entries WHERE tenant_id = $1 AND kind = 'earn' AND ref = $2")
+            &sql("SELECT delta, expires_at FROM points_entries WHERE tenant_id = $1 AND kind = 'earn' AND ref = $2")
                 .bind(tenant)
                 .bind(reference),
         )
@@ -532,11 +533,19 @@ async fn take_back(
                 .bind(reference),
         )
         .await?;
-    let (Some((earned,)), None) = (earned, done) else {
+    let (Some((earned, expires_at)), None) = (earned, done) else {
         return Ok(false);
     };
     expire_in(&mut tx, tenant, customer, now).await?;
-    let back = earned.max(0);
+    // Points that were spent are all taken back (a debt if need be); points that already
+    // expired are gone once, not again: for an order whose points are past their date, only
+    // what is left of the balance.
+    let back = if expires_at.is_some_and(|e| e <= now) {
+        let balance = balance_in(&mut tx, tenant, customer).await?;
+        earned.min(balance.max(0))
+    } else {
+        earned.max(0)
+    };
     // Recorded even when it is zero, so a repeated refund does nothing.
     insert(
         &mut tx,

@@ -31,19 +31,32 @@ impl ClientIp {
 /// The client of a request whose connection came from `peer`, given the proxies trusted.
 pub fn client_of(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    // A dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`: counted as the IPv4 address.
+    let peer = peer.to_canonical();
     if !is_trusted(&peer) {
         return peer;
     }
     // Right to left: each trusted proxy appended the address it received from.
     let mut client = peer;
     for hop in forwarded_for.unwrap_or("").rsplit(',') {
-        match hop.trim().parse::<IpAddr>() {
+        match hop.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()) {
             Ok(ip) if is_trusted(&ip) => client = ip,
             Ok(ip) => return ip,
             Err(_) => return client,
         }
     }
     client
+}
+
+/// Every `X-Forwarded-For` line, in order, as one list: a proxy may add a line of its own
+/// rather than append to the client's.
+pub fn forwarded_for(headers: &axum::http::HeaderMap) -> Option<String> {
+    let lines: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(","))
 }
 
 impl FromRequestParts<AppState> for ClientIp {
@@ -58,11 +71,11 @@ impl FromRequestParts<AppState> for ClientIp {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        let forwarded = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
-        Ok(ClientIp(client_of(peer, forwarded, &state.trusted_proxies)))
+        Ok(ClientIp(client_of(
+            peer,
+            forwarded_for(&parts.headers).as_deref(),
+            &state.trusted_proxies,
+        )))
     }
 }
 
@@ -102,6 +115,29 @@ mod tests {
         assert_eq!(
             client_of(ip("10.0.0.2"), Some("1.2.3.4"), &[]),
             ip("10.0.0.2")
+        );
+    }
+
+    #[test]
+    fn a_proxys_own_header_line_and_mapped_ipv4_are_read_right() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
+        // The client wrote one line, the proxy added its own: the proxy's is the one believed.
+        let mut h = axum::http::HeaderMap::new();
+        h.append("x-forwarded-for", "1.2.3.4".parse().expect("value"));
+        h.append("x-forwarded-for", "203.0.113.9".parse().expect("value"));
+        let all = forwarded_for(&h);
+        assert_eq!(
+            client_of(ip("10.0.0.2"), all.as_deref(), &trusted),
+            ip("203.0.113.9")
+        );
+        // A dual-stack listener: an IPv4 peer arrives mapped into IPv6.
+        assert_eq!(
+            client_of(ip("::ffff:203.0.113.9"), None, &trusted),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_of(ip("::ffff:10.0.0.2"), Some("203.0.113.7"), &trusted),
+            ip("203.0.113.7")
         );
     }
 

@@ -297,19 +297,28 @@ pub async fn login(
         password_matches(password, UNKNOWN_USER_HASH.clone()).await;
         return Ok(Login::Wrong);
     };
+    let checked_hash = hash.clone();
     if !password_matches(password, hash).await {
         return Ok(Login::Wrong);
     }
     let token = random_token(32);
-    db.execute(
-        &sql("INSERT INTO sessions (token_hash, tenant_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(token_hash(&token))
-            .bind(tenant_id)
-            .bind(user_id)
-            .bind(now)
-            .bind(now + SESSION_MS),
-    )
-    .await?;
+    // Opened only if the password checked is still the user's and they are still enabled: a
+    // password change or a disable during the check leaves no session behind.
+    let opened = db
+        .execute(
+            &sql("INSERT INTO sessions (token_hash, tenant_id, user_id, created_at, expires_at) \
+                  SELECT $1, $2, $3, $4, $5 FROM users WHERE id = $3 AND password_hash = $6 AND disabled_at IS NULL")
+                .bind(token_hash(&token))
+                .bind(tenant_id)
+                .bind(user_id)
+                .bind(now)
+                .bind(now + SESSION_MS)
+                .bind(checked_hash),
+        )
+        .await?;
+    if opened == 0 {
+        return Ok(Login::Wrong);
+    }
     Ok(Login::Session(token))
 }
 

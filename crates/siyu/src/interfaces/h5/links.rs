@@ -9,7 +9,7 @@ use crate::acquire::links::Click;
 use crate::acquire::{codes, qr};
 use crate::interfaces::AppState;
 use crate::interfaces::api::ApiError;
-use crate::interfaces::client_ip::{ClientIp, client_of};
+use crate::interfaces::client_ip::{ClientIp, client_of, forwarded_for};
 use crate::platform::clock::now_ms;
 
 /// The visitor cookie: first-party, a year, so unique visitors count people, not clicks.
@@ -50,7 +50,7 @@ pub(crate) async fn redirect(
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
-        headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+        forwarded_for(headers).as_deref(),
         &app.trusted_proxies,
     ))
     .subject();
