@@ -403,3 +403,74 @@ async fn masked_ids_continuation_rows_and_channels_sharing_order_numbers() {
         assert_eq!(s.imported, 2);
     }
 }
+
+on_each_backend!(rows_real_exports_write_are_kept);
+/// Rows that real seller exports carry and that used to be refused: Tmall's shipped status with
+/// its full-width comma, a closed order paid and refunded in full whose paid column reads 0.00,
+/// and the statuses JD, PDD and Douyin write (in a Tmall layout here; the words are what count).
+async fn rows_real_exports_write_are_kept(backend: common::Backend) {
+    let tdb = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let rows = [
+        (
+            "T-1",
+            "卖家已发货，等待买家确认",
+            "199.00",
+            "0.00",
+            "shipped",
+        ),
+        ("T-2", "交易关闭", "0.00", "199.00", "closed"),
+        ("T-3", "等待出库", "99.00", "0", "paid"),
+        ("T-4", "(删除)完成", "99.00", "0", "completed"),
+        ("T-5", "锁定", "99.00", "0", "paid"),
+        ("T-6", "已发货，待签收", "99.00", "0", "shipped"),
+        ("T-7", "已支付", "99.00", "0", "paid"),
+        ("T-8", "备货中", "99.00", "0", "paid"),
+        ("T-9", "等待付款", "99.00", "0", "pending"),
+    ];
+    let mut csv = format!("{TMALL_HEADER}\n");
+    for (i, (no, status, paid, refund, _)) in rows.iter().enumerate() {
+        csv.push_str(&format!(
+            "{no},tb_{i},买家{i},1380013{i:04},\"{status}\",2024/6/18 10:01:02,,{paid},{refund},面霜,SK-102,护肤,1,199\n"
+        ));
+    }
+    let file = dir.path().join("tmall_real.csv");
+    std::fs::write(&file, csv).expect("write");
+    let s = import_file(
+        &tdb.db,
+        &cipher(),
+        1,
+        &file,
+        &ImportOptions::new(preset("tmall").expect("preset")),
+        None,
+    )
+    .await
+    .expect("import");
+    assert_eq!(
+        (s.read, s.imported, s.rejected),
+        (9, 9, 0),
+        "{backend:?}: {s:#?}"
+    );
+    for (no, _, _, _, want) in rows {
+        let (status,): (String,) = tdb
+            .db
+            .fetch_one(
+                &sql("SELECT status FROM orders WHERE tenant_id = 1 AND order_no = $1").bind(no),
+            )
+            .await
+            .expect("order");
+        assert_eq!(status, want, "{backend:?}: {no}");
+    }
+    let (amount, refund): (i64, i64) = tdb
+        .db
+        .fetch_one(&sql(
+            "SELECT amount, refund_amount FROM orders WHERE tenant_id = 1 AND order_no = 'T-2'",
+        ))
+        .await
+        .expect("order");
+    assert_eq!(
+        (amount, refund),
+        (19_900, 19_900),
+        "{backend:?}: paid what was refunded"
+    );
+}

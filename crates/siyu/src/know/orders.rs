@@ -13,6 +13,27 @@ use crate::platform::rows::Arg;
 /// The largest amount one order may carry, in fen (10 billion yuan): guards sums from overflow.
 pub const MAX_FEN: i64 = 1_000_000_000_000;
 
+/// A status as exports write it, made comparable: full-width punctuation as ASCII, no spaces
+/// (ASCII or ideographic), English lower-cased, and JD's "(删除)" mark on deleted orders dropped
+/// (the order keeps its status).
+pub fn normalise_status(s: &str) -> String {
+    let mapped: String = s
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| match c {
+            '，' | '、' => ',',
+            '（' => '(',
+            '）' => ')',
+            '：' => ':',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect();
+    mapped
+        .strip_prefix("(删除)")
+        .map(str::to_owned)
+        .unwrap_or(mapped)
+}
+
 /// The statuses that count as a purchase, as an SQL list (see [`OrderStatus::is_purchase`]).
 pub const PURCHASE_STATUSES: &str = "('paid','shipped','completed')";
 
@@ -39,30 +60,50 @@ impl OrderStatus {
         }
     }
 
-    /// Reads a status as Chinese seller exports and APIs write it.
+    /// Reads a status as Chinese seller exports and APIs write it: Tmall/Taobao, JD, Douyin
+    /// (抖店), PDD and Youzan wordings, after [`normalise_status`] (so full-width punctuation,
+    /// spaces and JD's "(删除)" mark do not matter).
     pub fn parse(s: &str) -> Option<OrderStatus> {
-        let s = s.trim();
-        Some(match s {
-            "pending" | "等待买家付款" | "待付款" | "未付款" => OrderStatus::Pending,
+        let s = normalise_status(s);
+        Some(match s.as_str() {
+            "pending" | "等待买家付款" | "待付款" | "未付款" | "等待付款" | "待支付" => {
+                OrderStatus::Pending
+            }
             "paid"
             | "买家已付款"
             | "已付款"
+            | "已支付"
             | "待发货"
             | "等待卖家发货"
-            | "买家已付款，等待卖家发货" => OrderStatus::Paid,
+            | "买家已付款,等待卖家发货"
+            | "等待出库"
+            | "备货中"
+            | "锁定"
+            | "已支付,待发货" => OrderStatus::Paid,
             "shipped"
             | "卖家已发货"
             | "已发货"
             | "等待确认收货"
             | "待收货"
-            | "等待买家确认收货" => OrderStatus::Shipped,
-            "completed" | "交易成功" | "已完成" | "完成" | "已签收" | "已收货" => {
+            | "待签收"
+            | "等待买家确认收货"
+            | "卖家已发货,等待买家确认"
+            | "卖家已发货,等待买家确认收货"
+            | "已发货,待签收"
+            | "已发货,待收货" => OrderStatus::Shipped,
+            "completed" | "交易成功" | "已完成" | "完成" | "已签收" | "已收货" | "交易完成" => {
                 OrderStatus::Completed
             }
-            "refunded" | "已退款" | "退款成功" | "售后完成" | "全额退款" => {
-                OrderStatus::Refunded
+            "refunded"
+            | "已退款"
+            | "退款成功"
+            | "售后完成"
+            | "全额退款"
+            | "未发货,退款成功"
+            | "已发货,退款成功" => OrderStatus::Refunded,
+            "closed" | "交易关闭" | "已关闭" | "已取消" | "取消" | "订单关闭" => {
+                OrderStatus::Closed
             }
-            "closed" | "交易关闭" | "已关闭" | "已取消" | "取消" => OrderStatus::Closed,
             _ => return None,
         })
     }
@@ -453,6 +494,49 @@ impl OrderInput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statuses_as_each_platform_writes_them() {
+        for (text, want) in [
+            ("卖家已发货，等待买家确认", OrderStatus::Shipped),
+            ("已发货，待签收", OrderStatus::Shipped),
+            ("等待出库", OrderStatus::Paid),
+            ("锁定", OrderStatus::Paid),
+            ("(删除)完成", OrderStatus::Completed),
+            ("（删除）完成", OrderStatus::Completed),
+            ("等待付款", OrderStatus::Pending),
+            ("已支付", OrderStatus::Paid),
+            ("备货中", OrderStatus::Paid),
+            (" 交易 成功 ", OrderStatus::Completed),
+            ("未发货，退款成功", OrderStatus::Refunded),
+            ("PAID", OrderStatus::Paid),
+        ] {
+            assert_eq!(OrderStatus::parse(text), Some(want), "{text:?}");
+        }
+        assert_eq!(OrderStatus::parse("等待天使降临"), None);
+    }
+
+    proptest::proptest! {
+        /// A known status written with spaces, full-width commas or ideographic spaces
+        /// anywhere maps as the plain text does.
+        #[test]
+        fn any_spelling_of_a_known_status_maps_the_same(
+            i in 0usize..8,
+            spaces in proptest::collection::vec((0usize..12, 0u8..3), 0..4),
+        ) {
+            let known = ["卖家已发货,等待买家确认", "交易成功", "等待出库", "已发货,待签收",
+                         "交易关闭", "等待买家付款", "退款成功", "已支付"][i];
+            let want = OrderStatus::parse(known);
+            proptest::prop_assert!(want.is_some());
+            let mut chars: Vec<char> = known.replace(',', "，").chars().collect();
+            for (at, kind) in spaces {
+                let at = at.min(chars.len());
+                chars.insert(at, [' ', '\u{3000}', '\t'][usize::from(kind)]);
+            }
+            let spelled: String = chars.into_iter().collect();
+            proptest::prop_assert_eq!(OrderStatus::parse(&spelled), want, "{:?}", spelled);
+        }
+    }
 
     #[test]
     fn purchase_statuses_in_sql_match_the_rule() {

@@ -180,6 +180,13 @@ impl RowContext {
             Some(s) => parse_money(s).map_err(|r| err(Field::RefundAmount, r))?,
             None => 0,
         };
+        // A paid order refunded in full: some exports (Tmall's closed orders) show the paid
+        // column as 0.00 beside the refund. It was paid what was refunded.
+        let amount = if refund_amount > amount && amount == 0 {
+            refund_amount
+        } else {
+            amount
+        };
         if refund_amount > amount {
             return Err(err(
                 Field::RefundAmount,
