@@ -512,8 +512,9 @@ async fn gifts_never_pass_their_stock_and_ledgers_balance() {
 
 on_each_backend!(a_group_buy_holds_its_stock_and_one_team_seat_per_customer);
 /// A group buy sells what it has: one customer opens or joins at most `per_customer` teams (one
-/// by default), and teams together hold at most `stock` seats, however many try at once.
-/// Refused seats are refunded; a cancelled team gives its seats back.
+/// by default), and a team holds its `team_size` units from when it is opened, so teams opened
+/// together never need more than `stock` and every one of them can fill, however many try at
+/// once. Refused seats are refunded.
 async fn a_group_buy_holds_its_stock_and_one_team_seat_per_customer(backend: common::Backend) {
     let s = TestServer::start(backend).await;
     let (tenant, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
@@ -540,7 +541,7 @@ async fn a_group_buy_holds_its_stock_and_one_team_seat_per_customer(backend: com
         StatusCode::CONFLICT,
         "{backend:?}: a second team of one's own: {v}"
     );
-    // Eleven others open at once: three seats are left.
+    // Eleven others open at once: units for one more team of two are left.
     let tasks: Vec<_> = customers[1..]
         .iter()
         .map(|&cu| {
@@ -556,19 +557,41 @@ async fn a_group_buy_holds_its_stock_and_one_team_seat_per_customer(backend: com
             other => panic!("{backend:?}: {other}"),
         }
     }
-    assert_eq!(opened, 3, "{backend:?}: seats past the stock");
+    assert_eq!(opened, 1, "{backend:?}: teams past the stock");
+    // The stock is held by the two teams, yet a friend still joins the first: its seat was
+    // held when it was opened.
+    let team: (i64,) = s
+        .db()
+        .fetch_one(&sql("SELECT id FROM teams WHERE leader_id = $1").bind(customers[0]))
+        .await
+        .expect("team");
+    let friend = make_customers(&s, &key, 24, 1).await[0];
+    let (st, v) = send_as_customer(
+        &c,
+        M::POST,
+        &s.url(&format!("/h5/v1/teams/{}/join", team.0)),
+        &customer_token(&s, tenant, friend),
+        None,
+    )
+    .await;
+    assert_eq!(
+        st,
+        StatusCode::OK,
+        "{backend:?}: joining a team that holds its seat: {v}"
+    );
+    assert_eq!(v["team"]["status"], "full", "{v}");
     let (seats,): (i64,) = s
         .db()
         .fetch_one(&sql("SELECT count(*) FROM team_members"))
         .await
         .expect("seats");
-    assert_eq!(seats, 4, "{backend:?}");
+    assert_eq!(seats, 3, "{backend:?}: two leaders and the friend");
     let (paid,): (i64,) = s
         .db()
         .fetch_one(&sql("SELECT count(*) FROM payments WHERE status = 'paid'"))
         .await
         .expect("payments");
-    assert_eq!(paid, 4, "{backend:?}: every refused seat is refunded");
+    assert_eq!(paid, 3, "{backend:?}: every refused seat is refunded");
 }
 
 /// Every key anywhere in a JSON value.

@@ -593,3 +593,57 @@ async fn a_refund_after_the_points_were_spent_leaves_a_debt(backend: common::Bac
     assert_eq!(st, StatusCode::OK, "{backend:?}: adding to a debt: {v}");
     assert_eq!(v["points"].as_i64(), Some(1 - earned), "{v}");
 }
+
+on_each_backend!(an_order_closed_after_payment_takes_its_points_back);
+/// Tmall closes an order refunded in full (交易关闭) instead of marking it refunded: pushed again
+/// closed, the order gives back the points it earned.
+async fn an_order_closed_after_payment_takes_its_points_back(backend: common::Backend) {
+    use reqwest::Method as M;
+    let s = TestServer::start(backend).await;
+    let c = reqwest::Client::new();
+    let (_, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
+    let (st, v) = send(
+        &c,
+        M::POST,
+        &s.url("/api/v1/members"),
+        &key,
+        Some(json!({"via": "phone", "identity": {"kind": "phone", "value": "13800000012"}})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let id = v["member"]["customer_id"].as_i64().expect("id");
+    let order = |status: &str| {
+        json!({"orders": [{"channel": "tmall", "order_no": "C-1", "status": status,
+                           "ordered_at": siyu::platform::clock::now_ms() - 60_000, "amount": 30_000,
+                           "identities": [{"kind": "phone", "value": "13800000012"}]}]})
+    };
+    let points = s.url(&format!("/api/v1/members/{id}/points"));
+    let (st, _) = send(
+        &c,
+        M::POST,
+        &s.url("/api/v1/orders"),
+        &key,
+        Some(order("paid")),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, v) = send(&c, M::GET, &points, &key, None).await;
+    assert!(
+        v["points"].as_i64().is_some_and(|p| p > 0),
+        "{backend:?}: {v}"
+    );
+    let (st, _) = send(
+        &c,
+        M::POST,
+        &s.url("/api/v1/orders"),
+        &key,
+        Some(order("交易关闭")),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, v) = send(&c, M::GET, &points, &key, None).await;
+    assert_eq!(
+        v["points"], 0,
+        "{backend:?}: the closed order kept its points: {v}"
+    );
+}

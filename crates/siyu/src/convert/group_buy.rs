@@ -150,6 +150,12 @@ impl GroupBuyInput {
         if self.stock.is_some_and(|s| !(1..=10_000_000).contains(&s)) {
             return Err(invalid("stock", "must be between 1 and 10000000"));
         }
+        if self.stock.is_some_and(|s| s < self.team_size) {
+            return Err(invalid(
+                "stock",
+                "must hold at least one team (team_size units)",
+            ));
+        }
         if !(1..=100).contains(&self.per_customer) {
             return Err(invalid("per_customer", "must be between 1 and 100"));
         }
@@ -157,10 +163,11 @@ impl GroupBuyInput {
     }
 }
 
-/// Seats held in the group buy's teams that are not cancelled.
+/// Units the group buy's teams hold, not cancelled: a team holds all its seats from when it is
+/// opened, so that every team opened can fill.
 fn seats_held(tenant: i64, group_buy: i64) -> crate::platform::db::Sql {
     sql(
-        "SELECT CAST(COALESCE(SUM(members), 0) AS BIGINT) FROM teams \
+        "SELECT CAST(COALESCE(SUM(team_size), 0) AS BIGINT) FROM teams \
          WHERE tenant_id = $1 AND group_buy_id = $2 AND status <> 'cancelled'",
     )
     .bind(tenant)
@@ -176,9 +183,10 @@ fn teams_of(tenant: i64, group_buy: i64, customer: i64) -> crate::platform::db::
     .bind(customer)
 }
 
-/// Why one more seat for this customer does not fit the group buy, if it does not.
-fn no_room(g: &GroupBuy, held: i64, mine: i64) -> Option<String> {
-    if g.stock.is_some_and(|stock| held >= stock) {
+/// Why one more seat for this customer does not fit the group buy, if it does not. Opening a
+/// team needs a whole team's units left; joining takes a seat the team already holds.
+fn no_room(g: &GroupBuy, held: i64, mine: i64, opening: bool) -> Option<String> {
+    if opening && g.stock.is_some_and(|stock| held + g.team_size > stock) {
         return Some("sold out".into());
     }
     (mine >= g.per_customer)
@@ -192,11 +200,12 @@ async fn no_room_in(
     g: &GroupBuy,
     tenant: i64,
     customer: i64,
+    opening: bool,
 ) -> Result<Option<String>, DbError> {
     tx.lock_tenant(tenant).await?;
     let (held,): (i64,) = tx.fetch_one(&seats_held(tenant, g.id)).await?;
     let (mine,): (i64,) = tx.fetch_one(&teams_of(tenant, g.id, customer)).await?;
-    Ok(no_room(g, held, mine))
+    Ok(no_room(g, held, mine, opening))
 }
 
 /// [`no_room`] read before charging, so that most refusals take no money at all.
@@ -205,10 +214,11 @@ async fn no_room_now(
     g: &GroupBuy,
     tenant: i64,
     customer: i64,
+    opening: bool,
 ) -> Result<Option<String>, DbError> {
     let (held,): (i64,) = db.fetch_one(&seats_held(tenant, g.id)).await?;
     let (mine,): (i64,) = db.fetch_one(&teams_of(tenant, g.id, customer)).await?;
-    Ok(no_room(g, held, mine))
+    Ok(no_room(g, held, mine, opening))
 }
 
 pub async fn create(
@@ -322,7 +332,7 @@ pub async fn open_team(
     if now >= g.ends_at {
         return Err(GroupBuyError::Refused("the group buy has ended".into()));
     }
-    if let Some(why) = no_room_now(db, &g, tenant, leader).await? {
+    if let Some(why) = no_room_now(db, &g, tenant, leader, true).await? {
         return Err(GroupBuyError::Refused(why));
     }
     let payment = payments
@@ -338,7 +348,7 @@ pub async fn open_team(
         .await?;
     let opened = async {
         let mut tx = db.begin().await?;
-        if let Some(why) = no_room_in(&mut tx, &g, tenant, leader).await? {
+        if let Some(why) = no_room_in(&mut tx, &g, tenant, leader, true).await? {
             return Ok(Err(why));
         }
         let id = tx.reserve_ids("team", 1).await?;
@@ -407,7 +417,7 @@ pub async fn join_team(
         return Err(GroupBuyError::Refused("already in this team".into()));
     }
     let g = get(db, tenant, t.group_buy_id).await?;
-    if let Some(why) = no_room_now(db, &g, tenant, customer).await? {
+    if let Some(why) = no_room_now(db, &g, tenant, customer, false).await? {
         return Err(GroupBuyError::Refused(why));
     }
     let payment = payments
@@ -457,7 +467,7 @@ async fn take_seat(
     now: i64,
 ) -> Result<Option<String>, DbError> {
     let mut tx = db.begin().await?;
-    if let Some(why) = no_room_in(&mut tx, g, tenant, customer).await? {
+    if let Some(why) = no_room_in(&mut tx, g, tenant, customer, false).await? {
         return Ok(Some(why));
     }
     let n = tx

@@ -477,8 +477,9 @@ pub async fn follow_orders(
     let mut touched = Vec::new();
     for o in orders {
         let reference = format!("{}:{}", o.channel, o.order_no);
-        match o.status.as_str() {
-            "paid" | "shipped" | "completed" => {
+        use crate::know::orders::OrderStatus;
+        match OrderStatus::parse(&o.status) {
+            Some(s) if s.is_purchase() => {
                 let (entry, _) = apply(
                     db,
                     tenant,
@@ -495,7 +496,11 @@ pub async fn follow_orders(
                     touched.push(o.customer_id);
                 }
             }
-            "refunded" if take_back(db, tenant, o.customer_id, &reference, now).await? => {
+            // Refunded, or closed after payment (Tmall closes an order refunded in full): what
+            // the order earned goes back (nothing happens when it earned nothing).
+            Some(OrderStatus::Refunded | OrderStatus::Closed)
+                if take_back(db, tenant, o.customer_id, &reference, now).await? =>
+            {
                 touched.push(o.customer_id);
             }
             _ => {}

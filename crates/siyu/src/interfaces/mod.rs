@@ -21,14 +21,15 @@ pub use crate::app::{App, AppState};
 pub fn router(app: App, workers: &Workers) -> Router {
     let state: AppState = Arc::new(app);
     routes::table(workers)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            headers::secure_headers,
-        ))
         // Every write to /console comes from the console's own pages.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             console::origin::same_origin,
+        ))
+        // Outermost, so that every answer carries them, the origin check's 403 included.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            headers::secure_headers,
         ))
         // 1,000 events with properties fit comfortably; larger bodies are refused with 413.
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024))

@@ -255,14 +255,11 @@ pub(crate) struct GroupForm {
     /// Empty: no limit.
     #[serde(default)]
     stock: String,
-    #[serde(default = "one")]
-    per_customer: i64,
+    /// Empty: one team per customer.
+    #[serde(default)]
+    per_customer: String,
     starts_at: String,
     ends_at: String,
-}
-
-fn one() -> i64 {
-    1
 }
 
 pub(crate) async fn create_group_buy(
@@ -283,7 +280,7 @@ pub(crate) async fn create_group_buy(
             team_size: f.team_size,
             team_minutes: f.team_minutes,
             stock: number("stock", &f.stock)?,
-            per_customer: f.per_customer,
+            per_customer: number("per_customer", &f.per_customer)?.unwrap_or(1),
         };
         let created = group_buy::create(&app.db, u.caller.tenant_id, &i, now_ms()).await;
         created.map(|_| ()).map_err(|e| e.to_string())

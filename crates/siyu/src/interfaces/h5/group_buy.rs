@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::convert::group_buy;
 use crate::convert::group_buy::Team;
 use crate::interfaces::AppState;
-use crate::interfaces::api::convert::group_buy::follow_team;
+use crate::interfaces::api::convert::group_buy::follow_if_filled;
 use crate::interfaces::api::{ApiError, path_id};
 use crate::interfaces::h5::CustomerCaller;
 use crate::platform::clock::now_ms;
@@ -52,6 +52,7 @@ pub(crate) async fn join_team(
         now_ms(),
     )
     .await?;
+    follow_if_filled(&app, c.tenant_id, &t).await?;
     team_page(&app, c.tenant_id, c.customer_id, t).await
 }
 
@@ -75,7 +76,7 @@ async fn team_page(
     t: Team,
 ) -> Result<Response, ApiError> {
     let g = group_buy::get(&app.db, tenant, t.group_buy_id).await?;
-    let members = follow_team(app, tenant, &t).await?;
+    let members = group_buy::team_members(&app.db, tenant, t.id).await?;
     let mine = members.iter().find(|m| m.customer_id == viewer);
     Ok(Json(json!({
         "team": {"id": t.id, "group_buy_id": t.group_buy_id, "team_size": t.team_size,

@@ -48,31 +48,31 @@ pub(crate) async fn buy_view(
     Ok(Json(json!({"group_buy": g, "teams": teams})).into_response())
 }
 
-/// A team and its members; when the team is full, points, tiers and the index follow the orders.
-/// After a team's seat is taken: a full team's orders follow every member
-/// ([`crate::workflows::activity_paid`]). Returns the members.
-pub(crate) async fn follow_team(
+/// After a join: when it filled the team, every member's order is followed by points, tiers
+/// and the index ([`crate::workflows::activity_paid`]). Only the join that fills a team gets a
+/// full team back, so this runs once per team, never on a view.
+pub(crate) async fn follow_if_filled(
     app: &AppState,
     tenant: i64,
     t: &Team,
-) -> Result<Vec<group_buy::TeamMember>, ApiError> {
-    let members = group_buy::team_members(&app.db, tenant, t.id).await?;
-    if t.status == "full" {
-        for m in &members {
-            if let Some(no) = &m.order_no {
-                crate::workflows::activity_paid(
-                    &app.db,
-                    &app.audiences,
-                    tenant,
-                    m.customer_id,
-                    no,
-                    now_ms(),
-                )
-                .await;
-            }
+) -> Result<(), ApiError> {
+    if t.status != "full" {
+        return Ok(());
+    }
+    for m in group_buy::team_members(&app.db, tenant, t.id).await? {
+        if let Some(no) = &m.order_no {
+            crate::workflows::activity_paid(
+                &app.db,
+                &app.audiences,
+                tenant,
+                m.customer_id,
+                no,
+                now_ms(),
+            )
+            .await;
         }
     }
-    Ok(members)
+    Ok(())
 }
 
 /// The team and its members, for the brand's systems.
@@ -81,7 +81,7 @@ pub(crate) async fn team_answer(
     tenant: i64,
     t: Team,
 ) -> Result<Response, ApiError> {
-    let members = follow_team(app, tenant, &t).await?;
+    let members = group_buy::team_members(&app.db, tenant, t.id).await?;
     Ok(Json(json!({"team": t, "members": members})).into_response())
 }
 
@@ -125,6 +125,7 @@ pub(crate) async fn join_team(
         now_ms(),
     )
     .await?;
+    follow_if_filled(&app, caller.tenant_id, &t).await?;
     team_answer(&app, caller.tenant_id, t).await
 }
 
