@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use siyu::app::{App, AppSettings};
 use siyu::interfaces;
 use siyu::know::import::presets::{self, PRESET_NAMES};
-use siyu::know::import::{FileSummary, ImportOptions, parse_ahead};
+use siyu::know::import::{FileSummary, ImportOptions, parse_ahead, status_map};
 use siyu::platform::access::{self, Role};
 use siyu::platform::config::Settings;
 use siyu::platform::db::Db;
@@ -88,6 +88,24 @@ enum Command {
 enum ImportCommand {
     /// Import order exports (seller-center CSVs or POS files).
     Orders(ImportOrdersArgs),
+    /// List the status texts orders carry that Siyu does not know, or the tenant's map reads.
+    Statuses {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Read a status text as a status (import.status_map) and re-read the orders that carry it;
+    /// `--remove` forgets the reading.
+    MapStatus {
+        /// The text as the export writes it, e.g. 售后中.
+        text: String,
+        /// pending, paid, shipped, completed, refunded or closed.
+        #[arg(required_unless_present = "remove")]
+        status: Option<String>,
+        #[arg(long)]
+        remove: bool,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -314,6 +332,26 @@ pub fn print_summary(s: &FileSummary) {
     if s.rejected as usize > s.errors.len() {
         println!("  … and {} more", s.rejected as usize - s.errors.len());
     }
+    if s.unknown_status > 0 {
+        println!(
+            "  kept {} orders with a status Siyu does not read yet (not counted as purchases until mapped):",
+            s.unknown_status
+        );
+        for (text, n) in &s.unknown_texts {
+            println!(
+                "    {text:?}: {n} orders — read it with `siyu import map-status {text:?} <status>`"
+            );
+        }
+    }
+    if s.unlinked > 0 {
+        println!(
+            "  kept {} orders whose buyer is not identified (masked phone, no buyer id): counted in channel figures, linked when an identity appears",
+            s.unlinked
+        );
+    }
+    if s.buyers_linked > 0 {
+        println!("  linked {} earlier unidentified buyers", s.buyers_linked);
+    }
     if let Some(f) = &s.rejected_file {
         println!("  rejected rows written to {f}");
     }
@@ -329,6 +367,7 @@ async fn import_orders(settings: &Settings, a: ImportOrdersArgs) -> anyhow::Resu
         None => base,
     };
     let mut opts = ImportOptions::new(preset);
+    opts.status_map = status_map::load(&db, tenant).await?;
     opts.store_id = a.store.clone();
     opts.channel = a.channel.clone();
     let mut summaries = Vec::new();
@@ -440,6 +479,52 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         }
         Command::Demo(args) => demo_cmd::run(&s, args).await?,
         Command::Import(ImportCommand::Orders(a)) => return import_orders(&s, a).await,
+        Command::Import(ImportCommand::Statuses { tenant }) => {
+            let (db, _) = open(&s).await?;
+            let tenant = tenant_id_for(&db, tenant.as_deref()).await?;
+            let map = status_map::load(&db, tenant).await?;
+            let texts = status_map::texts(&db, tenant, &map).await?;
+            if texts.is_empty() {
+                println!("every order's status is one Siyu reads");
+            }
+            for t in texts {
+                println!(
+                    "{:<24} {:<10} {:>8} orders{}",
+                    t.text,
+                    t.status,
+                    t.orders,
+                    if t.mapped {
+                        "  (import.status_map)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            db.close().await;
+        }
+        Command::Import(ImportCommand::MapStatus {
+            text,
+            status,
+            remove,
+            tenant,
+        }) => {
+            let (db, _) = open(&s).await?;
+            let tenant = tenant_id_for(&db, tenant.as_deref()).await?;
+            let map = status_map::load(&db, tenant).await?;
+            let mut entries: Vec<(String, String)> = map
+                .entries()
+                .filter(|(t, _)| *t != text.trim())
+                .map(|(t, s)| (t.to_owned(), s.as_str().to_owned()))
+                .collect();
+            if !remove {
+                entries.push((text.clone(), status.unwrap_or_default()));
+            }
+            let map = status_map::StatusMap::new(entries)?;
+            let now = siyu::platform::clock::now_ms();
+            let changed = siyu::workflows::status_map_saved(&db, tenant, &map, now).await?;
+            println!("saved; {changed} orders re-read");
+            db.close().await;
+        }
         Command::Tenant(TenantCommand::Create { name }) => {
             let (db, _) = open(&s).await?;
             let t = access::create_tenant(&db, &name).await?;

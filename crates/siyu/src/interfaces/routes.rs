@@ -48,6 +48,23 @@ pub fn table(workers: &Workers) -> Router<AppState> {
         // API, know: ingestion, customers, tags, RFM, audiences, segments.
         .route("/api/v1/events", post(api::know::ingest::post_events))
         .route("/api/v1/orders", post(api::know::ingest::post_orders))
+        .route("/api/v1/orders/link", post(api::know::imports::link_order))
+        // API, know: exports uploaded, their receipts, the tenant's status map.
+        .route(
+            "/api/v1/import/orders",
+            post(api::know::imports::upload_orders).layer(DefaultBodyLimit::max(UPLOAD_BODY_BYTES)),
+        )
+        .route("/api/v1/import/runs", get(api::know::imports::runs))
+        .route("/api/v1/import/runs/{id}", get(api::know::imports::run))
+        .route(
+            "/api/v1/import/runs/{id}/rejected.csv",
+            get(api::know::imports::rejected_rows),
+        )
+        .route("/api/v1/import/statuses", get(api::know::imports::statuses))
+        .route(
+            "/api/v1/import/status-map",
+            put(api::know::imports::put_status_map),
+        )
         .route(
             "/api/v1/customers",
             get(api::know::customers::get_customers),
@@ -448,6 +465,9 @@ const PUBLIC_BODY_BYTES: usize = 16 * 1024;
 const CALLBACK_BODY_BYTES: usize = 256 * 1024;
 /// The console's sign-in form, the one console write made before signing in.
 const LOGIN_BODY_BYTES: usize = 8 * 1024;
+/// An export uploaded through the API: a year of a large shop's orders is a few hundred MB; more
+/// goes through `siyu import orders`, which streams.
+const UPLOAD_BODY_BYTES: usize = 256 * 1024 * 1024;
 
 /// The customer's pages and the JSON they call: anyone on the internet, so small bodies.
 fn customer_pages() -> Router<AppState> {

@@ -2,6 +2,7 @@
 
 pub mod attributes;
 pub mod audience;
+pub mod buyer_link;
 pub mod customers;
 pub mod events;
 pub mod identity;

@@ -255,6 +255,22 @@ pub async fn resolve<R: std::borrow::Borrow<IdentityRecord>>(
     Ok((out, stats))
 }
 
+/// Merges unlinked buyers (customers of one order whose buyer was not identified) into the
+/// customers their orders now name: (unlinked buyer, customer) pairs. The merge is recorded as
+/// made via the order.
+pub async fn link_unlinked_buyers(
+    tx: &mut Tx,
+    tenant_id: i64,
+    links: &[(i64, i64)],
+    now: i64,
+) -> DbResult<()> {
+    if links.is_empty() {
+        return Ok(());
+    }
+    let via = vec!["order".to_owned(); links.len()];
+    merge_customers(tx, tenant_id, links, &via, now).await
+}
+
 /// Moves everything of each merged customer to the kept one and records the merge.
 async fn merge_customers(
     tx: &mut Tx,

@@ -46,6 +46,9 @@ pub enum OrderStatus {
     Completed,
     Refunded,
     Closed,
+    /// A status the export wrote that neither Siyu nor the tenant's status map knows: the order
+    /// is kept with its text, counts as no purchase, and is re-read when the map names the text.
+    Unknown,
 }
 
 impl OrderStatus {
@@ -57,6 +60,7 @@ impl OrderStatus {
             OrderStatus::Completed => "completed",
             OrderStatus::Refunded => "refunded",
             OrderStatus::Closed => "closed",
+            OrderStatus::Unknown => "unknown",
         }
     }
 
@@ -104,6 +108,7 @@ impl OrderStatus {
             "closed" | "交易关闭" | "已关闭" | "已取消" | "取消" | "订单关闭" => {
                 OrderStatus::Closed
             }
+            "unknown" => OrderStatus::Unknown,
             _ => return None,
         })
     }
@@ -116,6 +121,21 @@ impl OrderStatus {
             OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Completed
         )
     }
+}
+
+/// The paid and refunded amounts of an order as exports and APIs write them. Some exports
+/// (Tmall's closed orders) show a paid order refunded in full with 0.00 paid beside the refund:
+/// it was paid what was refunded. A refund larger than a non-zero paid amount is an error.
+pub fn settle_amounts(paid: i64, refund: i64) -> Result<(i64, i64), &'static str> {
+    let paid = if paid == 0 && refund > 0 {
+        refund
+    } else {
+        paid
+    };
+    if refund > paid {
+        return Err("refund is larger than the amount paid");
+    }
+    Ok((paid, refund))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +157,9 @@ pub struct OrderRecord {
     pub channel: String,
     pub order_no: String,
     pub status: OrderStatus,
+    /// The status as the export wrote it, kept when the status is unknown or came from the
+    /// tenant's status map (so that a later map re-reads the order).
+    pub status_text: Option<String>,
     pub ordered_at: i64,
     pub paid_at: Option<i64>,
     /// Paid amount in fen.
@@ -158,6 +181,12 @@ pub struct StoreOutcome {
     pub updated: u64,
     pub customers_created: u64,
     pub customers_merged: u64,
+    /// Orders kept with a status nobody has read yet.
+    pub unknown_status: u64,
+    /// Orders whose buyer is not identified (after this store).
+    pub unlinked: u64,
+    /// Unlinked buyers merged into the customer their order now names.
+    pub buyers_linked: u64,
 }
 
 impl StoreOutcome {
@@ -166,6 +195,9 @@ impl StoreOutcome {
         self.updated += o.updated;
         self.customers_created += o.customers_created;
         self.customers_merged += o.customers_merged;
+        self.unknown_status += o.unknown_status;
+        self.unlinked += o.unlinked;
+        self.buyers_linked += o.buyers_linked;
     }
 }
 
@@ -196,8 +228,6 @@ pub async fn store_orders(
 ) -> DbResult<StoreOutcome> {
     let mut tx = db.begin().await?;
     tx.lock_tenant(tenant_id).await?;
-    let (owners, rs): (Vec<Option<i64>>, ResolveStats) =
-        oneid::resolve(&mut tx, tenant_id, keyed, now).await?;
 
     // Existing orders of this chunk, looked up per channel so the (tenant, channel, order_no)
     // index answers.
@@ -219,6 +249,54 @@ pub async fn store_orders(
             known[i] = id;
         }
     }
+    let held = buyers_of_known(&mut tx, tenant_id, &known).await?;
+
+    let (mut owners, rs): (Vec<Option<i64>>, ResolveStats) =
+        oneid::resolve(&mut tx, tenant_id, keyed, now).await?;
+    // Buyers: an identified one from OneID; else the one the order already has; else a customer
+    // of the order's own (an unlinked buyer). An unlinked buyer whose order now names someone
+    // is merged into them, with everything that followed the order.
+    let mut unlinked = vec![false; orders.len()];
+    let mut links: Vec<(i64, i64)> = Vec::new();
+    let mut lone: Vec<usize> = Vec::new();
+    for i in 0..orders.len() {
+        match (owners[i], held[i]) {
+            (Some(buyer), Some((was, true))) if was != buyer => links.push((was, buyer)),
+            (Some(_), _) => {}
+            (None, Some((was, was_unlinked))) => {
+                owners[i] = Some(was);
+                unlinked[i] = was_unlinked;
+            }
+            (None, None) => lone.push(i),
+        }
+    }
+    if !lone.is_empty() {
+        let first = tx.reserve_ids("customer", lone.len() as i64).await?;
+        let rows: Vec<[Arg; 4]> = lone
+            .iter()
+            .enumerate()
+            .map(|(n, &i)| {
+                owners[i] = Some(first + n as i64);
+                unlinked[i] = true;
+                [
+                    (first + n as i64).into(),
+                    tenant_id.into(),
+                    orders[i].buyer_name.as_deref().into(),
+                    now.into(),
+                ]
+            })
+            .collect();
+        tx.insert_rows(
+            "INSERT INTO customers (id, tenant_id, display_name, created_at)",
+            "",
+            &rows,
+        )
+        .await?;
+    }
+    links.sort_unstable();
+    links.dedup();
+    oneid::link_unlinked_buyers(&mut tx, tenant_id, &links, now).await?;
+
     let fresh = known.iter().filter(|k| k.is_none()).count();
     let mut next_id = if fresh > 0 {
         tx.reserve_ids("order", fresh as i64).await?
@@ -243,8 +321,8 @@ pub async fn store_orders(
         }
     }
 
-    // Validation guarantees every order names its buyer; one that does not is not stored.
-    let rows: Vec<[Arg; 18]> = in_key_order
+    // Every order has a buyer by now (an unlinked one at least).
+    let rows: Vec<[Arg; 20]> = in_key_order
         .iter()
         .filter_map(|&i| {
             let o = &orders[i];
@@ -261,6 +339,7 @@ pub async fn store_orders(
                 o.order_no.as_str().into(),
                 customer.into(),
                 o.status.as_str().into(),
+                o.status_text.as_deref().into(),
                 o.ordered_at.into(),
                 o.paid_at.into(),
                 o.amount.into(),
@@ -271,16 +350,17 @@ pub async fn store_orders(
                 o.buyer_name.as_deref().into(),
                 o.phone_hint.as_deref().into(),
                 o.province.as_deref().into(),
+                i64::from(unlinked[i]).into(),
                 source.into(),
                 now.into(),
             ])
         })
         .collect();
     tx.insert_rows(
-        "INSERT INTO orders (id, tenant_id, channel, order_no, customer_id, status, ordered_at, paid_at, amount, \
-         refund_amount, item_count, store_id, guide_id, buyer_name, phone_hint, province, source, updated_at)",
+        "INSERT INTO orders (id, tenant_id, channel, order_no, customer_id, status, status_text, ordered_at, paid_at, amount, \
+         refund_amount, item_count, store_id, guide_id, buyer_name, phone_hint, province, buyer_unlinked, source, updated_at)",
         "ON CONFLICT (tenant_id, channel, order_no) DO UPDATE SET customer_id = excluded.customer_id, \
-         status = excluded.status, ordered_at = excluded.ordered_at, paid_at = excluded.paid_at, \
+         status = excluded.status, status_text = excluded.status_text, buyer_unlinked = excluded.buyer_unlinked, ordered_at = excluded.ordered_at, paid_at = excluded.paid_at, \
          amount = excluded.amount, refund_amount = excluded.refund_amount, \
          item_count = CASE WHEN excluded.item_count > 0 THEN excluded.item_count ELSE orders.item_count END, \
          store_id = excluded.store_id, guide_id = excluded.guide_id, buyer_name = excluded.buyer_name, \
@@ -331,9 +411,42 @@ pub async fn store_orders(
     Ok(StoreOutcome {
         imported: fresh as u64,
         updated: (orders.len() - fresh) as u64,
-        customers_created: rs.customers_created,
+        customers_created: rs.customers_created + lone.len() as u64,
         customers_merged: rs.customers_merged,
+        unknown_status: orders
+            .iter()
+            .filter(|o| o.status == OrderStatus::Unknown)
+            .count() as u64,
+        unlinked: unlinked.iter().filter(|u| **u).count() as u64,
+        buyers_linked: links.len() as u64,
     })
+}
+
+/// The buyer each already-stored order has, and whether that buyer is unlinked.
+async fn buyers_of_known(
+    tx: &mut crate::platform::db::Tx,
+    tenant_id: i64,
+    known: &[Option<i64>],
+) -> DbResult<Vec<Option<(i64, bool)>>> {
+    let ids: Vec<Value> = known.iter().flatten().map(|id| (*id).into()).collect();
+    if ids.is_empty() {
+        return Ok(vec![None; known.len()]);
+    }
+    let rows: Vec<(i64, i64, i64)> = tx
+        .fetch_in(
+            "SELECT id, customer_id, buyer_unlinked FROM orders WHERE tenant_id = $1 AND id",
+            &[tenant_id.into()],
+            ids,
+        )
+        .await?;
+    let by_id: HashMap<i64, (i64, bool)> = rows
+        .into_iter()
+        .map(|(id, customer, unlinked)| (id, (customer, unlinked != 0)))
+        .collect();
+    Ok(known
+        .iter()
+        .map(|k| k.and_then(|id| by_id.get(&id).copied()))
+        .collect())
 }
 
 /// The customers who own these orders now (after a store), for the audience index.
@@ -445,12 +558,11 @@ impl OrderInput {
         if !(0..=MAX_FEN).contains(&self.amount) {
             return Err(e("amount", format!("must be fen, from 0 to {MAX_FEN}")));
         }
-        if self.refund_amount < 0 || self.refund_amount > self.amount {
-            return Err(e(
-                "refund_amount",
-                "must be fen, from 0 to the amount".into(),
-            ));
+        if self.refund_amount < 0 {
+            return Err(e("refund_amount", "must be fen, 0 or more".into()));
         }
+        let (amount, refund_amount) = settle_amounts(self.amount, self.refund_amount)
+            .map_err(|r| e("refund_amount", r.into()))?;
         for (i, l) in self.lines.iter().enumerate() {
             if !(0..=1_000_000).contains(&l.quantity) || !(0..=MAX_FEN).contains(&l.price) {
                 return Err(e(
@@ -476,10 +588,11 @@ impl OrderInput {
             channel,
             order_no,
             status,
+            status_text: None,
             ordered_at: self.ordered_at,
             paid_at: self.paid_at,
-            amount: self.amount,
-            refund_amount: self.refund_amount,
+            amount,
+            refund_amount,
             store_id: self.store_id,
             guide_id: self.guide_id,
             buyer_name: self.buyer_name,
@@ -547,6 +660,7 @@ mod tests {
             OrderStatus::Completed,
             OrderStatus::Refunded,
             OrderStatus::Closed,
+            OrderStatus::Unknown,
         ];
         let listed: Vec<&str> = all
             .iter()

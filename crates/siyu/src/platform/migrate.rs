@@ -113,6 +113,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0018_access_lifecycle.sql"),
         include_str!("../../migrations/postgres/0018_access_lifecycle.sql"),
     ),
+    (
+        19,
+        "channel data",
+        include_str!("../../migrations/sqlite/0019_channel_data.sql"),
+        include_str!("../../migrations/postgres/0019_channel_data.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied, each in its own transaction. Returns how many ran.

@@ -13,3 +13,4 @@ pub mod refusal;
 pub mod rows;
 pub mod runtime;
 pub mod spreadsheet;
+pub mod tenant_settings;

@@ -4,4 +4,4 @@
 
 pub mod orders;
 
-pub use orders::{OrdersStored, activity_paid, import_finished, orders_stored};
+pub use orders::{OrdersStored, activity_paid, import_finished, orders_stored, status_map_saved};

@@ -93,3 +93,18 @@ pub async fn import_finished(db: &Db, tenant: i64, now: i64) -> Result<(), Workf
     audience::request_rebuild(db, tenant).await?;
     Ok(())
 }
+
+/// After the tenant's status map changes: the orders it reads differently now are re-read, and
+/// the buyers' figures follow (as after an import). Returns how many orders changed status.
+pub async fn status_map_saved(
+    db: &Db,
+    tenant: i64,
+    map: &crate::know::import::status_map::StatusMap,
+    now: i64,
+) -> Result<u64, WorkflowError> {
+    let changed = crate::know::import::status_map::save(db, tenant, map, now).await?;
+    if changed > 0 {
+        import_finished(db, tenant, now).await?;
+    }
+    Ok(changed)
+}

@@ -1,9 +1,10 @@
 //! One CSV row to order fields, with every problem named by column and reason.
 
 use super::presets::{Columns, Field};
+use super::status_map::StatusMap;
 use super::values::{clean_cell, parse_money, parse_quantity, parse_time};
 use crate::know::identity::{Identity, IdentityError, IdentityKind};
-use crate::know::orders::{MAX_FEN, OrderLine, OrderRecord, OrderStatus};
+use crate::know::orders::{MAX_FEN, OrderLine, OrderRecord, OrderStatus, settle_amounts};
 use crate::know::phone::{PhoneError, PhoneInput, parse_phone};
 
 /// A rejected row: where, and why.
@@ -21,6 +22,8 @@ pub struct RowContext {
     pub channel: Option<String>,
     pub store_id: Option<String>,
     pub default_status: OrderStatus,
+    /// The tenant's own readings of status texts (`import.status_map`).
+    pub status_map: StatusMap,
 }
 
 /// Checks a channel name: lowercase ASCII letters, digits and `_`, up to 32.
@@ -141,10 +144,10 @@ impl RowContext {
     pub fn parse(&self, line: u64, rec: &[String]) -> Result<OrderRecord, RowError> {
         let err = |f: Field, reason: String| self.err(line, f, reason);
         let (channel, order_no) = self.order_key(line, rec)?;
-        let status = match self.cell(rec, Field::Status) {
-            Some(s) => OrderStatus::parse(s)
-                .ok_or_else(|| err(Field::Status, format!("status {s:?} is not recognised")))?,
-            None => self.default_status,
+        // A status nobody knows yet keeps the order (as `unknown`, with its text), never loses it.
+        let (status, status_text) = match self.cell(rec, Field::Status) {
+            Some(s) => self.status_map.read(s),
+            None => (self.default_status, None),
         };
         let ordered_at = parse_time(self.cell(rec, Field::OrderedAt).unwrap_or(""))
             .map_err(|r| err(Field::OrderedAt, r))?;
@@ -180,19 +183,8 @@ impl RowContext {
             Some(s) => parse_money(s).map_err(|r| err(Field::RefundAmount, r))?,
             None => 0,
         };
-        // A paid order refunded in full: some exports (Tmall's closed orders) show the paid
-        // column as 0.00 beside the refund. It was paid what was refunded.
-        let amount = if refund_amount > amount && amount == 0 {
-            refund_amount
-        } else {
-            amount
-        };
-        if refund_amount > amount {
-            return Err(err(
-                Field::RefundAmount,
-                "refund is larger than the amount paid".into(),
-            ));
-        }
+        let (amount, refund_amount) = settle_amounts(amount, refund_amount)
+            .map_err(|r| err(Field::RefundAmount, r.into()))?;
 
         let mut identities = Vec::new();
         let mut phone_hint = None;
@@ -221,16 +213,13 @@ impl RowContext {
                 }
             }
         }
-        if identities.is_empty() {
-            return Err(err(
-                Field::BuyerId,
-                "no buyer identity: the row has no buyer id, valid phone, member number, unionid or email".into(),
-            ));
-        }
+        // No identity (a masked phone and no buyer id, or a walk-in sale): the order is kept as
+        // an unlinked buyer's, and linked when an identity for it appears.
         Ok(OrderRecord {
             channel,
             order_no,
             status,
+            status_text,
             ordered_at,
             paid_at,
             amount,

@@ -2,6 +2,7 @@
 
 pub mod audience;
 pub mod customers;
+pub mod imports;
 pub mod ingest;
 pub mod rfm;
 pub mod segments;
