@@ -26,6 +26,7 @@ mod demo_activities;
 mod demo_cmd;
 mod demo_connect;
 mod layering_cmd;
+mod sync_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -72,6 +73,18 @@ enum Command {
         /// How many entries.
         #[arg(long, default_value_t = 50)]
         limit: i64,
+    },
+    /// Marketplace shops whose orders are synced from the platforms' open APIs.
+    #[command(subcommand)]
+    Shop(sync_cmd::ShopCommand),
+    /// Ask every connected shop's platform for the orders changed since the last sync, once
+    /// (`siyu serve` does it every five minutes).
+    Sync {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// One shop only.
+        #[arg(long)]
+        shop: Option<i64>,
     },
     /// Saved segments and rules.
     #[command(subcommand)]
@@ -280,7 +293,7 @@ pub fn progress_bar(len: u64, msg: &str) -> ProgressBar {
     pb
 }
 
-async fn tenant_id_for(db: &Db, name: Option<&str>) -> anyhow::Result<i64> {
+pub async fn tenant_id_for(db: &Db, name: Option<&str>) -> anyhow::Result<i64> {
     if let Some(n) = name {
         return Ok(access::tenant_by_name(db, n).await?.id);
     }
@@ -624,6 +637,8 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             db.close().await;
         }
         Command::Bench(a) => bench::run(&s, a).await?,
+        Command::Shop(c) => sync_cmd::shop(&s, c).await?,
+        Command::Sync { tenant, shop } => return sync_cmd::sync(&s, tenant, shop).await,
         Command::Segment(c) => layering_cmd::segment(&s, c).await?,
         Command::Rfm(a) => layering_cmd::rfm(&s, a).await?,
     }

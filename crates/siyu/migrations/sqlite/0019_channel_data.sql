@@ -36,3 +36,29 @@ CREATE TABLE import_runs (
     rejected_csv      TEXT
 );
 CREATE INDEX import_runs_by_tenant ON import_runs (tenant_id, id);
+
+-- A marketplace shop whose orders Siyu syncs from the platform's open API. Secrets and tokens
+-- are encrypted; `sync_cursor` is the modification time up to which every change is stored.
+CREATE TABLE shops (
+    id               INTEGER PRIMARY KEY,
+    tenant_id        INTEGER NOT NULL,
+    platform         TEXT NOT NULL,
+    shop_ref         TEXT NOT NULL,
+    name             TEXT NOT NULL,
+    app_key          TEXT NOT NULL,
+    app_secret_enc   TEXT NOT NULL,
+    access_token_enc TEXT,
+    refresh_token_enc TEXT,
+    token_expires_at INTEGER,
+    api_base         TEXT,
+    sync_cursor      INTEGER NOT NULL,
+    last_success_at  INTEGER,
+    last_error       TEXT,
+    last_error_at    INTEGER,
+    orders_synced    INTEGER NOT NULL DEFAULT 0,
+    created_at       INTEGER NOT NULL,
+    disconnected_at  INTEGER,
+    -- A server syncing the shop holds it until then, so two servers never sync one shop at once.
+    sync_lease_until INTEGER,
+    UNIQUE (tenant_id, platform, shop_ref)
+);

@@ -29,6 +29,7 @@ pub const LOOPS: &[&str] = &[
     "audience rebuild requests",
     "points expiry and tier review",
     "spent budgets and ended sessions sweep",
+    "marketplace order sync",
 ];
 
 /// How often the loops run.
@@ -39,6 +40,8 @@ pub struct Cadence {
     pub flash_expiry: Duration,
     pub activity_sweeps: Duration,
     pub rebuild_requests: Duration,
+    /// How often connected shops' orders are asked of their platforms.
+    pub shop_sync: Duration,
 }
 
 impl Default for Cadence {
@@ -49,6 +52,7 @@ impl Default for Cadence {
             flash_expiry: Duration::from_secs(1),
             activity_sweeps: Duration::from_secs(30),
             rebuild_requests: Duration::from_secs(2),
+            shop_sync: Duration::from_secs(300),
         }
     }
 }
@@ -100,6 +104,7 @@ impl Workers {
         });
         crate::convert::points::spawn_daily_expiry(app.db.clone());
         spawn_budget_sweep(app);
+        spawn_shop_sync(app, every.shop_sync);
         Ok(Workers { audiences_ready })
     }
 
@@ -158,6 +163,68 @@ fn spawn_activity_sweeps(app: &App, every: Duration) {
             }
             if let Err(e) = crate::convert::bargain::expire_due(&db, now).await {
                 tracing::error!(error = %e, "bargain expiry failed; will retry");
+            }
+        }
+    });
+}
+
+/// Asks every connected shop's platform for the orders changed since its cursor, one shop at a
+/// time, each under a lease so that two servers never sync one shop at once. Stops when the
+/// pool closes.
+fn spawn_shop_sync(app: &App, every: Duration) {
+    let (db, cipher, audiences) = (app.db.clone(), app.cipher.clone(), app.audiences.clone());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let limits = crate::workflows::sync::SyncLimits::default();
+        loop {
+            tick.tick().await;
+            if db.is_closed() {
+                return;
+            }
+            let shops = match crate::know::shops::connected(&db).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "listing shops to sync failed; will retry");
+                    continue;
+                }
+            };
+            for (tenant, shop) in shops {
+                // An hour covers a long backfill; a server that dies holding it frees it then.
+                match crate::know::shops::take_lease(&db, tenant, shop, now_ms(), 3_600_000).await {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::error!(error = %e, "taking a shop's sync lease failed");
+                        continue;
+                    }
+                }
+                let run = crate::workflows::sync::sync_shop(
+                    &db,
+                    &cipher,
+                    Some(&audiences),
+                    tenant,
+                    shop,
+                    &limits,
+                )
+                .await;
+                match run {
+                    Ok(r) if r.summary.read > 0 => tracing::info!(
+                        tenant,
+                        shop,
+                        read = r.summary.read,
+                        imported = r.summary.imported,
+                        updated = r.summary.updated,
+                        "shop orders synced"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(tenant, shop, error = %e, "shop sync stopped; it resumes from its cursor")
+                    }
+                }
+                if let Err(e) = crate::know::shops::release_lease(&db, tenant, shop).await {
+                    tracing::error!(error = %e, "releasing a shop's sync lease failed");
+                }
             }
         }
     });

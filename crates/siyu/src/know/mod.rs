@@ -16,4 +16,5 @@ pub mod report;
 pub mod rfm;
 pub mod rule;
 pub mod segments;
+pub mod shops;
 pub mod tags;

@@ -70,9 +70,18 @@ impl OrderStatus {
     pub fn parse(s: &str) -> Option<OrderStatus> {
         let s = normalise_status(s);
         Some(match s.as_str() {
-            "pending" | "等待买家付款" | "待付款" | "未付款" | "等待付款" | "待支付" => {
-                OrderStatus::Pending
-            }
+            "pending"
+            | "等待买家付款"
+            | "待付款"
+            | "未付款"
+            | "等待付款"
+            | "待支付"
+            | "待确认"
+            | "没有创建支付宝交易"
+            // A presale whose deposit is paid: a purchase only once the balance is.
+            | "买家已付定金,等待付尾款"
+            | "已付定金"
+            | "待付尾款" => OrderStatus::Pending,
             "paid"
             | "买家已付款"
             | "已付款"
@@ -83,6 +92,9 @@ impl OrderStatus {
             | "等待出库"
             | "备货中"
             | "锁定"
+            | "已锁定"
+            | "等待发货"
+            | "待配货"
             | "已支付,待发货" => OrderStatus::Paid,
             "shipped"
             | "卖家已发货"
@@ -94,10 +106,22 @@ impl OrderStatus {
             | "卖家已发货,等待买家确认"
             | "卖家已发货,等待买家确认收货"
             | "已发货,待签收"
-            | "已发货,待收货" => OrderStatus::Shipped,
-            "completed" | "交易成功" | "已完成" | "完成" | "已签收" | "已收货" | "交易完成" => {
-                OrderStatus::Completed
-            }
+            | "已发货,待收货"
+            | "卖家部分发货"
+            | "发往配送中心"
+            | "配送中心已收货" => OrderStatus::Shipped,
+            "completed"
+            | "交易成功"
+            | "已完成"
+            | "完成"
+            | "已签收"
+            | "已收货"
+            | "交易完成"
+            | "买家已收货"
+            | "买家已签收(货到付款专用)"
+            | "待评价"
+            | "已结算"
+            | "收款确认" => OrderStatus::Completed,
             "refunded"
             | "已退款"
             | "退款成功"
@@ -105,9 +129,8 @@ impl OrderStatus {
             | "全额退款"
             | "未发货,退款成功"
             | "已发货,退款成功" => OrderStatus::Refunded,
-            "closed" | "交易关闭" | "已关闭" | "已取消" | "取消" | "订单关闭" => {
-                OrderStatus::Closed
-            }
+            "closed" | "交易关闭" | "已关闭" | "已取消" | "取消" | "订单关闭" | "交易被淘宝关闭"
+            | "已作废" => OrderStatus::Closed,
             "unknown" => OrderStatus::Unknown,
             _ => return None,
         })

@@ -400,6 +400,7 @@ fn parse_file(
             OrderStatus::Paid
         },
         status_map: opts.status_map.clone(),
+        amounts_per_row: opts.preset.amounts_per_row,
     };
 
     let mut rejects: Option<csv::Writer<std::fs::File>> = None;
@@ -441,6 +442,8 @@ fn parse_file(
     let mut rejected = 0u64;
     let mut errors = Vec::new();
     let mut unknown_texts = std::collections::BTreeMap::<String, u64>::new();
+    // The order whose first row was rejected, and that row's line: its other rows go with it.
+    let mut last_rejected: Option<((String, String), u64)> = None;
     let mut chunk: Vec<OrderRecord> = Vec::with_capacity(opts.chunk_orders + 1);
     let send = |chunk: Vec<OrderRecord>, position: u64| -> bool {
         let keyed = key_identities(cipher, &chunk);
@@ -535,19 +538,30 @@ fn parse_file(
         }
         // Rows of one order (one line each) are adjacent in exports: a row continuing the last
         // order adds its line; order-level cells may be blank there.
-        let continues = match (ctx.order_key(line, &fields), chunk.last()) {
-            (Ok((ch, no)), Some(last)) => last.channel == ch && last.order_no == no,
+        let key = ctx.order_key(line, &fields).ok();
+        if let (Some(k), Some((rejected_key, first_line))) = (&key, &last_rejected) {
+            if k == rejected_key {
+                rejected += 1;
+                let reason = format!("its order's first row (line {first_line}) was rejected");
+                reject(
+                    RowError {
+                        line,
+                        column: String::new(),
+                        reason,
+                    },
+                    &fields,
+                    &mut errors,
+                )?;
+                continue;
+            }
+        }
+        let continues = match (&key, chunk.last()) {
+            (Some((ch, no)), Some(last)) => last.channel == *ch && last.order_no == *no,
             _ => false,
         };
         if continues {
-            let amount = chunk.last().map(|o| o.amount);
-            match ctx.parse_line(line, &fields, amount) {
-                Ok(Some(l)) => {
-                    if let Some(last) = chunk.last_mut() {
-                        last.lines.push(l);
-                    }
-                }
-                Ok(None) => {}
+            match continue_order(&ctx, line, &fields, chunk.last_mut()) {
+                Ok(()) => {}
                 Err(e) => {
                     rejected += 1;
                     reject(e, &fields, &mut errors)?;
@@ -573,6 +587,7 @@ fn parse_file(
             }
             Err(e) => {
                 rejected += 1;
+                last_rejected = key.map(|k| (k, line));
                 reject(e, &fields, &mut errors)?;
             }
         }
@@ -591,6 +606,53 @@ fn parse_file(
         errors,
         encoding,
     })
+}
+
+/// A row that continues the order before it: its line, and, where rows carry their own amounts,
+/// its amounts added to the order's.
+fn continue_order(
+    ctx: &RowContext,
+    line: u64,
+    fields: &[String],
+    order: Option<&mut OrderRecord>,
+) -> Result<(), RowError> {
+    let Some(order) = order else {
+        return Ok(());
+    };
+    let own = if ctx.amounts_per_row {
+        let (paid, refund) = ctx.row_amounts(line, fields)?;
+        let (paid, refund) =
+            crate::know::orders::settle_amounts(paid, refund).map_err(|r| RowError {
+                line,
+                column: ctx.columns.header_of(presets::Field::RefundAmount),
+                reason: r.into(),
+            })?;
+        let sum = |a: i64, b: i64| {
+            a.checked_add(b)
+                .filter(|s| *s <= crate::know::orders::MAX_FEN)
+        };
+        match (sum(order.amount, paid), sum(order.refund_amount, refund)) {
+            (Some(a), Some(r)) => {
+                order.amount = a;
+                order.refund_amount = r;
+            }
+            _ => {
+                return Err(RowError {
+                    line,
+                    column: ctx.columns.header_of(presets::Field::Amount),
+                    reason: "the order's amounts add up to more than the largest order".into(),
+                });
+            }
+        }
+        Some(paid)
+    } else {
+        // The order's amount priced its first line; a later line without a price is a gift.
+        Some(0)
+    };
+    if let Some(l) = ctx.parse_line(line, fields, own)? {
+        order.lines.push(l);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

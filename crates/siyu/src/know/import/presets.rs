@@ -75,9 +75,21 @@ pub struct Preset {
     pub name: String,
     pub channel: Option<String>,
     pub headers: Vec<(Field, Vec<String>)>,
+    /// Each row of an order carries its own paid and refunded amounts (a sub-order, as Douyin
+    /// writes its 商品维度 export): the order's amounts are the sum of its rows.
+    pub amounts_per_row: bool,
 }
 
-pub const PRESET_NAMES: &[&str] = &["tmall", "jd", "douyin", "pdd", "youzan", "pos", "generic"];
+pub const PRESET_NAMES: &[&str] = &[
+    "tmall",
+    "jd",
+    "douyin",
+    "pdd",
+    "youzan",
+    "xiaohongshu",
+    "pos",
+    "generic",
+];
 
 fn h(field: Field, names: &[&str]) -> (Field, Vec<String>) {
     (field, names.iter().map(|s| s.to_string()).collect())
@@ -94,17 +106,17 @@ pub fn preset(name: &str) -> Option<Preset> {
                 h(Status, &["订单状态"]),
                 h(OrderedAt, &["订单创建时间", "下单时间"]),
                 h(PaidAt, &["订单付款时间", "付款时间"]),
-                h(Amount, &["买家实际支付金额", "实付金额", "总金额"]),
+                h(Amount, &["买家实际支付金额", "买家实付金额", "实付金额"]),
                 h(RefundAmount, &["退款金额"]),
                 h(BuyerId, &["买家会员名", "买家昵称"]),
                 h(BuyerName, &["收货人姓名"]),
                 h(Phone, &["联系手机", "收货人手机号"]),
                 h(Province, &["收货地址省份", "省"]),
                 h(Sku, &["商家编码", "商品编码"]),
-                h(Title, &["宝贝标题", "商品标题"]),
+                h(Title, &["宝贝标题", "商品标题", "标题"]),
                 h(Category, &["宝贝类目", "类目"]),
                 h(Quantity, &["宝贝总数量", "购买数量"]),
-                h(Price, &["宝贝单价", "价格"]),
+                h(Price, &["宝贝单价", "价格", "商品价格"]),
             ],
         ),
         "jd" => (
@@ -160,7 +172,7 @@ pub fn preset(name: &str) -> Option<Preset> {
                 h(BuyerName, &["收货人"]),
                 h(Phone, &["手机", "收货人手机"]),
                 h(Province, &["省"]),
-                h(Sku, &["商家编码-SKU维度", "商品id"]),
+                h(Sku, &["商家编码-SKU维度", "商家编码-规格维度", "商品id"]),
                 h(Title, &["商品", "商品名称"]),
                 h(Category, &["商品类目", "类目"]),
                 h(Quantity, &["商品数量(件)", "商品数量"]),
@@ -173,9 +185,9 @@ pub fn preset(name: &str) -> Option<Preset> {
                 h(OrderNo, &["订单号"]),
                 h(Status, &["订单状态"]),
                 h(OrderedAt, &["下单时间", "订单创建时间"]),
-                h(PaidAt, &["付款时间", "支付时间"]),
+                h(PaidAt, &["付款时间", "买家付款时间", "支付时间"]),
                 h(Amount, &["订单实付金额", "实付金额"]),
-                h(RefundAmount, &["退款金额"]),
+                h(RefundAmount, &["退款金额", "订单已退款金额"]),
                 h(BuyerId, &["买家ID", "粉丝ID"]),
                 h(BuyerName, &["收货人/提货人", "收货人"]),
                 h(
@@ -184,11 +196,31 @@ pub fn preset(name: &str) -> Option<Preset> {
                 ),
                 h(Province, &["收货人省份", "省"]),
                 h(Sku, &["商品编码", "规格编码"]),
-                h(Title, &["商品名称"]),
+                h(Title, &["商品名称", "全部商品名称"]),
                 h(Category, &["商品分组", "类目"]),
                 h(Quantity, &["商品数量"]),
                 h(Price, &["商品单价"]),
                 h(Unionid, &["unionid", "微信unionid"]),
+            ],
+        ),
+        "xiaohongshu" => (
+            Some("xiaohongshu"),
+            vec![
+                h(OrderNo, &["订单号"]),
+                h(Status, &["订单状态"]),
+                h(OrderedAt, &["订单创建时间", "下单时间"]),
+                h(PaidAt, &["支付时间"]),
+                h(
+                    Amount,
+                    &["商家应收金额(元)(支付金额)", "商家应收金额(元)", "实付金额"],
+                ),
+                h(RefundAmount, &["退款金额"]),
+                h(BuyerName, &["收件人姓名", "收件人"]),
+                h(Phone, &["收件人手机号", "手机号"]),
+                h(Province, &["收件人省份", "省"]),
+                h(Sku, &["商家编码", "规格ID"]),
+                h(Title, &["商品名称"]),
+                h(Quantity, &["SKU件数", "商品数量"]),
             ],
         ),
         "pos" => (
@@ -218,6 +250,7 @@ pub fn preset(name: &str) -> Option<Preset> {
         name: name.to_owned(),
         channel: channel.map(str::to_owned),
         headers,
+        amounts_per_row: name == "douyin",
     })
 }
 
@@ -280,7 +313,13 @@ pub struct Columns {
 
 impl Columns {
     pub fn resolve(preset: &Preset, header: &[String]) -> Columns {
-        let norm = |s: &str| s.trim().trim_matches('\u{feff}').to_lowercase();
+        // Exports write the same header with full- or half-width brackets, and with stray spaces.
+        let norm = |s: &str| {
+            s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}')
+                .replace('（', "(")
+                .replace('）', ")")
+                .to_lowercase()
+        };
         let heads: Vec<String> = header.iter().map(|s| norm(s)).collect();
         let mut index = HashMap::new();
         for (field, names) in &preset.headers {
@@ -304,7 +343,11 @@ impl Columns {
     /// The header name shown in error messages for a field.
     pub fn header_of(&self, f: Field) -> String {
         self.get(f)
-            .and_then(|i| self.header.get(i).cloned())
+            .and_then(|i| self.header.get(i))
+            .map(|h| {
+                h.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}')
+                    .to_owned()
+            })
             .unwrap_or_else(|| f.name().to_owned())
     }
 }

@@ -24,6 +24,20 @@ pub struct RowContext {
     pub default_status: OrderStatus,
     /// The tenant's own readings of status texts (`import.status_map`).
     pub status_map: StatusMap,
+    /// Each row carries its own amounts, summed into its order (see `Preset::amounts_per_row`).
+    pub amounts_per_row: bool,
+}
+
+/// A phone cell that names nobody without being wrong: a platform's encrypted receiver number
+/// (`##…`, `$…$`, "密文") or a virtual number with an extension (`13800138000-1234`, `…转1234`).
+fn phone_says_nothing(cell: &str) -> bool {
+    if cell.starts_with(['#', '$']) || cell.contains("密文") {
+        return true;
+    }
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    cell.rsplit_once(['-', '转']).is_some_and(|(number, ext)| {
+        digits(number) && number.len() == 11 && digits(ext) && ext.len() <= 6
+    })
 }
 
 /// Checks a channel name: lowercase ASCII letters, digits and `_`, up to 32.
@@ -106,6 +120,19 @@ impl RowContext {
             _ => order_no,
         };
         Ok((channel, order_no))
+    }
+
+    /// A row's own paid and refunded amounts, for exports that write them per row.
+    pub fn row_amounts(&self, line: u64, rec: &[String]) -> Result<(i64, i64), RowError> {
+        let paid = match self.cell(rec, Field::Amount) {
+            Some(s) => parse_money(s).map_err(|r| self.err(line, Field::Amount, r))?,
+            None => 0,
+        };
+        let refund = match self.cell(rec, Field::RefundAmount) {
+            Some(s) => parse_money(s).map_err(|r| self.err(line, Field::RefundAmount, r))?,
+            None => 0,
+        };
+        Ok((paid, refund))
     }
 
     /// The order line a row carries, if any. `amount` prices a line without a unit price.
@@ -194,6 +221,7 @@ impl RowContext {
                 Ok(PhoneInput::Masked(m)) => phone_hint = Some(m),
                 // A mask we cannot read (e.g. all stars) says nothing; it is not an error.
                 Err(PhoneError::BadMask) => {}
+                Err(_) if phone_says_nothing(p) => {}
                 Err(e) => return Err(err(Field::Phone, e.to_string())),
             }
         }
@@ -232,5 +260,26 @@ impl RowContext {
             identities,
             lines: order_line.into_iter().collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encrypted_and_virtual_numbers_name_nobody() {
+        for cell in [
+            "##4D6F2A",
+            "$J8gHk$1$",
+            "[密文]",
+            "13800138000-1234",
+            "13800138000转56",
+        ] {
+            assert!(phone_says_nothing(cell), "{cell}");
+        }
+        for cell in ["1380013800", "138001380001", "abc", "13800138000-"] {
+            assert!(!phone_says_nothing(cell), "{cell}");
+        }
     }
 }

@@ -12,13 +12,20 @@ pub fn clean_cell(s: &str) -> &str {
         .strip_prefix("=\"")
         .and_then(|r| r.strip_suffix('"'))
         .unwrap_or(t);
-    let t = t.strip_prefix('\'').unwrap_or(t);
-    t.trim()
+    let t = t.strip_prefix('\'').unwrap_or(t).trim();
+    // Douyin and others write a dash where a cell has no value.
+    if matches!(t, "-" | "--" | "—" | "——" | "/") {
+        return "";
+    }
+    t
 }
 
 /// Parses an amount in yuan into fen: `￥1,299.00`, `¥ 99`, `1299.5元`, `RMB 12.30`.
 pub fn parse_money(s: &str) -> Result<i64, String> {
     let t = clean_cell(s);
+    if t.starts_with(['-', '－']) {
+        return Err(format!("amount {s:?} is negative"));
+    }
     let t = t
         .trim_start_matches(['￥', '¥'])
         .trim_start_matches("RMB")
@@ -165,6 +172,15 @@ mod tests {
         assert!(parse_time("2024-13-01").is_err());
         assert!(parse_time("18/06/2024").is_err());
         assert!(parse_time("").is_err());
+    }
+
+    #[test]
+    fn a_dash_is_an_empty_cell_and_a_minus_is_negative() {
+        assert_eq!(clean_cell(" - "), "");
+        assert_eq!(clean_cell("--"), "");
+        assert_eq!(clean_cell("-1"), "-1");
+        assert!(parse_money("-￥129.00").unwrap_err().contains("negative"));
+        assert!(parse_money("-129").unwrap_err().contains("negative"));
     }
 
     #[test]

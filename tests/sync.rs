@@ -1,0 +1,327 @@
+//! Orders arriving by themselves: each platform's client syncs a sandbox shop (the platform's
+//! API as it checks signatures, timestamps, tokens, windows and quotas) into the store, picks up
+//! three pages of changes, changes nothing when asked again, survives a run stopped half-way,
+//! refreshes an expired token, and keeps under the platform's quota, on both backends.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use siyu::know::shops::{self, NewShop};
+use siyu::platform::clock::now_ms;
+use siyu::platform::db::{Db, sql};
+use siyu::workflows::sync::{SyncLimits, sync_shop};
+use siyu_marketplace_sandbox::{FakeOrder, Platform, Sandbox, Shop, change, generate};
+
+use common::{Backend, TestDb, cipher};
+
+const TENANT: i64 = 1;
+
+/// Orders per sandbox shop; `SIYU_SYNC_TEST_ORDERS` raises it (`siyu bench sync` runs 100,000).
+fn orders_per_shop() -> usize {
+    std::env::var("SIYU_SYNC_TEST_ORDERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_500)
+}
+
+fn limits() -> SyncLimits {
+    SyncLimits {
+        settle_ms: 1_000,
+        calls_per_second: Some(2_000),
+        first_backoff: Duration::from_millis(20),
+        ..SyncLimits::default()
+    }
+}
+
+async fn connect(db: &Db, sandbox: &Sandbox, shop: &Shop, from: i64) -> i64 {
+    let new = NewShop {
+        platform: shop.platform.as_str().into(),
+        shop_ref: shop.shop_ref.clone(),
+        name: format!("{} 旗舰店", shop.platform.zh()),
+        app_key: shop.app_key.clone(),
+        app_secret: shop.app_secret.clone(),
+        access_token: Some(shop.access_token.clone()),
+        refresh_token: Some(shop.refresh_token.clone()),
+        token_expires_at: Some(now_ms() + 86_400_000),
+        api_base: Some(sandbox.base.clone()),
+        sync_from: from,
+    };
+    shops::connect(db, &cipher(), TENANT, &new, now_ms())
+        .await
+        .expect("connect the shop")
+}
+
+/// The store's orders of a channel: order number → (status, amount, refund, lines).
+async fn stored(db: &Db, channel: &str) -> BTreeMap<String, (String, i64, i64, i64)> {
+    let rows: Vec<(String, String, i64, i64, i64)> = db
+        .fetch_all(
+            &sql(
+                "SELECT o.order_no, o.status, o.amount, o.refund_amount, \
+                 (SELECT COUNT(*) FROM order_lines l WHERE l.tenant_id = o.tenant_id AND l.order_id = o.id) \
+                 FROM orders o WHERE o.tenant_id = $1 AND o.channel = $2",
+            )
+            .bind(TENANT)
+            .bind(channel),
+        )
+        .await
+        .expect("orders");
+    rows.into_iter()
+        .map(|(no, s, a, r, l)| (no, (s, a, r, l)))
+        .collect()
+}
+
+/// What the store must hold: the sandbox's orders in Siyu's terms.
+fn expected(orders: &[FakeOrder]) -> BTreeMap<String, (String, i64, i64, i64)> {
+    orders
+        .iter()
+        .map(|o| {
+            (
+                o.order_no.clone(),
+                (
+                    o.status.as_str().to_owned(),
+                    o.amount,
+                    o.refund_amount,
+                    o.lines.len() as i64,
+                ),
+            )
+        })
+        .collect()
+}
+
+fn first_difference(
+    got: &BTreeMap<String, (String, i64, i64, i64)>,
+    want: &BTreeMap<String, (String, i64, i64, i64)>,
+) -> String {
+    for (k, w) in want {
+        if got.get(k) != Some(w) {
+            return format!("order {k}: stored {:?}, platform has {w:?}", got.get(k));
+        }
+    }
+    for k in got.keys() {
+        if !want.contains_key(k) {
+            return format!("order {k} stored but not on the platform");
+        }
+    }
+    "none".into()
+}
+
+async fn syncs_changes_and_repeats(backend: Backend, platform: Platform) {
+    let tdb = TestDb::new(backend).await;
+    let now = now_ms();
+    let start = now - 6 * 3_600_000;
+    let n = orders_per_shop();
+    let shop = Shop::new(platform, generate(platform, n, 7, start, now - 120_000));
+    let sandbox = Sandbox::start(shop.clone()).await.expect("sandbox");
+    let id = connect(&tdb.db, &sandbox, &shop, start - 60_000).await;
+    let ch = platform.as_str();
+
+    // The token expired before the first run: the client refreshes it and carries on.
+    sandbox.expire_token();
+    let run = sync_shop(&tdb.db, &cipher(), None, TENANT, id, &limits())
+        .await
+        .unwrap_or_else(|e| panic!("{backend:?} {ch}: first sync: {e}"));
+    let want = expected(&sandbox.with_shop(|s| s.orders.clone()));
+    let got = stored(&tdb.db, ch).await;
+    assert_eq!(got.len(), n, "{backend:?} {ch}: every order stored");
+    assert!(
+        got == want,
+        "{backend:?} {ch}: {}",
+        first_difference(&got, &want)
+    );
+    assert_eq!(run.summary.imported, n as u64);
+    let stats = sandbox.stats();
+    assert_eq!(
+        (stats.bad_signatures, stats.bad_requests),
+        (0, 0),
+        "{ch}: {stats:?}"
+    );
+    assert_eq!(stats.token_refreshes, 1, "{ch}: {stats:?}");
+    // The new tokens are kept, encrypted.
+    let (access, refresh) = sandbox.tokens();
+    let (enc,): (String,) = tdb
+        .db
+        .fetch_one(&sql("SELECT access_token_enc FROM shops WHERE id = $1").bind(id))
+        .await
+        .expect("shop");
+    assert!(!enc.contains(&access), "tokens are stored encrypted");
+    let loaded = shops::load(&tdb.db, &cipher(), TENANT, id)
+        .await
+        .expect("load");
+    assert_eq!(
+        (loaded.access_token, loaded.refresh_token),
+        (Some(access), Some(refresh))
+    );
+
+    // Three pages of changes (250 orders moved on), picked up by the next run.
+    let changed_at = now_ms();
+    sandbox.with_shop(|s| change(&mut s.orders, 250, changed_at, 11));
+    // Past the settle time of the run (each change is a millisecond after the one before).
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    let run = sync_shop(&tdb.db, &cipher(), None, TENANT, id, &limits())
+        .await
+        .unwrap_or_else(|e| panic!("{backend:?} {ch}: second sync: {e}"));
+    let want = expected(&sandbox.with_shop(|s| s.orders.clone()));
+    let got = stored(&tdb.db, ch).await;
+    assert!(
+        got == want,
+        "{backend:?} {ch} after changes: {}",
+        first_difference(&got, &want)
+    );
+    assert_eq!(run.summary.imported, 0, "{ch}: changes update, never add");
+    assert!(run.summary.updated >= 200, "{ch}: {:?}", run.summary);
+
+    // Asked again from the start (a backfill): the same store, nothing added.
+    let customers = |db: &Db| {
+        let db = db.clone();
+        async move {
+            let (n,): (i64,) = db
+                .fetch_one(&sql("SELECT COUNT(*) FROM customers WHERE tenant_id = $1 AND merged_into IS NULL").bind(TENANT))
+                .await
+                .expect("count");
+            n
+        }
+    };
+    let before = customers(&tdb.db).await;
+    shops::rewind(&tdb.db, TENANT, id, start - 60_000)
+        .await
+        .expect("rewind");
+    let run = sync_shop(&tdb.db, &cipher(), None, TENANT, id, &limits())
+        .await
+        .unwrap_or_else(|e| panic!("{backend:?} {ch}: backfill: {e}"));
+    assert_eq!(run.summary.imported, 0);
+    assert!(
+        stored(&tdb.db, ch).await == want,
+        "{ch}: a repeated sync changes nothing"
+    );
+    assert_eq!(
+        customers(&tdb.db).await,
+        before,
+        "{ch}: no customer added by a repeat"
+    );
+    // A receipt for each run that read something.
+    let (receipts,): (i64,) = tdb
+        .db
+        .fetch_one(
+            &sql("SELECT COUNT(*) FROM import_runs WHERE tenant_id = $1 AND source = 'sync'")
+                .bind(TENANT),
+        )
+        .await
+        .expect("receipts");
+    assert_eq!(receipts, 3);
+}
+
+async fn survives_a_stop_half_way(backend: Backend, platform: Platform) {
+    let tdb = TestDb::new(backend).await;
+    let now = now_ms();
+    let start = now - 6 * 3_600_000;
+    let n = orders_per_shop();
+    let mut shop = Shop::new(platform, generate(platform, n, 21, start, now - 120_000));
+    // The platform stops answering part-way: the run stops, keeping what it stored.
+    shop.fail_after_order_calls = Some(8);
+    let sandbox = Sandbox::start(shop.clone()).await.expect("sandbox");
+    let id = connect(&tdb.db, &sandbox, &shop, start - 60_000).await;
+    let quick = SyncLimits {
+        max_tries: 2,
+        ..limits()
+    };
+    let err = sync_shop(&tdb.db, &cipher(), None, TENANT, id, &quick).await;
+    assert!(err.is_err(), "{platform:?}: the outage stops the run");
+    let part = stored(&tdb.db, platform.as_str()).await.len();
+    assert!(
+        part < n,
+        "{platform:?}: {part} of {n} stored before the stop"
+    );
+    let status = &shops::list(&tdb.db, TENANT).await.expect("list")[0];
+    assert!(
+        status.last_error.is_some() && status.sync_cursor < now,
+        "{status:?}"
+    );
+
+    // The platform answers again: the next run resumes from the cursor and completes.
+    sandbox.with_shop(|s| s.fail_after_order_calls = None);
+    sync_shop(&tdb.db, &cipher(), None, TENANT, id, &limits())
+        .await
+        .unwrap_or_else(|e| panic!("{backend:?} {platform:?}: resumed sync: {e}"));
+    let want = expected(&sandbox.with_shop(|s| s.orders.clone()));
+    let got = stored(&tdb.db, platform.as_str()).await;
+    assert!(
+        got == want,
+        "{backend:?} {platform:?}: {}",
+        first_difference(&got, &want)
+    );
+    let status = &shops::list(&tdb.db, TENANT).await.expect("list")[0];
+    assert!(status.last_error.is_none(), "{status:?}");
+}
+
+async fn keeps_under_the_quota(backend: Backend, platform: Platform) {
+    let tdb = TestDb::new(backend).await;
+    let now = now_ms();
+    let start = now - 2 * 3_600_000;
+    let mut shop = Shop::new(platform, generate(platform, 400, 5, start, now - 120_000));
+    shop.quota_per_second = 5;
+    let sandbox = Sandbox::start(shop.clone()).await.expect("sandbox");
+    let id = connect(&tdb.db, &sandbox, &shop, start - 60_000).await;
+    // Paced under the quota, the platform never says "too many".
+    let paced = SyncLimits {
+        calls_per_second: Some(4),
+        ..limits()
+    };
+    sync_shop(&tdb.db, &cipher(), None, TENANT, id, &paced)
+        .await
+        .unwrap_or_else(|e| panic!("{backend:?} {platform:?}: paced sync: {e}"));
+    let s = sandbox.stats();
+    assert_eq!(s.rate_limited, 0, "{platform:?}: {s:?}");
+    assert!(s.peak_per_second <= 5, "{s:?}");
+
+    // Paced too fast, it is told so in the platform's own words, backs off, and still
+    // completes with every order.
+    shops::rewind(&tdb.db, TENANT, id, start - 60_000)
+        .await
+        .expect("rewind");
+    let hurried = SyncLimits {
+        calls_per_second: Some(100),
+        max_tries: 30,
+        ..limits()
+    };
+    sync_shop(&tdb.db, &cipher(), None, TENANT, id, &hurried)
+        .await
+        .unwrap_or_else(|e| panic!("{backend:?} {platform:?}: hurried sync: {e}"));
+    let s = sandbox.stats();
+    assert!(s.rate_limited > 0, "{platform:?}: {s:?}");
+    let want = expected(&sandbox.with_shop(|s| s.orders.clone()));
+    assert!(stored(&tdb.db, platform.as_str()).await == want);
+}
+
+macro_rules! each_platform {
+    ($test:ident) => {
+        mod $test {
+            use super::*;
+            async fn tmall(b: Backend) {
+                super::$test(b, Platform::Tmall).await
+            }
+            async fn jd(b: Backend) {
+                super::$test(b, Platform::Jd).await
+            }
+            async fn pdd(b: Backend) {
+                super::$test(b, Platform::Pdd).await
+            }
+            async fn douyin(b: Backend) {
+                super::$test(b, Platform::Douyin).await
+            }
+            async fn youzan(b: Backend) {
+                super::$test(b, Platform::Youzan).await
+            }
+            on_each_backend!(tmall);
+            on_each_backend!(jd);
+            on_each_backend!(pdd);
+            on_each_backend!(douyin);
+            on_each_backend!(youzan);
+        }
+    };
+}
+
+each_platform!(syncs_changes_and_repeats);
+each_platform!(survives_a_stop_half_way);
+each_platform!(keeps_under_the_quota);
