@@ -438,6 +438,7 @@ fn parse_file(
             Ok(())
         };
 
+    let mut lines = LineCounter::new(&bytes[bom..]);
     let mut read = 0u64;
     let mut rejected = 0u64;
     let mut errors = Vec::new();
@@ -455,7 +456,7 @@ fn parse_file(
         .is_ok()
     };
     loop {
-        let line = rdr.position().line();
+        let line = lines.line_at(rdr.position().byte());
         let more = match rdr.read_byte_record(&mut rec) {
             Ok(m) => m,
             Err(e) => {
@@ -477,7 +478,10 @@ fn parse_file(
         if !more {
             break;
         }
-        let line = rec.position().map(|p| p.line()).unwrap_or(line);
+        let line = rec
+            .position()
+            .map(|p| lines.line_at(p.byte()))
+            .unwrap_or(line);
         if rec.len() == 1
             && rec
                 .get(0)
@@ -608,6 +612,41 @@ fn parse_file(
     })
 }
 
+/// Line numbers of records from their byte offsets. The CSV reader's own count is one short
+/// after every CRLF line ending (Excel and the platforms write CRLF): it ends a record at the
+/// `\r` and starts the next at the `\n`, so a record's offset is moved past line breaks first.
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        LineCounter {
+            bytes,
+            at: 0,
+            line: 1,
+        }
+    }
+
+    /// The 1-based line of the byte at `offset` (offsets only grow).
+    fn line_at(&mut self, offset: u64) -> u64 {
+        let mut to = (offset as usize).min(self.bytes.len());
+        while to < self.bytes.len() && matches!(self.bytes[to], b'\r' | b'\n') {
+            to += 1;
+        }
+        if to > self.at {
+            self.line += self.bytes[self.at..to]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count() as u64;
+            self.at = to;
+        }
+        self.line
+    }
+}
+
 /// A row that continues the order before it: its line, and, where rows carry their own amounts,
 /// its amounts added to the order's.
 fn continue_order(
@@ -680,6 +719,26 @@ mod tests {
         broken.push(0xFF);
         broken.extend_from_slice(b",x\n");
         assert_eq!(detect_encoding(&broken).0, TextEncoding::Utf8);
+    }
+
+    #[test]
+    fn line_numbers_hold_with_crlf_and_quoted_newlines() {
+        let text = "a,b\r\n1,2\r\n\"x\r\ny\",4\r\n5,6\r\n";
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        let mut counter = LineCounter::new(text.as_bytes());
+        let mut rec = csv::ByteRecord::new();
+        let mut lines = Vec::new();
+        while rdr.read_byte_record(&mut rec).unwrap_or(false) {
+            lines.push(
+                rec.position()
+                    .map(|p| counter.line_at(p.byte()))
+                    .unwrap_or(0),
+            );
+        }
+        assert_eq!(lines, vec![1, 2, 3, 5]);
     }
 
     #[test]

@@ -182,13 +182,11 @@ impl RowContext {
             Some(s) => Some(parse_time(s).map_err(|r| err(Field::PaidAt, r))?),
             None => None,
         };
-        let amount = match (
-            self.columns.get(Field::Amount),
-            self.cell(rec, Field::Amount),
-        ) {
-            (_, Some(s)) => Some(parse_money(s).map_err(|r| err(Field::Amount, r))?),
-            (Some(_), None) => return Err(err(Field::Amount, "amount is empty".into())),
-            (None, None) => None,
+        // An empty amount cell (a POS sale on account) is priced by its line, as a file
+        // without an amount column is.
+        let amount = match self.cell(rec, Field::Amount) {
+            Some(s) => Some(parse_money(s).map_err(|r| err(Field::Amount, r))?),
+            None => None,
         };
         let order_line = self.parse_line(line, rec, amount)?;
         let amount = match (amount, &order_line) {
@@ -198,7 +196,12 @@ impl RowContext {
                 .checked_mul(l.quantity)
                 .filter(|a| *a <= MAX_FEN)
                 .ok_or_else(|| err(Field::Price, "unit price × quantity is too large".into()))?,
-            (None, None) => return Err(err(Field::Amount, "no amount and no unit price".into())),
+            (None, None) => {
+                return Err(err(
+                    Field::Amount,
+                    "amount is empty and the row has no unit price to price it by".into(),
+                ));
+            }
         };
         if amount > MAX_FEN {
             return Err(err(
