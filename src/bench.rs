@@ -31,6 +31,8 @@ pub enum Suite {
     Acquire,
     /// WeCom callbacks per second and welcome-message latency under a burst of adds.
     Connect,
+    /// Marketplace order sync against each platform's sandbox.
+    Sync,
 }
 
 #[derive(Args)]
@@ -82,6 +84,9 @@ pub struct BenchArgs {
     /// Connect suite: adds in the welcome-latency burst.
     #[arg(long, default_value_t = 1_000)]
     pub burst: usize,
+    /// Sync suite: orders in each sandbox shop.
+    #[arg(long, default_value_t = 100_000)]
+    pub sync_orders: usize,
     /// PostgreSQL server to measure as well (a temporary database is created there).
     #[arg(long, env = "SIYU_BENCH_POSTGRES_URL")]
     pub postgres: Option<String>,
@@ -377,6 +382,9 @@ pub async fn run(_s: &Settings, a: BenchArgs) -> anyhow::Result<()> {
     }
     if a.suite == Suite::Connect {
         return crate::bench_connect::run(&a).await;
+    }
+    if a.suite == Suite::Sync {
+        return crate::bench_sync::run(&a).await;
     }
     let cipher = FieldCipher::new(&[9u8; 32]);
     let dir = std::env::temp_dir().join(format!("siyu-bench-files-{}", std::process::id()));

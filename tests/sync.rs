@@ -325,3 +325,141 @@ macro_rules! each_platform {
 each_platform!(syncs_changes_and_repeats);
 each_platform!(survives_a_stop_half_way);
 each_platform!(keeps_under_the_quota);
+
+/// The shops API: admins connect and disconnect (secrets never come back), anyone who may
+/// write syncs now and backfills, and the list shows cursor and lag.
+async fn shops_are_run_from_the_api(backend: Backend) {
+    use reqwest::Method;
+    use serde_json::json;
+    use siyu::platform::access::Role;
+
+    let s = common::TestServer::start(backend).await;
+    let (tenant, admin) = common::tenant_with_key(s.db(), "brand", Role::Admin).await;
+    let op = siyu::platform::access::create_api_key(s.db(), tenant, "ops", Role::Operator)
+        .await
+        .expect("operator key");
+    let now = now_ms();
+    let start = now - 3_600_000;
+    let shop = Shop::new(
+        Platform::Youzan,
+        generate(Platform::Youzan, 120, 3, start, now - 120_000),
+    );
+    let sandbox = Sandbox::start(shop.clone()).await.expect("sandbox");
+    let c = reqwest::Client::new();
+    let body = json!({
+        "platform": "youzan", "shop_ref": shop.shop_ref, "name": "有赞微商城", "app_key": shop.app_key,
+        "app_secret": shop.app_secret, "api_base": sandbox.base, "sync_from": start - 60_000,
+    });
+    let (status, _) = common::send(
+        &c,
+        Method::POST,
+        &s.url("/api/v1/shops"),
+        &op,
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status.as_u16(), 403, "operators do not hand over secrets");
+    let (status, bad) = common::send(
+        &c,
+        Method::POST,
+        &s.url("/api/v1/shops"),
+        &admin,
+        Some(json!({"platform": "taobao2", "shop_ref": "1", "name": "x", "app_key": "k", "app_secret": "s", "sync_from": start})),
+    )
+    .await;
+    assert_eq!(status.as_u16(), 400, "{bad}");
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("platform"),
+        "{bad}"
+    );
+    let (status, made) = common::send(
+        &c,
+        Method::POST,
+        &s.url("/api/v1/shops"),
+        &admin,
+        Some(body),
+    )
+    .await;
+    assert_eq!(status.as_u16(), 201, "{made}");
+    let id = made["id"].as_i64().expect("id");
+
+    // Youzan's token comes from the app's secret: the first sync asks for it.
+    let (status, run) = common::send(
+        &c,
+        Method::POST,
+        &s.url(&format!("/api/v1/shops/{id}/sync")),
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), &run["imported"]),
+        (200, &json!(120)),
+        "{run}"
+    );
+    let (_, listed) = common::send(&c, Method::GET, &s.url("/api/v1/shops"), &op, None).await;
+    let text = listed.to_string();
+    assert!(
+        !text.contains(&shop.app_secret) && !text.contains("token-"),
+        "no secret comes back: {text}"
+    );
+    assert_eq!(
+        listed["shops"][0]["shop"]["orders_synced"],
+        json!(120),
+        "{listed}"
+    );
+    assert!(
+        listed["shops"][0]["lag_ms"].as_i64().unwrap_or(i64::MAX) < 120_000,
+        "{listed}"
+    );
+
+    let (status, _) = common::send(
+        &c,
+        Method::POST,
+        &s.url(&format!("/api/v1/shops/{id}/backfill")),
+        &op,
+        Some(json!({"from": start - 60_000})),
+    )
+    .await;
+    assert_eq!(status.as_u16(), 200);
+    let (_, again) = common::send(
+        &c,
+        Method::POST,
+        &s.url(&format!("/api/v1/shops/{id}/sync")),
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (&again["imported"], &again["updated"]),
+        (&json!(0), &json!(120)),
+        "{again}"
+    );
+
+    let (status, _) = common::send(
+        &c,
+        Method::DELETE,
+        &s.url(&format!("/api/v1/shops/{id}")),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status.as_u16(), 204);
+    let (status, gone) = common::send(
+        &c,
+        Method::POST,
+        &s.url(&format!("/api/v1/shops/{id}/sync")),
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), &gone["error"]["code"]),
+        (404, &json!("shop_not_found")),
+        "{gone}"
+    );
+}
+on_each_backend!(shops_are_run_from_the_api);

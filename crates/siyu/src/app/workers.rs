@@ -193,7 +193,8 @@ fn spawn_shop_sync(app: &App, every: Duration) {
                 // An hour covers a long backfill; a server that dies holding it frees it then.
                 match crate::know::shops::take_lease(&db, tenant, shop, now_ms(), 3_600_000).await {
                     Ok(true) => {}
-                    Ok(false) => continue,
+                    // Held by another server, or disconnected since the list was read.
+                    Ok(false) | Err(crate::know::shops::ShopError::NotFound(_)) => continue,
                     Err(e) => {
                         tracing::error!(error = %e, "taking a shop's sync lease failed");
                         continue;

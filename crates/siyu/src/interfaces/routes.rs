@@ -61,6 +61,17 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             get(api::know::imports::rejected_rows),
         )
         .route("/api/v1/import/statuses", get(api::know::imports::statuses))
+        // API, know: marketplace shops whose orders are synced.
+        .route(
+            "/api/v1/shops",
+            get(api::know::shops::list).post(api::know::shops::connect),
+        )
+        .route("/api/v1/shops/{id}", delete(api::know::shops::disconnect))
+        .route(
+            "/api/v1/shops/{id}/backfill",
+            post(api::know::shops::backfill),
+        )
+        .route("/api/v1/shops/{id}/sync", post(api::know::shops::sync_now))
         .route(
             "/api/v1/import/status-map",
             put(api::know::imports::put_status_map),

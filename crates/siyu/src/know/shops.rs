@@ -339,7 +339,8 @@ pub async fn disconnect(db: &Db, tenant: i64, id: i64, now: i64) -> Result<(), S
     Ok(())
 }
 
-/// Takes the shop for one sync run until `now + hold_ms`, unless another server holds it.
+/// Takes the shop for one sync run until `now + hold_ms`: `false` when another server holds
+/// it, [`ShopError::NotFound`] when it is not a connected shop of the tenant.
 pub async fn take_lease(
     db: &Db,
     tenant: i64,
@@ -359,7 +360,22 @@ pub async fn take_lease(
             .bind(now),
         )
         .await?;
-    Ok(n == 1)
+    if n == 1 {
+        return Ok(true);
+    }
+    let connected: Option<(i64,)> = db
+        .fetch_optional(
+            &sql(
+                "SELECT id FROM shops WHERE tenant_id = $1 AND id = $2 AND disconnected_at IS NULL",
+            )
+            .bind(tenant)
+            .bind(id),
+        )
+        .await?;
+    match connected {
+        Some(_) => Ok(false),
+        None => Err(ShopError::NotFound(id)),
+    }
 }
 
 pub async fn release_lease(db: &Db, tenant: i64, id: i64) -> Result<(), ShopError> {

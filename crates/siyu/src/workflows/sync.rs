@@ -196,7 +196,9 @@ impl Running<'_> {
         let until = started - self.limits.settle_ms;
         let mut cursor = self.shop.sync_cursor;
         let mut windows = 0;
-        while cursor < until {
+        // Platforms take whole seconds and want the end after the start: a window under a
+        // second waits for the next run.
+        while until - cursor >= 1_000 {
             let end = (cursor + self.platform.max_window_ms()).min(until);
             let n = self.window(cursor, end).await?;
             shops::advance(self.db, self.shop, end, n, now_ms()).await?;

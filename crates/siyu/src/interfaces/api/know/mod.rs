@@ -6,4 +6,5 @@ pub mod imports;
 pub mod ingest;
 pub mod rfm;
 pub mod segments;
+pub mod shops;
 pub mod tags;
