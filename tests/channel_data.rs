@@ -242,9 +242,69 @@ async fn exports_keep_what_real_exports_carry(backend: Backend) {
         );
     }
 
+    // The console's overview shows the receipts and no status left waiting (待成团 is mapped);
+    // a new unknown text shows up there until it is read.
+    let odd = [
+        PDD_HEADER,
+        "240601-006,拼单中,2024-06-04 09:00:00,,12.00,0.00,,,,上海,口红,1,12.00,0",
+    ]
+    .join("\n");
+    assert_eq!(
+        upload(&s, &key, "pdd", odd).await["unknown_status"],
+        json!(1)
+    );
+    siyu::platform::access::create_user(
+        s.db(),
+        tenant,
+        "ops",
+        "运营",
+        "ops-password-1",
+        Role::Operator,
+    )
+    .await
+    .expect("console user");
+    let console = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let login = console
+        .post(s.url("/console/login"))
+        .form(&[
+            ("tenant", "brand"),
+            ("username", "ops"),
+            ("password", "ops-password-1"),
+        ])
+        .send()
+        .await
+        .expect("login");
+    let cookie = common::session_cookie(&login).expect("session");
+    let page = console
+        .get(s.url("/console/overview"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("overview")
+        .text()
+        .await
+        .expect("page");
+    assert!(
+        page.contains("渠道数据接入") && page.contains("最近的导入与同步"),
+        "{page}"
+    );
+    assert!(
+        page.contains("待映射的订单状态") && page.contains("拼单中"),
+        "{page}"
+    );
+    assert!(page.contains("还没有接入店铺"), "{page}");
+    assert_eq!(
+        page.matches("class=\"receipt-row\"").count(),
+        5,
+        "the five latest runs"
+    );
+
     // Receipts are listed newest first, and are the tenant's own.
     let (_, runs) = send(&c, Method::GET, &s.url("/api/v1/import/runs"), &key, None).await;
-    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(4), "{runs}");
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(5), "{runs}");
     let (_, other_key) = tenant_with_key(s.db(), "other", Role::Operator).await;
     let (status, _) = send(
         &c,

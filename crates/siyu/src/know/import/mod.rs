@@ -121,6 +121,9 @@ pub struct ImportOptions {
     pub chunk_orders: usize,
     /// The tenant's own readings of status texts.
     pub status_map: StatusMap,
+    /// The name the summary and receipt give the file (an upload's own name, not the server's
+    /// temporary path); the path when `None`.
+    pub display_name: Option<String>,
 }
 
 impl ImportOptions {
@@ -133,6 +136,7 @@ impl ImportOptions {
             // (docs/BENCHMARKS.md); a transaction then holds the writer about a third of a second.
             chunk_orders: 20_000,
             status_map: StatusMap::default(),
+            display_name: None,
         }
     }
 }
@@ -190,7 +194,10 @@ pub struct Parsing {
 impl Parsing {
     /// Starts reading and parsing `path`; nothing is stored until [`Parsing::store`].
     pub fn start(cipher: &FieldCipher, path: &Path, opts: &ImportOptions) -> Parsing {
-        let name = path.display().to_string();
+        let name = opts
+            .display_name
+            .clone()
+            .unwrap_or_else(|| path.display().to_string());
         let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(4);
         let (parse_opts, parse_name, file) = (opts.clone(), name.clone(), path.to_path_buf());
         let cipher = cipher.clone();

@@ -54,6 +54,9 @@ pub(crate) struct UploadQuery {
     channel: Option<String>,
     #[serde(default)]
     store: Option<String>,
+    /// The file's own name, for the receipt.
+    #[serde(default)]
+    name: Option<String>,
 }
 
 /// `POST /api/v1/import/orders?preset=tmall`: the body is an export file as the platform wrote
@@ -65,6 +68,7 @@ pub(crate) async fn upload_orders(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
+    let preset_name = q.preset.clone();
     let preset = presets::preset(&q.preset).ok_or_else(|| {
         ApiError::bad_request(format!(
             "preset {:?} is not one of {}",
@@ -79,6 +83,12 @@ pub(crate) async fn upload_orders(
     opts.channel = q.channel;
     opts.store_id = q.store;
     opts.status_map = status_map::load(&app.db, caller.tenant_id).await?;
+    opts.display_name = Some(
+        q.name
+            .map(|n| n.chars().filter(|c| !c.is_control()).take(120).collect())
+            .filter(|n: &String| !n.trim().is_empty())
+            .unwrap_or_else(|| format!("{}.csv", preset_name)),
+    );
     // The importer reads a file and writes its rejected rows beside it; both live in a
     // directory of this upload's own, gone when the receipt holds them.
     let dir = tempfile::tempdir().map_err(ApiError::internal)?;
@@ -90,7 +100,7 @@ pub(crate) async fn upload_orders(
         .await
         .map_err(|e| match e {
             crate::know::import::ImportError::Store(..) => ApiError::internal(e),
-            e => ApiError::bad_request(e.to_string().replace(&file.display().to_string(), "file")),
+            e => ApiError::bad_request(e.to_string()),
         })?;
     if summary.imported + summary.updated > 0 {
         crate::workflows::import_finished(&app.db, caller.tenant_id, now_ms())
