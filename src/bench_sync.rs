@@ -48,12 +48,14 @@ async fn one(
             api_base: Some(sandbox.base.clone()),
             sync_from: start - 60_000,
         },
+        true,
         now,
     )
     .await?;
     let limits = SyncLimits {
         calls_per_second: Some(calls_per_second.unwrap_or(100_000)),
         first_backoff: Duration::from_millis(50),
+        allow_api_base: true,
         ..SyncLimits::default()
     };
     let begun = Instant::now();
@@ -138,12 +140,13 @@ async fn story(
         api_base: Some(sandbox.base.clone()),
         sync_from: start - 60_000,
     };
-    let id = shops::connect(&s.db, &cipher, 1, &new, now).await?;
+    let id = shops::connect(&s.db, &cipher, 1, &new, true, now).await?;
     let limits = SyncLimits {
         settle_ms: 1_000,
         calls_per_second: Some(100_000),
         max_tries: 2,
         first_backoff: Duration::from_millis(20),
+        allow_api_base: true,
         ..SyncLimits::default()
     };
     let ch = platform.as_str();

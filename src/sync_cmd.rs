@@ -115,7 +115,15 @@ pub async fn shop(settings: &Settings, c: ShopCommand) -> anyhow::Result<()> {
                 api_base,
                 sync_from,
             };
-            let id = shops::connect(&db, &cipher, tenant, &shop, now).await?;
+            let id = shops::connect(
+                &db,
+                &cipher,
+                tenant,
+                &shop,
+                settings.marketplace_allow_api_base,
+                now,
+            )
+            .await?;
             println!(
                 "shop {id} connected ({}); `siyu sync` brings its orders in",
                 p.zh()
@@ -187,13 +195,11 @@ pub async fn sync(
         );
         spinner.set_message(format!("shop {id}: asking its platform for changed orders"));
         spinner.enable_steady_tick(std::time::Duration::from_millis(200));
-        if !shops::take_lease(&db, tenant, id, now_ms(), 3_600_000).await? {
-            spinner.finish_and_clear();
-            println!("shop {id}: another server is syncing it now; skipped");
-            continue;
-        }
-        let run = sync_shop(&db, &cipher, None, tenant, id, &SyncLimits::default()).await;
-        shops::release_lease(&db, tenant, id).await?;
+        let limits = SyncLimits {
+            allow_api_base: settings.marketplace_allow_api_base,
+            ..SyncLimits::default()
+        };
+        let run = sync_shop(&db, &cipher, None, tenant, id, &limits).await;
         spinner.finish_and_clear();
         match run {
             Ok(r) => {
@@ -208,6 +214,9 @@ pub async fn sync(
                     r.summary.rejected
                 );
                 crate::print_summary(&r.summary);
+            }
+            Err(siyu::workflows::sync::SyncError::Busy(_)) => {
+                println!("shop {id}: another server is syncing it now; skipped");
             }
             Err(e) => {
                 ok = false;

@@ -78,10 +78,30 @@ async fn exports_keep_what_real_exports_carry(backend: Backend) {
         "{backend:?}: {r}"
     );
     assert_eq!(r["unknown_texts"], json!("{\"待成团\":1}"), "{r}");
-    // The rejected rows come back as a file naming line, column and reason.
+    // The rejected rows come back as a file naming line, column and reason; the rows hold
+    // phones as the export wrote them, so only a role that may see phones gets it, and the
+    // store keeps it encrypted.
+    let file = format!("/api/v1/import/runs/{}/rejected.csv", r["id"]);
+    let (status, _) = send(&c, Method::GET, &s.url(&file), &key, None).await;
+    assert_eq!(status.as_u16(), 403, "an operator may not see phones");
+    let admin = siyu::platform::access::create_api_key(s.db(), tenant, "admin", Role::Admin)
+        .await
+        .expect("admin key");
+    let (stored,): (Option<String>,) = s
+        .db()
+        .fetch_one(
+            &sql("SELECT rejected_csv FROM import_runs WHERE id = $1").bind(r["id"].as_i64()),
+        )
+        .await
+        .expect("run");
+    let stored = stored.expect("a rejected file");
+    assert!(
+        !stored.contains("13800138004") && !stored.contains("240601-004"),
+        "kept encrypted"
+    );
     let rejected = c
-        .get(s.url(&format!("/api/v1/import/runs/{}/rejected.csv", r["id"])))
-        .bearer_auth(&key)
+        .get(s.url(&file))
+        .bearer_auth(&admin)
         .send()
         .await
         .expect("rejected file");
@@ -126,15 +146,38 @@ async fn exports_keep_what_real_exports_carry(backend: Backend) {
         json!({"待成团": "paid"}),
         "{statuses}"
     );
+    let texts = statuses["texts"].as_array().expect("texts");
+    let grouped = texts
+        .iter()
+        .find(|t| t["text"] == "待成团")
+        .expect("待成团 listed");
     assert_eq!(
-        (
-            &statuses["texts"][0]["text"],
-            &statuses["texts"][0]["status"],
-            &statuses["texts"][0]["mapped"]
-        ),
-        (&json!("待成团"), &json!("paid"), &json!(true)),
+        (&grouped["status"], &grouped["mapped"], &grouped["orders"]),
+        (&json!("paid"), &json!(true), &json!(1)),
         "{statuses}"
     );
+    assert!(texts.iter().all(|t| t["status"] != "unknown"), "{statuses}");
+    // The map overrides Siyu's own reading too: 交易成功 read as closed re-reads its order, and
+    // taking it out of the map gives it back.
+    for (map, gmv) in [
+        (
+            json!({"待成团": "paid", "交易成功": "closed"}),
+            5_990 + 1_990,
+        ),
+        (json!({"待成团": "paid"}), 5_990 + 1_990 + 10_000),
+    ] {
+        let (status, body) = send(
+            &c,
+            Method::PUT,
+            &s.url("/api/v1/import/status-map"),
+            &key,
+            Some(map),
+        )
+        .await;
+        assert_eq!(status.as_u16(), 200, "{body}");
+        let o = overview(s.db(), tenant).await.expect("overview");
+        assert_eq!(channel_gmv(&o, "pdd").1, gmv);
+    }
     // A map naming something that is not a status is refused, naming the text.
     let (status, body) = send(
         &c,

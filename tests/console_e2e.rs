@@ -18,6 +18,7 @@ fn order(no: &str, phone: &str, amount: i64, days_ago: i64) -> OrderRecord {
         channel: "tmall".into(),
         order_no: no.into(),
         status: OrderStatus::Completed,
+        status_text: None,
         ordered_at: siyu::platform::clock::now_ms() - days_ago * 86_400_000,
         paid_at: None,
         amount,

@@ -31,6 +31,7 @@ fn limits() -> SyncLimits {
         settle_ms: 1_000,
         calls_per_second: Some(2_000),
         first_backoff: Duration::from_millis(20),
+        allow_api_base: true,
         ..SyncLimits::default()
     }
 }
@@ -48,7 +49,7 @@ async fn connect(db: &Db, sandbox: &Sandbox, shop: &Shop, from: i64) -> i64 {
         api_base: Some(sandbox.base.clone()),
         sync_from: from,
     };
-    shops::connect(db, &cipher(), TENANT, &new, now_ms())
+    shops::connect(db, &cipher(), TENANT, &new, true, now_ms())
         .await
         .expect("connect the shop")
 }
@@ -463,3 +464,142 @@ async fn shops_are_run_from_the_api(backend: Backend) {
     );
 }
 on_each_backend!(shops_are_run_from_the_api);
+
+/// A shop's own `api_base` is called only when the server allows it: else the sync would call
+/// any address a tenant admin typed (an internal host). Connecting refuses it, and a shop stored
+/// with one while it was allowed is not synced once it no longer is.
+async fn api_base_needs_the_servers_leave(backend: Backend) {
+    use serde_json::json;
+    use siyu::platform::access::Role;
+
+    let s = common::TestServer::start_with(backend, |a| a.marketplace_allow_api_base = false).await;
+    let (_, admin) = common::tenant_with_key(s.db(), "brand", Role::Admin).await;
+    let (status, body) = common::send(
+        &reqwest::Client::new(),
+        reqwest::Method::POST,
+        &s.url("/api/v1/shops"),
+        &admin,
+        Some(json!({"platform": "pdd", "shop_ref": "1", "name": "x", "app_key": "k", "app_secret": "s",
+                    "api_base": "http://169.254.169.254", "sync_from": now_ms() - 3_600_000})),
+    )
+    .await;
+    assert_eq!(status.as_u16(), 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("api_base"),
+        "{body}"
+    );
+
+    let tdb = TestDb::new(backend).await;
+    let shop = Shop::new(Platform::Pdd, Vec::new());
+    let sandbox = Sandbox::start(shop.clone()).await.expect("sandbox");
+    let id = connect(&tdb.db, &sandbox, &shop, now_ms() - 3_600_000).await;
+    let strict = SyncLimits {
+        allow_api_base: false,
+        ..limits()
+    };
+    let refused = sync_shop(&tdb.db, &cipher(), None, TENANT, id, &strict).await;
+    assert!(
+        matches!(
+            refused,
+            Err(siyu::workflows::sync::SyncError::ApiBaseNotAllowed(_))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(sandbox.stats().calls, 0, "nothing was called");
+}
+on_each_backend!(api_base_needs_the_servers_leave);
+
+/// A failed call's error is kept on the shop and shown to every role: it must not carry the
+/// URL, whose query holds tokens (and, for JD's refresh, the app secret).
+async fn errors_keep_no_secret(backend: Backend) {
+    let tdb = TestDb::new(backend).await;
+    let shop = Shop::new(Platform::Jd, Vec::new());
+    // Nothing listens here: the refresh fails to connect.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let new = NewShop {
+        platform: "jd".into(),
+        shop_ref: shop.shop_ref.clone(),
+        name: "京东".into(),
+        app_key: shop.app_key.clone(),
+        app_secret: "jd-secret-that-must-not-show".into(),
+        access_token: Some("jd-access-token-that-must-not-show".into()),
+        refresh_token: Some("jd-refresh-token-that-must-not-show".into()),
+        token_expires_at: Some(now_ms()),
+        api_base: Some(format!("http://{closed}")),
+        sync_from: now_ms() - 3_600_000,
+    };
+    let id = shops::connect(&tdb.db, &cipher(), TENANT, &new, true, now_ms())
+        .await
+        .expect("connect");
+    let quick = SyncLimits {
+        max_tries: 1,
+        ..limits()
+    };
+    let err = sync_shop(&tdb.db, &cipher(), None, TENANT, id, &quick)
+        .await
+        .expect_err("nothing answers");
+    let status = &shops::list(&tdb.db, TENANT).await.expect("list")[0];
+    let kept = status.last_error.clone().unwrap_or_default();
+    for shown in [err.to_string(), kept] {
+        assert!(!shown.is_empty());
+        assert!(!shown.contains("must-not-show"), "{shown}");
+    }
+}
+on_each_backend!(errors_keep_no_secret);
+
+/// One run at a time per shop: a second run asked while the first holds the shop is told so
+/// and calls nothing; a backfill asked during a run is not overwritten by it.
+async fn one_run_at_a_time(backend: Backend) {
+    let tdb = TestDb::new(backend).await;
+    let now = now_ms();
+    let start = now - 4 * 3_600_000;
+    let shop = Shop::new(
+        Platform::Pdd,
+        generate(Platform::Pdd, 300, 9, start, now - 120_000),
+    );
+    let sandbox = Sandbox::start(shop.clone()).await.expect("sandbox");
+    let id = connect(&tdb.db, &sandbox, &shop, start - 60_000).await;
+    // Paced to take a few seconds.
+    let slow = SyncLimits {
+        calls_per_second: Some(8),
+        ..limits()
+    };
+    let (db, first_limits) = (tdb.db.clone(), slow.clone());
+    let first =
+        tokio::spawn(
+            async move { sync_shop(&db, &cipher(), None, TENANT, id, &first_limits).await },
+        );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = sync_shop(&tdb.db, &cipher(), None, TENANT, id, &slow).await;
+    assert!(
+        matches!(second, Err(siyu::workflows::sync::SyncError::Busy(_))),
+        "{second:?}"
+    );
+    // A backfill asked now wins over the running sync's next window.
+    shops::rewind(&tdb.db, TENANT, id, start - 60_000)
+        .await
+        .expect("rewind");
+    let run = first.await.expect("join").expect("first run");
+    let status = &shops::list(&tdb.db, TENANT).await.expect("list")[0];
+    assert!(
+        status.sync_cursor < run.cursor || run.cursor <= start,
+        "{status:?} {run:?}"
+    );
+    // The shop is free again, and the next run reads from the backfill's start.
+    let again = sync_shop(&tdb.db, &cipher(), None, TENANT, id, &limits())
+        .await
+        .expect("next run");
+    assert_eq!(
+        again.summary.imported + again.summary.updated >= 300,
+        true,
+        "{:?}",
+        again.summary
+    );
+}
+on_each_backend!(one_run_at_a_time);

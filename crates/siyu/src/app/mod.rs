@@ -37,6 +37,8 @@ pub struct AppSettings {
     pub flash_gate: Option<FlashGate>,
     /// Lets tenants point WeCom's `base_url` elsewhere (a proxy, the sandbox).
     pub wecom_allow_base_url: bool,
+    /// Lets tenants point a shop's `api_base` elsewhere (a proxy, the sandbox).
+    pub marketplace_allow_api_base: bool,
     /// The event writer's largest group (see [`EventWriter::start_with`]).
     pub event_group_size: usize,
     /// Who takes customers' money (see [`Payments::configured`]): none unless named.
@@ -66,6 +68,7 @@ impl AppSettings {
                 prefix: "siyu:flash".into(),
             }),
             wecom_allow_base_url: s.wecom_allow_base_url,
+            marketplace_allow_api_base: s.marketplace_allow_api_base,
             event_group_size: crate::know::ingest::GROUP_EVENTS,
             payment_provider: s.payment_provider.clone(),
             trusted_proxies: s.trusted_proxies.clone(),
@@ -81,6 +84,7 @@ impl AppSettings {
             sms: SmsSettings::default(),
             flash_gate: None,
             wecom_allow_base_url: true,
+            marketplace_allow_api_base: true,
             event_group_size: crate::know::ingest::GROUP_EVENTS,
             payment_provider: Some(crate::convert::payments::LOCAL_DEMO.into()),
             trusted_proxies: None,
@@ -129,6 +133,8 @@ pub struct App {
     pub otp_limits: OtpLimits,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Whether shops' own `api_base` is called (`marketplace_allow_api_base`).
+    pub marketplace_allow_api_base: bool,
 }
 
 pub type AppState = Arc<App>;
@@ -187,6 +193,7 @@ impl App {
             otp_template: s.sms.otp_template.clone(),
             otp_limits: OtpLimits::from_settings(&s.sms),
             trusted_proxies: parse_trusted_proxies(s.trusted_proxies.as_deref())?,
+            marketplace_allow_api_base: s.marketplace_allow_api_base,
             connect,
             outbox,
             flash,

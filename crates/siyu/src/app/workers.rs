@@ -169,14 +169,19 @@ fn spawn_activity_sweeps(app: &App, every: Duration) {
 }
 
 /// Asks every connected shop's platform for the orders changed since its cursor, one shop at a
-/// time, each under a lease so that two servers never sync one shop at once. Stops when the
-/// pool closes.
+/// time; each run holds its shop (another server skips it) and ends after a few minutes at a
+/// window boundary, so a long backfill goes on at the next tick without holding up the other
+/// shops. Stops when the pool closes.
 fn spawn_shop_sync(app: &App, every: Duration) {
     let (db, cipher, audiences) = (app.db.clone(), app.cipher.clone(), app.audiences.clone());
+    let limits = crate::workflows::sync::SyncLimits {
+        max_run: Some(Duration::from_secs(240)),
+        allow_api_base: app.marketplace_allow_api_base,
+        ..Default::default()
+    };
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let limits = crate::workflows::sync::SyncLimits::default();
         loop {
             tick.tick().await;
             if db.is_closed() {
@@ -190,16 +195,6 @@ fn spawn_shop_sync(app: &App, every: Duration) {
                 }
             };
             for (tenant, shop) in shops {
-                // An hour covers a long backfill; a server that dies holding it frees it then.
-                match crate::know::shops::take_lease(&db, tenant, shop, now_ms(), 3_600_000).await {
-                    Ok(true) => {}
-                    // Held by another server, or disconnected since the list was read.
-                    Ok(false) | Err(crate::know::shops::ShopError::NotFound(_)) => continue,
-                    Err(e) => {
-                        tracing::error!(error = %e, "taking a shop's sync lease failed");
-                        continue;
-                    }
-                }
                 let run = crate::workflows::sync::sync_shop(
                     &db,
                     &cipher,
@@ -219,12 +214,14 @@ fn spawn_shop_sync(app: &App, every: Duration) {
                         "shop orders synced"
                     ),
                     Ok(_) => {}
+                    // Held by another server, or disconnected since the list was read.
+                    Err(crate::workflows::sync::SyncError::Busy(_))
+                    | Err(crate::workflows::sync::SyncError::Shop(
+                        crate::know::shops::ShopError::NotFound(_),
+                    )) => {}
                     Err(e) => {
                         tracing::warn!(tenant, shop, error = %e, "shop sync stopped; it resumes from its cursor")
                     }
-                }
-                if let Err(e) = crate::know::shops::release_lease(&db, tenant, shop).await {
-                    tracing::error!(error = %e, "releasing a shop's sync lease failed");
                 }
             }
         }

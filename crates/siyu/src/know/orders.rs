@@ -272,10 +272,10 @@ pub async fn store_orders(
             known[i] = id;
         }
     }
-    let held = buyers_of_known(&mut tx, tenant_id, &known).await?;
-
     let (mut owners, rs): (Vec<Option<i64>>, ResolveStats) =
         oneid::resolve(&mut tx, tenant_id, keyed, now).await?;
+    // Read after OneID: a merge it made has already moved the orders of the merged customer.
+    let held = buyers_of_known(&mut tx, tenant_id, &known).await?;
     // Buyers: an identified one from OneID; else the one the order already has; else a customer
     // of the order's own (an unlinked buyer). An unlinked buyer whose order now names someone
     // is merged into them, with everything that followed the order.

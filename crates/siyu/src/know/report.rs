@@ -9,9 +9,12 @@ use crate::platform::db::{Db, DbResult, sql};
 pub struct ChannelFigures {
     pub channel: String,
     pub orders: i64,
+    /// Identified buyers (an unidentified buyer cannot be told from another).
     pub buyers: i64,
     /// Net of refunds, fen.
     pub gmv: i64,
+    /// Orders whose buyer is not identified yet (in `orders` and `gmv`, not in `buyers`).
+    pub unlinked_orders: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -23,6 +26,8 @@ pub struct RepeatRate {
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// People-level figures (buyer records, people, multi-channel people, repeat rates, customers)
+/// count identified buyers only; orders and GMV count every order, an unidentified buyer's too.
 pub struct Overview {
     /// Buyers counted per channel, as each platform's export knows them (before OneID).
     pub buyer_records: i64,
@@ -42,15 +47,16 @@ pub async fn overview(db: &Db, tenant_id: i64) -> DbResult<Overview> {
     let one = |q: &str| sql(q.to_owned()).bind(tenant_id);
     let (buyer_records,): (i64,) = db
         .fetch_one(&one(&format!(
-            "SELECT COUNT(*) FROM (SELECT DISTINCT channel, customer_id FROM orders WHERE tenant_id = $1 AND status IN {PURCHASE_STATUSES}) t"
+            "SELECT COUNT(*) FROM (SELECT DISTINCT channel, customer_id FROM orders WHERE tenant_id = $1 AND status IN {PURCHASE_STATUSES} AND buyer_unlinked = 0) t"
         )))
         .await?;
     let (people,): (i64,) = db
-        .fetch_one(&one(&format!("SELECT COUNT(DISTINCT customer_id) FROM orders WHERE tenant_id = $1 AND status IN {PURCHASE_STATUSES}")))
+        .fetch_one(&one(&format!("SELECT COUNT(DISTINCT customer_id) FROM orders WHERE tenant_id = $1 AND status IN {PURCHASE_STATUSES} AND buyer_unlinked = 0")))
         .await?;
     let (customers,): (i64,) = db
         .fetch_one(&one(
-            "SELECT COUNT(*) FROM customers WHERE tenant_id = $1 AND merged_into IS NULL",
+            "SELECT COUNT(*) FROM customers c WHERE c.tenant_id = $1 AND c.merged_into IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.tenant_id = c.tenant_id AND o.customer_id = c.id AND o.buyer_unlinked = 1)",
         ))
         .await?;
     let (merges,): (i64,) = db
@@ -61,12 +67,13 @@ pub async fn overview(db: &Db, tenant_id: i64) -> DbResult<Overview> {
     let (multi_channel_people,): (i64,) = db
         .fetch_one(&one(&format!(
             "SELECT COUNT(*) FROM (SELECT customer_id FROM orders WHERE tenant_id = $1 AND status IN {PURCHASE_STATUSES} \
-             GROUP BY customer_id HAVING COUNT(DISTINCT channel) > 1) t"
+             AND buyer_unlinked = 0 GROUP BY customer_id HAVING COUNT(DISTINCT channel) > 1) t"
         )))
         .await?;
     let channels: Vec<ChannelFigures> = db
         .fetch_all(&one(&format!(
-            "SELECT channel, COUNT(*) AS orders, COUNT(DISTINCT customer_id) AS buyers, CAST(SUM(amount - refund_amount) AS BIGINT) AS gmv \
+            "SELECT channel, COUNT(*) AS orders, COUNT(DISTINCT CASE WHEN buyer_unlinked = 0 THEN customer_id END) AS buyers, \
+             CAST(SUM(amount - refund_amount) AS BIGINT) AS gmv, CAST(SUM(buyer_unlinked) AS BIGINT) AS unlinked_orders \
              FROM orders WHERE tenant_id = $1 AND status IN {PURCHASE_STATUSES} GROUP BY channel ORDER BY gmv DESC"
         )))
         .await?;
@@ -74,7 +81,7 @@ pub async fn overview(db: &Db, tenant_id: i64) -> DbResult<Overview> {
         .fetch_all(&one(&format!(
             "SELECT g, COUNT(*), CAST(SUM(CASE WHEN n >= 2 THEN 1 ELSE 0 END) AS BIGINT) FROM \
              (SELECT customer_id, CASE WHEN channel = 'store' THEN 'store' ELSE 'online' END AS g, COUNT(*) AS n \
-              FROM orders WHERE tenant_id = $1 AND status IN {PURCHASE_STATUSES} GROUP BY customer_id, CASE WHEN channel = 'store' THEN 'store' ELSE 'online' END) t \
+              FROM orders WHERE tenant_id = $1 AND status IN {PURCHASE_STATUSES} AND buyer_unlinked = 0 GROUP BY customer_id, CASE WHEN channel = 'store' THEN 'store' ELSE 'online' END) t \
              GROUP BY g"
         )))
         .await?;

@@ -95,7 +95,16 @@ impl ShopStatus {
     }
 }
 
-fn check(s: &NewShop) -> Result<(), ShopError> {
+/// Whether a shop may be connected with its own `api_base`: only when the server allows it
+/// (`marketplace_allow_api_base`, for a proxy or the sandbox); else the server only ever calls
+/// the platforms' public addresses, never an address a tenant chose (an internal host).
+fn check(s: &NewShop, allow_api_base: bool) -> Result<(), ShopError> {
+    if s.api_base.is_some() && !allow_api_base {
+        return Err(ShopError::Invalid {
+            field: "api_base",
+            reason: "only the platform's own address unless the server allows others (marketplace_allow_api_base)".into(),
+        });
+    }
     let need = |field: &'static str, v: &str, max: usize| {
         if v.trim().is_empty() || v.chars().count() > max {
             Err(ShopError::Invalid {
@@ -134,9 +143,10 @@ pub async fn connect(
     cipher: &FieldCipher,
     tenant: i64,
     s: &NewShop,
+    allow_api_base: bool,
     now: i64,
 ) -> Result<i64, ShopError> {
-    check(s)?;
+    check(s, allow_api_base)?;
     let enc = |v: &Option<String>| v.as_deref().map(|t| cipher.encrypt(t));
     let (id,): (i64,) = db
         .fetch_one(
@@ -264,27 +274,32 @@ pub async fn save_tokens(
     Ok(())
 }
 
-/// Every change up to `cursor` is stored: the next run starts there.
+/// Every change up to `to` is stored: the next run starts there. Moves the cursor only from
+/// `from`, where this run found it: `false` when it was moved meanwhile (a backfill asked during
+/// the run, which then wins) or the shop was disconnected.
 pub async fn advance(
     db: &Db,
     shop: &Shop,
-    cursor: i64,
+    from: i64,
+    to: i64,
     orders: u64,
     now: i64,
-) -> Result<(), ShopError> {
-    db.execute(
-        &sql(
-            "UPDATE shops SET sync_cursor = $1, orders_synced = orders_synced + $2, last_success_at = $3, \
-             last_error = NULL WHERE tenant_id = $4 AND id = $5 AND disconnected_at IS NULL",
+) -> Result<bool, ShopError> {
+    let n = db
+        .execute(
+            &sql(
+                "UPDATE shops SET sync_cursor = $1, orders_synced = orders_synced + $2, last_success_at = $3, \
+                 last_error = NULL WHERE tenant_id = $4 AND id = $5 AND disconnected_at IS NULL AND sync_cursor = $6",
+            )
+            .bind(to)
+            .bind(orders as i64)
+            .bind(now)
+            .bind(shop.tenant_id)
+            .bind(shop.id)
+            .bind(from),
         )
-        .bind(cursor)
-        .bind(orders as i64)
-        .bind(now)
-        .bind(shop.tenant_id)
-        .bind(shop.id),
-    )
-    .await?;
-    Ok(())
+        .await?;
+    Ok(n == 1)
 }
 
 /// Records why a run stopped; the cursor stays where every change is stored.
@@ -339,29 +354,37 @@ pub async fn disconnect(db: &Db, tenant: i64, id: i64, now: i64) -> Result<(), S
     Ok(())
 }
 
-/// Takes the shop for one sync run until `now + hold_ms`: `false` when another server holds
-/// it, [`ShopError::NotFound`] when it is not a connected shop of the tenant.
+/// A sync run's hold on a shop: the time it holds it until, which is also its proof of holding
+/// (another run's lease has another time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease(i64);
+
+/// Takes the shop for one sync run until `now + hold_ms`: `None` when another run holds it,
+/// [`ShopError::NotFound`] when it is not a connected shop of the tenant.
 pub async fn take_lease(
     db: &Db,
     tenant: i64,
     id: i64,
     now: i64,
     hold_ms: i64,
-) -> Result<bool, ShopError> {
+) -> Result<Option<Lease>, ShopError> {
+    // A few random milliseconds: two servers taking a freed lease in the same millisecond
+    // still hold different leases.
+    let until = now + hold_ms + i64::from(rand::random::<u16>() % 1_000);
     let n = db
         .execute(
             &sql(
                 "UPDATE shops SET sync_lease_until = $1 WHERE tenant_id = $2 AND id = $3 \
                  AND disconnected_at IS NULL AND (sync_lease_until IS NULL OR sync_lease_until < $4)",
             )
-            .bind(now + hold_ms)
+            .bind(until)
             .bind(tenant)
             .bind(id)
             .bind(now),
         )
         .await?;
     if n == 1 {
-        return Ok(true);
+        return Ok(Some(Lease(until)));
     }
     let connected: Option<(i64,)> = db
         .fetch_optional(
@@ -373,16 +396,43 @@ pub async fn take_lease(
         )
         .await?;
     match connected {
-        Some(_) => Ok(false),
+        Some(_) => Ok(None),
         None => Err(ShopError::NotFound(id)),
     }
 }
 
-pub async fn release_lease(db: &Db, tenant: i64, id: i64) -> Result<(), ShopError> {
+/// Holds the lease longer (a long backfill renews it at every window); `None` when it is no
+/// longer this run's (it ran out and another run took the shop, or the shop was disconnected).
+pub async fn renew_lease(
+    db: &Db,
+    shop: &Shop,
+    lease: Lease,
+    now: i64,
+    hold_ms: i64,
+) -> Result<Option<Lease>, ShopError> {
+    let until = now + hold_ms + i64::from(rand::random::<u16>() % 1_000);
+    let n = db
+        .execute(
+            &sql(
+                "UPDATE shops SET sync_lease_until = $1 WHERE tenant_id = $2 AND id = $3 \
+                 AND sync_lease_until = $4 AND disconnected_at IS NULL",
+            )
+            .bind(until)
+            .bind(shop.tenant_id)
+            .bind(shop.id)
+            .bind(lease.0),
+        )
+        .await?;
+    Ok((n == 1).then_some(Lease(until)))
+}
+
+/// Gives the shop back, if the lease is still this run's.
+pub async fn release_lease(db: &Db, tenant: i64, id: i64, lease: Lease) -> Result<(), ShopError> {
     db.execute(
-        &sql("UPDATE shops SET sync_lease_until = NULL WHERE tenant_id = $1 AND id = $2")
+        &sql("UPDATE shops SET sync_lease_until = NULL WHERE tenant_id = $1 AND id = $2 AND sync_lease_until = $3")
             .bind(tenant)
-            .bind(id),
+            .bind(id)
+            .bind(lease.0),
     )
     .await?;
     Ok(())

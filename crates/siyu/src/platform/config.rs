@@ -30,6 +30,9 @@ pub struct Settings {
     /// Lets tenants point their WeCom `base_url` somewhere other than WeCom (a proxy, a local
     /// sandbox). Off: the server only ever calls `https://qyapi.weixin.qq.com`.
     pub wecom_allow_base_url: bool,
+    /// Lets tenants point a marketplace shop's `api_base` somewhere other than its platform (a
+    /// proxy, the sandbox). Off: the sync only ever calls the platforms' public addresses.
+    pub marketplace_allow_api_base: bool,
     /// Who takes customers' money on the H5 activities. Unset: no one, and flash-sale attempts,
     /// group-buy teams and bargain purchases are refused. `local-demo` settles at once without
     /// taking money: for the demo and tests only.
@@ -52,6 +55,7 @@ impl Default for Settings {
             public_url: None,
             sms: Default::default(),
             wecom_allow_base_url: false,
+            marketplace_allow_api_base: false,
             payment_provider: None,
             trusted_proxies: None,
         }

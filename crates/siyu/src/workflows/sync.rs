@@ -32,6 +32,12 @@ pub enum SyncError {
     Market { shop: i64, error: MarketError },
     #[error("shop {0}: no client for platform {1:?}")]
     NoClient(i64, String),
+    #[error("shop {0} is being synced by another run")]
+    Busy(i64),
+    #[error(
+        "shop {0}: its api_base is not the platform's own address, and the server allows no other (marketplace_allow_api_base)"
+    )]
+    ApiBaseNotAllowed(i64),
     #[error("storing synced orders: {0}")]
     Store(#[from] DbError),
     #[error(transparent)]
@@ -51,6 +57,11 @@ pub struct SyncLimits {
     pub first_backoff: Duration,
     /// Orders stored per transaction.
     pub batch: usize,
+    /// A run ends at the first window boundary after this long, the rest left to the next run
+    /// (so that one shop's long backfill does not hold up the others).
+    pub max_run: Option<Duration>,
+    /// Whether a shop's own `api_base` is called (`marketplace_allow_api_base`).
+    pub allow_api_base: bool,
 }
 
 impl Default for SyncLimits {
@@ -61,6 +72,8 @@ impl Default for SyncLimits {
             max_tries: 6,
             first_backoff: Duration::from_millis(500),
             batch: 2_000,
+            max_run: None,
+            allow_api_base: false,
         }
     }
 }
@@ -99,9 +112,13 @@ impl Pace {
     }
 }
 
-/// Syncs one shop up to a minute ago. With `audiences` (inside `siyu serve`) the buyers'
-/// figures, points and the index follow each stored batch; without (the CLI), the tenant is
-/// recomputed once at the end, as after an import.
+/// How long a run holds a shop before it must renew (it renews at every window).
+const LEASE_MS: i64 = 15 * 60_000;
+
+/// Syncs one shop up to a minute ago, holding it so that no other run (another server, the
+/// console's "sync now") syncs it at the same time. With `audiences` (inside `siyu serve`) the
+/// buyers' figures, points and the index follow each stored batch; without (the CLI), the
+/// tenant is recomputed once at the end, as after an import.
 pub async fn sync_shop(
     db: &Db,
     cipher: &FieldCipher,
@@ -110,9 +127,45 @@ pub async fn sync_shop(
     shop_id: i64,
     limits: &SyncLimits,
 ) -> Result<SyncRun, SyncError> {
-    let shop = shops::load(db, cipher, tenant, shop_id).await?;
+    let Some(lease) = shops::take_lease(db, tenant, shop_id, now_ms(), LEASE_MS).await? else {
+        return Err(SyncError::Busy(shop_id));
+    };
+    let result = sync_held(db, cipher, audiences, tenant, shop_id, limits, lease).await;
+    let lease = match &result {
+        Ok((_, l)) => *l,
+        Err((_, l)) => *l,
+    };
+    if let Some(l) = lease {
+        shops::release_lease(db, tenant, shop_id, l).await?;
+    }
+    result.map(|(r, _)| r).map_err(|(e, _)| e)
+}
+
+type Held<T> = Result<(T, Option<shops::Lease>), (SyncError, Option<shops::Lease>)>;
+
+async fn sync_held(
+    db: &Db,
+    cipher: &FieldCipher,
+    audiences: Option<&Audiences>,
+    tenant: i64,
+    shop_id: i64,
+    limits: &SyncLimits,
+    lease: shops::Lease,
+) -> Held<SyncRun> {
+    let keep = Some(lease);
+    let shop = match shops::load(db, cipher, tenant, shop_id).await {
+        Ok(s) => s,
+        Err(e) => return Err((e.into(), keep)),
+    };
     let Some(platform) = Platform::parse(&shop.platform) else {
-        return Err(SyncError::NoClient(shop.id, shop.platform.clone()));
+        return Err((SyncError::NoClient(shop.id, shop.platform.clone()), keep));
+    };
+    if shop.api_base.is_some() && !limits.allow_api_base {
+        return Err((SyncError::ApiBaseNotAllowed(shop.id), keep));
+    }
+    let map = match status_map::load(db, tenant).await {
+        Ok(m) => m,
+        Err(e) => return Err((SyncError::Store(e), keep)),
     };
     let started = now_ms();
     let mut run = Running {
@@ -128,7 +181,8 @@ pub async fn sync_shop(
                 .unwrap_or(platform.calls_per_second()),
         ),
         limits,
-        map: status_map::load(db, tenant).await?,
+        map,
+        lease: Some(lease),
         summary: FileSummary {
             file: format!("{}:{}", platform.as_str(), shop.shop_ref),
             ..FileSummary::default()
@@ -138,23 +192,33 @@ pub async fn sync_shop(
         stored_any: false,
     };
     let result = run.all_windows(started).await;
+    let lease = run.lease;
     let (windows, cursor) = match result {
         Ok(done) => done,
         Err(e) => {
-            shops::record_error(db, &shop, &e.to_string(), now_ms()).await?;
-            run.finish(started).await?;
-            return Err(e);
+            if let Err(e) = shops::record_error(db, &shop, &e.to_string(), now_ms()).await {
+                return Err((e.into(), lease));
+            }
+            if let Err(e) = run.finish(started).await {
+                return Err((e, lease));
+            }
+            return Err((e, lease));
         }
     };
-    run.finish(started).await?;
-    Ok(SyncRun {
-        shop: shop.id,
-        windows,
-        calls: run.calls,
-        retries: run.retries,
-        cursor,
-        summary: run.summary,
-    })
+    if let Err(e) = run.finish(started).await {
+        return Err((e, lease));
+    }
+    Ok((
+        SyncRun {
+            shop: shop.id,
+            windows,
+            calls: run.calls,
+            retries: run.retries,
+            cursor,
+            summary: run.summary,
+        },
+        lease,
+    ))
 }
 
 fn credentials(shop: &Shop) -> Credentials {
@@ -177,6 +241,8 @@ struct Running<'a> {
     pace: Pace,
     limits: &'a SyncLimits,
     map: StatusMap,
+    /// This run's hold on the shop; `None` once lost.
+    lease: Option<shops::Lease>,
     summary: FileSummary,
     calls: u32,
     retries: u32,
@@ -194,14 +260,27 @@ impl Running<'_> {
             self.refresh().await?;
         }
         let until = started - self.limits.settle_ms;
+        let deadline = self.limits.max_run.map(|d| std::time::Instant::now() + d);
         let mut cursor = self.shop.sync_cursor;
         let mut windows = 0;
         // Platforms take whole seconds and want the end after the start: a window under a
         // second waits for the next run.
         while until - cursor >= 1_000 {
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                break; // the rest is the next run's
+            }
+            // Still this run's shop? (A lease runs out; a shop may be disconnected.)
+            let Some(lease) = self.lease else { break };
+            self.lease = shops::renew_lease(self.db, self.shop, lease, now_ms(), LEASE_MS).await?;
+            if self.lease.is_none() {
+                break;
+            }
             let end = (cursor + self.platform.max_window_ms()).min(until);
             let n = self.window(cursor, end).await?;
-            shops::advance(self.db, self.shop, end, n, now_ms()).await?;
+            if !shops::advance(self.db, self.shop, cursor, end, n, now_ms()).await? {
+                // The cursor was moved meanwhile (a backfill asked during the run): it wins.
+                break;
+            }
             cursor = end;
             windows += 1;
         }
@@ -215,36 +294,39 @@ impl Running<'_> {
     async fn window(&mut self, from: i64, to: i64) -> Result<u64, SyncError> {
         let size = u64::from(self.platform.page_size());
         let first = self.call(from, to, 1).await?;
-        let pages = first.total.div_ceil(size).max(1);
-        if pages > u64::from(self.platform.max_pages()) && to - from > 1_000 {
-            // More than the platform will page through: two halves.
-            let mid = from + (to - from) / 2;
-            let a = Box::pin(self.window(from, mid)).await?;
-            let b = Box::pin(self.window(mid, to)).await?;
-            return Ok(a + b);
+        let mut pages = first.total.div_ceil(size).max(1);
+        let max_pages = u64::from(self.platform.max_pages());
+        if pages > max_pages {
+            // More than the platform will page through: two halves, on whole seconds.
+            let whole_seconds = (to - from) / 1_000;
+            if whole_seconds >= 2 {
+                let mid = from + whole_seconds / 2 * 1_000;
+                let a = Box::pin(self.window(from, mid)).await?;
+                let b = Box::pin(self.window(mid, to)).await?;
+                return Ok(a + b);
+            }
+            // A second holding more orders than the platform pages through: read what it
+            // gives and say what it would not.
+            self.summary.rejected += first.total - max_pages * size;
+            self.note_rejected(
+                "window",
+                format!(
+                    "{} orders changed within one second from {}; the platform pages through {} of them",
+                    first.total,
+                    crate::channels::marketplaces::china_time_text(from),
+                    max_pages * size
+                ),
+            );
+            pages = max_pages;
         }
         let mut batch: Vec<OrderRecord> = Vec::new();
         let mut stored = 0;
-        let take = |run: &mut Self, orders: Vec<MarketOrder>, batch: &mut Vec<OrderRecord>| {
-            for o in orders {
-                run.summary.read += 1;
-                match to_record(run.platform, o, &run.map) {
-                    Ok(r) => batch.push(r),
-                    Err(e) => {
-                        run.summary.rejected += 1;
-                        if run.summary.errors.len() < 20 {
-                            run.summary.errors.push(e);
-                        }
-                    }
-                }
-            }
-        };
         if pages == 1 {
-            take(self, first.orders, &mut batch);
+            self.take(first, &mut batch);
         } else {
             for page in (1..=pages as u32).rev() {
                 let p = self.call(from, to, page).await?;
-                take(self, p.orders, &mut batch);
+                self.take(p, &mut batch);
                 if batch.len() >= self.limits.batch {
                     stored += self.store(std::mem::take(&mut batch)).await?;
                 }
@@ -252,6 +334,41 @@ impl Running<'_> {
         }
         stored += self.store(batch).await?;
         Ok(stored)
+    }
+
+    /// A page's orders in Siyu's terms; the ones that cannot be read are counted as rejected.
+    fn take(
+        &mut self,
+        page: crate::channels::marketplaces::OrderPage,
+        batch: &mut Vec<OrderRecord>,
+    ) {
+        for (at, why) in page.unreadable {
+            self.summary.read += 1;
+            self.summary.rejected += 1;
+            self.note_rejected("order", format!("{at}: {why}"));
+        }
+        for o in page.orders {
+            self.summary.read += 1;
+            match to_record(self.platform, o, &self.map) {
+                Ok(r) => batch.push(r),
+                Err(e) => {
+                    self.summary.rejected += 1;
+                    if self.summary.errors.len() < 20 {
+                        self.summary.errors.push(e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn note_rejected(&mut self, column: &str, reason: String) {
+        if self.summary.errors.len() < 20 {
+            self.summary.errors.push(RowError {
+                line: 0,
+                column: column.to_owned(),
+                reason,
+            });
+        }
     }
 
     /// One page, paced, retried on transient errors, with one token refresh on expiry.
@@ -310,7 +427,7 @@ impl Running<'_> {
             t.expires_at,
         )
         .await?;
-        self.client.set_access_token(t.access_token);
+        self.client.set_tokens(t.access_token, t.refresh_token);
         Ok(())
     }
 
@@ -366,6 +483,7 @@ impl Running<'_> {
         }
         let id = receipts::record(
             self.db,
+            self.cipher,
             self.shop.tenant_id,
             "sync",
             &self.summary,
@@ -403,11 +521,13 @@ pub fn to_record(
     let channel = platform.as_str();
     let mut identities = Vec::new();
     let mut phone_hint = None;
-    if let (Some(id), Some(kind)) = (&o.buyer_id, IdentityKind::buyer_id_of(channel)) {
-        match Identity::new(kind, id, None) {
-            Ok(i) => identities.push(i),
-            Err(IdentityError::Masked(_)) => {}
-            Err(e) => return Err(err("buyer_id", e.to_string())),
+    if let Some(kind) = IdentityKind::buyer_id_of(channel) {
+        for id in &o.buyer_ids {
+            match Identity::new(kind, id, None) {
+                Ok(i) => identities.push(i),
+                Err(IdentityError::Masked(_)) => {}
+                Err(e) => return Err(err("buyer_id", e.to_string())),
+            }
         }
     }
     if let Some(p) = &o.phone {

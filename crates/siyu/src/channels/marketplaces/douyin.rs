@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use super::sign::douyin_hmac_sha256;
 use super::{
-    Credentials, MarketError, MarketLine, MarketOrder, OrderPage, Platform, Tokens, int, shape,
-    text,
+    Credentials, MarketError, MarketLine, MarketOrder, OrderPage, Platform, Tokens, int, read_each,
+    shape, text,
 };
 
 const P: Platform = Platform::Douyin;
@@ -159,8 +159,7 @@ pub fn read_orders(v: &Value) -> Result<OrderPage, MarketError> {
         Value::Null => &[],
         _ => return Err(shape(P, "shop_order_list is not a list")),
     };
-    let orders = list.iter().map(order).collect::<Result<Vec<_>, _>>()?;
-    Ok(OrderPage { orders, total })
+    Ok(read_each(list, total, order))
 }
 
 fn order(o: &Value) -> Result<MarketOrder, MarketError> {
@@ -193,7 +192,7 @@ fn order(o: &Value) -> Result<MarketOrder, MarketError> {
         modified_at: secs("update_time").unwrap_or(created),
         amount,
         refund_amount: refund,
-        buyer_id: text(&o["doudian_open_id"]),
+        buyer_ids: text(&o["doudian_open_id"]).into_iter().collect(),
         phone: text(&o["mask_post_tel"]),
         buyer_name: text(&o["mask_post_receiver"]),
         province: text(&o["post_addr"]["province"]["name"]),

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::sign::md5_sorted;
 use super::{
     Credentials, MarketError, MarketLine, MarketOrder, OrderPage, Platform, Tokens, china_time_ms,
-    china_time_text, int, shape, text, yuan_to_fen,
+    china_time_text, int, read_each, shape, text, yuan_to_fen,
 };
 
 const P: Platform = Platform::Jd;
@@ -137,8 +137,7 @@ pub fn read_orders(v: &Value) -> Result<OrderPage, MarketError> {
         Value::Null => &[],
         _ => return Err(shape(P, "orderInfoList is not a list")),
     };
-    let orders = list.iter().map(order).collect::<Result<Vec<_>, _>>()?;
-    Ok(OrderPage { orders, total })
+    Ok(read_each(list, total, order))
 }
 
 fn order(o: &Value) -> Result<MarketOrder, MarketError> {
@@ -164,7 +163,11 @@ fn order(o: &Value) -> Result<MarketOrder, MarketError> {
         paid_at,
         modified_at: time("modified").unwrap_or(created),
         amount,
-        buyer_id: text(&o["open_id_buyer"]).or_else(|| text(&o["pin"])),
+        // The pin (exports' 下单帐号) and the open id, both, so that OneID joins them.
+        buyer_ids: [text(&o["pin"]), text(&o["open_id_buyer"])]
+            .into_iter()
+            .flatten()
+            .collect(),
         phone: text(&consignee["mobile"]),
         // The name comes encrypted: it names nobody here.
         buyer_name: None,

@@ -132,8 +132,9 @@ pub struct MarketOrder {
     pub modified_at: i64,
     pub amount: i64,
     pub refund_amount: i64,
-    /// The platform's id of the buyer (open id, nick, pin), when it gives one.
-    pub buyer_id: Option<String>,
+    /// The platform's ids of the buyer (open id, nick, pin): every one the answer carries, so
+    /// that OneID joins an export's nick to the API's open id.
+    pub buyer_ids: Vec<String>,
     /// A full mainland number, or the masked one platforms give now.
     pub phone: Option<String>,
     pub buyer_name: Option<String>,
@@ -150,11 +151,33 @@ pub struct MarketLine {
     pub price: i64,
 }
 
-/// One page of the orders changed in a window, with how many the window holds in all.
+/// One page of the orders changed in a window, with how many the window holds in all. An order
+/// the client cannot read is listed by its id (or position) and why, not fatal to the page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderPage {
     pub orders: Vec<MarketOrder>,
+    pub unreadable: Vec<(String, String)>,
     pub total: u64,
+}
+
+/// Reads each order of a page on its own: one the client cannot read is set aside with why.
+pub(crate) fn read_each<'a>(
+    list: impl IntoIterator<Item = &'a serde_json::Value>,
+    total: u64,
+    read: impl Fn(&serde_json::Value) -> Result<MarketOrder, MarketError>,
+) -> OrderPage {
+    let mut page = OrderPage {
+        orders: Vec::new(),
+        unreadable: Vec::new(),
+        total,
+    };
+    for (i, v) in list.into_iter().enumerate() {
+        match read(v) {
+            Ok(o) => page.orders.push(o),
+            Err(e) => page.unreadable.push((format!("#{}", i + 1), e.to_string())),
+        }
+    }
+    page
 }
 
 /// A new access token.
@@ -210,6 +233,9 @@ impl MarketError {
     }
 }
 
+/// The largest answer read: a page of 100 orders is well under a megabyte.
+const MAX_ANSWER_BYTES: usize = 32 << 20;
+
 /// A client for one shop on one platform.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -221,8 +247,11 @@ pub struct Client {
 
 impl Client {
     pub fn new(platform: Platform, creds: Credentials, api_base: Option<&str>) -> Client {
+        // No redirects: a platform's API answers where it is asked, and a redirect would send the
+        // signed call (and its token) elsewhere.
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
         Client {
@@ -236,8 +265,12 @@ impl Client {
         }
     }
 
-    pub fn set_access_token(&mut self, token: String) {
-        self.creds.access_token = Some(token);
+    /// Uses new tokens from here on (a refresh token may be good for one use only).
+    pub fn set_tokens(&mut self, access: String, refresh: Option<String>) {
+        self.creds.access_token = Some(access);
+        if refresh.is_some() {
+            self.creds.refresh_token = refresh;
+        }
     }
 
     /// The orders whose last modification falls in `[from, to)` (UTC ms), page `page` (from 1).
@@ -315,13 +348,28 @@ impl Client {
         &self,
         r: Result<reqwest::Response, reqwest::Error>,
     ) -> Result<serde_json::Value, MarketError> {
-        let r = r.map_err(|e| self.unavailable(e))?;
+        // Errors without their URL: queries carry tokens and (JD's refresh) the app secret, and
+        // an error is stored on the shop and shown.
+        let mut r = r.map_err(|e| self.unavailable(e.without_url()))?;
         let status = r.status();
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             return Err(self.unavailable(format!("HTTP {status}")));
         }
-        let text = r.text().await.map_err(|e| self.unavailable(e))?;
-        serde_json::from_str(&text).map_err(|e| MarketError::Shape {
+        let mut body = Vec::new();
+        while let Some(chunk) = r
+            .chunk()
+            .await
+            .map_err(|e| self.unavailable(e.without_url()))?
+        {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(MarketError::Shape {
+                    platform: self.platform.as_str(),
+                    reason: format!("an answer over {} MiB", MAX_ANSWER_BYTES >> 20),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body).map_err(|e| MarketError::Shape {
             platform: self.platform.as_str(),
             reason: format!("HTTP {status}, not JSON ({e})"),
         })

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::sign::md5_sorted;
 use super::{
     Credentials, MarketError, MarketLine, MarketOrder, OrderPage, Platform, Tokens, china_time_ms,
-    int, shape, text, yuan_to_fen,
+    int, read_each, shape, text, yuan_to_fen,
 };
 
 const P: Platform = Platform::Pdd;
@@ -134,8 +134,7 @@ pub fn read_orders(v: &Value) -> Result<OrderPage, MarketError> {
         Value::Null => &[],
         _ => return Err(shape(P, "order_sn_list is not a list")),
     };
-    let orders = list.iter().map(order).collect::<Result<Vec<_>, _>>()?;
-    Ok(OrderPage { orders, total })
+    Ok(read_each(list, total, order))
 }
 
 fn order(o: &Value) -> Result<MarketOrder, MarketError> {
@@ -159,7 +158,7 @@ fn order(o: &Value) -> Result<MarketOrder, MarketError> {
         modified_at: time("updated_at").unwrap_or(created),
         amount,
         // The increment API names no buyer; the phone comes encrypted or masked.
-        buyer_id: None,
+        buyer_ids: Vec::new(),
         phone: text(&o["receiver_phone"]).or_else(|| text(&o["contact_mobile"])),
         buyer_name: None,
         province: text(&o["province"]),

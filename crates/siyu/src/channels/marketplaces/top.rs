@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::sign::md5_sorted;
 use super::{
     Credentials, MarketError, MarketLine, MarketOrder, OrderPage, Platform, Tokens, china_time_ms,
-    china_time_text, int, shape, text, yuan_to_fen,
+    china_time_text, int, read_each, shape, text, yuan_to_fen,
 };
 
 const P: Platform = Platform::Tmall;
@@ -138,8 +138,7 @@ pub fn read_orders(v: &Value) -> Result<OrderPage, MarketError> {
         Value::Null => &[],
         _ => return Err(shape(P, "trades.trade is not a list")),
     };
-    let orders = trades.iter().map(trade).collect::<Result<Vec<_>, _>>()?;
-    Ok(OrderPage { orders, total })
+    Ok(read_each(trades, total, trade))
 }
 
 fn trade(t: &Value) -> Result<MarketOrder, MarketError> {
@@ -164,8 +163,15 @@ fn trade(t: &Value) -> Result<MarketOrder, MarketError> {
             .sum::<i64>()
             .min(amount)
     };
-    // The buyer's nick, where the app still sees it unmasked; else the open uid.
-    let nick = text(&t["buyer_nick"]).filter(|n| !n.contains('*'));
+    // The buyer's nick where the app still sees it unmasked (exports name buyers by it), and
+    // the open uid: both, so that OneID joins them.
+    let buyer_ids: Vec<String> = [
+        text(&t["buyer_nick"]).filter(|n| !n.contains('*')),
+        text(&t["buyer_open_uid"]),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     Ok(MarketOrder {
         order_no: tid.clone(),
         status: status(&code),
@@ -174,7 +180,7 @@ fn trade(t: &Value) -> Result<MarketOrder, MarketError> {
         modified_at: time("modified").unwrap_or(created),
         amount,
         refund_amount: refund,
-        buyer_id: nick.or_else(|| text(&t["buyer_open_uid"])),
+        buyer_ids,
         phone: text(&t["receiver_mobile"]),
         buyer_name: text(&t["receiver_name"]),
         province: text(&t["receiver_state"]),

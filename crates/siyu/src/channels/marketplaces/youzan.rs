@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{
     Credentials, MarketError, MarketLine, MarketOrder, OrderPage, Platform, Tokens, china_time_ms,
-    china_time_text, int, shape, text, yuan_to_fen,
+    china_time_text, int, read_each, shape, text, yuan_to_fen,
 };
 
 const P: Platform = Platform::Youzan;
@@ -114,11 +114,7 @@ pub fn read_orders(v: &Value) -> Result<OrderPage, MarketError> {
         Value::Null => &[],
         _ => return Err(shape(P, "full_order_info_list is not a list")),
     };
-    let orders = list
-        .iter()
-        .map(|f| order(&f["full_order_info"]))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(OrderPage { orders, total })
+    Ok(read_each(list, total, |f| order(&f["full_order_info"])))
 }
 
 fn order(f: &Value) -> Result<MarketOrder, MarketError> {
@@ -142,7 +138,7 @@ fn order(f: &Value) -> Result<MarketOrder, MarketError> {
         paid_at: time("pay_time"),
         modified_at: time("update_time").unwrap_or(created),
         amount,
-        buyer_id: text(&buyer["yz_open_id"]),
+        buyer_ids: text(&buyer["yz_open_id"]).into_iter().collect(),
         phone: text(&buyer["buyer_phone"]),
         buyer_name: text(&f["address_info"]["receiver_name"]),
         province: text(&f["address_info"]["delivery_province"]),

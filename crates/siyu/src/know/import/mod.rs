@@ -187,6 +187,7 @@ pub async fn import_file(
 pub struct Parsing {
     name: String,
     path: PathBuf,
+    cipher: FieldCipher,
     rx: tokio::sync::mpsc::Receiver<Chunk>,
     parser: tokio::task::JoinHandle<Result<ParseEnd, ImportError>>,
 }
@@ -200,6 +201,7 @@ impl Parsing {
             .unwrap_or_else(|| path.display().to_string());
         let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(4);
         let (parse_opts, parse_name, file) = (opts.clone(), name.clone(), path.to_path_buf());
+        let kept = cipher.clone();
         let cipher = cipher.clone();
         let parser = tokio::task::spawn_blocking(move || {
             let bytes = std::fs::read(&file).map_err(|e| ImportError::Io(parse_name.clone(), e))?;
@@ -218,6 +220,7 @@ impl Parsing {
         Parsing {
             name,
             path: path.to_path_buf(),
+            cipher: kept,
             rx,
             parser,
         }
@@ -237,6 +240,7 @@ impl Parsing {
         let Parsing {
             name,
             path,
+            cipher,
             mut rx,
             parser,
         } = self;
@@ -304,6 +308,7 @@ impl Parsing {
         summary.receipt = Some(
             receipts::record(
                 db,
+                &cipher,
                 tenant_id,
                 "file",
                 &summary,

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::FileSummary;
 use super::rows::RowError;
+use crate::platform::crypto::FieldCipher;
 use crate::platform::db::{Db, DbResult, sql};
 
 /// The rejected rows file is kept up to this size; a larger one is cut at a row boundary and
@@ -36,9 +37,12 @@ pub struct Receipt {
     pub has_rejected_file: bool,
 }
 
-/// Records the receipt of one imported file; `rejected_csv` is the rejected rows file's text.
+/// Records the receipt of one imported file; `rejected_csv` is the rejected rows file's text,
+/// kept encrypted (its rows hold phones and names as the export wrote them).
+#[allow(clippy::too_many_arguments)]
 pub async fn record(
     db: &Db,
+    cipher: &FieldCipher,
     tenant: i64,
     source: &str,
     s: &FileSummary,
@@ -70,7 +74,7 @@ pub async fn record(
             .bind(s.customers_merged as i64)
             .bind(serde_json::to_string(&s.unknown_texts).unwrap_or_else(|_| "{}".into()))
             .bind(serde_json::to_string(errors).unwrap_or_else(|_| "[]".into()))
-            .bind(rejected_csv.map(cut_at_row)),
+            .bind(rejected_csv.map(|t| cipher.encrypt(&cut_at_row(t)))),
         )
         .await?;
     Ok(id)
@@ -79,7 +83,11 @@ pub async fn record(
 /// The text cut to [`MAX_REJECTED_BYTES`] at the end of a line.
 fn cut_at_row(mut text: String) -> String {
     if text.len() > MAX_REJECTED_BYTES {
-        let end = text[..MAX_REJECTED_BYTES].rfind('\n').map_or(0, |i| i + 1);
+        // Searched as bytes: a line break is always a character boundary, the cut point may not be.
+        let end = text.as_bytes()[..MAX_REJECTED_BYTES]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
         text.truncate(end);
     }
     text
@@ -115,7 +123,12 @@ pub async fn get(db: &Db, tenant: i64, id: i64) -> DbResult<Option<Receipt>> {
 
 /// The rejected rows file of one run: `None` when the run is not the tenant's, `Some(None)`
 /// when it rejected nothing.
-pub async fn rejected_file(db: &Db, tenant: i64, id: i64) -> DbResult<Option<Option<String>>> {
+pub async fn rejected_file(
+    db: &Db,
+    cipher: &FieldCipher,
+    tenant: i64,
+    id: i64,
+) -> DbResult<Option<Option<String>>> {
     let row: Option<(Option<String>,)> = db
         .fetch_optional(
             &sql("SELECT rejected_csv FROM import_runs WHERE tenant_id = $1 AND id = $2")
@@ -123,7 +136,8 @@ pub async fn rejected_file(db: &Db, tenant: i64, id: i64) -> DbResult<Option<Opt
                 .bind(id),
         )
         .await?;
-    Ok(row.map(|r| r.0))
+    // A file that no longer decrypts (the server's secret changed) is answered as empty.
+    Ok(row.map(|(enc,)| enc.map(|e| cipher.decrypt(&e).unwrap_or_default())))
 }
 
 #[cfg(test)]
@@ -139,5 +153,10 @@ mod tests {
         assert!(cut.ends_with('\n'));
         assert_eq!(cut.len() % row.len(), 0, "whole rows only");
         assert_eq!(cut_at_row("a\nb\n".into()), "a\nb\n");
+        // Chinese rows: the byte limit falls inside a character, the cut does not.
+        let row = "12,订单付款时间,日期不对,张三\n";
+        let cut = cut_at_row(row.repeat(MAX_REJECTED_BYTES / row.len() + 10));
+        assert!(cut.len() <= MAX_REJECTED_BYTES && cut.ends_with('\n'));
+        assert_eq!(cut.len() % row.len(), 0);
     }
 }

@@ -78,17 +78,18 @@ impl StatusMap {
         Ok(map)
     }
 
-    /// Reads a status cell: the tenant's reading, else Siyu's, else `unknown`. The text is
-    /// returned with the status whenever it did not come from Siyu's own list, so the order can
-    /// be re-read when the map changes.
+    /// Reads a status cell: the tenant's reading, else Siyu's, else `unknown`. The text comes
+    /// back with the status, to be kept with the order, so that a later map re-reads it (and can
+    /// override Siyu's own reading).
     pub fn read(&self, text: &str) -> (OrderStatus, Option<String>) {
+        let kept = Some(cut(text.trim()));
         if let Some(s) = self.by_key.get(&normalise_status(text)) {
-            return (*s, Some(cut(text.trim())));
+            return (*s, kept);
         }
-        match OrderStatus::parse(text) {
-            Some(s) => (s, None),
-            None => (OrderStatus::Unknown, Some(cut(text.trim()))),
-        }
+        (
+            OrderStatus::parse(text).unwrap_or(OrderStatus::Unknown),
+            kept,
+        )
     }
 
     /// The entries as written, in text order.
@@ -122,7 +123,8 @@ pub async fn save(db: &Db, tenant: i64, map: &StatusMap, now: i64) -> DbResult<u
     reread(db, tenant, map).await
 }
 
-/// Re-reads the status of every order that carries a status text, by the map.
+/// Re-reads the status of every order that carries a status text (every imported order, and
+/// synced orders whose platform code the client did not know), by the map.
 pub async fn reread(db: &Db, tenant: i64, map: &StatusMap) -> DbResult<u64> {
     let texts: Vec<(String, String)> = db
         .fetch_all(
@@ -156,8 +158,7 @@ pub struct StatusText {
     pub text: String,
     pub status: String,
     pub orders: i64,
-    /// Whether the tenant's map names it (else it is unknown, or a reading the map overrode
-    /// before and no longer does).
+    /// Whether the tenant's map names it (else Siyu reads it, or it is unknown).
     pub mapped: bool,
 }
 
@@ -199,7 +200,12 @@ mod tests {
         // Written with spaces or full width, the map still names it.
         assert_eq!(map.read(" 售后 中 ").0, OrderStatus::Paid);
         assert_eq!(map.read("锁定").0, OrderStatus::Closed);
-        assert_eq!(map.read("交易成功"), (OrderStatus::Completed, None));
+        assert_eq!(
+            map.read("交易成功"),
+            (OrderStatus::Completed, Some("交易成功".into()))
+        );
+        // Written literally, "unknown" is unknown, and mappable.
+        assert_eq!(map.read("unknown").0, OrderStatus::Unknown);
         assert_eq!(
             map.read("待成团"),
             (OrderStatus::Unknown, Some("待成团".into()))

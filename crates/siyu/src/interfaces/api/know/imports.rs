@@ -16,7 +16,7 @@ use crate::interfaces::api::{
     ApiCaller, ApiError, csv_response, json_body, live_customer, path_id, require_write,
 };
 use crate::know::buyer_link;
-use crate::know::import::{ImportOptions, import_file, presets, receipts, status_map};
+use crate::know::import::{ImportError, ImportOptions, import_file, presets, receipts, status_map};
 use crate::platform::clock::now_ms;
 
 /// `GET /api/v1/import/statuses`: the tenant's status map and every status text its orders
@@ -46,6 +46,8 @@ pub(crate) async fn put_status_map(
     Ok(Json(json!({"reread": reread})).into_response())
 }
 
+static UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UploadQuery {
@@ -68,6 +70,14 @@ pub(crate) async fn upload_orders(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
+    // An upload holds its file in memory and recomputes the tenant: two at a time per server.
+    let Ok(_turn) = UPLOADS.try_acquire() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "uploads_busy",
+            "two exports are being imported on this server; send this one when they finish",
+        ));
+    };
     let preset_name = q.preset.clone();
     let preset = presets::preset(&q.preset).ok_or_else(|| {
         ApiError::bad_request(format!(
@@ -99,8 +109,11 @@ pub(crate) async fn upload_orders(
     let summary = import_file(&app.db, &app.cipher, caller.tenant_id, &file, &opts, None)
         .await
         .map_err(|e| match e {
-            crate::know::import::ImportError::Store(..) => ApiError::internal(e),
-            e => ApiError::bad_request(e.to_string()),
+            // What is wrong with the file is the caller's to mend; the rest is ours.
+            ImportError::Empty(_) | ImportError::MissingColumn { .. } | ImportError::Header(..) => {
+                ApiError::bad_request(e.to_string())
+            }
+            ImportError::Io(..) | ImportError::Store(..) => ApiError::internal(e),
         })?;
     if summary.imported + summary.updated > 0 {
         crate::workflows::import_finished(&app.db, caller.tenant_id, now_ms())
@@ -151,8 +164,19 @@ pub(crate) async fn rejected_rows(
     ApiCaller(caller): ApiCaller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    // The rows are as the export wrote them, phones and names included.
+    if !caller.role.may_see_phone() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "role {} may not see customers' phones",
+                caller.role.as_str()
+            ),
+        ));
+    }
     let id = path_id("run", &id)?;
-    let text = receipts::rejected_file(&app.db, caller.tenant_id, id)
+    let text = receipts::rejected_file(&app.db, &app.cipher, caller.tenant_id, id)
         .await?
         .ok_or_else(|| no_run(id))?
         .unwrap_or_default();

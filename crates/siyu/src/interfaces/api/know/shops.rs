@@ -15,7 +15,7 @@ use crate::interfaces::api::{
 };
 use crate::know::shops::{self, NewShop};
 use crate::platform::clock::now_ms;
-use crate::workflows::sync::{SyncLimits, sync_shop};
+use crate::workflows::sync::{SyncError, SyncLimits, sync_shop};
 
 /// `GET /api/v1/shops`: each shop with its cursor, lag, orders synced and last error.
 pub(crate) async fn list(
@@ -54,7 +54,15 @@ pub(crate) async fn connect(
                 .join(", ")
         )));
     }
-    let id = shops::connect(&app.db, &app.cipher, caller.tenant_id, &shop, now_ms()).await?;
+    let id = shops::connect(
+        &app.db,
+        &app.cipher,
+        caller.tenant_id,
+        &shop,
+        app.marketplace_allow_api_base,
+        now_ms(),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
 }
 
@@ -96,8 +104,8 @@ pub(crate) async fn backfill(
     Ok(Json(json!({"id": id, "sync_cursor": b.from})).into_response())
 }
 
-/// `POST /api/v1/shops/{id}/sync`: syncs the shop now (unless a server is syncing it) and
-/// answers the run.
+/// `POST /api/v1/shops/{id}/sync`: syncs the shop now (unless another run holds it) and
+/// answers the run. The run goes on by itself if the caller hangs up, and gives the shop back.
 pub(crate) async fn sync_now(
     State(app): State<AppState>,
     ApiCaller(caller): ApiCaller,
@@ -106,25 +114,31 @@ pub(crate) async fn sync_now(
     require_write(&caller)?;
     let id = path_id("shop", &id)?;
     let tenant = caller.tenant_id;
-    if !shops::take_lease(&app.db, tenant, id, now_ms(), 3_600_000).await? {
-        return Err(ApiError::new(
+    let limits = SyncLimits {
+        allow_api_base: app.marketplace_allow_api_base,
+        ..SyncLimits::default()
+    };
+    let running = app.clone();
+    let run = tokio::spawn(async move {
+        sync_shop(
+            &running.db,
+            &running.cipher,
+            Some(&running.audiences),
+            tenant,
+            id,
+            &limits,
+        )
+        .await
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let run = run.map_err(|e| match e {
+        SyncError::Shop(e) => ApiError::from(e),
+        SyncError::Busy(_) => ApiError::new(
             StatusCode::CONFLICT,
             "sync_running",
             format!("shop {id} is being synced now; its receipt will be in /api/v1/import/runs"),
-        ));
-    }
-    let run = sync_shop(
-        &app.db,
-        &app.cipher,
-        Some(&app.audiences),
-        tenant,
-        id,
-        &SyncLimits::default(),
-    )
-    .await;
-    shops::release_lease(&app.db, tenant, id).await?;
-    let run = run.map_err(|e| match e {
-        crate::workflows::sync::SyncError::Shop(e) => ApiError::from(e),
+        ),
         e => ApiError::new(StatusCode::BAD_GATEWAY, "sync_failed", e.to_string()),
     })?;
     Ok(Json(json!({
