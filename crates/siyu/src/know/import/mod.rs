@@ -555,21 +555,21 @@ fn parse_file(
         // Rows of one order (one line each) are adjacent in exports: a row continuing the last
         // order adds its line; order-level cells may be blank there.
         let key = ctx.order_key(line, &fields).ok();
-        if let (Some(k), Some((rejected_key, first_line))) = (&key, &last_rejected) {
-            if k == rejected_key {
-                rejected += 1;
-                let reason = format!("its order's first row (line {first_line}) was rejected");
-                reject(
-                    RowError {
-                        line,
-                        column: String::new(),
-                        reason,
-                    },
-                    &fields,
-                    &mut errors,
-                )?;
-                continue;
-            }
+        if let (Some(k), Some((rejected_key, first_line))) = (&key, &last_rejected)
+            && k == rejected_key
+        {
+            rejected += 1;
+            let reason = format!("its order's first row (line {first_line}) was rejected");
+            reject(
+                RowError {
+                    line,
+                    column: String::new(),
+                    reason,
+                },
+                &fields,
+                &mut errors,
+            )?;
+            continue;
         }
         let continues = match (&key, chunk.last()) {
             (Some((ch, no)), Some(last)) => last.channel == *ch && last.order_no == *no,

@@ -192,7 +192,7 @@ mod tests {
 
     #[test]
     fn the_tenants_reading_comes_first_then_siyus_then_unknown() {
-        let map = StatusMap::new([("售后中", "paid"), ("锁定", "closed")]).unwrap();
+        let map = StatusMap::new([("售后中", "paid"), ("锁定", "closed")]).expect("a map");
         assert_eq!(
             map.read("售后中"),
             (OrderStatus::Paid, Some("售后中".into()))
@@ -234,7 +234,7 @@ mod tests {
         // A platform wording is a reading too.
         assert_eq!(
             StatusMap::new([("售后中", "交易成功")])
-                .unwrap()
+                .expect("a map")
                 .read("售后中")
                 .0,
             OrderStatus::Completed

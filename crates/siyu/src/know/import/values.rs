@@ -179,8 +179,16 @@ mod tests {
         assert_eq!(clean_cell(" - "), "");
         assert_eq!(clean_cell("--"), "");
         assert_eq!(clean_cell("-1"), "-1");
-        assert!(parse_money("-￥129.00").unwrap_err().contains("negative"));
-        assert!(parse_money("-129").unwrap_err().contains("negative"));
+        assert!(
+            parse_money("-￥129.00")
+                .expect_err("negative")
+                .contains("negative")
+        );
+        assert!(
+            parse_money("-129")
+                .expect_err("negative")
+                .contains("negative")
+        );
     }
 
     #[test]
