@@ -325,15 +325,19 @@ async fn a_cross_site_form_post_is_refused(backend: Backend) {
 }
 
 on_each_backend!(sign_in_attempts_are_limited_per_account_and_address);
-/// Guessing a password is slow: ten attempts per account and thirty per address in fifteen
-/// minutes, then the sign-in page asks to wait, even with the right password.
+/// Guessing a password is slow: ten wrong passwords for an account from one address, a hundred
+/// from all addresses, and thirty attempts of any kind from one address in fifteen minutes; then
+/// the sign-in page asks to wait, even with the right password. But a stranger's guesses do not
+/// lock the owner out: from their own address the right password still signs in.
 async fn sign_in_attempts_are_limited_per_account_and_address(backend: Backend) {
-    let s = TestServer::start(backend).await;
+    // Behind a proxy the server believes, so that a test can come from several addresses.
+    let s = TestServer::start_with(backend, |a| a.trusted_proxies = Some("127.0.0.1".into())).await;
     let (c, _) = brand_with_ops(&s).await;
-    let attempt = |user: &'static str, password: &'static str| {
+    let attempt = |user: &'static str, password: &'static str, from: &'static str| {
         let (c, url) = (c.clone(), s.url("/console/login"));
         async move {
             c.post(url)
+                .header("x-forwarded-for", from)
                 .form(&[
                     ("tenant", "brand"),
                     ("username", user),
@@ -344,35 +348,82 @@ async fn sign_in_attempts_are_limited_per_account_and_address(backend: Backend) 
                 .expect("post")
         }
     };
-    for i in 0..access::LOGINS_PER_ACCOUNT {
-        let r = attempt("ops", "wrong-guess").await;
+    let guesser = "203.0.113.7";
+    for i in 0..access::FAILURES_PER_ACCOUNT_AND_ADDRESS {
+        let r = attempt("ops", "wrong-guess", guesser).await;
         assert_eq!(
             r.status(),
             StatusCode::UNAUTHORIZED,
             "{backend:?}: guess {i}"
         );
     }
-    let r = attempt("ops", "ops-password").await;
+    let r = attempt("ops", "ops-password", guesser).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "{backend:?}");
     assert!(session_cookie(&r).is_none(), "{backend:?}");
     assert!(r.text().await.expect("body").contains("尝试次数过多"));
 
-    // From one address, other accounts too: 30 attempts in all, the 10 counted above included
-    // (a refused attempt counts nothing).
+    // The owner, from their own address, is not locked out by the guesser.
+    let r = attempt("ops", "ops-password", "198.51.100.20").await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{backend:?}: the owner signs in"
+    );
+    assert!(session_cookie(&r).is_some());
+    // Right passwords do not count against the account: the owner signs in again and again.
+    for _ in 0..access::FAILURES_PER_ACCOUNT_AND_ADDRESS + 2 {
+        let r = attempt("ops", "ops-password", "198.51.100.20").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{backend:?}");
+    }
+
+    // From one address, every attempt counts: 30 in all, the 11 from the guesser above included
+    // (other accounts, unknown ones too).
     let names = [
         "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p",
     ];
     let mut answered = Vec::new();
-    for name in names.iter().cycle().take(21) {
-        answered.push(attempt(name, "x").await.status());
+    for name in names.iter().cycle().take(20) {
+        answered.push(attempt(name, "x", guesser).await.status());
     }
     assert!(
-        answered[..20]
+        answered[..19]
             .iter()
             .all(|s| *s == StatusCode::UNAUTHORIZED),
         "{backend:?}: {answered:?}"
     );
-    assert_eq!(answered[20], StatusCode::TOO_MANY_REQUESTS, "{backend:?}");
+    assert_eq!(answered[19], StatusCode::TOO_MANY_REQUESTS, "{backend:?}");
+
+    // Guesses spread over many addresses stop at a hundred failures for the account.
+    const FROM: [&str; 11] = [
+        "192.0.2.1",
+        "192.0.2.2",
+        "192.0.2.3",
+        "192.0.2.4",
+        "192.0.2.5",
+        "192.0.2.6",
+        "192.0.2.7",
+        "192.0.2.8",
+        "192.0.2.9",
+        "192.0.2.10",
+        "192.0.2.11",
+    ];
+    // The guesser's ten failures above count towards it already.
+    let per = (access::FAILURES_PER_ACCOUNT - access::FAILURES_PER_ACCOUNT_AND_ADDRESS)
+        / access::FAILURES_PER_ACCOUNT_AND_ADDRESS;
+    for from in &FROM[..per as usize] {
+        for _ in 0..access::FAILURES_PER_ACCOUNT_AND_ADDRESS {
+            assert_eq!(
+                attempt("ops", "guess", from).await.status(),
+                StatusCode::UNAUTHORIZED
+            );
+        }
+    }
+    let r = attempt("ops", "ops-password", FROM[10]).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "{backend:?}: the account-wide cap"
+    );
 }
 
 on_each_backend!(pages_carry_the_headers_that_hold_browsers_to_them);

@@ -211,14 +211,19 @@ pub enum Login {
     Session(String),
     /// No such brand or user, or the wrong password (which one is not said).
     Wrong,
-    /// Too many attempts from this address or for this account lately.
+    /// Too many attempts from this address, or failures for this account, lately.
     Throttled,
 }
 
-/// Sign-in attempts from one address in [`LOGIN_WINDOW`].
+/// Sign-in attempts from one address in [`LOGIN_WINDOW`], right or wrong.
 pub const LOGINS_PER_ADDRESS: i64 = 30;
-/// Sign-in attempts for one account in [`LOGIN_WINDOW`].
-pub const LOGINS_PER_ACCOUNT: i64 = 10;
+/// Wrong passwords for one account from one address in [`LOGIN_WINDOW`]: then that address
+/// waits, and the account's owner signs in from anywhere else.
+pub const FAILURES_PER_ACCOUNT_AND_ADDRESS: i64 = 10;
+/// Wrong passwords for one account from all addresses together in [`LOGIN_WINDOW`]: a guess
+/// spread over many addresses stops here. Locking the owner out takes this many failures from
+/// at least ten addresses, where it took any ten attempts before.
+pub const FAILURES_PER_ACCOUNT: i64 = 100;
 pub const LOGIN_WINDOW: Window = Window::Minutes(15);
 
 /// Password checks at once: Argon2 takes tens of milliseconds of a core, so many sign-ins at
@@ -250,8 +255,10 @@ async fn password_matches(password: &str, hash: String) -> bool {
 }
 
 /// Checks a console login from `address` (as the server trusts it); on success opens a
-/// session. Attempts count against the address and the account before the password is looked
-/// at, so guessing is slow from one place and for one account from many.
+/// session. Every attempt counts against the address before the password is looked at; wrong
+/// passwords count against the account from that address and from everywhere, so guessing is
+/// slow from one place and for one account from many, while a stranger's guesses cannot lock
+/// the owner out of an account from their own address.
 pub async fn login(
     db: &Db,
     tenant: &str,
@@ -261,24 +268,36 @@ pub async fn login(
 ) -> Result<Login, AccessError> {
     let now = now_ms();
     let account = token_hash(&format!("{}\u{0}{}", tenant.trim(), username.trim()));
-    let mut tx = db.begin().await?;
+    // The address is kept as a hash, like everything else the budgets count.
+    let pair = token_hash(&format!("{account}\u{0}{address}"));
+    let from_hash = token_hash(address);
     let from = Budget::new(
         0,
         "login_address",
-        address,
+        &from_hash,
         LOGIN_WINDOW,
         LOGINS_PER_ADDRESS,
     );
-    let of = Budget::new(
+    let pair_failures = Budget::new(
         0,
-        "login_account",
+        "login_failures",
+        &pair,
+        LOGIN_WINDOW,
+        FAILURES_PER_ACCOUNT_AND_ADDRESS,
+    );
+    let account_failures = Budget::new(
+        0,
+        "login_account_failures",
         &account,
         LOGIN_WINDOW,
-        LOGINS_PER_ACCOUNT,
+        FAILURES_PER_ACCOUNT,
     );
+    let mut tx = db.begin().await?;
     if limits::take(&mut tx, from, now).await?.is_none()
-        || limits::take(&mut tx, of, now).await?.is_none()
+        || limits::spent(&mut tx, pair_failures, now).await?
+        || limits::spent(&mut tx, account_failures, now).await?
     {
+        tx.commit().await?; // the attempt counts against the address
         return Ok(Login::Throttled);
     }
     tx.commit().await?;
@@ -293,13 +312,21 @@ pub async fn login(
             .map(|(user_id, hash)| (t.id, user_id, hash)),
         None => None,
     };
+    let wrong = || async {
+        // Only failures count against the account: its owner's own right password never does.
+        let mut tx = db.begin().await?;
+        limits::take(&mut tx, pair_failures, now).await?;
+        limits::take(&mut tx, account_failures, now).await?;
+        tx.commit().await?;
+        Ok::<_, AccessError>(Login::Wrong)
+    };
     let Some((tenant_id, user_id, hash)) = user else {
         password_matches(password, UNKNOWN_USER_HASH.clone()).await;
-        return Ok(Login::Wrong);
+        return wrong().await;
     };
     let checked_hash = hash.clone();
     if !password_matches(password, hash).await {
-        return Ok(Login::Wrong);
+        return wrong().await;
     }
     let token = random_token(32);
     // Opened only if the password checked is still the user's and they are still enabled: a

@@ -88,6 +88,24 @@ pub async fn take(tx: &mut Tx, b: Budget<'_>, now: i64) -> DbResult<Option<i64>>
     Ok(row.map(|(n,)| n))
 }
 
+/// Whether the budget's window is spent, without taking from it (for budgets counted only when
+/// something fails, such as wrong passwords).
+pub async fn spent(tx: &mut Tx, b: Budget<'_>, now: i64) -> DbResult<bool> {
+    if b.limit <= 0 {
+        return Ok(true);
+    }
+    let row: Option<(i64,)> = tx
+        .fetch_optional(
+            &sql("SELECT n FROM rate_counters WHERE tenant_id = $1 AND scope = $2 AND subject = $3 AND window_start = $4")
+                .bind(b.tenant)
+                .bind(b.scope)
+                .bind(b.subject)
+                .bind(b.window.start(now)),
+        )
+        .await?;
+    Ok(row.is_some_and(|(n,)| n >= b.limit))
+}
+
 /// Forgets windows that ended more than two days ago (the longest window is a day).
 pub async fn sweep(db: &super::db::Db, now: i64) -> DbResult<u64> {
     db.execute(
