@@ -103,6 +103,29 @@ pub fn parse_quantity(s: &str) -> Result<i64, String> {
     }
 }
 
+/// A date as an Excel serial number (`45449.41738`: days since 1899-12-30 and the fraction of
+/// a day), as a file re-saved in Excel writes date cells; only 1954–2119, so an order number
+/// or an amount is never read as a date.
+fn excel_serial(t: &str) -> Option<NaiveDateTime> {
+    let (days, frac) = t.split_once('.').unwrap_or((t, ""));
+    if days.len() != 5
+        || !days.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let days: i64 = days.parse().ok()?;
+    if !(20_000..=80_000).contains(&days) {
+        return None;
+    }
+    let fraction: f64 = format!("0.{}", if frac.is_empty() { "0" } else { frac })
+        .parse()
+        .ok()?;
+    let seconds = (fraction * 86_400.0).round() as i64;
+    let epoch = NaiveDate::from_ymd_opt(1899, 12, 30)?.and_time(NaiveTime::MIN);
+    Some(epoch + chrono::Duration::days(days) + chrono::Duration::seconds(seconds))
+}
+
 /// Parses a local date-time as exports write it and returns UTC milliseconds. Times without a
 /// zone are China Standard Time, the zone of every platform's seller export.
 pub fn parse_time(s: &str) -> Result<i64, String> {
@@ -112,6 +135,13 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
     }
     if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(t) {
         return Ok(dt.timestamp_millis());
+    }
+    if let Some(local) = excel_serial(t) {
+        return china()
+            .from_local_datetime(&local)
+            .single()
+            .map(|d| d.timestamp_millis())
+            .ok_or_else(|| format!("date {s:?} does not exist in China Standard Time"));
     }
     let norm: String = t
         .replace('/', "-")
@@ -158,6 +188,17 @@ mod tests {
         assert!(parse_money("").is_err());
         assert!(parse_money("-5").is_err());
         assert!(parse_money("1.2.3").is_err());
+    }
+
+    #[test]
+    fn excel_serial_dates_are_read() {
+        // 45449.41738 is 2024-06-06 10:01:02 (to the nearest second, as Excel shows it).
+        let want = parse_time("2024-06-06 10:01:02").expect("date");
+        assert_eq!(parse_time("45449.41738"), Ok(want));
+        assert_eq!(parse_time("45449"), parse_time("2024-06-06"));
+        // Numbers that are not dates stay errors.
+        assert!(parse_time("123").is_err());
+        assert!(parse_time("2406061234").is_err());
     }
 
     #[test]
