@@ -99,6 +99,8 @@ pub async fn run(s: &Settings, a: DemoArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{}", a.listen.as_deref().unwrap_or(&s.listen)));
     acquire_report(&db, &cipher, tenant.id, &public_url).await?;
     crate::demo_connect::connect_report(&db, &cipher, tenant.id).await?;
+    // Kept answering while the console runs: the server syncs the shop from it.
+    let _shop = crate::demo_sync::sync_report(&db, &cipher, tenant.id).await?;
 
     if a.no_serve {
         db.close().await;
@@ -108,6 +110,8 @@ pub async fn run(s: &Settings, a: DemoArgs) -> anyhow::Result<()> {
     // The demo's customers pay with the local provider, which takes no money.
     let mut s = s.clone();
     s.payment_provider = Some(siyu::convert::payments::LOCAL_DEMO.into());
+    // Its Youzan shop answers from the local sandbox.
+    s.marketplace_allow_api_base = true;
     serve(db, cipher, &listen, &s, |addr| {
         println!("\nConsole 控制台: http://{addr}/console");
         println!("  品牌 brand: {DEMO_TENANT}   用户 user: admin (sees full phones) or ops   密码 password: {DEMO_PASSWORD}");

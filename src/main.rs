@@ -26,6 +26,7 @@ mod bench_sync;
 mod demo_activities;
 mod demo_cmd;
 mod demo_connect;
+mod demo_sync;
 mod layering_cmd;
 mod sync_cmd;
 
