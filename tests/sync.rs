@@ -567,7 +567,7 @@ async fn one_run_at_a_time(backend: Backend) {
     let id = connect(&tdb.db, &sandbox, &shop, start - 60_000).await;
     // Paced to take a few seconds.
     let slow = SyncLimits {
-        calls_per_second: Some(8),
+        calls_per_second: Some(4),
         ..limits()
     };
     let (db, first_limits) = (tdb.db.clone(), slow.clone());
@@ -575,7 +575,18 @@ async fn one_run_at_a_time(backend: Backend) {
         tokio::spawn(
             async move { sync_shop(&db, &cipher(), None, TENANT, id, &first_limits).await },
         );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Once the first run holds the shop (and has called the platform at least once):
+    for _ in 0..100 {
+        let (held,): (Option<i64>,) = tdb
+            .db
+            .fetch_one(&sql("SELECT sync_lease_until FROM shops WHERE id = $1").bind(id))
+            .await
+            .expect("shop");
+        if held.is_some() && sandbox.stats().calls > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let second = sync_shop(&tdb.db, &cipher(), None, TENANT, id, &slow).await;
     assert!(
         matches!(second, Err(siyu::workflows::sync::SyncError::Busy(_))),
