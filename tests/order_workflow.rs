@@ -373,3 +373,68 @@ async fn a_bargain_bought_on_its_page(backend: Backend) {
     // owner's alone.
     b.assert_followed("bargain", b.buyers[0], now, 0).await;
 }
+
+on_each_backend!(orders_synced_from_a_marketplace_shop);
+/// A shop's orders synced from its platform are followed as pushed orders are (figures, stage,
+/// the audience, points); orders placed before the shop was connected are its history and, like
+/// an import, earn no points.
+async fn orders_synced_from_a_marketplace_shop(backend: Backend) {
+    use siyu_marketplace_sandbox::{FakeLine, FakeOrder, Platform, Sandbox, Shop, Status};
+    let b = lapsed_brand(backend, &["13800000001"]).await;
+    let before = b.join("13800000001").await;
+    let now = now_ms();
+    let order = |no: &str, at: i64, amount: i64| FakeOrder {
+        order_no: no.into(),
+        status: Status::Paid,
+        created_at: at,
+        paid_at: Some(at + 1_000),
+        modified_at: at + 1_000,
+        amount,
+        refund_amount: 0,
+        buyer_id: None,
+        phone: Some("13800000001".into()),
+        lines: vec![FakeLine {
+            sku: "SKU-1".into(),
+            title: "面霜".into(),
+            quantity: 1,
+            price: amount,
+        }],
+    };
+    // One order from before the shop was connected (ten minutes ago), one since.
+    let shop = Shop::new(
+        Platform::Youzan,
+        vec![
+            order("E-HISTORY", now - 2 * DAY_MS, 12_300),
+            order("E-LIVE", now - 5 * 60_000, 9_900),
+        ],
+    );
+    let sandbox = Sandbox::start(shop.clone()).await.expect("sandbox");
+    let (st, made) = post(
+        &b.s,
+        &b.key,
+        "/api/v1/shops",
+        json!({"platform": "youzan", "shop_ref": shop.shop_ref, "name": "有赞微商城", "app_key": shop.app_key,
+               "app_secret": shop.app_secret, "api_base": sandbox.base, "sync_from": now - 3 * DAY_MS}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{made}");
+    let id = made["id"].as_i64().expect("shop id");
+    b.s.db()
+        .execute(
+            &sql("UPDATE shops SET created_at = $1 WHERE id = $2")
+                .bind(now - 10 * 60_000)
+                .bind(id),
+        )
+        .await
+        .expect("connected ten minutes ago");
+    let (st, run) = post(&b.s, &b.key, &format!("/api/v1/shops/{id}/sync"), json!({})).await;
+    assert_eq!((st, &run["imported"]), (StatusCode::OK, &json!(2)), "{run}");
+    // Youzan gives times to the second.
+    b.assert_followed("sync", b.buyers[0], now - 5 * 60_000 - 1_000, 0)
+        .await;
+    assert_eq!(
+        b.points(b.buyers[0]).await,
+        before + 99,
+        "the live order earned for ¥99, the history none"
+    );
+}

@@ -68,6 +68,8 @@ pub struct Shop {
     pub token_expires_at: Option<i64>,
     pub api_base: Option<String>,
     pub sync_cursor: i64,
+    /// When the shop was first connected: orders placed before are its history.
+    pub connected_at: i64,
 }
 
 /// A shop as the console and `/metrics` show it: no secrets.
@@ -216,6 +218,7 @@ type ShopRow = (
     Option<i64>,
     Option<String>,
     i64,
+    i64,
 );
 
 /// A connected shop with its credentials decrypted.
@@ -224,15 +227,27 @@ pub async fn load(db: &Db, cipher: &FieldCipher, tenant: i64, id: i64) -> Result
         .fetch_optional(
             &sql(
                 "SELECT id, platform, shop_ref, name, app_key, app_secret_enc, access_token_enc, refresh_token_enc, \
-                 token_expires_at, api_base, sync_cursor FROM shops \
+                 token_expires_at, api_base, sync_cursor, created_at FROM shops \
                  WHERE tenant_id = $1 AND id = $2 AND disconnected_at IS NULL",
             )
             .bind(tenant)
             .bind(id),
         )
         .await?;
-    let (id, platform, shop_ref, name, app_key, secret, access, refresh, expires, api_base, cursor) =
-        row.ok_or(ShopError::NotFound(id))?;
+    let (
+        id,
+        platform,
+        shop_ref,
+        name,
+        app_key,
+        secret,
+        access,
+        refresh,
+        expires,
+        api_base,
+        cursor,
+        connected_at,
+    ) = row.ok_or(ShopError::NotFound(id))?;
     let dec = |v: &str| cipher.decrypt(v).map_err(|_| ShopError::Secret(id));
     Ok(Shop {
         id,
@@ -247,6 +262,7 @@ pub async fn load(db: &Db, cipher: &FieldCipher, tenant: i64, id: i64) -> Result
         token_expires_at: expires,
         api_base,
         sync_cursor: cursor,
+        connected_at,
     })
 }
 

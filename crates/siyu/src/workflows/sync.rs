@@ -460,8 +460,12 @@ impl Running<'_> {
         self.stored_any = true;
         if let Some(audiences) = self.audiences {
             buyers.extend(owners_of(self.db, tenant, &orders).await?);
+            // Orders placed before the shop was connected are its history: like imported
+            // history they earn no points (docs/CONVERT.md); the buyers' figures, tiers and the
+            // index follow all of them.
             let keys: Vec<(String, String)> = orders
                 .iter()
+                .filter(|o| o.ordered_at >= self.shop.connected_at)
                 .map(|o| (o.channel.clone(), o.order_no.clone()))
                 .collect();
             let stored = OrdersStored {
