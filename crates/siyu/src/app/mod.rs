@@ -158,6 +158,7 @@ impl App {
     /// (events, clicks, flash reservations, WeCom callbacks) start with their parts, on the
     /// current runtime; the loops that run on their own start with [`Workers::start`].
     pub async fn build(db: Db, cipher: FieldCipher, s: AppSettings) -> Result<App, BuildError> {
+        tokio::task::spawn_blocking(crate::platform::access::prepare_password_checks);
         let audiences = Audiences::new(db.clone());
         let events = EventWriter::start_with(
             db.clone(),

@@ -59,6 +59,20 @@ pub fn forwarded_for(headers: &axum::http::HeaderMap) -> Option<String> {
     (!lines.is_empty()).then(|| lines.join(","))
 }
 
+/// Whether a request shows a proxy the server was not told to trust: an `X-Forwarded-For` from a
+/// private or loopback peer while `trusted_proxies` is unset. Every client behind that proxy is
+/// then counted as the proxy, and one busy sale can spend everyone's budgets.
+pub fn untrusted_proxy_in_front(peer: IpAddr, forwarded: bool, trusted: &[IpNet]) -> bool {
+    let peer = peer.to_canonical();
+    let private = match peer {
+        IpAddr::V4(v4) => v4.is_private() || v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+    };
+    forwarded && trusted.is_empty() && private
+}
+
+static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
@@ -71,9 +85,18 @@ impl FromRequestParts<AppState> for ClientIp {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let forwarded = forwarded_for(&parts.headers);
+        if untrusted_proxy_in_front(peer, forwarded.is_some(), &state.trusted_proxies)
+            && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                proxy = %peer,
+                "X-Forwarded-For arrives from a proxy but trusted_proxies is unset: every client behind it is counted as the proxy for rate limits; set trusted_proxies (said once)"
+            );
+        }
         Ok(ClientIp(client_of(
             peer,
-            forwarded_for(&parts.headers).as_deref(),
+            forwarded.as_deref(),
             &state.trusted_proxies,
         )))
     }
@@ -82,6 +105,23 @@ impl FromRequestParts<AppState> for ClientIp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proxy_nobody_trusts_is_noticed() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert!(untrusted_proxy_in_front(ip("10.0.0.5"), true, &[]));
+        assert!(untrusted_proxy_in_front(ip("127.0.0.1"), true, &[]));
+        assert!(
+            !untrusted_proxy_in_front(ip("10.0.0.5"), false, &[]),
+            "no header"
+        );
+        assert!(
+            !untrusted_proxy_in_front(ip("203.0.113.9"), true, &[]),
+            "a client's own header"
+        );
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
+        assert!(!untrusted_proxy_in_front(ip("10.0.0.5"), true, &trusted));
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")

@@ -237,6 +237,12 @@ static PASSWORD_CHECKS: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
 static UNKNOWN_USER_HASH: LazyLock<String> =
     LazyLock::new(|| hash_password("no user has this password").unwrap_or_default());
 
+/// Makes the dummy hash now (on a blocking thread at start-up) rather than inside the first
+/// sign-in for an unknown user, which would then take longer than any other and say so.
+pub fn prepare_password_checks() {
+    LazyLock::force(&UNKNOWN_USER_HASH);
+}
+
 /// Checks a password against a stored hash on the blocking pool, a few at a time.
 async fn password_matches(password: &str, hash: String) -> bool {
     let Ok(_permit) = PASSWORD_CHECKS.acquire().await else {
