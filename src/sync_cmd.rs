@@ -137,7 +137,7 @@ pub async fn shop(settings: &Settings, c: ShopCommand) -> anyhow::Result<()> {
                     s.id,
                     s.platform,
                     s.name,
-                    siyu::channels::marketplaces::china_time_text(s.sync_cursor),
+                    siyu::channels::marketplaces::china_seconds_text(s.sync_cursor),
                     s.lag_ms(now) / 60_000,
                     s.orders_synced,
                     if s.disconnected_at.is_some() {

@@ -313,7 +313,7 @@ impl Running<'_> {
                 format!(
                     "{} orders changed within one second from {}; the platform pages through {} of them",
                     first.total,
-                    crate::channels::marketplaces::china_time_text(from),
+                    crate::channels::marketplaces::china_seconds_text(from),
                     max_pages * size
                 ),
             );

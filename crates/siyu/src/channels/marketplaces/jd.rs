@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use super::sign::md5_sorted;
 use super::{
-    Credentials, MarketError, MarketLine, MarketOrder, OrderPage, Platform, Tokens, china_time_ms,
-    china_time_text, int, read_each, shape, text, yuan_to_fen,
+    Credentials, MarketError, MarketLine, MarketOrder, OrderPage, Platform, Tokens,
+    china_seconds_text, from_china_seconds_text, int, read_each, shape, text, yuan_to_fen,
 };
 
 const P: Platform = Platform::Jd;
@@ -32,12 +32,12 @@ pub fn orders_request(
     // serde_json's maps are sorted, as JD asks of the business parameters.
     let business = json!({
         "dateType": "0",
-        "end_date": china_time_text(to),
+        "end_date": china_seconds_text(to),
         "optional_fields": FIELDS,
         "order_state": STATES,
         "page": page.to_string(),
         "page_size": size.to_string(),
-        "start_date": china_time_text(from),
+        "start_date": china_seconds_text(from),
     });
     let mut params = vec![
         ("360buy_param_json".to_owned(), business.to_string()),
@@ -47,7 +47,7 @@ pub fn orders_request(
         ),
         ("app_key".to_owned(), creds.app_key.clone()),
         ("method".to_owned(), ORDERS_METHOD.to_owned()),
-        ("timestamp".to_owned(), china_time_text(now)),
+        ("timestamp".to_owned(), china_seconds_text(now)),
         ("v".to_owned(), "2.0".to_owned()),
     ];
     let sign = md5_sorted(&creds.app_secret, &params);
@@ -142,7 +142,7 @@ pub fn read_orders(v: &Value) -> Result<OrderPage, MarketError> {
 
 fn order(o: &Value) -> Result<MarketOrder, MarketError> {
     let id = text(&o["orderId"]).ok_or_else(|| shape(P, "an order without orderId"))?;
-    let time = |f: &str| text(&o[f]).and_then(|s| china_time_ms(&s));
+    let time = |f: &str| text(&o[f]).and_then(|s| from_china_seconds_text(&s));
     let created =
         time("orderStartTime").ok_or_else(|| shape(P, format!("order {id}: orderStartTime")))?;
     let paid_at = time("paymentConfirmTime");

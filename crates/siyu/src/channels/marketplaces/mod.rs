@@ -15,6 +15,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+/// The platforms' APIs write and take times as China time to the second.
+pub use crate::platform::clock::{china_seconds_text, from_china_seconds_text};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Platform {
@@ -439,16 +442,6 @@ pub(crate) fn yuan_to_fen(v: &serde_json::Value) -> Option<i64> {
     whole.checked_mul(100)?.checked_add(frac)
 }
 
-/// "2024-06-01 10:00:00" in China time to UTC ms.
-pub fn china_time_ms(s: &str) -> Option<i64> {
-    use chrono::TimeZone;
-    let t = chrono::NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%d %H:%M:%S").ok()?;
-    crate::platform::clock::china()
-        .from_local_datetime(&t)
-        .single()
-        .map(|d| d.timestamp_millis())
-}
-
 /// A JSON value as text, whether the platform wrote a string or a number ("tid": 2231958349).
 pub(crate) fn text(v: &serde_json::Value) -> Option<String> {
     match v {
@@ -474,15 +467,6 @@ pub(crate) fn shape(platform: Platform, reason: impl Into<String>) -> MarketErro
     }
 }
 
-/// UTC ms to "2024-06-01 10:00:00" in China time, as TOP, JD and Youzan take times.
-pub fn china_time_text(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .with_timezone(&crate::platform::clock::china())
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -495,8 +479,8 @@ mod tests {
         assert_eq!(yuan_to_fen(&serde_json::json!("0.01")), Some(1));
         assert_eq!(yuan_to_fen(&serde_json::json!("-1.00")), None);
         assert_eq!(yuan_to_fen(&serde_json::json!("1.234")), None);
-        let ms = china_time_ms("2024-06-01 10:00:00").expect("time");
+        let ms = from_china_seconds_text("2024-06-01 10:00:00").expect("time");
         assert_eq!(ms, 1_717_207_200_000);
-        assert_eq!(china_time_text(ms), "2024-06-01 10:00:00");
+        assert_eq!(china_seconds_text(ms), "2024-06-01 10:00:00");
     }
 }

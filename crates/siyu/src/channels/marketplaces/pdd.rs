@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use super::sign::md5_sorted;
 use super::{
-    Credentials, MarketError, MarketLine, MarketOrder, OrderPage, Platform, Tokens, china_time_ms,
-    int, read_each, shape, text, yuan_to_fen,
+    Credentials, MarketError, MarketLine, MarketOrder, OrderPage, Platform, Tokens,
+    from_china_seconds_text, int, read_each, shape, text, yuan_to_fen,
 };
 
 const P: Platform = Platform::Pdd;
@@ -139,7 +139,7 @@ pub fn read_orders(v: &Value) -> Result<OrderPage, MarketError> {
 
 fn order(o: &Value) -> Result<MarketOrder, MarketError> {
     let sn = text(&o["order_sn"]).ok_or_else(|| shape(P, "an order without order_sn"))?;
-    let time = |f: &str| text(&o[f]).and_then(|s| china_time_ms(&s));
+    let time = |f: &str| text(&o[f]).and_then(|s| from_china_seconds_text(&s));
     let created =
         time("created_time").ok_or_else(|| shape(P, format!("order {sn}: created_time")))?;
     let amount =

@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use super::sign::md5_sorted;
 use super::{
-    Credentials, MarketError, MarketLine, MarketOrder, OrderPage, Platform, Tokens, china_time_ms,
-    china_time_text, int, read_each, shape, text, yuan_to_fen,
+    Credentials, MarketError, MarketLine, MarketOrder, OrderPage, Platform, Tokens,
+    china_seconds_text, from_china_seconds_text, int, read_each, shape, text, yuan_to_fen,
 };
 
 const P: Platform = Platform::Tmall;
@@ -30,7 +30,7 @@ fn signed(
     let mut all = vec![
         ("method".to_owned(), method.to_owned()),
         ("app_key".to_owned(), creds.app_key.clone()),
-        ("timestamp".to_owned(), china_time_text(now)),
+        ("timestamp".to_owned(), china_seconds_text(now)),
         ("format".to_owned(), "json".to_owned()),
         ("v".to_owned(), "2.0".to_owned()),
         ("sign_method".to_owned(), "md5".to_owned()),
@@ -60,8 +60,8 @@ pub fn orders_request(
         vec![
             ("fields".into(), FIELDS.into()),
             ("type".into(), TYPES.into()),
-            ("start_modified".into(), china_time_text(from)),
-            ("end_modified".into(), china_time_text(to)),
+            ("start_modified".into(), china_seconds_text(from)),
+            ("end_modified".into(), china_seconds_text(to)),
             ("page_no".into(), page.to_string()),
             ("page_size".into(), size.to_string()),
         ],
@@ -143,7 +143,7 @@ pub fn read_orders(v: &Value) -> Result<OrderPage, MarketError> {
 
 fn trade(t: &Value) -> Result<MarketOrder, MarketError> {
     let tid = text(&t["tid"]).ok_or_else(|| shape(P, "a trade without tid"))?;
-    let time = |f: &str| text(&t[f]).and_then(|s| china_time_ms(&s));
+    let time = |f: &str| text(&t[f]).and_then(|s| from_china_seconds_text(&s));
     let created = time("created").ok_or_else(|| shape(P, format!("trade {tid}: no created")))?;
     let code = text(&t["status"]).unwrap_or_default();
     let amount =

@@ -6,8 +6,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    Credentials, MarketError, MarketLine, MarketOrder, OrderPage, Platform, Tokens, china_time_ms,
-    china_time_text, int, read_each, shape, text, yuan_to_fen,
+    Credentials, MarketError, MarketLine, MarketOrder, OrderPage, Platform, Tokens,
+    china_seconds_text, from_china_seconds_text, int, read_each, shape, text, yuan_to_fen,
 };
 
 const P: Platform = Platform::Youzan;
@@ -28,8 +28,8 @@ pub fn orders_request(
             creds.access_token.clone().unwrap_or_default(),
         )],
         json!({
-            "start_update": china_time_text(from),
-            "end_update": china_time_text(to),
+            "start_update": china_seconds_text(from),
+            "end_update": china_seconds_text(to),
             "page_no": page,
             "page_size": size,
         }),
@@ -120,7 +120,7 @@ pub fn read_orders(v: &Value) -> Result<OrderPage, MarketError> {
 fn order(f: &Value) -> Result<MarketOrder, MarketError> {
     let info = &f["order_info"];
     let tid = text(&info["tid"]).ok_or_else(|| shape(P, "a trade without tid"))?;
-    let time = |field: &str| text(&info[field]).and_then(|s| china_time_ms(&s));
+    let time = |field: &str| text(&info[field]).and_then(|s| from_china_seconds_text(&s));
     let created = time("created").ok_or_else(|| shape(P, format!("trade {tid}: created")))?;
     let amount = yuan_to_fen(&f["pay_info"]["payment"])
         .ok_or_else(|| shape(P, format!("trade {tid}: payment")))?;

@@ -1,0 +1,107 @@
+//! Text of the console: the overview's channel data.
+
+use super::Lang;
+
+/// The overview's channel data: shops synced from the platforms, receipts of imports and syncs,
+/// status texts waiting for the tenant's reading.
+pub struct DataTr {
+    pub title: &'static str,
+    pub shops: &'static str,
+    pub shop: &'static str,
+    pub platform: &'static str,
+    pub synced_to: &'static str,
+    pub lag: &'static str,
+    pub minutes: &'static str,
+    pub orders_synced: &'static str,
+    pub last_error: &'static str,
+    pub healthy: &'static str,
+    pub disconnected: &'static str,
+    pub no_shops: &'static str,
+    pub receipts: &'static str,
+    pub at: &'static str,
+    pub source: &'static str,
+    pub source_file: &'static str,
+    pub source_sync: &'static str,
+    pub run_name: &'static str,
+    pub read: &'static str,
+    pub imported: &'static str,
+    pub updated: &'static str,
+    pub unknown_status: &'static str,
+    pub unlinked: &'static str,
+    pub rejected: &'static str,
+    pub no_receipts: &'static str,
+    pub waiting_statuses: &'static str,
+    pub waiting_help: &'static str,
+    pub status_text: &'static str,
+}
+
+pub static ZH_D: DataTr = DataTr {
+    title: "渠道数据接入",
+    shops: "店铺订单同步",
+    shop: "店铺",
+    platform: "平台",
+    synced_to: "已同步至",
+    lag: "延迟",
+    minutes: "分钟",
+    orders_synced: "已同步订单",
+    last_error: "最近错误",
+    healthy: "正常",
+    disconnected: "已断开",
+    no_shops: "还没有接入店铺：用 siyu shop connect 或 POST /api/v1/shops 接入后，订单每 5 分钟自动同步",
+    receipts: "最近的导入与同步",
+    at: "时间",
+    source: "来源",
+    source_file: "导入文件",
+    source_sync: "店铺同步",
+    run_name: "文件或店铺",
+    read: "读取行数",
+    imported: "新增订单",
+    updated: "更新订单",
+    unknown_status: "未知状态",
+    unlinked: "未识别买家",
+    rejected: "被拒行",
+    no_receipts: "还没有导入或同步记录",
+    waiting_statuses: "待映射的订单状态",
+    waiting_help: "这些状态文字系统还不认识，对应订单暂不计入购买；用 siyu import map-status 或 PUT /api/v1/import/status-map 指定含义后，订单会重新读取",
+    status_text: "状态文字",
+};
+
+pub static EN_D: DataTr = DataTr {
+    title: "Channel data in",
+    shops: "Shop order sync",
+    shop: "Shop",
+    platform: "Platform",
+    synced_to: "Synced to",
+    lag: "Lag",
+    minutes: "min",
+    orders_synced: "Orders synced",
+    last_error: "Last error",
+    healthy: "OK",
+    disconnected: "Disconnected",
+    no_shops: "No shop connected yet: connect one with siyu shop connect or POST /api/v1/shops, and its orders sync every 5 minutes",
+    receipts: "Latest imports and syncs",
+    at: "When",
+    source: "Source",
+    source_file: "File import",
+    source_sync: "Shop sync",
+    run_name: "File or shop",
+    read: "Rows read",
+    imported: "New orders",
+    updated: "Updated orders",
+    unknown_status: "Unknown status",
+    unlinked: "Unidentified buyers",
+    rejected: "Rejected rows",
+    no_receipts: "No import or sync yet",
+    waiting_statuses: "Order statuses waiting for a reading",
+    waiting_help: "Siyu does not know these status texts yet and their orders do not count as purchases; read them with siyu import map-status or PUT /api/v1/import/status-map and the orders are re-read",
+    status_text: "Status text",
+};
+
+impl Lang {
+    pub fn data(self) -> &'static DataTr {
+        match self {
+            Lang::Zh => &ZH_D,
+            Lang::En => &EN_D,
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! Console text: zh-CN first, English second. One struct per language, so a missing string
+//! is a compile error rather than a blank on screen.
+
+mod acquire;
+mod activities;
+mod connect;
+mod data;
+mod layering;
+
+pub use acquire::*;
+pub use activities::*;
+pub use connect::*;
+pub use data::*;
+pub use layering::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+impl Lang {
+    pub fn from_cookie(v: Option<&str>) -> Lang {
+        match v {
+            Some("en") => Lang::En,
+            _ => Lang::Zh,
+        }
+    }
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh-CN",
+            Lang::En => "en",
+        }
+    }
+    pub fn tr(self) -> &'static Tr {
+        match self {
+            Lang::Zh => &ZH,
+            Lang::En => &EN,
+        }
+    }
+}
+
+pub struct Tr {
+    pub app: &'static str,
+    pub switch_to: &'static str,
+    pub switch_code: &'static str,
+    pub login: &'static str,
+    pub logout: &'static str,
+    pub tenant: &'static str,
+    pub username: &'static str,
+    pub password: &'static str,
+    pub login_failed: &'static str,
+    pub login_throttled: &'static str,
+    pub overview: &'static str,
+    pub customers: &'static str,
+    pub customer: &'static str,
+    pub search: &'static str,
+    pub search_hint: &'static str,
+    pub name: &'static str,
+    pub phone: &'static str,
+    pub orders: &'static str,
+    pub spend: &'static str,
+    pub last_order: &'static str,
+    pub id: &'static str,
+    pub internal_error: &'static str,
+    pub no_results: &'static str,
+    pub prev: &'static str,
+    pub next: &'static str,
+    pub page: &'static str,
+    pub total: &'static str,
+    pub identities: &'static str,
+    pub kind: &'static str,
+    pub value: &'static str,
+    pub phone_hints: &'static str,
+    pub first_order: &'static str,
+    pub order_count: &'static str,
+    pub total_spend: &'static str,
+    pub aov: &'static str,
+    pub channels: &'static str,
+    pub channel: &'static str,
+    pub order_no: &'static str,
+    pub status: &'static str,
+    pub time: &'static str,
+    pub amount: &'static str,
+    pub refund: &'static str,
+    pub items: &'static str,
+    pub store: &'static str,
+    pub events: &'static str,
+    pub event_type: &'static str,
+    pub touchpoint: &'static str,
+    pub merged_from: &'static str,
+    pub show_phone: &'static str,
+    pub buyer_records: &'static str,
+    pub people: &'static str,
+    pub merges: &'static str,
+    pub multi_channel: &'static str,
+    pub gmv: &'static str,
+    pub buyers: &'static str,
+    pub repeat_online: &'static str,
+    pub repeat_store: &'static str,
+    pub not_found: &'static str,
+    pub nav_tags: &'static str,
+    pub stage: &'static str,
+    pub repurchase: &'static str,
+    pub nav_rfm: &'static str,
+    pub nav_segments: &'static str,
+    pub nav_members: &'static str,
+    pub nav_activities: &'static str,
+    pub nav_acquire: &'static str,
+    pub nav_connect: &'static str,
+    pub members_title: &'static str,
+    pub member_no: &'static str,
+    pub tier: &'static str,
+    pub points: &'static str,
+    pub joined: &'static str,
+    pub coupons_title: &'static str,
+    pub coupon: &'static str,
+    pub issued: &'static str,
+    pub redeemed: &'static str,
+    pub order_gmv: &'static str,
+    pub no_members: &'static str,
+}
+
+pub static ZH: Tr = Tr {
+    app: "私域 Siyu",
+    switch_to: "English",
+    switch_code: "en",
+    login: "登录",
+    logout: "退出",
+    tenant: "品牌",
+    username: "用户名",
+    password: "密码",
+    login_failed: "品牌、用户名或密码不正确",
+    login_throttled: "尝试次数过多，请 15 分钟后再试",
+    overview: "概览",
+    customers: "客户",
+    customer: "客户详情",
+    search: "搜索",
+    search_hint: "手机号、订单号、买家ID、类型:值（如 unionid:o6_x）、#客户ID 或姓名",
+    name: "姓名",
+    phone: "手机号",
+    orders: "订单",
+    spend: "消费金额",
+    last_order: "最近下单",
+    id: "客户ID",
+    internal_error: "服务器内部错误，请查看服务日志",
+    no_results: "没有找到客户",
+    prev: "上一页",
+    next: "下一页",
+    page: "页",
+    total: "共",
+    identities: "身份标识",
+    kind: "类型",
+    value: "值",
+    phone_hints: "脱敏手机号（仅提示，不用于合并）",
+    first_order: "首次下单",
+    order_count: "订单数",
+    total_spend: "累计消费",
+    aov: "客单价",
+    channels: "购买渠道",
+    channel: "渠道",
+    order_no: "订单号",
+    status: "状态",
+    time: "时间",
+    amount: "金额",
+    refund: "退款",
+    items: "件数",
+    store: "门店",
+    events: "行为事件",
+    event_type: "事件",
+    touchpoint: "触点",
+    merged_from: "已合并的客户ID",
+    show_phone: "显示完整手机号",
+    buyer_records: "各渠道买家记录",
+    people: "归一后的客户",
+    merges: "合并次数",
+    multi_channel: "跨渠道购买",
+    gmv: "GMV",
+    buyers: "买家数",
+    repeat_online: "线上复购率",
+    repeat_store: "门店复购率",
+    not_found: "未找到该客户",
+    nav_tags: "标签",
+    stage: "生命周期",
+    repurchase: "复购日期",
+    nav_rfm: "RFM 分层",
+    nav_segments: "人群",
+    nav_members: "会员",
+    nav_activities: "活动",
+    nav_acquire: "拉新召回",
+    nav_connect: "企微承接",
+    members_title: "会员",
+    member_no: "会员号",
+    tier: "等级",
+    points: "积分",
+    joined: "入会",
+    coupons_title: "优惠券",
+    coupon: "券",
+    issued: "已发放",
+    redeemed: "已核销",
+    order_gmv: "用券订单金额",
+    no_members: "还没有会员",
+};
+
+pub static EN: Tr = Tr {
+    app: "Siyu 私域",
+    switch_to: "中文",
+    switch_code: "zh",
+    login: "Sign in",
+    logout: "Sign out",
+    tenant: "Brand",
+    username: "Username",
+    password: "Password",
+    login_failed: "Brand, username or password is wrong",
+    login_throttled: "Too many attempts: try again in 15 minutes",
+    overview: "Overview",
+    customers: "Customers",
+    customer: "Customer",
+    search: "Search",
+    search_hint: "phone, order no., buyer id, kind:value (e.g. unionid:o6_x), #customer id or name",
+    name: "Name",
+    phone: "Phone",
+    orders: "Orders",
+    spend: "Spend",
+    last_order: "Last order",
+    id: "ID",
+    internal_error: "Internal error; see the server log",
+    no_results: "No customers found",
+    prev: "Previous",
+    next: "Next",
+    page: "page",
+    total: "Total",
+
+    identities: "Identities",
+    kind: "Kind",
+    value: "Value",
+    phone_hints: "Masked phones (hints only, never merged on)",
+    first_order: "First order",
+    order_count: "Orders",
+    total_spend: "Total spend",
+    aov: "Average order value",
+    channels: "Channels bought in",
+    channel: "Channel",
+    order_no: "Order no.",
+    status: "Status",
+    time: "Time",
+    amount: "Amount",
+    refund: "Refund",
+    items: "Items",
+    store: "Store",
+    events: "Events",
+    event_type: "Event",
+    touchpoint: "Touchpoint",
+    merged_from: "Merged customer id",
+    show_phone: "Show full phone",
+    buyer_records: "Buyer records across channels",
+    people: "People after OneID",
+    merges: "Merges",
+    multi_channel: "Bought in 2+ channels",
+    gmv: "GMV",
+    buyers: "Buyers",
+    repeat_online: "Online repeat rate",
+    repeat_store: "Store repeat rate",
+    not_found: "Customer not found",
+    nav_tags: "Tags",
+    stage: "Stage",
+    repurchase: "Repurchased",
+    nav_rfm: "RFM",
+    nav_segments: "Segments",
+    nav_members: "Members",
+    nav_activities: "Activities",
+    nav_acquire: "Acquire",
+    nav_connect: "WeCom",
+    members_title: "Members",
+    member_no: "Member no.",
+    tier: "Tier",
+    points: "Points",
+    joined: "Joined",
+    coupons_title: "Coupons",
+    coupon: "Coupon",
+    issued: "Issued",
+    redeemed: "Redeemed",
+    order_gmv: "GMV of orders using it",
+    no_members: "No members yet",
+};
+
+/// Channel names as operators say them.
+pub fn channel_name(lang: Lang, c: &str) -> String {
+    let zh = match c {
+        "tmall" => "天猫",
+        "jd" => "京东",
+        "douyin" => "抖音",
+        "pdd" => "拼多多",
+        "youzan" => "有赞",
+        "store" => "门店",
+        "mall" => "小程序商城",
+        "xiaohongshu" => "小红书",
+        other => other,
+    };
+    let en = match c {
+        "tmall" => "Tmall",
+        "jd" => "JD",
+        "douyin" => "Douyin",
+        "pdd" => "PDD",
+        "youzan" => "Youzan",
+        "store" => "Store",
+        "mall" => "Mini-program mall",
+        "xiaohongshu" => "Xiaohongshu",
+        other => other,
+    };
+    match lang {
+        Lang::Zh => zh.to_owned(),
+        Lang::En => en.to_owned(),
+    }
+}
+
+/// Identity kinds as operators say them.
+pub fn kind_name(lang: Lang, k: &str) -> String {
+    let zh = match k {
+        "phone" => "手机号",
+        "unionid" => "微信 unionid",
+        "openid" => "微信 openid",
+        "external_userid" => "企微外部联系人",
+        "member_no" => "会员号",
+        "email" => "邮箱",
+        other => {
+            return channel_name(lang, other)
+                + if lang == Lang::Zh {
+                    "买家ID"
+                } else {
+                    " buyer id"
+                };
+        }
+    };
+    match lang {
+        Lang::Zh => zh.to_owned(),
+        Lang::En => k.to_owned(),
+    }
+}
+
+/// Order statuses as operators say them.
+pub fn status_name(lang: Lang, s: &str) -> String {
+    let zh = match s {
+        "pending" => "待付款",
+        "paid" => "已付款",
+        "shipped" => "已发货",
+        "completed" => "交易成功",
+        "refunded" => "已退款",
+        "closed" => "已关闭",
+        other => other,
+    };
+    let en = match s {
+        "pending" => "Pending payment",
+        "paid" => "Paid",
+        "shipped" => "Shipped",
+        "completed" => "Completed",
+        "refunded" => "Refunded",
+        "closed" => "Closed",
+        other => other,
+    };
+    match lang {
+        Lang::Zh => zh.to_owned(),
+        Lang::En => en.to_owned(),
+    }
+}
