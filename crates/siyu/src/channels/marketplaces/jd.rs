@@ -5,10 +5,11 @@
 
 use serde_json::{Value, json};
 
-use super::sign::md5_sorted;
+use super::sign::with_md5_sign;
 use super::{
-    Credentials, MarketError, MarketLine, MarketOrder, OrderPage, Platform, Tokens,
-    china_seconds_text, from_china_seconds_text, int, read_each, shape, text, yuan_to_fen,
+    Credentials, LineKeys, MarketError, MarketOrder, OrderPage, Platform, Tokens,
+    china_seconds_text, from_china_seconds_text, int, read_each, shape, text, yuan_lines,
+    yuan_to_fen,
 };
 
 const P: Platform = Platform::Jd;
@@ -39,7 +40,7 @@ pub fn orders_request(
         "page_size": size.to_string(),
         "start_date": china_seconds_text(from),
     });
-    let mut params = vec![
+    let params = vec![
         ("360buy_param_json".to_owned(), business.to_string()),
         (
             "access_token".to_owned(),
@@ -50,9 +51,7 @@ pub fn orders_request(
         ("timestamp".to_owned(), china_seconds_text(now)),
         ("v".to_owned(), "2.0".to_owned()),
     ];
-    let sign = md5_sorted(&creds.app_secret, &params);
-    params.push(("sign".to_owned(), sign));
-    params
+    with_md5_sign(&creds.app_secret, params)
 }
 
 /// The refresh URL and its query. JD's OAuth server is its own host; a sandbox serves both.
@@ -172,15 +171,15 @@ fn order(o: &Value) -> Result<MarketOrder, MarketError> {
         // The name comes encrypted: it names nobody here.
         buyer_name: None,
         province: text(&consignee["province"]),
-        lines: items
-            .iter()
-            .map(|i| MarketLine {
-                sku: text(&i["outerSkuId"]).or_else(|| text(&i["skuId"])),
-                title: text(&i["skuName"]),
-                quantity: int(&i["itemTotal"]).unwrap_or(1),
-                price: yuan_to_fen(&i["jdPrice"]).unwrap_or(0),
-            })
-            .collect(),
+        lines: yuan_lines(
+            items,
+            &LineKeys {
+                sku: ["outerSkuId", "skuId"],
+                title: "skuName",
+                quantity: "itemTotal",
+                price: "jdPrice",
+            },
+        ),
     })
 }
 

@@ -442,6 +442,28 @@ pub(crate) fn yuan_to_fen(v: &serde_json::Value) -> Option<i64> {
     whole.checked_mul(100)?.checked_add(frac)
 }
 
+/// Where a platform writes an order line's fields (prices in yuan).
+pub(crate) struct LineKeys {
+    /// The merchant's own code first, the platform's id second.
+    pub sku: [&'static str; 2],
+    pub title: &'static str,
+    pub quantity: &'static str,
+    pub price: &'static str,
+}
+
+/// A platform's order lines, priced in yuan, as Siyu's.
+pub(crate) fn yuan_lines(items: &[serde_json::Value], k: &LineKeys) -> Vec<MarketLine> {
+    items
+        .iter()
+        .map(|i| MarketLine {
+            sku: text(&i[k.sku[0]]).or_else(|| text(&i[k.sku[1]])),
+            title: text(&i[k.title]),
+            quantity: int(&i[k.quantity]).unwrap_or(1),
+            price: yuan_to_fen(&i[k.price]).unwrap_or(0),
+        })
+        .collect()
+}
+
 /// A JSON value as text, whether the platform wrote a string or a number ("tid": 2231958349).
 pub(crate) fn text(v: &serde_json::Value) -> Option<String> {
     match v {

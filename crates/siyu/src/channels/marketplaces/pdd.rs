@@ -4,10 +4,10 @@
 
 use serde_json::Value;
 
-use super::sign::md5_sorted;
+use super::sign::with_md5_sign;
 use super::{
-    Credentials, MarketError, MarketLine, MarketOrder, OrderPage, Platform, Tokens,
-    from_china_seconds_text, int, read_each, shape, text, yuan_to_fen,
+    Credentials, LineKeys, MarketError, MarketOrder, OrderPage, Platform, Tokens,
+    from_china_seconds_text, int, read_each, shape, text, yuan_lines, yuan_to_fen,
 };
 
 const P: Platform = Platform::Pdd;
@@ -30,9 +30,7 @@ fn signed(
         all.push(("access_token".to_owned(), t.clone()));
     }
     all.append(&mut params);
-    let sign = md5_sorted(&creds.app_secret, &all);
-    all.push(("sign".to_owned(), sign));
-    all
+    with_md5_sign(&creds.app_secret, all)
 }
 
 /// The form of one page of orders updated in `[from, to]` (seconds).
@@ -162,15 +160,15 @@ fn order(o: &Value) -> Result<MarketOrder, MarketError> {
         phone: text(&o["receiver_phone"]).or_else(|| text(&o["contact_mobile"])),
         buyer_name: None,
         province: text(&o["province"]),
-        lines: items
-            .iter()
-            .map(|i| MarketLine {
-                sku: text(&i["outer_id"]).or_else(|| text(&i["sku_id"])),
-                title: text(&i["goods_name"]),
-                quantity: int(&i["goods_count"]).unwrap_or(1),
-                price: yuan_to_fen(&i["goods_price"]).unwrap_or(0),
-            })
-            .collect(),
+        lines: yuan_lines(
+            items,
+            &LineKeys {
+                sku: ["outer_id", "sku_id"],
+                title: "goods_name",
+                quantity: "goods_count",
+                price: "goods_price",
+            },
+        ),
     })
 }
 

@@ -40,6 +40,13 @@ fn douyin_pattern(
     )
 }
 
+/// The parameters with their `sign` added, for TOP, JD and PDD.
+pub fn with_md5_sign(secret: &str, mut params: Vec<(String, String)>) -> Vec<(String, String)> {
+    let sign = md5_sorted(secret, &params);
+    params.push(("sign".to_owned(), sign));
+    params
+}
+
 /// Douyin, `sign_method=hmac-sha256` (the official SDKs' default).
 pub fn douyin_hmac_sha256(
     secret: &str,

@@ -4,10 +4,11 @@
 
 use serde_json::Value;
 
-use super::sign::md5_sorted;
+use super::sign::with_md5_sign;
 use super::{
-    Credentials, MarketError, MarketLine, MarketOrder, OrderPage, Platform, Tokens,
-    china_seconds_text, from_china_seconds_text, int, read_each, shape, text, yuan_to_fen,
+    Credentials, LineKeys, MarketError, MarketOrder, OrderPage, Platform, Tokens,
+    china_seconds_text, from_china_seconds_text, int, read_each, shape, text, yuan_lines,
+    yuan_to_fen,
 };
 
 const P: Platform = Platform::Tmall;
@@ -39,9 +40,7 @@ fn signed(
         all.push(("session".to_owned(), t.clone()));
     }
     all.append(&mut params);
-    let sign = md5_sorted(&creds.app_secret, &all);
-    all.push(("sign".to_owned(), sign));
-    all
+    with_md5_sign(&creds.app_secret, all)
 }
 
 /// The form of one page of orders modified in `[from, to]`.
@@ -184,15 +183,15 @@ fn trade(t: &Value) -> Result<MarketOrder, MarketError> {
         phone: text(&t["receiver_mobile"]),
         buyer_name: text(&t["receiver_name"]),
         province: text(&t["receiver_state"]),
-        lines: lines_json
-            .iter()
-            .map(|o| MarketLine {
-                sku: text(&o["outer_sku_id"]).or_else(|| text(&o["outer_iid"])),
-                title: text(&o["title"]),
-                quantity: int(&o["num"]).unwrap_or(1),
-                price: yuan_to_fen(&o["price"]).unwrap_or(0),
-            })
-            .collect(),
+        lines: yuan_lines(
+            lines_json,
+            &LineKeys {
+                sku: ["outer_sku_id", "outer_iid"],
+                title: "title",
+                quantity: "num",
+                price: "price",
+            },
+        ),
     })
 }
 

@@ -6,8 +6,9 @@
 use serde_json::{Value, json};
 
 use super::{
-    Credentials, MarketError, MarketLine, MarketOrder, OrderPage, Platform, Tokens,
-    china_seconds_text, from_china_seconds_text, int, read_each, shape, text, yuan_to_fen,
+    Credentials, LineKeys, MarketError, MarketOrder, OrderPage, Platform, Tokens,
+    china_seconds_text, from_china_seconds_text, int, read_each, shape, text, yuan_lines,
+    yuan_to_fen,
 };
 
 const P: Platform = Platform::Youzan;
@@ -142,15 +143,15 @@ fn order(f: &Value) -> Result<MarketOrder, MarketError> {
         phone: text(&buyer["buyer_phone"]),
         buyer_name: text(&f["address_info"]["receiver_name"]),
         province: text(&f["address_info"]["delivery_province"]),
-        lines: lines
-            .iter()
-            .map(|o| MarketLine {
-                sku: text(&o["outer_sku_id"]).or_else(|| text(&o["outer_item_id"])),
-                title: text(&o["title"]),
-                quantity: int(&o["num"]).unwrap_or(1),
-                price: yuan_to_fen(&o["price"]).unwrap_or(0),
-            })
-            .collect(),
+        lines: yuan_lines(
+            lines,
+            &LineKeys {
+                sku: ["outer_sku_id", "outer_item_id"],
+                title: "title",
+                quantity: "num",
+                price: "price",
+            },
+        ),
     })
 }
 
