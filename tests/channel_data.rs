@@ -344,6 +344,37 @@ async fn exports_keep_what_real_exports_carry(backend: Backend) {
         5,
         "the five latest runs"
     );
+    // The operator reads the waiting text right there: a forged reading is refused naming the
+    // text, a real one re-reads the order, which then counts.
+    let read = |status: &'static str| {
+        console
+            .post(s.url("/console/statuses"))
+            .header("cookie", &cookie)
+            .form(&[("text", "拼单中"), ("status", status)])
+            .send()
+    };
+    let refused = read("sold").await.expect("post");
+    assert_eq!(refused.status(), 400);
+    let page = refused.text().await.expect("page");
+    assert!(page.contains("状态文字「拼单中」"), "{page}");
+    let before = channel_gmv(&overview(s.db(), tenant).await.expect("overview"), "pdd");
+    let done = read("paid").await.expect("post");
+    assert_eq!(done.status(), 303);
+    let after = channel_gmv(&overview(s.db(), tenant).await.expect("overview"), "pdd");
+    assert_eq!((after.0, after.1), (before.0 + 1, before.1 + 1_200));
+    let page = console
+        .get(s.url("/console/overview"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("overview")
+        .text()
+        .await
+        .expect("page");
+    assert!(
+        !page.contains("待映射的订单状态"),
+        "nothing left waiting: {page}"
+    );
 
     // Receipts are listed newest first, and are the tenant's own.
     let (_, runs) = send(&c, Method::GET, &s.url("/api/v1/import/runs"), &key, None).await;

@@ -4,7 +4,8 @@ ALTER TABLE orders ADD COLUMN status_text TEXT;
 -- 1 while the order's buyer is not identified (a masked phone and no buyer id): the order has a
 -- customer of its own, merged into the real one when an identity for it appears.
 ALTER TABLE orders ADD COLUMN buyer_unlinked BIGINT NOT NULL DEFAULT 0;
-CREATE INDEX orders_with_status_text ON orders (tenant_id, status_text) WHERE status_text IS NOT NULL;
+-- The texts waiting for the tenant's reading (the console's overview asks on every load).
+CREATE INDEX orders_with_unknown_status ON orders (tenant_id, status_text) WHERE status = 'unknown';
 
 -- A tenant's settings by name (e.g. import.status_map), each a JSON document.
 CREATE TABLE tenant_settings (

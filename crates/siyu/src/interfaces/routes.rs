@@ -377,6 +377,7 @@ pub fn table(workers: &Workers) -> Router<AppState> {
         .route("/console/logout", post(console::logout))
         .route("/console/lang/{code}", get(console::set_lang))
         .route("/console/overview", get(console::overview_page))
+        .route("/console/statuses", post(console::data::read_status))
         .route(
             "/console/customers",
             get(console::customers::customers_page),

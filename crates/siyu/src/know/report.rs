@@ -55,8 +55,10 @@ pub async fn overview(db: &Db, tenant_id: i64) -> DbResult<Overview> {
         .await?;
     let (customers,): (i64,) = db
         .fetch_one(&one(
-            "SELECT COUNT(*) FROM customers c WHERE c.tenant_id = $1 AND c.merged_into IS NULL \
-             AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.tenant_id = c.tenant_id AND o.customer_id = c.id AND o.buyer_unlinked = 1)",
+            // Each unlinked order has a customer of its own, and only it: the identified
+            // customers are the rest.
+            "SELECT (SELECT COUNT(*) FROM customers WHERE tenant_id = $1 AND merged_into IS NULL) \
+             - (SELECT COUNT(*) FROM orders WHERE tenant_id = $1 AND buyer_unlinked = 1)",
         ))
         .await?;
     let (merges,): (i64,) = db

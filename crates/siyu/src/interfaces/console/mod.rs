@@ -5,6 +5,7 @@ pub mod acquire;
 pub mod activities;
 pub mod connect;
 pub mod customers;
+pub mod data;
 mod form;
 pub mod members;
 pub mod origin;
@@ -235,94 +236,37 @@ pub(crate) struct OverviewPage {
     repeat_store: String,
     channels: Vec<(String, i64, i64, String)>,
     d: &'static crate::interfaces::i18n::DataTr,
-    /// (shop, platform, synced to, lag in minutes, orders synced, last error or OK)
-    shops: Vec<(String, String, String, i64, i64, String)>,
-    /// (when, source, file or shop, read, imported, updated, unknown status, unlinked, rejected)
-    receipts: Vec<ReceiptRow>,
-    /// (status text, orders) still unknown
-    waiting: Vec<(String, i64)>,
+    data: data::ChannelData,
+    /// What went wrong with the form just sent (reading a status text).
+    errors: Vec<String>,
+    may_write: bool,
 }
-
-type ReceiptRow = (String, &'static str, String, i64, i64, i64, i64, i64, i64);
 
 pub(crate) fn percent(r: f64) -> String {
     format!("{:.1}%", r * 100.0)
 }
 
 pub(crate) async fn overview_page(State(app): State<AppState>, u: ConsoleUser) -> Response {
+    render_overview(&app, &u, Vec::new(), StatusCode::OK).await
+}
+
+/// The overview, with what went wrong with a form sent from it.
+pub(crate) async fn render_overview(
+    app: &AppState,
+    u: &ConsoleUser,
+    errors: Vec<String>,
+    status: StatusCode,
+) -> Response {
     let tenant = u.caller.tenant_id;
     let o = match overview(&app.db, tenant).await {
         Ok(o) => o,
         Err(e) => return server_error(e),
     };
-    let d = u.lang.data();
-    let data = async {
-        let now = crate::platform::clock::now_ms();
-        let shops = crate::know::shops::list(&app.db, tenant)
-            .await
-            .map_err(|e| e.to_string())?;
-        let receipts = crate::know::import::receipts::list(&app.db, tenant, 5)
-            .await
-            .map_err(|e| e.to_string())?;
-        let map = crate::know::import::status_map::load(&app.db, tenant)
-            .await
-            .map_err(|e| e.to_string())?;
-        let texts = crate::know::import::status_map::texts(&app.db, tenant, &map)
-            .await
-            .map_err(|e| e.to_string())?;
-        let shops = shops
-            .into_iter()
-            .map(|s| {
-                let platform = crate::channels::marketplaces::Platform::parse(&s.platform)
-                    .map(|p| p.zh().to_owned())
-                    .unwrap_or_else(|| s.platform.clone());
-                let state = match (&s.disconnected_at, &s.last_error) {
-                    (Some(_), _) => d.disconnected.to_owned(),
-                    (None, Some(e)) => e.clone(),
-                    (None, None) => d.healthy.to_owned(),
-                };
-                (
-                    s.name.clone(),
-                    platform,
-                    crate::platform::clock::format_local(s.sync_cursor),
-                    s.lag_ms(now) / 60_000,
-                    s.orders_synced,
-                    state,
-                )
-            })
-            .collect::<Vec<_>>();
-        let receipts = receipts
-            .into_iter()
-            .map(|r| {
-                (
-                    crate::platform::clock::format_local(r.finished_at),
-                    if r.source == "sync" {
-                        d.source_sync
-                    } else {
-                        d.source_file
-                    },
-                    r.name,
-                    r.read,
-                    r.imported,
-                    r.updated,
-                    r.unknown_status,
-                    r.unlinked,
-                    r.rejected,
-                )
-            })
-            .collect::<Vec<ReceiptRow>>();
-        let waiting = texts
-            .into_iter()
-            .filter(|t| t.status == "unknown")
-            .map(|t| (t.text, t.orders))
-            .collect::<Vec<_>>();
-        Ok::<_, String>((shops, receipts, waiting))
-    };
-    let (shops, receipts, waiting) = match data.await {
-        Ok(x) => x,
+    let data = match data::channel_data(app, tenant, u.lang).await {
+        Ok(d) => d,
         Err(e) => return server_error(e),
     };
-    page(OverviewPage {
+    let mut r = page(OverviewPage {
         tr: u.lang.tr(),
         lang: u.lang.code(),
         user: u.caller.name.clone(),
@@ -343,9 +287,11 @@ pub(crate) async fn overview_page(State(app): State<AppState>, u: ConsoleUser) -
             })
             .collect(),
         o,
-        d,
-        shops,
-        receipts,
-        waiting,
-    })
+        d: u.lang.data(),
+        data,
+        errors,
+        may_write: u.caller.role.may_write(),
+    });
+    *r.status_mut() = status;
+    r
 }

@@ -347,6 +347,7 @@ pub fn status_name(lang: Lang, s: &str) -> String {
         "completed" => "交易成功",
         "refunded" => "已退款",
         "closed" => "已关闭",
+        "unknown" => "未知状态",
         other => other,
     };
     let en = match s {
@@ -356,6 +357,7 @@ pub fn status_name(lang: Lang, s: &str) -> String {
         "completed" => "Completed",
         "refunded" => "Refunded",
         "closed" => "Closed",
+        "unknown" => "Unknown status",
         other => other,
     };
     match lang {

@@ -152,6 +152,22 @@ pub async fn reread(db: &Db, tenant: i64, map: &StatusMap) -> DbResult<u64> {
     Ok(changed)
 }
 
+/// The status texts no one reads yet, with how many orders carry each, most first (what the
+/// console asks the tenant to read).
+pub async fn waiting(db: &Db, tenant: i64) -> DbResult<Vec<(String, i64)>> {
+    let mut rows: Vec<(String, i64)> = db
+        .fetch_all(
+            &sql(
+                "SELECT status_text, COUNT(*) FROM orders \
+                 WHERE tenant_id = $1 AND status = 'unknown' AND status_text IS NOT NULL GROUP BY status_text",
+            )
+            .bind(tenant),
+        )
+        .await?;
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(rows)
+}
+
 /// A status text the tenant's orders carry, with how it reads now and how many orders carry it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct StatusText {
