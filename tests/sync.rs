@@ -614,3 +614,56 @@ async fn one_run_at_a_time(backend: Backend) {
     );
 }
 on_each_backend!(one_run_at_a_time);
+
+/// A run inside `serve` ends at a window boundary once its time is up (the rest is the next
+/// run's), and a lease left by a server that died runs out, so the shop is synced again.
+async fn runs_end_on_time_and_dead_leases_run_out(backend: Backend) {
+    let tdb = TestDb::new(backend).await;
+    let now = now_ms();
+    let start = now - 3 * 3_600_000;
+    let shop = Shop::new(
+        Platform::Pdd,
+        generate(Platform::Pdd, 200, 4, start, now - 120_000),
+    );
+    let sandbox = Sandbox::start(shop.clone()).await.expect("sandbox");
+    let id = connect(&tdb.db, &sandbox, &shop, start - 60_000).await;
+    // No time left: one window, then the run ends; the next run goes on from there.
+    let brief = SyncLimits {
+        max_run: Some(Duration::ZERO),
+        ..limits()
+    };
+    let run = sync_shop(&tdb.db, &cipher(), None, TENANT, id, &brief)
+        .await
+        .expect("a run with no time left");
+    assert_eq!(run.windows, 1, "{run:?}");
+    let next = sync_shop(&tdb.db, &cipher(), None, TENANT, id, &brief)
+        .await
+        .expect("the next run");
+    assert_eq!(next.windows, 1, "{next:?}");
+    let status = &shops::list(&tdb.db, TENANT).await.expect("list")[0];
+    assert!(
+        status.sync_cursor > run.cursor && status.sync_cursor < now - 60_000,
+        "{status:?}"
+    );
+
+    // A server took the shop and died: until its lease runs out the shop is busy…
+    let taken = shops::take_lease(&tdb.db, TENANT, id, now_ms(), 15 * 60_000)
+        .await
+        .expect("lease");
+    assert!(taken.is_some());
+    let busy = sync_shop(&tdb.db, &cipher(), None, TENANT, id, &limits()).await;
+    assert!(
+        matches!(busy, Err(siyu::workflows::sync::SyncError::Busy(_))),
+        "{busy:?}"
+    );
+    // …and once it has, another run takes it.
+    let later = now_ms() + 16 * 60_000;
+    assert!(
+        shops::take_lease(&tdb.db, TENANT, id, later, 15 * 60_000)
+            .await
+            .expect("lease")
+            .is_some(),
+        "a lease runs out"
+    );
+}
+on_each_backend!(runs_end_on_time_and_dead_leases_run_out);

@@ -266,9 +266,6 @@ impl Running<'_> {
         // Platforms take whole seconds and want the end after the start: a window under a
         // second waits for the next run.
         while until - cursor >= 1_000 {
-            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-                break; // the rest is the next run's
-            }
             // Still this run's shop? (A lease runs out; a shop may be disconnected.)
             let Some(lease) = self.lease else { break };
             self.lease = shops::renew_lease(self.db, self.shop, lease, now_ms(), LEASE_MS).await?;
@@ -283,6 +280,9 @@ impl Running<'_> {
             }
             cursor = end;
             windows += 1;
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                break; // the rest is the next run's (a run always moves one window on)
+            }
         }
         Ok((windows, cursor))
     }
