@@ -13,6 +13,7 @@ try {
 
   await page.goto(`${base}/h5/flash/${soon}?t=${t}`);
   await page.waitForFunction(() => document.getElementById('countdown')?.textContent.includes('距开始'));
+  check(!page.url().includes('t='), 'the address keeps no token once the page is open');
   const first = await page.textContent('#countdown');
   await page.waitForTimeout(1200);
   check((await page.textContent('#countdown')) !== first, 'the countdown to the start ticks');

@@ -20,6 +20,7 @@ use crate::know::audience::Audiences;
 use crate::know::ingest::EventWriter;
 use crate::platform::config::Settings;
 use crate::platform::crypto::FieldCipher;
+use crate::platform::customer_sessions::CustomerSessions;
 use crate::platform::db::Db;
 
 pub use workers::Workers;
@@ -135,6 +136,8 @@ pub struct App {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Whether shops' own `api_base` is called (`marketplace_allow_api_base`).
     pub marketplace_allow_api_base: bool,
+    /// Customer tokens: issued, checked against the customer's version, revoked.
+    pub customer_sessions: Arc<CustomerSessions>,
 }
 
 pub type AppState = Arc<App>;
@@ -201,6 +204,7 @@ impl App {
             events,
             audiences,
             db,
+            customer_sessions: Arc::new(CustomerSessions::new(cipher.clone())),
             cipher,
         })
     }

@@ -21,6 +21,11 @@ pub use crate::app::{App, AppState};
 pub fn router(app: App, workers: &Workers) -> Router {
     let state: AppState = Arc::new(app);
     routes::table(workers)
+        // A page link's `?t=` becomes the customer's session cookie and leaves the address.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            h5::session::from_link,
+        ))
         // Every write to /console comes from the console's own pages.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -94,6 +94,10 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             post(api::know::tags::tag_customers).delete(api::know::tags::untag_customers),
         )
         .route(
+            "/api/v1/customers/{id}/sessions",
+            delete(api::customer_tokens::revoke_sessions),
+        )
+        .route(
             "/api/v1/customers/{id}/attributes",
             put(api::know::customers::put_attributes),
         )

@@ -383,7 +383,7 @@ pub async fn logout(db: &Db, token: &str) -> Result<(), AccessError> {
 /// Who changed access: the CLI's operator or a signed-in admin.
 pub type Actor<'a> = &'a str;
 
-async fn audit(
+pub(crate) async fn audit(
     db: &Db,
     tenant: i64,
     actor: Actor<'_>,

@@ -37,6 +37,8 @@ pub struct FieldCipher {
 pub struct CustomerClaim {
     pub tenant_id: i64,
     pub customer_id: i64,
+    /// The customer's token version when it was issued: raising theirs revokes it.
+    pub version: i64,
     pub expires_at: i64,
 }
 
@@ -99,7 +101,7 @@ impl FieldCipher {
         FieldCipher {
             aead,
             lookup_key: derive(secret, b"siyu/lookup-hash/v1"),
-            customer_key: derive(secret, b"siyu/customer-token/v1"),
+            customer_key: derive(secret, b"siyu/customer-token/v2"),
             code_key: derive(secret, b"siyu/one-time-code/v1"),
         }
     }
@@ -154,10 +156,14 @@ impl FieldCipher {
     }
 
     /// A token that lets a customer's own pages (H5, mini-program) act for them until
-    /// `expires_at`: `tenant.customer.expires.mac`, the MAC being 128 bits of HMAC-SHA256.
-    /// Stateless, so checking it costs no database read on a flash sale's hot path.
+    /// `expires_at`: `tenant.customer.version.expires.mac`, the MAC being 128 bits of
+    /// HMAC-SHA256. The signature is checked here without the store; whether the version is
+    /// still the customer's is `platform::customer_sessions`' question.
     pub fn customer_token(&self, c: CustomerClaim) -> String {
-        let body = format!("{}.{}.{}", c.tenant_id, c.customer_id, c.expires_at);
+        let body = format!(
+            "{}.{}.{}.{}",
+            c.tenant_id, c.customer_id, c.version, c.expires_at
+        );
         let mac = self.customer_mac(&body);
         format!("{body}.{}", URL_SAFE_NO_PAD.encode(&mac[..16]))
     }
@@ -178,6 +184,7 @@ impl FieldCipher {
         let claim = CustomerClaim {
             tenant_id: parts.next()?.parse().ok()?,
             customer_id: parts.next()?.parse().ok()?,
+            version: parts.next()?.parse().ok()?,
             expires_at: parts.next()?.parse().ok()?,
         };
         if parts.next().is_some() || claim.expires_at <= now {
@@ -243,6 +250,7 @@ mod tests {
         let claim = CustomerClaim {
             tenant_id: 3,
             customer_id: 42,
+            version: 0,
             expires_at: 1_000,
         };
         let t = c.customer_token(claim);
@@ -260,7 +268,7 @@ mod tests {
             None,
             "short MAC"
         );
-        for junk in ["", ".", "a.b.c.d", "3.42.1000", "3.42.1000.!!"] {
+        for junk in ["", ".", "a.b.c.d", "3.42.0.1000", "3.42.0.1000.!!"] {
             assert_eq!(c.verify_customer_token(junk, 0), None, "{junk:?}");
         }
     }

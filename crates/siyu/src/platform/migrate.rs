@@ -119,6 +119,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0019_channel_data.sql"),
         include_str!("../../migrations/postgres/0019_channel_data.sql"),
     ),
+    (
+        20,
+        "customer sessions",
+        include_str!("../../migrations/sqlite/0020_customer_sessions.sql"),
+        include_str!("../../migrations/postgres/0020_customer_sessions.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied, each in its own transaction. Returns how many ran.

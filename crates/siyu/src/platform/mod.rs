@@ -4,6 +4,7 @@ pub mod access;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod customer_sessions;
 pub mod db;
 pub mod limits;
 pub mod migrate;

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -14,10 +14,12 @@ use crate::convert::members::{self, JoinRequest, JoinedVia};
 use crate::interfaces::AppState;
 use crate::interfaces::api::{ApiError, json_body};
 use crate::interfaces::client_ip::ClientIp;
+use crate::interfaces::h5::session;
 use crate::know::identity::{Identity, IdentityKind};
 use crate::know::phone::Phone;
 use crate::platform::clock::now_ms;
 use crate::platform::crypto::CustomerClaim;
+use crate::platform::customer_sessions;
 use crate::platform::db::sql;
 
 /// `GET /c/{code}`: the landing page; counts the scan.
@@ -159,26 +161,26 @@ pub(crate) async fn claim(
     Path(code): Path<String>,
     headers: HeaderMap,
     b: Result<Json<ClaimBody>, JsonRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (tenant, c) = cards::card(&app.db, &code).await?;
     if c.claimed_at.is_some() {
         return Err(CardError::Claimed.into());
     }
     let b = json_body(b)?;
     let now = now_ms();
-    let token = headers.get("x-siyu-customer").and_then(|v| v.to_str().ok());
+    let token = headers.get(session::HEADER).and_then(|v| v.to_str().ok());
     let customer = match (token, b.phone.as_deref()) {
-        (Some(t), _) => match app.cipher.verify_customer_token(t.trim(), now) {
-            Some(CustomerClaim {
+        (Some(t), _) => match session::verify(&app, t).await? {
+            CustomerClaim {
                 tenant_id,
                 customer_id,
                 ..
-            }) if tenant_id == tenant => customer_id,
+            } if tenant_id == tenant => customer_id,
             _ => {
                 return Err(ApiError::new(
                     StatusCode::UNAUTHORIZED,
                     "unauthorized",
-                    "the customer token is invalid or expired",
+                    "the customer token is for another brand",
                 ));
             }
         },
@@ -227,12 +229,16 @@ pub(crate) async fn claim(
         .db
         .fetch_one(&sql("SELECT contact_qr_url FROM card_batches WHERE id = $1").bind(c.batch_id))
         .await?;
-    let token = app.cipher.customer_token(CustomerClaim {
-        tenant_id: tenant,
-        customer_id: customer,
-        expires_at: now + 7 * 86_400_000,
-    });
-    Ok(Json(
-        json!({"coupon": coupon, "contact_qr_url": qr, "customer_token": token}),
-    ))
+    // The claimant is now signed in: the mini-program reads the token, a browser keeps the cookie.
+    let expires_at = now + customer_sessions::CARD_CLAIM_MS;
+    let token = app
+        .customer_sessions
+        .issue(&app.db, tenant, customer, expires_at, now)
+        .await?;
+    let mut answer = Json(json!({"coupon": coupon, "contact_qr_url": qr, "customer_token": token}))
+        .into_response();
+    if let Some(v) = session::session_cookie(&app, &token, expires_at) {
+        answer.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(answer)
 }

@@ -1,0 +1,3 @@
+-- A customer's pages sign in with a token that names this version; raising it ends every
+-- token issued before (a lost phone, a shared link, a customer who asks).
+ALTER TABLE customers ADD COLUMN token_version BIGINT NOT NULL DEFAULT 0;
