@@ -86,7 +86,7 @@ async fn run_once(
                 cipher.customer_token(CustomerClaim {
                     tenant_id: t.id,
                     customer_id: 1 + i as i64,
-                    version: 0,
+                    issued_at: 0,
                     expires_at: now + 3_600_000,
                 })
             })

@@ -233,7 +233,7 @@ async fn a_bargain_reaches_its_floor_at_the_last_assist() {
     for backend in backends() {
         let s = TestServer::start(backend).await;
         let (tenant, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
-        let customers = make_customers(&s, &key, 7, 1).await;
+        let customers = make_customers(&s, &key, 7, 2).await;
         let now = now_ms();
         let (st, item) = post(
             &s,
@@ -355,11 +355,11 @@ async fn a_bargain_reaches_its_floor_at_the_last_assist() {
             &c,
             M::POST,
             &buy,
-            &customer_token(&s, tenant, 999_999),
+            &customer_token(&s, tenant, customers[1]),
             None,
         )
         .await;
-        assert_eq!(st, StatusCode::NOT_FOUND);
+        assert_eq!(st, StatusCode::NOT_FOUND, "another customer's bargain");
         let (st, v) = send_as_customer(&c, M::POST, &buy, &owner, None).await;
         assert_eq!(st, StatusCode::OK, "{v}");
         assert_eq!(v["status"], "bought");

@@ -307,7 +307,7 @@ async fn h5_pages_work_on_a_phone_screen() {
         .customer_token(siyu::platform::crypto::CustomerClaim {
             tenant_id: t.id,
             customer_id: customer,
-            version: 0,
+            issued_at: 0,
             expires_at: now + 3_600_000,
         });
     let template: siyu::convert::coupons::TemplateInput = serde_json::from_value(serde_json::json!({

@@ -75,7 +75,7 @@ async fn a_flash_sale_killed_mid_sale_loses_no_unit() {
                     let token = cipher.customer_token(CustomerClaim {
                         tenant_id: tenant.0,
                         customer_id: customer,
-                        version: 0,
+                        issued_at: 0,
                         expires_at,
                     });
                     let r = client
@@ -178,7 +178,7 @@ async fn a_flash_sale_killed_mid_sale_loses_no_unit() {
             let token = cipher.customer_token(CustomerClaim {
                 tenant_id: tenant.0,
                 customer_id: customer,
-                version: 0,
+                issued_at: 0,
                 expires_at,
             });
             let r = client

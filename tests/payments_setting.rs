@@ -90,7 +90,7 @@ async fn shop(tdb: &TestDb, env: &[(&str, &str)]) -> Shop {
         FieldCipher::new(&parse_secret(SECRET).expect("secret")).customer_token(CustomerClaim {
             tenant_id: tenant.0,
             customer_id: buyer["id"].as_i64().expect("buyer"),
-            version: 0,
+            issued_at: 0,
             expires_at: now + 3_600_000,
         });
     Shop {

@@ -439,7 +439,7 @@ pub fn customer_token(s: &TestServer, tenant: i64, customer: i64) -> String {
         .customer_token(siyu::platform::crypto::CustomerClaim {
             tenant_id: tenant,
             customer_id: customer,
-            version: 0,
+            issued_at: siyu::platform::clock::now_ms(),
             expires_at: siyu::platform::clock::now_ms() + 3_600_000,
         })
 }

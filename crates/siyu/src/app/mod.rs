@@ -18,7 +18,7 @@ use crate::convert::payments::{PaymentError, Payments};
 use crate::engage::outbox::Outbox;
 use crate::know::audience::Audiences;
 use crate::know::ingest::EventWriter;
-use crate::platform::config::Settings;
+use crate::platform::config::{RequestLimitSettings, Settings};
 use crate::platform::crypto::FieldCipher;
 use crate::platform::customer_sessions::CustomerSessions;
 use crate::platform::db::Db;
@@ -46,6 +46,8 @@ pub struct AppSettings {
     pub payment_provider: Option<String>,
     /// Proxies whose `X-Forwarded-For` is believed (see [`parse_trusted_proxies`]).
     pub trusted_proxies: Option<String>,
+    /// Request rates and requests in flight per route class (`[limits]`).
+    pub limits: RequestLimitSettings,
 }
 
 /// Where the flash-sale gate's Redis is, and the prefix of its keys.
@@ -73,6 +75,7 @@ impl AppSettings {
             event_group_size: crate::know::ingest::GROUP_EVENTS,
             payment_provider: s.payment_provider.clone(),
             trusted_proxies: s.trusted_proxies.clone(),
+            limits: s.limits,
         }
     }
 
@@ -89,6 +92,7 @@ impl AppSettings {
             event_group_size: crate::know::ingest::GROUP_EVENTS,
             payment_provider: Some(crate::convert::payments::LOCAL_DEMO.into()),
             trusted_proxies: None,
+            limits: RequestLimitSettings::default(),
         }
     }
 }
@@ -138,6 +142,8 @@ pub struct App {
     pub marketplace_allow_api_base: bool,
     /// Customer tokens: issued, checked against the customer's version, revoked.
     pub customer_sessions: Arc<CustomerSessions>,
+    /// Request rates and requests in flight per route class (the web layer's `limits`).
+    pub request_limits: RequestLimitSettings,
 }
 
 pub type AppState = Arc<App>;
@@ -205,6 +211,7 @@ impl App {
             audiences,
             db,
             customer_sessions: Arc::new(CustomerSessions::new(cipher.clone())),
+            request_limits: s.limits,
             cipher,
         })
     }

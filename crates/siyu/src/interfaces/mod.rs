@@ -7,6 +7,7 @@ pub mod console;
 pub mod h5;
 mod headers;
 pub mod i18n;
+pub mod limits;
 mod routes;
 
 use std::sync::Arc;
@@ -30,6 +31,14 @@ pub fn router(app: App, workers: &Workers) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             console::origin::same_origin,
+        ))
+        // Before any handler: a flood costs a hash lookup, not a database round trip.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(limits::RequestLimits::new(
+                &state.request_limits,
+                state.trusted_proxies.clone(),
+            )),
+            limits::limit,
         ))
         // Outermost, so that every answer carries them, the origin check's 403 included.
         .layer(axum::middleware::from_fn_with_state(

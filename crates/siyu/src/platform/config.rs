@@ -41,6 +41,48 @@ pub struct Settings {
     /// ranges separated by commas (`10.0.0.0/8, 127.0.0.1`). Unset: the header is ignored and
     /// the connection's peer is the client.
     pub trusted_proxies: Option<String>,
+    /// `[limits]`: request rates and requests in flight per route class.
+    pub limits: RequestLimitSettings,
+}
+
+/// `[limits]` in `siyu.toml` (or `SIYU_LIMITS__API_PER_SECOND=…`): how fast one address (or one
+/// API key) may call each class of routes, and how many requests of a class may be in flight at
+/// once before more are answered "busy". The defaults let a person, a till and a brand's
+/// back-office through untouched and stop a script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
+pub struct RequestLimitSettings {
+    /// Customer pages and their JSON (`/h5`, `/t`, `/c`), health: per client address.
+    pub customer_per_second: u32,
+    pub customer_burst: u32,
+    /// The console: per client address.
+    pub console_per_second: u32,
+    pub console_burst: u32,
+    /// `/api/v1`: per API key (per address for calls without one).
+    pub api_per_second: u32,
+    pub api_burst: u32,
+    /// Requests in flight at once, per class; more are answered 503 at once.
+    pub customer_in_flight: u32,
+    pub api_in_flight: u32,
+    pub console_in_flight: u32,
+    pub callback_in_flight: u32,
+}
+
+impl Default for RequestLimitSettings {
+    fn default() -> Self {
+        RequestLimitSettings {
+            customer_per_second: 20,
+            customer_burst: 60,
+            console_per_second: 20,
+            console_burst: 100,
+            api_per_second: 200,
+            api_burst: 1_000,
+            customer_in_flight: 2_048,
+            api_in_flight: 256,
+            console_in_flight: 128,
+            callback_in_flight: 256,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -58,6 +100,7 @@ impl Default for Settings {
             marketplace_allow_api_base: false,
             payment_provider: None,
             trusted_proxies: None,
+            limits: RequestLimitSettings::default(),
         }
     }
 }

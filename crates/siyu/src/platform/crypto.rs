@@ -37,8 +37,8 @@ pub struct FieldCipher {
 pub struct CustomerClaim {
     pub tenant_id: i64,
     pub customer_id: i64,
-    /// The customer's token version when it was issued: raising theirs revokes it.
-    pub version: i64,
+    /// When it was issued (UTC ms): a revocation after this ends it.
+    pub issued_at: i64,
     pub expires_at: i64,
 }
 
@@ -156,13 +156,13 @@ impl FieldCipher {
     }
 
     /// A token that lets a customer's own pages (H5, mini-program) act for them until
-    /// `expires_at`: `tenant.customer.version.expires.mac`, the MAC being 128 bits of
-    /// HMAC-SHA256. The signature is checked here without the store; whether the version is
-    /// still the customer's is `platform::customer_sessions`' question.
+    /// `expires_at`: `tenant.customer.issued.expires.mac`, the MAC being 128 bits of
+    /// HMAC-SHA256. The signature is checked here; whether the customer has been signed out
+    /// since is `platform::customer_sessions`' question.
     pub fn customer_token(&self, c: CustomerClaim) -> String {
         let body = format!(
             "{}.{}.{}.{}",
-            c.tenant_id, c.customer_id, c.version, c.expires_at
+            c.tenant_id, c.customer_id, c.issued_at, c.expires_at
         );
         let mac = self.customer_mac(&body);
         format!("{body}.{}", URL_SAFE_NO_PAD.encode(&mac[..16]))
@@ -184,7 +184,7 @@ impl FieldCipher {
         let claim = CustomerClaim {
             tenant_id: parts.next()?.parse().ok()?,
             customer_id: parts.next()?.parse().ok()?,
-            version: parts.next()?.parse().ok()?,
+            issued_at: parts.next()?.parse().ok()?,
             expires_at: parts.next()?.parse().ok()?,
         };
         if parts.next().is_some() || claim.expires_at <= now {
@@ -250,7 +250,7 @@ mod tests {
         let claim = CustomerClaim {
             tenant_id: 3,
             customer_id: 42,
-            version: 0,
+            issued_at: 0,
             expires_at: 1_000,
         };
         let t = c.customer_token(claim);

@@ -1,9 +1,11 @@
 //! Customer sessions: the tokens a customer's own pages (H5, the mini-program) act with.
 //!
-//! A token is signed (`FieldCipher::customer_token`) and names the customer's token version;
-//! raising the version (`revoke`) ends every token issued before it. Checking the version costs a
-//! store read, so each server remembers a customer's version for [`VERSION_TTL_MS`]: a revocation
-//! is immediate on the server that made it and reaches the others within that time.
+//! A token is signed (`FieldCipher::customer_token`) and says when it was issued. Signing a
+//! customer out everywhere (`revoke`) records the moment; tokens issued before it stop working.
+//! Revocations are rare, so each server holds all of the last week's in memory and reads the new
+//! ones at most every [`REFRESH_MS`]: checking a token on a flash sale's hot path reads nothing
+//! from the store, a revocation is immediate on the server that made it and reaches the others
+//! within that time.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -13,45 +15,53 @@ use crate::platform::crypto::{CustomerClaim, FieldCipher};
 use crate::platform::db::{Db, DbError, sql};
 use crate::platform::refusal::{Refusal, Refuse};
 
-/// How long a server believes a customer's token version without asking the store.
-pub const VERSION_TTL_MS: i64 = 10_000;
-/// The longest a token may live: a link in a message stays good for a week at most.
+/// How often a server reads the revocations made elsewhere.
+pub const REFRESH_MS: i64 = 10_000;
+/// The longest a token may live: a link in a message stays good for a week at most. A
+/// revocation older than this has no token left to stop.
 pub const LONGEST_MS: i64 = 7 * 86_400_000;
 /// How long a session opened by claiming a card lasts.
 pub const CARD_CLAIM_MS: i64 = 86_400_000;
-/// Remembered versions before the memory is cleared (bounds a flood of distinct customers).
-const REMEMBERED: usize = 200_000;
+/// Re-read this far back on each refresh: a revocation committed late by a slow transaction
+/// carries an earlier time than ones already read.
+const COMMIT_SLACK_MS: i64 = 60_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     #[error("the token is invalid, expired or signed out; open the link again")]
     Invalid,
-    #[error("no customer {0}")]
-    NoCustomer(i64),
     #[error(transparent)]
     Access(#[from] AccessError),
     #[error(transparent)]
     Db(#[from] DbError),
 }
 
-/// The web layer answers [`SessionError::Invalid`] as 401 itself (`h5::CustomerCaller`); as a
-/// refusal elsewhere it is a rejected proof.
+/// The web layer answers [`SessionError::Invalid`] as 401 itself (`h5::session`); as a refusal
+/// elsewhere it is a rejected proof.
 impl Refuse for SessionError {
     fn refusal(&self) -> Refusal {
         match self {
             SessionError::Invalid => Refusal::Rejected("unauthorized"),
-            SessionError::NoCustomer(_) => Refusal::NotFound("not_found"),
             SessionError::Access(e) => e.refusal(),
             SessionError::Db(_) => Refusal::Internal,
         }
     }
 }
 
+#[derive(Default)]
+struct Revoked {
+    /// (tenant, customer) → signed out at (UTC ms).
+    at: HashMap<(i64, i64), i64>,
+    /// When the store was last read; `None` before the first read.
+    read_at: Option<i64>,
+}
+
 /// Issues, checks and revokes customer tokens.
 pub struct CustomerSessions {
     cipher: FieldCipher,
-    /// (tenant, customer) → (version, when it was read).
-    versions: Mutex<HashMap<(i64, i64), (i64, i64)>>,
+    revoked: Mutex<Revoked>,
+    /// One request reads the store at a time; the others go on with what is held.
+    reading: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for CustomerSessions {
@@ -64,30 +74,23 @@ impl CustomerSessions {
     pub fn new(cipher: FieldCipher) -> CustomerSessions {
         CustomerSessions {
             cipher,
-            versions: Mutex::new(HashMap::new()),
+            revoked: Mutex::new(Revoked::default()),
+            reading: tokio::sync::Mutex::new(()),
         }
     }
 
     /// A token for the customer's pages, good until `expires_at` (at most [`LONGEST_MS`] away)
-    /// or until their sessions are revoked.
-    pub async fn issue(
-        &self,
-        db: &Db,
-        tenant: i64,
-        customer: i64,
-        expires_at: i64,
-        now: i64,
-    ) -> Result<String, SessionError> {
-        let version = self.read_version(db, tenant, customer, now).await?;
-        Ok(self.cipher.customer_token(CustomerClaim {
+    /// or until the customer is signed out everywhere.
+    pub fn issue(&self, tenant: i64, customer: i64, expires_at: i64, now: i64) -> String {
+        self.cipher.customer_token(CustomerClaim {
             tenant_id: tenant,
             customer_id: customer,
-            version,
+            issued_at: now,
             expires_at: expires_at.min(now + LONGEST_MS),
-        }))
+        })
     }
 
-    /// The claim of a genuine, unexpired token whose version is still the customer's.
+    /// The claim of a genuine, unexpired token issued after the customer's last revocation.
     pub async fn verify(
         &self,
         db: &Db,
@@ -98,50 +101,43 @@ impl CustomerSessions {
             .cipher
             .verify_customer_token(token.trim(), now)
             .ok_or(SessionError::Invalid)?;
-        let remembered = self
+        self.refresh(db, now).await?;
+        let revoked_at = self
             .lock()
+            .at
             .get(&(claim.tenant_id, claim.customer_id))
-            .filter(|(_, at)| now - at < VERSION_TTL_MS)
-            .map(|(v, _)| *v);
-        let version = match remembered {
-            Some(v) => v,
-            None => {
-                match self
-                    .read_version(db, claim.tenant_id, claim.customer_id, now)
-                    .await
-                {
-                    Ok(v) => v,
-                    Err(SessionError::NoCustomer(_)) => return Err(SessionError::Invalid),
-                    Err(e) => return Err(e),
-                }
-            }
-        };
-        if version == claim.version {
-            Ok(claim)
-        } else {
-            Err(SessionError::Invalid)
+            .copied();
+        match revoked_at {
+            Some(at) if claim.issued_at < at => Err(SessionError::Invalid),
+            _ => Ok(claim),
         }
     }
 
-    /// Ends every token the customer holds (a lost phone, a forwarded link, on request).
+    /// Signs the customer out everywhere (a lost phone, a forwarded link, on request): every
+    /// token issued before now stops working.
     pub async fn revoke(
         &self,
         db: &Db,
         tenant: i64,
         customer: i64,
+        now: i64,
         actor: Actor<'_>,
     ) -> Result<(), SessionError> {
-        let n = db
-            .execute(
-                &sql("UPDATE customers SET token_version = token_version + 1 WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant)
-                    .bind(customer),
-            )
-            .await?;
-        if n == 0 {
-            return Err(SessionError::NoCustomer(customer));
-        }
-        self.lock().remove(&(tenant, customer));
+        db.execute(
+            &sql("INSERT INTO customer_session_revocations (tenant_id, customer_id, revoked_at) VALUES ($1, $2, $3) \
+                  ON CONFLICT (tenant_id, customer_id) DO UPDATE SET revoked_at = excluded.revoked_at")
+                .bind(tenant)
+                .bind(customer)
+                .bind(now),
+        )
+        .await?;
+        // What no token can outlive is forgotten, here rather than in a loop of its own.
+        db.execute(
+            &sql("DELETE FROM customer_session_revocations WHERE revoked_at < $1")
+                .bind(now - LONGEST_MS),
+        )
+        .await?;
+        self.lock().at.insert((tenant, customer), now);
         audit(
             db,
             tenant,
@@ -153,32 +149,37 @@ impl CustomerSessions {
         Ok(())
     }
 
-    async fn read_version(
-        &self,
-        db: &Db,
-        tenant: i64,
-        customer: i64,
-        now: i64,
-    ) -> Result<i64, SessionError> {
-        let row: Option<(i64,)> = db
-            .fetch_optional(
-                &sql("SELECT token_version FROM customers WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant)
-                    .bind(customer),
+    /// Reads the revocations made since the last read, if that was [`REFRESH_MS`] ago.
+    async fn refresh(&self, db: &Db, now: i64) -> Result<(), SessionError> {
+        let due = |r: &Revoked| r.read_at.is_none_or(|at| now - at >= REFRESH_MS);
+        if !due(&self.lock()) {
+            return Ok(());
+        }
+        let _reading = self.reading.lock().await;
+        let since = match self.lock().read_at {
+            Some(at) if now - at < REFRESH_MS => return Ok(()), // another request just read
+            Some(at) => at - COMMIT_SLACK_MS,
+            None => now - LONGEST_MS,
+        };
+        let rows: Vec<(i64, i64, i64)> = db
+            .fetch_all(
+                &sql("SELECT tenant_id, customer_id, revoked_at FROM customer_session_revocations WHERE revoked_at >= $1")
+                    .bind(since),
             )
             .await?;
-        let (version,) = row.ok_or(SessionError::NoCustomer(customer))?;
-        let mut versions = self.lock();
-        if versions.len() >= REMEMBERED {
-            versions.clear();
+        let mut revoked = self.lock();
+        for (tenant, customer, at) in rows {
+            let held = revoked.at.entry((tenant, customer)).or_insert(at);
+            *held = (*held).max(at);
         }
-        versions.insert((tenant, customer), (version, now));
-        Ok(version)
+        revoked.at.retain(|_, at| *at >= now - LONGEST_MS);
+        revoked.read_at = Some(now);
+        Ok(())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, i64), (i64, i64)>> {
-        // A panic while holding the map leaves it consistent (plain inserts), so go on with it.
-        self.versions
+    fn lock(&self) -> std::sync::MutexGuard<'_, Revoked> {
+        // Plain inserts cannot leave the map half-changed, so a panic elsewhere does not spoil it.
+        self.revoked
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }

@@ -3,6 +3,7 @@
 //! Also the trade's rules for SMS text: billable parts, the signature, the opt-out line.
 
 pub mod aliyun;
+pub mod callbacks;
 pub mod log;
 pub mod tencent;
 

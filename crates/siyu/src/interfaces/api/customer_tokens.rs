@@ -51,8 +51,7 @@ pub(crate) async fn customer_token(
     let expires_at = now + b.ttl_minutes * 60_000;
     let token = app
         .customer_sessions
-        .issue(&app.db, caller.tenant_id, customer, expires_at, now)
-        .await?;
+        .issue(caller.tenant_id, customer, expires_at, now);
     Ok((
         StatusCode::CREATED,
         Json(json!({"customer_id": customer, "token": token, "expires_at": expires_at})),
@@ -61,7 +60,7 @@ pub(crate) async fn customer_token(
 }
 
 /// `DELETE /api/v1/customers/{id}/sessions`: every token the customer holds stops working (at
-/// once on this server, within `customer_sessions::VERSION_TTL_MS` on the others).
+/// once on this server, within `customer_sessions::REFRESH_MS` on the others).
 pub(crate) async fn revoke_sessions(
     State(app): State<AppState>,
     ApiCaller(caller): ApiCaller,
@@ -70,7 +69,13 @@ pub(crate) async fn revoke_sessions(
     require_write(&caller)?;
     let customer = customer_id(&app, caller.tenant_id, &id).await?;
     app.customer_sessions
-        .revoke(&app.db, caller.tenant_id, customer, &actor(&caller))
+        .revoke(
+            &app.db,
+            caller.tenant_id,
+            customer,
+            now_ms(),
+            &actor(&caller),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -233,8 +233,7 @@ pub(crate) async fn claim(
     let expires_at = now + customer_sessions::CARD_CLAIM_MS;
     let token = app
         .customer_sessions
-        .issue(&app.db, tenant, customer, expires_at, now)
-        .await?;
+        .issue(tenant, customer, expires_at, now);
     let mut answer = Json(json!({"coupon": coupon, "contact_qr_url": qr, "customer_token": token}))
         .into_response();
     if let Some(v) = session::session_cookie(&app, &token, expires_at) {

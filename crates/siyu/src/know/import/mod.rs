@@ -359,6 +359,41 @@ impl<I: Iterator<Item = (PathBuf, ImportOptions)>> Iterator for ParseAhead<'_, I
     }
 }
 
+/// What reading an export found, without storing anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadOnly {
+    pub rows: u64,
+    pub orders: usize,
+    pub rejected: u64,
+}
+
+/// Reads an export held in memory as an import would, storing nothing: the rows read, the orders
+/// they make and the rows rejected (written to `reject_to`). The fuzz target reads every input
+/// through here, so the importer's reader meets the same bytes.
+pub fn read_only(
+    bytes: &[u8],
+    opts: &ImportOptions,
+    cipher: &FieldCipher,
+    reject_to: &Path,
+) -> Result<ReadOnly, ImportError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(4);
+    std::thread::scope(|scope| {
+        let parser = scope.spawn(|| parse_file("input", bytes, opts, cipher, reject_to, tx));
+        let mut orders = 0;
+        while let Some(chunk) = rx.blocking_recv() {
+            orders += chunk.orders.len();
+        }
+        let end = parser
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        Ok(ReadOnly {
+            rows: end.read,
+            orders,
+            rejected: end.rejected,
+        })
+    })
+}
+
 fn parse_file(
     name: &str,
     bytes: &[u8],

@@ -6,13 +6,14 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use serde::Deserialize;
 use serde_json::json;
 
+use crate::channels::sms::callbacks::{
+    AliyunReply, AliyunReport, Receipt, Reply, TencentReply, TencentReport,
+};
 use crate::engage::outbox;
 use crate::interfaces::AppState;
 use crate::interfaces::api::{ApiError, json_body};
-use crate::know::phone::Phone;
 use crate::platform::clock::now_ms;
 
 /// A callback whose URL holds the configured token. Checked from the path before the body is
@@ -44,21 +45,29 @@ pub(crate) fn check_token(app: &AppState, token: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Aliyun's times are China time, `yyyy-MM-dd HH:mm:ss`.
-pub(crate) fn china_time(s: &str) -> Option<i64> {
-    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
-        .ok()
-        .map(|t| t.and_utc().timestamp_millis() - 8 * 3_600_000)
+async fn store_receipts(
+    app: &AppState,
+    provider: &str,
+    receipts: impl Iterator<Item = Receipt>,
+) -> Result<(), ApiError> {
+    for r in receipts {
+        let at = r.at.unwrap_or_else(now_ms);
+        outbox::record_receipt(&app.db, provider, &r.provider_ref, r.delivered, &r.code, at)
+            .await?;
+    }
+    Ok(())
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct AliyunReport {
-    biz_id: String,
-    success: bool,
-    #[serde(default)]
-    err_code: String,
-    #[serde(default)]
-    report_time: String,
+async fn store_replies(
+    app: &AppState,
+    provider: &str,
+    replies: impl Iterator<Item = Reply>,
+) -> Result<(), ApiError> {
+    for r in replies {
+        let at = r.at.unwrap_or_else(now_ms);
+        outbox::record_reply(&app.db, &app.cipher, provider, &r.phone, &r.text, at).await?;
+    }
+    Ok(())
 }
 
 /// `POST /callbacks/sms/aliyun/{token}/report`: a JSON array of delivery receipts.
@@ -67,19 +76,9 @@ pub(crate) async fn aliyun_report(
     _token: SmsToken,
     b: Result<Json<Vec<AliyunReport>>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    for r in json_body(b)? {
-        let at = china_time(&r.report_time).unwrap_or_else(now_ms);
-        outbox::record_receipt(&app.db, "aliyun", &r.biz_id, r.success, &r.err_code, at).await?;
-    }
+    let receipts = json_body(b)?.into_iter().map(AliyunReport::receipt);
+    store_receipts(&app, "aliyun", receipts).await?;
     Ok(Json(json!({"code": 0, "msg": "接收成功"})))
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct AliyunReply {
-    phone_number: String,
-    content: String,
-    #[serde(default)]
-    send_time: String,
 }
 
 /// `POST /callbacks/sms/aliyun/{token}/reply`: a JSON array of replies (SmsUp).
@@ -88,31 +87,9 @@ pub(crate) async fn aliyun_reply(
     _token: SmsToken,
     b: Result<Json<Vec<AliyunReply>>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    for r in json_body(b)? {
-        let Ok(phone) = Phone::parse(&r.phone_number) else {
-            continue;
-        };
-        let at = china_time(&r.send_time).unwrap_or_else(now_ms);
-        outbox::record_reply(
-            &app.db,
-            &app.cipher,
-            "aliyun",
-            phone.as_str(),
-            &r.content,
-            at,
-        )
-        .await?;
-    }
+    let replies = json_body(b)?.into_iter().filter_map(AliyunReply::reply);
+    store_replies(&app, "aliyun", replies).await?;
     Ok(Json(json!({"code": 0, "msg": "接收成功"})))
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct TencentReport {
-    sid: String,
-    report_status: String,
-    #[serde(default)]
-    errmsg: String,
-    user_receive_time: Option<String>,
 }
 
 /// `POST /callbacks/sms/tencent/{token}/report`: a JSON array of status reports.
@@ -121,30 +98,9 @@ pub(crate) async fn tencent_report(
     _token: SmsToken,
     b: Result<Json<Vec<TencentReport>>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    for r in json_body(b)? {
-        let at = r
-            .user_receive_time
-            .as_deref()
-            .and_then(china_time)
-            .unwrap_or_else(now_ms);
-        outbox::record_receipt(
-            &app.db,
-            "tencent",
-            &r.sid,
-            r.report_status == "SUCCESS",
-            &r.errmsg,
-            at,
-        )
-        .await?;
-    }
+    let receipts = json_body(b)?.into_iter().map(TencentReport::receipt);
+    store_receipts(&app, "tencent", receipts).await?;
     Ok(Json(json!({"result": 0, "errmsg": "OK"})))
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct TencentReply {
-    mobile: String,
-    text: String,
-    time: Option<i64>,
 }
 
 /// `POST /callbacks/sms/tencent/{token}/reply`: one reply.
@@ -153,10 +109,7 @@ pub(crate) async fn tencent_reply(
     _token: SmsToken,
     b: Result<Json<TencentReply>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let r = json_body(b)?;
-    if let Ok(phone) = Phone::parse(&r.mobile) {
-        let at = r.time.map(|t| t * 1000).unwrap_or_else(now_ms);
-        outbox::record_reply(&app.db, &app.cipher, "tencent", phone.as_str(), &r.text, at).await?;
-    }
+    let replies = json_body(b)?.reply().into_iter();
+    store_replies(&app, "tencent", replies).await?;
     Ok(Json(json!({"result": 0, "errmsg": "OK"})))
 }

@@ -1,0 +1,333 @@
+//! Request limits per route class: how fast one client may call, and how many requests of a
+//! class may be in flight before more are turned away. They come before any handler, so a flood
+//! costs a hash lookup, not a database round trip; the budgets that must hold across servers
+//! (one-time codes, sign-in) stay in the store (`platform::limits`).
+//!
+//! A client is its address (IPv6 by /64) unless it is this machine, or unless the address is a
+//! proxy's that `trusted_proxies` does not name: then every customer behind it would share one
+//! budget, and a flash sale would be throttled as one script.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use ipnet::IpNet;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use super::client_ip::{client_of, forwarded_for, untrusted_proxy_in_front};
+use crate::platform::config::RequestLimitSettings;
+
+/// Who calls a route, which sets its limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteClass {
+    /// The internet: customer pages and their JSON, tracking links, cards, health.
+    Customer,
+    /// SMS and WeCom callbacks: a few provider addresses sending in bursts.
+    Callback,
+    /// The brand's systems with an API key.
+    Api,
+    /// Store staff in the console.
+    Console,
+}
+
+impl RouteClass {
+    pub fn of(path: &str) -> RouteClass {
+        if path.starts_with("/api/") {
+            RouteClass::Api
+        } else if path.starts_with("/console") {
+            RouteClass::Console
+        } else if path.starts_with("/callbacks/") {
+            RouteClass::Callback
+        } else {
+            RouteClass::Customer
+        }
+    }
+}
+
+/// Who a budget is counted against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Caller {
+    Address(IpAddr),
+    /// The first 128 bits of the SHA-256 of an API key: a wrong key costs its sender too.
+    Key([u8; 16]),
+}
+
+/// The limits of one server, shared by every request.
+pub struct RequestLimits {
+    customer: DefaultKeyedRateLimiter<Caller>,
+    console: DefaultKeyedRateLimiter<Caller>,
+    api: DefaultKeyedRateLimiter<Caller>,
+    in_flight: [Arc<Semaphore>; 4],
+    trusted_proxies: Vec<IpNet>,
+    /// Requests seen, to forget idle callers now and then.
+    seen: AtomicU64,
+}
+
+/// Every this many requests the budgets of callers gone quiet are forgotten.
+const FORGET_EVERY: u64 = 8_192;
+
+fn quota(per_second: u32, burst: u32) -> Quota {
+    let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(burst.max(per_second).max(1)).unwrap_or(NonZeroU32::MIN);
+    Quota::per_second(rate).allow_burst(burst)
+}
+
+impl RequestLimits {
+    pub fn new(s: &RequestLimitSettings, trusted_proxies: Vec<IpNet>) -> RequestLimits {
+        let permits = |n: u32| Arc::new(Semaphore::new(n.max(1) as usize));
+        RequestLimits {
+            customer: RateLimiter::keyed(quota(s.customer_per_second, s.customer_burst)),
+            console: RateLimiter::keyed(quota(s.console_per_second, s.console_burst)),
+            api: RateLimiter::keyed(quota(s.api_per_second, s.api_burst)),
+            in_flight: [
+                permits(s.customer_in_flight),
+                permits(s.callback_in_flight),
+                permits(s.api_in_flight),
+                permits(s.console_in_flight),
+            ],
+            trusted_proxies,
+            seen: AtomicU64::new(0),
+        }
+    }
+
+    /// The address a request's budget is counted against, or `None` when it has none of its
+    /// own (this machine; everyone behind an unnamed proxy).
+    fn address_of(&self, peer: IpAddr, forwarded: Option<&str>) -> Option<IpAddr> {
+        if untrusted_proxy_in_front(peer, forwarded.is_some(), &self.trusted_proxies) {
+            return None;
+        }
+        let client = client_of(peer, forwarded, &self.trusted_proxies);
+        if client.is_loopback() {
+            return None;
+        }
+        Some(match client {
+            IpAddr::V6(v6) => {
+                // One subscriber holds a /64: count it as one address.
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(bits.into())
+            }
+            v4 => v4,
+        })
+    }
+
+    /// How long the caller must wait, if their budget for the class is spent.
+    fn wait(&self, class: RouteClass, caller: Caller) -> Option<std::time::Duration> {
+        let limiter = match class {
+            RouteClass::Customer => &self.customer,
+            RouteClass::Console => &self.console,
+            RouteClass::Api => &self.api,
+            RouteClass::Callback => return None,
+        };
+        limiter
+            .check_key(&caller)
+            .err()
+            .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    fn forget_idle_callers(&self) {
+        if self.seen.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == FORGET_EVERY - 1 {
+            for l in [&self.customer, &self.console, &self.api] {
+                l.retain_recent();
+                l.shrink_to_fit();
+            }
+        }
+    }
+
+    fn permits(&self, class: RouteClass) -> &Arc<Semaphore> {
+        &self.in_flight[match class {
+            RouteClass::Customer => 0,
+            RouteClass::Callback => 1,
+            RouteClass::Api => 2,
+            RouteClass::Console => 3,
+        }]
+    }
+}
+
+/// The middleware: 429 when the caller's rate is spent, 503 when the class is full.
+pub async fn limit(State(limits): State<Arc<RequestLimits>>, req: Request, next: Next) -> Response {
+    limits.forget_idle_callers();
+    let class = RouteClass::of(req.uri().path());
+    let caller = match api_key(&req).filter(|_| class == RouteClass::Api) {
+        Some(key) => Some(Caller::Key(key)),
+        None => {
+            let peer = req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip());
+            peer.and_then(|p| {
+                limits
+                    .address_of(p, forwarded_for(req.headers()).as_deref())
+                    .map(Caller::Address)
+            })
+        }
+    };
+    if let Some(wait) = caller.and_then(|c| limits.wait(class, c)) {
+        return refused(
+            class,
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            wait.as_secs() + 1,
+        );
+    }
+    let Ok(_permit) = limits.permits(class).clone().try_acquire_owned() else {
+        tracing::warn!(?class, "requests in flight at the limit; answering busy");
+        return refused(class, StatusCode::SERVICE_UNAVAILABLE, "unavailable", 1);
+    };
+    next.run(req).await
+}
+
+fn api_key(req: &Request) -> Option<[u8; 16]> {
+    let key = req
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?;
+    let digest = Sha256::digest(key.trim().as_bytes());
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&digest[..16]);
+    Some(k)
+}
+
+/// The answer each class's callers read: JSON for programs and customer pages, a sentence in
+/// Chinese (English after it) for the console.
+fn refused(
+    class: RouteClass,
+    status: StatusCode,
+    code: &'static str,
+    retry_after: u64,
+) -> Response {
+    let busy = status == StatusCode::SERVICE_UNAVAILABLE;
+    let mut r = if class == RouteClass::Console {
+        let text = if busy {
+            "系统繁忙，请稍后再试 / The server is busy, try again shortly"
+        } else {
+            "操作过于频繁，请稍后再试 / Too many requests, try again shortly"
+        };
+        (status, text).into_response()
+    } else {
+        let message = if busy {
+            "the server is busy; try again shortly"
+        } else {
+            "too many requests from this caller; try again after Retry-After seconds"
+        };
+        (
+            status,
+            axum::Json(serde_json::json!({"error": {"code": code, "message": message}})),
+        )
+            .into_response()
+    };
+    if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    fn limits(trusted: &[&str]) -> RequestLimits {
+        let settings = RequestLimitSettings {
+            customer_per_second: 1,
+            customer_burst: 3,
+            ..RequestLimitSettings::default()
+        };
+        let nets = trusted.iter().map(|t| t.parse().expect("net")).collect();
+        RequestLimits::new(&settings, nets)
+    }
+
+    #[test]
+    fn routes_fall_into_their_class() {
+        assert_eq!(RouteClass::of("/api/v1/orders"), RouteClass::Api);
+        assert_eq!(RouteClass::of("/console/login"), RouteClass::Console);
+        assert_eq!(
+            RouteClass::of("/callbacks/sms/aliyun/x"),
+            RouteClass::Callback
+        );
+        for p in [
+            "/h5/v1/gifts",
+            "/t/abc",
+            "/c/XYZ",
+            "/healthz",
+            "/",
+            "/nothing",
+        ] {
+            assert_eq!(RouteClass::of(p), RouteClass::Customer, "{p}");
+        }
+    }
+
+    #[test]
+    fn a_caller_gets_the_burst_then_waits_and_others_are_untouched() {
+        let l = limits(&[]);
+        let a = Caller::Address(ip("203.0.113.9"));
+        for _ in 0..3 {
+            assert_eq!(l.wait(RouteClass::Customer, a), None);
+        }
+        let wait = l.wait(RouteClass::Customer, a).expect("the fourth waits");
+        assert!(wait <= std::time::Duration::from_secs(1), "{wait:?}");
+        assert_eq!(
+            l.wait(RouteClass::Customer, Caller::Address(ip("203.0.113.10"))),
+            None
+        );
+        assert_eq!(
+            l.wait(RouteClass::Console, a),
+            None,
+            "classes have budgets of their own"
+        );
+        for _ in 0..100 {
+            assert_eq!(
+                l.wait(RouteClass::Callback, a),
+                None,
+                "callbacks are not rated"
+            );
+        }
+    }
+
+    #[test]
+    fn this_machine_and_unnamed_proxies_have_no_budget_of_their_own() {
+        let l = limits(&[]);
+        assert_eq!(l.address_of(ip("127.0.0.1"), None), None);
+        assert_eq!(l.address_of(ip("::1"), None), None);
+        assert_eq!(
+            l.address_of(ip("10.0.0.5"), Some("203.0.113.9")),
+            None,
+            "a proxy nobody named: everyone behind it would share"
+        );
+        assert_eq!(
+            l.address_of(ip("203.0.113.9"), None),
+            Some(ip("203.0.113.9"))
+        );
+        assert_eq!(
+            l.address_of(ip("203.0.113.9"), Some("198.51.100.1")),
+            Some(ip("203.0.113.9")),
+            "a client's own header is ignored"
+        );
+        let named = limits(&["127.0.0.1/32"]);
+        assert_eq!(
+            named.address_of(ip("127.0.0.1"), Some("198.51.100.1")),
+            Some(ip("198.51.100.1"))
+        );
+        assert_eq!(
+            named.address_of(ip("2001:db8::1"), None),
+            Some(ip("2001:db8::")),
+            "IPv6 counted by /64"
+        );
+        assert_eq!(
+            named.address_of(ip("2001:db8::1:2:3:4"), None),
+            named.address_of(ip("2001:db8::9"), None)
+        );
+    }
+}

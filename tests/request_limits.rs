@@ -1,0 +1,164 @@
+//! Request limits per route class, on a real server behind a named proxy: one address or one
+//! API key that calls too fast is told to wait, others go on; a class with every request slot
+//! taken answers "busy" at once.
+
+mod common;
+
+use common::{Backend, TestServer, tenant_with_key};
+use reqwest::StatusCode;
+use serde_json::Value;
+use siyu::platform::access::Role;
+use siyu::platform::config::RequestLimitSettings;
+use tokio::io::AsyncWriteExt;
+
+fn tight() -> RequestLimitSettings {
+    RequestLimitSettings {
+        customer_per_second: 1,
+        customer_burst: 5,
+        console_per_second: 1,
+        console_burst: 5,
+        api_per_second: 1,
+        api_burst: 5,
+        api_in_flight: 1,
+        ..RequestLimitSettings::default()
+    }
+}
+
+async fn start(backend: Backend) -> TestServer {
+    TestServer::start_with(backend, |s| {
+        s.limits = tight();
+        // The test client stands in for a proxy on this machine that names each client.
+        s.trusted_proxies = Some("127.0.0.1, ::1".into());
+    })
+    .await
+}
+
+async fn get_from(c: &reqwest::Client, url: &str, address: &str) -> reqwest::Response {
+    c.get(url)
+        .header("x-forwarded-for", address)
+        .send()
+        .await
+        .expect("request")
+}
+
+async fn an_address_that_calls_too_fast_waits_and_others_do_not(backend: Backend) {
+    let s = start(backend).await;
+    let c = reqwest::Client::new();
+    let page = s.url("/h5/v1/gifts");
+    for i in 0..5 {
+        let r = get_from(&c, &page, "203.0.113.9").await;
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "call {i} reaches the page"
+        );
+    }
+    let r = get_from(&c, &page, "203.0.113.9").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .expect("text")
+        .parse()
+        .expect("seconds");
+    assert!((1..=2).contains(&wait), "{wait}");
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"]["code"], "too_many_requests");
+
+    let r = get_from(&c, &page, "203.0.113.10").await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "another address goes on"
+    );
+    let r = get_from(&c, &s.url("/console/login"), "203.0.113.9").await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "the console has a budget of its own"
+    );
+    // The console's refusal is a sentence a person reads.
+    for _ in 0..5 {
+        get_from(&c, &s.url("/console/login"), "203.0.113.11").await;
+    }
+    let r = get_from(&c, &s.url("/console/login"), "203.0.113.11").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.text().await.expect("text").contains("操作过于频繁"));
+
+    // Within a second the address has earned a call back.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let r = get_from(&c, &page, "203.0.113.9").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+on_each_backend!(an_address_that_calls_too_fast_waits_and_others_do_not);
+
+async fn each_api_key_has_its_own_rate(backend: Backend) {
+    let s = start(backend).await;
+    let (_, busy) = tenant_with_key(s.db(), "busy", Role::Admin).await;
+    let (_, calm) = tenant_with_key(s.db(), "calm", Role::Admin).await;
+    let c = reqwest::Client::new();
+    let url = s.url("/api/v1/tags");
+    let call = |key: String| {
+        let c = c.clone();
+        let url = url.clone();
+        async move {
+            // Every call from the same address: the key, not the address, is counted.
+            c.get(&url)
+                .bearer_auth(key)
+                .header("x-forwarded-for", "198.51.100.7")
+                .send()
+                .await
+                .expect("request")
+                .status()
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(call(busy.clone()).await, StatusCode::OK);
+    }
+    assert_eq!(call(busy.clone()).await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(call(calm.clone()).await, StatusCode::OK);
+}
+on_each_backend!(each_api_key_has_its_own_rate);
+
+async fn a_full_class_answers_busy_at_once(backend: Backend) {
+    let s = start(backend).await;
+    let (_, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
+    // A client that sends half a body and keeps the only API slot while it waits for the rest.
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/v1/orders HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {key}\r\n\
+         content-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"orders\": ["
+    );
+    slow.write_all(head.as_bytes()).await.expect("write");
+    slow.flush().await.expect("flush");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let c = reqwest::Client::new();
+    let r = c
+        .get(s.url("/api/v1/tags"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().contains_key("retry-after"));
+    let r = c.get(s.url("/healthz")).send().await.expect("health");
+    assert_eq!(r.status(), StatusCode::OK, "other classes are not held up");
+
+    drop(slow);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let r = c
+        .get(s.url("/api/v1/tags"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "the slot is free once the slow client leaves"
+    );
+}
+on_each_backend!(a_full_class_answers_busy_at_once);
