@@ -211,6 +211,13 @@ enum KeyCommand {
         tenant: String,
         prefix: String,
     },
+    /// Replace an API key with a new one of the same name and role (printed once); the old one
+    /// stops working at once.
+    Rotate {
+        #[arg(long)]
+        tenant: String,
+        prefix: String,
+    },
 }
 
 /// Who runs the CLI, for the audit log.
@@ -619,6 +626,13 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             let t = access::tenant_by_name(&db, &tenant).await?;
             access::revoke_api_key(&db, t.id, &prefix, &cli_actor()).await?;
             println!("API key {prefix}… of {} revoked", t.name);
+        }
+        Command::Key(KeyCommand::Rotate { tenant, prefix }) => {
+            let (db, _) = open(&s).await?;
+            let t = access::tenant_by_name(&db, &tenant).await?;
+            let key = access::rotate_api_key(&db, t.id, &prefix, &cli_actor()).await?;
+            println!("API key {prefix}… of {} revoked; its replacement:", t.name);
+            println!("API key (shown once, store it now): {key}");
         }
         Command::Audit { tenant, limit } => {
             let (db, _) = open(&s).await?;

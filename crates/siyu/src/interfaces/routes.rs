@@ -39,6 +39,10 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             "/api/v1/access/keys/{prefix}",
             delete(api::access::revoke_key),
         )
+        .route(
+            "/api/v1/access/keys/{prefix}/rotate",
+            post(api::access::rotate_key),
+        )
         .route("/api/v1/access/audit", get(api::access::audit_log))
         // API: signing a customer in for the H5 pages.
         .route(
@@ -430,6 +434,25 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             post(console::segments::api_snapshot),
         )
         .route("/console/api/tags", post(console::segments::api_rule_tag))
+        .route("/console/access", get(console::accounts::access_page))
+        .route("/console/access/keys", post(console::accounts::create_key))
+        .route(
+            "/console/access/keys/{prefix}/rotate",
+            post(console::accounts::rotate_key),
+        )
+        .route(
+            "/console/access/keys/{prefix}/revoke",
+            post(console::accounts::revoke_key),
+        )
+        .route("/console/access/users", post(console::accounts::add_user))
+        .route(
+            "/console/access/users/{username}/disable",
+            post(console::accounts::disable_user),
+        )
+        .route(
+            "/console/access/users/{username}/password",
+            post(console::accounts::set_password),
+        )
         .route("/console/acquire", get(console::acquire::acquire_page))
         .route(
             "/console/acquire/campaigns",

@@ -481,6 +481,77 @@ pub async fn revoke_api_key(
     audit(db, tenant, actor, "key_revoked", &format!("key {prefix}")).await
 }
 
+/// Replaces the key whose first characters are `prefix` with a new one of the same name and role,
+/// in one transaction: the old one stops working as the new one starts. Returns the new key (the
+/// only time it is shown).
+pub async fn rotate_api_key(
+    db: &Db,
+    tenant: i64,
+    prefix: &str,
+    actor: Actor<'_>,
+) -> Result<String, AccessError> {
+    let row: Option<(String, String)> = db
+        .fetch_optional(
+            &sql("SELECT name, role FROM api_keys WHERE tenant_id = $1 AND prefix = $2 AND revoked_at IS NULL")
+                .bind(tenant)
+                .bind(prefix),
+        )
+        .await?;
+    let (name, role) = row.ok_or_else(|| AccessError::NoKey(prefix.to_owned()))?;
+    let role = Role::parse(&role).ok_or(AccessError::BadRole(role))?;
+    let key = format!("sy_{}", random_token(32));
+    let now = now_ms();
+    let mut tx = db.begin().await?;
+    tx.execute(
+        &sql("UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND prefix = $2 AND revoked_at IS NULL")
+            .bind(tenant)
+            .bind(prefix)
+            .bind(now),
+    )
+    .await?;
+    tx.execute(
+        &sql("INSERT INTO api_keys (tenant_id, name, prefix, key_hash, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(tenant)
+            .bind(&name)
+            .bind(&key[..10])
+            .bind(token_hash(&key))
+            .bind(role.as_str())
+            .bind(now),
+    )
+    .await?;
+    tx.execute(
+        &sql("INSERT INTO audit_log (tenant_id, at, actor, action, subject) VALUES ($1, $2, $3, $4, $5)")
+            .bind(tenant)
+            .bind(now)
+            .bind(actor)
+            .bind("key_rotated")
+            .bind(format!("key {prefix} → {} ({name}, {})", &key[..10], role.as_str())),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(key)
+}
+
+/// A console user as an admin sees them.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub role: String,
+    pub created_at: i64,
+    pub disabled_at: Option<i64>,
+}
+
+pub async fn users(db: &Db, tenant: i64) -> Result<Vec<UserRow>, AccessError> {
+    Ok(db
+        .fetch_all(
+            &sql("SELECT id, username, display_name, role, created_at, disabled_at FROM users WHERE tenant_id = $1 ORDER BY id")
+                .bind(tenant),
+        )
+        .await?)
+}
+
 /// Disables a console user: they cannot sign in, and their sessions end now.
 pub async fn disable_user(
     db: &Db,

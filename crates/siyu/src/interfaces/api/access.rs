@@ -52,6 +52,22 @@ pub(crate) async fn create_key(
         .into_response())
 }
 
+/// `POST /api/v1/access/keys/{prefix}/rotate`: a new key of the same name and role, shown once;
+/// the old one stops working at once.
+pub(crate) async fn rotate_key(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(prefix): Path<String>,
+) -> Result<Response, ApiError> {
+    require_admin(&caller)?;
+    let key = access::rotate_api_key(&app.db, caller.tenant_id, &prefix, &actor(&caller)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"key": key, "prefix": &key[..10], "revoked": prefix})),
+    )
+        .into_response())
+}
+
 /// `DELETE /api/v1/access/keys/{prefix}`: the key stops working at once.
 pub(crate) async fn revoke_key(
     State(app): State<AppState>,

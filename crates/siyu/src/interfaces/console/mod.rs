@@ -1,6 +1,7 @@
 //! `/console`: the operators' web console, server-rendered, zh-CN first: sign-in, language,
 //! the overview, and one module per capability's pages.
 
+pub mod accounts;
 pub mod acquire;
 pub mod activities;
 pub mod connect;

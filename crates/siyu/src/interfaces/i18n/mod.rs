@@ -1,12 +1,14 @@
 //! Console text: zh-CN first, English second. One struct per language, so a missing string
 //! is a compile error rather than a blank on screen.
 
+mod access;
 mod acquire;
 mod activities;
 mod connect;
 mod data;
 mod layering;
 
+pub use access::*;
 pub use acquire::*;
 pub use activities::*;
 pub use connect::*;
@@ -108,6 +110,7 @@ pub struct Tr {
     pub nav_activities: &'static str,
     pub nav_acquire: &'static str,
     pub nav_connect: &'static str,
+    pub nav_access: &'static str,
     pub members_title: &'static str,
     pub member_no: &'static str,
     pub tier: &'static str,
@@ -189,6 +192,7 @@ pub static ZH: Tr = Tr {
     nav_activities: "活动",
     nav_acquire: "拉新召回",
     nav_connect: "企微承接",
+    nav_access: "账号",
     members_title: "会员",
     member_no: "会员号",
     tier: "等级",
@@ -271,6 +275,7 @@ pub static EN: Tr = Tr {
     nav_activities: "Activities",
     nav_acquire: "Acquire",
     nav_connect: "WeCom",
+    nav_access: "Access",
     members_title: "Members",
     member_no: "Member no.",
     tier: "Tier",

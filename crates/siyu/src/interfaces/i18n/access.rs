@@ -1,0 +1,180 @@
+//! Text of the console: access (API keys, console users, the audit log).
+
+use super::Lang;
+
+pub struct AccessTr {
+    pub title: &'static str,
+    pub admins_only: &'static str,
+    pub keys: &'static str,
+    pub key_prefix: &'static str,
+    pub key_name: &'static str,
+    pub role: &'static str,
+    pub created: &'static str,
+    pub state: &'static str,
+    pub active: &'static str,
+    pub revoked: &'static str,
+    pub disabled: &'static str,
+    pub new_key: &'static str,
+    pub create_key: &'static str,
+    pub rotate: &'static str,
+    pub revoke: &'static str,
+    pub confirm_revoke: &'static str,
+    pub confirm_rotate: &'static str,
+    pub shown_once: &'static str,
+    pub no_keys: &'static str,
+    pub users: &'static str,
+    pub username: &'static str,
+    pub display_name: &'static str,
+    pub password: &'static str,
+    pub new_password: &'static str,
+    pub add_user: &'static str,
+    pub disable: &'static str,
+    pub confirm_disable: &'static str,
+    pub set_password: &'static str,
+    pub audit: &'static str,
+    pub at: &'static str,
+    pub actor: &'static str,
+    pub action: &'static str,
+    pub subject: &'static str,
+    pub no_audit: &'static str,
+    pub saved: &'static str,
+    pub name_required: &'static str,
+    pub username_required: &'static str,
+    pub weak_password: &'static str,
+    pub user_exists: &'static str,
+    pub no_such_key: &'static str,
+    pub no_such_user: &'static str,
+    pub not_yourself: &'static str,
+}
+
+pub static ZH_X: AccessTr = AccessTr {
+    title: "账号与密钥",
+    admins_only: "只有管理员可以管理账号与 API 密钥",
+    keys: "API 密钥",
+    key_prefix: "密钥前缀",
+    key_name: "用途",
+    role: "角色",
+    created: "创建时间",
+    state: "状态",
+    active: "使用中",
+    revoked: "已吊销",
+    disabled: "已停用",
+    new_key: "新密钥",
+    create_key: "创建密钥",
+    rotate: "轮换",
+    revoke: "吊销",
+    confirm_revoke: "吊销后使用此密钥的系统会立即失去访问，确定吗？",
+    confirm_rotate: "将生成新密钥并立即吊销旧密钥，确定吗？",
+    shown_once: "请立即复制保存：密钥只显示这一次",
+    no_keys: "还没有 API 密钥",
+    users: "控制台账号",
+    username: "用户名",
+    display_name: "姓名",
+    password: "密码",
+    new_password: "新密码",
+    add_user: "添加账号",
+    disable: "停用",
+    confirm_disable: "停用后此账号无法登录，已登录的会话立即结束，确定吗？",
+    set_password: "重设密码",
+    audit: "操作日志",
+    at: "时间",
+    actor: "操作人",
+    action: "操作",
+    subject: "对象",
+    no_audit: "还没有操作记录",
+    saved: "已保存",
+    name_required: "用途：请填写这把密钥给谁用（如 ERP 对接）",
+    username_required: "用户名：请填写",
+    weak_password: "密码：至少 8 位",
+    user_exists: "用户名：已有同名账号",
+    no_such_key: "密钥前缀：没有这把使用中的密钥",
+    no_such_user: "用户名：没有这个账号",
+    not_yourself: "不能停用自己正在使用的账号",
+};
+
+pub static EN_X: AccessTr = AccessTr {
+    title: "Users and keys",
+    admins_only: "Only admins manage users and API keys",
+    keys: "API keys",
+    key_prefix: "Key prefix",
+    key_name: "Used by",
+    role: "Role",
+    created: "Created",
+    state: "State",
+    active: "Active",
+    revoked: "Revoked",
+    disabled: "Disabled",
+    new_key: "New key",
+    create_key: "Create key",
+    rotate: "Rotate",
+    revoke: "Revoke",
+    confirm_revoke: "Systems using this key lose access at once. Revoke it?",
+    confirm_rotate: "A new key is made and the old one revoked at once. Rotate?",
+    shown_once: "Copy it now: the key is shown only this once",
+    no_keys: "No API key yet",
+    users: "Console users",
+    username: "Username",
+    display_name: "Name",
+    password: "Password",
+    new_password: "New password",
+    add_user: "Add user",
+    disable: "Disable",
+    confirm_disable: "This user cannot sign in any more and their sessions end now. Disable?",
+    set_password: "Set password",
+    audit: "Audit log",
+    at: "When",
+    actor: "By",
+    action: "Action",
+    subject: "Subject",
+    no_audit: "No change recorded yet",
+    saved: "Saved",
+    name_required: "Used by: say which system uses this key (e.g. ERP)",
+    username_required: "Username: required",
+    weak_password: "Password: at least 8 characters",
+    user_exists: "Username: a user of that name exists",
+    no_such_key: "Key prefix: no active key has it",
+    no_such_user: "Username: no such user",
+    not_yourself: "You cannot disable the account you are signed in with",
+};
+
+impl Lang {
+    pub fn ax(self) -> &'static AccessTr {
+        match self {
+            Lang::Zh => &ZH_X,
+            Lang::En => &EN_X,
+        }
+    }
+}
+
+/// A role as people call it.
+pub fn role_name(lang: Lang, role: &str) -> String {
+    let zh = match role {
+        "admin" => "管理员",
+        "operator" => "运营",
+        "guide" => "导购",
+        "viewer" => "只读",
+        other => return other.to_owned(),
+    };
+    match lang {
+        Lang::Zh => zh.to_owned(),
+        Lang::En => role.to_owned(),
+    }
+}
+
+/// An audit log action as people call it.
+pub fn action_name(lang: Lang, action: &str) -> String {
+    let zh = match action {
+        "key_created" => "创建密钥",
+        "key_revoked" => "吊销密钥",
+        "key_rotated" => "轮换密钥",
+        "user_created" => "添加账号",
+        "user_disabled" => "停用账号",
+        "password_changed" => "重设密码",
+        "customer_sessions_revoked" => "客户全部登出",
+        other => return other.to_owned(),
+    };
+    match lang {
+        Lang::Zh => zh.to_owned(),
+        Lang::En => action.replace('_', " "),
+    }
+}
