@@ -33,6 +33,8 @@ pub enum Suite {
     Connect,
     /// Marketplace order sync against each platform's sandbox.
     Sync,
+    /// Flash-sale attempts' p99 alone and while 200 connections sign in to the console.
+    LoginFlood,
 }
 
 #[derive(Args)]
@@ -385,6 +387,9 @@ pub async fn run(_s: &Settings, a: BenchArgs) -> anyhow::Result<()> {
     }
     if a.suite == Suite::Sync {
         return crate::bench_sync::run(&a).await;
+    }
+    if a.suite == Suite::LoginFlood {
+        return crate::bench_flash::run_login_flood(&a).await;
     }
     let cipher = FieldCipher::new(&[9u8; 32]);
     let dir = std::env::temp_dir().join(format!("siyu-bench-files-{}", std::process::id()));

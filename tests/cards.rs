@@ -109,6 +109,17 @@ async fn a_card_is_scanned_verified_claimed_once_and_reported() {
             .expect("page");
         assert_eq!(page.status(), StatusCode::OK);
         assert!(page.text().await.expect("html").contains("获取验证码"));
+        // Opened again from the same address soon after: the same scan, not another write.
+        for _ in 0..3 {
+            let again = c.get(s.url(&format!("/c/{}", codes[0]))).send().await;
+            assert_eq!(again.expect("page").status(), StatusCode::OK);
+        }
+        let (scans,): (i64,) = s
+            .db()
+            .fetch_one(&sql("SELECT scans FROM cards WHERE code = $1").bind(&codes[0]))
+            .await
+            .expect("scans");
+        assert_eq!(scans, 1, "{backend:?}");
         let mut typo = codes[0].clone().into_bytes();
         typo[3] = if typo[3] == b'7' { b'8' } else { b'7' };
         let r = c
@@ -122,7 +133,7 @@ async fn a_card_is_scanned_verified_claimed_once_and_reported() {
         let (st, v) = h5(
             &c,
             s.url(&format!("/h5/v1/cards/{}/otp", codes[0])),
-            json!({"phone": phone}),
+            common::code_request(&s, phone).await,
             None,
         )
         .await;
@@ -130,7 +141,7 @@ async fn a_card_is_scanned_verified_claimed_once_and_reported() {
         let (st, _) = h5(
             &c,
             s.url(&format!("/h5/v1/cards/{}/otp", codes[0])),
-            json!({"phone": phone}),
+            common::code_request(&s, phone).await,
             None,
         )
         .await;
@@ -282,7 +293,7 @@ async fn parallel_guesses_get_at_most_the_allowed_tries(backend: Backend) {
     let phone = "13912345678";
     let otp = s.url(&format!("/h5/v1/cards/{}/otp", codes[0]));
     let claim = s.url(&format!("/h5/v1/cards/{}/claim", codes[0]));
-    let (st, v) = h5(&c, otp.clone(), json!({"phone": phone}), None).await;
+    let (st, v) = h5(&c, otp.clone(), common::code_request(&s, phone).await, None).await;
     assert_eq!(st, StatusCode::ACCEPTED, "{v}");
     let code = common::sent_code(&s).await;
     // Stored nowhere: the outbox holds a placeholder, and so does what the log provider sent.
@@ -346,12 +357,44 @@ async fn parallel_guesses_get_at_most_the_allowed_tries(backend: Backend) {
         StatusCode::UNPROCESSABLE_ENTITY,
         "{backend:?}: the right code after five wrong ones: {v}"
     );
-    let (st, v) = h5(&c, otp, json!({"phone": phone}), None).await;
+    let (st, v) = h5(&c, otp, common::code_request(&s, phone).await, None).await;
     assert_eq!(
         st,
         StatusCode::TOO_MANY_REQUESTS,
         "{backend:?}: a new code for a locked number: {v}"
     );
+}
+
+on_each_backend!(no_code_is_texted_without_the_human_check);
+/// A script that posts phone numbers straight to the code route texts nobody: the page's proof
+/// of work is asked for, checked against the phone it was solved for, and cannot be forged.
+async fn no_code_is_texted_without_the_human_check(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let codes = card_codes(&s, 1).await;
+    let c = reqwest::Client::new();
+    let otp = s.url(&format!("/h5/v1/cards/{}/otp", codes[0]));
+    let (st, v) = h5(&c, otp.clone(), json!({"phone": "13912345678"}), None).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{backend:?}: {v}");
+    assert_eq!(v["error"]["code"], "human_check");
+    // Solved for another number.
+    let mut other = common::code_request(&s, "13987654321").await;
+    other["phone"] = json!("13912345678");
+    let (st, v) = h5(&c, otp.clone(), other, None).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    // A challenge we did not sign, solved.
+    let forged = "1.AAAA.0123456789abcdef0123456789abcdef";
+    let nonce = siyu::acquire::human_check::solve(forged, "13912345678", common::TEST_WORK_BITS);
+    let body = json!({"phone": "13912345678", "challenge": forged, "nonce": nonce});
+    let (st, v) = h5(&c, otp.clone(), body, None).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (queued,): (i64,) = s
+        .db()
+        .fetch_one(&sql("SELECT COUNT(*) FROM outbox"))
+        .await
+        .expect("outbox");
+    assert_eq!(queued, 0, "{backend:?}: nothing was texted");
+    let (st, v) = h5(&c, otp, common::code_request(&s, "13912345678").await, None).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{backend:?}: the page's way: {v}");
 }
 
 on_each_backend!(one_card_texts_at_most_three_numbers);
@@ -366,13 +409,13 @@ async fn one_card_texts_at_most_three_numbers(backend: Backend) {
         let (st, v) = h5(
             &c,
             otp.clone(),
-            json!({"phone": format!("1391234000{i}")}),
+            common::code_request(&s, &format!("1391234000{i}")).await,
             None,
         )
         .await;
         assert_eq!(st, StatusCode::ACCEPTED, "{backend:?}: number {i}: {v}");
     }
-    let (st, v) = h5(&c, otp, json!({"phone": "13912340009"}), None).await;
+    let (st, v) = h5(&c, otp, common::code_request(&s, "13912340009").await, None).await;
     assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{backend:?}: {v}");
     assert_eq!(v["error"]["code"], "card_limit", "{backend:?}: {v}");
     let (n,): (i64,) = s
@@ -391,7 +434,7 @@ async fn ask(s: &TestServer, card: &str, phone: &str, from: &str) -> (StatusCode
     let r = reqwest::Client::new()
         .post(s.url(&format!("/h5/v1/cards/{card}/otp")))
         .header("x-forwarded-for", from)
-        .json(&json!({ "phone": phone }))
+        .json(&common::code_request(s, phone).await)
         .send()
         .await
         .expect("request");

@@ -65,7 +65,10 @@ impl Console {
 
 /// The key the page shows once.
 fn shown_key(page: &str) -> String {
-    let start = page.find("id=\"new-key-value\">").expect("a new key on the page") + 19;
+    let start = page
+        .find("id=\"new-key-value\">")
+        .expect("a new key on the page")
+        + 19;
     page[start..]
         .split('<')
         .next()
@@ -101,11 +104,17 @@ async fn an_admin_runs_keys_and_users_from_the_console(backend: Backend) {
 
     let (st, page) = admin.get("/console/access").await;
     assert_eq!(st, StatusCode::OK);
-    assert!(page.contains("API 密钥") && page.contains("控制台账号"), "{page}");
+    assert!(
+        page.contains("API 密钥") && page.contains("控制台账号"),
+        "{page}"
+    );
 
     // A key for the ERP: shown once, and it works.
     let (st, page) = admin
-        .post("/console/access/keys", &[("name", "ERP 对接"), ("role", "operator")])
+        .post(
+            "/console/access/keys",
+            &[("name", "ERP 对接"), ("role", "operator")],
+        )
         .await;
     assert_eq!(st, StatusCode::OK);
     assert!(page.contains("密钥只显示这一次"));
@@ -139,7 +148,10 @@ async fn an_admin_runs_keys_and_users_from_the_console(backend: Backend) {
 
     // Revoking.
     let (st, _) = admin
-        .post(&format!("/console/access/keys/{}/revoke", &rotated[..10]), &[])
+        .post(
+            &format!("/console/access/keys/{}/revoke", &rotated[..10]),
+            &[],
+        )
         .await;
     assert_eq!(st, StatusCode::SEE_OTHER);
     assert_eq!(api_status(&s, &rotated).await, StatusCode::UNAUTHORIZED);
@@ -175,7 +187,11 @@ async fn an_admin_runs_keys_and_users_from_the_console(backend: Backend) {
     let (st, page) = admin
         .post(
             "/console/access/users",
-            &[("username", "guide1"), ("role", "guide"), ("password", "another-one")],
+            &[
+                ("username", "guide1"),
+                ("role", "guide"),
+                ("password", "another-one"),
+            ],
         )
         .await;
     assert_eq!(st, StatusCode::CONFLICT);
@@ -192,24 +208,45 @@ async fn an_admin_runs_keys_and_users_from_the_console(backend: Backend) {
         )
         .await;
     assert_eq!(st, StatusCode::OK);
-    assert!(Console::sign_in(&s, "guide1", "guide-password").await.is_none());
+    assert!(
+        Console::sign_in(&s, "guide1", "guide-password")
+            .await
+            .is_none()
+    );
     let guide2 = Console::sign_in(&s, "guide1", "new-guide-password")
         .await
         .expect("the new password");
     let (st, _) = guide.get("/console/overview").await;
-    assert_eq!(st, StatusCode::SEE_OTHER, "the session of the old password ended");
-    let (st, _) = admin.post("/console/access/users/guide1/disable", &[]).await;
+    assert_eq!(
+        st,
+        StatusCode::SEE_OTHER,
+        "the session of the old password ended"
+    );
+    let (st, _) = admin
+        .post("/console/access/users/guide1/disable", &[])
+        .await;
     assert_eq!(st, StatusCode::OK);
     let (st, _) = guide2.get("/console/overview").await;
     assert_eq!(st, StatusCode::SEE_OTHER, "a disabled user's session ends");
-    assert!(Console::sign_in(&s, "guide1", "new-guide-password").await.is_none());
+    assert!(
+        Console::sign_in(&s, "guide1", "new-guide-password")
+            .await
+            .is_none()
+    );
     let (st, page) = admin.post("/console/access/users/boss/disable", &[]).await;
     assert_eq!(st, StatusCode::CONFLICT);
     assert!(page.contains("不能停用自己"));
 
     // Everything is in the audit log, in words.
     let (_, page) = admin.get("/console/access").await;
-    for action in ["创建密钥", "轮换密钥", "吊销密钥", "添加账号", "重设密码", "停用账号"] {
+    for action in [
+        "创建密钥",
+        "轮换密钥",
+        "吊销密钥",
+        "添加账号",
+        "重设密码",
+        "停用账号",
+    ] {
         assert!(page.contains(action), "{action} in the audit log");
     }
     assert!(page.contains("console:老板"));
@@ -222,7 +259,10 @@ async fn an_admin_runs_keys_and_users_from_the_console(backend: Backend) {
     assert_eq!(st, StatusCode::FORBIDDEN);
     assert!(page.contains("只有管理员"));
     let (st, _) = ops
-        .post("/console/access/keys", &[("name", "mine"), ("role", "admin")])
+        .post(
+            "/console/access/keys",
+            &[("name", "mine"), ("role", "admin")],
+        )
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     let keys = access::api_keys(s.db(), t.id).await.expect("keys");

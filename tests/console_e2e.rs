@@ -387,7 +387,7 @@ async fn a_package_card_is_claimed_on_a_phone_screen() {
         reqwest::Method::POST,
         &s.url(&format!("/h5/v1/cards/{card}/otp")),
         "",
-        Some(serde_json::json!({"phone": phone})),
+        Some(common::code_request(&s, phone).await),
     )
     .await;
     assert_eq!(st, reqwest::StatusCode::ACCEPTED, "{v}");

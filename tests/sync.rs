@@ -575,14 +575,17 @@ async fn one_run_at_a_time(backend: Backend) {
         tokio::spawn(
             async move { sync_shop(&db, &cipher(), None, TENANT, id, &first_limits).await },
         );
-    // Once the first run holds the shop (and has called the platform at least once):
+    // Once the first run holds the shop and has stored its first window (a rewind before that
+    // would set the cursor to where it already is, and prove nothing):
     for _ in 0..100 {
-        let (held,): (Option<i64>,) = tdb
+        let (held, cursor): (Option<i64>, i64) = tdb
             .db
-            .fetch_one(&sql("SELECT sync_lease_until FROM shops WHERE id = $1").bind(id))
+            .fetch_one(
+                &sql("SELECT sync_lease_until, sync_cursor FROM shops WHERE id = $1").bind(id),
+            )
             .await
             .expect("shop");
-        if held.is_some() && sandbox.stats().calls > 0 {
+        if held.is_some() && sandbox.stats().calls > 0 && cursor > start - 60_000 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

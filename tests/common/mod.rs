@@ -197,6 +197,9 @@ impl TestServer {
         // WeCom calls go wherever a tenant points them: the local sandbox.
         let mut settings = AppSettings::local(format!("http://{addr}"));
         settings.sms.callback_token = Some(SMS_CALLBACK_TOKEN.into());
+        // The human check as served, at 12 zero bits rather than 18: the same proof, solved in
+        // milliseconds by the tests' unoptimised solver (and by the e2e page's script).
+        settings.sms.otp_work_bits = Some(TEST_WORK_BITS);
         change(&mut settings);
         let app = App::build(tdb.db.clone(), cipher.clone(), settings)
             .await
@@ -433,6 +436,9 @@ pub async fn make_customers(s: &TestServer, key: &str, prefix: u32, n: usize) ->
     rows.into_iter().map(|r| r.0).collect()
 }
 
+/// The human check's zero bits on test servers.
+pub const TEST_WORK_BITS: u32 = 12;
+
 /// A customer token for the tenant's customer, valid for an hour.
 pub fn customer_token(s: &TestServer, tenant: i64, customer: i64) -> String {
     s.cipher
@@ -484,4 +490,22 @@ pub async fn sent_code(s: &TestServer) -> String {
         .expect("a verification message");
     s.cipher
         .one_time_code(&siyu::engage::outbox::code_seed(tenant, &key))
+}
+
+/// The body a card page posts to ask for a code: the phone, with the human check solved as the
+/// page's script solves it.
+pub async fn code_request(s: &TestServer, phone: &str) -> serde_json::Value {
+    let v: serde_json::Value = reqwest::get(s.url("/h5/v1/human-check"))
+        .await
+        .expect("challenge")
+        .json()
+        .await
+        .expect("challenge json");
+    let challenge = v["challenge"].as_str().expect("challenge").to_owned();
+    let bits = v["bits"].as_u64().expect("bits") as u32;
+    let normalised = siyu::know::phone::Phone::parse(phone)
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|_| phone.to_owned());
+    let nonce = siyu::acquire::human_check::solve(&challenge, &normalised, bits);
+    serde_json::json!({"phone": phone, "challenge": challenge, "nonce": nonce})
 }

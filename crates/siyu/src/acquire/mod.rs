@@ -4,7 +4,9 @@
 pub mod campaigns;
 pub mod cards;
 pub mod codes;
+pub mod human_check;
 pub mod links;
 pub mod otp;
 pub mod qr;
 pub mod report;
+pub mod scans;

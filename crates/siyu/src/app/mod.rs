@@ -9,6 +9,7 @@ pub mod workers;
 
 use std::sync::Arc;
 
+use crate::acquire::human_check::{self, HumanCheck};
 use crate::acquire::links::Tracker;
 use crate::acquire::otp::OtpLimits;
 use crate::channels::sms::{SmsError, SmsSettings};
@@ -136,6 +137,10 @@ pub struct App {
     pub otp_template: Option<String>,
     /// How many one-time codes the public may have sent (`sms.otp_*`).
     pub otp_limits: OtpLimits,
+    /// The proof of work a public page solves before a code is sent.
+    pub human_check: HumanCheck,
+    /// Card scans already counted, by card and address.
+    pub card_scans: Arc<crate::acquire::scans::ScanDebounce>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Whether shops' own `api_base` is called (`marketplace_allow_api_base`).
@@ -202,6 +207,11 @@ impl App {
             sms_callback_token: s.sms.callback_token.clone(),
             otp_template: s.sms.otp_template.clone(),
             otp_limits: OtpLimits::from_settings(&s.sms),
+            card_scans: Arc::default(),
+            human_check: HumanCheck::new(
+                cipher.clone(),
+                s.sms.otp_work_bits.unwrap_or(human_check::DEFAULT_BITS),
+            ),
             trusted_proxies: parse_trusted_proxies(s.trusted_proxies.as_deref())?,
             marketplace_allow_api_base: s.marketplace_allow_api_base,
             connect,

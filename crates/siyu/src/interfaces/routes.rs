@@ -519,6 +519,7 @@ fn customer_pages() -> Router<AppState> {
         .route("/h5/v1/flash-orders/{id}/pay", post(h5::flash::pay))
         .route("/h5/v1/flash-orders/{id}/cancel", post(h5::flash::cancel))
         .route("/c/{code}", get(h5::cards::landing))
+        .route("/h5/v1/human-check", get(h5::cards::human_check))
         .route("/h5/v1/cards/{code}/otp", post(h5::cards::send_code))
         .route("/h5/v1/cards/{code}/claim", post(h5::cards::claim))
         .route(

@@ -101,7 +101,14 @@ pub(crate) async fn qr_svg(
 ) -> Result<Response, ApiError> {
     let url = qr_for(&app, &code).await?;
     let svg = qr::svg(&url, 240).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        svg,
+    )
+        .into_response())
 }
 
 /// `GET /t/{code}/qr.png`
@@ -111,5 +118,13 @@ pub(crate) async fn qr_png(
 ) -> Result<Response, ApiError> {
     let url = qr_for(&app, &code).await?;
     let png = qr::png(&url, 8).map_err(ApiError::internal)?;
-    Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
+    // A code's picture never changes: phones and proxies may keep it for a day.
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        png,
+    )
+        .into_response())
 }

@@ -106,6 +106,9 @@ pub(crate) struct IssueBody {
     snapshot_id: Option<i64>,
 }
 
+/// Customer ids one issue request may list.
+const MOST_LISTED: usize = 10_000;
+
 /// `POST /api/v1/coupon-templates/{id}/issue`: the brand gives coupons to a list or a snapshot.
 pub(crate) async fn issue(
     State(app): State<AppState>,
@@ -115,7 +118,26 @@ pub(crate) async fn issue(
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
     let b = json_body(b)?;
-    let mut customers = b.customer_ids.clone();
+    if b.customer_ids.len() > MOST_LISTED {
+        return Err(ApiError::bad_request(format!(
+            "customer_ids: at most {MOST_LISTED} in one request (got {}); a snapshot takes any number",
+            b.customer_ids.len()
+        )));
+    }
+    // Listed ids must be the tenant's own customers (as they are now, after merges).
+    let known =
+        crate::know::customers::surviving_ids(&app.db, caller.tenant_id, &b.customer_ids).await?;
+    let unknown: Vec<i64> = b
+        .customer_ids
+        .iter()
+        .filter(|id| !known.contains_key(id))
+        .copied()
+        .collect();
+    let mut customers: Vec<i64> = b
+        .customer_ids
+        .iter()
+        .filter_map(|id| known.get(id).copied())
+        .collect();
     let mut source = actor(&caller);
     if let Some(sid) = b.snapshot_id {
         let (_, members) =
@@ -123,8 +145,15 @@ pub(crate) async fn issue(
         customers.extend(members.iter().map(i64::from));
         source = format!("snapshot:{sid}");
     }
-    if customers.is_empty() {
+    if customers.is_empty() && unknown.is_empty() {
         return Err(ApiError::bad_request("give customer_ids or snapshot_id"));
+    }
+    if customers.is_empty() {
+        let refused: Vec<_> = unknown
+            .iter()
+            .map(|c| json!({"customer_id": c, "reason": "no such customer"}))
+            .collect();
+        return Ok(Json(json!({"granted": 0, "refused": refused})).into_response());
     }
     let g = coupons::grant(
         &app.db,
@@ -135,10 +164,14 @@ pub(crate) async fn issue(
         now_ms(),
     )
     .await?;
-    let refused: Vec<_> = g
-        .refused
+    let refused: Vec<_> = unknown
         .iter()
-        .map(|(c, why)| json!({"customer_id": c, "reason": why}))
+        .map(|c| json!({"customer_id": c, "reason": "no such customer"}))
+        .chain(
+            g.refused
+                .iter()
+                .map(|(c, why)| json!({"customer_id": c, "reason": why})),
+        )
         .collect();
     Ok(Json(json!({"granted": g.granted.len(), "refused": refused})).into_response())
 }

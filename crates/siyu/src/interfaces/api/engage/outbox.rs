@@ -83,12 +83,17 @@ pub(crate) async fn send_message(
         }
         None => format!("api:{}", crate::platform::crypto::random_token(16)),
     };
+    // A customer named must be the tenant's own: the weekly cap counts per customer.
+    let customer_id = match b.customer_id {
+        Some(id) => Some(crate::interfaces::api::live_customer(&app, caller.tenant_id, id).await?),
+        None => None,
+    };
     let written = outbox::enqueue(
         &app.db,
         &[NewMessage {
             tenant_id: caller.tenant_id,
             purpose: b.purpose,
-            customer_id: b.customer_id,
+            customer_id,
             address: outbox::Address::of_phone(&app.cipher, phone.as_str()),
             content,
             template_code: b.template_code,
