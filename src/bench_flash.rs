@@ -61,6 +61,12 @@ pub(crate) async fn run_once(
         // The flood comes through a proxy on this machine that names each client, so that no
         // sign-in budget refuses it before the password is checked.
         trusted_proxies: (logins > 0).then(|| "127.0.0.1".to_owned()),
+        // Every sign-in of the flood in flight at once, each waiting its turn for a password
+        // check, rather than answered "busy" by the console's slots.
+        limits: siyu::platform::config::RequestLimitSettings {
+            console_in_flight: 4_096,
+            ..Default::default()
+        },
         flash_gate: redis.map(|url| FlashGate {
             url: url.to_owned(),
             prefix: format!("siyu:bench:{}", siyu::platform::crypto::random_token(6)),

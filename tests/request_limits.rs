@@ -97,25 +97,44 @@ async fn each_api_key_has_its_own_rate(backend: Backend) {
     let (_, calm) = tenant_with_key(s.db(), "calm", Role::Admin).await;
     let c = reqwest::Client::new();
     let url = s.url("/api/v1/tags");
-    let call = |key: String| {
+    let call = |key: String, from: &'static str| {
         let c = c.clone();
         let url = url.clone();
         async move {
-            // Every call from the same address: the key, not the address, is counted.
             c.get(&url)
                 .bearer_auth(key)
-                .header("x-forwarded-for", "198.51.100.7")
+                .header("x-forwarded-for", from)
                 .send()
                 .await
                 .expect("request")
                 .status()
         }
     };
-    for _ in 0..5 {
-        assert_eq!(call(busy.clone()).await, StatusCode::OK);
+    // One key used from many addresses: the key is counted.
+    let addresses = [
+        "198.51.100.1",
+        "198.51.100.2",
+        "198.51.100.3",
+        "198.51.100.4",
+        "198.51.100.5",
+    ];
+    for from in addresses {
+        assert_eq!(call(busy.clone(), from).await, StatusCode::OK);
     }
-    assert_eq!(call(busy.clone()).await, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(call(calm.clone()).await, StatusCode::OK);
+    assert_eq!(
+        call(busy.clone(), "198.51.100.6").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(call(calm.clone(), "198.51.100.7").await, StatusCode::OK);
+    // Made-up keys from one address: the address is counted, so fresh keys buy nothing.
+    for i in 0..5 {
+        let st = call(format!("sy_made_up_{i}"), "198.51.100.8").await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        call("sy_made_up_y".into(), "198.51.100.8").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
 }
 on_each_backend!(each_api_key_has_its_own_rate);
 

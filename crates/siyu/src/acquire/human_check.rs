@@ -1,7 +1,7 @@
 //! The human check before a public page may have a code texted: a small proof of work. The page
 //! asks for a challenge, and its script finds a number that, hashed with the challenge and the
-//! phone, gives a SHA-256 starting with [`HumanCheck::bits`] zero bits (about 260,000 tries at the
-//! default 18: a moment on a phone, a cost per code to a script that pumps SMS). The challenge is
+//! phone, gives a SHA-256 starting with [`HumanCheck::bits`] zero bits (about 65,000 tries at the
+//! default 16: a moment on a phone, a cost per code to a script that pumps SMS). The challenge is
 //! signed and lives five minutes, so the server keeps nothing; binding the phone means one solve
 //! texts one number, and the per-number budgets stop replays.
 
@@ -13,7 +13,7 @@ use crate::platform::refusal::{Refusal, Refuse};
 /// How long a challenge may be solved for.
 pub const CHALLENGE_MS: i64 = 5 * 60_000;
 /// Leading zero bits asked for unless `sms.otp_work_bits` says otherwise.
-pub const DEFAULT_BITS: u32 = 18;
+pub const DEFAULT_BITS: u32 = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HumanCheckError {

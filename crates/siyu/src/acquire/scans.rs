@@ -23,7 +23,8 @@ impl ScanDebounce {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if seen.len() >= REMEMBERED {
             seen.retain(|_, at| now - *at < SAME_SCAN_MS);
-            if seen.len() >= REMEMBERED {
+            // Still mostly fresh: start again rather than sweep on every scan from here on.
+            if seen.len() >= REMEMBERED / 2 {
                 seen.clear();
             }
         }

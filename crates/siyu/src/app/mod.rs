@@ -145,7 +145,7 @@ pub struct App {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Whether shops' own `api_base` is called (`marketplace_allow_api_base`).
     pub marketplace_allow_api_base: bool,
-    /// Customer tokens: issued, checked against the customer's version, revoked.
+    /// Customer tokens: issued, checked against the customer's revocations, revoked.
     pub customer_sessions: Arc<CustomerSessions>,
     /// Request rates and requests in flight per route class (the web layer's `limits`).
     pub request_limits: RequestLimitSettings,

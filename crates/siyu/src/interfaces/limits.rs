@@ -3,14 +3,18 @@
 //! costs a hash lookup, not a database round trip; the budgets that must hold across servers
 //! (one-time codes, sign-in) stay in the store (`platform::limits`).
 //!
-//! A client is its address (IPv6 by /64) unless it is this machine, or unless the address is a
-//! proxy's that `trusted_proxies` does not name: then every customer behind it would share one
-//! budget, and a flash sale would be throttled as one script.
+//! A client is its address (IPv6 by /64). This machine has no budget (health checks, a proxy on
+//! the same host). Nor, while `trusted_proxies` is unset, does a private address: it is a load
+//! balancer or NAT in front, every customer behind it would share one budget, and a flash sale
+//! would be throttled as one script. An address from the internet is always counted, whatever
+//! headers it sends.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -22,7 +26,7 @@ use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use super::client_ip::{client_of, forwarded_for, untrusted_proxy_in_front};
+use super::client_ip::{client_of, forwarded_for};
 use crate::platform::config::RequestLimitSettings;
 
 /// Who calls a route, which sets its limits.
@@ -56,8 +60,24 @@ impl RouteClass {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Caller {
     Address(IpAddr),
-    /// The first 128 bits of the SHA-256 of an API key: a wrong key costs its sender too.
+    /// The first 128 bits of the SHA-256 of an API key. A request is counted against its key and
+    /// its address both, so made-up keys do not make fresh budgets.
     Key([u8; 16]),
+}
+
+/// Requests one address may have in flight at once, in every class together.
+pub const IN_FLIGHT_PER_ADDRESS: u32 = 64;
+
+impl RouteClass {
+    /// How long a request of the class may take, reading its body included: a client that sends
+    /// half a body does not keep its slot. The API has none (uploads of exports take minutes).
+    fn time_limit(self) -> Option<Duration> {
+        match self {
+            RouteClass::Customer | RouteClass::Callback => Some(Duration::from_secs(30)),
+            RouteClass::Console => Some(Duration::from_secs(120)),
+            RouteClass::Api => None,
+        }
+    }
 }
 
 /// The limits of one server, shared by every request.
@@ -66,9 +86,12 @@ pub struct RequestLimits {
     console: DefaultKeyedRateLimiter<Caller>,
     api: DefaultKeyedRateLimiter<Caller>,
     in_flight: [Arc<Semaphore>; 4],
+    /// Requests in flight by address.
+    by_address: Arc<std::sync::Mutex<HashMap<IpAddr, u32>>>,
     trusted_proxies: Vec<IpNet>,
     /// Requests seen, to forget idle callers now and then.
     seen: AtomicU64,
+    last_busy_warning: std::sync::atomic::AtomicI64,
 }
 
 /// Every this many requests the budgets of callers gone quiet are forgotten.
@@ -93,19 +116,18 @@ impl RequestLimits {
                 permits(s.api_in_flight),
                 permits(s.console_in_flight),
             ],
+            by_address: Arc::default(),
             trusted_proxies,
             seen: AtomicU64::new(0),
+            last_busy_warning: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
     /// The address a request's budget is counted against, or `None` when it has none of its
     /// own (this machine; everyone behind an unnamed proxy).
     fn address_of(&self, peer: IpAddr, forwarded: Option<&str>) -> Option<IpAddr> {
-        if untrusted_proxy_in_front(peer, forwarded.is_some(), &self.trusted_proxies) {
-            return None;
-        }
         let client = client_of(peer, forwarded, &self.trusted_proxies);
-        if client.is_loopback() {
+        if client.is_loopback() || (self.trusted_proxies.is_empty() && is_private(client)) {
             return None;
         }
         Some(match client {
@@ -132,6 +154,21 @@ impl RequestLimits {
             .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 
+    /// Says in the log that a class is full, at most once a second: under a flood a line per
+    /// refusal would cost more than the refusals.
+    fn warn_busy(&self, class: RouteClass) {
+        let now = crate::platform::clock::now_ms();
+        let last = self.last_busy_warning.load(Ordering::Relaxed);
+        if now - last >= 1_000
+            && self
+                .last_busy_warning
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(?class, "requests in flight at the limit; answering busy");
+        }
+    }
+
     fn forget_idle_callers(&self) {
         if self.seen.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == FORGET_EVERY - 1 {
             for l in [&self.customer, &self.console, &self.api] {
@@ -151,37 +188,91 @@ impl RequestLimits {
     }
 }
 
-/// The middleware: 429 when the caller's rate is spent, 503 when the class is full.
+/// A slot of an address's requests in flight, given back when the request ends.
+struct AddressSlot {
+    address: IpAddr,
+    by_address: Arc<std::sync::Mutex<HashMap<IpAddr, u32>>>,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut m = self
+            .by_address
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = m.get_mut(&self.address) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.address);
+            }
+        }
+    }
+}
+
+impl RequestLimits {
+    fn take_address_slot(&self, address: IpAddr) -> Option<AddressSlot> {
+        let mut m = self
+            .by_address
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = m.entry(address).or_insert(0);
+        if *n >= IN_FLIGHT_PER_ADDRESS {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            address,
+            by_address: self.by_address.clone(),
+        })
+    }
+}
+
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+    }
+}
+
+/// The middleware: 429 when the caller's rate is spent, 503 when the class (or the caller's own
+/// share of requests in flight) is full, 408 when a request outlives its class's time.
 pub async fn limit(State(limits): State<Arc<RequestLimits>>, req: Request, next: Next) -> Response {
     limits.forget_idle_callers();
     let class = RouteClass::of(req.uri().path());
-    let caller = match api_key(&req).filter(|_| class == RouteClass::Api) {
-        Some(key) => Some(Caller::Key(key)),
-        None => {
-            let peer = req
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip());
-            peer.and_then(|p| {
-                limits
-                    .address_of(p, forwarded_for(req.headers()).as_deref())
-                    .map(Caller::Address)
-            })
+    let address = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .and_then(|c| limits.address_of(c.0.ip(), forwarded_for(req.headers()).as_deref()));
+    let key = api_key(&req).filter(|_| class == RouteClass::Api);
+    let callers = [address.map(Caller::Address), key.map(Caller::Key)];
+    for caller in callers.into_iter().flatten() {
+        if let Some(wait) = limits.wait(class, caller) {
+            return refused(
+                class,
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                wait.as_secs() + 1,
+            );
         }
-    };
-    if let Some(wait) = caller.and_then(|c| limits.wait(class, c)) {
-        return refused(
-            class,
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_requests",
-            wait.as_secs() + 1,
-        );
     }
+    let _address_slot = match address {
+        Some(a) => match limits.take_address_slot(a) {
+            Some(slot) => Some(slot),
+            None => return refused(class, StatusCode::SERVICE_UNAVAILABLE, "unavailable", 1),
+        },
+        None => None,
+    };
     let Ok(_permit) = limits.permits(class).clone().try_acquire_owned() else {
-        tracing::warn!(?class, "requests in flight at the limit; answering busy");
+        limits.warn_busy(class);
         return refused(class, StatusCode::SERVICE_UNAVAILABLE, "unavailable", 1);
     };
-    next.run(req).await
+    match class.time_limit() {
+        None => next.run(req).await,
+        Some(limit) => match tokio::time::timeout(limit, next.run(req)).await {
+            Ok(answer) => answer,
+            Err(_) => refused(class, StatusCode::REQUEST_TIMEOUT, "timed_out", 1),
+        },
+    }
 }
 
 fn api_key(req: &Request) -> Option<[u8; 16]> {
@@ -207,17 +298,19 @@ fn refused(
 ) -> Response {
     let busy = status == StatusCode::SERVICE_UNAVAILABLE;
     let mut r = if class == RouteClass::Console {
-        let text = if busy {
-            "系统繁忙，请稍后再试 / The server is busy, try again shortly"
-        } else {
-            "操作过于频繁，请稍后再试 / Too many requests, try again shortly"
+        let text = match status {
+            StatusCode::TOO_MANY_REQUESTS => {
+                "操作过于频繁，请稍后再试 / Too many requests, try again shortly"
+            }
+            _ if busy => "系统繁忙，请稍后再试 / The server is busy, try again shortly",
+            _ => "请求超时，请重试 / The request timed out, try again",
         };
         (status, text).into_response()
     } else {
-        let message = if busy {
-            "the server is busy; try again shortly"
-        } else {
-            "too many requests from this caller; try again after Retry-After seconds"
+        let message = match status {
+            StatusCode::SERVICE_UNAVAILABLE => "the server is busy; try again shortly",
+            StatusCode::REQUEST_TIMEOUT => "the request took too long (a body sent too slowly?)",
+            _ => "too many requests from this caller; try again after Retry-After seconds",
         };
         (
             status,
@@ -301,10 +394,17 @@ mod tests {
         let l = limits(&[]);
         assert_eq!(l.address_of(ip("127.0.0.1"), None), None);
         assert_eq!(l.address_of(ip("::1"), None), None);
+        for header in [Some("203.0.113.9"), None] {
+            assert_eq!(
+                l.address_of(ip("10.0.0.5"), header),
+                None,
+                "a private peer while no proxy is named: everyone behind it would share"
+            );
+        }
         assert_eq!(
-            l.address_of(ip("10.0.0.5"), Some("203.0.113.9")),
-            None,
-            "a proxy nobody named: everyone behind it would share"
+            l.address_of(ip("198.51.100.4"), Some("10.0.0.5")),
+            Some(ip("198.51.100.4")),
+            "an internet address cannot exempt itself with a header"
         );
         assert_eq!(
             l.address_of(ip("203.0.113.9"), None),
@@ -329,5 +429,29 @@ mod tests {
             named.address_of(ip("2001:db8::1:2:3:4"), None),
             named.address_of(ip("2001:db8::9"), None)
         );
+    }
+}
+
+#[cfg(test)]
+mod slot_tests {
+    use super::*;
+
+    #[test]
+    fn an_address_holds_at_most_its_share_of_requests_in_flight() {
+        let l = RequestLimits::new(&RequestLimitSettings::default(), vec![]);
+        let a: IpAddr = "203.0.113.9".parse().expect("ip");
+        let held: Vec<_> = (0..IN_FLIGHT_PER_ADDRESS)
+            .map(|_| l.take_address_slot(a).expect("a slot"))
+            .collect();
+        assert!(l.take_address_slot(a).is_none(), "one more is refused");
+        assert!(
+            l.take_address_slot("203.0.113.10".parse().expect("ip"))
+                .is_some()
+        );
+        drop(held);
+        let again = l.take_address_slot(a);
+        assert!(again.is_some(), "slots come back when requests end");
+        let m = l.by_address.lock().expect("lock");
+        assert_eq!(m.get(&a), Some(&1));
     }
 }

@@ -227,9 +227,12 @@ pub const FAILURES_PER_ACCOUNT: i64 = 100;
 pub const LOGIN_WINDOW: Window = Window::Minutes(15);
 
 /// Password checks at once: Argon2 takes tens of milliseconds of a core, so many sign-ins at
-/// once wait here on the blocking pool rather than stall the threads that answer requests.
+/// once wait here on the blocking pool rather than stall the threads that answer requests. Half
+/// the cores (at least one): a flood of sign-ins leaves the other half to the shop
+/// (`siyu bench --suite login-flood`).
 static PASSWORD_CHECKS: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
-    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    tokio::sync::Semaphore::new((cores / 2).max(1))
 });
 
 /// A hash made like users' hashes, checked when the brand or user is unknown so that the
@@ -490,7 +493,10 @@ pub async fn rotate_api_key(
     prefix: &str,
     actor: Actor<'_>,
 ) -> Result<String, AccessError> {
-    let row: Option<(String, String)> = db
+    let key = format!("sy_{}", random_token(32));
+    let now = now_ms();
+    let mut tx = db.begin().await?;
+    let row: Option<(String, String)> = tx
         .fetch_optional(
             &sql("SELECT name, role FROM api_keys WHERE tenant_id = $1 AND prefix = $2 AND revoked_at IS NULL")
                 .bind(tenant)
@@ -499,16 +505,18 @@ pub async fn rotate_api_key(
         .await?;
     let (name, role) = row.ok_or_else(|| AccessError::NoKey(prefix.to_owned()))?;
     let role = Role::parse(&role).ok_or(AccessError::BadRole(role))?;
-    let key = format!("sy_{}", random_token(32));
-    let now = now_ms();
-    let mut tx = db.begin().await?;
-    tx.execute(
-        &sql("UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND prefix = $2 AND revoked_at IS NULL")
-            .bind(tenant)
-            .bind(prefix)
-            .bind(now),
-    )
-    .await?;
+    // Two rotations at once (a double click, two admins): only the one that revokes makes a key.
+    let revoked = tx
+        .execute(
+            &sql("UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND prefix = $2 AND revoked_at IS NULL")
+                .bind(tenant)
+                .bind(prefix)
+                .bind(now),
+        )
+        .await?;
+    if revoked != 1 {
+        return Err(AccessError::NoKey(prefix.to_owned()));
+    }
     tx.execute(
         &sql("INSERT INTO api_keys (tenant_id, name, prefix, key_hash, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(tenant)

@@ -107,8 +107,9 @@ impl CustomerSessions {
             .at
             .get(&(claim.tenant_id, claim.customer_id))
             .copied();
+        // A token issued in the revocation's own millisecond is refused too.
         match revoked_at {
-            Some(at) if claim.issued_at < at => Err(SessionError::Invalid),
+            Some(at) if claim.issued_at <= at => Err(SessionError::Invalid),
             _ => Ok(claim),
         }
     }
@@ -149,24 +150,40 @@ impl CustomerSessions {
         Ok(())
     }
 
-    /// Reads the revocations made since the last read, if that was [`REFRESH_MS`] ago.
+    /// Reads the revocations made since the last read, if that was [`REFRESH_MS`] ago. One
+    /// request reads; the others meanwhile go on with what is held (except before the very first
+    /// read, which they wait for). A failed read is logged and tried again at the next refresh.
     async fn refresh(&self, db: &Db, now: i64) -> Result<(), SessionError> {
-        let due = |r: &Revoked| r.read_at.is_none_or(|at| now - at >= REFRESH_MS);
-        if !due(&self.lock()) {
+        let read_at = self.lock().read_at;
+        if read_at.is_some_and(|at| now - at < REFRESH_MS) {
             return Ok(());
         }
-        let _reading = self.reading.lock().await;
+        let _reading = match (read_at, self.reading.try_lock()) {
+            (_, Ok(guard)) => guard,
+            (Some(_), Err(_)) => return Ok(()),
+            (None, Err(_)) => self.reading.lock().await,
+        };
         let since = match self.lock().read_at {
             Some(at) if now - at < REFRESH_MS => return Ok(()), // another request just read
             Some(at) => at - COMMIT_SLACK_MS,
             None => now - LONGEST_MS,
         };
-        let rows: Vec<(i64, i64, i64)> = db
+        let read = db
             .fetch_all(
                 &sql("SELECT tenant_id, customer_id, revoked_at FROM customer_session_revocations WHERE revoked_at >= $1")
                     .bind(since),
             )
-            .await?;
+            .await;
+        let rows: Vec<(i64, i64, i64)> = match (read, read_at) {
+            (Ok(rows), _) => rows,
+            // Before the first read there is nothing to go on with.
+            (Err(e), None) => return Err(e.into()),
+            (Err(e), Some(_)) => {
+                tracing::warn!(error = %e, "reading customer-session revocations failed; trying again in 10 s");
+                self.lock().read_at = Some(now);
+                return Ok(());
+            }
+        };
         let mut revoked = self.lock();
         for (tenant, customer, at) in rows {
             let held = revoked.at.entry((tenant, customer)).or_insert(at);

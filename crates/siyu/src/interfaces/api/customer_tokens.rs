@@ -67,15 +67,15 @@ pub(crate) async fn revoke_sessions(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     require_write(&caller)?;
-    let customer = customer_id(&app, caller.tenant_id, &id).await?;
-    app.customer_sessions
-        .revoke(
-            &app.db,
-            caller.tenant_id,
-            customer,
-            now_ms(),
-            &actor(&caller),
-        )
-        .await?;
+    let survivor = customer_id(&app, caller.tenant_id, &id).await?;
+    let now = now_ms();
+    // Tokens issued before a merge still name the merged-away id: sign out both.
+    let given: i64 = id.parse().unwrap_or(survivor);
+    let both: std::collections::BTreeSet<i64> = [survivor, given].into();
+    for customer in both {
+        app.customer_sessions
+            .revoke(&app.db, caller.tenant_id, customer, now, &actor(&caller))
+            .await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -69,7 +69,10 @@ const said = {{too_soon: '验证码已发送，请一分钟后再试 / Wait a mi
   rate_limited: '请求过于频繁，请稍后再试 / Too many requests: try again later',
   sms_budget: '短信暂时无法发送，请稍后再试 / Codes cannot be sent just now',
   bad_request: '请输入正确的手机号 / Please enter a valid mainland mobile number',
-  human_check: '人机验证未通过，请重新获取验证码 / The check did not pass: ask again'}};
+  human_check: '人机验证未通过，请重新获取验证码 / The check did not pass: ask again',
+  too_many_requests: '操作过于频繁，请稍后再试 / Too many requests: try again shortly',
+  unavailable: '系统繁忙，请稍后再试 / Busy: try again shortly',
+  timed_out: '网络较慢，请重试 / The request timed out: try again'}};
 const why = v => (said[v.error.code] || '出错了，请稍后再试 / Something went wrong') + ' (' + v.error.message + ')';
 async function post(path, body) {{
   const r = await fetch('/h5/v1/cards/' + code + path, {{method: 'POST', headers: {{'content-type': 'application/json'}}, body: JSON.stringify(body)}});
@@ -77,8 +80,8 @@ async function post(path, body) {{
 }}
 // The human check: find the number whose SHA-256 with the challenge and the phone starts with
 // the zero bits asked for (a moment on a phone; the server checks it in one hash).
+const K = new Uint32Array([0x428a2f98,0x71374491,0xb5c0fbcf,0xe9b5dba5,0x3956c25b,0x59f111f1,0x923f82a4,0xab1c5ed5,0xd807aa98,0x12835b01,0x243185be,0x550c7dc3,0x72be5d74,0x80deb1fe,0x9bdc06a7,0xc19bf174,0xe49b69c1,0xefbe4786,0x0fc19dc6,0x240ca1cc,0x2de92c6f,0x4a7484aa,0x5cb0a9dc,0x76f988da,0x983e5152,0xa831c66d,0xb00327c8,0xbf597fc7,0xc6e00bf3,0xd5a79147,0x06ca6351,0x14292967,0x27b70a85,0x2e1b2138,0x4d2c6dfc,0x53380d13,0x650a7354,0x766a0abb,0x81c2c92e,0x92722c85,0xa2bfe8a1,0xa81a664b,0xc24b8b70,0xc76c51a3,0xd192e819,0xd6990624,0xf40e3585,0x106aa070,0x19a4c116,0x1e376c08,0x2748774c,0x34b0bcb5,0x391c0cb3,0x4ed8aa4a,0x5b9cca4f,0x682e6ff3,0x748f82ee,0x78a5636f,0x84c87814,0x8cc70208,0x90befffa,0xa4506ceb,0xbef9a3f7,0xc67178f2]);
 function sha256(bytes) {{
-  const K = new Uint32Array([0x428a2f98,0x71374491,0xb5c0fbcf,0xe9b5dba5,0x3956c25b,0x59f111f1,0x923f82a4,0xab1c5ed5,0xd807aa98,0x12835b01,0x243185be,0x550c7dc3,0x72be5d74,0x80deb1fe,0x9bdc06a7,0xc19bf174,0xe49b69c1,0xefbe4786,0x0fc19dc6,0x240ca1cc,0x2de92c6f,0x4a7484aa,0x5cb0a9dc,0x76f988da,0x983e5152,0xa831c66d,0xb00327c8,0xbf597fc7,0xc6e00bf3,0xd5a79147,0x06ca6351,0x14292967,0x27b70a85,0x2e1b2138,0x4d2c6dfc,0x53380d13,0x650a7354,0x766a0abb,0x81c2c92e,0x92722c85,0xa2bfe8a1,0xa81a664b,0xc24b8b70,0xc76c51a3,0xd192e819,0xd6990624,0xf40e3585,0x106aa070,0x19a4c116,0x1e376c08,0x2748774c,0x34b0bcb5,0x391c0cb3,0x4ed8aa4a,0x5b9cca4f,0x682e6ff3,0x748f82ee,0x78a5636f,0x84c87814,0x8cc70208,0x90befffa,0xa4506ceb,0xbef9a3f7,0xc67178f2]);
   const H = new Uint32Array([0x6a09e667,0xbb67ae85,0x3c6ef372,0xa54ff53a,0x510e527f,0x9b05688c,0x1f83d9ab,0x5be0cd19]);
   const n = ((bytes.length + 9 + 63) >> 6) << 6, m = new Uint8Array(n);
   m.set(bytes); m[bytes.length] = 0x80;
@@ -107,7 +110,9 @@ document.getElementById('send').onclick = async () => {{
   msg('正在验证，请稍候… / Checking, a moment…');
   try {{
     const c = await (await fetch('/h5/v1/human-check')).json();
-    const nonce = solve(c.challenge, phone.replace(/\D/g, '').slice(-11), c.bits);
+    // As the server reads the number: full-width digits as ASCII, then the last 11 digits.
+    const digits = phone.replace(/[\uFF10-\uFF19]/g, (d) => String.fromCharCode(d.charCodeAt(0) - 0xFEE0)).replace(/[^0-9]/g, '');
+    const nonce = solve(c.challenge, digits.slice(-11), c.bits);
     const [s, v] = await post('/otp', {{phone, challenge: c.challenge, nonce}});
     msg(s === 202 ? '验证码已发送 / Code sent' : why(v));
   }} finally {{ send.disabled = false; }}
