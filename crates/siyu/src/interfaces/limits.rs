@@ -69,9 +69,9 @@ enum Caller {
 pub const IN_FLIGHT_PER_ADDRESS: u32 = 64;
 
 impl RouteClass {
-    /// How long a request of the class may take, reading its body included: a client that sends
-    /// half a body does not keep its slot. The API has none (uploads of exports take minutes).
-    fn time_limit(self) -> Option<Duration> {
+    /// How long a request of the class may take to send its body: a client that sends half a
+    /// body does not keep its slot. The API has none (uploads of exports take minutes).
+    fn body_time(self) -> Option<Duration> {
         match self {
             RouteClass::Customer | RouteClass::Callback => Some(Duration::from_secs(30)),
             RouteClass::Console => Some(Duration::from_secs(120)),
@@ -235,7 +235,8 @@ fn is_private(ip: IpAddr) -> bool {
 }
 
 /// The middleware: 429 when the caller's rate is spent, 503 when the class (or the caller's own
-/// share of requests in flight) is full, 408 when a request outlives its class's time.
+/// share of requests in flight) is full; a body not sent in its class's time is cut off (the
+/// handler then answers that it could not read it).
 pub async fn limit(State(limits): State<Arc<RequestLimits>>, req: Request, next: Next) -> Response {
     limits.forget_idle_callers();
     let class = RouteClass::of(req.uri().path());
@@ -266,12 +267,68 @@ pub async fn limit(State(limits): State<Arc<RequestLimits>>, req: Request, next:
         limits.warn_busy(class);
         return refused(class, StatusCode::SERVICE_UNAVAILABLE, "unavailable", 1);
     };
-    match class.time_limit() {
-        None => next.run(req).await,
-        Some(limit) => match tokio::time::timeout(limit, next.run(req)).await {
-            Ok(answer) => answer,
-            Err(_) => refused(class, StatusCode::REQUEST_TIMEOUT, "timed_out", 1),
-        },
+    let req = match class.body_time() {
+        None => req,
+        Some(limit) => {
+            let deadline = tokio::time::Instant::now() + limit;
+            req.map(|body| axum::body::Body::new(BodyDeadline::new(body, deadline)))
+        }
+    };
+    next.run(req).await
+}
+
+/// A request body that must arrive by a deadline. The timer is set only if the body is not all
+/// there at once, so the usual small body that comes with its headers costs no timer.
+struct BodyDeadline {
+    body: axum::body::Body,
+    deadline: tokio::time::Instant,
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl BodyDeadline {
+    fn new(body: axum::body::Body, deadline: tokio::time::Instant) -> BodyDeadline {
+        BodyDeadline {
+            body,
+            deadline,
+            sleep: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the request body was not sent in time")]
+struct BodyTooSlow;
+
+impl axum::body::HttpBody for BodyDeadline {
+    type Data = axum::body::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::future::Future;
+        use std::task::Poll;
+        let this = &mut *self;
+        if let Poll::Ready(frame) = std::pin::Pin::new(&mut this.body).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        let deadline = this.deadline;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTooSlow)))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -303,13 +360,12 @@ fn refused(
                 "操作过于频繁，请稍后再试 / Too many requests, try again shortly"
             }
             _ if busy => "系统繁忙，请稍后再试 / The server is busy, try again shortly",
-            _ => "请求超时，请重试 / The request timed out, try again",
+            _ => "请求失败，请重试 / The request failed, try again",
         };
         (status, text).into_response()
     } else {
         let message = match status {
             StatusCode::SERVICE_UNAVAILABLE => "the server is busy; try again shortly",
-            StatusCode::REQUEST_TIMEOUT => "the request took too long (a body sent too slowly?)",
             _ => "too many requests from this caller; try again after Retry-After seconds",
         };
         (
