@@ -64,11 +64,16 @@ pub fn forwarded_for(headers: &axum::http::HeaderMap) -> Option<String> {
 /// then counted as the proxy, and one busy sale can spend everyone's budgets.
 pub fn untrusted_proxy_in_front(peer: IpAddr, forwarded: bool, trusted: &[IpNet]) -> bool {
     let peer = peer.to_canonical();
-    let private = match peer {
-        IpAddr::V4(v4) => v4.is_private() || v4.is_loopback(),
+    forwarded && trusted.is_empty() && is_private(peer)
+}
+
+/// A loopback, private (RFC 1918, IPv6 unique-local) or link-local address: a machine of the
+/// operator's own network, such as a proxy or load balancer in front.
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local(),
         IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
-    };
-    forwarded && trusted.is_empty() && private
+    }
 }
 
 static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

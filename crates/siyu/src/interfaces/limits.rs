@@ -26,7 +26,7 @@ use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use super::client_ip::{client_of, forwarded_for};
+use super::client_ip::{client_of, forwarded_for, is_private};
 use crate::platform::config::RequestLimitSettings;
 
 /// Who calls a route, which sets its limits.
@@ -224,13 +224,6 @@ impl RequestLimits {
             address,
             by_address: self.by_address.clone(),
         })
-    }
-}
-
-fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local(),
-        IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
     }
 }
 

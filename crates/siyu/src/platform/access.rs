@@ -9,7 +9,7 @@ use super::clock::now_ms;
 use super::crypto::{random_token, token_hash};
 use std::sync::LazyLock;
 
-use super::db::{Db, DbError, sql};
+use super::db::{Db, DbError, Sql, sql};
 use super::limits::{self, Budget, Window};
 
 /// What a caller may do. Personal data (full phone numbers) is shown to admins only.
@@ -125,18 +125,25 @@ pub async fn create_api_key(
     name: &str,
     role: Role,
 ) -> Result<String, AccessError> {
-    let key = format!("sy_{}", random_token(32));
-    db.execute(
-        &sql("INSERT INTO api_keys (tenant_id, name, prefix, key_hash, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(tenant_id)
-            .bind(name)
-            .bind(&key[..10])
-            .bind(token_hash(&key))
-            .bind(role.as_str())
-            .bind(now_ms()),
-    )
-    .await?;
+    let key = new_key();
+    db.execute(&insert_key(tenant_id, name, &key, role, now_ms()))
+        .await?;
     Ok(key)
+}
+
+fn new_key() -> String {
+    format!("sy_{}", random_token(32))
+}
+
+/// The row of a new key: its first characters to list it by, and only a hash of the rest.
+fn insert_key(tenant: i64, name: &str, key: &str, role: Role, now: i64) -> Sql {
+    sql("INSERT INTO api_keys (tenant_id, name, prefix, key_hash, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(tenant)
+        .bind(name.to_owned())
+        .bind(key[..10].to_owned())
+        .bind(token_hash(key))
+        .bind(role.as_str())
+        .bind(now)
 }
 
 /// Resolves a bearer key to its caller; `None` for unknown or revoked keys.
@@ -393,16 +400,18 @@ pub(crate) async fn audit(
     action: &str,
     subject: &str,
 ) -> Result<(), AccessError> {
-    db.execute(
-        &sql("INSERT INTO audit_log (tenant_id, at, actor, action, subject) VALUES ($1, $2, $3, $4, $5)")
-            .bind(tenant)
-            .bind(now_ms())
-            .bind(actor)
-            .bind(action)
-            .bind(subject),
-    )
-    .await?;
+    db.execute(&audit_entry(tenant, now_ms(), actor, action, subject))
+        .await?;
     Ok(())
+}
+
+fn audit_entry(tenant: i64, at: i64, actor: Actor<'_>, action: &str, subject: &str) -> Sql {
+    sql("INSERT INTO audit_log (tenant_id, at, actor, action, subject) VALUES ($1, $2, $3, $4, $5)")
+        .bind(tenant)
+        .bind(at)
+        .bind(actor.to_owned())
+        .bind(action.to_owned())
+        .bind(subject.to_owned())
 }
 
 /// [`create_user`], written to the audit log.
@@ -493,7 +502,7 @@ pub async fn rotate_api_key(
     prefix: &str,
     actor: Actor<'_>,
 ) -> Result<String, AccessError> {
-    let key = format!("sy_{}", random_token(32));
+    let key = new_key();
     let now = now_ms();
     let mut tx = db.begin().await?;
     let row: Option<(String, String)> = tx
@@ -517,25 +526,11 @@ pub async fn rotate_api_key(
     if revoked != 1 {
         return Err(AccessError::NoKey(prefix.to_owned()));
     }
-    tx.execute(
-        &sql("INSERT INTO api_keys (tenant_id, name, prefix, key_hash, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(tenant)
-            .bind(&name)
-            .bind(&key[..10])
-            .bind(token_hash(&key))
-            .bind(role.as_str())
-            .bind(now),
-    )
-    .await?;
-    tx.execute(
-        &sql("INSERT INTO audit_log (tenant_id, at, actor, action, subject) VALUES ($1, $2, $3, $4, $5)")
-            .bind(tenant)
-            .bind(now)
-            .bind(actor)
-            .bind("key_rotated")
-            .bind(format!("key {prefix} → {} ({name}, {})", &key[..10], role.as_str())),
-    )
-    .await?;
+    tx.execute(&insert_key(tenant, &name, &key, role, now))
+        .await?;
+    let subject = format!("key {prefix} → {} ({name}, {})", &key[..10], role.as_str());
+    tx.execute(&audit_entry(tenant, now, actor, "key_rotated", &subject))
+        .await?;
     tx.commit().await?;
     Ok(key)
 }

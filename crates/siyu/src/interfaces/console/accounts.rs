@@ -3,8 +3,9 @@
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -88,6 +89,13 @@ impl Outcome {
             saved: true,
             typed: Typed::default(),
             status: StatusCode::OK,
+        }
+    }
+
+    fn saved_nothing() -> Outcome {
+        Outcome {
+            saved: false,
+            ..Outcome::saved()
         }
     }
 
@@ -188,15 +196,6 @@ pub(crate) async fn access_page(State(app): State<AppState>, u: ConsoleUser) -> 
     render(&app, &u, Outcome::saved_nothing()).await
 }
 
-impl Outcome {
-    fn saved_nothing() -> Outcome {
-        Outcome {
-            saved: false,
-            ..Outcome::saved()
-        }
-    }
-}
-
 /// An access error as the admin reads it, naming the field.
 fn said(ax: &AccessTr, e: &AccessError) -> Option<(String, StatusCode)> {
     let text = match e {
@@ -237,19 +236,28 @@ async fn after(
     }
 }
 
-fn admin_only(u: &ConsoleUser) -> bool {
-    u.caller.role == Role::Admin
+/// A signed-in admin; anyone else is answered with the page's 403, and nothing is changed.
+pub(crate) struct Admin(ConsoleUser);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Response> {
+        let u = ConsoleUser::from_request_parts(parts, app).await?;
+        if u.caller.role == Role::Admin {
+            Ok(Admin(u))
+        } else {
+            Err(render(app, &u, Outcome::saved_nothing()).await)
+        }
+    }
 }
 
 /// `POST /console/access/keys`: a new key, shown once.
 pub(crate) async fn create_key(
     State(app): State<AppState>,
-    u: ConsoleUser,
+    Admin(u): Admin,
     Form(f): Form<Typed>,
 ) -> Response {
-    if !admin_only(&u) {
-        return render(&app, &u, Outcome::saved_nothing()).await;
-    }
     let ax = u.lang.ax();
     if f.name.trim().is_empty() {
         let o = Outcome::refused(ax.name_required.to_owned(), f, StatusCode::BAD_REQUEST);
@@ -273,12 +281,9 @@ pub(crate) async fn create_key(
 /// `POST /console/access/keys/{prefix}/rotate`: a new key in the old one's place, shown once.
 pub(crate) async fn rotate_key(
     State(app): State<AppState>,
-    u: ConsoleUser,
+    Admin(u): Admin,
     Path(prefix): Path<String>,
 ) -> Response {
-    if !admin_only(&u) {
-        return render(&app, &u, Outcome::saved_nothing()).await;
-    }
     let made =
         access::rotate_api_key(&app.db, u.caller.tenant_id, &prefix, &actor(&u.caller)).await;
     after(&app, &u, made.map(Some), Typed::default()).await
@@ -287,12 +292,9 @@ pub(crate) async fn rotate_key(
 /// `POST /console/access/keys/{prefix}/revoke`.
 pub(crate) async fn revoke_key(
     State(app): State<AppState>,
-    u: ConsoleUser,
+    Admin(u): Admin,
     Path(prefix): Path<String>,
 ) -> Response {
-    if !admin_only(&u) {
-        return render(&app, &u, Outcome::saved_nothing()).await;
-    }
     let done =
         access::revoke_api_key(&app.db, u.caller.tenant_id, &prefix, &actor(&u.caller)).await;
     match done {
@@ -304,12 +306,9 @@ pub(crate) async fn revoke_key(
 /// `POST /console/access/users`: a console user with a first password.
 pub(crate) async fn add_user(
     State(app): State<AppState>,
-    u: ConsoleUser,
+    Admin(u): Admin,
     Form(f): Form<Typed>,
 ) -> Response {
-    if !admin_only(&u) {
-        return render(&app, &u, Outcome::saved_nothing()).await;
-    }
     let ax = u.lang.ax();
     let username = f.username.trim().to_owned();
     if username.is_empty() {
@@ -340,12 +339,9 @@ pub(crate) async fn add_user(
 /// `POST /console/access/users/{username}/disable`: cannot sign in, sessions end now.
 pub(crate) async fn disable_user(
     State(app): State<AppState>,
-    u: ConsoleUser,
+    Admin(u): Admin,
     Path(username): Path<String>,
 ) -> Response {
-    if !admin_only(&u) {
-        return render(&app, &u, Outcome::saved_nothing()).await;
-    }
     let yourself = match access::users(&app.db, u.caller.tenant_id).await {
         Ok(all) => all
             .iter()
@@ -373,13 +369,10 @@ pub(crate) struct PasswordForm {
 /// `POST /console/access/users/{username}/password`: a new password; their sessions end.
 pub(crate) async fn set_password(
     State(app): State<AppState>,
-    u: ConsoleUser,
+    Admin(u): Admin,
     Path(username): Path<String>,
     Form(f): Form<PasswordForm>,
 ) -> Response {
-    if !admin_only(&u) {
-        return render(&app, &u, Outcome::saved_nothing()).await;
-    }
     let done = access::set_password(
         &app.db,
         u.caller.tenant_id,

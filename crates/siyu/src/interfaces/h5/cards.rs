@@ -171,10 +171,7 @@ pub(crate) async fn send_code(
     Path(code): Path<String>,
     b: Result<Json<CodeBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let (tenant, c) = cards::card(&app.db, &code).await?;
-    if c.claimed_at.is_some() {
-        return Err(CardError::Claimed.into());
-    }
+    // The human check costs one hash: done before the store is asked anything.
     let b = json_body(b)?;
     let phone = Phone::parse(&b.phone).map_err(|e| ApiError::bad_request(format!("phone: {e}")))?;
     app.human_check.verify(
@@ -183,6 +180,10 @@ pub(crate) async fn send_code(
         phone.as_str(),
         now_ms(),
     )?;
+    let (tenant, c) = cards::card(&app.db, &code).await?;
+    if c.claimed_at.is_some() {
+        return Err(CardError::Claimed.into());
+    }
     let brand = brand(&app, tenant).await?;
     otp::request(
         &app.db,
