@@ -317,6 +317,7 @@ async fn campaign_ready(
     let t = access::create_tenant(&s.db, "bench").await?;
     let n = a.messages as i64;
     let pb = crate::progress_bar(n as u64, &format!("{backend} customers"));
+    let lookup = cipher.lookup(t.id);
     for chunk in (1..=n).collect::<Vec<_>>().chunks(5_000) {
         let mut tx = s.db.begin().await?;
         let mut q = sql(format!(
@@ -336,7 +337,7 @@ async fn campaign_ready(
         for &i in chunk {
             let phone = format!("13{i:09}");
             q.push_arg(t.id);
-            q.push_arg(format!("phone:{}", cipher.lookup_hash(&phone)));
+            q.push_arg(format!("phone:{}", lookup.hash(&phone)));
             q.push_arg("phone");
             q.push_arg(i);
             q.push_arg(cipher.encrypt(&phone));

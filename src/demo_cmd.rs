@@ -73,11 +73,12 @@ pub async fn run(s: &Settings, a: DemoArgs) -> anyhow::Result<()> {
     let mut rows = 0;
     let parsed = parse_ahead(
         &cipher,
+        tenant.id,
         files.iter().map(|f| (f.path.clone(), f.options.clone())),
     );
     for (f, parsing) in files.iter().zip(parsed) {
         let pb = progress_bar(0, f.platform);
-        let summary = parsing.store(&db, tenant.id, Some(&pb)).await?;
+        let summary = parsing.store(&db, Some(&pb)).await?;
         pb.finish_and_clear();
         rows += summary.read;
         print_summary(&summary);

@@ -394,7 +394,11 @@ async fn import_orders(settings: &Settings, a: ImportOrdersArgs) -> anyhow::Resu
     opts.channel = a.channel.clone();
     let mut summaries = Vec::new();
     let mut failures = Vec::new();
-    for parsing in parse_ahead(&cipher, a.files.iter().map(|f| (f.clone(), opts.clone()))) {
+    for parsing in parse_ahead(
+        &cipher,
+        tenant,
+        a.files.iter().map(|f| (f.clone(), opts.clone())),
+    ) {
         let f = parsing.path().to_path_buf();
         let pb = if a.json {
             ProgressBar::hidden()
@@ -406,7 +410,7 @@ async fn import_orders(settings: &Settings, a: ImportOrdersArgs) -> anyhow::Resu
                     .unwrap_or_default(),
             )
         };
-        match parsing.store(&db, tenant, Some(&pb)).await {
+        match parsing.store(&db, Some(&pb)).await {
             Ok(s) => {
                 pb.finish_and_clear();
                 if !a.json {

@@ -575,7 +575,7 @@ async fn providers_sign_requests_the_fakes_accept_and_refuse_a_wrong_key() {
                 tenant_id: tenant,
                 purpose: Purpose::Verification,
                 customer_id: None,
-                address: Address::of_phone(&s.cipher, "13800138000"),
+                address: Address::of_phone(&s.cipher, &s.cipher.lookup(tenant), "13800138000"),
                 content: "【茶小铺】验证码 1234".into(),
                 template_code: Some("SMS_1".into()),
                 template_params: vec![("code".into(), "1234".into())],

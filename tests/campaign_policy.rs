@@ -85,7 +85,7 @@ async fn seed_customers(db: &Db, tenant: i64) {
         ));
         for (p, i, enc, seen) in rows {
             q.push_arg(tenant);
-            q.push_arg(format!("phone:{}", c.lookup_hash(&p)));
+            q.push_arg(format!("phone:{}", c.lookup(tenant).hash(&p)));
             q.push_arg("phone");
             q.push_arg(i);
             q.push_arg(enc);
@@ -130,7 +130,7 @@ async fn earlier_sends(db: &Db, tenant: i64) {
                 tenant_id: tenant,
                 purpose: Purpose::Marketing,
                 customer_id: Some(i),
-                address: outbox::Address::of_phone(&c, &phone(i)),
+                address: outbox::Address::of_phone(&c, &c.lookup(tenant), &phone(i)),
                 content: format!("【茶小铺】上周上新第{k}弹，拒收请回复R"),
                 template_code: None,
                 template_params: vec![],
@@ -167,16 +167,9 @@ async fn a_100k_campaign_sends_exactly_what_the_policy_allows_across_a_restart()
         let snapshot = snapshot_of_everyone(db, tenant).await;
         earlier_sends(db, tenant).await;
         for i in (1..=N).filter(|&i| unsubscribed_early(i)) {
-            policy::unsubscribe(
-                db,
-                tenant,
-                "sms",
-                &c.lookup_hash(&phone(i)),
-                "test",
-                LAUNCH - HOUR,
-            )
-            .await
-            .expect("unsubscribe");
+            policy::unsubscribe_number(db, &c, tenant, &phone(i), "test", LAUNCH - HOUR)
+                .await
+                .expect("unsubscribe");
         }
         let variants = vec![
             VariantSpec {
@@ -236,16 +229,9 @@ async fn a_100k_campaign_sends_exactly_what_the_policy_allows_across_a_restart()
         assert_eq!(early, 0, "{backend:?}: every message waits until 09:00");
         // Overnight, some reply 退订.
         for i in (1..=N).filter(|&i| unsubscribed_late(i)) {
-            policy::unsubscribe(
-                db,
-                tenant,
-                "sms",
-                &c.lookup_hash(&phone(i)),
-                "reply:test",
-                LAUNCH + HOUR,
-            )
-            .await
-            .expect("late unsubscribe");
+            policy::unsubscribe_number(db, &c, tenant, &phone(i), "reply:test", LAUNCH + HOUR)
+                .await
+                .expect("late unsubscribe");
         }
 
         // What the policy allows, worked out from the rules.
@@ -327,7 +313,11 @@ async fn a_100k_campaign_sends_exactly_what_the_policy_allows_across_a_restart()
         );
         for (cust, _, address, sent_at) in &logged {
             // Customers with two numbers get one message, at the number they gave first.
-            assert_eq!(address, &c.lookup_hash(&phone(*cust)), "{backend:?}");
+            assert_eq!(
+                address,
+                &c.lookup(tenant).hash(&phone(*cust)),
+                "{backend:?}"
+            );
             assert!(*sent_at >= MORNING, "{backend:?}: sent in quiet hours");
         }
         let by_status: Vec<(String, Option<String>, i64)> = db

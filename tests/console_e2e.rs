@@ -55,7 +55,7 @@ pub async fn seed(s: &TestServer) -> (String, String, String) {
         order("T-2", "138 0013 8000", 9_900, 3),
         order("T-3", "13900139000", 5_000, 1),
     ];
-    let keyed = key_identities(&s.cipher, &orders);
+    let keyed = key_identities(&s.cipher, &s.cipher.lookup(t.id), &orders);
     store_orders(
         s.db(),
         t.id,
@@ -291,7 +291,7 @@ async fn h5_pages_work_on_a_phone_screen() {
         .await
         .expect("sale");
     let orders = vec![order("H-1", "13700137000", 10_000, 3)];
-    let keyed = key_identities(&s.cipher, &orders);
+    let keyed = key_identities(&s.cipher, &s.cipher.lookup(t.id), &orders);
     store_orders(s.db(), t.id, "test", &orders, &keyed, now)
         .await
         .expect("orders");

@@ -57,7 +57,7 @@ async fn seed(db: &Db, tenant: i64, now: i64) -> i64 {
         ));
         for &i in chunk {
             q.push_arg(tenant);
-            q.push_arg(format!("phone:{}", c.lookup_hash(&phone(i))));
+            q.push_arg(format!("phone:{}", c.lookup(tenant).hash(&phone(i))));
             q.push_arg("phone");
             q.push_arg(i);
             q.push_arg(c.encrypt(&phone(i)));
@@ -126,7 +126,7 @@ fn message(tenant: i64, i: i64, key: &str, not_before: i64) -> NewMessage {
         tenant_id: tenant,
         purpose: Purpose::Marketing,
         customer_id: Some(i),
-        address: Address::of_phone(&cipher(), &phone(i)),
+        address: Address::of_phone(&cipher(), &cipher().lookup(tenant), &phone(i)),
         content: format!("【茶小铺】{key} 拒收请回复R"),
         template_code: None,
         template_params: vec![],
@@ -177,16 +177,9 @@ async fn a_launch_through_log_sends_as_it_writes_and_the_policy_still_decides() 
         let provider = Arc::new(CountingLog::new(db));
         let ob = Outbox::new(db.clone(), cipher(), provider.clone());
         for i in (1..=N).filter(|&i| unsubscribed(i)) {
-            policy::unsubscribe(
-                db,
-                tenant,
-                "sms",
-                &cipher().lookup_hash(&phone(i)),
-                "t",
-                now,
-            )
-            .await
-            .expect("unsubscribe");
+            policy::unsubscribe_number(db, &cipher(), tenant, &phone(i), "t", now)
+                .await
+                .expect("unsubscribe");
         }
         ob.spawn(Duration::from_millis(50));
         let launched = campaigns::launch_then(

@@ -7,7 +7,7 @@ pub mod served;
 use siyu::app::{App, AppSettings};
 use siyu::platform::crypto::FieldCipher;
 use siyu::platform::db::{ConnectOptions, Db};
-use siyu::platform::migrate::migrate;
+use siyu::platform::migrate::migrate_to;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -86,6 +86,11 @@ fn random_suffix() -> String {
 
 impl TestDb {
     pub async fn new(backend: Backend) -> TestDb {
+        TestDb::migrated_to(backend, i64::MAX).await
+    }
+
+    /// A database whose schema stops at migration `last`: an upgrade's starting point.
+    pub async fn migrated_to(backend: Backend, last: i64) -> TestDb {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -93,7 +98,9 @@ impl TestDb {
                 let db = Db::connect(&url, &ConnectOptions::default())
                     .await
                     .expect("open sqlite");
-                migrate(&db).await.expect("migrate sqlite");
+                migrate_to(&db, &cipher(), last)
+                    .await
+                    .expect("migrate sqlite");
                 TestDb {
                     db,
                     url,
@@ -121,7 +128,9 @@ impl TestDb {
                 let db = Db::connect(&url, &ConnectOptions::default())
                     .await
                     .expect("open test database");
-                migrate(&db).await.expect("migrate postgres");
+                migrate_to(&db, &cipher(), last)
+                    .await
+                    .expect("migrate postgres");
                 TestDb {
                     db,
                     url,
@@ -257,17 +266,24 @@ pub async fn tenant_with_key(
 /// The customers of a tenant as sets of identity keys, sorted: comparable across runs whatever
 /// the ids.
 pub async fn partition(db: &Db, tenant_id: i64) -> Vec<Vec<String>> {
-    let rows: Vec<(i64, String)> = db
+    let rows: Vec<(i64, String, Option<String>)> = db
         .fetch_all(
             &siyu::platform::db::sql(
-                "SELECT customer_id, ikey FROM identities WHERE tenant_id = $1",
+                "SELECT customer_id, ikey, value_enc FROM identities WHERE tenant_id = $1",
             )
             .bind(tenant_id),
         )
         .await
         .expect("identities");
     let mut by: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
-    for (c, k) in rows {
+    for (c, k, enc) in rows {
+        // Phones by number: each tenant hashes them with its own key.
+        let k = match enc {
+            Some(enc) if k.starts_with("phone:") => {
+                format!("phone:{}", cipher().decrypt(&enc).expect("decrypts"))
+            }
+            _ => k,
+        };
         by.entry(c).or_default().push(k);
     }
     let mut parts: Vec<Vec<String>> = by

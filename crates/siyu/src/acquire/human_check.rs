@@ -95,7 +95,7 @@ impl HumanCheck {
     }
 
     fn mac(&self, body: &str) -> String {
-        self.cipher.lookup_hash(&format!("human-check/v1:{body}"))
+        self.cipher.challenge_mac(body)
     }
 }
 

@@ -14,7 +14,7 @@
 use crate::channels::sms::SmsSettings;
 use crate::engage::outbox::{self, CODE_KEY_PREFIX, CODE_PLACEHOLDER, NewMessage};
 use crate::engage::policy::Purpose;
-use crate::platform::crypto::{FieldCipher, constant_time_eq};
+use crate::platform::crypto::{FieldCipher, TenantLookup, constant_time_eq};
 use crate::platform::db::{Db, DbError, sql};
 use crate::platform::limits::{self, Budget, Window};
 use crate::platform::refusal::{Refusal, Refuse};
@@ -107,8 +107,8 @@ impl OtpLimits {
     }
 }
 
-fn code_hash(cipher: &FieldCipher, phone: &str, purpose: &str, code: &str) -> String {
-    cipher.lookup_hash(&format!("otp:{purpose}:{phone}:{code}"))
+fn code_hash(lookup: &TenantLookup, phone: &str, purpose: &str, code: &str) -> String {
+    lookup.hash(&format!("otp:{purpose}:{phone}:{code}"))
 }
 
 /// Who a code is sent as: the brand whose 【name】 signs it, and the provider's approved
@@ -144,7 +144,8 @@ pub async fn request(
         brand,
         template_code,
     } = from;
-    let address = cipher.lookup_hash(phone);
+    let lookup = cipher.lookup(tenant);
+    let address = lookup.hash(phone);
     // Derived from the message's key, never stored: the outbox and the log hold a placeholder.
     let dedupe_key = format!("{CODE_KEY_PREFIX}{purpose}:{address}:{now}");
     let code = cipher.one_time_code(&outbox::code_seed(tenant, &dedupe_key));
@@ -160,7 +161,7 @@ pub async fn request(
                 .bind(tenant)
                 .bind(address.clone())
                 .bind(purpose)
-                .bind(code_hash(cipher, phone, purpose, &code))
+                .bind(code_hash(&lookup, phone, purpose, &code))
                 .bind(now + VALID_MS)
                 .bind(now)
                 .bind(now - RESEND_MS),
@@ -181,14 +182,15 @@ pub async fn request(
             OtpError::TooSoon
         });
     }
-    spend_budgets(&mut tx, tenant, &address, asker, limits, now).await?;
+    let budget = cipher.budget_hash(phone);
+    spend_budgets(&mut tx, tenant, (&address, &budget), asker, limits, now).await?;
     outbox::enqueue_in(
         &mut tx,
         &[NewMessage {
             tenant_id: tenant,
             purpose: Purpose::Verification,
             customer_id: None,
-            address: outbox::Address::of_phone(cipher, phone),
+            address: outbox::Address::of_phone(cipher, &lookup, phone),
             content: format!(
                 "【{brand}】您的验证码是{CODE_PLACEHOLDER}，5分钟内有效。如非本人操作请忽略。"
             ),
@@ -207,11 +209,12 @@ pub async fn request(
 }
 
 /// Takes one code from each budget it counts against, or refuses with the first one spent
-/// (the caller's transaction then rolls back, so nothing was counted).
+/// (the caller's transaction then rolls back, so nothing was counted). The number comes as the
+/// tenant's hash and the server's budget hash (which counts it across brands).
 async fn spend_budgets(
     tx: &mut crate::platform::db::Tx,
     tenant: i64,
-    phone_hash: &str,
+    (phone_hash, budget_hash): (&str, &str),
     asker: Asker<'_>,
     limits: &OtpLimits,
     now: i64,
@@ -219,7 +222,7 @@ async fn spend_budgets(
     let phone = Budget::new(
         0,
         "otp_phone",
-        phone_hash,
+        budget_hash,
         Window::Day,
         limits.per_phone_day,
     );
@@ -302,7 +305,8 @@ pub async fn verify(
     code: &str,
     now: i64,
 ) -> Result<(), OtpError> {
-    let address = cipher.lookup_hash(phone);
+    let lookup = cipher.lookup(tenant);
+    let address = lookup.hash(phone);
     // The try is counted before the code is compared, in one statement: parallel guesses cannot
     // all read "fewer than five tries". The fifth locks the number.
     let reserved: Option<(String,)> = db
@@ -335,7 +339,7 @@ pub async fn verify(
             _ => OtpError::Expired,
         });
     };
-    let given = code_hash(cipher, phone, purpose, code.trim());
+    let given = code_hash(&lookup, phone, purpose, code.trim());
     if !constant_time_eq(given.as_bytes(), hash.as_bytes()) {
         return Err(OtpError::Wrong);
     }

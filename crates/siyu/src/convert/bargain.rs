@@ -335,7 +335,7 @@ pub async fn assist(
         .fetch_optional(
             &sql("SELECT customer_id FROM identities WHERE tenant_id = $1 AND ikey = $2")
                 .bind(tenant)
-                .bind(helper.key(cipher).ikey),
+                .bind(helper.lookup_key(&cipher.lookup(tenant))),
         )
         .await?;
     if let Some((c,)) = known {

@@ -136,8 +136,9 @@ pub async fn join(
     req.check()?;
     let mut tx = db.begin().await?;
     tx.lock_tenant(tenant).await?;
+    let lookup = cipher.lookup(tenant);
     let record = IdentityRecord {
-        identities: vec![req.identity.key(cipher)],
+        identities: vec![req.identity.key(cipher, &lookup)],
         name: req.display_name.clone(),
     };
     let (owners, _) = oneid::resolve(&mut tx, tenant, &[record], now).await?;
@@ -176,7 +177,7 @@ pub async fn join(
             .fetch_optional(
                 &sql("SELECT customer_id FROM identities WHERE tenant_id = $1 AND ikey = $2")
                     .bind(tenant)
-                    .bind(identity.key(cipher).ikey),
+                    .bind(identity.lookup_key(&lookup)),
             )
             .await?;
         if taken.is_none() {
@@ -187,7 +188,10 @@ pub async fn join(
         &mut tx,
         tenant,
         &[IdentityRecord {
-            identities: vec![req.identity.key(cipher), no_identity.key(cipher)],
+            identities: vec![
+                req.identity.key(cipher, &lookup),
+                no_identity.key(cipher, &lookup),
+            ],
             name: None,
         }],
         now,

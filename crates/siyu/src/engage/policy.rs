@@ -7,6 +7,7 @@ use crate::platform::refusal::{Refusal, Refuse};
 use serde::{Deserialize, Serialize};
 
 use crate::platform::clock::now_ms;
+use crate::platform::crypto::FieldCipher;
 use crate::platform::db::{Db, DbError, Reader, sql};
 
 const MINUTE: i64 = 60_000;
@@ -283,21 +284,50 @@ pub async fn save(db: &Db, tenant: i64, p: &ContactPolicy) -> Result<(), PolicyE
     Ok(())
 }
 
-/// Records that an address asked not to be contacted on a channel. Idempotent.
+/// Records that an address asked not to be contacted on a channel (WeCom: the contact's
+/// `external_userid`). Idempotent.
 pub async fn unsubscribe(
     db: &Db,
     tenant: i64,
     channel: &str,
+    address: &str,
+    source: &str,
+    now: i64,
+) -> Result<(), DbError> {
+    record_unsubscribe(db, tenant, channel, address, None, source, now).await
+}
+
+/// Records that a number asked not to get SMS. Idempotent. The number is kept encrypted beside
+/// the tenant's hash of it, so that a change of lookup key can re-key it.
+pub async fn unsubscribe_number(
+    db: &Db,
+    cipher: &FieldCipher,
+    tenant: i64,
+    phone: &str,
+    source: &str,
+    now: i64,
+) -> Result<(), DbError> {
+    let hash = cipher.lookup(tenant).hash(phone);
+    let enc = cipher.encrypt(phone);
+    record_unsubscribe(db, tenant, "sms", &hash, Some(&enc), source, now).await
+}
+
+async fn record_unsubscribe(
+    db: &Db,
+    tenant: i64,
+    channel: &str,
     address_hash: &str,
+    address_enc: Option<&str>,
     source: &str,
     now: i64,
 ) -> Result<(), DbError> {
     db.execute(
-        &sql("INSERT INTO unsubscribes (tenant_id, channel, address_hash, source, created_at) VALUES ($1, $2, $3, $4, $5) \
-              ON CONFLICT (tenant_id, channel, address_hash) DO NOTHING")
+        &sql("INSERT INTO unsubscribes (tenant_id, channel, address_hash, address_enc, source, created_at) \
+              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, channel, address_hash) DO NOTHING")
             .bind(tenant)
             .bind(channel)
             .bind(address_hash)
+            .bind(address_enc.map(str::to_owned))
             .bind(source)
             .bind(now),
     )

@@ -165,7 +165,7 @@ pub async fn find_by_identity(
         .fetch_optional(
             &sql("SELECT customer_id FROM identities WHERE tenant_id = $1 AND ikey = $2")
                 .bind(tenant_id)
-                .bind(identity.lookup_key(cipher)),
+                .bind(identity.lookup_key(&cipher.lookup(tenant_id))),
         )
         .await?;
     Ok(row.map(|r| r.0))

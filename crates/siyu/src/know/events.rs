@@ -6,7 +6,7 @@ use serde_json::Value as Json;
 use super::audience::{EventsWritten, StoredEvent};
 use super::identity::{Identity, IdentityInput};
 use super::oneid::{self, IdentityRecord};
-use crate::platform::crypto::FieldCipher;
+use crate::platform::crypto::{FieldCipher, TenantLookup};
 use foldhash::HashSet;
 
 use crate::platform::db::{DbResult, MAX_BINDS, Tx, sql, values_placeholders};
@@ -170,9 +170,13 @@ pub struct KeyedEvent {
 }
 
 impl KeyedEvent {
-    pub fn new(event: Event, cipher: &FieldCipher) -> KeyedEvent {
+    pub fn new(event: Event, cipher: &FieldCipher, lookup: &TenantLookup) -> KeyedEvent {
         let identities = IdentityRecord {
-            identities: event.identities.iter().map(|i| i.key(cipher)).collect(),
+            identities: event
+                .identities
+                .iter()
+                .map(|i| i.key(cipher, lookup))
+                .collect(),
             name: None,
         };
         KeyedEvent { event, identities }

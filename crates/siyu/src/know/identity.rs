@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::phone::{Phone, PhoneError};
-use crate::platform::crypto::FieldCipher;
+use crate::platform::crypto::{FieldCipher, TenantLookup};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -172,11 +172,12 @@ impl Identity {
         }
     }
 
-    /// The lookup key stored in `identities.ikey`. Phones are a keyed hash, never the number.
-    pub fn key(&self, cipher: &FieldCipher) -> KeyedIdentity {
+    /// The lookup key stored in `identities.ikey`. Phones are the tenant's keyed hash, never
+    /// the number.
+    pub fn key(&self, cipher: &FieldCipher, lookup: &TenantLookup) -> KeyedIdentity {
         match self {
             Identity::Phone(p) => KeyedIdentity {
-                ikey: format!("phone:{}", cipher.lookup_hash(p.as_str())),
+                ikey: format!("phone:{}", lookup.hash(p.as_str())),
                 kind: IdentityKind::Phone,
                 value_enc: Some(cipher.encrypt(p.as_str())),
             },
@@ -194,10 +195,11 @@ impl Identity {
     }
 
     /// Only the lookup key, without the cost of encrypting (for reads).
-    pub fn lookup_key(&self, cipher: &FieldCipher) -> String {
+    pub fn lookup_key(&self, lookup: &TenantLookup) -> String {
         match self {
-            Identity::Phone(p) => format!("phone:{}", cipher.lookup_hash(p.as_str())),
-            other => other.key(cipher).ikey,
+            Identity::Phone(p) => format!("phone:{}", lookup.hash(p.as_str())),
+            Identity::Openid { app_id, openid } => format!("openid:{app_id}/{openid}"),
+            Identity::Other(k, v) => format!("{}:{v}", k.as_str()),
         }
     }
 }
@@ -234,13 +236,22 @@ mod tests {
     #[test]
     fn keys_normalise_and_hide_phones() {
         let c = FieldCipher::new(&[1u8; 32]);
+        let l = c.lookup(1);
         let a = Identity::new(IdentityKind::Phone, "+86 138-0013-8000", None).expect("phone");
         let b = Identity::new(IdentityKind::Phone, "138 0013 8000", None).expect("phone");
-        assert_eq!(a.key(&c).ikey, b.key(&c).ikey);
-        assert!(!a.key(&c).ikey.contains("13800138000"));
-        assert_eq!(a.lookup_key(&c), a.key(&c).ikey);
+        assert_eq!(a.key(&c, &l).ikey, b.key(&c, &l).ikey);
+        assert!(!a.key(&c, &l).ikey.contains("13800138000"));
+        assert_eq!(a.lookup_key(&l), a.key(&c, &l).ikey);
+        assert_ne!(
+            a.lookup_key(&l),
+            a.lookup_key(&c.lookup(2)),
+            "keyed per tenant"
+        );
         let e = Identity::new(IdentityKind::Email, " Li.Na@Example.COM ", None).expect("email");
-        assert_eq!(e.key(&c).ikey, "email:li.na@example.com");
+        assert_eq!(e.key(&c, &l).ikey, "email:li.na@example.com");
+        assert_eq!(e.lookup_key(&l), e.key(&c, &l).ikey);
+        let o = Identity::parse_shorthand("openid:wx1/o1").expect("openid");
+        assert_eq!(o.lookup_key(&l), o.key(&c, &l).ikey);
     }
 
     #[test]

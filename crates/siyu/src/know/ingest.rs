@@ -81,9 +81,10 @@ impl EventWriter {
         }
         // Keyed here, on the caller's task, so that many requests hash and encrypt at once
         // and the single writer only writes.
+        let lookup = self.cipher.lookup(tenant_id);
         let events = events
             .into_iter()
-            .map(|e| KeyedEvent::new(e, &self.cipher))
+            .map(|e| KeyedEvent::new(e, &self.cipher, &lookup))
             .collect();
         let (reply, answer) = oneshot::channel();
         self.jobs

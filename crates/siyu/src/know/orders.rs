@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::identity::{Identity, KeyedIdentity};
 use super::oneid::{self, IdentityRecord, ResolveStats};
-use crate::platform::crypto::FieldCipher;
+use crate::platform::crypto::{FieldCipher, TenantLookup};
 use crate::platform::db::{Db, DbResult, Value};
 use crate::platform::rows::Arg;
 
@@ -225,14 +225,18 @@ impl StoreOutcome {
 }
 
 /// Identities keyed for storage (encrypting phones), done outside the write transaction.
-pub fn key_identities(cipher: &FieldCipher, orders: &[OrderRecord]) -> Vec<IdentityRecord> {
+pub fn key_identities(
+    cipher: &FieldCipher,
+    lookup: &TenantLookup,
+    orders: &[OrderRecord],
+) -> Vec<IdentityRecord> {
     orders
         .iter()
         .map(|o| IdentityRecord {
             identities: o
                 .identities
                 .iter()
-                .map(|i| i.key(cipher))
+                .map(|i| i.key(cipher, lookup))
                 .collect::<Vec<KeyedIdentity>>(),
             name: o.buyer_name.clone(),
         })

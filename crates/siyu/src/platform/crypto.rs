@@ -2,7 +2,10 @@
 //!
 //! Phones are stored as AES-256-GCM ciphertext (random 96-bit nonce per value) and looked up by
 //! an HMAC-SHA256 of the normalised number, so equality search works without decrypting and a
-//! stolen database does not reveal numbers. Both keys derive from the one `SIYU_SECRET_KEY`.
+//! stolen database does not reveal numbers. Each tenant hashes with a key of its own
+//! ([`TenantLookup`]): one person's number gives unrelated hashes in two brands, so a copy of
+//! the database cannot link customers across brands. Every key derives from the one
+//! `SIYU_SECRET_KEY`.
 
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -27,7 +30,13 @@ pub enum CryptoError {
 #[derive(Clone)]
 pub struct FieldCipher {
     aead: Aes256Gcm,
-    lookup_key: [u8; 32],
+    /// The root of every tenant's lookup key.
+    lookup_root: [u8; 32],
+    /// The one lookup key every tenant shared before 0021; kept to re-key what was hashed with it.
+    legacy_lookup_key: [u8; 32],
+    /// Server-wide counters that must see one number across brands (a day's codes per phone).
+    budget_key: [u8; 32],
+    challenge_key: [u8; 32],
     customer_key: [u8; 32],
     code_key: [u8; 32],
 }
@@ -46,6 +55,41 @@ impl std::fmt::Debug for FieldCipher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("FieldCipher(..)")
     }
+}
+
+/// A tenant's key for equality lookups of its personal data (phones, addresses).
+#[derive(Clone)]
+pub struct TenantLookup {
+    tenant: i64,
+    /// Keyed once: each hash clones the state instead of keying HMAC again.
+    mac: HmacSha256,
+}
+
+impl std::fmt::Debug for TenantLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TenantLookup({})", self.tenant)
+    }
+}
+
+impl TenantLookup {
+    pub fn tenant(&self) -> i64 {
+        self.tenant
+    }
+
+    /// Keyed hash for equality lookup (hex, 128 bits kept: collisions are out of reach and
+    /// keys stay short in indexes).
+    pub fn hash(&self, value: &str) -> String {
+        let mut mac = self.mac.clone();
+        mac.update(value.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+}
+
+fn short_mac(key: &[u8; 32], value: &str) -> String {
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key"));
+    mac.update(value.as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16])
 }
 
 fn derive(secret: &[u8], label: &[u8]) -> [u8; 32] {
@@ -100,7 +144,10 @@ impl FieldCipher {
         let aead = Aes256Gcm::new_from_slice(&enc).unwrap_or_else(|_| unreachable!("32-byte key"));
         FieldCipher {
             aead,
-            lookup_key: derive(secret, b"siyu/lookup-hash/v1"),
+            lookup_root: derive(secret, b"siyu/lookup-hash/v2"),
+            legacy_lookup_key: derive(secret, b"siyu/lookup-hash/v1"),
+            budget_key: derive(secret, b"siyu/budget-hash/v1"),
+            challenge_key: derive(secret, b"siyu/human-check/v1"),
             customer_key: derive(secret, b"siyu/customer-token/v2"),
             code_key: derive(secret, b"siyu/one-time-code/v1"),
         }
@@ -134,13 +181,30 @@ impl FieldCipher {
         String::from_utf8(plain).map_err(|_| CryptoError::Decrypt)
     }
 
-    /// Keyed hash for equality lookup (hex, 128 bits kept: collisions are out of reach and
-    /// keys stay short in indexes).
-    pub fn lookup_hash(&self, value: &str) -> String {
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.lookup_key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key"));
-        mac.update(value.as_bytes());
-        hex::encode(&mac.finalize().into_bytes()[..16])
+    /// The tenant's own lookup key. Derive it once per batch: each derivation is an HMAC.
+    pub fn lookup(&self, tenant: i64) -> TenantLookup {
+        let key = derive(&self.lookup_root, format!("tenant:{tenant}").as_bytes());
+        TenantLookup {
+            tenant,
+            mac: <HmacSha256 as Mac>::new_from_slice(&key)
+                .unwrap_or_else(|_| unreachable!("HMAC takes any key")),
+        }
+    }
+
+    /// The hash every tenant shared before lookups were keyed per tenant (migration 0021).
+    pub fn legacy_lookup_hash(&self, value: &str) -> String {
+        short_mac(&self.legacy_lookup_key, value)
+    }
+
+    /// A number's hash for the server's own budgets across brands (codes per phone per day);
+    /// stored only in those counters, which last a day.
+    pub fn budget_hash(&self, value: &str) -> String {
+        short_mac(&self.budget_key, value)
+    }
+
+    /// The MAC of a human-check challenge.
+    pub fn challenge_mac(&self, body: &str) -> String {
+        short_mac(&self.challenge_key, body)
     }
 
     /// The six-digit one-time code for `seed`: derived when the code is sent and never stored,
@@ -234,14 +298,21 @@ mod tests {
     }
 
     #[test]
-    fn lookup_hash_is_stable_and_keyed() {
+    fn lookup_hash_is_stable_and_keyed_per_tenant() {
         let c = cipher();
-        assert_eq!(c.lookup_hash("13800138000"), c.lookup_hash("13800138000"));
+        let one = c.lookup(1);
+        assert_eq!(one.hash("13800138000"), c.lookup(1).hash("13800138000"));
+        assert_ne!(one.hash("13800138000"), c.lookup(2).hash("13800138000"));
         assert_ne!(
-            c.lookup_hash("13800138000"),
-            FieldCipher::new(&[8u8; 32]).lookup_hash("13800138000")
+            one.hash("13800138000"),
+            FieldCipher::new(&[8u8; 32]).lookup(1).hash("13800138000")
         );
-        assert_eq!(c.lookup_hash("x").len(), 32);
+        assert_ne!(one.hash("13800138000"), c.legacy_lookup_hash("13800138000"));
+        assert_ne!(one.hash("13800138000"), c.budget_hash("13800138000"));
+        assert_eq!(one.hash("x").len(), 32);
+        // The pre-keyed state gives what keying HMAC afresh gives.
+        let key = derive(&c.lookup_root, b"tenant:1");
+        assert_eq!(one.hash("13800138000"), short_mac(&key, "13800138000"));
     }
 
     #[test]

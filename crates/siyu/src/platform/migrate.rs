@@ -1,7 +1,12 @@
 //! Schema migrations, kept per backend with the same version numbers and applied on start.
 
 use super::clock::now_ms;
+use super::crypto::FieldCipher;
 use super::db::{Backend, Db, DbError, DbResult, sql, values_placeholders};
+use super::lookup_rekey::rekey_lookups;
+
+/// The migration whose data step re-keys every tenant's lookup hashes (`lookup_rekey`).
+const PER_TENANT_LOOKUPS: i64 = 21;
 
 /// (version, name, SQLite script, PostgreSQL script)
 pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
@@ -125,16 +130,28 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0020_customer_sessions.sql"),
         include_str!("../../migrations/postgres/0020_customer_sessions.sql"),
     ),
+    (
+        PER_TENANT_LOOKUPS,
+        "per-tenant lookup keys",
+        include_str!("../../migrations/sqlite/0021_per_tenant_lookups.sql"),
+        include_str!("../../migrations/postgres/0021_per_tenant_lookups.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied, each in its own transaction. Returns how many ran.
-pub async fn migrate(db: &Db) -> DbResult<usize> {
+/// `cipher` re-keys what a migration's data step hashes again.
+pub async fn migrate(db: &Db, cipher: &FieldCipher) -> DbResult<usize> {
+    migrate_to(db, cipher, i64::MAX).await
+}
+
+/// Applies the migrations up to version `last` (an upgrade's test starts from an older schema).
+pub async fn migrate_to(db: &Db, cipher: &FieldCipher, last: i64) -> DbResult<usize> {
     db.execute(&sql(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
     ))
     .await?;
     let mut applied = 0;
-    for (version, name, sqlite, postgres) in MIGRATIONS {
+    for (version, name, sqlite, postgres) in MIGRATIONS.iter().filter(|m| m.0 <= last) {
         let mut tx = db.begin().await?;
         if let super::db::Tx::Postgres(_) = tx {
             // Two processes starting at once on one PostgreSQL must not both migrate.
@@ -168,6 +185,20 @@ pub async fn migrate(db: &Db) -> DbResult<usize> {
             name: name.to_string(),
             source,
         })?;
+        if *version == PER_TENANT_LOOKUPS {
+            let r = rekey_lookups(&mut tx, cipher).await?;
+            if r.tenants > 0 {
+                tracing::info!(
+                    tenants = r.tenants,
+                    identities = r.identities,
+                    messages = r.messages,
+                    mapped = r.mapped,
+                    kept_legacy = r.kept_legacy,
+                    dropped = r.dropped,
+                    "lookup hashes re-keyed per tenant"
+                );
+            }
+        }
         tx.execute(
             &sql("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
                 .bind(*version)
@@ -271,7 +302,9 @@ pub(crate) async fn migrated_in_memory() -> Db {
     let db = Db::connect("sqlite::memory:", &Default::default())
         .await
         .expect("db");
-    migrate(&db).await.expect("migrate");
+    migrate(&db, &FieldCipher::new(&[3u8; 32]))
+        .await
+        .expect("migrate");
     db
 }
 

@@ -20,7 +20,7 @@ pub async fn open(settings: &Settings) -> anyhow::Result<(Db, FieldCipher)> {
     )
     .await
     .with_context(|| format!("connecting to {}", redact_url(&settings.database_url)))?;
-    let n = migrate(&db).await.context("applying migrations")?;
+    let n = migrate(&db, &cipher).await.context("applying migrations")?;
     if n > 0 {
         tracing::info!(applied = n, "database migrated");
     }

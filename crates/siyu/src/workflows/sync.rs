@@ -437,7 +437,7 @@ impl Running<'_> {
         }
         let tenant = self.shop.tenant_id;
         let orders = dedupe_orders(batch);
-        let keyed = key_identities(self.cipher, &orders);
+        let keyed = key_identities(self.cipher, &self.cipher.lookup(tenant), &orders);
         let mut buyers = match self.audiences {
             Some(_) => owners_of(self.db, tenant, &orders).await?,
             None => Vec::new(),

@@ -59,7 +59,8 @@ pub async fn launch_then(
         let phones: Vec<String> = list
             .and_then(|l| serde_json::from_str(&l).ok())
             .unwrap_or_default();
-        phones.iter().map(|p| cipher.lookup_hash(p)).collect()
+        let lookup = cipher.lookup(tenant);
+        phones.iter().map(|p| lookup.hash(p)).collect()
     };
     let unsubscribed: HashSet<String> = db
         .fetch_all::<(String,)>(

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::channels::sms::SmsMessage;
-use crate::engage::policy::{Purpose, Verdict};
+use crate::engage::policy::{Purpose, Suppressed, Verdict};
 use crate::platform::db::{Backend, DbError, Reader, sql};
 use crate::platform::rows::Arg;
 
@@ -195,15 +195,29 @@ impl Outbox {
             None
         };
         let seen: Vec<Seen> = claimed.iter().map(Claimed::as_policy_sees_it).collect();
-        let verdicts = match local.as_mut() {
-            Some(tx) => self.decide(&mut Reader::Tx(tx), &seen, now).await?,
-            None => self.decide(&mut Reader::Pool(&self.db), &seen, now).await?,
+        let (verdicts, legacy) = match local.as_mut() {
+            Some(tx) => {
+                let mut r = Reader::Tx(tx);
+                let v = self.decide(&mut r, &seen, now).await?;
+                (v, self.legacy_unsubscribes(&mut r).await?)
+            }
+            None => {
+                let mut r = Reader::Pool(&self.db);
+                let v = self.decide(&mut r, &seen, now).await?;
+                (v, self.legacy_unsubscribes(&mut r).await?)
+            }
         };
         let mut out = Outcomes::default();
         let mut msgs = Vec::new();
         let mut tries = Vec::new();
         for ((m, v), phone) in claimed.iter().zip(verdicts).zip(phones) {
             match (v, phone) {
+                (Verdict::Send, Ok(phone))
+                    if legacy.suppresses(&self.cipher, m.tenant_id, &m.purpose, &phone) =>
+                {
+                    out.suppressed
+                        .push((m.id, Suppressed::Unsubscribed.as_str()));
+                }
                 (Verdict::Send, Ok(phone)) => {
                     let mut template_params: Vec<(String, String)> = m
                         .template_params

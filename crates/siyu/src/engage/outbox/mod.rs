@@ -9,6 +9,7 @@
 //! for the others it becomes `unknown`, since a second SMS is worse than a missing one.
 
 mod dispatch;
+mod legacy_unsubscribes;
 mod policy_facts;
 mod receipts;
 mod staging;
@@ -21,7 +22,7 @@ use tokio::sync::Notify;
 
 use super::policy::{PolicyError, Purpose};
 use crate::channels::sms::SmsProvider;
-use crate::platform::crypto::FieldCipher;
+use crate::platform::crypto::{FieldCipher, TenantLookup};
 use crate::platform::db::{Db, DbError, sql};
 use crate::platform::refusal::{Refusal, Refuse};
 
@@ -81,9 +82,9 @@ pub struct Address {
 
 impl Address {
     /// `phone`: an 11-digit mainland number, already normalised.
-    pub fn of_phone(cipher: &FieldCipher, phone: &str) -> Address {
+    pub fn of_phone(cipher: &FieldCipher, lookup: &TenantLookup, phone: &str) -> Address {
         Address {
-            hash: cipher.lookup_hash(phone),
+            hash: lookup.hash(phone),
             enc: cipher.encrypt(phone),
         }
     }
@@ -143,6 +144,8 @@ pub struct Outbox {
     wake: Notify,
     /// Everything dispatched so far, for whoever waits for a launch to go out.
     totals: tokio::sync::watch::Sender<DispatchReport>,
+    /// Read at the first send (in the sender's transaction, which may hold the only connection).
+    legacy: tokio::sync::OnceCell<legacy_unsubscribes::LegacyUnsubscribes>,
 }
 
 impl Outbox {
@@ -154,7 +157,18 @@ impl Outbox {
             batch: 2_000,
             wake: Notify::new(),
             totals: tokio::sync::watch::Sender::new(DispatchReport::default()),
+            legacy: tokio::sync::OnceCell::new(),
         })
+    }
+
+    async fn legacy_unsubscribes(
+        &self,
+        reader: &mut crate::platform::db::Reader<'_>,
+    ) -> Result<&legacy_unsubscribes::LegacyUnsubscribes, OutboxError> {
+        Ok(self
+            .legacy
+            .get_or_try_init(|| legacy_unsubscribes::LegacyUnsubscribes::read(reader))
+            .await?)
     }
 
     /// Waits until `messages` (a launch's queued count, say) have reached an end state since
@@ -219,10 +233,11 @@ mod tests {
             None,
         )
         .expect("phone");
-        let keyed = phone.key(&cipher);
+        let lookup = cipher.lookup(1);
+        let keyed = phone.key(&cipher, &lookup);
         let from_identity =
             Address::of_identity(&keyed.ikey, keyed.value_enc.clone()).expect("a phone identity");
-        let from_number = Address::of_phone(&cipher, "13800138000");
+        let from_number = Address::of_phone(&cipher, &lookup, "13800138000");
         assert_eq!(from_identity.hash, from_number.hash);
         assert_eq!(
             cipher.decrypt(&from_identity.enc).expect("decrypts"),
@@ -253,7 +268,7 @@ mod tests {
             tenant_id: 1,
             purpose: Purpose::Marketing,
             customer_id: Some(i),
-            address: Address::of_phone(&cipher, &format!("1380013800{i}")),
+            address: Address::of_phone(&cipher, &cipher.lookup(1), &format!("1380013800{i}")),
             content: format!("【茶】第{i}条 拒收请回复R"),
             template_code: None,
             template_params: vec![],
@@ -308,18 +323,20 @@ mod tests {
             .await
             .expect("message");
         }
-        let last: Option<(i64,)> = db
-            .fetch_optional(&sql(LAST_SENDER).bind("h1"))
+        let probes =
+            |h: &str| -> Vec<(i64, String)> { (1..=3).map(|t| (t, h.to_owned())).collect() };
+        let last: Option<(i64, i64)> = db
+            .fetch_optional(&last_sender(&probes("h1")))
             .await
             .expect("last sender");
-        assert_eq!(last, Some((2,)));
-        let none: Option<(i64,)> = db
-            .fetch_optional(&sql(LAST_SENDER).bind("h2"))
+        assert_eq!(last, Some((2, 200)));
+        let none: Option<(i64, i64)> = db
+            .fetch_optional(&last_sender(&probes("h2")))
             .await
             .expect("no sender");
         assert_eq!(none, None);
         // One index probe per tenant, never a scan of the outbox.
-        let plan = crate::platform::db::query_plan(&db, sql(LAST_SENDER).bind("h1")).await;
+        let plan = crate::platform::db::query_plan(&db, last_sender(&probes("h1"))).await;
         assert!(
             plan.iter().any(|t| t.contains("INDEX outbox_address")),
             "{plan:?}"

@@ -2,7 +2,7 @@
 //! that last messaged the number (an unsubscribe when they say R, TD or 退订).
 
 use crate::platform::crypto::FieldCipher;
-use crate::platform::db::{Db, DbError, sql};
+use crate::platform::db::{Db, DbError, Sql, sql};
 
 /// A delivery receipt from a provider's callback: the message reached the phone or did not.
 pub async fn record_receipt(
@@ -27,14 +27,58 @@ pub async fn record_receipt(
     Ok(n > 0)
 }
 
-/// The tenant that last sent to a number: a provider's reply callback names only the number. No
-/// outbox index starts with the number, so the newest send is looked up tenant by tenant through
-/// `outbox_address (tenant_id, address_hash, sent_at)` of sent messages, one index probe each, instead of
-/// scanning the outbox.
-pub(super) const LAST_SENDER: &str = "SELECT tenant_id FROM (SELECT t.id AS tenant_id, \
-     (SELECT MAX(o.sent_at) FROM outbox o WHERE o.tenant_id = t.id AND o.address_hash = $1 \
-     AND o.sent_at IS NOT NULL) AS last \
-     FROM tenants t) AS s WHERE last IS NOT NULL ORDER BY last DESC, tenant_id LIMIT 1";
+/// Tenants asked about one number in one statement.
+const TENANTS_PER_PROBE: usize = 500;
+
+/// The tenant that last sent to a number, among `probes` (each tenant with its own hash of the
+/// number): a provider's reply callback names only the number. Each tenant is one index probe
+/// through `outbox_address (tenant_id, address_hash, sent_at)` of sent messages, never a scan of
+/// the outbox.
+pub(super) fn last_sender(probes: &[(i64, String)]) -> Sql {
+    let arms: Vec<String> = (0..probes.len())
+        .map(|i| {
+            let (t, h) = (2 * i + 1, 2 * i + 2);
+            format!(
+                "SELECT CAST(${t} AS BIGINT) AS tenant_id, (SELECT MAX(o.sent_at) FROM outbox o \
+                 WHERE o.tenant_id = ${t} AND o.address_hash = ${h} AND o.sent_at IS NOT NULL) AS last"
+            )
+        })
+        .collect();
+    let mut q = sql(format!(
+        "SELECT tenant_id, last FROM ({}) AS s WHERE last IS NOT NULL ORDER BY last DESC, tenant_id LIMIT 1",
+        arms.join(" UNION ALL ")
+    ));
+    for (tenant, hash) in probes {
+        q.push_arg(*tenant);
+        q.push_arg(hash.clone());
+    }
+    q
+}
+
+/// The tenant that last sent to `phone`, hashing it with each tenant's key.
+async fn last_sender_of(
+    db: &Db,
+    cipher: &FieldCipher,
+    phone: &str,
+) -> Result<Option<i64>, DbError> {
+    let tenants: Vec<(i64,)> = db
+        .fetch_all(&sql("SELECT id FROM tenants ORDER BY id"))
+        .await?;
+    let mut newest: Option<(i64, i64)> = None;
+    for chunk in tenants.chunks(TENANTS_PER_PROBE) {
+        let probes: Vec<(i64, String)> = chunk
+            .iter()
+            .map(|&(t,)| (t, cipher.lookup(t).hash(phone)))
+            .collect();
+        let found: Option<(i64, i64)> = db.fetch_optional(&last_sender(&probes)).await?;
+        if let Some((tenant, last)) = found
+            && newest.is_none_or(|(_, n)| last > n)
+        {
+            newest = Some((tenant, last));
+        }
+    }
+    Ok(newest.map(|(tenant, _)| tenant))
+}
 
 /// A reply from a phone: recorded against the tenant that last messaged that number, and an
 /// unsubscribe when it says R, TD or 退订. Returns the tenant, if any had messaged it.
@@ -46,13 +90,10 @@ pub async fn record_reply(
     text: &str,
     at: i64,
 ) -> Result<Option<(i64, bool)>, DbError> {
-    let hash = cipher.lookup_hash(phone);
-    let tenant: Option<(i64,)> = db
-        .fetch_optional(&sql(LAST_SENDER).bind(hash.clone()))
-        .await?;
-    let Some((tenant,)) = tenant else {
+    let Some(tenant) = last_sender_of(db, cipher, phone).await? else {
         return Ok(None);
     };
+    let hash = cipher.lookup(tenant).hash(phone);
     let unsubscribe = crate::channels::sms::is_unsubscribe_reply(text);
     let mut tx = db.begin().await?;
     let id = tx.reserve_ids("sms_reply", 1).await?;
@@ -70,10 +111,11 @@ pub async fn record_reply(
     .await?;
     if unsubscribe {
         tx.execute(
-            &sql("INSERT INTO unsubscribes (tenant_id, channel, address_hash, source, created_at) VALUES ($1, 'sms', $2, $3, $4) \
-                  ON CONFLICT (tenant_id, channel, address_hash) DO NOTHING")
+            &sql("INSERT INTO unsubscribes (tenant_id, channel, address_hash, address_enc, source, created_at) \
+                  VALUES ($1, 'sms', $2, $3, $4, $5) ON CONFLICT (tenant_id, channel, address_hash) DO NOTHING")
                 .bind(tenant)
                 .bind(hash)
+                .bind(cipher.encrypt(phone))
                 .bind(format!("reply:{provider}"))
                 .bind(at),
         )

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::channels::sms::SmsMessage;
-use crate::engage::policy::Verdict;
+use crate::engage::policy::{Suppressed, Verdict};
 use crate::platform::db::{Backend, Reader, Tx};
 
 impl Outbox {
@@ -54,6 +54,7 @@ impl Outbox {
         let first = tx.reserve_ids("outbox", n as i64).await?;
         let batch = staged.as_policy_sees_it();
         let verdicts = self.decide(&mut Reader::Tx(tx), &batch, now).await?;
+        let legacy = self.legacy_unsubscribes(&mut Reader::Tx(tx)).await?;
         let mut states: Vec<Written> = staged
             .msgs
             .iter()
@@ -68,6 +69,18 @@ impl Outbox {
             let w = &mut states[i];
             match v {
                 Verdict::Send => match self.cipher.decrypt(&m.address.enc) {
+                    Ok(phone)
+                        if legacy.suppresses(
+                            &self.cipher,
+                            m.tenant_id,
+                            m.purpose.as_str(),
+                            &phone,
+                        ) =>
+                    {
+                        w.status = "suppressed";
+                        w.reason = Some(Suppressed::Unsubscribed.as_str().to_owned());
+                        report.suppressed += 1;
+                    }
                     Ok(phone) => msgs.push(SmsMessage {
                         outbox_id: first + i as i64,
                         tenant_id: m.tenant_id,

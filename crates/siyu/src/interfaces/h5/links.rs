@@ -65,7 +65,7 @@ pub(crate) async fn redirect(
         tenant_id: link.tenant_id,
         link_id: link.id,
         visitor: visitor.clone(),
-        ip_hash: app.cipher.lookup_hash(&format!("ip:{ip}")),
+        ip_hash: app.cipher.lookup(link.tenant_id).hash(&format!("ip:{ip}")),
         user_agent: ua,
         at: now_ms(),
     });

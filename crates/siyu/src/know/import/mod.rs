@@ -24,7 +24,7 @@ use crate::know::orders::{
     OrderRecord, OrderStatus, StoreOutcome, dedupe_orders, key_identities, store_orders,
 };
 use crate::platform::clock::now_ms;
-use crate::platform::crypto::FieldCipher;
+use crate::platform::crypto::{FieldCipher, TenantLookup};
 use crate::platform::db::{Db, DbError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -176,8 +176,8 @@ pub async fn import_file(
     opts: &ImportOptions,
     progress: Option<&ProgressBar>,
 ) -> Result<FileSummary, ImportError> {
-    Parsing::start(cipher, path, opts)
-        .store(db, tenant_id, progress)
+    Parsing::start(cipher, tenant_id, path, opts)
+        .store(db, progress)
         .await
 }
 
@@ -187,14 +187,21 @@ pub async fn import_file(
 pub struct Parsing {
     name: String,
     path: PathBuf,
+    tenant_id: i64,
     cipher: FieldCipher,
     rx: tokio::sync::mpsc::Receiver<Chunk>,
     parser: tokio::task::JoinHandle<Result<ParseEnd, ImportError>>,
 }
 
 impl Parsing {
-    /// Starts reading and parsing `path`; nothing is stored until [`Parsing::store`].
-    pub fn start(cipher: &FieldCipher, path: &Path, opts: &ImportOptions) -> Parsing {
+    /// Starts reading and parsing `path` for `tenant_id` (whose key hashes the phones); nothing
+    /// is stored until [`Parsing::store`].
+    pub fn start(
+        cipher: &FieldCipher,
+        tenant_id: i64,
+        path: &Path,
+        opts: &ImportOptions,
+    ) -> Parsing {
         let name = opts
             .display_name
             .clone()
@@ -203,6 +210,7 @@ impl Parsing {
         let (parse_opts, parse_name, file) = (opts.clone(), name.clone(), path.to_path_buf());
         let kept = cipher.clone();
         let cipher = cipher.clone();
+        let lookup = cipher.lookup(tenant_id);
         let parser = tokio::task::spawn_blocking(move || {
             let bytes = std::fs::read(&file).map_err(|e| ImportError::Io(parse_name.clone(), e))?;
             if bytes.iter().all(|b| b.is_ascii_whitespace()) {
@@ -213,6 +221,7 @@ impl Parsing {
                 &bytes,
                 &parse_opts,
                 &cipher,
+                &lookup,
                 &rejected_path(&file),
                 tx,
             )
@@ -220,6 +229,7 @@ impl Parsing {
         Parsing {
             name,
             path: path.to_path_buf(),
+            tenant_id,
             cipher: kept,
             rx,
             parser,
@@ -234,12 +244,12 @@ impl Parsing {
     pub async fn store(
         self,
         db: &Db,
-        tenant_id: i64,
         progress: Option<&ProgressBar>,
     ) -> Result<FileSummary, ImportError> {
         let Parsing {
             name,
             path,
+            tenant_id,
             cipher,
             mut rx,
             parser,
@@ -325,12 +335,17 @@ impl Parsing {
 
 /// Files to import, each one's parse started when the one before it is handed out, so that it
 /// is ready by the time the one before it is stored.
-pub fn parse_ahead<'a, I>(cipher: &'a FieldCipher, files: I) -> ParseAhead<'a, I::IntoIter>
+pub fn parse_ahead<'a, I>(
+    cipher: &'a FieldCipher,
+    tenant_id: i64,
+    files: I,
+) -> ParseAhead<'a, I::IntoIter>
 where
     I: IntoIterator<Item = (PathBuf, ImportOptions)>,
 {
     ParseAhead {
         cipher,
+        tenant_id,
         files: files.into_iter(),
         next: None,
     }
@@ -338,6 +353,7 @@ where
 
 pub struct ParseAhead<'a, I> {
     cipher: &'a FieldCipher,
+    tenant_id: i64,
     files: I,
     next: Option<Parsing>,
 }
@@ -348,7 +364,7 @@ impl<I: Iterator<Item = (PathBuf, ImportOptions)>> Iterator for ParseAhead<'_, I
         let mut start = || {
             self.files
                 .next()
-                .map(|(path, opts)| Parsing::start(self.cipher, &path, &opts))
+                .map(|(path, opts)| Parsing::start(self.cipher, self.tenant_id, &path, &opts))
         };
         let current = match self.next.take() {
             Some(p) => p,
@@ -377,8 +393,10 @@ pub fn read_only(
     reject_to: &Path,
 ) -> Result<ReadOnly, ImportError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(4);
+    let lookup = cipher.lookup(0);
     std::thread::scope(|scope| {
-        let parser = scope.spawn(|| parse_file("input", bytes, opts, cipher, reject_to, tx));
+        let parser =
+            scope.spawn(|| parse_file("input", bytes, opts, cipher, &lookup, reject_to, tx));
         let mut orders = 0;
         while let Some(chunk) = rx.blocking_recv() {
             orders += chunk.orders.len();
@@ -399,6 +417,7 @@ fn parse_file(
     bytes: &[u8],
     opts: &ImportOptions,
     cipher: &FieldCipher,
+    lookup: &TenantLookup,
     reject_to: &Path,
     tx: tokio::sync::mpsc::Sender<Chunk>,
 ) -> Result<ParseEnd, ImportError> {
@@ -494,7 +513,7 @@ fn parse_file(
     let mut last_rejected: Option<((String, String), u64)> = None;
     let mut chunk: Vec<OrderRecord> = Vec::with_capacity(opts.chunk_orders + 1);
     let send = |chunk: Vec<OrderRecord>, position: u64| -> bool {
-        let keyed = key_identities(cipher, &chunk);
+        let keyed = key_identities(cipher, lookup, &chunk);
         tx.blocking_send(Chunk {
             orders: chunk,
             keyed,

@@ -75,6 +75,13 @@ impl Reader<'_> {
         }
     }
 
+    pub async fn fetch_all<T: Row>(&mut self, s: &Sql) -> DbResult<Vec<T>> {
+        match self {
+            Reader::Tx(tx) => tx.fetch_all(s).await,
+            Reader::Pool(db) => db.fetch_all(s).await,
+        }
+    }
+
     pub async fn fetch_in<T: Row>(
         &mut self,
         head: &str,

@@ -94,7 +94,11 @@ pub(crate) async fn send_message(
             tenant_id: caller.tenant_id,
             purpose: b.purpose,
             customer_id,
-            address: outbox::Address::of_phone(&app.cipher, phone.as_str()),
+            address: outbox::Address::of_phone(
+                &app.cipher,
+                &app.cipher.lookup(caller.tenant_id),
+                phone.as_str(),
+            ),
             content,
             template_code: b.template_code,
             template_params: b.template_params,

@@ -50,11 +50,11 @@ pub(crate) async fn unsubscribe(
 ) -> Result<StatusCode, ApiError> {
     require_write(&caller)?;
     let p = parse_phone("phone", &json_body(b)?.phone)?;
-    policy::unsubscribe(
+    policy::unsubscribe_number(
         &app.db,
+        &app.cipher,
         caller.tenant_id,
-        "sms",
-        &app.cipher.lookup_hash(p.as_str()),
+        p.as_str(),
         "api",
         now_ms(),
     )

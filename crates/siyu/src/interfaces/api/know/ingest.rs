@@ -121,7 +121,7 @@ pub(crate) async fn post_orders(
             .into_response());
     }
     let orders = dedupe_orders(orders);
-    let keyed = key_identities(&app.cipher, &orders);
+    let keyed = key_identities(&app.cipher, &app.cipher.lookup(caller.tenant_id), &orders);
     // Owners before and after: an order that moves to another customer changes both.
     let mut owners = owners_of(&app.db, caller.tenant_id, &orders).await?;
     let out = store_orders(&app.db, caller.tenant_id, "api", &orders, &keyed, now).await?;
