@@ -480,3 +480,127 @@ async fn writes_change_segment_counts_at_once() {
         assert!(msg.contains("$.and[0].orders.count"), "{msg}");
     }
 }
+
+/// A list longer than the server takes is refused whole, naming the field, in the API and in
+/// the console; a large one that fits is looked up in batches and tagged a chunk at a time.
+async fn long_lists_are_refused_and_large_ones_tag_in_chunks(backend: common::Backend) {
+    use reqwest::Method as M;
+    use siyu::know::tags::MOST_LISTED;
+    let s = TestServer::start(backend).await;
+    let (tenant, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
+    let c = reqwest::Client::new();
+    let ids = common::make_customers(&s, &key, 7, 6_000).await;
+    let (st, tag) = send(
+        &c,
+        M::POST,
+        &s.url("/api/v1/tags"),
+        &key,
+        Some(json!({"group": "活动", "name": "直播间"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{tag}");
+    let tag_id = tag["id"].as_i64().expect("tag id");
+    let members = || async {
+        let (n,): (i64,) = s
+            .db()
+            .fetch_one(
+                &siyu::platform::db::sql("SELECT count(*) FROM customer_tags WHERE tag_id = $1")
+                    .bind(tag_id),
+            )
+            .await
+            .expect("count");
+        n
+    };
+
+    let too_long = "13900000000\n".repeat(MOST_LISTED + 1);
+    let (st, v) = send(
+        &c,
+        M::POST,
+        &s.url(&format!("/api/v1/tags/{tag_id}/customers")),
+        &key,
+        Some(json!({"list": too_long})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{backend:?}: {v}");
+    assert!(v.to_string().contains("list: at most"), "{v}");
+    let (st, v) = send(
+        &c,
+        M::POST,
+        &s.url(&format!("/api/v1/tags/{tag_id}/customers")),
+        &key,
+        Some(json!({"customer_ids": vec![1; MOST_LISTED + 1]})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v.to_string().contains("customer_ids: at most"), "{v}");
+    assert_eq!(members().await, 0, "nothing of a refused list is tagged");
+
+    // 6,000 numbers (the phones `make_customers` gave), one unknown and one by id: more than
+    // one write chunk.
+    let mut list: Vec<String> = (0..6_000).map(|i| format!("13907{i:06}")).collect();
+    list.push("13700000000".into());
+    list.push(format!("#{}", ids[0]));
+    let (st, v) = send(
+        &c,
+        M::POST,
+        &s.url(&format!("/api/v1/tags/{tag_id}/customers")),
+        &key,
+        Some(json!({"list": list.join("\n")})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{backend:?}: {v}");
+    assert_eq!(v["tagged"], 6_000, "{v}");
+    assert_eq!(v["not_found"][0]["line"], 6_001, "{v}");
+    assert_eq!(v["not_found"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(members().await, 6_000);
+    let (st, v) = send(
+        &c,
+        M::DELETE,
+        &s.url(&format!("/api/v1/tags/{tag_id}/customers")),
+        &key,
+        Some(json!({"customer_ids": ids})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["untagged"], 6_000, "{v}");
+    assert_eq!(members().await, 0);
+
+    // The console says it in Chinese and tags nothing.
+    siyu::platform::access::create_user(
+        s.db(),
+        tenant,
+        "ops",
+        "运营",
+        "ops-password",
+        Role::Operator,
+    )
+    .await
+    .expect("user");
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = browser
+        .post(s.url("/console/login"))
+        .form(&[
+            ("tenant", "brand"),
+            ("username", "ops"),
+            ("password", "ops-password"),
+        ])
+        .send()
+        .await
+        .expect("login");
+    let cookie = common::session_cookie(&r).expect("session");
+    let r = browser
+        .post(s.url("/console/tags/upload"))
+        .header("cookie", &cookie)
+        .form(&[("tag", tag_id.to_string()), ("list", too_long)])
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = r.text().await.expect("page");
+    assert!(page.contains("名单超过 100000 行"), "{page}");
+    assert_eq!(members().await, 0);
+}
+on_each_backend!(long_lists_are_refused_and_large_ones_tag_in_chunks);

@@ -6,7 +6,7 @@ use crate::platform::refusal::{Refusal, Refuse};
 use roaring::RoaringBitmap;
 use serde::Serialize;
 
-use super::customers::{find_by_identity, surviving_id};
+use super::customers::surviving_ids;
 use super::identity::Identity;
 use super::phone::Phone;
 use super::rule::{Rule, RuleError};
@@ -325,10 +325,15 @@ pub async fn tag_customers(
             reason: "a rule tag's members follow its rule; they cannot be set by hand".into(),
         });
     }
-    let mut tx = db.begin().await?;
-    tx.lock_tenant(tenant).await?;
-    let added = add_in(&mut tx, tenant, tag.id, customers, source, now).await?;
-    tx.commit().await?;
+    // A chunk at a time: a crash leaves the chunks before it tagged, and tagging the list
+    // again adds only what is missing.
+    let mut added = Vec::new();
+    for chunk in customers.chunks(WRITE_CHUNK) {
+        let mut tx = db.begin().await?;
+        tx.lock_tenant(tenant).await?;
+        added.extend(add_in(&mut tx, tenant, tag.id, chunk, source, now).await?);
+        tx.commit().await?;
+    }
     Ok(added)
 }
 
@@ -347,10 +352,13 @@ pub async fn untag_customers(
             reason: "a rule tag's members follow its rule; they cannot be set by hand".into(),
         });
     }
-    let mut tx = db.begin().await?;
-    tx.lock_tenant(tenant).await?;
-    let removed = remove_in(&mut tx, tenant, tag.id, customers, source, now).await?;
-    tx.commit().await?;
+    let mut removed = Vec::new();
+    for chunk in customers.chunks(WRITE_CHUNK) {
+        let mut tx = db.begin().await?;
+        tx.lock_tenant(tenant).await?;
+        removed.extend(remove_in(&mut tx, tenant, tag.id, chunk, source, now).await?);
+        tx.commit().await?;
+    }
     Ok(removed)
 }
 
@@ -429,15 +437,44 @@ pub struct LineError {
     pub reason: String,
 }
 
+/// Lines (or ids) one list may name. A larger list is refused whole, before anything is
+/// looked up, so one request cannot hold the store for long.
+pub const MOST_LISTED: usize = 100_000;
+
+/// Customers written per transaction when a list is tagged or untagged: the writer is held for
+/// one chunk at a time, and other tenants' writes go between chunks.
+const WRITE_CHUNK: usize = 5_000;
+
+/// What one line of a list names.
+enum Named {
+    Id(i64),
+    /// An identity's lookup key (`identities.ikey`).
+    Key(String),
+}
+
+/// Refuses a list of more than [`MOST_LISTED`] items, naming the field.
+pub fn check_list_length(field: &'static str, n: usize) -> Result<(), TagError> {
+    if n > MOST_LISTED {
+        return Err(TagError::Invalid {
+            field,
+            reason: format!("at most {MOST_LISTED} in one request (got {n}); split the list"),
+        });
+    }
+    Ok(())
+}
+
 /// Finds the customers an uploaded list names, one per line: a phone number, a customer id
 /// (`#123` or a plain number that is not a phone), or `kind:value`. Blank lines are skipped.
+/// Every line is read first and then looked up in batches, a few hundred to a statement.
 pub async fn resolve_list(
     db: &Db,
     cipher: &FieldCipher,
     tenant: i64,
     text: &str,
-) -> DbResult<(Vec<i64>, Vec<LineError>)> {
-    let mut found = Vec::new();
+) -> Result<(Vec<i64>, Vec<LineError>), TagError> {
+    check_list_length("list", text.lines().count())?;
+    let lookup = cipher.lookup(tenant);
+    let mut named = Vec::new();
     let mut errors = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim().trim_start_matches('\u{feff}');
@@ -449,9 +486,9 @@ pub async fn resolve_list(
             value: line.to_owned(),
             reason,
         };
-        let id = if let Some(id) = line.strip_prefix('#') {
+        let what = if let Some(id) = line.strip_prefix('#') {
             match id.trim().parse::<i64>() {
-                Ok(id) => surviving_id(db, tenant, id).await?,
+                Ok(id) => Named::Id(id),
                 Err(_) => {
                     errors.push(err("not a customer id".into()));
                     continue;
@@ -459,7 +496,7 @@ pub async fn resolve_list(
             }
         } else if line.contains(':') {
             match Identity::parse_shorthand(line) {
-                Ok(i) => find_by_identity(db, cipher, tenant, &i).await?,
+                Ok(i) => Named::Key(i.lookup_key(&lookup)),
                 Err(e) => {
                     errors.push(err(e.to_string()));
                     continue;
@@ -467,9 +504,9 @@ pub async fn resolve_list(
             }
         } else {
             match Phone::parse(line) {
-                Ok(p) => find_by_identity(db, cipher, tenant, &Identity::Phone(p)).await?,
+                Ok(p) => Named::Key(Identity::Phone(p).lookup_key(&lookup)),
                 Err(pe) => match line.parse::<i64>() {
-                    Ok(id) => surviving_id(db, tenant, id).await?,
+                    Ok(id) => Named::Id(id),
                     Err(_) => {
                         errors.push(err(pe.to_string()));
                         continue;
@@ -477,11 +514,48 @@ pub async fn resolve_list(
                 },
             }
         };
+        named.push((n + 1, line.to_owned(), what));
+    }
+    let ids: Vec<i64> = named
+        .iter()
+        .filter_map(|(_, _, w)| match w {
+            Named::Id(id) => Some(*id),
+            Named::Key(_) => None,
+        })
+        .collect();
+    let survivors = surviving_ids(db, tenant, &ids).await?;
+    let keys: Vec<Value> = named
+        .iter()
+        .filter_map(|(_, _, w)| match w {
+            Named::Key(k) => Some(Value::from(k.clone())),
+            Named::Id(_) => None,
+        })
+        .collect();
+    let holders: std::collections::HashMap<String, i64> = db
+        .fetch_in::<(String, i64)>(
+            "SELECT ikey, customer_id FROM identities WHERE tenant_id = $1 AND ikey",
+            &[tenant.into()],
+            keys,
+        )
+        .await?
+        .into_iter()
+        .collect();
+    let mut found = Vec::with_capacity(named.len());
+    for (line, value, what) in named {
+        let id = match &what {
+            Named::Id(id) => survivors.get(id).copied(),
+            Named::Key(k) => holders.get(k).copied(),
+        };
         match id {
             Some(id) => found.push(id),
-            None => errors.push(err("no such customer".into())),
+            None => errors.push(LineError {
+                line,
+                value,
+                reason: "no such customer".into(),
+            }),
         }
     }
+    errors.sort_by_key(|e| e.line);
     found.sort_unstable();
     found.dedup();
     Ok((found, errors))

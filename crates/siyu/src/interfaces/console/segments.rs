@@ -143,14 +143,22 @@ pub(crate) async fn upload_list(
     let tenant = u.caller.tenant_id;
     let run = async {
         let tag = tags::get(&app.db, tenant, f.tag).await?;
-        let (ids, errors) = tags::resolve_list(&app.db, &app.cipher, tenant, &f.list).await?;
+        let (ids, errors) = match tags::resolve_list(&app.db, &app.cipher, tenant, &f.list).await {
+            Err(tags::TagError::Invalid { field: "list", .. }) => return Ok(None),
+            r => r?,
+        };
         let source = format!("upload:{}", actor(&u.caller));
         let added = tags::tag_customers(&app.db, tenant, &tag, &ids, &source, now_ms()).await?;
         app.audiences.tags_changed(tenant, &added).await?;
-        Ok::<_, ApiError>((tag, added.len(), errors))
+        Ok::<_, ApiError>(Some((tag, added.len(), errors)))
     };
     match run.await {
-        Ok((tag, n, errors)) => {
+        Ok(None) => {
+            let mut r = render_tags(&app, &u, None, vec![u.lang.lt().list_too_long.into()]).await;
+            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            r
+        }
+        Ok(Some((tag, n, errors))) => {
             let lt = u.lang.lt();
             let result = format!("{} {}/{}: {n}", lt.tagged, tag.group_name, tag.name);
             let problems = errors

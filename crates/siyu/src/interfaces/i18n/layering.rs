@@ -18,6 +18,8 @@ pub struct LayerTr {
     pub upload_submit: &'static str,
     pub tagged: &'static str,
     pub not_found_lines: &'static str,
+    /// A list over `know::tags::MOST_LISTED` lines.
+    pub list_too_long: &'static str,
     pub rfm_title: &'static str,
     pub rfm_classes: &'static str,
     pub stages: &'static str,
@@ -61,6 +63,7 @@ pub static ZH_L: LayerTr = LayerTr {
     upload_submit: "打标签",
     tagged: "已打标签",
     not_found_lines: "未找到",
+    list_too_long: "名单超过 100000 行，请拆分后分批上传",
     rfm_title: "RFM 分层",
     rfm_classes: "RFM 八类客户",
     stages: "生命周期",
@@ -104,6 +107,7 @@ pub static EN_L: LayerTr = LayerTr {
     upload_submit: "Tag them",
     tagged: "Tagged",
     not_found_lines: "Not found",
+    list_too_long: "The list has more than 100000 lines: split it and upload the parts",
     rfm_title: "RFM layering",
     rfm_classes: "The eight RFM classes",
     stages: "Lifecycle stages",
@@ -138,5 +142,15 @@ impl Lang {
             Lang::Zh => &ZH_L,
             Lang::En => &EN_L,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_list_limit_says_the_number_the_server_holds() {
+        let most = crate::know::tags::MOST_LISTED.to_string();
+        assert!(super::ZH_L.list_too_long.contains(&most));
+        assert!(super::EN_L.list_too_long.contains(&most));
     }
 }

@@ -9,7 +9,7 @@ use serde_json::{Value as Json_, json};
 
 use crate::interfaces::AppState;
 use crate::interfaces::api::{ApiCaller, ApiError, actor, json_body, parse_id, require_write};
-use crate::know::customers::surviving_id;
+use crate::know::customers::surviving_ids;
 use crate::know::rule::Rule;
 use crate::know::tags;
 use crate::platform::clock::now_ms;
@@ -117,11 +117,13 @@ pub(crate) async fn targets(
     tenant: i64,
     t: &TagTargets,
 ) -> Result<(Vec<i64>, Vec<Json_>), ApiError> {
+    tags::check_list_length("customer_ids", t.customer_ids.len())?;
+    let survivors = surviving_ids(&app.db, tenant, &t.customer_ids).await?;
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for (i, id) in t.customer_ids.iter().enumerate() {
-        match surviving_id(&app.db, tenant, *id).await? {
-            Some(s) => found.push(s),
+        match survivors.get(id) {
+            Some(s) => found.push(*s),
             None => missing
                 .push(json!({"index": i, "value": id.to_string(), "reason": "no such customer"})),
         }
