@@ -469,3 +469,63 @@ async fn an_h5_page_claims_only_what_is_offered_there(backend: common::Backend) 
     .await;
     assert_eq!(st, StatusCode::CREATED, "{backend:?}: {v}");
 }
+
+/// A long list is granted a chunk per transaction and still within the template's total and
+/// per-customer limit, each coupon with a code of its own; a customer listed twice takes two
+/// while the limit allows, and the one past the total is refused by name.
+async fn a_long_issue_keeps_every_limit_across_chunks(backend: common::Backend) {
+    let s = TestServer::start(backend).await;
+    let (_, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
+    let ids = common::make_customers(&s, &key, 3, 2_500).await;
+    let t = template(
+        &s,
+        &key,
+        json!({"name": "会员日券", "kind": "amount_off", "value": 500, "valid_days": 7,
+               "total": 2_200, "per_customer": 2}),
+    )
+    .await;
+    let mut listed = vec![ids[0], ids[0], ids[0]];
+    listed.extend(&ids[1..]);
+    let (st, v) = common::post(
+        &s,
+        &key,
+        &format!("/api/v1/coupon-templates/{t}/issue"),
+        json!({"customer_ids": listed}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{backend:?}: {v}");
+    assert_eq!(v["granted"], 2_200, "{v}");
+    let refused = v["refused"].as_array().expect("refused");
+    assert_eq!(refused.len(), listed.len() - 2_200);
+    assert_eq!(
+        refused[0]["customer_id"], ids[0],
+        "the third of one customer"
+    );
+    assert!(
+        refused[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("already holds 2")),
+        "{v}"
+    );
+    assert_eq!(
+        refused.last().map(|r| r["reason"].clone()),
+        Some(json!("all coupons of this template are gone"))
+    );
+    let (coupons, codes, most): (i64, i64, i64) = s
+        .db()
+        .fetch_one(&siyu::platform::db::sql(
+            "SELECT count(*), count(DISTINCT code), (SELECT max(n) FROM (SELECT count(*) AS n FROM coupons GROUP BY customer_id) AS h) FROM coupons",
+        ))
+        .await
+        .expect("coupons");
+    assert_eq!((coupons, codes, most), (2_200, 2_200, 2), "{backend:?}");
+    let (issued,): (i64,) = s
+        .db()
+        .fetch_one(&siyu::platform::db::sql(
+            "SELECT issued FROM coupon_templates",
+        ))
+        .await
+        .expect("issued");
+    assert_eq!(issued, 2_200);
+}
+on_each_backend!(a_long_issue_keeps_every_limit_across_chunks);

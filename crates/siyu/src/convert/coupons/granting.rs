@@ -5,7 +5,13 @@ use rand::Rng;
 use serde::Serialize;
 
 use super::*;
-use crate::platform::db::{Db, DbError, Tx, sql};
+use std::collections::{HashMap, HashSet};
+
+use crate::platform::db::{Db, DbError, Tx, Value, list_placeholders, sql, values_placeholders};
+
+/// Customers granted per transaction by [`grant`]: the tenant lock and SQLite's writer are held
+/// for one chunk at a time.
+const GRANT_CHUNK: usize = 1_000;
 
 pub(super) fn new_code() -> String {
     let mut r = rand::rng();
@@ -24,6 +30,11 @@ pub struct Grant {
 
 /// Grants the template to each customer (a claim is a grant of one), within the template's
 /// dates, its total and its per-customer limit. Customers past a limit are refused by name.
+///
+/// A long list is granted [`GRANT_CHUNK`] customers per transaction. A chunk refused whole (the
+/// template ended meanwhile) refuses its customers by name and the chunks before it stand; a
+/// store error stops the grant with the chunks before it granted, and granting the list again
+/// gives only what the per-customer limit still allows.
 pub async fn grant(
     db: &Db,
     tenant: i64,
@@ -32,10 +43,22 @@ pub async fn grant(
     source: &str,
     now: i64,
 ) -> Result<Grant, CouponError> {
-    let mut tx = db.begin().await?;
-    tx.lock_tenant(tenant).await?;
-    let out = grant_in(&mut tx, tenant, template_id, customers, source, now).await?;
-    tx.commit().await?;
+    let mut out = Grant::default();
+    for (i, chunk) in customers.chunks(GRANT_CHUNK).enumerate() {
+        let mut tx = db.begin().await?;
+        tx.lock_tenant(tenant).await?;
+        match grant_in(&mut tx, tenant, template_id, chunk, source, now).await {
+            Ok(g) => {
+                tx.commit().await?;
+                out.granted.extend(g.granted);
+                out.refused.extend(g.refused);
+            }
+            Err(CouponError::Refused(why)) if i > 0 => {
+                out.refused.extend(chunk.iter().map(|&c| (c, why.clone())));
+            }
+            Err(e) => return Err(e),
+        }
+    }
     Ok(out)
 }
 
@@ -65,37 +88,34 @@ pub async fn grant_in(
         return Err(CouponError::Refused(format!("{} has ended", t.name)));
     }
     let mut out = Grant::default();
+    let mut held = held_by(tx, tenant, t.id, customers).await?;
     let mut issued = t.issued;
+    let mut winners = Vec::new();
     for &c in customers {
         if issued >= t.total {
             out.refused
                 .push((c, "all coupons of this template are gone".into()));
             continue;
         }
-        let (held,): (i64,) = tx
-            .fetch_one(
-                &sql("SELECT count(*) FROM coupons WHERE tenant_id = $1 AND template_id = $2 AND customer_id = $3")
-                    .bind(tenant)
-                    .bind(t.id)
-                    .bind(c),
-            )
-            .await?;
-        if held >= t.per_customer {
+        // Counted as the list goes: a customer listed twice takes two while the limit allows.
+        let n = held.entry(c).or_insert(0);
+        if *n >= t.per_customer {
             out.refused.push((
                 c,
-                format!("already holds {held} (at most {} each)", t.per_customer),
+                format!("already holds {n} (at most {} each)", t.per_customer),
             ));
             continue;
         }
-        let (from, until) = match (t.valid_days, t.ends_at) {
-            (Some(d), _) => (now, now + d * DAY_MS),
-            (None, Some(e)) => (t.starts_at.unwrap_or(now), e),
-            (None, None) => (now, now),
-        };
-        let coupon = insert_coupon(tx, tenant, t.id, c, source, from, until, now).await?;
-        out.granted.push(coupon);
+        *n += 1;
+        winners.push(c);
         issued += 1;
     }
+    let (from, until) = match (t.valid_days, t.ends_at) {
+        (Some(d), _) => (now, now + d * DAY_MS),
+        (None, Some(e)) => (t.starts_at.unwrap_or(now), e),
+        (None, None) => (now, now),
+    };
+    out.granted = insert_coupons(tx, tenant, t.id, &winners, source, (from, until), now).await?;
     // Counted relatively and guarded, so the total holds even for a caller that forgot the
     // tenant lock: the transaction is refused whole rather than over-issue.
     let granted = out.granted.len() as i64;
@@ -117,47 +137,91 @@ pub async fn grant_in(
     Ok(out)
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn insert_coupon(
+/// How many coupons of the template each listed customer holds (absent: none).
+async fn held_by(
     tx: &mut Tx,
     tenant: i64,
     template: i64,
-    customer: i64,
-    source: &str,
-    from: i64,
-    until: i64,
-    now: i64,
-) -> Result<Coupon, DbError> {
-    let id = tx.reserve_ids("coupon", 1).await?;
-    // A random code could repeat one already given (1 in 31^10 per pair): try another.
-    loop {
-        let code = new_code();
-        let taken: Option<(i64,)> = tx
-            .fetch_optional(
-                &sql("SELECT id FROM coupons WHERE tenant_id = $1 AND code = $2")
-                    .bind(tenant)
-                    .bind(code.as_str()),
-            )
-            .await?;
-        if taken.is_some() {
-            continue;
+    customers: &[i64],
+) -> Result<HashMap<i64, i64>, DbError> {
+    let mut distinct = customers.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let mut held = HashMap::with_capacity(distinct.len());
+    for chunk in distinct.chunks(5_000) {
+        let mut q = sql(format!(
+            "SELECT customer_id, count(*) FROM coupons WHERE tenant_id = $1 AND template_id = $2 \
+             AND customer_id IN ({}) GROUP BY customer_id",
+            list_placeholders(chunk.len(), 3)
+        ))
+        .bind(tenant)
+        .bind(template);
+        for c in chunk {
+            q.push_arg(*c);
         }
-        return tx
-            .fetch_one(
-                &sql(format!(
-                    "INSERT INTO coupons (id, tenant_id, template_id, customer_id, code, status, source, granted_at, valid_from, valid_until) \
-                     VALUES ($1, $2, $3, $4, $5, 'claimed', $6, $7, $8, $9) RETURNING {COUPON_COLS}"
-                ))
-                .bind(id)
-                .bind(tenant)
-                .bind(template)
-                .bind(customer)
-                .bind(code)
-                .bind(source)
-                .bind(now)
-                .bind(from)
-                .bind(until),
-            )
-            .await;
+        held.extend(tx.fetch_all::<(i64, i64)>(&q).await?);
     }
+    Ok(held)
+}
+
+/// One coupon for each of `customers` (in that order), each with a code no coupon of the tenant
+/// has: codes are drawn for the whole list, checked in one lookup, and only the few taken drawn
+/// again.
+async fn insert_coupons(
+    tx: &mut Tx,
+    tenant: i64,
+    template: i64,
+    customers: &[i64],
+    source: &str,
+    (from, until): (i64, i64),
+    now: i64,
+) -> Result<Vec<Coupon>, DbError> {
+    if customers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut codes: Vec<String> = Vec::with_capacity(customers.len());
+    let mut drawn: HashSet<String> = HashSet::with_capacity(customers.len());
+    while codes.len() < customers.len() {
+        let fresh: Vec<String> = (codes.len()..customers.len())
+            .map(|_| new_code())
+            .filter(|c| drawn.insert(c.clone()))
+            .collect();
+        let taken: HashSet<String> = tx
+            .fetch_in::<(String,)>(
+                "SELECT code FROM coupons WHERE tenant_id = $1 AND code",
+                &[tenant.into()],
+                fresh.iter().map(|c| Value::from(c.as_str())).collect(),
+            )
+            .await?
+            .into_iter()
+            .map(|(c,)| c)
+            .collect();
+        codes.extend(fresh.into_iter().filter(|c| !taken.contains(c)));
+    }
+    let first = tx.reserve_ids("coupon", customers.len() as i64).await?;
+    let mut out = Vec::with_capacity(customers.len());
+    const COLS: usize = 10;
+    let rows: Vec<(i64, (&i64, String))> = (first..).zip(customers.iter().zip(codes)).collect();
+    for batch in rows.chunks(crate::platform::db::MAX_BINDS / COLS) {
+        let mut q = sql(format!(
+            "INSERT INTO coupons (id, tenant_id, template_id, customer_id, code, status, source, granted_at, valid_from, valid_until) \
+             VALUES {} RETURNING {COUPON_COLS}",
+            values_placeholders(batch.len(), COLS, 1)
+        ));
+        for (id, (customer, code)) in batch {
+            q.push_arg(*id);
+            q.push_arg(tenant);
+            q.push_arg(template);
+            q.push_arg(**customer);
+            q.push_arg(code.clone());
+            q.push_arg("claimed");
+            q.push_arg(source);
+            q.push_arg(now);
+            q.push_arg(from);
+            q.push_arg(until);
+        }
+        out.extend(tx.fetch_all::<Coupon>(&q).await?);
+    }
+    out.sort_by_key(|c| c.id);
+    Ok(out)
 }
