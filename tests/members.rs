@@ -647,3 +647,114 @@ async fn an_order_closed_after_payment_takes_its_points_back(backend: common::Ba
         "{backend:?}: the closed order kept its points: {v}"
     );
 }
+
+/// The daily review over more members than one chunk gives each the tier its spend in the
+/// window earns, computed here from the spends themselves; refunds, orders before the window and
+/// other statuses do not count, and a member without orders drops to the lowest tier.
+async fn a_review_of_many_members_gives_each_the_tier_its_spend_earns(backend: common::Backend) {
+    use siyu::platform::db::{sql, values_placeholders};
+    let tdb = common::TestDb::new(backend).await;
+    let db = &tdb.db;
+    let now = 1_800_000_000_000i64;
+    let day = 86_400_000i64;
+    db.execute(&sql(
+        "INSERT INTO tenants (id, name, created_at) VALUES (1, 'brand', 0)",
+    ))
+    .await
+    .expect("tenant");
+    let settings = serde_json::json!({"tiers": {"basis": "spend", "window_days": 365, "tiers": [
+        {"name": "银卡", "min": 0}, {"name": "金卡", "min": 100_000}, {"name": "黑金", "min": 500_000}]}});
+    db.execute(
+        &sql("INSERT INTO member_settings (tenant_id, settings, updated_at) VALUES (1, $1, 0)")
+            .bind(settings.to_string()),
+    )
+    .await
+    .expect("settings");
+    const N: i64 = 2_600;
+    // Spend in the window, by customer: a spread over every tier's edge.
+    let spend = |c: i64| (c * 7_919) % 700_000;
+    let mut want = std::collections::BTreeMap::new();
+    for chunk in (1..=N).collect::<Vec<_>>().chunks(500) {
+        let mut tx = db.begin().await.expect("tx");
+        let mut q = sql(format!(
+            "INSERT INTO customers (id, tenant_id, created_at) VALUES {}",
+            values_placeholders(chunk.len(), 3, 1)
+        ));
+        let mut m = sql(format!(
+            "INSERT INTO members (tenant_id, customer_id, member_no, joined_via, joined_at, tier) VALUES {}",
+            values_placeholders(chunk.len(), 6, 1)
+        ));
+        let mut o = sql(format!(
+            "INSERT INTO orders (id, tenant_id, channel, order_no, customer_id, status, ordered_at, amount, refund_amount, source, updated_at) VALUES {}",
+            values_placeholders(chunk.len() * 3, 11, 1)
+        ));
+        for &c in chunk {
+            q.push_arg(c);
+            q.push_arg(1i64);
+            q.push_arg(0i64);
+            m.push_arg(1i64);
+            m.push_arg(c);
+            m.push_arg(format!("M{c}"));
+            m.push_arg("phone");
+            m.push_arg(0i64);
+            // Every member starts at the top: the review may move them down.
+            m.push_arg("黑金");
+            // Counted: a paid order of spend + 1,000 with 1,000 refunded. Not counted: an order
+            // before the window and a cancelled one.
+            let rows = [
+                ("paid", now - 10 * day, spend(c) + 1_000, 1_000),
+                ("paid", now - 400 * day, 900_000, 0),
+                ("cancelled", now - day, 900_000, 0),
+            ];
+            for (k, (status, at, amount, refund)) in rows.into_iter().enumerate() {
+                o.push_arg(c * 10 + k as i64);
+                o.push_arg(1i64);
+                o.push_arg("tmall");
+                o.push_arg(format!("O{c}-{k}"));
+                o.push_arg(c);
+                o.push_arg(status);
+                o.push_arg(at);
+                o.push_arg(amount);
+                o.push_arg(refund);
+                o.push_arg("test");
+                o.push_arg(0i64);
+            }
+            let s = spend(c);
+            want.insert(
+                c,
+                if s >= 500_000 {
+                    "黑金"
+                } else if s >= 100_000 {
+                    "金卡"
+                } else {
+                    "银卡"
+                },
+            );
+        }
+        tx.execute(&q).await.expect("customers");
+        tx.execute(&m).await.expect("members");
+        tx.execute(&o).await.expect("orders");
+        tx.commit().await.expect("commit");
+    }
+    let changes = siyu::convert::tiers::review(db, 1, None, true, now)
+        .await
+        .expect("review");
+    let rows: Vec<(i64, Option<String>)> = db
+        .fetch_all(&sql(
+            "SELECT customer_id, tier FROM members ORDER BY customer_id",
+        ))
+        .await
+        .expect("tiers");
+    assert_eq!(rows.len(), N as usize);
+    for (c, tier) in &rows {
+        assert_eq!(
+            tier.as_deref(),
+            Some(want[c]),
+            "{backend:?}: customer {c} spent {}",
+            spend(*c)
+        );
+    }
+    let moved = want.values().filter(|t| **t != "黑金").count();
+    assert_eq!(changes.len(), moved, "{backend:?}");
+}
+on_each_backend!(a_review_of_many_members_gives_each_the_tier_its_spend_earns);

@@ -406,11 +406,15 @@ async fn expire_in(tx: &mut Tx, tenant: i64, customer: i64, now: i64) -> Result<
     Ok(n)
 }
 
+/// Members whose points are expired per transaction: the tenant lock and SQLite's writer are
+/// held for one chunk at a time.
+const EXPIRE_CHUNK: usize = 500;
+
 /// Expires every member's unspent points that are past their date; returns points expired.
+/// A chunk of members per transaction; each member's expiry reads what is left under the lock,
+/// so a run cut short is finished by the next.
 pub async fn expire_all(db: &Db, tenant: i64, now: i64) -> Result<i64, DbError> {
-    let mut tx = db.begin().await?;
-    tx.lock_tenant(tenant).await?;
-    let customers: Vec<(i64,)> = tx
+    let customers: Vec<(i64,)> = db
         .fetch_all(
             &sql("SELECT DISTINCT customer_id FROM points_entries WHERE tenant_id = $1 AND kind = 'earn' AND expires_at <= $2")
                 .bind(tenant)
@@ -418,10 +422,14 @@ pub async fn expire_all(db: &Db, tenant: i64, now: i64) -> Result<i64, DbError> 
         )
         .await?;
     let mut total = 0;
-    for (c,) in customers {
-        total += expire_in(&mut tx, tenant, c, now).await?;
+    for chunk in customers.chunks(EXPIRE_CHUNK) {
+        let mut tx = db.begin().await?;
+        tx.lock_tenant(tenant).await?;
+        for &(c,) in chunk {
+            total += expire_in(&mut tx, tenant, c, now).await?;
+        }
+        tx.commit().await?;
     }
-    tx.commit().await?;
     Ok(total)
 }
 

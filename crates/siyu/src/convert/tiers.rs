@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::know::orders::PURCHASE_STATUSES;
-use crate::platform::db::{Db, DbError, Tx, sql};
+use std::collections::HashMap;
+
+use crate::platform::db::{Db, DbError, Tx, list_placeholders, sql};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -105,29 +107,40 @@ pub struct TierChange {
     pub value: i64,
 }
 
-/// The qualifying figure of one member.
-async fn value_of(
+/// Members reviewed per transaction: the tenant lock and SQLite's writer are held for one
+/// chunk at a time.
+const REVIEW_CHUNK: usize = 1_000;
+
+/// The qualifying figure of each member of a chunk, in one statement (absent: 0).
+async fn values_of(
     tx: &mut Tx,
     tenant: i64,
-    customer: i64,
+    customers: &[i64],
     s: &TierSettings,
     now: i64,
-) -> Result<i64, DbError> {
+) -> Result<HashMap<i64, i64>, DbError> {
     let since = now - s.window_days * DAY_MS;
-    let q = match s.basis {
-        Basis::Spend => sql(format!(
-            "SELECT CAST(COALESCE(SUM(amount - refund_amount), 0) AS BIGINT) FROM orders \
-             WHERE tenant_id = $1 AND customer_id = $2 AND ordered_at >= $3 AND status IN {PURCHASE_STATUSES}"
-        )),
-        Basis::Points => sql(
-            "SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) FROM points_entries \
-             WHERE tenant_id = $1 AND customer_id = $2 AND created_at >= $3 AND kind = 'earn'",
+    let head = match s.basis {
+        Basis::Spend => format!(
+            "SELECT customer_id, CAST(COALESCE(SUM(amount - refund_amount), 0) AS BIGINT) FROM orders \
+             WHERE tenant_id = $1 AND ordered_at >= $2 AND status IN {PURCHASE_STATUSES}"
         ),
+        Basis::Points => {
+            "SELECT customer_id, CAST(COALESCE(SUM(delta), 0) AS BIGINT) FROM points_entries \
+             WHERE tenant_id = $1 AND created_at >= $2 AND kind = 'earn'"
+                .to_owned()
+        }
     };
-    let (v,): (i64,) = tx
-        .fetch_one(&q.bind(tenant).bind(customer).bind(since))
-        .await?;
-    Ok(v)
+    let mut q = sql(format!(
+        "{head} AND customer_id IN ({}) GROUP BY customer_id",
+        list_placeholders(customers.len(), 3)
+    ))
+    .bind(tenant)
+    .bind(since);
+    for c in customers {
+        q.push_arg(*c);
+    }
+    Ok(tx.fetch_all::<(i64, i64)>(&q).await?.into_iter().collect())
 }
 
 /// Reviews members' tiers: up whenever they qualify, down only when `allow_down` (the daily
@@ -143,27 +156,52 @@ pub async fn review(
     if s.tiers.is_empty() {
         return Ok(Vec::new());
     }
-    let mut tx = db.begin().await?;
-    tx.lock_tenant(tenant).await?;
-    let members: Vec<(i64, Option<String>)> = match customers {
-        None => {
-            tx.fetch_all(
-                &sql("SELECT customer_id, tier FROM members WHERE tenant_id = $1").bind(tenant),
+    let ids: Vec<i64> = match customers {
+        None => db
+            .fetch_all::<(i64,)>(
+                &sql("SELECT customer_id FROM members WHERE tenant_id = $1 ORDER BY customer_id")
+                    .bind(tenant),
             )
             .await?
-        }
-        Some(ids) => {
-            tx.fetch_in(
-                "SELECT customer_id, tier FROM members WHERE tenant_id = $1 AND customer_id",
-                &[tenant.into()],
-                ids.iter().map(|i| (*i).into()).collect(),
-            )
-            .await?
-        }
+            .into_iter()
+            .map(|(c,)| c)
+            .collect(),
+        Some(ids) => ids.to_vec(),
     };
     let mut changes = Vec::new();
+    for chunk in ids.chunks(REVIEW_CHUNK) {
+        let mut tx = db.begin().await?;
+        tx.lock_tenant(tenant).await?;
+        changes.extend(review_in(&mut tx, tenant, chunk, &s, allow_down, now).await?);
+        tx.commit().await?;
+    }
+    Ok(changes)
+}
+
+/// [`review`] of one chunk of customers, their tiers read under the caller's tenant lock.
+async fn review_in(
+    tx: &mut Tx,
+    tenant: i64,
+    customers: &[i64],
+    s: &TierSettings,
+    allow_down: bool,
+    now: i64,
+) -> Result<Vec<TierChange>, DbError> {
+    let members: Vec<(i64, Option<String>)> = tx
+        .fetch_in(
+            "SELECT customer_id, tier FROM members WHERE tenant_id = $1 AND customer_id",
+            &[tenant.into()],
+            customers.iter().map(|i| (*i).into()).collect(),
+        )
+        .await?;
+    if members.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = members.iter().map(|(c, _)| *c).collect();
+    let values = values_of(tx, tenant, &ids, s, now).await?;
+    let mut changes = Vec::new();
     for (c, current) in members {
-        let value = value_of(&mut tx, tenant, c, &s, now).await?;
+        let value = values.get(&c).copied().unwrap_or(0);
         let target = s.tier_for(value);
         let have = s.rank(current.as_deref());
         let next = match (have, target) {
@@ -190,7 +228,6 @@ pub async fn review(
             });
         }
     }
-    tx.commit().await?;
     Ok(changes)
 }
 
