@@ -2,6 +2,7 @@
 //! the members at one moment, frozen for a campaign to send to.
 
 use crate::platform::refusal::{Refusal, Refuse};
+use futures_util::TryStreamExt;
 use roaring::RoaringBitmap;
 use serde::Serialize;
 
@@ -321,8 +322,28 @@ pub async fn snapshot_members(
     ))
 }
 
+/// Customers read per statement and per piece of a streamed export.
+const EXPORT_CHUNK: usize = 1_000;
+
+/// The columns of a members export.
+const EXPORT_HEADER: [&str; 8] = [
+    "customer_id",
+    "name",
+    "phone",
+    "stage",
+    "rfm_class",
+    "orders",
+    "spend_yuan",
+    "last_order",
+];
+
+fn csv_error(e: impl std::fmt::Display) -> SegmentError {
+    DbError::from(sqlx::Error::Io(std::io::Error::other(e.to_string()))).into()
+}
+
 /// Members as CSV for an operator: id, name, phone (masked unless `unmask`), stage, RFM class,
-/// purchases, spend in yuan and last purchase in China time.
+/// purchases, spend in yuan and last purchase in China time. Starts with a BOM, so that Excel
+/// reads UTF-8 Chinese. Built whole; [`export_stream`] sends the same bytes piece by piece.
 pub async fn export_csv(
     db: &Db,
     cipher: &crate::platform::crypto::FieldCipher,
@@ -330,21 +351,60 @@ pub async fn export_csv(
     members: &RoaringBitmap,
     unmask: bool,
 ) -> Result<Vec<u8>, SegmentError> {
-    use crate::platform::clock::format_local;
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let io = |e: csv::Error| DbError::from(sqlx::Error::Io(std::io::Error::other(e)));
-    w.write_record([
-        "customer_id",
-        "name",
-        "phone",
-        "stage",
-        "rfm_class",
-        "orders",
-        "spend_yuan",
-        "last_order",
-    ])
-    .map_err(io)?;
+    let mut out = export_head()?;
     let ids: Vec<i64> = members.iter().map(i64::from).collect();
+    for chunk in ids.chunks(EXPORT_CHUNK) {
+        out.extend(export_rows(db, cipher, tenant, chunk, unmask).await?);
+    }
+    Ok(out)
+}
+
+/// [`export_csv`] as a stream of pieces, one per [`EXPORT_CHUNK`] customers: a large segment
+/// is never held whole, and the next piece is read only when the client has taken the last.
+/// A store error ends the stream with an error, so the download fails rather than looks whole.
+pub fn export_stream(
+    db: Db,
+    cipher: crate::platform::crypto::FieldCipher,
+    tenant: i64,
+    members: RoaringBitmap,
+    unmask: bool,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+    let ids: std::sync::Arc<[i64]> = members.iter().map(i64::from).collect();
+    // None: the head is still to send; Some(i): the chunk from position i.
+    futures_util::stream::try_unfold(None::<usize>, move |at| {
+        let (db, cipher, ids) = (db.clone(), cipher.clone(), ids.clone());
+        async move {
+            let start = match at {
+                None => return Ok(Some((export_head()?, Some(0)))),
+                Some(i) if i >= ids.len() => return Ok(None),
+                Some(i) => i,
+            };
+            let end = (start + EXPORT_CHUNK).min(ids.len());
+            let rows = export_rows(&db, &cipher, tenant, &ids[start..end], unmask).await?;
+            Ok(Some((rows, Some(end))))
+        }
+    })
+    .map_err(move |e: SegmentError| {
+        tracing::error!(tenant, error = %e, "a segment export stopped");
+        std::io::Error::other(e.to_string())
+    })
+}
+
+fn export_head() -> Result<Vec<u8>, SegmentError> {
+    let mut w = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
+    w.write_record(EXPORT_HEADER).map_err(csv_error)?;
+    w.into_inner().map_err(csv_error)
+}
+
+/// The rows of one chunk of customers, in id order.
+async fn export_rows(
+    db: &Db,
+    cipher: &crate::platform::crypto::FieldCipher,
+    tenant: i64,
+    chunk: &[i64],
+    unmask: bool,
+) -> Result<Vec<u8>, SegmentError> {
+    use crate::platform::clock::format_local;
     type Row = (
         i64,
         Option<String>,
@@ -355,50 +415,48 @@ pub async fn export_csv(
         Option<String>,
         Option<String>,
     );
-    for chunk in ids.chunks(1_000) {
-        let mut q = sql(format!(
-            "SELECT c.id, c.display_name, s.order_count, s.spend, s.last_order_at, s.rfm_class, s.stage, \
-             (SELECT i.value_enc FROM identities i WHERE i.tenant_id = c.tenant_id AND i.customer_id = c.id \
-              AND i.kind = 'phone' ORDER BY i.first_seen LIMIT 1) \
-             FROM customers c LEFT JOIN customer_stats s ON s.tenant_id = c.tenant_id AND s.customer_id = c.id \
-             WHERE c.tenant_id = $1 AND c.id IN ({}) ORDER BY c.id",
-            crate::platform::db::list_placeholders(chunk.len(), 2)
-        ))
-        .bind(tenant);
-        for id in chunk {
-            q.push_arg(*id);
-        }
-        let rows: Vec<Row> = db.fetch_all(&q).await?;
-        for (id, name, count, spend, last, class, stage, phone) in rows {
-            let phone = phone
-                .map(|enc| {
-                    super::customers::show_identity(cipher, "phone", "", Some(&enc), unmask).value
-                })
-                .unwrap_or_default();
-            let class = class
-                .as_deref()
-                .and_then(super::rfm::RfmClass::parse)
-                .map(|c| c.zh().to_owned())
-                .unwrap_or_default();
-            let stage = stage
-                .as_deref()
-                .and_then(super::rfm::Stage::parse)
-                .unwrap_or(super::rfm::Stage::Prospect);
-            w.write_record([
-                id.to_string(),
-                inert(name.unwrap_or_default()),
-                phone,
-                stage.zh().to_owned(),
-                class,
-                count.unwrap_or(0).to_string(),
-                plain_yuan(spend.unwrap_or(0)),
-                last.map(format_local).unwrap_or_default(),
-            ])
-            .map_err(io)?;
-        }
+    let mut q = sql(format!(
+        "SELECT c.id, c.display_name, s.order_count, s.spend, s.last_order_at, s.rfm_class, s.stage, \
+         (SELECT i.value_enc FROM identities i WHERE i.tenant_id = c.tenant_id AND i.customer_id = c.id \
+          AND i.kind = 'phone' ORDER BY i.first_seen LIMIT 1) \
+         FROM customers c LEFT JOIN customer_stats s ON s.tenant_id = c.tenant_id AND s.customer_id = c.id \
+         WHERE c.tenant_id = $1 AND c.id IN ({}) ORDER BY c.id",
+        crate::platform::db::list_placeholders(chunk.len(), 2)
+    ))
+    .bind(tenant);
+    for id in chunk {
+        q.push_arg(*id);
     }
-    w.into_inner()
-        .map_err(|e| DbError::from(sqlx::Error::Io(std::io::Error::other(e.to_string()))).into())
+    let rows: Vec<Row> = db.fetch_all(&q).await?;
+    let mut w = csv::Writer::from_writer(Vec::with_capacity(rows.len() * 80));
+    for (id, name, count, spend, last, class, stage, phone) in rows {
+        let phone = phone
+            .map(|enc| {
+                super::customers::show_identity(cipher, "phone", "", Some(&enc), unmask).value
+            })
+            .unwrap_or_default();
+        let class = class
+            .as_deref()
+            .and_then(super::rfm::RfmClass::parse)
+            .map(|c| c.zh().to_owned())
+            .unwrap_or_default();
+        let stage = stage
+            .as_deref()
+            .and_then(super::rfm::Stage::parse)
+            .unwrap_or(super::rfm::Stage::Prospect);
+        w.write_record([
+            id.to_string(),
+            inert(name.unwrap_or_default()),
+            phone,
+            stage.zh().to_owned(),
+            class,
+            count.unwrap_or(0).to_string(),
+            plain_yuan(spend.unwrap_or(0)),
+            last.map(format_local).unwrap_or_default(),
+        ])
+        .map_err(csv_error)?;
+    }
+    w.into_inner().map_err(csv_error)
 }
 
 /// Buyer names come from outside: see [`crate::platform::spreadsheet::inert`].

@@ -174,6 +174,24 @@ pub fn actor(c: &Caller) -> String {
     }
 }
 
+/// A CSV download sent as it is made (`stream` begins with its own BOM).
+pub(crate) fn csv_stream_response<S>(name: &str, stream: S) -> Response
+where
+    S: futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static,
+{
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}.csv\""),
+            ),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
+}
+
 /// A CSV download; the API and the console export with it.
 pub(crate) fn csv_response(name: &str, body: Vec<u8>) -> Response {
     // A BOM so that Excel opens UTF-8 Chinese correctly.

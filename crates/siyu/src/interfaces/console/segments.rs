@@ -468,11 +468,16 @@ pub(crate) async fn export_segment(
         let members = app.audiences.members(tenant, &s.rule()?).await?;
         // The console always exports masked phones; full numbers go through the API with a
         // role that may see them.
-        let body = segments::export_csv(&app.db, &app.cipher, tenant, &members, false).await?;
-        Ok::<_, ApiError>(body)
+        Ok::<_, ApiError>(segments::export_stream(
+            app.db.clone(),
+            app.cipher.clone(),
+            tenant,
+            members,
+            false,
+        ))
     };
     match run.await {
-        Ok(body) => crate::interfaces::api::csv_response(&format!("segment-{id}"), body),
+        Ok(stream) => crate::interfaces::api::csv_stream_response(&format!("segment-{id}"), stream),
         Err(e) => e.into_response(),
     }
 }

@@ -11,7 +11,7 @@ use super::audience::preview_json;
 use crate::interfaces::AppState;
 use crate::interfaces::api::know::customers::unmask;
 use crate::interfaces::api::{
-    ApiCaller, ApiError, actor, csv_response, json_body, parse_id, require_write,
+    ApiCaller, ApiError, actor, csv_stream_response, json_body, parse_id, require_write,
 };
 use crate::know::rule::Rule;
 use crate::know::segments::{self, SegmentError, SegmentRow};
@@ -152,9 +152,14 @@ pub(crate) async fn export_segment(
     let unmask = unmask(&caller, q.unmask)?;
     let s = segments::get(&app.db, caller.tenant_id, parse_id("segment id", &id)?).await?;
     let members = app.audiences.members(caller.tenant_id, &s.rule()?).await?;
-    let body =
-        segments::export_csv(&app.db, &app.cipher, caller.tenant_id, &members, unmask).await?;
-    Ok(csv_response(&format!("segment-{}", s.id), body))
+    let stream = segments::export_stream(
+        app.db.clone(),
+        app.cipher.clone(),
+        caller.tenant_id,
+        members,
+        unmask,
+    );
+    Ok(csv_stream_response(&format!("segment-{}", s.id), stream))
 }
 
 pub(crate) async fn take_snapshot(
