@@ -489,6 +489,16 @@ async fn a_tenants_day_of_codes_and_one_address_are_budgeted(backend: Backend) {
     }
 
     let s = TestServer::start_with(backend, |a| a.sms.otp_global_per_hour = Some(1)).await;
+    let scrape = || async {
+        reqwest::get(s.url("/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    };
+    // Counters are the process's: other tests may add to them meanwhile, never take away.
+    let opened_before = counter(&scrape().await, "siyu_sms_circuit_open_total");
     let cards = card_codes(&s, 2).await;
     let (st, v) = ask(&s, &cards[0], "13712340000", "192.0.2.1").await;
     assert_eq!(st, StatusCode::ACCEPTED, "{backend:?}: {v}");
@@ -498,6 +508,31 @@ async fn a_tenants_day_of_codes_and_one_address_are_budgeted(backend: Backend) {
         (StatusCode::SERVICE_UNAVAILABLE, json!("sms_budget")),
         "{backend:?}: past the breaker: {v}"
     );
+    let text = scrape().await;
+    assert!(
+        counter(&text, "siyu_sms_circuit_open_total") >= opened_before + 1.0,
+        "{backend:?}: the breaker's opening is counted: {text}"
+    );
+    assert!(
+        counter(&text, "siyu_otp_requests_total{outcome=\"budget\"}") >= 1.0,
+        "{text}"
+    );
+    // Never through a proxy: whoever is behind it could be anyone.
+    let r = reqwest::Client::new()
+        .get(s.url("/metrics"))
+        .header("x-forwarded-for", "203.0.113.5")
+        .send()
+        .await
+        .expect("proxied");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+/// A counter's value in Prometheus text (`name` with its labels as written); 0 when absent.
+fn counter(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .sum()
 }
 
 on_each_backend!(the_public_cannot_send_large_bodies);

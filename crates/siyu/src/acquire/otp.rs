@@ -17,6 +17,7 @@ use crate::engage::policy::Purpose;
 use crate::platform::crypto::{FieldCipher, TenantLookup, constant_time_eq};
 use crate::platform::db::{Db, DbError, sql};
 use crate::platform::limits::{self, Budget, Window};
+use crate::platform::metrics;
 use crate::platform::refusal::{Refusal, Refuse};
 
 pub const VALID_MS: i64 = 5 * 60_000;
@@ -47,6 +48,22 @@ pub enum OtpError {
     Wrong,
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl OtpError {
+    /// The `outcome` label of [`metrics::OTP_REQUESTS`].
+    fn outcome(&self) -> &'static str {
+        match self {
+            OtpError::TooSoon => "too_soon",
+            OtpError::Locked => "locked",
+            OtpError::PhoneLimit => "phone_limit",
+            OtpError::CardLimit => "card_limit",
+            OtpError::AddressLimit => "address_limit",
+            OtpError::Budget => "budget",
+            OtpError::Expired | OtpError::TooManyTries | OtpError::Wrong => "rejected",
+            OtpError::Db(_) => "error",
+        }
+    }
 }
 
 impl Refuse for OtpError {
@@ -127,9 +144,27 @@ pub struct Asker<'a> {
     pub address: Option<&'a str>,
 }
 
-/// Sends a new code to `phone` for `purpose`, if every budget allows it.
+/// Sends a new code to `phone` for `purpose`, if every budget allows it; counted on
+/// `/metrics` by outcome.
 #[allow(clippy::too_many_arguments)]
 pub async fn request(
+    db: &Db,
+    cipher: &FieldCipher,
+    from: Sender<'_>,
+    asker: Asker<'_>,
+    limits: &OtpLimits,
+    phone: &str,
+    purpose: &str,
+    now: i64,
+) -> Result<(), OtpError> {
+    let r = send_code(db, cipher, from, asker, limits, phone, purpose, now).await;
+    let outcome = r.as_ref().map_or_else(OtpError::outcome, |()| "sent");
+    ::metrics::counter!(metrics::OTP_REQUESTS, "outcome" => outcome).increment(1);
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send_code(
     db: &Db,
     cipher: &FieldCipher,
     from: Sender<'_>,
@@ -285,11 +320,14 @@ async fn spend_budgets(
     let all = Budget::new(0, "sms_global", "all", Window::Hour, limits.global_per_hour);
     match limits::take(tx, all, now).await? {
         None => return Err(OtpError::Budget),
-        Some(n) if n == limits.global_per_hour => tracing::error!(
-            alert = "sms_circuit_open",
-            limit = limits.global_per_hour,
-            "ALERT: the hour's one-time-code budget of every tenant is spent; codes are refused until the hour ends"
-        ),
+        Some(n) if n == limits.global_per_hour => {
+            ::metrics::counter!(metrics::SMS_CIRCUIT_OPEN).increment(1);
+            tracing::error!(
+                alert = "sms_circuit_open",
+                limit = limits.global_per_hour,
+                "ALERT: the hour's one-time-code budget of every tenant is spent; codes are refused until the hour ends"
+            )
+        }
         Some(_) => {}
     }
     Ok(())

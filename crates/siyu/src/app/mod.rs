@@ -49,6 +49,8 @@ pub struct AppSettings {
     pub trusted_proxies: Option<String>,
     /// Request rates and requests in flight per route class (`[limits]`).
     pub limits: RequestLimitSettings,
+    /// Who besides this host may read `/metrics` (see [`parse_trusted_proxies`] for the form).
+    pub metrics_scrapers: Option<String>,
 }
 
 /// Where the flash-sale gate's Redis is, and the prefix of its keys.
@@ -77,6 +79,7 @@ impl AppSettings {
             payment_provider: s.payment_provider.clone(),
             trusted_proxies: s.trusted_proxies.clone(),
             limits: s.limits,
+            metrics_scrapers: s.metrics_scrapers.clone(),
         }
     }
 
@@ -94,6 +97,7 @@ impl AppSettings {
             payment_provider: Some(crate::convert::payments::LOCAL_DEMO.into()),
             trusted_proxies: None,
             limits: RequestLimitSettings::default(),
+            metrics_scrapers: None,
         }
     }
 }
@@ -102,8 +106,8 @@ impl AppSettings {
 pub enum BuildError {
     #[error("configuring the SMS provider ([sms] in siyu.toml)")]
     Sms(#[from] SmsError),
-    #[error("trusted_proxies: {0:?} is not an address or a range such as 10.0.0.0/8")]
-    TrustedProxy(String),
+    #[error("{0}: {1:?} is not an address or a range such as 10.0.0.0/8")]
+    AddressList(&'static str, String),
     #[error("configuring payments (payment_provider in siyu.toml)")]
     Payments(#[from] PaymentError),
     #[error("connecting the flash-sale gate to {url}")]
@@ -143,6 +147,8 @@ pub struct App {
     pub card_scans: Arc<crate::acquire::scans::ScanDebounce>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Who besides this host may read `/metrics`, directly.
+    pub metrics_scrapers: Vec<ipnet::IpNet>,
     /// Whether shops' own `api_base` is called (`marketplace_allow_api_base`).
     pub marketplace_allow_api_base: bool,
     /// Customer tokens: issued, checked against the customer's revocations, revoked.
@@ -155,6 +161,14 @@ pub type AppState = Arc<App>;
 
 /// `trusted_proxies`: addresses and ranges separated by commas; a bare address is one host.
 pub fn parse_trusted_proxies(list: Option<&str>) -> Result<Vec<ipnet::IpNet>, BuildError> {
+    parse_addresses("trusted_proxies", list)
+}
+
+/// A setting's addresses and ranges separated by commas; a bare address is one host.
+fn parse_addresses(
+    setting: &'static str,
+    list: Option<&str>,
+) -> Result<Vec<ipnet::IpNet>, BuildError> {
     list.unwrap_or("")
         .split(',')
         .map(str::trim)
@@ -162,7 +176,7 @@ pub fn parse_trusted_proxies(list: Option<&str>) -> Result<Vec<ipnet::IpNet>, Bu
         .map(|s| {
             s.parse::<ipnet::IpNet>()
                 .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| BuildError::TrustedProxy(s.to_owned()))
+                .map_err(|_| BuildError::AddressList(setting, s.to_owned()))
         })
         .collect()
 }
@@ -173,6 +187,8 @@ impl App {
     /// current runtime; the loops that run on their own start with [`Workers::start`].
     pub async fn build(db: Db, cipher: FieldCipher, s: AppSettings) -> Result<App, BuildError> {
         tokio::task::spawn_blocking(crate::platform::access::prepare_password_checks);
+        // Before anything counts: a counter met before the recorder is lost.
+        crate::platform::metrics::handle();
         let audiences = Audiences::new(db.clone());
         let events = EventWriter::start_with(
             db.clone(),
@@ -213,6 +229,7 @@ impl App {
                 s.sms.otp_work_bits.unwrap_or(human_check::DEFAULT_BITS),
             ),
             trusted_proxies: parse_trusted_proxies(s.trusted_proxies.as_deref())?,
+            metrics_scrapers: parse_addresses("metrics_scrapers", s.metrics_scrapers.as_deref())?,
             marketplace_allow_api_base: s.marketplace_allow_api_base,
             connect,
             outbox,

@@ -69,6 +69,16 @@ enum Caller {
 pub const IN_FLIGHT_PER_ADDRESS: u32 = 64;
 
 impl RouteClass {
+    /// The class as `/metrics` labels it.
+    pub fn label(self) -> &'static str {
+        match self {
+            RouteClass::Customer => "customer",
+            RouteClass::Callback => "callback",
+            RouteClass::Api => "api",
+            RouteClass::Console => "console",
+        }
+    }
+
     /// How long a request of the class may take to send its body: a client that sends half a
     /// body does not keep its slot. The API has none (uploads of exports take minutes).
     fn body_time(self) -> Option<Duration> {
@@ -347,6 +357,12 @@ fn refused(
     retry_after: u64,
 ) -> Response {
     let busy = status == StatusCode::SERVICE_UNAVAILABLE;
+    metrics::counter!(
+        crate::platform::metrics::REQUESTS_REFUSED,
+        "class" => class.label(),
+        "why" => if busy { "busy" } else { "rate" },
+    )
+    .increment(1);
     let mut r = if class == RouteClass::Console {
         let text = match status {
             StatusCode::TOO_MANY_REQUESTS => {

@@ -8,6 +8,7 @@ pub mod h5;
 mod headers;
 pub mod i18n;
 pub mod limits;
+mod metrics;
 mod routes;
 
 use std::sync::Arc;

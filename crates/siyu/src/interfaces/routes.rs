@@ -16,6 +16,7 @@ pub fn table(workers: &Workers) -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/console") }))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(super::metrics::metrics))
         // Ready once the audience indexes are built (503 naming what it waits for until then),
         // with what the process runs besides answering requests (a test holds the test server
         // and `siyu serve` to the same list).

@@ -43,6 +43,10 @@ pub struct Settings {
     pub trusted_proxies: Option<String>,
     /// `[limits]`: request rates and requests in flight per route class.
     pub limits: RequestLimitSettings,
+    /// Addresses or ranges, besides this host, that may read `/metrics` (a Prometheus on
+    /// another host), separated by commas. Only ever directly: a request through a proxy is not
+    /// answered. Unset: this host only.
+    pub metrics_scrapers: Option<String>,
 }
 
 /// `[limits]` in `siyu.toml` (or `SIYU_LIMITS__API_PER_SECOND=…`): how fast one address (or one
@@ -101,6 +105,7 @@ impl Default for Settings {
             payment_provider: None,
             trusted_proxies: None,
             limits: RequestLimitSettings::default(),
+            metrics_scrapers: None,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod customer_sessions;
 pub mod db;
 pub mod limits;
 pub mod lookup_rekey;
+pub mod metrics;
 pub mod migrate;
 pub mod refusal;
 // The one module that steps SQLite's own C handle (bulk rows); unsafe is denied elsewhere.
