@@ -42,6 +42,13 @@ pub enum TagError {
     NotFound(i64),
     #[error("rule: {0}")]
     Rule(#[from] RuleError),
+    /// A list stopped part-way: the chunks in `done` are stored and stand.
+    #[error("{source} ({} customers were changed before it)", done.len())]
+    Stopped {
+        done: Vec<i64>,
+        #[source]
+        source: Box<TagError>,
+    },
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -52,6 +59,7 @@ impl Refuse for TagError {
             TagError::NotFound(_) => Refusal::NotFound("not_found"),
             TagError::Exists { .. } => Refusal::Conflict("exists"),
             TagError::Rule(r) => r.refusal(),
+            TagError::Stopped { source, .. } => source.refusal(),
             TagError::Invalid { .. } => Refusal::Invalid,
             TagError::Db(_) => Refusal::Internal,
         }
@@ -326,15 +334,34 @@ pub async fn tag_customers(
         });
     }
     // A chunk at a time: a crash leaves the chunks before it tagged, and tagging the list
-    // again adds only what is missing.
+    // again adds only what is missing. An error after a chunk says what was stored.
     let mut added = Vec::new();
     for chunk in customers.chunks(WRITE_CHUNK) {
-        let mut tx = db.begin().await?;
-        tx.lock_tenant(tenant).await?;
-        added.extend(add_in(&mut tx, tenant, tag.id, chunk, source, now).await?);
-        tx.commit().await?;
+        let stored = async {
+            let mut tx = db.begin().await?;
+            tx.lock_tenant(tenant).await?;
+            let new = add_in(&mut tx, tenant, tag.id, chunk, source, now).await?;
+            tx.commit().await?;
+            Ok::<_, DbError>(new)
+        };
+        match stored.await {
+            Ok(new) => added.extend(new),
+            Err(e) => return Err(stopped(added, e.into())),
+        }
     }
     Ok(added)
+}
+
+/// An error after `done` were stored: [`TagError::Stopped`] when there are any.
+fn stopped(done: Vec<i64>, e: TagError) -> TagError {
+    if done.is_empty() {
+        e
+    } else {
+        TagError::Stopped {
+            done,
+            source: Box::new(e),
+        }
+    }
 }
 
 /// Removes a manual tag from customers; returns those it was removed from.
@@ -354,10 +381,17 @@ pub async fn untag_customers(
     }
     let mut removed = Vec::new();
     for chunk in customers.chunks(WRITE_CHUNK) {
-        let mut tx = db.begin().await?;
-        tx.lock_tenant(tenant).await?;
-        removed.extend(remove_in(&mut tx, tenant, tag.id, chunk, source, now).await?);
-        tx.commit().await?;
+        let stored = async {
+            let mut tx = db.begin().await?;
+            tx.lock_tenant(tenant).await?;
+            let gone = remove_in(&mut tx, tenant, tag.id, chunk, source, now).await?;
+            tx.commit().await?;
+            Ok::<_, DbError>(gone)
+        };
+        match stored.await {
+            Ok(gone) => removed.extend(gone),
+            Err(e) => return Err(stopped(removed, e.into())),
+        }
     }
     Ok(removed)
 }

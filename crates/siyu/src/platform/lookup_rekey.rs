@@ -11,7 +11,8 @@
 //! - an unsubscribe keeps it as `v1:HASH` and the outbox checks such numbers when it sends
 //!   (`engage::outbox::LegacyUnsubscribes`), so no opt-out is lost;
 //! - an SMS reply keeps it as `v1:HASH` (history, no longer linked to a number);
-//! - a one-time code or a card's texted number is dropped (codes last minutes);
+//! - a one-time code waiting to be typed is dropped (its own hash was keyed the old way; codes
+//!   last minutes), and so is a card's texted number kept nowhere; a lockout stays;
 //! - the day's per-number code counters start again (they are kept under the server's budget
 //!   hash from now on);
 //! - click address hashes stay as they are (the address itself was never kept).
@@ -59,6 +60,13 @@ pub async fn rekey_lookups(tx: &mut Tx, cipher: &FieldCipher) -> DbResult<RekeyR
     // Counted across brands under the server's budget hash from now on.
     tx.execute(&sql("DELETE FROM rate_counters WHERE scope = 'otp_phone'"))
         .await?;
+    // A code waiting to be typed was hashed with the shared key and can no longer match: it is
+    // asked for again (codes last minutes). A lockout stays, re-keyed above.
+    report.dropped += tx
+        .execute(
+            &sql("DELETE FROM otp_codes WHERE locked_until <= $1").bind(super::clock::now_ms()),
+        )
+        .await?;
     Ok(report)
 }
 
@@ -86,7 +94,8 @@ async fn rekey_hashed_tables(
     let olds: Vec<(String,)> = tx
         .fetch_all(&sql(union.join(" UNION ")).bind(tenant))
         .await?;
-    let mut map: HashMap<String, String> = HashMap::new();
+    // old hash → (new hash, the number encrypted anew)
+    let mut map: HashMap<String, (String, String)> = HashMap::new();
     let mut unknown = Vec::new();
     for (old,) in olds {
         if old.starts_with(LEGACY_PREFIX) {
@@ -94,17 +103,27 @@ async fn rekey_hashed_tables(
         }
         match number_of(tx, cipher, tenant, &old).await? {
             Some(phone) => {
-                map.insert(old, lookup.hash(&phone));
+                map.insert(old, (lookup.hash(&phone), cipher.encrypt(&phone)));
             }
             None => unknown.push(old),
         }
     }
-    let pairs: Vec<(String, String)> = map.into_iter().collect();
-    for page in pairs.chunks(PAGE as usize) {
+    let rows: Vec<Vec<String>> = map
+        .into_iter()
+        .map(|(old, (new, enc))| vec![old, new, enc])
+        .collect();
+    for page in rows.chunks(PAGE as usize) {
         for (table, only) in HASHED {
+            // An unsubscribe keeps its number from now on, so that a later key can re-key it.
+            let set = if *table == "unsubscribes" {
+                "address_hash = v.new, address_enc = v.enc"
+            } else {
+                "address_hash = v.new"
+            };
             report.mapped += tx
                 .execute(&rewrite(
-                    &format!("UPDATE {table} SET address_hash = v.new FROM v WHERE {table}.tenant_id = $1 AND {only} AND {table}.address_hash = v.old"),
+                    "v(old, new, enc)",
+                    &format!("UPDATE {table} SET {set} FROM v WHERE {table}.tenant_id = $1 AND {only} AND {table}.address_hash = v.old"),
                     tenant,
                     page,
                 ))
@@ -167,19 +186,26 @@ async fn number_of(
     Ok(found.and_then(|(enc,)| cipher.decrypt(&enc).ok()))
 }
 
-/// `WITH v(old, new) AS (VALUES …) <update>`, $1 the tenant.
-fn rewrite(update: &str, tenant: i64, pairs: &[(String, String)]) -> Sql {
-    let values: Vec<String> = (0..pairs.len())
-        .map(|i| format!("(${}, ${})", 2 * i + 2, 2 * i + 3))
+/// `WITH <columns> AS (VALUES …) <update>`, $1 the tenant; every row has a text per column.
+fn rewrite(columns: &str, update: &str, tenant: i64, rows: &[Vec<String>]) -> Sql {
+    let width = rows.first().map_or(0, Vec::len);
+    let values: Vec<String> = (0..rows.len())
+        .map(|i| {
+            let cells: Vec<String> = (0..width)
+                .map(|k| format!("${}", i * width + k + 2))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
         .collect();
     let mut q = sql(format!(
-        "WITH v(old, new) AS (VALUES {}) {update}",
+        "WITH {columns} AS (VALUES {}) {update}",
         values.join(", ")
     ));
     q.push_arg(tenant);
-    for (old, new) in pairs {
-        q.push_arg(old.clone());
-        q.push_arg(new.clone());
+    for row in rows {
+        for cell in row {
+            q.push_arg(cell.clone());
+        }
     }
     q
 }
@@ -190,14 +216,16 @@ async fn rekey_identities(
     lookup: &TenantLookup,
 ) -> DbResult<u64> {
     let tenant = lookup.tenant();
-    let mut after = String::from("phone:");
-    let mut changed = 0;
+    // By kind, not by a range of `ikey` text: a range's ends sort differently under a
+    // database's language-aware collation. Paged by `ikey` in the database's own order.
+    let mut after = String::new();
+    let (mut changed, mut unreadable) = (0, 0);
     loop {
         let rows: Vec<(String, Option<String>)> = tx
             .fetch_all(
                 &sql(
-                    "SELECT ikey, value_enc FROM identities WHERE tenant_id = $1 AND ikey > $2 \
-                      AND ikey < 'phone;' ORDER BY ikey LIMIT $3",
+                    "SELECT ikey, value_enc FROM identities WHERE tenant_id = $1 AND kind = 'phone' \
+                     AND ikey > $2 ORDER BY ikey LIMIT $3",
                 )
                 .bind(tenant)
                 .bind(after.clone())
@@ -208,24 +236,35 @@ async fn rekey_identities(
             break;
         };
         after = last.clone();
-        let pairs: Vec<(String, String)> = rows
-            .iter()
-            .filter_map(|(ikey, enc)| {
-                let phone = cipher.decrypt(enc.as_deref()?).ok()?;
-                let new = format!("phone:{}", lookup.hash(&phone));
-                // Keys rewritten on an earlier page can sort after it: met again, unchanged.
-                (*ikey != new).then(|| (ikey.clone(), new))
-            })
-            .collect();
+        let mut pairs: Vec<Vec<String>> = Vec::with_capacity(rows.len());
+        for (ikey, enc) in &rows {
+            let Some(phone) = enc.as_deref().and_then(|e| cipher.decrypt(e).ok()) else {
+                unreadable += 1;
+                continue;
+            };
+            let new = format!("phone:{}", lookup.hash(&phone));
+            // Keys rewritten on an earlier page can sort after it: met again, unchanged.
+            if *ikey != new {
+                pairs.push(vec![ikey.clone(), new]);
+            }
+        }
         if !pairs.is_empty() {
             changed += tx
                 .execute(&rewrite(
+                    "v(old, new)",
                     "UPDATE identities SET ikey = v.new FROM v WHERE identities.tenant_id = $1 AND identities.ikey = v.old",
                     tenant,
                     &pairs,
                 ))
                 .await?;
         }
+    }
+    if unreadable > 0 {
+        tracing::warn!(
+            tenant,
+            identities = unreadable,
+            "phone identities without a readable number keep their old hash: no lookup by number finds them"
+        );
     }
     Ok(changed)
 }
@@ -250,16 +289,17 @@ async fn rekey_outbox(tx: &mut Tx, cipher: &FieldCipher, lookup: &TenantLookup) 
             break;
         };
         after = last;
-        let pairs: Vec<(String, String)> = rows
+        let pairs: Vec<Vec<String>> = rows
             .iter()
             .filter_map(|(id, enc)| {
                 let phone = cipher.decrypt(enc).ok()?;
-                Some((id.to_string(), lookup.hash(&phone)))
+                Some(vec![id.to_string(), lookup.hash(&phone)])
             })
             .collect();
         if !pairs.is_empty() {
             changed += tx
                 .execute(&rewrite(
+                    "v(old, new)",
                     "UPDATE outbox SET address_hash = v.new FROM v WHERE outbox.tenant_id = $1 AND outbox.id = CAST(v.old AS BIGINT)",
                     tenant,
                     &pairs,

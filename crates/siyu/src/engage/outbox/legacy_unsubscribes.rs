@@ -20,11 +20,12 @@ pub(super) struct LegacyUnsubscribes {
 
 impl LegacyUnsubscribes {
     pub(super) async fn read(reader: &mut Reader<'_>) -> DbResult<LegacyUnsubscribes> {
-        // `v1:` … `v1;`: the prefix as a range, which the primary key's index serves.
+        // The prefix by `substr`, not a range of text: a range's ends sort another way under
+        // a database's language-aware collation. Read once per process.
         let rows: Vec<(i64, String)> = reader
             .fetch_all(&sql(
                 "SELECT tenant_id, address_hash FROM unsubscribes WHERE channel = 'sms' \
-                 AND address_hash >= 'v1:' AND address_hash < 'v1;'",
+                 AND substr(address_hash, 1, 3) = 'v1:'",
             ))
             .await?;
         let mut by_tenant: HashMap<i64, HashSet<String>> = HashMap::new();

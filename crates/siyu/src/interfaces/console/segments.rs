@@ -148,8 +148,12 @@ pub(crate) async fn upload_list(
             r => r?,
         };
         let source = format!("upload:{}", actor(&u.caller));
-        let added = tags::tag_customers(&app.db, tenant, &tag, &ids, &source, now_ms()).await?;
-        app.audiences.tags_changed(tenant, &added).await?;
+        let added = crate::interfaces::api::know::tags::told(
+            &app,
+            tenant,
+            tags::tag_customers(&app.db, tenant, &tag, &ids, &source, now_ms()).await,
+        )
+        .await?;
         Ok::<_, ApiError>(Some((tag, added.len(), errors)))
     };
     match run.await {

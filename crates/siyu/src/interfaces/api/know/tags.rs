@@ -142,6 +142,26 @@ pub(crate) async fn targets(
     Ok((found, missing))
 }
 
+/// Tells the audience index of the customers a tagging changed, also when it stopped part-way
+/// (the chunks before the error are stored); then the outcome.
+pub(crate) async fn told(
+    app: &AppState,
+    tenant: i64,
+    r: Result<Vec<i64>, tags::TagError>,
+) -> Result<Vec<i64>, ApiError> {
+    match r {
+        Ok(changed) => {
+            app.audiences.tags_changed(tenant, &changed).await?;
+            Ok(changed)
+        }
+        Err(tags::TagError::Stopped { done, source }) => {
+            app.audiences.tags_changed(tenant, &done).await?;
+            Err((*source).into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// `POST /api/v1/tags/{id}/customers`: tags customers by id or by an uploaded list.
 pub(crate) async fn tag_customers(
     State(app): State<AppState>,
@@ -158,9 +178,12 @@ pub(crate) async fn tag_customers(
     } else {
         actor(&caller)
     };
-    let added =
-        tags::tag_customers(&app.db, caller.tenant_id, &tag, &ids, &source, now_ms()).await?;
-    app.audiences.tags_changed(caller.tenant_id, &added).await?;
+    let added = told(
+        &app,
+        caller.tenant_id,
+        tags::tag_customers(&app.db, caller.tenant_id, &tag, &ids, &source, now_ms()).await,
+    )
+    .await?;
     Ok(Json(
         json!({"tagged": added.len(), "already": ids.len() - added.len(), "not_found": missing}),
     )
@@ -178,17 +201,19 @@ pub(crate) async fn untag_customers(
     let t = json_body(body)?;
     let tag = tags::get(&app.db, caller.tenant_id, parse_id("tag id", &id)?).await?;
     let (ids, missing) = targets(&app, caller.tenant_id, &t).await?;
-    let removed = tags::untag_customers(
-        &app.db,
+    let removed = told(
+        &app,
         caller.tenant_id,
-        &tag,
-        &ids,
-        &actor(&caller),
-        now_ms(),
+        tags::untag_customers(
+            &app.db,
+            caller.tenant_id,
+            &tag,
+            &ids,
+            &actor(&caller),
+            now_ms(),
+        )
+        .await,
     )
     .await?;
-    app.audiences
-        .tags_changed(caller.tenant_id, &removed)
-        .await?;
     Ok(Json(json!({"untagged": removed.len(), "not_found": missing})).into_response())
 }
