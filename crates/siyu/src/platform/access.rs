@@ -233,14 +233,42 @@ pub const FAILURES_PER_ACCOUNT_AND_ADDRESS: i64 = 10;
 pub const FAILURES_PER_ACCOUNT: i64 = 100;
 pub const LOGIN_WINDOW: Window = Window::Minutes(15);
 
-/// Password checks at once: Argon2 takes tens of milliseconds of a core, so many sign-ins at
-/// once wait here on the blocking pool rather than stall the threads that answer requests. Half
-/// the cores (at least one): a flood of sign-ins leaves the other half to the shop
-/// (`siyu bench --suite login-flood`).
-static PASSWORD_CHECKS: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
+/// A password check waiting for a checker thread: the work, and who waits for its answer.
+type PasswordCheck = Box<dyn FnOnce() + Send>;
+
+/// Password checks (Argon2, tens of milliseconds of CPU each) run on threads of their own, half
+/// the cores (at least one), at a low CPU priority where the system allows it (nice 10 on
+/// Linux): a flood of sign-ins then takes what the shop's requests leave of the CPU, not a
+/// share of it (`siyu bench --suite login-flood`). Checks wait in line for a thread.
+static PASSWORD_CHECKERS: LazyLock<Option<flume::Sender<PasswordCheck>>> = LazyLock::new(|| {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    tokio::sync::Semaphore::new((cores / 2).max(1))
+    let (jobs, line) = flume::unbounded::<PasswordCheck>();
+    let mut started = 0;
+    for i in 0..(cores / 2).max(1) {
+        let line = line.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("siyu-password-{i}"))
+            .spawn(move || {
+                lower_this_threads_priority();
+                while let Ok(check) = line.recv() {
+                    check();
+                }
+            });
+        match spawned {
+            Ok(_) => started += 1,
+            Err(e) => tracing::warn!(error = %e, "a password-check thread did not start"),
+        }
+    }
+    (started > 0).then_some(jobs)
 });
+
+/// Nice 10 for the calling thread (Linux sets a thread's nice value by its thread id).
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
+        tracing::debug!(error = %e, "password checks run at the normal priority");
+    }
+}
 
 /// A hash made like users' hashes, checked when the brand or user is unknown so that the
 /// answer takes as long as for a wrong password.
@@ -253,21 +281,28 @@ pub fn prepare_password_checks() {
     LazyLock::force(&UNKNOWN_USER_HASH);
 }
 
-/// Checks a password against a stored hash on the blocking pool, a few at a time.
+/// Checks a password against a stored hash on a checker thread ([`PASSWORD_CHECKERS`]); on the
+/// blocking pool when no checker thread could start.
 async fn password_matches(password: &str, hash: String) -> bool {
-    let Ok(_permit) = PASSWORD_CHECKS.acquire().await else {
-        return false;
-    };
     let password = password.to_owned();
-    tokio::task::spawn_blocking(move || {
+    let check = move || {
         PasswordHash::new(&hash).is_ok_and(|h| {
             Argon2::default()
                 .verify_password(password.as_bytes(), &h)
                 .is_ok()
         })
-    })
-    .await
-    .unwrap_or(false)
+    };
+    let Some(checkers) = PASSWORD_CHECKERS.as_ref() else {
+        return tokio::task::spawn_blocking(check).await.unwrap_or(false);
+    };
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let job: PasswordCheck = Box::new(move || {
+        let _ = answer.send(check());
+    });
+    if checkers.send(job).is_err() {
+        return false;
+    }
+    answered.await.unwrap_or(false)
 }
 
 /// Checks a console login from `address` (as the server trusts it); on success opens a
