@@ -237,7 +237,7 @@ pub const LOGIN_WINDOW: Window = Window::Minutes(15);
 type PasswordCheck = Box<dyn FnOnce() + Send>;
 
 /// Password checks (Argon2, tens of milliseconds of CPU each) run on threads of their own, half
-/// the cores (at least one), at a low CPU priority where the system allows it (nice 10 on
+/// the cores (at least one), at a low CPU priority where the system allows it (nice 19 on
 /// Linux): a flood of sign-ins then takes what the shop's requests leave of the CPU, not a
 /// share of it (`siyu bench --suite login-flood`). Checks wait in line for a thread.
 static PASSWORD_CHECKERS: LazyLock<Option<flume::Sender<PasswordCheck>>> = LazyLock::new(|| {
@@ -262,10 +262,10 @@ static PASSWORD_CHECKERS: LazyLock<Option<flume::Sender<PasswordCheck>>> = LazyL
     (started > 0).then_some(jobs)
 });
 
-/// Nice 10 for the calling thread (Linux sets a thread's nice value by its thread id).
+/// Nice 19 (the lowest) for the calling thread (Linux sets a thread's nice value by its thread id).
 fn lower_this_threads_priority() {
     #[cfg(target_os = "linux")]
-    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
         tracing::debug!(error = %e, "password checks run at the normal priority");
     }
 }
@@ -687,4 +687,40 @@ pub async fn audit_log(db: &Db, tenant: i64, limit: i64) -> Result<Vec<AuditEntr
                 .bind(limit),
         )
         .await?)
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    /// Each thread's nice value, by the name it was given (`/proc/self/task/*/stat`, field 19).
+    fn nice_of_threads_named(prefix: &str) -> Vec<i64> {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return Vec::new();
+        };
+        tasks
+            .filter_map(|t| {
+                let t = t.ok()?.path();
+                let name = std::fs::read_to_string(t.join("comm")).ok()?;
+                if !name.starts_with(prefix) {
+                    return None;
+                }
+                let stat = std::fs::read_to_string(t.join("stat")).ok()?;
+                stat.rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .nth(16)?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn password_checks_run_below_the_requests_priority() {
+        let hash = super::hash_password("a right password").expect("hash");
+        assert!(super::password_matches("a right password", hash.clone()).await);
+        assert!(!super::password_matches("a wrong one", hash).await);
+        let nice = nice_of_threads_named("siyu-password");
+        assert!(!nice.is_empty(), "the checks ran on their own threads");
+        assert!(nice.iter().all(|&n| n == 19), "{nice:?}");
+    }
 }
