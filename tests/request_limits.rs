@@ -181,3 +181,46 @@ async fn a_full_class_answers_busy_at_once(backend: Backend) {
     );
 }
 on_each_backend!(a_full_class_answers_busy_at_once);
+
+/// A customer page's client that sends half a body is cut off when its class's time is up: it
+/// is answered 400 and its slot is given back, so the class's last slot is free again.
+async fn half_a_body_loses_its_slot_when_its_time_is_up(backend: Backend) {
+    use tokio::io::AsyncReadExt;
+    let s = TestServer::start_with(backend, |s| {
+        s.limits = RequestLimitSettings {
+            customer_in_flight: 1,
+            public_body_seconds: 1,
+            ..RequestLimitSettings::default()
+        };
+    })
+    .await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /h5/v1/cards/NOSUCHCARD/otp HTTP/1.1\r\nhost: {addr}\r\n\
+         content-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"phone\": "
+    );
+    slow.write_all(head.as_bytes()).await.expect("write");
+    slow.flush().await.expect("flush");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let c = reqwest::Client::new();
+    let r = c.get(s.url("/healthz")).send().await.expect("health");
+    assert_eq!(
+        r.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{backend:?}: the half body holds the only customer slot"
+    );
+
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), slow.read(&mut answer))
+        .await
+        .expect("answered when the body's time was up")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{backend:?}: {answer}");
+    let r = c.get(s.url("/healthz")).send().await.expect("health");
+    assert_eq!(r.status(), StatusCode::OK, "{backend:?}: the slot is free");
+}
+on_each_backend!(half_a_body_loses_its_slot_when_its_time_is_up);

@@ -78,16 +78,6 @@ impl RouteClass {
             RouteClass::Console => "console",
         }
     }
-
-    /// How long a request of the class may take to send its body: a client that sends half a
-    /// body does not keep its slot. The API has none (uploads of exports take minutes).
-    fn body_time(self) -> Option<Duration> {
-        match self {
-            RouteClass::Customer | RouteClass::Callback => Some(Duration::from_secs(30)),
-            RouteClass::Console => Some(Duration::from_secs(120)),
-            RouteClass::Api => None,
-        }
-    }
 }
 
 /// The limits of one server, shared by every request.
@@ -102,6 +92,9 @@ pub struct RequestLimits {
     /// Requests seen, to forget idle callers now and then.
     seen: AtomicU64,
     last_busy_warning: std::sync::atomic::AtomicI64,
+    /// How long a customer page's or callback's body, and a console request's, may take.
+    public_body_time: Duration,
+    console_body_time: Duration,
 }
 
 /// Every this many requests the budgets of callers gone quiet are forgotten.
@@ -130,6 +123,18 @@ impl RequestLimits {
             trusted_proxies,
             seen: AtomicU64::new(0),
             last_busy_warning: std::sync::atomic::AtomicI64::new(0),
+            public_body_time: Duration::from_secs(u64::from(s.public_body_seconds.max(1))),
+            console_body_time: Duration::from_secs(u64::from(s.console_body_seconds.max(1))),
+        }
+    }
+
+    /// How long a request of the class may take to send its body: a client that sends half a
+    /// body does not keep its slot. The API has none (uploads of exports take minutes).
+    fn body_time(&self, class: RouteClass) -> Option<Duration> {
+        match class {
+            RouteClass::Customer | RouteClass::Callback => Some(self.public_body_time),
+            RouteClass::Console => Some(self.console_body_time),
+            RouteClass::Api => None,
         }
     }
 
@@ -270,7 +275,7 @@ pub async fn limit(State(limits): State<Arc<RequestLimits>>, req: Request, next:
         limits.warn_busy(class);
         return refused(class, StatusCode::SERVICE_UNAVAILABLE, "unavailable", 1);
     };
-    let req = match class.body_time() {
+    let req = match limits.body_time(class) {
         None => req,
         Some(limit) => {
             let deadline = tokio::time::Instant::now() + limit;

@@ -70,6 +70,11 @@ pub struct RequestLimitSettings {
     pub api_in_flight: u32,
     pub console_in_flight: u32,
     pub callback_in_flight: u32,
+    /// Seconds a customer page's or a callback's request may take to send its body, and a
+    /// console request's: a client that sends half a body gives its slot back. The API has no
+    /// deadline (uploads of exports take minutes).
+    pub public_body_seconds: u32,
+    pub console_body_seconds: u32,
 }
 
 impl Default for RequestLimitSettings {
@@ -85,6 +90,8 @@ impl Default for RequestLimitSettings {
             api_in_flight: 256,
             console_in_flight: 128,
             callback_in_flight: 256,
+            public_body_seconds: 30,
+            console_body_seconds: 120,
         }
     }
 }
