@@ -206,7 +206,7 @@ impl TestServer {
         // WeCom calls go wherever a tenant points them: the local sandbox.
         let mut settings = AppSettings::local(format!("http://{addr}"));
         settings.sms.callback_token = Some(SMS_CALLBACK_TOKEN.into());
-        // The human check as served, at 12 zero bits rather than 18: the same proof, solved in
+        // The human check as served, at 12 zero bits rather than 16: the same proof, solved in
         // milliseconds by the tests' unoptimised solver (and by the e2e page's script).
         settings.sms.otp_work_bits = Some(TEST_WORK_BITS);
         change(&mut settings);

@@ -369,12 +369,10 @@ fn refused(
     )
     .increment(1);
     let mut r = if class == RouteClass::Console {
-        let text = match status {
-            StatusCode::TOO_MANY_REQUESTS => {
-                "操作过于频繁，请稍后再试 / Too many requests, try again shortly"
-            }
-            _ if busy => "系统繁忙，请稍后再试 / The server is busy, try again shortly",
-            _ => "请求失败，请重试 / The request failed, try again",
+        let text = if busy {
+            "系统繁忙，请稍后再试 / The server is busy, try again shortly"
+        } else {
+            "操作过于频繁，请稍后再试 / Too many requests, try again shortly"
         };
         (status, text).into_response()
     } else {

@@ -131,27 +131,24 @@ pub async fn surviving_id(db: &Db, tenant_id: i64, id: i64) -> DbResult<Option<i
     Ok(row.map(|(id, m)| m.unwrap_or(id)))
 }
 
-/// [`surviving_id`] of many ids at once, a few hundred to a statement: what each id of the
-/// tenant's now is. Ids the tenant does not have are left out.
+/// [`surviving_id`] of many ids at once, in as few statements as the bind limit allows: what
+/// each id of the tenant's now is. Ids the tenant does not have are left out.
 pub async fn surviving_ids(
     db: &Db,
     tenant_id: i64,
     ids: &[i64],
 ) -> DbResult<std::collections::HashMap<i64, i64>> {
-    let mut found = std::collections::HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
-        let mut q = sql(format!(
-            "SELECT id, merged_into FROM customers WHERE tenant_id = $1 AND id IN ({})",
-            crate::platform::db::list_placeholders(chunk.len(), 2)
-        ))
-        .bind(tenant_id);
-        for id in chunk {
-            q.push_arg(*id);
-        }
-        let rows: Vec<(i64, Option<i64>)> = db.fetch_all(&q).await?;
-        found.extend(rows.into_iter().map(|(id, m)| (id, m.unwrap_or(id))));
-    }
-    Ok(found)
+    let rows: Vec<(i64, Option<i64>)> = db
+        .fetch_in(
+            "SELECT id, merged_into FROM customers WHERE tenant_id = $1 AND id",
+            &[tenant_id.into()],
+            ids.iter().map(|id| (*id).into()).collect(),
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, m)| (id, m.unwrap_or(id)))
+        .collect())
 }
 
 /// The customer holding an identity.

@@ -342,24 +342,10 @@ fn csv_error(e: impl std::fmt::Display) -> SegmentError {
 }
 
 /// Members as CSV for an operator: id, name, phone (masked unless `unmask`), stage, RFM class,
-/// purchases, spend in yuan and last purchase in China time. Starts with a BOM, so that Excel
-/// reads UTF-8 Chinese. Built whole; [`export_stream`] sends the same bytes piece by piece.
-pub async fn export_csv(
-    db: &Db,
-    cipher: &crate::platform::crypto::FieldCipher,
-    tenant: i64,
-    members: &RoaringBitmap,
-    unmask: bool,
-) -> Result<Vec<u8>, SegmentError> {
-    let mut out = export_head()?;
-    let ids: Vec<i64> = members.iter().map(i64::from).collect();
-    for chunk in ids.chunks(EXPORT_CHUNK) {
-        out.extend(export_rows(db, cipher, tenant, chunk, unmask).await?);
-    }
-    Ok(out)
-}
-
-/// [`export_csv`] as a stream of pieces, one per [`EXPORT_CHUNK`] customers: a large segment
+/// purchases, spend in yuan and last purchase in China time, after a BOM so that Excel reads
+/// UTF-8 Chinese.
+///
+/// Sent as a stream of pieces, one per [`EXPORT_CHUNK`] customers: a large segment
 /// is never held whole, and the next piece is read only when the client has taken the last.
 /// A store error ends the stream with an error, so the download fails rather than looks whole.
 pub fn export_stream(

@@ -327,41 +327,7 @@ pub async fn tag_customers(
     source: &str,
     now: i64,
 ) -> Result<Vec<i64>, TagError> {
-    if tag.rule.is_some() {
-        return Err(TagError::Invalid {
-            field: "tag",
-            reason: "a rule tag's members follow its rule; they cannot be set by hand".into(),
-        });
-    }
-    // A chunk at a time: a crash leaves the chunks before it tagged, and tagging the list
-    // again adds only what is missing. An error after a chunk says what was stored.
-    let mut added = Vec::new();
-    for chunk in customers.chunks(WRITE_CHUNK) {
-        let stored = async {
-            let mut tx = db.begin().await?;
-            tx.lock_tenant(tenant).await?;
-            let new = add_in(&mut tx, tenant, tag.id, chunk, source, now).await?;
-            tx.commit().await?;
-            Ok::<_, DbError>(new)
-        };
-        match stored.await {
-            Ok(new) => added.extend(new),
-            Err(e) => return Err(stopped(added, e.into())),
-        }
-    }
-    Ok(added)
-}
-
-/// An error after `done` were stored: [`TagError::Stopped`] when there are any.
-fn stopped(done: Vec<i64>, e: TagError) -> TagError {
-    if done.is_empty() {
-        e
-    } else {
-        TagError::Stopped {
-            done,
-            source: Box::new(e),
-        }
-    }
+    set_by_hand(db, tenant, tag, customers, source, now, HandChange::Add).await
 }
 
 /// Removes a manual tag from customers; returns those it was removed from.
@@ -373,27 +339,59 @@ pub async fn untag_customers(
     source: &str,
     now: i64,
 ) -> Result<Vec<i64>, TagError> {
+    set_by_hand(db, tenant, tag, customers, source, now, HandChange::Remove).await
+}
+
+#[derive(Clone, Copy)]
+enum HandChange {
+    Add,
+    Remove,
+}
+
+/// A manual tag added to or removed from customers, a chunk at a time: a crash leaves the
+/// chunks before it done, and doing the list again does only what is missing. An error after
+/// a chunk says what was stored ([`TagError::Stopped`]).
+async fn set_by_hand(
+    db: &Db,
+    tenant: i64,
+    tag: &Tag,
+    customers: &[i64],
+    source: &str,
+    now: i64,
+    change: HandChange,
+) -> Result<Vec<i64>, TagError> {
     if tag.rule.is_some() {
         return Err(TagError::Invalid {
             field: "tag",
             reason: "a rule tag's members follow its rule; they cannot be set by hand".into(),
         });
     }
-    let mut removed = Vec::new();
+    let mut changed = Vec::new();
     for chunk in customers.chunks(WRITE_CHUNK) {
         let stored = async {
             let mut tx = db.begin().await?;
             tx.lock_tenant(tenant).await?;
-            let gone = remove_in(&mut tx, tenant, tag.id, chunk, source, now).await?;
+            let done = match change {
+                HandChange::Add => add_in(&mut tx, tenant, tag.id, chunk, source, now).await?,
+                HandChange::Remove => {
+                    remove_in(&mut tx, tenant, tag.id, chunk, source, now).await?
+                }
+            };
             tx.commit().await?;
-            Ok::<_, DbError>(gone)
+            Ok::<_, DbError>(done)
         };
         match stored.await {
-            Ok(gone) => removed.extend(gone),
-            Err(e) => return Err(stopped(removed, e.into())),
+            Ok(done) => changed.extend(done),
+            Err(e) if changed.is_empty() => return Err(e.into()),
+            Err(e) => {
+                return Err(TagError::Stopped {
+                    done: changed,
+                    source: Box::new(e.into()),
+                });
+            }
         }
     }
-    Ok(removed)
+    Ok(changed)
 }
 
 /// Stores a rule tag's change of members (computed by the audience index).

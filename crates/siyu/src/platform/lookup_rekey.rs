@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 
 use super::crypto::{FieldCipher, TenantLookup};
-use super::db::{DbResult, Sql, Tx, sql};
+use super::db::{DbResult, Sql, Tx, Value, sql, values_placeholders};
 
 /// Rows read and rewritten per statement.
 const PAGE: i64 = 2_000;
@@ -94,18 +94,21 @@ async fn rekey_hashed_tables(
     let olds: Vec<(String,)> = tx
         .fetch_all(&sql(union.join(" UNION ")).bind(tenant))
         .await?;
+    let olds: Vec<String> = olds
+        .into_iter()
+        .map(|(old,)| old)
+        .filter(|old| !old.starts_with(LEGACY_PREFIX))
+        .collect();
+    let numbers = numbers_of(tx, cipher, tenant, &olds).await?;
     // old hash → (new hash, the number encrypted anew)
     let mut map: HashMap<String, (String, String)> = HashMap::new();
     let mut unknown = Vec::new();
-    for (old,) in olds {
-        if old.starts_with(LEGACY_PREFIX) {
-            continue;
-        }
-        match number_of(tx, cipher, tenant, &old).await? {
+    for old in olds {
+        match numbers.get(&old) {
             Some(phone) => {
-                map.insert(old, (lookup.hash(&phone), cipher.encrypt(&phone)));
+                map.insert(old, (lookup.hash(phone), cipher.encrypt(phone)));
             }
-            None => unknown.push(old),
+            None => unknown.push(Value::from(old)),
         }
     }
     let rows: Vec<Vec<String>> = map
@@ -130,76 +133,85 @@ async fn rekey_hashed_tables(
                 .await?;
         }
     }
-    for old in unknown {
-        for (table, only) in HASHED {
-            if matches!(*table, "unsubscribes" | "sms_replies") {
-                report.kept_legacy += tx
-                    .execute(
-                        &sql(format!("UPDATE {table} SET address_hash = $3 WHERE tenant_id = $1 AND {only} AND address_hash = $2"))
-                            .bind(tenant)
-                            .bind(old.clone())
-                            .bind(format!("{LEGACY_PREFIX}{old}")),
-                    )
-                    .await?;
-            } else {
-                report.dropped += tx
-                    .execute(
-                        &sql(format!("DELETE FROM {table} WHERE tenant_id = $1 AND {only} AND address_hash = $2"))
-                            .bind(tenant)
-                            .bind(old.clone()),
-                    )
-                    .await?;
-            }
+    for (table, only) in HASHED {
+        let fixed = [Value::from(tenant)];
+        if matches!(*table, "unsubscribes" | "sms_replies") {
+            report.kept_legacy += tx
+                .execute_in(
+                    &format!("UPDATE {table} SET address_hash = '{LEGACY_PREFIX}' || address_hash WHERE tenant_id = $1 AND {only} AND address_hash"),
+                    &fixed,
+                    unknown.clone(),
+                )
+                .await?;
+        } else {
+            report.dropped += tx
+                .execute_in(
+                    &format!(
+                        "DELETE FROM {table} WHERE tenant_id = $1 AND {only} AND address_hash"
+                    ),
+                    &fixed,
+                    unknown.clone(),
+                )
+                .await?;
         }
     }
     Ok(())
 }
 
-/// The number behind an old hash of `tenant`'s, where the tenant keeps it (encrypted).
-async fn number_of(
+/// The numbers behind old hashes of `tenant`'s, where the tenant keeps them (encrypted): its
+/// identities first, then the messages it sent.
+async fn numbers_of(
     tx: &mut Tx,
     cipher: &FieldCipher,
     tenant: i64,
-    old: &str,
-) -> DbResult<Option<String>> {
-    let found: Option<(String,)> = tx
-        .fetch_optional(
-            &sql("SELECT value_enc FROM identities WHERE tenant_id = $1 AND ikey = $2 AND value_enc IS NOT NULL")
-                .bind(tenant)
-                .bind(format!("phone:{old}")),
+    olds: &[String],
+) -> DbResult<HashMap<String, String>> {
+    let mut found = HashMap::new();
+    let by_identity: Vec<(String, Option<String>)> = tx
+        .fetch_in(
+            "SELECT ikey, value_enc FROM identities WHERE tenant_id = $1 AND ikey",
+            &[tenant.into()],
+            olds.iter()
+                .map(|o| Value::from(format!("phone:{o}")))
+                .collect(),
         )
         .await?;
-    let found = match found {
-        Some(f) => Some(f),
-        None => {
-            tx.fetch_optional(
-                &sql(
-                    "SELECT address_enc FROM outbox WHERE tenant_id = $1 AND address_hash = $2 \
-                      AND sent_at IS NOT NULL LIMIT 1",
-                )
-                .bind(tenant)
-                .bind(old.to_owned()),
-            )
-            .await?
+    for (ikey, enc) in by_identity {
+        if let (Some(old), Some(phone)) = (
+            ikey.strip_prefix("phone:"),
+            enc.and_then(|e| cipher.decrypt(&e).ok()),
+        ) {
+            found.insert(old.to_owned(), phone);
         }
-    };
-    Ok(found.and_then(|(enc,)| cipher.decrypt(&enc).ok()))
+    }
+    let rest: Vec<Value> = olds
+        .iter()
+        .filter(|o| !found.contains_key(*o))
+        .map(|o| Value::from(o.as_str()))
+        .collect();
+    let by_message: Vec<(String, String)> = tx
+        .fetch_in(
+            "SELECT address_hash, address_enc FROM outbox WHERE tenant_id = $1 AND sent_at IS NOT NULL AND address_hash",
+            &[tenant.into()],
+            rest,
+        )
+        .await?;
+    for (old, enc) in by_message {
+        if !found.contains_key(&old)
+            && let Ok(phone) = cipher.decrypt(&enc)
+        {
+            found.insert(old, phone);
+        }
+    }
+    Ok(found)
 }
 
 /// `WITH <columns> AS (VALUES …) <update>`, $1 the tenant; every row has a text per column.
 fn rewrite(columns: &str, update: &str, tenant: i64, rows: &[Vec<String>]) -> Sql {
     let width = rows.first().map_or(0, Vec::len);
-    let values: Vec<String> = (0..rows.len())
-        .map(|i| {
-            let cells: Vec<String> = (0..width)
-                .map(|k| format!("${}", i * width + k + 2))
-                .collect();
-            format!("({})", cells.join(", "))
-        })
-        .collect();
     let mut q = sql(format!(
         "WITH {columns} AS (VALUES {}) {update}",
-        values.join(", ")
+        values_placeholders(rows.len(), width, 2)
     ));
     q.push_arg(tenant);
     for row in rows {

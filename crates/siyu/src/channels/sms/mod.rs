@@ -119,7 +119,7 @@ pub struct SmsSettings {
     pub otp_per_tenant_day: Option<i64>,
     /// Codes every tenant together sends in an hour (default 10,000); reaching it logs an alert.
     pub otp_global_per_hour: Option<i64>,
-    /// Zero bits of the proof of work a public page solves before a code is sent (default 18).
+    /// Zero bits of the proof of work a public page solves before a code is sent (default 16).
     pub otp_work_bits: Option<u32>,
 }
 

@@ -195,18 +195,12 @@ impl Outbox {
             None
         };
         let seen: Vec<Seen> = claimed.iter().map(Claimed::as_policy_sees_it).collect();
-        let (verdicts, legacy) = match local.as_mut() {
-            Some(tx) => {
-                let mut r = Reader::Tx(tx);
-                let v = self.decide(&mut r, &seen, now).await?;
-                (v, self.legacy_unsubscribes(&mut r).await?)
-            }
-            None => {
-                let mut r = Reader::Pool(&self.db);
-                let v = self.decide(&mut r, &seen, now).await?;
-                (v, self.legacy_unsubscribes(&mut r).await?)
-            }
+        let mut reader = match local.as_mut() {
+            Some(tx) => Reader::Tx(tx),
+            None => Reader::Pool(&self.db),
         };
+        let verdicts = self.decide(&mut reader, &seen, now).await?;
+        let legacy = self.legacy_unsubscribes(&mut reader).await?;
         let mut out = Outcomes::default();
         let mut msgs = Vec::new();
         let mut tries = Vec::new();

@@ -55,16 +55,17 @@ pub(super) fn last_sender(probes: &[(i64, String)]) -> Sql {
     q
 }
 
-/// The tenant that last sent to `phone`, hashing it with each tenant's key.
+/// The tenant that last sent to `phone`, hashing it with each tenant's key, and that tenant's
+/// hash of it.
 async fn last_sender_of(
     db: &Db,
     cipher: &FieldCipher,
     phone: &str,
-) -> Result<Option<i64>, DbError> {
+) -> Result<Option<(i64, String)>, DbError> {
     let tenants: Vec<(i64,)> = db
         .fetch_all(&sql("SELECT id FROM tenants ORDER BY id"))
         .await?;
-    let mut newest: Option<(i64, i64)> = None;
+    let mut newest: Option<(i64, i64, String)> = None;
     for chunk in tenants.chunks(TENANTS_PER_PROBE) {
         let probes: Vec<(i64, String)> = chunk
             .iter()
@@ -72,12 +73,13 @@ async fn last_sender_of(
             .collect();
         let found: Option<(i64, i64)> = db.fetch_optional(&last_sender(&probes)).await?;
         if let Some((tenant, last)) = found
-            && newest.is_none_or(|(_, n)| last > n)
+            && newest.as_ref().is_none_or(|(_, n, _)| last > *n)
+            && let Some((_, hash)) = probes.into_iter().find(|(t, _)| *t == tenant)
         {
-            newest = Some((tenant, last));
+            newest = Some((tenant, last, hash));
         }
     }
-    Ok(newest.map(|(tenant, _)| tenant))
+    Ok(newest.map(|(tenant, _, hash)| (tenant, hash)))
 }
 
 /// A reply from a phone: recorded against the tenant that last messaged that number, and an
@@ -90,10 +92,9 @@ pub async fn record_reply(
     text: &str,
     at: i64,
 ) -> Result<Option<(i64, bool)>, DbError> {
-    let Some(tenant) = last_sender_of(db, cipher, phone).await? else {
+    let Some((tenant, hash)) = last_sender_of(db, cipher, phone).await? else {
         return Ok(None);
     };
-    let hash = cipher.lookup(tenant).hash(phone);
     let unsubscribe = crate::channels::sms::is_unsubscribe_reply(text);
     let mut tx = db.begin().await?;
     let id = tx.reserve_ids("sms_reply", 1).await?;
