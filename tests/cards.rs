@@ -381,12 +381,14 @@ async fn no_code_is_texted_without_the_human_check(backend: Backend) {
     other["phone"] = json!("13912345678");
     let (st, v) = h5(&c, otp.clone(), other, None).await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["code"], "human_check", "{v}");
     // A challenge we did not sign, solved.
     let forged = "1.AAAA.0123456789abcdef0123456789abcdef";
     let nonce = siyu::acquire::human_check::solve(forged, "13912345678", common::TEST_WORK_BITS);
     let body = json!({"phone": "13912345678", "challenge": forged, "nonce": nonce});
     let (st, v) = h5(&c, otp.clone(), body, None).await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["code"], "human_check", "{v}");
     let (queued,): (i64,) = s
         .db()
         .fetch_one(&sql("SELECT COUNT(*) FROM outbox"))
@@ -532,6 +534,26 @@ fn counter(text: &str, name: &str) -> f64 {
         .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .filter_map(|v| v.trim().parse::<f64>().ok())
         .sum()
+}
+
+on_each_backend!(a_numbers_codes_for_the_day_count_across_brands);
+/// One number's codes for the day are counted across brands, although each brand hashes the
+/// number with a key of its own: a second brand's card cannot text it past the day's budget.
+async fn a_numbers_codes_for_the_day_count_across_brands(backend: Backend) {
+    let s = TestServer::start_with(backend, |a| a.sms.otp_per_phone_day = Some(1)).await;
+    let first = card_codes(&s, 1).await;
+    let (_, other) = tenant_with_key(s.db(), "另一家", Role::Admin).await;
+    let second = batch(&s, &other, 10_000, 1).await.1;
+    let (st, v) = ask(&s, &first[0], "13912340000", "192.0.2.1").await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{backend:?}: {v}");
+    let (st, v) = ask(&s, &second[0], "13912340000", "192.0.2.2").await;
+    assert_eq!(
+        (st, v["error"]["code"].clone()),
+        (StatusCode::TOO_MANY_REQUESTS, json!("phone_limit")),
+        "{backend:?}: the same number from another brand: {v}"
+    );
+    let (st, v) = ask(&s, &second[0], "13912340001", "192.0.2.3").await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{backend:?}: another number: {v}");
 }
 
 on_each_backend!(the_public_cannot_send_large_bodies);

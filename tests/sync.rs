@@ -577,6 +577,7 @@ async fn one_run_at_a_time(backend: Backend) {
         );
     // Once the first run holds the shop and has stored its first window (a rewind before that
     // would set the cursor to where it already is, and prove nothing):
+    let mut ready = false;
     for _ in 0..100 {
         let (held, cursor): (Option<i64>, i64) = tdb
             .db
@@ -586,10 +587,12 @@ async fn one_run_at_a_time(backend: Backend) {
             .await
             .expect("shop");
         if held.is_some() && sandbox.stats().calls > 0 && cursor > start - 60_000 {
+            ready = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert!(ready, "{backend:?}: the first run stored no window in 5 s");
     let second = sync_shop(&tdb.db, &cipher(), None, TENANT, id, &slow).await;
     assert!(
         matches!(second, Err(siyu::workflows::sync::SyncError::Busy(_))),
