@@ -651,10 +651,7 @@ async fn card_codes_are_for_roles_that_may_write(backend: Backend) {
     use siyu::platform::access;
     let s = TestServer::start(backend).await;
     let (tenant, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
-    let c = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let c = common::no_redirects();
     let (id, _) = batch(&s, &key, 100, 3).await;
     let viewer = access::create_api_key(s.db(), tenant, "看板", Role::Viewer)
         .await

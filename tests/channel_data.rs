@@ -306,21 +306,8 @@ async fn exports_keep_what_real_exports_carry(backend: Backend) {
     )
     .await
     .expect("console user");
-    let console = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let login = console
-        .post(s.url("/console/login"))
-        .form(&[
-            ("tenant", "brand"),
-            ("username", "ops"),
-            ("password", "ops-password-1"),
-        ])
-        .send()
-        .await
-        .expect("login");
-    let cookie = common::session_cookie(&login).expect("session");
+    let console = common::no_redirects();
+    let cookie = common::console_session(&console, &s, "brand", "ops", "ops-password-1").await;
     let page = console
         .get(s.url("/console/overview"))
         .header("cookie", &cookie)

@@ -11,22 +11,11 @@ use serde_json::json;
 use siyu::platform::access::{self, Role};
 use siyu::platform::db::sql;
 
-use common::{TestServer, backends, make_customers, send, session_cookie, tenant_with_key};
+use common::{TestServer, backends, make_customers, send, tenant_with_key};
 
 /// Signs `username` in to the console; returns its session cookie.
 async fn sign_in(c: &reqwest::Client, s: &TestServer, username: &str, password: &str) -> String {
-    let r = c
-        .post(s.url("/console/login"))
-        .form(&[
-            ("tenant", "茶小铺"),
-            ("username", username),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{username} signs in");
-    session_cookie(&r).expect("session cookie")
+    common::console_session(c, s, "茶小铺", username, password).await
 }
 
 async fn post_form(

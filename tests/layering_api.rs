@@ -576,21 +576,8 @@ async fn long_lists_are_refused_and_large_ones_tag_in_chunks(backend: common::Ba
     )
     .await
     .expect("user");
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let r = browser
-        .post(s.url("/console/login"))
-        .form(&[
-            ("tenant", "brand"),
-            ("username", "ops"),
-            ("password", "ops-password"),
-        ])
-        .send()
-        .await
-        .expect("login");
-    let cookie = common::session_cookie(&r).expect("session");
+    let browser = common::no_redirects();
+    let cookie = common::console_session(&browser, &s, "brand", "ops", "ops-password").await;
     let r = browser
         .post(s.url("/console/tags/upload"))
         .header("cookie", &cookie)

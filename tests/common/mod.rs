@@ -484,6 +484,41 @@ pub async fn send_as_customer(
 }
 
 /// The console session a login answer sets, as a `cookie` header value.
+/// A client that does not follow redirects: a test reads the 303 and its cookie itself.
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// Signs `username` of `tenant` in to the console through `c` (see [`no_redirects`]); its
+/// session cookie.
+pub async fn console_session(
+    c: &reqwest::Client,
+    s: &TestServer,
+    tenant: &str,
+    username: &str,
+    password: &str,
+) -> String {
+    let r = c
+        .post(s.url("/console/login"))
+        .form(&[
+            ("tenant", tenant),
+            ("username", username),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(
+        r.status(),
+        reqwest::StatusCode::SEE_OTHER,
+        "{username} signs in"
+    );
+    session_cookie(&r).expect("session cookie")
+}
+
 pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
     r.headers()
         .get_all("set-cookie")
