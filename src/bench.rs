@@ -66,6 +66,10 @@ pub struct BenchArgs {
     /// Flash suite: units for sale.
     #[arg(long, default_value_t = 10_000)]
     pub stock: u64,
+    /// Login-flood suite: alone/flooded pairs to run per backend. One p99 on this machine
+    /// moves by up to half from run to run; the suite's figure is the median of the pairs.
+    #[arg(long, default_value_t = 5)]
+    pub pairs: usize,
     /// Flash suite: Redis to compare against (a Lua check-and-decrement).
     #[arg(
         long,

@@ -208,6 +208,19 @@ impl Tx {
         }
     }
 
+    /// Lets this transaction's commit return before PostgreSQL has flushed it to disk: a crash
+    /// may lose it, and the database stays consistent. Only for counters that throttle and
+    /// record nothing anyone was told of, so that a flood of them does not queue in front of
+    /// the log flushes of work that is acknowledged. SQLite has nothing to skip.
+    pub async fn skip_flush_on_commit(&mut self) -> DbResult<()> {
+        if let Tx::Postgres(t) = self {
+            sqlx::query("SELECT set_config('synchronous_commit', 'off', true)")
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub async fn execute(&mut self, s: &Sql) -> DbResult<u64> {
         Ok(match self {
             Tx::Sqlite(t, _) => bound_query!(sqlite, s)
