@@ -171,7 +171,7 @@ mod tests {
     const TOL: f64 = 1e-6;
 
     fn fixture() -> Value {
-        serde_json::from_str(include_str!("../../../tests/fixtures/ab_reference.json"))
+        serde_json::from_str(include_str!("../tests/fixtures/ab_reference.json"))
             .expect("the fixture is valid JSON")
     }
 
