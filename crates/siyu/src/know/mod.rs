@@ -13,8 +13,17 @@ pub mod orders;
 pub mod phone;
 pub mod profile;
 pub mod report;
-pub mod rfm;
-pub mod rule;
 pub mod segments;
 pub mod shops;
 pub mod tags;
+
+// Segment rules and RFM classes are the crate `siyu-audience`, with the index that evaluates them.
+pub use siyu_audience::{rfm, rule};
+
+use crate::platform::refusal::{Refusal, Refuse};
+
+impl Refuse for rule::RuleError {
+    fn refusal(&self) -> Refusal {
+        Refusal::Rejected("invalid_rule")
+    }
+}

@@ -3,9 +3,7 @@
 //! it which customers changed; it reloads exactly those customers from the store, so a repeated
 //! or late notice is harmless. Rule tags are re-evaluated after each change.
 
-pub mod bins;
 mod changes;
-pub mod index;
 mod load;
 mod rebuild;
 mod rule_tags;
@@ -18,7 +16,6 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use roaring::RoaringBitmap;
 
-use super::rfm::DAY_MS;
 use super::rule::Rule;
 use crate::platform::clock::now_ms;
 use crate::platform::db::Db;
@@ -29,22 +26,9 @@ pub use index::{Facts, IndexSize, Query, StatsFact, TenantIndex};
 pub use load::build_index;
 pub use rebuild::{rebuild_versions, request_rebuild};
 
-const CHINA_OFFSET_MS: i64 = 8 * 3_600_000;
-
-/// The day number (days since 1970-01-01) of a UTC millisecond time in China.
-pub fn local_day(ms: i64) -> i32 {
-    (ms + CHINA_OFFSET_MS).div_euclid(DAY_MS) as i32
-}
-
-/// The first millisecond of a China day.
-pub fn day_start(day: i32) -> i64 {
-    i64::from(day) * DAY_MS - CHINA_OFFSET_MS
-}
-
-/// The earliest event time a rule of `days` days can see at `now`.
-pub fn event_window_start(days: u32, now: i64) -> i64 {
-    day_start(local_day(now) - (days as i32 - 1))
-}
+// The index, its bins and the day arithmetic are the crate `siyu-audience` (no store, no
+// tenants); this module loads the index from the store and keeps it current.
+pub use siyu_audience::{bins, day_start, event_window_start, index, local_day};
 
 /// Customer ids in the index are u32; the store's ids are far below that.
 fn id32(id: i64) -> Option<u32> {

@@ -13,10 +13,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use roaring::RoaringBitmap;
 
-use super::bins::{Bins, Scale};
-use crate::know::rfm::DAY_MS;
-use crate::know::rfm::{RfmClass, Stage};
-use crate::know::rule::Range;
+use crate::bins::{Bins, Scale};
+use crate::rfm::DAY_MS;
+use crate::rfm::{RfmClass, Stage};
+use crate::rule::Range;
 
 /// A dense column of values by customer id, starting at the smallest id it holds.
 #[derive(Debug, Default, Clone)]

@@ -6,8 +6,8 @@ use std::borrow::Cow;
 use roaring::RoaringBitmap;
 
 use super::*;
-use crate::know::rfm::Stage;
-use crate::know::rule::{AttrOp, Rule, last_order_bounds};
+use crate::rfm::Stage;
+use crate::rule::{AttrOp, Rule, last_order_bounds};
 
 impl<'a> Query<'a> {
     /// How many customers match.

@@ -6,8 +6,8 @@ use std::borrow::Cow;
 use roaring::{MultiOps, RoaringBitmap};
 
 use super::*;
-use crate::know::rfm::Stage;
-use crate::know::rule::{AttrOp, EventTest, Rule, last_order_bounds};
+use crate::rfm::Stage;
+use crate::rule::{AttrOp, EventTest, Rule, last_order_bounds};
 
 pub(super) fn union_of<'a>(sets: Vec<&'a RoaringBitmap>) -> Set<'a> {
     match sets.len() {

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use roaring::RoaringBitmap;
 
 use super::*;
-use crate::know::audience::local_day;
-use crate::know::rfm::{ALL_STAGES, Stage};
+use crate::local_day;
+use crate::rfm::{ALL_STAGES, Stage};
 
 pub(super) fn bump(map: &mut HashMap<String, RoaringBitmap>, key: &str, id: u32) {
     match map.get_mut(key) {

@@ -4,8 +4,8 @@
 use roaring::RoaringBitmap;
 
 use super::*;
-use crate::know::rfm::Stage;
-use crate::know::rule::{AttrOp, EventTest, OrdersTest, Rule, last_order_bounds};
+use crate::rfm::Stage;
+use crate::rule::{AttrOp, EventTest, OrdersTest, Rule, last_order_bounds};
 
 impl<'a> Query<'a> {
     /// Whether one customer matches (used to filter small candidate sets).

@@ -10,11 +10,10 @@
 //! ]}
 //! ```
 
-use crate::platform::refusal::{Refusal, Refuse};
 use serde::{Deserialize, Serialize};
 
-use super::identity::IdentityKind;
-use super::rfm::{RfmClass, Stage};
+use crate::identity_kind::IdentityKind;
+use crate::rfm::{RfmClass, Stage};
 
 /// The longest event window a rule may ask for; the audience index keeps this many days.
 pub const MAX_EVENT_DAYS: u32 = 366;
@@ -205,12 +204,6 @@ fn yes() -> bool {
 pub struct RuleError {
     pub path: String,
     pub reason: String,
-}
-
-impl Refuse for RuleError {
-    fn refusal(&self) -> Refusal {
-        Refusal::Rejected("invalid_rule")
-    }
 }
 
 impl Rule {
