@@ -335,9 +335,10 @@ async fn a_commit_that_skips_the_flush_keeps_its_rows_and_ends_with_its_transact
         Some(1)
     );
     tx.commit().await.expect("commit");
-    let (n,): (i64,) = t
-        .db
-        .fetch_one(&sql("SELECT n FROM rate_counters WHERE scope = 'login_address' AND subject = 'subject'"))
+    let (n,): (i64,) =
+        t.db.fetch_one(&sql(
+            "SELECT n FROM rate_counters WHERE scope = 'login_address' AND subject = 'subject'",
+        ))
         .await
         .expect("the count is stored");
     assert_eq!(n, 1);
