@@ -22,7 +22,9 @@ use siyu::platform::access::Role;
 use siyu::platform::clock::now_ms;
 use siyu::platform::db::sql;
 
-use common::{SMS_CALLBACK_TOKEN, TestServer, backends, make_customers, send, tenant_with_key};
+use common::{
+    Backend, SMS_CALLBACK_TOKEN, TestServer, backends, make_customers, send, tenant_with_key,
+};
 
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
@@ -31,92 +33,96 @@ fn no_redirects() -> reqwest::Client {
         .expect("client")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tracking_links_redirect_and_count_visitors() {
-    for backend in backends() {
-        let s = TestServer::start(backend).await;
-        let (_, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
-        let c = reqwest::Client::new();
-        let (st, v) = send(&c, M::POST, &s.url("/api/v1/links"), &key,
-            Some(json!({"target": "https://shop.example.cn/new?from=card", "channel": "package_card"}))).await;
-        assert_eq!(st, StatusCode::CREATED, "{v}");
-        let url = v["url"].as_str().expect("url").to_string();
-        assert!(url.starts_with(&s.url("/t/")), "{url}");
-        // Not a javascript: open redirect; the error names the field.
-        let (st, bad) = send(
-            &c,
-            M::POST,
-            &s.url("/api/v1/links"),
-            &key,
-            Some(json!({"target": "javascript:alert(1)"})),
-        )
-        .await;
-        assert_eq!(st, StatusCode::BAD_REQUEST);
-        assert!(
-            bad["error"]["message"]
-                .as_str()
-                .expect("msg")
-                .starts_with("target:"),
-            "{bad}"
-        );
+async fn tracking_links_redirect_and_count_visitors(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (_, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
+    let c = reqwest::Client::new();
+    let (st, v) = send(
+        &c,
+        M::POST,
+        &s.url("/api/v1/links"),
+        &key,
+        Some(json!({"target": "https://shop.example.cn/new?from=card", "channel": "package_card"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let url = v["url"].as_str().expect("url").to_string();
+    assert!(url.starts_with(&s.url("/t/")), "{url}");
+    // Not a javascript: open redirect; the error names the field.
+    let (st, bad) = send(
+        &c,
+        M::POST,
+        &s.url("/api/v1/links"),
+        &key,
+        Some(json!({"target": "javascript:alert(1)"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .starts_with("target:"),
+        "{bad}"
+    );
 
-        let nr = no_redirects();
-        let r = nr
-            .get(&url)
-            .header("user-agent", "MicroMessenger")
-            .send()
-            .await
-            .expect("click");
-        assert_eq!(r.status(), StatusCode::FOUND);
-        assert_eq!(
-            r.headers()["location"],
-            "https://shop.example.cn/new?from=card"
-        );
-        let cookie = r.headers()["set-cookie"]
-            .to_str()
-            .expect("cookie")
-            .split(';')
-            .next()
-            .expect("kv")
-            .to_string();
-        assert!(cookie.starts_with("sy_v="), "{cookie}");
-        // The same visitor again, then someone else.
-        let r = nr
-            .get(&url)
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .expect("again");
-        assert_eq!(r.status(), StatusCode::FOUND);
-        assert!(r.headers().get("set-cookie").is_none());
-        nr.get(&url).send().await.expect("another");
-        let r = nr.get(s.url("/t/ZZZZZZZZ")).send().await.expect("unknown");
-        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let nr = no_redirects();
+    let r = nr
+        .get(&url)
+        .header("user-agent", "MicroMessenger")
+        .send()
+        .await
+        .expect("click");
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert_eq!(
+        r.headers()["location"],
+        "https://shop.example.cn/new?from=card"
+    );
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("kv")
+        .to_string();
+    assert!(cookie.starts_with("sy_v="), "{cookie}");
+    // The same visitor again, then someone else.
+    let r = nr
+        .get(&url)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("again");
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert!(r.headers().get("set-cookie").is_none());
+    nr.get(&url).send().await.expect("another");
+    let r = nr.get(s.url("/t/ZZZZZZZZ")).send().await.expect("unknown");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
-        let id = v["link"]["id"].as_i64().expect("id");
-        let (st, v) = send(
-            &c,
-            M::GET,
-            &s.url(&format!("/api/v1/links/{id}")),
-            &key,
-            None,
-        )
-        .await;
-        assert_eq!(st, StatusCode::OK);
-        assert_eq!(
-            v["clicks"],
-            json!({"clicks": 3, "visitors": 2}),
-            "{backend:?}"
-        );
+    let id = v["link"]["id"].as_i64().expect("id");
+    let (st, v) = send(
+        &c,
+        M::GET,
+        &s.url(&format!("/api/v1/links/{id}")),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        v["clicks"],
+        json!({"clicks": 3, "visitors": 2}),
+        "{backend:?}"
+    );
 
-        let svg = c.get(format!("{url}/qr.svg")).send().await.expect("svg");
-        assert_eq!(svg.headers()["content-type"], "image/svg+xml");
-        assert!(svg.text().await.expect("body").contains("<svg"));
-        let png = c.get(format!("{url}/qr.png")).send().await.expect("png");
-        assert_eq!(png.headers()["content-type"], "image/png");
-        assert_eq!(&png.bytes().await.expect("body")[..4], b"\x89PNG");
-    }
+    let svg = c.get(format!("{url}/qr.svg")).send().await.expect("svg");
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    assert!(svg.text().await.expect("body").contains("<svg"));
+    let png = c.get(format!("{url}/qr.png")).send().await.expect("png");
+    assert_eq!(png.headers()["content-type"], "image/png");
+    assert_eq!(&png.bytes().await.expect("body")[..4], b"\x89PNG");
 }
+on_each_backend!(tracking_links_redirect_and_count_visitors);
 
 /// Waits until the outbox has nothing queued for now or being sent.
 async fn settle(s: &TestServer) {
@@ -152,226 +158,224 @@ async fn snapshot(s: &TestServer, tenant: i64, customers: &[i64]) -> i64 {
     77
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_campaign_is_checked_sent_clicked_and_reported() {
-    for backend in backends() {
-        let s = TestServer::start(backend).await;
-        let (tenant, key) = tenant_with_key(s.db(), "tea", Role::Admin).await;
-        let customers = make_customers(&s, &key, 31, 300).await;
-        let snap = snapshot(&s, tenant, &customers).await;
-        let c = reqwest::Client::new();
-        // No quiet hours, so the test runs at any hour.
-        let (st, p) = send(&c, M::PUT, &s.url("/api/v1/contact-policy"), &key,
-            Some(json!({"marketing_per_week": 2, "quiet_start_minute": 0, "quiet_end_minute": 0, "dedupe_hours": 24}))).await;
-        assert_eq!(st, StatusCode::OK, "{p}");
-        let (st, p) = send(&c, M::PUT, &s.url("/api/v1/contact-policy"), &key,
-            Some(json!({"marketing_per_week": 2, "quiet_start_minute": 1500, "quiet_end_minute": 0, "dedupe_hours": 24}))).await;
-        assert_eq!(st, StatusCode::BAD_REQUEST);
-        assert!(
-            p["error"]["message"]
-                .as_str()
-                .expect("msg")
-                .starts_with("quiet_start_minute:"),
-            "{p}"
-        );
+async fn a_campaign_is_checked_sent_clicked_and_reported(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (tenant, key) = tenant_with_key(s.db(), "tea", Role::Admin).await;
+    let customers = make_customers(&s, &key, 31, 300).await;
+    let snap = snapshot(&s, tenant, &customers).await;
+    let c = reqwest::Client::new();
+    // No quiet hours, so the test runs at any hour.
+    let (st, p) = send(&c, M::PUT, &s.url("/api/v1/contact-policy"), &key,
+        Some(json!({"marketing_per_week": 2, "quiet_start_minute": 0, "quiet_end_minute": 0, "dedupe_hours": 24}))).await;
+    assert_eq!(st, StatusCode::OK, "{p}");
+    let (st, p) = send(&c, M::PUT, &s.url("/api/v1/contact-policy"), &key,
+        Some(json!({"marketing_per_week": 2, "quiet_start_minute": 1500, "quiet_end_minute": 0, "dedupe_hours": 24}))).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        p["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .starts_with("quiet_start_minute:"),
+        "{p}"
+    );
 
-        let body = |second: &str| {
-            json!({
-                "name": "老客召回", "snapshot_id": snap, "holdout_percent": 20, "seed": "t",
-                "target_url": "https://shop.example.cn/back",
-                "variants": [
-                    {"name": "A", "content": "【茶小铺】老朋友，回归券已到账 {link} 拒收请回复R"},
-                    {"name": "B", "content": second}
-                ]
-            })
-        };
-        let (st, bad) = send(
-            &c,
-            M::POST,
-            &s.url("/api/v1/campaigns"),
-            &key,
-            Some(body("【茶小铺】全网最佳好茶 {link} 拒收请回复R")),
-        )
-        .await;
-        assert_eq!(st, StatusCode::BAD_REQUEST);
-        assert!(
-            bad["error"]["message"]
-                .as_str()
-                .expect("msg")
-                .starts_with("variants[1].content: contains the forbidden word"),
-            "{bad}"
-        );
-        let (st, made) = send(
-            &c,
-            M::POST,
-            &s.url("/api/v1/campaigns"),
-            &key,
-            Some(body("【茶小铺】新茶给您留了一份 {link} 回T退订")),
-        )
-        .await;
-        assert_eq!(st, StatusCode::CREATED, "{made}");
-        assert_eq!(made["content"][0]["parts"], 1);
-        let id = made["campaign"]["id"].as_i64().expect("id");
+    let body = |second: &str| {
+        json!({
+            "name": "老客召回", "snapshot_id": snap, "holdout_percent": 20, "seed": "t",
+            "target_url": "https://shop.example.cn/back",
+            "variants": [
+                {"name": "A", "content": "【茶小铺】老朋友，回归券已到账 {link} 拒收请回复R"},
+                {"name": "B", "content": second}
+            ]
+        })
+    };
+    let (st, bad) = send(
+        &c,
+        M::POST,
+        &s.url("/api/v1/campaigns"),
+        &key,
+        Some(body("【茶小铺】全网最佳好茶 {link} 拒收请回复R")),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .starts_with("variants[1].content: contains the forbidden word"),
+        "{bad}"
+    );
+    let (st, made) = send(
+        &c,
+        M::POST,
+        &s.url("/api/v1/campaigns"),
+        &key,
+        Some(body("【茶小铺】新茶给您留了一份 {link} 回T退订")),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{made}");
+    assert_eq!(made["content"][0]["parts"], 1);
+    let id = made["campaign"]["id"].as_i64().expect("id");
 
-        let (st, l) = send(
-            &c,
-            M::POST,
-            &s.url(&format!("/api/v1/campaigns/{id}/launch")),
-            &key,
-            None,
-        )
-        .await;
-        assert_eq!(st, StatusCode::OK, "{l}");
-        let queued = l["launch"]["queued"].as_i64().expect("queued");
-        let control = l["launch"]["control"].as_i64().expect("control");
-        assert_eq!(queued + control, 300, "{l}");
-        assert!(control > 30 && control < 90, "{l}");
-        let (st, d) = send(&c, M::POST, &s.url("/api/v1/outbox/dispatch"), &key, None).await;
-        assert_eq!(st, StatusCode::OK, "{d}");
-        // The server's own dispatcher may hold part of the batch; wait for it to finish.
-        settle(&s).await;
-        let (_, counts) = send(&c, M::GET, &s.url("/api/v1/outbox"), &key, None).await;
-        assert_eq!(
-            counts["by_status"]["sent"].as_i64(),
-            Some(queued),
-            "{counts}"
-        );
+    let (st, l) = send(
+        &c,
+        M::POST,
+        &s.url(&format!("/api/v1/campaigns/{id}/launch")),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{l}");
+    let queued = l["launch"]["queued"].as_i64().expect("queued");
+    let control = l["launch"]["control"].as_i64().expect("control");
+    assert_eq!(queued + control, 300, "{l}");
+    assert!(control > 30 && control < 90, "{l}");
+    let (st, d) = send(&c, M::POST, &s.url("/api/v1/outbox/dispatch"), &key, None).await;
+    assert_eq!(st, StatusCode::OK, "{d}");
+    // The server's own dispatcher may hold part of the batch; wait for it to finish.
+    settle(&s).await;
+    let (_, counts) = send(&c, M::GET, &s.url("/api/v1/outbox"), &key, None).await;
+    assert_eq!(
+        counts["by_status"]["sent"].as_i64(),
+        Some(queued),
+        "{counts}"
+    );
 
-        // Each message carries its recipient's own tracking link; two recipients click, one buys.
-        let sent: Vec<(i64, String)> = s.db()
-            .fetch_all(&sql("SELECT o.customer_id, l.content FROM sms_log l JOIN outbox o ON o.id = l.outbox_id WHERE o.campaign_id = $1 ORDER BY o.customer_id").bind(id))
-            .await
-            .expect("log");
-        assert_eq!(sent.len() as i64, queued);
-        let links: HashSet<String> = sent
-            .iter()
-            .map(|(_, t)| {
-                t.split_whitespace()
-                    .find(|w| w.contains("/t/"))
-                    .expect("link")
-                    .to_string()
-            })
-            .collect();
-        assert_eq!(links.len(), sent.len(), "one link per recipient");
-        let nr = no_redirects();
-        for (_, text) in sent.iter().take(2) {
-            let link = text
-                .split_whitespace()
+    // Each message carries its recipient's own tracking link; two recipients click, one buys.
+    let sent: Vec<(i64, String)> = s.db()
+        .fetch_all(&sql("SELECT o.customer_id, l.content FROM sms_log l JOIN outbox o ON o.id = l.outbox_id WHERE o.campaign_id = $1 ORDER BY o.customer_id").bind(id))
+        .await
+        .expect("log");
+    assert_eq!(sent.len() as i64, queued);
+    let links: HashSet<String> = sent
+        .iter()
+        .map(|(_, t)| {
+            t.split_whitespace()
                 .find(|w| w.contains("/t/"))
-                .expect("link");
-            let r = nr.get(link).send().await.expect("click");
-            assert_eq!(r.headers()["location"], "https://shop.example.cn/back");
-        }
-        let buyer = sent[0].0;
-        let (st, v) = send(&c, M::POST, &s.url("/api/v1/orders"), &key, Some(json!({"orders": [{
-            "channel": "mall", "order_no": "BACK-1", "status": "paid", "ordered_at": now_ms(), "amount": 25_800,
-            "identities": [{"kind": "phone", "value": format!("13931{:06}", customers.iter().position(|&c| c == buyer).expect("idx"))}]}]}))).await;
-        assert_eq!(st, StatusCode::OK, "{v}");
-
-        let (st, r) = send(
-            &c,
-            M::GET,
-            &s.url(&format!("/api/v1/campaigns/{id}/report")),
-            &key,
-            None,
-        )
-        .await;
-        assert_eq!(st, StatusCode::OK, "{r}");
-        assert_eq!(r["total"]["sent"].as_i64(), Some(queued), "{r}");
-        assert_eq!(r["total"]["clicks"], 2, "{r}");
-        assert_eq!(r["total"]["visitors"], 2, "{r}");
-        assert_eq!(r["total"]["orders"], 1, "{r}");
-        assert_eq!(r["total"]["gmv"], 25_800, "{r}");
-        assert_eq!(r["total"]["cost"].as_i64(), Some(queued * 5), "{r}");
-        assert_eq!(r["total"]["series"][0]["hours"], 3);
-        assert_eq!(r["total"]["series"][0]["clicks"], 2);
-        assert_eq!(r["variants"].as_array().expect("variants").len(), 3);
-        assert_eq!(r["variants"][2]["variant"], "control");
-        assert_eq!(r["variants"][2]["sent"], 0);
-        // 300 people cannot call a winner.
-        assert_eq!(r["ab"]["status"], "not_enough_data", "{}", r["ab"]);
-        let csv = c
-            .get(s.url(&format!("/api/v1/campaigns/{id}/report.csv")))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .expect("csv");
-        assert!(
-            csv.headers()["content-type"]
-                .to_str()
-                .expect("ct")
-                .starts_with("text/csv")
-        );
-        let text = csv.text().await.expect("body");
-        assert!(
-            text.lines()
-                .next()
-                .expect("header")
-                .contains("variant,eligible,sent"),
-            "{text}"
-        );
-        assert!(
-            text.lines()
-                .any(|l| l.starts_with("total,") && l.contains(",258.00,")),
-            "{text}"
-        );
-
-        // The buyer's number replies 退订 through Tencent's callback: their next message is held.
-        let phone = format!(
-            "13931{:06}",
-            customers.iter().position(|&c| c == buyer).expect("idx")
-        );
-        let (st, ack) = send(&c, M::POST, &s.url(&format!("/callbacks/sms/tencent/{SMS_CALLBACK_TOKEN}/reply")), "",
-            Some(json!({"extend": "", "mobile": phone, "nationcode": "86", "sign": "茶小铺", "text": "退订", "time": now_ms() / 1000}))).await;
-        assert_eq!(st, StatusCode::OK);
-        assert_eq!(ack, json!({"result": 0, "errmsg": "OK"}));
-        let (st, _) = send(
-            &c,
-            M::POST,
-            &s.url("/callbacks/sms/tencent/wrong/reply"),
-            "",
-            Some(json!({"mobile": phone, "text": "R"})),
-        )
-        .await;
-        assert_eq!(
-            st,
-            StatusCode::NOT_FOUND,
-            "a callback without the token is refused"
-        );
-        let (st, m) = send(&c, M::POST, &s.url("/api/v1/messages"), &key,
-            Some(json!({"phone": phone, "content": "【茶小铺】周末上新，拒收请回复R", "purpose": "marketing", "dedupe_key": "weekend-1"}))).await;
-        assert_eq!(st, StatusCode::ACCEPTED, "{m}");
-        let (st, _) = send(&c, M::POST, &s.url("/api/v1/messages"), &key,
-            Some(json!({"phone": phone, "content": "【茶小铺】周末上新，拒收请回复R", "purpose": "marketing", "dedupe_key": "weekend-1"}))).await;
-        assert_eq!(st, StatusCode::OK, "the same key is queued once");
-        let (st, m) = send(
-            &c,
-            M::POST,
-            &s.url("/api/v1/messages"),
-            &key,
-            Some(json!({"phone": "12345", "content": "x", "purpose": "service"})),
-        )
-        .await;
-        assert_eq!(st, StatusCode::BAD_REQUEST);
-        assert!(
-            m["error"]["message"]
-                .as_str()
-                .expect("msg")
-                .starts_with("phone:"),
-            "{m}"
-        );
-        send(&c, M::POST, &s.url("/api/v1/outbox/dispatch"), &key, None).await;
-        settle(&s).await;
-        let (reason,): (Option<String>,) = s
-            .db()
-            .fetch_one(&sql(
-                "SELECT reason FROM outbox WHERE dedupe_key = 'api:weekend-1'",
-            ))
-            .await
-            .expect("held");
-        assert_eq!(reason.as_deref(), Some("unsubscribed"), "{backend:?}");
+                .expect("link")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(links.len(), sent.len(), "one link per recipient");
+    let nr = no_redirects();
+    for (_, text) in sent.iter().take(2) {
+        let link = text
+            .split_whitespace()
+            .find(|w| w.contains("/t/"))
+            .expect("link");
+        let r = nr.get(link).send().await.expect("click");
+        assert_eq!(r.headers()["location"], "https://shop.example.cn/back");
     }
+    let buyer = sent[0].0;
+    let (st, v) = send(&c, M::POST, &s.url("/api/v1/orders"), &key, Some(json!({"orders": [{
+        "channel": "mall", "order_no": "BACK-1", "status": "paid", "ordered_at": now_ms(), "amount": 25_800,
+        "identities": [{"kind": "phone", "value": format!("13931{:06}", customers.iter().position(|&c| c == buyer).expect("idx"))}]}]}))).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+
+    let (st, r) = send(
+        &c,
+        M::GET,
+        &s.url(&format!("/api/v1/campaigns/{id}/report")),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["total"]["sent"].as_i64(), Some(queued), "{r}");
+    assert_eq!(r["total"]["clicks"], 2, "{r}");
+    assert_eq!(r["total"]["visitors"], 2, "{r}");
+    assert_eq!(r["total"]["orders"], 1, "{r}");
+    assert_eq!(r["total"]["gmv"], 25_800, "{r}");
+    assert_eq!(r["total"]["cost"].as_i64(), Some(queued * 5), "{r}");
+    assert_eq!(r["total"]["series"][0]["hours"], 3);
+    assert_eq!(r["total"]["series"][0]["clicks"], 2);
+    assert_eq!(r["variants"].as_array().expect("variants").len(), 3);
+    assert_eq!(r["variants"][2]["variant"], "control");
+    assert_eq!(r["variants"][2]["sent"], 0);
+    // 300 people cannot call a winner.
+    assert_eq!(r["ab"]["status"], "not_enough_data", "{}", r["ab"]);
+    let csv = c
+        .get(s.url(&format!("/api/v1/campaigns/{id}/report.csv")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("csv");
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .expect("ct")
+            .starts_with("text/csv")
+    );
+    let text = csv.text().await.expect("body");
+    assert!(
+        text.lines()
+            .next()
+            .expect("header")
+            .contains("variant,eligible,sent"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("total,") && l.contains(",258.00,")),
+        "{text}"
+    );
+
+    // The buyer's number replies 退订 through Tencent's callback: their next message is held.
+    let phone = format!(
+        "13931{:06}",
+        customers.iter().position(|&c| c == buyer).expect("idx")
+    );
+    let (st, ack) = send(&c, M::POST, &s.url(&format!("/callbacks/sms/tencent/{SMS_CALLBACK_TOKEN}/reply")), "",
+        Some(json!({"extend": "", "mobile": phone, "nationcode": "86", "sign": "茶小铺", "text": "退订", "time": now_ms() / 1000}))).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(ack, json!({"result": 0, "errmsg": "OK"}));
+    let (st, _) = send(
+        &c,
+        M::POST,
+        &s.url("/callbacks/sms/tencent/wrong/reply"),
+        "",
+        Some(json!({"mobile": phone, "text": "R"})),
+    )
+    .await;
+    assert_eq!(
+        st,
+        StatusCode::NOT_FOUND,
+        "a callback without the token is refused"
+    );
+    let (st, m) = send(&c, M::POST, &s.url("/api/v1/messages"), &key,
+        Some(json!({"phone": phone, "content": "【茶小铺】周末上新，拒收请回复R", "purpose": "marketing", "dedupe_key": "weekend-1"}))).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{m}");
+    let (st, _) = send(&c, M::POST, &s.url("/api/v1/messages"), &key,
+        Some(json!({"phone": phone, "content": "【茶小铺】周末上新，拒收请回复R", "purpose": "marketing", "dedupe_key": "weekend-1"}))).await;
+    assert_eq!(st, StatusCode::OK, "the same key is queued once");
+    let (st, m) = send(
+        &c,
+        M::POST,
+        &s.url("/api/v1/messages"),
+        &key,
+        Some(json!({"phone": "12345", "content": "x", "purpose": "service"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        m["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .starts_with("phone:"),
+        "{m}"
+    );
+    send(&c, M::POST, &s.url("/api/v1/outbox/dispatch"), &key, None).await;
+    settle(&s).await;
+    let (reason,): (Option<String>,) = s
+        .db()
+        .fetch_one(&sql(
+            "SELECT reason FROM outbox WHERE dedupe_key = 'api:weekend-1'",
+        ))
+        .await
+        .expect("held");
+    assert_eq!(reason.as_deref(), Some("unsubscribed"), "{backend:?}");
 }
+on_each_backend!(a_campaign_is_checked_sent_clicked_and_reported);
 
 const SECRET: &str = "fake-secret";
 

@@ -19,7 +19,7 @@ use siyu::platform::access::create_tenant;
 use siyu::platform::clock::now_ms;
 use siyu::platform::db::{Db, sql};
 
-use common::{TestDb, backends};
+use common::{Backend, TestDb, backends};
 
 const CHANNELS: [&str; 3] = ["tmall", "jd", "pos"];
 const STATUSES: [&str; 4] = ["paid", "completed", "refunded", "pending"];
@@ -322,52 +322,50 @@ fn rule(tags: Vec<i64>) -> impl Strategy<Value = Rule> {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn index_agrees_with_sql_on_random_rules() {
-    for backend in backends() {
-        let t = TestDb::new(backend).await;
-        let now = now_ms();
-        for data_seed in 0..2u64 {
-            let tenant = create_tenant(&t.db, &format!("brand{data_seed}"))
+async fn index_agrees_with_sql_on_random_rules(backend: Backend) {
+    let t = TestDb::new(backend).await;
+    let now = now_ms();
+    for data_seed in 0..2u64 {
+        let tenant = create_tenant(&t.db, &format!("brand{data_seed}"))
+            .await
+            .expect("tenant")
+            .id;
+        let tags = seed(&t.db, tenant, data_seed, 120, now).await;
+        profile::recompute_all(&t.db, tenant, now)
+            .await
+            .expect("recompute");
+        let ix = build_index(&t.db, tenant, now, |_, _| {})
+            .await
+            .expect("build");
+        let q = ix.query(now);
+        let strategy = rule(tags);
+        let mut runner = TestRunner::new_with_rng(
+            Config::default(),
+            TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
+        );
+        let mut nonempty = 0;
+        for case in 0..150 {
+            let r = strategy.new_tree(&mut runner).expect("rule").current();
+            let expect = rule_sql::members(&t.db, tenant, &r, now)
                 .await
-                .expect("tenant")
-                .id;
-            let tags = seed(&t.db, tenant, data_seed, 120, now).await;
-            profile::recompute_all(&t.db, tenant, now)
-                .await
-                .expect("recompute");
-            let ix = build_index(&t.db, tenant, now, |_, _| {})
-                .await
-                .expect("build");
-            let q = ix.query(now);
-            let strategy = rule(tags);
-            let mut runner = TestRunner::new_with_rng(
-                Config::default(),
-                TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
+                .unwrap_or_else(|e| panic!("{backend:?} SQL for {r:?}: {e}"));
+            let got: Vec<i64> = q.members(&r).iter().map(i64::from).collect();
+            assert_eq!(
+                got,
+                expect,
+                "{backend:?} data {data_seed} case {case}: rule {}",
+                r.to_json()
             );
-            let mut nonempty = 0;
-            for case in 0..150 {
-                let r = strategy.new_tree(&mut runner).expect("rule").current();
-                let expect = rule_sql::members(&t.db, tenant, &r, now)
-                    .await
-                    .unwrap_or_else(|e| panic!("{backend:?} SQL for {r:?}: {e}"));
-                let got: Vec<i64> = q.members(&r).iter().map(i64::from).collect();
-                assert_eq!(
-                    got,
-                    expect,
-                    "{backend:?} data {data_seed} case {case}: rule {}",
-                    r.to_json()
-                );
-                assert_eq!(q.count(&r), expect.len() as u64, "count of {}", r.to_json());
-                if !expect.is_empty() {
-                    nonempty += 1;
-                }
+            assert_eq!(q.count(&r), expect.len() as u64, "count of {}", r.to_json());
+            if !expect.is_empty() {
+                nonempty += 1;
             }
-            // The generator must produce rules that select someone, or the test says little.
-            assert!(nonempty > 50, "only {nonempty} rules matched anyone");
         }
+        // The generator must produce rules that select someone, or the test says little.
+        assert!(nonempty > 50, "only {nonempty} rules matched anyone");
     }
 }
+on_each_backend!(index_agrees_with_sql_on_random_rules);
 
 /// A bulk write from another process (`siyu import`) asks for a rebuild; a server's watch
 /// picks it up.

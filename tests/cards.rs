@@ -10,9 +10,7 @@ use serde_json::{Value, json};
 use siyu::platform::access::Role;
 use siyu::platform::db::sql;
 
-use common::{
-    Backend, TestServer, backends, customer_token, make_customers, send, tenant_with_key,
-};
+use common::{Backend, TestServer, customer_token, make_customers, send, tenant_with_key};
 
 async fn h5(
     c: &reqwest::Client,
@@ -29,216 +27,212 @@ async fn h5(
     (st, r.json().await.unwrap_or(Value::Null))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_card_is_scanned_verified_claimed_once_and_reported() {
-    for backend in backends() {
-        let s = TestServer::start(backend).await;
-        let (tenant, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
-        let c = reqwest::Client::new();
-        let (st, t) = send(&c, M::POST, &s.url("/api/v1/coupon-templates"), &key,
-            Some(json!({"name": "包裹卡20元券", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": 10_000, "claim_via": "card"}))).await;
-        assert_eq!(st, StatusCode::CREATED, "{t}");
-        let (st, bad) = send(
-            &c,
-            M::POST,
-            &s.url("/api/v1/card-batches"),
-            &key,
-            Some(
-                json!({"name": "x", "channel": "tmall", "coupon_template_id": t["id"], "size": 0}),
-            ),
-        )
-        .await;
-        assert_eq!(st, StatusCode::BAD_REQUEST);
-        assert!(
-            bad["error"]["message"]
-                .as_str()
-                .expect("msg")
-                .starts_with("size:"),
-            "{bad}"
-        );
-        // A template not set up for cards (the brand's API-only compensation coupon) is refused.
-        let (_, api_only) = send(&c, M::POST, &s.url("/api/v1/coupon-templates"), &key,
-            Some(json!({"name": "补偿券", "kind": "amount_off", "value": 5_000, "valid_days": 7, "total": 10}))).await;
-        let (st, bad) = send(&c, M::POST, &s.url("/api/v1/card-batches"), &key,
-            Some(json!({"name": "x", "channel": "tmall", "coupon_template_id": api_only["id"], "size": 10}))).await;
-        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}");
-        assert!(
-            bad["error"]["message"]
-                .as_str()
-                .expect("msg")
-                .starts_with("coupon_template_id:"),
-            "{bad}"
-        );
-        let (st, b) = send(&c, M::POST, &s.url("/api/v1/card-batches"), &key, Some(json!({
-            "name": "天猫11月包裹卡", "channel": "tmall", "coupon_template_id": t["id"], "size": 50,
-            "variants": [{"name": "红包卡"}, {"name": "试用装卡"}], "contact_qr_url": "https://work.weixin.qq.com/ca/guide1",
-            "cost_per_card": 30}))).await;
-        assert_eq!(st, StatusCode::CREATED, "{b}");
-        let id = b["batch"]["id"].as_i64().expect("id");
+async fn a_card_is_scanned_verified_claimed_once_and_reported(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (tenant, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    let c = reqwest::Client::new();
+    let (st, t) = send(&c, M::POST, &s.url("/api/v1/coupon-templates"), &key,
+        Some(json!({"name": "包裹卡20元券", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": 10_000, "claim_via": "card"}))).await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    let (st, bad) = send(
+        &c,
+        M::POST,
+        &s.url("/api/v1/card-batches"),
+        &key,
+        Some(json!({"name": "x", "channel": "tmall", "coupon_template_id": t["id"], "size": 0})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .starts_with("size:"),
+        "{bad}"
+    );
+    // A template not set up for cards (the brand's API-only compensation coupon) is refused.
+    let (_, api_only) = send(&c, M::POST, &s.url("/api/v1/coupon-templates"), &key,
+        Some(json!({"name": "补偿券", "kind": "amount_off", "value": 5_000, "valid_days": 7, "total": 10}))).await;
+    let (st, bad) = send(&c, M::POST, &s.url("/api/v1/card-batches"), &key,
+        Some(json!({"name": "x", "channel": "tmall", "coupon_template_id": api_only["id"], "size": 10}))).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}");
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .starts_with("coupon_template_id:"),
+        "{bad}"
+    );
+    let (st, b) = send(&c, M::POST, &s.url("/api/v1/card-batches"), &key, Some(json!({
+        "name": "天猫11月包裹卡", "channel": "tmall", "coupon_template_id": t["id"], "size": 50,
+        "variants": [{"name": "红包卡"}, {"name": "试用装卡"}], "contact_qr_url": "https://work.weixin.qq.com/ca/guide1",
+        "cost_per_card": 30}))).await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+    let id = b["batch"]["id"].as_i64().expect("id");
 
-        let csv = c
-            .get(s.url(&format!("/api/v1/card-batches/{id}/cards.csv")))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .expect("csv")
-            .text()
-            .await
-            .expect("body");
-        let codes: Vec<String> = csv
-            .lines()
-            .skip(1)
-            .map(|l| l.split(',').next().expect("code").to_string())
-            .collect();
-        assert_eq!(codes.len(), 50);
-        assert!(csv.contains(&format!("{}/c/{}", s.base, codes[0])));
-        let pdf = c
-            .get(s.url(&format!("/api/v1/card-batches/{id}/cards.pdf")))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .expect("pdf");
-        assert_eq!(pdf.headers()["content-type"], "application/pdf");
-        assert!(pdf.bytes().await.expect("body").starts_with(b"%PDF-"));
+    let csv = c
+        .get(s.url(&format!("/api/v1/card-batches/{id}/cards.csv")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("csv")
+        .text()
+        .await
+        .expect("body");
+    let codes: Vec<String> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().expect("code").to_string())
+        .collect();
+    assert_eq!(codes.len(), 50);
+    assert!(csv.contains(&format!("{}/c/{}", s.base, codes[0])));
+    let pdf = c
+        .get(s.url(&format!("/api/v1/card-batches/{id}/cards.pdf")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("pdf");
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    assert!(pdf.bytes().await.expect("body").starts_with(b"%PDF-"));
 
-        // The landing page counts scans; a code with one wrong character never reaches a card.
-        let page = c
-            .get(s.url(&format!("/c/{}", codes[0])))
-            .send()
-            .await
-            .expect("page");
-        assert_eq!(page.status(), StatusCode::OK);
-        assert!(page.text().await.expect("html").contains("获取验证码"));
-        // Opened again from the same address soon after: the same scan, not another write.
-        for _ in 0..3 {
-            let again = c.get(s.url(&format!("/c/{}", codes[0]))).send().await;
-            assert_eq!(again.expect("page").status(), StatusCode::OK);
-        }
-        let (scans,): (i64,) = s
-            .db()
-            .fetch_one(&sql("SELECT scans FROM cards WHERE code = $1").bind(&codes[0]))
-            .await
-            .expect("scans");
-        assert_eq!(scans, 1, "{backend:?}");
-        let mut typo = codes[0].clone().into_bytes();
-        typo[3] = if typo[3] == b'7' { b'8' } else { b'7' };
-        let r = c
-            .get(s.url(&format!("/c/{}", String::from_utf8(typo).expect("ascii"))))
-            .send()
-            .await
-            .expect("typo");
-        assert_eq!(r.status(), StatusCode::NOT_FOUND);
-
-        let phone = "13912345678";
-        let (st, v) = h5(
-            &c,
-            s.url(&format!("/h5/v1/cards/{}/otp", codes[0])),
-            common::code_request(&s, phone).await,
-            None,
-        )
-        .await;
-        assert_eq!(st, StatusCode::ACCEPTED, "{v}");
-        let (st, _) = h5(
-            &c,
-            s.url(&format!("/h5/v1/cards/{}/otp", codes[0])),
-            common::code_request(&s, phone).await,
-            None,
-        )
-        .await;
-        assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "one code a minute");
-        let code = common::sent_code(&s).await;
-        assert_eq!(code.len(), 6);
-        let wrong = if code == "000000" { "111111" } else { "000000" };
-        let (st, v) = h5(
-            &c,
-            s.url(&format!("/h5/v1/cards/{}/claim", codes[0])),
-            json!({"phone": phone, "otp": wrong}),
-            None,
-        )
-        .await;
-        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-        let (st, v) = h5(
-            &c,
-            s.url(&format!("/h5/v1/cards/{}/claim", codes[0])),
-            json!({"phone": phone, "otp": code}),
-            None,
-        )
-        .await;
-        assert_eq!(st, StatusCode::OK, "{v}");
-        assert_eq!(v["contact_qr_url"], "https://work.weixin.qq.com/ca/guide1");
-        assert!(v["coupon"]["code"].is_string(), "{v}");
-        // Once per card, and the code is used up.
-        let (st, _) = h5(
-            &c,
-            s.url(&format!("/h5/v1/cards/{}/claim", codes[0])),
-            json!({"phone": phone, "otp": code}),
-            None,
-        )
-        .await;
-        assert_eq!(st, StatusCode::CONFLICT);
-        let (members,): (i64,) = s
-            .db()
-            .fetch_one(&sql("SELECT COUNT(*) FROM members WHERE tenant_id = $1").bind(tenant))
-            .await
-            .expect("members");
-        assert_eq!(
-            members, 1,
-            "{backend:?}: claiming joins the buyer as a member"
-        );
-
-        // Someone already known arrives from WeChat with a session: no code needed.
-        let known = make_customers(&s, &key, 41, 1).await[0];
-        let token = customer_token(&s, tenant, known);
-        let (st, v) = h5(
-            &c,
-            s.url(&format!("/h5/v1/cards/{}/claim", codes[1])),
-            json!({}),
-            Some(&token),
-        )
-        .await;
-        assert_eq!(st, StatusCode::OK, "{v}");
-        let (st, v) = send(
-            &c,
-            M::POST,
-            &s.url(&format!("/api/v1/cards/{}/contact", codes[1])),
-            &key,
-            None,
-        )
-        .await;
-        assert_eq!((st, v["recorded"].clone()), (StatusCode::OK, json!(true)));
-
-        let (st, r) = send(
-            &c,
-            M::GET,
-            &s.url(&format!("/api/v1/card-batches/{id}")),
-            &key,
-            None,
-        )
-        .await;
-        assert_eq!(st, StatusCode::OK, "{r}");
-        assert_eq!(r["total"]["shipped"], 50);
-        assert_eq!(r["total"]["scanned"], 1);
-        assert_eq!(r["total"]["claimed"], 2);
-        assert_eq!(r["total"]["contacts"], 1);
-        assert_eq!(r["total"]["cost"], 50 * 30);
-        assert_eq!(r["variants"].as_array().expect("variants").len(), 2);
-        assert_eq!(r["ab"]["status"], "not_enough_data");
-        let csv = c
-            .get(s.url(&format!("/api/v1/card-batches/{id}/report.csv")))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .expect("csv")
-            .text()
-            .await
-            .expect("body");
-        assert!(
-            csv.lines()
-                .any(|l| l.starts_with("total,50,1,1,2,1,0.0400,")),
-            "{csv}"
-        );
+    // The landing page counts scans; a code with one wrong character never reaches a card.
+    let page = c
+        .get(s.url(&format!("/c/{}", codes[0])))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.expect("html").contains("获取验证码"));
+    // Opened again from the same address soon after: the same scan, not another write.
+    for _ in 0..3 {
+        let again = c.get(s.url(&format!("/c/{}", codes[0]))).send().await;
+        assert_eq!(again.expect("page").status(), StatusCode::OK);
     }
+    let (scans,): (i64,) = s
+        .db()
+        .fetch_one(&sql("SELECT scans FROM cards WHERE code = $1").bind(&codes[0]))
+        .await
+        .expect("scans");
+    assert_eq!(scans, 1, "{backend:?}");
+    let mut typo = codes[0].clone().into_bytes();
+    typo[3] = if typo[3] == b'7' { b'8' } else { b'7' };
+    let r = c
+        .get(s.url(&format!("/c/{}", String::from_utf8(typo).expect("ascii"))))
+        .send()
+        .await
+        .expect("typo");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    let phone = "13912345678";
+    let (st, v) = h5(
+        &c,
+        s.url(&format!("/h5/v1/cards/{}/otp", codes[0])),
+        common::code_request(&s, phone).await,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    let (st, _) = h5(
+        &c,
+        s.url(&format!("/h5/v1/cards/{}/otp", codes[0])),
+        common::code_request(&s, phone).await,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "one code a minute");
+    let code = common::sent_code(&s).await;
+    assert_eq!(code.len(), 6);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (st, v) = h5(
+        &c,
+        s.url(&format!("/h5/v1/cards/{}/claim", codes[0])),
+        json!({"phone": phone, "otp": wrong}),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (st, v) = h5(
+        &c,
+        s.url(&format!("/h5/v1/cards/{}/claim", codes[0])),
+        json!({"phone": phone, "otp": code}),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["contact_qr_url"], "https://work.weixin.qq.com/ca/guide1");
+    assert!(v["coupon"]["code"].is_string(), "{v}");
+    // Once per card, and the code is used up.
+    let (st, _) = h5(
+        &c,
+        s.url(&format!("/h5/v1/cards/{}/claim", codes[0])),
+        json!({"phone": phone, "otp": code}),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    let (members,): (i64,) = s
+        .db()
+        .fetch_one(&sql("SELECT COUNT(*) FROM members WHERE tenant_id = $1").bind(tenant))
+        .await
+        .expect("members");
+    assert_eq!(
+        members, 1,
+        "{backend:?}: claiming joins the buyer as a member"
+    );
+
+    // Someone already known arrives from WeChat with a session: no code needed.
+    let known = make_customers(&s, &key, 41, 1).await[0];
+    let token = customer_token(&s, tenant, known);
+    let (st, v) = h5(
+        &c,
+        s.url(&format!("/h5/v1/cards/{}/claim", codes[1])),
+        json!({}),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = send(
+        &c,
+        M::POST,
+        &s.url(&format!("/api/v1/cards/{}/contact", codes[1])),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!((st, v["recorded"].clone()), (StatusCode::OK, json!(true)));
+
+    let (st, r) = send(
+        &c,
+        M::GET,
+        &s.url(&format!("/api/v1/card-batches/{id}")),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["total"]["shipped"], 50);
+    assert_eq!(r["total"]["scanned"], 1);
+    assert_eq!(r["total"]["claimed"], 2);
+    assert_eq!(r["total"]["contacts"], 1);
+    assert_eq!(r["total"]["cost"], 50 * 30);
+    assert_eq!(r["variants"].as_array().expect("variants").len(), 2);
+    assert_eq!(r["ab"]["status"], "not_enough_data");
+    let csv = c
+        .get(s.url(&format!("/api/v1/card-batches/{id}/report.csv")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("csv")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("total,50,1,1,2,1,0.0400,")),
+        "{csv}"
+    );
 }
+on_each_backend!(a_card_is_scanned_verified_claimed_once_and_reported);
 
 /// A batch of `size` cards over a coupon template of `total` coupons, made through the API with
 /// `key`; the batch's id and the cards' codes.

@@ -21,7 +21,7 @@ use siyu::platform::clock::now_ms;
 use siyu::platform::db::sql;
 use siyu_wecom_sandbox::{Sandbox, SandboxCorp};
 
-use common::{TestServer, backends, send, tenant_with_key};
+use common::{Backend, TestServer, backends, send, tenant_with_key};
 
 struct World {
     s: TestServer,
@@ -424,299 +424,295 @@ fn monday_weeks_ago(weeks_ago: i64) -> i64 {
     (monday - 7 * weeks_ago) * DAY - 8 * 3_600_000
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_group_timeline_from_callbacks_reproduces_the_retention_table() {
-    for backend in backends() {
-        let w = world(backend).await;
-        let w1 = monday_weeks_ago(9);
-        let w2 = w1 + WEEK;
-        w.wecom.put_group(GroupChat {
+async fn a_group_timeline_from_callbacks_reproduces_the_retention_table(backend: Backend) {
+    let w = world(backend).await;
+    let w1 = monday_weeks_ago(9);
+    let w2 = w1 + WEEK;
+    w.wecom.put_group(GroupChat {
+        chat_id: "wrVIP1".into(),
+        name: "VIP 福利群".into(),
+        owner: "guide_a".into(),
+        create_time: (w1 - DAY) / 1000,
+        member_list: vec![ChatMember {
+            userid: "guide_a".into(),
+            member_type: 1,
+            join_time: (w1 - DAY) / 1000,
+            join_scene: 0,
+        }],
+    });
+    let corp = w.wecom.corp().corp_id.clone();
+    w.deliver(&Envelope {
+        corp_id: corp,
+        create_time: (w1 - DAY) / 1000,
+        event: CallbackEvent::ChatCreated {
             chat_id: "wrVIP1".into(),
-            name: "VIP 福利群".into(),
-            owner: "guide_a".into(),
-            create_time: (w1 - DAY) / 1000,
-            member_list: vec![ChatMember {
-                userid: "guide_a".into(),
-                member_type: 1,
-                join_time: (w1 - DAY) / 1000,
-                join_scene: 0,
-            }],
-        });
-        let corp = w.wecom.corp().corp_id.clone();
-        w.deliver(&Envelope {
-            corp_id: corp,
-            create_time: (w1 - DAY) / 1000,
-            event: CallbackEvent::ChatCreated {
-                chat_id: "wrVIP1".into(),
-            },
-        })
+        },
+    })
+    .await;
+    w.settle().await;
+    // (member, joined, left) — worked out by hand below.
+    let timeline: Vec<(&str, i64, Option<i64>)> = vec![
+        ("wmA", w1 + DAY, None),
+        ("wmB", w1 + 2 * DAY, Some(w1 + 5 * DAY)),
+        ("wmC", w1 + 3 * DAY, Some(w1 + 13 * DAY)),
+        ("wmD", w1 + 4 * DAY, Some(w1 + 24 * DAY)),
+        ("wmE", w1 + 6 * DAY, Some(w1 + 36 * DAY)),
+        ("wmF", w2 + DAY / 2, None),
+        ("wmG", w2 + DAY, Some(w2 + 9 * DAY)),
+    ];
+    let mut moves: Vec<(i64, &str, bool)> = Vec::new();
+    for (m, j, l) in &timeline {
+        moves.push((*j, m, true));
+        if let Some(l) = l {
+            moves.push((*l, m, false));
+        }
+    }
+    moves.sort();
+    for (at, m, join) in moves {
+        let env = if join {
+            w.wecom.join_group("wrVIP1", &[m], at / 1000)
+        } else {
+            w.wecom.leave_group("wrVIP1", &[m], at / 1000)
+        };
+        w.deliver(&env).await;
+    }
+    w.settle().await;
+    // By hand, week k keeps a member whose stay outlasted k weeks:
+    //   cohort 1 (A B C D E; stays ∞, 3, 10, 20, 30 days): weeks 1–4 keep 4, 3, 2, 2 of 5
+    //   cohort 2 (F G; stays ∞, 8 days):                    weeks 1–4 keep 2, 1, 1, 1 of 2
+    let (st, table) = w
+        .api(M::GET, "/api/v1/groups/retention?weeks=4", None)
         .await;
-        w.settle().await;
-        // (member, joined, left) — worked out by hand below.
-        let timeline: Vec<(&str, i64, Option<i64>)> = vec![
-            ("wmA", w1 + DAY, None),
-            ("wmB", w1 + 2 * DAY, Some(w1 + 5 * DAY)),
-            ("wmC", w1 + 3 * DAY, Some(w1 + 13 * DAY)),
-            ("wmD", w1 + 4 * DAY, Some(w1 + 24 * DAY)),
-            ("wmE", w1 + 6 * DAY, Some(w1 + 36 * DAY)),
-            ("wmF", w2 + DAY / 2, None),
-            ("wmG", w2 + DAY, Some(w2 + 9 * DAY)),
-        ];
-        let mut moves: Vec<(i64, &str, bool)> = Vec::new();
-        for (m, j, l) in &timeline {
-            moves.push((*j, m, true));
-            if let Some(l) = l {
-                moves.push((*l, m, false));
-            }
-        }
-        moves.sort();
-        for (at, m, join) in moves {
-            let env = if join {
-                w.wecom.join_group("wrVIP1", &[m], at / 1000)
-            } else {
-                w.wecom.leave_group("wrVIP1", &[m], at / 1000)
-            };
-            w.deliver(&env).await;
-        }
-        w.settle().await;
-        // By hand, week k keeps a member whose stay outlasted k weeks:
-        //   cohort 1 (A B C D E; stays ∞, 3, 10, 20, 30 days): weeks 1–4 keep 4, 3, 2, 2 of 5
-        //   cohort 2 (F G; stays ∞, 8 days):                    weeks 1–4 keep 2, 1, 1, 1 of 2
-        let (st, table) = w
-            .api(M::GET, "/api/v1/groups/retention?weeks=4", None)
-            .await;
-        assert_eq!(st, StatusCode::OK, "{table}");
-        assert_eq!(
-            table,
-            json!([
-                {"week_start": w1, "joined": 5, "retained": [4, 3, 2, 2], "rate": [0.8, 0.6, 0.4, 0.4]},
-                {"week_start": w2, "joined": 2, "retained": [2, 1, 1, 1], "rate": [1.0, 0.5, 0.5, 0.5]},
-            ]),
-            "{backend:?}"
-        );
-        // Group kinds filter the table; the group list counts current and past customers.
-        let (st, _) = w
-            .api(
-                M::PUT,
-                "/api/v1/groups/wrVIP1/kind",
-                Some(json!({"kind": "vip"})),
-            )
-            .await;
-        assert_eq!(st, StatusCode::OK);
-        let (_, vip) = w
-            .api(M::GET, "/api/v1/groups/retention?weeks=4&kind=vip", None)
-            .await;
-        assert_eq!(vip, table);
-        let (_, flash) = w
-            .api(M::GET, "/api/v1/groups/retention?weeks=4&kind=flash", None)
-            .await;
-        assert_eq!(flash, json!([]));
-        w.rejects(
+    assert_eq!(st, StatusCode::OK, "{table}");
+    assert_eq!(
+        table,
+        json!([
+            {"week_start": w1, "joined": 5, "retained": [4, 3, 2, 2], "rate": [0.8, 0.6, 0.4, 0.4]},
+            {"week_start": w2, "joined": 2, "retained": [2, 1, 1, 1], "rate": [1.0, 0.5, 0.5, 0.5]},
+        ]),
+        "{backend:?}"
+    );
+    // Group kinds filter the table; the group list counts current and past customers.
+    let (st, _) = w
+        .api(
             M::PUT,
             "/api/v1/groups/wrVIP1/kind",
-            json!({"kind": "gold"}),
-            "kind",
+            Some(json!({"kind": "vip"})),
         )
         .await;
-        let (_, groups) = w.api(M::GET, "/api/v1/groups", None).await;
-        assert_eq!(groups[0]["customers"], 2, "{groups}");
-        assert_eq!(groups[0]["joined"], 7);
-        assert_eq!(groups[0]["kind"], "vip");
-        // Dismissing the group ends every stint.
-        w.deliver(&Envelope {
-            corp_id: w.wecom.corp().corp_id.clone(),
-            create_time: now_ms() / 1000,
-            event: CallbackEvent::ChatDismissed {
-                chat_id: "wrVIP1".into(),
-            },
-        })
+    assert_eq!(st, StatusCode::OK);
+    let (_, vip) = w
+        .api(M::GET, "/api/v1/groups/retention?weeks=4&kind=vip", None)
         .await;
-        w.settle().await;
-        let (_, groups) = w.api(M::GET, "/api/v1/groups", None).await;
-        assert_eq!(groups[0]["customers"], 0);
-        assert!(groups[0]["dismissed_at"].is_i64());
-    }
+    assert_eq!(vip, table);
+    let (_, flash) = w
+        .api(M::GET, "/api/v1/groups/retention?weeks=4&kind=flash", None)
+        .await;
+    assert_eq!(flash, json!([]));
+    w.rejects(
+        M::PUT,
+        "/api/v1/groups/wrVIP1/kind",
+        json!({"kind": "gold"}),
+        "kind",
+    )
+    .await;
+    let (_, groups) = w.api(M::GET, "/api/v1/groups", None).await;
+    assert_eq!(groups[0]["customers"], 2, "{groups}");
+    assert_eq!(groups[0]["joined"], 7);
+    assert_eq!(groups[0]["kind"], "vip");
+    // Dismissing the group ends every stint.
+    w.deliver(&Envelope {
+        corp_id: w.wecom.corp().corp_id.clone(),
+        create_time: now_ms() / 1000,
+        event: CallbackEvent::ChatDismissed {
+            chat_id: "wrVIP1".into(),
+        },
+    })
+    .await;
+    w.settle().await;
+    let (_, groups) = w.api(M::GET, "/api/v1/groups", None).await;
+    assert_eq!(groups[0]["customers"], 0);
+    assert!(groups[0]["dismissed_at"].is_i64());
 }
+on_each_backend!(a_group_timeline_from_callbacks_reproduces_the_retention_table);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sop_posts_and_mass_messages_reach_guides_and_are_followed_up() {
-    for backend in backends() {
-        let w = world(backend).await;
-        let tag = w.tag("活码客户").await;
-        let code = w
-            .code(
-                "官网活码",
-                tag,
-                json!([{"userid": "guide_a", "daily_cap": 1}, {"userid": "guide_c"}]),
-                "guide_b",
-            )
-            .await;
-        let state = code["state"].as_str().expect("state").to_owned();
-        // guide_a reaches its cap of one add a day: the contact way drops it from the rota.
-        w.deliver(&w.wecom.customer_adds("guide_a", "wmM1", None, Some(&state)))
-            .await;
-        w.settle().await;
-        let config_id = code["config_id"].as_str().expect("config_id");
-        assert_eq!(w.wecom.contact_way_users(config_id), vec!["guide_c"]);
-        w.deliver(&w.wecom.customer_adds("guide_c", "wmM2", None, Some(&state)))
-            .await;
-        w.settle().await;
+async fn sop_posts_and_mass_messages_reach_guides_and_are_followed_up(backend: Backend) {
+    let w = world(backend).await;
+    let tag = w.tag("活码客户").await;
+    let code = w
+        .code(
+            "官网活码",
+            tag,
+            json!([{"userid": "guide_a", "daily_cap": 1}, {"userid": "guide_c"}]),
+            "guide_b",
+        )
+        .await;
+    let state = code["state"].as_str().expect("state").to_owned();
+    // guide_a reaches its cap of one add a day: the contact way drops it from the rota.
+    w.deliver(&w.wecom.customer_adds("guide_a", "wmM1", None, Some(&state)))
+        .await;
+    w.settle().await;
+    let config_id = code["config_id"].as_str().expect("config_id");
+    assert_eq!(w.wecom.contact_way_users(config_id), vec!["guide_c"]);
+    w.deliver(&w.wecom.customer_adds("guide_c", "wmM2", None, Some(&state)))
+        .await;
+    w.settle().await;
 
-        // A group SOP post for VIP groups.
-        w.wecom.put_group(GroupChat {
-            chat_id: "wrSOP1".into(),
-            name: "VIP群".into(),
-            owner: "guide_a".into(),
-            create_time: now_ms() / 1000,
-            member_list: vec![],
-        });
-        let (st, _) = w.api(M::POST, "/api/v1/groups/sync", None).await;
-        assert_eq!(st, StatusCode::OK);
-        let (st, _) = w
-            .api(
-                M::PUT,
-                "/api/v1/groups/wrSOP1/kind",
-                Some(json!({"kind": "vip"})),
-            )
-            .await;
-        assert_eq!(st, StatusCode::OK);
-        let (st, bad) = w.api(M::POST, "/api/v1/sop-posts", Some(json!({"name": "x", "group_kind": "gold", "due_at": now_ms(), "content": {"text": "t"}}))).await;
-        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}");
-        let (st, _) = w.api(M::POST, "/api/v1/sop-posts", Some(json!({"name": "周三会员日", "group_kind": "vip", "due_at": now_ms() - 1000,
-            "content": {"text": "今晚 8 点会员日，满 300 减 50", "attachments": [{"msgtype": "image", "image": {"media_id": "M1"}}]}, "remind_after_minutes": 30,
-            "repeat_every_days": 7}))).await;
-        assert_eq!(st, StatusCode::CREATED);
+    // A group SOP post for VIP groups.
+    w.wecom.put_group(GroupChat {
+        chat_id: "wrSOP1".into(),
+        name: "VIP群".into(),
+        owner: "guide_a".into(),
+        create_time: now_ms() / 1000,
+        member_list: vec![],
+    });
+    let (st, _) = w.api(M::POST, "/api/v1/groups/sync", None).await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = w
+        .api(
+            M::PUT,
+            "/api/v1/groups/wrSOP1/kind",
+            Some(json!({"kind": "vip"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, bad) = w.api(M::POST, "/api/v1/sop-posts", Some(json!({"name": "x", "group_kind": "gold", "due_at": now_ms(), "content": {"text": "t"}}))).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}");
+    let (st, _) = w.api(M::POST, "/api/v1/sop-posts", Some(json!({"name": "周三会员日", "group_kind": "vip", "due_at": now_ms() - 1000,
+        "content": {"text": "今晚 8 点会员日，满 300 减 50", "attachments": [{"msgtype": "image", "image": {"media_id": "M1"}}]}, "remind_after_minutes": 30,
+        "repeat_every_days": 7}))).await;
+    assert_eq!(st, StatusCode::CREATED);
 
-        // A mass message to the code's customers, through the guide who holds each.
-        let (st, _) = w
-            .api(
-                M::POST,
-                "/api/v1/mass-messages",
-                Some(json!({"name": "新品上市", "audience": {"tag_ids": [tag]},
-            "content": {"text": "新品到店，来店试用"}})),
-            )
-            .await;
-        assert_eq!(st, StatusCode::CREATED);
-        let (st, r) = w.api(M::POST, "/api/v1/connect/tick", None).await;
-        assert_eq!(st, StatusCode::OK, "{r}");
-        assert_eq!(r["sop_tasks_assigned"], 1, "{r}");
-        assert_eq!(r["mass_tasks_assigned"], 2, "{r}");
-        let groupmsg = w.wecom.calls("add_msg_template");
-        let sop = groupmsg
-            .iter()
-            .find(|c| c.body["chat_type"] == "group")
-            .expect("sop task");
-        assert_eq!(sop.body["sender"], "guide_a");
-        assert_eq!(sop.body["chat_id_list"], json!(["wrSOP1"]));
-        let singles: Vec<_> = groupmsg
-            .iter()
-            .filter(|c| c.body["chat_type"] == "single")
-            .collect();
-        assert_eq!(singles.len(), 2);
-        for c in &singles {
-            let want = if c.body["sender"] == "guide_a" {
-                json!(["wmM1"])
-            } else {
-                json!(["wmM2"])
-            };
-            assert_eq!(c.body["external_userid"], want, "{:?}", c.body);
-        }
+    // A mass message to the code's customers, through the guide who holds each.
+    let (st, _) = w
+        .api(
+            M::POST,
+            "/api/v1/mass-messages",
+            Some(json!({"name": "新品上市", "audience": {"tag_ids": [tag]},
+        "content": {"text": "新品到店，来店试用"}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, r) = w.api(M::POST, "/api/v1/connect/tick", None).await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["sop_tasks_assigned"], 1, "{r}");
+    assert_eq!(r["mass_tasks_assigned"], 2, "{r}");
+    let groupmsg = w.wecom.calls("add_msg_template");
+    let sop = groupmsg
+        .iter()
+        .find(|c| c.body["chat_type"] == "group")
+        .expect("sop task");
+    assert_eq!(sop.body["sender"], "guide_a");
+    assert_eq!(sop.body["chat_id_list"], json!(["wrSOP1"]));
+    let singles: Vec<_> = groupmsg
+        .iter()
+        .filter(|c| c.body["chat_type"] == "single")
+        .collect();
+    assert_eq!(singles.len(), 2);
+    for c in &singles {
+        let want = if c.body["sender"] == "guide_a" {
+            json!(["wmM1"])
+        } else {
+            json!(["wmM2"])
+        };
+        assert_eq!(c.body["external_userid"], want, "{:?}", c.body);
+    }
 
-        // A customer who opts out of WeCom mass messages is left out, and says why.
-        let (st, _) = w
-            .api(
-                M::POST,
-                "/api/v1/wecom/unsubscribes",
-                Some(json!({"external_userid": "wmM1"})),
-            )
-            .await;
-        assert_eq!(st, StatusCode::NO_CONTENT);
-        w.rejects(
+    // A customer who opts out of WeCom mass messages is left out, and says why.
+    let (st, _) = w
+        .api(
             M::POST,
             "/api/v1/wecom/unsubscribes",
-            json!({"external_userid": ""}),
-            "external_userid",
+            Some(json!({"external_userid": "wmM1"})),
         )
         .await;
-        // A second mass message the same day: WeCom's one-a-day limit holds it back for both.
-        let (_, second) = w.api(M::POST, "/api/v1/mass-messages", Some(json!({"name": "再推一次", "audience": {"tag_ids": [tag]}, "content": {"text": "再来一条"}}))).await;
-        w.api(M::POST, "/api/v1/connect/tick", None).await;
-        let (_, v) = w
-            .api(
-                M::GET,
-                &format!("/api/v1/mass-messages/{}", second["id"]),
-                None,
-            )
-            .await;
-        assert_eq!(
-            v["recipients"],
-            json!({"daily_limit": 1, "unsubscribed": 1}),
-            "{v}"
-        );
-        assert_eq!(v["tasks"], json!([]));
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    w.rejects(
+        M::POST,
+        "/api/v1/wecom/unsubscribes",
+        json!({"external_userid": ""}),
+        "external_userid",
+    )
+    .await;
+    // A second mass message the same day: WeCom's one-a-day limit holds it back for both.
+    let (_, second) = w.api(M::POST, "/api/v1/mass-messages", Some(json!({"name": "再推一次", "audience": {"tag_ids": [tag]}, "content": {"text": "再来一条"}}))).await;
+    w.api(M::POST, "/api/v1/connect/tick", None).await;
+    let (_, v) = w
+        .api(
+            M::GET,
+            &format!("/api/v1/mass-messages/{}", second["id"]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        v["recipients"],
+        json!({"daily_limit": 1, "unsubscribed": 1}),
+        "{v}"
+    );
+    assert_eq!(v["tasks"], json!([]));
 
-        // Half an hour on, nothing sent: both SOP owner and guides are reminded once.
-        let later = now_ms() + 2 * 3_600_000 + 60_000;
-        let r = w.s.app.connect.tick(later).await.expect("tick");
-        assert_eq!((r.sop_reminders, r.mass_reminders), (1, 2), "{r:?}");
-        let r = w.s.app.connect.tick(later + 60_000).await.expect("tick");
-        assert_eq!(
-            (r.sop_reminders, r.mass_reminders),
-            (0, 0),
-            "reminded once: {r:?}"
-        );
-        assert_eq!(w.wecom.reminders().len(), 3);
+    // Half an hour on, nothing sent: both SOP owner and guides are reminded once.
+    let later = now_ms() + 2 * 3_600_000 + 60_000;
+    let r = w.s.app.connect.tick(later).await.expect("tick");
+    assert_eq!((r.sop_reminders, r.mass_reminders), (1, 2), "{r:?}");
+    let r = w.s.app.connect.tick(later + 60_000).await.expect("tick");
+    assert_eq!(
+        (r.sop_reminders, r.mass_reminders),
+        (0, 0),
+        "reminded once: {r:?}"
+    );
+    assert_eq!(w.wecom.reminders().len(), 3);
 
-        // The guides send in WeCom; the next round reads completion back.
-        for g in ["guide_a", "guide_b", "guide_c"] {
-            for m in w.wecom.tasks_of(g) {
-                w.wecom.guide_sends(&m);
-            }
+    // The guides send in WeCom; the next round reads completion back.
+    for g in ["guide_a", "guide_b", "guide_c"] {
+        for m in w.wecom.tasks_of(g) {
+            w.wecom.guide_sends(&m);
         }
-        let r = w.s.app.connect.tick(later + 120_000).await.expect("tick");
-        assert_eq!(
-            (r.sop_tasks_completed, r.mass_tasks_completed),
-            (1, 2),
-            "{r:?}"
-        );
-        let (_, list) = w.api(M::GET, "/api/v1/mass-messages", None).await;
-        let first = list
-            .as_array()
-            .expect("list")
-            .iter()
-            .find(|m| m["name"] == "新品上市")
-            .expect("first");
-        assert_eq!(first["recipients"], json!({"sent": 2}), "{first}");
-        let by_guide: Vec<(String, i64, String)> = first["tasks"]
-            .as_array()
-            .expect("tasks")
-            .iter()
-            .map(|t| {
-                (
-                    t["sender"].as_str().unwrap_or("").to_owned(),
-                    t["sent"].as_i64().unwrap_or(-1),
-                    t["status"].as_str().unwrap_or("").to_owned(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            by_guide,
-            vec![
-                ("guide_a".into(), 1, "done".into()),
-                ("guide_c".into(), 1, "done".into())
-            ]
-        );
-        let (_, cal) = w.api(M::GET, "/api/v1/sop-posts", None).await;
-        assert_eq!(cal[0]["tasks"][0]["status"], "sent", "{cal}");
-        // The weekly post's next date is on the calendar, a week after the first.
-        assert_eq!(cal.as_array().expect("calendar").len(), 2, "{cal}");
-        assert_eq!(
-            cal[1]["due_at"].as_i64().expect("due") - cal[0]["due_at"].as_i64().expect("due"),
-            7 * 86_400_000
-        );
-        assert_eq!(cal[1]["released_at"], Value::Null);
     }
+    let r = w.s.app.connect.tick(later + 120_000).await.expect("tick");
+    assert_eq!(
+        (r.sop_tasks_completed, r.mass_tasks_completed),
+        (1, 2),
+        "{r:?}"
+    );
+    let (_, list) = w.api(M::GET, "/api/v1/mass-messages", None).await;
+    let first = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|m| m["name"] == "新品上市")
+        .expect("first");
+    assert_eq!(first["recipients"], json!({"sent": 2}), "{first}");
+    let by_guide: Vec<(String, i64, String)> = first["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| {
+            (
+                t["sender"].as_str().unwrap_or("").to_owned(),
+                t["sent"].as_i64().unwrap_or(-1),
+                t["status"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_guide,
+        vec![
+            ("guide_a".into(), 1, "done".into()),
+            ("guide_c".into(), 1, "done".into())
+        ]
+    );
+    let (_, cal) = w.api(M::GET, "/api/v1/sop-posts", None).await;
+    assert_eq!(cal[0]["tasks"][0]["status"], "sent", "{cal}");
+    // The weekly post's next date is on the calendar, a week after the first.
+    assert_eq!(cal.as_array().expect("calendar").len(), 2, "{cal}");
+    assert_eq!(
+        cal[1]["due_at"].as_i64().expect("due") - cal[0]["due_at"].as_i64().expect("due"),
+        7 * 86_400_000
+    );
+    assert_eq!(cal[1]["released_at"], Value::Null);
 }
+on_each_backend!(sop_posts_and_mass_messages_reach_guides_and_are_followed_up);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callback_whose_work_fails_is_kept_and_retried() {
@@ -774,88 +770,87 @@ async fn a_callback_whose_work_fails_is_kept_and_retried() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_card_batch_code_shows_on_the_landing_page_and_records_the_claimants_contact() {
-    for backend in backends() {
-        let w = world(backend).await;
-        let (st, t) = w.api(M::POST, "/api/v1/coupon-templates",
-            Some(json!({"name": "包裹卡20元券", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": 100, "claim_via": "card"}))).await;
-        assert_eq!(st, StatusCode::CREATED, "{t}");
-        let (st, b) = w.api(M::POST, "/api/v1/card-batches",
-            Some(json!({"name": "天猫12月包裹卡", "channel": "tmall", "coupon_template_id": t["id"], "size": 5}))).await;
-        assert_eq!(st, StatusCode::CREATED, "{b}");
-        let batch = b["batch"]["id"].as_i64().expect("batch id");
-        let tag = w.tag("包裹卡客户").await;
-        // A code for a batch that does not exist is refused, naming the field.
-        w.rejects(
+async fn a_card_batch_code_shows_on_the_landing_page_and_records_the_claimants_contact(
+    backend: Backend,
+) {
+    let w = world(backend).await;
+    let (st, t) = w.api(M::POST, "/api/v1/coupon-templates",
+        Some(json!({"name": "包裹卡20元券", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": 100, "claim_via": "card"}))).await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    let (st, b) = w.api(M::POST, "/api/v1/card-batches",
+        Some(json!({"name": "天猫12月包裹卡", "channel": "tmall", "coupon_template_id": t["id"], "size": 5}))).await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+    let batch = b["batch"]["id"].as_i64().expect("batch id");
+    let tag = w.tag("包裹卡客户").await;
+    // A code for a batch that does not exist is refused, naming the field.
+    w.rejects(
+        M::POST,
+        "/api/v1/live-codes",
+        json!({"name": "x", "source": "card_batch", "source_id": 999_999,
+        "welcome": {"text": "hi"}, "guides": [{"userid": "g"}], "backup_userid": "b"}),
+        "source_id",
+    )
+    .await;
+    let (st, code) = w.api(M::POST, "/api/v1/live-codes", Some(json!({"name": "包裹卡活码", "source": "card_batch", "source_id": batch,
+        "tag_ids": [tag], "welcome": {"text": "欢迎，券已到账"}, "guides": [{"userid": "eba_chen"}], "backup_userid": "ba_zhao"}))).await;
+    assert_eq!(st, StatusCode::CREATED, "{code}");
+    let (_, report) = w
+        .api(M::GET, &format!("/api/v1/card-batches/{batch}"), None)
+        .await;
+    assert_eq!(
+        report["batch"]["contact_qr_url"], code["qr_code"],
+        "{report}"
+    );
+
+    // A buyer known by their WeChat unionid claims a card in a WeChat session…
+    let (st, v) = w
+        .api(
             M::POST,
-            "/api/v1/live-codes",
-            json!({"name": "x", "source": "card_batch", "source_id": 999_999,
-            "welcome": {"text": "hi"}, "guides": [{"userid": "g"}], "backup_userid": "b"}),
-            "source_id",
+            "/api/v1/events",
+            Some(json!({"events": [{"id": "mp-login-1", "type": "mp_login",
+        "identities": [{"kind": "unionid", "value": "ounionCARD"}], "timestamp": now_ms()}]})),
         )
         .await;
-        let (st, code) = w.api(M::POST, "/api/v1/live-codes", Some(json!({"name": "包裹卡活码", "source": "card_batch", "source_id": batch,
-            "tag_ids": [tag], "welcome": {"text": "欢迎，券已到账"}, "guides": [{"userid": "eba_chen"}], "backup_userid": "ba_zhao"}))).await;
-        assert_eq!(st, StatusCode::CREATED, "{code}");
-        let (_, report) = w
-            .api(M::GET, &format!("/api/v1/card-batches/{batch}"), None)
-            .await;
-        assert_eq!(
-            report["batch"]["contact_qr_url"], code["qr_code"],
-            "{report}"
-        );
-
-        // A buyer known by their WeChat unionid claims a card in a WeChat session…
-        let (st, v) = w
-            .api(
-                M::POST,
-                "/api/v1/events",
-                Some(json!({"events": [{"id": "mp-login-1", "type": "mp_login",
-            "identities": [{"kind": "unionid", "value": "ounionCARD"}], "timestamp": now_ms()}]})),
-            )
-            .await;
-        assert_eq!(st, StatusCode::ACCEPTED, "{v}");
-        let buyer = w.customer_by("unionid:ounionCARD").await;
-        let card: (String,) = w
-            .s
-            .db()
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    let buyer = w.customer_by("unionid:ounionCARD").await;
+    let card: (String,) =
+        w.s.db()
             .fetch_one(
                 &sql("SELECT code FROM cards WHERE batch_id = $1 ORDER BY id LIMIT 1").bind(batch),
             )
             .await
             .expect("card");
-        let token = common::customer_token(&w.s, w.tenant, buyer);
-        let (st, v) = common::send_as_customer(
-            &w.c,
-            M::POST,
-            &w.s.url(&format!("/h5/v1/cards/{}/claim", card.0)),
-            &token,
-            Some(json!({})),
-        )
+    let token = common::customer_token(&w.s, w.tenant, buyer);
+    let (st, v) = common::send_as_customer(
+        &w.c,
+        M::POST,
+        &w.s.url(&format!("/h5/v1/cards/{}/claim", card.0)),
+        &token,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["contact_qr_url"], code["qr_code"]);
+    // …then adds the guide through the QR the page showed: one customer, the card's contact.
+    let state = code["state"].as_str().expect("state");
+    w.deliver(
+        &w.wecom
+            .customer_adds("eba_chen", "wmCARD", Some("ounionCARD"), Some(state)),
+    )
+    .await;
+    w.settle().await;
+    assert_eq!(
+        w.customer_by("external_userid:wmCARD").await,
+        buyer,
+        "OneID joins the add to the claimant"
+    );
+    let (_, report) = w
+        .api(M::GET, &format!("/api/v1/card-batches/{batch}"), None)
         .await;
-        assert_eq!(st, StatusCode::OK, "{v}");
-        assert_eq!(v["contact_qr_url"], code["qr_code"]);
-        // …then adds the guide through the QR the page showed: one customer, the card's contact.
-        let state = code["state"].as_str().expect("state");
-        w.deliver(
-            &w.wecom
-                .customer_adds("eba_chen", "wmCARD", Some("ounionCARD"), Some(state)),
-        )
-        .await;
-        w.settle().await;
-        assert_eq!(
-            w.customer_by("external_userid:wmCARD").await,
-            buyer,
-            "OneID joins the add to the claimant"
-        );
-        let (_, report) = w
-            .api(M::GET, &format!("/api/v1/card-batches/{batch}"), None)
-            .await;
-        assert_eq!(report["total"]["claimed"], 1, "{report}");
-        assert_eq!(report["total"]["contacts"], 1, "{backend:?}: {report}");
-    }
+    assert_eq!(report["total"]["claimed"], 1, "{report}");
+    assert_eq!(report["total"]["contacts"], 1, "{backend:?}: {report}");
 }
+on_each_backend!(a_card_batch_code_shows_on_the_landing_page_and_records_the_claimants_contact);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_cannot_point_wecom_calls_inside_the_network_unless_the_server_allows_it() {
@@ -918,113 +913,109 @@ async fn a_tenant_cannot_point_wecom_calls_inside_the_network_unless_the_server_
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_guide_with_more_customers_than_one_task_takes_gets_several() {
-    for backend in backends() {
-        let w = world(backend).await;
-        let tag = w.tag("大号客户").await;
-        let code = w
-            .code("电商大号", tag, json!([{"userid": "eba_big"}]), "ba_zhao")
-            .await;
-        let state = code["state"].as_str().expect("state").to_owned();
-        for i in 0..3 {
-            w.deliver(
-                &w.wecom
-                    .customer_adds("eba_big", &format!("wmBIG{i}"), None, Some(&state)),
-            )
-            .await;
-        }
-        w.settle().await;
-        let (st, _) = w
-            .api(
-                M::POST,
-                "/api/v1/mass-messages",
-                Some(json!({"name": "大促预告", "audience": {"tag_ids": [tag]},
-            "content": {"text": "双12 预告"}, "purpose": "service"})),
-            )
-            .await;
-        assert_eq!(st, StatusCode::CREATED);
-        // WeCom takes 10,000 customers a task; here two, so three customers make two parts.
-        let corp = w.s.app.connect.corp(w.tenant).await.expect("corp");
-        let handed =
-            siyu::connect::mass::release_due_in_parts(w.s.db(), &corp.api, w.tenant, now_ms(), 2)
-                .await
-                .expect("release");
-        assert_eq!(handed, 2);
-        let sizes: Vec<usize> = w
-            .wecom
-            .calls("add_msg_template")
-            .iter()
-            .map(|c| c.body["external_userid"].as_array().map_or(0, Vec::len))
-            .collect();
-        assert_eq!(sizes, vec![2, 1], "{backend:?}");
-        let (_, list) = w.api(M::GET, "/api/v1/mass-messages", None).await;
-        let parts: Vec<(i64, i64)> = list[0]["tasks"]
-            .as_array()
-            .expect("tasks")
-            .iter()
-            .map(|t| {
-                (
-                    t["part"].as_i64().unwrap_or(-1),
-                    t["recipients"].as_i64().unwrap_or(-1),
-                )
-            })
-            .collect();
-        assert_eq!(parts, vec![(0, 2), (1, 1)]);
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_task_whose_answer_was_lost_is_found_in_wecom_not_sent_twice() {
-    for backend in backends() {
-        let w = world(backend).await;
-        let tag = w.tag("丢包客户").await;
-        let code = w
-            .code("丢包活码", tag, json!([{"userid": "guide_l"}]), "ba_zhao")
-            .await;
-        let state = code["state"].as_str().expect("state").to_owned();
+async fn a_guide_with_more_customers_than_one_task_takes_gets_several(backend: Backend) {
+    let w = world(backend).await;
+    let tag = w.tag("大号客户").await;
+    let code = w
+        .code("电商大号", tag, json!([{"userid": "eba_big"}]), "ba_zhao")
+        .await;
+    let state = code["state"].as_str().expect("state").to_owned();
+    for i in 0..3 {
         w.deliver(
             &w.wecom
-                .customer_adds("guide_l", "wmLOST", None, Some(&state)),
+                .customer_adds("eba_big", &format!("wmBIG{i}"), None, Some(&state)),
         )
         .await;
-        w.settle().await;
-        let (st, m) = w
-            .api(
-                M::POST,
-                "/api/v1/mass-messages",
-                Some(json!({"name": "回访", "audience": {"tag_ids": [tag]},
-            "content": {"text": "您好"}, "purpose": "service"})),
-            )
-            .await;
-        assert_eq!(st, StatusCode::CREATED);
-        // WeCom makes the task, but its answer never arrives.
-        w.wecom.lose_answers(1);
-        let r = w.s.app.connect.tick(now_ms()).await.expect("tick");
-        assert_eq!(r.mass_tasks_assigned, 0, "{r:?}");
-        let (_, v) = w
-            .api(M::GET, &format!("/api/v1/mass-messages/{}", m["id"]), None)
-            .await;
-        assert_eq!(v["tasks"][0]["status"], "sending", "{v}");
-        assert_eq!(w.wecom.tasks_of("guide_l").len(), 1);
-        // A minute on, the task is found in WeCom's list and adopted, not made again.
-        let r = w.s.app.connect.tick(now_ms() + 61_000).await.expect("tick");
-        assert_eq!(
-            (r.tasks_adopted, r.tasks_handed_again),
-            (1, 0),
-            "{backend:?}: {r:?}"
-        );
-        let (_, v) = w
-            .api(M::GET, &format!("/api/v1/mass-messages/{}", m["id"]), None)
-            .await;
-        assert_eq!(v["tasks"][0]["status"], "assigned", "{v}");
-        assert_eq!(
-            v["tasks"][0]["msgid"],
-            json!(w.wecom.tasks_of("guide_l")[0])
-        );
-        assert_eq!(w.wecom.tasks_of("guide_l").len(), 1, "never sent twice");
     }
+    w.settle().await;
+    let (st, _) = w
+        .api(
+            M::POST,
+            "/api/v1/mass-messages",
+            Some(json!({"name": "大促预告", "audience": {"tag_ids": [tag]},
+        "content": {"text": "双12 预告"}, "purpose": "service"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    // WeCom takes 10,000 customers a task; here two, so three customers make two parts.
+    let corp = w.s.app.connect.corp(w.tenant).await.expect("corp");
+    let handed =
+        siyu::connect::mass::release_due_in_parts(w.s.db(), &corp.api, w.tenant, now_ms(), 2)
+            .await
+            .expect("release");
+    assert_eq!(handed, 2);
+    let sizes: Vec<usize> = w
+        .wecom
+        .calls("add_msg_template")
+        .iter()
+        .map(|c| c.body["external_userid"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(sizes, vec![2, 1], "{backend:?}");
+    let (_, list) = w.api(M::GET, "/api/v1/mass-messages", None).await;
+    let parts: Vec<(i64, i64)> = list[0]["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| {
+            (
+                t["part"].as_i64().unwrap_or(-1),
+                t["recipients"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(parts, vec![(0, 2), (1, 1)]);
 }
+on_each_backend!(a_guide_with_more_customers_than_one_task_takes_gets_several);
+
+async fn a_task_whose_answer_was_lost_is_found_in_wecom_not_sent_twice(backend: Backend) {
+    let w = world(backend).await;
+    let tag = w.tag("丢包客户").await;
+    let code = w
+        .code("丢包活码", tag, json!([{"userid": "guide_l"}]), "ba_zhao")
+        .await;
+    let state = code["state"].as_str().expect("state").to_owned();
+    w.deliver(
+        &w.wecom
+            .customer_adds("guide_l", "wmLOST", None, Some(&state)),
+    )
+    .await;
+    w.settle().await;
+    let (st, m) = w
+        .api(
+            M::POST,
+            "/api/v1/mass-messages",
+            Some(json!({"name": "回访", "audience": {"tag_ids": [tag]},
+        "content": {"text": "您好"}, "purpose": "service"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    // WeCom makes the task, but its answer never arrives.
+    w.wecom.lose_answers(1);
+    let r = w.s.app.connect.tick(now_ms()).await.expect("tick");
+    assert_eq!(r.mass_tasks_assigned, 0, "{r:?}");
+    let (_, v) = w
+        .api(M::GET, &format!("/api/v1/mass-messages/{}", m["id"]), None)
+        .await;
+    assert_eq!(v["tasks"][0]["status"], "sending", "{v}");
+    assert_eq!(w.wecom.tasks_of("guide_l").len(), 1);
+    // A minute on, the task is found in WeCom's list and adopted, not made again.
+    let r = w.s.app.connect.tick(now_ms() + 61_000).await.expect("tick");
+    assert_eq!(
+        (r.tasks_adopted, r.tasks_handed_again),
+        (1, 0),
+        "{backend:?}: {r:?}"
+    );
+    let (_, v) = w
+        .api(M::GET, &format!("/api/v1/mass-messages/{}", m["id"]), None)
+        .await;
+    assert_eq!(v["tasks"][0]["status"], "assigned", "{v}");
+    assert_eq!(
+        v["tasks"][0]["msgid"],
+        json!(w.wecom.tasks_of("guide_l")[0])
+    );
+    assert_eq!(w.wecom.tasks_of("guide_l").len(), 1, "never sent twice");
+}
+on_each_backend!(a_task_whose_answer_was_lost_is_found_in_wecom_not_sent_twice);
 
 on_each_backend!(a_lapsed_buyer_who_adds_a_guide_is_in_the_wecom_audiences_at_once);
 /// The WeCom entry point: a marketplace buyer of 200 days ago scans a store's live code. The

@@ -10,7 +10,7 @@ use siyu::know::import::{ImportOptions, import_file};
 use siyu::platform::db::sql;
 use siyu_demo::write_exports_at;
 
-use common::{TestDb, backends, cipher, partition};
+use common::{Backend, TestDb, backends, cipher, partition};
 
 const TMALL_HEADER: &str = "订单编号,买家会员名,收货人姓名,联系手机,订单状态,订单创建时间,订单付款时间,买家实际支付金额,退款金额,宝贝标题,商家编码,宝贝类目,宝贝总数量,宝贝单价";
 
@@ -49,80 +49,78 @@ fn broken_file(dir: &Path) -> std::path::PathBuf {
     p
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broken_rows_are_reported_and_good_rows_kept() {
-    for backend in backends() {
-        let tdb = TestDb::new(backend).await;
-        let dir = tempfile::tempdir().expect("tmp");
-        let file = broken_file(dir.path());
-        let s = import_file(
-            &tdb.db,
-            &cipher(),
-            1,
-            &file,
-            &ImportOptions::new(preset("tmall").expect("preset")),
-            None,
-        )
-        .await
-        .expect("import");
-        assert_eq!(
-            (s.read, s.imported, s.rejected),
-            (10, 3, 7),
-            "{backend:?}: {s:#?}"
+async fn broken_rows_are_reported_and_good_rows_kept(backend: Backend) {
+    let tdb = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = broken_file(dir.path());
+    let s = import_file(
+        &tdb.db,
+        &cipher(),
+        1,
+        &file,
+        &ImportOptions::new(preset("tmall").expect("preset")),
+        None,
+    )
+    .await
+    .expect("import");
+    assert_eq!(
+        (s.read, s.imported, s.rejected),
+        (10, 3, 7),
+        "{backend:?}: {s:#?}"
+    );
+    let by_line: Vec<(u64, &str, &str)> = s
+        .errors
+        .iter()
+        .map(|e| (e.line, e.column.as_str(), e.reason.as_str()))
+        .collect();
+    let expect = [
+        (3, "联系手机", "digits"),
+        (4, "订单编号", "order id is missing"),
+        (5, "买家实际支付金额", "not a number"),
+        (6, "订单创建时间", "date"),
+        (7, "", "expected 14 columns"),
+        (9, "收货人姓名", "invalid UTF-8"),
+        (11, "", "expected 14 columns"),
+    ];
+    assert_eq!(by_line.len(), expect.len(), "{by_line:?}");
+    for ((line, col, reason), (wl, wc, wr)) in by_line.iter().zip(expect) {
+        assert_eq!((*line, *col), (wl, wc), "{by_line:?}");
+        assert!(
+            reason.contains(wr),
+            "line {line}: {reason:?} should mention {wr:?}"
         );
-        let by_line: Vec<(u64, &str, &str)> = s
-            .errors
-            .iter()
-            .map(|e| (e.line, e.column.as_str(), e.reason.as_str()))
-            .collect();
-        let expect = [
-            (3, "联系手机", "digits"),
-            (4, "订单编号", "order id is missing"),
-            (5, "买家实际支付金额", "not a number"),
-            (6, "订单创建时间", "date"),
-            (7, "", "expected 14 columns"),
-            (9, "收货人姓名", "invalid UTF-8"),
-            (11, "", "expected 14 columns"),
-        ];
-        assert_eq!(by_line.len(), expect.len(), "{by_line:?}");
-        for ((line, col, reason), (wl, wc, wr)) in by_line.iter().zip(expect) {
-            assert_eq!((*line, *col), (wl, wc), "{by_line:?}");
-            assert!(
-                reason.contains(wr),
-                "line {line}: {reason:?} should mention {wr:?}"
-            );
-        }
-        // The rejected file sits beside the input with every bad row and its reason.
-        let rejected = std::fs::read_to_string(dir.path().join("tmall_broken.rejected.csv"))
-            .expect("rejected file");
-        assert_eq!(rejected.lines().count(), 1 + 7, "{rejected}");
-        assert!(rejected.contains("2024061812348") && rejected.contains("九十九"));
-        // Lines 2 and 10 are one person (same phone, two buyer ids); line 8 another.
-        let parts = partition(&tdb.db, 1).await;
-        assert_eq!(parts.len(), 2, "{parts:?}");
-        let (amount, hint): (i64, Option<String>) = tdb
-            .db
-            .fetch_one(&sql("SELECT amount, phone_hint FROM orders WHERE tenant_id = 1 AND order_no = '2024061812351'"))
-            .await
-            .expect("order");
-        assert_eq!((amount, hint.as_deref()), (19_900, Some("138****8000")));
-        let (big,): (i64,) = tdb
-            .db
-            .fetch_one(&sql(
-                "SELECT amount FROM orders WHERE tenant_id = 1 AND order_no = '2024061812345'",
-            ))
-            .await
-            .expect("order");
-        assert_eq!(big, 129_900);
-        // No phone is stored in clear anywhere.
-        let clear: Vec<(String,)> = tdb
-            .db
-            .fetch_all(&sql("SELECT ikey FROM identities WHERE ikey LIKE '%13800138000%' OR value_enc LIKE '%13800138000%'"))
-            .await
-            .expect("scan");
-        assert!(clear.is_empty());
     }
+    // The rejected file sits beside the input with every bad row and its reason.
+    let rejected = std::fs::read_to_string(dir.path().join("tmall_broken.rejected.csv"))
+        .expect("rejected file");
+    assert_eq!(rejected.lines().count(), 1 + 7, "{rejected}");
+    assert!(rejected.contains("2024061812348") && rejected.contains("九十九"));
+    // Lines 2 and 10 are one person (same phone, two buyer ids); line 8 another.
+    let parts = partition(&tdb.db, 1).await;
+    assert_eq!(parts.len(), 2, "{parts:?}");
+    let (amount, hint): (i64, Option<String>) = tdb
+        .db
+        .fetch_one(&sql("SELECT amount, phone_hint FROM orders WHERE tenant_id = 1 AND order_no = '2024061812351'"))
+        .await
+        .expect("order");
+    assert_eq!((amount, hint.as_deref()), (19_900, Some("138****8000")));
+    let (big,): (i64,) = tdb
+        .db
+        .fetch_one(&sql(
+            "SELECT amount FROM orders WHERE tenant_id = 1 AND order_no = '2024061812345'",
+        ))
+        .await
+        .expect("order");
+    assert_eq!(big, 129_900);
+    // No phone is stored in clear anywhere.
+    let clear: Vec<(String,)> = tdb
+        .db
+        .fetch_all(&sql("SELECT ikey FROM identities WHERE ikey LIKE '%13800138000%' OR value_enc LIKE '%13800138000%'"))
+        .await
+        .expect("scan");
+    assert!(clear.is_empty());
 }
+on_each_backend!(broken_rows_are_reported_and_good_rows_kept);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gbk_exports_and_mapping_files_import() {
@@ -310,99 +308,97 @@ fn cli_import_reports_json_and_fails_when_nothing_imports() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("order id is missing"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn masked_ids_continuation_rows_and_channels_sharing_order_numbers() {
-    for backend in backends() {
-        let tdb = TestDb::new(backend).await;
-        let dir = tempfile::tempdir().expect("tmp");
-        let tmall = dir.path().join("tmall.csv");
-        std::fs::write(
-            &tmall,
-            format!(
-                "{TMALL_HEADER}\n\
-                 100,t**8,张三,13800138000,交易成功,2024-06-18 10:00,,300.00,0,精华,SK-101,护肤,1,200\n\
-                 100,,,,,,,,,面霜,SK-102,护肤,1,100\n\
-                 101,t**8,李四,13900139000,交易成功,2024-06-18 11:00,,99.00,0,洁面,SK-103,护肤,1,99\n\
-                 102,t**8,王五,***********,交易成功,2024-06-18 12:00,,99.00,120.00,洁面,SK-103,护肤,1,99\n"
-            ),
-        )
+async fn masked_ids_continuation_rows_and_channels_sharing_order_numbers(backend: Backend) {
+    let tdb = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let tmall = dir.path().join("tmall.csv");
+    std::fs::write(
+        &tmall,
+        format!(
+            "{TMALL_HEADER}\n\
+             100,t**8,张三,13800138000,交易成功,2024-06-18 10:00,,300.00,0,精华,SK-101,护肤,1,200\n\
+             100,,,,,,,,,面霜,SK-102,护肤,1,100\n\
+             101,t**8,李四,13900139000,交易成功,2024-06-18 11:00,,99.00,0,洁面,SK-103,护肤,1,99\n\
+             102,t**8,王五,***********,交易成功,2024-06-18 12:00,,99.00,120.00,洁面,SK-103,护肤,1,99\n"
+        ),
+    )
+    .expect("write");
+    let s = import_file(
+        &tdb.db,
+        &cipher(),
+        1,
+        &tmall,
+        &ImportOptions::new(preset("tmall").expect("p")),
+        None,
+    )
+    .await
+    .expect("import");
+    // Row 5: refund above the amount; its buyer id is masked and its phone unreadable anyway.
+    assert_eq!((s.imported, s.rejected), (2, 1), "{:?}", s.errors);
+    assert_eq!(s.errors[0].column, "退款金额");
+    // A masked nickname shared by two buyers does not make them one person.
+    assert_eq!(partition(&tdb.db, 1).await.len(), 2);
+    // The continuation row with blank order cells is the order's second line.
+    let (lines,): (i64,) = tdb
+        .db
+        .fetch_one(&sql("SELECT COUNT(*) FROM order_lines l JOIN orders o ON o.id = l.order_id WHERE o.order_no = '100'"))
+        .await
+        .expect("lines");
+    assert_eq!(lines, 2);
+
+    // JD order 100 is another order; importing it leaves Tmall's lines alone.
+    let jd = dir.path().join("jd.csv");
+    std::fs::write(&jd, "订单号,下单帐号,联系电话,下单时间,应付金额,商品名称,订购数量\n100,jd_1,13700137000,2024-06-19 10:00,50,口红,1\n")
         .expect("write");
-        let s = import_file(
-            &tdb.db,
-            &cipher(),
-            1,
-            &tmall,
-            &ImportOptions::new(preset("tmall").expect("p")),
-            None,
-        )
+    let s = import_file(
+        &tdb.db,
+        &cipher(),
+        1,
+        &jd,
+        &ImportOptions::new(preset("jd").expect("p")),
+        None,
+    )
+    .await
+    .expect("import");
+    assert_eq!((s.imported, s.updated), (1, 0));
+    let s = import_file(
+        &tdb.db,
+        &cipher(),
+        1,
+        &jd,
+        &ImportOptions::new(preset("jd").expect("p")),
+        None,
+    )
+    .await
+    .expect("import");
+    assert_eq!((s.imported, s.updated), (0, 1));
+    let (lines,): (i64,) = tdb
+        .db
+        .fetch_one(&sql("SELECT COUNT(*) FROM order_lines l JOIN orders o ON o.id = l.order_id WHERE o.order_no = '100' AND o.channel = 'tmall'"))
         .await
-        .expect("import");
-        // Row 5: refund above the amount; its buyer id is masked and its phone unreadable anyway.
-        assert_eq!((s.imported, s.rejected), (2, 1), "{:?}", s.errors);
-        assert_eq!(s.errors[0].column, "退款金额");
-        // A masked nickname shared by two buyers does not make them one person.
-        assert_eq!(partition(&tdb.db, 1).await.len(), 2);
-        // The continuation row with blank order cells is the order's second line.
-        let (lines,): (i64,) = tdb
-            .db
-            .fetch_one(&sql("SELECT COUNT(*) FROM order_lines l JOIN orders o ON o.id = l.order_id WHERE o.order_no = '100'"))
-            .await
-            .expect("lines");
-        assert_eq!(lines, 2);
+        .expect("lines");
+    assert_eq!(
+        lines, 2,
+        "{backend:?}: another channel's order with the same number wiped these lines"
+    );
 
-        // JD order 100 is another order; importing it leaves Tmall's lines alone.
-        let jd = dir.path().join("jd.csv");
-        std::fs::write(&jd, "订单号,下单帐号,联系电话,下单时间,应付金额,商品名称,订购数量\n100,jd_1,13700137000,2024-06-19 10:00,50,口红,1\n")
-            .expect("write");
-        let s = import_file(
-            &tdb.db,
-            &cipher(),
-            1,
-            &jd,
-            &ImportOptions::new(preset("jd").expect("p")),
-            None,
-        )
-        .await
-        .expect("import");
-        assert_eq!((s.imported, s.updated), (1, 0));
-        let s = import_file(
-            &tdb.db,
-            &cipher(),
-            1,
-            &jd,
-            &ImportOptions::new(preset("jd").expect("p")),
-            None,
-        )
-        .await
-        .expect("import");
-        assert_eq!((s.imported, s.updated), (0, 1));
-        let (lines,): (i64,) = tdb
-            .db
-            .fetch_one(&sql("SELECT COUNT(*) FROM order_lines l JOIN orders o ON o.id = l.order_id WHERE o.order_no = '100' AND o.channel = 'tmall'"))
-            .await
-            .expect("lines");
-        assert_eq!(
-            lines, 2,
-            "{backend:?}: another channel's order with the same number wiped these lines"
-        );
-
-        // POS receipt numbers restart in every store: the store keeps them apart.
-        let pos = dir.path().join("pos.csv");
-        std::fs::write(&pos, "单号,门店,手机号,销售时间,实收金额\n0001,S01,13800138000,2024-06-18 10:00,10\n0001,S02,13900139000,2024-06-18 10:00,20\n")
-            .expect("write");
-        let s = import_file(
-            &tdb.db,
-            &cipher(),
-            1,
-            &pos,
-            &ImportOptions::new(preset("pos").expect("p")),
-            None,
-        )
-        .await
-        .expect("import");
-        assert_eq!(s.imported, 2);
-    }
+    // POS receipt numbers restart in every store: the store keeps them apart.
+    let pos = dir.path().join("pos.csv");
+    std::fs::write(&pos, "单号,门店,手机号,销售时间,实收金额\n0001,S01,13800138000,2024-06-18 10:00,10\n0001,S02,13900139000,2024-06-18 10:00,20\n")
+        .expect("write");
+    let s = import_file(
+        &tdb.db,
+        &cipher(),
+        1,
+        &pos,
+        &ImportOptions::new(preset("pos").expect("p")),
+        None,
+    )
+    .await
+    .expect("import");
+    assert_eq!(s.imported, 2);
 }
+on_each_backend!(masked_ids_continuation_rows_and_channels_sharing_order_numbers);
 
 on_each_backend!(rows_real_exports_write_are_kept);
 /// Rows that real seller exports carry and that used to be refused: Tmall's shipped status with

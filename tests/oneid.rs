@@ -189,68 +189,68 @@ fn order_of_records_does_not_change_customers() {
     });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_merge_moves_tags_and_keeps_one_of_each() {
-    for backend in backends() {
-        let tdb = TestDb::new(backend).await;
-        run_case(&tdb.db, 9, &[vec![0, 1], vec![2, 3]], &[1]).await;
-        let owners: Vec<(i64,)> = tdb
-            .db
-            .fetch_all(&sql("SELECT DISTINCT customer_id FROM identities WHERE tenant_id = 9 ORDER BY customer_id"))
+async fn a_merge_moves_tags_and_keeps_one_of_each(backend: Backend) {
+    let tdb = TestDb::new(backend).await;
+    run_case(&tdb.db, 9, &[vec![0, 1], vec![2, 3]], &[1]).await;
+    let owners: Vec<(i64,)> = tdb
+        .db
+        .fetch_all(&sql(
+            "SELECT DISTINCT customer_id FROM identities WHERE tenant_id = 9 ORDER BY customer_id",
+        ))
+        .await
+        .expect("owners");
+    let (a, b) = (owners[0].0, owners[1].0);
+    // Both carry tag 1; only the newer one carries tag 2.
+    for (customer, tag) in [(a, 1i64), (b, 1), (b, 2)] {
+        tdb.db
+            .execute(
+                &sql("INSERT INTO customer_tags (tenant_id, customer_id, tag_id, source, tagged_at) VALUES (9, $1, $2, 'manual', 0)")
+                    .bind(customer)
+                    .bind(tag),
+            )
             .await
-            .expect("owners");
-        let (a, b) = (owners[0].0, owners[1].0);
-        // Both carry tag 1; only the newer one carries tag 2.
-        for (customer, tag) in [(a, 1i64), (b, 1), (b, 2)] {
-            tdb.db
-                .execute(
-                    &sql("INSERT INTO customer_tags (tenant_id, customer_id, tag_id, source, tagged_at) VALUES (9, $1, $2, 'manual', 0)")
-                        .bind(customer)
-                        .bind(tag),
-                )
-                .await
-                .expect("tag");
-        }
-        // Both have a city; only the newer one has an age.
-        for (customer, name, value) in [(a, "city", "上海"), (b, "city", "北京"), (b, "age", "31")]
-        {
-            tdb.db
-                .execute(
-                    &sql("INSERT INTO customer_attributes (tenant_id, customer_id, name, value, updated_at) VALUES (9, $1, $2, $3, 0)")
-                        .bind(customer)
-                        .bind(name)
-                        .bind(value),
-                )
-                .await
-                .expect("attribute");
-        }
-        run_case(&tdb.db, 9, &[vec![1, 2]], &[1]).await;
-        let attrs: Vec<(i64, String, String)> = tdb
-            .db
-            .fetch_all(&sql(
-                "SELECT customer_id, name, value FROM customer_attributes WHERE tenant_id = 9 ORDER BY name",
-            ))
-            .await
-            .expect("attributes");
-        assert_eq!(
-            attrs,
-            vec![
-                (a, "age".into(), "31".into()),
-                (a, "city".into(), "上海".into())
-            ],
-            "{backend:?}: attributes move to the kept customer, whose own values win"
-        );
-        let tags: Vec<(i64, i64)> = tdb
-            .db
-            .fetch_all(&sql(
-                "SELECT customer_id, tag_id FROM customer_tags WHERE tenant_id = 9 ORDER BY tag_id",
-            ))
-            .await
-            .expect("tags");
-        assert_eq!(
-            tags,
-            vec![(a, 1), (a, 2)],
-            "{backend:?}: the older customer keeps one of each tag"
-        );
+            .expect("tag");
     }
+    // Both have a city; only the newer one has an age.
+    for (customer, name, value) in [(a, "city", "上海"), (b, "city", "北京"), (b, "age", "31")]
+    {
+        tdb.db
+            .execute(
+                &sql("INSERT INTO customer_attributes (tenant_id, customer_id, name, value, updated_at) VALUES (9, $1, $2, $3, 0)")
+                    .bind(customer)
+                    .bind(name)
+                    .bind(value),
+            )
+            .await
+            .expect("attribute");
+    }
+    run_case(&tdb.db, 9, &[vec![1, 2]], &[1]).await;
+    let attrs: Vec<(i64, String, String)> = tdb
+        .db
+        .fetch_all(&sql(
+            "SELECT customer_id, name, value FROM customer_attributes WHERE tenant_id = 9 ORDER BY name",
+        ))
+        .await
+        .expect("attributes");
+    assert_eq!(
+        attrs,
+        vec![
+            (a, "age".into(), "31".into()),
+            (a, "city".into(), "上海".into())
+        ],
+        "{backend:?}: attributes move to the kept customer, whose own values win"
+    );
+    let tags: Vec<(i64, i64)> = tdb
+        .db
+        .fetch_all(&sql(
+            "SELECT customer_id, tag_id FROM customer_tags WHERE tenant_id = 9 ORDER BY tag_id",
+        ))
+        .await
+        .expect("tags");
+    assert_eq!(
+        tags,
+        vec![(a, 1), (a, 2)],
+        "{backend:?}: the older customer keeps one of each tag"
+    );
 }
+on_each_backend!(a_merge_moves_tags_and_keeps_one_of_each);

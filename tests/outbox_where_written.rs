@@ -20,7 +20,7 @@ use siyu::engage::policy::{self, ContactPolicy, Purpose};
 use siyu::platform::clock::now_ms;
 use siyu::platform::db::{Db, DbError, Tx, sql, values_placeholders};
 
-use common::{TestDb, backends, cipher};
+use common::{Backend, TestDb, cipher};
 
 /// More than two of a launch's chunks.
 const N: i64 = 12_000;
@@ -137,135 +137,133 @@ fn message(tenant: i64, i: i64, key: &str, not_before: i64) -> NewMessage {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_launch_through_log_sends_as_it_writes_and_the_policy_still_decides() {
-    for backend in backends() {
-        let t = TestDb::new(backend).await;
-        let db = &t.db;
-        let now = now_ms();
-        let tenant = siyu::platform::access::create_tenant(db, "tea")
-            .await
-            .expect("tenant")
-            .id;
-        let snapshot = seed(db, tenant, now).await;
-        let (c, _) = campaigns::create(
-            db,
-            tenant,
-            &NewCampaign {
-                name: "回归".into(),
-                snapshot_id: snapshot,
-                variants: vec![VariantSpec {
-                    name: "A".into(),
-                    content: "【茶小铺】20元回归券已到账 {link} 拒收请回复R".into(),
-                    weight: 1,
-                }],
-                holdout_percent: 0,
-                seed: Some("s".into()),
-                target_url: Some("https://shop.example.cn/back".into()),
-                template_code: None,
-                exclude_phones: vec![],
-                forbidden_words: vec![],
-                cost_per_part: None,
-                window_days: None,
-                scheduled_at: Some(now),
-            },
-            30,
-            now,
-        )
+async fn a_launch_through_log_sends_as_it_writes_and_the_policy_still_decides(backend: Backend) {
+    let t = TestDb::new(backend).await;
+    let db = &t.db;
+    let now = now_ms();
+    let tenant = siyu::platform::access::create_tenant(db, "tea")
         .await
-        .expect("campaign");
-        let provider = Arc::new(CountingLog::new(db));
-        let ob = Outbox::new(db.clone(), cipher(), provider.clone());
-        for i in (1..=N).filter(|&i| unsubscribed(i)) {
-            policy::unsubscribe_number(db, &cipher(), tenant, &phone(i), "t", now)
-                .await
-                .expect("unsubscribe");
-        }
-        ob.spawn(Duration::from_millis(50));
-        let launched = campaigns::launch_then(
-            db,
-            &cipher(),
-            "https://s.tea.cn",
-            tenant,
-            c.id,
-            now,
-            Some(&ob),
-        )
-        .await
-        .expect("launch");
-        // The launch read the unsubscribes itself; those at their cap are the policy's to hold.
-        let capped = (1..=N).filter(|&i| at_cap(i) && !unsubscribed(i)).count() as u64;
-        assert_eq!(
-            launched.queued,
-            (1..=N).filter(|&i| !unsubscribed(i)).count() as u64,
-            "{backend:?}"
-        );
-        // On SQLite each chunk was sent as it was written, so by now all are; on PostgreSQL the
-        // dispatcher sends them beside the launch.
-        let here = backend == common::Backend::Sqlite;
-        assert_eq!(ob.sends_where_written(), here);
-        let wait = if here {
-            Duration::ZERO
-        } else {
-            Duration::from_secs(120)
-        };
-        let report = ob
-            .settled(launched.queued, wait)
+        .expect("tenant")
+        .id;
+    let snapshot = seed(db, tenant, now).await;
+    let (c, _) = campaigns::create(
+        db,
+        tenant,
+        &NewCampaign {
+            name: "回归".into(),
+            snapshot_id: snapshot,
+            variants: vec![VariantSpec {
+                name: "A".into(),
+                content: "【茶小铺】20元回归券已到账 {link} 拒收请回复R".into(),
+                weight: 1,
+            }],
+            holdout_percent: 0,
+            seed: Some("s".into()),
+            target_url: Some("https://shop.example.cn/back".into()),
+            template_code: None,
+            exclude_phones: vec![],
+            forbidden_words: vec![],
+            cost_per_part: None,
+            window_days: None,
+            scheduled_at: Some(now),
+        },
+        30,
+        now,
+    )
+    .await
+    .expect("campaign");
+    let provider = Arc::new(CountingLog::new(db));
+    let ob = Outbox::new(db.clone(), cipher(), provider.clone());
+    for i in (1..=N).filter(|&i| unsubscribed(i)) {
+        policy::unsubscribe_number(db, &cipher(), tenant, &phone(i), "t", now)
             .await
-            .expect("sent by the launch itself, or within two minutes");
-        assert_eq!(report.claimed, launched.queued, "{backend:?}");
-        assert_eq!(report.suppressed, capped, "{backend:?}");
-        assert_eq!(report.sent, launched.queued - capped, "{backend:?}");
-        let (logged, distinct): (i64, i64) = db
-            .fetch_one(&sql(
-                "SELECT COUNT(*), COUNT(DISTINCT o.customer_id) FROM sms_log l JOIN outbox o ON o.id = l.outbox_id \
-                 WHERE o.campaign_id IS NOT NULL",
-            ))
-            .await
-            .expect("log");
-        assert_eq!(logged as u64, report.sent, "{backend:?}");
-        assert_eq!(distinct, logged, "{backend:?}: someone got two messages");
-        // Nor was any message handed to the provider twice (the log's key would hide that).
-        let sends = provider.sends.lock().expect("sends").clone();
-        assert_eq!(sends.len() as u64, report.sent, "{backend:?}");
-        assert!(
-            sends.values().all(|&n| n == 1),
-            "{backend:?}: a message went twice"
-        );
-        // Written in their end states: sent with one attempt, its provider, reference and time;
-        // held back with no attempt; nothing leased or left for the dispatcher.
-        let rows: Vec<(String, i64, i64)> = db
-            .fetch_all(
-                &sql(
-                    "SELECT status, attempts, COUNT(*) FROM outbox WHERE campaign_id IS NOT NULL \
-                 AND lease_until IS NULL AND (status <> 'sent' OR (provider = 'log' \
-                 AND provider_ref = 'log:' || id AND sent_at >= $1)) \
-                 GROUP BY status, attempts ORDER BY status",
-                )
-                .bind(now),
-            )
-            .await
-            .expect("statuses");
-        assert_eq!(
-            rows,
-            vec![
-                ("sent".to_string(), 1, report.sent as i64),
-                // A claimed message counts its claim as an attempt.
-                (
-                    "suppressed".to_string(),
-                    if here { 0 } else { 1 },
-                    capped as i64
-                ),
-            ],
-            "{backend:?}"
-        );
-        let again = ob.drain(now_ms()).await.expect("drain");
-        assert_eq!(
-            again.claimed, 0,
-            "{backend:?}: the dispatcher found work left"
-        );
+            .expect("unsubscribe");
     }
+    ob.spawn(Duration::from_millis(50));
+    let launched = campaigns::launch_then(
+        db,
+        &cipher(),
+        "https://s.tea.cn",
+        tenant,
+        c.id,
+        now,
+        Some(&ob),
+    )
+    .await
+    .expect("launch");
+    // The launch read the unsubscribes itself; those at their cap are the policy's to hold.
+    let capped = (1..=N).filter(|&i| at_cap(i) && !unsubscribed(i)).count() as u64;
+    assert_eq!(
+        launched.queued,
+        (1..=N).filter(|&i| !unsubscribed(i)).count() as u64,
+        "{backend:?}"
+    );
+    // On SQLite each chunk was sent as it was written, so by now all are; on PostgreSQL the
+    // dispatcher sends them beside the launch.
+    let here = backend == common::Backend::Sqlite;
+    assert_eq!(ob.sends_where_written(), here);
+    let wait = if here {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(120)
+    };
+    let report = ob
+        .settled(launched.queued, wait)
+        .await
+        .expect("sent by the launch itself, or within two minutes");
+    assert_eq!(report.claimed, launched.queued, "{backend:?}");
+    assert_eq!(report.suppressed, capped, "{backend:?}");
+    assert_eq!(report.sent, launched.queued - capped, "{backend:?}");
+    let (logged, distinct): (i64, i64) = db
+        .fetch_one(&sql(
+            "SELECT COUNT(*), COUNT(DISTINCT o.customer_id) FROM sms_log l JOIN outbox o ON o.id = l.outbox_id \
+             WHERE o.campaign_id IS NOT NULL",
+        ))
+        .await
+        .expect("log");
+    assert_eq!(logged as u64, report.sent, "{backend:?}");
+    assert_eq!(distinct, logged, "{backend:?}: someone got two messages");
+    // Nor was any message handed to the provider twice (the log's key would hide that).
+    let sends = provider.sends.lock().expect("sends").clone();
+    assert_eq!(sends.len() as u64, report.sent, "{backend:?}");
+    assert!(
+        sends.values().all(|&n| n == 1),
+        "{backend:?}: a message went twice"
+    );
+    // Written in their end states: sent with one attempt, its provider, reference and time;
+    // held back with no attempt; nothing leased or left for the dispatcher.
+    let rows: Vec<(String, i64, i64)> = db
+        .fetch_all(
+            &sql(
+                "SELECT status, attempts, COUNT(*) FROM outbox WHERE campaign_id IS NOT NULL \
+             AND lease_until IS NULL AND (status <> 'sent' OR (provider = 'log' \
+             AND provider_ref = 'log:' || id AND sent_at >= $1)) \
+             GROUP BY status, attempts ORDER BY status",
+            )
+            .bind(now),
+        )
+        .await
+        .expect("statuses");
+    assert_eq!(
+        rows,
+        vec![
+            ("sent".to_string(), 1, report.sent as i64),
+            // A claimed message counts its claim as an attempt.
+            (
+                "suppressed".to_string(),
+                if here { 0 } else { 1 },
+                capped as i64
+            ),
+        ],
+        "{backend:?}"
+    );
+    let again = ob.drain(now_ms()).await.expect("drain");
+    assert_eq!(
+        again.claimed, 0,
+        "{backend:?}: the dispatcher found work left"
+    );
 }
+on_each_backend!(a_launch_through_log_sends_as_it_writes_and_the_policy_still_decides);
 
 /// The `log` provider, counting how often each outbox message is handed to it.
 struct CountingLog {
@@ -470,38 +468,36 @@ async fn a_message_already_in_the_outbox_fails_the_write_and_nothing_is_sent() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_provider_that_sends_over_the_network_is_sent_to_by_the_dispatcher() {
-    for backend in backends() {
-        let t = TestDb::new(backend).await;
-        let db = &t.db;
-        let now = 1_795_392_000_000;
-        let tenant = tenant_sending_any_hour(db).await;
-        let ob = Outbox::new(db.clone(), cipher(), Arc::new(Counting));
-        assert!(!ob.sends_where_written());
-        let mut tx = db.begin().await.expect("tx");
-        let r = ob
-            .write_and_send_in(
-                &mut tx,
-                &Staged::of(
-                    (1..=3)
-                        .map(|i| message(tenant, i, &format!("n{i}"), now))
-                        .collect(),
-                ),
-                now,
-            )
-            .await
-            .expect("write");
-        tx.commit().await.expect("commit");
-        assert!(r.is_none(), "{backend:?}: sent before the rows committed");
-        let (queued,): (i64,) = db
-            .fetch_one(&sql(
-                "SELECT COUNT(*) FROM outbox WHERE status = 'queued' AND attempts = 0",
-            ))
-            .await
-            .expect("queued");
-        assert_eq!(queued, 3, "{backend:?}");
-        let r = ob.drain(now).await.expect("drain");
-        assert_eq!((r.claimed, r.sent), (3, 3), "{backend:?}");
-    }
+async fn a_provider_that_sends_over_the_network_is_sent_to_by_the_dispatcher(backend: Backend) {
+    let t = TestDb::new(backend).await;
+    let db = &t.db;
+    let now = 1_795_392_000_000;
+    let tenant = tenant_sending_any_hour(db).await;
+    let ob = Outbox::new(db.clone(), cipher(), Arc::new(Counting));
+    assert!(!ob.sends_where_written());
+    let mut tx = db.begin().await.expect("tx");
+    let r = ob
+        .write_and_send_in(
+            &mut tx,
+            &Staged::of(
+                (1..=3)
+                    .map(|i| message(tenant, i, &format!("n{i}"), now))
+                    .collect(),
+            ),
+            now,
+        )
+        .await
+        .expect("write");
+    tx.commit().await.expect("commit");
+    assert!(r.is_none(), "{backend:?}: sent before the rows committed");
+    let (queued,): (i64,) = db
+        .fetch_one(&sql(
+            "SELECT COUNT(*) FROM outbox WHERE status = 'queued' AND attempts = 0",
+        ))
+        .await
+        .expect("queued");
+    assert_eq!(queued, 3, "{backend:?}");
+    let r = ob.drain(now).await.expect("drain");
+    assert_eq!((r.claimed, r.sent), (3, 3), "{backend:?}");
 }
+on_each_backend!(a_provider_that_sends_over_the_network_is_sent_to_by_the_dispatcher);
