@@ -403,55 +403,52 @@ async fn a_requested_rebuild_reaches_a_running_index() {
 
 /// Changes made while a rebuild reads the store are not lost when the new index replaces the
 /// old one.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn changes_during_a_rebuild_survive_it() {
+async fn changes_during_a_rebuild_survive_it(backend: Backend) {
     use siyu::know::audience::{Audiences, Change};
-    for backend in backends() {
-        let t = TestDb::new(backend).await;
-        let tenant = create_tenant(&t.db, "brand").await.expect("tenant").id;
-        let (tag,): (i64,) = t
-            .db
-            .fetch_one(
-                &sql("INSERT INTO tags (tenant_id, group_name, name, created_at) VALUES ($1, 'g', 't', 0) RETURNING id")
-                    .bind(tenant),
-            )
-            .await
-            .expect("tag");
-        t.db.execute(
-            &sql("INSERT INTO customers (id, tenant_id, created_at) VALUES (5, $1, 0)")
+    let t = TestDb::new(backend).await;
+    let tenant = create_tenant(&t.db, "brand").await.expect("tenant").id;
+    let (tag,): (i64,) = t
+        .db
+        .fetch_one(
+            &sql("INSERT INTO tags (tenant_id, group_name, name, created_at) VALUES ($1, 'g', 't', 0) RETURNING id")
                 .bind(tenant),
         )
         .await
-        .expect("customer");
-        let audiences = Audiences::new(t.db.clone());
-        let rule = Rule::Tags(TagTest {
-            any: vec![tag],
-            ..TagTest::default()
-        });
-        assert_eq!(audiences.count(tenant, &rule).await.expect("count"), 0);
-        // A customer is tagged after the rebuild read the store and before it swapped in.
-        audiences
-            .rebuild_then(tenant, async {
-                t.db.execute(
-                    &sql("INSERT INTO customer_tags (tenant_id, customer_id, tag_id, source, tagged_at) VALUES ($1, 5, $2, 'test', 0)")
-                        .bind(tenant)
-                        .bind(tag),
-                )
-                .await
-                .expect("tagged");
-                audiences
-                    .changed(tenant, &[5], Change::Customers { orders: false })
-                    .await
-                    .expect("changed");
-                // The old index took the change at once.
-                assert_eq!(audiences.count(tenant, &rule).await.expect("count"), 1);
-            })
+        .expect("tag");
+    t.db.execute(
+        &sql("INSERT INTO customers (id, tenant_id, created_at) VALUES (5, $1, 0)").bind(tenant),
+    )
+    .await
+    .expect("customer");
+    let audiences = Audiences::new(t.db.clone());
+    let rule = Rule::Tags(TagTest {
+        any: vec![tag],
+        ..TagTest::default()
+    });
+    assert_eq!(audiences.count(tenant, &rule).await.expect("count"), 0);
+    // A customer is tagged after the rebuild read the store and before it swapped in.
+    audiences
+        .rebuild_then(tenant, async {
+            t.db.execute(
+                &sql("INSERT INTO customer_tags (tenant_id, customer_id, tag_id, source, tagged_at) VALUES ($1, 5, $2, 'test', 0)")
+                    .bind(tenant)
+                    .bind(tag),
+            )
             .await
-            .expect("rebuild");
-        assert_eq!(
-            audiences.count(tenant, &rule).await.expect("count"),
-            1,
-            "{backend:?}: the change made during the rebuild is in the new index"
-        );
-    }
+            .expect("tagged");
+            audiences
+                .changed(tenant, &[5], Change::Customers { orders: false })
+                .await
+                .expect("changed");
+            // The old index took the change at once.
+            assert_eq!(audiences.count(tenant, &rule).await.expect("count"), 1);
+        })
+        .await
+        .expect("rebuild");
+    assert_eq!(
+        audiences.count(tenant, &rule).await.expect("count"),
+        1,
+        "{backend:?}: the change made during the rebuild is in the new index"
+    );
 }
+on_each_backend!(changes_during_a_rebuild_survive_it);

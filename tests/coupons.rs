@@ -8,259 +8,260 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use siyu::platform::access::Role;
 
-use common::{TestServer, backends, send, tenant_with_key};
+use common::{Backend, TestServer, send, tenant_with_key};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn coupons_never_exceed_their_limits() {
+async fn coupons_never_exceed_their_limits(backend: Backend) {
     use reqwest::Method as M;
-    for backend in backends() {
-        let s = TestServer::start(backend).await;
-        let c = reqwest::Client::new();
-        let (_, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
-        let url = |p: &str| s.url(p);
+    let s = TestServer::start(backend).await;
+    let c = reqwest::Client::new();
+    let (_, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
+    let url = |p: &str| s.url(p);
 
-        // 64 customers.
-        let orders: Vec<Value> = (0..64)
-            .map(|i| {
-                json!({"channel": "tmall", "order_no": format!("T-{i}"), "status": "paid",
-                       "ordered_at": 1_700_000_000_000i64, "amount": 10_000,
-                       "identities": [{"kind": "phone", "value": format!("1380000{i:04}")}]})
-            })
-            .collect();
-        let (st, v) = send(
-            &c,
-            M::POST,
-            &url("/api/v1/orders"),
-            &key,
-            Some(json!({"orders": orders})),
-        )
-        .await;
-        assert_eq!(st, StatusCode::OK, "{v}");
-        let (_, v) = send(
-            &c,
-            M::GET,
-            &url("/api/v1/customers?per_page=100"),
-            &key,
-            None,
-        )
-        .await;
-        let ids: Vec<i64> = v["customers"]
-            .as_array()
-            .expect("customers")
-            .iter()
-            .filter_map(|c| c["id"].as_i64())
-            .collect();
-        assert_eq!(ids.len(), 64);
+    // 64 customers.
+    let orders: Vec<Value> = (0..64)
+        .map(|i| {
+            json!({"channel": "tmall", "order_no": format!("T-{i}"), "status": "paid",
+                   "ordered_at": 1_700_000_000_000i64, "amount": 10_000,
+                   "identities": [{"kind": "phone", "value": format!("1380000{i:04}")}]})
+        })
+        .collect();
+    let (st, v) = send(
+        &c,
+        M::POST,
+        &url("/api/v1/orders"),
+        &key,
+        Some(json!({"orders": orders})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, v) = send(
+        &c,
+        M::GET,
+        &url("/api/v1/customers?per_page=100"),
+        &key,
+        None,
+    )
+    .await;
+    let ids: Vec<i64> = v["customers"]
+        .as_array()
+        .expect("customers")
+        .iter()
+        .filter_map(|c| c["id"].as_i64())
+        .collect();
+    assert_eq!(ids.len(), 64);
 
-        // A bad template names its field.
-        let (st, v) = send(
-            &c,
-            M::POST,
-            &url("/api/v1/coupon-templates"),
-            &key,
-            Some(json!({"name": "坏券", "kind": "amount_off", "value": 0, "valid_days": 7, "total": 1})),
-        )
-        .await;
-        assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
-        assert!(
-            v["error"]["message"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("value"),
-            "{v}"
-        );
+    // A bad template names its field.
+    let (st, v) = send(
+        &c,
+        M::POST,
+        &url("/api/v1/coupon-templates"),
+        &key,
+        Some(
+            json!({"name": "坏券", "kind": "amount_off", "value": 0, "valid_days": 7, "total": 1}),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("value"),
+        "{v}"
+    );
 
-        // One unit, 64 customers claiming at once: exactly one gets it.
-        let (st, one) = send(
-            &c,
-            M::POST,
-            &url("/api/v1/coupon-templates"),
-            &key,
-            Some(json!({"name": "限量1张", "kind": "amount_off", "value": 5_000, "valid_days": 7, "total": 1})),
-        )
-        .await;
-        assert_eq!(st, StatusCode::CREATED, "{one}");
-        let claim = url(&format!("/api/v1/coupon-templates/{}/claim", one["id"]));
-        let mut tasks = Vec::new();
-        for id in &ids {
-            let (c, claim, key, id) = (c.clone(), claim.clone(), key.clone(), *id);
-            tasks.push(tokio::spawn(async move {
-                send(&c, M::POST, &claim, &key, Some(json!({"customer_id": id})))
-                    .await
-                    .0
-            }));
-        }
-        let mut granted = 0;
-        for t in tasks {
-            match t.await.expect("task") {
-                StatusCode::CREATED => granted += 1,
-                StatusCode::CONFLICT => {}
-                other => panic!("{backend:?}: unexpected {other}"),
-            }
-        }
-        assert_eq!(granted, 1, "{backend:?}: a one-unit coupon is granted once");
-
-        // 满300减30 in tmall and the store, one per customer.
-        let (st, t) = send(
-            &c,
-            M::POST,
-            &url("/api/v1/coupon-templates"),
-            &key,
-            Some(json!({"name": "满300减30", "kind": "amount_off", "value": 3_000, "threshold": 30_000,
-                        "valid_days": 30, "total": 50, "channels": ["tmall", "store"]})),
-        )
-        .await;
-        assert_eq!(st, StatusCode::CREATED, "{t}");
-        let claim = url(&format!("/api/v1/coupon-templates/{}/claim", t["id"]));
-        let (st, coupon) = send(
-            &c,
-            M::POST,
-            &claim,
-            &key,
-            Some(json!({"customer_id": ids[0]})),
-        )
-        .await;
-        assert_eq!(st, StatusCode::CREATED, "{coupon}");
-        let code = coupon["code"].as_str().expect("code").to_owned();
-        let (st, v) = send(
-            &c,
-            M::POST,
-            &claim,
-            &key,
-            Some(json!({"customer_id": ids[0]})),
-        )
-        .await;
-        assert_eq!(st, StatusCode::CONFLICT, "{v}");
-        assert!(
-            v["error"]["message"]
-                .as_str()
-                .unwrap_or("")
-                .contains("at most 1"),
-            "{v}"
-        );
-
-        let redeem = url("/api/v1/coupons/redeem");
-        let (st, v) = send(
-            &c,
-            M::POST,
-            &redeem,
-            &key,
-            Some(json!({"code": code, "order_ref": "o-1", "amount": 20_000, "channel": "tmall"})),
-        )
-        .await;
-        assert_eq!(st, StatusCode::CONFLICT, "{v}");
-        assert!(
-            v["error"]["message"]
-                .as_str()
-                .unwrap_or("")
-                .contains("threshold"),
-            "{v}"
-        );
-        let (st, v) = send(
-            &c,
-            M::POST,
-            &redeem,
-            &key,
-            Some(json!({"code": code, "order_ref": "o-1", "amount": 35_000, "channel": "jd"})),
-        )
-        .await;
-        assert_eq!(st, StatusCode::CONFLICT, "{v}");
-        // 16 tills type the same code at once: one redemption.
-        let mut tasks = Vec::new();
-        for i in 0..16 {
-            let (c, redeem, key, code) =
-                (c.clone(), redeem.clone(), key.clone(), code.to_lowercase());
-            tasks.push(tokio::spawn(async move {
-                send(&c, M::POST, &redeem, &key, Some(json!({"code": code, "order_ref": format!("pos-{i}"), "amount": 35_000, "channel": "store", "store_id": "SH-01"}))).await
-            }));
-        }
-        let mut ok = Vec::new();
-        for t in tasks {
-            let (st, v) = t.await.expect("task");
-            match st {
-                StatusCode::OK => ok.push(v),
-                StatusCode::CONFLICT => {}
-                other => panic!("{backend:?}: unexpected {other} {v}"),
-            }
-        }
-        assert_eq!(ok.len(), 1, "{backend:?}: a code is redeemed once");
-        assert_eq!(ok[0]["discount"], 3_000);
-        let used_on = ok[0]["order_ref"].as_str().expect("order").to_owned();
-
-        // A refund returns the coupon while it is valid; it can be used again.
-        let (st, v) = send(
-            &c,
-            M::POST,
-            &url("/api/v1/coupons/refund"),
-            &key,
-            Some(json!({"order_ref": used_on})),
-        )
-        .await;
-        assert_eq!(st, StatusCode::OK, "{v}");
-        assert_eq!(v["returned"], 1);
-        let (st, v) = send(
-            &c,
-            M::POST,
-            &redeem,
-            &key,
-            Some(json!({"code": code, "order_ref": "o-2", "amount": 40_000, "channel": "tmall"})),
-        )
-        .await;
-        assert_eq!(st, StatusCode::OK, "{v}");
-
-        // Issue to a segment snapshot: everyone not holding one yet, within the total.
-        let (_, seg) = send(
-            &c,
-            M::POST,
-            &url("/api/v1/segments"),
-            &key,
-            Some(json!({"name": "全部", "rule": {"and": []}})),
-        )
-        .await;
-        let (_, snap) = send(
-            &c,
-            M::POST,
-            &url(&format!("/api/v1/segments/{}/snapshots", seg["id"])),
-            &key,
-            None,
-        )
-        .await;
-        let (st, v) = send(
-            &c,
-            M::POST,
-            &url(&format!("/api/v1/coupon-templates/{}/issue", t["id"])),
-            &key,
-            Some(json!({"snapshot_id": snap["id"]})),
-        )
-        .await;
-        assert_eq!(st, StatusCode::OK, "{v}");
-        // 50 in all, 1 claimed before: 49 granted; the claimer and 14 beyond the total refused.
-        assert_eq!(v["granted"], 49, "{v}");
-        assert_eq!(v["refused"].as_array().map(Vec::len), Some(15), "{v}");
-
-        let (_, v) = send(&c, M::GET, &url("/api/v1/coupon-templates"), &key, None).await;
-        let report = v["templates"]
-            .as_array()
-            .expect("templates")
-            .iter()
-            .find(|x| x["template"]["id"] == t["id"])
-            .map(|x| x["report"].clone())
-            .expect("report");
-        assert_eq!(report["issued"], 50, "{report}");
-        assert_eq!(report["redeemed"], 1, "{report}");
-        assert_eq!(report["order_gmv"], 40_000, "{report}");
-        assert_eq!(report["discount"], 3_000, "{report}");
-        let (_, v) = send(
-            &c,
-            M::GET,
-            &url(&format!("/api/v1/customers/{}/coupons", ids[0])),
-            &key,
-            None,
-        )
-        .await;
-        assert_eq!(v["coupons"][0]["status"], "redeemed", "{v}");
+    // One unit, 64 customers claiming at once: exactly one gets it.
+    let (st, one) = send(
+        &c,
+        M::POST,
+        &url("/api/v1/coupon-templates"),
+        &key,
+        Some(json!({"name": "限量1张", "kind": "amount_off", "value": 5_000, "valid_days": 7, "total": 1})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{one}");
+    let claim = url(&format!("/api/v1/coupon-templates/{}/claim", one["id"]));
+    let mut tasks = Vec::new();
+    for id in &ids {
+        let (c, claim, key, id) = (c.clone(), claim.clone(), key.clone(), *id);
+        tasks.push(tokio::spawn(async move {
+            send(&c, M::POST, &claim, &key, Some(json!({"customer_id": id})))
+                .await
+                .0
+        }));
     }
+    let mut granted = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            StatusCode::CREATED => granted += 1,
+            StatusCode::CONFLICT => {}
+            other => panic!("{backend:?}: unexpected {other}"),
+        }
+    }
+    assert_eq!(granted, 1, "{backend:?}: a one-unit coupon is granted once");
+
+    // 满300减30 in tmall and the store, one per customer.
+    let (st, t) = send(
+        &c,
+        M::POST,
+        &url("/api/v1/coupon-templates"),
+        &key,
+        Some(
+            json!({"name": "满300减30", "kind": "amount_off", "value": 3_000, "threshold": 30_000,
+                    "valid_days": 30, "total": 50, "channels": ["tmall", "store"]}),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    let claim = url(&format!("/api/v1/coupon-templates/{}/claim", t["id"]));
+    let (st, coupon) = send(
+        &c,
+        M::POST,
+        &claim,
+        &key,
+        Some(json!({"customer_id": ids[0]})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{coupon}");
+    let code = coupon["code"].as_str().expect("code").to_owned();
+    let (st, v) = send(
+        &c,
+        M::POST,
+        &claim,
+        &key,
+        Some(json!({"customer_id": ids[0]})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("at most 1"),
+        "{v}"
+    );
+
+    let redeem = url("/api/v1/coupons/redeem");
+    let (st, v) = send(
+        &c,
+        M::POST,
+        &redeem,
+        &key,
+        Some(json!({"code": code, "order_ref": "o-1", "amount": 20_000, "channel": "tmall"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("threshold"),
+        "{v}"
+    );
+    let (st, v) = send(
+        &c,
+        M::POST,
+        &redeem,
+        &key,
+        Some(json!({"code": code, "order_ref": "o-1", "amount": 35_000, "channel": "jd"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    // 16 tills type the same code at once: one redemption.
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (c, redeem, key, code) = (c.clone(), redeem.clone(), key.clone(), code.to_lowercase());
+        tasks.push(tokio::spawn(async move {
+            send(&c, M::POST, &redeem, &key, Some(json!({"code": code, "order_ref": format!("pos-{i}"), "amount": 35_000, "channel": "store", "store_id": "SH-01"}))).await
+        }));
+    }
+    let mut ok = Vec::new();
+    for t in tasks {
+        let (st, v) = t.await.expect("task");
+        match st {
+            StatusCode::OK => ok.push(v),
+            StatusCode::CONFLICT => {}
+            other => panic!("{backend:?}: unexpected {other} {v}"),
+        }
+    }
+    assert_eq!(ok.len(), 1, "{backend:?}: a code is redeemed once");
+    assert_eq!(ok[0]["discount"], 3_000);
+    let used_on = ok[0]["order_ref"].as_str().expect("order").to_owned();
+
+    // A refund returns the coupon while it is valid; it can be used again.
+    let (st, v) = send(
+        &c,
+        M::POST,
+        &url("/api/v1/coupons/refund"),
+        &key,
+        Some(json!({"order_ref": used_on})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["returned"], 1);
+    let (st, v) = send(
+        &c,
+        M::POST,
+        &redeem,
+        &key,
+        Some(json!({"code": code, "order_ref": "o-2", "amount": 40_000, "channel": "tmall"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+
+    // Issue to a segment snapshot: everyone not holding one yet, within the total.
+    let (_, seg) = send(
+        &c,
+        M::POST,
+        &url("/api/v1/segments"),
+        &key,
+        Some(json!({"name": "全部", "rule": {"and": []}})),
+    )
+    .await;
+    let (_, snap) = send(
+        &c,
+        M::POST,
+        &url(&format!("/api/v1/segments/{}/snapshots", seg["id"])),
+        &key,
+        None,
+    )
+    .await;
+    let (st, v) = send(
+        &c,
+        M::POST,
+        &url(&format!("/api/v1/coupon-templates/{}/issue", t["id"])),
+        &key,
+        Some(json!({"snapshot_id": snap["id"]})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // 50 in all, 1 claimed before: 49 granted; the claimer and 14 beyond the total refused.
+    assert_eq!(v["granted"], 49, "{v}");
+    assert_eq!(v["refused"].as_array().map(Vec::len), Some(15), "{v}");
+
+    let (_, v) = send(&c, M::GET, &url("/api/v1/coupon-templates"), &key, None).await;
+    let report = v["templates"]
+        .as_array()
+        .expect("templates")
+        .iter()
+        .find(|x| x["template"]["id"] == t["id"])
+        .map(|x| x["report"].clone())
+        .expect("report");
+    assert_eq!(report["issued"], 50, "{report}");
+    assert_eq!(report["redeemed"], 1, "{report}");
+    assert_eq!(report["order_gmv"], 40_000, "{report}");
+    assert_eq!(report["discount"], 3_000, "{report}");
+    let (_, v) = send(
+        &c,
+        M::GET,
+        &url(&format!("/api/v1/customers/{}/coupons", ids[0])),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(v["coupons"][0]["status"], "redeemed", "{v}");
 }
+on_each_backend!(coupons_never_exceed_their_limits);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_claims_a_coupon_from_their_own_page() {
