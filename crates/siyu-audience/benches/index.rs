@@ -7,22 +7,12 @@
 use std::time::Instant;
 
 use siyu_audience::index::{Facts, StatsFact, TenantIndex};
-use siyu_audience::rfm::{ALL_STAGES, RfmClass};
+use siyu_audience::rfm::{ALL_CLASSES, ALL_STAGES};
 use siyu_audience::rule::Rule;
 
 const DAY_MS: i64 = siyu_audience::rfm::DAY_MS;
 const NOW: i64 = 1_796_400_000_000; // 2026-12-05 00:00 in China
 const CHANNELS: [&str; 6] = ["tmall", "jd", "douyin", "pdd", "youzan", "store"];
-const CLASSES: [RfmClass; 8] = [
-    RfmClass::ImportantValue,
-    RfmClass::ImportantDevelop,
-    RfmClass::ImportantKeep,
-    RfmClass::ImportantRetain,
-    RfmClass::GeneralValue,
-    RfmClass::GeneralDevelop,
-    RfmClass::GeneralKeep,
-    RfmClass::GeneralRetain,
-];
 
 /// splitmix64: the same brand on every run, without a dependency for it.
 struct Dice(u64);
@@ -57,7 +47,7 @@ fn brand(customers: u32) -> Facts {
                     r: 1 + d.below(5) as u8,
                     f: 1 + d.below(5) as u8,
                     m: 1 + d.below(5) as u8,
-                    class: CLASSES[d.below(8) as usize],
+                    class: ALL_CLASSES[d.below(8) as usize],
                     stage: ALL_STAGES[1 + d.below(5) as usize],
                 },
             ));
