@@ -552,7 +552,9 @@ mod tests {
             search(&db, &cipher, 1, "7").await.expect("search"),
             vec![13]
         );
-        let plan = query_plan(&db, sql(ORDER_FROM_ANY_CHANNEL).bind(1i64).bind("A100")).await;
+        let plan = query_plan(&db, sql(ORDER_FROM_ANY_CHANNEL).bind(1i64).bind("A100"))
+            .await
+            .expect("query plan");
         // Each channel's number is one probe of the unique index, not a range of the tenant.
         assert!(
             plan.iter()

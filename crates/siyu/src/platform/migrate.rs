@@ -341,7 +341,8 @@ mod tests {
                   WHERE tenant_id = 1 AND kind = 'phone' AND customer_id IN ({list})"
             )),
         )
-        .await;
+        .await
+        .expect("query plan");
         assert!(
             plan.iter().any(|t| t.contains("INDEX identities_customer")),
             "{plan:?}"
@@ -355,7 +356,8 @@ mod tests {
                   AND sent_at >= 5 AND customer_id IN ({list})"
             )),
         )
-        .await;
+        .await
+        .expect("query plan");
         assert!(
             plan.iter().any(|t| t.contains("INDEX outbox_customer")),
             "{plan:?}"
@@ -401,7 +403,7 @@ mod tests {
                 "outbox_address",
             ),
         ] {
-            let plan = query_plan(&db, sql(query)).await;
+            let plan = query_plan(&db, sql(query)).await.expect("query plan");
             assert!(
                 plan.iter().any(|t| t.contains(&format!("INDEX {index}"))),
                 "{query}: {plan:?}"

@@ -336,7 +336,9 @@ mod tests {
             .expect("no sender");
         assert_eq!(none, None);
         // One index probe per tenant, never a scan of the outbox.
-        let plan = crate::platform::db::query_plan(&db, last_sender(&probes("h1"))).await;
+        let plan = crate::platform::db::query_plan(&db, last_sender(&probes("h1")))
+            .await
+            .expect("query plan");
         assert!(
             plan.iter().any(|t| t.contains("INDEX outbox_address")),
             "{plan:?}"
@@ -366,7 +368,9 @@ mod tests {
                 q.push_arg(Arg::from(5i64));
             }
             q.push_arg(key);
-            let plan = crate::platform::db::query_plan(&db, q).await;
+            let plan = crate::platform::db::query_plan(&db, q)
+                .await
+                .expect("query plan");
             assert!(
                 plan.iter()
                     .any(|t| t.starts_with("SEARCH") && t.contains(&format!("INDEX {index}"))),

@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 
 pub use open::ConnectOptions;
 pub use query::{Reader, Row};
-pub(crate) use respell::rewrite_placeholders;
+pub use respell::rewrite_placeholders;
 use respell::sqlite_text;
 use statement::in_statements;
 pub use statement::{MAX_BINDS, Sql, list_placeholders, sql, values_placeholders};
@@ -75,14 +75,13 @@ pub enum Tx {
 
 /// The steps of SQLite's plan for a statement (`EXPLAIN QUERY PLAN`), for tests that hold a
 /// query to its index.
-#[cfg(test)]
-pub(crate) async fn query_plan(db: &Db, q: Sql) -> Vec<String> {
+pub async fn query_plan(db: &Db, q: Sql) -> DbResult<Vec<String>> {
     let explain = Sql {
         text: format!("EXPLAIN QUERY PLAN {}", q.text),
         args: q.args,
     };
-    let rows: Vec<(i64, i64, i64, String)> = db.fetch_all(&explain).await.expect("query plan");
-    rows.into_iter().map(|r| r.3).collect()
+    let rows: Vec<(i64, i64, i64, String)> = db.fetch_all(&explain).await?;
+    Ok(rows.into_iter().map(|r| r.3).collect())
 }
 
 #[cfg(test)]

@@ -276,7 +276,7 @@ impl Reader<'_> {
 
 /// The statement a probe steps once per key: `head` compared with the key, which binds after
 /// the `fixed` values.
-pub(crate) fn probe_statement(head: &str, fixed: usize) -> String {
+pub fn probe_statement(head: &str, fixed: usize) -> String {
     format!("{head} = ${}", fixed + 1)
 }
 
