@@ -127,7 +127,9 @@ fn excel_serial(t: &str) -> Option<NaiveDateTime> {
 }
 
 /// Parses a local date-time as exports write it and returns UTC milliseconds. Times without a
-/// zone are China Standard Time, the zone of every platform's seller export.
+/// zone are China Standard Time, the zone of every platform's seller export. Dates and times
+/// may be written in Chinese (`2024年6月18日 10时01分02秒`, `2024年6月18日10点01分`, a full-width
+/// colon) and on a 12-hour clock (`2024/6/18 下午 2:01`), as POS and Excel exports write them.
 pub fn parse_time(s: &str) -> Result<i64, String> {
     let t = clean_cell(s);
     if t.is_empty() {
@@ -143,22 +145,40 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
             .map(|d| d.timestamp_millis())
             .ok_or_else(|| format!("date {s:?} does not exist in China Standard Time"));
     }
+    // 下午 (afternoon) moves a 12-hour time on by twelve hours; 上午 (morning) keeps it.
+    let afternoon = t.contains("下午");
+    let morning = t.contains("上午");
     let norm: String = t
+        .replace("下午", " ")
+        .replace("上午", " ")
         .replace('/', "-")
         .replace('T', " ")
         .replace(['年', '月'], "-")
-        .replace('日', "");
-    let (date_part, time_part) = match norm.split_once(' ') {
-        Some((d, tm)) => (d.trim(), Some(tm.trim())),
-        None => (norm.as_str(), None),
-    };
+        // `日` may be followed by the time with no space: `18日10时`.
+        .replace('日', " ")
+        .replace(['时', '点', '分', '：'], ":")
+        .replace('秒', "");
+    let mut parts = norm.split_whitespace();
+    let date_part = parts.next().unwrap_or("");
+    let time_part: String = parts.collect();
     let date = NaiveDate::parse_from_str(date_part, "%Y-%m-%d")
         .map_err(|_| format!("date {s:?} is not a date like 2024-06-18 or 2024/6/18 10:01:02"))?;
-    let time = match time_part {
-        None | Some("") => NaiveTime::MIN,
-        Some(tm) => NaiveTime::parse_from_str(tm, "%H:%M:%S%.f")
+    // `10时01分` leaves `10:01:`, and `10点` leaves `10:`.
+    let tm = time_part.trim_end_matches(':');
+    let time = match tm {
+        "" => NaiveTime::MIN,
+        tm => NaiveTime::parse_from_str(tm, "%H:%M:%S%.f")
             .or_else(|_| NaiveTime::parse_from_str(tm, "%H:%M"))
-            .map_err(|_| format!("time in {s:?} is not like 10:01 or 10:01:02"))?,
+            .or_else(|_| NaiveTime::parse_from_str(&format!("{tm}:00"), "%H:%M"))
+            .map_err(|_| format!("time in {s:?} is not like 10:01, 10:01:02 or 10时01分"))?,
+    };
+    let time = match chrono::Timelike::hour(&time) {
+        h if afternoon && h < 12 => time + chrono::Duration::hours(12),
+        12 if morning => time - chrono::Duration::hours(12),
+        h if (afternoon || morning) && h > 12 => {
+            return Err(format!("time in {s:?} is past 12 on a 12-hour clock"));
+        }
+        _ => time,
     };
     let local = NaiveDateTime::new(date, time);
     if !(1990..=2100).contains(&chrono::Datelike::year(&local.date())) {
@@ -213,6 +233,37 @@ mod tests {
         assert!(parse_time("2024-13-01").is_err());
         assert!(parse_time("18/06/2024").is_err());
         assert!(parse_time("").is_err());
+    }
+
+    #[test]
+    fn dates_and_times_in_chinese_words_and_on_a_twelve_hour_clock() {
+        // 2024-06-18 10:01:02 in China.
+        let want = 1_718_676_062_000;
+        assert_eq!(parse_time("2024年6月18日 10时01分02秒"), Ok(want));
+        assert_eq!(parse_time("2024年06月18日10时01分02秒"), Ok(want));
+        assert_eq!(parse_time("2024年6月18日 10点01分"), Ok(want - 2_000));
+        assert_eq!(parse_time("2024年6月18日 10时"), Ok(want - 62_000));
+        assert_eq!(parse_time("2024-06-18 10：01：02"), Ok(want));
+        assert_eq!(parse_time("2024年6月18日"), parse_time("2024-06-18"));
+        assert_eq!(parse_time("2024/6/18 上午 10:01:02"), Ok(want));
+        assert_eq!(
+            parse_time("2024/6/18 下午 10:01:02"),
+            Ok(want + 12 * 3_600_000)
+        );
+        assert_eq!(
+            parse_time("2024/6/18 下午10:01:02"),
+            Ok(want + 12 * 3_600_000)
+        );
+        // Noon and midnight on a 12-hour clock.
+        assert_eq!(
+            parse_time("2024/6/18 下午 12:00"),
+            parse_time("2024-06-18 12:00")
+        );
+        assert_eq!(parse_time("2024/6/18 上午 12:00"), parse_time("2024-06-18"));
+        // A time past 12 with 下午 is not a 12-hour time; a word that is not a time stays an error.
+        assert!(parse_time("2024/6/18 下午 14:00").is_err());
+        assert!(parse_time("2024年6月18日 十点").is_err());
+        assert!(parse_time("2024年6月18日 25时").is_err());
     }
 
     #[test]
