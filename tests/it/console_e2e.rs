@@ -1,0 +1,437 @@
+//! The console in headless Chromium: login, list, search, customer 360, masking, language,
+//! logout. Runs when Chromium, Node and `tests/e2e/node_modules` are there (`.ci/run` installs
+//! them); otherwise says plainly that it was skipped.
+
+
+use std::path::Path;
+use std::process::Command;
+
+use siyu::know::identity::{Identity, IdentityKind};
+use siyu::know::orders::{OrderRecord, OrderStatus, key_identities, store_orders};
+use siyu::platform::access::{self, Role};
+
+use crate::common::{Backend, TestServer};
+
+fn order(no: &str, phone: &str, amount: i64, days_ago: i64) -> OrderRecord {
+    OrderRecord {
+        channel: "tmall".into(),
+        order_no: no.into(),
+        status: OrderStatus::Completed,
+        status_text: None,
+        ordered_at: siyu::platform::clock::now_ms() - days_ago * 86_400_000,
+        paid_at: None,
+        amount,
+        refund_amount: 0,
+        store_id: None,
+        guide_id: None,
+        buyer_name: Some("张三".into()),
+        phone_hint: None,
+        province: None,
+        identities: vec![
+            Identity::new(IdentityKind::Phone, phone, None).expect("phone"),
+            Identity::new(IdentityKind::Tmall, &format!("tb-{no}"), None).expect("buyer"),
+        ],
+        lines: vec![],
+    }
+}
+
+pub async fn seed(s: &TestServer) -> (String, String, String) {
+    let t = access::create_tenant(s.db(), "品牌甲")
+        .await
+        .expect("tenant");
+    access::create_user(
+        s.db(),
+        t.id,
+        "admin",
+        "管理员",
+        "correct-horse",
+        Role::Admin,
+    )
+    .await
+    .expect("user");
+    let orders = vec![
+        order("T-1", "13800138000", 29_900, 30),
+        order("T-2", "138 0013 8000", 9_900, 3),
+        order("T-3", "13900139000", 5_000, 1),
+    ];
+    let keyed = key_identities(&s.cipher, &s.cipher.lookup(t.id), &orders);
+    store_orders(
+        s.db(),
+        t.id,
+        "test",
+        &orders,
+        &keyed,
+        siyu::platform::clock::now_ms(),
+    )
+    .await
+    .expect("orders");
+    siyu::know::profile::recompute_all(s.db(), t.id, siyu::platform::clock::now_ms())
+        .await
+        .expect("figures");
+    // A member who joined in store, and a coupon template.
+    let join = siyu::convert::members::JoinRequest {
+        identity: siyu::know::identity::Identity::Phone(
+            siyu::know::phone::Phone::parse("13800138000").expect("phone"),
+        ),
+        via: siyu::convert::members::JoinedVia::Store,
+        store_id: Some("SH-01".into()),
+        birthday_month: None,
+        display_name: None,
+    };
+    siyu::convert::members::join(
+        s.db(),
+        &s.cipher,
+        t.id,
+        &join,
+        siyu::platform::clock::now_ms(),
+    )
+    .await
+    .expect("member");
+    let template: siyu::convert::coupons::TemplateInput = serde_json::from_value(serde_json::json!({
+        "name": "满300减30", "kind": "amount_off", "value": 3000, "threshold": 30000, "valid_days": 30, "total": 100,
+        "claim_via": "card"
+    }))
+    .expect("template");
+    siyu::convert::coupons::create_template(
+        s.db(),
+        t.id,
+        &template,
+        siyu::platform::clock::now_ms(),
+    )
+    .await
+    .expect("coupon template");
+    seed_wecom(s, t.id).await;
+    ("品牌甲".into(), "admin".into(), "correct-horse".into())
+}
+
+/// A live code with one add through it, and a VIP group whose members joined six weeks ago, one
+/// of whom left a week later: the WeCom page has a code row and a retention table to show.
+async fn seed_wecom(s: &TestServer, tenant: i64) {
+    use siyu::connect::client::{ChatMember, Content, GroupChat};
+    use siyu::connect::live_codes::{self, GuideSlot, NewLiveCode, Welcome};
+    use siyu::connect::service::CorpSettings;
+    use siyu_wecom_sandbox::{Sandbox, SandboxCorp};
+    let now = siyu::platform::clock::now_ms();
+    let wecom = Sandbox::start(SandboxCorp::default())
+        .await
+        .expect("sandbox");
+    let sc = wecom.corp().clone();
+    let corp = s
+        .app
+        .connect
+        .configure(
+            tenant,
+            CorpSettings {
+                corp_id: sc.corp_id,
+                secret: sc.secret,
+                token: sc.token,
+                encoding_aes_key: sc.encoding_aes_key,
+                base_url: Some(wecom.url().to_owned()),
+            },
+            now,
+        )
+        .await
+        .expect("wecom");
+    let code = live_codes::create(
+        s.db(),
+        &corp.api,
+        tenant,
+        NewLiveCode {
+            name: "静安店活码".into(),
+            source: "store".into(),
+            source_id: None,
+            tag_ids: vec![],
+            welcome: Welcome {
+                content: Content {
+                    text: "欢迎".into(),
+                    attachments: vec![],
+                },
+                by_time: vec![],
+            },
+            guides: vec![GuideSlot {
+                userid: "ba_li".into(),
+                weekdays: vec![],
+                from: None,
+                to: None,
+                daily_cap: None,
+            }],
+            backup_userid: "ba_zhao".into(),
+        },
+        now,
+        480,
+    )
+    .await
+    .expect("live code");
+    let callback = s.url(&format!("/callbacks/wecom/{tenant}"));
+    let weeks6 = (now - 42 * 86_400_000) / 1000;
+    siyu::connect::groups::store_snapshot(
+        s.db(),
+        tenant,
+        &GroupChat {
+            chat_id: "wrE2E".into(),
+            name: "VIP 福利群".into(),
+            owner: "ba_li".into(),
+            create_time: weeks6,
+            member_list: ["wmE2EA", "wmE2EB"]
+                .iter()
+                .map(|m| ChatMember {
+                    userid: (*m).into(),
+                    member_type: 2,
+                    join_time: weeks6,
+                    join_scene: 3,
+                })
+                .collect(),
+        },
+        now,
+    )
+    .await
+    .expect("group");
+    for env in [
+        wecom.customer_adds("ba_li", "wmE2E1", None, Some(&code.state)),
+        wecom.leave_group("wrE2E", &["wmE2EB"], weeks6 + 10 * 86_400),
+    ] {
+        let (st, body) = wecom.deliver(&callback, &env).await.expect("deliver");
+        assert_eq!((st, body.as_str()), (200, "success"));
+    }
+    let drained = s
+        .app
+        .connect
+        .wait_drained(tenant, std::time::Duration::from_secs(10))
+        .await;
+    assert_eq!(drained, Ok(()), "WeCom callbacks unfinished");
+}
+
+/// Chromium and the e2e folder, or `None` (and a plain skip) when they are not installed.
+fn browser(test: &str) -> Option<(String, std::path::PathBuf)> {
+    let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
+    let node_ok = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !Path::new(&chromium).exists()
+        || !node_ok
+        || !e2e.join("node_modules/playwright-core").exists()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but Chromium, node or tests/e2e/node_modules is missing: {test} would be skipped"
+        );
+        eprintln!(
+            "SKIPPED {test}: needs {chromium}, node and tests/e2e/node_modules \
+             (apt-get install chromium; npm ci --prefix tests/e2e)"
+        );
+        return None;
+    }
+    Some((chromium, e2e))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_works_in_headless_chromium() {
+    let Some((chromium, e2e)) = browser("console_works_in_headless_chromium") else {
+        return;
+    };
+    let s = TestServer::start(Backend::Sqlite).await;
+    let (tenant, user, password) = seed(&s).await;
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-e2e");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let base = s.base.clone();
+    let shots_arg = shots.display().to_string();
+    let args = vec![
+        base,
+        tenant,
+        user,
+        password,
+        "13800138000".into(),
+        shots_arg,
+    ];
+    run_node(
+        &e2e.join("console.mjs"),
+        &args,
+        &chromium,
+        &shots,
+        "all console checks passed",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h5_pages_work_on_a_phone_screen() {
+    let Some((chromium, e2e)) = browser("h5_pages_work_on_a_phone_screen") else {
+        return;
+    };
+    let s = TestServer::start(Backend::Sqlite).await;
+    let t = access::create_tenant(s.db(), "品牌乙")
+        .await
+        .expect("tenant");
+    let now = siyu::platform::clock::now_ms();
+    let sale = |name: &str, starts_at: i64| siyu::convert::flash::SaleInput {
+        name: name.into(),
+        sku: "CREAM".into(),
+        title: "修护面霜 50ml".into(),
+        price: 9_900,
+        original_price: Some(29_900),
+        stock: 5,
+        per_customer: 1,
+        starts_at,
+        ends_at: now + 3_600_000,
+        pay_minutes: 15,
+    };
+    let soon = s
+        .app
+        .flash
+        .create(t.id, &sale("明早秒杀", now + 600_000), now)
+        .await
+        .expect("sale");
+    let live = s
+        .app
+        .flash
+        .create(t.id, &sale("正在秒杀", now - 1_000), now)
+        .await
+        .expect("sale");
+    let orders = vec![order("H-1", "13700137000", 10_000, 3)];
+    let keyed = key_identities(&s.cipher, &s.cipher.lookup(t.id), &orders);
+    store_orders(s.db(), t.id, "test", &orders, &keyed, now)
+        .await
+        .expect("orders");
+    let (customer,): (i64,) = s
+        .db()
+        .fetch_one(&siyu::platform::db::sql(
+            "SELECT customer_id FROM orders WHERE order_no = 'H-1'",
+        ))
+        .await
+        .expect("customer");
+    let token = s
+        .cipher
+        .customer_token(siyu::platform::crypto::CustomerClaim {
+            tenant_id: t.id,
+            customer_id: customer,
+            issued_at: 0,
+            expires_at: now + 3_600_000,
+        });
+    let template: siyu::convert::coupons::TemplateInput = serde_json::from_value(serde_json::json!({
+        "name": "满300减30", "kind": "amount_off", "value": 3000, "threshold": 30000, "valid_days": 30, "total": 100,
+        "claim_via": "h5"
+    }))
+    .expect("template");
+    let template = siyu::convert::coupons::create_template(s.db(), t.id, &template, now)
+        .await
+        .expect("coupon template");
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("h5-e2e");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let args = vec![
+        s.base.clone(),
+        token,
+        soon.id.to_string(),
+        live.id.to_string(),
+        shots.display().to_string(),
+        template.id.to_string(),
+    ];
+    run_node(
+        &e2e.join("h5.mjs"),
+        &args,
+        &chromium,
+        &shots,
+        "all H5 checks passed",
+    )
+    .await;
+    let (paid,): (i64,) = s
+        .db()
+        .fetch_one(
+            &siyu::platform::db::sql(
+                "SELECT COUNT(*) FROM orders WHERE channel = 'mall' AND customer_id = $1",
+            )
+            .bind(customer),
+        )
+        .await
+        .expect("orders");
+    assert_eq!(paid, 1, "paying on the page made the order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_package_card_is_claimed_on_a_phone_screen() {
+    let Some((chromium, e2e)) = browser("a_package_card_is_claimed_on_a_phone_screen") else {
+        return;
+    };
+    let s = TestServer::start(Backend::Sqlite).await;
+    let (_, key) = crate::common::tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    let c = reqwest::Client::new();
+    let (st, t) = crate::common::send(&c, reqwest::Method::POST, &s.url("/api/v1/coupon-templates"), &key,
+        Some(serde_json::json!({"name": "包裹卡20元券", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": 100, "claim_via": "card"}))).await;
+    assert_eq!(st, reqwest::StatusCode::CREATED, "{t}");
+    let (st, b) = crate::common::send(&c, reqwest::Method::POST, &s.url("/api/v1/card-batches"), &key,
+        Some(serde_json::json!({"name": "天猫包裹卡", "channel": "tmall", "coupon_template_id": t["id"], "size": 3,
+            "contact_qr_url": "https://work.weixin.qq.com/ca/guide"}))).await;
+    assert_eq!(st, reqwest::StatusCode::CREATED, "{b}");
+    let id = b["batch"]["id"].as_i64().expect("batch");
+    let csv = c
+        .get(s.url(&format!("/api/v1/card-batches/{id}/cards.csv")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("csv")
+        .text()
+        .await
+        .expect("csv body");
+    let card = csv
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split(',').next())
+        .expect("a card")
+        .to_owned();
+    // The code the buyer would receive by SMS, asked for as the page does.
+    let phone = "13912345678";
+    let (st, v) = crate::common::send(
+        &c,
+        reqwest::Method::POST,
+        &s.url(&format!("/h5/v1/cards/{card}/otp")),
+        "",
+        Some(crate::common::code_request(&s, phone).await),
+    )
+    .await;
+    assert_eq!(st, reqwest::StatusCode::ACCEPTED, "{v}");
+    let otp = crate::common::sent_code(&s).await;
+    assert_eq!(otp.len(), 6, "no verification SMS was sent");
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("card-e2e");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let args = [
+        s.base.clone(),
+        card,
+        phone.to_owned(),
+        otp,
+        shots.display().to_string(),
+    ];
+    run_node(
+        &e2e.join("card.mjs"),
+        &args,
+        &chromium,
+        &shots,
+        "all card checks passed",
+    )
+    .await;
+}
+
+/// Runs an e2e script under Node with Chromium; fails the test with its output (and where the
+/// screenshots are) unless it succeeds and prints `done`.
+async fn run_node(script: &Path, args: &[String], chromium: &str, shots: &Path, done: &str) {
+    let (script, args, chromium) = (script.to_owned(), args.to_vec(), chromium.to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(script)
+            .args(&args)
+            .env("CHROMIUM_PATH", chromium)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "e2e failed (screenshots in {}):\n{stdout}\n{stderr}",
+        shots.display()
+    );
+    assert!(stdout.contains(done), "{stdout}");
+}

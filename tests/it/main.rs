@@ -1,0 +1,40 @@
+//! Siyu's integration tests, one binary for the whole suite (one link instead of one per file):
+//! each module starts the real app (on a random port where it serves HTTP) or the real store,
+//! on SQLite and on PostgreSQL (`SIYU_TEST_DATABASE_URL`). `common` holds the harness.
+
+#[macro_use]
+mod common;
+
+mod acquire;
+mod activities;
+mod api;
+mod audience;
+mod campaign_policy;
+mod cards;
+mod channel_data;
+mod concurrency;
+mod connect;
+mod console;
+mod console_access;
+mod console_campaigns;
+mod console_e2e;
+mod coupons;
+mod crash;
+mod customer_sessions;
+mod exports_corpus;
+mod flash;
+mod foreign_ids;
+mod import;
+mod ingest;
+mod layering_api;
+mod lookup_rekey;
+mod members;
+mod migrations_match;
+mod oneid;
+mod order_workflow;
+mod outbox_where_written;
+mod payments_setting;
+mod request_limits;
+mod rows;
+mod sync;
+mod workers;

@@ -1,0 +1,255 @@
+//! OneID against a plain reference: random identity graphs, fed in random chunks, must end as
+//! exactly the connected components, on every backend.
+
+
+use proptest::prelude::*;
+use siyu::know::identity::{IdentityKind, KeyedIdentity};
+use siyu::know::oneid::{IdentityRecord, resolve};
+use siyu::platform::db::{Db, sql};
+
+use crate::common::{Backend, TestDb, backends, partition};
+
+fn reference(records: &[Vec<usize>]) -> Vec<Vec<String>> {
+    crate::common::connected_components(records, key)
+}
+
+fn key(n: usize) -> String {
+    format!("tmall:k{n}")
+}
+
+async fn run_case(db: &Db, tenant: i64, records: &[Vec<usize>], chunks: &[usize]) {
+    let recs: Vec<IdentityRecord> = records
+        .iter()
+        .map(|r| IdentityRecord {
+            identities: r
+                .iter()
+                .map(|&n| KeyedIdentity {
+                    ikey: key(n),
+                    kind: IdentityKind::Tmall,
+                    value_enc: None,
+                })
+                .collect(),
+            name: None,
+        })
+        .collect();
+    let mut at = 0;
+    let mut ci = 0;
+    while at < recs.len() {
+        let size = chunks[ci % chunks.len()].max(1);
+        let end = (at + size).min(recs.len());
+        let mut tx = db.begin().await.expect("begin");
+        tx.lock_tenant(tenant).await.expect("lock");
+        let (owners, _) = resolve(&mut tx, tenant, &recs[at..end], 1_000 + at as i64)
+            .await
+            .expect("resolve");
+        tx.commit().await.expect("commit");
+        // Every record with identities got a customer that now holds its first key.
+        for (r, o) in recs[at..end].iter().zip(owners) {
+            assert_eq!(o.is_some(), !r.identities.is_empty());
+        }
+        at = end;
+        ci += 1;
+    }
+}
+
+async fn check_invariants(db: &Db, tenant: i64, want_components: usize) {
+    let (live,): (i64,) = db
+        .fetch_one(
+            &sql("SELECT COUNT(*) FROM customers c WHERE c.tenant_id = $1 AND c.merged_into IS NULL \
+                  AND EXISTS (SELECT 1 FROM identities i WHERE i.tenant_id = c.tenant_id AND i.customer_id = c.id)")
+                .bind(tenant),
+        )
+        .await
+        .expect("count");
+    assert_eq!(
+        live as usize, want_components,
+        "one live customer per component"
+    );
+    let (empty_live,): (i64,) = db
+        .fetch_one(
+            &sql("SELECT COUNT(*) FROM customers c WHERE c.tenant_id = $1 AND c.merged_into IS NULL \
+                  AND NOT EXISTS (SELECT 1 FROM identities i WHERE i.tenant_id = c.tenant_id AND i.customer_id = c.id)")
+                .bind(tenant),
+        )
+        .await
+        .expect("count");
+    assert_eq!(
+        empty_live, 0,
+        "a live customer without identities was left behind"
+    );
+    let (chained,): (i64,) = db
+        .fetch_one(
+            &sql(
+                "SELECT COUNT(*) FROM customers a JOIN customers b ON a.merged_into = b.id \
+                  WHERE a.tenant_id = $1 AND b.merged_into IS NOT NULL",
+            )
+            .bind(tenant),
+        )
+        .await
+        .expect("count");
+    assert_eq!(chained, 0, "merged_into must point at a surviving customer");
+    let (merged,): (i64,) = db
+        .fetch_one(
+            &sql("SELECT COUNT(*) FROM customers WHERE tenant_id = $1 AND merged_into IS NOT NULL")
+                .bind(tenant),
+        )
+        .await
+        .expect("count");
+    let (recorded,): (i64,) = db
+        .fetch_one(&sql("SELECT COUNT(*) FROM customer_merges WHERE tenant_id = $1").bind(tenant))
+        .await
+        .expect("count");
+    assert_eq!(merged, recorded, "every merge is recorded once");
+    let (kept_older,): (i64,) = db
+        .fetch_one(
+            &sql(
+                "SELECT COUNT(*) FROM customer_merges WHERE tenant_id = $1 AND kept_id > merged_id",
+            )
+            .bind(tenant),
+        )
+        .await
+        .expect("count");
+    assert_eq!(kept_older, 0, "the older (smaller) id is kept");
+}
+
+fn graphs() -> impl Strategy<Value = (Vec<Vec<usize>>, Vec<usize>)> {
+    (2usize..40).prop_flat_map(|keys| {
+        (
+            prop::collection::vec(prop::collection::vec(0..keys, 1..4), 1..40),
+            prop::collection::vec(1usize..8, 1..6),
+        )
+    })
+}
+
+#[test]
+fn oneid_matches_connected_components() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    for backend in backends() {
+        let tdb = rt.block_on(TestDb::new(backend));
+        let cases = if backend == Backend::Postgres { 24 } else { 64 };
+        let tenant = std::cell::Cell::new(0i64);
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+            cases,
+            ..ProptestConfig::default()
+        });
+        runner
+            .run(&graphs(), |(records, chunks)| {
+                tenant.set(tenant.get() + 1);
+                let tenant = tenant.get();
+                rt.block_on(async {
+                    run_case(&tdb.db, tenant, &records, &chunks).await;
+                    let want = reference(&records);
+                    let got = partition(&tdb.db, tenant).await;
+                    assert_eq!(
+                        got, want,
+                        "{backend:?}: records {records:?} in chunks {chunks:?}"
+                    );
+                    check_invariants(&tdb.db, tenant, want.len()).await;
+                });
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+    }
+}
+
+#[test]
+fn order_of_records_does_not_change_customers() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        for backend in backends() {
+            let tdb = TestDb::new(backend).await;
+            // A chain a–b, c–d, then b–c joins two customers; reversed, no merge is needed.
+            let records = vec![vec![0, 1], vec![2, 3], vec![1, 2], vec![4]];
+            let mut reversed = records.clone();
+            reversed.reverse();
+            run_case(&tdb.db, 1, &records, &[1]).await;
+            run_case(&tdb.db, 2, &reversed, &[1]).await;
+            run_case(&tdb.db, 3, &records, &[10]).await;
+            let a = partition(&tdb.db, 1).await;
+            assert_eq!(a, partition(&tdb.db, 2).await);
+            assert_eq!(a, partition(&tdb.db, 3).await);
+            assert_eq!(a.len(), 2);
+            // Resolving the same records again changes nothing.
+            run_case(&tdb.db, 1, &records, &[2]).await;
+            assert_eq!(a, partition(&tdb.db, 1).await);
+            check_invariants(&tdb.db, 1, 2).await;
+            let (merges,): (i64,) = tdb
+                .db
+                .fetch_one(&sql(
+                    "SELECT COUNT(*) FROM customer_merges WHERE tenant_id = 1",
+                ))
+                .await
+                .expect("merges");
+            assert_eq!(
+                merges, 1,
+                "{backend:?}: the bridging record merged two customers once"
+            );
+        }
+    });
+}
+
+async fn a_merge_moves_tags_and_keeps_one_of_each(backend: Backend) {
+    let tdb = TestDb::new(backend).await;
+    run_case(&tdb.db, 9, &[vec![0, 1], vec![2, 3]], &[1]).await;
+    let owners: Vec<(i64,)> = tdb
+        .db
+        .fetch_all(&sql(
+            "SELECT DISTINCT customer_id FROM identities WHERE tenant_id = 9 ORDER BY customer_id",
+        ))
+        .await
+        .expect("owners");
+    let (a, b) = (owners[0].0, owners[1].0);
+    // Both carry tag 1; only the newer one carries tag 2.
+    for (customer, tag) in [(a, 1i64), (b, 1), (b, 2)] {
+        tdb.db
+            .execute(
+                &sql("INSERT INTO customer_tags (tenant_id, customer_id, tag_id, source, tagged_at) VALUES (9, $1, $2, 'manual', 0)")
+                    .bind(customer)
+                    .bind(tag),
+            )
+            .await
+            .expect("tag");
+    }
+    // Both have a city; only the newer one has an age.
+    for (customer, name, value) in [(a, "city", "上海"), (b, "city", "北京"), (b, "age", "31")]
+    {
+        tdb.db
+            .execute(
+                &sql("INSERT INTO customer_attributes (tenant_id, customer_id, name, value, updated_at) VALUES (9, $1, $2, $3, 0)")
+                    .bind(customer)
+                    .bind(name)
+                    .bind(value),
+            )
+            .await
+            .expect("attribute");
+    }
+    run_case(&tdb.db, 9, &[vec![1, 2]], &[1]).await;
+    let attrs: Vec<(i64, String, String)> = tdb
+        .db
+        .fetch_all(&sql(
+            "SELECT customer_id, name, value FROM customer_attributes WHERE tenant_id = 9 ORDER BY name",
+        ))
+        .await
+        .expect("attributes");
+    assert_eq!(
+        attrs,
+        vec![
+            (a, "age".into(), "31".into()),
+            (a, "city".into(), "上海".into())
+        ],
+        "{backend:?}: attributes move to the kept customer, whose own values win"
+    );
+    let tags: Vec<(i64, i64)> = tdb
+        .db
+        .fetch_all(&sql(
+            "SELECT customer_id, tag_id FROM customer_tags WHERE tenant_id = 9 ORDER BY tag_id",
+        ))
+        .await
+        .expect("tags");
+    assert_eq!(
+        tags,
+        vec![(a, 1), (a, 2)],
+        "{backend:?}: the older customer keeps one of each tag"
+    );
+}
+on_each_backend!(a_merge_moves_tags_and_keeps_one_of_each);
