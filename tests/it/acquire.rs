@@ -3,7 +3,7 @@
 //! bought from and reported (JSON and CSV); replies of 退订 unsubscribe; and the Aliyun and
 //! Tencent Cloud providers talk to local fakes that verify signatures as the real services do.
 
-
+use crate::common;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -21,7 +21,7 @@ use siyu::platform::access::Role;
 use siyu::platform::clock::now_ms;
 use siyu::platform::db::sql;
 
-use crate::common::{
+use common::{
     Backend, SMS_CALLBACK_TOKEN, TestServer, backends, make_customers, send, tenant_with_key,
 };
 
@@ -667,7 +667,7 @@ on_each_backend!(an_api_key_cannot_send_marketing_past_the_contact_policy);
 /// A write key cannot dress marketing up as a one-time code or a service notice to get past
 /// unsubscribes, weekly caps and quiet hours: `verification` is the server's own, and `service`
 /// needs the provider's approved template (and is logged).
-async fn an_api_key_cannot_send_marketing_past_the_contact_policy(backend: crate::common::Backend) {
+async fn an_api_key_cannot_send_marketing_past_the_contact_policy(backend: common::Backend) {
     let s = TestServer::start(backend).await;
     let (_, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
     let c = reqwest::Client::new();

@@ -3,14 +3,14 @@
 //! bargain reaches its floor exactly at the last assist with one assist per friend, and gifts
 //! never go past their stock while every ledger balances.
 
-
+use crate::common;
 use reqwest::{Method as M, StatusCode};
 use serde_json::{Value, json};
 use siyu::platform::access::Role;
 use siyu::platform::clock::now_ms;
 use siyu::platform::db::sql;
 
-use crate::common::{
+use common::{
     Backend, TestServer, customer_token, make_customers, post, send, send_as_customer,
     tenant_with_key,
 };
@@ -494,7 +494,7 @@ on_each_backend!(a_group_buy_holds_its_stock_and_one_team_seat_per_customer);
 /// by default), and a team holds its `team_size` units from when it is opened, so teams opened
 /// together never need more than `stock` and every one of them can fill, however many try at
 /// once. Refused seats are refunded.
-async fn a_group_buy_holds_its_stock_and_one_team_seat_per_customer(backend: crate::common::Backend) {
+async fn a_group_buy_holds_its_stock_and_one_team_seat_per_customer(backend: common::Backend) {
     let s = TestServer::start(backend).await;
     let (tenant, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
     let customers = make_customers(&s, &key, 23, 12).await;
@@ -590,7 +590,7 @@ fn keys(v: &Value, out: &mut Vec<String>) {
 on_each_backend!(h5_views_show_a_customer_only_what_is_theirs);
 /// A team's and a bargain's share pages go to friends: they show the seats, the price and the
 /// cuts, but not who the others are, what they paid with or their order numbers.
-async fn h5_views_show_a_customer_only_what_is_theirs(backend: crate::common::Backend) {
+async fn h5_views_show_a_customer_only_what_is_theirs(backend: common::Backend) {
     let s = TestServer::start(backend).await;
     let (tenant, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
     let people = make_customers(&s, &key, 31, 3).await;

@@ -1,11 +1,11 @@
 //! The HTTP API against the real server on a random port, on every backend.
 
-
+use crate::common;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use siyu::platform::access::Role;
 
-use crate::common::{Backend, TestServer, tenant_with_key};
+use common::{Backend, TestServer, tenant_with_key};
 
 fn now_ms() -> i64 {
     siyu::platform::clock::now_ms()

@@ -1,7 +1,7 @@
 //! The audience index against the reference: random rules over random customers must select
 //! exactly the customers the same rule selects as SQL on the store, on both backends.
 
-
+use crate::common;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRng, TestRunner};
@@ -18,7 +18,7 @@ use siyu::platform::access::create_tenant;
 use siyu::platform::clock::now_ms;
 use siyu::platform::db::{Db, sql};
 
-use crate::common::{Backend, TestDb, backends};
+use common::{Backend, TestDb, backends};
 
 const CHANNELS: [&str; 3] = ["tmall", "jd", "pos"];
 const STATUSES: [&str; 4] = ["paid", "completed", "refunded", "pending"];

@@ -3,7 +3,7 @@
 //! customers with none, sends exactly the messages the contact policy allows, once each, even
 //! though the dispatcher dies in the middle of a batch and another takes over.
 
-
+use crate::common;
 use std::collections::HashSet;
 
 use roaring::RoaringBitmap;
@@ -13,7 +13,7 @@ use siyu::engage::outbox::{self, LEASE_MS, NewMessage, Outbox};
 use siyu::engage::policy::{self, Purpose};
 use siyu::platform::db::{Db, sql, values_placeholders};
 
-use crate::common::{Backend, TestDb, cipher};
+use common::{Backend, TestDb, cipher};
 
 const N: i64 = 100_000;
 const HOUR: i64 = 3_600_000;

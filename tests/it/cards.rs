@@ -3,13 +3,13 @@
 //! member and grants the coupon once per card, a claim from a WeChat session, a contact, and
 //! the batch report.
 
-
+use crate::common;
 use reqwest::{Method as M, StatusCode};
 use serde_json::{Value, json};
 use siyu::platform::access::Role;
 use siyu::platform::db::sql;
 
-use crate::common::{Backend, TestServer, customer_token, make_customers, send, tenant_with_key};
+use common::{Backend, TestServer, customer_token, make_customers, send, tenant_with_key};
 
 async fn h5(
     c: &reqwest::Client,
@@ -126,7 +126,7 @@ async fn a_card_is_scanned_verified_claimed_once_and_reported(backend: Backend) 
     let (st, v) = h5(
         &c,
         s.url(&format!("/h5/v1/cards/{}/otp", codes[0])),
-        crate::common::code_request(&s, phone).await,
+        common::code_request(&s, phone).await,
         None,
     )
     .await;
@@ -134,12 +134,12 @@ async fn a_card_is_scanned_verified_claimed_once_and_reported(backend: Backend) 
     let (st, _) = h5(
         &c,
         s.url(&format!("/h5/v1/cards/{}/otp", codes[0])),
-        crate::common::code_request(&s, phone).await,
+        common::code_request(&s, phone).await,
         None,
     )
     .await;
     assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "one code a minute");
-    let code = crate::common::sent_code(&s).await;
+    let code = common::sent_code(&s).await;
     assert_eq!(code.len(), 6);
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let (st, v) = h5(
@@ -286,9 +286,9 @@ async fn parallel_guesses_get_at_most_the_allowed_tries(backend: Backend) {
     let phone = "13912345678";
     let otp = s.url(&format!("/h5/v1/cards/{}/otp", codes[0]));
     let claim = s.url(&format!("/h5/v1/cards/{}/claim", codes[0]));
-    let (st, v) = h5(&c, otp.clone(), crate::common::code_request(&s, phone).await, None).await;
+    let (st, v) = h5(&c, otp.clone(), common::code_request(&s, phone).await, None).await;
     assert_eq!(st, StatusCode::ACCEPTED, "{v}");
-    let code = crate::common::sent_code(&s).await;
+    let code = common::sent_code(&s).await;
     // Stored nowhere: the outbox holds a placeholder, and so does what the log provider sent.
     for _ in 0..200 {
         let logged: Option<(String,)> = s
@@ -350,7 +350,7 @@ async fn parallel_guesses_get_at_most_the_allowed_tries(backend: Backend) {
         StatusCode::UNPROCESSABLE_ENTITY,
         "{backend:?}: the right code after five wrong ones: {v}"
     );
-    let (st, v) = h5(&c, otp, crate::common::code_request(&s, phone).await, None).await;
+    let (st, v) = h5(&c, otp, common::code_request(&s, phone).await, None).await;
     assert_eq!(
         st,
         StatusCode::TOO_MANY_REQUESTS,
@@ -370,14 +370,14 @@ async fn no_code_is_texted_without_the_human_check(backend: Backend) {
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{backend:?}: {v}");
     assert_eq!(v["error"]["code"], "human_check");
     // Solved for another number.
-    let mut other = crate::common::code_request(&s, "13987654321").await;
+    let mut other = common::code_request(&s, "13987654321").await;
     other["phone"] = json!("13912345678");
     let (st, v) = h5(&c, otp.clone(), other, None).await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["error"]["code"], "human_check", "{v}");
     // A challenge we did not sign, solved.
     let forged = "1.AAAA.0123456789abcdef0123456789abcdef";
-    let nonce = siyu::acquire::human_check::solve(forged, "13912345678", crate::common::TEST_WORK_BITS);
+    let nonce = siyu::acquire::human_check::solve(forged, "13912345678", common::TEST_WORK_BITS);
     let body = json!({"phone": "13912345678", "challenge": forged, "nonce": nonce});
     let (st, v) = h5(&c, otp.clone(), body, None).await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
@@ -388,7 +388,7 @@ async fn no_code_is_texted_without_the_human_check(backend: Backend) {
         .await
         .expect("outbox");
     assert_eq!(queued, 0, "{backend:?}: nothing was texted");
-    let (st, v) = h5(&c, otp, crate::common::code_request(&s, "13912345678").await, None).await;
+    let (st, v) = h5(&c, otp, common::code_request(&s, "13912345678").await, None).await;
     assert_eq!(st, StatusCode::ACCEPTED, "{backend:?}: the page's way: {v}");
 }
 
@@ -404,13 +404,13 @@ async fn one_card_texts_at_most_three_numbers(backend: Backend) {
         let (st, v) = h5(
             &c,
             otp.clone(),
-            crate::common::code_request(&s, &format!("1391234000{i}")).await,
+            common::code_request(&s, &format!("1391234000{i}")).await,
             None,
         )
         .await;
         assert_eq!(st, StatusCode::ACCEPTED, "{backend:?}: number {i}: {v}");
     }
-    let (st, v) = h5(&c, otp, crate::common::code_request(&s, "13912340009").await, None).await;
+    let (st, v) = h5(&c, otp, common::code_request(&s, "13912340009").await, None).await;
     assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{backend:?}: {v}");
     assert_eq!(v["error"]["code"], "card_limit", "{backend:?}: {v}");
     let (n,): (i64,) = s
@@ -429,7 +429,7 @@ async fn ask(s: &TestServer, card: &str, phone: &str, from: &str) -> (StatusCode
     let r = reqwest::Client::new()
         .post(s.url(&format!("/h5/v1/cards/{card}/otp")))
         .header("x-forwarded-for", from)
-        .json(&crate::common::code_request(s, phone).await)
+        .json(&common::code_request(s, phone).await)
         .send()
         .await
         .expect("request");
@@ -574,7 +574,7 @@ async fn the_public_cannot_send_large_bodies(backend: Backend) {
     assert_eq!(refused(r), StatusCode::PAYLOAD_TOO_LARGE, "{backend:?}");
 
     let receipts = format!("[{}]", vec!["{}"; 150_000].join(","));
-    let token = crate::common::SMS_CALLBACK_TOKEN;
+    let token = common::SMS_CALLBACK_TOKEN;
     let r = c
         .post(s.url(&format!("/callbacks/sms/aliyun/{token}/report")))
         .header("content-type", "application/json")
@@ -644,7 +644,7 @@ async fn card_codes_are_for_roles_that_may_write(backend: Backend) {
     use siyu::platform::access;
     let s = TestServer::start(backend).await;
     let (tenant, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
-    let c = crate::common::no_redirects();
+    let c = common::no_redirects();
     let (id, _) = batch(&s, &key, 100, 3).await;
     let viewer = access::create_api_key(s.db(), tenant, "看板", Role::Viewer)
         .await
@@ -677,7 +677,7 @@ async fn card_codes_are_for_roles_that_may_write(backend: Backend) {
                 .send()
                 .await
                 .expect("login");
-            crate::common::session_cookie(&r).expect("session")
+            common::session_cookie(&r).expect("session")
         }
     };
     access::create_user(s.db(), tenant, "ops", "运营", "password-1", Role::Operator)

@@ -3,14 +3,14 @@
 //! file, re-reads orders when the tenant maps a status, and links an unidentified buyer's order
 //! when an identity for it appears.
 
-
+use crate::common;
 use reqwest::Method;
 use serde_json::json;
 use siyu::know::report::overview;
 use siyu::platform::access::Role;
 use siyu::platform::db::{Db, sql};
 
-use crate::common::{Backend, TestServer, send, tenant_with_key};
+use common::{Backend, TestServer, send, tenant_with_key};
 
 const PDD_HEADER: &str = "订单号,订单状态,订单成交时间,支付时间,用户实付金额(元),退款金额(元),买家ID,收货人,手机,省,商品,商品数量(件),商品单价(元),运费(元)";
 
@@ -305,8 +305,8 @@ async fn exports_keep_what_real_exports_carry(backend: Backend) {
     )
     .await
     .expect("console user");
-    let console = crate::common::no_redirects();
-    let cookie = crate::common::console_session(&console, &s, "brand", "ops", "ops-password-1").await;
+    let console = common::no_redirects();
+    let cookie = common::console_session(&console, &s, "brand", "ops", "ops-password-1").await;
     let page = console
         .get(s.url("/console/overview"))
         .header("cookie", &cookie)

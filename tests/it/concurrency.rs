@@ -2,17 +2,17 @@
 //! whose identities link customers, concurrently: the customers are still exactly the connected
 //! components. On SQLite (two pools on one file) and PostgreSQL.
 
-
+use crate::common;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use siyu::platform::access::Role;
 use siyu::platform::db::{ConnectOptions, Db};
 
-use crate::common::{Backend, TestDb, cipher, partition, serve_on, tenant_with_key};
+use common::{Backend, TestDb, cipher, partition, serve_on, tenant_with_key};
 
 fn components(records: &[(usize, usize)]) -> Vec<Vec<String>> {
     let records: Vec<Vec<usize>> = records.iter().map(|&(a, b)| vec![a, b]).collect();
-    crate::common::connected_components(&records, |n| format!("unionid:u{n}"))
+    common::connected_components(&records, |n| format!("unionid:u{n}"))
 }
 
 async fn two_servers_on_one_database_resolve_the_same_customers(backend: Backend) {

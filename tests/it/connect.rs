@@ -5,7 +5,7 @@
 //! retention table worked out by hand; SOP posts and mass messages reach guides, are reminded
 //! and completed; a lapsed buyer who adds a guide is in the WeCom audiences at once.
 
-
+use crate::common;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -20,7 +20,7 @@ use siyu::platform::clock::now_ms;
 use siyu::platform::db::sql;
 use siyu_wecom_sandbox::{Sandbox, SandboxCorp};
 
-use crate::common::{Backend, TestServer, backends, send, tenant_with_key};
+use common::{Backend, TestServer, backends, send, tenant_with_key};
 
 struct World {
     s: TestServer,
@@ -31,7 +31,7 @@ struct World {
     c: reqwest::Client,
 }
 
-async fn world(backend: crate::common::Backend) -> World {
+async fn world(backend: common::Backend) -> World {
     let s = TestServer::start(backend).await;
     let (tenant, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
     let wecom = Sandbox::start(SandboxCorp::default())
@@ -819,8 +819,8 @@ async fn a_card_batch_code_shows_on_the_landing_page_and_records_the_claimants_c
             )
             .await
             .expect("card");
-    let token = crate::common::customer_token(&w.s, w.tenant, buyer);
-    let (st, v) = crate::common::send_as_customer(
+    let token = common::customer_token(&w.s, w.tenant, buyer);
+    let (st, v) = common::send_as_customer(
         &w.c,
         M::POST,
         &w.s.url(&format!("/h5/v1/cards/{}/claim", card.0)),
@@ -853,8 +853,8 @@ on_each_backend!(a_card_batch_code_shows_on_the_landing_page_and_records_the_cla
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_cannot_point_wecom_calls_inside_the_network_unless_the_server_allows_it() {
-    let tdb = crate::common::TestDb::new(backends()[0]).await;
-    let cipher = crate::common::cipher();
+    let tdb = common::TestDb::new(backends()[0]).await;
+    let cipher = common::cipher();
     let connect = siyu::connect::service::Connect::start(
         tdb.db.clone(),
         cipher.clone(),
@@ -1022,7 +1022,7 @@ on_each_backend!(a_lapsed_buyer_who_adds_a_guide_is_in_the_wecom_audiences_at_on
 /// contact carrying the code's tag as soon as the callback is handled; having bought nothing,
 /// they stay among the lapsed.
 async fn a_lapsed_buyer_who_adds_a_guide_is_in_the_wecom_audiences_at_once(
-    backend: crate::common::Backend,
+    backend: common::Backend,
 ) {
     let w = world(backend).await;
     let at = now_ms() - 200 * 86_400_000;

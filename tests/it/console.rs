@@ -1,12 +1,12 @@
 //! The console over plain HTTP: sessions, masking and both languages, on every backend.
 
-
+use crate::common;
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
 use siyu::platform::access::{self, Role};
 use siyu::platform::db::sql;
 
-use crate::common::{Backend, TestServer, session_cookie};
+use common::{Backend, TestServer, session_cookie};
 
 async fn console_sessions_masking_and_languages(backend: Backend) {
     let s = TestServer::start(backend).await;
@@ -470,10 +470,10 @@ async fn keys_are_revoked_and_users_disabled_and_it_is_all_in_the_audit_log(back
         .redirect(Policy::none())
         .build()
         .expect("client");
-    let (tenant, admin) = crate::common::tenant_with_key(s.db(), "brand", Role::Admin).await;
+    let (tenant, admin) = common::tenant_with_key(s.db(), "brand", Role::Admin).await;
     let api = |m: M, path: &str, key: &str, body: Option<serde_json::Value>| {
         let (c, url, key) = (c.clone(), s.url(path), key.to_owned());
-        async move { crate::common::send(&c, m, &url, &key, body).await }
+        async move { common::send(&c, m, &url, &key, body).await }
     };
     let (st, v) = api(
         M::POST,

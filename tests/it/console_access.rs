@@ -2,8 +2,8 @@
 //! them new passwords and disables them, and reads it all in the audit log; anyone else is
 //! refused.
 
-
-use crate::common::{Backend, TestServer, session_cookie};
+use crate::common;
+use common::{Backend, TestServer, session_cookie};
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
 use siyu::platform::access::{self, Role};

@@ -2,7 +2,7 @@
 //! draft made from a segment snapshot, refusals named by field with their status, a read-only
 //! role turned away, and a launch that reports what became of each customer, twice the same.
 
-
+use crate::common;
 use reqwest::Method as M;
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
@@ -10,11 +10,11 @@ use serde_json::json;
 use siyu::platform::access::{self, Role};
 use siyu::platform::db::sql;
 
-use crate::common::{Backend, TestServer, make_customers, send, tenant_with_key};
+use common::{Backend, TestServer, make_customers, send, tenant_with_key};
 
 /// Signs `username` in to the console; returns its session cookie.
 async fn sign_in(c: &reqwest::Client, s: &TestServer, username: &str, password: &str) -> String {
-    crate::common::console_session(c, s, "茶小铺", username, password).await
+    common::console_session(c, s, "茶小铺", username, password).await
 }
 
 async fn post_form(

@@ -2,7 +2,7 @@
 //! logout. Runs when Chromium, Node and `tests/e2e/node_modules` are there (`.ci/run` installs
 //! them); otherwise says plainly that it was skipped.
 
-
+use crate::common;
 use std::path::Path;
 use std::process::Command;
 
@@ -10,7 +10,7 @@ use siyu::know::identity::{Identity, IdentityKind};
 use siyu::know::orders::{OrderRecord, OrderStatus, key_identities, store_orders};
 use siyu::platform::access::{self, Role};
 
-use crate::common::{Backend, TestServer};
+use common::{Backend, TestServer};
 
 fn order(no: &str, phone: &str, amount: i64, days_ago: i64) -> OrderRecord {
     OrderRecord {
@@ -354,12 +354,12 @@ async fn a_package_card_is_claimed_on_a_phone_screen() {
         return;
     };
     let s = TestServer::start(Backend::Sqlite).await;
-    let (_, key) = crate::common::tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    let (_, key) = common::tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
     let c = reqwest::Client::new();
-    let (st, t) = crate::common::send(&c, reqwest::Method::POST, &s.url("/api/v1/coupon-templates"), &key,
+    let (st, t) = common::send(&c, reqwest::Method::POST, &s.url("/api/v1/coupon-templates"), &key,
         Some(serde_json::json!({"name": "包裹卡20元券", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": 100, "claim_via": "card"}))).await;
     assert_eq!(st, reqwest::StatusCode::CREATED, "{t}");
-    let (st, b) = crate::common::send(&c, reqwest::Method::POST, &s.url("/api/v1/card-batches"), &key,
+    let (st, b) = common::send(&c, reqwest::Method::POST, &s.url("/api/v1/card-batches"), &key,
         Some(serde_json::json!({"name": "天猫包裹卡", "channel": "tmall", "coupon_template_id": t["id"], "size": 3,
             "contact_qr_url": "https://work.weixin.qq.com/ca/guide"}))).await;
     assert_eq!(st, reqwest::StatusCode::CREATED, "{b}");
@@ -381,16 +381,16 @@ async fn a_package_card_is_claimed_on_a_phone_screen() {
         .to_owned();
     // The code the buyer would receive by SMS, asked for as the page does.
     let phone = "13912345678";
-    let (st, v) = crate::common::send(
+    let (st, v) = common::send(
         &c,
         reqwest::Method::POST,
         &s.url(&format!("/h5/v1/cards/{card}/otp")),
         "",
-        Some(crate::common::code_request(&s, phone).await),
+        Some(common::code_request(&s, phone).await),
     )
     .await;
     assert_eq!(st, reqwest::StatusCode::ACCEPTED, "{v}");
-    let otp = crate::common::sent_code(&s).await;
+    let otp = common::sent_code(&s).await;
     assert_eq!(otp.len(), 6, "no verification SMS was sent");
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("card-e2e");
     std::fs::create_dir_all(&shots).expect("screenshot dir");

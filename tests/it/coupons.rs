@@ -2,12 +2,12 @@
 //! claims, a code is redeemed once under concurrent redemptions, thresholds, channels and
 //! per-customer limits hold, a refund returns the coupon, and a snapshot can be issued to.
 
-
+use crate::common;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use siyu::platform::access::Role;
 
-use crate::common::{Backend, TestServer, send, tenant_with_key};
+use common::{Backend, TestServer, send, tenant_with_key};
 
 async fn coupons_never_exceed_their_limits(backend: Backend) {
     use reqwest::Method as M;
@@ -265,9 +265,9 @@ on_each_backend!(coupons_never_exceed_their_limits);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_claims_a_coupon_from_their_own_page() {
     use reqwest::Method as M;
-    let s = TestServer::start(crate::common::Backend::Sqlite).await;
+    let s = TestServer::start(common::Backend::Sqlite).await;
     let (tenant, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
-    let customers = crate::common::make_customers(&s, &key, 8, 3).await;
+    let customers = common::make_customers(&s, &key, 8, 3).await;
     let c = reqwest::Client::new();
     let (st, t) = send(
         &c,
@@ -285,23 +285,23 @@ async fn a_customer_claims_a_coupon_from_their_own_page() {
     let page = s.url(&format!("/h5/v1/coupon-templates/{}", t["id"]));
     let tok: Vec<String> = customers
         .iter()
-        .map(|&cu| crate::common::customer_token(&s, tenant, cu))
+        .map(|&cu| common::customer_token(&s, tenant, cu))
         .collect();
-    let (st, v) = crate::common::send_as_customer(&c, M::POST, &claim, &tok[0], None).await;
+    let (st, v) = common::send_as_customer(&c, M::POST, &claim, &tok[0], None).await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     assert_eq!(v["customer_id"].as_i64(), Some(customers[0]));
     assert_eq!(v["source"], "h5");
-    let (st, v) = crate::common::send_as_customer(&c, M::POST, &claim, &tok[0], None).await;
+    let (st, v) = common::send_as_customer(&c, M::POST, &claim, &tok[0], None).await;
     assert_eq!(st, StatusCode::CONFLICT, "one each: {v}");
-    let (st, v) = crate::common::send_as_customer(&c, M::GET, &page, &tok[0], None).await;
+    let (st, v) = common::send_as_customer(&c, M::GET, &page, &tok[0], None).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(
         (v["left"].as_i64(), v["mine"].as_array().map(Vec::len)),
         (Some(1), Some(1))
     );
-    let (st, _) = crate::common::send_as_customer(&c, M::POST, &claim, &tok[1], None).await;
+    let (st, _) = common::send_as_customer(&c, M::POST, &claim, &tok[1], None).await;
     assert_eq!(st, StatusCode::CREATED);
-    let (st, v) = crate::common::send_as_customer(&c, M::POST, &claim, &tok[2], None).await;
+    let (st, v) = common::send_as_customer(&c, M::POST, &claim, &tok[2], None).await;
     assert_eq!(st, StatusCode::CONFLICT, "the total is 2: {v}");
     let r = c.post(&claim).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
@@ -357,10 +357,10 @@ async fn redeem(
 on_each_backend!(stacked_coupons_never_take_more_than_the_order);
 /// Three "¥50 off" coupons on a ¥100 order take ¥100 at most: each applies to what is left.
 /// Once a coupon that does not stack is on an order, no other coupon joins it.
-async fn stacked_coupons_never_take_more_than_the_order(backend: crate::common::Backend) {
+async fn stacked_coupons_never_take_more_than_the_order(backend: common::Backend) {
     let s = TestServer::start(backend).await;
     let (_, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
-    let buyer = crate::common::make_customers(&s, &key, 7, 1).await[0];
+    let buyer = common::make_customers(&s, &key, 7, 1).await[0];
     let fifty = template(
         &s,
         &key,
@@ -406,12 +406,12 @@ on_each_backend!(an_h5_page_claims_only_what_is_offered_there);
 /// A customer page names a template by its id, and ids are small counters: only templates the
 /// brand offers on H5 can be claimed there, not the package-card coupon, the points gift's or
 /// an API-only compensation coupon.
-async fn an_h5_page_claims_only_what_is_offered_there(backend: crate::common::Backend) {
+async fn an_h5_page_claims_only_what_is_offered_there(backend: common::Backend) {
     use reqwest::Method as M;
     let s = TestServer::start(backend).await;
     let (tenant, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
-    let buyer = crate::common::make_customers(&s, &key, 9, 1).await[0];
-    let token = crate::common::customer_token(&s, tenant, buyer);
+    let buyer = common::make_customers(&s, &key, 9, 1).await[0];
+    let token = common::customer_token(&s, tenant, buyer);
     let c = reqwest::Client::new();
     let api_only = template(
         &s,
@@ -429,7 +429,7 @@ async fn an_h5_page_claims_only_what_is_offered_there(backend: crate::common::Ba
         } else {
             M::GET
         };
-        let (st, v) = crate::common::send_as_customer(&c, method, &s.url(&path), &token, None).await;
+        let (st, v) = common::send_as_customer(&c, method, &s.url(&path), &token, None).await;
         assert_eq!(st, StatusCode::NOT_FOUND, "{backend:?}: {path}: {v}");
     }
     let (n,): (i64,) = s
@@ -459,7 +459,7 @@ async fn an_h5_page_claims_only_what_is_offered_there(backend: crate::common::Ba
     )
     .await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{backend:?}: {v}");
-    let (st, v) = crate::common::send_as_customer(
+    let (st, v) = common::send_as_customer(
         &c,
         M::POST,
         &s.url(&format!("/h5/v1/coupon-templates/{api_only}/claim")),
@@ -473,10 +473,10 @@ async fn an_h5_page_claims_only_what_is_offered_there(backend: crate::common::Ba
 /// A long list is granted a chunk per transaction and still within the template's total and
 /// per-customer limit, each coupon with a code of its own; a customer listed twice takes two
 /// while the limit allows, and the one past the total is refused by name.
-async fn a_long_issue_keeps_every_limit_across_chunks(backend: crate::common::Backend) {
+async fn a_long_issue_keeps_every_limit_across_chunks(backend: common::Backend) {
     let s = TestServer::start(backend).await;
     let (_, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
-    let ids = crate::common::make_customers(&s, &key, 3, 2_500).await;
+    let ids = common::make_customers(&s, &key, 3, 2_500).await;
     let t = template(
         &s,
         &key,
@@ -486,7 +486,7 @@ async fn a_long_issue_keeps_every_limit_across_chunks(backend: crate::common::Ba
     .await;
     let mut listed = vec![ids[0], ids[0], ids[0]];
     listed.extend(&ids[1..]);
-    let (st, v) = crate::common::post(
+    let (st, v) = common::post(
         &s,
         &key,
         &format!("/api/v1/coupon-templates/{t}/issue"),

@@ -3,15 +3,15 @@
 //! customer was told of) is there. On every backend. (A process crash: the
 //! OS keeps its page cache, so power loss is not what this covers; see README on durability.)
 
-
+use crate::common;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::served::{SECRET, siyu, start, start_with_env, tenant_key};
-use crate::common::{Backend, TestDb, backends};
+use common::served::{SECRET, siyu, start, start_with_env, tenant_key};
+use common::{Backend, TestDb, backends};
 
 /// Customers buy on the H5 page, which needs a payment provider.
 const PAYING: &[(&str, &str)] = &[("SIYU_PAYMENT_PROVIDER", "local-demo")];

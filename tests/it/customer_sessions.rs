@@ -1,8 +1,8 @@
 //! Customer sessions: a link's token leaves the address for an HttpOnly cookie, writes carried by
 //! the cookie must come from the brand's own pages, and a customer's tokens can be revoked.
 
-
-use crate::common::{Backend, TestServer, make_customers, send, send_as_customer, tenant_with_key};
+use crate::common;
+use common::{Backend, TestServer, make_customers, send, send_as_customer, tenant_with_key};
 use reqwest::{Method as M, StatusCode};
 use serde_json::json;
 use siyu::platform::access::Role;

@@ -3,7 +3,7 @@
 //! exports carry — a status nobody reads yet, a closed order refunded in full, a masked phone
 //! without a buyer id — is kept, and channel GMV counts what it should.
 
-
+use crate::common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -12,7 +12,7 @@ use siyu::know::import::presets::preset;
 use siyu::know::import::{ImportOptions, TextEncoding, import_file};
 use siyu::platform::db::sql;
 
-use crate::common::{Backend, TestDb, cipher};
+use common::{Backend, TestDb, cipher};
 
 fn corpus() -> Vec<(PathBuf, Value)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/exports");

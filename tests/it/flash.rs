@@ -2,7 +2,7 @@
 //! the stock or more than a customer's limit; unpaid reservations expire back to stock; paying
 //! makes an order; a second process reading the store sees exactly what is left.
 
-
+use crate::common;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use siyu::platform::access::Role;
 use siyu::platform::clock::now_ms;
 use siyu::platform::db::sql;
 
-use crate::common::{
+use common::{
     Backend, TestServer, backends, customer_token, make_customers, send, send_as_customer,
     tenant_with_key,
 };
@@ -274,7 +274,7 @@ on_each_backend!(reservations_expire_pay_and_cancel);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn windows_tokens_and_bad_input_are_refused_plainly() {
-    let s = TestServer::start(crate::common::Backend::Sqlite).await;
+    let s = TestServer::start(common::Backend::Sqlite).await;
     let (tenant, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
     let customers = make_customers(&s, &key, 3, 1).await;
     let c = reqwest::Client::new();
@@ -432,7 +432,7 @@ async fn the_redis_gate_never_oversells_either() {
     let Some(url) = redis_url().await else { return };
     use siyu::convert::flash::{FlashError, FlashSales, SaleInput};
     for backend in backends() {
-        let tdb = crate::common::TestDb::new(backend).await;
+        let tdb = common::TestDb::new(backend).await;
         let prefix = format!("siyu:test:{}", siyu::platform::crypto::random_token(6));
         let flash = FlashSales::with_redis(tdb.db.clone(), &url, &prefix)
             .await

@@ -1,8 +1,8 @@
 //! Ids in a request that name another tenant's rows (ids are small shared counters, easy to
 //! guess) are refused, never stored in the caller's rows.
 
-
-use crate::common::{Backend, TestServer, make_customers, send, tenant_with_key};
+use crate::common;
+use common::{Backend, TestServer, make_customers, send, tenant_with_key};
 use reqwest::{Method as M, StatusCode};
 use serde_json::json;
 use siyu::platform::access::Role;

@@ -1,7 +1,7 @@
 //! Order import: broken rows are reported and good rows kept; the demo's exports give the same
 //! customers in any order, on every backend; re-imports update instead of duplicating.
 
-
+use crate::common;
 use std::path::Path;
 
 use siyu::know::import::presets::preset;
@@ -9,7 +9,7 @@ use siyu::know::import::{ImportOptions, import_file};
 use siyu::platform::db::sql;
 use siyu_demo::write_exports_at;
 
-use crate::common::{Backend, TestDb, backends, cipher, partition};
+use common::{Backend, TestDb, backends, cipher, partition};
 
 const TMALL_HEADER: &str = "订单编号,买家会员名,收货人姓名,联系手机,订单状态,订单创建时间,订单付款时间,买家实际支付金额,退款金额,宝贝标题,商家编码,宝贝类目,宝贝总数量,宝贝单价";
 
@@ -123,7 +123,7 @@ on_each_backend!(broken_rows_are_reported_and_good_rows_kept);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gbk_exports_and_mapping_files_import() {
-    let tdb = TestDb::new(crate::common::Backend::Sqlite).await;
+    let tdb = TestDb::new(common::Backend::Sqlite).await;
     let dir = tempfile::tempdir().expect("tmp");
     let text = "单据号,会员手机,下单日期,实收,渠道\r\nX-1,13800138000,2024-11-11 00:00:01,\"1,000.50\",xiaohongshu\r\nX-2,13900139000,2024-11-11,12,xiaohongshu\r\n";
     let gbk = encoding_rs::GBK.encode(text).0.into_owned();
@@ -403,7 +403,7 @@ on_each_backend!(rows_real_exports_write_are_kept);
 /// Rows that real seller exports carry and that used to be refused: Tmall's shipped status with
 /// its full-width comma, a closed order paid and refunded in full whose paid column reads 0.00,
 /// and the statuses JD, PDD and Douyin write (in a Tmall layout here; the words are what count).
-async fn rows_real_exports_write_are_kept(backend: crate::common::Backend) {
+async fn rows_real_exports_write_are_kept(backend: common::Backend) {
     let tdb = TestDb::new(backend).await;
     let dir = tempfile::tempdir().expect("tmp");
     let rows = [

@@ -1,11 +1,11 @@
 //! The group-commit writer answers every request, even when the database fails under it, and
 //! keeps serving afterwards.
 
-
+use crate::common;
 use siyu::know::events::EventInput;
 use siyu::know::ingest::{EventWriter, IngestError};
 
-use crate::common::{Backend, TestDb, cipher};
+use common::{Backend, TestDb, cipher};
 
 fn events(prefix: &str, n: usize) -> Vec<siyu::know::events::Event> {
     let now = siyu::platform::clock::now_ms();
@@ -97,7 +97,7 @@ fn mixed_requests(now: i64) -> Vec<Vec<siyu::know::events::Event>> {
 async fn the_index_counts_ingested_events_as_the_store_holds_them() {
     use siyu::know::audience::{Audiences, sql as rule_sql};
     use siyu::know::rule::{EventTest, Rule};
-    for backend in crate::common::backends() {
+    for backend in common::backends() {
         let tdb = TestDb::new(backend).await;
         let tenant = siyu::platform::access::create_tenant(&tdb.db, "brand")
             .await
@@ -178,7 +178,7 @@ async fn the_index_counts_ingested_events_as_the_store_holds_them() {
 async fn events_a_reload_has_read_are_not_counted_twice() {
     use siyu::know::audience::{Audiences, EventsWritten, StoredEvent};
     use siyu::know::rule::{EventTest, Rule};
-    for backend in crate::common::backends() {
+    for backend in common::backends() {
         let tdb = TestDb::new(backend).await;
         let db = &tdb.db;
         let tenant = siyu::platform::access::create_tenant(db, "brand")

@@ -1,12 +1,12 @@
 //! Layering over HTTP: tags, attributes, rule tags, segments with live counts, previews,
 //! exports and snapshots, against the real server on every backend.
 
-
+use crate::common;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use siyu::platform::access::Role;
 
-use crate::common::{Backend, TestServer, send, tenant_with_key};
+use common::{Backend, TestServer, send, tenant_with_key};
 
 fn now_ms() -> i64 {
     siyu::platform::clock::now_ms()
@@ -480,13 +480,13 @@ on_each_backend!(writes_change_segment_counts_at_once);
 
 /// A list longer than the server takes is refused whole, naming the field, in the API and in
 /// the console; a large one that fits is looked up in batches and tagged a chunk at a time.
-async fn long_lists_are_refused_and_large_ones_tag_in_chunks(backend: crate::common::Backend) {
+async fn long_lists_are_refused_and_large_ones_tag_in_chunks(backend: common::Backend) {
     use reqwest::Method as M;
     use siyu::know::tags::MOST_LISTED;
     let s = TestServer::start(backend).await;
     let (tenant, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
     let c = reqwest::Client::new();
-    let ids = crate::common::make_customers(&s, &key, 7, 6_000).await;
+    let ids = common::make_customers(&s, &key, 7, 6_000).await;
     let (st, tag) = send(
         &c,
         M::POST,
@@ -573,8 +573,8 @@ async fn long_lists_are_refused_and_large_ones_tag_in_chunks(backend: crate::com
     )
     .await
     .expect("user");
-    let browser = crate::common::no_redirects();
-    let cookie = crate::common::console_session(&browser, &s, "brand", "ops", "ops-password").await;
+    let browser = common::no_redirects();
+    let cookie = common::console_session(&browser, &s, "brand", "ops", "ops-password").await;
     let r = browser
         .post(s.url("/console/tags/upload"))
         .header("cookie", &cookie)
@@ -592,11 +592,11 @@ on_each_backend!(long_lists_are_refused_and_large_ones_tag_in_chunks);
 /// A segment larger than one piece of the export is sent as it is read (no length known in
 /// advance), every member once in id order after the BOM and the header; the console's export
 /// gives the same rows with masked phones.
-async fn a_large_export_streams_every_member_once(backend: crate::common::Backend) {
+async fn a_large_export_streams_every_member_once(backend: common::Backend) {
     let s = TestServer::start(backend).await;
     let (_, key) = tenant_with_key(s.db(), "brand", Role::Admin).await;
-    let ids = crate::common::make_customers(&s, &key, 5, 2_500).await;
-    let (st, seg) = crate::common::post(
+    let ids = common::make_customers(&s, &key, 5, 2_500).await;
+    let (st, seg) = common::post(
         &s,
         &key,
         "/api/v1/segments",

@@ -2,10 +2,10 @@
 //! migration 21): afterwards each tenant's hashes are its own, lookups still find everyone, and
 //! no opt-out is lost, not even one whose number the tenant keeps nowhere.
 
-
+use crate::common;
 use std::sync::Arc;
 
-use crate::common::{Backend, TestDb, cipher};
+use common::{Backend, TestDb, cipher};
 use siyu::channels::sms::log::LogProvider;
 use siyu::engage::outbox::{Address, NewMessage, Outbox, enqueue};
 use siyu::engage::policy::Purpose;

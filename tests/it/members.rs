@@ -2,13 +2,13 @@
 //! earns once, redemptions under load never overdraw, expiry takes what was not spent in time,
 //! and the balance is always the sum of the entries.
 
-
+use crate::common;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use siyu::platform::access::Role;
 use siyu::platform::db::sql;
 
-use crate::common::{Backend, TestServer, send, tenant_with_key};
+use common::{Backend, TestServer, send, tenant_with_key};
 
 async fn members_join_once_and_points_always_balance(backend: Backend) {
     use reqwest::Method as M;
@@ -507,7 +507,7 @@ on_each_backend!(a_refund_after_the_points_were_spent_leaves_a_debt);
 /// Pay, spend the points, refund, keep what the points bought: the refund takes back every
 /// point the order earned, so the balance goes below zero and nothing more can be spent until
 /// new orders pay the debt.
-async fn a_refund_after_the_points_were_spent_leaves_a_debt(backend: crate::common::Backend) {
+async fn a_refund_after_the_points_were_spent_leaves_a_debt(backend: common::Backend) {
     use reqwest::Method as M;
     let s = TestServer::start(backend).await;
     let c = reqwest::Client::new();
@@ -595,7 +595,7 @@ async fn a_refund_after_the_points_were_spent_leaves_a_debt(backend: crate::comm
 on_each_backend!(an_order_closed_after_payment_takes_its_points_back);
 /// Tmall closes an order refunded in full (交易关闭) instead of marking it refunded: pushed again
 /// closed, the order gives back the points it earned.
-async fn an_order_closed_after_payment_takes_its_points_back(backend: crate::common::Backend) {
+async fn an_order_closed_after_payment_takes_its_points_back(backend: common::Backend) {
     use reqwest::Method as M;
     let s = TestServer::start(backend).await;
     let c = reqwest::Client::new();
@@ -649,9 +649,9 @@ async fn an_order_closed_after_payment_takes_its_points_back(backend: crate::com
 /// The daily review over more members than one chunk gives each the tier its spend in the
 /// window earns, computed here from the spends themselves; refunds, orders before the window and
 /// other statuses do not count, and a member without orders drops to the lowest tier.
-async fn a_review_of_many_members_gives_each_the_tier_its_spend_earns(backend: crate::common::Backend) {
+async fn a_review_of_many_members_gives_each_the_tier_its_spend_earns(backend: common::Backend) {
     use siyu::platform::db::{sql, values_placeholders};
-    let tdb = crate::common::TestDb::new(backend).await;
+    let tdb = common::TestDb::new(backend).await;
     let db = &tdb.db;
     let now = 1_800_000_000_000i64;
     let day = 86_400_000i64;

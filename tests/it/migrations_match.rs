@@ -7,14 +7,14 @@
 //! only IDENTITY columns; most ids come from `id_counters`), WITHOUT ROWID (SQLite's storage),
 //! collations, and PostgreSQL's INCLUDE columns.
 
-
+use crate::common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use siyu::platform::db::{Db, sql};
 use siyu::platform::migrate::MIGRATIONS;
 
-use crate::common::{Backend, TestDb, backends};
+use common::{Backend, TestDb, backends};
 
 /// (table, item) → description; the item is empty for the table itself.
 type Schema = BTreeMap<(String, String), String>;

@@ -1,16 +1,16 @@
 //! OneID against a plain reference: random identity graphs, fed in random chunks, must end as
 //! exactly the connected components, on every backend.
 
-
+use crate::common;
 use proptest::prelude::*;
 use siyu::know::identity::{IdentityKind, KeyedIdentity};
 use siyu::know::oneid::{IdentityRecord, resolve};
 use siyu::platform::db::{Db, sql};
 
-use crate::common::{Backend, TestDb, backends, partition};
+use common::{Backend, TestDb, backends, partition};
 
 fn reference(records: &[Vec<usize>]) -> Vec<Vec<String>> {
-    crate::common::connected_components(records, key)
+    common::connected_components(records, key)
 }
 
 fn key(n: usize) -> String {

@@ -5,7 +5,7 @@
 //! Each entry point is one test per backend (`…::sqlite`, `…::postgres`), so a failure on one
 //! backend names itself.
 
-
+use crate::common;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method as M, StatusCode};
@@ -14,7 +14,7 @@ use siyu::platform::access::Role;
 use siyu::platform::clock::now_ms;
 use siyu::platform::db::sql;
 
-use crate::common::{Backend, TestServer, customer_token, post, send, send_as_customer, tenant_with_key};
+use common::{Backend, TestServer, customer_token, post, send, send_as_customer, tenant_with_key};
 
 const DAY_MS: i64 = 86_400_000;
 

@@ -4,7 +4,7 @@
 //! already in the outbox fails the write and nothing of it is sent; and a provider that sends
 //! over the network is still sent to by the dispatcher, after the rows commit.
 
-
+use crate::common;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,7 +19,7 @@ use siyu::engage::policy::{self, ContactPolicy, Purpose};
 use siyu::platform::clock::now_ms;
 use siyu::platform::db::{Db, DbError, Tx, sql, values_placeholders};
 
-use crate::common::{Backend, TestDb, cipher};
+use common::{Backend, TestDb, cipher};
 
 /// More than two of a launch's chunks.
 const N: i64 = 12_000;
@@ -199,7 +199,7 @@ async fn a_launch_through_log_sends_as_it_writes_and_the_policy_still_decides(ba
     );
     // On SQLite each chunk was sent as it was written, so by now all are; on PostgreSQL the
     // dispatcher sends them beside the launch.
-    let here = backend == crate::common::Backend::Sqlite;
+    let here = backend == common::Backend::Sqlite;
     assert_eq!(ob.sends_where_written(), here);
     let wait = if here {
         Duration::ZERO
@@ -339,7 +339,7 @@ impl SmsProvider for Counting {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quiet_hours_leave_messages_queued_for_the_dispatcher() {
     // Only SQLite sends where it writes.
-    for backend in [crate::common::Backend::Sqlite] {
+    for backend in [common::Backend::Sqlite] {
         let t = TestDb::new(backend).await;
         let db = &t.db;
         let tenant = siyu::platform::access::create_tenant(db, "tea")
@@ -412,7 +412,7 @@ async fn quiet_hours_leave_messages_queued_for_the_dispatcher() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_already_in_the_outbox_fails_the_write_and_nothing_is_sent() {
-    for backend in [crate::common::Backend::Sqlite] {
+    for backend in [common::Backend::Sqlite] {
         let t = TestDb::new(backend).await;
         let db = &t.db;
         let now = 1_795_392_000_000;

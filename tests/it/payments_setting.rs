@@ -5,14 +5,14 @@
 //!
 //! Each case runs the real binary, as an operator starts it, on both backends.
 
-
+use crate::common;
 use reqwest::{Method as M, StatusCode};
 use serde_json::{Value, json};
 use siyu::platform::crypto::{CustomerClaim, FieldCipher, parse_secret};
 use siyu::platform::db::sql;
 
-use crate::common::served::{SECRET, start_with_env, tenant_key};
-use crate::common::{Backend, TestDb, send, send_as_customer};
+use common::served::{SECRET, start_with_env, tenant_key};
+use common::{Backend, TestDb, send, send_as_customer};
 
 /// A served binary with one tenant, one buyer and one sale of each kind.
 struct Shop {
@@ -187,7 +187,7 @@ async fn the_local_provider_serves_only_when_named_for_a_demo(backend: Backend) 
 
     // Any other name is refused at start, with the setting named.
     let dir = tempfile::tempdir().expect("tmp");
-    let run = crate::common::served::siyu(&tdb.url, dir.path())
+    let run = common::served::siyu(&tdb.url, dir.path())
         .env("SIYU_PAYMENT_PROVIDER", "local")
         .args(["serve", "--listen", "127.0.0.1:0"])
         .kill_on_drop(true)

@@ -2,8 +2,8 @@
 //! API key that calls too fast is told to wait, others go on; a class with every request slot
 //! taken answers "busy" at once.
 
-
-use crate::common::{Backend, TestServer, tenant_with_key};
+use crate::common;
+use common::{Backend, TestServer, tenant_with_key};
 use reqwest::StatusCode;
 use serde_json::Value;
 use siyu::platform::access::Role;

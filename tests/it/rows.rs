@@ -2,11 +2,11 @@
 //! handle, PostgreSQL sends multi-row statements; both must store and find the same rows, and
 //! fail the same way.
 
-
+use crate::common;
 use siyu::platform::db::{Db, Reader, sql};
 use siyu::platform::rows::{Arg, Keys};
 
-use crate::common::{Backend, TestDb};
+use common::{Backend, TestDb};
 
 /// More identities than one PostgreSQL statement carries (32,000 binds / 6 columns), with the
 /// texts a binding could get wrong: empty, non-ASCII, quotes and placeholders inside, and NULL.
@@ -217,7 +217,7 @@ async fn a_row_that_breaks_a_constraint_fails_the_statement_and_keeps_nothing_of
         msg.contains("unique") || msg.contains("duplicate key"),
         "{backend:?}: the reason is named: {msg}"
     );
-    if backend == crate::common::Backend::Sqlite {
+    if backend == common::Backend::Sqlite {
         assert!(
             msg.contains("insert into identities"),
             "the statement is named: {msg}"
@@ -316,14 +316,14 @@ on_each_backend!(probes_find_every_row_of_every_key_in_a_transaction_and_on_the_
 /// other; on PostgreSQL the setting lasts for that transaction only, so the next one on the
 /// same connection waits for the disk again.
 async fn a_commit_that_skips_the_flush_keeps_its_rows_and_ends_with_its_transaction(
-    backend: crate::common::Backend,
+    backend: common::Backend,
 ) {
     use siyu::platform::limits::{self, Budget, Window};
     let t = TestDb::new(backend).await;
     let setting = "SELECT current_setting('synchronous_commit')";
     let mut tx = t.db.begin().await.expect("begin");
     tx.skip_flush_on_commit().await.expect("skip the flush");
-    if backend == crate::common::Backend::Postgres {
+    if backend == common::Backend::Postgres {
         let (inside,): (String,) = tx.fetch_one(&sql(setting)).await.expect("setting");
         assert_eq!(inside, "off");
     }
@@ -340,7 +340,7 @@ async fn a_commit_that_skips_the_flush_keeps_its_rows_and_ends_with_its_transact
         .await
         .expect("the count is stored");
     assert_eq!(n, 1);
-    if backend == crate::common::Backend::Postgres {
+    if backend == common::Backend::Postgres {
         let mut next = t.db.begin().await.expect("begin");
         let (after,): (String,) = next.fetch_one(&sql(setting)).await.expect("setting");
         assert_eq!(after, "on", "the setting ended with its transaction");

@@ -3,7 +3,7 @@
 //! three pages of changes, changes nothing when asked again, survives a run stopped half-way,
 //! refreshes an expired token, and keeps under the platform's quota, on both backends.
 
-
+use crate::common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use siyu::platform::db::{Db, sql};
 use siyu::workflows::sync::{SyncLimits, sync_shop};
 use siyu_marketplace_sandbox::{FakeOrder, Platform, Sandbox, Shop, change, generate};
 
-use crate::common::{Backend, TestDb, cipher};
+use common::{Backend, TestDb, cipher};
 
 const TENANT: i64 = 1;
 
@@ -333,8 +333,8 @@ async fn shops_are_run_from_the_api(backend: Backend) {
     use serde_json::json;
     use siyu::platform::access::Role;
 
-    let s = crate::common::TestServer::start(backend).await;
-    let (tenant, admin) = crate::common::tenant_with_key(s.db(), "brand", Role::Admin).await;
+    let s = common::TestServer::start(backend).await;
+    let (tenant, admin) = common::tenant_with_key(s.db(), "brand", Role::Admin).await;
     let op = siyu::platform::access::create_api_key(s.db(), tenant, "ops", Role::Operator)
         .await
         .expect("operator key");
@@ -350,7 +350,7 @@ async fn shops_are_run_from_the_api(backend: Backend) {
         "platform": "youzan", "shop_ref": shop.shop_ref, "name": "有赞微商城", "app_key": shop.app_key,
         "app_secret": shop.app_secret, "api_base": sandbox.base, "sync_from": start - 60_000,
     });
-    let (status, _) = crate::common::send(
+    let (status, _) = common::send(
         &c,
         Method::POST,
         &s.url("/api/v1/shops"),
@@ -359,7 +359,7 @@ async fn shops_are_run_from_the_api(backend: Backend) {
     )
     .await;
     assert_eq!(status.as_u16(), 403, "operators do not hand over secrets");
-    let (status, bad) = crate::common::send(
+    let (status, bad) = common::send(
         &c,
         Method::POST,
         &s.url("/api/v1/shops"),
@@ -375,7 +375,7 @@ async fn shops_are_run_from_the_api(backend: Backend) {
             .contains("platform"),
         "{bad}"
     );
-    let (status, made) = crate::common::send(
+    let (status, made) = common::send(
         &c,
         Method::POST,
         &s.url("/api/v1/shops"),
@@ -387,7 +387,7 @@ async fn shops_are_run_from_the_api(backend: Backend) {
     let id = made["id"].as_i64().expect("id");
 
     // Youzan's token comes from the app's secret: the first sync asks for it.
-    let (status, run) = crate::common::send(
+    let (status, run) = common::send(
         &c,
         Method::POST,
         &s.url(&format!("/api/v1/shops/{id}/sync")),
@@ -400,7 +400,7 @@ async fn shops_are_run_from_the_api(backend: Backend) {
         (200, &json!(120)),
         "{run}"
     );
-    let (_, listed) = crate::common::send(&c, Method::GET, &s.url("/api/v1/shops"), &op, None).await;
+    let (_, listed) = common::send(&c, Method::GET, &s.url("/api/v1/shops"), &op, None).await;
     let text = listed.to_string();
     assert!(
         !text.contains(&shop.app_secret) && !text.contains("token-"),
@@ -416,7 +416,7 @@ async fn shops_are_run_from_the_api(backend: Backend) {
         "{listed}"
     );
 
-    let (status, _) = crate::common::send(
+    let (status, _) = common::send(
         &c,
         Method::POST,
         &s.url(&format!("/api/v1/shops/{id}/backfill")),
@@ -425,7 +425,7 @@ async fn shops_are_run_from_the_api(backend: Backend) {
     )
     .await;
     assert_eq!(status.as_u16(), 200);
-    let (_, again) = crate::common::send(
+    let (_, again) = common::send(
         &c,
         Method::POST,
         &s.url(&format!("/api/v1/shops/{id}/sync")),
@@ -439,7 +439,7 @@ async fn shops_are_run_from_the_api(backend: Backend) {
         "{again}"
     );
 
-    let (status, _) = crate::common::send(
+    let (status, _) = common::send(
         &c,
         Method::DELETE,
         &s.url(&format!("/api/v1/shops/{id}")),
@@ -448,7 +448,7 @@ async fn shops_are_run_from_the_api(backend: Backend) {
     )
     .await;
     assert_eq!(status.as_u16(), 204);
-    let (status, gone) = crate::common::send(
+    let (status, gone) = common::send(
         &c,
         Method::POST,
         &s.url(&format!("/api/v1/shops/{id}/sync")),
@@ -471,9 +471,9 @@ async fn api_base_needs_the_servers_leave(backend: Backend) {
     use serde_json::json;
     use siyu::platform::access::Role;
 
-    let s = crate::common::TestServer::start_with(backend, |a| a.marketplace_allow_api_base = false).await;
-    let (_, admin) = crate::common::tenant_with_key(s.db(), "brand", Role::Admin).await;
-    let (status, body) = crate::common::send(
+    let s = common::TestServer::start_with(backend, |a| a.marketplace_allow_api_base = false).await;
+    let (_, admin) = common::tenant_with_key(s.db(), "brand", Role::Admin).await;
+    let (status, body) = common::send(
         &reqwest::Client::new(),
         reqwest::Method::POST,
         &s.url("/api/v1/shops"),

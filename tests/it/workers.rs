@@ -1,13 +1,13 @@
 //! The test server runs what `siyu serve` runs: the same writers and background loops, since
 //! both are built by `App::build` and started by `Workers::start`. `/readyz` lists them.
 
-
+use crate::common;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use siyu::app::workers::{LOOPS, WRITERS};
 
-use crate::common::{Backend, TestServer};
+use common::{Backend, TestServer};
 
 /// `siyu serve` as a child process, killed when dropped.
 struct Served(std::process::Child);
