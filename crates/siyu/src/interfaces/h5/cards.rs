@@ -59,7 +59,8 @@ pub(crate) async fn landing(
 <script>
 const code = {code:?};
 const msg = t => document.getElementById('msg').textContent = t;
-// What the customer can do about each refusal, Chinese first; the server's English follows.
+// What the customer can do about each refusal, Chinese first, then English; the server's own
+// words (English, for developers) stay in the answer and are not shown.
 const said = {{too_soon: '验证码已发送，请一分钟后再试 / Wait a minute before asking again',
   code_rejected: '验证码错误或已过期，请重新获取 / Wrong or expired code: ask for a new one',
   claimed: '这张卡的礼品已领取 / This card has been claimed',
@@ -73,7 +74,7 @@ const said = {{too_soon: '验证码已发送，请一分钟后再试 / Wait a mi
   too_many_requests: '操作过于频繁，请稍后再试 / Too many requests: try again shortly',
   unavailable: '系统繁忙，请稍后再试 / Busy: try again shortly',
   timed_out: '网络较慢，请重试 / The request timed out: try again'}};
-const why = v => (said[v.error.code] || '出错了，请稍后再试 / Something went wrong') + ' (' + v.error.message + ')';
+const why = v => said[v.error.code] || '出错了，请稍后再试 / Something went wrong';
 async function post(path, body) {{
   const r = await fetch('/h5/v1/cards/' + code + path, {{method: 'POST', headers: {{'content-type': 'application/json'}}, body: JSON.stringify(body)}});
   return [r.status, await r.json()];
