@@ -253,3 +253,110 @@ async fn a_merge_moves_tags_and_keeps_one_of_each(backend: Backend) {
     );
 }
 on_each_backend!(a_merge_moves_tags_and_keeps_one_of_each);
+
+/// A merge leaves one membership per person: the kept customer had none, so it takes the
+/// earliest-joined of the two merged into it (by `customer_rows`, not by OneID naming the
+/// table), and the other is gone.
+async fn a_merge_keeps_the_earliest_membership_of_those_merged(backend: Backend) {
+    let tdb = TestDb::new(backend).await;
+    run_case(&tdb.db, 7, &[vec![0], vec![1], vec![2]], &[3]).await;
+    let owners: Vec<(i64,)> = tdb
+        .db
+        .fetch_all(&sql(
+            "SELECT DISTINCT customer_id FROM identities WHERE tenant_id = 7 ORDER BY customer_id",
+        ))
+        .await
+        .expect("owners");
+    assert_eq!(owners.len(), 3, "{backend:?}: three people first");
+    let (a, b, c) = (owners[0].0, owners[1].0, owners[2].0);
+    for (customer, no, joined) in [(b, "M-B", 200i64), (c, "M-C", 100)] {
+        tdb.db
+            .execute(
+                &sql("INSERT INTO members (tenant_id, customer_id, member_no, joined_via, joined_at) VALUES (7, $1, $2, 'phone', $3)")
+                    .bind(customer)
+                    .bind(no)
+                    .bind(joined),
+            )
+            .await
+            .expect("member");
+    }
+    // One record names all three: the oldest customer is kept.
+    run_case(&tdb.db, 7, &[vec![0, 1, 2]], &[1]).await;
+    let members: Vec<(i64, String)> = tdb
+        .db
+        .fetch_all(&sql(
+            "SELECT customer_id, member_no FROM members WHERE tenant_id = 7",
+        ))
+        .await
+        .expect("members");
+    assert_eq!(
+        members,
+        vec![(a, "M-C".to_owned())],
+        "{backend:?}: one membership, the earliest joined, now the kept customer's"
+    );
+}
+on_each_backend!(a_merge_keeps_the_earliest_membership_of_those_merged);
+
+/// Every table with a `customer_id` column says what a merge does with its rows: OneID moves
+/// its own (identities, orders, events, tags, attributes), and every other capability's table
+/// is declared in `customer_rows` by its migration. A new table that says nothing fails here.
+async fn every_table_of_customer_rows_says_what_a_merge_does_with_them(backend: Backend) {
+    let tdb = TestDb::new(backend).await;
+    let with_a_customer: Vec<(String,)> = match backend {
+        Backend::Sqlite => tdb
+            .db
+            .fetch_all(&sql(
+                "SELECT m.name FROM sqlite_master m, pragma_table_info(m.name) p \
+                 WHERE m.type = 'table' AND p.name = 'customer_id' ORDER BY m.name",
+            ))
+            .await
+            .expect("tables"),
+        Backend::Postgres => tdb
+            .db
+            .fetch_all(&sql(
+                "SELECT table_name::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND column_name = 'customer_id' ORDER BY 1",
+            ))
+            .await
+            .expect("tables"),
+    };
+    let declared: Vec<(String, String, Option<String>)> = tdb
+        .db
+        .fetch_all(&sql(
+            "SELECT table_name, keeps, ordered_by FROM customer_rows ORDER BY table_name",
+        ))
+        .await
+        .expect("customer_rows");
+    let own = [
+        "customer_attributes",
+        "customer_tags",
+        "events",
+        "identities",
+        "orders",
+    ];
+    let unsaid: Vec<&str> = with_a_customer
+        .iter()
+        .map(|(t,)| t.as_str())
+        .filter(|t| !own.contains(t) && !declared.iter().any(|(d, _, _)| d == t))
+        .collect();
+    assert!(
+        unsaid.is_empty(),
+        "{backend:?}: tables with customer rows that say nothing of merges: {unsaid:?}"
+    );
+    // And what is declared is there, with the column it is ordered by.
+    for (table, keeps, ordered_by) in &declared {
+        assert!(
+            with_a_customer.iter().any(|(t,)| t == table),
+            "{backend:?}: customer_rows names {table}, which has no customer_id"
+        );
+        if let Some(col) = ordered_by {
+            let probe = format!("SELECT {col} FROM {table} WHERE 1 = 0");
+            let _: Vec<(i64,)> = tdb
+                .db
+                .fetch_all(&sql(probe))
+                .await
+                .unwrap_or_else(|e| panic!("{backend:?}: {table} ({keeps}) by {col}: {e}"));
+        }
+    }
+}
+on_each_backend!(every_table_of_customer_rows_says_what_a_merge_does_with_them);

@@ -12,7 +12,7 @@ use foldhash::HashMap;
 
 use super::identity::KeyedIdentity;
 use crate::platform::db::{
-    Backend, DbResult, MAX_BINDS, Sql, Tx, list_placeholders, sql, values_placeholders,
+    Backend, DbResult, MAX_BINDS, Sql, Tx, Value, list_placeholders, sql, values_placeholders,
 };
 use crate::platform::rows::Arg;
 
@@ -271,6 +271,121 @@ pub async fn link_unlinked_buyers(
     merge_customers(tx, tenant_id, links, &via, now).await
 }
 
+/// What becomes of a table's rows when their customer is merged into another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Keeps {
+    /// Every row moves to the kept customer.
+    All,
+    /// One row per person: the kept customer's own, else the merged one's that comes first by
+    /// this column.
+    First { ordered_by: String },
+    /// The rows stay with the merged customer's id (a record of what was done with it).
+    Stays,
+}
+
+/// The tables of capabilities above `know` that hold customer rows, as their migrations
+/// declared them in `customer_rows`: OneID moves them without naming them.
+async fn rows_of_other_capabilities(tx: &mut Tx) -> DbResult<Vec<(String, Keeps)>> {
+    let rows: Vec<(String, String, Option<String>)> = tx
+        .fetch_all(&sql(
+            "SELECT table_name, keeps, ordered_by FROM customer_rows ORDER BY table_name",
+        ))
+        .await?;
+    // The names go into statements: the table's checks allow only lower-case letters and
+    // underscores, and this says so again.
+    let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    Ok(rows
+        .into_iter()
+        .filter_map(|(table, keeps, ordered_by)| {
+            let keeps = match (keeps.as_str(), ordered_by) {
+                ("all", _) => Keeps::All,
+                ("first", Some(col)) if plain(&col) => Keeps::First { ordered_by: col },
+                ("stays", _) => Keeps::Stays,
+                _ => {
+                    tracing::error!(%table, %keeps, "customer_rows: a row OneID cannot read");
+                    return None;
+                }
+            };
+            plain(&table).then_some((table, keeps))
+        })
+        .collect())
+}
+
+/// One row per person in `table`: a kept customer with a row of its own keeps it; one without
+/// takes the row of those merged into it that comes first by `ordered_by` (then by customer
+/// id); the other merged rows are deleted. Read, delete, then move: a row may carry a value
+/// that is unique per tenant (a member number).
+async fn keep_the_first(
+    tx: &mut Tx,
+    tenant_id: i64,
+    batch: &[(i64, i64)],
+    table: &str,
+    ordered_by: &str,
+) -> DbResult<()> {
+    let ids: Vec<Value> = batch
+        .iter()
+        .flat_map(|(from, to)| [Value::from(*from), Value::from(*to)])
+        .collect();
+    let rows: Vec<(i64, i64)> = tx
+        .fetch_in(
+            &format!(
+                "SELECT customer_id, {ordered_by} FROM {table} WHERE tenant_id = $1 AND customer_id"
+            ),
+            &[tenant_id.into()],
+            ids,
+        )
+        .await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let order_of: HashMap<i64, i64> = rows.into_iter().collect();
+    let mut first_of: HashMap<i64, (i64, i64)> = HashMap::default();
+    let mut gone: Vec<i64> = Vec::new();
+    for (from, to) in batch {
+        let Some(&at) = order_of.get(from) else {
+            continue;
+        };
+        if order_of.contains_key(to) {
+            gone.push(*from);
+            continue;
+        }
+        match first_of.get(to) {
+            Some(&(best_at, best)) if (best_at, best) <= (at, *from) => gone.push(*from),
+            Some(&(_, best)) => {
+                gone.push(best);
+                first_of.insert(*to, (at, *from));
+            }
+            None => {
+                first_of.insert(*to, (at, *from));
+            }
+        }
+    }
+    if !gone.is_empty() {
+        tx.execute_in(
+            &format!("DELETE FROM {table} WHERE tenant_id = $1 AND customer_id"),
+            &[tenant_id.into()],
+            gone.into_iter().map(Value::from).collect(),
+        )
+        .await?;
+    }
+    let moving: Vec<(i64, i64)> = first_of
+        .into_iter()
+        .map(|(to, (_, from))| (from, to))
+        .collect();
+    for chunk in moving.chunks(MAX_BINDS / 3) {
+        tx.execute(&repoint(
+            tx.backend(),
+            tenant_id,
+            chunk,
+            table,
+            "customer_id",
+            "customer_id",
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 /// Moves everything of each merged customer to the kept one and records the merge.
 async fn merge_customers(
     tx: &mut Tx,
@@ -279,23 +394,14 @@ async fn merge_customers(
     via: &[String],
     now: i64,
 ) -> DbResult<()> {
+    let others = rows_of_other_capabilities(tx).await?;
     // The widest statement below binds 5 values per merge.
     for (batch, via) in merges.chunks(MAX_BINDS / 5).zip(via.chunks(MAX_BINDS / 5)) {
         // Placeholders in order of appearance (see `sqlite_text`): the map first, the tenant last.
         let map = values_placeholders(batch.len(), 2, 1);
         let t = 2 * batch.len() + 1;
-        // Everything that belongs to the person follows them (the points ledger and coupons too:
-        // a balance is the sum of its entries, so the survivor's balance is the sum of both).
-        for table in [
-            "identities",
-            "orders",
-            "events",
-            "points_entries",
-            "coupons",
-            "flash_orders",
-            "payments",
-            "gift_redemptions",
-        ] {
+        // What is known of the person follows them.
+        for table in ["identities", "orders", "events"] {
             tx.execute(&repoint(
                 tx.backend(),
                 tenant_id,
@@ -342,45 +448,24 @@ async fn merge_customers(
             batch.iter().map(|(from, _)| (*from).into()).collect(),
         )
         .await?;
-        // Membership: the survivor keeps its own; a survivor who was not a member takes the
-        // earliest-joined membership of those merged into it (member numbers moved with the
-        // identities above). Read, delete, then insert: a member number is unique.
-        type MemberRow = (i64, String, String, Option<String>, Option<i64>, i64);
-        let mut moved: Vec<MemberRow> = tx
-            .fetch_in(
-                "SELECT customer_id, member_no, joined_via, store_id, birthday_month, joined_at FROM members \
-                 WHERE tenant_id = $1 AND customer_id",
-                &[tenant_id.into()],
-                batch.iter().map(|(from, _)| (*from).into()).collect(),
-            )
-            .await?;
-        if !moved.is_empty() {
-            tx.execute_in(
-                "DELETE FROM members WHERE tenant_id = $1 AND customer_id",
-                &[tenant_id.into()],
-                batch.iter().map(|(from, _)| (*from).into()).collect(),
-            )
-            .await?;
-            moved.sort_by_key(|r| r.5);
-            let kept_of: HashMap<i64, i64> = batch.iter().copied().collect();
-            for (from, no, via, store, bday, joined) in moved {
-                let Some(kept) = kept_of.get(&from) else {
-                    continue;
-                };
-                tx.execute(
-                    &sql(
-                        "INSERT INTO members (tenant_id, customer_id, member_no, joined_via, store_id, birthday_month, joined_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(tenant_id)
-                    .bind(*kept)
-                    .bind(no)
-                    .bind(via)
-                    .bind(store)
-                    .bind(bday)
-                    .bind(joined),
-                )
-                .await?;
+        // The rows of the capabilities above this one, as their migrations declared them.
+        for (table, keeps) in &others {
+            match keeps {
+                Keeps::All => {
+                    tx.execute(&repoint(
+                        tx.backend(),
+                        tenant_id,
+                        batch,
+                        table,
+                        "customer_id",
+                        "customer_id",
+                    ))
+                    .await?;
+                }
+                Keeps::First { ordered_by } => {
+                    keep_the_first(tx, tenant_id, batch, table, ordered_by).await?;
+                }
+                Keeps::Stays => {}
             }
         }
         // The merged customers, and any merged into them before, now point at the kept one.

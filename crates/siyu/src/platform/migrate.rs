@@ -136,6 +136,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0021_per_tenant_lookups.sql"),
         include_str!("../../migrations/postgres/0021_per_tenant_lookups.sql"),
     ),
+    (
+        22,
+        "customer rows",
+        include_str!("../../migrations/sqlite/0022_customer_rows.sql"),
+        include_str!("../../migrations/postgres/0022_customer_rows.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied, each in its own transaction. Returns how many ran.
