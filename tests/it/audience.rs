@@ -18,7 +18,7 @@ use siyu::platform::access::create_tenant;
 use siyu::platform::clock::now_ms;
 use siyu::platform::db::{Db, sql};
 
-use common::{Backend, TestDb, backends};
+use common::{Backend, TestDb};
 
 const CHANNELS: [&str; 3] = ["tmall", "jd", "pos"];
 const STATUSES: [&str; 4] = ["paid", "completed", "refunded", "pending"];
@@ -368,37 +368,34 @@ on_each_backend!(index_agrees_with_sql_on_random_rules);
 
 /// A bulk write from another process (`siyu import`) asks for a rebuild; a server's watch
 /// picks it up.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_requested_rebuild_reaches_a_running_index() {
+async fn a_requested_rebuild_reaches_a_running_index(backend: Backend) {
     use siyu::know::audience::{Audiences, rebuild_versions, request_rebuild};
-    for backend in backends() {
-        let t = TestDb::new(backend).await;
-        let tenant = create_tenant(&t.db, "brand").await.expect("tenant").id;
-        let audiences = Audiences::new(t.db.clone());
-        let everyone = Rule::And(Vec::new());
-        assert_eq!(audiences.count(tenant, &everyone).await.expect("count"), 0);
-        let seen = rebuild_versions(&t.db).await.expect("versions");
-        audiences.spawn_rebuild_watch(std::time::Duration::from_millis(50), seen);
-        // Written behind the index's back, as another process would.
-        t.db.execute(
-            &sql("INSERT INTO customers (id, tenant_id, created_at) VALUES (77, $1, 0)")
-                .bind(tenant),
-        )
-        .await
-        .expect("customer");
-        assert_eq!(audiences.count(tenant, &everyone).await.expect("count"), 0);
-        request_rebuild(&t.db, tenant).await.expect("request");
-        let mut n = 0;
-        for _ in 0..100 {
-            n = audiences.count(tenant, &everyone).await.expect("count");
-            if n == 1 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let t = TestDb::new(backend).await;
+    let tenant = create_tenant(&t.db, "brand").await.expect("tenant").id;
+    let audiences = Audiences::new(t.db.clone());
+    let everyone = Rule::And(Vec::new());
+    assert_eq!(audiences.count(tenant, &everyone).await.expect("count"), 0);
+    let seen = rebuild_versions(&t.db).await.expect("versions");
+    audiences.spawn_rebuild_watch(std::time::Duration::from_millis(50), seen);
+    // Written behind the index's back, as another process would.
+    t.db.execute(
+        &sql("INSERT INTO customers (id, tenant_id, created_at) VALUES (77, $1, 0)").bind(tenant),
+    )
+    .await
+    .expect("customer");
+    assert_eq!(audiences.count(tenant, &everyone).await.expect("count"), 0);
+    request_rebuild(&t.db, tenant).await.expect("request");
+    let mut n = 0;
+    for _ in 0..100 {
+        n = audiences.count(tenant, &everyone).await.expect("count");
+        if n == 1 {
+            break;
         }
-        assert_eq!(n, 1, "{backend:?}: the watch rebuilt the index");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    assert_eq!(n, 1, "{backend:?}: the watch rebuilt the index");
 }
+on_each_backend!(a_requested_rebuild_reaches_a_running_index);
 
 /// Changes made while a rebuild reads the store are not lost when the new index replaces the
 /// old one.

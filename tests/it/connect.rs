@@ -173,182 +173,182 @@ fn welcome_code(env: &Envelope) -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_add_through_a_live_code_is_welcomed_tagged_and_attributed_within_a_second() {
-    for backend in backends() {
-        let w = world(backend).await;
-        // WeCom checks the callback URL when it is saved: the decrypted echostr comes back.
-        let (st, echo) = w.wecom.verify_url(&w.callback).await.expect("verify");
-        assert_eq!(
-            (st, echo.as_str()),
-            (200, "sandbox-echo-1616140317555161061")
-        );
+async fn an_add_through_a_live_code_is_welcomed_tagged_and_attributed_within_a_second(
+    backend: Backend,
+) {
+    let w = world(backend).await;
+    // WeCom checks the callback URL when it is saved: the decrypted echostr comes back.
+    let (st, echo) = w.wecom.verify_url(&w.callback).await.expect("verify");
+    assert_eq!(
+        (st, echo.as_str()),
+        (200, "sandbox-echo-1616140317555161061")
+    );
 
-        let tag = w.tag("门店新客").await;
-        let code = w
-            .code("静安店活码", tag, json!([{"userid": "guide_a"}]), "guide_b")
-            .await;
-        let state = code["state"].as_str().expect("state").to_owned();
-        assert!(state.len() <= 30, "{state}");
-        let code_id = code["id"].as_i64().expect("id");
-        assert_eq!(code["serving"], json!(["guide_a"]));
-        let way = w.wecom.calls("add_contact_way");
-        assert_eq!(way.len(), 1);
-        assert_eq!(way[0].body["state"], state.as_str());
-        assert_eq!(way[0].body["user"], json!(["guide_a"]));
-        // The code's tag is mirrored in WeCom.
-        let corp_tag = w.wecom.calls("add_corp_tag");
-        assert_eq!(corp_tag.len(), 1);
-        assert_eq!(corp_tag[0].body["tag"][0]["name"], "门店新客");
+    let tag = w.tag("门店新客").await;
+    let code = w
+        .code("静安店活码", tag, json!([{"userid": "guide_a"}]), "guide_b")
+        .await;
+    let state = code["state"].as_str().expect("state").to_owned();
+    assert!(state.len() <= 30, "{state}");
+    let code_id = code["id"].as_i64().expect("id");
+    assert_eq!(code["serving"], json!(["guide_a"]));
+    let way = w.wecom.calls("add_contact_way");
+    assert_eq!(way.len(), 1);
+    assert_eq!(way[0].body["state"], state.as_str());
+    assert_eq!(way[0].body["user"], json!(["guide_a"]));
+    // The code's tag is mirrored in WeCom.
+    let corp_tag = w.wecom.calls("add_corp_tag");
+    assert_eq!(corp_tag.len(), 1);
+    assert_eq!(corp_tag[0].body["tag"][0]["name"], "门店新客");
 
-        // The customer scans and adds guide_a.
-        let env = w
-            .wecom
-            .customer_adds("guide_a", "wmCUST1", Some("ounion-1"), Some(&state));
-        let started = Instant::now();
-        w.deliver(&env).await;
-        let deadline = started + Duration::from_secs(1);
-        let (customer, welcomed, marked) = loop {
-            let customer = w.customer("wmCUST1").await;
-            let tagged = customer.as_ref().is_some_and(|c| {
-                c["tags"]
-                    .as_array()
-                    .is_some_and(|t| t.iter().any(|x| x["id"] == tag))
-            });
-            let welcomed = w.wecom.calls("send_welcome_msg");
-            let marked = w.wecom.calls("mark_tag");
-            if tagged && !welcomed.is_empty() && !marked.is_empty() {
-                break (customer.expect("customer"), welcomed, marked);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{backend:?}: not done within a second: customer {customer:?}, welcome {welcomed:?}, mark_tag {marked:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        };
-        assert_eq!(welcomed.len(), 1);
-        assert_eq!(welcomed[0].errcode, 0, "{:?}", welcomed[0]);
-        assert_eq!(
-            welcomed[0].body["welcome_code"],
-            welcome_code(&env).as_str()
-        );
-        assert_eq!(
-            welcomed[0].body["text"]["content"],
-            "欢迎来到门店，送您一张 20 元券"
-        );
-        assert_eq!(welcomed[0].body["attachments"][0]["msgtype"], "miniprogram");
-        assert_eq!(marked[0].errcode, 0, "{:?}", marked[0]);
-        assert_eq!(marked[0].body["userid"], "guide_a");
-        assert_eq!(marked[0].body["external_userid"], "wmCUST1");
-        let in_wecom: Vec<String> = w
-            .wecom
-            .contact_tags("guide_a", "wmCUST1")
-            .into_iter()
-            .collect();
-        assert_eq!(
-            in_wecom.len(),
-            1,
-            "the contact carries the code's tag in WeCom"
-        );
-        assert_eq!(marked[0].body["add_tag"], json!(in_wecom));
-        // The unionid WeCom gave joined the customer's identities.
-        let ids: Vec<String> = customer["identities"]
-            .as_array()
-            .expect("ids")
-            .iter()
-            .map(|i| i["kind"].as_str().unwrap_or("").to_owned())
-            .collect();
+    // The customer scans and adds guide_a.
+    let env = w
+        .wecom
+        .customer_adds("guide_a", "wmCUST1", Some("ounion-1"), Some(&state));
+    let started = Instant::now();
+    w.deliver(&env).await;
+    let deadline = started + Duration::from_secs(1);
+    let (customer, welcomed, marked) = loop {
+        let customer = w.customer("wmCUST1").await;
+        let tagged = customer.as_ref().is_some_and(|c| {
+            c["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|x| x["id"] == tag))
+        });
+        let welcomed = w.wecom.calls("send_welcome_msg");
+        let marked = w.wecom.calls("mark_tag");
+        if tagged && !welcomed.is_empty() && !marked.is_empty() {
+            break (customer.expect("customer"), welcomed, marked);
+        }
         assert!(
-            ids.contains(&"unionid".to_owned()) && ids.contains(&"external_userid".to_owned()),
-            "{ids:?}"
+            Instant::now() < deadline,
+            "{backend:?}: not done within a second: customer {customer:?}, welcome {welcomed:?}, mark_tag {marked:?}"
         );
-        // The touchpoint is recorded for attribution.
-        w.settle().await;
-        let cust = customer["id"].as_i64().expect("id");
-        let (n,): (i64,) = w.s.db().fetch_one(&sql("SELECT COUNT(*) FROM events WHERE tenant_id = $1 AND customer_id = $2 AND type = 'contact_added' AND touchpoint = $3 AND channel = 'wecom'")
-            .bind(w.tenant).bind(cust).bind(format!("live_code:{code_id}"))).await.expect("events");
-        assert_eq!(n, 1, "{backend:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(welcomed.len(), 1);
+    assert_eq!(welcomed[0].errcode, 0, "{:?}", welcomed[0]);
+    assert_eq!(
+        welcomed[0].body["welcome_code"],
+        welcome_code(&env).as_str()
+    );
+    assert_eq!(
+        welcomed[0].body["text"]["content"],
+        "欢迎来到门店，送您一张 20 元券"
+    );
+    assert_eq!(welcomed[0].body["attachments"][0]["msgtype"], "miniprogram");
+    assert_eq!(marked[0].errcode, 0, "{:?}", marked[0]);
+    assert_eq!(marked[0].body["userid"], "guide_a");
+    assert_eq!(marked[0].body["external_userid"], "wmCUST1");
+    let in_wecom: Vec<String> = w
+        .wecom
+        .contact_tags("guide_a", "wmCUST1")
+        .into_iter()
+        .collect();
+    assert_eq!(
+        in_wecom.len(),
+        1,
+        "the contact carries the code's tag in WeCom"
+    );
+    assert_eq!(marked[0].body["add_tag"], json!(in_wecom));
+    // The unionid WeCom gave joined the customer's identities.
+    let ids: Vec<String> = customer["identities"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(
+        ids.contains(&"unionid".to_owned()) && ids.contains(&"external_userid".to_owned()),
+        "{ids:?}"
+    );
+    // The touchpoint is recorded for attribution.
+    w.settle().await;
+    let cust = customer["id"].as_i64().expect("id");
+    let (n,): (i64,) = w.s.db().fetch_one(&sql("SELECT COUNT(*) FROM events WHERE tenant_id = $1 AND customer_id = $2 AND type = 'contact_added' AND touchpoint = $3 AND channel = 'wecom'")
+        .bind(w.tenant).bind(cust).bind(format!("live_code:{code_id}"))).await.expect("events");
+    assert_eq!(n, 1, "{backend:?}");
 
-        // WeCom retries the same callback: acknowledged, nothing done twice.
-        w.deliver(&env).await;
-        w.settle().await;
-        assert_eq!(w.wecom.calls("send_welcome_msg").len(), 1);
+    // WeCom retries the same callback: acknowledged, nothing done twice.
+    w.deliver(&env).await;
+    w.settle().await;
+    assert_eq!(w.wecom.calls("send_welcome_msg").len(), 1);
 
-        // A state Siyu did not make is a foreign code: the contact is kept, nothing is sent for it.
-        w.deliver(
-            &w.wecom
-                .customer_adds("guide_a", "wmCUST2", None, Some("crm-legacy-77")),
-        )
-        .await;
-        // An expired token is refreshed and the call made again.
-        let issued = w.wecom.token_issues();
-        w.wecom.expire_tokens();
-        w.deliver(
-            &w.wecom
-                .customer_adds("guide_a", "wmCUST3", None, Some(&state)),
-        )
-        .await;
-        w.settle().await;
-        assert!(w.customer("wmCUST2").await.is_some());
-        assert!(w.wecom.token_issues() > issued);
-        let welcomes = w.wecom.calls("send_welcome_msg");
-        assert_eq!(
-            welcomes.iter().filter(|c| c.errcode == 0).count(),
-            2,
-            "{welcomes:?}"
-        );
+    // A state Siyu did not make is a foreign code: the contact is kept, nothing is sent for it.
+    w.deliver(
+        &w.wecom
+            .customer_adds("guide_a", "wmCUST2", None, Some("crm-legacy-77")),
+    )
+    .await;
+    // An expired token is refreshed and the call made again.
+    let issued = w.wecom.token_issues();
+    w.wecom.expire_tokens();
+    w.deliver(
+        &w.wecom
+            .customer_adds("guide_a", "wmCUST3", None, Some(&state)),
+    )
+    .await;
+    w.settle().await;
+    assert!(w.customer("wmCUST2").await.is_some());
+    assert!(w.wecom.token_issues() > issued);
+    let welcomes = w.wecom.calls("send_welcome_msg");
+    assert_eq!(
+        welcomes.iter().filter(|c| c.errcode == 0).count(),
+        2,
+        "{welcomes:?}"
+    );
 
-        // The customer deletes the guide.
-        w.deliver(&Envelope {
-            corp_id: w.wecom.corp().corp_id.clone(),
-            create_time: now_ms() / 1000,
-            event: CallbackEvent::ContactDeleted {
-                userid: "guide_a".into(),
-                external_userid: "wmCUST1".into(),
-                by: DeletedBy::Customer,
-            },
-        })
-        .await;
-        w.settle().await;
-        let (st, codes) = w.api(M::GET, "/api/v1/live-codes", None).await;
-        assert_eq!(st, StatusCode::OK);
-        assert_eq!(codes[0]["adds"], 2, "{codes}");
-        assert_eq!(codes[0]["deletions"], 1);
-        assert_eq!(codes[0]["net"], 1);
-        assert_eq!(codes[0]["welcomes_sent"], 2);
+    // The customer deletes the guide.
+    w.deliver(&Envelope {
+        corp_id: w.wecom.corp().corp_id.clone(),
+        create_time: now_ms() / 1000,
+        event: CallbackEvent::ContactDeleted {
+            userid: "guide_a".into(),
+            external_userid: "wmCUST1".into(),
+            by: DeletedBy::Customer,
+        },
+    })
+    .await;
+    w.settle().await;
+    let (st, codes) = w.api(M::GET, "/api/v1/live-codes", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(codes[0]["adds"], 2, "{codes}");
+    assert_eq!(codes[0]["deletions"], 1);
+    assert_eq!(codes[0]["net"], 1);
+    assert_eq!(codes[0]["welcomes_sent"], 2);
 
-        // Bad input is refused with a reason, never a 500.
-        let (q, body) = w.wecom.seal(&env, now_ms() / 1000);
-        let bad_sig = q.replacen("msg_signature=", "msg_signature=0", 1);
-        let r =
-            w.c.post(format!("{}?{bad_sig}", w.callback))
-                .body(body.clone())
-                .send()
-                .await
-                .expect("post");
-        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-        assert!(r.text().await.expect("text").contains("msg_signature"));
-        let (old_q, old_body) = w.wecom.seal(&env, now_ms() / 1000 - 3600);
-        let r =
-            w.c.post(format!("{}?{old_q}", w.callback))
-                .body(old_body)
-                .send()
-                .await
-                .expect("post");
-        assert_eq!(
-            r.status(),
-            StatusCode::BAD_REQUEST,
-            "an hour-old timestamp is a replay"
-        );
-        let r =
-            w.c.post(s_url(&w, "/callbacks/wecom/999999"))
-                .body(body)
-                .send()
-                .await
-                .expect("post");
-        assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    }
+    // Bad input is refused with a reason, never a 500.
+    let (q, body) = w.wecom.seal(&env, now_ms() / 1000);
+    let bad_sig = q.replacen("msg_signature=", "msg_signature=0", 1);
+    let r =
+        w.c.post(format!("{}?{bad_sig}", w.callback))
+            .body(body.clone())
+            .send()
+            .await
+            .expect("post");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.expect("text").contains("msg_signature"));
+    let (old_q, old_body) = w.wecom.seal(&env, now_ms() / 1000 - 3600);
+    let r =
+        w.c.post(format!("{}?{old_q}", w.callback))
+            .body(old_body)
+            .send()
+            .await
+            .expect("post");
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "an hour-old timestamp is a replay"
+    );
+    let r =
+        w.c.post(s_url(&w, "/callbacks/wecom/999999"))
+            .body(body)
+            .send()
+            .await
+            .expect("post");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+on_each_backend!(an_add_through_a_live_code_is_welcomed_tagged_and_attributed_within_a_second);
 
 fn s_url(w: &World, p: &str) -> String {
     w.s.url(p)
@@ -713,61 +713,59 @@ async fn sop_posts_and_mass_messages_reach_guides_and_are_followed_up(backend: B
 }
 on_each_backend!(sop_posts_and_mass_messages_reach_guides_and_are_followed_up);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_callback_whose_work_fails_is_kept_and_retried() {
-    for backend in backends() {
-        let w = world(backend).await;
-        let tag = w.tag("重试标签").await;
-        let code = w
-            .code("重试活码", tag, json!([{"userid": "guide_a"}]), "guide_b")
-            .await;
-        let state = code["state"].as_str().expect("state").to_owned();
-        let mut env = w
-            .wecom
-            .customer_adds("guide_a", "wmRETRY", None, Some(&state));
-        if let CallbackEvent::ContactAdded { welcome_code, .. } = &mut env.event {
-            *welcome_code = None;
-        }
-        // WeCom is busy through all of mark_tag's attempts: the work fails after the callback
-        // was acknowledged.
-        w.wecom.busy_next(4);
-        w.deliver(&env).await;
-        let until = Instant::now() + Duration::from_secs(10);
-        let error = loop {
-            let row: Option<(Option<String>,)> = w.s.db()
-                .fetch_optional(&sql("SELECT error FROM wecom_inbox WHERE tenant_id = $1 AND done_at IS NULL AND error IS NOT NULL").bind(w.tenant))
-                .await
-                .expect("inbox");
-            if let Some((Some(e),)) = row {
-                break e;
-            }
-            assert!(Instant::now() < until, "the failure was not recorded");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        assert!(
-            error.contains("mark_tag") && error.contains("-1"),
-            "{error}"
-        );
-        assert!(w.wecom.contact_tags("guide_a", "wmRETRY").is_empty());
-        // A minute on, the sweep does the work again, and it is done once.
-        let r = w.s.app.connect.tick(now_ms() + 61_000).await.expect("tick");
-        assert_eq!(r.callbacks_retried, 1, "{r:?}");
-        w.settle().await;
-        assert_eq!(w.wecom.contact_tags("guide_a", "wmRETRY").len(), 1);
-        let (adds,): (i64,) =
-            w.s.db()
-                .fetch_one(
-                    &sql("SELECT CAST(COALESCE(SUM(adds), 0) AS BIGINT) FROM live_code_daily WHERE tenant_id = $1")
-                        .bind(w.tenant),
-                )
-                .await
-                .expect("daily");
-        assert_eq!(
-            adds, 1,
-            "{backend:?}: the guide's count is not doubled by the retry"
-        );
+async fn a_callback_whose_work_fails_is_kept_and_retried(backend: Backend) {
+    let w = world(backend).await;
+    let tag = w.tag("重试标签").await;
+    let code = w
+        .code("重试活码", tag, json!([{"userid": "guide_a"}]), "guide_b")
+        .await;
+    let state = code["state"].as_str().expect("state").to_owned();
+    let mut env = w
+        .wecom
+        .customer_adds("guide_a", "wmRETRY", None, Some(&state));
+    if let CallbackEvent::ContactAdded { welcome_code, .. } = &mut env.event {
+        *welcome_code = None;
     }
+    // WeCom is busy through all of mark_tag's attempts: the work fails after the callback
+    // was acknowledged.
+    w.wecom.busy_next(4);
+    w.deliver(&env).await;
+    let until = Instant::now() + Duration::from_secs(10);
+    let error = loop {
+        let row: Option<(Option<String>,)> = w.s.db()
+            .fetch_optional(&sql("SELECT error FROM wecom_inbox WHERE tenant_id = $1 AND done_at IS NULL AND error IS NOT NULL").bind(w.tenant))
+            .await
+            .expect("inbox");
+        if let Some((Some(e),)) = row {
+            break e;
+        }
+        assert!(Instant::now() < until, "the failure was not recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        error.contains("mark_tag") && error.contains("-1"),
+        "{error}"
+    );
+    assert!(w.wecom.contact_tags("guide_a", "wmRETRY").is_empty());
+    // A minute on, the sweep does the work again, and it is done once.
+    let r = w.s.app.connect.tick(now_ms() + 61_000).await.expect("tick");
+    assert_eq!(r.callbacks_retried, 1, "{r:?}");
+    w.settle().await;
+    assert_eq!(w.wecom.contact_tags("guide_a", "wmRETRY").len(), 1);
+    let (adds,): (i64,) =
+        w.s.db()
+            .fetch_one(
+                &sql("SELECT CAST(COALESCE(SUM(adds), 0) AS BIGINT) FROM live_code_daily WHERE tenant_id = $1")
+                    .bind(w.tenant),
+            )
+            .await
+            .expect("daily");
+    assert_eq!(
+        adds, 1,
+        "{backend:?}: the guide's count is not doubled by the retry"
+    );
 }
+on_each_backend!(a_callback_whose_work_fails_is_kept_and_retried);
 
 async fn a_card_batch_code_shows_on_the_landing_page_and_records_the_claimants_contact(
     backend: Backend,

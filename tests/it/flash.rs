@@ -13,8 +13,7 @@ use siyu::platform::clock::now_ms;
 use siyu::platform::db::sql;
 
 use common::{
-    Backend, TestServer, backends, customer_token, make_customers, send, send_as_customer,
-    tenant_with_key,
+    Backend, TestServer, customer_token, make_customers, send, send_as_customer, tenant_with_key,
 };
 
 async fn create_sale(s: &TestServer, key: &str, body: Value) -> i64 {
@@ -427,79 +426,77 @@ async fn redis_url() -> Option<String> {
     None
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_redis_gate_never_oversells_either() {
+async fn the_redis_gate_never_oversells_either(backend: Backend) {
     let Some(url) = redis_url().await else { return };
     use siyu::convert::flash::{FlashError, FlashSales, SaleInput};
-    for backend in backends() {
-        let tdb = common::TestDb::new(backend).await;
-        let prefix = format!("siyu:test:{}", siyu::platform::crypto::random_token(6));
-        let flash = FlashSales::with_redis(tdb.db.clone(), &url, &prefix)
-            .await
-            .expect("redis gate");
-        assert_eq!(flash.gate_name(), "redis");
-        let now = now_ms();
-        let sale = flash
-            .create(
-                1,
-                &SaleInput {
-                    name: "秒杀".into(),
-                    sku: "A".into(),
-                    title: "A".into(),
-                    price: 100,
-                    original_price: None,
-                    stock: 30,
-                    per_customer: 2,
-                    starts_at: now - 1_000,
-                    ends_at: now + 3_600_000,
-                    pay_minutes: 1,
-                },
-                now,
-            )
-            .await
-            .expect("sale");
-        let mut tasks = Vec::new();
-        for t in 0..64i64 {
-            let flash = flash.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut got = Vec::new();
-                for k in 0..4i64 {
-                    let customer = 1 + (t * 5 + k) % 40;
-                    match flash.attempt(1, sale.id, customer, 1, now_ms()).await {
-                        Ok(_) => got.push(customer),
-                        Err(FlashError::SoldOut | FlashError::LimitReached(_)) => {}
-                        Err(e) => panic!("unexpected {e}"),
-                    }
+    let tdb = common::TestDb::new(backend).await;
+    let prefix = format!("siyu:test:{}", siyu::platform::crypto::random_token(6));
+    let flash = FlashSales::with_redis(tdb.db.clone(), &url, &prefix)
+        .await
+        .expect("redis gate");
+    assert_eq!(flash.gate_name(), "redis");
+    let now = now_ms();
+    let sale = flash
+        .create(
+            1,
+            &SaleInput {
+                name: "秒杀".into(),
+                sku: "A".into(),
+                title: "A".into(),
+                price: 100,
+                original_price: None,
+                stock: 30,
+                per_customer: 2,
+                starts_at: now - 1_000,
+                ends_at: now + 3_600_000,
+                pay_minutes: 1,
+            },
+            now,
+        )
+        .await
+        .expect("sale");
+    let mut tasks = Vec::new();
+    for t in 0..64i64 {
+        let flash = flash.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for k in 0..4i64 {
+                let customer = 1 + (t * 5 + k) % 40;
+                match flash.attempt(1, sale.id, customer, 1, now_ms()).await {
+                    Ok(_) => got.push(customer),
+                    Err(FlashError::SoldOut | FlashError::LimitReached(_)) => {}
+                    Err(e) => panic!("unexpected {e}"),
                 }
-                got
-            }));
-        }
-        let mut per: HashMap<i64, i64> = HashMap::new();
-        for t in tasks {
-            for c in t.await.expect("task") {
-                *per.entry(c).or_default() += 1;
             }
-        }
-        assert_eq!(per.values().sum::<i64>(), 30, "{backend:?}");
-        assert!(
-            per.values().all(|&n| n <= 2),
-            "{backend:?}: limit held in Redis"
-        );
-        // Expiry returns every unit to Redis; they sell again.
-        assert_eq!(
-            flash.expire_due(now_ms() + 61_000).await.expect("expire"),
-            30
-        );
-        let mut again = 0;
-        for customer in 100..140 {
-            if flash
-                .attempt(1, sale.id, customer, 1, now_ms())
-                .await
-                .is_ok()
-            {
-                again += 1;
-            }
-        }
-        assert_eq!(again, 30, "{backend:?}");
+            got
+        }));
     }
+    let mut per: HashMap<i64, i64> = HashMap::new();
+    for t in tasks {
+        for c in t.await.expect("task") {
+            *per.entry(c).or_default() += 1;
+        }
+    }
+    assert_eq!(per.values().sum::<i64>(), 30, "{backend:?}");
+    assert!(
+        per.values().all(|&n| n <= 2),
+        "{backend:?}: limit held in Redis"
+    );
+    // Expiry returns every unit to Redis; they sell again.
+    assert_eq!(
+        flash.expire_due(now_ms() + 61_000).await.expect("expire"),
+        30
+    );
+    let mut again = 0;
+    for customer in 100..140 {
+        if flash
+            .attempt(1, sale.id, customer, 1, now_ms())
+            .await
+            .is_ok()
+        {
+            again += 1;
+        }
+    }
+    assert_eq!(again, 30, "{backend:?}");
 }
+on_each_backend!(the_redis_gate_never_oversells_either);
