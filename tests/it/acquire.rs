@@ -114,12 +114,23 @@ async fn tracking_links_redirect_and_count_visitors(backend: Backend) {
         "{backend:?}"
     );
 
+    // A code's picture never changes, so phones and proxies keep it for a day; the redirect is
+    // never kept (each visit must reach the server to count).
     let svg = c.get(format!("{url}/qr.svg")).send().await.expect("svg");
     assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    assert_eq!(svg.headers()["cache-control"], "public, max-age=86400");
     assert!(svg.text().await.expect("body").contains("<svg"));
     let png = c.get(format!("{url}/qr.png")).send().await.expect("png");
     assert_eq!(png.headers()["content-type"], "image/png");
+    assert_eq!(png.headers()["cache-control"], "public, max-age=86400");
     assert_eq!(&png.bytes().await.expect("body")[..4], b"\x89PNG");
+    let hop = common::no_redirects()
+        .get(url.as_str())
+        .send()
+        .await
+        .expect("redirect");
+    assert_eq!(hop.status(), StatusCode::FOUND, "{backend:?}");
+    assert_eq!(hop.headers()["cache-control"], "no-store", "{backend:?}");
 }
 on_each_backend!(tracking_links_redirect_and_count_visitors);
 
