@@ -765,3 +765,82 @@ async fn a_review_of_many_members_gives_each_the_tier_its_spend_earns(backend: c
     assert_eq!(changes.len(), moved, "{backend:?}");
 }
 on_each_backend!(a_review_of_many_members_gives_each_the_tier_its_spend_earns);
+
+/// The daily expiry over more members than one transaction takes (500) expires each member's
+/// unspent points exactly, as worked out here from the entries themselves, and a second run
+/// finds nothing left.
+async fn expiry_of_more_members_than_one_chunk_takes_each_ones_unspent_points(
+    backend: common::Backend,
+) {
+    use siyu::platform::db::values_placeholders;
+    let tdb = common::TestDb::new(backend).await;
+    let db = &tdb.db;
+    db.execute(&sql(
+        "INSERT INTO tenants (id, name, created_at) VALUES (1, 'brand', 0)",
+    ))
+    .await
+    .expect("tenant");
+    const MEMBERS: i64 = 1_201;
+    // Each earned 100–106 points expiring at 1,000; every third spent 30 of them.
+    let mut rows: Vec<(i64, i64, &str, Option<String>, Option<i64>, i64)> = Vec::new();
+    let mut want = 0i64;
+    for c in 1..=MEMBERS {
+        let earned = 100 + c % 7;
+        rows.push((c, earned, "earn", Some(format!("o:{c}")), Some(1_000), 0));
+        want += earned;
+        if c % 3 == 0 {
+            rows.push((c, -30, "redeem", None, None, 10));
+            want -= 30;
+        }
+    }
+    // Ids far above what the store's counter hands out, so the expiry's own entries fit.
+    for (n, chunk) in rows.chunks(500).enumerate() {
+        let mut q = sql(format!(
+            "INSERT INTO points_entries (id, tenant_id, customer_id, delta, kind, reason, ref, expires_at, created_at) VALUES {}",
+            values_placeholders(chunk.len(), 9, 1)
+        ));
+        for (i, (c, delta, kind, r, exp, at)) in chunk.iter().enumerate() {
+            q.push_arg(10_000_000 + (n * 500 + i) as i64);
+            q.push_arg(1i64);
+            q.push_arg(*c);
+            q.push_arg(*delta);
+            q.push_arg(*kind);
+            q.push_arg("test");
+            q.push_arg(r.clone());
+            q.push_arg(*exp);
+            q.push_arg(*at);
+        }
+        db.execute(&q).await.expect("entries");
+    }
+    let expired = siyu::convert::points::expire_all(db, 1, 2_000)
+        .await
+        .expect("expire");
+    assert_eq!(expired, want, "{backend:?}: the points expired");
+    let balances: Vec<(i64, i64)> = db
+        .fetch_all(&sql(
+            "SELECT customer_id, CAST(SUM(delta) AS BIGINT) FROM points_entries WHERE tenant_id = 1 GROUP BY customer_id",
+        ))
+        .await
+        .expect("balances");
+    assert_eq!(balances.len() as i64, MEMBERS, "{backend:?}");
+    assert!(
+        balances.iter().all(|(_, b)| *b == 0),
+        "{backend:?}: every balance is spent or expired: {:?}",
+        balances.iter().find(|(_, b)| *b != 0)
+    );
+    let (entries,): (i64,) = db
+        .fetch_one(&sql(
+            "SELECT COUNT(*) FROM points_entries WHERE tenant_id = 1 AND kind = 'expire'",
+        ))
+        .await
+        .expect("expiries");
+    assert_eq!(entries, MEMBERS, "{backend:?}: one expiry entry per member");
+    assert_eq!(
+        siyu::convert::points::expire_all(db, 1, 2_000)
+            .await
+            .expect("again"),
+        0,
+        "{backend:?}: nothing is left to expire"
+    );
+}
+on_each_backend!(expiry_of_more_members_than_one_chunk_takes_each_ones_unspent_points);
