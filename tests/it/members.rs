@@ -781,8 +781,10 @@ async fn expiry_of_more_members_than_one_chunk_takes_each_ones_unspent_points(
     .await
     .expect("tenant");
     const MEMBERS: i64 = 1_201;
+    /// customer, delta, kind, ref, expires at, created at
+    type Entry = (i64, i64, &'static str, Option<String>, Option<i64>, i64);
     // Each earned 100–106 points expiring at 1,000; every third spent 30 of them.
-    let mut rows: Vec<(i64, i64, &str, Option<String>, Option<i64>, i64)> = Vec::new();
+    let mut rows: Vec<Entry> = Vec::new();
     let mut want = 0i64;
     for c in 1..=MEMBERS {
         let earned = 100 + c % 7;
