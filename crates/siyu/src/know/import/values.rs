@@ -126,6 +126,32 @@ fn excel_serial(t: &str) -> Option<NaiveDateTime> {
     Some(epoch + chrono::Duration::days(days) + chrono::Duration::seconds(seconds))
 }
 
+/// A time of day as exports write it: `10:01`, `10:01:02.5`, or in Chinese words (`10时01分02秒`,
+/// `10点01分`, `10点01`, an hour alone as `10时` or `10点`).
+fn clock_time(tm: &str) -> Option<NaiveTime> {
+    const FORMATS: [&str; 8] = [
+        "%H:%M:%S%.f",
+        "%H:%M",
+        "%H时%M分%S秒",
+        "%H时%M分",
+        "%H点%M分%S秒",
+        "%H点%M分",
+        "%H点%M",
+        "%H时%M",
+    ];
+    if let Some(t) = FORMATS
+        .iter()
+        .find_map(|f| NaiveTime::parse_from_str(tm, f).ok())
+    {
+        return Some(t);
+    }
+    let hour = tm.strip_suffix('时').or_else(|| tm.strip_suffix('点'))?;
+    if hour.is_empty() || hour.len() > 2 || !hour.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    NaiveTime::from_hms_opt(hour.parse().ok()?, 0, 0)
+}
+
 /// Parses a local date-time as exports write it and returns UTC milliseconds. Times without a
 /// zone are China Standard Time, the zone of every platform's seller export. Dates and times
 /// may be written in Chinese (`2024年6月18日 10时01分02秒`, `2024年6月18日10点01分`, a full-width
@@ -145,39 +171,44 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
             .map(|d| d.timestamp_millis())
             .ok_or_else(|| format!("date {s:?} does not exist in China Standard Time"));
     }
-    // 下午 (afternoon) moves a 12-hour time on by twelve hours; 上午 (morning) keeps it.
+    // 上午/下午 (morning/afternoon) mark a 12-hour time; at most one, and only before a time.
+    let markers = t.matches("上午").count() + t.matches("下午").count();
+    if markers > 1 {
+        return Err(format!("time in {s:?} says 上午/下午 more than once"));
+    }
     let afternoon = t.contains("下午");
-    let morning = t.contains("上午");
     let norm: String = t
-        .replace("下午", " ")
         .replace("上午", " ")
+        .replace("下午", " ")
         .replace('/', "-")
         .replace('T', " ")
         .replace(['年', '月'], "-")
         // `日` may be followed by the time with no space: `18日10时`.
         .replace('日', " ")
-        .replace(['时', '点', '分', '：'], ":")
-        .replace('秒', "");
+        .replace('：', ":");
     let mut parts = norm.split_whitespace();
     let date_part = parts.next().unwrap_or("");
-    let time_part: String = parts.collect();
+    let time_part = parts.next();
+    if parts.next().is_some() {
+        return Err(format!("date {s:?} has more than a date and a time"));
+    }
     let date = NaiveDate::parse_from_str(date_part, "%Y-%m-%d")
         .map_err(|_| format!("date {s:?} is not a date like 2024-06-18 or 2024/6/18 10:01:02"))?;
-    // `10时01分` leaves `10:01:`, and `10点` leaves `10:`.
-    let tm = time_part.trim_end_matches(':');
-    let time = match tm {
-        "" => NaiveTime::MIN,
-        tm => NaiveTime::parse_from_str(tm, "%H:%M:%S%.f")
-            .or_else(|_| NaiveTime::parse_from_str(tm, "%H:%M"))
-            .or_else(|_| NaiveTime::parse_from_str(&format!("{tm}:00"), "%H:%M"))
-            .map_err(|_| format!("time in {s:?} is not like 10:01, 10:01:02 or 10时01分"))?,
+    let time = match time_part {
+        None if markers > 0 => {
+            return Err(format!("time in {s:?} says 上午/下午 but gives no time"));
+        }
+        None => NaiveTime::MIN,
+        Some(tm) => clock_time(tm)
+            .ok_or_else(|| format!("time in {s:?} is not like 10:01, 10:01:02 or 10时01分"))?,
     };
     let time = match chrono::Timelike::hour(&time) {
-        h if afternoon && h < 12 => time + chrono::Duration::hours(12),
-        12 if morning => time - chrono::Duration::hours(12),
-        h if (afternoon || morning) && h > 12 => {
+        h if markers > 0 && h > 12 => {
             return Err(format!("time in {s:?} is past 12 on a 12-hour clock"));
         }
+        h if afternoon && h < 12 => time + chrono::Duration::hours(12),
+        // 上午 12 is midnight.
+        12 if markers > 0 && !afternoon => time - chrono::Duration::hours(12),
         _ => time,
     };
     let local = NaiveDateTime::new(date, time);
@@ -264,6 +295,22 @@ mod tests {
         assert!(parse_time("2024/6/18 下午 14:00").is_err());
         assert!(parse_time("2024年6月18日 十点").is_err());
         assert!(parse_time("2024年6月18日 25时").is_err());
+        // Half a time is not a time: minutes or seconds alone, a dangling colon, an hour alone
+        // in digits, a time in two pieces, a marker with no time or two markers.
+        for bad in [
+            "2024年6月18日 10分",
+            "2024年6月18日 5秒",
+            "2024年6月18日 10时02秒",
+            "2024-06-18 10:",
+            "2024-06-18 10:01:",
+            "2024/6/18 3",
+            "2024-06-18 1 2",
+            "2024/6/18 下午",
+            "2024/6/18 上午 下午 2:00",
+            "2024/6/18 下午 下午 2:00",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad} was read as a time");
+        }
     }
 
     #[test]
