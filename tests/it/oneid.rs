@@ -343,20 +343,20 @@ async fn every_table_of_customer_rows_says_what_a_merge_does_with_them(backend: 
         unsaid.is_empty(),
         "{backend:?}: tables with customer rows that say nothing of merges: {unsaid:?}"
     );
-    // And what is declared is there, with the column it is ordered by.
+    // And what is declared is there, scoped by tenant, with the integer column it is ordered
+    // by (OneID reads it as one).
     for (table, keeps, ordered_by) in &declared {
         assert!(
             with_a_customer.iter().any(|(t,)| t == table),
             "{backend:?}: customer_rows names {table}, which has no customer_id"
         );
-        if let Some(col) = ordered_by {
-            let probe = format!("SELECT {col} FROM {table} WHERE 1 = 0");
-            let _: Vec<(i64,)> = tdb
-                .db
-                .fetch_all(&sql(probe))
-                .await
-                .unwrap_or_else(|e| panic!("{backend:?}: {table} ({keeps}) by {col}: {e}"));
-        }
+        let col = ordered_by.as_deref().unwrap_or("customer_id");
+        let probe = format!("SELECT COALESCE(MAX({col}), 0) FROM {table} WHERE tenant_id = 0");
+        let (_,): (i64,) = tdb
+            .db
+            .fetch_one(&sql(probe))
+            .await
+            .unwrap_or_else(|e| panic!("{backend:?}: {table} ({keeps}) by {col}: {e}"));
     }
 }
 on_each_backend!(every_table_of_customer_rows_says_what_a_merge_does_with_them);

@@ -291,96 +291,81 @@ async fn rows_of_other_capabilities(tx: &mut Tx) -> DbResult<Vec<(String, Keeps)
             "SELECT table_name, keeps, ordered_by FROM customer_rows ORDER BY table_name",
         ))
         .await?;
-    // The names go into statements: the table's checks allow only lower-case letters and
-    // underscores, and this says so again.
+    // The names go into statements: only lower-case letters and underscores are taken. A row
+    // that cannot be read stops the merge rather than leave that table's rows behind.
     let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-    Ok(rows
-        .into_iter()
-        .filter_map(|(table, keeps, ordered_by)| {
-            let keeps = match (keeps.as_str(), ordered_by) {
-                ("all", _) => Keeps::All,
-                ("first", Some(col)) if plain(&col) => Keeps::First { ordered_by: col },
-                ("stays", _) => Keeps::Stays,
-                _ => {
-                    tracing::error!(%table, %keeps, "customer_rows: a row OneID cannot read");
-                    return None;
-                }
+    rows.into_iter()
+        .map(|(table, keeps, ordered_by)| {
+            let read = match (keeps.as_str(), ordered_by) {
+                (_, _) if !plain(&table) => None,
+                ("all", None) => Some(Keeps::All),
+                ("first", Some(col)) if plain(&col) => Some(Keeps::First { ordered_by: col }),
+                ("stays", None) => Some(Keeps::Stays),
+                _ => None,
             };
-            plain(&table).then_some((table, keeps))
+            read.map(|k| (table.clone(), k)).ok_or_else(|| {
+                sqlx::Error::Configuration(
+                    format!("customer_rows: the row for {table:?} ({keeps}) cannot be read").into(),
+                )
+                .into()
+            })
         })
-        .collect())
+        .collect()
 }
 
-/// One row per person in `table`: a kept customer with a row of its own keeps it; one without
-/// takes the row of those merged into it that comes first by `ordered_by` (then by customer
-/// id); the other merged rows are deleted. Read, delete, then move: a row may carry a value
-/// that is unique per tenant (a member number).
-async fn keep_the_first(
+/// One row per person in `table`, before the merged customers' rows are moved: where the kept
+/// customer has a row, the merged ones' rows are dropped; where it has none, only the one that
+/// comes first by `ordered_by` (then by customer id) is left to move to it. Over every merge of
+/// the call at once, so that "first" holds however many batches the moves take.
+async fn drop_all_but_the_first(
     tx: &mut Tx,
     tenant_id: i64,
-    batch: &[(i64, i64)],
+    merges: &[(i64, i64)],
     table: &str,
     ordered_by: &str,
 ) -> DbResult<()> {
-    let ids: Vec<Value> = batch
-        .iter()
-        .flat_map(|(from, to)| [Value::from(*from), Value::from(*to)])
-        .collect();
+    let mut ids: Vec<i64> = merges.iter().flat_map(|(from, to)| [*from, *to]).collect();
+    ids.sort_unstable();
+    ids.dedup();
     let rows: Vec<(i64, i64)> = tx
         .fetch_in(
             &format!(
                 "SELECT customer_id, {ordered_by} FROM {table} WHERE tenant_id = $1 AND customer_id"
             ),
             &[tenant_id.into()],
-            ids,
+            ids.into_iter().map(Value::from).collect(),
         )
         .await?;
     if rows.is_empty() {
         return Ok(());
     }
     let order_of: HashMap<i64, i64> = rows.into_iter().collect();
+    // The merged row each kept customer will take: (its order, its customer).
     let mut first_of: HashMap<i64, (i64, i64)> = HashMap::default();
-    let mut gone: Vec<i64> = Vec::new();
-    for (from, to) in batch {
+    let mut dropped: Vec<i64> = Vec::new();
+    for (from, to) in merges {
         let Some(&at) = order_of.get(from) else {
             continue;
         };
         if order_of.contains_key(to) {
-            gone.push(*from);
+            dropped.push(*from);
             continue;
         }
-        match first_of.get(to) {
-            Some(&(best_at, best)) if (best_at, best) <= (at, *from) => gone.push(*from),
-            Some(&(_, best)) => {
-                gone.push(best);
-                first_of.insert(*to, (at, *from));
+        match first_of.insert(*to, (at, *from)) {
+            Some(earlier) if earlier <= (at, *from) => {
+                first_of.insert(*to, earlier);
+                dropped.push(*from);
             }
-            None => {
-                first_of.insert(*to, (at, *from));
-            }
+            Some((_, later)) => dropped.push(later),
+            None => {}
         }
     }
-    if !gone.is_empty() {
+    if !dropped.is_empty() {
         tx.execute_in(
             &format!("DELETE FROM {table} WHERE tenant_id = $1 AND customer_id"),
             &[tenant_id.into()],
-            gone.into_iter().map(Value::from).collect(),
+            dropped.into_iter().map(Value::from).collect(),
         )
-        .await?;
-    }
-    let moving: Vec<(i64, i64)> = first_of
-        .into_iter()
-        .map(|(to, (_, from))| (from, to))
-        .collect();
-    for chunk in moving.chunks(MAX_BINDS / 3) {
-        tx.execute(&repoint(
-            tx.backend(),
-            tenant_id,
-            chunk,
-            table,
-            "customer_id",
-            "customer_id",
-        ))
         .await?;
     }
     Ok(())
@@ -395,6 +380,11 @@ async fn merge_customers(
     now: i64,
 ) -> DbResult<()> {
     let others = rows_of_other_capabilities(tx).await?;
+    for (table, keeps) in &others {
+        if let Keeps::First { ordered_by } = keeps {
+            drop_all_but_the_first(tx, tenant_id, merges, table, ordered_by).await?;
+        }
+    }
     // The widest statement below binds 5 values per merge.
     for (batch, via) in merges.chunks(MAX_BINDS / 5).zip(via.chunks(MAX_BINDS / 5)) {
         // Placeholders in order of appearance (see `sqlite_text`): the map first, the tenant last.
@@ -449,23 +439,18 @@ async fn merge_customers(
         )
         .await?;
         // The rows of the capabilities above this one, as their migrations declared them.
+        // (A `first` table holds only the rows that are to move by now.)
         for (table, keeps) in &others {
-            match keeps {
-                Keeps::All => {
-                    tx.execute(&repoint(
-                        tx.backend(),
-                        tenant_id,
-                        batch,
-                        table,
-                        "customer_id",
-                        "customer_id",
-                    ))
-                    .await?;
-                }
-                Keeps::First { ordered_by } => {
-                    keep_the_first(tx, tenant_id, batch, table, ordered_by).await?;
-                }
-                Keeps::Stays => {}
+            if *keeps != Keeps::Stays {
+                tx.execute(&repoint(
+                    tx.backend(),
+                    tenant_id,
+                    batch,
+                    table,
+                    "customer_id",
+                    "customer_id",
+                ))
+                .await?;
             }
         }
         // The merged customers, and any merged into them before, now point at the kept one.
