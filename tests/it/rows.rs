@@ -312,17 +312,21 @@ async fn probes_find_every_row_of_every_key_in_a_transaction_and_on_the_pool(bac
 }
 on_each_backend!(probes_find_every_row_of_every_key_in_a_transaction_and_on_the_pool);
 
-/// A transaction that skips the log flush (the sign-in budgets') commits its rows like any
-/// other; on PostgreSQL the setting lasts for that transaction only, so the next one on the
-/// same connection waits for the disk again.
+/// A transaction begun without the log flush (`Db::begin_unflushed`, the sign-in's) commits its
+/// rows like any other; on PostgreSQL the setting lasts for that transaction only, so the next
+/// one on the same connection waits for the disk again.
 async fn a_commit_that_skips_the_flush_keeps_its_rows_and_ends_with_its_transaction(
     backend: common::Backend,
 ) {
+    use siyu::platform::db::ConnectOptions;
     use siyu::platform::limits::{self, Budget, Window};
     let t = TestDb::new(backend).await;
+    // One connection, so that the next transaction is on the same one.
+    let db = Db::connect(&t.url, &ConnectOptions { max_connections: 1 })
+        .await
+        .expect("one connection");
     let setting = "SELECT current_setting('synchronous_commit')";
-    let mut tx = t.db.begin().await.expect("begin");
-    tx.skip_flush_on_commit().await.expect("skip the flush");
+    let mut tx = db.begin_unflushed().await.expect("begin");
     if backend == common::Backend::Postgres {
         let (inside,): (String,) = tx.fetch_one(&sql(setting)).await.expect("setting");
         assert_eq!(inside, "off");
@@ -333,15 +337,15 @@ async fn a_commit_that_skips_the_flush_keeps_its_rows_and_ends_with_its_transact
         Some(1)
     );
     tx.commit().await.expect("commit");
-    let (n,): (i64,) =
-        t.db.fetch_one(&sql(
+    let (n,): (i64,) = db
+        .fetch_one(&sql(
             "SELECT n FROM rate_counters WHERE scope = 'login_address' AND subject = 'subject'",
         ))
         .await
         .expect("the count is stored");
     assert_eq!(n, 1);
     if backend == common::Backend::Postgres {
-        let mut next = t.db.begin().await.expect("begin");
+        let mut next = db.begin().await.expect("begin");
         let (after,): (String,) = next.fetch_one(&sql(setting)).await.expect("setting");
         assert_eq!(after, "on", "the setting ended with its transaction");
         next.commit().await.expect("commit");

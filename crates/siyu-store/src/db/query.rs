@@ -121,6 +121,21 @@ impl Db {
         })
     }
 
+    /// A write transaction whose commit returns before PostgreSQL has flushed it to disk: a
+    /// crash may lose it, and the database stays consistent. For writes whose loss costs little
+    /// (a sign-in's budget counts and its session: one more sign-in), so that a flood of them
+    /// does not queue in front of the log flushes of work that must be durable. The setting is
+    /// sent with `BEGIN`, in the same round trip. SQLite has nothing to skip: [`Db::begin`].
+    pub async fn begin_unflushed(&self) -> DbResult<Tx> {
+        Ok(match self {
+            Db::Sqlite(..) => self.begin().await?,
+            Db::Postgres(p) => Tx::Postgres(
+                p.begin_with("BEGIN; SET LOCAL synchronous_commit TO OFF")
+                    .await?,
+            ),
+        })
+    }
+
     pub async fn execute(&self, s: &Sql) -> DbResult<u64> {
         Ok(match self {
             Db::Sqlite(p, _) => bound_query!(sqlite, s).execute(p).await?.rows_affected(),
@@ -206,19 +221,6 @@ impl Tx {
             Tx::Sqlite(..) => Backend::Sqlite,
             Tx::Postgres(_) => Backend::Postgres,
         }
-    }
-
-    /// Lets this transaction's commit return before PostgreSQL has flushed it to disk: a crash
-    /// may lose it, and the database stays consistent. Only for counters that throttle and
-    /// record nothing anyone was told of, so that a flood of them does not queue in front of
-    /// the log flushes of work that is acknowledged. SQLite has nothing to skip.
-    pub async fn skip_flush_on_commit(&mut self) -> DbResult<()> {
-        if let Tx::Postgres(t) = self {
-            sqlx::query("SELECT set_config('synchronous_commit', 'off', true)")
-                .execute(&mut **t)
-                .await?;
-        }
-        Ok(())
     }
 
     pub async fn execute(&mut self, s: &Sql) -> DbResult<u64> {
