@@ -176,7 +176,9 @@ pub(crate) async fn upload_list(
                 .collect();
             render_tags(&app, &u, Some(result), problems).await
         }
-        Err(e) => e.into_response(),
+        // A failure of the server says so in both languages; a refusal is shown on the page.
+        Err(e) if e.status().is_server_error() => server_error(e.message()),
+        Err(e) => render_tags(&app, &u, None, vec![e.message().to_owned()]).await,
     }
 }
 

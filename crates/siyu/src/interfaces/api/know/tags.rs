@@ -143,7 +143,8 @@ pub(crate) async fn targets(
 }
 
 /// Tells the audience index of the customers a tagging changed, also when it stopped part-way
-/// (the chunks before the error are stored); then the outcome.
+/// (the chunks before the error are stored); then the outcome, a stop with how many were
+/// changed before it. The index not hearing of a stop is logged, not answered over the stop.
 pub(crate) async fn told(
     app: &AppState,
     tenant: i64,
@@ -154,11 +155,14 @@ pub(crate) async fn told(
             app.audiences.tags_changed(tenant, &changed).await?;
             Ok(changed)
         }
-        Err(tags::TagError::Stopped { done, source }) => {
-            app.audiences.tags_changed(tenant, &done).await?;
-            Err((*source).into())
+        Err(e) => {
+            if let tags::TagError::Stopped { done, .. } = &e
+                && let Err(ix) = app.audiences.tags_changed(tenant, done).await
+            {
+                tracing::error!(error = %ix, tenant, "the audience index missed a stopped tagging");
+            }
+            Err(e.into())
         }
-        Err(e) => Err(e.into()),
     }
 }
 
