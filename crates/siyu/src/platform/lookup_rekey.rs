@@ -45,6 +45,14 @@ pub struct RekeyReport {
 /// Re-keys every tenant's lookup hashes in `tx`.
 pub async fn rekey_lookups(tx: &mut Tx, cipher: &FieldCipher) -> DbResult<RekeyReport> {
     let mut report = RekeyReport::default();
+    // A code waiting to be typed was hashed with the shared key and can no longer match: it is
+    // asked for again (codes last minutes), so it is dropped before anything is re-keyed. A
+    // lockout stays, and is re-keyed below.
+    report.dropped += tx
+        .execute(
+            &sql("DELETE FROM otp_codes WHERE locked_until <= $1").bind(super::clock::now_ms()),
+        )
+        .await?;
     let tenants: Vec<(i64,)> = tx
         .fetch_all(&sql("SELECT id FROM tenants ORDER BY id"))
         .await?;
@@ -59,13 +67,6 @@ pub async fn rekey_lookups(tx: &mut Tx, cipher: &FieldCipher) -> DbResult<RekeyR
     }
     // Counted across brands under the server's budget hash from now on.
     tx.execute(&sql("DELETE FROM rate_counters WHERE scope = 'otp_phone'"))
-        .await?;
-    // A code waiting to be typed was hashed with the shared key and can no longer match: it is
-    // asked for again (codes last minutes). A lockout stays, re-keyed above.
-    report.dropped += tx
-        .execute(
-            &sql("DELETE FROM otp_codes WHERE locked_until <= $1").bind(super::clock::now_ms()),
-        )
         .await?;
     Ok(report)
 }
