@@ -443,3 +443,9 @@ pub async fn run(_s: &Settings, a: BenchArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The middle figure of several runs (the upper middle of an even count); 0 for none.
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}

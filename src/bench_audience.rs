@@ -4,6 +4,7 @@
 //! The data is generated inside each database by the same integer formulas, so both backends
 //! hold the same customers and every engine must return the same counts (the run checks this).
 
+use crate::bench::median;
 use std::time::Instant;
 
 use serde_json::json;
@@ -191,11 +192,6 @@ fn rss_mib() -> f64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 struct Case {

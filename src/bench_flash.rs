@@ -358,21 +358,11 @@ pub async fn run_login_flood(a: &BenchArgs) -> anyhow::Result<()> {
             }
             ratios.push(flooded.p99_ms / alone.p99_ms.max(f64::MIN_POSITIVE));
         }
-        ratios.sort_by(f64::total_cmp);
         println!(
             "| p99 × alone, median of {} pairs (goal ≤ 2×) | {b} | {FLOOD} | | | | | | **{:.2}** |",
             ratios.len(),
-            median(&ratios)
+            crate::bench::median(ratios)
         );
     }
     Ok(())
-}
-
-/// The middle of sorted figures (the mean of the two middle ones for an even count).
-fn median(sorted: &[f64]) -> f64 {
-    match sorted.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
 }

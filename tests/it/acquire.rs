@@ -22,15 +22,9 @@ use siyu::platform::clock::now_ms;
 use siyu::platform::db::sql;
 
 use common::{
-    Backend, SMS_CALLBACK_TOKEN, TestServer, backends, make_customers, send, tenant_with_key,
+    Backend, SMS_CALLBACK_TOKEN, TestServer, backends, make_customers, no_redirects, send,
+    tenant_with_key,
 };
-
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
 
 async fn tracking_links_redirect_and_count_visitors(backend: Backend) {
     let s = TestServer::start(backend).await;
@@ -124,7 +118,7 @@ async fn tracking_links_redirect_and_count_visitors(backend: Backend) {
     assert_eq!(png.headers()["content-type"], "image/png");
     assert_eq!(png.headers()["cache-control"], "public, max-age=86400");
     assert_eq!(&png.bytes().await.expect("body")[..4], b"\x89PNG");
-    let hop = common::no_redirects()
+    let hop = no_redirects()
         .get(url.as_str())
         .send()
         .await

@@ -483,7 +483,6 @@ pub async fn send_as_customer(
     (status, r.json().await.unwrap_or(serde_json::Value::Null))
 }
 
-/// The console session a login answer sets, as a `cookie` header value.
 /// A client that does not follow redirects: a test reads the 303 and its cookie itself.
 pub fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
@@ -519,6 +518,7 @@ pub async fn console_session(
     session_cookie(&r).expect("session cookie")
 }
 
+/// The console session a login answer sets, as a `cookie` header value.
 pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
     r.headers()
         .get_all("set-cookie")

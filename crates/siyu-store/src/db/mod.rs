@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 
 pub use open::ConnectOptions;
 pub use query::{Reader, Row};
-pub use respell::rewrite_placeholders;
+pub(crate) use respell::rewrite_placeholders;
 use respell::sqlite_text;
 use statement::in_statements;
 pub use statement::{MAX_BINDS, Sql, list_placeholders, sql, values_placeholders};

@@ -29,7 +29,7 @@ pub(super) fn sqlite_text(text: &str) -> SqlStr {
 /// One pass over `text` copying the runs between placeholders: `$N` becomes `?` (`None` as
 /// soon as a number is out of sequence) or, when `numbered`, `?N`. Quotes and `$` are ASCII, so
 /// walking bytes never splits a character.
-pub fn rewrite_placeholders(text: &str, numbered: bool) -> Option<String> {
+pub(crate) fn rewrite_placeholders(text: &str, numbered: bool) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut expected = 1u64;
