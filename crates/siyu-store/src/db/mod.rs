@@ -74,7 +74,8 @@ pub enum Tx {
 }
 
 /// The steps of SQLite's plan for a statement (`EXPLAIN QUERY PLAN`), for tests that hold a
-/// query to its index.
+/// query to its index (SQLite only; the `test-util` feature outside this crate's own tests).
+#[cfg(any(test, feature = "test-util"))]
 pub async fn query_plan(db: &Db, q: Sql) -> DbResult<Vec<String>> {
     let explain = Sql {
         text: format!("EXPLAIN QUERY PLAN {}", q.text),
