@@ -10,7 +10,6 @@ use clap::Args;
 use serde_json::json;
 
 use siyu::app::{App, AppSettings};
-use siyu::interfaces;
 use siyu::know::import::parse_ahead;
 use siyu::platform::access::{self, Role};
 use siyu::platform::config::Settings;
@@ -283,7 +282,7 @@ async fn bench_ingest(
         },
     )
     .await?;
-    let server = tokio::spawn(interfaces::serve(listener, app, async {
+    let server = tokio::spawn(siyu_web::serve(listener, app, async {
         let _ = stop_rx.await;
     }));
     let client = reqwest::Client::builder()

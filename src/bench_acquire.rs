@@ -20,7 +20,6 @@ use siyu::app::{App, AppSettings};
 use siyu::channels::sms::log::LogProvider;
 use siyu::engage::outbox::Outbox;
 use siyu::engage::policy::{self, ContactPolicy};
-use siyu::interfaces;
 use siyu::platform::access;
 use siyu::platform::clock::now_ms;
 use siyu::platform::crypto::FieldCipher;
@@ -182,7 +181,7 @@ async fn redirects(a: &BenchArgs, cipher: &FieldCipher) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(interfaces::serve(listener, app, async {
+    let server = tokio::spawn(siyu_web::serve(listener, app, async {
         let _ = stop_rx.await;
     }));
     let path = format!("/t/{}", link.code);

@@ -16,7 +16,6 @@ use siyu::app::{App, AppSettings};
 use siyu::connect::events::{CallbackEvent, Envelope};
 use siyu::connect::live_codes::{self, GuideSlot, NewLiveCode, Welcome};
 use siyu::connect::service::CorpSettings;
-use siyu::interfaces;
 use siyu::platform::access;
 use siyu::platform::clock::now_ms;
 use siyu::platform::crypto::FieldCipher;
@@ -43,7 +42,7 @@ async fn setup(db: siyu::platform::db::Db, cipher: &FieldCipher) -> anyhow::Resu
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let served = app.clone();
     tokio::spawn(async move {
-        let _ = interfaces::serve(listener, served, async {
+        let _ = siyu_web::serve(listener, served, async {
             let _ = rx.await;
         })
         .await;

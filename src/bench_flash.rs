@@ -16,7 +16,6 @@ use hyper_util::rt::TokioIo;
 use crate::bench::{BenchArgs, scratch};
 use siyu::app::{App, AppSettings, FlashGate};
 use siyu::convert::flash::SaleInput;
-use siyu::interfaces;
 use siyu::platform::access;
 use siyu::platform::clock::now_ms;
 use siyu::platform::crypto::{CustomerClaim, FieldCipher};
@@ -100,7 +99,7 @@ pub(crate) async fn run_once(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(interfaces::serve(listener, app, async {
+    let server = tokio::spawn(siyu_web::serve(listener, app, async {
         let _ = stop_rx.await;
     }));
 

@@ -9,7 +9,6 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use siyu::app::{App, AppSettings};
-use siyu::interfaces;
 use siyu::know::import::presets::{self, PRESET_NAMES};
 use siyu::know::import::{FileSummary, ImportOptions, parse_ahead, status_map};
 use siyu::platform::access::{self, Role};
@@ -285,7 +284,7 @@ pub async fn serve(
     if settings.flash_gate.is_some() {
         tracing::info!("flash-sale stock is counted in Redis");
     }
-    interfaces::serve(listener, app, shutdown_signal()).await?;
+    siyu_web::serve(listener, app, shutdown_signal()).await?;
     db.close().await;
     Ok(())
 }

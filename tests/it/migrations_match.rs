@@ -76,12 +76,7 @@ async fn both_migration_sets_define_the_same_schema() {
 /// Both directories hold the same versions, and `MIGRATIONS` runs exactly those files in order.
 #[test]
 fn both_directories_hold_the_same_versions() {
-    // The migrations live in the library crate since the workspace split; before it, here.
-    let dir: PathBuf = ["crates/siyu/migrations", "migrations"]
-        .iter()
-        .map(|d| Path::new(env!("CARGO_MANIFEST_DIR")).join(d))
-        .find(|d| d.is_dir())
-        .expect("a migrations directory");
+    let dir: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/siyu-store/migrations");
     let files = |backend: &str| -> Vec<String> {
         let entries = std::fs::read_dir(dir.join(backend)).expect("read the directory");
         let mut names: Vec<String> = entries

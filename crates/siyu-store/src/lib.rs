@@ -3,10 +3,15 @@
 //! respelling; `rows` writes and finds rows in bulk, stepping SQLite's own handle where that is
 //! faster than one statement per row.
 //!
-//! The server library sees this crate as `platform::db` and `platform::rows`. Its migrations and
-//! everything that knows a table stay in the library.
+//! `migrate` holds the schema's migrations (`migrations/{sqlite,postgres}`) and applies them; a
+//! migration's data step that needs the field key is the library's (`migrate::DataStep`).
+//!
+//! The server library sees this crate as `platform::db`, `platform::rows` and
+//! `platform::migrate`. Everything that knows what a table means stays in the library.
 
 pub mod db;
+pub mod group_commit;
+pub mod migrate;
 // The one module that steps SQLite's own C handle (bulk rows); unsafe is denied elsewhere.
 #[allow(unsafe_code)]
 pub mod rows;

@@ -4,7 +4,7 @@
 //! depend one way: `platform` (the store, access, configuration) ← `know` (customers, OneID,
 //! orders, events, layering) ← `convert` and `engage` ← `acquire` ← `connect`; `workflows` holds
 //! what happens across them when orders arrive; `app` puts the parts together and starts their
-//! loops; `interfaces` is the web layer on top. `docs/ARCHITECTURE.md` maps each feature to its
+//! loops. The web layer on top is the `siyu-web` crate. `docs/ARCHITECTURE.md` maps each feature to its
 //! module, route file, console page and background loop.
 
 pub mod acquire;
@@ -13,7 +13,6 @@ pub mod channels;
 pub mod connect;
 pub mod convert;
 pub mod engage;
-pub mod interfaces;
 pub mod know;
 pub mod measure;
 pub mod platform;

@@ -215,7 +215,7 @@ impl TestServer {
             .expect("build the app");
         let served = app.clone();
         tokio::spawn(async move {
-            let _ = siyu::interfaces::serve(listener, served, async {
+            let _ = siyu_web::serve(listener, served, async {
                 let _ = rx.await;
             })
             .await;
@@ -309,7 +309,7 @@ pub async fn serve_on(db: Db, cipher: FieldCipher) -> (String, tokio::sync::ones
         .await
         .expect("build the app");
     tokio::spawn(async move {
-        let _ = siyu::interfaces::serve(listener, app, async {
+        let _ = siyu_web::serve(listener, app, async {
             let _ = rx.await;
         })
         .await;

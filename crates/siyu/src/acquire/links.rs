@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
-use tokio::sync::mpsc;
+use siyu_store::group_commit::{GroupCommit, GroupWriter};
 
 use super::codes;
 use crate::platform::db::{Db, DbError, MAX_BINDS, Reader, Tx, sql, values_placeholders};
@@ -228,14 +228,8 @@ pub struct Click {
 pub struct Tracker {
     db: Db,
     cache: RwLock<HashMap<String, Arc<Link>>>,
-    clicks: mpsc::Sender<Queued>,
+    clicks: GroupCommit<Clicks>,
     pub dropped: AtomicU64,
-}
-
-enum Queued {
-    Click(Click),
-    /// Answered once everything queued before it is stored.
-    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Clicks waiting at most; past this the redirect drops the click rather than wait.
@@ -246,12 +240,11 @@ const CLICK_GROUP: usize = 5_000;
 impl Tracker {
     /// Starts the click writer on the current runtime.
     pub fn start(db: Db) -> Arc<Tracker> {
-        let (tx, rx) = mpsc::channel(CLICK_QUEUE);
-        tokio::spawn(write_clicks(db.clone(), rx));
+        let clicks = GroupCommit::start(Clicks { db: db.clone() }, CLICK_GROUP, CLICK_QUEUE);
         Arc::new(Tracker {
             db,
             cache: RwLock::default(),
-            clicks: tx,
+            clicks,
             dropped: AtomicU64::new(0),
         })
     }
@@ -281,7 +274,7 @@ impl Tracker {
 
     /// Queues a click without waiting.
     pub fn record(&self, click: Click) {
-        if self.clicks.try_send(Queued::Click(click)).is_err() {
+        if self.clicks.offer(click).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 tracing::warn!(dropped = n, "click queue full; clicks dropped");
@@ -291,32 +284,29 @@ impl Tracker {
 
     /// Waits until every click queued so far is stored (tests, shutdown, benchmarks).
     pub async fn flush(&self) {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.clicks.send(Queued::Flush(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
+        self.clicks.flush().await;
     }
 }
 
-async fn write_clicks(db: Db, mut rx: mpsc::Receiver<Queued>) {
-    let mut group = Vec::with_capacity(CLICK_GROUP);
-    while rx.recv_many(&mut group, CLICK_GROUP).await > 0 {
-        let mut clicks = Vec::with_capacity(group.len());
-        let mut flushes = Vec::new();
-        for q in group.drain(..) {
-            match q {
-                Queued::Click(c) => clicks.push(c),
-                Queued::Flush(f) => flushes.push(f),
-            }
-        }
-        if !clicks.is_empty()
-            && let Err(e) = store_clicks(&db, &clicks).await
-        {
+/// The clicks' side of the store's group-commit writer. Nobody waits for a click's answer.
+struct Clicks {
+    db: Db,
+}
+
+impl GroupWriter for Clicks {
+    type Job = Click;
+    type Written = usize;
+    type Answer = ();
+
+    async fn write(&self, clicks: Vec<Click>) -> usize {
+        if let Err(e) = store_clicks(&self.db, &clicks).await {
             tracing::error!(error = %e, clicks = clicks.len(), "storing clicks failed; they are lost");
         }
-        for f in flushes {
-            let _ = f.send(());
-        }
+        clicks.len()
+    }
+
+    async fn settle(&self, clicks: usize) -> Vec<()> {
+        vec![(); clicks]
     }
 }
 

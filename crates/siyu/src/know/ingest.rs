@@ -1,17 +1,16 @@
 //! Group commit for event ingestion.
 //!
-//! Every `POST /api/v1/events` must be durable before it is answered. Committing each request on
-//! its own makes the write lock the bottleneck: SQLite has one writer, and PostgreSQL writers of a
-//! tenant queue on its advisory lock. One writer task instead takes every batch that is waiting,
-//! writes them all in one transaction, commits once, and only then answers each request. Under
-//! load the groups grow by themselves; when idle a request is written alone, at once.
+//! Every `POST /api/v1/events` must be durable before it is answered. The store's group-commit
+//! writer (`siyu_store::group_commit`) takes every batch that is waiting, writes them all in one
+//! transaction, commits once, brings the audience index up to date and only then answers each
+//! request. Under load the groups grow by themselves; when idle a request is written alone.
 
 use crate::platform::refusal::{Refusal, Refuse};
 use std::collections::BTreeMap;
 
-use tokio::sync::{mpsc, oneshot};
-
 use std::sync::Arc;
+
+use siyu_store::group_commit::{GroupCommit, GroupWriter};
 
 use super::audience::{Audiences, EventsWritten};
 use super::events::{Event, EventOutcome, KeyedEvent, store_events_in};
@@ -25,7 +24,6 @@ pub const GROUP_EVENTS: usize = 5_000;
 struct Job {
     tenant_id: i64,
     events: Vec<KeyedEvent>,
-    reply: oneshot::Sender<Result<EventOutcome, String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +43,7 @@ impl Refuse for IngestError {
 /// A handle to the writer task; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct EventWriter {
-    jobs: mpsc::Sender<Job>,
+    jobs: GroupCommit<Events>,
     cipher: FieldCipher,
 }
 
@@ -65,8 +63,7 @@ impl EventWriter {
         audiences: Option<Arc<Audiences>>,
     ) -> EventWriter {
         // A short queue: past it, requests wait in their handlers (backpressure), not in memory here.
-        let (jobs, rx) = mpsc::channel(64);
-        tokio::spawn(run(db, rx, group_events, audiences));
+        let jobs = GroupCommit::start(Events { db, audiences }, group_events, 64);
         EventWriter { jobs, cipher }
     }
 
@@ -86,16 +83,7 @@ impl EventWriter {
             .into_iter()
             .map(|e| KeyedEvent::new(e, &self.cipher, &lookup))
             .collect();
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job {
-                tenant_id,
-                events,
-                reply,
-            })
-            .await
-            .map_err(|_| IngestError::Stopped)?;
-        match answer.await {
+        match self.jobs.submit(Job { tenant_id, events }).await {
             Ok(Ok(o)) => Ok(o),
             Ok(Err(e)) => Err(IngestError::Store(e)),
             Err(_) => Err(IngestError::Stopped),
@@ -103,68 +91,46 @@ impl EventWriter {
     }
 }
 
-async fn run(
+/// The events' side of the group-commit writer.
+struct Events {
     db: Db,
-    mut rx: mpsc::Receiver<Job>,
-    group_events: usize,
     audiences: Option<Arc<Audiences>>,
-) {
-    // Committed groups go to a second task that brings the audience index up to date and only
-    // then answers, while this one writes the next group: the index reads run on other pooled
-    // connections beside the writer instead of holding it idle. A queue of one keeps at most
-    // two written groups waiting for their answers.
-    let (committed, answers) = mpsc::channel(1);
-    let answering = tokio::spawn(answer(answers, audiences.clone()));
-    while let Some(first) = rx.recv().await {
-        let mut n = first.events.len();
-        let mut jobs = vec![first];
-        while n < group_events {
-            match rx.try_recv() {
-                Ok(j) => {
-                    n += j.events.len();
-                    jobs.push(j);
-                }
-                Err(_) => break,
-            }
-        }
-        let (work, replies): (Vec<(i64, Vec<KeyedEvent>)>, Vec<_>) = jobs
-            .into_iter()
-            .map(|j| ((j.tenant_id, j.events), j.reply))
-            .unzip();
-        // Numbered before it begins, for the audience index (see `Audiences::events_written`).
-        let write = audiences.as_ref().map_or(0, |a| a.begin_write());
-        let work = std::sync::Arc::new(work);
-        let (outcomes, touched) = write_isolated(&db, &work).await;
-        if committed
-            .send(Committed {
-                outcomes,
-                touched,
-                write,
-                replies,
-            })
-            .await
-            .is_err()
-        {
-            break;
-        }
-    }
-    drop(committed);
-    let _ = answering.await;
 }
 
 /// A written group on its way to being answered.
-struct Committed {
+struct Written {
     outcomes: Vec<Result<EventOutcome, String>>,
     touched: Vec<(i64, EventsWritten)>,
     write: u64,
-    replies: Vec<oneshot::Sender<Result<EventOutcome, String>>>,
 }
 
-/// Brings the audience index up to date with each committed group, in commit order, then
-/// answers its requests: a segment read after a `202` sees the events it acknowledged.
-async fn answer(mut groups: mpsc::Receiver<Committed>, audiences: Option<Arc<Audiences>>) {
-    while let Some(g) = groups.recv().await {
-        if let Some(a) = &audiences {
+impl GroupWriter for Events {
+    type Job = Job;
+    type Written = Written;
+    type Answer = Result<EventOutcome, String>;
+
+    fn weight(job: &Job) -> usize {
+        job.events.len()
+    }
+
+    async fn write(&self, jobs: Vec<Job>) -> Written {
+        let work: Vec<(i64, Vec<KeyedEvent>)> =
+            jobs.into_iter().map(|j| (j.tenant_id, j.events)).collect();
+        // Numbered before it begins, for the audience index (see `Audiences::events_written`).
+        let write = self.audiences.as_ref().map_or(0, |a| a.begin_write());
+        let (outcomes, touched) = write_isolated(&self.db, &Arc::new(work)).await;
+        Written {
+            outcomes,
+            touched,
+            write,
+        }
+    }
+
+    /// Brings the audience index up to date with the committed group, in commit order, before
+    /// its requests are answered: a segment read after a `202` sees the events it acknowledged.
+    /// The index reads run on other pooled connections while the next group is written.
+    async fn settle(&self, g: Written) -> Vec<Self::Answer> {
+        if let Some(a) = &self.audiences {
             let (a, touched, write) = (a.clone(), g.touched, g.write);
             // The events are stored whatever happens to the index: a panic there fails no
             // request and stops no writer.
@@ -172,9 +138,7 @@ async fn answer(mut groups: mpsc::Receiver<Committed>, audiences: Option<Arc<Aud
                 tracing::error!(error = %e, "audience index update panicked after events");
             }
         }
-        for (reply, o) in g.replies.into_iter().zip(g.outcomes) {
-            let _ = reply.send(o);
-        }
+        g.outcomes
     }
 }
 

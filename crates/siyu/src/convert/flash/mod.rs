@@ -20,7 +20,6 @@ use std::sync::{Arc, RwLock};
 
 use counter::{Counter, Live};
 use serde::Serialize;
-use tokio::sync::mpsc;
 
 use super::payments::PaymentError;
 use crate::platform::db::{Db, DbError, sql};
@@ -28,7 +27,8 @@ use crate::platform::refusal::{Refusal, Refuse};
 
 pub use input::SaleInput;
 use redis_gate::RedisGate;
-use writer::{Job, write_reservations};
+use siyu_store::group_commit::GroupCommit;
+use writer::Reservations;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Sale {
@@ -158,7 +158,7 @@ pub struct FlashSales {
     /// Loading a sale and returning units both go through here, so a sale loaded while units
     /// are being returned cannot count them twice or miss them.
     loading: tokio::sync::Mutex<()>,
-    writer: mpsc::Sender<Job>,
+    writer: GroupCommit<Reservations>,
     gate: Gate,
 }
 
@@ -175,8 +175,7 @@ impl FlashSales {
     }
 
     fn with_gate(db: Db, gate: Gate) -> Arc<FlashSales> {
-        let (writer, rx) = mpsc::channel(4_096);
-        tokio::spawn(write_reservations(db.clone(), rx));
+        let writer = GroupCommit::start(Reservations { db: db.clone() }, writer::GROUP, 4_096);
         Arc::new(FlashSales {
             db,
             live: RwLock::default(),

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use siyu_store::group_commit::GroupWriter;
 
 use super::*;
 use crate::platform::db::{Db, DbResult, Value, sql, values_placeholders};
@@ -20,34 +20,34 @@ pub(super) struct Job {
     pub(super) amount: i64,
     pub(super) now: i64,
     pub(super) expires_at: i64,
-    pub(super) reply: oneshot::Sender<Result<FlashOrder, FlashError>>,
 }
 
-/// The group-commit writer: takes every reservation waiting, stores them in one transaction,
-/// and answers each only after the commit.
-pub(super) async fn write_reservations(db: Db, mut rx: mpsc::Receiver<Job>) {
-    while let Some(first) = rx.recv().await {
-        let mut jobs = vec![first];
-        while jobs.len() < GROUP {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
-            }
-        }
-        let outcome = store_reservations(&db, &jobs).await;
-        match outcome {
-            Ok(results) => {
-                for (job, r) in jobs.into_iter().zip(results) {
-                    let _ = job.reply.send(r);
-                }
-            }
+/// The reservations' side of the store's group-commit writer: every reservation waiting is
+/// stored in one transaction and answered only after the commit.
+pub(super) struct Reservations {
+    pub(super) db: Db,
+}
+
+impl GroupWriter for Reservations {
+    type Job = Job;
+    type Written = Vec<Result<FlashOrder, FlashError>>;
+    type Answer = Result<FlashOrder, FlashError>;
+
+    async fn write(&self, jobs: Vec<Job>) -> Self::Written {
+        match store_reservations(&self.db, &jobs).await {
+            Ok(results) => results,
             Err(e) => {
                 tracing::error!(error = %e, count = jobs.len(), "storing flash reservations failed");
-                for job in jobs {
-                    let _ = job.reply.send(Err(FlashError::Store(e.to_string())));
-                }
+                let e = e.to_string();
+                jobs.iter()
+                    .map(|_| Err(FlashError::Store(e.clone())))
+                    .collect()
             }
         }
+    }
+
+    async fn settle(&self, written: Self::Written) -> Vec<Self::Answer> {
+        written
     }
 }
 
@@ -180,19 +180,16 @@ impl FlashSales {
             amount: s.price * quantity,
             now,
             expires_at: now + s.pay_minutes * 60_000,
-            reply: oneshot::channel().0,
         };
         // From here the unit is taken: the rest runs in its own task, so a client that goes
         // away mid-request cannot leave the unit neither reserved nor given back.
         let me = self.clone();
         let finish = tokio::spawn(async move {
-            let (reply, answer) = oneshot::channel();
-            let outcome = match me.writer.send(Job { reply, ..job }).await {
-                Ok(()) => answer
-                    .await
-                    .unwrap_or_else(|_| Err(FlashError::Store("the writer stopped".into()))),
-                Err(_) => Err(FlashError::Store("the writer stopped".into())),
-            };
+            let outcome = me
+                .writer
+                .submit(job)
+                .await
+                .unwrap_or_else(|_| Err(FlashError::Store("the writer stopped".into())));
             match outcome {
                 Ok(o) => Ok(o),
                 // The store says no unit is left (another process sold it): memory was behind.

@@ -1,0 +1,234 @@
+//! Orders coming in from exports (`know::import`): uploading an export, the receipt of every
+//! run, the tenant's status map, and linking an unlinked buyer's order to a customer.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::AppState;
+use crate::api::{
+    ApiCaller, ApiError, csv_response, json_body, live_customer, path_id, require_write,
+};
+use siyu::know::buyer_link;
+use siyu::know::import::{ImportError, ImportOptions, import_file, presets, receipts, status_map};
+use siyu::platform::clock::now_ms;
+
+/// `GET /api/v1/import/statuses`: the tenant's status map and every status text its orders
+/// carry (unknown ones first).
+pub(crate) async fn statuses(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+) -> Result<Response, ApiError> {
+    let map = status_map::load(&app.db, caller.tenant_id).await?;
+    let texts = status_map::texts(&app.db, caller.tenant_id, &map).await?;
+    let map: BTreeMap<&str, &str> = map.entries().map(|(t, s)| (t, s.as_str())).collect();
+    Ok(Json(json!({"status_map": map, "texts": texts})).into_response())
+}
+
+/// `PUT /api/v1/import/status-map`: `{"售后中": "paid", …}` replaces the map; the orders it reads
+/// differently are re-read and their buyers' figures follow.
+pub(crate) async fn put_status_map(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    body: Result<Json<BTreeMap<String, String>>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    require_write(&caller)?;
+    let map = status_map::StatusMap::new(json_body(body)?)?;
+    let reread = siyu::workflows::status_map_saved(&app.db, caller.tenant_id, &map, now_ms())
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({"reread": reread})).into_response())
+}
+
+static UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UploadQuery {
+    preset: String,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    store: Option<String>,
+    /// The file's own name, for the receipt.
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `POST /api/v1/import/orders?preset=tmall`: the body is an export file as the platform wrote
+/// it (CSV, UTF-8 or GB18030). Answers the run's receipt.
+pub(crate) async fn upload_orders(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Query(q): Query<UploadQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_write(&caller)?;
+    // An upload holds its file in memory and recomputes the tenant: two at a time per server.
+    let Ok(_turn) = UPLOADS.try_acquire() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "uploads_busy",
+            "two exports are being imported on this server; send this one when they finish",
+        ));
+    };
+    let preset_name = q.preset.clone();
+    let preset = presets::preset(&q.preset).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "preset {:?} is not one of {}",
+            q.preset,
+            presets::PRESET_NAMES.join(", ")
+        ))
+    })?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("the file is empty"));
+    }
+    let mut opts = ImportOptions::new(preset);
+    opts.channel = q.channel;
+    opts.store_id = q.store;
+    opts.status_map = status_map::load(&app.db, caller.tenant_id).await?;
+    opts.display_name = Some(
+        q.name
+            .map(|n| n.chars().filter(|c| !c.is_control()).take(120).collect())
+            .filter(|n: &String| !n.trim().is_empty())
+            .unwrap_or_else(|| format!("{}.csv", preset_name)),
+    );
+    // The importer reads a file and writes its rejected rows beside it; both live in a
+    // directory of this upload's own, gone when the receipt holds them.
+    let dir = tempfile::tempdir().map_err(ApiError::internal)?;
+    let file = dir.path().join("upload.csv");
+    tokio::fs::write(&file, &body)
+        .await
+        .map_err(ApiError::internal)?;
+    let summary = import_file(&app.db, &app.cipher, caller.tenant_id, &file, &opts, None)
+        .await
+        .map_err(|e| match e {
+            // What is wrong with the file is the caller's to mend; the rest is ours.
+            ImportError::Empty(_) | ImportError::MissingColumn { .. } | ImportError::Header(..) => {
+                ApiError::bad_request(e.to_string())
+            }
+            ImportError::Io(..) | ImportError::Store(..) => ApiError::internal(e),
+        })?;
+    if summary.imported + summary.updated > 0 {
+        siyu::workflows::import_finished(&app.db, caller.tenant_id, now_ms())
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    let receipt = match summary.receipt {
+        Some(id) => receipts::get(&app.db, caller.tenant_id, id).await?,
+        None => None,
+    };
+    Ok((StatusCode::CREATED, Json(json!({"receipt": receipt}))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RunsQuery {
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/import/runs`: the latest receipts, newest first.
+pub(crate) async fn runs(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Query(q): Query<RunsQuery>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let runs = receipts::list(&app.db, caller.tenant_id, limit).await?;
+    Ok(Json(json!({"runs": runs})).into_response())
+}
+
+/// `GET /api/v1/import/runs/{id}`.
+pub(crate) async fn run(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = path_id("run", &id)?;
+    let run = receipts::get(&app.db, caller.tenant_id, id)
+        .await?
+        .ok_or_else(|| no_run(id))?;
+    Ok(Json(run).into_response())
+}
+
+/// `GET /api/v1/import/runs/{id}/rejected.csv`: every rejected row with its line, column and
+/// reason, then the row as it was.
+pub(crate) async fn rejected_rows(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    // The rows are as the export wrote them, phones and names included.
+    if !caller.role.may_see_phone() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "role {} may not see customers' phones",
+                caller.role.as_str()
+            ),
+        ));
+    }
+    let id = path_id("run", &id)?;
+    let text = receipts::rejected_file(&app.db, &app.cipher, caller.tenant_id, id)
+        .await?
+        .ok_or_else(|| no_run(id))?
+        .unwrap_or_default();
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    Ok(csv_response(
+        &format!("import-{id}-rejected"),
+        text.as_bytes().to_vec(),
+    ))
+}
+
+fn no_run(id: i64) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no import run {id}"),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LinkInput {
+    channel: String,
+    order_no: String,
+    customer_id: i64,
+}
+
+/// `POST /api/v1/orders/link`: a customer quoted an order whose buyer was not identified; the
+/// order (and its unlinked buyer) becomes theirs.
+pub(crate) async fn link_order(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    body: Result<Json<LinkInput>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    require_write(&caller)?;
+    let l = json_body(body)?;
+    let tenant = caller.tenant_id;
+    let customer = live_customer(&app, tenant, l.customer_id).await?;
+    let now = now_ms();
+    let unlinked =
+        buyer_link::link_order(&app.db, tenant, &l.channel, &l.order_no, customer, now).await?;
+    let keys = [(l.channel.clone(), l.order_no.clone())];
+    siyu::workflows::orders_stored(
+        &app.db,
+        &app.audiences,
+        siyu::workflows::OrdersStored {
+            tenant,
+            orders: &keys,
+            buyers: &[unlinked, customer],
+            now,
+        },
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(Json(json!({"customer_id": customer, "merged_customer_id": unlinked})).into_response())
+}

@@ -1,0 +1,522 @@
+//! Console page for acquire: SMS recall campaigns and package-card batches, each with its
+//! figures, the GMV series after send as a small bar chart, the A/B verdict and its exports;
+//! forms to create a campaign from a segment snapshot (and a button to launch a draft) and a
+//! card batch with its hook coupon.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::form::{list, number, opt_fen, opt_time};
+use crate::AppState;
+use crate::api::ApiError;
+use crate::api::acquire::cards::{PrintFile, print_file};
+use crate::api::acquire::links::link_len;
+use crate::console::{ConsoleUser, page};
+use crate::i18n::{AcqTr, Lang, Tr};
+use siyu::acquire::campaigns::{self, CampaignError, NewCampaign, VariantSpec};
+use siyu::acquire::cards::{self, CardVariant, NewBatch};
+use siyu::acquire::report;
+use siyu::convert::coupons;
+use siyu::know::report::yuan;
+use siyu::know::segments::{self, NamedSnapshot};
+use siyu::platform::clock::{format_local, now_ms};
+
+pub struct Bar {
+    pub x: i64,
+    pub y: i64,
+    pub h: i64,
+    pub label: String,
+}
+
+pub struct CampaignRow {
+    pub id: i64,
+    pub name: String,
+    pub status: &'static str,
+    /// Not launched yet: the row offers the launch button.
+    pub draft: bool,
+    /// The launch button's words: launch, or resume one that stopped partway.
+    pub button: &'static str,
+    /// What the launch button asks before it sends, with the audience's size.
+    pub confirm: String,
+    pub sent: i64,
+    pub clicks: i64,
+    pub buyers: i64,
+    pub gmv: String,
+    pub cost: String,
+    pub roi: String,
+    pub bars: Vec<Bar>,
+    pub verdict: String,
+}
+
+pub struct BatchRow {
+    pub id: i64,
+    pub name: String,
+    pub channel: String,
+    pub shipped: i64,
+    pub scanned: i64,
+    pub claimed: i64,
+    pub recall_rate: String,
+    pub gmv: String,
+    pub per_card: String,
+    pub roi: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/acquire.html")]
+pub(crate) struct AcquirePage {
+    tr: &'static Tr,
+    aq: &'static AcqTr,
+    lang: &'static str,
+    user: String,
+    active: &'static str,
+    campaigns: Vec<CampaignRow>,
+    batches: Vec<BatchRow>,
+    /// Whether the user may create and launch: a viewer is shown no forms or buttons.
+    may_write: bool,
+    snapshots: Vec<SnapshotOption>,
+    /// The coupon templates a card batch may offer: (id, name).
+    offers: Vec<(i64, String)>,
+    errors: Vec<String>,
+    notices: Vec<String>,
+}
+
+/// A snapshot the campaign form offers as the audience.
+pub struct SnapshotOption {
+    pub id: i64,
+    pub label: String,
+}
+
+impl SnapshotOption {
+    fn of(s: NamedSnapshot) -> SnapshotOption {
+        SnapshotOption {
+            id: s.id,
+            label: format!("{} · {} · {}", s.segment, s.size, format_local(s.taken_at)),
+        }
+    }
+}
+
+pub(crate) fn roi(r: Option<f64>) -> String {
+    r.map(|x| format!("{x:.1}")).unwrap_or_else(|| "–".into())
+}
+
+/// Bars of cumulative GMV at 3, 6, 12, 24 hours, scaled to the tallest.
+pub(crate) fn bars(points: &[report::Point]) -> Vec<Bar> {
+    let top = points.iter().map(|p| p.gmv).max().unwrap_or(0).max(1);
+    points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let h = (p.gmv * 40 / top).max(1);
+            Bar {
+                x: i as i64 * 33,
+                y: 44 - h,
+                h,
+                label: format!("{}h: ¥{}", p.hours, yuan(p.gmv)),
+            }
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PageQuery {
+    /// A campaign just launched from the page, whose outcome counts it shows. Text, so that a
+    /// hand-edited address still opens the page.
+    launched: Option<String>,
+}
+
+pub(crate) async fn acquire_page(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let tenant = u.caller.tenant_id;
+    let mut notices = Vec::new();
+    // Only a launched campaign of this tenant has counts to show; anything else shows none.
+    if let Some(id) = q.launched.and_then(|l| l.parse::<i64>().ok()) {
+        let launched = match campaigns::get(&app.db, tenant, id).await {
+            Ok(c) => c.status == "launched",
+            Err(CampaignError::NotFound(_)) => false,
+            Err(e) => return ApiError::from(e).into_response(),
+        };
+        if launched {
+            match campaigns::launch_report(&app.db, tenant, id).await {
+                Ok(r) => notices.push(launch_notice(u.lang.aq(), &r)),
+                Err(e) => return ApiError::from(e).into_response(),
+            }
+        }
+    }
+    render(&app, &u, Vec::new(), notices).await
+}
+
+/// What became of a launch's customers, in the page's words.
+pub(crate) fn launch_notice(aq: &AcqTr, r: &campaigns::LaunchReport) -> String {
+    format!(
+        "{}: {} {} · {} {} · {} {} · {} {} · {} {} · {} {}",
+        aq.launch_done,
+        aq.queued,
+        r.queued,
+        aq.control,
+        r.control,
+        aq.no_phone,
+        r.no_phone,
+        aq.duplicate,
+        r.duplicate,
+        aq.excluded,
+        r.excluded,
+        aq.unsubscribed,
+        r.unsubscribed
+    )
+}
+
+/// The page, with what the last form did: refusals naming their field, or a launch's counts.
+pub(crate) async fn render(
+    app: &AppState,
+    u: &ConsoleUser,
+    errors: Vec<String>,
+    notices: Vec<String>,
+) -> Response {
+    let tenant = u.caller.tenant_id;
+    let aq = u.lang.aq();
+    let run = async {
+        let mut cs = Vec::new();
+        for c in campaigns::list(&app.db, tenant).await?.into_iter().take(20) {
+            let r = report::campaign_report(&app.db, tenant, c.id).await?;
+            let verdict =
+                r.ab.as_ref()
+                    .map(|a| {
+                        if u.lang == Lang::Zh {
+                            a.verdict_zh.clone()
+                        } else {
+                            a.verdict_en.clone()
+                        }
+                    })
+                    .unwrap_or_default();
+            let draft = c.status != "launched";
+            // A draft with recipients recorded is a launch that stopped partway (a crash, a
+            // restart): launching again sends only to those it missed.
+            let (status, button, confirm) = if draft {
+                let size = segments::snapshot_size(&app.db, tenant, c.snapshot_id).await?;
+                let confirm = format!("{}{}", aq.confirm_launch, size.unwrap_or(0));
+                if campaigns::launch_report(&app.db, tenant, c.id)
+                    .await?
+                    .audience
+                    > 0
+                {
+                    (aq.interrupted, aq.resume, confirm)
+                } else {
+                    (aq.draft, aq.launch, confirm)
+                }
+            } else {
+                (aq.launched, aq.launch, String::new())
+            };
+            cs.push(CampaignRow {
+                id: c.id,
+                name: c.name,
+                status,
+                button,
+                draft,
+                confirm,
+                sent: r.total.sent,
+                clicks: r.total.clicks,
+                buyers: r.total.buyers,
+                gmv: yuan(r.total.gmv),
+                cost: yuan(r.total.cost),
+                roi: roi(r.total.roi),
+                bars: bars(&r.total.series),
+                verdict,
+            });
+        }
+        let mut bs = Vec::new();
+        for b in cards::list_batches(&app.db, tenant)
+            .await?
+            .into_iter()
+            .take(20)
+        {
+            let r = cards::batch_report(&app.db, tenant, b.id).await?;
+            bs.push(BatchRow {
+                id: b.id,
+                name: b.name,
+                channel: b.channel,
+                shipped: r.total.shipped,
+                scanned: r.total.scanned,
+                claimed: r.total.claimed,
+                recall_rate: format!("{:.1}%", r.total.recall_rate * 100.0),
+                gmv: yuan(r.total.gmv),
+                per_card: format!("{:.2}", r.total.per_card / 100.0),
+                roi: roi(r.total.roi),
+            });
+        }
+        let snapshots = segments::recent_snapshots(&app.db, tenant, 50).await?;
+        // A batch may only use a template set up for cards.
+        let offers = coupons::templates(&app.db, tenant)
+            .await?
+            .into_iter()
+            .filter(|t| t.claim_via == coupons::ClaimVia::Card.as_str())
+            .map(|t| (t.id, t.name))
+            .collect();
+        Ok::<_, ApiError>((cs, bs, snapshots, offers))
+    };
+    match run.await {
+        Ok((campaigns, batches, snapshots, offers)) => page(AcquirePage {
+            tr: u.lang.tr(),
+            aq,
+            lang: u.lang.code(),
+            user: u.caller.name.clone(),
+            active: "acquire",
+            campaigns,
+            batches,
+            may_write: u.caller.role.may_write(),
+            snapshots: snapshots.into_iter().map(SnapshotOption::of).collect(),
+            offers,
+            errors,
+            notices,
+        }),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub(crate) fn may_write(u: &ConsoleUser) -> Result<(), ApiError> {
+    if u.caller.role.may_write() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            u.lang.aq().read_only,
+        ))
+    }
+}
+
+/// A form the decoder could not read (a field given twice, bad encoding), as a refusal.
+pub(crate) fn unreadable(e: FormRejection) -> ApiError {
+    ApiError::bad_request(format!("form: {}", e.body_text()))
+}
+
+/// The page with a refusal on it, answered with the refusal's status.
+pub(crate) async fn refused(app: &AppState, u: &ConsoleUser, e: ApiError) -> Response {
+    let mut r = render(app, u, vec![e.message().to_owned()], Vec::new()).await;
+    // A page that could not be drawn keeps its own error status.
+    if r.status().is_success() {
+        *r.status_mut() = e.status();
+    }
+    r
+}
+
+/// The campaign form as posted: every field as text, and each may be missing, so that a bad
+/// one is refused by name on the page rather than by the form decoder.
+#[derive(Deserialize)]
+pub(crate) struct CampaignForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    snapshot_id: String,
+    #[serde(default)]
+    variant_a: String,
+    #[serde(default)]
+    variant_b: String,
+    #[serde(default)]
+    variant_c: String,
+    #[serde(default)]
+    holdout_percent: String,
+    #[serde(default)]
+    target_url: String,
+    #[serde(default)]
+    scheduled_at: String,
+    #[serde(default)]
+    forbidden_words: String,
+    #[serde(default)]
+    exclude_phones: String,
+    #[serde(default)]
+    cost_per_part: String,
+    #[serde(default)]
+    window_days: String,
+}
+
+impl CampaignForm {
+    /// The campaign the form describes: variants A, B, C from the texts filled in (equal
+    /// weights), money in yuan, the schedule in China time (empty: now), lists as [`list`]
+    /// splits them.
+    fn campaign(self) -> Result<NewCampaign, String> {
+        let snapshot_id = number("snapshot_id", &self.snapshot_id)?.ok_or_else(|| {
+            "snapshot_id: pick a segment snapshot (take one on the segment's page)".to_string()
+        })?;
+        let variants = [
+            ("A", self.variant_a),
+            ("B", self.variant_b),
+            ("C", self.variant_c),
+        ]
+        .into_iter()
+        .filter(|(_, content)| !content.trim().is_empty())
+        .map(|(name, content)| VariantSpec {
+            name: name.into(),
+            content,
+            weight: 1,
+        })
+        .collect();
+        let cost_per_part = opt_fen("cost_per_part", &self.cost_per_part)?;
+        let scheduled_at = opt_time("scheduled_at", &self.scheduled_at)?;
+        let target_url = Some(self.target_url.trim().to_string()).filter(|t| !t.is_empty());
+        Ok(NewCampaign {
+            name: self.name,
+            snapshot_id,
+            variants,
+            holdout_percent: number("holdout_percent", &self.holdout_percent)?.unwrap_or(0),
+            seed: None,
+            target_url,
+            template_code: None,
+            exclude_phones: list(&self.exclude_phones),
+            forbidden_words: list(&self.forbidden_words),
+            cost_per_part,
+            window_days: number("window_days", &self.window_days)?,
+            scheduled_at,
+        })
+    }
+}
+
+/// `POST /console/acquire/campaigns`: a draft campaign, refused by field on the page.
+pub(crate) async fn create_campaign(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    f: Result<Form<CampaignForm>, FormRejection>,
+) -> Response {
+    let r = async {
+        may_write(&u)?;
+        let Form(f) = f.map_err(unreadable)?;
+        let c = f.campaign().map_err(ApiError::bad_request)?;
+        Ok::<_, ApiError>(
+            campaigns::create(&app.db, u.caller.tenant_id, &c, link_len(&app), now_ms()).await?,
+        )
+    };
+    match r.await {
+        Ok(_) => Redirect::to("/console/acquire").into_response(),
+        Err(e) => refused(&app, &u, e).await,
+    }
+}
+
+/// The card-batch form as posted, every field as text.
+#[derive(Deserialize)]
+pub(crate) struct BatchForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    channel: String,
+    #[serde(default)]
+    coupon_template_id: String,
+    #[serde(default)]
+    size: String,
+    #[serde(default)]
+    variants: String,
+    #[serde(default)]
+    contact_qr_url: String,
+    #[serde(default)]
+    cost_per_card: String,
+    #[serde(default)]
+    window_days: String,
+}
+
+impl BatchForm {
+    /// The batch the form describes: designs named in one box (equal weights; none is one
+    /// `default` design), the printing cost in yuan.
+    fn batch(self) -> Result<NewBatch, String> {
+        let coupon_template_id = number("coupon_template_id", &self.coupon_template_id)?
+            .ok_or_else(|| {
+                "coupon_template_id: pick the hook coupon (create a coupon template first: POST /api/v1/coupon-templates)"
+                    .to_string()
+            })?;
+        let size = number("size", &self.size)?
+            .ok_or_else(|| "size: how many cards to print".to_string())?;
+        Ok(NewBatch {
+            name: self.name,
+            channel: self.channel.trim().to_string(),
+            coupon_template_id,
+            size,
+            variants: list(&self.variants)
+                .into_iter()
+                .map(|name| CardVariant { name, weight: 1 })
+                .collect(),
+            contact_qr_url: Some(self.contact_qr_url.trim().to_string()).filter(|u| !u.is_empty()),
+            cost_per_card: opt_fen("cost_per_card", &self.cost_per_card)?.unwrap_or(0),
+            window_days: number("window_days", &self.window_days)?.unwrap_or(7),
+        })
+    }
+}
+
+/// `POST /console/acquire/card-batches`: a batch of unique card codes, listed with its PDF for
+/// the printing shop; refused by field on the page.
+pub(crate) async fn create_batch(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    f: Result<Form<BatchForm>, FormRejection>,
+) -> Response {
+    let r = async {
+        may_write(&u)?;
+        let Form(f) = f.map_err(unreadable)?;
+        let b = f.batch().map_err(ApiError::bad_request)?;
+        Ok::<_, ApiError>(cards::create_batch(&app.db, u.caller.tenant_id, &b, now_ms()).await?)
+    };
+    match r.await {
+        Ok(_) => Redirect::to("/console/acquire").into_response(),
+        Err(e) => refused(&app, &u, e).await,
+    }
+}
+
+/// `POST /console/acquire/campaigns/{id}/launch`: the draft's audience becomes outbox
+/// messages, as `POST /api/v1/campaigns/{id}/launch` does (idempotent); then the page says
+/// what became of each customer.
+pub(crate) async fn launch_campaign(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Path(id): Path<String>,
+) -> Response {
+    let r = async {
+        may_write(&u)?;
+        let id: i64 = id
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("campaign: {id:?} is not a campaign id")))?;
+        campaigns::launch_then(
+            &app.db,
+            &app.cipher,
+            &app.public_url,
+            u.caller.tenant_id,
+            id,
+            now_ms(),
+            Some(&app.outbox),
+        )
+        .await?;
+        app.outbox.notify();
+        Ok::<_, ApiError>(id)
+    };
+    match r.await {
+        // Back to the page, which reads the launch's counts: reloading it launches nothing.
+        Ok(id) => Redirect::to(&format!("/console/acquire?launched={id}")).into_response(),
+        Err(e) => refused(&app, &u, e).await,
+    }
+}
+
+/// `GET /console/acquire/card-batches/{id}/cards.pdf`: the print file, signed in by the
+/// console's session (the API's needs a key).
+pub(crate) async fn cards_pdf(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Path(id): Path<String>,
+) -> Response {
+    print_file(&app, &u.caller, &id, PrintFile::Pdf)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /console/acquire/card-batches/{id}/cards.csv`: the cards for variable-data printing.
+pub(crate) async fn cards_csv(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Path(id): Path<String>,
+) -> Response {
+    print_file(&app, &u.caller, &id, PrintFile::Csv)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}

@@ -1,0 +1,263 @@
+//! The customer list and the customer 360 page (`know::customers`).
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::{ConsoleUser, MessagePage, page, server_error};
+use crate::AppState;
+use crate::i18n::{Tr, channel_name, kind_name, status_name};
+use siyu::know::customers::{Customer360, customer_360, list_customers, search};
+use siyu::know::report::yuan;
+use siyu::platform::clock::format_local;
+
+pub(crate) struct Row {
+    id: i64,
+    name: String,
+    phone: String,
+    orders: i64,
+    spend: String,
+    last_order: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/customers.html")]
+pub(crate) struct CustomersPage {
+    tr: &'static Tr,
+    lang: &'static str,
+    user: String,
+    active: &'static str,
+    q: String,
+    rows: Vec<Row>,
+    page: i64,
+    pages: i64,
+    total: i64,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ListQuery {
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    page: Option<i64>,
+}
+
+pub(crate) async fn customers_page(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Query(lq): Query<ListQuery>,
+) -> Response {
+    let q = lq.q.unwrap_or_default().trim().to_owned();
+    let tenant = u.caller.tenant_id;
+    let result = async {
+        let only = if q.is_empty() {
+            None
+        } else {
+            Some(search(&app.db, &app.cipher, tenant, &q).await?)
+        };
+        list_customers(
+            &app.db,
+            &app.cipher,
+            tenant,
+            lq.page.unwrap_or(1),
+            50,
+            only.as_deref(),
+            false,
+        )
+        .await
+    }
+    .await;
+    let p = match result {
+        Ok(p) => p,
+        Err(e) => return server_error(e),
+    };
+    let rows = p
+        .customers
+        .into_iter()
+        .map(|c| Row {
+            id: c.id,
+            name: c.display_name.unwrap_or_default(),
+            phone: c.phone.unwrap_or_default(),
+            orders: c.order_count,
+            spend: yuan(c.total_spend),
+            last_order: c.last_order_at.map(format_local).unwrap_or_default(),
+        })
+        .collect();
+    page(CustomersPage {
+        tr: u.lang.tr(),
+        lang: u.lang.code(),
+        user: u.caller.name.clone(),
+        active: "customers",
+        q,
+        rows,
+        page: p.page,
+        pages: ((p.total + p.per_page - 1) / p.per_page).max(1),
+        total: p.total,
+    })
+}
+
+pub(crate) struct OrderRow {
+    time: String,
+    channel: String,
+    order_no: String,
+    status: String,
+    amount: String,
+    refund: String,
+    items: i64,
+    store: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/customer.html")]
+pub(crate) struct CustomerPage {
+    tr: &'static Tr,
+    lang: &'static str,
+    user: String,
+    active: &'static str,
+    c: Customer360,
+    name: String,
+    spend: String,
+    aov: String,
+    first_order: String,
+    last_order: String,
+    channels: String,
+    identities: Vec<(String, String)>,
+    orders: Vec<OrderRow>,
+    events: Vec<(String, String, String, String)>,
+    may_unmask: bool,
+    stage: String,
+    rfm_class: String,
+    repurchase: String,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct UnmaskQuery {
+    #[serde(default)]
+    unmask: Option<String>,
+}
+
+pub(crate) async fn customer_page(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Path(id): Path<String>,
+    Query(uq): Query<UnmaskQuery>,
+) -> Response {
+    let not_found = || {
+        let mut r = page(MessagePage {
+            tr: u.lang.tr(),
+            lang: u.lang.code(),
+            user: u.caller.name.clone(),
+            active: "customers",
+            message: u.lang.tr().not_found,
+        });
+        *r.status_mut() = StatusCode::NOT_FOUND;
+        r
+    };
+    let Ok(id) = id.parse::<i64>() else {
+        return not_found();
+    };
+    let may = u.caller.role.may_see_phone();
+    let unmask = may && uq.unmask.as_deref() == Some("1");
+    let c = match customer_360(&app.db, &app.cipher, u.caller.tenant_id, id, unmask).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return not_found(),
+        Err(e) => return server_error(e),
+    };
+    if unmask {
+        tracing::info!(user = %u.caller.name, customer = c.id, "full phone number shown in the console");
+    }
+    let l = u.lang;
+    page(CustomerPage {
+        tr: l.tr(),
+        lang: l.code(),
+        user: u.caller.name.clone(),
+        active: "customers",
+        name: c.display_name.clone().unwrap_or_default(),
+        spend: yuan(c.summary.total_spend),
+        aov: yuan(c.summary.average_order_value),
+        stage: siyu::know::rfm::Stage::parse(&c.layer.stage)
+            .map(|s| {
+                if l == crate::i18n::Lang::Zh {
+                    s.zh()
+                } else {
+                    s.en()
+                }
+            })
+            .unwrap_or("-")
+            .to_owned(),
+        rfm_class: c
+            .layer
+            .rfm_class
+            .as_deref()
+            .and_then(siyu::know::rfm::RfmClass::parse)
+            .map(|k| {
+                if l == crate::i18n::Lang::Zh {
+                    k.zh()
+                } else {
+                    k.en()
+                }
+            })
+            .unwrap_or("-")
+            .to_owned(),
+        repurchase: c
+            .layer
+            .repurchase_at
+            .map(format_local)
+            .unwrap_or_else(|| "-".into()),
+        first_order: c
+            .summary
+            .first_order_at
+            .map(format_local)
+            .unwrap_or_else(|| "-".into()),
+        last_order: c
+            .summary
+            .last_order_at
+            .map(format_local)
+            .unwrap_or_else(|| "-".into()),
+        channels: c
+            .summary
+            .channels
+            .iter()
+            .map(|ch| channel_name(l, ch))
+            .collect::<Vec<_>>()
+            .join(" · "),
+        identities: c
+            .identities
+            .iter()
+            .map(|i| (kind_name(l, &i.kind), i.value.clone()))
+            .collect(),
+        orders: c
+            .recent_orders
+            .iter()
+            .map(|o| OrderRow {
+                time: format_local(o.ordered_at),
+                channel: channel_name(l, &o.channel),
+                order_no: o.order_no.clone(),
+                status: status_name(l, &o.status),
+                amount: yuan(o.amount),
+                refund: yuan(o.refund_amount),
+                items: o.item_count,
+                store: o.store_id.clone().unwrap_or_default(),
+            })
+            .collect(),
+        events: c
+            .recent_events
+            .iter()
+            .map(|e| {
+                (
+                    format_local(e.occurred_at),
+                    e.kind.clone(),
+                    e.channel
+                        .as_deref()
+                        .map(|c| channel_name(l, c))
+                        .unwrap_or_default(),
+                    e.touchpoint.clone().unwrap_or_default(),
+                )
+            })
+            .collect(),
+        may_unmask: may && !unmask,
+        c,
+    })
+}

@@ -1,0 +1,84 @@
+//! Values typed into the console's forms, read as the domain stores them: yuan as fen, China
+//! time as UTC milliseconds, whole numbers, lists typed in one box. Each error names its field,
+//! for the page to show beside the form.
+
+use siyu::know::import::values::{parse_money, parse_time};
+
+/// An amount in yuan as fen.
+pub(crate) fn fen(field: &str, v: &str) -> Result<i64, String> {
+    parse_money(v).map_err(|e| format!("{field}: {e}"))
+}
+
+/// An optional amount: empty is none.
+pub(crate) fn opt_fen(field: &str, v: &str) -> Result<Option<i64>, String> {
+    match v.trim() {
+        "" => Ok(None),
+        v => fen(field, v).map(Some),
+    }
+}
+
+/// A `datetime-local` (China time) as UTC milliseconds.
+pub(crate) fn time(field: &str, v: &str) -> Result<i64, String> {
+    parse_time(&v.replace('T', " ")).map_err(|e| format!("{field}: {e}"))
+}
+
+/// An optional time: empty is none.
+pub(crate) fn opt_time(field: &str, v: &str) -> Result<Option<i64>, String> {
+    match v.trim() {
+        "" => Ok(None),
+        v => time(field, v).map(Some),
+    }
+}
+
+/// A whole number, or `None` when left empty.
+pub(crate) fn number(field: &str, v: &str) -> Result<Option<i64>, String> {
+    match v.trim() {
+        "" => Ok(None),
+        v => v
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{field}: {v:?} is not a whole number")),
+    }
+}
+
+/// A list typed in one box: split by commas, 、, semicolons or lines, not by spaces (a number
+/// may be typed `138 0013 8000`).
+pub(crate) fn list(v: &str) -> Vec<String> {
+    v.split([',', '，', '、', ';', '；', '\n', '\r'])
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_values_are_read_or_refused_by_name() {
+        assert_eq!(fen("price", "99.5"), Ok(9_950));
+        assert!(
+            fen("price", "九十九")
+                .expect_err("a bad amount")
+                .starts_with("price: ")
+        );
+        assert_eq!(opt_fen("cost", " "), Ok(None));
+        assert_eq!(number("size", " 12 "), Ok(Some(12)));
+        assert_eq!(number("size", ""), Ok(None));
+        assert_eq!(
+            number("size", "一千"),
+            Err("size: \"一千\" is not a whole number".to_string())
+        );
+        assert_eq!(opt_time("at", ""), Ok(None));
+        // 2026-12-12 20:00 in China is 12:00 UTC.
+        assert_eq!(
+            opt_time("at", "2026-12-12T20:00"),
+            Ok(Some(1_797_076_800_000))
+        );
+        assert_eq!(
+            list("最便宜，第一、 国家级;顶级\n139 0100 0000\r\n"),
+            ["最便宜", "第一", "国家级", "顶级", "139 0100 0000"]
+        );
+    }
+}

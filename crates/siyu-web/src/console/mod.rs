@@ -1,0 +1,298 @@
+//! `/console`: the operators' web console, server-rendered, zh-CN first: sign-in, language,
+//! the overview, and one module per capability's pages.
+
+pub mod accounts;
+pub mod acquire;
+pub mod activities;
+pub mod connect;
+pub mod customers;
+pub mod data;
+mod form;
+pub mod members;
+pub mod origin;
+pub mod segments;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::header::{COOKIE, LOCATION, REFERER, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::client_ip::ClientIp;
+use crate::i18n::{Lang, Tr, channel_name};
+use siyu::know::report::{overview, yuan};
+use siyu::platform::access::Login;
+use siyu::platform::access::{self, Caller};
+
+pub(crate) const SESSION_COOKIE: &str = "siyu_session";
+
+pub(crate) const LANG_COOKIE: &str = "siyu_lang";
+
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+pub(crate) fn lang_of(headers: &HeaderMap) -> Lang {
+    Lang::from_cookie(cookie(headers, LANG_COOKIE))
+}
+
+/// A signed-in console user; anyone else is sent to the login page.
+pub struct ConsoleUser {
+    pub caller: Caller,
+    pub lang: Lang,
+}
+
+impl FromRequestParts<AppState> for ConsoleUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let lang = lang_of(&parts.headers);
+        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
+            return Err(Redirect::to("/console/login").into_response());
+        };
+        match access::caller_by_session(&state.db, token).await {
+            Ok(Some(caller)) => Ok(ConsoleUser { caller, lang }),
+            Ok(None) => Err(Redirect::to("/console/login").into_response()),
+            Err(e) => Err(server_error(e)),
+        }
+    }
+}
+
+pub(crate) fn server_error(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "console request failed");
+    let text = format!(
+        "{} / {}",
+        crate::i18n::ZH.internal_error,
+        crate::i18n::EN.internal_error
+    );
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Html(format!(
+            "<!doctype html><meta charset=\"utf-8\"><p>{text}</p>"
+        )),
+    )
+        .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "console/message.html")]
+pub(crate) struct MessagePage {
+    tr: &'static Tr,
+    lang: &'static str,
+    user: String,
+    active: &'static str,
+    message: &'static str,
+}
+
+pub(crate) fn page(t: impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/login.html")]
+pub(crate) struct LoginPage {
+    tr: &'static Tr,
+    lang: &'static str,
+    user: String,
+    active: &'static str,
+    failed: bool,
+    /// Too many attempts lately: wait before trying again.
+    throttled: bool,
+    tenant: String,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginQuery {
+    #[serde(default)]
+    tenant: Option<String>,
+}
+
+pub(crate) async fn login_page(headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
+    let lang = lang_of(&headers);
+    page(LoginPage {
+        tr: lang.tr(),
+        lang: lang.code(),
+        user: String::new(),
+        active: "",
+        failed: false,
+        throttled: false,
+        tenant: q.tenant.unwrap_or_default(),
+    })
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginForm {
+    tenant: String,
+    username: String,
+    password: String,
+}
+
+pub(crate) async fn login_submit(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let lang = lang_of(&headers);
+    let from = ClientIp(ip).subject();
+    let refused = |throttled: bool, status: StatusCode, tenant: String| {
+        let mut r = page(LoginPage {
+            tr: lang.tr(),
+            lang: lang.code(),
+            user: String::new(),
+            active: "",
+            failed: !throttled,
+            throttled,
+            tenant,
+        });
+        *r.status_mut() = status;
+        r
+    };
+    match access::login(&app.db, &f.tenant, &f.username, &f.password, &from).await {
+        Ok(Login::Session(token)) => {
+            // Sent only over https when the console is served over https.
+            let secure = if app.public_url.starts_with("https://") {
+                "; Secure"
+            } else {
+                ""
+            };
+            let cookie = format!(
+                "{SESSION_COOKIE}={token}; Path=/console; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+                access::SESSION_MS / 1000
+            );
+            let mut r = Redirect::to("/console/overview").into_response();
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                r.headers_mut().insert(SET_COOKIE, v);
+            }
+            r
+        }
+        Ok(Login::Wrong) => refused(false, StatusCode::UNAUTHORIZED, f.tenant),
+        Ok(Login::Throttled) => refused(true, StatusCode::TOO_MANY_REQUESTS, f.tenant),
+        Err(e) => server_error(e),
+    }
+}
+
+pub(crate) async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = cookie(&headers, SESSION_COOKIE)
+        && let Err(e) = access::logout(&app.db, token).await
+    {
+        return server_error(e);
+    }
+    let mut r = Redirect::to("/console/login").into_response();
+    r.headers_mut().insert(
+        SET_COOKIE,
+        HeaderValue::from_static("siyu_session=; Path=/console; HttpOnly; Max-Age=0"),
+    );
+    r
+}
+
+pub(crate) async fn set_lang(Path(code): Path<String>, headers: HeaderMap) -> Response {
+    let value = if code == "en" { "en" } else { "zh" };
+    // Back to the page the switch was clicked on, if it was one of ours.
+    let back = headers
+        .get(REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.find("/console").map(|i| r[i..].to_owned()))
+        .unwrap_or_else(|| "/console".to_owned());
+    let mut r = (StatusCode::SEE_OTHER, ()).into_response();
+    if let (Ok(loc), Ok(c)) = (
+        HeaderValue::from_str(&back),
+        HeaderValue::from_str(&format!(
+            "{LANG_COOKIE}={value}; Path=/; Max-Age=31536000; SameSite=Lax"
+        )),
+    ) {
+        r.headers_mut().insert(LOCATION, loc);
+        r.headers_mut().insert(SET_COOKIE, c);
+    }
+    r
+}
+
+#[derive(Template)]
+#[template(path = "console/overview.html")]
+pub(crate) struct OverviewPage {
+    tr: &'static Tr,
+    lang: &'static str,
+    user: String,
+    active: &'static str,
+    o: siyu::know::report::Overview,
+    gmv: String,
+    repeat_online: String,
+    repeat_store: String,
+    channels: Vec<(String, i64, i64, String)>,
+    d: &'static crate::i18n::DataTr,
+    data: data::ChannelData,
+    /// What went wrong with the form just sent (reading a status text).
+    errors: Vec<String>,
+    may_write: bool,
+}
+
+pub(crate) fn percent(r: f64) -> String {
+    format!("{:.1}%", r * 100.0)
+}
+
+pub(crate) async fn overview_page(State(app): State<AppState>, u: ConsoleUser) -> Response {
+    render_overview(&app, &u, Vec::new(), StatusCode::OK).await
+}
+
+/// The overview, with what went wrong with a form sent from it.
+pub(crate) async fn render_overview(
+    app: &AppState,
+    u: &ConsoleUser,
+    errors: Vec<String>,
+    status: StatusCode,
+) -> Response {
+    let tenant = u.caller.tenant_id;
+    let o = match overview(&app.db, tenant).await {
+        Ok(o) => o,
+        Err(e) => return server_error(e),
+    };
+    let data = match data::channel_data(app, tenant, u.lang).await {
+        Ok(d) => d,
+        Err(e) => return server_error(e),
+    };
+    let mut r = page(OverviewPage {
+        tr: u.lang.tr(),
+        lang: u.lang.code(),
+        user: u.caller.name.clone(),
+        active: "overview",
+        gmv: yuan(o.gmv),
+        repeat_online: percent(o.online.rate),
+        repeat_store: percent(o.store.rate),
+        channels: o
+            .channels
+            .iter()
+            .map(|c| {
+                (
+                    channel_name(u.lang, &c.channel),
+                    c.orders,
+                    c.buyers,
+                    yuan(c.gmv),
+                )
+            })
+            .collect(),
+        o,
+        d: u.lang.data(),
+        data,
+        errors,
+        may_write: u.caller.role.may_write(),
+    });
+    *r.status_mut() = status;
+    r
+}

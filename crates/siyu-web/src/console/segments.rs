@@ -1,0 +1,597 @@
+//! Console pages for layering: tags (create, upload a list), the RFM distribution, and segments
+//! with a builder that shows the count live as conditions change. The builder talks JSON to
+//! `/console/api/…` with the session of the signed-in user.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Form, Json};
+use serde::Deserialize;
+use serde_json::{Value as Json_, json};
+
+use crate::AppState;
+use crate::api::know::audience::{count_json, preview_json};
+use crate::api::know::rfm::rfm_json;
+use crate::api::{ApiError, actor};
+use crate::console::{ConsoleUser, page, server_error};
+use crate::i18n::{LayerTr, Tr, channel_name, kind_name};
+use siyu::know::rfm::{ALL_CLASSES, ALL_STAGES};
+use siyu::know::rule::Rule;
+use siyu::know::{segments, tags};
+use siyu::platform::clock::{format_local, now_ms};
+
+pub struct TagRow {
+    pub id: i64,
+    pub group: String,
+    pub name: String,
+    pub rule: bool,
+    pub members: u64,
+}
+
+#[derive(Template)]
+#[template(path = "console/tags.html")]
+pub(crate) struct TagsPage {
+    tr: &'static Tr,
+    lt: &'static LayerTr,
+    lang: &'static str,
+    user: String,
+    active: &'static str,
+    rows: Vec<TagRow>,
+    result: Option<String>,
+    problems: Vec<String>,
+}
+
+pub(crate) async fn tag_rows(app: &AppState, tenant: i64) -> Result<Vec<TagRow>, ApiError> {
+    let list = tags::list(&app.db, tenant).await?;
+    let counts = app
+        .audiences
+        .read(tenant, |ix| {
+            list.iter()
+                .map(|t| ix.tag(t.id).map_or(0, |b| b.len()))
+                .collect::<Vec<u64>>()
+        })
+        .await?;
+    Ok(list
+        .into_iter()
+        .zip(counts)
+        .map(|(t, n)| TagRow {
+            id: t.id,
+            group: t.group_name,
+            rule: t.rule.is_some(),
+            name: t.name,
+            members: n,
+        })
+        .collect())
+}
+
+pub(crate) async fn render_tags(
+    app: &AppState,
+    u: &ConsoleUser,
+    result: Option<String>,
+    problems: Vec<String>,
+) -> Response {
+    match tag_rows(app, u.caller.tenant_id).await {
+        Ok(rows) => page(TagsPage {
+            tr: u.lang.tr(),
+            lt: u.lang.lt(),
+            lang: u.lang.code(),
+            user: u.caller.name.clone(),
+            active: "tags",
+            rows,
+            result,
+            problems,
+        }),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A role that may only read is shown the page again with the reason, and a 403.
+pub(crate) async fn forbidden(app: &AppState, u: &ConsoleUser) -> Response {
+    let mut r = render_tags(app, u, None, vec![u.lang.lt().read_only.to_owned()]).await;
+    *r.status_mut() = StatusCode::FORBIDDEN;
+    r
+}
+
+pub(crate) async fn tags_page(State(app): State<AppState>, u: ConsoleUser) -> Response {
+    render_tags(&app, &u, None, Vec::new()).await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NewTagForm {
+    group: String,
+    name: String,
+}
+
+pub(crate) async fn create_tag(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Form(f): Form<NewTagForm>,
+) -> Response {
+    if !u.caller.role.may_write() {
+        return forbidden(&app, &u).await;
+    }
+    match tags::create(
+        &app.db,
+        u.caller.tenant_id,
+        &f.group,
+        &f.name,
+        None,
+        now_ms(),
+    )
+    .await
+    {
+        Ok(_) => Redirect::to("/console/tags").into_response(),
+        Err(e) => render_tags(&app, &u, None, vec![e.to_string()]).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct UploadForm {
+    tag: i64,
+    list: String,
+}
+
+pub(crate) async fn upload_list(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Form(f): Form<UploadForm>,
+) -> Response {
+    if !u.caller.role.may_write() {
+        return forbidden(&app, &u).await;
+    }
+    let tenant = u.caller.tenant_id;
+    let run = async {
+        let tag = tags::get(&app.db, tenant, f.tag).await?;
+        let (ids, errors) = match tags::resolve_list(&app.db, &app.cipher, tenant, &f.list).await {
+            Err(tags::TagError::Invalid { field: "list", .. }) => return Ok(None),
+            r => r?,
+        };
+        let source = format!("upload:{}", actor(&u.caller));
+        let added = crate::api::know::tags::told(
+            &app,
+            tenant,
+            tags::tag_customers(&app.db, tenant, &tag, &ids, &source, now_ms()).await,
+        )
+        .await?;
+        Ok::<_, ApiError>(Some((tag, added.len(), errors)))
+    };
+    match run.await {
+        Ok(None) => {
+            let mut r = render_tags(&app, &u, None, vec![u.lang.lt().list_too_long.into()]).await;
+            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            r
+        }
+        Ok(Some((tag, n, errors))) => {
+            let lt = u.lang.lt();
+            let result = format!("{} {}/{}: {n}", lt.tagged, tag.group_name, tag.name);
+            let problems = errors
+                .into_iter()
+                .map(|e| {
+                    format!(
+                        "{} {}: {} ({})",
+                        lt.not_found_lines, e.line, e.value, e.reason
+                    )
+                })
+                .collect();
+            render_tags(&app, &u, Some(result), problems).await
+        }
+        // A failure of the server says so in both languages; a refusal is shown on the page.
+        Err(e) if e.status().is_server_error() => server_error(e.message()),
+        Err(e) => render_tags(&app, &u, None, vec![e.message().to_owned()]).await,
+    }
+}
+
+pub struct Bar {
+    pub key: String,
+    pub label: String,
+    pub count: u64,
+    /// Bar width and the x of its figure, in chart units (a full bar is 480).
+    pub width: String,
+    pub text_x: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/rfm.html")]
+pub(crate) struct RfmPage {
+    tr: &'static Tr,
+    lt: &'static LayerTr,
+    lang: &'static str,
+    user: String,
+    active: &'static str,
+    classes: Vec<Bar>,
+    stages: Vec<Bar>,
+    window_days: i64,
+    cuts: String,
+    customers: u64,
+}
+
+pub(crate) fn bars(list: &Json_, key: &str, zh: bool) -> Vec<Bar> {
+    let items = list.as_array().cloned().unwrap_or_default();
+    let max = items
+        .iter()
+        .filter_map(|i| i["customers"].as_u64())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    items
+        .iter()
+        .map(|i| {
+            let count = i["customers"].as_u64().unwrap_or(0);
+            Bar {
+                key: i[key].as_str().unwrap_or("").to_owned(),
+                label: i[if zh { "zh" } else { "en" }]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+                count,
+                width: format!("{:.1}", count as f64 * 480.0 / max as f64),
+                text_x: format!("{:.1}", count as f64 * 480.0 / max as f64 + 158.0),
+            }
+        })
+        .collect()
+}
+
+pub(crate) async fn rfm_page(State(app): State<AppState>, u: ConsoleUser) -> Response {
+    let v = match rfm_json(&app, u.caller.tenant_id).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let zh = u.lang.code() == "zh-CN";
+    let model = &v["model"];
+    let cuts = if model.is_null() {
+        "-".to_owned()
+    } else {
+        format!(
+            "R {} · F {} · M {}",
+            model["r_cuts"], model["f_cuts"], model["m_cuts"]
+        )
+    };
+    page(RfmPage {
+        tr: u.lang.tr(),
+        lt: u.lang.lt(),
+        lang: u.lang.code(),
+        user: u.caller.name.clone(),
+        active: "rfm",
+        classes: bars(&v["classes"], "class", zh),
+        stages: bars(&v["stages"], "stage", zh),
+        window_days: v["settings"]["window_days"].as_i64().unwrap_or(365),
+        cuts,
+        customers: v["customers"].as_u64().unwrap_or(0),
+    })
+}
+
+pub struct SegmentListRow {
+    pub id: i64,
+    pub name: String,
+    pub count: String,
+    pub created_by: String,
+    pub updated: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/segments.html")]
+pub(crate) struct SegmentsPage {
+    tr: &'static Tr,
+    lt: &'static LayerTr,
+    lang: &'static str,
+    user: String,
+    active: &'static str,
+    rows: Vec<SegmentListRow>,
+}
+
+pub(crate) async fn segments_page(State(app): State<AppState>, u: ConsoleUser) -> Response {
+    let tenant = u.caller.tenant_id;
+    let list = match segments::list(&app.db, tenant).await {
+        Ok(l) => l,
+        Err(e) => return server_error(e),
+    };
+    let mut rows = Vec::new();
+    for s in list {
+        let count = match s.rule() {
+            Ok(r) => match app.audiences.count(tenant, &r).await {
+                Ok(n) => n.to_string(),
+                Err(e) => return server_error(e),
+            },
+            Err(_) => "-".into(),
+        };
+        rows.push(SegmentListRow {
+            id: s.id,
+            name: s.name,
+            count,
+            created_by: s.created_by,
+            updated: format_local(s.updated_at),
+        });
+    }
+    page(SegmentsPage {
+        tr: u.lang.tr(),
+        lt: u.lang.lt(),
+        lang: u.lang.code(),
+        user: u.caller.name.clone(),
+        active: "segments",
+        rows,
+    })
+}
+
+pub struct SnapshotView {
+    pub id: i64,
+    pub size: i64,
+    pub taken_by: String,
+    pub taken_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/segment.html")]
+pub(crate) struct SegmentPage {
+    tr: &'static Tr,
+    lt: &'static LayerTr,
+    lang: &'static str,
+    user: String,
+    active: &'static str,
+    segment_id: i64,
+    name: String,
+    rule_json: String,
+    /// Choices and labels for the builder, as JSON.
+    builder_json: String,
+    snapshots: Vec<SnapshotView>,
+}
+
+/// What the builder offers: tags, channels, classes, stages, identity kinds, with labels.
+pub(crate) async fn builder_options(app: &AppState, u: &ConsoleUser) -> Result<Json_, ApiError> {
+    let tenant = u.caller.tenant_id;
+    let lang = u.lang;
+    let zh = lang.code() == "zh-CN";
+    let tag_list: Vec<Json_> = tags::list(&app.db, tenant)
+        .await?
+        .into_iter()
+        .map(|t| json!({"value": t.id, "label": format!("{}/{}", t.group_name, t.name)}))
+        .collect();
+    let channels: Vec<(String,)> = app
+        .db
+        .fetch_all(
+            &siyu::platform::db::sql(
+                "SELECT DISTINCT channel FROM orders WHERE tenant_id = $1 ORDER BY channel",
+            )
+            .bind(tenant),
+        )
+        .await?;
+    let event_types: Vec<(String,)> = app
+        .db
+        .fetch_all(
+            &siyu::platform::db::sql(
+                "SELECT DISTINCT type FROM events WHERE tenant_id = $1 ORDER BY type LIMIT 50",
+            )
+            .bind(tenant),
+        )
+        .await?;
+    let kinds: Vec<Json_> = ["external_userid", "member_no", "phone", "unionid"]
+        .iter()
+        .map(|k| json!({"value": k, "label": kind_name(lang, k)}))
+        .collect();
+    let l = |zh_s: &str, en_s: &str| if zh { zh_s.to_owned() } else { en_s.to_owned() };
+    Ok(json!({
+        "tags": tag_list,
+        "channels": channels.into_iter().map(|(c,)| json!({"value": c, "label": channel_name(lang, &c)})).collect::<Vec<_>>(),
+        "classes": ALL_CLASSES.iter().map(|c| json!({"value": c.as_str(), "label": if zh { c.zh() } else { c.en() }})).collect::<Vec<_>>(),
+        "stages": ALL_STAGES.iter().map(|s| json!({"value": s.as_str(), "label": if zh { s.zh() } else { s.en() }})).collect::<Vec<_>>(),
+        "kinds": kinds,
+        "events": event_types.into_iter().map(|(t,)| t).collect::<Vec<_>>(),
+        "labels": {
+            "tag": l("有标签", "Has tag"),
+            "no_tag": l("无标签", "Lacks tag"),
+            "channel": l("购买渠道", "Bought in channel"),
+            "stage": l("生命周期", "Lifecycle stage"),
+            "rfm": l("RFM 分类", "RFM class"),
+            "order_count": l("订单数", "Orders"),
+            "spend": l("累计消费（元）", "Spend (yuan)"),
+            "aov": l("客单价（元）", "AOV (yuan)"),
+            "last_order_days": l("距最近购买（天）", "Days since last purchase"),
+            "event": l("近 N 天行为", "Event in the last N days"),
+            "no_event": l("近 N 天未发生", "No event in the last N days"),
+            "attr": l("属性等于", "Attribute equals"),
+            "category": l("买过品类", "Bought category"),
+            "identity": l("拥有身份", "Has identity"),
+            "min": l("最小", "min"),
+            "max": l("最大", "max"),
+            "days": l("天数", "days"),
+            "times": l("至少次数", "at least times"),
+            "name": l("属性名", "name"),
+            "value": l("值", "value"),
+            "not": l("取反", "not"),
+            "remove": l("删除", "remove"),
+            "saved": l("已保存", "Saved"),
+            "error": l("错误", "Error"),
+        }
+    }))
+}
+
+pub(crate) async fn render_segment(app: &AppState, u: &ConsoleUser, id: i64) -> Response {
+    let tenant = u.caller.tenant_id;
+    let (name, rule_json, snapshots) = if id == 0 {
+        (String::new(), "{\"and\": []}".to_owned(), Vec::new())
+    } else {
+        let s = match segments::get(&app.db, tenant, id).await {
+            Ok(s) => s,
+            Err(e) => return ApiError::from(e).into_response(),
+        };
+        let snaps = match segments::snapshots(&app.db, tenant, id).await {
+            Ok(v) => v,
+            Err(e) => return server_error(e),
+        };
+        (
+            s.name,
+            s.rule,
+            snaps
+                .into_iter()
+                .map(|x| SnapshotView {
+                    id: x.id,
+                    size: x.size,
+                    taken_by: x.taken_by,
+                    taken_at: format_local(x.taken_at),
+                })
+                .collect(),
+        )
+    };
+    let options = match builder_options(app, u).await {
+        Ok(o) => o,
+        Err(e) => return e.into_response(),
+    };
+    page(SegmentPage {
+        tr: u.lang.tr(),
+        lt: u.lang.lt(),
+        lang: u.lang.code(),
+        user: u.caller.name.clone(),
+        active: "segments",
+        segment_id: id,
+        name,
+        // Inside <script>: no "<" may close the element early (names are user input).
+        rule_json: rule_json.replace('<', "\\u003c"),
+        builder_json: options.to_string().replace('<', "\\u003c"),
+        snapshots,
+    })
+}
+
+pub(crate) async fn new_segment_page(State(app): State<AppState>, u: ConsoleUser) -> Response {
+    render_segment(&app, &u, 0).await
+}
+
+pub(crate) async fn segment_page(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Path(id): Path<i64>,
+) -> Response {
+    render_segment(&app, &u, id).await
+}
+
+pub(crate) async fn export_segment(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Path(id): Path<i64>,
+) -> Response {
+    let tenant = u.caller.tenant_id;
+    let run = async {
+        let s = segments::get(&app.db, tenant, id).await?;
+        let members = app.audiences.members(tenant, &s.rule()?).await?;
+        // The console always exports masked phones; full numbers go through the API with a
+        // role that may see them.
+        Ok::<_, ApiError>(segments::export_stream(
+            app.db.clone(),
+            app.cipher.clone(),
+            tenant,
+            members,
+            false,
+        ))
+    };
+    match run.await {
+        Ok(stream) => crate::api::csv_stream_response(&format!("segment-{id}"), stream),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RuleBody {
+    rule: Json_,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    group: Option<String>,
+}
+
+pub(crate) fn rule_of(b: &RuleBody) -> Result<Rule, ApiError> {
+    Ok(Rule::from_json(&b.rule)?)
+}
+
+pub(crate) fn need_write(u: &ConsoleUser) -> Result<(), ApiError> {
+    crate::api::require_write(&u.caller)
+}
+
+pub(crate) async fn api_count(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Json(b): Json<RuleBody>,
+) -> Result<Response, ApiError> {
+    let rule = rule_of(&b)?;
+    Ok(Json(count_json(&app, u.caller.tenant_id, &rule).await?).into_response())
+}
+
+pub(crate) async fn api_preview(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Json(b): Json<RuleBody>,
+) -> Result<Response, ApiError> {
+    let rule = rule_of(&b)?;
+    Ok(Json(preview_json(&app, &u.caller, &rule, 10, false).await?).into_response())
+}
+
+pub(crate) async fn api_save_segment(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Json(b): Json<RuleBody>,
+) -> Result<Response, ApiError> {
+    need_write(&u)?;
+    let rule = rule_of(&b)?;
+    let s = segments::create(
+        &app.db,
+        u.caller.tenant_id,
+        b.name.as_deref().unwrap_or(""),
+        &rule,
+        &actor(&u.caller),
+        now_ms(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": s.id}))).into_response())
+}
+
+pub(crate) async fn api_update_segment(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Path(id): Path<i64>,
+    Json(b): Json<RuleBody>,
+) -> Result<Response, ApiError> {
+    need_write(&u)?;
+    let rule = rule_of(&b)?;
+    let s = segments::update(
+        &app.db,
+        u.caller.tenant_id,
+        id,
+        b.name.as_deref(),
+        Some(&rule),
+        now_ms(),
+    )
+    .await?;
+    Ok(Json(json!({"id": s.id})).into_response())
+}
+
+pub(crate) async fn api_snapshot(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    need_write(&u)?;
+    let tenant = u.caller.tenant_id;
+    let s = segments::get(&app.db, tenant, id).await?;
+    let members = app.audiences.members(tenant, &s.rule()?).await?;
+    let snap =
+        segments::take_snapshot(&app.db, tenant, &s, &members, &actor(&u.caller), now_ms()).await?;
+    Ok((StatusCode::CREATED, Json(snap)).into_response())
+}
+
+pub(crate) async fn api_rule_tag(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Json(b): Json<RuleBody>,
+) -> Result<Response, ApiError> {
+    need_write(&u)?;
+    let rule = rule_of(&b)?;
+    let t = tags::create(
+        &app.db,
+        u.caller.tenant_id,
+        b.group.as_deref().unwrap_or("规则"),
+        b.name.as_deref().unwrap_or(""),
+        Some(&rule),
+        now_ms(),
+    )
+    .await?;
+    app.audiences.rule_tags_changed(u.caller.tenant_id).await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": t.id}))).into_response())
+}
