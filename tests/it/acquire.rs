@@ -22,8 +22,7 @@ use siyu::platform::clock::now_ms;
 use siyu::platform::db::sql;
 
 use common::{
-    Backend, SMS_CALLBACK_TOKEN, TestServer, backends, make_customers, no_redirects, send,
-    tenant_with_key,
+    Backend, SMS_CALLBACK_TOKEN, TestServer, make_customers, no_redirects, send, tenant_with_key,
 };
 
 async fn tracking_links_redirect_and_count_visitors(backend: Backend) {
@@ -571,101 +570,115 @@ async fn providers_sign_requests_the_fakes_accept_and_refuse_a_wrong_key() {
         e.to_string().contains("AuthFailure.SignatureFailure"),
         "{e}"
     );
-
-    // Through the outbox, then the delivery receipt arrives by Aliyun's callback.
-    for backend in backends() {
-        let s = TestServer::start(backend).await;
-        let (tenant, _) = tenant_with_key(s.db(), "brand", Role::Admin).await;
-        let now = now_ms();
-        enqueue(
-            s.db(),
-            &[NewMessage {
-                tenant_id: tenant,
-                purpose: Purpose::Verification,
-                customer_id: None,
-                address: Address::of_phone(&s.cipher, &s.cipher.lookup(tenant), "13800138000"),
-                content: "【茶小铺】验证码 1234".into(),
-                template_code: Some("SMS_1".into()),
-                template_params: vec![("code".into(), "1234".into())],
-                dedupe_key: "otp-1".into(),
-                campaign_id: None,
-                variant: None,
-                // Due only at the time this test's own dispatcher is run for, so the server's
-                // dispatcher (the log provider) cannot take it first.
-                not_before: now + 3_600_000,
-            }],
-            now,
-        )
-        .await
-        .expect("enqueue");
-        let outbox = Outbox::new(s.db().clone(), s.cipher.clone(), Arc::new(aliyun(SECRET)));
-        let r = outbox.drain(now + 3_600_000).await.expect("drain");
-        assert_eq!(r.sent, 1, "{backend:?}: {r:?}");
-        let (id, reference): (i64, String) = s
-            .db()
-            .fetch_one(&sql(
-                "SELECT id, provider_ref FROM outbox WHERE dedupe_key = 'otp-1'",
-            ))
-            .await
-            .expect("row");
-        assert_eq!(reference, format!("biz-{id}"));
-        let c = reqwest::Client::new();
-        let (st, ack) = send(&c, M::POST, &s.url(&format!("/callbacks/sms/aliyun/{SMS_CALLBACK_TOKEN}/report")), "",
-            Some(json!([{"phone_number": "13800138000", "send_time": "2026-11-23 10:00:00", "report_time": "2026-11-23 10:00:05",
-                "success": true, "err_code": "DELIVERED", "err_msg": "用户接收成功", "sms_size": "1", "biz_id": reference, "out_id": id.to_string()}]))).await;
-        assert_eq!(st, StatusCode::OK);
-        assert_eq!(ack["code"], 0);
-        let (status, delivery): (String, Option<String>) = s
-            .db()
-            .fetch_one(&sql("SELECT status, delivery FROM outbox WHERE id = $1").bind(id))
-            .await
-            .expect("row");
-        assert_eq!(
-            (status.as_str(), delivery.as_deref()),
-            ("delivered", Some("DELIVERED")),
-            "{backend:?}"
-        );
-    }
 }
 
+on_each_backend!(an_aliyun_receipt_marks_the_outbox_message_delivered);
+/// A one-time code goes out through the outbox to the Aliyun fake, and its delivery receipt then
+/// arrives by Aliyun's callback and marks the message delivered.
+async fn an_aliyun_receipt_marks_the_outbox_message_delivered(backend: common::Backend) {
+    let base = start_fakes().await;
+    let aliyun = |secret: &str| {
+        Aliyun::new(AliyunConfig {
+            endpoint: format!("{base}/aliyun/"),
+            access_key_id: "id".into(),
+            access_key_secret: secret.into(),
+            sign_name: "茶小铺".into(),
+            rate_per_second: 100,
+        })
+    };
+    let s = TestServer::start(backend).await;
+    let (tenant, _) = tenant_with_key(s.db(), "brand", Role::Admin).await;
+    let now = now_ms();
+    enqueue(
+        s.db(),
+        &[NewMessage {
+            tenant_id: tenant,
+            purpose: Purpose::Verification,
+            customer_id: None,
+            address: Address::of_phone(&s.cipher, &s.cipher.lookup(tenant), "13800138000"),
+            content: "【茶小铺】验证码 1234".into(),
+            template_code: Some("SMS_1".into()),
+            template_params: vec![("code".into(), "1234".into())],
+            dedupe_key: "otp-1".into(),
+            campaign_id: None,
+            variant: None,
+            // Due only at the time this test's own dispatcher is run for, so the server's
+            // dispatcher (the log provider) cannot take it first.
+            not_before: now + 3_600_000,
+        }],
+        now,
+    )
+    .await
+    .expect("enqueue");
+    let outbox = Outbox::new(s.db().clone(), s.cipher.clone(), Arc::new(aliyun(SECRET)));
+    let r = outbox.drain(now + 3_600_000).await.expect("drain");
+    assert_eq!(r.sent, 1, "{backend:?}: {r:?}");
+    let (id, reference): (i64, String) = s
+        .db()
+        .fetch_one(&sql(
+            "SELECT id, provider_ref FROM outbox WHERE dedupe_key = 'otp-1'",
+        ))
+        .await
+        .expect("row");
+    assert_eq!(reference, format!("biz-{id}"));
+    let c = reqwest::Client::new();
+    let (st, ack) = send(&c, M::POST, &s.url(&format!("/callbacks/sms/aliyun/{SMS_CALLBACK_TOKEN}/report")), "",
+        Some(json!([{"phone_number": "13800138000", "send_time": "2026-11-23 10:00:00", "report_time": "2026-11-23 10:00:05",
+            "success": true, "err_code": "DELIVERED", "err_msg": "用户接收成功", "sms_size": "1", "biz_id": reference, "out_id": id.to_string()}]))).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(ack["code"], 0);
+    let (status, delivery): (String, Option<String>) = s
+        .db()
+        .fetch_one(&sql("SELECT status, delivery FROM outbox WHERE id = $1").bind(id))
+        .await
+        .expect("row");
+    assert_eq!(
+        (status.as_str(), delivery.as_deref()),
+        ("delivered", Some("DELIVERED")),
+        "{backend:?}"
+    );
+}
+
+on_each_backend!(colliding_codes_are_drawn_again);
 /// A drawn code some row already holds, or one drawn twice in a batch, is drawn again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn colliding_codes_are_drawn_again() {
+async fn colliding_codes_are_drawn_again(backend: common::Backend) {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
+    // One count per backend: the two run at once.
+    static N: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
     // Draws AAAA0000 three times (one taken in the table, then a repeat in the batch), then
     // fresh codes.
-    fn draw() -> String {
-        let n = N.fetch_add(1, Ordering::SeqCst);
+    fn draw<const B: usize>() -> String {
+        let n = N[B].fetch_add(1, Ordering::SeqCst);
         if n < 3 {
             "AAAA0000".into()
         } else {
             format!("BBBB{n:04}")
         }
     }
-    for backend in backends() {
-        N.store(0, std::sync::atomic::Ordering::SeqCst);
-        let s = TestServer::start(backend).await;
-        s.db()
-            .execute(&sql("INSERT INTO links (id, tenant_id, code, target, channel, created_at) VALUES (999, 1, 'AAAA0000', 'https://a.cn/', 'x', 0)"))
+    let draw: fn() -> String = match backend {
+        common::Backend::Sqlite => draw::<0>,
+        common::Backend::Postgres => draw::<1>,
+    };
+    let s = TestServer::start(backend).await;
+    s.db()
+        .execute(&sql("INSERT INTO links (id, tenant_id, code, target, channel, created_at) VALUES (999, 1, 'AAAA0000', 'https://a.cn/', 'x', 0)"))
+        .await
+        .expect("a link holding the code");
+    let mut tx = s.db().begin().await.expect("tx");
+    let codes =
+        siyu::acquire::codes::unused(siyu::platform::db::Reader::Tx(&mut tx), "links", 3, draw)
             .await
-            .expect("a link holding the code");
-        let mut tx = s.db().begin().await.expect("tx");
-        let codes =
-            siyu::acquire::codes::unused(siyu::platform::db::Reader::Tx(&mut tx), "links", 3, draw)
-                .await
-                .expect("codes");
-        assert_eq!(codes.len(), 3);
-        assert!(
-            !codes.contains(&"AAAA0000".to_string()),
-            "{backend:?}: {codes:?}"
-        );
-        assert_eq!(
-            codes.iter().collect::<HashSet<_>>().len(),
-            3,
-            "{backend:?}: {codes:?}"
-        );
-    }
+            .expect("codes");
+    assert_eq!(codes.len(), 3);
+    assert!(
+        !codes.contains(&"AAAA0000".to_string()),
+        "{backend:?}: {codes:?}"
+    );
+    assert_eq!(
+        codes.iter().collect::<HashSet<_>>().len(),
+        3,
+        "{backend:?}: {codes:?}"
+    );
 }
 
 on_each_backend!(an_api_key_cannot_send_marketing_past_the_contact_policy);

@@ -9,7 +9,7 @@ use siyu::know::import::{ImportOptions, import_file};
 use siyu::platform::db::sql;
 use siyu_demo::write_exports_at;
 
-use common::{Backend, TestDb, backends, cipher, partition};
+use common::{Backend, TestDb, cipher, partition};
 
 const TMALL_HEADER: &str = "订单编号,买家会员名,收货人姓名,联系手机,订单状态,订单创建时间,订单付款时间,买家实际支付金额,退款金额,宝贝标题,商家编码,宝贝类目,宝贝总数量,宝贝单价";
 
@@ -166,8 +166,8 @@ async fn gbk_exports_and_mapping_files_import() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_exports_give_the_same_customers_in_any_order() {
+on_each_backend!(demo_exports_give_the_same_customers_in_any_order);
+async fn demo_exports_give_the_same_customers_in_any_order(backend: common::Backend) {
     let dir = tempfile::tempdir().expect("tmp");
     // A fixed "now": order dates are drawn relative to it, and these 400 people include some
     // that only merge when the files come in another order.
@@ -176,75 +176,73 @@ async fn demo_exports_give_the_same_customers_in_any_order() {
     reversed.reverse();
     let mut rotated = files.clone();
     rotated.rotate_left(3);
-    for backend in backends() {
-        let tdb = TestDb::new(backend).await;
-        let mut parts = Vec::new();
-        for (tenant, order) in [(1i64, &files), (2, &reversed), (3, &rotated)] {
-            // Tenant 3 in many small chunks: merges across transactions.
-            let chunk_orders = if tenant == 3 { 7 } else { 2_000 };
-            for f in order.iter() {
-                let mut opts = f.options.clone();
-                opts.chunk_orders = chunk_orders;
-                let s = import_file(&tdb.db, &cipher(), tenant, &f.path, &opts, None)
-                    .await
-                    .expect("import");
-                assert_eq!(s.rejected, 0, "{backend:?} {}: {:?}", f.platform, s.errors);
-            }
-            parts.push(partition(&tdb.db, tenant).await);
-        }
-        assert_eq!(
-            parts[0], parts[1],
-            "{backend:?}: reversed order gave other customers"
-        );
-        assert_eq!(
-            parts[0], parts[2],
-            "{backend:?}: rotated order in small chunks gave other customers"
-        );
-        let (merges,): (i64,) = tdb
-            .db
-            .fetch_one(&sql(
-                "SELECT COUNT(*) FROM customer_merges WHERE tenant_id IN (2, 3)",
-            ))
-            .await
-            .expect("merges");
-        assert!(
-            merges > 0,
-            "{backend:?}: the orders were chosen so that some customers merge"
-        );
-        let count = |t: i64| {
-            let db = tdb.db.clone();
-            async move {
-                let (n,): (i64,) = db
-                    .fetch_one(&sql("SELECT COUNT(*) FROM orders WHERE tenant_id = $1").bind(t))
-                    .await
-                    .expect("count");
-                n
-            }
-        };
-        let orders = count(1).await;
-        assert!(orders > 400);
-        assert_eq!(orders, count(2).await);
-        // Orders of one customer all point at the survivor; none at a merged customer.
-        let (stale,): (i64,) = tdb
-            .db
-            .fetch_one(&sql("SELECT COUNT(*) FROM orders o JOIN customers c ON c.id = o.customer_id WHERE c.merged_into IS NOT NULL"))
-            .await
-            .expect("stale");
-        assert_eq!(stale, 0);
-
-        // Importing everything again updates; nothing is duplicated and nobody changes.
-        let mut updated = 0;
-        for f in &files {
-            let s = import_file(&tdb.db, &cipher(), 1, &f.path, &f.options, None)
+    let tdb = TestDb::new(backend).await;
+    let mut parts = Vec::new();
+    for (tenant, order) in [(1i64, &files), (2, &reversed), (3, &rotated)] {
+        // Tenant 3 in many small chunks: merges across transactions.
+        let chunk_orders = if tenant == 3 { 7 } else { 2_000 };
+        for f in order.iter() {
+            let mut opts = f.options.clone();
+            opts.chunk_orders = chunk_orders;
+            let s = import_file(&tdb.db, &cipher(), tenant, &f.path, &opts, None)
                 .await
-                .expect("re-import");
-            assert_eq!(s.imported, 0);
-            updated += s.updated;
+                .expect("import");
+            assert_eq!(s.rejected, 0, "{backend:?} {}: {:?}", f.platform, s.errors);
         }
-        assert_eq!(updated as i64, orders);
-        assert_eq!(count(1).await, orders);
-        assert_eq!(partition(&tdb.db, 1).await, parts[0]);
+        parts.push(partition(&tdb.db, tenant).await);
     }
+    assert_eq!(
+        parts[0], parts[1],
+        "{backend:?}: reversed order gave other customers"
+    );
+    assert_eq!(
+        parts[0], parts[2],
+        "{backend:?}: rotated order in small chunks gave other customers"
+    );
+    let (merges,): (i64,) = tdb
+        .db
+        .fetch_one(&sql(
+            "SELECT COUNT(*) FROM customer_merges WHERE tenant_id IN (2, 3)",
+        ))
+        .await
+        .expect("merges");
+    assert!(
+        merges > 0,
+        "{backend:?}: the orders were chosen so that some customers merge"
+    );
+    let count = |t: i64| {
+        let db = tdb.db.clone();
+        async move {
+            let (n,): (i64,) = db
+                .fetch_one(&sql("SELECT COUNT(*) FROM orders WHERE tenant_id = $1").bind(t))
+                .await
+                .expect("count");
+            n
+        }
+    };
+    let orders = count(1).await;
+    assert!(orders > 400);
+    assert_eq!(orders, count(2).await);
+    // Orders of one customer all point at the survivor; none at a merged customer.
+    let (stale,): (i64,) = tdb
+        .db
+        .fetch_one(&sql("SELECT COUNT(*) FROM orders o JOIN customers c ON c.id = o.customer_id WHERE c.merged_into IS NOT NULL"))
+        .await
+        .expect("stale");
+    assert_eq!(stale, 0);
+
+    // Importing everything again updates; nothing is duplicated and nobody changes.
+    let mut updated = 0;
+    for f in &files {
+        let s = import_file(&tdb.db, &cipher(), 1, &f.path, &f.options, None)
+            .await
+            .expect("re-import");
+        assert_eq!(s.imported, 0);
+        updated += s.updated;
+    }
+    assert_eq!(updated as i64, orders);
+    assert_eq!(count(1).await, orders);
+    assert_eq!(partition(&tdb.db, 1).await, parts[0]);
 }
 
 #[test]

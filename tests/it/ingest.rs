@@ -90,229 +90,225 @@ fn mixed_requests(now: i64) -> Vec<Vec<siyu::know::events::Event>> {
         .collect()
 }
 
+on_each_backend!(the_index_counts_ingested_events_as_the_store_holds_them);
 /// The writer counts each stored event into the audience index instead of reloading its
 /// customer: after requests with new and known people, a merge and duplicates, every event
 /// rule selects exactly whom the same rule selects as SQL on the store.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_index_counts_ingested_events_as_the_store_holds_them() {
+async fn the_index_counts_ingested_events_as_the_store_holds_them(backend: common::Backend) {
     use siyu::know::audience::{Audiences, sql as rule_sql};
     use siyu::know::rule::{EventTest, Rule};
-    for backend in common::backends() {
-        let tdb = TestDb::new(backend).await;
-        let tenant = siyu::platform::access::create_tenant(&tdb.db, "brand")
-            .await
-            .expect("tenant")
-            .id;
-        let audiences = Audiences::new(tdb.db.clone());
-        let writer = EventWriter::start(tdb.db.clone(), cipher(), Some(audiences.clone()));
-        let now = siyu::platform::clock::now_ms();
-        let requests = mixed_requests(now);
-        // The first request alone (new customers, index built), the rest at once (groups).
-        let mut rest = requests.into_iter();
-        let first = rest.next().expect("a request");
-        writer.write(tenant, first).await.expect("stored");
-        let tasks: Vec<_> = rest
-            .map(|r| {
-                let w = writer.clone();
-                tokio::spawn(async move { w.write(tenant, r).await })
-            })
-            .collect();
-        let mut duplicates = 0;
-        for t in tasks {
-            duplicates += t.await.expect("join").expect("stored").duplicates;
-        }
-        assert!(duplicates > 0, "the requests repeat ids");
-        let (merged,): (i64,) = tdb
-            .db
-            .fetch_one(
-                &siyu::platform::db::sql(
-                    "SELECT COUNT(*) FROM customers WHERE tenant_id = $1 AND merged_into IS NOT NULL",
-                )
-                .bind(tenant),
-            )
-            .await
-            .expect("merges");
-        assert_eq!(
-            merged, 1,
-            "{backend:?}: the member number joined two people"
-        );
-        let mut selective = 0;
-        for kind in ["view", "cart"] {
-            for days in [1, 7, 30, 90] {
-                for min_times in [1, 2, 4] {
-                    let rule = Rule::Event(EventTest {
-                        kind: kind.into(),
-                        days,
-                        min_times,
-                        did: true,
-                    });
-                    let expect =
-                        rule_sql::members(&tdb.db, tenant, &rule, siyu::platform::clock::now_ms())
-                            .await
-                            .expect("sql");
-                    let got: Vec<i64> = audiences
-                        .members(tenant, &rule)
-                        .await
-                        .expect("index")
-                        .iter()
-                        .map(i64::from)
-                        .collect();
-                    assert_eq!(
-                        got, expect,
-                        "{backend:?}: {kind} in {days} days ≥ {min_times}"
-                    );
-                    if !expect.is_empty() && expect.len() < 21 {
-                        selective += 1;
-                    }
-                }
-            }
-        }
-        assert!(selective > 5, "the rules tell people apart ({selective})");
+    let tdb = TestDb::new(backend).await;
+    let tenant = siyu::platform::access::create_tenant(&tdb.db, "brand")
+        .await
+        .expect("tenant")
+        .id;
+    let audiences = Audiences::new(tdb.db.clone());
+    let writer = EventWriter::start(tdb.db.clone(), cipher(), Some(audiences.clone()));
+    let now = siyu::platform::clock::now_ms();
+    let requests = mixed_requests(now);
+    // The first request alone (new customers, index built), the rest at once (groups).
+    let mut rest = requests.into_iter();
+    let first = rest.next().expect("a request");
+    writer.write(tenant, first).await.expect("stored");
+    let tasks: Vec<_> = rest
+        .map(|r| {
+            let w = writer.clone();
+            tokio::spawn(async move { w.write(tenant, r).await })
+        })
+        .collect();
+    let mut duplicates = 0;
+    for t in tasks {
+        duplicates += t.await.expect("join").expect("stored").duplicates;
     }
-}
-
-/// A read of the store after a write began may have seen its events: a customer reloaded, or
-/// an index built, since then has them already, and counting them again would be wrong. Steps
-/// that nothing read meanwhile check that events are counted at all.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_a_reload_has_read_are_not_counted_twice() {
-    use siyu::know::audience::{Audiences, EventsWritten, StoredEvent};
-    use siyu::know::rule::{EventTest, Rule};
-    for backend in common::backends() {
-        let tdb = TestDb::new(backend).await;
-        let db = &tdb.db;
-        let tenant = siyu::platform::access::create_tenant(db, "brand")
-            .await
-            .expect("tenant")
-            .id;
-        db.execute(
+    assert!(duplicates > 0, "the requests repeat ids");
+    let (merged,): (i64,) = tdb
+        .db
+        .fetch_one(
             &siyu::platform::db::sql(
-                "INSERT INTO customers (id, tenant_id, created_at) VALUES (5, $1, 0), (6, $1, 0)",
+                "SELECT COUNT(*) FROM customers WHERE tenant_id = $1 AND merged_into IS NOT NULL",
             )
             .bind(tenant),
         )
         .await
-        .expect("customers");
-        let audiences = Audiences::new(db.clone());
-        let views = |min_times| {
-            Rule::Event(EventTest {
-                kind: "view".into(),
-                days: 7,
-                min_times,
-                did: true,
-            })
-        };
-        assert_eq!(audiences.count(tenant, &views(1)).await.expect("count"), 0);
-        let now = siyu::platform::clock::now_ms();
-        let key = std::sync::atomic::AtomicU64::new(0);
-        // Stores a view of each customer, as a writer's group would, and says what it stored.
-        let store = |customers: &'static [i64]| {
-            let key = &key;
-            async move {
-                for c in customers {
-                    let k = key.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    db.execute(
-                        &siyu::platform::db::sql(
-                            "INSERT INTO events (id, tenant_id, event_key, customer_id, type, occurred_at, received_at, properties) \
-                             VALUES ($1, $2, $3, $4, 'view', $5, $5, '{}')",
-                        )
-                        .bind(k as i64 + 1)
-                        .bind(tenant)
-                        .bind(format!("e{k}"))
-                        .bind(*c)
-                        .bind(now),
-                    )
+        .expect("merges");
+    assert_eq!(
+        merged, 1,
+        "{backend:?}: the member number joined two people"
+    );
+    let mut selective = 0;
+    for kind in ["view", "cart"] {
+        for days in [1, 7, 30, 90] {
+            for min_times in [1, 2, 4] {
+                let rule = Rule::Event(EventTest {
+                    kind: kind.into(),
+                    days,
+                    min_times,
+                    did: true,
+                });
+                let expect =
+                    rule_sql::members(&tdb.db, tenant, &rule, siyu::platform::clock::now_ms())
+                        .await
+                        .expect("sql");
+                let got: Vec<i64> = audiences
+                    .members(tenant, &rule)
                     .await
-                    .expect("event");
-                }
-                EventsWritten {
-                    events: customers
-                        .iter()
-                        .map(|c| StoredEvent {
-                            customer: *c,
-                            kind: "view".into(),
-                            at: now,
-                        })
-                        .collect(),
-                    ..EventsWritten::default()
+                    .expect("index")
+                    .iter()
+                    .map(i64::from)
+                    .collect();
+                assert_eq!(
+                    got, expect,
+                    "{backend:?}: {kind} in {days} days ≥ {min_times}"
+                );
+                if !expect.is_empty() && expect.len() < 21 {
+                    selective += 1;
                 }
             }
-        };
-        let members = |min_times| {
-            let audiences = &audiences;
-            async move {
-                let m = audiences
-                    .members(tenant, &views(min_times))
-                    .await
-                    .expect("members");
-                m.iter().map(i64::from).collect::<Vec<_>>()
-            }
-        };
-
-        // Nothing read the store meanwhile: both views are counted on top.
-        let write = audiences.begin_write();
-        let stored = store(&[5, 6]).await;
-        audiences
-            .events_written(tenant, &stored, write)
-            .await
-            .expect("counted");
-        assert_eq!(members(1).await, vec![5, 6], "{backend:?}");
-        assert_eq!(members(2).await, Vec::<i64>::new(), "{backend:?}");
-
-        // Customer 5 is reloaded (its tags changed) after the commit and before the count.
-        let write = audiences.begin_write();
-        let stored = store(&[5, 6]).await;
-        audiences
-            .tags_changed(tenant, &[5])
-            .await
-            .expect("reloaded");
-        audiences
-            .events_written(tenant, &stored, write)
-            .await
-            .expect("counted");
-        assert_eq!(members(2).await, vec![5, 6], "{backend:?}: two views each");
-        assert_eq!(
-            members(3).await,
-            Vec::<i64>::new(),
-            "{backend:?}: not three"
-        );
-
-        // The reload is older than the next write: counted on top again.
-        let write = audiences.begin_write();
-        let stored = store(&[5]).await;
-        audiences
-            .events_written(tenant, &stored, write)
-            .await
-            .expect("counted");
-        assert_eq!(members(3).await, vec![5], "{backend:?}");
-
-        // The whole index is rebuilt after the commit and before the count.
-        let write = audiences.begin_write();
-        let stored = store(&[5, 6]).await;
-        audiences.rebuild(tenant).await.expect("rebuild");
-        audiences
-            .events_written(tenant, &stored, write)
-            .await
-            .expect("counted");
-        assert_eq!(members(3).await, vec![5, 6], "{backend:?}");
-        assert_eq!(members(4).await, vec![5], "{backend:?}");
-        assert_eq!(members(5).await, Vec::<i64>::new(), "{backend:?}");
-
-        // A group is written and counted while a rebuild reads the store: the old index takes
-        // it, and the new one has it once.
-        audiences
-            .rebuild_then(tenant, async {
-                let write = audiences.begin_write();
-                let stored = store(&[5]).await;
-                audiences
-                    .events_written(tenant, &stored, write)
-                    .await
-                    .expect("counted");
-                assert_eq!(members(5).await, vec![5], "{backend:?}: the old index");
-            })
-            .await
-            .expect("rebuild");
-        assert_eq!(members(5).await, vec![5], "{backend:?}: five views");
-        assert_eq!(members(6).await, Vec::<i64>::new(), "{backend:?}: not six");
+        }
     }
+    assert!(selective > 5, "the rules tell people apart ({selective})");
+}
+
+on_each_backend!(events_a_reload_has_read_are_not_counted_twice);
+/// A read of the store after a write began may have seen its events: a customer reloaded, or
+/// an index built, since then has them already, and counting them again would be wrong. Steps
+/// that nothing read meanwhile check that events are counted at all.
+async fn events_a_reload_has_read_are_not_counted_twice(backend: common::Backend) {
+    use siyu::know::audience::{Audiences, EventsWritten, StoredEvent};
+    use siyu::know::rule::{EventTest, Rule};
+    let tdb = TestDb::new(backend).await;
+    let db = &tdb.db;
+    let tenant = siyu::platform::access::create_tenant(db, "brand")
+        .await
+        .expect("tenant")
+        .id;
+    db.execute(
+        &siyu::platform::db::sql(
+            "INSERT INTO customers (id, tenant_id, created_at) VALUES (5, $1, 0), (6, $1, 0)",
+        )
+        .bind(tenant),
+    )
+    .await
+    .expect("customers");
+    let audiences = Audiences::new(db.clone());
+    let views = |min_times| {
+        Rule::Event(EventTest {
+            kind: "view".into(),
+            days: 7,
+            min_times,
+            did: true,
+        })
+    };
+    assert_eq!(audiences.count(tenant, &views(1)).await.expect("count"), 0);
+    let now = siyu::platform::clock::now_ms();
+    let key = std::sync::atomic::AtomicU64::new(0);
+    // Stores a view of each customer, as a writer's group would, and says what it stored.
+    let store = |customers: &'static [i64]| {
+        let key = &key;
+        async move {
+            for c in customers {
+                let k = key.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                db.execute(
+                    &siyu::platform::db::sql(
+                        "INSERT INTO events (id, tenant_id, event_key, customer_id, type, occurred_at, received_at, properties) \
+                         VALUES ($1, $2, $3, $4, 'view', $5, $5, '{}')",
+                    )
+                    .bind(k as i64 + 1)
+                    .bind(tenant)
+                    .bind(format!("e{k}"))
+                    .bind(*c)
+                    .bind(now),
+                )
+                .await
+                .expect("event");
+            }
+            EventsWritten {
+                events: customers
+                    .iter()
+                    .map(|c| StoredEvent {
+                        customer: *c,
+                        kind: "view".into(),
+                        at: now,
+                    })
+                    .collect(),
+                ..EventsWritten::default()
+            }
+        }
+    };
+    let members = |min_times| {
+        let audiences = &audiences;
+        async move {
+            let m = audiences
+                .members(tenant, &views(min_times))
+                .await
+                .expect("members");
+            m.iter().map(i64::from).collect::<Vec<_>>()
+        }
+    };
+
+    // Nothing read the store meanwhile: both views are counted on top.
+    let write = audiences.begin_write();
+    let stored = store(&[5, 6]).await;
+    audiences
+        .events_written(tenant, &stored, write)
+        .await
+        .expect("counted");
+    assert_eq!(members(1).await, vec![5, 6], "{backend:?}");
+    assert_eq!(members(2).await, Vec::<i64>::new(), "{backend:?}");
+
+    // Customer 5 is reloaded (its tags changed) after the commit and before the count.
+    let write = audiences.begin_write();
+    let stored = store(&[5, 6]).await;
+    audiences
+        .tags_changed(tenant, &[5])
+        .await
+        .expect("reloaded");
+    audiences
+        .events_written(tenant, &stored, write)
+        .await
+        .expect("counted");
+    assert_eq!(members(2).await, vec![5, 6], "{backend:?}: two views each");
+    assert_eq!(
+        members(3).await,
+        Vec::<i64>::new(),
+        "{backend:?}: not three"
+    );
+
+    // The reload is older than the next write: counted on top again.
+    let write = audiences.begin_write();
+    let stored = store(&[5]).await;
+    audiences
+        .events_written(tenant, &stored, write)
+        .await
+        .expect("counted");
+    assert_eq!(members(3).await, vec![5], "{backend:?}");
+
+    // The whole index is rebuilt after the commit and before the count.
+    let write = audiences.begin_write();
+    let stored = store(&[5, 6]).await;
+    audiences.rebuild(tenant).await.expect("rebuild");
+    audiences
+        .events_written(tenant, &stored, write)
+        .await
+        .expect("counted");
+    assert_eq!(members(3).await, vec![5, 6], "{backend:?}");
+    assert_eq!(members(4).await, vec![5], "{backend:?}");
+    assert_eq!(members(5).await, Vec::<i64>::new(), "{backend:?}");
+
+    // A group is written and counted while a rebuild reads the store: the old index takes
+    // it, and the new one has it once.
+    audiences
+        .rebuild_then(tenant, async {
+            let write = audiences.begin_write();
+            let stored = store(&[5]).await;
+            audiences
+                .events_written(tenant, &stored, write)
+                .await
+                .expect("counted");
+            assert_eq!(members(5).await, vec![5], "{backend:?}: the old index");
+        })
+        .await
+        .expect("rebuild");
+    assert_eq!(members(5).await, vec![5], "{backend:?}: five views");
+    assert_eq!(members(6).await, Vec::<i64>::new(), "{backend:?}: not six");
 }

@@ -7,7 +7,7 @@ use siyu::know::identity::{IdentityKind, KeyedIdentity};
 use siyu::know::oneid::{IdentityRecord, resolve};
 use siyu::platform::db::{Db, sql};
 
-use common::{Backend, TestDb, backends, partition};
+use common::{Backend, TestDb, partition};
 
 fn reference(records: &[Vec<usize>]) -> Vec<Vec<String>> {
     common::connected_components(records, key)
@@ -121,71 +121,80 @@ fn graphs() -> impl Strategy<Value = (Vec<Vec<usize>>, Vec<usize>)> {
     })
 }
 
-#[test]
-fn oneid_matches_connected_components() {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    for backend in backends() {
-        let tdb = rt.block_on(TestDb::new(backend));
-        let cases = if backend == Backend::Postgres { 24 } else { 64 };
-        let tenant = std::cell::Cell::new(0i64);
-        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-            cases,
-            ..ProptestConfig::default()
-        });
-        runner
-            .run(&graphs(), |(records, chunks)| {
-                tenant.set(tenant.get() + 1);
-                let tenant = tenant.get();
-                rt.block_on(async {
-                    run_case(&tdb.db, tenant, &records, &chunks).await;
-                    let want = reference(&records);
-                    let got = partition(&tdb.db, tenant).await;
-                    assert_eq!(
-                        got, want,
-                        "{backend:?}: records {records:?} in chunks {chunks:?}"
-                    );
-                    check_invariants(&tdb.db, tenant, want.len()).await;
-                });
-                Ok(())
-            })
-            .unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+mod oneid_matches_connected_components {
+    use crate::common::Backend;
+
+    #[test]
+    fn sqlite() {
+        super::oneid_matches_connected_components(Backend::Sqlite)
+    }
+
+    #[test]
+    fn postgres() {
+        if let Some(b) = crate::common::postgres() {
+            super::oneid_matches_connected_components(b)
+        }
     }
 }
 
-#[test]
-fn order_of_records_does_not_change_customers() {
+/// Runs its own runtime: proptest's runner calls each case synchronously.
+fn oneid_matches_connected_components(backend: Backend) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        for backend in backends() {
-            let tdb = TestDb::new(backend).await;
-            // A chain a–b, c–d, then b–c joins two customers; reversed, no merge is needed.
-            let records = vec![vec![0, 1], vec![2, 3], vec![1, 2], vec![4]];
-            let mut reversed = records.clone();
-            reversed.reverse();
-            run_case(&tdb.db, 1, &records, &[1]).await;
-            run_case(&tdb.db, 2, &reversed, &[1]).await;
-            run_case(&tdb.db, 3, &records, &[10]).await;
-            let a = partition(&tdb.db, 1).await;
-            assert_eq!(a, partition(&tdb.db, 2).await);
-            assert_eq!(a, partition(&tdb.db, 3).await);
-            assert_eq!(a.len(), 2);
-            // Resolving the same records again changes nothing.
-            run_case(&tdb.db, 1, &records, &[2]).await;
-            assert_eq!(a, partition(&tdb.db, 1).await);
-            check_invariants(&tdb.db, 1, 2).await;
-            let (merges,): (i64,) = tdb
-                .db
-                .fetch_one(&sql(
-                    "SELECT COUNT(*) FROM customer_merges WHERE tenant_id = 1",
-                ))
-                .await
-                .expect("merges");
-            assert_eq!(
-                merges, 1,
-                "{backend:?}: the bridging record merged two customers once"
-            );
-        }
+    let tdb = rt.block_on(TestDb::new(backend));
+    let cases = if backend == Backend::Postgres { 24 } else { 64 };
+    let tenant = std::cell::Cell::new(0i64);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
     });
+    runner
+        .run(&graphs(), |(records, chunks)| {
+            tenant.set(tenant.get() + 1);
+            let tenant = tenant.get();
+            rt.block_on(async {
+                run_case(&tdb.db, tenant, &records, &chunks).await;
+                let want = reference(&records);
+                let got = partition(&tdb.db, tenant).await;
+                assert_eq!(
+                    got, want,
+                    "{backend:?}: records {records:?} in chunks {chunks:?}"
+                );
+                check_invariants(&tdb.db, tenant, want.len()).await;
+            });
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+}
+
+on_each_backend!(order_of_records_does_not_change_customers);
+async fn order_of_records_does_not_change_customers(backend: Backend) {
+    let tdb = TestDb::new(backend).await;
+    // A chain a–b, c–d, then b–c joins two customers; reversed, no merge is needed.
+    let records = vec![vec![0, 1], vec![2, 3], vec![1, 2], vec![4]];
+    let mut reversed = records.clone();
+    reversed.reverse();
+    run_case(&tdb.db, 1, &records, &[1]).await;
+    run_case(&tdb.db, 2, &reversed, &[1]).await;
+    run_case(&tdb.db, 3, &records, &[10]).await;
+    let a = partition(&tdb.db, 1).await;
+    assert_eq!(a, partition(&tdb.db, 2).await);
+    assert_eq!(a, partition(&tdb.db, 3).await);
+    assert_eq!(a.len(), 2);
+    // Resolving the same records again changes nothing.
+    run_case(&tdb.db, 1, &records, &[2]).await;
+    assert_eq!(a, partition(&tdb.db, 1).await);
+    check_invariants(&tdb.db, 1, 2).await;
+    let (merges,): (i64,) = tdb
+        .db
+        .fetch_one(&sql(
+            "SELECT COUNT(*) FROM customer_merges WHERE tenant_id = 1",
+        ))
+        .await
+        .expect("merges");
+    assert_eq!(
+        merges, 1,
+        "{backend:?}: the bridging record merged two customers once"
+    );
 }
 
 async fn a_merge_moves_tags_and_keeps_one_of_each(backend: Backend) {
