@@ -120,7 +120,7 @@ pub async fn activities_report(
         for &f in friends {
             last = group_buy::join_team(db, &payments, tenant, last.id, f, now_ms()).await?;
         }
-        if last.status == "full" {
+        if last.status == siyu::convert::group_buy::TeamStatus::Full {
             full += 1;
         } else {
             open += 1;
@@ -171,7 +171,7 @@ pub async fn activities_report(
             }
         }
         let b = bargain::get(db, tenant, b.id).await?;
-        if b.status == "reached" {
+        if b.status == siyu::convert::bargain::BargainStatus::Reached {
             reached += 1;
             bargain::buy(db, &payments, tenant, b.id, None, now_ms()).await?;
             bought += 1;

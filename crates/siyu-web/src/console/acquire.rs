@@ -18,7 +18,7 @@ use crate::api::acquire::cards::{PrintFile, print_file};
 use crate::api::acquire::links::link_len;
 use crate::console::{ConsoleUser, page};
 use crate::i18n::{AcqTr, Lang, Tr};
-use siyu::acquire::campaigns::{self, CampaignError, NewCampaign, VariantSpec};
+use siyu::acquire::campaigns::{self, CampaignError, CampaignStatus, NewCampaign, VariantSpec};
 use siyu::acquire::cards::{self, CardVariant, NewBatch};
 use siyu::acquire::report;
 use siyu::convert::coupons;
@@ -139,7 +139,7 @@ pub(crate) async fn acquire_page(
     // Only a launched campaign of this tenant has counts to show; anything else shows none.
     if let Some(id) = q.launched.and_then(|l| l.parse::<i64>().ok()) {
         let launched = match campaigns::get(&app.db, tenant, id).await {
-            Ok(c) => c.status == "launched",
+            Ok(c) => c.status == CampaignStatus::Launched,
             Err(CampaignError::NotFound(_)) => false,
             Err(e) => return ApiError::from(e).into_response(),
         };
@@ -196,7 +196,7 @@ pub(crate) async fn render(
                         }
                     })
                     .unwrap_or_default();
-            let draft = c.status != "launched";
+            let draft = c.status != CampaignStatus::Launched;
             // A draft with recipients recorded is a launch that stopped partway (a crash, a
             // restart): launching again sends only to those it missed.
             let (status, button, confirm) = if draft {

@@ -102,7 +102,7 @@ pub(crate) async fn render(app: &AppState, u: &ConsoleUser, errors: Vec<String>)
                 .counts(tenant, s.id)
                 .await?
                 .into_iter()
-                .map(|(status, _, units)| (status, units))
+                .map(|(status, _, units)| (status.to_string(), units))
                 .collect();
             fl.push(FlashRow {
                 id: s.id,

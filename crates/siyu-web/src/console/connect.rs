@@ -10,6 +10,7 @@ use crate::AppState;
 use crate::api::ApiError;
 use crate::console::{ConsoleUser, page};
 use crate::i18n::{ConnTr, Tr};
+use siyu::connect::tasks::GuideTaskStatus;
 use siyu::connect::{groups, live_codes, mass, sop};
 use siyu::platform::clock::{format_local, now_ms};
 
@@ -117,7 +118,11 @@ pub(crate) async fn connect_page(State(app): State<AppState>, u: ConsoleUser) ->
             name: p.name,
             due: format_local(p.due_at),
             target: p.group_kind.or(p.chat_id).unwrap_or_default(),
-            done: p.tasks.iter().filter(|t| t.status == "sent").count(),
+            done: p
+                .tasks
+                .iter()
+                .filter(|t| t.status == GuideTaskStatus::Sent)
+                .count(),
             tasks: p.tasks.len(),
         })
         .collect();
@@ -134,7 +139,7 @@ pub(crate) async fn connect_page(State(app): State<AppState>, u: ConsoleUser) ->
                 counts.sort();
                 MassRow {
                     name: m.name,
-                    status: m.status,
+                    status: m.status.to_string(),
                     recipients: counts.join(" · "),
                     guides: m
                         .tasks
@@ -145,7 +150,7 @@ pub(crate) async fn connect_page(State(app): State<AppState>, u: ConsoleUser) ->
                             } else {
                                 t.sender
                             };
-                            (who, t.sent, t.recipients, t.status)
+                            (who, t.sent, t.recipients, t.status.to_string())
                         })
                         .collect(),
                 }

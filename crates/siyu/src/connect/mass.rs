@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::client::{Content, WecomApi};
 use super::live_codes::local_day;
+use super::tasks::GuideTaskStatus;
 use crate::engage::policy::{self, Facts, Purpose, Verdict};
 use crate::know::segments;
 use crate::platform::db::{Db, DbError, sql};
@@ -468,7 +469,11 @@ pub async fn follow_up(
             &sql("UPDATE mass_tasks SET sent = $2, status = $3, completed_at = $4 WHERE tenant_id = $5 AND id = $1")
                 .bind(task)
                 .bind(sent)
-                .bind(if finished { "done" } else { "assigned" })
+                .bind(if finished {
+                    GuideTaskStatus::Done
+                } else {
+                    GuideTaskStatus::Assigned
+                })
                 .bind(finished.then_some(now)).bind(tenant),
         )
         .await?;
@@ -501,10 +506,18 @@ pub struct GuideTask {
     pub msgid: Option<String>,
     pub recipients: i64,
     pub sent: i64,
-    pub status: String,
+    pub status: GuideTaskStatus,
     pub error: Option<String>,
     pub reminded_at: Option<i64>,
     pub completed_at: Option<i64>,
+}
+
+crate::platform::text_enum::text_enum! {
+    /// A mass message is `scheduled` until its time comes and it is `released` to the guides.
+    pub enum MassStatus {
+        Scheduled = "scheduled",
+        Released = "released",
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -512,7 +525,7 @@ pub struct MassView {
     pub id: i64,
     pub name: String,
     pub purpose: String,
-    pub status: String,
+    pub status: MassStatus,
     pub audience: serde_json::Value,
     pub content: Content,
     pub not_before: i64,
@@ -525,7 +538,7 @@ pub struct MassView {
 
 pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<MassView, MassError> {
     #[allow(clippy::type_complexity)]
-    let row: Option<(String, String, String, String, String, i64, Option<i64>)> = db
+    let row: Option<(String, String, MassStatus, String, String, i64, Option<i64>)> = db
         .fetch_optional(
             &sql("SELECT name, purpose, status, audience, content, not_before, released_at FROM mass_messages WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant)

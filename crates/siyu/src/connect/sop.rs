@@ -56,8 +56,7 @@ pub struct Task {
     pub owner: String,
     pub chat_ids: String,
     pub msgid: Option<String>,
-    /// pending (not yet handed to WeCom), assigned, sent, failed.
-    pub status: String,
+    pub status: super::tasks::GuideTaskStatus,
     pub error: Option<String>,
     pub created_at: i64,
     pub reminded_at: Option<i64>,

@@ -9,6 +9,20 @@ use std::collections::HashSet;
 use super::client::WecomApi;
 use crate::platform::db::{Db, DbError, sql};
 
+crate::platform::text_enum::text_enum! {
+    /// Where a guide's task stands in WeCom: `pending` (not yet handed over), `sending` (the
+    /// call went out; its answer may be lost), `assigned` (in the guide's list), then `sent`
+    /// (an SOP post) or `done` (a mass message, every recipient answered for), or `failed`.
+    pub enum GuideTaskStatus {
+        Pending = "pending",
+        Sending = "sending",
+        Assigned = "assigned",
+        Sent = "sent",
+        Done = "done",
+        Failed = "failed",
+    }
+}
+
 /// The two tables of guide tasks.
 #[derive(Debug, Clone, Copy)]
 pub enum Tasks {

@@ -55,6 +55,17 @@ pub struct Item {
     pub created_at: i64,
 }
 
+crate::platform::text_enum::text_enum! {
+    /// Where a bargain stands: `open` while friends cut the price, `reached` at the floor,
+    /// `bought` once paid for, `expired` when its time ran out first.
+    pub enum BargainStatus {
+        Open = "open",
+        Reached = "reached",
+        Bought = "bought",
+        Expired = "expired",
+    }
+}
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Bargain {
     pub id: i64,
@@ -62,7 +73,7 @@ pub struct Bargain {
     pub customer_id: i64,
     pub price_now: i64,
     pub assists: i64,
-    pub status: String,
+    pub status: BargainStatus,
     pub created_at: i64,
     pub expires_at: i64,
     pub order_no: Option<String>,
@@ -317,7 +328,7 @@ pub async fn assist(
 ) -> Result<AssistOutcome, BargainError> {
     let b = get(db, tenant, bargain_id).await?;
     check_open(&b, now)?;
-    if b.status != "open" {
+    if b.status != BargainStatus::Open {
         return Err(reached());
     }
     let via = match helper.kind() {
@@ -387,7 +398,7 @@ pub async fn assist(
         )
         .await?;
     check_open(&b, now)?;
-    if b.status != "open" {
+    if b.status != BargainStatus::Open {
         return Err(reached());
     }
     let cut = next_cut(b.price_now - it.floor_price, it.assists - b.assists, r);
@@ -411,7 +422,11 @@ pub async fn assist(
             .bind(tenant)
             .bind(bargain_id)
             .bind(cut)
-            .bind(if reached { "reached" } else { "open" }),
+            .bind(if reached {
+                BargainStatus::Reached
+            } else {
+                BargainStatus::Open
+            }),
     )
     .await?;
     // A helper who became a member since the bargain started came from it (whichever of their
@@ -446,10 +461,14 @@ fn helped_already() -> BargainError {
 }
 
 fn check_open(b: &Bargain, now: i64) -> Result<(), BargainError> {
-    match b.status.as_str() {
-        "open" | "reached" if b.expires_at > now => Ok(()),
-        "open" | "reached" => Err(BargainError::Refused("the bargain has expired".into())),
-        s => Err(BargainError::Refused(format!("the bargain is {s}"))),
+    match b.status {
+        BargainStatus::Open | BargainStatus::Reached if b.expires_at > now => Ok(()),
+        BargainStatus::Open | BargainStatus::Reached => {
+            Err(BargainError::Refused("the bargain has expired".into()))
+        }
+        s @ (BargainStatus::Bought | BargainStatus::Expired) => {
+            Err(BargainError::Refused(format!("the bargain is {s}")))
+        }
     }
 }
 

@@ -62,6 +62,16 @@ pub struct GroupBuy {
     pub per_customer: i64,
 }
 
+crate::platform::text_enum::text_enum! {
+    /// Where a team stands: `open` until its seats fill (`full`) or its time runs out
+    /// (`cancelled`, its members refunded).
+    pub enum TeamStatus {
+        Open = "open",
+        Full = "full",
+        Cancelled = "cancelled",
+    }
+}
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Team {
     pub id: i64,
@@ -69,7 +79,7 @@ pub struct Team {
     pub leader_id: i64,
     pub team_size: i64,
     pub members: i64,
-    pub status: String,
+    pub status: TeamStatus,
     pub created_at: i64,
     pub expires_at: i64,
     pub closed_at: Option<i64>,
@@ -448,11 +458,11 @@ pub async fn join_team(
 }
 
 fn refusal(t: &Team, now: i64) -> Option<String> {
-    match t.status.as_str() {
-        "open" if t.expires_at <= now => Some("the team has expired".into()),
-        "open" => None,
-        "full" => Some("the team is full".into()),
-        s => Some(format!("the team is {s}")),
+    match t.status {
+        TeamStatus::Open if t.expires_at <= now => Some("the team has expired".into()),
+        TeamStatus::Open => None,
+        TeamStatus::Full => Some("the team is full".into()),
+        TeamStatus::Cancelled => Some("the team is cancelled".into()),
     }
 }
 

@@ -129,6 +129,16 @@ impl PaymentProvider for LocalProvider {
     }
 }
 
+crate::platform::text_enum::text_enum! {
+    /// Where a payment stands: `refunding` holds it while the provider refunds, so two callers
+    /// cannot both send the refund.
+    pub enum PaymentStatus {
+        Paid = "paid",
+        Refunding = "refunding",
+        Refunded = "refunded",
+    }
+}
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Payment {
     pub id: i64,
@@ -137,7 +147,7 @@ pub struct Payment {
     pub provider_ref: String,
     pub purpose: String,
     pub amount: i64,
-    pub status: String,
+    pub status: PaymentStatus,
     pub refund_ref: Option<String>,
     pub created_at: i64,
     pub refunded_at: Option<i64>,
@@ -228,7 +238,7 @@ impl Payments {
             provider_ref,
             purpose: c.purpose,
             amount: c.amount,
-            status: "paid".into(),
+            status: PaymentStatus::Paid,
             refund_ref: None,
             created_at: now,
             refunded_at: None,
@@ -238,7 +248,7 @@ impl Payments {
     /// Refunds a payment in full, once: a payment already refunded is returned as it is.
     pub async fn refund(&self, tenant: i64, id: i64, now: i64) -> Result<Payment, PaymentError> {
         let p = self.get(tenant, id).await?;
-        if p.status == "refunded" {
+        if p.status == PaymentStatus::Refunded {
             return Ok(p);
         }
         // Claim the refund first, so two callers cannot both send it to the provider.

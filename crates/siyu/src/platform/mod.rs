@@ -13,6 +13,7 @@ pub mod refusal;
 pub mod runtime;
 pub mod spreadsheet;
 pub mod tenant_settings;
+pub mod text_enum;
 
 // The store is the crate `siyu-store`; every capability reaches it by these paths.
 pub use siyu_store::{db, rows};

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::api::{ApiCaller, ApiError, json_body, live_customer, path_id, require_write};
-use siyu::convert::flash::SaleInput;
+use siyu::convert::flash::{FlashOrderStatus, SaleInput};
 use siyu::platform::clock::now_ms;
 
 pub(crate) async fn create_sale(
@@ -34,7 +34,7 @@ pub(crate) async fn sale_view(
     let counts = app.flash.counts(tenant, id).await?;
     let by_status: serde_json::Map<String, serde_json::Value> = counts
         .into_iter()
-        .map(|(s, n, units)| (s, json!({"orders": n, "units": units})))
+        .map(|(s, n, units)| (s.to_string(), json!({"orders": n, "units": units})))
         .collect();
     Ok(json!({"sale": sale, "left": left, "orders": by_status}))
 }
@@ -101,10 +101,13 @@ pub(crate) async fn sale_orders(
     Query(q): Query<StatusQuery>,
 ) -> Result<Response, ApiError> {
     let id = path_id("flash sale", &id)?;
-    let orders = app
-        .flash
-        .orders(caller.tenant_id, id, q.status.as_deref())
-        .await?;
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<FlashOrderStatus>)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("status: {e}")))?;
+    let orders = app.flash.orders(caller.tenant_id, id, status).await?;
     Ok(Json(json!({"orders": orders})).into_response())
 }
 

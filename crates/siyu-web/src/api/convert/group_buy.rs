@@ -11,7 +11,7 @@ use crate::AppState;
 use crate::api::{
     ApiCaller, ApiError, CustomerBody, json_body, live_customer, path_id, require_write,
 };
-use siyu::convert::group_buy::{self, GroupBuyInput, Team};
+use siyu::convert::group_buy::{self, GroupBuyInput, Team, TeamStatus};
 use siyu::platform::clock::now_ms;
 
 pub(crate) async fn create_buy(
@@ -31,8 +31,8 @@ pub(crate) async fn list_buys(
     let mut out = Vec::new();
     for g in group_buy::list(&app.db, caller.tenant_id).await? {
         let teams = group_buy::teams(&app.db, caller.tenant_id, g.id).await?;
-        let count = |s: &str| teams.iter().filter(|t| t.status == s).count();
-        out.push(json!({"group_buy": g, "teams": {"open": count("open"), "full": count("full"), "cancelled": count("cancelled")}}));
+        let count = |s: TeamStatus| teams.iter().filter(|t| t.status == s).count();
+        out.push(json!({"group_buy": g, "teams": {"open": count(TeamStatus::Open), "full": count(TeamStatus::Full), "cancelled": count(TeamStatus::Cancelled)}}));
     }
     Ok(Json(json!({"group_buys": out})).into_response())
 }
@@ -56,7 +56,7 @@ pub(crate) async fn follow_if_filled(
     tenant: i64,
     t: &Team,
 ) -> Result<(), ApiError> {
-    if t.status != "full" {
+    if t.status != TeamStatus::Full {
         return Ok(());
     }
     for m in group_buy::team_members(&app.db, tenant, t.id).await? {

@@ -44,7 +44,7 @@ pub async fn launch_then(
     outbox: Option<&Outbox>,
 ) -> Result<LaunchReport, CampaignError> {
     let c = get(db, tenant, id).await?;
-    if c.status == "launched" {
+    if c.status == CampaignStatus::Launched {
         return launch_report(db, tenant, id).await;
     }
     let (_, members) = segments::snapshot_members(db, tenant, c.snapshot_id).await?;

@@ -78,10 +78,19 @@ pub struct Campaign {
     pub template_code: Option<String>,
     pub cost_per_part: i64,
     pub window_days: i64,
-    pub status: String,
+    pub status: CampaignStatus,
     pub scheduled_at: i64,
     pub launched_at: Option<i64>,
     pub created_at: i64,
+}
+
+crate::platform::text_enum::text_enum! {
+    /// A campaign is a `draft` until launched; a launch that stopped part-way stays a draft
+    /// with its sends recorded, and launching again sends only to those it missed.
+    pub enum CampaignStatus {
+        Draft = "draft",
+        Launched = "launched",
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -128,7 +128,7 @@ pub(super) struct CampaignRow {
     pub(super) template_code: Option<String>,
     pub(super) cost_per_part: i64,
     pub(super) window_days: i64,
-    pub(super) status: String,
+    pub(super) status: CampaignStatus,
     pub(super) scheduled_at: i64,
     pub(super) launched_at: Option<i64>,
     pub(super) created_at: i64,

@@ -214,7 +214,7 @@ async fn insert_coupons(
             q.push_arg(template);
             q.push_arg(**customer);
             q.push_arg(code.clone());
-            q.push_arg("claimed");
+            q.push_arg(CouponStatus::Claimed);
             q.push_arg(source);
             q.push_arg(now);
             q.push_arg(from);

@@ -146,13 +146,24 @@ impl Template {
     }
 }
 
+crate::platform::text_enum::text_enum! {
+    /// Where a coupon stands: `claimed` (held, usable until its date), `redeemed` on an order,
+    /// `refunded` with the order it was redeemed on (a refund within its dates makes it
+    /// `claimed` again).
+    pub enum CouponStatus {
+        Claimed = "claimed",
+        Redeemed = "redeemed",
+        Refunded = "refunded",
+    }
+}
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Coupon {
     pub id: i64,
     pub template_id: i64,
     pub customer_id: i64,
     pub code: String,
-    pub status: String,
+    pub status: CouponStatus,
     pub source: String,
     pub granted_at: i64,
     pub valid_from: i64,

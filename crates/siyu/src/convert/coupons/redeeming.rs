@@ -92,7 +92,7 @@ pub async fn redeem(db: &Db, tenant: i64, u: &UseOn, now: i64) -> Result<Coupon,
         )
         .await?
         .ok_or_else(|| CouponError::NoCoupon(u.code.clone()))?;
-    if c.status != "claimed" {
+    if c.status != CouponStatus::Claimed {
         return Err(CouponError::Refused(format!(
             "coupon {} was redeemed already (order {})",
             c.code,

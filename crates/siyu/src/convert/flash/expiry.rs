@@ -20,7 +20,7 @@ impl FlashSales {
         if customer.is_some_and(|c| c != o.customer_id) {
             return Err(FlashError::NoOrder(order_id));
         }
-        if o.status != "pending" {
+        if o.status != FlashOrderStatus::Pending {
             return Err(FlashError::Refused(format!(
                 "the reservation is {}",
                 o.status

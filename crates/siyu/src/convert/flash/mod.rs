@@ -47,6 +47,18 @@ pub struct Sale {
     pub created_at: i64,
 }
 
+crate::platform::text_enum::text_enum! {
+    /// Where a reservation stands. `paying` holds it while the provider charges; `cancelled` is
+    /// the buyer's doing, `expired` the clock's.
+    pub enum FlashOrderStatus {
+        Pending = "pending",
+        Paying = "paying",
+        Paid = "paid",
+        Cancelled = "cancelled",
+        Expired = "expired",
+    }
+}
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct FlashOrder {
     pub id: i64,
@@ -54,7 +66,7 @@ pub struct FlashOrder {
     pub customer_id: i64,
     pub quantity: i64,
     pub amount: i64,
-    pub status: String,
+    pub status: FlashOrderStatus,
     pub created_at: i64,
     pub expires_at: i64,
     pub paid_at: Option<i64>,
@@ -236,7 +248,7 @@ impl FlashSales {
         &self,
         tenant: i64,
         sale_id: i64,
-        status: Option<&str>,
+        status: Option<FlashOrderStatus>,
     ) -> Result<Vec<FlashOrder>, FlashError> {
         let filter = if status.is_some() {
             " AND status = $3"
@@ -259,7 +271,7 @@ impl FlashSales {
         &self,
         tenant: i64,
         id: i64,
-    ) -> Result<Vec<(String, i64, i64)>, FlashError> {
+    ) -> Result<Vec<(FlashOrderStatus, i64, i64)>, FlashError> {
         Ok(self
             .db
             .fetch_all(

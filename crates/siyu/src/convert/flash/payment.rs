@@ -39,11 +39,17 @@ impl FlashSales {
             .await?;
         if claimed == 0 {
             let o = self.order(tenant, order_id).await?;
-            return match o.status.as_str() {
-                "paid" => Ok(o),
-                "paying" => Err(FlashError::Refused("the reservation is being paid".into())),
-                "pending" => Err(FlashError::Refused("the reservation has expired".into())),
-                s => Err(FlashError::Refused(format!("the reservation is {s}"))),
+            return match o.status {
+                FlashOrderStatus::Paid => Ok(o),
+                FlashOrderStatus::Paying => {
+                    Err(FlashError::Refused("the reservation is being paid".into()))
+                }
+                FlashOrderStatus::Pending => {
+                    Err(FlashError::Refused("the reservation has expired".into()))
+                }
+                s @ (FlashOrderStatus::Cancelled | FlashOrderStatus::Expired) => {
+                    Err(FlashError::Refused(format!("the reservation is {s}")))
+                }
             };
         }
         let (me, payments) = (self.clone(), payments.clone());

@@ -92,7 +92,7 @@ pub(super) async fn store_reservations(
                 customer_id: j.customer,
                 quantity: j.quantity,
                 amount: j.amount,
-                status: "pending".into(),
+                status: FlashOrderStatus::Pending,
                 created_at: j.now,
                 expires_at: j.expires_at,
                 paid_at: None,
@@ -123,7 +123,7 @@ pub(super) async fn store_reservations(
                 j.customer.into(),
                 j.quantity.into(),
                 j.amount.into(),
-                "pending".into(),
+                FlashOrderStatus::Pending.into(),
                 j.now.into(),
                 j.expires_at.into(),
             ] {
