@@ -268,6 +268,27 @@ async fn reservations_expire_pay_and_cancel(backend: Backend) {
     assert_eq!(sold, (2, 2));
     let units: i64 = held(&s, sale).await.values().sum();
     assert_eq!(units, 2);
+
+    // The orders of a sale by status, and a status that does not exist refused by name.
+    let orders = |status: &str| {
+        let url = s.url(&format!(
+            "/api/v1/flash-sales/{sale}/orders?status={status}"
+        ));
+        let (c, key) = (c.clone(), key.clone());
+        async move { send(&c, M::GET, &url, &key, None).await }
+    };
+    let (st, v) = orders("cancelled").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let cancelled = v["orders"].as_array().expect("orders");
+    assert_eq!(cancelled.len(), 1, "{v}");
+    assert_eq!(cancelled[0]["status"], "cancelled");
+    let (st, v) = orders("refunded").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("status:") && message.contains("refunded"),
+        "{v}"
+    );
 }
 on_each_backend!(reservations_expire_pay_and_cancel);
 
