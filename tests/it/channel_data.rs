@@ -377,3 +377,92 @@ async fn exports_keep_what_real_exports_carry(backend: Backend) {
     assert_eq!(status.as_u16(), 404);
 }
 on_each_backend!(exports_keep_what_real_exports_carry);
+
+const POS_HEADER: &str =
+    "门店,小票号,单据类型,销售时间,会员手机,品名,数量,零售价,实收金额,原单号,备注";
+
+/// A store's return receipts refund the sales they name, whichever file comes first and however
+/// often the files are uploaded: the sale's refund is the sum of its returns, a sale returned in
+/// full is refunded, the returns themselves count nothing, and a return that names no sale is
+/// refused by the column it lacks.
+async fn store_returns_refund_the_sales_they_name(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (tenant, key) = tenant_with_key(s.db(), "brand", Role::Operator).await;
+    let returns = [
+        POS_HEADER,
+        "S01,0005,退货,2024-06-18 16:40:00,13312345678,洁面慕斯,1,129.00,-129.00,,原单0001退货",
+        "S01,0006,退货,2024-06-18 16:50:00,13312345678,护手霜,1,59.00,-59.00,0002,",
+        "S01,0007,退货,2024-06-18 17:00:00,13312345678,精华水,1,100.00,100.00,0001,",
+        "S01,0008,退货,2024-06-18 17:10:00,13312345678,棉柔巾,1,10.00,-10.00,,顾客退货",
+    ]
+    .join("\n");
+    let sales = [
+        POS_HEADER,
+        "S01,0001,销售,2024-06-18 10:00:00,13312345678,精华水,1,397.00,397.00,,",
+        "S01,0002,销售,2024-06-18 11:00:00,13312345678,护手霜,1,59.00,59.00,,",
+        "S01,0003,销售,2024-06-18 12:00:00,13312345678,棉柔巾,1,39.80,39.80,,",
+    ]
+    .join("\n");
+    let sale = |no: &'static str| {
+        let db = s.db().clone();
+        async move {
+            let row: (String, i64, i64) = db
+                .fetch_one(
+                    &sql("SELECT status, amount, refund_amount FROM orders WHERE tenant_id = $1 AND order_no = $2")
+                        .bind(tenant)
+                        .bind(no),
+                )
+                .await
+                .expect("order");
+            row
+        }
+    };
+
+    // The returns come first: they are kept, refunded in full, and count nothing.
+    let r = upload(&s, &key, "pos", returns.clone()).await;
+    assert_eq!(
+        (&r["read"], &r["imported"], &r["rejected"]),
+        (&json!(4), &json!(3), &json!(1)),
+        "{backend:?}: {r}"
+    );
+    let o = overview(s.db(), tenant).await.expect("overview");
+    assert_eq!(channel_gmv(&o, "store"), (0, 0), "{backend:?}");
+    assert_eq!(sale("S01-0005").await, ("refunded".into(), 12_900, 12_900));
+
+    // Then the sales: each one's refund is what its returns returned.
+    upload(&s, &key, "pos", sales.clone()).await;
+    let expected = [
+        (
+            "S01-0001",
+            ("completed".to_string(), 39_700, 12_900 + 10_000),
+        ),
+        ("S01-0002", ("refunded".to_string(), 5_900, 5_900)),
+        ("S01-0003", ("completed".to_string(), 3_980, 0)),
+    ];
+    for (no, want) in &expected {
+        assert_eq!(&sale(no).await, want, "{backend:?}: {no}");
+    }
+    let gmv = (39_700 - 22_900) + 3_980;
+    let o = overview(s.db(), tenant).await.expect("overview");
+    assert_eq!(channel_gmv(&o, "store"), (2, gmv), "{backend:?}");
+
+    // Both files again, in the other order: nothing is counted twice.
+    upload(&s, &key, "pos", sales).await;
+    upload(&s, &key, "pos", returns).await;
+    for (no, want) in &expected {
+        assert_eq!(
+            &sale(no).await,
+            want,
+            "{backend:?}: {no} after uploading again"
+        );
+    }
+    let o = overview(s.db(), tenant).await.expect("overview");
+    assert_eq!(channel_gmv(&o, "store"), (2, gmv), "{backend:?}");
+    let (orders,): (i64,) = s
+        .db()
+        .fetch_one(&sql("SELECT COUNT(*) FROM orders WHERE tenant_id = $1").bind(tenant))
+        .await
+        .expect("count");
+    assert_eq!(orders, 6, "three sales and three returns");
+}
+on_each_backend!(store_returns_refund_the_sales_they_name);

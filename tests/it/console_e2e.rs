@@ -22,6 +22,7 @@ fn order(no: &str, phone: &str, amount: i64, days_ago: i64) -> OrderRecord {
         paid_at: None,
         amount,
         refund_amount: 0,
+        refund_of: None,
         store_id: None,
         guide_id: None,
         buyer_name: Some("张三".into()),

@@ -139,6 +139,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0022_customer_rows.sql"),
         include_str!("../migrations/postgres/0022_customer_rows.sql"),
     ),
+    (
+        23,
+        "order returns",
+        include_str!("../migrations/sqlite/0023_order_returns.sql"),
+        include_str!("../migrations/postgres/0023_order_returns.sql"),
+    ),
 ];
 
 /// What a migration's SQL cannot do alone, run inside its transaction after its script: the

@@ -188,6 +188,9 @@ pub struct OrderRecord {
     /// Paid amount in fen.
     pub amount: i64,
     pub refund_amount: i64,
+    /// A return receipt's sale (its order number in the same channel). The return is stored
+    /// refunded in full; the sale's refund becomes at least the sum of its returns.
+    pub refund_of: Option<String>,
     pub store_id: Option<String>,
     pub guide_id: Option<String>,
     pub buyer_name: Option<String>,
@@ -349,7 +352,7 @@ pub async fn store_orders(
     }
 
     // Every order has a buyer by now (an unlinked one at least).
-    let rows: Vec<[Arg; 20]> = in_key_order
+    let rows: Vec<[Arg; 21]> = in_key_order
         .iter()
         .filter_map(|&i| {
             let o = &orders[i];
@@ -380,18 +383,20 @@ pub async fn store_orders(
                 i64::from(unlinked[i]).into(),
                 source.into(),
                 now.into(),
+                o.refund_of.as_deref().into(),
             ])
         })
         .collect();
     tx.insert_rows(
         "INSERT INTO orders (id, tenant_id, channel, order_no, customer_id, status, status_text, ordered_at, paid_at, amount, \
-         refund_amount, item_count, store_id, guide_id, buyer_name, phone_hint, province, buyer_unlinked, source, updated_at)",
+         refund_amount, item_count, store_id, guide_id, buyer_name, phone_hint, province, buyer_unlinked, source, updated_at, refund_of)",
         "ON CONFLICT (tenant_id, channel, order_no) DO UPDATE SET customer_id = excluded.customer_id, \
          status = excluded.status, status_text = excluded.status_text, buyer_unlinked = excluded.buyer_unlinked, ordered_at = excluded.ordered_at, paid_at = excluded.paid_at, \
          amount = excluded.amount, refund_amount = excluded.refund_amount, \
          item_count = CASE WHEN excluded.item_count > 0 THEN excluded.item_count ELSE orders.item_count END, \
          store_id = excluded.store_id, guide_id = excluded.guide_id, buyer_name = excluded.buyer_name, \
-         phone_hint = excluded.phone_hint, province = excluded.province, updated_at = excluded.updated_at",
+         phone_hint = excluded.phone_hint, province = excluded.province, updated_at = excluded.updated_at, \
+         refund_of = excluded.refund_of",
         &rows,
     )
     .await?;
@@ -434,6 +439,7 @@ pub async fn store_orders(
         &lines,
     )
     .await?;
+    apply_returns(&mut tx, tenant_id, orders).await?;
     tx.commit().await?;
     Ok(StoreOutcome {
         imported: fresh as u64,
@@ -447,6 +453,71 @@ pub async fn store_orders(
         unlinked: unlinked.iter().filter(|u| **u).count() as u64,
         buyers_linked: links.len() as u64,
     })
+}
+
+/// Brings the refunds of sales that have return receipts up to the sum of their returns: the
+/// sales these returns name, and sales of this chunk that returns stored earlier named (a
+/// return imported before its sale). Computed from the stored returns, never added, so storing
+/// the same rows again changes nothing; a sale's own refund column counts when it is larger.
+/// A sale returned in full is `refunded`.
+async fn apply_returns(
+    tx: &mut crate::platform::db::Tx,
+    tenant_id: i64,
+    orders: &[OrderRecord],
+) -> DbResult<()> {
+    let returns_here = orders.iter().any(|o| o.refund_of.is_some());
+    if !returns_here {
+        // Most chunks (every marketplace's) carry no returns; one indexed probe says whether
+        // any stored return could name one of their sales.
+        let any: Option<(i64,)> = tx
+            .fetch_optional(
+                &crate::platform::db::sql(
+                    "SELECT id FROM orders WHERE tenant_id = $1 AND refund_of IS NOT NULL LIMIT 1",
+                )
+                .bind(tenant_id),
+            )
+            .await?;
+        if any.is_none() {
+            return Ok(());
+        }
+    }
+    let mut by_channel: HashMap<&str, Vec<Value>> = HashMap::default();
+    for o in orders {
+        let sales = by_channel.entry(o.channel.as_str()).or_default();
+        match &o.refund_of {
+            Some(sale) => sales.push(sale.as_str().into()),
+            None => sales.push(o.order_no.as_str().into()),
+        }
+    }
+    for (channel, sales) in by_channel {
+        const RETURNED: &str = "(SELECT COALESCE(SUM(r.amount), 0) FROM orders r \
+             WHERE r.tenant_id = orders.tenant_id AND r.channel = orders.channel AND r.refund_of = orders.order_no)";
+        tx.execute_in(
+            &format!(
+                "UPDATE orders SET refund_amount = CASE WHEN {RETURNED} >= amount THEN amount \
+                   WHEN {RETURNED} > refund_amount THEN {RETURNED} ELSE refund_amount END \
+                 WHERE tenant_id = $1 AND channel = $2 AND refund_of IS NULL \
+                   AND EXISTS (SELECT 1 FROM orders r WHERE r.tenant_id = orders.tenant_id \
+                     AND r.channel = orders.channel AND r.refund_of = orders.order_no) \
+                   AND order_no"
+            ),
+            &[tenant_id.into(), channel.into()],
+            sales.clone(),
+        )
+        .await?;
+        tx.execute_in(
+            "UPDATE orders SET status = 'refunded' WHERE tenant_id = $1 AND channel = $2 \
+               AND refund_of IS NULL AND amount > 0 AND refund_amount >= amount \
+               AND status IN ('paid', 'shipped', 'completed') \
+               AND EXISTS (SELECT 1 FROM orders r WHERE r.tenant_id = orders.tenant_id \
+                 AND r.channel = orders.channel AND r.refund_of = orders.order_no) \
+               AND order_no",
+            &[tenant_id.into(), channel.into()],
+            sales,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// The buyer each already-stored order has, and whether that buyer is unlinked.
@@ -620,6 +691,7 @@ impl OrderInput {
             paid_at: self.paid_at,
             amount,
             refund_amount,
+            refund_of: None,
             store_id: self.store_id,
             guide_id: self.guide_id,
             buyer_name: self.buyer_name,

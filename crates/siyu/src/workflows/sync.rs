@@ -551,6 +551,7 @@ pub fn to_record(
         paid_at: o.paid_at,
         amount,
         refund_amount,
+        refund_of: None,
         store_id: None,
         guide_id: None,
         buyer_name: o.buyer_name,

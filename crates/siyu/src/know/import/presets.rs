@@ -29,6 +29,12 @@ pub enum Field {
     MemberNo,
     Unionid,
     Email,
+    /// What a POS document is (销售, 退货): a return receipt refunds the sale it names.
+    ReceiptKind,
+    /// The sale a return receipt returns (原单号).
+    ReturnOf,
+    /// The cashier's note, where a POS without an 原单号 column writes the sale (原单0001退货).
+    Note,
 }
 
 pub const FIELDS: &[(Field, &str)] = &[
@@ -53,6 +59,9 @@ pub const FIELDS: &[(Field, &str)] = &[
     (Field::MemberNo, "member_no"),
     (Field::Unionid, "unionid"),
     (Field::Email, "email"),
+    (Field::ReceiptKind, "receipt_kind"),
+    (Field::ReturnOf, "return_of"),
+    (Field::Note, "note"),
 ];
 
 impl Field {
@@ -241,6 +250,12 @@ pub fn preset(name: &str) -> Option<Preset> {
                 h(Category, &["品类", "类目"]),
                 h(Quantity, &["数量"]),
                 h(Price, &["单价", "零售价"]),
+                h(ReceiptKind, &["单据类型", "销售类型", "交易类型"]),
+                h(
+                    ReturnOf,
+                    &["原单号", "原小票号", "原销售单号", "退货原单号", "原单据号"],
+                ),
+                h(Note, &["备注"]),
             ],
         ),
         "generic" => (None, FIELDS.iter().map(|(f, n)| h(*f, &[n])).collect()),

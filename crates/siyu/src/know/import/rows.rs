@@ -2,7 +2,7 @@
 
 use super::presets::{Columns, Field};
 use super::status_map::StatusMap;
-use super::values::{clean_cell, parse_money, parse_quantity, parse_time};
+use super::values::{clean_cell, parse_money, parse_quantity, parse_signed_money, parse_time};
 use crate::know::identity::{Identity, IdentityError, IdentityKind};
 use crate::know::orders::{MAX_FEN, OrderLine, OrderRecord, OrderStatus, settle_amounts};
 use crate::know::phone::{PhoneError, PhoneInput, parse_phone};
@@ -113,13 +113,56 @@ impl RowContext {
                 ));
             }
         };
-        let order_no = match self.store(rec) {
+        let order_no = self.in_store(&channel, rec, order_no);
+        Ok((channel, order_no))
+    }
+
+    /// A store's receipt number as the store keeps it: prefixed with its store (see `order_key`).
+    fn in_store(&self, channel: &str, rec: &[String], order_no: String) -> String {
+        match self.store(rec) {
             Some(store) if channel == "store" && !order_no.starts_with(&store) => {
                 format!("{store}-{order_no}")
             }
             _ => order_no,
-        };
-        Ok((channel, order_no))
+        }
+    }
+
+    /// The sale a return receipt returns, keyed as that sale's own row keys it: an 原单号 column,
+    /// else `原单…` in the note. `None` for a row that is not a return.
+    fn returned_sale(
+        &self,
+        line: u64,
+        rec: &[String],
+        channel: &str,
+        below_zero: bool,
+    ) -> Result<Option<String>, RowError> {
+        let kind_says_return = self
+            .cell(rec, Field::ReceiptKind)
+            .is_some_and(|k| k.contains('退'));
+        if !kind_says_return && !below_zero {
+            return Ok(None);
+        }
+        let named = self
+            .cell(rec, Field::ReturnOf)
+            .or_else(|| self.cell(rec, Field::Note).and_then(sale_in_note));
+        match named {
+            Some(sale) => {
+                let sale =
+                    check_order_no(sale).map_err(|r| self.err(line, Field::ReturnOf, r))?;
+                Ok(Some(self.in_store(channel, rec, sale)))
+            }
+            None if kind_says_return => Err(self.err(
+                line,
+                Field::ReturnOf,
+                "a return receipt must name the sale it returns: an 原单号 column, or 原单… in 备注"
+                    .into(),
+            )),
+            None => Err(self.err(
+                line,
+                Field::Amount,
+                "amount is negative and the row names no sale it returns (原单号)".into(),
+            )),
+        }
     }
 
     /// A row's own paid and refunded amounts, for exports that write them per row.
@@ -171,8 +214,18 @@ impl RowContext {
     pub fn parse(&self, line: u64, rec: &[String]) -> Result<OrderRecord, RowError> {
         let err = |f: Field, reason: String| self.err(line, f, reason);
         let (channel, order_no) = self.order_key(line, rec)?;
+        // An amount below zero is a return receipt's (退货单), and so is a row whose document
+        // kind says 退货; either must name the sale it returns.
+        let signed = match self.cell(rec, Field::Amount) {
+            Some(s) => Some(parse_signed_money(s).map_err(|r| err(Field::Amount, r))?),
+            None => None,
+        };
+        let below_zero = signed.is_some_and(|(below, _)| below);
+        let refund_of = self.returned_sale(line, rec, &channel, below_zero)?;
         // A status nobody knows yet keeps the order (as `unknown`, with its text), never loses it.
+        // A return is refunded in full, whatever its status column says of the receipt.
         let (status, status_text) = match self.cell(rec, Field::Status) {
+            _ if refund_of.is_some() => (OrderStatus::Refunded, None),
             Some(s) => self.status_map.read(s),
             None => (self.default_status, None),
         };
@@ -184,10 +237,7 @@ impl RowContext {
         };
         // An empty amount cell (a POS sale on account) is priced by its line, as a file
         // without an amount column is.
-        let amount = match self.cell(rec, Field::Amount) {
-            Some(s) => Some(parse_money(s).map_err(|r| err(Field::Amount, r))?),
-            None => None,
-        };
+        let amount = signed.map(|(_, fen)| fen);
         let order_line = self.parse_line(line, rec, amount)?;
         let amount = match (amount, &order_line) {
             (Some(a), _) => a,
@@ -210,6 +260,7 @@ impl RowContext {
             ));
         }
         let refund_amount = match self.cell(rec, Field::RefundAmount) {
+            _ if refund_of.is_some() => amount,
             Some(s) => parse_money(s).map_err(|r| err(Field::RefundAmount, r))?,
             None => 0,
         };
@@ -255,6 +306,7 @@ impl RowContext {
             paid_at,
             amount,
             refund_amount,
+            refund_of,
             store_id: self.store(rec),
             guide_id: self.cell(rec, Field::GuideId).map(str::to_owned),
             buyer_name: self.cell(rec, Field::BuyerName).map(str::to_owned),
@@ -264,6 +316,17 @@ impl RowContext {
             lines: order_line.into_iter().collect(),
         })
     }
+}
+
+/// The sale a cashier's note names: `原单0001退货`, `原单号: XS-0001，尺码不合` (letters, digits,
+/// `-` and `_` after 原单 and an optional 号 and colon).
+fn sale_in_note(note: &str) -> Option<&str> {
+    let at = note.find("原单")? + "原单".len();
+    let rest = note[at..].trim_start_matches(['号', ':', '：', ' ', '#']);
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .unwrap_or(rest.len());
+    (end > 0).then(|| &rest[..end])
 }
 
 #[cfg(test)]
@@ -284,5 +347,147 @@ mod tests {
         for cell in ["1380013800", "138001380001", "abc", "13800138000-"] {
             assert!(!phone_says_nothing(cell), "{cell}");
         }
+    }
+
+    #[test]
+    fn a_note_names_the_sale_a_return_returns() {
+        assert_eq!(sale_in_note("原单0001退货"), Some("0001"));
+        assert_eq!(
+            sale_in_note("原单号: XS2024-0001，尺码不合"),
+            Some("XS2024-0001")
+        );
+        assert_eq!(sale_in_note("退货 原单号：S01_0003"), Some("S01_0003"));
+        assert_eq!(sale_in_note("顾客退货"), None);
+        assert_eq!(sale_in_note("原单号："), None);
+    }
+
+    #[test]
+    fn a_return_below_zero_is_read_as_a_refunded_receipt_of_its_sale() {
+        let header: Vec<String> = [
+            "门店",
+            "小票号",
+            "单据类型",
+            "销售时间",
+            "实收金额",
+            "原单号",
+            "备注",
+            "会员手机",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let ctx = RowContext {
+            columns: Columns::resolve(&super::super::presets::preset("pos").expect("pos"), &header),
+            channel: Some("store".into()),
+            store_id: None,
+            default_status: OrderStatus::Completed,
+            status_map: Default::default(),
+            amounts_per_row: false,
+        };
+        let row = |cells: [&str; 8]| cells.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let o = ctx
+            .parse(
+                2,
+                &row([
+                    "S01",
+                    "0005",
+                    "退货",
+                    "2024-06-18 16:40:00",
+                    "-129.00",
+                    "0001",
+                    "",
+                    "13312345678",
+                ]),
+            )
+            .expect("a return");
+        assert_eq!(
+            (
+                o.order_no.as_str(),
+                o.status,
+                o.amount,
+                o.refund_amount,
+                o.refund_of.as_deref()
+            ),
+            (
+                "S01-0005",
+                OrderStatus::Refunded,
+                12_900,
+                12_900,
+                Some("S01-0001")
+            )
+        );
+        // The sale named in the note, the amount written positive beside a 退货 kind.
+        let o = ctx
+            .parse(
+                3,
+                &row([
+                    "S01",
+                    "0006",
+                    "退货",
+                    "2024-06-18 16:41:00",
+                    "￥59.00",
+                    "",
+                    "原单S01-0002退货",
+                    "",
+                ]),
+            )
+            .expect("a return");
+        assert_eq!(
+            (o.amount, o.refund_of.as_deref()),
+            (5_900, Some("S01-0002"))
+        );
+        // A sale is not a return.
+        let o = ctx
+            .parse(
+                4,
+                &row([
+                    "S01",
+                    "0007",
+                    "销售",
+                    "2024-06-18 16:42:00",
+                    "59.00",
+                    "",
+                    "",
+                    "",
+                ]),
+            )
+            .expect("a sale");
+        assert_eq!((o.status, o.refund_of), (OrderStatus::Completed, None));
+        // A return that names no sale, and a negative amount with nothing to return, are refused
+        // by the column that is missing.
+        let e = ctx
+            .parse(
+                5,
+                &row([
+                    "S01",
+                    "0008",
+                    "退货",
+                    "2024-06-18 16:43:00",
+                    "-59.00",
+                    "",
+                    "顾客退货",
+                    "",
+                ]),
+            )
+            .expect_err("no sale named");
+        assert_eq!((e.line, e.column.as_str()), (5, "原单号"));
+        assert!(e.reason.contains("原单号"), "{}", e.reason);
+        let e = ctx
+            .parse(
+                6,
+                &row([
+                    "S01",
+                    "0009",
+                    "销售",
+                    "2024-06-18 16:44:00",
+                    "-59.00",
+                    "",
+                    "",
+                    "",
+                ]),
+            )
+            .expect_err("negative sale");
+        assert_eq!(e.column, "实收金额");
+        assert!(e.reason.contains("negative"), "{}", e.reason);
     }
 }

@@ -20,6 +20,17 @@ pub fn clean_cell(s: &str) -> &str {
     t
 }
 
+/// An amount that may be below zero, as a POS writes a return (`-129.00`, `￥-129.00`,
+/// `-￥129.00`): whether it is, and its size in fen.
+pub fn parse_signed_money(s: &str) -> Result<(bool, i64), String> {
+    let t = clean_cell(s);
+    let after_sign = t.trim_start_matches(['￥', '¥']).trim_start();
+    match after_sign.strip_prefix(['-', '－']) {
+        Some(rest) => parse_money(rest).map(|fen| (fen > 0, fen)),
+        None => parse_money(t).map(|fen| (false, fen)),
+    }
+}
+
 /// Parses an amount in yuan into fen: `￥1,299.00`, `¥ 99`, `1299.5元`, `RMB 12.30`.
 pub fn parse_money(s: &str) -> Result<i64, String> {
     let t = clean_cell(s);
@@ -311,6 +322,22 @@ mod tests {
         ] {
             assert!(parse_time(bad).is_err(), "{bad} was read as a time");
         }
+    }
+
+    #[test]
+    fn a_return_writes_its_amount_below_zero_either_side_of_the_yuan_sign() {
+        for cell in ["-129.00", "￥-129.00", "-￥129.00", "－129", " -1,29.00 "] {
+            assert_eq!(parse_signed_money(cell), Ok((true, 12_900)), "{cell}");
+        }
+        assert_eq!(parse_signed_money("￥129.00"), Ok((false, 12_900)));
+        // Zero has no sign worth keeping; garbage stays an error that names the cell.
+        assert_eq!(parse_signed_money("-0.00"), Ok((false, 0)));
+        assert!(
+            parse_signed_money("-abc")
+                .expect_err("not money")
+                .contains("not a number")
+        );
+        assert!(parse_signed_money("--5").is_err());
     }
 
     #[test]
