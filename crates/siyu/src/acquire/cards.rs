@@ -466,7 +466,7 @@ pub async fn batch_report(db: &Db, tenant: i64, id: i64) -> Result<BatchReport, 
         by.insert(v.name.clone(), blank(&v.name));
     }
     let mut claimers: HashMap<i64, (String, i64)> = HashMap::new();
-    let mut coupon_ids = Vec::new();
+    let mut coupon_variant: HashMap<i64, String> = HashMap::new();
     for c in &cards {
         let r = by
             .entry(c.variant.clone())
@@ -480,33 +480,46 @@ pub async fn batch_report(db: &Db, tenant: i64, id: i64) -> Result<BatchReport, 
             claimers.insert(cust, (c.variant.clone(), at));
         }
         if let Some(cp) = c.coupon_id {
-            coupon_ids.push(Value::from(cp));
+            coupon_variant.insert(cp, c.variant.clone());
         }
     }
+    // A claimer OneID has since merged into another record of the same person is that record
+    // now, and the person's orders are stored under it.
+    let recorded: Vec<i64> = claimers.keys().copied().collect();
+    let claimers_of = crate::know::customers::recorded_behind(
+        crate::know::customers::surviving_ids(db, tenant, &recorded).await?,
+    );
     let mut tx = db.begin().await?;
     let orders: Vec<(i64, i64, i64, i64)> = tx
         .fetch_in(
             &format!("SELECT customer_id, ordered_at, amount, refund_amount FROM orders WHERE tenant_id = $1 AND status IN {PURCHASE_STATUSES} AND customer_id"),
             &[tenant.into()],
-            claimers.keys().map(|&c| Value::from(c)).collect(),
+            claimers_of.keys().map(|&c| Value::from(c)).collect(),
         )
         .await?;
+    // A card's coupon counts for the card's variant, whoever holds it now.
     let used: Vec<(i64, Option<i64>)> = tx
         .fetch_in(
-            "SELECT customer_id, discount FROM coupons WHERE tenant_id = $1 AND status = 'redeemed' AND id",
+            "SELECT id, discount FROM coupons WHERE tenant_id = $1 AND status = 'redeemed' AND id",
             &[tenant.into()],
-            coupon_ids,
+            coupon_variant.keys().map(|&c| Value::from(c)).collect(),
         )
         .await?;
     drop(tx);
     let mut buyers = HashSet::new();
-    for (cust, at, amount, refund) in orders {
-        let Some((variant, t0)) = claimers.get(&cust) else {
+    for (now, at, amount, refund) in orders {
+        // The first claim of the person whose window holds the order: counted once.
+        let claim = claimers_of.get(&now).and_then(|recorded| {
+            recorded.iter().find_map(|c| {
+                claimers
+                    .get(c)
+                    .filter(|(_, t0)| at >= *t0 && at < t0 + window)
+                    .map(|claim| (*c, claim))
+            })
+        });
+        let Some((cust, (variant, t0))) = claim else {
             continue;
         };
-        if at < *t0 || at >= t0 + window {
-            continue;
-        }
         let Some(r) = by.get_mut(variant) else {
             continue;
         };
@@ -522,8 +535,8 @@ pub async fn batch_report(db: &Db, tenant: i64, id: i64) -> Result<BatchReport, 
             }
         }
     }
-    for (cust, discount) in used {
-        if let Some(r) = claimers.get(&cust).and_then(|(v, _)| by.get_mut(v)) {
+    for (coupon, discount) in used {
+        if let Some(r) = coupon_variant.get(&coupon).and_then(|v| by.get_mut(v)) {
             r.coupons_used += 1;
             r.coupon_cost += discount.unwrap_or(0);
         }

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 use super::campaigns::{self, CONTROL, Campaign, CampaignError, LaunchReport};
+use crate::know::customers;
 use crate::know::orders::PURCHASE_STATUSES;
 use crate::measure::abtest::{self, Analysis, Arm};
 use crate::platform::db::{Db, Value};
@@ -197,8 +198,23 @@ pub async fn campaign_report(
             }
         }
     }
-    let ids: Vec<Value> = people.keys().map(|&c| Value::from(c)).collect();
+    // A recipient that OneID has since found to be another customer record of the same person
+    // (merged into it) is that customer now: what the person did after the send (joined, added
+    // a guide, ordered) is stored under the id they have now, and counts for the recipient.
+    let recorded: Vec<i64> = people.keys().copied().collect();
+    let recipients_of =
+        customers::recorded_behind(customers::surviving_ids(db, tenant, &recorded).await?);
+    let ids: Vec<Value> = recipients_of.keys().map(|&c| Value::from(c)).collect();
     let mut tx = db.begin().await?;
+    // The recipient an outcome at `at` of the person now `cust` counts for: the first whose
+    // window holds it, so a person recorded twice among the recipients counts once.
+    let recipient_for = |cust: i64, at: i64| -> Option<i64> {
+        recipients_of
+            .get(&cust)?
+            .iter()
+            .copied()
+            .find(|r| people.get(r).is_some_and(|p| in_window(p, at)))
+    };
     // Recalled: joined as a member, or added a guide (a `contact_added` event), in the window.
     let joined: Vec<(i64, i64)> = tx
         .fetch_in(
@@ -216,10 +232,8 @@ pub async fn campaign_report(
         .await?;
     let mut recalled_at: HashMap<i64, i64> = HashMap::new();
     for (cust, at) in joined.into_iter().chain(contacts) {
-        if let Some(p) = people.get(&cust)
-            && in_window(p, at)
-        {
-            let e = recalled_at.entry(cust).or_insert(at);
+        if let Some(r) = recipient_for(cust, at) {
+            let e = recalled_at.entry(r).or_insert(at);
             *e = (*e).min(at);
         }
     }
@@ -247,10 +261,10 @@ pub async fn campaign_report(
     drop(tx);
     let mut buyers: HashSet<i64> = HashSet::new();
     for (cust, at, amount, refund) in orders {
-        let Some(p) = people.get(&cust) else { continue };
-        if !in_window(p, at) {
+        let Some(cust) = recipient_for(cust, at) else {
             continue;
-        }
+        };
+        let p = &people[&cust];
         let Some(v) = by_variant.get_mut(&p.variant) else {
             continue;
         };

@@ -151,6 +151,21 @@ pub async fn surviving_ids(
         .collect())
 }
 
+/// Turns [`surviving_ids`] around: for each customer now, the ids recorded for them (a report's
+/// recipients or claimers), in id order. Two recorded ids of one person have one entry.
+pub fn recorded_behind(
+    surviving: std::collections::HashMap<i64, i64>,
+) -> std::collections::HashMap<i64, Vec<i64>> {
+    let mut behind: std::collections::HashMap<i64, Vec<i64>> = Default::default();
+    for (recorded, now) in surviving {
+        behind.entry(now).or_default().push(recorded);
+    }
+    for ids in behind.values_mut() {
+        ids.sort_unstable();
+    }
+    behind
+}
+
 /// The customer holding an identity.
 pub async fn find_by_identity(
     db: &Db,
