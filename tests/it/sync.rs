@@ -415,6 +415,30 @@ async fn shops_are_run_from_the_api(backend: Backend) {
         listed["shops"][0]["lag_ms"].as_i64().unwrap_or(i64::MAX) < 120_000,
         "{listed}"
     );
+    // The same status on /metrics, read from the store.
+    let metrics = || async {
+        c.get(s.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    };
+    let labels = format!("{{tenant=\"{tenant}\",shop=\"{id}\",platform=\"youzan\"}}");
+    let text = metrics().await;
+    for line in [
+        format!("siyu_sync_orders_synced_total{labels} 120"),
+        format!("siyu_sync_failing{labels} 0"),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+    let lag: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("siyu_sync_lag_seconds{labels} ")))
+        .and_then(|v| v.parse().ok())
+        .expect("a lag");
+    assert!((0.0..120.0).contains(&lag), "{lag}");
 
     let (status, _) = common::send(
         &c,
@@ -448,6 +472,10 @@ async fn shops_are_run_from_the_api(backend: Backend) {
     )
     .await;
     assert_eq!(status.as_u16(), 204);
+    assert!(
+        !metrics().await.contains(&labels),
+        "a disconnected shop is not reported"
+    );
     let (status, gone) = common::send(
         &c,
         Method::POST,

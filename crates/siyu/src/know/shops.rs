@@ -197,6 +197,35 @@ pub async fn list(db: &Db, tenant: i64) -> Result<Vec<ShopStatus>, ShopError> {
         .await?)
 }
 
+/// Every connected shop of every tenant with its status, as (tenant, shop): what `/metrics`
+/// reports, from the store, so that every server of a deployment reports the same figures
+/// whichever of them synced the shop.
+pub async fn connected_status(db: &Db) -> Result<Vec<(i64, ShopStatus)>, ShopError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        tenant_id: i64,
+        #[sqlx(flatten)]
+        status: ShopStatus,
+    }
+    let rows: Vec<Row> = db
+        .fetch_all(&sql(format!(
+            "SELECT tenant_id, {STATUS_COLUMNS} FROM shops WHERE disconnected_at IS NULL ORDER BY tenant_id, id"
+        )))
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.tenant_id, r.status)).collect())
+}
+
+impl ShopStatus {
+    /// Whether the last attempt failed: an error since the last success.
+    pub fn failing(&self) -> bool {
+        match (self.last_error_at, self.last_success_at) {
+            (Some(e), Some(ok)) => e > ok,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+}
+
 /// Every connected shop of every tenant, as (tenant, shop): what the sync loop visits.
 pub async fn connected(db: &Db) -> Result<Vec<(i64, i64)>, ShopError> {
     Ok(db
