@@ -306,6 +306,63 @@ async fn a_merge_keeps_the_earliest_membership_of_those_merged(backend: Backend)
 }
 on_each_backend!(a_merge_keeps_the_earliest_membership_of_those_merged);
 
+/// A merged record's WeCom contacts move to the customer that is kept, so guides and mass
+/// messages still reach the person; contacts of records merged before the upgrade move with it.
+async fn wecom_contacts_follow_the_person(backend: Backend) {
+    use siyu::platform::migrate::migrate;
+    let tdb = TestDb::migrated_to(backend, 23).await;
+    let db = &tdb.db;
+    run_case(db, 7, &[vec![0], vec![1], vec![2], vec![3]], &[4]).await;
+    let owners: Vec<(i64,)> = db
+        .fetch_all(&sql(
+            "SELECT DISTINCT customer_id FROM identities WHERE tenant_id = 7 ORDER BY customer_id",
+        ))
+        .await
+        .expect("owners");
+    let ids: Vec<i64> = owners.iter().map(|o| o.0).collect();
+    assert_eq!(ids.len(), 4, "{backend:?}: four people first");
+    let contact = |external: &'static str, customer: i64| {
+        sql("INSERT INTO wecom_contacts (tenant_id, external_userid, userid, customer_id, added_at) VALUES (7, $1, 'guide-1', $2, 0)")
+            .bind(external)
+            .bind(customer)
+    };
+    let contacts = || async {
+        let rows: Vec<(String, i64)> = db
+            .fetch_all(&sql(
+                "SELECT external_userid, customer_id FROM wecom_contacts WHERE tenant_id = 7 ORDER BY external_userid",
+            ))
+            .await
+            .expect("contacts");
+        rows
+    };
+    // Before the upgrade: the second record merges into the first, and its contact stays.
+    db.execute(&contact("wm-before", ids[1]))
+        .await
+        .expect("contact");
+    run_case(db, 7, &[vec![0, 1]], &[1]).await;
+    assert_eq!(contacts().await, vec![("wm-before".to_owned(), ids[1])]);
+    migrate(db, &common::cipher()).await.expect("upgrade");
+    assert_eq!(
+        contacts().await,
+        vec![("wm-before".to_owned(), ids[0])],
+        "{backend:?}: the upgrade moved the merged record's contact"
+    );
+    // After it: the fourth record's contact follows its merge into the third.
+    db.execute(&contact("wm-after", ids[3]))
+        .await
+        .expect("contact");
+    run_case(db, 7, &[vec![2, 3]], &[1]).await;
+    assert_eq!(
+        contacts().await,
+        vec![
+            ("wm-after".to_owned(), ids[2]),
+            ("wm-before".to_owned(), ids[0])
+        ],
+        "{backend:?}"
+    );
+}
+on_each_backend!(wecom_contacts_follow_the_person);
+
 /// Every table with a `customer_id` column says what a merge does with its rows: OneID moves
 /// its own (identities, orders, events, tags, attributes), and every other capability's table
 /// is declared in `customer_rows` by its migration. A new table that says nothing fails here.

@@ -145,6 +145,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0023_order_returns.sql"),
         include_str!("../migrations/postgres/0023_order_returns.sql"),
     ),
+    (
+        24,
+        "contacts follow merges",
+        include_str!("../migrations/sqlite/0024_contacts_follow_merges.sql"),
+        include_str!("../migrations/postgres/0024_contacts_follow_merges.sql"),
+    ),
 ];
 
 /// What a migration's SQL cannot do alone, run inside its transaction after its script: the
