@@ -141,6 +141,20 @@ impl World {
         (st == StatusCode::OK).then_some(v)
     }
 
+    /// The welcome messages WeCom accepted, once there are `n` (they go out on a lane of their
+    /// own, beside the inbox [`settle`](Self::settle) waits for, and a refused token is
+    /// refreshed and the call made again).
+    async fn welcomed(&self, n: usize) -> Vec<siyu_wecom_sandbox::Call> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let calls = self.wecom.calls("send_welcome_msg");
+            if calls.iter().filter(|c| c.errcode == 0).count() >= n || Instant::now() > deadline {
+                return calls;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn settle(&self) {
         // The callback queue is asynchronous; wait until the inbox has nothing unfinished.
         if let Err(n) = self
@@ -291,7 +305,7 @@ async fn an_add_through_a_live_code_is_welcomed_tagged_and_attributed_within_a_s
     w.settle().await;
     assert!(w.customer("wmCUST2").await.is_some());
     assert!(w.wecom.token_issues() > issued);
-    let welcomes = w.wecom.calls("send_welcome_msg");
+    let welcomes = w.welcomed(2).await;
     assert_eq!(
         welcomes.iter().filter(|c| c.errcode == 0).count(),
         2,
