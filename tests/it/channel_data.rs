@@ -379,28 +379,30 @@ async fn exports_keep_what_real_exports_carry(backend: Backend) {
 on_each_backend!(exports_keep_what_real_exports_carry);
 
 const POS_HEADER: &str =
-    "门店,小票号,单据类型,销售时间,会员手机,品名,数量,零售价,实收金额,原单号,备注";
+    "门店,小票号,单据类型,状态,销售时间,会员手机,品名,数量,零售价,实收金额,原单号,备注";
 
 /// A store's return receipts refund the sales they name, whichever file comes first and however
 /// often the files are uploaded: the sale's refund is the sum of its returns, a sale returned in
-/// full is refunded, the returns themselves count nothing, and a return that names no sale is
-/// refused by the column it lacks.
+/// full is refunded (and stays so when a status map is saved), the returns themselves count
+/// nothing, a voided return refunds nothing, and a return that names no sale is refused by the
+/// column it lacks.
 async fn store_returns_refund_the_sales_they_name(backend: Backend) {
     let s = TestServer::start(backend).await;
     let (tenant, key) = tenant_with_key(s.db(), "brand", Role::Operator).await;
     let returns = [
         POS_HEADER,
-        "S01,0005,退货,2024-06-18 16:40:00,13312345678,洁面慕斯,1,129.00,-129.00,,原单0001退货",
-        "S01,0006,退货,2024-06-18 16:50:00,13312345678,护手霜,1,59.00,-59.00,0002,",
-        "S01,0007,退货,2024-06-18 17:00:00,13312345678,精华水,1,100.00,100.00,0001,",
-        "S01,0008,退货,2024-06-18 17:10:00,13312345678,棉柔巾,1,10.00,-10.00,,顾客退货",
+        "S01,0005,退货,已完成,2024-06-18 16:40:00,13312345678,洁面慕斯,-1,-129.00,-129.00,,原单0001退货",
+        "S01,0006,退货,已完成,2024-06-18 16:50:00,13312345678,护手霜,1,59.00,-59.00,0002,",
+        "S01,0007,退货,已完成,2024-06-18 17:00:00,13312345678,精华水,1,100.00,100.00,0001,",
+        "S01,0008,退货,已完成,2024-06-18 17:10:00,13312345678,棉柔巾,1,10.00,-10.00,,顾客退货",
+        "S01,0009,退货,已取消,2024-06-18 17:20:00,13312345678,棉柔巾,1,39.80,-39.80,0003,收银员作废",
     ]
     .join("\n");
     let sales = [
         POS_HEADER,
-        "S01,0001,销售,2024-06-18 10:00:00,13312345678,精华水,1,397.00,397.00,,",
-        "S01,0002,销售,2024-06-18 11:00:00,13312345678,护手霜,1,59.00,59.00,,",
-        "S01,0003,销售,2024-06-18 12:00:00,13312345678,棉柔巾,1,39.80,39.80,,",
+        "S01,0001,销售,已完成,2024-06-18 10:00:00,13312345678,精华水,1,397.00,397.00,,",
+        "S01,0002,销售,已完成,2024-06-18 11:00:00,13312345678,护手霜,1,59.00,59.00,,",
+        "S01,0003,销售,已完成,2024-06-18 12:00:00,13312345678,棉柔巾,1,39.80,39.80,,",
     ]
     .join("\n");
     let sale = |no: &'static str| {
@@ -422,12 +424,27 @@ async fn store_returns_refund_the_sales_they_name(backend: Backend) {
     let r = upload(&s, &key, "pos", returns.clone()).await;
     assert_eq!(
         (&r["read"], &r["imported"], &r["rejected"]),
-        (&json!(4), &json!(3), &json!(1)),
+        (&json!(5), &json!(4), &json!(1)),
         "{backend:?}: {r}"
     );
     let o = overview(s.db(), tenant).await.expect("overview");
     assert_eq!(channel_gmv(&o, "store"), (0, 0), "{backend:?}");
     assert_eq!(sale("S01-0005").await, ("refunded".into(), 12_900, 12_900));
+    let (voided, _, refund) = sale("S01-0009").await;
+    assert!(
+        voided != "refunded" && refund == 0,
+        "{backend:?}: {voided} {refund}"
+    );
+    let (lines,): (i64,) = s
+        .db()
+        .fetch_one(&sql("SELECT COUNT(*) FROM order_lines l JOIN orders o ON o.id = l.order_id \
+                         WHERE o.tenant_id = $1 AND o.order_no = 'S01-0005' AND l.quantity = 1 AND l.price = 12900").bind(tenant))
+        .await
+        .expect("lines");
+    assert_eq!(
+        lines, 1,
+        "{backend:?}: a line written -1 × -129.00 is one returned item"
+    );
 
     // Then the sales: each one's refund is what its returns returned.
     upload(&s, &key, "pos", sales.clone()).await;
@@ -446,9 +463,18 @@ async fn store_returns_refund_the_sales_they_name(backend: Backend) {
     let o = overview(s.db(), tenant).await.expect("overview");
     assert_eq!(channel_gmv(&o, "store"), (2, gmv), "{backend:?}");
 
-    // Both files again, in the other order: nothing is counted twice.
+    // Both files again, in the other order, and a status map saved: nothing moves.
     upload(&s, &key, "pos", sales).await;
     upload(&s, &key, "pos", returns).await;
+    let (status, body) = send(
+        &reqwest::Client::new(),
+        Method::PUT,
+        &s.url("/api/v1/import/status-map"),
+        &key,
+        Some(json!({"挂单": "pending"})),
+    )
+    .await;
+    assert_eq!(status.as_u16(), 200, "{body}");
     for (no, want) in &expected {
         assert_eq!(
             &sale(no).await,
@@ -463,6 +489,6 @@ async fn store_returns_refund_the_sales_they_name(backend: Backend) {
         .fetch_one(&sql("SELECT COUNT(*) FROM orders WHERE tenant_id = $1").bind(tenant))
         .await
         .expect("count");
-    assert_eq!(orders, 6, "three sales and three returns");
+    assert_eq!(orders, 7, "three sales and four returns");
 }
 on_each_backend!(store_returns_refund_the_sales_they_name);

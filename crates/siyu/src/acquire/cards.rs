@@ -514,10 +514,9 @@ pub async fn batch_report(db: &Db, tenant: i64, id: i64) -> Result<BatchReport, 
                 claimers
                     .get(c)
                     .filter(|(_, t0)| at >= *t0 && at < t0 + window)
-                    .map(|claim| (*c, claim))
             })
         });
-        let Some((cust, (variant, t0))) = claim else {
+        let Some((variant, t0)) = claim else {
             continue;
         };
         let Some(r) = by.get_mut(variant) else {
@@ -525,7 +524,8 @@ pub async fn batch_report(db: &Db, tenant: i64, id: i64) -> Result<BatchReport, 
         };
         r.orders += 1;
         r.gmv += amount - refund;
-        if buyers.insert(cust) {
+        // A person, however many records claimed for them, is one buyer.
+        if buyers.insert(now) {
             r.buyers += 1;
         }
         if let Some(i) = SERIES_HOURS.iter().position(|&h| at < t0 + h * HOUR) {

@@ -260,8 +260,8 @@ pub async fn campaign_report(
         .await?;
     drop(tx);
     let mut buyers: HashSet<i64> = HashSet::new();
-    for (cust, at, amount, refund) in orders {
-        let Some(cust) = recipient_for(cust, at) else {
+    for (person, at, amount, refund) in orders {
+        let Some(cust) = recipient_for(person, at) else {
             continue;
         };
         let p = &people[&cust];
@@ -271,7 +271,8 @@ pub async fn campaign_report(
         let net = amount - refund;
         v.orders += 1;
         v.gmv += net;
-        if buyers.insert(cust) {
+        // A person, however many records they were recorded under, is one buyer.
+        if buyers.insert(person) {
             v.buyers += 1;
         }
         if let Some(i) = slot(p, at) {

@@ -1,6 +1,6 @@
 //! Orders from every channel, unique per (tenant, channel, order id), and how they are stored.
 
-use foldhash::HashMap;
+use foldhash::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -465,53 +465,65 @@ async fn apply_returns(
     tenant_id: i64,
     orders: &[OrderRecord],
 ) -> DbResult<()> {
-    let returns_here = orders.iter().any(|o| o.refund_of.is_some());
-    if !returns_here {
-        // Most chunks (every marketplace's) carry no returns; one indexed probe says whether
-        // any stored return could name one of their sales.
-        let any: Option<(i64,)> = tx
-            .fetch_optional(
-                &crate::platform::db::sql(
-                    "SELECT id FROM orders WHERE tenant_id = $1 AND refund_of IS NOT NULL LIMIT 1",
-                )
-                .bind(tenant_id),
+    // Channels whose stored orders hold a return (an indexed read; none for most tenants and
+    // every marketplace channel), and those this chunk brings returns in.
+    let mut with_returns: HashSet<String> = HashSet::default();
+    with_returns.extend(
+        tx
+        .fetch_all::<(String,)>(
+            &crate::platform::db::sql(
+                "SELECT DISTINCT channel FROM orders WHERE tenant_id = $1 AND refund_of IS NOT NULL",
             )
-            .await?;
-        if any.is_none() {
-            return Ok(());
-        }
+            .bind(tenant_id),
+        )
+        .await?
+        .into_iter()
+        .map(|(c,)| c),
+    );
+    with_returns.extend(
+        orders
+            .iter()
+            .filter(|o| o.refund_of.is_some())
+            .map(|o| o.channel.clone()),
+    );
+    if with_returns.is_empty() {
+        return Ok(());
     }
     let mut by_channel: HashMap<&str, Vec<Value>> = HashMap::default();
-    for o in orders {
+    for o in orders.iter().filter(|o| with_returns.contains(&o.channel)) {
         let sales = by_channel.entry(o.channel.as_str()).or_default();
         match &o.refund_of {
             Some(sale) => sales.push(sale.as_str().into()),
             None => sales.push(o.order_no.as_str().into()),
         }
     }
+    // Returns that went through (`refunded`); a voided or held one refunds nothing.
+    const RETURNS: &str = "FROM orders r WHERE r.tenant_id = orders.tenant_id \
+         AND r.channel = orders.channel AND r.refund_of = orders.order_no AND r.status = 'refunded'";
     for (channel, sales) in by_channel {
-        const RETURNED: &str = "(SELECT COALESCE(SUM(r.amount), 0) FROM orders r \
-             WHERE r.tenant_id = orders.tenant_id AND r.channel = orders.channel AND r.refund_of = orders.order_no)";
         tx.execute_in(
             &format!(
-                "UPDATE orders SET refund_amount = CASE WHEN {RETURNED} >= amount THEN amount \
-                   WHEN {RETURNED} > refund_amount THEN {RETURNED} ELSE refund_amount END \
+                "UPDATE orders SET refund_amount = CASE \
+                   WHEN (SELECT COALESCE(SUM(r.amount), 0) {RETURNS}) >= amount THEN amount \
+                   WHEN (SELECT COALESCE(SUM(r.amount), 0) {RETURNS}) > refund_amount \
+                     THEN (SELECT COALESCE(SUM(r.amount), 0) {RETURNS}) \
+                   ELSE refund_amount END \
                  WHERE tenant_id = $1 AND channel = $2 AND refund_of IS NULL \
-                   AND EXISTS (SELECT 1 FROM orders r WHERE r.tenant_id = orders.tenant_id \
-                     AND r.channel = orders.channel AND r.refund_of = orders.order_no) \
-                   AND order_no"
+                   AND EXISTS (SELECT 1 {RETURNS}) AND order_no"
             ),
             &[tenant_id.into(), channel.into()],
             sales.clone(),
         )
         .await?;
+        // Its text goes with it: a status map saved later re-reads the texts it keeps, and
+        // must not read a sale returned in full as the completed sale its row once said.
         tx.execute_in(
-            "UPDATE orders SET status = 'refunded' WHERE tenant_id = $1 AND channel = $2 \
-               AND refund_of IS NULL AND amount > 0 AND refund_amount >= amount \
-               AND status IN ('paid', 'shipped', 'completed') \
-               AND EXISTS (SELECT 1 FROM orders r WHERE r.tenant_id = orders.tenant_id \
-                 AND r.channel = orders.channel AND r.refund_of = orders.order_no) \
-               AND order_no",
+            &format!(
+                "UPDATE orders SET status = 'refunded', status_text = NULL \
+                 WHERE tenant_id = $1 AND channel = $2 AND refund_of IS NULL AND amount > 0 \
+                   AND refund_amount >= amount AND status IN ('paid', 'shipped', 'completed') \
+                   AND EXISTS (SELECT 1 {RETURNS}) AND order_no"
+            ),
             &[tenant_id.into(), channel.into()],
             sales,
         )

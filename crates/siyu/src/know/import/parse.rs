@@ -406,7 +406,7 @@ fn continue_order(
         // The order's amount priced its first line; a later line without a price is a gift.
         Some(0)
     };
-    if let Some(l) = ctx.parse_line(line, fields, own)? {
+    if let Some(l) = ctx.parse_line(line, fields, own, order.refund_of.is_some())? {
         order.lines.push(l);
     }
     Ok(())

@@ -33,6 +33,8 @@ pub enum Field {
     ReceiptKind,
     /// The sale a return receipt returns (原单号).
     ReturnOf,
+    /// The store of that sale, when the return was made in another (原门店).
+    ReturnStore,
     /// The cashier's note, where a POS without an 原单号 column writes the sale (原单0001退货).
     Note,
 }
@@ -61,6 +63,7 @@ pub const FIELDS: &[(Field, &str)] = &[
     (Field::Email, "email"),
     (Field::ReceiptKind, "receipt_kind"),
     (Field::ReturnOf, "return_of"),
+    (Field::ReturnStore, "return_store"),
     (Field::Note, "note"),
 ];
 
@@ -255,6 +258,7 @@ pub fn preset(name: &str) -> Option<Preset> {
                     ReturnOf,
                     &["原单号", "原小票号", "原销售单号", "退货原单号", "原单据号"],
                 ),
+                h(ReturnStore, &["原门店", "原门店编码", "原销售门店"]),
                 h(Note, &["备注"]),
             ],
         ),

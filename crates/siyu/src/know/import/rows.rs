@@ -119,7 +119,11 @@ impl RowContext {
 
     /// A store's receipt number as the store keeps it: prefixed with its store (see `order_key`).
     fn in_store(&self, channel: &str, rec: &[String], order_no: String) -> String {
-        match self.store(rec) {
+        self.in_store_of(channel, self.store(rec), order_no)
+    }
+
+    fn in_store_of(&self, channel: &str, store: Option<String>, order_no: String) -> String {
+        match store {
             Some(store) if channel == "store" && !order_no.starts_with(&store) => {
                 format!("{store}-{order_no}")
             }
@@ -149,7 +153,12 @@ impl RowContext {
             Some(sale) => {
                 let sale =
                     check_order_no(sale).map_err(|r| self.err(line, Field::ReturnOf, r))?;
-                Ok(Some(self.in_store(channel, rec, sale)))
+                // The sale's store: 原门店 when the return was made elsewhere, else this one.
+                let store = self
+                    .cell(rec, Field::ReturnStore)
+                    .map(str::to_owned)
+                    .or_else(|| self.store(rec));
+                Ok(Some(self.in_store_of(channel, store, sale)))
             }
             None if kind_says_return => Err(self.err(
                 line,
@@ -178,24 +187,38 @@ impl RowContext {
         Ok((paid, refund))
     }
 
-    /// The order line a row carries, if any. `amount` prices a line without a unit price.
+    /// The order line a row carries, if any. `amount` prices a line without a unit price. A
+    /// return's line may write its quantity or price below zero (`数量 -1`), as POS systems do.
     pub fn parse_line(
         &self,
         line: u64,
         rec: &[String],
         amount: Option<i64>,
+        returned: bool,
     ) -> Result<Option<OrderLine>, RowError> {
+        let unsigned = |s: &'_ str| -> String {
+            let t = clean_cell(s);
+            match t.strip_prefix(['-', '－']) {
+                Some(rest) if returned => rest.to_owned(),
+                _ => t.to_owned(),
+            }
+        };
         let title = self.cell(rec, Field::Title).map(str::to_owned);
         let sku = self.cell(rec, Field::Sku).map(str::to_owned);
         if title.is_none() && sku.is_none() {
             return Ok(None);
         }
         let quantity = match self.cell(rec, Field::Quantity) {
-            Some(s) => parse_quantity(s).map_err(|r| self.err(line, Field::Quantity, r))?,
+            Some(s) => {
+                parse_quantity(&unsigned(s)).map_err(|r| self.err(line, Field::Quantity, r))?
+            }
             None => 1,
         };
         let price = match self.cell(rec, Field::Price) {
-            Some(s) => parse_money(s).map_err(|r| self.err(line, Field::Price, r))?,
+            Some(s) => match parse_signed_money(s) {
+                Ok((true, fen)) if returned => fen,
+                _ => parse_money(s).map_err(|r| self.err(line, Field::Price, r))?,
+            },
             None => match amount {
                 Some(a) if quantity > 0 => a / quantity,
                 _ => 0,
@@ -223,11 +246,16 @@ impl RowContext {
         let below_zero = signed.is_some_and(|(below, _)| below);
         let refund_of = self.returned_sale(line, rec, &channel, below_zero)?;
         // A status nobody knows yet keeps the order (as `unknown`, with its text), never loses it.
-        // A return is refunded in full, whatever its status column says of the receipt.
         let (status, status_text) = match self.cell(rec, Field::Status) {
-            _ if refund_of.is_some() => (OrderStatus::Refunded, None),
             Some(s) => self.status_map.read(s),
             None => (self.default_status, None),
+        };
+        // A return that went through is refunded in full, and refunds its sale; one voided,
+        // held or in a status nobody reads yet keeps that status and refunds nothing.
+        let (status, status_text) = match status {
+            _ if refund_of.is_none() => (status, status_text),
+            s if s.is_purchase() || s == OrderStatus::Refunded => (OrderStatus::Refunded, None),
+            s => (s, status_text),
         };
         let ordered_at = parse_time(self.cell(rec, Field::OrderedAt).unwrap_or(""))
             .map_err(|r| err(Field::OrderedAt, r))?;
@@ -238,7 +266,7 @@ impl RowContext {
         // An empty amount cell (a POS sale on account) is priced by its line, as a file
         // without an amount column is.
         let amount = signed.map(|(_, fen)| fen);
-        let order_line = self.parse_line(line, rec, amount)?;
+        let order_line = self.parse_line(line, rec, amount, refund_of.is_some())?;
         let amount = match (amount, &order_line) {
             (Some(a), _) => a,
             (None, Some(l)) => l
@@ -260,7 +288,8 @@ impl RowContext {
             ));
         }
         let refund_amount = match self.cell(rec, Field::RefundAmount) {
-            _ if refund_of.is_some() => amount,
+            _ if status == OrderStatus::Refunded && refund_of.is_some() => amount,
+            _ if refund_of.is_some() => 0,
             Some(s) => parse_money(s).map_err(|r| err(Field::RefundAmount, r))?,
             None => 0,
         };
@@ -436,6 +465,7 @@ mod tests {
             (o.amount, o.refund_of.as_deref()),
             (5_900, Some("S01-0002"))
         );
+        // A return at another store names the sale's store in 原门店 (the header at the end).
         // A sale is not a return.
         let o = ctx
             .parse(
@@ -489,5 +519,56 @@ mod tests {
             .expect_err("negative sale");
         assert_eq!(e.column, "实收金额");
         assert!(e.reason.contains("negative"), "{}", e.reason);
+
+        let header: Vec<String> = [
+            "门店",
+            "小票号",
+            "单据类型",
+            "销售时间",
+            "实收金额",
+            "原单号",
+            "原门店",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let ctx = RowContext {
+            columns: Columns::resolve(&super::super::presets::preset("pos").expect("pos"), &header),
+            ..ctx
+        };
+        let row = |cells: [&str; 7]| cells.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let o = ctx
+            .parse(
+                7,
+                &row([
+                    "S02",
+                    "0031",
+                    "退货",
+                    "2024-06-19 10:00:00",
+                    "-129.00",
+                    "0001",
+                    "S01",
+                ]),
+            )
+            .expect("a return elsewhere");
+        assert_eq!(
+            (o.order_no.as_str(), o.refund_of.as_deref()),
+            ("S02-0031", Some("S01-0001"))
+        );
+        let o = ctx
+            .parse(
+                8,
+                &row([
+                    "S02",
+                    "0032",
+                    "退货",
+                    "2024-06-19 10:05:00",
+                    "-59.00",
+                    "0002",
+                    "",
+                ]),
+            )
+            .expect("a return here");
+        assert_eq!(o.refund_of.as_deref(), Some("S02-0002"));
     }
 }
