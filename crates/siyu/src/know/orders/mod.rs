@@ -1,6 +1,6 @@
 //! Orders from every channel, unique per (tenant, channel, order id), and how they are stored.
 
-use foldhash::{HashMap, HashSet};
+use foldhash::HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -10,141 +10,13 @@ use crate::platform::crypto::{FieldCipher, TenantLookup};
 use crate::platform::db::{Db, DbResult, Value};
 use crate::platform::rows::Arg;
 
+mod returns;
+mod status;
+
+pub use status::{OrderStatus, PURCHASE_STATUSES, normalise_status};
+
 /// The largest amount one order may carry, in fen (10 billion yuan): guards sums from overflow.
 pub const MAX_FEN: i64 = 1_000_000_000_000;
-
-/// A status as exports write it, made comparable: full-width punctuation as ASCII, no spaces
-/// (ASCII or ideographic), English lower-cased, and JD's "(删除)" mark on deleted orders dropped
-/// (the order keeps its status).
-pub fn normalise_status(s: &str) -> String {
-    let mapped: String = s
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .map(|c| match c {
-            '，' | '、' => ',',
-            '（' => '(',
-            '）' => ')',
-            '：' => ':',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect();
-    mapped
-        .strip_prefix("(删除)")
-        .map(str::to_owned)
-        .unwrap_or(mapped)
-}
-
-/// The statuses that count as a purchase, as an SQL list (see [`OrderStatus::is_purchase`]).
-pub const PURCHASE_STATUSES: &str = "('paid','shipped','completed')";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderStatus {
-    Pending,
-    Paid,
-    Shipped,
-    Completed,
-    Refunded,
-    Closed,
-    /// A status the export wrote that neither Siyu nor the tenant's status map knows: the order
-    /// is kept with its text, counts as no purchase, and is re-read when the map names the text.
-    Unknown,
-}
-
-impl OrderStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Pending => "pending",
-            OrderStatus::Paid => "paid",
-            OrderStatus::Shipped => "shipped",
-            OrderStatus::Completed => "completed",
-            OrderStatus::Refunded => "refunded",
-            OrderStatus::Closed => "closed",
-            OrderStatus::Unknown => "unknown",
-        }
-    }
-
-    /// Reads a status as Chinese seller exports and APIs write it: Tmall/Taobao, JD, Douyin
-    /// (抖店), PDD and Youzan wordings, after [`normalise_status`] (so full-width punctuation,
-    /// spaces and JD's "(删除)" mark do not matter).
-    pub fn parse(s: &str) -> Option<OrderStatus> {
-        let s = normalise_status(s);
-        Some(match s.as_str() {
-            "pending"
-            | "等待买家付款"
-            | "待付款"
-            | "未付款"
-            | "等待付款"
-            | "待支付"
-            | "待确认"
-            | "没有创建支付宝交易"
-            // A presale whose deposit is paid: a purchase only once the balance is.
-            | "买家已付定金,等待付尾款"
-            | "已付定金"
-            | "待付尾款" => OrderStatus::Pending,
-            "paid"
-            | "买家已付款"
-            | "已付款"
-            | "已支付"
-            | "待发货"
-            | "等待卖家发货"
-            | "买家已付款,等待卖家发货"
-            | "等待出库"
-            | "备货中"
-            | "锁定"
-            | "已锁定"
-            | "等待发货"
-            | "待配货"
-            | "已支付,待发货" => OrderStatus::Paid,
-            "shipped"
-            | "卖家已发货"
-            | "已发货"
-            | "等待确认收货"
-            | "待收货"
-            | "待签收"
-            | "等待买家确认收货"
-            | "卖家已发货,等待买家确认"
-            | "卖家已发货,等待买家确认收货"
-            | "已发货,待签收"
-            | "已发货,待收货"
-            | "卖家部分发货"
-            | "发往配送中心"
-            | "配送中心已收货" => OrderStatus::Shipped,
-            "completed"
-            | "交易成功"
-            | "已完成"
-            | "完成"
-            | "已签收"
-            | "已收货"
-            | "交易完成"
-            | "买家已收货"
-            | "买家已签收(货到付款专用)"
-            | "待评价"
-            | "已结算"
-            | "收款确认" => OrderStatus::Completed,
-            "refunded"
-            | "已退款"
-            | "退款成功"
-            | "售后完成"
-            | "全额退款"
-            | "未发货,退款成功"
-            | "已发货,退款成功" => OrderStatus::Refunded,
-            "closed" | "交易关闭" | "已关闭" | "已取消" | "取消" | "订单关闭" | "交易被淘宝关闭"
-            | "已作废" => OrderStatus::Closed,
-            "unknown" => OrderStatus::Unknown,
-            _ => return None,
-        })
-    }
-
-    /// Whether the order counts as a purchase (spend, order count, repurchase). SQL uses
-    /// [`PURCHASE_STATUSES`], which a test keeps equal to this.
-    pub fn is_purchase(self) -> bool {
-        matches!(
-            self,
-            OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Completed
-        )
-    }
-}
 
 /// The paid and refunded amounts of an order as exports and APIs write them. Some exports
 /// (Tmall's closed orders) show a paid order refunded in full with 0.00 paid beside the refund:
@@ -439,7 +311,7 @@ pub async fn store_orders(
         &lines,
     )
     .await?;
-    apply_returns(&mut tx, tenant_id, orders).await?;
+    returns::apply_returns(&mut tx, tenant_id, orders).await?;
     tx.commit().await?;
     Ok(StoreOutcome {
         imported: fresh as u64,
@@ -453,83 +325,6 @@ pub async fn store_orders(
         unlinked: unlinked.iter().filter(|u| **u).count() as u64,
         buyers_linked: links.len() as u64,
     })
-}
-
-/// Brings the refunds of sales that have return receipts up to the sum of their returns: the
-/// sales these returns name, and sales of this chunk that returns stored earlier named (a
-/// return imported before its sale). Computed from the stored returns, never added, so storing
-/// the same rows again changes nothing; a sale's own refund column counts when it is larger.
-/// A sale returned in full is `refunded`.
-async fn apply_returns(
-    tx: &mut crate::platform::db::Tx,
-    tenant_id: i64,
-    orders: &[OrderRecord],
-) -> DbResult<()> {
-    // Channels whose stored orders hold a return (an indexed read; none for most tenants and
-    // every marketplace channel), and those this chunk brings returns in.
-    let mut with_returns: HashSet<String> = HashSet::default();
-    with_returns.extend(
-        tx
-        .fetch_all::<(String,)>(
-            &crate::platform::db::sql(
-                "SELECT DISTINCT channel FROM orders WHERE tenant_id = $1 AND refund_of IS NOT NULL",
-            )
-            .bind(tenant_id),
-        )
-        .await?
-        .into_iter()
-        .map(|(c,)| c),
-    );
-    with_returns.extend(
-        orders
-            .iter()
-            .filter(|o| o.refund_of.is_some())
-            .map(|o| o.channel.clone()),
-    );
-    if with_returns.is_empty() {
-        return Ok(());
-    }
-    let mut by_channel: HashMap<&str, Vec<Value>> = HashMap::default();
-    for o in orders.iter().filter(|o| with_returns.contains(&o.channel)) {
-        let sales = by_channel.entry(o.channel.as_str()).or_default();
-        match &o.refund_of {
-            Some(sale) => sales.push(sale.as_str().into()),
-            None => sales.push(o.order_no.as_str().into()),
-        }
-    }
-    // Returns that went through (`refunded`); a voided or held one refunds nothing.
-    const RETURNS: &str = "FROM orders r WHERE r.tenant_id = orders.tenant_id \
-         AND r.channel = orders.channel AND r.refund_of = orders.order_no AND r.status = 'refunded'";
-    for (channel, sales) in by_channel {
-        tx.execute_in(
-            &format!(
-                "UPDATE orders SET refund_amount = CASE \
-                   WHEN (SELECT COALESCE(SUM(r.amount), 0) {RETURNS}) >= amount THEN amount \
-                   WHEN (SELECT COALESCE(SUM(r.amount), 0) {RETURNS}) > refund_amount \
-                     THEN (SELECT COALESCE(SUM(r.amount), 0) {RETURNS}) \
-                   ELSE refund_amount END \
-                 WHERE tenant_id = $1 AND channel = $2 AND refund_of IS NULL \
-                   AND EXISTS (SELECT 1 {RETURNS}) AND order_no"
-            ),
-            &[tenant_id.into(), channel.into()],
-            sales.clone(),
-        )
-        .await?;
-        // Its text goes with it: a status map saved later re-reads the texts it keeps, and
-        // must not read a sale returned in full as the completed sale its row once said.
-        tx.execute_in(
-            &format!(
-                "UPDATE orders SET status = 'refunded', status_text = NULL \
-                 WHERE tenant_id = $1 AND channel = $2 AND refund_of IS NULL AND amount > 0 \
-                   AND refund_amount >= amount AND status IN ('paid', 'shipped', 'completed') \
-                   AND EXISTS (SELECT 1 {RETURNS}) AND order_no"
-            ),
-            &[tenant_id.into(), channel.into()],
-            sales,
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 /// The buyer each already-stored order has, and whether that buyer is unlinked.
@@ -712,87 +507,5 @@ impl OrderInput {
             identities,
             lines: self.lines,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn statuses_as_each_platform_writes_them() {
-        for (text, want) in [
-            ("卖家已发货，等待买家确认", OrderStatus::Shipped),
-            ("已发货，待签收", OrderStatus::Shipped),
-            ("等待出库", OrderStatus::Paid),
-            ("锁定", OrderStatus::Paid),
-            ("(删除)完成", OrderStatus::Completed),
-            ("（删除）完成", OrderStatus::Completed),
-            ("等待付款", OrderStatus::Pending),
-            ("已支付", OrderStatus::Paid),
-            ("备货中", OrderStatus::Paid),
-            (" 交易 成功 ", OrderStatus::Completed),
-            ("未发货，退款成功", OrderStatus::Refunded),
-            ("PAID", OrderStatus::Paid),
-        ] {
-            assert_eq!(OrderStatus::parse(text), Some(want), "{text:?}");
-        }
-        assert_eq!(OrderStatus::parse("等待天使降临"), None);
-    }
-
-    proptest::proptest! {
-        /// A known status written with spaces, full-width commas or ideographic spaces
-        /// anywhere maps as the plain text does.
-        #[test]
-        fn any_spelling_of_a_known_status_maps_the_same(
-            i in 0usize..8,
-            spaces in proptest::collection::vec((0usize..12, 0u8..3), 0..4),
-        ) {
-            let known = ["卖家已发货,等待买家确认", "交易成功", "等待出库", "已发货,待签收",
-                         "交易关闭", "等待买家付款", "退款成功", "已支付"][i];
-            let want = OrderStatus::parse(known);
-            proptest::prop_assert!(want.is_some());
-            let mut chars: Vec<char> = known.replace(',', "，").chars().collect();
-            for (at, kind) in spaces {
-                let at = at.min(chars.len());
-                chars.insert(at, [' ', '\u{3000}', '\t'][usize::from(kind)]);
-            }
-            let spelled: String = chars.into_iter().collect();
-            proptest::prop_assert_eq!(OrderStatus::parse(&spelled), want, "{:?}", spelled);
-        }
-    }
-
-    #[test]
-    fn purchase_statuses_in_sql_match_the_rule() {
-        let all = [
-            OrderStatus::Pending,
-            OrderStatus::Paid,
-            OrderStatus::Shipped,
-            OrderStatus::Completed,
-            OrderStatus::Refunded,
-            OrderStatus::Closed,
-            OrderStatus::Unknown,
-        ];
-        let listed: Vec<&str> = all
-            .iter()
-            .filter(|s| s.is_purchase())
-            .map(|s| s.as_str())
-            .collect();
-        let sql_list = format!(
-            "({})",
-            listed
-                .iter()
-                .map(|s| format!("'{s}'"))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-        assert_eq!(sql_list, PURCHASE_STATUSES);
-        for s in all {
-            assert_eq!(
-                OrderStatus::parse(s.as_str()),
-                Some(s),
-                "status names round-trip"
-            );
-        }
     }
 }
