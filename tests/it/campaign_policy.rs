@@ -364,3 +364,129 @@ async fn a_100k_campaign_sends_exactly_what_the_policy_allows_across_a_restart(b
     drop(tdb);
 }
 on_each_backend!(a_100k_campaign_sends_exactly_what_the_policy_allows_across_a_restart);
+
+/// A person OneID finds under two records is one person for the weekly cap: marketing sent to the
+/// record merged away counts against the record that is kept, and a message queued to the
+/// merged-away record before the merge counts for the person too.
+async fn the_weekly_cap_counts_a_person_across_merged_records(backend: Backend) {
+    use siyu::know::identity::{Identity, IdentityKind};
+    use siyu::know::orders::{OrderRecord, OrderStatus, key_identities, store_orders};
+    let tdb = TestDb::new(backend).await;
+    let db = &tdb.db;
+    let tenant = siyu::platform::access::create_tenant(db, "brand")
+        .await
+        .expect("tenant")
+        .id;
+    let c = cipher();
+    let store = |no: &'static str, phones: &'static [&'static str]| {
+        let db = db.clone();
+        async move {
+            let orders = vec![OrderRecord {
+                channel: "store".into(),
+                order_no: no.into(),
+                status: OrderStatus::Completed,
+                status_text: None,
+                ordered_at: LAUNCH - 200 * 24 * HOUR,
+                paid_at: None,
+                amount: 100,
+                refund_amount: 0,
+                refund_of: None,
+                store_id: None,
+                guide_id: None,
+                buyer_name: None,
+                phone_hint: None,
+                province: None,
+                identities: phones
+                    .iter()
+                    .map(|p| Identity::new(IdentityKind::Phone, p, None).expect("phone"))
+                    .collect(),
+                lines: vec![],
+            }];
+            let keyed = key_identities(&cipher(), &cipher().lookup(tenant), &orders);
+            store_orders(&db, tenant, "test", &orders, &keyed, LAUNCH)
+                .await
+                .expect("store");
+        }
+    };
+    let owner = |no: &'static str| {
+        let db = db.clone();
+        async move {
+            let (id,): (i64,) = db
+                .fetch_one(
+                    &sql("SELECT customer_id FROM orders WHERE tenant_id = $1 AND order_no = $2")
+                        .bind(tenant)
+                        .bind(no),
+                )
+                .await
+                .expect("owner");
+            id
+        }
+    };
+    const OLD: &str = "13800000001";
+    const NEW: &str = "13900000002";
+    store("A-1", &[OLD]).await;
+    store("B-1", &[NEW]).await;
+    let (kept, merged) = (owner("A-1").await, owner("B-1").await);
+    let message = |customer: i64, phone: &str, key: &str, not_before: i64| NewMessage {
+        tenant_id: tenant,
+        purpose: Purpose::Marketing,
+        customer_id: Some(customer),
+        address: outbox::Address::of_phone(&c, &c.lookup(tenant), phone),
+        content: format!("【茶小铺】{key}，拒收请回复R"),
+        template_code: None,
+        template_params: vec![],
+        dedupe_key: key.into(),
+        campaign_id: None,
+        variant: None,
+        not_before,
+    };
+    let send_at = |at: i64| {
+        let db = db.clone();
+        async move {
+            Outbox::new(
+                db.clone(),
+                cipher(),
+                std::sync::Arc::new(LogProvider::new(db.clone())),
+            )
+            .drain(at)
+            .await
+            .expect("drain")
+        }
+    };
+    // Two this week to the newer record (the default cap), and one queued to it for later.
+    outbox::enqueue(
+        db,
+        &[
+            message(merged, NEW, "周一上新", MORNING),
+            message(merged, NEW, "周二上新", MORNING),
+            message(merged, NEW, "周三上新", MORNING + 4 * HOUR),
+        ],
+        LAUNCH,
+    )
+    .await
+    .expect("enqueue");
+    let r = send_at(MORNING + HOUR).await;
+    assert_eq!(r.sent, 2, "{backend:?}: {r:?}");
+    // Then one order names both numbers: the newer record is merged into the older one.
+    store("AB-1", &[OLD, NEW]).await;
+    assert_eq!(owner("B-1").await, kept, "{backend:?}: merged");
+    // A message to the kept record, and the one queued to the merged record, are both capped.
+    outbox::enqueue(
+        db,
+        &[message(kept, OLD, "周三清仓", MORNING + 4 * HOUR)],
+        LAUNCH,
+    )
+    .await
+    .expect("enqueue");
+    let r = send_at(MORNING + 5 * HOUR).await;
+    assert_eq!((r.sent, r.suppressed), (0, 2), "{backend:?}: {r:?}");
+    let (capped,): (i64,) = db
+        .fetch_one(
+            &sql("SELECT COUNT(*) FROM outbox WHERE tenant_id = $1 AND status = 'suppressed' AND reason = 'capped'")
+                .bind(tenant),
+        )
+        .await
+        .expect("capped");
+    assert_eq!(capped, 2, "{backend:?}");
+}
+on_each_backend!(the_weekly_cap_counts_a_person_across_merged_records);

@@ -136,6 +136,11 @@ mod tests {
                  AND address_hash IN ('a', 'b')",
                 "outbox_address",
             ),
+            (
+                // The weekly cap's records merged into a customer.
+                "SELECT CAST(id AS TEXT), merged_into FROM customers WHERE tenant_id = 1 AND merged_into = 5",
+                "customers_merged",
+            ),
         ] {
             let plan = query_plan(&db, sql(query)).await.expect("query plan");
             assert!(

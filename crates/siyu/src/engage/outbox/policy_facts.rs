@@ -25,6 +25,14 @@ pub(super) const SENT_TO_NUMBER: &str = "SELECT address_hash, address_hash FROM 
      AND purpose = 'marketing' AND customer_id IS NULL AND status IN ('sent', 'delivered', 'undelivered') \
      AND sent_at >= $2 AND address_hash";
 
+/// The customer a message's customer was merged into by OneID ($1 tenant), and the records
+/// merged into a customer: the weekly cap counts a person's marketing under every record of them.
+pub(super) const MERGED_INTO: &str = "SELECT CAST(merged_into AS TEXT), id FROM customers \
+     WHERE tenant_id = $1 AND merged_into IS NOT NULL AND id";
+
+pub(super) const MERGED_FROM: &str =
+    "SELECT CAST(id AS TEXT), merged_into FROM customers WHERE tenant_id = $1 AND merged_into";
+
 pub(super) const SENT_RECENTLY: &str = "SELECT content_hash, address_hash FROM outbox WHERE tenant_id = $1 \
      AND status IN ('sent', 'delivered', 'undelivered') AND sent_at >= $2 AND address_hash";
 
@@ -36,9 +44,11 @@ pub(super) enum Who<'a> {
 }
 
 impl<'a> Seen<'a> {
-    fn who(&self) -> Who<'a> {
+    /// Whom the cap counts for this message: the person its customer is now (a record OneID
+    /// merged away since it was queued counts as the record it was merged into).
+    fn who(&self, facts: &BatchFacts<'a>) -> Who<'a> {
         match self.customer_id {
-            Some(c) => Who::Customer(c),
+            Some(c) => Who::Customer(facts.person.get(&c).copied().unwrap_or(c)),
             None => Who::Number(self.address_hash),
         }
     }
@@ -55,6 +65,8 @@ pub(super) struct BatchFacts<'a> {
     pub(super) unsubscribed: FastSet<&'a str>,
     pub(super) week: foldhash::HashMap<Who<'a>, i64>,
     pub(super) recent: FastSet<(&'a str, Cow<'a, str>)>,
+    /// The customer each merged-away customer of the batch is now.
+    pub(super) person: foldhash::HashMap<i64, i64>,
 }
 
 /// Each tenant's policy and facts, for one batch.
@@ -69,7 +81,7 @@ pub(super) fn verdicts<'a>(batch: &[Seen<'a>], mut known: Known<'a>, now: i64) -
             continue;
         };
         let purpose = m.purpose;
-        let who = m.who();
+        let who = m.who(facts);
         let pair = (m.address_hash, Cow::Borrowed(m.content_hash));
         let f = Facts {
             unsubscribed: facts.unsubscribed.contains(m.address_hash),
@@ -155,17 +167,43 @@ impl Outbox {
             .collect::<FastSet<i64>>()
             .into_iter()
             .collect();
-        // One row per message (at most the cap per customer), counted here.
+        // A person OneID found under several records is one person for the cap: the batch's
+        // customers as the records they are now, and every record merged into those.
+        for (i, into) in db
+            .probe(MERGED_INTO, &[tenant.into()], Keys::Int(&customers))
+            .await?
+        {
+            if let Some(into) = into.and_then(|v| v.parse().ok()) {
+                f.person.insert(customers[i], into);
+            }
+        }
+        let persons: Vec<i64> = customers
+            .iter()
+            .map(|c| f.person.get(c).copied().unwrap_or(*c))
+            .collect::<FastSet<i64>>()
+            .into_iter()
+            .collect();
+        let mut records: Vec<(i64, i64)> = persons.iter().map(|&p| (p, p)).collect();
+        for (i, from) in db
+            .probe(MERGED_FROM, &[tenant.into()], Keys::Int(&persons))
+            .await?
+        {
+            if let Some(from) = from.and_then(|v| v.parse().ok()) {
+                records.push((from, persons[i]));
+            }
+        }
+        let record_ids: Vec<i64> = records.iter().map(|r| r.0).collect();
+        // One row per message (at most the cap per record), counted for its person.
         let week_ago = now - WEEK_MS;
         let by_customer = db
             .probe(
                 SENT_TO_CUSTOMER,
                 &[tenant.into(), week_ago.into()],
-                Keys::Int(&customers),
+                Keys::Int(&record_ids),
             )
             .await?;
         for (i, _) in by_customer {
-            *f.week.entry(Who::Customer(customers[i])).or_default() += 1;
+            *f.week.entry(Who::Customer(records[i].1)).or_default() += 1;
         }
         // Only numbers sent to without a customer are capped by number.
         let anonymous: Vec<&'a str> = msgs
