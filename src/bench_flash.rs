@@ -291,7 +291,8 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<()> {
     for b in &backends {
         let mem = run_once(a, b, None, &cipher, 0).await?;
         print_row(b, &mem);
-        match &a.redis {
+        // `--redis ""` says: no Redis to compare against.
+        match a.redis.as_deref().filter(|url| !url.is_empty()) {
             Some(url) => match run_once(a, b, Some(url), &cipher, 0).await {
                 Ok(red) => {
                     print_row(b, &red);
