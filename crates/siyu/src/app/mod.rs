@@ -112,6 +112,8 @@ pub enum BuildError {
     Payments(#[from] PaymentError),
     #[error("connecting the flash-sale gate to {url}")]
     FlashGate { url: String, source: FlashError },
+    #[error("starting the password-check threads")]
+    PasswordChecks(#[source] std::io::Error),
 }
 
 /// What every handler and background loop needs.
@@ -186,6 +188,7 @@ impl App {
     /// (events, clicks, flash reservations, WeCom callbacks) start with their parts, on the
     /// current runtime; the loops that run on their own start with [`Workers::start`].
     pub async fn build(db: Db, cipher: FieldCipher, s: AppSettings) -> Result<App, BuildError> {
+        crate::platform::access::start_password_checks().map_err(BuildError::PasswordChecks)?;
         tokio::task::spawn_blocking(crate::platform::access::prepare_password_checks);
         // Before anything counts: a counter met before the recorder is lost.
         crate::platform::metrics::handle();

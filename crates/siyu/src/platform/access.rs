@@ -298,14 +298,26 @@ fn enter_the_idle_scheduling_class() -> std::io::Result<()> {
 static UNKNOWN_USER_HASH: LazyLock<String> =
     LazyLock::new(|| hash_password("no user has this password").unwrap_or_default());
 
+/// Starts the password-check threads, once per process. A server where none could start
+/// refuses to start, rather than check passwords at the requests' priority (or not at all).
+pub fn start_password_checks() -> std::io::Result<()> {
+    match PASSWORD_CHECKERS.as_ref() {
+        Some(_) => Ok(()),
+        None => Err(std::io::Error::other(
+            "no password-check thread could start",
+        )),
+    }
+}
+
 /// Makes the dummy hash now (on a blocking thread at start-up) rather than inside the first
 /// sign-in for an unknown user, which would then take longer than any other and say so.
 pub fn prepare_password_checks() {
     LazyLock::force(&UNKNOWN_USER_HASH);
 }
 
-/// Checks a password against a stored hash on a checker thread ([`PASSWORD_CHECKERS`]); on the
-/// blocking pool when no checker thread could start.
+/// Checks a password against a stored hash on a checker thread ([`PASSWORD_CHECKERS`]). With no
+/// checker thread (an app is not built without them, see [`start_password_checks`]) the answer
+/// is no.
 async fn password_matches(password: &str, hash: String) -> bool {
     let password = password.to_owned();
     let check = move || {
@@ -316,7 +328,7 @@ async fn password_matches(password: &str, hash: String) -> bool {
         })
     };
     let Some(checkers) = PASSWORD_CHECKERS.as_ref() else {
-        return tokio::task::spawn_blocking(check).await.unwrap_or(false);
+        return false;
     };
     let (answer, answered) = tokio::sync::oneshot::channel();
     let job: PasswordCheck = Box::new(move || {
@@ -326,9 +338,9 @@ async fn password_matches(password: &str, hash: String) -> bool {
         }
         let _ = answer.send(check());
     });
-    if let Err(flume::SendError(job)) = checkers.send(job) {
-        tokio::task::spawn_blocking(job);
-    }
+    // The threads never leave the line (a panicking check is caught), so a send cannot fail; if
+    // it did, the check is dropped and the answer is no.
+    let _ = checkers.send(job);
     answered.await.unwrap_or(false)
 }
 
