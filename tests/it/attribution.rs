@@ -4,57 +4,15 @@
 
 use crate::common;
 use siyu::acquire::{cards, report};
-use siyu::know::identity::{Identity, IdentityKind};
-use siyu::know::orders::{OrderRecord, OrderStatus, key_identities, store_orders};
 use siyu::platform::clock::now_ms;
-use siyu::platform::db::{Db, sql};
+use siyu::platform::db::sql;
 
-use common::{Backend, TestDb, cipher};
+use common::{Backend, TestDb, order_owner as owner, store_order as order};
 
 const DAY: i64 = 86_400_000;
 
-fn order(no: &str, phones: &[&str], amount: i64, at: i64) -> OrderRecord {
-    OrderRecord {
-        channel: "store".into(),
-        order_no: no.into(),
-        status: OrderStatus::Completed,
-        status_text: None,
-        ordered_at: at,
-        paid_at: None,
-        amount,
-        refund_amount: 0,
-        refund_of: None,
-        store_id: None,
-        guide_id: None,
-        buyer_name: None,
-        phone_hint: None,
-        province: None,
-        identities: phones
-            .iter()
-            .map(|p| Identity::new(IdentityKind::Phone, p, None).expect("phone"))
-            .collect(),
-        lines: vec![],
-    }
-}
-
-async fn store(db: &Db, tenant: i64, o: OrderRecord) {
-    let orders = vec![o];
-    let keyed = key_identities(&cipher(), &cipher().lookup(tenant), &orders);
-    store_orders(db, tenant, "test", &orders, &keyed, now_ms())
-        .await
-        .expect("store");
-}
-
-async fn owner(db: &Db, tenant: i64, order_no: &str) -> i64 {
-    let (c,): (i64,) = db
-        .fetch_one(
-            &sql("SELECT customer_id FROM orders WHERE tenant_id = $1 AND order_no = $2")
-                .bind(tenant)
-                .bind(order_no),
-        )
-        .await
-        .expect("order");
-    c
+async fn store(db: &siyu::platform::db::Db, tenant: i64, o: siyu::know::orders::OrderRecord) {
+    common::store(db, tenant, vec![o]).await;
 }
 
 on_each_backend!(a_touched_record_merged_away_still_gets_its_persons_orders);

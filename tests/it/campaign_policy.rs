@@ -369,8 +369,6 @@ on_each_backend!(a_100k_campaign_sends_exactly_what_the_policy_allows_across_a_r
 /// record merged away counts against the record that is kept, and a message queued to the
 /// merged-away record before the merge counts for the person too.
 async fn the_weekly_cap_counts_a_person_across_merged_records(backend: Backend) {
-    use siyu::know::identity::{Identity, IdentityKind};
-    use siyu::know::orders::{OrderRecord, OrderStatus, key_identities, store_orders};
     let tdb = TestDb::new(backend).await;
     let db = &tdb.db;
     let tenant = siyu::platform::access::create_tenant(db, "brand")
@@ -379,49 +377,10 @@ async fn the_weekly_cap_counts_a_person_across_merged_records(backend: Backend) 
         .id;
     let c = cipher();
     let store = |no: &'static str, phones: &'static [&'static str]| {
-        let db = db.clone();
-        async move {
-            let orders = vec![OrderRecord {
-                channel: "store".into(),
-                order_no: no.into(),
-                status: OrderStatus::Completed,
-                status_text: None,
-                ordered_at: LAUNCH - 200 * 24 * HOUR,
-                paid_at: None,
-                amount: 100,
-                refund_amount: 0,
-                refund_of: None,
-                store_id: None,
-                guide_id: None,
-                buyer_name: None,
-                phone_hint: None,
-                province: None,
-                identities: phones
-                    .iter()
-                    .map(|p| Identity::new(IdentityKind::Phone, p, None).expect("phone"))
-                    .collect(),
-                lines: vec![],
-            }];
-            let keyed = key_identities(&cipher(), &cipher().lookup(tenant), &orders);
-            store_orders(&db, tenant, "test", &orders, &keyed, LAUNCH)
-                .await
-                .expect("store");
-        }
+        let order = common::store_order(no, phones, 100, LAUNCH - 200 * 24 * HOUR);
+        common::store(db, tenant, vec![order])
     };
-    let owner = |no: &'static str| {
-        let db = db.clone();
-        async move {
-            let (id,): (i64,) = db
-                .fetch_one(
-                    &sql("SELECT customer_id FROM orders WHERE tenant_id = $1 AND order_no = $2")
-                        .bind(tenant)
-                        .bind(no),
-                )
-                .await
-                .expect("owner");
-            id
-        }
-    };
+    let owner = |no: &'static str| common::order_owner(db, tenant, no);
     const OLD: &str = "13800000001";
     const NEW: &str = "13900000002";
     store("A-1", &[OLD]).await;

@@ -7,33 +7,20 @@ use std::path::Path;
 use std::process::Command;
 
 use siyu::know::identity::{Identity, IdentityKind};
-use siyu::know::orders::{OrderRecord, OrderStatus, key_identities, store_orders};
+use siyu::know::orders::OrderRecord;
 use siyu::platform::access::{self, Role};
 
 use common::{Backend, TestServer};
 
+/// A Tmall order: the buyer's phone and their Tmall id.
 fn order(no: &str, phone: &str, amount: i64, days_ago: i64) -> OrderRecord {
-    OrderRecord {
-        channel: "tmall".into(),
-        order_no: no.into(),
-        status: OrderStatus::Completed,
-        status_text: None,
-        ordered_at: siyu::platform::clock::now_ms() - days_ago * 86_400_000,
-        paid_at: None,
-        amount,
-        refund_amount: 0,
-        refund_of: None,
-        store_id: None,
-        guide_id: None,
-        buyer_name: Some("张三".into()),
-        phone_hint: None,
-        province: None,
-        identities: vec![
-            Identity::new(IdentityKind::Phone, phone, None).expect("phone"),
-            Identity::new(IdentityKind::Tmall, &format!("tb-{no}"), None).expect("buyer"),
-        ],
-        lines: vec![],
-    }
+    let at = siyu::platform::clock::now_ms() - days_ago * 86_400_000;
+    let mut o = common::store_order(no, &[phone], amount, at);
+    o.channel = "tmall".into();
+    o.buyer_name = Some("张三".into());
+    o.identities
+        .push(Identity::new(IdentityKind::Tmall, &format!("tb-{no}"), None).expect("buyer"));
+    o
 }
 
 pub async fn seed(s: &TestServer) -> (String, String, String) {
@@ -55,17 +42,7 @@ pub async fn seed(s: &TestServer) -> (String, String, String) {
         order("T-2", "138 0013 8000", 9_900, 3),
         order("T-3", "13900139000", 5_000, 1),
     ];
-    let keyed = key_identities(&s.cipher, &s.cipher.lookup(t.id), &orders);
-    store_orders(
-        s.db(),
-        t.id,
-        "test",
-        &orders,
-        &keyed,
-        siyu::platform::clock::now_ms(),
-    )
-    .await
-    .expect("orders");
+    common::store(s.db(), t.id, orders).await;
     siyu::know::profile::recompute_all(s.db(), t.id, siyu::platform::clock::now_ms())
         .await
         .expect("figures");
@@ -291,10 +268,7 @@ async fn h5_pages_work_on_a_phone_screen() {
         .await
         .expect("sale");
     let orders = vec![order("H-1", "13700137000", 10_000, 3)];
-    let keyed = key_identities(&s.cipher, &s.cipher.lookup(t.id), &orders);
-    store_orders(s.db(), t.id, "test", &orders, &keyed, now)
-        .await
-        .expect("orders");
+    common::store(s.db(), t.id, orders).await;
     let (customer,): (i64,) = s
         .db()
         .fetch_one(&siyu::platform::db::sql(

@@ -560,3 +560,65 @@ pub async fn code_request(s: &TestServer, phone: &str) -> serde_json::Value {
     let nonce = siyu::acquire::human_check::solve(&challenge, &normalised, bits);
     serde_json::json!({"phone": phone, "challenge": challenge, "nonce": nonce})
 }
+
+/// A completed store order of `amount` fen at `at`, whose buyer is named by `phones`.
+pub fn store_order(
+    no: &str,
+    phones: &[&str],
+    amount: i64,
+    at: i64,
+) -> siyu::know::orders::OrderRecord {
+    use siyu::know::identity::{Identity, IdentityKind};
+    siyu::know::orders::OrderRecord {
+        channel: "store".into(),
+        order_no: no.into(),
+        status: siyu::know::orders::OrderStatus::Completed,
+        status_text: None,
+        ordered_at: at,
+        paid_at: None,
+        amount,
+        refund_amount: 0,
+        refund_of: None,
+        store_id: None,
+        guide_id: None,
+        buyer_name: None,
+        phone_hint: None,
+        province: None,
+        identities: phones
+            .iter()
+            .map(|p| Identity::new(IdentityKind::Phone, p, None).expect("phone"))
+            .collect(),
+        lines: vec![],
+    }
+}
+
+/// Stores orders as an import chunk does (OneID included), with the test cipher.
+pub async fn store(db: &Db, tenant_id: i64, orders: Vec<siyu::know::orders::OrderRecord>) {
+    use siyu::know::orders::{key_identities, store_orders};
+    let keyed = key_identities(&cipher(), &cipher().lookup(tenant_id), &orders);
+    store_orders(
+        db,
+        tenant_id,
+        "test",
+        &orders,
+        &keyed,
+        siyu::platform::clock::now_ms(),
+    )
+    .await
+    .expect("store orders");
+}
+
+/// The customer an order of the tenant belongs to now.
+pub async fn order_owner(db: &Db, tenant_id: i64, order_no: &str) -> i64 {
+    let (c,): (i64,) = db
+        .fetch_one(
+            &siyu::platform::db::sql(
+                "SELECT customer_id FROM orders WHERE tenant_id = $1 AND order_no = $2",
+            )
+            .bind(tenant_id)
+            .bind(order_no),
+        )
+        .await
+        .expect("order");
+    c
+}
