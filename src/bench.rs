@@ -278,6 +278,14 @@ async fn bench_ingest(
         cipher.clone(),
         AppSettings {
             event_group_size: group_events,
+            // The suite measures ingestion, not the per-key rate (held by the request-limit
+            // tests): at the default 200 requests a second one key sends 20,000 events a
+            // second, and a brand that pushes faster raises `[limits] api_per_second`.
+            limits: siyu::platform::config::RequestLimitSettings {
+                api_per_second: 1_000_000,
+                api_burst: 1_000_000,
+                ..Default::default()
+            },
             ..AppSettings::local(format!("http://{addr}"))
         },
     )
