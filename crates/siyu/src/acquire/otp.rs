@@ -137,7 +137,7 @@ pub struct Sender<'a> {
 }
 
 /// Who asks for a code: from which card's page, and from which address (as the server trusts
-/// it; see `interfaces::client_ip`).
+/// it; see `siyu_web::client_ip`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Asker<'a> {
     pub card: Option<i64>,

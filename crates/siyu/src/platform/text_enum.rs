@@ -1,12 +1,13 @@
 //! Statuses and kinds stored as text: each variant's word is what the column holds, what the API
 //! writes in JSON and what the SQL compares, so the enum changes no stored row.
 
-/// A text the enum has no variant for: a row written by a newer version, or a hand edit.
+/// A text the enum has no variant for (a caller's typo, a row written by a newer version): it
+/// says which words are known, so that the caller can correct it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{kind}: unknown value {text:?}")]
+#[error("{text:?} is not one of {}", words.join(", "))]
 pub struct UnknownText {
-    pub kind: &'static str,
     pub text: String,
+    pub words: &'static [&'static str],
 }
 
 /// Declares an enum stored as text: `as_str`, `FromStr`, `Display`, JSON as the word, reading
@@ -27,6 +28,8 @@ macro_rules! text_enum {
         impl $name {
             /// Every variant, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// The words of every variant, in the same order.
+            pub const WORDS: &'static [&'static str] = &[$($text),+];
 
             /// The word stored and shown.
             pub fn as_str(self) -> &'static str {
@@ -43,8 +46,8 @@ macro_rules! text_enum {
                 match s {
                     $($text => Ok($name::$variant),)+
                     _ => Err($crate::platform::text_enum::UnknownText {
-                        kind: stringify!($name),
                         text: s.to_string(),
+                        words: Self::WORDS,
                     }),
                 }
             }
@@ -126,7 +129,7 @@ mod tests {
             assert_eq!(back, *l);
         }
         let e = "green".parse::<Light>().expect_err("unknown");
-        assert_eq!(e.to_string(), "Light: unknown value \"green\"");
+        assert_eq!(e.to_string(), "\"green\" is not one of red, amber_flashing");
         assert!(serde_json::from_value::<Light>(serde_json::json!("Red")).is_err());
         assert!(
             matches!(Value::from(Light::AmberFlashing), Value::Text(Some(t)) if &*t == "amber_flashing")
