@@ -586,6 +586,19 @@ async fn long_lists_are_refused_and_large_ones_tag_in_chunks(backend: common::Ba
     let page = r.text().await.expect("page");
     assert!(page.contains("名单超过 100000 行"), "{page}");
     assert_eq!(members().await, 0);
+
+    // A tag deleted meanwhile: said in Chinese, and the list typed is back in its box.
+    let r = browser
+        .post(s.url("/console/tags/upload"))
+        .header("cookie", &cookie)
+        .form(&[("tag", "999999"), ("list", "13800138000\n#42")])
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let page = r.text().await.expect("page");
+    assert!(page.contains("所选标签已不存在"), "{page}");
+    assert!(page.contains("13800138000\n#42</textarea>"), "{page}");
 }
 on_each_backend!(long_lists_are_refused_and_large_ones_tag_in_chunks);
 

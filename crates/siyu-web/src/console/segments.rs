@@ -40,6 +40,8 @@ pub(crate) struct TagsPage {
     rows: Vec<TagRow>,
     result: Option<String>,
     problems: Vec<String>,
+    /// The list as it was typed, when the page comes back with a refusal.
+    typed: String,
 }
 
 pub(crate) async fn tag_rows(app: &AppState, tenant: i64) -> Result<Vec<TagRow>, ApiError> {
@@ -71,6 +73,17 @@ pub(crate) async fn render_tags(
     result: Option<String>,
     problems: Vec<String>,
 ) -> Response {
+    render_tags_typed(app, u, result, problems, String::new()).await
+}
+
+/// The tags page, with an uploaded list put back in its box.
+async fn render_tags_typed(
+    app: &AppState,
+    u: &ConsoleUser,
+    result: Option<String>,
+    problems: Vec<String>,
+    typed: String,
+) -> Response {
     match tag_rows(app, u.caller.tenant_id).await {
         Ok(rows) => page(TagsPage {
             tr: u.lang.tr(),
@@ -81,6 +94,7 @@ pub(crate) async fn render_tags(
             rows,
             result,
             problems,
+            typed,
         }),
         Err(e) => e.into_response(),
     }
@@ -141,29 +155,48 @@ pub(crate) async fn upload_list(
         return forbidden(&app, &u).await;
     }
     let tenant = u.caller.tenant_id;
+    let lt = u.lang.lt();
     let run = async {
         let tag = tags::get(&app.db, tenant, f.tag).await?;
         let (ids, errors) = match tags::resolve_list(&app.db, &app.cipher, tenant, &f.list).await {
-            Err(tags::TagError::Invalid { field: "list", .. }) => return Ok(None),
+            Err(tags::TagError::Invalid { field: "list", .. }) => {
+                return Ok(Err((
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    lt.list_too_long.to_owned(),
+                )));
+            }
             r => r?,
         };
         let source = format!("upload:{}", actor(&u.caller));
-        let added = crate::api::know::tags::told(
-            &app,
-            tenant,
-            tags::tag_customers(&app.db, tenant, &tag, &ids, &source, now_ms()).await,
-        )
-        .await?;
-        Ok::<_, ApiError>(Some((tag, added.len(), errors)))
+        let tagged = tags::tag_customers(&app.db, tenant, &tag, &ids, &source, now_ms()).await;
+        // A stop part-way is told here, in the page's language, with what was done before it.
+        let done = match &tagged {
+            Err(tags::TagError::Stopped { done, .. }) => Some(done.len()),
+            _ => None,
+        };
+        match (
+            crate::api::know::tags::told(&app, tenant, tagged).await,
+            done,
+        ) {
+            (Ok(added), _) => Ok(Ok((tag, added.len(), errors))),
+            (Err(e), Some(n)) => {
+                tracing::error!(error = %e.message(), tenant, "a console tag upload stopped part-way");
+                Ok(Err((e.status(), format!("{} {n}", lt.upload_stopped))))
+            }
+            (Err(e), None) => Err(e),
+        }
     };
-    match run.await {
-        Ok(None) => {
-            let mut r = render_tags(&app, &u, None, vec![u.lang.lt().list_too_long.into()]).await;
-            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    let refused = |status: StatusCode, problem: String| {
+        let (app, u, typed) = (&app, &u, f.list.clone());
+        async move {
+            let mut r = render_tags_typed(app, u, None, vec![problem], typed).await;
+            *r.status_mut() = status;
             r
         }
-        Ok(Some((tag, n, errors))) => {
-            let lt = u.lang.lt();
+    };
+    match run.await {
+        Ok(Err((status, problem))) => refused(status, problem).await,
+        Ok(Ok((tag, n, errors))) => {
             let result = format!("{} {}/{}: {n}", lt.tagged, tag.group_name, tag.name);
             let problems = errors
                 .into_iter()
@@ -176,9 +209,13 @@ pub(crate) async fn upload_list(
                 .collect();
             render_tags(&app, &u, Some(result), problems).await
         }
-        // A failure of the server says so in both languages; a refusal is shown on the page.
+        // A failure of the server says so in both languages; a refusal is shown on the page,
+        // with the list put back.
         Err(e) if e.status().is_server_error() => server_error(e.message()),
-        Err(e) => render_tags(&app, &u, None, vec![e.message().to_owned()]).await,
+        Err(e) if e.status() == StatusCode::NOT_FOUND => {
+            refused(e.status(), lt.tag_gone.to_owned()).await
+        }
+        Err(e) => refused(e.status(), e.message().to_owned()).await,
     }
 }
 

@@ -20,6 +20,10 @@ pub struct LayerTr {
     pub not_found_lines: &'static str,
     /// A list over `know::tags::MOST_LISTED` lines.
     pub list_too_long: &'static str,
+    /// The chosen tag was deleted meanwhile.
+    pub tag_gone: &'static str,
+    /// A tagging that stopped part-way: those before it keep the tag; uploading again is safe.
+    pub upload_stopped: &'static str,
     pub rfm_title: &'static str,
     pub rfm_classes: &'static str,
     pub stages: &'static str,
@@ -64,6 +68,8 @@ pub static ZH_L: LayerTr = LayerTr {
     tagged: "已打标签",
     not_found_lines: "未找到",
     list_too_long: "名单超过 100000 行，请拆分后分批上传",
+    tag_gone: "所选标签已不存在，请刷新页面后重新选择",
+    upload_stopped: "打标签中途停止，已打上的客户保留标签；可以直接再次上传同一名单（已打的不会重复）。已打：",
     rfm_title: "RFM 分层",
     rfm_classes: "RFM 八类客户",
     stages: "生命周期",
@@ -108,6 +114,8 @@ pub static EN_L: LayerTr = LayerTr {
     tagged: "Tagged",
     not_found_lines: "Not found",
     list_too_long: "The list has more than 100000 lines: split it and upload the parts",
+    tag_gone: "The chosen tag no longer exists: reload the page and choose again",
+    upload_stopped: "Tagging stopped part-way; the customers tagged so far keep the tag, and uploading the same list again is safe (none is tagged twice). Tagged so far:",
     rfm_title: "RFM layering",
     rfm_classes: "The eight RFM classes",
     stages: "Lifecycle stages",

@@ -144,7 +144,8 @@ pub(crate) async fn targets(
 
 /// Tells the audience index of the customers a tagging changed, also when it stopped part-way
 /// (the chunks before the error are stored); then the outcome, a stop with how many were
-/// changed before it. The index not hearing of a stop is logged, not answered over the stop.
+/// changed before it. The index not hearing of it is logged, not answered over a tagging that
+/// is stored (the next rebuild repairs the index).
 pub(crate) async fn told(
     app: &AppState,
     tenant: i64,
@@ -152,7 +153,9 @@ pub(crate) async fn told(
 ) -> Result<Vec<i64>, ApiError> {
     match r {
         Ok(changed) => {
-            app.audiences.tags_changed(tenant, &changed).await?;
+            if let Err(ix) = app.audiences.tags_changed(tenant, &changed).await {
+                tracing::error!(error = %ix, tenant, "the audience index missed a tagging");
+            }
             Ok(changed)
         }
         Err(e) => {
