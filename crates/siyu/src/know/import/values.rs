@@ -187,6 +187,16 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
     if markers > 1 {
         return Err(format!("time in {s:?} says 上午/下午 more than once"));
     }
+    if let Some(at) = t.find("上午").or_else(|| t.find("下午")) {
+        let (before, after) = (t[..at].trim(), t[at + "上午".len()..].trim_start());
+        let time_before =
+            before.contains([':', '：', '时', '点']) || before.split_whitespace().count() > 1;
+        if before.is_empty() || time_before || !after.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(format!(
+                "time in {s:?} puts 上午/下午 elsewhere than between the date and the time"
+            ));
+        }
+    }
     let afternoon = t.contains("下午");
     let norm: String = t
         .replace("上午", " ")
@@ -214,8 +224,10 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
             .ok_or_else(|| format!("time in {s:?} is not like 10:01, 10:01:02 or 10时01分"))?,
     };
     let time = match chrono::Timelike::hour(&time) {
-        h if markers > 0 && h > 12 => {
-            return Err(format!("time in {s:?} is past 12 on a 12-hour clock"));
+        h if markers > 0 && (h > 12 || h == 0) => {
+            return Err(format!(
+                "time in {s:?} is not from 1 to 12 on a 12-hour clock"
+            ));
         }
         h if afternoon && h < 12 => time + chrono::Duration::hours(12),
         // 上午 12 is midnight.
@@ -318,6 +330,9 @@ mod tests {
             "2024-06-18 1 2",
             "2024/6/18 下午",
             "2024/6/18 上午 下午 2:00",
+            "2024/6/18 2:01 下午",
+            "下午 2024/6/18 2:01",
+            "2024/6/18 下午 0:30",
             "2024/6/18 下午 下午 2:00",
         ] {
             assert!(parse_time(bad).is_err(), "{bad} was read as a time");
