@@ -377,11 +377,7 @@ async fn bench_ingest(
         "stored {stored} events, expected {}",
         requests * a.batch as u64
     );
-    lat.sort_by(f64::total_cmp);
-    let p99 = lat
-        .get(lat.len().saturating_sub(1).min(lat.len() * 99 / 100))
-        .copied()
-        .unwrap_or(0.0);
+    let p99 = percentile(lat, 99);
     s.finish().await?;
     Ok((stored as u64, secs, p99))
 }
@@ -452,7 +448,13 @@ pub async fn run(_s: &Settings, a: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// The middle figure of several runs (the upper middle of an even count); 0 for none.
-pub(crate) fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(v: Vec<f64>) -> f64 {
+    percentile(v, 50)
+}
+
+/// The figure `p` per cent of the way up the sorted figures (the last for 100); 0 for none.
+pub(crate) fn percentile(mut v: Vec<f64>, p: usize) -> f64 {
     v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
+    let at = (v.len() * p / 100).min(v.len().saturating_sub(1));
+    v.get(at).copied().unwrap_or(0.0)
 }

@@ -212,12 +212,7 @@ pub(crate) async fn run_once(
         counts[0],
         a.stock
     );
-    lat.sort_by(f32::total_cmp);
-    let p99 = lat
-        .get(lat.len().saturating_sub(1).min(lat.len() * 99 / 100))
-        .copied()
-        .unwrap_or(0.0) as f64
-        * 1000.0;
+    let p99 = crate::bench::percentile(lat.into_iter().map(f64::from).collect(), 99) * 1000.0;
     s.finish().await?;
     Ok(FlashRun {
         gate,
