@@ -303,6 +303,42 @@ async fn a_merge_keeps_the_earliest_membership_of_those_merged(backend: Backend)
         vec![(a, "M-C".to_owned())],
         "{backend:?}: one membership, the earliest joined, now the kept customer's"
     );
+
+    // When the kept customer has a membership of its own, it stays, however late it joined,
+    // and the merged ones' are dropped.
+    run_case(&tdb.db, 8, &[vec![0], vec![1]], &[2]).await;
+    let owners: Vec<(i64,)> = tdb
+        .db
+        .fetch_all(&sql(
+            "SELECT DISTINCT customer_id FROM identities WHERE tenant_id = 8 ORDER BY customer_id",
+        ))
+        .await
+        .expect("owners");
+    let (kept, merged) = (owners[0].0, owners[1].0);
+    for (customer, no, joined) in [(kept, "M-KEPT", 900i64), (merged, "M-EARLY", 10)] {
+        tdb.db
+            .execute(
+                &sql("INSERT INTO members (tenant_id, customer_id, member_no, joined_via, joined_at) VALUES (8, $1, $2, 'phone', $3)")
+                    .bind(customer)
+                    .bind(no)
+                    .bind(joined),
+            )
+            .await
+            .expect("member");
+    }
+    run_case(&tdb.db, 8, &[vec![0, 1]], &[1]).await;
+    let members: Vec<(i64, String)> = tdb
+        .db
+        .fetch_all(&sql(
+            "SELECT customer_id, member_no FROM members WHERE tenant_id = 8",
+        ))
+        .await
+        .expect("members");
+    assert_eq!(
+        members,
+        vec![(kept, "M-KEPT".to_owned())],
+        "{backend:?}: the kept customer's own membership stays"
+    );
 }
 on_each_backend!(a_merge_keeps_the_earliest_membership_of_those_merged);
 
