@@ -3,6 +3,7 @@
 //! never panics, whatever the bytes: a report with an unreadable time is dated when it arrives,
 //! a reply from something that is not a mainland number is skipped.
 
+use crate::platform::clock::from_china_seconds_text;
 use serde::Deserialize;
 
 use crate::know::phone::Phone;
@@ -27,13 +28,6 @@ pub struct Reply {
     pub at: Option<i64>,
 }
 
-/// Aliyun's times are China time, `yyyy-MM-dd HH:mm:ss`.
-pub fn china_time(s: &str) -> Option<i64> {
-    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
-        .ok()
-        .map(|t| t.and_utc().timestamp_millis() - 8 * 3_600_000)
-}
-
 /// Aliyun's delivery report (`SmsReport`), one item of the array it posts.
 #[derive(Debug, Deserialize)]
 pub struct AliyunReport {
@@ -48,7 +42,7 @@ pub struct AliyunReport {
 impl AliyunReport {
     pub fn receipt(self) -> Receipt {
         Receipt {
-            at: china_time(&self.report_time),
+            at: from_china_seconds_text(&self.report_time),
             provider_ref: self.biz_id,
             delivered: self.success,
             code: self.err_code,
@@ -70,7 +64,7 @@ impl AliyunReply {
         Some(Reply {
             phone: Phone::parse(&self.phone_number).ok()?.as_str().to_owned(),
             text: self.content,
-            at: china_time(&self.send_time),
+            at: from_china_seconds_text(&self.send_time),
         })
     }
 }
@@ -88,7 +82,10 @@ pub struct TencentReport {
 impl TencentReport {
     pub fn receipt(self) -> Receipt {
         Receipt {
-            at: self.user_receive_time.as_deref().and_then(china_time),
+            at: self
+                .user_receive_time
+                .as_deref()
+                .and_then(from_china_seconds_text),
             provider_ref: self.sid,
             delivered: self.report_status == "SUCCESS",
             code: self.errmsg,
