@@ -4,6 +4,7 @@
 //! their tracking links and checked (the launch), then decided by the contact policy and handed
 //! to the `log` provider (the dispatch).
 
+use siyu::platform::TenantId;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -311,7 +312,7 @@ async fn campaign_ready(
     a: &BenchArgs,
     backend: &str,
     cipher: &FieldCipher,
-) -> anyhow::Result<(crate::bench::Scratch, i64, i64, i64)> {
+) -> anyhow::Result<(crate::bench::Scratch, TenantId, i64, i64)> {
     let s = scratch(backend, a.postgres.as_deref()).await?;
     let t = access::create_tenant(&s.db, "bench").await?;
     let n = a.messages as i64;

@@ -5,6 +5,7 @@
 //! hold the same customers and every engine must return the same counts (the run checks this).
 
 use crate::bench::median;
+use siyu::platform::TenantId;
 use std::time::Instant;
 
 use serde_json::json;
@@ -84,7 +85,7 @@ const INDEXES: &[(&str, &str)] = &[
 /// Fills the tenant with `n` customers: ~3 tags each over 200 tags (skewed: the first tags are
 /// common, the last rare), a city for 70%, purchase figures for 60%, and page views in the
 /// last 60 days for 20%.
-async fn generate(db: &Db, tenant: i64, n: i64, now: i64, label: &str) -> anyhow::Result<()> {
+async fn generate(db: &Db, tenant: TenantId, n: i64, now: i64, label: &str) -> anyhow::Result<()> {
     let b = db.backend();
     for (name, _) in INDEXES {
         db.execute(&sql(format!("DROP INDEX IF EXISTS {name}")))

@@ -5,6 +5,7 @@
 //! - A burst of 1,000 adds through a live code: the time from posting each add to the sandbox
 //!   receiving its `send_welcome_msg` (p50, p99, max), against the welcome_code's 20 s.
 
+use siyu::platform::TenantId;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -24,7 +25,7 @@ use siyu_wecom_sandbox::{Sandbox, SandboxCorp};
 struct Setup {
     url: String,
     app: App,
-    tenant: i64,
+    tenant: TenantId,
     wecom: Sandbox,
     state: String,
     stop: tokio::sync::oneshot::Sender<()>,
@@ -156,7 +157,7 @@ async fn post_all(
     Ok((secs, times))
 }
 
-async fn drained(app: &App, tenant: i64, timeout: Duration) -> anyhow::Result<()> {
+async fn drained(app: &App, tenant: TenantId, timeout: Duration) -> anyhow::Result<()> {
     app.connect
         .wait_drained(tenant, timeout)
         .await

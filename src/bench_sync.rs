@@ -3,6 +3,7 @@
 //! a shop sees: the quota bounds it), and unpaced against a sandbox with no quota to speak of
 //! (what Siyu itself can take: the store bounds it).
 
+use siyu::platform::TenantId;
 use std::time::{Duration, Instant};
 
 use siyu::channels::marketplaces::ALL_PLATFORMS;
@@ -35,7 +36,7 @@ async fn one(
     let id = shops::connect(
         &s.db,
         &cipher,
-        1,
+        TenantId::new(1),
         &NewShop {
             platform: platform.as_str().into(),
             shop_ref: shop.shop_ref.clone(),
@@ -59,7 +60,7 @@ async fn one(
         ..SyncLimits::default()
     };
     let begun = Instant::now();
-    let run = sync_shop(&s.db, &cipher, None, 1, id, &limits).await?;
+    let run = sync_shop(&s.db, &cipher, None, TenantId::new(1), id, &limits).await?;
     let secs = begun.elapsed().as_secs_f64();
     anyhow::ensure!(
         run.summary.imported == orders as u64,
@@ -140,7 +141,7 @@ async fn story(
         api_base: Some(sandbox.base.clone()),
         sync_from: start - 60_000,
     };
-    let id = shops::connect(&s.db, &cipher, 1, &new, true, now).await?;
+    let id = shops::connect(&s.db, &cipher, TenantId::new(1), &new, true, now).await?;
     let limits = SyncLimits {
         settle_ms: 1_000,
         calls_per_second: Some(100_000),
@@ -152,13 +153,13 @@ async fn story(
     let ch = platform.as_str();
     let begun = Instant::now();
     anyhow::ensure!(
-        sync_shop(&s.db, &cipher, None, 1, id, &limits)
+        sync_shop(&s.db, &cipher, None, TenantId::new(1), id, &limits)
             .await
             .is_err(),
         "{ch}: the outage should stop the run"
     );
     sandbox.with_shop(|s| s.fail_after_order_calls = None);
-    sync_shop(&s.db, &cipher, None, 1, id, &limits).await?;
+    sync_shop(&s.db, &cipher, None, TenantId::new(1), id, &limits).await?;
     let check = |stage: &'static str, got: Digest, want: Digest| {
         anyhow::ensure!(
             got.len() == orders,
@@ -179,11 +180,11 @@ async fn story(
     let at = now_ms();
     sandbox.with_shop(|s| change(&mut s.orders, 250, at, 9));
     tokio::time::sleep(Duration::from_millis(1_600)).await;
-    sync_shop(&s.db, &cipher, None, 1, id, &limits).await?;
+    sync_shop(&s.db, &cipher, None, TenantId::new(1), id, &limits).await?;
     let want = expected(&sandbox.with_shop(|s| s.orders.clone()));
     check("after the changes", stored(&s.db, ch).await?, want.clone())?;
-    shops::rewind(&s.db, 1, id, start - 60_000).await?;
-    let repeat = sync_shop(&s.db, &cipher, None, 1, id, &limits).await?;
+    shops::rewind(&s.db, TenantId::new(1), id, start - 60_000).await?;
+    let repeat = sync_shop(&s.db, &cipher, None, TenantId::new(1), id, &limits).await?;
     anyhow::ensure!(repeat.summary.imported == 0, "{ch}: a repeat added orders");
     check("after the repeat", stored(&s.db, ch).await?, want)?;
     let secs = begun.elapsed().as_secs_f64() - 1.6;

@@ -2,11 +2,12 @@
 //! the demo brand as its customers would, paid with the local provider (which takes no money),
 //! and what each did.
 
+use siyu::platform::TenantId;
 /// Runs one of each activity on the demo brand as customers would, and reports what happened.
 pub async fn activities_report(
     db: &siyu::platform::db::Db,
     cipher: &siyu::platform::crypto::FieldCipher,
-    tenant: i64,
+    tenant: TenantId,
 ) -> anyhow::Result<()> {
     use siyu::convert::flash::{FlashError, FlashSales, SaleInput};
     use siyu::convert::payments::Payments;

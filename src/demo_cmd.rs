@@ -1,5 +1,6 @@
 //! `siyu demo`: write the demo brand's exports, import them, report, serve.
 
+use siyu::platform::TenantId;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -179,7 +180,7 @@ pub fn print_report(o: &Overview) {
 
 /// The demo brand's layering: figures and RFM recomputed, rule tags and saved segments the
 /// operations team would start with, and their sizes from the audience index.
-async fn layering_report(db: &siyu::platform::db::Db, tenant: i64) -> anyhow::Result<()> {
+async fn layering_report(db: &siyu::platform::db::Db, tenant: TenantId) -> anyhow::Result<()> {
     use serde_json::json;
     use siyu::know::audience::{Audiences, sql as rule_sql};
     use siyu::know::rfm::{ALL_CLASSES, ALL_STAGES};
@@ -276,7 +277,7 @@ async fn layering_report(db: &siyu::platform::db::Db, tenant: i64) -> anyhow::Re
 async fn convert_report(
     db: &siyu::platform::db::Db,
     cipher: &siyu::platform::crypto::FieldCipher,
-    tenant: i64,
+    tenant: TenantId,
 ) -> anyhow::Result<()> {
     use serde_json::json;
     use siyu::convert::coupons::{self, TemplateInput, UseOn};
@@ -424,7 +425,7 @@ async fn convert_report(
 async fn acquire_report(
     db: &siyu::platform::db::Db,
     cipher: &siyu::platform::crypto::FieldCipher,
-    tenant: i64,
+    tenant: TenantId,
     public_url: &str,
 ) -> anyhow::Result<()> {
     use siyu::acquire::campaigns::{self, NewCampaign, VariantSpec};

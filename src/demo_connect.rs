@@ -3,6 +3,7 @@
 //! delete their guide, three kinds of customer group gain and lose members over ten weeks, a
 //! group SOP post and a mass message go to guides, who are reminded and send.
 
+use siyu::platform::TenantId;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -23,14 +24,19 @@ use siyu_wecom_sandbox::{Sandbox, SandboxCorp};
 const DAY: i64 = 86_400_000;
 const WEEK: i64 = 7 * DAY;
 
-async fn deliver(c: &Connect, wecom: &Sandbox, tenant: i64, env: &Envelope) -> anyhow::Result<()> {
+async fn deliver(
+    c: &Connect,
+    wecom: &Sandbox,
+    tenant: TenantId,
+    env: &Envelope,
+) -> anyhow::Result<()> {
     let now = now_ms();
     let (q, body) = wecom.seal_query(env, now / 1000);
     c.receive(tenant, &q, &body, now).await?;
     Ok(())
 }
 
-async fn drained(c: &Connect, tenant: i64) -> anyhow::Result<()> {
+async fn drained(c: &Connect, tenant: TenantId) -> anyhow::Result<()> {
     c.wait_drained(tenant, Duration::from_secs(120))
         .await
         .map_err(|n| anyhow::anyhow!("{n} WeCom callbacks unfinished after 2 minutes"))
@@ -66,7 +72,7 @@ fn slot(userid: &str, cap: Option<i64>) -> GuideSlot {
     }
 }
 
-pub async fn connect_report(db: &Db, cipher: &FieldCipher, tenant: i64) -> anyhow::Result<()> {
+pub async fn connect_report(db: &Db, cipher: &FieldCipher, tenant: TenantId) -> anyhow::Result<()> {
     // The chapter is rerun with each demo: start it from nothing.
     for table in [
         "live_codes",

@@ -4,6 +4,7 @@
 //! them by phone), some from buyers no identity names yet (kept, counted, linked later).
 
 use siyu::know::shops::{self, NewShop};
+use siyu::platform::TenantId;
 use siyu::platform::clock::now_ms;
 use siyu::platform::crypto::FieldCipher;
 use siyu::platform::db::{Db, sql};
@@ -12,7 +13,11 @@ use siyu_marketplace_sandbox::{Platform, Sandbox, Shop, generate};
 
 /// Syncs the demo's Youzan shop and prints what came in. The sandbox is handed back so that it
 /// keeps answering while the console runs (the server syncs the shop every five minutes).
-pub async fn sync_report(db: &Db, cipher: &FieldCipher, tenant: i64) -> anyhow::Result<Sandbox> {
+pub async fn sync_report(
+    db: &Db,
+    cipher: &FieldCipher,
+    tenant: TenantId,
+) -> anyhow::Result<Sandbox> {
     // Phones of customers the brand already has, as its mall's buyers would give them.
     let rows: Vec<(String,)> = db
         .fetch_all(

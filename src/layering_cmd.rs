@@ -1,6 +1,7 @@
 //! `siyu segment count` and `siyu rfm`: layering from the command line, on the index built
 //! from the store.
 
+use siyu::platform::TenantId;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -50,7 +51,7 @@ fn read_rule(path: &PathBuf) -> anyhow::Result<Rule> {
     Ok(Rule::from_json(&v)?)
 }
 
-async fn index_for(db: &Db, tenant: i64) -> anyhow::Result<siyu::know::audience::TenantIndex> {
+async fn index_for(db: &Db, tenant: TenantId) -> anyhow::Result<siyu::know::audience::TenantIndex> {
     let pb = crate::progress_bar(0, "building the audience index");
     let t = Instant::now();
     let ix = build_index(db, tenant, now_ms(), |done, all| {

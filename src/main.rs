@@ -1,5 +1,6 @@
 //! The `siyu` command: serve, demo, import, tenants and users, migrations, benchmarks.
 
+use siyu::platform::TenantId;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -301,11 +302,11 @@ pub fn progress_bar(len: u64, msg: &str) -> ProgressBar {
     pb
 }
 
-pub async fn tenant_id_for(db: &Db, name: Option<&str>) -> anyhow::Result<i64> {
+pub async fn tenant_id_for(db: &Db, name: Option<&str>) -> anyhow::Result<TenantId> {
     if let Some(n) = name {
         return Ok(access::tenant_by_name(db, n).await?.id);
     }
-    let all: Vec<(i64, String)> = db
+    let all: Vec<(TenantId, String)> = db
         .fetch_all(&siyu::platform::db::sql(
             "SELECT id, name FROM tenants ORDER BY id",
         ))

@@ -4,6 +4,7 @@
 //! Tencent Cloud providers talk to local fakes that verify signatures as the real services do.
 
 use crate::common;
+use siyu::platform::TenantId;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -143,7 +144,7 @@ async fn settle(s: &TestServer) {
     panic!("the outbox did not settle");
 }
 
-async fn snapshot(s: &TestServer, tenant: i64, customers: &[i64]) -> i64 {
+async fn snapshot(s: &TestServer, tenant: TenantId, customers: &[i64]) -> i64 {
     let members: RoaringBitmap = customers.iter().map(|&c| c as u32).collect();
     let mut blob = Vec::new();
     members.serialize_into(&mut blob).expect("bitmap");
@@ -517,7 +518,7 @@ async fn start_fakes() -> String {
 fn msg(id: i64) -> SmsMessage {
     SmsMessage {
         outbox_id: id,
-        tenant_id: 1,
+        tenant_id: TenantId::new(1),
         phone: "13800138000".into(),
         content: "【茶小铺】您的验证码是 1234".into(),
         template_code: Some("SMS_1".into()),

@@ -4,6 +4,7 @@
 
 use crate::common;
 use siyu::acquire::{cards, report};
+use siyu::platform::TenantId;
 use siyu::platform::clock::now_ms;
 use siyu::platform::db::sql;
 
@@ -11,7 +12,7 @@ use common::{Backend, TestDb, order_owner as owner, store_order as order};
 
 const DAY: i64 = 86_400_000;
 
-async fn store(db: &siyu::platform::db::Db, tenant: i64, o: siyu::know::orders::OrderRecord) {
+async fn store(db: &siyu::platform::db::Db, tenant: TenantId, o: siyu::know::orders::OrderRecord) {
     common::store(db, tenant, vec![o]).await;
 }
 

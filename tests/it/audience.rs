@@ -7,6 +7,7 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRng, TestRunner};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use siyu::platform::TenantId;
 
 use siyu::know::audience::{build_index, sql as rule_sql};
 use siyu::know::profile;
@@ -31,9 +32,9 @@ const TIERS: [&str; 3] = ["银卡", "金卡", "黑金"];
 
 /// A random tenant: customers (some merged away), orders with lines, tags, attributes,
 /// identities and events spread over the last 500 days.
-async fn seed(db: &Db, tenant: i64, seed: u64, n: i64, now: i64) -> Vec<i64> {
+async fn seed(db: &Db, tenant: TenantId, seed: u64, n: i64, now: i64) -> Vec<i64> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let base = tenant * 100_000;
+    let base = tenant.get() * 100_000;
     let mut tags = Vec::new();
     for t in 0..5 {
         let (id,): (i64,) = db
@@ -164,7 +165,7 @@ async fn seed(db: &Db, tenant: i64, seed: u64, n: i64, now: i64) -> Vec<i64> {
     tags
 }
 
-async fn set_attr(db: &Db, tenant: i64, id: i64, name: &str, value: &str) {
+async fn set_attr(db: &Db, tenant: TenantId, id: i64, name: &str, value: &str) {
     db.execute(
         &sql("INSERT INTO customer_attributes (tenant_id, customer_id, name, value, num, updated_at) VALUES ($1, $2, $3, $4, $5, 0)")
             .bind(tenant)

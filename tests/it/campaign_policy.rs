@@ -4,6 +4,7 @@
 //! though the dispatcher dies in the middle of a batch and another takes over.
 
 use crate::common;
+use siyu::platform::TenantId;
 use std::collections::HashSet;
 
 use roaring::RoaringBitmap;
@@ -52,7 +53,7 @@ fn excluded(i: i64) -> bool {
     i % 10_000 == 70
 }
 
-async fn seed_customers(db: &Db, tenant: i64) {
+async fn seed_customers(db: &Db, tenant: TenantId) {
     let c = cipher();
     let ids: Vec<i64> = (1..=N).collect();
     for chunk in ids.chunks(5_000) {
@@ -95,7 +96,7 @@ async fn seed_customers(db: &Db, tenant: i64) {
     }
 }
 
-async fn snapshot_of_everyone(db: &Db, tenant: i64) -> i64 {
+async fn snapshot_of_everyone(db: &Db, tenant: TenantId) -> i64 {
     let members: RoaringBitmap = (1..=N as u32).collect();
     let mut blob = Vec::new();
     members.serialize_into(&mut blob).expect("bitmap");
@@ -113,7 +114,7 @@ async fn snapshot_of_everyone(db: &Db, tenant: i64) -> i64 {
 }
 
 /// Marketing messages this week before the campaign, so some customers are at their cap.
-async fn earlier_sends(db: &Db, tenant: i64) {
+async fn earlier_sends(db: &Db, tenant: TenantId) {
     let c = cipher();
     let mut msgs = Vec::new();
     for i in 1..=N {

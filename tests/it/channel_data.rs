@@ -7,6 +7,7 @@ use crate::common;
 use reqwest::Method;
 use serde_json::json;
 use siyu::know::report::overview;
+use siyu::platform::TenantId;
 use siyu::platform::access::Role;
 use siyu::platform::db::{Db, sql};
 
@@ -47,7 +48,7 @@ fn channel_gmv(o: &siyu::know::report::Overview, channel: &str) -> (i64, i64) {
         .unwrap_or((0, 0))
 }
 
-async fn order_buyer(db: &Db, tenant: i64, order_no: &str) -> (i64, i64) {
+async fn order_buyer(db: &Db, tenant: TenantId, order_no: &str) -> (i64, i64) {
     db.fetch_one(
         &sql(
             "SELECT customer_id, buyer_unlinked FROM orders WHERE tenant_id = $1 AND order_no = $2",

@@ -6,6 +6,7 @@
 //! and completed; a lapsed buyer who adds a guide is in the WeCom audiences at once.
 
 use crate::common;
+use siyu::platform::TenantId;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -26,7 +27,7 @@ struct World {
     s: TestServer,
     wecom: Sandbox,
     key: String,
-    tenant: i64,
+    tenant: TenantId,
     callback: String,
     c: reqwest::Client,
 }

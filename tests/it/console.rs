@@ -3,6 +3,7 @@
 use crate::common;
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
+use siyu::platform::TenantId;
 use siyu::platform::access::{self, Role};
 use siyu::platform::db::sql;
 
@@ -217,7 +218,7 @@ on_each_backend!(console_sessions_masking_and_languages);
 
 /// A client that does not follow redirects, and a tenant "brand" with an operator "ops"
 /// (password `ops-password`); the tenant's id.
-async fn brand_with_ops(s: &TestServer) -> (reqwest::Client, i64) {
+async fn brand_with_ops(s: &TestServer) -> (reqwest::Client, TenantId) {
     let c = reqwest::Client::builder()
         .redirect(Policy::none())
         .build()

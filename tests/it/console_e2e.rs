@@ -3,6 +3,7 @@
 //! them); otherwise says plainly that it was skipped.
 
 use crate::common;
+use siyu::platform::TenantId;
 use std::path::Path;
 use std::process::Command;
 
@@ -84,7 +85,7 @@ pub async fn seed(s: &TestServer) -> (String, String, String) {
 
 /// A live code with one add through it, and a VIP group whose members joined six weeks ago, one
 /// of whom left a week later: the WeCom page has a code row and a retention table to show.
-async fn seed_wecom(s: &TestServer, tenant: i64) {
+async fn seed_wecom(s: &TestServer, tenant: TenantId) {
     use siyu::connect::client::{ChatMember, Content, GroupChat};
     use siyu::connect::live_codes::{self, GuideSlot, NewLiveCode, Welcome};
     use siyu::connect::service::CorpSettings;

@@ -4,6 +4,7 @@
 //! OS keeps its page cache, so power loss is not what this covers; see README on durability.)
 
 use crate::common;
+use siyu::platform::TenantId;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,7 +44,7 @@ async fn a_flash_sale_killed_mid_sale_loses_no_unit(backend: Backend) {
     assert_eq!(r.status(), reqwest::StatusCode::CREATED);
     let v: serde_json::Value = r.json().await.expect("sale");
     let sale = v["id"].as_i64().expect("id");
-    let tenant: (i64,) = tdb
+    let tenant: (TenantId,) = tdb
         .db
         .fetch_one(&siyu::platform::db::sql(
             "SELECT id FROM tenants WHERE name = 'crash'",

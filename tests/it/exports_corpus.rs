@@ -4,6 +4,7 @@
 //! without a buyer id — is kept, and channel GMV counts what it should.
 
 use crate::common;
+use siyu::platform::TenantId;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -45,7 +46,7 @@ async fn every_export_imports_to_its_expected_result(backend: Backend) {
     let tdb = TestDb::new(backend).await;
     let work = tempfile::tempdir().expect("tmp");
     for (n, (file, want)) in corpus().into_iter().enumerate() {
-        let tenant = 100 + n as i64;
+        let tenant = TenantId::new(100 + n as i64);
         let name = file.display().to_string();
         // The importer writes rejected rows beside the input: import a copy.
         let copy = work.path().join(file.file_name().expect("name"));

@@ -3,6 +3,7 @@
 //! makes an order; a second process reading the store sees exactly what is left.
 
 use crate::common;
+use siyu::platform::TenantId;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -361,10 +362,10 @@ async fn windows_tokens_and_bad_input_are_refused_plainly() {
     // No token, a forged one, another tenant's customer in a genuine token.
     let r = c.post(&url).json(&json!({})).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let forged = token.replacen(&format!("{tenant}."), &format!("{}.", tenant + 1), 1);
+    let forged = token.replacen(&format!("{tenant}."), &format!("{}.", tenant.get() + 1), 1);
     let (st, _) = send_as_customer(&c, M::POST, &url, &forged, Some(json!({}))).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
-    let other = customer_token(&s, tenant + 1, customers[0]);
+    let other = customer_token(&s, TenantId::new(tenant.get() + 1), customers[0]);
     let (st, _) = send_as_customer(&c, M::POST, &url, &other, Some(json!({}))).await;
     assert_eq!(
         st,
@@ -459,7 +460,7 @@ async fn the_redis_gate_never_oversells_either(backend: Backend) {
     let now = now_ms();
     let sale = flash
         .create(
-            1,
+            TenantId::new(1),
             &SaleInput {
                 name: "秒杀".into(),
                 sku: "A".into(),
@@ -483,7 +484,10 @@ async fn the_redis_gate_never_oversells_either(backend: Backend) {
             let mut got = Vec::new();
             for k in 0..4i64 {
                 let customer = 1 + (t * 5 + k) % 40;
-                match flash.attempt(1, sale.id, customer, 1, now_ms()).await {
+                match flash
+                    .attempt(TenantId::new(1), sale.id, customer, 1, now_ms())
+                    .await
+                {
                     Ok(_) => got.push(customer),
                     Err(FlashError::SoldOut | FlashError::LimitReached(_)) => {}
                     Err(e) => panic!("unexpected {e}"),
@@ -511,7 +515,7 @@ async fn the_redis_gate_never_oversells_either(backend: Backend) {
     let mut again = 0;
     for customer in 100..140 {
         if flash
-            .attempt(1, sale.id, customer, 1, now_ms())
+            .attempt(TenantId::new(1), sale.id, customer, 1, now_ms())
             .await
             .is_ok()
         {

@@ -2,6 +2,7 @@
 //! customers in any order, on every backend; re-imports update instead of duplicating.
 
 use crate::common;
+use siyu::platform::TenantId;
 use std::path::Path;
 
 use siyu::know::import::presets::preset;
@@ -55,7 +56,7 @@ async fn broken_rows_are_reported_and_good_rows_kept(backend: Backend) {
     let s = import_file(
         &tdb.db,
         &cipher(),
-        1,
+        TenantId::new(1),
         &file,
         &ImportOptions::new(preset("tmall").expect("preset")),
         None,
@@ -95,7 +96,7 @@ async fn broken_rows_are_reported_and_good_rows_kept(backend: Backend) {
     assert_eq!(rejected.lines().count(), 1 + 7, "{rejected}");
     assert!(rejected.contains("2024061812348") && rejected.contains("九十九"));
     // Lines 2 and 10 are one person (same phone, two buyer ids); line 8 another.
-    let parts = partition(&tdb.db, 1).await;
+    let parts = partition(&tdb.db, TenantId::new(1)).await;
     assert_eq!(parts.len(), 2, "{parts:?}");
     let (amount, hint): (i64, Option<String>) = tdb
         .db
@@ -135,9 +136,16 @@ async fn gbk_exports_and_mapping_files_import() {
     let p =
         siyu::know::import::presets::load_mapping(&mapping, preset("generic").expect("generic"))
             .expect("mapping");
-    let s = import_file(&tdb.db, &cipher(), 1, &file, &ImportOptions::new(p), None)
-        .await
-        .expect("import");
+    let s = import_file(
+        &tdb.db,
+        &cipher(),
+        TenantId::new(1),
+        &file,
+        &ImportOptions::new(p),
+        None,
+    )
+    .await
+    .expect("import");
     assert_eq!((s.imported, s.rejected), (2, 0), "{s:#?}");
     assert_eq!(s.encoding, Some(siyu::know::import::TextEncoding::Gb18030));
     let (amount, channel): (i64, String) = tdb
@@ -153,7 +161,7 @@ async fn gbk_exports_and_mapping_files_import() {
     let e = import_file(
         &tdb.db,
         &cipher(),
-        1,
+        TenantId::new(1),
         &file,
         &ImportOptions::new(preset("jd").expect("jd")),
         None,
@@ -178,9 +186,10 @@ async fn demo_exports_give_the_same_customers_in_any_order(backend: common::Back
     rotated.rotate_left(3);
     let tdb = TestDb::new(backend).await;
     let mut parts = Vec::new();
-    for (tenant, order) in [(1i64, &files), (2, &reversed), (3, &rotated)] {
+    for (tenant, order) in [(1, &files), (2, &reversed), (3, &rotated)] {
+        let tenant = TenantId::new(tenant);
         // Tenant 3 in many small chunks: merges across transactions.
-        let chunk_orders = if tenant == 3 { 7 } else { 2_000 };
+        let chunk_orders = if tenant.get() == 3 { 7 } else { 2_000 };
         for f in order.iter() {
             let mut opts = f.options.clone();
             opts.chunk_orders = chunk_orders;
@@ -234,15 +243,22 @@ async fn demo_exports_give_the_same_customers_in_any_order(backend: common::Back
     // Importing everything again updates; nothing is duplicated and nobody changes.
     let mut updated = 0;
     for f in &files {
-        let s = import_file(&tdb.db, &cipher(), 1, &f.path, &f.options, None)
-            .await
-            .expect("re-import");
+        let s = import_file(
+            &tdb.db,
+            &cipher(),
+            TenantId::new(1),
+            &f.path,
+            &f.options,
+            None,
+        )
+        .await
+        .expect("re-import");
         assert_eq!(s.imported, 0);
         updated += s.updated;
     }
     assert_eq!(updated as i64, orders);
     assert_eq!(count(1).await, orders);
-    assert_eq!(partition(&tdb.db, 1).await, parts[0]);
+    assert_eq!(partition(&tdb.db, TenantId::new(1)).await, parts[0]);
 }
 
 #[test]
@@ -323,7 +339,7 @@ async fn masked_ids_continuation_rows_and_channels_sharing_order_numbers(backend
     let s = import_file(
         &tdb.db,
         &cipher(),
-        1,
+        TenantId::new(1),
         &tmall,
         &ImportOptions::new(preset("tmall").expect("p")),
         None,
@@ -334,7 +350,7 @@ async fn masked_ids_continuation_rows_and_channels_sharing_order_numbers(backend
     assert_eq!((s.imported, s.rejected), (2, 1), "{:?}", s.errors);
     assert_eq!(s.errors[0].column, "退款金额");
     // A masked nickname shared by two buyers does not make them one person.
-    assert_eq!(partition(&tdb.db, 1).await.len(), 2);
+    assert_eq!(partition(&tdb.db, TenantId::new(1)).await.len(), 2);
     // The continuation row with blank order cells is the order's second line.
     let (lines,): (i64,) = tdb
         .db
@@ -350,7 +366,7 @@ async fn masked_ids_continuation_rows_and_channels_sharing_order_numbers(backend
     let s = import_file(
         &tdb.db,
         &cipher(),
-        1,
+        TenantId::new(1),
         &jd,
         &ImportOptions::new(preset("jd").expect("p")),
         None,
@@ -361,7 +377,7 @@ async fn masked_ids_continuation_rows_and_channels_sharing_order_numbers(backend
     let s = import_file(
         &tdb.db,
         &cipher(),
-        1,
+        TenantId::new(1),
         &jd,
         &ImportOptions::new(preset("jd").expect("p")),
         None,
@@ -386,7 +402,7 @@ async fn masked_ids_continuation_rows_and_channels_sharing_order_numbers(backend
     let s = import_file(
         &tdb.db,
         &cipher(),
-        1,
+        TenantId::new(1),
         &pos,
         &ImportOptions::new(preset("pos").expect("p")),
         None,
@@ -432,7 +448,7 @@ async fn rows_real_exports_write_are_kept(backend: common::Backend) {
     let s = import_file(
         &tdb.db,
         &cipher(),
-        1,
+        TenantId::new(1),
         &file,
         &ImportOptions::new(preset("tmall").expect("preset")),
         None,

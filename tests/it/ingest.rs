@@ -4,6 +4,7 @@
 use crate::common;
 use siyu::know::events::EventInput;
 use siyu::know::ingest::{EventWriter, IngestError};
+use siyu::platform::TenantId;
 
 use common::{Backend, TestDb, cipher};
 
@@ -25,7 +26,10 @@ fn events(prefix: &str, n: usize) -> Vec<siyu::know::events::Event> {
 async fn failures_are_answered_and_the_writer_goes_on() {
     let tdb = TestDb::new(Backend::Sqlite).await;
     let writer = EventWriter::start(tdb.db.clone(), cipher(), None);
-    let ok = writer.write(1, events("a", 10)).await.expect("stored");
+    let ok = writer
+        .write(TenantId::new(1), events("a", 10))
+        .await
+        .expect("stored");
     assert_eq!((ok.stored, ok.duplicates), (10, 0));
 
     // The database goes away under the writer: each waiting request gets an error, none hangs.
@@ -34,7 +38,8 @@ async fn failures_are_answered_and_the_writer_goes_on() {
     for k in 0..5 {
         let w = writer.clone();
         tasks.push(tokio::spawn(async move {
-            w.write(1 + k % 2, events(&format!("b{k}"), 5)).await
+            w.write(TenantId::new(1 + k % 2), events(&format!("b{k}"), 5))
+                .await
         }));
     }
     for t in tasks {
@@ -45,7 +50,7 @@ async fn failures_are_answered_and_the_writer_goes_on() {
         assert!(matches!(r, Err(IngestError::Store(_))), "{r:?}");
     }
     // The writer itself is still there to answer.
-    let r = writer.write(1, events("c", 1)).await;
+    let r = writer.write(TenantId::new(1), events("c", 1)).await;
     assert!(matches!(r, Err(IngestError::Store(_))), "{r:?}");
 }
 

@@ -3,6 +3,7 @@
 //! no opt-out is lost, not even one whose number the tenant keeps nowhere.
 
 use crate::common;
+use siyu::platform::TenantId;
 use std::sync::Arc;
 
 use common::{Backend, TestDb, cipher};
@@ -140,7 +141,7 @@ async fn the_upgrade_rekeys_every_tenant_and_keeps_every_opt_out(backend: Backen
         "{backend:?}"
     );
 
-    let (one, two) = (c.lookup(1), c.lookup(2));
+    let (one, two) = (c.lookup(TenantId::new(1)), c.lookup(TenantId::new(2)));
     // One number, two brands: two unrelated hashes, neither the shared one.
     assert_eq!(
         strings(db, "SELECT ikey FROM identities ORDER BY tenant_id").await,
@@ -209,11 +210,11 @@ async fn the_upgrade_rekeys_every_tenant_and_keeps_every_opt_out(backend: Backen
 
     // Lookups find the customer with each brand's own key.
     let phone = Identity::new(IdentityKind::Phone, A, None).expect("phone");
-    for t in [1, 2] {
+    for t in [TenantId::new(1), TenantId::new(2)] {
         let found = siyu::know::customers::find_by_identity(db, &c, t, &phone)
             .await
             .expect("lookup");
-        assert_eq!(found, Some(t * 10), "{backend:?}");
+        assert_eq!(found, Some(t.get() * 10), "{backend:?}");
     }
 
     // Sending: the opt-outs hold, re-keyed (A) or kept under the old key (U); F is sent.
@@ -223,7 +224,7 @@ async fn the_upgrade_rekeys_every_tenant_and_keeps_every_opt_out(backend: Backen
         Arc::new(LogProvider::new(db.clone())),
     );
     let msg = |i: i64, p: &str| NewMessage {
-        tenant_id: 1,
+        tenant_id: TenantId::new(1),
         purpose: Purpose::Marketing,
         customer_id: None,
         address: Address::of_phone(&c, &one, p),

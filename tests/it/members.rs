@@ -5,6 +5,7 @@
 use crate::common;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use siyu::platform::TenantId;
 use siyu::platform::access::Role;
 use siyu::platform::db::sql;
 
@@ -743,7 +744,7 @@ async fn a_review_of_many_members_gives_each_the_tier_its_spend_earns(backend: c
         tx.execute(&o).await.expect("orders");
         tx.commit().await.expect("commit");
     }
-    let changes = siyu::convert::tiers::review(db, 1, None, true, now)
+    let changes = siyu::convert::tiers::review(db, TenantId::new(1), None, true, now)
         .await
         .expect("review");
     let rows: Vec<(i64, Option<String>)> = db
@@ -814,7 +815,7 @@ async fn expiry_of_more_members_than_one_chunk_takes_each_ones_unspent_points(
         }
         db.execute(&q).await.expect("entries");
     }
-    let expired = siyu::convert::points::expire_all(db, 1, 2_000)
+    let expired = siyu::convert::points::expire_all(db, TenantId::new(1), 2_000)
         .await
         .expect("expire");
     assert_eq!(expired, want, "{backend:?}: the points expired");
@@ -838,7 +839,7 @@ async fn expiry_of_more_members_than_one_chunk_takes_each_ones_unspent_points(
         .expect("expiries");
     assert_eq!(entries, MEMBERS, "{backend:?}: one expiry entry per member");
     assert_eq!(
-        siyu::convert::points::expire_all(db, 1, 2_000)
+        siyu::convert::points::expire_all(db, TenantId::new(1), 2_000)
             .await
             .expect("again"),
         0,

@@ -5,6 +5,7 @@ use crate::common;
 use proptest::prelude::*;
 use siyu::know::identity::{IdentityKind, KeyedIdentity};
 use siyu::know::oneid::{IdentityRecord, resolve};
+use siyu::platform::TenantId;
 use siyu::platform::db::{Db, sql};
 
 use common::{Backend, TestDb, partition};
@@ -17,7 +18,7 @@ fn key(n: usize) -> String {
     format!("tmall:k{n}")
 }
 
-async fn run_case(db: &Db, tenant: i64, records: &[Vec<usize>], chunks: &[usize]) {
+async fn run_case(db: &Db, tenant: TenantId, records: &[Vec<usize>], chunks: &[usize]) {
     let recs: Vec<IdentityRecord> = records
         .iter()
         .map(|r| IdentityRecord {
@@ -52,7 +53,7 @@ async fn run_case(db: &Db, tenant: i64, records: &[Vec<usize>], chunks: &[usize]
     }
 }
 
-async fn check_invariants(db: &Db, tenant: i64, want_components: usize) {
+async fn check_invariants(db: &Db, tenant: TenantId, want_components: usize) {
     let (live,): (i64,) = db
         .fetch_one(
             &sql("SELECT COUNT(*) FROM customers c WHERE c.tenant_id = $1 AND c.merged_into IS NULL \
@@ -150,7 +151,7 @@ fn oneid_matches_connected_components(backend: Backend) {
     runner
         .run(&graphs(), |(records, chunks)| {
             tenant.set(tenant.get() + 1);
-            let tenant = tenant.get();
+            let tenant = TenantId::new(tenant.get());
             rt.block_on(async {
                 run_case(&tdb.db, tenant, &records, &chunks).await;
                 let want = reference(&records);
@@ -173,17 +174,17 @@ async fn order_of_records_does_not_change_customers(backend: Backend) {
     let records = vec![vec![0, 1], vec![2, 3], vec![1, 2], vec![4]];
     let mut reversed = records.clone();
     reversed.reverse();
-    run_case(&tdb.db, 1, &records, &[1]).await;
-    run_case(&tdb.db, 2, &reversed, &[1]).await;
-    run_case(&tdb.db, 3, &records, &[10]).await;
-    let a = partition(&tdb.db, 1).await;
-    assert_eq!(a, partition(&tdb.db, 2).await);
-    assert_eq!(a, partition(&tdb.db, 3).await);
+    run_case(&tdb.db, TenantId::new(1), &records, &[1]).await;
+    run_case(&tdb.db, TenantId::new(2), &reversed, &[1]).await;
+    run_case(&tdb.db, TenantId::new(3), &records, &[10]).await;
+    let a = partition(&tdb.db, TenantId::new(1)).await;
+    assert_eq!(a, partition(&tdb.db, TenantId::new(2)).await);
+    assert_eq!(a, partition(&tdb.db, TenantId::new(3)).await);
     assert_eq!(a.len(), 2);
     // Resolving the same records again changes nothing.
-    run_case(&tdb.db, 1, &records, &[2]).await;
-    assert_eq!(a, partition(&tdb.db, 1).await);
-    check_invariants(&tdb.db, 1, 2).await;
+    run_case(&tdb.db, TenantId::new(1), &records, &[2]).await;
+    assert_eq!(a, partition(&tdb.db, TenantId::new(1)).await);
+    check_invariants(&tdb.db, TenantId::new(1), 2).await;
     let (merges,): (i64,) = tdb
         .db
         .fetch_one(&sql(
@@ -199,7 +200,7 @@ async fn order_of_records_does_not_change_customers(backend: Backend) {
 
 async fn a_merge_moves_tags_and_keeps_one_of_each(backend: Backend) {
     let tdb = TestDb::new(backend).await;
-    run_case(&tdb.db, 9, &[vec![0, 1], vec![2, 3]], &[1]).await;
+    run_case(&tdb.db, TenantId::new(9), &[vec![0, 1], vec![2, 3]], &[1]).await;
     let owners: Vec<(i64,)> = tdb
         .db
         .fetch_all(&sql(
@@ -232,7 +233,7 @@ async fn a_merge_moves_tags_and_keeps_one_of_each(backend: Backend) {
             .await
             .expect("attribute");
     }
-    run_case(&tdb.db, 9, &[vec![1, 2]], &[1]).await;
+    run_case(&tdb.db, TenantId::new(9), &[vec![1, 2]], &[1]).await;
     let attrs: Vec<(i64, String, String)> = tdb
         .db
         .fetch_all(&sql(
@@ -268,7 +269,13 @@ on_each_backend!(a_merge_moves_tags_and_keeps_one_of_each);
 /// table), and the other is gone.
 async fn a_merge_keeps_the_earliest_membership_of_those_merged(backend: Backend) {
     let tdb = TestDb::new(backend).await;
-    run_case(&tdb.db, 7, &[vec![0], vec![1], vec![2]], &[3]).await;
+    run_case(
+        &tdb.db,
+        TenantId::new(7),
+        &[vec![0], vec![1], vec![2]],
+        &[3],
+    )
+    .await;
     let owners: Vec<(i64,)> = tdb
         .db
         .fetch_all(&sql(
@@ -290,7 +297,7 @@ async fn a_merge_keeps_the_earliest_membership_of_those_merged(backend: Backend)
             .expect("member");
     }
     // One record names all three: the oldest customer is kept.
-    run_case(&tdb.db, 7, &[vec![0, 1, 2]], &[1]).await;
+    run_case(&tdb.db, TenantId::new(7), &[vec![0, 1, 2]], &[1]).await;
     let members: Vec<(i64, String)> = tdb
         .db
         .fetch_all(&sql(
@@ -306,7 +313,7 @@ async fn a_merge_keeps_the_earliest_membership_of_those_merged(backend: Backend)
 
     // When the kept customer has a membership of its own, it stays, however late it joined,
     // and the merged ones' are dropped.
-    run_case(&tdb.db, 8, &[vec![0], vec![1]], &[2]).await;
+    run_case(&tdb.db, TenantId::new(8), &[vec![0], vec![1]], &[2]).await;
     let owners: Vec<(i64,)> = tdb
         .db
         .fetch_all(&sql(
@@ -326,7 +333,7 @@ async fn a_merge_keeps_the_earliest_membership_of_those_merged(backend: Backend)
             .await
             .expect("member");
     }
-    run_case(&tdb.db, 8, &[vec![0, 1]], &[1]).await;
+    run_case(&tdb.db, TenantId::new(8), &[vec![0, 1]], &[1]).await;
     let members: Vec<(i64, String)> = tdb
         .db
         .fetch_all(&sql(
@@ -348,7 +355,13 @@ async fn wecom_contacts_follow_the_person(backend: Backend) {
     use siyu::platform::migrate::migrate;
     let tdb = TestDb::migrated_to(backend, 23).await;
     let db = &tdb.db;
-    run_case(db, 7, &[vec![0], vec![1], vec![2], vec![3]], &[4]).await;
+    run_case(
+        db,
+        TenantId::new(7),
+        &[vec![0], vec![1], vec![2], vec![3]],
+        &[4],
+    )
+    .await;
     let owners: Vec<(i64,)> = db
         .fetch_all(&sql(
             "SELECT DISTINCT customer_id FROM identities WHERE tenant_id = 7 ORDER BY customer_id",
@@ -375,7 +388,7 @@ async fn wecom_contacts_follow_the_person(backend: Backend) {
     db.execute(&contact("wm-before", ids[1]))
         .await
         .expect("contact");
-    run_case(db, 7, &[vec![0, 1]], &[1]).await;
+    run_case(db, TenantId::new(7), &[vec![0, 1]], &[1]).await;
     assert_eq!(contacts().await, vec![("wm-before".to_owned(), ids[1])]);
     migrate(db, &common::cipher()).await.expect("upgrade");
     assert_eq!(
@@ -387,7 +400,7 @@ async fn wecom_contacts_follow_the_person(backend: Backend) {
     db.execute(&contact("wm-after", ids[3]))
         .await
         .expect("contact");
-    run_case(db, 7, &[vec![2, 3]], &[1]).await;
+    run_case(db, TenantId::new(7), &[vec![2, 3]], &[1]).await;
     assert_eq!(
         contacts().await,
         vec![

@@ -6,6 +6,7 @@
 //! backend names itself.
 
 use crate::common;
+use siyu::platform::TenantId;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method as M, StatusCode};
@@ -26,7 +27,7 @@ fn lapsed() -> Value {
 /// A brand whose customers bought two years ago and 200 days ago, and not since.
 struct Brand {
     s: TestServer,
-    tenant: i64,
+    tenant: TenantId,
     key: String,
     /// The lapsed buyers, in the order their phones were given.
     buyers: Vec<i64>,

@@ -5,6 +5,7 @@
 //! over the network is still sent to by the dispatcher, after the rows commit.
 
 use crate::common;
+use siyu::platform::TenantId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,7 +36,7 @@ fn unsubscribed(i: i64) -> bool {
     i % 500 == 7
 }
 
-async fn seed(db: &Db, tenant: i64, now: i64) -> i64 {
+async fn seed(db: &Db, tenant: TenantId, now: i64) -> i64 {
     let c = cipher();
     let ids: Vec<i64> = (1..=N).collect();
     for chunk in ids.chunks(4_000) {
@@ -97,7 +98,7 @@ async fn seed(db: &Db, tenant: i64, now: i64) -> i64 {
 }
 
 /// No quiet hours, so a test sends whatever the hour; the weekly cap of two still holds.
-async fn sending_any_hour(db: &Db, tenant: i64) {
+async fn sending_any_hour(db: &Db, tenant: TenantId) {
     policy::save(
         db,
         tenant,
@@ -111,7 +112,7 @@ async fn sending_any_hour(db: &Db, tenant: i64) {
     .expect("policy");
 }
 
-async fn tenant_sending_any_hour(db: &Db) -> i64 {
+async fn tenant_sending_any_hour(db: &Db) -> TenantId {
     let tenant = siyu::platform::access::create_tenant(db, "tea")
         .await
         .expect("tenant")
@@ -120,7 +121,7 @@ async fn tenant_sending_any_hour(db: &Db) -> i64 {
     tenant
 }
 
-fn message(tenant: i64, i: i64, key: &str, not_before: i64) -> NewMessage {
+fn message(tenant: TenantId, i: i64, key: &str, not_before: i64) -> NewMessage {
     NewMessage {
         tenant_id: tenant,
         purpose: Purpose::Marketing,

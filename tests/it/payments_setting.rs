@@ -8,6 +8,7 @@
 use crate::common;
 use reqwest::{Method as M, StatusCode};
 use serde_json::{Value, json};
+use siyu::platform::TenantId;
 use siyu::platform::crypto::{CustomerClaim, FieldCipher, parse_secret};
 use siyu::platform::db::sql;
 
@@ -80,7 +81,7 @@ async fn shop(tdb: &TestDb, env: &[(&str, &str)]) -> Shop {
         with(json!({"name": "砍价", "sku": "MASK", "title": "面膜", "price": 19_900, "floor_price": 990, "assists": 5, "stock": 10})),
     )
     .await;
-    let tenant: (i64,) = tdb
+    let tenant: (TenantId,) = tdb
         .db
         .fetch_one(&sql("SELECT id FROM tenants WHERE name = 'shop'"))
         .await

@@ -3,6 +3,7 @@
 //! fail the same way.
 
 use crate::common;
+use siyu::platform::TenantId;
 use siyu::platform::db::{Db, Reader, sql};
 use siyu::platform::rows::{Arg, Keys};
 
@@ -17,7 +18,7 @@ fn identity_keys() -> Vec<String> {
     keys
 }
 
-async fn store_identities(db: &Db, tenant: i64, keys: &[String]) -> u64 {
+async fn store_identities(db: &Db, tenant: TenantId, keys: &[String]) -> u64 {
     let mut tx = db.begin().await.expect("begin");
     let rows: Vec<[Arg; 6]> = keys
         .iter()
@@ -50,12 +51,12 @@ async fn rows_are_stored_and_found_by_key_alike_on_every_backend(backend: Backen
     let t = TestDb::new(backend).await;
     let keys = identity_keys();
     assert_eq!(
-        store_identities(&t.db, 1, &keys).await,
+        store_identities(&t.db, TenantId::new(1), &keys).await,
         keys.len() as u64,
         "{backend:?}"
     );
     // Another tenant's rows are not found.
-    store_identities(&t.db, 2, &keys[..10]).await;
+    store_identities(&t.db, TenantId::new(2), &keys[..10]).await;
 
     let (count, nulls): (i64, i64) =
         t.db.fetch_one(
@@ -192,7 +193,7 @@ async fn a_row_that_breaks_a_constraint_fails_the_statement_and_keeps_nothing_of
     backend: Backend,
 ) {
     let t = TestDb::new(backend).await;
-    store_identities(&t.db, 1, &["tmall:kept".to_owned()]).await;
+    store_identities(&t.db, TenantId::new(1), &["tmall:kept".to_owned()]).await;
     let mut tx = t.db.begin().await.expect("begin");
     let row = |key: &'static str| -> [Arg<'static>; 6] {
         [
@@ -239,9 +240,9 @@ on_each_backend!(
 async fn probes_find_every_row_of_every_key_in_a_transaction_and_on_the_pool(backend: Backend) {
     let t = TestDb::new(backend).await;
     let keys = identity_keys();
-    store_identities(&t.db, 1, &keys).await;
+    store_identities(&t.db, TenantId::new(1), &keys).await;
     // A second identity for customer 43, so that one key finds two rows.
-    store_identities(&t.db, 1, &["tmall:second".to_string()]).await;
+    store_identities(&t.db, TenantId::new(1), &["tmall:second".to_string()]).await;
     t.db.execute(&sql(
         "UPDATE identities SET customer_id = 43 WHERE ikey = 'tmall:second'",
     ))
@@ -331,7 +332,13 @@ async fn a_commit_that_skips_the_flush_keeps_its_rows_and_ends_with_its_transact
         let (inside,): (String,) = tx.fetch_one(&sql(setting)).await.expect("setting");
         assert_eq!(inside, "off");
     }
-    let budget = Budget::new(0, "login_address", "subject", Window::Minutes(15), 30);
+    let budget = Budget::new(
+        TenantId::new(0),
+        "login_address",
+        "subject",
+        Window::Minutes(15),
+        30,
+    );
     assert_eq!(
         limits::take(&mut tx, budget, 1_000).await.expect("take"),
         Some(1)

@@ -4,6 +4,7 @@
 //! refreshes an expired token, and keeps under the platform's quota, on both backends.
 
 use crate::common;
+use siyu::platform::TenantId;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use siyu_marketplace_sandbox::{FakeOrder, Platform, Sandbox, Shop, change, gener
 
 use common::{Backend, TestDb, cipher};
 
-const TENANT: i64 = 1;
+const TENANT: TenantId = TenantId::new(1);
 
 /// Orders per sandbox shop; `SIYU_SYNC_TEST_ORDERS` raises it (`siyu bench sync` runs 100,000).
 fn orders_per_shop() -> usize {

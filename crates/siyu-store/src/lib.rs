@@ -7,11 +7,21 @@
 //! migration's data step that needs the field key is the library's (`migrate::DataStep`).
 //!
 //! The server library sees this crate as `platform::db`, `platform::rows` and
-//! `platform::migrate`. Everything that knows what a table means stays in the library.
+//! `platform::migrate`; `TenantId` (made by `int_newtype!`) is the brand every row and lock names. Everything that knows what a table means stays in the library.
 
 pub mod db;
 pub mod group_commit;
+pub mod int_newtype;
 pub mod migrate;
 // The one module that steps SQLite's own C handle (bulk rows); unsafe is denied elsewhere.
 #[allow(unsafe_code)]
 pub mod rows;
+
+pub use int_newtype::TenantId;
+
+// What `int_newtype!` names, so that crates using it need not depend on them.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+    pub use sqlx;
+}

@@ -1,6 +1,7 @@
 //! `GET /metrics`: the process's counters (`platform::metrics`) in Prometheus text, for this
 //! host and the `metrics_scrapers` only.
 
+use siyu::platform::TenantId;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -57,13 +58,13 @@ type Family<'a> = (
 
 /// Each connected shop's order sync, in Prometheus text: how far behind the platform it is, when
 /// it last succeeded, how many orders it has brought, and whether its last attempt failed.
-fn sync_gauges(shops: &[(i64, ShopStatus)], now: i64) -> String {
+fn sync_gauges(shops: &[(TenantId, ShopStatus)], now: i64) -> String {
     use std::fmt::Write;
     if shops.is_empty() {
         return String::new();
     }
     let mut out = String::new();
-    let label = |tenant: i64, s: &ShopStatus| {
+    let label = |tenant: TenantId, s: &ShopStatus| {
         format!(
             "tenant=\"{tenant}\",shop=\"{}\",platform=\"{}\"",
             s.id,
@@ -139,7 +140,13 @@ mod tests {
         let mut failing = shop(8, "jd");
         failing.last_error_at = Some(995_000);
         failing.last_error = Some("quota".into());
-        let text = sync_gauges(&[(1, shop(7, "youzan")), (2, failing)], 1_060_000);
+        let text = sync_gauges(
+            &[
+                (TenantId::new(1), shop(7, "youzan")),
+                (TenantId::new(2), failing),
+            ],
+            1_060_000,
+        );
         for line in [
             "# TYPE siyu_sync_lag_seconds gauge",
             "siyu_sync_lag_seconds{tenant=\"1\",shop=\"7\",platform=\"youzan\"} 60",

@@ -1,6 +1,7 @@
 //! Test harness: a fresh database per test on SQLite (always) and PostgreSQL (when
 //! `SIYU_TEST_DATABASE_URL` is set), and the real server on a random port.
 #![allow(dead_code)]
+use siyu::platform::TenantId;
 
 pub mod served;
 
@@ -253,7 +254,7 @@ pub async fn tenant_with_key(
     db: &Db,
     name: &str,
     role: siyu::platform::access::Role,
-) -> (i64, String) {
+) -> (TenantId, String) {
     let t = siyu::platform::access::create_tenant(db, name)
         .await
         .expect("tenant");
@@ -265,7 +266,7 @@ pub async fn tenant_with_key(
 
 /// The customers of a tenant as sets of identity keys, sorted: comparable across runs whatever
 /// the ids.
-pub async fn partition(db: &Db, tenant_id: i64) -> Vec<Vec<String>> {
+pub async fn partition(db: &Db, tenant_id: TenantId) -> Vec<Vec<String>> {
     let rows: Vec<(i64, String, Option<String>)> = db
         .fetch_all(
             &siyu::platform::db::sql(
@@ -456,7 +457,7 @@ pub async fn make_customers(s: &TestServer, key: &str, prefix: u32, n: usize) ->
 pub const TEST_WORK_BITS: u32 = 12;
 
 /// A customer token for the tenant's customer, valid for an hour.
-pub fn customer_token(s: &TestServer, tenant: i64, customer: i64) -> String {
+pub fn customer_token(s: &TestServer, tenant: TenantId, customer: i64) -> String {
     s.cipher
         .customer_token(siyu::platform::crypto::CustomerClaim {
             tenant_id: tenant,
@@ -532,7 +533,7 @@ pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
 /// The one-time code last sent by SMS, as the buyer's phone would show it. The outbox holds
 /// only a placeholder: the code is derived from the message's key with the server's secret.
 pub async fn sent_code(s: &TestServer) -> String {
-    let (tenant, key): (i64, String) = s
+    let (tenant, key): (TenantId, String) = s
         .db()
         .fetch_one(&siyu::platform::db::sql(
             "SELECT tenant_id, dedupe_key FROM outbox WHERE purpose = 'verification' ORDER BY id DESC LIMIT 1",
@@ -593,7 +594,7 @@ pub fn store_order(
 }
 
 /// Stores orders as an import chunk does (OneID included), with the test cipher.
-pub async fn store(db: &Db, tenant_id: i64, orders: Vec<siyu::know::orders::OrderRecord>) {
+pub async fn store(db: &Db, tenant_id: TenantId, orders: Vec<siyu::know::orders::OrderRecord>) {
     use siyu::know::orders::{key_identities, store_orders};
     let keyed = key_identities(&cipher(), &cipher().lookup(tenant_id), &orders);
     store_orders(
@@ -609,7 +610,7 @@ pub async fn store(db: &Db, tenant_id: i64, orders: Vec<siyu::know::orders::Orde
 }
 
 /// The customer an order of the tenant belongs to now.
-pub async fn order_owner(db: &Db, tenant_id: i64, order_no: &str) -> i64 {
+pub async fn order_owner(db: &Db, tenant_id: TenantId, order_no: &str) -> i64 {
     let (c,): (i64,) = db
         .fetch_one(
             &siyu::platform::db::sql(

@@ -306,7 +306,7 @@ impl Tx {
 
     /// Serialises writers of one tenant across processes (PostgreSQL); on SQLite the
     /// `BEGIN IMMEDIATE` write lock already does.
-    pub async fn lock_tenant(&mut self, tenant_id: i64) -> DbResult<()> {
+    pub async fn lock_tenant(&mut self, tenant_id: crate::TenantId) -> DbResult<()> {
         if let Tx::Postgres(_) = self {
             self.execute(&sql("SELECT pg_advisory_xact_lock(7301, $1::int4)").bind(tenant_id))
                 .await?;

@@ -2,6 +2,7 @@
 //! Bearer <key>`. One module per capability, named as the domain's; the error every handler
 //! answers with, and the one conversion from a domain refusal to HTTP, live here.
 
+use siyu::platform::TenantId;
 pub mod access;
 pub mod acquire;
 pub mod channels;
@@ -216,7 +217,11 @@ pub(crate) fn path_id(what: &str, raw: &str) -> Result<i64, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("{what} id {raw:?} is not a number")))
 }
 
-pub(crate) async fn live_customer(app: &AppState, tenant: i64, id: i64) -> Result<i64, ApiError> {
+pub(crate) async fn live_customer(
+    app: &AppState,
+    tenant: TenantId,
+    id: i64,
+) -> Result<i64, ApiError> {
     surviving_id(&app.db, tenant, id).await?.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -226,7 +231,11 @@ pub(crate) async fn live_customer(app: &AppState, tenant: i64, id: i64) -> Resul
     })
 }
 
-pub(crate) async fn customer_id(app: &AppState, tenant: i64, raw: &str) -> Result<i64, ApiError> {
+pub(crate) async fn customer_id(
+    app: &AppState,
+    tenant: TenantId,
+    raw: &str,
+) -> Result<i64, ApiError> {
     let id: i64 = raw
         .parse()
         .map_err(|_| ApiError::bad_request(format!("customer id {raw:?} is not a number")))?;

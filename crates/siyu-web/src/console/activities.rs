@@ -6,6 +6,7 @@ use axum::Form;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
+use siyu::platform::TenantId;
 
 use super::form::{fen, number, opt_fen, time};
 use crate::AppState;
@@ -79,7 +80,7 @@ pub(crate) struct ActivitiesPage {
 pub(crate) async fn by_status(
     app: &AppState,
     q: &str,
-    tenant: i64,
+    tenant: TenantId,
     id: i64,
 ) -> Result<Vec<(String, i64)>, ApiError> {
     Ok(app.db.fetch_all(&sql(q).bind(tenant).bind(id)).await?)

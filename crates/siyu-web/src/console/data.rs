@@ -5,6 +5,7 @@ use axum::extract::{Form, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
+use siyu::platform::TenantId;
 
 use crate::AppState;
 use crate::console::ConsoleUser;
@@ -62,7 +63,7 @@ fn run_name(lang: Lang, name: &str) -> String {
 
 pub(crate) async fn channel_data(
     app: &AppState,
-    tenant: i64,
+    tenant: TenantId,
     lang: Lang,
 ) -> Result<ChannelData, String> {
     let d: &DataTr = lang.data();

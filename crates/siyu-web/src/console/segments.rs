@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use serde::Deserialize;
 use serde_json::{Value as Json_, json};
+use siyu::platform::TenantId;
 
 use crate::AppState;
 use crate::api::know::audience::{count_json, preview_json};
@@ -44,7 +45,7 @@ pub(crate) struct TagsPage {
     typed: String,
 }
 
-pub(crate) async fn tag_rows(app: &AppState, tenant: i64) -> Result<Vec<TagRow>, ApiError> {
+pub(crate) async fn tag_rows(app: &AppState, tenant: TenantId) -> Result<Vec<TagRow>, ApiError> {
     let list = tags::list(&app.db, tenant).await?;
     let counts = app
         .audiences
@@ -180,7 +181,7 @@ pub(crate) async fn upload_list(
         ) {
             (Ok(added), _) => Ok(Ok((tag, added.len(), errors))),
             (Err(e), Some(n)) => {
-                tracing::error!(error = %e.message(), tenant, "a console tag upload stopped part-way");
+                tracing::error!(error = %e.message(), tenant = %tenant, "a console tag upload stopped part-way");
                 Ok(Err((e.status(), format!("{} {n}", lt.upload_stopped))))
             }
             (Err(e), None) => Err(e),

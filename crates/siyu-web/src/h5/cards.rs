@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use siyu::platform::TenantId;
 
 use crate::AppState;
 use crate::api::{ApiError, json_body};
@@ -157,7 +158,7 @@ pub(crate) async fn human_check(State(app): State<AppState>) -> Json<serde_json:
     }))
 }
 
-pub(crate) async fn brand(app: &AppState, tenant: i64) -> Result<String, ApiError> {
+pub(crate) async fn brand(app: &AppState, tenant: TenantId) -> Result<String, ApiError> {
     let (name,): (String,) = app
         .db
         .fetch_one(&sql("SELECT name FROM tenants WHERE id = $1").bind(tenant))

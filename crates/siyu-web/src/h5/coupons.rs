@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use siyu::platform::TenantId;
 
 use super::CustomerCaller;
 use crate::AppState;
@@ -14,7 +15,7 @@ use siyu::platform::clock::now_ms;
 
 /// The template, if the brand offers it on customers' pages; any other is answered as not found,
 /// so that a page cannot claim the package-card, points-gift or API-only coupons by their ids.
-async fn offered_on_h5(app: &AppState, tenant: i64, id: i64) -> Result<Template, ApiError> {
+async fn offered_on_h5(app: &AppState, tenant: TenantId, id: i64) -> Result<Template, ApiError> {
     match coupons::template(&app.db, tenant, id).await? {
         t if t.offered_on_h5() => Ok(t),
         _ => Err(CouponError::NoTemplate(id).into()),

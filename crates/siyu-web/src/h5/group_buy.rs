@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use siyu::platform::TenantId;
 
 use crate::AppState;
 use crate::api::convert::group_buy::follow_if_filled;
@@ -71,7 +72,7 @@ pub(crate) async fn team_view(
 /// it and their own order; never who the others are, what they paid with or their orders.
 async fn team_page(
     app: &AppState,
-    tenant: i64,
+    tenant: TenantId,
     viewer: i64,
     t: Team,
 ) -> Result<Response, ApiError> {

@@ -3,6 +3,7 @@
 //! with a WeChat identity), claims the hook offer (a coupon), and is shown the guide's WeCom QR.
 //! Scans, claims and contacts are recorded per card, and the batch is measured like a campaign.
 
+use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use crate::platform::spreadsheet::inert;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -58,7 +59,7 @@ fn seven() -> i64 {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Batch {
     pub id: i64,
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub name: String,
     pub channel: String,
     pub coupon_template_id: i64,
@@ -141,7 +142,7 @@ fn variant_of(batch: i64, i: i64, variants: &[CardVariant]) -> String {
 /// Creates a batch and its cards.
 pub async fn create_batch(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     b: &NewBatch,
     now: i64,
 ) -> Result<Batch, CardError> {
@@ -258,7 +259,7 @@ pub async fn create_batch(
 #[derive(sqlx::FromRow)]
 struct BatchRow {
     id: i64,
-    tenant_id: i64,
+    tenant_id: TenantId,
     name: String,
     channel: String,
     coupon_template_id: i64,
@@ -290,7 +291,7 @@ impl From<BatchRow> for Batch {
     }
 }
 
-pub async fn get_batch(db: &Db, tenant: i64, id: i64) -> Result<Batch, CardError> {
+pub async fn get_batch(db: &Db, tenant: TenantId, id: i64) -> Result<Batch, CardError> {
     let r: Option<BatchRow> = db
         .fetch_optional(
             &sql(format!(
@@ -303,7 +304,7 @@ pub async fn get_batch(db: &Db, tenant: i64, id: i64) -> Result<Batch, CardError
     r.map(Batch::from).ok_or(CardError::BatchNotFound(id))
 }
 
-pub async fn list_batches(db: &Db, tenant: i64) -> Result<Vec<Batch>, CardError> {
+pub async fn list_batches(db: &Db, tenant: TenantId) -> Result<Vec<Batch>, CardError> {
     let rows: Vec<BatchRow> = db
         .fetch_all(&sql(format!("SELECT {BATCH_COLS} FROM card_batches WHERE tenant_id = $1 ORDER BY id DESC LIMIT 200")).bind(tenant))
         .await?;
@@ -313,7 +314,7 @@ pub async fn list_batches(db: &Db, tenant: i64) -> Result<Vec<Batch>, CardError>
 const CARD_COLS: &str = "id, batch_id, code, variant, scans, first_scan, customer_id, claimed_at, coupon_id, contact_at";
 
 /// The cards of a batch, in print order.
-pub async fn cards_of(db: &Db, tenant: i64, batch: i64) -> Result<Vec<Card>, CardError> {
+pub async fn cards_of(db: &Db, tenant: TenantId, batch: i64) -> Result<Vec<Card>, CardError> {
     Ok(db
         .fetch_all(
             &sql(format!(
@@ -326,9 +327,9 @@ pub async fn cards_of(db: &Db, tenant: i64, batch: i64) -> Result<Vec<Card>, Car
 }
 
 /// A card by what was typed or scanned; the check character is verified before any lookup.
-pub async fn card(db: &Db, typed: &str) -> Result<(i64, Card), CardError> {
+pub async fn card(db: &Db, typed: &str) -> Result<(TenantId, Card), CardError> {
     let code = codes::parse_card_code(typed)?;
-    let row: Option<(i64,)> = db
+    let row: Option<(TenantId,)> = db
         .fetch_optional(&sql("SELECT tenant_id FROM cards WHERE code = $1").bind(code.clone()))
         .await?;
     let (tenant,) = row.ok_or_else(|| CardError::NotFound(code.clone()))?;
@@ -350,7 +351,7 @@ pub async fn record_scan(db: &Db, card_id: i64, now: i64) -> Result<(), DbError>
 /// The customer claims the card's offer: once per card, in one transaction with the coupon.
 pub async fn claim(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     card_id: i64,
     customer: i64,
     now: i64,
@@ -399,7 +400,12 @@ pub async fn claim(
 }
 
 /// The customer added the guide (the WeCom callback names the card in its `state`).
-pub async fn record_contact(db: &Db, tenant: i64, card_id: i64, now: i64) -> Result<bool, DbError> {
+pub async fn record_contact(
+    db: &Db,
+    tenant: TenantId,
+    card_id: i64,
+    now: i64,
+) -> Result<bool, DbError> {
     let n = db
         .execute(
             &sql("UPDATE cards SET contact_at = $3 WHERE tenant_id = $1 AND id = $2 AND contact_at IS NULL")
@@ -446,7 +452,7 @@ pub struct BatchReport {
 }
 
 /// A batch's figures, per variant and in total. Orders count in the window after each claim.
-pub async fn batch_report(db: &Db, tenant: i64, id: i64) -> Result<BatchReport, CardError> {
+pub async fn batch_report(db: &Db, tenant: TenantId, id: i64) -> Result<BatchReport, CardError> {
     let batch = get_batch(db, tenant, id).await?;
     let cards = cards_of(db, tenant, id).await?;
     let window = batch.window_days * 86_400_000;

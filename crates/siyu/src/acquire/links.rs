@@ -6,6 +6,7 @@
 //! the writer's queue is full is counted as dropped and logged, never allowed to slow the
 //! redirect; a click is not something anyone was promised.
 
+use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +23,7 @@ use crate::platform::rows::Arg;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Link {
     pub id: i64,
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub code: String,
     pub target: String,
     pub channel: String,
@@ -93,7 +94,7 @@ fn check_channel(c: &str) -> Result<(), LinkError> {
 /// Creates links inside the caller's transaction (a campaign creates one per recipient).
 pub async fn create_in(
     tx: &mut Tx,
-    tenant: i64,
+    tenant: TenantId,
     links: &[NewLink],
     now: i64,
 ) -> Result<Vec<Link>, LinkError> {
@@ -129,7 +130,7 @@ pub async fn create_in(
 /// stores 50,000 and needs none of them back.
 pub async fn insert_in(
     tx: &mut Tx,
-    tenant: i64,
+    tenant: TenantId,
     links: &[NewLink],
     codes: &[String],
     now: i64,
@@ -178,7 +179,7 @@ pub async fn insert_in(
 const LINK_COLUMNS: &str =
     "id, tenant_id, code, target, channel, campaign_id, batch_id, variant, customer_id, created_at";
 
-pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<Link, LinkError> {
+pub async fn get(db: &Db, tenant: TenantId, id: i64) -> Result<Link, LinkError> {
     db.fetch_optional(
         &sql(format!(
             "SELECT {LINK_COLUMNS} FROM links WHERE tenant_id = $1 AND id = $2"
@@ -202,7 +203,7 @@ pub struct ClickCounts {
     pub visitors: i64,
 }
 
-pub async fn click_counts(db: &Db, tenant: i64, link: i64) -> Result<ClickCounts, DbError> {
+pub async fn click_counts(db: &Db, tenant: TenantId, link: i64) -> Result<ClickCounts, DbError> {
     let (clicks, visitors): (i64, i64) = db
         .fetch_one(
             &sql("SELECT COUNT(*), COUNT(DISTINCT visitor) FROM clicks WHERE tenant_id = $1 AND link_id = $2")
@@ -216,7 +217,7 @@ pub async fn click_counts(db: &Db, tenant: i64, link: i64) -> Result<ClickCounts
 /// One click, as the redirect saw it.
 #[derive(Debug, Clone)]
 pub struct Click {
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub link_id: i64,
     pub visitor: String,
     pub ip_hash: String,

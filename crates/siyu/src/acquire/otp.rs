@@ -14,6 +14,7 @@
 use crate::channels::sms::SmsSettings;
 use crate::engage::outbox::{self, CODE_KEY_PREFIX, CODE_PLACEHOLDER, NewMessage};
 use crate::engage::policy::Purpose;
+use crate::platform::TenantId;
 use crate::platform::crypto::{FieldCipher, TenantLookup, constant_time_eq};
 use crate::platform::db::{Db, DbError, sql};
 use crate::platform::limits::{self, Budget, Window};
@@ -131,7 +132,7 @@ fn code_hash(lookup: &TenantLookup, phone: &str, purpose: &str, code: &str) -> S
 /// Who a code is sent as: the brand whose 【name】 signs it, and the provider's approved
 /// template where the provider needs one.
 pub struct Sender<'a> {
-    pub tenant: i64,
+    pub tenant: TenantId,
     pub brand: &'a str,
     pub template_code: Option<String>,
 }
@@ -248,19 +249,13 @@ async fn send_code(
 /// tenant's hash and the server's budget hash (which counts it across brands).
 async fn spend_budgets(
     tx: &mut crate::platform::db::Tx,
-    tenant: i64,
+    tenant: TenantId,
     (phone_hash, budget_hash): (&str, &str),
     asker: Asker<'_>,
     limits: &OtpLimits,
     now: i64,
 ) -> Result<(), OtpError> {
-    let phone = Budget::new(
-        0,
-        "otp_phone",
-        budget_hash,
-        Window::Day,
-        limits.per_phone_day,
-    );
+    let phone = Budget::across_tenants("otp_phone", budget_hash, Window::Day, limits.per_phone_day);
     if limits::take(tx, phone, now).await?.is_none() {
         return Err(OtpError::PhoneLimit);
     }
@@ -290,8 +285,7 @@ async fn spend_budgets(
         }
     }
     if let Some(address) = asker.address {
-        let from = Budget::new(
-            0,
+        let from = Budget::across_tenants(
             "otp_address",
             address,
             Window::Hour,
@@ -311,13 +305,13 @@ async fn spend_budgets(
     );
     if limits::take(tx, day, now).await?.is_none() {
         tracing::warn!(
-            tenant,
+            tenant = %tenant,
             limit = limits.per_tenant_day,
             "a tenant's one-time codes for today are spent"
         );
         return Err(OtpError::Budget);
     }
-    let all = Budget::new(0, "sms_global", "all", Window::Hour, limits.global_per_hour);
+    let all = Budget::across_tenants("sms_global", "all", Window::Hour, limits.global_per_hour);
     match limits::take(tx, all, now).await? {
         None => return Err(OtpError::Budget),
         Some(n) if n == limits.global_per_hour => {
@@ -337,7 +331,7 @@ async fn spend_budgets(
 pub async fn verify(
     db: &Db,
     cipher: &FieldCipher,
-    tenant: i64,
+    tenant: TenantId,
     phone: &str,
     purpose: &str,
     code: &str,

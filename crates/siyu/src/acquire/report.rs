@@ -7,6 +7,7 @@
 //! the policy held back count from the launch, so arms are compared like for like (intent to
 //! treat): a variant is judged on everyone assigned to it who could be reached.
 
+use crate::platform::TenantId;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
@@ -81,7 +82,7 @@ struct Recipient {
 /// The report of one campaign, read now.
 pub async fn campaign_report(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     id: i64,
 ) -> Result<CampaignReport, CampaignError> {
     let c = campaigns::get(db, tenant, id).await?;

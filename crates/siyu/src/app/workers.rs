@@ -206,7 +206,7 @@ fn spawn_shop_sync(app: &App, every: Duration) {
                 .await;
                 match run {
                     Ok(r) if r.summary.read > 0 => tracing::info!(
-                        tenant,
+                        tenant = %tenant,
                         shop,
                         read = r.summary.read,
                         imported = r.summary.imported,
@@ -220,7 +220,7 @@ fn spawn_shop_sync(app: &App, every: Duration) {
                         crate::know::shops::ShopError::NotFound(_),
                     )) => {}
                     Err(e) => {
-                        tracing::warn!(tenant, shop, error = %e, "shop sync stopped; it resumes from its cursor")
+                        tracing::warn!(tenant = %tenant, shop, error = %e, "shop sync stopped; it resumes from its cursor")
                     }
                 }
             }

@@ -1,6 +1,7 @@
 //! Customer groups (社群): synced from WeCom and kept current by callbacks, with every member's
 //! stints (joined, left) so retention by join cohort can be read back at any time.
 
+use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use std::collections::{HashMap, HashSet};
 
@@ -49,7 +50,12 @@ fn member_type_of(id: &str) -> i64 {
 /// Stores a group as WeCom describes it, and reconciles its members: a member WeCom lists
 /// without an open stint here joined at WeCom's join_time; an open stint WeCom no longer lists
 /// ended `now`.
-pub async fn store_snapshot(db: &Db, tenant: i64, g: &GroupChat, now: i64) -> Result<(), DbError> {
+pub async fn store_snapshot(
+    db: &Db,
+    tenant: TenantId,
+    g: &GroupChat,
+    now: i64,
+) -> Result<(), DbError> {
     db.execute(
         &sql("INSERT INTO wecom_groups (tenant_id, chat_id, name, owner, kind, created_at, synced_at) VALUES ($1, $2, $3, $4, 'general', $5, $6) \
               ON CONFLICT (tenant_id, chat_id) DO UPDATE SET name = excluded.name, owner = excluded.owner, synced_at = excluded.synced_at")
@@ -94,7 +100,7 @@ pub async fn store_snapshot(db: &Db, tenant: i64, g: &GroupChat, now: i64) -> Re
 pub async fn sync_group(
     db: &Db,
     api: &WecomApi,
-    tenant: i64,
+    tenant: TenantId,
     chat_id: &str,
     now: i64,
 ) -> Result<(), GroupError> {
@@ -104,7 +110,12 @@ pub async fn sync_group(
 }
 
 /// Syncs every group of the corp; returns how many.
-pub async fn sync_all(db: &Db, api: &WecomApi, tenant: i64, now: i64) -> Result<usize, GroupError> {
+pub async fn sync_all(
+    db: &Db,
+    api: &WecomApi,
+    tenant: TenantId,
+    now: i64,
+) -> Result<usize, GroupError> {
     let ids = api.groupchat_list().await?;
     for id in &ids {
         sync_group(db, api, tenant, id, now).await?;
@@ -114,7 +125,7 @@ pub async fn sync_all(db: &Db, api: &WecomApi, tenant: i64, now: i64) -> Result<
 
 async fn open_stint(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     chat: &str,
     member: &str,
     member_type: i64,
@@ -150,7 +161,7 @@ async fn open_stint(
 
 async fn close_stint(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     chat: &str,
     member: &str,
     at: i64,
@@ -168,7 +179,7 @@ async fn close_stint(
     Ok(())
 }
 
-async fn known(db: &Db, tenant: i64, chat: &str) -> Result<bool, DbError> {
+async fn known(db: &Db, tenant: TenantId, chat: &str) -> Result<bool, DbError> {
     let r: Option<(String,)> = db
         .fetch_optional(
             &sql("SELECT chat_id FROM wecom_groups WHERE tenant_id = $1 AND chat_id = $2")
@@ -185,7 +196,7 @@ async fn known(db: &Db, tenant: i64, chat: &str) -> Result<bool, DbError> {
 pub async fn apply_update(
     db: &Db,
     api: &WecomApi,
-    tenant: i64,
+    tenant: TenantId,
     chat_id: &str,
     detail: &str,
     members: &[String],
@@ -220,7 +231,7 @@ pub async fn apply_update(
 /// retention treats them as unobserved from then on, not as lost.
 pub const DISMISSED: i64 = -1;
 
-pub async fn dismiss(db: &Db, tenant: i64, chat_id: &str, at: i64) -> Result<(), DbError> {
+pub async fn dismiss(db: &Db, tenant: TenantId, chat_id: &str, at: i64) -> Result<(), DbError> {
     db.execute(
         &sql("UPDATE wecom_group_members SET left_at = $3, quit_scene = -1 WHERE tenant_id = $1 AND chat_id = $2 AND left_at IS NULL")
             .bind(tenant)
@@ -238,7 +249,12 @@ pub async fn dismiss(db: &Db, tenant: i64, chat_id: &str, at: i64) -> Result<(),
     Ok(())
 }
 
-pub async fn set_kind(db: &Db, tenant: i64, chat_id: &str, kind: &str) -> Result<(), GroupError> {
+pub async fn set_kind(
+    db: &Db,
+    tenant: TenantId,
+    chat_id: &str,
+    kind: &str,
+) -> Result<(), GroupError> {
     if !KINDS.contains(&kind) {
         return Err(GroupError::Invalid {
             field: "kind",
@@ -273,7 +289,7 @@ pub struct GroupRow {
     pub joined: i64,
 }
 
-pub async fn list(db: &Db, tenant: i64) -> Result<Vec<GroupRow>, DbError> {
+pub async fn list(db: &Db, tenant: TenantId) -> Result<Vec<GroupRow>, DbError> {
     db.fetch_all(
         &sql("SELECT g.chat_id, g.name, g.owner, g.kind, g.created_at, g.dismissed_at, \
                      COUNT(CASE WHEN m.left_at IS NULL AND m.id IS NOT NULL THEN 1 END) AS customers, \
@@ -289,7 +305,7 @@ pub async fn list(db: &Db, tenant: i64) -> Result<Vec<GroupRow>, DbError> {
 /// Active groups of a kind (or one group), by owner: SOP targets.
 pub async fn active_by_owner(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     kind: Option<&str>,
     chat_id: Option<&str>,
 ) -> Result<HashMap<String, Vec<String>>, DbError> {
@@ -377,7 +393,7 @@ pub fn retention_table(stints: &[Stint], now: i64, weeks: usize, offset_min: i64
 /// Retention of customers (external members) in groups of a kind, or all groups.
 pub async fn retention(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     kind: Option<&str>,
     now: i64,
     weeks: usize,

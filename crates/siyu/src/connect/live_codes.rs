@@ -3,6 +3,7 @@
 //! guides follow a schedule with a daily cap each and a backup; it carries the tags and the
 //! welcome message the new contact gets.
 
+use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use std::collections::HashMap;
 
@@ -99,7 +100,7 @@ fn default_source() -> String {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LiveCode {
     pub id: i64,
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub name: String,
     pub source: String,
     pub source_id: Option<i64>,
@@ -278,7 +279,7 @@ fn check(n: &NewLiveCode) -> Result<(), LiveCodeError> {
 pub async fn create(
     db: &Db,
     api: &WecomApi,
-    tenant: i64,
+    tenant: TenantId,
     n: NewLiveCode,
     now: i64,
     offset_min: i64,
@@ -388,7 +389,7 @@ fn json_text<T: Serialize>(v: &T) -> String {
 pub async fn wecom_tag_id(
     db: &Db,
     api: &WecomApi,
-    tenant: i64,
+    tenant: TenantId,
     tag_id: i64,
     name: &str,
 ) -> Result<String, LiveCodeError> {
@@ -430,7 +431,11 @@ pub async fn wecom_tag_id(
 }
 
 /// WeCom ids of tags already mirrored.
-pub async fn wecom_tag_ids(db: &Db, tenant: i64, tag_ids: &[i64]) -> Result<Vec<String>, DbError> {
+pub async fn wecom_tag_ids(
+    db: &Db,
+    tenant: TenantId,
+    tag_ids: &[i64],
+) -> Result<Vec<String>, DbError> {
     let mut out = Vec::with_capacity(tag_ids.len());
     for t in tag_ids {
         let row: Option<(String,)> = db
@@ -448,7 +453,7 @@ pub async fn wecom_tag_ids(db: &Db, tenant: i64, tag_ids: &[i64]) -> Result<Vec<
 #[derive(sqlx::FromRow)]
 struct Row {
     id: i64,
-    tenant_id: i64,
+    tenant_id: TenantId,
     name: String,
     source: String,
     source_id: Option<i64>,
@@ -486,7 +491,7 @@ impl Row {
 
 const COLUMNS: &str = "id, tenant_id, name, source, source_id, state, config_id, qr_code, tag_ids, welcome, guides, backup_userid, serving, created_at";
 
-pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<LiveCode, LiveCodeError> {
+pub async fn get(db: &Db, tenant: TenantId, id: i64) -> Result<LiveCode, LiveCodeError> {
     let r: Option<Row> = db
         .fetch_optional(
             &sql(format!(
@@ -500,7 +505,7 @@ pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<LiveCode, LiveCodeErro
 }
 
 /// The code a callback's `state` names; None for states Siyu did not make (foreign codes).
-pub async fn by_state(db: &Db, tenant: i64, state: &str) -> Result<Option<LiveCode>, DbError> {
+pub async fn by_state(db: &Db, tenant: TenantId, state: &str) -> Result<Option<LiveCode>, DbError> {
     let r: Option<Row> = db
         .fetch_optional(
             &sql(format!(
@@ -513,7 +518,7 @@ pub async fn by_state(db: &Db, tenant: i64, state: &str) -> Result<Option<LiveCo
     Ok(r.map(Row::into_code))
 }
 
-pub async fn list(db: &Db, tenant: i64) -> Result<Vec<LiveCode>, DbError> {
+pub async fn list(db: &Db, tenant: TenantId) -> Result<Vec<LiveCode>, DbError> {
     let rows: Vec<Row> = db
         .fetch_all(
             &sql(format!(
@@ -539,7 +544,7 @@ pub async fn adds_on(db: &Db, code: i64, day: i64) -> Result<HashMap<String, i64
 
 pub async fn count_add(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     code: i64,
     day: i64,
     userid: &str,
@@ -599,7 +604,7 @@ pub struct CodeStats {
 }
 
 /// Adds, deletions (either side) and net contacts per code, and its welcome messages.
-pub async fn stats(db: &Db, tenant: i64) -> Result<Vec<CodeStats>, DbError> {
+pub async fn stats(db: &Db, tenant: TenantId) -> Result<Vec<CodeStats>, DbError> {
     let codes = list(db, tenant).await?;
     let counts: Vec<(i64, i64, i64)> = db
         .fetch_all(
@@ -651,7 +656,7 @@ mod tests {
     fn code() -> LiveCode {
         LiveCode {
             id: 1,
-            tenant_id: 1,
+            tenant_id: TenantId::new(1),
             name: "门店A".into(),
             source: "store".into(),
             source_id: Some(7),

@@ -4,6 +4,7 @@
 //! one mass message a day; Siyu's contact policy (quiet hours, the weekly marketing cap) applies
 //! on top.
 
+use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use std::collections::{HashMap, HashSet};
 
@@ -65,7 +66,7 @@ pub struct NewMass {
     pub remind_after_minutes: Option<i64>,
 }
 
-pub async fn create(db: &Db, tenant: i64, n: NewMass, now: i64) -> Result<i64, MassError> {
+pub async fn create(db: &Db, tenant: TenantId, n: NewMass, now: i64) -> Result<i64, MassError> {
     let bad = |field, reason: String| MassError::Invalid { field, reason };
     if n.name.trim().is_empty() {
         return Err(bad("name", "is empty".into()));
@@ -116,7 +117,11 @@ pub async fn create(db: &Db, tenant: i64, n: NewMass, now: i64) -> Result<i64, M
     Ok(id)
 }
 
-async fn audience_customers(db: &Db, tenant: i64, a: &Audience) -> Result<HashSet<i64>, MassError> {
+async fn audience_customers(
+    db: &Db,
+    tenant: TenantId,
+    a: &Audience,
+) -> Result<HashSet<i64>, MassError> {
     if let Some(s) = a.snapshot_id {
         let (_, members) = segments::snapshot_members(db, tenant, s)
             .await
@@ -145,7 +150,7 @@ async fn audience_customers(db: &Db, tenant: i64, a: &Audience) -> Result<HashSe
 pub async fn release_due(
     db: &Db,
     api: &WecomApi,
-    tenant: i64,
+    tenant: TenantId,
     now: i64,
 ) -> Result<usize, MassError> {
     release_due_in_parts(db, api, tenant, now, super::client::MAX_TASK_CONTACTS).await
@@ -155,7 +160,7 @@ pub async fn release_due(
 pub async fn release_due_in_parts(
     db: &Db,
     api: &WecomApi,
-    tenant: i64,
+    tenant: TenantId,
     now: i64,
     per_task: usize,
 ) -> Result<usize, MassError> {
@@ -342,7 +347,7 @@ pub async fn release_due_in_parts(
 }
 
 /// Hands tasks written but not yet in WeCom to their guides.
-async fn release_pending(db: &Db, api: &WecomApi, tenant: i64) -> Result<usize, MassError> {
+async fn release_pending(db: &Db, api: &WecomApi, tenant: TenantId) -> Result<usize, MassError> {
     let pending: Vec<(i64, i64, String, String)> = db
         .fetch_all(
             &sql("SELECT t.id, t.mass_id, t.sender, m.content FROM mass_tasks t JOIN mass_messages m ON m.id = t.mass_id \
@@ -424,7 +429,7 @@ async fn release_pending(db: &Db, api: &WecomApi, tenant: i64) -> Result<usize, 
 pub async fn follow_up(
     db: &Db,
     api: &WecomApi,
-    tenant: i64,
+    tenant: TenantId,
     now: i64,
 ) -> Result<(usize, usize), MassError> {
     #[allow(clippy::type_complexity)]
@@ -536,7 +541,7 @@ pub struct MassView {
     pub tasks: Vec<GuideTask>,
 }
 
-pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<MassView, MassError> {
+pub async fn get(db: &Db, tenant: TenantId, id: i64) -> Result<MassView, MassError> {
     #[allow(clippy::type_complexity)]
     let row: Option<(String, String, MassStatus, String, String, i64, Option<i64>)> = db
         .fetch_optional(
@@ -572,7 +577,7 @@ pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<MassView, MassError> {
     })
 }
 
-pub async fn list(db: &Db, tenant: i64) -> Result<Vec<MassView>, MassError> {
+pub async fn list(db: &Db, tenant: TenantId) -> Result<Vec<MassView>, MassError> {
     let ids: Vec<(i64,)> = db
         .fetch_all(
             &sql("SELECT id FROM mass_messages WHERE tenant_id = $1 ORDER BY id DESC LIMIT 50")

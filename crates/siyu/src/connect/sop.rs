@@ -3,6 +3,7 @@
 //! (`add_msg_template` with `chat_id_list`), which they confirm in WeCom; a reminder follows if
 //! they have not sent it in time, and completion is read back from WeCom.
 
+use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use serde::{Deserialize, Serialize};
 
@@ -77,7 +78,7 @@ pub struct Post {
     pub tasks: Vec<Task>,
 }
 
-pub async fn create(db: &Db, tenant: i64, n: NewPost, now: i64) -> Result<i64, SopError> {
+pub async fn create(db: &Db, tenant: TenantId, n: NewPost, now: i64) -> Result<i64, SopError> {
     let bad = |field, reason: &str| SopError::Invalid {
         field,
         reason: reason.to_owned(),
@@ -129,7 +130,7 @@ pub async fn create(db: &Db, tenant: i64, n: NewPost, now: i64) -> Result<i64, S
 }
 
 /// Posts due between `from` and `to`, with their tasks.
-pub async fn calendar(db: &Db, tenant: i64, from: i64, to: i64) -> Result<Vec<Post>, DbError> {
+pub async fn calendar(db: &Db, tenant: TenantId, from: i64, to: i64) -> Result<Vec<Post>, DbError> {
     #[allow(clippy::type_complexity)]
     let rows: Vec<(i64, String, Option<String>, Option<String>, i64, String, i64, Option<i64>, Option<i64>)> = db
         .fetch_all(
@@ -168,7 +169,12 @@ pub async fn calendar(db: &Db, tenant: i64, from: i64, to: i64) -> Result<Vec<Po
 }
 
 /// Hands due posts to group owners; returns tasks handed to WeCom.
-pub async fn release_due(db: &Db, api: &WecomApi, tenant: i64, now: i64) -> Result<usize, DbError> {
+pub async fn release_due(
+    db: &Db,
+    api: &WecomApi,
+    tenant: TenantId,
+    now: i64,
+) -> Result<usize, DbError> {
     #[allow(clippy::type_complexity)]
     let due: Vec<(i64, Option<String>, Option<String>, i64, Option<i64>)> = db
         .fetch_all(
@@ -269,7 +275,7 @@ pub async fn release_due(db: &Db, api: &WecomApi, tenant: i64, now: i64) -> Resu
 pub async fn follow_up(
     db: &Db,
     api: &WecomApi,
-    tenant: i64,
+    tenant: TenantId,
     now: i64,
 ) -> Result<(usize, usize), DbError> {
     let open: Vec<(i64, String, String, i64, Option<i64>, i64)> = db

@@ -4,6 +4,7 @@
 //! by that guide exists that Siyu does not know. If so it is adopted, otherwise the handover
 //! is tried again. Never sent twice, never lost.
 
+use crate::platform::TenantId;
 use std::collections::HashSet;
 
 use super::client::WecomApi;
@@ -41,7 +42,7 @@ impl Tasks {
 
 /// Claims a task before WeCom is called (`pending` → `sending`), so no task is handed over
 /// twice; false when another round has it. A lost answer leaves it `sending` for [`reconcile`].
-pub async fn claim(db: &Db, tasks: Tasks, tenant: i64, id: i64) -> Result<bool, DbError> {
+pub async fn claim(db: &Db, tasks: Tasks, tenant: TenantId, id: i64) -> Result<bool, DbError> {
     let n = db
         .execute(
             &sql(format!(
@@ -59,7 +60,7 @@ pub async fn claim(db: &Db, tasks: Tasks, tenant: i64, id: i64) -> Result<bool, 
 pub async fn reconcile(
     db: &Db,
     api: &WecomApi,
-    tenant: i64,
+    tenant: TenantId,
     now: i64,
 ) -> Result<(usize, usize), DbError> {
     let known: Vec<(String,)> = db

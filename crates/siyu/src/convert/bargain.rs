@@ -4,6 +4,7 @@
 //! bargain recorded as where they came from. The customer buys at the price reached, while the
 //! item has stock and before the bargain's deadline.
 
+use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -193,7 +194,7 @@ pub fn next_cut(remaining: i64, assists_left: i64, r: f64) -> i64 {
 
 pub async fn create_item(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     i: &ItemInput,
     now: i64,
 ) -> Result<Item, BargainError> {
@@ -222,7 +223,7 @@ pub async fn create_item(
     item(db, tenant, id).await
 }
 
-pub async fn item(db: &Db, tenant: i64, id: i64) -> Result<Item, BargainError> {
+pub async fn item(db: &Db, tenant: TenantId, id: i64) -> Result<Item, BargainError> {
     db.fetch_optional(
         &sql(format!(
             "SELECT {ITEM_COLS} FROM bargain_items WHERE tenant_id = $1 AND id = $2"
@@ -234,7 +235,7 @@ pub async fn item(db: &Db, tenant: i64, id: i64) -> Result<Item, BargainError> {
     .ok_or(BargainError::NoItem(id))
 }
 
-pub async fn items(db: &Db, tenant: i64) -> Result<Vec<Item>, BargainError> {
+pub async fn items(db: &Db, tenant: TenantId) -> Result<Vec<Item>, BargainError> {
     Ok(db
         .fetch_all(
             &sql(format!(
@@ -245,7 +246,7 @@ pub async fn items(db: &Db, tenant: i64) -> Result<Vec<Item>, BargainError> {
         .await?)
 }
 
-pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<Bargain, BargainError> {
+pub async fn get(db: &Db, tenant: TenantId, id: i64) -> Result<Bargain, BargainError> {
     db.fetch_optional(
         &sql(format!(
             "SELECT {BARGAIN_COLS} FROM bargains WHERE tenant_id = $1 AND id = $2"
@@ -257,7 +258,7 @@ pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<Bargain, BargainError>
     .ok_or(BargainError::NoBargain(id))
 }
 
-pub async fn assists(db: &Db, tenant: i64, bargain: i64) -> Result<Vec<Assist>, BargainError> {
+pub async fn assists(db: &Db, tenant: TenantId, bargain: i64) -> Result<Vec<Assist>, BargainError> {
     Ok(db
         .fetch_all(
             &sql("SELECT helper_id, cut, assisted_at FROM bargain_assists WHERE tenant_id = $1 AND bargain_id = $2 ORDER BY assisted_at, helper_id")
@@ -270,7 +271,7 @@ pub async fn assists(db: &Db, tenant: i64, bargain: i64) -> Result<Vec<Assist>, 
 /// Starts the customer's bargain on an item (or returns the one they already have).
 pub async fn start(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     item_id: i64,
     customer: i64,
     now: i64,
@@ -320,7 +321,7 @@ pub async fn start(
 pub async fn assist(
     db: &Db,
     cipher: &FieldCipher,
-    tenant: i64,
+    tenant: TenantId,
     bargain_id: i64,
     helper: Identity,
     display_name: Option<String>,
@@ -477,7 +478,7 @@ fn check_open(b: &Bargain, now: i64) -> Result<(), BargainError> {
 pub async fn buy(
     db: &Db,
     payments: &Payments,
-    tenant: i64,
+    tenant: TenantId,
     bargain_id: i64,
     customer: Option<i64>,
     now: i64,

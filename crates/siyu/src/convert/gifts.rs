@@ -3,6 +3,7 @@
 //! (`redeemed + 1 <= stock`), spends the points (the ledger refuses a short balance) and, for a
 //! coupon, grants it, so a redemption happens whole or not at all, and never past the stock.
 
+use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use serde::{Deserialize, Serialize};
 
@@ -137,7 +138,7 @@ impl GiftInput {
     }
 }
 
-pub async fn create(db: &Db, tenant: i64, g: &GiftInput, now: i64) -> Result<Gift, GiftError> {
+pub async fn create(db: &Db, tenant: TenantId, g: &GiftInput, now: i64) -> Result<Gift, GiftError> {
     g.check()?;
     if let Some(t) = g.template_id {
         // A gift grants only what the brand set up as gifts for points (`claim_via: points`).
@@ -172,7 +173,7 @@ pub async fn create(db: &Db, tenant: i64, g: &GiftInput, now: i64) -> Result<Gif
     get(db, tenant, id).await
 }
 
-pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<Gift, GiftError> {
+pub async fn get(db: &Db, tenant: TenantId, id: i64) -> Result<Gift, GiftError> {
     db.fetch_optional(
         &sql(format!(
             "SELECT {GIFT_COLS} FROM gifts WHERE tenant_id = $1 AND id = $2"
@@ -184,7 +185,7 @@ pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<Gift, GiftError> {
     .ok_or(GiftError::NoGift(id))
 }
 
-pub async fn list(db: &Db, tenant: i64) -> Result<Vec<Gift>, GiftError> {
+pub async fn list(db: &Db, tenant: TenantId) -> Result<Vec<Gift>, GiftError> {
     Ok(db
         .fetch_all(
             &sql(format!(
@@ -198,7 +199,7 @@ pub async fn list(db: &Db, tenant: i64) -> Result<Vec<Gift>, GiftError> {
 /// A member spends points on a gift.
 pub async fn redeem(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     gift_id: i64,
     customer: i64,
     now: i64,

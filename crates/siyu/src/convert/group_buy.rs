@@ -7,6 +7,7 @@
 //! expired meanwhile, or the process died between the two) is refunded: at once, or by the
 //! sweep that also cancels expired teams.
 
+use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use serde::{Deserialize, Serialize};
 
@@ -175,7 +176,7 @@ impl GroupBuyInput {
 
 /// Units the group buy's teams hold, not cancelled: a team holds all its seats from when it is
 /// opened, so that every team opened can fill.
-fn seats_held(tenant: i64, group_buy: i64) -> crate::platform::db::Sql {
+fn seats_held(tenant: TenantId, group_buy: i64) -> crate::platform::db::Sql {
     sql(
         "SELECT CAST(COALESCE(SUM(team_size), 0) AS BIGINT) FROM teams \
          WHERE tenant_id = $1 AND group_buy_id = $2 AND status <> 'cancelled'",
@@ -185,7 +186,7 @@ fn seats_held(tenant: i64, group_buy: i64) -> crate::platform::db::Sql {
 }
 
 /// Teams of the group buy, not cancelled, that the customer is in.
-fn teams_of(tenant: i64, group_buy: i64, customer: i64) -> crate::platform::db::Sql {
+fn teams_of(tenant: TenantId, group_buy: i64, customer: i64) -> crate::platform::db::Sql {
     sql("SELECT count(*) FROM team_members m JOIN teams t ON t.tenant_id = m.tenant_id AND t.id = m.team_id \
          WHERE m.tenant_id = $1 AND t.group_buy_id = $2 AND m.customer_id = $3 AND t.status <> 'cancelled'")
     .bind(tenant)
@@ -208,7 +209,7 @@ fn no_room(g: &GroupBuy, held: i64, mine: i64, opening: bool) -> Option<String> 
 async fn no_room_in(
     tx: &mut crate::platform::db::Tx,
     g: &GroupBuy,
-    tenant: i64,
+    tenant: TenantId,
     customer: i64,
     opening: bool,
 ) -> Result<Option<String>, DbError> {
@@ -222,7 +223,7 @@ async fn no_room_in(
 async fn no_room_now(
     db: &Db,
     g: &GroupBuy,
-    tenant: i64,
+    tenant: TenantId,
     customer: i64,
     opening: bool,
 ) -> Result<Option<String>, DbError> {
@@ -233,7 +234,7 @@ async fn no_room_now(
 
 pub async fn create(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     g: &GroupBuyInput,
     now: i64,
 ) -> Result<GroupBuy, GroupBuyError> {
@@ -263,7 +264,7 @@ pub async fn create(
     get(db, tenant, id).await
 }
 
-pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<GroupBuy, GroupBuyError> {
+pub async fn get(db: &Db, tenant: TenantId, id: i64) -> Result<GroupBuy, GroupBuyError> {
     db.fetch_optional(
         &sql(format!(
             "SELECT {BUY_COLS} FROM group_buys WHERE tenant_id = $1 AND id = $2"
@@ -275,7 +276,7 @@ pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<GroupBuy, GroupBuyErro
     .ok_or(GroupBuyError::NoGroupBuy(id))
 }
 
-pub async fn list(db: &Db, tenant: i64) -> Result<Vec<GroupBuy>, GroupBuyError> {
+pub async fn list(db: &Db, tenant: TenantId) -> Result<Vec<GroupBuy>, GroupBuyError> {
     Ok(db
         .fetch_all(
             &sql(format!(
@@ -286,7 +287,7 @@ pub async fn list(db: &Db, tenant: i64) -> Result<Vec<GroupBuy>, GroupBuyError> 
         .await?)
 }
 
-pub async fn team(db: &Db, tenant: i64, id: i64) -> Result<Team, GroupBuyError> {
+pub async fn team(db: &Db, tenant: TenantId, id: i64) -> Result<Team, GroupBuyError> {
     db.fetch_optional(
         &sql(format!(
             "SELECT {TEAM_COLS} FROM teams WHERE tenant_id = $1 AND id = $2"
@@ -298,7 +299,7 @@ pub async fn team(db: &Db, tenant: i64, id: i64) -> Result<Team, GroupBuyError> 
     .ok_or(GroupBuyError::NoTeam(id))
 }
 
-pub async fn teams(db: &Db, tenant: i64, group_buy: i64) -> Result<Vec<Team>, GroupBuyError> {
+pub async fn teams(db: &Db, tenant: TenantId, group_buy: i64) -> Result<Vec<Team>, GroupBuyError> {
     Ok(db
         .fetch_all(
             &sql(format!(
@@ -312,7 +313,7 @@ pub async fn teams(db: &Db, tenant: i64, group_buy: i64) -> Result<Vec<Team>, Gr
 
 pub async fn team_members(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     team: i64,
 ) -> Result<Vec<TeamMember>, GroupBuyError> {
     Ok(db
@@ -328,7 +329,7 @@ pub async fn team_members(
 pub async fn open_team(
     db: &Db,
     payments: &Payments,
-    tenant: i64,
+    tenant: TenantId,
     group_buy: i64,
     leader: i64,
     now: i64,
@@ -406,7 +407,7 @@ pub async fn open_team(
 pub async fn join_team(
     db: &Db,
     payments: &Payments,
-    tenant: i64,
+    tenant: TenantId,
     team_id: i64,
     customer: i64,
     now: i64,
@@ -469,7 +470,7 @@ fn refusal(t: &Team, now: i64) -> Option<String> {
 /// The seat, in one transaction: `None` when taken, or why not.
 async fn take_seat(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     g: &GroupBuy,
     team_id: i64,
     customer: i64,
@@ -572,11 +573,11 @@ pub struct Sweep {
 pub async fn sweep(
     db: &Db,
     payments: &Payments,
-    tenant: Option<i64>,
+    tenant: Option<TenantId>,
     now: i64,
     grace_ms: i64,
 ) -> Result<Sweep, GroupBuyError> {
-    let t = tenant.unwrap_or(-1);
+    let t = tenant.map_or(-1, TenantId::get);
     let cancelled = db
         .execute(
             &sql("UPDATE teams SET status = 'cancelled', closed_at = $1 WHERE status = 'open' AND expires_at <= $1 \
@@ -585,7 +586,7 @@ pub async fn sweep(
                 .bind(t),
         )
         .await? as usize;
-    let due: Vec<(i64, i64)> = db
+    let due: Vec<(TenantId, i64)> = db
         .fetch_all(
             &sql("SELECT p.tenant_id, p.id FROM payments p \
                   JOIN team_members m ON m.tenant_id = p.tenant_id AND m.payment_id = p.id \
@@ -598,7 +599,9 @@ pub async fn sweep(
     for (tenant, id) in due {
         match payments.refund(tenant, id, now).await {
             Ok(_) => refunds += 1,
-            Err(e) => tracing::warn!(tenant, payment = id, error = %e, "refund failed; will retry"),
+            Err(e) => {
+                tracing::warn!(tenant = %tenant, payment = id, error = %e, "refund failed; will retry")
+            }
         }
     }
     refunds += payments.refund_unclaimed(tenant, now, grace_ms).await?;

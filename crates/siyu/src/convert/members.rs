@@ -1,6 +1,7 @@
 //! Members (会员): a customer who joined, by phone, by a WeChat identity or in a store, with a
 //! member number. Joining is idempotent: the same person joining again gets the same number.
 
+use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use serde::Serialize;
 
@@ -111,7 +112,7 @@ impl JoinRequest {
 
 const COLS: &str = "customer_id, member_no, joined_via, store_id, birthday_month, joined_at, tier";
 
-pub async fn get(db: &Db, tenant: i64, customer: i64) -> Result<Member, MemberError> {
+pub async fn get(db: &Db, tenant: TenantId, customer: i64) -> Result<Member, MemberError> {
     db.fetch_optional(
         &sql(format!(
             "SELECT {COLS} FROM members WHERE tenant_id = $1 AND customer_id = $2"
@@ -129,7 +130,7 @@ pub async fn get(db: &Db, tenant: i64, customer: i64) -> Result<Member, MemberEr
 pub async fn join(
     db: &Db,
     cipher: &FieldCipher,
-    tenant: i64,
+    tenant: TenantId,
     req: &JoinRequest,
     now: i64,
 ) -> Result<(Member, bool), MemberError> {

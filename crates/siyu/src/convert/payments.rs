@@ -5,6 +5,7 @@
 //! The [`LocalProvider`] settles at once, so the demo and the tests run offline; WeChat Pay is a
 //! later adapter behind the same trait.
 
+use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use std::future::Future;
 use std::pin::Pin;
@@ -82,7 +83,7 @@ impl Refuse for PaymentError {
 /// What a provider is asked to charge.
 #[derive(Debug, Clone)]
 pub struct Charge {
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub customer_id: i64,
     /// Fen.
     pub amount: i64,
@@ -246,7 +247,12 @@ impl Payments {
     }
 
     /// Refunds a payment in full, once: a payment already refunded is returned as it is.
-    pub async fn refund(&self, tenant: i64, id: i64, now: i64) -> Result<Payment, PaymentError> {
+    pub async fn refund(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        now: i64,
+    ) -> Result<Payment, PaymentError> {
         let p = self.get(tenant, id).await?;
         if p.status == PaymentStatus::Refunded {
             return Ok(p);
@@ -313,11 +319,11 @@ impl Payments {
     /// a refund failed and waits to be tried again). With `tenant`, only that tenant's.
     pub async fn refund_unclaimed(
         &self,
-        tenant: Option<i64>,
+        tenant: Option<TenantId>,
         now: i64,
         grace_ms: i64,
     ) -> Result<usize, PaymentError> {
-        let due: Vec<(i64, i64)> = self
+        let due: Vec<(TenantId, i64)> = self
             .db
             .fetch_all(
                 &sql("SELECT p.tenant_id, p.id FROM payments p WHERE p.status = 'paid' AND p.created_at <= $1 \
@@ -326,7 +332,7 @@ impl Payments {
                       AND NOT EXISTS (SELECT 1 FROM bargains b WHERE b.tenant_id = p.tenant_id AND b.payment_id = p.id) \
                       AND NOT EXISTS (SELECT 1 FROM team_members m WHERE m.tenant_id = p.tenant_id AND m.payment_id = p.id)")
                     .bind(now - grace_ms)
-                    .bind(tenant.unwrap_or(-1)),
+                    .bind(tenant.map_or(-1, TenantId::get)),
             )
             .await?;
         let mut n = 0;
@@ -334,14 +340,14 @@ impl Payments {
             match self.refund(t, id, now).await {
                 Ok(_) => n += 1,
                 Err(e) => {
-                    tracing::warn!(tenant = t, payment = id, error = %e, "refund failed; will retry")
+                    tracing::warn!(tenant = %t, payment = id, error = %e, "refund failed; will retry")
                 }
             }
         }
         Ok(n)
     }
 
-    pub async fn get(&self, tenant: i64, id: i64) -> Result<Payment, PaymentError> {
+    pub async fn get(&self, tenant: TenantId, id: i64) -> Result<Payment, PaymentError> {
         self.db
             .fetch_optional(
                 &sql(format!(
@@ -360,7 +366,7 @@ impl Payments {
 #[allow(clippy::too_many_arguments)]
 pub async fn insert_paid_order(
     tx: &mut Tx,
-    tenant: i64,
+    tenant: TenantId,
     customer_id: i64,
     order_no: &str,
     sku: &str,

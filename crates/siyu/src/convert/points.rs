@@ -2,6 +2,7 @@
 //! never a number kept beside them. Earned points expire; spending uses the points that expire
 //! first, so what expires is what was earned and not spent in time.
 
+use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use serde::{Deserialize, Serialize};
 
@@ -110,7 +111,7 @@ pub enum Change {
     Adjust { points: i64 },
 }
 
-pub async fn settings(db: &Db, tenant: i64) -> Result<PointsSettings, DbError> {
+pub async fn settings(db: &Db, tenant: TenantId) -> Result<PointsSettings, DbError> {
     let row: Option<(String,)> = db
         .fetch_optional(
             &sql("SELECT settings FROM member_settings WHERE tenant_id = $1").bind(tenant),
@@ -123,7 +124,7 @@ pub async fn settings(db: &Db, tenant: i64) -> Result<PointsSettings, DbError> {
 
 pub async fn save_settings(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     s: &PointsSettings,
     now: i64,
 ) -> Result<(), PointsError> {
@@ -141,7 +142,7 @@ pub async fn save_settings(
     Ok(())
 }
 
-async fn balance_in(tx: &mut Tx, tenant: i64, customer: i64) -> Result<i64, DbError> {
+async fn balance_in(tx: &mut Tx, tenant: TenantId, customer: i64) -> Result<i64, DbError> {
     let (b,): (i64,) = tx
         .fetch_one(
             &sql("SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) FROM points_entries WHERE tenant_id = $1 AND customer_id = $2")
@@ -152,7 +153,7 @@ async fn balance_in(tx: &mut Tx, tenant: i64, customer: i64) -> Result<i64, DbEr
     Ok(b)
 }
 
-pub async fn balance(db: &Db, tenant: i64, customer: i64) -> Result<i64, DbError> {
+pub async fn balance(db: &Db, tenant: TenantId, customer: i64) -> Result<i64, DbError> {
     let (b,): (i64,) = db
         .fetch_one(
             &sql("SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) FROM points_entries WHERE tenant_id = $1 AND customer_id = $2")
@@ -166,7 +167,7 @@ pub async fn balance(db: &Db, tenant: i64, customer: i64) -> Result<i64, DbError
 #[allow(clippy::too_many_arguments)]
 async fn insert(
     tx: &mut Tx,
-    tenant: i64,
+    tenant: TenantId,
     customer: i64,
     delta: i64,
     kind: &str,
@@ -198,7 +199,7 @@ async fn insert(
 /// points. Returns the entry (`None`: an order that already earned) and the balance after.
 pub async fn apply(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     customer: i64,
     change: &Change,
     reason: &str,
@@ -217,7 +218,7 @@ pub async fn apply(
 pub async fn apply_in(
     tx: &mut Tx,
     s: &PointsSettings,
-    tenant: i64,
+    tenant: TenantId,
     customer: i64,
     change: &Change,
     reason: &str,
@@ -377,7 +378,7 @@ fn unspent_expired(entries: &[(i64, Option<i64>)], now: i64) -> i64 {
         .sum()
 }
 
-async fn expire_in(tx: &mut Tx, tenant: i64, customer: i64, now: i64) -> Result<i64, DbError> {
+async fn expire_in(tx: &mut Tx, tenant: TenantId, customer: i64, now: i64) -> Result<i64, DbError> {
     let rows: Vec<(i64, Option<i64>)> = tx
         .fetch_all(
             &sql(
@@ -413,7 +414,7 @@ const EXPIRE_CHUNK: usize = 500;
 /// Expires every member's unspent points that are past their date; returns points expired.
 /// A chunk of members per transaction; each member's expiry reads what is left under the lock,
 /// so a run cut short is finished by the next.
-pub async fn expire_all(db: &Db, tenant: i64, now: i64) -> Result<i64, DbError> {
+pub async fn expire_all(db: &Db, tenant: TenantId, now: i64) -> Result<i64, DbError> {
     let customers: Vec<(i64,)> = db
         .fetch_all(
             &sql("SELECT DISTINCT customer_id FROM points_entries WHERE tenant_id = $1 AND kind = 'earn' AND expires_at <= $2")
@@ -447,7 +448,7 @@ pub struct MemberOrder {
 /// The members' orders among `keys` (channel, order number).
 pub async fn member_orders(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     keys: &[(String, String)],
 ) -> Result<Vec<MemberOrder>, DbError> {
     let mut by_channel: std::collections::HashMap<&str, Vec<&str>> = Default::default();
@@ -478,7 +479,7 @@ pub async fn member_orders(
 /// order takes back what it earned, below zero if it was spent. Returns the members touched.
 pub async fn follow_orders(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     orders: &[MemberOrder],
     now: i64,
 ) -> Result<Vec<i64>, PointsError> {
@@ -525,7 +526,7 @@ pub async fn follow_orders(
 /// refund and keep what they bought.
 async fn take_back(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     customer: i64,
     reference: &str,
     now: i64,
@@ -593,32 +594,32 @@ pub fn spawn_daily_expiry(db: Db) {
             if db.is_closed() {
                 return;
             }
-            let tenants: Result<Vec<(i64,)>, DbError> = db
+            let tenants: Result<Vec<(TenantId,)>, DbError> = db
                 .fetch_all(&sql(
                     "SELECT DISTINCT tenant_id FROM members ORDER BY tenant_id",
                 ))
                 .await;
             for (t,) in tenants.unwrap_or_default() {
                 match expire_all(&db, t, crate::platform::clock::now_ms()).await {
-                    Ok(n) if n > 0 => tracing::info!(tenant = t, points = n, "points expired"),
+                    Ok(n) if n > 0 => tracing::info!(tenant = %t, points = n, "points expired"),
                     Ok(_) => {}
-                    Err(e) => tracing::error!(tenant = t, error = %e, "points expiry failed"),
+                    Err(e) => tracing::error!(tenant = %t, error = %e, "points expiry failed"),
                 }
                 match super::tiers::review(&db, t, None, true, crate::platform::clock::now_ms())
                     .await
                 {
                     Ok(c) if !c.is_empty() => {
-                        tracing::info!(tenant = t, changes = c.len(), "tiers reviewed")
+                        tracing::info!(tenant = %t, changes = c.len(), "tiers reviewed")
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::error!(tenant = t, error = %e, "tier review failed"),
+                    Err(e) => tracing::error!(tenant = %t, error = %e, "tier review failed"),
                 }
             }
         }
     });
 }
 
-pub async fn entries(db: &Db, tenant: i64, customer: i64) -> Result<Vec<Entry>, DbError> {
+pub async fn entries(db: &Db, tenant: TenantId, customer: i64) -> Result<Vec<Entry>, DbError> {
     db.fetch_all(
         &sql(
             "SELECT id, delta, kind, reason, ref, expires_at, created_at FROM points_entries \

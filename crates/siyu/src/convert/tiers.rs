@@ -2,6 +2,7 @@
 //! as soon as they qualify and down only at the daily review, so a refund in the middle of the
 //! day does not take a tier away before the customer has had a chance to buy again.
 
+use crate::platform::TenantId;
 use serde::{Deserialize, Serialize};
 
 use crate::know::orders::PURCHASE_STATUSES;
@@ -114,7 +115,7 @@ const REVIEW_CHUNK: usize = 1_000;
 /// The qualifying figure of each member of a chunk, in one statement (absent: 0).
 async fn values_of(
     tx: &mut Tx,
-    tenant: i64,
+    tenant: TenantId,
     customers: &[i64],
     s: &TierSettings,
     now: i64,
@@ -147,7 +148,7 @@ async fn values_of(
 /// review). `customers: None` reviews every member. Returns the changes.
 pub async fn review(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     customers: Option<&[i64]>,
     allow_down: bool,
     now: i64,
@@ -181,7 +182,7 @@ pub async fn review(
 /// [`review`] of one chunk of customers, their tiers read under the caller's tenant lock.
 async fn review_in(
     tx: &mut Tx,
-    tenant: i64,
+    tenant: TenantId,
     customers: &[i64],
     s: &TierSettings,
     allow_down: bool,

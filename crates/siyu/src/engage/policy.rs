@@ -3,6 +3,7 @@
 //! in the tenant's time zone (deferred, not dropped) and dedupe of the same text to the same
 //! person; service messages only dedupe; verification codes always go.
 
+use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use serde::{Deserialize, Serialize};
 
@@ -231,13 +232,13 @@ pub fn utc_offset_minutes(time_zone: &str) -> Result<i64, PolicyError> {
 }
 
 /// The tenant's policy: its own row, or the defaults, with its time zone's offset.
-pub async fn load(db: &Db, tenant: i64) -> Result<ContactPolicy, PolicyError> {
+pub async fn load(db: &Db, tenant: TenantId) -> Result<ContactPolicy, PolicyError> {
     load_in(&mut Reader::Pool(db), tenant).await
 }
 
 /// [`load`] where the caller reads: in its transaction, so that a writer holding the only
 /// connection (an in-memory SQLite database) or a pool's last one is not waited for.
-pub async fn load_in(db: &mut Reader<'_>, tenant: i64) -> Result<ContactPolicy, PolicyError> {
+pub async fn load_in(db: &mut Reader<'_>, tenant: TenantId) -> Result<ContactPolicy, PolicyError> {
     let row: Option<(i64, i64, i64, i64)> = db
         .fetch_optional(
             &sql(
@@ -267,7 +268,7 @@ pub async fn load_in(db: &mut Reader<'_>, tenant: i64) -> Result<ContactPolicy, 
 }
 
 /// Replaces the tenant's policy.
-pub async fn save(db: &Db, tenant: i64, p: &ContactPolicy) -> Result<(), PolicyError> {
+pub async fn save(db: &Db, tenant: TenantId, p: &ContactPolicy) -> Result<(), PolicyError> {
     p.validate()?;
     db.execute(
         &sql("INSERT INTO contact_policies (tenant_id, marketing_per_week, quiet_start_minute, quiet_end_minute, dedupe_hours, updated_at) \
@@ -288,7 +289,7 @@ pub async fn save(db: &Db, tenant: i64, p: &ContactPolicy) -> Result<(), PolicyE
 /// `external_userid`). Idempotent.
 pub async fn unsubscribe(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     channel: &str,
     address: &str,
     source: &str,
@@ -302,7 +303,7 @@ pub async fn unsubscribe(
 pub async fn unsubscribe_number(
     db: &Db,
     cipher: &FieldCipher,
-    tenant: i64,
+    tenant: TenantId,
     phone: &str,
     source: &str,
     now: i64,
@@ -314,7 +315,7 @@ pub async fn unsubscribe_number(
 
 async fn record_unsubscribe(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     channel: &str,
     address_hash: &str,
     address_enc: Option<&str>,

@@ -1,6 +1,7 @@
 //! Customer attributes (city, gender, birthday month, …): free-form values set through the API,
 //! which segment rules test with `attr`.
 
+use crate::platform::TenantId;
 use crate::platform::db::{Db, DbError, DbResult, sql};
 use crate::platform::refusal::{Refusal, Refuse};
 
@@ -24,7 +25,7 @@ impl Refuse for AttrError {
 /// Sets customer attributes (name → JSON scalar; `null` removes one).
 pub async fn set_attributes(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     customer: i64,
     attrs: &serde_json::Map<String, serde_json::Value>,
     now: i64,
@@ -83,7 +84,11 @@ pub async fn set_attributes(
 }
 
 /// A customer's attributes.
-pub async fn attributes_of(db: &Db, tenant: i64, customer: i64) -> DbResult<Vec<(String, String)>> {
+pub async fn attributes_of(
+    db: &Db,
+    tenant: TenantId,
+    customer: i64,
+) -> DbResult<Vec<(String, String)>> {
     db.fetch_all(
         &sql("SELECT name, value FROM customer_attributes WHERE tenant_id = $1 AND customer_id = $2 ORDER BY name")
             .bind(tenant)

@@ -4,6 +4,7 @@
 //! quotes the order number to a guide or the service desk, who links it here.
 
 use super::oneid;
+use crate::platform::TenantId;
 use crate::platform::db::{Db, DbError, sql};
 use crate::platform::refusal::{Refusal, Refuse};
 
@@ -38,7 +39,7 @@ impl Refuse for LinkError {
 /// everything that followed the order. Returns the unlinked buyer's id (now merged).
 pub async fn link_order(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     channel: &str,
     order_no: &str,
     customer: i64,

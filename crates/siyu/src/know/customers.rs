@@ -1,5 +1,6 @@
 //! The customer as operators see them: identities, purchase summary, recent orders and events.
 
+use crate::platform::TenantId;
 use serde::Serialize;
 
 use super::identity::{Identity, IdentityKind};
@@ -89,7 +90,7 @@ pub struct TagView {
     pub rule: bool,
 }
 
-async fn layer_of(db: &Db, tenant_id: i64, id: i64) -> DbResult<LayerView> {
+async fn layer_of(db: &Db, tenant_id: TenantId, id: i64) -> DbResult<LayerView> {
     type Row = (String, String, i64, i64, i64, Option<i64>);
     let row: Option<Row> = db
         .fetch_optional(
@@ -120,7 +121,7 @@ async fn layer_of(db: &Db, tenant_id: i64, id: i64) -> DbResult<LayerView> {
 }
 
 /// Follows merges: the surviving customer id for `id`, if it exists in the tenant.
-pub async fn surviving_id(db: &Db, tenant_id: i64, id: i64) -> DbResult<Option<i64>> {
+pub async fn surviving_id(db: &Db, tenant_id: TenantId, id: i64) -> DbResult<Option<i64>> {
     let row: Option<(i64, Option<i64>)> = db
         .fetch_optional(
             &sql("SELECT id, merged_into FROM customers WHERE tenant_id = $1 AND id = $2")
@@ -135,7 +136,7 @@ pub async fn surviving_id(db: &Db, tenant_id: i64, id: i64) -> DbResult<Option<i
 /// each id of the tenant's now is. Ids the tenant does not have are left out.
 pub async fn surviving_ids(
     db: &Db,
-    tenant_id: i64,
+    tenant_id: TenantId,
     ids: &[i64],
 ) -> DbResult<std::collections::HashMap<i64, i64>> {
     let rows: Vec<(i64, Option<i64>)> = db
@@ -170,7 +171,7 @@ pub fn recorded_behind(
 pub async fn find_by_identity(
     db: &Db,
     cipher: &FieldCipher,
-    tenant_id: i64,
+    tenant_id: TenantId,
     identity: &Identity,
 ) -> DbResult<Option<i64>> {
     let row: Option<(i64,)> = db
@@ -232,7 +233,7 @@ fn mask_tail(v: &str, keep: usize) -> String {
 pub async fn identities_of(
     db: &Db,
     cipher: &FieldCipher,
-    tenant_id: i64,
+    tenant_id: TenantId,
     id: i64,
     unmask: bool,
 ) -> DbResult<Vec<IdentityView>> {
@@ -249,7 +250,7 @@ pub async fn identities_of(
         .collect())
 }
 
-pub async fn purchase_summary(db: &Db, tenant_id: i64, id: i64) -> DbResult<PurchaseSummary> {
+pub async fn purchase_summary(db: &Db, tenant_id: TenantId, id: i64) -> DbResult<PurchaseSummary> {
     let (first, last, count, spend): (Option<i64>, Option<i64>, i64, i64) = db
         .fetch_one(
             &sql(format!(
@@ -283,7 +284,7 @@ pub async fn purchase_summary(db: &Db, tenant_id: i64, id: i64) -> DbResult<Purc
 pub async fn customer_360(
     db: &Db,
     cipher: &FieldCipher,
-    tenant_id: i64,
+    tenant_id: TenantId,
     requested: i64,
     unmask: bool,
 ) -> DbResult<Option<Customer360>> {
@@ -371,7 +372,7 @@ pub struct CustomerPage {
 pub async fn list_customers(
     db: &Db,
     cipher: &FieldCipher,
-    tenant_id: i64,
+    tenant_id: TenantId,
     page: i64,
     per_page: i64,
     only: Option<&[i64]>,
@@ -451,7 +452,12 @@ const ORDER_FROM_ANY_CHANNEL: &str = "WITH RECURSIVE channels(channel) AS ( \
        JOIN orders o ON o.tenant_id = $1 AND o.channel = c.channel AND o.order_no = $2 \
      LIMIT 20";
 
-pub async fn search(db: &Db, cipher: &FieldCipher, tenant_id: i64, q: &str) -> DbResult<Vec<i64>> {
+pub async fn search(
+    db: &Db,
+    cipher: &FieldCipher,
+    tenant_id: TenantId,
+    q: &str,
+) -> DbResult<Vec<i64>> {
     let q = q.trim();
     if q.is_empty() {
         return Ok(Vec::new());
@@ -549,22 +555,28 @@ mod tests {
             .expect("order");
         }
         let cipher = FieldCipher::new(&[9u8; 32]);
-        let mut found = search(&db, &cipher, 1, "A100").await.expect("search");
+        let mut found = search(&db, &cipher, TenantId::new(1), "A100")
+            .await
+            .expect("search");
         found.sort_unstable();
         assert_eq!(found, vec![10, 11]);
         assert_eq!(
-            search(&db, &cipher, 1, "B200").await.expect("search"),
+            search(&db, &cipher, TenantId::new(1), "B200")
+                .await
+                .expect("search"),
             vec![12]
         );
         // Another tenant's order is not found; a store receipt by its number is.
         assert!(
-            search(&db, &cipher, 1, "C300")
+            search(&db, &cipher, TenantId::new(1), "C300")
                 .await
                 .expect("search")
                 .is_empty()
         );
         assert_eq!(
-            search(&db, &cipher, 1, "7").await.expect("search"),
+            search(&db, &cipher, TenantId::new(1), "7")
+                .await
+                .expect("search"),
             vec![13]
         );
         let plan = query_plan(&db, sql(ORDER_FROM_ANY_CHANNEL).bind(1i64).bind("A100"))

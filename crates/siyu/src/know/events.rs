@@ -1,5 +1,6 @@
 //! Behaviour events pushed by other systems: idempotent by the sender's id, resolved to customers.
 
+use crate::platform::TenantId;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -188,7 +189,7 @@ impl KeyedEvent {
 /// customers the stored events belong to.
 pub async fn store_events_in(
     tx: &mut Tx,
-    tenant_id: i64,
+    tenant_id: TenantId,
     events: &[&KeyedEvent],
     now: i64,
 ) -> DbResult<(Vec<bool>, EventsWritten)> {

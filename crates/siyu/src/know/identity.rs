@@ -169,11 +169,12 @@ impl IdentityInput {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::TenantId;
 
     #[test]
     fn keys_normalise_and_hide_phones() {
         let c = FieldCipher::new(&[1u8; 32]);
-        let l = c.lookup(1);
+        let l = c.lookup(TenantId::new(1));
         let a = Identity::new(IdentityKind::Phone, "+86 138-0013-8000", None).expect("phone");
         let b = Identity::new(IdentityKind::Phone, "138 0013 8000", None).expect("phone");
         assert_eq!(a.key(&c, &l).ikey, b.key(&c, &l).ikey);
@@ -181,7 +182,7 @@ mod tests {
         assert_eq!(a.lookup_key(&l), a.key(&c, &l).ikey);
         assert_ne!(
             a.lookup_key(&l),
-            a.lookup_key(&c.lookup(2)),
+            a.lookup_key(&c.lookup(TenantId::new(2))),
             "keyed per tenant"
         );
         let e = Identity::new(IdentityKind::Email, " Li.Na@Example.COM ", None).expect("email");

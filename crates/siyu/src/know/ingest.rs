@@ -5,6 +5,7 @@
 //! transaction, commits once, brings the audience index up to date and only then answers each
 //! request. Under load the groups grow by themselves; when idle a request is written alone.
 
+use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use std::collections::BTreeMap;
 
@@ -22,7 +23,7 @@ use crate::platform::db::{Db, DbResult};
 pub const GROUP_EVENTS: usize = 5_000;
 
 struct Job {
-    tenant_id: i64,
+    tenant_id: TenantId,
     events: Vec<KeyedEvent>,
 }
 
@@ -70,7 +71,7 @@ impl EventWriter {
     /// Stores a tenant's checked events; returns after they are committed.
     pub async fn write(
         &self,
-        tenant_id: i64,
+        tenant_id: TenantId,
         events: Vec<Event>,
     ) -> Result<EventOutcome, IngestError> {
         if events.is_empty() {
@@ -100,7 +101,7 @@ struct Events {
 /// A written group on its way to being answered.
 struct Written {
     outcomes: Vec<Result<EventOutcome, String>>,
-    touched: Vec<(i64, EventsWritten)>,
+    touched: Vec<(TenantId, EventsWritten)>,
     write: u64,
 }
 
@@ -114,7 +115,7 @@ impl GroupWriter for Events {
     }
 
     async fn write(&self, jobs: Vec<Job>) -> Written {
-        let work: Vec<(i64, Vec<KeyedEvent>)> =
+        let work: Vec<(TenantId, Vec<KeyedEvent>)> =
             jobs.into_iter().map(|j| (j.tenant_id, j.events)).collect();
         // Numbered before it begins, for the audience index (see `Audiences::events_written`).
         let write = self.audiences.as_ref().map_or(0, |a| a.begin_write());
@@ -144,10 +145,10 @@ impl GroupWriter for Events {
 
 /// One committed group's changes to the audience index. A stale index is repaired by the
 /// next rebuild, and a customer whose reload failed is reloaded with its next event.
-async fn update_index(a: Arc<Audiences>, written: Vec<(i64, EventsWritten)>, write: u64) {
+async fn update_index(a: Arc<Audiences>, written: Vec<(TenantId, EventsWritten)>, write: u64) {
     for (tenant, w) in written {
         if let Err(e) = a.events_written(tenant, &w, write).await {
-            tracing::error!(tenant, error = %e, "audience index not updated after events");
+            tracing::error!(tenant = %tenant, error = %e, "audience index not updated after events");
         }
     }
 }
@@ -155,9 +156,15 @@ async fn update_index(a: Arc<Audiences>, written: Vec<(i64, EventsWritten)>, wri
 /// Writes the group in one transaction; if that fails, each job alone, so that one bad request
 /// (or one tenant's failure) costs only its own answer. A panic in a write fails only the
 /// requests it was writing; the writer goes on.
-type Outcomes = (Vec<Result<EventOutcome, String>>, Vec<(i64, EventsWritten)>);
+type Outcomes = (
+    Vec<Result<EventOutcome, String>>,
+    Vec<(TenantId, EventsWritten)>,
+);
 
-async fn write_isolated(db: &Db, work: &std::sync::Arc<Vec<(i64, Vec<KeyedEvent>)>>) -> Outcomes {
+async fn write_isolated(
+    db: &Db,
+    work: &std::sync::Arc<Vec<(TenantId, Vec<KeyedEvent>)>>,
+) -> Outcomes {
     let (d, w) = (db.clone(), work.clone());
     let joined = tokio::spawn(async move { write_group(&d, &w).await }).await;
     match joined {
@@ -196,10 +203,10 @@ async fn write_isolated(db: &Db, work: &std::sync::Arc<Vec<(i64, Vec<KeyedEvent>
 /// take the tenant locks in the same order), and returns each job's outcome.
 async fn write_group(
     db: &Db,
-    jobs: &[(i64, Vec<KeyedEvent>)],
-) -> DbResult<(Vec<EventOutcome>, Vec<(i64, EventsWritten)>)> {
+    jobs: &[(TenantId, Vec<KeyedEvent>)],
+) -> DbResult<(Vec<EventOutcome>, Vec<(TenantId, EventsWritten)>)> {
     let now = now_ms();
-    let mut by_tenant: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    let mut by_tenant: BTreeMap<TenantId, Vec<usize>> = BTreeMap::new();
     for (i, (tenant, _)) in jobs.iter().enumerate() {
         by_tenant.entry(*tenant).or_default().push(i);
     }

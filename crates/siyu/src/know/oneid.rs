@@ -6,6 +6,7 @@
 //! several, which absorbs the others). Since every component is exactly a connected component of
 //! the identity graph seen so far, the final customers do not depend on the order records arrive.
 
+use crate::platform::TenantId;
 // A fast seeded hash: these maps are rebuilt for every chunk on the writer's path, where
 // SipHash showed in the profile (the change measured small, docs/BENCHMARKS.md).
 use foldhash::HashMap;
@@ -72,7 +73,7 @@ pub struct ResolveStats {
 /// beside the event, and are not copied to be resolved).
 pub async fn resolve<R: std::borrow::Borrow<IdentityRecord>>(
     tx: &mut Tx,
-    tenant_id: i64,
+    tenant_id: TenantId,
     records: &[R],
     now: i64,
 ) -> DbResult<(Vec<Option<i64>>, ResolveStats)> {
@@ -260,7 +261,7 @@ pub async fn resolve<R: std::borrow::Borrow<IdentityRecord>>(
 /// made via the order.
 pub async fn link_unlinked_buyers(
     tx: &mut Tx,
-    tenant_id: i64,
+    tenant_id: TenantId,
     links: &[(i64, i64)],
     now: i64,
 ) -> DbResult<()> {
@@ -319,7 +320,7 @@ async fn rows_of_other_capabilities(tx: &mut Tx) -> DbResult<Vec<(String, Keeps)
 /// the call at once, so that "first" holds however many batches the moves take.
 async fn drop_all_but_the_first(
     tx: &mut Tx,
-    tenant_id: i64,
+    tenant_id: TenantId,
     merges: &[(i64, i64)],
     table: &str,
     ordered_by: &str,
@@ -374,7 +375,7 @@ async fn drop_all_but_the_first(
 /// Moves everything of each merged customer to the kept one and records the merge.
 async fn merge_customers(
     tx: &mut Tx,
-    tenant_id: i64,
+    tenant_id: TenantId,
     merges: &[(i64, i64)],
     via: &[String],
     now: i64,
@@ -489,7 +490,7 @@ async fn merge_customers(
 /// (see `sqlite_text`).
 fn repoint(
     backend: Backend,
-    tenant_id: i64,
+    tenant_id: TenantId,
     batch: &[(i64, i64)],
     table: &str,
     set_col: &str,

@@ -2,6 +2,7 @@
 //! layering settings. Recomputed for the customers whose orders change, and for everyone once a
 //! day (windows move with time) or when the settings change.
 
+use crate::platform::TenantId;
 use std::collections::HashMap;
 
 use super::orders::PURCHASE_STATUSES;
@@ -9,7 +10,7 @@ use super::rfm::{LayeringSettings, Purchase, PurchaseStats, RfmModel};
 use crate::platform::db::{Db, DbResult, MAX_BINDS, Tx, Value, sql, values_placeholders};
 
 /// The tenant's settings, and the model last fitted (absent before the first recompute).
-pub async fn settings(db: &Db, tenant: i64) -> DbResult<(LayeringSettings, Option<RfmModel>)> {
+pub async fn settings(db: &Db, tenant: TenantId) -> DbResult<(LayeringSettings, Option<RfmModel>)> {
     let row: Option<(String, Option<String>)> = db
         .fetch_optional(
             &sql("SELECT settings, model FROM layering_settings WHERE tenant_id = $1").bind(tenant),
@@ -27,7 +28,7 @@ pub async fn settings(db: &Db, tenant: i64) -> DbResult<(LayeringSettings, Optio
 /// Saves settings (checked by the caller) and recomputes everyone.
 pub async fn save_settings(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     s: &LayeringSettings,
     now: i64,
 ) -> DbResult<RfmModel> {
@@ -47,7 +48,7 @@ pub async fn save_settings(
 
 async fn purchases(
     tx: &mut Tx,
-    tenant: i64,
+    tenant: TenantId,
     ids: Option<&[i64]>,
 ) -> DbResult<HashMap<i64, Vec<Purchase>>> {
     let head = format!(
@@ -76,7 +77,7 @@ const STATS_COLS: usize = 15;
 
 async fn write_stats(
     tx: &mut Tx,
-    tenant: i64,
+    tenant: TenantId,
     rows: &[(i64, PurchaseStats)],
     model: &RfmModel,
     settings: &LayeringSettings,
@@ -113,7 +114,7 @@ async fn write_stats(
 }
 
 /// Recomputes every customer's figures, refits the RFM model and stores both.
-pub async fn recompute_all(db: &Db, tenant: i64, now: i64) -> DbResult<RfmModel> {
+pub async fn recompute_all(db: &Db, tenant: TenantId, now: i64) -> DbResult<RfmModel> {
     let (settings, _) = settings(db, tenant).await?;
     let mut tx = db.begin().await?;
     tx.lock_tenant(tenant).await?;
@@ -146,7 +147,7 @@ pub async fn recompute_all(db: &Db, tenant: i64, now: i64) -> DbResult<RfmModel>
 
 /// Recomputes some customers' figures with the model in force (fitting one first if there is
 /// none yet).
-pub async fn recompute_customers(db: &Db, tenant: i64, ids: &[i64], now: i64) -> DbResult<()> {
+pub async fn recompute_customers(db: &Db, tenant: TenantId, ids: &[i64], now: i64) -> DbResult<()> {
     let mut tx = db.begin().await?;
     tx.lock_tenant(tenant).await?;
     // Read under the lock: a settings change (which recomputes everyone) cannot slip between.
@@ -185,7 +186,7 @@ pub async fn recompute_customers(db: &Db, tenant: i64, ids: &[i64], now: i64) ->
 }
 
 /// Customers per RFM class and per stage, from the store.
-pub async fn distribution(db: &Db, tenant: i64) -> DbResult<Vec<(String, String, i64)>> {
+pub async fn distribution(db: &Db, tenant: TenantId) -> DbResult<Vec<(String, String, i64)>> {
     db.fetch_all(
         &sql(
             "SELECT rfm_class, stage, count(*) FROM customer_stats WHERE tenant_id = $1 GROUP BY rfm_class, stage",

@@ -1,5 +1,6 @@
 //! The first report an operations lead asks for: who the customers are across channels.
 
+use crate::platform::TenantId;
 use serde::Serialize;
 
 use super::orders::PURCHASE_STATUSES;
@@ -43,7 +44,7 @@ pub struct Overview {
     pub store: RepeatRate,
 }
 
-pub async fn overview(db: &Db, tenant_id: i64) -> DbResult<Overview> {
+pub async fn overview(db: &Db, tenant_id: TenantId) -> DbResult<Overview> {
     let one = |q: &str| sql(q.to_owned()).bind(tenant_id);
     let (buyer_records,): (i64,) = db
         .fetch_one(&one(&format!(

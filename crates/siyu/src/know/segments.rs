@@ -1,6 +1,7 @@
 //! Saved segments (人群包): a named rule, counted live by the audience index, and snapshots:
 //! the members at one moment, frozen for a campaign to send to.
 
+use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use futures_util::TryStreamExt;
 use roaring::RoaringBitmap;
@@ -73,7 +74,7 @@ fn check_name(name: &str) -> Result<String, SegmentError> {
 
 const COLS: &str = "id, name, rule, created_by, created_at, updated_at";
 
-pub async fn list(db: &Db, tenant: i64) -> DbResult<Vec<SegmentRow>> {
+pub async fn list(db: &Db, tenant: TenantId) -> DbResult<Vec<SegmentRow>> {
     db.fetch_all(
         &sql(format!(
             "SELECT {COLS} FROM segments WHERE tenant_id = $1 ORDER BY updated_at DESC, id DESC"
@@ -83,7 +84,7 @@ pub async fn list(db: &Db, tenant: i64) -> DbResult<Vec<SegmentRow>> {
     .await
 }
 
-pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<SegmentRow, SegmentError> {
+pub async fn get(db: &Db, tenant: TenantId, id: i64) -> Result<SegmentRow, SegmentError> {
     db.fetch_optional(
         &sql(format!(
             "SELECT {COLS} FROM segments WHERE tenant_id = $1 AND id = $2"
@@ -95,7 +96,7 @@ pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<SegmentRow, SegmentErr
     .ok_or(SegmentError::NotFound(id))
 }
 
-async fn name_taken(db: &Db, tenant: i64, name: &str, except: i64) -> DbResult<bool> {
+async fn name_taken(db: &Db, tenant: TenantId, name: &str, except: i64) -> DbResult<bool> {
     let row: Option<(i64,)> = db
         .fetch_optional(
             &sql("SELECT id FROM segments WHERE tenant_id = $1 AND name = $2 AND id <> $3")
@@ -109,7 +110,7 @@ async fn name_taken(db: &Db, tenant: i64, name: &str, except: i64) -> DbResult<b
 
 pub async fn create(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     name: &str,
     rule: &Rule,
     by: &str,
@@ -143,7 +144,7 @@ pub async fn create(
 
 pub async fn update(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     id: i64,
     name: Option<&str>,
     rule: Option<&Rule>,
@@ -176,7 +177,7 @@ pub async fn update(
     get(db, tenant, id).await
 }
 
-pub async fn delete(db: &Db, tenant: i64, id: i64) -> Result<(), SegmentError> {
+pub async fn delete(db: &Db, tenant: TenantId, id: i64) -> Result<(), SegmentError> {
     get(db, tenant, id).await?;
     db.execute(
         &sql("DELETE FROM segments WHERE tenant_id = $1 AND id = $2")
@@ -199,7 +200,7 @@ pub struct SnapshotRow {
 /// Freezes a segment's members (as the audience index has them now).
 pub async fn take_snapshot(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     segment: &SegmentRow,
     members: &RoaringBitmap,
     by: &str,
@@ -231,7 +232,7 @@ pub async fn take_snapshot(
     Ok(row)
 }
 
-pub async fn snapshots(db: &Db, tenant: i64, segment: i64) -> DbResult<Vec<SnapshotRow>> {
+pub async fn snapshots(db: &Db, tenant: TenantId, segment: i64) -> DbResult<Vec<SnapshotRow>> {
     db.fetch_all(
         &sql(
             "SELECT id, segment_id, size, taken_by, taken_at FROM segment_snapshots \
@@ -254,7 +255,11 @@ pub struct NamedSnapshot {
 }
 
 /// The tenant's latest snapshots, newest first, with their segments' names.
-pub async fn recent_snapshots(db: &Db, tenant: i64, limit: i64) -> DbResult<Vec<NamedSnapshot>> {
+pub async fn recent_snapshots(
+    db: &Db,
+    tenant: TenantId,
+    limit: i64,
+) -> DbResult<Vec<NamedSnapshot>> {
     let rows: Vec<(i64, i64, Option<String>, i64, i64)> = db
         .fetch_all(
             &sql(
@@ -279,7 +284,7 @@ pub async fn recent_snapshots(db: &Db, tenant: i64, limit: i64) -> DbResult<Vec<
 
 /// How many people a snapshot froze, without reading its members; `None` when the tenant has no
 /// such snapshot.
-pub async fn snapshot_size(db: &Db, tenant: i64, id: i64) -> DbResult<Option<i64>> {
+pub async fn snapshot_size(db: &Db, tenant: TenantId, id: i64) -> DbResult<Option<i64>> {
     let row: Option<(i64,)> = db
         .fetch_optional(
             &sql("SELECT size FROM segment_snapshots WHERE tenant_id = $1 AND id = $2")
@@ -293,7 +298,7 @@ pub async fn snapshot_size(db: &Db, tenant: i64, id: i64) -> DbResult<Option<i64
 /// A snapshot's members.
 pub async fn snapshot_members(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     snapshot: i64,
 ) -> Result<(SnapshotRow, RoaringBitmap), SegmentError> {
     let row: Option<(i64, i64, i64, String, i64, Vec<u8>)> = db
@@ -351,7 +356,7 @@ fn csv_error(e: impl std::fmt::Display) -> SegmentError {
 pub fn export_stream(
     db: Db,
     cipher: crate::platform::crypto::FieldCipher,
-    tenant: i64,
+    tenant: TenantId,
     members: RoaringBitmap,
     unmask: bool,
 ) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
@@ -371,7 +376,7 @@ pub fn export_stream(
         }
     })
     .map_err(move |e: SegmentError| {
-        tracing::error!(tenant, error = %e, "a segment export stopped");
+        tracing::error!(tenant = %tenant, error = %e, "a segment export stopped");
         std::io::Error::other(e.to_string())
     })
 }
@@ -386,7 +391,7 @@ fn export_head() -> Result<Vec<u8>, SegmentError> {
 async fn export_rows(
     db: &Db,
     cipher: &crate::platform::crypto::FieldCipher,
-    tenant: i64,
+    tenant: TenantId,
     chunk: &[i64],
     unmask: bool,
 ) -> Result<Vec<u8>, SegmentError> {

@@ -2,6 +2,7 @@
 //! credentials (encrypted at rest), the cursor up to which every order change is stored, and
 //! how its sync last went.
 
+use crate::platform::TenantId;
 use serde::Serialize;
 
 use crate::platform::crypto::FieldCipher;
@@ -57,7 +58,7 @@ pub struct NewShop {
 #[derive(Debug, Clone)]
 pub struct Shop {
     pub id: i64,
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub platform: String,
     pub shop_ref: String,
     pub name: String,
@@ -143,7 +144,7 @@ fn check(s: &NewShop, allow_api_base: bool) -> Result<(), ShopError> {
 pub async fn connect(
     db: &Db,
     cipher: &FieldCipher,
-    tenant: i64,
+    tenant: TenantId,
     s: &NewShop,
     allow_api_base: bool,
     now: i64,
@@ -185,7 +186,7 @@ const STATUS_COLUMNS: &str = "id, platform, shop_ref, name, sync_cursor, last_su
      last_error_at, orders_synced, disconnected_at";
 
 /// The tenant's shops, connected ones first.
-pub async fn list(db: &Db, tenant: i64) -> Result<Vec<ShopStatus>, ShopError> {
+pub async fn list(db: &Db, tenant: TenantId) -> Result<Vec<ShopStatus>, ShopError> {
     Ok(db
         .fetch_all(
             &sql(format!(
@@ -200,10 +201,10 @@ pub async fn list(db: &Db, tenant: i64) -> Result<Vec<ShopStatus>, ShopError> {
 /// Every connected shop of every tenant with its status, as (tenant, shop): what `/metrics`
 /// reports, from the store, so that every server of a deployment reports the same figures
 /// whichever of them synced the shop.
-pub async fn connected_status(db: &Db) -> Result<Vec<(i64, ShopStatus)>, ShopError> {
+pub async fn connected_status(db: &Db) -> Result<Vec<(TenantId, ShopStatus)>, ShopError> {
     #[derive(sqlx::FromRow)]
     struct Row {
-        tenant_id: i64,
+        tenant_id: TenantId,
         #[sqlx(flatten)]
         status: ShopStatus,
     }
@@ -227,7 +228,7 @@ impl ShopStatus {
 }
 
 /// Every connected shop of every tenant, as (tenant, shop): what the sync loop visits.
-pub async fn connected(db: &Db) -> Result<Vec<(i64, i64)>, ShopError> {
+pub async fn connected(db: &Db) -> Result<Vec<(TenantId, i64)>, ShopError> {
     Ok(db
         .fetch_all(&sql(
             "SELECT tenant_id, id FROM shops WHERE disconnected_at IS NULL ORDER BY tenant_id, id",
@@ -251,7 +252,12 @@ type ShopRow = (
 );
 
 /// A connected shop with its credentials decrypted.
-pub async fn load(db: &Db, cipher: &FieldCipher, tenant: i64, id: i64) -> Result<Shop, ShopError> {
+pub async fn load(
+    db: &Db,
+    cipher: &FieldCipher,
+    tenant: TenantId,
+    id: i64,
+) -> Result<Shop, ShopError> {
     let row: Option<ShopRow> = db
         .fetch_optional(
             &sql(
@@ -365,7 +371,7 @@ pub async fn record_error(db: &Db, shop: &Shop, error: &str, now: i64) -> Result
 
 /// A backfill: the next run re-reads changes from `from` (re-stored orders update, never
 /// duplicate).
-pub async fn rewind(db: &Db, tenant: i64, id: i64, from: i64) -> Result<(), ShopError> {
+pub async fn rewind(db: &Db, tenant: TenantId, id: i64, from: i64) -> Result<(), ShopError> {
     let n = db
         .execute(
             &sql("UPDATE shops SET sync_cursor = $1 WHERE tenant_id = $2 AND id = $3 AND disconnected_at IS NULL")
@@ -381,7 +387,7 @@ pub async fn rewind(db: &Db, tenant: i64, id: i64, from: i64) -> Result<(), Shop
 }
 
 /// Disconnects a shop: its tokens are forgotten and it is no longer synced; its orders stay.
-pub async fn disconnect(db: &Db, tenant: i64, id: i64, now: i64) -> Result<(), ShopError> {
+pub async fn disconnect(db: &Db, tenant: TenantId, id: i64, now: i64) -> Result<(), ShopError> {
     let n = db
         .execute(
             &sql(
@@ -408,7 +414,7 @@ pub struct Lease(i64);
 /// [`ShopError::NotFound`] when it is not a connected shop of the tenant.
 pub async fn take_lease(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     id: i64,
     now: i64,
     hold_ms: i64,
@@ -472,7 +478,12 @@ pub async fn renew_lease(
 }
 
 /// Gives the shop back, if the lease is still this run's.
-pub async fn release_lease(db: &Db, tenant: i64, id: i64, lease: Lease) -> Result<(), ShopError> {
+pub async fn release_lease(
+    db: &Db,
+    tenant: TenantId,
+    id: i64,
+    lease: Lease,
+) -> Result<(), ShopError> {
     db.execute(
         &sql("UPDATE shops SET sync_lease_until = NULL WHERE tenant_id = $1 AND id = $2 AND sync_lease_until = $3")
             .bind(tenant)

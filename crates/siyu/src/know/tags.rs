@@ -2,6 +2,7 @@
 //! members are whoever a segment rule selects, kept current by the audience index. Every change
 //! of membership is written to `tag_history` with its source.
 
+use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use roaring::RoaringBitmap;
 use serde::Serialize;
@@ -77,7 +78,7 @@ fn check_name(field: &'static str, s: &str, allow_empty: bool) -> Result<String,
     Ok(s.to_owned())
 }
 
-pub async fn list(db: &Db, tenant: i64) -> DbResult<Vec<Tag>> {
+pub async fn list(db: &Db, tenant: TenantId) -> DbResult<Vec<Tag>> {
     db.fetch_all(
         &sql("SELECT id, group_name, name, rule, created_at FROM tags WHERE tenant_id = $1 ORDER BY group_name, name")
             .bind(tenant),
@@ -85,7 +86,7 @@ pub async fn list(db: &Db, tenant: i64) -> DbResult<Vec<Tag>> {
     .await
 }
 
-pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<Tag, TagError> {
+pub async fn get(db: &Db, tenant: TenantId, id: i64) -> Result<Tag, TagError> {
     db.fetch_optional(
         &sql("SELECT id, group_name, name, rule, created_at FROM tags WHERE tenant_id = $1 AND id = $2")
             .bind(tenant)
@@ -99,7 +100,7 @@ pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<Tag, TagError> {
 /// that one pass over the rule tags settles them all.
 pub async fn create(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     group: &str,
     name: &str,
     rule: Option<&Rule>,
@@ -154,7 +155,7 @@ pub async fn create(
 
 /// Deletes a tag and its memberships (the history stays). A manual tag named by a rule tag's
 /// rule cannot be deleted.
-pub async fn delete(db: &Db, tenant: i64, id: i64) -> Result<Vec<i64>, TagError> {
+pub async fn delete(db: &Db, tenant: TenantId, id: i64) -> Result<Vec<i64>, TagError> {
     get(db, tenant, id).await?;
     for (rid, rule) in rule_tags(db, tenant).await? {
         if rule.tag_ids().contains(&id) {
@@ -201,7 +202,7 @@ pub async fn delete(db: &Db, tenant: i64, id: i64) -> Result<Vec<i64>, TagError>
 }
 
 /// Every rule tag of the tenant with its parsed rule.
-pub async fn rule_tags(db: &Db, tenant: i64) -> DbResult<Vec<(i64, Rule)>> {
+pub async fn rule_tags(db: &Db, tenant: TenantId) -> DbResult<Vec<(i64, Rule)>> {
     let rows: Vec<(i64, String)> = db
         .fetch_all(
             &sql("SELECT id, rule FROM tags WHERE tenant_id = $1 AND rule IS NOT NULL ORDER BY id")
@@ -225,7 +226,7 @@ pub async fn rule_tags(db: &Db, tenant: i64) -> DbResult<Vec<(i64, Rule)>> {
 
 async fn write_history(
     tx: &mut Tx,
-    tenant: i64,
+    tenant: TenantId,
     tag: i64,
     customers: &[i64],
     action: &str,
@@ -252,7 +253,7 @@ async fn write_history(
 
 async fn add_in(
     tx: &mut Tx,
-    tenant: i64,
+    tenant: TenantId,
     tag: i64,
     customers: &[i64],
     source: &str,
@@ -293,7 +294,7 @@ async fn add_in(
 
 async fn remove_in(
     tx: &mut Tx,
-    tenant: i64,
+    tenant: TenantId,
     tag: i64,
     customers: &[i64],
     source: &str,
@@ -321,7 +322,7 @@ async fn remove_in(
 /// `console:<user>`, `upload:<user>`.
 pub async fn tag_customers(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     tag: &Tag,
     customers: &[i64],
     source: &str,
@@ -333,7 +334,7 @@ pub async fn tag_customers(
 /// Removes a manual tag from customers; returns those it was removed from.
 pub async fn untag_customers(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     tag: &Tag,
     customers: &[i64],
     source: &str,
@@ -353,7 +354,7 @@ enum HandChange {
 /// a chunk says what was stored ([`TagError::Stopped`]).
 async fn set_by_hand(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     tag: &Tag,
     customers: &[i64],
     source: &str,
@@ -397,7 +398,7 @@ async fn set_by_hand(
 /// Stores a rule tag's change of members (computed by the audience index).
 pub async fn apply_rule_tag(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     tag: i64,
     add: &RoaringBitmap,
     remove: &RoaringBitmap,
@@ -434,7 +435,7 @@ pub struct TagChange {
 }
 
 /// Who or what tagged and untagged a customer, newest first.
-pub async fn history_of(db: &Db, tenant: i64, customer: i64) -> DbResult<Vec<TagChange>> {
+pub async fn history_of(db: &Db, tenant: TenantId, customer: i64) -> DbResult<Vec<TagChange>> {
     db.fetch_all(
         &sql(
             "SELECT h.tag_id, COALESCE(t.group_name, '') AS group_name, COALESCE(t.name, '(deleted)') AS name, \
@@ -448,7 +449,7 @@ pub async fn history_of(db: &Db, tenant: i64, customer: i64) -> DbResult<Vec<Tag
 }
 
 /// The tags a customer has now.
-pub async fn tags_of(db: &Db, tenant: i64, customer: i64) -> DbResult<Vec<Tag>> {
+pub async fn tags_of(db: &Db, tenant: TenantId, customer: i64) -> DbResult<Vec<Tag>> {
     db.fetch_all(
         &sql(
             "SELECT t.id, t.group_name, t.name, t.rule, t.created_at FROM customer_tags ct \
@@ -501,7 +502,7 @@ pub fn check_list_length(field: &'static str, n: usize) -> Result<(), TagError> 
 pub async fn resolve_list(
     db: &Db,
     cipher: &FieldCipher,
-    tenant: i64,
+    tenant: TenantId,
     text: &str,
 ) -> Result<(Vec<i64>, Vec<LineError>), TagError> {
     check_list_length("list", text.lines().count())?;

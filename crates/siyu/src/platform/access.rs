@@ -1,5 +1,6 @@
 //! Tenants, API keys, console users and their sessions.
 
+use crate::platform::TenantId;
 use argon2::Argon2;
 use argon2::password_hash::{
     PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
@@ -72,7 +73,7 @@ pub enum AccessError {
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct Tenant {
-    pub id: i64,
+    pub id: TenantId,
     pub name: String,
     pub time_zone: String,
     pub created_at: i64,
@@ -81,7 +82,7 @@ pub struct Tenant {
 /// Who is calling: resolved from an API key or a console session.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub role: Role,
     pub user_id: Option<i64>,
     pub name: String,
@@ -121,7 +122,7 @@ pub async fn tenant_by_name(db: &Db, name: &str) -> Result<Tenant, AccessError> 
 /// SHA-256 of it.
 pub async fn create_api_key(
     db: &Db,
-    tenant_id: i64,
+    tenant_id: TenantId,
     name: &str,
     role: Role,
 ) -> Result<String, AccessError> {
@@ -136,7 +137,7 @@ fn new_key() -> String {
 }
 
 /// The row of a new key: its first characters to list it by, and only a hash of the rest.
-fn insert_key(tenant: i64, name: &str, key: &str, role: Role, now: i64) -> Sql {
+fn insert_key(tenant: TenantId, name: &str, key: &str, role: Role, now: i64) -> Sql {
     sql("INSERT INTO api_keys (tenant_id, name, prefix, key_hash, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(tenant)
         .bind(name.to_owned())
@@ -148,7 +149,7 @@ fn insert_key(tenant: i64, name: &str, key: &str, role: Role, now: i64) -> Sql {
 
 /// Resolves a bearer key to its caller; `None` for unknown or revoked keys.
 pub async fn caller_by_api_key(db: &Db, key: &str) -> Result<Option<Caller>, AccessError> {
-    let row: Option<(i64, String, String)> = db
+    let row: Option<(TenantId, String, String)> = db
         .fetch_optional(
             &sql("SELECT tenant_id, role, name FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
                 .bind(token_hash(key)),
@@ -177,7 +178,7 @@ pub fn hash_password(password: &str) -> Result<String, AccessError> {
 
 pub async fn create_user(
     db: &Db,
-    tenant_id: i64,
+    tenant_id: TenantId,
     username: &str,
     display_name: &str,
     password: &str,
@@ -361,22 +362,19 @@ pub async fn login(
     // The address is kept as a hash, like everything else the budgets count.
     let pair = token_hash(&format!("{account}\u{0}{address}"));
     let from_hash = token_hash(address);
-    let from = Budget::new(
-        0,
+    let from = Budget::across_tenants(
         "login_address",
         &from_hash,
         LOGIN_WINDOW,
         LOGINS_PER_ADDRESS,
     );
-    let pair_failures = Budget::new(
-        0,
+    let pair_failures = Budget::across_tenants(
         "login_failures",
         &pair,
         LOGIN_WINDOW,
         FAILURES_PER_ACCOUNT_AND_ADDRESS,
     );
-    let account_failures = Budget::new(
-        0,
+    let account_failures = Budget::across_tenants(
         "login_account_failures",
         &account,
         LOGIN_WINDOW,
@@ -446,7 +444,7 @@ pub async fn login(
 }
 
 pub async fn caller_by_session(db: &Db, token: &str) -> Result<Option<Caller>, AccessError> {
-    let row: Option<(i64, i64, String, String)> = db
+    let row: Option<(TenantId, i64, String, String)> = db
         .fetch_optional(
             &sql("SELECT s.tenant_id, s.user_id, u.role, u.display_name FROM sessions s JOIN users u ON u.id = s.user_id \
                   WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL")
@@ -475,7 +473,7 @@ pub type Actor<'a> = &'a str;
 
 pub(crate) async fn audit(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     actor: Actor<'_>,
     action: &str,
     subject: &str,
@@ -485,7 +483,7 @@ pub(crate) async fn audit(
     Ok(())
 }
 
-fn audit_entry(tenant: i64, at: i64, actor: Actor<'_>, action: &str, subject: &str) -> Sql {
+fn audit_entry(tenant: TenantId, at: i64, actor: Actor<'_>, action: &str, subject: &str) -> Sql {
     sql("INSERT INTO audit_log (tenant_id, at, actor, action, subject) VALUES ($1, $2, $3, $4, $5)")
         .bind(tenant)
         .bind(at)
@@ -497,7 +495,7 @@ fn audit_entry(tenant: i64, at: i64, actor: Actor<'_>, action: &str, subject: &s
 /// [`create_user`], written to the audit log.
 pub async fn add_user(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     username: &str,
     display_name: &str,
     password: &str,
@@ -513,7 +511,7 @@ pub async fn add_user(
 /// [`create_api_key`], written to the audit log.
 pub async fn issue_api_key(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     name: &str,
     role: Role,
     actor: Actor<'_>,
@@ -535,7 +533,7 @@ pub struct ApiKeyRow {
     pub revoked_at: Option<i64>,
 }
 
-pub async fn api_keys(db: &Db, tenant: i64) -> Result<Vec<ApiKeyRow>, AccessError> {
+pub async fn api_keys(db: &Db, tenant: TenantId) -> Result<Vec<ApiKeyRow>, AccessError> {
     Ok(db
         .fetch_all(
             &sql("SELECT id, name, prefix, role, created_at, revoked_at FROM api_keys WHERE tenant_id = $1 ORDER BY id")
@@ -548,7 +546,7 @@ pub async fn api_keys(db: &Db, tenant: i64) -> Result<Vec<ApiKeyRow>, AccessErro
 /// at once. Revoking a revoked key changes nothing.
 pub async fn revoke_api_key(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     prefix: &str,
     actor: Actor<'_>,
 ) -> Result<(), AccessError> {
@@ -578,7 +576,7 @@ pub async fn revoke_api_key(
 /// only time it is shown).
 pub async fn rotate_api_key(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     prefix: &str,
     actor: Actor<'_>,
 ) -> Result<String, AccessError> {
@@ -626,7 +624,7 @@ pub struct UserRow {
     pub disabled_at: Option<i64>,
 }
 
-pub async fn users(db: &Db, tenant: i64) -> Result<Vec<UserRow>, AccessError> {
+pub async fn users(db: &Db, tenant: TenantId) -> Result<Vec<UserRow>, AccessError> {
     Ok(db
         .fetch_all(
             &sql("SELECT id, username, display_name, role, created_at, disabled_at FROM users WHERE tenant_id = $1 ORDER BY id")
@@ -638,7 +636,7 @@ pub async fn users(db: &Db, tenant: i64) -> Result<Vec<UserRow>, AccessError> {
 /// Disables a console user: they cannot sign in, and their sessions end now.
 pub async fn disable_user(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     username: &str,
     actor: Actor<'_>,
 ) -> Result<(), AccessError> {
@@ -664,7 +662,7 @@ pub async fn disable_user(
 /// Gives a console user a new password; their sessions end, so a stolen one stops working.
 pub async fn set_password(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     username: &str,
     password: &str,
     actor: Actor<'_>,
@@ -689,7 +687,7 @@ pub async fn set_password(
     .await
 }
 
-async fn user_id(db: &Db, tenant: i64, username: &str) -> Result<i64, AccessError> {
+async fn user_id(db: &Db, tenant: TenantId, username: &str) -> Result<i64, AccessError> {
     let row: Option<(i64,)> = db
         .fetch_optional(
             &sql("SELECT id FROM users WHERE tenant_id = $1 AND username = $2")
@@ -724,7 +722,11 @@ pub struct AuditEntry {
 }
 
 /// The tenant's latest changes of access, newest first.
-pub async fn audit_log(db: &Db, tenant: i64, limit: i64) -> Result<Vec<AuditEntry>, AccessError> {
+pub async fn audit_log(
+    db: &Db,
+    tenant: TenantId,
+    limit: i64,
+) -> Result<Vec<AuditEntry>, AccessError> {
     Ok(db
         .fetch_all(
             &sql("SELECT at, actor, action, subject FROM audit_log WHERE tenant_id = $1 ORDER BY at DESC, id DESC LIMIT $2")

@@ -7,6 +7,7 @@
 //! the database cannot link customers across brands. Every key derives from the one
 //! `SIYU_SECRET_KEY`.
 
+use crate::platform::TenantId;
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
@@ -44,7 +45,7 @@ pub struct FieldCipher {
 /// Who a customer token speaks for: the H5 pages and mini-program calls act as this customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CustomerClaim {
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub customer_id: i64,
     /// When it was issued (UTC ms): a revocation after this ends it.
     pub issued_at: i64,
@@ -60,7 +61,7 @@ impl std::fmt::Debug for FieldCipher {
 /// A tenant's key for equality lookups of its personal data (phones, addresses).
 #[derive(Clone)]
 pub struct TenantLookup {
-    tenant: i64,
+    tenant: TenantId,
     /// Keyed once: each hash clones the state instead of keying HMAC again.
     mac: HmacSha256,
 }
@@ -72,7 +73,7 @@ impl std::fmt::Debug for TenantLookup {
 }
 
 impl TenantLookup {
-    pub fn tenant(&self) -> i64 {
+    pub fn tenant(&self) -> TenantId {
         self.tenant
     }
 
@@ -182,7 +183,7 @@ impl FieldCipher {
     }
 
     /// The tenant's own lookup key. Derive it once per batch: each derivation is an HMAC.
-    pub fn lookup(&self, tenant: i64) -> TenantLookup {
+    pub fn lookup(&self, tenant: TenantId) -> TenantLookup {
         let key = derive(&self.lookup_root, format!("tenant:{tenant}").as_bytes());
         TenantLookup {
             tenant,
@@ -300,12 +301,20 @@ mod tests {
     #[test]
     fn lookup_hash_is_stable_and_keyed_per_tenant() {
         let c = cipher();
-        let one = c.lookup(1);
-        assert_eq!(one.hash("13800138000"), c.lookup(1).hash("13800138000"));
-        assert_ne!(one.hash("13800138000"), c.lookup(2).hash("13800138000"));
+        let one = c.lookup(TenantId::new(1));
+        assert_eq!(
+            one.hash("13800138000"),
+            c.lookup(TenantId::new(1)).hash("13800138000")
+        );
         assert_ne!(
             one.hash("13800138000"),
-            FieldCipher::new(&[8u8; 32]).lookup(1).hash("13800138000")
+            c.lookup(TenantId::new(2)).hash("13800138000")
+        );
+        assert_ne!(
+            one.hash("13800138000"),
+            FieldCipher::new(&[8u8; 32])
+                .lookup(TenantId::new(1))
+                .hash("13800138000")
         );
         assert_ne!(one.hash("13800138000"), c.legacy_lookup_hash("13800138000"));
         assert_ne!(one.hash("13800138000"), c.budget_hash("13800138000"));
@@ -319,7 +328,7 @@ mod tests {
     fn customer_tokens_verify_only_when_genuine_and_fresh() {
         let c = cipher();
         let claim = CustomerClaim {
-            tenant_id: 3,
+            tenant_id: TenantId::new(3),
             customer_id: 42,
             issued_at: 0,
             expires_at: 1_000,

@@ -7,6 +7,7 @@
 //! from the store, a revocation is immediate on the server that made it and reaches the others
 //! within that time.
 
+use crate::platform::TenantId;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -51,7 +52,7 @@ impl Refuse for SessionError {
 #[derive(Default)]
 struct Revoked {
     /// (tenant, customer) → signed out at (UTC ms).
-    at: HashMap<(i64, i64), i64>,
+    at: HashMap<(TenantId, i64), i64>,
     /// When the store was last read; `None` before the first read.
     read_at: Option<i64>,
 }
@@ -81,7 +82,7 @@ impl CustomerSessions {
 
     /// A token for the customer's pages, good until `expires_at` (at most [`LONGEST_MS`] away)
     /// or until the customer is signed out everywhere.
-    pub fn issue(&self, tenant: i64, customer: i64, expires_at: i64, now: i64) -> String {
+    pub fn issue(&self, tenant: TenantId, customer: i64, expires_at: i64, now: i64) -> String {
         self.cipher.customer_token(CustomerClaim {
             tenant_id: tenant,
             customer_id: customer,
@@ -119,7 +120,7 @@ impl CustomerSessions {
     pub async fn revoke(
         &self,
         db: &Db,
-        tenant: i64,
+        tenant: TenantId,
         customer: i64,
         now: i64,
         actor: Actor<'_>,
@@ -174,7 +175,7 @@ impl CustomerSessions {
                     .bind(since),
             )
             .await;
-        let rows: Vec<(i64, i64, i64)> = match (read, read_at) {
+        let rows: Vec<(TenantId, i64, i64)> = match (read, read_at) {
             (Ok(rows), _) => rows,
             // Before the first read there is nothing to go on with.
             (Err(e), None) => return Err(e.into()),

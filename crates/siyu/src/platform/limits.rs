@@ -6,6 +6,7 @@
 //! fails, the transaction rolls back and nothing was counted.
 
 use super::db::{DbResult, Tx, sql};
+use crate::platform::TenantId;
 
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
@@ -39,7 +40,7 @@ impl Window {
 #[derive(Debug, Clone, Copy)]
 pub struct Budget<'a> {
     /// The tenant it belongs to; 0 for a budget of every tenant together.
-    pub tenant: i64,
+    pub tenant: TenantId,
     /// What is limited, e.g. `otp_phone`.
     pub scope: &'static str,
     /// Whom it is counted for: a phone's hash, a card's id, an address's hash, a tenant.
@@ -50,7 +51,7 @@ pub struct Budget<'a> {
 
 impl<'a> Budget<'a> {
     pub fn new(
-        tenant: i64,
+        tenant: TenantId,
         scope: &'static str,
         subject: &'a str,
         window: Window,
@@ -63,6 +64,17 @@ impl<'a> Budget<'a> {
             window,
             limit,
         }
+    }
+
+    /// A budget of every tenant together (the SMS circuit breaker, a phone or an address
+    /// asking across brands), kept under tenant 0, which no brand has.
+    pub fn across_tenants(
+        scope: &'static str,
+        subject: &'a str,
+        window: Window,
+        limit: i64,
+    ) -> Budget<'a> {
+        Budget::new(TenantId::new(0), scope, subject, window, limit)
     }
 }
 

@@ -17,6 +17,7 @@
 //!   hash from now on);
 //! - click address hashes stay as they are (the address itself was never kept).
 
+use crate::platform::TenantId;
 use std::collections::HashMap;
 
 use super::crypto::{FieldCipher, TenantLookup};
@@ -53,7 +54,7 @@ pub async fn rekey_lookups(tx: &mut Tx, cipher: &FieldCipher) -> DbResult<RekeyR
             &sql("DELETE FROM otp_codes WHERE locked_until <= $1").bind(super::clock::now_ms()),
         )
         .await?;
-    let tenants: Vec<(i64,)> = tx
+    let tenants: Vec<(TenantId,)> = tx
         .fetch_all(&sql("SELECT id FROM tenants ORDER BY id"))
         .await?;
     for (tenant,) in tenants {
@@ -164,7 +165,7 @@ async fn rekey_hashed_tables(
 async fn numbers_of(
     tx: &mut Tx,
     cipher: &FieldCipher,
-    tenant: i64,
+    tenant: TenantId,
     olds: &[String],
 ) -> DbResult<HashMap<String, String>> {
     let mut found = HashMap::new();
@@ -208,7 +209,7 @@ async fn numbers_of(
 }
 
 /// `WITH <columns> AS (VALUES …) <update>`, $1 the tenant; every row has a text per column.
-fn rewrite(columns: &str, update: &str, tenant: i64, rows: &[Vec<String>]) -> Sql {
+fn rewrite(columns: &str, update: &str, tenant: TenantId, rows: &[Vec<String>]) -> Sql {
     let width = rows.first().map_or(0, Vec::len);
     let mut q = sql(format!(
         "WITH {columns} AS (VALUES {}) {update}",
@@ -274,7 +275,7 @@ async fn rekey_identities(
     }
     if unreadable > 0 {
         tracing::warn!(
-            tenant,
+            tenant = %tenant,
             identities = unreadable,
             "phone identities without a readable number keep their old hash: no lookup by number finds them"
         );

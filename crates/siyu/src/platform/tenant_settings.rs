@@ -1,12 +1,17 @@
 //! A tenant's named settings (`import.status_map`, …), each a JSON document in one row.
 
+use crate::platform::TenantId;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::db::{Db, DbResult, sql};
 
 /// The setting's value, or `None` when the tenant never saved it (or it no longer reads as `T`).
-pub async fn get<T: DeserializeOwned>(db: &Db, tenant: i64, name: &str) -> DbResult<Option<T>> {
+pub async fn get<T: DeserializeOwned>(
+    db: &Db,
+    tenant: TenantId,
+    name: &str,
+) -> DbResult<Option<T>> {
     let row: Option<(String,)> = db
         .fetch_optional(
             &sql("SELECT value FROM tenant_settings WHERE tenant_id = $1 AND name = $2")
@@ -20,7 +25,7 @@ pub async fn get<T: DeserializeOwned>(db: &Db, tenant: i64, name: &str) -> DbRes
 /// Saves the setting, replacing what was there.
 pub async fn put<T: Serialize>(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     name: &str,
     value: &T,
     now: i64,

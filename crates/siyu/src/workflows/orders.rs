@@ -11,6 +11,7 @@
 use crate::convert::{points, tiers};
 use crate::know::audience::{self, Audiences, Change};
 use crate::know::profile;
+use crate::platform::TenantId;
 use crate::platform::db::{Backend, Db};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +27,7 @@ pub enum WorkflowError {
 /// Orders just stored for one tenant.
 #[derive(Debug, Clone, Copy)]
 pub struct OrdersStored<'a> {
-    pub tenant: i64,
+    pub tenant: TenantId,
     /// The orders, as (channel, order number).
     pub orders: &'a [(String, String)],
     /// Their buyers, before and after the store (an order that moved to another customer
@@ -61,7 +62,7 @@ pub async fn orders_stored(
 pub async fn activity_paid(
     db: &Db,
     audiences: &Audiences,
-    tenant: i64,
+    tenant: TenantId,
     customer: i64,
     order_no: &str,
     now: i64,
@@ -74,14 +75,14 @@ pub async fn activity_paid(
         now,
     };
     if let Err(e) = orders_stored(db, audiences, stored).await {
-        tracing::error!(tenant, customer, order_no, error = %e, "points, tiers or the index did not follow a paid activity order");
+        tracing::error!(tenant = %tenant, customer, order_no, error = %e, "points, tiers or the index did not follow a paid activity order");
     }
 }
 
 /// After a bulk import into a tenant: everyone's figures, RFM model and stages recomputed,
 /// PostgreSQL's planner statistics refreshed, and every server on this database asked to
 /// rebuild its index of the tenant.
-pub async fn import_finished(db: &Db, tenant: i64, now: i64) -> Result<(), WorkflowError> {
+pub async fn import_finished(db: &Db, tenant: TenantId, now: i64) -> Result<(), WorkflowError> {
     profile::recompute_all(db, tenant, now).await?;
     // PostgreSQL plans the console's queries and the reference SQL from statistics that a bulk
     // import leaves stale until autovacuum comes round.
@@ -98,7 +99,7 @@ pub async fn import_finished(db: &Db, tenant: i64, now: i64) -> Result<(), Workf
 /// the buyers' figures follow (as after an import). Returns how many orders changed status.
 pub async fn status_map_saved(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     map: &crate::know::import::status_map::StatusMap,
     now: i64,
 ) -> Result<u64, WorkflowError> {

@@ -4,6 +4,7 @@
 //! that asking twice changes nothing. The cursor moves only when a whole window is stored: a run
 //! stopped in the middle (a crash, a deploy) asks that window again and loses nothing.
 
+use crate::platform::TenantId;
 use std::time::{Duration, Instant};
 
 use crate::channels::marketplaces::{Client, Credentials, MarketError, MarketOrder, Platform};
@@ -123,7 +124,7 @@ pub async fn sync_shop(
     db: &Db,
     cipher: &FieldCipher,
     audiences: Option<&Audiences>,
-    tenant: i64,
+    tenant: TenantId,
     shop_id: i64,
     limits: &SyncLimits,
 ) -> Result<SyncRun, SyncError> {
@@ -147,7 +148,7 @@ async fn sync_held(
     db: &Db,
     cipher: &FieldCipher,
     audiences: Option<&Audiences>,
-    tenant: i64,
+    tenant: TenantId,
     shop_id: i64,
     limits: &SyncLimits,
     lease: shops::Lease,

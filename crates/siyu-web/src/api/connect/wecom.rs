@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use siyu::platform::TenantId;
 
 use crate::AppState;
 use crate::api::{ApiCaller, ApiError, json_body, require_write};
@@ -29,7 +30,7 @@ pub(crate) fn refuse(e: ConnectError) -> Response {
     }
 }
 
-pub(crate) fn tenant_of(raw: &str) -> Option<i64> {
+pub(crate) fn tenant_of(raw: &str) -> Option<TenantId> {
     raw.parse().ok()
 }
 

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use siyu::platform::TenantId;
 
 use crate::AppState;
 use crate::api::{
@@ -50,7 +51,7 @@ pub(crate) async fn start_bargain(
 
 pub(crate) async fn bargain_answer(
     app: &AppState,
-    tenant: i64,
+    tenant: TenantId,
     id: i64,
 ) -> Result<Response, ApiError> {
     let b = bargain::get(&app.db, tenant, id).await?;
@@ -118,7 +119,7 @@ pub(crate) async fn assist(
 
 pub(crate) async fn buy(
     app: &AppState,
-    tenant: i64,
+    tenant: TenantId,
     id: i64,
     customer: Option<i64>,
 ) -> Result<Response, ApiError> {

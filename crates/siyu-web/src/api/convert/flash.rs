@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use siyu::platform::TenantId;
 
 use crate::AppState;
 use crate::api::{ApiCaller, ApiError, json_body, live_customer, path_id, require_write};
@@ -26,7 +27,7 @@ pub(crate) async fn create_sale(
 
 pub(crate) async fn sale_view(
     app: &AppState,
-    tenant: i64,
+    tenant: TenantId,
     id: i64,
 ) -> Result<serde_json::Value, ApiError> {
     let sale = app.flash.get(tenant, id).await?;
@@ -113,7 +114,7 @@ pub(crate) async fn sale_orders(
 
 pub(crate) async fn pay_order(
     app: &AppState,
-    tenant: i64,
+    tenant: TenantId,
     id: i64,
     customer: Option<i64>,
 ) -> Result<Response, ApiError> {

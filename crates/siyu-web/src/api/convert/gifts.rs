@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use siyu::platform::TenantId;
 
 use crate::AppState;
 use crate::api::{
@@ -33,7 +34,7 @@ pub(crate) async fn list_gifts(
 
 pub(crate) async fn redeem(
     app: &AppState,
-    tenant: i64,
+    tenant: TenantId,
     gift: i64,
     customer: i64,
 ) -> Result<Response, ApiError> {

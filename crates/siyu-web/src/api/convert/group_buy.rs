@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use siyu::platform::TenantId;
 
 use crate::AppState;
 use crate::api::{
@@ -53,7 +54,7 @@ pub(crate) async fn buy_view(
 /// full team back, so this runs once per team, never on a view.
 pub(crate) async fn follow_if_filled(
     app: &AppState,
-    tenant: i64,
+    tenant: TenantId,
     t: &Team,
 ) -> Result<(), ApiError> {
     if t.status != TeamStatus::Full {
@@ -78,7 +79,7 @@ pub(crate) async fn follow_if_filled(
 /// The team and its members, for the brand's systems.
 pub(crate) async fn team_answer(
     app: &AppState,
-    tenant: i64,
+    tenant: TenantId,
     t: Team,
 ) -> Result<Response, ApiError> {
     let members = group_buy::team_members(&app.db, tenant, t.id).await?;

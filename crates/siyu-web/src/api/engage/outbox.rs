@@ -61,7 +61,7 @@ pub(crate) async fn send_message(
         }
         Purpose::Service => match &b.template_code {
             Some(t) if !t.trim().is_empty() => tracing::info!(
-                tenant = caller.tenant_id,
+                tenant = %caller.tenant_id,
                 actor = %crate::api::actor(&caller),
                 template = %t,
                 "service message through the API (passes unsubscribes, caps and quiet hours)"

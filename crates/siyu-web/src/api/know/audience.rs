@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value as Json_, json};
+use siyu::platform::TenantId;
 
 use crate::AppState;
 use crate::api::{ApiCaller, ApiError, json_body};
@@ -40,7 +41,7 @@ pub(crate) async fn count_rule(
     Ok(Json(count_json(&app, caller.tenant_id, &rule).await?).into_response())
 }
 
-pub async fn count_json(app: &AppState, tenant: i64, rule: &Rule) -> Result<Json_, ApiError> {
+pub async fn count_json(app: &AppState, tenant: TenantId, rule: &Rule) -> Result<Json_, ApiError> {
     let now = now_ms();
     let (count, micros, total) = app
         .audiences

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json_, json};
+use siyu::platform::TenantId;
 
 use crate::AppState;
 use crate::api::{ApiCaller, ApiError, json_body, require_write};
@@ -12,7 +13,7 @@ use siyu::know::rfm::{ALL_CLASSES, ALL_STAGES, LayeringSettings};
 use siyu::platform::clock::now_ms;
 
 /// The RFM class and stage distribution as the index has it, with the model in force.
-pub async fn rfm_json(app: &AppState, tenant: i64) -> Result<Json_, ApiError> {
+pub async fn rfm_json(app: &AppState, tenant: TenantId) -> Result<Json_, ApiError> {
     let (classes, stages, total) = app
         .audiences
         .read(tenant, |ix| {

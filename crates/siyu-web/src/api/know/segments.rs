@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value as Json_, json};
+use siyu::platform::TenantId;
 
 use super::audience::preview_json;
 use crate::AppState;
@@ -24,7 +25,7 @@ pub(crate) fn segment_json(s: &SegmentRow, count: Option<u64>) -> Json_ {
 
 pub(crate) async fn segment_count(
     app: &AppState,
-    tenant: i64,
+    tenant: TenantId,
     s: &SegmentRow,
 ) -> Result<Option<u64>, ApiError> {
     Ok(match s.rule() {

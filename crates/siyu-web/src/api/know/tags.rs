@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value as Json_, json};
+use siyu::platform::TenantId;
 
 use crate::AppState;
 use crate::api::{ApiCaller, ApiError, actor, json_body, parse_id, require_write};
@@ -114,7 +115,7 @@ pub(crate) struct TagTargets {
 /// Resolves ids (following merges) and list lines to customers; what names no one is reported.
 pub(crate) async fn targets(
     app: &AppState,
-    tenant: i64,
+    tenant: TenantId,
     t: &TagTargets,
 ) -> Result<(Vec<i64>, Vec<Json_>), ApiError> {
     tags::check_list_length("customer_ids", t.customer_ids.len())?;
@@ -148,13 +149,13 @@ pub(crate) async fn targets(
 /// is stored (the next rebuild repairs the index).
 pub(crate) async fn told(
     app: &AppState,
-    tenant: i64,
+    tenant: TenantId,
     r: Result<Vec<i64>, tags::TagError>,
 ) -> Result<Vec<i64>, ApiError> {
     match r {
         Ok(changed) => {
             if let Err(ix) = app.audiences.tags_changed(tenant, &changed).await {
-                tracing::error!(error = %ix, tenant, "the audience index missed a tagging");
+                tracing::error!(error = %ix, tenant = %tenant, "the audience index missed a tagging");
             }
             Ok(changed)
         }
@@ -162,7 +163,7 @@ pub(crate) async fn told(
             if let tags::TagError::Stopped { done, .. } = &e
                 && let Err(ix) = app.audiences.tags_changed(tenant, done).await
             {
-                tracing::error!(error = %ix, tenant, "the audience index missed a stopped tagging");
+                tracing::error!(error = %ix, tenant = %tenant, "the audience index missed a stopped tagging");
             }
             Err(e.into())
         }

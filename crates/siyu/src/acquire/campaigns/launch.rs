@@ -1,6 +1,7 @@
 //! Launching a campaign: the audience, chunk by chunk, turned into recipient outcomes, tracking
 //! links and outbox messages, resumable after a crash.
 
+use crate::platform::TenantId;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -23,7 +24,7 @@ pub async fn launch(
     db: &Db,
     cipher: &FieldCipher,
     public_url: &str,
-    tenant: i64,
+    tenant: TenantId,
     id: i64,
     now: i64,
 ) -> Result<LaunchReport, CampaignError> {
@@ -38,7 +39,7 @@ pub async fn launch_then(
     db: &Db,
     cipher: &FieldCipher,
     public_url: &str,
-    tenant: i64,
+    tenant: TenantId,
     id: i64,
     now: i64,
     outbox: Option<&Outbox>,
@@ -162,7 +163,7 @@ pub async fn launch_then(
 /// identity: nothing decrypted), the one they gave first when they gave several.
 pub(super) async fn first_numbers(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     customers: &[i64],
 ) -> Result<HashMap<i64, Address>, DbError> {
     let rows: Vec<(i64, String, Option<String>, i64)> = db
@@ -200,7 +201,7 @@ impl Drop for Preparing {
 /// What every chunk of one launch is decided against.
 pub(super) struct LaunchPlan {
     pub(super) db: Db,
-    pub(super) tenant: i64,
+    pub(super) tenant: TenantId,
     pub(super) campaign: Campaign,
     pub(super) public_url: String,
     pub(super) variant_pieces: HashMap<String, Vec<Piece>>,
@@ -329,7 +330,7 @@ impl LaunchPlan {
 /// sends where it writes (then what it did comes back).
 pub(super) async fn write_chunk(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     id: i64,
     p: PreparedChunk,
     now: i64,

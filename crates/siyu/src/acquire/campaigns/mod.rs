@@ -4,6 +4,7 @@
 //! one per person, with tracking links in place of URLs, sent from the scheduled time within
 //! the contact policy's window and under the provider's rate.
 
+use crate::platform::TenantId;
 mod content;
 mod launch;
 mod records;
@@ -68,7 +69,7 @@ pub struct NewCampaign {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Campaign {
     pub id: i64,
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub name: String,
     pub snapshot_id: i64,
     pub variants: Vec<VariantSpec>,

@@ -1,6 +1,7 @@
 //! Creating a campaign (validating its settings and variants, then storing it as a draft) and
 //! reading campaigns back.
 
+use crate::platform::TenantId;
 use std::collections::HashSet;
 
 use super::*;
@@ -12,7 +13,7 @@ use crate::platform::db::{Db, sql};
 /// Validates and stores a campaign; returns it with the content report of each variant.
 pub async fn create(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     c: &NewCampaign,
     link_len: usize,
     now: i64,
@@ -118,7 +119,7 @@ pub async fn create(
 #[derive(sqlx::FromRow)]
 pub(super) struct CampaignRow {
     pub(super) id: i64,
-    pub(super) tenant_id: i64,
+    pub(super) tenant_id: TenantId,
     pub(super) name: String,
     pub(super) snapshot_id: i64,
     pub(super) variants: String,
@@ -159,7 +160,7 @@ impl From<CampaignRow> for Campaign {
     }
 }
 
-pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<Campaign, CampaignError> {
+pub async fn get(db: &Db, tenant: TenantId, id: i64) -> Result<Campaign, CampaignError> {
     let row: Option<CampaignRow> = db
         .fetch_optional(
             &sql(format!(
@@ -172,7 +173,7 @@ pub async fn get(db: &Db, tenant: i64, id: i64) -> Result<Campaign, CampaignErro
     row.map(Campaign::from).ok_or(CampaignError::NotFound(id))
 }
 
-pub async fn list(db: &Db, tenant: i64) -> Result<Vec<Campaign>, CampaignError> {
+pub async fn list(db: &Db, tenant: TenantId) -> Result<Vec<Campaign>, CampaignError> {
     let rows: Vec<CampaignRow> = db
         .fetch_all(
             &sql(format!(

@@ -1,5 +1,6 @@
 //! A launch's outcome counts (queued, control, no phone, duplicate, excluded, unsubscribed).
 
+use crate::platform::TenantId;
 use serde::Serialize;
 
 use super::*;
@@ -21,7 +22,11 @@ pub struct LaunchReport {
 }
 
 /// The launch's outcome counts, from the recipients recorded.
-pub async fn launch_report(db: &Db, tenant: i64, id: i64) -> Result<LaunchReport, CampaignError> {
+pub async fn launch_report(
+    db: &Db,
+    tenant: TenantId,
+    id: i64,
+) -> Result<LaunchReport, CampaignError> {
     let rows: Vec<(String, i64)> = db
         .fetch_all(
             &sql("SELECT outcome, COUNT(*) FROM campaign_recipients WHERE tenant_id = $1 AND campaign_id = $2 GROUP BY outcome")

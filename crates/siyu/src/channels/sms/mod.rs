@@ -2,6 +2,7 @@
 //! (TC3-HMAC-SHA256) and `log`, the default, which records messages instead of sending them.
 //! Also the trade's rules for SMS text: billable parts, the signature, the opt-out line.
 
+use crate::platform::TenantId;
 pub mod aliyun;
 pub mod callbacks;
 pub mod log;
@@ -18,7 +19,7 @@ pub struct SmsMessage {
     /// The outbox row: the idempotency key, and the `OutId`/`SessionContext` that comes back
     /// with the delivery receipt.
     pub outbox_id: i64,
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     /// 11-digit mainland number.
     pub phone: String,
     /// The text the customer reads (what `log` records and what parts are counted on).

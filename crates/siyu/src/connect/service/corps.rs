@@ -2,6 +2,7 @@
 //! the corp they make (callback crypto, API client, time zone), loaded once and kept, and the
 //! settings page's view of them.
 
+use crate::platform::TenantId;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -29,7 +30,7 @@ pub struct CorpSettings {
 
 /// A configured corp, ready to take callbacks and call the API.
 pub struct Corp {
-    pub tenant: i64,
+    pub tenant: TenantId,
     pub crypto: CallbackCrypto,
     pub api: Arc<WecomApi>,
     /// The tenant's offset from UTC (its contact policy's time zone): rotas, welcome times.
@@ -49,7 +50,7 @@ impl Connect {
     /// Checks and stores a tenant's settings (secrets encrypted) and starts using them.
     pub async fn configure(
         &self,
-        tenant: i64,
+        tenant: TenantId,
         s: CorpSettings,
         now: i64,
     ) -> Result<Arc<Corp>, ConnectError> {
@@ -98,12 +99,14 @@ impl Connect {
         self.corp(tenant).await
     }
 
-    pub(super) fn write_corps(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<i64, Arc<Corp>>> {
+    pub(super) fn write_corps(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<TenantId, Arc<Corp>>> {
         self.corps.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The tenant's corp, loaded once.
-    pub async fn corp(&self, tenant: i64) -> Result<Arc<Corp>, ConnectError> {
+    pub async fn corp(&self, tenant: TenantId) -> Result<Arc<Corp>, ConnectError> {
         if let Some(c) = self
             .corps
             .read()
@@ -158,7 +161,7 @@ impl Connect {
     }
 
     /// What `GET /api/v1/wecom` shows: the settings without their secrets, and the inbox.
-    pub async fn settings_view(&self, tenant: i64) -> Result<SettingsView, ConnectError> {
+    pub async fn settings_view(&self, tenant: TenantId) -> Result<SettingsView, ConnectError> {
         let row: Option<(String, String, i64)> = self
             .db
             .fetch_optional(

@@ -1,6 +1,7 @@
 //! A callback's work: contacts added, edited, deleted or not transferred, recorded on the
 //! customer's timeline; a live code's tags, guide count and card; group and tag changes.
 
+use crate::platform::TenantId;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -32,7 +33,7 @@ impl Connect {
     /// The live code a `state` names, from memory after the first time.
     pub(super) async fn code_by_state(
         &self,
-        tenant: i64,
+        tenant: TenantId,
         state: &str,
     ) -> Result<Option<Arc<LiveCode>>, DbError> {
         let k = (tenant, state.to_owned());

@@ -1,6 +1,7 @@
 //! The callback inbox: URL verification, and each callback verified, decrypted, parsed and
 //! stored before it is acknowledged; its outcome recorded, the unfinished requeued, the counts.
 
+use crate::platform::TenantId;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -38,7 +39,7 @@ impl Connect {
     /// URL verification: the decrypted echostr, which WeCom expects back verbatim.
     pub async fn verify_url(
         &self,
-        tenant: i64,
+        tenant: TenantId,
         q: &CallbackQuery,
         now: i64,
     ) -> Result<String, ConnectError> {
@@ -55,7 +56,7 @@ impl Connect {
     /// Takes a callback: verify, decrypt, parse, store, queue. Returns once it is durable.
     pub async fn receive(
         &self,
-        tenant: i64,
+        tenant: TenantId,
         q: &CallbackQuery,
         body: &str,
         now: i64,
@@ -131,9 +132,9 @@ impl Connect {
     pub(super) async fn retry_unfinished(
         &self,
         now: i64,
-        tenant: Option<i64>,
+        tenant: Option<TenantId>,
     ) -> Result<usize, DbError> {
-        let rows: Vec<(i64, String, String, i64)> = self
+        let rows: Vec<(TenantId, String, String, i64)> = self
             .db
             .fetch_all(
                 &sql("SELECT tenant_id, event_key, body, received_at FROM wecom_inbox WHERE done_at IS NULL AND received_at < $1 AND attempts < $2 \
@@ -188,7 +189,7 @@ impl Connect {
 
     /// Waits until every callback received for the tenant has been worked through; Err with
     /// the number still unfinished when `timeout` passes first.
-    pub async fn wait_drained(&self, tenant: i64, timeout: Duration) -> Result<(), i64> {
+    pub async fn wait_drained(&self, tenant: TenantId, timeout: Duration) -> Result<(), i64> {
         let until = std::time::Instant::now() + timeout;
         loop {
             match self.inbox_counts(tenant).await {
@@ -206,7 +207,7 @@ impl Connect {
     }
 
     /// Counts of the inbox: received, done, unfinished.
-    pub async fn inbox_counts(&self, tenant: i64) -> Result<(i64, i64), DbError> {
+    pub async fn inbox_counts(&self, tenant: TenantId) -> Result<(i64, i64), DbError> {
         self.db
             .fetch_one(
                 &sql("SELECT COUNT(*), COUNT(done_at) FROM wecom_inbox WHERE tenant_id = $1")

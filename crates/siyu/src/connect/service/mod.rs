@@ -9,6 +9,7 @@
 //! runs on the normal lanes: several, each in arrival order, with every callback about one
 //! contact or one group on the same lane so their order holds.
 
+use crate::platform::TenantId;
 mod corps;
 mod handling;
 mod inbox;
@@ -65,7 +66,7 @@ impl Refuse for ConnectError {
 
 #[derive(Debug, Clone)]
 struct Job {
-    tenant: i64,
+    tenant: TenantId,
     key: String,
     env: Envelope,
     received_at: i64,
@@ -78,8 +79,8 @@ pub struct Connect {
     /// Told when a live code tags a contact, so the audiences count the tag at once.
     audiences: Option<Arc<Audiences>>,
     http: reqwest::Client,
-    corps: RwLock<HashMap<i64, Arc<Corp>>>,
-    codes: RwLock<HashMap<(i64, String), Arc<LiveCode>>>,
+    corps: RwLock<HashMap<TenantId, Arc<Corp>>>,
+    codes: RwLock<HashMap<(TenantId, String), Arc<LiveCode>>>,
     urgent: mpsc::UnboundedSender<Job>,
     /// One round of periodic work at a time (the 30 s timer and `POST /api/v1/connect/tick`).
     tick_lock: tokio::sync::Mutex<()>,
@@ -89,7 +90,7 @@ pub struct Connect {
     any_base_url: std::sync::atomic::AtomicBool,
     normal: Vec<mpsc::UnboundedSender<Job>>,
     /// Callbacks queued in this process and not finished: the retry sweep leaves them alone.
-    in_flight: std::sync::Mutex<std::collections::HashSet<(i64, String)>>,
+    in_flight: std::sync::Mutex<std::collections::HashSet<(TenantId, String)>>,
 }
 
 impl Connect {

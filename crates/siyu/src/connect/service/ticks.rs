@@ -1,6 +1,7 @@
 //! The periodic work, every 30 s or on `POST /api/v1/connect/tick`: lost tasks reconciled,
 //! live-code rotas, SOP posts and mass messages released and followed up, callbacks retried.
 
+use crate::platform::TenantId;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,20 +49,24 @@ impl Connect {
             callbacks_retried: self.retry_unfinished(now, None).await?,
             ..Default::default()
         };
-        let tenants: Vec<(i64,)> = self
+        let tenants: Vec<(TenantId,)> = self
             .db
             .fetch_all(&sql("SELECT tenant_id FROM wecom_corps"))
             .await?;
         for (tenant,) in tenants {
             if let Err(e) = self.tenant_work(tenant, now, &mut r).await {
-                tracing::warn!(tenant, error = %e, "connect work for this tenant failed; will retry");
+                tracing::warn!(tenant = %tenant, error = %e, "connect work for this tenant failed; will retry");
             }
         }
         Ok(r)
     }
 
     /// One round of periodic work for one tenant (`POST /api/v1/connect/tick`).
-    pub async fn tick_tenant(&self, tenant: i64, now: i64) -> Result<TickReport, ConnectError> {
+    pub async fn tick_tenant(
+        &self,
+        tenant: TenantId,
+        now: i64,
+    ) -> Result<TickReport, ConnectError> {
         let _one = self.tick_lock.lock().await;
         let mut r = TickReport {
             callbacks_retried: self.retry_unfinished(now, Some(tenant)).await?,
@@ -73,7 +78,7 @@ impl Connect {
 
     pub(super) async fn tenant_work(
         &self,
-        tenant: i64,
+        tenant: TenantId,
         now: i64,
         r: &mut TickReport,
     ) -> Result<(), ConnectError> {

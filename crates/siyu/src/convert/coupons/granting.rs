@@ -1,6 +1,7 @@
 //! Granting coupons within a template's total, per-customer limit and dates, each with a
 //! readable code.
 
+use crate::platform::TenantId;
 use rand::Rng;
 use serde::Serialize;
 
@@ -37,7 +38,7 @@ pub struct Grant {
 /// gives only what the per-customer limit still allows.
 pub async fn grant(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     template_id: i64,
     customers: &[i64],
     source: &str,
@@ -65,7 +66,7 @@ pub async fn grant(
 /// [`grant`] inside the caller's transaction, which holds the tenant lock.
 pub async fn grant_in(
     tx: &mut Tx,
-    tenant: i64,
+    tenant: TenantId,
     template_id: i64,
     customers: &[i64],
     source: &str,
@@ -140,7 +141,7 @@ pub async fn grant_in(
 /// How many coupons of the template each listed customer holds (absent: none).
 async fn held_by(
     tx: &mut Tx,
-    tenant: i64,
+    tenant: TenantId,
     template: i64,
     customers: &[i64],
 ) -> Result<HashMap<i64, i64>, DbError> {
@@ -169,7 +170,7 @@ async fn held_by(
 /// again.
 async fn insert_coupons(
     tx: &mut Tx,
-    tenant: i64,
+    tenant: TenantId,
     template: i64,
     customers: &[i64],
     source: &str,

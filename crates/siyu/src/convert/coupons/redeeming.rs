@@ -1,6 +1,7 @@
 //! Using a coupon on an order (threshold, channel, store, stacking on what is left) and giving
 //! it back when the order is refunded.
 
+use crate::platform::TenantId;
 use serde::Deserialize;
 
 use super::*;
@@ -73,7 +74,7 @@ pub(super) fn allowed(list: Option<&str>, v: Option<&str>) -> bool {
 }
 
 /// Redeems a coupon on an order, exactly once. Returns the coupon as redeemed.
-pub async fn redeem(db: &Db, tenant: i64, u: &UseOn, now: i64) -> Result<Coupon, CouponError> {
+pub async fn redeem(db: &Db, tenant: TenantId, u: &UseOn, now: i64) -> Result<Coupon, CouponError> {
     if u.order_ref.trim().is_empty() {
         return Err(invalid("order_ref", "is empty"));
     }
@@ -177,7 +178,7 @@ pub async fn redeem(db: &Db, tenant: i64, u: &UseOn, now: i64) -> Result<Coupon,
 /// An order was refunded: its coupons come back while they are still valid.
 pub async fn refund_order(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     order_ref: &str,
     now: i64,
 ) -> Result<(u64, u64), CouponError> {

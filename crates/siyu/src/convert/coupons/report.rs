@@ -1,5 +1,6 @@
 //! What a template's coupons did, and a customer's coupons.
 
+use crate::platform::TenantId;
 use serde::Serialize;
 
 use super::*;
@@ -19,7 +20,7 @@ pub struct Report {
 
 pub async fn report(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     template_id: i64,
     now: i64,
 ) -> Result<Report, CouponError> {
@@ -50,7 +51,7 @@ pub async fn report(
     })
 }
 
-pub async fn coupons_of(db: &Db, tenant: i64, customer: i64) -> Result<Vec<Coupon>, DbError> {
+pub async fn coupons_of(db: &Db, tenant: TenantId, customer: i64) -> Result<Vec<Coupon>, DbError> {
     db.fetch_all(
         &sql(format!(
             "SELECT {COUPON_COLS} FROM coupons WHERE tenant_id = $1 AND customer_id = $2 ORDER BY id DESC LIMIT 200"

@@ -1,11 +1,12 @@
 //! Making a coupon template and reading templates back.
 
 use super::*;
+use crate::platform::TenantId;
 use crate::platform::db::{Db, DbError, sql};
 
 pub async fn create_template(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     t: &TemplateInput,
     now: i64,
 ) -> Result<Template, CouponError> {
@@ -42,7 +43,7 @@ pub async fn create_template(
     Ok(row)
 }
 
-pub async fn template(db: &Db, tenant: i64, id: i64) -> Result<Template, CouponError> {
+pub async fn template(db: &Db, tenant: TenantId, id: i64) -> Result<Template, CouponError> {
     db.fetch_optional(
         &sql(format!(
             "SELECT {TEMPLATE_COLS} FROM coupon_templates WHERE tenant_id = $1 AND id = $2"
@@ -54,7 +55,7 @@ pub async fn template(db: &Db, tenant: i64, id: i64) -> Result<Template, CouponE
     .ok_or(CouponError::NoTemplate(id))
 }
 
-pub async fn templates(db: &Db, tenant: i64) -> Result<Vec<Template>, DbError> {
+pub async fn templates(db: &Db, tenant: TenantId) -> Result<Vec<Template>, DbError> {
     db.fetch_all(
         &sql(format!(
             "SELECT {TEMPLATE_COLS} FROM coupon_templates WHERE tenant_id = $1 ORDER BY id DESC"
@@ -68,7 +69,7 @@ pub async fn templates(db: &Db, tenant: i64) -> Result<Vec<Template>, DbError> {
 /// `api` until the brand says otherwise). Coupons already granted are not touched.
 pub async fn set_claim_via(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     id: i64,
     via: ClaimVia,
 ) -> Result<Template, CouponError> {

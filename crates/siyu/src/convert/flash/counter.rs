@@ -1,6 +1,7 @@
 //! The sale's counter in memory: units left and units held per customer behind one short
 //! lock, loaded from `stock - sold` on first use, taken from and given back to through the gate.
 
+use crate::platform::TenantId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -57,7 +58,7 @@ impl FlashSales {
     pub(super) async fn take(
         &self,
         live: &Live,
-        tenant: i64,
+        tenant: TenantId,
         customer: i64,
         qty: i64,
     ) -> Result<(), FlashError> {
@@ -70,7 +71,7 @@ impl FlashSales {
     pub(super) async fn give_back(
         &self,
         live: &Live,
-        tenant: i64,
+        tenant: TenantId,
         customer: i64,
         qty: i64,
         to_stock: bool,
@@ -82,7 +83,7 @@ impl FlashSales {
     }
 
     /// Units left as this process sees them (memory when the sale is being sold, else the store).
-    pub async fn left(&self, tenant: i64, id: i64) -> Result<i64, FlashError> {
+    pub async fn left(&self, tenant: TenantId, id: i64) -> Result<i64, FlashError> {
         if let (Gate::Memory, Some(l)) = (&self.gate, self.cached(tenant, id)) {
             return Ok(l.left());
         }
@@ -90,7 +91,7 @@ impl FlashSales {
         Ok(s.stock - s.sold)
     }
 
-    pub(super) fn cached(&self, tenant: i64, id: i64) -> Option<Arc<Live>> {
+    pub(super) fn cached(&self, tenant: TenantId, id: i64) -> Option<Arc<Live>> {
         self.live
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -99,7 +100,7 @@ impl FlashSales {
     }
 
     /// The sale's counter, read from the store on first use (this is the restart recovery).
-    pub(super) async fn live(&self, tenant: i64, id: i64) -> Result<Arc<Live>, FlashError> {
+    pub(super) async fn live(&self, tenant: TenantId, id: i64) -> Result<Arc<Live>, FlashError> {
         if let Some(l) = self.cached(tenant, id) {
             return Ok(l);
         }

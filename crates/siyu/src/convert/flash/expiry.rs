@@ -1,6 +1,7 @@
 //! Reservations that end unpaid: cancelled by the customer or expired past their deadline,
 //! with their units returned to `sold` and to the gate.
 
+use crate::platform::TenantId;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ impl FlashSales {
     /// The customer gives a pending reservation up; its units return to stock at once.
     pub async fn cancel(
         &self,
-        tenant: i64,
+        tenant: TenantId,
         order_id: i64,
         customer: Option<i64>,
     ) -> Result<FlashOrder, FlashError> {
@@ -58,9 +59,9 @@ impl FlashSales {
     ) -> Result<usize, FlashError> {
         let _g = self.loading.lock().await;
         let mut tx = self.db.begin().await?;
-        let ended: Vec<(i64, i64, i64, i64)> = tx.fetch_all(update).await?;
+        let ended: Vec<(TenantId, i64, i64, i64)> = tx.fetch_all(update).await?;
         // Sales in id order, as the reservation writer takes them: no deadlock between the two.
-        let mut per_sale: std::collections::BTreeMap<(i64, i64), i64> = Default::default();
+        let mut per_sale: std::collections::BTreeMap<(TenantId, i64), i64> = Default::default();
         for (tenant, sale, _, q) in &ended {
             *per_sale.entry((*tenant, *sale)).or_default() += q;
         }

@@ -1,6 +1,7 @@
 //! A new flash sale as the operator gives it (item, price, stock, window, per-customer
 //! limit, minutes to pay): its checks, and creating the sale.
 
+use crate::platform::TenantId;
 use serde::Deserialize;
 
 use super::*;
@@ -61,7 +62,12 @@ impl SaleInput {
 }
 
 impl FlashSales {
-    pub async fn create(&self, tenant: i64, s: &SaleInput, now: i64) -> Result<Sale, FlashError> {
+    pub async fn create(
+        &self,
+        tenant: TenantId,
+        s: &SaleInput,
+        now: i64,
+    ) -> Result<Sale, FlashError> {
         s.check()?;
         let mut tx = self.db.begin().await?;
         let id = tx.reserve_ids("flash_sale", 1).await?;

@@ -8,6 +8,7 @@
 //! oversell even if two processes ran one sale. Unpaid reservations expire and return their
 //! units; a restart reads `stock - sold` back, which is exactly what was left.
 
+use crate::platform::TenantId;
 mod counter;
 mod expiry;
 mod input;
@@ -166,7 +167,7 @@ enum Gate {
 /// Every flash sale of every tenant this process sells.
 pub struct FlashSales {
     db: Db,
-    live: RwLock<HashMap<(i64, i64), Arc<Live>>>,
+    live: RwLock<HashMap<(TenantId, i64), Arc<Live>>>,
     /// Loading a sale and returning units both go through here, so a sale loaded while units
     /// are being returned cannot count them twice or miss them.
     loading: tokio::sync::Mutex<()>,
@@ -206,7 +207,7 @@ impl FlashSales {
     }
 
     /// The sale as stored (`sold` counts pending and paid reservations).
-    pub async fn get(&self, tenant: i64, id: i64) -> Result<Sale, FlashError> {
+    pub async fn get(&self, tenant: TenantId, id: i64) -> Result<Sale, FlashError> {
         self.db
             .fetch_optional(
                 &sql(format!(
@@ -219,7 +220,7 @@ impl FlashSales {
             .ok_or(FlashError::NoSale(id))
     }
 
-    pub async fn list(&self, tenant: i64) -> Result<Vec<Sale>, FlashError> {
+    pub async fn list(&self, tenant: TenantId) -> Result<Vec<Sale>, FlashError> {
         Ok(self
             .db
             .fetch_all(
@@ -231,7 +232,7 @@ impl FlashSales {
             .await?)
     }
 
-    pub async fn order(&self, tenant: i64, id: i64) -> Result<FlashOrder, FlashError> {
+    pub async fn order(&self, tenant: TenantId, id: i64) -> Result<FlashOrder, FlashError> {
         self.db
             .fetch_optional(
                 &sql(format!(
@@ -246,7 +247,7 @@ impl FlashSales {
 
     pub async fn orders(
         &self,
-        tenant: i64,
+        tenant: TenantId,
         sale_id: i64,
         status: Option<FlashOrderStatus>,
     ) -> Result<Vec<FlashOrder>, FlashError> {
@@ -269,7 +270,7 @@ impl FlashSales {
     /// Reservations and units by status: `(status, reservations, units)`.
     pub async fn counts(
         &self,
-        tenant: i64,
+        tenant: TenantId,
         id: i64,
     ) -> Result<Vec<(FlashOrderStatus, i64, i64)>, FlashError> {
         Ok(self
@@ -286,7 +287,7 @@ impl FlashSales {
     /// One customer's reservations in a sale, newest first.
     pub async fn customer_orders(
         &self,
-        tenant: i64,
+        tenant: TenantId,
         sale_id: i64,
         customer: i64,
     ) -> Result<Vec<FlashOrder>, FlashError> {

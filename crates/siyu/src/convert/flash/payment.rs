@@ -1,6 +1,7 @@
 //! Paying a pending reservation: claimed `pending → paying`, charged, and recorded as a paid
 //! order, or refunded when it cannot be recorded.
 
+use crate::platform::TenantId;
 use std::sync::Arc;
 
 use super::*;
@@ -19,7 +20,7 @@ impl FlashSales {
     pub async fn pay(
         self: &Arc<Self>,
         payments: &Payments,
-        tenant: i64,
+        tenant: TenantId,
         order_id: i64,
         customer: Option<i64>,
         now: i64,
@@ -61,7 +62,7 @@ impl FlashSales {
     pub(super) async fn charge_and_record(
         &self,
         payments: &Payments,
-        tenant: i64,
+        tenant: TenantId,
         o: FlashOrder,
     ) -> Result<FlashOrder, FlashError> {
         let back_to_pending = || {

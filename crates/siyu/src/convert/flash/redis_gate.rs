@@ -1,6 +1,7 @@
 //! The Redis stock gate: Lua scripts that seed, take and give back a sale's units, for several
 //! processes selling one sale.
 
+use crate::platform::TenantId;
 use std::sync::Arc;
 
 use super::*;
@@ -57,12 +58,17 @@ impl RedisGate {
         })
     }
 
-    fn keys(&self, tenant: i64, sale: i64) -> (String, String) {
+    fn keys(&self, tenant: TenantId, sale: i64) -> (String, String) {
         let base = format!("{}:{tenant}:{sale}", self.prefix);
         (format!("{base}:left"), format!("{base}:held"))
     }
 
-    pub(super) async fn seed(&self, tenant: i64, sale: i64, c: &Counter) -> Result<(), FlashError> {
+    pub(super) async fn seed(
+        &self,
+        tenant: TenantId,
+        sale: i64,
+        c: &Counter,
+    ) -> Result<(), FlashError> {
         let (left, held) = self.keys(tenant, sale);
         let mut inv = self.seed.key(left);
         inv.key(held).arg(c.left);
@@ -78,7 +84,7 @@ impl RedisGate {
 
     pub(super) async fn take(
         &self,
-        tenant: i64,
+        tenant: TenantId,
         s: &Sale,
         customer: i64,
         qty: i64,
@@ -103,7 +109,7 @@ impl RedisGate {
 
     pub(super) async fn give(
         &self,
-        tenant: i64,
+        tenant: TenantId,
         sale: i64,
         customer: i64,
         qty: i64,
@@ -121,7 +127,7 @@ impl RedisGate {
             .await;
         if let Err(e) = r {
             // Redis now counts fewer units than the store: the sale undersells, never oversells.
-            tracing::error!(error = %e, tenant, sale, "returning units to the Redis gate failed");
+            tracing::error!(error = %e, tenant = %tenant, sale, "returning units to the Redis gate failed");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! An attempt to buy and its reservation: a unit taken at the gate is handed to the
 //! group-commit writer, which stores many reservations in one transaction and moves `sold`.
 
+use crate::platform::TenantId;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use crate::platform::db::{Db, DbResult, Value, sql, values_placeholders};
 pub(super) const GROUP: usize = 2_000;
 
 pub(super) struct Job {
-    pub(super) tenant: i64,
+    pub(super) tenant: TenantId,
     pub(super) sale_id: i64,
     pub(super) customer: i64,
     pub(super) quantity: i64,
@@ -57,7 +58,7 @@ pub(super) async fn store_reservations(
 ) -> DbResult<Vec<Result<FlashOrder, FlashError>>> {
     let mut tx = db.begin().await?;
     // Move `sold` per sale; the condition is the store's own guard against overselling.
-    let mut per_sale: HashMap<(i64, i64), Vec<usize>> = HashMap::new();
+    let mut per_sale: HashMap<(TenantId, i64), Vec<usize>> = HashMap::new();
     for (i, j) in jobs.iter().enumerate() {
         per_sale.entry((j.tenant, j.sale_id)).or_default().push(i);
     }
@@ -139,7 +140,7 @@ pub(super) async fn store_reservations(
         .collect())
 }
 
-pub(super) fn take_units(tenant: i64, sale: i64, n: i64) -> crate::platform::db::Sql {
+pub(super) fn take_units(tenant: TenantId, sale: i64, n: i64) -> crate::platform::db::Sql {
     sql("UPDATE flash_sales SET sold = sold + $3 WHERE tenant_id = $1 AND id = $2 AND sold + $3 <= stock")
         .bind(tenant)
         .bind(sale)
@@ -150,7 +151,7 @@ impl FlashSales {
     /// One attempt to buy: a durable reservation, or why not.
     pub async fn attempt(
         self: &Arc<Self>,
-        tenant: i64,
+        tenant: TenantId,
         sale_id: i64,
         customer: i64,
         quantity: i64,

@@ -5,6 +5,7 @@
 //!
 //! No such row is written after the migration, so the set read once per process stays true.
 
+use crate::platform::TenantId;
 use std::collections::{HashMap, HashSet};
 
 use crate::engage::policy::Purpose;
@@ -15,20 +16,20 @@ use crate::platform::lookup_rekey::LEGACY_PREFIX;
 /// Each tenant's legacy unsubscribed hashes (without the prefix).
 #[derive(Debug, Default)]
 pub(super) struct LegacyUnsubscribes {
-    by_tenant: HashMap<i64, HashSet<String>>,
+    by_tenant: HashMap<TenantId, HashSet<String>>,
 }
 
 impl LegacyUnsubscribes {
     pub(super) async fn read(reader: &mut Reader<'_>) -> DbResult<LegacyUnsubscribes> {
         // The prefix by `substr`, not a range of text: a range's ends sort another way under
         // a database's language-aware collation. Read once per process.
-        let rows: Vec<(i64, String)> = reader
+        let rows: Vec<(TenantId, String)> = reader
             .fetch_all(&sql(
                 "SELECT tenant_id, address_hash FROM unsubscribes WHERE channel = 'sms' \
                  AND substr(address_hash, 1, 3) = 'v1:'",
             ))
             .await?;
-        let mut by_tenant: HashMap<i64, HashSet<String>> = HashMap::new();
+        let mut by_tenant: HashMap<TenantId, HashSet<String>> = HashMap::new();
         for (tenant, hash) in rows {
             if let Some(h) = hash.strip_prefix(LEGACY_PREFIX) {
                 by_tenant.entry(tenant).or_default().insert(h.to_owned());
@@ -42,7 +43,7 @@ impl LegacyUnsubscribes {
     pub(super) fn suppresses(
         &self,
         cipher: &FieldCipher,
-        tenant: i64,
+        tenant: TenantId,
         purpose: &str,
         phone: &str,
     ) -> bool {

@@ -8,6 +8,7 @@
 //! send was interrupted is sent again only to a provider that dedupes by the outbox id (`log`);
 //! for the others it becomes `unknown`, since a second SMS is worse than a missing one.
 
+use crate::platform::TenantId;
 mod dispatch;
 mod legacy_unsubscribes;
 mod policy_facts;
@@ -58,7 +59,7 @@ impl Refuse for OutboxError {
 /// A message to write to the outbox.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub purpose: Purpose,
     pub customer_id: Option<i64>,
     pub address: Address,
@@ -128,7 +129,7 @@ impl DispatchReport {
 /// claimed row or a staged message: a launch decides 50,000 without copying one.
 #[derive(Debug, Clone, Copy)]
 struct Seen<'a> {
-    tenant_id: i64,
+    tenant_id: TenantId,
     purpose: Purpose,
     customer_id: Option<i64>,
     address_hash: &'a str,
@@ -195,7 +196,7 @@ fn retry_wait(tries: i64) -> i64 {
 }
 
 /// Counts of a tenant's outbox by status.
-pub async fn counts(db: &Db, tenant: i64) -> Result<Vec<(String, i64)>, DbError> {
+pub async fn counts(db: &Db, tenant: TenantId) -> Result<Vec<(String, i64)>, DbError> {
     db.fetch_all(
         &sql("SELECT status, COUNT(*) FROM outbox WHERE tenant_id = $1 GROUP BY status ORDER BY status")
             .bind(tenant),
@@ -212,7 +213,7 @@ pub const CODE_KEY_PREFIX: &str = "otp:";
 
 /// The seed a one-time code is derived from ([`FieldCipher::one_time_code`]): the tenant and
 /// the message's dedupe key, unique per code sent.
-pub fn code_seed(tenant: i64, dedupe_key: &str) -> String {
+pub fn code_seed(tenant: TenantId, dedupe_key: &str) -> String {
     format!("{tenant}:{dedupe_key}")
 }
 
@@ -233,7 +234,7 @@ mod tests {
             None,
         )
         .expect("phone");
-        let lookup = cipher.lookup(1);
+        let lookup = cipher.lookup(TenantId::new(1));
         let keyed = phone.key(&cipher, &lookup);
         let from_identity =
             Address::of_identity(&keyed.ikey, keyed.value_enc.clone()).expect("a phone identity");
@@ -265,10 +266,14 @@ mod tests {
         // 04:00 UTC is noon in Shanghai, outside the default quiet hours.
         let noon = 1_799_121_600_000;
         let msg = |i: i64| NewMessage {
-            tenant_id: 1,
+            tenant_id: TenantId::new(1),
             purpose: Purpose::Marketing,
             customer_id: Some(i),
-            address: Address::of_phone(&cipher, &cipher.lookup(1), &format!("1380013800{i}")),
+            address: Address::of_phone(
+                &cipher,
+                &cipher.lookup(TenantId::new(1)),
+                &format!("1380013800{i}"),
+            ),
             content: format!("【茶】第{i}条 拒收请回复R"),
             template_code: None,
             template_params: vec![],
@@ -323,8 +328,9 @@ mod tests {
             .await
             .expect("message");
         }
-        let probes =
-            |h: &str| -> Vec<(i64, String)> { (1..=3).map(|t| (t, h.to_owned())).collect() };
+        let probes = |h: &str| -> Vec<(TenantId, String)> {
+            (1..=3).map(|t| (TenantId::new(t), h.to_owned())).collect()
+        };
         let last: Option<(i64, i64)> = db
             .fetch_optional(&last_sender(&probes("h1")))
             .await

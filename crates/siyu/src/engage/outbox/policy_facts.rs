@@ -1,6 +1,7 @@
 //! The contact policy's facts for a batch (unsubscribes, the week's marketing, recent
 //! duplicates), probed per tenant, and each message's verdict in batch order.
 
+use crate::platform::TenantId;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
@@ -70,7 +71,7 @@ pub(super) struct BatchFacts<'a> {
 }
 
 /// Each tenant's policy and facts, for one batch.
-pub(super) type Known<'a> = HashMap<i64, (ContactPolicy, BatchFacts<'a>)>;
+pub(super) type Known<'a> = HashMap<TenantId, (ContactPolicy, BatchFacts<'a>)>;
 
 /// The policy's verdict for each message of `batch`, in order; messages earlier in the batch
 /// count towards caps and dedupe of later ones.
@@ -122,7 +123,7 @@ impl Outbox {
         now: i64,
     ) -> Result<Known<'a>, OutboxError> {
         let mut known = Known::new();
-        let tenants: HashSet<i64> = batch.iter().map(|m| m.tenant_id).collect();
+        let tenants: HashSet<TenantId> = batch.iter().map(|m| m.tenant_id).collect();
         for tenant in tenants {
             let policy = policy::load_in(reader, tenant).await?;
             let marketing: Vec<Seen<'a>> = batch
@@ -139,7 +140,7 @@ impl Outbox {
     pub(super) async fn facts<'a>(
         &self,
         db: &mut Reader<'_>,
-        tenant: i64,
+        tenant: TenantId,
         policy: &ContactPolicy,
         msgs: &[Seen<'a>],
         now: i64,

@@ -1,6 +1,7 @@
 //! What comes back from the providers: delivery receipts, and replies routed to the tenant
 //! that last messaged the number (an unsubscribe when they say R, TD or 退订).
 
+use crate::platform::TenantId;
 use crate::platform::crypto::FieldCipher;
 use crate::platform::db::{Db, DbError, Sql, sql};
 
@@ -34,7 +35,7 @@ const TENANTS_PER_PROBE: usize = 500;
 /// number): a provider's reply callback names only the number. Each tenant is one index probe
 /// through `outbox_address (tenant_id, address_hash, sent_at)` of sent messages, never a scan of
 /// the outbox.
-pub(super) fn last_sender(probes: &[(i64, String)]) -> Sql {
+pub(super) fn last_sender(probes: &[(TenantId, String)]) -> Sql {
     let arms: Vec<String> = (0..probes.len())
         .map(|i| {
             let (t, h) = (2 * i + 1, 2 * i + 2);
@@ -61,17 +62,17 @@ async fn last_sender_of(
     db: &Db,
     cipher: &FieldCipher,
     phone: &str,
-) -> Result<Option<(i64, String)>, DbError> {
-    let tenants: Vec<(i64,)> = db
+) -> Result<Option<(TenantId, String)>, DbError> {
+    let tenants: Vec<(TenantId,)> = db
         .fetch_all(&sql("SELECT id FROM tenants ORDER BY id"))
         .await?;
-    let mut newest: Option<(i64, i64, String)> = None;
+    let mut newest: Option<(TenantId, i64, String)> = None;
     for chunk in tenants.chunks(TENANTS_PER_PROBE) {
-        let probes: Vec<(i64, String)> = chunk
+        let probes: Vec<(TenantId, String)> = chunk
             .iter()
             .map(|&(t,)| (t, cipher.lookup(t).hash(phone)))
             .collect();
-        let found: Option<(i64, i64)> = db.fetch_optional(&last_sender(&probes)).await?;
+        let found: Option<(TenantId, i64)> = db.fetch_optional(&last_sender(&probes)).await?;
         if let Some((tenant, last)) = found
             && newest.as_ref().is_none_or(|(_, n, _)| last > *n)
             && let Some((_, hash)) = probes.into_iter().find(|(t, _)| *t == tenant)
@@ -91,7 +92,7 @@ pub async fn record_reply(
     phone: &str,
     text: &str,
     at: i64,
-) -> Result<Option<(i64, bool)>, DbError> {
+) -> Result<Option<(TenantId, bool)>, DbError> {
     let Some((tenant, hash)) = last_sender_of(db, cipher, phone).await? else {
         return Ok(None);
     };

@@ -1,6 +1,7 @@
 //! Keeping the index current after committed writes: changed customers reloaded whole, and an
 //! event writer's group counted on top unless a read may already have seen it.
 
+use crate::platform::TenantId;
 use std::sync::atomic::Ordering;
 
 use roaring::RoaringBitmap;
@@ -16,7 +17,7 @@ impl Audiences {
     /// Brings the index up to date with the store for these customers after a committed write.
     pub async fn changed(
         &self,
-        tenant: i64,
+        tenant: TenantId,
         customers: &[i64],
         change: Change,
     ) -> Result<(), AudienceError> {
@@ -52,7 +53,7 @@ impl Audiences {
     /// hold (created by another process).
     pub async fn events_written(
         &self,
-        tenant: i64,
+        tenant: TenantId,
         written: &EventsWritten,
         write: u64,
     ) -> Result<(), AudienceError> {
@@ -128,7 +129,7 @@ impl Audiences {
     /// the slot's lock.
     pub(super) async fn reload_locked(
         &self,
-        tenant: i64,
+        tenant: TenantId,
         slot: &Slot,
         ids: &[i64],
         orders: bool,

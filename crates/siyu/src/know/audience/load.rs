@@ -5,6 +5,7 @@ use super::*;
 use crate::know::orders::PURCHASE_STATUSES;
 use crate::know::rfm::{RfmClass, Stage};
 use crate::know::rule::MAX_EVENT_DAYS;
+use crate::platform::TenantId;
 use crate::platform::db::{Db, DbResult, Value, list_placeholders, sql};
 
 pub use index::{Facts, StatsFact, TenantIndex};
@@ -34,7 +35,7 @@ impl Scope<'_> {
 pub(super) async fn fetch<T: crate::platform::db::Row>(
     db: &Db,
     head: &str,
-    tenant: i64,
+    tenant: TenantId,
     extra: &[Value],
     scope: &Scope<'_>,
     column: &str,
@@ -52,7 +53,7 @@ pub(super) async fn fetch<T: crate::platform::db::Row>(
 pub(super) async fn pairs(
     db: &Db,
     head: &str,
-    tenant: i64,
+    tenant: TenantId,
     scope: &Scope<'_>,
 ) -> DbResult<Vec<(u32, String)>> {
     let rows: Vec<(i64, String)> = fetch(db, head, tenant, &[], scope, "customer_id", "").await?;
@@ -65,7 +66,7 @@ pub(super) async fn pairs(
 /// Loads what the index holds about the customers in `scope`.
 pub(super) async fn load_facts(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     scope: &Scope<'_>,
     now: i64,
 ) -> DbResult<Facts> {
@@ -194,7 +195,7 @@ pub(super) async fn load_facts(
 
 pub(super) async fn load_events(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     scope: &Scope<'_>,
     now: i64,
 ) -> DbResult<Vec<(u32, String, i64)>> {
@@ -220,7 +221,7 @@ pub(super) const BUILD_STEP: i64 = 1 << 18;
 /// Builds a tenant's index from the store; `progress` hears (ids done, ids in all).
 pub async fn build_index(
     db: &Db,
-    tenant: i64,
+    tenant: TenantId,
     now: i64,
     mut progress: impl FnMut(u64, u64),
 ) -> DbResult<TenantIndex> {

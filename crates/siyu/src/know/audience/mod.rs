@@ -3,6 +3,7 @@
 //! it which customers changed; it reloads exactly those customers from the store, so a repeated
 //! or late notice is harmless. Rule tags are re-evaluated after each change.
 
+use crate::platform::TenantId;
 mod changes;
 mod load;
 mod rebuild;
@@ -40,7 +41,7 @@ pub enum AudienceError {
     #[error(transparent)]
     Db(#[from] crate::platform::db::DbError),
     #[error("the audience index of tenant {0} is not available")]
-    Unavailable(i64),
+    Unavailable(TenantId),
 }
 
 impl Refuse for AudienceError {
@@ -80,7 +81,7 @@ struct Covered {
 /// Every tenant's audience index. Cheap to share (`Arc`).
 pub struct Audiences {
     db: Db,
-    slots: Mutex<HashMap<i64, Arc<Slot>>>,
+    slots: Mutex<HashMap<TenantId, Arc<Slot>>>,
     /// Event writer groups begun (see [`Audiences::begin_write`]).
     writes_begun: AtomicU64,
 }
@@ -127,7 +128,7 @@ impl Audiences {
         })
     }
 
-    fn slot_entry(&self, tenant: i64) -> Arc<Slot> {
+    fn slot_entry(&self, tenant: TenantId) -> Arc<Slot> {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots
             .entry(tenant)
@@ -147,7 +148,7 @@ impl Audiences {
     /// The slot with its index built; the caller holds the maintenance lock.
     async fn built(
         &self,
-        tenant: i64,
+        tenant: TenantId,
     ) -> Result<(Arc<Slot>, tokio::sync::OwnedMutexGuard<()>), AudienceError> {
         let slot = self.slot_entry(tenant);
         let lock = owned_lock(Arc::clone(&slot)).await;
@@ -161,7 +162,7 @@ impl Audiences {
             let ix = build_index(&self.db, tenant, now_ms(), |_, _| {}).await?;
             let rules = super::tags::rule_tags(&self.db, tenant).await?;
             tracing::info!(
-                tenant,
+                tenant = %tenant,
                 customers = ix.universe.len(),
                 ms = started.elapsed().as_millis() as u64,
                 "audience index built"
@@ -176,7 +177,7 @@ impl Audiences {
     /// Runs `f` on the tenant's index.
     pub async fn read<R>(
         &self,
-        tenant: i64,
+        tenant: TenantId,
         f: impl FnOnce(&TenantIndex) -> R,
     ) -> Result<R, AudienceError> {
         let mut slot = self.slot_entry(tenant);
@@ -199,13 +200,17 @@ impl Audiences {
     }
 
     /// Counts a rule's members now.
-    pub async fn count(&self, tenant: i64, rule: &Rule) -> Result<u64, AudienceError> {
+    pub async fn count(&self, tenant: TenantId, rule: &Rule) -> Result<u64, AudienceError> {
         let now = now_ms();
         self.read(tenant, |ix| ix.query(now).count(rule)).await
     }
 
     /// A rule's members now.
-    pub async fn members(&self, tenant: i64, rule: &Rule) -> Result<RoaringBitmap, AudienceError> {
+    pub async fn members(
+        &self,
+        tenant: TenantId,
+        rule: &Rule,
+    ) -> Result<RoaringBitmap, AudienceError> {
         let now = now_ms();
         self.read(tenant, |ix| ix.query(now).members(rule)).await
     }

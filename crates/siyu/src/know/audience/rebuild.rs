@@ -1,6 +1,7 @@
 //! Rebuilding a tenant's index from the store while the old one keeps answering, and rebuild
 //! requests passed between processes as per-tenant versions.
 
+use crate::platform::TenantId;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use crate::platform::db::{Db, DbResult, sql};
 
 /// Asks every running server to rebuild the tenant's index (after a bulk write such as an
 /// import in another process): bumps the tenant's rebuild version.
-pub async fn request_rebuild(db: &Db, tenant: i64) -> DbResult<()> {
+pub async fn request_rebuild(db: &Db, tenant: TenantId) -> DbResult<()> {
     db.execute(
         &sql(
             "INSERT INTO audience_rebuilds (tenant_id, version, requested_at) VALUES ($1, 1, $2) \
@@ -27,8 +28,8 @@ pub async fn request_rebuild(db: &Db, tenant: i64) -> DbResult<()> {
 
 /// Rebuild versions now, per tenant: read before building, so that a request made during the
 /// build is acted on after it.
-pub async fn rebuild_versions(db: &Db) -> DbResult<HashMap<i64, i64>> {
-    let rows: Vec<(i64, i64)> = db
+pub async fn rebuild_versions(db: &Db) -> DbResult<HashMap<TenantId, i64>> {
+    let rows: Vec<(TenantId, i64)> = db
         .fetch_all(&sql("SELECT tenant_id, version FROM audience_rebuilds"))
         .await?;
     Ok(rows.into_iter().collect())
@@ -41,7 +42,7 @@ impl Audiences {
     /// The old index keeps answering and taking changes while the new one is read from the
     /// store (minutes for millions of customers), so writers never wait for a rebuild; the
     /// customers changed meanwhile are reloaded into the new index once it is in place.
-    pub async fn rebuild(&self, tenant: i64) -> Result<(), AudienceError> {
+    pub async fn rebuild(&self, tenant: TenantId) -> Result<(), AudienceError> {
         self.rebuild_then(tenant, async {}).await
     }
 
@@ -49,7 +50,7 @@ impl Audiences {
     /// replaces the old one (tests use it to write in that window).
     pub async fn rebuild_then(
         &self,
-        tenant: i64,
+        tenant: TenantId,
         meanwhile: impl std::future::Future<Output = ()>,
     ) -> Result<(), AudienceError> {
         let slot = self.slot_entry(tenant);

@@ -1,6 +1,7 @@
 //! Rule tags: re-reading a tenant's tag rules, evaluating each against the index, and storing
 //! who joined and left.
 
+use crate::platform::TenantId;
 use roaring::RoaringBitmap;
 
 use super::*;
@@ -9,7 +10,7 @@ use crate::platform::clock::now_ms;
 impl Audiences {
     /// Re-reads the tenant's rule tags (after one is created, changed or deleted) and brings
     /// their members up to date.
-    pub async fn rule_tags_changed(&self, tenant: i64) -> Result<(), AudienceError> {
+    pub async fn rule_tags_changed(&self, tenant: TenantId) -> Result<(), AudienceError> {
         let (slot, _lock) = self.built(tenant).await?;
         let rules = crate::know::tags::rule_tags(&self.db, tenant).await?;
         let live: Vec<i64> = rules.iter().map(|r| r.0).collect();
@@ -33,7 +34,11 @@ impl Audiences {
     }
 
     /// Tag membership changed by hand (already stored): reload those customers' tags.
-    pub async fn tags_changed(&self, tenant: i64, customers: &[i64]) -> Result<(), AudienceError> {
+    pub async fn tags_changed(
+        &self,
+        tenant: TenantId,
+        customers: &[i64],
+    ) -> Result<(), AudienceError> {
         self.changed(tenant, customers, Change::Customers { orders: false })
             .await
     }
@@ -41,7 +46,7 @@ impl Audiences {
     /// Evaluates each rule tag, stores who joined and left it, and applies that to the index.
     pub(super) async fn refresh_rule_tags_locked(
         &self,
-        tenant: i64,
+        tenant: TenantId,
         slot: &Slot,
         now: i64,
     ) -> Result<(), AudienceError> {
@@ -72,7 +77,7 @@ impl Audiences {
     }
 
     /// Brings the tenant's rule tags up to date with its index now.
-    pub async fn refresh_rule_tags(&self, tenant: i64) -> Result<(), AudienceError> {
+    pub async fn refresh_rule_tags(&self, tenant: TenantId) -> Result<(), AudienceError> {
         let (slot, _lock) = self.built(tenant).await?;
         self.refresh_rule_tags_locked(tenant, &slot, now_ms()).await
     }

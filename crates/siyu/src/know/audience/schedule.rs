@@ -12,7 +12,7 @@ use crate::platform::db::sql;
 impl Audiences {
     /// Builds the index of every tenant now (at start), rather than on first use.
     pub async fn warm(&self) -> Result<(), AudienceError> {
-        let tenants: Vec<(i64,)> = self
+        let tenants: Vec<(TenantId,)> = self
             .db
             .fetch_all(&sql("SELECT id FROM tenants ORDER BY id"))
             .await?;
@@ -27,7 +27,7 @@ impl Audiences {
     /// At start: recomputes purchase figures for tenants whose figures are missing or more than
     /// a day old (windows move with time), then builds every tenant's index.
     pub async fn prepare(&self) -> Result<(), AudienceError> {
-        let tenants: Vec<(i64,)> = self
+        let tenants: Vec<(TenantId,)> = self
             .db
             .fetch_all(&sql("SELECT id FROM tenants ORDER BY id"))
             .await?;
@@ -74,13 +74,13 @@ impl Audiences {
                 if me.db.is_closed() {
                     return;
                 }
-                let tenants: Vec<i64> = {
+                let tenants: Vec<TenantId> = {
                     let slots = me.slots.lock().unwrap_or_else(|p| p.into_inner());
                     slots.keys().copied().collect()
                 };
                 for t in tenants {
                     if let Err(e) = me.refresh_rule_tags(t).await {
-                        tracing::error!(tenant = t, error = %e, "rule tag refresh failed");
+                        tracing::error!(tenant = %t, error = %e, "rule tag refresh failed");
                     }
                 }
             }
@@ -88,7 +88,7 @@ impl Audiences {
     }
 
     pub(super) async fn recompute_everyone(&self) -> Result<(), AudienceError> {
-        let tenants: Vec<(i64,)> = self
+        let tenants: Vec<(TenantId,)> = self
             .db
             .fetch_all(&sql("SELECT id FROM tenants ORDER BY id"))
             .await?;
@@ -106,7 +106,7 @@ impl Audiences {
     pub fn spawn_rebuild_watch(
         self: &Arc<Self>,
         every: std::time::Duration,
-        mut seen: HashMap<i64, i64>,
+        mut seen: HashMap<TenantId, i64>,
     ) {
         let me = Arc::clone(self);
         tokio::spawn(async move {
@@ -125,13 +125,13 @@ impl Audiences {
                 };
                 for (tenant, version) in now {
                     if version > seen.get(&tenant).copied().unwrap_or(0) {
-                        tracing::info!(tenant, "rebuilding the audience index on request");
+                        tracing::info!(tenant = %tenant, "rebuilding the audience index on request");
                         match me.rebuild(tenant).await {
                             Ok(()) => {
                                 seen.insert(tenant, version);
                             }
                             Err(e) => {
-                                tracing::error!(tenant, error = %e, "audience rebuild failed")
+                                tracing::error!(tenant = %tenant, error = %e, "audience rebuild failed")
                             }
                         }
                     }

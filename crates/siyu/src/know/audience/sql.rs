@@ -5,13 +5,14 @@
 use crate::know::orders::PURCHASE_STATUSES;
 use crate::know::rfm::Stage;
 use crate::know::rule::{AttrOp, Range, Rule, last_order_bounds};
+use crate::platform::TenantId;
 use crate::platform::db::{Db, DbResult, Sql, Value, sql};
 
 use super::event_window_start;
 
 struct Builder {
     args: Vec<Value>,
-    tenant: i64,
+    tenant: TenantId,
     now: i64,
 }
 
@@ -223,7 +224,7 @@ impl Builder {
 }
 
 /// `SELECT <what> FROM customers c LEFT JOIN customer_stats s … WHERE <rule>` for a tenant.
-pub fn select(what: &str, tenant: i64, rule: &Rule, now: i64) -> Sql {
+pub fn select(what: &str, tenant: TenantId, rule: &Rule, now: i64) -> Sql {
     let mut b = Builder {
         args: Vec::new(),
         tenant,
@@ -242,13 +243,13 @@ pub fn select(what: &str, tenant: i64, rule: &Rule, now: i64) -> Sql {
 }
 
 /// Counts a rule's members with SQL.
-pub async fn count(db: &Db, tenant: i64, rule: &Rule, now: i64) -> DbResult<u64> {
+pub async fn count(db: &Db, tenant: TenantId, rule: &Rule, now: i64) -> DbResult<u64> {
     let (n,): (i64,) = db.fetch_one(&select("count(*)", tenant, rule, now)).await?;
     Ok(n as u64)
 }
 
 /// A rule's members with SQL, in id order.
-pub async fn members(db: &Db, tenant: i64, rule: &Rule, now: i64) -> DbResult<Vec<i64>> {
+pub async fn members(db: &Db, tenant: TenantId, rule: &Rule, now: i64) -> DbResult<Vec<i64>> {
     let rows: Vec<(i64,)> = db.fetch_all(&select("c.id", tenant, rule, now)).await?;
     let mut ids: Vec<i64> = rows.into_iter().map(|r| r.0).collect();
     ids.sort_unstable();

@@ -5,6 +5,7 @@
 //! the next chunk is parsed. Bad rows go to `NAME.rejected.csv` beside the input with their line,
 //! column and reason; every good row is kept.
 
+use crate::platform::TenantId;
 mod parse;
 pub mod presets;
 pub mod receipts;
@@ -119,7 +120,7 @@ pub fn rejected_path(file: &Path) -> PathBuf {
 pub async fn import_file(
     db: &Db,
     cipher: &FieldCipher,
-    tenant_id: i64,
+    tenant_id: TenantId,
     path: &Path,
     opts: &ImportOptions,
     progress: Option<&ProgressBar>,
@@ -135,7 +136,7 @@ pub async fn import_file(
 pub struct Parsing {
     name: String,
     path: PathBuf,
-    tenant_id: i64,
+    tenant_id: TenantId,
     cipher: FieldCipher,
     rx: tokio::sync::mpsc::Receiver<Chunk>,
     parser: tokio::task::JoinHandle<Result<ParseEnd, ImportError>>,
@@ -146,7 +147,7 @@ impl Parsing {
     /// is stored until [`Parsing::store`].
     pub fn start(
         cipher: &FieldCipher,
-        tenant_id: i64,
+        tenant_id: TenantId,
         path: &Path,
         opts: &ImportOptions,
     ) -> Parsing {
@@ -285,7 +286,7 @@ impl Parsing {
 /// is ready by the time the one before it is stored.
 pub fn parse_ahead<'a, I>(
     cipher: &'a FieldCipher,
-    tenant_id: i64,
+    tenant_id: TenantId,
     files: I,
 ) -> ParseAhead<'a, I::IntoIter>
 where
@@ -301,7 +302,7 @@ where
 
 pub struct ParseAhead<'a, I> {
     cipher: &'a FieldCipher,
-    tenant_id: i64,
+    tenant_id: TenantId,
     files: I,
     next: Option<Parsing>,
 }
@@ -341,7 +342,8 @@ pub fn read_only(
     reject_to: &Path,
 ) -> Result<ReadOnly, ImportError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(4);
-    let lookup = cipher.lookup(0);
+    // Tenant 0 is no brand's: nothing read here is stored.
+    let lookup = cipher.lookup(TenantId::new(0));
     std::thread::scope(|scope| {
         let parser =
             scope.spawn(|| parse_file("input", bytes, opts, cipher, &lookup, reject_to, tx));

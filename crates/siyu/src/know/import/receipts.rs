@@ -2,6 +2,7 @@
 //! kept with an unknown status or an unlinked buyer, and every rejected row with its reason, as a
 //! file the console can hand back.
 
+use crate::platform::TenantId;
 use serde::Serialize;
 
 use super::FileSummary;
@@ -43,7 +44,7 @@ pub struct Receipt {
 pub async fn record(
     db: &Db,
     cipher: &FieldCipher,
-    tenant: i64,
+    tenant: TenantId,
     source: &str,
     s: &FileSummary,
     started_at: i64,
@@ -98,7 +99,7 @@ const COLUMNS: &str = "id, source, name, started_at, finished_at, read_rows, imp
      CASE WHEN rejected_csv IS NULL THEN FALSE ELSE TRUE END AS has_rejected_file";
 
 /// The tenant's latest runs, newest first.
-pub async fn list(db: &Db, tenant: i64, limit: i64) -> DbResult<Vec<Receipt>> {
+pub async fn list(db: &Db, tenant: TenantId, limit: i64) -> DbResult<Vec<Receipt>> {
     db.fetch_all(
         &sql(format!(
             "SELECT {COLUMNS} FROM import_runs WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2"
@@ -110,7 +111,7 @@ pub async fn list(db: &Db, tenant: i64, limit: i64) -> DbResult<Vec<Receipt>> {
 }
 
 /// One run of the tenant's.
-pub async fn get(db: &Db, tenant: i64, id: i64) -> DbResult<Option<Receipt>> {
+pub async fn get(db: &Db, tenant: TenantId, id: i64) -> DbResult<Option<Receipt>> {
     db.fetch_optional(
         &sql(format!(
             "SELECT {COLUMNS} FROM import_runs WHERE tenant_id = $1 AND id = $2"
@@ -126,7 +127,7 @@ pub async fn get(db: &Db, tenant: i64, id: i64) -> DbResult<Option<Receipt>> {
 pub async fn rejected_file(
     db: &Db,
     cipher: &FieldCipher,
-    tenant: i64,
+    tenant: TenantId,
     id: i64,
 ) -> DbResult<Option<Option<String>>> {
     let row: Option<(Option<String>,)> = db

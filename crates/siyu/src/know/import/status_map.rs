@@ -3,6 +3,7 @@
 //! status here, every order carrying it is re-read. The map also overrides a built-in reading
 //! (JD's "锁定" is an after-sale lock at some shops, a risk hold at others).
 
+use crate::platform::TenantId;
 use std::collections::BTreeMap;
 
 use foldhash::HashMap;
@@ -107,7 +108,7 @@ fn cut(text: &str) -> String {
 }
 
 /// The tenant's map (empty when never saved).
-pub async fn load(db: &Db, tenant: i64) -> DbResult<StatusMap> {
+pub async fn load(db: &Db, tenant: TenantId) -> DbResult<StatusMap> {
     let saved: Option<BTreeMap<String, String>> = tenant_settings::get(db, tenant, SETTING).await?;
     // A saved map was checked when saved; one that no longer reads is treated as empty.
     Ok(saved
@@ -117,7 +118,7 @@ pub async fn load(db: &Db, tenant: i64) -> DbResult<StatusMap> {
 
 /// Saves the map and re-reads every order whose status came from a text; returns how many
 /// orders changed status (the caller brings the buyers' figures up to date).
-pub async fn save(db: &Db, tenant: i64, map: &StatusMap, now: i64) -> DbResult<u64> {
+pub async fn save(db: &Db, tenant: TenantId, map: &StatusMap, now: i64) -> DbResult<u64> {
     let doc: BTreeMap<&str, &str> = map.entries().map(|(t, s)| (t, s.as_str())).collect();
     tenant_settings::put(db, tenant, SETTING, &doc, now).await?;
     reread(db, tenant, map).await
@@ -125,7 +126,7 @@ pub async fn save(db: &Db, tenant: i64, map: &StatusMap, now: i64) -> DbResult<u
 
 /// Re-reads the status of every order that carries a status text (every imported order, and
 /// synced orders whose platform code the client did not know), by the map.
-pub async fn reread(db: &Db, tenant: i64, map: &StatusMap) -> DbResult<u64> {
+pub async fn reread(db: &Db, tenant: TenantId, map: &StatusMap) -> DbResult<u64> {
     let texts: Vec<(String, String)> = db
         .fetch_all(
             &sql("SELECT DISTINCT status_text, status FROM orders \
@@ -154,7 +155,7 @@ pub async fn reread(db: &Db, tenant: i64, map: &StatusMap) -> DbResult<u64> {
 
 /// The status texts no one reads yet, with how many orders carry each, most first (what the
 /// console asks the tenant to read).
-pub async fn waiting(db: &Db, tenant: i64) -> DbResult<Vec<(String, i64)>> {
+pub async fn waiting(db: &Db, tenant: TenantId) -> DbResult<Vec<(String, i64)>> {
     let mut rows: Vec<(String, i64)> = db
         .fetch_all(
             &sql(
@@ -179,7 +180,7 @@ pub struct StatusText {
 }
 
 /// Every status text on the tenant's orders, unknown ones first, then by how many orders.
-pub async fn texts(db: &Db, tenant: i64, map: &StatusMap) -> DbResult<Vec<StatusText>> {
+pub async fn texts(db: &Db, tenant: TenantId, map: &StatusMap) -> DbResult<Vec<StatusText>> {
     let rows: Vec<(String, String, i64)> = db
         .fetch_all(
             &sql("SELECT status_text, status, COUNT(*) FROM orders \

@@ -1,5 +1,6 @@
 //! Orders from every channel, unique per (tenant, channel, order id), and how they are stored.
 
+use crate::platform::TenantId;
 use foldhash::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -122,7 +123,7 @@ pub fn key_identities(
 /// re-imported ones (status, refund, amounts, lines). Within a chunk an order key must occur once.
 pub async fn store_orders(
     db: &Db,
-    tenant_id: i64,
+    tenant_id: TenantId,
     source: &str,
     orders: &[OrderRecord],
     keyed: &[IdentityRecord],
@@ -330,7 +331,7 @@ pub async fn store_orders(
 /// The buyer each already-stored order has, and whether that buyer is unlinked.
 async fn buyers_of_known(
     tx: &mut crate::platform::db::Tx,
-    tenant_id: i64,
+    tenant_id: TenantId,
     known: &[Option<i64>],
 ) -> DbResult<Vec<Option<(i64, bool)>>> {
     let ids: Vec<Value> = known.iter().flatten().map(|id| (*id).into()).collect();
@@ -355,7 +356,7 @@ async fn buyers_of_known(
 }
 
 /// The customers who own these orders now (after a store), for the audience index.
-pub async fn owners_of(db: &Db, tenant_id: i64, orders: &[OrderRecord]) -> DbResult<Vec<i64>> {
+pub async fn owners_of(db: &Db, tenant_id: TenantId, orders: &[OrderRecord]) -> DbResult<Vec<i64>> {
     let mut by_channel: HashMap<&str, Vec<Value>> = HashMap::default();
     for o in orders {
         by_channel

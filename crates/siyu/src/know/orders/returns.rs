@@ -1,6 +1,7 @@
 //! Store return receipts (退货单): each names the sale it returns, and the sale's refund follows
 //! the returns the store holds.
 
+use crate::platform::TenantId;
 use foldhash::{HashMap, HashSet};
 
 use super::OrderRecord;
@@ -13,7 +14,7 @@ use crate::platform::db::{DbResult, Value};
 /// A sale returned in full is `refunded`.
 pub(super) async fn apply_returns(
     tx: &mut crate::platform::db::Tx,
-    tenant_id: i64,
+    tenant_id: TenantId,
     orders: &[OrderRecord],
 ) -> DbResult<()> {
     // Channels whose stored orders hold a return (an indexed read; none for most tenants and

@@ -1,0 +1,120 @@
+//! Integers that say what they hold: a tenant id is not a customer id nor an amount in fen,
+//! though all three are stored as one `BIGINT`/`INTEGER`. `int_newtype!` makes such a type:
+//! stored, bound, read and written in JSON as the bare integer, shown as it.
+
+/// Declares `pub struct $name(i64)` stored and read as the integer: `new`/`get`, `Display`,
+/// serde as the bare number, sqlx `Type`/`Decode`/`Encode` on every backend, and `From` for
+/// the store's bound values.
+#[macro_export]
+macro_rules! int_newtype {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+        pub struct $name(i64);
+
+        impl $name {
+            /// The value the integer names.
+            pub const fn new(v: i64) -> Self {
+                Self(v)
+            }
+
+            /// The integer as it is stored.
+            pub const fn get(self) -> i64 {
+                self.0
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                ::std::fmt::Display::fmt(&self.0, f)
+            }
+        }
+
+        impl ::std::str::FromStr for $name {
+            type Err = ::std::num::ParseIntError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                s.parse().map(Self)
+            }
+        }
+
+        impl $crate::__private::serde::Serialize for $name {
+            fn serialize<S: $crate::__private::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_i64(self.0)
+            }
+        }
+
+        impl<'de> $crate::__private::serde::Deserialize<'de> for $name {
+            fn deserialize<D: $crate::__private::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                <i64 as $crate::__private::serde::Deserialize>::deserialize(d).map(Self)
+            }
+        }
+
+        impl<DB: $crate::__private::sqlx::Database> $crate::__private::sqlx::Type<DB> for $name
+        where
+            i64: $crate::__private::sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <i64 as $crate::__private::sqlx::Type<DB>>::type_info()
+            }
+
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <i64 as $crate::__private::sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'r, DB: $crate::__private::sqlx::Database> $crate::__private::sqlx::Decode<'r, DB> for $name
+        where
+            i64: $crate::__private::sqlx::Decode<'r, DB>,
+        {
+            fn decode(
+                value: <DB as $crate::__private::sqlx::Database>::ValueRef<'r>,
+            ) -> Result<Self, $crate::__private::sqlx::error::BoxDynError> {
+                <i64 as $crate::__private::sqlx::Decode<'r, DB>>::decode(value).map(Self)
+            }
+        }
+
+        impl From<$name> for $crate::db::Value {
+            fn from(v: $name) -> Self {
+                $crate::db::Value::from(v.0)
+            }
+        }
+
+        impl From<Option<$name>> for $crate::db::Value {
+            fn from(v: Option<$name>) -> Self {
+                $crate::db::Value::from(v.map(|v| v.0))
+            }
+        }
+
+        impl From<$name> for $crate::rows::Arg<'_> {
+            fn from(v: $name) -> Self {
+                $crate::rows::Arg::Int(Some(v.0))
+            }
+        }
+
+        impl From<Option<$name>> for $crate::rows::Arg<'_> {
+            fn from(v: Option<$name>) -> Self {
+                $crate::rows::Arg::Int(v.map(|v| v.0))
+            }
+        }
+    };
+}
+
+int_newtype!(
+    /// A brand: every row is scoped by one, and every query names it.
+    TenantId
+);
+
+#[cfg(test)]
+mod tests {
+    use super::TenantId;
+
+    #[test]
+    fn a_tenant_id_reads_and_writes_as_its_number() {
+        let t = TenantId::new(42);
+        assert_eq!(t.to_string(), "42");
+        assert_eq!("42".parse::<TenantId>().ok(), Some(t));
+        assert_eq!(serde_json::to_string(&t).ok().as_deref(), Some("42"));
+        assert_eq!(serde_json::from_str::<TenantId>("42").ok(), Some(t));
+        assert!(serde_json::from_str::<TenantId>("\"42\"").is_err());
+    }
+}
