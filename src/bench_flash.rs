@@ -4,6 +4,7 @@
 //! customer token is checked, successes are made durable by the same group-commit writer before
 //! the answer, and afterwards the store is counted to prove that nothing was oversold.
 
+use siyu::know::CustomerId;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -109,7 +110,7 @@ pub(crate) async fn run_once(
             .map(|i| {
                 cipher.customer_token(CustomerClaim {
                     tenant_id: t.id,
-                    customer_id: 1 + i as i64,
+                    customer_id: CustomerId::new(1 + i as i64),
                     issued_at: 0,
                     expires_at: now + 3_600_000,
                 })

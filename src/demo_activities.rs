@@ -2,6 +2,7 @@
 //! the demo brand as its customers would, paid with the local provider (which takes no money),
 //! and what each did.
 
+use siyu::know::CustomerId;
 use siyu::platform::TenantId;
 /// Runs one of each activity on the demo brand as customers would, and reports what happened.
 pub async fn activities_report(
@@ -18,10 +19,10 @@ pub async fn activities_report(
 
     let now = now_ms();
     let payments = Payments::local(db.clone());
-    let customers: Vec<(i64,)> = db
+    let customers: Vec<(CustomerId,)> = db
         .fetch_all(&sql("SELECT id FROM customers WHERE tenant_id = $1 AND merged_into IS NULL ORDER BY id LIMIT 1000").bind(tenant))
         .await?;
-    let customers: Vec<i64> = customers.into_iter().map(|r| r.0).collect();
+    let customers: Vec<CustomerId> = customers.into_iter().map(|r| r.0).collect();
     anyhow::ensure!(
         customers.len() >= 60,
         "the demo needs at least 60 customers"
@@ -198,7 +199,7 @@ pub async fn activities_report(
         now,
     )
     .await?;
-    let members: Vec<(i64,)> = db
+    let members: Vec<(CustomerId,)> = db
         .fetch_all(&sql("SELECT customer_id FROM members WHERE tenant_id = $1 AND source IS NULL ORDER BY customer_id LIMIT 60").bind(tenant))
         .await?;
     let (mut got, mut refused) = (0, 0);

@@ -1,5 +1,6 @@
 //! `siyu demo`: write the demo brand's exports, import them, report, serve.
 
+use siyu::know::CustomerId;
 use siyu::platform::TenantId;
 use std::path::PathBuf;
 
@@ -376,7 +377,7 @@ async fn convert_report(
         let members_now = audiences.members(tenant, &seg.rule()?).await?;
         let snap = segments::take_snapshot(db, tenant, &seg, &members_now, "demo", now).await?;
         let (_, frozen) = segments::snapshot_members(db, tenant, snap.id).await?;
-        let list: Vec<i64> = frozen.iter().map(i64::from).collect();
+        let list: Vec<CustomerId> = frozen.iter().map(|c| CustomerId::new(c.into())).collect();
         let g = coupons::grant(
             db,
             tenant,
@@ -534,7 +535,7 @@ async fn acquire_report(
             siyu::convert::payments::insert_paid_order(
                 &mut tx,
                 tenant,
-                *cust,
+                CustomerId::new(*cust),
                 &format!("SY-RC{}-{cust}", c.id),
                 "LJ-250",
                 "明前龙井 250g",

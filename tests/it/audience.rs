@@ -7,6 +7,7 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRng, TestRunner};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use siyu::know::CustomerId;
 use siyu::platform::TenantId;
 
 use siyu::know::audience::{build_index, sql as rule_sql};
@@ -434,7 +435,7 @@ async fn changes_during_a_rebuild_survive_it(backend: Backend) {
             .await
             .expect("tagged");
             audiences
-                .changed(tenant, &[5], Change::Customers { orders: false })
+                .changed(tenant, &[CustomerId::new(5)], Change::Customers { orders: false })
                 .await
                 .expect("changed");
             // The old index took the change at once.

@@ -4,6 +4,7 @@
 //! though the dispatcher dies in the middle of a batch and another takes over.
 
 use crate::common;
+use siyu::know::CustomerId;
 use siyu::platform::TenantId;
 use std::collections::HashSet;
 
@@ -129,7 +130,7 @@ async fn earlier_sends(db: &Db, tenant: TenantId) {
             msgs.push(NewMessage {
                 tenant_id: tenant,
                 purpose: Purpose::Marketing,
-                customer_id: Some(i),
+                customer_id: Some(CustomerId::new(i)),
                 address: outbox::Address::of_phone(&c, &c.lookup(tenant), &phone(i)),
                 content: format!("【茶小铺】上周上新第{k}弹，拒收请回复R"),
                 template_code: None,
@@ -240,7 +241,7 @@ async fn a_100k_campaign_sends_exactly_what_the_policy_allows_across_a_restart(b
                 && !unsubscribed_early(i)
                 && !unsubscribed_late(i)
                 && !at_cap(i)
-                && assign("recall-1", i, 10, &variants) != CONTROL
+                && assign("recall-1", CustomerId::new(i), 10, &variants) != CONTROL
         })
         .collect();
     // Morning: a dispatcher sends three batches, then dies holding a fourth, half of whose
@@ -335,7 +336,7 @@ async fn a_100k_campaign_sends_exactly_what_the_policy_allows_across_a_restart(b
     let treated = |f: fn(i64) -> bool| {
         (1..=N)
             .filter(|&i| f(i) && !has_no_phone(i) && !excluded(i) && !unsubscribed_early(i))
-            .filter(|&i| assign("recall-1", i, 10, &variants) != CONTROL)
+            .filter(|&i| assign("recall-1", CustomerId::new(i), 10, &variants) != CONTROL)
             .count() as i64
     };
     assert_eq!(
@@ -390,7 +391,7 @@ async fn the_weekly_cap_counts_a_person_across_merged_records(backend: Backend) 
     let message = |customer: i64, phone: &str, key: &str, not_before: i64| NewMessage {
         tenant_id: tenant,
         purpose: Purpose::Marketing,
-        customer_id: Some(customer),
+        customer_id: Some(CustomerId::new(customer)),
         address: outbox::Address::of_phone(&c, &c.lookup(tenant), phone),
         content: format!("【茶小铺】{key}，拒收请回复R"),
         template_code: None,

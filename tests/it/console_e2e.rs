@@ -3,6 +3,7 @@
 //! them); otherwise says plainly that it was skipped.
 
 use crate::common;
+use siyu::know::CustomerId;
 use siyu::platform::TenantId;
 use std::path::Path;
 use std::process::Command;
@@ -281,7 +282,7 @@ async fn h5_pages_work_on_a_phone_screen() {
         .cipher
         .customer_token(siyu::platform::crypto::CustomerClaim {
             tenant_id: t.id,
-            customer_id: customer,
+            customer_id: CustomerId::new(customer),
             issued_at: 0,
             expires_at: now + 3_600_000,
         });

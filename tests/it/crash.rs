@@ -4,6 +4,7 @@
 //! OS keeps its page cache, so power loss is not what this covers; see README on durability.)
 
 use crate::common;
+use siyu::know::CustomerId;
 use siyu::platform::TenantId;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -72,7 +73,7 @@ async fn a_flash_sale_killed_mid_sale_loses_no_unit(backend: Backend) {
                 let customer = 1 + w + 16 * i;
                 let token = cipher.customer_token(CustomerClaim {
                     tenant_id: tenant.0,
-                    customer_id: customer,
+                    customer_id: CustomerId::new(customer),
                     issued_at: 0,
                     expires_at,
                 });
@@ -175,7 +176,7 @@ async fn a_flash_sale_killed_mid_sale_loses_no_unit(backend: Backend) {
     for customer in 1_000_000..1_000_000 + left + 10 {
         let token = cipher.customer_token(CustomerClaim {
             tenant_id: tenant.0,
-            customer_id: customer,
+            customer_id: CustomerId::new(customer),
             issued_at: 0,
             expires_at,
         });

@@ -3,6 +3,7 @@
 //! makes an order; a second process reading the store sees exactly what is left.
 
 use crate::common;
+use siyu::know::CustomerId;
 use siyu::platform::TenantId;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -396,7 +397,7 @@ async fn a_fresh_process_recovers_exactly_what_was_left(backend: Backend) {
     for &cu in &customers[..4] {
         s.app
             .flash
-            .attempt(tenant, sale, cu, 1, now_ms())
+            .attempt(tenant, sale, CustomerId::new(cu), 1, now_ms())
             .await
             .expect("reserved");
     }
@@ -405,12 +406,14 @@ async fn a_fresh_process_recovers_exactly_what_was_left(backend: Backend) {
     let other = siyu::convert::flash::FlashSales::new(s.db().clone());
     assert_eq!(other.left(tenant, sale).await.expect("left"), 3);
     assert!(matches!(
-        other.attempt(tenant, sale, customers[0], 1, now_ms()).await,
+        other
+            .attempt(tenant, sale, CustomerId::new(customers[0]), 1, now_ms())
+            .await,
         Err(siyu::convert::flash::FlashError::LimitReached(1))
     ));
     for &cu in &customers[4..7] {
         other
-            .attempt(tenant, sale, cu, 1, now_ms())
+            .attempt(tenant, sale, CustomerId::new(cu), 1, now_ms())
             .await
             .expect("reserved");
     }
@@ -418,7 +421,7 @@ async fn a_fresh_process_recovers_exactly_what_was_left(backend: Backend) {
     let r = s
         .app
         .flash
-        .attempt(tenant, sale, customers[8], 1, now_ms())
+        .attempt(tenant, sale, CustomerId::new(customers[8]), 1, now_ms())
         .await;
     assert!(
         matches!(r, Err(siyu::convert::flash::FlashError::SoldOut)),
@@ -485,7 +488,13 @@ async fn the_redis_gate_never_oversells_either(backend: Backend) {
             for k in 0..4i64 {
                 let customer = 1 + (t * 5 + k) % 40;
                 match flash
-                    .attempt(TenantId::new(1), sale.id, customer, 1, now_ms())
+                    .attempt(
+                        TenantId::new(1),
+                        sale.id,
+                        CustomerId::new(customer),
+                        1,
+                        now_ms(),
+                    )
                     .await
                 {
                     Ok(_) => got.push(customer),
@@ -515,7 +524,13 @@ async fn the_redis_gate_never_oversells_either(backend: Backend) {
     let mut again = 0;
     for customer in 100..140 {
         if flash
-            .attempt(TenantId::new(1), sale.id, customer, 1, now_ms())
+            .attempt(
+                TenantId::new(1),
+                sale.id,
+                CustomerId::new(customer),
+                1,
+                now_ms(),
+            )
             .await
             .is_ok()
         {

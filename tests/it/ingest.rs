@@ -2,6 +2,7 @@
 //! keeps serving afterwards.
 
 use crate::common;
+use siyu::know::CustomerId;
 use siyu::know::events::EventInput;
 use siyu::know::ingest::{EventWriter, IngestError};
 use siyu::platform::TenantId;
@@ -231,7 +232,7 @@ async fn events_a_reload_has_read_are_not_counted_twice(backend: common::Backend
                 events: customers
                     .iter()
                     .map(|c| StoredEvent {
-                        customer: *c,
+                        customer: CustomerId::new(*c),
                         kind: "view".into(),
                         at: now,
                     })
@@ -265,7 +266,7 @@ async fn events_a_reload_has_read_are_not_counted_twice(backend: common::Backend
     let write = audiences.begin_write();
     let stored = store(&[5, 6]).await;
     audiences
-        .tags_changed(tenant, &[5])
+        .tags_changed(tenant, &[CustomerId::new(5)])
         .await
         .expect("reloaded");
     audiences

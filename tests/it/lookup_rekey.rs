@@ -3,6 +3,7 @@
 //! no opt-out is lost, not even one whose number the tenant keeps nowhere.
 
 use crate::common;
+use siyu::know::CustomerId;
 use siyu::platform::TenantId;
 use std::sync::Arc;
 
@@ -214,7 +215,7 @@ async fn the_upgrade_rekeys_every_tenant_and_keeps_every_opt_out(backend: Backen
         let found = siyu::know::customers::find_by_identity(db, &c, t, &phone)
             .await
             .expect("lookup");
-        assert_eq!(found, Some(t.get() * 10), "{backend:?}");
+        assert_eq!(found, Some(CustomerId::new(t.get() * 10)), "{backend:?}");
     }
 
     // Sending: the opt-outs hold, re-keyed (A) or kept under the old key (U); F is sent.

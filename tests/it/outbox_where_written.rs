@@ -5,6 +5,7 @@
 //! over the network is still sent to by the dispatcher, after the rows commit.
 
 use crate::common;
+use siyu::know::CustomerId;
 use siyu::platform::TenantId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -125,7 +126,7 @@ fn message(tenant: TenantId, i: i64, key: &str, not_before: i64) -> NewMessage {
     NewMessage {
         tenant_id: tenant,
         purpose: Purpose::Marketing,
-        customer_id: Some(i),
+        customer_id: Some(CustomerId::new(i)),
         address: Address::of_phone(&cipher(), &cipher().lookup(tenant), &phone(i)),
         content: format!("【茶小铺】{key} 拒收请回复R"),
         template_code: None,

@@ -8,6 +8,7 @@
 use crate::common;
 use reqwest::{Method as M, StatusCode};
 use serde_json::{Value, json};
+use siyu::know::CustomerId;
 use siyu::platform::TenantId;
 use siyu::platform::crypto::{CustomerClaim, FieldCipher, parse_secret};
 use siyu::platform::db::sql;
@@ -89,7 +90,7 @@ async fn shop(tdb: &TestDb, env: &[(&str, &str)]) -> Shop {
     let token =
         FieldCipher::new(&parse_secret(SECRET).expect("secret")).customer_token(CustomerClaim {
             tenant_id: tenant.0,
-            customer_id: buyer["id"].as_i64().expect("buyer"),
+            customer_id: CustomerId::new(buyer["id"].as_i64().expect("buyer")),
             issued_at: 0,
             expires_at: now + 3_600_000,
         });

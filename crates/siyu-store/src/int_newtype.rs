@@ -104,6 +104,12 @@ int_newtype!(
     TenantId
 );
 
+int_newtype!(
+    /// A customer record of one brand: the kept one after OneID merges, or a record merged
+    /// away that reports read as its survivor.
+    CustomerId
+);
+
 #[cfg(test)]
 mod tests {
     use super::TenantId;

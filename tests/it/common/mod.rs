@@ -1,6 +1,7 @@
 //! Test harness: a fresh database per test on SQLite (always) and PostgreSQL (when
 //! `SIYU_TEST_DATABASE_URL` is set), and the real server on a random port.
 #![allow(dead_code)]
+use siyu::know::CustomerId;
 use siyu::platform::TenantId;
 
 pub mod served;
@@ -461,7 +462,7 @@ pub fn customer_token(s: &TestServer, tenant: TenantId, customer: i64) -> String
     s.cipher
         .customer_token(siyu::platform::crypto::CustomerClaim {
             tenant_id: tenant,
-            customer_id: customer,
+            customer_id: CustomerId::new(customer),
             issued_at: siyu::platform::clock::now_ms(),
             expires_at: siyu::platform::clock::now_ms() + 3_600_000,
         })

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use siyu::know::CustomerId;
 
 use crate::AppState;
 use crate::api::{
@@ -20,7 +21,7 @@ use siyu::platform::customer_sessions;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TokenBody {
-    customer_id: i64,
+    customer_id: CustomerId,
     /// How long the token is good for; a day unless said.
     #[serde(default = "day_minutes")]
     ttl_minutes: i64,
@@ -70,8 +71,8 @@ pub(crate) async fn revoke_sessions(
     let survivor = customer_id(&app, caller.tenant_id, &id).await?;
     let now = now_ms();
     // Tokens issued before a merge still name the merged-away id: sign out both.
-    let given: i64 = id.parse().unwrap_or(survivor);
-    let both: std::collections::BTreeSet<i64> = [survivor, given].into();
+    let given: CustomerId = id.parse().unwrap_or(survivor);
+    let both: std::collections::BTreeSet<CustomerId> = [survivor, given].into();
     for customer in both {
         app.customer_sessions
             .revoke(&app.db, caller.tenant_id, customer, now, &actor(&caller))

@@ -2,6 +2,7 @@
 //! Bearer <key>`. One module per capability, named as the domain's; the error every handler
 //! answers with, and the one conversion from a domain refusal to HTTP, live here.
 
+use siyu::know::CustomerId;
 use siyu::platform::TenantId;
 pub mod access;
 pub mod acquire;
@@ -220,8 +221,8 @@ pub(crate) fn path_id(what: &str, raw: &str) -> Result<i64, ApiError> {
 pub(crate) async fn live_customer(
     app: &AppState,
     tenant: TenantId,
-    id: i64,
-) -> Result<i64, ApiError> {
+    id: CustomerId,
+) -> Result<CustomerId, ApiError> {
     surviving_id(&app.db, tenant, id).await?.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -235,8 +236,8 @@ pub(crate) async fn customer_id(
     app: &AppState,
     tenant: TenantId,
     raw: &str,
-) -> Result<i64, ApiError> {
-    let id: i64 = raw
+) -> Result<CustomerId, ApiError> {
+    let id: CustomerId = raw
         .parse()
         .map_err(|_| ApiError::bad_request(format!("customer id {raw:?} is not a number")))?;
     surviving_id(&app.db, tenant, id).await?.ok_or_else(|| {
@@ -251,5 +252,5 @@ pub(crate) async fn customer_id(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CustomerBody {
-    customer_id: i64,
+    customer_id: CustomerId,
 }

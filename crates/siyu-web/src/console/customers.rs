@@ -5,6 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
+use siyu::know::CustomerId;
 
 use super::{ConsoleUser, MessagePage, page, server_error};
 use crate::AppState;
@@ -77,7 +78,7 @@ pub(crate) async fn customers_page(
         .customers
         .into_iter()
         .map(|c| Row {
-            id: c.id,
+            id: c.id.get(),
             name: c.display_name.unwrap_or_default(),
             phone: c.phone.unwrap_or_default(),
             orders: c.order_count,
@@ -155,7 +156,7 @@ pub(crate) async fn customer_page(
         *r.status_mut() = StatusCode::NOT_FOUND;
         r
     };
-    let Ok(id) = id.parse::<i64>() else {
+    let Ok(id) = id.parse::<CustomerId>() else {
         return not_found();
     };
     let may = u.caller.role.may_see_phone();
@@ -166,7 +167,7 @@ pub(crate) async fn customer_page(
         Err(e) => return server_error(e),
     };
     if unmask {
-        tracing::info!(user = %u.caller.name, customer = c.id, "full phone number shown in the console");
+        tracing::info!(user = %u.caller.name, customer = %c.id, "full phone number shown in the console");
     }
     let l = u.lang;
     page(CustomerPage {

@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use siyu::know::CustomerId;
 use siyu::platform::TenantId;
 
 use crate::AppState;
@@ -73,7 +74,7 @@ pub(crate) async fn team_view(
 async fn team_page(
     app: &AppState,
     tenant: TenantId,
-    viewer: i64,
+    viewer: CustomerId,
     t: Team,
 ) -> Result<Response, ApiError> {
     let g = group_buy::get(&app.db, tenant, t.group_buy_id).await?;

@@ -3,6 +3,7 @@
 //! with a WeChat identity), claims the hook offer (a coupon), and is shown the guide's WeCom QR.
 //! Scans, claims and contacts are recorded per card, and the batch is measured like a campaign.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use crate::platform::spreadsheet::inert;
@@ -79,7 +80,7 @@ pub struct Card {
     pub variant: String,
     pub scans: i64,
     pub first_scan: Option<i64>,
-    pub customer_id: Option<i64>,
+    pub customer_id: Option<CustomerId>,
     pub claimed_at: Option<i64>,
     pub coupon_id: Option<i64>,
     pub contact_at: Option<i64>,
@@ -353,7 +354,7 @@ pub async fn claim(
     db: &Db,
     tenant: TenantId,
     card_id: i64,
-    customer: i64,
+    customer: CustomerId,
     now: i64,
 ) -> Result<Coupon, CardError> {
     let mut tx = db.begin().await?;
@@ -471,7 +472,7 @@ pub async fn batch_report(db: &Db, tenant: TenantId, id: i64) -> Result<BatchRep
     for v in &batch.variants {
         by.insert(v.name.clone(), blank(&v.name));
     }
-    let mut claimers: HashMap<i64, (String, i64)> = HashMap::new();
+    let mut claimers: HashMap<CustomerId, (String, i64)> = HashMap::new();
     let mut coupon_variant: HashMap<i64, String> = HashMap::new();
     for c in &cards {
         let r = by
@@ -491,12 +492,12 @@ pub async fn batch_report(db: &Db, tenant: TenantId, id: i64) -> Result<BatchRep
     }
     // A claimer OneID has since merged into another record of the same person is that record
     // now, and the person's orders are stored under it.
-    let recorded: Vec<i64> = claimers.keys().copied().collect();
+    let recorded: Vec<CustomerId> = claimers.keys().copied().collect();
     let claimers_of = crate::know::customers::recorded_behind(
         crate::know::customers::surviving_ids(db, tenant, &recorded).await?,
     );
     let mut tx = db.begin().await?;
-    let orders: Vec<(i64, i64, i64, i64)> = tx
+    let orders: Vec<(CustomerId, i64, i64, i64)> = tx
         .fetch_in(
             &format!("SELECT customer_id, ordered_at, amount, refund_amount FROM orders WHERE tenant_id = $1 AND status IN {PURCHASE_STATUSES} AND customer_id"),
             &[tenant.into()],

@@ -6,6 +6,7 @@
 //! the writer's queue is full is counted as dropped and logged, never allowed to slow the
 //! redirect; a click is not something anyone was promised.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use std::collections::HashMap;
@@ -30,7 +31,7 @@ pub struct Link {
     pub campaign_id: Option<i64>,
     pub batch_id: Option<i64>,
     pub variant: Option<String>,
-    pub customer_id: Option<i64>,
+    pub customer_id: Option<CustomerId>,
     pub created_at: i64,
 }
 
@@ -42,7 +43,7 @@ pub struct NewLink {
     pub campaign_id: Option<i64>,
     pub batch_id: Option<i64>,
     pub variant: Option<String>,
-    pub customer_id: Option<i64>,
+    pub customer_id: Option<CustomerId>,
 }
 
 #[derive(Debug, thiserror::Error)]

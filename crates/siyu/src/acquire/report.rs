@@ -7,6 +7,7 @@
 //! the policy held back count from the launch, so arms are compared like for like (intent to
 //! treat): a variant is judged on everyone assigned to it who could be reached.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -89,7 +90,7 @@ pub async fn campaign_report(
     let launch = campaigns::launch_report(db, tenant, id).await?;
     let opened = c.launched_at.unwrap_or(c.scheduled_at).max(c.scheduled_at);
     let window = c.window_days * 86_400_000;
-    let rows: Vec<(i64, String, String)> = db
+    let rows: Vec<(CustomerId, String, String)> = db
         .fetch_all(
             &crate::platform::db::sql(
                 "SELECT customer_id, variant, outcome FROM campaign_recipients WHERE tenant_id = $1 AND campaign_id = $2 \
@@ -99,7 +100,7 @@ pub async fn campaign_report(
             .bind(id),
         )
         .await?;
-    let mut people: HashMap<i64, Recipient> = rows
+    let mut people: HashMap<CustomerId, Recipient> = rows
         .into_iter()
         .map(|(cust, variant, _)| {
             (
@@ -138,7 +139,7 @@ pub async fn campaign_report(
             v.eligible += 1;
         }
     }
-    let sent: Vec<(Option<i64>, String, i64, Option<i64>)> = db
+    let sent: Vec<(Option<CustomerId>, String, i64, Option<i64>)> = db
         .fetch_all(
             &crate::platform::db::sql(
                 "SELECT customer_id, status, parts, sent_at FROM outbox WHERE tenant_id = $1 AND campaign_id = $2",
@@ -172,7 +173,7 @@ pub async fn campaign_report(
     let in_window = |p: &Recipient, at: i64| at >= p.t0 && at < p.t0 + window;
     let slot = |p: &Recipient, at: i64| SERIES_HOURS.iter().position(|&h| at < p.t0 + h * HOUR);
     // Clicks on the campaign's links.
-    let clicks: Vec<(Option<i64>, i64)> = db
+    let clicks: Vec<(Option<CustomerId>, i64)> = db
         .fetch_all(
             &crate::platform::db::sql(
                 "SELECT l.customer_id, k.at FROM clicks k JOIN links l ON l.id = k.link_id \
@@ -182,7 +183,7 @@ pub async fn campaign_report(
             .bind(id),
         )
         .await?;
-    let mut clicked: HashSet<i64> = HashSet::new();
+    let mut clicked: HashSet<CustomerId> = HashSet::new();
     for (cust, at) in clicks {
         let Some(cust) = cust else { continue };
         let Some(p) = people.get(&cust) else { continue };
@@ -202,14 +203,14 @@ pub async fn campaign_report(
     // A recipient that OneID has since found to be another customer record of the same person
     // (merged into it) is that customer now: what the person did after the send (joined, added
     // a guide, ordered) is stored under the id they have now, and counts for the recipient.
-    let recorded: Vec<i64> = people.keys().copied().collect();
+    let recorded: Vec<CustomerId> = people.keys().copied().collect();
     let recipients_of =
         customers::recorded_behind(customers::surviving_ids(db, tenant, &recorded).await?);
     let ids: Vec<Value> = recipients_of.keys().map(|&c| Value::from(c)).collect();
     let mut tx = db.begin().await?;
     // The recipient an outcome at `at` of the person now `cust` counts for: the first whose
     // window holds it, so a person recorded twice among the recipients counts once.
-    let recipient_for = |cust: i64, at: i64| -> Option<i64> {
+    let recipient_for = |cust: CustomerId, at: i64| -> Option<CustomerId> {
         recipients_of
             .get(&cust)?
             .iter()
@@ -217,21 +218,21 @@ pub async fn campaign_report(
             .find(|r| people.get(r).is_some_and(|p| in_window(p, at)))
     };
     // Recalled: joined as a member, or added a guide (a `contact_added` event), in the window.
-    let joined: Vec<(i64, i64)> = tx
+    let joined: Vec<(CustomerId, i64)> = tx
         .fetch_in(
             "SELECT customer_id, joined_at FROM members WHERE tenant_id = $1 AND customer_id",
             &[tenant.into()],
             ids.clone(),
         )
         .await?;
-    let contacts: Vec<(i64, i64)> = tx
+    let contacts: Vec<(CustomerId, i64)> = tx
         .fetch_in(
             "SELECT customer_id, occurred_at FROM events WHERE tenant_id = $1 AND type = 'contact_added' AND customer_id",
             &[tenant.into()],
             ids.clone(),
         )
         .await?;
-    let mut recalled_at: HashMap<i64, i64> = HashMap::new();
+    let mut recalled_at: HashMap<CustomerId, i64> = HashMap::new();
     for (cust, at) in joined.into_iter().chain(contacts) {
         if let Some(r) = recipient_for(cust, at) {
             let e = recalled_at.entry(r).or_insert(at);
@@ -249,7 +250,7 @@ pub async fn campaign_report(
             }
         }
     }
-    let orders: Vec<(i64, i64, i64, i64)> = tx
+    let orders: Vec<(CustomerId, i64, i64, i64)> = tx
         .fetch_in(
             &format!(
                 "SELECT customer_id, ordered_at, amount, refund_amount FROM orders WHERE tenant_id = $1 \
@@ -260,7 +261,7 @@ pub async fn campaign_report(
         )
         .await?;
     drop(tx);
-    let mut buyers: HashSet<i64> = HashSet::new();
+    let mut buyers: HashSet<CustomerId> = HashSet::new();
     for (person, at, amount, refund) in orders {
         let Some(cust) = recipient_for(person, at) else {
             continue;

@@ -4,6 +4,7 @@
 //! bargain recorded as where they came from. The customer buys at the price reached, while the
 //! item has stock and before the bargain's deadline.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use rand::Rng;
@@ -71,7 +72,7 @@ crate::platform::text_enum::text_enum! {
 pub struct Bargain {
     pub id: i64,
     pub item_id: i64,
-    pub customer_id: i64,
+    pub customer_id: CustomerId,
     pub price_now: i64,
     pub assists: i64,
     pub status: BargainStatus,
@@ -83,7 +84,7 @@ pub struct Bargain {
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Assist {
-    pub helper_id: i64,
+    pub helper_id: CustomerId,
     pub cut: i64,
     pub assisted_at: i64,
 }
@@ -92,7 +93,7 @@ pub struct Assist {
 #[derive(Debug, Clone, Serialize)]
 pub struct AssistOutcome {
     pub bargain: Bargain,
-    pub helper_id: i64,
+    pub helper_id: CustomerId,
     pub cut: i64,
     /// The helper became a member just now.
     pub helper_joined: bool,
@@ -273,7 +274,7 @@ pub async fn start(
     db: &Db,
     tenant: TenantId,
     item_id: i64,
-    customer: i64,
+    customer: CustomerId,
     now: i64,
 ) -> Result<Bargain, BargainError> {
     let it = item(db, tenant, item_id).await?;
@@ -343,7 +344,7 @@ pub async fn assist(
         }
     };
     // Refusals that need no membership come before anyone is enrolled.
-    let known: Option<(i64,)> = db
+    let known: Option<(CustomerId,)> = db
         .fetch_optional(
             &sql("SELECT customer_id FROM identities WHERE tenant_id = $1 AND ikey = $2")
                 .bind(tenant)
@@ -480,7 +481,7 @@ pub async fn buy(
     payments: &Payments,
     tenant: TenantId,
     bargain_id: i64,
-    customer: Option<i64>,
+    customer: Option<CustomerId>,
     now: i64,
 ) -> Result<Bargain, BargainError> {
     let b = get(db, tenant, bargain_id).await?;

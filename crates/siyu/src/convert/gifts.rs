@@ -3,6 +3,7 @@
 //! (`redeemed + 1 <= stock`), spends the points (the ledger refuses a short balance) and, for a
 //! coupon, grants it, so a redemption happens whole or not at all, and never past the stock.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use serde::{Deserialize, Serialize};
@@ -63,7 +64,7 @@ pub struct Gift {
 pub struct Redemption {
     pub id: i64,
     pub gift_id: i64,
-    pub customer_id: i64,
+    pub customer_id: CustomerId,
     pub points: i64,
     pub coupon_code: Option<String>,
     pub created_at: i64,
@@ -201,7 +202,7 @@ pub async fn redeem(
     db: &Db,
     tenant: TenantId,
     gift_id: i64,
-    customer: i64,
+    customer: CustomerId,
     now: i64,
 ) -> Result<Redemption, GiftError> {
     let settings = points::settings(db, tenant).await?;

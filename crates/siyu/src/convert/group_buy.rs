@@ -7,6 +7,7 @@
 //! expired meanwhile, or the process died between the two) is refunded: at once, or by the
 //! sweep that also cancels expired teams.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use serde::{Deserialize, Serialize};
@@ -77,7 +78,7 @@ crate::platform::text_enum::text_enum! {
 pub struct Team {
     pub id: i64,
     pub group_buy_id: i64,
-    pub leader_id: i64,
+    pub leader_id: CustomerId,
     pub team_size: i64,
     pub members: i64,
     pub status: TeamStatus,
@@ -88,7 +89,7 @@ pub struct Team {
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct TeamMember {
-    pub customer_id: i64,
+    pub customer_id: CustomerId,
     pub payment_id: i64,
     pub joined_at: i64,
     pub order_no: Option<String>,
@@ -186,7 +187,7 @@ fn seats_held(tenant: TenantId, group_buy: i64) -> crate::platform::db::Sql {
 }
 
 /// Teams of the group buy, not cancelled, that the customer is in.
-fn teams_of(tenant: TenantId, group_buy: i64, customer: i64) -> crate::platform::db::Sql {
+fn teams_of(tenant: TenantId, group_buy: i64, customer: CustomerId) -> crate::platform::db::Sql {
     sql("SELECT count(*) FROM team_members m JOIN teams t ON t.tenant_id = m.tenant_id AND t.id = m.team_id \
          WHERE m.tenant_id = $1 AND t.group_buy_id = $2 AND m.customer_id = $3 AND t.status <> 'cancelled'")
     .bind(tenant)
@@ -210,7 +211,7 @@ async fn no_room_in(
     tx: &mut crate::platform::db::Tx,
     g: &GroupBuy,
     tenant: TenantId,
-    customer: i64,
+    customer: CustomerId,
     opening: bool,
 ) -> Result<Option<String>, DbError> {
     tx.lock_tenant(tenant).await?;
@@ -224,7 +225,7 @@ async fn no_room_now(
     db: &Db,
     g: &GroupBuy,
     tenant: TenantId,
-    customer: i64,
+    customer: CustomerId,
     opening: bool,
 ) -> Result<Option<String>, DbError> {
     let (held,): (i64,) = db.fetch_one(&seats_held(tenant, g.id)).await?;
@@ -331,7 +332,7 @@ pub async fn open_team(
     payments: &Payments,
     tenant: TenantId,
     group_buy: i64,
-    leader: i64,
+    leader: CustomerId,
     now: i64,
 ) -> Result<Team, GroupBuyError> {
     let g = get(db, tenant, group_buy).await?;
@@ -409,7 +410,7 @@ pub async fn join_team(
     payments: &Payments,
     tenant: TenantId,
     team_id: i64,
-    customer: i64,
+    customer: CustomerId,
     now: i64,
 ) -> Result<Team, GroupBuyError> {
     let t = team(db, tenant, team_id).await?;
@@ -473,7 +474,7 @@ async fn take_seat(
     tenant: TenantId,
     g: &GroupBuy,
     team_id: i64,
-    customer: i64,
+    customer: CustomerId,
     payment: i64,
     now: i64,
 ) -> Result<Option<String>, DbError> {
@@ -533,7 +534,7 @@ async fn take_seat(
             .bind(now),
         )
         .await?;
-        let everyone: Vec<(i64,)> = tx
+        let everyone: Vec<(CustomerId,)> = tx
             .fetch_all(
                 &sql("SELECT customer_id FROM team_members WHERE tenant_id = $1 AND team_id = $2 ORDER BY customer_id")
                     .bind(tenant)

@@ -1,6 +1,7 @@
 //! Members (会员): a customer who joined, by phone, by a WeChat identity or in a store, with a
 //! member number. Joining is idempotent: the same person joining again gets the same number.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use serde::Serialize;
@@ -30,7 +31,7 @@ impl JoinedVia {
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Member {
-    pub customer_id: i64,
+    pub customer_id: CustomerId,
     pub member_no: String,
     pub joined_via: String,
     pub store_id: Option<String>,
@@ -44,7 +45,7 @@ pub enum MemberError {
     #[error("{field}: {reason}")]
     Invalid { field: &'static str, reason: String },
     #[error("customer {0} is not a member")]
-    NotMember(i64),
+    NotMember(CustomerId),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -112,7 +113,7 @@ impl JoinRequest {
 
 const COLS: &str = "customer_id, member_no, joined_via, store_id, birthday_month, joined_at, tier";
 
-pub async fn get(db: &Db, tenant: TenantId, customer: i64) -> Result<Member, MemberError> {
+pub async fn get(db: &Db, tenant: TenantId, customer: CustomerId) -> Result<Member, MemberError> {
     db.fetch_optional(
         &sql(format!(
             "SELECT {COLS} FROM members WHERE tenant_id = $1 AND customer_id = $2"

@@ -5,6 +5,7 @@
 //! The [`LocalProvider`] settles at once, so the demo and the tests run offline; WeChat Pay is a
 //! later adapter behind the same trait.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use std::future::Future;
@@ -84,7 +85,7 @@ impl Refuse for PaymentError {
 #[derive(Debug, Clone)]
 pub struct Charge {
     pub tenant_id: TenantId,
-    pub customer_id: i64,
+    pub customer_id: CustomerId,
     /// Fen.
     pub amount: i64,
     /// What it pays for, e.g. `flash:12` or `team:3`; the provider shows it as the description.
@@ -143,7 +144,7 @@ crate::platform::text_enum::text_enum! {
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Payment {
     pub id: i64,
-    pub customer_id: i64,
+    pub customer_id: CustomerId,
     pub provider: String,
     pub provider_ref: String,
     pub purpose: String,
@@ -367,7 +368,7 @@ impl Payments {
 pub async fn insert_paid_order(
     tx: &mut Tx,
     tenant: TenantId,
-    customer_id: i64,
+    customer_id: CustomerId,
     order_no: &str,
     sku: &str,
     title: &str,

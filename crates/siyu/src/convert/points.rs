@@ -2,6 +2,7 @@
 //! never a number kept beside them. Earned points expire; spending uses the points that expire
 //! first, so what expires is what was earned and not spent in time.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use serde::{Deserialize, Serialize};
@@ -63,12 +64,12 @@ pub enum PointsError {
     Invalid { field: &'static str, reason: String },
     #[error("customer {customer} has {balance} points, fewer than the {wanted} asked for")]
     Insufficient {
-        customer: i64,
+        customer: CustomerId,
         balance: i64,
         wanted: i64,
     },
     #[error("customer {0} is not a member")]
-    NotMember(i64),
+    NotMember(CustomerId),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -142,7 +143,7 @@ pub async fn save_settings(
     Ok(())
 }
 
-async fn balance_in(tx: &mut Tx, tenant: TenantId, customer: i64) -> Result<i64, DbError> {
+async fn balance_in(tx: &mut Tx, tenant: TenantId, customer: CustomerId) -> Result<i64, DbError> {
     let (b,): (i64,) = tx
         .fetch_one(
             &sql("SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) FROM points_entries WHERE tenant_id = $1 AND customer_id = $2")
@@ -153,7 +154,7 @@ async fn balance_in(tx: &mut Tx, tenant: TenantId, customer: i64) -> Result<i64,
     Ok(b)
 }
 
-pub async fn balance(db: &Db, tenant: TenantId, customer: i64) -> Result<i64, DbError> {
+pub async fn balance(db: &Db, tenant: TenantId, customer: CustomerId) -> Result<i64, DbError> {
     let (b,): (i64,) = db
         .fetch_one(
             &sql("SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) FROM points_entries WHERE tenant_id = $1 AND customer_id = $2")
@@ -168,7 +169,7 @@ pub async fn balance(db: &Db, tenant: TenantId, customer: i64) -> Result<i64, Db
 async fn insert(
     tx: &mut Tx,
     tenant: TenantId,
-    customer: i64,
+    customer: CustomerId,
     delta: i64,
     kind: &str,
     reason: &str,
@@ -200,7 +201,7 @@ async fn insert(
 pub async fn apply(
     db: &Db,
     tenant: TenantId,
-    customer: i64,
+    customer: CustomerId,
     change: &Change,
     reason: &str,
     now: i64,
@@ -219,7 +220,7 @@ pub async fn apply_in(
     tx: &mut Tx,
     s: &PointsSettings,
     tenant: TenantId,
-    customer: i64,
+    customer: CustomerId,
     change: &Change,
     reason: &str,
     now: i64,
@@ -378,7 +379,12 @@ fn unspent_expired(entries: &[(i64, Option<i64>)], now: i64) -> i64 {
         .sum()
 }
 
-async fn expire_in(tx: &mut Tx, tenant: TenantId, customer: i64, now: i64) -> Result<i64, DbError> {
+async fn expire_in(
+    tx: &mut Tx,
+    tenant: TenantId,
+    customer: CustomerId,
+    now: i64,
+) -> Result<i64, DbError> {
     let rows: Vec<(i64, Option<i64>)> = tx
         .fetch_all(
             &sql(
@@ -415,7 +421,7 @@ const EXPIRE_CHUNK: usize = 500;
 /// A chunk of members per transaction; each member's expiry reads what is left under the lock,
 /// so a run cut short is finished by the next.
 pub async fn expire_all(db: &Db, tenant: TenantId, now: i64) -> Result<i64, DbError> {
-    let customers: Vec<(i64,)> = db
+    let customers: Vec<(CustomerId,)> = db
         .fetch_all(
             &sql("SELECT DISTINCT customer_id FROM points_entries WHERE tenant_id = $1 AND kind = 'earn' AND expires_at <= $2")
                 .bind(tenant)
@@ -437,7 +443,7 @@ pub async fn expire_all(db: &Db, tenant: TenantId, now: i64) -> Result<i64, DbEr
 /// An order of a member as the store has it now.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MemberOrder {
-    pub customer_id: i64,
+    pub customer_id: CustomerId,
     pub channel: String,
     pub order_no: String,
     pub status: String,
@@ -482,7 +488,7 @@ pub async fn follow_orders(
     tenant: TenantId,
     orders: &[MemberOrder],
     now: i64,
-) -> Result<Vec<i64>, PointsError> {
+) -> Result<Vec<CustomerId>, PointsError> {
     let mut touched = Vec::new();
     for o in orders {
         let reference = format!("{}:{}", o.channel, o.order_no);
@@ -527,7 +533,7 @@ pub async fn follow_orders(
 async fn take_back(
     db: &Db,
     tenant: TenantId,
-    customer: i64,
+    customer: CustomerId,
     reference: &str,
     now: i64,
 ) -> Result<bool, PointsError> {
@@ -619,7 +625,11 @@ pub fn spawn_daily_expiry(db: Db) {
     });
 }
 
-pub async fn entries(db: &Db, tenant: TenantId, customer: i64) -> Result<Vec<Entry>, DbError> {
+pub async fn entries(
+    db: &Db,
+    tenant: TenantId,
+    customer: CustomerId,
+) -> Result<Vec<Entry>, DbError> {
     db.fetch_all(
         &sql(
             "SELECT id, delta, kind, reason, ref, expires_at, created_at FROM points_entries \

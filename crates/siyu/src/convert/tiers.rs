@@ -2,6 +2,7 @@
 //! as soon as they qualify and down only at the daily review, so a refund in the middle of the
 //! day does not take a tier away before the customer has had a chance to buy again.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use serde::{Deserialize, Serialize};
 
@@ -102,7 +103,7 @@ impl TierSettings {
 /// A member's tier now and the figure it rests on.
 #[derive(Debug, Clone, Serialize)]
 pub struct TierChange {
-    pub customer_id: i64,
+    pub customer_id: CustomerId,
     pub from: Option<String>,
     pub to: Option<String>,
     pub value: i64,
@@ -116,10 +117,10 @@ const REVIEW_CHUNK: usize = 1_000;
 async fn values_of(
     tx: &mut Tx,
     tenant: TenantId,
-    customers: &[i64],
+    customers: &[CustomerId],
     s: &TierSettings,
     now: i64,
-) -> Result<HashMap<i64, i64>, DbError> {
+) -> Result<HashMap<CustomerId, i64>, DbError> {
     let since = now - s.window_days * DAY_MS;
     let head = match s.basis {
         Basis::Spend => format!(
@@ -141,7 +142,11 @@ async fn values_of(
     for c in customers {
         q.push_arg(*c);
     }
-    Ok(tx.fetch_all::<(i64, i64)>(&q).await?.into_iter().collect())
+    Ok(tx
+        .fetch_all::<(CustomerId, i64)>(&q)
+        .await?
+        .into_iter()
+        .collect())
 }
 
 /// Reviews members' tiers: up whenever they qualify, down only when `allow_down` (the daily
@@ -149,7 +154,7 @@ async fn values_of(
 pub async fn review(
     db: &Db,
     tenant: TenantId,
-    customers: Option<&[i64]>,
+    customers: Option<&[CustomerId]>,
     allow_down: bool,
     now: i64,
 ) -> Result<Vec<TierChange>, DbError> {
@@ -157,9 +162,9 @@ pub async fn review(
     if s.tiers.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<i64> = match customers {
+    let ids: Vec<CustomerId> = match customers {
         None => db
-            .fetch_all::<(i64,)>(
+            .fetch_all::<(CustomerId,)>(
                 &sql("SELECT customer_id FROM members WHERE tenant_id = $1 ORDER BY customer_id")
                     .bind(tenant),
             )
@@ -183,12 +188,12 @@ pub async fn review(
 async fn review_in(
     tx: &mut Tx,
     tenant: TenantId,
-    customers: &[i64],
+    customers: &[CustomerId],
     s: &TierSettings,
     allow_down: bool,
     now: i64,
 ) -> Result<Vec<TierChange>, DbError> {
-    let members: Vec<(i64, Option<String>)> = tx
+    let members: Vec<(CustomerId, Option<String>)> = tx
         .fetch_in(
             "SELECT customer_id, tier FROM members WHERE tenant_id = $1 AND customer_id",
             &[tenant.into()],
@@ -198,7 +203,7 @@ async fn review_in(
     if members.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<i64> = members.iter().map(|(c, _)| *c).collect();
+    let ids: Vec<CustomerId> = members.iter().map(|(c, _)| *c).collect();
     let values = values_of(tx, tenant, &ids, s, now).await?;
     let mut changes = Vec::new();
     for (c, current) in members {

@@ -1,6 +1,7 @@
 //! Customer attributes (city, gender, birthday month, …): free-form values set through the API,
 //! which segment rules test with `attr`.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use crate::platform::db::{Db, DbError, DbResult, sql};
 use crate::platform::refusal::{Refusal, Refuse};
@@ -26,7 +27,7 @@ impl Refuse for AttrError {
 pub async fn set_attributes(
     db: &Db,
     tenant: TenantId,
-    customer: i64,
+    customer: CustomerId,
     attrs: &serde_json::Map<String, serde_json::Value>,
     now: i64,
 ) -> Result<(), AttrError> {
@@ -87,7 +88,7 @@ pub async fn set_attributes(
 pub async fn attributes_of(
     db: &Db,
     tenant: TenantId,
-    customer: i64,
+    customer: CustomerId,
 ) -> DbResult<Vec<(String, String)>> {
     db.fetch_all(
         &sql("SELECT name, value FROM customer_attributes WHERE tenant_id = $1 AND customer_id = $2 ORDER BY name")

@@ -4,6 +4,7 @@
 //! quotes the order number to a guide or the service desk, who links it here.
 
 use super::oneid;
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use crate::platform::db::{Db, DbError, sql};
 use crate::platform::refusal::{Refusal, Refuse};
@@ -13,12 +14,12 @@ pub enum LinkError {
     #[error("order {channel}/{order_no} not found")]
     NoOrder { channel: String, order_no: String },
     #[error("customer {0} not found")]
-    NoCustomer(i64),
+    NoCustomer(CustomerId),
     #[error("order {channel}/{order_no} already belongs to customer {customer}")]
     AlreadyLinked {
         channel: String,
         order_no: String,
-        customer: i64,
+        customer: CustomerId,
     },
     #[error(transparent)]
     Db(#[from] DbError),
@@ -42,12 +43,12 @@ pub async fn link_order(
     tenant: TenantId,
     channel: &str,
     order_no: &str,
-    customer: i64,
+    customer: CustomerId,
     now: i64,
-) -> Result<i64, LinkError> {
+) -> Result<CustomerId, LinkError> {
     let mut tx = db.begin().await?;
     tx.lock_tenant(tenant).await?;
-    let order: Option<(i64, i64)> = tx
+    let order: Option<(CustomerId, i64)> = tx
         .fetch_optional(
             &sql("SELECT customer_id, buyer_unlinked FROM orders \
                  WHERE tenant_id = $1 AND channel = $2 AND order_no = $3")
@@ -81,7 +82,7 @@ pub async fn link_order(
     if live.is_none() || customer == buyer {
         return Err(LinkError::NoCustomer(customer));
     }
-    oneid::link_unlinked_buyers(&mut tx, tenant, &[(buyer, customer)], now).await?;
+    oneid::link_unlinked_buyers(&mut tx, tenant, &[(buyer.get(), customer.get())], now).await?;
     tx.execute(
         &sql("UPDATE orders SET buyer_unlinked = 0, updated_at = $4 \
              WHERE tenant_id = $1 AND channel = $2 AND order_no = $3")

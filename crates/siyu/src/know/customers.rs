@@ -1,5 +1,6 @@
 //! The customer as operators see them: identities, purchase summary, recent orders and events.
 
+use super::CustomerId;
 use crate::platform::TenantId;
 use serde::Serialize;
 
@@ -55,9 +56,9 @@ pub struct PurchaseSummary {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Customer360 {
-    pub id: i64,
+    pub id: CustomerId,
     /// Set when the requested id was merged into this customer.
-    pub merged_from: Option<i64>,
+    pub merged_from: Option<CustomerId>,
     pub display_name: Option<String>,
     pub created_at: i64,
     pub identities: Vec<IdentityView>,
@@ -90,7 +91,7 @@ pub struct TagView {
     pub rule: bool,
 }
 
-async fn layer_of(db: &Db, tenant_id: TenantId, id: i64) -> DbResult<LayerView> {
+async fn layer_of(db: &Db, tenant_id: TenantId, id: CustomerId) -> DbResult<LayerView> {
     type Row = (String, String, i64, i64, i64, Option<i64>);
     let row: Option<Row> = db
         .fetch_optional(
@@ -121,8 +122,12 @@ async fn layer_of(db: &Db, tenant_id: TenantId, id: i64) -> DbResult<LayerView> 
 }
 
 /// Follows merges: the surviving customer id for `id`, if it exists in the tenant.
-pub async fn surviving_id(db: &Db, tenant_id: TenantId, id: i64) -> DbResult<Option<i64>> {
-    let row: Option<(i64, Option<i64>)> = db
+pub async fn surviving_id(
+    db: &Db,
+    tenant_id: TenantId,
+    id: CustomerId,
+) -> DbResult<Option<CustomerId>> {
+    let row: Option<(CustomerId, Option<CustomerId>)> = db
         .fetch_optional(
             &sql("SELECT id, merged_into FROM customers WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant_id)
@@ -137,9 +142,9 @@ pub async fn surviving_id(db: &Db, tenant_id: TenantId, id: i64) -> DbResult<Opt
 pub async fn surviving_ids(
     db: &Db,
     tenant_id: TenantId,
-    ids: &[i64],
-) -> DbResult<std::collections::HashMap<i64, i64>> {
-    let rows: Vec<(i64, Option<i64>)> = db
+    ids: &[CustomerId],
+) -> DbResult<std::collections::HashMap<CustomerId, CustomerId>> {
+    let rows: Vec<(CustomerId, Option<CustomerId>)> = db
         .fetch_in(
             "SELECT id, merged_into FROM customers WHERE tenant_id = $1 AND id",
             &[tenant_id.into()],
@@ -155,9 +160,9 @@ pub async fn surviving_ids(
 /// Turns [`surviving_ids`] around: for each customer now, the ids recorded for them (a report's
 /// recipients or claimers), in id order. Two recorded ids of one person have one entry.
 pub fn recorded_behind(
-    surviving: std::collections::HashMap<i64, i64>,
-) -> std::collections::HashMap<i64, Vec<i64>> {
-    let mut behind: std::collections::HashMap<i64, Vec<i64>> = Default::default();
+    surviving: std::collections::HashMap<CustomerId, CustomerId>,
+) -> std::collections::HashMap<CustomerId, Vec<CustomerId>> {
+    let mut behind: std::collections::HashMap<CustomerId, Vec<CustomerId>> = Default::default();
     for (recorded, now) in surviving {
         behind.entry(now).or_default().push(recorded);
     }
@@ -173,8 +178,8 @@ pub async fn find_by_identity(
     cipher: &FieldCipher,
     tenant_id: TenantId,
     identity: &Identity,
-) -> DbResult<Option<i64>> {
-    let row: Option<(i64,)> = db
+) -> DbResult<Option<CustomerId>> {
+    let row: Option<(CustomerId,)> = db
         .fetch_optional(
             &sql("SELECT customer_id FROM identities WHERE tenant_id = $1 AND ikey = $2")
                 .bind(tenant_id)
@@ -234,7 +239,7 @@ pub async fn identities_of(
     db: &Db,
     cipher: &FieldCipher,
     tenant_id: TenantId,
-    id: i64,
+    id: CustomerId,
     unmask: bool,
 ) -> DbResult<Vec<IdentityView>> {
     let rows: Vec<(String, String, Option<String>)> = db
@@ -250,7 +255,11 @@ pub async fn identities_of(
         .collect())
 }
 
-pub async fn purchase_summary(db: &Db, tenant_id: TenantId, id: i64) -> DbResult<PurchaseSummary> {
+pub async fn purchase_summary(
+    db: &Db,
+    tenant_id: TenantId,
+    id: CustomerId,
+) -> DbResult<PurchaseSummary> {
     let (first, last, count, spend): (Option<i64>, Option<i64>, i64, i64) = db
         .fetch_one(
             &sql(format!(
@@ -285,7 +294,7 @@ pub async fn customer_360(
     db: &Db,
     cipher: &FieldCipher,
     tenant_id: TenantId,
-    requested: i64,
+    requested: CustomerId,
     unmask: bool,
 ) -> DbResult<Option<Customer360>> {
     let Some(id) = surviving_id(db, tenant_id, requested).await? else {
@@ -349,7 +358,7 @@ pub async fn customer_360(
 /// A row of the customer list.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct CustomerRow {
-    pub id: i64,
+    pub id: CustomerId,
     pub display_name: Option<String>,
     pub created_at: i64,
     pub order_count: i64,
@@ -375,7 +384,7 @@ pub async fn list_customers(
     tenant_id: TenantId,
     page: i64,
     per_page: i64,
-    only: Option<&[i64]>,
+    only: Option<&[CustomerId]>,
     unmask: bool,
 ) -> DbResult<CustomerPage> {
     let page = page.max(1);
@@ -389,7 +398,7 @@ pub async fn list_customers(
     );
     let (mut rows, total): (Vec<CustomerRow>, i64) = match only {
         Some(ids) => {
-            let ids: Vec<i64> = ids.iter().copied().take(200).collect();
+            let ids: Vec<CustomerId> = ids.iter().copied().take(200).collect();
             if ids.is_empty() {
                 (Vec::new(), 0)
             } else {
@@ -457,7 +466,7 @@ pub async fn search(
     cipher: &FieldCipher,
     tenant_id: TenantId,
     q: &str,
-) -> DbResult<Vec<i64>> {
+) -> DbResult<Vec<CustomerId>> {
     let q = q.trim();
     if q.is_empty() {
         return Ok(Vec::new());
@@ -474,17 +483,20 @@ pub async fn search(
             .into_iter()
             .collect());
     }
-    if let Some(id) = q.strip_prefix('#').and_then(|s| s.parse::<i64>().ok()) {
+    if let Some(id) = q
+        .strip_prefix('#')
+        .and_then(|s| s.parse::<CustomerId>().ok())
+    {
         return Ok(surviving_id(db, tenant_id, id).await?.into_iter().collect());
     }
-    let by_order: Vec<(i64,)> = db
+    let by_order: Vec<(CustomerId,)> = db
         .fetch_all(&sql(ORDER_FROM_ANY_CHANNEL).bind(tenant_id).bind(q))
         .await?;
     if !by_order.is_empty() {
         return Ok(by_order.into_iter().map(|r| r.0).collect());
     }
     // Store receipts are kept as STORE-NUMBER (numbers restart in every store).
-    let by_receipt: Vec<(i64,)> = db
+    let by_receipt: Vec<(CustomerId,)> = db
         .fetch_all(
             &sql("SELECT customer_id FROM orders WHERE tenant_id = $1 AND channel = 'store' AND order_no LIKE $2 LIMIT 20")
                 .bind(tenant_id)
@@ -495,7 +507,7 @@ pub async fn search(
         return Ok(by_receipt.into_iter().map(|r| r.0).collect());
     }
     // Buyer ids of any marketplace, then names.
-    let mut ids: Vec<i64> = Vec::new();
+    let mut ids: Vec<CustomerId> = Vec::new();
     use IdentityKind::*;
     for kind in [
         Tmall,
@@ -518,7 +530,7 @@ pub async fn search(
         return Ok(ids);
     }
     let like = format!("%{}%", q.replace(['%', '_'], ""));
-    let rows: Vec<(i64,)> = db
+    let rows: Vec<(CustomerId,)> = db
         .fetch_all(&sql("SELECT id FROM customers WHERE tenant_id = $1 AND merged_into IS NULL AND display_name LIKE $2 ORDER BY id DESC LIMIT 50").bind(tenant_id).bind(like))
         .await?;
     Ok(rows.into_iter().map(|r| r.0).collect())
@@ -559,12 +571,12 @@ mod tests {
             .await
             .expect("search");
         found.sort_unstable();
-        assert_eq!(found, vec![10, 11]);
+        assert_eq!(found, vec![CustomerId::new(10), CustomerId::new(11)]);
         assert_eq!(
             search(&db, &cipher, TenantId::new(1), "B200")
                 .await
                 .expect("search"),
-            vec![12]
+            vec![CustomerId::new(12)]
         );
         // Another tenant's order is not found; a store receipt by its number is.
         assert!(
@@ -577,7 +589,7 @@ mod tests {
             search(&db, &cipher, TenantId::new(1), "7")
                 .await
                 .expect("search"),
-            vec![13]
+            vec![CustomerId::new(13)]
         );
         let plan = query_plan(&db, sql(ORDER_FROM_ANY_CHANNEL).bind(1i64).bind("A100"))
             .await

@@ -1,5 +1,6 @@
 //! Behaviour events pushed by other systems: idempotent by the sender's id, resolved to customers.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -257,7 +258,7 @@ pub async fn store_events_in(
             let customer = (*owner)?;
             let counted = rs.reshaped.binary_search(&customer).is_err();
             counted.then(|| StoredEvent {
-                customer,
+                customer: CustomerId::new(customer),
                 kind: e.event.kind.clone(),
                 at: e.event.occurred_at,
             })

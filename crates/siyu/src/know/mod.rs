@@ -20,6 +20,9 @@ pub mod tags;
 // Segment rules and RFM classes are the crate `siyu-audience`, with the index that evaluates them.
 pub use siyu_audience::{rfm, rule};
 
+// The customer id is the store's, beside the tenant id, so that both bind as values.
+pub use siyu_store::CustomerId;
+
 use crate::platform::refusal::{Refusal, Refuse};
 
 impl Refuse for rule::RuleError {

@@ -2,6 +2,7 @@
 //! layering settings. Recomputed for the customers whose orders change, and for everyone once a
 //! day (windows move with time) or when the settings change.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use std::collections::HashMap;
 
@@ -49,7 +50,7 @@ pub async fn save_settings(
 async fn purchases(
     tx: &mut Tx,
     tenant: TenantId,
-    ids: Option<&[i64]>,
+    ids: Option<&[CustomerId]>,
 ) -> DbResult<HashMap<i64, Vec<Purchase>>> {
     let head = format!(
         "SELECT customer_id, ordered_at, amount - refund_amount FROM orders \
@@ -147,7 +148,12 @@ pub async fn recompute_all(db: &Db, tenant: TenantId, now: i64) -> DbResult<RfmM
 
 /// Recomputes some customers' figures with the model in force (fitting one first if there is
 /// none yet).
-pub async fn recompute_customers(db: &Db, tenant: TenantId, ids: &[i64], now: i64) -> DbResult<()> {
+pub async fn recompute_customers(
+    db: &Db,
+    tenant: TenantId,
+    ids: &[CustomerId],
+    now: i64,
+) -> DbResult<()> {
     let mut tx = db.begin().await?;
     tx.lock_tenant(tenant).await?;
     // Read under the lock: a settings change (which recomputes everyone) cannot slip between.

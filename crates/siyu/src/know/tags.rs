@@ -2,6 +2,7 @@
 //! members are whoever a segment rule selects, kept current by the audience index. Every change
 //! of membership is written to `tag_history` with its source.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use roaring::RoaringBitmap;
@@ -46,7 +47,7 @@ pub enum TagError {
     /// A list stopped part-way: the chunks in `done` are stored and stand.
     #[error("{source} ({} customers were changed before it)", done.len())]
     Stopped {
-        done: Vec<i64>,
+        done: Vec<CustomerId>,
         #[source]
         source: Box<TagError>,
     },
@@ -155,7 +156,7 @@ pub async fn create(
 
 /// Deletes a tag and its memberships (the history stays). A manual tag named by a rule tag's
 /// rule cannot be deleted.
-pub async fn delete(db: &Db, tenant: TenantId, id: i64) -> Result<Vec<i64>, TagError> {
+pub async fn delete(db: &Db, tenant: TenantId, id: i64) -> Result<Vec<CustomerId>, TagError> {
     get(db, tenant, id).await?;
     for (rid, rule) in rule_tags(db, tenant).await? {
         if rule.tag_ids().contains(&id) {
@@ -178,7 +179,7 @@ pub async fn delete(db: &Db, tenant: TenantId, id: i64) -> Result<Vec<i64>, TagE
     }
     let mut tx = db.begin().await?;
     tx.lock_tenant(tenant).await?;
-    let members: Vec<(i64,)> = tx
+    let members: Vec<(CustomerId,)> = tx
         .fetch_all(
             &sql("SELECT customer_id FROM customer_tags WHERE tenant_id = $1 AND tag_id = $2")
                 .bind(tenant)
@@ -228,7 +229,7 @@ async fn write_history(
     tx: &mut Tx,
     tenant: TenantId,
     tag: i64,
-    customers: &[i64],
+    customers: &[CustomerId],
     action: &str,
     source: &str,
     now: i64,
@@ -255,19 +256,19 @@ async fn add_in(
     tx: &mut Tx,
     tenant: TenantId,
     tag: i64,
-    customers: &[i64],
+    customers: &[CustomerId],
     source: &str,
     now: i64,
-) -> DbResult<Vec<i64>> {
-    let have: Vec<(i64,)> = tx
+) -> DbResult<Vec<CustomerId>> {
+    let have: Vec<(CustomerId,)> = tx
         .fetch_in(
             "SELECT customer_id FROM customer_tags WHERE tenant_id = $1 AND tag_id = $2 AND customer_id",
             &[tenant.into(), tag.into()],
             customers.iter().map(|c| Value::from(*c)).collect(),
         )
         .await?;
-    let have: std::collections::HashSet<i64> = have.into_iter().map(|r| r.0).collect();
-    let mut new: Vec<i64> = customers
+    let have: std::collections::HashSet<CustomerId> = have.into_iter().map(|r| r.0).collect();
+    let mut new: Vec<CustomerId> = customers
         .iter()
         .copied()
         .filter(|c| !have.contains(c))
@@ -296,18 +297,18 @@ async fn remove_in(
     tx: &mut Tx,
     tenant: TenantId,
     tag: i64,
-    customers: &[i64],
+    customers: &[CustomerId],
     source: &str,
     now: i64,
-) -> DbResult<Vec<i64>> {
-    let have: Vec<(i64,)> = tx
+) -> DbResult<Vec<CustomerId>> {
+    let have: Vec<(CustomerId,)> = tx
         .fetch_in(
             "SELECT customer_id FROM customer_tags WHERE tenant_id = $1 AND tag_id = $2 AND customer_id",
             &[tenant.into(), tag.into()],
             customers.iter().map(|c| Value::from(*c)).collect(),
         )
         .await?;
-    let gone: Vec<i64> = have.into_iter().map(|r| r.0).collect();
+    let gone: Vec<CustomerId> = have.into_iter().map(|r| r.0).collect();
     tx.execute_in(
         "DELETE FROM customer_tags WHERE tenant_id = $1 AND tag_id = $2 AND customer_id",
         &[tenant.into(), tag.into()],
@@ -324,10 +325,10 @@ pub async fn tag_customers(
     db: &Db,
     tenant: TenantId,
     tag: &Tag,
-    customers: &[i64],
+    customers: &[CustomerId],
     source: &str,
     now: i64,
-) -> Result<Vec<i64>, TagError> {
+) -> Result<Vec<CustomerId>, TagError> {
     set_by_hand(db, tenant, tag, customers, source, now, HandChange::Add).await
 }
 
@@ -336,10 +337,10 @@ pub async fn untag_customers(
     db: &Db,
     tenant: TenantId,
     tag: &Tag,
-    customers: &[i64],
+    customers: &[CustomerId],
     source: &str,
     now: i64,
-) -> Result<Vec<i64>, TagError> {
+) -> Result<Vec<CustomerId>, TagError> {
     set_by_hand(db, tenant, tag, customers, source, now, HandChange::Remove).await
 }
 
@@ -356,11 +357,11 @@ async fn set_by_hand(
     db: &Db,
     tenant: TenantId,
     tag: &Tag,
-    customers: &[i64],
+    customers: &[CustomerId],
     source: &str,
     now: i64,
     change: HandChange,
-) -> Result<Vec<i64>, TagError> {
+) -> Result<Vec<CustomerId>, TagError> {
     if tag.rule.is_some() {
         return Err(TagError::Invalid {
             field: "tag",
@@ -404,8 +405,8 @@ pub async fn apply_rule_tag(
     remove: &RoaringBitmap,
     now: i64,
 ) -> DbResult<()> {
-    let add: Vec<i64> = add.iter().map(i64::from).collect();
-    let remove: Vec<i64> = remove.iter().map(i64::from).collect();
+    let add: Vec<CustomerId> = add.iter().map(|c| CustomerId::new(c.into())).collect();
+    let remove: Vec<CustomerId> = remove.iter().map(|c| CustomerId::new(c.into())).collect();
     let mut tx = db.begin().await?;
     tx.lock_tenant(tenant).await?;
     // Deleted meanwhile (under the same lock): nothing to store.
@@ -435,7 +436,11 @@ pub struct TagChange {
 }
 
 /// Who or what tagged and untagged a customer, newest first.
-pub async fn history_of(db: &Db, tenant: TenantId, customer: i64) -> DbResult<Vec<TagChange>> {
+pub async fn history_of(
+    db: &Db,
+    tenant: TenantId,
+    customer: CustomerId,
+) -> DbResult<Vec<TagChange>> {
     db.fetch_all(
         &sql(
             "SELECT h.tag_id, COALESCE(t.group_name, '') AS group_name, COALESCE(t.name, '(deleted)') AS name, \
@@ -449,7 +454,7 @@ pub async fn history_of(db: &Db, tenant: TenantId, customer: i64) -> DbResult<Ve
 }
 
 /// The tags a customer has now.
-pub async fn tags_of(db: &Db, tenant: TenantId, customer: i64) -> DbResult<Vec<Tag>> {
+pub async fn tags_of(db: &Db, tenant: TenantId, customer: CustomerId) -> DbResult<Vec<Tag>> {
     db.fetch_all(
         &sql(
             "SELECT t.id, t.group_name, t.name, t.rule, t.created_at FROM customer_tags ct \
@@ -480,7 +485,7 @@ const WRITE_CHUNK: usize = 5_000;
 
 /// What one line of a list names.
 enum Named {
-    Id(i64),
+    Id(CustomerId),
     /// An identity's lookup key (`identities.ikey`).
     Key(String),
 }
@@ -504,7 +509,7 @@ pub async fn resolve_list(
     cipher: &FieldCipher,
     tenant: TenantId,
     text: &str,
-) -> Result<(Vec<i64>, Vec<LineError>), TagError> {
+) -> Result<(Vec<CustomerId>, Vec<LineError>), TagError> {
     check_list_length("list", text.lines().count())?;
     let lookup = cipher.lookup(tenant);
     let mut named = Vec::new();
@@ -520,7 +525,7 @@ pub async fn resolve_list(
             reason,
         };
         let what = if let Some(id) = line.strip_prefix('#') {
-            match id.trim().parse::<i64>() {
+            match id.trim().parse::<CustomerId>() {
                 Ok(id) => Named::Id(id),
                 Err(_) => {
                     errors.push(err("not a customer id".into()));
@@ -538,7 +543,7 @@ pub async fn resolve_list(
         } else {
             match Phone::parse(line) {
                 Ok(p) => Named::Key(Identity::Phone(p).lookup_key(&lookup)),
-                Err(pe) => match line.parse::<i64>() {
+                Err(pe) => match line.parse::<CustomerId>() {
                     Ok(id) => Named::Id(id),
                     Err(_) => {
                         errors.push(err(pe.to_string()));
@@ -549,7 +554,7 @@ pub async fn resolve_list(
         };
         named.push((n + 1, line.to_owned(), what));
     }
-    let ids: Vec<i64> = named
+    let ids: Vec<CustomerId> = named
         .iter()
         .filter_map(|(_, _, w)| match w {
             Named::Id(id) => Some(*id),
@@ -564,8 +569,8 @@ pub async fn resolve_list(
             Named::Id(_) => None,
         })
         .collect();
-    let holders: std::collections::HashMap<String, i64> = db
-        .fetch_in::<(String, i64)>(
+    let holders: std::collections::HashMap<String, CustomerId> = db
+        .fetch_in::<(String, CustomerId)>(
             "SELECT ikey, customer_id FROM identities WHERE tenant_id = $1 AND ikey",
             &[tenant.into()],
             keys,

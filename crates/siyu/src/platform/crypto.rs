@@ -7,6 +7,7 @@
 //! the database cannot link customers across brands. Every key derives from the one
 //! `SIYU_SECRET_KEY`.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -46,7 +47,7 @@ pub struct FieldCipher {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CustomerClaim {
     pub tenant_id: TenantId,
-    pub customer_id: i64,
+    pub customer_id: CustomerId,
     /// When it was issued (UTC ms): a revocation after this ends it.
     pub issued_at: i64,
     pub expires_at: i64,
@@ -329,7 +330,7 @@ mod tests {
         let c = cipher();
         let claim = CustomerClaim {
             tenant_id: TenantId::new(3),
-            customer_id: 42,
+            customer_id: CustomerId::new(42),
             issued_at: 0,
             expires_at: 1_000,
         };

@@ -7,6 +7,7 @@
 //! from the store, a revocation is immediate on the server that made it and reaches the others
 //! within that time.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -52,7 +53,7 @@ impl Refuse for SessionError {
 #[derive(Default)]
 struct Revoked {
     /// (tenant, customer) → signed out at (UTC ms).
-    at: HashMap<(TenantId, i64), i64>,
+    at: HashMap<(TenantId, CustomerId), i64>,
     /// When the store was last read; `None` before the first read.
     read_at: Option<i64>,
 }
@@ -82,7 +83,13 @@ impl CustomerSessions {
 
     /// A token for the customer's pages, good until `expires_at` (at most [`LONGEST_MS`] away)
     /// or until the customer is signed out everywhere.
-    pub fn issue(&self, tenant: TenantId, customer: i64, expires_at: i64, now: i64) -> String {
+    pub fn issue(
+        &self,
+        tenant: TenantId,
+        customer: CustomerId,
+        expires_at: i64,
+        now: i64,
+    ) -> String {
         self.cipher.customer_token(CustomerClaim {
             tenant_id: tenant,
             customer_id: customer,
@@ -121,7 +128,7 @@ impl CustomerSessions {
         &self,
         db: &Db,
         tenant: TenantId,
-        customer: i64,
+        customer: CustomerId,
         now: i64,
         actor: Actor<'_>,
     ) -> Result<(), SessionError> {
@@ -175,7 +182,7 @@ impl CustomerSessions {
                     .bind(since),
             )
             .await;
-        let rows: Vec<(TenantId, i64, i64)> = match (read, read_at) {
+        let rows: Vec<(TenantId, CustomerId, i64)> = match (read, read_at) {
             (Ok(rows), _) => rows,
             // Before the first read there is nothing to go on with.
             (Err(e), None) => return Err(e.into()),

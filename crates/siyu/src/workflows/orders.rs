@@ -9,6 +9,7 @@
 //! tiers follow at the daily review.
 
 use crate::convert::{points, tiers};
+use crate::know::CustomerId;
 use crate::know::audience::{self, Audiences, Change};
 use crate::know::profile;
 use crate::platform::TenantId;
@@ -32,7 +33,7 @@ pub struct OrdersStored<'a> {
     pub orders: &'a [(String, String)],
     /// Their buyers, before and after the store (an order that moved to another customer
     /// changes both).
-    pub buyers: &'a [i64],
+    pub buyers: &'a [CustomerId],
     pub now: i64,
 }
 
@@ -63,7 +64,7 @@ pub async fn activity_paid(
     db: &Db,
     audiences: &Audiences,
     tenant: TenantId,
-    customer: i64,
+    customer: CustomerId,
     order_no: &str,
     now: i64,
 ) {
@@ -75,7 +76,7 @@ pub async fn activity_paid(
         now,
     };
     if let Err(e) = orders_stored(db, audiences, stored).await {
-        tracing::error!(tenant = %tenant, customer, order_no, error = %e, "points, tiers or the index did not follow a paid activity order");
+        tracing::error!(tenant = %tenant, customer = %customer, order_no, error = %e, "points, tiers or the index did not follow a paid activity order");
     }
 }
 

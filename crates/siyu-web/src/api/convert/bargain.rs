@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use siyu::know::CustomerId;
 use siyu::platform::TenantId;
 
 use crate::AppState;
@@ -121,7 +122,7 @@ pub(crate) async fn buy(
     app: &AppState,
     tenant: TenantId,
     id: i64,
-    customer: Option<i64>,
+    customer: Option<CustomerId>,
 ) -> Result<Response, ApiError> {
     let b = bargain::buy(&app.db, &app.payments, tenant, id, customer, now_ms()).await?;
     if let Some(no) = &b.order_no {

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use siyu::know::CustomerId;
 
 use crate::AppState;
 use crate::api::{ApiCaller, ApiError, actor, customer_id, json_body, require_write};
@@ -65,7 +66,7 @@ pub(crate) fn template_id(raw: &str) -> Result<i64, ApiError> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ClaimBody {
-    customer_id: i64,
+    customer_id: CustomerId,
 }
 
 /// `POST /api/v1/coupon-templates/{id}/claim`: one customer claims one coupon.
@@ -100,7 +101,7 @@ pub(crate) async fn claim(
 #[serde(deny_unknown_fields)]
 pub(crate) struct IssueBody {
     #[serde(default)]
-    customer_ids: Vec<i64>,
+    customer_ids: Vec<CustomerId>,
     /// A segment snapshot: every frozen member gets one.
     #[serde(default)]
     snapshot_id: Option<i64>,
@@ -127,13 +128,13 @@ pub(crate) async fn issue(
     // Listed ids must be the tenant's own customers (as they are now, after merges).
     let known =
         siyu::know::customers::surviving_ids(&app.db, caller.tenant_id, &b.customer_ids).await?;
-    let unknown: Vec<i64> = b
+    let unknown: Vec<CustomerId> = b
         .customer_ids
         .iter()
         .filter(|id| !known.contains_key(id))
         .copied()
         .collect();
-    let mut customers: Vec<i64> = b
+    let mut customers: Vec<CustomerId> = b
         .customer_ids
         .iter()
         .filter_map(|id| known.get(id).copied())
@@ -142,7 +143,7 @@ pub(crate) async fn issue(
     if let Some(sid) = b.snapshot_id {
         let (_, members) =
             siyu::know::segments::snapshot_members(&app.db, caller.tenant_id, sid).await?;
-        customers.extend(members.iter().map(i64::from));
+        customers.extend(members.iter().map(|c| CustomerId::new(c.into())));
         source = format!("snapshot:{sid}");
     }
     if customers.is_empty() && unknown.is_empty() {

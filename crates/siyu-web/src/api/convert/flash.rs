@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use siyu::know::CustomerId;
 use siyu::platform::TenantId;
 
 use crate::AppState;
@@ -63,7 +64,7 @@ pub(crate) async fn sale(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AttemptBody {
-    customer_id: i64,
+    customer_id: CustomerId,
     #[serde(default = "one")]
     quantity: i64,
 }
@@ -116,7 +117,7 @@ pub(crate) async fn pay_order(
     app: &AppState,
     tenant: TenantId,
     id: i64,
-    customer: Option<i64>,
+    customer: Option<CustomerId>,
 ) -> Result<Response, ApiError> {
     let o = app
         .flash

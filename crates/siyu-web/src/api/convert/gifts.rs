@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use siyu::know::CustomerId;
 use siyu::platform::TenantId;
 
 use crate::AppState;
@@ -36,7 +37,7 @@ pub(crate) async fn redeem(
     app: &AppState,
     tenant: TenantId,
     gift: i64,
-    customer: i64,
+    customer: CustomerId,
 ) -> Result<Response, ApiError> {
     let r = gifts::redeem(&app.db, tenant, gift, customer, now_ms()).await?;
     let balance = siyu::convert::points::balance(&app.db, tenant, customer).await?;

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use siyu::know::CustomerId;
 
 use crate::AppState;
 use crate::api::{ApiCaller, ApiError, actor, customer_id, json_body, require_write};
@@ -216,7 +217,7 @@ pub(crate) async fn review_tiers(
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
     let changes = tiers::review(&app.db, caller.tenant_id, None, true, now_ms()).await?;
-    let ids: Vec<i64> = changes.iter().map(|c| c.customer_id).collect();
+    let ids: Vec<CustomerId> = changes.iter().map(|c| c.customer_id).collect();
     app.audiences
         .changed(
             caller.tenant_id,

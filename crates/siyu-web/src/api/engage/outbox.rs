@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use siyu::know::CustomerId;
 
 use super::policy::parse_phone;
 use crate::AppState;
@@ -23,7 +24,7 @@ pub(crate) struct MessageBody {
     /// `marketing` (the default) or `service`; `verification` is the one-time-code flow's own.
     #[serde(default = "marketing")]
     purpose: Purpose,
-    customer_id: Option<i64>,
+    customer_id: Option<CustomerId>,
     template_code: Option<String>,
     #[serde(default)]
     template_params: Vec<(String, String)>,

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value as Json_, json};
+use siyu::know::CustomerId;
 use siyu::platform::TenantId;
 
 use crate::AppState;
@@ -65,9 +66,9 @@ pub async fn preview_json(
     let members = app.audiences.members(caller.tenant_id, rule).await?;
     let n = members.len();
     let step = (n / limit as u64).max(1);
-    let ids: Vec<i64> = (0..n.min(limit as u64))
+    let ids: Vec<CustomerId> = (0..n.min(limit as u64))
         .filter_map(|i| members.select((i * step) as u32))
-        .map(i64::from)
+        .map(|c| CustomerId::new(c.into()))
         .collect();
     let page = list_customers(
         &app.db,

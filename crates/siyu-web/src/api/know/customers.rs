@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value as Json_, json};
+use siyu::know::CustomerId;
 
 use crate::AppState;
 use crate::api::{ApiCaller, ApiError, json_body, parse_id, require_write};
@@ -105,7 +106,7 @@ pub(crate) async fn get_customer(
     Query(q): Query<UnmaskQuery>,
 ) -> Result<Response, ApiError> {
     let unmask = unmask(&caller, q.unmask)?;
-    let id: i64 = id
+    let id: CustomerId = id
         .parse()
         .map_err(|_| ApiError::bad_request(format!("customer id {id:?} is not a number")))?;
     match customers::customer_360(&app.db, &app.cipher, caller.tenant_id, id, unmask).await? {
@@ -127,7 +128,7 @@ pub(crate) async fn put_attributes(
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
     let attrs = json_body(body)?;
-    let id = parse_id("customer id", &id)?;
+    let id = CustomerId::new(parse_id("customer id", &id)?);
     let id = surviving_id(&app.db, caller.tenant_id, id)
         .await?
         .ok_or_else(|| {
@@ -155,7 +156,7 @@ pub(crate) async fn customer_tags(
     ApiCaller(caller): ApiCaller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = parse_id("customer id", &id)?;
+    let id = CustomerId::new(parse_id("customer id", &id)?);
     let id = surviving_id(&app.db, caller.tenant_id, id)
         .await?
         .ok_or_else(|| {

@@ -1,6 +1,7 @@
 //! Orders coming in from exports (`know::import`): uploading an export, the receipt of every
 //! run, the tenant's status map, and linking an unlinked buyer's order to a customer.
 
+use siyu::know::CustomerId;
 use std::collections::BTreeMap;
 
 use axum::Json;
@@ -200,7 +201,7 @@ fn no_run(id: i64) -> ApiError {
 pub(crate) struct LinkInput {
     channel: String,
     order_no: String,
-    customer_id: i64,
+    customer_id: CustomerId,
 }
 
 /// `POST /api/v1/orders/link`: a customer quoted an order whose buyer was not identified; the

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value as Json_, json};
+use siyu::know::CustomerId;
 use siyu::platform::TenantId;
 
 use crate::AppState;
@@ -106,7 +107,7 @@ pub(crate) async fn delete_tag(
 #[serde(deny_unknown_fields)]
 pub(crate) struct TagTargets {
     #[serde(default)]
-    customer_ids: Vec<i64>,
+    customer_ids: Vec<CustomerId>,
     /// An uploaded list: one phone, `#id` or `kind:value` per line.
     #[serde(default)]
     list: Option<String>,
@@ -117,7 +118,7 @@ pub(crate) async fn targets(
     app: &AppState,
     tenant: TenantId,
     t: &TagTargets,
-) -> Result<(Vec<i64>, Vec<Json_>), ApiError> {
+) -> Result<(Vec<CustomerId>, Vec<Json_>), ApiError> {
     tags::check_list_length("customer_ids", t.customer_ids.len())?;
     let survivors = surviving_ids(&app.db, tenant, &t.customer_ids).await?;
     let mut found = Vec::new();
@@ -150,8 +151,8 @@ pub(crate) async fn targets(
 pub(crate) async fn told(
     app: &AppState,
     tenant: TenantId,
-    r: Result<Vec<i64>, tags::TagError>,
-) -> Result<Vec<i64>, ApiError> {
+    r: Result<Vec<CustomerId>, tags::TagError>,
+) -> Result<Vec<CustomerId>, ApiError> {
     match r {
         Ok(changed) => {
             if let Err(ix) = app.audiences.tags_changed(tenant, &changed).await {

@@ -1,6 +1,7 @@
 //! Launching a campaign: the audience, chunk by chunk, turned into recipient outcomes, tracking
 //! links and outbox messages, resumable after a crash.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -102,10 +103,11 @@ pub async fn launch_then(
             (v.name.clone(), p)
         })
         .collect();
-    let ids: Vec<i64> = members
+    let ids: Vec<CustomerId> = members
         .iter()
         .map(i64::from)
         .filter(|c| !done.contains(c))
+        .map(CustomerId::new)
         .collect();
     // Each chunk is read (its numbers, on a pooled connection), decided and rendered while the
     // chunk before is written: in WAL mode a reader does not wait for SQLite's writer (nor on
@@ -125,13 +127,13 @@ pub async fn launch_then(
     // Each chunk is prepared on a task of its own, so that on a multi-threaded runtime it runs
     // on the other core while this task writes the chunk before: the writes hold SQLite's
     // handle on this thread, and a preparation joined to them ran only while they waited.
-    let prepare = |chunk: Vec<i64>, taken: HashSet<String>| {
+    let prepare = |chunk: Vec<CustomerId>, taken: HashSet<String>| {
         let plan = Arc::clone(&plan);
         Preparing(tokio::spawn(
             async move { plan.prepare(&chunk, taken).await },
         ))
     };
-    let mut chunks = ids.chunks(LAUNCH_CHUNK).map(<[i64]>::to_vec);
+    let mut chunks = ids.chunks(LAUNCH_CHUNK).map(<[CustomerId]>::to_vec);
     let mut next = chunks.next().map(|chunk| prepare(chunk, taken));
     while let Some(mut preparing) = next.take() {
         let (prepared, taken) = match (&mut preparing.0).await {
@@ -164,9 +166,9 @@ pub async fn launch_then(
 pub(super) async fn first_numbers(
     db: &Db,
     tenant: TenantId,
-    customers: &[i64],
-) -> Result<HashMap<i64, Address>, DbError> {
-    let rows: Vec<(i64, String, Option<String>, i64)> = db
+    customers: &[CustomerId],
+) -> Result<HashMap<CustomerId, Address>, DbError> {
+    let rows: Vec<(CustomerId, String, Option<String>, i64)> = db
         .fetch_in(
             "SELECT customer_id, ikey, value_enc, first_seen FROM identities \
              WHERE tenant_id = $1 AND kind = 'phone' AND customer_id",
@@ -174,7 +176,7 @@ pub(super) async fn first_numbers(
             customers.iter().map(|&c| Value::from(c)).collect(),
         )
         .await?;
-    let mut first: HashMap<i64, (i64, Address)> = HashMap::new();
+    let mut first: HashMap<CustomerId, (i64, Address)> = HashMap::new();
     for (cust, ikey, enc, seen) in rows {
         let Some(address) = Address::of_identity(&ikey, enc) else {
             continue;
@@ -212,7 +214,7 @@ pub(super) struct LaunchPlan {
 /// One chunk of a launch, decided and rendered, ready to be written.
 pub(super) struct PreparedChunk {
     /// (customer, variant, outcome) for every customer of the chunk.
-    pub(super) recipients: Vec<(i64, String, &'static str)>,
+    pub(super) recipients: Vec<(CustomerId, String, &'static str)>,
     pub(super) links: Vec<NewLink>,
     /// One unused code per link, already in the messages' text.
     pub(super) codes: Vec<String>,
@@ -225,13 +227,14 @@ impl LaunchPlan {
     /// messages; writes nothing.
     async fn prepare(
         &self,
-        chunk: &[i64],
+        chunk: &[CustomerId],
         mut taken: HashSet<String>,
     ) -> Result<(PreparedChunk, HashSet<String>), CampaignError> {
         let c = &self.campaign;
         let first = first_numbers(&self.db, self.tenant, chunk).await?;
-        let mut recipients: Vec<(i64, String, &'static str)> = Vec::with_capacity(chunk.len());
-        let mut to_send: Vec<(i64, Address, String)> = Vec::new();
+        let mut recipients: Vec<(CustomerId, String, &'static str)> =
+            Vec::with_capacity(chunk.len());
+        let mut to_send: Vec<(CustomerId, Address, String)> = Vec::new();
         for &cust in chunk {
             let variant = assign(&c.seed, cust, c.holdout_percent, &c.variants);
             let outcome = match first.get(&cust) {

@@ -4,6 +4,7 @@
 //! one per person, with tracking links in place of URLs, sent from the scheduled time within
 //! the contact policy's window and under the provider's rate.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 mod content;
 mod launch;
@@ -136,7 +137,12 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> CampaignError
 }
 
 /// The variant a customer gets: the same for the same seed and customer, on every run.
-pub fn assign(seed: &str, customer: i64, holdout_percent: i64, variants: &[VariantSpec]) -> String {
+pub fn assign(
+    seed: &str,
+    customer: CustomerId,
+    holdout_percent: i64,
+    variants: &[VariantSpec],
+) -> String {
     let h = Sha256::digest(format!("{seed}:{customer}").as_bytes());
     let a = u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]);
     let b = u64::from_be_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]);
@@ -236,7 +242,7 @@ mod tests {
             },
         ];
         let mut counts: HashMap<String, i64> = HashMap::new();
-        for c in 0..40_000 {
+        for c in (0..40_000).map(CustomerId::new) {
             let v = assign("seed", c, 10, &vs);
             assert_eq!(v, assign("seed", c, 10, &vs));
             *counts.entry(v).or_default() += 1;
@@ -247,6 +253,7 @@ mod tests {
         assert!((share("B") - 0.675).abs() < 0.01, "{counts:?}");
         // Another seed reshuffles.
         let moved = (0..1000)
+            .map(CustomerId::new)
             .filter(|&c| assign("seed", c, 10, &vs) != assign("other", c, 10, &vs))
             .count();
         assert!(moved > 200);

@@ -1,6 +1,7 @@
 //! A callback's work: contacts added, edited, deleted or not transferred, recorded on the
 //! customer's timeline; a live code's tags, guide count and card; group and tag changes.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use std::sync::Arc;
 
@@ -246,7 +247,7 @@ impl Connect {
         &self,
         corp: &Corp,
         code: &LiveCode,
-        customer: i64,
+        customer: CustomerId,
         userid: &str,
         external_userid: &str,
         newly: bool,
@@ -333,7 +334,7 @@ impl Connect {
         unionid: Option<&str>,
         properties: serde_json::Value,
         touchpoint: Option<String>,
-    ) -> Result<Option<i64>, ConnectError> {
+    ) -> Result<Option<CustomerId>, ConnectError> {
         let bad = |e: crate::know::identity::IdentityError| ConnectError::Invalid {
             field: "ExternalUserID",
             reason: e.to_string(),

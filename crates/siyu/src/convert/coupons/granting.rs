@@ -1,6 +1,7 @@
 //! Granting coupons within a template's total, per-customer limit and dates, each with a
 //! readable code.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use rand::Rng;
 use serde::Serialize;
@@ -26,7 +27,7 @@ pub(super) fn new_code() -> String {
 pub struct Grant {
     pub granted: Vec<Coupon>,
     /// (customer, why not)
-    pub refused: Vec<(i64, String)>,
+    pub refused: Vec<(CustomerId, String)>,
 }
 
 /// Grants the template to each customer (a claim is a grant of one), within the template's
@@ -40,7 +41,7 @@ pub async fn grant(
     db: &Db,
     tenant: TenantId,
     template_id: i64,
-    customers: &[i64],
+    customers: &[CustomerId],
     source: &str,
     now: i64,
 ) -> Result<Grant, CouponError> {
@@ -68,7 +69,7 @@ pub async fn grant_in(
     tx: &mut Tx,
     tenant: TenantId,
     template_id: i64,
-    customers: &[i64],
+    customers: &[CustomerId],
     source: &str,
     now: i64,
 ) -> Result<Grant, CouponError> {
@@ -143,8 +144,8 @@ async fn held_by(
     tx: &mut Tx,
     tenant: TenantId,
     template: i64,
-    customers: &[i64],
-) -> Result<HashMap<i64, i64>, DbError> {
+    customers: &[CustomerId],
+) -> Result<HashMap<CustomerId, i64>, DbError> {
     let mut distinct = customers.to_vec();
     distinct.sort_unstable();
     distinct.dedup();
@@ -160,7 +161,7 @@ async fn held_by(
         for c in chunk {
             q.push_arg(*c);
         }
-        held.extend(tx.fetch_all::<(i64, i64)>(&q).await?);
+        held.extend(tx.fetch_all::<(CustomerId, i64)>(&q).await?);
     }
     Ok(held)
 }
@@ -172,7 +173,7 @@ async fn insert_coupons(
     tx: &mut Tx,
     tenant: TenantId,
     template: i64,
-    customers: &[i64],
+    customers: &[CustomerId],
     source: &str,
     (from, until): (i64, i64),
     now: i64,
@@ -202,7 +203,8 @@ async fn insert_coupons(
     let first = tx.reserve_ids("coupon", customers.len() as i64).await?;
     let mut out = Vec::with_capacity(customers.len());
     const COLS: usize = 10;
-    let rows: Vec<(i64, (&i64, String))> = (first..).zip(customers.iter().zip(codes)).collect();
+    let rows: Vec<(i64, (&CustomerId, String))> =
+        (first..).zip(customers.iter().zip(codes)).collect();
     for batch in rows.chunks(crate::platform::db::MAX_BINDS / COLS) {
         let mut q = sql(format!(
             "INSERT INTO coupons (id, tenant_id, template_id, customer_id, code, status, source, granted_at, valid_from, valid_until) \

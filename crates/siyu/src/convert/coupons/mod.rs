@@ -5,6 +5,7 @@
 //! and per-customer limits hold however many requests arrive at once, and a code is redeemed
 //! at most once.
 
+use crate::know::CustomerId;
 mod granting;
 mod redeeming;
 mod report;
@@ -161,7 +162,7 @@ crate::platform::text_enum::text_enum! {
 pub struct Coupon {
     pub id: i64,
     pub template_id: i64,
-    pub customer_id: i64,
+    pub customer_id: CustomerId,
     pub code: String,
     pub status: CouponStatus,
     pub source: String,

@@ -1,5 +1,6 @@
 //! What a template's coupons did, and a customer's coupons.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use serde::Serialize;
 
@@ -51,7 +52,11 @@ pub async fn report(
     })
 }
 
-pub async fn coupons_of(db: &Db, tenant: TenantId, customer: i64) -> Result<Vec<Coupon>, DbError> {
+pub async fn coupons_of(
+    db: &Db,
+    tenant: TenantId,
+    customer: CustomerId,
+) -> Result<Vec<Coupon>, DbError> {
     db.fetch_all(
         &sql(format!(
             "SELECT {COUPON_COLS} FROM coupons WHERE tenant_id = $1 AND customer_id = $2 ORDER BY id DESC LIMIT 200"

@@ -1,6 +1,7 @@
 //! The sale's counter in memory: units left and units held per customer behind one short
 //! lock, loaded from `stock - sold` on first use, taken from and given back to through the gate.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,7 +12,7 @@ use crate::platform::db::sql;
 /// What is known in memory of a sale being sold.
 pub(super) struct Counter {
     pub(super) left: i64,
-    pub(super) held: HashMap<i64, i64>,
+    pub(super) held: HashMap<CustomerId, i64>,
 }
 
 pub(super) struct Live {
@@ -21,7 +22,7 @@ pub(super) struct Live {
 
 impl Live {
     /// Takes `qty` units for `customer` if the limit and the stock allow.
-    pub(super) fn take(&self, customer: i64, qty: i64) -> Result<(), FlashError> {
+    pub(super) fn take(&self, customer: CustomerId, qty: i64) -> Result<(), FlashError> {
         let mut c = self.counter.lock().unwrap_or_else(|p| p.into_inner());
         let held = c.held.get(&customer).copied().unwrap_or(0);
         if held + qty > self.sale.per_customer {
@@ -36,7 +37,7 @@ impl Live {
     }
 
     /// Gives units back (a failed write, an expiry, a cancellation).
-    pub(super) fn give_back(&self, customer: i64, qty: i64, to_stock: bool) {
+    pub(super) fn give_back(&self, customer: CustomerId, qty: i64, to_stock: bool) {
         let mut c = self.counter.lock().unwrap_or_else(|p| p.into_inner());
         if to_stock {
             c.left += qty;
@@ -59,7 +60,7 @@ impl FlashSales {
         &self,
         live: &Live,
         tenant: TenantId,
-        customer: i64,
+        customer: CustomerId,
         qty: i64,
     ) -> Result<(), FlashError> {
         match &self.gate {
@@ -72,7 +73,7 @@ impl FlashSales {
         &self,
         live: &Live,
         tenant: TenantId,
-        customer: i64,
+        customer: CustomerId,
         qty: i64,
         to_stock: bool,
     ) {
@@ -109,7 +110,7 @@ impl FlashSales {
             return Ok(l);
         }
         let sale = self.get(tenant, id).await?;
-        let held: Vec<(i64, i64)> = self
+        let held: Vec<(CustomerId, i64)> = self
             .db
             .fetch_all(
                 &sql("SELECT customer_id, CAST(SUM(quantity) AS BIGINT) FROM flash_orders WHERE tenant_id = $1 AND sale_id = $2 \

@@ -1,6 +1,7 @@
 //! Reservations that end unpaid: cancelled by the customer or expired past their deadline,
 //! with their units returned to `sold` and to the gate.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ impl FlashSales {
         &self,
         tenant: TenantId,
         order_id: i64,
-        customer: Option<i64>,
+        customer: Option<CustomerId>,
     ) -> Result<FlashOrder, FlashError> {
         let o = self.order(tenant, order_id).await?;
         if customer.is_some_and(|c| c != o.customer_id) {
@@ -59,7 +60,7 @@ impl FlashSales {
     ) -> Result<usize, FlashError> {
         let _g = self.loading.lock().await;
         let mut tx = self.db.begin().await?;
-        let ended: Vec<(TenantId, i64, i64, i64)> = tx.fetch_all(update).await?;
+        let ended: Vec<(TenantId, i64, CustomerId, i64)> = tx.fetch_all(update).await?;
         // Sales in id order, as the reservation writer takes them: no deadlock between the two.
         let mut per_sale: std::collections::BTreeMap<(TenantId, i64), i64> = Default::default();
         for (tenant, sale, _, q) in &ended {

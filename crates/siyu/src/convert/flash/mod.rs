@@ -8,6 +8,7 @@
 //! oversell even if two processes ran one sale. Unpaid reservations expire and return their
 //! units; a restart reads `stock - sold` back, which is exactly what was left.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 mod counter;
 mod expiry;
@@ -64,7 +65,7 @@ crate::platform::text_enum::text_enum! {
 pub struct FlashOrder {
     pub id: i64,
     pub sale_id: i64,
-    pub customer_id: i64,
+    pub customer_id: CustomerId,
     pub quantity: i64,
     pub amount: i64,
     pub status: FlashOrderStatus,
@@ -289,7 +290,7 @@ impl FlashSales {
         &self,
         tenant: TenantId,
         sale_id: i64,
-        customer: i64,
+        customer: CustomerId,
     ) -> Result<Vec<FlashOrder>, FlashError> {
         Ok(self
             .db
@@ -338,14 +339,20 @@ mod tests {
     #[test]
     fn the_counter_holds_stock_and_per_customer_limits() {
         let l = live(3, 2);
-        assert!(l.take(1, 2).is_ok());
-        assert!(matches!(l.take(1, 1), Err(FlashError::LimitReached(2))));
-        assert!(l.take(2, 1).is_ok());
-        assert!(matches!(l.take(3, 1), Err(FlashError::SoldOut)));
-        l.give_back(1, 2, true);
+        assert!(l.take(CustomerId::new(1), 2).is_ok());
+        assert!(matches!(
+            l.take(CustomerId::new(1), 1),
+            Err(FlashError::LimitReached(2))
+        ));
+        assert!(l.take(CustomerId::new(2), 1).is_ok());
+        assert!(matches!(
+            l.take(CustomerId::new(3), 1),
+            Err(FlashError::SoldOut)
+        ));
+        l.give_back(CustomerId::new(1), 2, true);
         assert_eq!(l.left(), 2);
         assert!(
-            l.take(1, 2).is_ok(),
+            l.take(CustomerId::new(1), 2).is_ok(),
             "returned units and limit are free again"
         );
     }

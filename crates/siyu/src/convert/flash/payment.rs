@@ -1,6 +1,7 @@
 //! Paying a pending reservation: claimed `pending → paying`, charged, and recorded as a paid
 //! order, or refunded when it cannot be recorded.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ impl FlashSales {
         payments: &Payments,
         tenant: TenantId,
         order_id: i64,
-        customer: Option<i64>,
+        customer: Option<CustomerId>,
         now: i64,
     ) -> Result<FlashOrder, FlashError> {
         let o = self.order(tenant, order_id).await?;

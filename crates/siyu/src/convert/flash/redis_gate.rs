@@ -1,6 +1,7 @@
 //! The Redis stock gate: Lua scripts that seed, take and give back a sale's units, for several
 //! processes selling one sale.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use std::sync::Arc;
 
@@ -73,7 +74,7 @@ impl RedisGate {
         let mut inv = self.seed.key(left);
         inv.key(held).arg(c.left);
         for (cu, q) in &c.held {
-            inv.arg(*cu).arg(*q);
+            inv.arg(cu.get()).arg(*q);
         }
         let _: i64 = inv
             .invoke_async(&mut self.conn.clone())
@@ -86,7 +87,7 @@ impl RedisGate {
         &self,
         tenant: TenantId,
         s: &Sale,
-        customer: i64,
+        customer: CustomerId,
         qty: i64,
     ) -> Result<(), FlashError> {
         let (left, held) = self.keys(tenant, s.id);
@@ -94,7 +95,7 @@ impl RedisGate {
             .take
             .key(left)
             .key(held)
-            .arg(customer)
+            .arg(customer.get())
             .arg(qty)
             .arg(s.per_customer)
             .invoke_async(&mut self.conn.clone())
@@ -111,7 +112,7 @@ impl RedisGate {
         &self,
         tenant: TenantId,
         sale: i64,
-        customer: i64,
+        customer: CustomerId,
         qty: i64,
         to_stock: bool,
     ) {
@@ -120,7 +121,7 @@ impl RedisGate {
             .give
             .key(left)
             .key(held)
-            .arg(customer)
+            .arg(customer.get())
             .arg(qty)
             .arg(if to_stock { "1" } else { "0" })
             .invoke_async(&mut self.conn.clone())

@@ -1,6 +1,7 @@
 //! An attempt to buy and its reservation: a unit taken at the gate is handed to the
 //! group-commit writer, which stores many reservations in one transaction and moves `sold`.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ pub(super) const GROUP: usize = 2_000;
 pub(super) struct Job {
     pub(super) tenant: TenantId,
     pub(super) sale_id: i64,
-    pub(super) customer: i64,
+    pub(super) customer: CustomerId,
     pub(super) quantity: i64,
     pub(super) amount: i64,
     pub(super) now: i64,
@@ -153,7 +154,7 @@ impl FlashSales {
         self: &Arc<Self>,
         tenant: TenantId,
         sale_id: i64,
-        customer: i64,
+        customer: CustomerId,
         quantity: i64,
         now: i64,
     ) -> Result<FlashOrder, FlashError> {

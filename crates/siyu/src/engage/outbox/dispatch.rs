@@ -1,6 +1,7 @@
 //! The dispatcher: reclaims expired leases, claims due messages in batches, sends the allowed
 //! ones at the provider's rate, and records each round's outcomes (sent, deferred, retried...).
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +23,7 @@ pub(super) struct Claimed {
     pub(super) id: i64,
     pub(super) tenant_id: TenantId,
     pub(super) purpose: String,
-    pub(super) customer_id: Option<i64>,
+    pub(super) customer_id: Option<CustomerId>,
     pub(super) address_hash: String,
     pub(super) address_enc: String,
     pub(super) content: String,

@@ -8,6 +8,7 @@
 //! send was interrupted is sent again only to a provider that dedupes by the outbox id (`log`);
 //! for the others it becomes `unknown`, since a second SMS is worse than a missing one.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 mod dispatch;
 mod legacy_unsubscribes;
@@ -61,7 +62,7 @@ impl Refuse for OutboxError {
 pub struct NewMessage {
     pub tenant_id: TenantId,
     pub purpose: Purpose,
-    pub customer_id: Option<i64>,
+    pub customer_id: Option<CustomerId>,
     pub address: Address,
     pub content: String,
     pub template_code: Option<String>,
@@ -131,7 +132,7 @@ impl DispatchReport {
 struct Seen<'a> {
     tenant_id: TenantId,
     purpose: Purpose,
-    customer_id: Option<i64>,
+    customer_id: Option<CustomerId>,
     address_hash: &'a str,
     content_hash: &'a str,
 }
@@ -268,7 +269,7 @@ mod tests {
         let msg = |i: i64| NewMessage {
             tenant_id: TenantId::new(1),
             purpose: Purpose::Marketing,
-            customer_id: Some(i),
+            customer_id: Some(CustomerId::new(i)),
             address: Address::of_phone(
                 &cipher,
                 &cipher.lookup(TenantId::new(1)),

@@ -1,6 +1,7 @@
 //! The contact policy's facts for a batch (unsubscribes, the week's marketing, recent
 //! duplicates), probed per tenant, and each message's verdict in batch order.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -49,7 +50,10 @@ impl<'a> Seen<'a> {
     /// merged away since it was queued counts as the record it was merged into).
     fn who(&self, facts: &BatchFacts<'a>) -> Who<'a> {
         match self.customer_id {
-            Some(c) => Who::Customer(facts.person.get(&c).copied().unwrap_or(c)),
+            Some(c) => {
+                let c = c.get();
+                Who::Customer(facts.person.get(&c).copied().unwrap_or(c))
+            }
             None => Who::Number(self.address_hash),
         }
     }
@@ -164,7 +168,7 @@ impl Outbox {
         // Sent marketing in the last 7 days, per customer (or per number without one).
         let customers: Vec<i64> = msgs
             .iter()
-            .filter_map(|m| m.customer_id)
+            .filter_map(|m| m.customer_id.map(CustomerId::get))
             .collect::<FastSet<i64>>()
             .into_iter()
             .collect();

@@ -1,6 +1,7 @@
 //! Keeping the index current after committed writes: changed customers reloaded whole, and an
 //! event writer's group counted on top unless a read may already have seen it.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use std::sync::atomic::Ordering;
 
@@ -18,7 +19,7 @@ impl Audiences {
     pub async fn changed(
         &self,
         tenant: TenantId,
-        customers: &[i64],
+        customers: &[CustomerId],
         change: Change,
     ) -> Result<(), AudienceError> {
         if customers.is_empty() {
@@ -26,7 +27,7 @@ impl Audiences {
         }
         let (slot, _lock) = self.built(tenant).await?;
         let now = now_ms();
-        let mut ids: Vec<i64> = customers.to_vec();
+        let mut ids: Vec<i64> = customers.iter().map(|c| c.get()).collect();
         ids.sort_unstable();
         ids.dedup();
         let Change::Customers { orders } = change;
@@ -67,7 +68,7 @@ impl Audiences {
                 .await?;
         }
         let events = &written.events;
-        let mut ids: Vec<i64> = events.iter().map(|e| e.customer).collect();
+        let mut ids: Vec<i64> = events.iter().map(|e| e.customer.get()).collect();
         ids.sort_unstable();
         ids.dedup();
         let seen: Vec<i64> = {
@@ -112,7 +113,7 @@ impl Audiences {
             let counted: Vec<(u32, &str, i64)> = events
                 .iter()
                 .filter(|e| e.at >= since)
-                .filter_map(|e| Some((counted_on(e.customer)?, e.kind.as_str(), e.at)))
+                .filter_map(|e| Some((counted_on(e.customer.get())?, e.kind.as_str(), e.at)))
                 .collect();
             ix.add_events(&counted);
             reload
@@ -157,7 +158,10 @@ impl Audiences {
                 )
                 .await?;
             if orders {
-                crate::know::profile::recompute_customers(&self.db, tenant, chunk, now).await?;
+                let customers: Vec<CustomerId> =
+                    chunk.iter().map(|&c| CustomerId::new(c)).collect();
+                crate::know::profile::recompute_customers(&self.db, tenant, &customers, now)
+                    .await?;
             }
             let facts = load_facts(&self.db, tenant, &Scope::Ids(chunk), now).await?;
             let gone: RoaringBitmap = chunk

@@ -3,6 +3,7 @@
 //! it which customers changed; it reloads exactly those customers from the store, so a repeated
 //! or late notice is harmless. Rule tags are re-evaluated after each change.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 mod changes;
 mod load;
@@ -109,7 +110,7 @@ pub struct EventsWritten {
 /// An event just stored, as the index counts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
-    pub customer: i64,
+    pub customer: CustomerId,
     pub kind: String,
     /// When it happened (UTC milliseconds).
     pub at: i64,

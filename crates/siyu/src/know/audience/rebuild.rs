@@ -76,6 +76,7 @@ impl Audiences {
             pending
         };
         // Also refreshes the rule tags.
+        let pending: Vec<CustomerId> = pending.into_iter().map(CustomerId::new).collect();
         self.changed(tenant, &pending, Change::Customers { orders: false })
             .await?;
         if pending.is_empty() {

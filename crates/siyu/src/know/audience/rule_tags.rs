@@ -1,6 +1,7 @@
 //! Rule tags: re-reading a tenant's tag rules, evaluating each against the index, and storing
 //! who joined and left.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use roaring::RoaringBitmap;
 
@@ -37,7 +38,7 @@ impl Audiences {
     pub async fn tags_changed(
         &self,
         tenant: TenantId,
-        customers: &[i64],
+        customers: &[CustomerId],
     ) -> Result<(), AudienceError> {
         self.changed(tenant, customers, Change::Customers { orders: false })
             .await

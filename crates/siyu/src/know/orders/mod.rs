@@ -1,5 +1,6 @@
 //! Orders from every channel, unique per (tenant, channel, order id), and how they are stored.
 
+use crate::know::CustomerId;
 use crate::platform::TenantId;
 use foldhash::HashMap;
 
@@ -356,7 +357,11 @@ async fn buyers_of_known(
 }
 
 /// The customers who own these orders now (after a store), for the audience index.
-pub async fn owners_of(db: &Db, tenant_id: TenantId, orders: &[OrderRecord]) -> DbResult<Vec<i64>> {
+pub async fn owners_of(
+    db: &Db,
+    tenant_id: TenantId,
+    orders: &[OrderRecord],
+) -> DbResult<Vec<CustomerId>> {
     let mut by_channel: HashMap<&str, Vec<Value>> = HashMap::default();
     for o in orders {
         by_channel
@@ -366,7 +371,7 @@ pub async fn owners_of(db: &Db, tenant_id: TenantId, orders: &[OrderRecord]) -> 
     }
     let mut owners = Vec::new();
     for (channel, nos) in by_channel {
-        let rows: Vec<(i64,)> = db
+        let rows: Vec<(CustomerId,)> = db
             .fetch_in(
                 "SELECT DISTINCT customer_id FROM orders WHERE tenant_id = $1 AND channel = $2 AND order_no",
                 &[tenant_id.into(), channel.into()],
