@@ -5,6 +5,7 @@
 //! the answer, and afterwards the store is counted to prove that nothing was oversold.
 
 use siyu::know::CustomerId;
+use siyu::platform::Fen;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -85,7 +86,7 @@ pub(crate) async fn run_once(
                 name: "bench".into(),
                 sku: "SKU".into(),
                 title: "bench".into(),
-                price: 9_900,
+                price: Fen::new(9_900),
                 original_price: None,
                 stock: a.stock as i64,
                 per_customer: 1,

@@ -3,6 +3,7 @@
 //! and what each did.
 
 use siyu::know::CustomerId;
+use siyu::platform::Fen;
 use siyu::platform::TenantId;
 /// Runs one of each activity on the demo brand as customers would, and reports what happened.
 pub async fn activities_report(
@@ -39,8 +40,8 @@ pub async fn activities_report(
                 name: "双12 面霜秒杀".into(),
                 sku: "CREAM-50".into(),
                 title: "修护面霜 50ml".into(),
-                price: 9_900,
-                original_price: Some(29_900),
+                price: Fen::new(9_900),
+                original_price: Some(Fen::new(29_900)),
                 stock,
                 per_customer: 1,
                 starts_at: now - 1_000,
@@ -101,8 +102,8 @@ pub async fn activities_report(
             name: "3人团 茶礼盒".into(),
             sku: "TEA-BOX".into(),
             title: "明前龙井礼盒".into(),
-            price: 12_900,
-            original_price: Some(19_900),
+            price: Fen::new(12_900),
+            original_price: Some(Fen::new(19_900)),
             team_size: 3,
             team_minutes: 60,
             starts_at: now - 1_000,
@@ -146,8 +147,8 @@ pub async fn activities_report(
             name: "砍到9.9 面膜".into(),
             sku: "MASK-5".into(),
             title: "补水面膜 5片".into(),
-            price: 19_900,
-            floor_price: 990,
+            price: Fen::new(19_900),
+            floor_price: Fen::new(990),
             assists: 5,
             bargain_hours: 24,
             stock: 100,

@@ -1,6 +1,7 @@
 //! `siyu demo`: write the demo brand's exports, import them, report, serve.
 
 use siyu::know::CustomerId;
+use siyu::platform::Fen;
 use siyu::platform::TenantId;
 use std::path::PathBuf;
 
@@ -393,7 +394,7 @@ async fn convert_report(
             let u = UseOn {
                 code: c.code.clone(),
                 order_ref: format!("store:BACK-{}", c.id),
-                amount: 32_000 + (n as i64 % 7) * 4_000,
+                amount: Fen::new(32_000 + (n as i64 % 7) * 4_000),
                 channel: Some("store".into()),
                 store_id: None,
             };
@@ -479,7 +480,7 @@ async fn acquire_report(
             template_code: None,
             exclude_phones: vec![],
             forbidden_words: vec![],
-            cost_per_part: Some(5),
+            cost_per_part: Some(Fen::new(5)),
             window_days: Some(7),
             scheduled_at: Some(send_at),
         },
@@ -540,7 +541,7 @@ async fn acquire_report(
                 "LJ-250",
                 "明前龙井 250g",
                 1,
-                25_800,
+                Fen::new(25_800),
                 send_at + hours * 3_600_000,
             )
             .await?;
@@ -549,7 +550,7 @@ async fn acquire_report(
     tx.commit().await?;
 
     let r = report::campaign_report(db, tenant, c.id).await?;
-    let yuan = |f: i64| f as f64 / 100.0;
+    let yuan = |f: Fen| f.get() as f64 / 100.0;
     println!(
         "\n拉新召回 / acquire — SMS recall to {:?} (snapshot of {})",
         seg.name, snap.size

@@ -4,6 +4,7 @@
 
 use crate::common;
 use siyu::acquire::{cards, report};
+use siyu::platform::Fen;
 use siyu::platform::TenantId;
 use siyu::platform::clock::now_ms;
 use siyu::platform::db::sql;
@@ -137,7 +138,7 @@ async fn a_touched_record_merged_away_still_gets_its_persons_orders(backend: Bac
         .expect("variant a");
     assert_eq!(
         (a.eligible, a.buyers, a.orders, a.gmv),
-        (1, 1, 1, 29_900),
+        (1, 1, 1, Fen::new(29_900)),
         "{backend:?}: {a:?}"
     );
 
@@ -158,7 +159,7 @@ async fn a_touched_record_merged_away_still_gets_its_persons_orders(backend: Bac
             v.coupons_used,
             v.coupon_cost
         ),
-        (1, 1, 1, 29_900, 1, 2_000),
+        (1, 1, 1, Fen::new(29_900), 1, Fen::new(2_000)),
         "{backend:?}: {v:?}"
     );
 }

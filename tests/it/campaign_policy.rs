@@ -5,6 +5,7 @@
 
 use crate::common;
 use siyu::know::CustomerId;
+use siyu::platform::Fen;
 use siyu::platform::TenantId;
 use std::collections::HashSet;
 
@@ -192,7 +193,7 @@ async fn a_100k_campaign_sends_exactly_what_the_policy_allows_across_a_restart(b
         template_code: None,
         exclude_phones: (1..=N).filter(|&i| excluded(i)).map(phone).collect(),
         forbidden_words: vec![],
-        cost_per_part: Some(5),
+        cost_per_part: Some(Fen::new(5)),
         window_days: Some(7),
         scheduled_at: Some(LAUNCH),
     };

@@ -44,7 +44,7 @@ fn channel_gmv(o: &siyu::know::report::Overview, channel: &str) -> (i64, i64) {
     o.channels
         .iter()
         .find(|c| c.channel == channel)
-        .map(|c| (c.orders, c.gmv))
+        .map(|c| (c.orders, c.gmv.get()))
         .unwrap_or((0, 0))
 }
 

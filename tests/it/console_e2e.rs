@@ -4,6 +4,7 @@
 
 use crate::common;
 use siyu::know::CustomerId;
+use siyu::platform::Fen;
 use siyu::platform::TenantId;
 use std::path::Path;
 use std::process::Command;
@@ -249,8 +250,8 @@ async fn h5_pages_work_on_a_phone_screen() {
         name: name.into(),
         sku: "CREAM".into(),
         title: "修护面霜 50ml".into(),
-        price: 9_900,
-        original_price: Some(29_900),
+        price: Fen::new(9_900),
+        original_price: Some(Fen::new(29_900)),
         stock: 5,
         per_customer: 1,
         starts_at,

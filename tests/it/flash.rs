@@ -4,6 +4,7 @@
 
 use crate::common;
 use siyu::know::CustomerId;
+use siyu::platform::Fen;
 use siyu::platform::TenantId;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -468,7 +469,7 @@ async fn the_redis_gate_never_oversells_either(backend: Backend) {
                 name: "秒杀".into(),
                 sku: "A".into(),
                 title: "A".into(),
-                price: 100,
+                price: Fen::new(100),
                 original_price: None,
                 stock: 30,
                 per_customer: 2,

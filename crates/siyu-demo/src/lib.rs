@@ -109,7 +109,7 @@ fn yuan_plain(fen: i64) -> String {
 }
 
 fn yuan_export(fen: i64) -> String {
-    let s = siyu::know::report::yuan(fen);
+    let s = siyu::know::report::yuan(siyu::platform::Fen::new(fen));
     s.replace('¥', "￥")
 }
 

@@ -152,6 +152,11 @@ impl Drop for Sandbox {
 
 type Shared = Arc<Mutex<Inner>>;
 
+/// Fen as the platforms write yuan (`1299.00`): the fake orders keep plain fen.
+fn yuan(fen: i64) -> String {
+    siyu::know::report::plain_yuan(siyu::platform::Fen::new(fen))
+}
+
 fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Inner> {
     s.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 
+use super::yuan;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use siyu::know::report::plain_yuan as yuan;
 use siyu::platform::clock::{china_seconds_text, from_china_seconds_text, now_ms};
 
 use super::{Shared, Status, gate, lock, new_tokens, second_end, select};

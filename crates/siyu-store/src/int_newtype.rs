@@ -110,6 +110,86 @@ int_newtype!(
     CustomerId
 );
 
+int_newtype!(
+    /// Money in fen (分, a hundredth of a yuan): every price, amount, refund, discount and cost.
+    Fen
+);
+
+impl Fen {
+    pub const ZERO: Fen = Fen(0);
+
+    /// The sum, or `None` where it would overflow.
+    pub fn checked_add(self, o: Fen) -> Option<Fen> {
+        self.0.checked_add(o.0).map(Fen)
+    }
+
+    /// A price times a quantity, or `None` where it would overflow.
+    pub fn checked_mul(self, n: i64) -> Option<Fen> {
+        self.0.checked_mul(n).map(Fen)
+    }
+}
+
+// Money adds, subtracts, sums and scales by a count; it never multiplies by money.
+impl std::ops::Add for Fen {
+    type Output = Fen;
+    fn add(self, o: Fen) -> Fen {
+        Fen(self.0 + o.0)
+    }
+}
+
+impl std::ops::Sub for Fen {
+    type Output = Fen;
+    fn sub(self, o: Fen) -> Fen {
+        Fen(self.0 - o.0)
+    }
+}
+
+impl std::ops::AddAssign for Fen {
+    fn add_assign(&mut self, o: Fen) {
+        self.0 += o.0;
+    }
+}
+
+impl std::ops::SubAssign for Fen {
+    fn sub_assign(&mut self, o: Fen) {
+        self.0 -= o.0;
+    }
+}
+
+impl std::ops::Neg for Fen {
+    type Output = Fen;
+    fn neg(self) -> Fen {
+        Fen(-self.0)
+    }
+}
+
+impl std::ops::Mul<i64> for Fen {
+    type Output = Fen;
+    fn mul(self, n: i64) -> Fen {
+        Fen(self.0 * n)
+    }
+}
+
+/// Shares of an amount (an average over orders): rounded toward zero, as integer division is.
+impl std::ops::Div<i64> for Fen {
+    type Output = Fen;
+    fn div(self, n: i64) -> Fen {
+        Fen(self.0 / n)
+    }
+}
+
+impl std::iter::Sum for Fen {
+    fn sum<I: Iterator<Item = Fen>>(it: I) -> Fen {
+        Fen(it.map(|f| f.0).sum())
+    }
+}
+
+impl<'a> std::iter::Sum<&'a Fen> for Fen {
+    fn sum<I: Iterator<Item = &'a Fen>>(it: I) -> Fen {
+        Fen(it.map(|f| f.0).sum())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::TenantId;
@@ -122,5 +202,15 @@ mod tests {
         assert_eq!(serde_json::to_string(&t).ok().as_deref(), Some("42"));
         assert_eq!(serde_json::from_str::<TenantId>("42").ok(), Some(t));
         assert!(serde_json::from_str::<TenantId>("\"42\"").is_err());
+    }
+
+    #[test]
+    fn money_adds_and_scales_as_its_fen() {
+        use super::Fen;
+        let price = Fen::new(1_299);
+        assert_eq!(price * 3 - Fen::new(97), Fen::new(3_800));
+        assert_eq!([price, price].iter().sum::<Fen>(), Fen::new(2_598));
+        assert_eq!(Fen::new(1_000) / 3, Fen::new(333));
+        assert_eq!(-price, Fen::new(-1_299));
     }
 }

@@ -17,7 +17,7 @@ pub mod migrate;
 #[allow(unsafe_code)]
 pub mod rows;
 
-pub use int_newtype::{CustomerId, TenantId};
+pub use int_newtype::{CustomerId, Fen, TenantId};
 
 // What `int_newtype!` names, so that crates using it need not depend on them.
 #[doc(hidden)]

@@ -2,6 +2,7 @@
 //! `SIYU_TEST_DATABASE_URL` is set), and the real server on a random port.
 #![allow(dead_code)]
 use siyu::know::CustomerId;
+use siyu::platform::Fen;
 use siyu::platform::TenantId;
 
 pub mod served;
@@ -578,8 +579,8 @@ pub fn store_order(
         status_text: None,
         ordered_at: at,
         paid_at: None,
-        amount,
-        refund_amount: 0,
+        amount: Fen::new(amount),
+        refund_amount: Fen::ZERO,
         refund_of: None,
         store_id: None,
         guide_id: None,

@@ -10,6 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
+use siyu::platform::Fen;
 
 use super::form::{list, number, opt_fen, opt_time};
 use crate::AppState;
@@ -106,12 +107,12 @@ pub(crate) fn roi(r: Option<f64>) -> String {
 
 /// Bars of cumulative GMV at 3, 6, 12, 24 hours, scaled to the tallest.
 pub(crate) fn bars(points: &[report::Point]) -> Vec<Bar> {
-    let top = points.iter().map(|p| p.gmv).max().unwrap_or(0).max(1);
+    let top = points.iter().map(|p| p.gmv.get()).max().unwrap_or(0).max(1);
     points
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let h = (p.gmv * 40 / top).max(1);
+            let h = (p.gmv.get() * 40 / top).max(1);
             Bar {
                 x: i as i64 * 33,
                 y: 44 - h,
@@ -440,7 +441,7 @@ impl BatchForm {
                 .map(|name| CardVariant { name, weight: 1 })
                 .collect(),
             contact_qr_url: Some(self.contact_qr_url.trim().to_string()).filter(|u| !u.is_empty()),
-            cost_per_card: opt_fen("cost_per_card", &self.cost_per_card)?.unwrap_or(0),
+            cost_per_card: opt_fen("cost_per_card", &self.cost_per_card)?.unwrap_or(Fen::ZERO),
             window_days: number("window_days", &self.window_days)?.unwrap_or(7),
         })
     }

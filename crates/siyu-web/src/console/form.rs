@@ -3,14 +3,17 @@
 //! for the page to show beside the form.
 
 use siyu::know::import::values::{parse_money, parse_time};
+use siyu::platform::Fen;
 
 /// An amount in yuan as fen.
-pub(crate) fn fen(field: &str, v: &str) -> Result<i64, String> {
-    parse_money(v).map_err(|e| format!("{field}: {e}"))
+pub(crate) fn fen(field: &str, v: &str) -> Result<Fen, String> {
+    parse_money(v)
+        .map(Fen::new)
+        .map_err(|e| format!("{field}: {e}"))
 }
 
 /// An optional amount: empty is none.
-pub(crate) fn opt_fen(field: &str, v: &str) -> Result<Option<i64>, String> {
+pub(crate) fn opt_fen(field: &str, v: &str) -> Result<Option<Fen>, String> {
     match v.trim() {
         "" => Ok(None),
         v => fen(field, v).map(Some),
@@ -57,7 +60,7 @@ mod tests {
 
     #[test]
     fn form_values_are_read_or_refused_by_name() {
-        assert_eq!(fen("price", "99.5"), Ok(9_950));
+        assert_eq!(fen("price", "99.5"), Ok(Fen::new(9_950)));
         assert!(
             fen("price", "九十九")
                 .expect_err("a bad amount")

@@ -4,6 +4,7 @@
 //! Scans, claims and contacts are recorded per card, and the batch is measured like a campaign.
 
 use crate::know::CustomerId;
+use crate::platform::Fen;
 use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use crate::platform::spreadsheet::inert;
@@ -48,7 +49,7 @@ pub struct NewBatch {
     pub contact_qr_url: Option<String>,
     /// Printing cost per card, fen.
     #[serde(default)]
-    pub cost_per_card: i64,
+    pub cost_per_card: Fen,
     #[serde(default = "seven")]
     pub window_days: i64,
 }
@@ -67,7 +68,7 @@ pub struct Batch {
     pub variants: Vec<CardVariant>,
     pub size: i64,
     pub contact_qr_url: Option<String>,
-    pub cost_per_card: i64,
+    pub cost_per_card: Fen,
     pub window_days: i64,
     pub created_at: i64,
 }
@@ -157,7 +158,7 @@ pub async fn create_batch(
     if !(1..=MAX_BATCH).contains(&b.size) {
         return Err(invalid("size", format!("must be 1–{MAX_BATCH} cards")));
     }
-    if !(0..=10_000).contains(&b.cost_per_card) {
+    if !(Fen::ZERO..=Fen::new(10_000)).contains(&b.cost_per_card) {
         return Err(invalid("cost_per_card", "must be 0–10000 fen"));
     }
     if !(1..=90).contains(&b.window_days) {
@@ -267,7 +268,7 @@ struct BatchRow {
     variants: String,
     size: i64,
     contact_qr_url: Option<String>,
-    cost_per_card: i64,
+    cost_per_card: Fen,
     window_days: i64,
     created_at: i64,
 }
@@ -431,12 +432,12 @@ pub struct CardReport {
     pub recall_rate: f64,
     pub buyers: i64,
     pub orders: i64,
-    pub gmv: i64,
+    pub gmv: Fen,
     pub coupons_used: i64,
     /// Fen: coupon discounts on orders.
-    pub coupon_cost: i64,
+    pub coupon_cost: Fen,
     /// Fen: printing plus coupon discounts.
-    pub cost: i64,
+    pub cost: Fen,
     pub roi: Option<f64>,
     /// GMV per card shipped, fen (单卡贡献).
     pub per_card: f64,
@@ -497,7 +498,7 @@ pub async fn batch_report(db: &Db, tenant: TenantId, id: i64) -> Result<BatchRep
         crate::know::customers::surviving_ids(db, tenant, &recorded).await?,
     );
     let mut tx = db.begin().await?;
-    let orders: Vec<(CustomerId, i64, i64, i64)> = tx
+    let orders: Vec<(CustomerId, i64, Fen, Fen)> = tx
         .fetch_in(
             &format!("SELECT customer_id, ordered_at, amount, refund_amount FROM orders WHERE tenant_id = $1 AND status IN {PURCHASE_STATUSES} AND customer_id"),
             &[tenant.into()],
@@ -505,7 +506,7 @@ pub async fn batch_report(db: &Db, tenant: TenantId, id: i64) -> Result<BatchRep
         )
         .await?;
     // A card's coupon counts for the card's variant, whoever holds it now.
-    let used: Vec<(i64, Option<i64>)> = tx
+    let used: Vec<(i64, Option<Fen>)> = tx
         .fetch_in(
             "SELECT id, discount FROM coupons WHERE tenant_id = $1 AND status = 'redeemed' AND id",
             &[tenant.into()],
@@ -545,12 +546,12 @@ pub async fn batch_report(db: &Db, tenant: TenantId, id: i64) -> Result<BatchRep
     for (coupon, discount) in used {
         if let Some(r) = coupon_variant.get(&coupon).and_then(|v| by.get_mut(v)) {
             r.coupons_used += 1;
-            r.coupon_cost += discount.unwrap_or(0);
+            r.coupon_cost += discount.unwrap_or(Fen::ZERO);
         }
     }
     let mut total = blank("total");
     for r in by.values_mut() {
-        r.cost = r.shipped * batch.cost_per_card + r.coupon_cost;
+        r.cost = batch.cost_per_card * r.shipped + r.coupon_cost;
         finish(r);
         total.shipped += r.shipped;
         total.scanned += r.scanned;
@@ -601,9 +602,9 @@ pub async fn batch_report(db: &Db, tenant: TenantId, id: i64) -> Result<BatchRep
 fn finish(r: &mut CardReport) {
     if r.shipped > 0 {
         r.recall_rate = r.claimed as f64 / r.shipped as f64;
-        r.per_card = r.gmv as f64 / r.shipped as f64;
+        r.per_card = r.gmv.get() as f64 / r.shipped as f64;
     }
-    r.roi = (r.cost > 0).then(|| r.gmv as f64 / r.cost as f64);
+    r.roi = (r.cost > Fen::ZERO).then(|| r.gmv.get() as f64 / r.cost.get() as f64);
 }
 
 /// The batch report as CSV: one row per variant and the total, money in yuan.

@@ -8,6 +8,7 @@
 //! treat): a variant is judged on everyone assigned to it who could be reached.
 
 use crate::know::CustomerId;
+use crate::platform::Fen;
 use crate::platform::TenantId;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -32,7 +33,7 @@ pub struct Point {
     pub clicks: i64,
     pub recalled: i64,
     pub orders: i64,
-    pub gmv: i64,
+    pub gmv: Fen,
 }
 
 #[derive(Debug, Clone, Serialize, Default, PartialEq)]
@@ -54,9 +55,9 @@ pub struct VariantReport {
     pub buyers: i64,
     pub orders: i64,
     /// Fen, net of refunds.
-    pub gmv: i64,
+    pub gmv: Fen,
     /// Fen: billable parts × cost per part.
-    pub cost: i64,
+    pub cost: Fen,
     /// GMV / cost (投入产出比); none when nothing was spent.
     pub roi: Option<f64>,
     /// GMV per eligible recipient, fen.
@@ -250,7 +251,7 @@ pub async fn campaign_report(
             }
         }
     }
-    let orders: Vec<(CustomerId, i64, i64, i64)> = tx
+    let orders: Vec<(CustomerId, i64, Fen, Fen)> = tx
         .fetch_in(
             &format!(
                 "SELECT customer_id, ordered_at, amount, refund_amount FROM orders WHERE tenant_id = $1 \
@@ -296,7 +297,7 @@ pub async fn campaign_report(
         ..VariantReport::default()
     };
     for v in by_variant.values_mut() {
-        v.cost = v.parts * c.cost_per_part;
+        v.cost = c.cost_per_part * v.parts;
         finish(v);
         if v.variant == CONTROL {
             continue;
@@ -365,9 +366,9 @@ pub async fn campaign_report(
 fn finish(v: &mut VariantReport) {
     if v.eligible > 0 {
         v.recall_rate = v.recalled as f64 / v.eligible as f64;
-        v.gmv_per_recipient = v.gmv as f64 / v.eligible as f64;
+        v.gmv_per_recipient = v.gmv.get() as f64 / v.eligible as f64;
     }
-    v.roi = (v.cost > 0).then(|| v.gmv as f64 / v.cost as f64);
+    v.roi = (v.cost > Fen::ZERO).then(|| v.gmv.get() as f64 / v.cost.get() as f64);
 }
 
 /// The report as CSV: one row per variant and the total, money in yuan.

@@ -5,6 +5,7 @@
 //! item has stock and before the bargain's deadline.
 
 use crate::know::CustomerId;
+use crate::platform::Fen;
 use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use rand::Rng;
@@ -23,9 +24,9 @@ pub struct ItemInput {
     pub sku: String,
     pub title: String,
     /// The starting price, fen.
-    pub price: i64,
+    pub price: Fen,
     /// The lowest price, reached at the last assist.
-    pub floor_price: i64,
+    pub floor_price: Fen,
     /// Assists needed to reach the floor.
     pub assists: i64,
     /// How long a bargain stays open once started.
@@ -46,8 +47,8 @@ pub struct Item {
     pub name: String,
     pub sku: String,
     pub title: String,
-    pub price: i64,
-    pub floor_price: i64,
+    pub price: Fen,
+    pub floor_price: Fen,
     pub assists: i64,
     pub bargain_hours: i64,
     pub stock: i64,
@@ -73,7 +74,7 @@ pub struct Bargain {
     pub id: i64,
     pub item_id: i64,
     pub customer_id: CustomerId,
-    pub price_now: i64,
+    pub price_now: Fen,
     pub assists: i64,
     pub status: BargainStatus,
     pub created_at: i64,
@@ -85,7 +86,7 @@ pub struct Bargain {
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Assist {
     pub helper_id: CustomerId,
-    pub cut: i64,
+    pub cut: Fen,
     pub assisted_at: i64,
 }
 
@@ -94,7 +95,7 @@ pub struct Assist {
 pub struct AssistOutcome {
     pub bargain: Bargain,
     pub helper_id: CustomerId,
-    pub cut: i64,
+    pub cut: Fen,
     /// The helper became a member just now.
     pub helper_joined: bool,
 }
@@ -144,14 +145,14 @@ impl ItemInput {
     pub fn check(&self) -> Result<(), BargainError> {
         super::payments::check_item(&self.name, &self.sku, &self.title, self.price, None)
             .map_err(|(field, reason)| invalid(field, reason))?;
-        if !(0..=self.price).contains(&self.floor_price) {
+        if !(Fen::ZERO..=self.price).contains(&self.floor_price) {
             return Err(invalid("floor_price", "must be between 0 and price"));
         }
         if !(1..=1_000).contains(&self.assists) {
             return Err(invalid("assists", "must be between 1 and 1000"));
         }
         // Every assist cuts at least one fen.
-        if self.price - self.floor_price < self.assists {
+        if (self.price - self.floor_price).get() < self.assists {
             return Err(invalid(
                 "floor_price",
                 format!(
@@ -176,7 +177,12 @@ impl ItemInput {
 /// The next assist's cut: about an equal share of what is left (between half and one and a
 /// half shares, drawn by `r` in 0..1), never less than a fen, always leaving a fen for each
 /// assist still to come; the last assist cuts exactly the rest.
-pub fn next_cut(remaining: i64, assists_left: i64, r: f64) -> i64 {
+pub fn next_cut(remaining: Fen, assists_left: i64, r: f64) -> Fen {
+    Fen::new(cut_in_fen(remaining.get(), assists_left, r))
+}
+
+/// [`next_cut`] in whole fen: the remaining fen are counted against the assists left.
+fn cut_in_fen(remaining: i64, assists_left: i64, r: f64) -> i64 {
     if assists_left <= 1 || remaining <= assists_left {
         // The last assist, or only a fen each is left.
         return if assists_left <= 1 {
@@ -563,7 +569,7 @@ pub async fn expire_due(db: &Db, now: i64) -> Result<u64, BargainError> {
 
 #[cfg(test)]
 mod tests {
-    use super::next_cut;
+    use super::{Fen, next_cut};
     use proptest::prelude::*;
 
     proptest! {
@@ -579,7 +585,7 @@ mod tests {
             let mut remaining = diff;
             for k in 0..n {
                 let left = n - k;
-                let cut = next_cut(remaining, left, draws[k as usize]);
+                let cut = next_cut(Fen::new(remaining), left, draws[k as usize]).get();
                 prop_assert!(cut >= 1, "cut {cut} at assist {k}");
                 if left > 1 {
                     let share = remaining as f64 / left as f64;

@@ -8,6 +8,7 @@
 //! sweep that also cancels expired teams.
 
 use crate::know::CustomerId;
+use crate::platform::Fen;
 use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use serde::{Deserialize, Serialize};
@@ -22,9 +23,9 @@ pub struct GroupBuyInput {
     pub sku: String,
     pub title: String,
     /// The team price per person, fen.
-    pub price: i64,
+    pub price: Fen,
     #[serde(default)]
-    pub original_price: Option<i64>,
+    pub original_price: Option<Fen>,
     pub team_size: i64,
     /// How long a team has to fill, from when it is opened.
     #[serde(default = "day")]
@@ -53,8 +54,8 @@ pub struct GroupBuy {
     pub name: String,
     pub sku: String,
     pub title: String,
-    pub price: i64,
-    pub original_price: i64,
+    pub price: Fen,
+    pub original_price: Fen,
     pub team_size: i64,
     pub team_minutes: i64,
     pub starts_at: i64,

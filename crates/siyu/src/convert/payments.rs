@@ -6,6 +6,7 @@
 //! later adapter behind the same trait.
 
 use crate::know::CustomerId;
+use crate::platform::Fen;
 use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use std::future::Future;
@@ -19,7 +20,7 @@ use crate::platform::db::{Db, DbError, Tx, sql};
 
 /// The highest activity price accepted, in fen (¥1,000,000): far above any item, far below
 /// where price × quantity could overflow.
-pub const MAX_PRICE: i64 = 100_000_000;
+pub const MAX_PRICE: Fen = Fen::new(100_000_000);
 
 /// The item an activity sells, checked alike for flash sales, group buys and bargains: the
 /// first wrong field and why.
@@ -27,15 +28,15 @@ pub fn check_item(
     name: &str,
     sku: &str,
     title: &str,
-    price: i64,
-    original_price: Option<i64>,
+    price: Fen,
+    original_price: Option<Fen>,
 ) -> Result<(), (&'static str, String)> {
     for (field, v) in [("name", name), ("sku", sku), ("title", title)] {
         if v.trim().is_empty() {
             return Err((field, "must not be empty".into()));
         }
     }
-    if !(0..=MAX_PRICE).contains(&price) {
+    if !(Fen::ZERO..=MAX_PRICE).contains(&price) {
         return Err((
             "price",
             "must be between 0 and 100,000,000 fen (¥1,000,000)".into(),
@@ -87,7 +88,7 @@ pub struct Charge {
     pub tenant_id: TenantId,
     pub customer_id: CustomerId,
     /// Fen.
-    pub amount: i64,
+    pub amount: Fen,
     /// What it pays for, e.g. `flash:12` or `team:3`; the provider shows it as the description.
     pub purpose: String,
 }
@@ -102,7 +103,7 @@ pub trait PaymentProvider: Send + Sync {
     fn refund<'a>(
         &'a self,
         provider_ref: &'a str,
-        amount: i64,
+        amount: Fen,
     ) -> BoxFuture<'a, Result<String, PaymentError>>;
 }
 
@@ -116,7 +117,7 @@ impl PaymentProvider for LocalProvider {
     }
     fn charge<'a>(&'a self, c: &'a Charge) -> BoxFuture<'a, Result<String, PaymentError>> {
         Box::pin(async move {
-            if c.amount < 0 {
+            if c.amount < Fen::ZERO {
                 return Err(PaymentError::Declined("negative amount".into()));
             }
             Ok(format!("local-{}", random_token(12)))
@@ -125,7 +126,7 @@ impl PaymentProvider for LocalProvider {
     fn refund<'a>(
         &'a self,
         provider_ref: &'a str,
-        _amount: i64,
+        _amount: Fen,
     ) -> BoxFuture<'a, Result<String, PaymentError>> {
         Box::pin(async move { Ok(format!("{provider_ref}-refund")) })
     }
@@ -148,7 +149,7 @@ pub struct Payment {
     pub provider: String,
     pub provider_ref: String,
     pub purpose: String,
-    pub amount: i64,
+    pub amount: Fen,
     pub status: PaymentStatus,
     pub refund_ref: Option<String>,
     pub created_at: i64,
@@ -373,7 +374,7 @@ pub async fn insert_paid_order(
     sku: &str,
     title: &str,
     quantity: i64,
-    amount: i64,
+    amount: Fen,
     now: i64,
 ) -> Result<(), DbError> {
     let id = tx.reserve_ids("order", 1).await?;

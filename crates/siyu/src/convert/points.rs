@@ -3,6 +3,7 @@
 //! first, so what expires is what was earned and not spent in time.
 
 use crate::know::CustomerId;
+use crate::platform::Fen;
 use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use serde::{Deserialize, Serialize};
@@ -53,8 +54,8 @@ impl PointsSettings {
     }
 
     /// Points for a payment of `fen`: whole yuan only.
-    pub fn points_for(&self, fen: i64) -> i64 {
-        fen.max(0) / 100 * self.points_per_yuan
+    pub fn points_for(&self, fen: Fen) -> i64 {
+        fen.max(Fen::ZERO).get() / 100 * self.points_per_yuan
     }
 }
 
@@ -102,7 +103,7 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// Points for a paid order, once per order.
-    Earn { order_ref: String, paid_fen: i64 },
+    Earn { order_ref: String, paid_fen: Fen },
     /// Spend points (for a gift or a coupon).
     Redeem {
         points: i64,
@@ -447,8 +448,8 @@ pub struct MemberOrder {
     pub channel: String,
     pub order_no: String,
     pub status: String,
-    pub amount: i64,
-    pub refund_amount: i64,
+    pub amount: Fen,
+    pub refund_amount: Fen,
 }
 
 /// The members' orders among `keys` (channel, order number).
@@ -648,13 +649,13 @@ mod tests {
     #[test]
     fn points_per_whole_yuan() {
         let s = PointsSettings::default();
-        assert_eq!(s.points_for(29_999), 299);
-        assert_eq!(s.points_for(-5), 0);
+        assert_eq!(s.points_for(Fen::new(29_999)), 299);
+        assert_eq!(s.points_for(Fen::new(-5)), 0);
         let double = PointsSettings {
             points_per_yuan: 2,
             ..s
         };
-        assert_eq!(double.points_for(1_000), 20);
+        assert_eq!(double.points_for(Fen::new(1_000)), 20);
     }
 
     #[test]

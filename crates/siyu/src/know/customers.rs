@@ -1,6 +1,7 @@
 //! The customer as operators see them: identities, purchase summary, recent orders and events.
 
 use super::CustomerId;
+use crate::platform::Fen;
 use crate::platform::TenantId;
 use serde::Serialize;
 
@@ -24,8 +25,8 @@ pub struct OrderView {
     pub order_no: String,
     pub status: String,
     pub ordered_at: i64,
-    pub amount: i64,
-    pub refund_amount: i64,
+    pub amount: Fen,
+    pub refund_amount: Fen,
     pub item_count: i64,
     pub store_id: Option<String>,
     pub guide_id: Option<String>,
@@ -49,8 +50,8 @@ pub struct PurchaseSummary {
     pub first_order_at: Option<i64>,
     pub last_order_at: Option<i64>,
     pub order_count: i64,
-    pub total_spend: i64,
-    pub average_order_value: i64,
+    pub total_spend: Fen,
+    pub average_order_value: Fen,
     pub channels: Vec<String>,
 }
 
@@ -260,7 +261,7 @@ pub async fn purchase_summary(
     tenant_id: TenantId,
     id: CustomerId,
 ) -> DbResult<PurchaseSummary> {
-    let (first, last, count, spend): (Option<i64>, Option<i64>, i64, i64) = db
+    let (first, last, count, spend): (Option<i64>, Option<i64>, i64, Fen) = db
         .fetch_one(
             &sql(format!(
                 "SELECT MIN(ordered_at), MAX(ordered_at), COUNT(*), CAST(COALESCE(SUM(amount - refund_amount), 0) AS BIGINT) \
@@ -284,7 +285,7 @@ pub async fn purchase_summary(
         last_order_at: last,
         order_count: count,
         total_spend: spend,
-        average_order_value: if count > 0 { spend / count } else { 0 },
+        average_order_value: if count > 0 { spend / count } else { Fen::ZERO },
         channels: channels.into_iter().map(|c| c.0).collect(),
     })
 }
@@ -362,7 +363,7 @@ pub struct CustomerRow {
     pub display_name: Option<String>,
     pub created_at: i64,
     pub order_count: i64,
-    pub total_spend: i64,
+    pub total_spend: Fen,
     pub last_order_at: Option<i64>,
     #[sqlx(skip)]
     pub phone: Option<String>,

@@ -1,5 +1,6 @@
 //! The first report an operations lead asks for: who the customers are across channels.
 
+use crate::platform::Fen;
 use crate::platform::TenantId;
 use serde::Serialize;
 
@@ -13,7 +14,7 @@ pub struct ChannelFigures {
     /// Identified buyers (an unidentified buyer cannot be told from another).
     pub buyers: i64,
     /// Net of refunds, fen.
-    pub gmv: i64,
+    pub gmv: Fen,
     /// Orders whose buyer is not identified yet (in `orders` and `gmv`, not in `buyers`).
     pub unlinked_orders: i64,
 }
@@ -38,7 +39,7 @@ pub struct Overview {
     pub merges: i64,
     pub multi_channel_people: i64,
     pub orders: i64,
-    pub gmv: i64,
+    pub gmv: Fen,
     pub channels: Vec<ChannelFigures>,
     pub online: RepeatRate,
     pub store: RepeatRate,
@@ -115,14 +116,16 @@ pub async fn overview(db: &Db, tenant_id: TenantId) -> DbResult<Overview> {
 }
 
 /// Fen as yuan for spreadsheets (CSV exports): `1234.50`, `-0.50`, no grouping or symbol.
-pub fn plain_yuan(fen: i64) -> String {
+pub fn plain_yuan(fen: Fen) -> String {
+    let fen = fen.get();
     let sign = if fen < 0 { "-" } else { "" };
     let f = fen.unsigned_abs();
     format!("{sign}{}.{:02}", f / 100, f % 100)
 }
 
 /// Fen as yuan for people: `¥1,299.00`.
-pub fn yuan(fen: i64) -> String {
+pub fn yuan(fen: Fen) -> String {
+    let fen = fen.get();
     let neg = fen < 0;
     let f = fen.unsigned_abs();
     let whole = (f / 100).to_string();
@@ -138,17 +141,19 @@ pub fn yuan(fen: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use crate::platform::Fen;
+
     #[test]
     fn plain_yuan_keeps_the_sign_of_small_amounts() {
-        assert_eq!(super::plain_yuan(-50), "-0.50");
-        assert_eq!(super::plain_yuan(123_450), "1234.50");
+        assert_eq!(super::plain_yuan(Fen::new(-50)), "-0.50");
+        assert_eq!(super::plain_yuan(Fen::new(123_450)), "1234.50");
     }
 
     #[test]
     fn yuan_groups_thousands() {
-        assert_eq!(super::yuan(129_900), "¥1,299.00");
-        assert_eq!(super::yuan(5), "¥0.05");
-        assert_eq!(super::yuan(12_345_678_901), "¥123,456,789.01");
-        assert_eq!(super::yuan(-100), "-¥1.00");
+        assert_eq!(super::yuan(Fen::new(129_900)), "¥1,299.00");
+        assert_eq!(super::yuan(Fen::new(5)), "¥0.05");
+        assert_eq!(super::yuan(Fen::new(12_345_678_901)), "¥123,456,789.01");
+        assert_eq!(super::yuan(Fen::new(-100)), "-¥1.00");
     }
 }

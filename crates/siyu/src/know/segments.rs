@@ -1,6 +1,7 @@
 //! Saved segments (人群包): a named rule, counted live by the audience index, and snapshots:
 //! the members at one moment, frozen for a campaign to send to.
 
+use crate::platform::Fen;
 use crate::platform::TenantId;
 use crate::platform::refusal::{Refusal, Refuse};
 use futures_util::TryStreamExt;
@@ -400,7 +401,7 @@ async fn export_rows(
         i64,
         Option<String>,
         Option<i64>,
-        Option<i64>,
+        Option<Fen>,
         Option<i64>,
         Option<String>,
         Option<String>,
@@ -442,7 +443,7 @@ async fn export_rows(
             stage.zh().to_owned(),
             class,
             count.unwrap_or(0).to_string(),
-            plain_yuan(spend.unwrap_or(0)),
+            plain_yuan(spend.unwrap_or(Fen::ZERO)),
             last.map(format_local).unwrap_or_default(),
         ])
         .map_err(csv_error)?;
@@ -463,7 +464,7 @@ mod tests {
     fn exported_text_never_runs_as_a_formula() {
         assert_eq!(inert("=HYPERLINK(\"x\")".into()), "'=HYPERLINK(\"x\")");
         assert_eq!(inert("张三".into()), "张三");
-        assert_eq!(plain_yuan(-1_050), "-10.50");
-        assert_eq!(plain_yuan(123_456), "1234.56");
+        assert_eq!(plain_yuan(Fen::new(-1_050)), "-10.50");
+        assert_eq!(plain_yuan(Fen::new(123_456)), "1234.56");
     }
 }

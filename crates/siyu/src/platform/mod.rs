@@ -16,4 +16,4 @@ pub mod tenant_settings;
 pub mod text_enum;
 
 // The store is the crate `siyu-store`; every capability reaches it by these paths.
-pub use siyu_store::{TenantId, db, rows};
+pub use siyu_store::{Fen, TenantId, db, rows};

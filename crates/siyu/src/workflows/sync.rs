@@ -4,6 +4,7 @@
 //! that asking twice changes nothing. The cursor moves only when a whole window is stored: a run
 //! stopped in the middle (a crash, a deploy) asks that window again and loses nothing.
 
+use crate::platform::Fen;
 use crate::platform::TenantId;
 use std::time::{Duration, Instant};
 
@@ -518,7 +519,7 @@ pub fn to_record(
     };
     let order_no = check_order_no(&o.order_no).map_err(|r| err("order_no", r))?;
     let (status, status_text) = map.read(&o.status);
-    if !(0..=MAX_FEN).contains(&o.amount) || o.refund_amount < 0 {
+    if !(Fen::ZERO..=MAX_FEN).contains(&o.amount) || o.refund_amount < Fen::ZERO {
         return Err(err("amount", format!("must be fen, from 0 to {MAX_FEN}")));
     }
     let (amount, refund_amount) =

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use siyu::know::CustomerId;
+use siyu::platform::Fen;
 
 use crate::AppState;
 use crate::api::{ApiCaller, ApiError, actor, customer_id, json_body, require_write};
@@ -111,7 +112,7 @@ pub(crate) enum PointsBody {
     /// Points for a paid order (once per order).
     Earn {
         order_ref: String,
-        paid: i64,
+        paid: Fen,
         #[serde(default)]
         reason: Option<String>,
     },

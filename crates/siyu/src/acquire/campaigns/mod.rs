@@ -5,6 +5,7 @@
 //! the contact policy's window and under the provider's rate.
 
 use crate::know::CustomerId;
+use crate::platform::Fen;
 use crate::platform::TenantId;
 mod content;
 mod launch;
@@ -60,7 +61,7 @@ pub struct NewCampaign {
     #[serde(default)]
     pub forbidden_words: Vec<String>,
     /// Fen per billable part (default 4.5 fen, rounded to 5).
-    pub cost_per_part: Option<i64>,
+    pub cost_per_part: Option<Fen>,
     /// Days after sending in which orders count towards the campaign (default 7).
     pub window_days: Option<i64>,
     /// Not sent before this time (default: now).
@@ -78,7 +79,7 @@ pub struct Campaign {
     pub seed: String,
     pub target_url: Option<String>,
     pub template_code: Option<String>,
-    pub cost_per_part: i64,
+    pub cost_per_part: Fen,
     pub window_days: i64,
     pub status: CampaignStatus,
     pub scheduled_at: i64,

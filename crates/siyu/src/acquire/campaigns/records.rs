@@ -1,6 +1,7 @@
 //! Creating a campaign (validating its settings and variants, then storing it as a draft) and
 //! reading campaigns back.
 
+use crate::platform::Fen;
 use crate::platform::TenantId;
 use std::collections::HashSet;
 
@@ -67,8 +68,8 @@ pub async fn create(
             Phone::parse(p).map_err(|e| invalid(format!("exclude_phones[{i}]"), e.to_string()))?;
         exclude.push(phone.as_str().to_string());
     }
-    let cost = c.cost_per_part.unwrap_or(5);
-    if !(0..=1_000).contains(&cost) {
+    let cost = c.cost_per_part.unwrap_or(Fen::new(5));
+    if !(Fen::ZERO..=Fen::new(1_000)).contains(&cost) {
         return Err(invalid("cost_per_part", "must be 0–1000 fen"));
     }
     let window = c.window_days.unwrap_or(7);
@@ -127,7 +128,7 @@ pub(super) struct CampaignRow {
     pub(super) seed: String,
     pub(super) target_url: Option<String>,
     pub(super) template_code: Option<String>,
-    pub(super) cost_per_part: i64,
+    pub(super) cost_per_part: Fen,
     pub(super) window_days: i64,
     pub(super) status: CampaignStatus,
     pub(super) scheduled_at: i64,

@@ -4,6 +4,7 @@
 //! shop_order_list}}` (or the older `err_no` form); money in fen, times in seconds. Tokens are
 //! refreshed at `/token/refresh`.
 
+use crate::platform::Fen;
 use serde_json::{Value, json};
 
 use super::sign::douyin_hmac_sha256;
@@ -167,8 +168,9 @@ fn order(o: &Value) -> Result<MarketOrder, MarketError> {
     let secs = |f: &str| int(&o[f]).filter(|s| *s > 0).map(|s| s * 1000);
     let created =
         secs("create_time").ok_or_else(|| shape(P, format!("order {id}: create_time")))?;
-    let amount =
-        int(&o["pay_amount"]).ok_or_else(|| shape(P, format!("order {id}: pay_amount")))?;
+    let amount = int(&o["pay_amount"])
+        .map(Fen::new)
+        .ok_or_else(|| shape(P, format!("order {id}: pay_amount")))?;
     let status = status(o);
     let skus = o["sku_order_list"]
         .as_array()
@@ -180,8 +182,8 @@ fn order(o: &Value) -> Result<MarketOrder, MarketError> {
     } else {
         skus.iter()
             .filter(|s| int(&s["after_sale_info"]["refund_status"]) == Some(3))
-            .filter_map(|s| int(&s["pay_amount"]))
-            .sum::<i64>()
+            .filter_map(|s| int(&s["pay_amount"]).map(Fen::new))
+            .sum::<Fen>()
             .min(amount)
     };
     Ok(MarketOrder {
@@ -204,7 +206,7 @@ fn order(o: &Value) -> Result<MarketOrder, MarketError> {
                     sku: text(&s["out_sku_id"]).or_else(|| text(&s["code"])),
                     title: text(&s["product_name"]),
                     quantity,
-                    price: int(&s["origin_amount"]).unwrap_or(0) / quantity.max(1),
+                    price: Fen::new(int(&s["origin_amount"]).unwrap_or(0)) / quantity.max(1),
                 }
             })
             .collect(),

@@ -3,6 +3,7 @@
 //! `jingdong_pop_order_search_responce` (JD's spelling). Tokens are refreshed at JD's OAuth
 //! server (`/oauth2/refresh_token`).
 
+use crate::platform::Fen;
 use serde_json::{Value, json};
 
 use super::sign::with_md5_sign;
@@ -155,7 +156,11 @@ fn order(o: &Value) -> Result<MarketOrder, MarketError> {
         _ => &[],
     };
     Ok(MarketOrder {
-        refund_amount: if status == "refunded" { amount } else { 0 },
+        refund_amount: if status == "refunded" {
+            amount
+        } else {
+            Fen::ZERO
+        },
         order_no: id,
         status,
         created_at: created,

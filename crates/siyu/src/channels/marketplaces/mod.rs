@@ -4,6 +4,7 @@
 //! window page by page, refreshes its OAuth token, and reads the answer into [`MarketOrder`]s,
 //! the same whatever the platform. Pacing, retries and cursors are the sync's (`workflows::sync`).
 
+use crate::platform::Fen;
 pub mod douyin;
 pub mod jd;
 pub mod pdd;
@@ -133,8 +134,8 @@ pub struct MarketOrder {
     pub created_at: i64,
     pub paid_at: Option<i64>,
     pub modified_at: i64,
-    pub amount: i64,
-    pub refund_amount: i64,
+    pub amount: Fen,
+    pub refund_amount: Fen,
     /// The platform's ids of the buyer (open id, nick, pin): every one the answer carries, so
     /// that OneID joins an export's nick to the API's open id.
     pub buyer_ids: Vec<String>,
@@ -151,7 +152,7 @@ pub struct MarketLine {
     pub title: Option<String>,
     pub quantity: i64,
     /// Unit price in fen.
-    pub price: i64,
+    pub price: Fen,
 }
 
 /// One page of the orders changed in a window, with how many the window holds in all. An order
@@ -424,7 +425,7 @@ impl Client {
 }
 
 /// Yuan as platforms write it ("59.90", 59.9) to fen.
-pub(crate) fn yuan_to_fen(v: &serde_json::Value) -> Option<i64> {
+pub(crate) fn yuan_to_fen(v: &serde_json::Value) -> Option<Fen> {
     let text = match v {
         serde_json::Value::String(s) => s.trim().to_owned(),
         serde_json::Value::Number(n) => n.to_string(),
@@ -439,7 +440,7 @@ pub(crate) fn yuan_to_fen(v: &serde_json::Value) -> Option<i64> {
     }
     let whole: i64 = whole.parse().ok()?;
     let frac: i64 = format!("{frac:0<2}").parse().ok()?;
-    whole.checked_mul(100)?.checked_add(frac)
+    whole.checked_mul(100)?.checked_add(frac).map(Fen::new)
 }
 
 /// Where a platform writes an order line's fields (prices in yuan).
@@ -459,7 +460,7 @@ pub(crate) fn yuan_lines(items: &[serde_json::Value], k: &LineKeys) -> Vec<Marke
             sku: text(&i[k.sku[0]]).or_else(|| text(&i[k.sku[1]])),
             title: text(&i[k.title]),
             quantity: int(&i[k.quantity]).unwrap_or(1),
-            price: yuan_to_fen(&i[k.price]).unwrap_or(0),
+            price: yuan_to_fen(&i[k.price]).unwrap_or(Fen::ZERO),
         })
         .collect()
 }
@@ -495,10 +496,16 @@ mod tests {
 
     #[test]
     fn money_and_times_as_platforms_write_them() {
-        assert_eq!(yuan_to_fen(&serde_json::json!("59.90")), Some(5990));
-        assert_eq!(yuan_to_fen(&serde_json::json!("59.9")), Some(5990));
-        assert_eq!(yuan_to_fen(&serde_json::json!(12)), Some(1200));
-        assert_eq!(yuan_to_fen(&serde_json::json!("0.01")), Some(1));
+        assert_eq!(
+            yuan_to_fen(&serde_json::json!("59.90")),
+            Some(Fen::new(5990))
+        );
+        assert_eq!(
+            yuan_to_fen(&serde_json::json!("59.9")),
+            Some(Fen::new(5990))
+        );
+        assert_eq!(yuan_to_fen(&serde_json::json!(12)), Some(Fen::new(1200)));
+        assert_eq!(yuan_to_fen(&serde_json::json!("0.01")), Some(Fen::new(1)));
         assert_eq!(yuan_to_fen(&serde_json::json!("-1.00")), None);
         assert_eq!(yuan_to_fen(&serde_json::json!("1.234")), None);
         let ms = from_china_seconds_text("2024-06-01 10:00:00").expect("time");

@@ -2,6 +2,7 @@
 //! 30 minutes per query), signed MD5 over sorted parameters with `timestamp` in seconds;
 //! answers in `order_sn_increment_get_response`; tokens refreshed with `pdd.pop.auth.token.refresh`.
 
+use crate::platform::Fen;
 use serde_json::Value;
 
 use super::sign::with_md5_sign;
@@ -148,7 +149,11 @@ fn order(o: &Value) -> Result<MarketOrder, MarketError> {
         _ => &[],
     };
     Ok(MarketOrder {
-        refund_amount: if status == "refunded" { amount } else { 0 },
+        refund_amount: if status == "refunded" {
+            amount
+        } else {
+            Fen::ZERO
+        },
         order_no: sn,
         status,
         created_at: created,

@@ -2,6 +2,7 @@
 //! at most a day per query), signed `md5` over sorted parameters, answering in
 //! `trades_sold_increment_get_response`; tokens refreshed with `taobao.top.auth.token.refresh`.
 
+use crate::platform::Fen;
 use serde_json::Value;
 
 use super::sign::with_md5_sign;
@@ -159,7 +160,7 @@ fn trade(t: &Value) -> Result<MarketOrder, MarketError> {
             .iter()
             .filter(|o| o["refund_status"] == "SUCCESS")
             .filter_map(|o| yuan_to_fen(&o["payment"]))
-            .sum::<i64>()
+            .sum::<Fen>()
             .min(amount)
     };
     // The buyer's nick where the app still sees it unmasked (exports name buyers by it), and

@@ -3,6 +3,7 @@
 //! proof); the token comes from `/auth/token` with the app's secret (`authorize_type` silent,
 //! for the shop's `grant_id`). Errors come as `gw_err_resp`, `success: false` or `error_response`.
 
+use crate::platform::Fen;
 use serde_json::{Value, json};
 
 use super::{
@@ -132,7 +133,11 @@ fn order(f: &Value) -> Result<MarketOrder, MarketError> {
     let buyer = &f["buyer_info"];
     let lines = f["orders"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     Ok(MarketOrder {
-        refund_amount: if status == "refunded" { amount } else { 0 },
+        refund_amount: if status == "refunded" {
+            amount
+        } else {
+            Fen::ZERO
+        },
         order_no: tid,
         status,
         created_at: created,

@@ -6,6 +6,7 @@
 //! at most once.
 
 use crate::know::CustomerId;
+use crate::platform::Fen;
 mod granting;
 mod redeeming;
 mod report;
@@ -64,7 +65,7 @@ pub struct TemplateInput {
     pub gift: Option<String>,
     /// Minimum order amount in fen (满 X).
     #[serde(default)]
-    pub threshold: i64,
+    pub threshold: Fen,
     /// Fixed validity (UTC ms) …
     #[serde(default)]
     pub starts_at: Option<i64>,
@@ -125,7 +126,7 @@ pub struct Template {
     pub kind: String,
     pub value: i64,
     pub gift: Option<String>,
-    pub threshold: i64,
+    pub threshold: Fen,
     pub starts_at: Option<i64>,
     pub ends_at: Option<i64>,
     pub valid_days: Option<i64>,
@@ -171,8 +172,8 @@ pub struct Coupon {
     pub valid_until: i64,
     pub redeemed_at: Option<i64>,
     pub order_ref: Option<String>,
-    pub order_amount: Option<i64>,
-    pub discount: Option<i64>,
+    pub order_amount: Option<Fen>,
+    pub discount: Option<Fen>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -226,7 +227,7 @@ impl TemplateInput {
             }
             _ => {}
         }
-        if self.threshold < 0 {
+        if self.threshold < Fen::ZERO {
             return Err(invalid("threshold", "must not be negative"));
         }
         match (self.starts_at, self.ends_at, self.valid_days) {
@@ -277,37 +278,42 @@ mod tests {
 
     #[test]
     fn stacked_coupons_take_what_the_others_left() {
-        let fifty = |prior: &[Prior]| stacked_discount(prior, 10_000, Kind::AmountOff, 5_000, true);
+        let fifty = |prior: &[Prior]| {
+            stacked_discount(prior, Fen::new(10_000), Kind::AmountOff, 5_000, true)
+        };
         let first = fifty(&[]).expect("first");
         let p1 = Prior {
             discount: first,
-            amount: 10_000,
+            amount: Fen::new(10_000),
             stackable: true,
         };
         let second = fifty(&[p1]).expect("second");
         let p2 = Prior {
             discount: second,
-            amount: 10_000,
+            amount: Fen::new(10_000),
             stackable: true,
         };
-        assert_eq!((first, second), (5_000, 5_000));
+        assert_eq!((first, second), (Fen::new(5_000), Fen::new(5_000)));
         assert!(fifty(&[p1, p2]).is_err(), "nothing is left");
         // A percentage applies to what is left, not to the whole order.
         assert_eq!(
-            stacked_discount(&[p1], 10_000, Kind::PercentOff, 10, true),
-            Ok(500)
+            stacked_discount(&[p1], Fen::new(10_000), Kind::PercentOff, 10, true),
+            Ok(Fen::new(500))
         );
         // Either side that does not stack stands alone; the amount is the first one's.
         let alone = Prior {
-            discount: 1_000,
-            amount: 10_000,
+            discount: Fen::new(1_000),
+            amount: Fen::new(10_000),
             stackable: false,
         };
         assert!(fifty(&[alone]).is_err());
-        assert!(stacked_discount(&[p1], 10_000, Kind::AmountOff, 100, false).is_err());
-        assert!(stacked_discount(&[p1], 20_000, Kind::AmountOff, 100, true).is_err());
+        assert!(stacked_discount(&[p1], Fen::new(10_000), Kind::AmountOff, 100, false).is_err());
+        assert!(stacked_discount(&[p1], Fen::new(20_000), Kind::AmountOff, 100, true).is_err());
         // A percentage of a huge amount does not wrap.
-        assert_eq!(discount(Kind::PercentOff, 50, i64::MAX), i64::MAX / 2);
+        assert_eq!(
+            discount(Kind::PercentOff, 50, Fen::new(i64::MAX)),
+            Fen::new(i64::MAX / 2)
+        );
     }
 
     proptest::proptest! {
@@ -315,7 +321,7 @@ mod tests {
         /// more than the order, and none takes a negative amount.
         #[test]
         fn stacked_coupons_never_take_more_than_the_order(
-            amount in 0i64..10_000_000,
+            amount in proptest::strategy::Strategy::prop_map(0i64..10_000_000, Fen::new),
             coupons in proptest::collection::vec((0u8..3, 0i64..20_000_000), 0..8),
         ) {
             let mut prior: Vec<Prior> = Vec::new();
@@ -323,21 +329,30 @@ mod tests {
                 let kind = [Kind::AmountOff, Kind::PercentOff, Kind::FreeGift][usize::from(k)];
                 let value = if kind == Kind::PercentOff { value % 101 } else { value };
                 if let Ok(off) = stacked_discount(&prior, amount, kind, value, true) {
-                    proptest::prop_assert!(off >= 0);
+                    proptest::prop_assert!(off >= Fen::new(0));
                     prior.push(Prior { discount: off, amount, stackable: true });
                 }
             }
-            let total: i64 = prior.iter().map(|p| p.discount).sum();
+            let total: Fen = prior.iter().map(|p| p.discount).sum();
             proptest::prop_assert!(total <= amount, "{} taken off {}", total, amount);
         }
     }
 
     #[test]
     fn discounts() {
-        assert_eq!(discount(Kind::AmountOff, 3_000, 29_900), 3_000);
-        assert_eq!(discount(Kind::AmountOff, 3_000, 2_000), 2_000);
-        assert_eq!(discount(Kind::PercentOff, 15, 10_000), 1_500);
-        assert_eq!(discount(Kind::FreeGift, 0, 10_000), 0);
+        assert_eq!(
+            discount(Kind::AmountOff, 3_000, Fen::new(29_900)),
+            Fen::new(3_000)
+        );
+        assert_eq!(
+            discount(Kind::AmountOff, 3_000, Fen::new(2_000)),
+            Fen::new(2_000)
+        );
+        assert_eq!(
+            discount(Kind::PercentOff, 15, Fen::new(10_000)),
+            Fen::new(1_500)
+        );
+        assert_eq!(discount(Kind::FreeGift, 0, Fen::new(10_000)), Fen::new(0));
     }
 
     #[test]
@@ -354,7 +369,7 @@ mod tests {
             kind: Kind::AmountOff,
             value: 3_000,
             gift: None,
-            threshold: 30_000,
+            threshold: Fen::new(30_000),
             starts_at: None,
             ends_at: None,
             valid_days: Some(30),

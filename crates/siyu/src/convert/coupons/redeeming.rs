@@ -1,6 +1,7 @@
 //! Using a coupon on an order (threshold, channel, store, stacking on what is left) and giving
 //! it back when the order is refunded.
 
+use crate::platform::Fen;
 use crate::platform::TenantId;
 use serde::Deserialize;
 
@@ -14,7 +15,7 @@ pub struct UseOn {
     pub code: String,
     pub order_ref: String,
     /// The order's amount before the coupon, fen.
-    pub amount: i64,
+    pub amount: Fen,
     #[serde(default)]
     pub channel: Option<String>,
     #[serde(default)]
@@ -22,21 +23,23 @@ pub struct UseOn {
 }
 
 /// The money a template takes off an order of `amount` fen.
-pub fn discount(kind: Kind, value: i64, amount: i64) -> i64 {
-    match kind {
+/// `value` is fen for an amount off and a percentage for a percent off.
+pub fn discount(kind: Kind, value: i64, amount: Fen) -> Fen {
+    let amount = amount.get();
+    Fen::new(match kind {
         Kind::AmountOff => value.min(amount).max(0),
         // In i128: a large amount times a percentage must not wrap.
         Kind::PercentOff => (i128::from(amount.max(0)) * i128::from(value) / 100) as i64,
         Kind::FreeGift => 0,
-    }
+    })
 }
 
 /// A coupon already redeemed on an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Prior {
-    pub discount: i64,
+    pub discount: Fen,
     /// The order amount given with it.
-    pub amount: i64,
+    pub amount: Fen,
     pub stackable: bool,
 }
 
@@ -45,11 +48,11 @@ pub struct Prior {
 /// stack, when the order's amount differs from the one given before, or when nothing is left.
 pub fn stacked_discount(
     prior: &[Prior],
-    amount: i64,
+    amount: Fen,
     kind: Kind,
     value: i64,
     stackable: bool,
-) -> Result<i64, String> {
+) -> Result<Fen, String> {
     if !prior.is_empty() {
         if !stackable || prior.iter().any(|p| !p.stackable) {
             return Err("already carries a coupon, and one of them does not stack".into());
@@ -58,12 +61,12 @@ pub fn stacked_discount(
             return Err("the amount differs from the one given with its first coupon".into());
         }
     }
-    let used: i64 = prior.iter().map(|p| p.discount.max(0)).sum();
-    let left = (amount - used).max(0);
-    if left == 0 && kind != Kind::FreeGift && !prior.is_empty() {
+    let used: Fen = prior.iter().map(|p| p.discount.max(Fen::ZERO)).sum();
+    let left = (amount - used).max(Fen::ZERO);
+    if left == Fen::ZERO && kind != Kind::FreeGift && !prior.is_empty() {
         return Err("nothing is left on the order to take off".into());
     }
-    Ok(discount(kind, value, left).clamp(0, left))
+    Ok(discount(kind, value, left).clamp(Fen::ZERO, left))
 }
 
 pub(super) fn allowed(list: Option<&str>, v: Option<&str>) -> bool {
@@ -78,7 +81,7 @@ pub async fn redeem(db: &Db, tenant: TenantId, u: &UseOn, now: i64) -> Result<Co
     if u.order_ref.trim().is_empty() {
         return Err(invalid("order_ref", "is empty"));
     }
-    if u.amount < 0 {
+    if u.amount < Fen::ZERO {
         return Err(invalid("amount", "must not be negative"));
     }
     let mut tx = db.begin().await?;
@@ -135,7 +138,7 @@ pub async fn redeem(db: &Db, tenant: TenantId, u: &UseOn, now: i64) -> Result<Co
     }
     // Coupons already on this order: each discount applies to what the ones before left, and
     // a coupon that does not stack is alone.
-    let before: Vec<(i64, i64, bool)> = tx
+    let before: Vec<(Fen, Fen, bool)> = tx
         .fetch_all(
             &sql("SELECT c.discount, c.order_amount, CASE WHEN t.stackable = 1 THEN TRUE ELSE FALSE END \
                   FROM coupons c JOIN coupon_templates t ON t.tenant_id = c.tenant_id AND t.id = c.template_id \

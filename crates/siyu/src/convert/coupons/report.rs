@@ -1,6 +1,7 @@
 //! What a template's coupons did, and a customer's coupons.
 
 use crate::know::CustomerId;
+use crate::platform::Fen;
 use crate::platform::TenantId;
 use serde::Serialize;
 
@@ -15,8 +16,8 @@ pub struct Report {
     pub redeemed: i64,
     pub expired: i64,
     pub unused: i64,
-    pub order_gmv: i64,
-    pub discount: i64,
+    pub order_gmv: Fen,
+    pub discount: Fen,
 }
 
 pub async fn report(
@@ -26,7 +27,7 @@ pub async fn report(
     now: i64,
 ) -> Result<Report, CouponError> {
     let t = template(db, tenant, template_id).await?;
-    let (redeemed, expired, unused, gmv, off): (i64, i64, i64, i64, i64) = db
+    let (redeemed, expired, unused, gmv, off): (i64, i64, i64, Fen, Fen) = db
         .fetch_one(
             &sql(
                 "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'redeemed' THEN 1 ELSE 0 END), 0) AS BIGINT), \

@@ -1,6 +1,7 @@
 //! A new flash sale as the operator gives it (item, price, stock, window, per-customer
 //! limit, minutes to pay): its checks, and creating the sale.
 
+use crate::platform::Fen;
 use crate::platform::TenantId;
 use serde::Deserialize;
 
@@ -14,9 +15,9 @@ pub struct SaleInput {
     pub sku: String,
     pub title: String,
     /// Fen.
-    pub price: i64,
+    pub price: Fen,
     #[serde(default)]
-    pub original_price: Option<i64>,
+    pub original_price: Option<Fen>,
     pub stock: i64,
     #[serde(default = "one")]
     pub per_customer: i64,

@@ -9,6 +9,7 @@
 //! units; a restart reads `stock - sold` back, which is exactly what was left.
 
 use crate::know::CustomerId;
+use crate::platform::Fen;
 use crate::platform::TenantId;
 mod counter;
 mod expiry;
@@ -38,8 +39,8 @@ pub struct Sale {
     pub name: String,
     pub sku: String,
     pub title: String,
-    pub price: i64,
-    pub original_price: i64,
+    pub price: Fen,
+    pub original_price: Fen,
     pub stock: i64,
     pub sold: i64,
     pub per_customer: i64,
@@ -67,7 +68,7 @@ pub struct FlashOrder {
     pub sale_id: i64,
     pub customer_id: CustomerId,
     pub quantity: i64,
-    pub amount: i64,
+    pub amount: Fen,
     pub status: FlashOrderStatus,
     pub created_at: i64,
     pub expires_at: i64,
@@ -319,8 +320,8 @@ mod tests {
                 name: "n".into(),
                 sku: "s".into(),
                 title: "t".into(),
-                price: 100,
-                original_price: 100,
+                price: Fen::new(100),
+                original_price: Fen::new(100),
                 stock,
                 sold: 0,
                 per_customer,
@@ -363,8 +364,8 @@ mod tests {
             name: "双11秒杀".into(),
             sku: "A1".into(),
             title: "面霜".into(),
-            price: 9_900,
-            original_price: Some(19_900),
+            price: Fen::new(9_900),
+            original_price: Some(Fen::new(19_900)),
             stock: 100,
             per_customer: 1,
             starts_at: 0,
@@ -382,7 +383,10 @@ mod tests {
         };
         assert_eq!(bad(|s| s.stock = 0), "stock");
         assert_eq!(bad(|s| s.ends_at = 0), "ends_at");
-        assert_eq!(bad(|s| s.original_price = Some(1)), "original_price");
+        assert_eq!(
+            bad(|s| s.original_price = Some(Fen::new(1))),
+            "original_price"
+        );
         assert_eq!(bad(|s| s.pay_minutes = 0), "pay_minutes");
         assert_eq!(bad(|s| s.title = " ".into()), "title");
     }

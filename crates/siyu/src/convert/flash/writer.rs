@@ -2,6 +2,7 @@
 //! group-commit writer, which stores many reservations in one transaction and moves `sold`.
 
 use crate::know::CustomerId;
+use crate::platform::Fen;
 use crate::platform::TenantId;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ pub(super) struct Job {
     pub(super) sale_id: i64,
     pub(super) customer: CustomerId,
     pub(super) quantity: i64,
-    pub(super) amount: i64,
+    pub(super) amount: Fen,
     pub(super) now: i64,
     pub(super) expires_at: i64,
 }

@@ -1,6 +1,7 @@
 //! Reading an export: its encoding, its rows into orders (sent to the store a chunk at a time
 //! as they fill), and its bad rows into the rejected file with their line, column and reason.
 
+use crate::platform::Fen;
 use std::path::Path;
 
 use serde::Serialize;
@@ -378,13 +379,13 @@ fn continue_order(
     };
     let own = if ctx.amounts_per_row {
         let (paid, refund) = ctx.row_amounts(line, fields)?;
-        let (paid, refund) =
-            crate::know::orders::settle_amounts(paid, refund).map_err(|r| RowError {
+        let (paid, refund) = crate::know::orders::settle_amounts(Fen::new(paid), Fen::new(refund))
+            .map_err(|r| RowError {
                 line,
                 column: ctx.columns.header_of(presets::Field::RefundAmount),
                 reason: r.into(),
             })?;
-        let sum = |a: i64, b: i64| {
+        let sum = |a: Fen, b: Fen| {
             a.checked_add(b)
                 .filter(|s| *s <= crate::know::orders::MAX_FEN)
         };
@@ -404,7 +405,7 @@ fn continue_order(
         Some(paid)
     } else {
         // The order's amount priced its first line; a later line without a price is a gift.
-        Some(0)
+        Some(Fen::ZERO)
     };
     if let Some(l) = ctx.parse_line(line, fields, own, order.refund_of.is_some())? {
         order.lines.push(l);

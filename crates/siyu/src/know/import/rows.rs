@@ -6,6 +6,7 @@ use super::values::{clean_cell, parse_money, parse_quantity, parse_signed_money,
 use crate::know::identity::{Identity, IdentityError, IdentityKind};
 use crate::know::orders::{MAX_FEN, OrderLine, OrderRecord, OrderStatus, settle_amounts};
 use crate::know::phone::{PhoneError, PhoneInput, parse_phone};
+use crate::platform::Fen;
 
 /// A rejected row: where, and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -193,7 +194,7 @@ impl RowContext {
         &self,
         line: u64,
         rec: &[String],
-        amount: Option<i64>,
+        amount: Option<Fen>,
         returned: bool,
     ) -> Result<Option<OrderLine>, RowError> {
         let unsigned = |s: &'_ str| -> String {
@@ -215,13 +216,13 @@ impl RowContext {
             None => 1,
         };
         let price = match self.cell(rec, Field::Price) {
-            Some(s) => match parse_signed_money(s) {
+            Some(s) => Fen::new(match parse_signed_money(s) {
                 Ok((true, fen)) if returned => fen,
                 _ => parse_money(s).map_err(|r| self.err(line, Field::Price, r))?,
-            },
+            }),
             None => match amount {
                 Some(a) if quantity > 0 => a / quantity,
-                _ => 0,
+                _ => Fen::ZERO,
             },
         };
         Ok(Some(OrderLine {
@@ -265,7 +266,7 @@ impl RowContext {
         };
         // An empty amount cell (a POS sale on account) is priced by its line, as a file
         // without an amount column is.
-        let amount = signed.map(|(_, fen)| fen);
+        let amount = signed.map(|(_, fen)| Fen::new(fen));
         let order_line = self.parse_line(line, rec, amount, refund_of.is_some())?;
         let amount = match (amount, &order_line) {
             (Some(a), _) => a,
@@ -284,14 +285,14 @@ impl RowContext {
         if amount > MAX_FEN {
             return Err(err(
                 Field::Amount,
-                format!("amount is larger than {} yuan", MAX_FEN / 100),
+                format!("amount is larger than {} yuan", MAX_FEN.get() / 100),
             ));
         }
         let refund_amount = match self.cell(rec, Field::RefundAmount) {
             _ if status == OrderStatus::Refunded && refund_of.is_some() => amount,
-            _ if refund_of.is_some() => 0,
-            Some(s) => parse_money(s).map_err(|r| err(Field::RefundAmount, r))?,
-            None => 0,
+            _ if refund_of.is_some() => Fen::ZERO,
+            Some(s) => Fen::new(parse_money(s).map_err(|r| err(Field::RefundAmount, r))?),
+            None => Fen::ZERO,
         };
         let (amount, refund_amount) = settle_amounts(amount, refund_amount)
             .map_err(|r| err(Field::RefundAmount, r.into()))?;
@@ -440,8 +441,8 @@ mod tests {
             (
                 "S01-0005",
                 OrderStatus::Refunded,
-                12_900,
-                12_900,
+                Fen::new(12_900),
+                Fen::new(12_900),
                 Some("S01-0001")
             )
         );
@@ -463,7 +464,7 @@ mod tests {
             .expect("a return");
         assert_eq!(
             (o.amount, o.refund_of.as_deref()),
-            (5_900, Some("S01-0002"))
+            (Fen::new(5_900), Some("S01-0002"))
         );
         // A return at another store names the sale's store in 原门店 (the header at the end).
         // A sale is not a return.

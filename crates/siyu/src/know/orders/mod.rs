@@ -1,6 +1,7 @@
 //! Orders from every channel, unique per (tenant, channel, order id), and how they are stored.
 
 use crate::know::CustomerId;
+use crate::platform::Fen;
 use crate::platform::TenantId;
 use foldhash::HashMap;
 
@@ -18,13 +19,13 @@ mod status;
 pub use status::{OrderStatus, PURCHASE_STATUSES, normalise_status};
 
 /// The largest amount one order may carry, in fen (10 billion yuan): guards sums from overflow.
-pub const MAX_FEN: i64 = 1_000_000_000_000;
+pub const MAX_FEN: Fen = Fen::new(1_000_000_000_000);
 
 /// The paid and refunded amounts of an order as exports and APIs write them. Some exports
 /// (Tmall's closed orders) show a paid order refunded in full with 0.00 paid beside the refund:
 /// it was paid what was refunded. A refund larger than a non-zero paid amount is an error.
-pub fn settle_amounts(paid: i64, refund: i64) -> Result<(i64, i64), &'static str> {
-    let paid = if paid == 0 && refund > 0 {
+pub fn settle_amounts(paid: Fen, refund: Fen) -> Result<(Fen, Fen), &'static str> {
+    let paid = if paid == Fen::ZERO && refund > Fen::ZERO {
         refund
     } else {
         paid
@@ -45,7 +46,7 @@ pub struct OrderLine {
     pub category: Option<String>,
     pub quantity: i64,
     /// Unit price in fen.
-    pub price: i64,
+    pub price: Fen,
 }
 
 /// An order as the store takes it, from an import row group or the API.
@@ -60,8 +61,8 @@ pub struct OrderRecord {
     pub ordered_at: i64,
     pub paid_at: Option<i64>,
     /// Paid amount in fen.
-    pub amount: i64,
-    pub refund_amount: i64,
+    pub amount: Fen,
+    pub refund_amount: Fen,
     /// A return receipt's sale (its order number in the same channel). The return is stored
     /// refunded in full; the sale's refund becomes at least the sum of its returns.
     pub refund_of: Option<String>,
@@ -413,9 +414,9 @@ pub struct OrderInput {
     pub ordered_at: i64,
     #[serde(default)]
     pub paid_at: Option<i64>,
-    pub amount: i64,
+    pub amount: Fen,
     #[serde(default)]
-    pub refund_amount: i64,
+    pub refund_amount: Fen,
     #[serde(default)]
     pub store_id: Option<String>,
     #[serde(default)]
@@ -466,16 +467,16 @@ impl OrderInput {
                 format!("{p} is outside 2000-01-01 … now+1 day (UTC milliseconds)"),
             ));
         }
-        if !(0..=MAX_FEN).contains(&self.amount) {
+        if !(Fen::ZERO..=MAX_FEN).contains(&self.amount) {
             return Err(e("amount", format!("must be fen, from 0 to {MAX_FEN}")));
         }
-        if self.refund_amount < 0 {
+        if self.refund_amount < Fen::ZERO {
             return Err(e("refund_amount", "must be fen, 0 or more".into()));
         }
         let (amount, refund_amount) = settle_amounts(self.amount, self.refund_amount)
             .map_err(|r| e("refund_amount", r.into()))?;
         for (i, l) in self.lines.iter().enumerate() {
-            if !(0..=1_000_000).contains(&l.quantity) || !(0..=MAX_FEN).contains(&l.price) {
+            if !(0..=1_000_000).contains(&l.quantity) || !(Fen::ZERO..=MAX_FEN).contains(&l.price) {
                 return Err(e(
                     &format!("lines[{i}]"),
                     format!("quantity must be 0–1,000,000 and price 0–{MAX_FEN} fen"),
