@@ -11,7 +11,9 @@ use siyu::platform::TenantId;
 use siyu::platform::access::Role;
 use siyu::platform::db::{Db, sql};
 
-use common::{Backend, TestServer, send, tenant_with_key};
+use common::{Backend, TestDb, TestServer, send, tenant_with_key};
+use siyu::platform::Fen;
+use siyu::platform::clock::now_ms;
 
 const PDD_HEADER: &str = "订单号,订单状态,订单成交时间,支付时间,用户实付金额(元),退款金额(元),买家ID,收货人,手机,省,商品,商品数量(件),商品单价(元),运费(元)";
 
@@ -493,3 +495,102 @@ async fn store_returns_refund_the_sales_they_name(backend: Backend) {
     assert_eq!(orders, 7, "three sales and four returns");
 }
 on_each_backend!(store_returns_refund_the_sales_they_name);
+
+/// A PDD order refunded in part through an after-sales case: the case may come before or after
+/// its order, may be read again, and only a case that went through refunds.
+async fn after_sales_cases_refund_the_orders_they_name(backend: Backend) {
+    use siyu::know::orders::after_sales::{AfterSale, store_after_sales};
+    let tdb = TestDb::new(backend).await;
+    let db = &tdb.db;
+    let (tenant, _) = common::tenant_with_key(db, "pdd-brand", Role::Admin).await;
+    let now = now_ms();
+    let pdd = |no: &str, amount: i64| {
+        let mut o = common::store_order(no, &["13800000021"], amount, now - 3_600_000);
+        o.channel = "pdd".into();
+        o
+    };
+    let case = |id: &str, no: &str, fen: i64, succeeded: bool, at: i64| AfterSale {
+        channel: "pdd".into(),
+        case_ref: id.into(),
+        order_no: no.into(),
+        amount: Fen::new(fen),
+        succeeded,
+        updated_at: at,
+    };
+    let refund = |no: &'static str| async move {
+        let (status, refund): (String, i64) = db
+            .fetch_one(
+                &sql("SELECT status, refund_amount FROM orders WHERE tenant_id = $1 AND channel = 'pdd' AND order_no = $2")
+                    .bind(tenant)
+                    .bind(no),
+            )
+            .await
+            .expect("order");
+        (status, refund)
+    };
+    // A case read before its order: kept, and the order takes it when it arrives.
+    let named = store_after_sales(db, tenant, &[case("C1", "P-1", 3_000, true, now)])
+        .await
+        .expect("cases");
+    assert_eq!(named, vec![("pdd".to_owned(), "P-1".to_owned())]);
+    common::store(db, tenant, vec![pdd("P-1", 10_000), pdd("P-2", 5_000)]).await;
+    assert_eq!(
+        refund("P-1").await,
+        ("completed".into(), 3_000),
+        "{backend:?}"
+    );
+    // A second case of the same order adds; one still open, or an older state of a case read
+    // late, changes nothing.
+    store_after_sales(
+        db,
+        tenant,
+        &[
+            case("C2", "P-1", 2_000, true, now),
+            case("C3", "P-1", 4_000, false, now),
+            case("C1", "P-1", 9_000, true, now - 60_000),
+        ],
+    )
+    .await
+    .expect("cases");
+    assert_eq!(
+        refund("P-1").await,
+        ("completed".into(), 5_000),
+        "{backend:?}"
+    );
+    // The order synced again (its own refund column says 0): the cases still stand.
+    common::store(db, tenant, vec![pdd("P-1", 10_000)]).await;
+    assert_eq!(
+        refund("P-1").await,
+        ("completed".into(), 5_000),
+        "{backend:?}"
+    );
+    // A case refunding the whole order makes it refunded; cases never refund past the amount.
+    store_after_sales(db, tenant, &[case("C4", "P-2", 6_000, true, now)])
+        .await
+        .expect("cases");
+    assert_eq!(
+        refund("P-2").await,
+        ("refunded".into(), 5_000),
+        "{backend:?}"
+    );
+    // Reading every case again changes nothing; channel GMV is net of what went back.
+    store_after_sales(
+        db,
+        tenant,
+        &[
+            case("C1", "P-1", 3_000, true, now),
+            case("C2", "P-1", 2_000, true, now),
+        ],
+    )
+    .await
+    .expect("cases");
+    assert_eq!(
+        refund("P-1").await,
+        ("completed".into(), 5_000),
+        "{backend:?}"
+    );
+    let o = overview(db, tenant).await.expect("overview");
+    assert_eq!(channel_gmv(&o, "pdd"), (1, 5_000), "{backend:?}");
+}
+
+on_each_backend!(after_sales_cases_refund_the_orders_they_name);

@@ -69,8 +69,8 @@ pub struct FakeOrder {
     pub paid_at: Option<i64>,
     pub modified_at: i64,
     pub amount: i64,
-    /// A partial refund is the last line's total (only TOP and Douyin say so in their order
-    /// APIs); a refunded order's refund is its amount.
+    /// A partial refund is the last line's total (TOP and Douyin say so in their order APIs,
+    /// PDD in its after-sales API); a refunded order's refund is its amount.
     pub refund_amount: i64,
     pub buyer_id: Option<String>,
     pub phone: Option<String>,
@@ -229,11 +229,11 @@ impl Sandbox {
 }
 
 /// `n` orders of one shop modified in `[from, to)`, as `platform` can express them (JD's and
-/// PDD's order APIs return no unpaid orders; only TOP's and Douyin's say which lines were
-/// refunded).
+/// PDD's order APIs return no unpaid orders; TOP's and Douyin's orders and PDD's after-sales
+/// cases say which lines were refunded).
 pub fn generate(platform: Platform, n: usize, seed: u64, from: i64, to: i64) -> Vec<FakeOrder> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let partial_refunds = matches!(platform, Platform::Tmall | Platform::Douyin);
+    let partial_refunds = matches!(platform, Platform::Tmall | Platform::Douyin | Platform::Pdd);
     let unpaid_listed = !matches!(platform, Platform::Jd | Platform::Pdd);
     let span = (to - from).max(1);
     (0..n)

@@ -151,6 +151,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0024_contacts_follow_merges.sql"),
         include_str!("../migrations/postgres/0024_contacts_follow_merges.sql"),
     ),
+    (
+        25,
+        "after sales",
+        include_str!("../migrations/sqlite/0025_after_sales.sql"),
+        include_str!("../migrations/postgres/0025_after_sales.sql"),
+    ),
 ];
 
 /// What a migration's SQL cannot do alone, run inside its transaction after its script: the

@@ -8,15 +8,19 @@ use crate::platform::Fen;
 use crate::platform::TenantId;
 use std::time::{Duration, Instant};
 
-use crate::channels::marketplaces::{Client, Credentials, MarketError, MarketOrder, Platform};
+use crate::channels::marketplaces::{
+    AfterSalePage, Client, Credentials, MarketAfterSale, MarketError, MarketOrder, OrderPage,
+    Platform,
+};
 use crate::know::audience::Audiences;
 use crate::know::identity::{Identity, IdentityError, IdentityKind};
 use crate::know::import::rows::{RowError, check_order_no};
 use crate::know::import::status_map::{self, StatusMap};
 use crate::know::import::{FileSummary, receipts};
+use crate::know::orders::after_sales::{AfterSale, store_after_sales};
 use crate::know::orders::{
-    MAX_FEN, OrderLine, OrderRecord, dedupe_orders, key_identities, owners_of, settle_amounts,
-    store_orders,
+    MAX_FEN, OrderLine, OrderRecord, dedupe_orders, key_identities, owners_of, owners_of_numbers,
+    settle_amounts, store_orders,
 };
 use crate::know::phone::{PhoneError, PhoneInput, parse_phone};
 use crate::know::shops::{self, Shop, ShopError};
@@ -89,6 +93,8 @@ pub struct SyncRun {
     pub retries: u32,
     pub cursor: i64,
     pub summary: FileSummary,
+    /// After-sales cases read (PDD's refunds), each stored by its case id.
+    pub after_sales: u64,
 }
 
 /// Spaces calls at least `interval` apart.
@@ -192,6 +198,7 @@ async fn sync_held(
         calls: 0,
         retries: 0,
         stored_any: false,
+        after_sales: 0,
     };
     let result = run.all_windows(started).await;
     let lease = run.lease;
@@ -218,6 +225,7 @@ async fn sync_held(
             retries: run.retries,
             cursor,
             summary: run.summary,
+            after_sales: run.after_sales,
         },
         lease,
     ))
@@ -249,6 +257,7 @@ struct Running<'a> {
     calls: u32,
     retries: u32,
     stored_any: bool,
+    after_sales: u64,
 }
 
 impl Running<'_> {
@@ -275,7 +284,10 @@ impl Running<'_> {
                 break;
             }
             let end = (cursor + self.platform.max_window_ms()).min(until);
-            let n = self.window(cursor, end).await?;
+            let mut n = self.window(cursor, end).await?;
+            if self.platform.after_sales_api() {
+                n += self.after_sales_window(cursor, end).await?;
+            }
             if !shops::advance(self.db, self.shop, cursor, end, n, now_ms()).await? {
                 // The cursor was moved meanwhile (a backfill asked during the run): it wins.
                 break;
@@ -295,7 +307,7 @@ impl Running<'_> {
     /// sees a shifted order twice rather than never (TOP's and PDD's advice).
     async fn window(&mut self, from: i64, to: i64) -> Result<u64, SyncError> {
         let size = u64::from(self.platform.page_size());
-        let first = self.call(from, to, 1).await?;
+        let first = self.orders_page(from, to, 1).await?;
         let mut pages = first.total.div_ceil(size).max(1);
         let max_pages = u64::from(self.platform.max_pages());
         if pages > max_pages {
@@ -327,7 +339,7 @@ impl Running<'_> {
             self.take(first, &mut batch);
         } else {
             for page in (1..=pages as u32).rev() {
-                let p = self.call(from, to, page).await?;
+                let p = self.orders_page(from, to, page).await?;
                 self.take(p, &mut batch);
                 if batch.len() >= self.limits.batch {
                     stored += self.store(std::mem::take(&mut batch)).await?;
@@ -339,17 +351,13 @@ impl Running<'_> {
     }
 
     /// A page's orders in Siyu's terms; the ones that cannot be read are counted as rejected.
-    fn take(
-        &mut self,
-        page: crate::channels::marketplaces::OrderPage,
-        batch: &mut Vec<OrderRecord>,
-    ) {
+    fn take(&mut self, page: OrderPage, batch: &mut Vec<OrderRecord>) {
         for (at, why) in page.unreadable {
             self.summary.read += 1;
             self.summary.rejected += 1;
             self.note_rejected("order", format!("{at}: {why}"));
         }
-        for o in page.orders {
+        for o in page.items {
             self.summary.read += 1;
             match to_record(self.platform, o, &self.map) {
                 Ok(r) => batch.push(r),
@@ -373,13 +381,97 @@ impl Running<'_> {
         }
     }
 
-    /// One page, paced, retried on transient errors, with one token refresh on expiry.
-    async fn call(
-        &mut self,
-        from: i64,
-        to: i64,
-        page: u32,
-    ) -> Result<crate::channels::marketplaces::OrderPage, SyncError> {
+    async fn orders_page(&mut self, from: i64, to: i64, page: u32) -> Result<OrderPage, SyncError> {
+        self.call(|c| async move { c.changed_orders(from, to, page, now_ms()).await })
+            .await
+    }
+
+    /// Every page of the after-sales cases changed in one window (read from the last page back,
+    /// as orders are), stored by case; returns how many cases were read.
+    async fn after_sales_window(&mut self, from: i64, to: i64) -> Result<u64, SyncError> {
+        let size = u64::from(self.platform.page_size());
+        let ask = |page: u32| {
+            move |c: Client| async move { c.changed_after_sales(from, to, page, now_ms()).await }
+        };
+        let first: AfterSalePage = self.call(ask(1)).await?;
+        let mut pages = first.total.div_ceil(size).max(1);
+        let max_pages = u64::from(self.platform.max_pages());
+        if pages > max_pages {
+            self.note_rejected(
+                "after_sales",
+                format!(
+                    "{} after-sales cases changed in the window from {}; the platform pages through {}",
+                    first.total,
+                    crate::channels::marketplaces::china_seconds_text(from),
+                    max_pages * size
+                ),
+            );
+            pages = max_pages;
+        }
+        let mut cases = Vec::new();
+        self.take_cases(first, &mut cases);
+        for page in (2..=pages as u32).rev() {
+            let p = self.call(ask(page)).await?;
+            self.take_cases(p, &mut cases);
+        }
+        let read = cases.len() as u64;
+        self.store_cases(cases).await?;
+        Ok(read)
+    }
+
+    fn take_cases(&mut self, page: AfterSalePage, cases: &mut Vec<MarketAfterSale>) {
+        for (at, why) in page.unreadable {
+            self.note_rejected("after_sales", format!("{at}: {why}"));
+        }
+        cases.extend(page.items);
+    }
+
+    /// Stores the cases; the orders they refund (and their buyers' figures, points and index
+    /// entries) follow at once.
+    async fn store_cases(&mut self, cases: Vec<MarketAfterSale>) -> Result<(), SyncError> {
+        if cases.is_empty() {
+            return Ok(());
+        }
+        let tenant = self.shop.tenant_id;
+        let channel = self.platform.as_str();
+        let cases: Vec<AfterSale> = cases
+            .into_iter()
+            .map(|c| AfterSale {
+                channel: channel.to_owned(),
+                case_ref: c.case_ref,
+                order_no: c.order_no,
+                amount: c.amount,
+                succeeded: c.succeeded,
+                updated_at: c.modified_at,
+            })
+            .collect();
+        self.after_sales += cases.len() as u64;
+        let named = store_after_sales(self.db, tenant, &cases).await?;
+        self.stored_any = true;
+        if let Some(audiences) = self.audiences {
+            let buyers = owners_of_numbers(
+                self.db,
+                tenant,
+                named.iter().map(|(c, n)| (c.as_str(), n.as_str())),
+            )
+            .await?;
+            let stored = OrdersStored {
+                tenant,
+                orders: &named,
+                buyers: &buyers,
+                now: now_ms(),
+            };
+            orders_stored(self.db, audiences, stored).await?;
+        }
+        Ok(())
+    }
+
+    /// One call, paced, retried on transient errors, with one token refresh on expiry.
+    async fn call<T, F, Fut>(&mut self, ask: F) -> Result<T, SyncError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, MarketError>>,
+    {
         let mut backoff = self.limits.first_backoff;
         let mut refreshed = false;
         let mut tries = 0;
@@ -387,7 +479,7 @@ impl Running<'_> {
             self.pace.wait().await;
             self.calls += 1;
             tries += 1;
-            match self.client.changed_orders(from, to, page, now_ms()).await {
+            match ask(self.client.clone()).await {
                 Ok(p) => return Ok(p),
                 Err(MarketError::TokenExpired { .. }) if !refreshed => {
                     refreshed = true;

@@ -1,19 +1,26 @@
 //! PDD (拼多多开放平台): `pdd.order.number.list.increment.get` (orders by update time, at most
 //! 30 minutes per query), signed MD5 over sorted parameters with `timestamp` in seconds;
 //! answers in `order_sn_increment_get_response`; tokens refreshed with `pdd.pop.auth.token.refresh`.
+//! Refunds come from `pdd.refund.list.increment.get` (after-sales cases by update time, the same
+//! 30 minutes), asked for the cases that went through (`after_sales_status` 10, 退款成功): the
+//! order API says only that an order was refunded, not how much of it.
 
 use crate::platform::Fen;
 use serde_json::Value;
 
 use super::sign::with_md5_sign;
 use super::{
-    Credentials, LineKeys, MarketError, MarketOrder, OrderPage, Platform, Tokens,
-    from_china_seconds_text, int, read_each, shape, text, yuan_lines, yuan_to_fen,
+    AfterSalePage, Credentials, LineKeys, MarketAfterSale, MarketError, MarketOrder, OrderPage,
+    Platform, Tokens, from_china_seconds_text, int, read_each, shape, text, yuan_lines,
+    yuan_to_fen,
 };
 
 const P: Platform = Platform::Pdd;
 pub const ORDERS_TYPE: &str = "pdd.order.number.list.increment.get";
 pub const REFRESH_TYPE: &str = "pdd.pop.auth.token.refresh";
+pub const AFTER_SALES_TYPE: &str = "pdd.refund.list.increment.get";
+/// `after_sales_status` of a case whose money went back (退款成功).
+pub const REFUND_SUCCEEDED: i64 = 10;
 
 fn signed(
     creds: &Credentials,
@@ -51,6 +58,31 @@ pub fn orders_request(
             ("is_lucky_flag".into(), "0".into()),
             ("order_status".into(), "5".into()),
             ("refund_status".into(), "5".into()),
+            ("start_updated_at".into(), (from / 1000).to_string()),
+            ("end_updated_at".into(), (to / 1000).to_string()),
+            ("page".into(), page.to_string()),
+            ("page_size".into(), size.to_string()),
+        ],
+    )
+}
+
+/// The form of one page of after-sales cases that went through, updated in `[from, to]`
+/// (seconds), of every kind (`after_sales_type` 1: refund only, return and refund, …).
+pub fn after_sales_request(
+    creds: &Credentials,
+    from: i64,
+    to: i64,
+    page: u32,
+    size: u32,
+    now: i64,
+) -> Vec<(String, String)> {
+    signed(
+        creds,
+        AFTER_SALES_TYPE,
+        now,
+        vec![
+            ("after_sales_status".into(), REFUND_SUCCEEDED.to_string()),
+            ("after_sales_type".into(), "1".into()),
             ("start_updated_at".into(), (from / 1000).to_string()),
             ("end_updated_at".into(), (to / 1000).to_string()),
             ("page".into(), page.to_string()),
@@ -177,6 +209,45 @@ fn order(o: &Value) -> Result<MarketOrder, MarketError> {
     })
 }
 
+pub fn read_after_sales(v: &Value) -> Result<AfterSalePage, MarketError> {
+    if v.get("error_response").is_some() {
+        return Err(error(&v["error_response"]));
+    }
+    let r = v
+        .get("refund_increment_get_response")
+        .ok_or_else(|| shape(P, "no refund_increment_get_response"))?;
+    let total = int(&r["total_count"]).unwrap_or(0).max(0) as u64;
+    let list = match &r["refund_list"] {
+        Value::Array(a) => a.as_slice(),
+        Value::Null => &[],
+        _ => return Err(shape(P, "refund_list is not a list")),
+    };
+    Ok(read_each(list, total, after_sale))
+}
+
+/// One case: `refund_amount` in yuan; `updated_time` in seconds (older answers wrote China
+/// time as text, which is read too).
+fn after_sale(c: &Value) -> Result<MarketAfterSale, MarketError> {
+    let id = text(&c["id"]).ok_or_else(|| shape(P, "an after-sales case without id"))?;
+    let order_no =
+        text(&c["order_sn"]).ok_or_else(|| shape(P, format!("case {id}: no order_sn")))?;
+    let amount = yuan_to_fen(&c["refund_amount"])
+        .ok_or_else(|| shape(P, format!("case {id}: refund_amount")))?;
+    let updated = text(&c["updated_time"])
+        .and_then(|t| match t.parse::<i64>() {
+            Ok(secs) => Some(secs * 1000),
+            Err(_) => from_china_seconds_text(&t),
+        })
+        .ok_or_else(|| shape(P, format!("case {id}: updated_time")))?;
+    Ok(MarketAfterSale {
+        case_ref: id,
+        order_no,
+        amount,
+        succeeded: int(&c["after_sales_status"]) == Some(REFUND_SUCCEEDED),
+        modified_at: updated,
+    })
+}
+
 pub fn read_tokens(v: &Value, now: i64) -> Result<Tokens, MarketError> {
     if v.get("error_response").is_some() {
         return Err(error(&v["error_response"]));
@@ -192,4 +263,77 @@ pub fn read_tokens(v: &Value, now: i64) -> Result<Tokens, MarketError> {
         refresh_token: text(&t["refresh_token"]),
         expires_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn after_sales_cases_read_as_pdd_writes_them() {
+        // The documented answer's shape: ids as numbers, yuan and seconds as text.
+        let page = read_after_sales(&json!({"refund_increment_get_response": {
+            "total_count": 3,
+            "refund_list": [
+                {"id": 301851299, "order_sn": "180410-416081954561509", "after_sales_status": 10,
+                 "after_sales_type": 3, "order_amount": "18.00", "refund_amount": "8.00",
+                 "updated_time": "1523351883"},
+                // An older answer wrote China time as text.
+                {"id": "2", "order_sn": "180410-2", "after_sales_status": 5,
+                 "refund_amount": "1.5", "updated_time": "2018-04-10 17:18:03"},
+                {"id": 3, "after_sales_status": 10, "refund_amount": "1.00", "updated_time": "1"}
+            ]
+        }}))
+        .expect("a page");
+        assert_eq!(page.total, 3);
+        assert_eq!(
+            page.items,
+            vec![
+                MarketAfterSale {
+                    case_ref: "301851299".into(),
+                    order_no: "180410-416081954561509".into(),
+                    amount: Fen::new(800),
+                    succeeded: true,
+                    modified_at: 1_523_351_883_000,
+                },
+                MarketAfterSale {
+                    case_ref: "2".into(),
+                    order_no: "180410-2".into(),
+                    amount: Fen::new(150),
+                    succeeded: false,
+                    modified_at: 1_523_351_883_000,
+                },
+            ]
+        );
+        // A case without its order is set aside by position, with why.
+        assert_eq!(page.unreadable.len(), 1);
+        assert!(page.unreadable[0].1.contains("order_sn"), "{page:?}");
+        assert!(matches!(
+            read_after_sales(
+                &json!({"error_response": {"error_code": 52101, "error_msg": "频繁"}})
+            ),
+            Err(MarketError::RateLimited { .. })
+        ));
+    }
+
+    #[test]
+    fn the_after_sales_request_asks_for_refunds_that_went_through() {
+        let creds = Credentials {
+            shop_ref: "1".into(),
+            app_key: "k".into(),
+            app_secret: "s".into(),
+            access_token: Some("t".into()),
+            refresh_token: None,
+        };
+        let form = after_sales_request(&creds, 1_000_000, 2_800_000, 2, 100, 1_700_000_000_123);
+        let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("type"), Some("pdd.refund.list.increment.get"));
+        assert_eq!(get("after_sales_status"), Some("10"));
+        assert_eq!(get("after_sales_type"), Some("1"));
+        assert_eq!(get("start_updated_at"), Some("1000"));
+        assert_eq!(get("end_updated_at"), Some("2800"));
+        assert_eq!(get("timestamp"), Some("1700000000"));
+        assert!(get("sign").is_some_and(|s| s.len() == 32));
+    }
 }

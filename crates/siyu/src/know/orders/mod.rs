@@ -13,6 +13,7 @@ use crate::platform::crypto::{FieldCipher, TenantLookup};
 use crate::platform::db::{Db, DbResult, Value};
 use crate::platform::rows::Arg;
 
+pub mod after_sales;
 mod returns;
 mod status;
 
@@ -315,6 +316,7 @@ pub async fn store_orders(
     )
     .await?;
     returns::apply_returns(&mut tx, tenant_id, orders).await?;
+    after_sales::apply_after_sales(&mut tx, tenant_id, orders).await?;
     tx.commit().await?;
     Ok(StoreOutcome {
         imported: fresh as u64,
@@ -363,12 +365,25 @@ pub async fn owners_of(
     tenant_id: TenantId,
     orders: &[OrderRecord],
 ) -> DbResult<Vec<CustomerId>> {
+    owners_of_numbers(
+        db,
+        tenant_id,
+        orders
+            .iter()
+            .map(|o| (o.channel.as_str(), o.order_no.as_str())),
+    )
+    .await
+}
+
+/// [`owners_of`] orders named by (channel, order number); numbers not stored are passed over.
+pub async fn owners_of_numbers<'a>(
+    db: &Db,
+    tenant_id: TenantId,
+    orders: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> DbResult<Vec<CustomerId>> {
     let mut by_channel: HashMap<&str, Vec<Value>> = HashMap::default();
-    for o in orders {
-        by_channel
-            .entry(o.channel.as_str())
-            .or_default()
-            .push(o.order_no.as_str().into());
+    for (channel, no) in orders {
+        by_channel.entry(channel).or_default().push(no.into());
     }
     let mut owners = Vec::new();
     for (channel, nos) in by_channel {
