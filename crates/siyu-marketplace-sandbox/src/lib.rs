@@ -109,6 +109,8 @@ pub struct Shop {
     pub fail_after_order_calls: Option<u64>,
     /// Every n-th call answers HTTP 503 once.
     pub flaky_every: Option<u64>,
+    /// The app has no permission for the after-sales API (PDD): those calls are refused.
+    pub refuse_after_sales: bool,
 }
 
 impl Shop {
@@ -124,6 +126,7 @@ impl Shop {
             quota_per_second: 1_000,
             fail_after_order_calls: None,
             flaky_every: None,
+            refuse_after_sales: false,
         }
     }
 }

@@ -93,6 +93,9 @@ pub(crate) async fn pdd(
         inner.stats.bad_requests += 1;
         return pdd_error(10000, "参数错误");
     }
+    if after_sales_call && inner.shop.refuse_after_sales {
+        return pdd_error(20031, "您没有访问此接口的权限");
+    }
     if after_sales_call {
         return after_sales(
             &inner.shop,

@@ -3,8 +3,8 @@
 //! stored, bound, read and written in JSON as the bare integer, shown as it.
 
 /// Declares `pub struct $name(i64)` stored and read as the integer: `new`/`get`, `Display`,
-/// serde as the bare number, sqlx `Type`/`Decode`/`Encode` on every backend, and `From` for
-/// the store's bound values.
+/// serde as the bare number, sqlx `Type`/`Decode` on every backend (rows read into it), and
+/// `From` for the store's bound values (`Value`, `Arg`), which is how every statement binds.
 #[macro_export]
 macro_rules! int_newtype {
     ($(#[$meta:meta])* $name:ident) => {

@@ -284,9 +284,9 @@ impl Running<'_> {
                 break;
             }
             let end = (cursor + self.platform.max_window_ms()).min(until);
-            let mut n = self.window(cursor, end).await?;
+            let n = self.window(cursor, end).await?;
             if self.platform.after_sales_api() {
-                n += self.after_sales_window(cursor, end).await?;
+                self.after_sales_window(cursor, end).await?;
             }
             if !shops::advance(self.db, self.shop, cursor, end, n, now_ms()).await? {
                 // The cursor was moved meanwhile (a backfill asked during the run): it wins.
@@ -386,9 +386,37 @@ impl Running<'_> {
             .await
     }
 
-    /// Every page of the after-sales cases changed in one window (read from the last page back,
-    /// as orders are), stored by case; returns how many cases were read.
-    async fn after_sales_window(&mut self, from: i64, to: i64) -> Result<u64, SyncError> {
+    /// Every page of the after-sales cases changed in one window, read as orders are (the first
+    /// page for the count, then every page from the last back), stored by case. A platform that
+    /// refuses the after-sales call (an app without that permission) or answers it in a shape
+    /// the client cannot read does not stop the orders: the refusal is noted on the run's
+    /// receipt and the window's cases are passed over.
+    async fn after_sales_window(&mut self, from: i64, to: i64) -> Result<(), SyncError> {
+        match self.after_sales_pages(from, to).await {
+            Ok(cases) => self.store_cases(cases).await,
+            Err(SyncError::Market {
+                error: e @ (MarketError::Refused { .. } | MarketError::Shape { .. }),
+                ..
+            }) => {
+                self.summary.rejected += 1;
+                self.note_rejected(
+                    "after_sales",
+                    format!(
+                        "the after-sales cases changed from {} were not read: {e}",
+                        crate::channels::marketplaces::china_seconds_text(from)
+                    ),
+                );
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn after_sales_pages(
+        &mut self,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<MarketAfterSale>, SyncError> {
         let size = u64::from(self.platform.page_size());
         let ask = |page: u32| {
             move |c: Client| async move { c.changed_after_sales(from, to, page, now_ms()).await }
@@ -409,18 +437,22 @@ impl Running<'_> {
             pages = max_pages;
         }
         let mut cases = Vec::new();
-        self.take_cases(first, &mut cases);
-        for page in (2..=pages as u32).rev() {
-            let p = self.call(ask(page)).await?;
-            self.take_cases(p, &mut cases);
+        if pages == 1 {
+            self.take_cases(first, &mut cases);
+        } else {
+            // A case changed while the window is read shifts the rest towards the first page:
+            // read backwards, it is seen twice (the store keeps one) rather than never.
+            for page in (1..=pages as u32).rev() {
+                let p = self.call(ask(page)).await?;
+                self.take_cases(p, &mut cases);
+            }
         }
-        let read = cases.len() as u64;
-        self.store_cases(cases).await?;
-        Ok(read)
+        Ok(cases)
     }
 
     fn take_cases(&mut self, page: AfterSalePage, cases: &mut Vec<MarketAfterSale>) {
         for (at, why) in page.unreadable {
+            self.summary.rejected += 1;
             self.note_rejected("after_sales", format!("{at}: {why}"));
         }
         cases.extend(page.items);
@@ -455,9 +487,12 @@ impl Running<'_> {
                 named.iter().map(|(c, n)| (c.as_str(), n.as_str())),
             )
             .await?;
+            // As in `store`: orders from before the shop was connected are history, and their
+            // points are not touched; the buyers' figures and the index follow all of them.
+            let keys = since_connected(self.db, self.shop, &named).await?;
             let stored = OrdersStored {
                 tenant,
-                orders: &named,
+                orders: &keys,
                 buyers: &buyers,
                 now: now_ms(),
             };
@@ -576,7 +611,7 @@ impl Running<'_> {
     /// The run's receipt; without an index to follow batch by batch, the tenant's figures
     /// follow once.
     async fn finish(&mut self, started: i64) -> Result<(), SyncError> {
-        if self.summary.read == 0 && self.summary.rejected == 0 {
+        if self.summary.read == 0 && self.summary.rejected == 0 && !self.stored_any {
             return Ok(()); // nothing changed: no receipt for an empty poll
         }
         let id = receipts::record(
@@ -596,6 +631,35 @@ impl Running<'_> {
         }
         Ok(())
     }
+}
+
+/// Of the stored orders named, those placed since the shop was connected (the ones whose points
+/// follow them), as (channel, order number).
+async fn since_connected(
+    db: &Db,
+    shop: &Shop,
+    named: &[(String, String)],
+) -> Result<Vec<(String, String)>, DbError> {
+    let mut keys = Vec::new();
+    let mut by_channel: std::collections::BTreeMap<&str, Vec<crate::platform::db::Value>> =
+        Default::default();
+    for (channel, no) in named {
+        by_channel
+            .entry(channel)
+            .or_default()
+            .push(no.as_str().into());
+    }
+    for (channel, nos) in by_channel {
+        let rows: Vec<(String,)> = db
+            .fetch_in(
+                "SELECT order_no FROM orders WHERE tenant_id = $1 AND channel = $2 AND ordered_at >= $3 AND order_no",
+                &[shop.tenant_id.into(), channel.into(), shop.connected_at.into()],
+                nos,
+            )
+            .await?;
+        keys.extend(rows.into_iter().map(|(no,)| (channel.to_owned(), no)));
+    }
+    Ok(keys)
 }
 
 /// A platform's order in Siyu's terms, checked as an imported row is; an error names the field.

@@ -350,7 +350,8 @@ impl Client {
                 let form = pdd::after_sales_request(&self.creds, from, to, page, size, now);
                 pdd::read_after_sales(&self.post_form(&self.base, &form).await?)
             }
-            // Their order answers carry each line's refund.
+            // TOP's and Douyin's order answers carry each line's refund; JD's and Youzan's
+            // after-sales APIs are not read yet.
             Platform::Tmall | Platform::Douyin | Platform::Jd | Platform::Youzan => Ok(Page {
                 items: Vec::new(),
                 unreadable: Vec::new(),

@@ -35,6 +35,18 @@ pub async fn store_after_sales(
     if cases.is_empty() {
         return Ok(Vec::new());
     }
+    // One row a case: a case read twice (pages shifting under the reader) keeps its newest
+    // state, and PostgreSQL refuses one statement that would update a row twice.
+    let mut newest: HashMap<(&str, &str), &AfterSale> = HashMap::default();
+    for c in cases {
+        let e = newest
+            .entry((c.channel.as_str(), c.case_ref.as_str()))
+            .or_insert(c);
+        if c.updated_at >= e.updated_at {
+            *e = c;
+        }
+    }
+    let cases: Vec<&AfterSale> = newest.into_values().collect();
     let mut tx = db.begin().await?;
     tx.lock_tenant(tenant_id).await?;
     const COLS: usize = 7;
