@@ -708,3 +708,92 @@ async fn card_codes_are_for_roles_that_may_write(backend: Backend) {
         "{backend:?}: a viewer's console session"
     );
 }
+
+on_each_backend!(a_claim_links_the_parcels_order_when_its_masked_phone_is_the_claimants);
+/// A Tmall order whose export showed only a masked phone belongs to an unlinked buyer. The
+/// buyer claims the card in its parcel with their verified phone and the order number: the order
+/// becomes theirs. Someone else naming that order gets the same coupon flow and no order.
+async fn a_claim_links_the_parcels_order_when_its_masked_phone_is_the_claimants(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = reqwest::Client::new();
+    let (tenant, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    let (_, codes) = batch(&s, &key, 100, 3).await;
+    let masked = |no: &str, hint: &str| {
+        let mut o = common::store_order(no, &[], 25_800, siyu::platform::clock::now_ms());
+        o.channel = "tmall".into();
+        o.phone_hint = Some(hint.into());
+        o
+    };
+    common::store(
+        s.db(),
+        tenant,
+        vec![masked("T-1", "139****5678"), masked("T-2", "139****5678")],
+    )
+    .await;
+    let db = s.db();
+    let owner = |no: &'static str| async move {
+        let (c, unlinked): (i64, i64) = db
+            .fetch_one(
+                &sql("SELECT customer_id, buyer_unlinked FROM orders WHERE tenant_id = $1 AND order_no = $2")
+                    .bind(tenant)
+                    .bind(no),
+            )
+            .await
+            .expect("order");
+        (c, unlinked)
+    };
+    let (stranger_buyer, unlinked) = owner("T-2").await;
+    assert_eq!(unlinked, 1, "a masked phone alone makes an unlinked buyer");
+    let claim = |card: String, phone: &'static str, order_no: Option<&'static str>| {
+        let (s, c) = (&s, &c);
+        async move {
+            let (st, v) = h5(
+                c,
+                s.url(&format!("/h5/v1/cards/{card}/otp")),
+                common::code_request(s, phone).await,
+                None,
+            )
+            .await;
+            assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+            let code = common::sent_code(s).await;
+            let (st, v) = h5(
+                c,
+                s.url(&format!("/h5/v1/cards/{card}/claim")),
+                json!({"phone": phone, "otp": code, "order_no": order_no}),
+                None,
+            )
+            .await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+            v
+        }
+    };
+    // The buyer: their number is the one the mask hides.
+    let v = claim(codes[0].clone(), "13912345678", Some("T-1")).await;
+    assert_eq!(v["order"]["linked"], true, "{backend:?}: {v}");
+    let (buyer,): (i64,) = s
+        .db()
+        .fetch_one(
+            &sql("SELECT i.customer_id FROM identities i JOIN customers c ON c.tenant_id = i.tenant_id AND c.id = i.customer_id \
+                  WHERE i.tenant_id = $1 AND i.kind = 'phone' AND c.merged_into IS NULL")
+                .bind(tenant),
+        )
+        .await
+        .expect("the claimant");
+    assert_eq!(
+        owner("T-1").await,
+        (buyer, 0),
+        "{backend:?}: the order is the claimant's"
+    );
+    // Someone else naming the other order of that mask: the coupon, no order, and the words
+    // say nothing of whose it is.
+    let v = claim(codes[1].clone(), "13800001111", Some("T-2")).await;
+    assert_eq!(v["order"]["linked"], false, "{backend:?}: {v}");
+    assert!(v["coupon"]["code"].is_string(), "{v}");
+    let unknown = claim(codes[2].clone(), "13800002222", Some("NO-SUCH")).await;
+    assert_eq!(unknown["order"]["said"], v["order"]["said"], "{backend:?}");
+    assert_eq!(
+        owner("T-2").await,
+        (stranger_buyer, 1),
+        "{backend:?}: still unlinked"
+    );
+}

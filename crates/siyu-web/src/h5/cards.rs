@@ -16,6 +16,8 @@ use crate::h5::session;
 use siyu::acquire::cards::{self, CardError};
 use siyu::acquire::otp;
 use siyu::convert::members::{self, JoinRequest, JoinedVia};
+use siyu::know::CustomerId;
+use siyu::know::buyer_link::{self, LinkError};
 use siyu::know::identity::{Identity, IdentityKind};
 use siyu::know::phone::Phone;
 use siyu::platform::clock::now_ms;
@@ -56,6 +58,7 @@ pub(crate) async fn landing(
 <form id="f"><input id="phone" name="phone" inputmode="tel" maxlength="13" placeholder="手机号 Phone" required>
 <div class="row"><input id="otp" name="otp" inputmode="numeric" maxlength="6" placeholder="验证码 Code">
 <button type="button" id="send">获取验证码 Send code</button></div>
+<input id="order" name="order_no" maxlength="64" placeholder="订单号（选填，关联您的订单）Order number (optional)">
 <button type="submit" id="claim">立即领取 Claim</button></form><p id="msg" role="status"></p><div id="done"></div>
 <script>
 const code = {code:?};
@@ -121,9 +124,10 @@ document.getElementById('send').onclick = async () => {{
 }};
 document.getElementById('f').onsubmit = async e => {{
   e.preventDefault();
-  const [s, v] = await post('/claim', {{phone: document.getElementById('phone').value, otp: document.getElementById('otp').value}});
+  const order_no = document.getElementById('order').value.trim() || undefined;
+  const [s, v] = await post('/claim', {{phone: document.getElementById('phone').value, otp: document.getElementById('otp').value, order_no}});
   if (s !== 200) {{ msg(why(v)); return; }}
-  msg('领取成功 / Claimed: ' + v.coupon.code);
+  msg('领取成功 / Claimed: ' + v.coupon.code + (v.order ? ' · ' + v.order.said : ''));
   if (v.contact_qr_url) document.getElementById('done').innerHTML = '<p>添加您的专属顾问 / Add your guide</p><img alt="WeCom QR" src="' + encodeURI(v.contact_qr_url) + '">';
 }};
 </script>"#
@@ -214,6 +218,9 @@ pub(crate) async fn send_code(
 pub(crate) struct ClaimBody {
     phone: Option<String>,
     otp: Option<String>,
+    /// The order number on the parcel: its order becomes the claimant's when it was placed
+    /// with their verified phone (see [`link_parcel_order`]).
+    order_no: Option<String>,
 }
 
 /// `POST /h5/v1/cards/{code}/claim`: with a verified phone (`phone` and `otp`), or as the
@@ -232,6 +239,7 @@ pub(crate) async fn claim(
     let b = json_body(b)?;
     let now = now_ms();
     let token = headers.get(session::HEADER).and_then(|v| v.to_str().ok());
+    let mut verified = None;
     let customer = match (token, b.phone.as_deref()) {
         (Some(t), _) => match session::verify(&app, t).await? {
             CustomerClaim {
@@ -279,6 +287,7 @@ pub(crate) async fn claim(
                 now,
             )
             .await?;
+            verified = Some(phone);
             m.customer_id
         }
         (None, None) => {
@@ -288,6 +297,26 @@ pub(crate) async fn claim(
         }
     };
     let coupon = cards::claim(&app.db, tenant, c.id, customer, now).await?;
+    let order = match b
+        .order_no
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        Some(no) => Some(
+            link_parcel_order(
+                &app,
+                tenant,
+                c.batch_id,
+                no,
+                customer,
+                verified.as_ref(),
+                now,
+            )
+            .await,
+        ),
+        None => None,
+    };
     let (qr,): (Option<String>,) = app
         .db
         .fetch_one(&sql("SELECT contact_qr_url FROM card_batches WHERE id = $1").bind(c.batch_id))
@@ -297,10 +326,77 @@ pub(crate) async fn claim(
     let token = app
         .customer_sessions
         .issue(tenant, customer, expires_at, now);
-    let mut answer = Json(json!({"coupon": coupon, "contact_qr_url": qr, "customer_token": token}))
-        .into_response();
+    let mut answer = Json(
+        json!({"coupon": coupon, "contact_qr_url": qr, "customer_token": token,
+        "order": order}),
+    )
+    .into_response();
     if let Some(v) = session::session_cookie(&app, &token, expires_at) {
         answer.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(answer)
+}
+
+/// The order a claim named, linked to the claimant when it is theirs: an unlinked buyer's order
+/// of the card's channel whose masked phone is the claimant's verified one. The coupon is
+/// already theirs, so the answer only says how it went, in the customer's words; it names no
+/// other customer and no reason a stranger could use to probe orders.
+async fn link_parcel_order(
+    app: &AppState,
+    tenant: TenantId,
+    batch_id: i64,
+    order_no: &str,
+    customer: CustomerId,
+    verified: Option<&Phone>,
+    now: i64,
+) -> serde_json::Value {
+    let not = |said: &str| json!({"linked": false, "said": said});
+    let Some(phone) = verified else {
+        return not("用手机号验证后领取，才能关联订单 / Claim with your phone to link an order");
+    };
+    if order_no.chars().count() > 64 {
+        return not("订单号有误 / That order number cannot be read");
+    }
+    let channel = match cards::get_batch(&app.db, tenant, batch_id).await {
+        Ok(b) => b.channel,
+        Err(e) => {
+            tracing::error!(error = %e, "a claimed card's batch could not be read");
+            return not("暂时无法关联订单，请联系客服 / The order could not be linked just now");
+        }
+    };
+    match buyer_link::link_order_by_phone(&app.db, tenant, &channel, order_no, customer, phone, now)
+        .await
+    {
+        Ok(unlinked) => {
+            let keys = [(channel, order_no.to_owned())];
+            let stored = siyu::workflows::OrdersStored {
+                tenant,
+                orders: &keys,
+                buyers: &[unlinked, customer],
+                now,
+            };
+            if let Err(e) = siyu::workflows::orders_stored(&app.db, &app.audiences, stored).await {
+                tracing::error!(error = %e, "points, tiers or the index did not follow a linked parcel order");
+            }
+            json!({"linked": true, "said": "订单已关联 / Your order is linked"})
+        }
+        Err(LinkError::AlreadyLinked {
+            customer: owner, ..
+        }) if owner == customer => {
+            json!({"linked": true, "said": "订单已关联 / Your order is linked"})
+        }
+        // Already someone else's, or not theirs: the same words, so that
+        // an order number cannot be tested for whose it is.
+        Err(
+            LinkError::AlreadyLinked { .. }
+            | LinkError::PhoneDiffers { .. }
+            | LinkError::NoOrder { .. },
+        ) => not(
+            "未找到用这个手机号下的该订单 / No order with this number was placed with this phone",
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "a parcel order could not be linked");
+            not("暂时无法关联订单，请联系客服 / The order could not be linked just now")
+        }
+    }
 }
