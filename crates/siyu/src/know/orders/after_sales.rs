@@ -120,40 +120,40 @@ pub(super) async fn apply_after_sales(
 }
 
 /// Sets each named order's refund to the sum of its cases that went through, at most its
-/// amount and never below its own refund; an order refunded in full becomes `refunded`.
+/// amount and never below its own refund; an order refunded in full becomes `refunded` (its
+/// text goes with it, as with a store's returns: a status map saved later must not read it back
+/// into the sale its text once said). One statement per few hundred orders, driven by the cases'
+/// sums: a correlated sum per order let PostgreSQL scan every order of the channel.
 async fn refund_by_cases(
     tx: &mut Tx,
     tenant_id: TenantId,
     channel: &str,
     order_nos: Vec<Value>,
 ) -> DbResult<()> {
-    const CASES: &str = "FROM after_sales a WHERE a.tenant_id = orders.tenant_id \
-         AND a.channel = orders.channel AND a.order_no = orders.order_no AND a.succeeded = 1";
-    tx.execute_in(
-        &format!(
-            "UPDATE orders SET refund_amount = CASE \
-               WHEN (SELECT COALESCE(SUM(a.amount), 0) {CASES}) >= amount THEN amount \
-               WHEN (SELECT COALESCE(SUM(a.amount), 0) {CASES}) > refund_amount \
-                 THEN (SELECT COALESCE(SUM(a.amount), 0) {CASES}) \
-               ELSE refund_amount END \
-             WHERE tenant_id = $1 AND channel = $2 AND EXISTS (SELECT 1 {CASES}) AND order_no"
-        ),
-        &[tenant_id.into(), channel.into()],
-        order_nos.clone(),
-    )
-    .await?;
-    // Its text goes with it, as with a store's returns: a status map saved later must not read
-    // an order refunded in full back into the sale its text once said.
-    tx.execute_in(
-        &format!(
-            "UPDATE orders SET status = 'refunded', status_text = NULL \
-             WHERE tenant_id = $1 AND channel = $2 AND amount > 0 AND refund_amount >= amount \
-               AND status IN ('paid', 'shipped', 'completed') AND EXISTS (SELECT 1 {CASES}) \
-               AND order_no"
-        ),
-        &[tenant_id.into(), channel.into()],
-        order_nos,
-    )
-    .await?;
+    // What the order's refund becomes, from its old row (SET reads the row before the update).
+    const NEW_REFUND: &str = "CASE WHEN s.total >= orders.amount THEN orders.amount \
+         WHEN s.total > orders.refund_amount THEN s.total ELSE orders.refund_amount END";
+    let in_full = format!(
+        "orders.amount > 0 AND ({NEW_REFUND}) >= orders.amount \
+         AND orders.status IN ('paid', 'shipped', 'completed')"
+    );
+    for chunk in order_nos.chunks(MAX_BINDS / 2) {
+        let mut q = sql(format!(
+            "UPDATE orders SET refund_amount = {NEW_REFUND}, \
+               status = CASE WHEN {in_full} THEN 'refunded' ELSE orders.status END, \
+               status_text = CASE WHEN {in_full} THEN NULL ELSE orders.status_text END \
+             FROM (SELECT order_no, CAST(SUM(amount) AS BIGINT) AS total FROM after_sales \
+                   WHERE tenant_id = $1 AND channel = $2 AND succeeded = 1 AND order_no IN ({}) \
+                   GROUP BY order_no) s \
+             WHERE orders.tenant_id = $1 AND orders.channel = $2 AND orders.order_no = s.order_no",
+            crate::platform::db::list_placeholders(chunk.len(), 3)
+        ))
+        .bind(tenant_id)
+        .bind(channel);
+        for no in chunk {
+            q.push_arg(no.clone());
+        }
+        tx.execute(&q).await?;
+    }
     Ok(())
 }
