@@ -92,6 +92,10 @@ pub struct BenchArgs {
     /// Sync suite: orders in each sandbox shop.
     #[arg(long, default_value_t = 100_000)]
     pub sync_orders: usize,
+    /// Sync suite: only these platforms (`tmall`, `jd`, `pdd`, `douyin`, `youzan`; repeat the
+    /// flag), every platform when none is named.
+    #[arg(long = "platform")]
+    pub sync_platforms: Vec<String>,
     /// PostgreSQL server to measure as well (a temporary database is created there).
     #[arg(long, env = "SIYU_BENCH_POSTGRES_URL")]
     pub postgres: Option<String>,

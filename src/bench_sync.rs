@@ -199,8 +199,17 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<()> {
     }
     println!("| measurement | backend | amount | seconds | rate |");
     println!("|---|---|---:|---:|---:|");
+    for name in &a.sync_platforms {
+        anyhow::ensure!(
+            Platform::parse(name).is_some(),
+            "--platform {name:?} is not one of tmall, jd, pdd, douyin, youzan"
+        );
+    }
+    let chosen = |p: Platform| {
+        a.sync_platforms.is_empty() || a.sync_platforms.iter().any(|n| n == p.as_str())
+    };
     for b in &backends {
-        for &p in ALL_PLATFORMS {
+        for &p in ALL_PLATFORMS.iter().filter(|&&p| chosen(p)) {
             let (n, secs, calls) = one(b, a.postgres.as_deref(), p, a.sync_orders, None).await?;
             println!(
                 "| {} order sync, unpaced ({} calls) | {b} | {n} orders | {secs:.2} | {:.0} orders/s |",
