@@ -122,8 +122,8 @@ pub(super) async fn apply_after_sales(
 /// Sets each named order's refund to the sum of its cases that went through, at most its
 /// amount and never below its own refund; an order refunded in full becomes `refunded` (its
 /// text goes with it, as with a store's returns: a status map saved later must not read it back
-/// into the sale its text once said). One statement per few hundred orders, driven by the cases'
-/// sums: a correlated sum per order let PostgreSQL scan every order of the channel.
+/// into the sale its text once said). One statement per few thousand orders, driven by the named
+/// orders: a correlated sum per order let PostgreSQL scan every order of the channel.
 async fn refund_by_cases(
     tx: &mut Tx,
     tenant_id: TenantId,
@@ -138,15 +138,19 @@ async fn refund_by_cases(
          AND orders.status IN ('paid', 'shipped', 'completed')"
     );
     for chunk in order_nos.chunks(MAX_BINDS / 2) {
+        // Driven by the named orders, one index probe each into the cases and into the orders:
+        // an `IN (…)` list beside the channel let PostgreSQL scan every case of the channel.
         let mut q = sql(format!(
-            "UPDATE orders SET refund_amount = {NEW_REFUND}, \
+            "WITH v(order_no) AS (VALUES {}), \
+             s AS (SELECT a.order_no, CAST(SUM(a.amount) AS BIGINT) AS total FROM v \
+                   JOIN after_sales a ON a.tenant_id = $1 AND a.channel = $2 AND a.order_no = v.order_no \
+                   WHERE a.succeeded = 1 GROUP BY a.order_no) \
+             UPDATE orders SET refund_amount = {NEW_REFUND}, \
                status = CASE WHEN {in_full} THEN 'refunded' ELSE orders.status END, \
                status_text = CASE WHEN {in_full} THEN NULL ELSE orders.status_text END \
-             FROM (SELECT order_no, CAST(SUM(amount) AS BIGINT) AS total FROM after_sales \
-                   WHERE tenant_id = $1 AND channel = $2 AND succeeded = 1 AND order_no IN ({}) \
-                   GROUP BY order_no) s \
+             FROM s \
              WHERE orders.tenant_id = $1 AND orders.channel = $2 AND orders.order_no = s.order_no",
-            crate::platform::db::list_placeholders(chunk.len(), 3)
+            values_placeholders(chunk.len(), 1, 3)
         ))
         .bind(tenant_id)
         .bind(channel);
