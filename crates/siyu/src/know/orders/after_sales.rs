@@ -122,42 +122,48 @@ pub(super) async fn apply_after_sales(
 /// Sets each named order's refund to the sum of its cases that went through, at most its
 /// amount and never below its own refund; an order refunded in full becomes `refunded` (its
 /// text goes with it, as with a store's returns: a status map saved later must not read it back
-/// into the sale its text once said). One statement per few thousand orders, driven by the named
-/// orders: a correlated sum per order let PostgreSQL scan every order of the channel.
+/// into the sale its text once said). The cases are read first and each order with one is set
+/// by its key: a join of orders to cases let PostgreSQL, before it had statistics for a new
+/// shop's rows, loop over every order of the channel for each case.
 async fn refund_by_cases(
     tx: &mut Tx,
     tenant_id: TenantId,
     channel: &str,
     order_nos: Vec<Value>,
 ) -> DbResult<()> {
-    // What the order's refund becomes, from its old row (SET reads the row before the update).
-    const NEW_REFUND: &str = "CASE WHEN s.total >= orders.amount THEN orders.amount \
-         WHEN s.total > orders.refund_amount THEN s.total ELSE orders.refund_amount END";
+    let cases: Vec<(String, Fen)> = tx
+        .fetch_in(
+            "SELECT order_no, amount FROM after_sales WHERE tenant_id = $1 AND channel = $2 \
+             AND succeeded = 1 AND order_no",
+            &[tenant_id.into(), channel.into()],
+            order_nos,
+        )
+        .await?;
+    let mut totals: std::collections::BTreeMap<String, Fen> = Default::default();
+    for (no, amount) in cases {
+        *totals.entry(no).or_default() += amount;
+    }
+    // What the order's refund becomes ($4: its cases' sum), from the row before the update.
+    const NEW_REFUND: &str = "CASE WHEN $4 >= amount THEN amount \
+         WHEN $4 > refund_amount THEN $4 ELSE refund_amount END";
     let in_full = format!(
-        "orders.amount > 0 AND ({NEW_REFUND}) >= orders.amount \
-         AND orders.status IN ('paid', 'shipped', 'completed')"
+        "amount > 0 AND ({NEW_REFUND}) >= amount AND status IN ('paid', 'shipped', 'completed')"
     );
-    for chunk in order_nos.chunks(MAX_BINDS / 2) {
-        // Driven by the named orders, one index probe each into the cases and into the orders:
-        // an `IN (…)` list beside the channel let PostgreSQL scan every case of the channel.
-        let mut q = sql(format!(
-            "WITH v(order_no) AS (VALUES {}), \
-             s AS (SELECT a.order_no, CAST(SUM(a.amount) AS BIGINT) AS total FROM v \
-                   JOIN after_sales a ON a.tenant_id = $1 AND a.channel = $2 AND a.order_no = v.order_no \
-                   WHERE a.succeeded = 1 GROUP BY a.order_no) \
-             UPDATE orders SET refund_amount = {NEW_REFUND}, \
-               status = CASE WHEN {in_full} THEN 'refunded' ELSE orders.status END, \
-               status_text = CASE WHEN {in_full} THEN NULL ELSE orders.status_text END \
-             FROM s \
-             WHERE orders.tenant_id = $1 AND orders.channel = $2 AND orders.order_no = s.order_no",
-            values_placeholders(chunk.len(), 1, 3)
-        ))
-        .bind(tenant_id)
-        .bind(channel);
-        for no in chunk {
-            q.push_arg(no.clone());
-        }
-        tx.execute(&q).await?;
+    let update = format!(
+        "UPDATE orders SET refund_amount = {NEW_REFUND}, \
+           status = CASE WHEN {in_full} THEN 'refunded' ELSE status END, \
+           status_text = CASE WHEN {in_full} THEN NULL ELSE status_text END \
+         WHERE tenant_id = $1 AND channel = $2 AND order_no = $3"
+    );
+    for (no, total) in totals {
+        tx.execute(
+            &sql(update.as_str())
+                .bind(tenant_id)
+                .bind(channel)
+                .bind(no)
+                .bind(total),
+        )
+        .await?;
     }
     Ok(())
 }
