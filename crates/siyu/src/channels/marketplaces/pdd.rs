@@ -152,19 +152,24 @@ pub fn status(o: &Value) -> String {
     }
 }
 
-pub fn read_orders(v: &Value) -> Result<OrderPage, MarketError> {
+/// A page's list under `answer` (`total_count` beside it), or the error PDD answered instead.
+fn listed<'a>(v: &'a Value, answer: &str, list: &str) -> Result<(u64, &'a [Value]), MarketError> {
     if v.get("error_response").is_some() {
         return Err(error(&v["error_response"]));
     }
     let r = v
-        .get("order_sn_increment_get_response")
-        .ok_or_else(|| shape(P, "no order_sn_increment_get_response"))?;
+        .get(answer)
+        .ok_or_else(|| shape(P, format!("no {answer}")))?;
     let total = int(&r["total_count"]).unwrap_or(0).max(0) as u64;
-    let list = match &r["order_sn_list"] {
-        Value::Array(a) => a.as_slice(),
-        Value::Null => &[],
-        _ => return Err(shape(P, "order_sn_list is not a list")),
-    };
+    match &r[list] {
+        Value::Array(a) => Ok((total, a.as_slice())),
+        Value::Null => Ok((total, &[])),
+        _ => Err(shape(P, format!("{list} is not a list"))),
+    }
+}
+
+pub fn read_orders(v: &Value) -> Result<OrderPage, MarketError> {
+    let (total, list) = listed(v, "order_sn_increment_get_response", "order_sn_list")?;
     Ok(read_each(list, total, order))
 }
 
@@ -210,18 +215,7 @@ fn order(o: &Value) -> Result<MarketOrder, MarketError> {
 }
 
 pub fn read_after_sales(v: &Value) -> Result<AfterSalePage, MarketError> {
-    if v.get("error_response").is_some() {
-        return Err(error(&v["error_response"]));
-    }
-    let r = v
-        .get("refund_increment_get_response")
-        .ok_or_else(|| shape(P, "no refund_increment_get_response"))?;
-    let total = int(&r["total_count"]).unwrap_or(0).max(0) as u64;
-    let list = match &r["refund_list"] {
-        Value::Array(a) => a.as_slice(),
-        Value::Null => &[],
-        _ => return Err(shape(P, "refund_list is not a list")),
-    };
+    let (total, list) = listed(v, "refund_increment_get_response", "refund_list")?;
     Ok(read_each(list, total, after_sale))
 }
 
