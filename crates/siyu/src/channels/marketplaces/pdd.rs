@@ -41,6 +41,16 @@ fn signed(
     with_md5_sign(&creds.app_secret, all)
 }
 
+/// The paging of an increment query: updated in `[from, to]` (ms, sent as seconds), page `page`.
+fn window(from: i64, to: i64, page: u32, size: u32) -> [(String, String); 4] {
+    [
+        ("start_updated_at".into(), (from / 1000).to_string()),
+        ("end_updated_at".into(), (to / 1000).to_string()),
+        ("page".into(), page.to_string()),
+        ("page_size".into(), size.to_string()),
+    ]
+}
+
 /// The form of one page of orders updated in `[from, to]` (seconds).
 pub fn orders_request(
     creds: &Credentials,
@@ -54,15 +64,14 @@ pub fn orders_request(
         creds,
         ORDERS_TYPE,
         now,
-        vec![
+        [
             ("is_lucky_flag".into(), "0".into()),
             ("order_status".into(), "5".into()),
             ("refund_status".into(), "5".into()),
-            ("start_updated_at".into(), (from / 1000).to_string()),
-            ("end_updated_at".into(), (to / 1000).to_string()),
-            ("page".into(), page.to_string()),
-            ("page_size".into(), size.to_string()),
-        ],
+        ]
+        .into_iter()
+        .chain(window(from, to, page, size))
+        .collect(),
     )
 }
 
@@ -80,14 +89,13 @@ pub fn after_sales_request(
         creds,
         AFTER_SALES_TYPE,
         now,
-        vec![
+        [
             ("after_sales_status".into(), REFUND_SUCCEEDED.to_string()),
             ("after_sales_type".into(), "1".into()),
-            ("start_updated_at".into(), (from / 1000).to_string()),
-            ("end_updated_at".into(), (to / 1000).to_string()),
-            ("page".into(), page.to_string()),
-            ("page_size".into(), size.to_string()),
-        ],
+        ]
+        .into_iter()
+        .chain(window(from, to, page, size))
+        .collect(),
     )
 }
 
