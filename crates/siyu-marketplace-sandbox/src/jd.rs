@@ -1,4 +1,6 @@
-//! JD's `jingdong.pop.order.search` and its OAuth server's `/oauth2/refresh_token`.
+//! JD's `jingdong.pop.order.search`, its refund list `jingdong.pop.afs.soa.refundapply.queryPageList`
+//! (cases by audit time, amounts in fen, every status) and its OAuth server's
+//! `/oauth2/refresh_token`.
 
 use std::collections::HashMap;
 
@@ -52,8 +54,9 @@ pub(crate) async fn jd(
         inner.stats.bad_signatures += 1;
         return jd_error("14", "签名无效");
     }
+    let refunds_call = p["method"] == REFUNDS_METHOD;
     // JD publishes no code for a spent quota: the sandbox answers HTTP 429.
-    if let Err(r) = gate(&mut inner, true, || {
+    if let Err(r) = gate(&mut inner, !refunds_call, || {
         (StatusCode::TOO_MANY_REQUESTS, "too many requests").into_response()
     }) {
         return r;
@@ -66,6 +69,9 @@ pub(crate) async fn jd(
         inner.stats.bad_requests += 1;
         return jd_error("2", "360buy_param_json 不是 JSON");
     };
+    if refunds_call {
+        return refunds(&mut inner, &b);
+    }
     let field = |k: &str| b[k].as_str().unwrap_or("").to_owned();
     let (from, to) = (
         from_china_seconds_text(&field("start_date")),
@@ -113,6 +119,49 @@ pub(crate) async fn jd(
         json!({"jingdong_pop_order_search_responce": {"code": "0", "searchorderinfo_result": {
         "apiResult": {"success": true, "englishErrCode": "", "chineseErrCode": "", "numberCode": 0},
         "orderTotal": total, "orderInfoList": list}}}),
+    )
+    .into_response()
+}
+
+const REFUNDS_METHOD: &str = "jingdong.pop.afs.soa.refundapply.queryPageList";
+
+/// One page of refund cases audited in the asked window (statuses: 1 审核通过, 2 审核不通过).
+fn refunds(inner: &mut super::Inner, b: &Value) -> Response {
+    if inner.shop.refuse_after_sales {
+        return axum::Json(
+            json!({"jingdong_pop_afs_soa_refundapply_queryPageList_responce": {
+            "code": "0", "queryResult": {"success": false, "errorCode": "AUTH_DENIED",
+            "errorMsg": "无此接口的访问权限", "totalCount": 0}}}),
+        )
+        .into_response();
+    }
+    let time = |k: &str| b[k].as_str().and_then(from_china_seconds_text);
+    let (Some(from), Some(to)) = (time("checkTimeStart"), time("checkTimeEnd")) else {
+        inner.stats.bad_requests += 1;
+        return jd_error("2", "checkTimeStart/checkTimeEnd 格式错误");
+    };
+    let page = b["pageIndex"].as_u64().unwrap_or(0);
+    let size = b["pageSize"].as_u64().unwrap_or(0);
+    if to < from || !(1..=100).contains(&page) || !(1..=50).contains(&size) {
+        inner.stats.bad_requests += 1;
+        return jd_error("2", "参数错误");
+    }
+    let hits = super::cases(&inner.shop, from, second_end(to));
+    let total = hits.len();
+    let list: Vec<Value> = hits
+        .into_iter()
+        .skip(((page - 1) * size) as usize)
+        .take(size as usize)
+        .map(|c| {
+            let at = china_seconds_text(c.order.modified_at);
+            json!({"id": c.id, "orderId": c.order.order_no, "applyRefundSum": c.amount as f64,
+                "status": if c.succeeded { 1 } else { 2 }, "applyTime": at, "checkTime": at,
+                "buyerId": c.order.buyer_id})
+        })
+        .collect();
+    axum::Json(
+        json!({"jingdong_pop_afs_soa_refundapply_queryPageList_responce": {"code": "0",
+        "queryResult": {"success": true, "totalCount": total, "result": list}}}),
     )
     .into_response()
 }

@@ -70,7 +70,7 @@ pub struct FakeOrder {
     pub modified_at: i64,
     pub amount: i64,
     /// A partial refund is the last line's total (TOP and Douyin say so in their order APIs,
-    /// PDD in its after-sales API); a refunded order's refund is its amount.
+    /// PDD, JD and Youzan in their after-sales APIs); a refunded order's refund is its amount.
     pub refund_amount: i64,
     pub buyer_id: Option<String>,
     pub phone: Option<String>,
@@ -109,7 +109,8 @@ pub struct Shop {
     pub fail_after_order_calls: Option<u64>,
     /// Every n-th call answers HTTP 503 once.
     pub flaky_every: Option<u64>,
-    /// The app has no permission for the after-sales API (PDD): those calls are refused.
+    /// The app has no permission for the after-sales API (PDD, JD, Youzan): those calls are
+    /// refused.
     pub refuse_after_sales: bool,
 }
 
@@ -188,6 +189,10 @@ impl Sandbox {
                     "/api/youzan.trades.sold.get/4.0.4",
                     post(youzan::youzan_orders),
                 )
+                .route(
+                    "/api/youzan.trade.refund.search/3.0.1",
+                    post(youzan::youzan_refunds),
+                )
                 .route("/auth/token", post(youzan::youzan_token)),
         }
         .with_state(inner.clone());
@@ -232,11 +237,10 @@ impl Sandbox {
 }
 
 /// `n` orders of one shop modified in `[from, to)`, as `platform` can express them (JD's and
-/// PDD's order APIs return no unpaid orders; TOP's and Douyin's orders and PDD's after-sales
-/// cases say which lines were refunded).
+/// PDD's order APIs return no unpaid orders; TOP's and Douyin's orders, and the others'
+/// after-sales cases, say which lines were refunded).
 pub fn generate(platform: Platform, n: usize, seed: u64, from: i64, to: i64) -> Vec<FakeOrder> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let partial_refunds = matches!(platform, Platform::Tmall | Platform::Douyin | Platform::Pdd);
     let unpaid_listed = !matches!(platform, Platform::Jd | Platform::Pdd);
     let span = (to - from).max(1);
     (0..n)
@@ -264,9 +268,7 @@ pub fn generate(platform: Platform, n: usize, seed: u64, from: i64, to: i64) -> 
             let paid = !matches!(status, Status::Pending | Status::Closed);
             let refund_amount = match status {
                 Status::Refunded => amount,
-                Status::Completed
-                    if partial_refunds && lines.len() > 1 && rng.random::<f64>() < 0.1 =>
-                {
+                Status::Completed if lines.len() > 1 && rng.random::<f64>() < 0.1 => {
                     lines.last().map(|l| l.price * l.quantity).unwrap_or(0)
                 }
                 _ => 0,
@@ -409,6 +411,58 @@ fn select(
         .cloned()
         .collect();
     (page, total)
+}
+
+/// An after-sales case as the sandbox keeps it: one for each order refunded (in part or in
+/// full) that went through, and one refused for some completed orders the buyer asked about and
+/// kept. A case changes when its order does.
+pub(crate) struct FakeCase<'a> {
+    pub order: &'a FakeOrder,
+    pub id: u64,
+    pub amount: i64,
+    pub succeeded: bool,
+}
+
+/// The cases changed in `[from, to]` (ms), in change order.
+pub(crate) fn cases(shop: &Shop, from: i64, to: i64) -> Vec<FakeCase<'_>> {
+    let mut hits: Vec<FakeCase<'_>> = shop
+        .orders
+        .iter()
+        .filter(|o| o.modified_at >= from && o.modified_at <= to)
+        .filter_map(|o| {
+            let id = case_id(&o.order_no);
+            if o.refund_amount > 0 {
+                Some(FakeCase {
+                    order: o,
+                    id,
+                    amount: o.refund_amount,
+                    succeeded: true,
+                })
+            } else if o.status == Status::Completed && id.is_multiple_of(7) {
+                Some(FakeCase {
+                    order: o,
+                    id,
+                    amount: o.amount,
+                    succeeded: false,
+                })
+            } else {
+                None
+            }
+        })
+        .collect();
+    hits.sort_by_key(|c| (c.order.modified_at, c.order.order_no.clone()));
+    hits
+}
+
+/// A case's id, steady for its order (the sandbox keeps one case an order).
+fn case_id(order_no: &str) -> u64 {
+    order_no
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .fold(7u64, |n, b| {
+            n.wrapping_mul(10).wrapping_add(u64::from(b - b'0'))
+        })
+        % 1_000_000_000_000
 }
 
 /// A second-resolution window end: everything within that second is in it.

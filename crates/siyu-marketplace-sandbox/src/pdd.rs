@@ -140,7 +140,8 @@ pub(crate) async fn pdd(
 }
 
 /// The after-sales cases updated in `[from, to]` (ms) with the asked status (10: 退款成功; 1 asks
-/// for every status, as PDD's own examples do), in update order.
+/// for every status, as PDD's own examples do), in update order. A refused case reads as 9
+/// (平台拒绝退款, 退款关闭).
 fn after_sales(
     shop: &super::Shop,
     from: i64,
@@ -149,28 +150,31 @@ fn after_sales(
     page: u64,
     size: u64,
 ) -> Response {
-    if !matches!(status, Some(1 | 10)) {
-        return axum::Json(
-            json!({"refund_increment_get_response": {"total_count": 0, "refund_list": []}}),
-        )
-        .into_response();
-    }
-    let mut hits: Vec<&super::FakeOrder> = shop
-        .orders
-        .iter()
-        .filter(|o| o.refund_amount > 0 && o.modified_at >= from && o.modified_at <= to)
+    let every = match status {
+        Some(1) => true,
+        Some(10) => false,
+        _ => {
+            return axum::Json(
+                json!({"refund_increment_get_response": {"total_count": 0, "refund_list": []}}),
+            )
+            .into_response();
+        }
+    };
+    let hits: Vec<super::FakeCase<'_>> = super::cases(shop, from, to)
+        .into_iter()
+        .filter(|c| every || c.succeeded)
         .collect();
-    hits.sort_by_key(|o| (o.modified_at, o.order_no.clone()));
     let total = hits.len();
     let list: Vec<Value> = hits
         .into_iter()
         .skip((page * size) as usize)
         .take(size as usize)
-        .map(|o| {
+        .map(|c| {
+            let o = c.order;
             json!({
-                "id": case_id(&o.order_no), "order_sn": o.order_no, "after_sales_status": 10,
+                "id": c.id, "order_sn": o.order_no, "after_sales_status": if c.succeeded { 10 } else { 9 },
                 "after_sales_type": if o.status == Status::Refunded { 2 } else { 3 },
-                "order_amount": super::yuan(o.amount), "refund_amount": super::yuan(o.refund_amount),
+                "order_amount": super::yuan(o.amount), "refund_amount": super::yuan(c.amount),
                 "created_time": (o.modified_at / 1000 - 3_600).to_string(),
                 "updated_time": (o.modified_at / 1000).to_string(),
             })
@@ -180,15 +184,4 @@ fn after_sales(
         json!({"refund_increment_get_response": {"total_count": total, "refund_list": list}}),
     )
     .into_response()
-}
-
-/// A case's id, steady for its order (the sandbox keeps one case an order).
-fn case_id(order_no: &str) -> u64 {
-    order_no
-        .bytes()
-        .filter(u8::is_ascii_digit)
-        .fold(7u64, |n, b| {
-            n.wrapping_mul(10).wrapping_add(u64::from(b - b'0'))
-        })
-        % 1_000_000_000_000
 }

@@ -1,4 +1,5 @@
-//! Youzan's `youzan.trades.sold.get` 4.0.4 and `/auth/token`.
+//! Youzan's `youzan.trades.sold.get` 4.0.4, `youzan.trade.refund.search` 3.0.1 (refunds by
+//! update time in Unix seconds, at most 3,000 deep) and `/auth/token`.
 
 use std::collections::HashMap;
 
@@ -69,6 +70,78 @@ pub(crate) async fn youzan_orders(
     axum::Json(
         json!({"success": true, "code": 200, "message": "successful", "trace_id": "sandbox",
         "data": {"total_results": total, "full_order_info_list": list}}),
+    )
+    .into_response()
+}
+
+pub(crate) async fn youzan_refunds(
+    State(s): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+    axum::Json(b): axum::Json<Value>,
+) -> Response {
+    let mut inner = lock(&s);
+    if let Err(r) = gate(&mut inner, false, || {
+        axum::Json(json!({"code": 4101, "msg": "请求太频繁"})).into_response()
+    }) {
+        return r;
+    }
+    if q.get("access_token") != Some(&inner.shop.access_token) {
+        inner.stats.token_rejected += 1;
+        return axum::Json(
+            json!({"gw_err_resp": {"err_code": 4203, "err_msg": "access_token 不存在或已过期"}}),
+        )
+        .into_response();
+    }
+    if inner.shop.refuse_after_sales {
+        return axum::Json(
+            json!({"gw_err_resp": {"err_code": 4202, "err_msg": "应用无此 API 的调用权限"}}),
+        )
+        .into_response();
+    }
+    let secs = |k: &str| b[k].as_i64();
+    let (Some(from), Some(to)) = (secs("update_time_start"), secs("update_time_end")) else {
+        inner.stats.bad_requests += 1;
+        return axum::Json(json!({"success": false, "code": 141502001, "message": "update_time_start 与 update_time_end 须为秒"})).into_response();
+    };
+    let page = b["page_no"].as_u64().unwrap_or(1);
+    let size = b["page_size"].as_u64().unwrap_or(20);
+    if to < from || !(1..=100).contains(&page) || !(1..=100).contains(&size) {
+        inner.stats.bad_requests += 1;
+        return axum::Json(json!({"success": false, "code": 141502002, "message": "参数错误"}))
+            .into_response();
+    }
+    if page * size > 3_000 {
+        inner.stats.bad_requests += 1;
+        return axum::Json(
+            json!({"success": false, "code": 141502003, "message": "超过ES搜索最大深度"}),
+        )
+        .into_response();
+    }
+    let status = b["status"].as_str();
+    let hits: Vec<super::FakeCase<'_>> = super::cases(&inner.shop, from * 1000, to * 1000 + 999)
+        .into_iter()
+        .filter(|c| match status {
+            None => true,
+            Some("SUCCESS") => c.succeeded,
+            Some("SELLER_REFUSE_BUYER") => !c.succeeded,
+            Some(_) => false,
+        })
+        .collect();
+    let total = hits.len();
+    let list: Vec<Value> = hits
+        .into_iter()
+        .skip(((page - 1) * size) as usize)
+        .take(size as usize)
+        .map(|c| {
+            json!({"refund_id": format!("2019{:020}", c.id), "tid": c.order.order_no,
+                "status": if c.succeeded { "SUCCESS" } else { "SELLER_REFUSE_BUYER" },
+                "refund_fee": yuan(c.amount), "created": china_seconds_text(c.order.modified_at - 3_600_000),
+                "modified": china_seconds_text(c.order.modified_at), "return_goods": false, "reason": 54})
+        })
+        .collect();
+    axum::Json(
+        json!({"success": true, "code": 200, "message": "successful",
+        "data": {"total": total, "refunds": list}}),
     )
     .into_response()
 }

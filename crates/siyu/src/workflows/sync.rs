@@ -420,13 +420,13 @@ impl Running<'_> {
         from: i64,
         to: i64,
     ) -> Result<Vec<MarketAfterSale>, SyncError> {
-        let size = u64::from(self.platform.page_size());
+        let size = u64::from(self.platform.after_sales_page_size());
         let ask = |page: u32| {
             move |c: Client| async move { c.changed_after_sales(from, to, page, now_ms()).await }
         };
         let first: AfterSalePage = self.call(ask(1)).await?;
         let mut pages = first.total.div_ceil(size).max(1);
-        let max_pages = u64::from(self.platform.max_pages());
+        let max_pages = u64::from(self.platform.after_sales_max_pages());
         if pages > max_pages {
             // Counted, as orders past the platform's last page are: the cursor moves on.
             self.summary.rejected += first.total - max_pages * size;

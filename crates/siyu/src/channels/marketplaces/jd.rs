@@ -1,26 +1,51 @@
 //! JD (京东开放平台): `jingdong.pop.order.search` by modification time (`dateType` 0), its
 //! business parameters in `360buy_param_json`, signed MD5 over sorted parameters; answers in
 //! `jingdong_pop_order_search_responce` (JD's spelling). Tokens are refreshed at JD's OAuth
-//! server (`/oauth2/refresh_token`).
+//! server (`/oauth2/refresh_token`). The order API says only that an order was cancelled; what
+//! went back of it comes from the refund list `jingdong.pop.afs.soa.refundapply.queryPageList`
+//! (退款审核单), read by audit time: a case approved (by the seller, JD's finance or an
+//! interception) is a refund that went through.
 
 use crate::platform::Fen;
 use serde_json::{Value, json};
 
 use super::sign::with_md5_sign;
 use super::{
-    Credentials, LineKeys, MarketError, MarketOrder, OrderPage, Platform, Tokens,
-    china_seconds_text, from_china_seconds_text, int, read_each, shape, text, yuan_lines,
-    yuan_to_fen,
+    AfterSalePage, Credentials, LineKeys, MarketAfterSale, MarketError, MarketOrder, OrderPage,
+    Platform, Tokens, china_seconds_text, from_china_seconds_text, int, read_each, shape, text,
+    yuan_lines, yuan_to_fen,
 };
 
 const P: Platform = Platform::Jd;
 pub const ORDERS_METHOD: &str = "jingdong.pop.order.search";
+pub const AFTER_SALES_METHOD: &str = "jingdong.pop.afs.soa.refundapply.queryPageList";
+/// Refund-case statuses whose money goes back: 审核通过, 京东财务审核通过, 人工审核通过, 拦截并退款,
+/// 青龙拦截成功, 强制关单并退款. (0 未审核, 2 and 4 refused, 8 interception failed, 10 waiting
+/// for the carrier, 11 withdrawn by the buyer do not.)
+const REFUND_APPROVED: [i64; 6] = [1, 3, 5, 6, 7, 9];
 /// Every state the API returns (it returns no unpaid orders).
 const STATES: &str = "WAIT_SELLER_STOCK_OUT,WAIT_SELLER_DELIVERY,PAUSE,POP_ORDER_PAUSE,LOCKED,\
 WAIT_GOODS_RECEIVE_CONFIRM,FINISHED_L,TRADE_CANCELED";
 const FIELDS: &str = "orderId,orderState,orderStartTime,paymentConfirmTime,modified,orderPayment,\
 pin,open_id_buyer,consigneeInfo,itemInfoList";
 const OAUTH_BASE: &str = "https://open-oauth.jd.com";
+
+/// A signed call of `method` with its business parameters. serde_json's maps are sorted, as JD
+/// asks of `360buy_param_json`.
+fn signed(creds: &Credentials, method: &str, business: &Value, now: i64) -> Vec<(String, String)> {
+    let params = vec![
+        ("360buy_param_json".to_owned(), business.to_string()),
+        (
+            "access_token".to_owned(),
+            creds.access_token.clone().unwrap_or_default(),
+        ),
+        ("app_key".to_owned(), creds.app_key.clone()),
+        ("method".to_owned(), method.to_owned()),
+        ("timestamp".to_owned(), china_seconds_text(now)),
+        ("v".to_owned(), "2.0".to_owned()),
+    ];
+    with_md5_sign(&creds.app_secret, params)
+}
 
 /// The form of one page of orders modified in `[from, to]`.
 pub fn orders_request(
@@ -31,7 +56,6 @@ pub fn orders_request(
     size: u32,
     now: i64,
 ) -> Vec<(String, String)> {
-    // serde_json's maps are sorted, as JD asks of the business parameters.
     let business = json!({
         "dateType": "0",
         "end_date": china_seconds_text(to),
@@ -41,18 +65,26 @@ pub fn orders_request(
         "page_size": size.to_string(),
         "start_date": china_seconds_text(from),
     });
-    let params = vec![
-        ("360buy_param_json".to_owned(), business.to_string()),
-        (
-            "access_token".to_owned(),
-            creds.access_token.clone().unwrap_or_default(),
-        ),
-        ("app_key".to_owned(), creds.app_key.clone()),
-        ("method".to_owned(), ORDERS_METHOD.to_owned()),
-        ("timestamp".to_owned(), china_seconds_text(now)),
-        ("v".to_owned(), "2.0".to_owned()),
-    ];
-    with_md5_sign(&creds.app_secret, params)
+    signed(creds, ORDERS_METHOD, &business, now)
+}
+
+/// The form of one page of refund cases audited in `[from, to]`, of every status (the API
+/// filters on one status at most; the approved ones are several).
+pub fn after_sales_request(
+    creds: &Credentials,
+    from: i64,
+    to: i64,
+    page: u32,
+    size: u32,
+    now: i64,
+) -> Vec<(String, String)> {
+    let business = json!({
+        "checkTimeEnd": china_seconds_text(to),
+        "checkTimeStart": china_seconds_text(from),
+        "pageIndex": page,
+        "pageSize": size,
+    });
+    signed(creds, AFTER_SALES_METHOD, &business, now)
 }
 
 /// The refresh URL and its query. JD's OAuth server is its own host; a sandbox serves both.
@@ -188,6 +220,66 @@ fn order(o: &Value) -> Result<MarketOrder, MarketError> {
     })
 }
 
+pub fn read_after_sales(v: &Value) -> Result<AfterSalePage, MarketError> {
+    if v.get("error_response").is_some() {
+        return Err(error(&v["error_response"]));
+    }
+    let r = &v["jingdong_pop_afs_soa_refundapply_queryPageList_responce"]["queryResult"];
+    if r.is_null() {
+        return Err(shape(
+            P,
+            "no jingdong_pop_afs_soa_refundapply_queryPageList_responce.queryResult",
+        ));
+    }
+    if r["success"] == false {
+        return Err(MarketError::Refused {
+            platform: P.as_str(),
+            code: text(&r["errorCode"]).unwrap_or_default(),
+            message: text(&r["errorMsg"]).unwrap_or_default(),
+        });
+    }
+    let total = int(&r["totalCount"]).unwrap_or(0).max(0) as u64;
+    let list = match &r["result"] {
+        Value::Array(a) => a.as_slice(),
+        Value::Null => &[],
+        _ => return Err(shape(P, "queryResult.result is not a list")),
+    };
+    Ok(read_each(list, total, after_sale))
+}
+
+/// One refund case: `applyRefundSum` in fen (SDKs type it as a double: `1990.0` is read too);
+/// its change is its audit (`checkTime`), else its application.
+fn after_sale(c: &Value) -> Result<MarketAfterSale, MarketError> {
+    let id = text(&c["id"]).ok_or_else(|| shape(P, "a refund case without id"))?;
+    let order_no = text(&c["orderId"]).ok_or_else(|| shape(P, format!("case {id}: no orderId")))?;
+    let amount = whole_fen(&c["applyRefundSum"])
+        .ok_or_else(|| shape(P, format!("case {id}: applyRefundSum")))?;
+    let time = |f: &str| text(&c[f]).and_then(|s| from_china_seconds_text(&s));
+    let modified_at = time("checkTime")
+        .or_else(|| time("applyTime"))
+        .ok_or_else(|| shape(P, format!("case {id}: checkTime")))?;
+    Ok(MarketAfterSale {
+        case_ref: id,
+        order_no,
+        amount,
+        succeeded: int(&c["status"]).is_some_and(|s| REFUND_APPROVED.contains(&s)),
+        modified_at,
+    })
+}
+
+/// Fen written as a whole number, a string, or a double without a fraction.
+fn whole_fen(v: &Value) -> Option<Fen> {
+    let t = text(v)?;
+    let (whole, frac) = t.split_once('.').unwrap_or((&t, ""));
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if !frac.bytes().all(|b| b == b'0') {
+        return None;
+    }
+    whole.parse().ok().map(Fen::new)
+}
+
 pub fn read_tokens(v: &Value, now: i64) -> Result<Tokens, MarketError> {
     let access = text(&v["access_token"]).ok_or_else(|| MarketError::Refused {
         platform: P.as_str(),
@@ -201,4 +293,91 @@ pub fn read_tokens(v: &Value, now: i64) -> Result<Tokens, MarketError> {
         refresh_token: text(&v["refresh_token"]),
         expires_at: issued + expires_in * 1000,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refund_cases_read_as_jd_writes_them() {
+        let page = read_after_sales(&json!({
+            "jingdong_pop_afs_soa_refundapply_queryPageList_responce": {"code": "0", "queryResult": {
+                "success": true, "totalCount": 4, "result": [
+                    {"id": 1000399977, "orderId": "40204951366", "applyRefundSum": 1990.0,
+                     "status": 1, "applyTime": "2016-10-21 10:37:13", "checkTime": "2016-10-21 11:00:00"},
+                    // Refused by the seller: read, not a refund that went through.
+                    {"id": "1000399978", "orderId": 40204951367_i64, "applyRefundSum": "500",
+                     "status": 2, "applyTime": "2016-10-21 10:37:13"},
+                    {"id": 3, "orderId": "1", "applyRefundSum": 12.5, "status": 1,
+                     "checkTime": "2016-10-21 11:00:00"},
+                    {"id": 4, "applyRefundSum": 1, "status": 1, "checkTime": "2016-10-21 11:00:00"}
+                ]}}
+        }))
+        .expect("a page");
+        assert_eq!(page.total, 4);
+        assert_eq!(
+            page.items,
+            vec![
+                MarketAfterSale {
+                    case_ref: "1000399977".into(),
+                    order_no: "40204951366".into(),
+                    amount: Fen::new(1990),
+                    succeeded: true,
+                    modified_at: from_china_seconds_text("2016-10-21 11:00:00").expect("t"),
+                },
+                MarketAfterSale {
+                    case_ref: "1000399978".into(),
+                    order_no: "40204951367".into(),
+                    amount: Fen::new(500),
+                    succeeded: false,
+                    modified_at: from_china_seconds_text("2016-10-21 10:37:13").expect("t"),
+                },
+            ]
+        );
+        // A fraction of a fen and a case without its order are set aside, with why.
+        assert_eq!(page.unreadable.len(), 2, "{page:?}");
+        assert!(page.unreadable[0].1.contains("applyRefundSum"), "{page:?}");
+        assert!(page.unreadable[1].1.contains("orderId"), "{page:?}");
+        let refused = read_after_sales(&json!({
+            "jingdong_pop_afs_soa_refundapply_queryPageList_responce": {"queryResult": {
+                "success": false, "errorCode": "E01", "errorMsg": "无权限"}}
+        }));
+        assert!(
+            matches!(refused, Err(MarketError::Refused { ref code, .. }) if code == "E01"),
+            "{refused:?}"
+        );
+        assert!(matches!(
+            read_after_sales(&json!({"error_response": {"code": "19", "zh_desc": "token过期"}})),
+            Err(MarketError::TokenExpired { .. })
+        ));
+    }
+
+    #[test]
+    fn the_refund_request_asks_by_audit_time_and_is_signed() {
+        let creds = Credentials {
+            shop_ref: "1".into(),
+            app_key: "k".into(),
+            app_secret: "s".into(),
+            access_token: Some("t".into()),
+            refresh_token: None,
+        };
+        let from = from_china_seconds_text("2024-06-01 10:00:00").expect("t");
+        let form = after_sales_request(&creds, from, from + 3_600_000, 2, 50, from);
+        let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("method").as_deref(), Some(AFTER_SALES_METHOD));
+        let business: Value =
+            serde_json::from_str(&get("360buy_param_json").expect("business")).expect("json");
+        assert_eq!(
+            business,
+            json!({"checkTimeStart": "2024-06-01 10:00:00", "checkTimeEnd": "2024-06-01 11:00:00",
+                   "pageIndex": 2, "pageSize": 50})
+        );
+        let unsigned: Vec<(String, String)> =
+            form.iter().filter(|(k, _)| k != "sign").cloned().collect();
+        assert_eq!(
+            get("sign"),
+            Some(super::super::sign::md5_sorted("s", &unsigned))
+        );
+    }
 }

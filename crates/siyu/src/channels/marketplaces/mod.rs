@@ -102,11 +102,29 @@ impl Platform {
         }
     }
 
-    /// Whether the sync reads refunds from an after-sales API of their own: PDD's order API says
-    /// only that an order was refunded in full. (JD's and Youzan's after-sales APIs are not read
-    /// yet: a part of an order refunded there is not seen.)
+    /// Whether the sync reads refunds from an after-sales API of their own: PDD's, JD's and
+    /// Youzan's order APIs say only that an order was refunded (or cancelled) in full, never how
+    /// much of it went back. TOP's and Douyin's order answers carry each line's refund.
     pub fn after_sales_api(self) -> bool {
-        matches!(self, Platform::Pdd)
+        matches!(self, Platform::Pdd | Platform::Jd | Platform::Youzan)
+    }
+
+    /// After-sales cases per page asked for (JD's refund list takes at most 50).
+    pub fn after_sales_page_size(self) -> u32 {
+        match self {
+            Platform::Jd => 50,
+            _ => 100,
+        }
+    }
+
+    /// The deepest page of after-sales cases a query may ask for: JD's refund list pages to
+    /// 100; Youzan's refund search reads no further than 3,000 cases (page × size).
+    pub fn after_sales_max_pages(self) -> u32 {
+        match self {
+            Platform::Jd => 100,
+            Platform::Youzan => 3_000 / self.after_sales_page_size(),
+            _ => self.max_pages(),
+        }
     }
 
     /// The platform's public API address.
@@ -344,15 +362,24 @@ impl Client {
         page: u32,
         now: i64,
     ) -> Result<AfterSalePage, MarketError> {
-        let size = self.platform.page_size();
+        let size = self.platform.after_sales_page_size();
         match self.platform {
             Platform::Pdd => {
                 let form = pdd::after_sales_request(&self.creds, from, to, page, size, now);
                 pdd::read_after_sales(&self.post_form(&self.base, &form).await?)
             }
-            // TOP's and Douyin's order answers carry each line's refund; JD's and Youzan's
-            // after-sales APIs are not read yet.
-            Platform::Tmall | Platform::Douyin | Platform::Jd | Platform::Youzan => Ok(Page {
+            Platform::Jd => {
+                let form = jd::after_sales_request(&self.creds, from, to, page, size, now);
+                jd::read_after_sales(&self.post_form(&self.base, &form).await?)
+            }
+            Platform::Youzan => {
+                let (path, query, body) =
+                    youzan::after_sales_request(&self.creds, from, to, page, size);
+                let url = format!("{}{path}", self.base);
+                youzan::read_after_sales(&self.post_json(&url, &query, &body).await?)
+            }
+            // TOP's and Douyin's order answers carry each line's refund.
+            Platform::Tmall | Platform::Douyin => Ok(Page {
                 items: Vec::new(),
                 unreadable: Vec::new(),
                 total: 0,

@@ -2,18 +2,31 @@
 //! `/api/youzan.trades.sold.get/4.0.4?access_token=…` (no request signature: the token is the
 //! proof); the token comes from `/auth/token` with the app's secret (`authorize_type` silent,
 //! for the shop's `grant_id`). Errors come as `gw_err_resp`, `success: false` or `error_response`.
+//! The trade says only that it was closed after a full refund (`refund_state` 12); what went back
+//! of it comes from `youzan.trade.refund.search` 3.0.1, by update time, asked for the refunds
+//! that went through (`SUCCESS`, 退款成功).
 
 use crate::platform::Fen;
 use serde_json::{Value, json};
 
 use super::{
-    Credentials, LineKeys, MarketError, MarketOrder, OrderPage, Platform, Tokens,
-    china_seconds_text, from_china_seconds_text, int, read_each, shape, text, yuan_lines,
-    yuan_to_fen,
+    AfterSalePage, Credentials, LineKeys, MarketAfterSale, MarketError, MarketOrder, OrderPage,
+    Platform, Tokens, china_seconds_text, from_china_seconds_text, int, read_each, shape, text,
+    yuan_lines, yuan_to_fen,
 };
 
 const P: Platform = Platform::Youzan;
 pub const ORDERS_PATH: &str = "/api/youzan.trades.sold.get/4.0.4";
+pub const AFTER_SALES_PATH: &str = "/api/youzan.trade.refund.search/3.0.1";
+/// A refund whose money went back (退款成功).
+pub const REFUND_SUCCEEDED: &str = "SUCCESS";
+
+fn token_query(creds: &Credentials) -> Vec<(String, String)> {
+    vec![(
+        "access_token".to_owned(),
+        creds.access_token.clone().unwrap_or_default(),
+    )]
+}
 
 /// The path, query and JSON body of one page of trades updated in `[from, to]`.
 pub fn orders_request(
@@ -25,13 +38,32 @@ pub fn orders_request(
 ) -> (String, Vec<(String, String)>, Value) {
     (
         ORDERS_PATH.to_owned(),
-        vec![(
-            "access_token".to_owned(),
-            creds.access_token.clone().unwrap_or_default(),
-        )],
+        token_query(creds),
         json!({
             "start_update": china_seconds_text(from),
             "end_update": china_seconds_text(to),
+            "page_no": page,
+            "page_size": size,
+        }),
+    )
+}
+
+/// The path, query and JSON body of one page of refunds that went through, updated in
+/// `[from, to]` (sent as Unix seconds, as this API takes them).
+pub fn after_sales_request(
+    creds: &Credentials,
+    from: i64,
+    to: i64,
+    page: u32,
+    size: u32,
+) -> (String, Vec<(String, String)>, Value) {
+    (
+        AFTER_SALES_PATH.to_owned(),
+        token_query(creds),
+        json!({
+            "update_time_start": from / 1000,
+            "update_time_end": to / 1000,
+            "status": REFUND_SUCCEEDED,
             "page_no": page,
             "page_size": size,
         }),
@@ -160,6 +192,39 @@ fn order(f: &Value) -> Result<MarketOrder, MarketError> {
     })
 }
 
+pub fn read_after_sales(v: &Value) -> Result<AfterSalePage, MarketError> {
+    if let Some(e) = error(v) {
+        return Err(e);
+    }
+    let d = &v["data"];
+    let total = int(&d["total"]).unwrap_or(0).max(0) as u64;
+    let list = match &d["refunds"] {
+        Value::Array(a) => a.as_slice(),
+        Value::Null => &[],
+        _ => return Err(shape(P, "refunds is not a list")),
+    };
+    Ok(read_each(list, total, after_sale))
+}
+
+/// One refund: `refund_fee` in yuan, `modified` in China time.
+fn after_sale(r: &Value) -> Result<MarketAfterSale, MarketError> {
+    let id = text(&r["refund_id"]).ok_or_else(|| shape(P, "a refund without refund_id"))?;
+    let tid = text(&r["tid"]).ok_or_else(|| shape(P, format!("refund {id}: no tid")))?;
+    let amount = yuan_to_fen(&r["refund_fee"])
+        .ok_or_else(|| shape(P, format!("refund {id}: refund_fee")))?;
+    let modified = text(&r["modified"])
+        .or_else(|| text(&r["created"]))
+        .and_then(|t| from_china_seconds_text(&t))
+        .ok_or_else(|| shape(P, format!("refund {id}: modified")))?;
+    Ok(MarketAfterSale {
+        case_ref: id,
+        order_no: tid,
+        amount,
+        succeeded: text(&r["status"]).as_deref() == Some(REFUND_SUCCEEDED),
+        modified_at: modified,
+    })
+}
+
 pub fn read_tokens(v: &Value, now: i64) -> Result<Tokens, MarketError> {
     if let Some(e) = error(v) {
         return Err(e);
@@ -171,4 +236,71 @@ pub fn read_tokens(v: &Value, now: i64) -> Result<Tokens, MarketError> {
         refresh_token: text(&d["refresh_token"]),
         expires_at: int(&d["expires"]).unwrap_or(now + 7 * 86_400_000),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refunds_read_as_youzan_writes_them() {
+        let page = read_after_sales(&json!({"success": true, "code": 200, "data": {"total": 3, "refunds": [
+            {"refund_id": "201903221457250000030006", "tid": "E20190321204808058800020",
+             "status": "SUCCESS", "refund_fee": "12.90", "created": "2019-03-21 20:50:03",
+             "modified": "2019-03-21 20:59:30", "return_goods": false, "reason": 54},
+            {"refund_id": "2", "tid": "E2", "status": "WAIT_SELLER_AGREE", "refund_fee": 0.01,
+             "created": "2019-03-21 20:50:03"},
+            {"refund_id": "3", "status": "SUCCESS", "refund_fee": "1.00", "modified": "2019-03-21 20:59:30"}
+        ]}}))
+        .expect("a page");
+        assert_eq!(page.total, 3);
+        assert_eq!(
+            page.items,
+            vec![
+                MarketAfterSale {
+                    case_ref: "201903221457250000030006".into(),
+                    order_no: "E20190321204808058800020".into(),
+                    amount: Fen::new(1290),
+                    succeeded: true,
+                    modified_at: from_china_seconds_text("2019-03-21 20:59:30").expect("t"),
+                },
+                MarketAfterSale {
+                    case_ref: "2".into(),
+                    order_no: "E2".into(),
+                    amount: Fen::new(1),
+                    succeeded: false,
+                    modified_at: from_china_seconds_text("2019-03-21 20:50:03").expect("t"),
+                },
+            ]
+        );
+        assert_eq!(page.unreadable.len(), 1);
+        assert!(page.unreadable[0].1.contains("tid"), "{page:?}");
+        assert!(matches!(
+            read_after_sales(&json!({"code": 4101, "msg": "请求太频繁"})),
+            Err(MarketError::RateLimited { .. })
+        ));
+        assert!(matches!(
+            read_after_sales(&json!({"success": false, "code": 50001, "message": "无权限"})),
+            Err(MarketError::Refused { .. })
+        ));
+    }
+
+    #[test]
+    fn the_refund_search_asks_for_refunds_that_went_through_by_update_time() {
+        let creds = Credentials {
+            shop_ref: "1".into(),
+            app_key: "k".into(),
+            app_secret: "s".into(),
+            access_token: Some("t".into()),
+            refresh_token: None,
+        };
+        let (path, query, body) = after_sales_request(&creds, 1_000_999, 4_600_000, 3, 100);
+        assert_eq!(path, "/api/youzan.trade.refund.search/3.0.1");
+        assert_eq!(query, vec![("access_token".to_owned(), "t".to_owned())]);
+        assert_eq!(
+            body,
+            json!({"update_time_start": 1000, "update_time_end": 4600, "status": "SUCCESS",
+                   "page_no": 3, "page_size": 100})
+        );
+    }
 }
