@@ -37,5 +37,6 @@ mod outbox_where_written;
 mod payments_setting;
 mod request_limits;
 mod rows;
+mod shop_authorization;
 mod sync;
 mod workers;

@@ -129,6 +129,32 @@ pub(crate) async fn douyin_orders(
     .into_response()
 }
 
+/// `/token/create`: an authorisation's code for the shop's tokens (signed, without a token).
+pub(crate) async fn douyin_grant(
+    State(s): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+    body: String,
+) -> Response {
+    let mut inner = lock(&s);
+    if let Err(r) = douyin_check(&mut inner, &q, &body, "token.create") {
+        return r;
+    }
+    inner.stats.calls += 1;
+    let b: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let code = b["code"].as_str().unwrap_or("");
+    if b["grant_type"] != "authorization_code"
+        || q.contains_key("access_token")
+        || !super::authorize::take_code(&mut inner, code)
+    {
+        return douyin_error(30002, "isv.code-invalid", "code 无效或已过期");
+    }
+    let (access, refresh) = super::granted_tokens(&mut inner);
+    axum::Json(json!({"code": 10000, "msg": "success", "data": {"access_token": access, "expires_in": 604_800,
+        "refresh_token": refresh, "scope": "SCOPE", "shop_id": inner.shop.shop_ref.parse::<i64>().ok(),
+        "shop_name": inner.shop.name, "authority_id": ""}}))
+    .into_response()
+}
+
 pub(crate) async fn douyin_refresh(
     State(s): State<Shared>,
     Query(q): Query<HashMap<String, String>>,

@@ -166,6 +166,27 @@ fn refunds(inner: &mut super::Inner, b: &Value) -> Response {
     .into_response()
 }
 
+/// `/oauth2/access_token`: an authorisation's code for the shop's tokens.
+pub(crate) async fn jd_grant(
+    State(s): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let mut inner = lock(&s);
+    inner.stats.calls += 1;
+    let app_ok = q.get("app_key") == Some(&inner.shop.app_key)
+        && q.get("app_secret") == Some(&inner.shop.app_secret)
+        && q.get("grant_type").map(String::as_str) == Some("authorization_code");
+    let code = q.get("code").cloned().unwrap_or_default();
+    if !app_ok || !super::authorize::take_code(&mut inner, &code) {
+        return axum::Json(json!({"code": 1002, "msg": "code 无效"})).into_response();
+    }
+    let (access, refresh) = super::granted_tokens(&mut inner);
+    axum::Json(json!({"code": 0, "access_token": access, "expires_in": 86_400, "refresh_token": refresh,
+        "scope": "snsapi_base", "open_id": "sandbox-open-id", "uid": inner.shop.shop_ref, "time": now_ms(),
+        "token_type": "bearer"}))
+    .into_response()
+}
+
 pub(crate) async fn jd_refresh(
     State(s): State<Shared>,
     Query(q): Query<HashMap<String, String>>,

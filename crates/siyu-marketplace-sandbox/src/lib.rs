@@ -21,6 +21,7 @@ use rand::{Rng, SeedableRng};
 pub use siyu::channels::marketplaces::Platform;
 use siyu::platform::clock::now_ms;
 
+mod authorize;
 mod douyin;
 mod jd;
 mod pdd;
@@ -83,6 +84,8 @@ pub struct Stats {
     pub calls: u64,
     pub order_calls: u64,
     pub token_refreshes: u64,
+    /// Codes of sellers' authorisations exchanged for tokens.
+    pub grants: u64,
     pub rate_limited: u64,
     pub bad_signatures: u64,
     pub bad_requests: u64,
@@ -112,6 +115,15 @@ pub struct Shop {
     /// The app has no permission for the after-sales API (PDD, JD, Youzan): those calls are
     /// refused.
     pub refuse_after_sales: bool,
+    /// The shop's name as the platform gives it on authorisation.
+    pub name: String,
+    /// Douyin's service-market listing, which its authorisation page names.
+    pub service_id: String,
+    /// The callback registered with the app: a `redirect_uri` must sit under it (Douyin sends
+    /// every authorisation there).
+    pub callback_url: Option<String>,
+    /// The seller says no on the authorisation page.
+    pub deny_authorization: bool,
 }
 
 impl Shop {
@@ -128,6 +140,10 @@ impl Shop {
             fail_after_order_calls: None,
             flaky_every: None,
             refuse_after_sales: false,
+            name: format!("{}测试旗舰店", platform.zh()),
+            service_id: "7001".into(),
+            callback_url: None,
+            deny_authorization: false,
         }
     }
 }
@@ -137,6 +153,8 @@ struct Inner {
     stats: Stats,
     recent: VecDeque<Instant>,
     token_serial: u64,
+    /// Authorisation codes given and not yet exchanged, with when each runs out.
+    codes: std::collections::HashMap<String, i64>,
 }
 
 /// A running sandbox.
@@ -174,16 +192,25 @@ impl Sandbox {
             stats: Stats::default(),
             recent: VecDeque::new(),
             token_serial: 1,
+            codes: std::collections::HashMap::new(),
         }));
         let router = match platform {
-            Platform::Tmall => Router::new().route("/", post(top::top)),
+            Platform::Tmall => Router::new()
+                .route("/", post(top::top))
+                .route("/authorize", get(authorize::page)),
             Platform::Jd => Router::new()
                 .route("/", post(jd::jd))
+                .route("/oauth2/to_login", get(authorize::page))
+                .route("/oauth2/access_token", get(jd::jd_grant))
                 .route("/oauth2/refresh_token", get(jd::jd_refresh)),
-            Platform::Pdd => Router::new().route("/", post(pdd::pdd)),
+            Platform::Pdd => Router::new()
+                .route("/", post(pdd::pdd))
+                .route("/service-market/auth", get(authorize::page)),
             Platform::Douyin => Router::new()
                 .route("/order/searchList", post(douyin::douyin_orders))
-                .route("/token/refresh", post(douyin::douyin_refresh)),
+                .route("/token/refresh", post(douyin::douyin_refresh))
+                .route("/token/create", post(douyin::douyin_grant))
+                .route("/authorize", get(authorize::page)),
             Platform::Youzan => Router::new()
                 .route(
                     "/api/youzan.trades.sold.get/4.0.4",
@@ -374,8 +401,13 @@ fn gate(
 }
 
 fn new_tokens(inner: &mut Inner) -> (String, String) {
-    inner.token_serial += 1;
     inner.stats.token_refreshes += 1;
+    granted_tokens(inner)
+}
+
+/// New tokens for the shop, the old ones no longer good.
+fn granted_tokens(inner: &mut Inner) -> (String, String) {
+    inner.token_serial += 1;
     inner.shop.access_token = format!("token-{}", inner.token_serial);
     inner.shop.refresh_token = format!("refresh-{}", inner.token_serial);
     (

@@ -1,6 +1,7 @@
 //! PDD's `pdd.order.number.list.increment.get`, `pdd.refund.list.increment.get` (an order's
 //! refund, in part or in full, is one after-sales case that went through, updated when the
-//! order was) and `pdd.pop.auth.token.refresh`.
+//! order was), `pdd.pop.auth.token.create` (an authorisation's code) and
+//! `pdd.pop.auth.token.refresh`.
 
 use std::collections::HashMap;
 
@@ -53,6 +54,18 @@ pub(crate) async fn pdd(
         pdd_error(52101, "当前接口您调用过于频繁，请稍后再试")
     }) {
         return r;
+    }
+    if p["type"] == "pdd.pop.auth.token.create" {
+        if p.contains_key("access_token")
+            || !super::authorize::take_code(&mut inner, p.get("code").copied().unwrap_or(""))
+        {
+            return pdd_error(10019, "code 无效或已过期");
+        }
+        let (access, refresh) = super::granted_tokens(&mut inner);
+        return axum::Json(json!({"pop_auth_token_create_response": {"access_token": access, "refresh_token": refresh,
+            "expires_at": now_ms() / 1000 + 86_400, "expires_in": 86_400, "owner_id": inner.shop.shop_ref,
+            "owner_name": inner.shop.name, "scope": ["pdd.order.number.list.increment.get"]}}))
+        .into_response();
     }
     if p["type"] == "pdd.pop.auth.token.refresh" {
         if p.get("refresh_token").copied() != Some(inner.shop.refresh_token.as_str()) {

@@ -1,4 +1,5 @@
-//! TOP's `taobao.trades.sold.increment.get` and `taobao.top.auth.token.refresh`, as TOP's router answers them.
+//! TOP's `taobao.trades.sold.increment.get`, `taobao.top.auth.token.create` (an authorisation's
+//! code) and `taobao.top.auth.token.refresh`, as TOP's router answers them.
 
 use std::collections::HashMap;
 
@@ -56,6 +57,26 @@ pub(crate) async fn top(
         )
     }) {
         return r;
+    }
+    if method == "taobao.top.auth.token.create" {
+        if p.contains_key("session")
+            || !super::authorize::take_code(&mut inner, p.get("code").copied().unwrap_or(""))
+        {
+            return top_error(15, "Remote service error", "isv.code-invalid");
+        }
+        let (access, refresh) = super::granted_tokens(&mut inner);
+        // TOP writes the nick URL-encoded.
+        let nick: String = inner
+            .shop
+            .name
+            .bytes()
+            .map(|b| format!("%{b:02X}"))
+            .collect();
+        let result = json!({"access_token": access, "refresh_token": refresh, "expires_in": 86_400,
+            "taobao_user_id": inner.shop.shop_ref, "taobao_user_nick": nick, "token_type": "Bearer"})
+        .to_string();
+        return axum::Json(json!({"top_auth_token_create_response": {"token_result": result}}))
+            .into_response();
     }
     if method == "taobao.top.auth.token.refresh" {
         if p.get("refresh_token").copied() != Some(inner.shop.refresh_token.as_str()) {

@@ -157,6 +157,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0025_after_sales.sql"),
         include_str!("../migrations/postgres/0025_after_sales.sql"),
     ),
+    (
+        26,
+        "shop authorizations",
+        include_str!("../migrations/sqlite/0026_shop_authorizations.sql"),
+        include_str!("../migrations/postgres/0026_shop_authorizations.sql"),
+    ),
 ];
 
 /// What a migration's SQL cannot do alone, run inside its transaction after its script: the

@@ -387,6 +387,11 @@ pub fn table(workers: &Workers) -> Router<AppState> {
         .route("/console/lang/{code}", get(console::set_lang))
         .route("/console/overview", get(console::overview_page))
         .route("/console/statuses", post(console::data::read_status))
+        .route("/console/shops/authorize", post(console::shops::authorize))
+        .route(
+            console::shops::CALLBACK_PATH,
+            get(console::shops::authorized),
+        )
         .route(
             "/console/customers",
             get(console::customers::customers_page),

@@ -11,6 +11,7 @@ mod form;
 pub mod members;
 pub mod origin;
 pub mod segments;
+pub mod shops;
 
 use askama::Template;
 use axum::Form;
@@ -238,9 +239,10 @@ pub(crate) struct OverviewPage {
     channels: Vec<(String, i64, i64, String)>,
     d: &'static crate::i18n::DataTr,
     data: data::ChannelData,
-    /// What went wrong with the form just sent (reading a status text).
+    /// What went wrong with the form just sent (reading a status text, connecting a shop).
     errors: Vec<String>,
     may_write: bool,
+    shop_form: shops::ShopFormView,
 }
 
 pub(crate) fn percent(r: f64) -> String {
@@ -257,6 +259,18 @@ pub(crate) async fn render_overview(
     u: &ConsoleUser,
     errors: Vec<String>,
     status: StatusCode,
+) -> Response {
+    let form = shops::ShopFormView::new(app, u, shops::ShopForm::default());
+    render_overview_with(app, u, errors, status, form).await
+}
+
+/// The overview with the shop form as it was sent.
+pub(crate) async fn render_overview_with(
+    app: &AppState,
+    u: &ConsoleUser,
+    errors: Vec<String>,
+    status: StatusCode,
+    shop_form: shops::ShopFormView,
 ) -> Response {
     let tenant = u.caller.tenant_id;
     let o = match overview(&app.db, tenant).await {
@@ -292,6 +306,7 @@ pub(crate) async fn render_overview(
         data,
         errors,
         may_write: u.caller.role.may_write(),
+        shop_form,
     });
     *r.status_mut() = status;
     r

@@ -37,6 +37,17 @@ pub struct DataTr {
     pub waiting_statuses: &'static str,
     pub waiting_help: &'static str,
     pub status_text: &'static str,
+    pub connect_shop: &'static str,
+    pub connect_help: &'static str,
+    pub callback_hint: &'static str,
+    pub shop_name: &'static str,
+    pub app_key: &'static str,
+    pub app_secret: &'static str,
+    pub service_id: &'static str,
+    pub shop_ref: &'static str,
+    pub sync_days: &'static str,
+    pub api_base: &'static str,
+    pub authorize: &'static str,
 }
 
 pub static ZH_D: DataTr = DataTr {
@@ -55,7 +66,7 @@ pub static ZH_D: DataTr = DataTr {
     save_reading: "保存并重读订单",
     read_only: "你的角色只能查看，不能修改状态映射；请找管理员或运营",
     disconnected: "已断开",
-    no_shops: "还没有接入店铺：用 siyu shop connect 或 POST /api/v1/shops 接入后，订单每 5 分钟自动同步",
+    no_shops: "还没有接入店铺：在下方发起授权（或用 siyu shop connect、POST /api/v1/shops）接入后，订单每 5 分钟自动同步",
     receipts: "最近的导入与同步",
     at: "时间",
     source: "来源",
@@ -72,6 +83,17 @@ pub static ZH_D: DataTr = DataTr {
     waiting_statuses: "待映射的订单状态",
     waiting_help: "这些状态文字系统还不认识，对应订单暂不计入购买；在右侧选择它的含义并保存，这些订单会重新读取",
     status_text: "状态文字",
+    connect_shop: "接入店铺",
+    connect_help: "填写品牌在该平台开放平台申请的应用，点“去平台授权”后由店铺主账号在平台页面确认授权，回到这里即开始同步。有赞自用型应用无需授权，填写店铺 ID 即接入。",
+    callback_hint: "请先在平台的应用设置里登记回调地址：",
+    shop_name: "店铺名称（可留空，取平台上的名称；有赞必填）",
+    app_key: "AppKey",
+    app_secret: "AppSecret（只用于本次接入，页面不回显）",
+    service_id: "服务 ID（仅抖店：服务市场的服务 ID）",
+    shop_ref: "店铺 ID（仅有赞：kdt_id）",
+    sync_days: "同步最近多少天的订单（默认 30）",
+    api_base: "接口地址（仅测试环境或代理）",
+    authorize: "去平台授权",
 };
 
 pub static EN_D: DataTr = DataTr {
@@ -90,7 +112,7 @@ pub static EN_D: DataTr = DataTr {
     save_reading: "Save and re-read orders",
     read_only: "Your role can view but not change the status map; ask an admin or operator",
     disconnected: "Disconnected",
-    no_shops: "No shop connected yet: connect one with siyu shop connect or POST /api/v1/shops, and its orders sync every 5 minutes",
+    no_shops: "No shop connected yet: authorise one below (or use siyu shop connect, POST /api/v1/shops), and its orders sync every 5 minutes",
     receipts: "Latest imports and syncs",
     at: "When",
     source: "Source",
@@ -107,6 +129,17 @@ pub static EN_D: DataTr = DataTr {
     waiting_statuses: "Order statuses waiting for a reading",
     waiting_help: "Siyu does not know these status texts yet and their orders do not count as purchases; choose what each means and save, and its orders are re-read",
     status_text: "Status text",
+    connect_shop: "Connect a shop",
+    connect_help: "Enter the app the brand registered on the platform's open platform and press Authorise: the shop's main account confirms on the platform's page, and the sync starts when it comes back here. A Youzan self-use app needs no authorisation: enter its shop id.",
+    callback_hint: "Register this callback address in the app's settings on the platform first:",
+    shop_name: "Shop name (empty: the platform's name; required for Youzan)",
+    app_key: "AppKey",
+    app_secret: "AppSecret (used for this connection only, never shown again)",
+    service_id: "Service id (Douyin only: its service-market listing)",
+    shop_ref: "Shop id (Youzan only: kdt_id)",
+    sync_days: "Sync orders of the last how many days (default 30)",
+    api_base: "API address (test environments and proxies only)",
+    authorize: "Authorise on the platform",
 };
 
 impl Lang {

@@ -14,6 +14,7 @@ pub mod phone;
 pub mod profile;
 pub mod report;
 pub mod segments;
+pub mod shop_authorizations;
 pub mod shops;
 pub mod tags;
 

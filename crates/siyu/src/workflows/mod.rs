@@ -3,6 +3,7 @@
 //! function here, so no path can forget a step.
 
 pub mod orders;
+pub mod shop_authorization;
 pub mod sync;
 
 pub use orders::{OrdersStored, activity_paid, import_finished, orders_stored, status_map_saved};

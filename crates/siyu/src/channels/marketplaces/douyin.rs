@@ -9,13 +9,15 @@ use serde_json::{Value, json};
 
 use super::sign::douyin_hmac_sha256;
 use super::{
-    Credentials, MarketError, MarketLine, MarketOrder, OrderPage, Platform, Tokens, int, read_each,
-    shape, text,
+    Credentials, Grant, MarketError, MarketLine, MarketOrder, OrderPage, Platform, Tokens, int,
+    read_each, shape, text,
 };
 
 const P: Platform = Platform::Douyin;
 pub const ORDERS_METHOD: &str = "order.searchList";
 pub const REFRESH_METHOD: &str = "token.refresh";
+/// The code of a seller's authorisation, exchanged for the shop's tokens.
+pub const GRANT_METHOD: &str = "token.create";
 
 /// The path, query and body of a signed call.
 fn signed(
@@ -77,6 +79,16 @@ pub fn refresh_request(creds: &Credentials, now: i64) -> (String, Vec<(String, S
         "refresh_token": creds.refresh_token.clone().unwrap_or_default(),
     });
     signed(creds, REFRESH_METHOD, &params, now, false)
+}
+
+/// The exchange of an authorisation's code at `/token/create` (signed, without a token).
+pub fn grant_request(
+    creds: &Credentials,
+    code: &str,
+    now: i64,
+) -> (String, Vec<(String, String)>, String) {
+    let params = json!({"code": code, "grant_type": "authorization_code"});
+    signed(creds, GRANT_METHOD, &params, now, false)
 }
 
 /// The envelope: `data`, or the error it carries.
@@ -210,6 +222,16 @@ fn order(o: &Value) -> Result<MarketOrder, MarketError> {
                 }
             })
             .collect(),
+    })
+}
+
+/// The shop's tokens and the shop (`shop_id`, `shop_name`).
+pub fn read_grant(v: &Value, now: i64) -> Result<Grant, MarketError> {
+    let d = data(v)?;
+    Ok(Grant {
+        tokens: read_tokens(v, now)?,
+        shop_ref: text(&d["shop_id"]),
+        shop_name: text(&d["shop_name"]),
     })
 }
 

@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 
 use super::sign::with_md5_sign;
 use super::{
-    AfterSalePage, Credentials, LineKeys, MarketAfterSale, MarketError, MarketOrder, OrderPage,
-    Platform, Tokens, china_seconds_text, from_china_seconds_text, int, read_each, shape, text,
-    yuan_lines, yuan_to_fen,
+    AfterSalePage, Credentials, Grant, LineKeys, MarketAfterSale, MarketError, MarketOrder,
+    OrderPage, Platform, Tokens, china_seconds_text, from_china_seconds_text, int, read_each,
+    shape, text, yuan_lines, yuan_to_fen,
 };
 
 const P: Platform = Platform::Jd;
@@ -87,15 +87,36 @@ pub fn after_sales_request(
     signed(creds, AFTER_SALES_METHOD, &business, now)
 }
 
-/// The refresh URL and its query. JD's OAuth server is its own host; a sandbox serves both.
-pub fn refresh_request(creds: &Credentials, api_base: &str) -> (String, Vec<(String, String)>) {
-    let base = if api_base == P.default_base() {
-        OAUTH_BASE.to_owned()
+/// JD's OAuth server is its own host; a sandbox (or proxy) serves both.
+fn oauth_base(api_base: &str) -> &str {
+    if api_base == P.default_base() {
+        OAUTH_BASE
     } else {
-        api_base.to_owned()
-    };
+        api_base
+    }
+}
+
+/// The exchange of an authorisation's code: JD's OAuth server, unsigned, the secret in the query.
+pub fn grant_request(
+    creds: &Credentials,
+    code: &str,
+    api_base: &str,
+) -> (String, Vec<(String, String)>) {
     (
-        format!("{base}/oauth2/refresh_token"),
+        format!("{}/oauth2/access_token", oauth_base(api_base)),
+        vec![
+            ("app_key".into(), creds.app_key.clone()),
+            ("app_secret".into(), creds.app_secret.clone()),
+            ("grant_type".into(), "authorization_code".into()),
+            ("code".into(), code.to_owned()),
+        ],
+    )
+}
+
+/// The refresh URL and its query.
+pub fn refresh_request(creds: &Credentials, api_base: &str) -> (String, Vec<(String, String)>) {
+    (
+        format!("{}/oauth2/refresh_token", oauth_base(api_base)),
         vec![
             ("app_key".into(), creds.app_key.clone()),
             ("app_secret".into(), creds.app_secret.clone()),
@@ -278,6 +299,15 @@ fn whole_fen(v: &Value) -> Option<Fen> {
         return None;
     }
     whole.parse().ok().map(Fen::new)
+}
+
+/// The shop's tokens and its seller account (`uid`, else `open_id`; `user_nick` where given).
+pub fn read_grant(v: &Value, now: i64) -> Result<Grant, MarketError> {
+    Ok(Grant {
+        tokens: read_tokens(v, now)?,
+        shop_ref: text(&v["uid"]).or_else(|| text(&v["open_id"])),
+        shop_name: text(&v["user_nick"]),
+    })
 }
 
 pub fn read_tokens(v: &Value, now: i64) -> Result<Tokens, MarketError> {

@@ -5,6 +5,7 @@
 //! the same whatever the platform. Pacing, retries and cursors are the sync's (`workflows::sync`).
 
 use crate::platform::Fen;
+pub mod authorize;
 pub mod douyin;
 pub mod jd;
 pub mod pdd;
@@ -232,6 +233,8 @@ pub struct Tokens {
     pub expires_at: i64,
 }
 
+pub use authorize::{Grant, authorize_url};
+
 #[derive(Debug, thiserror::Error)]
 pub enum MarketError {
     /// The platform's quota for the app or the shop is spent for now.
@@ -383,6 +386,35 @@ impl Client {
                 items: Vec::new(),
                 unreadable: Vec::new(),
                 total: 0,
+            }),
+        }
+    }
+
+    /// What the code a seller's authorisation sent back is worth: the shop's tokens, and who
+    /// the shop is where the platform says. (None of these exchanges repeats the redirect_uri.)
+    pub async fn exchange_code(&self, code: &str, now: i64) -> Result<Grant, MarketError> {
+        match self.platform {
+            Platform::Tmall => {
+                let form = top::grant_request(&self.creds, code, now);
+                top::read_grant(&self.post_form(&self.base, &form).await?, now)
+            }
+            Platform::Jd => {
+                let (url, query) = jd::grant_request(&self.creds, code, &self.base);
+                jd::read_grant(&self.get(&url, &query).await?, now)
+            }
+            Platform::Pdd => {
+                let form = pdd::grant_request(&self.creds, code, now);
+                pdd::read_grant(&self.post_form(&self.base, &form).await?, now)
+            }
+            Platform::Douyin => {
+                let (path, query, body) = douyin::grant_request(&self.creds, code, now);
+                let url = format!("{}{path}", self.base);
+                douyin::read_grant(&self.post_raw(&url, &query, body).await?, now)
+            }
+            Platform::Youzan => Err(MarketError::Refused {
+                platform: self.platform.as_str(),
+                code: String::new(),
+                message: authorize::AuthorizeError::NotByCode(self.platform.as_str()).to_string(),
             }),
         }
     }

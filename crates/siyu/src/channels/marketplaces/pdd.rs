@@ -10,14 +10,16 @@ use serde_json::Value;
 
 use super::sign::with_md5_sign;
 use super::{
-    AfterSalePage, Credentials, LineKeys, MarketAfterSale, MarketError, MarketOrder, OrderPage,
-    Platform, Tokens, from_china_seconds_text, int, read_each, shape, text, yuan_lines,
+    AfterSalePage, Credentials, Grant, LineKeys, MarketAfterSale, MarketError, MarketOrder,
+    OrderPage, Platform, Tokens, from_china_seconds_text, int, read_each, shape, text, yuan_lines,
     yuan_to_fen,
 };
 
 const P: Platform = Platform::Pdd;
 pub const ORDERS_TYPE: &str = "pdd.order.number.list.increment.get";
 pub const REFRESH_TYPE: &str = "pdd.pop.auth.token.refresh";
+/// The code of a seller's authorisation, exchanged for the shop's tokens.
+pub const GRANT_TYPE: &str = "pdd.pop.auth.token.create";
 pub const AFTER_SALES_TYPE: &str = "pdd.refund.list.increment.get";
 /// `after_sales_status` of a case whose money went back (退款成功).
 pub const REFUND_SUCCEEDED: i64 = 10;
@@ -109,6 +111,13 @@ pub fn refresh_request(creds: &Credentials, now: i64) -> Vec<(String, String)> {
         now,
         vec![("refresh_token".into(), refresh)],
     )
+}
+
+/// The exchange of an authorisation's code (signed, without a token).
+pub fn grant_request(creds: &Credentials, code: &str, now: i64) -> Vec<(String, String)> {
+    let mut c = creds.clone();
+    c.access_token = None;
+    signed(&c, GRANT_TYPE, now, vec![("code".into(), code.to_owned())])
 }
 
 fn error(e: &Value) -> MarketError {
@@ -251,10 +260,27 @@ fn after_sale(c: &Value) -> Result<MarketAfterSale, MarketError> {
 }
 
 pub fn read_tokens(v: &Value, now: i64) -> Result<Tokens, MarketError> {
+    tokens_of(answer(v, "pop_auth_token_refresh_response")?, now)
+}
+
+/// The shop's tokens and its owner (`owner_id`, the shop; `owner_name`).
+pub fn read_grant(v: &Value, now: i64) -> Result<Grant, MarketError> {
+    let t = answer(v, "pop_auth_token_create_response")?;
+    Ok(Grant {
+        tokens: tokens_of(t, now)?,
+        shop_ref: text(&t["owner_id"]),
+        shop_name: text(&t["owner_name"]),
+    })
+}
+
+fn answer<'a>(v: &'a Value, key: &str) -> Result<&'a Value, MarketError> {
     if v.get("error_response").is_some() {
         return Err(error(&v["error_response"]));
     }
-    let t = &v["pop_auth_token_refresh_response"];
+    v.get(key).ok_or_else(|| shape(P, format!("no {key}")))
+}
+
+fn tokens_of(t: &Value, now: i64) -> Result<Tokens, MarketError> {
     let access = text(&t["access_token"]).ok_or_else(|| shape(P, "no access_token"))?;
     let expires_at = int(&t["expires_at"])
         .map(|s| s * 1000)

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::sign::with_md5_sign;
 use super::{
-    Credentials, LineKeys, MarketError, MarketOrder, OrderPage, Platform, Tokens,
+    Credentials, Grant, LineKeys, MarketError, MarketOrder, OrderPage, Platform, Tokens,
     china_seconds_text, from_china_seconds_text, int, read_each, shape, text, yuan_lines,
     yuan_to_fen,
 };
@@ -15,6 +15,8 @@ use super::{
 const P: Platform = Platform::Tmall;
 pub const ORDERS_METHOD: &str = "taobao.trades.sold.increment.get";
 pub const REFRESH_METHOD: &str = "taobao.top.auth.token.refresh";
+/// The code of a seller's authorisation, exchanged for the shop's tokens.
+pub const GRANT_METHOD: &str = "taobao.top.auth.token.create";
 const FIELDS: &str = "tid,status,created,modified,pay_time,payment,buyer_nick,buyer_open_uid,\
 receiver_name,receiver_mobile,receiver_state,orders";
 /// Every trade type: TOP's default leaves out presales and several others.
@@ -75,6 +77,18 @@ pub fn refresh_request(creds: &Credentials, now: i64) -> Vec<(String, String)> {
         REFRESH_METHOD,
         now,
         vec![("refresh_token".into(), refresh)],
+    )
+}
+
+/// The exchange of an authorisation's code (a call without a session).
+pub fn grant_request(creds: &Credentials, code: &str, now: i64) -> Vec<(String, String)> {
+    let mut c = creds.clone();
+    c.access_token = None;
+    signed(
+        &c,
+        GRANT_METHOD,
+        now,
+        vec![("code".into(), code.to_owned())],
     )
 }
 
@@ -197,13 +211,35 @@ fn trade(t: &Value) -> Result<MarketOrder, MarketError> {
 }
 
 pub fn read_tokens(v: &Value, now: i64) -> Result<Tokens, MarketError> {
+    let t = token_result(v, "top_auth_token_refresh_response")?;
+    tokens_of(&t, now)
+}
+
+/// The shop's tokens and its seller (`taobao_user_id`; the nick comes URL-encoded).
+pub fn read_grant(v: &Value, now: i64) -> Result<Grant, MarketError> {
+    let t = token_result(v, "top_auth_token_create_response")?;
+    let nick = text(&t["taobao_user_nick"]).map(|n| {
+        percent_encoding::percent_decode_str(&n)
+            .decode_utf8_lossy()
+            .into_owned()
+    });
+    Ok(Grant {
+        tokens: tokens_of(&t, now)?,
+        shop_ref: text(&t["taobao_user_id"]),
+        shop_name: nick,
+    })
+}
+
+/// `token_result`, a JSON object written as a string inside the answer.
+fn token_result(v: &Value, answer: &str) -> Result<Value, MarketError> {
     if v.get("error_response").is_some() {
         return Err(error(&v["error_response"]));
     }
-    let result = text(&v["top_auth_token_refresh_response"]["token_result"])
-        .ok_or_else(|| shape(P, "no token_result"))?;
-    let t: Value =
-        serde_json::from_str(&result).map_err(|e| shape(P, format!("token_result: {e}")))?;
+    let result = text(&v[answer]["token_result"]).ok_or_else(|| shape(P, "no token_result"))?;
+    serde_json::from_str(&result).map_err(|e| shape(P, format!("token_result: {e}")))
+}
+
+fn tokens_of(t: &Value, now: i64) -> Result<Tokens, MarketError> {
     let access = text(&t["access_token"]).ok_or_else(|| shape(P, "no access_token"))?;
     let expires_at = int(&t["expire_time"])
         .or_else(|| int(&t["expires_in"]).map(|s| now + s * 1000))
