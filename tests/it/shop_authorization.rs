@@ -99,8 +99,16 @@ async fn authorise(
         ],
     )
     .await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{platform}");
-    let to_platform = location(&r);
+    // A page that sends the browser on (a redirect after a form post would break the console's
+    // form-action policy), its link the platform's page.
+    assert_eq!(r.status(), StatusCode::OK, "{platform}");
+    let page = r.text().await.expect("page");
+    let to_platform = page
+        .split("id=\"to-platform\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(|href| href.replace("&amp;", "&").replace("&#38;", "&"))
+        .unwrap_or_else(|| panic!("{platform}: no link on {page}"));
     assert!(
         to_platform.starts_with(&sandbox.base),
         "{platform}: {to_platform}"
@@ -345,7 +353,22 @@ async fn an_authorisation_is_its_brands_once_and_briefly(backend: Backend) {
     );
     let (st, page) = open(&c, &boss, &back).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    assert!(page.contains("卖家没有完成授权"), "{page}");
+    assert!(page.contains("卖家在平台上拒绝了授权"), "{page}");
+    // Its state is spent: a code sent with it later is refused.
+    let state = query_param(&back, "state").expect("state");
+    let (st, _) = open(
+        &c,
+        &boss,
+        &s.url(&format!("{CALLBACK}?code=code-99&state={state}")),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    // A crafted error text is not written into the page.
+    let crafted = s.url(&format!(
+        "{CALLBACK}?error=%E4%BD%A0%E5%A5%BD%E9%AA%97%E5%AD%90&state=x"
+    ));
+    let (_, page) = open(&c, &boss, &crafted).await;
+    assert!(!page.contains("你好骗子"), "{page}");
     assert_eq!(
         siyu::know::shops::list(s.db(), a).await.expect("a").len(),
         1
@@ -366,6 +389,69 @@ async fn an_authorisation_is_its_brands_once_and_briefly(backend: Backend) {
         siyu::know::shops::list(s.db(), a).await.expect("a").len(),
         1
     );
+    let (pending,): (i64,) = s
+        .db()
+        .fetch_one(&sql("SELECT COUNT(*) FROM shop_authorizations"))
+        .await
+        .expect("count");
+    assert_eq!(pending, 0, "no authorisation is left behind");
+
+    // Authorising the PDD shop again (its token ended): the same shop, its name and cursor kept.
+    let before = siyu::know::shops::list(s.db(), a).await.expect("a");
+    let (sandbox, shop) = sandbox_for(&s, Platform::Pdd).await;
+    let back = authorise(&c, &s, &boss, &sandbox, &shop).await;
+    let r = c
+        .get(&back)
+        .header("cookie", &boss)
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let after = siyu::know::shops::list(s.db(), a).await.expect("a");
+    assert_eq!(after.len(), 1);
+    assert_eq!(
+        (&after[0].name, after[0].sync_cursor),
+        (&before[0].name, before[0].sync_cursor)
+    );
 }
 
 on_each_backend!(an_authorisation_is_its_brands_once_and_briefly);
+
+/// A server that does not allow other API addresses refuses one typed into the form, and keeps
+/// nothing.
+async fn the_form_takes_no_api_address_the_server_does_not_allow(backend: Backend) {
+    let s = TestServer::start_with(backend, |a| a.marketplace_allow_api_base = false).await;
+    let c = no_redirects();
+    let (a, _) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    access::create_user(s.db(), a, "boss", "boss", PASSWORD, Role::Admin)
+        .await
+        .expect("user");
+    let boss = console_session(&c, &s, "茶小铺", "boss", PASSWORD).await;
+    let (_, page) = open(&c, &boss, &s.url("/console/overview")).await;
+    assert!(
+        !page.contains("name=\"api_base\""),
+        "the field is not offered"
+    );
+    let r = send_form(
+        &c,
+        &s,
+        &boss,
+        &[
+            ("platform", "pdd"),
+            ("app_key", "k"),
+            ("app_secret", "s"),
+            ("api_base", "http://10.0.0.1:8080"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.expect("page").contains("接口地址："));
+    let (pending,): (i64,) = s
+        .db()
+        .fetch_one(&sql("SELECT COUNT(*) FROM shop_authorizations"))
+        .await
+        .expect("count");
+    assert_eq!(pending, 0);
+}
+
+on_each_backend!(the_form_takes_no_api_address_the_server_does_not_allow);

@@ -547,8 +547,10 @@ async fn refused_after_sales(backend: Backend, platform: Platform) {
         "{backend:?} {platform:?}: every order stored"
     );
     assert_eq!(run.after_sales, 0);
+    // Three hours of orders: every window of the platform's width was passed.
+    let windows = (3 * 3_600_000 / platform.max_window_ms()) as u32;
     assert!(
-        run.windows >= 3,
+        run.windows >= windows,
         "{backend:?} {platform:?}: the cursor moved on: {run:?}"
     );
     assert!(
@@ -621,6 +623,41 @@ async fn after_sales_cases_over_several_pages_youzan(backend: Backend) {
     after_sales_cases_over_several_pages(backend, Platform::Youzan).await
 }
 on_each_backend!(after_sales_cases_over_several_pages_youzan);
+
+/// A window holding more cases than Youzan's refund search reads (3,000 deep) is split, as a
+/// window of orders is: every case is read, none counted as rejected.
+async fn a_window_of_more_cases_than_the_platform_pages_is_split(backend: Backend) {
+    let tdb = TestDb::new(backend).await;
+    let now = now_ms();
+    let start = now - 27 * 60_000;
+    let mut orders = generate(Platform::Youzan, 3_200, 17, start, now - 120_000);
+    // A promotion's aftermath: every order refunded in full.
+    for o in &mut orders {
+        o.status = siyu_marketplace_sandbox::Status::Refunded;
+        o.paid_at = Some(o.created_at);
+        o.refund_amount = o.amount;
+    }
+    let shop = Shop::new(Platform::Youzan, orders);
+    let sandbox = Sandbox::start(shop.clone()).await.expect("sandbox");
+    let id = connect(&tdb.db, &sandbox, &shop, start - 60_000).await;
+    let run = sync_shop(&tdb.db, &cipher(), None, TENANT, id, &limits())
+        .await
+        .unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+    assert_eq!(run.summary.rejected, 0, "{:?}", run.summary.errors);
+    let (cases,): (i64,) = tdb
+        .db
+        .fetch_one(
+            &sql("SELECT COUNT(*) FROM after_sales WHERE tenant_id = $1 AND succeeded = 1")
+                .bind(TENANT),
+        )
+        .await
+        .expect("cases");
+    assert_eq!(cases, 3_200, "{backend:?}");
+    let stats = sandbox.stats();
+    assert_eq!(stats.bad_requests, 0, "never asked past 3,000: {stats:?}");
+}
+
+on_each_backend!(a_window_of_more_cases_than_the_platform_pages_is_split);
 
 /// A shop's own `api_base` is called only when the server allows it: else the sync would call
 /// any address a tenant admin typed (an internal host). Connecting refuses it, and a shop stored

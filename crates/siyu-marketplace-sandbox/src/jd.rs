@@ -125,7 +125,7 @@ pub(crate) async fn jd(
 
 const REFUNDS_METHOD: &str = "jingdong.pop.afs.soa.refundapply.queryPageList";
 
-/// One page of refund cases audited in the asked window (statuses: 1 审核通过, 2 审核不通过).
+/// One page of refund cases audited in the asked window (statuses: 3 京东财务审核通过, 2 审核不通过).
 fn refunds(inner: &mut super::Inner, b: &Value) -> Response {
     if inner.shop.refuse_after_sales {
         return axum::Json(
@@ -155,7 +155,7 @@ fn refunds(inner: &mut super::Inner, b: &Value) -> Response {
         .map(|c| {
             let at = china_seconds_text(c.order.modified_at);
             json!({"id": c.id, "orderId": c.order.order_no, "applyRefundSum": c.amount as f64,
-                "status": if c.succeeded { 1 } else { 2 }, "applyTime": at, "checkTime": at,
+                "status": if c.succeeded { 3 } else { 2 }, "applyTime": at, "checkTime": at,
                 "buyerId": c.order.buyer_id})
         })
         .collect();

@@ -94,7 +94,8 @@ pub(crate) async fn youzan_refunds(
     }
     if inner.shop.refuse_after_sales {
         return axum::Json(
-            json!({"gw_err_resp": {"err_code": 4202, "err_msg": "应用无此 API 的调用权限"}}),
+            // Youzan's gateway speaks of a missing permission in a token's words.
+            json!({"gw_err_resp": {"err_code": 4202, "err_msg": "应用未获得该 API 的授权"}}),
         )
         .into_response();
     }

@@ -387,6 +387,14 @@ pub fn table(workers: &Workers) -> Router<AppState> {
         .route("/console/lang/{code}", get(console::set_lang))
         .route("/console/overview", get(console::overview_page))
         .route("/console/statuses", post(console::data::read_status))
+        .route(
+            "/console/imports",
+            post(console::imports::upload).layer(DefaultBodyLimit::max(UPLOAD_BODY_BYTES)),
+        )
+        .route(
+            "/console/imports/{id}/rejected.csv",
+            get(console::imports::rejected_rows),
+        )
         .route("/console/shops/authorize", post(console::shops::authorize))
         .route(
             console::shops::CALLBACK_PATH,

@@ -29,6 +29,7 @@ pub(crate) struct ShopRow {
 
 /// A receipt as the overview lists it.
 pub(crate) struct ReceiptRow {
+    pub id: i64,
     pub at: String,
     pub source: &'static str,
     pub name: String,
@@ -97,6 +98,7 @@ pub(crate) async fn channel_data(
         .map_err(|e| e.to_string())?
         .into_iter()
         .map(|r| ReceiptRow {
+            id: r.id,
             at: format_local(r.finished_at),
             source: if r.source == "sync" {
                 d.source_sync

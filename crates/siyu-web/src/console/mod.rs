@@ -8,6 +8,7 @@ pub mod connect;
 pub mod customers;
 pub mod data;
 mod form;
+pub mod imports;
 pub mod members;
 pub mod origin;
 pub mod segments;
@@ -242,7 +243,11 @@ pub(crate) struct OverviewPage {
     /// What went wrong with the form just sent (reading a status text, connecting a shop).
     errors: Vec<String>,
     may_write: bool,
+    /// Admins may download rejected rows (they carry phones).
+    may_see_phone: bool,
     shop_form: shops::ShopFormView,
+    /// The export presets the upload form offers: (value, name).
+    presets: Vec<(&'static str, String)>,
 }
 
 pub(crate) fn percent(r: f64) -> String {
@@ -306,7 +311,9 @@ pub(crate) async fn render_overview_with(
         data,
         errors,
         may_write: u.caller.role.may_write(),
+        may_see_phone: u.caller.role.may_see_phone(),
         shop_form,
+        presets: imports::preset_choices(u.lang),
     });
     *r.status_mut() = status;
     r

@@ -3,6 +3,7 @@
 //! `/console/shops/authorized` with a code that becomes the shop's tokens. A Youzan self-use app
 //! needs no authorisation: it connects at once with its shop id.
 
+use askama::Template;
 use axum::extract::{Form, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -73,6 +74,47 @@ impl ShopFormView {
     }
 }
 
+/// On the way to the platform's authorisation page. A page rather than a redirect: the
+/// console's `form-action 'self'` policy stops a form's answer from redirecting the browser to
+/// another site, while a page may send it on.
+#[derive(Template)]
+#[template(path = "console/leaving.html")]
+struct LeavingPage {
+    tr: &'static crate::i18n::Tr,
+    lang: &'static str,
+    user: String,
+    active: &'static str,
+    heading: String,
+    hint: &'static str,
+    go: &'static str,
+    url: String,
+}
+
+fn leaving(u: &ConsoleUser, platform: Platform, url: String) -> Response {
+    let (heading, hint, go) = match u.lang {
+        Lang::Zh => (
+            format!("正在前往{}授权…", platform.zh()),
+            "请在这个浏览器里用店铺主账号登录平台并确认授权；确认后会回到这里，店铺接入，订单在 5 分钟内开始同步。",
+            "没有自动跳转？点此前往",
+        ),
+        Lang::En => (
+            format!("Going to {} to authorise…", platform.as_str()),
+            "Sign in to the platform with the shop's main account in this browser and confirm; you come back here, the shop is connected and its orders start syncing within 5 minutes.",
+            "Not moving? Go now",
+        ),
+    };
+    super::page(LeavingPage {
+        tr: u.lang.tr(),
+        lang: u.lang.code(),
+        user: u.caller.name.clone(),
+        active: "overview",
+        heading,
+        hint,
+        go,
+        url,
+    })
+}
+
 /// A refusal in the page's language, naming the field as the form does.
 fn said(lang: Lang, e: &AuthorizationError) -> String {
     let zh = lang == Lang::Zh;
@@ -80,7 +122,7 @@ fn said(lang: Lang, e: &AuthorizationError) -> String {
         AuthorizationError::Shop(ShopError::Invalid { field, reason }) if zh => {
             let (label, what) = match *field {
                 "platform" => ("平台", "请选择天猫/淘宝、京东、拼多多、抖店或有赞"),
-                "name" => ("店铺名称", "最多 64 个字（有赞必填）"),
+                "name" => ("店铺名称", "有赞须填写，最多 64 个字"),
                 "shop_ref" => ("店铺 ID", "有赞须填写店铺 ID（kdt_id），最多 64 个字符"),
                 "app_key" => ("AppKey", "必填，最多 128 个字符"),
                 "app_secret" => ("AppSecret", "必填，最多 256 个字符"),
@@ -93,6 +135,10 @@ fn said(lang: Lang, e: &AuthorizationError) -> String {
                 "state" if reason.contains("ran out") => {
                     ("授权", "超过 10 分钟未完成，已失效：请重新发起授权")
                 }
+                "state" if reason.contains("decrypt") => (
+                    "授权",
+                    "服务器密钥已更换，读不出暂存的应用密钥：请重新发起授权",
+                ),
                 "state" => ("授权", "已使用、已失效或不是本品牌发起的：请重新发起授权"),
                 _ => ("店铺", reason.as_str()),
             };
@@ -189,7 +235,7 @@ pub(crate) async fn authorize(
                 now,
             )
             .await?;
-            Ok(Redirect::to(&url).into_response())
+            Ok(leaving(&u, platform, url))
         } else {
             let shop = NewShop {
                 platform: platform.as_str().to_owned(),
@@ -258,12 +304,17 @@ pub(crate) async fn authorized(
     if !c.error.is_empty() || c.code.trim().is_empty() {
         // The state is spent either way: a refused authorisation is begun again from the form.
         let _ = shop_authorizations::take(&app.db, &app.cipher, tenant, &c.state, now).await;
-        let message = match u.lang {
-            Lang::Zh => format!("卖家没有完成授权（平台答复：{}）：可以重新发起", c.error),
-            Lang::En => format!(
-                "The seller did not authorise the app (the platform said: {}); begin again",
-                c.error
-            ),
+        // Only known answers are named: the text of a crafted link is not written into the page.
+        let message = match (u.lang, c.error.as_str()) {
+            (Lang::Zh, "access_denied") => "卖家在平台上拒绝了授权：可以重新发起".to_owned(),
+            (Lang::Zh, _) => "卖家没有完成授权，平台没有给出授权码：可以重新发起".to_owned(),
+            (Lang::En, "access_denied") => {
+                "The seller declined on the platform; begin again".to_owned()
+            }
+            (Lang::En, _) => {
+                "The seller did not finish authorising and the platform gave no code; begin again"
+                    .to_owned()
+            }
         };
         return refused(
             &app,

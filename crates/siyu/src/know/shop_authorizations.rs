@@ -122,6 +122,11 @@ pub async fn take(
     state: &str,
     now: i64,
 ) -> Result<PendingShop, ShopError> {
+    db.execute(
+        &sql("DELETE FROM shop_authorizations WHERE expires_at < $1")
+            .bind(now - AUTHORIZE_WITHIN_MS),
+    )
+    .await?;
     let row: Option<Row> = db
         .fetch_optional(
             &sql(

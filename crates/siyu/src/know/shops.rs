@@ -182,6 +182,24 @@ pub async fn connect(
     Ok(id)
 }
 
+/// The name a shop has here, if it was connected before.
+pub async fn name_of(
+    db: &Db,
+    tenant: TenantId,
+    platform: &str,
+    shop_ref: &str,
+) -> Result<Option<String>, ShopError> {
+    let row: Option<(String,)> = db
+        .fetch_optional(
+            &sql("SELECT name FROM shops WHERE tenant_id = $1 AND platform = $2 AND shop_ref = $3")
+                .bind(tenant)
+                .bind(platform)
+                .bind(shop_ref.trim()),
+        )
+        .await?;
+    Ok(row.map(|(n,)| n))
+}
+
 const STATUS_COLUMNS: &str = "id, platform, shop_ref, name, sync_cursor, last_success_at, last_error, \
      last_error_at, orders_synced, disconnected_at";
 

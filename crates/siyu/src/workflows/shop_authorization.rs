@@ -71,6 +71,15 @@ pub async fn finish(
     now: i64,
 ) -> Result<i64, AuthorizationError> {
     let p = shop_authorizations::take(db, cipher, tenant, state, now).await?;
+    // The server's leave may have been taken back since the authorisation began: the exchange
+    // carries the app's secret, so it goes nowhere the server no longer allows.
+    if p.api_base.is_some() && !allow_api_base {
+        return Err(ShopError::Invalid {
+            field: "api_base",
+            reason: "only the platform's own address unless the server allows others (marketplace_allow_api_base)".into(),
+        }
+        .into());
+    }
     let platform = Platform::parse(&p.platform).ok_or_else(|| ShopError::Invalid {
         field: "platform",
         reason: format!("{:?} is not a platform Siyu syncs", p.platform),
@@ -90,18 +99,22 @@ pub async fn finish(
     let shop_ref = grant
         .shop_ref
         .ok_or(AuthorizationError::NoShop(platform.as_str()))?;
-    let shop = NewShop {
-        platform: p.platform,
-        // The operator's name for the shop; else the platform's; else the platform and its id
-        // (JD names no shop in its answer).
-        name: if p.name.trim().is_empty() {
-            grant
+    // The operator's name for the shop; else the name it has here already (authorising again
+    // renames nothing); else the platform's; else the platform and its id (JD names no shop).
+    let name = match p.name.trim() {
+        "" => match shops::name_of(db, tenant, &p.platform, &shop_ref).await? {
+            Some(kept) => kept,
+            None => grant
                 .shop_name
                 .filter(|n| !n.trim().is_empty())
-                .unwrap_or_else(|| format!("{} {shop_ref}", platform.zh()))
-        } else {
-            p.name
+                .map(|n| n.trim().chars().take(64).collect())
+                .unwrap_or_else(|| format!("{} {shop_ref}", platform.zh())),
         },
+        typed => typed.to_owned(),
+    };
+    let shop = NewShop {
+        platform: p.platform,
+        name,
         shop_ref,
         app_key: p.app_key,
         app_secret: p.app_secret,

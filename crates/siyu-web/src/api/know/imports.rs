@@ -52,14 +52,116 @@ static UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UploadQuery {
-    preset: String,
+    pub preset: String,
     #[serde(default)]
-    channel: Option<String>,
+    pub channel: Option<String>,
     #[serde(default)]
-    store: Option<String>,
+    pub store: Option<String>,
     /// The file's own name, for the receipt.
     #[serde(default)]
-    name: Option<String>,
+    pub name: Option<String>,
+}
+
+/// Why an uploaded export was not imported (the API answers it in English, the console in the
+/// page's language).
+#[derive(Debug)]
+pub(crate) enum UploadRefused {
+    /// Two uploads are being imported on this server.
+    Busy,
+    Preset(String),
+    EmptyFile,
+    /// The header names no column the preset needs.
+    MissingColumn {
+        wanted: String,
+        preset: String,
+    },
+    /// The file's first row cannot be read as a header.
+    Header(String),
+    Internal(String),
+}
+
+impl From<UploadRefused> for ApiError {
+    fn from(r: UploadRefused) -> ApiError {
+        match r {
+            UploadRefused::Busy => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "uploads_busy",
+                "two exports are being imported on this server; send this one when they finish",
+            ),
+            UploadRefused::Preset(p) => ApiError::bad_request(format!(
+                "preset {p:?} is not one of {}",
+                presets::PRESET_NAMES.join(", ")
+            )),
+            UploadRefused::EmptyFile => ApiError::bad_request("the file is empty"),
+            UploadRefused::MissingColumn { wanted, preset } => ApiError::bad_request(format!(
+                "no column the {preset} preset needs was found in the header: it looks for {wanted}"
+            )),
+            UploadRefused::Header(why) => {
+                ApiError::bad_request(format!("cannot read the header row: {why}"))
+            }
+            UploadRefused::Internal(e) => ApiError::internal(e),
+        }
+    }
+}
+
+/// Imports an uploaded export: the receipt of the run (none when the file held no row).
+pub(crate) async fn import_upload(
+    app: &AppState,
+    tenant: siyu::platform::TenantId,
+    q: UploadQuery,
+    body: &[u8],
+) -> Result<Option<receipts::Receipt>, UploadRefused> {
+    // An upload holds its file in memory and recomputes the tenant: two at a time per server.
+    let Ok(_turn) = UPLOADS.try_acquire() else {
+        return Err(UploadRefused::Busy);
+    };
+    let preset_name = q.preset.clone();
+    let preset = presets::preset(&q.preset).ok_or(UploadRefused::Preset(q.preset))?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(UploadRefused::EmptyFile);
+    }
+    let internal = |e: &dyn std::fmt::Display| UploadRefused::Internal(e.to_string());
+    let mut opts = ImportOptions::new(preset);
+    opts.channel = q.channel;
+    opts.store_id = q.store;
+    opts.status_map = status_map::load(&app.db, tenant)
+        .await
+        .map_err(|e| internal(&e))?;
+    opts.display_name = Some(
+        q.name
+            .map(|n| n.chars().filter(|c| !c.is_control()).take(120).collect())
+            .filter(|n: &String| !n.trim().is_empty())
+            .unwrap_or_else(|| format!("{preset_name}.csv")),
+    );
+    // The importer reads a file and writes its rejected rows beside it; both live in a
+    // directory of this upload's own, gone when the receipt holds them.
+    let dir = tempfile::tempdir().map_err(|e| internal(&e))?;
+    let file = dir.path().join("upload.csv");
+    tokio::fs::write(&file, body)
+        .await
+        .map_err(|e| internal(&e))?;
+    let summary = import_file(&app.db, &app.cipher, tenant, &file, &opts, None)
+        .await
+        .map_err(|e| match e {
+            // What is wrong with the file is the sender's to mend; the rest is ours.
+            ImportError::Empty(_) => UploadRefused::EmptyFile,
+            ImportError::MissingColumn { wanted, preset, .. } => {
+                UploadRefused::MissingColumn { wanted, preset }
+            }
+            ImportError::Header(_, why) => UploadRefused::Header(why),
+            ImportError::Io(..) | ImportError::Store(..) => internal(&e),
+        })?;
+    if summary.imported + summary.updated > 0 {
+        siyu::workflows::import_finished(&app.db, tenant, now_ms())
+            .await
+            .map_err(|e| internal(&e))?;
+    }
+    match summary.receipt {
+        Some(id) => receipts::get(&app.db, tenant, id)
+            .await
+            .map_err(|e| internal(&e)),
+        None => Ok(None),
+    }
 }
 
 /// `POST /api/v1/import/orders?preset=tmall`: the body is an export file as the platform wrote
@@ -71,60 +173,7 @@ pub(crate) async fn upload_orders(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
-    // An upload holds its file in memory and recomputes the tenant: two at a time per server.
-    let Ok(_turn) = UPLOADS.try_acquire() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "uploads_busy",
-            "two exports are being imported on this server; send this one when they finish",
-        ));
-    };
-    let preset_name = q.preset.clone();
-    let preset = presets::preset(&q.preset).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "preset {:?} is not one of {}",
-            q.preset,
-            presets::PRESET_NAMES.join(", ")
-        ))
-    })?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("the file is empty"));
-    }
-    let mut opts = ImportOptions::new(preset);
-    opts.channel = q.channel;
-    opts.store_id = q.store;
-    opts.status_map = status_map::load(&app.db, caller.tenant_id).await?;
-    opts.display_name = Some(
-        q.name
-            .map(|n| n.chars().filter(|c| !c.is_control()).take(120).collect())
-            .filter(|n: &String| !n.trim().is_empty())
-            .unwrap_or_else(|| format!("{}.csv", preset_name)),
-    );
-    // The importer reads a file and writes its rejected rows beside it; both live in a
-    // directory of this upload's own, gone when the receipt holds them.
-    let dir = tempfile::tempdir().map_err(ApiError::internal)?;
-    let file = dir.path().join("upload.csv");
-    tokio::fs::write(&file, &body)
-        .await
-        .map_err(ApiError::internal)?;
-    let summary = import_file(&app.db, &app.cipher, caller.tenant_id, &file, &opts, None)
-        .await
-        .map_err(|e| match e {
-            // What is wrong with the file is the caller's to mend; the rest is ours.
-            ImportError::Empty(_) | ImportError::MissingColumn { .. } | ImportError::Header(..) => {
-                ApiError::bad_request(e.to_string())
-            }
-            ImportError::Io(..) | ImportError::Store(..) => ApiError::internal(e),
-        })?;
-    if summary.imported + summary.updated > 0 {
-        siyu::workflows::import_finished(&app.db, caller.tenant_id, now_ms())
-            .await
-            .map_err(ApiError::internal)?;
-    }
-    let receipt = match summary.receipt {
-        Some(id) => receipts::get(&app.db, caller.tenant_id, id).await?,
-        None => None,
-    };
+    let receipt = import_upload(&app, caller.tenant_id, q, &body).await?;
     Ok((StatusCode::CREATED, Json(json!({"receipt": receipt}))).into_response())
 }
 

@@ -3,8 +3,8 @@
 //! `jingdong_pop_order_search_responce` (JD's spelling). Tokens are refreshed at JD's OAuth
 //! server (`/oauth2/refresh_token`). The order API says only that an order was cancelled; what
 //! went back of it comes from the refund list `jingdong.pop.afs.soa.refundapply.queryPageList`
-//! (退款审核单), read by audit time: a case approved (by the seller, JD's finance or an
-//! interception) is a refund that went through.
+//! (退款审核单), read by audit time: a case JD's finance approved, or an interception that
+//! refunded, is a refund that went through.
 
 use crate::platform::Fen;
 use serde_json::{Value, json};
@@ -19,10 +19,11 @@ use super::{
 const P: Platform = Platform::Jd;
 pub const ORDERS_METHOD: &str = "jingdong.pop.order.search";
 pub const AFTER_SALES_METHOD: &str = "jingdong.pop.afs.soa.refundapply.queryPageList";
-/// Refund-case statuses whose money goes back: 审核通过, 京东财务审核通过, 人工审核通过, 拦截并退款,
-/// 青龙拦截成功, 强制关单并退款. (0 未审核, 2 and 4 refused, 8 interception failed, 10 waiting
-/// for the carrier, 11 withdrawn by the buyer do not.)
-const REFUND_APPROVED: [i64; 6] = [1, 3, 5, 6, 7, 9];
+/// Refund-case statuses whose money goes back: 京东财务审核通过 (JD's finance paid it), 拦截并退款,
+/// 青龙拦截成功 (the parcel was stopped and the order refunded) and 强制关单并退款. The seller's
+/// or an agent's approval (1 审核通过, 5 人工审核通过) is not yet money back: JD's finance (4) or
+/// the interception (8) may still refuse it, so it counts when JD's audit says so.
+const REFUND_APPROVED: [i64; 4] = [3, 6, 7, 9];
 /// Every state the API returns (it returns no unpaid orders).
 const STATES: &str = "WAIT_SELLER_STOCK_OUT,WAIT_SELLER_DELIVERY,PAUSE,POP_ORDER_PAUSE,LOCKED,\
 WAIT_GOODS_RECEIVE_CONFIRM,FINISHED_L,TRADE_CANCELED";
@@ -301,11 +302,12 @@ fn whole_fen(v: &Value) -> Option<Fen> {
     whole.parse().ok().map(Fen::new)
 }
 
-/// The shop's tokens and its seller account (`uid`, else `open_id`; `user_nick` where given).
+/// The shop's tokens and its seller account (`uid`: one id always, so that authorising again
+/// finds the same shop; `user_nick` where given).
 pub fn read_grant(v: &Value, now: i64) -> Result<Grant, MarketError> {
     Ok(Grant {
         tokens: read_tokens(v, now)?,
-        shop_ref: text(&v["uid"]).or_else(|| text(&v["open_id"])),
+        shop_ref: text(&v["uid"]),
         shop_name: text(&v["user_nick"]),
     })
 }
@@ -335,7 +337,7 @@ mod tests {
             "jingdong_pop_afs_soa_refundapply_queryPageList_responce": {"code": "0", "queryResult": {
                 "success": true, "totalCount": 4, "result": [
                     {"id": 1000399977, "orderId": "40204951366", "applyRefundSum": 1990.0,
-                     "status": 1, "applyTime": "2016-10-21 10:37:13", "checkTime": "2016-10-21 11:00:00"},
+                     "status": 3, "applyTime": "2016-10-21 10:37:13", "checkTime": "2016-10-21 11:00:00"},
                     // Refused by the seller: read, not a refund that went through.
                     {"id": "1000399978", "orderId": 40204951367_i64, "applyRefundSum": "500",
                      "status": 2, "applyTime": "2016-10-21 10:37:13"},
@@ -381,6 +383,20 @@ mod tests {
             read_after_sales(&json!({"error_response": {"code": "19", "zh_desc": "token过期"}})),
             Err(MarketError::TokenExpired { .. })
         ));
+    }
+
+    #[test]
+    fn only_statuses_whose_money_went_back_count() {
+        let counts: Vec<i64> = (0..=11)
+            .filter(|status| {
+                let case = json!({"id": 1, "orderId": "9", "applyRefundSum": 100, "status": status,
+                                  "checkTime": "2024-06-01 10:00:00"});
+                after_sale(&case).expect("read").succeeded
+            })
+            .collect();
+        // 3 财务审核通过, 6 拦截并退款, 7 青龙拦截成功, 9 强制关单并退款; not 0 未审核, 1/5 approved
+        // but not yet paid, 2/4 refused, 8 interception failed, 10 waiting, 11 withdrawn.
+        assert_eq!(counts, vec![3, 6, 7, 9]);
     }
 
     #[test]
