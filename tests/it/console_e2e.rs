@@ -413,3 +413,65 @@ async fn run_node(script: &Path, args: &[String], chromium: &str, shots: &Path, 
     );
     assert!(stdout.contains(done), "{stdout}");
 }
+
+/// Channel data from the console in Chromium: a shop connected by the seller's authorisation
+/// against the Tmall sandbox (the form-action policy holds the browser to the console, so the
+/// form answers a page that sends it on), and an order export uploaded with its progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shops_and_exports_from_the_console_in_chromium() {
+    use siyu_marketplace_sandbox::{Platform, Sandbox, Shop, generate};
+    let Some((chromium, e2e)) = browser("shops_and_exports_from_the_console_in_chromium") else {
+        return;
+    };
+    let s = TestServer::start_with(Backend::Sqlite, |a| a.marketplace_allow_api_base = true).await;
+    let t = access::create_tenant(s.db(), "品牌丙")
+        .await
+        .expect("tenant");
+    access::create_user(
+        s.db(),
+        t.id,
+        "admin",
+        "管理员",
+        "correct-horse",
+        Role::Admin,
+    )
+    .await
+    .expect("user");
+    let now = siyu::platform::clock::now_ms();
+    let mut shop = Shop::new(
+        Platform::Tmall,
+        generate(Platform::Tmall, 50, 3, now - 3_600_000, now - 120_000),
+    );
+    shop.callback_url = Some(s.url("/console/shops/authorized"));
+    let sandbox = Sandbox::start(shop.clone()).await.expect("sandbox");
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("shops-e2e");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let export = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/exports/jd/orders.csv");
+    let args = vec![
+        s.base.clone(),
+        "品牌丙".into(),
+        "admin".into(),
+        "correct-horse".into(),
+        sandbox.base.clone(),
+        shop.app_key.clone(),
+        shop.app_secret.clone(),
+        export.display().to_string(),
+        shots.display().to_string(),
+    ];
+    run_node(
+        &e2e.join("shops.mjs"),
+        &args,
+        &chromium,
+        &shots,
+        "all channel data checks passed",
+    )
+    .await;
+    // What the browser did is in the store: the shop with its granted token, the receipt.
+    let shops = siyu::know::shops::list(s.db(), t.id).await.expect("shops");
+    assert_eq!(shops.len(), 1);
+    assert_eq!(sandbox.stats().grants, 1);
+    let runs = siyu::know::import::receipts::list(s.db(), t.id, 5)
+        .await
+        .expect("receipts");
+    assert!(runs.iter().any(|r| r.rejected == 1), "{runs:?}");
+}
