@@ -18,6 +18,7 @@ mod connect;
 mod console;
 mod console_access;
 mod console_campaigns;
+mod console_coupons;
 mod console_e2e;
 mod console_imports;
 mod coupons;

@@ -224,6 +224,11 @@ pub(super) fn decide(c: &Comparison) -> Outcome {
     }
 }
 
+/// An arm's name in Chinese text: the hold-out arm, named `control` by its callers, is 对照组.
+pub(super) fn zh_name(name: &str) -> &str {
+    if name == "control" { "对照组" } else { name }
+}
+
 /// What is missing before the test can be read: exposed per arm, conversions per comparison.
 pub(super) fn shortfalls(
     arms: &[Arm],
@@ -237,7 +242,7 @@ pub(super) fn shortfalls(
         let need = min_per_arm - a.n;
         zh.push(format!(
             "{} 还需曝光 {need} 人（每组至少 {min_per_arm} 人）",
-            a.name
+            zh_name(&a.name)
         ));
         en.push(format!(
             "{} needs {need} more exposed (at least {min_per_arm} per arm)",
@@ -250,7 +255,8 @@ pub(super) fn shortfalls(
             let need = MIN_CONVERSIONS - have;
             zh.push(format!(
                 "{} 与 {} 合计还需 {need} 次转化（每组比较至少 {MIN_CONVERSIONS} 次）",
-                v.name, base_arm.name
+                zh_name(&v.name),
+                zh_name(&base_arm.name)
             ));
             en.push(format!(
                 "{} and {} need {need} more conversions between them (at least {MIN_CONVERSIONS} per comparison)",

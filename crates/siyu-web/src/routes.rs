@@ -395,6 +395,14 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             "/console/imports/{id}/rejected.csv",
             get(console::imports::rejected_rows),
         )
+        .route(
+            "/console/coupons",
+            get(console::coupons::coupons_page).post(console::coupons::create),
+        )
+        .route(
+            "/console/coupons/{id}/claim-via",
+            post(console::coupons::change_claim_via),
+        )
         .route("/console/shops/authorize", post(console::shops::authorize))
         .route(
             console::shops::CALLBACK_PATH,

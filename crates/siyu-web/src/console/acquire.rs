@@ -117,7 +117,7 @@ pub(crate) fn bars(points: &[report::Point]) -> Vec<Bar> {
                 x: i as i64 * 33,
                 y: 44 - h,
                 h,
-                label: format!("{}h: ¥{}", p.hours, yuan(p.gmv)),
+                label: format!("{}h: {}", p.hours, yuan(p.gmv)),
             }
         })
         .collect()

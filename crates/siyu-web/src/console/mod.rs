@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod acquire;
 pub mod activities;
 pub mod connect;
+pub mod coupons;
 pub mod customers;
 pub mod data;
 mod form;

@@ -5,6 +5,7 @@ mod access;
 mod acquire;
 mod activities;
 mod connect;
+mod coupons;
 mod data;
 mod layering;
 
@@ -12,6 +13,7 @@ pub use access::*;
 pub use acquire::*;
 pub use activities::*;
 pub use connect::*;
+pub use coupons::*;
 pub use data::*;
 pub use layering::*;
 
@@ -111,6 +113,7 @@ pub struct Tr {
     pub nav_acquire: &'static str,
     pub nav_connect: &'static str,
     pub nav_access: &'static str,
+    pub nav_coupons: &'static str,
     pub members_title: &'static str,
     pub member_no: &'static str,
     pub tier: &'static str,
@@ -193,6 +196,7 @@ pub static ZH: Tr = Tr {
     nav_acquire: "拉新召回",
     nav_connect: "企微承接",
     nav_access: "账号",
+    nav_coupons: "优惠券",
     members_title: "会员",
     member_no: "会员号",
     tier: "等级",
@@ -276,6 +280,7 @@ pub static EN: Tr = Tr {
     nav_acquire: "Acquire",
     nav_connect: "WeCom",
     nav_access: "Access",
+    nav_coupons: "Coupons",
     members_title: "Members",
     member_no: "Member no.",
     tier: "Tier",

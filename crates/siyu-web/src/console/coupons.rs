@@ -1,0 +1,389 @@
+//! The coupon templates page (优惠券): the brand's templates with what each offers and where it
+//! is claimed, a form that makes one (amounts typed in yuan, validity as days or dates), and the
+//! claim channel changed in place, so that a package-card batch or an H5 claim page no longer
+//! waits for someone to call the API.
+
+use askama::Template;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::form::{fen, list, number, opt_time};
+use super::{ConsoleUser, page, server_error};
+use crate::AppState;
+use crate::i18n::{CouponTr, Lang, Tr, claim_via_name, coupon_kind_name};
+use siyu::convert::coupons::{
+    self, ClaimVia, CouponError, Kind, Template as CouponTemplate, TemplateInput,
+};
+use siyu::know::report::yuan;
+use siyu::platform::Fen;
+use siyu::platform::clock::{format_local, now_ms};
+
+const KINDS: [Kind; 3] = [Kind::AmountOff, Kind::PercentOff, Kind::FreeGift];
+const CLAIM_VIAS: [ClaimVia; 4] = [
+    ClaimVia::Card,
+    ClaimVia::H5,
+    ClaimVia::Points,
+    ClaimVia::Api,
+];
+
+/// What was typed into the form, kept as typed so that a refusal shows it again.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct TemplateForm {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub value: String,
+    #[serde(default)]
+    pub gift: String,
+    #[serde(default)]
+    pub threshold: String,
+    #[serde(default)]
+    pub valid_days: String,
+    #[serde(default)]
+    pub starts_at: String,
+    #[serde(default)]
+    pub ends_at: String,
+    #[serde(default)]
+    pub per_customer: String,
+    #[serde(default)]
+    pub total: String,
+    #[serde(default)]
+    pub channels: String,
+    #[serde(default)]
+    pub stores: String,
+    #[serde(default)]
+    pub stackable: String,
+    #[serde(default)]
+    pub claim_via: String,
+}
+
+impl Default for TemplateForm {
+    fn default() -> Self {
+        TemplateForm {
+            name: String::new(),
+            kind: Kind::AmountOff.as_str().into(),
+            value: String::new(),
+            gift: String::new(),
+            threshold: "0".into(),
+            valid_days: "30".into(),
+            starts_at: String::new(),
+            ends_at: String::new(),
+            per_customer: "1".into(),
+            total: String::new(),
+            channels: String::new(),
+            stores: String::new(),
+            stackable: String::new(),
+            claim_via: ClaimVia::Card.as_str().into(),
+        }
+    }
+}
+
+pub(crate) struct TemplateRow {
+    id: i64,
+    name: String,
+    kind: &'static str,
+    offer: String,
+    threshold: String,
+    validity: String,
+    issued: i64,
+    total: i64,
+    claim_via: String,
+    claim_via_name: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "console/coupons.html")]
+pub(crate) struct CouponsPage {
+    tr: &'static Tr,
+    c: &'static CouponTr,
+    lang: &'static str,
+    user: String,
+    active: &'static str,
+    rows: Vec<TemplateRow>,
+    errors: Vec<String>,
+    notice: &'static str,
+    may_write: bool,
+    form: TemplateForm,
+    kind_choices: Vec<(&'static str, &'static str)>,
+    claim_choices: Vec<(&'static str, &'static str)>,
+}
+
+/// What a template offers, as an operator reads it: ¥30.00 off, 8 折 (20% off), a gift.
+fn offer(lang: Lang, t: &CouponTemplate) -> String {
+    match (t.kind.as_str(), lang) {
+        ("amount_off", Lang::Zh) => format!("减 {}", yuan(Fen::new(t.value))),
+        ("amount_off", Lang::En) => format!("{} off", yuan(Fen::new(t.value))),
+        ("percent_off", Lang::Zh) => {
+            let zhe = (100 - t.value) as f64 / 10.0;
+            format!("{zhe} 折（减 {}%）", t.value)
+        }
+        ("percent_off", Lang::En) => format!("{}% off", t.value),
+        _ => t.gift.clone().unwrap_or_default(),
+    }
+}
+
+fn validity(lang: Lang, t: &CouponTemplate) -> String {
+    match (t.valid_days, t.starts_at, t.ends_at, lang) {
+        (Some(d), _, _, Lang::Zh) => format!("领取后 {d} 天"),
+        (Some(d), _, _, Lang::En) => format!("{d} days after granted"),
+        (None, s, Some(e), _) => format!(
+            "{} – {}",
+            s.map(format_local).unwrap_or_default(),
+            format_local(e)
+        ),
+        _ => "—".into(),
+    }
+}
+
+async fn render(
+    app: &AppState,
+    u: &ConsoleUser,
+    errors: Vec<String>,
+    form: TemplateForm,
+    notice: &'static str,
+) -> Response {
+    let templates = match coupons::templates(&app.db, u.caller.tenant_id).await {
+        Ok(t) => t,
+        Err(e) => return server_error(e),
+    };
+    let c = u.lang.coupons();
+    let rows = templates
+        .iter()
+        .map(|t| TemplateRow {
+            id: t.id,
+            name: t.name.clone(),
+            kind: coupon_kind_name(u.lang, &t.kind),
+            offer: offer(u.lang, t),
+            threshold: if t.threshold > Fen::ZERO {
+                match u.lang {
+                    Lang::Zh => format!("满 {}", yuan(t.threshold)),
+                    Lang::En => format!("over {}", yuan(t.threshold)),
+                }
+            } else {
+                c.no_threshold.to_owned()
+            },
+            validity: validity(u.lang, t),
+            issued: t.issued,
+            total: t.total,
+            claim_via: t.claim_via.clone(),
+            claim_via_name: claim_via_name(u.lang, &t.claim_via),
+        })
+        .collect();
+    let refused = !errors.is_empty();
+    let mut r = page(CouponsPage {
+        tr: u.lang.tr(),
+        c,
+        lang: u.lang.code(),
+        user: u.caller.name.clone(),
+        active: "coupons",
+        rows,
+        errors,
+        notice,
+        may_write: u.caller.role.may_write(),
+        form,
+        kind_choices: KINDS
+            .iter()
+            .map(|k| (k.as_str(), coupon_kind_name(u.lang, k.as_str())))
+            .collect(),
+        claim_choices: CLAIM_VIAS
+            .iter()
+            .map(|v| (v.as_str(), claim_via_name(u.lang, v.as_str())))
+            .collect(),
+    });
+    if refused {
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+    }
+    r
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PageQuery {
+    #[serde(default)]
+    created: Option<String>,
+}
+
+/// `GET /console/coupons`.
+pub(crate) async fn coupons_page(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let notice = if q.created.is_some() {
+        u.lang.coupons().created
+    } else {
+        ""
+    };
+    render(&app, &u, Vec::new(), TemplateForm::default(), notice).await
+}
+
+fn claim_via(v: &str) -> Option<ClaimVia> {
+    CLAIM_VIAS.into_iter().find(|c| c.as_str() == v.trim())
+}
+
+/// The form read as a template, or why not in the page's language (naming the field).
+fn read(lang: Lang, f: &TemplateForm) -> Result<TemplateInput, String> {
+    let zh = lang == Lang::Zh;
+    let label = |zh_label: &str, en: &str| {
+        if zh {
+            zh_label.to_owned()
+        } else {
+            en.to_owned()
+        }
+    };
+    let kind =
+        Kind::parse(f.kind.trim()).ok_or_else(|| label("类型：请选择", "kind: choose one"))?;
+    let value = match kind {
+        Kind::AmountOff => fen("value", &f.value)
+            .map_err(|_| {
+                label(
+                    &format!("面额：「{}」不是金额（元）", f.value),
+                    &format!("amount: {:?} is not an amount in yuan", f.value),
+                )
+            })?
+            .get(),
+        Kind::PercentOff => f.value.trim().parse().map_err(|_| {
+            label(
+                &format!("折扣：「{}」不是 1–99 的整数", f.value),
+                &format!("percentage: {:?} is not a whole number 1–99", f.value),
+            )
+        })?,
+        Kind::FreeGift => 0,
+    };
+    let threshold = match f.threshold.trim() {
+        "" => Fen::ZERO,
+        t => fen("threshold", t).map_err(|_| {
+            label(
+                &format!("使用门槛：「{t}」不是金额（元）"),
+                &format!("threshold: {t:?} is not an amount in yuan"),
+            )
+        })?,
+    };
+    let whole = |v: &str, zh_label: &str, en: &str| {
+        number(en, v).map_err(|_| {
+            label(
+                &format!("{zh_label}：「{v}」不是整数"),
+                &format!("{en}: {v:?} is not a whole number"),
+            )
+        })
+    };
+    let time = |v: &str, zh_label: &str, en: &str| {
+        opt_time(en, v).map_err(|_| {
+            label(
+                &format!("{zh_label}：「{v}」不是时间"),
+                &format!("{en}: {v:?} is not a time"),
+            )
+        })
+    };
+    // Dates given: they set the validity, and the days box (pre-filled) steps aside.
+    let ends_at = time(&f.ends_at, "结束时间", "ends")?;
+    let valid_days = match ends_at {
+        Some(_) => None,
+        None => whole(&f.valid_days, "领取后几天有效", "valid days")?,
+    };
+    Ok(TemplateInput {
+        name: f.name.clone(),
+        kind,
+        value,
+        gift: Some(f.gift.trim().to_owned()).filter(|g| !g.is_empty()),
+        threshold,
+        starts_at: time(&f.starts_at, "开始时间", "starts")?,
+        ends_at,
+        valid_days,
+        per_customer: whole(&f.per_customer, "每人限领", "per customer")?.unwrap_or(1),
+        total: whole(&f.total, "发放总量", "total")?.unwrap_or(0),
+        channels: list(&f.channels),
+        stores: list(&f.stores),
+        stackable: f.stackable == "1",
+        claim_via: claim_via(&f.claim_via)
+            .ok_or_else(|| label("领取渠道：请选择", "claimed via: choose one"))?,
+    })
+}
+
+/// A refusal of the domain's check, in the page's language.
+fn said(lang: Lang, e: &CouponError) -> String {
+    match (lang, e) {
+        (Lang::Zh, CouponError::Invalid { field, reason }) => {
+            let text = match *field {
+                "name" => "名称：须 1–60 个字",
+                "value" if reason.contains("percentage") => "折扣：须为 1–99（减百分之几）",
+                "value" => "面额：须大于 0 元",
+                "gift" => "赠品：赠品券须写明赠品",
+                "threshold" => "使用门槛：不能为负",
+                "valid_days" if reason.contains("not both") => {
+                    "有效期：领取后天数与结束时间只填一个"
+                }
+                "valid_days" => "领取后几天有效：须为 1–3650",
+                "ends_at" if reason.contains("after") => "结束时间：须晚于开始时间",
+                "ends_at" => "有效期：填写领取后几天有效，或填写结束时间",
+                "per_customer" => "每人限领：至少 1 张",
+                "total" => "发放总量：至少 1 张",
+                _ => return format!("{field}：{reason}"),
+            };
+            text.to_owned()
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// `POST /console/coupons`: makes a template; a refusal shows the form again as it was typed.
+pub(crate) async fn create(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Form(f): Form<TemplateForm>,
+) -> Response {
+    if !u.caller.role.may_write() {
+        let mut r = render(&app, &u, vec![u.lang.coupons().read_only.into()], f, "").await;
+        *r.status_mut() = StatusCode::FORBIDDEN;
+        return r;
+    }
+    let input = match read(u.lang, &f) {
+        Ok(i) => i,
+        Err(e) => return render(&app, &u, vec![e], f, "").await,
+    };
+    match coupons::create_template(&app.db, u.caller.tenant_id, &input, now_ms()).await {
+        Ok(_) => Redirect::to("/console/coupons?created=1").into_response(),
+        Err(e @ CouponError::Invalid { .. }) => {
+            let said = said(u.lang, &e);
+            render(&app, &u, vec![said], f, "").await
+        }
+        Err(e) => server_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ClaimViaForm {
+    claim_via: String,
+}
+
+/// `POST /console/coupons/{id}/claim-via`: where the template is claimed from now on.
+pub(crate) async fn change_claim_via(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Path(id): Path<String>,
+    Form(f): Form<ClaimViaForm>,
+) -> Response {
+    if !u.caller.role.may_write() {
+        let mut r = render(
+            &app,
+            &u,
+            vec![u.lang.coupons().read_only.into()],
+            TemplateForm::default(),
+            "",
+        )
+        .await;
+        *r.status_mut() = StatusCode::FORBIDDEN;
+        return r;
+    }
+    let (Ok(id), Some(via)) = (id.parse::<i64>(), claim_via(&f.claim_via)) else {
+        return (StatusCode::NOT_FOUND, "").into_response();
+    };
+    match coupons::set_claim_via(&app.db, u.caller.tenant_id, id, via).await {
+        Ok(_) => Redirect::to("/console/coupons").into_response(),
+        Err(CouponError::NoTemplate(_)) => (StatusCode::NOT_FOUND, "").into_response(),
+        Err(e) => server_error(e),
+    }
+}

@@ -1,0 +1,125 @@
+//! Text of the console: the coupon templates page.
+
+use super::Lang;
+
+/// The coupon templates page (优惠券): the templates, a form to make one, where each is claimed.
+pub struct CouponTr {
+    pub title: &'static str,
+    pub help: &'static str,
+    pub none: &'static str,
+    pub name: &'static str,
+    pub kind: &'static str,
+    pub offer: &'static str,
+    pub threshold: &'static str,
+    pub validity: &'static str,
+    pub issued: &'static str,
+    pub claim_via: &'static str,
+    pub change: &'static str,
+    pub create: &'static str,
+    pub value: &'static str,
+    pub gift: &'static str,
+    pub valid_days: &'static str,
+    pub starts: &'static str,
+    pub ends: &'static str,
+    pub per_customer: &'static str,
+    pub total: &'static str,
+    pub channels: &'static str,
+    pub stores: &'static str,
+    pub stackable: &'static str,
+    pub no_threshold: &'static str,
+    pub created: &'static str,
+    pub read_only: &'static str,
+}
+
+pub static ZH_CP: CouponTr = CouponTr {
+    title: "优惠券模板",
+    help: "模板定义一种券：面额或折扣、门槛、有效期、总量和领取渠道。设为“包裹卡”的模板可在拉新召回里做成包裹卡；设为“H5 领券页”的模板顾客可自己领取。",
+    none: "还没有优惠券模板：用下面的表单创建第一张",
+    name: "名称",
+    kind: "类型",
+    offer: "优惠",
+    threshold: "门槛",
+    validity: "有效期",
+    issued: "已发 / 总量",
+    claim_via: "领取渠道",
+    change: "修改",
+    create: "创建模板",
+    value: "面额（元）或折扣（减百分之几，1–99）",
+    gift: "赠品（仅赠品券）",
+    valid_days: "领取后几天有效",
+    starts: "或：开始时间",
+    ends: "结束时间",
+    per_customer: "每人限领",
+    total: "发放总量",
+    channels: "限用渠道（逗号分隔，空为不限）",
+    stores: "限用门店（逗号分隔，空为不限）",
+    stackable: "可与其他券叠加",
+    no_threshold: "无门槛",
+    created: "已创建优惠券模板",
+    read_only: "你的角色只能查看，不能创建或修改优惠券模板；请找管理员或运营",
+};
+
+pub static EN_CP: CouponTr = CouponTr {
+    title: "Coupon templates",
+    help: "A template defines a coupon: its amount or percentage, threshold, validity, total and where it is claimed. A template claimed with package cards can be printed on cards under Acquire; one claimed on the H5 page can be claimed by customers themselves.",
+    none: "No coupon template yet: create the first with the form below",
+    name: "Name",
+    kind: "Kind",
+    offer: "Offer",
+    threshold: "Threshold",
+    validity: "Validity",
+    issued: "Issued / total",
+    claim_via: "Claimed via",
+    change: "Change",
+    create: "Create template",
+    value: "Amount (yuan) or percentage off (1–99)",
+    gift: "Gift (gift coupons only)",
+    valid_days: "Valid for days after granted",
+    starts: "or: starts",
+    ends: "ends",
+    per_customer: "Per customer",
+    total: "Total",
+    channels: "Channels (comma-separated; empty: any)",
+    stores: "Stores (comma-separated; empty: any)",
+    stackable: "Stacks with other coupons",
+    no_threshold: "No threshold",
+    created: "Coupon template created",
+    read_only: "Your role can view but not create or change coupon templates; ask an admin or operator",
+};
+
+impl Lang {
+    pub fn coupons(self) -> &'static CouponTr {
+        match self {
+            Lang::Zh => &ZH_CP,
+            Lang::En => &EN_CP,
+        }
+    }
+}
+
+/// A coupon kind in the page's language.
+pub fn coupon_kind_name(lang: Lang, kind: &str) -> &'static str {
+    match (lang, kind) {
+        (Lang::Zh, "amount_off") => "代金券（立减）",
+        (Lang::Zh, "percent_off") => "折扣券",
+        (Lang::Zh, "free_gift") => "赠品券",
+        (Lang::En, "amount_off") => "Amount off",
+        (Lang::En, "percent_off") => "Percentage off",
+        (Lang::En, "free_gift") => "Free gift",
+        _ => "—",
+    }
+}
+
+/// Where a template is claimed, in the page's language.
+pub fn claim_via_name(lang: Lang, via: &str) -> &'static str {
+    match (lang, via) {
+        (Lang::Zh, "h5") => "H5 领券页",
+        (Lang::Zh, "card") => "包裹卡",
+        (Lang::Zh, "points") => "积分兑换",
+        (Lang::Zh, "api") => "品牌系统发放（API）",
+        (Lang::En, "h5") => "H5 page",
+        (Lang::En, "card") => "Package card",
+        (Lang::En, "points") => "Points gift",
+        (Lang::En, "api") => "Brand's systems (API)",
+        _ => "—",
+    }
+}

@@ -1,0 +1,257 @@
+//! Coupon templates from the console (优惠券), over HTTP with the console session, on both
+//! backends: made in yuan and days, shown as operators read them (减 ¥30.00, 8 折, 满 ¥300.00,
+//! 领取后 30 天), refused in Chinese by field with what was typed kept, their claim channel
+//! changed in place, and a card template offered to the package-card form at once.
+
+use crate::common;
+use reqwest::StatusCode;
+use siyu::platform::access::{self, Role};
+use siyu::platform::db::sql;
+
+use common::{Backend, TestServer, console_session, no_redirects, tenant_with_key};
+
+const PASSWORD: &str = "a-long-password";
+
+async fn post(
+    c: &reqwest::Client,
+    s: &TestServer,
+    cookie: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, String, String) {
+    let r = c
+        .post(s.url(path))
+        .header("cookie", cookie)
+        .form(form)
+        .send()
+        .await
+        .expect("post");
+    let status = r.status();
+    let location = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, location, r.text().await.expect("page"))
+}
+
+async fn get(c: &reqwest::Client, s: &TestServer, cookie: &str, path: &str) -> String {
+    c.get(s.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("page")
+}
+
+fn form<'a>(changes: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut f = vec![
+        ("name", "满300减30"),
+        ("kind", "amount_off"),
+        ("value", "30"),
+        ("gift", ""),
+        ("threshold", "300"),
+        ("valid_days", "30"),
+        ("starts_at", ""),
+        ("ends_at", ""),
+        ("per_customer", "1"),
+        ("total", "500"),
+        ("channels", ""),
+        ("stores", ""),
+        ("claim_via", "card"),
+    ];
+    for (k, v) in changes {
+        match f.iter_mut().find(|(n, _)| n == k) {
+            Some(slot) => slot.1 = v,
+            None => f.push((k, v)),
+        }
+    }
+    f
+}
+
+async fn coupon_templates_are_made_and_changed_in_the_console(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = no_redirects();
+    let (tenant, _) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    for (user, role) in [("ops", Role::Operator), ("viewer", Role::Viewer)] {
+        access::create_user(s.db(), tenant, user, user, PASSWORD, role)
+            .await
+            .expect("user");
+    }
+    let ops = console_session(&c, &s, "茶小铺", "ops", PASSWORD).await;
+    let viewer = console_session(&c, &s, "茶小铺", "viewer", PASSWORD).await;
+
+    let page = get(&c, &s, &ops, "/console/coupons").await;
+    assert!(page.contains("id=\"no-templates\""), "{page}");
+    assert!(page.contains("id=\"new-template\""));
+    assert!(
+        !get(&c, &s, &viewer, "/console/coupons")
+            .await
+            .contains("id=\"new-template\"")
+    );
+    // The package-card form says where to make a card template.
+    assert!(
+        get(&c, &s, &ops, "/console/acquire")
+            .await
+            .contains("href=\"/console/coupons\"")
+    );
+
+    // ¥30 off over ¥300, 30 days, 500 of them, claimed with package cards.
+    let (st, to, _) = post(&c, &s, &ops, "/console/coupons", &form(&[])).await;
+    assert_eq!(
+        (st, to.as_str()),
+        (StatusCode::SEE_OTHER, "/console/coupons?created=1")
+    );
+    let (value, threshold, days, via): (i64, i64, Option<i64>, String) = s
+        .db()
+        .fetch_one(
+            &sql("SELECT value, threshold, valid_days, claim_via FROM coupon_templates WHERE tenant_id = $1")
+                .bind(tenant),
+        )
+        .await
+        .expect("template");
+    assert_eq!(
+        (value, threshold, days, via.as_str()),
+        (3_000, 30_000, Some(30), "card")
+    );
+    // 20% off (8 折) between two dates, stackable, on the H5 page.
+    let (st, _, body) = post(
+        &c,
+        &s,
+        &ops,
+        "/console/coupons",
+        &form(&[
+            ("name", "会员8折"),
+            ("kind", "percent_off"),
+            ("value", "20"),
+            ("threshold", ""),
+            ("starts_at", "2026-12-01T00:00"),
+            ("ends_at", "2026-12-31T23:59"),
+            ("stackable", "1"),
+            ("claim_via", "h5"),
+        ]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER, "{body}");
+    let page = get(&c, &s, &ops, "/console/coupons?created=1").await;
+    assert!(page.contains("已创建优惠券模板"));
+    for shown in [
+        "减 ¥30.00",
+        "满 ¥300.00",
+        "领取后 30 天",
+        "0 / 500",
+        "8 折（减 20%）",
+        "无门槛",
+        "2026-12-01 00:00 – 2026-12-31 23:59",
+        "代金券（立减）",
+        "折扣券",
+    ] {
+        assert!(page.contains(shown), "{shown} in {page}");
+    }
+    assert!(
+        !page.contains("amount_off") || page.contains("value=\"amount_off\""),
+        "codes only as option values"
+    );
+
+    // Refusals in Chinese, by field, with what was typed kept.
+    for (changes, said) in [
+        (
+            vec![("value", "三十"), ("name", "双十二券")],
+            "面额：「三十」不是金额（元）",
+        ),
+        (
+            vec![("kind", "percent_off"), ("value", "120")],
+            "折扣：须为 1–99",
+        ),
+        (vec![("total", "")], "发放总量：至少 1 张"),
+        (
+            vec![("valid_days", ""), ("ends_at", "")],
+            "有效期：填写领取后几天有效，或填写结束时间",
+        ),
+        (
+            vec![
+                ("starts_at", "2026-12-31T00:00"),
+                ("ends_at", "2026-12-01T00:00"),
+            ],
+            "结束时间：须晚于开始时间",
+        ),
+        (
+            vec![("kind", "free_gift"), ("gift", "")],
+            "赠品：赠品券须写明赠品",
+        ),
+    ] {
+        let (st, _, page) = post(&c, &s, &ops, "/console/coupons", &form(&changes)).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{said}");
+        assert!(page.contains(said), "{said} in {page}");
+    }
+    let (_, _, page) = post(
+        &c,
+        &s,
+        &ops,
+        "/console/coupons",
+        &form(&[("value", "三十"), ("name", "双十二券")]),
+    )
+    .await;
+    assert!(
+        page.contains("value=\"双十二券\"") && page.contains("value=\"三十\""),
+        "what was typed is kept"
+    );
+    let (st, _, page) = post(&c, &s, &viewer, "/console/coupons", &form(&[])).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    assert!(page.contains("只能查看"));
+
+    // The card template is offered to the package-card form; moved to H5, it no longer is.
+    let acquire = get(&c, &s, &ops, "/console/acquire").await;
+    assert!(
+        !acquire.contains("id=\"no-offer\""),
+        "the card template is offered"
+    );
+    let (id,): (i64,) = s
+        .db()
+        .fetch_one(
+            &sql("SELECT id FROM coupon_templates WHERE tenant_id = $1 AND name = '满300减30'")
+                .bind(tenant),
+        )
+        .await
+        .expect("id");
+    let (st, to, _) = post(
+        &c,
+        &s,
+        &ops,
+        &format!("/console/coupons/{id}/claim-via"),
+        &[("claim_via", "h5")],
+    )
+    .await;
+    assert_eq!(
+        (st, to.as_str()),
+        (StatusCode::SEE_OTHER, "/console/coupons")
+    );
+    assert!(
+        get(&c, &s, &ops, "/console/acquire")
+            .await
+            .contains("id=\"no-offer\"")
+    );
+    let (st, _, _) = post(
+        &c,
+        &s,
+        &viewer,
+        &format!("/console/coupons/{id}/claim-via"),
+        &[("claim_via", "card")],
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _, _) = post(
+        &c,
+        &s,
+        &ops,
+        "/console/coupons/999999/claim-via",
+        &[("claim_via", "card")],
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+on_each_backend!(coupon_templates_are_made_and_changed_in_the_console);
