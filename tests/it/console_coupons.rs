@@ -1,14 +1,19 @@
 //! Coupon templates from the console (优惠券), over HTTP with the console session, on both
 //! backends: made in yuan and days, shown as operators read them (减 ¥30.00, 8 折, 满 ¥300.00,
 //! 领取后 30 天), refused in Chinese by field with what was typed kept, their claim channel
-//! changed in place, and a card template offered to the package-card form at once.
+//! changed in place, a card template offered to the package-card form at once, a template
+//! issued to a snapshot within its limits, and a coupon redeemed in store once.
 
 use crate::common;
 use reqwest::StatusCode;
 use siyu::platform::access::{self, Role};
 use siyu::platform::db::sql;
 
-use common::{Backend, TestServer, console_session, no_redirects, tenant_with_key};
+use common::{
+    Backend, TestServer, console_session, make_customers, no_redirects, send, tenant_with_key,
+};
+use reqwest::Method as M;
+use serde_json::json;
 
 const PASSWORD: &str = "a-long-password";
 
@@ -255,3 +260,153 @@ async fn coupon_templates_are_made_and_changed_in_the_console(backend: Backend) 
 }
 
 on_each_backend!(coupon_templates_are_made_and_changed_in_the_console);
+
+async fn coupons_are_issued_to_a_snapshot_and_redeemed_in_store(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = no_redirects();
+    let (tenant, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    for (user, role) in [
+        ("ops", Role::Operator),
+        ("guide", Role::Guide),
+        ("viewer", Role::Viewer),
+    ] {
+        access::create_user(s.db(), tenant, user, user, PASSWORD, role)
+            .await
+            .expect("user");
+    }
+    let ops = console_session(&c, &s, "茶小铺", "ops", PASSWORD).await;
+    let guide = console_session(&c, &s, "茶小铺", "guide", PASSWORD).await;
+    let viewer = console_session(&c, &s, "茶小铺", "viewer", PASSWORD).await;
+    // Five customers, one snapshot of all of them.
+    make_customers(&s, &key, 7, 5).await;
+    let (st, seg) = send(
+        &c,
+        M::POST,
+        &s.url("/api/v1/segments"),
+        &key,
+        Some(json!({"name": "全部", "rule": {"and": []}})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{seg}");
+    let (st, snap) = send(
+        &c,
+        M::POST,
+        &s.url(&format!("/api/v1/segments/{}/snapshots", seg["id"])),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{snap}");
+    let snapshot = snap["id"]
+        .as_i64()
+        .or_else(|| snap["snapshot"]["id"].as_i64())
+        .expect("snapshot id")
+        .to_string();
+    // A template of three coupons, ¥30 off over ¥300, one each.
+    let (st, _, _) = post(
+        &c,
+        &s,
+        &ops,
+        "/console/coupons",
+        &form(&[("total", "3"), ("claim_via", "api")]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let (id,): (i64,) = s
+        .db()
+        .fetch_one(&sql("SELECT id FROM coupon_templates WHERE tenant_id = $1").bind(tenant))
+        .await
+        .expect("id");
+    let page = get(&c, &s, &ops, "/console/coupons").await;
+    assert!(
+        page.contains(&format!("action=\"/console/coupons/{id}/issue\"")),
+        "{page}"
+    );
+
+    // Issued to the five: three get one, two are told why not.
+    let issue = format!("/console/coupons/{id}/issue");
+    let (st, _, page) = post(&c, &s, &ops, &issue, &[("snapshot_id", &snapshot)]).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        page.contains("已发放 3 张；未发 2 人（券已发完 2）"),
+        "{page}"
+    );
+    let (st, _, page) = post(&c, &s, &ops, &issue, &[("snapshot_id", &snapshot)]).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(page.contains("已发放 0 张；未发 5 人"), "{page}");
+    let (st, _, page) = post(&c, &s, &ops, &issue, &[("snapshot_id", "")]).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(page.contains("人群快照：请选择"));
+    let (st, _, _) = post(&c, &s, &viewer, &issue, &[("snapshot_id", &snapshot)]).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    // Redeemed in store by a guide: once, with what it took off; refusals say what to check.
+    let (code,): (String,) = s
+        .db()
+        .fetch_one(
+            &sql("SELECT code FROM coupons WHERE tenant_id = $1 ORDER BY id LIMIT 1").bind(tenant),
+        )
+        .await
+        .expect("code");
+    let redeem = |code: String, order: &'static str, amount: &'static str| {
+        vec![
+            ("code", code),
+            ("order_ref", order.to_owned()),
+            ("amount", amount.to_owned()),
+            ("store_id", "S001".to_owned()),
+        ]
+    };
+    let as_form = |v: &Vec<(&'static str, String)>| {
+        v.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>()
+    };
+    let send_redeem = |cookie: String, v: Vec<(&'static str, String)>| {
+        let c = c.clone();
+        let url = s.url("/console/coupons/redeem");
+        async move {
+            let r = c
+                .post(url)
+                .header("cookie", cookie)
+                .form(&as_form(&v))
+                .send()
+                .await
+                .expect("redeem");
+            (r.status(), r.text().await.expect("page"))
+        }
+    };
+    let (st, page) = send_redeem(guide.clone(), redeem(code.to_lowercase(), "POS-1", "199")).await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    assert!(page.contains("订单金额：未达到这张券的使用门槛"), "{page}");
+    let (st, page) = send_redeem(
+        guide.clone(),
+        redeem(code.to_lowercase(), "POS-1", "399.00"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{page}");
+    assert!(
+        page.contains(&format!("核销成功：券码 {code} 抵扣 ¥30.00（订单 POS-1）")),
+        "{page}"
+    );
+    let (st, page) = send_redeem(guide.clone(), redeem(code.clone(), "POS-2", "399")).await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    assert!(page.contains("已经核销过"), "{page}");
+    let (st, page) = send_redeem(guide.clone(), redeem("NOSUCHCODE".into(), "POS-3", "399")).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(page.contains("券码：找不到「NOSUCHCODE」"), "{page}");
+    let (st, page) = send_redeem(guide.clone(), redeem(code.clone(), "POS-3", "三百")).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(page.contains("订单金额：「三百」不是金额（元）"), "{page}");
+    let (st, _) = send_redeem(viewer.clone(), redeem(code.clone(), "POS-4", "399")).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (status, discount): (String, i64) = s
+        .db()
+        .fetch_one(
+            &sql("SELECT status, discount FROM coupons WHERE tenant_id = $1 AND code = $2")
+                .bind(tenant)
+                .bind(&code),
+        )
+        .await
+        .expect("coupon");
+    assert_eq!((status.as_str(), discount), ("redeemed", 3_000));
+}
+
+on_each_backend!(coupons_are_issued_to_a_snapshot_and_redeemed_in_store);

@@ -403,6 +403,8 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             "/console/coupons/{id}/claim-via",
             post(console::coupons::change_claim_via),
         )
+        .route("/console/coupons/{id}/issue", post(console::coupons::issue))
+        .route("/console/coupons/redeem", post(console::coupons::redeem))
         .route("/console/shops/authorize", post(console::shops::authorize))
         .route(
             console::shops::CALLBACK_PATH,

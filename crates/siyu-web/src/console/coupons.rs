@@ -1,7 +1,7 @@
 //! The coupon templates page (优惠券): the brand's templates with what each offers and where it
-//! is claimed, a form that makes one (amounts typed in yuan, validity as days or dates), and the
-//! claim channel changed in place, so that a package-card batch or an H5 claim page no longer
-//! waits for someone to call the API.
+//! is claimed, a form that makes one (amounts typed in yuan, validity as days or dates), the
+//! claim channel changed in place, a template issued to a segment snapshot, and a coupon
+//! redeemed in store by its code, so that none of it waits for someone to call the API.
 
 use askama::Template;
 use axum::extract::{Form, Path, Query, State};
@@ -13,11 +13,15 @@ use super::form::{fen, list, number, opt_time};
 use super::{ConsoleUser, page, server_error};
 use crate::AppState;
 use crate::i18n::{CouponTr, Lang, Tr, claim_via_name, coupon_kind_name};
+use siyu::convert::coupons::UseOn;
 use siyu::convert::coupons::{
     self, ClaimVia, CouponError, Kind, Template as CouponTemplate, TemplateInput,
 };
+use siyu::know::CustomerId;
 use siyu::know::report::yuan;
+use siyu::know::segments;
 use siyu::platform::Fen;
+use siyu::platform::access::Role;
 use siyu::platform::clock::{format_local, now_ms};
 
 const KINDS: [Kind; 3] = [Kind::AmountOff, Kind::PercentOff, Kind::FreeGift];
@@ -105,8 +109,12 @@ pub(crate) struct CouponsPage {
     active: &'static str,
     rows: Vec<TemplateRow>,
     errors: Vec<String>,
-    notice: &'static str,
+    notice: String,
     may_write: bool,
+    /// Store staff (guides) redeem too.
+    may_redeem: bool,
+    /// (id, label) of the latest snapshots, for issuing.
+    snapshots: Vec<(i64, String)>,
     form: TemplateForm,
     kind_choices: Vec<(&'static str, &'static str)>,
     claim_choices: Vec<(&'static str, &'static str)>,
@@ -144,10 +152,20 @@ async fn render(
     u: &ConsoleUser,
     errors: Vec<String>,
     form: TemplateForm,
-    notice: &'static str,
+    notice: String,
 ) -> Response {
     let templates = match coupons::templates(&app.db, u.caller.tenant_id).await {
         Ok(t) => t,
+        Err(e) => return server_error(e),
+    };
+    let snapshots = match segments::recent_snapshots(&app.db, u.caller.tenant_id, 50).await {
+        Ok(s) => s
+            .into_iter()
+            .map(|s| {
+                let label = format!("{} · {} · {}", s.segment, s.size, format_local(s.taken_at));
+                (s.id, label)
+            })
+            .collect(),
         Err(e) => return server_error(e),
     };
     let c = u.lang.coupons();
@@ -184,6 +202,8 @@ async fn render(
         errors,
         notice,
         may_write: u.caller.role.may_write(),
+        may_redeem: may_redeem(u),
+        snapshots,
         form,
         kind_choices: KINDS
             .iter()
@@ -213,9 +233,9 @@ pub(crate) async fn coupons_page(
     Query(q): Query<PageQuery>,
 ) -> Response {
     let notice = if q.created.is_some() {
-        u.lang.coupons().created
+        u.lang.coupons().created.to_owned()
     } else {
-        ""
+        String::new()
     };
     render(&app, &u, Vec::new(), TemplateForm::default(), notice).await
 }
@@ -336,19 +356,26 @@ pub(crate) async fn create(
     Form(f): Form<TemplateForm>,
 ) -> Response {
     if !u.caller.role.may_write() {
-        let mut r = render(&app, &u, vec![u.lang.coupons().read_only.into()], f, "").await;
+        let mut r = render(
+            &app,
+            &u,
+            vec![u.lang.coupons().read_only.into()],
+            f,
+            String::new(),
+        )
+        .await;
         *r.status_mut() = StatusCode::FORBIDDEN;
         return r;
     }
     let input = match read(u.lang, &f) {
         Ok(i) => i,
-        Err(e) => return render(&app, &u, vec![e], f, "").await,
+        Err(e) => return render(&app, &u, vec![e], f, String::new()).await,
     };
     match coupons::create_template(&app.db, u.caller.tenant_id, &input, now_ms()).await {
         Ok(_) => Redirect::to("/console/coupons?created=1").into_response(),
         Err(e @ CouponError::Invalid { .. }) => {
             let said = said(u.lang, &e);
-            render(&app, &u, vec![said], f, "").await
+            render(&app, &u, vec![said], f, String::new()).await
         }
         Err(e) => server_error(e),
     }
@@ -372,7 +399,7 @@ pub(crate) async fn change_claim_via(
             &u,
             vec![u.lang.coupons().read_only.into()],
             TemplateForm::default(),
-            "",
+            String::new(),
         )
         .await;
         *r.status_mut() = StatusCode::FORBIDDEN;
@@ -385,5 +412,232 @@ pub(crate) async fn change_claim_via(
         Ok(_) => Redirect::to("/console/coupons").into_response(),
         Err(CouponError::NoTemplate(_)) => (StatusCode::NOT_FOUND, "").into_response(),
         Err(e) => server_error(e),
+    }
+}
+
+fn may_redeem(u: &ConsoleUser) -> bool {
+    u.caller.role.may_write() || u.caller.role == Role::Guide
+}
+
+async fn refused(app: &AppState, u: &ConsoleUser, said: String, status: StatusCode) -> Response {
+    let mut r = render(app, u, vec![said], TemplateForm::default(), String::new()).await;
+    *r.status_mut() = status;
+    r
+}
+
+#[derive(Deserialize)]
+pub(crate) struct IssueForm {
+    #[serde(default)]
+    snapshot_id: String,
+}
+
+/// Why customers were not given a coupon, counted by reason, in the page's language.
+fn refusals(lang: Lang, refused: &[(CustomerId, String)]) -> String {
+    let mut by: Vec<(&'static str, usize)> = Vec::new();
+    for (_, why) in refused {
+        let reason = match (lang, why.as_str()) {
+            (Lang::Zh, w) if w.starts_with("all coupons") => "券已发完",
+            (Lang::Zh, w) if w.starts_with("already holds") => "已达每人限领",
+            (Lang::Zh, _) => "其他原因",
+            (Lang::En, w) if w.starts_with("all coupons") => "none left",
+            (Lang::En, w) if w.starts_with("already holds") => "at the per-customer limit",
+            (Lang::En, _) => "other reasons",
+        };
+        match by.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, n)) => *n += 1,
+            None => by.push((reason, 1)),
+        }
+    }
+    by.iter()
+        .map(|(r, n)| format!("{r} {n}"))
+        .collect::<Vec<_>>()
+        .join(if lang == Lang::Zh { "，" } else { ", " })
+}
+
+/// `POST /console/coupons/{id}/issue`: the template given to everyone in a segment snapshot,
+/// within its total and per-customer limit; the page says how many got one and why the rest not.
+pub(crate) async fn issue(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Path(id): Path<String>,
+    Form(f): Form<IssueForm>,
+) -> Response {
+    let zh = u.lang == Lang::Zh;
+    if !u.caller.role.may_write() {
+        return refused(
+            &app,
+            &u,
+            u.lang.coupons().read_only.into(),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return (StatusCode::NOT_FOUND, "").into_response();
+    };
+    let Ok(snapshot) = f.snapshot_id.trim().parse::<i64>() else {
+        let said = if zh {
+            "人群快照：请选择要发放的人群快照"
+        } else {
+            "snapshot: choose one"
+        };
+        return refused(&app, &u, said.into(), StatusCode::BAD_REQUEST).await;
+    };
+    let tenant = u.caller.tenant_id;
+    let members = match segments::snapshot_members(&app.db, tenant, snapshot).await {
+        Ok((_, m)) => m,
+        Err(e) => return server_error(e),
+    };
+    let customers: Vec<CustomerId> = members.iter().map(|c| CustomerId::new(c.into())).collect();
+    if customers.is_empty() {
+        let said = if zh {
+            "人群快照：这个快照里没有人"
+        } else {
+            "snapshot: it holds nobody"
+        };
+        return refused(&app, &u, said.into(), StatusCode::BAD_REQUEST).await;
+    }
+    let source = format!("snapshot:{snapshot}");
+    match coupons::grant(&app.db, tenant, id, &customers, &source, now_ms()).await {
+        Ok(g) => {
+            let mut notice = if zh {
+                format!("已发放 {} 张", g.granted.len())
+            } else {
+                format!("{} coupons issued", g.granted.len())
+            };
+            if !g.refused.is_empty() {
+                let why = refusals(u.lang, &g.refused);
+                notice += &if zh {
+                    format!("；未发 {} 人（{why}）", g.refused.len())
+                } else {
+                    format!("; {} not ({why})", g.refused.len())
+                };
+            }
+            render(&app, &u, Vec::new(), TemplateForm::default(), notice).await
+        }
+        Err(CouponError::NoTemplate(_)) => (StatusCode::NOT_FOUND, "").into_response(),
+        Err(CouponError::Refused(why)) => {
+            let said = match (zh, why.as_str()) {
+                (true, w) if w.ends_with("has not started") => {
+                    "发放：这个模板还没到开始时间".to_owned()
+                }
+                (true, w) if w.ends_with("has ended") => "发放：这个模板已过结束时间".to_owned(),
+                (true, w) if w.starts_with("all coupons") => "发放：这个模板的券已发完".to_owned(),
+                (_, w) => w.to_owned(),
+            };
+            refused(&app, &u, said, StatusCode::CONFLICT).await
+        }
+        Err(e) => server_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RedeemForm {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    order_ref: String,
+    #[serde(default)]
+    amount: String,
+    #[serde(default)]
+    store_id: String,
+}
+
+/// A redemption refused, in the page's language, naming what to check.
+fn redeem_refused(lang: Lang, code: &str, e: &CouponError) -> String {
+    if lang == Lang::En {
+        return e.to_string();
+    }
+    match e {
+        CouponError::NoCoupon(_) => format!("券码：找不到「{code}」，请核对"),
+        CouponError::Invalid {
+            field: "order_ref", ..
+        } => "订单号：必填".into(),
+        CouponError::Invalid { field, reason } => format!("{field}：{reason}"),
+        CouponError::Refused(w) if w.contains("was redeemed already") => {
+            format!("券码「{code}」已经核销过，不能再用")
+        }
+        CouponError::Refused(w) if w.contains("is not valid now") => {
+            format!("券码「{code}」不在有效期内")
+        }
+        CouponError::Refused(w) if w.contains("below the coupon's threshold") => {
+            "订单金额：未达到这张券的使用门槛".into()
+        }
+        CouponError::Refused(w) if w.contains("not usable in store") => {
+            "门店：这张券不能在这家门店使用".into()
+        }
+        CouponError::Refused(w) if w.contains("not usable in channel") => {
+            "这张券不能在门店渠道使用".into()
+        }
+        CouponError::Refused(w)
+            if w.contains("nothing is left") || w.contains("does not stack") =>
+        {
+            "这张券不能与订单上已用的券叠加".into()
+        }
+        e => e.to_string(),
+    }
+}
+
+/// `POST /console/coupons/redeem`: store staff type a customer's code, the order and its amount;
+/// the coupon is used once, and the page says what it took off.
+pub(crate) async fn redeem(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Form(f): Form<RedeemForm>,
+) -> Response {
+    let zh = u.lang == Lang::Zh;
+    if !may_redeem(&u) {
+        let said = if zh {
+            "你的角色不能核销优惠券；请找门店导购、运营或管理员"
+        } else {
+            "Your role may not redeem coupons"
+        };
+        return refused(&app, &u, said.into(), StatusCode::FORBIDDEN).await;
+    }
+    let amount = match fen("amount", &f.amount) {
+        Ok(a) => a,
+        Err(_) => {
+            let said = if zh {
+                format!("订单金额：「{}」不是金额（元）", f.amount)
+            } else {
+                format!("amount: {:?} is not an amount in yuan", f.amount)
+            };
+            return refused(&app, &u, said, StatusCode::BAD_REQUEST).await;
+        }
+    };
+    let use_on = UseOn {
+        code: f.code.clone(),
+        order_ref: f.order_ref.clone(),
+        amount,
+        channel: Some("store".into()),
+        store_id: Some(f.store_id.trim().to_owned()).filter(|s| !s.is_empty()),
+    };
+    match coupons::redeem(&app.db, u.caller.tenant_id, &use_on, now_ms()).await {
+        Ok(c) => {
+            let off = yuan(c.discount.unwrap_or(Fen::ZERO));
+            let notice = if zh {
+                format!(
+                    "核销成功：券码 {} 抵扣 {off}（订单 {}）",
+                    c.code,
+                    f.order_ref.trim()
+                )
+            } else {
+                format!(
+                    "Redeemed: coupon {} took {off} off order {}",
+                    c.code,
+                    f.order_ref.trim()
+                )
+            };
+            render(&app, &u, Vec::new(), TemplateForm::default(), notice).await
+        }
+        Err(CouponError::Db(e)) => server_error(e),
+        Err(e) => {
+            let status = match e {
+                CouponError::NoCoupon(_) => StatusCode::NOT_FOUND,
+                CouponError::Refused(_) => StatusCode::CONFLICT,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            refused(&app, &u, redeem_refused(u.lang, f.code.trim(), &e), status).await
+        }
     }
 }

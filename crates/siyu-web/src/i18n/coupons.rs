@@ -29,6 +29,15 @@ pub struct CouponTr {
     pub no_threshold: &'static str,
     pub created: &'static str,
     pub read_only: &'static str,
+    pub issue: &'static str,
+    pub no_snapshot: &'static str,
+    pub redeem_title: &'static str,
+    pub redeem_help: &'static str,
+    pub code: &'static str,
+    pub order_ref: &'static str,
+    pub amount: &'static str,
+    pub store_id: &'static str,
+    pub redeem: &'static str,
 }
 
 pub static ZH_CP: CouponTr = CouponTr {
@@ -57,6 +66,15 @@ pub static ZH_CP: CouponTr = CouponTr {
     no_threshold: "无门槛",
     created: "已创建优惠券模板",
     read_only: "你的角色只能查看，不能创建或修改优惠券模板；请找管理员或运营",
+    issue: "发放给人群",
+    no_snapshot: "先在“人群”页保存一个快照",
+    redeem_title: "门店核销",
+    redeem_help: "顾客出示券码，输入券码、小票订单号和订单原价（元）：每张券只能核销一次，页面会显示抵扣金额。",
+    code: "券码",
+    order_ref: "订单号",
+    amount: "订单金额（元，用券前）",
+    store_id: "门店编号",
+    redeem: "核销",
 };
 
 pub static EN_CP: CouponTr = CouponTr {
@@ -85,6 +103,15 @@ pub static EN_CP: CouponTr = CouponTr {
     no_threshold: "No threshold",
     created: "Coupon template created",
     read_only: "Your role can view but not create or change coupon templates; ask an admin or operator",
+    issue: "Issue to a snapshot",
+    no_snapshot: "Save a segment snapshot first",
+    redeem_title: "Redeem in store",
+    redeem_help: "The customer shows the code: type it, the receipt's order number and the order's amount before the coupon (yuan). Each coupon is used once; the page says what it took off.",
+    code: "Code",
+    order_ref: "Order number",
+    amount: "Order amount (yuan, before the coupon)",
+    store_id: "Store id",
+    redeem: "Redeem",
 };
 
 impl Lang {
