@@ -4,6 +4,7 @@
 
 use askama::Template;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
@@ -52,6 +53,7 @@ pub(crate) struct ConnectPage {
     line: String,
     posts: Vec<PostRow>,
     masses: Vec<MassRow>,
+    wecom: super::wecom::WecomSection,
 }
 
 pub(crate) const WEEKS: usize = 8;
@@ -64,6 +66,19 @@ pub(crate) fn shade(rate: f64) -> String {
 }
 
 pub(crate) async fn connect_page(State(app): State<AppState>, u: ConsoleUser) -> Response {
+    let wecom =
+        super::wecom::WecomSection::new(&app, &u, Vec::new(), String::new(), Default::default())
+            .await;
+    render(&app, &u, wecom, StatusCode::OK).await
+}
+
+/// The page with the WeCom settings section as a form left it.
+pub(crate) async fn render(
+    app: &AppState,
+    u: &ConsoleUser,
+    wecom: super::wecom::WecomSection,
+    status: StatusCode,
+) -> Response {
     let tenant = u.caller.tenant_id;
     let cn = u.lang.cn();
     let run = async {
@@ -117,7 +132,10 @@ pub(crate) async fn connect_page(State(app): State<AppState>, u: ConsoleUser) ->
         .map(|p| PostRow {
             name: p.name,
             due: format_local(p.due_at),
-            target: p.group_kind.or(p.chat_id).unwrap_or_default(),
+            target: match p.group_kind {
+                Some(k) => cn.label(&k).to_owned(),
+                None => p.chat_id.unwrap_or_default(),
+            },
             done: p
                 .tasks
                 .iter()
@@ -159,20 +177,25 @@ pub(crate) async fn connect_page(State(app): State<AppState>, u: ConsoleUser) ->
         Ok::<_, ApiError>((codes, gs, weeks, cohorts, line.join(" "), posts, masses))
     };
     match run.await {
-        Ok((codes, groups, weeks, cohorts, line, posts, masses)) => page(ConnectPage {
-            tr: u.lang.tr(),
-            cn,
-            lang: u.lang.code(),
-            user: u.caller.name.clone(),
-            active: "connect",
-            codes,
-            groups,
-            weeks,
-            cohorts,
-            line,
-            posts,
-            masses,
-        }),
+        Ok((codes, groups, weeks, cohorts, line, posts, masses)) => {
+            let mut r = page(ConnectPage {
+                tr: u.lang.tr(),
+                cn,
+                lang: u.lang.code(),
+                user: u.caller.name.clone(),
+                active: "connect",
+                codes,
+                groups,
+                weeks,
+                cohorts,
+                line,
+                posts,
+                masses,
+                wecom,
+            });
+            *r.status_mut() = status;
+            r
+        }
         Err(e) => e.into_response(),
     }
 }

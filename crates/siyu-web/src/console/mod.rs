@@ -14,6 +14,7 @@ pub mod members;
 pub mod origin;
 pub mod segments;
 pub mod shops;
+pub mod wecom;
 
 use askama::Template;
 use axum::Form;

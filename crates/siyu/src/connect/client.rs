@@ -238,6 +238,14 @@ impl WecomApi {
         &self.corp_id
     }
 
+    /// Asks WeCom for a new access token with the corp id and secret: whether they are right and
+    /// WeCom answers (the console's "test the connection"). The cached token is dropped first, so
+    /// the answer is WeCom's of now.
+    pub async fn check(&self) -> Result<(), WecomError> {
+        *self.token.lock().await = None;
+        self.access_token().await.map(|_| ())
+    }
+
     async fn access_token(&self) -> Result<String, WecomError> {
         let mut t = self.token.lock().await;
         if let Some((tok, until)) = t.as_ref()

@@ -155,6 +155,11 @@ impl Connect {
     }
 
     /// Allows any `base_url` (the sandbox, a proxy).
+    /// Whether tenants may point WeCom's `base_url` elsewhere (a proxy, the sandbox).
+    pub fn any_base_url_allowed(&self) -> bool {
+        self.any_base_url.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn allow_any_base_url(&self) {
         self.any_base_url
             .store(true, std::sync::atomic::Ordering::Relaxed);

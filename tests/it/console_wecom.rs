@@ -1,0 +1,166 @@
+//! WeCom set up from the console (企业微信设置) against the WeCom sandbox, over HTTP with the
+//! console session, on both backends: the callback address to paste is shown, saving tests the
+//! connection by asking WeCom for a token, a wrong secret is said at once in WeCom's own code,
+//! a malformed key is refused by field with what was typed kept (never the secrets), and only an
+//! admin may hand the secret over.
+
+use crate::common;
+use reqwest::StatusCode;
+use siyu::platform::access::{self, Role};
+use siyu_wecom_sandbox::{Sandbox, SandboxCorp};
+
+use common::{Backend, TestServer, console_session, no_redirects, tenant_with_key};
+
+const PASSWORD: &str = "a-long-password";
+
+async fn post(
+    c: &reqwest::Client,
+    s: &TestServer,
+    cookie: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let r = c
+        .post(s.url(path))
+        .header("cookie", cookie)
+        .form(form)
+        .send()
+        .await
+        .expect("post");
+    (r.status(), r.text().await.expect("page"))
+}
+
+async fn wecom_is_set_up_and_tested_in_the_console(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = no_redirects();
+    let (tenant, _) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    for (user, role) in [("boss", Role::Admin), ("ops", Role::Operator)] {
+        access::create_user(s.db(), tenant, user, user, PASSWORD, role)
+            .await
+            .expect("user");
+    }
+    let boss = console_session(&c, &s, "茶小铺", "boss", PASSWORD).await;
+    let ops = console_session(&c, &s, "茶小铺", "ops", PASSWORD).await;
+    let wecom = Sandbox::start(SandboxCorp::default())
+        .await
+        .expect("sandbox");
+    let corp = wecom.corp().clone();
+
+    let page = |cookie: String| {
+        let c = c.clone();
+        let url = s.url("/console/connect");
+        async move {
+            c.get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .expect("page")
+                .text()
+                .await
+                .expect("text")
+        }
+    };
+    let p = page(boss.clone()).await;
+    assert!(p.contains("还没有设置企业微信"), "{p}");
+    assert!(
+        p.contains(&format!("/callbacks/wecom/{tenant}")),
+        "the callback to paste"
+    );
+    assert!(p.contains("id=\"wecom-form\""));
+    assert!(
+        !page(ops.clone()).await.contains("id=\"wecom-form\""),
+        "not to an operator"
+    );
+
+    let form = |secret: &str, key: String| {
+        vec![
+            ("corp_id", corp.corp_id.clone()),
+            ("secret", secret.to_owned()),
+            ("token", corp.token.clone()),
+            ("encoding_aes_key", key),
+            ("base_url", wecom.url().to_owned()),
+        ]
+    };
+    let send = |cookie: String, path: &'static str, v: Vec<(&'static str, String)>| {
+        let c = c.clone();
+        let url = s.url(path);
+        async move {
+            let r = c
+                .post(url)
+                .header("cookie", cookie)
+                .form(&v)
+                .send()
+                .await
+                .expect("post");
+            (r.status(), r.text().await.expect("page"))
+        }
+    };
+
+    // A malformed key: refused by field, the corp id kept, no secret written back.
+    let (st, p) = send(
+        boss.clone(),
+        "/console/connect/wecom",
+        form("typed-secret-1", "short".into()),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        p.contains("EncodingAESKey：须为企业微信后台生成的 43 位字符"),
+        "{p}"
+    );
+    assert!(
+        p.contains(&format!("value=\"{}\"", corp.corp_id)),
+        "the corp id is kept"
+    );
+    assert!(
+        !p.contains("typed-secret-1"),
+        "the secret is not written back"
+    );
+    // A wrong secret: saved, and WeCom's refusal said at once.
+    let (st, p) = send(
+        boss.clone(),
+        "/console/connect/wecom",
+        form("not-the-secret", corp.encoding_aes_key.clone()),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_GATEWAY);
+    assert!(p.contains("连接失败：企业微信答复 errcode 40001"), "{p}");
+    // The right one: connected.
+    let (st, p) = send(
+        boss.clone(),
+        "/console/connect/wecom",
+        form(&corp.secret, corp.encoding_aes_key.clone()),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{p}");
+    assert!(p.contains("连接正常"), "{p}");
+    assert!(
+        p.contains(&format!("已设置：企业 ID {}", corp.corp_id)),
+        "{p}"
+    );
+    // Tested again from the saved settings.
+    let (st, p) = post(&c, &s, &boss, "/console/connect/wecom/test", &[]).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(p.contains("连接正常"), "{p}");
+    let view = s
+        .app
+        .connect
+        .settings_view(tenant)
+        .await
+        .expect("configured");
+    assert_eq!(view.corp_id, corp.corp_id);
+
+    // An operator may not hand the secret over.
+    let (st, p) = send(
+        ops.clone(),
+        "/console/connect/wecom",
+        form("x", corp.encoding_aes_key.clone()),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    assert!(p.contains("只有管理员可以设置企业微信"), "{p}");
+    let (st, _) = post(&c, &s, &ops, "/console/connect/wecom/test", &[]).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+}
+
+on_each_backend!(wecom_is_set_up_and_tested_in_the_console);
