@@ -57,6 +57,7 @@ fn form<'a>(changes: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
         ("name", "满300减30"),
         ("kind", "amount_off"),
         ("value", "30"),
+        ("zhe", ""),
         ("gift", ""),
         ("threshold", "300"),
         ("valid_days", "30"),
@@ -131,11 +132,13 @@ async fn coupon_templates_are_made_and_changed_in_the_console(backend: Backend) 
         &form(&[
             ("name", "会员8折"),
             ("kind", "percent_off"),
-            ("value", "20"),
+            ("zhe", "８"),
             ("threshold", ""),
+            ("valid_days", ""),
             ("starts_at", "2026-12-01T00:00"),
             ("ends_at", "2026-12-31T23:59"),
             ("stackable", "1"),
+            ("channels", "天猫，门店"),
             ("claim_via", "h5"),
         ]),
     )
@@ -156,10 +159,43 @@ async fn coupon_templates_are_made_and_changed_in_the_console(backend: Backend) 
     ] {
         assert!(page.contains(shown), "{shown} in {page}");
     }
-    assert!(
-        !page.contains("amount_off") || page.contains("value=\"amount_off\""),
-        "codes only as option values"
+    let (pct, chans): (i64, Option<String>) = s
+        .db()
+        .fetch_one(
+            &sql("SELECT value, channels FROM coupon_templates WHERE tenant_id = $1 AND name = '会员8折'")
+                .bind(tenant),
+        )
+        .await
+        .expect("template");
+    assert_eq!(
+        (pct, chans.as_deref()),
+        (20, Some("tmall,store")),
+        "8 折 is 20% off"
     );
+    // 8.5 折 is 15% off.
+    let (st, _, body) = post(
+        &c,
+        &s,
+        &ops,
+        "/console/coupons",
+        &form(&[
+            ("name", "85折"),
+            ("kind", "percent_off"),
+            ("zhe", "8.5"),
+            ("claim_via", "h5"),
+        ]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER, "{body}");
+    let (pct,): (i64,) = s
+        .db()
+        .fetch_one(
+            &sql("SELECT value FROM coupon_templates WHERE tenant_id = $1 AND name = '85折'")
+                .bind(tenant),
+        )
+        .await
+        .expect("template");
+    assert_eq!(pct, 15);
 
     // Refusals in Chinese, by field, with what was typed kept.
     for (changes, said) in [
@@ -168,9 +204,18 @@ async fn coupon_templates_are_made_and_changed_in_the_console(backend: Backend) 
             "面额：「三十」不是金额（元）",
         ),
         (
-            vec![("kind", "percent_off"), ("value", "120")],
-            "折扣：须为 1–99",
+            vec![("kind", "percent_off"), ("zhe", "80")],
+            "折扣：「80」不是 1–9.9 之间的折数",
         ),
+        (
+            vec![("kind", "percent_off"), ("zhe", "8.25")],
+            "折扣：「8.25」不是 1–9.9 之间的折数",
+        ),
+        (
+            vec![("ends_at", "2026-12-31T00:00")],
+            "有效期：领取后天数与结束时间只填一个",
+        ),
+        (vec![("channels", "火星")], "限用渠道：不认识「火星」"),
         (vec![("total", "")], "发放总量：至少 1 张"),
         (
             vec![("valid_days", ""), ("ends_at", "")],
@@ -178,6 +223,7 @@ async fn coupon_templates_are_made_and_changed_in_the_console(backend: Backend) 
         ),
         (
             vec![
+                ("valid_days", ""),
                 ("starts_at", "2026-12-31T00:00"),
                 ("ends_at", "2026-12-01T00:00"),
             ],
@@ -325,15 +371,49 @@ async fn coupons_are_issued_to_a_snapshot_and_redeemed_in_store(backend: Backend
 
     // Issued to the five: three get one, two are told why not.
     let issue = format!("/console/coupons/{id}/issue");
-    let (st, _, page) = post(&c, &s, &ops, &issue, &[("snapshot_id", &snapshot)]).await;
-    assert_eq!(st, StatusCode::OK);
+    let (st, to, _) = post(&c, &s, &ops, &issue, &[("snapshot_id", &snapshot)]).await;
+    assert_eq!(
+        st,
+        StatusCode::SEE_OTHER,
+        "answered by a redirect: a reload issues nothing"
+    );
+    let page = get(&c, &s, &ops, &to).await;
     assert!(
         page.contains("已发放 3 张；未发 2 人（券已发完 2）"),
         "{page}"
     );
-    let (st, _, page) = post(&c, &s, &ops, &issue, &[("snapshot_id", &snapshot)]).await;
-    assert_eq!(st, StatusCode::OK);
-    assert!(page.contains("已发放 0 张；未发 5 人"), "{page}");
+    let (st, to, _) = post(&c, &s, &ops, &issue, &[("snapshot_id", &snapshot)]).await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert!(
+        get(&c, &s, &ops, &to)
+            .await
+            .contains("已发放 0 张；未发 5 人")
+    );
+    // Another brand's snapshot is not found; a guide may not issue.
+    let (_, other_key) = tenant_with_key(s.db(), "咖啡馆", Role::Admin).await;
+    make_customers(&s, &other_key, 8, 1).await;
+    let (_, oseg) = send(
+        &c,
+        M::POST,
+        &s.url("/api/v1/segments"),
+        &other_key,
+        Some(json!({"name": "他们", "rule": {"and": []}})),
+    )
+    .await;
+    let (_, osnap) = send(
+        &c,
+        M::POST,
+        &s.url(&format!("/api/v1/segments/{}/snapshots", oseg["id"])),
+        &other_key,
+        None,
+    )
+    .await;
+    let other_snapshot = osnap["id"].as_i64().expect("snapshot").to_string();
+    let (st, _, page) = post(&c, &s, &ops, &issue, &[("snapshot_id", &other_snapshot)]).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(page.contains("人群快照：找不到"), "{page}");
+    let (st, _, _) = post(&c, &s, &guide, &issue, &[("snapshot_id", &snapshot)]).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
     let (st, _, page) = post(&c, &s, &ops, &issue, &[("snapshot_id", "")]).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(page.contains("人群快照：请选择"));
@@ -376,16 +456,28 @@ async fn coupons_are_issued_to_a_snapshot_and_redeemed_in_store(backend: Backend
     let (st, page) = send_redeem(guide.clone(), redeem(code.to_lowercase(), "POS-1", "199")).await;
     assert_eq!(st, StatusCode::CONFLICT);
     assert!(page.contains("订单金额：未达到这张券的使用门槛"), "{page}");
-    let (st, page) = send_redeem(
-        guide.clone(),
-        redeem(code.to_lowercase(), "POS-1", "399.00"),
-    )
-    .await;
-    assert_eq!(st, StatusCode::OK, "{page}");
+    let r = c
+        .post(s.url("/console/coupons/redeem"))
+        .header("cookie", &guide)
+        .form(&as_form(&redeem(code.to_lowercase(), " POS-1 ", "399.00")))
+        .send()
+        .await
+        .expect("redeem");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "answered by a redirect");
+    let to = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let page = get(&c, &s, &guide, &to).await;
     assert!(
         page.contains(&format!("核销成功：券码 {code} 抵扣 ¥30.00（订单 POS-1）")),
         "{page}"
     );
+    let (st, page) = send_redeem(guide.clone(), redeem(code.clone(), "POS-9", "0")).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(page.contains("不是大于 0 的金额"), "{page}");
     let (st, page) = send_redeem(guide.clone(), redeem(code.clone(), "POS-2", "399")).await;
     assert_eq!(st, StatusCode::CONFLICT);
     assert!(page.contains("已经核销过"), "{page}");
@@ -394,7 +486,10 @@ async fn coupons_are_issued_to_a_snapshot_and_redeemed_in_store(backend: Backend
     assert!(page.contains("券码：找不到「NOSUCHCODE」"), "{page}");
     let (st, page) = send_redeem(guide.clone(), redeem(code.clone(), "POS-3", "三百")).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    assert!(page.contains("订单金额：「三百」不是金额（元）"), "{page}");
+    assert!(
+        page.contains("订单金额：「三百」不是大于 0 的金额（元）"),
+        "{page}"
+    );
     let (st, _) = send_redeem(viewer.clone(), redeem(code.clone(), "POS-4", "399")).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     let (status, discount): (String, i64) = s
@@ -407,6 +502,16 @@ async fn coupons_are_issued_to_a_snapshot_and_redeemed_in_store(backend: Backend
         .await
         .expect("coupon");
     assert_eq!((status.as_str(), discount), ("redeemed", 3_000));
+    let (order,): (String,) = s
+        .db()
+        .fetch_one(
+            &sql("SELECT order_ref FROM coupons WHERE tenant_id = $1 AND code = $2")
+                .bind(tenant)
+                .bind(&code),
+        )
+        .await
+        .expect("order");
+    assert_eq!(order, "POS-1", "the order number is stored trimmed");
 }
 
 on_each_backend!(coupons_are_issued_to_a_snapshot_and_redeemed_in_store);

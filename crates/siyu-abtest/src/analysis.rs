@@ -111,7 +111,7 @@ pub fn analyse(arms: &[Arm], control: Option<usize>, alpha: f64, min_per_arm: u6
         );
     }
 
-    let (short_zh, short_en) = shortfalls(arms, base, base_arm, min_per_arm);
+    let (short_zh, short_en) = shortfalls(arms, base, control, min_per_arm);
     if !short_zh.is_empty() {
         zh.insert(
             0,
@@ -224,39 +224,43 @@ pub(super) fn decide(c: &Comparison) -> Outcome {
     }
 }
 
-/// An arm's name in Chinese text: the hold-out arm, named `control` by its callers, is 对照组.
-pub(super) fn zh_name(name: &str) -> &str {
-    if name == "control" { "对照组" } else { name }
-}
-
 /// What is missing before the test can be read: exposed per arm, conversions per comparison.
+/// The hold-out arm (`control`, by position) is named 对照组 in the Chinese text.
 pub(super) fn shortfalls(
     arms: &[Arm],
     base: usize,
-    base_arm: &Arm,
+    control: Option<usize>,
     min_per_arm: u64,
 ) -> (Vec<String>, Vec<String>) {
+    let zh_name = |i: usize| -> &str {
+        if control == Some(i) {
+            "对照组"
+        } else {
+            &arms[i].name
+        }
+    };
+    let base_arm = &arms[base];
     let mut zh = Vec::new();
     let mut en = Vec::new();
-    for a in arms.iter().filter(|a| a.n < min_per_arm) {
+    for (i, a) in arms.iter().enumerate().filter(|(_, a)| a.n < min_per_arm) {
         let need = min_per_arm - a.n;
         zh.push(format!(
             "{} 还需曝光 {need} 人（每组至少 {min_per_arm} 人）",
-            zh_name(&a.name)
+            zh_name(i)
         ));
         en.push(format!(
             "{} needs {need} more exposed (at least {min_per_arm} per arm)",
             a.name
         ));
     }
-    for (_, v) in arms.iter().enumerate().filter(|(i, _)| *i != base) {
+    for (i, v) in arms.iter().enumerate().filter(|(i, _)| *i != base) {
         let have = v.x.saturating_add(base_arm.x);
         if have < MIN_CONVERSIONS {
             let need = MIN_CONVERSIONS - have;
             zh.push(format!(
                 "{} 与 {} 合计还需 {need} 次转化（每组比较至少 {MIN_CONVERSIONS} 次）",
-                zh_name(&v.name),
-                zh_name(&base_arm.name)
+                zh_name(i),
+                zh_name(base)
             ));
             en.push(format!(
                 "{} and {} need {need} more conversions between them (at least {MIN_CONVERSIONS} per comparison)",

@@ -444,6 +444,35 @@ mod tests {
     }
 
     #[test]
+    fn the_hold_out_is_named_by_its_place_not_by_its_name() {
+        let arm = |name: &str, n: u64| Arm {
+            name: name.into(),
+            n,
+            x: 1,
+            weight: 1.0,
+        };
+        // The hold-out first: 对照组 in the Chinese text.
+        let a = analyse(&[arm("control", 40), arm("A", 40)], Some(0), 0.05, 100);
+        assert!(
+            a.verdict_zh.contains("对照组 还需曝光 60 人"),
+            "{}",
+            a.verdict_zh
+        );
+        assert!(
+            a.verdict_zh.contains("A 与 对照组 合计"),
+            "{}",
+            a.verdict_zh
+        );
+        // A design that happens to be called "control", with no hold-out, keeps its name.
+        let a = analyse(&[arm("control", 40), arm("A", 40)], None, 0.05, 100);
+        assert!(
+            a.verdict_zh.contains("control 还需曝光 60 人"),
+            "{}",
+            a.verdict_zh
+        );
+    }
+
+    #[test]
     fn few_conversions_alone_hold_the_verdict() {
         // Plenty exposed, but 0 against 6 conversions: at counts this small one or two
         // conversions either way would change the answer.

@@ -39,8 +39,12 @@ pub(crate) struct TemplateForm {
     pub name: String,
     #[serde(default)]
     pub kind: String,
+    /// Yuan off (代金券).
     #[serde(default)]
     pub value: String,
+    /// How many 折 (折扣券): 8 or 8.5; stored as the percentage off.
+    #[serde(default)]
+    pub zhe: String,
     #[serde(default)]
     pub gift: String,
     #[serde(default)]
@@ -71,9 +75,10 @@ impl Default for TemplateForm {
             name: String::new(),
             kind: Kind::AmountOff.as_str().into(),
             value: String::new(),
+            zhe: String::new(),
             gift: String::new(),
             threshold: "0".into(),
-            valid_days: "30".into(),
+            valid_days: String::new(),
             starts_at: String::new(),
             ends_at: String::new(),
             per_customer: "1".into(),
@@ -220,10 +225,80 @@ async fn render(
     r
 }
 
+/// What the page says after a form: counts and ids only, so a crafted link says nothing false.
 #[derive(Deserialize)]
 pub(crate) struct PageQuery {
     #[serde(default)]
     created: Option<String>,
+    /// After issuing: granted, and refused as none left / at the limit / otherwise.
+    #[serde(default)]
+    issued: Option<usize>,
+    #[serde(default)]
+    gone: Option<usize>,
+    #[serde(default)]
+    held: Option<usize>,
+    #[serde(default)]
+    other: Option<usize>,
+    /// After a redemption: the coupon redeemed.
+    #[serde(default)]
+    redeemed: Option<i64>,
+}
+
+/// The notice a redirect asked for.
+async fn notice_of(app: &AppState, u: &ConsoleUser, q: &PageQuery) -> String {
+    let zh = u.lang == Lang::Zh;
+    if q.created.is_some() {
+        return u.lang.coupons().created.to_owned();
+    }
+    if let Some(n) = q.issued {
+        let mut parts: Vec<String> = Vec::new();
+        for (count, zh_why, en_why) in [
+            (q.gone, "券已发完", "none left"),
+            (q.held, "已达每人限领", "at the per-customer limit"),
+            (q.other, "其他原因", "other reasons"),
+        ] {
+            if let Some(c) = count.filter(|c| *c > 0) {
+                parts.push(if zh {
+                    format!("{zh_why} {c}")
+                } else {
+                    format!("{en_why} {c}")
+                });
+            }
+        }
+        let refused: usize = [q.gone, q.held, q.other].iter().flatten().sum();
+        return match (zh, refused) {
+            (true, 0) => format!("已发放 {n} 张"),
+            (true, r) => format!("已发放 {n} 张；未发 {r} 人（{}）", parts.join("，")),
+            (false, 0) => format!("{n} coupons issued"),
+            (false, r) => format!("{n} coupons issued; {r} not ({})", parts.join(", ")),
+        };
+    }
+    if let Some(id) = q.redeemed {
+        let tenant = u.caller.tenant_id;
+        let Ok(c) = coupons::coupon(&app.db, tenant, id).await else {
+            return String::new();
+        };
+        let order = c.order_ref.clone().unwrap_or_default();
+        // A gift coupon takes nothing off: staff are told what to hand over.
+        let gift = match coupons::template(&app.db, tenant, c.template_id).await {
+            Ok(t) if t.kind == Kind::FreeGift.as_str() => t.gift,
+            _ => None,
+        };
+        let off = yuan(c.discount.unwrap_or(Fen::ZERO));
+        return match (zh, gift) {
+            (true, Some(g)) => format!(
+                "核销成功：券码 {}，请交给顾客赠品「{g}」（订单 {order}）",
+                c.code
+            ),
+            (true, None) => format!("核销成功：券码 {} 抵扣 {off}（订单 {order}）", c.code),
+            (false, Some(g)) => format!(
+                "Redeemed: coupon {}; hand over the gift {g:?} (order {order})",
+                c.code
+            ),
+            (false, None) => format!("Redeemed: coupon {} took {off} off order {order}", c.code),
+        };
+    }
+    String::new()
 }
 
 /// `GET /console/coupons`.
@@ -232,12 +307,68 @@ pub(crate) async fn coupons_page(
     u: ConsoleUser,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let notice = if q.created.is_some() {
-        u.lang.coupons().created.to_owned()
-    } else {
-        String::new()
-    };
+    let notice = notice_of(&app, &u, &q).await;
     render(&app, &u, Vec::new(), TemplateForm::default(), notice).await
+}
+
+/// Full-width digits and point (８.５) as ASCII: an IME types them.
+fn half_width(v: &str) -> String {
+    v.trim()
+        .chars()
+        .map(|c| match c {
+            '０'..='９' => char::from(b'0' + (c as u32 - '０' as u32) as u8),
+            '．' | '。' => '.',
+            c => c,
+        })
+        .collect()
+}
+
+/// 折 as operators say it (8 折, 8.5 折) as the percentage off the template stores: 8 → 20.
+fn percent_off(zhe: &str) -> Option<i64> {
+    let t = half_width(zhe);
+    let t = t.trim_end_matches('折').trim();
+    let (whole, tenth) = t.split_once('.').unwrap_or((t, "0"));
+    let whole: i64 = whole.parse().ok()?;
+    let tenth: i64 = match tenth {
+        "" => 0,
+        d if d.len() == 1 => d.parse().ok()?,
+        _ => return None,
+    };
+    let paid = whole * 10 + tenth; // in tenths of the price
+    (10..=99).contains(&paid).then_some(100 - paid)
+}
+
+/// The channels a coupon may be used in, typed by their Chinese names or codes.
+fn channels(lang: Lang, typed: &str) -> Result<Vec<String>, String> {
+    const CHANNELS: [&str; 8] = [
+        "tmall",
+        "jd",
+        "douyin",
+        "pdd",
+        "youzan",
+        "xiaohongshu",
+        "store",
+        "mall",
+    ];
+    list(typed)
+        .into_iter()
+        .map(|w| {
+            CHANNELS
+                .iter()
+                .find(|c| {
+                    w.eq_ignore_ascii_case(c)
+                        || crate::i18n::channel_name(Lang::Zh, c) == w
+                        || (**c == "tmall" && (w == "淘宝" || w == "天猫/淘宝"))
+                })
+                .map(|c| (*c).to_owned())
+                .ok_or_else(|| match lang {
+                    Lang::Zh => format!(
+                        "限用渠道：不认识「{w}」，可填 天猫、京东、抖音、拼多多、有赞、小红书、门店、小程序商城"
+                    ),
+                    Lang::En => format!("channels: {w:?} is not a channel"),
+                })
+        })
+        .collect()
 }
 
 fn claim_via(v: &str) -> Option<ClaimVia> {
@@ -257,7 +388,7 @@ fn read(lang: Lang, f: &TemplateForm) -> Result<TemplateInput, String> {
     let kind =
         Kind::parse(f.kind.trim()).ok_or_else(|| label("类型：请选择", "kind: choose one"))?;
     let value = match kind {
-        Kind::AmountOff => fen("value", &f.value)
+        Kind::AmountOff => fen("value", &half_width(&f.value))
             .map_err(|_| {
                 label(
                     &format!("面额：「{}」不是金额（元）", f.value),
@@ -265,10 +396,13 @@ fn read(lang: Lang, f: &TemplateForm) -> Result<TemplateInput, String> {
                 )
             })?
             .get(),
-        Kind::PercentOff => f.value.trim().parse().map_err(|_| {
+        Kind::PercentOff => percent_off(&f.zhe).ok_or_else(|| {
             label(
-                &format!("折扣：「{}」不是 1–99 的整数", f.value),
-                &format!("percentage: {:?} is not a whole number 1–99", f.value),
+                &format!("折扣：「{}」不是 1–9.9 之间的折数（如 8 或 8.5）", f.zhe),
+                &format!(
+                    "discount: {:?} is not a 折 between 1 and 9.9 (8 or 8.5)",
+                    f.zhe
+                ),
             )
         })?,
         Kind::FreeGift => 0,
@@ -298,12 +432,9 @@ fn read(lang: Lang, f: &TemplateForm) -> Result<TemplateInput, String> {
             )
         })
     };
-    // Dates given: they set the validity, and the days box (pre-filled) steps aside.
+    // Both given is refused by the template's own check, naming the two.
     let ends_at = time(&f.ends_at, "结束时间", "ends")?;
-    let valid_days = match ends_at {
-        Some(_) => None,
-        None => whole(&f.valid_days, "领取后几天有效", "valid days")?,
-    };
+    let valid_days = whole(&f.valid_days, "领取后几天有效", "valid days")?;
     Ok(TemplateInput {
         name: f.name.clone(),
         kind,
@@ -315,7 +446,7 @@ fn read(lang: Lang, f: &TemplateForm) -> Result<TemplateInput, String> {
         valid_days,
         per_customer: whole(&f.per_customer, "每人限领", "per customer")?.unwrap_or(1),
         total: whole(&f.total, "发放总量", "total")?.unwrap_or(0),
-        channels: list(&f.channels),
+        channels: channels(lang, &f.channels)?,
         stores: list(&f.stores),
         stackable: f.stackable == "1",
         claim_via: claim_via(&f.claim_via)
@@ -431,29 +562,6 @@ pub(crate) struct IssueForm {
     snapshot_id: String,
 }
 
-/// Why customers were not given a coupon, counted by reason, in the page's language.
-fn refusals(lang: Lang, refused: &[(CustomerId, String)]) -> String {
-    let mut by: Vec<(&'static str, usize)> = Vec::new();
-    for (_, why) in refused {
-        let reason = match (lang, why.as_str()) {
-            (Lang::Zh, w) if w.starts_with("all coupons") => "券已发完",
-            (Lang::Zh, w) if w.starts_with("already holds") => "已达每人限领",
-            (Lang::Zh, _) => "其他原因",
-            (Lang::En, w) if w.starts_with("all coupons") => "none left",
-            (Lang::En, w) if w.starts_with("already holds") => "at the per-customer limit",
-            (Lang::En, _) => "other reasons",
-        };
-        match by.iter_mut().find(|(r, _)| *r == reason) {
-            Some((_, n)) => *n += 1,
-            None => by.push((reason, 1)),
-        }
-    }
-    by.iter()
-        .map(|(r, n)| format!("{r} {n}"))
-        .collect::<Vec<_>>()
-        .join(if lang == Lang::Zh { "，" } else { ", " })
-}
-
 /// `POST /console/coupons/{id}/issue`: the template given to everyone in a segment snapshot,
 /// within its total and per-customer limit; the page says how many got one and why the rest not.
 pub(crate) async fn issue(
@@ -486,6 +594,14 @@ pub(crate) async fn issue(
     let tenant = u.caller.tenant_id;
     let members = match segments::snapshot_members(&app.db, tenant, snapshot).await {
         Ok((_, m)) => m,
+        Err(segments::SegmentError::SnapshotNotFound(_)) => {
+            let said = if zh {
+                "人群快照：找不到这个快照"
+            } else {
+                "snapshot: not found"
+            };
+            return refused(&app, &u, said.into(), StatusCode::NOT_FOUND).await;
+        }
         Err(e) => return server_error(e),
     };
     let customers: Vec<CustomerId> = members.iter().map(|c| CustomerId::new(c.into())).collect();
@@ -500,20 +616,20 @@ pub(crate) async fn issue(
     let source = format!("snapshot:{snapshot}");
     match coupons::grant(&app.db, tenant, id, &customers, &source, now_ms()).await {
         Ok(g) => {
-            let mut notice = if zh {
-                format!("已发放 {} 张", g.granted.len())
-            } else {
-                format!("{} coupons issued", g.granted.len())
-            };
-            if !g.refused.is_empty() {
-                let why = refusals(u.lang, &g.refused);
-                notice += &if zh {
-                    format!("；未发 {} 人（{why}）", g.refused.len())
-                } else {
-                    format!("; {} not ({why})", g.refused.len())
-                };
+            // Answered by a redirect, so that reloading the page does not issue again.
+            let (mut gone, mut held, mut other) = (0, 0, 0);
+            for (_, why) in &g.refused {
+                match why.as_str() {
+                    w if w.starts_with("all coupons") => gone += 1,
+                    w if w.starts_with("already holds") => held += 1,
+                    _ => other += 1,
+                }
             }
-            render(&app, &u, Vec::new(), TemplateForm::default(), notice).await
+            let to = format!(
+                "/console/coupons?issued={}&gone={gone}&held={held}&other={other}",
+                g.granted.len()
+            );
+            Redirect::to(&to).into_response()
         }
         Err(CouponError::NoTemplate(_)) => (StatusCode::NOT_FOUND, "").into_response(),
         Err(CouponError::Refused(why)) => {
@@ -594,11 +710,11 @@ pub(crate) async fn redeem(
         };
         return refused(&app, &u, said.into(), StatusCode::FORBIDDEN).await;
     }
-    let amount = match fen("amount", &f.amount) {
-        Ok(a) => a,
-        Err(_) => {
+    let amount = match fen("amount", &half_width(&f.amount)) {
+        Ok(a) if a > Fen::ZERO => a,
+        _ => {
             let said = if zh {
-                format!("订单金额：「{}」不是金额（元）", f.amount)
+                format!("订单金额：「{}」不是大于 0 的金额（元）", f.amount)
             } else {
                 format!("amount: {:?} is not an amount in yuan", f.amount)
             };
@@ -606,30 +722,15 @@ pub(crate) async fn redeem(
         }
     };
     let use_on = UseOn {
-        code: f.code.clone(),
-        order_ref: f.order_ref.clone(),
+        code: f.code.trim().to_owned(),
+        order_ref: f.order_ref.trim().to_owned(),
         amount,
         channel: Some("store".into()),
         store_id: Some(f.store_id.trim().to_owned()).filter(|s| !s.is_empty()),
     };
     match coupons::redeem(&app.db, u.caller.tenant_id, &use_on, now_ms()).await {
-        Ok(c) => {
-            let off = yuan(c.discount.unwrap_or(Fen::ZERO));
-            let notice = if zh {
-                format!(
-                    "核销成功：券码 {} 抵扣 {off}（订单 {}）",
-                    c.code,
-                    f.order_ref.trim()
-                )
-            } else {
-                format!(
-                    "Redeemed: coupon {} took {off} off order {}",
-                    c.code,
-                    f.order_ref.trim()
-                )
-            };
-            render(&app, &u, Vec::new(), TemplateForm::default(), notice).await
-        }
+        // Answered by a redirect: reloading the page does not try the code again.
+        Ok(c) => Redirect::to(&format!("/console/coupons?redeemed={}", c.id)).into_response(),
         Err(CouponError::Db(e)) => server_error(e),
         Err(e) => {
             let status = match e {

@@ -30,6 +30,8 @@ pub(crate) struct ShopRow {
 /// A receipt as the overview lists it.
 pub(crate) struct ReceiptRow {
     pub id: i64,
+    /// The run kept a file of its rejected rows (an import does; a sync does not).
+    pub has_rejected_file: bool,
     pub at: String,
     pub source: &'static str,
     pub name: String,
@@ -99,6 +101,7 @@ pub(crate) async fn channel_data(
         .into_iter()
         .map(|r| ReceiptRow {
             id: r.id,
+            has_rejected_file: r.has_rejected_file,
             at: format_local(r.finished_at),
             source: if r.source == "sync" {
                 d.source_sync

@@ -3,14 +3,14 @@
 //! is imported as the API imports it, and the receipt appears on the overview with a download
 //! of its rejected rows.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::AppState;
-use crate::api::know::imports::{UploadQuery, UploadRefused, import_upload};
+use crate::api::know::imports::{MOST_UPLOAD_BYTES, UploadQuery, UploadRefused, import_upload};
 use crate::console::ConsoleUser;
 use crate::i18n::{Lang, channel_name};
 use siyu::know::import::{presets, receipts};
@@ -32,6 +32,15 @@ pub(crate) fn preset_choices(lang: Lang) -> Vec<(&'static str, String)> {
         .collect()
 }
 
+/// A preset's name in the page's language.
+fn preset_name(lang: Lang, preset: &str) -> String {
+    preset_choices(lang)
+        .into_iter()
+        .find(|(p, _)| *p == preset)
+        .map(|(_, n)| n)
+        .unwrap_or_else(|| preset.to_owned())
+}
+
 fn said(lang: Lang, r: &UploadRefused) -> String {
     match (lang, r) {
         (Lang::Zh, UploadRefused::Busy) => {
@@ -39,9 +48,15 @@ fn said(lang: Lang, r: &UploadRefused) -> String {
         }
         (Lang::Zh, UploadRefused::Preset(p)) => format!("导出模板：不认识「{p}」，请从列表中选择"),
         (Lang::Zh, UploadRefused::EmptyFile) => "文件：是空的，请选择平台导出的订单文件".to_owned(),
-        (Lang::Zh, UploadRefused::MissingColumn { wanted, preset }) => format!(
-            "文件：表头里没有「{preset}」模板需要的列，它找的是 {wanted}；请确认选对了平台模板"
+        (Lang::Zh, UploadRefused::MissingColumn { wanted, preset, .. }) => format!(
+            "文件：表头里没有「{}」模板需要的列，它找的是 {wanted}；请确认选对了平台模板",
+            preset_name(lang, preset)
         ),
+        (Lang::Zh, UploadRefused::TooLarge) => format!(
+            "文件：超过 {} MB，请按月份分开导出后再上传",
+            MOST_UPLOAD_BYTES >> 20
+        ),
+        (Lang::Zh, UploadRefused::Unread(_)) => "文件：没有传完整（网络中断？），请重新上传".to_owned(),
         (Lang::Zh, UploadRefused::Header(why)) => format!("文件：读不出表头（{why}）"),
         (Lang::Zh, UploadRefused::Internal(_)) => {
             "导入时服务器出错：已导入的部分保留，重新上传同一文件即可补全（重复导入只更新、不重复）"
@@ -53,9 +68,17 @@ fn said(lang: Lang, r: &UploadRefused) -> String {
         }
         (Lang::En, UploadRefused::Preset(p)) => format!("Preset: {p:?} is not one of the list"),
         (Lang::En, UploadRefused::EmptyFile) => "File: it is empty".to_owned(),
-        (Lang::En, UploadRefused::MissingColumn { wanted, preset }) => format!(
-            "File: the header has no column the {preset} preset needs; it looks for {wanted}"
+        (Lang::En, UploadRefused::MissingColumn { wanted, preset, .. }) => format!(
+            "File: the header has no column the {} preset needs; it looks for {wanted}",
+            preset_name(lang, preset)
         ),
+        (Lang::En, UploadRefused::TooLarge) => format!(
+            "File: over {} MB; export it month by month and upload each",
+            MOST_UPLOAD_BYTES >> 20
+        ),
+        (Lang::En, UploadRefused::Unread(_)) => {
+            "File: it did not arrive whole (network?); upload it again".to_owned()
+        }
         (Lang::En, UploadRefused::Header(why)) => format!("File: cannot read the header ({why})"),
         (Lang::En, UploadRefused::Internal(_)) => {
             "The server failed while importing: what was stored stays; upload the same file again to complete it"
@@ -70,7 +93,7 @@ pub(crate) async fn upload(
     State(app): State<AppState>,
     u: ConsoleUser,
     Query(q): Query<UploadQuery>,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     if !u.caller.role.may_write() {
         let error = match u.lang {
@@ -79,13 +102,15 @@ pub(crate) async fn upload(
         };
         return (StatusCode::FORBIDDEN, axum::Json(json!({"error": error}))).into_response();
     }
-    match import_upload(&app, u.caller.tenant_id, q, &body).await {
+    // The body is read only from here: a viewer's file is never taken in.
+    match import_upload(&app, u.caller.tenant_id, q, body).await {
         Ok(receipt) => {
             (StatusCode::CREATED, axum::Json(json!({"receipt": receipt}))).into_response()
         }
         Err(r) => {
             let status = match r {
                 UploadRefused::Busy => StatusCode::SERVICE_UNAVAILABLE,
+                UploadRefused::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
                 UploadRefused::Internal(ref e) => {
                     tracing::error!(error = %e, "console upload failed");
                     StatusCode::INTERNAL_SERVER_ERROR
@@ -115,8 +140,9 @@ pub(crate) async fn rejected_rows(
         return (StatusCode::NOT_FOUND, "").into_response();
     };
     match receipts::rejected_file(&app.db, &app.cipher, u.caller.tenant_id, id).await {
-        Ok(Some(text)) => {
-            let text = text.unwrap_or_default();
+        // A run without a file of rejected rows (a sync's) has nothing to download.
+        Ok(Some(None)) | Ok(None) => (StatusCode::NOT_FOUND, "").into_response(),
+        Ok(Some(Some(text))) => {
             let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
             // The file's own columns follow as the export named them; Siyu's three lead.
             let text = match (u.lang, text.strip_prefix("line,column,reason")) {
@@ -125,7 +151,6 @@ pub(crate) async fn rejected_rows(
             };
             crate::api::csv_response(&format!("import-{id}-rejected"), text.into_bytes())
         }
-        Ok(None) => (StatusCode::NOT_FOUND, "").into_response(),
         Err(e) => super::server_error(e),
     }
 }

@@ -250,6 +250,7 @@ pub(crate) struct OverviewPage {
     shop_form: shops::ShopFormView,
     /// The export presets the upload form offers: (value, name).
     presets: Vec<(&'static str, String)>,
+    upload_max_bytes: u64,
 }
 
 pub(crate) fn percent(r: f64) -> String {
@@ -316,6 +317,7 @@ pub(crate) async fn render_overview_with(
         may_see_phone: u.caller.role.may_see_phone(),
         shop_form,
         presets: imports::preset_choices(u.lang),
+        upload_max_bytes: crate::api::know::imports::MOST_UPLOAD_BYTES,
     });
     *r.status_mut() = status;
     r

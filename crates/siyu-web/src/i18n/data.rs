@@ -58,6 +58,11 @@ pub struct DataTr {
     pub imported_done: &'static str,
     pub choose_file: &'static str,
     pub rejected_rows: &'static str,
+    pub upload_store: &'static str,
+    pub upload_channel: &'static str,
+    pub too_large: &'static str,
+    pub signed_out: &'static str,
+    pub upload_failed: &'static str,
 }
 
 pub static ZH_D: DataTr = DataTr {
@@ -114,6 +119,11 @@ pub static ZH_D: DataTr = DataTr {
     imported_done: "导入完成：新增 {imported} 单，更新 {updated} 单，被拒 {rejected} 行",
     choose_file: "请先选择要上传的导出文件",
     rejected_rows: "下载被拒行",
+    upload_store: "门店编号（门店收银文件没有门店列时必填）",
+    upload_channel: "渠道（通用模板的文件没有渠道列时必填，如 tmall、store）",
+    too_large: "文件超过 256 MB：请按月份分开导出后再上传",
+    signed_out: "登录已过期：请重新登录后再上传",
+    upload_failed: "上传没有完成（网络中断或服务器忙），请重试",
 };
 
 pub static EN_D: DataTr = DataTr {
@@ -170,6 +180,11 @@ pub static EN_D: DataTr = DataTr {
     imported_done: "Imported: {imported} new orders, {updated} updated, {rejected} rows rejected",
     choose_file: "Choose the export file to upload first",
     rejected_rows: "Rejected rows",
+    upload_store: "Store id (POS files without a store column)",
+    upload_channel: "Channel (generic files without a channel column, e.g. tmall, store)",
+    too_large: "The file is over 256 MB: export it month by month and upload each",
+    signed_out: "Your session ended: sign in again and upload",
+    upload_failed: "The upload did not finish (network or a busy server); try again",
 };
 
 impl Lang {

@@ -5,7 +5,6 @@ use siyu::know::CustomerId;
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -70,8 +69,13 @@ pub(crate) enum UploadRefused {
     Busy,
     Preset(String),
     EmptyFile,
+    /// Over [`MOST_UPLOAD_BYTES`].
+    TooLarge,
+    /// The body stopped coming (the sender went away).
+    Unread(String),
     /// The header names no column the preset needs.
     MissingColumn {
+        field: String,
         wanted: String,
         preset: String,
     },
@@ -93,8 +97,20 @@ impl From<UploadRefused> for ApiError {
                 presets::PRESET_NAMES.join(", ")
             )),
             UploadRefused::EmptyFile => ApiError::bad_request("the file is empty"),
-            UploadRefused::MissingColumn { wanted, preset } => ApiError::bad_request(format!(
-                "no column the {preset} preset needs was found in the header: it looks for {wanted}"
+            UploadRefused::TooLarge => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("an export may be at most {} MiB", MOST_UPLOAD_BYTES >> 20),
+            ),
+            UploadRefused::Unread(why) => {
+                ApiError::bad_request(format!("the file did not arrive whole: {why}"))
+            }
+            UploadRefused::MissingColumn {
+                field,
+                wanted,
+                preset,
+            } => ApiError::bad_request(format!(
+                "no column for {field} found in the header; the {preset} preset looks for {wanted}"
             )),
             UploadRefused::Header(why) => {
                 ApiError::bad_request(format!("cannot read the header row: {why}"))
@@ -104,26 +120,53 @@ impl From<UploadRefused> for ApiError {
     }
 }
 
-/// Imports an uploaded export: the receipt of the run (none when the file held no row).
+/// The largest export a server takes (the routes' body limit says the same to the API).
+pub(crate) const MOST_UPLOAD_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Imports an uploaded export: the receipt of the run (none when the file held no row). The
+/// body is streamed to a file of its own after the turn is taken, so a waiting upload holds no
+/// memory and a large one is held once, on disk.
 pub(crate) async fn import_upload(
     app: &AppState,
     tenant: siyu::platform::TenantId,
     q: UploadQuery,
-    body: &[u8],
+    body: axum::body::Body,
 ) -> Result<Option<receipts::Receipt>, UploadRefused> {
-    // An upload holds its file in memory and recomputes the tenant: two at a time per server.
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    // An upload recomputes the tenant: two at a time per server.
     let Ok(_turn) = UPLOADS.try_acquire() else {
         return Err(UploadRefused::Busy);
     };
     let preset_name = q.preset.clone();
     let preset = presets::preset(&q.preset).ok_or(UploadRefused::Preset(q.preset))?;
-    if body.iter().all(u8::is_ascii_whitespace) {
+    let internal = |e: &dyn std::fmt::Display| UploadRefused::Internal(e.to_string());
+    // The importer reads a file and writes its rejected rows beside it; both live in a
+    // directory of this upload's own, gone when the receipt holds them.
+    let dir = tempfile::tempdir().map_err(|e| internal(&e))?;
+    let path = dir.path().join("upload.csv");
+    let mut file = tokio::fs::File::create(&path)
+        .await
+        .map_err(|e| internal(&e))?;
+    let (mut size, mut blank) = (0u64, true);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| UploadRefused::Unread(e.to_string()))?;
+        size += chunk.len() as u64;
+        if size > MOST_UPLOAD_BYTES {
+            return Err(UploadRefused::TooLarge);
+        }
+        blank &= chunk.iter().all(u8::is_ascii_whitespace);
+        file.write_all(&chunk).await.map_err(|e| internal(&e))?;
+    }
+    file.flush().await.map_err(|e| internal(&e))?;
+    drop(file);
+    if blank {
         return Err(UploadRefused::EmptyFile);
     }
-    let internal = |e: &dyn std::fmt::Display| UploadRefused::Internal(e.to_string());
     let mut opts = ImportOptions::new(preset);
-    opts.channel = q.channel;
-    opts.store_id = q.store;
+    opts.channel = q.channel.filter(|c| !c.trim().is_empty());
+    opts.store_id = q.store.filter(|s| !s.trim().is_empty());
     opts.status_map = status_map::load(&app.db, tenant)
         .await
         .map_err(|e| internal(&e))?;
@@ -133,21 +176,21 @@ pub(crate) async fn import_upload(
             .filter(|n: &String| !n.trim().is_empty())
             .unwrap_or_else(|| format!("{preset_name}.csv")),
     );
-    // The importer reads a file and writes its rejected rows beside it; both live in a
-    // directory of this upload's own, gone when the receipt holds them.
-    let dir = tempfile::tempdir().map_err(|e| internal(&e))?;
-    let file = dir.path().join("upload.csv");
-    tokio::fs::write(&file, body)
-        .await
-        .map_err(|e| internal(&e))?;
-    let summary = import_file(&app.db, &app.cipher, tenant, &file, &opts, None)
+    let summary = import_file(&app.db, &app.cipher, tenant, &path, &opts, None)
         .await
         .map_err(|e| match e {
             // What is wrong with the file is the sender's to mend; the rest is ours.
             ImportError::Empty(_) => UploadRefused::EmptyFile,
-            ImportError::MissingColumn { wanted, preset, .. } => {
-                UploadRefused::MissingColumn { wanted, preset }
-            }
+            ImportError::MissingColumn {
+                field,
+                wanted,
+                preset,
+                ..
+            } => UploadRefused::MissingColumn {
+                field,
+                wanted,
+                preset,
+            },
             ImportError::Header(_, why) => UploadRefused::Header(why),
             ImportError::Io(..) | ImportError::Store(..) => internal(&e),
         })?;
@@ -170,10 +213,10 @@ pub(crate) async fn upload_orders(
     State(app): State<AppState>,
     ApiCaller(caller): ApiCaller,
     Query(q): Query<UploadQuery>,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
-    let receipt = import_upload(&app, caller.tenant_id, q, &body).await?;
+    let receipt = import_upload(&app, caller.tenant_id, q, body).await?;
     Ok((StatusCode::CREATED, Json(json!({"receipt": receipt}))).into_response())
 }
 

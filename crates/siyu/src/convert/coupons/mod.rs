@@ -19,7 +19,7 @@ use crate::platform::refusal::{Refusal, Refuse};
 
 pub use granting::{Grant, grant, grant_in};
 pub use redeeming::{Prior, UseOn, discount, redeem, refund_order, stacked_discount};
-pub use report::{Report, coupons_of, report};
+pub use report::{Report, coupon, coupons_of, report};
 pub use templates::{create_template, set_claim_via, template, templates};
 
 const DAY_MS: i64 = 86_400_000;

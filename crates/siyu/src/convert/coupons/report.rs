@@ -67,3 +67,16 @@ pub async fn coupons_of(
     )
     .await
 }
+
+/// One coupon of the tenant by its id.
+pub async fn coupon(db: &Db, tenant: TenantId, id: i64) -> Result<Coupon, CouponError> {
+    db.fetch_optional(
+        &sql(format!(
+            "SELECT {COUPON_COLS} FROM coupons WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant)
+        .bind(id),
+    )
+    .await?
+    .ok_or_else(|| CouponError::NoCoupon(format!("#{id}")))
+}
