@@ -10,47 +10,13 @@ use siyu::platform::access::{self, Role};
 use siyu::platform::db::sql;
 
 use common::{
-    Backend, TestServer, console_session, make_customers, no_redirects, send, tenant_with_key,
+    Backend, TestServer, console_form, console_page, console_session, make_customers, no_redirects,
+    send, tenant_with_key,
 };
 use reqwest::Method as M;
 use serde_json::json;
 
 const PASSWORD: &str = "a-long-password";
-
-async fn post(
-    c: &reqwest::Client,
-    s: &TestServer,
-    cookie: &str,
-    path: &str,
-    form: &[(&str, &str)],
-) -> (StatusCode, String, String) {
-    let r = c
-        .post(s.url(path))
-        .header("cookie", cookie)
-        .form(form)
-        .send()
-        .await
-        .expect("post");
-    let status = r.status();
-    let location = r
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    (status, location, r.text().await.expect("page"))
-}
-
-async fn get(c: &reqwest::Client, s: &TestServer, cookie: &str, path: &str) -> String {
-    c.get(s.url(path))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("page")
-}
 
 fn form<'a>(changes: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut f = vec![
@@ -90,23 +56,23 @@ async fn coupon_templates_are_made_and_changed_in_the_console(backend: Backend) 
     let ops = console_session(&c, &s, "茶小铺", "ops", PASSWORD).await;
     let viewer = console_session(&c, &s, "茶小铺", "viewer", PASSWORD).await;
 
-    let page = get(&c, &s, &ops, "/console/coupons").await;
+    let page = console_page(&c, &s, &ops, "/console/coupons").await;
     assert!(page.contains("id=\"no-templates\""), "{page}");
     assert!(page.contains("id=\"new-template\""));
     assert!(
-        !get(&c, &s, &viewer, "/console/coupons")
+        !console_page(&c, &s, &viewer, "/console/coupons")
             .await
             .contains("id=\"new-template\"")
     );
     // The package-card form says where to make a card template.
     assert!(
-        get(&c, &s, &ops, "/console/acquire")
+        console_page(&c, &s, &ops, "/console/acquire")
             .await
             .contains("href=\"/console/coupons\"")
     );
 
     // ¥30 off over ¥300, 30 days, 500 of them, claimed with package cards.
-    let (st, to, _) = post(&c, &s, &ops, "/console/coupons", &form(&[])).await;
+    let (st, to, _) = console_form(&c, &s, &ops, "/console/coupons", &form(&[])).await;
     assert_eq!(
         (st, to.as_str()),
         (StatusCode::SEE_OTHER, "/console/coupons?created=1")
@@ -124,7 +90,7 @@ async fn coupon_templates_are_made_and_changed_in_the_console(backend: Backend) 
         (3_000, 30_000, Some(30), "card")
     );
     // 20% off (8 折) between two dates, stackable, on the H5 page.
-    let (st, _, body) = post(
+    let (st, _, body) = console_form(
         &c,
         &s,
         &ops,
@@ -144,7 +110,7 @@ async fn coupon_templates_are_made_and_changed_in_the_console(backend: Backend) 
     )
     .await;
     assert_eq!(st, StatusCode::SEE_OTHER, "{body}");
-    let page = get(&c, &s, &ops, "/console/coupons?created=1").await;
+    let page = console_page(&c, &s, &ops, "/console/coupons?created=1").await;
     assert!(page.contains("已创建优惠券模板"));
     for shown in [
         "减 ¥30.00",
@@ -173,7 +139,7 @@ async fn coupon_templates_are_made_and_changed_in_the_console(backend: Backend) 
         "8 折 is 20% off"
     );
     // 8.5 折 is 15% off.
-    let (st, _, body) = post(
+    let (st, _, body) = console_form(
         &c,
         &s,
         &ops,
@@ -234,11 +200,11 @@ async fn coupon_templates_are_made_and_changed_in_the_console(backend: Backend) 
             "赠品：赠品券须写明赠品",
         ),
     ] {
-        let (st, _, page) = post(&c, &s, &ops, "/console/coupons", &form(&changes)).await;
+        let (st, _, page) = console_form(&c, &s, &ops, "/console/coupons", &form(&changes)).await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{said}");
         assert!(page.contains(said), "{said} in {page}");
     }
-    let (_, _, page) = post(
+    let (_, _, page) = console_form(
         &c,
         &s,
         &ops,
@@ -250,12 +216,12 @@ async fn coupon_templates_are_made_and_changed_in_the_console(backend: Backend) 
         page.contains("value=\"双十二券\"") && page.contains("value=\"三十\""),
         "what was typed is kept"
     );
-    let (st, _, page) = post(&c, &s, &viewer, "/console/coupons", &form(&[])).await;
+    let (st, _, page) = console_form(&c, &s, &viewer, "/console/coupons", &form(&[])).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     assert!(page.contains("只能查看"));
 
     // The card template is offered to the package-card form; moved to H5, it no longer is.
-    let acquire = get(&c, &s, &ops, "/console/acquire").await;
+    let acquire = console_page(&c, &s, &ops, "/console/acquire").await;
     assert!(
         !acquire.contains("id=\"no-offer\""),
         "the card template is offered"
@@ -268,7 +234,7 @@ async fn coupon_templates_are_made_and_changed_in_the_console(backend: Backend) 
         )
         .await
         .expect("id");
-    let (st, to, _) = post(
+    let (st, to, _) = console_form(
         &c,
         &s,
         &ops,
@@ -281,11 +247,11 @@ async fn coupon_templates_are_made_and_changed_in_the_console(backend: Backend) 
         (StatusCode::SEE_OTHER, "/console/coupons")
     );
     assert!(
-        get(&c, &s, &ops, "/console/acquire")
+        console_page(&c, &s, &ops, "/console/acquire")
             .await
             .contains("id=\"no-offer\"")
     );
-    let (st, _, _) = post(
+    let (st, _, _) = console_form(
         &c,
         &s,
         &viewer,
@@ -294,7 +260,7 @@ async fn coupon_templates_are_made_and_changed_in_the_console(backend: Backend) 
     )
     .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
-    let (st, _, _) = post(
+    let (st, _, _) = console_form(
         &c,
         &s,
         &ops,
@@ -349,7 +315,7 @@ async fn coupons_are_issued_to_a_snapshot_and_redeemed_in_store(backend: Backend
         .expect("snapshot id")
         .to_string();
     // A template of three coupons, ¥30 off over ¥300, one each.
-    let (st, _, _) = post(
+    let (st, _, _) = console_form(
         &c,
         &s,
         &ops,
@@ -363,7 +329,7 @@ async fn coupons_are_issued_to_a_snapshot_and_redeemed_in_store(backend: Backend
         .fetch_one(&sql("SELECT id FROM coupon_templates WHERE tenant_id = $1").bind(tenant))
         .await
         .expect("id");
-    let page = get(&c, &s, &ops, "/console/coupons").await;
+    let page = console_page(&c, &s, &ops, "/console/coupons").await;
     assert!(
         page.contains(&format!("action=\"/console/coupons/{id}/issue\"")),
         "{page}"
@@ -371,21 +337,21 @@ async fn coupons_are_issued_to_a_snapshot_and_redeemed_in_store(backend: Backend
 
     // Issued to the five: three get one, two are told why not.
     let issue = format!("/console/coupons/{id}/issue");
-    let (st, to, _) = post(&c, &s, &ops, &issue, &[("snapshot_id", &snapshot)]).await;
+    let (st, to, _) = console_form(&c, &s, &ops, &issue, &[("snapshot_id", &snapshot)]).await;
     assert_eq!(
         st,
         StatusCode::SEE_OTHER,
         "answered by a redirect: a reload issues nothing"
     );
-    let page = get(&c, &s, &ops, &to).await;
+    let page = console_page(&c, &s, &ops, &to).await;
     assert!(
         page.contains("已发放 3 张；未发 2 人（券已发完 2）"),
         "{page}"
     );
-    let (st, to, _) = post(&c, &s, &ops, &issue, &[("snapshot_id", &snapshot)]).await;
+    let (st, to, _) = console_form(&c, &s, &ops, &issue, &[("snapshot_id", &snapshot)]).await;
     assert_eq!(st, StatusCode::SEE_OTHER);
     assert!(
-        get(&c, &s, &ops, &to)
+        console_page(&c, &s, &ops, &to)
             .await
             .contains("已发放 0 张；未发 5 人")
     );
@@ -409,15 +375,16 @@ async fn coupons_are_issued_to_a_snapshot_and_redeemed_in_store(backend: Backend
     )
     .await;
     let other_snapshot = osnap["id"].as_i64().expect("snapshot").to_string();
-    let (st, _, page) = post(&c, &s, &ops, &issue, &[("snapshot_id", &other_snapshot)]).await;
+    let (st, _, page) =
+        console_form(&c, &s, &ops, &issue, &[("snapshot_id", &other_snapshot)]).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     assert!(page.contains("人群快照：找不到"), "{page}");
-    let (st, _, _) = post(&c, &s, &guide, &issue, &[("snapshot_id", &snapshot)]).await;
+    let (st, _, _) = console_form(&c, &s, &guide, &issue, &[("snapshot_id", &snapshot)]).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
-    let (st, _, page) = post(&c, &s, &ops, &issue, &[("snapshot_id", "")]).await;
+    let (st, _, page) = console_form(&c, &s, &ops, &issue, &[("snapshot_id", "")]).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(page.contains("人群快照：请选择"));
-    let (st, _, _) = post(&c, &s, &viewer, &issue, &[("snapshot_id", &snapshot)]).await;
+    let (st, _, _) = console_form(&c, &s, &viewer, &issue, &[("snapshot_id", &snapshot)]).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
 
     // Redeemed in store by a guide: once, with what it took off; refusals say what to check.
@@ -436,61 +403,76 @@ async fn coupons_are_issued_to_a_snapshot_and_redeemed_in_store(backend: Backend
             ("store_id", "S001".to_owned()),
         ]
     };
-    let as_form = |v: &Vec<(&'static str, String)>| {
-        v.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>()
-    };
-    let send_redeem = |cookie: String, v: Vec<(&'static str, String)>| {
-        let c = c.clone();
-        let url = s.url("/console/coupons/redeem");
-        async move {
-            let r = c
-                .post(url)
-                .header("cookie", cookie)
-                .form(&as_form(&v))
-                .send()
-                .await
-                .expect("redeem");
-            (r.status(), r.text().await.expect("page"))
-        }
-    };
-    let (st, page) = send_redeem(guide.clone(), redeem(code.to_lowercase(), "POS-1", "199")).await;
+    const REDEEM: &str = "/console/coupons/redeem";
+    let (st, _, page) = console_form(
+        &c,
+        &s,
+        &guide,
+        REDEEM,
+        &redeem(code.to_lowercase(), "POS-1", "199"),
+    )
+    .await;
     assert_eq!(st, StatusCode::CONFLICT);
     assert!(page.contains("订单金额：未达到这张券的使用门槛"), "{page}");
-    let r = c
-        .post(s.url("/console/coupons/redeem"))
-        .header("cookie", &guide)
-        .form(&as_form(&redeem(code.to_lowercase(), " POS-1 ", "399.00")))
-        .send()
-        .await
-        .expect("redeem");
-    assert_eq!(r.status(), StatusCode::SEE_OTHER, "answered by a redirect");
-    let to = r
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let page = get(&c, &s, &guide, &to).await;
+    let (st, to, _) = console_form(
+        &c,
+        &s,
+        &guide,
+        REDEEM,
+        &redeem(code.to_lowercase(), " POS-1 ", "399.00"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER, "answered by a redirect");
+    let page = console_page(&c, &s, &guide, &to).await;
     assert!(
         page.contains(&format!("核销成功：券码 {code} 抵扣 ¥30.00（订单 POS-1）")),
         "{page}"
     );
-    let (st, page) = send_redeem(guide.clone(), redeem(code.clone(), "POS-9", "0")).await;
+    let (st, _, page) =
+        console_form(&c, &s, &guide, REDEEM, &redeem(code.clone(), "POS-9", "0")).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(page.contains("不是大于 0 的金额"), "{page}");
-    let (st, page) = send_redeem(guide.clone(), redeem(code.clone(), "POS-2", "399")).await;
+    let (st, _, page) = console_form(
+        &c,
+        &s,
+        &guide,
+        REDEEM,
+        &redeem(code.clone(), "POS-2", "399"),
+    )
+    .await;
     assert_eq!(st, StatusCode::CONFLICT);
     assert!(page.contains("已经核销过"), "{page}");
-    let (st, page) = send_redeem(guide.clone(), redeem("NOSUCHCODE".into(), "POS-3", "399")).await;
+    let (st, _, page) = console_form(
+        &c,
+        &s,
+        &guide,
+        REDEEM,
+        &redeem("NOSUCHCODE".into(), "POS-3", "399"),
+    )
+    .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     assert!(page.contains("券码：找不到「NOSUCHCODE」"), "{page}");
-    let (st, page) = send_redeem(guide.clone(), redeem(code.clone(), "POS-3", "三百")).await;
+    let (st, _, page) = console_form(
+        &c,
+        &s,
+        &guide,
+        REDEEM,
+        &redeem(code.clone(), "POS-3", "三百"),
+    )
+    .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(
         page.contains("订单金额：「三百」不是大于 0 的金额（元）"),
         "{page}"
     );
-    let (st, _) = send_redeem(viewer.clone(), redeem(code.clone(), "POS-4", "399")).await;
+    let (st, _, _) = console_form(
+        &c,
+        &s,
+        &viewer,
+        REDEEM,
+        &redeem(code.clone(), "POS-4", "399"),
+    )
+    .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     let (status, discount): (String, i64) = s
         .db()

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use siyu::platform::access::{self, Role};
 
-use common::{Backend, TestServer, console_session, no_redirects, tenant_with_key};
+use common::{Backend, TestServer, console_page, console_session, no_redirects, tenant_with_key};
 
 const PASSWORD: &str = "a-long-password";
 
@@ -50,28 +50,16 @@ async fn uploads_an_export_and_downloads_its_rejected_rows(backend: Backend) {
     let ops = console_session(&c, &s, "茶小铺", "ops", PASSWORD).await;
     let viewer = console_session(&c, &s, "茶小铺", "viewer", PASSWORD).await;
 
-    let page = |cookie: String| {
-        let c = c.clone();
-        let url = s.url("/console/overview");
-        async move {
-            c.get(url)
-                .header("cookie", cookie)
-                .send()
-                .await
-                .expect("overview")
-                .text()
-                .await
-                .expect("page")
-        }
-    };
-    let p = page(ops.clone()).await;
+    let p = console_page(&c, &s, &ops, "/console/overview").await;
     assert!(p.contains("id=\"upload-form\""), "offered to an operator");
     assert!(
         p.contains("<option value=\"jd\">京东</option>"),
         "presets by their Chinese names"
     );
     assert!(
-        !page(viewer.clone()).await.contains("id=\"upload-form\""),
+        !console_page(&c, &s, &viewer, "/console/overview")
+            .await
+            .contains("id=\"upload-form\""),
         "not to a viewer"
     );
 
@@ -99,9 +87,16 @@ async fn uploads_an_export_and_downloads_its_rejected_rows(backend: Backend) {
 
     // The receipt is listed with its rejected rows, for an admin (they carry phones).
     let link = format!("/console/imports/{id}/rejected.csv");
-    assert!(page(boss.clone()).await.contains(&link), "the admin's link");
     assert!(
-        !page(ops.clone()).await.contains(&link),
+        console_page(&c, &s, &boss, "/console/overview")
+            .await
+            .contains(&link),
+        "the admin's link"
+    );
+    assert!(
+        !console_page(&c, &s, &ops, "/console/overview")
+            .await
+            .contains(&link),
         "no link for an operator"
     );
     let r = c

@@ -9,26 +9,11 @@ use reqwest::StatusCode;
 use siyu::platform::access::{self, Role};
 use siyu_wecom_sandbox::{Sandbox, SandboxCorp};
 
-use common::{Backend, TestServer, console_session, no_redirects, tenant_with_key};
+use common::{
+    Backend, TestServer, console_form, console_page, console_session, no_redirects, tenant_with_key,
+};
 
 const PASSWORD: &str = "a-long-password";
-
-async fn post(
-    c: &reqwest::Client,
-    s: &TestServer,
-    cookie: &str,
-    path: &str,
-    form: &[(&str, &str)],
-) -> (StatusCode, String) {
-    let r = c
-        .post(s.url(path))
-        .header("cookie", cookie)
-        .form(form)
-        .send()
-        .await
-        .expect("post");
-    (r.status(), r.text().await.expect("page"))
-}
 
 async fn wecom_is_set_up_and_tested_in_the_console(backend: Backend) {
     let s = TestServer::start(backend).await;
@@ -46,21 +31,7 @@ async fn wecom_is_set_up_and_tested_in_the_console(backend: Backend) {
         .expect("sandbox");
     let corp = wecom.corp().clone();
 
-    let page = |cookie: String| {
-        let c = c.clone();
-        let url = s.url("/console/connect");
-        async move {
-            c.get(url)
-                .header("cookie", cookie)
-                .send()
-                .await
-                .expect("page")
-                .text()
-                .await
-                .expect("text")
-        }
-    };
-    let p = page(boss.clone()).await;
+    let p = console_page(&c, &s, &boss, "/console/connect").await;
     assert!(p.contains("还没有设置企业微信"), "{p}");
     assert!(
         p.contains(&format!("/callbacks/wecom/{tenant}")),
@@ -68,7 +39,9 @@ async fn wecom_is_set_up_and_tested_in_the_console(backend: Backend) {
     );
     assert!(p.contains("id=\"wecom-form\""));
     assert!(
-        !page(ops.clone()).await.contains("id=\"wecom-form\""),
+        !console_page(&c, &s, &ops, "/console/connect")
+            .await
+            .contains("id=\"wecom-form\""),
         "not to an operator"
     );
 
@@ -81,26 +54,14 @@ async fn wecom_is_set_up_and_tested_in_the_console(backend: Backend) {
             ("base_url", wecom.url().to_owned()),
         ]
     };
-    let send = |cookie: String, path: &'static str, v: Vec<(&'static str, String)>| {
-        let c = c.clone();
-        let url = s.url(path);
-        async move {
-            let r = c
-                .post(url)
-                .header("cookie", cookie)
-                .form(&v)
-                .send()
-                .await
-                .expect("post");
-            (r.status(), r.text().await.expect("page"))
-        }
-    };
 
     // A malformed key: refused by field, the corp id kept, no secret written back.
-    let (st, p) = send(
-        boss.clone(),
+    let (st, _, p) = console_form(
+        &c,
+        &s,
+        &boss,
         "/console/connect/wecom",
-        form("typed-secret-1", "short".into()),
+        &form("typed-secret-1", "short".into()),
     )
     .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
@@ -117,19 +78,23 @@ async fn wecom_is_set_up_and_tested_in_the_console(backend: Backend) {
         "the secret is not written back"
     );
     // A wrong secret: saved, and WeCom's refusal said at once.
-    let (st, p) = send(
-        boss.clone(),
+    let (st, _, p) = console_form(
+        &c,
+        &s,
+        &boss,
         "/console/connect/wecom",
-        form("not-the-secret", corp.encoding_aes_key.clone()),
+        &form("not-the-secret", corp.encoding_aes_key.clone()),
     )
     .await;
     assert_eq!(st, StatusCode::BAD_GATEWAY);
     assert!(p.contains("连接失败：企业微信答复 errcode 40001"), "{p}");
     // The right one: connected.
-    let (st, p) = send(
-        boss.clone(),
+    let (st, _, p) = console_form(
+        &c,
+        &s,
+        &boss,
         "/console/connect/wecom",
-        form(&corp.secret, corp.encoding_aes_key.clone()),
+        &form(&corp.secret, corp.encoding_aes_key.clone()),
     )
     .await;
     assert_eq!(st, StatusCode::OK, "{p}");
@@ -139,7 +104,14 @@ async fn wecom_is_set_up_and_tested_in_the_console(backend: Backend) {
         "{p}"
     );
     // Tested again from the saved settings.
-    let (st, p) = post(&c, &s, &boss, "/console/connect/wecom/test", &[]).await;
+    let (st, _, p) = console_form(
+        &c,
+        &s,
+        &boss,
+        "/console/connect/wecom/test",
+        &[] as &[(&str, &str)],
+    )
+    .await;
     assert_eq!(st, StatusCode::OK);
     assert!(p.contains("连接正常"), "{p}");
     let view = s
@@ -151,15 +123,24 @@ async fn wecom_is_set_up_and_tested_in_the_console(backend: Backend) {
     assert_eq!(view.corp_id, corp.corp_id);
 
     // An operator may not hand the secret over.
-    let (st, p) = send(
-        ops.clone(),
+    let (st, _, p) = console_form(
+        &c,
+        &s,
+        &ops,
         "/console/connect/wecom",
-        form("x", corp.encoding_aes_key.clone()),
+        &form("x", corp.encoding_aes_key.clone()),
     )
     .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     assert!(p.contains("只有管理员可以设置企业微信"), "{p}");
-    let (st, _) = post(&c, &s, &ops, "/console/connect/wecom/test", &[]).await;
+    let (st, _, _) = console_form(
+        &c,
+        &s,
+        &ops,
+        "/console/connect/wecom/test",
+        &[] as &[(&str, &str)],
+    )
+    .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
 }
 

@@ -521,6 +521,43 @@ pub async fn console_session(
     session_cookie(&r).expect("session cookie")
 }
 
+/// A console page as a signed-in browser gets it (`cookie` from [`console_session`]).
+pub async fn console_page(c: &reqwest::Client, s: &TestServer, cookie: &str, path: &str) -> String {
+    c.get(s.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("console page")
+        .text()
+        .await
+        .expect("page text")
+}
+
+/// A console form sent as a browser sends it: the status, where it redirects, and the page.
+pub async fn console_form<K: serde::Serialize, V: serde::Serialize>(
+    c: &reqwest::Client,
+    s: &TestServer,
+    cookie: &str,
+    path: &str,
+    form: &[(K, V)],
+) -> (reqwest::StatusCode, String, String) {
+    let r = c
+        .post(s.url(path))
+        .header("cookie", cookie)
+        .form(form)
+        .send()
+        .await
+        .expect("console form");
+    let status = r.status();
+    let location = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, location, r.text().await.expect("page text"))
+}
+
 /// The console session a login answer sets, as a `cookie` header value.
 pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
     r.headers()

@@ -525,16 +525,8 @@ pub(crate) async fn change_claim_via(
     Form(f): Form<ClaimViaForm>,
 ) -> Response {
     if !u.caller.role.may_write() {
-        let mut r = render(
-            &app,
-            &u,
-            vec![u.lang.coupons().read_only.into()],
-            TemplateForm::default(),
-            String::new(),
-        )
-        .await;
-        *r.status_mut() = StatusCode::FORBIDDEN;
-        return r;
+        let said = u.lang.coupons().read_only.into();
+        return refused(&app, &u, said, StatusCode::FORBIDDEN).await;
     }
     let (Ok(id), Some(via)) = (id.parse::<i64>(), claim_via(&f.claim_via)) else {
         return (StatusCode::NOT_FOUND, "").into_response();
