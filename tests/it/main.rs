@@ -21,6 +21,7 @@ mod console_campaigns;
 mod console_coupons;
 mod console_e2e;
 mod console_imports;
+mod console_policy;
 mod console_wecom;
 mod coupons;
 mod crash;

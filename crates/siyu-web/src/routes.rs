@@ -405,6 +405,10 @@ pub fn table(workers: &Workers) -> Router<AppState> {
         )
         .route("/console/coupons/{id}/issue", post(console::coupons::issue))
         .route("/console/coupons/redeem", post(console::coupons::redeem))
+        .route(
+            "/console/policy",
+            get(console::policy::policy_page).post(console::policy::save),
+        )
         .route("/console/connect/wecom", post(console::wecom::save))
         .route("/console/connect/wecom/test", post(console::wecom::test))
         .route("/console/shops/authorize", post(console::shops::authorize))

@@ -12,6 +12,7 @@ mod form;
 pub mod imports;
 pub mod members;
 pub mod origin;
+pub mod policy;
 pub mod segments;
 pub mod shops;
 pub mod wecom;
