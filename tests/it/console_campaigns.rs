@@ -291,6 +291,36 @@ async fn a_campaign_is_created_from_a_snapshot_and_launched_from_the_console(bac
     }
     assert_eq!(campaigns_stored(&s).await[0].1, "launched");
 
+    // Its report downloads with the console's session, under Chinese columns (the API's file
+    // takes a key and would answer the browser 401).
+    let csv_link = format!("/console/acquire/campaigns/{id}/report.csv");
+    assert!(
+        get_page(&c, &s, &ops, "/console/acquire")
+            .await
+            .contains(&csv_link)
+    );
+    let r = c
+        .get(s.url(&csv_link))
+        .header("cookie", &ops)
+        .send()
+        .await
+        .expect("csv");
+    assert_eq!(r.status(), StatusCode::OK);
+    let csv = r.text().await.expect("csv");
+    let csv = csv.trim_start_matches('\u{feff}');
+    assert!(csv.starts_with("文案版本,目标人数,已发送,"), "{csv}");
+    assert!(
+        csv.lines().last().is_some_and(|l| l.starts_with("合计,")),
+        "{csv}"
+    );
+    let r = c
+        .get(s.url("/console/acquire/campaigns/999999/report.csv"))
+        .header("cookie", &ops)
+        .send()
+        .await
+        .expect("csv");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
     // Another tenant's snapshot and campaign are not there for this one.
     let (_, other_key) = tenant_with_key(s.db(), "别家", Role::Admin).await;
     make_customers(&s, &other_key, 2, 1).await;

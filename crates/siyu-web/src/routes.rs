@@ -501,6 +501,10 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             get(console::acquire::cards_csv),
         )
         .route(
+            "/console/acquire/campaigns/{id}/report.csv",
+            get(console::acquire::campaign_report_csv),
+        )
+        .route(
             "/console/acquire/campaigns/{id}/launch",
             post(console::acquire::launch_campaign),
         )

@@ -521,3 +521,29 @@ pub(crate) async fn cards_csv(
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
+
+/// `GET /console/acquire/campaigns/{id}/report.csv`: the campaign's report with the console's
+/// session, under Chinese column names in zh-CN (the API's `/report.csv` takes a key).
+pub(crate) async fn campaign_report_csv(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(id) = id.parse::<i64>() else {
+        return (axum::http::StatusCode::NOT_FOUND, "").into_response();
+    };
+    app.links.flush().await;
+    match siyu::acquire::report::campaign_report(&app.db, u.caller.tenant_id, id).await {
+        Ok(r) => {
+            let text = match u.lang {
+                crate::i18n::Lang::Zh => siyu::acquire::report::campaign_csv_zh(&r),
+                crate::i18n::Lang::En => siyu::acquire::report::campaign_csv(&r),
+            };
+            crate::api::csv_response(&format!("campaign-{id}"), text.into_bytes())
+        }
+        Err(siyu::acquire::campaigns::CampaignError::NotFound(_)) => {
+            (axum::http::StatusCode::NOT_FOUND, "").into_response()
+        }
+        Err(e) => super::server_error(e),
+    }
+}

@@ -371,38 +371,81 @@ fn finish(v: &mut VariantReport) {
     v.roi = (v.cost > Fen::ZERO).then(|| v.gmv.get() as f64 / v.cost.get() as f64);
 }
 
-/// The report as CSV: one row per variant and the total, money in yuan.
+/// The report as CSV: one row per variant and the total, money in yuan, under the columns'
+/// codes (for systems).
 pub fn campaign_csv(r: &CampaignReport) -> String {
+    campaign_csv_headed(r, &CAMPAIGN_COLUMNS, false)
+}
+
+/// The same CSV under Chinese column names (for the console's download in zh-CN).
+pub fn campaign_csv_zh(r: &CampaignReport) -> String {
+    campaign_csv_headed(r, &CAMPAIGN_COLUMNS_ZH, true)
+}
+
+const CAMPAIGN_COLUMNS_ZH: [&str; 23] = [
+    "文案版本",
+    "目标人数",
+    "已发送",
+    "已送达",
+    "被规则拦下",
+    "短信条数",
+    "点击次数",
+    "点击人数",
+    "召回人数",
+    "召回率",
+    "购买人数",
+    "订单数",
+    "成交金额（元）",
+    "成本（元）",
+    "ROI",
+    "3 小时点击",
+    "6 小时点击",
+    "12 小时点击",
+    "24 小时点击",
+    "3 小时成交（元）",
+    "6 小时成交（元）",
+    "12 小时成交（元）",
+    "24 小时成交（元）",
+];
+
+const CAMPAIGN_COLUMNS: [&str; 23] = [
+    "variant",
+    "eligible",
+    "sent",
+    "delivered",
+    "suppressed",
+    "parts",
+    "clicks",
+    "visitors",
+    "recalled",
+    "recall_rate",
+    "buyers",
+    "orders",
+    "gmv_yuan",
+    "cost_yuan",
+    "roi",
+    "clicks_3h",
+    "clicks_6h",
+    "clicks_12h",
+    "clicks_24h",
+    "gmv_3h_yuan",
+    "gmv_6h_yuan",
+    "gmv_12h_yuan",
+    "gmv_24h_yuan",
+];
+
+fn campaign_csv_headed(r: &CampaignReport, columns: &[&str; 23], zh: bool) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record([
-        "variant",
-        "eligible",
-        "sent",
-        "delivered",
-        "suppressed",
-        "parts",
-        "clicks",
-        "visitors",
-        "recalled",
-        "recall_rate",
-        "buyers",
-        "orders",
-        "gmv_yuan",
-        "cost_yuan",
-        "roi",
-        "clicks_3h",
-        "clicks_6h",
-        "clicks_12h",
-        "clicks_24h",
-        "gmv_3h_yuan",
-        "gmv_6h_yuan",
-        "gmv_12h_yuan",
-        "gmv_24h_yuan",
-    ]);
+    let _ = w.write_record(columns);
     let yuan = crate::know::report::plain_yuan;
     for v in r.variants.iter().chain(std::iter::once(&r.total)) {
+        let name = match (zh, v.variant.as_str()) {
+            (true, CONTROL) => "对照组",
+            (true, "total") => "合计",
+            (_, n) => n,
+        };
         let mut rec = vec![
-            inert(&v.variant).into_owned(),
+            inert(name).into_owned(),
             v.eligible.to_string(),
             v.sent.to_string(),
             v.delivered.to_string(),
