@@ -1,8 +1,9 @@
 //! WeCom set up from the console (企业微信设置) against the WeCom sandbox, over HTTP with the
 //! console session, on both backends: the callback address to paste is shown, saving tests the
 //! connection by asking WeCom for a token, a wrong secret is said at once in WeCom's own code,
-//! a malformed key is refused by field with what was typed kept (never the secrets), and only an
-//! admin may hand the secret over.
+//! a malformed key is refused by field with what was typed kept (never the secrets), only an
+//! admin may hand the secret over, and an operator makes a live code whose contact way WeCom
+//! creates at once.
 
 use crate::common;
 use reqwest::StatusCode;
@@ -54,6 +55,23 @@ async fn wecom_is_set_up_and_tested_in_the_console(backend: Backend) {
             ("base_url", wecom.url().to_owned()),
         ]
     };
+
+    let code = |guides: &'static str| {
+        [
+            ("name", "静安店活码"),
+            ("source", "store"),
+            ("source_id", ""),
+            ("guides", guides),
+            ("daily_cap", "50"),
+            ("backup_userid", "ba_zhao"),
+            ("welcome", "欢迎光临茶小铺，回复 1 领新人券"),
+        ]
+    };
+    // A live code before WeCom is set up: said, nothing made.
+    let (st, _, p) =
+        console_form(&c, &s, &ops, "/console/connect/live-codes", &code("ba_li")).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(p.contains("还没有设置企业微信"), "{p}");
 
     // A malformed key: refused by field, the corp id kept, no secret written back.
     let (st, _, p) = console_form(
@@ -121,6 +139,46 @@ async fn wecom_is_set_up_and_tested_in_the_console(backend: Backend) {
         .await
         .expect("configured");
     assert_eq!(view.corp_id, corp.corp_id);
+
+    // A live code made by an operator: WeCom makes the contact way, the code is listed with its
+    // QR to download, and a code without guides is refused by field.
+    let (st, to, p) = console_form(
+        &c,
+        &s,
+        &ops,
+        "/console/connect/live-codes",
+        &code("ba_li, ba_wang"),
+    )
+    .await;
+    assert_eq!(
+        (st, to.as_str()),
+        (StatusCode::SEE_OTHER, "/console/connect#code-table"),
+        "{p}"
+    );
+    let p = console_page(&c, &s, &ops, "/console/connect").await;
+    assert!(
+        p.contains("静安店活码") && p.contains("点击下载二维码"),
+        "{p}"
+    );
+    let (guides, backup): (String, String) = s
+        .db()
+        .fetch_one(
+            &siyu::platform::db::sql(
+                "SELECT guides, backup_userid FROM live_codes WHERE tenant_id = $1",
+            )
+            .bind(tenant),
+        )
+        .await
+        .expect("code");
+    assert!(
+        guides.contains("ba_li") && guides.contains("ba_wang") && guides.contains("50"),
+        "{guides}"
+    );
+    assert_eq!(backup, "ba_zhao");
+    let (st, _, p) = console_form(&c, &s, &ops, "/console/connect/live-codes", &code("")).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(p.contains("接待导购：至少填一位导购"), "{p}");
+    assert!(p.contains("value=\"静安店活码\""), "what was typed is kept");
 
     // An operator may not hand the secret over.
     let (st, _, p) = console_form(

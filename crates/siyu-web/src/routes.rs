@@ -410,6 +410,10 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             get(console::policy::policy_page).post(console::policy::save),
         )
         .route("/console/connect/wecom", post(console::wecom::save))
+        .route(
+            "/console/connect/live-codes",
+            post(console::live_codes::create),
+        )
         .route("/console/connect/wecom/test", post(console::wecom::test))
         .route("/console/shops/authorize", post(console::shops::authorize))
         .route(

@@ -54,6 +54,7 @@ pub(crate) struct ConnectPage {
     posts: Vec<PostRow>,
     masses: Vec<MassRow>,
     wecom: super::wecom::WecomSection,
+    new_code: super::live_codes::CodeSection,
 }
 
 pub(crate) const WEEKS: usize = 8;
@@ -69,7 +70,8 @@ pub(crate) async fn connect_page(State(app): State<AppState>, u: ConsoleUser) ->
     let wecom =
         super::wecom::WecomSection::new(&app, &u, Vec::new(), String::new(), Default::default())
             .await;
-    render(&app, &u, wecom, StatusCode::OK).await
+    let new_code = super::live_codes::CodeSection::new(&u, Vec::new(), Default::default());
+    render(&app, &u, wecom, new_code, StatusCode::OK).await
 }
 
 /// The page with the WeCom settings section as a form left it.
@@ -77,6 +79,7 @@ pub(crate) async fn render(
     app: &AppState,
     u: &ConsoleUser,
     wecom: super::wecom::WecomSection,
+    new_code: super::live_codes::CodeSection,
     status: StatusCode,
 ) -> Response {
     let tenant = u.caller.tenant_id;
@@ -192,6 +195,7 @@ pub(crate) async fn render(
                 posts,
                 masses,
                 wecom,
+                new_code,
             });
             *r.status_mut() = status;
             r

@@ -10,6 +10,7 @@ pub mod customers;
 pub mod data;
 mod form;
 pub mod imports;
+pub mod live_codes;
 pub mod members;
 pub mod origin;
 pub mod policy;

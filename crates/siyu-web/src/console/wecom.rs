@@ -133,7 +133,8 @@ async fn answer(
     status: StatusCode,
 ) -> Response {
     let section = WecomSection::new(app, u, errors, notice, form).await;
-    super::connect::render(app, u, section, status).await
+    let codes = super::live_codes::CodeSection::new(u, Vec::new(), Default::default());
+    super::connect::render(app, u, section, codes, status).await
 }
 
 /// `POST /console/connect/wecom`: saves the settings, then tests them.
