@@ -497,3 +497,91 @@ async fn coupons_are_issued_to_a_snapshot_and_redeemed_in_store(backend: Backend
 }
 
 on_each_backend!(coupons_are_issued_to_a_snapshot_and_redeemed_in_store);
+
+/// A bar of the RFM page's lifecycle chart becomes a segment with a snapshot in one click, and
+/// the coupon page offers that snapshot to issue to.
+async fn a_chart_bar_becomes_a_snapshot_to_issue_to(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = no_redirects();
+    let (tenant, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    access::create_user(s.db(), tenant, "ops", "ops", PASSWORD, Role::Operator)
+        .await
+        .expect("user");
+    access::create_user(s.db(), tenant, "viewer", "viewer", PASSWORD, Role::Viewer)
+        .await
+        .expect("user");
+    let ops = console_session(&c, &s, "茶小铺", "ops", PASSWORD).await;
+    let viewer = console_session(&c, &s, "茶小铺", "viewer", PASSWORD).await;
+    make_customers(&s, &key, 9, 4).await;
+    let page = console_page(&c, &s, &ops, "/console/rfm").await;
+    // The first bar offered: its kind, key, label and count, as the page writes them.
+    let form = page
+        .split("class=\"inline bar-segment\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no bar offered: {page}"));
+    let field = |name: &str| {
+        form.split(&format!("name=\"{name}\" value=\""))
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (kind, key_, label) = (field("kind"), field("key"), field("label"));
+    assert!(!kind.is_empty() && !key_.is_empty(), "{form}");
+    assert!(
+        !console_page(&c, &s, &viewer, "/console/rfm")
+            .await
+            .contains("bar-segment"),
+        "not offered to a viewer"
+    );
+    let (st, to, _) = console_form(
+        &c,
+        &s,
+        &ops,
+        "/console/rfm/segment",
+        &[
+            ("kind", kind.as_str()),
+            ("key", key_.as_str()),
+            ("label", label.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert!(to.starts_with("/console/segments/"), "{to}");
+    let (name, size): (String, i64) = s
+        .db()
+        .fetch_one(
+            &sql(
+                "SELECT s.name, n.size FROM segments s JOIN segment_snapshots n ON n.tenant_id = s.tenant_id AND n.segment_id = s.id WHERE s.tenant_id = $1",
+            )
+            .bind(tenant),
+        )
+        .await
+        .expect("segment and snapshot");
+    assert!(name.starts_with(&label), "{name}");
+    assert!(size >= 1, "the bar's people are in the snapshot");
+    // Offered to issue coupons to.
+    let (st, _, _) = console_form(&c, &s, &ops, "/console/coupons", &form_default()).await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let coupons = console_page(&c, &s, &ops, "/console/coupons").await;
+    assert!(coupons.contains(&format!("{name} · {size} ·")), "{coupons}");
+    let (st, _, _) = console_form(
+        &c,
+        &s,
+        &viewer,
+        "/console/rfm/segment",
+        &[
+            ("kind", kind.as_str()),
+            ("key", key_.as_str()),
+            ("label", label.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+}
+
+fn form_default() -> Vec<(&'static str, &'static str)> {
+    form(&[])
+}
+
+on_each_backend!(a_chart_bar_becomes_a_snapshot_to_issue_to);

@@ -434,6 +434,10 @@ pub fn table(workers: &Workers) -> Router<AppState> {
         )
         .route("/console/tags/upload", post(console::segments::upload_list))
         .route("/console/rfm", get(console::segments::rfm_page))
+        .route(
+            "/console/rfm/segment",
+            post(console::segments::bar_to_segment),
+        )
         .route("/console/segments", get(console::segments::segments_page))
         .route(
             "/console/segments/new",

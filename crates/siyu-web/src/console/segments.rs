@@ -242,6 +242,7 @@ pub(crate) struct RfmPage {
     window_days: i64,
     cuts: String,
     customers: u64,
+    may_write: bool,
 }
 
 pub(crate) fn bars(list: &Json_, key: &str, zh: bool) -> Vec<Bar> {
@@ -280,9 +281,21 @@ pub(crate) async fn rfm_page(State(app): State<AppState>, u: ConsoleUser) -> Res
     let cuts = if model.is_null() {
         "-".to_owned()
     } else {
+        // Spend cut points are stored in fen: shown in yuan.
+        let m: Vec<String> = model["m_cuts"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_i64())
+                    .map(|f| siyu::know::report::yuan(siyu::platform::Fen::new(f)))
+                    .collect()
+            })
+            .unwrap_or_default();
         format!(
-            "R {} · F {} · M {}",
-            model["r_cuts"], model["f_cuts"], model["m_cuts"]
+            "R {} · F {} · M [{}]",
+            model["r_cuts"],
+            model["f_cuts"],
+            m.join(", ")
         )
     };
     page(RfmPage {
@@ -296,7 +309,49 @@ pub(crate) async fn rfm_page(State(app): State<AppState>, u: ConsoleUser) -> Res
         window_days: v["settings"]["window_days"].as_i64().unwrap_or(365),
         cuts,
         customers: v["customers"].as_u64().unwrap_or(0),
+        may_write: u.caller.role.may_write(),
     })
+}
+
+#[derive(Deserialize)]
+pub(crate) struct BarForm {
+    /// `class` (an RFM class) or `stage` (a lifecycle stage).
+    kind: String,
+    key: String,
+    #[serde(default)]
+    label: String,
+}
+
+/// `POST /console/rfm/segment`: the people behind a bar of the RFM or lifecycle chart become a
+/// segment and a snapshot of it at once, ready to be sent a campaign or given coupons.
+pub(crate) async fn bar_to_segment(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Form(f): Form<BarForm>,
+) -> Result<Response, ApiError> {
+    need_write(&u)?;
+    let tenant = u.caller.tenant_id;
+    let rule_json = match f.kind.as_str() {
+        "class" => json!({"rfm": {"class": [f.key]}}),
+        "stage" => json!({"stage": [f.key]}),
+        _ => return Err(ApiError::bad_request("kind: class or stage")),
+    };
+    let rule: Rule = serde_json::from_value(rule_json)
+        .map_err(|e| ApiError::bad_request(format!("key: {e}")))?;
+    let now = now_ms();
+    // Named by the bar and the minute, so that the same bar taken again is a segment of its own.
+    let label: String = f
+        .label
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(30)
+        .collect();
+    let name = format!("{} · {}", label.trim(), format_local(now));
+    let by = actor(&u.caller);
+    let s = segments::create(&app.db, tenant, &name, &rule, &by, now).await?;
+    let members = app.audiences.members(tenant, &rule).await?;
+    segments::take_snapshot(&app.db, tenant, &s, &members, &by, now).await?;
+    Ok(Redirect::to(&format!("/console/segments/{}", s.id)).into_response())
 }
 
 pub struct SegmentListRow {

@@ -4,6 +4,8 @@ use super::Lang;
 
 /// Layering pages: tags, RFM and segments.
 pub struct LayerTr {
+    pub make_segment: &'static str,
+    pub bar_to_segment_help: &'static str,
     pub tags_title: &'static str,
     pub group: &'static str,
     pub tag: &'static str,
@@ -53,6 +55,8 @@ pub struct LayerTr {
 }
 
 pub static ZH_L: LayerTr = LayerTr {
+    make_segment: "建人群",
+    bar_to_segment_help: "点一类客户，把这些人存成人群和快照，接着可以发券、发短信召回或企微群发。",
     tags_title: "标签",
     group: "标签组",
     tag: "标签",
@@ -99,6 +103,8 @@ pub static ZH_L: LayerTr = LayerTr {
 };
 
 pub static EN_L: LayerTr = LayerTr {
+    make_segment: "make a segment",
+    bar_to_segment_help: "Click a group to save its people as a segment with a snapshot, ready for coupons, an SMS recall or a WeCom mass message.",
     tags_title: "Tags",
     group: "Group",
     tag: "Tag",
