@@ -310,7 +310,9 @@ async fn a_campaign_is_created_from_a_snapshot_and_launched_from_the_console(bac
     let csv = csv.trim_start_matches('\u{feff}');
     assert!(csv.starts_with("文案版本,目标人数,已发送,"), "{csv}");
     assert!(
-        csv.lines().last().is_some_and(|l| l.starts_with("合计,")),
+        csv.lines()
+            .last()
+            .is_some_and(|l| l.starts_with("合计（不含对照组）,")),
         "{csv}"
     );
     let r = c

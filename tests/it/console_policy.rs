@@ -99,21 +99,42 @@ async fn the_contact_policy_is_set_in_the_console(backend: Backend) {
     )
     .await;
     assert_eq!(st, StatusCode::SEE_OTHER);
+    let page = console_page(&c, &s, &ops, "/console/policy").await;
     assert!(
-        console_page(&c, &s, &ops, "/console/policy")
-            .await
-            .contains("没有免打扰时段")
+        page.contains("没有免打扰时段") && page.contains("短信不去重"),
+        "{page}"
     );
+    // A cap of 0 is said to send nothing, not taken for "no limit".
+    let (st, _, _) = console_form(
+        &c,
+        &s,
+        &ops,
+        "/console/policy",
+        &form("0", "21:00", "09:00", "24"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let page = console_page(&c, &s, &ops, "/console/policy").await;
+    assert!(page.contains("不发任何营销消息"), "{page}");
+    let (st, _, _) = console_form(
+        &c,
+        &s,
+        &ops,
+        "/console/policy",
+        &form("3", "00:00", "00:00", "0"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
 
     // Refusals by field, in Chinese, what was typed kept.
     for (f, said) in [
         (
             form("三", "21:00", "09:00", "24"),
-            "每周最多：「三」不是整数",
+            "7 天内最多：「三」不是整数",
         ),
         (
             form("101", "21:00", "09:00", "24"),
-            "每周最多：须为 0–100 条",
+            "7 天内最多：须为 0–100 条",
         ),
         (
             form("2", "25:00", "09:00", "24"),

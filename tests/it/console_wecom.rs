@@ -95,7 +95,8 @@ async fn wecom_is_set_up_and_tested_in_the_console(backend: Backend) {
         !p.contains("typed-secret-1"),
         "the secret is not written back"
     );
-    // A wrong secret: saved, and WeCom's refusal said at once.
+    // A wrong secret: WeCom's refusal said at once, and nothing saved (a typo must not replace
+    // settings that work) unless the operator insists.
     let (st, _, p) = console_form(
         &c,
         &s,
@@ -106,6 +107,20 @@ async fn wecom_is_set_up_and_tested_in_the_console(backend: Backend) {
     .await;
     assert_eq!(st, StatusCode::BAD_GATEWAY);
     assert!(p.contains("连接失败：企业微信答复 errcode 40001"), "{p}");
+    assert!(p.contains("设置没有保存"), "{p}");
+    assert!(
+        s.app.connect.settings_view(tenant).await.is_err(),
+        "nothing saved"
+    );
+    let mut insisted = form("not-the-secret", corp.encoding_aes_key.clone());
+    insisted.push(("save_anyway", "1".to_owned()));
+    let (st, _, p) = console_form(&c, &s, &boss, "/console/connect/wecom", &insisted).await;
+    assert_eq!(st, StatusCode::BAD_GATEWAY);
+    assert!(p.contains("设置已按要求保存"), "{p}");
+    assert!(
+        s.app.connect.settings_view(tenant).await.is_ok(),
+        "saved as asked"
+    );
     // The right one: connected.
     let (st, _, p) = console_form(
         &c,
@@ -117,6 +132,12 @@ async fn wecom_is_set_up_and_tested_in_the_console(backend: Backend) {
     .await;
     assert_eq!(st, StatusCode::OK, "{p}");
     assert!(p.contains("连接正常"), "{p}");
+    for secret in [&corp.secret, &corp.encoding_aes_key, &corp.token] {
+        assert!(
+            !p.contains(secret.as_str()),
+            "no secret written back into the page"
+        );
+    }
     assert!(
         p.contains(&format!("已设置：企业 ID {}", corp.corp_id)),
         "{p}"
@@ -156,10 +177,7 @@ async fn wecom_is_set_up_and_tested_in_the_console(backend: Backend) {
         "{p}"
     );
     let p = console_page(&c, &s, &ops, "/console/connect").await;
-    assert!(
-        p.contains("静安店活码") && p.contains("点击下载二维码"),
-        "{p}"
-    );
+    assert!(p.contains("静安店活码") && p.contains("打开二维码"), "{p}");
     let (guides, backup): (String, String) = s
         .db()
         .fetch_one(

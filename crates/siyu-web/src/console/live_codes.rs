@@ -18,7 +18,7 @@ use siyu::connect::service::ConnectError;
 use siyu::platform::clock::now_ms;
 
 /// What was typed, kept for the form.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 pub(crate) struct CodeForm {
     #[serde(default)]
     pub name: String,
@@ -66,7 +66,7 @@ fn read(lang: Lang, f: &CodeForm) -> Result<NewLiveCode, String> {
     let zh = lang == Lang::Zh;
     let cap = number("daily_cap", &f.daily_cap).map_err(|_| {
         if zh {
-            format!("每人每日上限：「{}」不是整数", f.daily_cap)
+            format!("每位导购每日最多添加：「{}」不是整数", f.daily_cap)
         } else {
             format!("daily cap: {:?} is not a whole number", f.daily_cap)
         }
@@ -78,10 +78,12 @@ fn read(lang: Lang, f: &CodeForm) -> Result<NewLiveCode, String> {
             format!("card batch: {:?} is not a batch id", f.source_id)
         }
     })?;
+    let source = f.source.trim().to_owned();
     Ok(NewLiveCode {
         name: f.name.trim().to_owned(),
-        source: f.source.trim().to_owned(),
-        source_id,
+        // A batch is named only by a card-batch code.
+        source_id: source_id.filter(|_| source == "card_batch"),
+        source,
         tag_ids: Vec::new(),
         welcome: Welcome {
             content: Content {
@@ -115,8 +117,11 @@ fn said(lang: Lang, e: &LiveCodeError) -> String {
                 "guides" if reason.contains("at most") => "接待导购：最多 100 位".into(),
                 "guides" => "接待导购：至少填一位导购的企业微信账号".into(),
                 "backup_userid" => "备用导购：必填（接待导购都满额或不在班时由他接待）".into(),
-                f if f.ends_with("daily_cap") => "每人每日上限：至少 1".into(),
-                f if f.starts_with("welcome") => format!("欢迎语：{reason}"),
+                f if f.ends_with("daily_cap") => "每位导购每日最多添加：至少 1".into(),
+                f if f.starts_with("welcome") && reason.contains("bytes") => {
+                    "欢迎语：最多 4000 字节（约 1300 个汉字）".into()
+                }
+                f if f.starts_with("welcome") => "欢迎语：必填".into(),
                 _ => format!("{f}：{reason}"),
             }
         }

@@ -64,7 +64,7 @@ struct PolicyPage {
     save: &'static str,
 }
 
-/// The policy as a sentence an operator reads.
+/// The policy as a sentence an operator reads, saying what the code does with 0s.
 fn now_text(lang: Lang, p: &ContactPolicy) -> String {
     let offset = p.utc_offset_minutes;
     let zone = format!(
@@ -73,32 +73,45 @@ fn now_text(lang: Lang, p: &ContactPolicy) -> String {
         offset.abs() / 60,
         offset.abs() % 60
     );
+    let (start, end) = (hh_mm(p.quiet_start_minute), hh_mm(p.quiet_end_minute));
     let quiet = p.quiet_start_minute != p.quiet_end_minute;
-    match (lang, quiet) {
-        (Lang::Zh, true) => format!(
-            "现行规则：每位客户每个渠道 7 天内最多 {} 条营销消息；{}–{} 为免打扰时段（{zone}），期间的消息等到 {} 再发，不丢弃；相同内容 {} 小时内只发一次。",
-            p.marketing_per_week,
-            hh_mm(p.quiet_start_minute),
-            hh_mm(p.quiet_end_minute),
-            hh_mm(p.quiet_end_minute),
-            p.dedupe_hours
-        ),
-        (Lang::Zh, false) => format!(
-            "现行规则：每位客户每个渠道 7 天内最多 {} 条营销消息；没有免打扰时段（{zone}）；相同内容 {} 小时内只发一次。",
-            p.marketing_per_week, p.dedupe_hours
-        ),
-        (Lang::En, true) => format!(
-            "In force: at most {} marketing messages per customer per channel in 7 days; quiet hours {}–{} ({zone}), when messages wait until {} and are never dropped; the same text once in {} hours.",
-            p.marketing_per_week,
-            hh_mm(p.quiet_start_minute),
-            hh_mm(p.quiet_end_minute),
-            hh_mm(p.quiet_end_minute),
-            p.dedupe_hours
-        ),
-        (Lang::En, false) => format!(
-            "In force: at most {} marketing messages per customer per channel in 7 days; no quiet hours ({zone}); the same text once in {} hours.",
-            p.marketing_per_week, p.dedupe_hours
-        ),
+    match lang {
+        Lang::Zh => {
+            let cap = match p.marketing_per_week {
+                0 => "不发任何营销消息（每 7 天上限为 0）".to_owned(),
+                n => format!("每位客户每个渠道 7 天内最多 {n} 条营销消息"),
+            };
+            let quiet = if quiet {
+                format!(
+                    "{start}–{end} 为免打扰时段（{zone}），期间到期的营销消息等到 {end} 再按频次和去重判断"
+                )
+            } else {
+                format!("没有免打扰时段（{zone}）")
+            };
+            let dedupe = match p.dedupe_hours {
+                0 => "短信不去重".to_owned(),
+                h => format!("同一条短信内容 {h} 小时内对同一号码只发一次"),
+            };
+            format!("现行规则：{cap}；{quiet}；{dedupe}。")
+        }
+        Lang::En => {
+            let cap = match p.marketing_per_week {
+                0 => "no marketing messages at all (a cap of 0 in 7 days)".to_owned(),
+                n => format!("at most {n} marketing messages per customer per channel in 7 days"),
+            };
+            let quiet = if quiet {
+                format!(
+                    "quiet hours {start}–{end} ({zone}), when marketing messages due wait until {end} and are then decided again"
+                )
+            } else {
+                format!("no quiet hours ({zone})")
+            };
+            let dedupe = match p.dedupe_hours {
+                0 => "SMS are not deduplicated".to_owned(),
+                h => format!("the same SMS text to the same number once in {h} hours"),
+            };
+            format!("In force: {cap}; {quiet}; {dedupe}.")
+        }
     }
 }
 
@@ -123,8 +136,8 @@ async fn render(
         active: "acquire",
         title: pick("触达规则", "Contact policy"),
         help: pick(
-            "所有营销触达（短信召回、企微群发，以及之后的旅程）都按这里的规则发送：超过频次的不发并记为“超出频次”，免打扰时段内的消息等到时段结束再发。",
-            "Every marketing send (SMS recalls, WeCom mass messages, journeys to come) follows these rules: a message over the cap is not sent and is recorded as capped; one due in quiet hours waits until they end.",
+            "营销触达（短信召回、企微群发）都按频次上限和免打扰时段发送：超过频次的不发并记为“超出频次”，免打扰时段内到期的消息等到时段结束再判断。去重只管短信（服务短信也算）。开始和结束相同表示没有免打扰；到午夜请填 00:00。频次填 0 表示不发任何营销消息。",
+            "Marketing sends (SMS recalls, WeCom mass messages) follow the cap and the quiet hours: a message over the cap is not sent and is recorded as capped; one due in quiet hours is decided again when they end. Deduplication applies to SMS only (service SMS too). Equal start and end: no quiet hours; midnight is 00:00. A cap of 0 sends no marketing at all.",
         ),
         now_text: now_text(u.lang, &p),
         errors,
@@ -197,7 +210,7 @@ fn read(lang: Lang, f: &PolicyForm) -> Result<ContactPolicy, String> {
         })
     };
     Ok(ContactPolicy {
-        marketing_per_week: whole(&f.marketing_per_week, "每周最多", "per week")?,
+        marketing_per_week: whole(&f.marketing_per_week, "7 天内最多", "per 7 days")?,
         quiet_start_minute: time(&f.quiet_start, "免打扰开始", "quiet from")?,
         quiet_end_minute: time(&f.quiet_end, "免打扰结束", "quiet until")?,
         dedupe_hours: whole(&f.dedupe_hours, "相同内容去重小时数", "dedupe hours")?,
@@ -208,7 +221,7 @@ fn read(lang: Lang, f: &PolicyForm) -> Result<ContactPolicy, String> {
 fn said(lang: Lang, e: &PolicyError) -> String {
     match (lang, e) {
         (Lang::Zh, PolicyError::Invalid { field, .. }) => match *field {
-            "marketing_per_week" => "每周最多：须为 0–100 条".into(),
+            "marketing_per_week" => "7 天内最多：须为 0–100 条".into(),
             "dedupe_hours" => "相同内容去重小时数：须为 0–720".into(),
             "quiet_start_minute" | "quiet_end_minute" => "免打扰时段：须为一天中的时间".into(),
             f => format!("{f}：{e}"),

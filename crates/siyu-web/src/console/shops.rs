@@ -22,8 +22,9 @@ use siyu::workflows::shop_authorization::{self, AuthorizationError};
 /// Where the platforms send the seller's browser back: registered as the app's callback.
 pub(crate) const CALLBACK_PATH: &str = "/console/shops/authorized";
 
-/// What was typed into the connect form. The secret is never written back into the page.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// What was typed into the connect form. The secret is never written back into the page (and no
+/// `Debug`: it holds the secret).
+#[derive(Clone, Default, Deserialize)]
 pub(crate) struct ShopForm {
     #[serde(default)]
     pub platform: String,

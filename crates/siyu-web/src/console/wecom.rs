@@ -16,8 +16,9 @@ use siyu::connect::service::{ConnectError, CorpSettings};
 use siyu::platform::access::Role;
 use siyu::platform::clock::{format_local, now_ms};
 
-/// What was typed, kept for the form (the secret and the key are never written back).
-#[derive(Debug, Clone, Default, Deserialize)]
+/// What was typed, kept for the form (the secret, the token and the key are never written
+/// back). No `Debug`: it holds the secret.
+#[derive(Clone, Default, Deserialize)]
 pub(crate) struct WecomForm {
     #[serde(default)]
     pub corp_id: String,
@@ -29,6 +30,9 @@ pub(crate) struct WecomForm {
     pub encoding_aes_key: String,
     #[serde(default)]
     pub base_url: String,
+    /// Save even though WeCom refused the test (a secret being rotated, WeCom down).
+    #[serde(default)]
+    pub save_anyway: String,
 }
 
 /// The settings section of the connect page.
@@ -67,7 +71,9 @@ impl WecomSection {
         };
         let form = WecomForm {
             secret: String::new(),
+            token: String::new(),
             encoding_aes_key: String::new(),
+            save_anyway: String::new(),
             corp_id: if form.corp_id.is_empty() {
                 view.as_ref().map(|v| v.corp_id.clone()).unwrap_or_default()
             } else {
@@ -107,7 +113,7 @@ fn said(lang: Lang, e: &ConnectError) -> String {
 }
 
 /// What testing the connection found, in the page's language.
-fn tested(lang: Lang, r: Result<(), WecomError>) -> Result<String, String> {
+fn tested(lang: Lang, r: &Result<(), WecomError>) -> Result<String, String> {
     match (lang, r) {
         (Lang::Zh, Ok(())) => Ok("连接正常：已用企业 ID 和 Secret 从企业微信取得令牌".into()),
         (Lang::En, Ok(())) => Ok("Connected: WeCom gave a token for the corp id and secret".into()),
@@ -155,22 +161,56 @@ pub(crate) async fn save(
         encoding_aes_key: f.encoding_aes_key.trim().to_owned(),
         base_url: Some(f.base_url.trim().to_owned()).filter(|b| !b.is_empty()),
     };
-    let corp = match app
-        .connect
-        .configure(u.caller.tenant_id, settings, now_ms())
-        .await
-    {
-        Ok(c) => c,
+    // Tested before it is saved: a typo must not replace settings that work.
+    let tested_first = match app.connect.check_settings(&settings).await {
+        Ok(()) => Ok(()),
+        Err(ConnectError::Wecom(e)) => Err(e),
         Err(ConnectError::Db(e)) => return super::server_error(e),
         Err(e) => {
             let e = vec![said(u.lang, &e)];
             return answer(&app, &u, e, String::new(), f, StatusCode::BAD_REQUEST).await;
         }
     };
-    // Saved either way: a secret WeCom refuses is said at once, beside what was saved.
-    match tested(u.lang, corp.api.check().await) {
+    if tested_first.is_err() && f.save_anyway != "1" {
+        let refused = tested(u.lang, &tested_first).unwrap_or_else(|e| e);
+        let kept = match u.lang {
+            Lang::Zh => "；设置没有保存（确认无误可勾选“连接测试不通过也保存”再提交）",
+            Lang::En => {
+                "; the settings were not saved (tick 'save even if the test fails' to save them)"
+            }
+        };
+        let e = vec![refused + kept];
+        return answer(&app, &u, e, String::new(), f, StatusCode::BAD_GATEWAY).await;
+    }
+    match app
+        .connect
+        .configure(u.caller.tenant_id, settings, now_ms())
+        .await
+    {
+        Ok(_) => {}
+        Err(ConnectError::Db(e)) => return super::server_error(e),
+        Err(e) => {
+            let e = vec![said(u.lang, &e)];
+            return answer(&app, &u, e, String::new(), f, StatusCode::BAD_REQUEST).await;
+        }
+    }
+    match tested(u.lang, &tested_first) {
         Ok(n) => answer(&app, &u, Vec::new(), n, f, StatusCode::OK).await,
-        Err(e) => answer(&app, &u, vec![e], String::new(), f, StatusCode::BAD_GATEWAY).await,
+        Err(e) => {
+            let saved = match u.lang {
+                Lang::Zh => "；设置已按要求保存",
+                Lang::En => "; the settings were saved as asked",
+            };
+            answer(
+                &app,
+                &u,
+                vec![e + saved],
+                String::new(),
+                f,
+                StatusCode::BAD_GATEWAY,
+            )
+            .await
+        }
     }
 }
 
@@ -205,7 +245,7 @@ pub(crate) async fn test(State(app): State<AppState>, u: ConsoleUser) -> Respons
             .await;
         }
     };
-    match tested(u.lang, corp.api.check().await) {
+    match tested(u.lang, &corp.api.check().await) {
         Ok(n) => {
             answer(
                 &app,

@@ -55,6 +55,7 @@ pub struct ConnTr {
     pub code_backup: &'static str,
     pub code_create: &'static str,
     pub code_qr: &'static str,
+    pub save_anyway: &'static str,
 }
 
 impl ConnTr {
@@ -116,10 +117,11 @@ pub static ZH_C: ConnTr = ConnTr {
     code_name: "活码名称",
     code_batch: "包裹卡批次编号（仅包裹卡活码）",
     code_guides: "接待导购（企业微信账号，逗号分隔）",
-    code_cap: "每人每日上限（可空）",
+    code_cap: "每位导购每日最多添加（人，可空）",
     code_backup: "备用导购",
     code_create: "新建渠道活码",
-    code_qr: "点击下载二维码",
+    code_qr: "打开二维码（右键另存为）",
+    save_anyway: "连接测试不通过也保存",
     labels: &[
         ("channel", "渠道"),
         ("store", "门店"),
@@ -195,7 +197,8 @@ pub static EN_C: ConnTr = ConnTr {
     code_cap: "Daily cap per guide (optional)",
     code_backup: "Backup guide",
     code_create: "New live code",
-    code_qr: "Click to download the QR",
+    code_qr: "Open the QR (right-click to save it)",
+    save_anyway: "Save even if the test fails",
     labels: &[
         ("card_batch", "package cards"),
         ("vip", "VIP"),

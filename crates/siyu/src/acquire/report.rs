@@ -391,21 +391,21 @@ const CAMPAIGN_COLUMNS_ZH: [&str; 23] = [
     "短信条数",
     "点击次数",
     "点击人数",
-    "召回人数",
+    "召回人数（入会或加企微）",
     "召回率",
     "购买人数",
     "订单数",
     "成交金额（元）",
     "成本（元）",
     "ROI",
-    "3 小时点击",
-    "6 小时点击",
-    "12 小时点击",
-    "24 小时点击",
-    "3 小时成交（元）",
-    "6 小时成交（元）",
-    "12 小时成交（元）",
-    "24 小时成交（元）",
+    "3 小时内点击",
+    "6 小时内点击",
+    "12 小时内点击",
+    "24 小时内点击",
+    "3 小时内成交（元）",
+    "6 小时内成交（元）",
+    "12 小时内成交（元）",
+    "24 小时内成交（元）",
 ];
 
 const CAMPAIGN_COLUMNS: [&str; 23] = [
@@ -438,11 +438,13 @@ fn campaign_csv_headed(r: &CampaignReport, columns: &[&str; 23], zh: bool) -> St
     let mut w = csv::Writer::from_writer(Vec::new());
     let _ = w.write_record(columns);
     let yuan = crate::know::report::plain_yuan;
-    for v in r.variants.iter().chain(std::iter::once(&r.total)) {
-        let name = match (zh, v.variant.as_str()) {
-            (true, CONTROL) => "对照组",
-            (true, "total") => "合计",
-            (_, n) => n,
+    let rows = r.variants.iter().map(|v| (v, false));
+    for (v, total) in rows.chain(std::iter::once((&r.total, true))) {
+        // The total row is the last, whatever a variant is called; it leaves the hold-out out.
+        let name = match (zh, total, v.variant.as_str()) {
+            (true, true, _) => "合计（不含对照组）",
+            (true, false, CONTROL) => "对照组",
+            (_, _, n) => n,
         };
         let mut rec = vec![
             inert(name).into_owned(),

@@ -242,13 +242,19 @@ impl WecomApi {
     /// WeCom answers (the console's "test the connection"). The cached token is dropped first, so
     /// the answer is WeCom's of now.
     pub async fn check(&self) -> Result<(), WecomError> {
-        *self.token.lock().await = None;
-        self.access_token().await.map(|_| ())
+        self.token(true).await.map(|_| ())
     }
 
     async fn access_token(&self) -> Result<String, WecomError> {
+        self.token(false).await
+    }
+
+    /// The cached token, or a new one; `fresh` asks WeCom whatever is cached (under the one
+    /// lock, so a concurrent caller cannot hand back the old one in between).
+    async fn token(&self, fresh: bool) -> Result<String, WecomError> {
         let mut t = self.token.lock().await;
-        if let Some((tok, until)) = t.as_ref()
+        if !fresh
+            && let Some((tok, until)) = t.as_ref()
             && Instant::now() < *until
         {
             return Ok(tok.clone());

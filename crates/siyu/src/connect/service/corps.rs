@@ -54,33 +54,7 @@ impl Connect {
         s: CorpSettings,
         now: i64,
     ) -> Result<Arc<Corp>, ConnectError> {
-        let bad = |field, reason: &str| ConnectError::Invalid {
-            field,
-            reason: reason.to_owned(),
-        };
-        if s.corp_id.trim().is_empty() {
-            return Err(bad("corp_id", "is empty"));
-        }
-        if s.secret.trim().is_empty() {
-            return Err(bad("secret", "is empty"));
-        }
-        if s.token.trim().is_empty() || s.token.len() > 32 {
-            return Err(bad("token", "must be 1–32 characters"));
-        }
-        CallbackCrypto::new(&s.token, &s.encoding_aes_key, &s.corp_id)
-            .map_err(|e| bad("encoding_aes_key", &e.to_string()))?;
-        let base = s.base_url.clone().unwrap_or_else(|| WECOM_BASE_URL.into());
-        if reqwest::Url::parse(&base).is_err() {
-            return Err(bad("base_url", "is not a URL"));
-        }
-        if base.trim_end_matches('/') != WECOM_BASE_URL
-            && !self.any_base_url.load(std::sync::atomic::Ordering::Relaxed)
-        {
-            return Err(bad(
-                "base_url",
-                "only https://qyapi.weixin.qq.com unless the server allows others (wecom_allow_base_url)",
-            ));
-        }
+        let base = self.checked_base(&s)?;
         self.db
             .execute(
                 &sql("INSERT INTO wecom_corps (tenant_id, corp_id, secret_enc, token_enc, aes_key_enc, base_url, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -154,12 +128,58 @@ impl Connect {
         Ok(corp)
     }
 
-    /// Allows any `base_url` (the sandbox, a proxy).
+    /// The settings checked field by field; the API address they name.
+    fn checked_base(&self, s: &CorpSettings) -> Result<String, ConnectError> {
+        let bad = |field, reason: &str| ConnectError::Invalid {
+            field,
+            reason: reason.to_owned(),
+        };
+        if s.corp_id.trim().is_empty() {
+            return Err(bad("corp_id", "is empty"));
+        }
+        if s.secret.trim().is_empty() {
+            return Err(bad("secret", "is empty"));
+        }
+        if s.token.trim().is_empty() || s.token.len() > 32 {
+            return Err(bad("token", "must be 1–32 characters"));
+        }
+        CallbackCrypto::new(&s.token, &s.encoding_aes_key, &s.corp_id)
+            .map_err(|e| bad("encoding_aes_key", &e.to_string()))?;
+        let base = s.base_url.clone().unwrap_or_else(|| WECOM_BASE_URL.into());
+        if reqwest::Url::parse(&base).is_err() {
+            return Err(bad("base_url", "is not a URL"));
+        }
+        if base.trim_end_matches('/') != WECOM_BASE_URL
+            && !self.any_base_url.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(bad(
+                "base_url",
+                "only https://qyapi.weixin.qq.com unless the server allows others (wecom_allow_base_url)",
+            ));
+        }
+        Ok(base)
+    }
+
+    /// Asks WeCom for a token with settings not saved yet: a typo is found before it replaces
+    /// settings that work.
+    pub async fn check_settings(&self, s: &CorpSettings) -> Result<(), ConnectError> {
+        let base = self.checked_base(s)?;
+        let api = WecomApi::new(
+            self.http.clone(),
+            &base,
+            s.corp_id.trim(),
+            s.secret.trim(),
+            8_000,
+        );
+        Ok(api.check().await?)
+    }
+
     /// Whether tenants may point WeCom's `base_url` elsewhere (a proxy, the sandbox).
     pub fn any_base_url_allowed(&self) -> bool {
         self.any_base_url.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Allows any `base_url` (the sandbox, a proxy).
     pub fn allow_any_base_url(&self) {
         self.any_base_url
             .store(true, std::sync::atomic::Ordering::Relaxed);
