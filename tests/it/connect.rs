@@ -648,7 +648,25 @@ async fn sop_posts_and_mass_messages_reach_guides_and_are_followed_up(backend: B
         "external_userid",
     )
     .await;
-    // A second mass message the same day: WeCom's one-a-day limit holds it back for both.
+    // A second mass message the same day: WeCom's one-a-day limit holds it back for both. The
+    // console's preview, asked first, says what the release then does.
+    let audience = siyu::connect::mass::Audience {
+        snapshot_id: None,
+        tag_ids: vec![tag],
+    };
+    let reach = siyu::connect::mass::reach(
+        w.s.db(),
+        w.tenant,
+        &audience,
+        siyu::engage::policy::Purpose::Marketing,
+        now_ms(),
+    )
+    .await
+    .expect("reach");
+    assert_eq!(
+        (reach.audience, reach.no_contact, reach.held_until),
+        (2, 0, None)
+    );
     let (_, second) = w.api(M::POST, "/api/v1/mass-messages", Some(json!({"name": "再推一次", "audience": {"tag_ids": [tag]}, "content": {"text": "再来一条"}}))).await;
     w.api(M::POST, "/api/v1/connect/tick", None).await;
     let (_, v) = w
@@ -662,6 +680,11 @@ async fn sop_posts_and_mass_messages_reach_guides_and_are_followed_up(backend: B
         v["recipients"],
         json!({"daily_limit": 1, "unsubscribed": 1}),
         "{v}"
+    );
+    assert_eq!(
+        v["recipients"],
+        json!(reach.decided),
+        "the preview said the same"
     );
     assert_eq!(v["tasks"], json!([]));
 

@@ -19,7 +19,7 @@ const PASSWORD: &str = "a-long-password";
 async fn wecom_is_set_up_and_tested_in_the_console(backend: Backend) {
     let s = TestServer::start(backend).await;
     let c = no_redirects();
-    let (tenant, _) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    let (tenant, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
     for (user, role) in [("boss", Role::Admin), ("ops", Role::Operator)] {
         access::create_user(s.db(), tenant, user, user, PASSWORD, role)
             .await
@@ -197,6 +197,66 @@ async fn wecom_is_set_up_and_tested_in_the_console(backend: Backend) {
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(p.contains("接待导购：至少填一位导购"), "{p}");
     assert!(p.contains("value=\"静安店活码\""), "what was typed is kept");
+
+    // A mass message to a snapshot: previewed (who it would reach, decided as the release
+    // decides), then scheduled.
+    common::make_customers(&s, &key, 3, 2).await;
+    let (st, seg) = common::send(
+        &c,
+        reqwest::Method::POST,
+        &s.url("/api/v1/segments"),
+        &key,
+        Some(serde_json::json!({"name": "全部", "rule": {"and": []}})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{seg}");
+    let (st, snap) = common::send(
+        &c,
+        reqwest::Method::POST,
+        &s.url(&format!("/api/v1/segments/{}/snapshots", seg["id"])),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{snap}");
+    let snapshot = snap["id"].as_i64().expect("snapshot").to_string();
+    let mass = [
+        ("name", "新品上市"),
+        ("snapshot_id", snapshot.as_str()),
+        ("text", "新品到店，来店试用"),
+        ("purpose", "service"),
+        ("send_at", ""),
+    ];
+    let (st, _, p) = console_form(&c, &s, &ops, "/console/connect/mass/preview", &mass).await;
+    assert_eq!(st, StatusCode::OK, "{p}");
+    assert!(
+        p.contains("预览：人群 2 人 —— 交给导购发送 0，没有企微好友 2"),
+        "{p}"
+    );
+    assert!(
+        p.contains("value=\"新品到店，来店试用\""),
+        "the form is kept for the send"
+    );
+    let (st, to, _) = console_form(&c, &s, &ops, "/console/connect/mass", &mass).await;
+    assert_eq!(
+        (st, to.as_str()),
+        (StatusCode::SEE_OTHER, "/console/connect#mass")
+    );
+    assert!(
+        console_page(&c, &s, &ops, "/console/connect")
+            .await
+            .contains("新品上市")
+    );
+    let no_text = [
+        ("name", "x"),
+        ("snapshot_id", snapshot.as_str()),
+        ("text", ""),
+        ("purpose", "marketing"),
+        ("send_at", ""),
+    ];
+    let (st, _, p) = console_form(&c, &s, &ops, "/console/connect/mass", &no_text).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(p.contains("内容：必填"), "{p}");
 
     // An operator may not hand the secret over.
     let (st, _, p) = console_form(

@@ -414,6 +414,11 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             "/console/connect/live-codes",
             post(console::live_codes::create),
         )
+        .route("/console/connect/mass", post(console::mass::create))
+        .route(
+            "/console/connect/mass/preview",
+            post(console::mass::preview),
+        )
         .route("/console/connect/wecom/test", post(console::wecom::test))
         .route("/console/shops/authorize", post(console::shops::authorize))
         .route(

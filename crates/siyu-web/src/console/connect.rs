@@ -55,6 +55,7 @@ pub(crate) struct ConnectPage {
     masses: Vec<MassRow>,
     wecom: super::wecom::WecomSection,
     new_code: super::live_codes::CodeSection,
+    new_mass: super::mass::MassSection,
 }
 
 pub(crate) const WEEKS: usize = 8;
@@ -71,7 +72,10 @@ pub(crate) async fn connect_page(State(app): State<AppState>, u: ConsoleUser) ->
         super::wecom::WecomSection::new(&app, &u, Vec::new(), String::new(), Default::default())
             .await;
     let new_code = super::live_codes::CodeSection::new(&u, Vec::new(), Default::default());
-    render(&app, &u, wecom, new_code, StatusCode::OK).await
+    let new_mass =
+        super::mass::MassSection::new(&app, &u, Vec::new(), String::new(), Default::default())
+            .await;
+    render(&app, &u, wecom, new_code, new_mass, StatusCode::OK).await
 }
 
 /// The page with the WeCom settings section as a form left it.
@@ -80,6 +84,7 @@ pub(crate) async fn render(
     u: &ConsoleUser,
     wecom: super::wecom::WecomSection,
     new_code: super::live_codes::CodeSection,
+    new_mass: super::mass::MassSection,
     status: StatusCode,
 ) -> Response {
     let tenant = u.caller.tenant_id;
@@ -196,6 +201,7 @@ pub(crate) async fn render(
                 masses,
                 wecom,
                 new_code,
+                new_mass,
             });
             *r.status_mut() = status;
             r

@@ -151,7 +151,9 @@ async fn answer(
         super::wecom::WecomSection::new(app, u, Vec::new(), String::new(), Default::default())
             .await;
     let codes = CodeSection::new(u, errors, form);
-    super::connect::render(app, u, wecom, codes, status).await
+    let mass =
+        super::mass::MassSection::new(app, u, Vec::new(), String::new(), Default::default()).await;
+    super::connect::render(app, u, wecom, codes, mass, status).await
 }
 
 /// `POST /console/connect/live-codes`: asks WeCom for the contact way and keeps the code.

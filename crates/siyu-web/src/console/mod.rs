@@ -11,6 +11,7 @@ pub mod data;
 mod form;
 pub mod imports;
 pub mod live_codes;
+pub mod mass;
 pub mod members;
 pub mod origin;
 pub mod policy;

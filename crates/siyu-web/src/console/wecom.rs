@@ -140,7 +140,9 @@ async fn answer(
 ) -> Response {
     let section = WecomSection::new(app, u, errors, notice, form).await;
     let codes = super::live_codes::CodeSection::new(u, Vec::new(), Default::default());
-    super::connect::render(app, u, section, codes, status).await
+    let mass =
+        super::mass::MassSection::new(app, u, Vec::new(), String::new(), Default::default()).await;
+    super::connect::render(app, u, section, codes, mass, status).await
 }
 
 /// `POST /console/connect/wecom`: saves the settings, then tests them.

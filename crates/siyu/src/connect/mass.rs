@@ -145,6 +145,154 @@ async fn audience_customers(
     Ok(out)
 }
 
+/// One recipient of a mass message as its release decides them.
+struct Decision {
+    customer: i64,
+    ext: String,
+    /// The guide who added them last, among those still holding them.
+    guide: String,
+    /// `assigned`, or why not: `unsubscribed`, `daily_limit`, `capped`.
+    status: &'static str,
+}
+
+/// How each customer of the audience with a WeCom contact is decided now (unsubscribes, WeCom's
+/// one mass message a day, the weekly marketing cap), in a fixed order so that each guide's parts
+/// are the same on every run. Customers with no contact are not in it.
+async fn decide(
+    db: &Db,
+    tenant: TenantId,
+    customers: &HashSet<i64>,
+    purpose: Purpose,
+    pol: &policy::ContactPolicy,
+    now: i64,
+) -> Result<Vec<Decision>, MassError> {
+    let rows: Vec<(i64, String, String, i64)> = db
+        .fetch_all(
+            &sql(
+                "SELECT customer_id, external_userid, userid, added_at FROM wecom_contacts \
+                  WHERE tenant_id = $1 AND deleted_at IS NULL AND customer_id IS NOT NULL",
+            )
+            .bind(tenant),
+        )
+        .await?;
+    let mut via: HashMap<i64, (String, String, i64)> = HashMap::new();
+    for (c, ext, guide, at) in rows {
+        if customers.contains(&c) && via.get(&c).is_none_or(|v| at > v.2) {
+            via.insert(c, (ext, guide, at));
+        }
+    }
+    let day = local_day(now, pol.utc_offset_minutes);
+    let today: Vec<(String, i64)> = db
+        .fetch_all(
+            &sql("SELECT external_userid, COUNT(*) FROM mass_recipients WHERE tenant_id = $1 AND day = $2 AND status IN ('assigned', 'sent') GROUP BY external_userid")
+                .bind(tenant)
+                .bind(day),
+        )
+        .await?;
+    let today: HashMap<String, i64> = today.into_iter().collect();
+    let week: Vec<(i64, i64)> = db
+        .fetch_all(
+            // The weekly cap counts marketing only.
+            &sql("SELECT r.customer_id, COUNT(*) FROM mass_recipients r JOIN mass_messages m ON m.tenant_id = r.tenant_id AND m.id = r.mass_id \
+                  WHERE r.tenant_id = $1 AND r.created_at > $2 AND r.status IN ('assigned', 'sent') AND m.purpose = 'marketing' GROUP BY r.customer_id")
+                .bind(tenant)
+                .bind(now - 7 * 86_400_000),
+        )
+        .await?;
+    let week: HashMap<i64, i64> = week.into_iter().collect();
+    // Customers who asked not to get mass messages on WeCom (by external_userid, which is a
+    // pseudonymous id, not personal data like a phone).
+    let opted_out: Vec<(String,)> = db
+        .fetch_all(
+            &sql(
+                "SELECT address_hash FROM unsubscribes WHERE tenant_id = $1 AND channel = 'wecom'",
+            )
+            .bind(tenant),
+        )
+        .await?;
+    let opted_out: HashSet<String> = opted_out.into_iter().map(|r| r.0).collect();
+    let mut order: Vec<(i64, (String, String, i64))> = via.into_iter().collect();
+    order.sort_by(|x, y| (&x.1.1, &x.1.0).cmp(&(&y.1.1, &y.1.0)));
+    Ok(order
+        .into_iter()
+        .map(|(c, (ext, guide, _))| {
+            let status = if opted_out.contains(ext.as_str()) {
+                "unsubscribed"
+            } else if today.get(&ext).copied().unwrap_or(0) >= WECOM_PER_CUSTOMER_PER_DAY {
+                "daily_limit"
+            } else {
+                let facts = Facts {
+                    unsubscribed: false,
+                    sent_this_week: week.get(&c).copied().unwrap_or(0),
+                    duplicate: false,
+                };
+                match pol.decide(purpose, now, facts) {
+                    Verdict::Suppress(s) => s.as_str(),
+                    _ => "assigned",
+                }
+            };
+            Decision {
+                customer: c,
+                ext,
+                guide,
+                status,
+            }
+        })
+        .collect())
+}
+
+/// Who a mass message would reach if it were released now: the audience, those with no WeCom
+/// contact, each decision counted, and when quiet hours would hold a marketing message until.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Reach {
+    pub audience: usize,
+    pub no_contact: usize,
+    /// `assigned` (handed to a guide to send), `unsubscribed`, `daily_limit`, `capped`.
+    pub decided: std::collections::BTreeMap<&'static str, usize>,
+    pub held_until: Option<i64>,
+}
+
+/// [`Reach`] of an audience for a message of `purpose` released at `at` (the same decisions the
+/// release makes, nothing written).
+pub async fn reach(
+    db: &Db,
+    tenant: TenantId,
+    audience: &Audience,
+    purpose: Purpose,
+    at: i64,
+) -> Result<Reach, MassError> {
+    let pol = policy::load(db, tenant).await.map_err(|e| match e {
+        policy::PolicyError::Db(d) => MassError::Db(d),
+        other => MassError::Invalid {
+            field: "policy",
+            reason: other.to_string(),
+        },
+    })?;
+    let customers = audience_customers(db, tenant, audience).await?;
+    let held_until = (purpose == Purpose::Marketing)
+        .then(|| pol.quiet_until(at))
+        .flatten();
+    let decisions = decide(
+        db,
+        tenant,
+        &customers,
+        purpose,
+        &pol,
+        held_until.unwrap_or(at),
+    )
+    .await?;
+    let mut decided = std::collections::BTreeMap::new();
+    for d in &decisions {
+        *decided.entry(d.status).or_insert(0) += 1;
+    }
+    Ok(Reach {
+        audience: customers.len(),
+        no_contact: customers.len() - decisions.len(),
+        decided,
+        held_until,
+    })
+}
+
 /// Releases mass messages that are due: decides each recipient and hands each guide a task (or
 /// several, of at most WeCom's 10,000 customers each). Returns tasks handed to WeCom.
 pub async fn release_due(
@@ -200,51 +348,8 @@ pub async fn release_due_in_parts(
         }
         let audience: Audience = serde_json::from_str(&audience).unwrap_or_default();
         let customers = audience_customers(db, tenant, &audience).await?;
-        // Each customer's most recent guide among those still holding them.
-        let rows: Vec<(i64, String, String, i64)> = db
-            .fetch_all(
-                &sql(
-                    "SELECT customer_id, external_userid, userid, added_at FROM wecom_contacts \
-                      WHERE tenant_id = $1 AND deleted_at IS NULL AND customer_id IS NOT NULL",
-                )
-                .bind(tenant),
-            )
-            .await?;
-        let mut via: HashMap<i64, (String, String, i64)> = HashMap::new();
-        for (c, ext, guide, at) in rows {
-            if customers.contains(&c) && via.get(&c).is_none_or(|v| at > v.2) {
-                via.insert(c, (ext, guide, at));
-            }
-        }
+        let decisions = decide(db, tenant, &customers, purpose, &pol, now).await?;
         let day = local_day(now, offset);
-        let today: Vec<(String, i64)> = db
-            .fetch_all(
-                &sql("SELECT external_userid, COUNT(*) FROM mass_recipients WHERE tenant_id = $1 AND day = $2 AND status IN ('assigned', 'sent') GROUP BY external_userid")
-                    .bind(tenant)
-                    .bind(day),
-            )
-            .await?;
-        let today: HashMap<String, i64> = today.into_iter().collect();
-        let week: Vec<(i64, i64)> = db
-            .fetch_all(
-                // The weekly cap counts marketing only.
-                &sql("SELECT r.customer_id, COUNT(*) FROM mass_recipients r JOIN mass_messages m ON m.tenant_id = r.tenant_id AND m.id = r.mass_id \
-                      WHERE r.tenant_id = $1 AND r.created_at > $2 AND r.status IN ('assigned', 'sent') AND m.purpose = 'marketing' GROUP BY r.customer_id")
-                    .bind(tenant)
-                    .bind(now - 7 * 86_400_000),
-            )
-            .await?;
-        let week: HashMap<i64, i64> = week.into_iter().collect();
-        // Customers who asked not to get mass messages on WeCom (by external_userid, which is a
-        // pseudonymous id, not personal data like a phone).
-        let opted_out: Vec<(String,)> = db
-            .fetch_all(
-                &sql("SELECT address_hash FROM unsubscribes WHERE tenant_id = $1 AND channel = 'wecom'")
-                    .bind(tenant),
-            )
-            .await?;
-        let opted_out: std::collections::HashSet<String> =
-            opted_out.into_iter().map(|r| r.0).collect();
         let mut tx = db.begin().await?;
         // Claimed first, in the same transaction: another tick that read it finds it taken.
         let claimed = tx
@@ -258,36 +363,18 @@ pub async fn release_due_in_parts(
         if claimed == 0 {
             continue;
         }
-        // Decided in a fixed order, so each guide's parts are the same on every run.
-        let mut order: Vec<(&i64, &(String, String, i64))> = via.iter().collect();
-        order.sort_by(|x, y| (&x.1.1, &x.1.0).cmp(&(&y.1.1, &y.1.0)));
         #[allow(clippy::type_complexity)]
         let mut decided: Vec<(i64, &str, &str, &'static str, Option<i64>)> =
-            Vec::with_capacity(order.len());
+            Vec::with_capacity(decisions.len());
         // (guide, part) → (task id, recipients)
         let mut parts: HashMap<(String, i64), (i64, i64)> = HashMap::new();
         let mut per_guide: HashMap<&str, i64> = HashMap::new();
-        for (c, (ext, guide, _)) in order {
-            let status = if opted_out.contains(ext.as_str()) {
-                "unsubscribed"
-            } else if today.get(ext).copied().unwrap_or(0) >= WECOM_PER_CUSTOMER_PER_DAY {
-                "daily_limit"
-            } else {
-                let facts = Facts {
-                    unsubscribed: false,
-                    sent_this_week: week.get(c).copied().unwrap_or(0),
-                    duplicate: false,
-                };
-                match pol.decide(purpose, now, facts) {
-                    Verdict::Suppress(s) => s.as_str(),
-                    _ => "assigned",
-                }
-            };
-            let task = if status == "assigned" {
-                let n = per_guide.entry(guide.as_str()).or_default();
+        for d in &decisions {
+            let task = if d.status == "assigned" {
+                let n = per_guide.entry(d.guide.as_str()).or_default();
                 let part = *n / per_task as i64;
                 *n += 1;
-                let key = (guide.clone(), part);
+                let key = (d.guide.clone(), part);
                 if !parts.contains_key(&key) {
                     let task = tx.reserve_ids("mass_task", 1).await?;
                     parts.insert(key.clone(), (task, 0));
@@ -298,7 +385,7 @@ pub async fn release_due_in_parts(
             } else {
                 None
             };
-            decided.push((*c, ext.as_str(), guide.as_str(), status, task));
+            decided.push((d.customer, d.ext.as_str(), d.guide.as_str(), d.status, task));
         }
         for ((sender, part), (task, n)) in &parts {
             tx.execute(
@@ -330,7 +417,7 @@ pub async fn release_due_in_parts(
             )
             .await?;
         }
-        let without_contact = customers.len() - via.len();
+        let without_contact = customers.len() - decisions.len();
         let mut a = serde_json::to_value(&audience).unwrap_or_default();
         a["size"] = json!(customers.len());
         a["without_contact"] = json!(without_contact);
