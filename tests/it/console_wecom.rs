@@ -258,6 +258,67 @@ async fn wecom_is_set_up_and_tested_in_the_console(backend: Backend) {
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(p.contains("内容：必填"), "{p}");
 
+    // A group SOP post to VIP groups: the form says how many groups and owners that is now.
+    wecom.put_group(siyu::connect::client::GroupChat {
+        chat_id: "wrVIP1".into(),
+        name: "VIP 福利群".into(),
+        owner: "ba_li".into(),
+        create_time: siyu::platform::clock::now_ms() / 1000,
+        member_list: vec![],
+    });
+    let (st, v) = common::send(
+        &c,
+        reqwest::Method::POST,
+        &s.url("/api/v1/groups/sync"),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = common::send(
+        &c,
+        reqwest::Method::PUT,
+        &s.url("/api/v1/groups/wrVIP1/kind"),
+        &key,
+        Some(serde_json::json!({"kind": "vip"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let p = console_page(&c, &s, &ops, "/console/connect").await;
+    assert!(p.contains("VIP 群 1 个群 / 1 位群主"), "{p}");
+    let post = |repeat: &'static str| {
+        [
+            ("name", "周三会员日"),
+            ("group_kind", "vip"),
+            ("due_at", "2030-01-02T20:00"),
+            ("text", "今晚 8 点会员日，满 300 减 50"),
+            ("repeat_every_days", repeat),
+        ]
+    };
+    let (st, _, p) = console_form(&c, &s, &ops, "/console/connect/sop", &post("0")).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(p.contains("每隔几天重复：须为 1–365"), "{p}");
+    let (st, to, _) = console_form(&c, &s, &ops, "/console/connect/sop", &post("7")).await;
+    assert_eq!(
+        (st, to.as_str()),
+        (StatusCode::SEE_OTHER, "/console/connect#sop")
+    );
+    let (due, kind, every): (i64, Option<String>, Option<i64>) = s
+        .db()
+        .fetch_one(
+            &siyu::platform::db::sql(
+                "SELECT due_at, group_kind, repeat_days FROM sop_posts WHERE tenant_id = $1",
+            )
+            .bind(tenant),
+        )
+        .await
+        .expect("post");
+    assert_eq!(
+        siyu::platform::clock::china_seconds_text(due),
+        "2030-01-02 20:00:00"
+    );
+    assert_eq!((kind.as_deref(), every), (Some("vip"), Some(7)));
+
     // An operator may not hand the secret over.
     let (st, _, p) = console_form(
         &c,

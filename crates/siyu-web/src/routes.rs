@@ -415,6 +415,7 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             post(console::live_codes::create),
         )
         .route("/console/connect/mass", post(console::mass::create))
+        .route("/console/connect/sop", post(console::sop::create))
         .route(
             "/console/connect/mass/preview",
             post(console::mass::preview),

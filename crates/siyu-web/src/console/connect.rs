@@ -56,6 +56,40 @@ pub(crate) struct ConnectPage {
     wecom: super::wecom::WecomSection,
     new_code: super::live_codes::CodeSection,
     new_mass: super::mass::MassSection,
+    new_sop: super::sop::SopSection,
+}
+
+/// The page's forms: each as its last post left it, the others fresh.
+pub(crate) struct ConnectForms {
+    pub wecom: super::wecom::WecomSection,
+    pub new_code: super::live_codes::CodeSection,
+    pub new_mass: super::mass::MassSection,
+    pub new_sop: super::sop::SopSection,
+}
+
+impl ConnectForms {
+    pub(crate) async fn fresh(app: &AppState, u: &ConsoleUser) -> ConnectForms {
+        ConnectForms {
+            wecom: super::wecom::WecomSection::new(
+                app,
+                u,
+                Vec::new(),
+                String::new(),
+                Default::default(),
+            )
+            .await,
+            new_code: super::live_codes::CodeSection::new(u, Vec::new(), Default::default()),
+            new_mass: super::mass::MassSection::new(
+                app,
+                u,
+                Vec::new(),
+                String::new(),
+                Default::default(),
+            )
+            .await,
+            new_sop: super::sop::SopSection::new(app, u, Vec::new(), Default::default()).await,
+        }
+    }
 }
 
 pub(crate) const WEEKS: usize = 8;
@@ -68,25 +102,23 @@ pub(crate) fn shade(rate: f64) -> String {
 }
 
 pub(crate) async fn connect_page(State(app): State<AppState>, u: ConsoleUser) -> Response {
-    let wecom =
-        super::wecom::WecomSection::new(&app, &u, Vec::new(), String::new(), Default::default())
-            .await;
-    let new_code = super::live_codes::CodeSection::new(&u, Vec::new(), Default::default());
-    let new_mass =
-        super::mass::MassSection::new(&app, &u, Vec::new(), String::new(), Default::default())
-            .await;
-    render(&app, &u, wecom, new_code, new_mass, StatusCode::OK).await
+    let forms = ConnectForms::fresh(&app, &u).await;
+    render(&app, &u, forms, StatusCode::OK).await
 }
 
-/// The page with the WeCom settings section as a form left it.
+/// The page with its forms as a post left them.
 pub(crate) async fn render(
     app: &AppState,
     u: &ConsoleUser,
-    wecom: super::wecom::WecomSection,
-    new_code: super::live_codes::CodeSection,
-    new_mass: super::mass::MassSection,
+    forms: ConnectForms,
     status: StatusCode,
 ) -> Response {
+    let ConnectForms {
+        wecom,
+        new_code,
+        new_mass,
+        new_sop,
+    } = forms;
     let tenant = u.caller.tenant_id;
     let cn = u.lang.cn();
     let run = async {
@@ -202,6 +234,7 @@ pub(crate) async fn render(
                 wecom,
                 new_code,
                 new_mass,
+                new_sop,
             });
             *r.status_mut() = status;
             r

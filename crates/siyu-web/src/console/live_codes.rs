@@ -147,13 +147,9 @@ async fn answer(
     form: CodeForm,
     status: StatusCode,
 ) -> Response {
-    let wecom =
-        super::wecom::WecomSection::new(app, u, Vec::new(), String::new(), Default::default())
-            .await;
-    let codes = CodeSection::new(u, errors, form);
-    let mass =
-        super::mass::MassSection::new(app, u, Vec::new(), String::new(), Default::default()).await;
-    super::connect::render(app, u, wecom, codes, mass, status).await
+    let mut forms = super::connect::ConnectForms::fresh(app, u).await;
+    forms.new_code = CodeSection::new(u, errors, form);
+    super::connect::render(app, u, forms, status).await
 }
 
 /// `POST /console/connect/live-codes`: asks WeCom for the contact way and keeps the code.

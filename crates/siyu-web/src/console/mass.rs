@@ -179,12 +179,9 @@ async fn answer(
     form: MassForm,
     status: StatusCode,
 ) -> Response {
-    let wecom =
-        super::wecom::WecomSection::new(app, u, Vec::new(), String::new(), Default::default())
-            .await;
-    let codes = super::live_codes::CodeSection::new(u, Vec::new(), Default::default());
-    let mass = MassSection::new(app, u, errors, reach, form).await;
-    super::connect::render(app, u, wecom, codes, mass, status).await
+    let mut forms = super::connect::ConnectForms::fresh(app, u).await;
+    forms.new_mass = MassSection::new(app, u, errors, reach, form).await;
+    super::connect::render(app, u, forms, status).await
 }
 
 fn read_only(lang: Lang) -> String {

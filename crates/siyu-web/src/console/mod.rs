@@ -17,6 +17,7 @@ pub mod origin;
 pub mod policy;
 pub mod segments;
 pub mod shops;
+pub mod sop;
 pub mod wecom;
 
 use askama::Template;

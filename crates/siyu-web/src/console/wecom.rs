@@ -138,11 +138,9 @@ async fn answer(
     form: WecomForm,
     status: StatusCode,
 ) -> Response {
-    let section = WecomSection::new(app, u, errors, notice, form).await;
-    let codes = super::live_codes::CodeSection::new(u, Vec::new(), Default::default());
-    let mass =
-        super::mass::MassSection::new(app, u, Vec::new(), String::new(), Default::default()).await;
-    super::connect::render(app, u, section, codes, mass, status).await
+    let mut forms = super::connect::ConnectForms::fresh(app, u).await;
+    forms.wecom = WecomSection::new(app, u, errors, notice, form).await;
+    super::connect::render(app, u, forms, status).await
 }
 
 /// `POST /console/connect/wecom`: saves the settings, then tests them.

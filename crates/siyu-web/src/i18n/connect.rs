@@ -65,6 +65,11 @@ pub struct ConnTr {
     pub mass_send_at: &'static str,
     pub mass_preview: &'static str,
     pub mass_create: &'static str,
+    pub sop_reach: &'static str,
+    pub sop_groups: &'static str,
+    pub sop_owners: &'static str,
+    pub sop_repeat: &'static str,
+    pub sop_create: &'static str,
 }
 
 impl ConnTr {
@@ -109,7 +114,7 @@ pub static ZH_C: ConnTr = ConnTr {
     recipients: "客户",
     sent: "已发",
     none: "暂无",
-    api_hint: "群 SOP 目前通过 API 创建：POST /api/v1/sop-posts；活码的分时段排班、按时段欢迎语和按标签群发也在 API 里（见 docs/CONNECT.md）",
+    api_hint: "活码的分时段排班、按时段欢迎语、附件，按标签群发和发到单个群的 SOP 目前通过 API 设置（见 docs/CONNECT.md）",
     wecom: "企业微信设置",
     wecom_help: "在企业微信管理后台：“客户联系”应用的 Secret；“接收事件服务器”里设置下面的回调地址，并填入同一个 Token 和 EncodingAESKey。保存后会用企业 ID 和 Secret 向企业微信取一次令牌，检验连接。",
     callback_url: "回调地址（粘贴到企业微信后台）：",
@@ -140,6 +145,11 @@ pub static ZH_C: ConnTr = ConnTr {
     mass_send_at: "发送时间（空为现在）",
     mass_preview: "预览触达",
     mass_create: "创建群发",
+    sop_reach: "现在会发到",
+    sop_groups: "个群",
+    sop_owners: "位群主",
+    sop_repeat: "每隔几天重复（空为只发一次，7 为每周）",
+    sop_create: "安排群SOP",
     labels: &[
         ("channel", "渠道"),
         ("store", "门店"),
@@ -195,7 +205,7 @@ pub static EN_C: ConnTr = ConnTr {
     recipients: "Customers",
     sent: "Sent",
     none: "None yet",
-    api_hint: "Group SOP posts are made through the API for now: POST /api/v1/sop-posts; live codes' rotas and timed welcomes, and mass messages by tag, too (see docs/CONNECT.md)",
+    api_hint: "Live codes' rotas, timed welcomes and attachments, mass messages by tag and posts to a single group are set through the API for now (see docs/CONNECT.md)",
     wecom: "WeCom settings",
     wecom_help: "In the WeCom admin console: the Secret of the customer-contact app; under the event server, set the callback address below with the same Token and EncodingAESKey. Saving asks WeCom for a token with the corp id and secret, to test the connection.",
     callback_url: "Callback address (paste it into WeCom's admin console):",
@@ -226,6 +236,11 @@ pub static EN_C: ConnTr = ConnTr {
     mass_send_at: "Send at (empty: now)",
     mass_preview: "Preview reach",
     mass_create: "Schedule",
+    sop_reach: "It would reach now",
+    sop_groups: "groups",
+    sop_owners: "owners",
+    sop_repeat: "Repeat every N days (empty: once; 7: weekly)",
+    sop_create: "Schedule the post",
     labels: &[
         ("card_batch", "package cards"),
         ("vip", "VIP"),
