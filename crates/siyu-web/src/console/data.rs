@@ -53,14 +53,32 @@ pub(crate) struct ChannelData {
 }
 
 /// A receipt's name for people: a sync's `platform:shop` with the platform named in the
-/// page's language.
+/// page's language; a file imported from the command line by its own name, not the server's
+/// path to it.
 fn run_name(lang: Lang, name: &str) -> String {
     match name
         .split_once(':')
         .and_then(|(p, shop)| Some((Platform::parse(p)?, shop)))
     {
         Some((p, shop)) if lang == Lang::Zh => format!("{} {shop}", p.zh()),
-        _ => name.to_owned(),
+        _ => name.rsplit(['/', '\\']).next().unwrap_or(name).to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_are_named_for_people() {
+        assert_eq!(run_name(Lang::Zh, "pdd:10086"), "拼多多 10086");
+        assert_eq!(run_name(Lang::En, "pdd:10086"), "pdd:10086");
+        assert_eq!(
+            run_name(Lang::Zh, "/tmp/x/demo/jd_orders.csv"),
+            "jd_orders.csv"
+        );
+        assert_eq!(run_name(Lang::Zh, "C:\\exports\\天猫.csv"), "天猫.csv");
+        assert_eq!(run_name(Lang::Zh, "天猫订单.csv"), "天猫订单.csv");
     }
 }
 
