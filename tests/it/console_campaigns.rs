@@ -596,3 +596,189 @@ async fn a_launch_that_stopped_partway_is_shown_and_resumed(backend: Backend) {
     assert!(!page.contains("继续发出"), "{page}");
 }
 on_each_backend!(a_launch_that_stopped_partway_is_shown_and_resumed);
+
+/// A send of the brand's approval size waits for a second admin (maker-checker): the one who
+/// asked may not approve it, the API's launch is refused with `approval_required` meanwhile, and
+/// another admin's approval sends it.
+async fn a_large_send_waits_for_a_second_admin(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    let (tenant, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    make_customers(&s, &key, 4, 3).await;
+    let snapshot = snapshot_of_everyone(&c, &s, &key, "老客").await.to_string();
+    for (user, role) in [
+        ("boss", Role::Admin),
+        ("boss2", Role::Admin),
+        ("ops", Role::Operator),
+    ] {
+        access::create_user(s.db(), tenant, user, user, "a-long-password", role)
+            .await
+            .expect("user");
+    }
+    let boss = sign_in(&c, &s, "boss", "a-long-password").await;
+    let boss2 = sign_in(&c, &s, "boss2", "a-long-password").await;
+    let ops = sign_in(&c, &s, "ops", "a-long-password").await;
+
+    // The approval size: set by an admin, not by an operator.
+    let (st, _) = post_form(
+        &c,
+        &s,
+        &ops,
+        "/console/policy/approval",
+        &[("approval_from", "2")],
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _) = post_form(
+        &c,
+        &s,
+        &boss,
+        "/console/policy/approval",
+        &[("approval_from", "零")],
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _) = post_form(
+        &c,
+        &s,
+        &boss,
+        "/console/policy/approval",
+        &[("approval_from", "2")],
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert!(
+        get_page(&c, &s, &ops, "/console/policy")
+            .await
+            .contains("达到 2 人时，需另一位管理员批准")
+    );
+
+    // The operator's launch of three people waits; nothing is written to the outbox.
+    let (st, _) = post_form(
+        &c,
+        &s,
+        &ops,
+        "/console/acquire/campaigns",
+        &[
+            ("name", "双12召回"),
+            ("snapshot_id", snapshot.as_str()),
+            (
+                "variant_a",
+                "【茶小铺】好久不见，20元回归券已到账 {link} 拒收请回复R",
+            ),
+            ("target_url", "https://shop.tea.cn/welcome"),
+        ],
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let id = campaigns_stored(&s).await[0].0;
+    let launch = format!("/console/acquire/campaigns/{id}/launch");
+    let approve = format!("/console/acquire/campaigns/{id}/approve");
+    let r = c
+        .post(s.url(&launch))
+        .header("cookie", &ops)
+        .send()
+        .await
+        .expect("launch");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(to, format!("/console/acquire?asked={id}"));
+    let page = get_page(&c, &s, &ops, &to).await;
+    assert!(
+        page.contains("已提交审批") && page.contains("待审批"),
+        "{page}"
+    );
+    assert!(
+        !page.contains(&approve),
+        "an operator is offered no approval"
+    );
+    assert_eq!(outbox_rows(&s, id).await, 0, "nothing sent while it waits");
+    // The API may not go round it.
+    let (st, v) = send(
+        &c,
+        M::POST,
+        &s.url(&format!("/api/v1/campaigns/{id}/launch")),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "approval_required", "{v}");
+
+    // An admin who asked may not approve their own; here the operator asked, so boss may.
+    let (st, _) = post_form(&c, &s, &ops, &approve, &[]).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "an operator may not approve");
+    assert!(
+        get_page(&c, &s, &boss, "/console/acquire")
+            .await
+            .contains(&approve)
+    );
+    let r = c
+        .post(s.url(&approve))
+        .header("cookie", &boss)
+        .send()
+        .await
+        .expect("approve");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(outbox_rows(&s, id).await, 3, "approved: it went out");
+    assert_eq!(campaigns_stored(&s).await[0].1, "launched");
+
+    // A campaign asked for by an admin: that admin may not approve it, another may.
+    let (st, _) = post_form(
+        &c,
+        &s,
+        &boss,
+        "/console/acquire/campaigns",
+        &[
+            ("name", "元旦召回"),
+            ("snapshot_id", snapshot.as_str()),
+            (
+                "variant_a",
+                "【茶小铺】新年快乐，回归券已到账 {link} 拒收请回复R",
+            ),
+            ("target_url", "https://shop.tea.cn/welcome"),
+        ],
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let second = campaigns_stored(&s)
+        .await
+        .iter()
+        .map(|c| c.0)
+        .max()
+        .expect("id");
+    let r = c
+        .post(s.url(&format!("/console/acquire/campaigns/{second}/launch")))
+        .header("cookie", &boss)
+        .send()
+        .await
+        .expect("launch");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let approve2 = format!("/console/acquire/campaigns/{second}/approve");
+    assert!(
+        !get_page(&c, &s, &boss, "/console/acquire")
+            .await
+            .contains(&approve2),
+        "not to the asker"
+    );
+    let (st, page) = post_form(&c, &s, &boss, &approve2, &[]).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    assert!(page.contains("不能批准自己提交的发送"), "{page}");
+    let r = c
+        .post(s.url(&approve2))
+        .header("cookie", &boss2)
+        .send()
+        .await
+        .expect("approve");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(outbox_rows(&s, second).await, 3);
+}
+on_each_backend!(a_large_send_waits_for_a_second_admin);

@@ -163,6 +163,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0026_shop_authorizations.sql"),
         include_str!("../migrations/postgres/0026_shop_authorizations.sql"),
     ),
+    (
+        27,
+        "campaign approval",
+        include_str!("../migrations/sqlite/0027_campaign_approval.sql"),
+        include_str!("../migrations/postgres/0027_campaign_approval.sql"),
+    ),
 ];
 
 /// What a migration's SQL cannot do alone, run inside its transaction after its script: the

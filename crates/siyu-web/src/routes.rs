@@ -409,6 +409,10 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             "/console/policy",
             get(console::policy::policy_page).post(console::policy::save),
         )
+        .route(
+            "/console/policy/approval",
+            post(console::policy::save_approval),
+        )
         .route("/console/connect/wecom", post(console::wecom::save))
         .route(
             "/console/connect/live-codes",
@@ -513,6 +517,10 @@ pub fn table(workers: &Workers) -> Router<AppState> {
         .route(
             "/console/acquire/card-batches/{id}/cards.csv",
             get(console::acquire::cards_csv),
+        )
+        .route(
+            "/console/acquire/campaigns/{id}/approve",
+            post(console::acquire::approve_campaign),
         )
         .route(
             "/console/acquire/campaigns/{id}/report.csv",

@@ -19,7 +19,9 @@ use crate::api::acquire::cards::{PrintFile, print_file};
 use crate::api::acquire::links::link_len;
 use crate::console::{ConsoleUser, page};
 use crate::i18n::{AcqTr, Lang, Tr};
-use siyu::acquire::campaigns::{self, CampaignError, CampaignStatus, NewCampaign, VariantSpec};
+use siyu::acquire::campaigns::{
+    self, CampaignError, CampaignStatus, NewCampaign, VariantSpec, approval,
+};
 use siyu::acquire::cards::{self, CardVariant, NewBatch};
 use siyu::acquire::report;
 use siyu::convert::coupons;
@@ -44,6 +46,9 @@ pub struct CampaignRow {
     pub button: &'static str,
     /// What the launch button asks before it sends, with the audience's size.
     pub confirm: String,
+    /// Waiting for approval: who asked, and whether this user may approve it.
+    pub awaiting: Option<String>,
+    pub may_approve: bool,
     pub sent: i64,
     pub clicks: i64,
     pub buyers: i64,
@@ -128,6 +133,8 @@ pub(crate) struct PageQuery {
     /// A campaign just launched from the page, whose outcome counts it shows. Text, so that a
     /// hand-edited address still opens the page.
     launched: Option<String>,
+    /// A campaign whose launch now waits for approval.
+    asked: Option<String>,
 }
 
 pub(crate) async fn acquire_page(
@@ -149,6 +156,16 @@ pub(crate) async fn acquire_page(
                 Ok(r) => notices.push(launch_notice(u.lang.aq(), &r)),
                 Err(e) => return ApiError::from(e).into_response(),
             }
+        }
+    }
+    if let Some(id) = q.asked.and_then(|l| l.parse::<i64>().ok()) {
+        let waiting = match approval::of(&app.db, tenant, id).await {
+            Ok(a) => a.asked_by.is_some() && a.approved_by.is_none(),
+            Err(CampaignError::NotFound(_)) => false,
+            Err(e) => return ApiError::from(e).into_response(),
+        };
+        if waiting {
+            notices.push(u.lang.aq().asked_notice.to_owned());
         }
     }
     render(&app, &u, Vec::new(), notices).await
@@ -200,6 +217,14 @@ pub(crate) async fn render(
             let draft = c.status != CampaignStatus::Launched;
             // A draft with recipients recorded is a launch that stopped partway (a crash, a
             // restart): launching again sends only to those it missed.
+            let asked = approval::of(&app.db, tenant, c.id).await?;
+            let awaiting = match (&asked.asked_by, &asked.approved_by) {
+                (Some(who), None) if draft => Some(who.clone()),
+                _ => None,
+            };
+            let may_approve = awaiting.as_deref().is_some_and(|who| {
+                u.caller.role == siyu::platform::access::Role::Admin && who != person(u)
+            });
             let (status, button, confirm) = if draft {
                 let size = segments::snapshot_size(&app.db, tenant, c.snapshot_id).await?;
                 let confirm = format!("{}{}", aq.confirm_launch, size.unwrap_or(0));
@@ -215,6 +240,11 @@ pub(crate) async fn render(
             } else {
                 (aq.launched, aq.launch, String::new())
             };
+            let status = if awaiting.is_some() {
+                aq.awaiting
+            } else {
+                status
+            };
             cs.push(CampaignRow {
                 id: c.id,
                 name: c.name,
@@ -222,6 +252,8 @@ pub(crate) async fn render(
                 button,
                 draft,
                 confirm,
+                awaiting,
+                may_approve,
                 sent: r.total.sent,
                 clicks: r.total.clicks,
                 buyers: r.total.buyers,
@@ -479,11 +511,80 @@ pub(crate) async fn launch_campaign(
         let id: i64 = id
             .parse()
             .map_err(|_| ApiError::bad_request(format!("campaign: {id:?} is not a campaign id")))?;
-        campaigns::launch_then(
+        let launched = campaigns::launch_then(
             &app.db,
             &app.cipher,
             &app.public_url,
             u.caller.tenant_id,
+            id,
+            now_ms(),
+            Some(&app.outbox),
+        )
+        .await;
+        match launched {
+            // A send of the brand's approval size: asked for, it waits for a second person.
+            Err(CampaignError::AwaitingApproval { .. }) => {
+                approval::ask(&app.db, u.caller.tenant_id, id, &person(&u), now_ms()).await?;
+                Ok::<_, ApiError>(format!("/console/acquire?asked={id}"))
+            }
+            other => {
+                other?;
+                app.outbox.notify();
+                Ok(format!("/console/acquire?launched={id}"))
+            }
+        }
+    };
+    match r.await {
+        // Back to the page, which reads the launch's counts: reloading it launches nothing.
+        Ok(to) => Redirect::to(&to).into_response(),
+        Err(e) => refused(&app, &u, e).await,
+    }
+}
+
+/// Who asks or approves, as stored: the user's name and id (names need not be unique).
+fn person(u: &ConsoleUser) -> String {
+    match u.caller.user_id {
+        Some(id) => format!("{}（#{id}）", u.caller.name),
+        None => u.caller.name.clone(),
+    }
+}
+
+/// `POST /console/acquire/campaigns/{id}/approve`: an admin other than the one who asked
+/// approves the send, and it goes out.
+pub(crate) async fn approve_campaign(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Path(id): Path<String>,
+) -> Response {
+    let r = async {
+        if u.caller.role != siyu::platform::access::Role::Admin {
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "forbidden",
+                u.lang.aq().approve_admins_only,
+            ));
+        }
+        let id: i64 = id
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("campaign: {id:?} is not a campaign id")))?;
+        let tenant = u.caller.tenant_id;
+        approval::approve(&app.db, tenant, id, &person(&u), now_ms())
+            .await
+            .map_err(|e| match e {
+                CampaignError::Invalid { reason, .. } if reason.contains("may not approve") => {
+                    ApiError::new(
+                        axum::http::StatusCode::FORBIDDEN,
+                        "maker_checker",
+                        u.lang.aq().approve_not_self,
+                    )
+                }
+                e => e.into(),
+            })?;
+        campaigns::launch_then(
+            &app.db,
+            &app.cipher,
+            &app.public_url,
+            tenant,
             id,
             now_ms(),
             Some(&app.outbox),
@@ -493,7 +594,6 @@ pub(crate) async fn launch_campaign(
         Ok::<_, ApiError>(id)
     };
     match r.await {
-        // Back to the page, which reads the launch's counts: reloading it launches nothing.
         Ok(id) => Redirect::to(&format!("/console/acquire?launched={id}")).into_response(),
         Err(e) => refused(&app, &u, e).await,
     }

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::{ConsoleUser, page, server_error};
 use crate::AppState;
 use crate::i18n::{Lang, Tr};
+use siyu::acquire::campaigns::approval;
 use siyu::engage::policy::{self, ContactPolicy, PolicyError};
 
 /// What was typed, kept as typed.
@@ -62,6 +63,11 @@ struct PolicyPage {
     quiet_end_label: &'static str,
     dedupe_label: &'static str,
     save: &'static str,
+    /// The approval size as a sentence, and whether this user (an admin) may change it.
+    approval_text: String,
+    may_set_approval: bool,
+    approval_from: String,
+    approval_label: &'static str,
 }
 
 /// The policy as a sentence an operator reads, saying what the code does with 0s.
@@ -129,6 +135,22 @@ async fn render(
     let zh = u.lang == Lang::Zh;
     let pick = |z: &'static str, e: &'static str| if zh { z } else { e };
     let refused = !errors.is_empty();
+    let from = match approval::threshold(&app.db, u.caller.tenant_id).await {
+        Ok(f) => f,
+        Err(e) => return server_error(e),
+    };
+    let approval_text = match (from, zh) {
+        (Some(n), true) => {
+            format!("审批：短信召回的人群达到 {n} 人时，需另一位管理员批准后才发出。")
+        }
+        (Some(n), false) => format!(
+            "Approval: an SMS recall to {n} people or more goes out only when another admin approves it."
+        ),
+        (None, true) => "审批：未设审批线，任何规模的短信召回都可直接发出。".to_owned(),
+        (None, false) => {
+            "Approval: no approval size; recalls of any size go out when launched.".to_owned()
+        }
+    };
     let mut r = page(PolicyPage {
         tr: u.lang.tr(),
         lang: u.lang.code(),
@@ -155,6 +177,13 @@ async fn render(
             "Same text once within (hours)",
         ),
         save: pick("保存规则", "Save"),
+        approval_text,
+        may_set_approval: u.caller.role == siyu::platform::access::Role::Admin,
+        approval_from: from.map(|n| n.to_string()).unwrap_or_default(),
+        approval_label: pick(
+            "达到多少人需审批（空为不需要）",
+            "People from which a send needs approval (empty: never)",
+        ),
     });
     if refused {
         *r.status_mut() = StatusCode::BAD_REQUEST;
@@ -253,5 +282,56 @@ pub(crate) async fn save(
         Ok(()) => Redirect::to("/console/policy?saved=1").into_response(),
         Err(PolicyError::Db(e)) => server_error(e),
         Err(e) => render(&app, &u, vec![said(u.lang, &e)], Some(f), "").await,
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ApprovalForm {
+    #[serde(default)]
+    approval_from: String,
+}
+
+/// `POST /console/policy/approval`: the size from which a send waits for a second admin
+/// (admins only: it is the check on everyone else's sends).
+pub(crate) async fn save_approval(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Form(f): Form<ApprovalForm>,
+) -> Response {
+    let zh = u.lang == Lang::Zh;
+    if u.caller.role != siyu::platform::access::Role::Admin {
+        let said = if zh {
+            "只有管理员可以设置审批线"
+        } else {
+            "Only an admin may set the approval size"
+        };
+        let mut r = render(&app, &u, vec![said.into()], None, "").await;
+        *r.status_mut() = StatusCode::FORBIDDEN;
+        return r;
+    }
+    let from = match f.approval_from.trim() {
+        "" => None,
+        t => match t.parse::<i64>() {
+            Ok(n) if n >= 1 => Some(n),
+            _ => {
+                let said = if zh {
+                    format!("审批线：「{t}」须为至少 1 的整数（人数），或留空")
+                } else {
+                    format!("approval size: {t:?} must be a whole number of at least 1, or empty")
+                };
+                return render(&app, &u, vec![said], None, "").await;
+            }
+        },
+    };
+    match approval::set_threshold(
+        &app.db,
+        u.caller.tenant_id,
+        from,
+        siyu::platform::clock::now_ms(),
+    )
+    .await
+    {
+        Ok(()) => Redirect::to("/console/policy?saved=1").into_response(),
+        Err(e) => server_error(e),
     }
 }

@@ -4,6 +4,12 @@ use super::Lang;
 
 /// The acquire page: SMS recall campaigns and package-card batches with their reports.
 pub struct AcqTr {
+    pub awaiting: &'static str,
+    pub asked_by: &'static str,
+    pub approve: &'static str,
+    pub asked_notice: &'static str,
+    pub approve_admins_only: &'static str,
+    pub approve_not_self: &'static str,
     pub title: &'static str,
     pub campaigns: &'static str,
     pub batches: &'static str,
@@ -65,6 +71,12 @@ pub struct AcqTr {
 }
 
 pub static ZH_Q: AcqTr = AcqTr {
+    awaiting: "待审批",
+    asked_by: "申请人：",
+    approve: "批准并发出",
+    asked_notice: "这次发送的人数达到审批线：已提交审批，需另一位管理员在这里批准后才会发出",
+    approve_admins_only: "只有管理员可以批准发送",
+    approve_not_self: "不能批准自己提交的发送：需另一位管理员批准",
     title: "拉新召回",
     campaigns: "短信召回",
     batches: "包裹卡",
@@ -126,6 +138,12 @@ pub static ZH_Q: AcqTr = AcqTr {
 };
 
 pub static EN_Q: AcqTr = AcqTr {
+    awaiting: "Awaiting approval",
+    asked_by: "asked by ",
+    approve: "Approve and send",
+    asked_notice: "This send reaches the approval size: it waits for another admin to approve it here",
+    approve_admins_only: "Only an admin may approve a send",
+    approve_not_self: "You may not approve a send you asked for: another admin must",
     title: "Acquire",
     campaigns: "SMS recall",
     batches: "Package cards",

@@ -49,6 +49,10 @@ pub async fn launch_then(
     if c.status == CampaignStatus::Launched {
         return launch_report(db, tenant, id).await;
     }
+    // A send of the brand's approval size waits for a second person, whatever asks for it.
+    if let Some((audience, from)) = super::approval::waits(db, tenant, &c).await? {
+        return Err(CampaignError::AwaitingApproval { id, audience, from });
+    }
     let (_, members) = segments::snapshot_members(db, tenant, c.snapshot_id).await?;
     let exclude: HashSet<String> = {
         let (list,): (Option<String>,) = db

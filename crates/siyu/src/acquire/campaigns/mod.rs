@@ -7,6 +7,7 @@
 use crate::know::CustomerId;
 use crate::platform::Fen;
 use crate::platform::TenantId;
+pub mod approval;
 mod content;
 mod launch;
 mod records;
@@ -114,6 +115,10 @@ pub enum CampaignError {
         "the launch was interrupted (the server is shutting down); launching again sends only to those it missed"
     )]
     Interrupted,
+    #[error(
+        "campaign {id} reaches {audience} people, at or over the brand's approval size of {from}: a second person must approve it first"
+    )]
+    AwaitingApproval { id: i64, audience: i64, from: i64 },
 }
 
 impl Refuse for CampaignError {
@@ -126,6 +131,7 @@ impl Refuse for CampaignError {
             CampaignError::Db(_) => Refusal::Internal,
             CampaignError::Outbox(e) => e.refusal(),
             CampaignError::Interrupted => Refusal::Unavailable("unavailable"),
+            CampaignError::AwaitingApproval { .. } => Refusal::Conflict("approval_required"),
         }
     }
 }
