@@ -36,7 +36,7 @@ pub async fn set_threshold(
 }
 
 /// Who asked to send a campaign and who approved it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct Approval {
     pub asked_by: Option<String>,
     pub asked_at: Option<i64>,
@@ -45,20 +45,14 @@ pub struct Approval {
 }
 
 pub async fn of(db: &Db, tenant: TenantId, id: i64) -> Result<Approval, CampaignError> {
-    let row: Option<(Option<String>, Option<i64>, Option<String>, Option<i64>)> = db
-        .fetch_optional(
-            &sql("SELECT approval_asked_by, approval_asked_at, approved_by, approved_at FROM campaigns WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant)
-                .bind(id),
-        )
-        .await?;
-    let (asked_by, asked_at, approved_by, approved_at) = row.ok_or(CampaignError::NotFound(id))?;
-    Ok(Approval {
-        asked_by,
-        asked_at,
-        approved_by,
-        approved_at,
-    })
+    db.fetch_optional(
+        &sql("SELECT approval_asked_by AS asked_by, approval_asked_at AS asked_at, approved_by, approved_at \
+              FROM campaigns WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id),
+    )
+    .await?
+    .ok_or(CampaignError::NotFound(id))
 }
 
 /// Whether a launch of `c` must wait: its audience reaches the brand's approval size and nobody
