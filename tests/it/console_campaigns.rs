@@ -780,5 +780,15 @@ async fn a_large_send_waits_for_a_second_admin(backend: Backend) {
         .expect("approve");
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(outbox_rows(&s, second).await, 3);
+    // Each step is in the audit log.
+    let actions: Vec<String> = access::audit_log(s.db(), tenant, 50)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    for a in ["approval.size", "campaign.ask_approval", "campaign.approve"] {
+        assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
+    }
 }
 on_each_backend!(a_large_send_waits_for_a_second_admin);

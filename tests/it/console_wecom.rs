@@ -295,6 +295,16 @@ async fn wecom_is_set_up_and_tested_in_the_console(backend: Backend) {
             ("repeat_every_days", repeat),
         ]
     };
+    let mut past = post("7");
+    past[2] = ("due_at", "2020-01-01T20:00");
+    let (st, _, p) = console_form(&c, &s, &ops, "/console/connect/sop", &past).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(p.contains("发送时间：已经过了"), "{p}");
+    let mut no_groups = post("7");
+    no_groups[1] = ("group_kind", "flash");
+    let (st, _, p) = console_form(&c, &s, &ops, "/console/connect/sop", &no_groups).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(p.contains("群类型：目前没有这类群"), "{p}");
     let (st, _, p) = console_form(&c, &s, &ops, "/console/connect/sop", &post("0")).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(p.contains("每隔几天重复：须为 1–365"), "{p}");

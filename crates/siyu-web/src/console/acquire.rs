@@ -568,7 +568,7 @@ pub(crate) async fn approve_campaign(
             .parse()
             .map_err(|_| ApiError::bad_request(format!("campaign: {id:?} is not a campaign id")))?;
         let tenant = u.caller.tenant_id;
-        approval::approve(&app.db, tenant, id, &person(&u), now_ms())
+        let approved = approval::approve(&app.db, tenant, id, &person(&u), now_ms())
             .await
             .map_err(|e| match e {
                 CampaignError::Invalid { reason, .. } if reason.contains("may not approve") => {
@@ -580,6 +580,10 @@ pub(crate) async fn approve_campaign(
                 }
                 e => e.into(),
             })?;
+        if !approved {
+            // Another admin approved it a moment before: their launch sends it.
+            return Ok(id);
+        }
         campaigns::launch_then(
             &app.db,
             &app.cipher,

@@ -149,9 +149,9 @@ fn reach_text(lang: Lang, r: &Reach) -> String {
                 n("capped")
             );
             if let Some(h) = held {
-                t += &format!("；正值免打扰时段，将于 {h} 发出");
+                t += &format!("；发送时间在免打扰时段内，将于 {h} 发出");
             }
-            t + "。"
+            t + "（按此刻的记录估算：之前若还有别的群发，今日已收过的人会更多）。"
         }
         Lang::En => {
             let mut t = format!(
@@ -164,9 +164,9 @@ fn reach_text(lang: Lang, r: &Reach) -> String {
                 n("capped")
             );
             if let Some(h) = held {
-                t += &format!("; quiet hours: goes out at {h}");
+                t += &format!("; the send time falls in quiet hours: goes out at {h}");
             }
-            t + "."
+            t + " (as recorded now: other mass messages before it would leave more at today's limit)."
         }
     }
 }
@@ -214,12 +214,23 @@ pub(crate) async fn preview(
             return answer(&app, &u, vec![e], String::new(), f, StatusCode::BAD_REQUEST).await;
         }
     };
+    // What creating it would refuse, refused here too.
+    if n.name.is_empty() || n.content.text.is_empty() {
+        let field = if n.name.is_empty() { "name" } else { "content" };
+        let e = MassError::Invalid {
+            field,
+            reason: "is empty".into(),
+        };
+        let e = vec![said(u.lang, &e)];
+        return answer(&app, &u, e, String::new(), f, StatusCode::BAD_REQUEST).await;
+    }
     let purpose = if f.purpose == "service" {
         Purpose::Service
     } else {
         Purpose::Marketing
     };
-    let at = n.not_before.unwrap_or_else(now_ms);
+    // A time already past is released at the next tick: decided as of now.
+    let at = n.not_before.unwrap_or(0).max(now_ms());
     match mass::reach(&app.db, u.caller.tenant_id, &n.audience, purpose, at).await {
         Ok(r) => {
             let text = reach_text(u.lang, &r);

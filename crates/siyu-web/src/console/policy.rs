@@ -141,12 +141,16 @@ async fn render(
     };
     let approval_text = match (from, zh) {
         (Some(n), true) => {
-            format!("审批：短信召回的人群达到 {n} 人时，需另一位管理员批准后才发出。")
+            format!(
+                "审批：短信召回的人群达到 {n} 人时，需另一位管理员批准后才发出（企微群发不在审批之列）；每次修改记入账号页的操作日志。"
+            )
         }
         (Some(n), false) => format!(
             "Approval: an SMS recall to {n} people or more goes out only when another admin approves it."
         ),
-        (None, true) => "审批：未设审批线，任何规模的短信召回都可直接发出。".to_owned(),
+        (None, true) => {
+            "审批：未设审批线，任何规模的短信召回都可直接发出（企微群发不在审批之列）。".to_owned()
+        }
         (None, false) => {
             "Approval: no approval size; recalls of any size go out when launched.".to_owned()
         }
@@ -181,8 +185,8 @@ async fn render(
         may_set_approval: u.caller.role == siyu::platform::access::Role::Admin,
         approval_from: from.map(|n| n.to_string()).unwrap_or_default(),
         approval_label: pick(
-            "达到多少人需审批（空为不需要）",
-            "People from which a send needs approval (empty: never)",
+            "短信召回达到多少人需审批（空为不需要）",
+            "People from which an SMS recall needs approval (empty: never)",
         ),
     });
     if refused {
@@ -323,10 +327,12 @@ pub(crate) async fn save_approval(
             }
         },
     };
+    let by = crate::api::actor(&u.caller);
     match approval::set_threshold(
         &app.db,
         u.caller.tenant_id,
         from,
+        &by,
         siyu::platform::clock::now_ms(),
     )
     .await

@@ -153,6 +153,29 @@ pub(crate) async fn create(
         Ok(n) => n,
         Err(e) => return answer(&app, &u, vec![e], f, StatusCode::BAD_REQUEST).await,
     };
+    let zh = u.lang == Lang::Zh;
+    // A date already past would go out at the next tick, to every group of the kind.
+    if n.due_at < now_ms() - 60_000 {
+        let said = if zh {
+            "发送时间：已经过了，请选之后的时间"
+        } else {
+            "due: it has passed; choose a later time"
+        };
+        return answer(&app, &u, vec![said.into()], f, StatusCode::BAD_REQUEST).await;
+    }
+    let section = SopSection::new(&app, &u, Vec::new(), f.clone()).await;
+    if section
+        .kinds
+        .iter()
+        .any(|k| k.0 == f.group_kind.trim() && k.2 == 0)
+    {
+        let said = if zh {
+            "群类型：目前没有这类群，发不出去；先在群列表里给群设类型"
+        } else {
+            "group kind: there is no group of this kind now"
+        };
+        return answer(&app, &u, vec![said.into()], f, StatusCode::BAD_REQUEST).await;
+    }
     match sop::create(&app.db, u.caller.tenant_id, n, now_ms()).await {
         Ok(_) => Redirect::to("/console/connect#sop").into_response(),
         Err(SopError::Db(e)) => super::server_error(e),

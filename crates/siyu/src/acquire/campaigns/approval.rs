@@ -8,6 +8,23 @@ use crate::platform::db::{Db, DbError, sql};
 use crate::platform::tenant_settings;
 
 use super::{Campaign, CampaignError, invalid};
+use crate::platform::access::{self, AccessError};
+
+/// Each step of an approval is in the audit log: a check that leaves no trace checks nothing.
+async fn audited(
+    db: &Db,
+    tenant: TenantId,
+    by: &str,
+    action: &str,
+    subject: &str,
+) -> Result<(), CampaignError> {
+    access::audit(db, tenant, by, action, subject)
+        .await
+        .map_err(|e| match e {
+            AccessError::Db(d) => CampaignError::Db(d),
+            other => invalid("audit", other.to_string()),
+        })
+}
 use crate::know::segments;
 
 /// The tenant setting: launches of at least this many people wait for approval.
@@ -18,11 +35,12 @@ pub async fn threshold(db: &Db, tenant: TenantId) -> Result<Option<i64>, DbError
     tenant_settings::get::<i64>(db, tenant, SETTING).await
 }
 
-/// Sets (or, with `None`, lifts) the approval size.
+/// Sets (or, with `None`, lifts) the approval size; `by` is written to the audit log.
 pub async fn set_threshold(
     db: &Db,
     tenant: TenantId,
     from: Option<i64>,
+    by: &str,
     now: i64,
 ) -> Result<(), CampaignError> {
     if from.is_some_and(|n| n < 1) {
@@ -32,7 +50,8 @@ pub async fn set_threshold(
         ));
     }
     tenant_settings::put(db, tenant, SETTING, &from, now).await?;
-    Ok(())
+    let subject = from.map_or_else(|| "none".to_owned(), |n| n.to_string());
+    audited(db, tenant, by, "approval.size", &subject).await
 }
 
 /// Who asked to send a campaign and who approved it.
@@ -82,28 +101,40 @@ pub async fn ask(
     by: &str,
     now: i64,
 ) -> Result<(), CampaignError> {
-    db.execute(
-        &sql(
-            "UPDATE campaigns SET approval_asked_by = $3, approval_asked_at = $4 \
-              WHERE tenant_id = $1 AND id = $2 AND approval_asked_by IS NULL",
+    let asked = db
+        .execute(
+            &sql(
+                "UPDATE campaigns SET approval_asked_by = $3, approval_asked_at = $4 \
+                  WHERE tenant_id = $1 AND id = $2 AND approval_asked_by IS NULL",
+            )
+            .bind(tenant)
+            .bind(id)
+            .bind(by)
+            .bind(now),
         )
-        .bind(tenant)
-        .bind(id)
-        .bind(by)
-        .bind(now),
-    )
-    .await?;
+        .await?;
+    if asked > 0 {
+        audited(
+            db,
+            tenant,
+            by,
+            "campaign.ask_approval",
+            &format!("campaign:{id}"),
+        )
+        .await?;
+    }
     Ok(())
 }
 
-/// `by` approves the campaign: someone must have asked, and it may not be `by`.
+/// `by` approves the campaign: someone must have asked, and it may not be `by`. Whether this
+/// call approved it (two admins pressing at once: one does).
 pub async fn approve(
     db: &Db,
     tenant: TenantId,
     id: i64,
     by: &str,
     now: i64,
-) -> Result<(), CampaignError> {
+) -> Result<bool, CampaignError> {
     let a = of(db, tenant, id).await?;
     match a.asked_by.as_deref() {
         None => Err(invalid("approval", "nobody asked to send it yet")),
@@ -112,16 +143,28 @@ pub async fn approve(
             "the one who asked to send it may not approve it (a second person must)",
         )),
         Some(_) => {
-            db.execute(
-                &sql("UPDATE campaigns SET approved_by = $3, approved_at = $4 \
-                      WHERE tenant_id = $1 AND id = $2 AND approved_by IS NULL")
-                .bind(tenant)
-                .bind(id)
-                .bind(by)
-                .bind(now),
-            )
-            .await?;
-            Ok(())
+            let approved = db
+                .execute(
+                    &sql("UPDATE campaigns SET approved_by = $3, approved_at = $4 \
+                          WHERE tenant_id = $1 AND id = $2 AND approved_by IS NULL")
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(by)
+                    .bind(now),
+                )
+                .await?
+                > 0;
+            if approved {
+                audited(
+                    db,
+                    tenant,
+                    by,
+                    "campaign.approve",
+                    &format!("campaign:{id}"),
+                )
+                .await?;
+            }
+            Ok(approved)
         }
     }
 }

@@ -116,7 +116,7 @@ pub enum CampaignError {
     )]
     Interrupted,
     #[error(
-        "campaign {id} reaches {audience} people, at or over the brand's approval size of {from}: a second person must approve it first"
+        "campaign {id} reaches {audience} people, at or over the brand's approval size of {from}: a second person must approve it in the console (拉新召回) before it is launched"
     )]
     AwaitingApproval { id: i64, audience: i64, from: i64 },
 }
