@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::sign::douyin_hmac_sha256;
 use super::{
     Credentials, Grant, MarketError, MarketLine, MarketOrder, OrderPage, Platform, Tokens, int,
-    read_each, shape, text,
+    read_page, shape, text,
 };
 
 const P: Platform = Platform::Douyin;
@@ -166,13 +166,13 @@ pub fn status(o: &Value) -> String {
 
 pub fn read_orders(v: &Value) -> Result<OrderPage, MarketError> {
     let d = data(v)?;
-    let total = int(&d["total"]).unwrap_or(0).max(0) as u64;
-    let list = match &d["shop_order_list"] {
-        Value::Array(a) => a.as_slice(),
-        Value::Null => &[],
-        _ => return Err(shape(P, "shop_order_list is not a list")),
-    };
-    Ok(read_each(list, total, order))
+    read_page(
+        P,
+        &d["total"],
+        &d["shop_order_list"],
+        "shop_order_list",
+        order,
+    )
 }
 
 fn order(o: &Value) -> Result<MarketOrder, MarketError> {

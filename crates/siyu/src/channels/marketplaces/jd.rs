@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::sign::with_md5_sign;
 use super::{
     AfterSalePage, Credentials, Grant, LineKeys, MarketAfterSale, MarketError, MarketOrder,
-    OrderPage, Platform, Tokens, china_seconds_text, from_china_seconds_text, int, read_each,
+    OrderPage, Platform, Tokens, china_seconds_text, from_china_seconds_text, int, read_page,
     shape, text, yuan_lines, yuan_to_fen,
 };
 
@@ -185,13 +185,13 @@ pub fn read_orders(v: &Value) -> Result<OrderPage, MarketError> {
             message: text(&r["apiResult"]["chineseErrCode"]).unwrap_or_default(),
         });
     }
-    let total = int(&r["orderTotal"]).unwrap_or(0).max(0) as u64;
-    let list = match &r["orderInfoList"] {
-        Value::Array(a) => a.as_slice(),
-        Value::Null => &[],
-        _ => return Err(shape(P, "orderInfoList is not a list")),
-    };
-    Ok(read_each(list, total, order))
+    read_page(
+        P,
+        &r["orderTotal"],
+        &r["orderInfoList"],
+        "orderInfoList",
+        order,
+    )
 }
 
 fn order(o: &Value) -> Result<MarketOrder, MarketError> {
@@ -260,13 +260,13 @@ pub fn read_after_sales(v: &Value) -> Result<AfterSalePage, MarketError> {
             message: text(&r["errorMsg"]).unwrap_or_default(),
         });
     }
-    let total = int(&r["totalCount"]).unwrap_or(0).max(0) as u64;
-    let list = match &r["result"] {
-        Value::Array(a) => a.as_slice(),
-        Value::Null => &[],
-        _ => return Err(shape(P, "queryResult.result is not a list")),
-    };
-    Ok(read_each(list, total, after_sale))
+    read_page(
+        P,
+        &r["totalCount"],
+        &r["result"],
+        "queryResult.result",
+        after_sale,
+    )
 }
 
 /// One refund case: `applyRefundSum` in fen (SDKs type it as a double: `1990.0` is read too);

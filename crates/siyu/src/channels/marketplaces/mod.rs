@@ -205,6 +205,23 @@ pub struct Page<T> {
 pub type OrderPage = Page<MarketOrder>;
 pub type AfterSalePage = Page<MarketAfterSale>;
 
+/// A page as a platform answers it: the count of the whole window (`total`) and the list (`list`,
+/// named `name` in a refusal; absent or null is an empty page), each item read on its own.
+pub(crate) fn read_page<T>(
+    platform: Platform,
+    total: &serde_json::Value,
+    list: &serde_json::Value,
+    name: &str,
+    read: impl Fn(&serde_json::Value) -> Result<T, MarketError>,
+) -> Result<Page<T>, MarketError> {
+    let total = int(total).unwrap_or(0).max(0) as u64;
+    match list {
+        serde_json::Value::Array(a) => Ok(read_each(a, total, read)),
+        serde_json::Value::Null => Ok(read_each(&[], total, read)),
+        _ => Err(shape(platform, format!("{name} is not a list"))),
+    }
+}
+
 /// Reads each item of a page on its own: one the client cannot read is set aside with why.
 pub(crate) fn read_each<'a, T>(
     list: impl IntoIterator<Item = &'a serde_json::Value>,

@@ -11,8 +11,8 @@ use serde_json::Value;
 use super::sign::with_md5_sign;
 use super::{
     AfterSalePage, Credentials, Grant, LineKeys, MarketAfterSale, MarketError, MarketOrder,
-    OrderPage, Platform, Tokens, from_china_seconds_text, int, read_each, shape, text, yuan_lines,
-    yuan_to_fen,
+    OrderPage, Page, Platform, Tokens, from_china_seconds_text, int, read_page, shape, text,
+    yuan_lines, yuan_to_fen,
 };
 
 const P: Platform = Platform::Pdd;
@@ -169,25 +169,25 @@ pub fn status(o: &Value) -> String {
     }
 }
 
-/// A page's list under `answer` (`total_count` beside it), or the error PDD answered instead.
-fn listed<'a>(v: &'a Value, answer: &str, list: &str) -> Result<(u64, &'a [Value]), MarketError> {
+/// A page's list under `answer` (`total_count` beside it), read item by item, or the error PDD
+/// answered instead.
+fn listed<T>(
+    v: &Value,
+    answer: &str,
+    list: &str,
+    read: impl Fn(&Value) -> Result<T, MarketError>,
+) -> Result<Page<T>, MarketError> {
     if v.get("error_response").is_some() {
         return Err(error(&v["error_response"]));
     }
     let r = v
         .get(answer)
         .ok_or_else(|| shape(P, format!("no {answer}")))?;
-    let total = int(&r["total_count"]).unwrap_or(0).max(0) as u64;
-    match &r[list] {
-        Value::Array(a) => Ok((total, a.as_slice())),
-        Value::Null => Ok((total, &[])),
-        _ => Err(shape(P, format!("{list} is not a list"))),
-    }
+    read_page(P, &r["total_count"], &r[list], list, read)
 }
 
 pub fn read_orders(v: &Value) -> Result<OrderPage, MarketError> {
-    let (total, list) = listed(v, "order_sn_increment_get_response", "order_sn_list")?;
-    Ok(read_each(list, total, order))
+    listed(v, "order_sn_increment_get_response", "order_sn_list", order)
 }
 
 fn order(o: &Value) -> Result<MarketOrder, MarketError> {
@@ -232,8 +232,12 @@ fn order(o: &Value) -> Result<MarketOrder, MarketError> {
 }
 
 pub fn read_after_sales(v: &Value) -> Result<AfterSalePage, MarketError> {
-    let (total, list) = listed(v, "refund_increment_get_response", "refund_list")?;
-    Ok(read_each(list, total, after_sale))
+    listed(
+        v,
+        "refund_increment_get_response",
+        "refund_list",
+        after_sale,
+    )
 }
 
 /// One case: `refund_amount` in yuan; `updated_time` in seconds (older answers wrote China

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::sign::with_md5_sign;
 use super::{
     Credentials, Grant, LineKeys, MarketError, MarketOrder, OrderPage, Platform, Tokens,
-    china_seconds_text, from_china_seconds_text, int, read_each, shape, text, yuan_lines,
+    china_seconds_text, from_china_seconds_text, int, read_page, shape, text, yuan_lines,
     yuan_to_fen,
 };
 
@@ -146,13 +146,13 @@ pub fn read_orders(v: &Value) -> Result<OrderPage, MarketError> {
     let r = v
         .get("trades_sold_increment_get_response")
         .ok_or_else(|| shape(P, "no trades_sold_increment_get_response"))?;
-    let total = int(&r["total_results"]).unwrap_or(0).max(0) as u64;
-    let trades = match &r["trades"]["trade"] {
-        Value::Array(a) => a.as_slice(),
-        Value::Null => &[],
-        _ => return Err(shape(P, "trades.trade is not a list")),
-    };
-    Ok(read_each(trades, total, trade))
+    read_page(
+        P,
+        &r["total_results"],
+        &r["trades"]["trade"],
+        "trades.trade",
+        trade,
+    )
 }
 
 fn trade(t: &Value) -> Result<MarketOrder, MarketError> {

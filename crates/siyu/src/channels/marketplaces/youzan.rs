@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{
     AfterSalePage, Credentials, LineKeys, MarketAfterSale, MarketError, MarketOrder, OrderPage,
-    Platform, Tokens, china_seconds_text, from_china_seconds_text, int, read_each, shape, text,
+    Platform, Tokens, china_seconds_text, from_china_seconds_text, int, read_page, shape, text,
     yuan_lines, yuan_to_fen,
 };
 
@@ -142,13 +142,13 @@ pub fn read_orders(v: &Value) -> Result<OrderPage, MarketError> {
         return Err(e);
     }
     let d = &v["data"];
-    let total = int(&d["total_results"]).unwrap_or(0).max(0) as u64;
-    let list = match &d["full_order_info_list"] {
-        Value::Array(a) => a.as_slice(),
-        Value::Null => &[],
-        _ => return Err(shape(P, "full_order_info_list is not a list")),
-    };
-    Ok(read_each(list, total, |f| order(&f["full_order_info"])))
+    read_page(
+        P,
+        &d["total_results"],
+        &d["full_order_info_list"],
+        "full_order_info_list",
+        |f| order(&f["full_order_info"]),
+    )
 }
 
 fn order(f: &Value) -> Result<MarketOrder, MarketError> {
@@ -197,13 +197,7 @@ pub fn read_after_sales(v: &Value) -> Result<AfterSalePage, MarketError> {
         return Err(e);
     }
     let d = &v["data"];
-    let total = int(&d["total"]).unwrap_or(0).max(0) as u64;
-    let list = match &d["refunds"] {
-        Value::Array(a) => a.as_slice(),
-        Value::Null => &[],
-        _ => return Err(shape(P, "refunds is not a list")),
-    };
-    Ok(read_each(list, total, after_sale))
+    read_page(P, &d["total"], &d["refunds"], "refunds", after_sale)
 }
 
 /// One refund: `refund_fee` in yuan, `modified` in China time.
