@@ -1,4 +1,4 @@
-//! The contact policy from the console (触达规则), over HTTP with the console session, on both
+//! The contact policy from the console (触达策略), over HTTP with the console session, on both
 //! backends: the rules in force read as a sentence in the brand's time zone, a save replaces them
 //! (and the store's policy, which every send path decides by, says the same), refusals name the
 //! field in Chinese with what was typed kept, and a viewer may only read them.
@@ -162,7 +162,7 @@ async fn the_contact_policy_is_set_in_the_console(backend: Backend) {
     )
     .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
-    assert!(page.contains("只能查看触达规则"));
+    assert!(page.contains("只能查看触达策略"));
     assert_eq!(
         policy::load(s.db(), tenant)
             .await

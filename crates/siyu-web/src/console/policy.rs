@@ -1,4 +1,4 @@
-//! The contact policy from the console (触达规则): how many marketing messages a customer may get
+//! The contact policy from the console (触达策略): how many marketing messages a customer may get
 //! a week on each channel, the quiet hours in the brand's time zone (messages wait, never drop),
 //! and how long the same text to the same person is sent once. Every send path obeys it: SMS
 //! campaigns, WeCom mass messages, journeys to come.
@@ -160,7 +160,7 @@ async fn render(
         lang: u.lang.code(),
         user: u.caller.name.clone(),
         active: "acquire",
-        title: pick("触达规则", "Contact policy"),
+        title: pick("触达策略", "Contact policy"),
         help: pick(
             "营销触达（短信召回、企微群发）都按频次上限和免打扰时段发送：超过频次的不发并记为“超出频次”，免打扰时段内到期的消息等到时段结束再判断。去重只管短信（服务短信也算）。开始和结束相同表示没有免打扰；到午夜请填 00:00。频次填 0 表示不发任何营销消息。",
             "Marketing sends (SMS recalls, WeCom mass messages) follow the cap and the quiet hours: a message over the cap is not sent and is recorded as capped; one due in quiet hours is decided again when they end. Deduplication applies to SMS only (service SMS too). Equal start and end: no quiet hours; midnight is 00:00. A cap of 0 sends no marketing at all.",
@@ -271,7 +271,7 @@ pub(crate) async fn save(
 ) -> Response {
     if !u.caller.role.may_write() {
         let said = match u.lang {
-            Lang::Zh => "你的角色只能查看触达规则；请找管理员或运营",
+            Lang::Zh => "你的角色只能查看触达策略；请找管理员或运营",
             Lang::En => "Your role can view but not change the contact policy",
         };
         let mut r = render(&app, &u, vec![said.into()], Some(f), "").await;

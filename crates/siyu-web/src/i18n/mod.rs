@@ -198,7 +198,7 @@ pub static ZH: Tr = Tr {
     nav_connect: "企微承接",
     nav_access: "账号",
     nav_coupons: "优惠券",
-    nav_policy: "触达规则（频次与免打扰）",
+    nav_policy: "触达策略（频次与免打扰）",
     members_title: "会员",
     member_no: "会员号",
     tier: "等级",
