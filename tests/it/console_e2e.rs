@@ -475,3 +475,69 @@ async fn shops_and_exports_from_the_console_in_chromium() {
         .expect("receipts");
     assert!(runs.iter().any(|r| r.rejected == 1), "{runs:?}");
 }
+
+/// The day's operations in Chromium with only the console: WeCom set up against the sandbox (a
+/// wrong secret refused first), a live code, a chart bar saved as a segment, a coupon template
+/// made and issued to it, and a mass message's reach previewed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_days_operations_in_chromium() {
+    use siyu_wecom_sandbox::{Sandbox, SandboxCorp};
+    let Some((chromium, e2e)) = browser("the_days_operations_in_chromium") else {
+        return;
+    };
+    let s = TestServer::start(Backend::Sqlite).await;
+    let t = access::create_tenant(s.db(), "品牌丁")
+        .await
+        .expect("tenant");
+    access::create_user(s.db(), t.id, "boss", "店长", "correct-horse", Role::Admin)
+        .await
+        .expect("user");
+    let orders = vec![
+        order("D-1", "13800138001", 29_900, 30),
+        order("D-2", "13800138002", 9_900, 3),
+        order("D-3", "13800138003", 5_000, 200),
+    ];
+    common::store(s.db(), t.id, orders).await;
+    siyu::know::profile::recompute_all(s.db(), t.id, siyu::platform::clock::now_ms())
+        .await
+        .expect("figures");
+    let wecom = Sandbox::start(SandboxCorp::default())
+        .await
+        .expect("sandbox");
+    let corp = wecom.corp().clone();
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("operations-e2e");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let args = vec![
+        s.base.clone(),
+        "品牌丁".into(),
+        "correct-horse".into(),
+        wecom.url().to_owned(),
+        corp.corp_id.clone(),
+        corp.secret.clone(),
+        corp.token.clone(),
+        corp.encoding_aes_key.clone(),
+        shots.display().to_string(),
+    ];
+    run_node(
+        &e2e.join("operations.mjs"),
+        &args,
+        &chromium,
+        &shots,
+        "all operations checks passed",
+    )
+    .await;
+    // What the browser did is in the store.
+    let granted: (i64,) = s
+        .db()
+        .fetch_one(
+            &siyu::platform::db::sql("SELECT COUNT(*) FROM coupons WHERE tenant_id = $1")
+                .bind(t.id),
+        )
+        .await
+        .expect("coupons");
+    assert!(granted.0 >= 1, "coupons were issued");
+    assert!(
+        s.app.connect.settings_view(t.id).await.is_ok(),
+        "WeCom is set up"
+    );
+}
