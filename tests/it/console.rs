@@ -607,3 +607,80 @@ async fn keys_are_revoked_and_users_disabled_and_it_is_all_in_the_audit_log(back
         "{backend:?}: {v}"
     );
 }
+
+/// The customer list filtered by lifecycle stage through the audience index: every customer is
+/// in exactly one stage, so the filtered totals add up to the whole list; the pager keeps the
+/// filter; the filtered people save as a segment whose snapshot holds them all; a value the page
+/// never offered matches nobody rather than failing.
+async fn the_customer_list_filters_and_saves_its_people(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = common::no_redirects();
+    let (tenant, key) = common::tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    access::create_user(
+        s.db(),
+        tenant,
+        "ops",
+        "ops",
+        "a-long-password",
+        Role::Operator,
+    )
+    .await
+    .expect("user");
+    let ops = common::console_session(&c, &s, "茶小铺", "ops", "a-long-password").await;
+    common::make_customers(&s, &key, 5, 60).await;
+    let total_of = |page: &str| -> i64 {
+        page.split("id=\"filter-total\">")
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .and_then(|t| t.split_whitespace().last())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(-1)
+    };
+    let all = total_of(&common::console_page(&c, &s, &ops, "/console/customers").await);
+    assert!(all >= 60, "{all}");
+    let mut sum = 0;
+    let mut some_stage = None;
+    for stage in siyu::know::rfm::ALL_STAGES {
+        let page = common::console_page(
+            &c,
+            &s,
+            &ops,
+            &format!("/console/customers?stage={}", stage.as_str()),
+        )
+        .await;
+        let n = total_of(&page);
+        assert!(n >= 0, "{page}");
+        if n > 50 {
+            // A second page keeps the filter.
+            assert!(
+                page.contains(&format!("page=2&#38;stage={}", stage.as_str())),
+                "{page}"
+            );
+        }
+        if n > 0 && some_stage.is_none() {
+            some_stage = Some((stage.as_str(), n));
+        }
+        sum += n;
+    }
+    assert_eq!(sum, all, "every customer is in one stage");
+    let (stage, n) = some_stage.expect("a stage with people");
+    let (st, to, _) = common::console_form(
+        &c,
+        &s,
+        &ops,
+        "/console/customers/segment",
+        &[("tag", ""), ("stage", stage), ("class", "")],
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert!(to.starts_with("/console/segments/"), "{to}");
+    let (size,): (i64,) = s
+        .db()
+        .fetch_one(&sql("SELECT size FROM segment_snapshots WHERE tenant_id = $1").bind(tenant))
+        .await
+        .expect("snapshot");
+    assert_eq!(size, n, "the snapshot holds the filtered people");
+    let page = common::console_page(&c, &s, &ops, "/console/customers?class=not-a-class").await;
+    assert_eq!(total_of(&page), 0, "{page}");
+}
+on_each_backend!(the_customer_list_filters_and_saves_its_people);

@@ -448,6 +448,10 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             "/console/rfm/segment",
             post(console::segments::bar_to_segment),
         )
+        .route(
+            "/console/customers/segment",
+            post(console::segments::filtered_to_segment),
+        )
         .route("/console/segments", get(console::segments::segments_page))
         .route(
             "/console/segments/new",

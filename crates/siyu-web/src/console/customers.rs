@@ -12,6 +12,7 @@ use crate::AppState;
 use crate::i18n::{Tr, channel_name, kind_name, status_name};
 use siyu::know::customers::{Customer360, customer_360, list_customers, search};
 use siyu::know::report::yuan;
+use siyu::know::rfm::{ALL_CLASSES, ALL_STAGES};
 use siyu::platform::clock::format_local;
 
 pub(crate) struct Row {
@@ -35,6 +36,68 @@ pub(crate) struct CustomersPage {
     page: i64,
     pages: i64,
     total: i64,
+    /// The filters as chosen, the choices, and the query string that keeps them across pages.
+    f: Filters,
+    tags: Vec<(i64, String)>,
+    stages: Vec<(&'static str, &'static str)>,
+    classes: Vec<(&'static str, &'static str)>,
+    keep: String,
+    may_write: bool,
+}
+
+/// The list's filters: a tag, a lifecycle stage, an RFM class (all of those chosen).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct Filters {
+    #[serde(default)]
+    pub tag: String,
+    #[serde(default)]
+    pub stage: String,
+    #[serde(default)]
+    pub class: String,
+}
+
+impl Filters {
+    fn any(&self) -> bool {
+        !(self.tag.is_empty() && self.stage.is_empty() && self.class.is_empty())
+    }
+
+    /// The filters as a segment rule, or why not (a value the page did not offer).
+    pub(crate) fn rule(&self) -> Result<siyu::know::rule::Rule, String> {
+        let mut all = Vec::new();
+        if !self.tag.is_empty() {
+            let id: i64 = self
+                .tag
+                .parse()
+                .map_err(|_| format!("tag: {:?}", self.tag))?;
+            all.push(serde_json::json!({"tags": {"any": [id]}}));
+        }
+        if !self.stage.is_empty() {
+            all.push(serde_json::json!({"stage": [self.stage]}));
+        }
+        if !self.class.is_empty() {
+            all.push(serde_json::json!({"rfm": {"class": [self.class]}}));
+        }
+        serde_json::from_value(serde_json::json!({"and": all})).map_err(|e| e.to_string())
+    }
+
+    fn query(&self) -> String {
+        let mut q = String::new();
+        for (k, v) in [
+            ("tag", &self.tag),
+            ("stage", &self.stage),
+            ("class", &self.class),
+        ] {
+            if !v.is_empty() {
+                q.push_str(&format!(
+                    "&{k}={}",
+                    v.chars()
+                        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+                        .collect::<String>()
+                ));
+            }
+        }
+        q
+    }
 }
 
 #[derive(Deserialize)]
@@ -43,6 +106,8 @@ pub(crate) struct ListQuery {
     q: Option<String>,
     #[serde(default)]
     page: Option<i64>,
+    #[serde(flatten)]
+    f: Filters,
 }
 
 pub(crate) async fn customers_page(
@@ -52,28 +117,72 @@ pub(crate) async fn customers_page(
 ) -> Response {
     let q = lq.q.unwrap_or_default().trim().to_owned();
     let tenant = u.caller.tenant_id;
-    let result = async {
+    let f = lq.f;
+    const PER_PAGE: i64 = 50;
+    let page_no = lq.page.unwrap_or(1).max(1);
+    let result: Result<_, String> = async {
+        if q.is_empty() && f.any() {
+            // Filtered through the audience index: the page's ids from the people who match,
+            // newest first, and their count. A value the page did not offer matches nobody.
+            let members = match f.rule() {
+                Ok(rule) => app
+                    .audiences
+                    .members(tenant, &rule)
+                    .await
+                    .map_err(|e| e.to_string())?,
+                Err(_) => Default::default(),
+            };
+            let total = members.len() as i64;
+            let ids: Vec<CustomerId> = members
+                .iter()
+                .rev()
+                .skip(((page_no - 1) * PER_PAGE) as usize)
+                .take(PER_PAGE as usize)
+                .map(|c| CustomerId::new(c.into()))
+                .collect();
+            let mut p =
+                list_customers(&app.db, &app.cipher, tenant, 1, PER_PAGE, Some(&ids), false)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            p.total = total;
+            p.page = page_no;
+            return Ok(p);
+        }
         let only = if q.is_empty() {
             None
         } else {
-            Some(search(&app.db, &app.cipher, tenant, &q).await?)
+            Some(
+                search(&app.db, &app.cipher, tenant, &q)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            )
         };
         list_customers(
             &app.db,
             &app.cipher,
             tenant,
-            lq.page.unwrap_or(1),
-            50,
+            page_no,
+            PER_PAGE,
             only.as_deref(),
             false,
         )
         .await
+        .map_err(|e| e.to_string())
     }
     .await;
     let p = match result {
         Ok(p) => p,
         Err(e) => return server_error(e),
     };
+    let tags = siyu::know::tags::list(&app.db, tenant)
+        .await
+        .map(|ts| {
+            ts.into_iter()
+                .map(|t| (t.id, format!("{} · {}", t.group_name, t.name)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let zh = u.lang == crate::i18n::Lang::Zh;
     let rows = p
         .customers
         .into_iter()
@@ -96,6 +205,18 @@ pub(crate) async fn customers_page(
         page: p.page,
         pages: ((p.total + p.per_page - 1) / p.per_page).max(1),
         total: p.total,
+        keep: f.query(),
+        f,
+        tags,
+        stages: ALL_STAGES
+            .iter()
+            .map(|s| (s.as_str(), if zh { s.zh() } else { s.en() }))
+            .collect(),
+        classes: ALL_CLASSES
+            .iter()
+            .map(|c| (c.as_str(), if zh { c.zh() } else { c.en() }))
+            .collect(),
+        may_write: u.caller.role.may_write(),
     })
 }
 

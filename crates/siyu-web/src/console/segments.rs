@@ -330,7 +330,6 @@ pub(crate) async fn bar_to_segment(
     Form(f): Form<BarForm>,
 ) -> Result<Response, ApiError> {
     need_write(&u)?;
-    let tenant = u.caller.tenant_id;
     let rule_json = match f.kind.as_str() {
         "class" => json!({"rfm": {"class": [f.key]}}),
         "stage" => json!({"stage": [f.key]}),
@@ -338,20 +337,44 @@ pub(crate) async fn bar_to_segment(
     };
     let rule: Rule = serde_json::from_value(rule_json)
         .map_err(|e| ApiError::bad_request(format!("key: {e}")))?;
+    save_as_segment(&app, &u, &f.label, &rule).await
+}
+
+/// The people a rule names saved as a segment with a snapshot at once, named by `label` and the
+/// minute (so the same choice taken again is a segment of its own); the segment's page next.
+async fn save_as_segment(
+    app: &AppState,
+    u: &ConsoleUser,
+    label: &str,
+    rule: &Rule,
+) -> Result<Response, ApiError> {
+    let tenant = u.caller.tenant_id;
     let now = now_ms();
-    // Named by the bar and the minute, so that the same bar taken again is a segment of its own.
-    let label: String = f
-        .label
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(30)
-        .collect();
+    let label: String = label.chars().filter(|c| !c.is_control()).take(30).collect();
     let name = format!("{} · {}", label.trim(), format_local(now));
     let by = actor(&u.caller);
-    let s = segments::create(&app.db, tenant, &name, &rule, &by, now).await?;
-    let members = app.audiences.members(tenant, &rule).await?;
+    let s = segments::create(&app.db, tenant, &name, rule, &by, now).await?;
+    let members = app.audiences.members(tenant, rule).await?;
     segments::take_snapshot(&app.db, tenant, &s, &members, &by, now).await?;
     Ok(Redirect::to(&format!("/console/segments/{}", s.id)).into_response())
+}
+
+/// `POST /console/customers/segment`: the customer list's filtered people as a segment and a
+/// snapshot (to send to, to give coupons).
+pub(crate) async fn filtered_to_segment(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Form(f): Form<super::customers::Filters>,
+) -> Result<Response, ApiError> {
+    need_write(&u)?;
+    let rule = f
+        .rule()
+        .map_err(|e| ApiError::bad_request(format!("filter: {e}")))?;
+    let label = match u.lang {
+        crate::i18n::Lang::Zh => "客户列表筛选",
+        crate::i18n::Lang::En => "Customer list filter",
+    };
+    save_as_segment(&app, &u, label, &rule).await
 }
 
 pub struct SegmentListRow {
