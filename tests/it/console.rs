@@ -682,5 +682,51 @@ async fn the_customer_list_filters_and_saves_its_people(backend: Backend) {
     assert_eq!(size, n, "the snapshot holds the filtered people");
     let page = common::console_page(&c, &s, &ops, "/console/customers?class=not-a-class").await;
     assert_eq!(total_of(&page), 0, "{page}");
+    // Nothing chosen is not "everyone"; another brand's tag is refused.
+    let (st, _, _) = common::console_form(
+        &c,
+        &s,
+        &ops,
+        "/console/customers/segment",
+        &[("tag", ""), ("stage", ""), ("class", "")],
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (other, _) = common::tenant_with_key(s.db(), "别家", Role::Admin).await;
+    let foreign = siyu::know::tags::create(
+        s.db(),
+        other,
+        "兴趣",
+        "别家的标签",
+        None,
+        siyu::platform::clock::now_ms(),
+    )
+    .await
+    .expect("tag");
+    let (st, _, _) = common::console_form(
+        &c,
+        &s,
+        &ops,
+        "/console/customers/segment",
+        &[
+            ("tag", foreign.id.to_string().as_str()),
+            ("stage", ""),
+            ("class", ""),
+        ],
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    // A search is its own list: filters given with it are not applied (nor shown chosen).
+    let page = common::console_page(
+        &c,
+        &s,
+        &ops,
+        &format!("/console/customers?q=%2311&stage={stage}"),
+    )
+    .await;
+    assert!(
+        !page.contains(&format!("value=\"{stage}\" selected")),
+        "{page}"
+    );
 }
 on_each_backend!(the_customer_list_filters_and_saves_its_people);

@@ -57,7 +57,7 @@ pub(crate) struct Filters {
 }
 
 impl Filters {
-    fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         !(self.tag.is_empty() && self.stage.is_empty() && self.class.is_empty())
     }
 
@@ -117,9 +117,18 @@ pub(crate) async fn customers_page(
 ) -> Response {
     let q = lq.q.unwrap_or_default().trim().to_owned();
     let tenant = u.caller.tenant_id;
-    let f = lq.f;
+    // A search is its own list: the filters do not apply to it, and the page shows none chosen.
+    let mut f = if q.is_empty() {
+        lq.f
+    } else {
+        Filters::default()
+    };
+    // A tag id as the page writes it (05 is 5), so the choice shows selected and links keep it.
+    if let Ok(id) = f.tag.trim().parse::<i64>() {
+        f.tag = id.to_string();
+    }
     const PER_PAGE: i64 = 50;
-    let page_no = lq.page.unwrap_or(1).max(1);
+    let page_no = lq.page.unwrap_or(1).clamp(1, 1_000_000);
     let result: Result<_, String> = async {
         if q.is_empty() && f.any() {
             // Filtered through the audience index: the page's ids from the people who match,
@@ -136,7 +145,7 @@ pub(crate) async fn customers_page(
             let ids: Vec<CustomerId> = members
                 .iter()
                 .rev()
-                .skip(((page_no - 1) * PER_PAGE) as usize)
+                .skip(((page_no - 1).saturating_mul(PER_PAGE)) as usize)
                 .take(PER_PAGE as usize)
                 .map(|c| CustomerId::new(c.into()))
                 .collect();

@@ -351,7 +351,13 @@ async fn save_as_segment(
     let tenant = u.caller.tenant_id;
     let now = now_ms();
     let label: String = label.chars().filter(|c| !c.is_control()).take(30).collect();
-    let name = format!("{} · {}", label.trim(), format_local(now));
+    // To the second: two saves a minute apart or less still get names of their own.
+    let name = format!(
+        "{} · {}:{:02}",
+        label.trim(),
+        format_local(now),
+        (now / 1000) % 60
+    );
     let by = actor(&u.caller);
     let s = segments::create(&app.db, tenant, &name, rule, &by, now).await?;
     let members = app.audiences.members(tenant, rule).await?;
@@ -367,14 +373,36 @@ pub(crate) async fn filtered_to_segment(
     Form(f): Form<super::customers::Filters>,
 ) -> Result<Response, ApiError> {
     need_write(&u)?;
+    // Nothing chosen is not "everyone": the list's save needs a filter.
+    if !f.any() {
+        return Err(ApiError::bad_request(
+            "filter: choose a tag, a stage or an RFM class",
+        ));
+    }
+    let tenant = u.caller.tenant_id;
+    let mut label = Vec::new();
+    if !f.tag.is_empty() {
+        let id: i64 = f
+            .tag
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("tag: {:?} is not a tag id", f.tag)))?;
+        // The brand's own tag only: a rule naming another's would stay empty for ever.
+        let t = tags::get(&app.db, tenant, id)
+            .await
+            .map_err(|_| ApiError::bad_request(format!("tag: {id} is not a tag of this brand")))?;
+        label.push(t.name);
+    }
+    let zh = u.lang == crate::i18n::Lang::Zh;
+    if let Some(st) = ALL_STAGES.iter().find(|x| x.as_str() == f.stage) {
+        label.push(if zh { st.zh() } else { st.en() }.to_owned());
+    }
+    if let Some(c) = ALL_CLASSES.iter().find(|x| x.as_str() == f.class) {
+        label.push(if zh { c.zh() } else { c.en() }.to_owned());
+    }
     let rule = f
         .rule()
         .map_err(|e| ApiError::bad_request(format!("filter: {e}")))?;
-    let label = match u.lang {
-        crate::i18n::Lang::Zh => "客户列表筛选",
-        crate::i18n::Lang::En => "Customer list filter",
-    };
-    save_as_segment(&app, &u, label, &rule).await
+    save_as_segment(&app, &u, &label.join(" · "), &rule).await
 }
 
 pub struct SegmentListRow {
