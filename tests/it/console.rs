@@ -716,6 +716,78 @@ async fn the_customer_list_filters_and_saves_its_people(backend: Backend) {
     )
     .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
+    // A manual tag put on everyone of that stage, then taken off again.
+    let vip = siyu::know::tags::create(
+        s.db(),
+        tenant,
+        "人工",
+        "重点跟进",
+        None,
+        siyu::platform::clock::now_ms(),
+    )
+    .await
+    .expect("tag");
+    let vip_id = vip.id.to_string();
+    let (st, to, _) = common::console_form(
+        &c,
+        &s,
+        &ops,
+        "/console/customers/tag",
+        &[
+            ("tag", ""),
+            ("stage", stage),
+            ("class", ""),
+            ("apply_tag", vip_id.as_str()),
+            ("action", "add"),
+        ],
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let page = common::console_page(&c, &s, &ops, &to).await;
+    assert!(
+        page.contains(&format!("已给 {n} 位客户打上「重点跟进」")),
+        "{page}"
+    );
+    let tagged =
+        common::console_page(&c, &s, &ops, &format!("/console/customers?tag={vip_id}")).await;
+    assert_eq!(
+        total_of(&tagged),
+        n,
+        "the tag's filter finds the same people"
+    );
+    let (st, to, _) = common::console_form(
+        &c,
+        &s,
+        &ops,
+        "/console/customers/tag",
+        &[
+            ("tag", vip_id.as_str()),
+            ("stage", ""),
+            ("class", ""),
+            ("apply_tag", vip_id.as_str()),
+            ("action", "remove"),
+        ],
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert!(
+        common::console_page(&c, &s, &ops, &to)
+            .await
+            .contains(&format!("已从 {n} 位客户去掉「重点跟进」"))
+    );
+    let tagged =
+        common::console_page(&c, &s, &ops, &format!("/console/customers?tag={vip_id}")).await;
+    assert_eq!(total_of(&tagged), 0);
+    // A crafted notice link names only what the store holds.
+    let page = common::console_page(
+        &c,
+        &s,
+        &ops,
+        "/console/customers?tagged=999&tag_name=424242",
+    )
+    .await;
+    assert!(!page.contains("batch-notice"), "{page}");
+
     // A search is its own list: filters given with it are not applied (nor shown chosen).
     let page = common::console_page(
         &c,

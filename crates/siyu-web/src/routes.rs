@@ -452,6 +452,10 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             "/console/customers/segment",
             post(console::segments::filtered_to_segment),
         )
+        .route(
+            "/console/customers/tag",
+            post(console::segments::filtered_tag),
+        )
         .route("/console/segments", get(console::segments::segments_page))
         .route(
             "/console/segments/new",

@@ -43,6 +43,9 @@ pub(crate) struct CustomersPage {
     classes: Vec<(&'static str, &'static str)>,
     keep: String,
     may_write: bool,
+    /// Manual tags the batch action may put on or take off.
+    manual_tags: Vec<(i64, String)>,
+    notice: String,
 }
 
 /// The list's filters: a tag, a lifecycle stage, an RFM class (all of those chosen).
@@ -106,6 +109,14 @@ pub(crate) struct ListQuery {
     q: Option<String>,
     #[serde(default)]
     page: Option<i64>,
+    /// After a batch tagging: how many changed, and which tag (numbers only, so a crafted link
+    /// says nothing false).
+    #[serde(default)]
+    tagged: Option<String>,
+    #[serde(default)]
+    removed: Option<String>,
+    #[serde(default)]
+    tag_name: Option<String>,
     #[serde(flatten)]
     f: Filters,
 }
@@ -183,15 +194,35 @@ pub(crate) async fn customers_page(
         Ok(p) => p,
         Err(e) => return server_error(e),
     };
-    let tags = siyu::know::tags::list(&app.db, tenant)
-        .await
-        .map(|ts| {
-            ts.into_iter()
-                .map(|t| (t.id, format!("{} · {}", t.group_name, t.name)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let all_tags = match siyu::know::tags::list(&app.db, tenant).await {
+        Ok(t) => t,
+        Err(e) => return server_error(e),
+    };
+    let tags: Vec<(i64, String)> = all_tags
+        .iter()
+        .map(|t| (t.id, format!("{} · {}", t.group_name, t.name)))
+        .collect();
+    let manual_tags: Vec<(i64, String)> = all_tags
+        .iter()
+        .filter(|t| t.rule.is_none())
+        .map(|t| (t.id, format!("{} · {}", t.group_name, t.name)))
+        .collect();
+    // After a batch tagging: the count and the tag's name as stored, never the link's text.
+    let counted = |v: &Option<String>| v.as_deref().and_then(|n| n.parse::<u64>().ok());
+    let named = lq
+        .tag_name
+        .as_deref()
+        .and_then(|n| n.parse::<i64>().ok())
+        .and_then(|id| all_tags.iter().find(|t| t.id == id))
+        .map(|t| t.name.clone());
     let zh = u.lang == crate::i18n::Lang::Zh;
+    let notice = match (counted(&lq.tagged), counted(&lq.removed), named) {
+        (Some(n), _, Some(t)) if zh => format!("已给 {n} 位客户打上「{t}」"),
+        (_, Some(n), Some(t)) if zh => format!("已从 {n} 位客户去掉「{t}」"),
+        (Some(n), _, Some(t)) => format!("Tagged {n} customers {t:?}"),
+        (_, Some(n), Some(t)) => format!("Removed {t:?} from {n} customers"),
+        _ => String::new(),
+    };
     let rows = p
         .customers
         .into_iter()
@@ -226,6 +257,8 @@ pub(crate) async fn customers_page(
             .map(|c| (c.as_str(), if zh { c.zh() } else { c.en() }))
             .collect(),
         may_write: u.caller.role.may_write(),
+        manual_tags,
+        notice,
     })
 }
 

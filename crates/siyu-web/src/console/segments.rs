@@ -739,3 +739,75 @@ pub(crate) async fn api_rule_tag(
     app.audiences.rule_tags_changed(u.caller.tenant_id).await?;
     Ok((StatusCode::CREATED, Json(json!({"id": t.id}))).into_response())
 }
+
+#[derive(Deserialize)]
+pub(crate) struct BatchTagForm {
+    #[serde(flatten)]
+    filters: super::customers::Filters,
+    /// The manual tag to put on (or take off) everyone the filters match.
+    #[serde(default)]
+    apply_tag: String,
+    /// `add` or `remove`.
+    #[serde(default)]
+    action: String,
+}
+
+/// `POST /console/customers/tag`: a manual tag put on, or taken off, everyone the customer
+/// list's filters match; the list comes back with how many changed.
+pub(crate) async fn filtered_tag(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Form(b): Form<BatchTagForm>,
+) -> Result<Response, ApiError> {
+    need_write(&u)?;
+    let f = b.filters;
+    if !f.any() {
+        return Err(ApiError::bad_request(
+            "filter: choose a tag, a stage or an RFM class",
+        ));
+    }
+    let tenant = u.caller.tenant_id;
+    let id: i64 = b
+        .apply_tag
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::bad_request("apply_tag: choose a tag"))?;
+    let tag = tags::get(&app.db, tenant, id).await?;
+    if tag.rule.is_some() {
+        return Err(ApiError::bad_request(
+            "apply_tag: a rule tag follows its rule and is not put on by hand",
+        ));
+    }
+    let rule = f
+        .rule()
+        .map_err(|e| ApiError::bad_request(format!("filter: {e}")))?;
+    let members = app.audiences.members(tenant, &rule).await?;
+    let ids: Vec<siyu::know::CustomerId> = members
+        .iter()
+        .map(|c| siyu::know::CustomerId::new(c.into()))
+        .collect();
+    let by = actor(&u.caller);
+    let now = now_ms();
+    let done = if b.action == "remove" {
+        tags::untag_customers(&app.db, tenant, &tag, &ids, &by, now).await
+    } else {
+        tags::tag_customers(&app.db, tenant, &tag, &ids, &by, now).await
+    };
+    let changed = crate::api::know::tags::told(&app, tenant, done).await?;
+    let verb = if b.action == "remove" {
+        "removed"
+    } else {
+        "tagged"
+    };
+    let mut to = format!("/console/customers?{verb}={}&tag_name={id}", changed.len());
+    for (k, v) in [("tag", &f.tag), ("stage", &f.stage), ("class", &f.class)] {
+        if !v.is_empty() {
+            let v: String = v
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+                .collect();
+            to.push_str(&format!("&{k}={v}"));
+        }
+    }
+    Ok(Redirect::to(&to).into_response())
+}
