@@ -443,18 +443,18 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             get(console::segments::tags_page).post(console::segments::create_tag),
         )
         .route("/console/tags/upload", post(console::segments::upload_list))
-        .route("/console/rfm", get(console::segments::rfm_page))
+        .route("/console/rfm", get(console::rfm::rfm_page))
         .route(
             "/console/rfm/segment",
-            post(console::segments::bar_to_segment),
+            post(console::picked::bar_to_segment),
         )
         .route(
             "/console/customers/segment",
-            post(console::segments::filtered_to_segment),
+            post(console::picked::filtered_to_segment),
         )
         .route(
             "/console/customers/tag",
-            post(console::segments::filtered_tag),
+            post(console::picked::filtered_tag),
         )
         .route("/console/segments", get(console::segments::segments_page))
         .route(

@@ -83,7 +83,8 @@ impl Filters {
         serde_json::from_value(serde_json::json!({"and": all})).map_err(|e| e.to_string())
     }
 
-    fn query(&self) -> String {
+    /// The filters as query parameters (`&tag=…`), to keep them across links.
+    pub(crate) fn query(&self) -> String {
         let mut q = String::new();
         for (k, v) in [
             ("tag", &self.tag),
