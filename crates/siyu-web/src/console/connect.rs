@@ -59,37 +59,14 @@ pub(crate) struct ConnectPage {
     new_sop: super::sop::SopSection,
 }
 
-/// The page's forms: each as its last post left it, the others fresh.
+/// The page's forms: the one a post left (with its refusals and what was typed); the others are
+/// drawn fresh by [`render`], each read once.
+#[derive(Default)]
 pub(crate) struct ConnectForms {
-    pub wecom: super::wecom::WecomSection,
-    pub new_code: super::live_codes::CodeSection,
-    pub new_mass: super::mass::MassSection,
-    pub new_sop: super::sop::SopSection,
-}
-
-impl ConnectForms {
-    pub(crate) async fn fresh(app: &AppState, u: &ConsoleUser) -> ConnectForms {
-        ConnectForms {
-            wecom: super::wecom::WecomSection::new(
-                app,
-                u,
-                Vec::new(),
-                String::new(),
-                Default::default(),
-            )
-            .await,
-            new_code: super::live_codes::CodeSection::new(u, Vec::new(), Default::default()),
-            new_mass: super::mass::MassSection::new(
-                app,
-                u,
-                Vec::new(),
-                String::new(),
-                Default::default(),
-            )
-            .await,
-            new_sop: super::sop::SopSection::new(app, u, Vec::new(), Default::default()).await,
-        }
-    }
+    pub wecom: Option<super::wecom::WecomSection>,
+    pub new_code: Option<super::live_codes::CodeSection>,
+    pub new_mass: Option<super::mass::MassSection>,
+    pub new_sop: Option<super::sop::SopSection>,
 }
 
 pub(crate) const WEEKS: usize = 8;
@@ -102,7 +79,7 @@ pub(crate) fn shade(rate: f64) -> String {
 }
 
 pub(crate) async fn connect_page(State(app): State<AppState>, u: ConsoleUser) -> Response {
-    let forms = ConnectForms::fresh(&app, &u).await;
+    let forms = ConnectForms::default();
     render(&app, &u, forms, StatusCode::OK).await
 }
 
@@ -113,12 +90,27 @@ pub(crate) async fn render(
     forms: ConnectForms,
     status: StatusCode,
 ) -> Response {
-    let ConnectForms {
-        wecom,
-        new_code,
-        new_mass,
-        new_sop,
-    } = forms;
+    let wecom = match forms.wecom {
+        Some(w) => w,
+        None => {
+            super::wecom::WecomSection::new(app, u, Vec::new(), String::new(), Default::default())
+                .await
+        }
+    };
+    let new_code = forms
+        .new_code
+        .unwrap_or_else(|| super::live_codes::CodeSection::new(u, Vec::new(), Default::default()));
+    let new_mass = match forms.new_mass {
+        Some(m) => m,
+        None => {
+            super::mass::MassSection::new(app, u, Vec::new(), String::new(), Default::default())
+                .await
+        }
+    };
+    let new_sop = match forms.new_sop {
+        Some(s) => s,
+        None => super::sop::SopSection::new(app, u, Vec::new(), Default::default()).await,
+    };
     let tenant = u.caller.tenant_id;
     let cn = u.lang.cn();
     let run = async {

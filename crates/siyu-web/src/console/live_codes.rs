@@ -147,8 +147,10 @@ async fn answer(
     form: CodeForm,
     status: StatusCode,
 ) -> Response {
-    let mut forms = super::connect::ConnectForms::fresh(app, u).await;
-    forms.new_code = CodeSection::new(u, errors, form);
+    let forms = super::connect::ConnectForms {
+        new_code: Some(CodeSection::new(u, errors, form)),
+        ..Default::default()
+    };
     super::connect::render(app, u, forms, status).await
 }
 

@@ -179,8 +179,10 @@ async fn answer(
     form: MassForm,
     status: StatusCode,
 ) -> Response {
-    let mut forms = super::connect::ConnectForms::fresh(app, u).await;
-    forms.new_mass = MassSection::new(app, u, errors, reach, form).await;
+    let forms = super::connect::ConnectForms {
+        new_mass: Some(MassSection::new(app, u, errors, reach, form).await),
+        ..Default::default()
+    };
     super::connect::render(app, u, forms, status).await
 }
 
@@ -191,39 +193,39 @@ fn read_only(lang: Lang) -> String {
     }
 }
 
-/// `POST /console/connect/mass/preview`: who the message would reach, nothing scheduled.
-pub(crate) async fn preview(
-    State(app): State<AppState>,
-    u: ConsoleUser,
-    Form(f): Form<MassForm>,
-) -> Response {
+/// The form read as a mass message for a user who may send one, or the page that says why not.
+async fn checked(app: &AppState, u: &ConsoleUser, f: &MassForm) -> Result<NewMass, Response> {
+    let refuse =
+        |errors: Vec<String>, status| answer(app, u, errors, String::new(), f.clone(), status);
     if !u.caller.role.may_write() {
-        return answer(
-            &app,
-            &u,
-            vec![read_only(u.lang)],
-            String::new(),
-            f,
-            StatusCode::FORBIDDEN,
-        )
-        .await;
+        return Err(refuse(vec![read_only(u.lang)], StatusCode::FORBIDDEN).await);
     }
-    let n = match read(u.lang, &f) {
+    let n = match read(u.lang, f) {
         Ok(n) => n,
-        Err(e) => {
-            return answer(&app, &u, vec![e], String::new(), f, StatusCode::BAD_REQUEST).await;
-        }
+        Err(e) => return Err(refuse(vec![e], StatusCode::BAD_REQUEST).await),
     };
-    // What creating it would refuse, refused here too.
+    // What creating it would refuse, refused for a preview too.
     if n.name.is_empty() || n.content.text.is_empty() {
         let field = if n.name.is_empty() { "name" } else { "content" };
         let e = MassError::Invalid {
             field,
             reason: "is empty".into(),
         };
-        let e = vec![said(u.lang, &e)];
-        return answer(&app, &u, e, String::new(), f, StatusCode::BAD_REQUEST).await;
+        return Err(refuse(vec![said(u.lang, &e)], StatusCode::BAD_REQUEST).await);
     }
+    Ok(n)
+}
+
+/// `POST /console/connect/mass/preview`: who the message would reach, nothing scheduled.
+pub(crate) async fn preview(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Form(f): Form<MassForm>,
+) -> Response {
+    let n = match checked(&app, &u, &f).await {
+        Ok(n) => n,
+        Err(page) => return page,
+    };
     let purpose = if f.purpose == "service" {
         Purpose::Service
     } else {
@@ -250,22 +252,9 @@ pub(crate) async fn create(
     u: ConsoleUser,
     Form(f): Form<MassForm>,
 ) -> Response {
-    if !u.caller.role.may_write() {
-        return answer(
-            &app,
-            &u,
-            vec![read_only(u.lang)],
-            String::new(),
-            f,
-            StatusCode::FORBIDDEN,
-        )
-        .await;
-    }
-    let n = match read(u.lang, &f) {
+    let n = match checked(&app, &u, &f).await {
         Ok(n) => n,
-        Err(e) => {
-            return answer(&app, &u, vec![e], String::new(), f, StatusCode::BAD_REQUEST).await;
-        }
+        Err(page) => return page,
     };
     match mass::create(&app.db, u.caller.tenant_id, n, now_ms()).await {
         Ok(_) => Redirect::to("/console/connect#mass").into_response(),

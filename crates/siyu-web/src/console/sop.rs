@@ -131,8 +131,10 @@ async fn answer(
     form: SopForm,
     status: StatusCode,
 ) -> Response {
-    let mut forms = super::connect::ConnectForms::fresh(app, u).await;
-    forms.new_sop = SopSection::new(app, u, errors, form).await;
+    let forms = super::connect::ConnectForms {
+        new_sop: Some(SopSection::new(app, u, errors, form).await),
+        ..Default::default()
+    };
     super::connect::render(app, u, forms, status).await
 }
 

@@ -138,8 +138,10 @@ async fn answer(
     form: WecomForm,
     status: StatusCode,
 ) -> Response {
-    let mut forms = super::connect::ConnectForms::fresh(app, u).await;
-    forms.wecom = WecomSection::new(app, u, errors, notice, form).await;
+    let forms = super::connect::ConnectForms {
+        wecom: Some(WecomSection::new(app, u, errors, notice, form).await),
+        ..Default::default()
+    };
     super::connect::render(app, u, forms, status).await
 }
 
