@@ -284,6 +284,8 @@ async fn survives_a_stop_half_way(backend: Backend, platform: Platform) {
     );
     let status = &shops::list(&tdb.db, TENANT).await.expect("list")[0];
     assert!(status.last_error.is_none(), "{status:?}");
+    // A missing permission is not taken for an expired token: nothing was refreshed for it.
+    assert_eq!(sandbox.stats().token_refreshes, 0, "{platform:?}");
 }
 
 async fn keeps_under_the_quota(backend: Backend, platform: Platform) {
@@ -563,6 +565,8 @@ async fn refused_after_sales(backend: Backend, platform: Platform) {
     );
     let status = &shops::list(&tdb.db, TENANT).await.expect("list")[0];
     assert!(status.last_error.is_none(), "{status:?}");
+    // A missing permission is not taken for an expired token: nothing was refreshed for it.
+    assert_eq!(sandbox.stats().token_refreshes, 0, "{platform:?}");
 }
 
 on_each_backend!(a_refused_after_sales_call_does_not_stop_the_orders);

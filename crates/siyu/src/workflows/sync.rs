@@ -50,6 +50,9 @@ pub enum SyncError {
     Workflow(#[from] WorkflowError),
 }
 
+/// The run's after-sales cases from which PostgreSQL's statistics of them are refreshed.
+const ANALYZE_FROM: u64 = 1_000;
+
 /// How a run paces and retries.
 #[derive(Debug, Clone)]
 pub struct SyncLimits {
@@ -397,13 +400,8 @@ impl Running<'_> {
     async fn after_sales_window(&mut self, from: i64, to: i64) -> Result<(), SyncError> {
         match self.after_sales_pages(from, to).await {
             Ok(cases) => self.store_cases(cases).await,
-            // A token refused even after a refresh, for a call beside orders that the same token
-            // just read, is the app lacking this API (Youzan says so in a token's words).
             Err(SyncError::Market {
-                error:
-                    e @ (MarketError::Refused { .. }
-                    | MarketError::Shape { .. }
-                    | MarketError::TokenExpired { .. }),
+                error: e @ (MarketError::Refused { .. } | MarketError::Shape { .. }),
                 ..
             }) => {
                 self.summary.rejected += 1;
@@ -501,8 +499,11 @@ impl Running<'_> {
         // asks) from statistics that a new shop's cases leave stale until autovacuum comes
         // round; with them stale it read every case of the channel for each batch (PDD's
         // 100,000-order bench: 344 orders/s on PostgreSQL before, 5,351 after). Refreshed each
-        // time the run's cases double, so a run refreshes them about log2(cases) times.
+        // time the run's cases double, so a run refreshes them about log2(cases) times; a run of
+        // fewer than ANALYZE_FROM cases (a routine five-minute sync) refreshes nothing, leaving it
+        // to autovacuum (ANALYZE samples every tenant's rows of both tables).
         if self.db.backend() == crate::platform::db::Backend::Postgres
+            && self.after_sales >= ANALYZE_FROM
             && self.after_sales >= 2 * self.cases_at_analyze
         {
             self.db

@@ -110,6 +110,13 @@ fn error(v: &Value) -> Option<MarketError> {
             platform: P.as_str(),
             code,
         },
+        // An app without an API's permission is told so in a token's words ("未获得…授权"):
+        // a refusal, which a refresh does not mend.
+        _ if message.contains("未获得") || message.contains("无权") => MarketError::Refused {
+            platform: P.as_str(),
+            code,
+            message,
+        },
         // Youzan publishes no list of gateway codes; its token errors name the token.
         _ if message.contains("token") || message.contains("授权") => MarketError::TokenExpired {
             platform: P.as_str(),
@@ -276,6 +283,19 @@ mod tests {
         assert!(matches!(
             read_after_sales(&json!({"success": false, "code": 50001, "message": "无权限"})),
             Err(MarketError::Refused { .. })
+        ));
+        // The permission refusal in a token's words is a refusal, not an expired token.
+        assert!(matches!(
+            read_after_sales(
+                &json!({"gw_err_resp": {"err_code": 4202, "err_msg": "应用未获得该 API 的授权"}})
+            ),
+            Err(MarketError::Refused { .. })
+        ));
+        assert!(matches!(
+            read_after_sales(
+                &json!({"gw_err_resp": {"err_code": 4203, "err_msg": "access_token 不存在或已过期"}})
+            ),
+            Err(MarketError::TokenExpired { .. })
         ));
     }
 
