@@ -683,7 +683,7 @@ async fn the_customer_list_filters_and_saves_its_people(backend: Backend) {
     let page = common::console_page(&c, &s, &ops, "/console/customers?class=not-a-class").await;
     assert_eq!(total_of(&page), 0, "{page}");
     // Nothing chosen is not "everyone"; another brand's tag is refused.
-    let (st, _, _) = common::console_form(
+    let (st, _, refused) = common::console_form(
         &c,
         &s,
         &ops,
@@ -692,6 +692,10 @@ async fn the_customer_list_filters_and_saves_its_people(backend: Backend) {
     )
     .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.contains("请先在列表上选择筛选条件"),
+        "a page in Chinese: {refused}"
+    );
     let (other, _) = common::tenant_with_key(s.db(), "别家", Role::Admin).await;
     let foreign = siyu::know::tags::create(
         s.db(),

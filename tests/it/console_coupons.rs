@@ -395,6 +395,22 @@ async fn coupons_are_issued_to_a_snapshot_and_redeemed_in_store(backend: Backend
         )
         .await
         .expect("code");
+    // A hand-made link to a coupon not redeemed says nothing of a redemption.
+    let (unredeemed,): (i64,) = s
+        .db()
+        .fetch_one(
+            &sql("SELECT id FROM coupons WHERE tenant_id = $1 ORDER BY id LIMIT 1").bind(tenant),
+        )
+        .await
+        .expect("id");
+    let page = console_page(
+        &c,
+        &s,
+        &guide,
+        &format!("/console/coupons?redeemed={unredeemed}"),
+    )
+    .await;
+    assert!(!page.contains("核销成功"), "{page}");
     let redeem = |code: String, order: &'static str, amount: &'static str| {
         vec![
             ("code", code),

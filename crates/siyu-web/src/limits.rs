@@ -244,6 +244,8 @@ impl RequestLimits {
 
 /// The console's upload of an order export (`console::imports::upload`).
 pub const CONSOLE_UPLOAD_PATH: &str = "/console/imports";
+/// How long that upload may take to send its file.
+const CONSOLE_UPLOAD_TIME: Duration = Duration::from_secs(30 * 60);
 
 /// The middleware: 429 when the caller's rate is spent, 503 when the class (or the caller's own
 /// share of requests in flight) is full; a body not sent in its class's time is cut off (the
@@ -278,11 +280,12 @@ pub async fn limit(State(limits): State<Arc<RequestLimits>>, req: Request, next:
         limits.warn_busy(class);
         return refused(class, StatusCode::SERVICE_UNAVAILABLE, "unavailable", 1);
     };
-    // The console's export upload sends a file for minutes, as the API's does; its handler reads
-    // the body only for a signed-in operator, so a half-sent body from anyone else holds nothing.
-    let deadline = limits
-        .body_time(class)
-        .filter(|_| req.uri().path() != CONSOLE_UPLOAD_PATH);
+    // The console's export upload sends a file for minutes; its handler reads the body only for
+    // a signed-in operator, and a stalled one gives its upload turn back after half an hour.
+    let deadline = match limits.body_time(class) {
+        Some(_) if req.uri().path() == CONSOLE_UPLOAD_PATH => Some(CONSOLE_UPLOAD_TIME),
+        other => other,
+    };
     let req = match deadline {
         None => req,
         Some(limit) => {

@@ -275,8 +275,10 @@ async fn notice_of(app: &AppState, u: &ConsoleUser, q: &PageQuery) -> String {
     }
     if let Some(id) = q.redeemed {
         let tenant = u.caller.tenant_id;
-        let Ok(c) = coupons::coupon(&app.db, tenant, id).await else {
-            return String::new();
+        // Only a coupon that was redeemed is said to be: a hand-made link says nothing.
+        let c = match coupons::coupon(&app.db, tenant, id).await {
+            Ok(c) if c.status == siyu::convert::coupons::CouponStatus::Redeemed => c,
+            _ => return String::new(),
         };
         let order = c.order_ref.clone().unwrap_or_default();
         // A gift coupon takes nothing off: staff are told what to hand over.

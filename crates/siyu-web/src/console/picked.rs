@@ -26,14 +26,13 @@ pub(crate) struct BarForm {
     label: String,
 }
 
-/// `POST /console/rfm/segment`: the people behind a bar of the RFM or lifecycle chart become a
-/// segment and a snapshot of it at once, ready to be sent a campaign or given coupons.
-pub(crate) async fn bar_to_segment(
-    State(app): State<AppState>,
-    u: ConsoleUser,
+/// [`bar_to_segment`]'s work; a refusal as the API's error, which the handler shows as a page.
+async fn bar_to_segment_or_refusal(
+    app: AppState,
+    u: &ConsoleUser,
     Form(f): Form<BarForm>,
 ) -> Result<Response, ApiError> {
-    need_write(&u)?;
+    need_write(u)?;
     let rule_json = match f.kind.as_str() {
         "class" => json!({"rfm": {"class": [f.key]}}),
         "stage" => json!({"stage": [f.key]}),
@@ -41,7 +40,7 @@ pub(crate) async fn bar_to_segment(
     };
     let rule: Rule = serde_json::from_value(rule_json)
         .map_err(|e| ApiError::bad_request(format!("key: {e}")))?;
-    save_as_segment(&app, &u, &f.label, &rule).await
+    save_as_segment(&app, u, &f.label, &rule).await
 }
 
 /// The people a rule names saved as a segment with a snapshot at once, named by `label` and the
@@ -69,14 +68,13 @@ async fn save_as_segment(
     Ok(Redirect::to(&format!("/console/segments/{}", s.id)).into_response())
 }
 
-/// `POST /console/customers/segment`: the customer list's filtered people as a segment and a
-/// snapshot (to send to, to give coupons).
-pub(crate) async fn filtered_to_segment(
-    State(app): State<AppState>,
-    u: ConsoleUser,
+/// [`filtered_to_segment`]'s work; a refusal as the API's error, which the handler shows as a page.
+async fn filtered_to_segment_or_refusal(
+    app: AppState,
+    u: &ConsoleUser,
     Form(f): Form<super::customers::Filters>,
 ) -> Result<Response, ApiError> {
-    need_write(&u)?;
+    need_write(u)?;
     // Nothing chosen is not "everyone": the list's save needs a filter.
     if !f.any() {
         return Err(ApiError::bad_request(
@@ -106,7 +104,7 @@ pub(crate) async fn filtered_to_segment(
     let rule = f
         .rule()
         .map_err(|e| ApiError::bad_request(format!("filter: {e}")))?;
-    save_as_segment(&app, &u, &label.join(" · "), &rule).await
+    save_as_segment(&app, u, &label.join(" · "), &rule).await
 }
 
 #[derive(Deserialize)]
@@ -121,14 +119,13 @@ pub(crate) struct BatchTagForm {
     action: String,
 }
 
-/// `POST /console/customers/tag`: a manual tag put on, or taken off, everyone the customer
-/// list's filters match; the list comes back with how many changed.
-pub(crate) async fn filtered_tag(
-    State(app): State<AppState>,
-    u: ConsoleUser,
+/// [`filtered_tag`]'s work; a refusal as the API's error, which the handler shows as a page.
+async fn filtered_tag_or_refusal(
+    app: AppState,
+    u: &ConsoleUser,
     Form(b): Form<BatchTagForm>,
 ) -> Result<Response, ApiError> {
-    need_write(&u)?;
+    need_write(u)?;
     let f = b.filters;
     if !f.any() {
         return Err(ApiError::bad_request(
@@ -175,4 +172,81 @@ pub(crate) async fn filtered_tag(
         f.query()
     );
     Ok(Redirect::to(&to).into_response())
+}
+
+/// A refusal as a page in the console's words: these are form posts, not the builder's JSON calls.
+fn refused_page(u: &ConsoleUser, e: ApiError) -> Response {
+    let zh = u.lang == crate::i18n::Lang::Zh;
+    let (status, message) = match e.status() {
+        axum::http::StatusCode::FORBIDDEN => (
+            e.status(),
+            if zh {
+                "你的角色只能查看，不能保存人群或批量改标签；请找管理员或运营"
+            } else {
+                "Your role may not save segments or change tags"
+            },
+        ),
+        axum::http::StatusCode::NOT_FOUND => (
+            e.status(),
+            if zh {
+                "找不到这个标签：它可能已被删除"
+            } else {
+                "No such tag: it may have been deleted"
+            },
+        ),
+        s if s.is_client_error() => (
+            s,
+            if zh {
+                "没有可保存或改标签的客户：请先在列表上选择筛选条件，改标签时选一个人工标签（规则标签随规则变化，不能手动打）"
+            } else {
+                "Nothing to save or tag: choose filters on the list, and a manual tag (rule tags follow their rule)"
+            },
+        ),
+        _ => return e.into_response(),
+    };
+    let mut r = crate::console::page(crate::console::MessagePage {
+        tr: u.lang.tr(),
+        lang: u.lang.code(),
+        user: u.caller.name.clone(),
+        active: "customers",
+        message,
+    });
+    *r.status_mut() = status;
+    r
+}
+
+/// `POST /console/rfm/segment`: the people behind a bar of the RFM or lifecycle chart become a
+/// segment and a snapshot of it at once, ready to be sent a campaign or given coupons.
+pub(crate) async fn bar_to_segment(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    f: Form<BarForm>,
+) -> Response {
+    bar_to_segment_or_refusal(app, &u, f)
+        .await
+        .unwrap_or_else(|e| refused_page(&u, e))
+}
+
+/// `POST /console/customers/segment`: the customer list's filtered people as a segment and a
+/// snapshot (to send to, to give coupons).
+pub(crate) async fn filtered_to_segment(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    f: Form<crate::console::customers::Filters>,
+) -> Response {
+    filtered_to_segment_or_refusal(app, &u, f)
+        .await
+        .unwrap_or_else(|e| refused_page(&u, e))
+}
+
+/// `POST /console/customers/tag`: a manual tag put on, or taken off, everyone the customer
+/// list's filters match; the list comes back with how many changed.
+pub(crate) async fn filtered_tag(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    f: Form<BatchTagForm>,
+) -> Response {
+    filtered_tag_or_refusal(app, &u, f)
+        .await
+        .unwrap_or_else(|e| refused_page(&u, e))
 }

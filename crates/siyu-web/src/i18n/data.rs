@@ -81,7 +81,7 @@ pub static ZH_D: DataTr = DataTr {
     save_reading: "保存并重读订单",
     read_only: "你的角色只能查看，不能修改状态映射；请找管理员或运营",
     disconnected: "已断开",
-    no_shops: "还没有接入店铺：在下方发起授权（或用 siyu shop connect、POST /api/v1/shops）接入后，订单每 5 分钟自动同步",
+    no_shops: "还没有接入店铺：在下方“接入店铺”发起授权，接入后订单每 5 分钟自动同步",
     receipts: "最近的导入与同步",
     at: "时间",
     source: "来源",
