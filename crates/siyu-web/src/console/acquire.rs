@@ -217,8 +217,7 @@ pub(crate) async fn render(
             let draft = c.status != CampaignStatus::Launched;
             // A draft with recipients recorded is a launch that stopped partway (a crash, a
             // restart): launching again sends only to those it missed.
-            let asked = approval::of(&app.db, tenant, c.id).await?;
-            let awaiting = match (&asked.asked_by, &asked.approved_by) {
+            let awaiting = match (&c.approval.asked_by, &c.approval.approved_by) {
                 (Some(who), None) if draft => Some(who.clone()),
                 _ => None,
             };

@@ -55,7 +55,7 @@ pub async fn set_threshold(
 }
 
 /// Who asked to send a campaign and who approved it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct Approval {
     pub asked_by: Option<String>,
     pub asked_at: Option<i64>,
@@ -87,7 +87,7 @@ pub async fn waits(
     let audience = segments::snapshot_size(db, tenant, c.snapshot_id)
         .await?
         .unwrap_or(0);
-    if audience < from || of(db, tenant, c.id).await?.approved_by.is_some() {
+    if audience < from || c.approval.approved_by.is_some() {
         return Ok(None);
     }
     Ok(Some((audience, from)))

@@ -86,6 +86,8 @@ pub struct Campaign {
     pub scheduled_at: i64,
     pub launched_at: Option<i64>,
     pub created_at: i64,
+    /// Who asked to send it and who approved it, where the brand's approval size applies.
+    pub approval: approval::Approval,
 }
 
 crate::platform::text_enum::text_enum! {

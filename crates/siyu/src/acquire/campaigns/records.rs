@@ -134,10 +134,13 @@ pub(super) struct CampaignRow {
     pub(super) scheduled_at: i64,
     pub(super) launched_at: Option<i64>,
     pub(super) created_at: i64,
+    #[sqlx(flatten)]
+    pub(super) approval: super::approval::Approval,
 }
 
 pub(super) const COLUMNS: &str = "id, tenant_id, name, snapshot_id, variants, holdout_percent, seed, target_url, template_code, \
-                       cost_per_part, window_days, status, scheduled_at, launched_at, created_at";
+                       cost_per_part, window_days, status, scheduled_at, launched_at, created_at, \
+                       approval_asked_by AS asked_by, approval_asked_at AS asked_at, approved_by, approved_at";
 
 impl From<CampaignRow> for Campaign {
     fn from(r: CampaignRow) -> Self {
@@ -157,6 +160,7 @@ impl From<CampaignRow> for Campaign {
             scheduled_at: r.scheduled_at,
             launched_at: r.launched_at,
             created_at: r.created_at,
+            approval: r.approval,
         }
     }
 }
