@@ -474,7 +474,7 @@ fn said(lang: Lang, e: &CouponError) -> String {
                 "ends_at" => "有效期：填写领取后几天有效，或填写结束时间",
                 "per_customer" => "每人限领：至少 1 张",
                 "total" => "发放总量：至少 1 张",
-                _ => return format!("{field}：{reason}"),
+                _ => return super::form::unworded(lang, e),
             };
             text.to_owned()
         }
@@ -663,7 +663,7 @@ fn redeem_refused(lang: Lang, code: &str, e: &CouponError) -> String {
         CouponError::Invalid {
             field: "order_ref", ..
         } => "订单号：必填".into(),
-        CouponError::Invalid { field, reason } => format!("{field}：{reason}"),
+        CouponError::Invalid { .. } => super::form::unworded(lang, e),
         CouponError::Refused(w) if w.contains("was redeemed already") => {
             format!("券码「{code}」已经核销过，不能再用")
         }
@@ -684,7 +684,7 @@ fn redeem_refused(lang: Lang, code: &str, e: &CouponError) -> String {
         {
             "这张券不能与订单上已用的券叠加".into()
         }
-        e => e.to_string(),
+        e => super::form::unworded(lang, e),
     }
 }
 

@@ -44,6 +44,19 @@ pub(crate) fn number(field: &str, v: &str) -> Result<Option<i64>, String> {
     }
 }
 
+/// A refusal the page has no words of its own for: in English its text; in Chinese a sentence
+/// that says what to do, the domain's English reason going to the log rather than the page.
+pub(crate) fn unworded(lang: crate::i18n::Lang, e: &dyn std::fmt::Display) -> String {
+    match lang {
+        crate::i18n::Lang::En => e.to_string(),
+        crate::i18n::Lang::Zh => {
+            tracing::info!(refusal = %e, "console refusal without Chinese words");
+            "没有完成：这次提交有一项不符合要求，请检查填写的内容后重试（详情已记入服务器日志）"
+                .to_owned()
+        }
+    }
+}
+
 /// A list typed in one box: split by commas, 、, semicolons or lines, not by spaces (a number
 /// may be typed `138 0013 8000`).
 pub(crate) fn list(v: &str) -> Vec<String> {
@@ -83,5 +96,13 @@ mod tests {
             list("最便宜，第一、 国家级;顶级\n139 0100 0000\r\n"),
             ["最便宜", "第一", "国家级", "顶级", "139 0100 0000"]
         );
+    }
+
+    #[test]
+    fn a_refusal_without_words_shows_no_english_on_a_chinese_page() {
+        let e = "gift: a gift coupon names its gift";
+        let zh = unworded(crate::i18n::Lang::Zh, &e);
+        assert!(!zh.contains("gift") && zh.contains("请检查"), "{zh}");
+        assert_eq!(unworded(crate::i18n::Lang::En, &e), e);
     }
 }

@@ -122,7 +122,7 @@ fn said(lang: Lang, e: &LiveCodeError) -> String {
                     "欢迎语：最多 4000 字节（约 1300 个汉字）".into()
                 }
                 f if f.starts_with("welcome") => "欢迎语：必填".into(),
-                _ => format!("{f}：{reason}"),
+                _ => super::form::unworded(lang, e),
             }
         }
         (
@@ -136,7 +136,7 @@ fn said(lang: Lang, e: &LiveCodeError) -> String {
             )
         }
         (Lang::Zh, LiveCodeError::Wecom(e)) => format!("连不上企业微信：{e}"),
-        (_, e) => e.to_string(),
+        (_, e) => super::form::unworded(lang, e),
     }
 }
 

@@ -127,9 +127,9 @@ fn said(lang: Lang, e: &MassError) -> String {
                 "内容：最多 4000 字节（约 1300 个汉字）".into()
             }
             "content" => "内容：必填".into(),
-            f => format!("{f}：{reason}"),
+            _ => super::form::unworded(lang, e),
         },
-        (_, e) => e.to_string(),
+        (_, e) => super::form::unworded(lang, e),
     }
 }
 

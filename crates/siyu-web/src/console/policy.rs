@@ -257,9 +257,9 @@ fn said(lang: Lang, e: &PolicyError) -> String {
             "marketing_per_week" => "7 天内最多：须为 0–100 条".into(),
             "dedupe_hours" => "相同内容去重小时数：须为 0–720".into(),
             "quiet_start_minute" | "quiet_end_minute" => "免打扰时段：须为一天中的时间".into(),
-            f => format!("{f}：{e}"),
+            _ => super::form::unworded(lang, e),
         },
-        (_, e) => e.to_string(),
+        (_, e) => super::form::unworded(lang, e),
     }
 }
 

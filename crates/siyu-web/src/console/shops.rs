@@ -151,7 +151,7 @@ fn said(lang: Lang, e: &AuthorizationError) -> String {
         AuthorizationError::NoShop(p) if zh => {
             format!("{} 的应答里没有店铺 ID，无法接入", platform_zh(p))
         }
-        e => e.to_string(),
+        e => super::form::unworded(lang, e),
     }
 }
 

@@ -118,9 +118,9 @@ fn said(lang: Lang, e: &SopError) -> String {
             }
             "content" => "内容：必填".into(),
             "repeat_every_days" => "每隔几天重复：须为 1–365".into(),
-            f => format!("{f}：{reason}"),
+            _ => super::form::unworded(lang, e),
         },
-        (_, e) => e.to_string(),
+        (_, e) => super::form::unworded(lang, e),
     }
 }
 

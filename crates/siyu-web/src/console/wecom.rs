@@ -97,7 +97,7 @@ impl WecomSection {
 /// A refusal of the settings, in the page's language, naming the field.
 fn said(lang: Lang, e: &ConnectError) -> String {
     match (lang, e) {
-        (Lang::Zh, ConnectError::Invalid { field, reason }) => match *field {
+        (Lang::Zh, ConnectError::Invalid { field, .. }) => match *field {
             "corp_id" => "企业 ID：必填".into(),
             "secret" => "Secret：必填".into(),
             "token" => "Token：须 1–32 个字符".into(),
@@ -105,10 +105,10 @@ fn said(lang: Lang, e: &ConnectError) -> String {
                 "EncodingAESKey：须为企业微信后台生成的 43 位字符（字母和数字）".into()
             }
             "base_url" => "接口地址：须是网址，且仅在服务器允许时可填写".into(),
-            _ => format!("{field}：{reason}"),
+            _ => super::form::unworded(lang, e),
         },
         (Lang::Zh, ConnectError::NotConfigured) => "还没有设置企业微信：先填写并保存".into(),
-        (_, e) => e.to_string(),
+        (_, e) => super::form::unworded(lang, e),
     }
 }
 
