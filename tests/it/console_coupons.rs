@@ -481,6 +481,14 @@ async fn coupons_are_issued_to_a_snapshot_and_redeemed_in_store(backend: Backend
         page.contains("订单金额：「三百」不是大于 0 的金额（元）"),
         "{page}"
     );
+    // What store staff typed stands in the form again, to mend rather than retype.
+    for typed in [
+        "value=\"三百\"",
+        "value=\"POS-3\"",
+        &format!("value=\"{code}\""),
+    ] {
+        assert!(page.contains(typed), "{typed} kept: {page}");
+    }
     let (st, _, _) = console_form(
         &c,
         &s,

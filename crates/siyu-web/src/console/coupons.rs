@@ -121,6 +121,7 @@ pub(crate) struct CouponsPage {
     /// (id, label) of the latest snapshots, for issuing.
     snapshots: Vec<(i64, String)>,
     form: TemplateForm,
+    redeem_form: RedeemForm,
     kind_choices: Vec<(&'static str, &'static str)>,
     claim_choices: Vec<(&'static str, &'static str)>,
 }
@@ -157,6 +158,18 @@ async fn render(
     u: &ConsoleUser,
     errors: Vec<String>,
     form: TemplateForm,
+    notice: String,
+) -> Response {
+    render_with(app, u, errors, form, RedeemForm::default(), notice).await
+}
+
+/// [`render`] with the redemption form as store staff typed it.
+async fn render_with(
+    app: &AppState,
+    u: &ConsoleUser,
+    errors: Vec<String>,
+    form: TemplateForm,
+    redeem_form: RedeemForm,
     notice: String,
 ) -> Response {
     let templates = match coupons::templates(&app.db, u.caller.tenant_id).await {
@@ -210,6 +223,7 @@ async fn render(
         may_redeem: may_redeem(u),
         snapshots,
         form,
+        redeem_form,
         kind_choices: KINDS
             .iter()
             .map(|k| (k.as_str(), coupon_kind_name(u.lang, k.as_str())))
@@ -550,6 +564,26 @@ async fn refused(app: &AppState, u: &ConsoleUser, said: String, status: StatusCo
     r
 }
 
+async fn refused_redeem(
+    app: &AppState,
+    u: &ConsoleUser,
+    said: String,
+    typed: RedeemForm,
+    status: StatusCode,
+) -> Response {
+    let mut r = render_with(
+        app,
+        u,
+        vec![said],
+        TemplateForm::default(),
+        typed,
+        String::new(),
+    )
+    .await;
+    *r.status_mut() = status;
+    r
+}
+
 #[derive(Deserialize)]
 pub(crate) struct IssueForm {
     #[serde(default)]
@@ -641,16 +675,17 @@ pub(crate) async fn issue(
     }
 }
 
-#[derive(Deserialize)]
+/// What store staff typed to redeem, written back on a refusal so nothing is typed twice.
+#[derive(Clone, Default, Deserialize)]
 pub(crate) struct RedeemForm {
     #[serde(default)]
-    code: String,
+    pub code: String,
     #[serde(default)]
-    order_ref: String,
+    pub order_ref: String,
     #[serde(default)]
-    amount: String,
+    pub amount: String,
     #[serde(default)]
-    store_id: String,
+    pub store_id: String,
 }
 
 /// A redemption refused, in the page's language, naming what to check.
@@ -679,10 +714,12 @@ fn redeem_refused(lang: Lang, code: &str, e: &CouponError) -> String {
         CouponError::Refused(w) if w.contains("not usable in channel") => {
             "这张券不能在门店渠道使用".into()
         }
-        CouponError::Refused(w)
-            if w.contains("nothing is left") || w.contains("does not stack") =>
-        {
-            "这张券不能与订单上已用的券叠加".into()
+        CouponError::Refused(w) if w.contains("nothing is left") => {
+            "这张订单已被之前的券抵扣完，不能再用券".into()
+        }
+        CouponError::Refused(w) if w.contains("stack") => "这张券不能与订单上已用的券叠加".into(),
+        CouponError::Refused(w) if w.contains("amount differs") => {
+            "订单金额：与这张订单第一次用券时填的金额不同，请核对".into()
         }
         e => super::form::unworded(lang, e),
     }
@@ -702,7 +739,7 @@ pub(crate) async fn redeem(
         } else {
             "Your role may not redeem coupons"
         };
-        return refused(&app, &u, said.into(), StatusCode::FORBIDDEN).await;
+        return refused_redeem(&app, &u, said.into(), f, StatusCode::FORBIDDEN).await;
     }
     let amount = match fen("amount", &half_width(&f.amount)) {
         Ok(a) if a > Fen::ZERO => a,
@@ -712,7 +749,7 @@ pub(crate) async fn redeem(
             } else {
                 format!("amount: {:?} is not an amount in yuan", f.amount)
             };
-            return refused(&app, &u, said, StatusCode::BAD_REQUEST).await;
+            return refused_redeem(&app, &u, said, f, StatusCode::BAD_REQUEST).await;
         }
     };
     let use_on = UseOn {
@@ -732,7 +769,8 @@ pub(crate) async fn redeem(
                 CouponError::Refused(_) => StatusCode::CONFLICT,
                 _ => StatusCode::BAD_REQUEST,
             };
-            refused(&app, &u, redeem_refused(u.lang, f.code.trim(), &e), status).await
+            let said = redeem_refused(u.lang, f.code.trim(), &e);
+            refused_redeem(&app, &u, said, f, status).await
         }
     }
 }
