@@ -19,6 +19,7 @@ mod console;
 mod console_access;
 mod console_campaigns;
 mod console_coupons;
+mod console_customers;
 mod console_e2e;
 mod console_imports;
 mod console_policy;

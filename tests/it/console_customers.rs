@@ -1,0 +1,209 @@
+//! The customer list in the console (客户列表), over HTTP with the console session, on both
+//! backends: filtered by lifecycle stage through the audience index, paged with the filter kept,
+//! and saved as a segment.
+
+use crate::common;
+use reqwest::StatusCode;
+use siyu::platform::access::{self, Role};
+use siyu::platform::db::sql;
+
+use common::{Backend, TestServer};
+
+/// The customer list filtered by lifecycle stage through the audience index: every customer is
+/// in exactly one stage, so the filtered totals add up to the whole list; the pager keeps the
+/// filter; the filtered people save as a segment whose snapshot holds them all; a value the page
+/// never offered matches nobody rather than failing.
+async fn the_customer_list_filters_and_saves_its_people(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = common::no_redirects();
+    let (tenant, key) = common::tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    access::create_user(
+        s.db(),
+        tenant,
+        "ops",
+        "ops",
+        "a-long-password",
+        Role::Operator,
+    )
+    .await
+    .expect("user");
+    let ops = common::console_session(&c, &s, "茶小铺", "ops", "a-long-password").await;
+    common::make_customers(&s, &key, 5, 60).await;
+    let total_of = |page: &str| -> i64 {
+        page.split("id=\"filter-total\">")
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .and_then(|t| t.split_whitespace().last())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(-1)
+    };
+    let all = total_of(&common::console_page(&c, &s, &ops, "/console/customers").await);
+    assert_eq!(all, 60, "the brand has exactly the 60 customers made here");
+    let mut sum = 0;
+    let mut some_stage = None;
+    for stage in siyu::know::rfm::ALL_STAGES {
+        let page = common::console_page(
+            &c,
+            &s,
+            &ops,
+            &format!("/console/customers?stage={}", stage.as_str()),
+        )
+        .await;
+        let n = total_of(&page);
+        assert!(n >= 0, "{page}");
+        if n > 50 {
+            // A second page keeps the filter.
+            assert!(
+                page.contains(&format!("page=2&#38;stage={}", stage.as_str())),
+                "{page}"
+            );
+        }
+        if n > 0 && some_stage.is_none() {
+            some_stage = Some((stage.as_str(), n));
+        }
+        sum += n;
+    }
+    assert_eq!(sum, all, "every customer is in one stage");
+    let (stage, n) = some_stage.expect("a stage with people");
+    let (st, to, _) = common::console_form(
+        &c,
+        &s,
+        &ops,
+        "/console/customers/segment",
+        &[("tag", ""), ("stage", stage), ("class", "")],
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert!(to.starts_with("/console/segments/"), "{to}");
+    let (size,): (i64,) = s
+        .db()
+        .fetch_one(&sql("SELECT size FROM segment_snapshots WHERE tenant_id = $1").bind(tenant))
+        .await
+        .expect("snapshot");
+    assert_eq!(size, n, "the snapshot holds the filtered people");
+    let page = common::console_page(&c, &s, &ops, "/console/customers?class=not-a-class").await;
+    assert_eq!(total_of(&page), 0, "{page}");
+    // Nothing chosen is not "everyone"; another brand's tag is refused.
+    let (st, _, refused) = common::console_form(
+        &c,
+        &s,
+        &ops,
+        "/console/customers/segment",
+        &[("tag", ""), ("stage", ""), ("class", "")],
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.contains("请先在列表上选择筛选条件"),
+        "a page in Chinese: {refused}"
+    );
+    let (other, _) = common::tenant_with_key(s.db(), "别家", Role::Admin).await;
+    let foreign = siyu::know::tags::create(
+        s.db(),
+        other,
+        "兴趣",
+        "别家的标签",
+        None,
+        siyu::platform::clock::now_ms(),
+    )
+    .await
+    .expect("tag");
+    let (st, _, _) = common::console_form(
+        &c,
+        &s,
+        &ops,
+        "/console/customers/segment",
+        &[
+            ("tag", foreign.id.to_string().as_str()),
+            ("stage", ""),
+            ("class", ""),
+        ],
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    // A manual tag put on everyone of that stage, then taken off again.
+    let vip = siyu::know::tags::create(
+        s.db(),
+        tenant,
+        "人工",
+        "重点跟进",
+        None,
+        siyu::platform::clock::now_ms(),
+    )
+    .await
+    .expect("tag");
+    let vip_id = vip.id.to_string();
+    let (st, to, _) = common::console_form(
+        &c,
+        &s,
+        &ops,
+        "/console/customers/tag",
+        &[
+            ("tag", ""),
+            ("stage", stage),
+            ("class", ""),
+            ("apply_tag", vip_id.as_str()),
+            ("action", "add"),
+        ],
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let page = common::console_page(&c, &s, &ops, &to).await;
+    assert!(
+        page.contains(&format!("已给 {n} 位客户打上「重点跟进」")),
+        "{page}"
+    );
+    let tagged =
+        common::console_page(&c, &s, &ops, &format!("/console/customers?tag={vip_id}")).await;
+    assert_eq!(
+        total_of(&tagged),
+        n,
+        "the tag's filter finds the same people"
+    );
+    let (st, to, _) = common::console_form(
+        &c,
+        &s,
+        &ops,
+        "/console/customers/tag",
+        &[
+            ("tag", vip_id.as_str()),
+            ("stage", ""),
+            ("class", ""),
+            ("apply_tag", vip_id.as_str()),
+            ("action", "remove"),
+        ],
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert!(
+        common::console_page(&c, &s, &ops, &to)
+            .await
+            .contains(&format!("已从 {n} 位客户去掉「重点跟进」"))
+    );
+    let tagged =
+        common::console_page(&c, &s, &ops, &format!("/console/customers?tag={vip_id}")).await;
+    assert_eq!(total_of(&tagged), 0);
+    // A crafted notice link names only what the store holds.
+    let page = common::console_page(
+        &c,
+        &s,
+        &ops,
+        "/console/customers?tagged=999&tag_name=424242",
+    )
+    .await;
+    assert!(!page.contains("batch-notice"), "{page}");
+
+    // A search is its own list: filters given with it are not applied (nor shown chosen).
+    let page = common::console_page(
+        &c,
+        &s,
+        &ops,
+        &format!("/console/customers?q=%2311&stage={stage}"),
+    )
+    .await;
+    assert!(
+        !page.contains(&format!("value=\"{stage}\" selected")),
+        "{page}"
+    );
+}
+on_each_backend!(the_customer_list_filters_and_saves_its_people);
