@@ -25,8 +25,8 @@ fn broken_file(dir: &Path) -> std::path::PathBuf {
         "2024061812346,tb_bob,李四,1380013800,交易成功,2024/6/18 10:01:02,,99.00,0,洁面,SK-103,护肤,1,99",
         // line 4: missing order id
         ",tb_carol,王五,13900139000,交易成功,2024/6/18 10:01:02,,99.00,0,洁面,SK-103,护肤,1,99",
-        // line 5: bad amount
-        "2024061812348,tb_dave,赵六,13700137000,交易成功,2024/6/18 10:01:02,,九十九,0,洁面,SK-103,护肤,1,99",
+        // line 5: bad amount, and a buyer name that a spreadsheet would run as a formula
+        "2024061812348,@SUM(1+1),赵六,13700137000,交易成功,2024/6/18 10:01:02,,九十九,0,洁面,SK-103,护肤,1,99",
         // line 6: bad date
         "2024061812349,tb_erin,孙七,13600136000,交易成功,2024/13/45 10:01:02,,99.00,0,洁面,SK-103,护肤,1,99",
         // line 7: wrong column count
@@ -95,6 +95,9 @@ async fn broken_rows_are_reported_and_good_rows_kept(backend: Backend) {
         .expect("rejected file");
     assert_eq!(rejected.lines().count(), 1 + 7, "{rejected}");
     assert!(rejected.contains("2024061812348") && rejected.contains("九十九"));
+    // Opening it in Excel runs nothing a buyer typed; the importer reads past the apostrophe.
+    assert!(rejected.contains(",'@SUM(1+1),"), "{rejected}");
+    assert!(!rejected.contains(",@SUM"), "{rejected}");
     // Lines 2 and 10 are one person (same phone, two buyer ids); line 8 another.
     let parts = partition(&tdb.db, TenantId::new(1)).await;
     assert_eq!(parts.len(), 2, "{parts:?}");

@@ -12,6 +12,7 @@ use super::{ImportError, ImportOptions};
 use crate::know::oneid::IdentityRecord;
 use crate::know::orders::{OrderRecord, OrderStatus, dedupe_orders, key_identities};
 use crate::platform::crypto::{FieldCipher, TenantLookup};
+use crate::platform::spreadsheet::inert;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -139,15 +140,17 @@ pub(super) fn parse_file(
                 let bom_line: Vec<String> =
                     ["\u{feff}line".to_string(), "column".into(), "reason".into()]
                         .into_iter()
-                        .chain(header.iter().cloned())
+                        .chain(header.iter().map(|h| inert(h).into_owned()))
                         .collect();
                 w.write_record(&bom_line).map_err(io)?;
                 rejects = Some(w);
             }
             if let Some(w) = rejects.as_mut() {
+                // Operators open this file in Excel or WPS: what a buyer typed must not run there.
                 let row: Vec<String> = [e.line.to_string(), e.column.clone(), e.reason.clone()]
                     .into_iter()
                     .chain(raw.iter().cloned())
+                    .map(|cell| inert(&cell).into_owned())
                     .collect();
                 w.write_record(&row).map_err(io)?;
             }
