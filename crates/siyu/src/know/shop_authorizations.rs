@@ -7,7 +7,7 @@ use crate::platform::TenantId;
 use crate::platform::crypto::{FieldCipher, random_token, token_hash};
 use crate::platform::db::{Db, sql};
 
-use super::shops::ShopError;
+use super::shops::{self, ShopError};
 
 /// How long a seller has to authorise.
 pub const AUTHORIZE_WITHIN_MS: i64 = 10 * 60_000;
@@ -34,36 +34,20 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> ShopError {
 }
 
 fn check(p: &PendingShop, allow_api_base: bool) -> Result<(), ShopError> {
-    let need = |field: &'static str, v: &str, max: usize| {
-        if v.trim().is_empty() || v.chars().count() > max {
-            Err(invalid(field, format!("must be 1–{max} characters")))
-        } else {
-            Ok(())
-        }
-    };
     // The name may be left empty: the platform's name for the shop is taken then.
     if p.name.chars().count() > 64 {
         return Err(invalid("name", "must be at most 64 characters"));
     }
-    need("app_key", &p.app_key, 128)?;
-    need("app_secret", &p.app_secret, 256)?;
     if let Some(s) = &p.service_id {
-        need("service_id", s, 64)?;
+        shops::within("service_id", s, 64)?;
     }
-    match &p.api_base {
-        Some(_) if !allow_api_base => Err(invalid(
-            "api_base",
-            "only the platform's own address unless the server allows others (marketplace_allow_api_base)",
-        )),
-        Some(b) if !(b.starts_with("https://") || b.starts_with("http://")) => {
-            Err(invalid("api_base", "must be an http(s) URL"))
-        }
-        _ if p.sync_from < 946_684_800_000 => Err(invalid(
-            "sync_from",
-            "must be a time after 2000-01-01 (UTC ms)",
-        )),
-        _ => Ok(()),
-    }
+    shops::check_app(
+        &p.app_key,
+        &p.app_secret,
+        p.api_base.as_deref(),
+        p.sync_from,
+        allow_api_base,
+    )
 }
 
 /// Keeps an authorisation under way and returns the state to send to the platform. Ones that ran

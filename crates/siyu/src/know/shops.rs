@@ -98,45 +98,62 @@ impl ShopStatus {
     }
 }
 
-/// Whether a shop may be connected with its own `api_base`: only when the server allows it
-/// (`marketplace_allow_api_base`, for a proxy or the sandbox); else the server only ever calls
-/// the platforms' public addresses, never an address a tenant chose (an internal host).
 fn check(s: &NewShop, allow_api_base: bool) -> Result<(), ShopError> {
-    if s.api_base.is_some() && !allow_api_base {
-        return Err(ShopError::Invalid {
-            field: "api_base",
-            reason: "only the platform's own address unless the server allows others (marketplace_allow_api_base)".into(),
-        });
+    within("shop_ref", &s.shop_ref, 64)?;
+    within("name", &s.name, 64)?;
+    check_app(
+        &s.app_key,
+        &s.app_secret,
+        s.api_base.as_deref(),
+        s.sync_from,
+        allow_api_base,
+    )
+}
+
+/// A text field of 1 to `max` characters.
+pub(crate) fn within(field: &'static str, v: &str, max: usize) -> Result<(), ShopError> {
+    if v.trim().is_empty() || v.chars().count() > max {
+        Err(ShopError::Invalid {
+            field,
+            reason: format!("must be 1–{max} characters"),
+        })
+    } else {
+        Ok(())
     }
-    let need = |field: &'static str, v: &str, max: usize| {
-        if v.trim().is_empty() || v.chars().count() > max {
-            Err(ShopError::Invalid {
-                field,
-                reason: format!("must be 1–{max} characters"),
-            })
-        } else {
-            Ok(())
-        }
+}
+
+/// What connecting a shop and authorising one both ask for: the app's key and secret, where to
+/// sync from, and an `api_base` only when the server allows it (`marketplace_allow_api_base`, for
+/// a proxy or the sandbox); else the server only ever calls the platforms' public addresses,
+/// never an address a tenant chose (an internal host).
+pub(crate) fn check_app(
+    app_key: &str,
+    app_secret: &str,
+    api_base: Option<&str>,
+    sync_from: i64,
+    allow_api_base: bool,
+) -> Result<(), ShopError> {
+    let invalid = |field: &'static str, reason: &str| {
+        Err(ShopError::Invalid {
+            field,
+            reason: reason.into(),
+        })
     };
-    need("shop_ref", &s.shop_ref, 64)?;
-    need("name", &s.name, 64)?;
-    need("app_key", &s.app_key, 128)?;
-    need("app_secret", &s.app_secret, 256)?;
-    if let Some(b) = &s.api_base
-        && !(b.starts_with("https://") || b.starts_with("http://"))
-    {
-        return Err(ShopError::Invalid {
-            field: "api_base",
-            reason: "must be an http(s) URL".into(),
-        });
+    within("app_key", app_key, 128)?;
+    within("app_secret", app_secret, 256)?;
+    match api_base {
+        Some(_) if !allow_api_base => invalid(
+            "api_base",
+            "only the platform's own address unless the server allows others (marketplace_allow_api_base)",
+        ),
+        Some(b) if !(b.starts_with("https://") || b.starts_with("http://")) => {
+            invalid("api_base", "must be an http(s) URL")
+        }
+        _ if sync_from < 946_684_800_000 => {
+            invalid("sync_from", "must be a time after 2000-01-01 (UTC ms)")
+        }
+        _ => Ok(()),
     }
-    if s.sync_from < 946_684_800_000 {
-        return Err(ShopError::Invalid {
-            field: "sync_from",
-            reason: "must be a time after 2000-01-01 (UTC ms)".into(),
-        });
-    }
-    Ok(())
 }
 
 /// Connects a shop (or reconnects it, with new credentials; its cursor is kept unless it was
