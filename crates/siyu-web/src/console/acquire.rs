@@ -26,8 +26,8 @@ use siyu::acquire::cards::{self, CardVariant, NewBatch};
 use siyu::acquire::report;
 use siyu::convert::coupons;
 use siyu::know::report::yuan;
-use siyu::know::segments::{self, NamedSnapshot};
-use siyu::platform::clock::{format_local, now_ms};
+use siyu::know::segments;
+use siyu::platform::clock::now_ms;
 
 pub struct Bar {
     pub x: i64,
@@ -84,26 +84,11 @@ pub(crate) struct AcquirePage {
     batches: Vec<BatchRow>,
     /// Whether the user may create and launch: a viewer is shown no forms or buttons.
     may_write: bool,
-    snapshots: Vec<SnapshotOption>,
+    snapshots: Vec<super::segments::SnapshotOption>,
     /// The coupon templates a card batch may offer: (id, name).
     offers: Vec<(i64, String)>,
     errors: Vec<String>,
     notices: Vec<String>,
-}
-
-/// A snapshot the campaign form offers as the audience.
-pub struct SnapshotOption {
-    pub id: i64,
-    pub label: String,
-}
-
-impl SnapshotOption {
-    fn of(s: NamedSnapshot) -> SnapshotOption {
-        SnapshotOption {
-            id: s.id,
-            label: format!("{} · {} · {}", s.segment, s.size, format_local(s.taken_at)),
-        }
-    }
 }
 
 pub(crate) fn roi(r: Option<f64>) -> String {
@@ -303,7 +288,10 @@ pub(crate) async fn render(
             campaigns,
             batches,
             may_write: u.caller.role.may_write(),
-            snapshots: snapshots.into_iter().map(SnapshotOption::of).collect(),
+            snapshots: snapshots
+                .into_iter()
+                .map(super::segments::SnapshotOption::of)
+                .collect(),
             offers,
             errors,
             notices,

@@ -118,8 +118,8 @@ pub(crate) struct CouponsPage {
     may_write: bool,
     /// Store staff (guides) redeem too.
     may_redeem: bool,
-    /// (id, label) of the latest snapshots, for issuing.
-    snapshots: Vec<(i64, String)>,
+    /// The latest snapshots, for issuing.
+    snapshots: Vec<super::segments::SnapshotOption>,
     form: TemplateForm,
     redeem_form: RedeemForm,
     kind_choices: Vec<(&'static str, &'static str)>,
@@ -179,10 +179,7 @@ async fn render_with(
     let snapshots = match segments::recent_snapshots(&app.db, u.caller.tenant_id, 50).await {
         Ok(s) => s
             .into_iter()
-            .map(|s| {
-                let label = format!("{} · {} · {}", s.segment, s.size, format_local(s.taken_at));
-                (s.id, label)
-            })
+            .map(super::segments::SnapshotOption::of)
             .collect(),
         Err(e) => return server_error(e),
     };

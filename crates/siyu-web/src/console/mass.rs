@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::console::ConsoleUser;
 use crate::console::form::{number, opt_time};
+use crate::console::segments::SnapshotOption;
 use crate::i18n::Lang;
 use siyu::connect::client::Content;
 use siyu::connect::mass::{self, Audience, MassError, NewMass, Reach};
@@ -41,7 +42,7 @@ pub(crate) struct MassSection {
     pub reach: String,
     pub form: MassForm,
     pub may_write: bool,
-    pub snapshots: Vec<(i64, String)>,
+    pub snapshots: Vec<SnapshotOption>,
 }
 
 impl MassSection {
@@ -54,15 +55,7 @@ impl MassSection {
     ) -> MassSection {
         let snapshots = segments::recent_snapshots(&app.db, u.caller.tenant_id, 50)
             .await
-            .map(|s| {
-                s.into_iter()
-                    .map(|s| {
-                        let label =
-                            format!("{} · {} · {}", s.segment, s.size, format_local(s.taken_at));
-                        (s.id, label)
-                    })
-                    .collect()
-            })
+            .map(|s| s.into_iter().map(SnapshotOption::of).collect())
             .unwrap_or_default();
         MassSection {
             errors,

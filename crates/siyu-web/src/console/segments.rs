@@ -554,3 +554,19 @@ pub(crate) async fn api_rule_tag(
     app.audiences.rule_tags_changed(u.caller.tenant_id).await?;
     Ok((StatusCode::CREATED, Json(json!({"id": t.id}))).into_response())
 }
+
+/// A snapshot a form offers as the audience (a campaign, a coupon issue, a mass send): its segment,
+/// size and when it was taken.
+pub struct SnapshotOption {
+    pub id: i64,
+    pub label: String,
+}
+
+impl SnapshotOption {
+    pub(crate) fn of(s: siyu::know::segments::NamedSnapshot) -> SnapshotOption {
+        SnapshotOption {
+            id: s.id,
+            label: format!("{} · {} · {}", s.segment, s.size, format_local(s.taken_at)),
+        }
+    }
+}
