@@ -227,3 +227,66 @@ async fn half_a_body_loses_its_slot_when_its_time_is_up(backend: Backend) {
     assert_eq!(r.status(), StatusCode::OK, "{backend:?}: the slot is free");
 }
 on_each_backend!(half_a_body_loses_its_slot_when_its_time_is_up);
+
+/// An export uploaded over the cap (256 MiB) is refused with 413 once the cap is passed, as the
+/// body streams in, rather than kept on disk or in memory whole; nothing is imported.
+#[tokio::test]
+async fn an_export_over_the_upload_cap_is_refused_as_it_streams() {
+    use tokio::io::AsyncReadExt;
+    let s = TestServer::start(Backend::Sqlite).await;
+    let (tenant, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    const CAP: usize = 256 * 1024 * 1024;
+    let declared = CAP + 1024 * 1024;
+    let head = format!(
+        "POST /api/v1/import/orders?preset=tmall HTTP/1.1\r\nhost: {addr}\r\n\
+         authorization: Bearer {key}\r\ncontent-type: text/csv\r\ncontent-length: {declared}\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.expect("head");
+    let (mut rd, mut wr) = conn.into_split();
+    let writer = tokio::spawn(async move {
+        let chunk = vec![b'1'; 1024 * 1024];
+        let mut sent = 0usize;
+        while sent < declared {
+            // The server stops reading once it has refused: the rest may not go.
+            if wr.write_all(&chunk).await.is_err() {
+                break;
+            }
+            sent += chunk.len();
+        }
+        sent
+    });
+    let mut answer = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        loop {
+            let n = rd.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+            if answer.windows(10).any(|w| w == b"too_large\"") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "answered within two minutes");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("at most 256 MiB"), "{answer}");
+    let sent = writer.await.expect("writer");
+    assert!(sent > CAP, "refused only past the cap: {sent}");
+    let (runs,): (i64,) = s
+        .db()
+        .fetch_one(
+            &siyu::platform::db::sql("SELECT COUNT(*) FROM import_runs WHERE tenant_id = $1")
+                .bind(tenant),
+        )
+        .await
+        .expect("runs");
+    assert_eq!(runs, 0, "nothing imported");
+}

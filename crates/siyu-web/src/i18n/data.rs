@@ -195,3 +195,18 @@ impl Lang {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The "too large" sentence names the size the upload is actually cut at.
+    #[test]
+    fn too_large_names_the_real_limit() {
+        let mb = crate::api::know::imports::MOST_UPLOAD_BYTES >> 20;
+        for lang in [Lang::Zh, Lang::En] {
+            let said = lang.data().too_large;
+            assert!(said.contains(&format!("{mb} MB")), "{said}");
+        }
+    }
+}

@@ -120,7 +120,8 @@ impl From<UploadRefused> for ApiError {
     }
 }
 
-/// The largest export a server takes (the routes' body limit says the same to the API).
+/// The largest export a server takes, counted as the body streams in: a year of a large shop's
+/// orders is a few hundred MB; more goes through `siyu import orders`, which reads the file.
 pub(crate) const MOST_UPLOAD_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Imports an uploaded export: the receipt of the run (none when the file held no row). The
