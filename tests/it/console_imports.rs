@@ -56,6 +56,18 @@ async fn uploads_an_export_and_downloads_its_rejected_rows(backend: Backend) {
         p.contains("<option value=\"jd\">京东</option>"),
         "presets by their Chinese names"
     );
+    // A generic file's channel is picked by name, not typed as a code.
+    let channel_box = p
+        .split("id=\"upload-channel\">")
+        .nth(1)
+        .and_then(|r| r.split("</select>").next())
+        .unwrap_or_default();
+    assert!(
+        channel_box.starts_with("<option value=\"\">按文件里的渠道列</option>")
+            && channel_box.contains("<option value=\"mall\">小程序商城</option>")
+            && channel_box.contains("<option value=\"store\">门店</option>"),
+        "{channel_box}"
+    );
     assert!(
         !console_page(&c, &s, &viewer, "/console/overview")
             .await

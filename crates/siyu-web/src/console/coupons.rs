@@ -353,16 +353,7 @@ fn percent_off(zhe: &str) -> Option<i64> {
 
 /// The channels a coupon may be used in, typed by their Chinese names or codes.
 fn channels(lang: Lang, typed: &str) -> Result<Vec<String>, String> {
-    const CHANNELS: [&str; 8] = [
-        "tmall",
-        "jd",
-        "douyin",
-        "pdd",
-        "youzan",
-        "xiaohongshu",
-        "store",
-        "mall",
-    ];
+    use crate::i18n::CHANNELS;
     list(typed)
         .into_iter()
         .map(|w| {

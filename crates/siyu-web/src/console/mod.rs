@@ -256,6 +256,8 @@ pub(crate) struct OverviewPage {
     shop_form: shops::ShopFormView,
     /// The export presets the upload form offers: (value, name).
     presets: Vec<(&'static str, String)>,
+    /// The channels a generic file's orders may be given: (code, name).
+    upload_channels: Vec<(&'static str, String)>,
     upload_max_bytes: u64,
 }
 
@@ -323,6 +325,10 @@ pub(crate) async fn render_overview_with(
         may_see_phone: u.caller.role.may_see_phone(),
         shop_form,
         presets: imports::preset_choices(u.lang),
+        upload_channels: crate::i18n::CHANNELS
+            .iter()
+            .map(|c| (*c, crate::i18n::channel_name(u.lang, c)))
+            .collect(),
         upload_max_bytes: crate::api::know::imports::MOST_UPLOAD_BYTES,
     });
     *r.status_mut() = status;

@@ -328,6 +328,18 @@ pub static EN: Tr = Tr {
 };
 
 /// Channel names as operators say them.
+/// The sales channels an operator picks from (orders, coupons), by code.
+pub const CHANNELS: [&str; 8] = [
+    "tmall",
+    "jd",
+    "douyin",
+    "pdd",
+    "youzan",
+    "xiaohongshu",
+    "store",
+    "mall",
+];
+
 pub fn channel_name(lang: Lang, c: &str) -> String {
     let zh = match c {
         "tmall" => "天猫",
