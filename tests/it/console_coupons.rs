@@ -411,71 +411,35 @@ async fn coupons_are_issued_to_a_snapshot_and_redeemed_in_store(backend: Backend
     )
     .await;
     assert!(!page.contains("核销成功"), "{page}");
-    let redeem = |code: String, order: &'static str, amount: &'static str| {
-        vec![
+    let redeem = async |who: &str, code: &str, order: &str, amount: &str| {
+        let form = [
             ("code", code),
-            ("order_ref", order.to_owned()),
-            ("amount", amount.to_owned()),
-            ("store_id", "S001".to_owned()),
-        ]
+            ("order_ref", order),
+            ("amount", amount),
+            ("store_id", "S001"),
+        ];
+        console_form(&c, &s, who, "/console/coupons/redeem", &form).await
     };
-    const REDEEM: &str = "/console/coupons/redeem";
-    let (st, _, page) = console_form(
-        &c,
-        &s,
-        &guide,
-        REDEEM,
-        &redeem(code.to_lowercase(), "POS-1", "199"),
-    )
-    .await;
+    let (st, _, page) = redeem(&guide, &code.to_lowercase(), "POS-1", "199").await;
     assert_eq!(st, StatusCode::CONFLICT);
     assert!(page.contains("订单金额：未达到这张券的使用门槛"), "{page}");
-    let (st, to, _) = console_form(
-        &c,
-        &s,
-        &guide,
-        REDEEM,
-        &redeem(code.to_lowercase(), " POS-1 ", "399.00"),
-    )
-    .await;
+    let (st, to, _) = redeem(&guide, &code.to_lowercase(), " POS-1 ", "399.00").await;
     assert_eq!(st, StatusCode::SEE_OTHER, "answered by a redirect");
     let page = console_page(&c, &s, &guide, &to).await;
     assert!(
         page.contains(&format!("核销成功：券码 {code} 抵扣 ¥30.00（订单 POS-1）")),
         "{page}"
     );
-    let (st, _, page) =
-        console_form(&c, &s, &guide, REDEEM, &redeem(code.clone(), "POS-9", "0")).await;
+    let (st, _, page) = redeem(&guide, &code, "POS-9", "0").await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(page.contains("不是大于 0 的金额"), "{page}");
-    let (st, _, page) = console_form(
-        &c,
-        &s,
-        &guide,
-        REDEEM,
-        &redeem(code.clone(), "POS-2", "399"),
-    )
-    .await;
+    let (st, _, page) = redeem(&guide, &code, "POS-2", "399").await;
     assert_eq!(st, StatusCode::CONFLICT);
     assert!(page.contains("已经核销过"), "{page}");
-    let (st, _, page) = console_form(
-        &c,
-        &s,
-        &guide,
-        REDEEM,
-        &redeem("NOSUCHCODE".into(), "POS-3", "399"),
-    )
-    .await;
+    let (st, _, page) = redeem(&guide, "NOSUCHCODE", "POS-3", "399").await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     assert!(page.contains("券码：找不到「NOSUCHCODE」"), "{page}");
-    let (st, _, page) = console_form(
-        &c,
-        &s,
-        &guide,
-        REDEEM,
-        &redeem(code.clone(), "POS-3", "三百"),
-    )
-    .await;
+    let (st, _, page) = redeem(&guide, &code, "POS-3", "三百").await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(
         page.contains("订单金额：「三百」不是大于 0 的金额（元）"),
@@ -489,14 +453,7 @@ async fn coupons_are_issued_to_a_snapshot_and_redeemed_in_store(backend: Backend
     ] {
         assert!(page.contains(typed), "{typed} kept: {page}");
     }
-    let (st, _, _) = console_form(
-        &c,
-        &s,
-        &viewer,
-        REDEEM,
-        &redeem(code.clone(), "POS-4", "399"),
-    )
-    .await;
+    let (st, _, _) = redeem(&viewer, &code, "POS-4", "399").await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     let (status, discount): (String, i64) = s
         .db()

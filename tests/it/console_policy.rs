@@ -54,14 +54,10 @@ async fn the_contact_policy_is_set_in_the_console(backend: Backend) {
                 ("dedupe_hours", dedupe),
             ]
         };
-    let (st, to, _) = console_form(
-        &c,
-        &s,
-        &ops,
-        "/console/policy",
-        &form("3", "22:30", "08:00", "48"),
-    )
-    .await;
+    let save = async |who: &str, f: [(&'static str, &'static str); 4]| {
+        console_form(&c, &s, who, "/console/policy", &f).await
+    };
+    let (st, to, _) = save(&ops, form("3", "22:30", "08:00", "48")).await;
     assert_eq!(
         (st, to.as_str()),
         (StatusCode::SEE_OTHER, "/console/policy?saved=1")
@@ -90,14 +86,7 @@ async fn the_contact_policy_is_set_in_the_console(backend: Backend) {
         "2026-12-06 08:00:00"
     );
     // Equal ends: no quiet hours.
-    let (st, _, _) = console_form(
-        &c,
-        &s,
-        &ops,
-        "/console/policy",
-        &form("3", "00:00", "00:00", "0"),
-    )
-    .await;
+    let (st, _, _) = save(&ops, form("3", "00:00", "00:00", "0")).await;
     assert_eq!(st, StatusCode::SEE_OTHER);
     let page = console_page(&c, &s, &ops, "/console/policy").await;
     assert!(
@@ -105,25 +94,11 @@ async fn the_contact_policy_is_set_in_the_console(backend: Backend) {
         "{page}"
     );
     // A cap of 0 is said to send nothing, not taken for "no limit".
-    let (st, _, _) = console_form(
-        &c,
-        &s,
-        &ops,
-        "/console/policy",
-        &form("0", "21:00", "09:00", "24"),
-    )
-    .await;
+    let (st, _, _) = save(&ops, form("0", "21:00", "09:00", "24")).await;
     assert_eq!(st, StatusCode::SEE_OTHER);
     let page = console_page(&c, &s, &ops, "/console/policy").await;
     assert!(page.contains("不发任何营销消息"), "{page}");
-    let (st, _, _) = console_form(
-        &c,
-        &s,
-        &ops,
-        "/console/policy",
-        &form("3", "00:00", "00:00", "0"),
-    )
-    .await;
+    let (st, _, _) = save(&ops, form("3", "00:00", "00:00", "0")).await;
     assert_eq!(st, StatusCode::SEE_OTHER);
 
     // Refusals by field, in Chinese, what was typed kept.
@@ -145,7 +120,7 @@ async fn the_contact_policy_is_set_in_the_console(backend: Backend) {
             "相同内容去重小时数：须为 0–720",
         ),
     ] {
-        let (st, _, page) = console_form(&c, &s, &ops, "/console/policy", &f).await;
+        let (st, _, page) = save(&ops, f).await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{said}");
         assert!(page.contains(said), "{said} in {page}");
         assert!(
@@ -153,14 +128,7 @@ async fn the_contact_policy_is_set_in_the_console(backend: Backend) {
             "typed kept"
         );
     }
-    let (st, _, page) = console_form(
-        &c,
-        &s,
-        &viewer,
-        "/console/policy",
-        &form("9", "21:00", "09:00", "24"),
-    )
-    .await;
+    let (st, _, page) = save(&viewer, form("9", "21:00", "09:00", "24")).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     assert!(page.contains("只能查看触达策略"));
     assert_eq!(
