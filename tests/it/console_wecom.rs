@@ -188,9 +188,16 @@ async fn wecom_is_set_up_and_tested_in_the_console(backend: Backend) {
         )
         .await
         .expect("code");
-    assert!(
-        guides.contains("ba_li") && guides.contains("ba_wang") && guides.contains("50"),
-        "{guides}"
+    let guides: Vec<siyu::connect::live_codes::GuideSlot> =
+        serde_json::from_str(&guides).expect("guides as stored");
+    let slots: Vec<(&str, Option<i64>)> = guides
+        .iter()
+        .map(|g| (g.userid.as_str(), g.daily_cap))
+        .collect();
+    assert_eq!(
+        slots,
+        [("ba_li", Some(50)), ("ba_wang", Some(50))],
+        "each guide with the daily cap typed"
     );
     assert_eq!(backup, "ba_zhao");
     let (st, _, p) = console_form(&c, &s, &ops, "/console/connect/live-codes", &code("")).await;
