@@ -535,7 +535,22 @@ async fn the_days_operations_in_chromium() {
         )
         .await
         .expect("coupons");
-    assert!(granted.0 >= 1, "coupons were issued");
+    let (snapshot_size,): (i64,) = s
+        .db()
+        .fetch_one(
+            &siyu::platform::db::sql(
+                "SELECT size FROM segment_snapshots WHERE tenant_id = $1 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(t.id),
+        )
+        .await
+        .expect("the bar's snapshot");
+    assert!(snapshot_size > 0, "the bar's segment has people");
+    assert_eq!(
+        granted.0,
+        snapshot_size.min(100),
+        "one coupon for each person of the snapshot, within the template's 100"
+    );
     assert!(
         s.app.connect.settings_view(t.id).await.is_ok(),
         "WeCom is set up"
