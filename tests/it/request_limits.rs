@@ -290,3 +290,61 @@ async fn an_export_over_the_upload_cap_is_refused_as_it_streams() {
         .expect("runs");
     assert_eq!(runs, 0, "nothing imported");
 }
+
+/// Two exports importing take the server's two upload turns: a third is told the server is busy
+/// (503 `uploads_busy`) at once, and a turn is given back when an upload ends, even one whose
+/// client went away mid-body.
+#[tokio::test]
+async fn a_third_upload_waits_for_a_turn() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let (_, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..siyu::app::UPLOAD_TURNS {
+        let mut conn = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST /api/v1/import/orders?preset=tmall HTTP/1.1\r\nhost: {addr}\r\n\
+             authorization: Bearer {key}\r\ncontent-type: text/csv\r\ncontent-length: 100000\r\n\r\n订单编号"
+        );
+        conn.write_all(head.as_bytes()).await.expect("head");
+        conn.flush().await.expect("flush");
+        held.push(conn);
+    }
+    let c = reqwest::Client::new();
+    let upload = || {
+        c.post(s.url("/api/v1/import/orders?preset=tmall"))
+            .bearer_auth(&key)
+            .body("订单编号,订单创建时间\n")
+            .send()
+    };
+    // The held uploads take their turns as their heads arrive; wait until both are taken.
+    let mut busy = None;
+    for _ in 0..50 {
+        let r = upload().await.expect("upload");
+        if r.status() == StatusCode::SERVICE_UNAVAILABLE {
+            busy = Some(r.json::<Value>().await.expect("json"));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let busy = busy.expect("a third upload is refused while two are under way");
+    assert_eq!(busy["error"]["code"], "uploads_busy", "{busy}");
+    // One client goes away: its turn comes back and the next upload is taken.
+    drop(held.pop());
+    let mut taken = None;
+    for _ in 0..50 {
+        let r = upload().await.expect("upload");
+        if r.status() != StatusCode::SERVICE_UNAVAILABLE {
+            taken = Some(r.status());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let taken = taken.expect("a turn is given back when an upload's client goes away");
+    assert!(
+        taken.is_success() || taken == StatusCode::BAD_REQUEST,
+        "read as an export, not refused as busy: {taken}"
+    );
+}

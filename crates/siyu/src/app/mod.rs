@@ -157,7 +157,12 @@ pub struct App {
     pub customer_sessions: Arc<CustomerSessions>,
     /// Request rates and requests in flight per route class (the web layer's `limits`).
     pub request_limits: RequestLimitSettings,
+    /// Export uploads being imported on this server: each recomputes its brand, so two at a time.
+    pub upload_turns: Arc<tokio::sync::Semaphore>,
 }
+
+/// Uploaded exports one server imports at once.
+pub const UPLOAD_TURNS: usize = 2;
 
 pub type AppState = Arc<App>;
 
@@ -242,6 +247,7 @@ impl App {
             db,
             customer_sessions: Arc::new(CustomerSessions::new(cipher.clone())),
             request_limits: s.limits,
+            upload_turns: Arc::new(tokio::sync::Semaphore::new(UPLOAD_TURNS)),
             cipher,
         })
     }

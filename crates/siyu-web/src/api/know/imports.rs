@@ -46,8 +46,6 @@ pub(crate) async fn put_status_map(
     Ok(Json(json!({"reread": reread})).into_response())
 }
 
-static UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UploadQuery {
@@ -135,8 +133,8 @@ pub(crate) async fn import_upload(
 ) -> Result<Option<receipts::Receipt>, UploadRefused> {
     use futures_util::StreamExt;
     use tokio::io::AsyncWriteExt;
-    // An upload recomputes the tenant: two at a time per server.
-    let Ok(_turn) = UPLOADS.try_acquire() else {
+    // An upload recomputes the tenant: a few at a time per server.
+    let Ok(_turn) = app.upload_turns.try_acquire() else {
         return Err(UploadRefused::Busy);
     };
     let preset_name = q.preset.clone();
