@@ -359,3 +359,42 @@ async fn wecom_is_set_up_and_tested_in_the_console(backend: Backend) {
 }
 
 on_each_backend!(wecom_is_set_up_and_tested_in_the_console);
+
+/// When the snapshots cannot be read, the connect page still opens and the mass form says so in
+/// Chinese, rather than offering no snapshot as if the brand had none.
+#[tokio::test]
+async fn the_mass_form_says_when_snapshots_cannot_be_read() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let c = no_redirects();
+    let (tenant, _) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    access::create_user(s.db(), tenant, "ops", "ops", PASSWORD, Role::Operator)
+        .await
+        .expect("user");
+    let ops = console_session(&c, &s, "茶小铺", "ops", PASSWORD).await;
+    let p = console_page(&c, &s, &ops, "/console/connect").await;
+    assert!(!p.contains("人群快照暂时读不出来"), "{p}");
+    const NONE_YET: &str = "先在“人群”或“RFM 分层”页保存一个人群快照";
+    assert!(
+        p.contains(NONE_YET),
+        "a brand without snapshots is told how to make one"
+    );
+    s.db()
+        .execute(&siyu::platform::db::sql(
+            "ALTER TABLE segment_snapshots RENAME TO segment_snapshots_away",
+        ))
+        .await
+        .expect("hide the table");
+    let p = console_page(&c, &s, &ops, "/console/connect").await;
+    assert!(
+        p.contains("人群快照暂时读不出来，请稍后刷新页面再试"),
+        "{p}"
+    );
+    assert!(
+        !p.contains(NONE_YET),
+        "not told it has none when they could not be read"
+    );
+    assert!(
+        p.contains("id=\"new-code\"") && p.contains("id=\"new-sop\""),
+        "the rest of the page still shows"
+    );
+}

@@ -49,14 +49,25 @@ impl MassSection {
     pub(crate) async fn new(
         app: &AppState,
         u: &ConsoleUser,
-        errors: Vec<String>,
+        mut errors: Vec<String>,
         reach: String,
         form: MassForm,
     ) -> MassSection {
-        let snapshots = segments::recent_snapshots(&app.db, u.caller.tenant_id, 50)
-            .await
-            .map(|s| s.into_iter().map(SnapshotOption::of).collect())
-            .unwrap_or_default();
+        // The rest of the connect page still shows when the snapshots cannot be read; the form
+        // says why it offers none rather than looking as if the brand had no snapshot.
+        let snapshots = match segments::recent_snapshots(&app.db, u.caller.tenant_id, 50).await {
+            Ok(s) => s.into_iter().map(SnapshotOption::of).collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "reading snapshots for the mass form");
+                errors.push(match u.lang {
+                    Lang::Zh => "人群快照暂时读不出来，请稍后刷新页面再试".into(),
+                    Lang::En => {
+                        "The snapshots could not be read just now; reload the page shortly".into()
+                    }
+                });
+                Vec::new()
+            }
+        };
         MassSection {
             errors,
             reach,
