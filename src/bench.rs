@@ -34,6 +34,8 @@ pub enum Suite {
     Sync,
     /// Flash-sale attempts' p99 alone and while 200 connections sign in to the console.
     LoginFlood,
+    /// The console's overview of a date range on synthetic customers and orders.
+    Overview,
 }
 
 #[derive(Args)]
@@ -41,7 +43,7 @@ pub struct BenchArgs {
     /// What to measure.
     #[arg(long, value_enum, default_value_t = Suite::Ingest)]
     suite: Suite,
-    /// Synthetic customers for the audience suite.
+    /// Synthetic customers for the audience and overview suites.
     #[arg(long, default_value_t = 1_000_000)]
     pub customers: u64,
     /// Audience suite: measure the index only (SQLite store, no SQL counts).
@@ -401,6 +403,9 @@ pub async fn run(_s: &Settings, a: BenchArgs) -> anyhow::Result<()> {
     }
     if a.suite == Suite::Sync {
         return crate::bench_sync::run(&a).await;
+    }
+    if a.suite == Suite::Overview {
+        return crate::bench_overview::run(&a).await;
     }
     if a.suite == Suite::LoginFlood {
         return crate::bench_flash::run_login_flood(&a).await;

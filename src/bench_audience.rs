@@ -21,7 +21,7 @@ const DAY: i64 = 86_400_000;
 const CHUNK: i64 = 500_000;
 
 /// `h(x, k)`: a pseudo-random 32-bit value per customer and field, the same in both dialects.
-fn h(k: usize) -> String {
+pub(crate) fn h(k: usize) -> String {
     const P: [i64; 8] = [
         2_654_435_761,
         2_246_822_519,
@@ -36,7 +36,7 @@ fn h(k: usize) -> String {
 }
 
 /// The id sequence `lo..=hi` as a row source with column `x`, in the backend's dialect.
-fn seq(backend: Backend, lo: i64, hi: i64) -> (String, String) {
+pub(crate) fn seq(backend: Backend, lo: i64, hi: i64) -> (String, String) {
     match backend {
         Backend::Sqlite => (
             format!(

@@ -22,6 +22,7 @@ mod bench_acquire;
 mod bench_audience;
 mod bench_connect;
 mod bench_flash;
+mod bench_overview;
 mod bench_sync;
 mod demo_activities;
 mod demo_cmd;

@@ -26,7 +26,25 @@ try {
   await page.click('#login-submit');
   await page.waitForURL('**/console/overview');
   check(Number((await page.textContent('#people')).trim()) >= 1, 'the overview counts people after OneID');
+  // The last 30 days hold two of the three orders; the chart is drawn in the browser from them.
+  check((await page.textContent('#kpi-orders')).trim() === '2', 'the overview counts the orders of the last 30 days');
+  await page.waitForSelector('#sales-chart[data-drawn="1"] canvas');
+  check(await page.isHidden('#trend-status'), 'the trend chart is drawn and no longer says it is loading');
+  // Hovering the day of the ¥99 order shows its GMV in the tooltip.
+  const box = await page.locator('#sales-chart canvas').first().boundingBox();
+  const x = await page.evaluate(() => {
+    const data = JSON.parse(document.getElementById('trend-data').textContent);
+    const day = data.days.find((d) => d.gmv === 9900).day;
+    return echarts.getInstanceByDom(document.getElementById('sales-chart')).convertToPixel({ xAxisIndex: 0 }, day);
+  });
+  await page.mouse.move(box.x + x, box.y + box.height / 2);
+  await page.waitForFunction(() => [...document.querySelectorAll('#sales-chart div')].some((d) => d.textContent.includes('99.00')));
   await page.screenshot({ path: shots + '/overview.png', fullPage: true });
+  await page.click('text=近 7 天');
+  await page.waitForURL('**/console/overview?from=*');
+  check((await page.textContent('#kpi-orders')).trim() === '2', 'the last 7 days hold the two recent orders');
+  await page.goto(base + '/console/overview?from=2026-02-30&to=2026-03-01');
+  check((await page.textContent('#range-error')).includes('开始日期'), 'a date that does not exist is refused, naming the field');
 
   await page.click('text=客户');
   await page.waitForURL('**/console/customers');
@@ -112,7 +130,7 @@ try {
   await page.click('header nav >> text=拉新召回');
   await page.waitForURL('**/console/acquire');
   check((await page.textContent('h2')).includes('拉新召回'), 'the acquire page opens');
-  check((await page.textContent('main')).includes('/api/v1/campaigns'), 'it says how campaigns are created');
+  check((await page.textContent('main')).includes('开放接口（API）'), 'it says where the options the console lacks are set');
   check((await page.textContent('#no-snapshot')).includes('人群'), 'without a snapshot the campaign form says to take one first');
   const batch = page.locator('#new-batch');
   check((await batch.locator('select[name=coupon_template_id]').textContent()).includes('满300减30'), 'the card-batch form offers the coupon template set up for cards as the hook');

@@ -169,6 +169,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0027_campaign_approval.sql"),
         include_str!("../migrations/postgres/0027_campaign_approval.sql"),
     ),
+    (
+        28,
+        "overview by date",
+        include_str!("../migrations/sqlite/0028_overview_by_date.sql"),
+        include_str!("../migrations/postgres/0028_overview_by_date.sql"),
+    ),
 ];
 
 /// What a migration's SQL cannot do alone, run inside its transaction after its script: the

@@ -183,6 +183,10 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             post(api::acquire::campaigns::launch),
         )
         .route(
+            "/api/v1/reports/trends",
+            get(api::measure::trends::get_trends),
+        )
+        .route(
             "/api/v1/campaigns/{id}/report",
             get(api::acquire::campaigns::campaign_report),
         )
@@ -388,6 +392,14 @@ pub fn table(workers: &Workers) -> Router<AppState> {
         .route("/console/logout", post(console::logout))
         .route("/console/lang/{code}", get(console::set_lang))
         .route("/console/overview", get(console::overview_page))
+        .route(
+            "/console/api/overview/trends",
+            get(console::trends::trends_json),
+        )
+        .route(
+            "/console/assets/echarts-5.6.0.min.js",
+            get(console::trends::echarts),
+        )
         .route("/console/statuses", post(console::data::read_status))
         .route(
             "/console/imports",

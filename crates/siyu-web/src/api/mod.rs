@@ -12,6 +12,7 @@ pub mod convert;
 pub mod customer_tokens;
 pub mod engage;
 pub mod know;
+pub mod measure;
 
 use axum::Json;
 use axum::extract::FromRequestParts;

@@ -413,12 +413,15 @@ pub(crate) async fn customer_page(
             .map(|e| {
                 (
                     format_local(e.occurred_at),
-                    e.kind.clone(),
+                    crate::i18n::event_name(l, &e.kind),
                     e.channel
                         .as_deref()
                         .map(|c| channel_name(l, c))
                         .unwrap_or_default(),
-                    e.touchpoint.clone().unwrap_or_default(),
+                    e.touchpoint
+                        .as_deref()
+                        .map(|t| crate::i18n::touchpoint_name(l, t))
+                        .unwrap_or_default(),
                 )
             })
             .collect(),

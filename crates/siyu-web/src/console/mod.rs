@@ -20,6 +20,7 @@ pub mod rfm;
 pub mod segments;
 pub mod shops;
 pub mod sop;
+pub mod trends;
 pub mod wecom;
 
 use askama::Template;
@@ -34,7 +35,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::client_ip::ClientIp;
 use crate::i18n::{Lang, Tr, channel_name};
-use siyu::know::report::{overview, yuan};
+use siyu::know::report::{period_figures, yuan};
 use siyu::platform::access::Login;
 use siyu::platform::access::{self, Caller};
 
@@ -234,6 +235,49 @@ pub(crate) async fn set_lang(Path(code): Path<String>, headers: HeaderMap) -> Re
     r
 }
 
+/// A figure of the range beside the period before it.
+pub(crate) struct Kpi {
+    id: &'static str,
+    label: &'static str,
+    value: String,
+    /// "+12.3%", or what to say when the period before had nothing.
+    change: String,
+    /// `up`, `down` or `flat`, for the colour.
+    trend: &'static str,
+}
+
+impl Kpi {
+    fn new(
+        id: &'static str,
+        label: &'static str,
+        value: String,
+        now: i64,
+        before: i64,
+        t: &crate::i18n::OverviewTr,
+    ) -> Kpi {
+        let (change, trend) = match siyu::measure::trends::change(now, before) {
+            Some(c) => (
+                format!("{}{:.1}%", if c > 0.0 { "+" } else { "" }, c * 100.0),
+                if c > 0.0 {
+                    "up"
+                } else if c < 0.0 {
+                    "down"
+                } else {
+                    "flat"
+                },
+            ),
+            None => (t.nothing_before.to_owned(), "flat"),
+        };
+        Kpi {
+            id,
+            label,
+            value,
+            change,
+            trend,
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "console/overview.html")]
 pub(crate) struct OverviewPage {
@@ -241,11 +285,23 @@ pub(crate) struct OverviewPage {
     lang: &'static str,
     user: String,
     active: &'static str,
-    o: siyu::know::report::Overview,
-    gmv: String,
+    t: &'static crate::i18n::OverviewTr,
+    /// The range as typed (kept when it was wrong) and as read.
+    from: String,
+    to: String,
+    /// What was wrong with the range asked for (the last 30 days are shown instead).
+    range_error: Option<String>,
+    compared_with: String,
+    /// (href, label, whether it is the range shown).
+    presets: Vec<(String, &'static str, bool)>,
+    kpis: Vec<Kpi>,
+    p: siyu::know::report::PeriodFigures,
+    merges: i64,
     repeat_online: String,
     repeat_store: String,
     channels: Vec<(String, i64, i64, String)>,
+    /// The chart's data (the trends JSON), for the page's script.
+    trends_json: String,
     d: &'static crate::i18n::DataTr,
     data: data::ChannelData,
     /// What went wrong with the form just sent (reading a status text, connecting a shop).
@@ -255,7 +311,7 @@ pub(crate) struct OverviewPage {
     may_see_phone: bool,
     shop_form: shops::ShopFormView,
     /// The export presets the upload form offers: (value, name).
-    presets: Vec<(&'static str, String)>,
+    upload_presets: Vec<(&'static str, String)>,
     /// The channels a generic file's orders may be given: (code, name).
     upload_channels: Vec<(&'static str, String)>,
     upload_max_bytes: u64,
@@ -265,8 +321,13 @@ pub(crate) fn percent(r: f64) -> String {
     format!("{:.1}%", r * 100.0)
 }
 
-pub(crate) async fn overview_page(State(app): State<AppState>, u: ConsoleUser) -> Response {
-    render_overview(&app, &u, Vec::new(), StatusCode::OK).await
+pub(crate) async fn overview_page(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Query(q): Query<crate::api::measure::trends::RangeQuery>,
+) -> Response {
+    let form = shops::ShopFormView::new(&app, &u, shops::ShopForm::default());
+    render_overview_in(&app, &u, Vec::new(), StatusCode::OK, form, q).await
 }
 
 /// The overview, with what went wrong with a form sent from it.
@@ -288,24 +349,146 @@ pub(crate) async fn render_overview_with(
     status: StatusCode,
     shop_form: shops::ShopFormView,
 ) -> Response {
+    render_overview_in(app, u, errors, status, shop_form, Default::default()).await
+}
+
+/// The overview of a date range (the last 30 days unless one is asked for).
+async fn render_overview_in(
+    app: &AppState,
+    u: &ConsoleUser,
+    errors: Vec<String>,
+    mut status: StatusCode,
+    shop_form: shops::ShopFormView,
+    q: crate::api::measure::trends::RangeQuery,
+) -> Response {
+    use siyu::measure::trends::DateRange;
     let tenant = u.caller.tenant_id;
-    let o = match overview(&app.db, tenant).await {
+    let t = u.lang.overview();
+    let offset = match crate::api::measure::trends::brand_offset(app, tenant).await {
         Ok(o) => o,
+        Err(e) => return server_error(e.message()),
+    };
+    let now = siyu::platform::clock::now_ms();
+    let default = || DateRange::last_days(crate::api::measure::trends::DEFAULT_DAYS, now, offset);
+    let (range, from, to, range_error) = match q.range(offset) {
+        Ok(r) => (r, r.from.to_string(), r.to.to_string(), None),
+        Err(e) => {
+            status = StatusCode::BAD_REQUEST;
+            let r = default();
+            let said = trends::range_error(u.lang, &e);
+            (
+                r,
+                q.from.unwrap_or_default(),
+                q.to.unwrap_or_default(),
+                Some(said),
+            )
+        }
+    };
+    let p = match period_figures(&app.db, tenant, range.start_ms(), range.end_ms()).await {
+        Ok(p) => p,
+        Err(e) => return server_error(e),
+    };
+    // The range's people are its buyers: counted once, for both.
+    let tr_ =
+        match siyu::measure::trends::trends_knowing_buyers(&app.db, tenant, range, Some(p.people))
+            .await
+        {
+            Ok(x) => x,
+            Err(e) => return server_error(e),
+        };
+    let merges = match siyu::know::report::merges(&app.db, tenant).await {
+        Ok(m) => m,
         Err(e) => return server_error(e),
     };
     let data = match data::channel_data(app, tenant, u.lang).await {
         Ok(d) => d,
         Err(e) => return server_error(e),
     };
+    let (c, b) = (&tr_.current, &tr_.previous);
+    let kpis = vec![
+        Kpi::new(
+            "kpi-gmv",
+            u.lang.tr().gmv,
+            yuan(c.gmv),
+            c.gmv.get(),
+            b.gmv.get(),
+            t,
+        ),
+        Kpi::new(
+            "kpi-orders",
+            u.lang.tr().orders,
+            c.orders.to_string(),
+            c.orders,
+            b.orders,
+            t,
+        ),
+        Kpi::new(
+            "kpi-buyers",
+            t.buyers,
+            c.buyers.to_string(),
+            c.buyers,
+            b.buyers,
+            t,
+        ),
+        Kpi::new(
+            "kpi-new-customers",
+            t.new_customers,
+            c.new_customers.to_string(),
+            c.new_customers,
+            b.new_customers,
+            t,
+        ),
+        Kpi::new(
+            "kpi-wecom-adds",
+            t.wecom_adds,
+            c.wecom_adds.to_string(),
+            c.wecom_adds,
+            b.wecom_adds,
+            t,
+        ),
+        Kpi::new(
+            "kpi-wecom-net-adds",
+            t.wecom_net_adds,
+            c.wecom_net_adds.to_string(),
+            c.wecom_net_adds,
+            b.wecom_net_adds,
+            t,
+        ),
+    ];
+    let presets = t
+        .presets
+        .iter()
+        .map(|(days, label)| {
+            let r = DateRange::last_days(*days, now, offset);
+            (
+                format!("/console/overview?from={}&to={}", r.from, r.to),
+                *label,
+                r == range,
+            )
+        })
+        .collect();
+    // The JSON sits in a <script> element: no "</" may close it early.
+    let trends_json = serde_json::to_string(&tr_)
+        .unwrap_or_else(|_| "null".into())
+        .replace("</", "<\\/");
     let mut r = page(OverviewPage {
         tr: u.lang.tr(),
         lang: u.lang.code(),
         user: u.caller.name.clone(),
         active: "overview",
-        gmv: yuan(o.gmv),
-        repeat_online: percent(o.online.rate),
-        repeat_store: percent(o.store.rate),
-        channels: o
+        t,
+        from,
+        to,
+        range_error,
+        compared_with: t
+            .compared_with
+            .replace("{from}", &tr_.previous_from)
+            .replace("{to}", &tr_.previous_to),
+        presets,
+        kpis,
+        repeat_online: percent(p.online.rate),
+        repeat_store: percent(p.store.rate),
+        channels: p
             .channels
             .iter()
             .map(|c| {
@@ -317,14 +500,16 @@ pub(crate) async fn render_overview_with(
                 )
             })
             .collect(),
-        o,
+        p,
+        merges,
+        trends_json,
         d: u.lang.data(),
         data,
         errors,
         may_write: u.caller.role.may_write(),
         may_see_phone: u.caller.role.may_see_phone(),
         shop_form,
-        presets: imports::preset_choices(u.lang),
+        upload_presets: imports::preset_choices(u.lang),
         upload_channels: crate::i18n::CHANNELS
             .iter()
             .map(|c| (*c, crate::i18n::channel_name(u.lang, c)))

@@ -98,7 +98,7 @@ pub static ZH_Q: AcqTr = AcqTr {
     per_card: "单卡贡献（元）",
     files: "文件",
     none: "暂无",
-    api_hint: "短信召回和包裹卡可在下方创建；短信模板、版本权重等更多选项通过 API：POST /api/v1/campaigns、/api/v1/card-batches（见 docs/ACQUIRE.md）",
+    api_hint: "短信召回和包裹卡可在下方创建；短信模板、版本权重等更多选项可由技术同事通过开放接口（API）设置。",
     draft: "草稿",
     launched: "已发出",
     launch: "发出",

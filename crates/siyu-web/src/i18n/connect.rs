@@ -114,7 +114,7 @@ pub static ZH_C: ConnTr = ConnTr {
     recipients: "客户",
     sent: "已发",
     none: "暂无",
-    api_hint: "活码的分时段排班、按时段欢迎语、附件，按标签群发和发到单个群的 SOP 目前通过 API 设置（见 docs/CONNECT.md）",
+    api_hint: "活码的分时段排班、按时段欢迎语、附件，按标签群发和发到单个群的 SOP 目前由技术同事通过开放接口（API）设置。",
     wecom: "企业微信设置",
     wecom_help: "在企业微信管理后台：“客户联系”应用的 Secret；“接收事件服务器”里设置下面的回调地址，并填入同一个 Token 和 EncodingAESKey。保存后会用企业 ID 和 Secret 向企业微信取一次令牌，检验连接。",
     callback_url: "回调地址（粘贴到企业微信后台）：",

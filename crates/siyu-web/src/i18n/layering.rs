@@ -98,7 +98,7 @@ pub static ZH_L: LayerTr = LayerTr {
     updated: "更新时间",
     count: "人数",
     no_segments: "还没有人群，点“新建人群”开始圈选",
-    rule_json: "规则 JSON",
+    rule_json: "规则原文",
     read_only: "你的角色只能查看，不能修改标签；请联系管理员开通运营或管理员角色",
 };
 

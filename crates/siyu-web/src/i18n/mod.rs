@@ -8,6 +8,7 @@ mod connect;
 mod coupons;
 mod data;
 mod layering;
+mod overview;
 
 pub use access::*;
 pub use acquire::*;
@@ -16,6 +17,7 @@ pub use connect::*;
 pub use coupons::*;
 pub use data::*;
 pub use layering::*;
+pub use overview::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
@@ -153,7 +155,7 @@ pub static ZH: Tr = Tr {
     customers: "客户",
     customer: "客户详情",
     search: "搜索",
-    search_hint: "手机号、订单号、买家ID、类型:值（如 unionid:o6_x）、#客户ID 或姓名",
+    search_hint: "手机号、订单号、平台买家ID、#客户ID 或姓名",
     name: "姓名",
     phone: "手机号",
     orders: "订单",
@@ -350,6 +352,8 @@ pub fn channel_name(lang: Lang, c: &str) -> String {
         "store" => "门店",
         "mall" => "小程序商城",
         "xiaohongshu" => "小红书",
+        // Events WeCom told us of (an add, a group joined): not a sales channel.
+        "wecom" => "企业微信",
         other => other,
     };
     let en = match c {
@@ -361,6 +365,7 @@ pub fn channel_name(lang: Lang, c: &str) -> String {
         "store" => "Store",
         "mall" => "Mini-program mall",
         "xiaohongshu" => "Xiaohongshu",
+        "wecom" => "WeCom",
         other => other,
     };
     match lang {
@@ -390,6 +395,42 @@ pub fn kind_name(lang: Lang, k: &str) -> String {
     match lang {
         Lang::Zh => zh.to_owned(),
         Lang::En => k.to_owned(),
+    }
+}
+
+/// The events Siyu records itself, as operators say them; a brand's own event names (sent
+/// through the API) are the brand's words and are shown as sent.
+pub fn event_name(lang: Lang, kind: &str) -> String {
+    let (zh, en) = match kind {
+        "page_view" => ("浏览页面", "Page view"),
+        "contact_added" => ("添加企微好友", "Added on WeCom"),
+        "contact_edited" => ("企微好友资料变更", "WeCom contact edited"),
+        "contact_deleted" => ("删除企微好友", "WeCom contact deleted"),
+        "transfer_failed" => ("客户继承失败", "Contact transfer failed"),
+        "chat_created" => ("建群", "Group created"),
+        "chat_updated" => ("群信息变更", "Group changed"),
+        "chat_dismissed" => ("解散群", "Group dismissed"),
+        "tag_changed" => ("企微标签变更", "WeCom tag changed"),
+        other => return other.to_owned(),
+    };
+    match lang {
+        Lang::Zh => zh.to_owned(),
+        Lang::En => en.to_owned(),
+    }
+}
+
+/// Where a touch came from: a live code by its number, WeCom itself, or the brand's own name.
+pub fn touchpoint_name(lang: Lang, touchpoint: &str) -> String {
+    if let Some(id) = touchpoint.strip_prefix("live_code:") {
+        return match lang {
+            Lang::Zh => format!("渠道活码 #{id}"),
+            Lang::En => format!("Live code #{id}"),
+        };
+    }
+    match (touchpoint, lang) {
+        ("wecom", Lang::Zh) => "企业微信".to_owned(),
+        ("wecom", Lang::En) => "WeCom".to_owned(),
+        (other, _) => other.to_owned(),
     }
 }
 

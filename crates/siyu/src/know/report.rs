@@ -27,9 +27,9 @@ pub struct RepeatRate {
     pub rate: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
 /// People-level figures (buyer records, people, multi-channel people, repeat rates, customers)
 /// count identified buyers only; orders and GMV count every order, an unidentified buyer's too.
+#[derive(Debug, Clone, Serialize)]
 pub struct Overview {
     /// Buyers counted per channel, as each platform's export knows them (before OneID).
     pub buyer_records: i64,
@@ -45,16 +45,25 @@ pub struct Overview {
     pub store: RepeatRate,
 }
 
+/// The order figures of the orders placed in a time span: what the overview shows for a date
+/// range. Counted as [`Overview`] counts them, over the span's orders only.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeriodFigures {
+    pub buyer_records: i64,
+    pub people: i64,
+    pub multi_channel_people: i64,
+    pub orders: i64,
+    pub gmv: Fen,
+    pub channels: Vec<ChannelFigures>,
+    /// Buyers of the span with two or more orders in it, online and in store.
+    pub online: RepeatRate,
+    pub store: RepeatRate,
+}
+
+/// Every order ever placed: the import's report.
 pub async fn overview(db: &Db, tenant_id: TenantId) -> DbResult<Overview> {
+    let p = period_figures(db, tenant_id, i64::MIN, i64::MAX).await?;
     let one = |q: &str| sql(q.to_owned()).bind(tenant_id);
-    let (buyer_records,): (i64,) = db
-        .fetch_one(&one(&format!(
-            "SELECT COUNT(*) FROM (SELECT DISTINCT channel, customer_id FROM orders WHERE tenant_id = $1 AND status IN {PURCHASE_STATUSES} AND buyer_unlinked = 0) t"
-        )))
-        .await?;
-    let (people,): (i64,) = db
-        .fetch_one(&one(&format!("SELECT COUNT(DISTINCT customer_id) FROM orders WHERE tenant_id = $1 AND status IN {PURCHASE_STATUSES} AND buyer_unlinked = 0")))
-        .await?;
     let (customers,): (i64,) = db
         .fetch_one(&one(
             // Each unlinked order has a customer of its own, and only it: the identified
@@ -63,54 +72,92 @@ pub async fn overview(db: &Db, tenant_id: TenantId) -> DbResult<Overview> {
              - (SELECT COUNT(*) FROM orders WHERE tenant_id = $1 AND buyer_unlinked = 1)",
         ))
         .await?;
-    let (merges,): (i64,) = db
-        .fetch_one(&one(
-            "SELECT COUNT(*) FROM customer_merges WHERE tenant_id = $1",
-        ))
+    let merges = merges(db, tenant_id).await?;
+    Ok(Overview {
+        buyer_records: p.buyer_records,
+        people: p.people,
+        customers,
+        merges,
+        multi_channel_people: p.multi_channel_people,
+        orders: p.orders,
+        gmv: p.gmv,
+        channels: p.channels,
+        online: p.online,
+        store: p.store,
+    })
+}
+
+/// Records OneID has merged into another person, ever.
+pub async fn merges(db: &Db, tenant_id: TenantId) -> DbResult<i64> {
+    let (n,): (i64,) = db
+        .fetch_one(
+            &sql("SELECT COUNT(*) FROM customer_merges WHERE tenant_id = $1").bind(tenant_id),
+        )
         .await?;
-    let (multi_channel_people,): (i64,) = db
-        .fetch_one(&one(&format!(
-            "SELECT COUNT(*) FROM (SELECT customer_id FROM orders WHERE tenant_id = $1 AND status IN {PURCHASE_STATUSES} \
-             AND buyer_unlinked = 0 GROUP BY customer_id HAVING COUNT(DISTINCT channel) > 1) t"
+    Ok(n)
+}
+
+/// The figures of the orders placed from `from` (inclusive) to `to` (exclusive), UTC ms.
+pub async fn period_figures(
+    db: &Db,
+    tenant_id: TenantId,
+    from: i64,
+    to: i64,
+) -> DbResult<PeriodFigures> {
+    let span = |q: String| sql(q).bind(tenant_id).bind(from).bind(to);
+    let placed = format!(
+        "tenant_id = $1 AND ordered_at >= $2 AND ordered_at < $3 AND status IN {PURCHASE_STATUSES}"
+    );
+    // A sum as BIGINT on both backends, 0 over no rows.
+    let total = |e: &str| format!("CAST(COALESCE(SUM({e}), 0) AS BIGINT)");
+    // One pass over the span's buyers: each person's channels and orders online and in store.
+    let (
+        people,
+        buyer_records,
+        multi_channel_people,
+        online_buyers,
+        online_repeat,
+        store_buyers,
+        store_repeat,
+    ): (i64, i64, i64, i64, i64, i64, i64) = db
+        .fetch_one(&span(format!(
+            "SELECT COUNT(*), {}, {}, {}, {}, {}, {} FROM \
+             (SELECT customer_id, COUNT(DISTINCT channel) AS nc, \
+              SUM(CASE WHEN channel <> 'store' THEN 1 ELSE 0 END) AS o, \
+              SUM(CASE WHEN channel = 'store' THEN 1 ELSE 0 END) AS st \
+              FROM orders WHERE {placed} AND buyer_unlinked = 0 GROUP BY customer_id) t",
+            total("nc"),
+            total("CASE WHEN nc > 1 THEN 1 ELSE 0 END"),
+            total("CASE WHEN o > 0 THEN 1 ELSE 0 END"),
+            total("CASE WHEN o >= 2 THEN 1 ELSE 0 END"),
+            total("CASE WHEN st > 0 THEN 1 ELSE 0 END"),
+            total("CASE WHEN st >= 2 THEN 1 ELSE 0 END"),
         )))
         .await?;
     let channels: Vec<ChannelFigures> = db
-        .fetch_all(&one(&format!(
+        .fetch_all(&span(format!(
             "SELECT channel, COUNT(*) AS orders, COUNT(DISTINCT CASE WHEN buyer_unlinked = 0 THEN customer_id END) AS buyers, \
              CAST(SUM(amount - refund_amount) AS BIGINT) AS gmv, CAST(SUM(buyer_unlinked) AS BIGINT) AS unlinked_orders \
-             FROM orders WHERE tenant_id = $1 AND status IN {PURCHASE_STATUSES} GROUP BY channel ORDER BY gmv DESC"
+             FROM orders WHERE {placed} GROUP BY channel ORDER BY gmv DESC"
         )))
         .await?;
-    let rates: Vec<(String, i64, i64)> = db
-        .fetch_all(&one(&format!(
-            "SELECT g, COUNT(*), CAST(SUM(CASE WHEN n >= 2 THEN 1 ELSE 0 END) AS BIGINT) FROM \
-             (SELECT customer_id, CASE WHEN channel = 'store' THEN 'store' ELSE 'online' END AS g, COUNT(*) AS n \
-              FROM orders WHERE tenant_id = $1 AND status IN {PURCHASE_STATUSES} AND buyer_unlinked = 0 GROUP BY customer_id, CASE WHEN channel = 'store' THEN 'store' ELSE 'online' END) t \
-             GROUP BY g"
-        )))
-        .await?;
-    let rate = |group: &str| {
-        let (b, r) = rates
-            .iter()
-            .find(|(g, _, _)| g == group)
-            .map(|(_, b, r)| (*b, *r))
-            .unwrap_or((0, 0));
-        RepeatRate {
-            buyers: b,
-            repeat_buyers: r,
-            rate: if b > 0 { r as f64 / b as f64 } else { 0.0 },
-        }
+    let rate = |buyers: i64, repeat_buyers: i64| RepeatRate {
+        buyers,
+        repeat_buyers,
+        rate: if buyers > 0 {
+            repeat_buyers as f64 / buyers as f64
+        } else {
+            0.0
+        },
     };
-    Ok(Overview {
+    Ok(PeriodFigures {
         buyer_records,
         people,
-        customers,
-        merges,
         multi_channel_people,
         orders: channels.iter().map(|c| c.orders).sum(),
         gmv: channels.iter().map(|c| c.gmv).sum(),
-        online: rate("online"),
-        store: rate("store"),
+        online: rate(online_buyers, online_repeat),
+        store: rate(store_buyers, store_repeat),
         channels,
     })
 }

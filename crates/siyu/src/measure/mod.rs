@@ -3,3 +3,4 @@
 
 // The statistics are a crate of their own (no store, no tenants): `crates/siyu-abtest`.
 pub use siyu_abtest as abtest;
+pub mod trends;

@@ -1,0 +1,3 @@
+//! `/api/v1` for `measure`: what the brand took and gained over time.
+
+pub mod trends;
