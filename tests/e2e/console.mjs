@@ -135,13 +135,14 @@ try {
   const batch = page.locator('#new-batch');
   check((await batch.locator('select[name=coupon_template_id]').textContent()).includes('满300减30'), 'the card-batch form offers the coupon template set up for cards as the hook');
   await batch.locator('input[name=name]').fill('双12包裹卡');
+  check(await batch.locator('select[name=channel]').inputValue() === 'tmall' && (await batch.locator('select[name=channel]').textContent()).includes('天猫'), 'the marketplace of a batch is chosen by its Chinese name');
   await batch.locator('input[name=size]').fill('200');
   await batch.locator('input[name=variants]').fill('红卡，蓝卡');
   await batch.locator('input[name=cost_per_card]').fill('0.30');
   await batch.locator('button').click();
   await page.waitForSelector('.batch-row');
   const batchRow = await page.textContent('.batch-row');
-  check(batchRow.includes('双12包裹卡') && batchRow.includes('tmall') && batchRow.includes('PDF'), 'the new card batch is listed with its PDF for the printing shop');
+  check(batchRow.includes('双12包裹卡') && batchRow.includes('天猫') && batchRow.includes('PDF'), 'the new card batch is listed with its PDF for the printing shop');
   const pdf = await page.request.get(new URL(await page.getAttribute('.batch-row a:has-text("PDF")', 'href'), page.url()).href);
   check(pdf.status() === 200 && pdf.headers()['content-type'] === 'application/pdf', 'the PDF link downloads the print file with the console session');
 

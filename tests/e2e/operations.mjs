@@ -1,10 +1,12 @@
 // The day's operations from the console in headless Chromium, as a new operator does them with
 // only the console: WeCom set up against the sandbox, a live code made, a chart bar saved as a
-// segment, a coupon template made and issued to it, and a mass message's reach previewed.
-// Usage: node operations.mjs BASE_URL TENANT PASSWORD WECOM_URL CORP_ID SECRET TOKEN AES_KEY SCREENSHOT_DIR
+// segment, a coupon template made and issued to it, a mass message's reach previewed and the
+// message scheduled, an SOP post scheduled, a coupon redeemed by store staff, and an SMS recall
+// that reaches the approval size waiting for a second admin.
+// Usage: node operations.mjs BASE_URL TENANT PASSWORD WECOM_URL CORP_ID SECRET TOKEN AES_KEY SCREENSHOT_DIR COUPON_CODE
 import { check, launch } from './browser.mjs';
 
-const [base, tenant, password, wecomUrl, corpId, secret, token, aesKey, shots] = process.argv.slice(2);
+const [base, tenant, password, wecomUrl, corpId, secret, token, aesKey, shots, couponCode] = process.argv.slice(2);
 
 const browser = await launch();
 let page;
@@ -94,6 +96,71 @@ try {
   await page.waitForSelector('#mass-reach');
   check((await page.textContent('#mass-reach')).startsWith('预览：人群'), 'the reach is previewed before anything is scheduled');
   await page.screenshot({ path: shots + '/mass-preview.png', fullPage: true });
+  await page.locator('#new-mass #mass-create').click();
+  await page.waitForSelector('#mass-table');
+  check((await page.textContent('#mass-table')).includes('新品上市'), 'the mass message is scheduled and listed');
+
+  // The group made a VIP group, then an SOP post for VIP groups tomorrow at 20:00, weekly.
+  const kindForm = page.locator('#group-table form.group-kind').first();
+  await kindForm.locator('select[name=kind]').selectOption('vip');
+  await kindForm.locator('button').click();
+  await page.waitForURL('**/console/connect#group-table');
+  check(await page.locator('#group-table select[name=kind]').first().inputValue() === 'vip', 'the group is a VIP group now');
+  const due = new Date(Date.now() + 86400000);
+  const pad = (n) => String(n).padStart(2, '0');
+  const dueText = `${due.getFullYear()}-${pad(due.getMonth() + 1)}-${pad(due.getDate())}T20:00`;
+  const sop = page.locator('#new-sop');
+  await sop.locator('input[name=name]').fill('周三会员日');
+  await sop.locator('select[name=group_kind]').selectOption('vip');
+  await sop.locator('input[name=due_at]').fill(dueText);
+  await sop.locator('input[name=text]').fill('今晚 8 点会员日，满 300 减 50');
+  await sop.locator('input[name=repeat_every_days]').fill('7');
+  await sop.locator('#sop-create').click();
+  await page.waitForSelector('#sop-table');
+  check((await page.textContent('#sop-table')).includes('周三会员日'), 'the SOP post is on the calendar');
+  await page.screenshot({ path: shots + '/sop.png', fullPage: true });
+
+  // Every recall waits for a second admin (the brand sets the size; the demo's 5,000 is one).
+  await page.goto(base + '/console/policy');
+  await page.locator('#approval-form input[name=approval_from]').fill('1');
+  await page.locator('#approval-save').click();
+  await page.waitForURL('**/console/policy**');
+  check((await page.textContent('#approval-now')).includes('达到 1 人时'), 'the approval size is saved: ' + (await page.textContent('#approval-now')));
+  await page.goto(base + '/console/acquire');
+  const camp = page.locator('#new-campaign');
+  await camp.locator('input[name=name]').fill('老客召回');
+  await camp.locator('textarea[name=variant_a]').fill('【品牌丁】老朋友，回归券已到账 {link} 拒收请回复R');
+  await camp.locator('input[name=target_url]').fill('https://shop.example.cn/back');
+  await camp.locator('button[type=submit]').click();
+  await page.waitForSelector('.launch-form button');
+  await page.locator('.launch-form button').first().click();
+  await page.waitForSelector('.approve-form, .campaign-status');
+  check((await page.textContent('.campaign-status')).includes('待审批'), 'the recall waits for approval: ' + (await page.textContent('.campaign-status')));
+  check(await page.locator('.approve-form').count() === 0, 'the admin who asked cannot approve their own send');
+  const second = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const checker = await signIn(second, 'checker');
+  checker.on('dialog', (d) => d.accept());
+  await checker.goto(base + '/console/acquire');
+  await checker.locator('.approve-form button').first().click();
+  await checker.waitForLoadState('load');
+  await checker.goto(base + '/console/acquire');
+  const after = await checker.textContent('.campaign-status');
+  check(!after.includes('待审批'), 'a second admin approved it: ' + after.trim());
+  await checker.screenshot({ path: shots + '/approved.png', fullPage: true });
+
+  // Store staff redeem the code a customer shows.
+  const store = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
+  const clerk = await signIn(store, 'clerk');
+  await clerk.goto(base + '/console/coupons');
+  const redeem = clerk.locator('#redeem-form');
+  await redeem.locator('input[name=code]').fill(couponCode);
+  await redeem.locator('input[name=order_ref]').fill('POS-20261205-1');
+  await redeem.locator('input[name=amount]').fill('350');
+  await redeem.locator('input[name=store_id]').fill('SH-01');
+  await redeem.locator('#redeem-submit').click();
+  await clerk.waitForSelector('#coupon-notice');
+  check((await clerk.textContent('#coupon-notice')).includes('核销成功'), 'store staff redeem the code: ' + (await clerk.textContent('#coupon-notice')));
+  await clerk.screenshot({ path: shots + '/redeemed.png', fullPage: true });
   console.log('all operations checks passed');
 } catch (e) {
   if (page) await page.screenshot({ path: shots + '/operations-failure.png', fullPage: true }).catch(() => {});

@@ -207,3 +207,110 @@ async fn the_customer_list_filters_and_saves_its_people(backend: Backend) {
     );
 }
 on_each_backend!(the_customer_list_filters_and_saves_its_people);
+
+/// The list filtered by the channel bought in and the member tier: each choice counts exactly
+/// its people (one bought in both channels), the two together their overlap, the pager keeps a
+/// tier written in Chinese, and the filtered people save as a segment named by the choice.
+async fn the_customer_list_filters_by_channel_and_tier(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = common::no_redirects();
+    let (tenant, _) = common::tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    access::create_user(
+        s.db(),
+        tenant,
+        "ops",
+        "ops",
+        "a-long-password",
+        Role::Operator,
+    )
+    .await
+    .expect("user");
+    let now = siyu::platform::clock::now_ms();
+    let sale = |no: &str, phone: &str, channel: &str| {
+        let mut o = common::store_order(no, &[phone], 10_000, now - 86_400_000);
+        o.channel = channel.into();
+        o
+    };
+    common::store(
+        s.db(),
+        tenant,
+        vec![
+            sale("T-1", "13900000001", "tmall"),
+            sale("T-2", "13900000002", "tmall"),
+            sale("T-3", "13900000003", "tmall"),
+            sale("S-1", "13900000003", "store"),
+            sale("S-2", "13900000004", "store"),
+        ],
+    )
+    .await;
+    for (no, tier) in [("T-3", "金卡"), ("S-2", "银卡")] {
+        let customer = common::order_owner(s.db(), tenant, no).await;
+        s.db()
+            .execute(
+                &sql("INSERT INTO members (tenant_id, customer_id, member_no, joined_via, joined_at, tier) VALUES ($1, $2, $3, 'store', $4, $5)")
+                    .bind(tenant)
+                    .bind(customer)
+                    .bind(format!("M-{no}"))
+                    .bind(now)
+                    .bind(tier),
+            )
+            .await
+            .expect("member");
+    }
+    let ops = common::console_session(&c, &s, "茶小铺", "ops", "a-long-password").await;
+    let total_of = |page: &str| -> i64 {
+        page.split("id=\"filter-total\">")
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .and_then(|t| t.split_whitespace().last())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(-1)
+    };
+    for (query, want) in [
+        ("channel=tmall", 3),
+        ("channel=store", 2),
+        ("tier=%E9%87%91%E5%8D%A1", 1),
+        ("channel=store&tier=%E9%87%91%E5%8D%A1", 1),
+        ("channel=tmall&tier=%E9%93%B6%E5%8D%A1", 0),
+        ("channel=jd", 0),
+    ] {
+        let page = common::console_page(&c, &s, &ops, &format!("/console/customers?{query}")).await;
+        assert_eq!(total_of(&page), want, "{query} ({backend:?})");
+    }
+    let page =
+        common::console_page(&c, &s, &ops, "/console/customers?tier=%E9%87%91%E5%8D%A1").await;
+    assert!(
+        page.contains("<option value=\"金卡\" selected>金卡</option>"),
+        "{page}"
+    );
+    assert!(page.contains("<option value=\"tmall\">天猫</option>"));
+    assert!(
+        page.contains("name=\"tier\" value=\"金卡\""),
+        "the save and batch forms carry the tier"
+    );
+    let (st, to, _) = common::console_form(
+        &c,
+        &s,
+        &ops,
+        "/console/customers/segment",
+        &[("channel", "store"), ("tier", "")],
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let id: i64 = to
+        .trim_start_matches("/console/segments/")
+        .parse()
+        .expect("a segment's page");
+    let (name, size): (String, i64) = s
+        .db()
+        .fetch_one(
+            &sql("SELECT s.name, n.size FROM segments s JOIN segment_snapshots n ON n.segment_id = s.id WHERE s.tenant_id = $1 AND s.id = $2")
+                .bind(tenant)
+                .bind(id),
+        )
+        .await
+        .expect("segment");
+    assert!(name.starts_with("门店 · "), "{name}");
+    assert_eq!(size, 2, "both store buyers");
+}
+on_each_backend!(the_customer_list_filters_by_channel_and_tier);

@@ -489,18 +489,54 @@ async fn the_days_operations_in_chromium() {
     let t = access::create_tenant(s.db(), "品牌丁")
         .await
         .expect("tenant");
-    access::create_user(s.db(), t.id, "boss", "店长", "correct-horse", Role::Admin)
-        .await
-        .expect("user");
+    for (user, name, role) in [
+        ("boss", "店长", Role::Admin),
+        ("checker", "审批人", Role::Admin),
+        ("clerk", "店员", Role::Guide),
+    ] {
+        access::create_user(s.db(), t.id, user, name, "correct-horse", role)
+            .await
+            .expect("user");
+    }
     let orders = vec![
         order("D-1", "13800138001", 29_900, 30),
         order("D-2", "13800138002", 9_900, 3),
         order("D-3", "13800138003", 5_000, 200),
     ];
     common::store(s.db(), t.id, orders).await;
-    siyu::know::profile::recompute_all(s.db(), t.id, siyu::platform::clock::now_ms())
+    let now = siyu::platform::clock::now_ms();
+    siyu::know::profile::recompute_all(s.db(), t.id, now)
         .await
         .expect("figures");
+    // A coupon already on a customer's phone, for store staff to redeem.
+    let template: siyu::convert::coupons::TemplateInput = serde_json::from_value(serde_json::json!({
+        "name": "门店满300减30", "kind": "amount_off", "value": 3000, "threshold": 30000, "valid_days": 30,
+        "total": 10, "claim_via": "api"
+    }))
+    .expect("template");
+    let template = siyu::convert::coupons::create_template(s.db(), t.id, &template, now)
+        .await
+        .expect("coupon template");
+    let holder = siyu::know::CustomerId::new(common::order_owner(s.db(), t.id, "D-2").await);
+    let granted = siyu::convert::coupons::grant(s.db(), t.id, template.id, &[holder], "test", now)
+        .await
+        .expect("grant");
+    let code = granted.granted[0].code.clone();
+    // A customer group the WeCom sync found, of no kind yet.
+    siyu::connect::groups::store_snapshot(
+        s.db(),
+        t.id,
+        &siyu::connect::client::GroupChat {
+            chat_id: "wrOPS".into(),
+            name: "静安店会员群".into(),
+            owner: "ba_li".into(),
+            create_time: now / 1000 - 86_400,
+            member_list: vec![],
+        },
+        now,
+    )
+    .await
+    .expect("group");
     let wecom = Sandbox::start(SandboxCorp::default())
         .await
         .expect("sandbox");
@@ -517,6 +553,7 @@ async fn the_days_operations_in_chromium() {
         corp.token.clone(),
         corp.encoding_aes_key.clone(),
         shots.display().to_string(),
+        code.clone(),
     ];
     run_node(
         &e2e.join("operations.mjs"),
@@ -530,8 +567,11 @@ async fn the_days_operations_in_chromium() {
     let granted: (i64,) = s
         .db()
         .fetch_one(
-            &siyu::platform::db::sql("SELECT COUNT(*) FROM coupons WHERE tenant_id = $1")
-                .bind(t.id),
+            &siyu::platform::db::sql(
+                "SELECT COUNT(*) FROM coupons WHERE tenant_id = $1 AND template_id <> $2",
+            )
+            .bind(t.id)
+            .bind(template.id),
         )
         .await
         .expect("coupons");
@@ -555,4 +595,31 @@ async fn the_days_operations_in_chromium() {
         s.app.connect.settings_view(t.id).await.is_ok(),
         "WeCom is set up"
     );
+    let (asked, approved): (Option<String>, Option<String>) = s
+        .db()
+        .fetch_one(
+            &siyu::platform::db::sql(
+                "SELECT approval_asked_by, approved_by FROM campaigns WHERE tenant_id = $1",
+            )
+            .bind(t.id),
+        )
+        .await
+        .expect("the recall");
+    let (asked, approved) = (asked.unwrap_or_default(), approved.unwrap_or_default());
+    assert!(
+        asked.contains("店长") && approved.contains("审批人"),
+        "asked by the boss, approved by the checker: {asked} / {approved}"
+    );
+    let (status,): (String,) = s
+        .db()
+        .fetch_one(
+            &siyu::platform::db::sql(
+                "SELECT status FROM coupons WHERE tenant_id = $1 AND code = $2",
+            )
+            .bind(t.id)
+            .bind(&code),
+        )
+        .await
+        .expect("the shown coupon");
+    assert_eq!(status, "redeemed", "store staff redeemed the code shown");
 }

@@ -435,6 +435,10 @@ pub fn table(workers: &Workers) -> Router<AppState> {
         .route("/console/connect/mass", post(console::mass::create))
         .route("/console/connect/sop", post(console::sop::create))
         .route(
+            "/console/connect/groups/{chat_id}/kind",
+            post(console::groups::set_kind),
+        )
+        .route(
             "/console/connect/mass/preview",
             post(console::mass::preview),
         )

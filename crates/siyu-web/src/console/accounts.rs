@@ -180,7 +180,7 @@ async fn render(app: &AppState, u: &ConsoleUser, o: Outcome) -> Response {
             .into_iter()
             .map(|e| AuditRow {
                 at: format_local(e.at),
-                actor: e.actor,
+                actor: crate::i18n::actor_name(u.lang, &e.actor),
                 action: action_name(lang, &e.action),
                 subject: e.subject,
             })

@@ -87,6 +87,8 @@ pub(crate) struct AcquirePage {
     snapshots: Vec<super::segments::SnapshotOption>,
     /// The coupon templates a card batch may offer: (id, name).
     offers: Vec<(i64, String)>,
+    /// The marketplaces a batch ships with: (code, name).
+    channels: Vec<(&'static str, String)>,
     errors: Vec<String>,
     notices: Vec<String>,
 }
@@ -258,7 +260,7 @@ pub(crate) async fn render(
             bs.push(BatchRow {
                 id: b.id,
                 name: b.name,
-                channel: b.channel,
+                channel: crate::i18n::channel_name(u.lang, &b.channel),
                 shipped: r.total.shipped,
                 scanned: r.total.scanned,
                 claimed: r.total.claimed,
@@ -293,6 +295,11 @@ pub(crate) async fn render(
                 .map(super::segments::SnapshotOption::of)
                 .collect(),
             offers,
+            channels: crate::i18n::CHANNELS
+                .iter()
+                .filter(|c| !matches!(**c, "store" | "mall"))
+                .map(|c| (*c, crate::i18n::channel_name(u.lang, c)))
+                .collect(),
             errors,
             notices,
         }),

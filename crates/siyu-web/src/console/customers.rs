@@ -41,6 +41,9 @@ pub(crate) struct CustomersPage {
     tags: Vec<(i64, String)>,
     stages: Vec<(&'static str, &'static str)>,
     classes: Vec<(&'static str, &'static str)>,
+    channels: Vec<(&'static str, String)>,
+    /// The brand's member tiers, as its members hold them.
+    tiers: Vec<String>,
     keep: String,
     may_write: bool,
     /// Manual tags the batch action may put on or take off.
@@ -48,7 +51,8 @@ pub(crate) struct CustomersPage {
     notice: String,
 }
 
-/// The list's filters: a tag, a lifecycle stage, an RFM class (all of those chosen).
+/// The list's filters: a tag, a lifecycle stage, an RFM class, a channel bought in, a member
+/// tier (all of those chosen).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct Filters {
     #[serde(default)]
@@ -57,11 +61,25 @@ pub(crate) struct Filters {
     pub stage: String,
     #[serde(default)]
     pub class: String,
+    #[serde(default)]
+    pub channel: String,
+    #[serde(default)]
+    pub tier: String,
 }
 
 impl Filters {
+    fn fields(&self) -> [(&'static str, &String); 5] {
+        [
+            ("tag", &self.tag),
+            ("stage", &self.stage),
+            ("class", &self.class),
+            ("channel", &self.channel),
+            ("tier", &self.tier),
+        ]
+    }
+
     pub(crate) fn any(&self) -> bool {
-        !(self.tag.is_empty() && self.stage.is_empty() && self.class.is_empty())
+        self.fields().iter().any(|(_, v)| !v.is_empty())
     }
 
     /// The filters as a segment rule, or why not (a value the page did not offer).
@@ -80,24 +98,24 @@ impl Filters {
         if !self.class.is_empty() {
             all.push(serde_json::json!({"rfm": {"class": [self.class]}}));
         }
+        if !self.channel.is_empty() {
+            all.push(serde_json::json!({"channel": [self.channel]}));
+        }
+        if !self.tier.is_empty() {
+            all.push(serde_json::json!({"tier": [self.tier]}));
+        }
         serde_json::from_value(serde_json::json!({"and": all})).map_err(|e| e.to_string())
     }
 
     /// The filters as query parameters (`&tag=…`), to keep them across links.
     pub(crate) fn query(&self) -> String {
         let mut q = String::new();
-        for (k, v) in [
-            ("tag", &self.tag),
-            ("stage", &self.stage),
-            ("class", &self.class),
-        ] {
+        for (k, v) in self.fields() {
             if !v.is_empty() {
-                q.push_str(&format!(
-                    "&{k}={}",
-                    v.chars()
-                        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-                        .collect::<String>()
-                ));
+                q.push('&');
+                q.push_str(k);
+                q.push('=');
+                q.extend(form_urlencoded::byte_serialize(v.as_bytes()));
             }
         }
         q
@@ -208,6 +226,19 @@ pub(crate) async fn customers_page(
         .filter(|t| t.rule.is_none())
         .map(|t| (t.id, format!("{} · {}", t.group_name, t.name)))
         .collect();
+    let tiers: Vec<(String,)> = match app
+        .db
+        .fetch_all(
+            &siyu::platform::db::sql(
+                "SELECT DISTINCT tier FROM members WHERE tenant_id = $1 AND tier IS NOT NULL ORDER BY tier",
+            )
+            .bind(tenant),
+        )
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => return server_error(e),
+    };
     // After a batch tagging: the count and the tag's name as stored, never the link's text.
     let counted = |v: &Option<String>| v.as_deref().and_then(|n| n.parse::<u64>().ok());
     let named = lq
@@ -257,6 +288,11 @@ pub(crate) async fn customers_page(
             .iter()
             .map(|c| (c.as_str(), if zh { c.zh() } else { c.en() }))
             .collect(),
+        channels: crate::i18n::CHANNELS
+            .iter()
+            .map(|c| (*c, channel_name(u.lang, c)))
+            .collect(),
+        tiers: tiers.into_iter().map(|(t,)| t).collect(),
         may_write: u.caller.role.may_write(),
         manual_tags,
         notice,

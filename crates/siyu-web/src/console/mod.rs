@@ -9,6 +9,7 @@ pub mod coupons;
 pub mod customers;
 pub mod data;
 mod form;
+pub mod groups;
 pub mod imports;
 pub mod live_codes;
 pub mod mass;

@@ -78,7 +78,7 @@ async fn filtered_to_segment_or_refusal(
     // Nothing chosen is not "everyone": the list's save needs a filter.
     if !f.any() {
         return Err(ApiError::bad_request(
-            "filter: choose a tag, a stage or an RFM class",
+            "filter: choose a tag, a stage, an RFM class, a channel or a tier",
         ));
     }
     let tenant = u.caller.tenant_id;
@@ -100,6 +100,12 @@ async fn filtered_to_segment_or_refusal(
     }
     if let Some(c) = ALL_CLASSES.iter().find(|x| x.as_str() == f.class) {
         label.push(if zh { c.zh() } else { c.en() }.to_owned());
+    }
+    if !f.channel.is_empty() {
+        label.push(crate::i18n::channel_name(u.lang, &f.channel));
+    }
+    if !f.tier.is_empty() {
+        label.push(f.tier.clone());
     }
     let rule = f
         .rule()
@@ -129,7 +135,7 @@ async fn filtered_tag_or_refusal(
     let f = b.filters;
     if !f.any() {
         return Err(ApiError::bad_request(
-            "filter: choose a tag, a stage or an RFM class",
+            "filter: choose a tag, a stage, an RFM class, a channel or a tier",
         ));
     }
     let tenant = u.caller.tenant_id;

@@ -258,7 +258,7 @@ pub(crate) async fn segments_page(State(app): State<AppState>, u: ConsoleUser) -
             id: s.id,
             name: s.name,
             count,
-            created_by: s.created_by,
+            created_by: crate::i18n::actor_name(u.lang, &s.created_by),
             updated: format_local(s.updated_at),
         });
     }
@@ -385,7 +385,7 @@ pub(crate) async fn render_segment(app: &AppState, u: &ConsoleUser, id: i64) -> 
                 .map(|x| SnapshotView {
                     id: x.id,
                     size: x.size,
-                    taken_by: x.taken_by,
+                    taken_by: crate::i18n::actor_name(u.lang, &x.taken_by),
                     taken_at: format_local(x.taken_at),
                 })
                 .collect(),
@@ -439,6 +439,10 @@ pub(crate) async fn export_segment(
             tenant,
             members,
             false,
+            match u.lang {
+                crate::i18n::Lang::Zh => &segments::EXPORT_HEADER_ZH,
+                crate::i18n::Lang::En => &segments::EXPORT_HEADER,
+            },
         ))
     };
     match run.await {

@@ -120,6 +120,8 @@ pub struct Tr {
     pub filter_tag: &'static str,
     pub filter_stage: &'static str,
     pub filter_class: &'static str,
+    pub filter_channel: &'static str,
+    pub filter_tier: &'static str,
     pub filter_any: &'static str,
     pub filter: &'static str,
     pub save_filtered: &'static str,
@@ -214,6 +216,8 @@ pub static ZH: Tr = Tr {
     filter_tag: "标签",
     filter_stage: "生命周期",
     filter_class: "RFM 分类",
+    filter_channel: "购买渠道",
+    filter_tier: "会员等级",
     filter_any: "不限",
     filter: "筛选",
     save_filtered: "把这些客户存为人群",
@@ -309,6 +313,8 @@ pub static EN: Tr = Tr {
     filter_tag: "Tag",
     filter_stage: "Stage",
     filter_class: "RFM class",
+    filter_channel: "Bought in",
+    filter_tier: "Member tier",
     filter_any: "Any",
     filter: "Filter",
     save_filtered: "Save these customers as a segment",
@@ -430,6 +436,25 @@ pub fn touchpoint_name(lang: Lang, touchpoint: &str) -> String {
     match (touchpoint, lang) {
         ("wecom", Lang::Zh) => "企业微信".to_owned(),
         ("wecom", Lang::En) => "WeCom".to_owned(),
+        (other, _) => other.to_owned(),
+    }
+}
+
+/// Who did something, as history records it (`console:店长`, `api:api key 同步`, `system`),
+/// in the reader's words: a console user by name, a program by its key's name.
+pub fn actor_name(lang: Lang, actor: &str) -> String {
+    if let Some(user) = actor.strip_prefix("console:") {
+        return user.to_owned();
+    }
+    if let Some(key) = actor.strip_prefix("api:") {
+        let key = key.strip_prefix("api key ").unwrap_or(key);
+        return match lang {
+            Lang::Zh => format!("开放接口（密钥「{key}」）"),
+            Lang::En => format!("API (key {key:?})"),
+        };
+    }
+    match (actor, lang) {
+        ("system", Lang::Zh) => "系统".to_owned(),
         (other, _) => other.to_owned(),
     }
 }

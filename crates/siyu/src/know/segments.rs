@@ -331,8 +331,8 @@ pub async fn snapshot_members(
 /// Customers read per statement and per piece of a streamed export.
 const EXPORT_CHUNK: usize = 1_000;
 
-/// The columns of a members export.
-const EXPORT_HEADER: [&str; 8] = [
+/// The columns of a members export, as the API writes them (for programs).
+pub const EXPORT_HEADER: [&str; 8] = [
     "customer_id",
     "name",
     "phone",
@@ -343,11 +343,24 @@ const EXPORT_HEADER: [&str; 8] = [
     "last_order",
 ];
 
+/// The same columns as a Chinese operator reads them in Excel.
+pub const EXPORT_HEADER_ZH: [&str; 8] = [
+    "客户ID",
+    "姓名",
+    "手机号",
+    "生命周期",
+    "RFM 分类",
+    "订单数",
+    "消费金额（元）",
+    "最近购买",
+];
+
 fn csv_error(e: impl std::fmt::Display) -> SegmentError {
     DbError::from(sqlx::Error::Io(std::io::Error::other(e.to_string()))).into()
 }
 
-/// Members as CSV for an operator: id, name, phone (masked unless `unmask`), stage, RFM class,
+/// Members as CSV for an operator, under `header` ([`EXPORT_HEADER`] or
+/// [`EXPORT_HEADER_ZH`]): id, name, phone (masked unless `unmask`), stage, RFM class,
 /// purchases, spend in yuan and last purchase in China time, after a BOM so that Excel reads
 /// UTF-8 Chinese.
 ///
@@ -360,6 +373,7 @@ pub fn export_stream(
     tenant: TenantId,
     members: RoaringBitmap,
     unmask: bool,
+    header: &'static [&'static str; 8],
 ) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
     let ids: std::sync::Arc<[i64]> = members.iter().map(i64::from).collect();
     // None: the head is still to send; Some(i): the chunk from position i.
@@ -367,7 +381,7 @@ pub fn export_stream(
         let (db, cipher, ids) = (db.clone(), cipher.clone(), ids.clone());
         async move {
             let start = match at {
-                None => return Ok(Some((export_head()?, Some(0)))),
+                None => return Ok(Some((export_head(header)?, Some(0)))),
                 Some(i) if i >= ids.len() => return Ok(None),
                 Some(i) => i,
             };
@@ -382,9 +396,9 @@ pub fn export_stream(
     })
 }
 
-fn export_head() -> Result<Vec<u8>, SegmentError> {
+fn export_head(header: &[&str; 8]) -> Result<Vec<u8>, SegmentError> {
     let mut w = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
-    w.write_record(EXPORT_HEADER).map_err(csv_error)?;
+    w.write_record(header).map_err(csv_error)?;
     w.into_inner().map_err(csv_error)
 }
 

@@ -159,6 +159,7 @@ pub(crate) async fn export_segment(
         caller.tenant_id,
         members,
         unmask,
+        &segments::EXPORT_HEADER,
     );
     Ok(csv_stream_response(&format!("segment-{}", s.id), stream))
 }
