@@ -1,8 +1,15 @@
-// Drives the H5 flash-sale page in headless Chromium at a phone's size, as a customer would.
-// Usage: node h5.mjs BASE_URL CUSTOMER_TOKEN UPCOMING_SALE_ID LIVE_SALE_ID SCREENSHOT_DIR COUPON_TEMPLATE_ID
+// Drives the H5 pages (flash sale, coupon, group buy, bargain) in headless Chromium at a phone's
+// size, as a customer would; every page speaks Chinese only.
+// Usage: node h5.mjs BASE_URL CUSTOMER_TOKEN UPCOMING_SALE_ID LIVE_SALE_ID SCREENSHOT_DIR COUPON_TEMPLATE_ID GROUP_BUY_ID BARGAIN_ITEM_ID
 import { check, launch } from './browser.mjs';
 
-const [base, token, soon, live, shots, couponTemplate] = process.argv.slice(2);
+const [base, token, soon, live, shots, couponTemplate, groupBuy, bargainItem] = process.argv.slice(2);
+// Latin words a customer would see, other than coupon codes and order numbers (which are ids).
+const latin = (p) => p.evaluate(() => {
+  const main = document.querySelector('main').cloneNode(true);
+  main.querySelectorAll('.coupon-code').forEach((e) => e.remove());
+  return (main.textContent.match(/[A-Za-z0-9]+/g) || []).filter((w) => /[A-Za-z]{2,}/.test(w) && !/\d/.test(w));
+});
 
 const browser = await launch();
 let page;
@@ -44,6 +51,29 @@ try {
   await page.waitForFunction(() => document.querySelector('.coupon-code'));
   check((await page.textContent('#action')).includes('已领取'), 'a claimed coupon shows its code and cannot be claimed twice');
   await page.screenshot({ path: shots + '/coupon.png', fullPage: true });
+
+  check((await latin(page)).length === 0, 'the coupon page is Chinese only: ' + (await latin(page)).join(' '));
+
+  // A group buy shows what it is before a team is opened.
+  await page.goto(`${base}/h5/group-buys/${groupBuy}?t=${t}`);
+  await page.waitForFunction(() => document.getElementById('action')?.textContent.includes('开团'));
+  check((await page.textContent('#title')) === '明前龙井礼盒', 'the group buy names its product');
+  check((await page.textContent('#price')) === '69.00' && (await page.textContent('#orig')) === '¥129.00', 'the team price beside the usual one');
+  check((await page.textContent('#rule')).includes('3 人成团') && (await page.textContent('#rule')).includes('60 分钟'), 'the team size and how long a team has to fill');
+  check((await latin(page)).length === 0, 'the group-buy page is Chinese only: ' + (await latin(page)).join(' '));
+  await page.screenshot({ path: shots + '/group-buy.png', fullPage: true });
+
+  // So does a bargain.
+  await page.goto(`${base}/h5/bargain-items/${bargainItem}?t=${t}`);
+  await page.waitForFunction(() => document.getElementById('action')?.textContent.includes('开始砍价'));
+  check((await page.textContent('#title')) === '补水面膜' && (await page.textContent('#price')) === '199.00', 'the bargain names its product and price');
+  check((await page.textContent('#rule')).includes('邀请 5 位好友') && (await page.textContent('#rule')).includes('¥9.90'), 'how many friends, down to what floor');
+  check((await latin(page)).length === 0, 'the bargain page is Chinese only: ' + (await latin(page)).join(' '));
+  await page.click('#action');
+  await page.waitForURL('**/h5/bargains/*');
+  await page.waitForFunction(() => document.getElementById('progress')?.textContent.includes('已砍 0/5'));
+  check((await latin(page)).length === 0, 'a started bargain is Chinese only: ' + (await latin(page)).join(' '));
+  await page.screenshot({ path: shots + '/bargain.png', fullPage: true });
 
   await page.goto(`${base}/h5/flash/${live}?t=forged`);
   await page.waitForFunction(() => document.getElementById('msg')?.textContent.length > 0);

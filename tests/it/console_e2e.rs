@@ -295,6 +295,22 @@ async fn h5_pages_work_on_a_phone_screen() {
     let template = siyu::convert::coupons::create_template(s.db(), t.id, &template, now)
         .await
         .expect("coupon template");
+    let group: siyu::convert::group_buy::GroupBuyInput = serde_json::from_value(serde_json::json!({
+        "name": "3人团", "sku": "TEA", "title": "明前龙井礼盒", "price": 6_900, "original_price": 12_900,
+        "team_size": 3, "team_minutes": 60, "starts_at": now - 1_000, "ends_at": now + 86_400_000
+    }))
+    .expect("group buy");
+    let group = siyu::convert::group_buy::create(s.db(), t.id, &group, now)
+        .await
+        .expect("group buy");
+    let item: siyu::convert::bargain::ItemInput = serde_json::from_value(serde_json::json!({
+        "name": "砍价0元领", "sku": "MASK", "title": "补水面膜", "price": 19_900, "floor_price": 990,
+        "assists": 5, "stock": 10, "starts_at": now - 1_000, "ends_at": now + 86_400_000
+    }))
+    .expect("bargain item");
+    let item = siyu::convert::bargain::create_item(s.db(), t.id, &item, now)
+        .await
+        .expect("bargain item");
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("h5-e2e");
     std::fs::create_dir_all(&shots).expect("screenshot dir");
     let args = vec![
@@ -304,6 +320,8 @@ async fn h5_pages_work_on_a_phone_screen() {
         live.id.to_string(),
         shots.display().to_string(),
         template.id.to_string(),
+        group.id.to_string(),
+        item.id.to_string(),
     ];
     run_node(
         &e2e.join("h5.mjs"),

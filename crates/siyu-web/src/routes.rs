@@ -601,12 +601,14 @@ fn customer_pages() -> Router<AppState> {
         .route("/h5/v1/human-check", get(h5::cards::human_check))
         .route("/h5/v1/cards/{code}/otp", post(h5::cards::send_code))
         .route("/h5/v1/cards/{code}/claim", post(h5::cards::claim))
+        .route("/h5/v1/group-buys/{id}", get(h5::group_buy::offer))
         .route(
             "/h5/v1/group-buys/{id}/teams",
             post(h5::group_buy::open_team),
         )
         .route("/h5/v1/teams/{id}", get(h5::group_buy::team_view))
         .route("/h5/v1/teams/{id}/join", post(h5::group_buy::join_team))
+        .route("/h5/v1/bargain-items/{id}", get(h5::bargain::offer))
         .route(
             "/h5/v1/bargain-items/{id}/bargains",
             post(h5::bargain::start_bargain),
@@ -620,33 +622,18 @@ fn customer_pages() -> Router<AppState> {
             post(h5::coupons::claim_coupon),
         )
         .route("/h5/v1/gifts/{id}/redeem", post(h5::gifts::redeem_gift))
-        .route(
-            "/h5/flash/{id}",
-            get(|p| h5::page("flash", "秒杀 · Flash sale", p)),
-        )
-        .route(
-            "/h5/group-buys/{id}",
-            get(|p| h5::page("group", "拼团 · Group buy", p)),
-        )
-        .route(
-            "/h5/teams/{id}",
-            get(|p| h5::page("team", "拼团 · Group buy", p)),
-        )
+        .route("/h5/flash/{id}", get(|p| h5::page("flash", "秒杀", p)))
+        .route("/h5/group-buys/{id}", get(|p| h5::page("group", "拼团", p)))
+        .route("/h5/teams/{id}", get(|p| h5::page("team", "拼团", p)))
         .route(
             "/h5/bargain-items/{id}",
-            get(|p| h5::page("bargain_item", "砍价 · Bargain", p)),
+            get(|p| h5::page("bargain_item", "砍价", p)),
         )
-        .route(
-            "/h5/bargains/{id}",
-            get(|p| h5::page("bargain", "砍价 · Bargain", p)),
-        )
-        .route(
-            "/h5/coupons/{id}",
-            get(|p| h5::page("coupon", "领券 · Claim a coupon", p)),
-        )
+        .route("/h5/bargains/{id}", get(|p| h5::page("bargain", "砍价", p)))
+        .route("/h5/coupons/{id}", get(|p| h5::page("coupon", "领券", p)))
         .route(
             "/h5/gifts",
-            get(|| async { h5::render("gifts", "积分兑换 · Gifts", 0) }),
+            get(|| async { h5::render("gifts", "积分兑换", 0) }),
         )
         .layer(DefaultBodyLimit::max(PUBLIC_BODY_BYTES))
 }

@@ -13,6 +13,24 @@ use crate::h5::CustomerCaller;
 use siyu::convert::bargain;
 use siyu::platform::clock::now_ms;
 
+/// `GET /h5/v1/bargain-items/{id}`: what the bargain is before it is started: the product, its
+/// price, the floor friends can cut it to and how many cuts that takes, and what is left.
+pub(crate) async fn offer(
+    State(app): State<AppState>,
+    CustomerCaller(c): CustomerCaller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = path_id("bargain item", &id)?;
+    let it = bargain::item(&app.db, c.tenant_id, id).await?;
+    Ok(Json(json!({
+        "item": {"id": it.id, "title": it.title, "price": it.price, "floor_price": it.floor_price,
+                 "assists": it.assists, "bargain_hours": it.bargain_hours,
+                 "left": (it.stock - it.sold).max(0), "starts_at": it.starts_at, "ends_at": it.ends_at},
+        "now": now_ms(),
+    }))
+    .into_response())
+}
+
 pub(crate) async fn start_bargain(
     State(app): State<AppState>,
     CustomerCaller(c): CustomerCaller,

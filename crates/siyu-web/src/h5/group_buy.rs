@@ -59,6 +59,24 @@ pub(crate) async fn join_team(
 }
 
 /// What a team's share page shows: the item, the seats, and the deadline.
+/// `GET /h5/v1/group-buys/{id}`: what the offer is before a team is opened: the product, the
+/// team price beside the usual one, the team size and how long a team has to fill.
+pub(crate) async fn offer(
+    State(app): State<AppState>,
+    CustomerCaller(c): CustomerCaller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = path_id("group buy", &id)?;
+    let g = group_buy::get(&app.db, c.tenant_id, id).await?;
+    Ok(Json(json!({
+        "group_buy": {"id": g.id, "title": g.title, "price": g.price, "original_price": g.original_price,
+                      "team_size": g.team_size, "team_minutes": g.team_minutes,
+                      "starts_at": g.starts_at, "ends_at": g.ends_at},
+        "now": siyu::platform::clock::now_ms(),
+    }))
+    .into_response())
+}
+
 pub(crate) async fn team_view(
     State(app): State<AppState>,
     CustomerCaller(c): CustomerCaller,
