@@ -792,3 +792,105 @@ async fn a_large_send_waits_for_a_second_admin(backend: Backend) {
     }
 }
 on_each_backend!(a_large_send_waits_for_a_second_admin);
+
+/// A campaign launched in quiet hours says it is sending and what its messages wait for, with
+/// the time they may go, instead of "launched" with nothing sent; once every message has gone
+/// it says so, with the count.
+async fn a_launched_campaign_says_what_its_messages_wait_for(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    let (tenant, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    make_customers(&s, &key, 7, 3).await;
+    let snapshot = snapshot_of_everyone(&c, &s, &key, "老客").await;
+    access::create_user(
+        s.db(),
+        tenant,
+        "ops",
+        "ops",
+        "a-long-password",
+        Role::Operator,
+    )
+    .await
+    .expect("user");
+    let ops = sign_in(&c, &s, "ops", "a-long-password").await;
+    // Quiet hours from half an hour ago to an hour from now, China time.
+    let now = siyu::platform::clock::now_ms();
+    let minute = (now / 60_000 + 8 * 60).rem_euclid(1440);
+    let (st, p) = send(
+        &c,
+        M::PUT,
+        &s.url("/api/v1/contact-policy"),
+        &key,
+        Some(json!({
+        "marketing_per_week": 5, "quiet_start_minute": (minute + 1410) % 1440,
+        "quiet_end_minute": (minute + 60) % 1440, "dedupe_hours": 24})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{p}");
+    let ends = siyu::engage::policy::load(s.db(), tenant)
+        .await
+        .expect("policy")
+        .quiet_until(now)
+        .expect("quiet now");
+    let (st, made) = send(
+        &c,
+        M::POST,
+        &s.url("/api/v1/campaigns"),
+        &key,
+        Some(json!({
+        "name": "夜间召回", "snapshot_id": snapshot,
+        "variants": [{"name": "A", "content": "【茶小铺】回归券已到账 拒收请回复R"}]})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{made}");
+    let id = made["campaign"]["id"].as_i64().expect("id");
+    let (st, l) = send(
+        &c,
+        M::POST,
+        &s.url(&format!("/api/v1/campaigns/{id}/launch")),
+        &key,
+        None,
+    )
+    .await;
+    assert!(st.is_success(), "{l}");
+
+    // The dispatcher holds the three until quiet hours end; the page says so.
+    let held = format!(
+        "等待免打扰时段结束（至 {}）3",
+        siyu::platform::clock::format_local(ends)
+    );
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = get_page(&c, &s, &ops, "/console/acquire").await;
+        if page.contains(&held) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(page.contains(&held), "{held} in {page}");
+    assert!(
+        page.contains("发送中") && page.contains("已发送 0"),
+        "{page}"
+    );
+    assert!(!page.contains("已发完"), "{page}");
+
+    // Every message gone: the campaign reads as sent, with its count.
+    s.db()
+        .execute(
+            &sql("UPDATE outbox SET status = 'sent', sent_at = $2 WHERE campaign_id = $1")
+                .bind(id)
+                .bind(now),
+        )
+        .await
+        .expect("sent");
+    let page = get_page(&c, &s, &ops, "/console/acquire").await;
+    assert!(
+        page.contains("已发完") && page.contains("已发送 3"),
+        "{page}"
+    );
+    assert!(!page.contains("等待免打扰"), "{page}");
+}
+on_each_backend!(a_launched_campaign_says_what_its_messages_wait_for);

@@ -25,9 +25,10 @@ use siyu::acquire::campaigns::{
 use siyu::acquire::cards::{self, CardVariant, NewBatch};
 use siyu::acquire::report;
 use siyu::convert::coupons;
+use siyu::engage::outbox::progress;
 use siyu::know::report::yuan;
 use siyu::know::segments;
-use siyu::platform::clock::now_ms;
+use siyu::platform::clock::{format_local, now_ms};
 
 pub struct Bar {
     pub x: i64,
@@ -40,6 +41,8 @@ pub struct CampaignRow {
     pub id: i64,
     pub name: String,
     pub status: &'static str,
+    /// Where a launched campaign's messages stand, in words (empty for a draft).
+    pub progress: String,
     /// Not launched yet: the row offers the launch button.
     pub draft: bool,
     /// The launch button's words: launch, or resume one that stopped partway.
@@ -178,6 +181,39 @@ pub(crate) fn launch_notice(aq: &AcqTr, r: &campaigns::LaunchReport) -> String {
     )
 }
 
+/// Where a launched campaign's messages stand, each state that holds any with its count; held
+/// messages wait for the send time set (when it is still to come) or else for quiet hours.
+pub(crate) fn progress_words(aq: &AcqTr, p: &progress::Progress, scheduled_at: i64) -> String {
+    let n = |t: &str, k: i64| t.replace("{n}", &k.to_string());
+    let mut out = Vec::new();
+    if p.queued > 0 {
+        out.push(n(aq.p_queued, p.queued));
+    }
+    if p.held > 0 {
+        let until = p.held_until.unwrap_or(scheduled_at);
+        let words = if scheduled_at > now_ms() && until <= scheduled_at {
+            aq.p_scheduled
+        } else {
+            aq.p_quiet
+        };
+        out.push(n(words, p.held).replace("{t}", &format_local(until)));
+    }
+    if p.retrying > 0 {
+        out.push(n(aq.p_retrying, p.retrying));
+    }
+    if p.sending > 0 {
+        out.push(n(aq.p_sending, p.sending));
+    }
+    out.push(n(aq.p_sent, p.sent));
+    if p.failed > 0 {
+        out.push(n(aq.p_failed, p.failed));
+    }
+    if p.suppressed > 0 {
+        out.push(n(aq.p_suppressed, p.suppressed));
+    }
+    out.join(" · ")
+}
+
 /// The page, with what the last form did: refusals naming their field, or a launch's counts.
 pub(crate) async fn render(
     app: &AppState,
@@ -226,6 +262,19 @@ pub(crate) async fn render(
             } else {
                 (aq.launched, aq.launch, String::new())
             };
+            let progress = if draft {
+                None
+            } else {
+                Some(progress::campaign_progress(&app.db, tenant, c.id, now_ms()).await?)
+            };
+            let status = match &progress {
+                Some(p) if p.finished() => aq.all_sent,
+                Some(_) => aq.sending_now,
+                None => status,
+            };
+            let progress = progress
+                .map(|p| progress_words(aq, &p, c.scheduled_at))
+                .unwrap_or_default();
             let status = if awaiting.is_some() {
                 aq.awaiting
             } else {
@@ -235,6 +284,7 @@ pub(crate) async fn render(
                 id: c.id,
                 name: c.name,
                 status,
+                progress,
                 button,
                 draft,
                 confirm,

@@ -13,6 +13,7 @@ use crate::platform::TenantId;
 mod dispatch;
 mod legacy_unsubscribes;
 mod policy_facts;
+pub mod progress;
 mod receipts;
 mod staging;
 mod where_written;
