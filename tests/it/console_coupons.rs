@@ -566,3 +566,135 @@ fn form_default() -> Vec<(&'static str, &'static str)> {
 }
 
 on_each_backend!(a_chart_bar_becomes_a_snapshot_to_issue_to);
+
+/// A template that ran out gets more coupons, and one that must end stops issuing, from the
+/// console: each says what it did by the template's name; a count that is not one is refused
+/// with what was typed; a stopped template issues nothing more (console, API or claim) while
+/// the coupons already given are still redeemed; a viewer may do neither.
+async fn a_template_gets_more_coupons_and_stops_issuing(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = no_redirects();
+    let (tenant, key) = tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    for (user, role) in [("ops", Role::Operator), ("viewer", Role::Viewer)] {
+        access::create_user(s.db(), tenant, user, user, PASSWORD, role)
+            .await
+            .expect("user");
+    }
+    let ops = console_session(&c, &s, "茶小铺", "ops", PASSWORD).await;
+    let viewer = console_session(&c, &s, "茶小铺", "viewer", PASSWORD).await;
+    let customers = make_customers(&s, &key, 6, 3).await;
+    let (st, _, _) = console_form(
+        &c,
+        &s,
+        &ops,
+        "/console/coupons",
+        &form(&[("total", "1"), ("claim_via", "api")]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let (id,): (i64,) = s
+        .db()
+        .fetch_one(&sql("SELECT id FROM coupon_templates WHERE tenant_id = $1").bind(tenant))
+        .await
+        .expect("id");
+    let issue = |who: i64| {
+        let (c, key, s) = (&c, &key, &s);
+        async move {
+            send(
+                c,
+                M::POST,
+                &s.url(&format!("/api/v1/coupon-templates/{id}/issue")),
+                key,
+                Some(json!({"customer_ids": [who]})),
+            )
+            .await
+            .1
+        }
+    };
+    assert_eq!(issue(customers[0]).await["granted"], 1);
+    assert_eq!(
+        issue(customers[1]).await["granted"],
+        0,
+        "the one coupon is gone"
+    );
+
+    // More coupons: a count that is not one is refused with what was typed; 2 more are added.
+    let total = format!("/console/coupons/{id}/total");
+    let (st, _, page) = console_form(&c, &s, &ops, &total, &[("add", "两张")]).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("追加张数：请填 1 到 1000000 之间的整数（「两张」）"),
+        "{page}"
+    );
+    let (st, _, _) = console_form(&c, &s, &viewer, &total, &[("add", "2")]).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, to, _) = console_form(&c, &s, &ops, &total, &[("add", "2")]).await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert!(
+        console_page(&c, &s, &ops, &to)
+            .await
+            .contains("「满300减30」已追加 2 张，总数 3 张"),
+        "{to}"
+    );
+    assert_eq!(
+        issue(customers[1]).await["granted"],
+        1,
+        "one of the added two"
+    );
+
+    // Stopped: it issues nothing more, the page says so and offers no issue form; the coupon
+    // given before is still redeemed.
+    let stop = format!("/console/coupons/{id}/stop");
+    let (st, _, _) = console_form::<&str, &str>(&c, &s, &viewer, &stop, &[]).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, to, _) = console_form::<&str, &str>(&c, &s, &ops, &stop, &[]).await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let page = console_page(&c, &s, &ops, &to).await;
+    assert!(page.contains("已停止发放「满300减30」"), "{page}");
+    assert!(
+        !page.contains(&format!("/console/coupons/{id}/issue")),
+        "{page}"
+    );
+    let refused = issue(customers[2]).await;
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("has ended")),
+        "a stopped template issues none: {refused}"
+    );
+    let (code,): (String,) = s
+        .db()
+        .fetch_one(
+            &sql("SELECT code FROM coupons WHERE tenant_id = $1 AND customer_id = $2")
+                .bind(tenant)
+                .bind(customers[0]),
+        )
+        .await
+        .expect("a coupon given before");
+    let (st, used) = send(
+        &c,
+        M::POST,
+        &s.url("/api/v1/coupons/redeem"),
+        &key,
+        Some(json!({"code": code, "order_ref": "POS-1", "amount": 35_000})),
+    )
+    .await;
+    assert_eq!(
+        st,
+        StatusCode::OK,
+        "a coupon given before still redeems: {used}"
+    );
+    // Stopping again changes nothing; another brand's template is not found.
+    let (st, _, _) = console_form::<&str, &str>(&c, &s, &ops, &stop, &[]).await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let (st, _) = send(
+        &c,
+        M::POST,
+        &s.url(&format!("/api/v1/coupon-templates/{id}/stop")),
+        &tenant_with_key(s.db(), "别家", Role::Admin).await.1,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
+on_each_backend!(a_template_gets_more_coupons_and_stops_issuing);

@@ -307,6 +307,14 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             put(api::convert::coupons::put_claim_via),
         )
         .route(
+            "/api/v1/coupon-templates/{id}/stop",
+            post(api::convert::coupons::stop_issuing),
+        )
+        .route(
+            "/api/v1/coupon-templates/{id}/total",
+            post(api::convert::coupons::add_to_total),
+        )
+        .route(
             "/api/v1/coupon-templates/{id}/claim",
             post(api::convert::coupons::claim),
         )
@@ -418,6 +426,11 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             post(console::coupons::change_claim_via),
         )
         .route("/console/coupons/{id}/issue", post(console::coupons::issue))
+        .route("/console/coupons/{id}/stop", post(console::coupons::stop))
+        .route(
+            "/console/coupons/{id}/total",
+            post(console::coupons::add_total),
+        )
         .route("/console/coupons/redeem", post(console::coupons::redeem))
         .route(
             "/console/policy",

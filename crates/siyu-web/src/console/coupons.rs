@@ -102,6 +102,8 @@ pub(crate) struct TemplateRow {
     total: i64,
     claim_via: String,
     claim_via_name: &'static str,
+    /// Stopped issuing (its end has passed).
+    stopped: bool,
 }
 
 #[derive(Template)]
@@ -204,6 +206,7 @@ async fn render_with(
             total: t.total,
             claim_via: t.claim_via.clone(),
             claim_via_name: claim_via_name(u.lang, &t.claim_via),
+            stopped: t.ends_at.is_some_and(|e| e <= now_ms()),
         })
         .collect();
     let refused = !errors.is_empty();
@@ -253,6 +256,13 @@ pub(crate) struct PageQuery {
     /// After a redemption: the coupon redeemed.
     #[serde(default)]
     redeemed: Option<i64>,
+    /// After a template stopped issuing, or had coupons added: the template, and how many.
+    #[serde(default)]
+    stopped: Option<i64>,
+    #[serde(default)]
+    added: Option<i64>,
+    #[serde(default)]
+    by: Option<i64>,
 }
 
 /// The notice a redirect asked for.
@@ -260,6 +270,35 @@ async fn notice_of(app: &AppState, u: &ConsoleUser, q: &PageQuery) -> String {
     let zh = u.lang == Lang::Zh;
     if q.created.is_some() {
         return u.lang.coupons().created.to_owned();
+    }
+    // Said only of the brand's own template, by its stored name: a crafted link says nothing.
+    let named = async |id: i64| {
+        coupons::template(&app.db, u.caller.tenant_id, id)
+            .await
+            .ok()
+    };
+    if let Some(t) = match q.stopped {
+        Some(id) => named(id).await,
+        None => None,
+    } {
+        return format!("{}「{}」", u.lang.coupons().stopped, t.name);
+    }
+    if let (Some(t), Some(n)) = (
+        match q.added {
+            Some(id) => named(id).await,
+            None => None,
+        },
+        q.by,
+    ) {
+        return format!(
+            "「{}」{}",
+            t.name,
+            u.lang
+                .coupons()
+                .added
+                .replace("{n}", &n.to_string())
+                .replace("{total}", &t.total.to_string())
+        );
     }
     if let Some(n) = q.issued {
         let mut parts: Vec<String> = Vec::new();
@@ -537,6 +576,62 @@ pub(crate) async fn change_claim_via(
     };
     match coupons::set_claim_via(&app.db, u.caller.tenant_id, id, via).await {
         Ok(_) => Redirect::to("/console/coupons").into_response(),
+        Err(CouponError::NoTemplate(_)) => (StatusCode::NOT_FOUND, "").into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+/// `POST /console/coupons/{id}/stop`: the template issues no more (停止发放).
+pub(crate) async fn stop(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Path(id): Path<String>,
+) -> Response {
+    if !u.caller.role.may_write() {
+        let said = u.lang.coupons().read_only.into();
+        return refused(&app, &u, said, StatusCode::FORBIDDEN).await;
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return (StatusCode::NOT_FOUND, "").into_response();
+    };
+    match coupons::stop_issuing(&app.db, u.caller.tenant_id, id, now_ms()).await {
+        Ok(t) => Redirect::to(&format!("/console/coupons?stopped={}", t.id)).into_response(),
+        Err(CouponError::NoTemplate(_)) => (StatusCode::NOT_FOUND, "").into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AddForm {
+    #[serde(default)]
+    add: String,
+}
+
+/// `POST /console/coupons/{id}/total`: more coupons for a template (追加数量).
+pub(crate) async fn add_total(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Path(id): Path<String>,
+    Form(f): Form<AddForm>,
+) -> Response {
+    if !u.caller.role.may_write() {
+        let said = u.lang.coupons().read_only.into();
+        return refused(&app, &u, said, StatusCode::FORBIDDEN).await;
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return (StatusCode::NOT_FOUND, "").into_response();
+    };
+    let more = match f.add.trim().parse::<i64>() {
+        Ok(n) if (1..=coupons::MOST_ADDED).contains(&n) => n,
+        _ => {
+            let said = format!("{}（「{}」）", u.lang.coupons().bad_add, f.add.trim());
+            return refused(&app, &u, said, StatusCode::BAD_REQUEST).await;
+        }
+    };
+    match coupons::add_to_total(&app.db, u.caller.tenant_id, id, more).await {
+        Ok(t) => {
+            Redirect::to(&format!("/console/coupons?added={}&by={more}", t.id)).into_response()
+        }
         Err(CouponError::NoTemplate(_)) => (StatusCode::NOT_FOUND, "").into_response(),
         Err(e) => server_error(e),
     }

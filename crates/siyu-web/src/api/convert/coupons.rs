@@ -58,6 +58,39 @@ pub(crate) async fn put_claim_via(
     Ok(Json(t).into_response())
 }
 
+/// `POST /api/v1/coupon-templates/{id}/stop`: the template issues no more from now; coupons
+/// already granted stay valid.
+pub(crate) async fn stop_issuing(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_write(&caller)?;
+    let id = template_id(&id)?;
+    let t = coupons::stop_issuing(&app.db, caller.tenant_id, id, now_ms()).await?;
+    Ok(Json(t).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AddBody {
+    add: i64,
+}
+
+/// `POST /api/v1/coupon-templates/{id}/total` `{"add": 500}`: more coupons for the template.
+pub(crate) async fn add_to_total(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    b: Result<Json<AddBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    require_write(&caller)?;
+    let id = template_id(&id)?;
+    let more = json_body(b)?.add;
+    let t = coupons::add_to_total(&app.db, caller.tenant_id, id, more).await?;
+    Ok(Json(t).into_response())
+}
+
 pub(crate) fn template_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse()
         .map_err(|_| ApiError::bad_request(format!("template id {raw:?} is not a number")))

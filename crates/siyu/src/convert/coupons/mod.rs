@@ -20,7 +20,9 @@ use crate::platform::refusal::{Refusal, Refuse};
 pub use granting::{Grant, grant, grant_in};
 pub use redeeming::{Prior, UseOn, discount, redeem, refund_order, stacked_discount};
 pub use report::{Report, coupon, coupons_of, report};
-pub use templates::{create_template, set_claim_via, template, templates};
+pub use templates::{
+    MOST_ADDED, add_to_total, create_template, set_claim_via, stop_issuing, template, templates,
+};
 
 const DAY_MS: i64 = 86_400_000;
 

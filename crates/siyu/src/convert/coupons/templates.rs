@@ -86,3 +86,53 @@ pub async fn set_claim_via(
     }
     template(db, tenant, id).await
 }
+
+/// The most coupons one change may add to a template.
+pub const MOST_ADDED: i64 = 1_000_000;
+
+/// Stops a template issuing (停止发放) from `now`: no claim, issue or card hands out another of
+/// it. Coupons already granted keep their own validity and are redeemed as before. Stopping a
+/// template that has ended already changes nothing.
+pub async fn stop_issuing(
+    db: &Db,
+    tenant: TenantId,
+    id: i64,
+    now: i64,
+) -> Result<Template, CouponError> {
+    db.execute(
+        &sql("UPDATE coupon_templates SET ends_at = $3 WHERE tenant_id = $1 AND id = $2 AND (ends_at IS NULL OR ends_at > $3)")
+            .bind(tenant)
+            .bind(id)
+            .bind(now),
+    )
+    .await?;
+    template(db, tenant, id).await
+}
+
+/// Adds `more` coupons to a template's total (追加数量), for a template whose coupons ran out
+/// sooner than planned.
+pub async fn add_to_total(
+    db: &Db,
+    tenant: TenantId,
+    id: i64,
+    more: i64,
+) -> Result<Template, CouponError> {
+    if !(1..=MOST_ADDED).contains(&more) {
+        return Err(CouponError::Invalid {
+            field: "add",
+            reason: format!("{more} is not between 1 and {MOST_ADDED}"),
+        });
+    }
+    let n = db
+        .execute(
+            &sql("UPDATE coupon_templates SET total = total + $3 WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant)
+                .bind(id)
+                .bind(more),
+        )
+        .await?;
+    if n == 0 {
+        return Err(CouponError::NoTemplate(id));
+    }
+    template(db, tenant, id).await
+}
