@@ -224,7 +224,8 @@ try {
   await page.waitForSelector('.launch-notice');
   check(asked.includes('确定发出') && asked.includes('人数：1'), 'the launch button asks first, naming how many people get the SMS');
   check((await page.textContent('.launch-notice')).includes('写入发件箱 1'), "launching it writes the snapshot's one member's message");
-  check((await page.textContent('.campaign-status')).includes('已发出'), 'and the campaign shows as launched');
+  const state = await page.textContent('.campaign-status');
+  check((state.includes('发送中') || state.includes('已发完')) && state.includes('已发送'), 'and the campaign says where its message stands: ' + state.trim());
   check((await page.locator('.campaign-row .launch-form').count()) === 0, 'with no launch button left');
   await page.screenshot({ path: shots + '/acquire.png', fullPage: true });
 

@@ -314,3 +314,93 @@ async fn the_customer_list_filters_by_channel_and_tier(backend: Backend) {
     assert_eq!(size, 2, "both store buyers");
 }
 on_each_backend!(the_customer_list_filters_by_channel_and_tier);
+
+/// The list sorted by spend, pages of 20, with a channel filter: each page holds exactly the
+/// people a plain sort of what was stored puts there, the pager and the jump keep the order and
+/// the size, and a sort the page never offered falls back to newest first.
+async fn the_customer_list_sorts_and_pages(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = common::no_redirects();
+    let (tenant, _) = common::tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    access::create_user(
+        s.db(),
+        tenant,
+        "ops",
+        "ops",
+        "a-long-password",
+        Role::Operator,
+    )
+    .await
+    .expect("user");
+    let now = siyu::platform::clock::now_ms();
+    // 25 buyers: #i spends i × ¥37 (two orders for the odd ones), in store when i % 3 == 0.
+    let mut orders = Vec::new();
+    let mut spend: Vec<(String, i64, bool)> = Vec::new();
+    for i in 1..=25i64 {
+        let phone = format!("1360000{i:04}");
+        let mut total = 0;
+        for k in 0..(1 + i % 2) {
+            let amount = i * 3_700 / (1 + i % 2);
+            let mut o = common::store_order(
+                &format!("O-{i}-{k}"),
+                &[&phone],
+                amount,
+                now - (30 - i) * 86_400_000,
+            );
+            o.channel = if i % 3 == 0 {
+                "store".into()
+            } else {
+                "tmall".into()
+            };
+            total += amount;
+            orders.push(o);
+        }
+        spend.push((format!("O-{i}-0"), total, i % 3 == 0));
+    }
+    common::store(s.db(), tenant, orders).await;
+    siyu::know::profile::recompute_all(s.db(), tenant, now)
+        .await
+        .expect("figures");
+    let mut want: Vec<(i64, i64, bool)> = Vec::new();
+    for (no, total, in_store) in &spend {
+        want.push((
+            common::order_owner(s.db(), tenant, no).await,
+            *total,
+            *in_store,
+        ));
+    }
+    want.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
+    let ops = common::console_session(&c, &s, "茶小铺", "ops", "a-long-password").await;
+    let ids_on = |page: &str| -> Vec<i64> {
+        page.split("<tr class=\"customer-row\"><td><a href=\"/console/customers/")
+            .skip(1)
+            .filter_map(|r| r.split('"').next()?.parse().ok())
+            .collect()
+    };
+    let everyone: Vec<i64> = want.iter().map(|w| w.0).collect();
+    let p1 = common::console_page(&c, &s, &ops, "/console/customers?sort=spend&size=20").await;
+    assert_eq!(ids_on(&p1), everyone[..20].to_vec(), "{backend:?}");
+    assert!(
+        p1.contains("page=2&#38;sort=spend&#38;size=20"),
+        "the pager keeps order and size"
+    );
+    assert!(
+        p1.contains("id=\"jump\"") && p1.contains("name=\"sort\" value=\"spend\""),
+        "{p1}"
+    );
+    let p2 =
+        common::console_page(&c, &s, &ops, "/console/customers?page=2&sort=spend&size=20").await;
+    assert_eq!(ids_on(&p2), everyone[20..].to_vec());
+    let store: Vec<i64> = want.iter().filter(|w| w.2).map(|w| w.0).collect();
+    let page =
+        common::console_page(&c, &s, &ops, "/console/customers?channel=store&sort=spend").await;
+    assert_eq!(ids_on(&page), store, "the filter and the order together");
+    // A sort never offered: newest first, as without one.
+    let newest = common::console_page(&c, &s, &ops, "/console/customers?size=20").await;
+    let odd = common::console_page(&c, &s, &ops, "/console/customers?sort=price&size=20").await;
+    assert_eq!(ids_on(&odd), ids_on(&newest));
+    let mut by_id = everyone.clone();
+    by_id.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(ids_on(&newest), by_id[..20].to_vec());
+}
+on_each_backend!(the_customer_list_sorts_and_pages);

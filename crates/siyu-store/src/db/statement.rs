@@ -28,6 +28,10 @@ impl Sql {
     pub fn push_arg(&mut self, v: impl Into<Value>) {
         self.args.push(v.into());
     }
+    /// Appends text with no placeholder of its own (an `ORDER BY`, a `LIMIT` of our numbers).
+    pub fn push_text(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
 }
 
 /// Writes `($k,$k+1,…),(…)` for `rows` rows of `cols` columns starting at placeholder `first`.

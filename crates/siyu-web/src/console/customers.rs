@@ -10,10 +10,12 @@ use siyu::know::CustomerId;
 use super::{ConsoleUser, MessagePage, page, server_error};
 use crate::AppState;
 use crate::i18n::{Tr, channel_name, kind_name, status_name};
-use siyu::know::customers::{Customer360, customer_360, list_customers, search};
+use siyu::know::customers::{
+    Customer360, ListOrder, customer_360, list_customers, ordered_page, search,
+};
 use siyu::know::report::yuan;
 use siyu::know::rfm::{ALL_CLASSES, ALL_STAGES};
-use siyu::platform::clock::format_local;
+use siyu::platform::clock::{format_local, now_ms};
 
 pub(crate) struct Row {
     id: i64,
@@ -45,6 +47,11 @@ pub(crate) struct CustomersPage {
     /// The brand's member tiers, as its members hold them.
     tiers: Vec<String>,
     keep: String,
+    /// The order chosen and the orders offered: (code, name).
+    sort: &'static str,
+    sorts: Vec<(&'static str, &'static str)>,
+    size: i64,
+    sizes: Vec<i64>,
     may_write: bool,
     /// Manual tags the batch action may put on or take off.
     manual_tags: Vec<(i64, String)>,
@@ -122,12 +129,34 @@ impl Filters {
     }
 }
 
+/// Rows a list page may show; the second is the default.
+const PAGE_SIZES: [i64; 4] = [20, 50, 100, 200];
+
+fn sort_name(lang: crate::i18n::Lang, o: ListOrder) -> &'static str {
+    let zh = lang == crate::i18n::Lang::Zh;
+    match (o, zh) {
+        (ListOrder::Newest, true) => "最新加入",
+        (ListOrder::Spend, true) => "消费金额从高到低",
+        (ListOrder::LastOrder, true) => "最近购买在前",
+        (ListOrder::Orders, true) => "订单数从多到少",
+        (ListOrder::Newest, false) => "Newest",
+        (ListOrder::Spend, false) => "Spend, highest first",
+        (ListOrder::LastOrder, false) => "Last order, latest first",
+        (ListOrder::Orders, false) => "Orders, most first",
+    }
+}
+
 #[derive(Deserialize)]
 pub(crate) struct ListQuery {
     #[serde(default)]
     q: Option<String>,
     #[serde(default)]
     page: Option<i64>,
+    /// The order (`newest`, `spend`, `last_order`, `orders`) and the page size (20 to 200).
+    #[serde(default)]
+    sort: Option<String>,
+    #[serde(default)]
+    size: Option<i64>,
     /// After a batch tagging: how many changed, and which tag (numbers only, so a crafted link
     /// says nothing false).
     #[serde(default)]
@@ -157,9 +186,50 @@ pub(crate) async fn customers_page(
     if let Ok(id) = f.tag.trim().parse::<i64>() {
         f.tag = id.to_string();
     }
-    const PER_PAGE: i64 = 50;
+    let per_page = lq
+        .size
+        .filter(|n| PAGE_SIZES.contains(n))
+        .unwrap_or(PAGE_SIZES[1]);
+    let order = lq
+        .sort
+        .as_deref()
+        .and_then(ListOrder::parse)
+        .unwrap_or_default();
     let page_no = lq.page.unwrap_or(1).clamp(1, 1_000_000);
     let result: Result<_, String> = async {
+        if q.is_empty() && order != ListOrder::Newest {
+            // Sorted by what they bought: the store sorts and pages the rule's people.
+            let rule = f
+                .rule()
+                .unwrap_or_else(|_| siyu::know::rule::Rule::Or(Vec::new()));
+            let total = if f.any() {
+                app.audiences
+                    .count(tenant, &rule)
+                    .await
+                    .map_err(|e| e.to_string())? as i64
+            } else {
+                let (n,): (i64,) = app
+                    .db
+                    .fetch_one(
+                        &siyu::platform::db::sql(
+                            "SELECT COUNT(*) FROM customers WHERE tenant_id = $1 AND merged_into IS NULL",
+                        )
+                        .bind(tenant),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                n
+            };
+            let ids = ordered_page(&app.db, tenant, &rule, order, page_no, per_page, now_ms())
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut p = list_customers(&app.db, &app.cipher, tenant, 1, per_page, Some(&ids), false)
+                .await
+                .map_err(|e| e.to_string())?;
+            p.total = total;
+            p.page = page_no;
+            return Ok(p);
+        }
         if q.is_empty() && f.any() {
             // Filtered through the audience index: the page's ids from the people who match,
             // newest first, and their count. A value the page did not offer matches nobody.
@@ -175,12 +245,12 @@ pub(crate) async fn customers_page(
             let ids: Vec<CustomerId> = members
                 .iter()
                 .rev()
-                .skip(((page_no - 1).saturating_mul(PER_PAGE)) as usize)
-                .take(PER_PAGE as usize)
+                .skip(((page_no - 1).saturating_mul(per_page)) as usize)
+                .take(per_page as usize)
                 .map(|c| CustomerId::new(c.into()))
                 .collect();
             let mut p =
-                list_customers(&app.db, &app.cipher, tenant, 1, PER_PAGE, Some(&ids), false)
+                list_customers(&app.db, &app.cipher, tenant, 1, per_page, Some(&ids), false)
                     .await
                     .map_err(|e| e.to_string())?;
             p.total = total;
@@ -201,7 +271,7 @@ pub(crate) async fn customers_page(
             &app.cipher,
             tenant,
             page_no,
-            PER_PAGE,
+            per_page,
             only.as_deref(),
             false,
         )
@@ -277,7 +347,27 @@ pub(crate) async fn customers_page(
         page: p.page,
         pages: ((p.total + p.per_page - 1) / p.per_page).max(1),
         total: p.total,
-        keep: f.query(),
+        keep: format!(
+            "{}{}{}",
+            f.query(),
+            if order == ListOrder::Newest {
+                String::new()
+            } else {
+                format!("&sort={}", order.as_str())
+            },
+            if per_page == PAGE_SIZES[1] {
+                String::new()
+            } else {
+                format!("&size={per_page}")
+            }
+        ),
+        sort: order.as_str(),
+        sorts: ListOrder::ALL
+            .iter()
+            .map(|o| (o.as_str(), sort_name(u.lang, *o)))
+            .collect(),
+        size: per_page,
+        sizes: PAGE_SIZES.to_vec(),
         f,
         tags,
         stages: ALL_STAGES
