@@ -205,6 +205,128 @@ async fn wecom_is_set_up_and_tested_in_the_console(backend: Backend) {
     assert!(p.contains("接待导购：至少填一位导购"), "{p}");
     assert!(p.contains("value=\"静安店活码\""), "what was typed is kept");
 
+    // A code with a rota: two guides on weekdays 09:00–18:00 (30 a day each), one on weekends
+    // all day, a night welcome, and a tag for each new contact. A shift with a start and no end
+    // is refused by name, with what was typed kept.
+    let tag = siyu::know::tags::create(
+        s.db(),
+        tenant,
+        "渠道",
+        "夜班进粉",
+        None,
+        siyu::platform::clock::now_ms(),
+    )
+    .await
+    .expect("tag");
+    let rota = |to: &str| -> Vec<(String, String)> {
+        let mut f: Vec<(String, String)> = [
+            ("name", "夜班活码"),
+            ("source", "store"),
+            ("guides", "ba_li"),
+            ("daily_cap", ""),
+            ("backup_userid", "ba_zhao"),
+            ("welcome", "欢迎光临"),
+            ("shift1_guides", "ba_wang, ba_sun"),
+            ("shift1_from", "09:00"),
+            ("shift1_to", to),
+            ("shift1_cap", "30"),
+            ("shift2_guides", "ba_zhou"),
+            ("shift2_day", "6"),
+            ("shift2_day", "7"),
+            ("timed1_from", "21:00"),
+            ("timed1_to", "09:00"),
+            ("timed1_text", "夜深了，明早回复您"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for d in 1..=5 {
+            f.push(("shift1_day".into(), d.to_string()));
+        }
+        f.push(("tag".into(), tag.id.to_string()));
+        f
+    };
+    let (st, _, p) = console_form(&c, &s, &ops, "/console/connect/live-codes", &rota("")).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{p}");
+    assert!(p.contains("班次时间：开始和结束都填"), "{p}");
+    assert!(
+        p.contains("value=\"ba_wang, ba_sun\"")
+            && p.contains("name=\"shift1_day\" value=\"3\" checked")
+            && p.contains("夜深了，明早回复您"),
+        "the rota typed is kept: {p}"
+    );
+    let (st, to, p) =
+        console_form(&c, &s, &ops, "/console/connect/live-codes", &rota("18:00")).await;
+    assert_eq!(
+        (st, to.as_str()),
+        (StatusCode::SEE_OTHER, "/console/connect#code-table"),
+        "{p}"
+    );
+    let (guides, welcome, tags): (String, String, String) = s
+        .db()
+        .fetch_one(
+            &siyu::platform::db::sql(
+                "SELECT guides, welcome, tag_ids FROM live_codes WHERE tenant_id = $1 AND name = '夜班活码'",
+            )
+            .bind(tenant),
+        )
+        .await
+        .expect("the rota's code");
+    let guides: Vec<siyu::connect::live_codes::GuideSlot> =
+        serde_json::from_str(&guides).expect("guides");
+    // (guide, weekdays, from, to, daily cap)
+    type Slot<'a> = (
+        &'a str,
+        Vec<u8>,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<i64>,
+    );
+    let shown: Vec<Slot> = guides
+        .iter()
+        .map(|g| {
+            (
+                g.userid.as_str(),
+                g.weekdays.clone(),
+                g.from.as_deref(),
+                g.to.as_deref(),
+                g.daily_cap,
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("ba_li", vec![], None, None, None),
+            (
+                "ba_wang",
+                vec![1, 2, 3, 4, 5],
+                Some("09:00"),
+                Some("18:00"),
+                Some(30)
+            ),
+            (
+                "ba_sun",
+                vec![1, 2, 3, 4, 5],
+                Some("09:00"),
+                Some("18:00"),
+                Some(30)
+            ),
+            ("ba_zhou", vec![6, 7], None, None, None),
+        ]
+    );
+    let welcome: siyu::connect::live_codes::Welcome =
+        serde_json::from_str(&welcome).expect("welcome");
+    assert_eq!(
+        (
+            welcome.by_time.len(),
+            welcome.by_time[0].from.as_str(),
+            welcome.by_time[0].content.text.as_str()
+        ),
+        (1, "21:00", "夜深了，明早回复您")
+    );
+    assert!(tags.contains(&tag.id.to_string()), "{tags}");
+
     // A mass message to a snapshot: previewed (who it would reach, decided as the release
     // decides), then scheduled.
     common::make_customers(&s, &key, 3, 2).await;

@@ -97,9 +97,13 @@ pub(crate) async fn render(
                 .await
         }
     };
-    let new_code = forms
-        .new_code
-        .unwrap_or_else(|| super::live_codes::CodeSection::new(u, Vec::new(), Default::default()));
+    let new_code = match forms.new_code {
+        Some(c) => c,
+        None => {
+            let empty = super::live_codes::CodeForm::from_pairs(Vec::new());
+            super::live_codes::CodeSection::new(app, u, Vec::new(), empty).await
+        }
+    };
     let new_mass = match forms.new_mass {
         Some(m) => m,
         None => {

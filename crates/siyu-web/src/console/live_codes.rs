@@ -1,41 +1,122 @@
 //! Live codes made from the console (新建渠道活码): a name, where the code is shown (a channel, a
-//! store, a campaign, a card batch), the guides who take the adds (WeCom user ids, each all day,
-//! with an optional daily cap), a backup guide and the welcome text. WeCom makes the contact way
-//! and its QR at once; the code is listed with its QR to download.
+//! store, a campaign, a card batch), the guides who take the adds (WeCom user ids all day, and up
+//! to two shifts of guides on chosen weekdays between two times, each with an optional daily
+//! cap), a backup guide, the welcome text and up to two welcomes for times of day, and the tags
+//! each new contact gets. WeCom makes the contact way and its QR at once; the code is listed with
+//! its QR to download.
 
 use axum::extract::{Form, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use serde::Deserialize;
 
 use crate::AppState;
 use crate::console::ConsoleUser;
 use crate::console::form::{list, number};
 use crate::i18n::Lang;
 use siyu::connect::client::{Content, WecomError};
-use siyu::connect::live_codes::{self, GuideSlot, LiveCodeError, NewLiveCode, Welcome};
+use siyu::connect::live_codes::{
+    self, GuideSlot, LiveCodeError, NewLiveCode, TimedWelcome, Welcome,
+};
 use siyu::connect::service::ConnectError;
 use siyu::platform::clock::now_ms;
 
-/// What was typed, kept for the form.
-#[derive(Clone, Default, Deserialize)]
+/// Shifts and timed welcomes the form offers.
+pub(crate) const SHIFTS: usize = 2;
+
+/// A shift as typed: guides, weekdays (1 = Monday … 7), from and to ("09:00"), a daily cap.
+#[derive(Clone, Default)]
+pub(crate) struct ShiftForm {
+    pub guides: String,
+    pub days: Vec<String>,
+    pub from: String,
+    pub to: String,
+    pub cap: String,
+}
+
+impl ShiftForm {
+    /// Whether weekday `d` ("1" … "7") is ticked, for the form.
+    pub fn has(&self, d: &str) -> bool {
+        self.days.iter().any(|x| x == d)
+    }
+}
+
+/// A welcome for a time of day as typed.
+#[derive(Clone, Default)]
+pub(crate) struct TimedForm {
+    pub from: String,
+    pub to: String,
+    pub text: String,
+}
+
+/// What was typed, kept for the form. Read from the posted pairs (weekdays and tags repeat).
+#[derive(Clone, Default)]
 pub(crate) struct CodeForm {
-    #[serde(default)]
     pub name: String,
-    #[serde(default)]
     pub source: String,
     /// The card batch, for a `card_batch` code.
-    #[serde(default)]
     pub source_id: String,
-    /// WeCom user ids, separated by commas or lines.
-    #[serde(default)]
+    /// WeCom user ids on all day, separated by commas or lines.
     pub guides: String,
-    #[serde(default)]
     pub daily_cap: String,
-    #[serde(default)]
     pub backup_userid: String,
-    #[serde(default)]
     pub welcome: String,
+    pub shifts: Vec<ShiftForm>,
+    pub timed: Vec<TimedForm>,
+    /// Tag ids chosen.
+    pub tags: Vec<String>,
+}
+
+impl CodeForm {
+    /// The form from its posted pairs: `shift{i}_day` and `tag` may come many times.
+    pub(crate) fn from_pairs(pairs: Vec<(String, String)>) -> CodeForm {
+        let mut f = CodeForm {
+            shifts: vec![ShiftForm::default(); SHIFTS],
+            timed: vec![TimedForm::default(); SHIFTS],
+            ..CodeForm::default()
+        };
+        for (k, v) in pairs {
+            let slot = |prefix: &str| {
+                k.strip_prefix(prefix)
+                    .and_then(|r| r.split_once('_'))
+                    .and_then(|(i, rest)| {
+                        Some((i.parse::<usize>().ok()?.checked_sub(1)?, rest.to_owned()))
+                    })
+                    .filter(|(i, _)| *i < SHIFTS)
+            };
+            match k.as_str() {
+                "name" => f.name = v,
+                "source" => f.source = v,
+                "source_id" => f.source_id = v,
+                "guides" => f.guides = v,
+                "daily_cap" => f.daily_cap = v,
+                "backup_userid" => f.backup_userid = v,
+                "welcome" => f.welcome = v,
+                "tag" => f.tags.push(v),
+                _ => {
+                    if let Some((i, field)) = slot("shift") {
+                        let sh = &mut f.shifts[i];
+                        match field.as_str() {
+                            "guides" => sh.guides = v,
+                            "day" => sh.days.push(v),
+                            "from" => sh.from = v,
+                            "to" => sh.to = v,
+                            "cap" => sh.cap = v,
+                            _ => {}
+                        }
+                    } else if let Some((i, field)) = slot("timed") {
+                        let t = &mut f.timed[i];
+                        match field.as_str() {
+                            "from" => t.from = v,
+                            "to" => t.to = v,
+                            "text" => t.text = v,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        f
+    }
 }
 
 /// The form's part of the connect page.
@@ -45,11 +126,32 @@ pub(crate) struct CodeSection {
     pub may_write: bool,
     /// (value, name) of the places a code is shown.
     pub sources: Vec<(&'static str, &'static str)>,
+    /// The brand's manual tags a new contact may get: (id, "group · name").
+    pub tags: Vec<(String, String)>,
+    /// Weekdays for the shifts: ("1", "一") … ("7", "日").
+    pub weekdays: Vec<(&'static str, &'static str)>,
 }
 
 impl CodeSection {
-    pub(crate) fn new(u: &ConsoleUser, errors: Vec<String>, form: CodeForm) -> CodeSection {
+    pub(crate) async fn new(
+        app: &AppState,
+        u: &ConsoleUser,
+        errors: Vec<String>,
+        form: CodeForm,
+    ) -> CodeSection {
         let cn = u.lang.cn();
+        // Rule tags follow their rule: only manual ones are given on an add.
+        let tags = siyu::know::tags::list(&app.db, u.caller.tenant_id)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| t.rule.is_none())
+            .map(|t| (t.id.to_string(), format!("{} · {}", t.group_name, t.name)))
+            .collect();
+        let days: [&str; 7] = match u.lang {
+            Lang::Zh => ["一", "二", "三", "四", "五", "六", "日"],
+            Lang::En => ["Mo", "Tu", "We", "Th", "Fr", "Sa", "Su"],
+        };
         CodeSection {
             errors,
             form,
@@ -58,19 +160,27 @@ impl CodeSection {
                 .iter()
                 .map(|s| (*s, cn.label(s)))
                 .collect(),
+            tags,
+            weekdays: ["1", "2", "3", "4", "5", "6", "7"]
+                .into_iter()
+                .zip(days)
+                .collect(),
         }
     }
 }
 
 fn read(lang: Lang, f: &CodeForm) -> Result<NewLiveCode, String> {
     let zh = lang == Lang::Zh;
-    let cap = number("daily_cap", &f.daily_cap).map_err(|_| {
-        if zh {
-            format!("每位导购每日最多添加：「{}」不是整数", f.daily_cap)
-        } else {
-            format!("daily cap: {:?} is not a whole number", f.daily_cap)
-        }
-    })?;
+    let whole = |label_zh: &str, label_en: &str, v: &str| {
+        number("n", v).map_err(|_| {
+            if zh {
+                format!("{label_zh}：「{v}」不是整数")
+            } else {
+                format!("{label_en}: {v:?} is not a whole number")
+            }
+        })
+    };
+    let cap = whole("每位导购每日最多添加", "daily cap", &f.daily_cap)?;
     let source_id = number("source_id", &f.source_id).map_err(|_| {
         if zh {
             format!("包裹卡批次：「{}」不是批次编号", f.source_id)
@@ -79,29 +189,81 @@ fn read(lang: Lang, f: &CodeForm) -> Result<NewLiveCode, String> {
         }
     })?;
     let source = f.source.trim().to_owned();
+    let mut guides: Vec<GuideSlot> = list(&f.guides)
+        .into_iter()
+        .map(|userid| GuideSlot {
+            userid,
+            weekdays: Vec::new(),
+            from: None,
+            to: None,
+            daily_cap: cap,
+        })
+        .collect();
+    let time = |v: &str| Some(v.trim().to_owned()).filter(|v| !v.is_empty());
+    for (i, sh) in f.shifts.iter().enumerate() {
+        let on = list(&sh.guides);
+        if on.is_empty() {
+            continue;
+        }
+        let n = i + 1;
+        let cap = whole(
+            &format!("班次{n} 每日上限"),
+            &format!("shift {n} cap"),
+            &sh.cap,
+        )?;
+        let mut weekdays: Vec<u8> = sh.days.iter().filter_map(|d| d.parse().ok()).collect();
+        weekdays.sort_unstable();
+        weekdays.dedup();
+        for userid in on {
+            guides.push(GuideSlot {
+                userid,
+                weekdays: weekdays.clone(),
+                from: time(&sh.from),
+                to: time(&sh.to),
+                daily_cap: cap,
+            });
+        }
+    }
+    let by_time = f
+        .timed
+        .iter()
+        .filter(|t| !t.text.trim().is_empty())
+        .map(|t| TimedWelcome {
+            from: t.from.trim().to_owned(),
+            to: t.to.trim().to_owned(),
+            content: Content {
+                text: t.text.trim().to_owned(),
+                attachments: Vec::new(),
+            },
+        })
+        .collect();
+    let tag_ids = f
+        .tags
+        .iter()
+        .map(|t| {
+            t.trim().parse::<i64>().map_err(|_| {
+                if zh {
+                    format!("客户标签：「{t}」不是标签")
+                } else {
+                    format!("tags: {t:?} is not a tag")
+                }
+            })
+        })
+        .collect::<Result<Vec<i64>, String>>()?;
     Ok(NewLiveCode {
         name: f.name.trim().to_owned(),
         // A batch is named only by a card-batch code.
         source_id: source_id.filter(|_| source == "card_batch"),
         source,
-        tag_ids: Vec::new(),
+        tag_ids,
         welcome: Welcome {
             content: Content {
                 text: f.welcome.trim().to_owned(),
                 attachments: Vec::new(),
             },
-            by_time: Vec::new(),
+            by_time,
         },
-        guides: list(&f.guides)
-            .into_iter()
-            .map(|userid| GuideSlot {
-                userid,
-                weekdays: Vec::new(),
-                from: None,
-                to: None,
-                daily_cap: cap,
-            })
-            .collect(),
+        guides,
         backup_userid: f.backup_userid.trim().to_owned(),
     })
 }
@@ -118,6 +280,21 @@ fn said(lang: Lang, e: &LiveCodeError) -> String {
                 "guides" => "接待导购：至少填一位导购的企业微信账号".into(),
                 "backup_userid" => "备用导购：必填（接待导购都满额或不在班时由他接待）".into(),
                 f if f.ends_with("daily_cap") => "每位导购每日最多添加：至少 1".into(),
+                f if f.ends_with("weekdays") => "班次星期：请勾选周一到周日".into(),
+                f if f.starts_with("guides")
+                    && (f.ends_with("from")
+                        || f.ends_with("to")
+                        || reason.contains("from and to")) =>
+                {
+                    "班次时间：开始和结束都填（如 09:00 和 18:00，且不相同），或都不填表示全天"
+                        .into()
+                }
+                f if f.starts_with("welcome.by_time")
+                    || (f.starts_with("welcome") && reason.contains("HH:MM")) =>
+                {
+                    "分时段欢迎语：开始和结束时间都要填（如 21:00 和 09:00）".into()
+                }
+                "tag_ids" => "客户标签：只能选本品牌的人工标签".into(),
                 f if f.starts_with("welcome") && reason.contains("bytes") => {
                     "欢迎语：最多 4000 字节（约 1300 个汉字）".into()
                 }
@@ -148,7 +325,7 @@ async fn answer(
     status: StatusCode,
 ) -> Response {
     let forms = super::connect::ConnectForms {
-        new_code: Some(CodeSection::new(u, errors, form)),
+        new_code: Some(CodeSection::new(app, u, errors, form).await),
         ..Default::default()
     };
     super::connect::render(app, u, forms, status).await
@@ -158,8 +335,9 @@ async fn answer(
 pub(crate) async fn create(
     State(app): State<AppState>,
     u: ConsoleUser,
-    Form(f): Form<CodeForm>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
+    let f = CodeForm::from_pairs(pairs);
     let zh = u.lang == Lang::Zh;
     if !u.caller.role.may_write() {
         let said = if zh {
