@@ -404,3 +404,141 @@ async fn the_customer_list_sorts_and_pages(backend: Backend) {
     assert_eq!(ids_on(&newest), by_id[..20].to_vec());
 }
 on_each_backend!(the_customer_list_sorts_and_pages);
+
+/// The 360 shows what the brand did with a customer (membership, coupons held, the messages
+/// sent and where each stands, the WeCom guide and groups) and lets an operator give a coupon
+/// and put on a tag from there; a viewer may do neither, and a crafted link says nothing.
+async fn the_360_shows_what_the_brand_did_and_acts_on_it(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = common::no_redirects();
+    let (tenant, key) = common::tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    for (user, role) in [("ops", Role::Operator), ("viewer", Role::Viewer)] {
+        access::create_user(s.db(), tenant, user, user, "a-long-password", role)
+            .await
+            .expect("user");
+    }
+    let ops = common::console_session(&c, &s, "茶小铺", "ops", "a-long-password").await;
+    let viewer = common::console_session(&c, &s, "茶小铺", "viewer", "a-long-password").await;
+    let id = common::make_customers(&s, &key, 9, 1).await[0];
+    let now = siyu::platform::clock::now_ms();
+    let (st, t) = common::send(&c, reqwest::Method::POST, &s.url("/api/v1/coupon-templates"), &key,
+        Some(serde_json::json!({"name": "老客回归券", "kind": "amount_off", "value": 2_000, "valid_days": 30, "total": 10, "claim_via": "api"}))).await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    let template = t["id"].as_i64().expect("template");
+    let tag = siyu::know::tags::create(s.db(), tenant, "兴趣", "爱喝绿茶", None, now)
+        .await
+        .expect("tag");
+    // A message held by quiet hours, and a WeCom guide with a group.
+    s.db()
+        .execute(
+            &sql("INSERT INTO outbox (id, tenant_id, channel, purpose, customer_id, address_hash, address_enc, content, content_hash, parts, dedupe_key, status, not_before, created_at) \
+                  VALUES (9001, $1, 'sms', 'marketing', $2, 'h', 'x', '【茶小铺】好久不见', 'c', 1, 'd-9001', 'queued', $3, $4)")
+                .bind(tenant)
+                .bind(id)
+                .bind(now + 3_600_000)
+                .bind(now),
+        )
+        .await
+        .expect("message");
+    s.db()
+        .execute(
+            &sql("INSERT INTO wecom_contacts (tenant_id, external_userid, userid, customer_id, added_at) VALUES ($1, 'wm360', 'ba_li', $2, $3)")
+                .bind(tenant)
+                .bind(id)
+                .bind(now),
+        )
+        .await
+        .expect("contact");
+    siyu::connect::groups::store_snapshot(
+        s.db(),
+        tenant,
+        &siyu::connect::client::GroupChat {
+            chat_id: "wr360".into(),
+            name: "绿茶爱好者群".into(),
+            owner: "ba_li".into(),
+            create_time: now / 1000,
+            member_list: vec![siyu::connect::client::ChatMember {
+                userid: "wm360".into(),
+                member_type: 2,
+                join_time: now / 1000,
+                join_scene: 3,
+            }],
+        },
+        now,
+    )
+    .await
+    .expect("group");
+
+    let path = format!("/console/customers/{id}");
+    let page = common::console_page(&c, &s, &ops, &path).await;
+    assert!(page.contains("还不是会员"), "{page}");
+    assert!(
+        page.contains(&format!(
+            "等待免打扰时段结束（至 {}）",
+            siyu::platform::clock::format_local(now + 3_600_000)
+        )) && page.contains("短信 · 营销"),
+        "{page}"
+    );
+    assert!(
+        page.contains("ba_li") && page.contains("绿茶爱好者群"),
+        "{page}"
+    );
+    assert!(
+        !common::console_page(&c, &s, &viewer, &path)
+            .await
+            .contains("id=\"grant-coupon\"")
+    );
+
+    // A coupon and a tag from the page; each says what it did, checked against the store.
+    let (st, _, _) = common::console_form(
+        &c,
+        &s,
+        &viewer,
+        &format!("{path}/coupons"),
+        &[("template_id", template.to_string())],
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, to, _) = common::console_form(
+        &c,
+        &s,
+        &ops,
+        &format!("{path}/coupons"),
+        &[("template_id", template.to_string())],
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let page = common::console_page(&c, &s, &ops, &to).await;
+    assert!(
+        page.contains("已发给这位客户一张「老客回归券」") && page.contains("可使用"),
+        "{page}"
+    );
+    let (st, to, _) = common::console_form(
+        &c,
+        &s,
+        &ops,
+        &format!("{path}/tags"),
+        &[("tag_id", tag.id.to_string())],
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let page = common::console_page(&c, &s, &ops, &to).await;
+    assert!(
+        page.contains("已打上「爱喝绿茶」") && page.contains("兴趣/爱喝绿茶"),
+        "{page}"
+    );
+    let (held,): (i64,) = s
+        .db()
+        .fetch_one(
+            &sql("SELECT COUNT(*) FROM coupons WHERE tenant_id = $1 AND customer_id = $2")
+                .bind(tenant)
+                .bind(id),
+        )
+        .await
+        .expect("coupons");
+    assert_eq!(held, 1);
+    // A crafted link says nothing: the customer holds no such coupon or tag.
+    let page = common::console_page(&c, &s, &ops, &format!("{path}?granted=999&tagged=999")).await;
+    assert!(!page.contains("customer-notice"), "{page}");
+}
+on_each_backend!(the_360_shows_what_the_brand_did_and_acts_on_it);

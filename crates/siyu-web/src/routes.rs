@@ -470,6 +470,14 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             get(console::customers::customer_page),
         )
         .route(
+            "/console/customers/{id}/coupons",
+            post(console::touches::grant_coupon),
+        )
+        .route(
+            "/console/customers/{id}/tags",
+            post(console::touches::add_tag),
+        )
+        .route(
             "/console/tags",
             get(console::segments::tags_page).post(console::segments::create_tag),
         )

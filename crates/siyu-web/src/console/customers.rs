@@ -421,12 +421,21 @@ pub(crate) struct CustomerPage {
     stage: String,
     rfm_class: String,
     repurchase: String,
+    /// Membership, points, coupons, messages, WeCom staff and groups; and the actions.
+    t: super::touches::Touches,
+    may_write: bool,
+    notice: String,
 }
 
 #[derive(Deserialize)]
 pub(crate) struct UnmaskQuery {
     #[serde(default)]
     unmask: Option<String>,
+    /// After an action: the template given, the tag put on (checked before it is said).
+    #[serde(default)]
+    granted: Option<i64>,
+    #[serde(default)]
+    tagged: Option<i64>,
 }
 
 pub(crate) async fn customer_page(
@@ -459,6 +468,11 @@ pub(crate) async fn customer_page(
     if unmask {
         tracing::info!(user = %u.caller.name, customer = %c.id, "full phone number shown in the console");
     }
+    let t = match super::touches::read(&app, &u, c.id).await {
+        Ok(t) => t,
+        Err(e) => return server_error(e),
+    };
+    let notice = super::touches::notice(&app, &u, c.id, uq.granted, uq.tagged).await;
     let l = u.lang;
     page(CustomerPage {
         tr: l.tr(),
@@ -497,6 +511,9 @@ pub(crate) async fn customer_page(
             .repurchase_at
             .map(format_local)
             .unwrap_or_else(|| "-".into()),
+        t,
+        may_write: u.caller.role.may_write(),
+        notice,
         first_order: c
             .summary
             .first_order_at

@@ -21,6 +21,7 @@ pub mod rfm;
 pub mod segments;
 pub mod shops;
 pub mod sop;
+pub mod touches;
 pub mod trends;
 pub mod wecom;
 

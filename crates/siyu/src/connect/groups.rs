@@ -417,6 +417,26 @@ pub async fn retention(
     Ok(retention_table(&stints, now, weeks, offset_min))
 }
 
+/// The groups a customer is in now (as a WeCom contact of the brand), by name.
+pub async fn groups_of(
+    db: &Db,
+    tenant: TenantId,
+    customer: crate::know::CustomerId,
+) -> Result<Vec<(String, String)>, DbError> {
+    db.fetch_all(
+        &sql(
+            "SELECT DISTINCT g.name, g.kind FROM wecom_group_members m \
+             JOIN wecom_groups g ON g.tenant_id = m.tenant_id AND g.chat_id = m.chat_id \
+             WHERE m.tenant_id = $1 AND m.left_at IS NULL AND g.dismissed_at IS NULL AND m.member_id IN \
+             (SELECT external_userid FROM wecom_contacts WHERE tenant_id = $1 AND customer_id = $2) \
+             ORDER BY g.name",
+        )
+        .bind(tenant)
+        .bind(customer),
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

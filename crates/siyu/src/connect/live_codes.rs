@@ -649,6 +649,33 @@ pub async fn stats(db: &Db, tenant: TenantId) -> Result<Vec<CodeStats>, DbError>
         .collect())
 }
 
+/// A customer's WeCom relationships with the brand's staff: the staff member (the guide who
+/// owns them), when added, the live code it came through, and when it ended if it did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct ContactOf {
+    pub userid: String,
+    pub added_at: i64,
+    pub code_name: Option<String>,
+    pub deleted_at: Option<i64>,
+}
+
+pub async fn contacts_of(
+    db: &Db,
+    tenant: TenantId,
+    customer: crate::know::CustomerId,
+) -> Result<Vec<ContactOf>, DbError> {
+    db.fetch_all(
+        &sql(
+            "SELECT w.userid, w.added_at, l.name AS code_name, w.deleted_at FROM wecom_contacts w \
+             LEFT JOIN live_codes l ON l.tenant_id = w.tenant_id AND l.id = w.code_id \
+             WHERE w.tenant_id = $1 AND w.customer_id = $2 ORDER BY w.added_at DESC",
+        )
+        .bind(tenant)
+        .bind(customer),
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

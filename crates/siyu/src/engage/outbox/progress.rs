@@ -72,3 +72,35 @@ pub async fn campaign_progress(
     }
     Ok(p)
 }
+
+/// A message sent (or to be sent) to one customer, as their page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Received {
+    pub created_at: i64,
+    pub channel: String,
+    pub purpose: String,
+    pub campaign_id: Option<i64>,
+    pub status: String,
+    pub not_before: i64,
+    pub reason: Option<String>,
+    pub sent_at: Option<i64>,
+}
+
+/// The latest `limit` messages to a customer, newest first.
+pub async fn received_by(
+    db: &Db,
+    tenant: TenantId,
+    customer: crate::know::CustomerId,
+    limit: i64,
+) -> Result<Vec<Received>, DbError> {
+    db.fetch_all(
+        &sql(
+            "SELECT created_at, channel, purpose, campaign_id, status, not_before, reason, sent_at FROM outbox \
+             WHERE tenant_id = $1 AND customer_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3",
+        )
+        .bind(tenant)
+        .bind(customer)
+        .bind(limit.clamp(1, 200)),
+    )
+    .await
+}
