@@ -540,5 +540,68 @@ async fn the_360_shows_what_the_brand_did_and_acts_on_it(backend: Backend) {
     // A crafted link says nothing: the customer holds no such coupon or tag.
     let page = common::console_page(&c, &s, &ops, &format!("{path}?granted=999&tagged=999")).await;
     assert!(!page.contains("customer-notice"), "{page}");
+
+    // Notes: kept with who wrote them; one too long is refused with what was typed kept; a
+    // viewer may not write one.
+    let notes = format!("{path}/notes");
+    let (st, to, _) =
+        common::console_form(&c, &s, &ops, &notes, &[("body", "喜欢明前龙井，周末来店")]).await;
+    assert_eq!(
+        (st, to.as_str()),
+        (StatusCode::SEE_OTHER, format!("{path}#notes").as_str())
+    );
+    let long = "茶".repeat(501);
+    let (st, _, page) =
+        common::console_form(&c, &s, &ops, &notes, &[("body", long.as_str())]).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("备注：请写 1 到 500 个字") && page.contains(&long),
+        "the typed note is kept"
+    );
+    let (st, _, _) = common::console_form(&c, &s, &viewer, &notes, &[("body", "x")]).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let page = common::console_page(&c, &s, &ops, &path).await;
+    assert!(
+        page.contains("喜欢明前龙井，周末来店") && page.contains(" · ops</span>"),
+        "{page}"
+    );
+    // A second record of the same person, with a note of its own: once an order names both
+    // phones, OneID merges them and the survivor's page holds both notes.
+    let other = common::make_customers(&s, &key, 8, 1).await[0];
+    common::console_form(
+        &c,
+        &s,
+        &ops,
+        &format!("/console/customers/{other}/notes"),
+        &[("body", "怕打扰，只发短信")],
+    )
+    .await;
+    let phones: Vec<(String,)> = s
+        .db()
+        .fetch_all(&sql("SELECT value_enc FROM identities WHERE tenant_id = $1 AND kind = 'phone' AND customer_id IN ($2, $3)").bind(tenant).bind(id).bind(other))
+        .await
+        .expect("phones");
+    assert_eq!(phones.len(), 2);
+    let plain: Vec<String> = phones
+        .iter()
+        .map(|(enc,)| s.cipher.decrypt(enc).expect("phone"))
+        .collect();
+    common::store(
+        s.db(),
+        tenant,
+        vec![common::store_order(
+            "BOTH-1",
+            &[&plain[0], &plain[1]],
+            100,
+            now,
+        )],
+    )
+    .await;
+    let survivor = common::order_owner(s.db(), tenant, "BOTH-1").await;
+    let page = common::console_page(&c, &s, &ops, &format!("/console/customers/{survivor}")).await;
+    assert!(
+        page.contains("喜欢明前龙井，周末来店") && page.contains("怕打扰，只发短信"),
+        "{page}"
+    );
 }
 on_each_backend!(the_360_shows_what_the_brand_did_and_acts_on_it);

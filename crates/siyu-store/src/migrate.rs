@@ -175,6 +175,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0028_overview_by_date.sql"),
         include_str!("../migrations/postgres/0028_overview_by_date.sql"),
     ),
+    (
+        29,
+        "customer notes",
+        include_str!("../migrations/sqlite/0029_customer_notes.sql"),
+        include_str!("../migrations/postgres/0029_customer_notes.sql"),
+    ),
 ];
 
 /// What a migration's SQL cannot do alone, run inside its transaction after its script: the

@@ -478,6 +478,10 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             post(console::touches::add_tag),
         )
         .route(
+            "/console/customers/{id}/notes",
+            post(console::touches::add_note),
+        )
+        .route(
             "/console/tags",
             get(console::segments::tags_page).post(console::segments::create_tag),
         )

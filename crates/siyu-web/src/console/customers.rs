@@ -424,10 +424,15 @@ pub(crate) struct CustomerPage {
     /// Membership, points, coupons, messages, WeCom staff and groups; and the actions.
     t: super::touches::Touches,
     may_write: bool,
+    /// Staff who may write notes (guides too).
+    may_note: bool,
     notice: String,
+    /// A note refused: why, and what was typed.
+    note_error: String,
+    note_typed: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 pub(crate) struct UnmaskQuery {
     #[serde(default)]
     unmask: Option<String>,
@@ -443,6 +448,23 @@ pub(crate) async fn customer_page(
     u: ConsoleUser,
     Path(id): Path<String>,
     Query(uq): Query<UnmaskQuery>,
+) -> Response {
+    show_360(&app, &u, &id, uq, None).await
+}
+
+/// A note refused, and what was typed for it.
+pub(crate) struct NoteRefused {
+    pub said: String,
+    pub typed: String,
+}
+
+/// The 360 page; with a refused note, its reason and the text typed, answered 400.
+pub(crate) async fn show_360(
+    app: &AppState,
+    u: &ConsoleUser,
+    id: &str,
+    uq: UnmaskQuery,
+    note: Option<NoteRefused>,
 ) -> Response {
     let not_found = || {
         let mut r = page(MessagePage {
@@ -468,13 +490,15 @@ pub(crate) async fn customer_page(
     if unmask {
         tracing::info!(user = %u.caller.name, customer = %c.id, "full phone number shown in the console");
     }
-    let t = match super::touches::read(&app, &u, c.id).await {
+    let t = match super::touches::read(app, u, c.id).await {
         Ok(t) => t,
         Err(e) => return server_error(e),
     };
-    let notice = super::touches::notice(&app, &u, c.id, uq.granted, uq.tagged).await;
+    let notice = super::touches::notice(app, u, c.id, uq.granted, uq.tagged).await;
+    let refused_note = note.is_some();
+    let (note_error, note_typed) = note.map(|n| (n.said, n.typed)).unwrap_or_default();
     let l = u.lang;
-    page(CustomerPage {
+    let mut r = page(CustomerPage {
         tr: l.tr(),
         lang: l.code(),
         user: u.caller.name.clone(),
@@ -513,7 +537,10 @@ pub(crate) async fn customer_page(
             .unwrap_or_else(|| "-".into()),
         t,
         may_write: u.caller.role.may_write(),
+        may_note: u.caller.role.may_write() || u.caller.role == siyu::platform::access::Role::Guide,
         notice,
+        note_error,
+        note_typed,
         first_order: c
             .summary
             .first_order_at
@@ -570,5 +597,9 @@ pub(crate) async fn customer_page(
             .collect(),
         may_unmask: may && !unmask,
         c,
-    })
+    });
+    if refused_note {
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+    }
+    r
 }

@@ -39,6 +39,8 @@ pub(crate) struct Touches {
     pub contacts: Vec<(String, String, String, String)>,
     /// (group, kind)
     pub groups: Vec<(String, String)>,
+    /// (when, who, what)
+    pub notes: Vec<(String, String, String)>,
     /// Templates that may be given now, and manual tags: (id, name).
     pub grantable: Vec<(i64, String)>,
     pub manual_tags: Vec<(i64, String)>,
@@ -240,6 +242,18 @@ pub(crate) async fn read(
         .into_iter()
         .map(|(name, kind)| (name, cn.label(&kind).to_owned()))
         .collect();
+    let notes = siyu::know::notes::of(&app.db, tenant, customer)
+        .await
+        .map_err(|x| e(&x))?
+        .into_iter()
+        .map(|n| {
+            (
+                format_local(n.created_at),
+                crate::i18n::actor_name(l, &n.created_by),
+                n.body,
+            )
+        })
+        .collect();
     let grantable = templates
         .iter()
         .filter(|t| t.ends_at.is_none_or(|end| end > now) && t.issued < t.total)
@@ -259,6 +273,7 @@ pub(crate) async fn read(
         messages,
         contacts,
         groups,
+        notes,
         grantable,
         manual_tags,
     })
@@ -301,6 +316,62 @@ pub(crate) async fn notice(
         }
     }
     String::new()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NoteForm {
+    #[serde(default)]
+    body: String,
+}
+
+/// `POST /console/customers/{id}/notes`: a note kept on the customer. A note too long or empty
+/// is refused with what was typed shown back.
+pub(crate) async fn add_note(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    Path(id): Path<String>,
+    Form(f): Form<NoteForm>,
+) -> Response {
+    let zh = u.lang == Lang::Zh;
+    // Guides keep notes on their customers too.
+    if !(u.caller.role.may_write() || u.caller.role == siyu::platform::access::Role::Guide) {
+        return refused(
+            &u,
+            StatusCode::FORBIDDEN,
+            if zh {
+                "你的角色只能查看，不能写备注；请找管理员或运营"
+            } else {
+                "Your role may not write notes"
+            },
+        );
+    }
+    let tenant = u.caller.tenant_id;
+    let Some(customer) = customer_of(&id) else {
+        return refused(&u, StatusCode::NOT_FOUND, u.lang.tr().not_found);
+    };
+    let customer = match siyu::know::customers::surviving_id(&app.db, tenant, customer).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return refused(&u, StatusCode::NOT_FOUND, u.lang.tr().not_found),
+        Err(e) => return server_error(e),
+    };
+    let by = crate::api::actor(&u.caller);
+    match siyu::know::notes::add(&app.db, tenant, customer, &f.body, &by, now_ms()).await {
+        Ok(_) => Redirect::to(&format!("/console/customers/{customer}#notes")).into_response(),
+        Err(siyu::know::notes::NoteError::Invalid(_)) => {
+            let said = if zh {
+                format!("备注：请写 1 到 {} 个字", siyu::know::notes::MOST_CHARS)
+            } else {
+                format!("note: 1 to {} characters", siyu::know::notes::MOST_CHARS)
+            };
+            let refused = super::customers::NoteRefused {
+                said,
+                typed: f.body,
+            };
+            let id = customer.to_string();
+            super::customers::show_360(&app, &u, &id, Default::default(), Some(refused)).await
+        }
+        Err(e) => server_error(e),
+    }
 }
 
 fn refused(u: &ConsoleUser, status: StatusCode, message: &'static str) -> Response {

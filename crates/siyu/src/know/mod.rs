@@ -8,6 +8,7 @@ pub mod events;
 pub mod identity;
 pub mod import;
 pub mod ingest;
+pub mod notes;
 pub mod oneid;
 pub mod orders;
 pub mod phone;

@@ -1,0 +1,12 @@
+-- Notes staff write on a customer's page (备注): who wrote what and when; they follow the
+-- person through OneID merges.
+CREATE TABLE customer_notes (
+    id          INTEGER PRIMARY KEY,
+    tenant_id   INTEGER NOT NULL,
+    customer_id INTEGER NOT NULL,
+    body        TEXT NOT NULL,
+    created_by  TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX customer_notes_customer ON customer_notes (tenant_id, customer_id, created_at);
+INSERT INTO id_counters (name, next_id) VALUES ('customer_note', 1);
