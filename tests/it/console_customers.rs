@@ -605,3 +605,73 @@ async fn the_360_shows_what_the_brand_did_and_acts_on_it(backend: Backend) {
     );
 }
 on_each_backend!(the_360_shows_what_the_brand_did_and_acts_on_it);
+
+/// Members in the console: 60 members, paged 50 and 10; each tier card lists its members; a
+/// search by member number or store finds them; the pager keeps the search.
+async fn members_are_paged_and_found(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = common::no_redirects();
+    let (tenant, key) = common::tenant_with_key(s.db(), "茶小铺", Role::Admin).await;
+    access::create_user(
+        s.db(),
+        tenant,
+        "ops",
+        "ops",
+        "a-long-password",
+        Role::Operator,
+    )
+    .await
+    .expect("user");
+    let ops = common::console_session(&c, &s, "茶小铺", "ops", "a-long-password").await;
+    let ids = common::make_customers(&s, &key, 5, 60).await;
+    let now = siyu::platform::clock::now_ms();
+    for (i, id) in ids.iter().enumerate() {
+        s.db()
+            .execute(
+                &sql("INSERT INTO members (tenant_id, customer_id, member_no, joined_via, store_id, joined_at, tier) VALUES ($1, $2, $3, 'store', $4, $5, $6)")
+                    .bind(tenant)
+                    .bind(*id)
+                    .bind(format!("M{i:04}"))
+                    .bind(if i % 4 == 0 { "SH-01" } else { "BJ-02" })
+                    .bind(now - i as i64 * 60_000)
+                    .bind(if i < 7 { "金卡" } else { "银卡" }),
+            )
+            .await
+            .expect("member");
+    }
+    let rows = |page: &str| page.matches("class=\"member-row\"").count();
+    let total = |page: &str| -> String {
+        page.split("id=\"member-total\">")
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let p1 = common::console_page(&c, &s, &ops, "/console/members").await;
+    assert_eq!(
+        (rows(&p1), total(&p1).as_str()),
+        (50, "共 60 · 1/2"),
+        "{backend:?}"
+    );
+    let p2 = common::console_page(&c, &s, &ops, "/console/members?page=2").await;
+    assert_eq!(rows(&p2), 10);
+    assert!(
+        p1.contains("href=\"/console/members?tier=%E9%87%91%E5%8D%A1\""),
+        "a tier card lists its members"
+    );
+    let gold = common::console_page(&c, &s, &ops, "/console/members?tier=%E9%87%91%E5%8D%A1").await;
+    assert_eq!((rows(&gold), total(&gold).as_str()), (7, "共 7 · 1/1"));
+    let found = common::console_page(&c, &s, &ops, "/console/members?q=M0012").await;
+    assert!(rows(&found) == 1 && found.contains(">M0012<"), "{found}");
+    let store = common::console_page(&c, &s, &ops, "/console/members?q=SH-01").await;
+    assert_eq!(total(&store), "共 15 · 1/1");
+    let both = common::console_page(
+        &c,
+        &s,
+        &ops,
+        "/console/members?q=SH-01&tier=%E9%87%91%E5%8D%A1",
+    )
+    .await;
+    assert_eq!(rows(&both), 2, "M0000 and M0004");
+}
+on_each_backend!(members_are_paged_and_found);
