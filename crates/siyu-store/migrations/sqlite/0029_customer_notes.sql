@@ -10,3 +10,5 @@ CREATE TABLE customer_notes (
 );
 CREATE INDEX customer_notes_customer ON customer_notes (tenant_id, customer_id, created_at);
 INSERT INTO id_counters (name, next_id) VALUES ('customer_note', 1);
+-- Notes follow the person to the kept customer (see customer_rows).
+INSERT INTO customer_rows (table_name, keeps, ordered_by) VALUES ('customer_notes', 'all', NULL);

@@ -392,7 +392,7 @@ async fn merge_customers(
         let map = values_placeholders(batch.len(), 2, 1);
         let t = 2 * batch.len() + 1;
         // What is known of the person follows them.
-        for table in ["identities", "orders", "events", "customer_notes"] {
+        for table in ["identities", "orders", "events"] {
             tx.execute(&repoint(
                 tx.backend(),
                 tenant_id,
