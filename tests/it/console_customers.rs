@@ -9,6 +9,16 @@ use siyu::platform::db::sql;
 
 use common::{Backend, TestServer};
 
+/// The list's total as the page says it (`共 60`), or -1 when the page shows none.
+fn filter_total(page: &str) -> i64 {
+    page.split("id=\"filter-total\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .and_then(|t| t.split_whitespace().last())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(-1)
+}
+
 /// The customer list filtered by lifecycle stage through the audience index: every customer is
 /// in exactly one stage, so the filtered totals add up to the whole list; the pager keeps the
 /// filter; the filtered people save as a segment whose snapshot holds them all; a value the page
@@ -29,15 +39,7 @@ async fn the_customer_list_filters_and_saves_its_people(backend: Backend) {
     .expect("user");
     let ops = common::console_session(&c, &s, "茶小铺", "ops", "a-long-password").await;
     common::make_customers(&s, &key, 5, 60).await;
-    let total_of = |page: &str| -> i64 {
-        page.split("id=\"filter-total\">")
-            .nth(1)
-            .and_then(|r| r.split('<').next())
-            .and_then(|t| t.split_whitespace().last())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(-1)
-    };
-    let all = total_of(&common::console_page(&c, &s, &ops, "/console/customers").await);
+    let all = filter_total(&common::console_page(&c, &s, &ops, "/console/customers").await);
     assert_eq!(all, 60, "the brand has exactly the 60 customers made here");
     let mut sum = 0;
     let mut some_stage = None;
@@ -49,7 +51,7 @@ async fn the_customer_list_filters_and_saves_its_people(backend: Backend) {
             &format!("/console/customers?stage={}", stage.as_str()),
         )
         .await;
-        let n = total_of(&page);
+        let n = filter_total(&page);
         assert!(n >= 0, "{page}");
         if n > 50 {
             // A second page keeps the filter.
@@ -82,7 +84,7 @@ async fn the_customer_list_filters_and_saves_its_people(backend: Backend) {
         .expect("snapshot");
     assert_eq!(size, n, "the snapshot holds the filtered people");
     let page = common::console_page(&c, &s, &ops, "/console/customers?class=not-a-class").await;
-    assert_eq!(total_of(&page), 0, "{page}");
+    assert_eq!(filter_total(&page), 0, "{page}");
     // Nothing chosen is not "everyone"; another brand's tag is refused.
     let (st, _, refused) = common::console_form(
         &c,
@@ -156,7 +158,7 @@ async fn the_customer_list_filters_and_saves_its_people(backend: Backend) {
     let tagged =
         common::console_page(&c, &s, &ops, &format!("/console/customers?tag={vip_id}")).await;
     assert_eq!(
-        total_of(&tagged),
+        filter_total(&tagged),
         n,
         "the tag's filter finds the same people"
     );
@@ -182,7 +184,7 @@ async fn the_customer_list_filters_and_saves_its_people(backend: Backend) {
     );
     let tagged =
         common::console_page(&c, &s, &ops, &format!("/console/customers?tag={vip_id}")).await;
-    assert_eq!(total_of(&tagged), 0);
+    assert_eq!(filter_total(&tagged), 0);
     // A crafted notice link names only what the store holds.
     let page = common::console_page(
         &c,
@@ -258,14 +260,6 @@ async fn the_customer_list_filters_by_channel_and_tier(backend: Backend) {
             .expect("member");
     }
     let ops = common::console_session(&c, &s, "茶小铺", "ops", "a-long-password").await;
-    let total_of = |page: &str| -> i64 {
-        page.split("id=\"filter-total\">")
-            .nth(1)
-            .and_then(|r| r.split('<').next())
-            .and_then(|t| t.split_whitespace().last())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(-1)
-    };
     for (query, want) in [
         ("channel=tmall", 3),
         ("channel=store", 2),
@@ -275,7 +269,7 @@ async fn the_customer_list_filters_by_channel_and_tier(backend: Backend) {
         ("channel=jd", 0),
     ] {
         let page = common::console_page(&c, &s, &ops, &format!("/console/customers?{query}")).await;
-        assert_eq!(total_of(&page), want, "{query} ({backend:?})");
+        assert_eq!(filter_total(&page), want, "{query} ({backend:?})");
     }
     let page =
         common::console_page(&c, &s, &ops, "/console/customers?tier=%E9%87%91%E5%8D%A1").await;

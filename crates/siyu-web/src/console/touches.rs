@@ -346,13 +346,9 @@ pub(crate) async fn add_note(
         );
     }
     let tenant = u.caller.tenant_id;
-    let Some(customer) = customer_of(&id) else {
-        return refused(&u, StatusCode::NOT_FOUND, u.lang.tr().not_found);
-    };
-    let customer = match siyu::know::customers::surviving_id(&app.db, tenant, customer).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return refused(&u, StatusCode::NOT_FOUND, u.lang.tr().not_found),
-        Err(e) => return server_error(e),
+    let customer = match the_customer(&app, &u, &id).await {
+        Ok(c) => c,
+        Err(r) => return r,
     };
     let by = crate::api::actor(&u.caller);
     match siyu::know::notes::add(&app.db, tenant, customer, &f.body, &by, now_ms()).await {
@@ -386,8 +382,17 @@ fn refused(u: &ConsoleUser, status: StatusCode, message: &'static str) -> Respon
     r
 }
 
-fn customer_of(raw: &str) -> Option<CustomerId> {
-    raw.parse().ok()
+/// The customer a page's path names, as they are now (a merged id stands for its survivor), if
+/// the brand's own; otherwise the answer to give.
+async fn the_customer(app: &AppState, u: &ConsoleUser, raw: &str) -> Result<CustomerId, Response> {
+    let Ok(id) = raw.parse::<CustomerId>() else {
+        return Err(refused(u, StatusCode::NOT_FOUND, u.lang.tr().not_found));
+    };
+    match siyu::know::customers::surviving_id(&app.db, u.caller.tenant_id, id).await {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => Err(refused(u, StatusCode::NOT_FOUND, u.lang.tr().not_found)),
+        Err(e) => Err(server_error(e)),
+    }
 }
 
 #[derive(Deserialize)]
@@ -416,8 +421,7 @@ pub(crate) async fn grant_coupon(
             },
         );
     }
-    let (Some(customer), Ok(template)) = (customer_of(&id), f.template_id.trim().parse::<i64>())
-    else {
+    let Ok(template) = f.template_id.trim().parse::<i64>() else {
         return refused(
             &u,
             StatusCode::BAD_REQUEST,
@@ -429,11 +433,9 @@ pub(crate) async fn grant_coupon(
         );
     };
     let tenant = u.caller.tenant_id;
-    // The customer as they are now (a merged id stands for its survivor), and the brand's own.
-    let customer = match siyu::know::customers::surviving_id(&app.db, tenant, customer).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return refused(&u, StatusCode::NOT_FOUND, u.lang.tr().not_found),
-        Err(e) => return server_error(e),
+    let customer = match the_customer(&app, &u, &id).await {
+        Ok(c) => c,
+        Err(r) => return r,
     };
     let by = crate::api::actor(&u.caller);
     match coupons::grant(&app.db, tenant, template, &[customer], &by, now_ms()).await {
@@ -492,7 +494,7 @@ pub(crate) async fn add_tag(
         );
     }
     let tenant = u.caller.tenant_id;
-    let (Some(customer), Ok(tag_id)) = (customer_of(&id), f.tag_id.trim().parse::<i64>()) else {
+    let Ok(tag_id) = f.tag_id.trim().parse::<i64>() else {
         return refused(
             &u,
             StatusCode::BAD_REQUEST,
@@ -503,10 +505,9 @@ pub(crate) async fn add_tag(
             },
         );
     };
-    let customer = match siyu::know::customers::surviving_id(&app.db, tenant, customer).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return refused(&u, StatusCode::NOT_FOUND, u.lang.tr().not_found),
-        Err(e) => return server_error(e),
+    let customer = match the_customer(&app, &u, &id).await {
+        Ok(c) => c,
+        Err(r) => return r,
     };
     let tag = match tags::get(&app.db, tenant, tag_id).await {
         Ok(t) if t.rule.is_none() => t,
