@@ -372,6 +372,13 @@ async fn every_console_page_speaks_chinese() {
             "the crawl did not reach {page}: {seen:?}"
         );
     }
+    // The builder's own options (a script the crawl does not read) name events in Chinese too.
+    let builder = common::console_page(&c, &s, &cookie, "/console/segments/new").await;
+    assert!(
+        builder.contains(r#"{"label":"添加企微好友","value":"contact_added"}"#)
+            || builder.contains(r#"{"value":"contact_added","label":"添加企微好友"}"#),
+        "the builder names the seeded WeCom add in Chinese"
+    );
     found.sort();
     found.dedup();
     assert!(

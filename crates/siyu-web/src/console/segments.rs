@@ -334,7 +334,7 @@ pub(crate) async fn builder_options(app: &AppState, u: &ConsoleUser) -> Result<J
         "classes": ALL_CLASSES.iter().map(|c| json!({"value": c.as_str(), "label": if zh { c.zh() } else { c.en() }})).collect::<Vec<_>>(),
         "stages": ALL_STAGES.iter().map(|s| json!({"value": s.as_str(), "label": if zh { s.zh() } else { s.en() }})).collect::<Vec<_>>(),
         "kinds": kinds,
-        "events": event_types.into_iter().map(|(t,)| t).collect::<Vec<_>>(),
+        "events": event_types.into_iter().map(|(t,)| json!({"value": t, "label": crate::i18n::event_name(lang, &t)})).collect::<Vec<_>>(),
         "labels": {
             "tag": l("有标签", "Has tag"),
             "no_tag": l("无标签", "Lacks tag"),
@@ -343,6 +343,8 @@ pub(crate) async fn builder_options(app: &AppState, u: &ConsoleUser) -> Result<J
             "rfm": l("RFM 分类", "RFM class"),
             "order_count": l("订单数", "Orders"),
             "spend": l("累计消费（元）", "Spend (yuan)"),
+            "page_view": l("浏览页面", "Page view"),
+            "raw": l("规则原文", "Rule text"),
             "aov": l("客单价（元）", "AOV (yuan)"),
             "last_order_days": l("距最近购买（天）", "Days since last purchase"),
             "event": l("近 N 天行为", "Event in the last N days"),
