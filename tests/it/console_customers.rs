@@ -559,6 +559,40 @@ async fn the_360_shows_what_the_brand_did_and_acts_on_it(backend: Backend) {
         page.contains("喜欢明前龙井，周末来店") && page.contains(" · ops</span>"),
         "{page}"
     );
+    // The API reads and writes the same notes; an empty one is refused naming the field.
+    let api_notes = s.url(&format!("/api/v1/customers/{id}/notes"));
+    let (st, made) = common::send(
+        &c,
+        reqwest::Method::POST,
+        &api_notes,
+        &key,
+        Some(serde_json::json!({"body": "门店系统：已回访"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{made}");
+    let (st, bad) = common::send(
+        &c,
+        reqwest::Method::POST,
+        &api_notes,
+        &key,
+        Some(serde_json::json!({"body": "  "})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("body:")),
+        "{bad}"
+    );
+    let (_, listed) = common::send(&c, reqwest::Method::GET, &api_notes, &key, None).await;
+    let bodies: Vec<&str> = listed["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(|n| n["body"].as_str())
+        .collect();
+    assert_eq!(bodies, ["门店系统：已回访", "喜欢明前龙井，周末来店"]);
     // A second record of the same person, with a note of its own: once an order names both
     // phones, OneID merges them and the survivor's page holds both notes.
     let other = common::make_customers(&s, &key, 8, 1).await[0];

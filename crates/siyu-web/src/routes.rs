@@ -112,6 +112,10 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             "/api/v1/customers/{id}/tags",
             get(api::know::customers::customer_tags),
         )
+        .route(
+            "/api/v1/customers/{id}/notes",
+            get(api::know::customers::get_notes).post(api::know::customers::post_note),
+        )
         .route("/api/v1/rfm", get(api::know::rfm::rfm))
         .route(
             "/api/v1/rfm/settings",

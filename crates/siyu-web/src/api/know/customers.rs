@@ -174,3 +174,36 @@ pub(crate) async fn customer_tags(
     let history = tags::history_of(&app.db, caller.tenant_id, id).await?;
     Ok(Json(json!({"customer_id": id, "tags": now, "history": history})).into_response())
 }
+
+/// `GET /api/v1/customers/{id}/notes`: the notes staff wrote on the customer, newest first.
+pub(crate) async fn get_notes(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = crate::api::customer_id(&app, caller.tenant_id, &id).await?;
+    let notes = siyu::know::notes::of(&app.db, caller.tenant_id, id).await?;
+    Ok(Json(json!({"customer_id": id, "notes": notes})).into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NoteBody {
+    body: String,
+}
+
+/// `POST /api/v1/customers/{id}/notes` `{"body": "…"}`: a note kept on the customer, by the key.
+pub(crate) async fn post_note(
+    State(app): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    body: Result<Json<NoteBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    require_write(&caller)?;
+    let b = json_body(body)?;
+    let id = crate::api::customer_id(&app, caller.tenant_id, &id).await?;
+    let by = crate::api::actor(&caller);
+    let note =
+        siyu::know::notes::add(&app.db, caller.tenant_id, id, &b.body, &by, now_ms()).await?;
+    Ok((StatusCode::CREATED, Json(note)).into_response())
+}
