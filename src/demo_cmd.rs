@@ -398,7 +398,7 @@ async fn convert_report(
                 channel: Some("store".into()),
                 store_id: None,
             };
-            coupons::redeem(db, tenant, &u, now).await?;
+            coupons::redeem(db, tenant, &u, "demo", now).await?;
         }
     }
     let r = coupons::report(db, tenant, template.id, now).await?;

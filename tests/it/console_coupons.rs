@@ -430,6 +430,20 @@ async fn coupons_are_issued_to_a_snapshot_and_redeemed_in_store(backend: Backend
         page.contains(&format!("核销成功：券码 {code} 抵扣 ¥30.00（订单 POS-1）")),
         "{page}"
     );
+    let (by,): (Option<String>,) = s
+        .db()
+        .fetch_one(
+            &sql("SELECT redeemed_by FROM coupons WHERE tenant_id = $1 AND code = $2")
+                .bind(tenant)
+                .bind(&code),
+        )
+        .await
+        .expect("redeemed");
+    assert_eq!(
+        by.as_deref(),
+        Some("console:guide"),
+        "the staff member who typed the code is kept"
+    );
     let (st, _, page) = redeem(&guide, &code, "POS-9", "0").await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(page.contains("不是大于 0 的金额"), "{page}");

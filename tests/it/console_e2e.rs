@@ -628,16 +628,20 @@ async fn the_days_operations_in_chromium() {
         asked.contains("店长") && approved.contains("审批人"),
         "asked by the boss, approved by the checker: {asked} / {approved}"
     );
-    let (status,): (String,) = s
+    let (status, by): (String, Option<String>) = s
         .db()
         .fetch_one(
             &siyu::platform::db::sql(
-                "SELECT status FROM coupons WHERE tenant_id = $1 AND code = $2",
+                "SELECT status, redeemed_by FROM coupons WHERE tenant_id = $1 AND code = $2",
             )
             .bind(t.id)
             .bind(&code),
         )
         .await
         .expect("the shown coupon");
-    assert_eq!(status, "redeemed", "store staff redeemed the code shown");
+    assert_eq!(
+        (status.as_str(), by.as_deref()),
+        ("redeemed", Some("console:店员")),
+        "store staff redeemed the code shown, and who they were is kept"
+    );
 }

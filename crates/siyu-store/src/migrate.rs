@@ -181,6 +181,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0029_customer_notes.sql"),
         include_str!("../migrations/postgres/0029_customer_notes.sql"),
     ),
+    (
+        30,
+        "coupon redeemed by",
+        include_str!("../migrations/sqlite/0030_coupon_redeemed_by.sql"),
+        include_str!("../migrations/postgres/0030_coupon_redeemed_by.sql"),
+    ),
 ];
 
 /// What a migration's SQL cannot do alone, run inside its transaction after its script: the

@@ -842,7 +842,8 @@ pub(crate) async fn redeem(
         channel: Some("store".into()),
         store_id: Some(f.store_id.trim().to_owned()).filter(|s| !s.is_empty()),
     };
-    match coupons::redeem(&app.db, u.caller.tenant_id, &use_on, now_ms()).await {
+    let by = crate::api::actor(&u.caller);
+    match coupons::redeem(&app.db, u.caller.tenant_id, &use_on, &by, now_ms()).await {
         // Answered by a redirect: reloading the page does not try the code again.
         Ok(c) => Redirect::to(&format!("/console/coupons?redeemed={}", c.id)).into_response(),
         Err(CouponError::Db(e)) => server_error(e),

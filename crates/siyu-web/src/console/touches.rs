@@ -31,8 +31,8 @@ pub(crate) struct Touches {
     pub member: Option<MemberView>,
     /// (time, what, change, reference)
     pub ledger: Vec<(String, &'static str, i64, String)>,
-    /// (template name, code, state, valid until)
-    pub coupons: Vec<(String, String, &'static str, String)>,
+    /// (template name, code, state (and who redeemed it), valid until)
+    pub coupons: Vec<(String, String, String, String)>,
     /// (time, channel and purpose, campaign, where it stands)
     pub messages: Vec<(String, String, String, String)>,
     /// (staff member, added, through which code, state)
@@ -186,10 +186,17 @@ pub(crate) async fn read(
         .map_err(|x| e(&x))?
         .into_iter()
         .map(|c| {
+            let state = coupon_state(l, c.status, c.valid_until, now);
+            let state = match (&c.redeemed_by, c.status) {
+                (Some(by), CouponStatus::Redeemed) => {
+                    format!("{state}（{}）", crate::i18n::actor_name(l, by))
+                }
+                _ => state.to_owned(),
+            };
             (
                 name_of(c.template_id),
                 c.code.clone(),
-                coupon_state(l, c.status, c.valid_until, now),
+                state,
                 format_local(c.valid_until),
             )
         })

@@ -211,7 +211,7 @@ pub(crate) async fn redeem(
 ) -> Result<Response, ApiError> {
     require_write(&caller)?;
     let u = json_body(b)?;
-    let c = coupons::redeem(&app.db, caller.tenant_id, &u, now_ms()).await?;
+    let c = coupons::redeem(&app.db, caller.tenant_id, &u, &actor(&caller), now_ms()).await?;
     Ok(Json(c).into_response())
 }
 

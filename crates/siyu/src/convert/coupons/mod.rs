@@ -176,6 +176,9 @@ pub struct Coupon {
     pub order_ref: Option<String>,
     pub order_amount: Option<Fen>,
     pub discount: Option<Fen>,
+    /// Who typed the code (`console:<user>`, `api:<key>`); none for coupons redeemed before
+    /// this was kept.
+    pub redeemed_by: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -262,7 +265,7 @@ const TEMPLATE_COLS: &str = "id, name, kind, value, gift, threshold, starts_at, 
      total, issued, channels, stores, CASE WHEN stackable = 1 THEN TRUE ELSE FALSE END AS stackable, created_at, claim_via";
 
 const COUPON_COLS: &str = "id, template_id, customer_id, code, status, source, granted_at, valid_from, valid_until, \
-     redeemed_at, order_ref, order_amount, discount";
+     redeemed_at, order_ref, order_amount, discount, redeemed_by";
 
 fn list_text(v: &[String]) -> Option<String> {
     let v: Vec<&str> = v

@@ -77,7 +77,13 @@ pub(super) fn allowed(list: Option<&str>, v: Option<&str>) -> bool {
 }
 
 /// Redeems a coupon on an order, exactly once. Returns the coupon as redeemed.
-pub async fn redeem(db: &Db, tenant: TenantId, u: &UseOn, now: i64) -> Result<Coupon, CouponError> {
+pub async fn redeem(
+    db: &Db,
+    tenant: TenantId,
+    u: &UseOn,
+    by: &str,
+    now: i64,
+) -> Result<Coupon, CouponError> {
     if u.order_ref.trim().is_empty() {
         return Err(invalid("order_ref", "is empty"));
     }
@@ -162,7 +168,7 @@ pub async fn redeem(db: &Db, tenant: TenantId, u: &UseOn, now: i64) -> Result<Co
         .fetch_one(
             &sql(format!(
                 "UPDATE coupons SET status = 'redeemed', redeemed_at = $1, order_ref = $2, order_amount = $3, discount = $4, \
-                 channel = $5, store_id = $6 WHERE tenant_id = $7 AND id = $8 AND status = 'claimed' RETURNING {COUPON_COLS}"
+                 channel = $5, store_id = $6, redeemed_by = $9 WHERE tenant_id = $7 AND id = $8 AND status = 'claimed' RETURNING {COUPON_COLS}"
             ))
             .bind(now)
             .bind(u.order_ref.as_str())
@@ -171,7 +177,8 @@ pub async fn redeem(db: &Db, tenant: TenantId, u: &UseOn, now: i64) -> Result<Co
             .bind(u.channel.clone())
             .bind(u.store_id.clone())
             .bind(tenant)
-            .bind(c.id),
+            .bind(c.id)
+            .bind(by),
         )
         .await?;
     tx.commit().await?;
