@@ -435,7 +435,7 @@ pub fn table(workers: &Workers) -> Router<AppState> {
             "/console/coupons/{id}/total",
             post(console::coupons::add_total),
         )
-        .route("/console/coupons/redeem", post(console::coupons::redeem))
+        .route("/console/coupons/redeem", post(console::redemption::redeem))
         .route(
             "/console/policy",
             get(console::policy::policy_page).post(console::policy::save),

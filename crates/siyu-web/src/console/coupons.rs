@@ -1,7 +1,8 @@
 //! The coupon templates page (优惠券): the brand's templates with what each offers and where it
 //! is claimed, a form that makes one (amounts typed in yuan, validity as days or dates), the
-//! claim channel changed in place, a template issued to a segment snapshot, and a coupon
-//! redeemed in store by its code, so that none of it waits for someone to call the API.
+//! claim channel changed in place, more coupons added or issuing stopped, and a template issued
+//! to a segment snapshot, so that none of it waits for someone to call the API. Redemption in
+//! store, shown on the same page, is `redemption`.
 
 use askama::Template;
 use axum::extract::{Form, Path, Query, State};
@@ -13,7 +14,6 @@ use super::form::{fen, list, number, opt_time};
 use super::{ConsoleUser, page, server_error};
 use crate::AppState;
 use crate::i18n::{CouponTr, Lang, Tr, claim_via_name, coupon_kind_name};
-use siyu::convert::coupons::UseOn;
 use siyu::convert::coupons::{
     self, ClaimVia, CouponError, Kind, Template as CouponTemplate, TemplateInput,
 };
@@ -21,7 +21,6 @@ use siyu::know::CustomerId;
 use siyu::know::report::yuan;
 use siyu::know::segments;
 use siyu::platform::Fen;
-use siyu::platform::access::Role;
 use siyu::platform::clock::{format_local, now_ms};
 
 const KINDS: [Kind; 3] = [Kind::AmountOff, Kind::PercentOff, Kind::FreeGift];
@@ -123,7 +122,7 @@ pub(crate) struct CouponsPage {
     /// The latest snapshots, for issuing.
     snapshots: Vec<super::segments::SnapshotOption>,
     form: TemplateForm,
-    redeem_form: RedeemForm,
+    redeem_form: super::redemption::RedeemForm,
     kind_choices: Vec<(&'static str, &'static str)>,
     claim_choices: Vec<(&'static str, &'static str)>,
 }
@@ -162,16 +161,24 @@ async fn render(
     form: TemplateForm,
     notice: String,
 ) -> Response {
-    render_with(app, u, errors, form, RedeemForm::default(), notice).await
+    render_with(
+        app,
+        u,
+        errors,
+        form,
+        super::redemption::RedeemForm::default(),
+        notice,
+    )
+    .await
 }
 
 /// [`render`] with the redemption form as store staff typed it.
-async fn render_with(
+pub(super) async fn render_with(
     app: &AppState,
     u: &ConsoleUser,
     errors: Vec<String>,
     form: TemplateForm,
-    redeem_form: RedeemForm,
+    redeem_form: super::redemption::RedeemForm,
     notice: String,
 ) -> Response {
     let templates = match coupons::templates(&app.db, u.caller.tenant_id).await {
@@ -220,7 +227,7 @@ async fn render_with(
         errors,
         notice,
         may_write: u.caller.role.may_write(),
-        may_redeem: may_redeem(u),
+        may_redeem: super::redemption::may_redeem(u),
         snapshots,
         form,
         redeem_form,
@@ -364,7 +371,7 @@ pub(crate) async fn coupons_page(
 }
 
 /// Full-width digits and point (８.５) as ASCII: an IME types them.
-fn half_width(v: &str) -> String {
+pub(super) fn half_width(v: &str) -> String {
     v.trim()
         .chars()
         .map(|c| match c {
@@ -560,6 +567,28 @@ pub(crate) struct ClaimViaForm {
     claim_via: String,
 }
 
+/// A change to one template: a writer's, of a template the path names; otherwise the answer.
+async fn template_to_change(app: &AppState, u: &ConsoleUser, id: &str) -> Result<i64, Response> {
+    if !u.caller.role.may_write() {
+        let said = u.lang.coupons().read_only.into();
+        return Err(refused(app, u, said, StatusCode::FORBIDDEN).await);
+    }
+    id.parse::<i64>()
+        .map_err(|_| (StatusCode::NOT_FOUND, "").into_response())
+}
+
+/// A template changed: back to the page at `to`, or the store's refusal.
+fn changed(
+    r: Result<CouponTemplate, CouponError>,
+    to: impl FnOnce(&CouponTemplate) -> String,
+) -> Response {
+    match r {
+        Ok(t) => Redirect::to(&to(&t)).into_response(),
+        Err(CouponError::NoTemplate(_)) => (StatusCode::NOT_FOUND, "").into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
 /// `POST /console/coupons/{id}/claim-via`: where the template is claimed from now on.
 pub(crate) async fn change_claim_via(
     State(app): State<AppState>,
@@ -567,18 +596,15 @@ pub(crate) async fn change_claim_via(
     Path(id): Path<String>,
     Form(f): Form<ClaimViaForm>,
 ) -> Response {
-    if !u.caller.role.may_write() {
-        let said = u.lang.coupons().read_only.into();
-        return refused(&app, &u, said, StatusCode::FORBIDDEN).await;
-    }
-    let (Ok(id), Some(via)) = (id.parse::<i64>(), claim_via(&f.claim_via)) else {
+    let id = match template_to_change(&app, &u, &id).await {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let Some(via) = claim_via(&f.claim_via) else {
         return (StatusCode::NOT_FOUND, "").into_response();
     };
-    match coupons::set_claim_via(&app.db, u.caller.tenant_id, id, via).await {
-        Ok(_) => Redirect::to("/console/coupons").into_response(),
-        Err(CouponError::NoTemplate(_)) => (StatusCode::NOT_FOUND, "").into_response(),
-        Err(e) => server_error(e),
-    }
+    let r = coupons::set_claim_via(&app.db, u.caller.tenant_id, id, via).await;
+    changed(r, |_| "/console/coupons".into())
 }
 
 /// `POST /console/coupons/{id}/stop`: the template issues no more (停止发放).
@@ -587,18 +613,12 @@ pub(crate) async fn stop(
     u: ConsoleUser,
     Path(id): Path<String>,
 ) -> Response {
-    if !u.caller.role.may_write() {
-        let said = u.lang.coupons().read_only.into();
-        return refused(&app, &u, said, StatusCode::FORBIDDEN).await;
-    }
-    let Ok(id) = id.parse::<i64>() else {
-        return (StatusCode::NOT_FOUND, "").into_response();
+    let id = match template_to_change(&app, &u, &id).await {
+        Ok(id) => id,
+        Err(r) => return r,
     };
-    match coupons::stop_issuing(&app.db, u.caller.tenant_id, id, now_ms()).await {
-        Ok(t) => Redirect::to(&format!("/console/coupons?stopped={}", t.id)).into_response(),
-        Err(CouponError::NoTemplate(_)) => (StatusCode::NOT_FOUND, "").into_response(),
-        Err(e) => server_error(e),
-    }
+    let r = coupons::stop_issuing(&app.db, u.caller.tenant_id, id, now_ms()).await;
+    changed(r, |t| format!("/console/coupons?stopped={}", t.id))
 }
 
 #[derive(Deserialize)]
@@ -614,12 +634,9 @@ pub(crate) async fn add_total(
     Path(id): Path<String>,
     Form(f): Form<AddForm>,
 ) -> Response {
-    if !u.caller.role.may_write() {
-        let said = u.lang.coupons().read_only.into();
-        return refused(&app, &u, said, StatusCode::FORBIDDEN).await;
-    }
-    let Ok(id) = id.parse::<i64>() else {
-        return (StatusCode::NOT_FOUND, "").into_response();
+    let id = match template_to_change(&app, &u, &id).await {
+        Ok(id) => id,
+        Err(r) => return r,
     };
     let more = match f.add.trim().parse::<i64>() {
         Ok(n) if (1..=coupons::MOST_ADDED).contains(&n) => n,
@@ -628,41 +645,12 @@ pub(crate) async fn add_total(
             return refused(&app, &u, said, StatusCode::BAD_REQUEST).await;
         }
     };
-    match coupons::add_to_total(&app.db, u.caller.tenant_id, id, more).await {
-        Ok(t) => {
-            Redirect::to(&format!("/console/coupons?added={}&by={more}", t.id)).into_response()
-        }
-        Err(CouponError::NoTemplate(_)) => (StatusCode::NOT_FOUND, "").into_response(),
-        Err(e) => server_error(e),
-    }
-}
-
-fn may_redeem(u: &ConsoleUser) -> bool {
-    u.caller.role.may_write() || u.caller.role == Role::Guide
+    let r = coupons::add_to_total(&app.db, u.caller.tenant_id, id, more).await;
+    changed(r, |t| format!("/console/coupons?added={}&by={more}", t.id))
 }
 
 async fn refused(app: &AppState, u: &ConsoleUser, said: String, status: StatusCode) -> Response {
     let mut r = render(app, u, vec![said], TemplateForm::default(), String::new()).await;
-    *r.status_mut() = status;
-    r
-}
-
-async fn refused_redeem(
-    app: &AppState,
-    u: &ConsoleUser,
-    said: String,
-    typed: RedeemForm,
-    status: StatusCode,
-) -> Response {
-    let mut r = render_with(
-        app,
-        u,
-        vec![said],
-        TemplateForm::default(),
-        typed,
-        String::new(),
-    )
-    .await;
     *r.status_mut() = status;
     r
 }
@@ -755,106 +743,5 @@ pub(crate) async fn issue(
             refused(&app, &u, said, StatusCode::CONFLICT).await
         }
         Err(e) => server_error(e),
-    }
-}
-
-/// What store staff typed to redeem, written back on a refusal so nothing is typed twice.
-#[derive(Clone, Default, Deserialize)]
-pub(crate) struct RedeemForm {
-    #[serde(default)]
-    pub code: String,
-    #[serde(default)]
-    pub order_ref: String,
-    #[serde(default)]
-    pub amount: String,
-    #[serde(default)]
-    pub store_id: String,
-}
-
-/// A redemption refused, in the page's language, naming what to check.
-fn redeem_refused(lang: Lang, code: &str, e: &CouponError) -> String {
-    if lang == Lang::En {
-        return e.to_string();
-    }
-    match e {
-        CouponError::NoCoupon(_) => format!("券码：找不到「{code}」，请核对"),
-        CouponError::Invalid {
-            field: "order_ref", ..
-        } => "订单号：必填".into(),
-        CouponError::Invalid { .. } => super::form::unworded(lang, e),
-        CouponError::Refused(w) if w.contains("was redeemed already") => {
-            format!("券码「{code}」已经核销过，不能再用")
-        }
-        CouponError::Refused(w) if w.contains("is not valid now") => {
-            format!("券码「{code}」不在有效期内")
-        }
-        CouponError::Refused(w) if w.contains("below the coupon's threshold") => {
-            "订单金额：未达到这张券的使用门槛".into()
-        }
-        CouponError::Refused(w) if w.contains("not usable in store") => {
-            "门店：这张券不能在这家门店使用".into()
-        }
-        CouponError::Refused(w) if w.contains("not usable in channel") => {
-            "这张券不能在门店渠道使用".into()
-        }
-        CouponError::Refused(w) if w.contains("nothing is left") => {
-            "这张订单已被之前的券抵扣完，不能再用券".into()
-        }
-        CouponError::Refused(w) if w.contains("stack") => "这张券不能与订单上已用的券叠加".into(),
-        CouponError::Refused(w) if w.contains("amount differs") => {
-            "订单金额：与这张订单第一次用券时填的金额不同，请核对".into()
-        }
-        e => super::form::unworded(lang, e),
-    }
-}
-
-/// `POST /console/coupons/redeem`: store staff type a customer's code, the order and its amount;
-/// the coupon is used once, and the page says what it took off.
-pub(crate) async fn redeem(
-    State(app): State<AppState>,
-    u: ConsoleUser,
-    Form(f): Form<RedeemForm>,
-) -> Response {
-    let zh = u.lang == Lang::Zh;
-    if !may_redeem(&u) {
-        let said = if zh {
-            "你的角色不能核销优惠券；请找门店导购、运营或管理员"
-        } else {
-            "Your role may not redeem coupons"
-        };
-        return refused_redeem(&app, &u, said.into(), f, StatusCode::FORBIDDEN).await;
-    }
-    let amount = match fen("amount", &half_width(&f.amount)) {
-        Ok(a) if a > Fen::ZERO => a,
-        _ => {
-            let said = if zh {
-                format!("订单金额：「{}」不是大于 0 的金额（元）", f.amount)
-            } else {
-                format!("amount: {:?} is not an amount in yuan", f.amount)
-            };
-            return refused_redeem(&app, &u, said, f, StatusCode::BAD_REQUEST).await;
-        }
-    };
-    let use_on = UseOn {
-        code: f.code.trim().to_owned(),
-        order_ref: f.order_ref.trim().to_owned(),
-        amount,
-        channel: Some("store".into()),
-        store_id: Some(f.store_id.trim().to_owned()).filter(|s| !s.is_empty()),
-    };
-    let by = crate::api::actor(&u.caller);
-    match coupons::redeem(&app.db, u.caller.tenant_id, &use_on, &by, now_ms()).await {
-        // Answered by a redirect: reloading the page does not try the code again.
-        Ok(c) => Redirect::to(&format!("/console/coupons?redeemed={}", c.id)).into_response(),
-        Err(CouponError::Db(e)) => server_error(e),
-        Err(e) => {
-            let status = match e {
-                CouponError::NoCoupon(_) => StatusCode::NOT_FOUND,
-                CouponError::Refused(_) => StatusCode::CONFLICT,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            let said = redeem_refused(u.lang, f.code.trim(), &e);
-            refused_redeem(&app, &u, said, f, status).await
-        }
     }
 }

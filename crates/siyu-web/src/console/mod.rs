@@ -17,6 +17,7 @@ pub mod members;
 pub mod origin;
 pub mod picked;
 pub mod policy;
+pub mod redemption;
 pub mod rfm;
 pub mod segments;
 pub mod shops;

@@ -100,21 +100,28 @@ fn coupon_state(lang: Lang, status: CouponStatus, valid_until: i64, now: i64) ->
 /// Where one message stands, as the campaign list says it.
 fn message_state(lang: Lang, m: &Received, now: i64) -> String {
     let zh = lang == Lang::Zh;
-    let at = |t: i64| format_local(t);
-    match (m.status.as_str(), zh) {
-        ("queued", true) if m.reason.is_some() => "等待重试".into(),
-        ("queued", true) if m.not_before > now => {
-            format!("等待免打扰时段结束（至 {}）", at(m.not_before))
+    let at = format_local;
+    let pick = |z: &str, e: &str| if zh { z.to_owned() } else { e.to_owned() };
+    match m.status.as_str() {
+        "queued" if m.reason.is_some() => pick("等待重试", "To retry"),
+        "queued" if m.not_before > now => {
+            let t = at(m.not_before);
+            pick(
+                &format!("等待免打扰时段结束（至 {t}）"),
+                &format!("Held until {t}"),
+            )
         }
-        ("queued", true) => "排队中".into(),
-        ("sending", true) => "提交短信平台中".into(),
-        ("sent", true) => format!("已发送 {}", m.sent_at.map(at).unwrap_or_default()),
-        ("delivered", true) => "已送达".into(),
-        ("undelivered", true) => "未送达".into(),
-        ("failed", true) => "失败".into(),
-        ("suppressed", true) => "按触达策略未发".into(),
-        ("queued", false) if m.not_before > now => format!("held until {}", at(m.not_before)),
-        (s, _) => s.to_owned(),
+        "queued" => pick("排队中", "Queued"),
+        "sending" => pick("提交短信平台中", "With the provider"),
+        "sent" => {
+            let t = m.sent_at.map(at).unwrap_or_default();
+            pick(&format!("已发送 {t}"), &format!("Sent {t}"))
+        }
+        "delivered" => pick("已送达", "Delivered"),
+        "undelivered" => pick("未送达", "Not delivered"),
+        "failed" => pick("失败", "Failed"),
+        "suppressed" => pick("按触达策略未发", "Not sent by the contact policy"),
+        other => other.to_owned(),
     }
 }
 
@@ -201,18 +208,25 @@ pub(crate) async fn read(
             )
         })
         .collect();
-    let campaigns = siyu::acquire::campaigns::list(&app.db, tenant)
+    let received = progress::received_by(&app.db, tenant, customer, 20)
         .await
         .map_err(|x| e(&x))?;
-    let messages = progress::received_by(&app.db, tenant, customer, 20)
-        .await
-        .map_err(|x| e(&x))?
+    // The names of only the campaigns these messages came from, each read once.
+    let mut campaign_ids: Vec<i64> = received.iter().filter_map(|m| m.campaign_id).collect();
+    campaign_ids.sort_unstable();
+    campaign_ids.dedup();
+    let mut campaigns = std::collections::HashMap::new();
+    for id in campaign_ids {
+        if let Ok(c) = siyu::acquire::campaigns::get(&app.db, tenant, id).await {
+            campaigns.insert(id, c.name);
+        }
+    }
+    let messages = received
         .into_iter()
         .map(|m| {
             let campaign = m
                 .campaign_id
-                .and_then(|id| campaigns.iter().find(|c| c.id == id))
-                .map(|c| c.name.clone())
+                .and_then(|id| campaigns.get(&id).cloned())
                 .unwrap_or_default();
             (
                 format_local(m.created_at),
@@ -342,14 +356,11 @@ pub(crate) async fn add_note(
     let zh = u.lang == Lang::Zh;
     // Guides keep notes on their customers too.
     if !(u.caller.role.may_write() || u.caller.role == siyu::platform::access::Role::Guide) {
-        return refused(
+        return said(
             &u,
             StatusCode::FORBIDDEN,
-            if zh {
-                "你的角色只能查看，不能写备注；请找管理员或运营"
-            } else {
-                "Your role may not write notes"
-            },
+            "你的角色只能查看，不能写备注；请找管理员或运营",
+            "Your role may not write notes",
         );
     }
     let tenant = u.caller.tenant_id;
@@ -375,6 +386,11 @@ pub(crate) async fn add_note(
         }
         Err(e) => server_error(e),
     }
+}
+
+/// [`refused`] in the reader's language.
+fn said(u: &ConsoleUser, status: StatusCode, zh: &'static str, en: &'static str) -> Response {
+    refused(u, status, if u.lang == Lang::Zh { zh } else { en })
 }
 
 fn refused(u: &ConsoleUser, status: StatusCode, message: &'static str) -> Response {
@@ -416,27 +432,20 @@ pub(crate) async fn grant_coupon(
     Path(id): Path<String>,
     Form(f): Form<GrantForm>,
 ) -> Response {
-    let zh = u.lang == Lang::Zh;
     if !u.caller.role.may_write() {
-        return refused(
+        return said(
             &u,
             StatusCode::FORBIDDEN,
-            if zh {
-                "你的角色只能查看，不能发券；请找管理员或运营"
-            } else {
-                "Your role may not give coupons"
-            },
+            "你的角色只能查看，不能发券；请找管理员或运营",
+            "Your role may not give coupons",
         );
     }
     let Ok(template) = f.template_id.trim().parse::<i64>() else {
-        return refused(
+        return said(
             &u,
             StatusCode::BAD_REQUEST,
-            if zh {
-                "优惠券：请选择一张券"
-            } else {
-                "coupon: choose one"
-            },
+            "优惠券：请选择一张券",
+            "coupon: choose one",
         );
     };
     let tenant = u.caller.tenant_id;
@@ -450,26 +459,20 @@ pub(crate) async fn grant_coupon(
             Redirect::to(&format!("/console/customers/{customer}?granted={template}"))
                 .into_response()
         }
-        Ok(_) => refused(
+        Ok(_) => said(
             &u,
             StatusCode::CONFLICT,
-            if zh {
-                "没有发出：这张券已发完，或这位客户已达每人限领"
-            } else {
-                "Not given: none left, or the customer holds the most allowed"
-            },
+            "没有发出：这张券已发完，或这位客户已达每人限领",
+            "Not given: none left, or the customer holds the most allowed",
         ),
         Err(coupons::CouponError::NoTemplate(_)) => {
             refused(&u, StatusCode::NOT_FOUND, u.lang.tr().not_found)
         }
-        Err(coupons::CouponError::Refused(_)) => refused(
+        Err(coupons::CouponError::Refused(_)) => said(
             &u,
             StatusCode::CONFLICT,
-            if zh {
-                "没有发出：这张券不在发放时间内"
-            } else {
-                "Not given: the coupon is outside its dates"
-            },
+            "没有发出：这张券不在发放时间内",
+            "Not given: the coupon is outside its dates",
         ),
         Err(e) => server_error(e),
     }
@@ -488,28 +491,21 @@ pub(crate) async fn add_tag(
     Path(id): Path<String>,
     Form(f): Form<TagForm>,
 ) -> Response {
-    let zh = u.lang == Lang::Zh;
     if !u.caller.role.may_write() {
-        return refused(
+        return said(
             &u,
             StatusCode::FORBIDDEN,
-            if zh {
-                "你的角色只能查看，不能打标签；请找管理员或运营"
-            } else {
-                "Your role may not tag customers"
-            },
+            "你的角色只能查看，不能打标签；请找管理员或运营",
+            "Your role may not tag customers",
         );
     }
     let tenant = u.caller.tenant_id;
     let Ok(tag_id) = f.tag_id.trim().parse::<i64>() else {
-        return refused(
+        return said(
             &u,
             StatusCode::BAD_REQUEST,
-            if zh {
-                "标签：请选择一个标签"
-            } else {
-                "tag: choose one"
-            },
+            "标签：请选择一个标签",
+            "tag: choose one",
         );
     };
     let customer = match the_customer(&app, &u, &id).await {
@@ -519,14 +515,11 @@ pub(crate) async fn add_tag(
     let tag = match tags::get(&app.db, tenant, tag_id).await {
         Ok(t) if t.rule.is_none() => t,
         Ok(_) => {
-            return refused(
+            return said(
                 &u,
                 StatusCode::BAD_REQUEST,
-                if zh {
-                    "标签：规则标签随规则变化，不能手动打"
-                } else {
-                    "tag: a rule tag follows its rule"
-                },
+                "标签：规则标签随规则变化，不能手动打",
+                "tag: a rule tag follows its rule",
             );
         }
         Err(_) => return refused(&u, StatusCode::NOT_FOUND, u.lang.tr().not_found),

@@ -3,9 +3,9 @@
 //! Apache-2.0, shipped in the binary: `assets/`).
 
 use std::io::Write;
-use std::sync::OnceLock;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::header::{ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use axum::http::{HeaderMap, StatusCode};
@@ -14,9 +14,9 @@ use serde_json::json;
 
 use super::ConsoleUser;
 use crate::AppState;
-use crate::api::measure::trends::{RangeQuery, read};
+use crate::api::measure::trends::{RangeQuery, brand_offset};
 use crate::i18n::Lang;
-use siyu::measure::trends::RangeError;
+use siyu::measure::trends::{self, RangeError};
 
 const ECHARTS: &[u8] = include_bytes!("../../assets/echarts-5.6.0.min.js");
 
@@ -27,16 +27,21 @@ pub(crate) async fn trends_json(
     u: ConsoleUser,
     Query(q): Query<RangeQuery>,
 ) -> Response {
-    match read(&app, u.caller.tenant_id, &q).await {
-        Ok(t) => Json(t).into_response(),
-        Err(e) if e.status() == StatusCode::BAD_REQUEST => {
-            let said = match q.range(0) {
-                Err(r) => range_error(u.lang, &r),
-                Ok(_) => e.message().to_owned(),
-            };
-            (StatusCode::BAD_REQUEST, Json(json!({"error": said}))).into_response()
+    let tenant = u.caller.tenant_id;
+    let offset = match brand_offset(&app, tenant).await {
+        Ok(o) => o,
+        Err(e) => return super::server_error(e.message()),
+    };
+    let range = match q.range(offset) {
+        Ok(r) => r,
+        Err(e) => {
+            let said = range_error(u.lang, &e);
+            return (StatusCode::BAD_REQUEST, Json(json!({"error": said}))).into_response();
         }
-        Err(e) => super::server_error(e.message()),
+    };
+    match trends::trends(&app.db, tenant, range).await {
+        Ok(t) => Json(t).into_response(),
+        Err(e) => super::server_error(e),
     }
 }
 
@@ -53,30 +58,39 @@ pub(crate) fn range_error(lang: Lang, e: &RangeError) -> String {
     }
 }
 
-/// The chart library, gzipped once when the browser takes gzip; cached for a year (the path
-/// names the version).
+/// The chart library, gzipped once (on a blocking thread, at its first request by a browser
+/// that takes gzip) and shared after; cached for a year (the path names the version).
 pub(crate) async fn echarts(headers: HeaderMap) -> Response {
-    static GZIPPED: OnceLock<Option<Vec<u8>>> = OnceLock::new();
+    static GZIPPED: tokio::sync::OnceCell<Option<Bytes>> = tokio::sync::OnceCell::const_new();
     let takes_gzip = headers
         .get(ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
-    let gzipped = takes_gzip
-        .then(|| {
-            GZIPPED.get_or_init(|| {
-                let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-                z.write_all(ECHARTS).ok()?;
-                z.finish().ok()
+    let gzipped = if takes_gzip {
+        GZIPPED
+            .get_or_init(|| async {
+                tokio::task::spawn_blocking(|| {
+                    let mut z =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                    z.write_all(ECHARTS).ok()?;
+                    z.finish().ok().map(Bytes::from)
+                })
+                .await
+                .ok()
+                .flatten()
             })
-        })
-        .and_then(Option::as_ref);
+            .await
+            .clone()
+    } else {
+        None
+    };
     let common = [
         (CONTENT_TYPE, "text/javascript; charset=utf-8"),
         (CACHE_CONTROL, "public, max-age=31536000, immutable"),
         (VARY, "Accept-Encoding"),
     ];
     match gzipped {
-        Some(body) => (common, [(CONTENT_ENCODING, "gzip")], body.clone()).into_response(),
-        None => (common, ECHARTS).into_response(),
+        Some(body) => (common, [(CONTENT_ENCODING, "gzip")], body).into_response(),
+        None => (common, Bytes::from_static(ECHARTS)).into_response(),
     }
 }

@@ -49,7 +49,7 @@ pub async fn brand_offset(app: &AppState, tenant: TenantId) -> Result<i64, ApiEr
     Ok(policy::load(&app.db, tenant).await?.utc_offset_minutes)
 }
 
-pub async fn read(app: &AppState, tenant: TenantId, q: &RangeQuery) -> Result<Trends, ApiError> {
+async fn read(app: &AppState, tenant: TenantId, q: &RangeQuery) -> Result<Trends, ApiError> {
     let range = q.range(brand_offset(app, tenant).await?)?;
     Ok(trends::trends(&app.db, tenant, range).await?)
 }
