@@ -1,5 +1,5 @@
 // Drives a package card's landing page in headless Chromium at a phone's size: the refusals a
-// buyer can meet, in Chinese first, then the claim and the guide's WeCom QR.
+// buyer can meet, in Chinese only, then the claim and the guide's WeCom QR.
 // Usage: node card.mjs BASE_URL CARD_CODE PHONE OTP SCREENSHOT_DIR
 import { check, launch } from './browser.mjs';
 
@@ -22,7 +22,7 @@ try {
   await page.fill('#phone', '12345');
   await page.click('#send');
   const refused = await message('请输入正确的手机号');
-  check(refused.includes('Please enter'), 'a bad phone number is refused, Chinese first');
+  check(!/[A-Za-z]{2,}/.test(refused), 'a bad phone number is refused in Chinese only');
   check(!refused.includes('('), "the server's own English words are not shown to the customer");
 
   // The harness asked for a code for this phone a moment ago: a second one is refused.
@@ -46,11 +46,17 @@ try {
   await page.fill('#otp', otp);
   await page.click('#claim');
   const done = await message('领取成功');
-  check(/Claimed: \S+/.test(done), 'the right code claims the gift and shows the coupon');
-  await page.waitForSelector('#done img[alt="WeCom QR"]');
+  check(/^券码 [A-Z0-9]{10}$/.test(await page.textContent('#done .coupon-code')), 'the right code claims the gift and shows the coupon: ' + done);
+  await page.waitForSelector('#done img');
   check((await page.textContent('#done')).includes('添加您的专属顾问'), "the guide's WeCom QR follows the claim");
   await page.screenshot({ path: shots + '/card-claimed.png', fullPage: true });
 
+  const words = await page.evaluate(() => {
+    const main = document.querySelector('main').cloneNode(true);
+    main.querySelectorAll('.coupon-code, .note, script').forEach((e) => e.remove());
+    return (main.textContent.match(/[A-Za-z]{2,}/g) || []);
+  });
+  check(words.length === 0, 'the card page is Chinese only: ' + words.join(' '));
   await page.reload();
   check((await page.textContent('body')).includes('礼品已领取'), 'the card, scanned again, says it was claimed');
   console.log('all card checks passed');

@@ -37,8 +37,8 @@ pub(crate) async fn landing(
             return Ok((
                 StatusCode::NOT_FOUND,
                 Html(page(
-                    "卡片无效 / Card not found",
-                    "<p>请核对卡片上的编码。<br>Please check the code on the card.</p>",
+                    "卡片无效",
+                    "<p>请核对卡片上的编码。</p>",
                     "",
                 )),
             )
@@ -51,34 +51,34 @@ pub(crate) async fn landing(
         cards::record_scan(&app.db, c.id, now).await?;
     }
     let body = if c.claimed_at.is_some() {
-        "<p>这张卡的礼品已领取。<br>This card's gift has been claimed.</p>".to_string()
+        "<p>这张卡的礼品已领取。</p>".to_string()
     } else {
         format!(
-            r#"<p>输入手机号，领取您的专属礼品<br><small>Enter your phone to claim your gift</small></p>
-<form id="f"><input id="phone" name="phone" inputmode="tel" maxlength="13" placeholder="手机号 Phone" required>
-<div class="row"><input id="otp" name="otp" inputmode="numeric" maxlength="6" placeholder="验证码 Code">
-<button type="button" id="send">获取验证码 Send code</button></div>
-<input id="order" name="order_no" maxlength="64" placeholder="订单号（选填，关联您的订单）Order number (optional)">
-<button type="submit" id="claim">立即领取 Claim</button></form><p id="msg" role="status"></p><div id="done"></div>
+            r#"<p>输入手机号，领取您的专属礼品</p>
+<form id="f"><input id="phone" name="phone" inputmode="tel" maxlength="13" placeholder="手机号" required>
+<div class="row"><input id="otp" name="otp" inputmode="numeric" maxlength="6" placeholder="验证码">
+<button type="button" id="send" class="side">获取验证码</button></div>
+<input id="order" name="order_no" maxlength="64" placeholder="订单号（选填，关联您的订单）">
+<button type="submit" id="claim">立即领取</button></form><p id="msg" role="status"></p><div id="done"></div>
 <script>
 const code = {code:?};
 const msg = t => document.getElementById('msg').textContent = t;
-// What the customer can do about each refusal, Chinese first, then English; the server's own
-// words (English, for developers) stay in the answer and are not shown.
-const said = {{too_soon: '验证码已发送，请一分钟后再试 / Wait a minute before asking again',
-  code_rejected: '验证码错误或已过期，请重新获取 / Wrong or expired code: ask for a new one',
-  claimed: '这张卡的礼品已领取 / This card has been claimed',
-  locked: '错误次数过多，请半小时后再试 / Too many wrong codes: try again in half an hour',
-  phone_limit: '该号码今天的验证码已用完，请明天再试 / This number has had its codes for today',
-  card_limit: '这张卡已向多个号码发送过验证码 / This card has sent codes to as many numbers as it may',
-  rate_limited: '请求过于频繁，请稍后再试 / Too many requests: try again later',
-  sms_budget: '短信暂时无法发送，请稍后再试 / Codes cannot be sent just now',
-  bad_request: '请输入正确的手机号 / Please enter a valid mainland mobile number',
-  human_check: '人机验证未通过，请重新获取验证码 / The check did not pass: ask again',
-  too_many_requests: '操作过于频繁，请稍后再试 / Too many requests: try again shortly',
-  unavailable: '系统繁忙，请稍后再试 / Busy: try again shortly',
-  timed_out: '网络较慢，请重试 / The request timed out: try again'}};
-const why = v => said[v.error.code] || '出错了，请稍后再试 / Something went wrong';
+// What the customer can do about each refusal; the server's own words (English, for
+// developers) stay in the answer and are not shown.
+const said = {{too_soon: '验证码已发送，请一分钟后再试',
+  code_rejected: '验证码错误或已过期，请重新获取',
+  claimed: '这张卡的礼品已领取',
+  locked: '错误次数过多，请半小时后再试',
+  phone_limit: '该号码今天的验证码已用完，请明天再试',
+  card_limit: '这张卡已向多个号码发送过验证码',
+  rate_limited: '请求过于频繁，请稍后再试',
+  sms_budget: '短信暂时无法发送，请稍后再试',
+  bad_request: '请输入正确的手机号',
+  human_check: '人机验证未通过，请重新获取验证码',
+  too_many_requests: '操作过于频繁，请稍后再试',
+  unavailable: '系统繁忙，请稍后再试',
+  timed_out: '网络较慢，请重试'}};
+const why = v => said[v.error.code] || '出错了，请稍后再试';
 async function post(path, body) {{
   const r = await fetch('/h5/v1/cards/' + code + path, {{method: 'POST', headers: {{'content-type': 'application/json'}}, body: JSON.stringify(body)}});
   return [r.status, await r.json()];
@@ -112,14 +112,14 @@ function solve(challenge, phone, bits) {{
 document.getElementById('send').onclick = async () => {{
   const phone = document.getElementById('phone').value, send = document.getElementById('send');
   send.disabled = true;
-  msg('正在验证，请稍候… / Checking, a moment…');
+  msg('正在验证，请稍候…');
   try {{
     const c = await (await fetch('/h5/v1/human-check')).json();
     // As the server reads the number: full-width digits as ASCII, then the last 11 digits.
     const digits = phone.replace(/[\uFF10-\uFF19]/g, (d) => String.fromCharCode(d.charCodeAt(0) - 0xFEE0)).replace(/[^0-9]/g, '');
     const nonce = solve(c.challenge, digits.slice(-11), c.bits);
     const [s, v] = await post('/otp', {{phone, challenge: c.challenge, nonce}});
-    msg(s === 202 ? '验证码已发送 / Code sent' : why(v));
+    msg(s === 202 ? '验证码已发送，请查看短信' : why(v));
   }} finally {{ send.disabled = false; }}
 }};
 document.getElementById('f').onsubmit = async e => {{
@@ -127,21 +127,32 @@ document.getElementById('f').onsubmit = async e => {{
   const order_no = document.getElementById('order').value.trim() || undefined;
   const [s, v] = await post('/claim', {{phone: document.getElementById('phone').value, otp: document.getElementById('otp').value, order_no}});
   if (s !== 200) {{ msg(why(v)); return; }}
-  msg('领取成功 / Claimed: ' + v.coupon.code + (v.order ? ' · ' + v.order.said : ''));
-  if (v.contact_qr_url) document.getElementById('done').innerHTML = '<p>添加您的专属顾问 / Add your guide</p><img alt="WeCom QR" src="' + encodeURI(v.contact_qr_url) + '">';
+  msg('领取成功' + (v.order ? '，' + v.order.said : ''));
+  const done = document.getElementById('done');
+  const coupon = document.createElement('div'); coupon.className = 'coupon-code'; coupon.textContent = '券码 ' + v.coupon.code;
+  done.appendChild(coupon);
+  if (v.contact_qr_url) done.insertAdjacentHTML('beforeend', '<p>添加您的专属顾问</p><img alt="专属顾问企业微信二维码" src="' + encodeURI(v.contact_qr_url) + '">');
 }};
 </script>"#
         )
     };
-    Ok(Html(page("领取礼品 / Claim your gift", &body, &c.code)).into_response())
+    Ok(Html(page("领取礼品", &body, &c.code)).into_response())
 }
 
 pub(crate) fn page(title: &str, body: &str, code: &str) -> String {
+    // The look of the other customer pages (activity.html): a white card on grey, the brand red.
     format!(
-        r#"<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{title}</title><style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:2rem auto;padding:0 1rem}}
-input,button{{font-size:1rem;padding:.6rem;margin:.3rem 0;width:100%;box-sizing:border-box}}.row{{display:flex;gap:.5rem}}
-img{{width:12rem}}small{{color:#666}}</style></head><body><h1>{title}</h1>{body}<p><small>{code}</small></p></body></html>"#
+        r#"<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1,viewport-fit=cover">
+<title>{title}</title><style>*{{box-sizing:border-box}}
+body{{margin:0;font:16px/1.5 -apple-system,"PingFang SC","Noto Sans CJK SC","WenQuanYi Micro Hei",sans-serif;background:#f6f6f6;color:#222}}
+main{{max-width:480px;margin:0 auto;padding:16px}}.card{{background:#fff;border-radius:12px;padding:16px}}
+h1{{font-size:20px;margin:0 0 8px}}input{{font-size:16px;padding:12px;margin:6px 0;width:100%;border:1px solid #ddd;border-radius:8px}}
+button{{width:100%;min-height:48px;border:0;border-radius:24px;background:#e4393c;color:#fff;font-size:18px;margin-top:8px}}
+button:disabled{{background:#ccc}}.row{{display:flex;gap:8px;align-items:center}}.row input{{flex:1}}
+button.side{{width:auto;min-height:44px;margin:6px 0;padding:0 14px;font-size:15px;border-radius:8px;background:#fff;color:#e4393c;border:1px solid #e4393c}}
+#msg{{min-height:24px;margin:12px 0 0}}.coupon-code{{font-size:20px;font-weight:600;letter-spacing:1px;color:#e4393c;margin:8px 0}}
+img{{width:12rem;display:block;margin:8px auto}}.note{{color:#999;font-size:12px;text-align:center;margin-top:12px}}</style></head>
+<body><main><div class="card"><h1>{title}</h1>{body}</div><p class="note">卡号 {code}</p></main></body></html>"#
     )
 }
 
