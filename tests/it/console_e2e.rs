@@ -424,9 +424,11 @@ async fn run_node(script: &Path, args: &[String], chromium: &str, shots: &Path, 
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
+    // The failed check first: a CI log that keeps only a line or two still says what broke.
     assert!(
         out.status.success(),
-        "e2e failed (screenshots in {}):\n{stdout}\n{stderr}",
+        "e2e failed: {} (screenshots in {}):\n{stdout}\n{stderr}",
+        stderr.trim(),
         shots.display()
     );
     assert!(stdout.contains(done), "{stdout}");
