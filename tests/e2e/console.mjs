@@ -109,7 +109,8 @@ try {
   await flash.locator('input[name=ends_at]').fill('2026-12-12T22:00');
   await flash.locator('button').click();
   await page.waitForSelector('.activity-error');
-  check((await page.textContent('.activity-error')).startsWith('price:'), 'a bad price is refused by name');
+  check((await page.textContent('.activity-error')).startsWith('价格：「九十九」不是金额'), 'a bad price is refused by its Chinese name: ' + (await page.textContent('.activity-error')));
+  check(await page.locator('#new-flash input[name=title]').inputValue() === '修护面霜', 'what was typed is kept beside the refusal');
   const again = page.locator('#new-flash');
   await again.locator('input[name=name]').fill('双12秒杀');
   await again.locator('input[name=sku]').fill('CREAM-50');
@@ -207,7 +208,8 @@ try {
   await form.locator('input[name=target_url]').fill('https://shop.example.cn/back');
   await form.locator('button').click();
   await page.waitForSelector('.campaign-error');
-  check((await page.textContent('.campaign-error')).startsWith('variants[0].content'), 'a text without the opt-out is refused by name');
+  check((await page.textContent('.campaign-error')).startsWith('文案版本 A：须写明退订方式'), 'a text without the opt-out is refused by its Chinese name: ' + (await page.textContent('.campaign-error')));
+  check((await page.locator('#new-campaign textarea[name=variant_a]').inputValue()).includes('老客回归礼'), 'the hand-written text is kept');
   const campaign = page.locator('#new-campaign');
   await campaign.locator('input[name=name]').fill('复购召回');
   await campaign.locator('textarea[name=variant_a]').fill('【品牌甲】老客回归礼已到账 {link} 拒收请回复R');

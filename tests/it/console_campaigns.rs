@@ -121,28 +121,32 @@ async fn a_campaign_is_created_from_a_snapshot_and_launched_from_the_console(bac
         "{page}"
     );
 
-    // Refusals are named by field, shown on the page with a 400, and nothing is stored.
-    // (The page escapes the quotes around a value it names.)
+    // Refusals name the field in Chinese, are shown on the page with a 400 beside what was
+    // typed, and nothing is stored. (The page escapes the quotes around a value it names.)
     let good_a = "【茶小铺】好久不见，20元回归券已到账 {link} 拒收请回复R";
+    let good_b = "【茶小铺】新茶到店，老客专享价 {link} 拒收请回复R";
     for (field, value, named) in [
         (
-            "variant_a",
+            "variant_c",
             "【茶小铺】好久不见 {link}",
-            "variants[0].content",
+            "文案版本 C（可选）：须写明退订方式",
         ),
-        ("holdout_percent", "十", "holdout_percent: &#34;十&#34;"),
-        ("cost_per_part", "五分", "cost_per_part:"),
-        ("scheduled_at", "明天", "scheduled_at:"),
-        ("exclude_phones", "12345", "exclude_phones[0]"),
+        ("holdout_percent", "十", "对照组比例（%）：「十」不是整数"),
+        (
+            "cost_per_part",
+            "五分",
+            "每条短信成本（元）：「五分」不是金额",
+        ),
+        ("scheduled_at", "明天", "定时发送：「明天」不是时间"),
+        ("exclude_phones", "12345", "排除号码 第 1 条：有 5 位数字"),
     ] {
         let mut form = vec![
             ("name", "双12召回"),
             ("snapshot_id", snapshot.as_str()),
             ("target_url", "https://shop.tea.cn/welcome"),
+            ("variant_a", good_a),
+            ("variant_b", good_b),
         ];
-        if field != "variant_a" {
-            form.push(("variant_a", good_a));
-        }
         form.push((field, value));
         let (st, page) = post_form(&c, &s, &ops, "/console/acquire/campaigns", &form).await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{field}");
@@ -150,6 +154,14 @@ async fn a_campaign_is_created_from_a_snapshot_and_launched_from_the_console(bac
             page.contains("campaign-error") && page.contains(named),
             "{field}: {named}: {page}"
         );
+        // The hand-written texts and the bad value are still in the form.
+        assert!(
+            page.contains(&format!(">{good_a}</textarea>"))
+                && page.contains(&format!(">{good_b}</textarea>"))
+                && page.contains(value),
+            "{field}: the form keeps what was typed: {page}"
+        );
+        assert!(!page.contains("variants["), "no JSON paths: {page}");
     }
     let (st, page) = post_form(
         &c,
@@ -455,9 +467,9 @@ async fn a_card_batch_is_created_from_the_console(backend: Backend) {
         ]
     };
     for (size, cost, named) in [
-        ("一千", "0.30", "size: &#34;一千&#34;"),
-        ("0", "0.30", "size: must be"),
-        ("50", "三毛", "cost_per_card:"),
+        ("一千", "0.30", "数量：「一千」不是整数"),
+        ("0", "0.30", "数量：须为 1–100000 张"),
+        ("50", "三毛", "每张卡成本（元）：「三毛」不是金额"),
     ] {
         let (st, page) = post_form(
             &c,
@@ -469,6 +481,10 @@ async fn a_card_batch_is_created_from_the_console(backend: Backend) {
         .await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{size} {cost}");
         assert!(page.contains(named), "{named}: {page}");
+        assert!(
+            page.contains("value=\"红卡，蓝卡\""),
+            "the designs typed are kept: {page}"
+        );
     }
     let (st, page) = post_form(
         &c,

@@ -91,6 +91,10 @@ fn visible_text(html: &str) -> String {
             }
         }
         rest = &rest[gt..];
+        // A coupon code is an id whatever its letters (ten of them may spell no digit).
+        if tag.contains("class=\"coupon-code\"") {
+            rest = &rest[rest.find('<').unwrap_or(rest.len())..];
+        }
     }
     out.push_str(rest);
     unescape(&out)
@@ -394,6 +398,7 @@ async fn every_console_page_speaks_chinese() {
 fn code_words_are_told_from_numbers_ids_and_names() {
     let t = visible_text(
         "<p title=\"tmall\">GMV ¥1,299.00 订单 T-1 <b>vip</b></p><script>var general=1</script>\
+         <td class=\"coupon-code\">CWKGWEEHRW</td>\
          <a href=\"/x\">http://127.0.0.1:8080/callbacks/wecom/1</a> siyu:lc:3 contact_added 点击 {link} 领取",
     );
     assert_eq!(

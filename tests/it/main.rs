@@ -17,6 +17,7 @@ mod concurrency;
 mod connect;
 mod console;
 mod console_access;
+mod console_activities;
 mod console_campaigns;
 mod console_coupons;
 mod console_customers;

@@ -18,7 +18,7 @@ use crate::api::ApiError;
 use crate::api::acquire::cards::{PrintFile, print_file};
 use crate::api::acquire::links::link_len;
 use crate::console::{ConsoleUser, page};
-use crate::i18n::{AcqTr, Lang, Tr};
+use crate::i18n::{AcqTr, Lang, Tr, refusals};
 use siyu::acquire::campaigns::{
     self, CampaignError, CampaignStatus, NewCampaign, VariantSpec, approval,
 };
@@ -94,6 +94,15 @@ pub(crate) struct AcquirePage {
     channels: Vec<(&'static str, String)>,
     errors: Vec<String>,
     notices: Vec<String>,
+    typed: Typed,
+}
+
+/// What was typed into the two forms: the one refused comes back as it was sent (three
+/// hand-written SMS texts are not lost to a missing opt-out line).
+#[derive(Default)]
+pub(crate) struct Typed {
+    pub campaign: CampaignForm,
+    pub batch: BatchForm,
 }
 
 pub(crate) fn roi(r: Option<f64>) -> String {
@@ -158,7 +167,7 @@ pub(crate) async fn acquire_page(
             notices.push(u.lang.aq().asked_notice.to_owned());
         }
     }
-    render(&app, &u, Vec::new(), notices).await
+    render(&app, &u, Vec::new(), notices, Typed::default()).await
 }
 
 /// What became of a launch's customers, in the page's words.
@@ -220,6 +229,7 @@ pub(crate) async fn render(
     u: &ConsoleUser,
     errors: Vec<String>,
     notices: Vec<String>,
+    typed: Typed,
 ) -> Response {
     let tenant = u.caller.tenant_id;
     let aq = u.lang.aq();
@@ -352,6 +362,7 @@ pub(crate) async fn render(
                 .collect(),
             errors,
             notices,
+            typed,
         }),
         Err(e) => e.into_response(),
     }
@@ -376,139 +387,185 @@ pub(crate) fn unreadable(e: FormRejection) -> ApiError {
 
 /// The page with a refusal on it, answered with the refusal's status.
 pub(crate) async fn refused(app: &AppState, u: &ConsoleUser, e: ApiError) -> Response {
-    let mut r = render(app, u, vec![e.message().to_owned()], Vec::new()).await;
+    refused_with(app, u, e.message().to_owned(), e.status(), Typed::default()).await
+}
+
+/// The page with a refusal in the page's words beside what was typed.
+async fn refused_with(
+    app: &AppState,
+    u: &ConsoleUser,
+    said: String,
+    status: StatusCode,
+    typed: Typed,
+) -> Response {
+    let mut r = render(app, u, vec![said], Vec::new(), typed).await;
     // A page that could not be drawn keeps its own error status.
     if r.status().is_success() {
-        *r.status_mut() = e.status();
+        *r.status_mut() = status;
     }
     r
 }
 
 /// The campaign form as posted: every field as text, and each may be missing, so that a bad
 /// one is refused by name on the page rather than by the form decoder.
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone, Default)]
+#[serde(default)]
 pub(crate) struct CampaignForm {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    snapshot_id: String,
-    #[serde(default)]
-    variant_a: String,
-    #[serde(default)]
-    variant_b: String,
-    #[serde(default)]
-    variant_c: String,
-    #[serde(default)]
-    holdout_percent: String,
-    #[serde(default)]
-    target_url: String,
-    #[serde(default)]
-    scheduled_at: String,
-    #[serde(default)]
-    forbidden_words: String,
-    #[serde(default)]
-    exclude_phones: String,
-    #[serde(default)]
-    cost_per_part: String,
-    #[serde(default)]
-    window_days: String,
+    pub name: String,
+    pub snapshot_id: String,
+    pub variant_a: String,
+    pub variant_b: String,
+    pub variant_c: String,
+    pub holdout_percent: String,
+    pub target_url: String,
+    pub scheduled_at: String,
+    pub forbidden_words: String,
+    pub exclude_phones: String,
+    pub cost_per_part: String,
+    pub window_days: String,
 }
 
 impl CampaignForm {
     /// The campaign the form describes: variants A, B, C from the texts filled in (equal
     /// weights), money in yuan, the schedule in China time (empty: now), lists as [`list`]
     /// splits them.
-    fn campaign(self) -> Result<NewCampaign, String> {
-        let snapshot_id = number("snapshot_id", &self.snapshot_id)?.ok_or_else(|| {
-            "snapshot_id: pick a segment snapshot (take one on the segment's page)".to_string()
-        })?;
+    fn campaign(&self, lang: Lang) -> Result<NewCampaign, String> {
+        let snapshot_id = number(lang, "snapshot_id", &self.snapshot_id)?
+            .ok_or_else(|| refusals::invalid(lang, "snapshot_id", "must not be empty"))?;
         let variants = [
-            ("A", self.variant_a),
-            ("B", self.variant_b),
-            ("C", self.variant_c),
+            ("A", &self.variant_a),
+            ("B", &self.variant_b),
+            ("C", &self.variant_c),
         ]
         .into_iter()
         .filter(|(_, content)| !content.trim().is_empty())
         .map(|(name, content)| VariantSpec {
             name: name.into(),
-            content,
+            content: content.clone(),
             weight: 1,
         })
         .collect();
-        let cost_per_part = opt_fen("cost_per_part", &self.cost_per_part)?;
-        let scheduled_at = opt_time("scheduled_at", &self.scheduled_at)?;
+        let cost_per_part = opt_fen(lang, "cost_per_part", &self.cost_per_part)?;
+        let scheduled_at = opt_time(lang, "scheduled_at", &self.scheduled_at)?;
         let target_url = Some(self.target_url.trim().to_string()).filter(|t| !t.is_empty());
         Ok(NewCampaign {
-            name: self.name,
+            name: self.name.clone(),
             snapshot_id,
             variants,
-            holdout_percent: number("holdout_percent", &self.holdout_percent)?.unwrap_or(0),
+            holdout_percent: number(lang, "holdout_percent", &self.holdout_percent)?.unwrap_or(0),
             seed: None,
             target_url,
             template_code: None,
             exclude_phones: list(&self.exclude_phones),
             forbidden_words: list(&self.forbidden_words),
             cost_per_part,
-            window_days: number("window_days", &self.window_days)?,
+            window_days: number(lang, "window_days", &self.window_days)?,
             scheduled_at,
         })
     }
 }
 
-/// `POST /console/acquire/campaigns`: a draft campaign, refused by field on the page.
+/// A campaign refused by the domain, in the page's words: a variant's text is named by the
+/// box it was typed in (文案版本 A/B/C), not by its place among those filled in.
+fn campaign_said(u: &ConsoleUser, c: &NewCampaign, e: &CampaignError) -> String {
+    let CampaignError::Invalid { field, reason } = e else {
+        if let (CampaignError::Segment(_), Lang::Zh) = (e, u.lang) {
+            return "人群快照：找不到这个快照（或它不属于本品牌），请重新选择".to_owned();
+        }
+        return refusals::said(u.lang, &e.to_string());
+    };
+    let variant = field
+        .strip_prefix("variants[")
+        .and_then(|r| r.split_once(']'))
+        .and_then(|(i, _)| i.parse::<usize>().ok())
+        .and_then(|i| c.variants.get(i));
+    match (variant, u.lang) {
+        (Some(v), Lang::Zh) => {
+            let aq = u.lang.aq();
+            let label = match v.name.as_str() {
+                "A" => aq.variant_a,
+                "B" => aq.variant_b,
+                _ => aq.variant_c,
+            };
+            format!("{label}：{}", refusals::reason(u.lang, reason))
+        }
+        _ => refusals::invalid(u.lang, field, reason),
+    }
+}
+
+/// `POST /console/acquire/campaigns`: a draft campaign, refused by field on the page with
+/// what was typed kept.
 pub(crate) async fn create_campaign(
     State(app): State<AppState>,
     u: ConsoleUser,
     f: Result<Form<CampaignForm>, FormRejection>,
 ) -> Response {
-    let r = async {
-        may_write(&u)?;
-        let Form(f) = f.map_err(unreadable)?;
-        let c = f.campaign().map_err(ApiError::bad_request)?;
-        Ok::<_, ApiError>(
-            campaigns::create(&app.db, u.caller.tenant_id, &c, link_len(&app), now_ms()).await?,
-        )
+    let f = match f {
+        Ok(Form(f)) => f,
+        Err(e) => return refused(&app, &u, unreadable(e)).await,
     };
-    match r.await {
-        Ok(_) => Redirect::to("/console/acquire").into_response(),
-        Err(e) => refused(&app, &u, e).await,
+    if let Err(e) = may_write(&u) {
+        return refused(&app, &u, e).await;
     }
+    let (said, status) = match f.campaign(u.lang) {
+        Err(said) => (said, StatusCode::BAD_REQUEST),
+        Ok(c) => {
+            match campaigns::create(&app.db, u.caller.tenant_id, &c, link_len(&app), now_ms()).await
+            {
+                Ok(_) => return Redirect::to("/console/acquire").into_response(),
+                Err(CampaignError::Db(e)) => {
+                    return ApiError::from(CampaignError::Db(e)).into_response();
+                }
+                Err(e) => (campaign_said(&u, &c, &e), ApiError::from(e).status()),
+            }
+        }
+    };
+    let typed = Typed {
+        campaign: f,
+        ..Typed::default()
+    };
+    refused_with(&app, &u, said, status, typed).await
 }
 
 /// The card-batch form as posted, every field as text.
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
+#[serde(default)]
 pub(crate) struct BatchForm {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    channel: String,
-    #[serde(default)]
-    coupon_template_id: String,
-    #[serde(default)]
-    size: String,
-    #[serde(default)]
-    variants: String,
-    #[serde(default)]
-    contact_qr_url: String,
-    #[serde(default)]
-    cost_per_card: String,
-    #[serde(default)]
-    window_days: String,
+    pub name: String,
+    pub channel: String,
+    pub coupon_template_id: String,
+    pub size: String,
+    pub variants: String,
+    pub contact_qr_url: String,
+    pub cost_per_card: String,
+    pub window_days: String,
+}
+
+impl Default for BatchForm {
+    fn default() -> Self {
+        BatchForm {
+            name: String::new(),
+            channel: String::new(),
+            coupon_template_id: String::new(),
+            size: "1000".into(),
+            variants: String::new(),
+            contact_qr_url: String::new(),
+            cost_per_card: String::new(),
+            window_days: String::new(),
+        }
+    }
 }
 
 impl BatchForm {
     /// The batch the form describes: designs named in one box (equal weights; none is one
     /// `default` design), the printing cost in yuan.
-    fn batch(self) -> Result<NewBatch, String> {
-        let coupon_template_id = number("coupon_template_id", &self.coupon_template_id)?
-            .ok_or_else(|| {
-                "coupon_template_id: pick the hook coupon (create a coupon template first: POST /api/v1/coupon-templates)"
-                    .to_string()
-            })?;
-        let size = number("size", &self.size)?
-            .ok_or_else(|| "size: how many cards to print".to_string())?;
+    fn batch(&self, lang: Lang) -> Result<NewBatch, String> {
+        let coupon_template_id = number(lang, "coupon_template_id", &self.coupon_template_id)?
+            .ok_or_else(|| refusals::invalid(lang, "coupon_template_id", "must not be empty"))?;
+        let size = number(lang, "size", &self.size)?
+            .ok_or_else(|| refusals::invalid(lang, "size", "must not be empty"))?;
         Ok(NewBatch {
-            name: self.name,
+            name: self.name.clone(),
             channel: self.channel.trim().to_string(),
             coupon_template_id,
             size,
@@ -517,29 +574,48 @@ impl BatchForm {
                 .map(|name| CardVariant { name, weight: 1 })
                 .collect(),
             contact_qr_url: Some(self.contact_qr_url.trim().to_string()).filter(|u| !u.is_empty()),
-            cost_per_card: opt_fen("cost_per_card", &self.cost_per_card)?.unwrap_or(Fen::ZERO),
-            window_days: number("window_days", &self.window_days)?.unwrap_or(7),
+            cost_per_card: opt_fen(lang, "cost_per_card", &self.cost_per_card)?
+                .unwrap_or(Fen::ZERO),
+            window_days: number(lang, "window_days", &self.window_days)?.unwrap_or(7),
         })
     }
 }
 
 /// `POST /console/acquire/card-batches`: a batch of unique card codes, listed with its PDF for
-/// the printing shop; refused by field on the page.
+/// the printing shop; refused by field on the page with what was typed kept.
 pub(crate) async fn create_batch(
     State(app): State<AppState>,
     u: ConsoleUser,
     f: Result<Form<BatchForm>, FormRejection>,
 ) -> Response {
-    let r = async {
-        may_write(&u)?;
-        let Form(f) = f.map_err(unreadable)?;
-        let b = f.batch().map_err(ApiError::bad_request)?;
-        Ok::<_, ApiError>(cards::create_batch(&app.db, u.caller.tenant_id, &b, now_ms()).await?)
+    let f = match f {
+        Ok(Form(f)) => f,
+        Err(e) => return refused(&app, &u, unreadable(e)).await,
     };
-    match r.await {
-        Ok(_) => Redirect::to("/console/acquire").into_response(),
-        Err(e) => refused(&app, &u, e).await,
+    if let Err(e) = may_write(&u) {
+        return refused(&app, &u, e).await;
     }
+    let said = match f.batch(u.lang) {
+        Err(said) => said,
+        Ok(b) => match cards::create_batch(&app.db, u.caller.tenant_id, &b, now_ms()).await {
+            Ok(_) => return Redirect::to("/console/acquire").into_response(),
+            Err(cards::CardError::Invalid { field, reason }) => {
+                // The designs box is named for what it holds on a card batch.
+                let field = if field == "variants" {
+                    "designs"
+                } else {
+                    field
+                };
+                refusals::invalid(u.lang, field, &reason)
+            }
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+    };
+    let typed = Typed {
+        batch: f,
+        ..Typed::default()
+    };
+    refused_with(&app, &u, said, StatusCode::BAD_REQUEST, typed).await
 }
 
 /// `POST /console/acquire/campaigns/{id}/launch`: the draft's audience becomes outbox

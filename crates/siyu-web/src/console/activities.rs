@@ -4,6 +4,7 @@
 use askama::Template;
 use axum::Form;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use siyu::platform::TenantId;
@@ -12,7 +13,7 @@ use super::form::{fen, number, opt_fen, time};
 use crate::AppState;
 use crate::api::ApiError;
 use crate::console::{ConsoleUser, page};
-use crate::i18n::{ActTr, Tr};
+use crate::i18n::{ActTr, Lang, Tr, refusals};
 use siyu::convert::{bargain, flash, gifts, group_buy};
 use siyu::know::report::yuan;
 use siyu::platform::clock::{format_local, now_ms};
@@ -70,6 +71,9 @@ pub(crate) struct ActivitiesPage {
     user: String,
     active: &'static str,
     errors: Vec<String>,
+    typed: Typed,
+    /// The coupon templates a coupon gift may hand out: (id, name).
+    templates: Vec<(i64, String)>,
     flash: Vec<FlashRow>,
     groups: Vec<GroupRow>,
     bargains: Vec<BargainRow>,
@@ -93,7 +97,12 @@ pub(crate) fn count(rows: &[(String, i64)], status: &str) -> i64 {
         .unwrap_or(0)
 }
 
-pub(crate) async fn render(app: &AppState, u: &ConsoleUser, errors: Vec<String>) -> Response {
+pub(crate) async fn render(
+    app: &AppState,
+    u: &ConsoleUser,
+    errors: Vec<String>,
+    typed: Typed,
+) -> Response {
     let tenant = u.caller.tenant_id;
     let run = async {
         let mut fl = Vec::new();
@@ -165,16 +174,23 @@ pub(crate) async fn render(app: &AppState, u: &ConsoleUser, errors: Vec<String>)
                 redeemed: g.redeemed,
             })
             .collect();
-        Ok::<_, ApiError>((fl, gr, ba, gi))
+        let templates = siyu::convert::coupons::templates(&app.db, tenant)
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t.name))
+            .collect();
+        Ok::<_, ApiError>((fl, gr, ba, gi, templates))
     };
     match run.await {
-        Ok((flash, groups, bargains, gifts)) => page(ActivitiesPage {
+        Ok((flash, groups, bargains, gifts, templates)) => page(ActivitiesPage {
             tr: u.lang.tr(),
             at: u.lang.at(),
             lang: u.lang.code(),
             user: u.caller.name.clone(),
             active: "activities",
             errors,
+            typed,
+            templates,
             flash,
             groups,
             bargains,
@@ -185,14 +201,36 @@ pub(crate) async fn render(app: &AppState, u: &ConsoleUser, errors: Vec<String>)
 }
 
 pub(crate) async fn activities_page(State(app): State<AppState>, u: ConsoleUser) -> Response {
-    render(&app, &u, Vec::new()).await
+    render(&app, &u, Vec::new(), Typed::default()).await
 }
 
-/// After a create: a refusal is shown on the page with the figures, a success goes back to it.
-pub(crate) async fn created(app: &AppState, u: &ConsoleUser, r: Result<(), String>) -> Response {
+/// What was typed into the four forms: the one refused comes back as it was sent, the others
+/// with their starting values.
+#[derive(Default)]
+pub(crate) struct Typed {
+    pub flash: FlashForm,
+    pub group: GroupForm,
+    pub bargain: BargainForm,
+    pub gift: GiftForm,
+}
+
+/// After a create: a refusal is shown on the page beside what was typed, a success goes back
+/// to it.
+pub(crate) async fn created(
+    app: &AppState,
+    u: &ConsoleUser,
+    r: Result<(), String>,
+    typed: Typed,
+) -> Response {
     match r {
         Ok(()) => Redirect::to("/console/activities").into_response(),
-        Err(e) => render(app, u, vec![e]).await,
+        Err(e) => {
+            let mut r = render(app, u, vec![e], typed).await;
+            if r.status().is_success() {
+                *r.status_mut() = StatusCode::BAD_REQUEST;
+            }
+            r
+        }
     }
 }
 
@@ -204,18 +242,47 @@ pub(crate) fn may_write(u: &ConsoleUser) -> Result<(), String> {
     }
 }
 
-#[derive(Deserialize)]
+/// A domain refusal (`field: reason`) in the page's language.
+fn said(u: &ConsoleUser, e: impl std::fmt::Display) -> String {
+    refusals::said(u.lang, &e.to_string())
+}
+
+/// Every field as text, so that a bad one is refused by name with the rest kept.
+#[derive(Deserialize, Clone)]
+#[serde(default)]
 pub(crate) struct FlashForm {
-    name: String,
-    sku: String,
-    title: String,
-    price: String,
-    original_price: String,
-    stock: i64,
-    per_customer: i64,
-    starts_at: String,
-    ends_at: String,
-    pay_minutes: i64,
+    pub name: String,
+    pub sku: String,
+    pub title: String,
+    pub price: String,
+    pub original_price: String,
+    pub stock: String,
+    pub per_customer: String,
+    pub starts_at: String,
+    pub ends_at: String,
+    pub pay_minutes: String,
+}
+
+impl Default for FlashForm {
+    fn default() -> Self {
+        FlashForm {
+            name: String::new(),
+            sku: String::new(),
+            title: String::new(),
+            price: String::new(),
+            original_price: String::new(),
+            stock: "100".into(),
+            per_customer: "1".into(),
+            starts_at: String::new(),
+            ends_at: String::new(),
+            pay_minutes: "15".into(),
+        }
+    }
+}
+
+/// A whole number the form requires.
+fn whole(lang: Lang, field: &str, v: &str) -> Result<i64, String> {
+    number(lang, field, v)?.ok_or_else(|| refusals::invalid(lang, field, "must not be empty"))
 }
 
 pub(crate) async fn create_flash(
@@ -223,44 +290,66 @@ pub(crate) async fn create_flash(
     u: ConsoleUser,
     Form(f): Form<FlashForm>,
 ) -> Response {
+    let l = u.lang;
     let r = async {
         may_write(&u)?;
         let i = flash::SaleInput {
-            price: fen("price", &f.price)?,
-            original_price: opt_fen("original_price", &f.original_price)?,
-            starts_at: time("starts_at", &f.starts_at)?,
-            ends_at: time("ends_at", &f.ends_at)?,
-            name: f.name,
-            sku: f.sku,
-            title: f.title,
-            stock: f.stock,
-            per_customer: f.per_customer,
-            pay_minutes: f.pay_minutes,
+            price: fen(l, "price", &f.price)?,
+            original_price: opt_fen(l, "original_price", &f.original_price)?,
+            stock: whole(l, "stock", &f.stock)?,
+            per_customer: whole(l, "per_customer", &f.per_customer)?,
+            starts_at: time(l, "starts_at", &f.starts_at)?,
+            ends_at: time(l, "ends_at", &f.ends_at)?,
+            pay_minutes: whole(l, "pay_minutes", &f.pay_minutes)?,
+            name: f.name.clone(),
+            sku: f.sku.clone(),
+            title: f.title.clone(),
         };
         let created = app.flash.create(u.caller.tenant_id, &i, now_ms()).await;
-        created.map(|_| ()).map_err(|e| e.to_string())
+        created.map(|_| ()).map_err(|e| said(&u, e))
     };
     let r = r.await;
-    created(&app, &u, r).await
+    let typed = Typed {
+        flash: f,
+        ..Typed::default()
+    };
+    created(&app, &u, r, typed).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
+#[serde(default)]
 pub(crate) struct GroupForm {
-    name: String,
-    sku: String,
-    title: String,
-    price: String,
-    original_price: String,
-    team_size: i64,
-    team_minutes: i64,
+    pub name: String,
+    pub sku: String,
+    pub title: String,
+    pub price: String,
+    pub original_price: String,
+    pub team_size: String,
+    pub team_minutes: String,
     /// Empty: no limit.
-    #[serde(default)]
-    stock: String,
+    pub stock: String,
     /// Empty: one team per customer.
-    #[serde(default)]
-    per_customer: String,
-    starts_at: String,
-    ends_at: String,
+    pub per_customer: String,
+    pub starts_at: String,
+    pub ends_at: String,
+}
+
+impl Default for GroupForm {
+    fn default() -> Self {
+        GroupForm {
+            name: String::new(),
+            sku: String::new(),
+            title: String::new(),
+            price: String::new(),
+            original_price: String::new(),
+            team_size: "3".into(),
+            team_minutes: "1440".into(),
+            stock: String::new(),
+            per_customer: "1".into(),
+            starts_at: String::new(),
+            ends_at: String::new(),
+        }
+    }
 }
 
 pub(crate) async fn create_group_buy(
@@ -268,40 +357,63 @@ pub(crate) async fn create_group_buy(
     u: ConsoleUser,
     Form(f): Form<GroupForm>,
 ) -> Response {
+    let l = u.lang;
     let r = async {
         may_write(&u)?;
         let i = group_buy::GroupBuyInput {
-            price: fen("price", &f.price)?,
-            original_price: opt_fen("original_price", &f.original_price)?,
-            starts_at: time("starts_at", &f.starts_at)?,
-            ends_at: time("ends_at", &f.ends_at)?,
-            name: f.name,
-            sku: f.sku,
-            title: f.title,
-            team_size: f.team_size,
-            team_minutes: f.team_minutes,
-            stock: number("stock", &f.stock)?,
-            per_customer: number("per_customer", &f.per_customer)?.unwrap_or(1),
+            price: fen(l, "price", &f.price)?,
+            original_price: opt_fen(l, "original_price", &f.original_price)?,
+            starts_at: time(l, "starts_at", &f.starts_at)?,
+            ends_at: time(l, "ends_at", &f.ends_at)?,
+            team_size: whole(l, "team_size", &f.team_size)?,
+            team_minutes: whole(l, "team_minutes", &f.team_minutes)?,
+            stock: number(l, "stock", &f.stock)?,
+            per_customer: number(l, "per_customer", &f.per_customer)?.unwrap_or(1),
+            name: f.name.clone(),
+            sku: f.sku.clone(),
+            title: f.title.clone(),
         };
         let created = group_buy::create(&app.db, u.caller.tenant_id, &i, now_ms()).await;
-        created.map(|_| ()).map_err(|e| e.to_string())
+        created.map(|_| ()).map_err(|e| said(&u, e))
     };
     let r = r.await;
-    created(&app, &u, r).await
+    let typed = Typed {
+        group: f,
+        ..Typed::default()
+    };
+    created(&app, &u, r, typed).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
+#[serde(default)]
 pub(crate) struct BargainForm {
-    name: String,
-    sku: String,
-    title: String,
-    price: String,
-    floor_price: String,
-    assists: i64,
-    bargain_hours: i64,
-    stock: i64,
-    starts_at: String,
-    ends_at: String,
+    pub name: String,
+    pub sku: String,
+    pub title: String,
+    pub price: String,
+    pub floor_price: String,
+    pub assists: String,
+    pub bargain_hours: String,
+    pub stock: String,
+    pub starts_at: String,
+    pub ends_at: String,
+}
+
+impl Default for BargainForm {
+    fn default() -> Self {
+        BargainForm {
+            name: String::new(),
+            sku: String::new(),
+            title: String::new(),
+            price: String::new(),
+            floor_price: String::new(),
+            assists: "5".into(),
+            bargain_hours: "24".into(),
+            stock: "100".into(),
+            starts_at: String::new(),
+            ends_at: String::new(),
+        }
+    }
 }
 
 pub(crate) async fn create_bargain(
@@ -309,36 +421,55 @@ pub(crate) async fn create_bargain(
     u: ConsoleUser,
     Form(f): Form<BargainForm>,
 ) -> Response {
+    let l = u.lang;
     let r = async {
         may_write(&u)?;
         let i = bargain::ItemInput {
-            price: fen("price", &f.price)?,
-            floor_price: fen("floor_price", &f.floor_price)?,
-            starts_at: time("starts_at", &f.starts_at)?,
-            ends_at: time("ends_at", &f.ends_at)?,
-            name: f.name,
-            sku: f.sku,
-            title: f.title,
-            assists: f.assists,
-            bargain_hours: f.bargain_hours,
-            stock: f.stock,
+            price: fen(l, "price", &f.price)?,
+            floor_price: fen(l, "floor_price", &f.floor_price)?,
+            starts_at: time(l, "starts_at", &f.starts_at)?,
+            ends_at: time(l, "ends_at", &f.ends_at)?,
+            assists: whole(l, "assists", &f.assists)?,
+            bargain_hours: whole(l, "bargain_hours", &f.bargain_hours)?,
+            stock: whole(l, "stock", &f.stock)?,
+            name: f.name.clone(),
+            sku: f.sku.clone(),
+            title: f.title.clone(),
         };
         let created = bargain::create_item(&app.db, u.caller.tenant_id, &i, now_ms()).await;
-        created.map(|_| ()).map_err(|e| e.to_string())
+        created.map(|_| ()).map_err(|e| said(&u, e))
     };
     let r = r.await;
-    created(&app, &u, r).await
+    let typed = Typed {
+        bargain: f,
+        ..Typed::default()
+    };
+    created(&app, &u, r, typed).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
+#[serde(default)]
 pub(crate) struct GiftForm {
-    name: String,
-    kind: gifts::GiftKind,
-    #[serde(default)]
-    template_id: String,
-    points: i64,
-    stock: i64,
-    per_customer: i64,
+    pub name: String,
+    pub kind: String,
+    /// A coupon gift's template, picked from the brand's templates.
+    pub template_id: String,
+    pub points: String,
+    pub stock: String,
+    pub per_customer: String,
+}
+
+impl Default for GiftForm {
+    fn default() -> Self {
+        GiftForm {
+            name: String::new(),
+            kind: "goods".into(),
+            template_id: String::new(),
+            points: "100".into(),
+            stock: "100".into(),
+            per_customer: "1".into(),
+        }
+    }
 }
 
 pub(crate) async fn create_gift(
@@ -346,26 +477,29 @@ pub(crate) async fn create_gift(
     u: ConsoleUser,
     Form(f): Form<GiftForm>,
 ) -> Response {
+    let l = u.lang;
     let r = async {
         may_write(&u)?;
-        let template_id = match f.template_id.trim() {
-            "" => None,
-            t => Some(
-                t.parse()
-                    .map_err(|_| format!("template_id: {t:?} is not a number"))?,
-            ),
+        let kind = match f.kind.as_str() {
+            "coupon" => gifts::GiftKind::Coupon,
+            "goods" => gifts::GiftKind::Goods,
+            _ => return Err(refusals::invalid(l, "kind", "must not be empty")),
         };
         let i = gifts::GiftInput {
-            name: f.name,
-            kind: f.kind,
-            template_id,
-            points: f.points,
-            stock: f.stock,
-            per_customer: f.per_customer,
+            name: f.name.clone(),
+            kind,
+            template_id: number(l, "template_id", &f.template_id)?,
+            points: whole(l, "points", &f.points)?,
+            stock: whole(l, "stock", &f.stock)?,
+            per_customer: whole(l, "per_customer", &f.per_customer)?,
         };
         let created = gifts::create(&app.db, u.caller.tenant_id, &i, now_ms()).await;
-        created.map(|_| ()).map_err(|e| e.to_string())
+        created.map(|_| ()).map_err(|e| said(&u, e))
     };
     let r = r.await;
-    created(&app, &u, r).await
+    let typed = Typed {
+        gift: f,
+        ..Typed::default()
+    };
+    created(&app, &u, r, typed).await
 }

@@ -438,7 +438,7 @@ fn read(lang: Lang, f: &TemplateForm) -> Result<TemplateInput, String> {
     let kind =
         Kind::parse(f.kind.trim()).ok_or_else(|| label("类型：请选择", "kind: choose one"))?;
     let value = match kind {
-        Kind::AmountOff => fen("value", &half_width(&f.value))
+        Kind::AmountOff => fen(lang, "value", &half_width(&f.value))
             .map_err(|_| {
                 label(
                     &format!("面额：「{}」不是金额（元）", f.value),
@@ -459,7 +459,7 @@ fn read(lang: Lang, f: &TemplateForm) -> Result<TemplateInput, String> {
     };
     let threshold = match f.threshold.trim() {
         "" => Fen::ZERO,
-        t => fen("threshold", t).map_err(|_| {
+        t => fen(lang, "threshold", t).map_err(|_| {
             label(
                 &format!("使用门槛：「{t}」不是金额（元）"),
                 &format!("threshold: {t:?} is not an amount in yuan"),
@@ -467,7 +467,7 @@ fn read(lang: Lang, f: &TemplateForm) -> Result<TemplateInput, String> {
         })?,
     };
     let whole = |v: &str, zh_label: &str, en: &str| {
-        number(en, v).map_err(|_| {
+        number(lang, en, v).map_err(|_| {
             label(
                 &format!("{zh_label}：「{v}」不是整数"),
                 &format!("{en}: {v:?} is not a whole number"),
@@ -475,7 +475,7 @@ fn read(lang: Lang, f: &TemplateForm) -> Result<TemplateInput, String> {
         })
     };
     let time = |v: &str, zh_label: &str, en: &str| {
-        opt_time(en, v).map_err(|_| {
+        opt_time(lang, en, v).map_err(|_| {
             label(
                 &format!("{zh_label}：「{v}」不是时间"),
                 &format!("{en}: {v:?} is not a time"),

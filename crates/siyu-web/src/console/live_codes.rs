@@ -172,7 +172,7 @@ impl CodeSection {
 fn read(lang: Lang, f: &CodeForm) -> Result<NewLiveCode, String> {
     let zh = lang == Lang::Zh;
     let whole = |label_zh: &str, label_en: &str, v: &str| {
-        number("n", v).map_err(|_| {
+        number(lang, "n", v).map_err(|_| {
             if zh {
                 format!("{label_zh}：「{v}」不是整数")
             } else {
@@ -181,7 +181,7 @@ fn read(lang: Lang, f: &CodeForm) -> Result<NewLiveCode, String> {
         })
     };
     let cap = whole("每位导购每日最多添加", "daily cap", &f.daily_cap)?;
-    let source_id = number("source_id", &f.source_id).map_err(|_| {
+    let source_id = number(lang, "source_id", &f.source_id).map_err(|_| {
         if zh {
             format!("包裹卡批次：「{}」不是批次编号", f.source_id)
         } else {

@@ -81,7 +81,7 @@ impl MassSection {
 /// The form read as a mass message, or why not (naming the field in the page's language).
 fn read(lang: Lang, f: &MassForm) -> Result<NewMass, String> {
     let zh = lang == Lang::Zh;
-    let snapshot = number("snapshot_id", &f.snapshot_id)
+    let snapshot = number(lang, "snapshot_id", &f.snapshot_id)
         .ok()
         .flatten()
         .ok_or_else(|| {
@@ -92,7 +92,7 @@ fn read(lang: Lang, f: &MassForm) -> Result<NewMass, String> {
             }
             .to_owned()
         })?;
-    let not_before = opt_time("send_at", &f.send_at).map_err(|_| {
+    let not_before = opt_time(lang, "send_at", &f.send_at).map_err(|_| {
         if zh {
             format!("发送时间：「{}」不是时间", f.send_at)
         } else {

@@ -99,7 +99,7 @@ pub(crate) async fn redeem(
         };
         return refused_redeem(&app, &u, said.into(), f, StatusCode::FORBIDDEN).await;
     }
-    let amount = match fen("amount", &half_width(&f.amount)) {
+    let amount = match fen(u.lang, "amount", &half_width(&f.amount)) {
         Ok(a) if a > Fen::ZERO => a,
         _ => {
             let said = if zh {

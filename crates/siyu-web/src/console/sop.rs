@@ -77,14 +77,14 @@ impl SopSection {
 
 fn read(lang: Lang, f: &SopForm) -> Result<NewPost, String> {
     let zh = lang == Lang::Zh;
-    let due_at = time("due_at", &f.due_at).map_err(|_| {
+    let due_at = time(lang, "due_at", &f.due_at).map_err(|_| {
         if zh {
             format!("发送时间：「{}」不是时间", f.due_at)
         } else {
             format!("due: {:?} is not a time", f.due_at)
         }
     })?;
-    let repeat = number("repeat_every_days", &f.repeat_every_days).map_err(|_| {
+    let repeat = number(lang, "repeat_every_days", &f.repeat_every_days).map_err(|_| {
         if zh {
             format!("每隔几天重复：「{}」不是整数", f.repeat_every_days)
         } else {

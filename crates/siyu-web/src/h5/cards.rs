@@ -36,11 +36,7 @@ pub(crate) async fn landing(
         Err(CardError::Code(_) | CardError::NotFound(_)) => {
             return Ok((
                 StatusCode::NOT_FOUND,
-                Html(page(
-                    "卡片无效",
-                    "<p>请核对卡片上的编码。</p>",
-                    "",
-                )),
+                Html(page("卡片无效", "<p>请核对卡片上的编码。</p>", "")),
             )
                 .into_response());
         }

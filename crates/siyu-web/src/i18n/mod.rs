@@ -9,6 +9,7 @@ mod coupons;
 mod data;
 mod layering;
 mod overview;
+pub mod refusals;
 
 pub use access::*;
 pub use acquire::*;
