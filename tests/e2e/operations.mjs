@@ -57,6 +57,19 @@ try {
   await code.locator('#create-code').click();
   await page.waitForURL('**/console/connect#code-table');
   check((await page.textContent('#code-table')).includes('静安店活码'), 'the live code is listed with its QR');
+  // Its QR downloads at print size, named after the code.
+  const [png] = await Promise.all([page.waitForEvent('download'), page.click('#code-table .qr-png')]);
+  check(png.suggestedFilename() === '活码-静安店活码.png', 'the QR downloads as a PNG named after the code: ' + png.suggestedFilename());
+  await png.saveAs(shots + '/live-code-qr.png');
+  // Changed: another guide on duty, WeCom follows at once.
+  await page.click('#code-table .code-edit');
+  await page.waitForSelector('#code-editing');
+  check(await page.locator('#new-code input[name=guides]').inputValue() === 'ba_li, ba_wang', 'the form opens with the code in it');
+  await page.locator('#new-code input[name=guides]').fill('ba_wang');
+  await page.click('#create-code');
+  await page.waitForSelector('#code-notice');
+  check((await page.textContent('#code-table')).includes('ba_wang') && !(await page.textContent('#code-table .code-row td:nth-child(4)')).includes('ba_li'), 'the change is saved and WeCom serves the new guide');
+  await page.screenshot({ path: shots + '/live-code-changed.png', fullPage: true });
 
   // A chart bar becomes a segment with a snapshot.
   await page.goto(base + '/console/rfm');

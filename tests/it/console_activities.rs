@@ -12,11 +12,19 @@ use common::{Backend, TestServer, console_form, console_session, no_redirects};
 async fn count(s: &TestServer, table: &str) -> i64 {
     let (n,): (i64,) = s
         .db()
-        .fetch_one(&sql(&format!("SELECT COUNT(*) FROM {table}")))
+        .fetch_one(&sql(format!("SELECT COUNT(*) FROM {table}")))
         .await
         .expect("count");
     n
 }
+
+/// A form's path, its fields, the words its refusal must show and a value it must keep.
+type Case = (
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    &'static str,
+    &'static str,
+);
 
 async fn activity_forms_refuse_in_chinese_and_keep_what_was_typed(backend: Backend) {
     let s = TestServer::start(backend).await;
@@ -42,7 +50,7 @@ async fn activity_forms_refuse_in_chinese_and_keep_what_was_typed(backend: Backe
     let item = [("sku", "TEA-1"), ("title", "明前龙井礼盒")];
 
     // Each form, a bad field, the words it must show, the value it must keep.
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "/console/activities/flash",
             vec![

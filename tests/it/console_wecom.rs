@@ -177,7 +177,10 @@ async fn wecom_is_set_up_and_tested_in_the_console(backend: Backend) {
         "{p}"
     );
     let p = console_page(&c, &s, &ops, "/console/connect").await;
-    assert!(p.contains("静安店活码") && p.contains("打开二维码"), "{p}");
+    assert!(
+        p.contains("静安店活码") && p.contains("企业微信生成的二维码"),
+        "{p}"
+    );
     let (guides, backup): (String, String) = s
         .db()
         .fetch_one(

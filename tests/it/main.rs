@@ -23,6 +23,7 @@ mod console_coupons;
 mod console_customers;
 mod console_e2e;
 mod console_imports;
+mod console_live_codes;
 mod console_policy;
 mod console_wecom;
 mod console_words;

@@ -187,6 +187,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0030_coupon_redeemed_by.sql"),
         include_str!("../migrations/postgres/0030_coupon_redeemed_by.sql"),
     ),
+    (
+        31,
+        "live code disabled",
+        include_str!("../migrations/sqlite/0031_live_code_disabled.sql"),
+        include_str!("../migrations/postgres/0031_live_code_disabled.sql"),
+    ),
 ];
 
 /// What a migration's SQL cannot do alone, run inside its transaction after its script: the

@@ -233,7 +233,19 @@ pub fn table(workers: &Workers) -> Router<AppState> {
         )
         .route(
             "/api/v1/live-codes/{id}",
-            get(api::connect::live_codes::get_code),
+            get(api::connect::live_codes::get_code).put(api::connect::live_codes::update_code),
+        )
+        .route(
+            "/api/v1/live-codes/{id}/stop",
+            post(api::connect::live_codes::stop_code),
+        )
+        .route(
+            "/api/v1/live-codes/{id}/qr.png",
+            get(api::connect::live_codes::qr_png),
+        )
+        .route(
+            "/api/v1/live-codes/{id}/qr.svg",
+            get(api::connect::live_codes::qr_svg),
         )
         .route("/api/v1/groups", get(api::connect::groups::list_groups))
         .route(
@@ -448,6 +460,22 @@ pub fn table(workers: &Workers) -> Router<AppState> {
         .route(
             "/console/connect/live-codes",
             post(console::live_codes::create),
+        )
+        .route(
+            "/console/connect/live-codes/{id}",
+            post(console::live_codes::update),
+        )
+        .route(
+            "/console/connect/live-codes/{id}/stop",
+            post(console::live_codes::stop),
+        )
+        .route(
+            "/console/connect/live-codes/{id}/qr.png",
+            get(console::live_codes::qr_png),
+        )
+        .route(
+            "/console/connect/live-codes/{id}/qr.svg",
+            get(console::live_codes::qr_svg),
         )
         .route("/console/connect/mass", post(console::mass::create))
         .route("/console/connect/sop", post(console::sop::create))

@@ -462,8 +462,9 @@ async fn contact_list(
 
 async fn qr(Path(config_id): Path<String>) -> impl IntoResponse {
     let text = format!("https://work.weixin.qq.com/ca/{config_id}");
-    match siyu::acquire::qr::svg(&text, 240) {
-        Ok(svg) => ([("content-type", "image/svg+xml")], svg).into_response(),
+    // WeCom draws the code as a bitmap.
+    match siyu::acquire::qr::png(&text, 6) {
+        Ok(png) => ([("content-type", "image/png")], png).into_response(),
         Err(_) => axum::http::StatusCode::NOT_FOUND.into_response(),
     }
 }

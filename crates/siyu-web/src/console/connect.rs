@@ -78,8 +78,50 @@ pub(crate) fn shade(rate: f64) -> String {
     format!("rgba({r},{g},90,0.35)")
 }
 
-pub(crate) async fn connect_page(State(app): State<AppState>, u: ConsoleUser) -> Response {
-    let forms = ConnectForms::default();
+#[derive(serde::Deserialize)]
+pub(crate) struct PageQuery {
+    /// A live code to change: the code form opens filled in with it. Text, so that a
+    /// hand-edited address still opens the page.
+    edit: Option<String>,
+    /// `code` after a live code was saved.
+    saved: Option<String>,
+}
+
+pub(crate) async fn connect_page(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
+) -> Response {
+    let mut forms = ConnectForms::default();
+    if let Some(id) = q.edit.as_deref().and_then(|e| e.parse::<i64>().ok())
+        && let Ok(code) = live_codes::get(&app.db, u.caller.tenant_id, id).await
+        && code.disabled_at.is_none()
+    {
+        let section = match super::live_codes::CodeForm::of(&code) {
+            Some(form) => {
+                let mut s = super::live_codes::CodeSection::new(&app, &u, Vec::new(), form).await;
+                s.editing = Some(id);
+                s
+            }
+            // The form would drop what it cannot hold: say where to change it instead.
+            None => {
+                let said = format!("{}：{}", code.name, u.lang.cn().code_api_only);
+                let empty = super::live_codes::CodeForm::from_pairs(Vec::new());
+                super::live_codes::CodeSection::new(&app, &u, vec![said], empty).await
+            }
+        };
+        forms.new_code = Some(section);
+    } else if q.saved.as_deref() == Some("code") {
+        let mut section = super::live_codes::CodeSection::new(
+            &app,
+            &u,
+            Vec::new(),
+            super::live_codes::CodeForm::from_pairs(Vec::new()),
+        )
+        .await;
+        section.notice = Some(u.lang.cn().code_saved);
+        forms.new_code = Some(section);
+    }
     render(&app, &u, forms, StatusCode::OK).await
 }
 

@@ -119,8 +119,86 @@ impl CodeForm {
     }
 }
 
+impl CodeForm {
+    /// A code as the form shows it to be changed: guides on all day in the guides box (with
+    /// their shared cap), the others in shifts by weekdays, times and cap. None when the form
+    /// cannot hold it all (more shifts or timed welcomes than it has, different caps among the
+    /// all-day guides, attachments): saving it from the form would drop what it lacks.
+    pub(crate) fn of(c: &live_codes::LiveCode) -> Option<CodeForm> {
+        let mut f = CodeForm::from_pairs(Vec::new());
+        let attachments = !c.welcome.content.attachments.is_empty()
+            || c.welcome
+                .by_time
+                .iter()
+                .any(|t| !t.content.attachments.is_empty());
+        if attachments || c.welcome.by_time.len() > SHIFTS {
+            return None;
+        }
+        f.name = c.name.clone();
+        f.source = c.source.clone();
+        f.source_id = c.source_id.map(|i| i.to_string()).unwrap_or_default();
+        f.backup_userid = c.backup_userid.clone();
+        f.welcome = c.welcome.content.text.clone();
+        f.tags = c.tag_ids.iter().map(i64::to_string).collect();
+        let cap = |c: Option<i64>| c.map(|c| c.to_string()).unwrap_or_default();
+        let mut all_day = Vec::new();
+        let mut shifts: Vec<(ShiftForm, Vec<String>)> = Vec::new();
+        for g in &c.guides {
+            if g.weekdays.is_empty() && g.from.is_none() && g.to.is_none() {
+                if !all_day.is_empty() && f.daily_cap != cap(g.daily_cap) {
+                    return None;
+                }
+                all_day.push(g.userid.clone());
+                f.daily_cap = cap(g.daily_cap);
+                continue;
+            }
+            let days: Vec<String> = g.weekdays.iter().map(u8::to_string).collect();
+            let (from, to) = (
+                g.from.clone().unwrap_or_default(),
+                g.to.clone().unwrap_or_default(),
+            );
+            let same = shifts.iter_mut().find(|(s, _)| {
+                s.days == days && s.from == from && s.to == to && s.cap == cap(g.daily_cap)
+            });
+            match same {
+                Some((_, ids)) => ids.push(g.userid.clone()),
+                None => shifts.push((
+                    ShiftForm {
+                        guides: String::new(),
+                        days,
+                        from,
+                        to,
+                        cap: cap(g.daily_cap),
+                    },
+                    vec![g.userid.clone()],
+                )),
+            }
+        }
+        if shifts.len() > SHIFTS {
+            return None;
+        }
+        f.guides = all_day.join(", ");
+        for (slot, (mut sh, ids)) in f.shifts.iter_mut().zip(shifts) {
+            sh.guides = ids.join(", ");
+            *slot = sh;
+        }
+        for (slot, t) in f.timed.iter_mut().zip(&c.welcome.by_time) {
+            *slot = TimedForm {
+                from: t.from.clone(),
+                to: t.to.clone(),
+                text: t.content.text.clone(),
+            };
+        }
+        Some(f)
+    }
+}
+
 /// The form's part of the connect page.
 pub(crate) struct CodeSection {
+    /// The code being changed; none for a new one.
+    pub editing: Option<i64>,
+    /// What the last change did, said above the list.
+    pub notice: Option<&'static str>,
     pub errors: Vec<String>,
     pub form: CodeForm,
     pub may_write: bool,
@@ -153,6 +231,8 @@ impl CodeSection {
             Lang::En => ["Mo", "Tu", "We", "Th", "Fr", "Sa", "Su"],
         };
         CodeSection {
+            editing: None,
+            notice: None,
             errors,
             form,
             may_write: u.caller.role.may_write(),
@@ -274,6 +354,9 @@ fn said(lang: Lang, e: &LiveCodeError) -> String {
             let f = field.as_str();
             match f {
                 "name" => "名称：须 1–64 个字".into(),
+                "source" if reason.contains("cannot change") => {
+                    "投放位置：活码做好后不能改（二维码已经印出），请新建一个活码".into()
+                }
                 "source" => "投放位置：请选择".into(),
                 "source_id" => "包裹卡批次：包裹卡活码须填写存在的批次编号".into(),
                 "guides" if reason.contains("at most") => "接待导购：最多 100 位".into(),
@@ -309,10 +392,11 @@ fn said(lang: Lang, e: &LiveCodeError) -> String {
             }),
         ) => {
             format!(
-                "企业微信拒绝创建活码：errcode {errcode}（{errmsg}）；请核对导购账号是否开通了客户联系"
+                "企业微信拒绝了这次操作：errcode {errcode}（{errmsg}）；请核对导购账号是否开通了客户联系"
             )
         }
         (Lang::Zh, LiveCodeError::Wecom(e)) => format!("连不上企业微信：{e}"),
+        (Lang::Zh, LiveCodeError::Stopped(_)) => "这个活码已停用，不能再修改；请新建一个".into(),
         (_, e) => super::form::unworded(lang, e),
     }
 }
@@ -384,6 +468,177 @@ pub(crate) async fn create(
                 _ => StatusCode::BAD_REQUEST,
             };
             answer(&app, &u, vec![said(u.lang, &e)], f, status).await
+        }
+    }
+}
+
+/// The code a path names, as text, or the page's refusal.
+fn code_id(raw: &str) -> Option<i64> {
+    raw.parse().ok()
+}
+
+/// `POST /console/connect/live-codes/{id}`: the code changed from the form; WeCom's contact way
+/// follows the new rota at once.
+pub(crate) async fn update(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Response {
+    let f = CodeForm::from_pairs(pairs);
+    let zh = u.lang == Lang::Zh;
+    let Some(id) = code_id(&id) else {
+        return super::not_found(&u);
+    };
+    let again = |errors: Vec<String>, f: CodeForm, status: StatusCode| {
+        let (app, u) = (&app, &u);
+        async move {
+            let mut section = CodeSection::new(app, u, errors, f).await;
+            section.editing = Some(id);
+            let forms = super::connect::ConnectForms {
+                new_code: Some(section),
+                ..Default::default()
+            };
+            super::connect::render(app, u, forms, status).await
+        }
+    };
+    if !u.caller.role.may_write() {
+        let said = if zh {
+            "你的角色只能查看，不能修改活码；请找管理员或运营"
+        } else {
+            "Your role may not change live codes"
+        };
+        return again(vec![said.into()], f, StatusCode::FORBIDDEN).await;
+    }
+    let n = match read(u.lang, &f) {
+        Ok(n) => n,
+        Err(e) => return again(vec![e], f, StatusCode::BAD_REQUEST).await,
+    };
+    let corp = match app.connect.corp(u.caller.tenant_id).await {
+        Ok(c) => c,
+        Err(e) => return super::server_error(e),
+    };
+    match live_codes::update(
+        &app.db,
+        &corp.api,
+        u.caller.tenant_id,
+        id,
+        n,
+        now_ms(),
+        corp.offset_min,
+    )
+    .await
+    {
+        Ok(_) => {
+            app.connect.forget_codes();
+            Redirect::to("/console/connect?saved=code#code-table").into_response()
+        }
+        Err(LiveCodeError::NotFound(_)) => super::not_found(&u),
+        Err(LiveCodeError::Db(e)) => super::server_error(e),
+        Err(e) => {
+            let status = match e {
+                LiveCodeError::Wecom(_) => StatusCode::BAD_GATEWAY,
+                LiveCodeError::Stopped(_) => StatusCode::CONFLICT,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            again(vec![said(u.lang, &e)], f, status).await
+        }
+    }
+}
+
+/// `POST /console/connect/live-codes/{id}/stop`: WeCom deletes the contact way; the code and
+/// its figures stay, marked 已停用.
+pub(crate) async fn stop(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let Some(id) = code_id(&id) else {
+        return super::not_found(&u);
+    };
+    if !u.caller.role.may_write() {
+        let said = if u.lang == Lang::Zh {
+            "你的角色只能查看，不能停用活码；请找管理员或运营"
+        } else {
+            "Your role may not stop live codes"
+        };
+        return answer(
+            &app,
+            &u,
+            vec![said.into()],
+            CodeForm::from_pairs(Vec::new()),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+    }
+    let corp = match app.connect.corp(u.caller.tenant_id).await {
+        Ok(c) => c,
+        Err(e) => return super::server_error(e),
+    };
+    match live_codes::disable(&app.db, &corp.api, u.caller.tenant_id, id, now_ms()).await {
+        Ok(_) => {
+            app.connect.forget_codes();
+            Redirect::to("/console/connect#code-table").into_response()
+        }
+        Err(LiveCodeError::NotFound(_)) => super::not_found(&u),
+        Err(LiveCodeError::Db(e)) => super::server_error(e),
+        Err(e) => {
+            answer(
+                &app,
+                &u,
+                vec![said(u.lang, &e)],
+                CodeForm::from_pairs(Vec::new()),
+                StatusCode::BAD_GATEWAY,
+            )
+            .await
+        }
+    }
+}
+
+/// `GET /console/connect/live-codes/{id}/qr.png` and `qr.svg`: the code's QR at print size,
+/// with the console session.
+pub(crate) async fn qr_png(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    qr_file(&app, &u, &id, crate::api::connect::live_codes::QrFile::Png).await
+}
+
+pub(crate) async fn qr_svg(
+    State(app): State<AppState>,
+    u: ConsoleUser,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    qr_file(&app, &u, &id, crate::api::connect::live_codes::QrFile::Svg).await
+}
+
+async fn qr_file(
+    app: &AppState,
+    u: &ConsoleUser,
+    id: &str,
+    kind: crate::api::connect::live_codes::QrFile,
+) -> Response {
+    let Some(id) = code_id(id) else {
+        return super::not_found(u);
+    };
+    match crate::api::connect::live_codes::qr_download(app, u.caller.tenant_id, id, kind).await {
+        Ok(r) => r,
+        Err(e) if e.status() == StatusCode::NOT_FOUND => super::not_found(u),
+        Err(e) => {
+            let said = match u.lang {
+                Lang::Zh => "下载二维码失败：读不到企业微信给出的二维码图片，请稍后再试（详情已记入服务器日志）".to_owned(),
+                Lang::En => format!("The QR could not be made: {}", e.message()),
+            };
+            tracing::warn!(error = %e.message(), code = id, "live-code QR download failed");
+            answer(
+                app,
+                u,
+                vec![said],
+                CodeForm::from_pairs(Vec::new()),
+                e.status(),
+            )
+            .await
         }
     }
 }

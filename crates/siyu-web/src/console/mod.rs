@@ -112,6 +112,22 @@ pub(crate) struct MessagePage {
     message: &'static str,
 }
 
+/// A 404 in the page's language: the record a path names is not this brand's, or not there.
+pub(crate) fn not_found(u: &ConsoleUser) -> Response {
+    let mut r = page(MessagePage {
+        tr: u.lang.tr(),
+        lang: u.lang.code(),
+        user: u.caller.name.clone(),
+        active: "",
+        message: match u.lang {
+            crate::i18n::Lang::Zh => "找不到这条记录：它不存在，或不属于本品牌",
+            crate::i18n::Lang::En => "Not found: it does not exist or is not this brand's",
+        },
+    });
+    *r.status_mut() = StatusCode::NOT_FOUND;
+    r
+}
+
 pub(crate) fn page(t: impl Template) -> Response {
     match t.render() {
         Ok(html) => Html(html).into_response(),

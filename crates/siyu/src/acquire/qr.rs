@@ -9,6 +9,58 @@ pub enum QrError {
     TooLong,
     #[error("PNG encoding: {0}")]
     Png(String),
+    #[error("the image is not a PNG or JPEG that can be read: {0}")]
+    Image(String),
+    #[error("no QR code was found in the image")]
+    NotFound,
+}
+
+/// An image's pixels as 8-bit grey, row by row: (width, height, pixels).
+fn grey(image: &[u8]) -> Result<(usize, usize, Vec<u8>), QrError> {
+    let bad = |e: &dyn std::fmt::Display| QrError::Image(e.to_string());
+    if image.starts_with(b"\x89PNG") {
+        let mut d = png::Decoder::new(std::io::Cursor::new(image));
+        // Palettes and 16-bit depths read as plain 8-bit samples.
+        d.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+        let mut r = d.read_info().map_err(|e| bad(&e))?;
+        let mut buf = vec![0; r.output_buffer_size().ok_or_else(|| bad(&"too large"))?];
+        let f = r.next_frame(&mut buf).map_err(|e| bad(&e))?;
+        let (w, h) = (f.width as usize, f.height as usize);
+        let channels = f.color_type.samples();
+        let px = buf[..f.buffer_size()]
+            .chunks(channels)
+            .map(|c| match c {
+                [g] | [g, _] => *g,
+                [r, g, b, ..] => {
+                    ((*r as u32 * 299 + *g as u32 * 587 + *b as u32 * 114) / 1000) as u8
+                }
+                [] => 255,
+            })
+            .collect();
+        Ok((w, h, px))
+    } else if image.starts_with(&[0xFF, 0xD8]) {
+        let opts = zune_jpeg::zune_core::options::DecoderOptions::default()
+            .jpeg_set_out_colorspace(zune_jpeg::zune_core::colorspace::ColorSpace::Luma);
+        let mut d = zune_jpeg::JpegDecoder::new_with_options(image, opts);
+        let px = d.decode().map_err(|e| bad(&e))?;
+        let (w, h) = d.dimensions().ok_or_else(|| bad(&"no dimensions"))?;
+        Ok((w, h, px))
+    } else {
+        Err(QrError::Image("neither PNG nor JPEG".into()))
+    }
+}
+
+/// The text of the QR code in a PNG or JPEG image (WeCom draws a live code's QR as one).
+pub fn read(image: &[u8]) -> Result<String, QrError> {
+    let (w, h, px) = grey(image)?;
+    if w == 0 || h == 0 || px.len() < w * h {
+        return Err(QrError::Image("empty image".into()));
+    }
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| px[y * w + x]);
+    img.detect_grids()
+        .into_iter()
+        .find_map(|g| g.decode().ok().map(|(_, text)| text))
+        .ok_or(QrError::NotFound)
 }
 
 fn code(text: &str) -> Result<QrCode, QrError> {
@@ -80,5 +132,20 @@ mod tests {
         let r = d.read_info().expect("decodes");
         let (w, _) = modules("https://s.example.cn/t/Ab3dE9xK").expect("modules");
         assert_eq!(r.info().width as usize, (w + 8) * 4);
+    }
+
+    #[test]
+    fn a_drawn_code_reads_back_and_other_images_are_refused() {
+        let text = "https://work.weixin.qq.com/ca/cawcde3f1d9a";
+        assert_eq!(read(&png(text, 3).expect("png")).expect("reads"), text);
+        assert!(matches!(read(b"GIF89a"), Err(QrError::Image(_))));
+        // A white square: an image, but no code in it.
+        let mut blank = Vec::new();
+        let mut e = png::Encoder::new(&mut blank, 40, 40);
+        e.set_color(png::ColorType::Grayscale);
+        let mut w = e.write_header().expect("header");
+        w.write_image_data(&[255; 1600]).expect("pixels");
+        w.finish().expect("png");
+        assert!(matches!(read(&blank), Err(QrError::NotFound)));
     }
 }

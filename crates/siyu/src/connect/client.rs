@@ -170,6 +170,25 @@ pub struct WecomApi {
     per_api_per_minute: f64,
 }
 
+/// Whether a contact way's picture may be fetched from `url`: https on WeCom's picture hosts
+/// (qpic.cn, weixin.qq.com), or under the API's own base.
+fn qr_host_allowed(url: &str, base: &str) -> bool {
+    if !base.is_empty() && url.starts_with(&format!("{}/", base.trim_end_matches('/'))) {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("https://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    // A port, a user or an address literal is not one of WeCom's hosts.
+    if host.contains([':', '@', '[']) {
+        return false;
+    }
+    ["qpic.cn", "weixin.qq.com"]
+        .iter()
+        .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+}
+
 /// A token bucket: `cap` tokens, refilled at `cap` per minute.
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -446,6 +465,39 @@ impl WecomApi {
         .map(drop)
     }
 
+    /// The picture WeCom drew for a contact way (`qr_code` of `add_contact_way`). Only from
+    /// WeCom's own picture hosts over https, or from the API's base (a sandbox): the address is
+    /// stored text, and the server must not be sent elsewhere by it. At most 2 MB.
+    pub async fn qr_image(&self, url: &str) -> Result<Vec<u8>, WecomError> {
+        let path = "qr_code";
+        let fail = |reason: String| WecomError::Transport {
+            path: path.into(),
+            reason,
+        };
+        if !qr_host_allowed(url, &self.base) {
+            return Err(fail(format!("{url} is not a WeCom picture address")));
+        }
+        let mut r = self
+            .http
+            .get(url)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        if !r.status().is_success() {
+            return Err(fail(format!("HTTP {}", r.status())));
+        }
+        const MAX: usize = 2 << 20;
+        let mut out = Vec::new();
+        while let Some(chunk) = r.chunk().await.map_err(|e| fail(e.to_string()))? {
+            if out.len() + chunk.len() > MAX {
+                return Err(fail("the picture is larger than 2 MB".into()));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+
     pub async fn del_contact_way(&self, config_id: &str) -> Result<(), WecomError> {
         self.post(
             "/cgi-bin/externalcontact/del_contact_way",
@@ -694,6 +746,38 @@ async fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_contact_ways_picture_is_fetched_only_from_wecom() {
+        let base = "https://qyapi.weixin.qq.com";
+        for ok in [
+            "https://wework.qpic.cn/wwpic/123/0",
+            "https://p.qpic.cn/wwhead/abc/0",
+            "https://open.work.weixin.qq.com/x.png",
+        ] {
+            assert!(qr_host_allowed(ok, base), "{ok}");
+        }
+        for bad in [
+            "http://wework.qpic.cn/wwpic/123/0",
+            "https://qpic.cn.evil.example/x",
+            "https://evilqpic.cn/x",
+            "https://wework.qpic.cn@169.254.169.254/",
+            "https://wework.qpic.cn:8443/x",
+            "file:///etc/passwd",
+            "http://127.0.0.1:8080/x",
+        ] {
+            assert!(!qr_host_allowed(bad, base), "{bad}");
+        }
+        // A sandbox's own pictures, under its base.
+        assert!(qr_host_allowed(
+            "http://127.0.0.1:9/sandbox/qr/1",
+            "http://127.0.0.1:9"
+        ));
+        assert!(!qr_host_allowed(
+            "http://127.0.0.1:90/x",
+            "http://127.0.0.1:9"
+        ));
+    }
 
     #[test]
     fn buckets_let_a_burst_through_then_pace() {

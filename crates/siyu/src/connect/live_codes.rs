@@ -24,6 +24,10 @@ pub enum LiveCodeError {
     NotFound(i64),
     #[error(transparent)]
     Wecom(#[from] WecomError),
+    #[error("live code {0}'s QR picture from WeCom: {1}")]
+    Picture(i64, crate::acquire::qr::QrError),
+    #[error("live code {0} is stopped")]
+    Stopped(i64),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -33,7 +37,8 @@ impl Refuse for LiveCodeError {
         match self {
             LiveCodeError::NotFound(_) => Refusal::NotFound("not_found"),
             LiveCodeError::Db(_) => Refusal::Internal,
-            LiveCodeError::Wecom(_) => Refusal::Upstream("wecom"),
+            LiveCodeError::Wecom(_) | LiveCodeError::Picture(..) => Refusal::Upstream("wecom"),
+            LiveCodeError::Stopped(_) => Refusal::Conflict("stopped"),
             _ => Refusal::Invalid,
         }
     }
@@ -114,6 +119,8 @@ pub struct LiveCode {
     /// The guides the contact way assigns right now.
     pub serving: Vec<String>,
     pub created_at: i64,
+    /// When it was stopped (its contact way deleted in WeCom); none while it adds people.
+    pub disabled_at: Option<i64>,
 }
 
 impl LiveCode {
@@ -285,19 +292,7 @@ pub async fn create(
     offset_min: i64,
 ) -> Result<LiveCode, LiveCodeError> {
     check(&n)?;
-    let mut tag_list = Vec::new();
-    for (i, id) in n.tag_ids.iter().enumerate() {
-        let t = tags::get(db, tenant, *id)
-            .await
-            .map_err(|_| invalid(format!("tag_ids[{i}]"), format!("tag {id} does not exist")))?;
-        if t.rule.is_some() {
-            return Err(invalid(
-                format!("tag_ids[{i}]"),
-                format!("tag {id} is a rule tag; its members follow its rule"),
-            ));
-        }
-        tag_list.push(t);
-    }
+    let tag_list = list_tags(db, tenant, &n.tag_ids).await?;
     if n.source == "card_batch" {
         let batch = n
             .source_id
@@ -341,6 +336,7 @@ pub async fn create(
         backup_userid: n.backup_userid,
         serving: Vec::new(),
         created_at: now,
+        disabled_at: None,
     };
     code.serving = code.guides_now(now, offset_min, &HashMap::new());
     let (config_id, qr) = api
@@ -379,6 +375,118 @@ pub async fn create(
         .await?;
     }
     Ok(code)
+}
+
+/// The tags a code puts on its contacts: each must exist and be one staff put on by hand.
+async fn list_tags(
+    db: &Db,
+    tenant: TenantId,
+    ids: &[i64],
+) -> Result<Vec<tags::Tag>, LiveCodeError> {
+    let mut out = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let t = tags::get(db, tenant, *id)
+            .await
+            .map_err(|_| invalid(format!("tag_ids[{i}]"), format!("tag {id} does not exist")))?;
+        if t.rule.is_some() {
+            return Err(invalid(
+                format!("tag_ids[{i}]"),
+                format!("tag {id} is a rule tag; its members follow its rule"),
+            ));
+        }
+        out.push(t);
+    }
+    Ok(out)
+}
+
+/// Changes a code's name, tags, welcome, guides and backup; the contact way in WeCom follows
+/// the new rota at once. What it was made for (its source) and its QR stay: the cards and
+/// posters printed with it keep working and keep counting for it.
+pub async fn update(
+    db: &Db,
+    api: &WecomApi,
+    tenant: TenantId,
+    id: i64,
+    n: NewLiveCode,
+    now: i64,
+    offset_min: i64,
+) -> Result<LiveCode, LiveCodeError> {
+    check(&n)?;
+    let mut code = get(db, tenant, id).await?;
+    if code.disabled_at.is_some() {
+        return Err(LiveCodeError::Stopped(id));
+    }
+    if n.source != code.source || n.source_id != code.source_id {
+        return Err(invalid(
+            "source",
+            "what a code was made for cannot change: its QR is printed; make a new code",
+        ));
+    }
+    for t in list_tags(db, tenant, &n.tag_ids).await? {
+        wecom_tag_id(db, api, tenant, t.id, &t.name).await?;
+    }
+    code.name = n.name.trim().to_owned();
+    code.tag_ids = n.tag_ids;
+    code.welcome = n.welcome;
+    code.guides = n.guides;
+    code.backup_userid = n.backup_userid;
+    let today = adds_on(db, code.id, local_day(now, offset_min)).await?;
+    let due = code.guides_now(now, offset_min, &today);
+    if due != code.serving {
+        api.update_contact_way(&code.config_id, &code.state, &due)
+            .await?;
+        code.serving = due;
+    }
+    db.execute(
+        &sql("UPDATE live_codes SET name = $3, tag_ids = $4, welcome = $5, guides = $6, backup_userid = $7, serving = $8 \
+              WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .bind(code.name.as_str())
+            .bind(json_text(&code.tag_ids))
+            .bind(json_text(&code.welcome))
+            .bind(json_text(&code.guides))
+            .bind(code.backup_userid.as_str())
+            .bind(json_text(&code.serving)),
+    )
+    .await?;
+    Ok(code)
+}
+
+/// Stops a code: WeCom deletes its contact way, so its QR adds no one from now on; the code,
+/// its contacts and its figures stay. Stopping a stopped code changes nothing.
+pub async fn disable(
+    db: &Db,
+    api: &WecomApi,
+    tenant: TenantId,
+    id: i64,
+    now: i64,
+) -> Result<LiveCode, LiveCodeError> {
+    let mut code = get(db, tenant, id).await?;
+    if code.disabled_at.is_some() {
+        return Ok(code);
+    }
+    match api.del_contact_way(&code.config_id).await {
+        // 41044: WeCom no longer knows the config_id (deleted there already).
+        Ok(()) | Err(WecomError::Api { errcode: 41044, .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    db.execute(
+        &sql("UPDATE live_codes SET disabled_at = $3 WHERE tenant_id = $1 AND id = $2 AND disabled_at IS NULL")
+            .bind(tenant)
+            .bind(id)
+            .bind(now),
+    )
+    .await?;
+    code.disabled_at = Some(now);
+    Ok(code)
+}
+
+/// The text WeCom's QR picture for the code holds, read from the picture itself (WeCom gives
+/// a picture, not the text): what a print-size PNG or an SVG of the code encodes.
+pub async fn qr_text(api: &WecomApi, code: &LiveCode) -> Result<String, LiveCodeError> {
+    let picture = api.qr_image(&code.qr_code).await?;
+    crate::acquire::qr::read(&picture).map_err(|e| LiveCodeError::Picture(code.id, e))
 }
 
 fn json_text<T: Serialize>(v: &T) -> String {
@@ -466,6 +574,7 @@ struct Row {
     backup_userid: String,
     serving: String,
     created_at: i64,
+    disabled_at: Option<i64>,
 }
 
 impl Row {
@@ -485,11 +594,12 @@ impl Row {
             backup_userid: self.backup_userid,
             serving: serde_json::from_str(&self.serving).unwrap_or_default(),
             created_at: self.created_at,
+            disabled_at: self.disabled_at,
         }
     }
 }
 
-const COLUMNS: &str = "id, tenant_id, name, source, source_id, state, config_id, qr_code, tag_ids, welcome, guides, backup_userid, serving, created_at";
+const COLUMNS: &str = "id, tenant_id, name, source, source_id, state, config_id, qr_code, tag_ids, welcome, guides, backup_userid, serving, created_at, disabled_at";
 
 pub async fn get(db: &Db, tenant: TenantId, id: i64) -> Result<LiveCode, LiveCodeError> {
     let r: Option<Row> = db
@@ -569,6 +679,9 @@ pub async fn rotate(
     now: i64,
     offset_min: i64,
 ) -> Result<bool, LiveCodeError> {
+    if code.disabled_at.is_some() {
+        return Ok(false);
+    }
     let today = adds_on(db, code.id, local_day(now, offset_min)).await?;
     let due = code.guides_now(now, offset_min, &today);
     if due == code.serving {
@@ -601,6 +714,8 @@ pub struct CodeStats {
     pub net: i64,
     pub welcomes_sent: i64,
     pub welcomes_failed: i64,
+    /// When it was stopped; none while it adds people.
+    pub disabled_at: Option<i64>,
 }
 
 /// Adds, deletions (either side) and net contacts per code, and its welcome messages.
@@ -644,6 +759,7 @@ pub async fn stats(db: &Db, tenant: TenantId) -> Result<Vec<CodeStats>, DbError>
                 net: adds - deletions,
                 welcomes_sent: w(true),
                 welcomes_failed: w(false),
+                disabled_at: c.disabled_at,
             }
         })
         .collect())
@@ -724,6 +840,7 @@ mod tests {
             backup_userid: "backup".into(),
             serving: vec![],
             created_at: 0,
+            disabled_at: None,
         }
     }
 

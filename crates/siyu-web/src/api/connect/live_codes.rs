@@ -3,7 +3,8 @@
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::AppState;
@@ -51,4 +52,122 @@ pub(crate) async fn get_code(
         .into_iter()
         .find(|s| s.id == id);
     Ok(Json(json!({"code": code, "stats": stats})))
+}
+
+/// `PUT /api/v1/live-codes/{id}`: the code's name, tags, welcome, guides and backup, as on
+/// creation; what it was made for stays (its QR is printed).
+pub(crate) async fn update_code(
+    State(app): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+    body: Result<Json<NewLiveCode>, JsonRejection>,
+) -> Result<Json<live_codes::LiveCode>, ApiError> {
+    require_write(&c)?;
+    let id = path_id("live code", &id)?;
+    let n = json_body(body)?;
+    let corp = app.connect.corp(c.tenant_id).await?;
+    let code = live_codes::update(
+        &app.db,
+        &corp.api,
+        c.tenant_id,
+        id,
+        n,
+        now_ms(),
+        corp.offset_min,
+    )
+    .await?;
+    app.connect.forget_codes();
+    Ok(Json(code))
+}
+
+/// `POST /api/v1/live-codes/{id}/stop`: WeCom deletes the contact way; the code and its
+/// figures stay.
+pub(crate) async fn stop_code(
+    State(app): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Json<live_codes::LiveCode>, ApiError> {
+    require_write(&c)?;
+    let id = path_id("live code", &id)?;
+    let corp = app.connect.corp(c.tenant_id).await?;
+    let code = live_codes::disable(&app.db, &corp.api, c.tenant_id, id, now_ms()).await?;
+    app.connect.forget_codes();
+    Ok(Json(code))
+}
+
+/// A live code's QR as a file to print: PNG (16 pixels a module) or SVG.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QrFile {
+    Png,
+    Svg,
+}
+
+/// The code's QR as a download named after it: the text read from WeCom's own picture, drawn
+/// again at print size (WeCom's picture is small, and a bitmap).
+pub(crate) async fn qr_download(
+    app: &AppState,
+    tenant: siyu::platform::TenantId,
+    id: i64,
+    kind: QrFile,
+) -> Result<Response, ApiError> {
+    let code = live_codes::get(&app.db, tenant, id).await?;
+    let corp = app.connect.corp(tenant).await?;
+    let text = live_codes::qr_text(&corp.api, &code).await?;
+    let bad =
+        |e: siyu::acquire::qr::QrError| ApiError::from(live_codes::LiveCodeError::Picture(id, e));
+    let (body, mime, ext) = match kind {
+        QrFile::Png => (
+            siyu::acquire::qr::png(&text, 16).map_err(bad)?,
+            "image/png",
+            "png",
+        ),
+        QrFile::Svg => (
+            siyu::acquire::qr::svg(&text, 1024)
+                .map_err(bad)?
+                .into_bytes(),
+            "image/svg+xml",
+            "svg",
+        ),
+    };
+    // An ASCII name for old clients, the code's own name (UTF-8, RFC 6266) for the rest.
+    let name: String = format!("活码-{}.{ext}", code.name);
+    let encoded: String = name
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    Ok((
+        [
+            (header::CONTENT_TYPE, mime.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"live-code-{id}.{ext}\"; filename*=UTF-8''{encoded}"
+                ),
+            ),
+            (header::CACHE_CONTROL, "private, no-store".to_owned()),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/live-codes/{id}/qr.png`
+pub(crate) async fn qr_png(
+    State(app): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    qr_download(&app, c.tenant_id, path_id("live code", &id)?, QrFile::Png).await
+}
+
+/// `GET /api/v1/live-codes/{id}/qr.svg`
+pub(crate) async fn qr_svg(
+    State(app): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    qr_download(&app, c.tenant_id, path_id("live code", &id)?, QrFile::Svg).await
 }
