@@ -8,6 +8,7 @@ mod common;
 mod acquire;
 mod activities;
 mod api;
+mod api_docs;
 mod attribution;
 mod audience;
 mod campaign_policy;

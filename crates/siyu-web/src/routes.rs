@@ -32,6 +32,9 @@ pub fn table(workers: &Workers) -> Router<AppState> {
         // Providers calling back (SMS reports and replies, WeCom): checked by token or signature.
         .merge(callbacks())
         // API, access: the tenant's keys and the audit log (admins).
+        // The API's own description: the OpenAPI document and its reference page.
+        .route("/api/v1/openapi.json", get(api::openapi::openapi_json))
+        .route("/api/docs", get(api::openapi::reference_page))
         .route(
             "/api/v1/access/keys",
             get(api::access::list_keys).post(api::access::create_key),

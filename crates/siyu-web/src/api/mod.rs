@@ -13,6 +13,7 @@ pub mod customer_tokens;
 pub mod engage;
 pub mod know;
 pub mod measure;
+pub mod openapi;
 
 use axum::Json;
 use axum::extract::FromRequestParts;
