@@ -66,7 +66,7 @@ try {
   check((await page.textContent('#identities')).includes(phone), 'an admin can reveal the full phone on purpose');
 
   // Layering: a tag from a list, the RFM chart, a segment built with a live count.
-  await page.click('header nav >> text=标签');
+  await page.click('nav.side >> text=标签');
   await page.waitForURL('**/console/tags');
   await page.fill('#new-tag input[name=group]', '兴趣');
   await page.fill('#new-tag input[name=name]', '敏感肌');
@@ -82,7 +82,7 @@ try {
   check((await page.textContent('.tag-members')).trim() === '1', 'the tag counts its member at once');
   await page.screenshot({ path: shots + '/tags.png', fullPage: true });
 
-  await page.click('header nav >> text=RFM 分层');
+  await page.click('nav.side >> text=RFM 分层');
   await page.waitForURL('**/console/rfm');
   check((await page.locator('.rfm-bar').count()) === 8, 'the RFM chart shows the eight classes');
   const counts = await page.$$eval('.rfm-bar', (bars) => bars.map((b) => Number(b.dataset.count)));
@@ -90,14 +90,14 @@ try {
   check((await page.textContent('#rfm-chart')).includes('重要价值客户'), 'classes carry their Chinese names');
   await page.screenshot({ path: shots + '/rfm.png', fullPage: true });
 
-  await page.click('header nav >> text=会员');
+  await page.click('nav.side >> text=会员');
   await page.waitForURL('**/console/members');
   check((await page.locator('.member-row').count()) === 1, 'the member list shows the member who joined in store');
   check((await page.textContent('#coupon-table')).includes('满300减30'), 'coupon templates are listed with their report');
   await page.screenshot({ path: shots + '/members.png', fullPage: true });
 
   // Activities: a flash sale created from the form; a bad amount is refused by name.
-  await page.click('header nav >> text=活动');
+  await page.click('nav.side >> text=活动');
   await page.waitForURL('**/console/activities');
   check((await page.textContent('h2')).includes('营销活动'), 'the activities page opens');
   const flash = page.locator('#new-flash');
@@ -128,7 +128,7 @@ try {
   await page.screenshot({ path: shots + '/activities.png', fullPage: true });
 
   // Acquire: campaigns and card batches with their figures (none yet here).
-  await page.click('header nav >> text=拉新召回');
+  await page.click('nav.side >> text=拉新召回');
   await page.waitForURL('**/console/acquire');
   check((await page.textContent('h2')).includes('拉新召回'), 'the acquire page opens');
   check((await page.textContent('main')).includes('开放接口（API）'), 'it says where the options the console lacks are set');
@@ -148,7 +148,7 @@ try {
   check(pdf.status() === 200 && pdf.headers()['content-type'] === 'application/pdf', 'the PDF link downloads the print file with the console session');
 
   // WeCom: the live code with its add, the group and its retention by join week.
-  await page.click('header nav >> text=企微承接');
+  await page.click('nav.side >> text=企微承接');
   await page.waitForURL('**/console/connect');
   check((await page.textContent('h2')).includes('企微承接'), 'the WeCom page opens');
   const codeRow = await page.textContent('.code-row');
@@ -163,7 +163,7 @@ try {
   check((await page.getAttribute('#retention-line polyline', 'points')).split(' ').length >= 4, 'the average line is drawn');
   await page.screenshot({ path: shots + '/connect.png', fullPage: true });
 
-  await page.click('header nav >> text=人群');
+  await page.click('nav.side >> text=人群');
   await page.waitForURL('**/console/segments');
   await page.click('#new-segment');
   await page.waitForURL('**/console/segments/new');
@@ -199,7 +199,7 @@ try {
   await page.screenshot({ path: shots + '/segment.png', fullPage: true });
 
   // Acquire again: an SMS recall made in the form from that snapshot, then launched.
-  await page.click('header nav >> text=拉新召回');
+  await page.click('nav.side >> text=拉新召回');
   await page.waitForURL('**/console/acquire');
   const form = page.locator('#new-campaign');
   check((await form.locator('select[name=snapshot_id] option').first().textContent()).includes('复购客户'), 'the campaign form offers the snapshot by its segment');
@@ -231,13 +231,13 @@ try {
   check((await page.locator('.campaign-row .launch-form').count()) === 0, 'with no launch button left');
   await page.screenshot({ path: shots + '/acquire.png', fullPage: true });
 
-  await page.click('header nav >> text=人群');
+  await page.click('nav.side >> text=人群');
   await page.waitForURL('**/console/segments');
   check((await page.textContent('.segment-count')).trim() === '1', 'the segment list shows the live count');
 
   await page.click('#lang-switch');
   await page.waitForLoadState();
-  check((await page.textContent('header nav')).includes('Customers'), 'the English switch translates the console');
+  check((await page.textContent('nav.side')).includes('Customers'), 'the English switch translates the console');
   check(page.url().endsWith('/console/segments'), 'switching language stays on the same page');
   check((await page.textContent('#segment-table')).includes('Customers'), 'the segment list is in English too');
 

@@ -159,7 +159,7 @@ async fn render(
         tr: u.lang.tr(),
         lang: u.lang.code(),
         user: u.caller.name.clone(),
-        active: "acquire",
+        active: "policy",
         title: pick("触达策略", "Contact policy"),
         help: pick(
             "营销触达（短信召回、企微群发）都按频次上限和免打扰时段发送：超过频次的不发并记为“超出频次”，免打扰时段内到期的消息等到时段结束再判断。去重只管短信（服务短信也算）。开始和结束相同表示没有免打扰；到午夜请填 00:00。频次填 0 表示不发任何营销消息。",

@@ -48,6 +48,8 @@ impl Lang {
 }
 
 pub struct Tr {
+    /// The left navigation, grouped by the flywheel.
+    pub nav: &'static [NavGroup],
     pub app: &'static str,
     pub switch_to: &'static str,
     pub switch_code: &'static str,
@@ -168,7 +170,116 @@ pub struct Tr {
     pub no_members: &'static str,
 }
 
+/// A page in the left navigation: the `active` key its page sets, its address, its name.
+pub struct NavItem {
+    pub key: &'static str,
+    pub href: &'static str,
+    pub label: &'static str,
+}
+
+/// A stage of the flywheel and its pages.
+pub struct NavGroup {
+    pub label: &'static str,
+    pub items: &'static [NavItem],
+}
+
+const fn item(key: &'static str, href: &'static str, label: &'static str) -> NavItem {
+    NavItem { key, href, label }
+}
+
+/// 拉新 → 承接 → 分层 → 转化 → 分析, then 设置. Content (内容) joins when it has pages.
+static NAV_ZH: [NavGroup; 6] = [
+    NavGroup {
+        label: "拉新",
+        items: &[item("acquire", "/console/acquire", "拉新召回")],
+    },
+    NavGroup {
+        label: "承接",
+        items: &[item("connect", "/console/connect", "企微承接")],
+    },
+    NavGroup {
+        label: "分层",
+        items: &[
+            item("customers", "/console/customers", "客户"),
+            item("tags", "/console/tags", "标签"),
+            item("rfm", "/console/rfm", "RFM 分层"),
+            item("segments", "/console/segments", "人群"),
+        ],
+    },
+    NavGroup {
+        label: "转化",
+        items: &[
+            item("members", "/console/members", "会员"),
+            item("coupons", "/console/coupons", "优惠券"),
+            item("activities", "/console/activities", "活动"),
+        ],
+    },
+    NavGroup {
+        label: "分析",
+        items: &[item("overview", "/console/overview", "概览")],
+    },
+    NavGroup {
+        label: "设置",
+        items: &[
+            item("policy", "/console/policy", "触达策略"),
+            item("access", "/console/access", "账号"),
+        ],
+    },
+];
+
+static NAV_EN: [NavGroup; 6] = [
+    NavGroup {
+        label: "Acquire",
+        items: &[item("acquire", "/console/acquire", "Acquire")],
+    },
+    NavGroup {
+        label: "Connect",
+        items: &[item("connect", "/console/connect", "WeCom")],
+    },
+    NavGroup {
+        label: "Know",
+        items: &[
+            item("customers", "/console/customers", "Customers"),
+            item("tags", "/console/tags", "Tags"),
+            item("rfm", "/console/rfm", "RFM"),
+            item("segments", "/console/segments", "Segments"),
+        ],
+    },
+    NavGroup {
+        label: "Convert",
+        items: &[
+            item("members", "/console/members", "Members"),
+            item("coupons", "/console/coupons", "Coupons"),
+            item("activities", "/console/activities", "Activities"),
+        ],
+    },
+    NavGroup {
+        label: "Measure",
+        items: &[item("overview", "/console/overview", "Overview")],
+    },
+    NavGroup {
+        label: "Settings",
+        items: &[
+            item("policy", "/console/policy", "Contact policy"),
+            item("access", "/console/access", "Access"),
+        ],
+    },
+];
+
+impl Tr {
+    /// Where a page sits, for its breadcrumb: its stage, and its section's address and name.
+    pub fn crumb(&self, active: &str) -> Option<(&'static str, &'static str, &'static str)> {
+        self.nav.iter().find_map(|g| {
+            g.items
+                .iter()
+                .find(|i| i.key == active)
+                .map(|i| (g.label, i.href, i.label))
+        })
+    }
+}
+
 pub static ZH: Tr = Tr {
+    nav: &NAV_ZH,
     app: "私域 Siyu",
     switch_to: "English",
     switch_code: "en",
@@ -290,6 +401,7 @@ pub static ZH: Tr = Tr {
 };
 
 pub static EN: Tr = Tr {
+    nav: &NAV_EN,
     app: "Siyu 私域",
     switch_to: "中文",
     switch_code: "zh",
@@ -560,5 +672,41 @@ pub fn status_name(lang: Lang, s: &str) -> String {
     match lang {
         Lang::Zh => zh.to_owned(),
         Lang::En => en.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both languages' navigations hold the same pages at the same addresses, and every page a
+    /// console module marks active is in them (so it has a breadcrumb).
+    #[test]
+    fn the_navigation_holds_every_page_in_both_languages() {
+        let pages = |t: &Tr| -> Vec<(&str, &str)> {
+            t.nav
+                .iter()
+                .flat_map(|g| g.items.iter().map(|i| (i.key, i.href)))
+                .collect()
+        };
+        assert_eq!(pages(&ZH), pages(&EN));
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/console");
+        let mut keys = std::collections::BTreeSet::new();
+        for f in std::fs::read_dir(dir).expect("console modules") {
+            let text = std::fs::read_to_string(f.expect("entry").path()).expect("module");
+            for (i, _) in text.match_indices("active: \"") {
+                let rest = &text[i + 9..];
+                keys.insert(rest[..rest.find('"').expect("closing quote")].to_owned());
+            }
+        }
+        keys.remove("");
+        assert!(keys.len() >= 10, "{keys:?}");
+        for k in &keys {
+            assert!(ZH.crumb(k).is_some(), "page {k} is not in the navigation");
+        }
+        assert_eq!(
+            ZH.crumb("customers"),
+            Some(("分层", "/console/customers", "客户"))
+        );
     }
 }
