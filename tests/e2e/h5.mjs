@@ -51,6 +51,8 @@ try {
   await page.goto(`${base}/h5/coupons/${couponTemplate}?t=${t}`);
   await page.waitForFunction(() => document.getElementById('action')?.textContent.includes('立即领取'));
   check((await page.textContent('#rule')).includes('满 ¥300.00'), 'the coupon page shows its threshold');
+  await page.waitForSelector('#brand');
+  check((await page.textContent('#brand')) === '品牌乙', "the page carries the brand's name");
   await page.click('#action');
   await page.waitForFunction(() => document.querySelector('.coupon-code'));
   check((await page.textContent('#action')).includes('已领取'), 'a claimed coupon shows its code and cannot be claimed twice');

@@ -19,6 +19,7 @@ mod connect;
 mod console;
 mod console_access;
 mod console_activities;
+mod console_brand;
 mod console_campaigns;
 mod console_coupons;
 mod console_customers;

@@ -569,6 +569,10 @@ pub fn table(workers: &Workers) -> Router<AppState> {
         )
         .route("/console/api/tags", post(console::segments::api_rule_tag))
         .route("/console/access", get(console::accounts::access_page))
+        .route(
+            "/console/brand",
+            get(console::brand::brand_page).post(console::brand::save),
+        )
         .route("/console/access/keys", post(console::accounts::create_key))
         .route(
             "/console/access/keys/{prefix}/rotate",
@@ -659,6 +663,7 @@ fn customer_pages() -> Router<AppState> {
         .route("/h5/v1/flash-orders/{id}/cancel", post(h5::flash::cancel))
         .route("/c/{code}", get(h5::cards::landing))
         .route("/h5/v1/human-check", get(h5::cards::human_check))
+        .route("/h5/v1/brand", get(h5::brand))
         .route("/h5/v1/cards/{code}/otp", post(h5::cards::send_code))
         .route("/h5/v1/cards/{code}/claim", post(h5::cards::claim))
         .route("/h5/v1/group-buys/{id}", get(h5::group_buy::offer))

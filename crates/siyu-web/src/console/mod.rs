@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod acquire;
 pub mod activities;
+pub mod brand;
 pub mod connect;
 pub mod coupons;
 pub mod customers;

@@ -31,12 +31,12 @@ pub(crate) async fn landing(
     from: ClientIp,
     Path(code): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (_, c) = match cards::card(&app.db, &code).await {
+    let (tenant, c) = match cards::card(&app.db, &code).await {
         Ok(x) => x,
         Err(CardError::Code(_) | CardError::NotFound(_)) => {
             return Ok((
                 StatusCode::NOT_FOUND,
-                Html(page("卡片无效", "<p>请核对卡片上的编码。</p>", "")),
+                Html(page("卡片无效", "<p>请核对卡片上的编码。</p>", "", None)),
             )
                 .into_response());
         }
@@ -132,23 +132,49 @@ document.getElementById('f').onsubmit = async e => {{
 </script>"#
         )
     };
-    Ok(Html(page("领取礼品", &body, &c.code)).into_response())
+    let brand = siyu::platform::brand::load(&app.db, tenant).await?;
+    Ok(Html(page("领取礼品", &body, &c.code, Some(&brand))).into_response())
 }
 
-pub(crate) fn page(title: &str, body: &str, code: &str) -> String {
-    // The look of the other customer pages (activity.html): a white card on grey, the brand red.
+pub(crate) fn page(
+    title: &str,
+    body: &str,
+    code: &str,
+    brand: Option<&siyu::platform::brand::Brand>,
+) -> String {
+    // The look of the other customer pages (activity.html): a white card on grey, in the
+    // brand's colour (checked to be a #rrggbb when it was saved) under its name and logo.
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let color = brand.map_or(siyu::platform::brand::DEFAULT_COLOR, |b| b.color.as_str());
+    let bar = match brand {
+        Some(b) => format!(
+            r#"<div class="brandbar" id="brand">{}<span>{}</span></div>"#,
+            b.logo_url
+                .as_deref()
+                .map(|u| format!(r#"<img src="{}" alt="">"#, esc(u)))
+                .unwrap_or_default(),
+            esc(&b.name)
+        ),
+        None => String::new(),
+    };
     format!(
         r#"<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1,viewport-fit=cover">
-<title>{title}</title><style>*{{box-sizing:border-box}}
+<title>{title}</title><style>*{{box-sizing:border-box}}:root{{--brand:{color}}}
 body{{margin:0;font:16px/1.5 -apple-system,"PingFang SC","Noto Sans CJK SC","WenQuanYi Micro Hei",sans-serif;background:#f6f6f6;color:#222}}
 main{{max-width:480px;margin:0 auto;padding:16px}}.card{{background:#fff;border-radius:12px;padding:16px}}
+.brandbar{{display:flex;align-items:center;gap:8px;margin:0 0 12px;font-weight:600}}.brandbar img{{height:28px;max-width:120px;object-fit:contain}}
 h1{{font-size:20px;margin:0 0 8px}}input{{font-size:16px;padding:12px;margin:6px 0;width:100%;border:1px solid #ddd;border-radius:8px}}
-button{{width:100%;min-height:48px;border:0;border-radius:24px;background:#e4393c;color:#fff;font-size:18px;margin-top:8px}}
+button{{width:100%;min-height:48px;border:0;border-radius:24px;background:var(--brand);color:#fff;font-size:18px;margin-top:8px}}
 button:disabled{{background:#ccc}}.row{{display:flex;gap:8px;align-items:center}}.row input{{flex:1}}
-button.side{{width:auto;min-height:44px;margin:6px 0;padding:0 14px;font-size:15px;border-radius:8px;background:#fff;color:#e4393c;border:1px solid #e4393c}}
-#msg{{min-height:24px;margin:12px 0 0}}.coupon-code{{font-size:20px;font-weight:600;letter-spacing:1px;color:#e4393c;margin:8px 0}}
-img{{width:12rem;display:block;margin:8px auto}}.note{{color:#999;font-size:12px;text-align:center;margin-top:12px}}</style></head>
-<body><main><div class="card"><h1>{title}</h1>{body}</div><p class="note">卡号 {code}</p></main></body></html>"#
+button.side{{width:auto;min-height:44px;margin:6px 0;padding:0 14px;font-size:15px;border-radius:8px;background:#fff;color:var(--brand);border:1px solid var(--brand)}}
+#msg{{min-height:24px;margin:12px 0 0}}.coupon-code{{font-size:20px;font-weight:600;letter-spacing:1px;color:var(--brand);margin:8px 0}}
+#done img{{width:12rem;display:block;margin:8px auto}}.note{{color:#999;font-size:12px;text-align:center;margin-top:12px}}</style></head>
+<body><main>{bar}<div class="card"><h1>{title}</h1>{body}</div><p class="note">卡号 {code}</p></main></body></html>"#
     )
 }
 

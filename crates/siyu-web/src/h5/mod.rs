@@ -26,6 +26,16 @@ pub(crate) struct ActivityPage {
     id: i64,
 }
 
+/// `GET /h5/v1/brand`: the name, colour and logo of the customer's brand, for its pages.
+pub(crate) async fn brand(
+    axum::extract::State(app): axum::extract::State<crate::AppState>,
+    CustomerCaller(c): CustomerCaller,
+) -> Result<axum::Json<siyu::platform::brand::Brand>, crate::api::ApiError> {
+    Ok(axum::Json(
+        siyu::platform::brand::load(&app.db, c.tenant_id).await?,
+    ))
+}
+
 pub(crate) async fn page(
     kind: &'static str,
     title: &'static str,

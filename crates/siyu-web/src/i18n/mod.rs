@@ -222,6 +222,7 @@ static NAV_ZH: [NavGroup; 6] = [
         label: "设置",
         items: &[
             item("policy", "/console/policy", "触达策略"),
+            item("brand", "/console/brand", "品牌外观"),
             item("access", "/console/access", "账号"),
         ],
     },
@@ -261,6 +262,7 @@ static NAV_EN: [NavGroup; 6] = [
         label: "Settings",
         items: &[
             item("policy", "/console/policy", "Contact policy"),
+            item("brand", "/console/brand", "Brand look"),
             item("access", "/console/access", "Access"),
         ],
     },

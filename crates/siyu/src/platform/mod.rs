@@ -1,6 +1,7 @@
 //! Tenants, access, storage, configuration: what every capability stands on.
 
 pub mod access;
+pub mod brand;
 pub mod clock;
 pub mod config;
 pub mod crypto;
