@@ -89,6 +89,13 @@ try {
   check(counts.reduce((a, b) => a + b, 0) === 2, 'every buyer is in one RFM class');
   check((await page.textContent('#rfm-chart')).includes('重要价值客户'), 'classes carry their Chinese names');
   await page.screenshot({ path: shots + '/rfm.png', fullPage: true });
+  // A bar opens the list of the customers behind it, the same count.
+  const bar = page.locator('.rfm-bar:not([data-count="0"])').first();
+  const behind = await bar.getAttribute('data-count');
+  await bar.click();
+  await page.waitForURL('**/console/customers?class=*');
+  check((await page.textContent('#filter-total')).trim().endsWith(' ' + behind), 'a bar opens its customers, the same count: ' + (await page.textContent('#filter-total')));
+  await page.goto(base + '/console/rfm');
 
   await page.click('nav.side >> text=会员');
   await page.waitForURL('**/console/members');

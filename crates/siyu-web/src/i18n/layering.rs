@@ -6,6 +6,7 @@ use super::Lang;
 pub struct LayerTr {
     pub make_segment: &'static str,
     pub bar_to_segment_help: &'static str,
+    pub bar_to_list_help: &'static str,
     pub tags_title: &'static str,
     pub group: &'static str,
     pub tag: &'static str,
@@ -57,6 +58,7 @@ pub struct LayerTr {
 pub static ZH_L: LayerTr = LayerTr {
     make_segment: "建人群",
     bar_to_segment_help: "点一类客户，把这些人存成人群和快照，接着可以发券、发短信召回或企微群发。",
+    bar_to_list_help: "点图中的条可以先看看是哪些客户。",
     tags_title: "标签",
     group: "标签组",
     tag: "标签",
@@ -105,6 +107,7 @@ pub static ZH_L: LayerTr = LayerTr {
 pub static EN_L: LayerTr = LayerTr {
     make_segment: "make a segment",
     bar_to_segment_help: "Click a group to save its people as a segment with a snapshot, ready for coupons, an SMS recall or a WeCom mass message.",
+    bar_to_list_help: "Click a bar of the chart to see who they are first.",
     tags_title: "Tags",
     group: "Group",
     tag: "Tag",
