@@ -884,6 +884,22 @@ async fn a_card_batch_code_shows_on_the_landing_page_and_records_the_claimants_c
         .await;
     assert_eq!(report["total"]["claimed"], 1, "{report}");
     assert_eq!(report["total"]["contacts"], 1, "{backend:?}: {report}");
+
+    // Stopped, the code's QR leaves the batch's landing page; its figures stay.
+    let (st, stopped) = w
+        .api(
+            M::POST,
+            &format!("/api/v1/live-codes/{}/stop", code["id"]),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{stopped}");
+    assert!(stopped["disabled_at"].is_i64(), "{stopped}");
+    let (_, report) = w
+        .api(M::GET, &format!("/api/v1/card-batches/{batch}"), None)
+        .await;
+    assert!(report["batch"]["contact_qr_url"].is_null(), "{report}");
+    assert_eq!(report["total"]["contacts"], 1, "{report}");
 }
 on_each_backend!(a_card_batch_code_shows_on_the_landing_page_and_records_the_claimants_contact);
 

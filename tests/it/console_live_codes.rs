@@ -207,11 +207,9 @@ async fn a_live_code_is_changed_downloaded_and_stopped(backend: Backend) {
         .send()
         .await
         .expect("png");
-    assert!(
-        matches!(r.status(), StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST),
-        "{}",
-        r.status()
-    );
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
 
     // A viewer may not stop it; an admin does, and WeCom deletes the contact way.
     let none: &[(&str, &str)] = &[];
@@ -243,6 +241,14 @@ async fn a_live_code_is_changed_downloaded_and_stopped(backend: Backend) {
     )
     .await;
     assert_eq!(st, StatusCode::CONFLICT, "{p}");
-    assert!(p.contains("已停用"), "{p}");
+    assert!(p.contains("这个活码已停用，不能再修改"), "{p}");
+    // Nor is its QR given out to print.
+    let r = c
+        .get(s.url(&format!("/api/v1/live-codes/{id}/qr.png")))
+        .header("authorization", format!("Bearer {key}"))
+        .send()
+        .await
+        .expect("png");
+    assert_eq!(r.status(), StatusCode::CONFLICT);
 }
 on_each_backend!(a_live_code_is_changed_downloaded_and_stopped);

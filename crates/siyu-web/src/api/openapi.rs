@@ -87,9 +87,9 @@ PUT /api/v1/wecom | connect | Set WeCom up | corp_id:string! secret:string! toke
 POST /api/v1/wecom/unsubscribes | connect | Record a WeCom opt-out | json
 POST /api/v1/connect/tick | connect | Run WeCom's periodic work now | -
 GET /api/v1/live-codes | connect | Live codes with their figures | -
-POST /api/v1/live-codes | connect | Make a live code | name:string! guides:array! backup_userid:string! welcome:object! source:string tag_ids:array
+POST /api/v1/live-codes | connect | Make a live code | name:string! guides:array! backup_userid:string! welcome:object! source:string source_id:integer tag_ids:array
 GET /api/v1/live-codes/{id} | connect | A live code | -
-PUT /api/v1/live-codes/{id} | connect | Change a live code | name:string! guides:array! backup_userid:string! welcome:object! source:string tag_ids:array
+PUT /api/v1/live-codes/{id} | connect | Change a live code (what it was made for stays) | name:string! guides:array! backup_userid:string! welcome:object! tag_ids:array
 POST /api/v1/live-codes/{id}/stop | connect | Stop a live code | -
 GET /api/v1/live-codes/{id}/qr.png | connect | A live code's QR to print (PNG) | -
 GET /api/v1/live-codes/{id}/qr.svg | connect | A live code's QR to print (SVG) | -

@@ -18,6 +18,7 @@ use siyu::convert::{bargain, flash, gifts, group_buy};
 use siyu::know::report::yuan;
 use siyu::platform::clock::{format_local, now_ms};
 use siyu::platform::db::sql;
+use siyu::platform::refusal::{Refusal, Refuse};
 
 pub struct FlashRow {
     pub id: i64,
@@ -214,37 +215,62 @@ pub(crate) struct Typed {
     pub gift: GiftForm,
 }
 
+/// Why a create did not happen: something the operator can mend (said on the page beside what
+/// was typed, 400 or 403), or the server's own failure (500, logged).
+pub(crate) enum Refused {
+    Said(String, StatusCode),
+    Server(String),
+}
+
+impl From<String> for Refused {
+    fn from(said: String) -> Refused {
+        Refused::Said(said, StatusCode::BAD_REQUEST)
+    }
+}
+
 /// After a create: a refusal is shown on the page beside what was typed, a success goes back
 /// to it.
 pub(crate) async fn created(
     app: &AppState,
     u: &ConsoleUser,
-    r: Result<(), String>,
+    r: Result<(), Refused>,
     typed: Typed,
 ) -> Response {
     match r {
         Ok(()) => Redirect::to("/console/activities").into_response(),
-        Err(e) => {
+        Err(Refused::Server(e)) => super::server_error(e),
+        Err(Refused::Said(e, status)) => {
             let mut r = render(app, u, vec![e], typed).await;
             if r.status().is_success() {
-                *r.status_mut() = StatusCode::BAD_REQUEST;
+                *r.status_mut() = status;
             }
             r
         }
     }
 }
 
-pub(crate) fn may_write(u: &ConsoleUser) -> Result<(), String> {
+pub(crate) fn may_write(u: &ConsoleUser) -> Result<(), Refused> {
     if u.caller.role.may_write() {
         Ok(())
     } else {
-        Err(u.lang.at().read_only.to_owned())
+        Err(Refused::Said(
+            u.lang.at().read_only.to_owned(),
+            StatusCode::FORBIDDEN,
+        ))
     }
 }
 
-/// A domain refusal (`field: reason`) in the page's language.
-fn said(u: &ConsoleUser, e: impl std::fmt::Display) -> String {
-    refusals::said(u.lang, &e.to_string())
+/// A domain refusal (`field: reason`) in the page's language; a failure of the store is the
+/// server's, not the form's.
+fn said<E: Refuse + std::fmt::Display>(u: &ConsoleUser, e: E) -> Refused {
+    match e.refusal() {
+        Refusal::Internal => Refused::Server(e.to_string()),
+        Refusal::NotFound(_) => Refused::Said(
+            refusals::said(u.lang, &e.to_string()),
+            StatusCode::NOT_FOUND,
+        ),
+        _ => Refused::from(refusals::said(u.lang, &e.to_string())),
+    }
 }
 
 /// Every field as text, so that a bad one is refused by name with the rest kept.
@@ -483,7 +509,7 @@ pub(crate) async fn create_gift(
         let kind = match f.kind.as_str() {
             "coupon" => gifts::GiftKind::Coupon,
             "goods" => gifts::GiftKind::Goods,
-            _ => return Err(refusals::invalid(l, "kind", "must not be empty")),
+            _ => return Err(refusals::invalid(l, "kind", "must not be empty").into()),
         };
         let i = gifts::GiftInput {
             name: f.name.clone(),

@@ -354,9 +354,6 @@ fn said(lang: Lang, e: &LiveCodeError) -> String {
             let f = field.as_str();
             match f {
                 "name" => "名称：须 1–64 个字".into(),
-                "source" if reason.contains("cannot change") => {
-                    "投放位置：活码做好后不能改（二维码已经印出），请新建一个活码".into()
-                }
                 "source" => "投放位置：请选择".into(),
                 "source_id" => "包裹卡批次：包裹卡活码须填写存在的批次编号".into(),
                 "guides" if reason.contains("at most") => "接待导购：最多 100 位".into(),
@@ -523,7 +520,7 @@ pub(crate) async fn update(
         &corp.api,
         u.caller.tenant_id,
         id,
-        n,
+        n.into(),
         now_ms(),
         corp.offset_min,
     )

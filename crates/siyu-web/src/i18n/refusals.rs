@@ -2,7 +2,9 @@
 //! said on a Chinese console page: the field by the name the form gives it, the reason as an
 //! operator would put it. A reason the catalogue does not know is logged and replaced by a
 //! sentence that says to check the field, never shown in English on a Chinese page; a test
-//! reads the domain's checks and fails on any literal reason missing here.
+//! reads the domain's checks behind the forms that use it (activities, campaigns, card batches,
+//! links) and fails on a literal `invalid("field", "reason")` missing here. Calls whose field or
+//! reason is formatted are covered by the patterns' own tests, not by that scan.
 
 use super::Lang;
 
@@ -122,7 +124,8 @@ fn reason_zh(reason: &str) -> Option<String> {
         {
             return Some(format!("须为 {span} 个字"));
         }
-        if plain(rest) {
+        // "must be 1–90": a range; a bare number is not one, and is left to the fallback.
+        if plain(rest) && rest.contains('–') {
             return Some(format!("须在 {rest} 之间"));
         }
     }

@@ -15,6 +15,10 @@ pub enum QrError {
     NotFound,
 }
 
+/// The largest picture read, per side: WeCom's are a few hundred pixels; a bigger one is not a
+/// contact-way QR and would cost a core to decode.
+const MAX_SIDE: u32 = 4096;
+
 /// An image's pixels as 8-bit grey, row by row: (width, height, pixels).
 fn grey(image: &[u8]) -> Result<(usize, usize, Vec<u8>), QrError> {
     let bad = |e: &dyn std::fmt::Display| QrError::Image(e.to_string());
@@ -23,6 +27,9 @@ fn grey(image: &[u8]) -> Result<(usize, usize, Vec<u8>), QrError> {
         // Palettes and 16-bit depths read as plain 8-bit samples.
         d.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
         let mut r = d.read_info().map_err(|e| bad(&e))?;
+        if r.info().width > MAX_SIDE || r.info().height > MAX_SIDE {
+            return Err(QrError::Image("larger than 4096 pixels a side".into()));
+        }
         let mut buf = vec![0; r.output_buffer_size().ok_or_else(|| bad(&"too large"))?];
         let f = r.next_frame(&mut buf).map_err(|e| bad(&e))?;
         let (w, h) = (f.width as usize, f.height as usize);
@@ -42,6 +49,12 @@ fn grey(image: &[u8]) -> Result<(usize, usize, Vec<u8>), QrError> {
         let opts = zune_jpeg::zune_core::options::DecoderOptions::default()
             .jpeg_set_out_colorspace(zune_jpeg::zune_core::colorspace::ColorSpace::Luma);
         let mut d = zune_jpeg::JpegDecoder::new_with_options(image, opts);
+        d.decode_headers().map_err(|e| bad(&e))?;
+        if d.dimensions()
+            .is_none_or(|(w, h)| w > MAX_SIDE as usize || h > MAX_SIDE as usize)
+        {
+            return Err(QrError::Image("larger than 4096 pixels a side".into()));
+        }
         let px = d.decode().map_err(|e| bad(&e))?;
         let (w, h) = d.dimensions().ok_or_else(|| bad(&"no dimensions"))?;
         Ok((w, h, px))

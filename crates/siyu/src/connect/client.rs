@@ -170,23 +170,32 @@ pub struct WecomApi {
     per_api_per_minute: f64,
 }
 
-/// Whether a contact way's picture may be fetched from `url`: https on WeCom's picture hosts
-/// (qpic.cn, weixin.qq.com), or under the API's own base.
+/// Whether a contact way's picture may be fetched from `url`: https on port 443 of WeCom's
+/// picture hosts (qpic.cn, weixin.qq.com) with no user in it, or the origin of the API's own
+/// base (a sandbox). The address is parsed as the client will read it (a `\\` is a `/` there).
 fn qr_host_allowed(url: &str, base: &str) -> bool {
-    if !base.is_empty() && url.starts_with(&format!("{}/", base.trim_end_matches('/'))) {
-        return true;
-    }
-    let Some(rest) = url.strip_prefix("https://") else {
+    let Ok(u) = reqwest::Url::parse(url) else {
         return false;
     };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    // A port, a user or an address literal is not one of WeCom's hosts.
-    if host.contains([':', '@', '[']) {
+    if !u.username().is_empty() || u.password().is_some() {
         return false;
     }
-    ["qpic.cn", "weixin.qq.com"]
-        .iter()
-        .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+    if let Ok(b) = reqwest::Url::parse(base)
+        && !base.is_empty()
+        && b.scheme() == u.scheme()
+        && b.host_str() == u.host_str()
+        && b.port_or_known_default() == u.port_or_known_default()
+    {
+        return true;
+    }
+    let Some(host) = u.host_str() else {
+        return false;
+    };
+    u.scheme() == "https"
+        && u.port_or_known_default() == Some(443)
+        && ["qpic.cn", "weixin.qq.com"]
+            .iter()
+            .any(|d| host == *d || host.ends_with(&format!(".{d}")))
 }
 
 /// A token bucket: `cap` tokens, refilled at `cap` per minute.
@@ -477,10 +486,15 @@ impl WecomApi {
         if !qr_host_allowed(url, &self.base) {
             return Err(fail(format!("{url} is not a WeCom picture address")));
         }
-        let mut r = self
-            .http
-            .get(url)
+        // A client of its own that follows no redirect: a 30x from an allowed host must not
+        // carry the server anywhere else.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
+        let mut r = http
+            .get(url)
             .send()
             .await
             .map_err(|e| fail(e.to_string()))?;
@@ -763,6 +777,8 @@ mod tests {
             "https://evilqpic.cn/x",
             "https://wework.qpic.cn@169.254.169.254/",
             "https://wework.qpic.cn:8443/x",
+            "https://evil.example\\.qpic.cn/x",
+            "https://evil.example%2F.qpic.cn/x",
             "file:///etc/passwd",
             "http://127.0.0.1:8080/x",
         ] {

@@ -55,12 +55,12 @@ pub(crate) async fn get_code(
 }
 
 /// `PUT /api/v1/live-codes/{id}`: the code's name, tags, welcome, guides and backup, as on
-/// creation; what it was made for stays (its QR is printed).
+/// creation; what it was made for (`source`, `source_id`) stays and is not taken.
 pub(crate) async fn update_code(
     State(app): State<AppState>,
     ApiCaller(c): ApiCaller,
     Path(id): Path<String>,
-    body: Result<Json<NewLiveCode>, JsonRejection>,
+    body: Result<Json<live_codes::LiveCodeChange>, JsonRejection>,
 ) -> Result<Json<live_codes::LiveCode>, ApiError> {
     require_write(&c)?;
     let id = path_id("live code", &id)?;
