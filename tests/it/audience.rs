@@ -14,7 +14,7 @@ use siyu::know::audience::{build_index, sql as rule_sql};
 use siyu::know::profile;
 use siyu::know::rfm::{ALL_CLASSES, ALL_STAGES, DAY_MS};
 use siyu::know::rule::{
-    AttrTest, BoughtTest, EventTest, OrdersTest, Range, RfmTest, Rule, TagTest,
+    AttrTest, BoughtTest, ChannelOrdersTest, EventTest, OrdersTest, Range, RfmTest, Rule, TagTest,
 };
 use siyu::platform::access::create_tenant;
 use siyu::platform::clock::now_ms;
@@ -310,6 +310,27 @@ fn leaf(tags: Vec<i64>) -> impl Strategy<Value = Rule> {
         ),
         pick(KINDS.iter().map(|s| s.to_string()).collect()).prop_map(Rule::Identity),
         pick(TIERS.iter().map(|s| s.to_string()).collect()).prop_map(Rule::Tier),
+        (
+            0..CHANNELS.len(),
+            proptest::option::of(range(0, 3)),
+            proptest::option::of(range(0, 120_000)),
+            proptest::option::of(range(0, 500))
+        )
+            .prop_map(|(ch, count, spend, last)| {
+                let mut o = ChannelOrdersTest {
+                    channel: CHANNELS[ch].into(),
+                    count,
+                    spend,
+                    last_order_days: last,
+                };
+                if o.count.is_none() && o.spend.is_none() && o.last_order_days.is_none() {
+                    o.count = Some(Range {
+                        min: Some(2),
+                        max: None,
+                    });
+                }
+                Rule::ChannelOrders(o)
+            }),
     ]
 }
 

@@ -37,6 +37,9 @@ pub enum Rule {
     /// Bought in any of these channels.
     Channel(Vec<String>),
     Orders(OrdersTest),
+    /// Orders on one channel: "2+ orders on Tmall", "spent ¥500 at JD", "bought in store in the
+    /// last 90 days". Someone who never bought there has count and spend 0 and no last order.
+    ChannelOrders(ChannelOrdersTest),
     Bought(BoughtTest),
     Event(EventTest),
     /// Holds an identity of any of these kinds (e.g. `external_userid`: a WeCom contact;
@@ -165,6 +168,30 @@ pub struct OrdersTest {
     pub aov: Option<Range>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_order_days: Option<Range>,
+}
+
+/// A channel's purchases of one customer, each given range holding: order count, spend (fen,
+/// after refunds) and days since the last order there.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelOrdersTest {
+    pub channel: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<Range>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend: Option<Range>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_order_days: Option<Range>,
+}
+
+impl ChannelOrdersTest {
+    /// Whether someone who never bought on the channel matches: count and spend 0, and no
+    /// last order to be recent.
+    pub fn matches_none(&self) -> bool {
+        self.last_order_days.is_none()
+            && self.count.is_none_or(|r| r.contains(0))
+            && self.spend.is_none_or(|r| r.contains(0))
+    }
 }
 
 /// Bought any of these categories or SKUs.
@@ -329,6 +356,17 @@ impl Rule {
                 range("orders.spend", &o.spend)?;
                 range("orders.aov", &o.aov)?;
                 range("orders.last_order_days", &o.last_order_days)?;
+            }
+            Rule::ChannelOrders(o) => {
+                if o.channel.trim().is_empty() {
+                    return err("channel_orders: channel is empty".into());
+                }
+                if o.count.is_none() && o.spend.is_none() && o.last_order_days.is_none() {
+                    return err("channel_orders: give count, spend or last_order_days".into());
+                }
+                range("channel_orders.count", &o.count)?;
+                range("channel_orders.spend", &o.spend)?;
+                range("channel_orders.last_order_days", &o.last_order_days)?;
             }
             Rule::Bought(b) => {
                 if b.category.is_empty() && b.sku.is_empty() {

@@ -58,6 +58,17 @@ impl TenantIndex {
         for (id, c) in f.channels.into_iter().filter(|f| live.contains(f.0)) {
             bump(&mut self.channels, &c, id);
         }
+        for (id, c, figures) in f.channel_figures.into_iter().filter(|f| live.contains(f.0)) {
+            match self.channel_figures.get_mut(&c) {
+                Some(m) => {
+                    m.insert(id, figures);
+                }
+                None => {
+                    self.channel_figures
+                        .insert(c, HashMap::from([(id, figures)]));
+                }
+            }
+        }
         for (id, c) in f.categories.into_iter().filter(|f| live.contains(f.0)) {
             bump(&mut self.categories, &c, id);
         }
@@ -147,6 +158,11 @@ impl TenantIndex {
             b.remove(ids);
         }
         for m in self.attr_num.values_mut() {
+            for id in ids {
+                m.remove(&id);
+            }
+        }
+        for m in self.channel_figures.values_mut() {
             for id in ids {
                 m.remove(&id);
             }
@@ -249,6 +265,12 @@ impl TenantIndex {
             .attr_num
             .values()
             .map(|m| m.capacity() * 12)
+            .sum::<usize>();
+        // A customer id and its figures per entry, and the table's control byte.
+        bytes += self
+            .channel_figures
+            .values()
+            .map(|m| m.capacity() * (4 + std::mem::size_of::<ChannelFigures>() + 1))
             .sum::<usize>();
         IndexSize {
             customers: self.universe.len(),

@@ -68,6 +68,15 @@ pub struct StatsFact {
     pub stage: Stage,
 }
 
+/// One customer's purchases on one channel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChannelFigures {
+    pub order_count: u32,
+    /// Fen, after refunds.
+    pub spend: i64,
+    pub last_order_at: i64,
+}
+
 /// Everything the index holds about some customers, loaded from the store.
 #[derive(Debug, Default)]
 pub struct Facts {
@@ -79,6 +88,8 @@ pub struct Facts {
     /// Member tiers.
     pub tiers: Vec<(u32, String)>,
     pub channels: Vec<(u32, String)>,
+    /// (customer, channel, figures) for each channel a customer bought on.
+    pub channel_figures: Vec<(u32, String, ChannelFigures)>,
     pub categories: Vec<(u32, String)>,
     pub skus: Vec<(u32, String)>,
     /// (customer, name, value, value as integer)
@@ -126,6 +137,8 @@ pub struct TenantIndex {
     kinds: HashMap<String, RoaringBitmap>,
     tiers: HashMap<String, RoaringBitmap>,
     channels: HashMap<String, RoaringBitmap>,
+    /// Purchases per channel, of those who bought there.
+    channel_figures: HashMap<String, HashMap<u32, ChannelFigures>>,
     categories: HashMap<String, RoaringBitmap>,
     skus: HashMap<String, RoaringBitmap>,
     classes: [RoaringBitmap; 8],

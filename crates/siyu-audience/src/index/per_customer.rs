@@ -5,7 +5,7 @@ use roaring::RoaringBitmap;
 
 use super::*;
 use crate::rfm::Stage;
-use crate::rule::{AttrOp, EventTest, OrdersTest, Rule, last_order_bounds};
+use crate::rule::{AttrOp, ChannelOrdersTest, EventTest, OrdersTest, Rule, last_order_bounds};
 
 impl<'a> Query<'a> {
     /// Whether one customer matches (used to filter small candidate sets).
@@ -55,6 +55,7 @@ impl<'a> Query<'a> {
                     self.non_buyer_matches(o)
                 }
             }
+            Rule::ChannelOrders(o) => self.channel_orders_match(o, id),
             Rule::Bought(b) => {
                 b.category.iter().any(|c| has(ix.categories.get(c)))
                     || b.sku.iter().any(|s| has(ix.skus.get(s)))
@@ -76,6 +77,29 @@ impl<'a> Query<'a> {
                 let (lo, hi) = last_order_bounds(&r, self.now);
                 let t = ix.last_order_at.get(id);
                 t >= lo && t <= hi
+            })
+    }
+
+    /// Whether the customer's purchases on the rule's channel hold its ranges.
+    pub(super) fn channel_orders_match(&self, o: &ChannelOrdersTest, id: u32) -> bool {
+        match self
+            .ix
+            .channel_figures
+            .get(&o.channel)
+            .and_then(|m| m.get(&id))
+        {
+            Some(f) => self.channel_figures_match(o, f),
+            None => o.matches_none(),
+        }
+    }
+
+    pub(super) fn channel_figures_match(&self, o: &ChannelOrdersTest, f: &ChannelFigures) -> bool {
+        let count = i64::from(f.order_count);
+        o.count.is_none_or(|r| r.contains(count))
+            && o.spend.is_none_or(|r| r.contains(f.spend))
+            && o.last_order_days.is_none_or(|r| {
+                let (lo, hi) = last_order_bounds(&r, self.now);
+                f.last_order_at >= lo && f.last_order_at <= hi
             })
     }
 

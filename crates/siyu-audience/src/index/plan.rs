@@ -201,6 +201,11 @@ impl<'a> Query<'a> {
             Rule::Channel(c) => sum(c.iter().filter_map(|c| ix.channels.get(c)).collect()),
             Rule::Orders(o) if self.non_buyer_matches(o) => all,
             Rule::Orders(_) => ix.buyers.len(),
+            Rule::ChannelOrders(o) if o.matches_none() => all,
+            Rule::ChannelOrders(o) => ix
+                .channel_figures
+                .get(&o.channel)
+                .map_or(0, |m| m.len() as u64),
             Rule::Bought(b) => sum(b
                 .category
                 .iter()

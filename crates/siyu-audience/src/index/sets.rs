@@ -140,6 +140,21 @@ impl<'a> Query<'a> {
                 }
                 Cow::Owned(set)
             }
+            Rule::ChannelOrders(o) => {
+                let figures = ix.channel_figures.get(&o.channel);
+                let mut set: RoaringBitmap = figures
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, f)| self.channel_figures_match(o, f))
+                    .map(|(id, _)| *id)
+                    .collect();
+                if o.matches_none() {
+                    let bought: RoaringBitmap =
+                        figures.into_iter().flatten().map(|(id, _)| *id).collect();
+                    set |= &ix.universe - &bought;
+                }
+                Cow::Owned(set)
+            }
             Rule::Bought(b) => union_of(
                 b.category
                     .iter()

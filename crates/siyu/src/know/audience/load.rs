@@ -143,15 +143,39 @@ pub(super) async fn load_facts(
         scope,
     )
     .await?;
-    f.channels = pairs(
+    let rows: Vec<(i64, String, i64, i64, i64)> = fetch(
         db,
         &format!(
-            "SELECT DISTINCT customer_id, channel FROM orders WHERE tenant_id = $1 AND status IN {PURCHASE_STATUSES}"
+            "SELECT customer_id, channel, COUNT(*), CAST(SUM(amount - refund_amount) AS BIGINT), MAX(ordered_at) \
+             FROM orders WHERE tenant_id = $1 AND status IN {PURCHASE_STATUSES}"
         ),
         tenant,
+        &[],
         scope,
+        "customer_id",
+        " GROUP BY customer_id, channel",
     )
     .await?;
+    f.channel_figures = rows
+        .into_iter()
+        .filter_map(|(c, ch, n, spend, last)| {
+            Some((
+                id32(c)?,
+                ch,
+                index::ChannelFigures {
+                    order_count: u32::try_from(n).unwrap_or(u32::MAX),
+                    spend,
+                    last_order_at: last,
+                },
+            ))
+        })
+        .collect();
+    // The channels bought in are the channels with figures.
+    f.channels = f
+        .channel_figures
+        .iter()
+        .map(|(c, ch, _)| (*c, ch.clone()))
+        .collect();
     let rows: Vec<(i64, Option<String>, Option<String>)> = fetch(
         db,
         &format!(

@@ -176,6 +176,33 @@ impl Builder {
                 }
                 format!("({})", parts.join(" AND "))
             }
+            Rule::ChannelOrders(o) => {
+                // Each figure from the channel's purchase orders; no order there is a count and
+                // spend of 0 and no last order (MAX is NULL, which no bound holds).
+                let of = |this: &mut Self, what: &str| {
+                    let (tn, ch) = (this.tenant(), this.arg(o.channel.as_str()));
+                    format!(
+                        "(SELECT {what} FROM orders o WHERE o.tenant_id = {tn} AND o.customer_id = c.id \
+                         AND o.channel = {ch} AND o.status IN {PURCHASE_STATUSES})"
+                    )
+                };
+                let mut parts = Vec::new();
+                if let Some(r) = &o.count {
+                    let e = of(self, "COUNT(*)");
+                    parts.push(self.range(&e, r));
+                }
+                if let Some(r) = &o.spend {
+                    let e = of(self, "COALESCE(SUM(o.amount - o.refund_amount), 0)");
+                    parts.push(self.range(&e, r));
+                }
+                if let Some(r) = &o.last_order_days {
+                    let e = of(self, "MAX(o.ordered_at)");
+                    let (lo, hi) = last_order_bounds(r, self.now);
+                    let (lo, hi) = (self.arg(lo), self.arg(hi));
+                    parts.push(format!("({e} >= {lo} AND {e} <= {hi})"));
+                }
+                format!("({})", parts.join(" AND "))
+            }
             Rule::Bought(b) => {
                 let tn = self.tenant();
                 let mut any = Vec::new();
