@@ -182,6 +182,18 @@ try {
   await page.fill('.cond-min', '2');
   await page.waitForFunction(() => document.querySelector('#live-count').textContent === '1');
   check(true, 'the count follows the conditions while typing');
+  // Orders on one channel: the buyer's two orders are both on Tmall.
+  await page.click('#add-condition');
+  const byChannel = page.locator('.cond').nth(1);
+  await byChannel.locator('.cond-type').selectOption('channel_orders');
+  await byChannel.locator('.cond-channel').selectOption('tmall');
+  await byChannel.locator('.cond-min').fill('2');
+  await page.waitForFunction(() => document.querySelector('#live-count').textContent === '1');
+  await byChannel.locator('.cond-min').fill('3');
+  await page.waitForFunction(() => document.querySelector('#live-count').textContent === '0');
+  check((await page.textContent('#rule-json')).includes('"channel_orders"'), '"2+ orders on Tmall" is a condition of the builder (1), "3+" matches no one');
+  await byChannel.locator('.cond-remove').click();
+  await page.waitForFunction(() => document.querySelector('#live-count').textContent === '1');
   await page.check('.cond-not');
   await page.waitForFunction(() => document.querySelector('#live-count').textContent === '1');
   await page.uncheck('.cond-not');

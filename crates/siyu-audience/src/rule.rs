@@ -473,6 +473,40 @@ mod tests {
         assert!(e.reason.contains("exactly one"), "{e}");
         let e = Rule::from_json(&json!({"colour": "red"})).expect_err("unknown");
         assert_eq!(e.path, "$");
+        let e = Rule::from_json(&json!({"channel_orders": {"channel": "tmall"}}))
+            .expect_err("no figure");
+        assert!(e.reason.contains("give count"), "{e}");
+        let e = Rule::from_json(&json!({"channel_orders": {"channel": "", "count": {"min": 1}}}))
+            .expect_err("no channel");
+        assert!(e.reason.contains("channel is empty"), "{e}");
+    }
+
+    #[test]
+    fn orders_on_a_channel_read_and_say_who_never_bought_there_matches() {
+        let v = json!({"channel_orders": {"channel": "tmall", "count": {"min": 2}}});
+        let r = Rule::from_json(&v).expect("parses");
+        assert_eq!(serde_json::to_value(&r).expect("writes"), v);
+        let Rule::ChannelOrders(o) = r else {
+            panic!("a channel_orders rule")
+        };
+        assert!(!o.matches_none(), "two orders there is not none");
+        let none = ChannelOrdersTest {
+            channel: "jd".into(),
+            count: Some(Range {
+                min: None,
+                max: Some(0),
+            }),
+            ..Default::default()
+        };
+        assert!(none.matches_none(), "never bought on JD");
+        let recent = ChannelOrdersTest {
+            last_order_days: Some(Range {
+                min: None,
+                max: Some(30),
+            }),
+            ..none.clone()
+        };
+        assert!(!recent.matches_none(), "no last order is not a recent one");
     }
 
     #[test]

@@ -347,6 +347,7 @@ pub(crate) async fn builder_options(app: &AppState, u: &ConsoleUser) -> Result<J
             "raw": l("规则原文", "Rule text"),
             "aov": l("客单价（元）", "AOV (yuan)"),
             "last_order_days": l("距最近购买（天）", "Days since last purchase"),
+            "channel_orders": l("某渠道的购买", "Purchases on a channel"),
             "event": l("近 N 天行为", "Event in the last N days"),
             "no_event": l("近 N 天未发生", "No event in the last N days"),
             "attr": l("属性等于", "Attribute equals"),
