@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use siyu_audience::index::{Facts, StatsFact, TenantIndex};
+use siyu_audience::index::{ChannelFigures, Facts, StatsFact, TenantIndex};
 use siyu_audience::rfm::{ALL_CLASSES, ALL_STAGES};
 use siyu_audience::rule::Rule;
 
@@ -51,11 +51,28 @@ fn brand(customers: u32) -> Facts {
                     stage: ALL_STAGES[1 + d.below(5) as usize],
                 },
             ));
-            f.channels
-                .push((id, CHANNELS[d.below(6) as usize].to_owned()));
-            if d.below(4) == 0 {
-                f.channels
-                    .push((id, CHANNELS[d.below(6) as usize].to_owned()));
+            // One channel, or two sharing the orders; each with its own figures.
+            let first = CHANNELS[d.below(6) as usize];
+            let second = (d.below(4) == 0).then(|| CHANNELS[d.below(6) as usize]);
+            let on_first = match second {
+                Some(s) if s != first && orders > 1 => orders / 2,
+                _ => orders,
+            };
+            let mut add = |ch: &str, n: i64, d: &mut Dice| {
+                f.channels.push((id, ch.to_owned()));
+                f.channel_figures.push((
+                    id,
+                    ch.to_owned(),
+                    ChannelFigures {
+                        order_count: n as u32,
+                        spend: spend * n / orders,
+                        last_order_at: NOW - d.below(720) as i64 * DAY_MS,
+                    },
+                ));
+            };
+            add(first, on_first, &mut d);
+            if let Some(s) = second.filter(|s| *s != first && orders > 1) {
+                add(s, orders - on_first, &mut d);
             }
             f.categories.push((id, format!("category-{}", d.below(40))));
         }
@@ -80,7 +97,7 @@ fn brand(customers: u32) -> Facts {
     f
 }
 
-const RULES: [(&str, &str); 6] = [
+const RULES: [(&str, &str); 7] = [
     ("one channel", r#"{"channel": ["tmall"]}"#),
     (
         "channels, orders and AOV",
@@ -101,6 +118,10 @@ const RULES: [(&str, &str); 6] = [
     (
         "viewed a page in 7 days",
         r#"{"event": {"type": "page_view", "days": 7}}"#,
+    ),
+    (
+        "2+ orders on Tmall, the last there within 180 days",
+        r#"{"channel_orders": {"channel": "tmall", "count": {"min": 2}, "last_order_days": {"max": 180}}}"#,
     ),
 ];
 
