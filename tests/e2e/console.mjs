@@ -194,6 +194,23 @@ try {
   check((await page.textContent('#rule-json')).includes('"channel_orders"'), '"2+ orders on Tmall" is a condition of the builder (1), "3+" matches no one');
   await byChannel.locator('.cond-remove').click();
   await page.waitForFunction(() => document.querySelector('#live-count').textContent === '1');
+  // A group inside the list: the buyer is 活跃, so "any of 活跃, 休眠" keeps them and "any of
+  // 休眠, 流失" does not.
+  await page.click('#add-group');
+  const grp = page.locator('.cond-group').first();
+  await grp.locator('.group-add').click();
+  await grp.locator('.group-add').click();
+  const inner = grp.locator('.group-body > .cond');
+  await inner.nth(0).locator('.cond-type').selectOption('stage');
+  await inner.nth(0).locator('.cond-value').selectOption('active');
+  await inner.nth(1).locator('.cond-type').selectOption('stage');
+  await inner.nth(1).locator('.cond-value').selectOption('dormant');
+  await page.waitForFunction(() => document.querySelector('#live-count').textContent === '1');
+  await inner.nth(0).locator('.cond-value').selectOption('churned');
+  await page.waitForFunction(() => document.querySelector('#live-count').textContent === '0');
+  check(JSON.parse(await page.textContent('#rule-json')).and.some((r) => r.or && r.or.length === 2), 'a group of conditions nests in the rule, and the count follows it');
+  await grp.locator(':scope > .group-head .cond-remove').click();
+  await page.waitForFunction(() => document.querySelector('#live-count').textContent === '1');
   await page.check('.cond-not');
   await page.waitForFunction(() => document.querySelector('#live-count').textContent === '1');
   await page.uncheck('.cond-not');
@@ -208,6 +225,20 @@ try {
   await page.waitForURL(/\/console\/segments\/\d+$/);
   await page.waitForFunction(() => document.querySelector('#live-count').textContent === '1');
   check((await page.inputValue('.cond-min')) === '2', 'a saved segment opens in the builder with its conditions');
+  // A rule of several figures and values, as the demo's flagship segment is written, opens as
+  // rows and groups with none left as raw JSON, and counts the same.
+  const flagship = { and: [{ channel: ['tmall', 'jd'] }, { orders: { count: { min: 2 }, aov: { min: 10000 } } },
+    { stage: ['active', 'new'] }, { not: { identity: ['external_userid'] } }] };
+  const made = await page.evaluate(async (rule) => {
+    const r = await fetch('/console/api/segments', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: '天猫京东高客单', rule }) });
+    return r.json();
+  }, flagship);
+  const counted = await page.evaluate(async (rule) => (await (await fetch('/console/api/audience/count', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ rule }) })).json()).count, flagship);
+  await page.goto(base + '/console/segments/' + made.id);
+  await page.waitForFunction((n) => document.querySelector('#live-count').textContent === String(n), counted);
+  check((await page.locator('.cond-raw').count()) === 0 && (await page.locator('.cond-group').count()) === 3, 'the flagship-shaped rule is drawn as rows and groups, none raw, same count ' + counted);
+  await page.goBack();
+  await page.waitForFunction(() => document.querySelector('#live-count').textContent === '1');
   await page.click('#preview');
   await page.waitForSelector('.preview-row');
   const sample = await page.textContent('#preview-rows');
