@@ -20,6 +20,7 @@ mod console;
 mod console_access;
 mod console_activities;
 mod console_brand;
+mod console_builder;
 mod console_campaigns;
 mod console_coupons;
 mod console_customers;

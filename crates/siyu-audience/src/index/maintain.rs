@@ -201,6 +201,22 @@ impl TenantIndex {
         self.tags.remove(&tag_id);
     }
 
+    /// The categories, SKUs and member tiers held, each with how many customers it names, the
+    /// most common first and at most `limit` of each: what a segment builder offers to pick.
+    pub fn bought_values(&self, limit: usize) -> [Vec<(String, u64)>; 3] {
+        let top = |m: &HashMap<String, RoaringBitmap>| {
+            let mut v: Vec<(String, u64)> = m
+                .iter()
+                .filter(|(_, b)| !b.is_empty())
+                .map(|(k, b)| (k.clone(), b.len()))
+                .collect();
+            v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            v.truncate(limit);
+            v
+        };
+        [top(&self.categories), top(&self.skus), top(&self.tiers)]
+    }
+
     pub fn class_sizes(&self) -> [u64; 8] {
         std::array::from_fn(|i| self.classes[i].len())
     }
