@@ -227,6 +227,7 @@ try {
   check((await page.inputValue('.cond-min')) === '2', 'a saved segment opens in the builder with its conditions');
   // A rule of several figures and values, as the demo's flagship segment is written, opens as
   // rows and groups with none left as raw JSON, and counts the same.
+  const savedAt = page.url();
   const flagship = { and: [{ channel: ['tmall', 'jd'] }, { orders: { count: { min: 2 }, aov: { min: 10000 } } },
     { stage: ['active', 'new'] }, { not: { identity: ['external_userid'] } }] };
   const made = await page.evaluate(async (rule) => {
@@ -237,7 +238,14 @@ try {
   await page.goto(base + '/console/segments/' + made.id);
   await page.waitForFunction((n) => document.querySelector('#live-count').textContent === String(n), counted);
   check((await page.locator('.cond-raw').count()) === 0 && (await page.locator('.cond-group').count()) === 3, 'the flagship-shaped rule is drawn as rows and groups, none raw, same count ' + counted);
-  await page.goBack();
+  // Attributes of every kind draw too: a list of values, a range, a missing attribute.
+  const byAttr = { and: [{ attr: { name: 'city', in: ['上海', '杭州'] } }, { attr: { name: 'age', range: { min: 25, max: 35 } } },
+    { attr: { name: 'vip', exists: false } }] };
+  const attrSeg = await page.evaluate(async (rule) => (await (await fetch('/console/api/segments', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: '属性人群', rule }) })).json()), byAttr);
+  await page.goto(base + '/console/segments/' + attrSeg.id);
+  await page.waitForFunction(() => /^\d+$/.test(document.querySelector('#live-count').textContent));
+  check((await page.locator('.cond-raw').count()) === 0 && (await page.inputValue('.cond-min')) === '25', 'attribute lists, ranges and absence are drawn as rows, none raw');
+  await page.goto(savedAt);
   await page.waitForFunction(() => document.querySelector('#live-count').textContent === '1');
   await page.click('#preview');
   await page.waitForSelector('.preview-row');
@@ -283,7 +291,7 @@ try {
 
   await page.click('nav.side >> text=人群');
   await page.waitForURL('**/console/segments');
-  check((await page.textContent('.segment-count')).trim() === '1', 'the segment list shows the live count');
+  check((await page.locator('tr', { hasText: '复购客户' }).locator('.segment-count').textContent()).trim() === '1', 'the segment list shows the live count');
 
   await page.click('#lang-switch');
   await page.waitForLoadState();

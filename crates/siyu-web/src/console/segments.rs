@@ -361,6 +361,8 @@ pub(crate) async fn builder_options(app: &AppState, u: &ConsoleUser) -> Result<J
         "event": l("近 N 天行为", "Event in the last N days"),
         "no_event": l("近 N 天未发生", "No event in the last N days"),
         "attr": l("属性等于", "Attribute equals"),
+        "attr_range": l("属性数值介于", "Attribute between"),
+        "attr_exists": l("有此属性", "Has attribute"),
         "category": l("买过品类", "Bought category"),
         "sku": l("买过商品（SKU）", "Bought SKU"),
         "tier": l("会员等级", "Member tier"),
