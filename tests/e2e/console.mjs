@@ -240,11 +240,11 @@ try {
   check((await page.locator('.cond-raw').count()) === 0 && (await page.locator('.cond-group').count()) === 3, 'the flagship-shaped rule is drawn as rows and groups, none raw, same count ' + counted);
   // Attributes of every kind draw too: a list of values, a range, a missing attribute.
   const byAttr = { and: [{ attr: { name: 'city', in: ['上海', '杭州'] } }, { attr: { name: 'age', range: { min: 25, max: 35 } } },
-    { attr: { name: 'vip', exists: false } }] };
+    { attr: { name: 'vip', exists: false } }, { rfm: { class: ['important_value'], r: { min: 4 }, m: { min: 3 } } }] };
   const attrSeg = await page.evaluate(async (rule) => (await (await fetch('/console/api/segments', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: '属性人群', rule }) })).json()), byAttr);
   await page.goto(base + '/console/segments/' + attrSeg.id);
   await page.waitForFunction(() => /^\d+$/.test(document.querySelector('#live-count').textContent));
-  check((await page.locator('.cond-raw').count()) === 0 && (await page.inputValue('.cond-min')) === '25', 'attribute lists, ranges and absence are drawn as rows, none raw');
+  check((await page.locator('.cond-raw').count()) === 0 && (await page.inputValue('.cond-min')) === '25', 'attribute lists, ranges and absence, and RFM scores are drawn as rows, none raw');
   await page.goto(savedAt);
   await page.waitForFunction(() => document.querySelector('#live-count').textContent === '1');
   await page.click('#preview');
