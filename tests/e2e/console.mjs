@@ -198,6 +198,7 @@ try {
   // 休眠, 流失" does not.
   await page.click('#add-group');
   const grp = page.locator('.cond-group').first();
+  await grp.locator('.group-mode').selectOption('or');
   await grp.locator('.group-add').click();
   await grp.locator('.group-add').click();
   const inner = grp.locator('.group-body > .cond');

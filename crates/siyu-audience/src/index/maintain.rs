@@ -286,7 +286,7 @@ impl TenantIndex {
         bytes += self
             .channel_figures
             .values()
-            .map(|m| m.capacity() * (4 + std::mem::size_of::<ChannelFigures>() + 1))
+            .map(|m| m.capacity() * (std::mem::size_of::<(u32, ChannelFigures)>() + 1))
             .sum::<usize>();
         IndexSize {
             customers: self.universe.len(),

@@ -79,6 +79,11 @@ impl<'a> Query<'a> {
     pub(super) fn narrow<'c>(&self, cand: &'c RoaringBitmap, c: &Rule) -> Cow<'c, RoaringBitmap> {
         match c {
             Rule::Orders(o) if !self.non_buyer_matches(o) => Cow::Owned(cand & &self.ix.buyers),
+            // Only those who bought on the channel can meet it.
+            Rule::ChannelOrders(o) if !o.matches_none() => match self.ix.channels.get(&o.channel) {
+                Some(bought) => Cow::Owned(cand & bought),
+                None => Cow::Owned(RoaringBitmap::new()),
+            },
             _ => Cow::Borrowed(cand),
         }
     }
@@ -154,7 +159,7 @@ impl<'a> Query<'a> {
             Rule::And(rs) | Rule::Or(rs) => rs.iter().all(|r| self.cheap(r)),
             Rule::Not(r) => self.cheap(r),
             Rule::Attr(a) => !matches!(a.op(), Ok(AttrOp::Range(_))),
-            Rule::Orders(_) => false,
+            Rule::Orders(_) | Rule::ChannelOrders(_) => false,
             Rule::Event(e) => e.min_times == 1,
             _ => true,
         }

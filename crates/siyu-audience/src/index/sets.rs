@@ -149,9 +149,11 @@ impl<'a> Query<'a> {
                     .map(|(id, _)| *id)
                     .collect();
                 if o.matches_none() {
-                    let bought: RoaringBitmap =
-                        figures.into_iter().flatten().map(|(id, _)| *id).collect();
-                    set |= &ix.universe - &bought;
+                    // The channel's bitmap holds the same customers as its figures.
+                    set |= match ix.channels.get(&o.channel) {
+                        Some(bought) => &ix.universe - bought,
+                        None => ix.universe.clone(),
+                    };
                 }
                 Cow::Owned(set)
             }

@@ -178,7 +178,7 @@ impl Builder {
             }
             Rule::ChannelOrders(o) => {
                 // Each figure from the channel's purchase orders; no order there is a count and
-                // spend of 0 and no last order (MAX is NULL, which no bound holds).
+                // spend of 0 and no last order.
                 let of = |this: &mut Self, what: &str| {
                     let (tn, ch) = (this.tenant(), this.arg(o.channel.as_str()));
                     format!(
@@ -199,7 +199,8 @@ impl Builder {
                     let e = of(self, "MAX(o.ordered_at)");
                     let (lo, hi) = last_order_bounds(r, self.now);
                     let (lo, hi) = (self.arg(lo), self.arg(hi));
-                    parts.push(format!("({e} >= {lo} AND {e} <= {hi})"));
+                    // Two-valued: no order there (MAX is NULL) is false, so `not` holds for it.
+                    parts.push(format!("({e} IS NOT NULL AND {e} >= {lo} AND {e} <= {hi})"));
                 }
                 format!("({})", parts.join(" AND "))
             }
