@@ -396,6 +396,59 @@ pub(crate) async fn builder_options(app: &AppState, u: &ConsoleUser) -> Result<J
     }))
 }
 
+/// A saved rule as the builder reads it: attribute values (`eq`, `in`) as the text they are
+/// compared as, so that a number the browser would print otherwise (`100.0`, integers past
+/// 2^53) is shown, and saved again, as what it matches.
+fn attr_values_as_text(rule_json: &str) -> String {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::Object(a)) = m.get_mut("attr") {
+                    if let Some(eq) = a.get_mut("eq")
+                        && let Ok(t) = siyu::know::rule::attr_text(eq)
+                    {
+                        *eq = serde_json::Value::String(t);
+                    }
+                    if let Some(serde_json::Value::Array(vs)) = a.get_mut("in") {
+                        for x in vs.iter_mut() {
+                            if let Ok(t) = siyu::know::rule::attr_text(x) {
+                                *x = serde_json::Value::String(t);
+                            }
+                        }
+                    }
+                }
+                m.values_mut().for_each(walk);
+            }
+            serde_json::Value::Array(xs) => xs.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    match serde_json::from_str::<serde_json::Value>(rule_json) {
+        Ok(mut v) => {
+            walk(&mut v);
+            v.to_string()
+        }
+        Err(_) => rule_json.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod attr_text_tests {
+    #[test]
+    fn attribute_numbers_reach_the_builder_as_the_text_they_match() {
+        let r = r#"{"and":[{"attr":{"name":"n","eq":100.0}},{"not":{"attr":{"name":"id","in":[12345678901234567,true,"x"]}}},{"attr":{"name":"age","range":{"min":1}}}]}"#;
+        let v: serde_json::Value =
+            serde_json::from_str(&super::attr_values_as_text(r)).expect("json");
+        assert_eq!(v["and"][0]["attr"]["eq"], "100.0");
+        assert_eq!(
+            v["and"][1]["not"]["attr"]["in"],
+            serde_json::json!(["12345678901234567", "true", "x"])
+        );
+        // Ranges compare numbers and stay numbers.
+        assert_eq!(v["and"][2]["attr"]["range"]["min"], 1);
+    }
+}
+
 pub(crate) async fn render_segment(app: &AppState, u: &ConsoleUser, id: i64) -> Response {
     let tenant = u.caller.tenant_id;
     let (name, rule_json, snapshots) = if id == 0 {
@@ -411,7 +464,7 @@ pub(crate) async fn render_segment(app: &AppState, u: &ConsoleUser, id: i64) -> 
         };
         (
             s.name,
-            s.rule,
+            attr_values_as_text(&s.rule),
             snaps
                 .into_iter()
                 .map(|x| SnapshotView {
