@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use siyu::platform::Fen;
 
-use super::form::{list, number, opt_fen, opt_time};
+use super::form::{list, number, opt_fen, opt_time, required_number};
 use crate::AppState;
 use crate::api::ApiError;
 use crate::api::acquire::cards::{PrintFile, print_file};
@@ -430,8 +430,7 @@ impl CampaignForm {
     /// weights), money in yuan, the schedule in China time (empty: now), lists as [`list`]
     /// splits them.
     fn campaign(&self, lang: Lang) -> Result<NewCampaign, String> {
-        let snapshot_id = number(lang, "snapshot_id", &self.snapshot_id)?
-            .ok_or_else(|| refusals::invalid(lang, "snapshot_id", "must not be empty"))?;
+        let snapshot_id = required_number(lang, "snapshot_id", &self.snapshot_id)?;
         let variants = [
             ("A", &self.variant_a),
             ("B", &self.variant_b),
@@ -560,10 +559,9 @@ impl BatchForm {
     /// The batch the form describes: designs named in one box (equal weights; none is one
     /// `default` design), the printing cost in yuan.
     fn batch(&self, lang: Lang) -> Result<NewBatch, String> {
-        let coupon_template_id = number(lang, "coupon_template_id", &self.coupon_template_id)?
-            .ok_or_else(|| refusals::invalid(lang, "coupon_template_id", "must not be empty"))?;
-        let size = number(lang, "size", &self.size)?
-            .ok_or_else(|| refusals::invalid(lang, "size", "must not be empty"))?;
+        let coupon_template_id =
+            required_number(lang, "coupon_template_id", &self.coupon_template_id)?;
+        let size = required_number(lang, "size", &self.size)?;
         Ok(NewBatch {
             name: self.name.clone(),
             channel: self.channel.trim().to_string(),

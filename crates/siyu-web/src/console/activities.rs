@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use siyu::platform::TenantId;
 
-use super::form::{fen, number, opt_fen, time};
+use super::form::{fen, number, opt_fen, required_number, time};
 use crate::AppState;
 use crate::api::ApiError;
 use crate::console::{ConsoleUser, page};
-use crate::i18n::{ActTr, Lang, Tr, refusals};
+use crate::i18n::{ActTr, Tr, refusals};
 use siyu::convert::{bargain, flash, gifts, group_buy};
 use siyu::know::report::yuan;
 use siyu::platform::clock::{format_local, now_ms};
@@ -306,11 +306,6 @@ impl Default for FlashForm {
     }
 }
 
-/// A whole number the form requires.
-fn whole(lang: Lang, field: &str, v: &str) -> Result<i64, String> {
-    number(lang, field, v)?.ok_or_else(|| refusals::invalid(lang, field, "must not be empty"))
-}
-
 pub(crate) async fn create_flash(
     State(app): State<AppState>,
     u: ConsoleUser,
@@ -322,11 +317,11 @@ pub(crate) async fn create_flash(
         let i = flash::SaleInput {
             price: fen(l, "price", &f.price)?,
             original_price: opt_fen(l, "original_price", &f.original_price)?,
-            stock: whole(l, "stock", &f.stock)?,
-            per_customer: whole(l, "per_customer", &f.per_customer)?,
+            stock: required_number(l, "stock", &f.stock)?,
+            per_customer: required_number(l, "per_customer", &f.per_customer)?,
             starts_at: time(l, "starts_at", &f.starts_at)?,
             ends_at: time(l, "ends_at", &f.ends_at)?,
-            pay_minutes: whole(l, "pay_minutes", &f.pay_minutes)?,
+            pay_minutes: required_number(l, "pay_minutes", &f.pay_minutes)?,
             name: f.name.clone(),
             sku: f.sku.clone(),
             title: f.title.clone(),
@@ -391,8 +386,8 @@ pub(crate) async fn create_group_buy(
             original_price: opt_fen(l, "original_price", &f.original_price)?,
             starts_at: time(l, "starts_at", &f.starts_at)?,
             ends_at: time(l, "ends_at", &f.ends_at)?,
-            team_size: whole(l, "team_size", &f.team_size)?,
-            team_minutes: whole(l, "team_minutes", &f.team_minutes)?,
+            team_size: required_number(l, "team_size", &f.team_size)?,
+            team_minutes: required_number(l, "team_minutes", &f.team_minutes)?,
             stock: number(l, "stock", &f.stock)?,
             per_customer: number(l, "per_customer", &f.per_customer)?.unwrap_or(1),
             name: f.name.clone(),
@@ -455,9 +450,9 @@ pub(crate) async fn create_bargain(
             floor_price: fen(l, "floor_price", &f.floor_price)?,
             starts_at: time(l, "starts_at", &f.starts_at)?,
             ends_at: time(l, "ends_at", &f.ends_at)?,
-            assists: whole(l, "assists", &f.assists)?,
-            bargain_hours: whole(l, "bargain_hours", &f.bargain_hours)?,
-            stock: whole(l, "stock", &f.stock)?,
+            assists: required_number(l, "assists", &f.assists)?,
+            bargain_hours: required_number(l, "bargain_hours", &f.bargain_hours)?,
+            stock: required_number(l, "stock", &f.stock)?,
             name: f.name.clone(),
             sku: f.sku.clone(),
             title: f.title.clone(),
@@ -515,9 +510,9 @@ pub(crate) async fn create_gift(
             name: f.name.clone(),
             kind,
             template_id: number(l, "template_id", &f.template_id)?,
-            points: whole(l, "points", &f.points)?,
-            stock: whole(l, "stock", &f.stock)?,
-            per_customer: whole(l, "per_customer", &f.per_customer)?,
+            points: required_number(l, "points", &f.points)?,
+            stock: required_number(l, "stock", &f.stock)?,
+            per_customer: required_number(l, "per_customer", &f.per_customer)?,
         };
         let created = gifts::create(&app.db, u.caller.tenant_id, &i, now_ms()).await;
         created.map(|_| ()).map_err(|e| said(&u, e))

@@ -63,7 +63,7 @@ static ZH: Words = Words {
     preview: "预览",
     button: "立即领取",
     save: "保存",
-    saved: "已保存：顾客页面下次打开即用新的外观",
+    saved: "已保存：顾客页面一分钟内换上新的外观",
     admins_only: "只有管理员可以修改品牌外观",
 };
 
@@ -76,7 +76,7 @@ static EN: Words = Words {
     preview: "Preview",
     button: "Claim now",
     save: "Save",
-    saved: "Saved: customers' pages use it from their next load",
+    saved: "Saved: customers' pages wear it within a minute",
     admins_only: "Only admins change the brand's look",
 };
 
@@ -184,7 +184,10 @@ pub(crate) async fn save(
         logo_url: Some(f.logo_url.clone()),
     };
     match brand::save(&app.db, u.caller.tenant_id, &look, now_ms()).await {
-        Ok(_) => Redirect::to("/console/brand?saved=1").into_response(),
+        Ok(_) => {
+            app.brands.forget(u.caller.tenant_id);
+            Redirect::to("/console/brand?saved=1").into_response()
+        }
         Err(BrandError::Db(e)) => server_error(e),
         Err(e) => {
             let said = said(u.lang, &e);

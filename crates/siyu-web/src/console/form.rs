@@ -68,6 +68,11 @@ pub(crate) fn number(lang: Lang, field: &str, v: &str) -> Result<Option<i64>, St
     }
 }
 
+/// A whole number the form requires: empty is refused by name.
+pub(crate) fn required_number(lang: Lang, field: &str, v: &str) -> Result<i64, String> {
+    number(lang, field, v)?.ok_or_else(|| refusals::invalid(lang, field, "must not be empty"))
+}
+
 /// A refusal the page has no words of its own for: in English its text; in Chinese a sentence
 /// that says what to do, the domain's English reason going to the log rather than the page.
 pub(crate) fn unworded(lang: Lang, e: &dyn std::fmt::Display) -> String {

@@ -132,7 +132,7 @@ document.getElementById('f').onsubmit = async e => {{
 </script>"#
         )
     };
-    let brand = siyu::platform::brand::load(&app.db, tenant).await?;
+    let brand = app.brands.get(&app.db, tenant).await?;
     Ok(Html(page("领取礼品", &body, &c.code, Some(&brand))).into_response())
 }
 
@@ -196,11 +196,7 @@ pub(crate) async fn human_check(State(app): State<AppState>) -> Json<serde_json:
 }
 
 pub(crate) async fn brand(app: &AppState, tenant: TenantId) -> Result<String, ApiError> {
-    let (name,): (String,) = app
-        .db
-        .fetch_one(&sql("SELECT name FROM tenants WHERE id = $1").bind(tenant))
-        .await?;
-    Ok(name)
+    Ok(siyu::platform::brand::name(&app.db, tenant).await?)
 }
 
 /// `POST /h5/v1/cards/{code}/otp`: a one-time code to the phone typed on the landing page.

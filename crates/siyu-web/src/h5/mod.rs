@@ -31,9 +31,7 @@ pub(crate) async fn brand(
     axum::extract::State(app): axum::extract::State<crate::AppState>,
     CustomerCaller(c): CustomerCaller,
 ) -> Result<axum::Json<siyu::platform::brand::Brand>, crate::api::ApiError> {
-    Ok(axum::Json(
-        siyu::platform::brand::load(&app.db, c.tenant_id).await?,
-    ))
+    Ok(axum::Json(app.brands.get(&app.db, c.tenant_id).await?))
 }
 
 pub(crate) async fn page(

@@ -147,6 +147,8 @@ pub struct App {
     pub human_check: HumanCheck,
     /// Card scans already counted, by card and address.
     pub card_scans: Arc<crate::acquire::scans::ScanDebounce>,
+    /// Brands' looks as customer pages show them, kept a minute.
+    pub brands: Arc<crate::platform::brand::BrandCache>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Who besides this host may read `/metrics`, directly.
@@ -232,6 +234,7 @@ impl App {
             otp_template: s.sms.otp_template.clone(),
             otp_limits: OtpLimits::from_settings(&s.sms),
             card_scans: Arc::default(),
+            brands: Arc::default(),
             human_check: HumanCheck::new(
                 cipher.clone(),
                 s.sms.otp_work_bits.unwrap_or(human_check::DEFAULT_BITS),

@@ -2,6 +2,10 @@
 //! (the tenant's), a colour for buttons and prices, and a logo. Kept as the tenant setting
 //! `brand.look`.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use serde::{Deserialize, Serialize};
 
 use super::TenantId;
@@ -129,11 +133,17 @@ pub async fn look(db: &Db, tenant: TenantId) -> Result<Look, DbError> {
         .unwrap_or_default())
 }
 
-/// The brand as its customers' pages show it.
-pub async fn load(db: &Db, tenant: TenantId) -> Result<Brand, DbError> {
+/// The brand's name.
+pub async fn name(db: &Db, tenant: TenantId) -> Result<String, DbError> {
     let (name,): (String,) = db
         .fetch_one(&sql("SELECT name FROM tenants WHERE id = $1").bind(tenant))
         .await?;
+    Ok(name)
+}
+
+/// The brand as its customers' pages show it.
+pub async fn load(db: &Db, tenant: TenantId) -> Result<Brand, DbError> {
+    let name = name(db, tenant).await?;
     let l = look(db, tenant).await?;
     Ok(Brand {
         name,
@@ -147,6 +157,39 @@ pub async fn save(db: &Db, tenant: TenantId, look: &Look, now: i64) -> Result<Lo
     let l = check(look)?;
     tenant_settings::put(db, tenant, SETTING, &l, now).await?;
     Ok(l)
+}
+
+/// How long a server shows a brand's look before reading it again: every customer page asks
+/// for it, and a change reaches every server within this.
+const FRESH: Duration = Duration::from_secs(60);
+
+/// Brands' looks as customer pages show them, read from the store at most once a minute per
+/// brand on each server; the server that saves a look forgets its copy at once.
+#[derive(Default)]
+pub struct BrandCache {
+    held: Mutex<HashMap<TenantId, (Instant, Brand)>>,
+}
+
+impl BrandCache {
+    pub async fn get(&self, db: &Db, tenant: TenantId) -> Result<Brand, DbError> {
+        if let Some((at, b)) = self.lock().get(&tenant)
+            && at.elapsed() < FRESH
+        {
+            return Ok(b.clone());
+        }
+        let b = load(db, tenant).await?;
+        self.lock().insert(tenant, (Instant::now(), b.clone()));
+        Ok(b)
+    }
+
+    pub fn forget(&self, tenant: TenantId) {
+        self.lock().remove(&tenant);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, (Instant, Brand)>> {
+        // A panic holding the lock leaves a map of plain values: keep using it.
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 #[cfg(test)]

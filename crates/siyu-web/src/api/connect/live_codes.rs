@@ -131,13 +131,7 @@ pub(crate) async fn qr_download(
     };
     // An ASCII name for old clients, the code's own name (UTF-8, RFC 6266) for the rest.
     let name: String = format!("活码-{}.{ext}", code.name);
-    let encoded: String = name
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
+    let encoded = siyu::channels::sms::percent_encode(&name);
     Ok((
         [
             (header::CONTENT_TYPE, mime.to_owned()),

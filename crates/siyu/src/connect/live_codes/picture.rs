@@ -35,13 +35,19 @@ async fn picture(api: &WecomApi, url: &str) -> Result<Vec<u8>, WecomError> {
     if !qr_host_allowed(url, api.base()) {
         return Err(fail(format!("{url} is not a WeCom picture address")));
     }
-    // A client of its own that follows no redirect: a 30x from an allowed host must not
-    // carry the server anywhere else.
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| fail(e.to_string()))?;
+    // A client of its own, made once, that follows no redirect: a 30x from an allowed host
+    // must not carry the server anywhere else.
+    static HTTP: std::sync::OnceLock<Result<reqwest::Client, String>> = std::sync::OnceLock::new();
+    let http = HTTP
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(10))
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| fail(e.clone()))?;
     let mut r = http
         .get(url)
         .send()
