@@ -673,8 +673,22 @@ async fn a_template_gets_more_coupons_and_stops_issuing(backend: Backend) {
     assert!(
         refused["error"]["message"]
             .as_str()
-            .is_some_and(|m| m.ends_with("has ended")),
+            .is_some_and(|m| m.ends_with("has stopped issuing")),
         "a stopped template issues none: {refused}"
+    );
+    // Its own window stays what it was: stopping is not an end date.
+    let (ends, days, stopped): (Option<i64>, Option<i64>, Option<i64>) = s
+        .db()
+        .fetch_one(
+            &sql("SELECT ends_at, valid_days, stopped_at FROM coupon_templates WHERE id = $1")
+                .bind(id),
+        )
+        .await
+        .expect("template");
+    assert!(stopped.is_some(), "stopped");
+    assert!(
+        ends.is_none() != days.is_none(),
+        "one of ends_at and valid_days, as made: {ends:?} {days:?}"
     );
     let (code,): (String,) = s
         .db()

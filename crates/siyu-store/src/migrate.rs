@@ -193,6 +193,12 @@ pub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0031_live_code_disabled.sql"),
         include_str!("../migrations/postgres/0031_live_code_disabled.sql"),
     ),
+    (
+        32,
+        "coupon template stopped",
+        include_str!("../migrations/sqlite/0032_coupon_template_stopped.sql"),
+        include_str!("../migrations/postgres/0032_coupon_template_stopped.sql"),
+    ),
 ];
 
 /// What a migration's SQL cannot do alone, run inside its transaction after its script: the

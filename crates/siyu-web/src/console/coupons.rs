@@ -213,7 +213,7 @@ pub(super) async fn render_with(
             total: t.total,
             claim_via: t.claim_via.clone(),
             claim_via_name: claim_via_name(u.lang, &t.claim_via),
-            stopped: t.ends_at.is_some_and(|e| e <= now_ms()),
+            stopped: t.stopped_at.is_some() || t.ends_at.is_some_and(|e| e <= now_ms()),
         })
         .collect();
     let refused = !errors.is_empty();
@@ -737,6 +737,9 @@ pub(crate) async fn issue(
                     "发放：这个模板还没到开始时间".to_owned()
                 }
                 (true, w) if w.ends_with("has ended") => "发放：这个模板已过结束时间".to_owned(),
+                (true, w) if w.ends_with("has stopped issuing") => {
+                    "发放：这个模板已停止发放".to_owned()
+                }
                 (true, w) if w.starts_with("all coupons") => "发放：这个模板的券已发完".to_owned(),
                 (_, w) => w.to_owned(),
             };

@@ -89,6 +89,12 @@ pub async fn grant_in(
     if t.ends_at.is_some_and(|e| now >= e) {
         return Err(CouponError::Refused(format!("{} has ended", t.name)));
     }
+    if t.stopped_at.is_some_and(|s| now >= s) {
+        return Err(CouponError::Refused(format!(
+            "{} has stopped issuing",
+            t.name
+        )));
+    }
     let mut out = Grant::default();
     let mut held = held_by(tx, tenant, t.id, customers).await?;
     let mut issued = t.issued;

@@ -141,6 +141,8 @@ pub struct Template {
     pub created_at: i64,
     /// `h5`, `card`, `points` or `api` ([`ClaimVia`]).
     pub claim_via: String,
+    /// When it stopped issuing (停止发放); none while it issues.
+    pub stopped_at: Option<i64>,
 }
 
 impl Template {
@@ -262,7 +264,7 @@ impl TemplateInput {
 }
 
 const TEMPLATE_COLS: &str = "id, name, kind, value, gift, threshold, starts_at, ends_at, valid_days, per_customer, \
-     total, issued, channels, stores, CASE WHEN stackable = 1 THEN TRUE ELSE FALSE END AS stackable, created_at, claim_via";
+     total, issued, channels, stores, CASE WHEN stackable = 1 THEN TRUE ELSE FALSE END AS stackable, created_at, claim_via, stopped_at";
 
 const COUPON_COLS: &str = "id, template_id, customer_id, code, status, source, granted_at, valid_from, valid_until, \
      redeemed_at, order_ref, order_amount, discount, redeemed_by";

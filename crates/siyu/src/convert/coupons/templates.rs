@@ -91,8 +91,8 @@ pub async fn set_claim_via(
 pub const MOST_ADDED: i64 = 1_000_000;
 
 /// Stops a template issuing (停止发放) from `now`: no claim, issue or card hands out another of
-/// it. Coupons already granted keep their own validity and are redeemed as before. Stopping a
-/// template that has ended already changes nothing.
+/// it. Its own window and the coupons already granted keep their validity and are redeemed as
+/// before. Stopping a stopped template changes nothing.
 pub async fn stop_issuing(
     db: &Db,
     tenant: TenantId,
@@ -100,7 +100,7 @@ pub async fn stop_issuing(
     now: i64,
 ) -> Result<Template, CouponError> {
     db.execute(
-        &sql("UPDATE coupon_templates SET ends_at = $3 WHERE tenant_id = $1 AND id = $2 AND (ends_at IS NULL OR ends_at > $3)")
+        &sql("UPDATE coupon_templates SET stopped_at = $3 WHERE tenant_id = $1 AND id = $2 AND stopped_at IS NULL")
             .bind(tenant)
             .bind(id)
             .bind(now),
