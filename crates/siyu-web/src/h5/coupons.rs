@@ -39,7 +39,8 @@ pub(crate) async fn coupon(
     Ok(Json(json!({
         "template": {"id": t.id, "name": t.name, "kind": t.kind, "value": t.value, "gift": t.gift,
                      "threshold": t.threshold, "starts_at": t.starts_at, "ends_at": t.ends_at,
-                     "valid_days": t.valid_days, "per_customer": t.per_customer},
+                     "valid_days": t.valid_days, "per_customer": t.per_customer,
+                     "stopped": t.stopped_at.is_some()},
         "left": (t.total - t.issued).max(0),
         "mine": mine,
         "now": now_ms(),
